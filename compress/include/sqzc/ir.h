@@ -1,0 +1,112 @@
+/* sqzc/ir.h - the offline graph IR.
+ *
+ * A mutable graph of tensors and nodes. Nodes use the runtime's op set and
+ * attribute representation (sqz/ops.h) so that passes can run the runtime's
+ * reference kernels directly (shape inference, constant folding).
+ *
+ * Tensors carry either float data (the only dtype the fp32 runtime executes)
+ * or int64 data (shape arithmetic during import, folded away before writing).
+ */
+#ifndef SQZC_IR_H
+#define SQZC_IR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sqz/ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum sqzc_dtype {
+    SQZC_F32 = 1,
+    SQZC_I64 = 2,
+} sqzc_dtype;
+
+typedef struct sqzc_tensor {
+    char *name;
+    int dtype;       /* sqzc_dtype */
+    int has_shape;   /* shape known (after inference or from the model) */
+    sqz_shape shape;
+    float *f32;      /* constant data when dtype == SQZC_F32, else NULL */
+    int64_t *i64;    /* constant data when dtype == SQZC_I64, else NULL */
+} sqzc_tensor;
+
+/* A node owns its arrays; attrs use the runtime's sqz_attr layout with memory
+ * owned by the graph (freed by sqzc_graph_free). */
+typedef struct sqzc_node {
+    int op; /* sqz_op; SQZ_OP_INVALID marks a removed node (see sqzc_graph_compact) */
+    char *name;
+    uint32_t n_in, n_out, n_attr;
+    int32_t *in; /* -1 = absent optional input */
+    int32_t *out;
+    sqz_attr *attrs;
+} sqzc_node;
+
+typedef struct sqzc_kv {
+    char *key, *value;
+} sqzc_kv;
+
+typedef struct sqzc_graph {
+    sqzc_tensor *tensors;
+    int n_tensors, cap_tensors;
+    sqzc_node *nodes; /* in execution order once sorted */
+    int n_nodes, cap_nodes;
+    int32_t *inputs; /* graph input tensor ids (non-constant) */
+    int n_inputs;
+    int32_t *outputs;
+    int n_outputs;
+    sqzc_kv *meta;
+    int n_meta;
+    void *name_index; /* private: name -> tensor id hash */
+} sqzc_graph;
+
+sqzc_graph *sqzc_graph_new(void);
+void sqzc_graph_free(sqzc_graph *g);
+
+/* Id of the tensor named name, or -1. */
+int sqzc_find_tensor(const sqzc_graph *g, const char *name);
+/* Id of the tensor named name, created (no data, no shape) if missing; -1 on OOM. */
+int sqzc_tensor_get_or_add(sqzc_graph *g, const char *name);
+/* Adds a tensor with a fresh unique name derived from base; -1 on OOM. */
+int sqzc_tensor_add_unique(sqzc_graph *g, const char *base);
+/* Set constant data (copied). Returns 0, -1 on OOM. Replaces earlier data. */
+int sqzc_tensor_set_f32(sqzc_graph *g, int t, const sqz_shape *shape, const float *data);
+int sqzc_tensor_set_i64(sqzc_graph *g, int t, const sqz_shape *shape, const int64_t *data);
+static inline int sqzc_tensor_is_const(const sqzc_graph *g, int t) {
+    return t >= 0 && (g->tensors[t].f32 != NULL || g->tensors[t].i64 != NULL);
+}
+
+/* Append a node; returns its index or -1 on OOM. in/out are copied. */
+int sqzc_add_node(sqzc_graph *g, int op, const char *name, uint32_t n_in, const int32_t *in,
+                  uint32_t n_out, const int32_t *out);
+/* Attribute setters (replace an attribute of the same name). 0 ok, -1 OOM. */
+int sqzc_node_set_int(sqzc_graph *g, int node, const char *name, int64_t v);
+int sqzc_node_set_float(sqzc_graph *g, int node, const char *name, float v);
+int sqzc_node_set_ints(sqzc_graph *g, int node, const char *name, const int64_t *v, uint32_t n);
+int sqzc_node_set_floats(sqzc_graph *g, int node, const char *name, const float *v, uint32_t n);
+int sqzc_node_set_str(sqzc_graph *g, int node, const char *name, const char *v);
+/* Replace a node's inputs. 0 ok, -1 OOM. */
+int sqzc_node_set_inputs(sqzc_graph *g, int node, uint32_t n_in, const int32_t *in);
+
+/* Read-only view of a node in the runtime's representation. */
+void sqzc_node_view(const sqzc_graph *g, int node, sqz_node *view);
+
+/* Drop nodes marked SQZ_OP_INVALID and tensors no node, input or output
+ * references; renumbers ids. 0 ok, -1 OOM. */
+int sqzc_graph_compact(sqzc_graph *g);
+/* Order nodes topologically (stable). 0 ok, -1 with err (cycle / missing producer). */
+int sqzc_graph_toposort(sqzc_graph *g, char *err, size_t err_len);
+
+int sqzc_graph_set_meta(sqzc_graph *g, const char *key, const char *value);
+
+/* Node index producing tensor t, or -1 (input / constant / unknown). O(nodes). */
+int sqzc_producer(const sqzc_graph *g, int t);
+/* Number of node inputs plus graph outputs that read tensor t. O(nodes). */
+int sqzc_consumer_count(const sqzc_graph *g, int t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

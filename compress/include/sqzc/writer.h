@@ -1,0 +1,23 @@
+/* sqzc/writer.h - serialize the sqzc IR to a .sqz v1 file (sqz/format.h). */
+#ifndef SQZC_WRITER_H
+#define SQZC_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sqzc/ir.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Serialize into a malloc'd buffer. All tensors must be float (int64
+ * constants must have been folded away). 0 ok, -1 with err. */
+int sqzc_serialize(const sqzc_graph *g, uint8_t **buf, size_t *size, char *err, size_t err_len);
+/* Write atomically: to path.tmp.XXXXXX, fsync, rename. No partial file on failure. */
+int sqzc_write_sqz(const sqzc_graph *g, const char *path, char *err, size_t err_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

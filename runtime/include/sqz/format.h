@@ -1,0 +1,99 @@
+/* sqz/format.h - the .sqz file format, version 1.
+ *
+ * Little-endian throughout. Layout:
+ *
+ *   file header (32 bytes)
+ *     u8  magic[8]      "SQZMODEL"
+ *     u32 version       SQZ_FORMAT_VERSION
+ *     u32 flags         0 (reserved)
+ *     u32 n_sections    1..SQZ_MAX_SECTIONS
+ *     u32 table_crc     CRC-32 (zlib polynomial) of the section table bytes
+ *     u64 file_size     total bytes, checked against the actual size
+ *   section table: n_sections entries of 24 bytes
+ *     u32 type          sqz_section_type; each type at most once
+ *     u32 crc           CRC-32 of the section payload
+ *     u64 offset        from file start, 8-byte aligned, inside the file
+ *     u64 size          payload bytes
+ *
+ * STRINGS  : a blob of NUL-terminated UTF-8 strings; a string reference is a
+ *            u32 byte offset into it that must land on a string start inside
+ *            the blob (offset 0 is the empty string).
+ * TENSORS  : u32 count, then per tensor:
+ *              u32 name, u8 dtype, u8 encoding, u8 ndim, u8 flags,
+ *              i64 dims[ndim],
+ *              u8 quant (0 none, 1 per-tensor, 2 per-channel), u8 qaxis, u16 pad,
+ *              u32 nq, f32 scale[nq], i32 zero_point[nq],
+ *              u64 data_offset, u64 data_size   (into DATA; 0/0 for activations)
+ * GRAPH    : u32 n_nodes, then per node:
+ *              u16 op, u16 reserved, u32 name,
+ *              u32 n_in, i32 in[n_in]   (-1 = absent optional input)
+ *              u32 n_out, i32 out[n_out]
+ *              u32 n_attr, then per attribute:
+ *                u32 name, u8 type (sqz_attr_type), u8 pad[3], u32 count,
+ *                payload: INT/INTS i64[count]; FLOAT/FLOATS f32[count];
+ *                         STRING u32 string reference (count = 0)
+ *            then u32 n_inputs, i32 ids[], u32 n_outputs, i32 ids[]
+ *            Nodes are stored in a valid execution (topological) order.
+ * DATA     : tensor payloads, each at a 64-byte aligned offset in the section.
+ * METADATA : u32 count, then (u32 key, u32 value) string references.
+ *
+ * Sections TENSORS, GRAPH and STRINGS are required; the loader validates every
+ * count, offset and id before use and rejects the file otherwise.
+ */
+#ifndef SQZ_FORMAT_H
+#define SQZ_FORMAT_H
+
+#include <stdint.h>
+
+#define SQZ_MAGIC "SQZMODEL"
+#define SQZ_MAGIC_LEN 8
+#define SQZ_FORMAT_VERSION 1u
+#define SQZ_HEADER_BYTES 32u
+#define SQZ_SECTION_ENTRY_BYTES 24u
+#define SQZ_MAX_SECTIONS 16u
+#define SQZ_DATA_ALIGN 64u
+
+typedef enum sqz_section_type {
+    SQZ_SEC_STRINGS = 1,
+    SQZ_SEC_TENSORS = 2,
+    SQZ_SEC_GRAPH = 3,
+    SQZ_SEC_DATA = 4,
+    SQZ_SEC_METADATA = 5,
+} sqz_section_type;
+
+typedef enum sqz_dtype {
+    SQZ_DT_F32 = 1,
+    SQZ_DT_F16 = 2,
+    SQZ_DT_I8 = 3,
+    SQZ_DT_I32 = 4,
+    SQZ_DT_U8 = 5,
+} sqz_dtype;
+
+typedef enum sqz_encoding {
+    SQZ_ENC_RAW = 0,
+    /* reserved for later versions: codebook, sparse, huffman */
+} sqz_encoding;
+
+typedef enum sqz_tensor_flags {
+    SQZ_TF_CONST = 1,  /* has data */
+    SQZ_TF_INPUT = 2,  /* graph input */
+    SQZ_TF_OUTPUT = 4, /* graph output */
+} sqz_tensor_flags;
+
+/* Size in bytes of one element, 0 for an unknown dtype. */
+static inline unsigned sqz_dtype_size(unsigned dt) {
+    switch (dt) {
+    case SQZ_DT_F32: return 4;
+    case SQZ_DT_F16: return 2;
+    case SQZ_DT_I8: return 1;
+    case SQZ_DT_I32: return 4;
+    case SQZ_DT_U8: return 1;
+    default: return 0;
+    }
+}
+
+/* CRC-32 (IEEE 802.3 / zlib polynomial, reflected 0xEDB88320); the runtime's
+ * own implementation, tested against zlib's crc32(). */
+uint32_t sqz_crc32(uint32_t crc, const void *data, uint64_t len);
+
+#endif
