@@ -26,11 +26,11 @@ typedef enum sqzc_dtype {
 
 typedef struct sqzc_tensor {
     char *name;
-    int dtype;       /* sqzc_dtype */
-    int has_shape;   /* shape known (after inference or from the model) */
+    int dtype;     /* sqzc_dtype */
+    int has_shape; /* shape known (after inference or from the model) */
     sqz_shape shape;
-    float *f32;      /* constant data when dtype == SQZC_F32, else NULL */
-    int64_t *i64;    /* constant data when dtype == SQZC_I64, else NULL */
+    float *f32;   /* constant data when dtype == SQZC_F32, else NULL */
+    int64_t *i64; /* constant data when dtype == SQZC_I64, else NULL */
 } sqzc_tensor;
 
 /* A node owns its arrays; attrs use the runtime's sqz_attr layout with memory

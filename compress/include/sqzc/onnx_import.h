@@ -38,8 +38,8 @@ typedef struct sqzc_import_options {
 
 /* Import path into *out. On failure returns -1, *out is NULL, and err holds a
  * message naming the file and node / tensor / attribute at fault. */
-int sqzc_import_onnx(const char *path, const sqzc_import_options *opts, sqzc_graph **out,
-                     char *err, size_t err_len);
+int sqzc_import_onnx(const char *path, const sqzc_import_options *opts, sqzc_graph **out, char *err,
+                     size_t err_len);
 
 /* Read a serialized onnx TensorProto file (as in ONNX backend test data) into
  * a newly malloc'd float array (any numeric dtype converted to float). The

@@ -83,12 +83,18 @@ typedef enum sqz_tensor_flags {
 /* Size in bytes of one element, 0 for an unknown dtype. */
 static inline unsigned sqz_dtype_size(unsigned dt) {
     switch (dt) {
-    case SQZ_DT_F32: return 4;
-    case SQZ_DT_F16: return 2;
-    case SQZ_DT_I8: return 1;
-    case SQZ_DT_I32: return 4;
-    case SQZ_DT_U8: return 1;
-    default: return 0;
+    case SQZ_DT_F32:
+        return 4;
+    case SQZ_DT_F16:
+        return 2;
+    case SQZ_DT_I8:
+        return 1;
+    case SQZ_DT_I32:
+        return 4;
+    case SQZ_DT_U8:
+        return 1;
+    default:
+        return 0;
     }
 }
 

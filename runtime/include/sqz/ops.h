@@ -58,11 +58,11 @@ typedef enum sqz_op {
     SQZ_OP_GLOBAL_AVGPOOL = 30,
     SQZ_OP_REDUCE_MEAN = 31, /* axes (opt), keepdims (1), noop_with_empty_axes (0) */
     SQZ_OP_SOFTMAX = 32,     /* axis; legacy=1 means opset<13 semantics (coerce to 2D at axis) */
-    SQZ_OP_RESIZE = 33,      /* scales (floats) or sizes (ints); mode, coordinate_transformation_mode,
-                                nearest_mode, cubic_coeff_a, exclude_outside, axes,
-                                keep_aspect_ratio_policy; modes nearest and linear */
-    SQZ_OP_PAD = 34,         /* pads (ints), mode (constant|reflect|edge), value (float), axes */
-    SQZ_OP_IDENTITY = 35,    /* also Dropout in inference */
+    SQZ_OP_RESIZE = 33,   /* scales (floats) or sizes (ints); mode, coordinate_transformation_mode,
+                             nearest_mode, cubic_coeff_a, exclude_outside, axes,
+                             keep_aspect_ratio_policy; modes nearest and linear */
+    SQZ_OP_PAD = 34,      /* pads (ints), mode (constant|reflect|edge), value (float), axes */
+    SQZ_OP_IDENTITY = 35, /* also Dropout in inference */
     SQZ_OP_COUNT_
 } sqz_op;
 
@@ -133,13 +133,13 @@ int sqz_attr_floats(const sqz_node *n, const char *name, const float **vals);
 typedef struct sqz_op_ctx {
     const sqz_node *node;
     uint32_t n_in, n_out;
-    const sqz_shape *in_shape;    /* [n_in]; absent optional inputs have ndim == -1 */
-    const float *const *in_data;  /* [n_in]; in prepare: non-NULL only for constants */
-    sqz_shape *out_shape;         /* [n_out]; prepare fills */
-    float *const *out_data;       /* [n_out]; run only */
-    void *params;                 /* prepare may allocate; freed by release() */
-    size_t scratch_bytes;         /* prepare sets when run() needs scratch */
-    void *scratch;                /* run: scratch_bytes, 64-byte aligned */
+    const sqz_shape *in_shape;   /* [n_in]; absent optional inputs have ndim == -1 */
+    const float *const *in_data; /* [n_in]; in prepare: non-NULL only for constants */
+    sqz_shape *out_shape;        /* [n_out]; prepare fills */
+    float *const *out_data;      /* [n_out]; run only */
+    void *params;                /* prepare may allocate; freed by release() */
+    size_t scratch_bytes;        /* prepare sets when run() needs scratch */
+    void *scratch;               /* run: scratch_bytes, 64-byte aligned */
     int num_threads;
     char *err; /* prepare: message on failure (the executor prefixes the node) */
     size_t err_len;

@@ -57,15 +57,15 @@ typedef struct sqz_input_shape {
 } sqz_input_shape;
 
 typedef struct sqz_session_options {
-    int num_threads;                    /* <= 0: library default */
+    int num_threads;                     /* <= 0: library default */
     const sqz_input_shape *input_shapes; /* optional overrides */
     int n_input_shapes;
 } sqz_session_options;
 
 void sqz_session_options_init(sqz_session_options *o);
 
-sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
-                            sqz_session **out, sqz_status *st);
+sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts, sqz_session **out,
+                            sqz_status *st);
 void sqz_session_free(sqz_session *s);
 
 /* Copy an input in (float32, the session's input shape, dense row-major). */
@@ -91,6 +91,14 @@ int sqz_session_num_nodes(const sqz_session *s);
 void sqz_session_node_info(const sqz_session *s, int i, sqz_node_info *info);
 /* Bytes of the activation arena the session allocated. */
 size_t sqz_session_arena_bytes(const sqz_session *s);
+
+/* MPool figures: arena allocated, lower bound (largest set of buffers live at
+ * one step), naive total (every buffer its own allocation), peak step. */
+typedef struct sqz_memory_info {
+    size_t arena_bytes, lower_bound_bytes, naive_bytes;
+    int peak_step; /* node index where the live set peaks */
+} sqz_memory_info;
+void sqz_session_memory(const sqz_session *s, sqz_memory_info *mi);
 
 #ifdef __cplusplus
 }

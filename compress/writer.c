@@ -1,0 +1,293 @@
+/* writer.c - serialize the sqzc IR to .sqz v1 (layout in sqz/format.h). */
+#include "sqzc/writer.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sqz/format.h"
+
+typedef struct bytebuf {
+    uint8_t *p;
+    size_t n, cap;
+    int oom;
+} bytebuf;
+
+static void bb_reserve(bytebuf *b, size_t extra) {
+    if (b->oom) return;
+    if (b->n + extra <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + extra) cap *= 2;
+    uint8_t *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = 1;
+        return;
+    }
+    b->p = p;
+    b->cap = cap;
+}
+
+static void bb_put(bytebuf *b, const void *src, size_t n) {
+    bb_reserve(b, n);
+    if (b->oom) return;
+    if (n) memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+
+static void bb_u8(bytebuf *b, uint8_t v) {
+    bb_put(b, &v, 1);
+}
+static void bb_u16(bytebuf *b, uint16_t v) {
+    uint8_t x[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    bb_put(b, x, 2);
+}
+static void bb_u32(bytebuf *b, uint32_t v) {
+    uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    bb_put(b, x, 4);
+}
+static void bb_u64(bytebuf *b, uint64_t v) {
+    bb_u32(b, (uint32_t)v);
+    bb_u32(b, (uint32_t)(v >> 32));
+}
+static void bb_f32(bytebuf *b, float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    bb_u32(b, u);
+}
+static void bb_align(bytebuf *b, size_t a) {
+    while (b->n % a) bb_u8(b, 0);
+}
+
+/* Strings blob; offset 0 is the empty string. */
+static uint32_t str_ref(bytebuf *s, const char *str) {
+    if (!str || !*str) return 0;
+    uint32_t off = (uint32_t)s->n;
+    bb_put(s, str, strlen(str) + 1);
+    return off;
+}
+
+static int64_t numel(const sqz_shape *s) {
+    int64_t n = 1;
+    for (int i = 0; i < s->ndim; i++) n *= s->dims[i];
+    return n;
+}
+
+int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *err,
+                   size_t err_len) {
+    bytebuf str = {0}, ten = {0}, gr = {0}, data = {0}, meta = {0};
+    *out = NULL;
+    *out_size = 0;
+    bb_u8(&str, 0);
+
+    uint8_t *flags = calloc((size_t)(g->n_tensors ? g->n_tensors : 1), 1);
+    if (!flags) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < g->n_inputs; i++) flags[g->inputs[i]] |= SQZ_TF_INPUT;
+    for (int i = 0; i < g->n_outputs; i++) flags[g->outputs[i]] |= SQZ_TF_OUTPUT;
+
+    /* TENSORS + DATA */
+    bb_u32(&ten, (uint32_t)g->n_tensors);
+    for (int t = 0; t < g->n_tensors; t++) {
+        const sqzc_tensor *x = &g->tensors[t];
+        if (x->i64) {
+            snprintf(err, err_len,
+                     "tensor '%s' is an int64 constant left over from import (it feeds no "
+                     "foldable op); the runtime only executes float tensors",
+                     x->name);
+            goto fail;
+        }
+        uint8_t f = flags[t] | (x->f32 ? SQZ_TF_CONST : 0);
+        int ndim = x->has_shape ? x->shape.ndim : 0;
+        bb_u32(&ten, str_ref(&str, x->name));
+        bb_u8(&ten, SQZ_DT_F32);
+        bb_u8(&ten, SQZ_ENC_RAW);
+        bb_u8(&ten, (uint8_t)ndim);
+        bb_u8(&ten, f);
+        for (int d = 0; d < ndim; d++) bb_u64(&ten, (uint64_t)x->shape.dims[d]);
+        bb_u8(&ten, 0); /* quant: none */
+        bb_u8(&ten, 0);
+        bb_u16(&ten, 0);
+        bb_u32(&ten, 0); /* nq */
+        if (x->f32) {
+            bb_align(&data, SQZ_DATA_ALIGN);
+            uint64_t off = data.n, size = (uint64_t)numel(&x->shape) * 4u;
+            for (int64_t i = 0; i < numel(&x->shape); i++) bb_f32(&data, x->f32[i]);
+            bb_u64(&ten, off);
+            bb_u64(&ten, size);
+        } else {
+            bb_u64(&ten, 0);
+            bb_u64(&ten, 0);
+        }
+    }
+
+    /* GRAPH */
+    bb_u32(&gr, (uint32_t)g->n_nodes);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const sqzc_node *n = &g->nodes[i];
+        bb_u16(&gr, (uint16_t)n->op);
+        bb_u16(&gr, 0);
+        bb_u32(&gr, str_ref(&str, n->name));
+        bb_u32(&gr, n->n_in);
+        for (uint32_t k = 0; k < n->n_in; k++) bb_u32(&gr, (uint32_t)n->in[k]);
+        bb_u32(&gr, n->n_out);
+        for (uint32_t k = 0; k < n->n_out; k++) bb_u32(&gr, (uint32_t)n->out[k]);
+        bb_u32(&gr, n->n_attr);
+        for (uint32_t k = 0; k < n->n_attr; k++) {
+            const sqz_attr *a = &n->attrs[k];
+            bb_u32(&gr, str_ref(&str, a->name));
+            bb_u8(&gr, a->type);
+            bb_u8(&gr, 0);
+            bb_u16(&gr, 0);
+            switch (a->type) {
+            case SQZ_ATTR_INT:
+            case SQZ_ATTR_INTS:
+                bb_u32(&gr, a->count);
+                for (uint32_t j = 0; j < a->count; j++) bb_u64(&gr, (uint64_t)a->ints[j]);
+                break;
+            case SQZ_ATTR_FLOAT:
+            case SQZ_ATTR_FLOATS:
+                bb_u32(&gr, a->count);
+                for (uint32_t j = 0; j < a->count; j++) bb_f32(&gr, a->floats[j]);
+                break;
+            case SQZ_ATTR_STRING:
+                bb_u32(&gr, 0);
+                bb_u32(&gr, str_ref(&str, a->str));
+                break;
+            default:
+                snprintf(err, err_len, "node '%s': attribute '%s' has unknown type %d", n->name,
+                         a->name, a->type);
+                goto fail;
+            }
+        }
+    }
+    bb_u32(&gr, (uint32_t)g->n_inputs);
+    for (int i = 0; i < g->n_inputs; i++) bb_u32(&gr, (uint32_t)g->inputs[i]);
+    bb_u32(&gr, (uint32_t)g->n_outputs);
+    for (int i = 0; i < g->n_outputs; i++) bb_u32(&gr, (uint32_t)g->outputs[i]);
+
+    /* METADATA */
+    bb_u32(&meta, (uint32_t)g->n_meta);
+    for (int i = 0; i < g->n_meta; i++) {
+        bb_u32(&meta, str_ref(&str, g->meta[i].key));
+        bb_u32(&meta, str_ref(&str, g->meta[i].value));
+    }
+
+    if (str.oom || ten.oom || gr.oom || data.oom || meta.oom) {
+        snprintf(err, err_len, "out of memory while serializing");
+        goto fail;
+    }
+    if (str.n > UINT32_MAX) {
+        snprintf(err, err_len, "string table exceeds 4 GiB");
+        goto fail;
+    }
+
+    {
+        struct {
+            uint32_t type;
+            bytebuf *b;
+        } secs[] = {{SQZ_SEC_STRINGS, &str},
+                    {SQZ_SEC_TENSORS, &ten},
+                    {SQZ_SEC_GRAPH, &gr},
+                    {SQZ_SEC_METADATA, &meta},
+                    {SQZ_SEC_DATA, &data}};
+        const uint32_t ns = sizeof secs / sizeof secs[0];
+        bytebuf file = {0}, table = {0};
+        uint64_t off = SQZ_HEADER_BYTES + (uint64_t)ns * SQZ_SECTION_ENTRY_BYTES;
+        uint64_t offs[8];
+        for (uint32_t i = 0; i < ns; i++) {
+            /* DATA is 64-byte aligned in the file so payloads stay aligned if mapped */
+            uint64_t a = secs[i].type == SQZ_SEC_DATA ? SQZ_DATA_ALIGN : 8;
+            off = (off + a - 1) / a * a;
+            offs[i] = off;
+            bb_u32(&table, secs[i].type);
+            bb_u32(&table, sqz_crc32(0, secs[i].b->p, secs[i].b->n));
+            bb_u64(&table, off);
+            bb_u64(&table, secs[i].b->n);
+            off += secs[i].b->n;
+        }
+        bb_put(&file, SQZ_MAGIC, SQZ_MAGIC_LEN);
+        bb_u32(&file, SQZ_FORMAT_VERSION);
+        bb_u32(&file, 0);
+        bb_u32(&file, ns);
+        bb_u32(&file, table.oom ? 0 : sqz_crc32(0, table.p, table.n));
+        bb_u64(&file, off);
+        bb_put(&file, table.p, table.n);
+        for (uint32_t i = 0; i < ns; i++) {
+            while (file.n < offs[i]) bb_u8(&file, 0);
+            bb_put(&file, secs[i].b->p, secs[i].b->n);
+        }
+        free(table.p);
+        if (file.oom || table.oom) {
+            free(file.p);
+            snprintf(err, err_len, "out of memory while serializing");
+            goto fail;
+        }
+        *out = file.p;
+        *out_size = file.n;
+    }
+    free(flags);
+    free(str.p);
+    free(ten.p);
+    free(gr.p);
+    free(data.p);
+    free(meta.p);
+    return 0;
+fail:
+    free(flags);
+    free(str.p);
+    free(ten.p);
+    free(gr.p);
+    free(data.p);
+    free(meta.p);
+    return -1;
+}
+
+int sqzc_write_sqz(const sqzc_graph *g, const char *path, char *err, size_t err_len) {
+    uint8_t *buf;
+    size_t size;
+    if (sqzc_serialize(g, &buf, &size, err, err_len) != 0) return -1;
+    size_t plen = strlen(path) + 16;
+    char *tmp = malloc(plen);
+    if (!tmp) {
+        free(buf);
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    snprintf(tmp, plen, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        snprintf(err, err_len, "%s: cannot create temporary file: %s", path, strerror(errno));
+        free(tmp);
+        free(buf);
+        return -1;
+    }
+    mode_t um = umask(0); /* mkstemp makes 0600; give the file the usual mode */
+    umask(um);
+    (void)fchmod(fd, 0666 & ~um);
+    size_t done = 0;
+    while (done < size) {
+        ssize_t w = write(fd, buf + done, size - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        done += (size_t)w;
+    }
+    int ok = done == size && fsync(fd) == 0;
+    int saved = errno;
+    ok = close(fd) == 0 && ok;
+    if (ok && rename(tmp, path) != 0) {
+        saved = errno;
+        ok = 0;
+    }
+    if (!ok) {
+        unlink(tmp);
+        snprintf(err, err_len, "%s: write failed: %s", path, strerror(saved));
+    }
+    free(tmp);
+    free(buf);
+    return ok ? 0 : -1;
+}

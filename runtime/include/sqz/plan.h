@@ -1,0 +1,26 @@
+/* sqz/plan.h - MPool: offsets of tensors with known lifetimes in one arena.
+ *
+ * Greedy by size with best fit (as TFLite's arena planner; Pisarchyk & Lee
+ * 2020, "Efficient Memory Management for Deep Neural Net Inference"): buffers
+ * sorted largest first; each is placed in the smallest gap, among the buffers
+ * already placed whose lifetimes overlap its own, that fits it. */
+#ifndef SQZ_PLAN_H
+#define SQZ_PLAN_H
+
+#include <stddef.h>
+
+typedef struct sqz_plan_item {
+    size_t size; /* bytes; 0 = no buffer */
+    int first;   /* first step (node index) the buffer is live */
+    int last;    /* last step it is read (inclusive) */
+} sqz_plan_item;
+
+/* Assign offsets (multiples of align, a power of two); returns the arena
+ * size, or (size_t)-1 on out-of-memory. */
+size_t sqz_plan_greedy(const sqz_plan_item *items, int n, size_t align, size_t *offsets);
+/* Largest total of (aligned) sizes live at one step: no plan can do better. */
+size_t sqz_plan_lower_bound(const sqz_plan_item *items, int n, size_t align, int *peak_step);
+/* Sum of all aligned sizes: every buffer its own allocation. */
+size_t sqz_plan_naive(const sqz_plan_item *items, int n, size_t align);
+
+#endif

@@ -1,0 +1,558 @@
+/* model.c - .sqz v1 loader. The file is treated as hostile: every count,
+ * offset, id and size is validated before it is used. */
+#include "model.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+sqz_code sqz_set_status(sqz_status *st, sqz_code code, const char *fmt, ...) {
+    if (st) {
+        st->code = code;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(st->msg, sizeof st->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+void *sqz_aligned_alloc(size_t bytes) {
+    /* 64-byte alignment for SIMD loads; round the size up as aligned_alloc requires */
+    size_t n = (bytes + 63) / 64 * 64;
+    if (n < bytes) return NULL;
+    return aligned_alloc(64, n ? n : 64);
+}
+
+void sqz_aligned_free(void *p) {
+    free(p);
+}
+
+/* ------------------------------------------------------------------ reader */
+
+typedef struct reader {
+    const uint8_t *p;
+    uint64_t n, pos;
+    int bad; /* ran past the end */
+} reader;
+
+static int rd_need(reader *r, uint64_t k) {
+    if (r->bad || k > r->n - r->pos) {
+        r->bad = 1;
+        return 0;
+    }
+    return 1;
+}
+static uint8_t rd_u8(reader *r) {
+    return rd_need(r, 1) ? r->p[r->pos++] : 0;
+}
+static uint16_t rd_u16(reader *r) {
+    if (!rd_need(r, 2)) return 0;
+    uint16_t v = (uint16_t)(r->p[r->pos] | (r->p[r->pos + 1] << 8));
+    r->pos += 2;
+    return v;
+}
+static uint32_t rd_u32(reader *r) {
+    if (!rd_need(r, 4)) return 0;
+    const uint8_t *q = r->p + r->pos;
+    r->pos += 4;
+    return (uint32_t)q[0] | ((uint32_t)q[1] << 8) | ((uint32_t)q[2] << 16) | ((uint32_t)q[3] << 24);
+}
+static uint64_t rd_u64(reader *r) {
+    uint64_t lo = rd_u32(r);
+    uint64_t hi = rd_u32(r);
+    return lo | (hi << 32);
+}
+static float rd_f32(reader *r) {
+    uint32_t u = rd_u32(r);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* ------------------------------------------------------------------ model */
+
+void sqz_model_free(sqz_model *m) {
+    if (!m) return;
+    if (m->tensors)
+        for (int i = 0; i < m->n_tensors; i++) sqz_aligned_free(m->tensors[i].data);
+    free(m->tensors);
+    if (m->nodes) {
+        for (int i = 0; i < m->n_nodes; i++) {
+            sqz_node *n = &m->nodes[i];
+            free((void *)n->inputs);
+            free((void *)n->outputs);
+            if (n->attrs)
+                for (uint32_t k = 0; k < n->n_attrs; k++) {
+                    free((void *)n->attrs[k].ints);
+                    free((void *)n->attrs[k].floats);
+                }
+            free((void *)n->attrs);
+        }
+    }
+    free(m->nodes);
+    free(m->inputs);
+    free(m->outputs);
+    free(m->meta_keys);
+    free(m->meta_values);
+    free(m->strings);
+    free(m);
+}
+
+typedef struct load_ctx {
+    sqz_model *m;
+    sqz_status *st;
+    const uint8_t *data_sec;
+    uint64_t data_len;
+} load_ctx;
+
+/* A string reference must point at the start of a string inside the blob. */
+static const char *get_str(load_ctx *L, uint32_t ref, const char *what) {
+    sqz_model *m = L->m;
+    if (ref >= m->strings_len || (ref > 0 && m->strings[ref - 1] != '\0')) {
+        sqz_set_status(L->st, SQZ_ERR_FORMAT, "corrupt model: %s string reference %u out of range",
+                       what, ref);
+        return NULL;
+    }
+    return m->strings + ref;
+}
+
+static sqz_code fail_trunc(load_ctx *L, const char *sec) {
+    return sqz_set_status(L->st, SQZ_ERR_FORMAT, "corrupt model: %s section truncated", sec);
+}
+
+static sqz_code parse_tensors(load_ctx *L, reader *r) {
+    sqz_model *m = L->m;
+    uint32_t n = rd_u32(r);
+    /* smallest record: 4+4 + 0 dims + 4+4 + 16 bytes */
+    if (r->bad || n > (r->n - r->pos) / 32 || n > (1u << 24))
+        return sqz_set_status(L->st, SQZ_ERR_FORMAT, "corrupt model: tensor count %u invalid", n);
+    m->tensors = calloc(n ? n : 1, sizeof *m->tensors);
+    if (!m->tensors) return sqz_set_status(L->st, SQZ_ERR_NOMEM, "out of memory");
+    m->n_tensors = (int)n;
+    for (uint32_t i = 0; i < n; i++) {
+        sqz_tensor_rec *t = &m->tensors[i];
+        uint32_t name = rd_u32(r);
+        t->dtype = rd_u8(r);
+        uint8_t enc = rd_u8(r);
+        uint8_t ndim = rd_u8(r);
+        t->flags = rd_u8(r);
+        if (r->bad) return fail_trunc(L, "tensor");
+        if (!(t->name = get_str(L, name, "tensor name"))) return L->st->code;
+        if (ndim > SQZ_MAX_DIMS)
+            return sqz_set_status(L->st, SQZ_ERR_FORMAT, "corrupt model: tensor '%s' has %u dims",
+                                  t->name, ndim);
+        t->shape.ndim = ndim;
+        uint64_t numel = 1;
+        for (int d = 0; d < ndim; d++) {
+            uint64_t v = rd_u64(r);
+            if (v > (1ull << 40) || (v && numel > (1ull << 40) / v))
+                return sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                                      "corrupt model: tensor '%s' dim %d = %llu out of range",
+                                      t->name, d, (unsigned long long)v);
+            t->shape.dims[d] = (int64_t)v;
+            numel *= v;
+        }
+        uint8_t quant = rd_u8(r);
+        (void)rd_u8(r);
+        (void)rd_u16(r);
+        uint32_t nq = rd_u32(r);
+        if (r->bad) return fail_trunc(L, "tensor");
+        if (quant != 0 || nq != 0)
+            return sqz_set_status(L->st, SQZ_ERR_UNSUPPORTED,
+                                  "tensor '%s': quantized tensors need a newer runtime", t->name);
+        uint64_t off = rd_u64(r), size = rd_u64(r);
+        if (r->bad) return fail_trunc(L, "tensor");
+        if (t->dtype != SQZ_DT_F32 || enc != SQZ_ENC_RAW)
+            return sqz_set_status(L->st, SQZ_ERR_UNSUPPORTED,
+                                  "tensor '%s': dtype %u / encoding %u not supported by this "
+                                  "fp32 runtime",
+                                  t->name, t->dtype, enc);
+        if (t->flags & ~(SQZ_TF_CONST | SQZ_TF_INPUT | SQZ_TF_OUTPUT))
+            return sqz_set_status(L->st, SQZ_ERR_FORMAT, "corrupt model: tensor '%s' flags 0x%x",
+                                  t->name, t->flags);
+        if (t->flags & SQZ_TF_CONST) {
+            if (t->flags & SQZ_TF_INPUT)
+                return sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                                      "corrupt model: tensor '%s' is both constant and input",
+                                      t->name);
+            if (size != numel * 4 || off > L->data_len || size > L->data_len - off)
+                return sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                                      "corrupt model: tensor '%s' data (offset %llu, %llu bytes) "
+                                      "does not match its shape or lies outside DATA",
+                                      t->name, (unsigned long long)off, (unsigned long long)size);
+            t->data = sqz_aligned_alloc((size_t)size);
+            if (!t->data) return sqz_set_status(L->st, SQZ_ERR_NOMEM, "out of memory");
+            const uint8_t *src = L->data_sec + off;
+            for (uint64_t k = 0; k < numel; k++) {
+                uint32_t u = (uint32_t)src[4 * k] | ((uint32_t)src[4 * k + 1] << 8) |
+                             ((uint32_t)src[4 * k + 2] << 16) | ((uint32_t)src[4 * k + 3] << 24);
+                memcpy(&t->data[k], &u, 4);
+            }
+        } else if (off != 0 || size != 0) {
+            return sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                                  "corrupt model: non-constant tensor '%s' has data", t->name);
+        }
+    }
+    return SQZ_OK;
+}
+
+static sqz_code parse_attr(load_ctx *L, reader *r, const char *node, sqz_attr *a) {
+    uint32_t name = rd_u32(r);
+    a->type = rd_u8(r);
+    (void)rd_u8(r);
+    (void)rd_u16(r);
+    uint32_t count = rd_u32(r);
+    if (r->bad) return fail_trunc(L, "graph");
+    if (!(a->name = get_str(L, name, "attribute name"))) return L->st->code;
+    switch (a->type) {
+    case SQZ_ATTR_INT:
+    case SQZ_ATTR_INTS: {
+        if (count > (r->n - r->pos) / 8 || (a->type == SQZ_ATTR_INT && count != 1))
+            return sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                                  "corrupt model: node '%s' attribute '%s' count %u invalid", node,
+                                  a->name, count);
+        int64_t *v = malloc((count ? count : 1) * sizeof *v);
+        if (!v) return sqz_set_status(L->st, SQZ_ERR_NOMEM, "out of memory");
+        for (uint32_t j = 0; j < count; j++) v[j] = (int64_t)rd_u64(r);
+        a->ints = v;
+        a->count = count;
+        break;
+    }
+    case SQZ_ATTR_FLOAT:
+    case SQZ_ATTR_FLOATS: {
+        if (count > (r->n - r->pos) / 4 || (a->type == SQZ_ATTR_FLOAT && count != 1))
+            return sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                                  "corrupt model: node '%s' attribute '%s' count %u invalid", node,
+                                  a->name, count);
+        float *v = malloc((count ? count : 1) * sizeof *v);
+        if (!v) return sqz_set_status(L->st, SQZ_ERR_NOMEM, "out of memory");
+        for (uint32_t j = 0; j < count; j++) v[j] = rd_f32(r);
+        a->floats = v;
+        a->count = count;
+        break;
+    }
+    case SQZ_ATTR_STRING: {
+        uint32_t ref = rd_u32(r);
+        if (r->bad) return fail_trunc(L, "graph");
+        if (count != 0)
+            return sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                                  "corrupt model: node '%s' string attribute '%s' count %u", node,
+                                  a->name, count);
+        if (!(a->str = get_str(L, ref, "attribute value"))) return L->st->code;
+        break;
+    }
+    default:
+        return sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                              "corrupt model: node '%s' attribute '%s' has unknown type %u", node,
+                              a->name, a->type);
+    }
+    if (r->bad) return fail_trunc(L, "graph");
+    return SQZ_OK;
+}
+
+static sqz_code read_ids(load_ctx *L, reader *r, const char *node, const char *what,
+                         uint32_t *n_out, int32_t **ids_out, int allow_absent) {
+    uint32_t n = rd_u32(r);
+    if (r->bad || n > (r->n - r->pos) / 4 || n > 4096)
+        return sqz_set_status(L->st, SQZ_ERR_FORMAT, "corrupt model: %s '%s' has %u %s",
+                              node ? "node" : "graph", node ? node : "", n, what);
+    int32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    if (!ids) return sqz_set_status(L->st, SQZ_ERR_NOMEM, "out of memory");
+    *ids_out = ids;
+    *n_out = 0; /* counts only validated ids */
+    for (uint32_t k = 0; k < n; k++) {
+        int32_t id = (int32_t)rd_u32(r);
+        if (id < (allow_absent ? -1 : 0) || id >= L->m->n_tensors)
+            return sqz_set_status(
+                L->st, SQZ_ERR_FORMAT, "corrupt model: %s '%s' %s #%u refers to tensor %d of %d",
+                node ? "node" : "graph", node ? node : "", what, k, id, L->m->n_tensors);
+        ids[k] = id;
+        *n_out = k + 1;
+    }
+    return SQZ_OK;
+}
+
+static sqz_code parse_graph(load_ctx *L, reader *r) {
+    sqz_model *m = L->m;
+    uint32_t n = rd_u32(r);
+    if (r->bad || n > (r->n - r->pos) / 20 || n > (1u << 22))
+        return sqz_set_status(L->st, SQZ_ERR_FORMAT, "corrupt model: node count %u invalid", n);
+    m->nodes = calloc(n ? n : 1, sizeof *m->nodes);
+    if (!m->nodes) return sqz_set_status(L->st, SQZ_ERR_NOMEM, "out of memory");
+    m->n_nodes = (int)n;
+    /* available[t]: 1 once tensor t has a value (const, input, produced) */
+    char *avail = calloc((size_t)m->n_tensors + 1, 1);
+    if (!avail) return sqz_set_status(L->st, SQZ_ERR_NOMEM, "out of memory");
+    for (int t = 0; t < m->n_tensors; t++)
+        avail[t] = (m->tensors[t].flags & (SQZ_TF_CONST | SQZ_TF_INPUT)) != 0;
+    sqz_code rc = SQZ_OK;
+    for (uint32_t i = 0; i < n && rc == SQZ_OK; i++) {
+        sqz_node *nd = &m->nodes[i];
+        nd->op = rd_u16(r);
+        (void)rd_u16(r);
+        uint32_t name = rd_u32(r);
+        if (r->bad) {
+            rc = fail_trunc(L, "graph");
+            break;
+        }
+        if (!(nd->name = get_str(L, name, "node name"))) {
+            rc = L->st->code;
+            break;
+        }
+        if (!sqz_ref_op(nd->op)) {
+            rc = sqz_set_status(L->st, SQZ_ERR_UNSUPPORTED,
+                                "node '%s': unknown op id %u (model made by a newer sqz?)",
+                                nd->name, nd->op);
+            break;
+        }
+        int32_t *ids = NULL;
+        uint32_t cnt = 0;
+        rc = read_ids(L, r, nd->name, "input", &cnt, &ids, 1);
+        nd->inputs = ids; /* owned by the model even on failure */
+        nd->n_inputs = cnt;
+        if (rc != SQZ_OK) break;
+        ids = NULL;
+        cnt = 0;
+        rc = read_ids(L, r, nd->name, "output", &cnt, &ids, 0);
+        nd->outputs = ids;
+        nd->n_outputs = cnt;
+        if (rc != SQZ_OK) break;
+        for (uint32_t k = 0; k < nd->n_inputs && rc == SQZ_OK; k++)
+            if (nd->inputs[k] >= 0 && !avail[nd->inputs[k]])
+                rc = sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                                    "corrupt model: node '%s' reads tensor '%s' before it is "
+                                    "produced",
+                                    nd->name, m->tensors[nd->inputs[k]].name);
+        if (nd->n_outputs == 0 && rc == SQZ_OK)
+            rc = sqz_set_status(L->st, SQZ_ERR_FORMAT, "corrupt model: node '%s' has no outputs",
+                                nd->name);
+        for (uint32_t k = 0; k < nd->n_outputs && rc == SQZ_OK; k++) {
+            if (avail[nd->outputs[k]])
+                rc = sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                                    "corrupt model: node '%s' writes tensor '%s' that already "
+                                    "has a value",
+                                    nd->name, m->tensors[nd->outputs[k]].name);
+            avail[nd->outputs[k]] = 1;
+        }
+        if (rc != SQZ_OK) break;
+        uint32_t na = rd_u32(r);
+        if (r->bad || na > (r->n - r->pos) / 12 || na > 256) {
+            rc =
+                sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                               "corrupt model: node '%s' attribute count %u invalid", nd->name, na);
+            break;
+        }
+        sqz_attr *attrs = calloc(na ? na : 1, sizeof *attrs);
+        if (!attrs) {
+            rc = sqz_set_status(L->st, SQZ_ERR_NOMEM, "out of memory");
+            break;
+        }
+        nd->attrs = attrs;
+        nd->n_attrs = na;
+        for (uint32_t k = 0; k < na && rc == SQZ_OK; k++)
+            rc = parse_attr(L, r, nd->name, &attrs[k]);
+    }
+    if (rc == SQZ_OK) {
+        uint32_t cnt = 0;
+        int32_t *ids = NULL;
+        rc = read_ids(L, r, NULL, "input", &cnt, &ids, 0);
+        m->inputs = ids;
+        m->n_inputs = rc == SQZ_OK ? (int)cnt : 0;
+        for (int k = 0; k < m->n_inputs && rc == SQZ_OK; k++)
+            if (!(m->tensors[ids[k]].flags & SQZ_TF_INPUT))
+                rc = sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                                    "corrupt model: graph input '%s' not flagged as input",
+                                    m->tensors[ids[k]].name);
+    }
+    if (rc == SQZ_OK) {
+        uint32_t cnt = 0;
+        int32_t *ids = NULL;
+        rc = read_ids(L, r, NULL, "output", &cnt, &ids, 0);
+        m->outputs = ids;
+        m->n_outputs = rc == SQZ_OK ? (int)cnt : 0;
+        if (rc == SQZ_OK && cnt == 0)
+            rc = sqz_set_status(L->st, SQZ_ERR_FORMAT, "corrupt model: graph has no outputs");
+        for (int k = 0; k < m->n_outputs && rc == SQZ_OK; k++)
+            if (!avail[ids[k]] || (m->tensors[ids[k]].flags & SQZ_TF_CONST))
+                rc = sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                                    "corrupt model: graph output '%s' is never produced",
+                                    m->tensors[ids[k]].name);
+    }
+    free(avail);
+    return rc;
+}
+
+static sqz_code parse_meta(load_ctx *L, reader *r) {
+    sqz_model *m = L->m;
+    uint32_t n = rd_u32(r);
+    if (r->bad || n > (r->n - r->pos) / 8)
+        return sqz_set_status(L->st, SQZ_ERR_FORMAT, "corrupt model: metadata count %u invalid", n);
+    m->meta_keys = calloc(n ? n : 1, sizeof *m->meta_keys);
+    m->meta_values = calloc(n ? n : 1, sizeof *m->meta_values);
+    if (!m->meta_keys || !m->meta_values)
+        return sqz_set_status(L->st, SQZ_ERR_NOMEM, "out of memory");
+    for (uint32_t i = 0; i < n; i++) {
+        m->meta_keys[i] = get_str(L, rd_u32(r), "metadata key");
+        if (!m->meta_keys[i]) return L->st->code;
+        m->meta_values[i] = get_str(L, rd_u32(r), "metadata value");
+        if (!m->meta_values[i]) return L->st->code;
+        m->n_meta = (int)i + 1;
+    }
+    return SQZ_OK;
+}
+
+sqz_code sqz_model_load_buffer(const void *data, size_t size, sqz_model **out, sqz_status *st) {
+    sqz_status dummy;
+    if (!st) st = &dummy;
+    st->code = SQZ_OK;
+    st->msg[0] = 0;
+    if (!out) return sqz_set_status(st, SQZ_ERR_INVALID_ARG, "out is NULL");
+    *out = NULL;
+    if (!data && size) return sqz_set_status(st, SQZ_ERR_INVALID_ARG, "data is NULL");
+    const uint8_t *p = data;
+    reader hr = {p, size, 0, 0};
+    if (size < SQZ_HEADER_BYTES || memcmp(p, SQZ_MAGIC, SQZ_MAGIC_LEN) != 0)
+        return sqz_set_status(st, SQZ_ERR_FORMAT,
+                              "not a .sqz model (bad magic or too short: %zu bytes)", size);
+    hr.pos = SQZ_MAGIC_LEN;
+    uint32_t version = rd_u32(&hr), flags = rd_u32(&hr), ns = rd_u32(&hr), tcrc = rd_u32(&hr);
+    uint64_t fsize = rd_u64(&hr);
+    if (version != SQZ_FORMAT_VERSION)
+        return sqz_set_status(st, SQZ_ERR_FORMAT,
+                              ".sqz format version %u not supported (this runtime reads %u)",
+                              version, SQZ_FORMAT_VERSION);
+    if (fsize != size)
+        return sqz_set_status(st, SQZ_ERR_FORMAT,
+                              "corrupt model: header says %llu bytes, file has %zu (truncated?)",
+                              (unsigned long long)fsize, size);
+    if (flags != 0)
+        return sqz_set_status(st, SQZ_ERR_FORMAT, "corrupt model: header flags 0x%x", flags);
+    if (ns == 0 || ns > SQZ_MAX_SECTIONS ||
+        SQZ_HEADER_BYTES + (uint64_t)ns * SQZ_SECTION_ENTRY_BYTES > size)
+        return sqz_set_status(st, SQZ_ERR_FORMAT, "corrupt model: section count %u invalid", ns);
+    if (sqz_crc32(0, p + SQZ_HEADER_BYTES, (uint64_t)ns * SQZ_SECTION_ENTRY_BYTES) != tcrc)
+        return sqz_set_status(st, SQZ_ERR_FORMAT, "corrupt model: section table CRC mismatch");
+    const uint8_t *sec_p[6] = {0};
+    uint64_t sec_n[6] = {0};
+    for (uint32_t i = 0; i < ns; i++) {
+        uint32_t type = rd_u32(&hr), crc = rd_u32(&hr);
+        uint64_t off = rd_u64(&hr), len = rd_u64(&hr);
+        if (off > size || len > size - off || off % 8)
+            return sqz_set_status(st, SQZ_ERR_FORMAT,
+                                  "corrupt model: section %u lies outside the file", type);
+        if (sqz_crc32(0, p + off, len) != crc)
+            return sqz_set_status(st, SQZ_ERR_FORMAT,
+                                  "corrupt model: CRC mismatch in section %u (file damaged)", type);
+        if (type >= 1 && type <= 5) {
+            if (sec_p[type])
+                return sqz_set_status(st, SQZ_ERR_FORMAT, "corrupt model: section %u appears twice",
+                                      type);
+            sec_p[type] = p + off;
+            sec_n[type] = len;
+        } /* unknown section types are skipped: forward compatible */
+    }
+    if (!sec_p[SQZ_SEC_STRINGS] || !sec_p[SQZ_SEC_TENSORS] || !sec_p[SQZ_SEC_GRAPH])
+        return sqz_set_status(st, SQZ_ERR_FORMAT, "corrupt model: a required section is missing");
+
+    sqz_model *m = calloc(1, sizeof *m);
+    if (!m) return sqz_set_status(st, SQZ_ERR_NOMEM, "out of memory");
+    load_ctx L = {m, st, sec_p[SQZ_SEC_DATA], sec_n[SQZ_SEC_DATA]};
+    sqz_code rc = SQZ_OK;
+    uint64_t sl = sec_n[SQZ_SEC_STRINGS];
+    if (sl == 0 || sec_p[SQZ_SEC_STRINGS][sl - 1] != 0) {
+        rc = sqz_set_status(st, SQZ_ERR_FORMAT, "corrupt model: string table not terminated");
+        goto done;
+    }
+    m->strings = malloc(sl);
+    if (!m->strings) {
+        rc = sqz_set_status(st, SQZ_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    memcpy(m->strings, sec_p[SQZ_SEC_STRINGS], sl);
+    m->strings_len = sl;
+
+    reader tr = {sec_p[SQZ_SEC_TENSORS], sec_n[SQZ_SEC_TENSORS], 0, 0};
+    if ((rc = parse_tensors(&L, &tr)) != SQZ_OK) goto done;
+    reader gr = {sec_p[SQZ_SEC_GRAPH], sec_n[SQZ_SEC_GRAPH], 0, 0};
+    if ((rc = parse_graph(&L, &gr)) != SQZ_OK) goto done;
+    if (sec_p[SQZ_SEC_METADATA]) {
+        reader mr = {sec_p[SQZ_SEC_METADATA], sec_n[SQZ_SEC_METADATA], 0, 0};
+        if ((rc = parse_meta(&L, &mr)) != SQZ_OK) goto done;
+    }
+done:
+    if (rc != SQZ_OK) {
+        sqz_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return SQZ_OK;
+}
+
+sqz_code sqz_model_load_file(const char *path, sqz_model **out, sqz_status *st) {
+    sqz_status dummy;
+    if (!st) st = &dummy;
+    if (!out) return sqz_set_status(st, SQZ_ERR_INVALID_ARG, "out is NULL");
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return sqz_set_status(st, SQZ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    uint8_t *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 1 << 16;
+            uint8_t *nb = realloc(buf, nc);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return sqz_set_status(st, SQZ_ERR_NOMEM, "%s: out of memory", path);
+            }
+            buf = nb;
+            cap = nc;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int ioerr = ferror(f);
+    fclose(f);
+    if (ioerr) {
+        free(buf);
+        return sqz_set_status(st, SQZ_ERR_IO, "%s: read error", path);
+    }
+    sqz_code rc = sqz_model_load_buffer(buf, n, out, st);
+    free(buf);
+    if (rc != SQZ_OK) {
+        /* prefix the file name so the user knows which model is at fault */
+        char msg[2 * sizeof st->msg];
+        snprintf(msg, sizeof msg, "%s: %s", path, st->msg);
+        memcpy(st->msg, msg, sizeof st->msg - 1);
+        st->msg[sizeof st->msg - 1] = 0;
+    }
+    return rc;
+}
+
+int sqz_model_num_inputs(const sqz_model *m) {
+    return m->n_inputs;
+}
+int sqz_model_num_outputs(const sqz_model *m) {
+    return m->n_outputs;
+}
+const char *sqz_model_input_name(const sqz_model *m, int i) {
+    return i >= 0 && i < m->n_inputs ? m->tensors[m->inputs[i]].name : NULL;
+}
+const char *sqz_model_output_name(const sqz_model *m, int i) {
+    return i >= 0 && i < m->n_outputs ? m->tensors[m->outputs[i]].name : NULL;
+}
+sqz_shape sqz_model_input_shape(const sqz_model *m, int i) {
+    sqz_shape s = {-1, {0}};
+    if (i >= 0 && i < m->n_inputs) s = m->tensors[m->inputs[i]].shape;
+    return s;
+}
+const char *sqz_model_metadata(const sqz_model *m, const char *key) {
+    for (int i = 0; i < m->n_meta; i++)
+        if (strcmp(m->meta_keys[i], key) == 0) return m->meta_values[i];
+    return NULL;
+}

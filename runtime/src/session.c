@@ -1,0 +1,362 @@
+/* session.c - pre-inference (shapes, kernel prepare, MPool planning) and the
+ * executor. Everything that can be done once is done in sqz_session_create;
+ * sqz_session_run only calls kernels on pre-bound pointers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "sqz/plan.h"
+
+#define SQZ_ARENA_ALIGN 64
+/* Refuse a tensor above this many bytes: a corrupt or absurd shape, not a model. */
+#define SQZ_MAX_TENSOR_BYTES ((uint64_t)1 << 36)
+
+typedef struct node_exec {
+    const sqz_op_impl *impl;
+    sqz_op_ctx ctx;
+    sqz_shape *in_shape;
+    const float **in_data;
+    sqz_shape *out_shape;
+    float **out_data;
+    uint64_t macs, params, param_bytes;
+    char err[192];
+} node_exec;
+
+struct sqz_session {
+    const sqz_model *m;
+    sqz_shape *shapes; /* per tensor */
+    float **ptr;       /* per tensor: constant data or arena slot */
+    node_exec *nodes;
+    void *arena;
+    size_t arena_bytes, lower_bound_bytes, naive_bytes;
+    int peak_step;
+    int num_threads;
+};
+
+void sqz_session_options_init(sqz_session_options *o) {
+    memset(o, 0, sizeof *o);
+}
+
+static void session_destroy(sqz_session *s) {
+    if (!s) return;
+    if (s->nodes) {
+        for (int i = 0; i < s->m->n_nodes; i++) {
+            node_exec *e = &s->nodes[i];
+            if (e->impl && e->impl->release && e->ctx.params) e->impl->release(e->ctx.params);
+            free(e->in_shape);
+            free(e->in_data);
+            free(e->out_shape);
+            free(e->out_data);
+        }
+    }
+    free(s->nodes);
+    free(s->shapes);
+    free(s->ptr);
+    sqz_aligned_free(s->arena);
+    free(s);
+}
+
+void sqz_session_free(sqz_session *s) {
+    session_destroy(s);
+}
+
+static int shape_bytes(const sqz_shape *sh, uint64_t *bytes) {
+    uint64_t n = 4;
+    for (int d = 0; d < sh->ndim; d++) {
+        if (sh->dims[d] < 0) return -1;
+        uint64_t v = (uint64_t)sh->dims[d];
+        if (v && n > SQZ_MAX_TENSOR_BYTES / v) return -1;
+        n *= v;
+    }
+    *bytes = n;
+    return 0;
+}
+
+static void fmt_shape(const sqz_shape *s, char *buf, size_t n) {
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, n - o, "[");
+    for (int d = 0; d < s->ndim && o < n; d++)
+        o += (size_t)snprintf(buf + o, n - o, d ? ",%lld" : "%lld", (long long)s->dims[d]);
+    if (o < n) snprintf(buf + o, n - o, "]");
+}
+
+sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts, sqz_session **out,
+                            sqz_status *st) {
+    sqz_status dummy;
+    if (!st) st = &dummy;
+    st->code = SQZ_OK;
+    st->msg[0] = 0;
+    if (!m || !out) return sqz_set_status(st, SQZ_ERR_INVALID_ARG, "model or out is NULL");
+    *out = NULL;
+    sqz_session_options defaults;
+    if (!opts) {
+        sqz_session_options_init(&defaults);
+        opts = &defaults;
+    }
+    sqz_session *s = calloc(1, sizeof *s);
+    if (!s) return sqz_set_status(st, SQZ_ERR_NOMEM, "out of memory");
+    s->m = m;
+    s->num_threads = opts->num_threads > 0 ? opts->num_threads : 1;
+    int nt = m->n_tensors, nn = m->n_nodes;
+    s->shapes = calloc((size_t)nt + 1, sizeof *s->shapes);
+    s->ptr = calloc((size_t)nt + 1, sizeof *s->ptr);
+    s->nodes = calloc((size_t)nn + 1, sizeof *s->nodes);
+    sqz_plan_item *items = calloc((size_t)(nt + nn) + 1, sizeof *items);
+    size_t *offs = calloc((size_t)(nt + nn) + 1, sizeof *offs);
+    sqz_code rc = SQZ_OK;
+    if (!s->shapes || !s->ptr || !s->nodes || !items || !offs) {
+        rc = sqz_set_status(st, SQZ_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (int t = 0; t < nt; t++) {
+        s->shapes[t] = m->tensors[t].shape;
+        if (m->tensors[t].flags & SQZ_TF_CONST) s->ptr[t] = m->tensors[t].data;
+    }
+    /* input shapes: stored, then caller overrides */
+    for (int k = 0; k < opts->n_input_shapes; k++) {
+        const sqz_input_shape *is = &opts->input_shapes[k];
+        int found = -1;
+        for (int i = 0; i < m->n_inputs; i++)
+            if (is->name && strcmp(m->tensors[m->inputs[i]].name, is->name) == 0) found = i;
+        if (found < 0) {
+            rc = sqz_set_status(st, SQZ_ERR_INVALID_ARG,
+                                "input shape given for '%s', which is not a graph input",
+                                is->name ? is->name : "(null)");
+            goto done;
+        }
+        if (is->shape.ndim < 0 || is->shape.ndim > SQZ_MAX_DIMS) {
+            rc = sqz_set_status(st, SQZ_ERR_INVALID_ARG, "input '%s': rank %d invalid", is->name,
+                                is->shape.ndim);
+            goto done;
+        }
+        s->shapes[m->inputs[found]] = is->shape;
+    }
+    for (int i = 0; i < m->n_inputs; i++) {
+        const sqz_shape *sh = &s->shapes[m->inputs[i]];
+        uint64_t b;
+        for (int d = 0; d < sh->ndim; d++)
+            if (sh->dims[d] <= 0) {
+                rc = sqz_set_status(st, SQZ_ERR_INVALID_ARG,
+                                    "input '%s': dim %d is %lld; every dim must be positive",
+                                    m->tensors[m->inputs[i]].name, d, (long long)sh->dims[d]);
+                goto done;
+            }
+        if (shape_bytes(sh, &b) != 0) {
+            rc = sqz_set_status(st, SQZ_ERR_INVALID_ARG, "input '%s': shape too large",
+                                m->tensors[m->inputs[i]].name);
+            goto done;
+        }
+    }
+
+    /* prepare every node in order: shapes propagate, kernels validate */
+    for (int i = 0; i < nn; i++) {
+        const sqz_node *nd = &m->nodes[i];
+        node_exec *e = &s->nodes[i];
+        e->impl = sqz_ref_op(nd->op);
+        uint32_t ni = nd->n_inputs, no = nd->n_outputs;
+        e->in_shape = calloc(ni + 1, sizeof *e->in_shape);
+        e->in_data = calloc(ni + 1, sizeof *e->in_data);
+        e->out_shape = calloc(no + 1, sizeof *e->out_shape);
+        e->out_data = calloc(no + 1, sizeof *e->out_data);
+        if (!e->in_shape || !e->in_data || !e->out_shape || !e->out_data) {
+            rc = sqz_set_status(st, SQZ_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        for (uint32_t k = 0; k < ni; k++) {
+            int t = nd->inputs[k];
+            if (t < 0) {
+                e->in_shape[k].ndim = -1;
+                continue;
+            }
+            e->in_shape[k] = s->shapes[t];
+            if (m->tensors[t].flags & SQZ_TF_CONST) {
+                e->in_data[k] = m->tensors[t].data;
+                e->params += (uint64_t)sqz_shape_numel(&s->shapes[t]);
+                e->param_bytes += 4u * (uint64_t)sqz_shape_numel(&s->shapes[t]);
+            }
+        }
+        sqz_op_ctx *c = &e->ctx;
+        c->node = nd;
+        c->n_in = ni;
+        c->n_out = no;
+        c->in_shape = e->in_shape;
+        c->in_data = e->in_data;
+        c->out_shape = e->out_shape;
+        c->out_data = e->out_data;
+        c->num_threads = s->num_threads;
+        c->err = e->err;
+        c->err_len = sizeof e->err;
+        if (e->impl->prepare(c) != 0) {
+            /* a kernel may fail after allocating: release what it left */
+            if (c->params && e->impl->release) e->impl->release(c->params);
+            c->params = NULL;
+            rc = sqz_set_status(st, SQZ_ERR_UNSUPPORTED, "node '%s' (%s): %s", nd->name,
+                                sqz_op_name(nd->op), e->err[0] ? e->err : "rejected");
+            goto done;
+        }
+        for (uint32_t k = 0; k < no; k++) {
+            uint64_t b;
+            if (e->out_shape[k].ndim < 0 || e->out_shape[k].ndim > SQZ_MAX_DIMS ||
+                shape_bytes(&e->out_shape[k], &b) != 0) {
+                char sb[96];
+                fmt_shape(&e->out_shape[k], sb, sizeof sb);
+                rc = sqz_set_status(st, SQZ_ERR_INVALID_ARG,
+                                    "node '%s' (%s): output %u shape %s invalid", nd->name,
+                                    sqz_op_name(nd->op), k, sb);
+                goto done;
+            }
+            s->shapes[nd->outputs[k]] = e->out_shape[k];
+        }
+        e->macs = e->impl->macs ? e->impl->macs(c) : 0;
+    }
+
+    /* lifetimes: node i runs at step i; graph inputs and outputs live for the
+     * whole run (inputs persist across runs; outputs are read afterwards) */
+    for (int t = 0; t < nt; t++) {
+        items[t].first = -1;
+        items[t].last = -1;
+    }
+    for (int i = 0; i < m->n_inputs; i++) {
+        int t = m->inputs[i];
+        items[t].first = 0;
+        items[t].last = nn;
+    }
+    for (int i = 0; i < nn; i++) {
+        const sqz_node *nd = &m->nodes[i];
+        for (uint32_t k = 0; k < nd->n_outputs; k++) items[nd->outputs[k]].first = i;
+        for (uint32_t k = 0; k < nd->n_inputs; k++) {
+            int t = nd->inputs[k];
+            if (t >= 0 && items[t].last < i) items[t].last = i;
+        }
+    }
+    for (int i = 0; i < m->n_outputs; i++) items[m->outputs[i]].last = nn;
+    for (int t = 0; t < nt; t++) {
+        uint64_t b = 0;
+        if ((m->tensors[t].flags & SQZ_TF_CONST) || items[t].first < 0) {
+            items[t].size = 0;
+            continue;
+        }
+        if (items[t].last < items[t].first) items[t].last = items[t].first; /* unread output */
+        shape_bytes(&s->shapes[t], &b);
+        items[t].size = (size_t)b;
+    }
+    for (int i = 0; i < nn; i++) {
+        items[nt + i].size = s->nodes[i].ctx.scratch_bytes;
+        items[nt + i].first = items[nt + i].last = i;
+    }
+    s->arena_bytes = sqz_plan_greedy(items, nt + nn, SQZ_ARENA_ALIGN, offs);
+    if (s->arena_bytes == (size_t)-1) {
+        rc = sqz_set_status(st, SQZ_ERR_NOMEM, "out of memory while planning");
+        goto done;
+    }
+    s->lower_bound_bytes = sqz_plan_lower_bound(items, nt + nn, SQZ_ARENA_ALIGN, &s->peak_step);
+    s->naive_bytes = sqz_plan_naive(items, nt + nn, SQZ_ARENA_ALIGN);
+    s->arena = sqz_aligned_alloc(s->arena_bytes ? s->arena_bytes : 64);
+    if (!s->arena) {
+        rc = sqz_set_status(st, SQZ_ERR_NOMEM, "cannot allocate %zu-byte arena", s->arena_bytes);
+        goto done;
+    }
+    memset(s->arena, 0, s->arena_bytes);
+    for (int t = 0; t < nt; t++)
+        if (items[t].size) s->ptr[t] = (float *)((char *)s->arena + offs[t]);
+    for (int i = 0; i < nn; i++) {
+        const sqz_node *nd = &m->nodes[i];
+        node_exec *e = &s->nodes[i];
+        for (uint32_t k = 0; k < nd->n_inputs; k++)
+            e->in_data[k] = nd->inputs[k] >= 0 ? s->ptr[nd->inputs[k]] : NULL;
+        for (uint32_t k = 0; k < nd->n_outputs; k++) e->out_data[k] = s->ptr[nd->outputs[k]];
+        e->ctx.scratch = items[nt + i].size ? (char *)s->arena + offs[nt + i] : NULL;
+    }
+done:
+    free(items);
+    free(offs);
+    if (rc != SQZ_OK) {
+        session_destroy(s);
+        return rc;
+    }
+    *out = s;
+    return SQZ_OK;
+}
+
+sqz_code sqz_session_set_input(sqz_session *s, int index, const float *data, size_t count,
+                               sqz_status *st) {
+    if (!s || index < 0 || index >= s->m->n_inputs)
+        return sqz_set_status(st, SQZ_ERR_INVALID_ARG,
+                              "input index %d out of range (model has %d inputs)", index,
+                              s ? s->m->n_inputs : 0);
+    int t = s->m->inputs[index];
+    size_t n = (size_t)sqz_shape_numel(&s->shapes[t]);
+    if (count != n) {
+        char sb[96];
+        fmt_shape(&s->shapes[t], sb, sizeof sb);
+        return sqz_set_status(st, SQZ_ERR_INVALID_ARG,
+                              "input '%s' expects %zu values (shape %s), got %zu",
+                              s->m->tensors[t].name, n, sb, count);
+    }
+    if (!data) return sqz_set_status(st, SQZ_ERR_INVALID_ARG, "input data is NULL");
+    if (n) memcpy(s->ptr[t], data, n * sizeof(float));
+    if (st) st->code = SQZ_OK;
+    return SQZ_OK;
+}
+
+sqz_code sqz_session_run(sqz_session *s, sqz_status *st) {
+    if (!s) return sqz_set_status(st, SQZ_ERR_INVALID_ARG, "session is NULL");
+    for (int i = 0; i < s->m->n_nodes; i++) s->nodes[i].impl->run(&s->nodes[i].ctx);
+    if (st) st->code = SQZ_OK;
+    return SQZ_OK;
+}
+
+sqz_code sqz_session_output(const sqz_session *s, int index, const float **data, sqz_shape *shape,
+                            sqz_status *st) {
+    if (!s || index < 0 || index >= s->m->n_outputs)
+        return sqz_set_status(st, SQZ_ERR_INVALID_ARG,
+                              "output index %d out of range (model has %d outputs)", index,
+                              s ? s->m->n_outputs : 0);
+    int t = s->m->outputs[index];
+    if (data) *data = s->ptr[t];
+    if (shape) *shape = s->shapes[t];
+    if (st) st->code = SQZ_OK;
+    return SQZ_OK;
+}
+
+sqz_shape sqz_session_input_shape(const sqz_session *s, int index) {
+    sqz_shape sh = {-1, {0}};
+    if (s && index >= 0 && index < s->m->n_inputs) sh = s->shapes[s->m->inputs[index]];
+    return sh;
+}
+
+int sqz_session_find_input(const sqz_session *s, const char *name) {
+    for (int i = 0; s && name && i < s->m->n_inputs; i++)
+        if (strcmp(s->m->tensors[s->m->inputs[i]].name, name) == 0) return i;
+    return -1;
+}
+
+int sqz_session_num_nodes(const sqz_session *s) {
+    return s ? s->m->n_nodes : 0;
+}
+
+void sqz_session_node_info(const sqz_session *s, int i, sqz_node_info *info) {
+    memset(info, 0, sizeof *info);
+    if (!s || i < 0 || i >= s->m->n_nodes) return;
+    const sqz_node *nd = &s->m->nodes[i];
+    info->op = nd->op;
+    info->name = nd->name;
+    info->out_shape = s->shapes[nd->outputs[0]];
+    info->macs = s->nodes[i].macs;
+    info->params = s->nodes[i].params;
+    info->param_bytes = s->nodes[i].param_bytes;
+}
+
+size_t sqz_session_arena_bytes(const sqz_session *s) {
+    return s ? s->arena_bytes : 0;
+}
+
+void sqz_session_memory(const sqz_session *s, sqz_memory_info *mi) {
+    memset(mi, 0, sizeof *mi);
+    if (!s) return;
+    mi->arena_bytes = s->arena_bytes;
+    mi->lower_bound_bytes = s->lower_bound_bytes;
+    mi->naive_bytes = s->naive_bytes;
+    mi->peak_step = s->peak_step;
+}
