@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The sqz test command (README): installs missing Debian packages, then builds
+# and runs every test twice: Release, and Debug with ASan+UBSan.
+# Usage: bash tests/run.sh [--release-only|--asan-only]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/scripts/install_deps.sh
+JOBS=$(nproc 2>/dev/null || echo 2)
+mode=${1:-all}
+run_build() { # name, cmake args...
+  local dir=build/$1; shift
+  cmake -S . -B "$dir" "$@" >/dev/null
+  if ! cmake --build "$dir" -j"$JOBS" >"$dir/build.log" 2>&1; then
+    cat "$dir/build.log"; echo "build failed ($dir)"; exit 1
+  fi
+  (cd "$dir" && ctest --output-on-failure -j"$JOBS" --timeout 1500)
+}
+if [ "$mode" != "--asan-only" ]; then
+  echo "== Release build and tests =="
+  run_build release -DCMAKE_BUILD_TYPE=Release
+fi
+if [ "$mode" != "--release-only" ]; then
+  echo "== Debug + AddressSanitizer + UndefinedBehaviorSanitizer build and tests =="
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  run_build asan -DCMAKE_BUILD_TYPE=Debug -DSQZ_SANITIZE=ON
+fi
