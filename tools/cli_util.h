@@ -1,0 +1,99 @@
+/* cli_util.h - shared helpers of the sqz command-line tool: error reporting,
+ * option and list parsing, atomic file output. */
+#ifndef SQZ_CLI_UTIL_H
+#define SQZ_CLI_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sqz/ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Exit codes of every subcommand. */
+enum { CLI_OK = 0, CLI_EUSAGE = 1, CLI_ERUNTIME = 2 };
+
+/* Print "sqz <cmd>: <message>" as one line on stderr (newlines in the
+ * message are replaced by spaces). */
+void cli_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Option matching for "--name value" and "--name=value". Returns 1 and sets
+ * *val when argv[*i] is the option (advancing *i past a separate value),
+ * 0 when it is another argument, -1 when the value is missing. */
+int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **val);
+
+/* Strict number parsing: the whole string must be consumed. 0 ok, -1 bad. */
+int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
+int cli_parse_float(const char *s, float *out);
+
+/* Comma lists "1,3,224,224". Return the element count (<= max) or -1 on a
+ * malformed or over-long list. Empty elements are errors. */
+int cli_parse_int_list(const char *s, int64_t *out, int max);
+int cli_parse_float_list(const char *s, float *out, int max);
+
+/* "name:d0,d1,..." -> malloc'd *name and *shape (every dim >= 1).
+ * 0 ok, -1 with err. */
+int cli_parse_named_shape(const char *s, char **name, sqz_shape *shape, char *err, size_t err_len);
+
+/* "[1,3,224,224]" into buf (always NUL-terminated). */
+const char *cli_shape_str(const sqz_shape *s, char *buf, size_t len);
+
+/* Atomic output: write to "<path>.tmp.XXXXXX" and rename over path on
+ * commit; abort removes the temporary. */
+typedef struct cli_atomic {
+    FILE *f;
+    char *tmp;
+    char *path;
+} cli_atomic;
+int cli_atomic_open(cli_atomic *a, const char *path, char *err, size_t err_len);
+/* Flush, fsync, close and rename; on failure the temporary is removed. */
+int cli_atomic_commit(cli_atomic *a, char *err, size_t err_len);
+void cli_atomic_abort(cli_atomic *a);
+/* Write a whole buffer atomically. */
+int cli_write_file_atomic(const char *path, const void *data, size_t size, char *err,
+                          size_t err_len);
+
+/* Repeated --input-shape options. */
+typedef struct cli_shapes {
+    char **names;
+    sqz_shape *shapes;
+    int n;
+} cli_shapes;
+/* Parse and append "name:d0,d1,..."; 0 ok, -1 with err. */
+int cli_shapes_add(cli_shapes *s, const char *spec, char *err, size_t err_len);
+void cli_shapes_free(cli_shapes *s);
+
+/* Exit code for a runtime status: CLI_ERUNTIME for out-of-memory, CLI_EUSAGE
+ * (bad input) otherwise. */
+int cli_exit_for_sqz(int code);
+
+/* Load a .sqz model and create a session with the given input-shape
+ * overrides (may be NULL) and thread count (<= 0: default). Prints the
+ * error ("sqz <cmd>: ...") and returns the exit code on failure, 0 on
+ * success. On failure *m and *s are NULL. */
+struct sqz_model;
+struct sqz_session;
+int cli_open_model(const char *cmd, const char *path, struct sqz_model **m);
+int cli_open_session(const char *cmd, const struct sqz_model *m, const cli_shapes *shapes,
+                     int threads, struct sqz_session **s);
+
+/* JSON string literal of s (quotes included) to f. */
+void cli_json_str(FILE *f, const char *s);
+
+/* Size of a regular file, -1 on failure. */
+long long cli_file_size(const char *path);
+
+/* Seconds from a monotonic clock. */
+double cli_now(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

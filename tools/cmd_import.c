@@ -1,0 +1,141 @@
+/* cmd_import.c - `sqz import`: ONNX -> optimized IR -> .sqz (atomic write). */
+#include "cmd_import.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_util.h"
+#include "sqzc/ir.h"
+#include "sqzc/onnx_import.h"
+#include "sqzc/passes.h"
+#include "sqzc/writer.h"
+
+#define CMD "import"
+
+void cmd_import_usage(FILE *f) {
+    fprintf(f, "usage: sqz import model.onnx -o model.sqz [--input-shape name:d0,d1,...]...\n"
+               "                  [--no-optimize]\n\n"
+               "Import an ONNX model, optimize it (constant folding, BatchNorm folding,\n"
+               "activation fusion, dead-node removal) and write a .sqz file atomically.\n\n"
+               "  -o, --output PATH          output .sqz file (required)\n"
+               "  --input-shape NAME:DIMS    fix the shape of a graph input, e.g. input:1,1,28,28\n"
+               "                             (repeatable; needed for dynamic dims)\n"
+               "  --no-optimize              write the graph as imported\n"
+               "  -h, --help                 this help\n");
+}
+
+static uint64_t count_params(const sqzc_graph *g) {
+    /* elements of every float constant that a node reads */
+    char *seen = calloc((size_t)g->n_tensors + 1, 1);
+    if (!seen) return 0;
+    uint64_t total = 0;
+    for (int n = 0; n < g->n_nodes; n++) {
+        const sqzc_node *nd = &g->nodes[n];
+        if (nd->op == SQZ_OP_INVALID) continue;
+        for (uint32_t k = 0; k < nd->n_in; k++) {
+            int t = nd->in[k];
+            if (t < 0 || t >= g->n_tensors || seen[t]) continue;
+            seen[t] = 1;
+            const sqzc_tensor *tt = &g->tensors[t];
+            if (tt->f32 && tt->shape.ndim >= 0) total += (uint64_t)sqz_shape_numel(&tt->shape);
+        }
+    }
+    free(seen);
+    return total;
+}
+
+int cmd_import(int argc, char **argv) {
+    const char *in = NULL, *out = NULL;
+    int optimize = 1;
+    cli_shapes shapes = {0};
+    char err[512];
+    int rc = CLI_EUSAGE;
+    sqzc_named_shape *named = NULL;
+    sqzc_graph *g = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        int m;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            cmd_import_usage(stdout);
+            cli_shapes_free(&shapes);
+            return CLI_OK;
+        } else if ((m = cli_opt_value(argc, argv, &i, "-o", &v)) != 0 ||
+                   (m = cli_opt_value(argc, argv, &i, "--output", &v)) != 0) {
+            if (m < 0) {
+                cli_error(CMD, "%s needs a value", a);
+                goto done;
+            }
+            out = v;
+        } else if ((m = cli_opt_value(argc, argv, &i, "--input-shape", &v)) != 0) {
+            if (m < 0) {
+                cli_error(CMD, "--input-shape needs a value (name:d0,d1,...)");
+                goto done;
+            }
+            if (cli_shapes_add(&shapes, v, err, sizeof err) != 0) {
+                cli_error(CMD, "%s", err);
+                goto done;
+            }
+        } else if (strcmp(a, "--no-optimize") == 0) {
+            optimize = 0;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            cli_error(CMD, "unknown option '%s' (try sqz import --help)", a);
+            goto done;
+        } else if (!in) {
+            in = a;
+        } else {
+            cli_error(CMD, "unexpected argument '%s'", a);
+            goto done;
+        }
+    }
+    if (!in) {
+        cli_error(CMD, "missing input model.onnx (try sqz import --help)");
+        goto done;
+    }
+    if (!out) {
+        cli_error(CMD, "missing -o model.sqz");
+        goto done;
+    }
+    if (shapes.n > 0) {
+        named = calloc((size_t)shapes.n, sizeof *named);
+        if (!named) {
+            cli_error(CMD, "out of memory");
+            rc = CLI_ERUNTIME;
+            goto done;
+        }
+        for (int i = 0; i < shapes.n; i++) {
+            named[i].name = shapes.names[i];
+            named[i].shape = shapes.shapes[i];
+        }
+    }
+    sqzc_import_options opts;
+    memset(&opts, 0, sizeof opts);
+    opts.input_shapes = named;
+    opts.n_input_shapes = shapes.n;
+    err[0] = '\0';
+    if (sqzc_import_onnx(in, &opts, &g, err, sizeof err) != 0) {
+        cli_error(CMD, "%s", err[0] ? err : "import failed");
+        goto done;
+    }
+    if (optimize && sqzc_optimize(g, err, sizeof err) != 0) {
+        cli_error(CMD, "optimize: %s", err);
+        goto done;
+    }
+    if (sqzc_write_sqz(g, out, err, sizeof err) != 0) {
+        cli_error(CMD, "%s", err);
+        rc = CLI_ERUNTIME;
+        goto done;
+    }
+    int nodes = 0;
+    for (int n = 0; n < g->n_nodes; n++)
+        if (g->nodes[n].op != SQZ_OP_INVALID) nodes++;
+    long long bytes = cli_file_size(out);
+    printf("%s -> %s: %d nodes, %llu params, %lld bytes\n", in, out, nodes,
+           (unsigned long long)count_params(g), bytes);
+    rc = CLI_OK;
+done:
+    sqzc_graph_free(g);
+    free(named);
+    cli_shapes_free(&shapes);
+    return rc;
+}

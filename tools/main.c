@@ -1,0 +1,80 @@
+/* main.c - the `sqz` command-line tool: subcommand dispatch. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli_util.h"
+#include "cmd_eval.h"
+#include "cmd_import.h"
+#include "cmd_info.h"
+#include "cmd_run.h"
+
+#ifndef SQZ_VERSION
+#define SQZ_VERSION "0.1.0"
+#endif
+
+typedef struct command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+    void (*usage)(FILE *f);
+} command;
+
+static const command kCommands[] = {
+    {"import", "convert an ONNX model to .sqz (with graph optimizations)", cmd_import,
+     cmd_import_usage},
+    {"info", "per-layer table of a .sqz model: shapes, params, bytes, MACs", cmd_info,
+     cmd_info_usage},
+    {"run", "run a .sqz model on a PNG image or a .npy tensor", cmd_run, cmd_run_usage},
+    {"eval", "accuracy of a classifier on a test set (Fashion-MNIST)", cmd_eval, cmd_eval_usage},
+};
+enum { N_COMMANDS = sizeof kCommands / sizeof kCommands[0] };
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: sqz <command> [options]\n"
+               "       sqz <command> --help\n"
+               "       sqz --version\n\ncommands:\n");
+    for (int i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-8s %s\n", kCommands[i].name, kCommands[i].summary);
+}
+
+static const command *find(const char *name) {
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (strcmp(kCommands[i].name, name) == 0) return &kCommands[i];
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EUSAGE;
+    }
+    const char *a = argv[1];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
+        printf("sqz %s\n", SQZ_VERSION);
+        return CLI_OK;
+    }
+    if (strcmp(a, "help") == 0) {
+        if (argc < 3) {
+            usage(stdout);
+            return CLI_OK;
+        }
+        const command *c = find(argv[2]);
+        if (!c) {
+            cli_error("help", "unknown command '%s' (try sqz --help)", argv[2]);
+            return CLI_EUSAGE;
+        }
+        c->usage(stdout);
+        return CLI_OK;
+    }
+    const command *c = find(a);
+    if (!c) {
+        fprintf(stderr, "sqz: unknown %s '%s' (try sqz --help)\n",
+                a[0] == '-' ? "option" : "command", a);
+        return CLI_EUSAGE;
+    }
+    return c->run(argc - 1, argv + 1);
+}
