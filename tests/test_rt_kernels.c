@@ -1499,6 +1499,29 @@ static void test_resize_examples(void **state) {
     ASSERT_SHAPE(&r.shape[0], 1, 1, 1, 2);
     assert_close(r.out[0], (const float[]){2.6666665f, 4.3333335f}, 2, 1e-5);
     res_free(&r);
+    /* align_corners with scales measures the resized length as in * scale (2.4 here,
+     * not the floored 2): ONNX resize_downsample_scales_linear_align_corners */
+    tn_init(&t, SQZ_OP_RESIZE);
+    tn_str(&t, "mode", "linear");
+    tn_str(&t, "coordinate_transformation_mode", "align_corners");
+    tn_floats(&t, "scales", 4, (const float[]){1, 1, 0.6f, 0.6f});
+    run_op(&t, 1, x8s, x8d, 1, &r);
+    assert_int_equal(r.rc, 0);
+    ASSERT_SHAPE(&r.shape[0], 1, 1, 1, 2);
+    assert_close(r.out[0], (const float[]){1.0f, 3.142857f}, 2, 1e-5);
+    res_free(&r);
+    /* tf_half_pixel_for_nn (ONNX's test spelling): 4x4 -> sizes 3x2 */
+    float x16[16];
+    for (int i = 0; i < 16; i++) x16[i] = (float)(i + 1);
+    sqz_shape x16s[1] = {SHP(1, 1, 4, 4)};
+    const float *x16d[1] = {x16};
+    tn_init(&t, SQZ_OP_RESIZE);
+    tn_str(&t, "coordinate_transformation_mode", "tf_half_pixel_for_nn");
+    TN_INTS(&t, "sizes", 1, 1, 3, 2);
+    run_op(&t, 1, x16s, x16d, 1, &r);
+    assert_int_equal(r.rc, 0);
+    assert_close(r.out[0], (const float[]){6, 8, 10, 12, 14, 16}, 6, 0);
+    res_free(&r);
     /* asymmetric + round_prefer_ceil, sizes 1x1x3x3 from 2x2 (scale 1.5):
      * x/1.5 = 0, .667, 1.333 -> 0, 1, 1 */
     tn_init(&t, SQZ_OP_RESIZE);

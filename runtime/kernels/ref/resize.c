@@ -38,20 +38,23 @@ static int lookup(const char *s, const char *const *names, int n) {
     return -1;
 }
 
-static double src_coord(int ct, double x, double scale, int64_t lin, int64_t lout) {
+/* ONNX measures the resized length as scale * in (not the floored output
+ * size) in align_corners and pytorch_half_pixel. */
+static double src_coord(int ct, double x, double scale, int64_t lin) {
+    double lout = scale * (double)lin;
     switch (ct) {
     case CT_HALF_PIXEL:
         return (x + 0.5) / scale - 0.5;
     case CT_PYTORCH_HALF_PIXEL:
-        return lout > 1 ? (x + 0.5) / scale - 0.5 : 0.0;
+        return lout > 1.0 ? (x + 0.5) / scale - 0.5 : 0.0;
     case CT_ALIGN_CORNERS:
-        return lout == 1 ? 0.0 : x * (double)(lin - 1) / (double)(lout - 1);
+        return lout == 1.0 ? 0.0 : x * (double)(lin - 1) / (lout - 1.0);
     case CT_ASYMMETRIC:
         return x / scale;
     case CT_TF_HALF_NN:
         return (x + 0.5) / scale;
     default: { /* half_pixel_symmetric */
-        double adj = (double)lout / (scale * (double)lin);
+        double adj = floor(lout) / lout;
         double center = (double)lin / 2.0;
         double off = center * (1.0 - adj);
         return off + (x + 0.5) / scale - 0.5;
@@ -89,6 +92,7 @@ static int resize_prepare(sqz_op_ctx *ctx) {
     if (mode < 0) return sqz_op_fail(ctx, "Resize: mode=\"%s\" unsupported", ms);
     const char *cs = sqz_attr_str(ctx->node, "coordinate_transformation_mode", "half_pixel");
     int ct = lookup(cs, cts, 6);
+    if (strcmp(cs, "tf_half_pixel_for_nn") == 0) ct = CT_TF_HALF_NN; /* ONNX's own test spelling */
     if (ct < 0)
         return sqz_op_fail(ctx, "Resize: coordinate_transformation_mode=\"%s\" unsupported", cs);
     const char *ns = sqz_attr_str(ctx->node, "nearest_mode", "round_prefer_floor");
@@ -195,7 +199,7 @@ static int resize_prepare(sqz_op_ctx *ctx) {
         p->w1[d] = wp;
         int ident = lin == lout;
         for (int64_t i = 0; i < lout; i++) {
-            double sx = src_coord(ct, (double)i, scale[d], lin, lout);
+            double sx = src_coord(ct, (double)i, scale[d], lin);
             int64_t a, b;
             float w;
             if (mode == 0) {
