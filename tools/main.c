@@ -45,7 +45,7 @@ static const command *find(const char *name) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        usage(stderr);
+        fprintf(stderr, "sqz: missing command (try sqz --help)\n");
         return CLI_EUSAGE;
     }
     const char *a = argv[1];
