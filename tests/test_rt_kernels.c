@@ -1658,6 +1658,40 @@ static void test_pad(void **state) {
     expect_fail(&t, 1, xs, 1, "pads");
 }
 
+/* Hostile attribute values are refused in prepare, without overflow. */
+static void test_hostile_attrs(void **state) {
+    (void)state;
+    tnode t;
+    sqz_shape xs[1] = {SHP(1, 1, 4, 4)};
+    tn_init(&t, SQZ_OP_RESIZE);
+    tn_floats(&t, "scales", 4, (const float[]){1, 1, 1e30f, 1e30f});
+    expect_fail(&t, 1, xs, 1, "scales");
+    tn_init(&t, SQZ_OP_RESIZE);
+    tn_floats(&t, "scales", 4, (const float[]){1, 1, NAN, 2});
+    expect_fail(&t, 1, xs, 1, "scales");
+    tn_init(&t, SQZ_OP_PAD);
+    TN_INTS(&t, "pads", 0, 0, 0, INT64_MAX, 0, 0, 0, INT64_MAX);
+    expect_fail(&t, 1, xs, 1, "pads");
+    tn_init(&t, SQZ_OP_RESHAPE);
+    TN_INTS(&t, "shape", INT64_MAX, INT64_MAX, 0);
+    tn_int(&t, "allowzero", 1);
+    expect_fail(&t, 1, xs, 1, "shape");
+    tn_init(&t, SQZ_OP_MAXPOOL);
+    TN_INTS(&t, "kernel_shape", 2, 2);
+    TN_INTS(&t, "dilations", INT64_MAX, 1);
+    expect_fail(&t, 1, xs, 1, "range");
+    sqz_shape cs[2] = {SHP(1, 1, 4, 4), SHP(1, 1, 3, 3)};
+    tn_init(&t, SQZ_OP_CONV_TRANSPOSE);
+    TN_INTS(&t, "strides", INT64_MAX / 2, 1);
+    expect_fail(&t, 2, cs, 1, "range");
+    tn_init(&t, SQZ_OP_CONV_TRANSPOSE);
+    TN_INTS(&t, "output_shape", INT64_MAX, 5);
+    expect_fail(&t, 2, cs, 1, "output_shape");
+    sqz_shape big[1] = {SHP(INT64_MAX, 4)};
+    tn_init(&t, SQZ_OP_RELU);
+    expect_fail(&t, 1, big, 1, "too large");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names_and_table),
@@ -1681,6 +1715,7 @@ int main(void) {
         cmocka_unit_test(test_resize_examples),
         cmocka_unit_test(test_resize_linear_vs_naive),
         cmocka_unit_test(test_pad),
+        cmocka_unit_test(test_hostile_attrs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,13 +21,30 @@ int ref_check_io(sqz_op_ctx *ctx, uint32_t min_in, uint32_t max_in, uint32_t n_o
         if (i < min_in && nd < 0) return sqz_op_fail(ctx, "%s input %u is required", op, i);
         if (nd > SQZ_MAX_DIMS)
             return sqz_op_fail(ctx, "%s input %u has rank %d > %d", op, i, nd, SQZ_MAX_DIMS);
-        for (int d = 0; d < nd; d++)
-            if (ctx->in_shape[i].dims[d] < 0)
-                return sqz_op_fail(ctx, "%s input %u has negative dim %d", op, i, d);
+        int64_t n = 1;
+        for (int d = 0; d < nd; d++) {
+            int64_t v = ctx->in_shape[i].dims[d];
+            if (v < 0) return sqz_op_fail(ctx, "%s input %u has negative dim %d", op, i, d);
+            if (v > REF_MAX_NUMEL || (v > 0 && n > REF_MAX_NUMEL / v))
+                return sqz_op_fail(ctx, "%s input %u is too large", op, i);
+            n *= v;
+        }
     }
     if (n_out > 0 && ctx->n_out != n_out)
         return sqz_op_fail(ctx, "%s expects %u outputs, got %u", op, n_out, ctx->n_out);
     if (ctx->n_out < 1) return sqz_op_fail(ctx, "%s has no output", op);
+    return 0;
+}
+
+int ref_check_size(sqz_op_ctx *ctx, int nd, const int64_t *dims) {
+    int64_t n = 1;
+    for (int d = 0; d < nd; d++) {
+        int64_t v = dims[d];
+        if (v < 0 || v > REF_MAX_NUMEL || (v > 0 && n > REF_MAX_NUMEL / v))
+            return sqz_op_fail(ctx, "%s: output too large or negative (dim %d = %lld)",
+                               ref_opname(ctx), d, (long long)v);
+        n *= v;
+    }
     return 0;
 }
 
@@ -188,6 +205,10 @@ int ref_geom_prepare(sqz_op_ctx *ctx, ref_geom *g, int nd, const int64_t *in_sp,
         ref_ints_n(ctx, "pads", 2 * nd, 0, p))
         return -1;
     for (int i = 0; i < nd; i++) {
+        if (k[i] > REF_MAX_NUMEL || s[i] > REF_MAX_NUMEL || d[i] > REF_MAX_NUMEL ||
+            p[i] > REF_MAX_NUMEL || p[i + nd] > REF_MAX_NUMEL ||
+            (d[i] > 0 && k[i] - 1 > REF_MAX_NUMEL / d[i]))
+            return sqz_op_fail(ctx, "%s: kernel_shape/strides/dilations/pads out of range", op);
         if (k[i] < 1)
             return sqz_op_fail(ctx, "%s: kernel_shape[%d]=%lld invalid", op, i, (long long)k[i]);
         if (s[i] < 1)

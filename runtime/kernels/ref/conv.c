@@ -54,6 +54,8 @@ static int conv_prepare(sqz_op_ctx *ctx) {
     p.direct = 1;
     for (int i = 0; i < 3; i++)
         if (p.g.k[i] != 1 || p.g.s[i] != 1 || p.g.pb[i] != 0 || p.g.pe[i] != 0) p.direct = 0;
+    if (p.out_sp > REF_MAX_NUMEL || (p.out_sp > 0 && p.K > REF_MAX_NUMEL / p.out_sp))
+        return sqz_op_fail(ctx, "Conv: im2col buffer too large");
     sqz_shape *y = &ctx->out_shape[0];
     y->ndim = x->ndim;
     y->dims[0] = p.N;
@@ -220,10 +222,22 @@ static int convt_prepare(sqz_op_ctx *ctx) {
             return sqz_op_fail(ctx, "ConvTranspose: kernel_shape[%d]=%lld does not match W", i,
                                (long long)kv[i]);
     }
+    const int64_t *osv;
+    int osc = sqz_attr_ints(ctx->node, "output_shape", &osv);
+    if (osc >= 0 && osc != nd && osc != nd + 2)
+        return sqz_op_fail(ctx, "ConvTranspose: output_shape has %d values, expected %d", osc, nd);
     if (ref_ints_n(ctx, "strides", nd, 1, s) || ref_ints_n(ctx, "dilations", nd, 1, d) ||
         ref_ints_n(ctx, "output_padding", nd, 0, op) || ref_ints_n(ctx, "pads", 2 * nd, 0, pads))
         return -1;
     for (int i = 0; i < nd; i++) {
+        if (s[i] > REF_MAX_NUMEL || d[i] > REF_MAX_NUMEL || op[i] > REF_MAX_NUMEL ||
+            pads[i] > REF_MAX_NUMEL || pads[i + nd] > REF_MAX_NUMEL ||
+            (d[i] > 0 && k[i] - 1 > REF_MAX_NUMEL / d[i]) ||
+            (s[i] > 0 && x->dims[2 + i] - 1 > REF_MAX_NUMEL / s[i]))
+            return sqz_op_fail(ctx, "ConvTranspose: strides/dilations/pads out of range");
+        if (osc >= 0 && (osv[osc - nd + i] < 1 || osv[osc - nd + i] > REF_MAX_NUMEL))
+            return sqz_op_fail(ctx, "ConvTranspose: output_shape[%d]=%lld invalid", i,
+                               (long long)osv[osc - nd + i]);
         if (s[i] < 1 || d[i] < 1)
             return sqz_op_fail(ctx, "ConvTranspose: strides/dilations must be >= 1");
         if (op[i] < 0)
@@ -244,10 +258,6 @@ static int convt_prepare(sqz_op_ctx *ctx) {
         mode = 3;
     else
         return sqz_op_fail(ctx, "ConvTranspose: auto_pad=\"%s\" unsupported", ap);
-    const int64_t *osv;
-    int osc = sqz_attr_ints(ctx->node, "output_shape", &osv);
-    if (osc >= 0 && osc != nd && osc != nd + 2)
-        return sqz_op_fail(ctx, "ConvTranspose: output_shape has %d values, expected %d", osc, nd);
     sqz_shape *y = &ctx->out_shape[0];
     y->ndim = x->ndim;
     y->dims[0] = p.N;
@@ -284,6 +294,7 @@ static int convt_prepare(sqz_op_ctx *ctx) {
         p.pb[j] = pb;
         y->dims[2 + i] = out;
     }
+    if (ref_check_size(ctx, y->ndim, y->dims)) return -1;
     p.ksz = p.k[0] * p.k[1] * p.k[2];
     p.in_sp = p.in[0] * p.in[1] * p.in[2];
     p.out_sp = p.out[0] * p.out[1] * p.out[2];

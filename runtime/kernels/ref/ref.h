@@ -23,12 +23,19 @@ extern const sqz_op_impl sqz_ref_maxpool, sqz_ref_avgpool, sqz_ref_global_avgpoo
 extern const sqz_op_impl sqz_ref_reduce_mean, sqz_ref_softmax;
 extern const sqz_op_impl sqz_ref_resize;
 
+/* Largest element count of any tensor a kernel accepts (keeps every size
+ * product of a kernel far from int64 / size_t overflow). */
+#define REF_MAX_NUMEL ((int64_t)1 << 36)
+
 /* ONNX op_type of the node in ctx (for messages). */
 const char *ref_opname(const sqz_op_ctx *ctx);
 
 /* Checks min_in <= n_in <= max_in, that inputs [0, min_in) are present and
  * have a sane rank, and (when n_out > 0) that exactly n_out outputs exist. */
 int ref_check_io(sqz_op_ctx *ctx, uint32_t min_in, uint32_t max_in, uint32_t n_out);
+
+/* Fails unless dims[0..nd) are >= 0 with a product <= REF_MAX_NUMEL. */
+int ref_check_size(sqz_op_ctx *ctx, int nd, const int64_t *dims);
 
 /* Present optional input? */
 static inline int ref_has_input(const sqz_op_ctx *ctx, uint32_t i) {

@@ -142,7 +142,11 @@ static int resize_prepare(sqz_op_ctx *ctx) {
                 return sqz_op_fail(ctx, "Resize: scales[%d]=%g invalid", i, (double)sv[i]);
             int d = axes[i];
             scale[d] = sv[i];
-            out[d] = (int64_t)floor((double)x->dims[d] * (double)sv[i]);
+            double v = floor((double)x->dims[d] * (double)sv[i]);
+            if (!(v <= (double)REF_MAX_NUMEL))
+                return sqz_op_fail(ctx, "Resize: scales[%d]=%g gives too large an output", i,
+                                   (double)sv[i]);
+            out[d] = (int64_t)v;
         }
     } else {
         if (nsz != nax)
@@ -159,7 +163,10 @@ static int resize_prepare(sqz_op_ctx *ctx) {
             for (int i = 0; i < nax; i++) {
                 int d = axes[i];
                 scale[d] = s;
-                out[d] = (int64_t)floor(s * (double)x->dims[d] + 0.5);
+                double v = floor(s * (double)x->dims[d] + 0.5);
+                if (!(v <= (double)REF_MAX_NUMEL))
+                    return sqz_op_fail(ctx, "Resize: sizes give too large an output");
+                out[d] = (int64_t)v;
             }
         } else {
             for (int i = 0; i < nax; i++) {
@@ -173,6 +180,7 @@ static int resize_prepare(sqz_op_ctx *ctx) {
         if (out[d] > 0 && x->dims[d] == 0)
             return sqz_op_fail(ctx, "Resize: cannot resize an empty dim %d", d);
 
+    if (ref_check_size(ctx, r, out)) return -1;
     size_t cnt = 0;
     for (int d = 0; d < r; d++) cnt += (size_t)out[d];
     resize_p *p = calloc(1, sizeof(*p));

@@ -44,7 +44,8 @@ static int reshape_prepare(sqz_op_ctx *ctx) {
             neg = i;
             continue;
         }
-        if (d < -1) return sqz_op_fail(ctx, "Reshape: shape[%d]=%lld invalid", i, (long long)d);
+        if (d < -1 || d > REF_MAX_NUMEL || (d > 0 && known > REF_MAX_NUMEL / d))
+            return sqz_op_fail(ctx, "Reshape: shape[%d]=%lld invalid", i, (long long)d);
         if (d == 0) {
             if (allowzero) {
                 has_zero = 1;
@@ -457,6 +458,9 @@ static int pad_prepare(sqz_op_ctx *ctx) {
     if (np != 2 * nax) return sqz_op_fail(ctx, "Pad: pads has %d values, expected %d", np, 2 * nax);
     int64_t pb[SQZ_MAX_DIMS] = {0}, pe[SQZ_MAX_DIMS] = {0};
     for (int i = 0; i < nax; i++) {
+        if (pv[i] < -REF_MAX_NUMEL || pv[i] > REF_MAX_NUMEL || pv[i + nax] < -REF_MAX_NUMEL ||
+            pv[i + nax] > REF_MAX_NUMEL)
+            return sqz_op_fail(ctx, "Pad: pads value out of range");
         pb[axes[i]] = pv[i];
         pe[axes[i]] = pv[i + nax];
     }
@@ -471,6 +475,7 @@ static int pad_prepare(sqz_op_ctx *ctx) {
             return sqz_op_fail(ctx, "Pad: mode=\"%s\" cannot pad an empty dim", ms);
         msum += o.dims[d];
     }
+    if (ref_check_size(ctx, r, o.dims)) return -1;
     pad_p *p = calloc(1, sizeof(*p) + (size_t)msum * sizeof(int64_t));
     if (!p) return sqz_op_fail(ctx, "Pad: out of memory");
     p->nd = r;
