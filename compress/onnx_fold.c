@@ -813,7 +813,12 @@ int ox_fold_node(ox_ctx *c, const Onnx__NodeProto *n, const char *label, const i
     if (strcmp(op, "Size") == 0) return fold_size(&f);
     /* Any other op on integer constants cannot run on the float kernels. */
     for (uint32_t k = 0; k < n->n_input && k < 4; k++)
-        if (have[k] && x[k].dtype == SQZC_I64 && sqz_op_from_name(op) != SQZ_OP_INVALID && k == 0)
-            return ffail(&f, "integer constant input is not supported by this op");
+        if (have[k] && x[k].dtype == SQZC_I64 && sqz_op_from_name(op) != SQZ_OP_INVALID && k == 0) {
+            char msg[320];
+            snprintf(msg, sizeof msg,
+                     "input '%s' is an integer tensor; this op runs on float tensors only",
+                     n->input[k]);
+            return ffail(&f, msg);
+        }
     return 0;
 }

@@ -219,6 +219,20 @@ static int load_graph_inputs(ox_ctx *c, const Onnx__GraphProto *gp) {
                                ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
                            dim->dim_value >= 0) {
                     s.dims[d] = dim->dim_value;
+                } else if (d == 0 && c->opts && c->opts->default_batch > 0) {
+                    /* a dynamic leading (batch) dim: the caller's default */
+                    s.dims[d] = c->opts->default_batch;
+                    char note[400];
+                    snprintf(note, sizeof note,
+                             "input '%s' dim 0 ('%s') is dynamic; fixed to %lld (choose with "
+                             "--input-shape)",
+                             name,
+                             dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
+                                 ? ox_s(dim->dim_param)
+                                 : "",
+                             (long long)c->opts->default_batch);
+                    if (sqzc_graph_set_meta(c->g, "import.note", note) != 0)
+                        return ox_fail(c, "out of memory");
                 } else {
                     char shp[160] = "";
                     size_t k = 0;

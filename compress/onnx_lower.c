@@ -369,6 +369,17 @@ int ox_lower_node(ox_ctx *c, const Onnx__NodeProto *n, const char *label, const 
     if (rewrite == 1) {
         if (n_out > 1)
             return lfail(&l, "the mask output is not supported (inference only)", NULL, NULL);
+        /* Dropout-12+: input 2 training_mode; training drops at random, which
+         * an inference runtime must not pretend to do as Identity */
+        const sqzc_tensor *tm = strcmp(opn, "Dropout") == 0 ? tin(&l, 2) : NULL;
+        if (tm) {
+            int on = 1; /* a non-constant training_mode cannot be proven off */
+            if (tm->i64 && sqz_shape_numel(&tm->shape) >= 1) on = tm->i64[0] != 0;
+            if (tm->f32 && sqz_shape_numel(&tm->shape) >= 1) on = tm->f32[0] != 0.0f;
+            if (on)
+                return lfail(&l, "training_mode=true is not supported (inference only)", NULL,
+                             NULL);
+        }
     }
     if (n_out == 0) return lfail(&l, "no outputs", NULL, NULL);
     for (uint32_t k = 0; k < n_out; k++)

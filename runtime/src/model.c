@@ -145,15 +145,18 @@ static sqz_code parse_tensors(load_ctx *L, reader *r) {
             return sqz_set_status(L->st, SQZ_ERR_FORMAT, "corrupt model: tensor '%s' has %u dims",
                                   t->name, ndim);
         t->shape.ndim = ndim;
-        uint64_t numel = 1;
+        uint64_t numel = 1, nz_numel = 1;
         for (int d = 0; d < ndim; d++) {
             uint64_t v = rd_u64(r);
-            if (v > (1ull << 40) || (v && numel > (1ull << 40) / v))
+            /* the product of the non-zero dims is bounded too: a 0 dim must not
+             * let the others grow unchecked into a kernel's arithmetic */
+            if (v > (1ull << 40) || (v && nz_numel > (1ull << 40) / v))
                 return sqz_set_status(L->st, SQZ_ERR_FORMAT,
                                       "corrupt model: tensor '%s' dim %d = %llu out of range",
                                       t->name, d, (unsigned long long)v);
             t->shape.dims[d] = (int64_t)v;
             numel *= v;
+            if (v) nz_numel *= v;
         }
         uint8_t quant = rd_u8(r);
         (void)rd_u8(r);
@@ -185,6 +188,7 @@ static sqz_code parse_tensors(load_ctx *L, reader *r) {
                                       t->name, (unsigned long long)off, (unsigned long long)size);
             t->data = sqz_aligned_alloc((size_t)size);
             if (!t->data) return sqz_set_status(L->st, SQZ_ERR_NOMEM, "out of memory");
+            if (numel == 0) continue; /* no payload (and maybe no DATA section) */
             const uint8_t *src = L->data_sec + off;
             for (uint64_t k = 0; k < numel; k++) {
                 uint32_t u = (uint32_t)src[4 * k] | ((uint32_t)src[4 * k + 1] << 8) |

@@ -61,15 +61,23 @@ void sqz_session_free(sqz_session *s) {
     session_destroy(s);
 }
 
+/* Bytes of a float tensor; -1 when a dim is negative or the product of the
+ * non-zero dims exceeds the cap (checked even when another dim is 0, so no
+ * kernel ever multiplies hostile dims into an overflow). */
 static int shape_bytes(const sqz_shape *sh, uint64_t *bytes) {
     uint64_t n = 4;
+    int zero = 0;
     for (int d = 0; d < sh->ndim; d++) {
         if (sh->dims[d] < 0) return -1;
         uint64_t v = (uint64_t)sh->dims[d];
-        if (v && n > SQZ_MAX_TENSOR_BYTES / v) return -1;
+        if (v == 0) {
+            zero = 1;
+            continue;
+        }
+        if (n > SQZ_MAX_TENSOR_BYTES / v) return -1;
         n *= v;
     }
-    *bytes = n;
+    *bytes = zero ? 0 : n;
     return 0;
 }
 
@@ -136,9 +144,9 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
         const sqz_shape *sh = &s->shapes[m->inputs[i]];
         uint64_t b;
         for (int d = 0; d < sh->ndim; d++)
-            if (sh->dims[d] <= 0) {
+            if (sh->dims[d] < 0) {
                 rc = sqz_set_status(st, SQZ_ERR_INVALID_ARG,
-                                    "input '%s': dim %d is %lld; every dim must be positive",
+                                    "input '%s': dim %d is %lld; dims must be >= 0",
                                     m->tensors[m->inputs[i]].name, d, (long long)sh->dims[d]);
                 goto done;
             }

@@ -40,7 +40,7 @@ def main():
             failed += 1
             continue
         res = json.loads(r.stdout[r.stdout.index("{"):])
-        acc = float(res["accuracy"])
+        acc = 100.0 * res["correct"] / res["total"]  # JSON accuracy is a fraction
         ours = open(preds, "rb").read()
         theirs = open(os.path.join(ROOT, "tools/models", name + ".torch_pred.bin"), "rb").read()
         if len(ours) != len(theirs) or len(ours) != 10000:

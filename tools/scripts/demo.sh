@@ -26,7 +26,9 @@ for m in "${models[@]}"; do
   [ -f "$onnx" ] || { echo "demo: no reference model $onnx" >&2; exit 1; }
   "$SQZ" import "$onnx" -o "$out/$m.sqz" >/dev/null
   json=$("$SQZ" eval "$out/$m.sqz" --dataset fashion-mnist --json)
-  acc=$(echo "$json" | grep -o '"accuracy": *[0-9.]*' | grep -o '[0-9.]*$')
+  correct=$(echo "$json" | grep -o '"correct": *[0-9]*' | grep -o '[0-9]*$')
+  total=$(echo "$json" | grep -o '"total": *[0-9]*' | grep -o '[0-9]*$')
+  acc=$(awk -v c="$correct" -v t="$total" 'BEGIN { printf "%.2f", 100 * c / t }')
   info=$("$SQZ" info "$out/$m.sqz" --json)
   params=$(echo "$info" | grep -o '"params": *[0-9]*' | head -1 | grep -o '[0-9]*$')
   macs=$(echo "$info" | grep -o '"macs": *[0-9]*' | head -1 | grep -o '[0-9]*$')

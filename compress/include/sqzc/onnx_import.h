@@ -34,6 +34,9 @@ typedef struct sqzc_import_options {
     int n_input_shapes;
     const sqzc_const_binding *const_inputs; /* e.g. int64 'shape' inputs of test graphs */
     int n_const_inputs;
+    /* > 0: a dynamic dim 0 of an input not in input_shapes becomes this value
+     * (noted in metadata "import.note"); 0: such a dim is an error. */
+    int64_t default_batch;
 } sqzc_import_options;
 
 /* Import path into *out. On failure returns -1, *out is NULL, and err holds a
