@@ -306,7 +306,7 @@ static int fold_cast(const fold *f, const ox_val *x, int to_float, int to_bool) 
 }
 
 static int fold_concat(const fold *f) {
-    ox_val first;
+    ox_val first = {0};
     int k0 = -1;
     for (uint32_t k = 0; k < f->n->n_input; k++) {
         if (input_val(f, k, &first) == 0) {
@@ -322,12 +322,13 @@ static int fold_concat(const fold *f) {
     sqz_shape s = first.shape;
     s.dims[axis] = 0;
     for (uint32_t k = 0; k < f->n->n_input; k++) {
-        ox_val x;
+        ox_val x = {0};
         if (input_val(f, k, &x) != 0) continue;
         if (x.dtype != first.dtype) return ffail(f, "inputs have different types");
         if (x.shape.ndim != r) return ffail(f, "inputs have different ranks");
-        for (int d = 0; d < r; d++)
-            if (d != axis && x.shape.dims[d] != first.shape.dims[d])
+        const sqz_shape xs = x.shape; /* a copy keeps gcc -O3's uninitialized analysis quiet */
+        for (int d = 0; d < r && d < SQZ_MAX_DIMS; d++)
+            if (d != axis && xs.dims[d] != first.shape.dims[d])
                 return ffail(f, "input shapes differ outside the axis");
         s.dims[axis] += x.shape.dims[axis];
     }
@@ -340,7 +341,7 @@ static int fold_concat(const fold *f) {
     unsigned char *dst = vdata(&v);
     int64_t pos = 0;
     for (uint32_t k = 0; k < f->n->n_input; k++) {
-        ox_val x;
+        ox_val x = {0};
         if (input_val(f, k, &x) != 0) continue;
         int64_t blk = x.shape.dims[axis] * inner;
         const unsigned char *src = vdata(&x);
@@ -368,8 +369,8 @@ static int get_axes(const fold *f, int from_input, int64_t *axes, int *n) {
     if (from_input) {
         ox_val a;
         if (input_val(f, 1, &a) != 0) return 0;
-        int64_t *p;
-        int cnt;
+        int64_t *p = NULL;
+        int cnt = 0;
         if (val_ints(f, &a, "axes", &p, &cnt) != 0) return -1;
         if (cnt > SQZ_MAX_DIMS) return ffail(f, "too many axes");
         memcpy(axes, p, (size_t)cnt * sizeof *axes);
@@ -426,8 +427,8 @@ static int fold_squeeze(const fold *f, const ox_val *x) {
 }
 
 static int fold_reshape(const fold *f, const ox_val *x, const ox_val *shp) {
-    int64_t *p;
-    int cnt;
+    int64_t *p = NULL;
+    int cnt = 0;
     if (val_ints(f, shp, "shape", &p, &cnt) != 0) return -1;
     if (cnt > SQZ_MAX_DIMS) return ffail(f, "target rank too large");
     int allowzero = (int)ox_attr_int(f->n, "allowzero", 0);
@@ -494,7 +495,7 @@ static int fold_slice(const fold *f, const ox_val *x) {
                 if (i < 2) return ffail(f, "starts / ends missing");
                 continue;
             }
-            int64_t *p;
+            int64_t *p = NULL;
             if (val_ints(f, &v, names[i], &p, cnt[i]) != 0) return -1;
             if (*cnt[i] > SQZ_MAX_DIMS) return ffail(f, "too many axes");
             memcpy(dst[i], p, (size_t)*cnt[i] * sizeof(int64_t));
@@ -628,8 +629,8 @@ static int fold_where(const fold *f, const ox_val *cnd, const ox_val *x, const o
 }
 
 static int fold_expand(const fold *f, const ox_val *x, const ox_val *shp) {
-    int64_t *p;
-    int cnt;
+    int64_t *p = NULL;
+    int cnt = 0;
     if (val_ints(f, shp, "shape", &p, &cnt) != 0) return -1;
     if (cnt > SQZ_MAX_DIMS) return ffail(f, "target rank too large");
     sqz_shape t;
@@ -653,8 +654,8 @@ static int fold_expand(const fold *f, const ox_val *x, const ox_val *shp) {
 }
 
 static int fold_const_of_shape(const fold *f, const ox_val *shp) {
-    int64_t *p;
-    int cnt;
+    int64_t *p = NULL;
+    int cnt = 0;
     if (val_ints(f, shp, "input", &p, &cnt) != 0) return -1;
     if (cnt > SQZ_MAX_DIMS) return ffail(f, "rank too large");
     sqz_shape s;

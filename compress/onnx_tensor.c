@@ -511,6 +511,7 @@ int sqzc_read_tensor_pb(const char *path, float **data, sqz_shape *shape, char *
         return -1;
     }
     int64_t n = ox_numel(&v.shape);
+    if (n < 0) n = 0; /* decode validated the dims; keeps the size arithmetic unsigned-safe */
     if (v.dtype == SQZC_I64) {
         float *f = malloc((size_t)(n ? n : 1) * sizeof *f);
         if (!f) {

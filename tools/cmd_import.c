@@ -112,11 +112,15 @@ int cmd_import(int argc, char **argv) {
     memset(&opts, 0, sizeof opts);
     opts.input_shapes = named;
     opts.n_input_shapes = shapes.n;
+    opts.default_batch = 1; /* exporters mark the batch dim dynamic; 1 unless told */
     err[0] = '\0';
     if (sqzc_import_onnx(in, &opts, &g, err, sizeof err) != 0) {
         cli_error(CMD, "%s", err[0] ? err : "import failed");
         goto done;
     }
+    for (int k = 0; k < g->n_meta; k++)
+        if (strcmp(g->meta[k].key, "import.note") == 0)
+            fprintf(stderr, "sqz import: note: %s\n", g->meta[k].value);
     if (optimize && sqzc_optimize(g, err, sizeof err) != 0) {
         cli_error(CMD, "optimize: %s", err);
         goto done;
