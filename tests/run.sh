@@ -19,6 +19,13 @@ if [ "$mode" != "--asan-only" ]; then
   echo "== Release build and tests =="
   run_build release -DCMAKE_BUILD_TYPE=Release
 fi
+if [ "$mode" = "all" ] && command -v clang >/dev/null; then
+  echo "== clang -Werror build (compile check) =="
+  cmake -S . -B build/clang -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Release >/dev/null
+  if ! cmake --build build/clang -j"$JOBS" >build/clang/build.log 2>&1; then
+    cat build/clang/build.log; echo "clang build failed"; exit 1
+  fi
+fi
 if [ "$mode" != "--release-only" ]; then
   echo "== Debug + AddressSanitizer + UndefinedBehaviorSanitizer build and tests =="
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
