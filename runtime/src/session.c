@@ -161,7 +161,8 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
     for (int i = 0; i < nn; i++) {
         const sqz_node *nd = &m->nodes[i];
         node_exec *e = &s->nodes[i];
-        e->impl = sqz_ref_op(nd->op);
+        e->impl = sqz_fast_op(nd->op);
+        if (!e->impl) e->impl = sqz_ref_op(nd->op);
         uint32_t ni = nd->n_inputs, no = nd->n_outputs;
         e->in_shape = calloc(ni + 1, sizeof *e->in_shape);
         e->in_data = calloc(ni + 1, sizeof *e->in_data);
@@ -195,7 +196,16 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
         c->num_threads = s->num_threads;
         c->err = e->err;
         c->err_len = sizeof e->err;
-        if (e->impl->prepare(c) != 0) {
+        int prc = e->impl->prepare(c);
+        if (prc == 1) { /* the fast kernel declined this node: use the reference */
+            if (c->params && e->impl->release) e->impl->release(c->params);
+            c->params = NULL;
+            c->scratch_bytes = 0;
+            e->err[0] = 0;
+            e->impl = sqz_ref_op(nd->op);
+            prc = e->impl->prepare(c);
+        }
+        if (prc != 0) {
             /* a kernel may fail after allocating: release what it left */
             if (c->params && e->impl->release) e->impl->release(c->params);
             c->params = NULL;

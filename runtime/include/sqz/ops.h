@@ -156,6 +156,17 @@ typedef struct sqz_op_impl {
 /* The scalar reference implementation of an op; NULL if the id is unknown. */
 const sqz_op_impl *sqz_ref_op(int op);
 
+/* The fastest implementation of an op for the CPU this process runs on
+ * (detected once at run time), or NULL when only the reference exists. Its
+ * prepare() may return 1 to decline a node (a shape or attribute it does not
+ * cover); the executor then uses sqz_ref_op(op). Outputs agree with the
+ * reference within float rounding (1e-4 relative on whole models). */
+const sqz_op_impl *sqz_fast_op(int op);
+
+/* Set SQZ_FORCE_REF=1 in the environment (or call this with 1) to run the
+ * reference kernels only: the oracle for tests and benches. */
+void sqz_set_force_reference(int on);
+
 /* printf-style failure for prepare(): writes ctx->err and returns -1. */
 int sqz_op_fail(sqz_op_ctx *ctx, const char *fmt, ...)
 #if defined(__GNUC__)
