@@ -161,8 +161,9 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
     for (int i = 0; i < nn; i++) {
         const sqz_node *nd = &m->nodes[i];
         node_exec *e = &s->nodes[i];
-        e->impl = sqz_fast_op(nd->op);
-        if (!e->impl) e->impl = sqz_ref_op(nd->op);
+        const sqz_op_impl *cand[8];
+        int n_cand = sqz_fast_ops(nd->op, cand, 8);
+        cand[n_cand++] = sqz_ref_op(nd->op);
         uint32_t ni = nd->n_inputs, no = nd->n_outputs;
         e->in_shape = calloc(ni + 1, sizeof *e->in_shape);
         e->in_data = calloc(ni + 1, sizeof *e->in_data);
@@ -196,15 +197,17 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
         c->num_threads = s->num_threads;
         c->err = e->err;
         c->err_len = sizeof e->err;
-        int prc = e->impl->prepare(c);
-        if (prc == 1) { /* the fast kernel declined this node: use the reference */
-            if (c->params && e->impl->release) e->impl->release(c->params);
+        /* candidates best first; a prepare() returning 1 declines the node */
+        int prc = 1;
+        for (int ci = 0; ci < n_cand && prc == 1; ci++) {
+            e->impl = cand[ci];
             c->params = NULL;
             c->scratch_bytes = 0;
             e->err[0] = 0;
-            e->impl = sqz_ref_op(nd->op);
             prc = e->impl->prepare(c);
+            if (prc == 1 && c->params && e->impl->release) e->impl->release(c->params);
         }
+        if (prc == 1) prc = -1; /* the reference never declines; guard anyway */
         if (prc != 0) {
             /* a kernel may fail after allocating: release what it left */
             if (c->params && e->impl->release) e->impl->release(c->params);

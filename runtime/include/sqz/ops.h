@@ -156,12 +156,13 @@ typedef struct sqz_op_impl {
 /* The scalar reference implementation of an op; NULL if the id is unknown. */
 const sqz_op_impl *sqz_ref_op(int op);
 
-/* The fastest implementation of an op for the CPU this process runs on
- * (detected once at run time), or NULL when only the reference exists. Its
- * prepare() may return 1 to decline a node (a shape or attribute it does not
- * cover); the executor then uses sqz_ref_op(op). Outputs agree with the
- * reference within float rounding (1e-4 relative on whole models). */
-const sqz_op_impl *sqz_fast_op(int op);
+/* Optimized implementations of an op for the CPU this process runs on
+ * (detected once at run time), best first: writes up to max candidates and
+ * returns their count (0 when only the reference exists). The executor calls
+ * each candidate's prepare() in turn; a prepare() returning 1 declines the node
+ * (a shape or attribute it does not cover) and the next is tried, ending with
+ * sqz_ref_op(op). Outputs agree with the reference within float rounding. */
+int sqz_fast_ops(int op, const sqz_op_impl **out, int max);
 
 /* Set SQZ_FORCE_REF=1 in the environment (or call this with 1) to run the
  * reference kernels only: the oracle for tests and benches. */
