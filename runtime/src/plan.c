@@ -9,12 +9,13 @@ static size_t align_up(size_t v, size_t a) {
 }
 
 typedef struct order_item {
-    size_t size;
+    size_t key, size;
     int idx;
 } order_item;
 
-static int by_size_desc(const void *a, const void *b) {
+static int by_key_desc(const void *a, const void *b) {
     const order_item *x = a, *y = b;
+    if (x->key != y->key) return x->key < y->key ? 1 : -1;
     if (x->size != y->size) return x->size < y->size ? 1 : -1;
     return x->idx - y->idx; /* stable: earlier items first */
 }
@@ -24,7 +25,10 @@ static int by_offset(const void *a, const void *b) {
     return (x[0] > y[0]) - (x[0] < y[0]);
 }
 
-size_t sqz_plan_greedy(const sqz_plan_item *items, int n, size_t align, size_t *offsets) {
+/* One greedy pass in the order given by `order` (0: size; 1: size x lifetime;
+ * 2: lifetime then size). */
+static size_t plan_pass(const sqz_plan_item *items, int n, size_t align, size_t *offsets,
+                        int order) {
     order_item *ord = malloc((size_t)(n > 0 ? n : 1) * sizeof *ord);
     int *placed = malloc((size_t)(n > 0 ? n : 1) * sizeof *placed);
     size_t *busy = malloc((size_t)(n > 0 ? n : 1) * 2 * sizeof *busy); /* (offset, end) pairs */
@@ -35,11 +39,14 @@ size_t sqz_plan_greedy(const sqz_plan_item *items, int n, size_t align, size_t *
         return (size_t)-1;
     }
     for (int i = 0; i < n; i++) {
-        ord[i].size = align_up(items[i].size, align);
+        size_t size = align_up(items[i].size, align),
+               len = (size_t)(items[i].last - items[i].first + 1);
+        ord[i].size = size;
+        ord[i].key = order == 0 ? size : order == 1 ? size * len : len;
         ord[i].idx = i;
         offsets[i] = 0;
     }
-    qsort(ord, (size_t)n, sizeof *ord, by_size_desc);
+    qsort(ord, (size_t)n, sizeof *ord, by_key_desc);
     int n_placed = 0;
     size_t arena = 0;
     for (int k = 0; k < n; k++) {
@@ -78,6 +85,24 @@ size_t sqz_plan_greedy(const sqz_plan_item *items, int n, size_t align, size_t *
     free(placed);
     free(busy);
     return arena;
+}
+
+size_t sqz_plan_greedy(const sqz_plan_item *items, int n, size_t align, size_t *offsets) {
+    /* Greedy-by-size is not optimal on every graph; a few orders cost little at
+     * session creation and the smallest arena wins. */
+    size_t *tmp = malloc((size_t)(n > 0 ? n : 1) * sizeof *tmp);
+    if (!tmp) return (size_t)-1;
+    size_t best = (size_t)-1;
+    for (int order = 0; order < 3; order++) {
+        size_t a = plan_pass(items, n, align, tmp, order);
+        if (a == (size_t)-1) continue;
+        if (best == (size_t)-1 || a < best) {
+            best = a;
+            for (int i = 0; i < n; i++) offsets[i] = tmp[i];
+        }
+    }
+    free(tmp);
+    return best;
 }
 
 size_t sqz_plan_lower_bound(const sqz_plan_item *items, int n, size_t align, int *peak_step) {

@@ -89,6 +89,91 @@ static void fmt_shape(const sqz_shape *s, char *buf, size_t n) {
     if (o < n) snprintf(buf + o, n - o, "]");
 }
 
+/* Ops whose kernel may write its output over input 0 (element i of the
+ * output depends only on element i of the input). */
+static int unary_inplace(int op) {
+    switch (op) {
+    case SQZ_OP_RELU:
+    case SQZ_OP_LEAKY_RELU:
+    case SQZ_OP_CLIP:
+    case SQZ_OP_SIGMOID:
+    case SQZ_OP_HARD_SIGMOID:
+    case SQZ_OP_HARD_SWISH:
+    case SQZ_OP_TANH:
+    case SQZ_OP_SQRT:
+    case SQZ_OP_PRELU:
+    case SQZ_OP_BATCHNORM:
+    case SQZ_OP_SOFTMAX:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int binary_inplace(int op) {
+    return op == SQZ_OP_ADD || op == SQZ_OP_SUB || op == SQZ_OP_MUL || op == SQZ_OP_DIV ||
+           op == SQZ_OP_POW;
+}
+
+static int view_op(int op) {
+    return op == SQZ_OP_RESHAPE || op == SQZ_OP_FLATTEN || op == SQZ_OP_SQUEEZE ||
+           op == SQZ_OP_UNSQUEEZE || op == SQZ_OP_IDENTITY;
+}
+
+static int same_shape(const sqz_shape *a, const sqz_shape *b) {
+    if (a->ndim != b->ndim) return 0;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->dims[d] != b->dims[d]) return 0;
+    return 1;
+}
+
+/* MPool sharing: views (Reshape, Flatten, Squeeze, Unsqueeze, Identity) alias
+ * their input; element-wise ops write over an input whose storage nobody reads
+ * afterwards (an Add into its dead operand). root[t] receives the tensor whose
+ * buffer t uses; the root's item lifetime grows to cover every tensor sharing
+ * it and the other items get size 0, so the planner sees one buffer per root. */
+static int alias_buffers(sqz_session *s, sqz_plan_item *items, int32_t *root) {
+    const sqz_model *m = s->m;
+    int nt = m->n_tensors;
+    for (int t = 0; t < nt; t++) root[t] = t;
+    for (int i = 0; i < m->n_nodes; i++) {
+        const sqz_node *nd = &m->nodes[i];
+        if (nd->n_outputs != 1 || nd->n_inputs < 1) continue;
+        int out = nd->outputs[0];
+        if (!items[out].size) continue;
+        int pick = -1;
+        for (uint32_t k = 0; k < nd->n_inputs && pick < 0; k++) {
+            int t = nd->inputs[k];
+            if (t < 0 || (m->tensors[t].flags & SQZ_TF_CONST)) continue;
+            int r = root[t];
+            if (items[r].size != items[out].size) continue;
+            if (view_op(nd->op)) {
+                if (k == 0) pick = t; /* read-only sharing: no lifetime condition */
+                continue;
+            }
+            int ok = (k == 0 && unary_inplace(nd->op)) ||
+                     (binary_inplace(nd->op) && same_shape(&s->shapes[t], &s->shapes[out]));
+            /* the storage must be dead after this node (its group's last reader
+             * is this node) and no other input of the node may share it unless
+             * it is the very same tensor (read at the same index) */
+            ok = ok && items[r].last == i;
+            for (uint32_t j = 0; j < nd->n_inputs && ok; j++) {
+                int u = nd->inputs[j];
+                if (j != k && u >= 0 && u != t && !(m->tensors[u].flags & SQZ_TF_CONST) &&
+                    root[u] == r)
+                    ok = 0;
+            }
+            if (ok) pick = t;
+        }
+        if (pick < 0) continue;
+        int r = root[pick];
+        root[out] = r;
+        if (items[out].last > items[r].last) items[r].last = items[out].last;
+        items[out].size = 0;
+    }
+    return 0;
+}
+
 sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts, sqz_session **out,
                             sqz_status *st) {
     sqz_status dummy;
@@ -112,8 +197,9 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
     s->nodes = calloc((size_t)nn + 1, sizeof *s->nodes);
     sqz_plan_item *items = calloc((size_t)(nt + nn) + 1, sizeof *items);
     size_t *offs = calloc((size_t)(nt + nn) + 1, sizeof *offs);
+    int32_t *root = calloc((size_t)nt + 1, sizeof *root);
     sqz_code rc = SQZ_OK;
-    if (!s->shapes || !s->ptr || !s->nodes || !items || !offs) {
+    if (!s->shapes || !s->ptr || !s->nodes || !items || !offs || !root) {
         rc = sqz_set_status(st, SQZ_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -266,13 +352,18 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
         items[nt + i].size = s->nodes[i].ctx.scratch_bytes;
         items[nt + i].first = items[nt + i].last = i;
     }
+    /* the naive total: every intermediate and scratch its own buffer */
+    s->naive_bytes = sqz_plan_naive(items, nt + nn, SQZ_ARENA_ALIGN);
+    if (alias_buffers(s, items, root) != 0) {
+        rc = sqz_set_status(st, SQZ_ERR_NOMEM, "out of memory while planning");
+        goto done;
+    }
     s->arena_bytes = sqz_plan_greedy(items, nt + nn, SQZ_ARENA_ALIGN, offs);
     if (s->arena_bytes == (size_t)-1) {
         rc = sqz_set_status(st, SQZ_ERR_NOMEM, "out of memory while planning");
         goto done;
     }
     s->lower_bound_bytes = sqz_plan_lower_bound(items, nt + nn, SQZ_ARENA_ALIGN, &s->peak_step);
-    s->naive_bytes = sqz_plan_naive(items, nt + nn, SQZ_ARENA_ALIGN);
     s->arena = sqz_aligned_alloc(s->arena_bytes ? s->arena_bytes : 64);
     if (!s->arena) {
         rc = sqz_set_status(st, SQZ_ERR_NOMEM, "cannot allocate %zu-byte arena", s->arena_bytes);
@@ -280,7 +371,8 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
     }
     memset(s->arena, 0, s->arena_bytes);
     for (int t = 0; t < nt; t++)
-        if (items[t].size) s->ptr[t] = (float *)((char *)s->arena + offs[t]);
+        if (!(m->tensors[t].flags & SQZ_TF_CONST) && items[root[t]].size)
+            s->ptr[t] = (float *)((char *)s->arena + offs[root[t]]);
     for (int i = 0; i < nn; i++) {
         const sqz_node *nd = &m->nodes[i];
         node_exec *e = &s->nodes[i];
@@ -292,6 +384,7 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
 done:
     free(items);
     free(offs);
+    free(root);
     if (rc != SQZ_OK) {
         session_destroy(s);
         return rc;
