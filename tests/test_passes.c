@@ -209,10 +209,75 @@ static void test_constant_folding(void **state) {
     sqzc_graph_free(g);
 }
 
+/* MPool sharing: views and in-place element-wise ops must not clobber a value
+ * that is read later. x -> Sigmoid a -> Reshape b -> Tanh t -> Add(b, t) d (out0);
+ * Mul(a, a) e (out1, reads a after the view and the Add). */
+static void test_inplace_sharing_keeps_values(void **state) {
+    (void)state;
+    char err[256];
+    sqzc_graph *g = sqzc_graph_new();
+    int x = sqzc_tensor_get_or_add(g, "x");
+    g->tensors[x].shape = shp(4, 1, 2, 3, 3);
+    g->tensors[x].has_shape = 1;
+    g->inputs = malloc(sizeof(int32_t));
+    g->inputs[0] = x;
+    g->n_inputs = 1;
+    int a = sqzc_tensor_get_or_add(g, "a"), b = sqzc_tensor_get_or_add(g, "b"),
+        t = sqzc_tensor_get_or_add(g, "t"), d = sqzc_tensor_get_or_add(g, "d"),
+        e = sqzc_tensor_get_or_add(g, "e");
+    int32_t i1[1] = {x}, o1[1] = {a}, i2[1] = {a}, o2[1] = {b}, i3[1] = {b}, o3[1] = {t},
+            i4[2] = {b, t}, o4[1] = {d}, i5[2] = {a, a}, o5[1] = {e};
+    sqzc_add_node(g, SQZ_OP_SIGMOID, "sig", 1, i1, 1, o1);
+    int n = sqzc_add_node(g, SQZ_OP_RESHAPE, "view", 1, i2, 1, o2);
+    int64_t sh[2] = {1, 18};
+    sqzc_node_set_ints(g, n, "shape", sh, 2);
+    sqzc_add_node(g, SQZ_OP_TANH, "tanh", 1, i3, 1, o3);
+    sqzc_add_node(g, SQZ_OP_ADD, "add", 2, i4, 1, o4);
+    sqzc_add_node(g, SQZ_OP_MUL, "mul", 2, i5, 1, o5);
+    g->outputs = malloc(2 * sizeof(int32_t));
+    g->outputs[0] = d;
+    g->outputs[1] = e;
+    g->n_outputs = 2;
+    assert_int_equal(sqzc_infer_shapes(g, err, sizeof err), 0);
+    uint8_t *buf;
+    size_t size;
+    assert_int_equal(sqzc_serialize(g, &buf, &size, err, sizeof err), 0);
+    sqz_model *m;
+    sqz_session *s;
+    sqz_status st;
+    assert_int_equal(sqz_model_load_buffer(buf, size, &m, &st), SQZ_OK);
+    free(buf);
+    assert_int_equal(sqz_session_create(m, NULL, &s, &st), SQZ_OK);
+    float in[18];
+    tu_rng r;
+    tu_rng_seed(&r, 5);
+    tu_fill_uniform(&r, in, 18, -3, 3);
+    for (int rep = 0; rep < 2; rep++) { /* twice: inputs persist, buffers reused */
+        assert_int_equal(sqz_session_set_input(s, 0, in, 18, &st), SQZ_OK);
+        assert_int_equal(sqz_session_run(s, &st), SQZ_OK);
+        const float *od, *oe;
+        assert_int_equal(sqz_session_output(s, 0, &od, NULL, &st), SQZ_OK);
+        assert_int_equal(sqz_session_output(s, 1, &oe, NULL, &st), SQZ_OK);
+        for (int i = 0; i < 18; i++) {
+            float av = 1.0f / (1.0f + expf(-in[i]));
+            assert_true(fabsf(od[i] - (av + tanhf(av))) < 1e-6f);
+            assert_true(fabsf(oe[i] - av * av) < 1e-6f);
+        }
+    }
+    sqz_memory_info mi;
+    sqz_session_memory(s, &mi);
+    assert_true(mi.arena_bytes < mi.naive_bytes);
+    assert_true(mi.arena_bytes >= mi.lower_bound_bytes);
+    sqz_session_free(s);
+    sqz_model_free(m);
+    sqzc_graph_free(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_optimize_preserves_outputs),
         cmocka_unit_test(test_constant_folding),
+        cmocka_unit_test(test_inplace_sharing_keeps_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
