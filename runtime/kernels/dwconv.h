@@ -1,0 +1,113 @@
+/* dwconv.h - depthwise convolution (fp32, NCHW): the row-kernel contract.
+ *
+ * Covered case (prepare() declines everything else, so the general conv takes
+ * it): 2-D Conv with group == C == M (channel multiplier 1), square kernel 3x3
+ * or 5x5, strides (1,1) or (2,2), dilations 1, any pads (asymmetric included,
+ * also auto_pad), optional bias, fused activation (sqz_act).
+ *
+ * The driver (common/dwconv.c) loops over the N*C channel planes (OpenMP over
+ * planes when num_threads > 1) and, per plane, over output rows. For each
+ * output row it gathers the k input rows that row reads:
+ *
+ *     rows[ky] = x + iy * in_w,  iy = oy * stride - pad_top + ky,
+ *
+ * or, when iy falls in the vertical padding, a pointer to a zero row of in_w
+ * floats. Every row pointer is therefore valid for exactly in_w floats; a row
+ * kernel must never read outside [rows[ky], rows[ky] + in_w) (no over-read,
+ * no pointer arithmetic outside the row: left/right padding columns are the
+ * kernel's job, e.g. scalar border columns and masked loads for tails).
+ *
+ * A row kernel computes, for ox in [0, out_w):
+ *
+ *     y[ox] = act(bias + sum_{ky<k, kx<k} w[ky*k + kx] * X(ky, ox*stride - pad_l + kx))
+ *
+ * with X(ky, c) = rows[ky][c] for 0 <= c < in_w and 0 otherwise. When y2 is
+ * not NULL it computes a second output row (the next one) into y2 from
+ * rows[stride .. stride + k) - the caller then provides k + stride row
+ * pointers - so kernels may share input loads between the two rows.
+ *
+ * Columns [ox_lo, ox_hi) are "interior": every tap reads a column inside
+ * [0, in_w). Columns outside it touch the left/right padding; sqz_dw_border()
+ * computes them with bounds checks (shared scalar code).
+ *
+ * Activations applied inside row kernels: NONE, RELU, CLIP (alpha..beta),
+ * LEAKY_RELU (alpha), HARD_SWISH. The driver never passes another kind: for
+ * SIGMOID, HARD_SIGMOID and TANH it passes NONE and applies the activation
+ * itself in a scalar post-pass over the plane (they are rare in the models
+ * that matter and need libm-exact results).
+ *
+ * Accuracy: results agree with the reference Conv within float rounding
+ * (different summation order and FMA contraction are allowed).
+ *
+ * Porting to another ISA (e.g. neon/dwconv_neon.c): implement
+ * sqz_dw_row_<isa>(k, stride) returning specialised sqz_dw_row_fn for
+ * (3,1) (3,2) (5,1) (5,2) (NULL for anything else), declare it below, and add
+ * its case to the ISA selection in common/dwconv.c. */
+#ifndef SQZ_KERNELS_DWCONV_H
+#define SQZ_KERNELS_DWCONV_H
+
+#include "sqz/ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Per-call arguments of a row kernel (one channel). */
+typedef struct sqz_dw_row {
+    const float *w;    /* k*k weights of this channel, row-major [ky][kx] */
+    float bias;        /* 0 when the conv has no bias */
+    int k, stride;     /* 3 or 5; 1 or 2 (the function is specialised for them) */
+    int in_w, out_w;   /* input / output row length (>= 1) */
+    int pad_l;         /* left padding columns (>= 0) */
+    int ox_lo, ox_hi;  /* interior output columns, 0 <= ox_lo <= ox_hi <= out_w */
+    int act;           /* sqz_act: NONE, RELU, CLIP, LEAKY_RELU or HARD_SWISH only */
+    float alpha, beta; /* CLIP min/max; LEAKY_RELU alpha */
+} sqz_dw_row;
+
+typedef void (*sqz_dw_row_fn)(const sqz_dw_row *a, const float *const *rows, float *y, float *y2);
+
+/* Scalar helpers shared by every ISA's row kernels (common/dwconv.c). */
+/* The activation of a (one of the in-kernel kinds) on one value. */
+float sqz_dw_act1(const sqz_dw_row *a, float v);
+/* y[ox] for ox in [ox0, ox1) with bounds checks on the columns (any ox). */
+void sqz_dw_border(const sqz_dw_row *a, const float *const *rows, float *y, int ox0, int ox1);
+/* The scalar twin: a complete row kernel (any k, stride). */
+void sqz_dw_row_scalar(const sqz_dw_row *a, const float *const *rows, float *y, float *y2);
+
+/* ISA row kernels: the specialised function for (k, stride), or NULL. */
+#if defined(__x86_64__) || defined(__i386__)
+sqz_dw_row_fn sqz_dw_row_avx2(int k, int stride);   /* x86/dwconv_avx2.c (AVX2 + FMA) */
+sqz_dw_row_fn sqz_dw_row_avx512(int k, int stride); /* x86/dwconv_avx512.c (AVX-512F) */
+#endif
+#if defined(__aarch64__)
+sqz_dw_row_fn sqz_dw_row_neon(int k, int stride); /* neon/dwconv_neon.c */
+#endif
+
+/* Row-kernel families. */
+typedef enum sqz_dw_isa {
+    SQZ_DW_AUTO = 0, /* best available on this CPU */
+    SQZ_DW_SCALAR = 1,
+    SQZ_DW_AVX2 = 2,
+    SQZ_DW_AVX512 = 3,
+    SQZ_DW_NEON = 4,
+} sqz_dw_isa;
+
+/* 1 when this build and this CPU can run the family. */
+int sqz_dw_isa_available(int isa);
+/* Name of a family ("avx512"), for messages. */
+const char *sqz_dw_isa_name(int isa);
+
+/* The Conv impl registered in dispatch.c: best family for this CPU. Its
+ * prepare() returns 1 (declines) for every conv that is not a depthwise case
+ * listed above. */
+extern const sqz_op_impl sqz_dwconv;
+/* The same with a fixed family (tests, benches); prepare() also declines when
+ * the family is not available. */
+extern const sqz_op_impl sqz_dwconv_scalar, sqz_dwconv_avx2, sqz_dwconv_avx512, sqz_dwconv_neon;
+/* cpu_ok predicate for the dispatch table. */
+int sqz_dwconv_cpu_ok(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
