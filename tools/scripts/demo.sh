@@ -17,8 +17,9 @@ models=("$@")
 [ "${models[0]}" = "all" ] && models=(lenet300 lenet5 mobilenet resnet)
 out=build/models; mkdir -p "$out"
 # torch accuracy from the manifest (written by tools/train_reference_models.py)
-torch_acc() {
-  tr -d '\n' < tools/models/manifest.json | grep -o "\"$1\"[^}]*" | grep -o '"torch_test_accuracy": *[0-9.]*' | grep -o '[0-9.]*$'
+torch_acc() { # the first torch_test_accuracy after the model's key
+  awk -v key="\"$1\":" '$1 == key { f = 1 } f && /torch_test_accuracy/ { gsub(/[^0-9.]/, "", $2); print $2; exit }' \
+    tools/models/manifest.json
 }
 rows=()
 for m in "${models[@]}"; do
