@@ -1,0 +1,148 @@
+/* gemm.h - packed fp32 GEMM: the microkernel contract shared by every ISA
+ * (scalar twin, x86 AVX2/AVX-512, aarch64 NEON) and the blocked driver.
+ *
+ *   C[M,N] = act(A[M,K] . B[K,N] + bias[M])        (row-major C, row stride ldc)
+ *
+ * In the conv / NCHW use, A = weights [Cout, Cin*kh*kw], B = activations
+ * [Cin*kh*kw, H*W] (im2col view), C = output [Cout, H*W]; SIMD vectors run
+ * along N (contiguous output pixels), A elements are broadcast.
+ *
+ * Packed layouts (independent of cache blocking, so weights can be packed
+ * once at prepare and any k-range [k0, k0+kc) of a panel is contiguous):
+ *   A: ceil(M/MR) panels; panel i holds rows [i*MR, i*MR+MR) as
+ *      a[k*MR + r] for k in [0, K), r in [0, MR); rows >= M are 0.
+ *      The k-range starting at k0 begins at panel + k0*MR.
+ *   B: ceil(N/NR) panels; panel j holds columns [j*NR, j*NR+NR) as
+ *      b[k*NR + c] for k in [0, K), c in [0, NR); columns >= N are 0.
+ *      The k-range starting at k0 begins at panel + k0*NR.
+ * The driver may also pack a block of kc rows only (a[k*MR + r], k < kc):
+ * the microkernel only ever sees kc-long panels.
+ *
+ * Microkernel: computes one MR x NR tile over kc (>= 1) steps and writes
+ * its top-left m x n part (1 <= m <= MR, 1 <= n <= NR) to c (row stride
+ * ldc, in floats). Elements of c outside m x n are neither read nor written.
+ * Padded A rows / B columns are zero, so reading whole panels is safe.
+ *   epi->accumulate == 0: c = bias + A.B   (bias = epi->bias[r], or 0 when NULL)
+ *   epi->accumulate != 0: c = c + A.B      (c holds the sum of earlier k blocks;
+ *                                           bias is ignored)
+ *   then epi->act (a sqz_act) is applied when != SQZ_ACT_NONE. The driver
+ *   sets act only on the last k block, and passes only "SIMD-cheap" kinds:
+ *   NONE, RELU, CLIP(alpha=min, beta=max), LEAKY_RELU(alpha), HARD_SWISH,
+ *   HARD_SIGMOID(alpha, beta). SIGMOID and TANH are applied by the driver in
+ *   a scalar post-pass over the stored tile (libm expf/tanhf, exactly as
+ *   the reference does), so microkernels never see them.
+ * Rounding: each output is one fp32 sum in k order per k block (FMA allowed),
+ * bias added first; results agree with the reference within float rounding.
+ *
+ * Threads: the driver splits N (or M when N has too few panels) into one
+ * range per thread with OpenMP; with num_threads <= 1 no OpenMP region is
+ * entered. Each thread uses its own part of the scratch buffer. */
+#ifndef SQZ_KERNELS_GEMM_H
+#define SQZ_KERNELS_GEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sqz/ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sqz_gemm_epi {
+    const float *bias; /* [m] bias of the tile's rows (already offset), or NULL */
+    int accumulate;    /* see above */
+    int act;           /* sqz_act: SIMD-cheap kinds only */
+    float alpha, beta; /* activation parameters (ref_act semantics) */
+} sqz_gemm_epi;
+
+typedef void (*sqz_gemm_ukernel_fn)(size_t kc, const float *a, const float *b, float *c,
+                                    size_t ldc, size_t m, size_t n, const sqz_gemm_epi *epi);
+
+/* One ISA's microkernel and its tile shape. MR <= 16, NR <= 64. */
+typedef struct sqz_gemm_kernel {
+    const char *name; /* "scalar", "avx2", "avx512", "neon" */
+    int mr, nr;
+    sqz_gemm_ukernel_fn ukernel;
+} sqz_gemm_kernel;
+
+/* Kernels. scalar exists everywhere; the others are defined only in the
+ * ISA directories of their architecture (call them only when the CPU has
+ * the ISA: see kernels/cpu.h). */
+extern const sqz_gemm_kernel sqz_gemm_scalar;
+#if defined(__x86_64__) || defined(_M_X64)
+extern const sqz_gemm_kernel sqz_gemm_avx2;   /* 6 x 16, x86/gemm_avx2.c */
+extern const sqz_gemm_kernel sqz_gemm_avx512; /* 8 x 32, x86/gemm_avx512.c */
+#endif
+#if defined(__aarch64__)
+extern const sqz_gemm_kernel sqz_gemm_neon; /* neon/gemm_neon.c */
+#endif
+
+/* Best kernel for this CPU (honours SQZ_ISA on x86). Never NULL. */
+const sqz_gemm_kernel *sqz_gemm_best(void);
+
+/* ---- packing (ISA-neutral, kernels/common/gemm.c) ---- */
+
+/* Floats of a fully packed A (M x K) / B (K x N) for kernel k. */
+size_t sqz_gemm_packed_a_floats(const sqz_gemm_kernel *k, int64_t M, int64_t K);
+size_t sqz_gemm_packed_b_floats(const sqz_gemm_kernel *k, int64_t K, int64_t N);
+/* Packs A with element (r, kk) at src[r*rs + kk*cs]. */
+void sqz_gemm_pack_a(const sqz_gemm_kernel *k, int64_t M, int64_t K, const float *src, int64_t rs,
+                     int64_t cs, float *dst);
+/* Packs B with element (kk, n) at src[kk*rs + n*cs]. */
+void sqz_gemm_pack_b(const sqz_gemm_kernel *k, int64_t K, int64_t N, const float *src, int64_t rs,
+                     int64_t cs, float *dst);
+
+/* ---- operand sources for the driver ---- */
+
+/* Custom B packer (e.g. implicit im2col): writes the kc x NR panel of
+ * columns [n0, n0 + nr) (nr <= NR; columns >= nr zero) for k in [k0, k0+kc)
+ * as dst[k*NR + c]. */
+typedef void (*sqz_gemm_pack_b_fn)(const void *ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nr,
+                                   int NR, float *dst);
+
+typedef struct sqz_gemm_src {
+    const float *packed; /* fully packed operand (pack_a / pack_b layout), or NULL */
+    const float *data;   /* else: strided source (see pack_a / pack_b) */
+    int64_t rs, cs;
+    sqz_gemm_pack_b_fn pack_b; /* B only: custom packer instead of data (ctx below) */
+    const void *pack_ctx;
+} sqz_gemm_src;
+
+typedef struct sqz_gemm_args {
+    const sqz_gemm_kernel *kernel;
+    int64_t M, N, K;
+    sqz_gemm_src a, b;
+    float *c;
+    int64_t ldc;
+    const float *bias; /* [M] or NULL */
+    int act;           /* any sqz_act */
+    float alpha, beta; /* activation parameters */
+    int num_threads;
+} sqz_gemm_args;
+
+/* Scratch bytes sqz_gemm() needs for these args (depends on shapes, which
+ * operands are packed, and num_threads); 0 is possible. */
+size_t sqz_gemm_scratch_bytes(const sqz_gemm_args *g);
+/* Runs the GEMM; scratch must be sqz_gemm_scratch_bytes() bytes, 64-aligned. */
+void sqz_gemm(const sqz_gemm_args *g, void *scratch);
+
+/* ---- op impls built on the driver (kernels/common/gemm_ops.c) ----
+ * Each ISA directory wraps these with its kernel, e.g.
+ *   static int prep(sqz_op_ctx *c) { return sqz_gemm_conv_prepare(c, &sqz_gemm_avx2); }
+ *   const sqz_op_impl sqz_x86_conv_avx2 = {prep, sqz_gemm_conv_run, free..., macs};
+ * prepare returns 1 (decline) for what the reference should handle:
+ * depthwise, non-2-D convs, non-constant conv weights, transA. */
+int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k);
+void sqz_gemm_conv_run(const sqz_op_ctx *ctx);
+int sqz_gemm_gemm_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k);
+void sqz_gemm_gemm_run(const sqz_op_ctx *ctx);
+int sqz_gemm_matmul_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k);
+void sqz_gemm_matmul_run(const sqz_op_ctx *ctx);
+void sqz_gemm_op_release(void *params);
+uint64_t sqz_gemm_op_macs(const sqz_op_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
