@@ -73,9 +73,37 @@ static void free_node(sqzc_node *n) {
     free(n->attrs);
 }
 
+static void free_encoding(sqzc_encoding *e) {
+    if (!e) return;
+    free(e->centroids);
+    free(e);
+}
+
+int sqzc_tensor_set_encoding(sqzc_graph *g, int t, const sqzc_encoding *enc) {
+    sqzc_encoding *e = NULL;
+    if (enc) {
+        e = malloc(sizeof *e);
+        if (!e) return -1;
+        *e = *enc;
+        e->centroids = NULL;
+        if (enc->n_centroids > 0) {
+            e->centroids = malloc((size_t)enc->n_centroids * sizeof *e->centroids);
+            if (!e->centroids) {
+                free(e);
+                return -1;
+            }
+            memcpy(e->centroids, enc->centroids, (size_t)enc->n_centroids * sizeof *e->centroids);
+        }
+    }
+    free_encoding(g->tensors[t].enc);
+    g->tensors[t].enc = e;
+    return 0;
+}
+
 void sqzc_graph_free(sqzc_graph *g) {
     if (!g) return;
     for (int t = 0; t < g->n_tensors; t++) {
+        free_encoding(g->tensors[t].enc);
         free(g->tensors[t].name);
         free(g->tensors[t].f32);
         free(g->tensors[t].i64);
@@ -404,6 +432,7 @@ int sqzc_graph_compact(sqzc_graph *g) {
     int nw = 0;
     for (int t = 0; t < nt; t++) {
         if (remap[t] < 0) {
+            free_encoding(g->tensors[t].enc);
             free(g->tensors[t].name);
             free(g->tensors[t].f32);
             free(g->tensors[t].i64);

@@ -24,6 +24,20 @@ typedef enum sqzc_dtype {
     SQZC_I64 = 2,
 } sqzc_dtype;
 
+/* How the writer should store a constant tensor (NULL = raw fp32). Set by the
+ * compression passes (weight sharing, magnitude pruning); the tensor's f32
+ * data already holds the final values (every non-zero equals a centroid), so
+ * encoding is lossless with respect to the IR. */
+typedef struct sqzc_encoding {
+    int codebook_bits; /* 0: raw values; 1..8: k-bit indices into centroids */
+    float *centroids;  /* owned; n_centroids <= 1 << codebook_bits */
+    int n_centroids;
+    int centroid_f16; /* store the centroids as fp16 (values must be fp16-exact) */
+    int sparse;       /* store non-zeros only, with relative indices (gaps) */
+    int gap_bits;     /* sparse: bits per gap symbol, 1..8 (filler zero on overflow) */
+    int huffman;      /* canonical-Huffman-code the index and gap streams where it pays */
+} sqzc_encoding;
+
 typedef struct sqzc_tensor {
     char *name;
     int dtype;     /* sqzc_dtype */
@@ -77,6 +91,10 @@ int sqzc_tensor_set_i64(sqzc_graph *g, int t, const sqz_shape *shape, const int6
 static inline int sqzc_tensor_is_const(const sqzc_graph *g, int t) {
     return t >= 0 && (g->tensors[t].f32 != NULL || g->tensors[t].i64 != NULL);
 }
+
+/* Attach (a copy of) an encoding request to constant tensor t; replaces an
+ * earlier one; enc == NULL clears it. 0 ok, -1 OOM. */
+int sqzc_tensor_set_encoding(sqzc_graph *g, int t, const sqzc_encoding *enc);
 
 /* Append a node; returns its index or -1 on OOM. in/out are copied. */
 int sqzc_add_node(sqzc_graph *g, int op, const char *name, uint32_t n_in, const int32_t *in,
