@@ -45,6 +45,7 @@ typedef struct sqzc_tensor {
     sqz_shape shape;
     float *f32;   /* constant data when dtype == SQZC_F32, else NULL */
     int64_t *i64; /* constant data when dtype == SQZC_I64, else NULL */
+    sqzc_encoding *enc; /* storage request for a constant; NULL = raw (owned) */
 } sqzc_tensor;
 
 /* A node owns its arrays; attrs use the runtime's sqz_attr layout with memory
