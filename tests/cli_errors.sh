@@ -110,7 +110,7 @@ make_npy() {
 expect_fail "no arguments" - "$SQZ"
 expect_fail "unknown command" - "$SQZ" frobnicate
 expect_fail "unknown global flag" - "$SQZ" --bogus
-for c in import info run eval; do
+for c in import info run eval bench; do
     expect_fail "$c: unknown flag" - "$SQZ" "$c" --bogus-flag
 done
 expect_fail "import: no arguments" - "$SQZ" import
@@ -137,6 +137,16 @@ expect_fail "run: missing input" "$W/y.npy" "$SQZ" run "$W/missing.sqz" --input 
 expect_fail "run: no --input" - "$SQZ" run "$W/missing.sqz"
 expect_fail "run: bad --top-k" - "$SQZ" run "$W/missing.sqz" --input x.npy --top-k 0
 expect_fail "run: bad --layout" - "$SQZ" run "$W/missing.sqz" --input x.npy --layout chw
+expect_fail "bench: no model" - "$SQZ" bench
+expect_fail "bench: missing model" - "$SQZ" bench "$W/missing.sqz"
+expect_fail "bench: --runs 0" - "$SQZ" bench "$W/missing.sqz" --runs 0
+expect_fail "bench: --runs not a number" - "$SQZ" bench "$W/missing.sqz" --runs 10x
+expect_fail "bench: --runs without value" - "$SQZ" bench "$W/missing.sqz" --runs
+expect_fail "bench: negative --warmup" - "$SQZ" bench "$W/missing.sqz" --warmup -1
+expect_fail "bench: --threads 0" - "$SQZ" bench "$W/missing.sqz" --threads 0
+expect_fail "bench: malformed --input-shape" - "$SQZ" bench "$W/missing.sqz" --input-shape input:1,x
+expect_fail "bench: garbage .sqz" - "$SQZ" bench "$W/garbage.sqz"
+expect_fail "info --memory: missing file" - "$SQZ" info --memory "$W/missing.sqz"
 expect_fail "eval: missing --dataset" - "$SQZ" eval "$W/missing.sqz"
 expect_fail "eval: unknown dataset" - "$SQZ" eval "$W/missing.sqz" --dataset cifar10
 expect_fail "eval: missing data dir" "$W/pred.bin" "$SQZ" eval "$W/missing.sqz" \
@@ -219,6 +229,25 @@ else
             "$SQZ" run "$W/good.sqz" --input "$W/zeros.npy" --labels "$W/nolabels.txt"
         expect_fail "run: output into a missing directory" "$W/nodir/y.npy" \
             "$SQZ" run "$W/good.sqz" --input "$W/zeros.npy" --output "$W/nodir/y.npy"
+        if "$SQZ" bench "$W/good.sqz" --runs 3 --warmup 1 --json >"$W/stdout" 2>"$W/stderr" &&
+            grep -q '"median_ms":' "$W/stdout" && grep -q '"arena_bytes":' "$W/stdout"; then
+            PASSES=$((PASSES + 1))
+        else
+            fail "bench --json on a good model: $(head -n 1 "$W/stderr")"
+        fi
+        if "$SQZ" info --memory --json "$W/good.sqz" >"$W/stdout" 2>"$W/stderr" &&
+            grep -q '"lower_bound_bytes":' "$W/stdout" && grep -q '"naive_bytes":' "$W/stdout"; then
+            PASSES=$((PASSES + 1))
+        else
+            fail "info --memory --json on a good model: $(head -n 1 "$W/stderr")"
+        fi
+        expect_fail "bench: --input of the wrong shape" "$W/y.npy" \
+            "$SQZ" bench "$W/good.sqz" --input "$W/vec3.npy" --output "$W/y.npy" --runs 1
+        expect_fail "bench: truncated --input" "$W/y.npy" \
+            "$SQZ" bench "$W/good.sqz" --input "$W/short.npy" --output "$W/y.npy" --runs 1
+        expect_fail "bench: --output into a missing directory" "$W/nodir/y.npy" \
+            "$SQZ" bench "$W/good.sqz" --input "$W/zeros.npy" --output "$W/nodir/y.npy" --runs 1
+        expect_fail "bench: .sqz with a byte flipped" - "$SQZ" bench "$W/flip.sqz" --runs 1
         expect_fail "eval: bad --batch" - "$SQZ" eval "$W/good.sqz" --dataset fashion-mnist \
             --batch 0
     fi

@@ -15,6 +15,7 @@
 #include <zlib.h>
 
 #include "cli_util.h"
+#include "cmd_bench.h"
 #include "idx.h"
 #include "image.h"
 #include "npy.h"
@@ -560,6 +561,43 @@ static void test_atomic(void **state) {
     assert_int_equal(cli_write_file_atomic("/nonexistent-dir/x.bin", "a", 1, err, sizeof err), -1);
 }
 
+/* ---------------------------------------------------------------- bench */
+static void test_bench_stats(void **state) {
+    (void)state;
+    bench_stats bs;
+    double odd[] = {5.0, 1.0, 3.0, 9.0, 2.0};
+    bench_stats_compute(odd, 5, &bs);
+    assert_true(bs.median == 3.0 && bs.min == 1.0 && bs.max == 9.0);
+    assert_true(fabs(bs.mean - 4.0) < 1e-12);
+    double even[] = {4.0, 1.0, 2.0, 10.0};
+    bench_stats_compute(even, 4, &bs);
+    assert_true(bs.median == 3.0 && bs.min == 1.0 && bs.max == 10.0);
+    double one[] = {7.5};
+    bench_stats_compute(one, 1, &bs);
+    assert_true(bs.median == 7.5 && bs.min == 7.5 && bs.mean == 7.5 && bs.max == 7.5);
+}
+
+static void test_bench_fill(void **state) {
+    (void)state;
+    enum { N = 4096 };
+    static float a[N], b[N], c[N];
+    bench_fill(a, N, 1);
+    bench_fill(b, N, 1);
+    bench_fill(c, N, 2);
+    assert_memory_equal(a, b, sizeof a); /* deterministic */
+    assert_true(memcmp(a, c, sizeof a) != 0);
+    double sum = 0.0;
+    for (int i = 0; i < N; i++) {
+        assert_true(a[i] >= -1.0f && a[i] < 1.0f);
+        sum += a[i];
+    }
+    assert_true(fabs(sum / N) < 0.05);
+    /* pinned values: the same data on every platform */
+    assert_true(a[0] == 0.13312304019927979f);
+    assert_true(a[1] == 0.49156343936920166f);
+    assert_true(a[2] == 0.9420053958892822f);
+}
+
 static int setup(void **state) {
     (void)state;
     g_dir = tu_make_temp_dir();
@@ -579,7 +617,8 @@ int main(void) {
         cmocka_unit_test(test_npy_reject),    cmocka_unit_test(test_shape_parse),
         cmocka_unit_test(test_png_read),      cmocka_unit_test(test_resize),
         cmocka_unit_test(test_preprocess),    cmocka_unit_test(test_idx),
-        cmocka_unit_test(test_atomic),
+        cmocka_unit_test(test_atomic),        cmocka_unit_test(test_bench_stats),
+        cmocka_unit_test(test_bench_fill),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -11,10 +11,14 @@
 #define CMD "info"
 
 void cmd_info_usage(FILE *f) {
-    fprintf(f, "usage: sqz info model.sqz [--input-shape name:d0,d1,...]... [--json]\n\n"
+    fprintf(f, "usage: sqz info model.sqz [--input-shape name:d0,d1,...]... [--memory] [--json]\n\n"
                "Per layer: index, op, name, output shape, parameters (elements of constant\n"
-               "inputs), parameter bytes and multiply-accumulates; totals; activation arena.\n\n"
+               "inputs), parameter bytes and multiply-accumulates; totals; activation arena.\n"
+               "With --memory: the MPool plan instead: arena bytes, lower bound (largest set\n"
+               "of buffers live at one step), naive total (every buffer its own allocation)\n"
+               "and the step (node) where the live set peaks.\n\n"
                "  --input-shape NAME:DIMS    plan for this input shape (repeatable)\n"
+               "  --memory                   memory-plan report only\n"
                "  --json                     machine-readable output\n"
                "  -h, --help                 this help\n");
 }
@@ -127,9 +131,53 @@ static void print_table(const char *path, long long fbytes, const sqz_session *s
            nn, params, macs, fbytes, sqz_session_arena_bytes(s));
 }
 
+static void print_memory(const char *path, const sqz_session *s, int nn, int json) {
+    sqz_memory_info mi;
+    memset(&mi, 0, sizeof mi);
+    sqz_session_memory(s, &mi);
+    sqz_node_info peak;
+    memset(&peak, 0, sizeof peak);
+    int has_peak = mi.peak_step >= 0 && mi.peak_step < nn;
+    if (has_peak) sqz_session_node_info(s, mi.peak_step, &peak);
+    char ob[32];
+    double over = mi.lower_bound_bytes ? (double)mi.arena_bytes / (double)mi.lower_bound_bytes : 0;
+    double saved = mi.naive_bytes ? 1.0 - (double)mi.arena_bytes / (double)mi.naive_bytes : 0;
+    if (json) {
+        FILE *f = stdout;
+        fputs("{\"model\":", f);
+        cli_json_str(f, path);
+        fprintf(f,
+                ",\"arena_bytes\":%zu,\"lower_bound_bytes\":%zu,\"naive_bytes\":%zu"
+                ",\"arena_over_lower_bound\":%.6f,\"saving_vs_naive\":%.6f,\"peak_step\":",
+                mi.arena_bytes, mi.lower_bound_bytes, mi.naive_bytes, over, saved);
+        if (has_peak) {
+            fprintf(f, "{\"index\":%d,\"op\":", mi.peak_step);
+            cli_json_str(f, op_str(peak.op, ob, sizeof ob));
+            fputs(",\"name\":", f);
+            cli_json_str(f, peak.name);
+            fputc('}', f);
+        } else {
+            fputs("null", f);
+        }
+        fputs("}\n", f);
+        return;
+    }
+    printf("model: %s\n", path);
+    printf("arena:        %12zu bytes  (%.2f MiB)\n", mi.arena_bytes,
+           (double)mi.arena_bytes / 1048576.0);
+    printf("lower bound:  %12zu bytes  (arena / lower bound = %.3f)\n", mi.lower_bound_bytes, over);
+    printf("naive:        %12zu bytes  (arena is %.1f%% below naive)\n", mi.naive_bytes,
+           100.0 * saved);
+    if (has_peak)
+        printf("peak step:    %d %s %s\n", mi.peak_step, op_str(peak.op, ob, sizeof ob),
+               peak.name ? peak.name : "");
+    else
+        printf("peak step:    none\n");
+}
+
 int cmd_info(int argc, char **argv) {
     const char *path = NULL;
-    int json = 0, rc = CLI_EUSAGE;
+    int json = 0, memory = 0, rc = CLI_EUSAGE;
     cli_shapes shapes = {0};
     char err[512];
     sqz_model *m = NULL;
@@ -155,6 +203,8 @@ int cmd_info(int argc, char **argv) {
             }
         } else if (strcmp(a, "--json") == 0) {
             json = 1;
+        } else if (strcmp(a, "--memory") == 0) {
+            memory = 1;
         } else if (a[0] == '-' && a[1] != '\0') {
             cli_error(CMD, "unknown option '%s' (try sqz info --help)", a);
             goto done;
@@ -177,6 +227,11 @@ int cmd_info(int argc, char **argv) {
     if (nn < 0 || n_in < 0 || n_out < 0) {
         cli_error(CMD, "%s: bad model counts", path);
         rc = CLI_EUSAGE;
+        goto done;
+    }
+    if (memory) {
+        print_memory(path, s, nn, json);
+        rc = fflush(stdout) == 0 ? CLI_OK : CLI_ERUNTIME;
         goto done;
     }
     info = calloc((size_t)nn + 1, sizeof *info);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli_util.h"
+#include "cmd_bench.h"
 #include "cmd_eval.h"
 #include "cmd_import.h"
 #include "cmd_info.h"
@@ -26,6 +27,8 @@ static const command kCommands[] = {
      cmd_info_usage},
     {"run", "run a .sqz model on a PNG image or a .npy tensor", cmd_run, cmd_run_usage},
     {"eval", "accuracy of a classifier on a test set (Fashion-MNIST)", cmd_eval, cmd_eval_usage},
+    {"bench", "inference latency (median/min/mean/max ms over timed runs) and arena bytes",
+     cmd_bench, cmd_bench_usage},
 };
 enum { N_COMMANDS = sizeof kCommands / sizeof kCommands[0] };
 
