@@ -7,6 +7,11 @@
 #include <string.h>
 
 #include "sqz/ops.h"
+#if defined(__x86_64__) || defined(_M_X64)
+#include "cpu.h"
+#include "x86/ops_x86.h"
+#endif
+#include "dwconv.h"
 
 typedef struct fast_entry {
     int op;
@@ -15,6 +20,17 @@ typedef struct fast_entry {
 } fast_entry;
 
 static const fast_entry fast_table[] = {
+    /* depthwise 3x3 / 5x5 (declines every other conv) */
+    {SQZ_OP_CONV, sqz_dwconv_cpu_ok, &sqz_dwconv},
+#if defined(__x86_64__) || defined(_M_X64)
+    /* packed GEMM: Conv (1x1 direct, implicit im2col), Gemm, MatMul */
+    {SQZ_OP_CONV, sqz_cpu_has_avx512, &sqz_x86_conv_avx512},
+    {SQZ_OP_CONV, sqz_cpu_has_avx2_fma, &sqz_x86_conv_avx2},
+    {SQZ_OP_GEMM, sqz_cpu_has_avx512, &sqz_x86_gemm_avx512},
+    {SQZ_OP_GEMM, sqz_cpu_has_avx2_fma, &sqz_x86_gemm_avx2},
+    {SQZ_OP_MATMUL, sqz_cpu_has_avx512, &sqz_x86_matmul_avx512},
+    {SQZ_OP_MATMUL, sqz_cpu_has_avx2_fma, &sqz_x86_matmul_avx2},
+#endif
     {SQZ_OP_INVALID, NULL, NULL}, /* sentinel keeps the array non-empty */
 };
 

@@ -1,0 +1,312 @@
+/* dwconv.c - depthwise Conv driver (sqz_op_impl), scalar twin and the
+ * shared scalar border code. Contract in dwconv.h. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dwconv.h"
+#include "ref/ref.h"
+
+/* The NEON family exists once neon/dwconv_neon.c does (aarch64 builds). */
+#if defined(__aarch64__) && defined(__has_include)
+#if __has_include("neon/dwconv_neon.c")
+#define SQZ_DW_HAVE_NEON 1
+#endif
+#endif
+
+#define DW_MAX_EXTENT ((int64_t)1 << 24)
+
+/* ------------------------------------------------------------ CPU support */
+
+#if defined(__x86_64__) || defined(__i386__)
+static int cpu_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+static int cpu_avx512(void) {
+    __builtin_cpu_init();
+    return cpu_avx2() && __builtin_cpu_supports("avx512f");
+}
+#endif
+
+int sqz_dw_isa_available(int isa) {
+    switch (isa) {
+    case SQZ_DW_AUTO:
+    case SQZ_DW_SCALAR:
+        return 1;
+#if defined(__x86_64__) || defined(__i386__)
+    case SQZ_DW_AVX2:
+        return cpu_avx2();
+    case SQZ_DW_AVX512:
+        return cpu_avx512();
+#endif
+#if defined(SQZ_DW_HAVE_NEON)
+    case SQZ_DW_NEON:
+        return 1;
+#endif
+    default:
+        return 0;
+    }
+}
+
+const char *sqz_dw_isa_name(int isa) {
+    static const char *const names[] = {"auto", "scalar", "avx2", "avx512", "neon"};
+    return isa >= 0 && isa <= SQZ_DW_NEON ? names[isa] : "?";
+}
+
+int sqz_dwconv_cpu_ok(void) {
+    return 1; /* the scalar twin runs everywhere and beats im2col for depthwise */
+}
+
+static sqz_dw_row_fn pick_fn(int isa, int k, int s) {
+    sqz_dw_row_fn f = NULL;
+    if (!sqz_dw_isa_available(isa)) return NULL;
+    switch (isa) {
+    case SQZ_DW_AUTO:
+#if defined(__x86_64__) || defined(__i386__)
+        if (cpu_avx512()) f = sqz_dw_row_avx512(k, s);
+        if (!f && cpu_avx2()) f = sqz_dw_row_avx2(k, s);
+#endif
+#if defined(SQZ_DW_HAVE_NEON)
+        if (!f) f = sqz_dw_row_neon(k, s);
+#endif
+        return f ? f : sqz_dw_row_scalar;
+    case SQZ_DW_SCALAR:
+        return sqz_dw_row_scalar;
+#if defined(__x86_64__) || defined(__i386__)
+    case SQZ_DW_AVX2:
+        return sqz_dw_row_avx2(k, s);
+    case SQZ_DW_AVX512:
+        return sqz_dw_row_avx512(k, s);
+#endif
+#if defined(SQZ_DW_HAVE_NEON)
+    case SQZ_DW_NEON:
+        return sqz_dw_row_neon(k, s);
+#endif
+    default:
+        return NULL;
+    }
+}
+
+/* ------------------------------------------------------- scalar row code */
+
+float sqz_dw_act1(const sqz_dw_row *a, float v) {
+    switch (a->act) {
+    case SQZ_ACT_RELU:
+        return v > 0.0f ? v : 0.0f;
+    case SQZ_ACT_CLIP:
+        return v < a->alpha ? a->alpha : (v > a->beta ? a->beta : v);
+    case SQZ_ACT_LEAKY_RELU:
+        return v < 0.0f ? v * a->alpha : v;
+    case SQZ_ACT_HARD_SWISH: {
+        float t = v * (1.0f / 6.0f) + 0.5f;
+        t = t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
+        return v * t;
+    }
+    default:
+        return v;
+    }
+}
+
+void sqz_dw_border(const sqz_dw_row *a, const float *const *rows, float *y, int ox0, int ox1) {
+    const int k = a->k, W = a->in_w;
+    for (int ox = ox0; ox < ox1; ox++) {
+        float acc = a->bias;
+        int c0 = ox * a->stride - a->pad_l;
+        for (int ky = 0; ky < k; ky++) {
+            const float *r = rows[ky];
+            const float *w = a->w + ky * k;
+            for (int kx = 0; kx < k; kx++) {
+                int c = c0 + kx;
+                if (c >= 0 && c < W) acc += w[kx] * r[c];
+            }
+        }
+        y[ox] = sqz_dw_act1(a, acc);
+    }
+}
+
+static void row_scalar1(const sqz_dw_row *a, const float *const *rows, float *y) {
+    const int k = a->k, s = a->stride;
+    sqz_dw_border(a, rows, y, 0, a->ox_lo);
+    for (int ox = a->ox_lo; ox < a->ox_hi; ox++) {
+        int c0 = ox * s - a->pad_l;
+        float acc = a->bias;
+        for (int ky = 0; ky < k; ky++) {
+            const float *r = rows[ky] + c0;
+            const float *w = a->w + ky * k;
+            for (int kx = 0; kx < k; kx++) acc += w[kx] * r[kx];
+        }
+        y[ox] = sqz_dw_act1(a, acc);
+    }
+    sqz_dw_border(a, rows, y, a->ox_hi, a->out_w);
+}
+
+void sqz_dw_row_scalar(const sqz_dw_row *a, const float *const *rows, float *y, float *y2) {
+    row_scalar1(a, rows, y);
+    if (y2) row_scalar1(a, rows + a->stride, y2);
+}
+
+/* ------------------------------------------------------------- the op */
+
+typedef struct dw_p {
+    int64_t N, C;
+    int k, s, H, W, OH, OW, pt, pl, ox_lo, ox_hi;
+    int has_bias;
+    ref_act act; /* the node's activation */
+    int post;    /* 1: act applied in a post-pass (sigmoid, hard_sigmoid, tanh) */
+    sqz_dw_row_fn fn;
+    float zero[]; /* W zeros: the vertical padding row */
+} dw_p;
+
+/* 1 (decline) unless ctx is a depthwise conv this file covers. */
+static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
+    if (ctx->n_in < 2 || ctx->n_in > 3 || ctx->n_out != 1) return 1;
+    const sqz_shape *x = &ctx->in_shape[0], *w = &ctx->in_shape[1];
+    if (x->ndim != 4 || w->ndim != 4) return 1;
+    int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
+    if (N < 1 || C < 1 || H < 1 || W < 1 || H > DW_MAX_EXTENT || W > DW_MAX_EXTENT) return 1;
+    if (N > REF_MAX_NUMEL || C > REF_MAX_NUMEL / N || H * W > REF_MAX_NUMEL / (N * C)) return 1;
+    if (sqz_attr_int(ctx->node, "group", 1) != C) return 1;
+    if (w->dims[0] != C || w->dims[1] != 1) return 1;
+    int64_t k = w->dims[2];
+    if ((k != 3 && k != 5) || w->dims[3] != k) return 1;
+    int has_bias = ref_has_input(ctx, 2);
+    if (has_bias && (ctx->in_shape[2].ndim != 1 || ctx->in_shape[2].dims[0] != C)) return 1;
+    ref_geom g;
+    if (ref_geom_prepare(ctx, &g, 2, x->dims + 2, w->dims + 2, 0)) return 1;
+    if (g.d[1] != 1 || g.d[2] != 1 || g.s[1] != g.s[2] || (g.s[1] != 1 && g.s[1] != 2)) return 1;
+    if (g.pb[1] > DW_MAX_EXTENT || g.pe[1] > DW_MAX_EXTENT || g.pb[2] > DW_MAX_EXTENT ||
+        g.pe[2] > DW_MAX_EXTENT || g.out[1] < 1 || g.out[2] < 1 || g.out[1] > DW_MAX_EXTENT ||
+        g.out[2] > DW_MAX_EXTENT)
+        return 1;
+    if (g.out[1] * g.out[2] > REF_MAX_NUMEL / (N * C)) return 1;
+    ref_act act;
+    if (ref_act_prepare(ctx, &act)) return 1;
+    sqz_dw_row_fn fn = pick_fn(isa, (int)k, (int)g.s[1]);
+    if (!fn) return 1;
+
+    dw_p *p = calloc(1, sizeof(*p) + (size_t)W * sizeof(float));
+    if (!p) return sqz_op_fail(ctx, "Conv: out of memory");
+    p->N = N;
+    p->C = C;
+    p->k = (int)k;
+    p->s = (int)g.s[1];
+    p->H = (int)H;
+    p->W = (int)W;
+    p->OH = (int)g.out[1];
+    p->OW = (int)g.out[2];
+    p->pt = (int)g.pb[1];
+    p->pl = (int)g.pb[2];
+    p->has_bias = has_bias;
+    p->act = act;
+    p->post =
+        act.kind == SQZ_ACT_SIGMOID || act.kind == SQZ_ACT_HARD_SIGMOID || act.kind == SQZ_ACT_TANH;
+    p->fn = fn;
+    /* interior output columns: ox*s - pl >= 0 and ox*s - pl + k - 1 <= W - 1 */
+    int s = p->s;
+    int lo = (p->pl + s - 1) / s, hi;
+    int64_t last = (int64_t)p->W - p->k + p->pl;
+    hi = last < 0 ? 0 : (int)(last / s) + 1;
+    if (lo > p->OW) lo = p->OW;
+    if (hi > p->OW) hi = p->OW;
+    if (hi < lo) hi = lo;
+    p->ox_lo = lo;
+    p->ox_hi = hi;
+
+    sqz_shape *y = &ctx->out_shape[0];
+    y->ndim = 4;
+    y->dims[0] = N;
+    y->dims[1] = C;
+    y->dims[2] = p->OH;
+    y->dims[3] = p->OW;
+    ctx->params = p;
+    ctx->scratch_bytes = 0;
+    return 0;
+}
+
+static void dw_plane(const dw_p *p, const float *x, const float *w, float bias, float *y) {
+    sqz_dw_row a;
+    a.w = w;
+    a.bias = bias;
+    a.k = p->k;
+    a.stride = p->s;
+    a.in_w = p->W;
+    a.out_w = p->OW;
+    a.pad_l = p->pl;
+    a.ox_lo = p->ox_lo;
+    a.ox_hi = p->ox_hi;
+    a.act = p->post ? SQZ_ACT_NONE : p->act.kind;
+    a.alpha = p->act.alpha;
+    a.beta = p->act.beta;
+    const float *rows[5 + 2];
+    const int k = p->k, s = p->s, nr = k + s;
+    int oy = 0;
+    for (; oy < p->OH; oy += 2) {
+        int two = oy + 1 < p->OH;
+        int iy0 = oy * s - p->pt;
+        for (int r = 0; r < (two ? nr : k); r++) {
+            int iy = iy0 + r;
+            rows[r] = iy >= 0 && iy < p->H ? x + (size_t)iy * (size_t)p->W : p->zero;
+        }
+        float *y0 = y + (size_t)oy * (size_t)p->OW;
+        p->fn(&a, rows, y0, two ? y0 + p->OW : NULL);
+    }
+    if (p->post) ref_act_apply(&p->act, y, (size_t)p->OH * (size_t)p->OW);
+}
+
+static void dw_run(const sqz_op_ctx *ctx) {
+    const dw_p *p = ctx->params;
+    const float *X = ctx->in_data[0], *Wt = ctx->in_data[1];
+    const float *B = p->has_bias ? ctx->in_data[2] : NULL;
+    float *Y = ctx->out_data[0];
+    const int64_t planes = p->N * p->C;
+    const size_t in_sp = (size_t)p->H * (size_t)p->W, out_sp = (size_t)p->OH * (size_t)p->OW;
+    const size_t kk = (size_t)p->k * (size_t)p->k;
+    int nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
+#if defined(SQZ_HAVE_OPENMP)
+    if (nt > 1 && planes > 1) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t i = 0; i < planes; i++) {
+            int64_t c = i % p->C;
+            dw_plane(p, X + (size_t)i * in_sp, Wt + (size_t)c * kk, B ? B[c] : 0.0f,
+                     Y + (size_t)i * out_sp);
+        }
+        return;
+    }
+#endif
+    (void)nt;
+    for (int64_t i = 0; i < planes; i++) {
+        int64_t c = i % p->C;
+        dw_plane(p, X + (size_t)i * in_sp, Wt + (size_t)c * kk, B ? B[c] : 0.0f,
+                 Y + (size_t)i * out_sp);
+    }
+}
+
+static uint64_t dw_macs(const sqz_op_ctx *ctx) {
+    const dw_p *p = ctx->params;
+    if (!p) return 0;
+    return (uint64_t)p->N * (uint64_t)p->C * (uint64_t)p->OH * (uint64_t)p->OW *
+           (uint64_t)(p->k * p->k);
+}
+
+static int dw_prepare_auto(sqz_op_ctx *ctx) {
+    return dw_prepare_isa(ctx, SQZ_DW_AUTO);
+}
+static int dw_prepare_scalar(sqz_op_ctx *ctx) {
+    return dw_prepare_isa(ctx, SQZ_DW_SCALAR);
+}
+static int dw_prepare_avx2(sqz_op_ctx *ctx) {
+    return dw_prepare_isa(ctx, SQZ_DW_AVX2);
+}
+static int dw_prepare_avx512(sqz_op_ctx *ctx) {
+    return dw_prepare_isa(ctx, SQZ_DW_AVX512);
+}
+static int dw_prepare_neon(sqz_op_ctx *ctx) {
+    return dw_prepare_isa(ctx, SQZ_DW_NEON);
+}
+
+const sqz_op_impl sqz_dwconv = {dw_prepare_auto, dw_run, free, dw_macs};
+const sqz_op_impl sqz_dwconv_scalar = {dw_prepare_scalar, dw_run, free, dw_macs};
+const sqz_op_impl sqz_dwconv_avx2 = {dw_prepare_avx2, dw_run, free, dw_macs};
+const sqz_op_impl sqz_dwconv_avx512 = {dw_prepare_avx512, dw_run, free, dw_macs};
+const sqz_op_impl sqz_dwconv_neon = {dw_prepare_neon, dw_run, free, dw_macs};

@@ -1,0 +1,410 @@
+/* test_rt_dwconv.c - the depthwise conv kernels (every row-kernel family this
+ * CPU runs, and the scalar twin) against the reference Conv on random shapes,
+ * pads, strides and activations; and the cases they must decline. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sqz/ops.h"
+#include "dwconv.h"
+#include "testutil.h"
+
+/* ---------------------------------------------------------------- harness */
+
+#define MAX_ATTRS 12
+
+typedef struct tnode {
+    sqz_node node;
+    sqz_attr attrs[MAX_ATTRS];
+    int64_t ints[MAX_ATTRS][8];
+    float floats[MAX_ATTRS];
+    int32_t ids[4];
+} tnode;
+
+static void tn_init(tnode *t) {
+    memset(t, 0, sizeof(*t));
+    t->node.op = SQZ_OP_CONV;
+    t->node.name = "dw";
+    t->node.attrs = t->attrs;
+    for (int i = 0; i < 4; i++) t->ids[i] = i;
+    t->node.inputs = t->ids;
+    t->node.outputs = t->ids;
+    t->node.n_outputs = 1;
+}
+
+static sqz_attr *tn_add(tnode *t, const char *name, int type, uint32_t count) {
+    assert_true(t->node.n_attrs < MAX_ATTRS);
+    int i = (int)t->node.n_attrs++;
+    sqz_attr *a = &t->attrs[i];
+    a->name = name;
+    a->type = (uint8_t)type;
+    a->count = count;
+    a->ints = t->ints[i];
+    a->floats = &t->floats[i];
+    return a;
+}
+
+static void tn_ints(tnode *t, const char *name, int n, const int64_t *v) {
+    assert_true(n <= 8);
+    sqz_attr *a = tn_add(t, name, n == 1 ? SQZ_ATTR_INT : SQZ_ATTR_INTS, (uint32_t)n);
+    memcpy(t->ints[a - t->attrs], v, (size_t)n * sizeof(int64_t));
+}
+
+static void tn_int(tnode *t, const char *name, int64_t v) {
+    tn_ints(t, name, 1, &v);
+}
+
+static void tn_float(tnode *t, const char *name, float v) {
+    sqz_attr *a = tn_add(t, name, SQZ_ATTR_FLOAT, 1);
+    t->floats[a - t->attrs] = v;
+}
+
+static void tn_str(tnode *t, const char *name, const char *s) {
+    sqz_attr *a = tn_add(t, name, SQZ_ATTR_STRING, 0);
+    a->str = s;
+}
+
+typedef struct conv_case {
+    int64_t N, C, H, W, M, wc; /* M output channels, wc = W dim 1 */
+    int k, s, dil, group;
+    int64_t pads[4]; /* top, left, bottom, right */
+    const char *auto_pad;
+    int act;
+    float alpha, beta;
+    int bias;
+    int threads;
+    int decline; /* a case the families must decline */
+} conv_case;
+
+static void build_node(tnode *t, const conv_case *c) {
+    tn_init(t);
+    t->node.n_inputs = c->bias ? 3 : 2;
+    tn_int(t, "group", c->group);
+    int64_t st[2] = {c->s, c->s}, dl[2] = {c->dil, c->dil}, ks[2] = {c->k, c->k};
+    tn_ints(t, "strides", 2, st);
+    tn_ints(t, "dilations", 2, dl);
+    tn_ints(t, "kernel_shape", 2, ks);
+    if (c->auto_pad)
+        tn_str(t, "auto_pad", c->auto_pad);
+    else
+        tn_ints(t, "pads", 4, c->pads);
+    if (c->act) {
+        tn_int(t, "sqz_act", c->act);
+        tn_float(t, "sqz_act_alpha", c->alpha);
+        tn_float(t, "sqz_act_beta", c->beta);
+    }
+}
+
+typedef struct run_res {
+    int rc;
+    sqz_shape shape;
+    float *y;
+} run_res;
+
+static void run_impl(const sqz_op_impl *impl, const conv_case *c, const float *x, const float *w,
+                     const float *b, run_res *r) {
+    tnode t;
+    build_node(&t, c);
+    sqz_shape in[3];
+    memset(in, 0, sizeof(in));
+    in[0].ndim = 4;
+    in[0].dims[0] = c->N;
+    in[0].dims[1] = c->C;
+    in[0].dims[2] = c->H;
+    in[0].dims[3] = c->W;
+    in[1].ndim = 4;
+    in[1].dims[0] = c->M;
+    in[1].dims[1] = c->wc;
+    in[1].dims[2] = c->k;
+    in[1].dims[3] = c->k;
+    in[2].ndim = 1;
+    in[2].dims[0] = c->M;
+    const float *data[3] = {x, w, b};
+    const float *pdata[3] = {NULL, w, b}; /* prepare: constants only */
+    char err[256] = {0};
+    sqz_op_ctx ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    memset(r, 0, sizeof(*r));
+    ctx.node = &t.node;
+    ctx.n_in = t.node.n_inputs;
+    ctx.n_out = 1;
+    ctx.in_shape = in;
+    ctx.in_data = pdata;
+    ctx.out_shape = &r->shape;
+    ctx.err = err;
+    ctx.err_len = sizeof(err);
+    ctx.num_threads = c->threads;
+    r->rc = impl->prepare(&ctx);
+    if (r->rc != 0) {
+        if (r->rc == 1 && ctx.params && impl->release) impl->release(ctx.params);
+        return;
+    }
+    size_t n = (size_t)sqz_shape_numel(&r->shape);
+    r->y = malloc((n ? n : 1) * sizeof(float));
+    assert_non_null(r->y);
+    for (size_t i = 0; i < n; i++) r->y[i] = NAN; /* catch unwritten elements */
+    void *scratch = NULL;
+    if (ctx.scratch_bytes) {
+        scratch = aligned_alloc(64, (ctx.scratch_bytes + 63) / 64 * 64);
+        assert_non_null(scratch);
+    }
+    float *outs[1] = {r->y};
+    ctx.scratch = scratch;
+    ctx.in_data = data;
+    ctx.out_data = outs;
+    impl->run(&ctx);
+    if (impl->release) impl->release(ctx.params);
+    free(scratch);
+}
+
+static const struct {
+    int isa;
+    const sqz_op_impl *impl;
+} families[] = {
+    {SQZ_DW_AUTO, &sqz_dwconv},      {SQZ_DW_SCALAR, &sqz_dwconv_scalar},
+    {SQZ_DW_AVX2, &sqz_dwconv_avx2}, {SQZ_DW_AVX512, &sqz_dwconv_avx512},
+    {SQZ_DW_NEON, &sqz_dwconv_neon},
+};
+#define N_FAM ((int)(sizeof families / sizeof families[0]))
+
+static long n_checked[N_FAM];
+
+/* Runs the reference and every available family on c; all must agree (or,
+ * when the reference refuses, every family must decline). */
+static void check_case(tu_rng *rng, const conv_case *c) {
+    size_t nx = (size_t)(c->N * c->C * c->H * c->W), nw = (size_t)(c->M * c->wc * c->k * c->k);
+    float *x = malloc(nx * sizeof(float)), *w = malloc(nw * sizeof(float));
+    float *b = malloc((size_t)c->M * sizeof(float));
+    assert_true(x && w && b);
+    tu_fill_uniform(rng, x, nx, -1.0f, 1.0f);
+    tu_fill_uniform(rng, w, nw, -1.0f, 1.0f);
+    tu_fill_uniform(rng, b, (size_t)c->M, -1.0f, 1.0f);
+    run_res ref;
+    run_impl(sqz_ref_op(SQZ_OP_CONV), c, x, w, c->bias ? b : NULL, &ref);
+    for (int f = 0; f < N_FAM; f++) {
+        if (!sqz_dw_isa_available(families[f].isa)) continue;
+        run_res got;
+        run_impl(families[f].impl, c, x, w, c->bias ? b : NULL, &got);
+        if (ref.rc != 0 || c->decline) {
+            if (got.rc != 1)
+                fail_msg("%s accepted a conv it must decline (H=%lld W=%lld k=%d)",
+                         sqz_dw_isa_name(families[f].isa), (long long)c->H, (long long)c->W, c->k);
+            continue;
+        }
+        if (got.rc != 0)
+            fail_msg("%s declined a depthwise conv: C=%lld H=%lld W=%lld k=%d s=%d pads %lld %lld "
+                     "%lld %lld",
+                     sqz_dw_isa_name(families[f].isa), (long long)c->C, (long long)c->H,
+                     (long long)c->W, c->k, c->s, (long long)c->pads[0], (long long)c->pads[1],
+                     (long long)c->pads[2], (long long)c->pads[3]);
+        assert_int_equal(got.shape.ndim, ref.shape.ndim);
+        for (int d = 0; d < 4; d++) assert_int_equal(got.shape.dims[d], ref.shape.dims[d]);
+        size_t n = (size_t)sqz_shape_numel(&ref.shape);
+        for (size_t i = 0; i < n; i++) {
+            double want = ref.y[i], d = fabs((double)got.y[i] - want);
+            if (!(d <= 1e-5 * (1.0 + fabs(want))))
+                fail_msg("%s: element %zu of %zu: got %.8g want %.8g (N=%lld C=%lld H=%lld "
+                         "W=%lld k=%d s=%d pads %lld %lld %lld %lld auto_pad %s act %d thr %d)",
+                         sqz_dw_isa_name(families[f].isa), i, n, got.y[i], ref.y[i],
+                         (long long)c->N, (long long)c->C, (long long)c->H, (long long)c->W, c->k,
+                         c->s, (long long)c->pads[0], (long long)c->pads[1], (long long)c->pads[2],
+                         (long long)c->pads[3], c->auto_pad ? c->auto_pad : "-", c->act,
+                         c->threads);
+        }
+        n_checked[f]++;
+        free(got.y);
+    }
+    free(ref.y);
+    free(x);
+    free(w);
+    free(b);
+}
+
+static conv_case dw_case(int64_t C, int64_t H, int64_t W, int k, int s) {
+    conv_case c;
+    memset(&c, 0, sizeof(c));
+    c.N = 1;
+    c.C = c.M = C;
+    c.group = (int)C;
+    c.wc = 1;
+    c.H = H;
+    c.W = W;
+    c.k = k;
+    c.s = s;
+    c.dil = 1;
+    c.bias = 1;
+    c.threads = 1;
+    for (int i = 0; i < 4; i++) c.pads[i] = k / 2;
+    return c;
+}
+
+static void set_act(conv_case *c, int act) {
+    c->act = act;
+    c->alpha = 0.0f;
+    c->beta = 0.0f;
+    switch (act) {
+    case SQZ_ACT_CLIP:
+        c->alpha = -0.25f;
+        c->beta = 0.5f;
+        break;
+    case SQZ_ACT_LEAKY_RELU:
+        c->alpha = 0.1f;
+        break;
+    case SQZ_ACT_HARD_SIGMOID:
+        c->alpha = 0.2f;
+        c->beta = 0.5f;
+        break;
+    default:
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static const int64_t sizes[] = {1, 2, 3, 5, 7, 8, 14, 15, 17, 31, 56};
+static const int64_t chans[] = {1, 3, 8, 17, 32};
+#define N_SIZES ((int)(sizeof sizes / sizeof sizes[0]))
+
+/* every H x W, kernel and stride; random C, pads (symmetric, zero,
+ * asymmetric, auto_pad) and activation */
+static void test_shapes(void **state) {
+    (void)state;
+    tu_rng rng;
+    tu_rng_seed(&rng, 12345);
+    for (int hi = 0; hi < N_SIZES; hi++)
+        for (int wi = 0; wi < N_SIZES; wi++)
+            for (int k = 3; k <= 5; k += 2)
+                for (int s = 1; s <= 2; s++) {
+                    conv_case c = dw_case(chans[tu_rng_u32(&rng) % 5], sizes[hi], sizes[wi], k, s);
+                    switch (tu_rng_u32(&rng) % 5) {
+                    case 0: /* symmetric k/2 (set) */
+                        break;
+                    case 1:
+                        memset(c.pads, 0, sizeof(c.pads));
+                        break;
+                    case 2:
+                    case 3:
+                        for (int i = 0; i < 4; i++) c.pads[i] = tu_rng_u32(&rng) % (uint32_t)k;
+                        break;
+                    default:
+                        c.auto_pad = tu_rng_u32(&rng) & 1 ? "SAME_UPPER" : "SAME_LOWER";
+                        break;
+                    }
+                    set_act(&c, (int)(tu_rng_u32(&rng) % 8));
+                    c.bias = (tu_rng_u32(&rng) % 4) != 0;
+                    check_case(&rng, &c);
+                }
+}
+
+/* every activation and channel count on a few shapes, pads incl. large ones */
+static void test_acts_and_channels(void **state) {
+    (void)state;
+    tu_rng rng;
+    tu_rng_seed(&rng, 777);
+    const int64_t hw[][2] = {{7, 7}, {14, 15}, {17, 31}, {56, 56}, {1, 17}, {33, 70}};
+    for (int a = 0; a < 8; a++)
+        for (int ci = 0; ci < 5; ci++)
+            for (int h = 0; h < (int)(sizeof hw / sizeof hw[0]); h++)
+                for (int ks = 0; ks < 4; ks++) {
+                    int k = ks < 2 ? 3 : 5, s = 1 + (ks & 1);
+                    conv_case c = dw_case(chans[ci], hw[h][0], hw[h][1], k, s);
+                    set_act(&c, a);
+                    if ((a + ci + h) % 3 == 0) {
+                        c.pads[0] = 0;
+                        c.pads[1] = k - 1;
+                        c.pads[2] = k;
+                        c.pads[3] = 1;
+                    }
+                    check_case(&rng, &c);
+                }
+}
+
+/* batch > 1 and the threaded path */
+static void test_batch_threads(void **state) {
+    (void)state;
+    tu_rng rng;
+    tu_rng_seed(&rng, 4242);
+    for (int ks = 0; ks < 4; ks++) {
+        conv_case c = dw_case(17, 31, 29, ks < 2 ? 3 : 5, 1 + (ks & 1));
+        c.N = 3;
+        c.threads = 2;
+        set_act(&c, SQZ_ACT_CLIP);
+        c.alpha = 0.0f;
+        c.beta = 6.0f;
+        check_case(&rng, &c);
+        c.threads = 1;
+        c.N = 2;
+        set_act(&c, SQZ_ACT_HARD_SWISH);
+        check_case(&rng, &c);
+    }
+}
+
+/* convs outside the covered case are declined (and still checked against the
+ * reference through the general path by the e2e tests) */
+static void test_declines(void **state) {
+    (void)state;
+    tu_rng rng;
+    tu_rng_seed(&rng, 99);
+    conv_case cs[8];
+    int n = 0;
+    cs[n] = dw_case(8, 10, 10, 3, 1);
+    cs[n++].dil = 2;
+    cs[n] = dw_case(8, 10, 10, 3, 3);
+    cs[n++].s = 3;
+    cs[n] = dw_case(8, 10, 10, 3, 1); /* channel multiplier 2 */
+    cs[n].M = 16;
+    n++;
+    cs[n] = dw_case(8, 10, 10, 3, 1); /* ordinary grouped conv */
+    cs[n].group = 4;
+    cs[n++].wc = 2;
+    cs[n] = dw_case(8, 10, 10, 3, 1); /* dense conv */
+    cs[n].group = 1;
+    cs[n++].wc = 8;
+    cs[n++] = dw_case(8, 10, 10, 1, 1);
+    cs[n++] = dw_case(8, 10, 10, 7, 1);
+    for (int i = 0; i < n; i++) {
+        cs[i].decline = 1;
+        for (int f = 0; f < N_FAM; f++) {
+            run_res r;
+            size_t nx = (size_t)(cs[i].N * cs[i].C * cs[i].H * cs[i].W);
+            size_t nw = (size_t)(cs[i].M * cs[i].wc * cs[i].k * cs[i].k);
+            float *x = calloc(nx, sizeof(float)), *w = calloc(nw, sizeof(float));
+            float *b = calloc((size_t)cs[i].M, sizeof(float));
+            assert_true(x && w && b);
+            run_impl(families[f].impl, &cs[i], x, w, b, &r);
+            assert_int_equal(r.rc, 1);
+            free(x);
+            free(w);
+            free(b);
+        }
+        check_case(&rng, &cs[i]); /* reference runs; families decline */
+    }
+}
+
+static void test_report(void **state) {
+    (void)state;
+    for (int f = 0; f < N_FAM; f++) {
+        if (sqz_dw_isa_available(families[f].isa))
+            printf("dwconv %-7s covered: %ld cases vs reference\n",
+                   sqz_dw_isa_name(families[f].isa), n_checked[f]);
+        else
+            printf("dwconv %-7s SKIPPED: not available on this CPU/build\n",
+                   sqz_dw_isa_name(families[f].isa));
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shapes),        cmocka_unit_test(test_acts_and_channels),
+        cmocka_unit_test(test_batch_threads), cmocka_unit_test(test_declines),
+        cmocka_unit_test(test_report),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
