@@ -1,0 +1,282 @@
+/* gemm.c - ISA-neutral part of the packed GEMM: scalar microkernel (the twin
+ * of the SIMD ones), packing, cache-blocked driver, threads. See gemm.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+#include "ref/ref.h"
+#if defined(__x86_64__) || defined(_M_X64)
+#include "cpu.h"
+#endif
+
+/* Cache blocking: a B micro-panel (KC x NR) stays in L1, an A block
+ * (MC x KC) in L2. MC is rounded down to a multiple of MR. */
+#define GEMM_KC 256
+#define GEMM_MC 480
+
+/* ------------------------------------------------------ scalar microkernel */
+
+#define SC_MR 4
+#define SC_NR 8
+
+static float act_cheap(int act, float alpha, float beta, float v) {
+    switch (act) {
+    case SQZ_ACT_RELU:
+        return v > 0.0f ? v : 0.0f;
+    case SQZ_ACT_CLIP:
+        return v < alpha ? alpha : (v > beta ? beta : v);
+    case SQZ_ACT_LEAKY_RELU:
+        return v < 0.0f ? v * alpha : v;
+    case SQZ_ACT_HARD_SWISH: {
+        float t = v / 6.0f + 0.5f;
+        t = t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
+        return v * t;
+    }
+    case SQZ_ACT_HARD_SIGMOID: {
+        float t = alpha * v + beta;
+        return t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
+    }
+    default:
+        return v;
+    }
+}
+
+static void ukernel_scalar(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                           size_t m, size_t n, const sqz_gemm_epi *epi) {
+    float acc[SC_MR][SC_NR];
+    memset(acc, 0, sizeof(acc));
+    for (size_t k = 0; k < kc; k++) {
+        const float *ak = a + k * SC_MR, *bk = b + k * SC_NR;
+        for (int r = 0; r < SC_MR; r++)
+            for (int j = 0; j < SC_NR; j++) acc[r][j] += ak[r] * bk[j];
+    }
+    for (size_t r = 0; r < m; r++) {
+        float *cr = c + r * ldc;
+        float b0 = (!epi->accumulate && epi->bias) ? epi->bias[r] : 0.0f;
+        for (size_t j = 0; j < n; j++) {
+            float v = epi->accumulate ? cr[j] + acc[r][j] : b0 + acc[r][j];
+            cr[j] = act_cheap(epi->act, epi->alpha, epi->beta, v);
+        }
+    }
+}
+
+const sqz_gemm_kernel sqz_gemm_scalar = {"scalar", SC_MR, SC_NR, ukernel_scalar};
+
+const sqz_gemm_kernel *sqz_gemm_best(void) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (sqz_cpu_has_avx512()) return &sqz_gemm_avx512;
+    if (sqz_cpu_has_avx2_fma()) return &sqz_gemm_avx2;
+#endif
+    /* aarch64: the NEON port returns &sqz_gemm_neon here */
+    return &sqz_gemm_scalar;
+}
+
+/* ----------------------------------------------------------------- packing */
+
+size_t sqz_gemm_packed_a_floats(const sqz_gemm_kernel *k, int64_t M, int64_t K) {
+    return (size_t)((M + k->mr - 1) / k->mr) * (size_t)k->mr * (size_t)K;
+}
+
+size_t sqz_gemm_packed_b_floats(const sqz_gemm_kernel *k, int64_t K, int64_t N) {
+    return (size_t)((N + k->nr - 1) / k->nr) * (size_t)k->nr * (size_t)K;
+}
+
+/* Rows [m0, m0+mc) x k [k0, k0+kc) of a strided A into kc-long MR panels. */
+static void pack_a_block(int MR, const float *src, int64_t rs, int64_t cs, int64_t m0, int64_t mc,
+                         int64_t k0, int64_t kc, float *dst) {
+    for (int64_t i = 0; i < mc; i += MR) {
+        int64_t rows = mc - i < MR ? mc - i : MR;
+        float *d = dst + i * kc;
+        for (int64_t r = 0; r < rows; r++) {
+            const float *s = src + (m0 + i + r) * rs + k0 * cs;
+            if (cs == 1)
+                for (int64_t k = 0; k < kc; k++) d[k * MR + r] = s[k];
+            else
+                for (int64_t k = 0; k < kc; k++) d[k * MR + r] = s[k * cs];
+        }
+        for (int64_t r = rows; r < MR; r++)
+            for (int64_t k = 0; k < kc; k++) d[k * MR + r] = 0.0f;
+    }
+}
+
+typedef struct strided_b {
+    const float *src;
+    int64_t rs, cs;
+} strided_b;
+
+static void pack_b_strided(const void *ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nr, int NR,
+                           float *dst) {
+    const strided_b *s = ctx;
+    for (int64_t k = 0; k < kc; k++) {
+        const float *row = s->src + (k0 + k) * s->rs + n0 * s->cs;
+        float *d = dst + k * NR;
+        if (s->cs == 1) {
+            memcpy(d, row, (size_t)nr * sizeof(float));
+        } else {
+            for (int64_t j = 0; j < nr; j++) d[j] = row[j * s->cs];
+        }
+        for (int64_t j = nr; j < NR; j++) d[j] = 0.0f;
+    }
+}
+
+void sqz_gemm_pack_a(const sqz_gemm_kernel *k, int64_t M, int64_t K, const float *src, int64_t rs,
+                     int64_t cs, float *dst) {
+    pack_a_block(k->mr, src, rs, cs, 0, M, 0, K, dst);
+}
+
+void sqz_gemm_pack_b(const sqz_gemm_kernel *k, int64_t K, int64_t N, const float *src, int64_t rs,
+                     int64_t cs, float *dst) {
+    strided_b s = {src, rs, cs};
+    for (int64_t n0 = 0, j = 0; n0 < N; n0 += k->nr, j++) {
+        int64_t nr = N - n0 < k->nr ? N - n0 : k->nr;
+        pack_b_strided(&s, 0, K, n0, nr, k->nr, dst + j * k->nr * K);
+    }
+}
+
+/* ------------------------------------------------------------------ driver */
+
+static int act_is_cheap(int act) {
+    return act != SQZ_ACT_SIGMOID && act != SQZ_ACT_TANH;
+}
+
+static int64_t mc_of(const sqz_gemm_kernel *k) {
+    return (GEMM_MC / k->mr) * k->mr;
+}
+
+/* Per-thread scratch floats (a multiple of 16 floats = 64 bytes). */
+static size_t thread_scratch_floats(const sqz_gemm_args *g) {
+    const sqz_gemm_kernel *k = g->kernel;
+    int64_t kc = g->K < GEMM_KC ? g->K : GEMM_KC;
+    size_t f = 0;
+    if (!g->b.packed) f += (size_t)kc * (size_t)k->nr;
+    if (!g->a.packed) {
+        int64_t mc = g->M < mc_of(k) ? g->M : mc_of(k);
+        mc = (mc + k->mr - 1) / k->mr * k->mr;
+        f += (size_t)mc * (size_t)kc;
+    }
+    return (f + 15) / 16 * 16;
+}
+
+typedef struct split {
+    int nt;
+    int by_m;
+    int64_t panels; /* along the split dimension */
+} split;
+
+static split plan_split(const sqz_gemm_args *g) {
+    split s = {1, 0, 0};
+    int nt = g->num_threads > 1 ? g->num_threads : 1;
+    int64_t pn = (g->N + g->kernel->nr - 1) / g->kernel->nr;
+    int64_t pm = (g->M + g->kernel->mr - 1) / g->kernel->mr;
+    if (nt <= 1 || (pn <= 1 && pm <= 1)) return s;
+    /* largest per-thread tile count of each choice; ties go to N */
+    int64_t cn = (pn + nt - 1) / nt * pm, cm = (pm + nt - 1) / nt * pn;
+    s.by_m = cm < cn;
+    s.panels = s.by_m ? pm : pn;
+    s.nt = (int)(s.panels < nt ? s.panels : nt);
+    return s;
+}
+
+size_t sqz_gemm_scratch_bytes(const sqz_gemm_args *g) {
+    if (g->M <= 0 || g->N <= 0 || g->K <= 0) return 0;
+    split s = plan_split(g);
+    return thread_scratch_floats(g) * sizeof(float) * (size_t)s.nt;
+}
+
+static void post_act(const sqz_gemm_args *g, float *c, int64_t m, int64_t n) {
+    ref_act act = {g->act, g->alpha, g->beta};
+    for (int64_t r = 0; r < m; r++) ref_act_apply(&act, c + r * g->ldc, (size_t)n);
+}
+
+/* C rows [mb, me) x columns [nb, ne) (mb multiple of MR, nb of NR). */
+static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb, int64_t ne,
+                      float *scratch) {
+    const sqz_gemm_kernel *kr = g->kernel;
+    const int MR = kr->mr, NR = kr->nr;
+    const int64_t K = g->K, MC = mc_of(kr);
+    float *bbuf = scratch;
+    float *abuf = scratch + (g->b.packed ? 0 : (size_t)(K < GEMM_KC ? K : GEMM_KC) * (size_t)NR);
+    strided_b sb = {g->b.data, g->b.rs, g->b.cs};
+    sqz_gemm_pack_b_fn packb = g->b.pack_b ? g->b.pack_b : pack_b_strided;
+    const void *pctx = g->b.pack_b ? g->b.pack_ctx : (const void *)&sb;
+    int cheap = act_is_cheap(g->act);
+    sqz_gemm_epi epi;
+    for (int64_t k0 = 0; k0 < K; k0 += GEMM_KC) {
+        int64_t kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
+        int last = k0 + kc == K;
+        epi.accumulate = k0 > 0;
+        epi.act = (last && cheap) ? g->act : SQZ_ACT_NONE;
+        epi.alpha = g->alpha;
+        epi.beta = g->beta;
+        for (int64_t m0 = mb; m0 < me; m0 += MC) {
+            int64_t mc = me - m0 < MC ? me - m0 : MC;
+            const float *ablk;
+            int64_t astride; /* floats between A panels */
+            if (g->a.packed) {
+                ablk = g->a.packed + m0 * K + k0 * MR;
+                astride = MR * K;
+            } else {
+                pack_a_block(MR, g->a.data, g->a.rs, g->a.cs, m0, mc, k0, kc, abuf);
+                ablk = abuf;
+                astride = MR * kc;
+            }
+            for (int64_t n0 = nb; n0 < ne; n0 += NR) {
+                int64_t nr = ne - n0 < NR ? ne - n0 : NR;
+                const float *bp;
+                if (g->b.packed) {
+                    bp = g->b.packed + n0 * K + k0 * NR;
+                } else {
+                    packb(pctx, k0, kc, n0, nr, NR, bbuf);
+                    bp = bbuf;
+                }
+                for (int64_t i = 0; i < mc; i += MR) {
+                    int64_t mr = mc - i < MR ? mc - i : MR;
+                    float *c = g->c + (m0 + i) * g->ldc + n0;
+                    epi.bias = g->bias ? g->bias + m0 + i : NULL;
+                    kr->ukernel((size_t)kc, ablk + (i / MR) * astride, bp, c, (size_t)g->ldc,
+                                (size_t)mr, (size_t)nr, &epi);
+                    if (last && !cheap) post_act(g, c, mr, nr);
+                }
+            }
+        }
+    }
+}
+
+static void gemm_thread(const sqz_gemm_args *g, const split *s, int t, float *scratch) {
+    int64_t per = s->panels / s->nt, extra = s->panels % s->nt;
+    int64_t p0 = t * per + (t < extra ? t : extra), np = per + (t < extra ? 1 : 0);
+    if (np <= 0) return;
+    float *sc = scratch + thread_scratch_floats(g) * (size_t)t;
+    if (s->by_m) {
+        int64_t mb = p0 * g->kernel->mr, me = (p0 + np) * g->kernel->mr;
+        gemm_part(g, mb, me < g->M ? me : g->M, 0, g->N, sc);
+    } else {
+        int64_t nb = p0 * g->kernel->nr, ne = (p0 + np) * g->kernel->nr;
+        gemm_part(g, 0, g->M, nb, ne < g->N ? ne : g->N, sc);
+    }
+}
+
+void sqz_gemm(const sqz_gemm_args *g, void *scratch) {
+    if (g->M <= 0 || g->N <= 0) return;
+    if (g->K <= 0) { /* empty sum: bias + activation */
+        for (int64_t r = 0; r < g->M; r++) {
+            float *c = g->c + r * g->ldc;
+            float b = g->bias ? g->bias[r] : 0.0f;
+            for (int64_t j = 0; j < g->N; j++) c[j] = b;
+        }
+        post_act(g, g->c, g->M, g->N);
+        return;
+    }
+    split s = plan_split(g);
+    if (s.nt <= 1) {
+        gemm_part(g, 0, g->M, 0, g->N, scratch);
+        return;
+    }
+    s.panels = s.panels ? s.panels : 1;
+#if defined(SQZ_HAVE_OPENMP)
+#pragma omp parallel for num_threads(s.nt) schedule(static)
+    for (int t = 0; t < s.nt; t++) gemm_thread(g, &s, t, scratch);
+#else
+    for (int t = 0; t < s.nt; t++) gemm_thread(g, &s, t, scratch);
+#endif
+}

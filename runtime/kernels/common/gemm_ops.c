@@ -1,0 +1,409 @@
+/* gemm_ops.c - Conv (direct 1x1 and implicit-im2col GEMM), Gemm and MatMul
+ * on the packed GEMM driver, for any microkernel (see gemm.h).
+ *
+ * Validation and output shapes come from the reference kernel's prepare()
+ * (one definition of each op's semantics); these kernels then decline (1)
+ * what they do not cover, and the reference runs it. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+#include "ref/ref.h"
+
+typedef struct gop {
+    int op;
+    const sqz_gemm_kernel *k;
+    uint64_t macs;
+    ref_act act;
+    /* Conv */
+    int64_t N, C, M, group, Cg, Mg, K, in_sp, out_sp;
+    int64_t IH, IW, OH, OW, kh, kw, sh, sw, dh, dw, ph, pw;
+    int direct;
+    int has_bias;
+    float *wpk;       /* packed weights: group (or batch) matrices */
+    size_t wpk_elems; /* floats per matrix */
+    /* Gemm / MatMul */
+    int64_t gM, gN, gK;
+    int a_const, b_const; /* operand packed at prepare */
+    int64_t ars, acs, brs, bcs;
+    float alpha, beta;
+    int has_c, post; /* post-pass: alpha, beta * C, activation */
+    int64_t c_rs, c_cs;
+    int64_t batch, abatch, bbatch; /* MatMul */
+    size_t scratch;
+} gop;
+
+void sqz_gemm_op_release(void *params) {
+    gop *p = params;
+    if (!p) return;
+    free(p->wpk);
+    free(p);
+}
+
+uint64_t sqz_gemm_op_macs(const sqz_op_ctx *ctx) {
+    const gop *p = ctx->params;
+    return p ? p->macs : 0;
+}
+
+/* Runs the reference prepare to validate and shape; frees its params. */
+static int ref_validate(sqz_op_ctx *ctx, const sqz_op_impl *ref) {
+    int rc = ref->prepare(ctx);
+    if (ctx->params && ref->release) ref->release(ctx->params);
+    ctx->params = NULL;
+    ctx->scratch_bytes = 0;
+    return rc;
+}
+
+static float *alloc_floats(size_t n) {
+    if (n == 0) n = 1;
+    if (n > SIZE_MAX / sizeof(float)) return NULL;
+    return malloc(n * sizeof(float));
+}
+
+/* ------------------------------------------------------------------- Conv */
+
+typedef struct conv_pack_ctx {
+    const gop *p;
+    const float *x; /* first input channel of the group, one image */
+} conv_pack_ctx;
+
+/* Implicit im2col: B[k][col] with k = (c, i, j) over (Cg, kh, kw) and col =
+ * (oh, ow) over the output plane, read straight from the input. */
+static void conv_pack_b(const void *vctx, int64_t k0, int64_t kc, int64_t n0, int64_t nr, int NR,
+                        float *dst) {
+    const conv_pack_ctx *cc = vctx;
+    const gop *p = cc->p;
+    const int64_t khw = p->kh * p->kw;
+    const int64_t oh0 = n0 / p->OW, ow0 = n0 % p->OW;
+    int64_t c = k0 / khw, ij = k0 % khw;
+    for (int64_t k = 0; k < kc; k++) {
+        int64_t i = ij / p->kw, j = ij % p->kw;
+        const float *xc = cc->x + c * p->in_sp;
+        float *d = dst + k * NR;
+        int64_t oh = oh0, ow = ow0, col = 0;
+        while (col < nr) {
+            int64_t seg = p->OW - ow;
+            if (seg > nr - col) seg = nr - col;
+            int64_t ih = oh * p->sh - p->ph + i * p->dh;
+            float *o = d + col;
+            if (ih < 0 || ih >= p->IH) {
+                memset(o, 0, (size_t)seg * sizeof(float));
+            } else {
+                const float *xr = xc + ih * p->IW;
+                int64_t iw0 = ow * p->sw - p->pw + j * p->dw;
+                if (p->sw == 1) {
+                    /* valid t: 0 <= iw0 + t < IW */
+                    int64_t lo = iw0 < 0 ? -iw0 : 0, hi = p->IW - iw0;
+                    if (hi > seg) hi = seg;
+                    if (lo > seg) lo = seg;
+                    if (hi < lo) hi = lo;
+                    for (int64_t t = 0; t < lo; t++) o[t] = 0.0f;
+                    if (hi > lo) memcpy(o + lo, xr + iw0 + lo, (size_t)(hi - lo) * sizeof(float));
+                    for (int64_t t = hi; t < seg; t++) o[t] = 0.0f;
+                } else {
+                    for (int64_t t = 0; t < seg; t++) {
+                        int64_t iw = iw0 + t * p->sw;
+                        o[t] = (iw >= 0 && iw < p->IW) ? xr[iw] : 0.0f;
+                    }
+                }
+            }
+            col += seg;
+            ow = 0;
+            oh++;
+        }
+        for (int64_t t = nr; t < NR; t++) d[t] = 0.0f;
+        if (++ij == khw) {
+            ij = 0;
+            c++;
+        }
+    }
+}
+
+static void conv_args(const gop *p, sqz_gemm_args *a, int num_threads) {
+    memset(a, 0, sizeof(*a));
+    a->kernel = p->k;
+    a->M = p->Mg;
+    a->N = p->out_sp;
+    a->K = p->K;
+    a->a.packed = p->wpk;
+    if (p->direct) {
+        a->b.rs = p->in_sp;
+        a->b.cs = 1;
+    } else {
+        a->b.pack_b = conv_pack_b;
+    }
+    a->ldc = p->out_sp;
+    a->act = p->act.kind;
+    a->alpha = p->act.alpha;
+    a->beta = p->act.beta;
+    a->num_threads = num_threads;
+}
+
+int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
+    int rc = ref_validate(ctx, &sqz_ref_conv);
+    if (rc) return rc;
+    const sqz_shape *x = &ctx->in_shape[0], *w = &ctx->in_shape[1];
+    if (x->ndim != 4 || !ctx->in_data[1]) return 1;
+    gop p;
+    memset(&p, 0, sizeof(p));
+    p.op = SQZ_OP_CONV;
+    p.k = k;
+    p.N = x->dims[0];
+    p.C = x->dims[1];
+    p.M = w->dims[0];
+    p.group = sqz_attr_int(ctx->node, "group", 1);
+    p.Cg = p.C / p.group;
+    p.Mg = p.M / p.group;
+    if (p.group > 1 && p.group == p.C && p.group == p.M) return 1; /* depthwise */
+    ref_geom g;
+    if (ref_geom_prepare(ctx, &g, 2, x->dims + 2, w->dims + 2, 0)) return -1;
+    if (ref_act_prepare(ctx, &p.act)) return -1;
+    p.IH = g.in[1];
+    p.IW = g.in[2];
+    p.OH = g.out[1];
+    p.OW = g.out[2];
+    p.kh = g.k[1];
+    p.kw = g.k[2];
+    p.sh = g.s[1];
+    p.sw = g.s[2];
+    p.dh = g.d[1];
+    p.dw = g.d[2];
+    p.ph = g.pb[1];
+    p.pw = g.pb[2];
+    p.K = p.Cg * p.kh * p.kw;
+    p.in_sp = p.IH * p.IW;
+    p.out_sp = p.OH * p.OW;
+    if (p.N == 0 || p.M == 0 || p.out_sp == 0 || p.K == 0) return 1;
+    p.direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && g.pb[1] == 0 && g.pb[2] == 0 &&
+               g.pe[1] == 0 && g.pe[2] == 0;
+    p.has_bias = ref_has_input(ctx, 2);
+    p.macs = (uint64_t)(p.N * p.M * p.out_sp * p.K);
+    p.wpk_elems = sqz_gemm_packed_a_floats(k, p.Mg, p.K);
+    gop *pp = malloc(sizeof(*pp));
+    if (!pp) return sqz_op_fail(ctx, "Conv: out of memory");
+    *pp = p;
+    pp->wpk = alloc_floats(p.wpk_elems * (size_t)p.group);
+    if (!pp->wpk) {
+        free(pp);
+        return sqz_op_fail(ctx, "Conv: out of memory (packed weights)");
+    }
+    const float *W = ctx->in_data[1];
+    for (int64_t gi = 0; gi < p.group; gi++)
+        sqz_gemm_pack_a(k, p.Mg, p.K, W + gi * p.Mg * p.K, p.K, 1, pp->wpk + gi * p.wpk_elems);
+    sqz_gemm_args a;
+    conv_args(pp, &a, ctx->num_threads);
+    ctx->params = pp;
+    ctx->scratch_bytes = sqz_gemm_scratch_bytes(&a);
+    return 0;
+}
+
+void sqz_gemm_conv_run(const sqz_op_ctx *ctx) {
+    const gop *p = ctx->params;
+    const float *X = ctx->in_data[0];
+    const float *B = p->has_bias ? ctx->in_data[2] : NULL;
+    float *Y = ctx->out_data[0];
+    sqz_gemm_args a;
+    conv_args(p, &a, ctx->num_threads);
+    conv_pack_ctx cc = {p, NULL};
+    a.b.pack_ctx = &cc;
+    for (int64_t n = 0; n < p->N; n++)
+        for (int64_t g = 0; g < p->group; g++) {
+            const float *xg = X + (n * p->C + g * p->Cg) * p->in_sp;
+            cc.x = xg;
+            a.b.data = xg;
+            a.a.packed = p->wpk + (size_t)g * p->wpk_elems;
+            a.c = Y + (n * p->M + g * p->Mg) * p->out_sp;
+            a.bias = B ? B + g * p->Mg : NULL;
+            sqz_gemm(&a, ctx->scratch);
+        }
+}
+
+/* ------------------------------------------------------------ Gemm/MatMul */
+
+/* Shared body: operands [gM, gK] x [gK, gN]; A/B either packed (wpk) or
+ * strided (ars/acs, brs/bcs). */
+static void mm_args(const gop *p, sqz_gemm_args *a, int num_threads) {
+    memset(a, 0, sizeof(*a));
+    a->kernel = p->k;
+    a->M = p->gM;
+    a->N = p->gN;
+    a->K = p->gK;
+    a->a.rs = p->ars;
+    a->a.cs = p->acs;
+    a->b.rs = p->brs;
+    a->b.cs = p->bcs;
+    a->ldc = p->gN;
+    if (!p->post) {
+        a->act = p->act.kind;
+        a->alpha = p->act.alpha;
+        a->beta = p->act.beta;
+    }
+    a->num_threads = num_threads;
+    /* scratch sizing: which operands are packed is what matters */
+    if (p->a_const) a->a.packed = p->wpk;
+    if (p->b_const) a->b.packed = p->wpk;
+}
+
+/* Packs the constant operand(s): one matrix per batch entry of it. */
+static int mm_pack(sqz_op_ctx *ctx, gop *p, const float *A, const float *B) {
+    size_t na = p->a_const ? sqz_gemm_packed_a_floats(p->k, p->gM, p->gK) : 0;
+    size_t nb = p->b_const ? sqz_gemm_packed_b_floats(p->k, p->gK, p->gN) : 0;
+    /* only one operand is packed (B preferred when both are constant) */
+    if (p->a_const && p->b_const) {
+        p->a_const = 0;
+        na = 0;
+    }
+    int64_t cnt = p->a_const ? p->abatch : p->bbatch;
+    size_t per = p->a_const ? na : nb;
+    if (!p->a_const && !p->b_const) return 0;
+    if (per > 0 && (size_t)cnt > SIZE_MAX / sizeof(float) / per)
+        return sqz_op_fail(ctx, "%s: packed operand too large", ref_opname(ctx));
+    p->wpk_elems = per;
+    p->wpk = alloc_floats(per * (size_t)cnt);
+    if (!p->wpk) return sqz_op_fail(ctx, "%s: out of memory (packed operand)", ref_opname(ctx));
+    for (int64_t i = 0; i < cnt; i++) {
+        if (p->a_const)
+            sqz_gemm_pack_a(p->k, p->gM, p->gK, A + i * p->gM * p->gK, p->ars, p->acs,
+                            p->wpk + (size_t)i * per);
+        else
+            sqz_gemm_pack_b(p->k, p->gK, p->gN, B + i * p->gK * p->gN, p->brs, p->bcs,
+                            p->wpk + (size_t)i * per);
+    }
+    return 0;
+}
+
+static int mm_finish(sqz_op_ctx *ctx, gop *p) {
+    gop *pp = malloc(sizeof(*pp));
+    if (!pp) {
+        free(p->wpk);
+        return sqz_op_fail(ctx, "%s: out of memory", ref_opname(ctx));
+    }
+    *pp = *p;
+    sqz_gemm_args a;
+    mm_args(pp, &a, ctx->num_threads);
+    ctx->params = pp;
+    ctx->scratch_bytes = sqz_gemm_scratch_bytes(&a);
+    return 0;
+}
+
+int sqz_gemm_gemm_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
+    int rc = ref_validate(ctx, &sqz_ref_gemm);
+    if (rc) return rc;
+    const sqz_shape *as = &ctx->in_shape[0];
+    gop p;
+    memset(&p, 0, sizeof(p));
+    p.op = SQZ_OP_GEMM;
+    p.k = k;
+    int ta = (int)sqz_attr_int(ctx->node, "transA", 0),
+        tb = (int)sqz_attr_int(ctx->node, "transB", 0);
+    p.alpha = sqz_attr_float(ctx->node, "alpha", 1.0f);
+    p.beta = sqz_attr_float(ctx->node, "beta", 1.0f);
+    p.gM = ctx->out_shape[0].dims[0];
+    p.gN = ctx->out_shape[0].dims[1];
+    p.gK = ta ? as->dims[0] : as->dims[1];
+    if (p.gM == 0 || p.gN == 0 || p.gK == 0) return 1;
+    if (ref_act_prepare(ctx, &p.act)) return -1;
+    p.ars = ta ? 1 : p.gK;
+    p.acs = ta ? p.gM : 1;
+    p.brs = tb ? 1 : p.gN;
+    p.bcs = tb ? p.gK : 1;
+    p.has_c = ref_has_input(ctx, 2) && p.beta != 0.0f;
+    if (p.has_c) {
+        const sqz_shape *c = &ctx->in_shape[2];
+        int64_t cm = 1, cn = 1;
+        if (c->ndim == 2) {
+            cm = c->dims[0];
+            cn = c->dims[1];
+        } else if (c->ndim == 1) {
+            cn = c->dims[0];
+        }
+        p.c_cs = cn == 1 ? 0 : 1;
+        p.c_rs = cm == 1 ? 0 : cn;
+    }
+    p.post = p.alpha != 1.0f || p.has_c;
+    p.abatch = p.bbatch = p.batch = 1;
+    p.a_const = ctx->in_data[0] != NULL;
+    p.b_const = ctx->in_data[1] != NULL;
+    if (mm_pack(ctx, &p, ctx->in_data[0], ctx->in_data[1])) return -1;
+    p.macs = (uint64_t)(p.gM * p.gN * p.gK);
+    return mm_finish(ctx, &p);
+}
+
+void sqz_gemm_gemm_run(const sqz_op_ctx *ctx) {
+    const gop *p = ctx->params;
+    sqz_gemm_args a;
+    mm_args(p, &a, ctx->num_threads);
+    if (!p->a_const) a.a.data = ctx->in_data[0];
+    if (!p->b_const) a.b.data = ctx->in_data[1];
+    float *Y = ctx->out_data[0];
+    a.c = Y;
+    sqz_gemm(&a, ctx->scratch);
+    if (!p->post) return;
+    const float *C = p->has_c ? ctx->in_data[2] : NULL;
+    for (int64_t m = 0; m < p->gM; m++) {
+        float *y = Y + m * p->gN;
+        if (p->alpha != 1.0f)
+            for (int64_t n = 0; n < p->gN; n++) y[n] *= p->alpha;
+        if (C) {
+            const float *cr = C + m * p->c_rs;
+            for (int64_t n = 0; n < p->gN; n++) y[n] += p->beta * cr[n * p->c_cs];
+        }
+        ref_act_apply(&p->act, y, (size_t)p->gN);
+    }
+}
+
+int sqz_gemm_matmul_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
+    int rc = ref_validate(ctx, &sqz_ref_matmul);
+    if (rc) return rc;
+    const sqz_shape *as = &ctx->in_shape[0], *bs = &ctx->in_shape[1];
+    gop p;
+    memset(&p, 0, sizeof(p));
+    p.op = SQZ_OP_MATMUL;
+    p.k = k;
+    int a1 = as->ndim == 1, b1 = bs->ndim == 1;
+    p.gM = a1 ? 1 : as->dims[as->ndim - 2];
+    p.gK = as->dims[as->ndim - 1];
+    p.gN = b1 ? 1 : bs->dims[bs->ndim - 1];
+    p.abatch = 1;
+    for (int i = 0; i < as->ndim - 2; i++) p.abatch *= as->dims[i];
+    p.bbatch = 1;
+    for (int i = 0; i < bs->ndim - 2; i++) p.bbatch *= bs->dims[i];
+    const sqz_shape *ys = &ctx->out_shape[0];
+    int ybn = ys->ndim - (a1 ? 0 : 1) - (b1 ? 0 : 1);
+    p.batch = 1;
+    for (int i = 0; i < ybn; i++) p.batch *= ys->dims[i];
+    if (p.gM == 0 || p.gN == 0 || p.gK == 0 || p.batch == 0) return 1;
+    /* each operand either broadcast whole (one matrix) or one per batch */
+    if ((p.abatch != 1 && p.abatch != p.batch) || (p.bbatch != 1 && p.bbatch != p.batch)) return 1;
+    if (ref_act_prepare(ctx, &p.act)) return -1;
+    p.ars = p.gK;
+    p.acs = 1;
+    p.brs = p.gN;
+    p.bcs = 1;
+    p.a_const = ctx->in_data[0] != NULL;
+    p.b_const = ctx->in_data[1] != NULL;
+    if (mm_pack(ctx, &p, ctx->in_data[0], ctx->in_data[1])) return -1;
+    p.macs = (uint64_t)(p.batch * p.gM * p.gN * p.gK);
+    return mm_finish(ctx, &p);
+}
+
+void sqz_gemm_matmul_run(const sqz_op_ctx *ctx) {
+    const gop *p = ctx->params;
+    sqz_gemm_args a;
+    mm_args(p, &a, ctx->num_threads);
+    const float *A = ctx->in_data[0], *B = ctx->in_data[1];
+    float *Y = ctx->out_data[0];
+    for (int64_t i = 0; i < p->batch; i++) {
+        int64_t ai = p->abatch == 1 ? 0 : i, bi = p->bbatch == 1 ? 0 : i;
+        if (p->a_const)
+            a.a.packed = p->wpk + (size_t)ai * p->wpk_elems;
+        else
+            a.a.data = A + ai * p->gM * p->gK;
+        if (p->b_const)
+            a.b.packed = p->wpk + (size_t)bi * p->wpk_elems;
+        else
+            a.b.data = B + bi * p->gK * p->gN;
+        a.c = Y + i * p->gM * p->gN;
+        sqz_gemm(&a, ctx->scratch);
+    }
+}
