@@ -1,0 +1,568 @@
+/* test_rt_gemm_x86.c - the packed GEMM (scalar twin, AVX2, AVX-512
+ * microkernels + driver) and the Conv / Gemm / MatMul impls built on it,
+ * against naive double loops and the scalar reference kernels, for every ISA
+ * this CPU has (the others are skipped with a message). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sqz/ops.h"
+#include "gemm.h"
+#include "testutil.h"
+#if defined(__x86_64__)
+#include "cpu.h"
+#include "x86/ops_x86.h"
+#endif
+
+/* ------------------------------------------------------------- ISA list */
+
+typedef struct isa {
+    const char *name;
+    const sqz_gemm_kernel *k;
+    const sqz_op_impl *conv, *gemm, *matmul; /* NULL for the scalar twin */
+} isa;
+
+static isa isas[3];
+static int n_isas;
+
+static void collect_isas(void) {
+    if (n_isas) return;
+    isas[n_isas++] = (isa){"scalar", &sqz_gemm_scalar, NULL, NULL, NULL};
+#if defined(__x86_64__)
+    int hw = sqz_cpu_isa_hw();
+    if (hw >= SQZ_ISA_AVX2)
+        isas[n_isas++] = (isa){"avx2", &sqz_gemm_avx2, &sqz_x86_conv_avx2, &sqz_x86_gemm_avx2,
+                               &sqz_x86_matmul_avx2};
+    else
+        printf("[ SKIP ] avx2: this CPU lacks AVX2+FMA (or the OS does not save YMM state)\n");
+    if (hw >= SQZ_ISA_AVX512)
+        isas[n_isas++] = (isa){"avx512", &sqz_gemm_avx512, &sqz_x86_conv_avx512,
+                               &sqz_x86_gemm_avx512, &sqz_x86_matmul_avx512};
+    else
+        printf("[ SKIP ] avx512: this CPU lacks AVX-512 F/BW/DQ/VL (or OS ZMM support)\n");
+#endif
+    printf("[ INFO ] ISAs covered:");
+    for (int i = 0; i < n_isas; i++) printf(" %s", isas[i].name);
+    printf("\n");
+}
+
+static float *falloc(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    assert_non_null(p);
+    return p;
+}
+
+static float act_ref(int act, float alpha, float beta, float v) {
+    switch (act) {
+    case SQZ_ACT_RELU:
+        return v > 0 ? v : 0;
+    case SQZ_ACT_CLIP:
+        return v < alpha ? alpha : (v > beta ? beta : v);
+    case SQZ_ACT_LEAKY_RELU:
+        return v < 0 ? v * alpha : v;
+    case SQZ_ACT_HARD_SWISH: {
+        float t = v / 6.0f + 0.5f;
+        t = t < 0 ? 0 : (t > 1 ? 1 : t);
+        return v * t;
+    }
+    case SQZ_ACT_SIGMOID:
+        return 1.0f / (1.0f + expf(-v));
+    case SQZ_ACT_HARD_SIGMOID: {
+        float t = alpha * v + beta;
+        return t < 0 ? 0 : (t > 1 ? 1 : t);
+    }
+    case SQZ_ACT_TANH:
+        return tanhf(v);
+    default:
+        return v;
+    }
+}
+
+static const float act_alpha[8] = {0, 0, -0.5f, 0.1f, 0, 0, 0.2f, 0};
+static const float act_beta[8] = {0, 0, 0.7f, 0, 0, 0, 0.5f, 0};
+
+static int close_enough(float got, float want, int64_t K) {
+    double tol = 1e-5 + 1e-6 * (double)(K + 8) * (1.0 + fabs(want));
+    return fabs((double)got - (double)want) <= tol; /* NaN fails */
+}
+
+/* ----------------------------------------------------------- GEMM driver */
+
+/* mode bits: 1 = A prepacked, 2 = B prepacked, 4 = B transposed source */
+static void check_gemm(const isa *is, tu_rng *rng, int64_t M, int64_t N, int64_t K, int mode,
+                       int act, int use_bias, int nt) {
+    const sqz_gemm_kernel *k = is->k;
+    float *A = falloc((size_t)(M * K)), *B = falloc((size_t)(K * N)), *bias = falloc((size_t)M);
+    float *C = falloc((size_t)(M * N + 3)), *R = falloc((size_t)(M * N));
+    tu_fill_uniform(rng, A, (size_t)(M * K), -1, 1);
+    tu_fill_uniform(rng, B, (size_t)(K * N), -1, 1);
+    tu_fill_uniform(rng, bias, (size_t)M, -1, 1);
+    int bt = (mode & 4) != 0;
+    /* B logical [K, N]; stored transposed ([N, K]) when bt */
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double s = use_bias ? bias[m] : 0.0;
+            for (int64_t kk = 0; kk < K; kk++)
+                s += (double)A[m * K + kk] * (double)(bt ? B[n * K + kk] : B[kk * N + n]);
+            R[m * N + n] = act_ref(act, act_alpha[act], act_beta[act], (float)s);
+        }
+    for (int64_t i = 0; i < M * N + 3; i++) C[i] = NAN;
+    C[M * N] = C[M * N + 1] = C[M * N + 2] = 12345.0f; /* guard */
+    float *pa = NULL, *pb = NULL;
+    sqz_gemm_args g;
+    memset(&g, 0, sizeof(g));
+    g.kernel = k;
+    g.M = M;
+    g.N = N;
+    g.K = K;
+    if (mode & 1) {
+        pa = falloc(sqz_gemm_packed_a_floats(k, M, K));
+        sqz_gemm_pack_a(k, M, K, A, K, 1, pa);
+        g.a.packed = pa;
+    } else {
+        g.a.data = A;
+        g.a.rs = K;
+        g.a.cs = 1;
+    }
+    int64_t brs = bt ? 1 : N, bcs = bt ? K : 1;
+    if (mode & 2) {
+        pb = falloc(sqz_gemm_packed_b_floats(k, K, N));
+        sqz_gemm_pack_b(k, K, N, B, brs, bcs, pb);
+        g.b.packed = pb;
+    } else {
+        g.b.data = B;
+        g.b.rs = brs;
+        g.b.cs = bcs;
+    }
+    g.c = C;
+    g.ldc = N;
+    g.bias = use_bias ? bias : NULL;
+    g.act = act;
+    g.alpha = act_alpha[act];
+    g.beta = act_beta[act];
+    g.num_threads = nt;
+    size_t sb = sqz_gemm_scratch_bytes(&g);
+    void *scratch = sb ? aligned_alloc(64, (sb + 63) / 64 * 64) : NULL;
+    if (sb) assert_non_null(scratch);
+    sqz_gemm(&g, scratch);
+    for (int64_t i = 0; i < M * N; i++)
+        if (!close_enough(C[i], R[i], K))
+            fail_msg("%s gemm M=%lld N=%lld K=%lld mode=%d act=%d bias=%d nt=%d: [%lld] %g vs %g",
+                     is->name, (long long)M, (long long)N, (long long)K, mode, act, use_bias, nt,
+                     (long long)i, (double)C[i], (double)R[i]);
+    assert_true(C[M * N] == 12345.0f && C[M * N + 2] == 12345.0f);
+    free(scratch);
+    free(pa);
+    free(pb);
+    free(A);
+    free(B);
+    free(bias);
+    free(C);
+    free(R);
+}
+
+static const int64_t sizes[] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                                12, 13, 14, 15, 16, 17, 31, 33, 64, 100};
+#define NSIZES ((int)(sizeof(sizes) / sizeof(sizes[0])))
+
+static void test_gemm_driver(void **state) {
+    (void)state;
+    collect_isas();
+    for (int ii = 0; ii < n_isas; ii++) {
+        tu_rng rng;
+        tu_rng_seed(&rng, 1234 + (uint64_t)ii);
+        int cnt = 0;
+        for (int mi = 0; mi < NSIZES; mi++)
+            for (int ni = 0; ni < NSIZES; ni++, cnt++) {
+                int64_t K = sizes[(mi * 7 + ni * 3) % NSIZES];
+                check_gemm(&isas[ii], &rng, sizes[mi], sizes[ni], K, cnt % 8, cnt % 8, cnt % 3 != 0,
+                           1 + cnt % 2);
+            }
+        /* every K edge on a fixed tile, and the k / m cache blocks */
+        for (int ki = 0; ki < NSIZES; ki++)
+            check_gemm(&isas[ii], &rng, 13, 37, sizes[ki], ki % 8, (ki + 3) % 8, 1, 1);
+        check_gemm(&isas[ii], &rng, 500, 70, 600, 0, SQZ_ACT_RELU, 1, 1);
+        check_gemm(&isas[ii], &rng, 500, 70, 600, 3, SQZ_ACT_SIGMOID, 1, 2);
+        check_gemm(&isas[ii], &rng, 37, 300, 513, 2, SQZ_ACT_CLIP, 1, 2);
+        check_gemm(&isas[ii], &rng, 1, 1000, 257, 6, SQZ_ACT_NONE, 0, 2);
+        printf("[ INFO ] %s: GEMM driver + microkernel checked on %d shapes\n", isas[ii].name,
+               cnt + NSIZES + 4);
+    }
+}
+
+/* --------------------------------------------------------------- op tests */
+
+#define TN_MAX_ATTRS 12
+
+typedef struct tnode {
+    sqz_node node;
+    sqz_attr attrs[TN_MAX_ATTRS];
+    int64_t ints[TN_MAX_ATTRS][8];
+    float floats[TN_MAX_ATTRS][2];
+    int32_t ids[8];
+} tnode;
+
+static void tn_init(tnode *t, int op) {
+    memset(t, 0, sizeof(*t));
+    t->node.op = (uint16_t)op;
+    t->node.name = "test";
+    t->node.attrs = t->attrs;
+    for (int i = 0; i < 8; i++) t->ids[i] = i;
+    t->node.inputs = t->ids;
+    t->node.outputs = t->ids;
+}
+
+static void tn_ints(tnode *t, const char *name, int n, const int64_t *v) {
+    int i = (int)t->node.n_attrs++;
+    assert_true(i < TN_MAX_ATTRS && n <= 8);
+    t->attrs[i] = (sqz_attr){
+        name, n == 1 ? SQZ_ATTR_INT : SQZ_ATTR_INTS, (uint32_t)n, t->ints[i], NULL, NULL};
+    memcpy(t->ints[i], v, (size_t)n * sizeof(int64_t));
+}
+
+static void tn_int(tnode *t, const char *name, int64_t v) {
+    tn_ints(t, name, 1, &v);
+}
+
+static void tn_float(tnode *t, const char *name, float v) {
+    int i = (int)t->node.n_attrs++;
+    assert_true(i < TN_MAX_ATTRS);
+    t->attrs[i] = (sqz_attr){name, SQZ_ATTR_FLOAT, 1, NULL, t->floats[i], NULL};
+    t->floats[i][0] = v;
+}
+
+static void tn_act(tnode *t, int act) {
+    if (act == SQZ_ACT_NONE) return;
+    tn_int(t, "sqz_act", act);
+    if (act == SQZ_ACT_CLIP || act == SQZ_ACT_LEAKY_RELU || act == SQZ_ACT_HARD_SIGMOID) {
+        tn_float(t, "sqz_act_alpha", act_alpha[act]);
+        tn_float(t, "sqz_act_beta", act_beta[act]);
+    }
+}
+
+/* prepare (constant inputs visible where const_mask has the bit) + run;
+ * returns prepare's rc; *out is malloc'ed (NaN-filled before run). */
+static int run_impl(const sqz_op_impl *impl, tnode *t, uint32_t n_in, const sqz_shape *shapes,
+                    const float *const *data, unsigned const_mask, int nt, float **out,
+                    sqz_shape *oshape) {
+    char err[256] = "";
+    const float *pdata[4] = {0};
+    for (uint32_t i = 0; i < n_in; i++)
+        if (const_mask & (1u << i)) pdata[i] = data[i];
+    t->node.n_inputs = n_in;
+    t->node.n_outputs = 1;
+    sqz_op_ctx ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.node = &t->node;
+    ctx.n_in = n_in;
+    ctx.n_out = 1;
+    ctx.in_shape = shapes;
+    ctx.in_data = pdata;
+    ctx.out_shape = oshape;
+    ctx.err = err;
+    ctx.err_len = sizeof(err);
+    ctx.num_threads = nt;
+    int rc = impl->prepare(&ctx);
+    *out = NULL;
+    if (rc == -1) printf("[ INFO ] prepare refused: %s\n", err);
+    if (rc != 0) {
+        if (rc == 1 && ctx.params && impl->release) impl->release(ctx.params);
+        return rc;
+    }
+    size_t n = (size_t)sqz_shape_numel(oshape);
+    float *y = falloc(n);
+    for (size_t i = 0; i < n; i++) y[i] = NAN;
+    void *scratch = NULL;
+    if (ctx.scratch_bytes) {
+        scratch = aligned_alloc(64, (ctx.scratch_bytes + 63) / 64 * 64);
+        assert_non_null(scratch);
+    }
+    float *outs[1] = {y};
+    ctx.scratch = scratch;
+    ctx.in_data = data;
+    ctx.out_data = outs;
+    impl->run(&ctx);
+    if (impl->release) impl->release(ctx.params);
+    free(scratch);
+    *out = y;
+    return 0;
+}
+
+/* fast impl vs reference on the same node; returns the fast rc (1 = declined). */
+static int compare_op(const isa *is, const sqz_op_impl *fast, tnode *t, uint32_t n_in,
+                      const sqz_shape *shapes, const float *const *data, unsigned const_mask,
+                      int nt, int64_t K, const char *what) {
+    float *yr, *yf;
+    sqz_shape sr, sf;
+    int rr = run_impl(sqz_ref_op(t->node.op), t, n_in, shapes, data, const_mask, 1, &yr, &sr);
+    assert_int_equal(rr, 0);
+    int rf = run_impl(fast, t, n_in, shapes, data, const_mask, nt, &yf, &sf);
+    if (rf == 0) {
+        assert_int_equal(sr.ndim, sf.ndim);
+        for (int d = 0; d < sr.ndim; d++) assert_int_equal(sr.dims[d], sf.dims[d]);
+        size_t n = (size_t)sqz_shape_numel(&sr);
+        for (size_t i = 0; i < n; i++)
+            if (!close_enough(yf[i], yr[i], K))
+                fail_msg("%s %s nt=%d: [%zu] %g vs ref %g", is->name, what, nt, i, (double)yf[i],
+                         (double)yr[i]);
+    }
+    free(yr);
+    free(yf);
+    return rf;
+}
+
+typedef struct conv_case {
+    int64_t n, c, h, w, m, kh, kw, s, pt, pl, pb, pr, d, g;
+    int act, bias;
+} conv_case;
+
+static const conv_case conv_cases[] = {
+    /* n  c   h   w   m  kh kw s pt pl pb pr d g act bias */
+    {1, 3, 17, 19, 8, 3, 3, 2, 1, 1, 1, 1, 1, 1, SQZ_ACT_RELU, 1},
+    {1, 16, 14, 14, 24, 1, 1, 1, 0, 0, 0, 0, 1, 1, SQZ_ACT_NONE, 1},
+    {2, 16, 7, 9, 33, 1, 1, 1, 0, 0, 0, 0, 1, 1, SQZ_ACT_CLIP, 0},
+    {1, 8, 9, 9, 17, 1, 1, 2, 0, 0, 0, 0, 1, 1, SQZ_ACT_HARD_SWISH, 1},
+    {1, 12, 11, 13, 10, 3, 3, 1, 1, 1, 1, 1, 1, 1, SQZ_ACT_LEAKY_RELU, 1},
+    {1, 6, 12, 12, 9, 3, 3, 1, 2, 2, 2, 2, 2, 1, SQZ_ACT_SIGMOID, 1},
+    {1, 8, 10, 11, 12, 3, 3, 1, 1, 1, 1, 1, 1, 4, SQZ_ACT_HARD_SIGMOID, 1},
+    {2, 6, 8, 8, 6, 3, 3, 1, 1, 1, 1, 1, 1, 2, SQZ_ACT_TANH, 1},
+    {1, 5, 13, 10, 7, 5, 3, 2, 2, 1, 0, 2, 1, 1, SQZ_ACT_RELU, 0},
+    {1, 4, 20, 20, 70, 7, 7, 2, 3, 3, 3, 3, 1, 1, SQZ_ACT_RELU, 1},
+    {1, 9, 6, 8, 5, 2, 4, 3, 0, 1, 1, 0, 2, 1, SQZ_ACT_NONE, 1},
+    {1, 64, 8, 8, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, SQZ_ACT_RELU, 1},   /* K = 576 > KC */
+    {1, 40, 5, 6, 16, 1, 1, 1, 1, 0, 0, 1, 1, 1, SQZ_ACT_NONE, 1},   /* 1x1 with pads */
+    {1, 3, 1, 1, 4, 1, 1, 1, 0, 0, 0, 0, 1, 1, SQZ_ACT_NONE, 1},     /* 1x1 spatial */
+    {1, 4, 3, 3, 8, 3, 3, 1, 0, 0, 0, 0, 1, 1, SQZ_ACT_NONE, 1},     /* 1x1 output */
+    {1, 16, 33, 31, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, SQZ_ACT_CLIP, 1}, /* odd planes */
+    {1, 24, 12, 12, 48, 1, 1, 1, 0, 0, 0, 0, 1, 2, SQZ_ACT_RELU, 1}, /* grouped 1x1 */
+    {1, 4, 9, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, SQZ_ACT_RELU, 1},     /* Cg = 1, Mg = 2 */
+};
+
+static void test_conv_ops(void **state) {
+    (void)state;
+    collect_isas();
+    int covered = 0;
+    for (int ii = 0; ii < n_isas; ii++) {
+        if (!isas[ii].conv) continue;
+        covered++;
+        tu_rng rng;
+        tu_rng_seed(&rng, 99);
+        for (size_t ci = 0; ci < sizeof(conv_cases) / sizeof(conv_cases[0]); ci++) {
+            const conv_case *cc = &conv_cases[ci];
+            tnode t;
+            tn_init(&t, SQZ_OP_CONV);
+            tn_ints(&t, "pads", 4, (const int64_t[]){cc->pt, cc->pl, cc->pb, cc->pr});
+            tn_ints(&t, "strides", 2, (const int64_t[]){cc->s, cc->s});
+            tn_ints(&t, "dilations", 2, (const int64_t[]){cc->d, cc->d});
+            tn_int(&t, "group", cc->g);
+            tn_act(&t, cc->act);
+            sqz_shape sh[3];
+            memset(sh, 0, sizeof(sh));
+            sh[0] = (sqz_shape){4, {cc->n, cc->c, cc->h, cc->w}};
+            sh[1] = (sqz_shape){4, {cc->m, cc->c / cc->g, cc->kh, cc->kw}};
+            sh[2] = (sqz_shape){1, {cc->m}};
+            size_t nx = (size_t)sqz_shape_numel(&sh[0]), nw = (size_t)sqz_shape_numel(&sh[1]);
+            float *x = falloc(nx), *w = falloc(nw), *b = falloc((size_t)cc->m);
+            tu_fill_uniform(&rng, x, nx, -1, 1);
+            tu_fill_uniform(&rng, w, nw, -1, 1);
+            tu_fill_uniform(&rng, b, (size_t)cc->m, -1, 1);
+            const float *data[3] = {x, w, b};
+            int64_t K = cc->c / cc->g * cc->kh * cc->kw;
+            char what[64];
+            snprintf(what, sizeof(what), "conv case %zu", ci);
+            for (int nt = 1; nt <= 2; nt++) {
+                int rc = compare_op(&isas[ii], isas[ii].conv, &t, cc->bias ? 3 : 2, sh, data, 6, nt,
+                                    K, what);
+                assert_int_equal(rc, 0);
+            }
+            free(x);
+            free(w);
+            free(b);
+        }
+    }
+    printf("[ INFO ] Conv impls checked on %d ISA(s)\n", covered);
+}
+
+static void test_conv_declines(void **state) {
+    (void)state;
+    collect_isas();
+    for (int ii = 0; ii < n_isas; ii++) {
+        if (!isas[ii].conv) continue;
+        float *yf;
+        sqz_shape so;
+        float x[2 * 8 * 8], w[2 * 9];
+        memset(x, 0, sizeof(x));
+        memset(w, 0, sizeof(w));
+        const float *data[2] = {x, w};
+        tnode t;
+        /* depthwise */
+        tn_init(&t, SQZ_OP_CONV);
+        tn_int(&t, "group", 2);
+        sqz_shape sh[2] = {{4, {1, 2, 8, 8}}, {4, {2, 1, 3, 3}}};
+        assert_int_equal(run_impl(isas[ii].conv, &t, 2, sh, data, 2, 1, &yf, &so), 1);
+        /* non-constant weights */
+        tn_init(&t, SQZ_OP_CONV);
+        sqz_shape sh2[2] = {{4, {1, 2, 8, 8}}, {4, {1, 2, 3, 3}}};
+        assert_int_equal(run_impl(isas[ii].conv, &t, 2, sh2, data, 0, 1, &yf, &so), 1);
+        /* 1-D conv */
+        tn_init(&t, SQZ_OP_CONV);
+        sqz_shape sh3[2] = {{3, {1, 2, 8}}, {3, {1, 2, 3}}};
+        assert_int_equal(run_impl(isas[ii].conv, &t, 2, sh3, data, 2, 1, &yf, &so), 1);
+        /* invalid: fails like the reference */
+        tn_init(&t, SQZ_OP_CONV);
+        sqz_shape sh4[2] = {{4, {1, 2, 8, 8}}, {4, {1, 3, 3, 3}}};
+        assert_int_equal(run_impl(isas[ii].conv, &t, 2, sh4, data, 2, 1, &yf, &so), -1);
+    }
+}
+
+static void test_gemm_ops(void **state) {
+    (void)state;
+    collect_isas();
+    for (int ii = 0; ii < n_isas; ii++) {
+        if (!isas[ii].gemm) continue;
+        tu_rng rng;
+        tu_rng_seed(&rng, 7);
+        int cnt = 0;
+        for (int ta = 0; ta <= 1; ta++)
+            for (int tb = 0; tb <= 1; tb++)
+                for (int cm = 0; cm < 5; cm++) /* C: none, [N], scalar, [M,N], [M,1] */
+                    for (int cst = 0; cst < 3; cst++, cnt++) {
+                        int64_t M = sizes[(cnt * 5) % NSIZES], N = sizes[(cnt * 3 + 1) % NSIZES];
+                        int64_t K = sizes[(cnt * 7 + 2) % NSIZES];
+                        tnode t;
+                        tn_init(&t, SQZ_OP_GEMM);
+                        tn_int(&t, "transA", ta);
+                        tn_int(&t, "transB", tb);
+                        if (cnt % 3 == 1) tn_float(&t, "alpha", 0.75f);
+                        if (cnt % 4 == 1) tn_float(&t, "beta", -1.5f);
+                        int act = cnt % 8;
+                        tn_act(&t, act);
+                        sqz_shape sh[3];
+                        memset(sh, 0, sizeof(sh));
+                        sh[0] = ta ? (sqz_shape){2, {K, M}} : (sqz_shape){2, {M, K}};
+                        sh[1] = tb ? (sqz_shape){2, {N, K}} : (sqz_shape){2, {K, N}};
+                        if (cm == 1) sh[2] = (sqz_shape){1, {N}};
+                        if (cm == 2) sh[2] = (sqz_shape){1, {1}};
+                        if (cm == 3) sh[2] = (sqz_shape){2, {M, N}};
+                        if (cm == 4) sh[2] = (sqz_shape){2, {M, 1}};
+                        float *a = falloc((size_t)(M * K)), *b = falloc((size_t)(K * N));
+                        float *c = falloc((size_t)(M * N));
+                        tu_fill_uniform(&rng, a, (size_t)(M * K), -1, 1);
+                        tu_fill_uniform(&rng, b, (size_t)(K * N), -1, 1);
+                        tu_fill_uniform(&rng, c, (size_t)(M * N), -1, 1);
+                        const float *data[3] = {a, b, c};
+                        unsigned mask = cst == 0 ? 2u : (cst == 1 ? 1u : 0u);
+                        char what[96];
+                        snprintf(what, sizeof(what), "Gemm M=%lld N=%lld K=%lld tA=%d tB=%d C=%d",
+                                 (long long)M, (long long)N, (long long)K, ta, tb, cm);
+                        int rc = compare_op(&isas[ii], isas[ii].gemm, &t, cm ? 3 : 2, sh, data,
+                                            mask | 4u, 1 + cnt % 2, K, what);
+                        assert_int_equal(rc, 0);
+                        free(a);
+                        free(b);
+                        free(c);
+                    }
+    }
+}
+
+typedef struct mm_case {
+    int an, bn;
+    int64_t ad[4], bd[4];
+    unsigned mask;
+    int expect_decline;
+} mm_case;
+
+static const mm_case mm_cases[] = {
+    {2, 2, {7, 33}, {33, 17}, 2, 0},
+    {2, 2, {1, 100}, {100, 31}, 2, 0},
+    {2, 2, {16, 9}, {9, 5}, 0, 0},
+    {3, 2, {3, 5, 12}, {12, 19}, 2, 0},
+    {3, 3, {3, 5, 12}, {3, 12, 19}, 0, 0},
+    {3, 3, {3, 5, 12}, {3, 12, 19}, 2, 0},
+    {2, 3, {5, 12}, {4, 12, 6}, 1, 0},
+    {1, 2, {13}, {13, 9}, 2, 0},
+    {2, 1, {6, 13}, {13}, 0, 0},
+    {4, 4, {2, 1, 3, 4}, {1, 3, 4, 5}, 0, 1}, /* two-sided broadcast: declined */
+    {4, 2, {2, 2, 64, 64}, {64, 64}, 2, 0},
+};
+
+static void test_matmul_ops(void **state) {
+    (void)state;
+    collect_isas();
+    for (int ii = 0; ii < n_isas; ii++) {
+        if (!isas[ii].matmul) continue;
+        tu_rng rng;
+        tu_rng_seed(&rng, 11);
+        for (size_t ci = 0; ci < sizeof(mm_cases) / sizeof(mm_cases[0]); ci++) {
+            const mm_case *mc = &mm_cases[ci];
+            tnode t;
+            tn_init(&t, SQZ_OP_MATMUL);
+            tn_act(&t, (int)(ci % 8));
+            sqz_shape sh[2];
+            memset(sh, 0, sizeof(sh));
+            sh[0].ndim = mc->an;
+            sh[1].ndim = mc->bn;
+            memcpy(sh[0].dims, mc->ad, sizeof(mc->ad));
+            memcpy(sh[1].dims, mc->bd, sizeof(mc->bd));
+            size_t na = (size_t)sqz_shape_numel(&sh[0]), nb = (size_t)sqz_shape_numel(&sh[1]);
+            float *a = falloc(na), *b = falloc(nb);
+            tu_fill_uniform(&rng, a, na, -1, 1);
+            tu_fill_uniform(&rng, b, nb, -1, 1);
+            const float *data[2] = {a, b};
+            char what[48];
+            snprintf(what, sizeof(what), "MatMul case %zu", ci);
+            for (int nt = 1; nt <= 2; nt++) {
+                int rc = compare_op(&isas[ii], isas[ii].matmul, &t, 2, sh, data, mc->mask, nt,
+                                    mc->ad[mc->an - 1], what);
+                assert_int_equal(rc, mc->expect_decline ? 1 : 0);
+            }
+            free(a);
+            free(b);
+        }
+    }
+}
+
+static void test_isa_cap(void **state) {
+    (void)state;
+    collect_isas();
+#if defined(__x86_64__)
+    int hw = sqz_cpu_isa_hw();
+    sqz_cpu_set_isa_cap(SQZ_ISA_SCALAR);
+    assert_false(sqz_cpu_has_avx2_fma());
+    assert_false(sqz_cpu_has_avx512());
+    assert_ptr_equal(sqz_gemm_best(), &sqz_gemm_scalar);
+    sqz_cpu_set_isa_cap(SQZ_ISA_AVX2);
+    assert_int_equal(sqz_cpu_has_avx2_fma(), hw >= SQZ_ISA_AVX2);
+    assert_false(sqz_cpu_has_avx512());
+    assert_false(sqz_cpu_has_avx512_vnni());
+    sqz_cpu_set_isa_cap(SQZ_ISA_AVX512);
+    assert_int_equal(sqz_cpu_has_avx512(), hw >= SQZ_ISA_AVX512);
+    sqz_cpu_set_isa_cap(-1);
+    printf("[ INFO ] hardware ISA level %d (0 scalar, 1 avx2, 2 avx512), vnni %d\n", hw,
+           sqz_cpu_has_avx512_vnni());
+#endif
+    /* dispatch offers the fast impls exactly when the CPU can run them */
+    const sqz_op_impl *cand[8];
+    int n = sqz_fast_ops(SQZ_OP_GEMM, cand, 8);
+#if defined(__x86_64__)
+    assert_int_equal(n, (hw >= SQZ_ISA_AVX2) + (hw >= SQZ_ISA_AVX512));
+#else
+    (void)n;
+#endif
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_isa_cap),  cmocka_unit_test(test_gemm_driver),
+        cmocka_unit_test(test_conv_ops), cmocka_unit_test(test_conv_declines),
+        cmocka_unit_test(test_gemm_ops), cmocka_unit_test(test_matmul_ops),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
