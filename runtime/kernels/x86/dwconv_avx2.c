@@ -6,7 +6,8 @@
  * vpermpd split them into the even (tap 2j) and odd (tap 2j + 1) columns.
  * Two output rows share the loads of their common input rows. Tails (and the
  * stride-2 blocks whose 16-column loads would cross the row end) use vmaskmov
- * loads; the left/right padding columns go to the scalar border code. */
+ * loads; left-edge blocks load from column 0 and shift the lanes (zero fill),
+ * so every column is computed in SIMD. */
 #include <immintrin.h>
 
 #include "dwconv.h"
@@ -45,78 +46,106 @@ DW_INLINE void deinterleave(__m256 lo, __m256 hi, __m256 *ev, __m256 *od) {
     *od = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
 }
 
-/* One block of n (<= 8) output columns starting at ox, K x K kernel, stride
- * S, one output row (y) or two (TWO: y and y2). FULL: n == 8 and every
- * 8-wide load stays inside the row; otherwise masked loads. */
-DW_INLINE void dw_block(const sqz_dw_row *a, const float *const *rows, float *y, float *y2,
-                        const float *w, int ox, int n, const int K, const int S, const int TWO,
-                        const int FULL) {
-    const int c0 = ox * S - a->pad_l; /* >= 0 in the interior */
+/* 8 lanes of X(cc + i): row columns cc.. with zeros outside [0, W). Never
+ * touches memory outside the row (a negative start loads from column 0 and
+ * shifts the lanes up). */
+DW_INLINE __m256 load_cols(const float *row, int cc, int W) {
+    if (cc >= W) return _mm256_setzero_ps();
+    if (cc >= 0) return _mm256_maskload_ps(row + cc, mask_n(W - cc));
+    int sh = -cc;
+    if (sh >= 8) return _mm256_setzero_ps();
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256 t = _mm256_maskload_ps(row, mask_n(W));
+    __m256 v = _mm256_permutevar8x32_ps(t, _mm256_sub_epi32(lane, _mm256_set1_epi32(sh)));
+    __m256i keep = _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(sh - 1));
+    return _mm256_and_ps(v, _mm256_castsi256_ps(keep));
+}
+
+/* NB (1 or 2) blocks of 8 output columns starting at ox (the last one n <= 8
+ * wide), K x K kernel, stride S, one output row (y) or two (TWO: y and y2).
+ * FULL: every block is 8 wide and every 8-wide load stays inside the row;
+ * otherwise (NB == 1) edge loads that zero the padding columns. */
+DW_INLINE void dw_block(const sqz_dw_row *a, const float *const *rows, float *y, float *y2, int ox,
+                        int n, const int K, const int S, const int TWO, const int FULL,
+                        const int NB) {
+    const int c0 = ox * S - a->pad_l; /* < 0 only in a left-edge block */
     const int nrows = TWO ? K + S : K;
-    const __m256i mn = mask_n(n);
-    __m256 acc0 = _mm256_set1_ps(a->bias), acc1 = acc0;
+    const float *w = a->w;
+    __m256 acc0[2], acc1[2];
+    for (int b = 0; b < NB; b++) acc0[b] = acc1[b] = _mm256_set1_ps(a->bias);
+#pragma GCC unroll 8
     for (int r = 0; r < nrows; r++) {
-        const float *rp = rows[r] + c0;
-        __m256 ev = _mm256_setzero_ps(), od = _mm256_setzero_ps();
+        __m256 ev[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, od[2] = {ev[0], ev[0]};
+#pragma GCC unroll 8
         for (int kx = 0; kx < K; kx++) {
-            __m256 v;
-            if (S == 1) {
-                v = FULL ? _mm256_loadu_ps(rp + kx) : _mm256_maskload_ps(rp + kx, mn);
-            } else if ((kx & 1) == 0) {
-                __m256 lo, hi;
-                if (FULL) {
-                    lo = _mm256_loadu_ps(rp + kx);
-                    hi = _mm256_loadu_ps(rp + kx + 8);
+            __m256 w0 = _mm256_setzero_ps(), w1 = w0;
+            if (r < K) w0 = _mm256_broadcast_ss(w + r * K + kx);
+            if (TWO && r >= S && r - S < K) w1 = _mm256_broadcast_ss(w + (r - S) * K + kx);
+#pragma GCC unroll 2
+            for (int b = 0; b < NB; b++) {
+                const int cc = c0 + b * 8 * S + kx;
+                __m256 v;
+                if (S == 1) {
+                    v = FULL ? _mm256_loadu_ps(rows[r] + cc) : load_cols(rows[r], cc, a->in_w);
+                } else if ((kx & 1) == 0) {
+                    __m256 lo, hi;
+                    if (FULL) {
+                        lo = _mm256_loadu_ps(rows[r] + cc);
+                        hi = _mm256_loadu_ps(rows[r] + cc + 8);
+                    } else {
+                        lo = load_cols(rows[r], cc, a->in_w);
+                        hi = load_cols(rows[r], cc + 8, a->in_w);
+                    }
+                    deinterleave(lo, hi, &ev[b], &od[b]);
+                    v = ev[b];
                 } else {
-                    int rem = a->in_w - (c0 + kx); /* >= 1: lane 0 is interior */
-                    lo = _mm256_maskload_ps(rp + kx, mask_n(rem));
-                    hi = rem > 8 ? _mm256_maskload_ps(rp + kx + 8, mask_n(rem - 8))
-                                 : _mm256_setzero_ps();
+                    v = od[b];
                 }
-                deinterleave(lo, hi, &ev, &od);
-                v = ev;
-            } else {
-                v = od;
+                if (r < K) acc0[b] = _mm256_fmadd_ps(w0, v, acc0[b]);
+                if (TWO && r >= S && r - S < K) acc1[b] = _mm256_fmadd_ps(w1, v, acc1[b]);
             }
-            if (r < K) acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + r * K + kx), v, acc0);
-            if (TWO && r >= S && r - S < K)
-                acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + (r - S) * K + kx), v, acc1);
         }
     }
     const __m256 va = _mm256_set1_ps(a->alpha), vb = _mm256_set1_ps(a->beta);
-    acc0 = act256(acc0, a->act, va, vb);
-    if (TWO) acc1 = act256(acc1, a->act, va, vb);
-    if (FULL) {
-        _mm256_storeu_ps(y + ox, acc0);
-        if (TWO) _mm256_storeu_ps(y2 + ox, acc1);
-    } else {
-        _mm256_maskstore_ps(y + ox, mn, acc0);
-        if (TWO) _mm256_maskstore_ps(y2 + ox, mn, acc1);
+    const __m256i mn = mask_n(n);
+    for (int b = 0; b < NB; b++) {
+        __m256 r0 = act256(acc0[b], a->act, va, vb), r1 = r0;
+        if (TWO) r1 = act256(acc1[b], a->act, va, vb);
+        if (FULL) {
+            _mm256_storeu_ps(y + ox + 8 * b, r0);
+            if (TWO) _mm256_storeu_ps(y2 + ox + 8 * b, r1);
+        } else {
+            _mm256_maskstore_ps(y + ox, mn, r0);
+            if (TWO) _mm256_maskstore_ps(y2 + ox, mn, r1);
+        }
     }
 }
 
+/* Every output column in SIMD: edge blocks (left padding, right end) with
+ * zero-filling loads, the rest with plain loads. */
 DW_INLINE void dw_rows(const sqz_dw_row *a, const float *const *rows, float *y, float *y2,
                        const int K, const int S, const int TWO) {
-    const int hi = a->ox_hi;
-    const float *w = a->w;
-    sqz_dw_border(a, rows, y, 0, a->ox_lo);
-    if (TWO) sqz_dw_border(a, rows + S, y2, 0, a->ox_lo);
-    int ox = a->ox_lo;
-    /* full blocks: 8 columns, and (stride 2) the 16-wide loads in the row */
-    int full_end = hi - 8;
+    const int OW = a->out_w;
+    /* plain-load blocks: ox >= ox_lo, ox + 8 <= ox_hi and (stride 2) the
+     * 16-wide loads inside the row: c0 + K - 1 + 16 <= in_w */
+    int full_end = a->ox_hi - 8;
     if (S == 2) {
-        /* c0 + K - 1 + 16 <= in_w  <=>  ox <= (in_w + pad_l - K - 15) / 2 */
         int lim = a->in_w + a->pad_l - K - 15;
         int oxmax = lim < 0 ? -1 : lim / 2;
         if (full_end > oxmax) full_end = oxmax;
     }
-    for (; ox <= full_end; ox += 8) dw_block(a, rows, y, y2, w, ox, 8, K, S, TWO, 1);
-    for (; ox < hi; ox += 8) {
-        int n = hi - ox < 8 ? hi - ox : 8;
-        dw_block(a, rows, y, y2, w, ox, n, K, S, TWO, 0);
+    int ox = 0;
+    while (ox < OW && ox < a->ox_lo) {
+        int n = OW - ox < 8 ? OW - ox : 8;
+        dw_block(a, rows, y, y2, ox, n, K, S, TWO, 0, 1);
+        ox += n;
     }
-    sqz_dw_border(a, rows, y, hi, a->out_w);
-    if (TWO) sqz_dw_border(a, rows + S, y2, hi, a->out_w);
+    for (; ox + 8 <= full_end; ox += 16) dw_block(a, rows, y, y2, ox, 8, K, S, TWO, 1, 2);
+    for (; ox <= full_end; ox += 8) dw_block(a, rows, y, y2, ox, 8, K, S, TWO, 1, 1);
+    for (; ox < OW; ox += 8) {
+        int n = OW - ox < 8 ? OW - ox : 8;
+        dw_block(a, rows, y, y2, ox, n, K, S, TWO, 0, 1);
+    }
 }
 
 #define DW_FN(name, K, S)                                                                          \

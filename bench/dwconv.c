@@ -1,0 +1,181 @@
+/* bench/dwconv.c - depthwise conv kernels vs the reference Conv, 1 thread,
+ * on the depthwise layer shapes of MobileNetV2 (3x3) and EfficientNet-B0 /
+ * MNASNet (5x5). Prints GMAC/s per row-kernel family (best of several timed
+ * runs). Usage: bench_dwconv [min_seconds_per_measure (default 0.3)] */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dwconv.h"
+#include "sqz/ops.h"
+
+typedef struct layer {
+    int C, H, W, k, s;
+} layer;
+
+static const layer layers[] = {
+    {32, 112, 112, 3, 1}, {96, 112, 112, 3, 2}, {144, 56, 56, 3, 1}, {144, 56, 56, 3, 2},
+    {192, 28, 28, 3, 1},  {192, 28, 28, 3, 2},  {384, 14, 14, 3, 1}, {576, 14, 14, 3, 1},
+    {576, 14, 14, 3, 2},  {960, 7, 7, 3, 1},    {240, 28, 28, 5, 1}, {144, 56, 56, 5, 2},
+    {672, 14, 14, 5, 1},  {672, 14, 14, 5, 2},  {1152, 7, 7, 5, 1},
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct bench_node {
+    sqz_node node;
+    sqz_attr attrs[6];
+    int64_t group, pads[4], strides[2], act;
+    float alpha, beta;
+    int32_t ids[3];
+} bench_node;
+
+static void make_node(bench_node *b, const layer *l) {
+    memset(b, 0, sizeof(*b));
+    b->group = l->C;
+    for (int i = 0; i < 4; i++) b->pads[i] = l->k / 2;
+    b->strides[0] = b->strides[1] = l->s;
+    b->act = SQZ_ACT_CLIP;
+    b->alpha = 0.0f;
+    b->beta = 6.0f;
+    for (int i = 0; i < 3; i++) b->ids[i] = i;
+    sqz_attr *a = b->attrs;
+    a[0] = (sqz_attr){.name = "group", .type = SQZ_ATTR_INT, .count = 1, .ints = &b->group};
+    a[1] = (sqz_attr){.name = "pads", .type = SQZ_ATTR_INTS, .count = 4, .ints = b->pads};
+    a[2] = (sqz_attr){.name = "strides", .type = SQZ_ATTR_INTS, .count = 2, .ints = b->strides};
+    a[3] = (sqz_attr){.name = "sqz_act", .type = SQZ_ATTR_INT, .count = 1, .ints = &b->act};
+    a[4] = (sqz_attr){
+        .name = "sqz_act_alpha", .type = SQZ_ATTR_FLOAT, .count = 1, .floats = &b->alpha};
+    a[5] =
+        (sqz_attr){.name = "sqz_act_beta", .type = SQZ_ATTR_FLOAT, .count = 1, .floats = &b->beta};
+    b->node.op = SQZ_OP_CONV;
+    b->node.name = "dw";
+    b->node.n_inputs = 3;
+    b->node.n_outputs = 1;
+    b->node.n_attrs = 6;
+    b->node.inputs = b->ids;
+    b->node.outputs = b->ids;
+    b->node.attrs = b->attrs;
+}
+
+/* GMAC/s of impl on layer l (best run), or -1 when it declines / fails. */
+static double measure(const sqz_op_impl *impl, const layer *l, const float *x, const float *w,
+                      const float *bias, float *y, double min_s) {
+    bench_node bn;
+    make_node(&bn, l);
+    sqz_shape in[3];
+    memset(in, 0, sizeof(in));
+    in[0].ndim = 4;
+    in[0].dims[0] = 1;
+    in[0].dims[1] = l->C;
+    in[0].dims[2] = l->H;
+    in[0].dims[3] = l->W;
+    in[1].ndim = 4;
+    in[1].dims[0] = l->C;
+    in[1].dims[1] = 1;
+    in[1].dims[2] = in[1].dims[3] = l->k;
+    in[2].ndim = 1;
+    in[2].dims[0] = l->C;
+    const float *data[3] = {x, w, bias};
+    sqz_shape out;
+    char err[256] = {0};
+    sqz_op_ctx ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.node = &bn.node;
+    ctx.n_in = 3;
+    ctx.n_out = 1;
+    ctx.in_shape = in;
+    ctx.in_data = data;
+    ctx.out_shape = &out;
+    ctx.err = err;
+    ctx.err_len = sizeof(err);
+    ctx.num_threads = 1;
+    int rc = impl->prepare(&ctx);
+    if (rc != 0) {
+        if (ctx.params && impl->release) impl->release(ctx.params);
+        return -1.0;
+    }
+    void *scratch = NULL;
+    if (ctx.scratch_bytes) {
+        scratch = aligned_alloc(64, (ctx.scratch_bytes + 63) / 64 * 64);
+        if (!scratch) {
+            if (impl->release) impl->release(ctx.params);
+            return -1.0;
+        }
+    }
+    float *outs[1] = {y};
+    ctx.scratch = scratch;
+    ctx.out_data = outs;
+    double macs = (double)out.dims[1] * (double)out.dims[2] * (double)out.dims[3] * l->k * l->k;
+    impl->run(&ctx); /* warm-up */
+    double best = 1e30, t_end = now_s() + min_s;
+    int reps = 0;
+    do {
+        double t0 = now_s();
+        impl->run(&ctx);
+        double dt = now_s() - t0;
+        if (dt < best) best = dt;
+        reps++;
+    } while (now_s() < t_end || reps < 3);
+    if (impl->release) impl->release(ctx.params);
+    free(scratch);
+    return macs / best * 1e-9;
+}
+
+int main(int argc, char **argv) {
+    double min_s = argc > 1 ? atof(argv[1]) : 0.3;
+    if (!(min_s > 0.0)) min_s = 0.3;
+    static const struct {
+        int isa;
+        const sqz_op_impl *impl;
+    } fam[] = {
+        {SQZ_DW_SCALAR, &sqz_dwconv_scalar},
+        {SQZ_DW_AVX2, &sqz_dwconv_avx2},
+        {SQZ_DW_AVX512, &sqz_dwconv_avx512},
+        {SQZ_DW_NEON, &sqz_dwconv_neon},
+    };
+    const int nfam = (int)(sizeof fam / sizeof fam[0]);
+    printf("depthwise conv, fp32 NCHW, 1 thread, ReLU6 fused; GMAC/s (best run)\n");
+    printf("%-22s %9s", "layer (CxHxW kKsS)", "ref");
+    for (int f = 0; f < nfam; f++)
+        if (sqz_dw_isa_available(fam[f].isa)) printf(" %9s", sqz_dw_isa_name(fam[f].isa));
+    printf(" %9s\n", "best/ref");
+    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
+        const layer *l = &layers[i];
+        size_t nx = (size_t)l->C * (size_t)l->H * (size_t)l->W;
+        float *x = malloc(nx * sizeof(float)), *y = malloc(nx * sizeof(float));
+        float *w = malloc((size_t)(l->C * l->k * l->k) * sizeof(float));
+        float *b = malloc((size_t)l->C * sizeof(float));
+        if (!x || !y || !w || !b) {
+            fprintf(stderr, "bench_dwconv: out of memory\n");
+            return 1;
+        }
+        for (size_t j = 0; j < nx; j++) x[j] = (float)((j * 7919u) % 1000u) * 1e-3f - 0.5f;
+        for (int j = 0; j < l->C * l->k * l->k; j++) w[j] = (float)((j * 31) % 17) * 0.05f - 0.4f;
+        for (int j = 0; j < l->C; j++) b[j] = 0.01f * (float)(j % 7);
+        char name[64];
+        snprintf(name, sizeof name, "%dx%dx%d k%ds%d", l->C, l->H, l->W, l->k, l->s);
+        double ref = measure(sqz_ref_op(SQZ_OP_CONV), l, x, w, b, y, min_s);
+        printf("%-22s %9.2f", name, ref);
+        double best = 0.0;
+        for (int f = 0; f < nfam; f++) {
+            if (!sqz_dw_isa_available(fam[f].isa)) continue;
+            double g = measure(fam[f].impl, l, x, w, b, y, min_s);
+            if (g > best) best = g;
+            printf(" %9.2f", g);
+        }
+        printf(" %8.1fx\n", ref > 0 ? best / ref : 0.0);
+        fflush(stdout);
+        free(x);
+        free(y);
+        free(w);
+        free(b);
+    }
+    return 0;
+}
