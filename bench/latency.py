@@ -105,6 +105,7 @@ def summary(t):
 def measure(sqz, name, model_sqz, onnx, threads, x_path, x, args, work):
     """Interleaved rounds; returns the result dict."""
     per_round = max(1, math.ceil(args.runs / args.rounds))
+    load = bl.loadavg()[0]
     runner = OrtRunner(onnx, threads, x)
     ts, to, arena = [], [], None
     y_path = os.path.join(work, "out", "%s.t%d.sqz_out.npy" % (name, threads))
@@ -130,7 +131,7 @@ def measure(sqz, name, model_sqz, onnx, threads, x_path, x, args, work):
     s, o = summary(ts), summary(to)
     return {"model": name, "threads": threads, "sqz": dict(s, arena_bytes=arena), "ort": o,
             "ratio": s["median_ms"] / o["median_ms"], "max_abs_err": err,
-            "numerics_ok": err <= TOL, "numerics_note": log_err,
+            "numerics_ok": err <= TOL, "numerics_note": log_err, "loadavg_1min": load,
             "out_absmax": float(np.max(np.abs(yo)))}
 
 
@@ -153,21 +154,27 @@ def geomean(v):
 def print_table(threads, rows, skipped):
     print()
     print("threads = %d   (median of timed runs; ratio < 1: sqz faster)" % threads)
-    hdr = "%-20s %10s %10s %9s %10s %10s %11s" % ("model", "sqz ms", "ORT ms", "sqz/ORT",
-                                                  "sqz min", "ORT min", "max|err|")
+    hdr = "%-20s %10s %10s %9s %10s %10s %11s %6s" % ("model", "sqz ms", "ORT ms", "sqz/ORT",
+                                                      "sqz min", "ORT min", "max|err|", "load")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
         flag = "" if r["numerics_ok"] else "  <-- > %g" % TOL
         if r["numerics_note"]:
             flag += " (" + r["numerics_note"] + ")"
-        print("%-20s %10.3f %10.3f %9.3f %10.3f %10.3f %11.3g%s" % (
+        print("%-20s %10.3f %10.3f %9.3f %10.3f %10.3f %11.3g %6.2f%s" % (
             r["model"], r["sqz"]["median_ms"], r["ort"]["median_ms"], r["ratio"],
-            r["sqz"]["min_ms"], r["ort"]["min_ms"], r["max_abs_err"], flag))
+            r["sqz"]["min_ms"], r["ort"]["min_ms"], r["max_abs_err"], r["loadavg_1min"], flag))
     for name, why in skipped:
         print("%-20s %s" % (name, why))
     g = geomean([r["ratio"] for r in rows])
     print("%-20s %10s %10s %9.3f" % ("geomean (%d)" % len(rows), "", "", g))
+    ncpu = len(os.sched_getaffinity(0))
+    busy = [r["model"] for r in rows if r["loadavg_1min"] > ncpu + 0.5]
+    if busy:
+        print("warning: 1-min load average above %.1f (CPUs oversubscribed by other jobs) while "
+              "measuring %s: these figures partly measure the contention" % (
+                  ncpu + 0.5, ", ".join(busy)))
     return g
 
 
@@ -180,18 +187,18 @@ def main():
     ap.add_argument("--models", help="comma list or 'all' (default: all 10, or 2 with --quick)")
     ap.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
     ap.add_argument("--runs", type=int, help="timed runs per engine (default 30; quick 10)")
-    ap.add_argument("--warmup", type=int, help="warm-up runs per round (default 5; quick 2)")
+    ap.add_argument("--warmup", type=int, help="warm-up runs per round (default 3; quick 2)")
     ap.add_argument("--rounds", type=int,
-                    help="interleaved rounds, order alternating (default 3; quick 2)")
+                    help="interleaved rounds, order alternating (default 5; quick 2)")
     ap.add_argument("--cpus", help="pin this process and sqz to these CPUs, e.g. 0 or 0,1")
     ap.add_argument("--json", dest="json_out", help="write all figures to this file")
     args = ap.parse_args()
     if args.runs is None:
         args.runs = 10 if args.quick else 30
     if args.rounds is None:
-        args.rounds = 2 if args.quick else 3
+        args.rounds = 2 if args.quick else 5
     if args.warmup is None:
-        args.warmup = 2 if args.quick else 5
+        args.warmup = 2 if args.quick else 3
     if args.runs < 1 or args.warmup < 0 or args.rounds < 1:
         sys.exit("--runs >= 1, --warmup >= 0, --rounds >= 1")
     threads = [int(t) for t in args.threads.split(",") if t]
