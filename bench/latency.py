@@ -52,8 +52,10 @@ def make_input(sqz, model_sqz, name, work):
 
 
 class OrtRunner:
-    def __init__(self, onnx, threads, x):
+    def __init__(self, onnx, threads, x, no_spin):
         so = ort.SessionOptions()
+        if no_spin:
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
@@ -85,8 +87,10 @@ class OrtRunner:
         return t
 
 
-def sqz_bench(sqz, model, threads, warmup, runs, x_path, y_path):
+def sqz_bench(sqz, model, threads, warmup, runs, x_path, y_path, no_spin):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    if no_spin:
+        env["OMP_WAIT_POLICY"] = "passive"
     args = [sqz, "bench", model, "--json", "--threads", str(threads), "--warmup", str(warmup),
             "--runs", str(runs), "--input", x_path]
     if y_path:
@@ -106,7 +110,7 @@ def measure(sqz, name, model_sqz, onnx, threads, x_path, x, args, work):
     """Interleaved rounds; returns the result dict."""
     per_round = max(1, math.ceil(args.runs / args.rounds))
     load = bl.loadavg()[0]
-    runner = OrtRunner(onnx, threads, x)
+    runner = OrtRunner(onnx, threads, x, args.no_spin)
     ts, to, arena = [], [], None
     y_path = os.path.join(work, "out", "%s.t%d.sqz_out.npy" % (name, threads))
     os.makedirs(os.path.dirname(y_path), exist_ok=True)
@@ -115,7 +119,7 @@ def measure(sqz, name, model_sqz, onnx, threads, x_path, x, args, work):
         for eng in order:
             if eng == "sqz":
                 j = sqz_bench(sqz, model_sqz, threads, args.warmup, per_round, x_path,
-                              y_path if k == 0 else None)
+                              y_path if k == 0 else None, args.no_spin)
                 ts += j["times_ms"]
                 arena = j["arena_bytes"]
             else:
@@ -151,7 +155,7 @@ def geomean(v):
     return math.exp(sum(math.log(x) for x in v) / len(v)) if v else float("nan")
 
 
-def print_table(threads, rows, skipped):
+def print_table(threads, rows, skipped, args_no_spin):
     print()
     print("threads = %d   (median of timed runs; ratio < 1: sqz faster)" % threads)
     hdr = "%-20s %10s %10s %9s %10s %10s %11s %6s" % ("model", "sqz ms", "ORT ms", "sqz/ORT",
@@ -175,6 +179,9 @@ def print_table(threads, rows, skipped):
         print("warning: 1-min load average above %.1f (CPUs oversubscribed by other jobs) while "
               "measuring %s: these figures partly measure the contention" % (
                   ncpu + 0.5, ", ".join(busy)))
+        if threads > 1 and not args_no_spin:
+            print("         spinning OpenMP / ORT workers on oversubscribed CPUs wait for whole "
+                  "time slices: try --no-spin")
     return g
 
 
@@ -190,6 +197,10 @@ def main():
     ap.add_argument("--warmup", type=int, help="warm-up runs per round (default 3; quick 2)")
     ap.add_argument("--rounds", type=int,
                     help="interleaved rounds, order alternating (default 5; quick 2)")
+    ap.add_argument("--no-spin", action="store_true",
+                    help="idle worker threads sleep instead of spinning, in both engines "
+                         "(sqz: OMP_WAIT_POLICY=passive; ORT: session.intra_op.allow_spinning=0); "
+                         "use on a machine shared with other jobs")
     ap.add_argument("--cpus", help="pin this process and sqz to these CPUs, e.g. 0 or 0,1")
     ap.add_argument("--json", dest="json_out", help="write all figures to this file")
     args = ap.parse_args()
@@ -219,7 +230,10 @@ def main():
     env_desc = " ".join("%s=%s" % (k, os.environ[k]) for k in
                         ("OMP_PROC_BIND", "OMP_PLACES", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
                         if k in os.environ)
-    print("env: OMP_NUM_THREADS=<threads> for sqz%s" % (" " + env_desc if env_desc else ""))
+    print("env: OMP_NUM_THREADS=<threads> for sqz%s%s" % (
+        " " + env_desc if env_desc else "",
+        "; --no-spin: OMP_WAIT_POLICY=passive (sqz), allow_spinning=0 (ORT)" if args.no_spin
+        else "; spin-waiting thread pools (library defaults)"))
     sys.stdout.flush()
 
     bl.ensure_fixtures([n for n in names if n in bl.TV_MODELS], work)
@@ -246,7 +260,7 @@ def main():
                 rows.append(measure(sqz, n, model, onnx, t, x_path, x, args, work))
             except Exception as e:  # noqa: BLE001 - a failing model must not stop the bench
                 failed.append((n, "FAILED: %s" % e))
-        geo[t] = print_table(t, rows, failed)
+        geo[t] = print_table(t, rows, failed, args.no_spin)
         results += rows
         sys.stdout.flush()
     la1 = bl.loadavg()
@@ -260,7 +274,8 @@ def main():
     if args.json_out:
         doc = {"machine": mi, "onnxruntime": ort.__version__,
                "config": {"runs": args.runs, "warmup": args.warmup, "rounds": args.rounds,
-                          "threads": threads, "cpus": args.cpus, "quick": args.quick},
+                          "threads": threads, "cpus": args.cpus, "quick": args.quick,
+                          "no_spin": args.no_spin},
                "loadavg": {"start": la0, "end": la1},
                "results": results, "skipped": [{"model": n, "why": w} for n, w in skipped],
                "geomean_ratio": {str(k): v for k, v in geo.items()}}
