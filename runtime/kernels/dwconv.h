@@ -75,7 +75,7 @@ void sqz_dw_border(const sqz_dw_row *a, const float *const *rows, float *y, int 
 void sqz_dw_row_scalar(const sqz_dw_row *a, const float *const *rows, float *y, float *y2);
 
 /* ISA row kernels: the specialised function for (k, stride), or NULL. */
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__)
 sqz_dw_row_fn sqz_dw_row_avx2(int k, int stride);   /* x86/dwconv_avx2.c (AVX2 + FMA) */
 sqz_dw_row_fn sqz_dw_row_avx512(int k, int stride); /* x86/dwconv_avx512.c (AVX-512F) */
 #endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "dwconv.h"
 #include "ref/ref.h"
 
@@ -18,15 +19,9 @@
 
 /* ------------------------------------------------------------ CPU support */
 
-#if defined(__x86_64__) || defined(__i386__)
-static int cpu_avx2(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-static int cpu_avx512(void) {
-    __builtin_cpu_init();
-    return cpu_avx2() && __builtin_cpu_supports("avx512f");
-}
+#if defined(__x86_64__)
+static int cpu_avx2(void) { return sqz_cpu_has_avx2_fma(); }
+static int cpu_avx512(void) { return sqz_cpu_has_avx512(); }
 #endif
 
 int sqz_dw_isa_available(int isa) {
@@ -34,7 +29,7 @@ int sqz_dw_isa_available(int isa) {
     case SQZ_DW_AUTO:
     case SQZ_DW_SCALAR:
         return 1;
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__)
     case SQZ_DW_AVX2:
         return cpu_avx2();
     case SQZ_DW_AVX512:
@@ -63,7 +58,7 @@ static sqz_dw_row_fn pick_fn(int isa, int k, int s) {
     if (!sqz_dw_isa_available(isa)) return NULL;
     switch (isa) {
     case SQZ_DW_AUTO:
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__)
         if (cpu_avx512()) f = sqz_dw_row_avx512(k, s);
         if (!f && cpu_avx2()) f = sqz_dw_row_avx2(k, s);
 #endif
@@ -73,7 +68,7 @@ static sqz_dw_row_fn pick_fn(int isa, int k, int s) {
         return f ? f : sqz_dw_row_scalar;
     case SQZ_DW_SCALAR:
         return sqz_dw_row_scalar;
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__)
     case SQZ_DW_AVX2:
         return sqz_dw_row_avx2(k, s);
     case SQZ_DW_AVX512:
