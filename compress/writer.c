@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "sqz/format.h"
+#include "sqzc/tensor_encode.h"
 
 typedef struct bytebuf {
     uint8_t *p;
@@ -103,9 +104,22 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
         }
         uint8_t f = flags[t] | (x->f32 ? SQZ_TF_CONST : 0);
         int ndim = x->has_shape ? x->shape.ndim : 0;
+        /* encoded storage requested by the compression passes (sqzc/tensor_encode.h);
+         * the encoder falls back to raw when encoding does not pay */
+        uint8_t *enc_pl = NULL;
+        size_t enc_size = 0;
+        sqzc_enc_stats enc_st = {0};
+        if (x->f32 && x->enc) {
+            char e[200];
+            if (sqzc_tensor_encode(x->f32, (uint64_t)numel(&x->shape), x->enc, 0, &enc_pl,
+                                   &enc_size, &enc_st, e, sizeof e) != 0) {
+                snprintf(err, err_len, "tensor '%s': cannot encode: %s", x->name, e);
+                goto fail;
+            }
+        }
         bb_u32(&ten, str_ref(&str, x->name));
         bb_u8(&ten, SQZ_DT_F32);
-        bb_u8(&ten, SQZ_ENC_RAW);
+        bb_u8(&ten, (uint8_t)enc_st.encoding);
         bb_u8(&ten, (uint8_t)ndim);
         bb_u8(&ten, f);
         for (int d = 0; d < ndim; d++) bb_u64(&ten, (uint64_t)x->shape.dims[d]);
@@ -113,7 +127,13 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
         bb_u8(&ten, 0);
         bb_u16(&ten, 0);
         bb_u32(&ten, 0); /* nq */
-        if (x->f32) {
+        if (x->f32 && x->enc) {
+            bb_align(&data, SQZ_DATA_ALIGN);
+            bb_u64(&ten, data.n);
+            bb_u64(&ten, enc_size);
+            bb_put(&data, enc_pl, enc_size);
+            free(enc_pl);
+        } else if (x->f32) {
             bb_align(&data, SQZ_DATA_ALIGN);
             uint64_t off = data.n, size = (uint64_t)numel(&x->shape) * 4u;
             for (int64_t i = 0; i < numel(&x->shape); i++) bb_f32(&data, x->f32[i]);

@@ -1,6 +1,7 @@
 /* model.c - .sqz v1 loader. The file is treated as hostile: every count,
  * offset, id and size is validated before it is used. */
 #include "model.h"
+#include "tensor_codec.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -168,7 +169,8 @@ static sqz_code parse_tensors(load_ctx *L, reader *r) {
                                   "tensor '%s': quantized tensors need a newer runtime", t->name);
         uint64_t off = rd_u64(r), size = rd_u64(r);
         if (r->bad) return fail_trunc(L, "tensor");
-        if (t->dtype != SQZ_DT_F32 || enc != SQZ_ENC_RAW)
+        if (t->dtype != SQZ_DT_F32 || (enc & ~SQZ_ENC_ALL) ||
+            (enc != SQZ_ENC_RAW && !(enc & (SQZ_ENC_CODEBOOK | SQZ_ENC_SPARSE))))
             return sqz_set_status(L->st, SQZ_ERR_UNSUPPORTED,
                                   "tensor '%s': dtype %u / encoding %u not supported by this "
                                   "fp32 runtime",
@@ -181,6 +183,30 @@ static sqz_code parse_tensors(load_ctx *L, reader *r) {
                 return sqz_set_status(L->st, SQZ_ERR_FORMAT,
                                       "corrupt model: tensor '%s' is both constant and input",
                                       t->name);
+            if (enc != SQZ_ENC_RAW) { /* encoded payload (sqz/format.h): decode to f32 */
+                if (!L->data_sec || off > L->data_len || size > L->data_len - off)
+                    return sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                                          "corrupt model: tensor '%s' data (offset %llu, %llu "
+                                          "bytes) lies outside DATA",
+                                          t->name, (unsigned long long)off,
+                                          (unsigned long long)size);
+                sqz_payload_info pi;
+                const char *why = NULL;
+                if (sqz_payload_parse(enc, L->data_sec + off, size, numel, &pi, &why) != 0)
+                    return sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                                          "corrupt model: tensor '%s' encoded data: %s", t->name,
+                                          why);
+                t->data = sqz_aligned_alloc((size_t)numel * 4);
+                if (!t->data) return sqz_set_status(L->st, SQZ_ERR_NOMEM, "out of memory");
+                char msg[160];
+                int oom = 0;
+                if (sqz_tensor_decode(enc, L->data_sec + off, size, numel, t->data, msg, sizeof msg,
+                                      &oom) != 0)
+                    return sqz_set_status(L->st, oom ? SQZ_ERR_NOMEM : SQZ_ERR_FORMAT,
+                                          "%stensor '%s' encoded data: %s",
+                                          oom ? "" : "corrupt model: ", t->name, msg);
+                continue;
+            }
             if (size != numel * 4 || off > L->data_len || size > L->data_len - off)
                 return sqz_set_status(L->st, SQZ_ERR_FORMAT,
                                       "corrupt model: tensor '%s' data (offset %llu, %llu bytes) "
@@ -195,7 +221,7 @@ static sqz_code parse_tensors(load_ctx *L, reader *r) {
                              ((uint32_t)src[4 * k + 2] << 16) | ((uint32_t)src[4 * k + 3] << 24);
                 memcpy(&t->data[k], &u, 4);
             }
-        } else if (off != 0 || size != 0) {
+        } else if (off != 0 || size != 0 || enc != SQZ_ENC_RAW) {
             return sqz_set_status(L->st, SQZ_ERR_FORMAT,
                                   "corrupt model: non-constant tensor '%s' has data", t->name);
         }

@@ -35,10 +35,55 @@
  *            then u32 n_inputs, i32 ids[], u32 n_outputs, i32 ids[]
  *            Nodes are stored in a valid execution (topological) order.
  * DATA     : tensor payloads, each at a 64-byte aligned offset in the section.
+ *            encoding RAW: numel f32 values (data_size == numel * 4).
+ *            Any other encoding: an encoded payload (below), data_size its
+ *            exact size. Encoded tensors must be constant f32 tensors.
  * METADATA : u32 count, then (u32 key, u32 value) string references.
  *
  * Sections TENSORS, GRAPH and STRINGS are required; the loader validates every
  * count, offset and id before use and rejects the file otherwise.
+ *
+ * ---- Encoded tensor payloads (Deep Compression storage, Han et al.,
+ * arXiv:1510.00149: weight sharing + relative-index sparse storage + Huffman)
+ * The tensor's encoding byte is a bit set: SQZ_ENC_CODEBOOK (values are k-bit
+ * indices into a centroid table), SQZ_ENC_SPARSE (only non-zeros are stored,
+ * positioned by gaps), SQZ_ENC_HUFFMAN (at least one stream below is
+ * canonical-Huffman coded). CODEBOOK and/or SPARSE must be set; other bits 0.
+ * Payload, little-endian, data_size == its exact length:
+ *   off  0 u8  pflags      SQZ_PF_F16 (centroids are fp16; needs CODEBOOK),
+ *                          SQZ_PF_IDX_HUFF (value stream Huffman; needs CODEBOOK),
+ *                          SQZ_PF_GAP_HUFF (gap stream Huffman; needs SPARSE);
+ *                          other bits 0; (IDX_HUFF|GAP_HUFF) != 0 iff SQZ_ENC_HUFFMAN
+ *   off  1 u8  index_bits  CODEBOOK: k = 1..8; else 0
+ *   off  2 u8  gap_bits    SPARSE: b = 1..8; else 0
+ *   off  3 u8  reserved    0
+ *   off  4 u32 n_centroids CODEBOOK: 1..2^k (0 only if n_values == 0); else 0
+ *   off  8 u64 n_values    values stored: numel (dense) or non-zeros (SPARSE)
+ *   off 16 u64 n_gaps      SPARSE: gap symbols, n_values <= n_gaps <= numel; else 0
+ *   off 24 u64 value_bytes bytes of the value stream
+ *   off 32 u64 gap_bytes   bytes of the gap stream (0 unless SPARSE)
+ *   off 40 centroids       n_centroids x (f16 if SQZ_PF_F16 else f32), finite
+ *          value stream    CODEBOOK: n_values symbols < n_centroids, either
+ *                          packed (k bits each, LSB-first, value_bytes ==
+ *                          ceil(n_values*k/8), padding bits 0) or a Huffman
+ *                          stream over 2^k symbols (IDX_HUFF);
+ *                          no CODEBOOK: n_values f32 (value_bytes == 4*n_values)
+ *          gap stream      SPARSE: n_gaps symbols < 2^b, packed (b bits each,
+ *                          as above) or a Huffman stream over 2^b (GAP_HUFF)
+ *   40 + centroid bytes + value_bytes + gap_bytes == data_size.
+ * Sparse positions: M = 2^b - 1; pos = 0; per gap symbol g: g == M is a filler
+ * (pos += M, no value: Deep Compression's filler zero, without storing the
+ * zero), else the next value goes to pos + g and pos = pos + g + 1. Every value
+ * lands below numel, exactly n_values values are placed, and at the end
+ * numel - pos < M (trailing zeros of M or more are coded as fillers, which
+ * bounds a payload's expansion). Unplaced elements are +0.0.
+ * Huffman stream: u16 n_lens (1..2^alphabet bits); ceil(n_lens/2) bytes of
+ * 4-bit code lengths (0 = unused, 1..15; symbol 2j low nibble, 2j+1 high;
+ * an unused final nibble is 0); symbols >= n_lens are unused. Codes are
+ * canonical (shorter first, then by symbol, as DEFLATE) and must not
+ * over-subscribe (Kraft sum <= 1). Then the bit stream: each code written
+ * LSB-first starting with its first (most significant) bit, ending in the
+ * stream's last byte with zero padding bits.
  */
 #ifndef SQZ_FORMAT_H
 #define SQZ_FORMAT_H
@@ -71,8 +116,18 @@ typedef enum sqz_dtype {
 
 typedef enum sqz_encoding {
     SQZ_ENC_RAW = 0,
-    /* reserved for later versions: codebook, sparse, huffman */
+    /* bits of an encoded payload (layout above) */
+    SQZ_ENC_CODEBOOK = 1,
+    SQZ_ENC_SPARSE = 2,
+    SQZ_ENC_HUFFMAN = 4,
 } sqz_encoding;
+
+#define SQZ_ENC_ALL 7u
+#define SQZ_PAYLOAD_HEADER_BYTES 40u
+/* payload pflags */
+#define SQZ_PF_F16 1u
+#define SQZ_PF_IDX_HUFF 2u
+#define SQZ_PF_GAP_HUFF 4u
 
 typedef enum sqz_tensor_flags {
     SQZ_TF_CONST = 1,  /* has data */

@@ -1,0 +1,237 @@
+/* tensor_codec.c - encoded tensor payloads -> dense f32 (layout: sqz/format.h).
+ *
+ * Every header field is checked against the payload size and the tensor's
+ * numel before anything is allocated or read, every stream is checked to
+ * end exactly where the header says, every index against the centroid count
+ * and every sparse position against numel. */
+#include "tensor_codec.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "huffman.h"
+#include "sqz/format.h"
+
+static uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t le64(const uint8_t *p) {
+    return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+float sqz_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 31u, man = h & 0x3ffu, u;
+    if (exp == 0) {
+        if (man == 0) {
+            u = sign;
+        } else { /* subnormal: normalize */
+            uint32_t e = 0;
+            while (!(man & 0x400u)) {
+                man <<= 1;
+                e++;
+            }
+            u = sign | (113u - e) << 23 | (man & 0x3ffu) << 13;
+        }
+    } else if (exp == 31) {
+        u = sign | 0xffu << 23 | man << 13;
+    } else {
+        u = sign | (exp + 112u) << 23 | man << 13;
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static uint64_t packed_bytes(uint64_t n, unsigned k) {
+    return (n * k + 7) / 8; /* n <= 2^40, k <= 8: no overflow */
+}
+
+int sqz_payload_parse(unsigned enc, const uint8_t *p, uint64_t size, uint64_t numel,
+                      sqz_payload_info *in, const char **msg) {
+#define BAD(m)                                                                                     \
+    do {                                                                                           \
+        *msg = m;                                                                                  \
+        return -1;                                                                                 \
+    } while (0)
+    if (enc & ~SQZ_ENC_ALL || !(enc & (SQZ_ENC_CODEBOOK | SQZ_ENC_SPARSE))) BAD("unknown encoding");
+    if (size < SQZ_PAYLOAD_HEADER_BYTES) BAD("payload shorter than its header");
+    int cb = (enc & SQZ_ENC_CODEBOOK) != 0, sp = (enc & SQZ_ENC_SPARSE) != 0;
+    in->pflags = p[0];
+    in->index_bits = p[1];
+    in->gap_bits = p[2];
+    in->n_centroids = le32(p + 4);
+    in->n_values = le64(p + 8);
+    in->n_gaps = le64(p + 16);
+    in->value_bytes = le64(p + 24);
+    in->gap_bytes = le64(p + 32);
+    unsigned f = in->pflags;
+    if (f & ~(SQZ_PF_F16 | SQZ_PF_IDX_HUFF | SQZ_PF_GAP_HUFF) || p[3] != 0)
+        BAD("payload flags invalid");
+    if (((f & (SQZ_PF_F16 | SQZ_PF_IDX_HUFF)) && !cb) || ((f & SQZ_PF_GAP_HUFF) && !sp))
+        BAD("payload flags do not match the encoding");
+    if (((f & (SQZ_PF_IDX_HUFF | SQZ_PF_GAP_HUFF)) != 0) != ((enc & SQZ_ENC_HUFFMAN) != 0))
+        BAD("Huffman flag does not match the payload");
+    if (cb) {
+        if (in->index_bits < 1 || in->index_bits > 8) BAD("index width invalid");
+        if (in->n_centroids > (1u << in->index_bits)) BAD("more centroids than index values");
+        if (in->n_centroids == 0 && in->n_values != 0) BAD("indices without centroids");
+    } else if (in->index_bits != 0 || in->n_centroids != 0) {
+        BAD("centroids without codebook encoding");
+    }
+    if (sp) {
+        if (in->gap_bits < 1 || in->gap_bits > 8) BAD("gap width invalid");
+        if (in->n_values > in->n_gaps || in->n_gaps > numel) BAD("value / gap counts invalid");
+    } else {
+        if (in->gap_bits != 0 || in->n_gaps != 0 || in->gap_bytes != 0)
+            BAD("gaps without sparse encoding");
+        if (in->n_values != numel) BAD("value count does not match the shape");
+    }
+    in->centroid_bytes = (uint64_t)in->n_centroids * ((f & SQZ_PF_F16) ? 2u : 4u);
+    uint64_t avail = size - SQZ_PAYLOAD_HEADER_BYTES;
+    if (in->centroid_bytes > avail || in->value_bytes > avail - in->centroid_bytes ||
+        in->gap_bytes != avail - in->centroid_bytes - in->value_bytes)
+        BAD("stream sizes do not add up to the payload size");
+    /* every symbol takes at least one bit and a gap symbol advances at most
+     * M = 2^b - 1 positions, with fewer than M trailing zeros: this bounds the
+     * expansion of a payload before anything is allocated */
+    if (cb && in->n_values > 8 * in->value_bytes) BAD("index stream too short");
+    if (sp) {
+        uint64_t M = (1u << in->gap_bits) - 1;
+        if (in->n_gaps > 8 * in->gap_bytes) BAD("gap stream too short");
+        if (numel >= (in->n_gaps + 1) * M) BAD("gap stream cannot cover the tensor");
+    }
+    if (!cb && in->value_bytes != 4 * in->n_values) BAD("value stream size invalid");
+    if (cb && !(f & SQZ_PF_IDX_HUFF) &&
+        in->value_bytes != packed_bytes(in->n_values, in->index_bits))
+        BAD("index stream size invalid");
+    if (sp && !(f & SQZ_PF_GAP_HUFF) && in->gap_bytes != packed_bytes(in->n_gaps, in->gap_bits))
+        BAD("gap stream size invalid");
+#undef BAD
+    return 0;
+}
+
+/* n symbols of k bits, LSB-first; len == packed_bytes(n, k) already checked */
+static int unpack(const uint8_t *src, uint64_t len, unsigned k, uint8_t *out, uint64_t n) {
+    if (k == 8) {
+        if (n) memcpy(out, src, n);
+        return 0;
+    }
+    const unsigned mask = (1u << k) - 1;
+    uint64_t bit = 0;
+    for (uint64_t i = 0; i < n; i++, bit += k) {
+        uint64_t b = bit >> 3;
+        unsigned sh = (unsigned)(bit & 7), v = src[b];
+        if (sh + k > 8) v |= (unsigned)src[b + 1] << 8;
+        out[i] = (uint8_t)((v >> sh) & mask);
+    }
+    uint64_t used = n * k;
+    if (used % 8 && (src[len - 1] >> (used % 8)) != 0) return -1;
+    return 0;
+}
+
+static int read_stream(const uint8_t *src, uint64_t len, unsigned k, int huff, uint8_t *out,
+                       uint64_t n, const char **msg) {
+    if (huff) return sqz_huff_stream_decode(src, (size_t)len, k, out, (size_t)n, msg);
+    if (unpack(src, len, k, out, n) != 0) {
+        *msg = "packed stream padding bits not zero";
+        return -1;
+    }
+    return 0;
+}
+
+int sqz_tensor_decode(unsigned enc, const uint8_t *p, uint64_t size, uint64_t numel, float *out,
+                      char *err, size_t err_len, int *oom) {
+    sqz_payload_info in;
+    const char *msg = NULL;
+    uint8_t *idx = NULL, *gaps = NULL;
+    if (oom) *oom = 0;
+    if (sqz_payload_parse(enc, p, size, numel, &in, &msg) != 0) goto bad;
+    float cent[256];
+    const uint8_t *q = p + SQZ_PAYLOAD_HEADER_BYTES;
+    for (unsigned c = 0; c < in.n_centroids; c++) {
+        if (in.pflags & SQZ_PF_F16) {
+            cent[c] = sqz_f16_to_f32((uint16_t)(q[2 * c] | q[2 * c + 1] << 8));
+        } else {
+            uint32_t u = le32(q + 4 * c);
+            memcpy(&cent[c], &u, 4);
+        }
+        if (!isfinite(cent[c])) {
+            msg = "centroid not finite";
+            goto bad;
+        }
+    }
+    const uint8_t *vs = q + in.centroid_bytes, *gs = vs + in.value_bytes;
+    int cb = (enc & SQZ_ENC_CODEBOOK) != 0;
+    if (cb && in.n_values) {
+        idx = malloc((size_t)in.n_values);
+        if (!idx) goto nomem;
+        if (read_stream(vs, in.value_bytes, in.index_bits, (in.pflags & SQZ_PF_IDX_HUFF) != 0, idx,
+                        in.n_values, &msg) != 0)
+            goto bad;
+        unsigned mx = 0;
+        for (uint64_t i = 0; i < in.n_values; i++) mx |= idx[i] >= in.n_centroids;
+        if (mx) {
+            msg = "codebook index out of range";
+            goto bad;
+        }
+    }
+    if (!(enc & SQZ_ENC_SPARSE)) { /* dense codebook */
+        for (uint64_t i = 0; i < numel; i++) out[i] = cent[idx[i]];
+        free(idx);
+        return 0;
+    }
+    if (in.n_gaps) {
+        gaps = malloc((size_t)in.n_gaps);
+        if (!gaps) goto nomem;
+        if (read_stream(gs, in.gap_bytes, in.gap_bits, (in.pflags & SQZ_PF_GAP_HUFF) != 0, gaps,
+                        in.n_gaps, &msg) != 0)
+            goto bad;
+    }
+    if (numel) memset(out, 0, (size_t)numel * sizeof *out);
+    const uint64_t M = (1u << in.gap_bits) - 1;
+    uint64_t pos = 0, k = 0;
+    for (uint64_t i = 0; i < in.n_gaps; i++) {
+        uint64_t g = gaps[i];
+        if (g == M) {
+            pos += M;
+            if (pos > numel) goto past_end;
+            continue;
+        }
+        pos += g;
+        if (pos >= numel || k >= in.n_values) goto past_end;
+        if (cb) {
+            out[pos] = cent[idx[k]];
+        } else {
+            uint32_t u = le32(vs + 4 * k);
+            memcpy(&out[pos], &u, 4);
+        }
+        k++;
+        pos++;
+    }
+    if (k != in.n_values) {
+        msg = "gap stream places fewer values than stored";
+        goto bad;
+    }
+    if (numel - pos >= M) {
+        msg = "gap stream ends too early (trailing zeros must be fillers)";
+        goto bad;
+    }
+    free(idx);
+    free(gaps);
+    return 0;
+past_end:
+    msg = "gap stream runs past the tensor's end or places too many values";
+bad:
+    snprintf(err, err_len, "%s", msg ? msg : "corrupt payload");
+    free(idx);
+    free(gaps);
+    return -1;
+nomem:
+    snprintf(err, err_len, "out of memory");
+    if (oom) *oom = 1;
+    free(idx);
+    free(gaps);
+    return -1;
+}
