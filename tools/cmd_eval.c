@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cli_util.h"
-#include "idx.h"
+#include "evaluate.h"
 #include "sqz/sqz.h"
 
 #define CMD "eval"
@@ -122,13 +122,7 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
         return -1;
     }
     float dm, ds;
-    if (strcmp(o->dataset, "fashion-mnist") == 0) {
-        dm = 0.2860f;
-        ds = 0.3530f;
-    } else if (strcmp(o->dataset, "mnist") == 0) {
-        dm = 0.1307f;
-        ds = 0.3081f;
-    } else {
+    if (eval_dataset_norm(o->dataset, &dm, &ds) != 0) {
         cli_error(CMD, "unknown dataset '%s' (fashion-mnist or mnist)", o->dataset);
         return -1;
     }
@@ -137,135 +131,35 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
     return 0;
 }
 
-static char *join(const char *dir, const char *file) {
-    size_t n = strlen(dir) + strlen(file) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, file);
-    return p;
-}
-
 int cmd_eval(int argc, char **argv) {
     eval_opts o;
     int pr = parse_args(argc, argv, &o);
     if (pr != 0) return pr > 0 ? CLI_OK : CLI_EUSAGE;
 
-    char err[512], sb[32 * SQZ_MAX_DIMS], dflt_dir[256];
-    int rc = CLI_EUSAGE;
-    idx_images imgs = {0};
-    idx_labels labs = {0};
+    char err[512];
+    int rc;
+    eval_set set;
     sqz_model *m = NULL;
-    sqz_session *s = NULL;
-    cli_shapes ov = {0};
-    float *in = NULL;
     uint8_t *pred = NULL;
-    char *ip = NULL, *lp = NULL;
 
-    if (!o.data_dir) {
-        snprintf(dflt_dir, sizeof dflt_dir, "/usr/share/datasets/%s", o.dataset);
-        o.data_dir = dflt_dir;
-    }
-    ip = join(o.data_dir, "t10k-images-idx3-ubyte.gz");
-    lp = join(o.data_dir, "t10k-labels-idx1-ubyte.gz");
-    if (!ip || !lp) {
+    if ((rc = eval_set_load(CMD, o.dataset, o.data_dir, "t10k", &set)) != 0) return rc;
+    set.mean = o.mean;
+    set.std = o.std;
+    int total = set.imgs.n;
+    if (o.limit > 0 && o.limit < total) total = (int)o.limit;
+    if ((rc = cli_open_model(CMD, o.model, &m)) != 0) goto done;
+    pred = malloc((size_t)total + 1);
+    if (!pred) {
         cli_error(CMD, "out of memory");
         rc = CLI_ERUNTIME;
         goto done;
     }
-    if (idx_read_images(ip, &imgs, err, sizeof err) != 0 ||
-        idx_read_labels(lp, &labs, err, sizeof err) != 0) {
-        cli_error(CMD, "%s", err);
+    eval_result res;
+    if ((rc = eval_run(CMD, m, &set, 0, total, (int)o.batch, (int)o.threads, pred, &res)) != 0)
         goto done;
-    }
-    if (imgs.n != labs.n) {
-        cli_error(CMD, "%d images but %d labels in %s", imgs.n, labs.n, o.data_dir);
-        goto done;
-    }
-    int total = imgs.n;
-    if (o.limit > 0 && o.limit < total) total = (int)o.limit;
-    const size_t per = (size_t)imgs.h * (size_t)imgs.w;
-
-    if ((rc = cli_open_model(CMD, o.model, &m)) != 0) goto done;
-    rc = CLI_EUSAGE;
-    if (sqz_model_num_inputs(m) != 1 || sqz_model_num_outputs(m) < 1) {
-        cli_error(CMD, "model has %d inputs and %d outputs; eval needs 1 input and an output",
-                  sqz_model_num_inputs(m), sqz_model_num_outputs(m));
-        goto done;
-    }
-    sqz_shape want = sqz_model_input_shape(m, 0);
-    int64_t numel = sqz_shape_numel(&want);
-    if (want.ndim < 2 || want.dims[0] < 1 || numel / want.dims[0] != (int64_t)per) {
-        cli_error(CMD, "model input %s does not take %dx%d images",
-                  cli_shape_str(&want, sb, sizeof sb), imgs.h, imgs.w);
-        goto done;
-    }
-    int batch = (int)o.batch;
-    if (batch > total) batch = total;
-    if (want.dims[0] != batch) {
-        char spec[64 + 32 * SQZ_MAX_DIMS];
-        const char *nm = sqz_model_input_name(m, 0);
-        snprintf(spec, sizeof spec, "%s:%d", nm ? nm : "", batch);
-        for (int i = 1; i < want.ndim; i++) {
-            size_t l = strlen(spec);
-            snprintf(spec + l, sizeof spec - l, ",%" PRId64, want.dims[i]);
-        }
-        if (cli_shapes_add(&ov, spec, err, sizeof err) != 0) {
-            cli_error(CMD, "%s", err);
-            goto done;
-        }
-    }
-    if ((rc = cli_open_session(CMD, m, &ov, (int)o.threads, &s)) != 0) goto done;
     rc = CLI_ERUNTIME;
-    in = malloc((size_t)batch * per * sizeof(float));
-    pred = malloc((size_t)total + 1);
-    if (!in || !pred) {
-        cli_error(CMD, "out of memory");
-        goto done;
-    }
-    const float inv = 1.0f / 255.0f;
-    int correct = 0;
-    double t0 = cli_now();
-    for (int start = 0; start < total; start += batch) {
-        int nb = total - start < batch ? total - start : batch;
-        for (int b = 0; b < batch; b++) {
-            float *dst = in + (size_t)b * per;
-            if (b >= nb) { /* pad the last batch */
-                memset(dst, 0, per * sizeof(float));
-                continue;
-            }
-            const uint8_t *src = imgs.data + (size_t)(start + b) * per;
-            for (size_t k = 0; k < per; k++) dst[k] = ((float)src[k] * inv - o.mean) / o.std;
-        }
-        sqz_status st;
-        memset(&st, 0, sizeof st);
-        if (sqz_session_set_input(s, 0, in, (size_t)batch * per, &st) != SQZ_OK ||
-            sqz_session_run(s, &st) != SQZ_OK) {
-            cli_error(CMD, "image %d: %s", start, st.msg);
-            goto done;
-        }
-        const float *out = NULL;
-        sqz_shape osh;
-        if (sqz_session_output(s, 0, &out, &osh, &st) != SQZ_OK || !out) {
-            cli_error(CMD, "output: %s", st.msg);
-            goto done;
-        }
-        int64_t on = sqz_shape_numel(&osh);
-        if (on < batch || on % batch != 0) {
-            cli_error(CMD, "output shape %s does not hold %d predictions",
-                      cli_shape_str(&osh, sb, sizeof sb), batch);
-            rc = CLI_EUSAGE;
-            goto done;
-        }
-        int64_t classes = on / batch;
-        for (int b = 0; b < nb; b++) {
-            const float *row = out + (int64_t)b * classes;
-            int64_t best = 0;
-            for (int64_t j = 1; j < classes; j++)
-                if (row[j] > row[best] || (row[best] != row[best] && row[j] == row[j])) best = j;
-            pred[start + b] = (uint8_t)(best > 255 ? 255 : best);
-            if (best == labs.data[start + b]) correct++;
-        }
-    }
-    double secs = cli_now() - t0;
+    double secs = res.secs;
+    int correct = res.correct, batch = res.batch;
     if (o.predictions &&
         cli_write_file_atomic(o.predictions, pred, (size_t)total, err, sizeof err) != 0) {
         cli_error(CMD, "%s", err);
@@ -283,14 +177,8 @@ int cmd_eval(int argc, char **argv) {
     }
     rc = fflush(stdout) == 0 ? CLI_OK : CLI_ERUNTIME;
 done:
-    free(ip);
-    free(lp);
-    free(in);
     free(pred);
-    idx_images_free(&imgs);
-    idx_labels_free(&labs);
-    cli_shapes_free(&ov);
-    sqz_session_free(s);
+    eval_set_free(&set);
     sqz_model_free(m);
     return rc;
 }

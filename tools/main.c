@@ -4,6 +4,7 @@
 
 #include "cli_util.h"
 #include "cmd_bench.h"
+#include "cmd_compress.h"
 #include "cmd_eval.h"
 #include "cmd_import.h"
 #include "cmd_info.h"
@@ -23,6 +24,8 @@ typedef struct command {
 static const command kCommands[] = {
     {"import", "convert an ONNX model to .sqz (with graph optimizations)", cmd_import,
      cmd_import_usage},
+    {"compress", "prune + share weights of an ONNX model into a small .sqz (size table)",
+     cmd_compress, cmd_compress_usage},
     {"info", "per-layer table of a .sqz model: shapes, params, bytes, MACs", cmd_info,
      cmd_info_usage},
     {"run", "run a .sqz model on a PNG image or a .npy tensor", cmd_run, cmd_run_usage},

@@ -1,0 +1,278 @@
+/* kmeans.c - weight sharing: 1-D k-means (linear init, Lloyd on sorted
+ * values with prefix sums and binary-searched cluster boundaries) and the
+ * pass that applies it to the layer weights. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sqzc/weight_share.h"
+
+static int cmp_float(const void *pa, const void *pb) {
+    float a = *(const float *)pa, b = *(const float *)pb;
+    return (a > b) - (a < b);
+}
+
+int sqzc_nearest_centroid(const float *c, int k, float v) {
+    /* first centroid >= v, then compare with its lower neighbour */
+    int lo = 0, hi = k;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (c[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo >= k) return k - 1;
+    if (lo == 0) return 0;
+    return fabsf(v - c[lo - 1]) <= fabsf(c[lo] - v) ? lo - 1 : lo;
+}
+
+/* First index in sorted s[from..n) whose value is strictly nearer to hi than
+ * to lo (lo < hi); s is ascending, so the predicate is monotone. */
+static int64_t boundary(const float *s, int64_t from, int64_t n, double lo, double hi) {
+    int64_t a = from, b = n;
+    while (a < b) {
+        int64_t mid = a + (b - a) / 2;
+        double v = s[mid];
+        if (fabs(v - hi) < fabs(v - lo))
+            b = mid;
+        else
+            a = mid + 1;
+    }
+    return a;
+}
+
+int sqzc_kmeans_1d(const float *x, int64_t n, int k, int max_iter, float *c) {
+    if (n < 0 || k < 1 || (n > 0 && (!x || !c))) return -1;
+    if (n == 0) return 0;
+    if (max_iter <= 0) max_iter = 1000;
+    if ((uint64_t)n > SIZE_MAX / sizeof(double) - 1) return -1;
+    float *s = malloc((size_t)n * sizeof *s);
+    double *pre = malloc(((size_t)n + 1) * sizeof *pre);
+    double *cen = malloc((size_t)k * sizeof *cen);
+    int64_t *bnd = malloc(((size_t)k + 1) * sizeof *bnd);
+    int64_t *prev = malloc(((size_t)k + 1) * sizeof *prev);
+    int out = -1;
+    if (!s || !pre || !cen || !bnd || !prev) goto done;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(x[i])) goto done;
+        s[i] = x[i];
+    }
+    qsort(s, (size_t)n, sizeof *s, cmp_float);
+    pre[0] = 0.0;
+    for (int64_t i = 0; i < n; i++) pre[i + 1] = pre[i] + (double)s[i];
+    const double lo = s[0], hi = s[n - 1];
+    /* linear initialisation between min and max */
+    for (int j = 0; j < k; j++)
+        cen[j] = k == 1 ? (lo + hi) / 2 : lo + (hi - lo) * (double)j / (double)(k - 1);
+    for (int j = 0; j <= k; j++) prev[j] = -1;
+    for (int it = 0; it < max_iter; it++) {
+        /* cluster j holds s[bnd[j] .. bnd[j+1]) */
+        bnd[0] = 0;
+        bnd[k] = n;
+        for (int j = 1; j < k; j++) {
+            int64_t b = cen[j] > cen[j - 1] ? boundary(s, bnd[j - 1], n, cen[j - 1], cen[j]) : n;
+            bnd[j] = b < bnd[j - 1] ? bnd[j - 1] : b;
+        }
+        int same = 1;
+        for (int j = 0; j <= k; j++)
+            if (bnd[j] != prev[j]) same = 0;
+        if (same) break;
+        memcpy(prev, bnd, ((size_t)k + 1) * sizeof *bnd);
+        for (int j = 0; j < k; j++) {
+            int64_t cnt = bnd[j + 1] - bnd[j];
+            if (cnt > 0) cen[j] = (pre[bnd[j + 1]] - pre[bnd[j]]) / (double)cnt;
+        }
+        /* a duplicate centroid (empty cluster at a mean) never wins a point:
+         * ties go to the lower one, and the boundary search skips it */
+    }
+    out = 0;
+    for (int j = 0; j < k; j++) {
+        if (bnd[j + 1] <= bnd[j]) continue; /* empty cluster */
+        int64_t cnt = bnd[j + 1] - bnd[j];
+        float v = (float)((pre[bnd[j + 1]] - pre[bnd[j]]) / (double)cnt);
+        /* the mean of a range lies within it; keep it there despite rounding */
+        if (v < s[bnd[j]]) v = s[bnd[j]];
+        if (v > s[bnd[j + 1] - 1]) v = s[bnd[j + 1] - 1];
+        if (out > 0 && v <= c[out - 1]) continue;
+        c[out++] = v;
+    }
+done:
+    free(s);
+    free(pre);
+    free(cen);
+    free(bnd);
+    free(prev);
+    return out;
+}
+
+float sqzc_round_f16(float v) {
+    if (v != v) return v;
+    const float kMax = 65504.0f;
+    if (v >= kMax) return kMax;
+    if (v <= -kMax) return -kMax;
+    float a = fabsf(v);
+    if (a == 0.0f) return v;
+    int e;
+    frexpf(a, &e); /* a = m * 2^e, m in [0.5, 1) */
+    /* fp16: 11 significant bits for normals (e >= -13); subnormals share the
+     * quantum 2^-24 */
+    int q = e - 11;
+    if (q < -24) q = -24;
+    float scaled = ldexpf(a, -q); /* exact: a power-of-two scaling */
+    float r = nearbyintf(scaled); /* default rounding mode: ties to even */
+    float out = ldexpf(r, q);
+    if (out > kMax) out = kMax;
+    return v < 0 ? -out : out;
+}
+
+int sqzc_share_array(float *w, int64_t n, int bits, int fp16, float *c) {
+    if (bits < 1 || bits > 8 || n < 0 || (n > 0 && (!w || !c))) return -1;
+    const int ncode = 1 << bits;
+    int64_t nz = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(w[i])) return -1;
+        if (w[i] != 0.0f) nz++;
+    }
+    int has_zero = nz < n;
+    int k = ncode - has_zero;
+    if (nz == 0) {
+        for (int64_t i = 0; i < n; i++) w[i] = 0.0f;
+        if (n == 0) return 0;
+        c[0] = 0.0f;
+        return 1;
+    }
+    float *buf = malloc((size_t)nz * sizeof *buf);
+    float *cc = malloc(((size_t)ncode + 1) * sizeof *cc);
+    if (!buf || !cc) {
+        free(buf);
+        free(cc);
+        return -1;
+    }
+    int64_t p = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (w[i] != 0.0f) buf[p++] = w[i];
+    int m = sqzc_kmeans_1d(buf, nz, k, 0, cc);
+    free(buf);
+    if (m < 0) {
+        free(cc);
+        return -1;
+    }
+    if (fp16) {
+        /* round, keep sorted and distinct (rounding is monotone) */
+        int q = 0;
+        for (int j = 0; j < m; j++) {
+            float r = sqzc_round_f16(cc[j]);
+            if (q > 0 && r == cc[q - 1]) continue;
+            cc[q++] = r;
+        }
+        m = q;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        if (w[i] == 0.0f) {
+            w[i] = 0.0f; /* no -0 */
+            continue;
+        }
+        w[i] = cc[sqzc_nearest_centroid(cc, m, w[i])];
+        if (w[i] == 0.0f) {
+            w[i] = 0.0f; /* an fp16 centroid that rounded to zero */
+            has_zero = 1;
+        }
+    }
+    /* codebook: the centroids, with 0 in place when the tensor holds zeros */
+    int out = 0, zero_done = !has_zero;
+    for (int j = 0; j < m; j++) {
+        if (cc[j] == 0.0f) continue;
+        if (!zero_done && cc[j] > 0.0f) {
+            c[out++] = 0.0f;
+            zero_done = 1;
+        }
+        c[out++] = cc[j];
+    }
+    if (!zero_done) c[out++] = 0.0f;
+    free(cc);
+    return out;
+}
+
+static int bits_for(int n_centroids) {
+    int b = 1;
+    while ((1 << b) < n_centroids) b++;
+    return b;
+}
+
+int sqzc_weight_share(sqzc_graph *g, const sqzc_share_options *o, char *err, size_t err_len) {
+    int bad = o->bits < 2 || o->bits > 8 ||
+              (o->bits_conv && (o->bits_conv < 2 || o->bits_conv > 8)) ||
+              (o->bits_fc && (o->bits_fc < 2 || o->bits_fc > 8));
+    if (bad) {
+        snprintf(err, err_len, "share: bits must be 2..8 (got %d, conv %d, fc %d)", o->bits,
+                 o->bits_conv, o->bits_fc);
+        return -1;
+    }
+    for (int k = 0; k < o->n_layers; k++) {
+        const sqzc_layer_value *lv = &o->layers[k];
+        if (!(lv->value >= 2.0f && lv->value <= 8.0f) || lv->value != floorf(lv->value)) {
+            snprintf(err, err_len, "share: bits %g for layer '%s' must be an integer 2..8",
+                     (double)lv->value, lv->name);
+            return -1;
+        }
+        int found = 0;
+        for (int i = 0; i < g->n_nodes && !found; i++)
+            found = sqzc_layer_weight(g, i) >= 0 && g->nodes[i].name &&
+                    strcmp(g->nodes[i].name, lv->name) == 0;
+        if (!found) {
+            snprintf(err, err_len,
+                     "share: no layer named '%s' (Conv/ConvTranspose/Gemm/MatMul with a constant "
+                     "weight)",
+                     lv->name);
+            return -1;
+        }
+    }
+    char *seen = calloc((size_t)g->n_tensors + 1, 1);
+    float *cb = malloc(256 * sizeof *cb);
+    int rc = -1;
+    if (!seen || !cb) {
+        snprintf(err, err_len, "share: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        int t = sqzc_layer_weight(g, i);
+        if (t < 0 || seen[t]) continue;
+        seen[t] = 1;
+        int bits = o->bits;
+        if (sqzc_layer_is_conv(g, i) && o->bits_conv) bits = o->bits_conv;
+        if (!sqzc_layer_is_conv(g, i) && o->bits_fc) bits = o->bits_fc;
+        for (int k = 0; k < o->n_layers; k++)
+            if (g->nodes[i].name && strcmp(g->nodes[i].name, o->layers[k].name) == 0)
+                bits = (int)o->layers[k].value;
+        sqzc_tensor *tt = &g->tensors[t];
+        int m = sqzc_share_array(tt->f32, sqz_shape_numel(&tt->shape), bits, o->fp16, cb);
+        if (m < 0) {
+            int finite = 1;
+            for (int64_t j = 0; j < sqz_shape_numel(&tt->shape); j++)
+                if (!isfinite(tt->f32[j])) finite = 0;
+            snprintf(err, err_len, "share: %s weight '%s' of node '%s'",
+                     finite ? "out of memory sharing" : "non-finite value in", tt->name,
+                     g->nodes[i].name ? g->nodes[i].name : "?");
+            goto done;
+        }
+        sqzc_encoding e;
+        memset(&e, 0, sizeof e);
+        if (tt->enc) e = *tt->enc;
+        e.codebook_bits = bits_for(m);
+        e.centroids = cb;
+        e.n_centroids = m;
+        e.centroid_f16 = o->fp16 != 0;
+        e.huffman = o->huffman != 0;
+        if (sqzc_tensor_set_encoding(g, t, &e) != 0 || sqzc_update_sparse_request(g, t) != 0) {
+            snprintf(err, err_len, "share: out of memory");
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    free(seen);
+    free(cb);
+    return rc;
+}

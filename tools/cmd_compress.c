@@ -1,0 +1,723 @@
+/* cmd_compress.c - `sqz compress`: ONNX -> IR -> magnitude pruning -> weight
+ * sharing -> encoded .sqz, with a Deep-Compression-style size table and the
+ * accuracy before / after through the runtime. Without a recipe it searches
+ * a ladder of (sparsity, bits, scope) settings for the smallest model whose
+ * accuracy drop on held-out training images stays within the target. */
+#include "cmd_compress.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_util.h"
+#include "evaluate.h"
+#include "sqz/sqz.h"
+#include "sqzc/ir.h"
+#include "sqzc/onnx_import.h"
+#include "sqzc/passes.h"
+#include "sqzc/prune.h"
+#include "sqzc/recipe.h"
+#include "sqzc/weight_share.h"
+#include "sqzc/writer.h"
+
+#define CMD "compress"
+
+void cmd_compress_usage(FILE *f) {
+    fprintf(f, "usage: sqz compress model.onnx -o out.sqz [--recipe FILE | flags] [options]\n\n"
+               "Import an ONNX model (as sqz import: default batch 1), prune the smallest weights\n"
+               "of the Conv/ConvTranspose/Gemm/MatMul layers, share the rest through per-layer\n"
+               "k-means codebooks, and write the encoded .sqz atomically. Prints the size per\n"
+               "layer and per stage (fp32 -> pruned -> shared -> huffman), the ratio against the\n"
+               "ONNX file, and the accuracy before / after when --data is given.\n"
+               "A .sqz input is not supported yet: give the .onnx model.\n\n"
+               "Without a recipe (no prune/share key or flag) a ladder of settings (sparsity\n"
+               "0..0.97, 3..8 bits, per-layer or global threshold) is searched for the smallest\n"
+               "model whose top-1 accuracy on --select images of the training split drops by at\n"
+               "most target.drop points (default 0.5); this needs --data.\n\n"
+               "  -o, --output PATH        output .sqz (required)\n"
+               "  --input-shape NAME:DIMS  fix an input shape (as sqz import; repeatable)\n"
+               "  --recipe FILE            recipe file: key = value lines, # comments; keys:\n"
+               "                           prune.sparsity, prune.scope (layer|global),\n"
+               "                           prune.layer.<node>, share.bits, share.bits.conv,\n"
+               "                           share.bits.fc, share.layer.<node>, share.fp16,\n"
+               "                           huffman, target.drop\n"
+               "  --sparsity S             prune.sparsity (0 <= S < 1)\n"
+               "  --prune-scope layer|global\n"
+               "  --bits B                 share.bits (2..8)\n"
+               "  --bits-conv B            share.bits.conv\n"
+               "  --bits-fc B              share.bits.fc\n"
+               "  --fp16                   share.fp16 = 1\n"
+               "  --no-huffman             huffman = 0 (default 1)\n"
+               "  --target-drop P          target.drop, accuracy points (default 0.5)\n"
+               "  --set KEY=VALUE          any recipe key (repeatable; after --recipe)\n"
+               "  --data NAME              fashion-mnist or mnist: accuracy before / after on\n"
+               "                           the test split; the search uses the training split\n"
+               "  --data-dir DIR           default /usr/share/datasets/<NAME>\n"
+               "  --select N               training images for the search (default 2000)\n"
+               "  --batch B                images per run when evaluating (default 50)\n"
+               "  --threads N              worker threads (default 1)\n"
+               "  --json                   one JSON object on stdout instead of the table\n"
+               "  -h, --help               this help\n");
+}
+
+typedef struct kv_arg {
+    const char *key, *value, *where;
+    char *owned; /* --set copies */
+} kv_arg;
+
+typedef struct copts {
+    const char *in, *out, *recipe, *dataset, *data_dir;
+    cli_shapes shapes;
+    kv_arg *kv;
+    int n_kv;
+    long long select, batch, threads;
+    int json;
+} copts;
+
+static void copts_free(copts *o) {
+    for (int i = 0; i < o->n_kv; i++) free(o->kv[i].owned);
+    free(o->kv);
+    cli_shapes_free(&o->shapes);
+}
+
+static int push_kv(copts *o, const char *key, const char *value, const char *where) {
+    kv_arg *p = realloc(o->kv, ((size_t)o->n_kv + 1) * sizeof *p);
+    if (!p) return -1;
+    o->kv = p;
+    p[o->n_kv].key = key;
+    p[o->n_kv].value = value;
+    p[o->n_kv].where = where;
+    p[o->n_kv].owned = NULL;
+    o->n_kv++;
+    return 0;
+}
+
+/* 0 ok, 1 help shown, -1 error printed */
+static int parse_args(int argc, char **argv, copts *o) {
+    o->select = 2000;
+    o->batch = 50;
+    o->threads = 1;
+    static const struct {
+        const char *flag, *key;
+    } kFlagKeys[] = {{"--sparsity", "prune.sparsity"}, {"--prune-scope", "prune.scope"},
+                     {"--bits", "share.bits"},         {"--bits-conv", "share.bits.conv"},
+                     {"--bits-fc", "share.bits.fc"},   {"--target-drop", "target.drop"}};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        int m;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            cmd_compress_usage(stdout);
+            return 1;
+        }
+        if (strcmp(a, "--json") == 0) {
+            o->json = 1;
+            continue;
+        }
+        if (strcmp(a, "--fp16") == 0 || strcmp(a, "--no-huffman") == 0) {
+            int fp = a[2] == 'f';
+            if (push_kv(o, fp ? "share.fp16" : "huffman", fp ? "1" : "0", a) != 0) goto oom;
+            continue;
+        }
+        int done = 0;
+        for (size_t k = 0; k < sizeof kFlagKeys / sizeof kFlagKeys[0] && !done; k++) {
+            if ((m = cli_opt_value(argc, argv, &i, kFlagKeys[k].flag, &v)) == 0) continue;
+            if (m < 0) {
+                cli_error(CMD, "%s needs a value", kFlagKeys[k].flag);
+                return -1;
+            }
+            if (push_kv(o, kFlagKeys[k].key, v, kFlagKeys[k].flag) != 0) goto oom;
+            done = 1;
+        }
+        if (done) continue;
+        if ((m = cli_opt_value(argc, argv, &i, "--set", &v)) != 0) {
+            if (m < 0) {
+                cli_error(CMD, "--set needs KEY=VALUE");
+                return -1;
+            }
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v || !eq[1]) {
+                cli_error(CMD, "--set '%s': expected KEY=VALUE", v);
+                return -1;
+            }
+            size_t kl = (size_t)(eq - v);
+            char *key = malloc(kl + 1);
+            if (!key || push_kv(o, key, eq + 1, "--set") != 0) {
+                free(key);
+                goto oom;
+            }
+            memcpy(key, v, kl);
+            key[kl] = '\0';
+            o->kv[o->n_kv - 1].owned = key;
+            continue;
+        }
+        static const char *const kValued[] = {"-o",      "--output",   "--recipe",
+                                              "--data",  "--data-dir", "--select",
+                                              "--batch", "--threads",  "--input-shape"};
+        int which = -1;
+        for (int k = 0; k < (int)(sizeof kValued / sizeof kValued[0]); k++) {
+            m = cli_opt_value(argc, argv, &i, kValued[k], &v);
+            if (m < 0) {
+                cli_error(CMD, "%s needs a value", kValued[k]);
+                return -1;
+            }
+            if (m > 0) {
+                which = k;
+                break;
+            }
+        }
+        if (which < 0) {
+            if (a[0] == '-' && a[1] != '\0') {
+                cli_error(CMD, "unknown option '%s' (try sqz compress --help)", a);
+                return -1;
+            }
+            if (o->in) {
+                cli_error(CMD, "unexpected argument '%s'", a);
+                return -1;
+            }
+            o->in = a;
+            continue;
+        }
+        int bad = 0;
+        char err[256];
+        switch (which) {
+        case 0:
+        case 1:
+            o->out = v;
+            break;
+        case 2:
+            o->recipe = v;
+            break;
+        case 3:
+            o->dataset = v;
+            break;
+        case 4:
+            o->data_dir = v;
+            break;
+        case 5:
+            bad = cli_parse_int(v, 1, 1 << 30, &o->select) != 0;
+            break;
+        case 6:
+            bad = cli_parse_int(v, 1, 65536, &o->batch) != 0;
+            break;
+        case 7:
+            bad = cli_parse_int(v, 1, 1024, &o->threads) != 0;
+            break;
+        case 8:
+            if (cli_shapes_add(&o->shapes, v, err, sizeof err) != 0) {
+                cli_error(CMD, "%s", err);
+                return -1;
+            }
+            break;
+        default:
+            break;
+        }
+        if (bad) {
+            cli_error(CMD, "bad value '%s' for %s", v, kValued[which]);
+            return -1;
+        }
+    }
+    if (!o->in) {
+        cli_error(CMD, "missing input model.onnx (try sqz compress --help)");
+        return -1;
+    }
+    if (!o->out) {
+        cli_error(CMD, "missing -o out.sqz");
+        return -1;
+    }
+    size_t il = strlen(o->in);
+    if (il >= 4 && strcmp(o->in + il - 4, ".sqz") == 0) {
+        cli_error(CMD, "%s: a .sqz input is not supported yet; give the .onnx model", o->in);
+        return -1;
+    }
+    return 0;
+oom:
+    cli_error(CMD, "out of memory");
+    return -1;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+/* Serialize g and load it into the runtime. With raw != 0 the storage
+ * requests are ignored (detached while serializing). Returns 0 or an exit
+ * code (error printed). *size gets the file size. */
+static int graph_to_model(sqzc_graph *g, int raw, sqz_model **m, size_t *size) {
+    char err[512];
+    uint8_t *buf = NULL;
+    sqzc_encoding **saved = NULL;
+    if (m) *m = NULL;
+    if (raw) {
+        saved = malloc(((size_t)g->n_tensors + 1) * sizeof *saved);
+        if (!saved) {
+            cli_error(CMD, "out of memory");
+            return CLI_ERUNTIME;
+        }
+        for (int t = 0; t < g->n_tensors; t++) {
+            saved[t] = g->tensors[t].enc;
+            g->tensors[t].enc = NULL;
+        }
+    }
+    int rc = sqzc_serialize(g, &buf, size, err, sizeof err);
+    if (raw) {
+        for (int t = 0; t < g->n_tensors; t++) g->tensors[t].enc = saved[t];
+        free(saved);
+    }
+    if (rc != 0) {
+        cli_error(CMD, "serialize: %s", err);
+        return CLI_ERUNTIME;
+    }
+    if (m) {
+        sqz_status st;
+        memset(&st, 0, sizeof st);
+        if (sqz_model_load_buffer(buf, *size, m, &st) != SQZ_OK) {
+            cli_error(CMD, "the runtime refuses the compressed model: %s", st.msg);
+            free(buf);
+            *m = NULL;
+            return CLI_ERUNTIME;
+        }
+    }
+    free(buf);
+    return CLI_OK;
+}
+
+/* accuracy (fraction) of g on images [first, first+count) of set */
+static int graph_accuracy(sqzc_graph *g, const eval_set *set, int first, int count, const copts *o,
+                          double *acc) {
+    sqz_model *m = NULL;
+    size_t size = 0;
+    int rc = graph_to_model(g, 0, &m, &size);
+    if (rc != 0) return rc;
+    eval_result res;
+    rc = eval_run(CMD, m, set, first, count, (int)o->batch, (int)o->threads, NULL, &res);
+    sqz_model_free(m);
+    if (rc == 0) *acc = res.total ? (double)res.correct / res.total : 0.0;
+    return rc;
+}
+
+typedef struct snapshot {
+    int n;
+    int *tens;
+    float **data;
+} snapshot;
+
+static void snapshot_free(snapshot *s) {
+    for (int i = 0; i < s->n; i++) free(s->data[i]);
+    free(s->data);
+    free(s->tens);
+    memset(s, 0, sizeof *s);
+}
+
+static int snapshot_take(const sqzc_graph *g, snapshot *s) {
+    memset(s, 0, sizeof *s);
+    s->tens = malloc(((size_t)g->n_nodes + 1) * sizeof *s->tens);
+    s->data = calloc((size_t)g->n_nodes + 1, sizeof *s->data);
+    if (!s->tens || !s->data) return -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        int t = sqzc_layer_weight(g, i);
+        if (t < 0) continue;
+        int dup = 0;
+        for (int k = 0; k < s->n; k++) dup |= s->tens[k] == t;
+        if (dup) continue;
+        size_t bytes = (size_t)sqz_shape_numel(&g->tensors[t].shape) * sizeof(float);
+        float *d = malloc(bytes);
+        if (!d) return -1;
+        memcpy(d, g->tensors[t].f32, bytes);
+        s->tens[s->n] = t;
+        s->data[s->n] = d;
+        s->n++;
+    }
+    return 0;
+}
+
+static int snapshot_restore(sqzc_graph *g, const snapshot *s) {
+    for (int i = 0; i < s->n; i++) {
+        sqzc_tensor *t = &g->tensors[s->tens[i]];
+        memcpy(t->f32, s->data[i], (size_t)sqz_shape_numel(&t->shape) * sizeof(float));
+        if (sqzc_tensor_set_encoding(g, s->tens[i], NULL) != 0) return -1;
+    }
+    return 0;
+}
+
+static double final_weight_bytes(const sqzc_graph *g, int *ok) {
+    sqzc_layer_stats *ls = NULL;
+    int n = sqzc_layer_stats_collect(g, &ls);
+    *ok = n >= 0;
+    double b = 0;
+    for (int i = 0; i < n; i++) b += ls[i].huffman;
+    free(ls);
+    return b;
+}
+
+/* ------------------------------------------------------------ search */
+
+typedef struct cand {
+    float sparsity;
+    int global, bits;
+    double bytes;
+    int state; /* 0 untried, 1 pass, -1 fail, -2 skipped (dominated) */
+    double acc;
+} cand;
+
+static int cmp_cand(const void *pa, const void *pb) {
+    const cand *a = pa, *b = pb;
+    if (a->bytes != b->bytes) return a->bytes < b->bytes ? -1 : 1;
+    return (a->bits > b->bits) - (a->bits < b->bits);
+}
+
+static int make_recipe(sqzc_recipe *r, const sqzc_recipe *base, const cand *c) {
+    sqzc_recipe_init(r);
+    r->huffman = base->huffman;
+    r->fp16 = base->fp16;
+    r->target_drop = base->target_drop;
+    r->has_target_drop = base->has_target_drop;
+    if (c->sparsity > 0.0f) {
+        r->prune = 1;
+        r->sparsity = c->sparsity;
+        r->prune_global = c->global;
+    }
+    r->share = 1;
+    r->bits = c->bits;
+    return 0;
+}
+
+/* Search the ladder; leaves g compressed with the chosen setting, the
+ * recipe in *chosen. Returns 0 or an exit code. */
+static int search(sqzc_graph *g, const sqzc_recipe *base, const eval_set *train, int n_sel,
+                  const copts *o, sqzc_recipe *chosen) {
+    static const float kSp[] = {0.0f,  0.5f, 0.6f,  0.7f,  0.75f, 0.8f,
+                                0.85f, 0.9f, 0.93f, 0.95f, 0.97f};
+    static const int kBits[] = {3, 4, 5, 6, 8};
+    enum { NS = sizeof kSp / sizeof kSp[0], NB = sizeof kBits / sizeof kBits[0] };
+    cand cands[2 * NS * NB];
+    int nc = 0, rc = CLI_ERUNTIME;
+    char err[512];
+    snapshot snap;
+    sqzc_recipe r;
+    sqzc_recipe_init(&r);
+    if (snapshot_take(g, &snap) != 0) {
+        cli_error(CMD, "out of memory");
+        snapshot_free(&snap);
+        return CLI_ERUNTIME;
+    }
+    double base_acc = 0;
+    if ((rc = graph_accuracy(g, train, 0, n_sel, o, &base_acc)) != 0) goto done;
+    rc = CLI_ERUNTIME;
+    for (int gl = 0; gl < 2; gl++)
+        for (int s = 0; s < NS; s++) {
+            if (gl && kSp[s] == 0.0f) continue;
+            for (int b = 0; b < NB; b++) {
+                cand *c = &cands[nc++];
+                memset(c, 0, sizeof *c);
+                c->sparsity = kSp[s];
+                c->global = gl;
+                c->bits = kBits[b];
+                int ok = 0;
+                make_recipe(&r, base, c);
+                if (snapshot_restore(g, &snap) != 0 ||
+                    sqzc_recipe_apply(g, &r, err, sizeof err) != 0) {
+                    cli_error(CMD, "%s", snapshot_restore(g, &snap) == 0 ? err : "out of memory");
+                    goto done;
+                }
+                sqzc_recipe_free(&r);
+                c->bytes = final_weight_bytes(g, &ok);
+                if (!ok) {
+                    cli_error(CMD, "out of memory");
+                    goto done;
+                }
+            }
+        }
+    qsort(cands, (size_t)nc, sizeof *cands, cmp_cand);
+    int pick = -1, tried = 0;
+    const double target = base->target_drop;
+    for (int i = 0; i < nc && pick < 0; i++) {
+        cand *c = &cands[i];
+        /* a failed setting that is no more aggressive than this one: skip */
+        for (int k = 0; k < i && c->state == 0; k++) {
+            const cand *f = &cands[k];
+            if (f->state == -1 && f->global == c->global && f->sparsity <= c->sparsity &&
+                f->bits >= c->bits)
+                c->state = -2;
+        }
+        if (c->state == -2) continue;
+        make_recipe(&r, base, c);
+        if (snapshot_restore(g, &snap) != 0 || sqzc_recipe_apply(g, &r, err, sizeof err) != 0) {
+            cli_error(CMD, "%s", err);
+            goto done;
+        }
+        sqzc_recipe_free(&r);
+        if ((rc = graph_accuracy(g, train, 0, n_sel, o, &c->acc)) != 0) goto done;
+        rc = CLI_ERUNTIME;
+        tried++;
+        double drop = (base_acc - c->acc) * 100.0;
+        c->state = drop <= target + 1e-9 ? 1 : -1;
+        if (!o->json)
+            fprintf(stderr,
+                    "sqz compress: try sparsity %.2f (%s) bits %d: ~%.0f weight bytes, "
+                    "selection accuracy %.2f%% (drop %+.2f) %s\n",
+                    (double)c->sparsity, c->global ? "global" : "per layer", c->bits, c->bytes,
+                    c->acc * 100.0, drop, c->state > 0 ? "ok" : "too much");
+        if (c->state > 0) pick = i;
+    }
+    if (pick < 0) {
+        /* nothing within the target: the most accurate setting tried */
+        for (int i = 0; i < nc; i++)
+            if (cands[i].state == -1 && (pick < 0 || cands[i].acc > cands[pick].acc)) pick = i;
+        fprintf(stderr,
+                "sqz compress: warning: no setting keeps the drop within %.2f points; using the "
+                "most accurate one\n",
+                target);
+    }
+    make_recipe(chosen, base, &cands[pick]);
+    if (snapshot_restore(g, &snap) != 0 || sqzc_recipe_apply(g, chosen, err, sizeof err) != 0) {
+        cli_error(CMD, "%s", err);
+        goto done;
+    }
+    if (!o->json)
+        fprintf(stderr, "sqz compress: searched %d settings (%d evaluated on %d images)\n", nc,
+                tried, n_sel);
+    rc = CLI_OK;
+done:
+    sqzc_recipe_free(&r);
+    snapshot_free(&snap);
+    return rc;
+}
+
+/* ------------------------------------------------------------ report */
+
+static void print_table(const sqzc_layer_stats *ls, int nl, double other, long long onnx,
+                        size_t file_bytes, int file_actual, const char *in) {
+    printf("%-28s %-8s %9s %6s %4s %3s %10s %10s %10s %10s %6s\n", "layer", "op", "params", "zeros",
+           "bits", "gap", "fp32 B", "pruned B", "shared B", "huffman B", "bits/w");
+    double t[4] = {0, 0, 0, 0};
+    int64_t tp = 0, tz = 0;
+    for (int i = 0; i < nl; i++) {
+        const sqzc_layer_stats *s = &ls[i];
+        printf("%-28.28s %-8.8s %9lld %5.1f%% %4d %3d %10.0f %10.0f %10.0f %10.0f %6.2f\n", s->node,
+               sqz_op_name(s->op), (long long)s->params,
+               s->params ? 100.0 * (double)s->zeros / (double)s->params : 0.0, s->bits,
+               s->sparse ? s->gap_bits : 0, s->fp32, s->pruned, s->shared, s->huffman,
+               s->params ? s->huffman * 8.0 / (double)s->params : 0.0);
+        t[0] += s->fp32;
+        t[1] += s->pruned;
+        t[2] += s->shared;
+        t[3] += s->huffman;
+        tp += s->params;
+        tz += s->zeros;
+    }
+    printf("%-28s %-8s %9lld %5.1f%% %4s %3s %10.0f %10.0f %10.0f %10.0f %6.2f\n", "total weights",
+           "", (long long)tp, tp ? 100.0 * (double)tz / (double)tp : 0.0, "", "", t[0], t[1], t[2],
+           t[3], tp ? t[3] * 8.0 / (double)tp : 0.0);
+    printf("other (biases, graph, header): %.0f bytes\n\n", other);
+    printf("stage      model bytes  ratio vs %s (%lld bytes)\n", in, onnx);
+    static const char *const kStage[4] = {"fp32", "pruned", "shared", "huffman"};
+    for (int k = 0; k < 4; k++) {
+        double b = t[k] + other;
+        printf("%-10s %11.0f  %6.2fx%s\n", kStage[k], b, b > 0 ? (double)onnx / b : 0.0,
+               k == 3 && !file_actual ? "  (estimate: encoder not in the writer yet)" : "");
+    }
+    if (file_actual)
+        printf("written    %11zu  %6.2fx  (actual .sqz file)\n", file_bytes,
+               file_bytes ? (double)onnx / (double)file_bytes : 0.0);
+}
+
+int cmd_compress(int argc, char **argv) {
+    copts o;
+    memset(&o, 0, sizeof o);
+    int pr = parse_args(argc, argv, &o);
+    if (pr != 0) {
+        copts_free(&o);
+        return pr > 0 ? CLI_OK : CLI_EUSAGE;
+    }
+    char err[512];
+    int rc = CLI_EUSAGE;
+    sqzc_recipe rec, chosen;
+    sqzc_recipe_init(&rec);
+    sqzc_recipe_init(&chosen);
+    rec.huffman = 1;
+    sqzc_graph *g = NULL;
+    sqzc_named_shape *named = NULL;
+    eval_set train, test;
+    int have_train = 0, have_test = 0;
+    sqzc_layer_stats *ls = NULL;
+    char *recipe_text = NULL;
+
+    /* recipe: file first, then the flags in order; all checked before work */
+    if (o.recipe && sqzc_recipe_parse_file(&rec, o.recipe, err, sizeof err) != 0) {
+        cli_error(CMD, "%s", err);
+        goto done;
+    }
+    for (int i = 0; i < o.n_kv; i++) {
+        if (sqzc_recipe_set(&rec, o.kv[i].key, o.kv[i].value, o.kv[i].where, err, sizeof err) !=
+            0) {
+            cli_error(CMD, "%s", err);
+            goto done;
+        }
+    }
+    const int do_search = !rec.prune && !rec.share;
+    if (do_search && !o.dataset) {
+        cli_error(CMD, "no recipe given: the default search measures accuracy and needs --data "
+                       "fashion-mnist (or give --recipe FILE / --sparsity / --bits)");
+        goto done;
+    }
+    float dm, ds;
+    if (o.dataset && eval_dataset_norm(o.dataset, &dm, &ds) != 0) {
+        cli_error(CMD, "unknown dataset '%s' (fashion-mnist or mnist)", o.dataset);
+        goto done;
+    }
+    long long onnx_bytes = cli_file_size(o.in);
+    if (onnx_bytes < 0) {
+        cli_error(CMD, "cannot read '%s'", o.in);
+        goto done;
+    }
+
+    /* import (as sqz import) + optimize */
+    if (o.shapes.n > 0) {
+        named = calloc((size_t)o.shapes.n, sizeof *named);
+        if (!named) {
+            cli_error(CMD, "out of memory");
+            rc = CLI_ERUNTIME;
+            goto done;
+        }
+        for (int i = 0; i < o.shapes.n; i++) {
+            named[i].name = o.shapes.names[i];
+            named[i].shape = o.shapes.shapes[i];
+        }
+    }
+    sqzc_import_options iopt;
+    memset(&iopt, 0, sizeof iopt);
+    iopt.input_shapes = named;
+    iopt.n_input_shapes = o.shapes.n;
+    iopt.default_batch = 1;
+    err[0] = '\0';
+    if (sqzc_import_onnx(o.in, &iopt, &g, err, sizeof err) != 0) {
+        cli_error(CMD, "%s", err[0] ? err : "import failed");
+        goto done;
+    }
+    if (sqzc_optimize(g, err, sizeof err) != 0) {
+        cli_error(CMD, "optimize: %s", err);
+        goto done;
+    }
+    if (!do_search && sqzc_recipe_check(&rec, g, err, sizeof err) != 0) {
+        cli_error(CMD, "%s", err);
+        goto done;
+    }
+    if (o.dataset) {
+        if ((rc = eval_set_load(CMD, o.dataset, o.data_dir, "t10k", &test)) != 0) goto done;
+        have_test = 1;
+        if (do_search) {
+            if ((rc = eval_set_load(CMD, o.dataset, o.data_dir, "train", &train)) != 0) goto done;
+            have_train = 1;
+        }
+        rc = CLI_EUSAGE;
+    }
+
+    size_t raw_bytes = 0, file_bytes = 0;
+    double acc_before = -1, acc_after = -1;
+    if ((rc = graph_to_model(g, 1, NULL, &raw_bytes)) != 0) goto done;
+    if (have_test && (rc = graph_accuracy(g, &test, 0, test.imgs.n, &o, &acc_before)) != 0)
+        goto done;
+    rc = CLI_EUSAGE;
+    if (do_search) {
+        int n_sel = o.select < train.imgs.n ? (int)o.select : train.imgs.n;
+        /* the last n_sel training images */
+        if ((rc = search(g, &rec, &train, n_sel, &o, &chosen)) != 0) goto done;
+    } else {
+        if (sqzc_recipe_apply(g, &rec, err, sizeof err) != 0) {
+            cli_error(CMD, "%s", err);
+            rc = CLI_ERUNTIME;
+            goto done;
+        }
+    }
+    const sqzc_recipe *used = do_search ? &chosen : &rec;
+    recipe_text = sqzc_recipe_to_text(used);
+    if (!recipe_text) {
+        cli_error(CMD, "out of memory");
+        rc = CLI_ERUNTIME;
+        goto done;
+    }
+    sqz_model *m = NULL;
+    if ((rc = graph_to_model(g, 0, have_test ? &m : NULL, &file_bytes)) != 0) goto done;
+    if (m) {
+        eval_result res;
+        rc = eval_run(CMD, m, &test, 0, test.imgs.n, (int)o.batch, (int)o.threads, NULL, &res);
+        sqz_model_free(m);
+        if (rc != 0) goto done;
+        acc_after = res.total ? (double)res.correct / res.total : 0.0;
+    }
+    if (sqzc_write_sqz(g, o.out, err, sizeof err) != 0) {
+        cli_error(CMD, "%s", err);
+        rc = CLI_ERUNTIME;
+        goto done;
+    }
+    long long written = cli_file_size(o.out);
+    if (written > 0) file_bytes = (size_t)written;
+    int nl = sqzc_layer_stats_collect(g, &ls);
+    if (nl < 0) {
+        cli_error(CMD, "out of memory");
+        rc = CLI_ERUNTIME;
+        goto done;
+    }
+    double w32 = 0, wfinal = 0;
+    for (int i = 0; i < nl; i++) {
+        w32 += ls[i].fp32;
+        wfinal += ls[i].huffman;
+    }
+    double other = (double)raw_bytes - w32;
+    /* the writer encodes the requests when the file shrank */
+    int actual = file_bytes < raw_bytes;
+    double final_bytes = actual ? (double)file_bytes : other + wfinal;
+    double ratio = final_bytes > 0 ? (double)onnx_bytes / final_bytes : 0.0;
+    if (o.json) {
+        printf("{\"input\":");
+        cli_json_str(stdout, o.in);
+        printf(",\"output\":");
+        cli_json_str(stdout, o.out);
+        printf(",\"onnx_bytes\":%lld,\"fp32_sqz_bytes\":%zu,\"sqz_bytes\":%.0f,"
+               "\"size_is_estimate\":%s,\"ratio\":%.4f,\"file_bytes\":%zu",
+               onnx_bytes, raw_bytes, final_bytes, actual ? "false" : "true", ratio, file_bytes);
+        if (acc_before >= 0)
+            printf(",\"accuracy_before\":%.6f,\"accuracy_after\":%.6f,\"drop_points\":%.4f",
+                   acc_before, acc_after, (acc_before - acc_after) * 100.0);
+        printf(",\"recipe\":");
+        cli_json_str(stdout, recipe_text);
+        double st[4] = {other, other, other, other};
+        printf(",\"layers\":[");
+        for (int i = 0; i < nl; i++) {
+            const sqzc_layer_stats *s = &ls[i];
+            st[0] += s->fp32;
+            st[1] += s->pruned;
+            st[2] += s->shared;
+            st[3] += s->huffman;
+            printf("%s{\"node\":", i ? "," : "");
+            cli_json_str(stdout, s->node);
+            printf(",\"op\":\"%s\",\"params\":%lld,\"zeros\":%lld,\"bits\":%d,\"gap_bits\":%d,"
+                   "\"fp32\":%.0f,\"pruned\":%.0f,\"shared\":%.0f,\"huffman\":%.0f}",
+                   sqz_op_name(s->op), (long long)s->params, (long long)s->zeros, s->bits,
+                   s->sparse ? s->gap_bits : 0, s->fp32, s->pruned, s->shared, s->huffman);
+        }
+        printf("],\"stages\":{\"fp32\":%.0f,\"pruned\":%.0f,\"shared\":%.0f,\"huffman\":%.0f}}\n",
+               st[0], st[1], st[2], st[3]);
+    } else {
+        print_table(ls, nl, other, onnx_bytes, file_bytes, actual, o.in);
+        printf("\n%s -> %s: %.0f bytes%s, %.2fx smaller than the ONNX file\n", o.in, o.out,
+               final_bytes, actual ? "" : " (estimate)", ratio);
+        if (acc_before >= 0)
+            printf("accuracy (%s test, %d images): fp32 %.2f%% -> compressed %.2f%% (drop %+.2f "
+                   "points, target %.2f)\n",
+                   o.dataset, test.imgs.n, acc_before * 100.0, acc_after * 100.0,
+                   (acc_before - acc_after) * 100.0, (double)used->target_drop);
+        printf("recipe:\n%s", recipe_text);
+    }
+    rc = fflush(stdout) == 0 ? CLI_OK : CLI_ERUNTIME;
+done:
+    free(recipe_text);
+    free(ls);
+    if (have_train) eval_set_free(&train);
+    if (have_test) eval_set_free(&test);
+    sqzc_graph_free(g);
+    free(named);
+    sqzc_recipe_free(&rec);
+    sqzc_recipe_free(&chosen);
+    copts_free(&o);
+    return rc;
+}
