@@ -10,6 +10,7 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include "cpu.h"
 #include "x86/ops_x86.h"
+#include "x86/eltwise_x86.h"
 #endif
 #include "dwconv.h"
 
@@ -30,6 +31,8 @@ static const fast_entry fast_table[] = {
     {SQZ_OP_GEMM, sqz_cpu_has_avx2_fma, &sqz_x86_gemm_avx2},
     {SQZ_OP_MATMUL, sqz_cpu_has_avx512, &sqz_x86_matmul_avx512},
     {SQZ_OP_MATMUL, sqz_cpu_has_avx2_fma, &sqz_x86_matmul_avx2},
+    /* element-wise: vector exp for Sigmoid (SiLU / squeeze-excite nets) */
+    {SQZ_OP_SIGMOID, sqz_cpu_has_avx2_fma, &sqz_x86_sigmoid_avx2},
 #endif
     {SQZ_OP_INVALID, NULL, NULL}, /* sentinel keeps the array non-empty */
 };

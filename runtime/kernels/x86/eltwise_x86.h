@@ -1,0 +1,14 @@
+/* x86/eltwise_x86.h - vectorised element-wise ops (x86). Sigmoid is the hot
+ * spot of the SiLU / squeeze-excite nets (EfficientNet, MNASNet): libm expf
+ * per element costs more than their depthwise convs. */
+#ifndef SQZ_X86_ELTWISE_H
+#define SQZ_X86_ELTWISE_H
+
+#include "sqz/ops.h"
+
+/* Sigmoid, AVX2 + FMA (eltwise_avx2.c); within a few ulp of 1 / (1 + expf(-x)). */
+extern const sqz_op_impl sqz_x86_sigmoid_avx2;
+/* y[i] = sigmoid(x[i]) for i < n (AVX2 + FMA CPUs only). */
+void sqz_x86_sigmoid_avx2_n(const float *x, float *y, size_t n);
+
+#endif
