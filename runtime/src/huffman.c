@@ -9,6 +9,7 @@
  */
 #include "huffman.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define FAST_MASK ((1u << SQZ_HUFF_FAST_BITS) - 1)
@@ -49,6 +50,19 @@ int sqz_huff_build(sqz_huff_dec *d, const uint8_t *lens, unsigned n_syms) {
             for (uint32_t j = rev; j <= FAST_MASK; j += 1u << l) d->fast[j] = e;
         }
         code <<= 1;
+    }
+    /* pairs: a short code followed by another that fits in the same lookup */
+    for (uint32_t j = 0; j <= FAST_MASK; j++) {
+        unsigned e = d->fast[j];
+        if (!e) {
+            d->fast2[j] = 0;
+            continue;
+        }
+        unsigned l1 = e >> 8, e2 = d->fast[j >> l1];
+        if (e2 && l1 + (e2 >> 8) <= SQZ_HUFF_FAST_BITS)
+            d->fast2[j] = (l1 + (e2 >> 8)) | 2u << 5 | (e & 0xffu) << 8 | (e2 & 0xffu) << 16;
+        else
+            d->fast2[j] = l1 | 1u << 5 | (e & 0xffu) << 8;
     }
     return 0;
 }
@@ -91,6 +105,9 @@ int sqz_huff_decode(const sqz_huff_dec *d, const uint8_t *src, size_t len, uint8
     unsigned bits = 0;
     size_t pad = 0; /* virtual zero bytes read past the end */
     const size_t per = (size_t)(56 / d->max_len);
+    const size_t per2 =
+        (size_t)(56 / (d->max_len > SQZ_HUFF_FAST_BITS ? d->max_len : SQZ_HUFF_FAST_BITS));
+    const uint32_t *fast2 = d->fast2;
     size_t i = 0;
     while (i < n) {
         if (end - p >= 8) {
@@ -108,6 +125,26 @@ int sqz_huff_decode(const sqz_huff_dec *d, const uint8_t *src, size_t len, uint8
                 bits += 8;
             }
             if (pad > 8) return -1; /* a whole virtual byte consumed: ran past the end */
+        }
+        if (n - i >= 2 * per2) {
+            /* one lookup yields one or two symbols and uses <= max(FAST_BITS, max_len) bits */
+            for (size_t k = 0; k < per2; k++) {
+                uint32_t e = fast2[buf & FAST_MASK];
+                unsigned l;
+                if (e) {
+                    l = e & 31u;
+                    out[i] = (uint8_t)(e >> 8);
+                    out[i + 1] = (uint8_t)(e >> 16); /* overwritten next when n_syms == 1 */
+                    i += (e >> 5) & 3u;
+                } else {
+                    int s = decode_slow(d, buf, &l);
+                    if (s < 0) return -1;
+                    out[i++] = (uint8_t)s;
+                }
+                buf >>= l;
+                bits -= l;
+            }
+            continue;
         }
         size_t stop = n - i < per ? n : i + per;
         while (i < stop) {
@@ -159,14 +196,18 @@ int sqz_huff_stream_decode(const uint8_t *src, size_t len, unsigned alphabet_bit
         *msg = "Huffman code length padding not zero";
         return -1;
     }
-    sqz_huff_dec d;
-    if (sqz_huff_build(&d, lens, n_lens) != 0) {
+    sqz_huff_dec *d = malloc(sizeof *d);
+    if (!d) {
+        *msg = "out of memory";
+        return -1;
+    }
+    int rc = -1;
+    if (sqz_huff_build(d, lens, n_lens) != 0)
         *msg = "Huffman code lengths over-subscribed";
-        return -1;
-    }
-    if (sqz_huff_decode(&d, src + 2 + lb, len - 2 - lb, out, n) != 0) {
+    else if (sqz_huff_decode(d, src + 2 + lb, len - 2 - lb, out, n) != 0)
         *msg = "Huffman bit stream corrupt (bad code, early end or trailing bytes)";
-        return -1;
-    }
-    return 0;
+    else
+        rc = 0;
+    free(d);
+    return rc;
 }

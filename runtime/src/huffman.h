@@ -25,12 +25,16 @@
 typedef struct sqz_huff_dec {
     /* fast[next FAST_BITS stream bits] = (len << 8) | symbol; 0: longer code or none */
     uint16_t fast[1u << SQZ_HUFF_FAST_BITS];
+    /* fast2[same] = total len | n_syms << 5 | sym0 << 8 | sym1 << 16: one or two
+     * whole codes in the next FAST_BITS bits; 0: longer code or none */
+    uint32_t fast2[1u << SQZ_HUFF_FAST_BITS];
     uint16_t count[SQZ_HUFF_MAX_LEN + 1]; /* number of codes of each length */
     uint8_t sorted[SQZ_HUFF_MAX_SYMS];    /* symbols in canonical order */
     int max_len;                          /* longest code length in use (>= 1) */
 } sqz_huff_dec;
 
-/* Build the decoding tables from code lengths lens[0..n_syms) (0 = symbol
+/* Build the decoding tables (about 12 KiB: allocate d, do not put it on a
+ * small stack) from code lengths lens[0..n_syms) (0 = symbol
  * unused, else 1..SQZ_HUFF_MAX_LEN). n_syms <= SQZ_HUFF_MAX_SYMS. Incomplete
  * codes are accepted (their unused codes are rejected when met in a stream);
  * over-subscribed ones (Kraft sum > 1) are not. 0 ok, -1 invalid. */
