@@ -5,7 +5,10 @@
  *
  * Peak (best of short windows): independent accumulator chains of vfmadd on zmm (AVX-512) / ymm
  * (AVX2) registers, 1 thread. GEMM: C = A.B with A prepacked (weights),
- * B packed per run from a row-major matrix (the Conv 1x1 path), 1 thread. */
+ * B packed per run from a row-major matrix (the Conv 1x1 path), 1 thread.
+ * All times are wall clock, best of many runs (the thread CPU clock of a
+ * VM subtracts hypervisor steal time coarsely and overstates rates); on a
+ * busy machine the large sizes (~10 ms per run) are the noisiest. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -127,10 +130,11 @@ static double gemm_gflops(const sqz_gemm_kernel *k, int64_t n, int threads, doub
     sqz_gemm(&g, scratch); /* warm-up */
     double best = 1e30, total = 0;
     int runs = 0;
+    double (*clk)(void) = now;
     while (total < secs || runs < 3) {
-        double t0 = now();
+        double t0 = clk();
         sqz_gemm(&g, scratch);
-        double t = now() - t0;
+        double t = clk() - t0;
         total += t;
         runs++;
         if (t < best) best = t;
@@ -221,10 +225,11 @@ static double conv_time(conv_run *r, double secs) {
     r->impl->run(&r->ctx); /* warm-up */
     double best = 1e30, total = 0;
     int runs = 0;
+    double (*clk)(void) = now;
     while (total < secs || runs < 3) {
-        double t0 = now();
+        double t0 = clk();
         r->impl->run(&r->ctx);
-        double t = now() - t0;
+        double t = clk() - t0;
         total += t;
         runs++;
         if (t < best) best = t;
@@ -239,7 +244,7 @@ static void conv_free(conv_run *r) {
 
 int main(int argc, char **argv) {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
-    double secs = quick ? 0.05 : 0.4;
+    double secs = quick ? 0.05 : 1.0;
     const sqz_gemm_kernel *ks[3];
     double peaks[3];
     int nk = 0;

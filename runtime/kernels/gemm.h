@@ -7,16 +7,17 @@
  * [Cin*kh*kw, H*W] (im2col view), C = output [Cout, H*W]; SIMD vectors run
  * along N (contiguous output pixels), A elements are broadcast.
  *
- * Packed layouts (independent of cache blocking, so weights can be packed
- * once at prepare and any k-range [k0, k0+kc) of a panel is contiguous):
- *   A: ceil(M/MR) panels; panel i holds rows [i*MR, i*MR+MR) as
- *      a[k*MR + r] for k in [0, K), r in [0, MR); rows >= M are 0.
- *      The k-range starting at k0 begins at panel + k0*MR.
- *   B: ceil(N/NR) panels; panel j holds columns [j*NR, j*NR+NR) as
- *      b[k*NR + c] for k in [0, K), c in [0, NR); columns >= N are 0.
- *      The k-range starting at k0 begins at panel + k0*NR.
- * The driver may also pack a block of kc rows only (a[k*MR + r], k < kc):
- * the microkernel only ever sees kc-long panels.
+ * What the microkernel sees (kc-long panels, kc <= the driver's KC):
+ *   A panel: MR rows as a[k*MR + r], k in [0, kc), r in [0, MR); rows past
+ *            the matrix edge are 0.
+ *   B panel: NR columns as b[k*NR + c], k in [0, kc), c in [0, NR);
+ *            columns past the edge are 0.
+ * Fully packed operands (sqz_gemm_pack_a / pack_b, e.g. weights packed once
+ * at prepare) are private to kernels/common/gemm.c and only its driver reads
+ * them: B is ceil(N/NR) full-K panels (panel j at j*NR*K, its k-range from
+ * k0 at + k0*NR); A is cut into k-blocks of the driver's KC, each holding
+ * all ceil(M/MR) kc-long panels back to back (one contiguous A block per
+ * k-block, no L2 set conflicts from a K-sized stride).
  *
  * Microkernel: computes one MR x NR tile over kc (>= 1) steps and writes
  * its top-left m x n part (1 <= m <= MR, 1 <= n <= NR) to c (row stride
@@ -56,8 +57,8 @@ typedef struct sqz_gemm_epi {
     float alpha, beta; /* activation parameters (ref_act semantics) */
 } sqz_gemm_epi;
 
-typedef void (*sqz_gemm_ukernel_fn)(size_t kc, const float *a, const float *b, float *c,
-                                    size_t ldc, size_t m, size_t n, const sqz_gemm_epi *epi);
+typedef void (*sqz_gemm_ukernel_fn)(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                                    size_t m, size_t n, const sqz_gemm_epi *epi);
 
 /* One ISA's microkernel and its tile shape. MR <= 16, NR <= 64. */
 typedef struct sqz_gemm_kernel {

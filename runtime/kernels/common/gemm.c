@@ -119,9 +119,16 @@ static void pack_b_strided(const void *ctx, int64_t k0, int64_t kc, int64_t n0, 
     }
 }
 
+/* Full A: k-blocks of GEMM_KC (the last may be shorter), each holding all
+ * kc-long MR panels back to back, so the driver's A block (k0, m0) is one
+ * contiguous run (no L2 set conflicts from a K-sized panel stride). */
 void sqz_gemm_pack_a(const sqz_gemm_kernel *k, int64_t M, int64_t K, const float *src, int64_t rs,
                      int64_t cs, float *dst) {
-    pack_a_block(k->mr, src, rs, cs, 0, M, 0, K, dst);
+    int64_t mpad = (M + k->mr - 1) / k->mr * k->mr;
+    for (int64_t k0 = 0; k0 < K; k0 += GEMM_KC) {
+        int64_t kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
+        pack_a_block(k->mr, src, rs, cs, 0, M, k0, kc, dst + k0 * mpad);
+    }
 }
 
 void sqz_gemm_pack_b(const sqz_gemm_kernel *k, int64_t K, int64_t N, const float *src, int64_t rs,
@@ -200,6 +207,9 @@ static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb
     sqz_gemm_pack_b_fn packb = g->b.pack_b ? g->b.pack_b : pack_b_strided;
     const void *pctx = g->b.pack_b ? g->b.pack_ctx : (const void *)&sb;
     int cheap = act_is_cheap(g->act);
+    /* equal m-blocks of at most MC rows (no thin last block) */
+    int64_t nmb = (me - mb + MC - 1) / MC;
+    int64_t mstep = ((me - mb + nmb - 1) / nmb + MR - 1) / MR * MR;
     sqz_gemm_epi epi;
     for (int64_t k0 = 0; k0 < K; k0 += GEMM_KC) {
         int64_t kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
@@ -208,13 +218,14 @@ static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb
         epi.act = (last && cheap) ? g->act : SQZ_ACT_NONE;
         epi.alpha = g->alpha;
         epi.beta = g->beta;
-        for (int64_t m0 = mb; m0 < me; m0 += MC) {
-            int64_t mc = me - m0 < MC ? me - m0 : MC;
+        for (int64_t m0 = mb; m0 < me; m0 += mstep) {
+            int64_t mc = me - m0 < mstep ? me - m0 : mstep;
             const float *ablk;
             int64_t astride; /* floats between A panels */
             if (g->a.packed) {
-                ablk = g->a.packed + m0 * K + k0 * MR;
-                astride = MR * K;
+                int64_t mpad = (g->M + MR - 1) / MR * MR;
+                ablk = g->a.packed + k0 * mpad + m0 * kc;
+                astride = MR * kc;
             } else {
                 pack_a_block(MR, g->a.data, g->a.rs, g->a.cs, m0, mc, k0, kc, abuf);
                 ablk = abuf;

@@ -47,6 +47,12 @@ SQZ_INLINE void tile(size_t kc, const float *a, const float *b, float *c, size_t
                      const sqz_gemm_epi *e, const int rows, const int nv) {
     __m512 acc[MR][2];
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    /* the C tile is read / written after kc steps: fetch it meanwhile */
+    for (int r = 0; r < MR; r++) {
+        if (r >= rows) break;
+        _mm_prefetch((const char *)(c + (size_t)r * ldc), _MM_HINT_T0);
+        if (nv == 2) _mm_prefetch((const char *)(c + (size_t)r * ldc + NR - 1), _MM_HINT_T0);
+    }
     for (size_t k = 0; k < kc; k++) {
         __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_setzero_ps();
         if (nv == 2) b1 = _mm512_loadu_ps(b + 16);
