@@ -51,6 +51,30 @@ static void test_best_fit_gap(void **state) {
     assert_int_equal(off[2], off[0]);
 }
 
+/* Greedy by size alone places the 384 and 320 buffers first and leaves a
+ * 128-byte hole where the 192 one cannot go (arena 896); the other orders
+ * (e.g. by breadth: step 4 holds 768 live bytes) reach the lower bound. */
+static void test_beats_size_order(void **state) {
+    (void)state;
+    sqz_plan_item it[4] = {{256, 4, 4}, {192, 3, 5}, {384, 2, 2}, {320, 2, 4}};
+    size_t off[4];
+    size_t arena = sqz_plan_greedy(it, 4, 64, off);
+    assert_no_overlap(it, 4, off, arena);
+    assert_int_equal(sqz_plan_lower_bound(it, 4, 64, NULL), 768);
+    assert_int_equal(arena, 768);
+}
+
+/* Sizes are aligned: three live 1-byte buffers take three 64-byte slots. */
+static void test_alignment(void **state) {
+    (void)state;
+    sqz_plan_item it[3] = {{1, 0, 2}, {1, 1, 2}, {100, 2, 2}};
+    size_t off[3];
+    size_t arena = sqz_plan_greedy(it, 3, 64, off);
+    assert_no_overlap(it, 3, off, arena);
+    assert_int_equal(arena, 64 + 64 + 128);
+    assert_int_equal(sqz_plan_lower_bound(it, 3, 64, NULL), 256);
+}
+
 /* Random lifetimes: always valid, never below the lower bound, never above naive. */
 static void test_random_valid(void **state) {
     (void)state;
@@ -72,11 +96,43 @@ static void test_random_valid(void **state) {
     }
 }
 
+/* Graph-like instances (chains with skip connections and scratch items, up
+ * to 600 buffers): valid, and deterministic (same offsets twice). */
+static void test_random_large(void **state) {
+    (void)state;
+    tu_rng r;
+    tu_rng_seed(&r, 7);
+    enum { N = 600 };
+    sqz_plan_item *it = calloc(N, sizeof *it);
+    size_t *off = calloc(N, sizeof *off), *off2 = calloc(N, sizeof *off2);
+    assert_non_null(it);
+    assert_non_null(off);
+    assert_non_null(off2);
+    for (int rep = 0; rep < 4; rep++) {
+        int n = 100 + (int)(tu_rng_u32(&r) % (N - 100));
+        for (int i = 0; i < n; i++) {
+            it[i].size = (tu_rng_u32(&r) % 4 == 0) ? 0 : 64 + tu_rng_u32(&r) % 200000;
+            it[i].first = i / 2;
+            it[i].last = it[i].first + (tu_rng_u32(&r) % 5 == 0 ? (int)(tu_rng_u32(&r) % 12) : 1);
+        }
+        size_t arena = sqz_plan_greedy(it, n, 64, off);
+        assert_no_overlap(it, n, off, arena);
+        size_t lb = sqz_plan_lower_bound(it, n, 64, NULL);
+        assert_true(arena >= lb);
+        assert_true(arena <= sqz_plan_naive(it, n, 64));
+        assert_int_equal(sqz_plan_greedy(it, n, 64, off2), arena);
+        for (int i = 0; i < n; i++) assert_int_equal(off[i], off2[i]);
+    }
+    free(it);
+    free(off);
+    free(off2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chain_reuses),
-        cmocka_unit_test(test_best_fit_gap),
-        cmocka_unit_test(test_random_valid),
+        cmocka_unit_test(test_chain_reuses),     cmocka_unit_test(test_best_fit_gap),
+        cmocka_unit_test(test_beats_size_order), cmocka_unit_test(test_alignment),
+        cmocka_unit_test(test_random_valid),     cmocka_unit_test(test_random_large),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,6 +32,7 @@ struct sqz_session {
     size_t arena_bytes, lower_bound_bytes, naive_bytes;
     int peak_step;
     int num_threads;
+    unsigned char *input_set; /* per graph input: set since the last run */
 };
 
 void sqz_session_options_init(sqz_session_options *o) {
@@ -53,6 +54,7 @@ static void session_destroy(sqz_session *s) {
     free(s->nodes);
     free(s->shapes);
     free(s->ptr);
+    free(s->input_set);
     sqz_aligned_free(s->arena);
     free(s);
 }
@@ -195,11 +197,12 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
     s->shapes = calloc((size_t)nt + 1, sizeof *s->shapes);
     s->ptr = calloc((size_t)nt + 1, sizeof *s->ptr);
     s->nodes = calloc((size_t)nn + 1, sizeof *s->nodes);
+    s->input_set = calloc((size_t)m->n_inputs + 1, 1);
     sqz_plan_item *items = calloc((size_t)(nt + nn) + 1, sizeof *items);
     size_t *offs = calloc((size_t)(nt + nn) + 1, sizeof *offs);
     int32_t *root = calloc((size_t)nt + 1, sizeof *root);
     sqz_code rc = SQZ_OK;
-    if (!s->shapes || !s->ptr || !s->nodes || !items || !offs || !root) {
+    if (!s->shapes || !s->ptr || !s->nodes || !s->input_set || !items || !offs || !root) {
         rc = sqz_set_status(st, SQZ_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -318,8 +321,10 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
         e->macs = e->impl->macs ? e->impl->macs(c) : 0;
     }
 
-    /* lifetimes: node i runs at step i; graph inputs and outputs live for the
-     * whole run (inputs persist across runs; outputs are read afterwards) */
+    /* lifetimes: node i runs at step i; graph inputs are live from step 0 to
+     * their last reader (their space is reused afterwards, so every run needs
+     * its inputs set again: sqz_session_run checks), outputs from their
+     * producer to the end (they are read after the run) */
     for (int t = 0; t < nt; t++) {
         items[t].first = -1;
         items[t].last = -1;
@@ -327,7 +332,7 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
     for (int i = 0; i < m->n_inputs; i++) {
         int t = m->inputs[i];
         items[t].first = 0;
-        items[t].last = nn;
+        items[t].last = 0;
     }
     for (int i = 0; i < nn; i++) {
         const sqz_node *nd = &m->nodes[i];
@@ -410,13 +415,21 @@ sqz_code sqz_session_set_input(sqz_session *s, int index, const float *data, siz
     }
     if (!data) return sqz_set_status(st, SQZ_ERR_INVALID_ARG, "input data is NULL");
     if (n) memcpy(s->ptr[t], data, n * sizeof(float));
+    s->input_set[index] = 1;
     if (st) st->code = SQZ_OK;
     return SQZ_OK;
 }
 
 sqz_code sqz_session_run(sqz_session *s, sqz_status *st) {
     if (!s) return sqz_set_status(st, SQZ_ERR_INVALID_ARG, "session is NULL");
+    for (int i = 0; i < s->m->n_inputs; i++)
+        if (!s->input_set[i])
+            return sqz_set_status(st, SQZ_ERR_INVALID_ARG,
+                                  "input '%s' not set since the last run (its arena space is "
+                                  "reused during a run: set every input before each run)",
+                                  s->m->tensors[s->m->inputs[i]].name);
     for (int i = 0; i < s->m->n_nodes; i++) s->nodes[i].impl->run(&s->nodes[i].ctx);
+    memset(s->input_set, 0, (size_t)s->m->n_inputs);
     if (st) st->code = SQZ_OK;
     return SQZ_OK;
 }

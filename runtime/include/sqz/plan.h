@@ -1,9 +1,19 @@
 /* sqz/plan.h - MPool: offsets of tensors with known lifetimes in one arena.
  *
- * Greedy by size with best fit (as TFLite's arena planner; Pisarchyk & Lee
- * 2020, "Efficient Memory Management for Deep Neural Net Inference"): buffers
- * sorted largest first; each is placed in the smallest gap, among the buffers
- * already placed whose lifetimes overlap its own, that fits it. */
+ * Offsets come from greedy placement (Pisarchyk & Lee 2020, "Efficient Memory
+ * Management for Deep Neural Net Inference"): buffers are visited in some
+ * order and each is placed in the smallest gap, among the buffers already
+ * placed whose lifetimes overlap its own, that fits it (best fit), else on top.
+ * No single order is best on every graph, so sqz_plan_greedy tries several
+ * and keeps the smallest arena:
+ *   - greedy by size (largest first; TFLite's arena planner),
+ *   - size x lifetime, lifetime then size,
+ *   - greedy by breadth (the paper's 4.3: steps by total live bytes, largest
+ *     first; at each, its unplaced buffers largest first),
+ *   - a fixed number of seeded random perturbations of the size order,
+ * stopping early once an order reaches the lower bound. Deterministic: the
+ * same items always give the same offsets. Cost: O(orders x n^2 log n) at
+ * session creation, never at run time. */
 #ifndef SQZ_PLAN_H
 #define SQZ_PLAN_H
 

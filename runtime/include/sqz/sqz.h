@@ -71,6 +71,9 @@ void sqz_session_free(sqz_session *s);
 /* Copy an input in (float32, the session's input shape, dense row-major). */
 sqz_code sqz_session_set_input(sqz_session *s, int index, const float *data, size_t count,
                                sqz_status *st);
+/* Runs the graph. Every input must have been set since the previous run:
+ * an input's arena space is reused once its last reader ran (MPool), so a
+ * run without fresh inputs fails with SQZ_ERR_INVALID_ARG naming the input. */
 sqz_code sqz_session_run(sqz_session *s, sqz_status *st);
 /* Output view, valid until the next run or sqz_session_free. */
 sqz_code sqz_session_output(const sqz_session *s, int index, const float **data, sqz_shape *shape,

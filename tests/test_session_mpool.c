@@ -1,0 +1,137 @@
+/* test_session_mpool.c - MPool at session level: a graph input's arena space
+ * is reused after its last reader (here even written in place by Relu), so
+ * results stay right run after run when inputs are set each time, a run
+ * without a fresh input fails naming it, and the arena is the lower bound. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sqz/sqz.h"
+#include "sqzc/ir.h"
+#include "sqzc/passes.h"
+#include "sqzc/writer.h"
+#include "testutil.h"
+
+enum { C = 4, M = 8, HW = 36 };
+
+static float W[M * C], B[M];
+
+/* x[1,C,6,6] -> Relu -> Conv 1x1 (M) -> Sigmoid -> y */
+static sqzc_graph *make_graph(void) {
+    sqzc_graph *g = sqzc_graph_new();
+    assert_non_null(g);
+    int x = sqzc_tensor_get_or_add(g, "x");
+    sqz_shape xs = {4, {1, C, 6, 6}}, ws = {4, {M, C, 1, 1}}, bs = {1, {M}};
+    g->tensors[x].shape = xs;
+    g->tensors[x].has_shape = 1;
+    g->inputs = malloc(sizeof(int32_t));
+    assert_non_null(g->inputs);
+    g->inputs[0] = x;
+    g->n_inputs = 1;
+    int w = sqzc_tensor_get_or_add(g, "w"), b = sqzc_tensor_get_or_add(g, "b");
+    assert_int_equal(sqzc_tensor_set_f32(g, w, &ws, W), 0);
+    assert_int_equal(sqzc_tensor_set_f32(g, b, &bs, B), 0);
+    int r = sqzc_tensor_get_or_add(g, "r"), c = sqzc_tensor_get_or_add(g, "c"),
+        y = sqzc_tensor_get_or_add(g, "y");
+    int32_t i0[1] = {x}, o0[1] = {r}, i1[3] = {r, w, b}, o1[1] = {c}, i2[1] = {c}, o2[1] = {y};
+    sqzc_add_node(g, SQZ_OP_RELU, "relu", 1, i0, 1, o0);
+    sqzc_add_node(g, SQZ_OP_CONV, "conv", 3, i1, 1, o1);
+    sqzc_add_node(g, SQZ_OP_SIGMOID, "sig", 1, i2, 1, o2);
+    g->outputs = malloc(sizeof(int32_t));
+    assert_non_null(g->outputs);
+    g->outputs[0] = y;
+    g->n_outputs = 1;
+    return g;
+}
+
+static void expected(const float *x, float *y) {
+    for (int o = 0; o < M; o++)
+        for (int p = 0; p < HW; p++) {
+            double acc = B[o];
+            for (int i = 0; i < C; i++) {
+                float v = x[i * HW + p];
+                acc += (double)W[o * C + i] * (v > 0 ? v : 0);
+            }
+            y[o * HW + p] = (float)(1.0 / (1.0 + exp(-acc)));
+        }
+}
+
+static void check_run(sqz_session *s, const float *x) {
+    sqz_status st;
+    float want[M * HW];
+    expected(x, want);
+    assert_int_equal(sqz_session_set_input(s, 0, x, C * HW, &st), SQZ_OK);
+    assert_int_equal(sqz_session_run(s, &st), SQZ_OK);
+    const float *y;
+    sqz_shape ys;
+    assert_int_equal(sqz_session_output(s, 0, &y, &ys, &st), SQZ_OK);
+    assert_int_equal(sqz_shape_numel(&ys), M * HW);
+    for (int i = 0; i < M * HW; i++) assert_true(fabsf(y[i] - want[i]) <= 1e-5f);
+}
+
+static void run_case(int force_ref) {
+    tu_rng r;
+    tu_rng_seed(&r, 5);
+    tu_fill_uniform(&r, W, M * C, -1, 1);
+    tu_fill_uniform(&r, B, M, -1, 1);
+    float xa[C * HW], xb[C * HW];
+    tu_fill_uniform(&r, xa, C * HW, -2, 2);
+    tu_fill_uniform(&r, xb, C * HW, -2, 2);
+    char err[256];
+    sqzc_graph *g = make_graph();
+    assert_int_equal(sqzc_infer_shapes(g, err, sizeof err), 0);
+    uint8_t *buf;
+    size_t size;
+    if (sqzc_serialize(g, &buf, &size, err, sizeof err) != 0) fail_msg("serialize: %s", err);
+    sqzc_graph_free(g);
+    sqz_model *m;
+    sqz_status st;
+    if (sqz_model_load_buffer(buf, size, &m, &st) != SQZ_OK) fail_msg("load: %s", st.msg);
+    free(buf);
+    sqz_set_force_reference(force_ref);
+    sqz_session *s;
+    if (sqz_session_create(m, NULL, &s, &st) != SQZ_OK) fail_msg("session: %s", st.msg);
+
+    /* x dies after Relu (which writes over it): the peak is r + c (+ scratch) */
+    sqz_memory_info mi;
+    sqz_session_memory(s, &mi);
+    assert_int_equal(mi.arena_bytes, mi.lower_bound_bytes);
+    assert_true(mi.arena_bytes < mi.naive_bytes);
+
+    /* a run before any input fails */
+    assert_int_equal(sqz_session_run(s, &st), SQZ_ERR_INVALID_ARG);
+    check_run(s, xa);
+    check_run(s, xb);
+    /* without a fresh input: refused, naming the input */
+    assert_int_equal(sqz_session_run(s, &st), SQZ_ERR_INVALID_ARG);
+    assert_non_null(strstr(st.msg, "'x'"));
+    check_run(s, xa);
+    sqz_session_free(s);
+    sqz_model_free(m);
+    sqz_set_force_reference(0);
+}
+
+static void test_input_reuse_fast(void **state) {
+    (void)state;
+    run_case(0);
+}
+
+static void test_input_reuse_reference(void **state) {
+    (void)state;
+    run_case(1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_input_reuse_fast),
+        cmocka_unit_test(test_input_reuse_reference),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
