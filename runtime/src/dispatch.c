@@ -13,6 +13,7 @@
 #include "x86/eltwise_x86.h"
 #endif
 #include "dwconv.h"
+#include "fastops.h"
 
 typedef struct fast_entry {
     int op;
@@ -34,6 +35,14 @@ static const fast_entry fast_table[] = {
     /* element-wise: vector exp for Sigmoid (SiLU / squeeze-excite nets) */
     {SQZ_OP_SIGMOID, sqz_cpu_has_avx2_fma, &sqz_x86_sigmoid_avx2},
 #endif
+    /* portable fast paths of the memory-bound ops (kernels/fastops.h) */
+    {SQZ_OP_MAXPOOL, NULL, &sqz_fast_maxpool},
+    {SQZ_OP_AVGPOOL, NULL, &sqz_fast_avgpool},
+    {SQZ_OP_GLOBAL_AVGPOOL, NULL, &sqz_fast_global_avgpool},
+    {SQZ_OP_ADD, NULL, &sqz_fast_add},
+    {SQZ_OP_SUB, NULL, &sqz_fast_sub},
+    {SQZ_OP_MUL, NULL, &sqz_fast_mul},
+    {SQZ_OP_DIV, NULL, &sqz_fast_div},
     {SQZ_OP_INVALID, NULL, NULL}, /* sentinel keeps the array non-empty */
 };
 

@@ -1,0 +1,187 @@
+/* pool_fast.c - MaxPool / AveragePool (2-D, separable) and GlobalAveragePool.
+ * See fastops.h.
+ *
+ * A pooling window is the product of a row range and a column range, so per
+ * output row the kh input rows are first reduced element-wise into one row
+ * (contiguous, vectorized), then each output takes its kw columns of that
+ * row. Max keeps the reference's NaN rule (a NaN in the window wins). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fastops.h"
+#include "ref/ref.h"
+
+typedef struct fpool {
+    int is_max, count_include_pad;
+    int64_t NC, IH, IW, OH, OW, kh, kw, sh, sw, ph, pw, pe_h, pe_w;
+} fpool;
+
+static int ref_validate(sqz_op_ctx *ctx, const sqz_op_impl *ref) {
+    int rc = ref->prepare(ctx);
+    if (ctx->params && ref->release) ref->release(ctx->params);
+    ctx->params = NULL;
+    ctx->scratch_bytes = 0;
+    return rc;
+}
+
+static int pool_prepare(sqz_op_ctx *ctx, int is_max) {
+    int rc = ref_validate(ctx, is_max ? &sqz_ref_maxpool : &sqz_ref_avgpool);
+    if (rc) return rc;
+    const sqz_shape *x = &ctx->in_shape[0];
+    if (x->ndim != 4) return 1;
+    ref_geom g;
+    if (ref_geom_prepare(ctx, &g, 2, x->dims + 2, NULL, 1)) return -1;
+    if (g.d[1] != 1 || g.d[2] != 1) return 1;
+    fpool p;
+    memset(&p, 0, sizeof p);
+    p.is_max = is_max;
+    p.count_include_pad = !is_max && sqz_attr_int(ctx->node, "count_include_pad", 0) == 1;
+    p.NC = x->dims[0] * x->dims[1];
+    p.IH = g.in[1];
+    p.IW = g.in[2];
+    p.OH = g.out[1];
+    p.OW = g.out[2];
+    p.kh = g.k[1];
+    p.kw = g.k[2];
+    p.sh = g.s[1];
+    p.sw = g.s[2];
+    p.ph = g.pb[1];
+    p.pw = g.pb[2];
+    p.pe_h = g.pe[1];
+    p.pe_w = g.pe[2];
+    if (p.NC <= 0 || p.OH <= 0 || p.OW <= 0 || p.IW <= 0) return 1;
+    fpool *pp = malloc(sizeof *pp);
+    if (!pp) return sqz_op_fail(ctx, "%s: out of memory", ref_opname(ctx));
+    *pp = p;
+    ctx->params = pp;
+    /* one reduced row per thread */
+    int nt = ctx->num_threads > 1 ? ctx->num_threads : 1;
+    ctx->scratch_bytes = (size_t)nt * (size_t)((p.IW + 15) / 16 * 16) * sizeof(float);
+    return 0;
+}
+
+static int maxpool_prepare(sqz_op_ctx *ctx) {
+    return pool_prepare(ctx, 1);
+}
+static int avgpool_prepare(sqz_op_ctx *ctx) {
+    return pool_prepare(ctx, 0);
+}
+
+/* Number of taps start + t (t in [0, k)) inside [lo, hi). */
+static int64_t taps_in(int64_t start, int64_t k, int64_t lo, int64_t hi) {
+    int64_t a = start > lo ? start : lo, b = start + k < hi ? start + k : hi;
+    return b > a ? b - a : 0;
+}
+
+static void pool_plane(const fpool *p, const float *x, float *y, float *row) {
+    for (int64_t oh = 0; oh < p->OH; oh++) {
+        int64_t h0 = oh * p->sh - p->ph;
+        int64_t r0 = h0 < 0 ? 0 : h0, r1 = h0 + p->kh < p->IH ? h0 + p->kh : p->IH;
+        float *yr = y + oh * p->OW;
+        if (r1 <= r0) { /* window rows all padding */
+            for (int64_t ow = 0; ow < p->OW; ow++) yr[ow] = p->is_max ? -INFINITY : 0.0f;
+            continue;
+        }
+        memcpy(row, x + r0 * p->IW, (size_t)p->IW * sizeof(float));
+        for (int64_t r = r0 + 1; r < r1; r++) {
+            const float *xr = x + r * p->IW;
+            if (p->is_max)
+                for (int64_t i = 0; i < p->IW; i++) {
+                    float v = xr[i], m = row[i];
+                    row[i] = (v > m || v != v) && m == m ? v : m;
+                }
+            else
+                for (int64_t i = 0; i < p->IW; i++) row[i] += xr[i];
+        }
+        int64_t nrows = r1 - r0, prow = taps_in(h0, p->kh, -p->ph, p->IH + p->pe_h);
+        for (int64_t ow = 0; ow < p->OW; ow++) {
+            int64_t w0 = ow * p->sw - p->pw;
+            int64_t c0 = w0 < 0 ? 0 : w0, c1 = w0 + p->kw < p->IW ? w0 + p->kw : p->IW;
+            if (p->is_max) {
+                float m = -INFINITY;
+                for (int64_t c = c0; c < c1; c++) {
+                    float v = row[c];
+                    m = (v > m || v != v) && m == m ? v : m;
+                }
+                yr[ow] = m;
+            } else {
+                float s = 0.0f;
+                for (int64_t c = c0; c < c1; c++) s += row[c];
+                int64_t cnt = p->count_include_pad
+                                  ? prow * taps_in(w0, p->kw, -p->pw, p->IW + p->pe_w)
+                                  : nrows * (c1 > c0 ? c1 - c0 : 0);
+                yr[ow] = cnt ? s / (float)cnt : 0.0f;
+            }
+        }
+    }
+}
+
+/* Planes [b, e) of one thread (its own reduced row). */
+static void pool_planes(const sqz_op_ctx *ctx, int64_t b, int64_t e, float *row) {
+    const fpool *p = ctx->params;
+    const int64_t in_sp = p->IH * p->IW, out_sp = p->OH * p->OW;
+    for (int64_t nc = b; nc < e; nc++)
+        pool_plane(p, ctx->in_data[0] + nc * in_sp, ctx->out_data[0] + nc * out_sp, row);
+}
+
+static void pool_run(const sqz_op_ctx *ctx) {
+    const fpool *p = ctx->params;
+    float *rows = ctx->scratch;
+    int nt = ctx->num_threads > 1 ? ctx->num_threads : 1;
+    if (nt > p->NC) nt = (int)p->NC;
+    if (nt <= 1 || p->NC * p->IH * p->IW < 32768) {
+        pool_planes(ctx, 0, p->NC, rows);
+        return;
+    }
+    const size_t row_floats = (size_t)((p->IW + 15) / 16 * 16);
+#if defined(SQZ_HAVE_OPENMP)
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+    for (int t = 0; t < nt; t++)
+        pool_planes(ctx, p->NC * t / nt, p->NC * (t + 1) / nt, rows + (size_t)t * row_floats);
+}
+
+const sqz_op_impl sqz_fast_maxpool = {maxpool_prepare, pool_run, free, NULL};
+const sqz_op_impl sqz_fast_avgpool = {avgpool_prepare, pool_run, free, NULL};
+
+/* ------------------------------------------------------ GlobalAveragePool */
+
+static int gap_prepare(sqz_op_ctx *ctx) {
+    int rc = ref_validate(ctx, &sqz_ref_global_avgpool);
+    if (rc) return rc;
+    const sqz_shape *x = &ctx->in_shape[0];
+    if (ref_prod(x->dims, 2, x->ndim) <= 0) return 1; /* empty planes: the reference's NaN */
+    return 0;
+}
+
+/* Mean of n > 0 floats: 16 independent float sums (vectorizable, no long
+ * dependency chain), combined in double. */
+static float plane_mean(const float *x, int64_t n) {
+    float acc[16] = {0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += x[i + j];
+    double s = 0.0;
+    for (int j = 0; j < 16; j++) s += acc[j];
+    for (; i < n; i++) s += x[i];
+    return (float)(s / (double)n);
+}
+
+static void gap_run(const sqz_op_ctx *ctx) {
+    const sqz_shape *x = &ctx->in_shape[0];
+    int64_t nc = x->dims[0] * x->dims[1], sp = ref_prod(x->dims, 2, x->ndim);
+    const float *X = ctx->in_data[0];
+    float *Y = ctx->out_data[0];
+    int nt = ctx->num_threads > 1 ? ctx->num_threads : 1;
+    if (nt > 1 && nc >= nt && nc * sp >= 65536) {
+#if defined(SQZ_HAVE_OPENMP)
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+        for (int64_t i = 0; i < nc; i++) Y[i] = plane_mean(X + i * sp, sp);
+        return;
+    }
+    for (int64_t i = 0; i < nc; i++) Y[i] = plane_mean(X + i * sp, sp);
+}
+
+const sqz_op_impl sqz_fast_global_avgpool = {gap_prepare, gap_run, NULL, NULL};

@@ -1,0 +1,22 @@
+/* fastops.h - portable fast paths for the memory-bound ops (pools, the
+ * element-wise binaries) that the reference writes for clarity: plain C
+ * with contiguous inner loops the compiler vectorizes, OpenMP over planes or
+ * chunks when the session has threads. Registered in runtime/src/dispatch.c
+ * for every CPU; each prepare() runs the reference prepare (validation and
+ * output shape) and declines (1) what it does not cover. Results equal the
+ * reference up to float summation order (AveragePool, GlobalAveragePool). */
+#ifndef SQZ_KERNELS_FASTOPS_H
+#define SQZ_KERNELS_FASTOPS_H
+
+#include "sqz/ops.h"
+
+/* MaxPool / AveragePool: 4-D input (2 spatial dims), dilation 1, any
+ * kernel, stride, pads, ceil_mode; one output (no Indices). */
+extern const sqz_op_impl sqz_fast_maxpool, sqz_fast_avgpool;
+/* GlobalAveragePool: 16 float partial sums per plane, combined in double. */
+extern const sqz_op_impl sqz_fast_global_avgpool;
+/* Add / Sub / Mul / Div with broadcasting, inner loops specialised for the
+ * contiguous, scalar-operand and per-channel patterns. */
+extern const sqz_op_impl sqz_fast_add, sqz_fast_sub, sqz_fast_mul, sqz_fast_div;
+
+#endif

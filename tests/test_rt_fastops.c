@@ -1,0 +1,314 @@
+/* test_rt_fastops.c - the portable fast pools and binaries (kernels/fastops.h)
+ * against the reference kernels on random shapes, pads, strides, ceil_mode,
+ * broadcast patterns and thread counts (incl. NaN propagation in MaxPool);
+ * and the cases they must decline. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fastops.h"
+#include "model.h"
+#include "ref/ref.h"
+#include "sqz/ops.h"
+#include "testutil.h"
+
+#define MAX_ATTRS 8
+
+typedef struct tnode {
+    sqz_node node;
+    sqz_attr attrs[MAX_ATTRS];
+    int64_t ints[MAX_ATTRS][4];
+    int32_t ids[3];
+} tnode;
+
+static void tn_init(tnode *t, int op, int n_in) {
+    memset(t, 0, sizeof *t);
+    t->node.op = (uint16_t)op;
+    t->node.name = "n";
+    t->node.attrs = t->attrs;
+    for (int i = 0; i < 3; i++) t->ids[i] = i;
+    t->node.inputs = t->ids;
+    t->node.outputs = t->ids;
+    t->node.n_inputs = (uint32_t)n_in;
+    t->node.n_outputs = 1;
+}
+
+static void tn_ints(tnode *t, const char *name, int n, const int64_t *v) {
+    int i = (int)t->node.n_attrs++;
+    assert_true(i < MAX_ATTRS && n <= 4);
+    sqz_attr *a = &t->attrs[i];
+    a->name = name;
+    a->type = n == 1 ? SQZ_ATTR_INT : SQZ_ATTR_INTS;
+    a->count = (uint32_t)n;
+    memcpy(t->ints[i], v, (size_t)n * sizeof(int64_t));
+    a->ints = t->ints[i];
+}
+
+/* prepare + run one impl; returns prepare's code, output in *y (malloc'd). */
+static int run_impl(const sqz_op_impl *impl, const tnode *t, const sqz_shape *in, int n_in,
+                    const float *const *data, int threads, float **y, sqz_shape *ys) {
+    char err[256] = {0};
+    const float *pdata[3] = {NULL, NULL, NULL};
+    sqz_op_ctx c;
+    memset(&c, 0, sizeof c);
+    c.node = &t->node;
+    c.n_in = (uint32_t)n_in;
+    c.n_out = 1;
+    c.in_shape = in;
+    c.in_data = pdata;
+    c.out_shape = ys;
+    c.num_threads = threads;
+    c.err = err;
+    c.err_len = sizeof err;
+    int rc = impl->prepare(&c);
+    *y = NULL;
+    if (rc != 0) {
+        if (c.params && impl->release) impl->release(c.params);
+        return rc;
+    }
+    int64_t n = sqz_shape_numel(ys);
+    float *out = malloc((size_t)(n > 0 ? n : 1) * sizeof *out);
+    void *scratch = c.scratch_bytes ? sqz_aligned_alloc(c.scratch_bytes) : NULL;
+    assert_non_null(out);
+    if (c.scratch_bytes) assert_non_null(scratch);
+    float *outs[1] = {out};
+    c.in_data = data;
+    c.out_data = outs;
+    c.scratch = scratch;
+    impl->run(&c);
+    if (c.params && impl->release) impl->release(c.params);
+    sqz_aligned_free(scratch);
+    *y = out;
+    return 0;
+}
+
+static void compare(const float *a, const float *b, int64_t n, float rtol) {
+    for (int64_t i = 0; i < n; i++) {
+        if (isnan(b[i])) {
+            assert_true(isnan(a[i]));
+            continue;
+        }
+        float tol = rtol * (1.0f + fabsf(b[i]));
+        if (!(fabsf(a[i] - b[i]) <= tol) && !(a[i] == b[i]))
+            fail_msg("element %lld: fast %g vs ref %g", (long long)i, a[i], b[i]);
+    }
+}
+
+static void test_pools_random(void **state) {
+    (void)state;
+    tu_rng r;
+    tu_rng_seed(&r, 11);
+    for (int rep = 0; rep < 300; rep++) {
+        int is_max = rep % 2 == 0;
+        int64_t N = 1 + tu_rng_u32(&r) % 2, C = 1 + tu_rng_u32(&r) % 5;
+        int64_t H = 1 + tu_rng_u32(&r) % 19, W = 1 + tu_rng_u32(&r) % 23;
+        int64_t kh = 1 + tu_rng_u32(&r) % 4, kw = 1 + tu_rng_u32(&r) % 4;
+        if (kh > H + 2) kh = H;
+        if (kw > W + 2) kw = W;
+        int64_t st[2] = {1 + tu_rng_u32(&r) % 3, 1 + tu_rng_u32(&r) % 3};
+        int64_t pads[4] = {tu_rng_u32(&r) % 2, tu_rng_u32(&r) % 2, tu_rng_u32(&r) % 2,
+                           tu_rng_u32(&r) % 2};
+        int64_t ks[2] = {kh, kw};
+        for (int i = 0; i < 2; i++)
+            if (pads[i] >= ks[i]) pads[i] = ks[i] - 1;
+        for (int i = 2; i < 4; i++)
+            if (pads[i] >= ks[i - 2]) pads[i] = ks[i - 2] - 1;
+        if (H + pads[0] + pads[2] < kh || W + pads[1] + pads[3] < kw) continue;
+        tnode t;
+        tn_init(&t, is_max ? SQZ_OP_MAXPOOL : SQZ_OP_AVGPOOL, 1);
+        tn_ints(&t, "kernel_shape", 2, ks);
+        tn_ints(&t, "strides", 2, st);
+        tn_ints(&t, "pads", 4, pads);
+        int64_t ceil = tu_rng_u32(&r) % 2, cip = tu_rng_u32(&r) % 2;
+        tn_ints(&t, "ceil_mode", 1, &ceil);
+        if (!is_max) tn_ints(&t, "count_include_pad", 1, &cip);
+        sqz_shape in = {4, {N, C, H, W}};
+        int64_t n = N * C * H * W;
+        float *x = malloc((size_t)n * sizeof *x);
+        assert_non_null(x);
+        tu_fill_uniform(&r, x, (size_t)n, -3, 3);
+        if (is_max && rep % 6 == 0) x[tu_rng_u32(&r) % n] = NAN;
+        const float *data[1] = {x};
+        float *yr, *yf;
+        sqz_shape sr, sf;
+        int rc_ref =
+            run_impl(is_max ? &sqz_ref_maxpool : &sqz_ref_avgpool, &t, &in, 1, data, 1, &yr, &sr);
+        int threads = 1 + (int)(rep % 3);
+        int rc = run_impl(is_max ? &sqz_fast_maxpool : &sqz_fast_avgpool, &t, &in, 1, data, threads,
+                          &yf, &sf);
+        assert_int_equal(rc, rc_ref);
+        if (rc == 0) {
+            assert_int_equal(sf.ndim, sr.ndim);
+            for (int d = 0; d < 4; d++) assert_int_equal(sf.dims[d], sr.dims[d]);
+            compare(yf, yr, sqz_shape_numel(&sr), 1e-5f);
+        }
+        free(yr);
+        free(yf);
+        free(x);
+    }
+}
+
+/* large enough to take the threaded path */
+static void test_pool_threads_large(void **state) {
+    (void)state;
+    tu_rng r;
+    tu_rng_seed(&r, 3);
+    int64_t ks[2] = {3, 3}, st[2] = {2, 2}, pads[4] = {1, 1, 1, 1};
+    tnode t;
+    tn_init(&t, SQZ_OP_MAXPOOL, 1);
+    tn_ints(&t, "kernel_shape", 2, ks);
+    tn_ints(&t, "strides", 2, st);
+    tn_ints(&t, "pads", 4, pads);
+    sqz_shape in = {4, {1, 13, 57, 61}};
+    int64_t n = sqz_shape_numel(&in);
+    float *x = malloc((size_t)n * sizeof *x);
+    assert_non_null(x);
+    tu_fill_uniform(&r, x, (size_t)n, -3, 3);
+    const float *data[1] = {x};
+    float *yr, *yf;
+    sqz_shape sr, sf;
+    assert_int_equal(run_impl(&sqz_ref_maxpool, &t, &in, 1, data, 1, &yr, &sr), 0);
+    for (int th = 1; th <= 3; th++) {
+        assert_int_equal(run_impl(&sqz_fast_maxpool, &t, &in, 1, data, th, &yf, &sf), 0);
+        compare(yf, yr, sqz_shape_numel(&sr), 0.0f);
+        free(yf);
+    }
+    free(yr);
+    free(x);
+}
+
+static void test_pool_declines(void **state) {
+    (void)state;
+    int64_t ks[2] = {2, 2}, dil[2] = {2, 1};
+    tnode t;
+    tn_init(&t, SQZ_OP_MAXPOOL, 1);
+    tn_ints(&t, "kernel_shape", 2, ks);
+    tn_ints(&t, "dilations", 2, dil);
+    sqz_shape in = {4, {1, 2, 6, 6}};
+    float x[72] = {0};
+    const float *data[1] = {x};
+    float *y;
+    sqz_shape ys;
+    assert_int_equal(run_impl(&sqz_fast_maxpool, &t, &in, 1, data, 1, &y, &ys), 1);
+    /* 1-D pooling (rank 3) goes to the reference too */
+    int64_t k1 = 2;
+    tnode t1;
+    tn_init(&t1, SQZ_OP_MAXPOOL, 1);
+    tn_ints(&t1, "kernel_shape", 1, &k1);
+    sqz_shape in1 = {3, {1, 2, 6}};
+    assert_int_equal(run_impl(&sqz_fast_maxpool, &t1, &in1, 1, data, 1, &y, &ys), 1);
+}
+
+static void test_gap_random(void **state) {
+    (void)state;
+    tu_rng r;
+    tu_rng_seed(&r, 5);
+    for (int rep = 0; rep < 60; rep++) {
+        sqz_shape in = {4,
+                        {1 + tu_rng_u32(&r) % 2, 1 + tu_rng_u32(&r) % 40, 1 + tu_rng_u32(&r) % 60,
+                         1 + tu_rng_u32(&r) % 60}};
+        if (rep % 7 == 0) in.ndim = 3;
+        int64_t n = sqz_shape_numel(&in);
+        float *x = malloc((size_t)n * sizeof *x);
+        assert_non_null(x);
+        tu_fill_uniform(&r, x, (size_t)n, -1, 3);
+        tnode t;
+        tn_init(&t, SQZ_OP_GLOBAL_AVGPOOL, 1);
+        const float *data[1] = {x};
+        float *yr, *yf;
+        sqz_shape sr, sf;
+        assert_int_equal(run_impl(&sqz_ref_global_avgpool, &t, &in, 1, data, 1, &yr, &sr), 0);
+        assert_int_equal(
+            run_impl(&sqz_fast_global_avgpool, &t, &in, 1, data, 1 + rep % 2, &yf, &sf), 0);
+        compare(yf, yr, sqz_shape_numel(&sr), 1e-5f);
+        free(yr);
+        free(yf);
+        free(x);
+    }
+}
+
+/* Broadcast patterns: same shape, per-channel (either side), scalar, row
+ * vector, outer broadcast, plus random shapes. */
+static void test_binary_random(void **state) {
+    (void)state;
+    static const int ops[4] = {SQZ_OP_ADD, SQZ_OP_SUB, SQZ_OP_MUL, SQZ_OP_DIV};
+    const sqz_op_impl *fast[4] = {&sqz_fast_add, &sqz_fast_sub, &sqz_fast_mul, &sqz_fast_div};
+    const sqz_op_impl *ref[4] = {&sqz_ref_add, &sqz_ref_sub, &sqz_ref_mul, &sqz_ref_div};
+    tu_rng r;
+    tu_rng_seed(&r, 9);
+    int accepted = 0;
+    for (int rep = 0; rep < 400; rep++) {
+        int k = rep % 4;
+        sqz_shape o = {4,
+                       {1 + tu_rng_u32(&r) % 2, 1 + tu_rng_u32(&r) % 9, 1 + tu_rng_u32(&r) % 13,
+                        1 + tu_rng_u32(&r) % 17}};
+        if (rep % 50 == 0) o.dims[1] = 300; /* > 65536 elements: threaded split */
+        sqz_shape a = o, b = o;
+        switch ((rep / 4) % 6) {
+        case 0:
+            break;
+        case 1:
+            b.dims[0] = 1;
+            b.dims[2] = b.dims[3] = 1; /* per channel */
+            break;
+        case 2:
+            a.dims[0] = 1;
+            a.dims[2] = a.dims[3] = 1;
+            break;
+        case 3:
+            b.ndim = 0; /* scalar */
+            break;
+        case 4:
+            b.ndim = 1; /* row vector over W */
+            b.dims[0] = o.dims[3];
+            break;
+        default:
+            for (int d = 0; d < 4; d++)
+                if (tu_rng_u32(&r) % 2)
+                    a.dims[d] = 1;
+                else if (tu_rng_u32(&r) % 2)
+                    b.dims[d] = 1;
+        }
+        sqz_shape in[2] = {a, b};
+        int64_t na = sqz_shape_numel(&a), nb = sqz_shape_numel(&b);
+        float *xa = malloc((size_t)na * sizeof *xa), *xb = malloc((size_t)nb * sizeof *xb);
+        assert_non_null(xa);
+        assert_non_null(xb);
+        tu_fill_uniform(&r, xa, (size_t)na, -2, 2);
+        tu_fill_uniform(&r, xb, (size_t)nb, 0.5f, 2);
+        tnode t;
+        tn_init(&t, ops[k], 2);
+        const float *data[2] = {xa, xb};
+        float *yr, *yf;
+        sqz_shape sr, sf;
+        assert_int_equal(run_impl(ref[k], &t, in, 2, data, 1, &yr, &sr), 0);
+        int rc = run_impl(fast[k], &t, in, 2, data, 1 + rep % 3, &yf, &sf);
+        assert_true(rc == 0 || rc == 1);
+        if (rc == 0) {
+            accepted++;
+            assert_int_equal(sf.ndim, sr.ndim);
+            compare(yf, yr, sqz_shape_numel(&sr), 0.0f); /* same single op: exact */
+        }
+        free(yr);
+        free(yf);
+        free(xa);
+        free(xb);
+    }
+    assert_true(accepted >= 300); /* the patterns above are the covered ones */
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pools_random),  cmocka_unit_test(test_pool_threads_large),
+        cmocka_unit_test(test_pool_declines), cmocka_unit_test(test_gap_random),
+        cmocka_unit_test(test_binary_random),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
