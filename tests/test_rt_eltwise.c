@@ -54,16 +54,11 @@ static void run_unary(const sqz_op_impl *impl, int op, const float *x, float *y,
     if (impl->release) impl->release(ctx.params);
 }
 
-static void test_sigmoid(void **state) {
-    (void)state;
 #if defined(__x86_64__)
-    if (!sqz_cpu_has_avx2_fma()) {
-        printf("sigmoid avx2 SKIPPED: no AVX2/FMA on this CPU\n");
-        return;
-    }
+static void check_sigmoid(const sqz_op_impl *impl) {
     tu_rng rng;
     tu_rng_seed(&rng, 31);
-    const int64_t lens[] = {1, 7, 8, 9, 100, 40000};
+    const int64_t lens[] = {1, 7, 8, 9, 15, 16, 17, 31, 33, 100, 40000};
     for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
         int64_t n = lens[li];
         float *x = malloc((size_t)n * sizeof(float)), *a = malloc((size_t)n * sizeof(float));
@@ -74,7 +69,7 @@ static void test_sigmoid(void **state) {
         const float sp[] = {0.0f, -0.0f, 1e-8f, -1e-8f, 88.0f, -88.0f, 200.0f, -200.0f, 15.9f};
         for (size_t i = 0; i < sizeof sp / sizeof sp[0] && (int64_t)i < n; i++) x[i] = sp[i];
         run_unary(sqz_ref_op(SQZ_OP_SIGMOID), SQZ_OP_SIGMOID, x, a, n, 1);
-        run_unary(&sqz_x86_sigmoid_avx2, SQZ_OP_SIGMOID, x, b, n, li & 1 ? 2 : 1);
+        run_unary(impl, SQZ_OP_SIGMOID, x, b, n, li & 1 ? 2 : 1);
         for (int64_t i = 0; i < n; i++) {
             double d = fabs((double)a[i] - (double)b[i]);
             if (!(d <= 1e-6 * fabs((double)a[i]) + 1e-30))
@@ -84,13 +79,39 @@ static void test_sigmoid(void **state) {
         free(a);
         free(b);
     }
+}
+#endif
+
+static void test_sigmoid(void **state) {
+    (void)state;
+#if defined(__x86_64__)
+    if (!sqz_cpu_has_avx2_fma()) {
+        printf("sigmoid avx2 SKIPPED: no AVX2/FMA on this CPU\n");
+        return;
+    }
+    check_sigmoid(&sqz_x86_sigmoid_avx2);
     printf("sigmoid avx2 covered\n");
 #else
     printf("sigmoid: no vectorised kernel on this architecture\n");
 #endif
 }
 
+static void test_sigmoid_avx512(void **state) {
+    (void)state;
+#if defined(__x86_64__)
+    if (!sqz_cpu_has_avx512()) {
+        printf("sigmoid avx512 SKIPPED: no AVX-512 on this CPU\n");
+        return;
+    }
+    check_sigmoid(&sqz_x86_sigmoid_avx512);
+    printf("sigmoid avx512 covered\n");
+#else
+    printf("sigmoid: no vectorised kernel on this architecture\n");
+#endif
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_sigmoid)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_sigmoid),
+                                       cmocka_unit_test(test_sigmoid_avx512)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

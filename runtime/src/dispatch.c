@@ -33,6 +33,7 @@ static const fast_entry fast_table[] = {
     {SQZ_OP_MATMUL, sqz_cpu_has_avx512, &sqz_x86_matmul_avx512},
     {SQZ_OP_MATMUL, sqz_cpu_has_avx2_fma, &sqz_x86_matmul_avx2},
     /* element-wise: vector exp for Sigmoid (SiLU / squeeze-excite nets) */
+    {SQZ_OP_SIGMOID, sqz_cpu_has_avx512, &sqz_x86_sigmoid_avx512},
     {SQZ_OP_SIGMOID, sqz_cpu_has_avx2_fma, &sqz_x86_sigmoid_avx2},
 #endif
     /* portable fast paths of the memory-bound ops (kernels/fastops.h) */

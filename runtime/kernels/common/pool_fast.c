@@ -17,6 +17,11 @@ typedef struct fpool {
     int64_t NC, IH, IW, OH, OW, kh, kw, sh, sw, ph, pw, pe_h, pe_w;
 } fpool;
 
+/* floats of one scratch row (a multiple of 16: 64-byte aligned rows) */
+static size_t row_stride(const fpool *p) {
+    return (size_t)((p->IW + 15) / 16 * 16);
+}
+
 static int ref_validate(sqz_op_ctx *ctx, const sqz_op_impl *ref) {
     int rc = ref->prepare(ctx);
     if (ctx->params && ref->release) ref->release(ctx->params);
@@ -55,9 +60,9 @@ static int pool_prepare(sqz_op_ctx *ctx, int is_max) {
     if (!pp) return sqz_op_fail(ctx, "%s: out of memory", ref_opname(ctx));
     *pp = p;
     ctx->params = pp;
-    /* one reduced row per thread */
+    /* two rows per thread: the reduced input row and its window sweep */
     int nt = ctx->num_threads > 1 ? ctx->num_threads : 1;
-    ctx->scratch_bytes = (size_t)nt * (size_t)((p.IW + 15) / 16 * 16) * sizeof(float);
+    ctx->scratch_bytes = (size_t)nt * 2 * row_stride(pp) * sizeof(float);
     return 0;
 }
 
@@ -74,7 +79,53 @@ static int64_t taps_in(int64_t start, int64_t k, int64_t lo, int64_t hi) {
     return b > a ? b - a : 0;
 }
 
-static void pool_plane(const fpool *p, const float *x, float *y, float *row) {
+/* max keeping the reference's NaN rule: a NaN operand v wins, a NaN m stays
+ * (v > NaN is false); branch-free so the loops vectorize. */
+static inline float max_nan(float m, float v) {
+    return ((v > m) | (v != v)) ? v : m;
+}
+
+/* One output row from the reduced input row `row`: window op over kw
+ * columns. Interior outputs read hw[w0] (the op over row[w0 .. w0+kw),
+ * computed for every w0 in one vectorized sweep); the few edge outputs whose
+ * window leaves [0, IW) take a short loop. */
+static void pool_cols(const fpool *p, const float *row, float *hw, float *yr, int64_t nrows,
+                      int64_t prow) {
+    const int64_t IW = p->IW, kw = p->kw, nw = IW - kw + 1;
+    if (nw > 0) {
+        memcpy(hw, row, (size_t)nw * sizeof(float));
+        for (int64_t t = 1; t < kw; t++) {
+            const float *r = row + t;
+            if (p->is_max)
+                for (int64_t i = 0; i < nw; i++) hw[i] = max_nan(hw[i], r[i]);
+            else
+                for (int64_t i = 0; i < nw; i++) hw[i] += r[i];
+        }
+    }
+    for (int64_t ow = 0; ow < p->OW; ow++) {
+        int64_t w0 = ow * p->sw - p->pw;
+        int64_t c0 = w0 < 0 ? 0 : w0, c1 = w0 + kw < IW ? w0 + kw : IW;
+        float v;
+        if (w0 >= 0 && w0 + kw <= IW) {
+            v = hw[w0];
+        } else if (p->is_max) {
+            v = -INFINITY;
+            for (int64_t c = c0; c < c1; c++) v = max_nan(v, row[c]);
+        } else {
+            v = 0.0f;
+            for (int64_t c = c0; c < c1; c++) v += row[c];
+        }
+        if (!p->is_max) {
+            int64_t cnt = p->count_include_pad ? prow * taps_in(w0, kw, -p->pw, IW + p->pe_w)
+                                               : nrows * (c1 > c0 ? c1 - c0 : 0);
+            v = cnt ? v / (float)cnt : 0.0f;
+        }
+        yr[ow] = v;
+    }
+}
+
+/* `row` and `hw` hold IW floats each. */
+static void pool_plane(const fpool *p, const float *x, float *y, float *row, float *hw) {
     for (int64_t oh = 0; oh < p->OH; oh++) {
         int64_t h0 = oh * p->sh - p->ph;
         int64_t r0 = h0 < 0 ? 0 : h0, r1 = h0 + p->kh < p->IH ? h0 + p->kh : p->IH;
@@ -87,33 +138,11 @@ static void pool_plane(const fpool *p, const float *x, float *y, float *row) {
         for (int64_t r = r0 + 1; r < r1; r++) {
             const float *xr = x + r * p->IW;
             if (p->is_max)
-                for (int64_t i = 0; i < p->IW; i++) {
-                    float v = xr[i], m = row[i];
-                    row[i] = (v > m || v != v) && m == m ? v : m;
-                }
+                for (int64_t i = 0; i < p->IW; i++) row[i] = max_nan(row[i], xr[i]);
             else
                 for (int64_t i = 0; i < p->IW; i++) row[i] += xr[i];
         }
-        int64_t nrows = r1 - r0, prow = taps_in(h0, p->kh, -p->ph, p->IH + p->pe_h);
-        for (int64_t ow = 0; ow < p->OW; ow++) {
-            int64_t w0 = ow * p->sw - p->pw;
-            int64_t c0 = w0 < 0 ? 0 : w0, c1 = w0 + p->kw < p->IW ? w0 + p->kw : p->IW;
-            if (p->is_max) {
-                float m = -INFINITY;
-                for (int64_t c = c0; c < c1; c++) {
-                    float v = row[c];
-                    m = (v > m || v != v) && m == m ? v : m;
-                }
-                yr[ow] = m;
-            } else {
-                float s = 0.0f;
-                for (int64_t c = c0; c < c1; c++) s += row[c];
-                int64_t cnt = p->count_include_pad
-                                  ? prow * taps_in(w0, p->kw, -p->pw, p->IW + p->pe_w)
-                                  : nrows * (c1 > c0 ? c1 - c0 : 0);
-                yr[ow] = cnt ? s / (float)cnt : 0.0f;
-            }
-        }
+        pool_cols(p, row, hw, yr, r1 - r0, taps_in(h0, p->kh, -p->ph, p->IH + p->pe_h));
     }
 }
 
@@ -122,7 +151,8 @@ static void pool_planes(const sqz_op_ctx *ctx, int64_t b, int64_t e, float *row)
     const fpool *p = ctx->params;
     const int64_t in_sp = p->IH * p->IW, out_sp = p->OH * p->OW;
     for (int64_t nc = b; nc < e; nc++)
-        pool_plane(p, ctx->in_data[0] + nc * in_sp, ctx->out_data[0] + nc * out_sp, row);
+        pool_plane(p, ctx->in_data[0] + nc * in_sp, ctx->out_data[0] + nc * out_sp, row,
+                   row + row_stride(p));
 }
 
 static void pool_run(const sqz_op_ctx *ctx) {
@@ -134,7 +164,7 @@ static void pool_run(const sqz_op_ctx *ctx) {
         pool_planes(ctx, 0, p->NC, rows);
         return;
     }
-    const size_t row_floats = (size_t)((p->IW + 15) / 16 * 16);
+    const size_t row_floats = 2 * row_stride(p);
 #if defined(SQZ_HAVE_OPENMP)
 #pragma omp parallel for num_threads(nt) schedule(static)
 #endif

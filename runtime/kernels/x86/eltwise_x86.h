@@ -11,4 +11,8 @@ extern const sqz_op_impl sqz_x86_sigmoid_avx2;
 /* y[i] = sigmoid(x[i]) for i < n (AVX2 + FMA CPUs only). */
 void sqz_x86_sigmoid_avx2_n(const float *x, float *y, size_t n);
 
+/* Sigmoid, AVX-512F (eltwise_avx512.c); same accuracy. */
+extern const sqz_op_impl sqz_x86_sigmoid_avx512;
+void sqz_x86_sigmoid_avx512_n(const float *x, float *y, size_t n);
+
 #endif
