@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli_util.h"
+#include "cmd_compress_search.h"
 #include "evaluate.h"
 #include "sqz/sqz.h"
 #include "sqzc/ir.h"
@@ -31,10 +32,13 @@ void cmd_compress_usage(FILE *f) {
                "layer and per stage (fp32 -> pruned -> shared -> huffman), the ratio against the\n"
                "ONNX file, and the accuracy before / after when --data is given.\n"
                "A .sqz input is not supported yet: give the .onnx model.\n\n"
-               "Without a recipe (no prune/share key or flag) a ladder of settings (sparsity\n"
-               "0..0.97, 3..8 bits, per-layer or global threshold) is searched for the smallest\n"
-               "model whose top-1 accuracy on --select images of the training split drops by at\n"
-               "most target.drop points (default 0.5); this needs --data.\n\n"
+               "Without a recipe (no prune/share key or flag) the sparsity (0..0.95) and the\n"
+               "codebook bits (2..8) of every layer are searched: each layer's sensitivity is\n"
+               "measured alone (KL divergence from the fp32 outputs on --sens-images images),\n"
+               "then a size / sensitivity trade-off is bisected for the smallest model whose\n"
+               "top-1 accuracy on the last --select images of the TRAINING split drops by at\n"
+               "most target.drop points (default 0.5); the test split is only used for the\n"
+               "accuracy printed at the end. Needs --data. Centroids are fp16 in the search.\n\n"
                "  -o, --output PATH        output .sqz (required)\n"
                "  --input-shape NAME:DIMS  fix an input shape (as sqz import; repeatable)\n"
                "  --recipe FILE            recipe file: key = value lines, # comments; keys:\n"
@@ -54,7 +58,9 @@ void cmd_compress_usage(FILE *f) {
                "  --data NAME              fashion-mnist or mnist: accuracy before / after on\n"
                "                           the test split; the search uses the training split\n"
                "  --data-dir DIR           default /usr/share/datasets/<NAME>\n"
-               "  --select N               training images for the search (default 2000)\n"
+               "  --select N               training images for the search (default 5000)\n"
+               "  --sens-images N          of which used for the sensitivity sweep (default 500)\n"
+               "  --verbose                search progress on stderr also with --json\n"
                "  --batch B                images per run when evaluating (default 50)\n"
                "  --threads N              worker threads (default 1)\n"
                "  --json                   one JSON object on stdout instead of the table\n"
@@ -71,8 +77,8 @@ typedef struct copts {
     cli_shapes shapes;
     kv_arg *kv;
     int n_kv;
-    long long select, batch, threads;
-    int json;
+    long long select, sens, batch, threads;
+    int json, verbose;
 } copts;
 
 static void copts_free(copts *o) {
@@ -95,7 +101,8 @@ static int push_kv(copts *o, const char *key, const char *value, const char *whe
 
 /* 0 ok, 1 help shown, -1 error printed */
 static int parse_args(int argc, char **argv, copts *o) {
-    o->select = 2000;
+    o->select = 5000;
+    o->sens = 500;
     o->batch = 50;
     o->threads = 1;
     static const struct {
@@ -112,6 +119,10 @@ static int parse_args(int argc, char **argv, copts *o) {
         }
         if (strcmp(a, "--json") == 0) {
             o->json = 1;
+            continue;
+        }
+        if (strcmp(a, "--verbose") == 0) {
+            o->verbose = 1;
             continue;
         }
         if (strcmp(a, "--fp16") == 0 || strcmp(a, "--no-huffman") == 0) {
@@ -151,9 +162,9 @@ static int parse_args(int argc, char **argv, copts *o) {
             o->kv[o->n_kv - 1].owned = key;
             continue;
         }
-        static const char *const kValued[] = {"-o",      "--output",   "--recipe",
-                                              "--data",  "--data-dir", "--select",
-                                              "--batch", "--threads",  "--input-shape"};
+        static const char *const kValued[] = {
+            "-o",       "--output", "--recipe",  "--data",        "--data-dir",
+            "--select", "--batch",  "--threads", "--input-shape", "--sens-images"};
         int which = -1;
         for (int k = 0; k < (int)(sizeof kValued / sizeof kValued[0]); k++) {
             m = cli_opt_value(argc, argv, &i, kValued[k], &v);
@@ -209,6 +220,9 @@ static int parse_args(int argc, char **argv, copts *o) {
                 return -1;
             }
             break;
+        case 9:
+            bad = cli_parse_int(v, 1, 1 << 30, &o->sens) != 0;
+            break;
         default:
             break;
         }
@@ -238,248 +252,13 @@ oom:
 
 /* ------------------------------------------------------------ helpers */
 
-/* Serialize g and load it into the runtime. With raw != 0 the storage
- * requests are ignored (detached while serializing). Returns 0 or an exit
- * code (error printed). *size gets the file size. */
 static int graph_to_model(sqzc_graph *g, int raw, sqz_model **m, size_t *size) {
-    char err[512];
-    uint8_t *buf = NULL;
-    sqzc_encoding **saved = NULL;
-    if (m) *m = NULL;
-    if (raw) {
-        saved = malloc(((size_t)g->n_tensors + 1) * sizeof *saved);
-        if (!saved) {
-            cli_error(CMD, "out of memory");
-            return CLI_ERUNTIME;
-        }
-        for (int t = 0; t < g->n_tensors; t++) {
-            saved[t] = g->tensors[t].enc;
-            g->tensors[t].enc = NULL;
-        }
-    }
-    int rc = sqzc_serialize(g, &buf, size, err, sizeof err);
-    if (raw) {
-        for (int t = 0; t < g->n_tensors; t++) g->tensors[t].enc = saved[t];
-        free(saved);
-    }
-    if (rc != 0) {
-        cli_error(CMD, "serialize: %s", err);
-        return CLI_ERUNTIME;
-    }
-    if (m) {
-        sqz_status st;
-        memset(&st, 0, sizeof st);
-        if (sqz_model_load_buffer(buf, *size, m, &st) != SQZ_OK) {
-            cli_error(CMD, "the runtime refuses the compressed model: %s", st.msg);
-            free(buf);
-            *m = NULL;
-            return CLI_ERUNTIME;
-        }
-    }
-    free(buf);
-    return CLI_OK;
+    return csr_graph_model(CMD, g, raw, m, size);
 }
 
-/* accuracy (fraction) of g on images [first, first+count) of set */
 static int graph_accuracy(sqzc_graph *g, const eval_set *set, int first, int count, const copts *o,
                           double *acc) {
-    sqz_model *m = NULL;
-    size_t size = 0;
-    int rc = graph_to_model(g, 0, &m, &size);
-    if (rc != 0) return rc;
-    eval_result res;
-    rc = eval_run(CMD, m, set, first, count, (int)o->batch, (int)o->threads, NULL, &res);
-    sqz_model_free(m);
-    if (rc == 0) *acc = res.total ? (double)res.correct / res.total : 0.0;
-    return rc;
-}
-
-typedef struct snapshot {
-    int n;
-    int *tens;
-    float **data;
-} snapshot;
-
-static void snapshot_free(snapshot *s) {
-    for (int i = 0; i < s->n; i++) free(s->data[i]);
-    free(s->data);
-    free(s->tens);
-    memset(s, 0, sizeof *s);
-}
-
-static int snapshot_take(const sqzc_graph *g, snapshot *s) {
-    memset(s, 0, sizeof *s);
-    s->tens = malloc(((size_t)g->n_nodes + 1) * sizeof *s->tens);
-    s->data = calloc((size_t)g->n_nodes + 1, sizeof *s->data);
-    if (!s->tens || !s->data) return -1;
-    for (int i = 0; i < g->n_nodes; i++) {
-        int t = sqzc_layer_weight(g, i);
-        if (t < 0) continue;
-        int dup = 0;
-        for (int k = 0; k < s->n; k++) dup |= s->tens[k] == t;
-        if (dup) continue;
-        size_t bytes = (size_t)sqz_shape_numel(&g->tensors[t].shape) * sizeof(float);
-        float *d = malloc(bytes);
-        if (!d) return -1;
-        memcpy(d, g->tensors[t].f32, bytes);
-        s->tens[s->n] = t;
-        s->data[s->n] = d;
-        s->n++;
-    }
-    return 0;
-}
-
-static int snapshot_restore(sqzc_graph *g, const snapshot *s) {
-    for (int i = 0; i < s->n; i++) {
-        sqzc_tensor *t = &g->tensors[s->tens[i]];
-        memcpy(t->f32, s->data[i], (size_t)sqz_shape_numel(&t->shape) * sizeof(float));
-        if (sqzc_tensor_set_encoding(g, s->tens[i], NULL) != 0) return -1;
-    }
-    return 0;
-}
-
-static double final_weight_bytes(const sqzc_graph *g, int *ok) {
-    sqzc_layer_stats *ls = NULL;
-    int n = sqzc_layer_stats_collect(g, &ls);
-    *ok = n >= 0;
-    double b = 0;
-    for (int i = 0; i < n; i++) b += ls[i].huffman;
-    free(ls);
-    return b;
-}
-
-/* ------------------------------------------------------------ search */
-
-typedef struct cand {
-    float sparsity;
-    int global, bits;
-    double bytes;
-    int state; /* 0 untried, 1 pass, -1 fail, -2 skipped (dominated) */
-    double acc;
-} cand;
-
-static int cmp_cand(const void *pa, const void *pb) {
-    const cand *a = pa, *b = pb;
-    if (a->bytes != b->bytes) return a->bytes < b->bytes ? -1 : 1;
-    return (a->bits > b->bits) - (a->bits < b->bits);
-}
-
-static int make_recipe(sqzc_recipe *r, const sqzc_recipe *base, const cand *c) {
-    sqzc_recipe_init(r);
-    r->huffman = base->huffman;
-    r->fp16 = base->fp16;
-    r->target_drop = base->target_drop;
-    r->has_target_drop = base->has_target_drop;
-    if (c->sparsity > 0.0f) {
-        r->prune = 1;
-        r->sparsity = c->sparsity;
-        r->prune_global = c->global;
-    }
-    r->share = 1;
-    r->bits = c->bits;
-    return 0;
-}
-
-/* Search the ladder; leaves g compressed with the chosen setting, the
- * recipe in *chosen. Returns 0 or an exit code. */
-static int search(sqzc_graph *g, const sqzc_recipe *base, const eval_set *train, int n_sel,
-                  const copts *o, sqzc_recipe *chosen) {
-    static const float kSp[] = {0.0f,  0.5f, 0.6f,  0.7f,  0.75f, 0.8f,
-                                0.85f, 0.9f, 0.93f, 0.95f, 0.97f};
-    static const int kBits[] = {3, 4, 5, 6, 8};
-    enum { NS = sizeof kSp / sizeof kSp[0], NB = sizeof kBits / sizeof kBits[0] };
-    cand cands[2 * NS * NB];
-    int nc = 0, rc = CLI_ERUNTIME;
-    char err[512];
-    snapshot snap;
-    sqzc_recipe r;
-    sqzc_recipe_init(&r);
-    if (snapshot_take(g, &snap) != 0) {
-        cli_error(CMD, "out of memory");
-        snapshot_free(&snap);
-        return CLI_ERUNTIME;
-    }
-    double base_acc = 0;
-    if ((rc = graph_accuracy(g, train, 0, n_sel, o, &base_acc)) != 0) goto done;
-    rc = CLI_ERUNTIME;
-    for (int gl = 0; gl < 2; gl++)
-        for (int s = 0; s < NS; s++) {
-            if (gl && kSp[s] == 0.0f) continue;
-            for (int b = 0; b < NB; b++) {
-                cand *c = &cands[nc++];
-                memset(c, 0, sizeof *c);
-                c->sparsity = kSp[s];
-                c->global = gl;
-                c->bits = kBits[b];
-                int ok = 0;
-                make_recipe(&r, base, c);
-                if (snapshot_restore(g, &snap) != 0 ||
-                    sqzc_recipe_apply(g, &r, err, sizeof err) != 0) {
-                    cli_error(CMD, "%s", snapshot_restore(g, &snap) == 0 ? err : "out of memory");
-                    goto done;
-                }
-                sqzc_recipe_free(&r);
-                c->bytes = final_weight_bytes(g, &ok);
-                if (!ok) {
-                    cli_error(CMD, "out of memory");
-                    goto done;
-                }
-            }
-        }
-    qsort(cands, (size_t)nc, sizeof *cands, cmp_cand);
-    int pick = -1, tried = 0;
-    const double target = base->target_drop;
-    for (int i = 0; i < nc && pick < 0; i++) {
-        cand *c = &cands[i];
-        /* a failed setting that is no more aggressive than this one: skip */
-        for (int k = 0; k < i && c->state == 0; k++) {
-            const cand *f = &cands[k];
-            if (f->state == -1 && f->global == c->global && f->sparsity <= c->sparsity &&
-                f->bits >= c->bits)
-                c->state = -2;
-        }
-        if (c->state == -2) continue;
-        make_recipe(&r, base, c);
-        if (snapshot_restore(g, &snap) != 0 || sqzc_recipe_apply(g, &r, err, sizeof err) != 0) {
-            cli_error(CMD, "%s", err);
-            goto done;
-        }
-        sqzc_recipe_free(&r);
-        if ((rc = graph_accuracy(g, train, 0, n_sel, o, &c->acc)) != 0) goto done;
-        rc = CLI_ERUNTIME;
-        tried++;
-        double drop = (base_acc - c->acc) * 100.0;
-        c->state = drop <= target + 1e-9 ? 1 : -1;
-        if (!o->json)
-            fprintf(stderr,
-                    "sqz compress: try sparsity %.2f (%s) bits %d: ~%.0f weight bytes, "
-                    "selection accuracy %.2f%% (drop %+.2f) %s\n",
-                    (double)c->sparsity, c->global ? "global" : "per layer", c->bits, c->bytes,
-                    c->acc * 100.0, drop, c->state > 0 ? "ok" : "too much");
-        if (c->state > 0) pick = i;
-    }
-    if (pick < 0) {
-        /* nothing within the target: the most accurate setting tried */
-        for (int i = 0; i < nc; i++)
-            if (cands[i].state == -1 && (pick < 0 || cands[i].acc > cands[pick].acc)) pick = i;
-        fprintf(stderr,
-                "sqz compress: warning: no setting keeps the drop within %.2f points; using the "
-                "most accurate one\n",
-                target);
-    }
-    make_recipe(chosen, base, &cands[pick]);
-    if (snapshot_restore(g, &snap) != 0 || sqzc_recipe_apply(g, chosen, err, sizeof err) != 0) {
-        cli_error(CMD, "%s", err);
-        goto done;
-    }
-    if (!o->json)
-        fprintf(stderr, "sqz compress: searched %d settings (%d evaluated on %d images)\n", nc,
-                tried, n_sel);
-    rc = CLI_OK;
-done:
-    sqzc_recipe_free(&r);
-    snapshot_free(&snap);
-    return rc;
+    return csr_graph_accuracy(CMD, g, set, first, count, (int)o->batch, (int)o->threads, acc);
 }
 
 /* ------------------------------------------------------------ report */
@@ -618,9 +397,29 @@ int cmd_compress(int argc, char **argv) {
         goto done;
     rc = CLI_EUSAGE;
     if (do_search) {
+        /* the selection: the last n_sel training images (the test split is
+         * only used for the accuracy reported below) */
         int n_sel = o.select < train.imgs.n ? (int)o.select : train.imgs.n;
-        /* the last n_sel training images */
-        if ((rc = search(g, &rec, &train, n_sel, &o, &chosen)) != 0) goto done;
+        csr_options so;
+        memset(&so, 0, sizeof so);
+        so.first = train.imgs.n - n_sel;
+        so.count = n_sel;
+        so.n_calib = o.sens < n_sel ? (int)o.sens : n_sel;
+        so.batch = (int)o.batch;
+        so.threads = (int)o.threads;
+        so.target_drop = rec.target_drop;
+        so.fp16 = 1; /* fp16 centroids: half the codebook bytes, error < 2^-11 relative */
+        so.huffman = rec.huffman;
+        so.verbose = !o.json || o.verbose;
+        csr_result sr;
+        if ((rc = csr_search(CMD, g, &train, &so, &chosen, &sr)) != 0) goto done;
+        if (!o.json)
+            fprintf(stderr,
+                    "sqz compress: search: %d runs; training images %d..%d: fp32 %.2f%% -> "
+                    "%.2f%% (drop %+.2f points)%s\n",
+                    sr.evaluated, so.first, so.first + n_sel - 1, sr.base_acc * 100.0,
+                    sr.acc * 100.0, (sr.base_acc - sr.acc) * 100.0,
+                    sr.within_target ? "" : " - no allocation kept the target; the gentlest one");
     } else {
         if (sqzc_recipe_apply(g, &rec, err, sizeof err) != 0) {
             cli_error(CMD, "%s", err);

@@ -75,6 +75,12 @@ void eval_set_free(eval_set *s) {
 
 int eval_run(const char *cmd, const sqz_model *m, const eval_set *set, int first, int count,
              int batch, int threads, uint8_t *pred, eval_result *res) {
+    return eval_run_logits(cmd, m, set, first, count, batch, threads, pred, NULL, 0, res);
+}
+
+int eval_run_logits(const char *cmd, const sqz_model *m, const eval_set *set, int first, int count,
+                    int batch, int threads, uint8_t *pred, float *logits, int classes_max,
+                    eval_result *res) {
     char err[512], sb[32 * SQZ_MAX_DIMS];
     int rc = CLI_EUSAGE;
     cli_shapes ov = {0};
@@ -156,6 +162,16 @@ int eval_run(const char *cmd, const sqz_model *m, const eval_set *set, int first
             goto done;
         }
         int64_t classes = on / batch;
+        res->classes = classes > INT32_MAX ? INT32_MAX : (int)classes;
+        if (logits && classes != classes_max) {
+            cli_error(cmd, "output holds %lld classes per image, expected %d", (long long)classes,
+                      classes_max);
+            rc = CLI_EUSAGE;
+            goto done;
+        }
+        if (logits)
+            memcpy(logits + (size_t)start * (size_t)classes, out,
+                   (size_t)nb * (size_t)classes * sizeof(float));
         for (int b = 0; b < nb; b++) {
             const float *row = out + (int64_t)b * classes;
             int64_t best = 0;

@@ -34,6 +34,7 @@ void eval_set_free(eval_set *s);
 
 typedef struct eval_result {
     int correct, total, batch;
+    int classes; /* values per image in the first output */
     double secs;
 } eval_result;
 
@@ -43,6 +44,13 @@ typedef struct eval_result {
  * count labels. Returns 0 or a CLI exit code. */
 int eval_run(const char *cmd, const struct sqz_model *m, const eval_set *s, int first, int count,
              int batch, int threads, uint8_t *pred, eval_result *res);
+
+/* eval_run that also copies the first output, count x classes floats, to
+ * logits (when not NULL); the model must give exactly classes values per
+ * image. */
+int eval_run_logits(const char *cmd, const struct sqz_model *m, const eval_set *s, int first,
+                    int count, int batch, int threads, uint8_t *pred, float *logits, int classes,
+                    eval_result *res);
 
 #ifdef __cplusplus
 }

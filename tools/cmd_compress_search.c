@@ -1,0 +1,505 @@
+/* cmd_compress_search.c - the default compression search of `sqz compress`
+ * (see cmd_compress_search.h): per-layer sensitivity sweep, then a
+ * Lagrangian allocation of (sparsity, bits) per layer with the multiplier
+ * bisected against the measured accuracy drop. */
+#include "cmd_compress_search.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_util.h"
+#include "sqzc/prune.h"
+#include "sqzc/weight_share.h"
+#include "sqzc/writer.h"
+
+/* ------------------------------------------------------------ helpers */
+
+int csr_graph_model(const char *cmd, sqzc_graph *g, int raw, sqz_model **m, size_t *size) {
+    char err[512];
+    uint8_t *buf = NULL;
+    sqzc_encoding **saved = NULL;
+    if (m) *m = NULL;
+    if (raw) {
+        saved = malloc(((size_t)g->n_tensors + 1) * sizeof *saved);
+        if (!saved) {
+            cli_error(cmd, "out of memory");
+            return CLI_ERUNTIME;
+        }
+        for (int t = 0; t < g->n_tensors; t++) {
+            saved[t] = g->tensors[t].enc;
+            g->tensors[t].enc = NULL;
+        }
+    }
+    int rc = sqzc_serialize(g, &buf, size, err, sizeof err);
+    if (raw) {
+        for (int t = 0; t < g->n_tensors; t++) g->tensors[t].enc = saved[t];
+        free(saved);
+    }
+    if (rc != 0) {
+        cli_error(cmd, "serialize: %s", err);
+        return CLI_ERUNTIME;
+    }
+    if (m) {
+        sqz_status st;
+        memset(&st, 0, sizeof st);
+        if (sqz_model_load_buffer(buf, *size, m, &st) != SQZ_OK) {
+            cli_error(cmd, "the runtime refuses the compressed model: %s", st.msg);
+            free(buf);
+            *m = NULL;
+            return CLI_ERUNTIME;
+        }
+    }
+    free(buf);
+    return CLI_OK;
+}
+
+int csr_graph_accuracy(const char *cmd, sqzc_graph *g, const eval_set *set, int first, int count,
+                       int batch, int threads, double *acc) {
+    sqz_model *m = NULL;
+    size_t size = 0;
+    int rc = csr_graph_model(cmd, g, 0, &m, &size);
+    if (rc != 0) return rc;
+    eval_result res;
+    rc = eval_run(cmd, m, set, first, count, batch, threads, NULL, &res);
+    sqz_model_free(m);
+    if (rc == 0) *acc = res.total ? (double)res.correct / res.total : 0.0;
+    return rc;
+}
+
+void csr_snapshot_free(csr_snapshot *s) {
+    for (int i = 0; i < s->n; i++) free(s->data[i]);
+    free(s->data);
+    free(s->tens);
+    memset(s, 0, sizeof *s);
+}
+
+int csr_snapshot_take(const sqzc_graph *g, csr_snapshot *s) {
+    memset(s, 0, sizeof *s);
+    s->tens = malloc(((size_t)g->n_nodes + 1) * sizeof *s->tens);
+    s->data = calloc((size_t)g->n_nodes + 1, sizeof *s->data);
+    if (!s->tens || !s->data) return -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        int t = sqzc_layer_weight(g, i);
+        if (t < 0) continue;
+        int dup = 0;
+        for (int k = 0; k < s->n; k++) dup |= s->tens[k] == t;
+        if (dup) continue;
+        size_t bytes = (size_t)sqz_shape_numel(&g->tensors[t].shape) * sizeof(float);
+        float *d = malloc(bytes ? bytes : 1);
+        if (!d) return -1;
+        memcpy(d, g->tensors[t].f32, bytes);
+        s->tens[s->n] = t;
+        s->data[s->n] = d;
+        s->n++;
+    }
+    return 0;
+}
+
+static int restore_one(sqzc_graph *g, const csr_snapshot *s, int i) {
+    sqzc_tensor *t = &g->tensors[s->tens[i]];
+    memcpy(t->f32, s->data[i], (size_t)sqz_shape_numel(&t->shape) * sizeof(float));
+    return sqzc_tensor_set_encoding(g, s->tens[i], NULL);
+}
+
+int csr_snapshot_restore(sqzc_graph *g, const csr_snapshot *s) {
+    for (int i = 0; i < s->n; i++)
+        if (restore_one(g, s, i) != 0) return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------ options */
+
+static const float kSp[] = {0.0f, 0.5f, 0.6f, 0.7f, 0.8f, 0.9f, 0.95f};
+static const int kBits[] = {8, 6, 5, 4, 3, 2}; /* descending: damage grows along a row */
+enum { NSP = sizeof kSp / sizeof kSp[0], NB = sizeof kBits / sizeof kBits[0], NOPT = NSP * NB };
+/* layers this small take no pruning beyond 0.5: their bytes hardly matter */
+#define SMALL_LAYER 1024
+/* an option flipping more than this fraction of the calibration predictions
+ * alone is never worth keeping (and a stronger one is not tried) */
+#define MAX_FLIP 0.10
+
+typedef struct layer_opts {
+    int node;
+    double bytes[NOPT];
+    double damage[NOPT]; /* INFINITY: unusable / not tried */
+} layer_opts;
+
+static int bits_for(int n_centroids) {
+    int b = 1;
+    while ((1 << b) < n_centroids) b++;
+    return b;
+}
+
+/* restore layer i from the snapshot, prune it to sp, share it to bits */
+static int apply_layer(sqzc_graph *g, const csr_snapshot *s, int i, float sp, int bits, int fp16,
+                       int huffman) {
+    if (restore_one(g, s, i) != 0) return -1;
+    sqzc_tensor *t = &g->tensors[s->tens[i]];
+    int64_t n = sqz_shape_numel(&t->shape);
+    if (sp > 0.0f && sqzc_prune_array(t->f32, n, sp) < 0) return -1;
+    float cb[256];
+    int m = sqzc_share_array(t->f32, n, bits, fp16, cb);
+    if (m < 0) return -1;
+    sqzc_encoding e;
+    memset(&e, 0, sizeof e);
+    e.codebook_bits = bits_for(m);
+    e.centroids = cb;
+    e.n_centroids = m;
+    e.centroid_f16 = fp16 != 0;
+    e.huffman = huffman != 0;
+    if (sqzc_tensor_set_encoding(g, s->tens[i], &e) != 0) return -1;
+    return sqzc_update_sparse_request(g, s->tens[i]);
+}
+
+/* estimated encoded bytes of tensor t */
+static int layer_bytes(const sqzc_graph *g, int t, double *bytes) {
+    sqzc_layer_stats *ls = NULL;
+    int n = sqzc_layer_stats_collect(g, &ls);
+    if (n < 0) return -1;
+    *bytes = 0;
+    for (int k = 0; k < n; k++)
+        if (ls[k].tensor && strcmp(ls[k].tensor, g->tensors[t].name) == 0) *bytes = ls[k].huffman;
+    free(ls);
+    return 0;
+}
+
+static void log_softmax(const float *z, int c, double *out) {
+    double mx = z[0];
+    for (int j = 1; j < c; j++) mx = z[j] > mx ? z[j] : mx;
+    double s = 0;
+    for (int j = 0; j < c; j++) s += exp((double)z[j] - mx);
+    double l = mx + log(s);
+    for (int j = 0; j < c; j++) out[j] = (double)z[j] - l;
+}
+
+static int argmax(const float *z, int c) {
+    int b = 0;
+    for (int j = 1; j < c; j++)
+        if (z[j] > z[b]) b = j;
+    return b;
+}
+
+/* ------------------------------------------------------------ search */
+
+typedef struct search_ctx {
+    const char *cmd;
+    sqzc_graph *g;
+    const eval_set *set;
+    const csr_options *o;
+    csr_snapshot snap;
+    layer_opts *L;
+    int nl, classes;
+    double *ref_logp; /* n_calib x classes */
+    int *ref_top;
+    float *logits;
+    int evaluated;
+} search_ctx;
+
+/* damage (mean KL) and flip rate of g against the fp32 reference */
+static int calib_damage(search_ctx *c, double *kl, double *flip) {
+    sqz_model *m = NULL;
+    size_t size = 0;
+    int rc = csr_graph_model(c->cmd, c->g, 0, &m, &size);
+    if (rc != 0) return rc;
+    eval_result res;
+    rc = eval_run_logits(c->cmd, m, c->set, c->o->first, c->o->n_calib, c->o->batch, c->o->threads,
+                         NULL, c->logits, c->classes, &res);
+    sqz_model_free(m);
+    if (rc != 0) return rc;
+    c->evaluated++;
+    double s = 0, lq[256];
+    int flips = 0;
+    for (int i = 0; i < c->o->n_calib; i++) {
+        const float *z = c->logits + (size_t)i * (size_t)c->classes;
+        const double *lp = c->ref_logp + (size_t)i * (size_t)c->classes;
+        log_softmax(z, c->classes, lq);
+        for (int j = 0; j < c->classes; j++) s += exp(lp[j]) * (lp[j] - lq[j]);
+        flips += argmax(z, c->classes) != c->ref_top[i];
+    }
+    *kl = s / c->o->n_calib;
+    *flip = (double)flips / c->o->n_calib;
+    return CLI_OK;
+}
+
+static int sensitivity(search_ctx *c) {
+    const csr_options *o = c->o;
+    for (int i = 0; i < c->nl; i++) {
+        layer_opts *lo = &c->L[i];
+        sqzc_tensor *t = &c->g->tensors[c->snap.tens[i]];
+        int64_t n = sqz_shape_numel(&t->shape);
+        for (int k = 0; k < NOPT; k++) {
+            lo->damage[k] = INFINITY;
+            lo->bytes[k] = INFINITY;
+        }
+        for (int s = 0; s < NSP; s++) {
+            if (n < SMALL_LAYER && kSp[s] > 0.5f) break;
+            int row_ok = 0;
+            for (int b = 0; b < NB; b++) {
+                int k = s * NB + b;
+                if (apply_layer(c->g, &c->snap, i, kSp[s], kBits[b], o->fp16, o->huffman) != 0 ||
+                    layer_bytes(c->g, c->snap.tens[i], &lo->bytes[k]) != 0) {
+                    cli_error(c->cmd, "out of memory");
+                    return CLI_ERUNTIME;
+                }
+                double kl, flip;
+                int rc = calib_damage(c, &kl, &flip);
+                if (rc != 0) return rc;
+                if (flip > MAX_FLIP) break;
+                lo->damage[k] = kl;
+                row_ok = 1;
+            }
+            if (!row_ok) break;
+        }
+        if (restore_one(c->g, &c->snap, i) != 0) {
+            cli_error(c->cmd, "out of memory");
+            return CLI_ERUNTIME;
+        }
+        if (o->verbose) {
+            int best = -1;
+            for (int k = 0; k < NOPT; k++)
+                if (isfinite(lo->damage[k]) && (best < 0 || lo->bytes[k] < lo->bytes[best]))
+                    best = k;
+            fprintf(stderr, "sqz %s: sensitivity %s (%lld weights): %s\n", c->cmd,
+                    c->g->nodes[lo->node].name ? c->g->nodes[lo->node].name : "?", (long long)n,
+                    best < 0 ? "every option flips > 10% of the predictions" : "ok");
+        }
+    }
+    return CLI_OK;
+}
+
+/* option per layer minimizing bytes + lambda * damage */
+static void allocate(const search_ctx *c, double lambda, int *pick) {
+    for (int i = 0; i < c->nl; i++) {
+        const layer_opts *lo = &c->L[i];
+        int best = -1;
+        double bv = 0;
+        for (int k = 0; k < NOPT; k++) {
+            if (!isfinite(lo->damage[k])) continue;
+            double v = lo->bytes[k] + lambda * lo->damage[k];
+            if (best < 0 || v < bv) {
+                best = k;
+                bv = v;
+            }
+        }
+        /* every option unusable: the gentlest one (8 bits, dense) */
+        pick[i] = best < 0 ? 0 : best;
+    }
+}
+
+static double alloc_bytes(const search_ctx *c, const int *pick) {
+    double b = 0;
+    for (int i = 0; i < c->nl; i++) b += c->L[i].bytes[pick[i]];
+    return b;
+}
+
+static int apply_alloc(search_ctx *c, const int *pick) {
+    for (int i = 0; i < c->nl; i++) {
+        int k = pick[i];
+        if (apply_layer(c->g, &c->snap, i, kSp[k / NB], kBits[k % NB], c->o->fp16, c->o->huffman) !=
+            0)
+            return -1;
+    }
+    return 0;
+}
+
+/* the allocation as a recipe: per-layer sparsity and bits */
+static int alloc_recipe(const search_ctx *c, const int *pick, sqzc_recipe *r, char *err,
+                        size_t err_len) {
+    int count[9] = {0};
+    for (int i = 0; i < c->nl; i++) count[kBits[pick[i] % NB]]++;
+    int common = 8;
+    for (int b = 2; b <= 8; b++)
+        if (count[b] > count[common]) common = b;
+    char v[32], key[600];
+    snprintf(v, sizeof v, "%d", common);
+    if (sqzc_recipe_set(r, "share.bits", v, "search", err, err_len) != 0) return -1;
+    if (sqzc_recipe_set(r, "share.fp16", c->o->fp16 ? "1" : "0", "search", err, err_len) != 0 ||
+        sqzc_recipe_set(r, "huffman", c->o->huffman ? "1" : "0", "search", err, err_len) != 0)
+        return -1;
+    snprintf(v, sizeof v, "%g", c->o->target_drop);
+    if (sqzc_recipe_set(r, "target.drop", v, "search", err, err_len) != 0) return -1;
+    for (int i = 0; i < c->nl; i++) {
+        const char *name = c->g->nodes[c->L[i].node].name;
+        float sp = kSp[pick[i] / NB];
+        int bits = kBits[pick[i] % NB];
+        if (!name) {
+            snprintf(err, err_len, "search: a layer without a node name");
+            return -1;
+        }
+        if (sp > 0.0f) {
+            snprintf(key, sizeof key, "prune.layer.%s", name);
+            snprintf(v, sizeof v, "%g", (double)sp);
+            if (sqzc_recipe_set(r, key, v, "search", err, err_len) != 0) return -1;
+        }
+        if (bits != common) {
+            snprintf(key, sizeof key, "share.layer.%s", name);
+            snprintf(v, sizeof v, "%d", bits);
+            if (sqzc_recipe_set(r, key, v, "search", err, err_len) != 0) return -1;
+        }
+    }
+    return 0;
+}
+
+int csr_search(const char *cmd, sqzc_graph *g, const eval_set *set, const csr_options *o,
+               sqzc_recipe *chosen, csr_result *res) {
+    search_ctx c;
+    memset(&c, 0, sizeof c);
+    memset(res, 0, sizeof *res);
+    c.cmd = cmd;
+    c.g = g;
+    c.set = set;
+    c.o = o;
+    int rc = CLI_ERUNTIME;
+    char err[512];
+    int *pick = NULL, *best_pick = NULL, *try_pick = NULL;
+    if (o->n_calib < 1 || o->count < 1 || o->n_calib > o->count) {
+        cli_error(cmd, "search: bad selection (%d calibration of %d images)", o->n_calib, o->count);
+        return CLI_EUSAGE;
+    }
+    if (csr_snapshot_take(g, &c.snap) != 0) goto oom;
+    if (c.snap.n == 0) {
+        cli_error(cmd,
+                  "search: the model has no Conv/ConvTranspose/Gemm/MatMul weight to compress");
+        rc = CLI_EUSAGE;
+        goto done;
+    }
+    c.nl = c.snap.n;
+    c.L = calloc((size_t)c.nl, sizeof *c.L);
+    pick = calloc((size_t)c.nl, sizeof *pick);
+    best_pick = calloc((size_t)c.nl, sizeof *best_pick);
+    try_pick = calloc((size_t)c.nl, sizeof *try_pick);
+    if (!c.L || !pick || !best_pick || !try_pick) goto oom;
+    for (int i = 0, k = 0; i < g->n_nodes && k < c.nl; i++)
+        if (sqzc_layer_weight(g, i) == c.snap.tens[k]) c.L[k++].node = i;
+
+    /* fp32 reference: logits on the calibration images, selection accuracy */
+    {
+        sqz_model *m = NULL;
+        size_t size;
+        if ((rc = csr_graph_model(cmd, g, 1, &m, &size)) != 0) goto done;
+        eval_result er;
+        if ((rc = eval_run(cmd, m, set, o->first, 1, 1, o->threads, NULL, &er)) != 0) {
+            sqz_model_free(m);
+            goto done;
+        }
+        int per = er.classes;
+        if (per < 2 || per > 256) {
+            sqz_model_free(m);
+            cli_error(cmd,
+                      "search: the first output has %lld values per image; a classifier "
+                      "with 2..256 classes is needed",
+                      (long long)per);
+            rc = CLI_EUSAGE;
+            goto done;
+        }
+        c.classes = per;
+        c.logits = malloc((size_t)o->n_calib * (size_t)c.classes * sizeof *c.logits);
+        c.ref_logp = malloc((size_t)o->n_calib * (size_t)c.classes * sizeof *c.ref_logp);
+        c.ref_top = malloc((size_t)o->n_calib * sizeof *c.ref_top);
+        if (!c.logits || !c.ref_logp || !c.ref_top) {
+            sqz_model_free(m);
+            goto oom;
+        }
+        rc = eval_run_logits(cmd, m, set, o->first, o->n_calib, o->batch, o->threads, NULL,
+                             c.logits, c.classes, &er);
+        if (rc == 0)
+            rc = eval_run(cmd, m, set, o->first, o->count, o->batch, o->threads, NULL, &er);
+        sqz_model_free(m);
+        if (rc != 0) goto done;
+        res->base_acc = er.total ? (double)er.correct / er.total : 0.0;
+        for (int i = 0; i < o->n_calib; i++) {
+            const float *z = c.logits + (size_t)i * (size_t)c.classes;
+            log_softmax(z, c.classes, c.ref_logp + (size_t)i * (size_t)c.classes);
+            c.ref_top[i] = argmax(z, c.classes);
+        }
+        rc = CLI_ERUNTIME;
+    }
+    if ((rc = sensitivity(&c)) != 0) goto done;
+    rc = CLI_ERUNTIME;
+
+    /* bisect log10(lambda): small lambda = small model */
+    double lo = -3.0, hi = 12.0, best_bytes = INFINITY, best_acc = -1, safe_acc = -1;
+    int have_best = 0;
+    for (int it = 0; it < 16; it++) {
+        double ll = it == 0 ? hi : it == 1 ? lo : 0.5 * (lo + hi);
+        allocate(&c, pow(10.0, ll), try_pick);
+        double bytes = alloc_bytes(&c, try_pick);
+        int same = it > 0 && memcmp(try_pick, pick, (size_t)c.nl * sizeof *pick) == 0;
+        double acc = 0;
+        if (!same) {
+            if (apply_alloc(&c, try_pick) != 0) goto oom;
+            if ((rc = csr_graph_accuracy(cmd, g, set, o->first, o->count, o->batch, o->threads,
+                                         &acc)) != 0)
+                goto done;
+            rc = CLI_ERUNTIME;
+            c.evaluated++;
+            memcpy(pick, try_pick, (size_t)c.nl * sizeof *pick);
+            res->acc = acc;
+        } else {
+            acc = res->acc;
+        }
+        double drop = (res->base_acc - acc) * 100.0;
+        int ok = drop <= o->target_drop + 1e-9;
+        if (o->verbose && !same)
+            fprintf(stderr,
+                    "sqz %s: lambda 1e%.2f: ~%.0f weight bytes, selection accuracy %.2f%% "
+                    "(drop %+.2f) %s\n",
+                    cmd, ll, bytes, acc * 100.0, drop, ok ? "ok" : "too much");
+        if (it == 0) {
+            safe_acc = acc;
+            memcpy(best_pick, try_pick, (size_t)c.nl * sizeof *pick);
+            best_acc = acc;
+            best_bytes = bytes;
+            if (!ok) break; /* even the gentlest allocation misses the target */
+            have_best = 1;
+            continue;
+        }
+        if (ok && bytes <= best_bytes) {
+            memcpy(best_pick, try_pick, (size_t)c.nl * sizeof *pick);
+            best_bytes = bytes;
+            best_acc = acc;
+        }
+        if (it == 1) {
+            if (ok) break; /* the smallest allocation passes */
+            continue;
+        }
+        if (ok)
+            hi = ll;
+        else
+            lo = ll;
+        if (hi - lo < 0.02) break;
+    }
+    (void)safe_acc;
+    res->within_target = have_best;
+    res->acc = best_acc;
+    res->bytes = best_bytes;
+    res->evaluated = c.evaluated;
+    if (alloc_recipe(&c, best_pick, chosen, err, sizeof err) != 0) {
+        cli_error(cmd, "%s", err);
+        goto done;
+    }
+    /* the recipe reproduces the allocation exactly (same prune / share calls) */
+    if (csr_snapshot_restore(g, &c.snap) != 0) goto oom;
+    if (sqzc_recipe_apply(g, chosen, err, sizeof err) != 0) {
+        cli_error(cmd, "%s", err);
+        goto done;
+    }
+    rc = CLI_OK;
+    goto done;
+oom:
+    cli_error(cmd, "out of memory");
+    rc = CLI_ERUNTIME;
+done:
+    free(pick);
+    free(best_pick);
+    free(try_pick);
+    free(c.L);
+    free(c.logits);
+    free(c.ref_logp);
+    free(c.ref_top);
+    csr_snapshot_free(&c.snap);
+    return rc;
+}
