@@ -343,6 +343,11 @@ static const conv_case conv_cases[] = {
     {1, 16, 33, 31, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, SQZ_ACT_CLIP, 1}, /* odd planes */
     {1, 24, 12, 12, 48, 1, 1, 1, 0, 0, 0, 0, 1, 2, SQZ_ACT_RELU, 1}, /* grouped 1x1 */
     {1, 4, 9, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, SQZ_ACT_RELU, 1},     /* Cg = 1, Mg = 2 */
+    /* stride-1 convs on the wide (padded-copy) path: OW >= 6 (kw - 1) */
+    {2, 8, 14, 14, 12, 3, 3, 1, 1, 1, 1, 1, 1, 2, SQZ_ACT_RELU, 1},  /* batch 2, groups */
+    {1, 5, 9, 26, 7, 3, 5, 1, 0, 2, 1, 1, 1, 1, SQZ_ACT_SIGMOID, 0}, /* asymmetric pads */
+    {1, 40, 6, 20, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, SQZ_ACT_CLIP, 1},  /* K = 360 > KC */
+    {1, 3, 13, 40, 70, 3, 3, 1, 0, 0, 0, 0, 1, 1, SQZ_ACT_NONE, 1},  /* no pads, M > MR */
 };
 
 static void test_conv_ops(void **state) {

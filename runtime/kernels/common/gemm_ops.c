@@ -19,6 +19,15 @@ typedef struct gop {
     int64_t N, C, M, group, Cg, Mg, K, in_sp, out_sp;
     int64_t IH, IW, OH, OW, kh, kw, sh, sw, dh, dw, ph, pw;
     int direct;
+    /* wide: stride-1 conv on a zero-padded copy of the input (PH x PW
+     * planes). Output pixel (oh, ow) is computed at wide column oh * PW + ow,
+     * so im2col row k = (c, i, j) is the padded input shifted by off[k]: every
+     * B panel is a plain copy. Columns ow >= OW are garbage and dropped when
+     * the wide output is compacted into Y. */
+    int wide;
+    int64_t PH, PW, wide_n;                       /* wide_n = OH * PW */
+    int64_t *off;                                 /* [K] */
+    size_t pad_floats, wout_floats, gemm_scratch; /* scratch parts (64-byte multiples) */
     int has_bias;
     float *wpk;       /* packed weights: group (or batch) matrices */
     size_t wpk_elems; /* floats per matrix */
@@ -37,6 +46,7 @@ void sqz_gemm_op_release(void *params) {
     gop *p = params;
     if (!p) return;
     free(p->wpk);
+    free(p->off);
     free(p);
 }
 
@@ -64,8 +74,26 @@ static float *alloc_floats(size_t n) {
 
 typedef struct conv_pack_ctx {
     const gop *p;
-    const float *x; /* first input channel of the group, one image */
+    const float *x; /* first input channel of the group, one image (wide: padded copy) */
 } conv_pack_ctx;
+
+/* Wide B panel: row k is the padded input from off[k] + n0, contiguous. */
+static void conv_pack_b_wide(const void *vctx, int64_t k0, int64_t kc, int64_t n0, int64_t nr,
+                             int NR, float *dst) {
+    const conv_pack_ctx *cc = vctx;
+    const int64_t *off = cc->p->off + k0;
+    const float *x = cc->x + n0;
+    if (nr == NR) {
+        for (int64_t k = 0; k < kc; k++)
+            memcpy(dst + k * NR, x + off[k], (size_t)NR * sizeof(float));
+        return;
+    }
+    for (int64_t k = 0; k < kc; k++) {
+        float *d = dst + k * NR;
+        memcpy(d, x + off[k], (size_t)nr * sizeof(float));
+        for (int64_t t = nr; t < NR; t++) d[t] = 0.0f;
+    }
+}
 
 /* Implicit im2col: B[k][col] with k = (c, i, j) over (Cg, kh, kw) and col =
  * (oh, ow) over the output plane, read straight from the input. */
@@ -123,16 +151,16 @@ static void conv_args(const gop *p, sqz_gemm_args *a, int num_threads) {
     memset(a, 0, sizeof(*a));
     a->kernel = p->k;
     a->M = p->Mg;
-    a->N = p->out_sp;
+    a->N = p->wide ? p->wide_n : p->out_sp;
     a->K = p->K;
     a->a.packed = p->wpk;
     if (p->direct) {
         a->b.rs = p->in_sp;
         a->b.cs = 1;
     } else {
-        a->b.pack_b = conv_pack_b;
+        a->b.pack_b = p->wide ? conv_pack_b_wide : conv_pack_b;
     }
-    a->ldc = p->out_sp;
+    a->ldc = a->N;
     a->act = p->act.kind;
     a->alpha = p->act.alpha;
     a->beta = p->act.beta;
@@ -177,6 +205,17 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
     p.direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && g.pb[1] == 0 && g.pb[2] == 0 &&
                g.pe[1] == 0 && g.pe[2] == 0;
     p.has_bias = ref_has_input(ctx, 2);
+    /* wide when the dropped columns (kw - 1 of every PW) cost at most ~1/7 */
+    p.wide = !p.direct && p.sh == 1 && p.sw == 1 && p.dh == 1 && p.dw == 1 && p.kh * p.kw > 1 &&
+             6 * (p.kw - 1) <= p.OW;
+    if (p.wide) {
+        p.PH = p.OH + p.kh - 1;
+        p.PW = p.OW + p.kw - 1;
+        p.wide_n = p.OH * p.PW;
+        /* + kw - 1: the last row's garbage columns read past the last plane */
+        p.pad_floats = (size_t)((p.Cg * p.PH * p.PW + p.kw - 1 + 15) / 16 * 16);
+        p.wout_floats = (size_t)((p.Mg * p.wide_n + 15) / 16 * 16);
+    }
     p.macs = (uint64_t)(p.N * p.M * p.out_sp * p.K);
     p.wpk_elems = sqz_gemm_packed_a_floats(k, p.Mg, p.K);
     gop *pp = malloc(sizeof(*pp));
@@ -190,15 +229,80 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
     const float *W = ctx->in_data[1];
     for (int64_t gi = 0; gi < p.group; gi++)
         sqz_gemm_pack_a(k, p.Mg, p.K, W + gi * p.Mg * p.K, p.K, 1, pp->wpk + gi * p.wpk_elems);
+    pp->off = NULL;
+    if (p.wide) {
+        pp->off = malloc((size_t)p.K * sizeof *pp->off);
+        if (!pp->off) {
+            sqz_gemm_op_release(pp);
+            return sqz_op_fail(ctx, "Conv: out of memory");
+        }
+        for (int64_t kk = 0; kk < p.K; kk++) {
+            int64_t c = kk / (p.kh * p.kw), i = kk / p.kw % p.kh, j = kk % p.kw;
+            pp->off[kk] = (c * p.PH + i) * p.PW + j;
+        }
+    }
     sqz_gemm_args a;
     conv_args(pp, &a, ctx->num_threads);
     ctx->params = pp;
-    ctx->scratch_bytes = sqz_gemm_scratch_bytes(&a);
+    pp->gemm_scratch = (sqz_gemm_scratch_bytes(&a) + 63) / 64 * 64;
+    ctx->scratch_bytes = pp->gemm_scratch + (pp->pad_floats + pp->wout_floats) * sizeof(float);
     return 0;
+}
+
+/* Zero-padded copy of Cg input planes into PH x PW planes. */
+static void pad_input(const gop *p, const float *x, float *dst) {
+    const int64_t top = p->ph, left = p->pw, right = p->PW - p->IW - p->pw;
+    for (int64_t c = 0; c < p->Cg; c++) {
+        const float *xc = x + c * p->in_sp;
+        float *d = dst + c * p->PH * p->PW;
+        for (int64_t r = 0; r < p->PH; r++, d += p->PW) {
+            int64_t ih = r - top;
+            if (ih < 0 || ih >= p->IH) {
+                memset(d, 0, (size_t)p->PW * sizeof(float));
+                continue;
+            }
+            /* ONNX pads are >= 0 but the tail may be cut (OW smaller than the
+             * padded extent allows): copy only what lands inside the row */
+            int64_t n = p->IW < p->PW - left ? p->IW : p->PW - left;
+            if (left) memset(d, 0, (size_t)left * sizeof(float));
+            memcpy(d + left, xc + ih * p->IW, (size_t)n * sizeof(float));
+            if (right > 0) memset(d + left + n, 0, (size_t)right * sizeof(float));
+        }
+    }
+    for (int64_t t = 0; t < p->kw - 1; t++) dst[p->Cg * p->PH * p->PW + t] = 0.0f;
+}
+
+static void conv_run_wide(const sqz_op_ctx *ctx) {
+    const gop *p = ctx->params;
+    const float *X = ctx->in_data[0];
+    const float *B = p->has_bias ? ctx->in_data[2] : NULL;
+    float *Y = ctx->out_data[0];
+    float *pad = (float *)((char *)ctx->scratch + p->gemm_scratch), *wout = pad + p->pad_floats;
+    sqz_gemm_args a;
+    conv_args(p, &a, ctx->num_threads);
+    conv_pack_ctx cc = {p, pad};
+    a.b.pack_ctx = &cc;
+    a.c = wout;
+    for (int64_t n = 0; n < p->N; n++)
+        for (int64_t g = 0; g < p->group; g++) {
+            pad_input(p, X + (n * p->C + g * p->Cg) * p->in_sp, pad);
+            a.a.packed = p->wpk + (size_t)g * p->wpk_elems;
+            a.bias = B ? B + g * p->Mg : NULL;
+            sqz_gemm(&a, ctx->scratch);
+            float *y = Y + (n * p->M + g * p->Mg) * p->out_sp;
+            for (int64_t m = 0; m < p->Mg; m++)
+                for (int64_t oh = 0; oh < p->OH; oh++)
+                    memcpy(y + m * p->out_sp + oh * p->OW, wout + m * p->wide_n + oh * p->PW,
+                           (size_t)p->OW * sizeof(float));
+        }
 }
 
 void sqz_gemm_conv_run(const sqz_op_ctx *ctx) {
     const gop *p = ctx->params;
+    if (p->wide) {
+        conv_run_wide(ctx);
+        return;
+    }
     const float *X = ctx->in_data[0];
     const float *B = p->has_bias ? ctx->in_data[2] : NULL;
     float *Y = ctx->out_data[0];
