@@ -107,6 +107,10 @@ void sqzc_graph_free(sqzc_graph *g) {
         free(g->tensors[t].name);
         free(g->tensors[t].f32);
         free(g->tensors[t].i64);
+        free(g->tensors[t].i8);
+        free(g->tensors[t].i32);
+        free(g->tensors[t].q.scale);
+        free(g->tensors[t].q.zero_point);
     }
     free(g->tensors);
     for (int i = 0; i < g->n_nodes; i++) free_node(&g->nodes[i]);
@@ -199,6 +203,10 @@ int sqzc_tensor_set_f32(sqzc_graph *g, int t, const sqz_shape *shape, const floa
     sqzc_tensor *x = &g->tensors[t];
     free(x->f32);
     free(x->i64);
+    free(x->i8);
+    free(x->i32);
+    x->i8 = NULL;
+    x->i32 = NULL;
     x->i64 = NULL;
     x->f32 = p;
     x->dtype = SQZC_F32;
@@ -216,11 +224,84 @@ int sqzc_tensor_set_i64(sqzc_graph *g, int t, const sqz_shape *shape, const int6
     sqzc_tensor *x = &g->tensors[t];
     free(x->f32);
     free(x->i64);
+    free(x->i8);
+    free(x->i32);
+    x->i8 = NULL;
+    x->i32 = NULL;
     x->f32 = NULL;
     x->i64 = p;
     x->dtype = SQZC_I64;
     x->shape = *shape;
     x->has_shape = 1;
+    return 0;
+}
+
+int sqzc_tensor_set_i8(sqzc_graph *g, int t, const sqz_shape *shape, const int8_t *data) {
+    size_t bytes;
+    if (shape_bytes(shape, 1, &bytes) != 0) return -1;
+    int8_t *p = malloc(bytes ? bytes : 1);
+    if (!p) return -1;
+    if (bytes) memcpy(p, data, bytes);
+    sqzc_tensor *x = &g->tensors[t];
+    free(x->f32);
+    free(x->i64);
+    free(x->i8);
+    free(x->i32);
+    x->f32 = NULL;
+    x->i64 = NULL;
+    x->i32 = NULL;
+    x->i8 = p;
+    x->dtype = SQZC_I8;
+    x->shape = *shape;
+    x->has_shape = 1;
+    return 0;
+}
+
+int sqzc_tensor_set_i32(sqzc_graph *g, int t, const sqz_shape *shape, const int32_t *data) {
+    size_t bytes;
+    if (shape_bytes(shape, sizeof(int32_t), &bytes) != 0) return -1;
+    int32_t *p = malloc(bytes ? bytes : 1);
+    if (!p) return -1;
+    if (bytes) memcpy(p, data, bytes);
+    sqzc_tensor *x = &g->tensors[t];
+    free(x->f32);
+    free(x->i64);
+    free(x->i8);
+    free(x->i32);
+    x->f32 = NULL;
+    x->i64 = NULL;
+    x->i8 = NULL;
+    x->i32 = p;
+    x->dtype = SQZC_I32;
+    x->shape = *shape;
+    x->has_shape = 1;
+    return 0;
+}
+
+int sqzc_tensor_set_qparams(sqzc_graph *g, int t, int kind, int axis, int n, const float *scale,
+                            const int32_t *zero_point) {
+    sqzc_qparams *q = &g->tensors[t].q;
+    float *s = NULL;
+    int32_t *z = NULL;
+    if (kind != SQZC_Q_NONE) {
+        if (n < 1) return -1;
+        s = malloc((size_t)n * sizeof *s);
+        z = malloc((size_t)n * sizeof *z);
+        if (!s || !z) {
+            free(s);
+            free(z);
+            return -1;
+        }
+        memcpy(s, scale, (size_t)n * sizeof *s);
+        memcpy(z, zero_point, (size_t)n * sizeof *z);
+    }
+    free(q->scale);
+    free(q->zero_point);
+    q->kind = kind;
+    q->axis = kind == SQZC_Q_CHANNEL ? axis : 0;
+    q->n = kind == SQZC_Q_NONE ? 0 : n;
+    q->scale = s;
+    q->zero_point = z;
     return 0;
 }
 
@@ -436,6 +517,10 @@ int sqzc_graph_compact(sqzc_graph *g) {
             free(g->tensors[t].name);
             free(g->tensors[t].f32);
             free(g->tensors[t].i64);
+            free(g->tensors[t].i8);
+            free(g->tensors[t].i32);
+            free(g->tensors[t].q.scale);
+            free(g->tensors[t].q.zero_point);
             continue;
         }
         remap[t] = nw;

@@ -102,7 +102,12 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
                      x->name);
             goto fail;
         }
-        uint8_t f = flags[t] | (x->f32 ? SQZ_TF_CONST : 0);
+        const int is_const = x->f32 || x->i8 || x->i32;
+        uint8_t f = flags[t] | (is_const ? SQZ_TF_CONST : 0);
+        if ((x->dtype == SQZC_I8 || x->dtype == SQZC_I32) && x->enc) {
+            snprintf(err, err_len, "tensor '%s': encoded storage is for f32 tensors only", x->name);
+            goto fail;
+        }
         int ndim = x->has_shape ? x->shape.ndim : 0;
         /* encoded storage requested by the compression passes (sqzc/tensor_encode.h);
          * the encoder falls back to raw when encoding does not pay */
@@ -118,16 +123,46 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
             }
         }
         bb_u32(&ten, str_ref(&str, x->name));
-        bb_u8(&ten, SQZ_DT_F32);
+        bb_u8(&ten, x->dtype == SQZC_I8    ? SQZ_DT_I8
+                    : x->dtype == SQZC_I32 ? SQZ_DT_I32
+                                           : SQZ_DT_F32);
         bb_u8(&ten, (uint8_t)enc_st.encoding);
         bb_u8(&ten, (uint8_t)ndim);
         bb_u8(&ten, f);
         for (int d = 0; d < ndim; d++) bb_u64(&ten, (uint64_t)x->shape.dims[d]);
-        bb_u8(&ten, 0); /* quant: none */
-        bb_u8(&ten, 0);
+        /* quantization block (INT8 contract); f32 tensors carry none */
+        const sqzc_qparams *q = &x->q;
+        if (q->kind != SQZC_Q_NONE && x->dtype != SQZC_I8 && x->dtype != SQZC_I32) {
+            snprintf(err, err_len, "tensor '%s': quantization parameters on a float tensor",
+                     x->name);
+            goto fail;
+        }
+        if ((q->kind == SQZC_Q_TENSOR && q->n != 1) ||
+            (q->kind == SQZC_Q_CHANNEL &&
+             (q->axis < 0 || q->axis >= ndim || (int64_t)q->n != x->shape.dims[q->axis]))) {
+            snprintf(err, err_len, "tensor '%s': %d quantization pairs do not fit its shape",
+                     x->name, q->n);
+            goto fail;
+        }
+        bb_u8(&ten, (uint8_t)q->kind);
+        bb_u8(&ten, (uint8_t)(q->kind == SQZC_Q_CHANNEL ? q->axis : 0));
         bb_u16(&ten, 0);
-        bb_u32(&ten, 0); /* nq */
-        if (x->f32 && x->enc) {
+        bb_u32(&ten, (uint32_t)q->n);
+        for (int k = 0; k < q->n; k++) bb_f32(&ten, q->scale[k]);
+        for (int k = 0; k < q->n; k++) bb_u32(&ten, (uint32_t)q->zero_point[k]);
+        if (x->i8) {
+            bb_align(&data, SQZ_DATA_ALIGN);
+            uint64_t off = data.n, size = (uint64_t)numel(&x->shape);
+            bb_put(&data, x->i8, (size_t)size);
+            bb_u64(&ten, off);
+            bb_u64(&ten, size);
+        } else if (x->i32) {
+            bb_align(&data, SQZ_DATA_ALIGN);
+            uint64_t off = data.n, size = (uint64_t)numel(&x->shape) * 4u;
+            for (int64_t i = 0; i < numel(&x->shape); i++) bb_u32(&data, (uint32_t)x->i32[i]);
+            bb_u64(&ten, off);
+            bb_u64(&ten, size);
+        } else if (x->f32 && x->enc) {
             bb_align(&data, SQZ_DATA_ALIGN);
             bb_u64(&ten, data.n);
             bb_u64(&ten, enc_size);
@@ -267,14 +302,12 @@ fail:
     return -1;
 }
 
-int sqzc_write_sqz(const sqzc_graph *g, const char *path, char *err, size_t err_len) {
-    uint8_t *buf;
-    size_t size;
-    if (sqzc_serialize(g, &buf, &size, err, err_len) != 0) return -1;
+int sqzc_write_file_atomic(const char *path, const void *data, size_t size, char *err,
+                           size_t err_len) {
+    const uint8_t *buf = data;
     size_t plen = strlen(path) + 16;
     char *tmp = malloc(plen);
     if (!tmp) {
-        free(buf);
         snprintf(err, err_len, "out of memory");
         return -1;
     }
@@ -283,7 +316,6 @@ int sqzc_write_sqz(const sqzc_graph *g, const char *path, char *err, size_t err_
     if (fd < 0) {
         snprintf(err, err_len, "%s: cannot create temporary file: %s", path, strerror(errno));
         free(tmp);
-        free(buf);
         return -1;
     }
     mode_t um = umask(0); /* mkstemp makes 0600; give the file the usual mode */
@@ -308,6 +340,14 @@ int sqzc_write_sqz(const sqzc_graph *g, const char *path, char *err, size_t err_
         snprintf(err, err_len, "%s: write failed: %s", path, strerror(saved));
     }
     free(tmp);
-    free(buf);
     return ok ? 0 : -1;
+}
+
+int sqzc_write_sqz(const sqzc_graph *g, const char *path, char *err, size_t err_len) {
+    uint8_t *buf;
+    size_t size;
+    if (sqzc_serialize(g, &buf, &size, err, err_len) != 0) return -1;
+    int rc = sqzc_write_file_atomic(path, buf, size, err, err_len);
+    free(buf);
+    return rc;
 }

@@ -17,8 +17,8 @@
 #include "cli_util.h"
 #include "cmd_bench.h"
 #include "idx.h"
-#include "image.h"
-#include "npy.h"
+#include "sqzc/image.h"
+#include "sqzc/npy.h"
 #include "testutil.h"
 
 static char *g_dir;

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cli_util.h"
-#include "npy.h"
+#include "sqzc/npy.h"
 #include "sqz/sqz.h"
 
 #define CMD "bench"

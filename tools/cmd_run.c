@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "cli_util.h"
-#include "image.h"
-#include "npy.h"
+#include "sqzc/image.h"
+#include "sqzc/npy.h"
 #include "sqz/sqz.h"
 
 #define CMD "run"

@@ -4,8 +4,10 @@
  * attribute representation (sqz/ops.h) so that passes can run the runtime's
  * reference kernels directly (shape inference, constant folding).
  *
- * Tensors carry either float data (the only dtype the fp32 runtime executes)
- * or int64 data (shape arithmetic during import, folded away before writing).
+ * Tensors carry float data, int64 data (shape arithmetic during import, folded
+ * away before writing), or int8 / int32 data with quantization parameters
+ * (written by the INT8 quantizer, sqzc/quant.h). A non-constant tensor's
+ * dtype is the dtype the runtime gives it (F32 or I8).
  */
 #ifndef SQZC_IR_H
 #define SQZC_IR_H
@@ -22,7 +24,25 @@ extern "C" {
 typedef enum sqzc_dtype {
     SQZC_F32 = 1,
     SQZC_I64 = 2,
+    SQZC_I8 = 3,  /* int8 (quantized activations and weights; INT8 contract) */
+    SQZC_I32 = 4, /* int32 (quantized biases) */
 } sqzc_dtype;
+
+/* Quantization parameters of a tensor (the .sqz tensor record's quant block):
+ * real = scale[c] * (q - zero_point[c]). */
+typedef enum sqzc_qkind {
+    SQZC_Q_NONE = 0,
+    SQZC_Q_TENSOR = 1,  /* one (scale, zero_point) */
+    SQZC_Q_CHANNEL = 2, /* one pair per index of axis */
+} sqzc_qkind;
+
+typedef struct sqzc_qparams {
+    int kind;            /* sqzc_qkind */
+    int axis;            /* SQZC_Q_CHANNEL: the channel axis */
+    int n;               /* pairs: 1 (per tensor) or dims[axis] */
+    float *scale;        /* owned, n */
+    int32_t *zero_point; /* owned, n */
+} sqzc_qparams;
 
 /* How the writer should store a constant tensor (NULL = raw fp32). Set by the
  * compression passes (weight sharing, magnitude pruning); the tensor's f32
@@ -43,8 +63,11 @@ typedef struct sqzc_tensor {
     int dtype;     /* sqzc_dtype */
     int has_shape; /* shape known (after inference or from the model) */
     sqz_shape shape;
-    float *f32;   /* constant data when dtype == SQZC_F32, else NULL */
-    int64_t *i64; /* constant data when dtype == SQZC_I64, else NULL */
+    float *f32;         /* constant data when dtype == SQZC_F32, else NULL */
+    int64_t *i64;       /* constant data when dtype == SQZC_I64, else NULL */
+    int8_t *i8;         /* constant data when dtype == SQZC_I8, else NULL */
+    int32_t *i32;       /* constant data when dtype == SQZC_I32, else NULL */
+    sqzc_qparams q;     /* quantization (dtype I8 / I32); kind SQZC_Q_NONE otherwise */
     sqzc_encoding *enc; /* storage request for a constant; NULL = raw (owned) */
 } sqzc_tensor;
 
@@ -89,8 +112,15 @@ int sqzc_tensor_add_unique(sqzc_graph *g, const char *base);
 /* Set constant data (copied). Returns 0, -1 on OOM. Replaces earlier data. */
 int sqzc_tensor_set_f32(sqzc_graph *g, int t, const sqz_shape *shape, const float *data);
 int sqzc_tensor_set_i64(sqzc_graph *g, int t, const sqz_shape *shape, const int64_t *data);
+int sqzc_tensor_set_i8(sqzc_graph *g, int t, const sqz_shape *shape, const int8_t *data);
+int sqzc_tensor_set_i32(sqzc_graph *g, int t, const sqz_shape *shape, const int32_t *data);
+/* Set quantization parameters (copied): kind SQZC_Q_TENSOR with n == 1, or
+ * SQZC_Q_CHANNEL along axis with n pairs; SQZC_Q_NONE clears. 0 ok, -1 OOM. */
+int sqzc_tensor_set_qparams(sqzc_graph *g, int t, int kind, int axis, int n, const float *scale,
+                            const int32_t *zero_point);
 static inline int sqzc_tensor_is_const(const sqzc_graph *g, int t) {
-    return t >= 0 && (g->tensors[t].f32 != NULL || g->tensors[t].i64 != NULL);
+    return t >= 0 && (g->tensors[t].f32 != NULL || g->tensors[t].i64 != NULL ||
+                      g->tensors[t].i8 != NULL || g->tensors[t].i32 != NULL);
 }
 
 /* Attach (a copy of) an encoding request to constant tensor t; replaces an

@@ -1,0 +1,269 @@
+/* image.c - PNG loading (libpng) and preprocessing. */
+#include "sqzc/image.h"
+
+#include <errno.h>
+#include <png.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define IMAGE_MAX_SIDE 16384
+#define IMAGE_MAX_PIXELS (UINT64_C(1) << 28)
+
+void image_prep_init(image_prep *p) {
+    memset(p, 0, sizeof *p);
+    p->scale = 1.0f / 255.0f;
+    for (int i = 0; i < 3; i++) {
+        p->mean[i] = 0.0f;
+        p->std[i] = 1.0f;
+    }
+    p->order = IMAGE_AUTO;
+    p->layout = IMAGE_NCHW;
+}
+
+void image_free(image *img) {
+    if (!img) return;
+    free(img->data);
+    memset(img, 0, sizeof *img);
+}
+
+static int image_alloc(image *img, int h, int w, int c, char *err, size_t err_len) {
+    memset(img, 0, sizeof *img);
+    if (h < 1 || w < 1 || c < 1 || (uint64_t)h * (uint64_t)w > IMAGE_MAX_PIXELS) {
+        snprintf(err, err_len, "bad image size %dx%d", h, w);
+        return -1;
+    }
+    img->data = malloc((size_t)h * (size_t)w * (size_t)c * sizeof(float));
+    if (!img->data) {
+        snprintf(err, err_len, "out of memory for a %dx%d image", h, w);
+        return -1;
+    }
+    img->h = h;
+    img->w = w;
+    img->c = c;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- PNG */
+typedef struct png_err_ctx {
+    char msg[200];
+} png_err_ctx;
+
+static void png_on_error(png_structp png, png_const_charp msg) {
+    png_err_ctx *e = png_get_error_ptr(png);
+    if (e) snprintf(e->msg, sizeof e->msg, "%s", msg ? msg : "libpng error");
+    png_longjmp(png, 1);
+}
+
+static void png_on_warning(png_structp png, png_const_charp msg) {
+    (void)png;
+    (void)msg;
+}
+
+int image_read_png(const char *path, image *out, char *err, size_t err_len) {
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, err_len, "cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    uint8_t sig[8];
+    if (fread(sig, 1, 8, f) != 8 || png_sig_cmp(sig, 0, 8) != 0) {
+        snprintf(err, err_len, "'%s' is not a PNG file", path);
+        fclose(f);
+        return -1;
+    }
+    png_err_ctx ectx;
+    memset(&ectx, 0, sizeof ectx);
+    png_structp png =
+        png_create_read_struct(PNG_LIBPNG_VER_STRING, &ectx, png_on_error, png_on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info) {
+        png_destroy_read_struct(png ? &png : NULL, NULL, NULL);
+        fclose(f);
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    uint8_t *volatile pix = NULL;
+    png_bytep *volatile rows = NULL;
+    if (setjmp(png_jmpbuf(png))) {
+        snprintf(err, err_len, "bad PNG '%s': %s", path, ectx.msg);
+        free(pix);
+        free(rows);
+        png_destroy_read_struct(&png, &info, NULL);
+        fclose(f);
+        return -1;
+    }
+    png_set_user_limits(png, IMAGE_MAX_SIDE, IMAGE_MAX_SIDE);
+    png_init_io(png, f);
+    png_set_sig_bytes(png, 8);
+    png_read_info(png, info);
+    png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    int ctype = png_get_color_type(png, info);
+    int depth = png_get_bit_depth(png, info);
+    if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    /* transparency is dropped: tRNS is not expanded and alpha channels are stripped */
+    png_set_strip_alpha(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    int ch = png_get_channels(png, info);
+    int d = png_get_bit_depth(png, info);
+    size_t rowbytes = png_get_rowbytes(png, info);
+    if ((ch != 1 && ch != 3) || (d != 8 && d != 16) || w < 1 || h < 1 ||
+        (uint64_t)w * h > IMAGE_MAX_PIXELS ||
+        rowbytes != (size_t)w * (size_t)ch * (size_t)(d / 8)) {
+        snprintf(ectx.msg, sizeof ectx.msg, "unsupported layout (%d channels, %d bits)", ch, d);
+        png_longjmp(png, 1);
+    }
+    pix = malloc(rowbytes * h);
+    rows = malloc(sizeof(png_bytep) * h);
+    if (!pix || !rows) {
+        snprintf(ectx.msg, sizeof ectx.msg, "out of memory");
+        png_longjmp(png, 1);
+    }
+    for (png_uint_32 y = 0; y < h; y++) rows[y] = pix + (size_t)y * rowbytes;
+    png_read_image(png, rows);
+    png_read_end(png, NULL);
+    png_destroy_read_struct(&png, &info, NULL);
+    fclose(f);
+    free(rows);
+    if (image_alloc(out, (int)h, (int)w, ch, err, err_len) != 0) {
+        free(pix);
+        return -1;
+    }
+    size_t n = (size_t)w * h * (size_t)ch;
+    if (d == 8) {
+        for (size_t i = 0; i < n; i++) out->data[i] = (float)pix[i];
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            unsigned v = ((unsigned)pix[2 * i] << 8) | pix[2 * i + 1];
+            out->data[i] = (float)v / 257.0f;
+        }
+    }
+    free(pix);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- geometry */
+int image_resize(const image *src, int h, int w, image *dst, char *err, size_t err_len) {
+    if (image_alloc(dst, h, w, src->c, err, err_len) != 0) return -1;
+    const int c = src->c;
+    const double sy = (double)src->h / h, sx = (double)src->w / w;
+    for (int y = 0; y < h; y++) {
+        double fy = (y + 0.5) * sy - 0.5;
+        if (fy < 0) fy = 0;
+        int y0 = (int)fy;
+        if (y0 > src->h - 1) y0 = src->h - 1;
+        int y1 = y0 + 1 < src->h ? y0 + 1 : src->h - 1;
+        float wy = (float)(fy - y0);
+        if (wy > 1.0f) wy = 1.0f;
+        for (int x = 0; x < w; x++) {
+            double fx = (x + 0.5) * sx - 0.5;
+            if (fx < 0) fx = 0;
+            int x0 = (int)fx;
+            if (x0 > src->w - 1) x0 = src->w - 1;
+            int x1 = x0 + 1 < src->w ? x0 + 1 : src->w - 1;
+            float wx = (float)(fx - x0);
+            if (wx > 1.0f) wx = 1.0f;
+            const float *p00 = src->data + ((size_t)y0 * src->w + x0) * c;
+            const float *p01 = src->data + ((size_t)y0 * src->w + x1) * c;
+            const float *p10 = src->data + ((size_t)y1 * src->w + x0) * c;
+            const float *p11 = src->data + ((size_t)y1 * src->w + x1) * c;
+            float *q = dst->data + ((size_t)y * w + x) * c;
+            for (int k = 0; k < c; k++) {
+                float top = p00[k] + (p01[k] - p00[k]) * wx;
+                float bot = p10[k] + (p11[k] - p10[k]) * wx;
+                q[k] = top + (bot - top) * wy;
+            }
+        }
+    }
+    return 0;
+}
+
+int image_center_crop(const image *src, int h, int w, image *dst, char *err, size_t err_len) {
+    if (h < 1 || w < 1 || h > src->h || w > src->w) {
+        snprintf(err, err_len, "crop %dx%d does not fit a %dx%d image", h, w, src->h, src->w);
+        return -1;
+    }
+    if (image_alloc(dst, h, w, src->c, err, err_len) != 0) return -1;
+    int oy = (src->h - h) / 2, ox = (src->w - w) / 2;
+    size_t row = (size_t)w * (size_t)src->c * sizeof(float);
+    for (int y = 0; y < h; y++)
+        memcpy(dst->data + (size_t)y * w * src->c,
+               src->data + ((size_t)(y + oy) * src->w + ox) * src->c, row);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- pipeline */
+int image_preprocess(const image *img, const image_prep *p, int h, int w, int c, float *out,
+                     char *err, size_t err_len) {
+    if (c != 1 && c != 3) {
+        snprintf(err, err_len, "model input has %d channels; images need 1 or 3", c);
+        return -1;
+    }
+    int order = p->order;
+    if (order == IMAGE_AUTO) order = c == 1 ? IMAGE_GRAY : IMAGE_RGB;
+    if (order != IMAGE_GRAY && c != 3) {
+        snprintf(err, err_len, "--%s needs a 3-channel model input (it has %d)",
+                 order == IMAGE_RGB ? "rgb" : "bgr", c);
+        return -1;
+    }
+    if (img->c != 1 && img->c != 3) {
+        snprintf(err, err_len, "image has %d channels", img->c);
+        return -1;
+    }
+    image cur = {img->h, img->w, img->c, img->data}; /* borrowed until replaced */
+    int owned = 0;
+    image tmp;
+    if (p->resize_h > 0) {
+        if (image_resize(&cur, p->resize_h, p->resize_w, &tmp, err, err_len) != 0) return -1;
+        cur = tmp;
+        owned = 1;
+    }
+    if (p->crop_h > 0) {
+        int rc = image_center_crop(&cur, p->crop_h, p->crop_w, &tmp, err, err_len);
+        if (owned) image_free(&cur);
+        if (rc != 0) return -1;
+        cur = tmp;
+        owned = 1;
+    }
+    if (cur.h != h || cur.w != w) {
+        if (p->resize_h > 0) {
+            snprintf(err, err_len, "preprocessed image is %dx%d but the model input is %dx%d",
+                     cur.h, cur.w, h, w);
+            if (owned) image_free(&cur);
+            return -1;
+        }
+        int rc = image_resize(&cur, h, w, &tmp, err, err_len);
+        if (owned) image_free(&cur);
+        if (rc != 0) return -1;
+        cur = tmp;
+        owned = 1;
+    }
+    const size_t plane = (size_t)h * (size_t)w;
+    for (size_t i = 0; i < plane; i++) {
+        const float *px = cur.data + i * (size_t)cur.c;
+        float v[3];
+        if (order == IMAGE_GRAY) {
+            float g = cur.c == 1 ? px[0] : 0.299f * px[0] + 0.587f * px[1] + 0.114f * px[2];
+            v[0] = v[1] = v[2] = g;
+        } else {
+            float r = px[0], g = cur.c == 1 ? px[0] : px[1], b = cur.c == 1 ? px[0] : px[2];
+            v[0] = order == IMAGE_BGR ? b : r;
+            v[1] = g;
+            v[2] = order == IMAGE_BGR ? r : b;
+        }
+        for (int k = 0; k < c; k++) {
+            float x = (v[k] * p->scale - p->mean[k]) / p->std[k];
+            if (p->layout == IMAGE_NHWC)
+                out[i * (size_t)c + (size_t)k] = x;
+            else
+                out[(size_t)k * plane + i] = x;
+        }
+    }
+    if (owned) image_free(&cur);
+    return 0;
+}

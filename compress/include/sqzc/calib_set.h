@@ -1,0 +1,57 @@
+/* sqzc/calib_set.h - calibration sets: a text manifest listing PNG images or
+ * .npy tensors plus the preprocessing that turns an image into a model input
+ * (format: calib-data/README.md).
+ *
+ * Reading a manifest checks every listed file up front (exists, readable,
+ * PNG signature and header, channel count against the manifest's colour, or
+ * .npy header), so a bad set fails before any work with a message naming the
+ * manifest line and the file. */
+#ifndef SQZC_CALIB_SET_H
+#define SQZC_CALIB_SET_H
+
+#include <stddef.h>
+
+#include "sqz/ops.h"
+#include "sqzc/image.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { SQZC_CALIB_PNG = 1, SQZC_CALIB_NPY = 2 };
+
+typedef struct sqzc_calib_item {
+    char *path;   /* resolved (relative paths are relative to the manifest's directory) */
+    int kind;     /* SQZC_CALIB_PNG / SQZC_CALIB_NPY */
+    int line;     /* manifest line, for messages */
+    int channels; /* PNG: 1 (gray) or 3 (colour) from its header; NPY: 0 */
+} sqzc_calib_item;
+
+typedef struct sqzc_calib_set {
+    char *manifest;
+    sqzc_calib_item *items;
+    int n_items;
+    image_prep prep; /* color (order), resize, crop, scale, mean, std, layout */
+    int color_set;   /* a "color:" line was given */
+} sqzc_calib_set;
+
+/* Parse the manifest and check every listed file. 0 ok, -1 with err (one
+ * line, naming the manifest and line or file). An empty set is an error. */
+int sqzc_calib_set_read(const char *manifest, sqzc_calib_set *s, char *err, size_t err_len);
+void sqzc_calib_set_free(sqzc_calib_set *s);
+
+/* Check that the set fits a model input of shape [N, C, H, W] (NCHW layout)
+ * or [N, H, W, C] (NHWC): image colour vs C, .npy element count vs C*H*W.
+ * 0 ok, -1 with err. */
+int sqzc_calib_set_check_input(const sqzc_calib_set *s, const sqz_shape *input, char *err,
+                               size_t err_len);
+
+/* Load item i as one sample for input (batch dim excluded): out receives
+ * numel(input) / input->dims[0] floats. 0 ok, -1 with err naming the file. */
+int sqzc_calib_set_load(const sqzc_calib_set *s, int i, const sqz_shape *input, float *out,
+                        char *err, size_t err_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

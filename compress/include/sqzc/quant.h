@@ -1,0 +1,114 @@
+/* sqzc/quant.h - INT8 post-training quantization of a sqzc graph.
+ *
+ * Representation written (the INT8 contract of the runtime, sqz/format.h):
+ * int8 activations per tensor (scale, zero point), int8 weights symmetric per
+ * output channel (values in [-127, 127]), int32 biases with scale s_x * s_w[c],
+ * QuantizeLinear / DequantizeLinear at the boundaries of fp32 islands. Ops run
+ * on int8 when the runtime has int8 kernels for them: Conv / Gemm / MatMul
+ * (constant weights, fused activation none / ReLU / Clip), Add, MaxPool,
+ * AveragePool, GlobalAveragePool, Concat, Relu, Clip and the views; the rest
+ * stays fp32.
+ *
+ * Pipeline (sqzc_quantize):
+ *  1. cross-layer equalization of Conv -> (ReLU) -> Conv pairs (Nagel et al.,
+ *     "Data-Free Quantization Through Weight Equalization and Bias
+ *     Correction", ICCV 2019, section 4.1), fp32-exact;
+ *  2. calibration through the sqz runtime over the set, streaming: pass 1
+ *     per-tensor min / max and per-channel means, pass 2 per-tensor
+ *     histograms (2 x 2048 bins), so memory does not grow with the set;
+ *  3. activation ranges by the method (minmax, percentile, kl, mse);
+ *  4. weights per output channel, bias correction (Nagel et al. section 4.2,
+ *     empirical: the expected output shift eps_W * E[x] is subtracted from the
+ *     bias), int32 bias;
+ *  5. per-layer report: each int8 layer simulated on fp32 inputs of a subset
+ *     (its input, weights and output quantized) against fp32; a Conv / Gemm /
+ *     MatMul whose SQNR is below the threshold stays fp32;
+ *  6. the graph is rewritten in place.
+ */
+#ifndef SQZC_QUANT_H
+#define SQZC_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sqzc/calib_set.h"
+#include "sqzc/ir.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum sqzc_qmethod {
+    SQZC_QM_MINMAX = 0,
+    SQZC_QM_PERCENTILE = 1,
+    SQZC_QM_KL = 2,
+    SQZC_QM_MSE = 3,
+} sqzc_qmethod;
+
+/* "minmax" / "percentile" / "kl" / "mse" -> method; -1 unknown. */
+int sqzc_qmethod_parse(const char *s);
+const char *sqzc_qmethod_name(int method);
+
+typedef struct sqzc_quant_options {
+    int method;          /* sqzc_qmethod */
+    double percentile;   /* SQZC_QM_PERCENTILE: share of values kept, in (50, 100]; 99.99 */
+    int cle;             /* cross-layer equalization (1) */
+    int bias_correction; /* (1) */
+    double min_sqnr_db;  /* a Conv/Gemm/MatMul below this local SQNR stays fp32; <= 0: never */
+    int max_images;      /* use the first N images of the set; 0: all */
+    int batch;           /* images per calibration run (32) */
+    int report_images;   /* images of the per-layer report (64; 0: no report, no fallback) */
+    int num_threads;     /* runtime threads (<= 0: default) */
+    int progress;        /* draw a progress bar on stderr */
+} sqzc_quant_options;
+
+void sqzc_quant_options_init(sqzc_quant_options *o);
+
+/* One row of the report: a tensor the quantizer gave int8 parameters, with
+ * the node producing it. */
+typedef struct sqzc_quant_layer {
+    char *node;      /* producing node ("" for a graph input) */
+    char *tensor;    /* output tensor */
+    int op;          /* sqz_op of the node (0 for a graph input) */
+    int int8;        /* 1: runs in int8; 0: stays fp32 */
+    const char *why; /* why not int8 (static string) or NULL */
+    double min, max; /* observed over the calibration set */
+    double lo, hi;   /* chosen range (real values of q = -128 and 127) */
+    float scale;     /* activation scale, zero point */
+    int32_t zero_point;
+    double clipped;   /* share of calibration values outside [lo, hi] */
+    double sqnr_db;   /* local SQNR of the int8 layer vs fp32 (NAN if not measured) */
+    double cosine;    /* cosine similarity, same data */
+    double w_sqnr_db; /* weights alone (Conv/Gemm/MatMul), else NAN */
+} sqzc_quant_layer;
+
+typedef struct sqzc_quant_report {
+    sqzc_quant_layer *layers;
+    int n_layers;
+    int method;
+    double percentile;
+    int n_images, report_images;
+    int cle_pairs;                /* equalized conv pairs */
+    int n_int8, n_fp32;           /* compute layers (Conv/Gemm/MatMul) in int8 / kept fp32 */
+    int n_quantize, n_dequantize; /* Q / DQ nodes inserted */
+    double secs_calibrate;        /* both calibration passes */
+    double secs_total;
+} sqzc_quant_report;
+
+void sqzc_quant_report_free(sqzc_quant_report *r);
+/* Human-readable table (one row per layer) and a summary. */
+void sqzc_quant_report_print(const sqzc_quant_report *r, FILE *f);
+/* The report as one JSON object. */
+int sqzc_quant_report_json(const sqzc_quant_report *r, FILE *f);
+
+/* Quantize g in place (see above). g must be optimized (sqzc_optimize) and
+ * have one graph input. rep (may be NULL) receives the report. 0 ok, -1 with
+ * err (g is then unusable). */
+int sqzc_quantize(sqzc_graph *g, const sqzc_calib_set *set, const sqzc_quant_options *o,
+                  sqzc_quant_report *rep, char *err, size_t err_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,392 @@
+/* calib_set.c - calibration-set manifests (format: calib-data/README.md). */
+#include "sqzc/calib_set.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sqzc/npy.h"
+
+#define MANIFEST_MAX_BYTES (64u << 20)
+
+void sqzc_calib_set_free(sqzc_calib_set *s) {
+    if (!s) return;
+    for (int i = 0; i < s->n_items; i++) free(s->items[i].path);
+    free(s->items);
+    free(s->manifest);
+    memset(s, 0, sizeof *s);
+}
+
+static char *read_text(const char *path, size_t *len, char *err, size_t err_len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, err_len, "cannot open calibration manifest '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (n < cap) break;
+        if (cap >= MANIFEST_MAX_BYTES) {
+            snprintf(err, err_len, "%s: manifest larger than %u bytes", path, MANIFEST_MAX_BYTES);
+            free(buf);
+            fclose(f);
+            return NULL;
+        }
+        cap *= 2;
+        char *nb = realloc(buf, cap + 1);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+        } else {
+            buf = nb;
+        }
+    }
+    int rerr = ferror(f);
+    fclose(f);
+    if (!buf) {
+        snprintf(err, err_len, "%s: out of memory", path);
+        return NULL;
+    }
+    if (rerr) {
+        snprintf(err, err_len, "cannot read calibration manifest '%s'", path);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static int parse_floats(const char *v, float *out, int max) {
+    int n = 0;
+    const char *p = v;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',') p++;
+        if (!*p) break;
+        if (n == max) return -1;
+        char *end;
+        errno = 0;
+        double d = strtod(p, &end);
+        if (end == p || errno != 0 || !(d > -1e30 && d < 1e30)) return -1;
+        out[n++] = (float)d;
+        p = end;
+        if (*p && *p != ' ' && *p != '\t' && *p != ',') return -1;
+    }
+    return n;
+}
+
+static int parse_hw(const char *v, int *h, int *w) {
+    float f[2];
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "%s", v);
+    for (char *c = tmp; *c; c++)
+        if (*c == 'x' || *c == 'X') *c = ' ';
+    if (parse_floats(tmp, f, 2) != 2) return -1;
+    if (f[0] < 1 || f[1] < 1 || f[0] > 16384 || f[1] > 16384 || f[0] != (int)f[0] ||
+        f[1] != (int)f[1])
+        return -1;
+    *h = (int)f[0];
+    *w = (int)f[1];
+    return 0;
+}
+
+static int has_ext(const char *p, const char *ext) {
+    size_t n = strlen(p), e = strlen(ext);
+    return n > e && strcasecmp(p + n - e, ext) == 0;
+}
+
+static uint32_t be32(const uint8_t *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/* Check a listed file's header; fills it->channels for PNGs. */
+static int check_file(const char *manifest, sqzc_calib_item *it, char *err, size_t err_len) {
+    FILE *f = fopen(it->path, "rb");
+    if (!f) {
+        snprintf(err, err_len, "%s:%d: cannot open '%s': %s", manifest, it->line, it->path,
+                 strerror(errno));
+        return -1;
+    }
+    uint8_t h[33];
+    size_t n = fread(h, 1, sizeof h, f);
+    fclose(f);
+    if (it->kind == SQZC_CALIB_NPY) {
+        if (n < 10 || memcmp(h, "\x93NUMPY", 6) != 0) {
+            snprintf(err, err_len, "%s:%d: '%s' is not a .npy file", manifest, it->line, it->path);
+            return -1;
+        }
+        return 0;
+    }
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n < 8 || memcmp(h, sig, 8) != 0) {
+        snprintf(err, err_len, "%s:%d: '%s' is not a PNG file", manifest, it->line, it->path);
+        return -1;
+    }
+    if (n < 33 || memcmp(h + 12, "IHDR", 4) != 0 || be32(h + 16) == 0 || be32(h + 20) == 0) {
+        snprintf(err, err_len, "%s:%d: '%s': truncated or bad PNG header", manifest, it->line,
+                 it->path);
+        return -1;
+    }
+    switch (h[25]) { /* colour type */
+    case 0:
+    case 4:
+        it->channels = 1;
+        break;
+    case 2:
+    case 3:
+    case 6:
+        it->channels = 3;
+        break;
+    default:
+        snprintf(err, err_len, "%s:%d: '%s': bad PNG colour type %u", manifest, it->line, it->path,
+                 h[25]);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *color_name(int order) {
+    return order == IMAGE_GRAY ? "gray" : order == IMAGE_RGB ? "rgb" : "bgr";
+}
+
+int sqzc_calib_set_read(const char *manifest, sqzc_calib_set *s, char *err, size_t err_len) {
+    memset(s, 0, sizeof *s);
+    image_prep_init(&s->prep);
+    size_t len;
+    char *text = read_text(manifest, &len, err, err_len);
+    if (!text) return -1;
+    if (strlen(text) != len) {
+        snprintf(err, err_len, "%s: not a text file (contains NUL bytes)", manifest);
+        free(text);
+        return -1;
+    }
+    s->manifest = strdup(manifest);
+    /* directory of the manifest, for relative paths */
+    const char *slash = strrchr(manifest, '/');
+    size_t dlen = slash ? (size_t)(slash - manifest) + 1 : 0;
+    int cap = 0, lineno = 0, nmean = 0, nstd = 0;
+    char *save = NULL;
+    if (!s->manifest) goto oom;
+    for (char *line = text; line; line = save) {
+        char *nl = strchr(line, '\n');
+        save = nl ? nl + 1 : NULL;
+        if (nl) *nl = '\0';
+        lineno++;
+        /* trim */
+        while (*line == ' ' || *line == '\t') line++;
+        size_t l = strlen(line);
+        while (l && (line[l - 1] == ' ' || line[l - 1] == '\t' || line[l - 1] == '\r'))
+            line[--l] = '\0';
+        if (!l || line[0] == '#') continue;
+        /* "key: value" when the line starts with [a-z_]+ ':' */
+        size_t k = 0;
+        while ((line[k] >= 'a' && line[k] <= 'z') || line[k] == '_') k++;
+        if (k > 0 && line[k] == ':') {
+            line[k] = '\0';
+            const char *key = line, *v = line + k + 1;
+            while (*v == ' ' || *v == '\t') v++;
+            int bad = 0;
+            if (strcmp(key, "color") == 0) {
+                if (strcmp(v, "gray") == 0)
+                    s->prep.order = IMAGE_GRAY;
+                else if (strcmp(v, "rgb") == 0)
+                    s->prep.order = IMAGE_RGB;
+                else if (strcmp(v, "bgr") == 0)
+                    s->prep.order = IMAGE_BGR;
+                else
+                    bad = 1;
+                s->color_set = 1;
+            } else if (strcmp(key, "resize") == 0) {
+                bad = parse_hw(v, &s->prep.resize_h, &s->prep.resize_w) != 0;
+            } else if (strcmp(key, "crop") == 0) {
+                bad = parse_hw(v, &s->prep.crop_h, &s->prep.crop_w) != 0;
+            } else if (strcmp(key, "scale") == 0) {
+                bad = parse_floats(v, &s->prep.scale, 1) != 1 || !(s->prep.scale > 0);
+            } else if (strcmp(key, "mean") == 0) {
+                nmean = parse_floats(v, s->prep.mean, 3);
+                bad = nmean != 1 && nmean != 3;
+            } else if (strcmp(key, "std") == 0) {
+                nstd = parse_floats(v, s->prep.std, 3);
+                bad = nstd != 1 && nstd != 3;
+                for (int c = 0; c < nstd && !bad; c++) bad = !(s->prep.std[c] > 0);
+            } else if (strcmp(key, "layout") == 0) {
+                if (strcmp(v, "nchw") == 0)
+                    s->prep.layout = IMAGE_NCHW;
+                else if (strcmp(v, "nhwc") == 0)
+                    s->prep.layout = IMAGE_NHWC;
+                else
+                    bad = 1;
+            } else {
+                snprintf(err, err_len,
+                         "%s:%d: unknown key '%s' (keys: color, resize, crop, scale, mean, std, "
+                         "layout)",
+                         manifest, lineno, key);
+                goto fail;
+            }
+            if (bad) {
+                snprintf(err, err_len, "%s:%d: bad value '%s' for '%s'", manifest, lineno, v, key);
+                goto fail;
+            }
+            continue;
+        }
+        int kind = has_ext(line, ".png")   ? SQZC_CALIB_PNG
+                   : has_ext(line, ".npy") ? SQZC_CALIB_NPY
+                                           : 0;
+        if (!kind) {
+            snprintf(err, err_len, "%s:%d: '%s' is neither a .png image nor a .npy tensor",
+                     manifest, lineno, line);
+            goto fail;
+        }
+        if (s->n_items == cap) {
+            int nc = cap ? cap * 2 : 64;
+            sqzc_calib_item *ni = realloc(s->items, sizeof *ni * (size_t)nc);
+            if (!ni) goto oom;
+            s->items = ni;
+            cap = nc;
+        }
+        sqzc_calib_item *it = &s->items[s->n_items];
+        memset(it, 0, sizeof *it);
+        size_t pl = strlen(line), pre = line[0] == '/' ? 0 : dlen;
+        it->path = malloc(pre + pl + 1);
+        if (!it->path) goto oom;
+        memcpy(it->path, manifest, pre);
+        memcpy(it->path + pre, line, pl + 1);
+        it->kind = kind;
+        it->line = lineno;
+        s->n_items++;
+        if (check_file(manifest, it, err, err_len) != 0) goto fail;
+    }
+    if (s->n_items == 0) {
+        snprintf(err, err_len, "%s: empty calibration set (no image or .npy path listed)",
+                 manifest);
+        goto fail;
+    }
+    /* one mean / std value applies to every channel */
+    if (nmean == 1) s->prep.mean[1] = s->prep.mean[2] = s->prep.mean[0];
+    if (nstd == 1) s->prep.std[1] = s->prep.std[2] = s->prep.std[0];
+    for (int i = 0; i < s->n_items; i++) {
+        const sqzc_calib_item *it = &s->items[i];
+        if (it->kind != SQZC_CALIB_PNG || !s->color_set) continue;
+        int want = s->prep.order == IMAGE_GRAY ? 1 : 3;
+        if (it->channels != want) {
+            snprintf(err, err_len, "%s:%d: '%s' is a %s image but the manifest says color: %s",
+                     manifest, it->line, it->path, it->channels == 1 ? "grayscale" : "colour",
+                     color_name(s->prep.order));
+            goto fail;
+        }
+    }
+    free(text);
+    return 0;
+oom:
+    snprintf(err, err_len, "%s: out of memory", manifest);
+fail:
+    free(text);
+    sqzc_calib_set_free(s);
+    return -1;
+}
+
+/* C, H, W of a model input under the set's layout; -1 if not an image input. */
+static int input_chw(const sqzc_calib_set *s, const sqz_shape *in, int *c, int *h, int *w) {
+    if (in->ndim != 4) return -1;
+    if (s->prep.layout == IMAGE_NHWC) {
+        *h = (int)in->dims[1];
+        *w = (int)in->dims[2];
+        *c = (int)in->dims[3];
+    } else {
+        *c = (int)in->dims[1];
+        *h = (int)in->dims[2];
+        *w = (int)in->dims[3];
+    }
+    return 0;
+}
+
+int sqzc_calib_set_check_input(const sqzc_calib_set *s, const sqz_shape *input, char *err,
+                               size_t err_len) {
+    int c = 0, h = 0, w = 0, have_png = 0;
+    for (int i = 0; i < s->n_items; i++) have_png |= s->items[i].kind == SQZC_CALIB_PNG;
+    if (!have_png) return 0; /* .npy sizes are checked per file at load */
+    if (input_chw(s, input, &c, &h, &w) != 0) {
+        snprintf(err, err_len,
+                 "%s: images need a 4-D model input (%s), the model's has %d dims; list .npy "
+                 "tensors instead",
+                 s->manifest, s->prep.layout == IMAGE_NHWC ? "NHWC" : "NCHW", input->ndim);
+        return -1;
+    }
+    if (c != 1 && c != 3) {
+        snprintf(err, err_len, "%s: the model input has %d channels; images give 1 or 3",
+                 s->manifest, c);
+        return -1;
+    }
+    int order = s->color_set ? s->prep.order : (c == 1 ? IMAGE_GRAY : IMAGE_RGB);
+    if ((order == IMAGE_GRAY) != (c == 1)) {
+        snprintf(err, err_len, "%s: color: %s does not fit the model input's %d channel%s",
+                 s->manifest, color_name(order), c, c == 1 ? "" : "s");
+        return -1;
+    }
+    for (int i = 0; i < s->n_items; i++) {
+        const sqzc_calib_item *it = &s->items[i];
+        if (it->kind == SQZC_CALIB_PNG && it->channels != c) {
+            snprintf(err, err_len, "%s:%d: '%s' is a %s image but the model input has %d channel%s",
+                     s->manifest, it->line, it->path, it->channels == 1 ? "grayscale" : "colour", c,
+                     c == 1 ? "" : "s");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int sqzc_calib_set_load(const sqzc_calib_set *s, int i, const sqz_shape *input, float *out,
+                        char *err, size_t err_len) {
+    const sqzc_calib_item *it = &s->items[i];
+    int64_t per =
+        input->ndim >= 1 && input->dims[0] > 0 ? sqz_shape_numel(input) / input->dims[0] : 0;
+    if (it->kind == SQZC_CALIB_NPY) {
+        npy_array a;
+        char e[256];
+        if (npy_read(it->path, &a, e, sizeof e) != 0) {
+            snprintf(err, err_len, "%s:%d: %s", s->manifest, it->line, e);
+            return -1;
+        }
+        if ((int64_t)a.count != per) {
+            snprintf(err, err_len, "%s:%d: '%s' has %zu elements; one model input sample has %lld",
+                     s->manifest, it->line, it->path, a.count, (long long)per);
+            npy_free(&a);
+            return -1;
+        }
+        memcpy(out, a.data, a.count * sizeof(float));
+        npy_free(&a);
+        return 0;
+    }
+    int c, h, w;
+    if (input_chw(s, input, &c, &h, &w) != 0 || (int64_t)c * h * w != per) {
+        snprintf(err, err_len, "%s: images need a 4-D model input", s->manifest);
+        return -1;
+    }
+    image img;
+    char e[256];
+    if (image_read_png(it->path, &img, e, sizeof e) != 0) {
+        snprintf(err, err_len, "%s:%d: %s", s->manifest, it->line, e);
+        return -1;
+    }
+    if (img.c != c) {
+        snprintf(err, err_len, "%s:%d: '%s' has %d channel%s, the model input %d", s->manifest,
+                 it->line, it->path, img.c, img.c == 1 ? "" : "s", c);
+        image_free(&img);
+        return -1;
+    }
+    image_prep p = s->prep;
+    if (!s->color_set) p.order = IMAGE_AUTO;
+    int rc = image_preprocess(&img, &p, h, w, c, out, e, sizeof e);
+    image_free(&img);
+    if (rc != 0) {
+        snprintf(err, err_len, "%s:%d: '%s': %s", s->manifest, it->line, it->path, e);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,423 @@
+/* test_quant_calib.c - calibration sets (manifest parsing, checks, loading),
+ * streaming statistics and range methods, int8 parameters, and the IR /
+ * writer representation of int8 tensors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sqz/format.h"
+#include "sqzc/calib_set.h"
+#include "sqzc/image.h"
+#include "sqzc/ir.h"
+#include "sqzc/npy.h"
+#include "sqzc/quant.h"
+#include "sqzc/quant_range.h"
+#include "sqzc/writer.h"
+#include "testutil.h"
+
+static char *g_dir;
+
+static char *tmp_path(const char *name) {
+    size_t n = strlen(g_dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    assert_non_null(p);
+    snprintf(p, n, "%s/%s", g_dir, name);
+    return p;
+}
+
+static void write_text(const char *name, const char *text) {
+    char *p = tmp_path(name);
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+    free(p);
+}
+
+/* w x h PNG, 1 (gray) or 3 (RGB) channels, pixel value = (x + 3 y + c) * 7 % 256 */
+static void write_png(const char *name, int w, int h, int ch) {
+    char *p = tmp_path(name);
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    assert_non_null(png);
+    assert_non_null(info);
+    if (setjmp(png_jmpbuf(png))) fail_msg("libpng write failed");
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8,
+                 ch == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    uint8_t row[64 * 3];
+    for (int y = 0; y < h; y++) {
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < ch; c++) row[x * ch + c] = (uint8_t)((x + 3 * y + c) * 7 % 256);
+        png_write_row(png, row);
+    }
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    assert_int_equal(fclose(f), 0);
+    free(p);
+}
+
+static int read_set(const char *name, sqzc_calib_set *s, char *err, size_t n) {
+    char *p = tmp_path(name);
+    int rc = sqzc_calib_set_read(p, s, err, n);
+    free(p);
+    return rc;
+}
+
+static void test_manifest_ok(void **state) {
+    (void)state;
+    write_png("g0.png", 8, 6, 1);
+    write_png("g1.png", 8, 6, 1);
+    float t[48];
+    for (int i = 0; i < 48; i++) t[i] = (float)i * 0.5f - 3.0f;
+    sqz_shape ts = {3, {1, 6, 8}};
+    char err[512];
+    char *np = tmp_path("t.npy");
+    assert_int_equal(npy_write(np, t, &ts, err, sizeof err), 0);
+    free(np);
+    write_text("m.txt", "# comment\n\ncolor: gray\nscale: 0.00392156862745098\n"
+                        "mean: 0.5\nstd: 0.25\nlayout: nchw\n  g0.png  \ng1.png\r\nt.npy\n");
+    sqzc_calib_set s;
+    assert_int_equal(read_set("m.txt", &s, err, sizeof err), 0);
+    assert_int_equal(s.n_items, 3);
+    assert_int_equal(s.items[0].kind, SQZC_CALIB_PNG);
+    assert_int_equal(s.items[0].channels, 1);
+    assert_int_equal(s.items[2].kind, SQZC_CALIB_NPY);
+    assert_int_equal(s.items[1].line, 9);
+    assert_true(strstr(s.items[1].path, "/g1.png") != NULL);
+    assert_float_equal(s.prep.mean[2], 0.5f, 0);
+    assert_float_equal(s.prep.std[1], 0.25f, 0);
+    sqz_shape in = {4, {4, 1, 6, 8}};
+    assert_int_equal(sqzc_calib_set_check_input(&s, &in, err, sizeof err), 0);
+    float x[48];
+    assert_int_equal(sqzc_calib_set_load(&s, 1, &in, x, err, sizeof err), 0);
+    for (int y = 0; y < 6; y++)
+        for (int c = 0; c < 8; c++) {
+            float pix = (float)((c + 3 * y) * 7 % 256);
+            assert_float_equal(x[y * 8 + c], (pix / 255.0f - 0.5f) / 0.25f, 1e-5);
+        }
+    assert_int_equal(sqzc_calib_set_load(&s, 2, &in, x, err, sizeof err), 0);
+    assert_memory_equal(x, t, sizeof t);
+    /* resized to the model's size (8x6 -> 4x3): mean of 2x2 blocks */
+    sqz_shape small = {4, {1, 1, 3, 4}};
+    assert_int_equal(sqzc_calib_set_load(&s, 0, &small, x, err, sizeof err), 0);
+    float p00 = 0;
+    for (int dy = 0; dy < 2; dy++)
+        for (int dx = 0; dx < 2; dx++) p00 += (float)((dx + 3 * dy) * 7 % 256) / 4.0f;
+    assert_float_equal(x[0], (p00 / 255.0f - 0.5f) / 0.25f, 1e-4);
+    /* model with 3 channels: gray set refused */
+    sqz_shape rgb = {4, {1, 3, 6, 8}};
+    assert_int_not_equal(sqzc_calib_set_check_input(&s, &rgb, err, sizeof err), 0);
+    assert_non_null(strstr(err, "color: gray"));
+    sqzc_calib_set_free(&s);
+}
+
+static void expect_bad(const char *manifest_text, const char *needle) {
+    write_text("bad.txt", manifest_text);
+    sqzc_calib_set s;
+    char err[512] = "";
+    assert_int_not_equal(read_set("bad.txt", &s, err, sizeof err), 0);
+    if (!strstr(err, needle)) fail_msg("error '%s' does not contain '%s'", err, needle);
+    assert_int_equal(s.n_items, 0);
+    assert_null(s.items);
+}
+
+static void test_manifest_errors(void **state) {
+    (void)state;
+    write_png("rgb.png", 4, 4, 3);
+    write_png("g.png", 4, 4, 1);
+    write_text("text.png", "this is not a png at all, just some text to fill the header\n");
+    expect_bad("# nothing\n\n", "empty calibration set");
+    expect_bad("missing.png\n", "cannot open");
+    expect_bad("g.png\nmissing.png\n", "bad.txt:2");
+    expect_bad("text.png\n", "is not a PNG file");
+    expect_bad("g.png\nimage.jpg\n", "neither a .png image nor a .npy");
+    expect_bad("color: gray\ng.png\nrgb.png\n",
+               "is a colour image but the manifest says color: gray");
+    expect_bad("color: rgb\ng.png\n", "is a grayscale image but the manifest says color: rgb");
+    expect_bad("colour: gray\ng.png\n", "unknown key 'colour'");
+    expect_bad("std: 0\ng.png\n", "bad value");
+    expect_bad("resize: 0 4\ng.png\n", "bad value");
+    expect_bad("mean: 1 2\ng.png\n", "bad value");
+    sqzc_calib_set s;
+    char err[512];
+    char *p = tmp_path("does-not-exist.txt");
+    assert_int_not_equal(sqzc_calib_set_read(p, &s, err, sizeof err), 0);
+    assert_non_null(strstr(err, "cannot open calibration manifest"));
+    free(p);
+    /* no color key: an RGB image against a 1-channel model is refused */
+    write_text("auto.txt", "rgb.png\n");
+    assert_int_equal(read_set("auto.txt", &s, err, sizeof err), 0);
+    sqz_shape in = {4, {1, 1, 4, 4}};
+    assert_int_not_equal(sqzc_calib_set_check_input(&s, &in, err, sizeof err), 0);
+    assert_non_null(strstr(err, "colour image but the model input has 1 channel"));
+    sqzc_calib_set_free(&s);
+    /* .npy of the wrong size: refused at load, naming the line */
+    float t[5] = {0};
+    sqz_shape ts = {1, {5}};
+    p = tmp_path("five.npy");
+    assert_int_equal(npy_write(p, t, &ts, err, sizeof err), 0);
+    free(p);
+    write_text("npy.txt", "five.npy\n");
+    assert_int_equal(read_set("npy.txt", &s, err, sizeof err), 0);
+    float x[16];
+    assert_int_not_equal(sqzc_calib_set_load(&s, 0, &in, x, err, sizeof err), 0);
+    assert_non_null(strstr(err, "npy.txt:1"));
+    sqzc_calib_set_free(&s);
+}
+
+/* the committed Fashion-MNIST set: 500 gray 28x28 images, train split */
+static void test_committed_set(void **state) {
+    (void)state;
+    char p[1024];
+    snprintf(p, sizeof p, "%s/calib-data/fashion-mnist/manifest.txt", tu_source_dir());
+    sqzc_calib_set s;
+    char err[512];
+    assert_int_equal(sqzc_calib_set_read(p, &s, err, sizeof err), 0);
+    assert_int_equal(s.n_items, 500);
+    sqz_shape in = {4, {1, 1, 28, 28}};
+    assert_int_equal(sqzc_calib_set_check_input(&s, &in, err, sizeof err), 0);
+    for (int i = 0; i < s.n_items; i++) assert_non_null(strstr(s.items[i].path, "/train"));
+    float x[784];
+    assert_int_equal(sqzc_calib_set_load(&s, 7, &in, x, err, sizeof err), 0);
+    image img;
+    assert_int_equal(image_read_png(s.items[7].path, &img, err, sizeof err), 0);
+    for (int i = 0; i < 784; i++)
+        assert_float_equal(x[i], (img.data[i] / 255.0f - 0.286f) / 0.353f, 1e-5);
+    image_free(&img);
+    sqzc_calib_set_free(&s);
+}
+
+/* ---- statistics and range methods ---- */
+
+static void observe(sqzc_qstat *s, const float *x, size_t n) {
+    sqzc_qstat_init(s);
+    for (size_t i = 0; i < n; i += 1000) sqzc_qstat_add(s, x + i, n - i < 1000 ? n - i : 1000);
+    assert_int_equal(sqzc_qstat_begin_hist(s), 0);
+    for (size_t i = 0; i < n; i += 777) sqzc_qstat_add(s, x + i, n - i < 777 ? n - i : 777);
+}
+
+static void test_ranges(void **state) {
+    (void)state;
+    enum { N = 200000 };
+    float *x = malloc(N * sizeof *x);
+    assert_non_null(x);
+    tu_rng r;
+    tu_rng_seed(&r, 7);
+    /* uniform [-1, 3]: every method keeps (nearly) the whole range */
+    tu_fill_uniform(&r, x, N, -1.0f, 3.0f);
+    sqzc_qstat s;
+    observe(&s, x, N);
+    assert_int_equal(s.count, N);
+    assert_true(s.min >= -1.0 && s.min < -0.999 && s.max <= 3.0 && s.max > 2.999);
+    double lo, hi;
+    sqzc_qstat_range(&s, SQZC_QM_MINMAX, 0, &lo, &hi);
+    assert_float_equal(lo, s.min, 1e-9);
+    assert_float_equal(hi, s.max, 1e-9);
+    for (int m = SQZC_QM_PERCENTILE; m <= SQZC_QM_MSE; m++) {
+        sqzc_qstat_range(&s, m, 99.99, &lo, &hi);
+        if (!(hi > 2.9 && lo < -0.96))
+            fail_msg("method %d: [%g, %g] on uniform [-1, 3]", m, lo, hi);
+    }
+    sqzc_qstat_free(&s);
+    /* Laplace(0, 1) with one outlier at 100 */
+    for (int i = 0; i < N; i++) {
+        float u = tu_rng_uniform(&r, -0.5f, 0.5f);
+        x[i] = (u < 0 ? 1.0f : -1.0f) * logf(1.0f - 2.0f * fabsf(u) + 1e-12f);
+    }
+    x[N / 2] = 100.0f;
+    observe(&s, x, N);
+    sqzc_qstat_range(&s, SQZC_QM_MINMAX, 0, &lo, &hi);
+    assert_float_equal(hi, 100.0, 1e-6);
+    double clipped_mm = sqzc_qstat_clipped(&s, lo, hi);
+    assert_float_equal(clipped_mm, 0.0, 0);
+    /* 99.9% keeps |x| < ~ln(1000) = 6.9 on the negative side; the positive
+     * side shrinks with it (proportional), well under 100 */
+    sqzc_qstat_range(&s, SQZC_QM_PERCENTILE, 99.9, &lo, &hi);
+    assert_true(hi < 100.0 && lo > s.min);
+    double cl = sqzc_qstat_clipped(&s, lo, hi);
+    if (!(cl <= 0.001 + 1e-9 && cl > 0)) fail_msg("percentile clipped %g", cl);
+    /* entropy calibration clips the lone outlier (MSE, rightly, keeps it: one
+     * value clipped by ~90 costs more than 200000 values at a 2x coarser step) */
+    sqzc_qstat_range(&s, SQZC_QM_KL, 0, &lo, &hi);
+    if (!(hi < 50.0 && hi > 3.0)) fail_msg("kl: hi %g on Laplace + outlier", hi);
+    sqzc_qstat_free(&s);
+    /* MSE optimum vs brute force: for N(0,1)-like data, the chosen range
+     * has lower simulated quantization error than minmax and a 2x wider one */
+    for (int i = 0; i < N; i++) {
+        float a = tu_rng_uniform(&r, 1e-7f, 1.0f), b = tu_rng_uniform(&r, 0.0f, 6.2831853f);
+        x[i] = sqrtf(-2.0f * logf(a)) * cosf(b);
+    }
+    observe(&s, x, N);
+    double cand[3][2];
+    sqzc_qstat_range(&s, SQZC_QM_MSE, 0, &cand[0][0], &cand[0][1]);
+    sqzc_qstat_range(&s, SQZC_QM_MINMAX, 0, &cand[1][0], &cand[1][1]);
+    cand[2][0] = cand[0][0] * 2;
+    cand[2][1] = cand[0][1] * 2;
+    double err[3];
+    for (int c = 0; c < 3; c++) {
+        float sc;
+        int32_t zp;
+        sqzc_qparams_from_range(cand[c][0], cand[c][1], &sc, &zp);
+        double e = 0;
+        for (int i = 0; i < N; i++) {
+            float q = sc * (float)(sqzc_quantize_value(x[i], sc, zp) - zp);
+            e += (double)(q - x[i]) * (q - x[i]);
+        }
+        err[c] = e;
+    }
+    if (!(err[0] < err[1] && err[0] < err[2]))
+        fail_msg("mse range error %g vs minmax %g vs 2x %g", err[0], err[1], err[2]);
+    sqzc_qstat_free(&s);
+    free(x);
+}
+
+static void test_qparams(void **state) {
+    (void)state;
+    float s;
+    int32_t zp;
+    sqzc_qparams_from_range(0.0, 6.0, &s, &zp);
+    assert_int_equal(zp, -128);
+    assert_float_equal(s, 6.0f / 255.0f, 1e-9);
+    assert_int_equal(sqzc_quantize_value(0.0f, s, zp), -128);
+    assert_int_equal(sqzc_quantize_value(6.0f, s, zp), 127);
+    assert_int_equal(sqzc_quantize_value(7.0f, s, zp), 127);
+    sqzc_qparams_from_range(-2.0, 2.0, &s, &zp);
+    assert_int_equal(zp, 0);
+    sqzc_qparams_from_range(-1.0, 3.0, &s, &zp);
+    assert_int_equal(zp, -64); /* -128 + 1 / (4 / 255) = -64.25 */
+    assert_int_equal(sqzc_quantize_value(0.0f, s, zp), -64);
+    /* a positive-only range still contains 0 exactly */
+    sqzc_qparams_from_range(2.0, 5.0, &s, &zp);
+    assert_int_equal(zp, -128);
+    assert_float_equal(s, 5.0f / 255.0f, 1e-9);
+    /* ties to even, as QuantizeLinear */
+    assert_int_equal(sqzc_quantize_value(2.5f, 1.0f, 0), 2);
+    assert_int_equal(sqzc_quantize_value(-3.5f, 1.0f, 0), -4);
+    assert_int_equal(sqzc_quantize_value(NAN, 1.0f, 0), -128);
+    assert_int_equal(sqzc_qmethod_parse("kl"), SQZC_QM_KL);
+    assert_int_equal(sqzc_qmethod_parse("entropy"), -1);
+    assert_string_equal(sqzc_qmethod_name(SQZC_QM_MSE), "mse");
+}
+
+/* ---- IR and writer: int8 / int32 constants and quant params ---- */
+static uint32_t rd32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void test_writer_int8(void **state) {
+    (void)state;
+    sqzc_graph *g = sqzc_graph_new();
+    assert_non_null(g);
+    int w = sqzc_tensor_get_or_add(g, "w");
+    sqz_shape ws = {2, {2, 3}};
+    const int8_t wv[6] = {-127, 0, 5, 127, -1, 2};
+    assert_int_equal(sqzc_tensor_set_i8(g, w, &ws, wv), 0);
+    const float sc[2] = {0.5f, 0.25f};
+    const int32_t z[2] = {0, 0};
+    assert_int_equal(sqzc_tensor_set_qparams(g, w, SQZC_Q_CHANNEL, 0, 2, sc, z), 0);
+    assert_true(sqzc_tensor_is_const(g, w));
+    int b = sqzc_tensor_get_or_add(g, "b");
+    sqz_shape bs = {1, {2}};
+    const int32_t bv[2] = {-70000, 123};
+    assert_int_equal(sqzc_tensor_set_i32(g, b, &bs, bv), 0);
+    assert_int_equal(sqzc_tensor_set_qparams(g, b, SQZC_Q_CHANNEL, 0, 2, sc, z), 0);
+    int x = sqzc_tensor_get_or_add(g, "x");
+    g->tensors[x].dtype = SQZC_I8;
+    g->tensors[x].shape = (sqz_shape){2, {1, 3}};
+    g->tensors[x].has_shape = 1;
+    const float xs = 0.1f;
+    const int32_t xz = -5;
+    assert_int_equal(sqzc_tensor_set_qparams(g, x, SQZC_Q_TENSOR, 0, 1, &xs, &xz), 0);
+    uint8_t *buf;
+    size_t size;
+    char err[256];
+    assert_int_equal(sqzc_serialize(g, &buf, &size, err, sizeof err), 0);
+    /* find the TENSORS section and walk its records */
+    uint32_t ns = rd32(buf + 16);
+    const uint8_t *ten = NULL, *data = NULL, *strs = NULL;
+    for (uint32_t i = 0; i < ns; i++) {
+        const uint8_t *e = buf + SQZ_HEADER_BYTES + i * SQZ_SECTION_ENTRY_BYTES;
+        uint64_t off = rd32(e + 8) | (uint64_t)rd32(e + 12) << 32;
+        if (rd32(e) == SQZ_SEC_TENSORS) ten = buf + off;
+        if (rd32(e) == SQZ_SEC_DATA) data = buf + off;
+        if (rd32(e) == SQZ_SEC_STRINGS) strs = buf + off;
+    }
+    assert_non_null(ten);
+    assert_non_null(data);
+    assert_int_equal(rd32(ten), 3);
+    const uint8_t *p = ten + 4;
+    for (int t = 0; t < 3; t++) {
+        const char *name = (const char *)strs + rd32(p);
+        uint8_t dt = p[4], ndim = p[6], fl = p[7];
+        p += 8 + 8 * ndim;
+        uint8_t qk = p[0], qa = p[1];
+        uint32_t nq = rd32(p + 4);
+        const uint8_t *sp = p + 8;
+        p += 8 + 8 * nq;
+        uint64_t doff = rd32(p) | (uint64_t)rd32(p + 4) << 32;
+        uint64_t dsz = rd32(p + 8) | (uint64_t)rd32(p + 12) << 32;
+        p += 16;
+        if (strcmp(name, "w") == 0) {
+            assert_int_equal(dt, SQZ_DT_I8);
+            assert_int_equal(fl & SQZ_TF_CONST, SQZ_TF_CONST);
+            assert_int_equal(qk, 2);
+            assert_int_equal(qa, 0);
+            assert_int_equal(nq, 2);
+            float f;
+            memcpy(&f, sp + 4, 4);
+            assert_float_equal(f, 0.25f, 0);
+            assert_int_equal(dsz, 6);
+            assert_memory_equal(data + doff, wv, 6);
+        } else if (strcmp(name, "b") == 0) {
+            assert_int_equal(dt, SQZ_DT_I32);
+            assert_int_equal(dsz, 8);
+            assert_int_equal((int32_t)rd32(data + doff), -70000);
+            assert_int_equal((int32_t)rd32(data + doff + 4), 123);
+        } else {
+            assert_string_equal(name, "x");
+            assert_int_equal(dt, SQZ_DT_I8);
+            assert_int_equal(fl & SQZ_TF_CONST, 0);
+            assert_int_equal(qk, 1);
+            assert_int_equal(nq, 1);
+            assert_int_equal((int32_t)rd32(sp + 4), -5);
+            assert_int_equal(dsz, 0);
+        }
+    }
+    free(buf);
+    /* per-channel params that do not fit the shape are refused by name */
+    const float s3[3] = {1, 1, 1};
+    const int32_t z3[3] = {0, 0, 0};
+    assert_int_equal(sqzc_tensor_set_qparams(g, w, SQZC_Q_CHANNEL, 0, 3, s3, z3), 0);
+    assert_int_not_equal(sqzc_serialize(g, &buf, &size, err, sizeof err), 0);
+    assert_non_null(strstr(err, "'w'"));
+    sqzc_graph_free(g);
+}
+
+int main(void) {
+    g_dir = tu_make_temp_dir();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_manifest_ok),   cmocka_unit_test(test_manifest_errors),
+        cmocka_unit_test(test_committed_set), cmocka_unit_test(test_ranges),
+        cmocka_unit_test(test_qparams),       cmocka_unit_test(test_writer_int8),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    if (system(cmd) != 0) rc = rc ? rc : 1;
+    free(g_dir);
+    return rc;
+}
