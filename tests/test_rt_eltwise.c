@@ -110,8 +110,80 @@ static void test_sigmoid_avx512(void **state) {
 #endif
 }
 
+/* The fused SiLU kernels (x at Mul input 0 or 1) against Sigmoid then Mul
+ * of the reference, odd lengths and 1 / 2 threads. */
+static void test_silu(void **state) {
+    (void)state;
+#if defined(__x86_64__)
+    const sqz_op_impl *impls[2][2] = {{&sqz_x86_silu_avx2[0], &sqz_x86_silu_avx2[1]},
+                                      {&sqz_x86_silu_avx512[0], &sqz_x86_silu_avx512[1]}};
+    int have[2] = {sqz_cpu_has_avx2_fma(), sqz_cpu_has_avx512()};
+    tu_rng rng;
+    tu_rng_seed(&rng, 77);
+    const int64_t lens[] = {1, 5, 16, 17, 47, 40000};
+    for (int isa = 0; isa < 2; isa++) {
+        if (!have[isa]) {
+            printf("silu %s SKIPPED: ISA missing on this CPU\n", isa ? "avx512" : "avx2");
+            continue;
+        }
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            int64_t n = lens[li];
+            float *x = malloc((size_t)n * sizeof(float)), *sg = malloc((size_t)n * sizeof(float));
+            float *y = malloc((size_t)n * sizeof(float)), *junk = malloc((size_t)n * sizeof(float));
+            assert_true(x && sg && y && junk);
+            tu_fill_uniform(&rng, x, (size_t)n, -12.0f, 12.0f);
+            for (int64_t i = 0; i < n; i++) junk[i] = NAN; /* the unread sigmoid input */
+            run_unary(sqz_ref_op(SQZ_OP_SIGMOID), SQZ_OP_SIGMOID, x, sg, n, 1);
+            for (int xi = 0; xi < 2; xi++) {
+                int32_t ids[2] = {0, 1}, oid[1] = {2};
+                sqz_node node;
+                memset(&node, 0, sizeof node);
+                node.op = SQZ_OP_MUL;
+                node.name = "silu";
+                node.n_inputs = 2;
+                node.n_outputs = 1;
+                node.inputs = ids;
+                node.outputs = oid;
+                sqz_shape in[2] = {{2, {1, n}}, {2, {1, n}}}, out;
+                const float *data[2] = {xi ? junk : x, xi ? x : junk};
+                float *outs[1] = {y};
+                char err[64];
+                sqz_op_ctx c;
+                memset(&c, 0, sizeof c);
+                c.node = &node;
+                c.n_in = 2;
+                c.n_out = 1;
+                c.in_shape = in;
+                c.in_data = data;
+                c.out_shape = &out;
+                c.out_data = outs;
+                c.err = err;
+                c.err_len = sizeof err;
+                c.num_threads = 1 + (int)(li & 1);
+                const sqz_op_impl *f = impls[isa][xi];
+                assert_int_equal(f->prepare(&c), 0);
+                assert_int_equal(sqz_shape_numel(&out), n);
+                f->run(&c);
+                for (int64_t i = 0; i < n; i++) {
+                    float want = x[i] * sg[i];
+                    if (!(fabsf(y[i] - want) <= 1e-6f * fabsf(want) + 1e-30f))
+                        fail_msg("silu(%.9g): got %.9g want %.9g", x[i], y[i], want);
+                }
+            }
+            free(x);
+            free(sg);
+            free(y);
+            free(junk);
+        }
+    }
+#else
+    printf("silu: no vectorised kernel on this architecture\n");
+#endif
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_sigmoid),
-                                       cmocka_unit_test(test_sigmoid_avx512)};
+                                       cmocka_unit_test(test_sigmoid_avx512),
+                                       cmocka_unit_test(test_silu)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,4 +19,10 @@ extern const sqz_op_impl sqz_fast_global_avgpool;
  * contiguous, scalar-operand and per-channel patterns. */
 extern const sqz_op_impl sqz_fast_add, sqz_fast_sub, sqz_fast_mul, sqz_fast_div;
 
+/* Fused SiLU for the executor: the impl of Mul(x, Sigmoid(x)) (x at Mul
+ * input x_input, 0 or 1; the Sigmoid node is then skipped and its output
+ * never stored), or NULL when this CPU has none or SQZ_FORCE_REF is set
+ * (dispatch.c). */
+const sqz_op_impl *sqz_fast_silu(int x_input);
+
 #endif

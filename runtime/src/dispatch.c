@@ -53,12 +53,25 @@ void sqz_set_force_reference(int on) {
     force_ref = on ? 1 : 0;
 }
 
-int sqz_fast_ops(int op, const sqz_op_impl **out, int max) {
+static int forced_reference(void) {
     if (force_ref < 0) {
         const char *e = getenv("SQZ_FORCE_REF");
         force_ref = e && e[0] != 0 && strcmp(e, "0") != 0;
     }
-    if (force_ref) return 0;
+    return force_ref;
+}
+
+const sqz_op_impl *sqz_fast_silu(int x_input) {
+    if (forced_reference() || x_input < 0 || x_input > 1) return NULL;
+#if defined(__x86_64__) || defined(_M_X64)
+    if (sqz_cpu_has_avx512()) return &sqz_x86_silu_avx512[x_input];
+    if (sqz_cpu_has_avx2_fma()) return &sqz_x86_silu_avx2[x_input];
+#endif
+    return NULL;
+}
+
+int sqz_fast_ops(int op, const sqz_op_impl **out, int max) {
+    if (forced_reference()) return 0;
     int n = 0;
     for (size_t i = 0; i < sizeof fast_table / sizeof fast_table[0] && n < max; i++) {
         const fast_entry *f = &fast_table[i];

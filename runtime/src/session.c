@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fastops.h"
 #include "model.h"
 #include "sqz/plan.h"
 
@@ -20,6 +21,7 @@ typedef struct node_exec {
     sqz_shape *out_shape;
     float **out_data;
     uint64_t macs, params, param_bytes;
+    int skip; /* fused into the next node: not run, output not stored */
     char err[192];
 } node_exec;
 
@@ -176,6 +178,52 @@ static int alias_buffers(sqz_session *s, sqz_plan_item *items, int32_t *root) {
     return 0;
 }
 
+/* SiLU fusion: y = Mul(x, Sigmoid(x)) with the Sigmoid right before the Mul,
+ * its output read by nothing else and not a graph output, all shapes equal.
+ * The Mul gets the fused kernel (reads x only), the Sigmoid is skipped and
+ * its output gets no buffer: three of five memory passes saved (EfficientNet,
+ * MNASNet-style nets). Nothing changes when no fused kernel exists. */
+static void fuse_silu(sqz_session *s, int32_t *readers) {
+    const sqz_model *m = s->m;
+    for (int t = 0; t < m->n_tensors; t++) readers[t] = 0;
+    for (int i = 0; i < m->n_nodes; i++)
+        for (uint32_t k = 0; k < m->nodes[i].n_inputs; k++)
+            if (m->nodes[i].inputs[k] >= 0) readers[m->nodes[i].inputs[k]]++;
+    for (int i = 0; i < m->n_outputs; i++) readers[m->outputs[i]] += 2;
+    for (int i = 0; i + 1 < m->n_nodes; i++) {
+        const sqz_node *sg = &m->nodes[i], *mu = &m->nodes[i + 1];
+        if (sg->op != SQZ_OP_SIGMOID || mu->op != SQZ_OP_MUL || sg->n_inputs != 1 ||
+            sg->n_outputs != 1 || mu->n_inputs != 2 || mu->n_outputs != 1)
+            continue;
+        int x = sg->inputs[0], u = sg->outputs[0];
+        int xi = mu->inputs[0] == x && mu->inputs[1] == u   ? 0
+                 : mu->inputs[1] == x && mu->inputs[0] == u ? 1
+                                                            : -1;
+        if (x < 0 || xi < 0 || readers[u] != 1 || (m->tensors[x].flags & SQZ_TF_CONST) ||
+            !same_shape(&s->shapes[x], &s->shapes[u]) ||
+            !same_shape(&s->shapes[x], &s->shapes[mu->outputs[0]]))
+            continue;
+        const sqz_op_impl *f = sqz_fast_silu(xi);
+        node_exec *es = &s->nodes[i], *em = &s->nodes[i + 1];
+        if (!f) return;
+        sqz_op_ctx c = em->ctx;
+        sqz_shape out_shape = em->out_shape[0];
+        c.params = NULL;
+        c.scratch_bytes = 0;
+        if (f->prepare(&c) != 0 || !same_shape(&em->out_shape[0], &out_shape)) {
+            em->out_shape[0] = out_shape;
+            continue;
+        }
+        if (em->impl->release && em->ctx.params) em->impl->release(em->ctx.params);
+        em->impl = f;
+        em->ctx = c;
+        if (es->impl->release && es->ctx.params) es->impl->release(es->ctx.params);
+        es->ctx.params = NULL;
+        es->ctx.scratch_bytes = 0;
+        es->skip = 1;
+    }
+}
+
 sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts, sqz_session **out,
                             sqz_status *st) {
     sqz_status dummy;
@@ -321,6 +369,8 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
         e->macs = e->impl->macs ? e->impl->macs(c) : 0;
     }
 
+    fuse_silu(s, root);
+
     /* lifetimes: node i runs at step i; graph inputs are live from step 0 to
      * their last reader (their space is reused afterwards, so every run needs
      * its inputs set again: sqz_session_run checks), outputs from their
@@ -353,6 +403,8 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
         shape_bytes(&s->shapes[t], &b);
         items[t].size = (size_t)b;
     }
+    for (int i = 0; i < nn; i++)
+        if (s->nodes[i].skip) items[m->nodes[i].outputs[0]].size = 0; /* never stored */
     for (int i = 0; i < nn; i++) {
         items[nt + i].size = s->nodes[i].ctx.scratch_bytes;
         items[nt + i].first = items[nt + i].last = i;
@@ -428,7 +480,8 @@ sqz_code sqz_session_run(sqz_session *s, sqz_status *st) {
                                   "input '%s' not set since the last run (its arena space is "
                                   "reused during a run: set every input before each run)",
                                   s->m->tensors[s->m->inputs[i]].name);
-    for (int i = 0; i < s->m->n_nodes; i++) s->nodes[i].impl->run(&s->nodes[i].ctx);
+    for (int i = 0; i < s->m->n_nodes; i++)
+        if (!s->nodes[i].skip) s->nodes[i].impl->run(&s->nodes[i].ctx);
     memset(s->input_set, 0, (size_t)s->m->n_inputs);
     if (st) st->code = SQZ_OK;
     return SQZ_OK;

@@ -85,3 +85,41 @@ static void sig_run(const sqz_op_ctx *ctx) {
 }
 
 const sqz_op_impl sqz_x86_sigmoid_avx512 = {sig_prepare, sig_run, NULL, NULL};
+
+/* ---- SiLU: x * sigmoid(x), the executor's fusion of Sigmoid + Mul ---- */
+
+void sqz_x86_silu_avx512_n(const float *x, float *y, size_t n) {
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
+        _mm512_storeu_ps(y + i, _mm512_mul_ps(a, sigmoid16(a)));
+        _mm512_storeu_ps(y + i + 16, _mm512_mul_ps(b, sigmoid16(b)));
+    }
+    for (; i < n; i += 16) {
+        size_t left = n - i;
+        __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+        __m512 a = _mm512_maskz_loadu_ps(m, x + i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(a, sigmoid16(a)));
+    }
+}
+
+static void silu_run_from(const sqz_op_ctx *ctx, int xi) {
+    size_t n = (size_t)sqz_shape_numel(&ctx->out_shape[0]);
+    sqz_x86_eltwise_split(sqz_x86_silu_avx512_n, ctx->in_data[xi], ctx->out_data[0], n,
+                          ctx->num_threads);
+}
+static void silu_run0(const sqz_op_ctx *ctx) {
+    silu_run_from(ctx, 0);
+}
+static void silu_run1(const sqz_op_ctx *ctx) {
+    silu_run_from(ctx, 1);
+}
+static int silu_prepare0(sqz_op_ctx *ctx) {
+    return sqz_x86_silu_prepare(ctx, 0);
+}
+static int silu_prepare1(sqz_op_ctx *ctx) {
+    return sqz_x86_silu_prepare(ctx, 1);
+}
+
+const sqz_op_impl sqz_x86_silu_avx512[2] = {{silu_prepare0, silu_run0, NULL, NULL},
+                                            {silu_prepare1, silu_run1, NULL, NULL}};

@@ -15,4 +15,14 @@ void sqz_x86_sigmoid_avx2_n(const float *x, float *y, size_t n);
 extern const sqz_op_impl sqz_x86_sigmoid_avx512;
 void sqz_x86_sigmoid_avx512_n(const float *x, float *y, size_t n);
 
+/* SiLU = Mul(x, Sigmoid(x)) fused by the executor: [xi] reads x from input
+ * xi of the Mul node (the other input, the sigmoid, is not read). */
+extern const sqz_op_impl sqz_x86_silu_avx512[2], sqz_x86_silu_avx2[2];
+void sqz_x86_silu_avx512_n(const float *x, float *y, size_t n);
+void sqz_x86_silu_avx2_n(const float *x, float *y, size_t n);
+/* shared by the SiLU impls (eltwise_avx2.c; no ISA-specific code) */
+int sqz_x86_silu_prepare(sqz_op_ctx *ctx, int xi);
+void sqz_x86_eltwise_split(void (*fn)(const float *, float *, size_t), const float *x, float *y,
+                           size_t n, int num_threads);
+
 #endif
