@@ -47,6 +47,11 @@ static const fast_entry fast_table[] = {
     {SQZ_OP_INVALID, NULL, NULL}, /* sentinel keeps the array non-empty */
 };
 
+/* int8 kernels (dtype-driven: nodes on i8 data); bit-identical to the reference */
+static const fast_entry fast_int8_table[] = {
+    {SQZ_OP_INVALID, NULL, NULL}, /* sentinel keeps the array non-empty */
+};
+
 static int force_ref = -1; /* -1: read SQZ_FORCE_REF on first use */
 
 void sqz_set_force_reference(int on) {
@@ -70,14 +75,22 @@ const sqz_op_impl *sqz_fast_silu(int x_input) {
     return NULL;
 }
 
-int sqz_fast_ops(int op, const sqz_op_impl **out, int max) {
+static int pick(const fast_entry *table, size_t n_table, int op, const sqz_op_impl **out, int max) {
     if (forced_reference()) return 0;
     int n = 0;
-    for (size_t i = 0; i < sizeof fast_table / sizeof fast_table[0] && n < max; i++) {
-        const fast_entry *f = &fast_table[i];
+    for (size_t i = 0; i < n_table && n < max; i++) {
+        const fast_entry *f = &table[i];
         if (f->op != op || !f->impl) continue;
         if (f->cpu_ok && !f->cpu_ok()) continue;
         out[n++] = f->impl;
     }
     return n;
+}
+
+int sqz_fast_ops(int op, const sqz_op_impl **out, int max) {
+    return pick(fast_table, sizeof fast_table / sizeof fast_table[0], op, out, max);
+}
+
+int sqz_fast_ops_int8(int op, const sqz_op_impl **out, int max) {
+    return pick(fast_int8_table, sizeof fast_int8_table / sizeof fast_int8_table[0], op, out, max);
 }

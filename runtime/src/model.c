@@ -78,7 +78,11 @@ static float rd_f32(reader *r) {
 void sqz_model_free(sqz_model *m) {
     if (!m) return;
     if (m->tensors)
-        for (int i = 0; i < m->n_tensors; i++) sqz_aligned_free(m->tensors[i].data);
+        for (int i = 0; i < m->n_tensors; i++) {
+            sqz_aligned_free(m->tensors[i].data);
+            free((void *)m->tensors[i].q.scale);
+            free((void *)m->tensors[i].q.zero_point);
+        }
     free(m->tensors);
     if (m->nodes) {
         for (int i = 0; i < m->n_nodes; i++) {
@@ -124,6 +128,70 @@ static sqz_code fail_trunc(load_ctx *L, const char *sec) {
     return sqz_set_status(L->st, SQZ_ERR_FORMAT, "corrupt model: %s section truncated", sec);
 }
 
+/* Quantization record (sqz/format.h "INT8"): shape of the record against the
+ * dtype, then every scale finite and > 0, zero points in range. */
+static sqz_code parse_quant(load_ctx *L, reader *r, sqz_tensor_rec *t, uint8_t quant, uint8_t qaxis,
+                            uint32_t nq) {
+    const char *nm = t->name;
+    if (quant > SQZ_QUANT_PER_CHANNEL)
+        return sqz_set_status(L->st, SQZ_ERR_FORMAT, "corrupt model: tensor '%s' quant kind %u", nm,
+                              quant);
+    if (t->dtype == SQZ_DT_F32 && quant != SQZ_QUANT_NONE)
+        return sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                              "corrupt model: f32 tensor '%s' has quantization parameters", nm);
+    if (t->dtype == SQZ_DT_I8 && quant == SQZ_QUANT_NONE)
+        return sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                              "corrupt model: i8 tensor '%s' has no quantization parameters", nm);
+    uint64_t want = 0;
+    if (quant == SQZ_QUANT_PER_TENSOR) want = 1;
+    if (quant == SQZ_QUANT_PER_CHANNEL) {
+        if (qaxis >= t->shape.ndim)
+            return sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                                  "corrupt model: tensor '%s' quant axis %u out of range for "
+                                  "rank %d",
+                                  nm, qaxis, t->shape.ndim);
+        want = (uint64_t)t->shape.dims[qaxis];
+    } else if (qaxis != 0) {
+        return sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                              "corrupt model: tensor '%s' quant axis %u without per-channel "
+                              "parameters",
+                              nm, qaxis);
+    }
+    if (nq != want || nq > (r->n - r->pos) / 8)
+        return sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                              "corrupt model: tensor '%s' has %u quantization parameters, "
+                              "expected %llu",
+                              nm, nq, (unsigned long long)want);
+    t->q.kind = quant;
+    t->q.axis = qaxis;
+    if (nq == 0) return SQZ_OK;
+    float *sc = malloc((size_t)nq * sizeof *sc);
+    int32_t *zp = malloc((size_t)nq * sizeof *zp);
+    t->q.scale = sc;
+    t->q.zero_point = zp;
+    if (!sc || !zp) return sqz_set_status(L->st, SQZ_ERR_NOMEM, "out of memory");
+    t->q.n = nq;
+    for (uint32_t c = 0; c < nq; c++) {
+        sc[c] = rd_f32(r);
+        if (!(sc[c] > 0.0f) || !(sc[c] <= 3.4e38f)) /* also rejects NaN and inf */
+            return sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                                  "corrupt model: tensor '%s' scale[%u] = %g (must be finite "
+                                  "and > 0)",
+                                  nm, c, (double)sc[c]);
+    }
+    for (uint32_t c = 0; c < nq; c++) {
+        zp[c] = (int32_t)rd_u32(r);
+        int ok = t->dtype == SQZ_DT_I8 ? zp[c] >= -128 && zp[c] <= 127 : zp[c] == 0;
+        if (!ok)
+            return sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                                  "corrupt model: tensor '%s' zero_point[%u] = %d out of range "
+                                  "for dtype %s",
+                                  nm, c, zp[c], t->dtype == SQZ_DT_I8 ? "i8" : "i32");
+    }
+    if (r->bad) return fail_trunc(L, "tensor");
+    return SQZ_OK;
+}
+
 static sqz_code parse_tensors(load_ctx *L, reader *r) {
     sqz_model *m = L->m;
     uint32_t n = rd_u32(r);
@@ -160,21 +228,30 @@ static sqz_code parse_tensors(load_ctx *L, reader *r) {
             if (v) nz_numel *= v;
         }
         uint8_t quant = rd_u8(r);
-        (void)rd_u8(r);
+        uint8_t qaxis = rd_u8(r);
         (void)rd_u16(r);
         uint32_t nq = rd_u32(r);
         if (r->bad) return fail_trunc(L, "tensor");
-        if (quant != 0 || nq != 0)
+        if (t->dtype != SQZ_DT_F32 && t->dtype != SQZ_DT_I8 && t->dtype != SQZ_DT_I32)
             return sqz_set_status(L->st, SQZ_ERR_UNSUPPORTED,
-                                  "tensor '%s': quantized tensors need a newer runtime", t->name);
+                                  "tensor '%s': dtype %u not supported (f32, i8, i32 are)", t->name,
+                                  t->dtype);
+        if ((enc & ~SQZ_ENC_ALL) ||
+            (enc != SQZ_ENC_RAW && !(enc & (SQZ_ENC_CODEBOOK | SQZ_ENC_SPARSE))) ||
+            (enc != SQZ_ENC_RAW && t->dtype != SQZ_DT_F32))
+            return sqz_set_status(L->st, SQZ_ERR_UNSUPPORTED,
+                                  "tensor '%s': encoding %u not supported for dtype %u", t->name,
+                                  enc, t->dtype);
+        sqz_code qrc = parse_quant(L, r, t, quant, qaxis, nq);
+        if (qrc != SQZ_OK) return qrc;
         uint64_t off = rd_u64(r), size = rd_u64(r);
         if (r->bad) return fail_trunc(L, "tensor");
-        if (t->dtype != SQZ_DT_F32 || (enc & ~SQZ_ENC_ALL) ||
-            (enc != SQZ_ENC_RAW && !(enc & (SQZ_ENC_CODEBOOK | SQZ_ENC_SPARSE))))
-            return sqz_set_status(L->st, SQZ_ERR_UNSUPPORTED,
-                                  "tensor '%s': dtype %u / encoding %u not supported by this "
-                                  "fp32 runtime",
-                                  t->name, t->dtype, enc);
+        unsigned esz = sqz_dtype_size(t->dtype);
+        if (t->dtype == SQZ_DT_I32 && !(t->flags & SQZ_TF_CONST))
+            return sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                                  "corrupt model: i32 tensor '%s' is not a constant (only i32 "
+                                  "biases are supported)",
+                                  t->name);
         if (t->flags & ~(SQZ_TF_CONST | SQZ_TF_INPUT | SQZ_TF_OUTPUT))
             return sqz_set_status(L->st, SQZ_ERR_FORMAT, "corrupt model: tensor '%s' flags 0x%x",
                                   t->name, t->flags);
@@ -207,7 +284,7 @@ static sqz_code parse_tensors(load_ctx *L, reader *r) {
                                           oom ? "" : "corrupt model: ", t->name, msg);
                 continue;
             }
-            if (size != numel * 4 || off > L->data_len || size > L->data_len - off)
+            if (size != numel * esz || off > L->data_len || size > L->data_len - off)
                 return sqz_set_status(L->st, SQZ_ERR_FORMAT,
                                       "corrupt model: tensor '%s' data (offset %llu, %llu bytes) "
                                       "does not match its shape or lies outside DATA",
@@ -216,10 +293,16 @@ static sqz_code parse_tensors(load_ctx *L, reader *r) {
             if (!t->data) return sqz_set_status(L->st, SQZ_ERR_NOMEM, "out of memory");
             if (numel == 0) continue; /* no payload (and maybe no DATA section) */
             const uint8_t *src = L->data_sec + off;
+            if (esz == 1) {
+                memcpy(t->data, src, (size_t)numel);
+                continue;
+            }
+            /* f32 and i32: 4-byte little-endian words, stored in host order */
+            uint32_t *dst = (uint32_t *)(void *)t->data;
             for (uint64_t k = 0; k < numel; k++) {
                 uint32_t u = (uint32_t)src[4 * k] | ((uint32_t)src[4 * k + 1] << 8) |
                              ((uint32_t)src[4 * k + 2] << 16) | ((uint32_t)src[4 * k + 3] << 24);
-                memcpy(&t->data[k], &u, 4);
+                memcpy(&dst[k], &u, 4);
             }
         } else if (off != 0 || size != 0 || enc != SQZ_ENC_RAW) {
             return sqz_set_status(L->st, SQZ_ERR_FORMAT,
@@ -581,6 +664,20 @@ sqz_shape sqz_model_input_shape(const sqz_model *m, int i) {
     if (i >= 0 && i < m->n_inputs) s = m->tensors[m->inputs[i]].shape;
     return s;
 }
+static int tensor_info(const sqz_model *m, int t, int *dtype, sqz_qparams *q) {
+    if (dtype) *dtype = m->tensors[t].dtype;
+    if (q) *q = m->tensors[t].q;
+    return 0;
+}
+int sqz_model_input_info(const sqz_model *m, int i, int *dtype, sqz_qparams *q) {
+    if (!m || i < 0 || i >= m->n_inputs) return -1;
+    return tensor_info(m, m->inputs[i], dtype, q);
+}
+int sqz_model_output_info(const sqz_model *m, int i, int *dtype, sqz_qparams *q) {
+    if (!m || i < 0 || i >= m->n_outputs) return -1;
+    return tensor_info(m, m->outputs[i], dtype, q);
+}
+
 const char *sqz_model_metadata(const sqz_model *m, const char *key) {
     for (int i = 0; i < m->n_meta; i++)
         if (strcmp(m->meta_keys[i], key) == 0) return m->meta_values[i];

@@ -9,7 +9,10 @@ typedef struct sqz_tensor_rec {
     const char *name;
     uint8_t dtype, flags; /* sqz_dtype, sqz_tensor_flags */
     sqz_shape shape;      /* stored shape (import-time); constants: exact */
-    float *data;          /* constants: decoded, 64-byte aligned, owned; else NULL */
+    /* constants: decoded, 64-byte aligned, owned; else NULL. Elements of the
+     * tensor's dtype (i8 / i32 tensors: cast; f32 is the common case). */
+    float *data;
+    sqz_qparams q; /* quantization parameters; q.scale / q.zero_point owned */
 } sqz_tensor_rec;
 
 struct sqz_model {

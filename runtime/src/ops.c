@@ -44,6 +44,8 @@ static const char *const op_names[SQZ_OP_COUNT_] = {
     [SQZ_OP_RESIZE] = "Resize",
     [SQZ_OP_PAD] = "Pad",
     [SQZ_OP_IDENTITY] = "Identity",
+    [SQZ_OP_QUANTIZE_LINEAR] = "QuantizeLinear",
+    [SQZ_OP_DEQUANTIZE_LINEAR] = "DequantizeLinear",
 };
 
 static const sqz_op_impl *const ref_table[SQZ_OP_COUNT_] = {
@@ -82,6 +84,27 @@ static const sqz_op_impl *const ref_table[SQZ_OP_COUNT_] = {
     [SQZ_OP_RESIZE] = &sqz_ref_resize,
     [SQZ_OP_PAD] = &sqz_ref_pad,
     [SQZ_OP_IDENTITY] = &sqz_ref_identity,
+    [SQZ_OP_QUANTIZE_LINEAR] = &sqz_ref_quantize_linear,
+    [SQZ_OP_DEQUANTIZE_LINEAR] = &sqz_ref_dequantize_linear,
+};
+
+/* int8 implementations (dtype-driven dispatch, sqz/ops.h "Data types") */
+static const sqz_op_impl *const ref_int8_table[SQZ_OP_COUNT_] = {
+    [SQZ_OP_CONV] = &sqz_ref_i8_conv,
+    [SQZ_OP_GEMM] = &sqz_ref_i8_gemm,
+    [SQZ_OP_MATMUL] = &sqz_ref_i8_matmul,
+    [SQZ_OP_ADD] = &sqz_ref_i8_add,
+    [SQZ_OP_MAXPOOL] = &sqz_ref_i8_maxpool,
+    [SQZ_OP_AVGPOOL] = &sqz_ref_i8_avgpool,
+    [SQZ_OP_GLOBAL_AVGPOOL] = &sqz_ref_i8_global_avgpool,
+    [SQZ_OP_CONCAT] = &sqz_ref_i8_concat,
+    [SQZ_OP_RELU] = &sqz_ref_i8_relu,
+    [SQZ_OP_CLIP] = &sqz_ref_i8_clip,
+    [SQZ_OP_RESHAPE] = &sqz_ref_i8_reshape,
+    [SQZ_OP_FLATTEN] = &sqz_ref_i8_flatten,
+    [SQZ_OP_SQUEEZE] = &sqz_ref_i8_squeeze,
+    [SQZ_OP_UNSQUEEZE] = &sqz_ref_i8_unsqueeze,
+    [SQZ_OP_IDENTITY] = &sqz_ref_i8_identity,
 };
 
 const char *sqz_op_name(int op) {
@@ -99,6 +122,24 @@ int sqz_op_from_name(const char *name) {
 const sqz_op_impl *sqz_ref_op(int op) {
     if (op <= SQZ_OP_INVALID || op >= SQZ_OP_COUNT_) return NULL;
     return ref_table[op];
+}
+
+const sqz_op_impl *sqz_ref_op_int8(int op) {
+    if (op <= SQZ_OP_INVALID || op >= SQZ_OP_COUNT_) return NULL;
+    return ref_int8_table[op];
+}
+
+int sqz_ctx_is_int8(const sqz_op_ctx *c) {
+    if (!c) return 0;
+    if (c->node &&
+        (c->node->op == SQZ_OP_QUANTIZE_LINEAR || c->node->op == SQZ_OP_DEQUANTIZE_LINEAR))
+        return 0;
+    for (uint32_t i = 0; i < c->n_in; i++)
+        if (c->in_shape && c->in_shape[i].ndim >= 0 && sqz_ctx_in_dtype(c, i) != SQZ_DT_F32)
+            return 1;
+    for (uint32_t i = 0; i < c->n_out; i++)
+        if (sqz_ctx_out_dtype(c, i) != SQZ_DT_F32) return 1;
+    return 0;
 }
 
 int64_t sqz_shape_numel(const sqz_shape *s) {

@@ -20,6 +20,8 @@ typedef struct node_exec {
     const float **in_data;
     sqz_shape *out_shape;
     float **out_data;
+    uint8_t *in_dt, *out_dt; /* dtypes and quant params of the node's tensors */
+    sqz_qparams *in_q, *out_q;
     uint64_t macs, params, param_bytes;
     int skip; /* fused into the next node: not run, output not stored */
     char err[192];
@@ -51,6 +53,10 @@ static void session_destroy(sqz_session *s) {
             free(e->in_data);
             free(e->out_shape);
             free(e->out_data);
+            free(e->in_dt);
+            free(e->out_dt);
+            free(e->in_q);
+            free(e->out_q);
         }
     }
     free(s->nodes);
@@ -65,11 +71,11 @@ void sqz_session_free(sqz_session *s) {
     session_destroy(s);
 }
 
-/* Bytes of a float tensor; -1 when a dim is negative or the product of the
- * non-zero dims exceeds the cap (checked even when another dim is 0, so no
- * kernel ever multiplies hostile dims into an overflow). */
-static int shape_bytes(const sqz_shape *sh, uint64_t *bytes) {
-    uint64_t n = 4;
+/* Bytes of a tensor of elements of esz bytes; -1 when a dim is negative or the
+ * product of the non-zero dims exceeds the cap (checked even when another dim
+ * is 0, so no kernel ever multiplies hostile dims into an overflow). */
+static int shape_bytes_dt(const sqz_shape *sh, unsigned esz, uint64_t *bytes) {
+    uint64_t n = esz ? esz : 4;
     int zero = 0;
     for (int d = 0; d < sh->ndim; d++) {
         if (sh->dims[d] < 0) return -1;
@@ -83,6 +89,28 @@ static int shape_bytes(const sqz_shape *sh, uint64_t *bytes) {
     }
     *bytes = zero ? 0 : n;
     return 0;
+}
+
+static int shape_bytes(const sqz_shape *sh, uint64_t *bytes) {
+    return shape_bytes_dt(sh, 4, bytes);
+}
+
+static unsigned tensor_esz(const sqz_model *m, int t) {
+    unsigned e = sqz_dtype_size(m->tensors[t].dtype);
+    return e ? e : 4;
+}
+
+static const char *dtype_name(int dt) {
+    switch (dt) {
+    case SQZ_DT_F32:
+        return "f32";
+    case SQZ_DT_I8:
+        return "i8";
+    case SQZ_DT_I32:
+        return "i32";
+    default:
+        return "?";
+    }
 }
 
 static void fmt_shape(const sqz_shape *s, char *buf, size_t n) {
@@ -298,32 +326,66 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
     for (int i = 0; i < nn; i++) {
         const sqz_node *nd = &m->nodes[i];
         node_exec *e = &s->nodes[i];
-        const sqz_op_impl *cand[8];
-        int n_cand = sqz_fast_ops(nd->op, cand, 8);
-        cand[n_cand++] = sqz_ref_op(nd->op);
         uint32_t ni = nd->n_inputs, no = nd->n_outputs;
         e->in_shape = calloc(ni + 1, sizeof *e->in_shape);
         e->in_data = calloc(ni + 1, sizeof *e->in_data);
         e->out_shape = calloc(no + 1, sizeof *e->out_shape);
         e->out_data = calloc(no + 1, sizeof *e->out_data);
-        if (!e->in_shape || !e->in_data || !e->out_shape || !e->out_data) {
+        e->in_dt = calloc(ni + 1, 1);
+        e->out_dt = calloc(no + 1, 1);
+        e->in_q = calloc(ni + 1, sizeof *e->in_q);
+        e->out_q = calloc(no + 1, sizeof *e->out_q);
+        if (!e->in_shape || !e->in_data || !e->out_shape || !e->out_data || !e->in_dt ||
+            !e->out_dt || !e->in_q || !e->out_q) {
             rc = sqz_set_status(st, SQZ_ERR_NOMEM, "out of memory");
             goto done;
         }
         for (uint32_t k = 0; k < ni; k++) {
             int t = nd->inputs[k];
+            e->in_dt[k] = SQZ_DT_F32;
             if (t < 0) {
                 e->in_shape[k].ndim = -1;
                 continue;
             }
             e->in_shape[k] = s->shapes[t];
+            e->in_dt[k] = m->tensors[t].dtype;
+            e->in_q[k] = m->tensors[t].q;
             if (m->tensors[t].flags & SQZ_TF_CONST) {
                 e->in_data[k] = m->tensors[t].data;
                 e->params += (uint64_t)sqz_shape_numel(&s->shapes[t]);
-                e->param_bytes += 4u * (uint64_t)sqz_shape_numel(&s->shapes[t]);
+                e->param_bytes += tensor_esz(m, t) * (uint64_t)sqz_shape_numel(&s->shapes[t]);
             }
         }
+        for (uint32_t k = 0; k < no; k++) {
+            e->out_dt[k] = m->tensors[nd->outputs[k]].dtype;
+            e->out_q[k] = m->tensors[nd->outputs[k]].q;
+        }
         sqz_op_ctx *c = &e->ctx;
+        c->in_dtype = e->in_dt;
+        c->out_dtype = e->out_dt;
+        c->in_q = e->in_q;
+        c->out_q = e->out_q;
+        c->node = nd;
+        c->n_in = ni;
+        c->n_out = no;
+        /* dtype-driven choice: int8 implementations for nodes on int8 data */
+        const sqz_op_impl *cand[8];
+        int n_cand;
+        if (sqz_ctx_is_int8(c)) {
+            n_cand = sqz_fast_ops_int8(nd->op, cand, 7);
+            cand[n_cand] = sqz_ref_op_int8(nd->op);
+            if (!cand[n_cand]) {
+                rc = sqz_set_status(st, SQZ_ERR_UNSUPPORTED,
+                                    "node '%s' (%s): no int8 kernel for this op (it must run in "
+                                    "fp32 between DequantizeLinear / QuantizeLinear)",
+                                    nd->name, sqz_op_name(nd->op));
+                goto done;
+            }
+            n_cand++;
+        } else {
+            n_cand = sqz_fast_ops(nd->op, cand, 7);
+            cand[n_cand++] = sqz_ref_op(nd->op);
+        }
         c->node = nd;
         c->n_in = ni;
         c->n_out = no;
@@ -356,7 +418,7 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
         for (uint32_t k = 0; k < no; k++) {
             uint64_t b;
             if (e->out_shape[k].ndim < 0 || e->out_shape[k].ndim > SQZ_MAX_DIMS ||
-                shape_bytes(&e->out_shape[k], &b) != 0) {
+                shape_bytes_dt(&e->out_shape[k], tensor_esz(m, nd->outputs[k]), &b) != 0) {
                 char sb[96];
                 fmt_shape(&e->out_shape[k], sb, sizeof sb);
                 rc = sqz_set_status(st, SQZ_ERR_INVALID_ARG,
@@ -400,7 +462,7 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
             continue;
         }
         if (items[t].last < items[t].first) items[t].last = items[t].first; /* unread output */
-        shape_bytes(&s->shapes[t], &b);
+        shape_bytes_dt(&s->shapes[t], tensor_esz(m, t), &b);
         items[t].size = (size_t)b;
     }
     for (int i = 0; i < nn; i++)
@@ -457,6 +519,10 @@ sqz_code sqz_session_set_input(sqz_session *s, int index, const float *data, siz
                               "input index %d out of range (model has %d inputs)", index,
                               s ? s->m->n_inputs : 0);
     int t = s->m->inputs[index];
+    if (s->m->tensors[t].dtype != SQZ_DT_F32)
+        return sqz_set_status(st, SQZ_ERR_INVALID_ARG,
+                              "input '%s' is %s, not f32: use sqz_session_set_input_raw",
+                              s->m->tensors[t].name, dtype_name(s->m->tensors[t].dtype));
     size_t n = (size_t)sqz_shape_numel(&s->shapes[t]);
     if (count != n) {
         char sb[96];
@@ -467,6 +533,24 @@ sqz_code sqz_session_set_input(sqz_session *s, int index, const float *data, siz
     }
     if (!data) return sqz_set_status(st, SQZ_ERR_INVALID_ARG, "input data is NULL");
     if (n) memcpy(s->ptr[t], data, n * sizeof(float));
+    s->input_set[index] = 1;
+    if (st) st->code = SQZ_OK;
+    return SQZ_OK;
+}
+
+sqz_code sqz_session_set_input_raw(sqz_session *s, int index, const void *data, size_t bytes,
+                                   sqz_status *st) {
+    if (!s || index < 0 || index >= s->m->n_inputs)
+        return sqz_set_status(st, SQZ_ERR_INVALID_ARG,
+                              "input index %d out of range (model has %d inputs)", index,
+                              s ? s->m->n_inputs : 0);
+    int t = s->m->inputs[index];
+    size_t n = (size_t)sqz_shape_numel(&s->shapes[t]) * tensor_esz(s->m, t);
+    if (bytes != n)
+        return sqz_set_status(st, SQZ_ERR_INVALID_ARG, "input '%s' (%s) expects %zu bytes, got %zu",
+                              s->m->tensors[t].name, dtype_name(s->m->tensors[t].dtype), n, bytes);
+    if (!data) return sqz_set_status(st, SQZ_ERR_INVALID_ARG, "input data is NULL");
+    if (n) memcpy(s->ptr[t], data, n);
     s->input_set[index] = 1;
     if (st) st->code = SQZ_OK;
     return SQZ_OK;
@@ -494,8 +578,26 @@ sqz_code sqz_session_output(const sqz_session *s, int index, const float **data,
                               "output index %d out of range (model has %d outputs)", index,
                               s ? s->m->n_outputs : 0);
     int t = s->m->outputs[index];
+    if (s->m->tensors[t].dtype != SQZ_DT_F32)
+        return sqz_set_status(st, SQZ_ERR_INVALID_ARG,
+                              "output '%s' is %s, not f32: use sqz_session_output_raw",
+                              s->m->tensors[t].name, dtype_name(s->m->tensors[t].dtype));
     if (data) *data = s->ptr[t];
     if (shape) *shape = s->shapes[t];
+    if (st) st->code = SQZ_OK;
+    return SQZ_OK;
+}
+
+sqz_code sqz_session_output_raw(const sqz_session *s, int index, const void **data,
+                                sqz_shape *shape, int *dtype, sqz_status *st) {
+    if (!s || index < 0 || index >= s->m->n_outputs)
+        return sqz_set_status(st, SQZ_ERR_INVALID_ARG,
+                              "output index %d out of range (model has %d outputs)", index,
+                              s ? s->m->n_outputs : 0);
+    int t = s->m->outputs[index];
+    if (data) *data = s->ptr[t];
+    if (shape) *shape = s->shapes[t];
+    if (dtype) *dtype = s->m->tensors[t].dtype;
     if (st) st->code = SQZ_OK;
     return SQZ_OK;
 }

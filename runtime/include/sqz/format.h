@@ -35,13 +35,40 @@
  *            then u32 n_inputs, i32 ids[], u32 n_outputs, i32 ids[]
  *            Nodes are stored in a valid execution (topological) order.
  * DATA     : tensor payloads, each at a 64-byte aligned offset in the section.
- *            encoding RAW: numel f32 values (data_size == numel * 4).
+ *            encoding RAW: numel values of the tensor's dtype, little-endian:
+ *            f32 numel * 4 bytes, i8 numel bytes, i32 numel * 4 bytes
+ *            (data_size == numel * sqz_dtype_size(dtype)).
  *            Any other encoding: an encoded payload (below), data_size its
  *            exact size. Encoded tensors must be constant f32 tensors.
  * METADATA : u32 count, then (u32 key, u32 value) string references.
  *
  * Sections TENSORS, GRAPH and STRINGS are required; the loader validates every
  * count, offset and id before use and rejects the file otherwise.
+ *
+ * ---- INT8 (quantized) tensors
+ * dtypes the runtime accepts: f32, i8, i32 (f16 / u8 are reserved).
+ * Quantization record of a tensor (quant, qaxis, nq, scale[], zero_point[]):
+ *   quant 0 (SQZ_QUANT_NONE): nq == 0, qaxis 0. Required for f32 tensors.
+ *   quant 1 (SQZ_QUANT_PER_TENSOR): nq == 1, qaxis 0.
+ *   quant 2 (SQZ_QUANT_PER_CHANNEL): qaxis < ndim, nq == dims[qaxis].
+ *   Every scale is finite and > 0; real = scale[c] * (q - zero_point[c]).
+ * - i8 tensors always carry quant 1 or 2, zero points in [-128, 127].
+ *   Activations (non-constant i8) are per-tensor. Weights are i8 constants,
+ *   symmetric per output channel (quant 2, zero point 0, values in
+ *   [-127, 127]); qaxis = output-channel axis (Conv W [Cout, Cin/g, kh, kw]:
+ *   0; Gemm B: 1 if transB == 0 else 0; MatMul B [K, N]: 1).
+ * - i32 tensors are constants (biases); quant 0, or 1/2 with zero point 0.
+ *   A bias of a quantized Conv / Gemm / MatMul is in units of
+ *   s_x * s_w[c] (its own scales, if stored, are informative only).
+ * Ops are dtype-driven (sqz/ops.h): Conv / Gemm / MatMul with an i8 input run
+ * the int8 kernels; QuantizeLinear (f32 -> i8) and DequantizeLinear (i8 ->
+ * f32) bound the fp32 islands. Requantization (bit-exact on every ISA):
+ *   m = s_x * s_w[c] / s_y encoded as int32 M in [2^30, 2^31) and shift S,
+ *   m ~= M * 2^-S, 1 <= S <= 62 (frexp-based; m below 2^-31 gives M = 0);
+ *   y = clamp(zp_y + (int32)(((int64)acc * M + (1 << (S - 1))) >> S), lo, hi)
+ *   with an arithmetic shift (round half up); lo/hi = [-128, 127] narrowed by
+ *   a fused RELU / CLIP. QLinearConv-compatible up to the rounding-tie
+ *   direction (ONNX rounds half to even).
  *
  * ---- Encoded tensor payloads (Deep Compression storage, Han et al.,
  * arXiv:1510.00149: weight sharing + relative-index sparse storage + Huffman)
@@ -128,6 +155,13 @@ typedef enum sqz_encoding {
 #define SQZ_PF_F16 1u
 #define SQZ_PF_IDX_HUFF 2u
 #define SQZ_PF_GAP_HUFF 4u
+
+/* Quantization record kinds (tensor record byte "quant"). */
+typedef enum sqz_quant_kind {
+    SQZ_QUANT_NONE = 0,
+    SQZ_QUANT_PER_TENSOR = 1,
+    SQZ_QUANT_PER_CHANNEL = 2,
+} sqz_quant_kind;
 
 typedef enum sqz_tensor_flags {
     SQZ_TF_CONST = 1,  /* has data */

@@ -8,14 +8,28 @@
  * allows to be a tensor but that fixes a shape or a parameter (Reshape.shape,
  * Slice.starts/ends/axes/steps, Pad.pads/constant_value, Resize.scales/sizes,
  * Split.split, Squeeze/Unsqueeze.axes, ReduceMean.axes, Clip.min/max) is folded
- * at import into an attribute of the same ONNX name. The runtime sees only
- * float tensors as inputs. See the per-op notes below.
+ * at import into an attribute of the same ONNX name. See the per-op notes
+ * below.
+ *
+ * Data types: every tensor is f32 unless the model says otherwise. INT8 models
+ * (sqz/format.h "INT8") have i8 activations / weights and i32 biases; the op a
+ * node runs is chosen by dtype (as in TFLite; no separate QConv ids): a node
+ * with any non-f32 input or output runs the int8 implementation of its op
+ * (sqz_ref_op_int8), except QuantizeLinear / DequantizeLinear, which are the
+ * boundaries and live in the f32 table. Ops with an int8 implementation:
+ * Conv, Gemm, MatMul (i8 X, i8 constant W symmetric per output channel,
+ * optional i32 bias, i8 Y; fused act NONE / RELU / CLIP only, applied as a
+ * clamp in the quantized domain), Add, MaxPool (Y params == X params),
+ * AveragePool, GlobalAveragePool, Concat, Relu, Clip, and the views Reshape /
+ * Flatten / Squeeze / Unsqueeze / Identity (Y params == X params).
  */
 #ifndef SQZ_OPS_H
 #define SQZ_OPS_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "sqz/format.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -63,6 +77,10 @@ typedef enum sqz_op {
                              keep_aspect_ratio_policy; modes nearest and linear */
     SQZ_OP_PAD = 34,      /* pads (ints), mode (constant|reflect|edge), value (float), axes */
     SQZ_OP_IDENTITY = 35, /* also Dropout in inference */
+    /* INT8 fp32-island boundaries (sqz/format.h "INT8"); one input, no attrs:
+     * Y (i8, per-tensor s, zp) = clamp(round_half_to_even(x / s) + zp, -128, 127) */
+    SQZ_OP_QUANTIZE_LINEAR = 36,
+    SQZ_OP_DEQUANTIZE_LINEAR = 37, /* X (i8, per-tensor) -> Y (f32) = s * (q - zp) */
     SQZ_OP_COUNT_
 } sqz_op;
 
@@ -127,13 +145,27 @@ const char *sqz_attr_str(const sqz_node *n, const char *name, const char *dflt);
 int sqz_attr_ints(const sqz_node *n, const char *name, const int64_t **vals);
 int sqz_attr_floats(const sqz_node *n, const char *name, const float **vals);
 
+/* Quantization parameters of a tensor (sqz/format.h "INT8"):
+ * real = scale[c] * (q - zero_point[c]), c = 0 unless kind is per-channel,
+ * then the index along axis (n == dims[axis]). kind SQZ_QUANT_NONE: n == 0. */
+typedef struct sqz_qparams {
+    uint8_t kind; /* sqz_quant_kind */
+    uint8_t axis;
+    uint32_t n;
+    const float *scale;
+    const int32_t *zero_point;
+} sqz_qparams;
+
 /* Kernel contract. The executor calls prepare() once per node at session
  * creation (shapes known, data known only for constant inputs), then run()
  * per inference, then release(params) when the session dies. */
 typedef struct sqz_op_ctx {
     const sqz_node *node;
     uint32_t n_in, n_out;
-    const sqz_shape *in_shape;   /* [n_in]; absent optional inputs have ndim == -1 */
+    const sqz_shape *in_shape; /* [n_in]; absent optional inputs have ndim == -1 */
+    /* Tensor storage. For a non-f32 tensor (in_dtype / out_dtype below) the
+     * pointer addresses its elements of that dtype: cast to const int8_t * or
+     * const int32_t * (i8 storage is numel bytes). */
     const float *const *in_data; /* [n_in]; in prepare: non-NULL only for constants */
     sqz_shape *out_shape;        /* [n_out]; prepare fills */
     float *const *out_data;      /* [n_out]; run only */
@@ -143,7 +175,25 @@ typedef struct sqz_op_ctx {
     int num_threads;
     char *err; /* prepare: message on failure (the executor prefixes the node) */
     size_t err_len;
+    /* dtypes and quantization parameters (sqz_dtype / sqz_qparams), fixed by
+     * the model; NULL arrays mean every tensor is f32 without parameters
+     * (callers that only run fp32 leave them zeroed). */
+    const uint8_t *in_dtype;  /* [n_in] */
+    const uint8_t *out_dtype; /* [n_out] */
+    const sqz_qparams *in_q;  /* [n_in] */
+    const sqz_qparams *out_q; /* [n_out] */
 } sqz_op_ctx;
+
+/* dtype of input / output i (SQZ_DT_F32 when the ctx carries no dtypes). */
+static inline int sqz_ctx_in_dtype(const sqz_op_ctx *c, uint32_t i) {
+    return c->in_dtype && i < c->n_in ? c->in_dtype[i] : SQZ_DT_F32;
+}
+static inline int sqz_ctx_out_dtype(const sqz_op_ctx *c, uint32_t i) {
+    return c->out_dtype && i < c->n_out ? c->out_dtype[i] : SQZ_DT_F32;
+}
+/* 1 when the node must run its int8 implementation: a present input or an
+ * output is not f32 and the op is not QuantizeLinear / DequantizeLinear. */
+int sqz_ctx_is_int8(const sqz_op_ctx *c);
 
 typedef struct sqz_op_impl {
     int (*prepare)(sqz_op_ctx *ctx); /* 0 ok; -1 with ctx->err filled */
@@ -155,6 +205,13 @@ typedef struct sqz_op_impl {
 
 /* The scalar reference implementation of an op; NULL if the id is unknown. */
 const sqz_op_impl *sqz_ref_op(int op);
+
+/* The scalar reference int8 implementation of an op (see "Data types"
+ * above); NULL when the op has none. */
+const sqz_op_impl *sqz_ref_op_int8(int op);
+/* Optimized int8 implementations for this CPU, best first (as
+ * sqz_fast_ops); outputs are bit-identical to sqz_ref_op_int8(op). */
+int sqz_fast_ops_int8(int op, const sqz_op_impl **out, int max);
 
 /* Optimized implementations of an op for the CPU this process runs on
  * (detected once at run time), best first: writes up to max candidates and

@@ -48,6 +48,13 @@ int sqz_model_num_outputs(const sqz_model *m);
 const char *sqz_model_input_name(const sqz_model *m, int i);
 const char *sqz_model_output_name(const sqz_model *m, int i);
 sqz_shape sqz_model_input_shape(const sqz_model *m, int i);
+/* dtype (sqz_dtype) and quantization parameters of graph input / output i
+ * (INT8 models; SQZ_DT_F32 and kind SQZ_QUANT_NONE for fp32 tensors; the
+ * pointers in q stay valid while the model lives). Returns 0, -1 if i is out
+ * of range. Graph inputs are normally f32: the quantizer inserts
+ * QuantizeLinear after them. */
+int sqz_model_input_info(const sqz_model *m, int i, int *dtype, sqz_qparams *q);
+int sqz_model_output_info(const sqz_model *m, int i, int *dtype, sqz_qparams *q);
 /* Metadata value for key, or NULL. */
 const char *sqz_model_metadata(const sqz_model *m, const char *key);
 
@@ -68,9 +75,13 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
                             sqz_status *st);
 void sqz_session_free(sqz_session *s);
 
-/* Copy an input in (float32, the session's input shape, dense row-major). */
+/* Copy an input in (float32, the session's input shape, dense row-major);
+ * refuses a non-f32 input (see sqz_session_set_input_raw). */
 sqz_code sqz_session_set_input(sqz_session *s, int index, const float *data, size_t count,
                                sqz_status *st);
+/* Copy an input of any dtype in: bytes == numel * sqz_dtype_size(dtype). */
+sqz_code sqz_session_set_input_raw(sqz_session *s, int index, const void *data, size_t bytes,
+                                   sqz_status *st);
 /* Runs the graph. Every input must have been set since the previous run:
  * an input's arena space is reused once its last reader ran (MPool), so a
  * run without fresh inputs fails with SQZ_ERR_INVALID_ARG naming the input. */
@@ -78,6 +89,9 @@ sqz_code sqz_session_run(sqz_session *s, sqz_status *st);
 /* Output view, valid until the next run or sqz_session_free. */
 sqz_code sqz_session_output(const sqz_session *s, int index, const float **data, sqz_shape *shape,
                             sqz_status *st);
+/* Output view of any dtype (sqz_session_output refuses non-f32 outputs). */
+sqz_code sqz_session_output_raw(const sqz_session *s, int index, const void **data,
+                                sqz_shape *shape, int *dtype, sqz_status *st);
 sqz_shape sqz_session_input_shape(const sqz_session *s, int index);
 int sqz_session_find_input(const sqz_session *s, const char *name);
 

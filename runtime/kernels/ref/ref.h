@@ -22,6 +22,13 @@ extern const sqz_op_impl sqz_ref_pad;
 extern const sqz_op_impl sqz_ref_maxpool, sqz_ref_avgpool, sqz_ref_global_avgpool;
 extern const sqz_op_impl sqz_ref_reduce_mean, sqz_ref_softmax;
 extern const sqz_op_impl sqz_ref_resize;
+/* INT8 (ref/int8*.c): the boundaries (f32 table) and the int8 implementations */
+extern const sqz_op_impl sqz_ref_quantize_linear, sqz_ref_dequantize_linear;
+extern const sqz_op_impl sqz_ref_i8_conv, sqz_ref_i8_gemm, sqz_ref_i8_matmul, sqz_ref_i8_add;
+extern const sqz_op_impl sqz_ref_i8_maxpool, sqz_ref_i8_avgpool, sqz_ref_i8_global_avgpool;
+extern const sqz_op_impl sqz_ref_i8_concat, sqz_ref_i8_relu, sqz_ref_i8_clip;
+extern const sqz_op_impl sqz_ref_i8_reshape, sqz_ref_i8_flatten, sqz_ref_i8_squeeze;
+extern const sqz_op_impl sqz_ref_i8_unsqueeze, sqz_ref_i8_identity;
 
 /* Largest element count of any tensor a kernel accepts (keeps every size
  * product of a kernel far from int64 / size_t overflow). */
