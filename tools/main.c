@@ -8,6 +8,7 @@
 #include "cmd_eval.h"
 #include "cmd_import.h"
 #include "cmd_info.h"
+#include "cmd_report.h"
 #include "cmd_run.h"
 
 #ifndef SQZ_VERSION
@@ -30,6 +31,8 @@ static const command kCommands[] = {
      cmd_info_usage},
     {"run", "run a .sqz model on a PNG image or a .npy tensor", cmd_run, cmd_run_usage},
     {"eval", "accuracy of a classifier on a test set (Fashion-MNIST)", cmd_eval, cmd_eval_usage},
+    {"report", "sweep recipes, accuracy vs size: Markdown table + HTML plot (Pareto front)",
+     cmd_report, cmd_report_usage},
     {"bench", "inference latency (median/min/mean/max ms over timed runs) and arena bytes",
      cmd_bench, cmd_bench_usage},
 };

@@ -6,7 +6,8 @@ PKGS=(build-essential cmake pkg-config clang
       libprotobuf-c-dev protobuf-c-compiler libonnx-dev
       libpng-dev zlib1g-dev libcmocka-dev
       libonnx-testdata dataset-fashion-mnist
-      python3 python3-numpy python3-onnx python3-torch python3-torchvision)
+      python3 python3-numpy python3-onnx python3-torch python3-torchvision
+      chromium python3-pil) # chromium + PIL: tests/e2e/report.py renders the HTML report
 if [ "${1:-}" = "--runtime-only" ]; then
   PKGS=(build-essential cmake pkg-config libprotobuf-c-dev protobuf-c-compiler libonnx-dev
         libpng-dev zlib1g-dev libcmocka-dev dataset-fashion-mnist)
