@@ -1,0 +1,503 @@
+/* test_rt_int8_kernels.c - the scalar int8 reference kernels against an
+ * independent computation of the contract (sqz/format.h "INT8": int32
+ * accumulation, fixed-point requantization re-derived here in int64) on random
+ * shapes, and hand-computed known answers. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "int8.h"
+#include "int8_harness.h"
+#include "testutil.h"
+
+static int8_t *rand_i8(tu_rng *r, size_t n, int lo, int hi) {
+    int8_t *p = malloc(n ? n : 1);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (int8_t)(lo + (int)(tu_rng_u32(r) % (unsigned)(hi - lo + 1)));
+    return p;
+}
+
+/* ------------------------------------------------------------ requant */
+
+static void test_requant_known(void **state) {
+    (void)state;
+    sqz_rq r;
+    assert_int_equal(sqz_rq_make(0.5, &r), 0);
+    assert_int_equal(r.M, 1 << 30);
+    assert_int_equal(r.S, 31);
+    assert_int_equal(sqz_rq_make(1.0, &r), 0);
+    assert_int_equal(r.M, 1 << 30);
+    assert_int_equal(r.S, 30);
+    assert_int_equal(sqz_rq_make(0.75, &r), 0);
+    assert_int_equal(r.M, 1610612736);
+    assert_int_equal(r.S, 31);
+    assert_int_equal(sqz_rq_make(ldexp(1.0, -40), &r), 0); /* below 2^-31: S capped at 62 */
+    assert_int_equal(r.S, 62);
+    assert_int_equal(r.M, 1 << 22);
+    assert_int_equal(sqz_rq_make(0.0, &r), -1);
+    assert_int_equal(sqz_rq_make(-1.0, &r), -1);
+    assert_int_equal(sqz_rq_make(NAN, &r), -1);
+    assert_int_equal(sqz_rq_make(INFINITY, &r), -1);
+    assert_int_equal(sqz_rq_make(ldexp(1.0, 30), &r), -1);
+    /* round half up: 1.5 -> 2, -1.5 -> -1, 2.5 -> 3 (ONNX would give 2, -2, 2) */
+    sqz_rq_make(0.5, &r);
+    assert_int_equal(sqz_rq_apply(3, r, 0, -128, 127), 2);
+    assert_int_equal(sqz_rq_apply(-3, r, 0, -128, 127), -1);
+    assert_int_equal(sqz_rq_apply(5, r, 0, -128, 127), 3);
+    assert_int_equal(sqz_rq_apply(5, r, 10, -128, 127), 13);
+    assert_int_equal(sqz_rq_apply(1000, r, 0, -128, 127), 127); /* saturates */
+    assert_int_equal(sqz_rq_apply(-1000, r, 0, -5, 7), -5);
+    /* a multiplier just below 1 (f rounds up to 1.0: M = 2^30, S one less) */
+    assert_int_equal(sqz_rq_make(1.0 - ldexp(1.0, -40), &r), 0);
+    assert_int_equal(r.M, 1 << 30);
+    assert_int_equal(r.S, 30);
+    /* against the real product on random values: |fixed - round(acc * m)| <= 1 */
+    tu_rng g;
+    tu_rng_seed(&g, 3);
+    for (int i = 0; i < 10000; i++) {
+        double m = ldexp(0.5 + 0.5 * tu_rng_uniform(&g, 0.0f, 0.999f), -(int)(tu_rng_u32(&g) % 20));
+        int32_t acc = (int32_t)(tu_rng_u32(&g) % 2000001) - 1000000;
+        assert_int_equal(sqz_rq_make(m, &r), 0);
+        int32_t got = sqz_rq_apply(acc, r, 0, INT32_MIN, INT32_MAX);
+        assert_int_equal(got, i8t_requant(acc, m, 0, INT32_MIN, INT32_MAX));
+        assert_true(fabs(got - acc * m) <= 1.0);
+    }
+}
+
+/* ------------------------------------------------------ Q / DQ known */
+
+static void test_quantize_dequantize_known(void **state) {
+    (void)state;
+    float x[] = {0.25f, 0.75f, 1.25f, -0.25f, -0.75f, 100.0f, -100.0f, NAN, INFINITY, 3.0f};
+    int8_t want0[] = {0, 2, 2, 0, -2, 127, -128, 0, 127, 6};
+    int8_t want10[] = {10, 12, 12, 10, 8, 127, -128, 10, 127, 16};
+    for (int z = 0; z < 2; z++) {
+        i8t t;
+        i8t_init(&t, SQZ_OP_QUANTIZE_LINEAR);
+        i8t_f32(&t, 0, i8t_shape(1, (int64_t)10), x);
+        i8t_out(&t, SQZ_DT_I8, 0.5f, z ? 10 : 0);
+        void *o;
+        assert_int_equal(i8t_run(&t, sqz_ref_op(SQZ_OP_QUANTIZE_LINEAR), &o), 0);
+        assert_memory_equal(o, z ? want10 : want0, 10);
+        free(o);
+    }
+    int8_t q[] = {-128, -3, 0, 127};
+    i8t t;
+    i8t_init(&t, SQZ_OP_DEQUANTIZE_LINEAR);
+    i8t_act(&t, 0, i8t_shape(2, (int64_t)2, (int64_t)2), q, 0.5f, -3);
+    i8t_out(&t, SQZ_DT_F32, 0, 0);
+    void *o;
+    assert_int_equal(i8t_run(&t, sqz_ref_op(SQZ_OP_DEQUANTIZE_LINEAR), &o), 0);
+    const float *y = o;
+    assert_true(y[0] == -62.5f && y[1] == 0.0f && y[2] == 1.5f && y[3] == 65.0f);
+    free(o);
+    /* Quantize onto an f32 output is refused */
+    i8t_init(&t, SQZ_OP_QUANTIZE_LINEAR);
+    i8t_f32(&t, 0, i8t_shape(1, (int64_t)10), x);
+    i8t_out(&t, SQZ_DT_F32, 0, 0);
+    assert_int_equal(i8t_run(&t, sqz_ref_op(SQZ_OP_QUANTIZE_LINEAR), &o), -1);
+    assert_non_null(strstr(t.err, "i8"));
+}
+
+/* ------------------------------------------------------------ Conv */
+
+typedef struct conv_case {
+    int64_t N, C, H, W, M, group, kh, kw, sh, sw, ph, pw, dh, dw;
+    int act; /* 0 none, 1 relu, 2 clip */
+    int bias;
+} conv_case;
+
+/* Runs conv through impl and compares with the independent computation. */
+void int8_check_conv(const conv_case *cc, const sqz_op_impl *impl, tu_rng *g, int threads);
+void int8_check_conv(const conv_case *cc, const sqz_op_impl *impl, tu_rng *g, int threads) {
+    int64_t cpg = cc->C / cc->group, mpg = cc->M / cc->group;
+    int64_t OH = (cc->H + 2 * cc->ph - cc->dh * (cc->kh - 1) - 1) / cc->sh + 1;
+    int64_t OW = (cc->W + 2 * cc->pw - cc->dw * (cc->kw - 1) - 1) / cc->sw + 1;
+    size_t nx = (size_t)(cc->N * cc->C * cc->H * cc->W),
+           nw = (size_t)(cc->M * cpg * cc->kh * cc->kw);
+    int8_t *x = rand_i8(g, nx, -128, 127), *w = rand_i8(g, nw, -127, 127);
+    float *sw = malloc((size_t)cc->M * sizeof(float));
+    int32_t *zw = calloc((size_t)cc->M, sizeof(int32_t)), *b = malloc((size_t)cc->M * 4);
+    assert_true(sw && zw && b);
+    for (int64_t c = 0; c < cc->M; c++) {
+        sw[c] = tu_rng_uniform(g, 0.002f, 0.02f);
+        b[c] = (int32_t)(tu_rng_u32(g) % 20001) - 10000;
+    }
+    float sx = tu_rng_uniform(g, 0.01f, 0.05f), sy = tu_rng_uniform(g, 0.05f, 0.3f);
+    int32_t zx = (int32_t)(tu_rng_u32(g) % 200) - 100, zy = (int32_t)(tu_rng_u32(g) % 200) - 100;
+    i8t t;
+    i8t_init(&t, SQZ_OP_CONV);
+    t.threads = threads;
+    i8t_act(&t, 0, i8t_shape(4, cc->N, cc->C, cc->H, cc->W), x, sx, zx);
+    i8t_weight(&t, 1, i8t_shape(4, cc->M, cpg, cc->kh, cc->kw), w, sw, zw, (uint32_t)cc->M, 0);
+    if (cc->bias) i8t_bias(&t, 2, i8t_shape(1, cc->M), b);
+    i8t_out(&t, SQZ_DT_I8, sy, zy);
+    int64_t ks[2] = {cc->kh, cc->kw}, st[2] = {cc->sh, cc->sw}, dl[2] = {cc->dh, cc->dw};
+    int64_t pads[4] = {cc->ph, cc->pw, cc->ph, cc->pw};
+    i8t_ints(&t, "kernel_shape", 2, ks);
+    i8t_ints(&t, "strides", 2, st);
+    i8t_ints(&t, "dilations", 2, dl);
+    i8t_ints(&t, "pads", 4, pads);
+    i8t_int(&t, "group", cc->group);
+    int32_t lo = -128, hi = 127;
+    if (cc->act == 1) {
+        i8t_int(&t, "sqz_act", SQZ_ACT_RELU);
+        lo = zy;
+    } else if (cc->act == 2) {
+        i8t_int(&t, "sqz_act", SQZ_ACT_CLIP);
+        i8t_float(&t, "sqz_act_alpha", 0.0f);
+        i8t_float(&t, "sqz_act_beta", 6.0f);
+        lo = zy;
+        double h = zy + nearbyint(6.0 / sy);
+        hi = h > 127 ? 127 : (int32_t)h;
+    }
+    void *o;
+    if (i8t_run(&t, impl, &o) != 0) fail_msg("prepare failed: %s", t.err);
+    assert_int_equal(t.out_shape[0].dims[2], OH);
+    assert_int_equal(t.out_shape[0].dims[3], OW);
+    const int8_t *y = o;
+    for (int64_t n = 0; n < cc->N; n++)
+        for (int64_t co = 0; co < cc->M; co++) {
+            int64_t gi = co / mpg;
+            double m = (double)sx * sw[co] / sy;
+            for (int64_t oh = 0; oh < OH; oh++)
+                for (int64_t ow = 0; ow < OW; ow++) {
+                    int64_t acc = cc->bias ? b[co] : 0;
+                    for (int64_t ci = 0; ci < cpg; ci++)
+                        for (int64_t kh = 0; kh < cc->kh; kh++)
+                            for (int64_t kw = 0; kw < cc->kw; kw++) {
+                                int64_t ih = oh * cc->sh - cc->ph + kh * cc->dh;
+                                int64_t iw = ow * cc->sw - cc->pw + kw * cc->dw;
+                                if (ih < 0 || ih >= cc->H || iw < 0 || iw >= cc->W) continue;
+                                int64_t xv =
+                                    x[((n * cc->C + gi * cpg + ci) * cc->H + ih) * cc->W + iw];
+                                acc += (xv - zx) * w[((co * cpg + ci) * cc->kh + kh) * cc->kw + kw];
+                            }
+                    int32_t want = i8t_requant(acc, m, zy, lo, hi);
+                    int8_t got = y[((n * cc->M + co) * OH + oh) * OW + ow];
+                    if (got != want)
+                        fail_msg(
+                            "conv N%lld C%lld %lldx%lld M%lld g%lld k%lldx%lld: y[%lld,%lld,%lld,"
+                            "%lld] = %d, want %d",
+                            (long long)cc->N, (long long)cc->C, (long long)cc->H, (long long)cc->W,
+                            (long long)cc->M, (long long)cc->group, (long long)cc->kh,
+                            (long long)cc->kw, (long long)n, (long long)co, (long long)oh,
+                            (long long)ow, got, want);
+                }
+        }
+    free(o);
+    free(x);
+    free(w);
+    free(sw);
+    free(zw);
+    free(b);
+}
+
+static const conv_case k_conv_cases[] = {
+    {1, 3, 7, 9, 4, 1, 3, 3, 1, 1, 1, 1, 1, 1, 0, 1},  /* 3x3 pad 1 */
+    {2, 8, 5, 5, 6, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1},  /* 1x1, batch 2 */
+    {1, 6, 9, 8, 6, 6, 3, 3, 2, 2, 1, 1, 1, 1, 2, 1},  /* depthwise stride 2, clip */
+    {1, 4, 6, 7, 8, 2, 3, 2, 1, 2, 1, 0, 2, 1, 1, 0},  /* groups, dilation, no bias */
+    {1, 5, 11, 3, 3, 1, 5, 3, 3, 1, 2, 1, 1, 1, 0, 1}, /* 5x3 stride 3 */
+    {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1},  /* 1x1x1x1 */
+};
+
+static void test_conv_vs_formula(void **state) {
+    (void)state;
+    tu_rng g;
+    tu_rng_seed(&g, 21);
+    for (size_t i = 0; i < sizeof k_conv_cases / sizeof k_conv_cases[0]; i++)
+        int8_check_conv(&k_conv_cases[i], sqz_ref_op_int8(SQZ_OP_CONV), &g, 1);
+    /* random shapes */
+    for (int i = 0; i < 20; i++) {
+        conv_case c;
+        memset(&c, 0, sizeof c);
+        c.N = 1 + tu_rng_u32(&g) % 2;
+        c.group = 1 + tu_rng_u32(&g) % 3;
+        c.C = c.group * (1 + tu_rng_u32(&g) % 4);
+        c.M = c.group * (1 + tu_rng_u32(&g) % 4);
+        c.kh = 1 + tu_rng_u32(&g) % 3;
+        c.kw = 1 + tu_rng_u32(&g) % 3;
+        c.sh = 1 + tu_rng_u32(&g) % 2;
+        c.sw = 1 + tu_rng_u32(&g) % 2;
+        c.dh = 1 + tu_rng_u32(&g) % 2;
+        c.dw = 1;
+        c.ph = tu_rng_u32(&g) % 2;
+        c.pw = tu_rng_u32(&g) % 2;
+        c.H = c.dh * (c.kh - 1) + 1 + tu_rng_u32(&g) % 6;
+        c.W = c.dw * (c.kw - 1) + 1 + tu_rng_u32(&g) % 6;
+        c.act = (int)(tu_rng_u32(&g) % 3);
+        c.bias = (int)(tu_rng_u32(&g) % 2);
+        int8_check_conv(&c, sqz_ref_op_int8(SQZ_OP_CONV), &g, 1);
+    }
+}
+
+/* ---------------------------------------------------- Gemm / MatMul */
+
+void int8_check_linear(int op, int64_t rows, int64_t K, int64_t N, int ta, int tb, int bias,
+                       int act, const sqz_op_impl *impl, tu_rng *g, int threads);
+void int8_check_linear(int op, int64_t rows, int64_t K, int64_t N, int ta, int tb, int bias,
+                       int act, const sqz_op_impl *impl, tu_rng *g, int threads) {
+    int8_t *a = rand_i8(g, (size_t)(rows * K), -128, 127),
+           *w = rand_i8(g, (size_t)(K * N), -127, 127);
+    float *sw = malloc((size_t)N * sizeof(float));
+    int32_t *zw = calloc((size_t)N, 4), *b = malloc((size_t)N * 4);
+    assert_true(sw && zw && b);
+    for (int64_t c = 0; c < N; c++) {
+        sw[c] = tu_rng_uniform(g, 0.002f, 0.02f);
+        b[c] = (int32_t)(tu_rng_u32(g) % 20001) - 10000;
+    }
+    float sx = tu_rng_uniform(g, 0.01f, 0.05f), sy = tu_rng_uniform(g, 0.05f, 0.5f);
+    int32_t zx = (int32_t)(tu_rng_u32(g) % 256) - 128, zy = (int32_t)(tu_rng_u32(g) % 256) - 128;
+    i8t t;
+    i8t_init(&t, op);
+    t.threads = threads;
+    if (op == SQZ_OP_GEMM) {
+        i8t_act(&t, 0, ta ? i8t_shape(2, K, rows) : i8t_shape(2, rows, K), a, sx, zx);
+        i8t_weight(&t, 1, tb ? i8t_shape(2, N, K) : i8t_shape(2, K, N), w, sw, zw, (uint32_t)N,
+                   tb ? 0 : 1);
+        if (bias) i8t_bias(&t, 2, i8t_shape(1, N), b);
+        i8t_int(&t, "transA", ta);
+        i8t_int(&t, "transB", tb);
+    } else {
+        /* rows split as a [2, rows/2, K] batch when even */
+        sqz_shape as =
+            rows % 2 == 0 ? i8t_shape(3, (int64_t)2, rows / 2, K) : i8t_shape(2, rows, K);
+        i8t_act(&t, 0, as, a, sx, zx);
+        i8t_weight(&t, 1, i8t_shape(2, K, N), w, sw, zw, (uint32_t)N, 1);
+        tb = 0;
+        ta = 0;
+        bias = 0;
+    }
+    i8t_out(&t, SQZ_DT_I8, sy, zy);
+    int32_t lo = -128;
+    if (act) {
+        i8t_int(&t, "sqz_act", SQZ_ACT_RELU);
+        lo = zy;
+    }
+    void *o;
+    if (i8t_run(&t, impl, &o) != 0) fail_msg("prepare failed: %s", t.err);
+    const int8_t *y = o;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t n = 0; n < N; n++) {
+            int64_t acc = bias ? b[n] : 0;
+            for (int64_t k = 0; k < K; k++) {
+                int64_t av = ta ? a[k * rows + r] : a[r * K + k];
+                int64_t wv = tb ? w[n * K + k] : w[k * N + n];
+                acc += (av - zx) * wv;
+            }
+            int32_t want = i8t_requant(acc, (double)sx * sw[n] / sy, zy, lo, 127);
+            if (y[r * N + n] != want)
+                fail_msg("%s rows %lld K %lld N %lld ta %d tb %d: y[%lld,%lld] = %d want %d",
+                         sqz_op_name(op), (long long)rows, (long long)K, (long long)N, ta, tb,
+                         (long long)r, (long long)n, y[r * N + n], want);
+        }
+    free(o);
+    free(a);
+    free(w);
+    free(sw);
+    free(zw);
+    free(b);
+}
+
+static void test_linear_vs_formula(void **state) {
+    (void)state;
+    tu_rng g;
+    tu_rng_seed(&g, 5);
+    int64_t dims[][3] = {{1, 1, 1}, {1, 300, 100}, {3, 17, 5}, {4, 64, 10}, {2, 9, 33}};
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+        for (int v = 0; v < 4; v++) {
+            int64_t *d = dims[i];
+            int8_check_linear(SQZ_OP_GEMM, d[0], d[1], d[2], v & 1, (v >> 1) & 1, v != 3, v == 1,
+                              sqz_ref_op_int8(SQZ_OP_GEMM), &g, 1);
+            int8_check_linear(SQZ_OP_MATMUL, d[0], d[1], d[2], 0, 0, 0, v == 2,
+                              sqz_ref_op_int8(SQZ_OP_MATMUL), &g, 1);
+        }
+}
+
+/* ---------------------------------------------------- element-wise etc. */
+
+static void test_add_known_and_formula(void **state) {
+    (void)state;
+    /* same scales everywhere, zero points: y = a + b - zp sums exactly */
+    int8_t a[] = {10, -20, 100, -128}, b[] = {5, 5, 100, -128};
+    i8t t;
+    i8t_init(&t, SQZ_OP_ADD);
+    i8t_act(&t, 0, i8t_shape(1, (int64_t)4), a, 0.1f, 0);
+    i8t_act(&t, 1, i8t_shape(1, (int64_t)4), b, 0.1f, 0);
+    i8t_out(&t, SQZ_DT_I8, 0.1f, 0);
+    void *o;
+    assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_ADD), &o), 0);
+    int8_t want[] = {15, -15, 127, -128};
+    assert_memory_equal(o, want, 4);
+    free(o);
+    /* broadcast [2,3,4] + [3,1], random params: the exact definition
+     * (one shift for both terms), and within 1 of the real sum */
+    tu_rng g;
+    tu_rng_seed(&g, 9);
+    int8_t *A = rand_i8(&g, 24, -128, 127), *B = rand_i8(&g, 3, -128, 127);
+    float sa = 0.03f, sb = 0.11f, sy = 0.07f;
+    int32_t za = 5, zb = -17, zy = 3;
+    i8t_init(&t, SQZ_OP_ADD);
+    i8t_act(&t, 0, i8t_shape(3, (int64_t)2, (int64_t)3, (int64_t)4), A, sa, za);
+    i8t_act(&t, 1, i8t_shape(2, (int64_t)3, (int64_t)1), B, sb, zb);
+    i8t_out(&t, SQZ_DT_I8, sy, zy);
+    assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_ADD), &o), 0);
+    assert_int_equal(t.out_shape[0].ndim, 3);
+    const int8_t *y = o;
+    double ma = (double)sa / sy, mb = (double)sb / sy; /* mb is the larger */
+    int e;
+    frexp(mb, &e);
+    int S = 31 - e;
+    long long Mb = llround(ldexp(frexp(mb, &e), 31)), Ma = llround(ldexp(ma, S));
+    for (int i = 0; i < 24; i++) {
+        int j = (i / 4) % 3;
+        long long v =
+            (((long long)(A[i] - za) * Ma + (long long)(B[j] - zb) * Mb + (1LL << (S - 1))) >> S) +
+            zy;
+        v = v < -128 ? -128 : v > 127 ? 127 : v;
+        assert_int_equal(y[i], v);
+        double real = zy + (A[i] - za) * ma + (B[j] - zb) * mb;
+        if (real > -127 && real < 126) assert_true(fabs(y[i] - real) <= 1.0);
+    }
+    free(o);
+    free(A);
+    free(B);
+}
+
+static void test_pools(void **state) {
+    (void)state;
+    /* MaxPool 2x2 stride 2 on a 4x4 plane: known answer */
+    int8_t x[16] = {1, 2, -3, 4, 5, -6, 7, 8, -9, 10, 11, -12, 13, 14, -15, -128};
+    i8t t;
+    i8t_init(&t, SQZ_OP_MAXPOOL);
+    int64_t k2[2] = {2, 2};
+    i8t_ints(&t, "kernel_shape", 2, k2);
+    i8t_ints(&t, "strides", 2, k2);
+    i8t_act(&t, 0, i8t_shape(4, (int64_t)1, (int64_t)1, (int64_t)4, (int64_t)4), x, 0.5f, 1);
+    i8t_out(&t, SQZ_DT_I8, 0.5f, 1);
+    void *o;
+    assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_MAXPOOL), &o), 0);
+    int8_t wmax[4] = {5, 8, 14, 11};
+    assert_memory_equal(o, wmax, 4);
+    free(o);
+    /* MaxPool with different output params is refused */
+    t.out_s = 0.25f;
+    assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_MAXPOOL), &o), -1);
+    assert_non_null(strstr(t.err, "equal"));
+
+    /* AveragePool 3x3 stride 1 pad 1 (count_include_pad 0), random params */
+    tu_rng g;
+    tu_rng_seed(&g, 4);
+    int8_t *X = rand_i8(&g, 2 * 5 * 6, -128, 127);
+    float sx = 0.04f, sy = 0.03f;
+    int32_t zx = -7, zy = 12;
+    i8t_init(&t, SQZ_OP_AVGPOOL);
+    int64_t k3[2] = {3, 3}, p1[4] = {1, 1, 1, 1};
+    i8t_ints(&t, "kernel_shape", 2, k3);
+    i8t_ints(&t, "pads", 4, p1);
+    i8t_act(&t, 0, i8t_shape(4, (int64_t)1, (int64_t)2, (int64_t)5, (int64_t)6), X, sx, zx);
+    i8t_out(&t, SQZ_DT_I8, sy, zy);
+    assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_AVGPOOL), &o), 0);
+    const int8_t *y = o;
+    for (int c = 0; c < 2; c++)
+        for (int h = 0; h < 5; h++)
+            for (int w = 0; w < 6; w++) {
+                long long s = 0;
+                int cnt = 0;
+                for (int dh = -1; dh <= 1; dh++)
+                    for (int dw = -1; dw <= 1; dw++) {
+                        int ih = h + dh, iw = w + dw;
+                        if (ih < 0 || ih >= 5 || iw < 0 || iw >= 6) continue;
+                        s += X[(c * 5 + ih) * 6 + iw] - zx;
+                        cnt++;
+                    }
+                int32_t want = i8t_requant(s, (double)sx / ((double)sy * cnt), zy, -128, 127);
+                assert_int_equal(y[(c * 5 + h) * 6 + w], want);
+                double real = zy + s * (double)sx / sy / cnt;
+                if (real > -127 && real < 126)
+                    assert_true(fabs(y[(c * 5 + h) * 6 + w] - real) <= 1.0);
+            }
+    free(o);
+
+    /* GlobalAveragePool */
+    i8t_init(&t, SQZ_OP_GLOBAL_AVGPOOL);
+    i8t_act(&t, 0, i8t_shape(4, (int64_t)1, (int64_t)2, (int64_t)5, (int64_t)6), X, sx, zx);
+    i8t_out(&t, SQZ_DT_I8, sy, zy);
+    assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_GLOBAL_AVGPOOL), &o), 0);
+    y = o;
+    for (int c = 0; c < 2; c++) {
+        long long s = 0;
+        for (int i = 0; i < 30; i++) s += X[c * 30 + i] - zx;
+        assert_int_equal(y[c], i8t_requant(s, (double)sx / ((double)sy * 30), zy, -128, 127));
+    }
+    free(o);
+    free(X);
+}
+
+static void test_concat_relu_clip_views(void **state) {
+    (void)state;
+    int8_t a[6] = {-128, -1, 0, 1, 50, 127}, b[3] = {10, 20, -30};
+    /* Concat axis 1 of [1,2,3] and [1,1,3]: a copied (same params), b requantized */
+    i8t t;
+    i8t_init(&t, SQZ_OP_CONCAT);
+    i8t_int(&t, "axis", 1);
+    i8t_act(&t, 0, i8t_shape(3, (int64_t)1, (int64_t)2, (int64_t)3), a, 0.1f, 2);
+    i8t_act(&t, 1, i8t_shape(3, (int64_t)1, (int64_t)1, (int64_t)3), b, 0.2f, 0);
+    i8t_out(&t, SQZ_DT_I8, 0.1f, 2);
+    void *o;
+    assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_CONCAT), &o), 0);
+    int8_t wc[9] = {-128, -1, 0, 1, 50, 127, 22, 42, -58}; /* b: 2 * q + 2 */
+    assert_memory_equal(o, wc, 9);
+    free(o);
+    /* Relu, same params: max(q, zp) */
+    i8t_init(&t, SQZ_OP_RELU);
+    i8t_act(&t, 0, i8t_shape(1, (int64_t)6), a, 0.1f, 2);
+    i8t_out(&t, SQZ_DT_I8, 0.1f, 2);
+    assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_RELU), &o), 0);
+    int8_t wr[6] = {2, 2, 2, 2, 50, 127};
+    assert_memory_equal(o, wr, 6);
+    free(o);
+    /* Clip [0, 6] with output scale 0.05, zp -128: requantize (x 2) then clamp */
+    i8t_init(&t, SQZ_OP_CLIP);
+    i8t_float(&t, "min", 0.0f);
+    i8t_float(&t, "max", 6.0f);
+    i8t_act(&t, 0, i8t_shape(1, (int64_t)6), a, 0.1f, 2);
+    i8t_out(&t, SQZ_DT_I8, 0.05f, -128);
+    assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_CLIP), &o), 0);
+    /* real = 0.1 (q - 2): -13, -0.3, -0.2, -0.1, 4.8, 12.5 -> clip -> /0.05 - 128 */
+    int8_t wclip[6] = {-128, -128, -128, -128, -32, -8};
+    assert_memory_equal(o, wclip, 6);
+    free(o);
+    /* Flatten keeps bytes and params; different params refused */
+    i8t_init(&t, SQZ_OP_FLATTEN);
+    i8t_act(&t, 0, i8t_shape(3, (int64_t)1, (int64_t)2, (int64_t)3), a, 0.1f, 2);
+    i8t_out(&t, SQZ_DT_I8, 0.1f, 2);
+    assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_FLATTEN), &o), 0);
+    assert_int_equal(t.out_shape[0].ndim, 2);
+    assert_int_equal(t.out_shape[0].dims[1], 6);
+    assert_memory_equal(o, a, 6);
+    free(o);
+    t.out_zp = 3;
+    assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_FLATTEN), &o), -1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_requant_known),
+        cmocka_unit_test(test_quantize_dequantize_known),
+        cmocka_unit_test(test_conv_vs_formula),
+        cmocka_unit_test(test_linear_vs_formula),
+        cmocka_unit_test(test_add_known_and_formula),
+        cmocka_unit_test(test_pools),
+        cmocka_unit_test(test_concat_relu_clip_views),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
