@@ -259,7 +259,8 @@ static void dw_run(const sqz_op_ctx *ctx) {
     const size_t kk = (size_t)p->k * (size_t)p->k;
     int nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
 #if defined(SQZ_HAVE_OPENMP)
-    if (nt > 1 && planes > 1) {
+    /* small layers (< ~10 us of work) stay on one thread: see gemm.c */
+    if (nt > 1 && planes > 1 && (double)planes * (double)out_sp * (double)kk >= 131072.0) {
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (int64_t i = 0; i < planes; i++) {
             int64_t c = i % p->C;

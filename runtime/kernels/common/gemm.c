@@ -13,6 +13,10 @@
  * (MC x KC) in L2. MC is rounded down to a multiple of MR. */
 #define GEMM_KC 256
 #define GEMM_MC 480
+/* Below this many multiply-adds (~10 us on one core) a GEMM runs on one
+ * thread: waking a sleeping OpenMP worker (OMP_WAIT_POLICY=passive) costs
+ * about as much as the work (squeeze-excite 1x1 convs, small classifiers). */
+#define GEMM_PAR_MIN_MACS (1 << 20)
 
 /* ------------------------------------------------------ scalar microkernel */
 
@@ -176,6 +180,7 @@ static split plan_split(const sqz_gemm_args *g) {
     int64_t pn = (g->N + g->kernel->nr - 1) / g->kernel->nr;
     int64_t pm = (g->M + g->kernel->mr - 1) / g->kernel->mr;
     if (nt <= 1 || (pn <= 1 && pm <= 1)) return s;
+    if ((double)g->M * (double)g->N * (double)g->K < (double)GEMM_PAR_MIN_MACS) return s;
     /* largest per-thread tile count of each choice; ties go to N */
     int64_t cn = (pn + nt - 1) / nt * pm, cm = (pm + nt - 1) / nt * pn;
     s.by_m = cm < cn;

@@ -19,13 +19,16 @@ typedef struct gop {
     int64_t N, C, M, group, Cg, Mg, K, in_sp, out_sp;
     int64_t IH, IW, OH, OW, kh, kw, sh, sw, dh, dw, ph, pw;
     int direct;
-    /* wide: stride-1 conv on a zero-padded copy of the input (PH x PW
-     * planes). Output pixel (oh, ow) is computed at wide column oh * PW + ow,
-     * so im2col row k = (c, i, j) is the padded input shifted by off[k]: every
-     * B panel is a plain copy. Columns ow >= OW are garbage and dropped when
-     * the wide output is compacted into Y. */
+    /* wide: the conv reads a zero-padded, phase-split copy of the input:
+     * for stride (sh, sw), plane (c, a, b) holds padded rows a, a + sh, ...
+     * and columns b, b + sw, ... (QH x QW; stride 1: one plane per channel,
+     * the padded input). Output pixel (oh, ow) is computed at wide column
+     * oh * QW + ow, so im2col row k = (c, i, j) is plane (c, i % sh, j % sw)
+     * shifted by off[k]: every B panel is a plain copy. The (kw-1)/sw
+     * columns past OW of each wide row are garbage, dropped when the wide
+     * output is compacted into Y. */
     int wide;
-    int64_t PH, PW, wide_n;                       /* wide_n = OH * PW */
+    int64_t QH, QW, wide_n;                       /* wide_n = OH * QW */
     int64_t *off;                                 /* [K] */
     size_t pad_floats, wout_floats, gemm_scratch; /* scratch parts (64-byte multiples) */
     int has_bias;
@@ -205,15 +208,15 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
     p.direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && g.pb[1] == 0 && g.pb[2] == 0 &&
                g.pe[1] == 0 && g.pe[2] == 0;
     p.has_bias = ref_has_input(ctx, 2);
-    /* wide when the dropped columns (kw - 1 of every PW) cost at most ~1/7 */
-    p.wide = !p.direct && p.sh == 1 && p.sw == 1 && p.dh == 1 && p.dw == 1 && p.kh * p.kw > 1 &&
-             6 * (p.kw - 1) <= p.OW;
+    /* wide when the dropped columns ((kw-1)/sw of every QW) cost at most ~1/7 */
+    p.wide = !p.direct && p.dh == 1 && p.dw == 1 && 6 * ((p.kw - 1) / p.sw) <= p.OW;
     if (p.wide) {
-        p.PH = p.OH + p.kh - 1;
-        p.PW = p.OW + p.kw - 1;
-        p.wide_n = p.OH * p.PW;
-        /* + kw - 1: the last row's garbage columns read past the last plane */
-        p.pad_floats = (size_t)((p.Cg * p.PH * p.PW + p.kw - 1 + 15) / 16 * 16);
+        p.QH = p.OH + (p.kh - 1) / p.sh;
+        p.QW = p.OW + (p.kw - 1) / p.sw;
+        p.wide_n = p.OH * p.QW;
+        /* + (kw-1)/sw: the last row's garbage columns read past the last plane */
+        p.pad_floats =
+            (size_t)((p.Cg * p.sh * p.sw * p.QH * p.QW + (p.kw - 1) / p.sw + 15) / 16 * 16);
         p.wout_floats = (size_t)((p.Mg * p.wide_n + 15) / 16 * 16);
     }
     p.macs = (uint64_t)(p.N * p.M * p.out_sp * p.K);
@@ -238,7 +241,8 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
         }
         for (int64_t kk = 0; kk < p.K; kk++) {
             int64_t c = kk / (p.kh * p.kw), i = kk / p.kw % p.kh, j = kk % p.kw;
-            pp->off[kk] = (c * p.PH + i) * p.PW + j;
+            pp->off[kk] = ((c * p.sh + i % p.sh) * p.sw + j % p.sw) * p.QH * p.QW +
+                          (i / p.sh) * p.QW + j / p.sw;
         }
     }
     sqz_gemm_args a;
@@ -249,27 +253,42 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
     return 0;
 }
 
-/* Zero-padded copy of Cg input planes into PH x PW planes. */
-static void pad_input(const gop *p, const float *x, float *dst) {
-    const int64_t top = p->ph, left = p->pw, right = p->PW - p->IW - p->pw;
+/* The zero-padded, phase-split copy of Cg input channels (see gop.wide).
+ * Only phases some tap reads are written (a < kh, b < kw). */
+static void phase_input(const gop *p, const float *x, float *dst) {
+    const int64_t QH = p->QH, QW = p->QW;
+    const int64_t na = p->sh < p->kh ? p->sh : p->kh, nb = p->sw < p->kw ? p->sw : p->kw;
     for (int64_t c = 0; c < p->Cg; c++) {
         const float *xc = x + c * p->in_sp;
-        float *d = dst + c * p->PH * p->PW;
-        for (int64_t r = 0; r < p->PH; r++, d += p->PW) {
-            int64_t ih = r - top;
-            if (ih < 0 || ih >= p->IH) {
-                memset(d, 0, (size_t)p->PW * sizeof(float));
-                continue;
+        for (int64_t a = 0; a < na; a++)
+            for (int64_t b = 0; b < nb; b++) {
+                float *d = dst + ((c * p->sh + a) * p->sw + b) * QH * QW;
+                /* columns q with 0 <= q * sw + b - pw < IW: [q0, q1) */
+                int64_t lead = p->pw - b; /* q * sw >= lead */
+                int64_t q0 = lead <= 0 ? 0 : (lead + p->sw - 1) / p->sw;
+                int64_t q1 = (p->IW - 1 + lead) < 0 ? 0 : (p->IW - 1 + lead) / p->sw + 1;
+                if (q0 > QW) q0 = QW;
+                if (q1 > QW) q1 = QW;
+                if (q1 < q0) q1 = q0;
+                for (int64_t r = 0; r < QH; r++, d += QW) {
+                    int64_t ih = r * p->sh + a - p->ph;
+                    if (ih < 0 || ih >= p->IH || q1 == q0) {
+                        memset(d, 0, (size_t)QW * sizeof(float));
+                        continue;
+                    }
+                    const float *xr = xc + ih * p->IW + (q0 * p->sw - lead);
+                    if (q0) memset(d, 0, (size_t)q0 * sizeof(float));
+                    if (p->sw == 1) {
+                        memcpy(d + q0, xr, (size_t)(q1 - q0) * sizeof(float));
+                    } else {
+                        for (int64_t q = 0; q < q1 - q0; q++) d[q0 + q] = xr[q * p->sw];
+                    }
+                    if (q1 < QW) memset(d + q1, 0, (size_t)(QW - q1) * sizeof(float));
+                }
             }
-            /* ONNX pads are >= 0 but the tail may be cut (OW smaller than the
-             * padded extent allows): copy only what lands inside the row */
-            int64_t n = p->IW < p->PW - left ? p->IW : p->PW - left;
-            if (left) memset(d, 0, (size_t)left * sizeof(float));
-            memcpy(d + left, xc + ih * p->IW, (size_t)n * sizeof(float));
-            if (right > 0) memset(d + left + n, 0, (size_t)right * sizeof(float));
-        }
     }
-    for (int64_t t = 0; t < p->kw - 1; t++) dst[p->Cg * p->PH * p->PW + t] = 0.0f;
+    for (int64_t t = 0; t < (p->kw - 1) / p->sw; t++)
+        dst[p->Cg * p->sh * p->sw * QH * QW + t] = 0.0f;
 }
 
 static void conv_run_wide(const sqz_op_ctx *ctx) {
@@ -285,14 +304,14 @@ static void conv_run_wide(const sqz_op_ctx *ctx) {
     a.c = wout;
     for (int64_t n = 0; n < p->N; n++)
         for (int64_t g = 0; g < p->group; g++) {
-            pad_input(p, X + (n * p->C + g * p->Cg) * p->in_sp, pad);
+            phase_input(p, X + (n * p->C + g * p->Cg) * p->in_sp, pad);
             a.a.packed = p->wpk + (size_t)g * p->wpk_elems;
             a.bias = B ? B + g * p->Mg : NULL;
             sqz_gemm(&a, ctx->scratch);
             float *y = Y + (n * p->M + g * p->Mg) * p->out_sp;
             for (int64_t m = 0; m < p->Mg; m++)
                 for (int64_t oh = 0; oh < p->OH; oh++)
-                    memcpy(y + m * p->out_sp + oh * p->OW, wout + m * p->wide_n + oh * p->PW,
+                    memcpy(y + m * p->out_sp + oh * p->OW, wout + m * p->wide_n + oh * p->QW,
                            (size_t)p->OW * sizeof(float));
         }
 }

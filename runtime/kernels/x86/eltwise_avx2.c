@@ -102,7 +102,7 @@ void sqz_x86_eltwise_split(void (*fn)(const float *, float *, size_t), const flo
                            size_t n, int num_threads) {
     int nt = num_threads > 1 ? num_threads : 1;
 #if defined(SQZ_HAVE_OPENMP)
-    if (nt > 1 && n >= 32768) {
+    if (nt > 1 && n >= 65536) {
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (int t = 0; t < nt; t++) {
             size_t b = n * (size_t)t / (size_t)nt / 16 * 16,

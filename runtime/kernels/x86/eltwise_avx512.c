@@ -69,7 +69,7 @@ static void sig_run(const sqz_op_ctx *ctx) {
     float *y = ctx->out_data[0];
     int nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
 #if defined(SQZ_HAVE_OPENMP)
-    if (nt > 1 && n >= 32768) {
+    if (nt > 1 && n >= 65536) {
         /* one contiguous range per thread, split on 16-float (cache line) bounds */
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (int t = 0; t < nt; t++) {
