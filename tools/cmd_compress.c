@@ -61,6 +61,8 @@ void cmd_compress_usage(FILE *f) {
                "  --select N               training images for the search (default 5000)\n"
                "  --sens-images N          of which used for the sensitivity sweep (default 500)\n"
                "  --verbose                search progress on stderr also with --json\n"
+               "  --unencoded PATH         also write the same (pruned, shared) weights stored\n"
+               "                           raw, to check that the encoding is lossless\n"
                "  --batch B                images per run when evaluating (default 50)\n"
                "  --threads N              worker threads (default 1)\n"
                "  --json                   one JSON object on stdout instead of the table\n"
@@ -73,7 +75,7 @@ typedef struct kv_arg {
 } kv_arg;
 
 typedef struct copts {
-    const char *in, *out, *recipe, *dataset, *data_dir;
+    const char *in, *out, *recipe, *dataset, *data_dir, *unencoded;
     cli_shapes shapes;
     kv_arg *kv;
     int n_kv;
@@ -163,8 +165,8 @@ static int parse_args(int argc, char **argv, copts *o) {
             continue;
         }
         static const char *const kValued[] = {
-            "-o",       "--output", "--recipe",  "--data",        "--data-dir",
-            "--select", "--batch",  "--threads", "--input-shape", "--sens-images"};
+            "-o",      "--output",  "--recipe",      "--data",        "--data-dir", "--select",
+            "--batch", "--threads", "--input-shape", "--sens-images", "--unencoded"};
         int which = -1;
         for (int k = 0; k < (int)(sizeof kValued / sizeof kValued[0]); k++) {
             m = cli_opt_value(argc, argv, &i, kValued[k], &v);
@@ -222,6 +224,9 @@ static int parse_args(int argc, char **argv, copts *o) {
             break;
         case 9:
             bad = cli_parse_int(v, 1, 1 << 30, &o->sens) != 0;
+            break;
+        case 10:
+            o->unencoded = v;
             break;
         default:
             break;
@@ -442,6 +447,31 @@ int cmd_compress(int argc, char **argv) {
         sqz_model_free(m);
         if (rc != 0) goto done;
         acc_after = res.total ? (double)res.correct / res.total : 0.0;
+    }
+    if (o.unencoded) { /* the same weights, stored raw: checks the lossless stage */
+        uint8_t *raw = NULL;
+        size_t raw_size = 0;
+        sqzc_encoding **saved = malloc(((size_t)g->n_tensors + 1) * sizeof *saved);
+        if (!saved) {
+            cli_error(CMD, "out of memory");
+            rc = CLI_ERUNTIME;
+            goto done;
+        }
+        for (int t = 0; t < g->n_tensors; t++) {
+            saved[t] = g->tensors[t].enc;
+            g->tensors[t].enc = NULL;
+        }
+        int sr = sqzc_serialize(g, &raw, &raw_size, err, sizeof err);
+        for (int t = 0; t < g->n_tensors; t++) g->tensors[t].enc = saved[t];
+        free(saved);
+        if (sr == 0 && cli_write_file_atomic(o.unencoded, raw, raw_size, err, sizeof err) != 0)
+            sr = -1;
+        free(raw);
+        if (sr != 0) {
+            cli_error(CMD, "%s", err);
+            rc = CLI_ERUNTIME;
+            goto done;
+        }
     }
     if (sqzc_write_sqz(g, o.out, err, sizeof err) != 0) {
         cli_error(CMD, "%s", err);

@@ -6,8 +6,12 @@
      ratio against the ONNX file must be >= 8x;
   2. the default search (no recipe, --data fashion-mnist): ratio >= 10x and
      `sqz eval` agrees with the accuracy compress reports;
-  3. bad recipes fail before any work, naming file:line and key, leaving no file.
+  3. bad recipes fail before any work, naming file:line and key, leaving no file;
+  4. lossless stage: for a pruned (sparse gaps) + shared + Huffman recipe, the
+     encoded .sqz and the same weights stored raw (--unencoded) give bit-identical
+     outputs on 200 test images.
 Usage: compress.py SQZ_BINARY WORK_DIR"""
+import gzip
 import json
 import os
 import subprocess
@@ -89,6 +93,32 @@ def main():
         check(ok, f"bad recipe {text.strip()!r}: {r.stderr.strip()}")
     r = run([sqz, "compress", ONNX, "--bits", "0", "-o", os.path.join(work, "bad.sqz")])
     check(r.returncode == 1 and "--bits" in r.stderr, f"--bits 0: {r.stderr.strip()}")
+    # 4. lossless: encoded == unencoded outputs, bit for bit
+    import numpy as np
+    with gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz") as f:
+        imgs = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)[:200]
+    x = ((imgs.astype(np.float32) / 255.0 - 0.286) / 0.353).astype(np.float32)
+    xin = os.path.join(work, "x200.npy")
+    np.save(xin, x)
+    for name, args in [("sparse", ["--sparsity", "0.9", "--bits", "5"]),
+                       ("dense", ["--bits", "3", "--set", "prune.layer./fc1/Gemm=0.5"])]:
+        enc, raw = os.path.join(work, f"ll_{name}.sqz"), os.path.join(work, f"ll_{name}_raw.sqz")
+        r = run([sqz, "compress", ONNX, "-o", enc, "--unencoded", raw] + args)
+        if r.returncode != 0:
+            check(False, f"lossless {name}: {r.stderr.strip()}")
+            continue
+        ys = []
+        for model in (enc, raw):
+            y = os.path.join(work, os.path.basename(model) + ".y.npy")
+            rr = run([sqz, "run", model, "--input", xin, "--output", y])
+            ys.append(np.load(y) if rr.returncode == 0 else None)
+            if rr.returncode != 0:
+                print(rr.stderr)
+        same = (ys[0] is not None and ys[1] is not None and ys[0].shape == (200, 10)
+                and ys[0].tobytes() == ys[1].tobytes())
+        smaller = os.path.getsize(enc) * 4 < os.path.getsize(raw)
+        check(same and smaller, f"lossless {name}: encoded ({os.path.getsize(enc)} B) and raw "
+              f"({os.path.getsize(raw)} B) outputs bit-identical on 200 images")
     print(f"{'OK' if not failed else str(failed) + ' failed'}")
     return 1 if failed else 0
 
