@@ -9,7 +9,9 @@
 #include "cmd_import.h"
 #include "cmd_info.h"
 #include "cmd_report.h"
+#include "cmd_prune.h"
 #include "cmd_run.h"
+#include "cmd_sensitivity.h"
 
 #ifndef SQZ_VERSION
 #define SQZ_VERSION "0.1.0"
@@ -27,6 +29,10 @@ static const command kCommands[] = {
      cmd_import_usage},
     {"compress", "prune + share weights of an ONNX model into a small .sqz (size table)",
      cmd_compress, cmd_compress_usage},
+    {"prune", "channel / magnitude pruning of an ONNX or .sqz model (.sqz or ONNX out)", cmd_prune,
+     cmd_prune_usage},
+    {"sensitivity", "per-layer accuracy drop over a ladder of pruning ratios (table / JSON)",
+     cmd_sensitivity, cmd_sensitivity_usage},
     {"info", "per-layer table of a .sqz model: shapes, params, bytes, MACs", cmd_info,
      cmd_info_usage},
     {"run", "run a .sqz model on a PNG image or a .npy tensor", cmd_run, cmd_run_usage},

@@ -869,19 +869,45 @@ int sqzc_channel_analyze(const sqzc_graph *g, int criterion, const sqzc_bn_gamma
         free(root_gid);
         goto oom;
     }
+    /* Group score: mean over its producer filters of the filter's criterion
+     * relative to the mean of its layer (L1 / L2: raw norms are not
+     * comparable across layers of different fan-in and scale; BN gammas are
+     * used as they are, as in network slimming). */
+    int *n_src = calloc((size_t)a->n_groups + 1, sizeof *n_src);
+    if (!n_src) {
+        free(has_gamma);
+        free(root_reason);
+        free(root_src);
+        free(root_gid);
+        goto oom;
+    }
     for (int i = 0; i < nn; i++) {
         if (!is_source_kind(a->kind[i])) continue;
         int y = g->nodes[i].out[0];
+        double mean = 0;
+        int64_t cnt = 0;
+        for (int64_t ch = 0; ch < a->cnt[y] && criterion != SQZC_CRIT_BN; ch++) {
+            double s = filter_score(a, bn, i, ch);
+            if (s >= 0) {
+                mean += s;
+                cnt++;
+            }
+        }
+        mean = cnt && mean > 0 ? mean / (double)cnt : 1.0;
         for (int64_t ch = 0; ch < a->cnt[y]; ch++) {
             int gi = a->gid[a->base[y] + ch];
             if (gi < 0) continue;
             double s = filter_score(a, bn, i, ch);
             if (s >= 0) {
-                a->score[gi] += s;
+                a->score[gi] += s / mean;
+                n_src[gi]++;
                 has_gamma[gi] = 1;
             }
         }
     }
+    for (int gi = 0; gi < a->n_groups; gi++)
+        if (n_src[gi] > 0) a->score[gi] /= n_src[gi];
+    free(n_src);
     if (criterion == SQZC_CRIT_BN) {
         /* groups without any gamma cannot be ranked: block them */
         int r = add_reason(&c, "has no BatchNormalization gamma (criterion bn)");

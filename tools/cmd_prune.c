@@ -1,0 +1,1006 @@
+/* cmd_prune.c - `sqz prune`: channel pruning (dependency groups) and
+ * magnitude pruning (unstructured or block patterns) of an ONNX or .sqz
+ * model, by ratio, by MAC / parameter target, or by an accuracy budget
+ * (--max-drop: per-layer ratios chosen from a sensitivity sweep on training
+ * images, reported on the test split). Writes .sqz or ONNX. */
+#include "cmd_prune.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h" /* runtime-internal: the stored graph of a .sqz */
+#include "sqz/sqz.h"
+#include "sqzc/onnx_export.h"
+#include "sqzc/onnx_import.h"
+#include "sqzc/passes.h"
+#include "sqzc/prune.h"
+#include "sqzc/prune_pattern.h"
+#include "sqzc/writer.h"
+
+#define CMD "prune"
+
+void cmd_prune_usage(FILE *f) {
+    fprintf(f,
+            "usage: sqz prune model.onnx|model.sqz -o out.sqz|out.onnx [mode] [options]\n\n"
+            "Structured (channel) or unstructured (magnitude) pruning, post-training.\n"
+            "Channel pruning removes whole filters and the matching inputs of every consumer;\n"
+            "channels tied by residual Adds, depthwise convs, Concat/Split, Flatten->Gemm or\n"
+            "squeeze-excite are removed together, and layers that cannot be pruned exactly are\n"
+            "listed with the reason. Output is a smaller dense model (.sqz, or ONNX for\n"
+            "fine-tuning: the zeros of magnitude pruning are kept in both).\n\n"
+            "modes (one):\n"
+            "  --channels R            remove fraction R of the prunable channel groups\n"
+            "  --target-macs N         remove channels until the model has <= N MACs\n"
+            "  --target-params N       remove channels until the model has <= N parameters\n"
+            "  --sparsity S            zero fraction S of the Conv/Gemm/MatMul weights\n"
+            "  --max-drop P --data D   per-layer ratios from a sensitivity sweep on --select\n"
+            "                          training images: the most pruning whose accuracy drop\n"
+            "                          there is <= P points (with --method channels|sparsity)\n"
+            "options:\n"
+            "  --criterion l1|l2|bn    channel ranking: filter mean |w|, RMS, or BatchNorm\n"
+            "                          |gamma| (ONNX input with BatchNormalization; default l1)\n"
+            "  --scope global|layer    one ranking across layers, or the ratio per layer\n"
+            "                          (default: global for channels, layer for sparsity)\n"
+            "  --pattern none|1x4|4x1|2:4  block pattern of magnitude pruning (default none)\n"
+            "  --layer NAME=R          ratio / sparsity of one layer (repeatable)\n"
+            "  --method channels|sparsity  what --max-drop tunes (default sparsity)\n"
+            "  --ratios R1,R2,...      the sensitivity ladder for --max-drop\n"
+            "  --data NAME             fashion-mnist or mnist: accuracy before / after (test)\n"
+            "  --data-dir DIR          default /usr/share/datasets/<NAME>\n"
+            "  --select N              training images used by --max-drop (default 2000)\n"
+            "  --limit N               first N test images only for before / after\n"
+            "  --batch B               images per run when evaluating (default 50)\n"
+            "  --threads N             worker threads (default 1)\n"
+            "  --input-shape NAME:DIMS fix an input shape (ONNX input)\n"
+            "  --json                  one JSON object on stdout instead of the report\n"
+            "  -h, --help              this help\n");
+}
+
+/* ------------------------------------------------------------ loading */
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+static int copy_node_attrs(sqzc_graph *g, int ni, const sqz_node *n) {
+    for (uint32_t k = 0; k < n->n_attrs; k++) {
+        const sqz_attr *a = &n->attrs[k];
+        int rc = 0;
+        switch (a->type) {
+        case SQZ_ATTR_INT:
+            rc = sqzc_node_set_int(g, ni, a->name, a->count && a->ints ? a->ints[0] : 0);
+            break;
+        case SQZ_ATTR_FLOAT:
+            rc = sqzc_node_set_float(g, ni, a->name, a->count && a->floats ? a->floats[0] : 0);
+            break;
+        case SQZ_ATTR_INTS:
+            rc = sqzc_node_set_ints(g, ni, a->name, a->ints, a->count);
+            break;
+        case SQZ_ATTR_FLOATS:
+            rc = sqzc_node_set_floats(g, ni, a->name, a->floats, a->count);
+            break;
+        case SQZ_ATTR_STRING:
+            rc = sqzc_node_set_str(g, ni, a->name, a->str ? a->str : "");
+            break;
+        default:
+            rc = -1;
+        }
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+/* The graph stored in a .sqz (weights decoded) as an IR graph. */
+static int load_sqz(const char *path, sqzc_graph **out) {
+    sqz_model *m = NULL;
+    int rc = cli_open_model(CMD, path, &m);
+    if (rc != 0) return rc;
+    sqzc_graph *g = sqzc_graph_new();
+    int32_t *ids = NULL;
+    char err[512];
+    if (!g) goto oom;
+    ids = malloc(((size_t)m->n_tensors + 1) * sizeof *ids);
+    if (!ids) goto oom;
+    for (int t = 0; t < m->n_tensors; t++) {
+        const sqz_tensor_rec *r = &m->tensors[t];
+        ids[t] = sqzc_tensor_get_or_add(g, r->name);
+        if (ids[t] < 0) goto oom;
+        if ((r->flags & SQZ_TF_CONST) && r->data) {
+            if (sqzc_tensor_set_f32(g, ids[t], &r->shape, r->data) != 0) goto oom;
+        } else {
+            g->tensors[ids[t]].shape = r->shape;
+            g->tensors[ids[t]].has_shape = 1;
+        }
+    }
+    for (int i = 0; i < m->n_nodes; i++) {
+        const sqz_node *n = &m->nodes[i];
+        int32_t in[64], outv[64];
+        if (n->n_inputs > 64 || n->n_outputs > 64) {
+            cli_error(CMD, "%s: node '%s' has too many inputs", path, n->name);
+            rc = CLI_EUSAGE;
+            goto fail;
+        }
+        for (uint32_t k = 0; k < n->n_inputs; k++)
+            in[k] = n->inputs[k] < 0 ? -1 : ids[n->inputs[k]];
+        for (uint32_t k = 0; k < n->n_outputs; k++) outv[k] = ids[n->outputs[k]];
+        int ni = sqzc_add_node(g, n->op, n->name, n->n_inputs, in, n->n_outputs, outv);
+        if (ni < 0 || copy_node_attrs(g, ni, n) != 0) goto oom;
+    }
+    g->inputs = malloc(((size_t)m->n_inputs + 1) * sizeof *g->inputs);
+    g->outputs = malloc(((size_t)m->n_outputs + 1) * sizeof *g->outputs);
+    if (!g->inputs || !g->outputs) goto oom;
+    for (int i = 0; i < m->n_inputs; i++) g->inputs[i] = ids[m->inputs[i]];
+    for (int i = 0; i < m->n_outputs; i++) g->outputs[i] = ids[m->outputs[i]];
+    g->n_inputs = m->n_inputs;
+    g->n_outputs = m->n_outputs;
+    for (int i = 0; i < m->n_meta; i++)
+        if (sqzc_graph_set_meta(g, m->meta_keys[i], m->meta_values[i]) != 0) goto oom;
+    if (sqzc_infer_shapes(g, err, sizeof err) != 0) {
+        cli_error(CMD, "%s: %s", path, err);
+        rc = CLI_EUSAGE;
+        goto fail;
+    }
+    free(ids);
+    sqz_model_free(m);
+    *out = g;
+    return 0;
+oom:
+    cli_error(CMD, "out of memory reading %s", path);
+    rc = CLI_ERUNTIME;
+fail:
+    free(ids);
+    sqzc_graph_free(g);
+    sqz_model_free(m);
+    return rc;
+}
+
+int prune_load(const char *cmd, const char *path, const cli_shapes *shapes, sqzc_bn_gammas **bn,
+               sqzc_graph **out) {
+    *out = NULL;
+    if (bn) *bn = NULL;
+    if (ends_with(path, ".sqz")) {
+        if (shapes && shapes->n > 0) {
+            cli_error(cmd, "--input-shape applies to ONNX input only");
+            return CLI_EUSAGE;
+        }
+        return load_sqz(path, out);
+    }
+    char err[1024];
+    err[0] = '\0';
+    sqzc_named_shape *named = NULL;
+    if (shapes && shapes->n > 0) {
+        named = calloc((size_t)shapes->n, sizeof *named);
+        if (!named) {
+            cli_error(cmd, "out of memory");
+            return CLI_ERUNTIME;
+        }
+        for (int i = 0; i < shapes->n; i++) {
+            named[i].name = shapes->names[i];
+            named[i].shape = shapes->shapes[i];
+        }
+    }
+    sqzc_import_options o;
+    memset(&o, 0, sizeof o);
+    o.input_shapes = named;
+    o.n_input_shapes = shapes ? shapes->n : 0;
+    o.default_batch = 1;
+    sqzc_graph *g = NULL;
+    int rc = sqzc_import_onnx(path, &o, &g, err, sizeof err);
+    free(named);
+    if (rc != 0) {
+        cli_error(cmd, "%s", err[0] ? err : "import failed");
+        return CLI_EUSAGE;
+    }
+    if (bn && sqzc_bn_gammas_capture(g, bn) != 0) {
+        sqzc_graph_free(g);
+        cli_error(cmd, "out of memory");
+        return CLI_ERUNTIME;
+    }
+    if (sqzc_optimize(g, err, sizeof err) != 0) {
+        cli_error(cmd, "optimize: %s", err);
+        sqzc_graph_free(g);
+        if (bn) sqzc_bn_gammas_free(*bn), *bn = NULL;
+        return CLI_EUSAGE;
+    }
+    *out = g;
+    return 0;
+}
+
+int prune_accuracy(const char *cmd, sqzc_graph *g, const eval_set *s, int first, int count,
+                   int batch, int threads, double *acc) {
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    char err[512];
+    if (sqzc_serialize(g, &buf, &size, err, sizeof err) != 0) {
+        cli_error(cmd, "serialize: %s", err);
+        return CLI_ERUNTIME;
+    }
+    sqz_model *m = NULL;
+    sqz_status st;
+    memset(&st, 0, sizeof st);
+    sqz_code c = sqz_model_load_buffer(buf, size, &m, &st);
+    free(buf);
+    if (c != SQZ_OK) {
+        cli_error(cmd, "the runtime refuses the pruned model: %s", st.msg);
+        return CLI_ERUNTIME;
+    }
+    eval_result res;
+    int rc = eval_run(cmd, m, s, first, count, batch, threads, NULL, &res);
+    sqz_model_free(m);
+    if (rc == 0) *acc = res.total ? 100.0 * res.correct / res.total : 0.0;
+    return rc;
+}
+
+/* ------------------------------------------------------------ snapshots */
+
+/* Copies of every float constant, to undo in-place pruning. */
+typedef struct snapshot {
+    int n;
+    float **data;
+} snapshot;
+
+static int snap_take(const sqzc_graph *g, snapshot *s) {
+    s->n = g->n_tensors;
+    s->data = calloc((size_t)s->n + 1, sizeof *s->data);
+    if (!s->data) return -1;
+    for (int t = 0; t < s->n; t++) {
+        const sqzc_tensor *x = &g->tensors[t];
+        if (!x->f32) continue;
+        int64_t n = sqz_shape_numel(&x->shape);
+        s->data[t] = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+        if (!s->data[t]) return -1;
+        if (n > 0) memcpy(s->data[t], x->f32, (size_t)n * sizeof(float));
+    }
+    return 0;
+}
+
+static void snap_restore(sqzc_graph *g, const snapshot *s) {
+    for (int t = 0; t < s->n && t < g->n_tensors; t++) {
+        if (!s->data[t] || !g->tensors[t].f32) continue;
+        int64_t n = sqz_shape_numel(&g->tensors[t].shape);
+        if (n > 0) memcpy(g->tensors[t].f32, s->data[t], (size_t)n * sizeof(float));
+        if (g->tensors[t].enc) sqzc_tensor_set_encoding(g, t, NULL);
+    }
+}
+
+static void snap_free(snapshot *s) {
+    for (int t = 0; t < s->n && s->data; t++) free(s->data[t]);
+    free(s->data);
+    s->data = NULL;
+}
+
+/* ------------------------------------------------------------ sensitivity */
+
+void prune_sens_free(prune_sens *s) {
+    for (int i = 0; i < s->n_layers && s->names; i++) free(s->names[i]);
+    free(s->names);
+    free(s->size);
+    free(s->ratios);
+    free(s->acc);
+    memset(s, 0, sizeof *s);
+}
+
+static char *dup_s(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+/* Zero the channels of the given per-family ratios in place (reference
+ * semantics of removal). */
+static int zero_channels(sqzc_graph *g, const sqzc_channel_analysis *a, const sqzc_layer_value *lv,
+                         int n, char *err, size_t err_len) {
+    int ng = sqzc_channel_n_groups(a);
+    uint8_t *rm = calloc((size_t)ng + 1, 1);
+    if (!rm) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    sqzc_channel_options o;
+    memset(&o, 0, sizeof o);
+    o.layers = lv;
+    o.n_layers = n;
+    int rc = sqzc_channel_select(a, &o, rm, NULL, err, err_len);
+    if (rc == 0) rc = sqzc_channel_zero(g, a, rm, err, err_len);
+    free(rm);
+    return rc;
+}
+
+int prune_sensitivity(const char *cmd, sqzc_graph *g, int method, int criterion,
+                      const sqzc_bn_gammas *bn, const float *ratios, int n_ratios,
+                      const eval_set *s, int first, int count, int batch, int threads, int verbose,
+                      prune_sens *out) {
+    memset(out, 0, sizeof *out);
+    out->method = method;
+    char err[1024];
+    sqzc_channel_analysis *a = NULL;
+    snapshot snap = {0, NULL};
+    int rc = CLI_ERUNTIME;
+    int nl = 0;
+    if (method == SENS_CHANNELS) {
+        if (sqzc_channel_analyze(g, criterion, bn, &a, err, sizeof err) != 0) {
+            cli_error(cmd, "%s", err);
+            return CLI_EUSAGE;
+        }
+        nl = sqzc_channel_n_families(a);
+    } else {
+        for (int i = 0; i < g->n_nodes; i++) nl += sqzc_layer_weight(g, i) >= 0;
+    }
+    out->names = calloc((size_t)nl + 1, sizeof *out->names);
+    out->size = calloc((size_t)nl + 1, sizeof *out->size);
+    out->ratios = malloc(((size_t)n_ratios + 1) * sizeof *out->ratios);
+    out->acc = calloc((size_t)nl * (size_t)n_ratios + 1, sizeof *out->acc);
+    if (!out->names || !out->size || !out->ratios || !out->acc || snap_take(g, &snap) != 0) {
+        cli_error(cmd, "out of memory");
+        goto done;
+    }
+    out->n_layers = nl;
+    out->n_ratios = n_ratios;
+    memcpy(out->ratios, ratios, (size_t)n_ratios * sizeof *ratios);
+    int *lnode = malloc(((size_t)nl + 1) * sizeof *lnode);
+    if (!lnode) {
+        cli_error(cmd, "out of memory");
+        goto done;
+    }
+    int k = 0;
+    for (int i = 0; i < nl && method == SENS_CHANNELS; i++) {
+        out->names[i] = dup_s(sqzc_channel_family_name(a, i));
+        out->size[i] = sqzc_channel_family_groups(a, i);
+    }
+    for (int i = 0; i < g->n_nodes && method == SENS_SPARSITY; i++) {
+        int t = sqzc_layer_weight(g, i);
+        if (t < 0) continue;
+        lnode[k] = i;
+        out->names[k] = dup_s(g->nodes[i].name);
+        out->size[k] = sqz_shape_numel(&g->tensors[t].shape);
+        k++;
+    }
+    for (int i = 0; i < nl; i++)
+        if (!out->names[i]) {
+            free(lnode);
+            cli_error(cmd, "out of memory");
+            goto done;
+        }
+    if ((rc = prune_accuracy(cmd, g, s, first, count, batch, threads, &out->base)) != 0) {
+        free(lnode);
+        goto done;
+    }
+    for (int l = 0; l < nl; l++) {
+        for (int r = 0; r < n_ratios; r++) {
+            if (method == SENS_CHANNELS) {
+                sqzc_layer_value lv = {out->names[l], ratios[r]};
+                if (zero_channels(g, a, &lv, 1, err, sizeof err) != 0) {
+                    cli_error(cmd, "%s", err);
+                    rc = CLI_ERUNTIME;
+                    free(lnode);
+                    goto done;
+                }
+            } else {
+                int t = sqzc_layer_weight(g, lnode[l]);
+                if (sqzc_prune_array(g->tensors[t].f32, out->size[l], ratios[r]) < 0) {
+                    cli_error(cmd, "out of memory");
+                    rc = CLI_ERUNTIME;
+                    free(lnode);
+                    goto done;
+                }
+            }
+            double acc;
+            rc = prune_accuracy(cmd, g, s, first, count, batch, threads, &acc);
+            snap_restore(g, &snap);
+            if (rc != 0) {
+                free(lnode);
+                goto done;
+            }
+            out->acc[(size_t)l * n_ratios + r] = acc;
+        }
+        if (verbose)
+            fprintf(stderr, "sqz %s: sensitivity %d/%d %s\n", cmd, l + 1, nl, out->names[l]);
+    }
+    free(lnode);
+    rc = 0;
+done:
+    snap_free(&snap);
+    sqzc_channel_analysis_free(a);
+    if (rc != 0) prune_sens_free(out);
+    return rc;
+}
+
+void prune_sens_print(FILE *f, const prune_sens *s, int json) {
+    const char *unit = s->method == SENS_CHANNELS ? "channels" : "sparsity";
+    if (json) {
+        fprintf(f, "{\"method\":\"%s\",\"base_accuracy\":%.4f,\"ratios\":[", unit, s->base);
+        for (int r = 0; r < s->n_ratios; r++)
+            fprintf(f, "%s%.4g", r ? "," : "", (double)s->ratios[r]);
+        fprintf(f, "],\"layers\":[");
+        for (int l = 0; l < s->n_layers; l++) {
+            fprintf(f, "%s{\"name\":", l ? "," : "");
+            cli_json_str(f, s->names[l]);
+            fprintf(f, ",\"size\":%lld,\"accuracy\":[", (long long)s->size[l]);
+            for (int r = 0; r < s->n_ratios; r++)
+                fprintf(f, "%s%.4f", r ? "," : "", s->acc[(size_t)l * s->n_ratios + r]);
+            fprintf(f, "],\"drop\":[");
+            for (int r = 0; r < s->n_ratios; r++)
+                fprintf(f, "%s%.4f", r ? "," : "", s->base - s->acc[(size_t)l * s->n_ratios + r]);
+            fprintf(f, "]}");
+        }
+        fprintf(f, "]}\n");
+        return;
+    }
+    fprintf(f, "accuracy drop (points) with one %s pruned at a time; base accuracy %.2f%%\n",
+            s->method == SENS_CHANNELS ? "channel family" : "layer", s->base);
+    fprintf(f, "%-36s %9s", s->method == SENS_CHANNELS ? "family" : "layer",
+            s->method == SENS_CHANNELS ? "groups" : "weights");
+    for (int r = 0; r < s->n_ratios; r++) fprintf(f, " %6.2f", (double)s->ratios[r]);
+    fprintf(f, "\n");
+    for (int l = 0; l < s->n_layers; l++) {
+        fprintf(f, "%-36.36s %9lld", s->names[l], (long long)s->size[l]);
+        for (int r = 0; r < s->n_ratios; r++)
+            fprintf(f, " %6.2f", s->base - s->acc[(size_t)l * s->n_ratios + r]);
+        fprintf(f, "\n");
+    }
+}
+
+/* Per-layer ratio for a drop threshold t: the largest ladder ratio whose
+ * drop, and the drops of every smaller ratio, are <= t (0 if none). */
+static void ratios_for(const prune_sens *s, double t, sqzc_layer_value *lv) {
+    for (int l = 0; l < s->n_layers; l++) {
+        float r = 0.0f;
+        for (int k = 0; k < s->n_ratios; k++) {
+            if (s->base - s->acc[(size_t)l * s->n_ratios + k] > t) break;
+            r = s->ratios[k];
+        }
+        lv[l].name = s->names[l];
+        lv[l].value = r;
+    }
+}
+
+/* Apply per-layer choices in place (zeroing for channels). */
+static int apply_choice(sqzc_graph *g, const prune_sens *s, const sqzc_channel_analysis *a,
+                        const sqzc_layer_value *lv, char *err, size_t err_len) {
+    if (s->method == SENS_CHANNELS) return zero_channels(g, a, lv, s->n_layers, err, err_len);
+    sqzc_prune_options po;
+    memset(&po, 0, sizeof po);
+    po.layers = lv;
+    po.n_layers = s->n_layers;
+    return sqzc_prune_magnitude(g, &po, err, err_len);
+}
+
+static int cmp_double(const void *pa, const void *pb) {
+    double a = *(const double *)pa, b = *(const double *)pb;
+    return (a > b) - (a < b);
+}
+
+/* Choose per-layer ratios (lv[n_layers]) for the largest drop threshold whose
+ * combined model stays within max_drop on the selection images. */
+static int choose_max_drop(const char *cmd, sqzc_graph *g, const prune_sens *s,
+                           const sqzc_channel_analysis *a, double max_drop, const eval_set *set,
+                           int first, int count, int batch, int threads, sqzc_layer_value *lv,
+                           double *sel_acc) {
+    size_t nc = (size_t)s->n_layers * s->n_ratios + 1;
+    double *cand = malloc(nc * sizeof *cand);
+    snapshot snap = {0, NULL};
+    int rc = CLI_ERUNTIME;
+    char err[1024];
+    if (!cand || snap_take(g, &snap) != 0) {
+        cli_error(cmd, "out of memory");
+        goto done;
+    }
+    size_t n = 0;
+    cand[n++] = 0.0;
+    for (size_t i = 0; i + 1 < nc; i++) {
+        double d = s->base - s->acc[i];
+        if (d > 0 && d <= 4.0 * max_drop + 1.0) cand[n++] = d;
+    }
+    qsort(cand, n, sizeof *cand, cmp_double);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || cand[i] != cand[u - 1]) cand[u++] = cand[i];
+    /* binary search for the largest threshold that passes (assumes the
+     * combined drop grows with the threshold) */
+    size_t lo = 0, hi = u; /* cand[lo] passes (checked), cand[hi..] unknown/fail */
+    ratios_for(s, cand[0], lv);
+    if (apply_choice(g, s, a, lv, err, sizeof err) != 0) {
+        cli_error(cmd, "%s", err);
+        goto done;
+    }
+    double acc0;
+    rc = prune_accuracy(cmd, g, set, first, count, batch, threads, &acc0);
+    snap_restore(g, &snap);
+    if (rc != 0) goto done;
+    *sel_acc = acc0;
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        ratios_for(s, cand[mid], lv);
+        if (apply_choice(g, s, a, lv, err, sizeof err) != 0) {
+            cli_error(cmd, "%s", err);
+            rc = CLI_ERUNTIME;
+            goto done;
+        }
+        double acc;
+        rc = prune_accuracy(cmd, g, set, first, count, batch, threads, &acc);
+        snap_restore(g, &snap);
+        if (rc != 0) goto done;
+        if (s->base - acc <= max_drop) {
+            lo = mid;
+            *sel_acc = acc;
+        } else {
+            hi = mid;
+        }
+    }
+    ratios_for(s, cand[lo], lv);
+    rc = 0;
+done:
+    free(cand);
+    snap_free(&snap);
+    return rc;
+}
+
+/* ------------------------------------------------------------ command */
+
+typedef struct popts {
+    const char *in, *out, *dataset, *data_dir;
+    cli_shapes shapes;
+    float channels, sparsity, max_drop;
+    int have_channels, have_sparsity, have_max_drop;
+    long long target_macs, target_params, select, batch, threads, limit;
+    int criterion, scope, pattern, method, json;
+    sqzc_layer_value *layers;
+    char **layer_names;
+    int n_layers;
+    float ratios[32];
+    int n_ratios;
+} popts;
+
+static void popts_free(popts *o) {
+    for (int i = 0; i < o->n_layers; i++) free(o->layer_names[i]);
+    free(o->layer_names);
+    free(o->layers);
+    cli_shapes_free(&o->shapes);
+}
+
+static int add_layer(popts *o, const char *spec) {
+    const char *eq = strrchr(spec, '=');
+    float v;
+    if (!eq || eq == spec || cli_parse_float(eq + 1, &v) != 0 || !(v >= 0.0f && v < 1.0f)) {
+        cli_error(CMD, "--layer '%s': expected NAME=R with 0 <= R < 1", spec);
+        return -1;
+    }
+    sqzc_layer_value *l = realloc(o->layers, ((size_t)o->n_layers + 1) * sizeof *l);
+    if (l) o->layers = l;
+    char **nm = realloc(o->layer_names, ((size_t)o->n_layers + 1) * sizeof *nm);
+    if (nm) o->layer_names = nm;
+    char *name = malloc((size_t)(eq - spec) + 1);
+    if (!l || !nm || !name) {
+        free(name);
+        cli_error(CMD, "out of memory");
+        return -1;
+    }
+    memcpy(name, spec, (size_t)(eq - spec));
+    name[eq - spec] = '\0';
+    o->layer_names[o->n_layers] = name;
+    o->layers[o->n_layers].name = name;
+    o->layers[o->n_layers].value = v;
+    o->n_layers++;
+    return 0;
+}
+
+/* 0 ok, 1 help, -1 error printed */
+static int parse_args(int argc, char **argv, popts *o) {
+    o->select = 2000;
+    o->batch = 50;
+    o->threads = 1;
+    o->scope = -1;
+    o->criterion = SQZC_CRIT_L1;
+    o->method = SENS_SPARSITY;
+    static const char *const kValued[] = {"-o",
+                                          "--output",
+                                          "--channels",
+                                          "--sparsity",
+                                          "--target-macs",
+                                          "--target-params",
+                                          "--criterion",
+                                          "--scope",
+                                          "--pattern",
+                                          "--layer",
+                                          "--max-drop",
+                                          "--method",
+                                          "--ratios",
+                                          "--data",
+                                          "--data-dir",
+                                          "--select",
+                                          "--batch",
+                                          "--threads",
+                                          "--input-shape",
+                                          "--limit"};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            cmd_prune_usage(stdout);
+            return 1;
+        }
+        if (strcmp(a, "--json") == 0) {
+            o->json = 1;
+            continue;
+        }
+        int which = -1;
+        for (int k = 0; k < (int)(sizeof kValued / sizeof kValued[0]); k++) {
+            int m = cli_opt_value(argc, argv, &i, kValued[k], &v);
+            if (m < 0) {
+                cli_error(CMD, "%s needs a value", kValued[k]);
+                return -1;
+            }
+            if (m > 0) {
+                which = k;
+                break;
+            }
+        }
+        if (which < 0) {
+            if (a[0] == '-' && a[1] != '\0') {
+                cli_error(CMD, "unknown option '%s' (try sqz prune --help)", a);
+                return -1;
+            }
+            if (o->in) {
+                cli_error(CMD, "unexpected argument '%s'", a);
+                return -1;
+            }
+            o->in = a;
+            continue;
+        }
+        const char *opt = kValued[which];
+        int bad = 0;
+        char err[256];
+        switch (which) {
+        case 0:
+        case 1:
+            o->out = v;
+            break;
+        case 2:
+            bad = cli_parse_float(v, &o->channels) != 0 || !(o->channels >= 0 && o->channels < 1);
+            o->have_channels = 1;
+            break;
+        case 3:
+            bad = cli_parse_float(v, &o->sparsity) != 0 || !(o->sparsity >= 0 && o->sparsity < 1);
+            o->have_sparsity = 1;
+            break;
+        case 4:
+            bad = cli_parse_int(v, 1, (long long)1 << 62, &o->target_macs) != 0;
+            break;
+        case 5:
+            bad = cli_parse_int(v, 1, (long long)1 << 62, &o->target_params) != 0;
+            break;
+        case 6:
+            o->criterion = strcmp(v, "l1") == 0   ? SQZC_CRIT_L1
+                           : strcmp(v, "l2") == 0 ? SQZC_CRIT_L2
+                           : strcmp(v, "bn") == 0 ? SQZC_CRIT_BN
+                                                  : -1;
+            bad = o->criterion < 0;
+            break;
+        case 7:
+            o->scope = strcmp(v, "global") == 0 ? 1 : strcmp(v, "layer") == 0 ? 0 : -2;
+            bad = o->scope < -1;
+            break;
+        case 8:
+            o->pattern = sqzc_prune_pattern_parse(v);
+            bad = o->pattern < 0;
+            break;
+        case 9:
+            if (add_layer(o, v) != 0) return -1;
+            break;
+        case 10:
+            bad = cli_parse_float(v, &o->max_drop) != 0 || !(o->max_drop >= 0);
+            o->have_max_drop = 1;
+            break;
+        case 11:
+            o->method = strcmp(v, "channels") == 0   ? SENS_CHANNELS
+                        : strcmp(v, "sparsity") == 0 ? SENS_SPARSITY
+                                                     : -1;
+            bad = o->method < 0;
+            break;
+        case 12:
+            o->n_ratios = cli_parse_float_list(v, o->ratios, 32);
+            bad = o->n_ratios <= 0;
+            for (int k = 0; k < o->n_ratios && !bad; k++)
+                bad = !(o->ratios[k] > 0 && o->ratios[k] < 1) ||
+                      (k > 0 && o->ratios[k] <= o->ratios[k - 1]);
+            break;
+        case 13:
+            o->dataset = v;
+            break;
+        case 14:
+            o->data_dir = v;
+            break;
+        case 15:
+            bad = cli_parse_int(v, 1, 1 << 30, &o->select) != 0;
+            break;
+        case 16:
+            bad = cli_parse_int(v, 1, 1 << 20, &o->batch) != 0;
+            break;
+        case 17:
+            bad = cli_parse_int(v, 1, 1024, &o->threads) != 0;
+            break;
+        case 18:
+            if (cli_shapes_add(&o->shapes, v, err, sizeof err) != 0) {
+                cli_error(CMD, "%s", err);
+                return -1;
+            }
+            break;
+        case 19:
+            bad = cli_parse_int(v, 1, 1 << 30, &o->limit) != 0;
+            break;
+        }
+        if (bad) {
+            cli_error(CMD, "%s: bad value '%s' (try sqz prune --help)", opt, v);
+            return -1;
+        }
+    }
+    if (!o->in) {
+        cli_error(CMD, "missing input model (try sqz prune --help)");
+        return -1;
+    }
+    if (!o->out) {
+        cli_error(CMD, "missing -o out.sqz|out.onnx");
+        return -1;
+    }
+    int modes = o->have_channels + (o->target_macs > 0) + (o->target_params > 0) +
+                o->have_sparsity + o->have_max_drop;
+    if (modes == 0 && o->n_layers == 0 && o->pattern == SQZC_PATTERN_NONE) {
+        cli_error(CMD, "nothing to do: give --channels, --target-macs, --target-params, "
+                       "--sparsity, --max-drop, --layer or --pattern");
+        return -1;
+    }
+    if (modes > 1) {
+        cli_error(CMD, "give one of --channels, --target-macs, --target-params, --sparsity, "
+                       "--max-drop");
+        return -1;
+    }
+    if (o->have_max_drop && !o->dataset) {
+        cli_error(CMD, "--max-drop needs --data");
+        return -1;
+    }
+    if (o->pattern != SQZC_PATTERN_NONE &&
+        (o->have_channels || o->target_macs || o->target_params)) {
+        cli_error(CMD, "--pattern applies to magnitude pruning (--sparsity), not to channels");
+        return -1;
+    }
+    return 0;
+}
+
+static int is_channel_mode(const popts *o) {
+    if (o->have_max_drop) return o->method == SENS_CHANNELS;
+    if (o->have_sparsity || o->pattern != SQZC_PATTERN_NONE) return 0;
+    return 1; /* --channels, targets, or --layer alone */
+}
+
+static double weight_sparsity(const sqzc_graph *g, int64_t *nz_out, int64_t *n_out) {
+    int64_t n = 0, z = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        int t = sqzc_layer_weight(g, i);
+        if (t < 0) continue;
+        int64_t k = sqz_shape_numel(&g->tensors[t].shape);
+        for (int64_t j = 0; j < k; j++) z += g->tensors[t].f32[j] == 0.0f;
+        n += k;
+    }
+    if (nz_out) *nz_out = n - z;
+    if (n_out) *n_out = n;
+    return n ? (double)z / n : 0.0;
+}
+
+static void graph_cost(const sqzc_graph *g, int64_t *params, int64_t *macs) {
+    char err[256];
+    sqzc_channel_analysis *a = NULL;
+    *params = *macs = -1;
+    if (sqzc_channel_analyze(g, SQZC_CRIT_L1, NULL, &a, err, sizeof err) != 0) return;
+    sqzc_channel_cost(a, NULL, params, macs);
+    sqzc_channel_analysis_free(a);
+}
+
+int cmd_prune(int argc, char **argv) {
+    popts o;
+    memset(&o, 0, sizeof o);
+    int pr = parse_args(argc, argv, &o);
+    if (pr != 0) {
+        popts_free(&o);
+        return pr > 0 ? CLI_OK : CLI_EUSAGE;
+    }
+    int channel_mode = is_channel_mode(&o);
+    int rc;
+    char err[1024];
+    sqzc_graph *g = NULL;
+    sqzc_bn_gammas *bn = NULL;
+    sqzc_channel_analysis *a = NULL;
+    uint8_t *rm = NULL;
+    sqzc_layer_value *chosen = NULL;
+    prune_sens sens;
+    memset(&sens, 0, sizeof sens);
+    eval_set train, test;
+    int have_train = 0, have_test = 0;
+    double acc_before = -1, acc_after = -1, sel_base = -1, sel_after = -1;
+    float ratio_used = o.channels;
+    int n_chosen = 0;
+    if ((rc = prune_load(CMD, o.in, &o.shapes, &bn, &g)) != 0) goto done;
+    if (o.dataset) {
+        if ((rc = eval_set_load(CMD, o.dataset, o.data_dir, "t10k", &test)) != 0) goto done;
+        have_test = 1;
+        if (o.limit > 0 && o.limit < test.imgs.n) test.imgs.n = (int)o.limit;
+        if (o.have_max_drop) {
+            if ((rc = eval_set_load(CMD, o.dataset, o.data_dir, "train", &train)) != 0) goto done;
+            have_train = 1;
+        }
+        if ((rc = prune_accuracy(CMD, g, &test, 0, test.imgs.n, (int)o.batch, (int)o.threads,
+                                 &acc_before)) != 0)
+            goto done;
+    }
+    int64_t p0, m0, p1, m1, nz0, nz1, nw;
+    graph_cost(g, &p0, &m0);
+    double sp0 = weight_sparsity(g, &nz0, &nw);
+    int global = o.scope >= 0 ? o.scope : channel_mode;
+    if (channel_mode && sqzc_channel_analyze(g, o.criterion, bn, &a, err, sizeof err) != 0) {
+        cli_error(CMD, "%s", err);
+        rc = CLI_EUSAGE;
+        goto done;
+    }
+    if (o.have_max_drop) {
+        static const float kSp[] = {0.5f, 0.6f,  0.7f,  0.8f,  0.85f,
+                                    0.9f, 0.93f, 0.95f, 0.97f, 0.98f};
+        static const float kCh[] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f};
+        const float *lad = o.n_ratios ? o.ratios : channel_mode ? kCh : kSp;
+        int nlad = o.n_ratios ? o.n_ratios : channel_mode ? 8 : 10;
+        int n_sel = o.select < train.imgs.n ? (int)o.select : train.imgs.n;
+        if ((rc = prune_sensitivity(CMD, g, o.method, o.criterion, bn, lad, nlad, &train, 0, n_sel,
+                                    (int)o.batch, (int)o.threads, !o.json, &sens)) != 0)
+            goto done;
+        chosen = calloc((size_t)sens.n_layers + 1, sizeof *chosen);
+        if (!chosen) {
+            cli_error(CMD, "out of memory");
+            rc = CLI_ERUNTIME;
+            goto done;
+        }
+        sel_base = sens.base;
+        if ((rc = choose_max_drop(CMD, g, &sens, a, o.max_drop, &train, 0, n_sel, (int)o.batch,
+                                  (int)o.threads, chosen, &sel_after)) != 0)
+            goto done;
+        n_chosen = sens.n_layers;
+    }
+    if (channel_mode) {
+        int ng = sqzc_channel_n_groups(a);
+        rm = calloc((size_t)ng + 1, 1);
+        if (!rm) {
+            cli_error(CMD, "out of memory");
+            rc = CLI_ERUNTIME;
+            goto done;
+        }
+        sqzc_channel_options co;
+        memset(&co, 0, sizeof co);
+        co.ratio = o.have_channels ? o.channels : 0.0f;
+        co.global = global;
+        co.layers = n_chosen ? chosen : o.layers;
+        co.n_layers = n_chosen ? n_chosen : o.n_layers;
+        co.target_macs = o.target_macs;
+        co.target_params = o.target_params;
+        if (sqzc_channel_select(a, &co, rm, &ratio_used, err, sizeof err) != 0) {
+            cli_error(CMD, "%s", err);
+            rc = CLI_EUSAGE;
+            goto done;
+        }
+        if (!o.json) {
+            for (int i = 0; i < sqzc_channel_n_blocked(a); i++) {
+                const char *layer, *why;
+                sqzc_channel_blocked(a, i, &layer, &why);
+                printf("kept whole: %s: %s\n", layer, why);
+            }
+        }
+        if (sqzc_channel_apply(g, a, rm, err, sizeof err) != 0) {
+            cli_error(CMD, "%s", err);
+            rc = CLI_ERUNTIME;
+            goto done;
+        }
+    } else {
+        sqzc_prune_options po;
+        memset(&po, 0, sizeof po);
+        po.sparsity = o.have_sparsity ? o.sparsity : (o.pattern == SQZC_PATTERN_2OF4 ? 0.5f : 0);
+        po.global = global;
+        po.layers = n_chosen ? chosen : o.layers;
+        po.n_layers = n_chosen ? n_chosen : o.n_layers;
+        if (sqzc_prune_blocks(g, &po, o.pattern, err, sizeof err) != 0) {
+            cli_error(CMD, "%s", err);
+            rc = CLI_EUSAGE;
+            goto done;
+        }
+    }
+    graph_cost(g, &p1, &m1);
+    double sp1 = weight_sparsity(g, &nz1, NULL);
+    if (have_test && (rc = prune_accuracy(CMD, g, &test, 0, test.imgs.n, (int)o.batch,
+                                          (int)o.threads, &acc_after)) != 0)
+        goto done;
+    if (ends_with(o.out, ".onnx")) {
+        /* the sparse storage requests mean nothing to ONNX; zeros stay */
+        if (sqzc_write_onnx(g, NULL, o.out, err, sizeof err) != 0) {
+            cli_error(CMD, "%s", err);
+            rc = CLI_ERUNTIME;
+            goto done;
+        }
+    } else if (sqzc_write_sqz(g, o.out, err, sizeof err) != 0) {
+        cli_error(CMD, "%s", err);
+        rc = CLI_ERUNTIME;
+        goto done;
+    }
+    long long bytes = cli_file_size(o.out);
+    if (o.json) {
+        printf("{\"input\":");
+        cli_json_str(stdout, o.in);
+        printf(",\"output\":");
+        cli_json_str(stdout, o.out);
+        printf(",\"mode\":\"%s\",\"params_before\":%lld,\"params_after\":%lld,"
+               "\"macs_before\":%lld,\"macs_after\":%lld,\"sparsity_before\":%.6f,"
+               "\"sparsity_after\":%.6f,\"nonzero_weights\":%lld,\"bytes\":%lld",
+               channel_mode ? "channels" : "sparsity", (long long)p0, (long long)p1, (long long)m0,
+               (long long)m1, sp0, sp1, (long long)nz1, bytes);
+        if (channel_mode) printf(",\"ratio\":%.4f", (double)ratio_used);
+        if (have_test)
+            printf(",\"accuracy_before\":%.4f,\"accuracy_after\":%.4f", acc_before, acc_after);
+        if (n_chosen) {
+            printf(",\"select_accuracy_before\":%.4f,\"select_accuracy_after\":%.4f,\"layers\":{",
+                   sel_base, sel_after);
+            for (int i = 0; i < n_chosen; i++) {
+                printf("%s", i ? "," : "");
+                cli_json_str(stdout, chosen[i].name);
+                printf(":%.4g", (double)chosen[i].value);
+            }
+            printf("}");
+        }
+        if (a) {
+            printf(",\"kept_whole\":[");
+            for (int i = 0; i < sqzc_channel_n_blocked(a); i++) {
+                const char *layer, *why;
+                sqzc_channel_blocked(a, i, &layer, &why);
+                printf("%s{\"layer\":", i ? "," : "");
+                cli_json_str(stdout, layer);
+                printf(",\"reason\":");
+                cli_json_str(stdout, why);
+                printf("}");
+            }
+            printf("]");
+        }
+        printf("}\n");
+    } else {
+        if (n_chosen) {
+            printf("per-layer %s chosen for a drop <= %.2f points on %lld training images "
+                   "(%.2f%% -> %.2f%%):\n",
+                   channel_mode ? "channel ratios" : "sparsities", (double)o.max_drop,
+                   (long long)(o.select < train.imgs.n ? o.select : train.imgs.n), sel_base,
+                   sel_after);
+            for (int i = 0; i < n_chosen; i++)
+                printf("  %-40s %.2f\n", chosen[i].name, (double)chosen[i].value);
+        }
+        if (channel_mode && !n_chosen && (o.target_macs || o.target_params))
+            printf("channel ratio solved for the target: %.4f\n", (double)ratio_used);
+        printf("%-22s %14s %14s %8s\n", "", "before", "after", "ratio");
+        printf("%-22s %14lld %14lld %7.3fx\n", "params", (long long)p0, (long long)p1,
+               p1 > 0 ? (double)p0 / p1 : 0.0);
+        printf("%-22s %14lld %14lld %7.3fx\n", "MACs (dense)", (long long)m0, (long long)m1,
+               m1 > 0 ? (double)m0 / m1 : 0.0);
+        printf("%-22s %14lld %14lld %7.3fx\n", "non-zero weights", (long long)nz0, (long long)nz1,
+               nz1 > 0 ? (double)nz0 / nz1 : 0.0);
+        printf("%-22s %13.2f%% %13.2f%%\n", "weight sparsity", 100 * sp0, 100 * sp1);
+        if (have_test)
+            printf("%-22s %13.2f%% %13.2f%%  (drop %.2f points, %d test images)\n", "accuracy",
+                   acc_before, acc_after, acc_before - acc_after, test.imgs.n);
+        printf("wrote %s (%lld bytes)\n", o.out, bytes);
+    }
+    rc = CLI_OK;
+done:
+    if (have_train) eval_set_free(&train);
+    if (have_test) eval_set_free(&test);
+    prune_sens_free(&sens);
+    free(chosen);
+    free(rm);
+    sqzc_channel_analysis_free(a);
+    sqzc_bn_gammas_free(bn);
+    sqzc_graph_free(g);
+    popts_free(&o);
+    (void)nw;
+    return rc;
+}
