@@ -38,7 +38,10 @@ void cmd_compress_usage(FILE *f) {
                "then a size / sensitivity trade-off is bisected for the smallest model whose\n"
                "top-1 accuracy on the last --select images of the TRAINING split drops by at\n"
                "most target.drop points (default 0.5); the test split is only used for the\n"
-               "accuracy printed at the end. Needs --data. Centroids are fp16 in the search.\n\n"
+               "accuracy printed at the end. Needs --data. Centroids are fp16 in the search;\n"
+               "Conv / Gemm layers are pruned by |w| * std(input) and their biases corrected\n"
+               "for the mean change, from input statistics of the sensitivity images\n"
+               "(--magnitude-only: plain magnitude pruning, reproducible from the recipe).\n\n"
                "  -o, --output PATH        output .sqz (required)\n"
                "  --input-shape NAME:DIMS  fix an input shape (as sqz import; repeatable)\n"
                "  --recipe FILE            recipe file: key = value lines, # comments; keys:\n"
@@ -80,7 +83,7 @@ typedef struct copts {
     kv_arg *kv;
     int n_kv;
     long long select, sens, batch, threads;
-    int json, verbose;
+    int json, verbose, magnitude;
 } copts;
 
 static void copts_free(copts *o) {
@@ -125,6 +128,10 @@ static int parse_args(int argc, char **argv, copts *o) {
         }
         if (strcmp(a, "--verbose") == 0) {
             o->verbose = 1;
+            continue;
+        }
+        if (strcmp(a, "--magnitude-only") == 0) {
+            o->magnitude = 1;
             continue;
         }
         if (strcmp(a, "--fp16") == 0 || strcmp(a, "--no-huffman") == 0) {
@@ -415,6 +422,7 @@ int cmd_compress(int argc, char **argv) {
         so.target_drop = rec.target_drop;
         so.fp16 = 1; /* fp16 centroids: half the codebook bytes, error < 2^-11 relative */
         so.huffman = rec.huffman;
+        so.aware = !o.magnitude;
         so.verbose = !o.json || o.verbose;
         csr_result sr;
         if ((rc = csr_search(CMD, g, &train, &so, &chosen, &sr)) != 0) goto done;

@@ -123,6 +123,16 @@ enum { NSP = sizeof kSp / sizeof kSp[0], NB = sizeof kBits / sizeof kBits[0], NO
 
 typedef struct layer_opts {
     int node;
+    /* activation-aware pruning + bias correction (Conv, Gemm without transA) */
+    int aware;        /* input statistics known */
+    int in_t;         /* input tensor */
+    int bias_t;       /* bias tensor (numel = output features), -1: none */
+    int conv;         /* 1: Conv (features = input channels), 0: Gemm (features = K) */
+    int trans_b;      /* Gemm weight [N,K] (1) or [K,N] (0) */
+    int64_t nfeat;    /* input features */
+    double *sum, *sq; /* per feature: sums of x and x^2 */
+    int64_t cnt;      /* samples per feature */
+    float *bias0;     /* the bias as imported */
     double bytes[NOPT];
     double damage[NOPT]; /* INFINITY: unusable / not tried */
 } layer_opts;
@@ -133,16 +143,26 @@ static int bits_for(int n_centroids) {
     return b;
 }
 
-/* restore layer i from the snapshot, prune it to sp, share it to bits */
-static int apply_layer(sqzc_graph *g, const csr_snapshot *s, int i, float sp, int bits, int fp16,
-                       int huffman) {
+static int prune_aware(float *w, const sqz_shape *ws, const layer_opts *lo, float sp);
+static void bias_correct(sqzc_graph *g, const layer_opts *lo, const float *w0, const float *w,
+                         const sqz_shape *ws);
+
+/* restore layer i from the snapshot, prune it to sp, share it to bits (with
+ * input statistics: activation-aware pruning and bias correction) */
+static int apply_layer(sqzc_graph *g, const csr_snapshot *s, const layer_opts *lo, int i, float sp,
+                       int bits, int fp16, int huffman) {
     if (restore_one(g, s, i) != 0) return -1;
     sqzc_tensor *t = &g->tensors[s->tens[i]];
     int64_t n = sqz_shape_numel(&t->shape);
-    if (sp > 0.0f && sqzc_prune_array(t->f32, n, sp) < 0) return -1;
+    if (lo && lo->aware) {
+        if (sp > 0.0f && prune_aware(t->f32, &t->shape, lo, sp) != 0) return -1;
+    } else if (sp > 0.0f && sqzc_prune_array(t->f32, n, sp) < 0) {
+        return -1;
+    }
     float cb[256];
     int m = sqzc_share_array(t->f32, n, bits, fp16, cb);
     if (m < 0) return -1;
+    if (lo && lo->aware) bias_correct(g, lo, s->data[i], t->f32, &t->shape);
     sqzc_encoding e;
     memset(&e, 0, sizeof e);
     e.codebook_bits = bits_for(m);
@@ -152,6 +172,14 @@ static int apply_layer(sqzc_graph *g, const csr_snapshot *s, int i, float sp, in
     e.huffman = huffman != 0;
     if (sqzc_tensor_set_encoding(g, s->tens[i], &e) != 0) return -1;
     return sqzc_update_sparse_request(g, s->tens[i]);
+}
+
+/* back to the imported weight and bias */
+static int restore_layer(sqzc_graph *g, const csr_snapshot *s, const layer_opts *lo, int i) {
+    if (lo && lo->bias0)
+        memcpy(g->tensors[lo->bias_t].f32, lo->bias0,
+               (size_t)sqz_shape_numel(&g->tensors[lo->bias_t].shape) * sizeof(float));
+    return restore_one(g, s, i);
 }
 
 /* estimated encoded bytes of tensor t */
@@ -198,6 +226,221 @@ typedef struct search_ctx {
     int evaluated;
 } search_ctx;
 
+static int64_t attr_int(const sqzc_node *n, const char *name, int64_t dflt) {
+    for (uint32_t a = 0; a < n->n_attr; a++)
+        if (n->attrs[a].name && strcmp(n->attrs[a].name, name) == 0 && n->attrs[a].ints &&
+            n->attrs[a].count >= 1)
+            return n->attrs[a].ints[0];
+    return dflt;
+}
+
+/* 1 when the float attribute is absent or equals 1 */
+static int attr_is_one(const sqzc_node *n, const char *name) {
+    for (uint32_t a = 0; a < n->n_attr; a++)
+        if (n->attrs[a].name && strcmp(n->attrs[a].name, name) == 0)
+            return n->attrs[a].floats && n->attrs[a].count == 1 && n->attrs[a].floats[0] == 1.0f;
+    return 1;
+}
+
+/* Set up the layer's statistics bookkeeping; aware stays 0 for layers the
+ * feature mapping does not cover (they get magnitude pruning only). */
+static int layer_setup(const sqzc_graph *g, layer_opts *lo) {
+    const sqzc_node *n = &g->nodes[lo->node];
+    lo->bias_t = -1;
+    lo->in_t = n->n_in > 0 ? n->in[0] : -1;
+    int wt = sqzc_layer_weight(g, lo->node);
+    const sqz_shape *ws = &g->tensors[wt].shape;
+    if (lo->in_t < 0 || g->tensors[lo->in_t].f32) return 0;
+    int64_t nout;
+    if (n->op == SQZ_OP_CONV && ws->ndim >= 3) {
+        int64_t grp = attr_int(n, "group", 1);
+        if (grp < 1 || ws->dims[0] % grp != 0) return 0;
+        lo->conv = 1;
+        lo->nfeat = ws->dims[1] * grp;
+        nout = ws->dims[0];
+    } else if (n->op == SQZ_OP_GEMM && ws->ndim == 2 && attr_int(n, "transA", 0) == 0 &&
+               attr_is_one(n, "alpha") && attr_is_one(n, "beta")) {
+        lo->trans_b = attr_int(n, "transB", 0) != 0;
+        lo->nfeat = lo->trans_b ? ws->dims[1] : ws->dims[0];
+        nout = lo->trans_b ? ws->dims[0] : ws->dims[1];
+    } else {
+        return 0;
+    }
+    if (n->n_in > 2 && n->in[2] >= 0 && g->tensors[n->in[2]].f32 &&
+        sqz_shape_numel(&g->tensors[n->in[2]].shape) == nout) {
+        lo->bias_t = n->in[2];
+        lo->bias0 = malloc((size_t)nout * sizeof *lo->bias0);
+        if (!lo->bias0) return -1;
+        memcpy(lo->bias0, g->tensors[lo->bias_t].f32, (size_t)nout * sizeof *lo->bias0);
+    }
+    lo->sum = calloc((size_t)lo->nfeat, sizeof *lo->sum);
+    lo->sq = calloc((size_t)lo->nfeat, sizeof *lo->sq);
+    if (!lo->sum || !lo->sq) return -1;
+    lo->aware = 1; /* until the statistics say otherwise */
+    return 0;
+}
+
+/* input feature of weight element e */
+static int64_t feat_of(const sqz_shape *ws, const layer_opts *lo, int64_t e) {
+    if (!lo->conv) return lo->trans_b ? e % ws->dims[1] : e / ws->dims[1];
+    int64_t khkw = 1;
+    for (int d = 2; d < ws->ndim; d++) khkw *= ws->dims[d];
+    int64_t cg = ws->dims[1], per_o = cg * khkw, o = e / per_o, ci = (e / khkw) % cg;
+    int64_t grp = lo->nfeat / cg, opg = ws->dims[0] / grp;
+    return (o / opg) * cg + ci;
+}
+
+typedef struct stats_ctx {
+    search_ctx *c;
+    int *out_index; /* per layer: session output index, -1 = the graph input */
+} stats_ctx;
+
+static int stats_batch(void *vctx, const sqz_session *s, const float *in, int nb, int batch) {
+    stats_ctx *sc = vctx;
+    search_ctx *c = sc->c;
+    for (int i = 0; i < c->nl; i++) {
+        layer_opts *lo = &c->L[i];
+        if (!lo->aware) continue;
+        const float *x = in;
+        int64_t numel;
+        sqz_shape sh;
+        if (sc->out_index[i] >= 0) {
+            sqz_status st;
+            memset(&st, 0, sizeof st);
+            if (sqz_session_output(s, sc->out_index[i], &x, &sh, &st) != SQZ_OK || !x) {
+                lo->aware = 0;
+                continue;
+            }
+            numel = sqz_shape_numel(&sh);
+        } else {
+            numel = (int64_t)batch * c->set->imgs.h * c->set->imgs.w;
+        }
+        int64_t per = numel / batch, hw = lo->conv ? per / lo->nfeat : 1;
+        if (numel % batch != 0 || per != lo->nfeat * hw || hw < 1) {
+            lo->aware = 0; /* layout not understood: magnitude pruning */
+            continue;
+        }
+        for (int b = 0; b < nb; b++)
+            for (int64_t f = 0; f < lo->nfeat; f++) {
+                const float *p = x + (size_t)b * (size_t)per + (size_t)(f * hw);
+                double a = 0, q = 0;
+                for (int64_t k = 0; k < hw; k++) {
+                    a += p[k];
+                    q += (double)p[k] * p[k];
+                }
+                lo->sum[f] += a;
+                lo->sq[f] += q;
+            }
+        lo->cnt += (int64_t)nb * hw;
+    }
+    return 0;
+}
+
+/* Input statistics of every layer on the calibration images of the fp32
+ * model: the layer inputs become extra graph outputs of a temporary copy. */
+static int collect_stats(search_ctx *c) {
+    sqzc_graph *g = c->g;
+    int rc = CLI_ERUNTIME;
+    int32_t *outs = malloc(((size_t)g->n_outputs + (size_t)c->nl) * sizeof *outs);
+    int *oi = malloc((size_t)c->nl * sizeof *oi);
+    int32_t *saved = g->outputs;
+    int n_saved = g->n_outputs, n = g->n_outputs;
+    if (!outs || !oi) {
+        free(outs);
+        free(oi);
+        cli_error(c->cmd, "out of memory");
+        return CLI_ERUNTIME;
+    }
+    memcpy(outs, g->outputs, (size_t)n * sizeof *outs);
+    for (int i = 0; i < c->nl; i++) {
+        int t = c->L[i].in_t;
+        oi[i] = -2;
+        if (!c->L[i].aware) continue;
+        int is_in = 0;
+        for (int k = 0; k < g->n_inputs; k++) is_in |= g->inputs[k] == t;
+        if (is_in) {
+            oi[i] = -1;
+            continue;
+        }
+        for (int k = 0; k < n; k++)
+            if (outs[k] == t) oi[i] = k;
+        if (oi[i] == -2) {
+            oi[i] = n;
+            outs[n++] = t;
+        }
+    }
+    g->outputs = outs;
+    g->n_outputs = n;
+    sqz_model *m = NULL;
+    size_t size;
+    rc = csr_graph_model(c->cmd, g, 1, &m, &size);
+    g->outputs = saved;
+    g->n_outputs = n_saved;
+    if (rc == 0) {
+        stats_ctx sc = {c, oi};
+        eval_result er;
+        rc = eval_run_each(c->cmd, m, c->set, c->o->first, c->o->n_calib, c->o->batch,
+                           c->o->threads, NULL, NULL, 0, stats_batch, &sc, &er);
+        sqz_model_free(m);
+    }
+    for (int i = 0; i < c->nl; i++)
+        if (c->L[i].aware && c->L[i].cnt == 0) c->L[i].aware = 0;
+    free(outs);
+    free(oi);
+    return rc;
+}
+
+typedef struct scored {
+    float s;
+    int64_t i;
+} scored;
+
+static int cmp_scored(const void *pa, const void *pb) {
+    const scored *a = pa, *b = pb;
+    if (a->s != b->s) return a->s < b->s ? -1 : 1;
+    return (a->i > b->i) - (a->i < b->i);
+}
+
+/* zero the round(sp * n) weights of least |w| * std(input feature): after the
+ * bias correction below, removing w costs w^2 var(x) in output variance */
+static int prune_aware(float *w, const sqz_shape *ws, const layer_opts *lo, float sp) {
+    int64_t n = sqz_shape_numel(ws), k = (int64_t)llround((double)sp * (double)n);
+    if (k <= 0) return 0;
+    scored *a = malloc((size_t)n * sizeof *a);
+    if (!a) return -1;
+    for (int64_t e = 0; e < n; e++) {
+        int64_t f = feat_of(ws, lo, e);
+        double mu = lo->sum[f] / (double)lo->cnt, var = lo->sq[f] / (double)lo->cnt - mu * mu;
+        a[e].s = (float)(fabs((double)w[e]) * (sqrt(var > 0 ? var : 0) + 1e-6));
+        a[e].i = e;
+    }
+    qsort(a, (size_t)n, sizeof *a, cmp_scored);
+    for (int64_t j = 0; j < k && j < n; j++) w[a[j].i] = 0.0f;
+    free(a);
+    return 0;
+}
+
+/* b' = b + (W - W') mean(x): the layer's mean output as before compression */
+static void bias_correct(sqzc_graph *g, const layer_opts *lo, const float *w0, const float *w,
+                         const sqz_shape *ws) {
+    if (lo->bias_t < 0) return;
+    float *b = g->tensors[lo->bias_t].f32;
+    int64_t nout = sqz_shape_numel(&g->tensors[lo->bias_t].shape), n = sqz_shape_numel(ws);
+    double *d = calloc((size_t)nout, sizeof *d);
+    if (!d) return; /* correction is an improvement only; skip on OOM */
+    for (int64_t e = 0; e < n; e++) {
+        if (w0[e] == w[e]) continue;
+        int64_t f = feat_of(ws, lo, e), o;
+        if (lo->conv)
+            o = e / (n / ws->dims[0]);
+        else
+            o = lo->trans_b ? e / ws->dims[1] : e % ws->dims[1];
+        d[o] += ((double)w0[e] - (double)w[e]) * (lo->sum[f] / (double)lo->cnt);
+    }
+    for (int64_t o = 0; o < nout; o++) b[o] = (float)((double)lo->bias0[o] + d[o]);
+    free(d);
+}
+
 /* damage (mean KL) and flip rate of g against the fp32 reference */
 static int calib_damage(search_ctx *c, double *kl, double *flip) {
     sqz_model *m = NULL;
@@ -239,7 +482,8 @@ static int sensitivity(search_ctx *c) {
             int row_ok = 0;
             for (int b = 0; b < NB; b++) {
                 int k = s * NB + b;
-                if (apply_layer(c->g, &c->snap, i, kSp[s], kBits[b], o->fp16, o->huffman) != 0 ||
+                if (apply_layer(c->g, &c->snap, lo, i, kSp[s], kBits[b], o->fp16, o->huffman) !=
+                        0 ||
                     layer_bytes(c->g, c->snap.tens[i], &lo->bytes[k]) != 0) {
                     cli_error(c->cmd, "out of memory");
                     return CLI_ERUNTIME;
@@ -253,10 +497,15 @@ static int sensitivity(search_ctx *c) {
             }
             if (!row_ok) break;
         }
-        if (restore_one(c->g, &c->snap, i) != 0) {
+        if (restore_layer(c->g, &c->snap, lo, i) != 0) {
             cli_error(c->cmd, "out of memory");
             return CLI_ERUNTIME;
         }
+        if (getenv("SQZ_SEARCH_DEBUG"))
+            for (int k = 0; k < NOPT; k++)
+                if (isfinite(lo->damage[k]))
+                    fprintf(stderr, "  sp %.2f bits %d: %.0f B, KL %.5f\n", (double)kSp[k / NB],
+                            kBits[k % NB], lo->bytes[k], lo->damage[k]);
         if (o->verbose) {
             int best = -1;
             for (int k = 0; k < NOPT; k++)
@@ -298,8 +547,8 @@ static double alloc_bytes(const search_ctx *c, const int *pick) {
 static int apply_alloc(search_ctx *c, const int *pick) {
     for (int i = 0; i < c->nl; i++) {
         int k = pick[i];
-        if (apply_layer(c->g, &c->snap, i, kSp[k / NB], kBits[k % NB], c->o->fp16, c->o->huffman) !=
-            0)
+        if (apply_layer(c->g, &c->snap, &c->L[i], i, kSp[k / NB], kBits[k % NB], c->o->fp16,
+                        c->o->huffman) != 0)
             return -1;
     }
     return 0;
@@ -374,6 +623,16 @@ int csr_search(const char *cmd, sqzc_graph *g, const eval_set *set, const csr_op
     if (!c.L || !pick || !best_pick || !try_pick) goto oom;
     for (int i = 0, k = 0; i < g->n_nodes && k < c.nl; i++)
         if (sqzc_layer_weight(g, i) == c.snap.tens[k]) c.L[k++].node = i;
+    int n_aware = 0;
+    if (o->aware) {
+        for (int i = 0; i < c.nl; i++)
+            if (layer_setup(g, &c.L[i]) != 0) goto oom;
+        if ((rc = collect_stats(&c)) != 0) goto done;
+        rc = CLI_ERUNTIME;
+        for (int i = 0; i < c.nl; i++) n_aware += c.L[i].aware;
+        if (o->verbose)
+            fprintf(stderr, "sqz %s: input statistics for %d of %d layers\n", cmd, n_aware, c.nl);
+    }
 
     /* fp32 reference: logits on the calibration images, selection accuracy */
     {
@@ -481,11 +740,35 @@ int csr_search(const char *cmd, sqzc_graph *g, const eval_set *set, const csr_op
         cli_error(cmd, "%s", err);
         goto done;
     }
-    /* the recipe reproduces the allocation exactly (same prune / share calls) */
-    if (csr_snapshot_restore(g, &c.snap) != 0) goto oom;
-    if (sqzc_recipe_apply(g, chosen, err, sizeof err) != 0) {
-        cli_error(cmd, "%s", err);
-        goto done;
+    if (n_aware > 0) {
+        /* the statistics-driven steps are not recipe keys: apply the choice
+         * directly and record the recipe with a note */
+        if (apply_alloc(&c, best_pick) != 0) goto oom;
+        char *text = sqzc_recipe_to_text(chosen);
+        {
+            size_t tl = text ? strlen(text) : 0;
+            char *meta = text ? malloc(tl + 256) : NULL;
+            if (!meta) {
+                free(text);
+                goto oom;
+            }
+            snprintf(meta, tl + 256,
+                     "%s# search: %d of %d layers pruned by |w| * std(input) and bias-corrected "
+                     "(input means of training images %d..%d)\n",
+                     text, n_aware, c.nl, o->first, o->first + o->n_calib - 1);
+            int mr = sqzc_graph_set_meta(g, "compress.recipe", meta);
+            free(meta);
+            free(text);
+            if (mr != 0) goto oom;
+        }
+        res->aware_layers = n_aware;
+    } else {
+        /* the recipe reproduces the allocation exactly (same prune / share calls) */
+        if (csr_snapshot_restore(g, &c.snap) != 0) goto oom;
+        if (sqzc_recipe_apply(g, chosen, err, sizeof err) != 0) {
+            cli_error(cmd, "%s", err);
+            goto done;
+        }
     }
     rc = CLI_OK;
     goto done;
@@ -496,6 +779,11 @@ done:
     free(pick);
     free(best_pick);
     free(try_pick);
+    for (int i = 0; c.L && i < c.nl; i++) {
+        free(c.L[i].sum);
+        free(c.L[i].sq);
+        free(c.L[i].bias0);
+    }
     free(c.L);
     free(c.logits);
     free(c.ref_logp);

@@ -56,6 +56,7 @@ typedef struct csr_options {
     int batch, threads;
     double target_drop; /* points */
     int fp16, huffman;
+    int aware;   /* activation-aware pruning + bias correction from input statistics */
     int verbose; /* progress lines on stderr */
 } csr_options;
 
@@ -64,6 +65,7 @@ typedef struct csr_result {
     double bytes;         /* estimated weight bytes of the choice */
     int evaluated;        /* sensitivity runs + allocation runs */
     int within_target;    /* 0: nothing kept the drop; the most accurate allocation tried */
+    int aware_layers;     /* layers pruned / corrected from input statistics */
 } csr_result;
 
 /* Run the search on g (weights as imported); leaves g compressed with the

@@ -81,6 +81,13 @@ int eval_run(const char *cmd, const sqz_model *m, const eval_set *set, int first
 int eval_run_logits(const char *cmd, const sqz_model *m, const eval_set *set, int first, int count,
                     int batch, int threads, uint8_t *pred, float *logits, int classes_max,
                     eval_result *res) {
+    return eval_run_each(cmd, m, set, first, count, batch, threads, pred, logits, classes_max, NULL,
+                         NULL, res);
+}
+
+int eval_run_each(const char *cmd, const sqz_model *m, const eval_set *set, int first, int count,
+                  int batch, int threads, uint8_t *pred, float *logits, int classes_max,
+                  eval_batch_fn fn, void *ctx, eval_result *res) {
     char err[512], sb[32 * SQZ_MAX_DIMS];
     int rc = CLI_EUSAGE;
     cli_shapes ov = {0};
@@ -159,6 +166,10 @@ int eval_run_logits(const char *cmd, const sqz_model *m, const eval_set *set, in
             cli_error(cmd, "output shape %s does not hold %d predictions",
                       cli_shape_str(&osh, sb, sizeof sb), batch);
             rc = CLI_EUSAGE;
+            goto done;
+        }
+        if (fn && fn(ctx, s, in, nb, batch) != 0) {
+            rc = CLI_ERUNTIME;
             goto done;
         }
         int64_t classes = on / batch;

@@ -52,6 +52,16 @@ int eval_run_logits(const char *cmd, const struct sqz_model *m, const eval_set *
                     int count, int batch, int threads, uint8_t *pred, float *logits, int classes,
                     eval_result *res);
 
+struct sqz_session;
+/* Called after each run with the session (outputs readable), the input batch
+ * (batch images, the first nb real); non-zero stops the run (the callback
+ * prints its error). */
+typedef int (*eval_batch_fn)(void *ctx, const struct sqz_session *s, const float *in, int nb,
+                             int batch);
+int eval_run_each(const char *cmd, const struct sqz_model *m, const eval_set *s, int first,
+                  int count, int batch, int threads, uint8_t *pred, float *logits, int classes,
+                  eval_batch_fn fn, void *ctx, eval_result *res);
+
 #ifdef __cplusplus
 }
 #endif
