@@ -32,7 +32,7 @@ typedef struct i8t {
     int threads;
 } i8t;
 
-static void i8t_init(i8t *t, int op) {
+static inline void i8t_init(i8t *t, int op) {
     memset(t, 0, sizeof *t);
     t->node.op = (uint16_t)op;
     t->node.name = "node";
@@ -40,25 +40,25 @@ static void i8t_init(i8t *t, int op) {
     t->threads = 1;
 }
 
-static void i8t_ints(i8t *t, const char *name, int n, const int64_t *v) {
+static inline void i8t_ints(i8t *t, const char *name, int n, const int64_t *v) {
     uint32_t k = t->node.n_attrs++;
     memcpy(t->ints[k], v, (size_t)n * sizeof(int64_t));
     t->attrs[k] =
         (sqz_attr){.name = name, .type = SQZ_ATTR_INTS, .count = (uint32_t)n, .ints = t->ints[k]};
 }
-static void i8t_int(i8t *t, const char *name, int64_t v) {
+static inline void i8t_int(i8t *t, const char *name, int64_t v) {
     uint32_t k = t->node.n_attrs++;
     t->ints[k][0] = v;
     t->attrs[k] = (sqz_attr){.name = name, .type = SQZ_ATTR_INT, .count = 1, .ints = t->ints[k]};
 }
-static void i8t_float(i8t *t, const char *name, float v) {
+static inline void i8t_float(i8t *t, const char *name, float v) {
     uint32_t k = t->node.n_attrs++;
     t->flts[k] = v;
     t->attrs[k] =
         (sqz_attr){.name = name, .type = SQZ_ATTR_FLOAT, .count = 1, .floats = &t->flts[k]};
 }
 
-static sqz_shape i8t_shape(int nd, ...) {
+static inline sqz_shape i8t_shape(int nd, ...) {
     sqz_shape s;
     memset(&s, 0, sizeof s);
     s.ndim = nd;
@@ -70,7 +70,8 @@ static sqz_shape i8t_shape(int nd, ...) {
 }
 
 /* Input i: an i8 activation with per-tensor (scale, zp). */
-static void i8t_act(i8t *t, uint32_t i, sqz_shape s, const int8_t *data, float scale, int32_t zp) {
+static inline void i8t_act(i8t *t, uint32_t i, sqz_shape s, const int8_t *data, float scale,
+                           int32_t zp) {
     if (t->n_in <= i) t->n_in = i + 1;
     t->in_shape[i] = s;
     t->in_data[i] = data;
@@ -81,8 +82,8 @@ static void i8t_act(i8t *t, uint32_t i, sqz_shape s, const int8_t *data, float s
 }
 
 /* Input i: an i8 constant weight, symmetric per channel (scales[n] on axis). */
-static void i8t_weight(i8t *t, uint32_t i, sqz_shape s, const int8_t *data, const float *scales,
-                       const int32_t *zeros, uint32_t n, int axis) {
+static inline void i8t_weight(i8t *t, uint32_t i, sqz_shape s, const int8_t *data,
+                              const float *scales, const int32_t *zeros, uint32_t n, int axis) {
     if (t->n_in <= i) t->n_in = i + 1;
     t->in_shape[i] = s;
     t->in_data[i] = data;
@@ -93,7 +94,7 @@ static void i8t_weight(i8t *t, uint32_t i, sqz_shape s, const int8_t *data, cons
 }
 
 /* Input i: an i32 constant bias. */
-static void i8t_bias(i8t *t, uint32_t i, sqz_shape s, const int32_t *data) {
+static inline void i8t_bias(i8t *t, uint32_t i, sqz_shape s, const int32_t *data) {
     if (t->n_in <= i) t->n_in = i + 1;
     t->in_shape[i] = s;
     t->in_data[i] = data;
@@ -102,14 +103,14 @@ static void i8t_bias(i8t *t, uint32_t i, sqz_shape s, const int32_t *data) {
 }
 
 /* Input i: an f32 activation (QuantizeLinear). */
-static void i8t_f32(i8t *t, uint32_t i, sqz_shape s, const float *data) {
+static inline void i8t_f32(i8t *t, uint32_t i, sqz_shape s, const float *data) {
     if (t->n_in <= i) t->n_in = i + 1;
     t->in_shape[i] = s;
     t->in_data[i] = data;
     t->in_dt[i] = SQZ_DT_F32;
 }
 
-static void i8t_out(i8t *t, int dtype, float scale, int32_t zp) {
+static inline void i8t_out(i8t *t, int dtype, float scale, int32_t zp) {
     t->out_dt[0] = (uint8_t)dtype;
     t->out_s = scale;
     t->out_zp = zp;
@@ -119,7 +120,7 @@ static void i8t_out(i8t *t, int dtype, float scale, int32_t zp) {
 
 /* prepare + run + release; *out is malloc'ed (numel * esz bytes). Returns
  * prepare's code (0 ok; then *out is set). */
-static int i8t_run(i8t *t, const sqz_op_impl *impl, void **out) {
+static inline int i8t_run(i8t *t, const sqz_op_impl *impl, void **out) {
     int32_t ids[I8T_MAX_IN] = {0, 1, 2, 3, 4, 5, 6, 7};
     t->node.n_inputs = t->n_in;
     t->node.n_outputs = 1;
@@ -174,7 +175,7 @@ static int i8t_run(i8t *t, const sqz_op_impl *impl, void **out) {
 }
 
 /* The contract's requantization, written again from its text (sqz/format.h). */
-static int32_t i8t_requant(int64_t acc, double m, int32_t zp, int32_t lo, int32_t hi) {
+static inline int32_t i8t_requant(int64_t acc, double m, int32_t zp, int32_t lo, int32_t hi) {
     int e;
     double f = frexp(m, &e);
     long long M = llround(f * 2147483648.0);

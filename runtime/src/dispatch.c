@@ -13,6 +13,7 @@
 #include "x86/eltwise_x86.h"
 #endif
 #include "dwconv.h"
+#include "int8_simd.h"
 #include "fastops.h"
 
 typedef struct fast_entry {
@@ -49,6 +50,17 @@ static const fast_entry fast_table[] = {
 
 /* int8 kernels (dtype-driven: nodes on i8 data); bit-identical to the reference */
 static const fast_entry fast_int8_table[] = {
+#if defined(__x86_64__) || defined(_M_X64)
+    /* depthwise first (declines every other conv), then the packed GEMM */
+    {SQZ_OP_CONV, sqz_cpu_has_avx512, &sqz_i8_dwconv_avx512},
+    {SQZ_OP_CONV, sqz_cpu_has_avx2_fma, &sqz_i8_dwconv_avx2},
+    {SQZ_OP_CONV, sqz_cpu_has_avx512_vnni, &sqz_i8_conv_vnni},
+    {SQZ_OP_CONV, sqz_cpu_has_avx2_fma, &sqz_i8_conv_avx2},
+    {SQZ_OP_GEMM, sqz_cpu_has_avx512_vnni, &sqz_i8_gemm_vnni},
+    {SQZ_OP_GEMM, sqz_cpu_has_avx2_fma, &sqz_i8_gemm_avx2},
+    {SQZ_OP_MATMUL, sqz_cpu_has_avx512_vnni, &sqz_i8_matmul_vnni},
+    {SQZ_OP_MATMUL, sqz_cpu_has_avx2_fma, &sqz_i8_matmul_avx2},
+#endif
     {SQZ_OP_INVALID, NULL, NULL}, /* sentinel keeps the array non-empty */
 };
 

@@ -1,0 +1,124 @@
+/* int8_dw.c - int8 depthwise Conv (group == C == M, 1-D / 2-D, stride 1 or
+ * 2 along the width, any kernel, dilation, padding): each channel plane is
+ * copied into a zp_x-bordered buffer, then an ISA plane kernel accumulates
+ * x * w exactly in int32 (acc = sum x w + bias - zp_x * sum w, int8_simd.h)
+ * and requantizes like the reference. OpenMP over planes. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "int8_simd.h"
+#if defined(SQZ_HAVE_OPENMP)
+#include <omp.h>
+#endif
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include "cpu.h"
+
+#define DW_SLACK 192 /* bytes read past a plane by the widest row loads */
+
+typedef struct i8dw {
+    sqz_i8_linear li;
+    sqz_i8_dw_plane plane;
+    int64_t PH, PW, taps;
+    int32_t *off;
+    sqz_i8_rqv *rq;
+    size_t thread_bytes;
+    int nt;
+} i8dw;
+
+static void i8dw_release(void *p) {
+    i8dw *q = p;
+    if (!q) return;
+    sqz_i8_linear_free(&q->li);
+    free(q->off);
+    free(q->rq);
+    free(q);
+}
+
+static uint64_t i8dw_macs(const sqz_op_ctx *ctx) {
+    const i8dw *p = ctx->params;
+    return p ? (uint64_t)(p->li.batch * p->li.n_co * p->li.out_sp * p->li.K) : 0;
+}
+
+static int dw_prepare(sqz_op_ctx *ctx, sqz_i8_dw_plane plane) {
+    /* cheap shape test first: decline what is not depthwise before analysing */
+    if (ctx->n_in < 2 || ctx->in_shape[0].ndim < 3 || ctx->in_shape[0].ndim > 4 ||
+        sqz_attr_int(ctx->node, "group", 1) != ctx->in_shape[0].dims[1] ||
+        ctx->in_shape[1].ndim < 1 || ctx->in_shape[1].dims[0] != ctx->in_shape[0].dims[1])
+        return 1;
+    i8dw *p = calloc(1, sizeof *p);
+    if (!p) return sqz_op_fail(ctx, "Conv: out of memory");
+    if (sqz_i8_linear_prepare(ctx, &p->li)) {
+        free(p);
+        return -1;
+    }
+    const sqz_i8_linear *li = &p->li;
+    const ref_geom *g = &li->g;
+    if (li->cpg != 1 || li->mpg != 1 || g->nd > 2 || g->s[2] > 2) {
+        i8dw_release(p);
+        return 1;
+    }
+    p->plane = plane;
+    p->taps = g->k[1] * g->k[2];
+    p->PH = g->in[1] + g->pb[1] + g->pe[1];
+    p->PW = g->in[2] + g->pb[2] + g->pe[2];
+    p->off = malloc((size_t)li->n_co * sizeof *p->off + 4);
+    p->rq = malloc((size_t)li->n_co * sizeof *p->rq + 16);
+    if (!p->off || !p->rq) {
+        i8dw_release(p);
+        return sqz_op_fail(ctx, "Conv: out of memory");
+    }
+    for (int64_t c = 0; c < li->n_co; c++) {
+        p->off[c] = (int32_t)((int64_t)li->bias[c] - (int64_t)li->zp_x * li->wsum[c]);
+        p->rq[c] = sqz_i8_rqv_of(li->rq[c]);
+    }
+    p->thread_bytes = ((size_t)(p->PH * p->PW) + DW_SLACK + 63) / 64 * 64;
+    int64_t planes = li->batch * li->n_co;
+    p->nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
+    if (p->nt > planes) p->nt = planes > 0 ? (int)planes : 1;
+    ctx->scratch_bytes = (size_t)p->nt * p->thread_bytes;
+    ctx->params = p;
+    return 0;
+}
+
+static void dw_run(const sqz_op_ctx *ctx) {
+    const i8dw *p = ctx->params;
+    const sqz_i8_linear *li = &p->li;
+    const ref_geom *g = &li->g;
+    const int8_t *X = (const int8_t *)ctx->in_data[0];
+    int8_t *Y = (int8_t *)ctx->out_data[0];
+    int64_t planes = li->batch * li->n_co;
+    int nt = p->nt;
+    (void)nt;
+#if defined(SQZ_HAVE_OPENMP)
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+    for (int64_t pl = 0; pl < planes; pl++) {
+        int tid = 0;
+#if defined(SQZ_HAVE_OPENMP)
+        tid = omp_get_thread_num();
+#endif
+        int8_t *buf = (int8_t *)ctx->scratch + (size_t)tid * p->thread_bytes;
+        int64_t c = pl % li->n_co;
+        const int8_t *x = X + pl * li->in_sp;
+        int8_t zp = (int8_t)li->zp_x;
+        /* bordered copy: pad rows / columns hold zp_x (real zero) */
+        memset(buf, zp, p->thread_bytes);
+        for (int64_t h = 0; h < g->in[1]; h++)
+            memcpy(buf + (h + g->pb[1]) * p->PW + g->pb[2], x + h * g->in[2], (size_t)g->in[2]);
+        p->plane(buf, p->PW, li->w + c * p->taps, g->k[1], g->k[2], g->s[1], g->s[2], g->d[1],
+                 g->d[2], g->out[1], g->out[2], p->off[c], p->rq[c], li->zp_y, li->lo, li->hi,
+                 Y + pl * li->out_sp, NULL);
+    }
+}
+
+static int dw_prepare_avx512(sqz_op_ctx *ctx) {
+    return dw_prepare(ctx, sqz_i8_isa_vnni.dw);
+}
+static int dw_prepare_avx2(sqz_op_ctx *ctx) {
+    return dw_prepare(ctx, sqz_i8_isa_avx2.dw);
+}
+
+const sqz_op_impl sqz_i8_dwconv_avx512 = {dw_prepare_avx512, dw_run, i8dw_release, i8dw_macs};
+const sqz_op_impl sqz_i8_dwconv_avx2 = {dw_prepare_avx2, dw_run, i8dw_release, i8dw_macs};
+#endif

@@ -1,0 +1,327 @@
+/* int8_gemm.c - packed int8 Conv / Gemm / MatMul drivers on the ISA
+ * microkernels of int8_simd.h (weights packed once at prepare; OpenMP over
+ * output tiles). Bit-identical to ref/int8_linear.c (same exact accumulator,
+ * same requantization). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "int8_simd.h"
+#if defined(SQZ_HAVE_OPENMP)
+#include <omp.h>
+#endif
+
+sqz_i8_rqv sqz_i8_rqv_of(sqz_rq r) {
+    sqz_i8_rqv v = {r.M, r.S, (int64_t)1 << (r.S - 1)};
+    return v;
+}
+
+/* The drivers below serve the x86 microkernels; another architecture adds
+ * its sqz_i8_isa tables and widens this guard. */
+#if defined(__x86_64__) || defined(_M_X64)
+static size_t up64(size_t n) {
+    return (n + 63) / 64 * 64;
+}
+
+typedef struct i8lin {
+    sqz_i8_linear li;
+    const sqz_i8_isa *isa;
+    int64_t Kp, kq, nblk; /* K padded to q; Kp / q; blocks per group (conv) / of n (gemm) */
+    void *wp;             /* packed weights */
+    size_t wblk_bytes;    /* bytes of one packed block */
+    int32_t *off;         /* [n_co] */
+    sqz_i8_rqv *rq;       /* [n_co] */
+    /* conv */
+    int64_t T, ntiles;   /* pixel tile, tiles per (image, group) */
+    int pointwise;       /* 1x1, stride 1, no pad: R rows are input rows */
+    int64_t *kdec;       /* [K][4]: ci, kd, kh, kw */
+    size_t thread_bytes; /* scratch per thread */
+    int nt;
+} i8lin;
+
+static void i8lin_release(void *p) {
+    i8lin *q = p;
+    if (!q) return;
+    sqz_i8_linear_free(&q->li);
+    free(q->wp);
+    free(q->off);
+    free(q->rq);
+    free(q->kdec);
+    free(q);
+}
+
+static uint64_t i8lin_macs(const sqz_op_ctx *ctx) {
+    const i8lin *p = ctx->params;
+    if (!p) return 0;
+    const sqz_i8_linear *li = &p->li;
+    if (li->op == SQZ_OP_CONV) return (uint64_t)(li->batch * li->n_co * li->out_sp * li->K);
+    return (uint64_t)(li->rows * li->n_co * li->K);
+}
+
+/* Common prepare: analysis, offsets, multipliers. */
+static int i8lin_common(sqz_op_ctx *ctx, const sqz_i8_isa *isa, i8lin **out) {
+    i8lin *p = calloc(1, sizeof *p);
+    if (!p) return sqz_op_fail(ctx, "%s: out of memory", ref_opname(ctx));
+    if (sqz_i8_linear_prepare(ctx, &p->li)) {
+        free(p);
+        return -1;
+    }
+    p->isa = isa;
+    p->nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
+    const sqz_i8_linear *li = &p->li;
+    p->Kp = (li->K + isa->q - 1) / isa->q * isa->q;
+    p->kq = p->Kp / isa->q;
+    p->off = malloc((size_t)li->n_co * sizeof *p->off + 4);
+    p->rq = malloc((size_t)li->n_co * sizeof *p->rq + 16);
+    if (!p->off || !p->rq) {
+        i8lin_release(p);
+        return sqz_op_fail(ctx, "%s: out of memory", ref_opname(ctx));
+    }
+    for (int64_t c = 0; c < li->n_co; c++) {
+        /* exact: |result| <= |bias| + 255 * 127 * K, bounded by the prepare check */
+        int64_t o = (int64_t)li->bias[c] - (int64_t)(li->zp_x + isa->xbias) * li->wsum[c];
+        p->off[c] = (int32_t)o;
+        p->rq[c] = sqz_i8_rqv_of(li->rq[c]);
+    }
+    *out = p;
+    return 0;
+}
+
+/* Stores packed weight element (block b, kq, lane r, sub i) = v. */
+static void put_w(const i8lin *p, int64_t blk, int64_t lanes, int64_t k, int64_t r, int8_t v) {
+    int q = p->isa->q;
+    size_t idx = (size_t)((k / q * lanes + r) * q + k % q);
+    if (p->isa->esz == 1)
+        ((int8_t *)p->wp)[(size_t)blk * p->wblk_bytes + idx] = v;
+    else
+        ((int16_t *)(void *)((char *)p->wp + (size_t)blk * p->wblk_bytes))[idx] = v;
+}
+
+/* ------------------------------------------------------------------- Conv */
+
+static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
+    i8lin *p;
+    if (i8lin_common(ctx, isa, &p)) return -1;
+    const sqz_i8_linear *li = &p->li;
+    const ref_geom *g = &li->g;
+    int mr = isa->mr;
+    p->nblk = (li->mpg + mr - 1) / mr;
+    p->wblk_bytes = (size_t)(p->Kp * mr * isa->esz);
+    size_t nb = (size_t)(li->group * p->nblk);
+    p->wp = calloc(nb ? nb : 1, p->wblk_bytes);
+    p->kdec = malloc((size_t)li->K * 4 * sizeof(int64_t) + 32);
+    if (!p->wp || !p->kdec) {
+        i8lin_release(p);
+        return sqz_op_fail(ctx, "Conv: out of memory");
+    }
+    int64_t taps = g->k[0] * g->k[1] * g->k[2];
+    for (int64_t k = 0; k < li->K; k++) {
+        int64_t t = k % taps;
+        p->kdec[4 * k] = k / taps;
+        p->kdec[4 * k + 1] = t / (g->k[1] * g->k[2]);
+        p->kdec[4 * k + 2] = t / g->k[2] % g->k[1];
+        p->kdec[4 * k + 3] = t % g->k[2];
+    }
+    for (int64_t gi = 0; gi < li->group; gi++)
+        for (int64_t b = 0; b < p->nblk; b++)
+            for (int64_t r = 0; r < mr; r++) {
+                int64_t co = b * mr + r;
+                if (co >= li->mpg) break;
+                co += gi * li->mpg;
+                for (int64_t k = 0; k < li->K; k++)
+                    put_w(p, gi * p->nblk + b, mr, k, r, li->w[co * li->K + k]);
+            }
+    p->pointwise = taps == 1 && g->s[0] == 1 && g->s[1] == 1 && g->s[2] == 1 && g->pb[0] == 0 &&
+                   g->pb[1] == 0 && g->pb[2] == 0 && g->pe[0] == 0 && g->pe[1] == 0 &&
+                   g->pe[2] == 0;
+    int64_t T = li->out_sp < 128 ? (li->out_sp + 31) / 32 * 32 : 128;
+    if (T < 32) T = 32;
+    p->T = T;
+    p->ntiles = (li->out_sp + T - 1) / T;
+    p->thread_bytes = up64((size_t)(p->Kp * T)) + up64((size_t)(p->Kp * T * isa->esz));
+    int64_t tasks = li->batch * li->group * p->ntiles;
+    if (p->nt > tasks) p->nt = tasks > 0 ? (int)tasks : 1;
+    ctx->scratch_bytes = (size_t)p->nt * p->thread_bytes;
+    ctx->params = p;
+    return 0;
+}
+
+/* Stage 1: R[k][0..T) = im2col rows of one tile (raw int8, pads = zp_x). */
+static void gather_tile(const i8lin *p, const int8_t *X, int64_t n, int64_t gi, int64_t p0,
+                        int64_t npx, int8_t *R) {
+    const sqz_i8_linear *li = &p->li;
+    const ref_geom *g = &li->g;
+    int8_t zp = (int8_t)li->zp_x;
+    int64_t T = p->T;
+    for (int64_t k = 0; k < li->K; k++) {
+        int8_t *r = R + k * T;
+        int64_t ci = p->kdec[4 * k], kd = p->kdec[4 * k + 1], kh = p->kdec[4 * k + 2],
+                kw = p->kdec[4 * k + 3];
+        const int8_t *xc = X + (n * li->C + gi * li->cpg + ci) * li->in_sp;
+        if (p->pointwise) {
+            memcpy(r, xc + p0, (size_t)npx);
+        } else {
+            int64_t ow = p0 % g->out[2], oh = p0 / g->out[2] % g->out[1],
+                    od = p0 / (g->out[2] * g->out[1]);
+            int64_t j = 0;
+            while (j < npx) {
+                int64_t seg = g->out[2] - ow;
+                if (seg > npx - j) seg = npx - j;
+                int64_t id = od * g->s[0] - g->pb[0] + kd * g->d[0];
+                int64_t ih = oh * g->s[1] - g->pb[1] + kh * g->d[1];
+                if (id < 0 || id >= g->in[0] || ih < 0 || ih >= g->in[1]) {
+                    memset(r + j, zp, (size_t)seg);
+                } else {
+                    const int8_t *row = xc + (id * g->in[1] + ih) * g->in[2];
+                    int64_t iw0 = ow * g->s[2] - g->pb[2] + kw * g->d[2], W = g->in[2];
+                    if (g->s[2] == 1) {
+                        int64_t a = iw0 < 0 ? -iw0 : 0, b = W - iw0 < seg ? W - iw0 : seg;
+                        if (a > seg) a = seg;
+                        if (b < a) b = a;
+                        memset(r + j, zp, (size_t)a);
+                        if (b > a) memcpy(r + j + a, row + iw0 + a, (size_t)(b - a));
+                        memset(r + j + b, zp, (size_t)(seg - b));
+                    } else {
+                        for (int64_t t = 0; t < seg; t++) {
+                            int64_t iw = iw0 + t * g->s[2];
+                            r[j + t] = iw >= 0 && iw < W ? row[iw] : zp;
+                        }
+                    }
+                }
+                j += seg;
+                ow += seg;
+                if (ow == g->out[2]) {
+                    ow = 0;
+                    if (++oh == g->out[1]) {
+                        oh = 0;
+                        od++;
+                    }
+                }
+            }
+        }
+        if (npx < T) memset(r + npx, zp, (size_t)(T - npx));
+    }
+    if (p->Kp > li->K) memset(R + li->K * T, zp, (size_t)((p->Kp - li->K) * T));
+}
+
+static void conv_run(const sqz_op_ctx *ctx) {
+    const i8lin *p = ctx->params;
+    const sqz_i8_linear *li = &p->li;
+    const int8_t *X = (const int8_t *)ctx->in_data[0];
+    int8_t *Y = (int8_t *)ctx->out_data[0];
+    int64_t tasks = li->batch * li->group * p->ntiles;
+    int nt = p->nt;
+    (void)nt;
+#if defined(SQZ_HAVE_OPENMP)
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+    for (int64_t task = 0; task < tasks; task++) {
+        int tid = 0;
+#if defined(SQZ_HAVE_OPENMP)
+        tid = omp_get_thread_num();
+#endif
+        char *base = (char *)ctx->scratch + (size_t)tid * p->thread_bytes;
+        int8_t *R = (int8_t *)base;
+        void *xp = base + up64((size_t)(p->Kp * p->T));
+        int64_t t = task % p->ntiles, gi = task / p->ntiles % li->group,
+                n = task / (p->ntiles * li->group);
+        int64_t p0 = t * p->T, npx = li->out_sp - p0 < p->T ? li->out_sp - p0 : p->T;
+        gather_tile(p, X, n, gi, p0, npx, R);
+        p->isa->interleave(R, p->Kp, p->T, xp);
+        for (int64_t b = 0; b < p->nblk; b++) {
+            int64_t c0 = b * p->isa->mr;
+            int mr = (int)(li->mpg - c0 < p->isa->mr ? li->mpg - c0 : p->isa->mr);
+            int64_t co = gi * li->mpg + c0;
+            sqz_i8_epi e = {p->off + co, p->rq + co, li->zp_y, li->lo, li->hi};
+            p->isa->conv(
+                xp, p->T, p->kq,
+                (const int8_t *)((const char *)p->wp + (size_t)(gi * p->nblk + b) * p->wblk_bytes),
+                mr, npx, Y + (n * li->n_co + co) * li->out_sp + p0, li->out_sp, &e);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ Gemm/MatMul */
+
+#define GEMM_RB 4 /* rows per microkernel call */
+
+static int gemm_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
+    i8lin *p;
+    if (i8lin_common(ctx, isa, &p)) return -1;
+    const sqz_i8_linear *li = &p->li;
+    int nb = isa->nb;
+    p->nblk = (li->n_co + nb - 1) / nb;
+    p->wblk_bytes = (size_t)(p->Kp * nb * isa->esz);
+    p->wp = calloc(p->nblk ? (size_t)p->nblk : 1, p->wblk_bytes);
+    if (!p->wp) {
+        i8lin_release(p);
+        return sqz_op_fail(ctx, "%s: out of memory", ref_opname(ctx));
+    }
+    for (int64_t n = 0; n < li->n_co; n++)
+        for (int64_t k = 0; k < li->K; k++) put_w(p, n / nb, nb, k, n % nb, sqz_i8_w(li, n, k));
+    /* scratch: converted activation rows (+ a transposed row for transA) */
+    size_t rows_pad = (size_t)((li->rows + GEMM_RB - 1) / GEMM_RB * GEMM_RB);
+    p->thread_bytes = up64(rows_pad * (size_t)p->Kp * (size_t)isa->esz) + up64((size_t)li->K);
+    ctx->scratch_bytes = p->thread_bytes;
+    ctx->params = p;
+    return 0;
+}
+
+static void gemm_run(const sqz_op_ctx *ctx) {
+    const i8lin *p = ctx->params;
+    const sqz_i8_linear *li = &p->li;
+    const int8_t *A = (const int8_t *)ctx->in_data[0];
+    int8_t *Y = (int8_t *)ctx->out_data[0];
+    char *a = ctx->scratch;
+    int8_t *tmp = (int8_t *)(a + p->thread_bytes - up64((size_t)li->K));
+    size_t row_bytes = (size_t)p->Kp * (size_t)p->isa->esz;
+    int64_t rows_pad = (li->rows + GEMM_RB - 1) / GEMM_RB * GEMM_RB;
+    for (int64_t r = 0; r < rows_pad; r++) {
+        const int8_t *src = A + r * li->K;
+        if (r >= li->rows) {
+            src = tmp;
+            memset(tmp, li->zp_x, (size_t)li->K);
+        } else if (li->trans_a) {
+            for (int64_t k = 0; k < li->K; k++) tmp[k] = A[k * li->rows + r];
+            src = tmp;
+        }
+        p->isa->convert(src, li->K, p->Kp, li->zp_x, a + (size_t)r * row_bytes);
+    }
+    int64_t rblk = rows_pad / GEMM_RB, tasks = rblk * p->nblk;
+    int nt = p->nt < tasks ? p->nt : (int)(tasks > 0 ? tasks : 1);
+    (void)nt;
+#if defined(SQZ_HAVE_OPENMP)
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+    for (int64_t task = 0; task < tasks; task++) {
+        int64_t b = task % p->nblk, rb = task / p->nblk;
+        int64_t n0 = b * p->isa->nb, r0 = rb * GEMM_RB;
+        int64_t nn = li->n_co - n0 < p->isa->nb ? li->n_co - n0 : p->isa->nb;
+        int nrows = (int)(li->rows - r0 < GEMM_RB ? li->rows - r0 : GEMM_RB);
+        sqz_i8_epi e = {p->off, p->rq, li->zp_y, li->lo, li->hi};
+        p->isa->gemm(a + (size_t)r0 * row_bytes, nrows, p->Kp,
+                     (const int8_t *)((const char *)p->wp + (size_t)b * p->wblk_bytes), n0, nn,
+                     Y + r0 * li->n_co, li->n_co, &e);
+    }
+}
+
+/* ---------------------------------------------------------------- impls */
+
+static int conv_prepare_vnni(sqz_op_ctx *ctx) {
+    return conv_prepare(ctx, &sqz_i8_isa_vnni);
+}
+static int conv_prepare_avx2(sqz_op_ctx *ctx) {
+    return conv_prepare(ctx, &sqz_i8_isa_avx2);
+}
+static int gemm_prepare_vnni(sqz_op_ctx *ctx) {
+    return gemm_prepare(ctx, &sqz_i8_isa_vnni);
+}
+static int gemm_prepare_avx2(sqz_op_ctx *ctx) {
+    return gemm_prepare(ctx, &sqz_i8_isa_avx2);
+}
+const sqz_op_impl sqz_i8_conv_vnni = {conv_prepare_vnni, conv_run, i8lin_release, i8lin_macs};
+const sqz_op_impl sqz_i8_conv_avx2 = {conv_prepare_avx2, conv_run, i8lin_release, i8lin_macs};
+const sqz_op_impl sqz_i8_gemm_vnni = {gemm_prepare_vnni, gemm_run, i8lin_release, i8lin_macs};
+const sqz_op_impl sqz_i8_gemm_avx2 = {gemm_prepare_avx2, gemm_run, i8lin_release, i8lin_macs};
+const sqz_op_impl sqz_i8_matmul_vnni = {gemm_prepare_vnni, gemm_run, i8lin_release, i8lin_macs};
+const sqz_op_impl sqz_i8_matmul_avx2 = {gemm_prepare_avx2, gemm_run, i8lin_release, i8lin_macs};
+#endif

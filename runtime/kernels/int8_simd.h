@@ -1,0 +1,97 @@
+/* int8_simd.h - packed int8 Conv / Gemm / MatMul (common/int8_gemm.c) and
+ * depthwise conv (common/int8_dw.c) on ISA microkernels (internal).
+ *
+ * Two ISAs, one structure; results are bit-identical to ref/int8_linear.c
+ * because every path computes the same exact int32 accumulator (int8.h) and
+ * the same requantization:
+ *   VNNI (AVX-512 VNNI, vpdpbusd): activations as u8 (x + 128), weights s8;
+ *     4 consecutive k per 32-bit lane. acc = sum (x+128) w + off,
+ *     off[c] = bias[c] - (zp_x + 128) * wsum[c].
+ *   AVX2 (vpmaddwd): activations and weights sign-extended to int16, 2
+ *     consecutive k per 32-bit lane. acc = sum x w + off,
+ *     off[c] = bias[c] - zp_x * wsum[c].
+ * Padded taps hold zp_x (VNNI: zp_x + 128), so they contribute 0 after the
+ * offset; k beyond K is padded with zero weights.
+ *
+ * Conv: for each image and group, output pixels are cut into tiles of T
+ * (a multiple of 32) pixels; a tile's im2col matrix is gathered into R[k][T]
+ * bytes (stage 1, C), interleaved into the ISA layout (stage 2, ISA file) and
+ * multiplied by every block of MR output channels (weights packed at prepare,
+ * [kq][MR][q] per block, q = 4 (VNNI) or 2 (AVX2)).
+ * Gemm / MatMul: output channels (n) along the vector; weights packed at
+ * prepare as [n block of NB][kq][NB][q]; the activation row is converted once
+ * per run (u8 or int16) and broadcast q elements at a time. */
+#ifndef SQZ_KERNELS_INT8_SIMD_H
+#define SQZ_KERNELS_INT8_SIMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "int8.h"
+
+enum { SQZ_I8_ISA_AVX2 = 1, SQZ_I8_ISA_VNNI = 2 };
+
+/* Requantization constants of one output channel, in the forms the vector
+ * epilogues use. */
+typedef struct sqz_i8_rqv {
+    int32_t M;   /* multiplier */
+    int32_t S;   /* shift */
+    int64_t rnd; /* 1 << (S - 1) */
+} sqz_i8_rqv;
+
+/* Epilogue shared by a microkernel call. */
+typedef struct sqz_i8_epi {
+    const int32_t *off;   /* per channel */
+    const sqz_i8_rqv *rq; /* per channel */
+    int32_t zp, lo, hi;   /* output zero point and clamp */
+} sqz_i8_epi;
+
+/* Conv microkernel: rows co0 .. co0 + mr - 1 (mr <= MR) of the packed weight
+ * block wp times the interleaved tile xp (kq groups, T pixels), npx valid
+ * pixels; writes y[r * ystride + j] for r < mr, j < npx. */
+typedef void (*sqz_i8_conv_mk)(const void *xp, int64_t T, int64_t kq, const int8_t *wp, int mr,
+                               int64_t npx, int8_t *y, int64_t ystride, const sqz_i8_epi *e);
+/* Stage 2: R[k][T] (Kp rows of T bytes, signed) -> the ISA layout. */
+typedef void (*sqz_i8_interleave)(const int8_t *R, int64_t Kp, int64_t T, void *xp);
+/* Gemm microkernel: rows r < nrows of a (u8 / int16, row stride Kp
+ * elements), output channels [n0, n0 + nn) of block wp; y row stride N. */
+typedef void (*sqz_i8_gemm_mk)(const void *a, int nrows, int64_t Kp, const int8_t *wp, int64_t n0,
+                               int64_t nn, int8_t *y, int64_t N, const sqz_i8_epi *e);
+/* Activation row conversion: x (K int8) -> a (Kp elements, padded with
+ * zp_x so padding contributes 0 after the offset). */
+typedef void (*sqz_i8_convert_row)(const int8_t *x, int64_t K, int64_t Kp, int32_t zp_x, void *a);
+/* Depthwise: one channel plane padded (PH x PW bytes, border = zp_x) ->
+ * y (OH x OW), kh x kw taps w (int8), stride sh, sw, dilation dh, dw. */
+typedef void (*sqz_i8_dw_plane)(const int8_t *xpad, int64_t PW, const int8_t *w, int64_t kh,
+                                int64_t kw, int64_t sh, int64_t sw, int64_t dh, int64_t dw,
+                                int64_t OH, int64_t OW, int32_t off, sqz_i8_rqv rq, int32_t zp,
+                                int32_t lo, int32_t hi, int8_t *y, int32_t *accbuf);
+
+typedef struct sqz_i8_isa {
+    int isa;   /* SQZ_I8_ISA_* */
+    int q;     /* k per 32-bit lane: 4 (u8 quads) or 2 (int16 pairs) */
+    int mr;    /* conv rows per block */
+    int nb;    /* gemm channels per block */
+    int esz;   /* bytes per activation element in the packed layouts: 1 or 2 */
+    int xbias; /* added to activations: 128 (VNNI) or 0 */
+    sqz_i8_conv_mk conv;
+    sqz_i8_interleave interleave;
+    sqz_i8_gemm_mk gemm;
+    sqz_i8_convert_row convert;
+    sqz_i8_dw_plane dw;
+} sqz_i8_isa;
+
+#if defined(__x86_64__) || defined(_M_X64)
+extern const sqz_i8_isa sqz_i8_isa_vnni, sqz_i8_isa_avx2;
+#endif
+
+/* Requantization constants of a channel. */
+sqz_i8_rqv sqz_i8_rqv_of(sqz_rq r);
+
+/* Impls (common/int8_gemm.c, common/int8_dw.c), one per ISA. */
+extern const sqz_op_impl sqz_i8_conv_vnni, sqz_i8_conv_avx2;
+extern const sqz_op_impl sqz_i8_gemm_vnni, sqz_i8_gemm_avx2;
+extern const sqz_op_impl sqz_i8_matmul_vnni, sqz_i8_matmul_avx2;
+extern const sqz_op_impl sqz_i8_dwconv_avx512, sqz_i8_dwconv_avx2;
+
+#endif

@@ -1,0 +1,176 @@
+/* int8_avx2.c - AVX2 int8 microkernels on vpmaddwd (int16 x int16 pairs
+ * summed into int32: exact, unlike vpmaddubsw's saturating int16 sums) and
+ * the AVX2 depthwise plane kernel. Layouts and the bit-exactness argument:
+ * int8_simd.h; requantization: int8.h. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "int8_simd.h"
+
+#define MR 4 /* conv output channels per block */
+#define NB 8 /* gemm output channels per block (one ymm) */
+
+/* int8.h requantization of 8 int32 lanes of one channel. AVX2 has no 64-bit
+ * arithmetic shift: t = acc * M + rnd lies in (-2^62, 2^62 + 2^61), so
+ * (t + 2^62) >> S (logical) - 2^(62 - S) is the arithmetic shift exactly. */
+static inline __m256i rq8(__m256i acc, const sqz_i8_rqv *r, int32_t zp, int32_t lo, int32_t hi) {
+    __m256i Mv = _mm256_set1_epi64x(r->M);
+    __m256i ev = _mm256_mul_epi32(acc, Mv);
+    __m256i od = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), Mv);
+    __m256i add = _mm256_set1_epi64x(r->rnd + ((int64_t)1 << 62));
+    __m256i sub = _mm256_set1_epi64x((int64_t)1 << (62 - r->S));
+    __m128i sc = _mm_cvtsi32_si128(r->S);
+    ev = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(ev, add), sc), sub);
+    od = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(od, add), sc), sub);
+    __m256i l = _mm256_set1_epi64x((int64_t)lo - zp), h = _mm256_set1_epi64x((int64_t)hi - zp);
+    ev = _mm256_blendv_epi8(ev, l, _mm256_cmpgt_epi64(l, ev));
+    ev = _mm256_blendv_epi8(ev, h, _mm256_cmpgt_epi64(ev, h));
+    od = _mm256_blendv_epi8(od, l, _mm256_cmpgt_epi64(l, od));
+    od = _mm256_blendv_epi8(od, h, _mm256_cmpgt_epi64(od, h));
+    __m256i v = _mm256_blend_epi32(ev, _mm256_slli_epi64(od, 32), 0xAA);
+    return _mm256_add_epi32(v, _mm256_set1_epi32(zp));
+}
+
+/* 16 int32 (in range) -> 16 bytes at y, n of them (n may be <= 0). */
+static inline void store16(int8_t *y, __m256i v0, __m256i v1, int64_t n) {
+    if (n <= 0) return;
+    __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0xD8);
+    __m256i p8 = _mm256_packs_epi16(p16, p16);
+    __m128i b = _mm_unpacklo_epi64(_mm256_castsi256_si128(p8), _mm256_extracti128_si256(p8, 1));
+    if (n >= 16) {
+        _mm_storeu_si128((__m128i *)(void *)y, b);
+    } else {
+        int8_t t[16];
+        _mm_storeu_si128((__m128i *)(void *)t, b);
+        memcpy(y, t, (size_t)n);
+    }
+}
+
+static inline __m256i bcast4(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* ------------------------------------------------------------- conv */
+
+static void conv_avx2(const void *xpv, int64_t T, int64_t kq, const int8_t *wpv, int mr,
+                      int64_t npx, int8_t *y, int64_t ys, const sqz_i8_epi *e) {
+    const int16_t *xp = xpv;
+    const int16_t *wp = (const int16_t *)(const void *)wpv;
+    for (int64_t j = 0; j < npx; j += 16) {
+        __m256i acc[MR][2];
+        for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+        const int16_t *xk = xp + j * 2;
+        const int16_t *wk = wp;
+        for (int64_t k = 0; k < kq; k++, xk += T * 2, wk += MR * 2) {
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)xk);
+            __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(xk + 16));
+            for (int r = 0; r < MR; r++) {
+                __m256i b = bcast4(wk + 2 * r);
+                acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(x0, b));
+                acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(x1, b));
+            }
+        }
+        for (int r = 0; r < mr; r++) {
+            __m256i o = _mm256_set1_epi32(e->off[r]);
+            __m256i v0 = rq8(_mm256_add_epi32(acc[r][0], o), &e->rq[r], e->zp, e->lo, e->hi);
+            __m256i v1 = rq8(_mm256_add_epi32(acc[r][1], o), &e->rq[r], e->zp, e->lo, e->hi);
+            store16(y + r * ys + j, v0, v1, npx - j);
+        }
+    }
+}
+
+/* R[k][T] int8 -> [k/2][T][2] int16 (sign-extended pairs). */
+static void interleave_avx2(const int8_t *R, int64_t Kp, int64_t T, void *xpv) {
+    int16_t *xp = xpv;
+    for (int64_t k = 0; k < Kp; k += 2) {
+        const int8_t *r0 = R + k * T, *r1 = r0 + T;
+        int16_t *d = xp + k * T;
+        for (int64_t j = 0; j < T; j += 16) {
+            __m256i a =
+                _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(r0 + j)));
+            __m256i b =
+                _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(r1 + j)));
+            __m256i lo = _mm256_unpacklo_epi16(a, b), hi = _mm256_unpackhi_epi16(a, b);
+            _mm256_storeu_si256((__m256i *)(void *)(d + j * 2),
+                                _mm256_permute2x128_si256(lo, hi, 0x20));
+            _mm256_storeu_si256((__m256i *)(void *)(d + j * 2 + 16),
+                                _mm256_permute2x128_si256(lo, hi, 0x31));
+        }
+    }
+}
+
+/* ------------------------------------------------------------- gemm */
+
+static void gemm_avx2(const void *av, int nrows, int64_t Kp, const int8_t *wpv, int64_t n0,
+                      int64_t nn, int8_t *y, int64_t N, const sqz_i8_epi *e) {
+    const int16_t *a = av;
+    const int16_t *wp = (const int16_t *)(const void *)wpv;
+    const int16_t *a0 = a, *a1 = a + Kp, *a2 = a + 2 * Kp, *a3 = a + 3 * Kp; /* padded rows */
+    __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0;
+    int64_t kq = Kp / 2;
+    for (int64_t k = 0; k < kq; k++) {
+        __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(wp + k * NB * 2));
+        c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(bcast4(a0 + 2 * k), w));
+        c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(bcast4(a1 + 2 * k), w));
+        c2 = _mm256_add_epi32(c2, _mm256_madd_epi16(bcast4(a2 + 2 * k), w));
+        c3 = _mm256_add_epi32(c3, _mm256_madd_epi16(bcast4(a3 + 2 * k), w));
+    }
+    int32_t t[4][NB];
+    _mm256_storeu_si256((__m256i *)(void *)t[0], c0);
+    _mm256_storeu_si256((__m256i *)(void *)t[1], c1);
+    _mm256_storeu_si256((__m256i *)(void *)t[2], c2);
+    _mm256_storeu_si256((__m256i *)(void *)t[3], c3);
+    for (int r = 0; r < nrows; r++)
+        for (int64_t l = 0; l < nn; l++) {
+            const sqz_i8_rqv *q = &e->rq[n0 + l];
+            sqz_rq rr = {q->M, q->S};
+            int32_t acc = (int32_t)((uint32_t)t[r][l] + (uint32_t)e->off[n0 + l]);
+            y[r * N + n0 + l] = (int8_t)sqz_rq_apply(acc, rr, e->zp, e->lo, e->hi);
+        }
+}
+
+static void convert_avx2(const int8_t *x, int64_t K, int64_t Kp, int32_t zp_x, void *av) {
+    int16_t *a = av;
+    for (int64_t k = 0; k < K; k++) a[k] = x[k];
+    for (int64_t k = K; k < Kp; k++) a[k] = (int16_t)zp_x;
+}
+
+/* ------------------------------------------------------------ depthwise */
+
+/* Sign-extended bytes x[0], x[s], ..., x[7 s] for s = 1 or 2. */
+static inline __m256i load8_s(const int8_t *x, int64_t s) {
+    if (s == 1) return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)x));
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)x));
+    return _mm256_srai_epi32(_mm256_slli_epi32(w, 24), 24);
+}
+
+static void dw_plane_avx2(const int8_t *xpad, int64_t PW, const int8_t *w, int64_t kh, int64_t kw,
+                          int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t OH, int64_t OW,
+                          int32_t off, sqz_i8_rqv rq, int32_t zp, int32_t lo, int32_t hi, int8_t *y,
+                          int32_t *accbuf) {
+    (void)accbuf;
+    __m256i o = _mm256_set1_epi32(off);
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const int8_t *xr = xpad + oh * sh * PW;
+        for (int64_t ow = 0; ow < OW; ow += 16) {
+            __m256i a0 = o, a1 = o;
+            for (int64_t i = 0; i < kh; i++) {
+                const int8_t *xi = xr + i * dh * PW + ow * sw;
+                for (int64_t j = 0; j < kw; j++) {
+                    __m256i wv = _mm256_set1_epi32((int32_t)(uint16_t)(int16_t)w[i * kw + j]);
+                    const int8_t *xj = xi + j * dw;
+                    a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(load8_s(xj, sw), wv));
+                    a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(load8_s(xj + 8 * sw, sw), wv));
+                }
+            }
+            store16(y + oh * OW + ow, rq8(a0, &rq, zp, lo, hi), rq8(a1, &rq, zp, lo, hi), OW - ow);
+        }
+    }
+}
+
+const sqz_i8_isa sqz_i8_isa_avx2 = {
+    SQZ_I8_ISA_AVX2, 2, MR, NB, 2, 0, conv_avx2, interleave_avx2, gemm_avx2, convert_avx2,
+    dw_plane_avx2,
+};

@@ -1,0 +1,167 @@
+/* int8_avx512.c - AVX-512 VNNI int8 microkernels (vpdpbusd: u8 x s8, four
+ * products summed into each int32 lane without saturation) and the AVX-512
+ * depthwise plane kernel. Layouts and the bit-exactness argument:
+ * int8_simd.h; requantization: int8.h. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "int8_simd.h"
+
+#define MR 8  /* conv output channels per block */
+#define NB 16 /* gemm output channels per block (one zmm) */
+
+/* int8.h requantization of 16 int32 lanes of one channel (M, S uniform);
+ * returns the clamped int32 results. 64-bit products, arithmetic shift. */
+static inline __m512i rq16(__m512i acc, const sqz_i8_rqv *r, int32_t zp, int32_t lo, int32_t hi) {
+    __m512i Mv = _mm512_set1_epi64(r->M);
+    __m512i ev = _mm512_mul_epi32(acc, Mv); /* lanes 0, 2, ..., 14 */
+    __m512i od = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), Mv);
+    __m512i rnd = _mm512_set1_epi64(r->rnd);
+    __m128i sc = _mm_cvtsi32_si128(r->S);
+    ev = _mm512_sra_epi64(_mm512_add_epi64(ev, rnd), sc);
+    od = _mm512_sra_epi64(_mm512_add_epi64(od, rnd), sc);
+    __m512i l = _mm512_set1_epi64((int64_t)lo - zp), h = _mm512_set1_epi64((int64_t)hi - zp);
+    ev = _mm512_min_epi64(_mm512_max_epi64(ev, l), h);
+    od = _mm512_min_epi64(_mm512_max_epi64(od, l), h);
+    __m512i v = _mm512_mask_blend_epi32((__mmask16)0xAAAA, ev, _mm512_slli_epi64(od, 32));
+    return _mm512_add_epi32(v, _mm512_set1_epi32(zp));
+}
+
+static inline void store16(int8_t *y, __m512i v, int64_t n) {
+    __m128i b = _mm512_cvtepi32_epi8(v);
+    if (n >= 16)
+        _mm_storeu_si128((__m128i *)(void *)y, b);
+    else if (n > 0)
+        _mm_mask_storeu_epi8(y, (__mmask16)((1u << n) - 1), b);
+}
+
+static inline __m512i bcast4(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* ------------------------------------------------------------- conv */
+
+static void conv_vnni(const void *xpv, int64_t T, int64_t kq, const int8_t *wp, int mr, int64_t npx,
+                      int8_t *y, int64_t ys, const sqz_i8_epi *e) {
+    const uint8_t *xp = xpv;
+    for (int64_t j = 0; j < npx; j += 32) {
+        __m512i acc[MR][2];
+        for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+        const uint8_t *xk = xp + j * 4;
+        const int8_t *wk = wp;
+        for (int64_t k = 0; k < kq; k++, xk += T * 4, wk += MR * 4) {
+            __m512i x0 = _mm512_loadu_si512(xk), x1 = _mm512_loadu_si512(xk + 64);
+            for (int r = 0; r < MR; r++) {
+                __m512i b = bcast4(wk + 4 * r);
+                acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], x0, b);
+                acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], x1, b);
+            }
+        }
+        for (int r = 0; r < mr; r++) {
+            __m512i o = _mm512_set1_epi32(e->off[r]);
+            int8_t *yr = y + r * ys + j;
+            store16(yr, rq16(_mm512_add_epi32(acc[r][0], o), &e->rq[r], e->zp, e->lo, e->hi),
+                    npx - j);
+            store16(yr + 16, rq16(_mm512_add_epi32(acc[r][1], o), &e->rq[r], e->zp, e->lo, e->hi),
+                    npx - j - 16);
+        }
+    }
+}
+
+/* R[k][T] int8 -> [k/4][T][4] u8 (x + 128): 4 rows interleaved bytewise. */
+static void interleave_vnni(const int8_t *R, int64_t Kp, int64_t T, void *xpv) {
+    uint8_t *xp = xpv;
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+    for (int64_t k = 0; k < Kp; k += 4) {
+        const int8_t *r0 = R + k * T, *r1 = r0 + T, *r2 = r1 + T, *r3 = r2 + T;
+        uint8_t *d = xp + k * T;
+        for (int64_t j = 0; j < T; j += 16) {
+            __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(r0 + j));
+            __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(r1 + j));
+            __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(r2 + j));
+            __m128i dd = _mm_loadu_si128((const __m128i *)(const void *)(r3 + j));
+            __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b);
+            __m128i cd0 = _mm_unpacklo_epi8(c, dd), cd1 = _mm_unpackhi_epi8(c, dd);
+            __m128i *o = (__m128i *)(void *)(d + j * 4);
+            _mm_storeu_si128(o + 0, _mm_xor_si128(_mm_unpacklo_epi16(ab0, cd0), flip));
+            _mm_storeu_si128(o + 1, _mm_xor_si128(_mm_unpackhi_epi16(ab0, cd0), flip));
+            _mm_storeu_si128(o + 2, _mm_xor_si128(_mm_unpacklo_epi16(ab1, cd1), flip));
+            _mm_storeu_si128(o + 3, _mm_xor_si128(_mm_unpackhi_epi16(ab1, cd1), flip));
+        }
+    }
+}
+
+/* ------------------------------------------------------------- gemm */
+
+static void gemm_vnni(const void *av, int nrows, int64_t Kp, const int8_t *wp, int64_t n0,
+                      int64_t nn, int8_t *y, int64_t N, const sqz_i8_epi *e) {
+    const uint8_t *a = av;
+    const uint8_t *a0 = a, *a1 = a + Kp, *a2 = a + 2 * Kp, *a3 = a + 3 * Kp; /* padded rows */
+    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
+    int64_t kq = Kp / 4;
+    for (int64_t k = 0; k < kq; k++) {
+        __m512i w = _mm512_loadu_si512(wp + k * NB * 4);
+        c0 = _mm512_dpbusd_epi32(c0, bcast4(a0 + 4 * k), w);
+        c1 = _mm512_dpbusd_epi32(c1, bcast4(a1 + 4 * k), w);
+        c2 = _mm512_dpbusd_epi32(c2, bcast4(a2 + 4 * k), w);
+        c3 = _mm512_dpbusd_epi32(c3, bcast4(a3 + 4 * k), w);
+    }
+    int32_t t[4][NB];
+    _mm512_storeu_si512(t[0], c0);
+    _mm512_storeu_si512(t[1], c1);
+    _mm512_storeu_si512(t[2], c2);
+    _mm512_storeu_si512(t[3], c3);
+    for (int r = 0; r < nrows; r++)
+        for (int64_t l = 0; l < nn; l++) {
+            const sqz_i8_rqv *q = &e->rq[n0 + l];
+            sqz_rq rr = {q->M, q->S};
+            /* wrapping add of two int32 whose exact sum fits (int8_simd.h) */
+            int32_t acc = (int32_t)((uint32_t)t[r][l] + (uint32_t)e->off[n0 + l]);
+            y[r * N + n0 + l] = (int8_t)sqz_rq_apply(acc, rr, e->zp, e->lo, e->hi);
+        }
+}
+
+static void convert_vnni(const int8_t *x, int64_t K, int64_t Kp, int32_t zp_x, void *av) {
+    uint8_t *a = av;
+    for (int64_t k = 0; k < K; k++) a[k] = (uint8_t)(x[k] + 128);
+    for (int64_t k = K; k < Kp; k++) a[k] = (uint8_t)(zp_x + 128);
+}
+
+/* ------------------------------------------------------------ depthwise */
+
+/* Sign-extended bytes x[0], x[s], ..., x[15 s] for s = 1 or 2. */
+static inline __m512i load16_s(const int8_t *x, int64_t s) {
+    if (s == 1) return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)x));
+    __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)x));
+    return _mm512_srai_epi32(_mm512_slli_epi32(w, 24), 24);
+}
+
+static void dw_plane_avx512(const int8_t *xpad, int64_t PW, const int8_t *w, int64_t kh, int64_t kw,
+                            int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t OH, int64_t OW,
+                            int32_t off, sqz_i8_rqv rq, int32_t zp, int32_t lo, int32_t hi,
+                            int8_t *y, int32_t *accbuf) {
+    (void)accbuf;
+    __m512i o = _mm512_set1_epi32(off);
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const int8_t *xr = xpad + oh * sh * PW;
+        for (int64_t ow = 0; ow < OW; ow += 16) {
+            __m512i acc = o;
+            for (int64_t i = 0; i < kh; i++) {
+                const int8_t *xi = xr + i * dh * PW + ow * sw;
+                for (int64_t j = 0; j < kw; j++) {
+                    /* x * w with vpmaddwd: (x, sign) int16 pair times (w, 0) */
+                    __m512i wv = _mm512_set1_epi32((int32_t)(uint16_t)(int16_t)w[i * kw + j]);
+                    acc = _mm512_add_epi32(acc, _mm512_madd_epi16(load16_s(xi + j * dw, sw), wv));
+                }
+            }
+            store16(y + oh * OW + ow, rq16(acc, &rq, zp, lo, hi), OW - ow);
+        }
+    }
+}
+
+const sqz_i8_isa sqz_i8_isa_vnni = {
+    SQZ_I8_ISA_VNNI, 4, MR, NB, 1, 128, conv_vnni, interleave_vnni, gemm_vnni, convert_vnni,
+    dw_plane_avx512,
+};

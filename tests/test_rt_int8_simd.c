@@ -1,0 +1,333 @@
+/* test_rt_int8_simd.c - every SIMD int8 kernel against its scalar reference
+ * twin, byte for byte: Conv (packed GEMM: 1x1, kxk, groups, strides,
+ * dilations, pads, several tiles), depthwise, Gemm / MatMul, on random shapes
+ * incl. odd sizes, extreme values and zero points, 1 and 2 threads, for each
+ * ISA this CPU has (AVX2, AVX-512, AVX-512 VNNI); skipped ISAs are named. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "int8_harness.h"
+#include "testutil.h"
+#if defined(__x86_64__) || defined(_M_X64)
+#include "cpu.h"
+#include "int8_simd.h"
+#endif
+
+#if defined(__x86_64__) || defined(_M_X64)
+
+typedef struct isa_set {
+    const char *name;
+    int (*ok)(void);
+    const sqz_op_impl *conv, *dw, *gemm, *matmul;
+} isa_set;
+
+static const isa_set k_isas[] = {
+    {"avx512-vnni", sqz_cpu_has_avx512_vnni, &sqz_i8_conv_vnni, &sqz_i8_dwconv_avx512,
+     &sqz_i8_gemm_vnni, &sqz_i8_matmul_vnni},
+    {"avx2", sqz_cpu_has_avx2_fma, &sqz_i8_conv_avx2, &sqz_i8_dwconv_avx2, &sqz_i8_gemm_avx2,
+     &sqz_i8_matmul_avx2},
+};
+
+static int8_t *rand_i8(tu_rng *r, size_t n, int lo, int hi, int extreme) {
+    int8_t *p = malloc(n ? n : 1);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++) {
+        int v = lo + (int)(tu_rng_u32(r) % (unsigned)(hi - lo + 1));
+        if (extreme) v = (tu_rng_u32(r) & 1) ? hi : lo;
+        p[i] = (int8_t)v;
+    }
+    return p;
+}
+
+/* Runs t through impl and the reference; outputs must be identical. Returns
+ * 0 when compared, 1 when impl declined the node. */
+static int compare(i8t *t, const sqz_op_impl *impl, const char *what) {
+    void *want, *got;
+    if (i8t_run(t, sqz_ref_op_int8(t->node.op), &want) != 0) fail_msg("%s: ref: %s", what, t->err);
+    sqz_shape ws = t->out_shape[0];
+    int rc = i8t_run(t, impl, &got);
+    if (rc == 1) {
+        free(want);
+        return 1;
+    }
+    if (rc != 0) fail_msg("%s: simd prepare failed: %s", what, t->err);
+    assert_int_equal(ws.ndim, t->out_shape[0].ndim);
+    size_t n = (size_t)sqz_shape_numel(&ws);
+    const int8_t *a = want, *b = got;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i]) fail_msg("%s: element %zu: simd %d, reference %d", what, i, b[i], a[i]);
+    /* nothing written past the output */
+    for (size_t i = n; i < n + 64; i++) assert_int_equal((unsigned char)b[i], 0xA5);
+    free(want);
+    free(got);
+    return 0;
+}
+
+typedef struct cconv {
+    int64_t N, C, H, W, M, group, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw;
+    int act, bias, extreme, threads;
+} cconv;
+
+/* Builds the conv, compares; returns compare()'s code. */
+static int conv_case(const cconv *c, const sqz_op_impl *impl, tu_rng *g, const char *isa) {
+    int64_t cpg = c->C / c->group;
+    size_t nx = (size_t)(c->N * c->C * c->H * c->W), nw = (size_t)(c->M * cpg * c->kh * c->kw);
+    int8_t *x = rand_i8(g, nx, -128, 127, c->extreme == 1);
+    int8_t *w = rand_i8(g, nw, -127, 127, c->extreme == 1);
+    float *sw = malloc((size_t)c->M * sizeof(float) + 4);
+    int32_t *zw = calloc((size_t)c->M + 1, 4), *b = malloc((size_t)c->M * 4 + 4);
+    assert_true(sw && zw && b);
+    for (int64_t i = 0; i < c->M; i++) {
+        sw[i] = tu_rng_uniform(g, 0.0005f, 0.02f);
+        b[i] = (int32_t)(tu_rng_u32(g) % 200001) - 100000;
+    }
+    int32_t zx =
+        c->extreme == 1 ? (tu_rng_u32(g) & 1 ? 127 : -128) : (int32_t)(tu_rng_u32(g) % 256) - 128;
+    float sx = tu_rng_uniform(g, 0.01f, 0.05f), sy = tu_rng_uniform(g, 0.02f, 0.5f);
+    if (c->extreme == 2) { /* m = 2^-5 * 2^-6 / 2^-10 = 0.5 exactly: half of the outputs are ties */
+        sx = 1.0f / 32;
+        sy = 1.0f / 1024;
+        for (int64_t i = 0; i < c->M; i++) sw[i] = 1.0f / 64;
+    }
+    i8t t;
+    i8t_init(&t, SQZ_OP_CONV);
+    t.threads = c->threads;
+    i8t_act(&t, 0, i8t_shape(4, c->N, c->C, c->H, c->W), x, sx, zx);
+    i8t_weight(&t, 1, i8t_shape(4, c->M, cpg, c->kh, c->kw), w, sw, zw, (uint32_t)c->M, 0);
+    if (c->bias) i8t_bias(&t, 2, i8t_shape(1, c->M), b);
+    i8t_out(&t, SQZ_DT_I8, sy, (int32_t)(tu_rng_u32(g) % 256) - 128);
+    int64_t ks[2] = {c->kh, c->kw}, st[2] = {c->sh, c->sw}, dl[2] = {c->dh, c->dw};
+    int64_t pads[4] = {c->pt, c->pl, c->pb, c->pr};
+    i8t_ints(&t, "kernel_shape", 2, ks);
+    i8t_ints(&t, "strides", 2, st);
+    i8t_ints(&t, "dilations", 2, dl);
+    i8t_ints(&t, "pads", 4, pads);
+    i8t_int(&t, "group", c->group);
+    if (c->act == 1) i8t_int(&t, "sqz_act", SQZ_ACT_RELU);
+    if (c->act == 2) {
+        i8t_int(&t, "sqz_act", SQZ_ACT_CLIP);
+        i8t_float(&t, "sqz_act_alpha", 0.0f);
+        i8t_float(&t, "sqz_act_beta", 6.0f);
+    }
+    char what[200];
+    snprintf(what, sizeof what,
+             "%s conv N%lld C%lld %lldx%lld M%lld g%lld k%lldx%lld s%lldx%lld p%lld,%lld,%lld,%lld "
+             "d%lldx%lld act%d bias%d ext%d thr%d",
+             isa, (long long)c->N, (long long)c->C, (long long)c->H, (long long)c->W,
+             (long long)c->M, (long long)c->group, (long long)c->kh, (long long)c->kw,
+             (long long)c->sh, (long long)c->sw, (long long)c->pt, (long long)c->pl,
+             (long long)c->pb, (long long)c->pr, (long long)c->dh, (long long)c->dw, c->act,
+             c->bias, c->extreme, c->threads);
+    int rc = compare(&t, impl, what);
+    free(x);
+    free(w);
+    free(sw);
+    free(zw);
+    free(b);
+    return rc;
+}
+
+static cconv rand_conv(tu_rng *g, int depthwise) {
+    cconv c;
+    memset(&c, 0, sizeof c);
+    c.N = 1 + tu_rng_u32(g) % 2;
+    if (depthwise) {
+        c.C = c.M = c.group = 1 + tu_rng_u32(g) % 9;
+    } else {
+        c.group = tu_rng_u32(g) % 4 == 0 ? 1 + tu_rng_u32(g) % 3 : 1;
+        c.C = c.group * (1 + tu_rng_u32(g) % 13);
+        c.M = c.group * (1 + tu_rng_u32(g) % 19);
+    }
+    int k = (int)(tu_rng_u32(g) % 4); /* 1, 3, 5, or 3x1 */
+    c.kh = k == 0 ? 1 : k == 1 ? 3 : k == 2 ? 5 : 3;
+    c.kw = k == 0 ? 1 : k == 1 ? 3 : k == 2 ? 5 : 1;
+    c.sh = 1 + tu_rng_u32(g) % 2;
+    c.sw = 1 + tu_rng_u32(g) % 2;
+    c.dh = tu_rng_u32(g) % 5 == 0 ? 2 : 1;
+    c.dw = tu_rng_u32(g) % 5 == 0 ? 2 : 1;
+    c.pt = tu_rng_u32(g) % 3;
+    c.pl = tu_rng_u32(g) % 3;
+    c.pb = tu_rng_u32(g) % 3;
+    c.pr = tu_rng_u32(g) % 3;
+    int64_t eh = c.dh * (c.kh - 1) + 1, ew = c.dw * (c.kw - 1) + 1;
+    c.H = eh + tu_rng_u32(g) % 20;
+    c.W = ew + tu_rng_u32(g) % 40;
+    c.act = (int)(tu_rng_u32(g) % 3);
+    c.bias = tu_rng_u32(g) % 4 != 0;
+    c.extreme = tu_rng_u32(g) % 6 == 0 ? 1 + (int)(tu_rng_u32(g) % 2) : 0;
+    c.threads = 1 + (int)(tu_rng_u32(g) % 2);
+    return c;
+}
+
+static void test_conv_bit_exact(void **state) {
+    (void)state;
+    for (size_t s = 0; s < sizeof k_isas / sizeof k_isas[0]; s++) {
+        if (!k_isas[s].ok()) {
+            printf("  (skipped %s: this CPU lacks it)\n", k_isas[s].name);
+            continue;
+        }
+        tu_rng g;
+        tu_rng_seed(&g, 100 + s);
+        static const cconv fixed[] = {
+            /* pointwise, several pixel tiles and a partial one, M not a multiple of MR */
+            {1, 37, 19, 23, 29, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 1},
+            /* 3x3 pad 1, K = 9 * 33 (not a multiple of 4), 2 threads */
+            {2, 33, 14, 15, 17, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 2},
+            /* long reduction near the accumulator bound with extreme values */
+            {1, 512, 4, 5, 9, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1},
+            /* stride 2, asymmetric pads, grouped */
+            {1, 12, 17, 21, 18, 3, 3, 3, 2, 2, 0, 1, 2, 0, 1, 1, 2, 1, 0, 2},
+            /* a single output pixel */
+            {1, 5, 3, 3, 7, 1, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1, 0, 1},
+            /* rounding ties (m = 0.5) */
+            {1, 6, 9, 10, 11, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 2, 1},
+        };
+        for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+            assert_int_equal(conv_case(&fixed[i], k_isas[s].conv, &g, k_isas[s].name), 0);
+        for (int i = 0; i < 60; i++) {
+            cconv c = rand_conv(&g, 0);
+            assert_int_equal(conv_case(&c, k_isas[s].conv, &g, k_isas[s].name), 0);
+        }
+    }
+}
+
+static void test_depthwise_bit_exact(void **state) {
+    (void)state;
+    for (size_t s = 0; s < sizeof k_isas / sizeof k_isas[0]; s++) {
+        if (!(s == 0 ? sqz_cpu_has_avx512() : sqz_cpu_has_avx2_fma())) {
+            printf("  (skipped depthwise %s: this CPU lacks it)\n", s == 0 ? "avx512" : "avx2");
+            continue;
+        }
+        tu_rng g;
+        tu_rng_seed(&g, 200 + s);
+        static const cconv fixed[] = {
+            {1, 32, 56, 56, 32, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 0, 2},
+            {1, 7, 15, 33, 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1},
+            {2, 5, 9, 17, 5, 5, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 0, 0, 1, 1},
+            {1, 3, 11, 13, 3, 3, 3, 3, 1, 2, 2, 2, 2, 2, 2, 2, 0, 1, 0, 1},
+            {1, 4, 8, 19, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 2, 1}, /* ties */
+        };
+        int compared = 0;
+        for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+            compared += conv_case(&fixed[i], k_isas[s].dw, &g, "dw") == 0;
+        assert_int_equal(compared, (int)(sizeof fixed / sizeof fixed[0]));
+        for (int i = 0; i < 60; i++) {
+            cconv c = rand_conv(&g, 1);
+            compared += conv_case(&c, k_isas[s].dw, &g, "dw") == 0; /* all are stride <= 2 */
+        }
+        assert_int_equal(compared, (int)(sizeof fixed / sizeof fixed[0]) + 60);
+        /* a non-depthwise conv is declined */
+        cconv c = {1, 4, 5, 5, 8, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1};
+        assert_int_equal(conv_case(&c, k_isas[s].dw, &g, "dw"), 1);
+    }
+}
+
+static void linear_case(int op, int64_t rows, int64_t K, int64_t N, int ta, int tb, int bias,
+                        int act, int extreme, int threads, const sqz_op_impl *impl, tu_rng *g,
+                        const char *isa) {
+    int8_t *a = rand_i8(g, (size_t)(rows * K), -128, 127, extreme == 1);
+    int8_t *w = rand_i8(g, (size_t)(K * N), -127, 127, extreme == 1);
+    float *sw = malloc((size_t)N * sizeof(float));
+    int32_t *zw = calloc((size_t)N, 4), *b = malloc((size_t)N * 4);
+    assert_true(sw && zw && b);
+    for (int64_t c = 0; c < N; c++) {
+        sw[c] = tu_rng_uniform(g, 0.0005f, 0.02f);
+        b[c] = (int32_t)(tu_rng_u32(g) % 200001) - 100000;
+    }
+    float sx = tu_rng_uniform(g, 0.01f, 0.05f), sy = tu_rng_uniform(g, 0.02f, 0.5f);
+    if (extreme == 2) { /* m = 0.5 exactly: ties */
+        sx = 1.0f / 32;
+        sy = 1.0f / 1024;
+        for (int64_t c = 0; c < N; c++) sw[c] = 1.0f / 64;
+    }
+    i8t t;
+    i8t_init(&t, op);
+    t.threads = threads;
+    int32_t zx = (int32_t)(tu_rng_u32(g) % 256) - 128;
+    if (op == SQZ_OP_GEMM) {
+        i8t_act(&t, 0, ta ? i8t_shape(2, K, rows) : i8t_shape(2, rows, K), a, sx, zx);
+        i8t_weight(&t, 1, tb ? i8t_shape(2, N, K) : i8t_shape(2, K, N), w, sw, zw, (uint32_t)N,
+                   tb ? 0 : 1);
+        if (bias) i8t_bias(&t, 2, i8t_shape(2, (int64_t)1, N), b);
+        i8t_int(&t, "transA", ta);
+        i8t_int(&t, "transB", tb);
+    } else {
+        sqz_shape as =
+            rows % 3 == 0 ? i8t_shape(3, (int64_t)3, rows / 3, K) : i8t_shape(2, rows, K);
+        i8t_act(&t, 0, as, a, sx, zx);
+        i8t_weight(&t, 1, i8t_shape(2, K, N), w, sw, zw, (uint32_t)N, 1);
+    }
+    i8t_out(&t, SQZ_DT_I8, sy, (int32_t)(tu_rng_u32(g) % 256) - 128);
+    if (act) i8t_int(&t, "sqz_act", SQZ_ACT_RELU);
+    char what[160];
+    snprintf(what, sizeof what, "%s %s rows %lld K %lld N %lld ta %d tb %d bias %d ext %d", isa,
+             sqz_op_name(op), (long long)rows, (long long)K, (long long)N, ta, tb, bias, extreme);
+    assert_int_equal(compare(&t, impl, what), 0);
+    free(a);
+    free(w);
+    free(sw);
+    free(zw);
+    free(b);
+}
+
+static void test_gemm_matmul_bit_exact(void **state) {
+    (void)state;
+    for (size_t s = 0; s < sizeof k_isas / sizeof k_isas[0]; s++) {
+        if (!k_isas[s].ok()) {
+            printf("  (skipped %s: this CPU lacks it)\n", k_isas[s].name);
+            continue;
+        }
+        tu_rng g;
+        tu_rng_seed(&g, 300 + s);
+        linear_case(SQZ_OP_GEMM, 1, 784, 300, 0, 1, 1, 1, 0, 1, k_isas[s].gemm, &g, k_isas[s].name);
+        linear_case(SQZ_OP_GEMM, 1, 4000, 3, 0, 0, 1, 0, 1, 2, k_isas[s].gemm, &g, k_isas[s].name);
+        for (int i = 0; i < 60; i++) {
+            int64_t rows = 1 + tu_rng_u32(&g) % 9, K = 1 + tu_rng_u32(&g) % 70,
+                    N = 1 + tu_rng_u32(&g) % 40;
+            int v = (int)(tu_rng_u32(&g) % 16);
+            int ext = (int)(tu_rng_u32(&g) % 6), thr = 1 + (int)(tu_rng_u32(&g) % 2);
+            ext = ext < 2 ? ext + 1 : 0; /* 1 extreme values, 2 ties, 0 random */
+            linear_case(SQZ_OP_GEMM, rows, K, N, v & 1, (v >> 1) & 1, (v >> 2) & 1, (v >> 3) & 1,
+                        ext, thr, k_isas[s].gemm, &g, k_isas[s].name);
+            linear_case(SQZ_OP_MATMUL, rows, K, N, 0, 0, 0, v & 1, ext, thr, k_isas[s].matmul, &g,
+                        k_isas[s].name);
+        }
+    }
+}
+
+/* The dispatcher picks the SIMD kernels for int8 nodes (and not for others). */
+static void test_dispatch(void **state) {
+    (void)state;
+    const sqz_op_impl *c[8];
+    int n = sqz_fast_ops_int8(SQZ_OP_CONV, c, 8);
+    if (sqz_cpu_has_avx2_fma()) assert_true(n >= 2);
+    if (sqz_cpu_has_avx512_vnni()) {
+        int found = 0;
+        for (int i = 0; i < n; i++) found |= c[i] == &sqz_i8_conv_vnni;
+        assert_true(found);
+    }
+    assert_int_equal(sqz_fast_ops_int8(SQZ_OP_SIGMOID, c, 8), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_bit_exact),
+        cmocka_unit_test(test_depthwise_bit_exact),
+        cmocka_unit_test(test_gemm_matmul_bit_exact),
+        cmocka_unit_test(test_dispatch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
+#else
+int main(void) {
+    printf("test_rt_int8_simd: skipped (no x86 int8 SIMD kernels on this architecture)\n");
+    return 0;
+}
+#endif
