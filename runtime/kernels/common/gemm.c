@@ -12,7 +12,7 @@
 /* Cache blocking: a B micro-panel (KC x NR) stays in L1, an A block
  * (MC x KC) in L2. MC is rounded down to a multiple of MR. */
 #define GEMM_KC 256
-#define GEMM_MC 480
+#define GEMM_MC 512
 /* Below this many multiply-adds (~10 us on one core) a GEMM runs on one
  * thread: waking a sleeping OpenMP worker (OMP_WAIT_POLICY=passive) costs
  * about as much as the work (squeeze-excite 1x1 convs, small classifiers). */

@@ -208,8 +208,9 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
     p.direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && g.pb[1] == 0 && g.pb[2] == 0 &&
                g.pe[1] == 0 && g.pe[2] == 0;
     p.has_bias = ref_has_input(ctx, 2);
-    /* wide when the dropped columns ((kw-1)/sw of every QW) cost at most ~1/7 */
-    p.wide = !p.direct && p.dh == 1 && p.dw == 1 && 6 * ((p.kw - 1) / p.sw) <= p.OW;
+    /* wide unless the dropped columns ((kw-1)/sw of every QW) cost over ~1/4
+     * (cheaper panels win even at 7x7 planes: 9 wide columns per 7) */
+    p.wide = !p.direct && p.dh == 1 && p.dw == 1 && 3 * ((p.kw - 1) / p.sw) <= p.OW;
     if (p.wide) {
         p.QH = p.OH + (p.kh - 1) / p.sh;
         p.QW = p.OW + (p.kw - 1) / p.sw;
