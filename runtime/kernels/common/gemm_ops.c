@@ -86,6 +86,14 @@ static void conv_pack_b_wide(const void *vctx, int64_t k0, int64_t kc, int64_t n
     const conv_pack_ctx *cc = vctx;
     const int64_t *off = cc->p->off + k0;
     const float *x = cc->x + n0;
+    if (nr == NR && NR == 32) { /* constant size: inlined vector copies */
+        for (int64_t k = 0; k < kc; k++) memcpy(dst + k * 32, x + off[k], 32 * sizeof(float));
+        return;
+    }
+    if (nr == NR && NR == 16) {
+        for (int64_t k = 0; k < kc; k++) memcpy(dst + k * 16, x + off[k], 16 * sizeof(float));
+        return;
+    }
     if (nr == NR) {
         for (int64_t k = 0; k < kc; k++)
             memcpy(dst + k * NR, x + off[k], (size_t)NR * sizeof(float));
@@ -209,8 +217,12 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
                g.pe[1] == 0 && g.pe[2] == 0;
     p.has_bias = ref_has_input(ctx, 2);
     /* wide unless the dropped columns ((kw-1)/sw of every QW) cost over ~1/4
-     * (cheaper panels win even at 7x7 planes: 9 wide columns per 7) */
-    p.wide = !p.direct && p.dh == 1 && p.dw == 1 && 3 * ((p.kw - 1) / p.sw) <= p.OW;
+     * of the work (cheaper panels win even at 7x7 planes: 9 wide columns per
+     * 7), or ~1/2 with few output channels (packing then dominates) */
+    if (!p.direct && p.dh == 1 && p.dw == 1) {
+        int64_t drop = (p.kw - 1) / p.sw;
+        p.wide = 3 * drop <= p.OW || (p.Mg <= 32 && drop <= p.OW);
+    }
     if (p.wide) {
         p.QH = p.OH + (p.kh - 1) / p.sh;
         p.QW = p.OW + (p.kw - 1) / p.sw;

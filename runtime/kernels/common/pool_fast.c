@@ -124,8 +124,26 @@ static void pool_cols(const fpool *p, const float *row, float *hw, float *yr, in
     }
 }
 
+/* 2x2 stride-2 max, no padding, every window inside the input (LeNet-style):
+ * each output straight from its two input rows. */
+static void max2x2_plane(const fpool *p, const float *x, float *y) {
+    for (int64_t oh = 0; oh < p->OH; oh++) {
+        const float *r0 = x + 2 * oh * p->IW, *r1 = r0 + p->IW;
+        float *yr = y + oh * p->OW;
+        for (int64_t ow = 0; ow < p->OW; ow++) {
+            int64_t c = 2 * ow;
+            yr[ow] = max_nan(max_nan(r0[c], r0[c + 1]), max_nan(r1[c], r1[c + 1]));
+        }
+    }
+}
+
 /* `row` and `hw` hold IW floats each. */
 static void pool_plane(const fpool *p, const float *x, float *y, float *row, float *hw) {
+    if (p->is_max && p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 &&
+        p->pw == 0 && 2 * p->OH <= p->IH && 2 * p->OW <= p->IW) {
+        max2x2_plane(p, x, y);
+        return;
+    }
     for (int64_t oh = 0; oh < p->OH; oh++) {
         int64_t h0 = oh * p->sh - p->ph;
         int64_t r0 = h0 < 0 ? 0 : h0, r1 = h0 + p->kh < p->IH ? h0 + p->kh : p->IH;
