@@ -14,10 +14,14 @@
  * offset; k beyond K is padded with zero weights.
  *
  * Conv: for each image and group, output pixels are cut into tiles of T
- * (a multiple of 32) pixels; a tile's im2col matrix is gathered into R[k][T]
- * bytes (stage 1, C), interleaved into the ISA layout (stage 2, ISA file) and
- * multiplied by every block of MR output channels (weights packed at prepare,
- * [kq][MR][q] per block, q = 4 (VNNI) or 2 (AVX2)).
+ * (a multiple of 32) pixels; a tile's im2col rows (stage 1, C) are
+ * interleaved into the ISA layout (stage 2, ISA file) and multiplied by every
+ * block of MR output channels (weights packed at prepare, [kq][MR][q] per
+ * block, q = 4 (VNNI) or 2 (AVX2)). Stage 1: pointwise convs read input rows
+ * in place; stride-1 convs use a zp-bordered copy of the input and "wide"
+ * pixels q = oh * PW + ow (ow < PW), so every im2col row of a tile is the
+ * padded plane at a fixed shift (no gather), and the columns ow >= OW are
+ * dropped when the tile is stored; other convs gather rows into R[k][T].
  * Gemm / MatMul: output channels (n) along the vector; weights packed at
  * prepare as [n block of NB][kq][NB][q]; the activation row is converted once
  * per run (u8 or int16) and broadcast q elements at a time. */
@@ -51,8 +55,8 @@ typedef struct sqz_i8_epi {
  * pixels; writes y[r * ystride + j] for r < mr, j < npx. */
 typedef void (*sqz_i8_conv_mk)(const void *xp, int64_t T, int64_t kq, const int8_t *wp, int mr,
                                int64_t npx, int8_t *y, int64_t ystride, const sqz_i8_epi *e);
-/* Stage 2: R[k][T] (Kp rows of T bytes, signed) -> the ISA layout. */
-typedef void (*sqz_i8_interleave)(const int8_t *R, int64_t Kp, int64_t T, void *xp);
+/* Stage 2: rows[k] (Kp rows of T readable bytes, signed) -> the ISA layout. */
+typedef void (*sqz_i8_interleave)(const int8_t *const *rows, int64_t Kp, int64_t T, void *xp);
 /* Gemm microkernel: rows r < nrows of a (u8 / int16, row stride Kp
  * elements), output channels [n0, n0 + nn) of block wp; y row stride N. */
 typedef void (*sqz_i8_gemm_mk)(const void *a, int nrows, int64_t Kp, const int8_t *wp, int64_t n0,

@@ -31,10 +31,16 @@ typedef struct i8lin {
     int32_t *off;         /* [n_co] */
     sqz_i8_rqv *rq;       /* [n_co] */
     /* conv */
-    int64_t T, ntiles;   /* pixel tile, tiles per (image, group) */
-    int pointwise;       /* 1x1, stride 1, no pad: R rows are input rows */
-    int64_t *kdec;       /* [K][4]: ci, kd, kh, kw */
-    size_t thread_bytes; /* scratch per thread */
+    int64_t T, ntiles;    /* pixel tile, tiles per (image, group) */
+    int pointwise;        /* 1x1, stride 1, no pad: im2col rows are input rows */
+    int wide;             /* stride-1 2-D conv on zp-bordered planes (int8_simd.h) */
+    int64_t PH, PW, npix; /* padded plane; pixels per (image, group): out_sp or OH * PW */
+    size_t plane, planes_bytes, zrow_off;     /* shared scratch: planes, then a zp row */
+    int64_t *koff;                            /* wide: [K] offset of row k in the group's planes */
+    int64_t *kdec;                            /* [K][4]: ci, kd, kh, kw */
+    size_t shared_bytes;                      /* scratch before the per-thread parts */
+    size_t thread_bytes;                      /* scratch per thread */
+    size_t rows_off, R_off, xp_off, ytmp_off; /* parts of a thread's scratch */
     int nt;
 } i8lin;
 
@@ -46,6 +52,7 @@ static void i8lin_release(void *p) {
     free(q->off);
     free(q->rq);
     free(q->kdec);
+    free(q->koff);
     free(q);
 }
 
@@ -133,14 +140,40 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
     p->pointwise = taps == 1 && g->s[0] == 1 && g->s[1] == 1 && g->s[2] == 1 && g->pb[0] == 0 &&
                    g->pb[1] == 0 && g->pb[2] == 0 && g->pe[0] == 0 && g->pe[1] == 0 &&
                    g->pe[2] == 0;
-    int64_t T = li->out_sp < 128 ? (li->out_sp + 31) / 32 * 32 : 128;
+    p->wide = !p->pointwise && g->nd <= 2 && g->s[1] == 1 && g->s[2] == 1;
+    p->npix = li->out_sp;
+    int64_t T = 128;
+    if (p->wide) {
+        p->PH = g->in[1] + g->pb[1] + g->pe[1];
+        p->PW = g->in[2] + g->pb[2] + g->pe[2];
+        p->npix = g->out[1] * p->PW;
+        p->plane = (size_t)(p->PH * p->PW);
+        p->koff = malloc((size_t)li->K * sizeof *p->koff + 8);
+        if (!p->koff) {
+            i8lin_release(p);
+            return sqz_op_fail(ctx, "Conv: out of memory");
+        }
+        for (int64_t k = 0; k < li->K; k++)
+            p->koff[k] = p->kdec[4 * k] * (int64_t)p->plane + p->kdec[4 * k + 2] * g->d[1] * p->PW +
+                         p->kdec[4 * k + 3] * g->d[2];
+    }
+    if (p->npix < T) T = (p->npix + 31) / 32 * 32;
     if (T < 32) T = 32;
     p->T = T;
-    p->ntiles = (li->out_sp + T - 1) / T;
-    p->thread_bytes = up64((size_t)(p->Kp * T)) + up64((size_t)(p->Kp * T * isa->esz));
+    p->ntiles = (p->npix + T - 1) / T;
+    /* shared: bordered planes of every image (wide), then one row of zp */
+    if (p->wide)
+        p->planes_bytes = up64((size_t)(li->batch * li->C) * p->plane + (size_t)(T + p->PW) + 64);
+    p->zrow_off = p->planes_bytes;
+    p->shared_bytes = p->zrow_off + up64((size_t)T);
+    p->rows_off = 0;
+    p->R_off = up64((size_t)p->Kp * sizeof(int8_t *));
+    p->xp_off = p->R_off + up64((size_t)(p->Kp * T));
+    p->ytmp_off = p->xp_off + up64((size_t)(p->Kp * T * isa->esz));
+    p->thread_bytes = p->ytmp_off + up64((size_t)(isa->mr * T));
     int64_t tasks = li->batch * li->group * p->ntiles;
     if (p->nt > tasks) p->nt = tasks > 0 ? (int)tasks : 1;
-    ctx->scratch_bytes = (size_t)p->nt * p->thread_bytes;
+    ctx->scratch_bytes = p->shared_bytes + (size_t)p->nt * p->thread_bytes;
     ctx->params = p;
     return 0;
 }
@@ -200,17 +233,56 @@ static void gather_tile(const i8lin *p, const int8_t *X, int64_t n, int64_t gi, 
         }
         if (npx < T) memset(r + npx, zp, (size_t)(T - npx));
     }
-    if (p->Kp > li->K) memset(R + li->K * T, zp, (size_t)((p->Kp - li->K) * T));
+}
+
+/* Wide tile: copies the valid columns (ow < OW) of mr rows of wide pixels
+ * [q0, q0 + npx) from ytmp (row stride T) into Y (row stride out_sp). */
+static void store_wide(const i8lin *p, const int8_t *ytmp, int mr, int64_t q0, int64_t npx,
+                       int8_t *y) {
+    const sqz_i8_linear *li = &p->li;
+    int64_t OW = li->g.out[2], PW = p->PW;
+    for (int64_t oh = q0 / PW; oh * PW < q0 + npx; oh++) {
+        int64_t a = oh * PW > q0 ? oh * PW : q0, b = oh * PW + OW;
+        if (b > q0 + npx) b = q0 + npx;
+        if (b <= a) continue;
+        for (int r = 0; r < mr; r++)
+            memcpy(y + r * li->out_sp + oh * OW + (a - oh * PW), ytmp + r * p->T + (a - q0),
+                   (size_t)(b - a));
+    }
 }
 
 static void conv_run(const sqz_op_ctx *ctx) {
     const i8lin *p = ctx->params;
     const sqz_i8_linear *li = &p->li;
+    const ref_geom *g = &li->g;
     const int8_t *X = (const int8_t *)ctx->in_data[0];
     int8_t *Y = (int8_t *)ctx->out_data[0];
-    int64_t tasks = li->batch * li->group * p->ntiles;
+    char *scr = ctx->scratch;
+    int8_t *planes = (int8_t *)scr, *zrow = (int8_t *)(scr + p->zrow_off);
+    memset(zrow, li->zp_x, (size_t)p->T);
     int nt = p->nt;
     (void)nt;
+    if (p->wide) {
+        int64_t nch = li->batch * li->C;
+        memset(planes + (size_t)nch * p->plane, li->zp_x, p->planes_bytes - (size_t)nch * p->plane);
+#if defined(SQZ_HAVE_OPENMP)
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+        for (int64_t c = 0; c < nch; c++) {
+            int8_t *d = planes + (size_t)c * p->plane;
+            const int8_t *x = X + c * li->in_sp;
+            int64_t W = g->in[2], pl = g->pb[2], pr = g->pe[2];
+            memset(d, li->zp_x, (size_t)(g->pb[1] * p->PW));
+            for (int64_t h = 0; h < g->in[1]; h++) {
+                int8_t *row = d + (h + g->pb[1]) * p->PW;
+                memset(row, li->zp_x, (size_t)pl);
+                memcpy(row + pl, x + h * W, (size_t)W);
+                memset(row + pl + W, li->zp_x, (size_t)pr);
+            }
+            memset(d + (g->pb[1] + g->in[1]) * p->PW, li->zp_x, (size_t)(g->pe[1] * p->PW));
+        }
+    }
+    int64_t tasks = li->batch * li->group * p->ntiles;
 #if defined(SQZ_HAVE_OPENMP)
 #pragma omp parallel for num_threads(nt) schedule(static)
 #endif
@@ -219,23 +291,39 @@ static void conv_run(const sqz_op_ctx *ctx) {
 #if defined(SQZ_HAVE_OPENMP)
         tid = omp_get_thread_num();
 #endif
-        char *base = (char *)ctx->scratch + (size_t)tid * p->thread_bytes;
-        int8_t *R = (int8_t *)base;
-        void *xp = base + up64((size_t)(p->Kp * p->T));
+        char *base = scr + p->shared_bytes + (size_t)tid * p->thread_bytes;
+        const int8_t **rows = (const int8_t **)(void *)(base + p->rows_off);
+        int8_t *R = (int8_t *)(base + p->R_off), *ytmp = (int8_t *)(base + p->ytmp_off);
+        void *xp = base + p->xp_off;
         int64_t t = task % p->ntiles, gi = task / p->ntiles % li->group,
                 n = task / (p->ntiles * li->group);
-        int64_t p0 = t * p->T, npx = li->out_sp - p0 < p->T ? li->out_sp - p0 : p->T;
-        gather_tile(p, X, n, gi, p0, npx, R);
-        p->isa->interleave(R, p->Kp, p->T, xp);
+        int64_t p0 = t * p->T, npx = p->npix - p0 < p->T ? p->npix - p0 : p->T;
+        if (p->wide) {
+            const int8_t *gp = planes + (size_t)(n * li->C + gi * li->cpg) * p->plane + p0;
+            for (int64_t k = 0; k < li->K; k++) rows[k] = gp + p->koff[k];
+        } else if (p->pointwise && npx == p->T) {
+            const int8_t *xg = X + (n * li->C + gi * li->cpg) * li->in_sp + p0;
+            for (int64_t k = 0; k < li->K; k++) rows[k] = xg + k * li->in_sp;
+        } else {
+            gather_tile(p, X, n, gi, p0, npx, R);
+            for (int64_t k = 0; k < li->K; k++) rows[k] = R + k * p->T;
+        }
+        for (int64_t k = li->K; k < p->Kp; k++) rows[k] = zrow;
+        p->isa->interleave(rows, p->Kp, p->T, xp);
         for (int64_t b = 0; b < p->nblk; b++) {
             int64_t c0 = b * p->isa->mr;
             int mr = (int)(li->mpg - c0 < p->isa->mr ? li->mpg - c0 : p->isa->mr);
             int64_t co = gi * li->mpg + c0;
             sqz_i8_epi e = {p->off + co, p->rq + co, li->zp_y, li->lo, li->hi};
-            p->isa->conv(
-                xp, p->T, p->kq,
-                (const int8_t *)((const char *)p->wp + (size_t)(gi * p->nblk + b) * p->wblk_bytes),
-                mr, npx, Y + (n * li->n_co + co) * li->out_sp + p0, li->out_sp, &e);
+            const int8_t *wb =
+                (const int8_t *)((const char *)p->wp + (size_t)(gi * p->nblk + b) * p->wblk_bytes);
+            int8_t *y = Y + (n * li->n_co + co) * li->out_sp;
+            if (p->wide) {
+                p->isa->conv(xp, p->T, p->kq, wb, mr, npx, ytmp, p->T, &e);
+                store_wide(p, ytmp, mr, p0, npx, y);
+            } else {
+                p->isa->conv(xp, p->T, p->kq, wb, mr, npx, y + p0, li->out_sp, &e);
+            }
         }
     }
 }

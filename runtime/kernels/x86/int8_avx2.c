@@ -81,11 +81,11 @@ static void conv_avx2(const void *xpv, int64_t T, int64_t kq, const int8_t *wpv,
     }
 }
 
-/* R[k][T] int8 -> [k/2][T][2] int16 (sign-extended pairs). */
-static void interleave_avx2(const int8_t *R, int64_t Kp, int64_t T, void *xpv) {
+/* rows[k][0..T) int8 -> [k/2][T][2] int16 (sign-extended pairs). */
+static void interleave_avx2(const int8_t *const *rows, int64_t Kp, int64_t T, void *xpv) {
     int16_t *xp = xpv;
     for (int64_t k = 0; k < Kp; k += 2) {
-        const int8_t *r0 = R + k * T, *r1 = r0 + T;
+        const int8_t *r0 = rows[k], *r1 = rows[k + 1];
         int16_t *d = xp + k * T;
         for (int64_t j = 0; j < T; j += 16) {
             __m256i a =

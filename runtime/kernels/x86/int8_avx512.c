@@ -70,12 +70,12 @@ static void conv_vnni(const void *xpv, int64_t T, int64_t kq, const int8_t *wp, 
     }
 }
 
-/* R[k][T] int8 -> [k/4][T][4] u8 (x + 128): 4 rows interleaved bytewise. */
-static void interleave_vnni(const int8_t *R, int64_t Kp, int64_t T, void *xpv) {
+/* rows[k][0..T) int8 -> [k/4][T][4] u8 (x + 128): 4 rows interleaved bytewise. */
+static void interleave_vnni(const int8_t *const *rows, int64_t Kp, int64_t T, void *xpv) {
     uint8_t *xp = xpv;
     const __m128i flip = _mm_set1_epi8((char)0x80);
     for (int64_t k = 0; k < Kp; k += 4) {
-        const int8_t *r0 = R + k * T, *r1 = r0 + T, *r2 = r1 + T, *r3 = r2 + T;
+        const int8_t *r0 = rows[k], *r1 = rows[k + 1], *r2 = rows[k + 2], *r3 = rows[k + 3];
         uint8_t *d = xp + k * T;
         for (int64_t j = 0; j < T; j += 16) {
             __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(r0 + j));
