@@ -4,7 +4,9 @@
  * load time of the compressed model.
  *
  * For each MODEL.onnx RECIPE pair: import (as sqz compress), apply the recipe
- * (libsqzc), encode every requested tensor (sqzc_tensor_encode, as the writer
+ * (libsqzc) - or, with RECIPE "search", run the default search of
+ * `sqz compress --data fashion-mnist` (same code and defaults, so the same
+ * model) - encode every requested tensor (sqzc_tensor_encode, as the writer
  * does), then:
  *  - streams: every index stream and gap stream the encoder produced is read
  *    back from the payload (Huffman-decoded or unpacked) into one symbol per
@@ -16,7 +18,7 @@
  *    MB/s of f32 output (thread CPU time; SQZ_BENCH_WALL=1 for wall time).
  *  - load: sqz_model_load_buffer of the serialized .sqz (decodes and packs the
  *    weights), median of 21 runs, next to the same model stored raw.
- * Usage: bench_compress MODEL.onnx RECIPE [MODEL.onnx RECIPE ...]
+ * Usage: bench_compress MODEL.onnx RECIPE|search [MODEL.onnx RECIPE|search ...]
  *   (bench/compress.sh runs it on the reference models with bench/recipes/) */
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +27,8 @@
 #include <time.h>
 #include <zlib.h>
 
+#include "cmd_compress_search.h"
+#include "evaluate.h"
 #include "huffman.h"
 #include "sqz/format.h"
 #include "sqz/sqz.h"
@@ -122,10 +126,35 @@ static void bench_model(const char *onnx, const char *recipe) {
     sqzc_recipe_init(&r);
     r.huffman = 1;
     if (sqzc_import_onnx(onnx, &io, &g, err, sizeof err) != 0 ||
-        sqzc_optimize(g, err, sizeof err) != 0 ||
-        sqzc_recipe_parse_file(&r, recipe, err, sizeof err) != 0 ||
-        sqzc_recipe_check(&r, g, err, sizeof err) != 0 ||
-        sqzc_recipe_apply(g, &r, err, sizeof err) != 0) {
+        sqzc_optimize(g, err, sizeof err) != 0) {
+        fprintf(stderr, "bench_compress: %s: %s\n", onnx, err);
+        exit(2);
+    }
+    if (strcmp(recipe, "search") == 0) {
+        /* the defaults of sqz compress (tools/cmd_compress.c) */
+        eval_set train;
+        if (eval_set_load("bench", "fashion-mnist", NULL, "train", &train) != 0) exit(2);
+        csr_options so;
+        memset(&so, 0, sizeof so);
+        so.count = train.imgs.n < 10000 ? train.imgs.n : 10000;
+        so.first = train.imgs.n - so.count;
+        so.n_calib = so.count < 500 ? so.count : 500;
+        so.batch = 50;
+        so.threads = 1;
+        so.target_drop = 0.5;
+        so.fp16 = 1;
+        so.huffman = 1;
+        so.aware = 1;
+        so.refine = 8;
+        csr_result sr;
+        double t0 = now();
+        if (csr_search("bench", g, &train, &so, &r, &sr) != 0) exit(2);
+        printf("%s: search %.1f s CPU, %d runs, selection drop %+.2f points\n", onnx, now() - t0,
+               sr.evaluated, (sr.base_acc - sr.acc) * 100.0);
+        eval_set_free(&train);
+    } else if (sqzc_recipe_parse_file(&r, recipe, err, sizeof err) != 0 ||
+               sqzc_recipe_check(&r, g, err, sizeof err) != 0 ||
+               sqzc_recipe_apply(g, &r, err, sizeof err) != 0) {
         fprintf(stderr, "bench_compress: %s: %s\n", onnx, err);
         exit(2);
     }

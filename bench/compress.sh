@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Compressed reference models: size vs the ONNX file, sqz Huffman vs zlib-9 on
 # the same index / gap streams, runtime decode MB/s, load time (bench/compress.c),
-# with the recipes in bench/recipes/ (the ones `sqz compress --data fashion-mnist`
-# chose; re-run it to refresh them). Then the synthetic decode-speed figures of
+# each compressed by the default search of `sqz compress --data fashion-mnist`
+# (same code, same model; the search takes ~0.5 min per LeNet and several for
+# MobileNet on 2 busy cores). Then the synthetic decode-speed figures of
 # bench/huffman.c. Usage: bash bench/compress.sh [build dir, default build/rel]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +12,7 @@ cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$B" -j"$(nproc 2>/dev/null || echo 2)" --target bench_compress bench_huffman >/dev/null
 args=()
 for m in lenet300 lenet5 mobilenet resnet; do
-  [ -f "tools/models/$m.onnx" ] && [ -f "bench/recipes/$m.recipe" ] &&
-    args+=("tools/models/$m.onnx" "bench/recipes/$m.recipe")
+  [ -f "tools/models/$m.onnx" ] && args+=("tools/models/$m.onnx" search)
 done
 "$B/bench_compress" "${args[@]}"
 echo

@@ -55,6 +55,40 @@ static void test_kmeans_linear_init(void **state) {
     assert_true(c4[m - 1] == 100.0f);
 }
 
+static void test_kmeans_weighted(void **state) {
+    (void)state;
+    /* two clusters; the weights move each centroid to the weighted mean:
+     * {-3 (w 1), -1 (w 3)} -> -1.5 ; {1 (w 0), 2 (w 1), 4 (w 1)} -> 3 */
+    const float x[5] = {-3.0f, 1.0f, -1.0f, 4.0f, 2.0f};
+    const float w[5] = {1.0f, 0.0f, 3.0f, 1.0f, 1.0f};
+    float c[2];
+    assert_int_equal(sqzc_kmeans_1d_weighted(x, w, 5, 2, 0, c), 2);
+    assert_true(c[0] == -1.5f && c[1] == 3.0f);
+    /* unit weights equal the unweighted k-means */
+    float u[11], one[11], cu[3], cw[3];
+    for (int i = 0; i < 11; i++) {
+        u[i] = (float)((i * 7) % 11) * 0.37f - 1.0f;
+        one[i] = 1.0f;
+    }
+    int mu = sqzc_kmeans_1d(u, 11, 3, 0, cu), mw = sqzc_kmeans_1d_weighted(u, one, 11, 3, 0, cw);
+    assert_int_equal(mu, mw);
+    for (int j = 0; j < mu; j++) assert_true(cu[j] == cw[j]);
+    /* a negative or non-finite weight is refused */
+    const float bad[5] = {1.0f, 1.0f, -1.0f, 1.0f, 1.0f};
+    assert_int_equal(sqzc_kmeans_1d_weighted(x, bad, 5, 2, 0, c), -1);
+    /* shared array: every value is a centroid, zeros kept */
+    float a[6] = {0.0f, -3.0f, 1.0f, -1.0f, 4.0f, 2.0f}, cb[4];
+    const float imp[6] = {1.0f, 1.0f, 0.0f, 3.0f, 1.0f, 1.0f};
+    int m = sqzc_share_array_weighted(a, imp, 6, 2, 0, cb);
+    assert_true(m >= 2 && m <= 4);
+    assert_true(a[0] == 0.0f);
+    for (int i = 1; i < 6; i++) {
+        int found = 0;
+        for (int j = 0; j < m; j++) found |= a[i] == cb[j];
+        assert_true(found && a[i] != 0.0f);
+    }
+}
+
 static void check_shared(const float *orig, const float *w, int64_t n, int bits, const float *c,
                          int m, int fp16) {
     assert_true(m >= 1 && m <= (1 << bits));
@@ -395,15 +429,11 @@ static void test_recipe_check_and_apply(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kmeans_two_clusters),
-        cmocka_unit_test(test_kmeans_linear_init),
-        cmocka_unit_test(test_share_array),
-        cmocka_unit_test(test_round_f16),
-        cmocka_unit_test(test_prune_array),
-        cmocka_unit_test(test_sparse_entries),
-        cmocka_unit_test(test_prune_graph),
-        cmocka_unit_test(test_recipe_parse),
-        cmocka_unit_test(test_recipe_check_and_apply),
+        cmocka_unit_test(test_kmeans_two_clusters), cmocka_unit_test(test_kmeans_linear_init),
+        cmocka_unit_test(test_kmeans_weighted),     cmocka_unit_test(test_share_array),
+        cmocka_unit_test(test_round_f16),           cmocka_unit_test(test_prune_array),
+        cmocka_unit_test(test_sparse_entries),      cmocka_unit_test(test_prune_graph),
+        cmocka_unit_test(test_recipe_parse),        cmocka_unit_test(test_recipe_check_and_apply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,8 +61,9 @@ void cmd_compress_usage(FILE *f) {
                "  --data NAME              fashion-mnist or mnist: accuracy before / after on\n"
                "                           the test split; the search uses the training split\n"
                "  --data-dir DIR           default /usr/share/datasets/<NAME>\n"
-               "  --select N               training images for the search (default 5000)\n"
+               "  --select N               training images for the search (default 10000)\n"
                "  --sens-images N          of which used for the sensitivity sweep (default 500)\n"
+               "  --refine N               greedy one-layer steps after the bisection (default 8)\n"
                "  --verbose                search progress on stderr also with --json\n"
                "  --unencoded PATH         also write the same (pruned, shared) weights stored\n"
                "                           raw, to check that the encoding is lossless\n"
@@ -82,7 +83,7 @@ typedef struct copts {
     cli_shapes shapes;
     kv_arg *kv;
     int n_kv;
-    long long select, sens, batch, threads;
+    long long select, sens, batch, threads, refine;
     int json, verbose, magnitude;
 } copts;
 
@@ -106,8 +107,9 @@ static int push_kv(copts *o, const char *key, const char *value, const char *whe
 
 /* 0 ok, 1 help shown, -1 error printed */
 static int parse_args(int argc, char **argv, copts *o) {
-    o->select = 5000;
+    o->select = 10000;
     o->sens = 500;
+    o->refine = 8;
     o->batch = 50;
     o->threads = 1;
     static const struct {
@@ -172,8 +174,8 @@ static int parse_args(int argc, char **argv, copts *o) {
             continue;
         }
         static const char *const kValued[] = {
-            "-o",      "--output",  "--recipe",      "--data",        "--data-dir", "--select",
-            "--batch", "--threads", "--input-shape", "--sens-images", "--unencoded"};
+            "-o",      "--output",  "--recipe",      "--data",        "--data-dir",  "--select",
+            "--batch", "--threads", "--input-shape", "--sens-images", "--unencoded", "--refine"};
         int which = -1;
         for (int k = 0; k < (int)(sizeof kValued / sizeof kValued[0]); k++) {
             m = cli_opt_value(argc, argv, &i, kValued[k], &v);
@@ -234,6 +236,9 @@ static int parse_args(int argc, char **argv, copts *o) {
             break;
         case 10:
             o->unencoded = v;
+            break;
+        case 11:
+            bad = cli_parse_int(v, 0, 1000, &o->refine) != 0;
             break;
         default:
             break;
@@ -423,6 +428,7 @@ int cmd_compress(int argc, char **argv) {
         so.fp16 = 1; /* fp16 centroids: half the codebook bytes, error < 2^-11 relative */
         so.huffman = rec.huffman;
         so.aware = !o.magnitude;
+        so.refine = (int)o.refine;
         so.verbose = !o.json || o.verbose;
         csr_result sr;
         if ((rc = csr_search(CMD, g, &train, &so, &chosen, &sr)) != 0) goto done;

@@ -112,11 +112,13 @@ int csr_snapshot_restore(sqzc_graph *g, const csr_snapshot *s) {
 
 /* ------------------------------------------------------------ options */
 
-static const float kSp[] = {0.0f, 0.5f, 0.6f, 0.7f, 0.8f, 0.9f, 0.95f};
+static const float kSp[] = {0.0f, 0.3f,  0.4f, 0.5f,  0.55f, 0.6f, 0.65f,
+                            0.7f, 0.75f, 0.8f, 0.85f, 0.9f,  0.95f};
 static const int kBits[] = {8, 6, 5, 4, 3, 2}; /* descending: damage grows along a row */
 enum { NSP = sizeof kSp / sizeof kSp[0], NB = sizeof kBits / sizeof kBits[0], NOPT = NSP * NB };
-/* layers this small take no pruning beyond 0.5: their bytes hardly matter */
-#define SMALL_LAYER 1024
+/* layers this small take no pruning beyond 0.5: their bytes matter less (and
+ * the sweep stays short on many-layer models) */
+#define SMALL_LAYER 4096
 /* an option flipping more than this fraction of the calibration predictions
  * alone is never worth keeping (and a stronger one is not tried) */
 #define MAX_FLIP 0.10
@@ -144,6 +146,7 @@ static int bits_for(int n_centroids) {
 }
 
 static int prune_aware(float *w, const sqz_shape *ws, const layer_opts *lo, float sp);
+static int64_t feat_of(const sqz_shape *ws, const layer_opts *lo, int64_t e);
 static void bias_correct(sqzc_graph *g, const layer_opts *lo, const float *w0, const float *w,
                          const sqz_shape *ws);
 
@@ -160,7 +163,26 @@ static int apply_layer(sqzc_graph *g, const csr_snapshot *s, const layer_opts *l
         return -1;
     }
     float cb[256];
-    int m = sqzc_share_array(t->f32, n, bits, fp16, cb);
+    float *imp = NULL;
+    if (lo && lo->aware && !getenv("SQZ_SEARCH_UNWEIGHTED")) {
+        /* k-means weighted by the input feature variance (the output error
+         * a weight change causes after bias correction) */
+        imp = malloc((size_t)(n ? n : 1) * sizeof *imp);
+        if (!imp) return -1;
+        double vs = 0;
+        for (int64_t f = 0; f < lo->nfeat; f++) {
+            double mu = lo->sum[f] / (double)lo->cnt, v = lo->sq[f] / (double)lo->cnt - mu * mu;
+            vs += v > 0 ? v : 0;
+        }
+        double eps = 1e-3 * (vs / (double)lo->nfeat) + 1e-12;
+        for (int64_t e = 0; e < n; e++) {
+            int64_t f = feat_of(&t->shape, lo, e);
+            double mu = lo->sum[f] / (double)lo->cnt, v = lo->sq[f] / (double)lo->cnt - mu * mu;
+            imp[e] = (float)((v > 0 ? v : 0) + eps);
+        }
+    }
+    int m = sqzc_share_array_weighted(t->f32, imp, n, bits, fp16, cb);
+    free(imp);
     if (m < 0) return -1;
     if (lo && lo->aware) bias_correct(g, lo, s->data[i], t->f32, &t->shape);
     sqzc_encoding e;
@@ -732,6 +754,62 @@ int csr_search(const char *cmd, sqzc_graph *g, const eval_set *set, const csr_op
         if (hi - lo < 0.02) break;
     }
     (void)safe_acc;
+    /* greedy refinement: move one layer at a time to a cheaper option (the
+     * least damage per byte saved) while the selection still passes */
+    if (have_best && o->refine > 0) {
+        char *tried = calloc((size_t)c.nl * NOPT, 1);
+        if (!tried) goto oom;
+        for (int step = 0; step < o->refine; step++) {
+            int bl = -1, bk = -1;
+            double br = INFINITY;
+            for (int i = 0; i < c.nl; i++) {
+                const layer_opts *lo = &c.L[i];
+                int cur = best_pick[i];
+                for (int k = 0; k < NOPT; k++) {
+                    if (!isfinite(lo->damage[k]) || tried[i * NOPT + k] ||
+                        lo->bytes[k] >= lo->bytes[cur])
+                        continue;
+                    double r = (lo->damage[k] - lo->damage[cur]) / (lo->bytes[cur] - lo->bytes[k]);
+                    if (r < br) {
+                        br = r;
+                        bl = i;
+                        bk = k;
+                    }
+                }
+            }
+            if (bl < 0) break;
+            tried[bl * NOPT + bk] = 1;
+            memcpy(try_pick, best_pick, (size_t)c.nl * sizeof *pick);
+            try_pick[bl] = bk;
+            double acc = 0, bytes = alloc_bytes(&c, try_pick);
+            if (apply_alloc(&c, try_pick) != 0) {
+                free(tried);
+                goto oom;
+            }
+            if ((rc = csr_graph_accuracy(cmd, g, set, o->first, o->count, o->batch, o->threads,
+                                         &acc)) != 0) {
+                free(tried);
+                goto done;
+            }
+            rc = CLI_ERUNTIME;
+            c.evaluated++;
+            double drop = (res->base_acc - acc) * 100.0;
+            int ok = drop <= o->target_drop + 1e-9;
+            if (o->verbose)
+                fprintf(stderr,
+                        "sqz %s: refine %s -> sparsity %.2f bits %d: ~%.0f weight bytes, "
+                        "selection accuracy %.2f%% (drop %+.2f) %s\n",
+                        cmd, g->nodes[c.L[bl].node].name ? g->nodes[c.L[bl].node].name : "?",
+                        (double)kSp[bk / NB], kBits[bk % NB], bytes, acc * 100.0, drop,
+                        ok ? "ok" : "too much");
+            if (ok) {
+                memcpy(best_pick, try_pick, (size_t)c.nl * sizeof *pick);
+                best_bytes = bytes;
+                best_acc = acc;
+            }
+        }
+        free(tried);
+    }
     res->within_target = have_best;
     res->acc = best_acc;
     res->bytes = best_bytes;

@@ -57,6 +57,7 @@ typedef struct csr_options {
     double target_drop; /* points */
     int fp16, huffman;
     int aware;   /* activation-aware pruning + bias correction from input statistics */
+    int refine;  /* greedy refinement steps after the bisection (0: none) */
     int verbose; /* progress lines on stderr */
 } csr_options;
 

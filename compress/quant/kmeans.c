@@ -43,25 +43,53 @@ static int64_t boundary(const float *s, int64_t from, int64_t n, double lo, doub
     return a;
 }
 
-int sqzc_kmeans_1d(const float *x, int64_t n, int k, int max_iter, float *c) {
+typedef struct wpair {
+    float v, w;
+} wpair;
+
+static int cmp_wpair(const void *pa, const void *pb) {
+    float a = ((const wpair *)pa)->v, b = ((const wpair *)pb)->v;
+    return (a > b) - (a < b);
+}
+
+/* k-means of x (weights wt, NULL = all 1): Lloyd on the sorted values, cluster
+ * sums from prefix sums of w and w*x; a cluster of zero total weight keeps its
+ * centroid. */
+static int kmeans_core(const float *x, const float *wt, int64_t n, int k, int max_iter, float *c) {
     if (n < 0 || k < 1 || (n > 0 && (!x || !c))) return -1;
     if (n == 0) return 0;
     if (max_iter <= 0) max_iter = 1000;
-    if ((uint64_t)n > SIZE_MAX / sizeof(double) - 1) return -1;
+    if ((uint64_t)n > SIZE_MAX / sizeof(wpair) - 1) return -1;
     float *s = malloc((size_t)n * sizeof *s);
     double *pre = malloc(((size_t)n + 1) * sizeof *pre);
+    double *pw = wt ? malloc(((size_t)n + 1) * sizeof *pw) : NULL;
+    wpair *pairs = wt ? malloc((size_t)n * sizeof *pairs) : NULL;
     double *cen = malloc((size_t)k * sizeof *cen);
     int64_t *bnd = malloc(((size_t)k + 1) * sizeof *bnd);
     int64_t *prev = malloc(((size_t)k + 1) * sizeof *prev);
     int out = -1;
-    if (!s || !pre || !cen || !bnd || !prev) goto done;
+    if (!s || !pre || !cen || !bnd || !prev || (wt && (!pw || !pairs))) goto done;
     for (int64_t i = 0; i < n; i++) {
-        if (!isfinite(x[i])) goto done;
+        if (!isfinite(x[i]) || (wt && !(wt[i] >= 0.0f && isfinite(wt[i])))) goto done;
         s[i] = x[i];
     }
-    qsort(s, (size_t)n, sizeof *s, cmp_float);
-    pre[0] = 0.0;
-    for (int64_t i = 0; i < n; i++) pre[i + 1] = pre[i] + (double)s[i];
+    if (wt) {
+        for (int64_t i = 0; i < n; i++) {
+            pairs[i].v = x[i];
+            pairs[i].w = wt[i];
+        }
+        qsort(pairs, (size_t)n, sizeof *pairs, cmp_wpair);
+        pre[0] = pw[0] = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            s[i] = pairs[i].v;
+            pw[i + 1] = pw[i] + (double)pairs[i].w;
+            pre[i + 1] = pre[i] + (double)pairs[i].w * (double)pairs[i].v;
+        }
+    } else {
+        qsort(s, (size_t)n, sizeof *s, cmp_float);
+        pre[0] = 0.0;
+        for (int64_t i = 0; i < n; i++) pre[i + 1] = pre[i] + (double)s[i];
+    }
     const double lo = s[0], hi = s[n - 1];
     /* linear initialisation between min and max */
     for (int j = 0; j < k; j++)
@@ -81,8 +109,8 @@ int sqzc_kmeans_1d(const float *x, int64_t n, int k, int max_iter, float *c) {
         if (same) break;
         memcpy(prev, bnd, ((size_t)k + 1) * sizeof *bnd);
         for (int j = 0; j < k; j++) {
-            int64_t cnt = bnd[j + 1] - bnd[j];
-            if (cnt > 0) cen[j] = (pre[bnd[j + 1]] - pre[bnd[j]]) / (double)cnt;
+            double cnt = wt ? pw[bnd[j + 1]] - pw[bnd[j]] : (double)(bnd[j + 1] - bnd[j]);
+            if (cnt > 0) cen[j] = (pre[bnd[j + 1]] - pre[bnd[j]]) / cnt;
         }
         /* a duplicate centroid (empty cluster at a mean) never wins a point:
          * ties go to the lower one, and the boundary search skips it */
@@ -90,8 +118,8 @@ int sqzc_kmeans_1d(const float *x, int64_t n, int k, int max_iter, float *c) {
     out = 0;
     for (int j = 0; j < k; j++) {
         if (bnd[j + 1] <= bnd[j]) continue; /* empty cluster */
-        int64_t cnt = bnd[j + 1] - bnd[j];
-        float v = (float)((pre[bnd[j + 1]] - pre[bnd[j]]) / (double)cnt);
+        double cnt = wt ? pw[bnd[j + 1]] - pw[bnd[j]] : (double)(bnd[j + 1] - bnd[j]);
+        float v = cnt > 0 ? (float)((pre[bnd[j + 1]] - pre[bnd[j]]) / cnt) : (float)cen[j];
         /* the mean of a range lies within it; keep it there despite rounding */
         if (v < s[bnd[j]]) v = s[bnd[j]];
         if (v > s[bnd[j + 1] - 1]) v = s[bnd[j + 1] - 1];
@@ -101,10 +129,22 @@ int sqzc_kmeans_1d(const float *x, int64_t n, int k, int max_iter, float *c) {
 done:
     free(s);
     free(pre);
+    free(pw);
+    free(pairs);
     free(cen);
     free(bnd);
     free(prev);
     return out;
+}
+
+int sqzc_kmeans_1d(const float *x, int64_t n, int k, int max_iter, float *c) {
+    return kmeans_core(x, NULL, n, k, max_iter, c);
+}
+
+int sqzc_kmeans_1d_weighted(const float *x, const float *wt, int64_t n, int k, int max_iter,
+                            float *c) {
+    if (n > 0 && !wt) return -1;
+    return kmeans_core(x, wt, n, k, max_iter, c);
 }
 
 float sqzc_round_f16(float v) {
@@ -128,6 +168,10 @@ float sqzc_round_f16(float v) {
 }
 
 int sqzc_share_array(float *w, int64_t n, int bits, int fp16, float *c) {
+    return sqzc_share_array_weighted(w, NULL, n, bits, fp16, c);
+}
+
+int sqzc_share_array_weighted(float *w, const float *imp, int64_t n, int bits, int fp16, float *c) {
     if (bits < 1 || bits > 8 || n < 0 || (n > 0 && (!w || !c))) return -1;
     const int ncode = 1 << bits;
     int64_t nz = 0;
@@ -144,17 +188,24 @@ int sqzc_share_array(float *w, int64_t n, int bits, int fp16, float *c) {
         return 1;
     }
     float *buf = malloc((size_t)nz * sizeof *buf);
+    float *bw = imp ? malloc((size_t)nz * sizeof *bw) : NULL;
     float *cc = malloc(((size_t)ncode + 1) * sizeof *cc);
-    if (!buf || !cc) {
+    if (!buf || !cc || (imp && !bw)) {
         free(buf);
+        free(bw);
         free(cc);
         return -1;
     }
     int64_t p = 0;
     for (int64_t i = 0; i < n; i++)
-        if (w[i] != 0.0f) buf[p++] = w[i];
-    int m = sqzc_kmeans_1d(buf, nz, k, 0, cc);
+        if (w[i] != 0.0f) {
+            if (imp) bw[p] = imp[i];
+            buf[p++] = w[i];
+        }
+    int m =
+        imp ? sqzc_kmeans_1d_weighted(buf, bw, nz, k, 0, cc) : sqzc_kmeans_1d(buf, nz, k, 0, cc);
     free(buf);
+    free(bw);
     if (m < 0) {
         free(cc);
         return -1;

@@ -66,7 +66,9 @@ def main():
 
     # 2. default search
     out = os.path.join(work, "lenet300_auto.sqz")
-    r = run([sqz, "compress", ONNX, "--data", "fashion-mnist", "-o", out])
+    # smaller search settings than the defaults: keeps the test short under ASan
+    r = run([sqz, "compress", ONNX, "--data", "fashion-mnist", "-o", out, "--select", "3000",
+             "--sens-images", "200", "--refine", "2"])
     if r.returncode != 0:
         check(False, "compress (search): " + r.stderr.strip())
     else:

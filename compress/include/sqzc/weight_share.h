@@ -28,6 +28,12 @@ extern "C" {
  * and returns their number (0 when n == 0); -1 on OOM / bad argument. */
 int sqzc_kmeans_1d(const float *x, int64_t n, int k, int max_iter, float *c);
 
+/* As sqzc_kmeans_1d, each x[i] counted with weight wt[i] >= 0 (finite): the
+ * centroids minimize sum wt[i] (x[i] - c)^2 for the nearest-centroid
+ * assignment. -1 on OOM / bad argument (negative or non-finite weight). */
+int sqzc_kmeans_1d_weighted(const float *x, const float *wt, int64_t n, int k, int max_iter,
+                            float *c);
+
 /* Index of the centroid nearest v in sorted c[0..k) (ties: the lower one). */
 int sqzc_nearest_centroid(const float *c, int k, float v);
 
@@ -41,6 +47,10 @@ float sqzc_round_f16(float v);
  * present, see above) to c (room for 2^bits) and returns its size, -1 on
  * OOM / bad argument. */
 int sqzc_share_array(float *w, int64_t n, int bits, int fp16, float *c);
+
+/* As sqzc_share_array, the k-means weighted by imp[i] >= 0 (e.g. the variance
+ * of the input feature weight i multiplies); imp NULL = unweighted. */
+int sqzc_share_array_weighted(float *w, const float *imp, int64_t n, int bits, int fp16, float *c);
 
 typedef struct sqzc_share_options {
     int bits;                       /* every layer: 2..8 */
