@@ -87,6 +87,9 @@ typedef struct sqz_i8_isa {
 
 #if defined(__x86_64__) || defined(_M_X64)
 extern const sqz_i8_isa sqz_i8_isa_vnni, sqz_i8_isa_avx2;
+/* VNNI depthwise plane: u8 plane (x + 128), w packed [kh][ceil(kw/4)][4],
+ * dilation along w 1, stride along w 1 or 2 (int8_avx512.c). */
+extern const sqz_i8_dw_plane sqz_i8_dw_plane_vnni;
 #endif
 
 /* Requantization constants of a channel. */
@@ -96,6 +99,6 @@ sqz_i8_rqv sqz_i8_rqv_of(sqz_rq r);
 extern const sqz_op_impl sqz_i8_conv_vnni, sqz_i8_conv_avx2;
 extern const sqz_op_impl sqz_i8_gemm_vnni, sqz_i8_gemm_avx2;
 extern const sqz_op_impl sqz_i8_matmul_vnni, sqz_i8_matmul_avx2;
-extern const sqz_op_impl sqz_i8_dwconv_avx512, sqz_i8_dwconv_avx2;
+extern const sqz_op_impl sqz_i8_dwconv_vnni, sqz_i8_dwconv_avx512, sqz_i8_dwconv_avx2;
 
 #endif

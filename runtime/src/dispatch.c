@@ -52,6 +52,7 @@ static const fast_entry fast_table[] = {
 static const fast_entry fast_int8_table[] = {
 #if defined(__x86_64__) || defined(_M_X64)
     /* depthwise first (declines every other conv), then the packed GEMM */
+    {SQZ_OP_CONV, sqz_cpu_has_avx512_vnni, &sqz_i8_dwconv_vnni},
     {SQZ_OP_CONV, sqz_cpu_has_avx512, &sqz_i8_dwconv_avx512},
     {SQZ_OP_CONV, sqz_cpu_has_avx2_fma, &sqz_i8_dwconv_avx2},
     {SQZ_OP_CONV, sqz_cpu_has_avx512_vnni, &sqz_i8_conv_vnni},

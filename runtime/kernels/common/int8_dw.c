@@ -14,11 +14,14 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include "cpu.h"
 
-#define DW_SLACK 192 /* bytes read past a plane by the widest row loads */
+#define DW_SLACK 256 /* bytes read past a plane by the widest row loads */
 
 typedef struct i8dw {
     sqz_i8_linear li;
     sqz_i8_dw_plane plane;
+    int xbias;       /* 128: the plane holds u8 x + 128 and w is packed in quads (VNNI) */
+    int8_t *wq;      /* VNNI: [C][kh][ceil(kw / 4)][4] */
+    int64_t wstride; /* bytes of one channel's weights as the plane kernel reads them */
     int64_t PH, PW, taps;
     int32_t *off;
     sqz_i8_rqv *rq;
@@ -32,6 +35,7 @@ static void i8dw_release(void *p) {
     sqz_i8_linear_free(&q->li);
     free(q->off);
     free(q->rq);
+    free(q->wq);
     free(q);
 }
 
@@ -40,7 +44,7 @@ static uint64_t i8dw_macs(const sqz_op_ctx *ctx) {
     return p ? (uint64_t)(p->li.batch * p->li.n_co * p->li.out_sp * p->li.K) : 0;
 }
 
-static int dw_prepare(sqz_op_ctx *ctx, sqz_i8_dw_plane plane) {
+static int dw_prepare(sqz_op_ctx *ctx, sqz_i8_dw_plane plane, int vnni) {
     /* cheap shape test first: decline what is not depthwise before analysing */
     if (ctx->n_in < 2 || ctx->in_shape[0].ndim < 3 || ctx->in_shape[0].ndim > 4 ||
         sqz_attr_int(ctx->node, "group", 1) != ctx->in_shape[0].dims[1] ||
@@ -54,7 +58,7 @@ static int dw_prepare(sqz_op_ctx *ctx, sqz_i8_dw_plane plane) {
     }
     const sqz_i8_linear *li = &p->li;
     const ref_geom *g = &li->g;
-    if (li->cpg != 1 || li->mpg != 1 || g->nd > 2 || g->s[2] > 2) {
+    if (li->cpg != 1 || li->mpg != 1 || g->nd > 2 || g->s[2] > 2 || (vnni && g->d[2] != 1)) {
         i8dw_release(p);
         return 1;
     }
@@ -68,8 +72,24 @@ static int dw_prepare(sqz_op_ctx *ctx, sqz_i8_dw_plane plane) {
         i8dw_release(p);
         return sqz_op_fail(ctx, "Conv: out of memory");
     }
+    p->xbias = vnni ? 128 : 0;
+    p->wstride = p->taps;
+    if (vnni) {
+        int64_t ng = (g->k[2] + 3) / 4;
+        p->wstride = g->k[1] * ng * 4;
+        p->wq = calloc((size_t)(li->n_co * p->wstride) + 4, 1);
+        if (!p->wq) {
+            i8dw_release(p);
+            return sqz_op_fail(ctx, "Conv: out of memory");
+        }
+        for (int64_t c = 0; c < li->n_co; c++)
+            for (int64_t i = 0; i < g->k[1]; i++)
+                for (int64_t j = 0; j < g->k[2]; j++)
+                    p->wq[c * p->wstride + (i * ng + j / 4) * 4 + j % 4] =
+                        li->w[c * p->taps + i * g->k[2] + j];
+    }
     for (int64_t c = 0; c < li->n_co; c++) {
-        p->off[c] = (int32_t)((int64_t)li->bias[c] - (int64_t)li->zp_x * li->wsum[c]);
+        p->off[c] = (int32_t)((int64_t)li->bias[c] - (int64_t)(li->zp_x + p->xbias) * li->wsum[c]);
         p->rq[c] = sqz_i8_rqv_of(li->rq[c]);
     }
     p->thread_bytes = ((size_t)(p->PH * p->PW) + DW_SLACK + 63) / 64 * 64;
@@ -101,23 +121,46 @@ static void dw_run(const sqz_op_ctx *ctx) {
         int8_t *buf = (int8_t *)ctx->scratch + (size_t)tid * p->thread_bytes;
         int64_t c = pl % li->n_co;
         const int8_t *x = X + pl * li->in_sp;
-        int8_t zp = (int8_t)li->zp_x;
-        /* bordered copy: pad rows / columns hold zp_x (real zero) */
-        memset(buf, zp, p->thread_bytes);
-        for (int64_t h = 0; h < g->in[1]; h++)
-            memcpy(buf + (h + g->pb[1]) * p->PW + g->pb[2], x + h * g->in[2], (size_t)g->in[2]);
-        p->plane(buf, p->PW, li->w + c * p->taps, g->k[1], g->k[2], g->s[1], g->s[2], g->d[1],
-                 g->d[2], g->out[1], g->out[2], p->off[c], p->rq[c], li->zp_y, li->lo, li->hi,
-                 Y + pl * li->out_sp, NULL);
+        /* bordered copy: pad rows / columns hold zp_x (real zero); VNNI: u8 x + 128 */
+        uint8_t zb = (uint8_t)(li->zp_x + p->xbias);
+        int64_t W = g->in[2], padl = g->pb[2], padr = g->pe[2];
+        memset(buf, zb, (size_t)(g->pb[1] * p->PW + padl));
+        for (int64_t h = 0; h < g->in[1]; h++) {
+            int8_t *d = buf + (h + g->pb[1]) * p->PW + padl;
+            const int8_t *s = x + h * W;
+            if (p->xbias) {
+                int64_t i = 0;
+                for (; i + 8 <= W; i += 8) { /* 8 bytes at a time: x ^ 0x80 = x + 128 as u8 */
+                    uint64_t v;
+                    memcpy(&v, s + i, 8);
+                    v ^= 0x8080808080808080ull;
+                    memcpy(d + i, &v, 8);
+                }
+                for (; i < W; i++) d[i] = (int8_t)(uint8_t)((uint8_t)s[i] ^ 0x80u);
+            } else {
+                memcpy(d, s, (size_t)W);
+            }
+            memset(d + W, zb, (size_t)(padr + padl)); /* right pad + next row's left pad */
+        }
+        int64_t done = (g->pb[1] + g->in[1]) * p->PW + padl;
+        memset(buf + done, zb, p->thread_bytes - (size_t)done);
+        p->plane(buf, p->PW, (p->wq ? p->wq : li->w) + c * p->wstride, g->k[1], g->k[2], g->s[1],
+                 g->s[2], g->d[1], g->d[2], g->out[1], g->out[2], p->off[c], p->rq[c], li->zp_y,
+                 li->lo, li->hi, Y + pl * li->out_sp, NULL);
     }
 }
 
+static int dw_prepare_vnni(sqz_op_ctx *ctx) {
+    return dw_prepare(ctx, sqz_i8_dw_plane_vnni, 1);
+}
 static int dw_prepare_avx512(sqz_op_ctx *ctx) {
-    return dw_prepare(ctx, sqz_i8_isa_vnni.dw);
+    return dw_prepare(ctx, sqz_i8_isa_vnni.dw, 0);
 }
 static int dw_prepare_avx2(sqz_op_ctx *ctx) {
-    return dw_prepare(ctx, sqz_i8_isa_avx2.dw);
+    return dw_prepare(ctx, sqz_i8_isa_avx2.dw, 0);
 }
+
+const sqz_op_impl sqz_i8_dwconv_vnni = {dw_prepare_vnni, dw_run, i8dw_release, i8dw_macs};
 
 const sqz_op_impl sqz_i8_dwconv_avx512 = {dw_prepare_avx512, dw_run, i8dw_release, i8dw_macs};
 const sqz_op_impl sqz_i8_dwconv_avx2 = {dw_prepare_avx2, dw_run, i8dw_release, i8dw_macs};

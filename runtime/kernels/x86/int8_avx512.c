@@ -165,3 +165,49 @@ const sqz_i8_isa sqz_i8_isa_vnni = {
     SQZ_I8_ISA_VNNI, 4, MR, NB, 1, 128, conv_vnni, interleave_vnni, gemm_vnni, convert_vnni,
     dw_plane_avx512,
 };
+
+/* Depthwise on VNNI: the plane holds u8 (x + 128); per kernel row, taps go
+ * four at a time through one vpdpbusd: lane p of the window vector holds
+ * bytes x[p s + 4 t .. p s + 4 t + 3] (built with vpermd + vpshufb from one
+ * 64-byte load), the weights (w[4t .. 4t + 3], zero beyond kw) are
+ * broadcast. w is packed [kh][ceil(kw / 4)][4]. Dilation along w must be 1;
+ * sw is 1 or 2. */
+static void dw_plane_vnni(const int8_t *xpad, int64_t PW, const int8_t *w, int64_t kh, int64_t kw,
+                          int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t OH, int64_t OW,
+                          int32_t off, sqz_i8_rqv rq, int32_t zp, int32_t lo, int32_t hi, int8_t *y,
+                          int32_t *accbuf) {
+    (void)accbuf;
+    (void)dw;
+    int64_t ng = (kw + 3) / 4;
+    const __m512i idx = sw == 1 ? _mm512_setr_epi32(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6)
+                                : _mm512_setr_epi32(0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9);
+    const __m512i shuf =
+        sw == 1
+            ? _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6))
+            : _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9));
+    __m512i o = _mm512_set1_epi32(off);
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const uint8_t *xr = (const uint8_t *)xpad + oh * sh * PW;
+        /* two blocks of 16 pixels per step: independent accumulator chains */
+        for (int64_t ow = 0; ow < OW; ow += 32) {
+            __m512i a0 = o, a1 = o;
+            for (int64_t i = 0; i < kh; i++) {
+                const uint8_t *xi = xr + i * dh * PW + ow * sw;
+                for (int64_t t = 0; t < ng; t++) {
+                    __m512i wb = bcast4(w + (i * ng + t) * 4);
+                    __m512i v0 = _mm512_loadu_si512(xi + 4 * t);
+                    __m512i v1 = _mm512_loadu_si512(xi + 4 * t + 16 * sw);
+                    a0 = _mm512_dpbusd_epi32(
+                        a0, _mm512_shuffle_epi8(_mm512_permutexvar_epi32(idx, v0), shuf), wb);
+                    a1 = _mm512_dpbusd_epi32(
+                        a1, _mm512_shuffle_epi8(_mm512_permutexvar_epi32(idx, v1), shuf), wb);
+                }
+            }
+            store16(y + oh * OW + ow, rq16(a0, &rq, zp, lo, hi), OW - ow);
+            if (ow + 16 < OW)
+                store16(y + oh * OW + ow + 16, rq16(a1, &rq, zp, lo, hi), OW - ow - 16);
+        }
+    }
+}
+
+const sqz_i8_dw_plane sqz_i8_dw_plane_vnni = dw_plane_vnni;
