@@ -14,6 +14,7 @@
 
 #include "int8.h"
 #include "int8_harness.h"
+#include "int8_simd.h"
 #include "testutil.h"
 
 static int8_t *rand_i8(tu_rng *r, size_t n, int lo, int hi) {
@@ -489,6 +490,68 @@ static void test_concat_relu_clip_views(void **state) {
     assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_FLATTEN), &o), -1);
 }
 
+/* ---------------------------------------- table-driven kernels vs reference */
+
+/* Compares impl with the reference on t, byte for byte (bytes = out bytes). */
+static void same_as_ref(i8t *t, const sqz_op_impl *ref, const sqz_op_impl *impl, size_t bytes) {
+    void *a, *b;
+    assert_int_equal(i8t_run(t, ref, &a), 0);
+    assert_int_equal(i8t_run(t, impl, &b), 0);
+    assert_memory_equal(a, b, bytes);
+    free(a);
+    free(b);
+}
+
+static void test_lut_kernels_exhaustive(void **state) {
+    (void)state;
+    /* every (a, b) pair through Add, three parameter sets incl. a fused relu */
+    int8_t *A = malloc(65536), *B = malloc(65536);
+    assert_true(A && B);
+    for (int i = 0; i < 65536; i++) {
+        A[i] = (int8_t)((i >> 8) - 128);
+        B[i] = (int8_t)((i & 255) - 128);
+    }
+    const float sc[3][3] = {
+        {0.1f, 0.1f, 0.1f}, {0.03f, 0.11f, 0.07f}, {1.0f / 32, 1.0f / 64, 1.0f / 16}};
+    const int32_t zs[3][3] = {{0, 0, 0}, {5, -17, 3}, {-128, 127, -5}};
+    for (int v = 0; v < 3; v++) {
+        i8t t;
+        i8t_init(&t, SQZ_OP_ADD);
+        i8t_act(&t, 0, i8t_shape(2, (int64_t)256, (int64_t)256), A, sc[v][0], zs[v][0]);
+        i8t_act(&t, 1, i8t_shape(2, (int64_t)256, (int64_t)256), B, sc[v][1], zs[v][1]);
+        i8t_out(&t, SQZ_DT_I8, sc[v][2], zs[v][2]);
+        if (v == 1) i8t_int(&t, "sqz_act", SQZ_ACT_RELU);
+        same_as_ref(&t, sqz_ref_op_int8(SQZ_OP_ADD), &sqz_i8_lut_add, 65536);
+    }
+    /* a broadcasting Add is declined (the reference runs it) */
+    i8t t;
+    i8t_init(&t, SQZ_OP_ADD);
+    i8t_act(&t, 0, i8t_shape(2, (int64_t)256, (int64_t)256), A, 0.1f, 0);
+    i8t_act(&t, 1, i8t_shape(1, (int64_t)256), B, 0.1f, 0);
+    i8t_out(&t, SQZ_DT_I8, 0.1f, 0);
+    void *o;
+    assert_int_equal(i8t_run(&t, &sqz_i8_lut_add, &o), 1);
+    /* every byte through Relu / Clip (same and different params) and Dequantize */
+    for (int v = 0; v < 3; v++) {
+        i8t_init(&t, v == 2 ? SQZ_OP_CLIP : SQZ_OP_RELU);
+        i8t_act(&t, 0, i8t_shape(1, (int64_t)256), A + 255 * 256, 0.05f, -7); /* B[] row */
+        t.in_data[0] = B;
+        i8t_out(&t, SQZ_DT_I8, v == 0 ? 0.05f : 0.02f, v == 0 ? -7 : -128);
+        if (v == 2) {
+            i8t_float(&t, "min", 0.0f);
+            i8t_float(&t, "max", 2.0f);
+        }
+        const sqz_op_impl *lut = v == 2 ? &sqz_i8_lut_clip : &sqz_i8_lut_relu;
+        same_as_ref(&t, sqz_ref_op_int8(t.node.op), lut, 256);
+    }
+    i8t_init(&t, SQZ_OP_DEQUANTIZE_LINEAR);
+    i8t_act(&t, 0, i8t_shape(1, (int64_t)256), B, 0.37f, 11);
+    i8t_out(&t, SQZ_DT_F32, 0, 0);
+    same_as_ref(&t, sqz_ref_op(SQZ_OP_DEQUANTIZE_LINEAR), &sqz_i8_lut_dequantize, 256 * 4);
+    free(A);
+    free(B);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_requant_known),
@@ -498,6 +561,7 @@ int main(void) {
         cmocka_unit_test(test_add_known_and_formula),
         cmocka_unit_test(test_pools),
         cmocka_unit_test(test_concat_relu_clip_views),
+        cmocka_unit_test(test_lut_kernels_exhaustive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

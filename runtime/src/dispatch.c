@@ -45,6 +45,8 @@ static const fast_entry fast_table[] = {
     {SQZ_OP_SUB, NULL, &sqz_fast_sub},
     {SQZ_OP_MUL, NULL, &sqz_fast_mul},
     {SQZ_OP_DIV, NULL, &sqz_fast_div},
+    /* DequantizeLinear (i8 -> f32) as a 256-entry table */
+    {SQZ_OP_DEQUANTIZE_LINEAR, NULL, &sqz_i8_lut_dequantize},
     {SQZ_OP_INVALID, NULL, NULL}, /* sentinel keeps the array non-empty */
 };
 
@@ -62,6 +64,10 @@ static const fast_entry fast_int8_table[] = {
     {SQZ_OP_MATMUL, sqz_cpu_has_avx512_vnni, &sqz_i8_matmul_vnni},
     {SQZ_OP_MATMUL, sqz_cpu_has_avx2_fma, &sqz_i8_matmul_avx2},
 #endif
+    /* element-wise int8 as table lookups (built from the reference) */
+    {SQZ_OP_ADD, NULL, &sqz_i8_lut_add},
+    {SQZ_OP_RELU, NULL, &sqz_i8_lut_relu},
+    {SQZ_OP_CLIP, NULL, &sqz_i8_lut_clip},
     {SQZ_OP_INVALID, NULL, NULL}, /* sentinel keeps the array non-empty */
 };
 

@@ -1,0 +1,158 @@
+/* int8_lut.c - table-driven int8 element-wise kernels (portable C): an int8
+ * op whose output element depends only on the input byte(s) is a table
+ * lookup. Each table is filled at prepare by running the reference kernel
+ * itself over every possible input (256 values, or 256 x 256 pairs for Add),
+ * so the results are the reference's by construction:
+ *   Relu / Clip (i8 -> i8, any requantization): 256 bytes;
+ *   DequantizeLinear (i8 -> f32): 256 floats;
+ *   Add of two same-shape i8 tensors: 64 KiB (broadcasting Adds decline and
+ *   run the reference). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "int8.h"
+#include "int8_simd.h"
+
+typedef struct lut_p {
+    int64_t n;
+    union {
+        int8_t b[256];
+        float f[256];
+    } t1;
+    int8_t *t2; /* Add: [256 * 256], index (uint8)a * 256 + (uint8)b */
+} lut_p;
+
+static void lut_release(void *p) {
+    lut_p *q = p;
+    if (!q) return;
+    free(q->t2);
+    free(q);
+}
+
+/* Runs ref on ctx's node and quantization parameters, but with n_in inputs
+ * of shape [len] holding in[i] and an output of len elements at out. */
+static int run_ref_on(sqz_op_ctx *ctx, const sqz_op_impl *ref, uint32_t n_in, int64_t len,
+                      const int8_t *const *in, void *out) {
+    sqz_shape sh[2], osh[1];
+    const float *data[2];
+    float *odata[1] = {out};
+    for (uint32_t i = 0; i < n_in; i++) {
+        memset(&sh[i], 0, sizeof sh[i]);
+        sh[i].ndim = 1;
+        sh[i].dims[0] = len;
+        data[i] = (const float *)(const void *)in[i];
+    }
+    sqz_op_ctx c = *ctx;
+    c.n_in = n_in;
+    c.in_shape = sh;
+    c.in_data = data;
+    c.out_shape = osh;
+    c.out_data = odata;
+    c.params = NULL;
+    c.scratch_bytes = 0;
+    c.scratch = NULL;
+    c.num_threads = 1;
+    if (ref->prepare(&c) != 0) return -1;
+    if (c.scratch_bytes) { /* the element-wise references need none */
+        if (ref->release) ref->release(c.params);
+        return -1;
+    }
+    ref->run(&c);
+    if (ref->release) ref->release(c.params);
+    return 0;
+}
+
+static int unary_prepare(sqz_op_ctx *ctx, int op) {
+    const sqz_op_impl *ref = op == SQZ_OP_DEQUANTIZE_LINEAR ? sqz_ref_op(op) : sqz_ref_op_int8(op);
+    /* validate and shape through the reference on the real shapes first */
+    int rc = ref->prepare(ctx);
+    if (ctx->params && ref->release) ref->release(ctx->params);
+    ctx->params = NULL;
+    if (rc != 0) return rc;
+    lut_p *p = calloc(1, sizeof *p);
+    if (!p) return sqz_op_fail(ctx, "%s: out of memory", ref_opname(ctx));
+    int8_t all[256];
+    for (int i = 0; i < 256; i++) all[i] = (int8_t)(i - 128);
+    const int8_t *in[1] = {all};
+    void *dst = op == SQZ_OP_DEQUANTIZE_LINEAR ? (void *)p->t1.f : (void *)p->t1.b;
+    if (run_ref_on(ctx, ref, 1, 256, in, dst) != 0) {
+        free(p);
+        return 1; /* the reference alone then */
+    }
+    p->n = sqz_shape_numel(&ctx->in_shape[0]);
+    ctx->params = p;
+    return 0;
+}
+
+static int relu_prepare(sqz_op_ctx *ctx) {
+    return unary_prepare(ctx, SQZ_OP_RELU);
+}
+static int clip_prepare(sqz_op_ctx *ctx) {
+    return unary_prepare(ctx, SQZ_OP_CLIP);
+}
+static int dq_prepare(sqz_op_ctx *ctx) {
+    if (sqz_ctx_in_dtype(ctx, 0) != SQZ_DT_I8) return 1;
+    return unary_prepare(ctx, SQZ_OP_DEQUANTIZE_LINEAR);
+}
+
+static void unary_run(const sqz_op_ctx *ctx) {
+    const lut_p *p = ctx->params;
+    const int8_t *x = (const int8_t *)ctx->in_data[0];
+    int8_t *y = (int8_t *)ctx->out_data[0];
+    for (int64_t i = 0; i < p->n; i++) y[i] = p->t1.b[(uint8_t)x[i] ^ 0x80u];
+}
+
+static void dq_run(const sqz_op_ctx *ctx) {
+    const lut_p *p = ctx->params;
+    const int8_t *x = (const int8_t *)ctx->in_data[0];
+    float *y = ctx->out_data[0];
+    for (int64_t i = 0; i < p->n; i++) y[i] = p->t1.f[(uint8_t)x[i] ^ 0x80u];
+}
+
+static int add_prepare(sqz_op_ctx *ctx) {
+    const sqz_op_impl *ref = sqz_ref_op_int8(SQZ_OP_ADD);
+    int rc = ref->prepare(ctx);
+    if (ctx->params && ref->release) ref->release(ctx->params);
+    ctx->params = NULL;
+    if (rc != 0) return rc;
+    int64_t n = sqz_shape_numel(&ctx->out_shape[0]);
+    if (sqz_shape_numel(&ctx->in_shape[0]) != n || sqz_shape_numel(&ctx->in_shape[1]) != n)
+        return 1; /* broadcasting: the reference */
+    lut_p *p = calloc(1, sizeof *p);
+    int8_t *a = malloc(65536), *b = malloc(65536);
+    if (p) p->t2 = malloc(65536);
+    if (!p || !a || !b || !p->t2) {
+        free(a);
+        free(b);
+        lut_release(p);
+        return sqz_op_fail(ctx, "Add: out of memory");
+    }
+    for (int i = 0; i < 65536; i++) {
+        a[i] = (int8_t)((i >> 8) - 128);
+        b[i] = (int8_t)((i & 255) - 128);
+    }
+    const int8_t *in[2] = {a, b};
+    rc = run_ref_on(ctx, ref, 2, 65536, in, p->t2);
+    free(a);
+    free(b);
+    if (rc != 0) {
+        lut_release(p);
+        return 1;
+    }
+    p->n = n;
+    ctx->params = p;
+    return 0;
+}
+
+static void add_run(const sqz_op_ctx *ctx) {
+    const lut_p *p = ctx->params;
+    const uint8_t *a = (const uint8_t *)ctx->in_data[0], *b = (const uint8_t *)ctx->in_data[1];
+    int8_t *y = (int8_t *)ctx->out_data[0];
+    /* y may alias a or b (in-place Add): element i is read before written */
+    for (int64_t i = 0; i < p->n; i++) y[i] = p->t2[(size_t)(a[i] ^ 0x80u) << 8 | (b[i] ^ 0x80u)];
+}
+
+const sqz_op_impl sqz_i8_lut_relu = {relu_prepare, unary_run, lut_release, NULL};
+const sqz_op_impl sqz_i8_lut_clip = {clip_prepare, unary_run, lut_release, NULL};
+const sqz_op_impl sqz_i8_lut_dequantize = {dq_prepare, dq_run, lut_release, NULL};
+const sqz_op_impl sqz_i8_lut_add = {add_prepare, add_run, lut_release, NULL};
