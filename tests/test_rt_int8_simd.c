@@ -185,6 +185,12 @@ static void test_conv_bit_exact(void **state) {
             {1, 12, 17, 21, 18, 3, 3, 3, 2, 2, 0, 1, 2, 0, 1, 1, 2, 1, 0, 2},
             /* a single output pixel */
             {1, 5, 3, 3, 7, 1, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1, 0, 1},
+            /* 7x7 stride 2 pad 3 (a ResNet stem, small): phase planes */
+            {1, 3, 37, 41, 10, 1, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1, 1, 0, 2},
+            /* 5x3 stride 3x2, asymmetric pads, dilation 2 along h */
+            {1, 5, 23, 19, 9, 1, 5, 3, 3, 2, 2, 1, 0, 2, 2, 1, 0, 1, 0, 1},
+            /* 1x1 stride 2 (a downsample) */
+            {2, 16, 15, 17, 12, 1, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 0, 1, 0, 1},
             /* rounding ties (m = 0.5) */
             {1, 6, 9, 10, 11, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 2, 1},
         };

@@ -33,8 +33,10 @@ typedef struct i8lin {
     /* conv */
     int64_t T, ntiles;    /* pixel tile, tiles per (image, group) */
     int pointwise;        /* 1x1, stride 1, no pad: im2col rows are input rows */
-    int wide;             /* stride-1 2-D conv on zp-bordered planes (int8_simd.h) */
-    int64_t PH, PW, npix; /* padded plane; pixels per (image, group): out_sp or OH * PW */
+    int wide;             /* 2-D conv on zp-bordered phase planes (int8_simd.h) */
+    int64_t PH, PW, npix; /* phase plane dims; pixels per (image, group): out_sp or OH * PW */
+    int64_t pp;           /* PH * PW: one phase plane; a channel has s_h * s_w of them */
+    uint8_t *phase_used;  /* [s_h * s_w]: some tap reads the phase (others stay unbuilt) */
     size_t plane, planes_bytes, zrow_off;     /* shared scratch: planes, then a zp row */
     int64_t *koff;                            /* wide: [K] offset of row k in the group's planes */
     int64_t *kdec;                            /* [K][4]: ci, kd, kh, kw */
@@ -53,6 +55,7 @@ static void i8lin_release(void *p) {
     free(q->rq);
     free(q->kdec);
     free(q->koff);
+    free(q->phase_used);
     free(q);
 }
 
@@ -140,22 +143,32 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
     p->pointwise = taps == 1 && g->s[0] == 1 && g->s[1] == 1 && g->s[2] == 1 && g->pb[0] == 0 &&
                    g->pb[1] == 0 && g->pb[2] == 0 && g->pe[0] == 0 && g->pe[1] == 0 &&
                    g->pe[2] == 0;
-    p->wide = !p->pointwise && g->nd <= 2 && g->s[1] == 1 && g->s[2] == 1;
+    p->wide = !p->pointwise && g->nd <= 2;
     p->npix = li->out_sp;
     int64_t T = 128;
     if (p->wide) {
-        p->PH = g->in[1] + g->pb[1] + g->pe[1];
-        p->PW = g->in[2] + g->pb[2] + g->pe[2];
+        /* phase planes: padded row r = i * sh + fh, column c = j * sw + fw lives in
+         * phase (fh, fw) at (i, j); tap (kh, kw) of output (oh, ow) is then phase
+         * ((kh dh) % sh, (kw dw) % sw) at (oh + kh dh / sh, ow + kw dw / sw):
+         * a fixed shift of the wide pixel q = oh * PW + ow. */
+        int64_t sh = g->s[1], sw = g->s[2];
+        p->PH = (g->in[1] + g->pb[1] + g->pe[1] + sh - 1) / sh;
+        p->PW = (g->in[2] + g->pb[2] + g->pe[2] + sw - 1) / sw;
+        p->pp = p->PH * p->PW;
         p->npix = g->out[1] * p->PW;
-        p->plane = (size_t)(p->PH * p->PW);
+        p->plane = (size_t)(sh * sw * p->pp);
         p->koff = malloc((size_t)li->K * sizeof *p->koff + 8);
-        if (!p->koff) {
+        p->phase_used = calloc((size_t)(sh * sw), 1);
+        if (!p->koff || !p->phase_used) {
             i8lin_release(p);
             return sqz_op_fail(ctx, "Conv: out of memory");
         }
-        for (int64_t k = 0; k < li->K; k++)
-            p->koff[k] = p->kdec[4 * k] * (int64_t)p->plane + p->kdec[4 * k + 2] * g->d[1] * p->PW +
-                         p->kdec[4 * k + 3] * g->d[2];
+        for (int64_t k = 0; k < li->K; k++) {
+            int64_t th = p->kdec[4 * k + 2] * g->d[1], tw = p->kdec[4 * k + 3] * g->d[2];
+            p->phase_used[(th % sh) * sw + tw % sw] = 1;
+            p->koff[k] = p->kdec[4 * k] * (int64_t)p->plane + ((th % sh) * sw + tw % sw) * p->pp +
+                         th / sh * p->PW + tw / sw;
+        }
     }
     if (p->npix < T) T = (p->npix + 31) / 32 * 32;
     if (T < 32) T = 32;
@@ -163,7 +176,8 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
     p->ntiles = (p->npix + T - 1) / T;
     /* shared: bordered planes of every image (wide), then one row of zp */
     if (p->wide)
-        p->planes_bytes = up64((size_t)(li->batch * li->C) * p->plane + (size_t)(T + p->PW) + 64);
+        p->planes_bytes =
+            up64((size_t)(li->batch * li->C) * p->plane + (size_t)(T + 2 * p->PW) + 64);
     p->zrow_off = p->planes_bytes;
     p->shared_bytes = p->zrow_off + up64((size_t)T);
     p->rows_off = 0;
@@ -269,17 +283,35 @@ static void conv_run(const sqz_op_ctx *ctx) {
 #pragma omp parallel for num_threads(nt) schedule(static)
 #endif
         for (int64_t c = 0; c < nch; c++) {
-            int8_t *d = planes + (size_t)c * p->plane;
             const int8_t *x = X + c * li->in_sp;
-            int64_t W = g->in[2], pl = g->pb[2], pr = g->pe[2];
-            memset(d, li->zp_x, (size_t)(g->pb[1] * p->PW));
-            for (int64_t h = 0; h < g->in[1]; h++) {
-                int8_t *row = d + (h + g->pb[1]) * p->PW;
-                memset(row, li->zp_x, (size_t)pl);
-                memcpy(row + pl, x + h * W, (size_t)W);
-                memset(row + pl + W, li->zp_x, (size_t)pr);
-            }
-            memset(d + (g->pb[1] + g->in[1]) * p->PW, li->zp_x, (size_t)(g->pe[1] * p->PW));
+            int64_t H = g->in[1], W = g->in[2], sh = g->s[1], sw = g->s[2];
+            for (int64_t fh = 0; fh < sh; fh++)
+                for (int64_t fw = 0; fw < sw; fw++) {
+                    if (!p->phase_used[fh * sw + fw]) continue;
+                    int8_t *d = planes + (size_t)c * p->plane + (size_t)((fh * sw + fw) * p->pp);
+                    for (int64_t i = 0; i < p->PH; i++) {
+                        int8_t *row = d + i * p->PW;
+                        int64_t h = i * sh + fh - g->pb[1];
+                        if (h < 0 || h >= H) {
+                            memset(row, li->zp_x, (size_t)p->PW);
+                            continue;
+                        }
+                        const int8_t *xr = x + h * W;
+                        /* columns j with 0 <= j * sw + fw - pl < W */
+                        int64_t c0 = g->pb[2] - fw, j0 = c0 > 0 ? (c0 + sw - 1) / sw : 0;
+                        int64_t j1 = (W + g->pb[2] - fw + sw - 1) / sw;
+                        if (j1 > p->PW) j1 = p->PW;
+                        if (j0 > j1) j0 = j1;
+                        memset(row, li->zp_x, (size_t)j0);
+                        if (sw == 1) {
+                            memcpy(row + j0, xr + j0 + fw - g->pb[2], (size_t)(j1 - j0));
+                        } else {
+                            const int8_t *src = xr + j0 * sw + fw - g->pb[2];
+                            for (int64_t j = 0; j < j1 - j0; j++) row[j0 + j] = src[j * sw];
+                        }
+                        memset(row + j1, li->zp_x, (size_t)(p->PW - j1));
+                    }
+                }
         }
     }
     int64_t tasks = li->batch * li->group * p->ntiles;
