@@ -1,6 +1,7 @@
 /* recipe.c - compression recipes: parsing (file or flags), validation,
  * application (prune -> share), and per-layer size accounting. */
 #include "sqzc/recipe.h"
+#include "sqzc/tensor_encode.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -357,6 +358,16 @@ int sqzc_recipe_apply(sqzc_graph *g, const sqzc_recipe *r, char *err, size_t err
         so.fp16 = r->fp16;
         so.huffman = r->huffman;
         if (sqzc_weight_share(g, &so, err, err_len) != 0) return -1;
+        /* Huffman-coded: dense or sparse by the coded size */
+        for (int t = 0; t < g->n_tensors; t++) {
+            sqzc_tensor *x = &g->tensors[t];
+            if (!x->f32 || !x->enc || x->enc->codebook_bits <= 0 || !x->enc->huffman) continue;
+            if (sqzc_encoding_choose_layout(x->f32, (uint64_t)sqz_shape_numel(&x->shape), x->enc) !=
+                0) {
+                snprintf(err, err_len, "recipe: cannot encode weight '%s'", x->name);
+                return -1;
+            }
+        }
     }
     char *text = sqzc_recipe_to_text(r);
     if (!text || sqzc_graph_set_meta(g, "compress.recipe", text) != 0) {

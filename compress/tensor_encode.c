@@ -337,3 +337,36 @@ done:
     free(out);
     return rc;
 }
+
+int sqzc_encoding_choose_layout(const float *data, uint64_t numel, sqzc_encoding *enc) {
+    if (!enc || enc->codebook_bits <= 0 || !enc->huffman) return 0;
+    int has_zero = 0;
+    for (uint64_t i = 0; i < numel && !has_zero; i++) has_zero = data[i] == 0.0f;
+    if (!has_zero) return 0;
+    sqzc_encoding e = *enc;
+    int best_sparse = enc->sparse, best_gap = enc->gap_bits;
+    uint64_t best = UINT64_MAX;
+    char err[128];
+    /* dense, then sparse with 1..8-bit gaps */
+    for (int gb = 0; gb <= 8; gb++) {
+        e.sparse = gb > 0;
+        e.gap_bits = gb;
+        uint8_t *p = NULL;
+        size_t size = 0;
+        sqzc_enc_stats st;
+        if (sqzc_tensor_encode(data, numel, &e, 0, &p, &size, &st, err, sizeof err) != 0) {
+            free(p);
+            continue; /* e.g. a full dense codebook without zero: that layout is out */
+        }
+        free(p);
+        if (size < best) {
+            best = size;
+            best_sparse = e.sparse;
+            best_gap = gb;
+        }
+    }
+    if (best == UINT64_MAX) return -1;
+    enc->sparse = best_sparse;
+    enc->gap_bits = best_gap;
+    return 0;
+}

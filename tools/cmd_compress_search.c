@@ -12,6 +12,7 @@
 
 #include "cli_util.h"
 #include "sqzc/prune.h"
+#include "sqzc/tensor_encode.h"
 #include "sqzc/weight_share.h"
 #include "sqzc/writer.h"
 
@@ -192,8 +193,11 @@ static int apply_layer(sqzc_graph *g, const csr_snapshot *s, const layer_opts *l
     e.n_centroids = m;
     e.centroid_f16 = fp16 != 0;
     e.huffman = huffman != 0;
-    if (sqzc_tensor_set_encoding(g, s->tens[i], &e) != 0) return -1;
-    return sqzc_update_sparse_request(g, s->tens[i]);
+    if (sqzc_tensor_set_encoding(g, s->tens[i], &e) != 0 ||
+        sqzc_update_sparse_request(g, s->tens[i]) != 0)
+        return -1;
+    /* as sqzc_recipe_apply: dense or sparse by the Huffman-coded size */
+    return sqzc_encoding_choose_layout(t->f32, (uint64_t)n, t->enc);
 }
 
 /* back to the imported weight and bias */

@@ -61,6 +61,13 @@ int sqzc_tensor_encode(const float *data, uint64_t numel, const sqzc_encoding *e
                        uint8_t **payload, size_t *size, sqzc_enc_stats *st, char *err,
                        size_t err_len);
 
+/* For a Huffman-coded codebook request on data holding zeros: encode dense
+ * and sparse with 1..8-bit gaps, and keep in *enc (sparse, gap_bits) the
+ * layout of the smallest payload (the Huffman code lengths decide, not the
+ * packed widths). Other requests are left alone. 0 ok, -1 when no layout
+ * encodes (OOM or a request the data does not satisfy). */
+int sqzc_encoding_choose_layout(const float *data, uint64_t numel, sqzc_encoding *enc);
+
 #ifdef __cplusplus
 }
 #endif
