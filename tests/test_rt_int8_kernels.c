@@ -552,6 +552,51 @@ static void test_lut_kernels_exhaustive(void **state) {
     free(B);
 }
 
+/* The fast MaxPool against the reference on random geometries. */
+static void test_fast_maxpool(void **state) {
+    (void)state;
+    tu_rng g;
+    tu_rng_seed(&g, 77);
+    for (int it = 0; it < 80; it++) {
+        int nd = 1 + (int)(tu_rng_u32(&g) % 2);
+        int64_t k[2], s[2], d[2], pads[4], in[2];
+        for (int i = 0; i < nd; i++) {
+            k[i] = 1 + tu_rng_u32(&g) % 3;
+            s[i] = 1 + tu_rng_u32(&g) % 3;
+            d[i] = tu_rng_u32(&g) % 4 == 0 ? 2 : 1;
+            pads[i] = tu_rng_u32(&g) % (uint32_t)k[i];
+            pads[i + nd] = tu_rng_u32(&g) % (uint32_t)k[i];
+            in[i] = (k[i] - 1) * d[i] + 1 + tu_rng_u32(&g) % 12;
+        }
+        int64_t C = 1 + tu_rng_u32(&g) % 5;
+        size_t n = (size_t)(2 * C * in[0] * (nd == 2 ? in[1] : 1));
+        int8_t *x = malloc(n);
+        assert_non_null(x);
+        for (size_t i = 0; i < n; i++) x[i] = (int8_t)(tu_rng_u32(&g) & 255);
+        i8t t;
+        i8t_init(&t, SQZ_OP_MAXPOOL);
+        i8t_ints(&t, "kernel_shape", nd, k);
+        i8t_ints(&t, "strides", nd, s);
+        i8t_ints(&t, "dilations", nd, d);
+        i8t_ints(&t, "pads", 2 * nd, pads);
+        if (tu_rng_u32(&g) % 3 == 0) i8t_int(&t, "ceil_mode", 1);
+        t.threads = 1 + (int)(tu_rng_u32(&g) % 2);
+        sqz_shape xs = nd == 2 ? i8t_shape(4, (int64_t)2, C, in[0], in[1])
+                               : i8t_shape(3, (int64_t)2, C, in[0]);
+        i8t_act(&t, 0, xs, x, 0.1f, 3);
+        i8t_out(&t, SQZ_DT_I8, 0.1f, 3);
+        void *a, *b;
+        assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_MAXPOOL), &a), 0);
+        size_t ny = (size_t)sqz_shape_numel(&t.out_shape[0]);
+        assert_int_equal(i8t_run(&t, &sqz_i8_fast_maxpool, &b), 0);
+        assert_memory_equal(a, b, ny);
+        assert_int_equal(((unsigned char *)b)[ny], 0xA5); /* nothing past the output */
+        free(a);
+        free(b);
+        free(x);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_requant_known),
@@ -562,6 +607,7 @@ int main(void) {
         cmocka_unit_test(test_pools),
         cmocka_unit_test(test_concat_relu_clip_views),
         cmocka_unit_test(test_lut_kernels_exhaustive),
+        cmocka_unit_test(test_fast_maxpool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
  * dilations, pads, several tiles), depthwise, Gemm / MatMul, on random shapes
  * incl. odd sizes, extreme values and zero points, 1 and 2 threads, for each
  * ISA this CPU has (AVX2, AVX-512, AVX-512 VNNI); skipped ISAs are named. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -320,6 +321,43 @@ static void test_gemm_matmul_bit_exact(void **state) {
     }
 }
 
+/* QuantizeLinear AVX2 vs the reference: random values around the grid, exact
+ * ties, huge values, infinities, NaN; lengths with vector tails. */
+static void test_quantize_bit_exact(void **state) {
+    (void)state;
+    if (!sqz_cpu_has_avx2_fma()) {
+        printf("  (skipped quantize avx2: this CPU lacks it)\n");
+        return;
+    }
+    tu_rng g;
+    tu_rng_seed(&g, 400);
+    for (int it = 0; it < 40; it++) {
+        int64_t n = 1 + tu_rng_u32(&g) % 100;
+        float *x = malloc((size_t)n * sizeof(float));
+        assert_non_null(x);
+        float s = it % 4 == 0 ? 0.5f : tu_rng_uniform(&g, 0.001f, 0.2f);
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t k = tu_rng_u32(&g) % 10;
+            x[i] = k == 0 ? (float)((int)(tu_rng_u32(&g) % 400) - 200) * 0.25f /* ties at s = 0.5 */
+                   : k == 1 ? 1e30f
+                   : k == 2 ? -INFINITY
+                   : k == 3 ? NAN
+                            : tu_rng_uniform(&g, -150.0f, 150.0f) * s;
+        }
+        i8t t;
+        i8t_init(&t, SQZ_OP_QUANTIZE_LINEAR);
+        i8t_f32(&t, 0, i8t_shape(1, n), x);
+        i8t_out(&t, SQZ_DT_I8, s, (int32_t)(tu_rng_u32(&g) % 256) - 128);
+        void *a, *b;
+        assert_int_equal(i8t_run(&t, sqz_ref_op(SQZ_OP_QUANTIZE_LINEAR), &a), 0);
+        assert_int_equal(i8t_run(&t, &sqz_i8_quantize_avx2, &b), 0);
+        assert_memory_equal(a, b, (size_t)n);
+        free(a);
+        free(b);
+        free(x);
+    }
+}
+
 /* The dispatcher picks the SIMD kernels for int8 nodes (and not for others). */
 static void test_dispatch(void **state) {
     (void)state;
@@ -339,6 +377,7 @@ int main(void) {
         cmocka_unit_test(test_conv_bit_exact),
         cmocka_unit_test(test_depthwise_bit_exact),
         cmocka_unit_test(test_gemm_matmul_bit_exact),
+        cmocka_unit_test(test_quantize_bit_exact),
         cmocka_unit_test(test_dispatch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,6 +39,10 @@ static inline int32_t sqz_rq_apply(int64_t acc, sqz_rq r, int32_t zp, int32_t lo
     return v < lo ? lo : v > hi ? hi : (int32_t)v;
 }
 
+/* QuantizeLinear of one value: clamp(round_half_even(x / scale) + zp,
+ * -128, 127) computed in float as ONNX does; NaN gives zp. */
+int8_t sqz_i8_quantize1(float x, float scale, int32_t zp);
+
 static inline int8_t sqz_sat8(int32_t v) {
     return (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v);
 }

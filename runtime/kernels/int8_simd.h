@@ -90,6 +90,8 @@ extern const sqz_i8_isa sqz_i8_isa_vnni, sqz_i8_isa_avx2;
 /* VNNI depthwise plane: u8 plane (x + 128), w packed [kh][ceil(kw/4)][4],
  * dilation along w 1, stride along w 1 or 2 (int8_avx512.c). */
 extern const sqz_i8_dw_plane sqz_i8_dw_plane_vnni;
+/* QuantizeLinear (f32 -> i8), AVX2 (int8_avx2.c). */
+extern const sqz_op_impl sqz_i8_quantize_avx2;
 #endif
 
 /* Requantization constants of a channel. */
@@ -102,5 +104,7 @@ extern const sqz_op_impl sqz_i8_matmul_vnni, sqz_i8_matmul_avx2;
 extern const sqz_op_impl sqz_i8_dwconv_vnni, sqz_i8_dwconv_avx512, sqz_i8_dwconv_avx2;
 /* Table-driven element-wise int8 kernels, any CPU (common/int8_lut.c). */
 extern const sqz_op_impl sqz_i8_lut_relu, sqz_i8_lut_clip, sqz_i8_lut_add, sqz_i8_lut_dequantize;
+/* int8 MaxPool on -128-bordered planes, any CPU (common/int8_pool.c). */
+extern const sqz_op_impl sqz_i8_fast_maxpool;
 
 #endif

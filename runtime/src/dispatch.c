@@ -45,6 +45,9 @@ static const fast_entry fast_table[] = {
     {SQZ_OP_SUB, NULL, &sqz_fast_sub},
     {SQZ_OP_MUL, NULL, &sqz_fast_mul},
     {SQZ_OP_DIV, NULL, &sqz_fast_div},
+#if defined(__x86_64__) || defined(_M_X64)
+    {SQZ_OP_QUANTIZE_LINEAR, sqz_cpu_has_avx2_fma, &sqz_i8_quantize_avx2},
+#endif
     /* DequantizeLinear (i8 -> f32) as a 256-entry table */
     {SQZ_OP_DEQUANTIZE_LINEAR, NULL, &sqz_i8_lut_dequantize},
     {SQZ_OP_INVALID, NULL, NULL}, /* sentinel keeps the array non-empty */
@@ -68,6 +71,7 @@ static const fast_entry fast_int8_table[] = {
     {SQZ_OP_ADD, NULL, &sqz_i8_lut_add},
     {SQZ_OP_RELU, NULL, &sqz_i8_lut_relu},
     {SQZ_OP_CLIP, NULL, &sqz_i8_lut_clip},
+    {SQZ_OP_MAXPOOL, NULL, &sqz_i8_fast_maxpool},
     {SQZ_OP_INVALID, NULL, NULL}, /* sentinel keeps the array non-empty */
 };
 

@@ -140,7 +140,6 @@ static int dequantize_prepare(sqz_op_ctx *ctx) {
     return qdq_prepare(ctx, 0);
 }
 
-int8_t sqz_i8_quantize1(float x, float scale, int32_t zp);
 /* ONNX QuantizeLinear: clamp(round_half_to_even(x / scale) + zp); NaN -> zp */
 int8_t sqz_i8_quantize1(float x, float scale, int32_t zp) {
     float v = x / scale;

@@ -3,6 +3,7 @@
  * the AVX2 depthwise plane kernel. Layouts and the bit-exactness argument:
  * int8_simd.h; requantization: int8.h. */
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "int8_simd.h"
@@ -174,3 +175,53 @@ const sqz_i8_isa sqz_i8_isa_avx2 = {
     SQZ_I8_ISA_AVX2, 2, MR, NB, 2, 0, conv_avx2, interleave_avx2, gemm_avx2, convert_avx2,
     dw_plane_avx2,
 };
+
+/* ------------------------------------------------------- QuantizeLinear */
+
+/* y = clamp(round_half_even(x / s) + zp, -128, 127), NaN -> zp: the same
+ * IEEE operations as the reference (divps, roundps to nearest even in the
+ * default rounding mode, one float add, min / max), so bit-identical. */
+typedef struct q_p {
+    float scale;
+    int32_t zp;
+    int64_t n;
+} q_p;
+
+static int quantize_prepare(sqz_op_ctx *ctx) {
+    const sqz_op_impl *ref = sqz_ref_op(SQZ_OP_QUANTIZE_LINEAR);
+    int rc = ref->prepare(ctx); /* validation and shape */
+    if (ctx->params && ref->release) ref->release(ctx->params);
+    ctx->params = NULL;
+    if (rc != 0) return rc;
+    q_p *p = malloc(sizeof *p);
+    if (!p) return sqz_op_fail(ctx, "QuantizeLinear: out of memory");
+    p->scale = ctx->out_q[0].scale[0];
+    p->zp = ctx->out_q[0].zero_point[0];
+    p->n = sqz_shape_numel(&ctx->in_shape[0]);
+    ctx->params = p;
+    return 0;
+}
+
+static void quantize_run(const sqz_op_ctx *ctx) {
+    const q_p *p = ctx->params;
+    const float *x = ctx->in_data[0];
+    int8_t *y = (int8_t *)ctx->out_data[0];
+    const __m256 vs = _mm256_set1_ps(p->scale), vz = _mm256_set1_ps((float)p->zp);
+    const __m256 lo = _mm256_set1_ps(-128.0f), hi = _mm256_set1_ps(127.0f);
+    int64_t i = 0;
+    for (; i + 16 <= p->n; i += 16) {
+        __m256i q[2];
+        for (int h = 0; h < 2; h++) {
+            __m256 v = _mm256_div_ps(_mm256_loadu_ps(x + i + 8 * h), vs);
+            __m256 ord = _mm256_cmp_ps(v, v, _CMP_ORD_Q);
+            __m256 r = _mm256_add_ps(
+                _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
+            r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
+            q[h] = _mm256_cvtps_epi32(_mm256_blendv_ps(vz, r, ord));
+        }
+        store16(y + i, q[0], q[1], 16);
+    }
+    for (; i < p->n; i++) y[i] = sqz_i8_quantize1(x[i], p->scale, p->zp);
+}
+
+const sqz_op_impl sqz_i8_quantize_avx2 = {quantize_prepare, quantize_run, free, NULL};
