@@ -19,16 +19,18 @@ typedef struct gop {
     int64_t N, C, M, group, Cg, Mg, K, in_sp, out_sp;
     int64_t IH, IW, OH, OW, kh, kw, sh, sw, dh, dw, ph, pw;
     int direct;
-    /* wide: the conv reads a zero-padded, phase-split copy of the input:
+    /* wide: the conv runs in bands of `band` output rows. For each band it
+     * reads a zero-padded, phase-split copy of the input rows the band needs:
      * for stride (sh, sw), plane (c, a, b) holds padded rows a, a + sh, ...
-     * and columns b, b + sw, ... (QH x QW; stride 1: one plane per channel,
-     * the padded input). Output pixel (oh, ow) is computed at wide column
-     * oh * QW + ow, so im2col row k = (c, i, j) is plane (c, i % sh, j % sw)
-     * shifted by off[k]: every B panel is a plain copy. The (kw-1)/sw
-     * columns past OW of each wide row are garbage, dropped when the wide
-     * output is compacted into Y. */
+     * and columns b, b + sw, ... (QH x QW, QH = band + (kh-1)/sh; stride 1:
+     * one plane per channel, the padded rows). Output pixel (oh, ow) of the
+     * band is computed at wide column oh * QW + ow, so im2col row k = (c, i,
+     * j) is plane (c, i % sh, j % sw) shifted by off[k]: every B panel is a
+     * plain copy. The (kw-1)/sw columns past OW of each wide row are garbage,
+     * dropped when the band is compacted into Y. Band-sized buffers keep the
+     * scratch small (no input- or output-sized copy in the arena). */
     int wide;
-    int64_t QH, QW, wide_n;                       /* wide_n = OH * QW */
+    int64_t QH, QW, band;
     int64_t *off;                                 /* [K] */
     size_t pad_floats, wout_floats, gemm_scratch; /* scratch parts (64-byte multiples) */
     int has_bias;
@@ -140,10 +142,16 @@ static void conv_pack_b(const void *vctx, int64_t k0, int64_t kc, int64_t n0, in
                     if (hi > lo) memcpy(o + lo, xr + iw0 + lo, (size_t)(hi - lo) * sizeof(float));
                     for (int64_t t = hi; t < seg; t++) o[t] = 0.0f;
                 } else {
-                    for (int64_t t = 0; t < seg; t++) {
-                        int64_t iw = iw0 + t * p->sw;
-                        o[t] = (iw >= 0 && iw < p->IW) ? xr[iw] : 0.0f;
-                    }
+                    /* valid t: 0 <= iw0 + t * sw < IW, i.e. [lo, hi); the
+                     * gather between needs no bounds checks */
+                    const int64_t sw = p->sw;
+                    int64_t lo = iw0 < 0 ? (-iw0 + sw - 1) / sw : 0;
+                    int64_t hi = p->IW - iw0 <= 0 ? 0 : (p->IW - iw0 + sw - 1) / sw;
+                    if (hi > seg) hi = seg;
+                    if (lo > hi) lo = hi;
+                    for (int64_t t = 0; t < lo; t++) o[t] = 0.0f;
+                    for (int64_t t = lo; t < hi; t++) o[t] = xr[iw0 + t * sw];
+                    for (int64_t t = hi; t < seg; t++) o[t] = 0.0f;
                 }
             }
             col += seg;
@@ -162,7 +170,7 @@ static void conv_args(const gop *p, sqz_gemm_args *a, int num_threads) {
     memset(a, 0, sizeof(*a));
     a->kernel = p->k;
     a->M = p->Mg;
-    a->N = p->wide ? p->wide_n : p->out_sp;
+    a->N = p->wide ? p->band * p->QW : p->out_sp; /* wide: the largest band */
     a->K = p->K;
     a->a.packed = p->wpk;
     if (p->direct) {
@@ -224,13 +232,20 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
         p.wide = 3 * drop <= p.OW || (p.Mg <= 32 && drop <= p.OW);
     }
     if (p.wide) {
-        p.QH = p.OH + (p.kh - 1) / p.sh;
         p.QW = p.OW + (p.kw - 1) / p.sw;
-        p.wide_n = p.OH * p.QW;
+        /* band: a wide output of at most ~256 KB (L2-resident for the
+         * compaction) and 1/8 of the output (bounded arena growth at the stem,
+         * where the arena peaks), but at least ~256 columns per GEMM */
+        int64_t budget = p.Mg * p.out_sp / 8; /* floats; and at most 1/8 of Y */
+        if (budget > 65536) budget = 65536;
+        p.band = budget / (p.Mg * p.QW);
+        if (p.band < (256 + p.QW - 1) / p.QW) p.band = (256 + p.QW - 1) / p.QW;
+        if (p.band > p.OH) p.band = p.OH;
+        p.QH = p.band + (p.kh - 1) / p.sh;
         /* + (kw-1)/sw: the last row's garbage columns read past the last plane */
         p.pad_floats =
             (size_t)((p.Cg * p.sh * p.sw * p.QH * p.QW + (p.kw - 1) / p.sw + 15) / 16 * 16);
-        p.wout_floats = (size_t)((p.Mg * p.wide_n + 15) / 16 * 16);
+        p.wout_floats = (size_t)((p.Mg * p.band * p.QW + 15) / 16 * 16);
     }
     p.macs = (uint64_t)(p.N * p.M * p.out_sp * p.K);
     p.wpk_elems = sqz_gemm_packed_a_floats(k, p.Mg, p.K);
@@ -266,9 +281,10 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
     return 0;
 }
 
-/* The zero-padded, phase-split copy of Cg input channels (see gop.wide).
+/* The zero-padded, phase-split copy of Cg input channels for the band whose
+ * first output row is oh0 (see gop.wide): phase rows oh0 .. oh0 + QH.
  * Only phases some tap reads are written (a < kh, b < kw). */
-static void phase_input(const gop *p, const float *x, float *dst) {
+static void phase_input(const gop *p, const float *x, float *dst, int64_t oh0) {
     const int64_t QH = p->QH, QW = p->QW;
     const int64_t na = p->sh < p->kh ? p->sh : p->kh, nb = p->sw < p->kw ? p->sw : p->kw;
     for (int64_t c = 0; c < p->Cg; c++) {
@@ -284,17 +300,17 @@ static void phase_input(const gop *p, const float *x, float *dst) {
                 if (q1 > QW) q1 = QW;
                 if (q1 < q0) q1 = q0;
                 for (int64_t r = 0; r < QH; r++, d += QW) {
-                    int64_t ih = r * p->sh + a - p->ph;
+                    int64_t ih = (oh0 + r) * p->sh + a - p->ph;
                     if (ih < 0 || ih >= p->IH || q1 == q0) {
                         memset(d, 0, (size_t)QW * sizeof(float));
                         continue;
                     }
-                    const float *xr = xc + ih * p->IW + (q0 * p->sw - lead);
+                    const float *xr = xc + ih * p->IW;
                     if (q0) memset(d, 0, (size_t)q0 * sizeof(float));
                     if (p->sw == 1) {
-                        memcpy(d + q0, xr, (size_t)(q1 - q0) * sizeof(float));
+                        memcpy(d + q0, xr + (q0 - lead), (size_t)(q1 - q0) * sizeof(float));
                     } else {
-                        for (int64_t q = 0; q < q1 - q0; q++) d[q0 + q] = xr[q * p->sw];
+                        for (int64_t q = q0; q < q1; q++) d[q] = xr[q * p->sw - lead];
                     }
                     if (q1 < QW) memset(d + q1, 0, (size_t)(QW - q1) * sizeof(float));
                 }
@@ -317,15 +333,21 @@ static void conv_run_wide(const sqz_op_ctx *ctx) {
     a.c = wout;
     for (int64_t n = 0; n < p->N; n++)
         for (int64_t g = 0; g < p->group; g++) {
-            phase_input(p, X + (n * p->C + g * p->Cg) * p->in_sp, pad);
+            const float *xg = X + (n * p->C + g * p->Cg) * p->in_sp;
             a.a.packed = p->wpk + (size_t)g * p->wpk_elems;
             a.bias = B ? B + g * p->Mg : NULL;
-            sqz_gemm(&a, ctx->scratch);
             float *y = Y + (n * p->M + g * p->Mg) * p->out_sp;
-            for (int64_t m = 0; m < p->Mg; m++)
-                for (int64_t oh = 0; oh < p->OH; oh++)
-                    memcpy(y + m * p->out_sp + oh * p->OW, wout + m * p->wide_n + oh * p->QW,
-                           (size_t)p->OW * sizeof(float));
+            for (int64_t oh0 = 0; oh0 < p->OH; oh0 += p->band) {
+                int64_t rows = p->OH - oh0 < p->band ? p->OH - oh0 : p->band;
+                a.N = rows * p->QW;
+                a.ldc = a.N;
+                phase_input(p, xg, pad, oh0);
+                sqz_gemm(&a, ctx->scratch);
+                for (int64_t m = 0; m < p->Mg; m++)
+                    for (int64_t r = 0; r < rows; r++)
+                        memcpy(y + m * p->out_sp + (oh0 + r) * p->OW, wout + (m * rows + r) * p->QW,
+                               (size_t)p->OW * sizeof(float));
+            }
         }
 }
 
