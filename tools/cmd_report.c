@@ -53,6 +53,9 @@ void cmd_report_usage(FILE *f) {
             "  --input-shape NAME:DIMS  as sqz import\n"
             "  --shard I/N              evaluate only the points of shard I (1..N) and write a\n"
             "                           partial result (for array jobs / GNU parallel)\n"
+            "  --search                 one more point: the default search of sqz compress\n"
+            "                           (per-layer settings chosen on the last 10,000 TRAINING\n"
+            "                           images for <= 0.5 points drop; reported on --split)\n"
             "  --merge PART...          join partial results (all shards) into the report\n"
             "  --batch B                images per run (default 50)\n"
             "  --threads N              worker threads (default 1)\n"
@@ -149,6 +152,8 @@ typedef struct ropts {
     cli_shapes shapes;
     long long limit, batch, threads;
     int shard_i, shard_n;
+    int search; /* one more point: the default search of sqz compress */
+    double search_drop;
     const char **merge;
     int n_merge;
 } ropts;
@@ -239,12 +244,17 @@ static int parse_args(int argc, char **argv, ropts *o) {
     o->batch = 50;
     o->threads = 1;
     o->split = "t10k";
+    o->search_drop = 0.5;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         int m;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             cmd_report_usage(stdout);
             return 1;
+        }
+        if (strcmp(a, "--search") == 0) {
+            o->search = 1;
+            continue;
         }
         if (strcmp(a, "--merge") == 0) {
             free(o->merge);
@@ -366,7 +376,7 @@ static int parse_args(int argc, char **argv, ropts *o) {
         }
     }
     if (o->n_merge > 0) {
-        if (o->in || o->shard_n || o->nsw || o->dataset) {
+        if (o->in || o->shard_n || o->nsw || o->dataset || o->search) {
             cli_error(CMD, "--merge takes only partial result files and -o");
             return -1;
         }
@@ -477,9 +487,12 @@ static char *one_line(const char *s, const char *nl) {
     return p;
 }
 
-static char *point_label(const ropts *o, int k) {
+static char *point_label(const ropts *o, int k, int search_k) {
     sbuf b = {0};
-    if (k == 0) {
+    if (k == search_k) {
+        sb_printf(&b, "sqz compress search (per-layer, <= %g points on training images)",
+                  o->search_drop);
+    } else if (k == 0) {
         sb_printf(&b, "fp32 (imported)");
     } else {
         for (int j = 0; j < o->nsw; j++)
@@ -805,8 +818,8 @@ static void write_html(sbuf *b, const report *r, const int *front) {
         sb_printf(b,
                   "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#2a7\" "
                   "stroke-dasharray=\"5 4\"/><text x=\"%.1f\" y=\"%.1f\" fill=\"#2a7\" "
-                  "text-anchor=\"end\">fp32 - 0.5 points</text>\n",
-                  ml, W - mr, PY(base - 0.5), PY(base - 0.5), W - mr - 4, PY(base - 0.5) - 4);
+                  "text-anchor=\"start\">fp32 - 0.5 points</text>\n",
+                  ml, W - mr, PY(base - 0.5), PY(base - 0.5), ml + 40, PY(base - 0.5) + 14);
     /* Pareto front polyline, by size */
     sb_printf(b, "<polyline class=\"front\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\" "
                  "points=\"");
@@ -833,6 +846,12 @@ static void write_html(sbuf *b, const report *r, const int *front) {
                   front[k] ? "#d62728" : "#4c72b0", k);
         sb_html(b, p->label);
         sb_printf(b, ": %lld bytes, %.2f%%</title></circle>\n", p->bytes, y);
+        if (strncmp(p->label, "sqz compress search", 19) == 0)
+            sb_printf(b,
+                      "<circle class=\"search\" cx=\"%.1f\" cy=\"%.1f\" r=\"10\" fill=\"none\" "
+                      "stroke=\"#2a7\" stroke-width=\"2\"/><text x=\"%.1f\" y=\"%.1f\" "
+                      "fill=\"#2a7\">sqz compress</text>\n",
+                      PX(x), PY(y), PX(x) + 12, PY(y) - 10);
     }
 #undef PX
 #undef PY
@@ -902,14 +921,14 @@ done:
 
 /* ------------------------------------------------------------ sweep */
 
-static int labels_present(const ropts *o) {
+static int labels_present(const ropts *o, const char *split) {
     char dflt[256], path[1024];
     const char *dir = o->data_dir;
     if (!dir) {
         snprintf(dflt, sizeof dflt, "/usr/share/datasets/%s", o->dataset);
         dir = dflt;
     }
-    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte.gz", dir, o->split);
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte.gz", dir, split);
     struct stat st;
     if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) return 1;
     cli_error(CMD, "%s: no labels (%s is missing): the report needs a labelled set", dir, path);
@@ -936,13 +955,14 @@ static int run_sweep(ropts *o) {
         cli_error(CMD, "unknown dataset '%s' (fashion-mnist or mnist)", o->dataset);
         goto done;
     }
-    if (!labels_present(o)) goto done;
+    if (!labels_present(o, o->split) || (o->search && !labels_present(o, "train"))) goto done;
     int ng = n_grid(o);
     if (ng < 0 || ng + 1 > MAX_POINTS) {
         cli_error(CMD, "--sweep: more than %d points", MAX_POINTS);
         goto done;
     }
-    r.npoints = ng + 1;
+    r.npoints = ng + 1 + (o->search != 0);
+    const int search_k = o->search ? ng + 1 : -1;
     for (int k = 1; k <= ng; k++) {
         if (build_recipe(o, k, &rec, err, sizeof err) != 0) {
             cli_error(CMD, "%s", err);
@@ -964,6 +984,7 @@ static int run_sweep(ropts *o) {
         sb_printf(&sw, "%s%s=", j ? " x " : "", o->sw[j].key);
         for (int v = 0; v < o->sw[j].n; v++) sb_printf(&sw, "%s%s", v ? "," : "", o->sw[j].vals[v]);
     }
+    if (o->search) sb_printf(&sw, " + sqz compress search");
     r.sweep = sw.p ? one_line(sw.p, " ") : NULL;
     r.model = one_line(o->in, " ");
     free(sw.p);
@@ -1013,10 +1034,33 @@ static int run_sweep(ropts *o) {
     for (int k = 0; k < r.npoints; k++) {
         if (o->shard_n && k % o->shard_n != o->shard_i - 1) continue;
         point *p = &r.pts[k];
-        if (!(p->label = point_label(o, k))) goto oom;
+        if (!(p->label = point_label(o, k, search_k))) goto oom;
         if (csr_snapshot_restore(g, &snap) != 0) goto oom;
         char *rtext = NULL;
-        if (k > 0) {
+        if (k == search_k) {
+            /* the defaults of sqz compress; last point: the search also
+             * corrects biases, which the weight snapshot does not restore */
+            eval_set train;
+            if ((rc = eval_set_load(CMD, o->dataset, o->data_dir, "train", &train)) != 0) goto done;
+            csr_options so;
+            memset(&so, 0, sizeof so);
+            so.count = train.imgs.n < 10000 ? train.imgs.n : 10000;
+            so.first = train.imgs.n - so.count;
+            so.n_calib = so.count < 500 ? so.count : 500;
+            so.batch = (int)o->batch;
+            so.threads = (int)o->threads;
+            so.target_drop = o->search_drop;
+            so.fp16 = so.huffman = so.aware = 1;
+            so.refine = 8;
+            csr_result sr;
+            sqzc_recipe_init(&rec);
+            rc = csr_search(CMD, g, &train, &so, &rec, &sr);
+            eval_set_free(&train);
+            if (rc != 0) goto done;
+            rtext = sqzc_recipe_to_text(&rec);
+            sqzc_recipe_free(&rec);
+            if (!rtext) goto oom;
+        } else if (k > 0) {
             if (build_recipe(o, k, &rec, err, sizeof err) != 0 ||
                 sqzc_recipe_apply(g, &rec, err, sizeof err) != 0) {
                 cli_error(CMD, "point %d (%s): %s", k, p->label, err);

@@ -3,8 +3,9 @@
 # model(s): import to .sqz and evaluate on the Fashion-MNIST test set through
 # the sqz runtime; `sqz compress` (default search: per-layer sparsity / bits
 # chosen on held-out TRAINING images for <= 0.5 points accuracy drop, Huffman
-# coding) with its size table; `sqz report` (recipe sweep, Markdown table +
-# HTML plot in build/models/<model>_report.html); a summary table at the end.
+# coding) with its size table; `sqz report` (uniform recipe sweep + the search
+# point, Markdown table + HTML plot in build/models/<model>_report.html); a
+# summary table at the end.
 # Usage: bash tools/scripts/demo.sh [model ...]   (default: lenet5; "all" = every reference model)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -46,8 +47,10 @@ for m in "${models[@]}"; do
   grep "search:" "$out/${m}_compress.log" || true
   cacc=$(grep -o 'compressed [0-9.]*%' "$out/${m}_compress.txt" | grep -o '[0-9.]*')
 
-  echo; echo "== $m: sqz report $onnx --data fashion-mnist -o $out/${m}_report"
-  "$SQZ" report "$onnx" --data fashion-mnist -o "$out/${m}_report" 2>"$out/${m}_report.log"
+  sweep=(--sweep share.bits=8,6,5,4,3,2 --sweep prune.sparsity=0,0.5,0.7 --search)
+  echo; echo "== $m: sqz report $onnx --data fashion-mnist ${sweep[*]} -o $out/${m}_report"
+  "$SQZ" report "$onnx" --data fashion-mnist "${sweep[@]}" -o "$out/${m}_report" \
+    2>"$out/${m}_report.log"
   rows+=("$(printf '%-10s %9s %9s %10s %9s %9s%% %8s%% %9s %8s%% %7s' "$m" "$params" "$macs" \
     "$(stat -c %s "$onnx")" "$(stat -c %s "$out/$m.sqz")" "$(torch_acc "$m")" "$acc" \
     "$(stat -c %s "$out/${m}_c.sqz")" "$cacc" \
