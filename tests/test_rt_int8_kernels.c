@@ -544,6 +544,14 @@ static void test_lut_kernels_exhaustive(void **state) {
         const sqz_op_impl *lut = v == 2 ? &sqz_i8_lut_clip : &sqz_i8_lut_relu;
         same_as_ref(&t, sqz_ref_op_int8(t.node.op), lut, 256);
     }
+    /* Concat of three inputs along axis 1: one copied, two requantized */
+    i8t_init(&t, SQZ_OP_CONCAT);
+    i8t_int(&t, "axis", 1);
+    i8t_act(&t, 0, i8t_shape(3, (int64_t)4, (int64_t)2, (int64_t)32), A, 0.1f, 2);
+    i8t_act(&t, 1, i8t_shape(3, (int64_t)4, (int64_t)3, (int64_t)32), A + 300, 0.37f, -9);
+    i8t_act(&t, 2, i8t_shape(3, (int64_t)4, (int64_t)1, (int64_t)32), B + 1000, 0.05f, 100);
+    i8t_out(&t, SQZ_DT_I8, 0.1f, 2);
+    same_as_ref(&t, sqz_ref_op_int8(SQZ_OP_CONCAT), &sqz_i8_lut_concat, 4 * 6 * 32);
     i8t_init(&t, SQZ_OP_DEQUANTIZE_LINEAR);
     i8t_act(&t, 0, i8t_shape(1, (int64_t)256), B, 0.37f, 11);
     i8t_out(&t, SQZ_DT_F32, 0, 0);

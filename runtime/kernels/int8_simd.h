@@ -104,6 +104,7 @@ extern const sqz_op_impl sqz_i8_matmul_vnni, sqz_i8_matmul_avx2;
 extern const sqz_op_impl sqz_i8_dwconv_vnni, sqz_i8_dwconv_avx512, sqz_i8_dwconv_avx2;
 /* Table-driven element-wise int8 kernels, any CPU (common/int8_lut.c). */
 extern const sqz_op_impl sqz_i8_lut_relu, sqz_i8_lut_clip, sqz_i8_lut_add, sqz_i8_lut_dequantize;
+extern const sqz_op_impl sqz_i8_lut_concat;
 /* int8 MaxPool on -128-bordered planes, any CPU (common/int8_pool.c). */
 extern const sqz_op_impl sqz_i8_fast_maxpool;
 

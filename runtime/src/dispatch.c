@@ -72,6 +72,7 @@ static const fast_entry fast_int8_table[] = {
     {SQZ_OP_RELU, NULL, &sqz_i8_lut_relu},
     {SQZ_OP_CLIP, NULL, &sqz_i8_lut_clip},
     {SQZ_OP_MAXPOOL, NULL, &sqz_i8_fast_maxpool},
+    {SQZ_OP_CONCAT, NULL, &sqz_i8_lut_concat},
     {SQZ_OP_INVALID, NULL, NULL}, /* sentinel keeps the array non-empty */
 };
 

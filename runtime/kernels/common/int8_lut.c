@@ -6,7 +6,8 @@
  *   Relu / Clip (i8 -> i8, any requantization): 256 bytes;
  *   DequantizeLinear (i8 -> f32): 256 floats;
  *   Add of two same-shape i8 tensors: 64 KiB (broadcasting Adds decline and
- *   run the reference). */
+ *   run the reference);
+ *   Concat: 256 bytes per input whose parameters differ from the output's. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,15 +32,13 @@ static void lut_release(void *p) {
 
 /* Runs ref on ctx's node and quantization parameters, but with n_in inputs
  * of shape [len] holding in[i] and an output of len elements at out. */
-static int run_ref_on(sqz_op_ctx *ctx, const sqz_op_impl *ref, uint32_t n_in, int64_t len,
-                      const int8_t *const *in, void *out) {
+static int run_ref_on_shape(sqz_op_ctx *ctx, const sqz_op_impl *ref, uint32_t n_in,
+                            const sqz_shape *shape, const int8_t *const *in, void *out) {
     sqz_shape sh[2], osh[1];
     const float *data[2];
     float *odata[1] = {out};
     for (uint32_t i = 0; i < n_in; i++) {
-        memset(&sh[i], 0, sizeof sh[i]);
-        sh[i].ndim = 1;
-        sh[i].dims[0] = len;
+        sh[i] = *shape;
         data[i] = (const float *)(const void *)in[i];
     }
     sqz_op_ctx c = *ctx;
@@ -60,6 +59,16 @@ static int run_ref_on(sqz_op_ctx *ctx, const sqz_op_impl *ref, uint32_t n_in, in
     ref->run(&c);
     if (ref->release) ref->release(c.params);
     return 0;
+}
+
+/* As run_ref_on_shape with 1-D inputs of len elements. */
+static int run_ref_on(sqz_op_ctx *ctx, const sqz_op_impl *ref, uint32_t n_in, int64_t len,
+                      const int8_t *const *in, void *out) {
+    sqz_shape sh;
+    memset(&sh, 0, sizeof sh);
+    sh.ndim = 1;
+    sh.dims[0] = len;
+    return run_ref_on_shape(ctx, ref, n_in, &sh, in, out);
 }
 
 static int unary_prepare(sqz_op_ctx *ctx, int op) {
@@ -151,6 +160,79 @@ static void add_run(const sqz_op_ctx *ctx) {
     /* y may alias a or b (in-place Add): element i is read before written */
     for (int64_t i = 0; i < p->n; i++) y[i] = p->t2[(size_t)(a[i] ^ 0x80u) << 8 | (b[i] ^ 0x80u)];
 }
+
+/* Concat: per input, a copy (same parameters as the output) or a 256-byte
+ * requantization table built by the reference on that input alone. */
+typedef struct cat_p {
+    int64_t outer, inner_out;
+    uint32_t n;
+    struct {
+        int64_t inner;
+        int copy;
+        int8_t t[256];
+    } in[];
+} cat_p;
+
+static int concat_prepare(sqz_op_ctx *ctx) {
+    const sqz_op_impl *ref = sqz_ref_op_int8(SQZ_OP_CONCAT);
+    int rc = ref->prepare(ctx);
+    if (ctx->params && ref->release) ref->release(ctx->params);
+    ctx->params = NULL;
+    if (rc != 0) return rc;
+    const sqz_shape *x0 = &ctx->in_shape[0];
+    int axis;
+    if (ref_norm_axis(ctx, "axis", sqz_attr_int(ctx->node, "axis", 0), x0->ndim, 0, &axis))
+        return -1;
+    cat_p *p = calloc(1, sizeof *p + ctx->n_in * sizeof p->in[0]);
+    if (!p) return sqz_op_fail(ctx, "Concat: out of memory");
+    p->n = ctx->n_in;
+    p->outer = ref_prod(x0->dims, 0, axis);
+    p->inner_out = ref_prod(ctx->out_shape[0].dims, axis, ctx->out_shape[0].ndim);
+    int8_t all[256];
+    for (int i = 0; i < 256; i++) all[i] = (int8_t)(i - 128);
+    const sqz_qparams *qy = &ctx->out_q[0];
+    for (uint32_t i = 0; i < ctx->n_in; i++) {
+        const sqz_shape *x = &ctx->in_shape[i];
+        const sqz_qparams *q = &ctx->in_q[i];
+        p->in[i].inner = ref_prod(x->dims, axis, x->ndim);
+        p->in[i].copy = q->scale[0] == qy->scale[0] && q->zero_point[0] == qy->zero_point[0];
+        if (p->in[i].copy) continue;
+        sqz_op_ctx c = *ctx;
+        c.in_dtype = ctx->in_dtype + i;
+        c.in_q = ctx->in_q + i;
+        const int8_t *in[1] = {all};
+        sqz_shape one = *x0; /* 256 elements along the axis */
+        for (int d = 0; d < one.ndim; d++) one.dims[d] = d == axis ? 256 : 1;
+        if (run_ref_on_shape(&c, ref, 1, &one, in, p->in[i].t) != 0) {
+            free(p);
+            return 1;
+        }
+    }
+    ctx->params = p;
+    return 0;
+}
+
+static void concat_run(const sqz_op_ctx *ctx) {
+    const cat_p *p = ctx->params;
+    int8_t *Y = (int8_t *)ctx->out_data[0];
+    int64_t off = 0;
+    for (uint32_t i = 0; i < p->n; i++) {
+        const int8_t *X = (const int8_t *)ctx->in_data[i];
+        int64_t w = p->in[i].inner;
+        for (int64_t o = 0; o < p->outer; o++) {
+            int8_t *y = Y + o * p->inner_out + off;
+            const int8_t *x = X + o * w;
+            if (p->in[i].copy) {
+                if (w) memcpy(y, x, (size_t)w);
+            } else {
+                for (int64_t k = 0; k < w; k++) y[k] = p->in[i].t[(uint8_t)x[k] ^ 0x80u];
+            }
+        }
+        off += w;
+    }
+}
+
+const sqz_op_impl sqz_i8_lut_concat = {concat_prepare, concat_run, free, NULL};
 
 const sqz_op_impl sqz_i8_lut_relu = {relu_prepare, unary_run, lut_release, NULL};
 const sqz_op_impl sqz_i8_lut_clip = {clip_prepare, unary_run, lut_release, NULL};
