@@ -1,0 +1,272 @@
+/* test_rt_int8_graph.c - a small int8 CNN through the session (Quantize ->
+ * Conv relu -> MaxPool -> depthwise Conv -> Add -> 1x1 Convs -> Concat ->
+ * GlobalAveragePool -> Flatten -> Gemm -> Dequantize): the outputs of every
+ * kernel set this CPU dispatches to (capped at AVX2 and at AVX-512) are
+ * bit-identical to the scalar reference's, 2 threads, 2 inputs. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sqz/sqz.h"
+#include "sqzbuild.h"
+#include "testutil.h"
+#if defined(__x86_64__) || defined(_M_X64)
+#include "cpu.h"
+#endif
+
+enum {
+    T_X, /* f32 [1,3,16,16] */
+    T_XQ,
+    T_W1,
+    T_B1,
+    T_Y1, /* conv 3x3 3->8 pad 1 relu: [1,8,16,16] */
+    T_P1, /* maxpool 2x2: [1,8,8,8] */
+    T_W2,
+    T_B2,
+    T_Y2, /* depthwise 3x3 pad 1 relu */
+    T_A,  /* add P1 + Y2 */
+    T_W3,
+    T_B3,
+    T_Y3, /* conv 1x1 8->16 */
+    T_W4,
+    T_B4,
+    T_Y4, /* conv 1x1 8->4 (other params) */
+    T_C,  /* concat: [1,20,8,8] */
+    T_G,  /* gap: [1,20,1,1] */
+    T_F,  /* flatten: [1,20] */
+    T_W5,
+    T_B5,
+    T_Z, /* gemm 20->10 (transB) */
+    T_Y, /* f32 [1,10] */
+    NT
+};
+
+typedef struct qt {
+    float s;
+    int32_t z;
+} qt;
+
+static sb_tensor act(const char *name, int nd, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                     qt *q) {
+    sb_tensor t = {.name = name,
+                   .dtype = SQZ_DT_I8,
+                   .quant = SQZ_QUANT_PER_TENSOR,
+                   .ndim = nd,
+                   .nq = 1,
+                   .scale = &q->s,
+                   .zp = &q->z};
+    int64_t d[4] = {d0, d1, d2, d3};
+    for (int i = 0; i < nd; i++) t.dims[i] = d[i];
+    return t;
+}
+
+typedef struct wts {
+    int8_t w[8 * 3 * 9 + 8 * 9 + 16 * 8 + 4 * 8 + 10 * 20];
+    int32_t b[8 + 8 + 16 + 4 + 10];
+    float sw[8 + 8 + 16 + 4 + 10];
+    int32_t zw[8 + 8 + 16 + 4 + 10];
+} wts;
+
+static uint8_t *build(wts *W, qt *q, size_t *size) {
+    static sb_tensor t[NT];
+    tu_rng r;
+    tu_rng_seed(&r, 99);
+    for (size_t i = 0; i < sizeof W->w; i++) W->w[i] = (int8_t)((int)(tu_rng_u32(&r) % 255) - 127);
+    for (size_t i = 0; i < sizeof W->b / 4; i++) {
+        W->b[i] = (int32_t)(tu_rng_u32(&r) % 4001) - 2000;
+        W->sw[i] = tu_rng_uniform(&r, 0.002f, 0.01f);
+        W->zw[i] = 0;
+    }
+    /* activation parameters: q[0] input ... */
+    const qt qs[] = {{0.02f, 0},  {0.05f, -128}, {0.035f, -120}, {0.04f, -128}, {0.06f, -100},
+                     {0.08f, 10}, {0.03f, -7},   {0.08f, 3},     {0.03f, -2},   {0.2f, 5}};
+    memcpy(q, qs, sizeof qs);
+    int8_t *w = W->w;
+    int32_t *b = W->b;
+    float *sw = W->sw;
+    int32_t *zw = W->zw;
+    memset(t, 0, sizeof t);
+    t[T_X] = (sb_tensor){
+        .name = "x", .dtype = SQZ_DT_F32, .flags = SQZ_TF_INPUT, .ndim = 4, .dims = {1, 3, 16, 16}};
+    t[T_XQ] = act("xq", 4, 1, 3, 16, 16, &q[0]);
+#define WEIGHT(id, nm, nd, a0, a1, a2, a3, n, axis)                                                \
+    t[id] = (sb_tensor){.name = nm,                                                                \
+                        .dtype = SQZ_DT_I8,                                                        \
+                        .flags = SQZ_TF_CONST,                                                     \
+                        .quant = SQZ_QUANT_PER_CHANNEL,                                            \
+                        .qaxis = axis,                                                             \
+                        .ndim = nd,                                                                \
+                        .dims = {a0, a1, a2, a3},                                                  \
+                        .nq = n,                                                                   \
+                        .scale = sw,                                                               \
+                        .zp = zw,                                                                  \
+                        .data = w,                                                                 \
+                        .data_bytes = (size_t)(a0 * a1 * a2 * a3)};                                \
+    w += a0 * a1 * a2 * a3;                                                                        \
+    sw += n;                                                                                       \
+    zw += n;
+#define BIAS(id, nm, n)                                                                            \
+    t[id] = (sb_tensor){.name = nm,                                                                \
+                        .dtype = SQZ_DT_I32,                                                       \
+                        .flags = SQZ_TF_CONST,                                                     \
+                        .ndim = 1,                                                                 \
+                        .dims = {n},                                                               \
+                        .data = b,                                                                 \
+                        .data_bytes = (size_t)(n * 4)};                                            \
+    b += n;
+    WEIGHT(T_W1, "w1", 4, 8, 3, 3, 3, 8, 0)
+    BIAS(T_B1, "b1", 8)
+    t[T_Y1] = act("y1", 4, 1, 8, 16, 16, &q[1]);
+    t[T_P1] = act("p1", 4, 1, 8, 8, 8, &q[1]);
+    WEIGHT(T_W2, "w2", 4, 8, 1, 3, 3, 8, 0)
+    BIAS(T_B2, "b2", 8)
+    t[T_Y2] = act("y2", 4, 1, 8, 8, 8, &q[2]);
+    t[T_A] = act("a", 4, 1, 8, 8, 8, &q[3]);
+    WEIGHT(T_W3, "w3", 4, 16, 8, 1, 1, 16, 0)
+    BIAS(T_B3, "b3", 16)
+    t[T_Y3] = act("y3", 4, 1, 16, 8, 8, &q[4]);
+    WEIGHT(T_W4, "w4", 4, 4, 8, 1, 1, 4, 0)
+    BIAS(T_B4, "b4", 4)
+    t[T_Y4] = act("y4", 4, 1, 4, 8, 8, &q[5]);
+    t[T_C] = act("c", 4, 1, 20, 8, 8, &q[4]);
+    t[T_G] = act("g", 4, 1, 20, 1, 1, &q[6]);
+    t[T_F] = act("f", 2, 1, 20, 0, 0, &q[6]);
+    t[T_W5] = (sb_tensor){.name = "w5",
+                          .dtype = SQZ_DT_I8,
+                          .flags = SQZ_TF_CONST,
+                          .quant = SQZ_QUANT_PER_CHANNEL,
+                          .qaxis = 0,
+                          .ndim = 2,
+                          .dims = {10, 20},
+                          .nq = 10,
+                          .scale = sw,
+                          .zp = zw,
+                          .data = w,
+                          .data_bytes = 200};
+    BIAS(T_B5, "b5", 10)
+    t[T_Z] = act("z", 2, 1, 10, 0, 0, &q[9]);
+    t[T_Y] = (sb_tensor){
+        .name = "y", .dtype = SQZ_DT_F32, .flags = SQZ_TF_OUTPUT, .ndim = 2, .dims = {1, 10}};
+#undef WEIGHT
+#undef BIAS
+    static const int64_t pad1[4] = {1, 1, 1, 1}, k3[2] = {3, 3}, k2[2] = {2, 2}, k1[2] = {1, 1};
+    static const int64_t relu = SQZ_ACT_RELU, g8 = 8, ax1 = 1, one = 1;
+    static const sb_attr a_c1[] = {
+        {.name = "pads", .type = SQZ_ATTR_INTS, .count = 4, .ints = pad1},
+        {.name = "kernel_shape", .type = SQZ_ATTR_INTS, .count = 2, .ints = k3},
+        {.name = "sqz_act", .type = SQZ_ATTR_INT, .count = 1, .ints = &relu}};
+    static const sb_attr a_dw[] = {
+        {.name = "pads", .type = SQZ_ATTR_INTS, .count = 4, .ints = pad1},
+        {.name = "kernel_shape", .type = SQZ_ATTR_INTS, .count = 2, .ints = k3},
+        {.name = "group", .type = SQZ_ATTR_INT, .count = 1, .ints = &g8},
+        {.name = "sqz_act", .type = SQZ_ATTR_INT, .count = 1, .ints = &relu}};
+    static const sb_attr a_mp[] = {
+        {.name = "kernel_shape", .type = SQZ_ATTR_INTS, .count = 2, .ints = k2},
+        {.name = "strides", .type = SQZ_ATTR_INTS, .count = 2, .ints = k2}};
+    static const sb_attr a_pw[] = {
+        {.name = "kernel_shape", .type = SQZ_ATTR_INTS, .count = 2, .ints = k1}};
+    static const sb_attr a_cat[] = {
+        {.name = "axis", .type = SQZ_ATTR_INT, .count = 1, .ints = &ax1}};
+    static const sb_attr a_gemm[] = {
+        {.name = "transB", .type = SQZ_ATTR_INT, .count = 1, .ints = &one}};
+    static const int32_t i_q[] = {T_X}, o_q[] = {T_XQ}, i_c1[] = {T_XQ, T_W1, T_B1},
+                         o_c1[] = {T_Y1}, i_mp[] = {T_Y1}, o_mp[] = {T_P1},
+                         i_dw[] = {T_P1, T_W2, T_B2}, o_dw[] = {T_Y2}, i_add[] = {T_P1, T_Y2},
+                         o_add[] = {T_A}, i_c3[] = {T_A, T_W3, T_B3}, o_c3[] = {T_Y3},
+                         i_c4[] = {T_A, T_W4, T_B4}, o_c4[] = {T_Y4}, i_cat[] = {T_Y3, T_Y4},
+                         o_cat[] = {T_C}, i_g[] = {T_C}, o_g[] = {T_G}, i_f[] = {T_G},
+                         o_f[] = {T_F}, i_gm[] = {T_F, T_W5, T_B5}, o_gm[] = {T_Z}, i_dq[] = {T_Z},
+                         o_dq[] = {T_Y};
+    static const sb_node n[] = {
+        {SQZ_OP_QUANTIZE_LINEAR, "q", 1, 1, 0, i_q, o_q, NULL},
+        {SQZ_OP_CONV, "conv1", 3, 1, 3, i_c1, o_c1, a_c1},
+        {SQZ_OP_MAXPOOL, "pool", 1, 1, 2, i_mp, o_mp, a_mp},
+        {SQZ_OP_CONV, "dw", 3, 1, 4, i_dw, o_dw, a_dw},
+        {SQZ_OP_ADD, "add", 2, 1, 0, i_add, o_add, NULL},
+        {SQZ_OP_CONV, "pw16", 3, 1, 1, i_c3, o_c3, a_pw},
+        {SQZ_OP_CONV, "pw4", 3, 1, 1, i_c4, o_c4, a_pw},
+        {SQZ_OP_CONCAT, "cat", 2, 1, 1, i_cat, o_cat, a_cat},
+        {SQZ_OP_GLOBAL_AVGPOOL, "gap", 1, 1, 0, i_g, o_g, NULL},
+        {SQZ_OP_FLATTEN, "flat", 1, 1, 0, i_f, o_f, NULL},
+        {SQZ_OP_GEMM, "fc", 3, 1, 1, i_gm, o_gm, a_gemm},
+        {SQZ_OP_DEQUANTIZE_LINEAR, "dq", 1, 1, 0, i_dq, o_dq, NULL},
+    };
+    static const int32_t gin[] = {T_X}, gout[] = {T_Y};
+    return sb_build(t, NT, n, (int)(sizeof n / sizeof n[0]), gin, 1, gout, 1, size);
+}
+
+/* Runs the model with the reference kernels (force_ref) or the dispatched
+ * ones, two threads, two inputs; y receives 2 x 10 floats. */
+static void run_model(const uint8_t *f, size_t n, int force_ref, float *y) {
+    sqz_set_force_reference(force_ref);
+    sqz_model *m = NULL;
+    sqz_status st;
+    if (sqz_model_load_buffer(f, n, &m, &st) != SQZ_OK) fail_msg("load: %s", st.msg);
+    sqz_session_options o;
+    sqz_session_options_init(&o);
+    o.num_threads = 2;
+    sqz_session *s = NULL;
+    if (sqz_session_create(m, &o, &s, &st) != SQZ_OK) fail_msg("session: %s", st.msg);
+    tu_rng r;
+    tu_rng_seed(&r, 5);
+    float x[3 * 16 * 16];
+    for (int k = 0; k < 2; k++) {
+        tu_fill_uniform(&r, x, sizeof x / sizeof x[0], -2.0f, 2.5f);
+        assert_int_equal(sqz_session_set_input(s, 0, x, sizeof x / sizeof x[0], &st), SQZ_OK);
+        assert_int_equal(sqz_session_run(s, &st), SQZ_OK);
+        const float *out;
+        assert_int_equal(sqz_session_output(s, 0, &out, NULL, &st), SQZ_OK);
+        memcpy(y + 10 * k, out, 10 * sizeof(float));
+    }
+    sqz_session_free(s);
+    sqz_model_free(m);
+    sqz_set_force_reference(0);
+}
+
+static void test_graph_bit_exact(void **state) {
+    (void)state;
+    static wts W;
+    qt q[10];
+    size_t n;
+    uint8_t *f = build(&W, q, &n);
+    float ref[20], fast[20];
+    run_model(f, n, 1, ref);
+    /* the output is not degenerate: the values differ and are not all clamped */
+    int distinct = 0;
+    for (int i = 1; i < 20; i++) distinct += ref[i] != ref[0];
+    assert_true(distinct > 5);
+#if defined(__x86_64__) || defined(_M_X64)
+    static const struct {
+        const char *name;
+        int cap;
+    } caps[] = {{"avx2", SQZ_ISA_AVX2}, {"avx512", SQZ_ISA_AVX512}};
+    for (size_t c = 0; c < 2; c++) {
+        if (sqz_cpu_isa_hw() < caps[c].cap) {
+            printf("  (skipped %s: this CPU lacks it)\n", caps[c].name);
+            continue;
+        }
+        sqz_cpu_set_isa_cap(caps[c].cap);
+        run_model(f, n, 0, fast);
+        sqz_cpu_set_isa_cap(-1);
+        for (int i = 0; i < 20; i++)
+            if (memcmp(&fast[i], &ref[i], sizeof(float)) != 0)
+                fail_msg("%s: output %d = %.9g, reference %.9g", caps[c].name, i, fast[i], ref[i]);
+    }
+#endif
+    run_model(f, n, 0, fast); /* whatever this CPU dispatches (also non-x86) */
+    assert_memory_equal(fast, ref, sizeof ref);
+    free(f);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_graph_bit_exact),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
