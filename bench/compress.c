@@ -146,6 +146,7 @@ static void bench_model(const char *onnx, const char *recipe) {
         so.huffman = 1;
         so.aware = 1;
         so.refine = 8;
+        so.z = 0.0;
         csr_result sr;
         double t0 = now();
         if (csr_search("bench", g, &train, &so, &r, &sr) != 0) exit(2);

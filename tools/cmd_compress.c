@@ -64,6 +64,8 @@ void cmd_compress_usage(FILE *f) {
                "  --select N               training images for the search (default 10000)\n"
                "  --sens-images N          of which used for the sensitivity sweep (default 500)\n"
                "  --refine N               greedy one-layer steps after the bisection (default 8)\n"
+               "  --confidence Z           a setting passes when drop + Z standard errors of the\n"
+               "                           measured drop <= target.drop (default 0; 0..10)\n"
                "  --verbose                search progress on stderr also with --json\n"
                "  --unencoded PATH         also write the same (pruned, shared) weights stored\n"
                "                           raw, to check that the encoding is lossless\n"
@@ -84,6 +86,7 @@ typedef struct copts {
     kv_arg *kv;
     int n_kv;
     long long select, sens, batch, threads, refine;
+    double z;
     int json, verbose, magnitude;
 } copts;
 
@@ -110,6 +113,7 @@ static int parse_args(int argc, char **argv, copts *o) {
     o->select = 10000;
     o->sens = 500;
     o->refine = 8;
+    o->z = 0.0;
     o->batch = 50;
     o->threads = 1;
     static const struct {
@@ -174,8 +178,9 @@ static int parse_args(int argc, char **argv, copts *o) {
             continue;
         }
         static const char *const kValued[] = {
-            "-o",      "--output",  "--recipe",      "--data",        "--data-dir",  "--select",
-            "--batch", "--threads", "--input-shape", "--sens-images", "--unencoded", "--refine"};
+            "-o",          "--output", "--recipe",    "--data",        "--data-dir",
+            "--select",    "--batch",  "--threads",   "--input-shape", "--sens-images",
+            "--unencoded", "--refine", "--confidence"};
         int which = -1;
         for (int k = 0; k < (int)(sizeof kValued / sizeof kValued[0]); k++) {
             m = cli_opt_value(argc, argv, &i, kValued[k], &v);
@@ -240,6 +245,12 @@ static int parse_args(int argc, char **argv, copts *o) {
         case 11:
             bad = cli_parse_int(v, 0, 1000, &o->refine) != 0;
             break;
+        case 12: {
+            float z;
+            bad = cli_parse_float(v, &z) != 0 || !(z >= 0.0f && z <= 10.0f);
+            o->z = z;
+            break;
+        }
         default:
             break;
         }
@@ -429,6 +440,7 @@ int cmd_compress(int argc, char **argv) {
         so.huffman = rec.huffman;
         so.aware = !o.magnitude;
         so.refine = (int)o.refine;
+        so.z = o.z;
         so.verbose = !o.json || o.verbose;
         csr_result sr;
         if ((rc = csr_search(CMD, g, &train, &so, &chosen, &sr)) != 0) goto done;

@@ -250,7 +250,28 @@ typedef struct search_ctx {
     int *ref_top;
     float *logits;
     int evaluated;
+    uint8_t *base_pred, *pred; /* selection predictions: fp32, current */
 } search_ctx;
+
+/* selection accuracy of g and the standard error of its drop against fp32
+ * (points): the drop is (gained - lost) / N, its variance ~ flips / N^2 */
+static int sel_eval(search_ctx *c, double *acc, double *sigma) {
+    sqz_model *m = NULL;
+    size_t size = 0;
+    int rc = csr_graph_model(c->cmd, c->g, 0, &m, &size);
+    if (rc != 0) return rc;
+    eval_result res;
+    rc = eval_run(c->cmd, m, c->set, c->o->first, c->o->count, c->o->batch, c->o->threads, c->pred,
+                  &res);
+    sqz_model_free(m);
+    if (rc != 0) return rc;
+    int flips = 0;
+    for (int i = 0; i < c->o->count; i++) flips += c->pred[i] != c->base_pred[i];
+    *acc = res.total ? (double)res.correct / res.total : 0.0;
+    *sigma = 100.0 * sqrt((double)flips) / (double)c->o->count;
+    c->evaluated++;
+    return CLI_OK;
+}
 
 static int64_t attr_int(const sqzc_node *n, const char *name, int64_t dflt) {
     for (uint32_t a = 0; a < n->n_attr; a++)
@@ -684,14 +705,16 @@ int csr_search(const char *cmd, sqzc_graph *g, const eval_set *set, const csr_op
         c.logits = malloc((size_t)o->n_calib * (size_t)c.classes * sizeof *c.logits);
         c.ref_logp = malloc((size_t)o->n_calib * (size_t)c.classes * sizeof *c.ref_logp);
         c.ref_top = malloc((size_t)o->n_calib * sizeof *c.ref_top);
-        if (!c.logits || !c.ref_logp || !c.ref_top) {
+        c.base_pred = malloc((size_t)o->count);
+        c.pred = malloc((size_t)o->count);
+        if (!c.logits || !c.ref_logp || !c.ref_top || !c.base_pred || !c.pred) {
             sqz_model_free(m);
             goto oom;
         }
         rc = eval_run_logits(cmd, m, set, o->first, o->n_calib, o->batch, o->threads, NULL,
                              c.logits, c.classes, &er);
         if (rc == 0)
-            rc = eval_run(cmd, m, set, o->first, o->count, o->batch, o->threads, NULL, &er);
+            rc = eval_run(cmd, m, set, o->first, o->count, o->batch, o->threads, c.base_pred, &er);
         sqz_model_free(m);
         if (rc != 0) goto done;
         res->base_acc = er.total ? (double)er.correct / er.total : 0.0;
@@ -707,6 +730,7 @@ int csr_search(const char *cmd, sqzc_graph *g, const eval_set *set, const csr_op
 
     /* bisect log10(lambda): small lambda = small model */
     double lo = -3.0, hi = 12.0, best_bytes = INFINITY, best_acc = -1, safe_acc = -1;
+    double last_sigma = 0;
     int have_best = 0;
     for (int it = 0; it < 16; it++) {
         double ll = it == 0 ? hi : it == 1 ? lo : 0.5 * (lo + hi);
@@ -716,23 +740,20 @@ int csr_search(const char *cmd, sqzc_graph *g, const eval_set *set, const csr_op
         double acc = 0;
         if (!same) {
             if (apply_alloc(&c, try_pick) != 0) goto oom;
-            if ((rc = csr_graph_accuracy(cmd, g, set, o->first, o->count, o->batch, o->threads,
-                                         &acc)) != 0)
-                goto done;
+            if ((rc = sel_eval(&c, &acc, &last_sigma)) != 0) goto done;
             rc = CLI_ERUNTIME;
-            c.evaluated++;
             memcpy(pick, try_pick, (size_t)c.nl * sizeof *pick);
             res->acc = acc;
         } else {
             acc = res->acc;
         }
         double drop = (res->base_acc - acc) * 100.0;
-        int ok = drop <= o->target_drop + 1e-9;
+        int ok = drop + o->z * last_sigma <= o->target_drop + 1e-9;
         if (o->verbose && !same)
             fprintf(stderr,
                     "sqz %s: lambda 1e%.2f: ~%.0f weight bytes, selection accuracy %.2f%% "
-                    "(drop %+.2f) %s\n",
-                    cmd, ll, bytes, acc * 100.0, drop, ok ? "ok" : "too much");
+                    "(drop %+.2f, +- %.2f) %s\n",
+                    cmd, ll, bytes, acc * 100.0, drop, last_sigma, ok ? "ok" : "too much");
         if (it == 0) {
             safe_acc = acc;
             memcpy(best_pick, try_pick, (size_t)c.nl * sizeof *pick);
@@ -790,21 +811,20 @@ int csr_search(const char *cmd, sqzc_graph *g, const eval_set *set, const csr_op
                 free(tried);
                 goto oom;
             }
-            if ((rc = csr_graph_accuracy(cmd, g, set, o->first, o->count, o->batch, o->threads,
-                                         &acc)) != 0) {
+            double sig = 0;
+            if ((rc = sel_eval(&c, &acc, &sig)) != 0) {
                 free(tried);
                 goto done;
             }
             rc = CLI_ERUNTIME;
-            c.evaluated++;
             double drop = (res->base_acc - acc) * 100.0;
-            int ok = drop <= o->target_drop + 1e-9;
+            int ok = drop + o->z * sig <= o->target_drop + 1e-9;
             if (o->verbose)
                 fprintf(stderr,
                         "sqz %s: refine %s -> sparsity %.2f bits %d: ~%.0f weight bytes, "
-                        "selection accuracy %.2f%% (drop %+.2f) %s\n",
+                        "selection accuracy %.2f%% (drop %+.2f, +- %.2f) %s\n",
                         cmd, g->nodes[c.L[bl].node].name ? g->nodes[c.L[bl].node].name : "?",
-                        (double)kSp[bk / NB], kBits[bk % NB], bytes, acc * 100.0, drop,
+                        (double)kSp[bk / NB], kBits[bk % NB], bytes, acc * 100.0, drop, sig,
                         ok ? "ok" : "too much");
             if (ok) {
                 memcpy(best_pick, try_pick, (size_t)c.nl * sizeof *pick);
@@ -870,6 +890,8 @@ done:
     free(c.logits);
     free(c.ref_logp);
     free(c.ref_top);
+    free(c.base_pred);
+    free(c.pred);
     csr_snapshot_free(&c.snap);
     return rc;
 }

@@ -12,7 +12,10 @@
  *  2. allocation: for a multiplier lambda each layer takes the option
  *     minimizing bytes + lambda * damage (damages taken as additive); lambda
  *     is bisected (log scale) for the smallest model whose top-1 accuracy on
- *     the whole selection drops by at most the target.
+ *     the whole selection drops by at most the target, counting z standard
+ *     errors of the measured drop (sqrt(changed predictions) / N) against it:
+ *     the drop on unseen images then stays within the target more often;
+ *  3. a few greedy one-layer steps to cheaper options under the same test.
  * The selection is a slice of the TRAINING split (the caller picks it), so the
  * test split stays untouched for reporting. Errors print "sqz <cmd>: ...". */
 #ifndef SQZ_CMD_COMPRESS_SEARCH_H
@@ -58,6 +61,7 @@ typedef struct csr_options {
     int fp16, huffman;
     int aware;   /* activation-aware pruning + bias correction from input statistics */
     int refine;  /* greedy refinement steps after the bisection (0: none) */
+    double z;    /* pass when drop + z * (standard error of the drop) <= target */
     int verbose; /* progress lines on stderr */
 } csr_options;
 

@@ -1052,6 +1052,7 @@ static int run_sweep(ropts *o) {
             so.target_drop = o->search_drop;
             so.fp16 = so.huffman = so.aware = 1;
             so.refine = 8;
+            so.z = 0.0;
             csr_result sr;
             sqzc_recipe_init(&rec);
             rc = csr_search(CMD, g, &train, &so, &rec, &sr);
