@@ -8,6 +8,7 @@
 #include "cmd_eval.h"
 #include "cmd_import.h"
 #include "cmd_info.h"
+#include "cmd_quant.h"
 #include "cmd_report.h"
 #include "cmd_prune.h"
 #include "cmd_run.h"
@@ -33,6 +34,8 @@ static const command kCommands[] = {
      cmd_prune_usage},
     {"sensitivity", "per-layer accuracy drop over a ladder of pruning ratios (table / JSON)",
      cmd_sensitivity, cmd_sensitivity_usage},
+    {"quant", "INT8 quantization calibrated on an image set (per-layer report)", cmd_quant,
+     cmd_quant_usage},
     {"info", "per-layer table of a .sqz model: shapes, params, bytes, MACs", cmd_info,
      cmd_info_usage},
     {"run", "run a .sqz model on a PNG image or a .npy tensor", cmd_run, cmd_run_usage},

@@ -53,7 +53,9 @@ void sqzc_qstat_add(sqzc_qstat *s, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         if (!isfinite(v)) continue;
-        if (v >= 0) {
+        if (v == 0) {
+            s->zeros++;
+        } else if (v > 0) {
             double b = v * ip;
             s->pos[b < NB - 1 ? (int)b : NB - 1]++;
         } else {
@@ -78,7 +80,7 @@ void sqzc_qparams_from_range(double lo, double hi, float *scale, int32_t *zero_p
 /* ---- per-method choice of k (bins kept on each side) ---- */
 
 static double total_count(const sqzc_qstat *s) {
-    double t = 0;
+    double t = (double)s->zeros;
     for (int j = 0; j < NB; j++) t += (double)s->pos[j] + (double)s->neg[j];
     return t;
 }
@@ -234,7 +236,7 @@ void sqzc_qstat_range(const sqzc_qstat *s, int method, double percentile, double
 double sqzc_qstat_clipped(const sqzc_qstat *s, double lo, double hi) {
     if (s->pass != 2 || !s->pos) return 0;
     const double wp = s->max / NB, wn = -s->min / NB;
-    double out = 0, tot = 0;
+    double out = 0, tot = (double)s->zeros;
     for (int j = 0; j < NB; j++) {
         tot += (double)s->pos[j] + (double)s->neg[j];
         if (wp > 0 && (j + 0.5) * wp > hi) out += (double)s->pos[j];

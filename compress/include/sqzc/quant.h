@@ -99,6 +99,8 @@ typedef struct sqzc_quant_report {
 void sqzc_quant_report_free(sqzc_quant_report *r);
 /* Human-readable table (one row per layer) and a summary. */
 void sqzc_quant_report_print(const sqzc_quant_report *r, FILE *f);
+/* The summary line only. */
+void sqzc_quant_report_summary(const sqzc_quant_report *r, FILE *f);
 /* The report as one JSON object. */
 int sqzc_quant_report_json(const sqzc_quant_report *r, FILE *f);
 

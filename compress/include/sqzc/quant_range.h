@@ -12,10 +12,9 @@
  *   mse         k minimising the expected squared error of 8-bit affine
  *               quantization (uniform s^2 / 12 inside, squared distance to
  *               the edge for clipped values; bin centres as values);
- *   kl          k minimising KL(P || Q), P the histogram clipped to the range
- *               (tails added to the edge bins), Q the same bins merged per
- *               int8 level and spread back uniformly over the non-empty bins
- *               (the entropy calibration of TensorRT, Migacz, "8-bit Inference
+ *   kl          k minimising KL(P || Q) over the non-zero values, P the histogram clipped to the
+ * range (tails added to the edge bins), Q the same bins merged per int8 level and spread back
+ * uniformly over the non-empty bins (the entropy calibration of TensorRT, Migacz, "8-bit Inference
  *               with TensorRT", GTC 2017; 256 levels affine instead of 128).
  */
 #ifndef SQZC_QUANT_RANGE_H
@@ -37,6 +36,9 @@ typedef struct sqzc_qstat {
     uint64_t nonfinite;  /* NaN / inf values ignored */
     int pass;            /* 1 or 2 */
     uint64_t *pos, *neg; /* pass 2 histograms (SQZC_QHIST_BINS each), NULL before */
+    uint64_t zeros;      /* pass 2: exact zeros, kept out of the histograms (ReLU outputs:
+                            often most values; 0 is exact in int8, and a zero spike in bin
+                            0 would dominate the KL divergence) */
 } sqzc_qstat;
 
 void sqzc_qstat_init(sqzc_qstat *s);

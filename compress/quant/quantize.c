@@ -1,0 +1,848 @@
+/* quantize.c - the INT8 quantizer's driver (sqzc/quant.h): which nodes run
+ * in int8, weight and bias quantization with bias correction, the per-layer
+ * report with the fp32 fallback, and the rewrite of the graph into the
+ * runtime's int8 representation. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qinternal.h"
+
+enum { K_OTHER = 0, K_COMPUTE, K_FOLLOW, K_OWN };
+
+typedef struct qlayer { /* per compute node (Conv / Gemm / MatMul) */
+    int ok;             /* quantizable */
+    int axis;           /* weight channel axis */
+    int nc;             /* channels */
+    float *sw;          /* weight scales [nc] */
+    int8_t *wq;         /* int8 weights */
+    float *wdq;         /* dequantized weights (simulation) */
+    float *bias;        /* corrected fp32 bias [nc] or NULL */
+    double w_sqnr;
+    /* local simulation accumulators */
+    double s_yy, s_ee, s_yq, s_qq;
+} qlayer;
+
+typedef struct qstate {
+    qctx q;
+    int *kind;    /* per node */
+    qlayer *L;    /* per node */
+    int *src;     /* per tensor: tensor whose params it shares (itself if own) */
+    float *scale; /* per tensor (valid where src == itself and observed) */
+    int32_t *zp;
+    double *lo, *hi;
+    int *qnode; /* per node: runs in int8 */
+    int *dom;   /* per tensor: 1 int8 */
+    /* tensor-level simulation (output quantization only) */
+    double *t_yy, *t_ee, *t_yq, *t_qq;
+} qstate;
+
+static int node_kind(const sqzc_graph *g, int ni) {
+    const sqzc_node *n = &g->nodes[ni];
+    switch (n->op) {
+    case SQZ_OP_CONV:
+    case SQZ_OP_GEMM:
+    case SQZ_OP_MATMUL:
+        return K_COMPUTE;
+    case SQZ_OP_MAXPOOL:
+    case SQZ_OP_RELU:
+    case SQZ_OP_CLIP:
+    case SQZ_OP_RESHAPE:
+    case SQZ_OP_FLATTEN:
+    case SQZ_OP_SQUEEZE:
+    case SQZ_OP_UNSQUEEZE:
+    case SQZ_OP_IDENTITY:
+        return n->n_out == 1 && n->n_in >= 1 ? K_FOLLOW : K_OTHER;
+    case SQZ_OP_ADD:
+    case SQZ_OP_AVGPOOL:
+    case SQZ_OP_GLOBAL_AVGPOOL:
+    case SQZ_OP_CONCAT:
+        return n->n_out == 1 ? K_OWN : K_OTHER;
+    default:
+        return K_OTHER;
+    }
+}
+
+/* Can compute node ni run in int8? Sets the weight axis; why on refusal. */
+static int compute_ok(const sqzc_graph *g, int ni, int *axis, int *nc, const char **why) {
+    const sqzc_node *n = &g->nodes[ni];
+    sqz_node v;
+    sqzc_node_view(g, ni, &v);
+    if (n->n_in < 2 || n->in[1] < 0 || !g->tensors[n->in[1]].f32) {
+        *why = "weight is not a constant";
+        return 0;
+    }
+    int act = (int)sqz_attr_int(&v, "sqz_act", SQZ_ACT_NONE);
+    if (act != SQZ_ACT_NONE && act != SQZ_ACT_RELU && act != SQZ_ACT_CLIP) {
+        *why = "fused activation other than ReLU / Clip";
+        return 0;
+    }
+    const sqzc_tensor *w = &g->tensors[n->in[1]];
+    int has_b = n->n_in > 2 && n->in[2] >= 0;
+    if (has_b && !g->tensors[n->in[2]].f32) {
+        *why = "bias is not a constant";
+        return 0;
+    }
+    if (n->op == SQZ_OP_CONV) {
+        if (w->shape.ndim != 4) {
+            *why = "not a 2-D convolution";
+            return 0;
+        }
+        *axis = 0;
+    } else if (n->op == SQZ_OP_GEMM) {
+        if (w->shape.ndim != 2 || sqz_attr_int(&v, "transA", 0) != 0 ||
+            sqz_attr_float(&v, "alpha", 1.0f) != 1.0f ||
+            (has_b && sqz_attr_float(&v, "beta", 1.0f) != 1.0f)) {
+            *why = "Gemm with transA / alpha / beta";
+            return 0;
+        }
+        *axis = sqz_attr_int(&v, "transB", 0) ? 0 : 1;
+    } else {
+        if (w->shape.ndim != 2 || has_b) {
+            *why = "MatMul with a non-2-D weight";
+            return 0;
+        }
+        *axis = 1;
+    }
+    *nc = (int)w->shape.dims[*axis];
+    if (has_b && sqz_shape_numel(&g->tensors[n->in[2]].shape) != *nc) {
+        *why = "bias is not one value per output channel";
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- weights ---- */
+static int quantize_weights(qstate *s, int ni) {
+    sqzc_graph *g = s->q.g;
+    qlayer *L = &s->L[ni];
+    const sqzc_tensor *w = &g->tensors[g->nodes[ni].in[1]];
+    int64_t n = sqz_shape_numel(&w->shape);
+    L->sw = malloc(sizeof *L->sw * (size_t)L->nc);
+    L->wq = malloc((size_t)n);
+    L->wdq = malloc(sizeof *L->wdq * (size_t)n);
+    if (!L->sw || !L->wq || !L->wdq) return -1;
+    /* element e's channel: axis 0 -> e / inner; axis 1 (2-D [K, N]) -> e % N */
+    int64_t inner = n / L->nc;
+    for (int c = 0; c < L->nc; c++) L->sw[c] = 0;
+    for (int64_t e = 0; e < n; e++) {
+        int c = L->axis == 0 ? (int)(e / inner) : (int)(e % L->nc);
+        float a = fabsf(w->f32[e]);
+        L->sw[c] = a > L->sw[c] ? a : L->sw[c];
+    }
+    for (int c = 0; c < L->nc; c++) L->sw[c] = L->sw[c] > 0 ? L->sw[c] / 127.0f : 1e-8f;
+    double sig = 0, noise = 0;
+    for (int64_t e = 0; e < n; e++) {
+        int c = L->axis == 0 ? (int)(e / inner) : (int)(e % L->nc);
+        float qv = rintf(w->f32[e] / L->sw[c]);
+        qv = qv > 127 ? 127 : qv < -127 ? -127 : qv;
+        L->wq[e] = (int8_t)qv;
+        L->wdq[e] = qv * L->sw[c];
+        double d = (double)L->wdq[e] - w->f32[e];
+        sig += (double)w->f32[e] * w->f32[e];
+        noise += d * d;
+    }
+    L->w_sqnr = noise > 0 ? 10 * log10(sig / noise) : INFINITY;
+    return 0;
+}
+
+/* Bias correction (Nagel et al. 2019, section 4.2, with the input's
+ * per-channel means measured on the calibration set): E[y_q - y] per output
+ * channel = sum over the weights of (w_q - w) * E[x of that input channel]. */
+static int correct_bias(qstate *s, int ni) {
+    sqzc_graph *g = s->q.g;
+    const sqzc_node *nd = &g->nodes[ni];
+    qlayer *L = &s->L[ni];
+    const sqzc_tensor *w = &g->tensors[nd->in[1]];
+    L->bias = calloc((size_t)L->nc, sizeof *L->bias);
+    if (!L->bias) return -1;
+    if (nd->n_in > 2 && nd->in[2] >= 0)
+        memcpy(L->bias, g->tensors[nd->in[2]].f32, sizeof *L->bias * (size_t)L->nc);
+    if (!s->q.o->bias_correction || nd->op == SQZ_OP_MATMUL) return 0;
+    int oi = s->q.obs_of[nd->in[0]];
+    const qchan *ch = oi >= 0 ? &s->q.ch[oi] : NULL;
+    if (!ch || ch->c <= 0 || !ch->per_channel) return 0;
+    const double inv = 1.0 / (double)ch->per_channel;
+    if (nd->op == SQZ_OP_CONV) {
+        sqz_node v;
+        sqzc_node_view(g, ni, &v);
+        int64_t groups = sqz_attr_int(&v, "group", 1);
+        int64_t cout = w->shape.dims[0], cin_g = w->shape.dims[1];
+        int64_t k = w->shape.dims[2] * w->shape.dims[3], cout_g = cout / groups;
+        if (cin_g * groups != ch->c) return 0;
+        for (int64_t o = 0; o < cout; o++) {
+            double d = 0;
+            int64_t gi = o / cout_g;
+            for (int64_t ci = 0; ci < cin_g; ci++) {
+                double ex = ch->sum[gi * cin_g + ci] * inv;
+                const size_t base = ((size_t)o * (size_t)cin_g + (size_t)ci) * (size_t)k;
+                double e = 0;
+                for (int64_t j = 0; j < k; j++) e += (double)L->wdq[base + j] - w->f32[base + j];
+                d += e * ex;
+            }
+            L->bias[o] -= (float)d;
+        }
+    } else { /* Gemm: B [K, N] (axis 1) or [N, K] (axis 0) */
+        int64_t K = L->axis == 1 ? w->shape.dims[0] : w->shape.dims[1];
+        if (K != ch->c) return 0;
+        for (int c = 0; c < L->nc; c++) {
+            double d = 0;
+            for (int64_t kk = 0; kk < K; kk++) {
+                size_t e = L->axis == 1 ? (size_t)kk * (size_t)L->nc + (size_t)c
+                                        : (size_t)c * (size_t)K + (size_t)kk;
+                d += ((double)L->wdq[e] - w->f32[e]) * ch->sum[kk] * inv;
+            }
+            L->bias[c] -= (float)d;
+        }
+    }
+    return 0;
+}
+
+/* ---- domains: which nodes run in int8 ---- */
+static void decide_domains(qstate *s) {
+    sqzc_graph *g = s->q.g;
+    for (int t = 0; t < g->n_tensors; t++) s->dom[t] = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const sqzc_node *n = &g->nodes[i];
+        int q = 0;
+        if (n->op == SQZ_OP_INVALID) continue;
+        switch (s->kind[i]) {
+        case K_COMPUTE:
+            q = s->L[i].ok;
+            break;
+        case K_FOLLOW:
+            q = s->dom[n->in[0]];
+            break;
+        case K_OWN: {
+            q = 1;
+            for (uint32_t k = 0; k < n->n_in; k++)
+                if (n->in[k] < 0 || !s->dom[n->in[k]]) q = 0;
+            if (n->op == SQZ_OP_ADD && q) {
+                const sqz_shape *a = &g->tensors[n->in[0]].shape, *b = &g->tensors[n->in[1]].shape;
+                q = a->ndim == b->ndim && memcmp(a->dims, b->dims, sizeof(int64_t) * a->ndim) == 0;
+            }
+            break;
+        }
+        default:
+            q = 0;
+        }
+        /* every int8 output needs calibrated (or shared) parameters */
+        for (uint32_t k = 0; k < n->n_out && q; k++) {
+            int t = s->src[n->out[k]];
+            if (t < 0 || s->q.obs_of[t] < 0) q = 0;
+        }
+        s->qnode[i] = q;
+        for (uint32_t k = 0; k < n->n_out; k++) s->dom[n->out[k]] = q;
+    }
+}
+
+static void tensor_params(const qstate *s, int t, float *scale, int32_t *zp) {
+    int r = s->src[t];
+    *scale = s->scale[r];
+    *zp = s->zp[r];
+}
+
+/* ---- per-layer simulation on a subset ---- */
+static int run_ref(const sqzc_graph *g, int ni, const sqz_shape *ins, const float **ind,
+                   float **out, sqz_shape *osh, char *err, size_t err_len) {
+    const sqzc_node *n = &g->nodes[ni];
+    const sqz_op_impl *impl = sqz_ref_op(n->op);
+    sqz_node view;
+    sqzc_node_view(g, ni, &view);
+    sqz_op_ctx c;
+    memset(&c, 0, sizeof c);
+    char kerr[256] = "";
+    float *od[1] = {NULL};
+    const float *pd[4] = {NULL, ind[1], n->n_in > 2 ? ind[2] : NULL, NULL};
+    c.node = &view;
+    c.n_in = n->n_in;
+    c.n_out = 1;
+    c.in_shape = ins;
+    c.in_data = pd;
+    c.out_shape = osh;
+    c.out_data = od;
+    c.num_threads = 1;
+    c.err = kerr;
+    c.err_len = sizeof kerr;
+    if (!impl || impl->prepare(&c) != 0) {
+        snprintf(err, err_len, "node '%s': reference kernel: %s", n->name, kerr);
+        return -1;
+    }
+    int64_t ne = sqz_shape_numel(osh);
+    od[0] = malloc(sizeof(float) * (size_t)(ne > 0 ? ne : 1));
+    void *scratch = c.scratch_bytes ? aligned_alloc(64, (c.scratch_bytes + 63) / 64 * 64) : NULL;
+    if (!od[0] || (c.scratch_bytes && !scratch)) {
+        free(od[0]);
+        free(scratch);
+        if (c.params && impl->release) impl->release(c.params);
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    c.scratch = scratch;
+    c.in_data = ind;
+    impl->run(&c);
+    free(scratch);
+    if (c.params && impl->release) impl->release(c.params);
+    *out = od[0];
+    return 0;
+}
+
+static void fake_quant(const float *x, float *y, size_t n, float sc, int32_t zp) {
+    for (size_t i = 0; i < n; i++) y[i] = sc * (float)(sqzc_quantize_value(x[i], sc, zp) - zp);
+}
+
+static int sim_fn(qctx *q, const qrunner *r, int first, int count, void *user) {
+    (void)first;
+    (void)count;
+    qstate *s = user;
+    sqzc_graph *g = q->g;
+    /* output quantization of every int8 tensor */
+    for (int i = 0; i < q->n_obs; i++) {
+        int t = q->obs[i];
+        if (!s->dom[t] && t != q->input) continue;
+        sqz_shape sh;
+        const float *y = q_obs_data(r, i, &sh);
+        if (!y) continue;
+        float sc;
+        int32_t zp;
+        tensor_params(s, t, &sc, &zp);
+        for (int64_t k = 0; k < sqz_shape_numel(&sh); k++) {
+            float v = sc * (float)(sqzc_quantize_value(y[k], sc, zp) - zp);
+            s->t_yy[t] += (double)y[k] * y[k];
+            s->t_ee[t] += ((double)y[k] - v) * ((double)y[k] - v);
+            s->t_yq[t] += (double)y[k] * v;
+            s->t_qq[t] += (double)v * v;
+        }
+    }
+    /* compute layers: int8 input, weights, int32 bias, int8 output */
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        qlayer *L = &s->L[ni];
+        if (s->kind[ni] != K_COMPUTE || !L->ok) continue;
+        const sqzc_node *n = &g->nodes[ni];
+        int xi = q->obs_of[n->in[0]], yi = q->obs_of[n->out[0]];
+        if (xi < 0 || yi < 0) continue;
+        sqz_shape xs, ys;
+        const float *x = q_obs_data(r, xi, &xs), *y = q_obs_data(r, yi, &ys);
+        if (!x || !y) continue;
+        size_t nx = (size_t)sqz_shape_numel(&xs);
+        float *xq = malloc(sizeof(float) * (nx ? nx : 1));
+        float *bq = malloc(sizeof(float) * (size_t)L->nc);
+        if (!xq || !bq) {
+            free(xq);
+            free(bq);
+            snprintf(q->err, q->err_len, "out of memory");
+            return -1;
+        }
+        float sx, sy;
+        int32_t zx, zy;
+        tensor_params(s, n->in[0], &sx, &zx);
+        tensor_params(s, n->out[0], &sy, &zy);
+        fake_quant(x, xq, nx, sx, zx);
+        for (int c = 0; c < L->nc; c++) {
+            double bs = (double)sx * L->sw[c];
+            double b = L->bias ? nearbyint(L->bias[c] / bs) : 0;
+            bq[c] = (float)(b * bs);
+        }
+        sqz_shape ins[3];
+        ins[0] = xs;
+        ins[1] = g->tensors[n->in[1]].shape;
+        ins[2] = (sqz_shape){1, {L->nc}};
+        if (n->n_in > 2 && n->in[2] >= 0) ins[2] = g->tensors[n->in[2]].shape;
+        const float *ind[3] = {xq, L->wdq, bq};
+        float *out = NULL;
+        sqz_shape osh;
+        /* a Conv / Gemm without bias gets one only when correction made it non-zero */
+        sqzc_node tmp = *n;
+        int32_t in3[3] = {n->in[0], n->in[1], n->n_in > 2 ? n->in[2] : -1};
+        uint32_t nin = n->n_in;
+        if (n->op != SQZ_OP_MATMUL && L->bias && (n->n_in < 3 || n->in[2] < 0)) {
+            in3[2] = n->in[1]; /* any valid id: only shape / data are read */
+            nin = 3;
+        }
+        (void)tmp;
+        sqzc_node *mut = &g->nodes[ni];
+        int32_t *save_in = mut->in;
+        uint32_t save_n = mut->n_in;
+        mut->in = in3;
+        mut->n_in = nin;
+        int rc = run_ref(g, ni, ins, ind, &out, &osh, q->err, q->err_len);
+        mut->in = save_in;
+        mut->n_in = save_n;
+        free(xq);
+        free(bq);
+        if (rc != 0) return -1;
+        size_t ny = (size_t)sqz_shape_numel(&ys);
+        if ((size_t)sqz_shape_numel(&osh) != ny) {
+            free(out);
+            snprintf(q->err, q->err_len, "node '%s': simulated output size differs", n->name);
+            return -1;
+        }
+        for (size_t k = 0; k < ny; k++) {
+            float v = sy * (float)(sqzc_quantize_value(out[k], sy, zy) - zy);
+            L->s_yy += (double)y[k] * y[k];
+            L->s_ee += ((double)y[k] - v) * ((double)y[k] - v);
+            L->s_yq += (double)y[k] * v;
+            L->s_qq += (double)v * v;
+        }
+        free(out);
+    }
+    return 0;
+}
+
+static double sqnr_db(double yy, double ee) {
+    if (ee <= 0) return yy > 0 ? INFINITY : NAN;
+    return 10.0 * log10(yy / ee);
+}
+static double cosine(double yq, double yy, double qq) {
+    if (yy <= 0 || qq <= 0) return yy == qq ? 1.0 : 0.0;
+    return yq / sqrt(yy * qq);
+}
+
+/* ---- rewrite ---- */
+static char *name_with(const char *a, const char *b) {
+    size_t n = strlen(a) + strlen(b) + 1;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s%s", a, b);
+    return p;
+}
+
+static int set_act_params(qstate *s, int t) {
+    float sc;
+    int32_t zp;
+    tensor_params(s, t, &sc, &zp);
+    s->q.g->tensors[t].dtype = SQZC_I8;
+    return sqzc_tensor_set_qparams(s->q.g, t, SQZC_Q_TENSOR, 0, 1, &sc, &zp);
+}
+
+/* new tensor (copy of t's shape) with a unique name; -1 OOM */
+static int add_like(sqzc_graph *g, int t, const char *suffix) {
+    char *nm = name_with(g->tensors[t].name, suffix);
+    if (!nm) return -1;
+    int id = sqzc_tensor_add_unique(g, nm);
+    free(nm);
+    if (id < 0) return -1;
+    g->tensors[id].shape = g->tensors[t].shape;
+    g->tensors[id].has_shape = g->tensors[t].has_shape;
+    return id;
+}
+
+static int grow(qstate *s, int n_tensors_before) {
+    sqzc_graph *g = s->q.g;
+    size_t n = (size_t)g->n_tensors;
+    int *src = realloc(s->src, n * sizeof *src), *dom;
+    if (!src) return -1;
+    s->src = src;
+    dom = realloc(s->dom, n * sizeof *dom);
+    if (!dom) return -1;
+    s->dom = dom;
+    for (int t = n_tensors_before; t < g->n_tensors; t++) s->src[t] = s->dom[t] = -1;
+    return 0;
+}
+
+static int rewrite(qstate *s, sqzc_quant_report *rep) {
+    sqzc_graph *g = s->q.g;
+    const int n_orig = g->n_nodes, nt0 = g->n_tensors;
+    int *qv = malloc(sizeof *qv * (size_t)(nt0 + 1)), *fv = malloc(sizeof *fv * (size_t)(nt0 + 1));
+    if (!qv || !fv) goto oom;
+    for (int t = 0; t < nt0; t++) qv[t] = fv[t] = -1;
+    /* int8 graph outputs: the node writes "<name>_int8", a DequantizeLinear the output */
+    for (int k = 0; k < g->n_outputs; k++) {
+        int t = g->outputs[k];
+        if (!s->dom[t]) continue;
+        int nt = g->n_tensors;
+        int t2 = add_like(g, t, "_int8");
+        if (t2 < 0 || grow(s, nt) != 0) goto oom;
+        for (int i = 0; i < n_orig; i++) {
+            sqzc_node *n = &g->nodes[i];
+            for (uint32_t j = 0; j < n->n_in; j++)
+                if (n->in[j] == t) n->in[j] = t2;
+            for (uint32_t j = 0; j < n->n_out; j++)
+                if (n->out[j] == t) n->out[j] = t2;
+        }
+        s->src[t2] = s->src[t];
+        s->dom[t2] = 1;
+        s->dom[t] = 0;
+        if (s->src[t] == t) s->src[t2] = t; /* params stay those computed for t */
+        char *nm = name_with(g->tensors[t].name, "_dequantize");
+        int in1[1] = {t2}, out1[1] = {t};
+        int ni = nm ? sqzc_add_node(g, SQZ_OP_DEQUANTIZE_LINEAR, nm, 1, in1, 1, out1) : -1;
+        free(nm);
+        if (ni < 0) goto oom;
+        rep->n_dequantize++;
+        if (t2 < nt0) continue;
+    }
+    for (int i = 0; i < n_orig; i++) {
+        sqzc_node *n = &g->nodes[i];
+        if (n->op == SQZ_OP_INVALID) continue;
+        uint32_t nact = s->kind[i] == K_COMPUTE ? 1 : n->n_in;
+        for (uint32_t k = 0; k < n->n_in; k++) {
+            int t = n->in[k];
+            if (t < 0 || sqzc_tensor_is_const(g, t)) continue;
+            if (s->qnode[i] && k < nact && !s->dom[t]) { /* fp32 -> int8 */
+                if (t >= nt0) continue;
+                if (qv[t] < 0) {
+                    int nt = g->n_tensors;
+                    int tq = add_like(g, t, "_q");
+                    if (tq < 0 || grow(s, nt) != 0) goto oom;
+                    s->src[tq] = s->src[t];
+                    s->dom[tq] = 1;
+                    char *nm = name_with(g->tensors[t].name, "_quantize");
+                    int in1[1] = {t}, out1[1] = {tq};
+                    int ni = nm ? sqzc_add_node(g, SQZ_OP_QUANTIZE_LINEAR, nm, 1, in1, 1, out1) : -1;
+                    free(nm);
+                    if (ni < 0) goto oom;
+                    n = &g->nodes[i];
+                    qv[t] = tq;
+                    rep->n_quantize++;
+                }
+                n->in[k] = qv[t];
+            } else if (!s->qnode[i] && s->dom[t] == 1) { /* int8 -> fp32 */
+                int key = t < nt0 ? t : -1;
+                if (key < 0) continue;
+                if (fv[t] < 0) {
+                    int nt = g->n_tensors;
+                    int tf = add_like(g, t, "_f32");
+                    if (tf < 0 || grow(s, nt) != 0) goto oom;
+                    s->dom[tf] = 0;
+                    char *nm = name_with(g->tensors[t].name, "_dequantize");
+                    int in1[1] = {t}, out1[1] = {tf};
+                    int ni = nm ? sqzc_add_node(g, SQZ_OP_DEQUANTIZE_LINEAR, nm, 1, in1, 1, out1) : -1;
+                    free(nm);
+                    if (ni < 0) goto oom;
+                    n = &g->nodes[i];
+                    fv[t] = tf;
+                    rep->n_dequantize++;
+                }
+                n->in[k] = fv[t];
+            }
+        }
+        if (!s->qnode[i] || s->kind[i] != K_COMPUTE) continue;
+        /* weights and bias */
+        qlayer *L = &s->L[i];
+        int wt = n->in[1];
+        int nt = g->n_tensors;
+        int wq = add_like(g, wt, "_int8");
+        if (wq < 0 || grow(s, nt) != 0) goto oom;
+        n = &g->nodes[i];
+        const sqz_shape wsh = g->tensors[wt].shape;
+        int32_t *zeros = calloc((size_t)L->nc, sizeof *zeros);
+        if (!zeros || sqzc_tensor_set_i8(g, wq, &wsh, L->wq) != 0 ||
+            sqzc_tensor_set_qparams(g, wq, SQZC_Q_CHANNEL, L->axis, L->nc, L->sw, zeros) != 0) {
+            free(zeros);
+            goto oom;
+        }
+        n->in[1] = wq;
+        if (n->op != SQZ_OP_MATMUL && L->bias) {
+            float sx;
+            int32_t zx;
+            tensor_params(s, n->in[0], &sx, &zx);
+            int32_t *bq = malloc(sizeof *bq * (size_t)L->nc);
+            float *bs = malloc(sizeof *bs * (size_t)L->nc);
+            int any = n->n_in > 2 && n->in[2] >= 0;
+            for (int c = 0; bq && bs && c < L->nc; c++) {
+                bs[c] = sx * L->sw[c];
+                double v = nearbyint((double)L->bias[c] / bs[c]);
+                v = v > 2147483647.0 ? 2147483647.0 : v < -2147483648.0 ? -2147483648.0 : v;
+                bq[c] = (int32_t)v;
+                any |= bq[c] != 0;
+            }
+            int bt = -1;
+            if (bq && bs && any) {
+                int base = n->n_in > 2 && n->in[2] >= 0 ? n->in[2] : wt;
+                nt = g->n_tensors;
+                bt = add_like(g, base, base == wt ? "_bias_int32" : "_int32");
+                if (bt < 0 || grow(s, nt) != 0) bt = -2;
+                sqz_shape bsh = {1, {L->nc}};
+                /* no quantization record: the bias is in units of s_x * s_w[c] by the
+                 * contract (sqz/format.h), storing the scales would only cost bytes */
+                if (bt >= 0 && sqzc_tensor_set_i32(g, bt, &bsh, bq) != 0) bt = -2;
+            }
+            free(bq);
+            free(bs);
+            if (!bq || !bs || bt == -2) {
+                free(zeros);
+                goto oom;
+            }
+            n = &g->nodes[i];
+            if (bt >= 0) {
+                int32_t in3[3] = {n->in[0], n->in[1], bt};
+                if (sqzc_node_set_inputs(g, i, 3, in3) != 0) {
+                    free(zeros);
+                    goto oom;
+                }
+            }
+        }
+        free(zeros);
+    }
+    /* dtypes and parameters of the int8 activations */
+    for (int t = 0; t < g->n_tensors; t++)
+        if (s->dom[t] == 1 && !sqzc_tensor_is_const(g, t) && set_act_params(s, t) != 0) goto oom;
+    free(qv);
+    free(fv);
+    if (sqzc_graph_toposort(g, s->q.err, s->q.err_len) != 0) return -1;
+    if (sqzc_graph_compact(g) != 0) goto oom2;
+    return 0;
+oom:
+    free(qv);
+    free(fv);
+oom2:
+    snprintf(s->q.err, s->q.err_len, "out of memory while rewriting the graph");
+    return -1;
+}
+
+/* ---- report ---- */
+static int report_fill(qstate *s, sqzc_quant_report *rep) {
+    sqzc_graph *g = s->q.g;
+    qctx *q = &s->q;
+    rep->layers = calloc((size_t)q->n_obs, sizeof *rep->layers);
+    if (!rep->layers) return -1;
+    for (int i = 0; i < q->n_obs; i++) {
+        int t = q->obs[i];
+        int p = t == q->input ? -1 : sqzc_producer(g, t);
+        if (t != q->input && (p < 0 || s->kind[p] == K_OTHER)) continue;
+        sqzc_quant_layer *l = &rep->layers[rep->n_layers];
+        l->node = strdup(p >= 0 ? g->nodes[p].name : "");
+        l->tensor = strdup(g->tensors[t].name);
+        if (!l->node || !l->tensor) {
+            free(l->node);
+            free(l->tensor);
+            return -1;
+        }
+        rep->n_layers++;
+        l->op = p >= 0 ? g->nodes[p].op : 0;
+        l->int8 = p >= 0 ? s->qnode[p] : 1;
+        if (p >= 0 && !l->int8) {
+            const qlayer *L = &s->L[p];
+            if (s->kind[p] == K_COMPUTE && L->ok == 0 && !isnan(L->w_sqnr) && L->sw)
+                l->why = "SQNR below the threshold";
+            else if (s->kind[p] == K_COMPUTE && !L->sw)
+                l->why = "op configuration (see sqz quant --help)";
+            else
+                l->why = "input in fp32";
+        }
+        const sqzc_qstat *st = &q->st[i];
+        l->min = st->min;
+        l->max = st->max;
+        int r = s->src[t];
+        l->lo = s->lo[r];
+        l->hi = s->hi[r];
+        l->scale = s->scale[r];
+        l->zero_point = s->zp[r];
+        l->clipped = sqzc_qstat_clipped(&q->st[q->obs_of[r]], l->lo, l->hi);
+        l->w_sqnr_db = NAN;
+        l->sqnr_db = NAN;
+        l->cosine = NAN;
+        if (p >= 0 && s->kind[p] == K_COMPUTE && s->L[p].sw) {
+            const qlayer *L = &s->L[p];
+            l->w_sqnr_db = L->w_sqnr;
+            if (L->s_yy > 0 || L->s_ee > 0) {
+                l->sqnr_db = sqnr_db(L->s_yy, L->s_ee);
+                l->cosine = cosine(L->s_yq, L->s_yy, L->s_qq);
+            }
+        } else if (s->t_yy[t] > 0 || s->t_ee[t] > 0) {
+            l->sqnr_db = sqnr_db(s->t_yy[t], s->t_ee[t]);
+            l->cosine = cosine(s->t_yq[t], s->t_yy[t], s->t_qq[t]);
+        }
+    }
+    return 0;
+}
+
+void sqzc_quant_report_free(sqzc_quant_report *r) {
+    if (!r) return;
+    for (int i = 0; i < r->n_layers; i++) {
+        free(r->layers[i].node);
+        free(r->layers[i].tensor);
+    }
+    free(r->layers);
+    memset(r, 0, sizeof *r);
+}
+
+static void state_free(qstate *s) {
+    qctx *q = &s->q;
+    if (s->L)
+        for (int i = 0; i < q->g->n_nodes; i++) {
+            free(s->L[i].sw);
+            free(s->L[i].wq);
+            free(s->L[i].wdq);
+            free(s->L[i].bias);
+        }
+    free(s->L);
+    free(s->kind);
+    free(s->src);
+    free(s->scale);
+    free(s->zp);
+    free(s->lo);
+    free(s->hi);
+    free(s->qnode);
+    free(s->dom);
+    free(s->t_yy);
+    free(s->t_ee);
+    free(s->t_yq);
+    free(s->t_qq);
+    for (int i = 0; i < q->n_obs; i++) {
+        if (q->st) sqzc_qstat_free(&q->st[i]);
+        if (q->ch) {
+            free(q->ch[i].sum);
+            free(q->ch[i].max);
+        }
+    }
+    free(q->st);
+    free(q->ch);
+    free(q->obs);
+    free(q->obs_of);
+}
+
+int sqzc_quantize(sqzc_graph *g, const sqzc_calib_set *set, const sqzc_quant_options *o,
+                  sqzc_quant_report *rep_out, char *err, size_t err_len) {
+    double t_start = q_now();
+    sqzc_quant_report rep_local, *rep = rep_out ? rep_out : &rep_local;
+    memset(rep, 0, sizeof *rep);
+    qstate S;
+    memset(&S, 0, sizeof S);
+    qctx *q = &S.q;
+    q->g = g;
+    q->o = o;
+    q->set = set;
+    q->err = err;
+    q->err_len = err_len;
+    int rc = -1;
+    if (o->method < SQZC_QM_MINMAX || o->method > SQZC_QM_MSE) {
+        snprintf(err, err_len, "unknown calibration method %d", o->method);
+        return -1;
+    }
+    if (o->method == SQZC_QM_PERCENTILE && !(o->percentile > 50 && o->percentile <= 100)) {
+        snprintf(err, err_len, "percentile %g is not in (50, 100]", o->percentile);
+        return -1;
+    }
+    if (g->n_inputs != 1) {
+        snprintf(err, err_len, "calibration needs a model with one input (this one has %d)",
+                 g->n_inputs);
+        return -1;
+    }
+    q->input = g->inputs[0];
+    const sqzc_tensor *in = &g->tensors[q->input];
+    if (!in->has_shape || in->shape.ndim < 1 || in->shape.dims[0] < 1) {
+        snprintf(err, err_len, "input '%s' has no static shape", in->name);
+        return -1;
+    }
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == SQZ_OP_QUANTIZE_LINEAR || g->nodes[i].op == SQZ_OP_DEQUANTIZE_LINEAR) {
+            snprintf(err, err_len, "the model is already quantized (node '%s')", g->nodes[i].name);
+            return -1;
+        }
+    q->in1 = in->shape;
+    q->in1.dims[0] = 1;
+    q->per = sqz_shape_numel(&q->in1);
+    if (sqzc_calib_set_check_input(set, &q->in1, err, err_len) != 0) return -1;
+    q->n_images = o->max_images > 0 && o->max_images < set->n_items ? o->max_images : set->n_items;
+    rep->method = o->method;
+    rep->percentile = o->percentile;
+    rep->n_images = q->n_images;
+    const int nn = g->n_nodes, nt = g->n_tensors;
+    S.kind = calloc((size_t)nn + 1, sizeof *S.kind);
+    S.L = calloc((size_t)nn + 1, sizeof *S.L);
+    S.qnode = calloc((size_t)nn + 1, sizeof *S.qnode);
+    S.src = malloc(sizeof *S.src * ((size_t)nt + 1));
+    S.dom = calloc((size_t)nt + 1, sizeof *S.dom);
+    S.scale = calloc((size_t)nt + 1, sizeof *S.scale);
+    S.zp = calloc((size_t)nt + 1, sizeof *S.zp);
+    S.lo = calloc((size_t)nt + 1, sizeof *S.lo);
+    S.hi = calloc((size_t)nt + 1, sizeof *S.hi);
+    S.t_yy = calloc((size_t)nt + 1, sizeof(double));
+    S.t_ee = calloc((size_t)nt + 1, sizeof(double));
+    S.t_yq = calloc((size_t)nt + 1, sizeof(double));
+    S.t_qq = calloc((size_t)nt + 1, sizeof(double));
+    if (!S.kind || !S.L || !S.qnode || !S.src || !S.dom || !S.scale || !S.zp || !S.lo || !S.hi ||
+        !S.t_yy || !S.t_ee || !S.t_yq || !S.t_qq || qctx_init_obs(q) != 0) {
+        snprintf(err, err_len, "out of memory");
+        goto done;
+    }
+    /* 1. equalization */
+    if (o->cle) {
+        int np = q_equalize(q);
+        if (np < 0) goto done;
+        rep->cle_pairs = np;
+    }
+    /* compute nodes; their inputs' channel means feed bias correction */
+    for (int i = 0; i < nn; i++) {
+        if (g->nodes[i].op == SQZ_OP_INVALID) continue;
+        S.kind[i] = node_kind(g, i);
+        if (S.kind[i] != K_COMPUTE) continue;
+        const char *why = NULL;
+        S.L[i].ok = compute_ok(g, i, &S.L[i].axis, &S.L[i].nc, &why);
+        S.L[i].w_sqnr = NAN;
+        int xi = q->obs_of[g->nodes[i].in[0]];
+        const sqzc_tensor *x = &g->tensors[g->nodes[i].in[0]];
+        if (S.L[i].ok && xi >= 0 && x->has_shape && x->shape.ndim >= 2)
+            q->ch[xi].c = (int)x->shape.dims[1];
+    }
+    /* 2. calibration */
+    if (q_calibrate(q, &rep->secs_calibrate) != 0) goto done;
+    /* 3. ranges: own parameters for every observed tensor; followers share */
+    for (int t = 0; t < nt; t++) S.src[t] = q->obs_of[t] >= 0 ? t : -1;
+    for (int i = 0; i < nn; i++)
+        if (g->nodes[i].op != SQZ_OP_INVALID && S.kind[i] == K_FOLLOW && g->nodes[i].in[0] >= 0 &&
+            S.src[g->nodes[i].in[0]] >= 0)
+            S.src[g->nodes[i].out[0]] = S.src[g->nodes[i].in[0]];
+    for (int i = 0; i < q->n_obs; i++) {
+        int t = q->obs[i];
+        sqzc_qstat_range(&q->st[i], o->method, o->percentile, &S.lo[t], &S.hi[t]);
+        sqzc_qparams_from_range(S.lo[t], S.hi[t], &S.scale[t], &S.zp[t]);
+    }
+    /* 4. weights, bias correction */
+    for (int i = 0; i < nn; i++) {
+        if (S.kind[i] != K_COMPUTE || !S.L[i].ok) continue;
+        if (quantize_weights(&S, i) != 0 || correct_bias(&S, i) != 0) {
+            snprintf(err, err_len, "out of memory");
+            goto done;
+        }
+    }
+    decide_domains(&S);
+    /* 5. per-layer report and fallback */
+    int nrep = o->report_images < q->n_images ? o->report_images : q->n_images;
+    rep->report_images = nrep > 0 ? nrep : 0;
+    if (nrep > 0) {
+        if (q_for_batches(q, nrep, "per-layer report", sim_fn, &S) != 0) goto done;
+        if (o->min_sqnr_db > 0) {
+            for (int i = 0; i < nn; i++) {
+                qlayer *L = &S.L[i];
+                if (S.kind[i] != K_COMPUTE || !L->ok || !(L->s_yy > 0)) continue;
+                if (sqnr_db(L->s_yy, L->s_ee) < o->min_sqnr_db) L->ok = 0;
+            }
+            decide_domains(&S);
+        }
+    }
+    for (int i = 0; i < nn; i++)
+        if (S.kind[i] == K_COMPUTE) {
+            if (S.qnode[i])
+                rep->n_int8++;
+            else
+                rep->n_fp32++;
+        }
+    if (report_fill(&S, rep) != 0) {
+        snprintf(err, err_len, "out of memory");
+        goto done;
+    }
+    /* 6. rewrite */
+    if (rewrite(&S, rep) != 0) goto done;
+    char buf[64];
+    if (sqzc_graph_set_meta(g, "quant.method", sqzc_qmethod_name(o->method)) != 0) goto oom;
+    snprintf(buf, sizeof buf, "%d", q->n_images);
+    if (sqzc_graph_set_meta(g, "quant.calibration_images", buf) != 0) goto oom;
+    rc = 0;
+    goto done;
+oom:
+    snprintf(err, err_len, "out of memory");
+done:
+    /* S.L is indexed by the original nodes */
+    {
+        int save = g->n_nodes;
+        g->n_nodes = nn < save ? nn : save;
+        state_free(&S);
+        g->n_nodes = save;
+    }
+    rep->secs_total = q_now() - t_start;
+    if (rc != 0 || !rep_out) sqzc_quant_report_free(rep);
+    return rc;
+}

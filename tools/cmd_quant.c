@@ -1,0 +1,295 @@
+/* cmd_quant.c - `sqz quant`: calibrate an fp32 model on a calibration set and
+ * write its INT8 .sqz (sqzc/quant.h), with a per-layer report. */
+#include "cmd_quant.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli_util.h"
+#include "sqzc/calib_set.h"
+#include "sqzc/ir.h"
+#include "sqzc/onnx_import.h"
+#include "sqzc/passes.h"
+#include "sqzc/quant.h"
+#include "sqzc/sqz_read.h"
+#include "sqzc/writer.h"
+
+#define CMD "quant"
+
+void cmd_quant_usage(FILE *f) {
+    fprintf(f,
+            "usage: sqz quant model.onnx|model.sqz --calib MANIFEST -o model.int8.sqz [options]\n\n"
+            "INT8 post-training quantization: run the fp32 model over a calibration set\n"
+            "(calib-data/README.md), choose activation ranges, quantize weights per output\n"
+            "channel (int8, symmetric) and biases (int32), and write the int8 .sqz atomically.\n"
+            "Prints a per-layer report (range, clipped share, SQNR and cosine of each int8\n"
+            "layer simulated against fp32 on a subset).\n\n"
+            "  --calib MANIFEST       calibration set manifest (required)\n"
+            "  -o, --output PATH      output .sqz (required)\n"
+            "  --method M             kl (default) | minmax | percentile | mse\n"
+            "  --percentile P         share of values the percentile method keeps (99.99)\n"
+            "  --json FILE            write the report as JSON\n"
+            "  --min-sqnr DB          keep a Conv/Gemm/MatMul in fp32 when its simulated\n"
+            "                         SQNR is below DB (default 0: never)\n"
+            "  --no-equalize          no cross-layer equalization of conv pairs\n"
+            "  --no-bias-correction   no bias correction\n"
+            "  --max-images N         first N images of the set only\n"
+            "  --report-images N      images of the per-layer report (64; 0: none)\n"
+            "  --batch B              images per calibration run (32)\n"
+            "  --threads N            runtime threads (default 1)\n"
+            "  --input-shape N:DIMS   fix an ONNX input shape (as sqz import)\n"
+            "  -q, --quiet            no report table (the summary line stays)\n"
+            "  -h, --help             this help\n\n"
+            "Int8 runs Conv / Gemm / MatMul (fused ReLU / Clip), Add, pools, Concat, ReLU,\n"
+            "Clip and reshapes; other ops stay fp32 behind Quantize/DequantizeLinear nodes.\n");
+}
+
+typedef struct qopts {
+    const char *in, *out, *calib, *json;
+    cli_shapes shapes;
+    int quiet;
+    sqzc_quant_options q;
+} qopts;
+
+static int parse(int argc, char **argv, qopts *o) {
+    char err[512];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            cmd_quant_usage(stdout);
+            return 1;
+        }
+        if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+            o->quiet = 1;
+            continue;
+        }
+        if (strcmp(a, "--no-equalize") == 0) {
+            o->q.cle = 0;
+            continue;
+        }
+        if (strcmp(a, "--no-bias-correction") == 0) {
+            o->q.bias_correction = 0;
+            continue;
+        }
+        static const char *const kValued[] = {"-o",         "--output",      "--calib",
+                                              "--method",   "--percentile",  "--json",
+                                              "--min-sqnr", "--max-images",  "--batch",
+                                              "--threads",  "--input-shape", "--report-images"};
+        int which = -1;
+        for (int k = 0; k < (int)(sizeof kValued / sizeof kValued[0]); k++) {
+            int m = cli_opt_value(argc, argv, &i, kValued[k], &v);
+            if (m < 0) {
+                cli_error(CMD, "%s needs a value", kValued[k]);
+                return -1;
+            }
+            if (m > 0) {
+                which = k;
+                break;
+            }
+        }
+        if (which < 0) {
+            if (a[0] == '-' && a[1] != '\0') {
+                cli_error(CMD, "unknown option '%s' (try sqz quant --help)", a);
+                return -1;
+            }
+            if (o->in) {
+                cli_error(CMD, "unexpected argument '%s'", a);
+                return -1;
+            }
+            o->in = a;
+            continue;
+        }
+        long long n = 0;
+        float f = 0;
+        switch (which) {
+        case 0:
+        case 1:
+            o->out = v;
+            break;
+        case 2:
+            o->calib = v;
+            break;
+        case 3:
+            o->q.method = sqzc_qmethod_parse(v);
+            if (o->q.method < 0) {
+                cli_error(CMD, "unknown --method '%s' (kl, minmax, percentile, mse)", v);
+                return -1;
+            }
+            break;
+        case 4:
+            if (cli_parse_float(v, &f) != 0 || !(f > 50.0f && f <= 100.0f)) {
+                cli_error(CMD, "--percentile '%s' is not a number in (50, 100]", v);
+                return -1;
+            }
+            o->q.percentile = f;
+            break;
+        case 5:
+            o->json = v;
+            break;
+        case 6:
+            if (cli_parse_float(v, &f) != 0 || !(f >= 0.0f && f < 200.0f)) {
+                cli_error(CMD, "--min-sqnr '%s' is not a number of dB in [0, 200)", v);
+                return -1;
+            }
+            o->q.min_sqnr_db = f;
+            break;
+        case 7:
+        case 8:
+        case 9:
+        case 11:
+            if (cli_parse_int(v, which == 11 ? 0 : 1, 1 << 30, &n) != 0) {
+                cli_error(CMD, "%s '%s' is not a valid count", kValued[which], v);
+                return -1;
+            }
+            if (which == 7) o->q.max_images = (int)n;
+            if (which == 8) o->q.batch = (int)(n > 4096 ? 4096 : n);
+            if (which == 9) o->q.num_threads = (int)(n > 1024 ? 1024 : n);
+            if (which == 11) o->q.report_images = (int)n;
+            break;
+        case 10:
+            if (cli_shapes_add(&o->shapes, v, err, sizeof err) != 0) {
+                cli_error(CMD, "%s", err);
+                return -1;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    if (!o->in) {
+        cli_error(CMD, "missing input model.onnx or model.sqz (try sqz quant --help)");
+        return -1;
+    }
+    if (!o->calib) {
+        cli_error(CMD, "missing --calib MANIFEST (calibration set, see calib-data/README.md)");
+        return -1;
+    }
+    if (!o->out) {
+        cli_error(CMD, "missing -o model.int8.sqz");
+        return -1;
+    }
+    return 0;
+}
+
+static int has_suffix(const char *s, const char *suf) {
+    size_t n = strlen(s), k = strlen(suf);
+    return n >= k && strcmp(s + n - k, suf) == 0;
+}
+
+static int load_graph(const qopts *o, sqzc_graph **g) {
+    char err[512] = "";
+    *g = NULL;
+    if (has_suffix(o->in, ".sqz")) {
+        if (o->shapes.n > 0) {
+            cli_error(CMD, "--input-shape applies to ONNX input; %s has fixed shapes", o->in);
+            return CLI_EUSAGE;
+        }
+        if (sqzc_read_sqz(o->in, g, err, sizeof err) != 0) {
+            cli_error(CMD, "%s", err);
+            return CLI_EUSAGE;
+        }
+        return CLI_OK;
+    }
+    sqzc_named_shape *named = NULL;
+    if (o->shapes.n > 0) {
+        named = calloc((size_t)o->shapes.n, sizeof *named);
+        if (!named) {
+            cli_error(CMD, "out of memory");
+            return CLI_ERUNTIME;
+        }
+        for (int i = 0; i < o->shapes.n; i++) {
+            named[i].name = o->shapes.names[i];
+            named[i].shape = o->shapes.shapes[i];
+        }
+    }
+    sqzc_import_options io;
+    memset(&io, 0, sizeof io);
+    io.input_shapes = named;
+    io.n_input_shapes = o->shapes.n;
+    io.default_batch = 1;
+    int rc = sqzc_import_onnx(o->in, &io, g, err, sizeof err);
+    free(named);
+    if (rc != 0) {
+        cli_error(CMD, "%s", err[0] ? err : "import failed");
+        return CLI_EUSAGE;
+    }
+    if (sqzc_optimize(*g, err, sizeof err) != 0) {
+        cli_error(CMD, "optimize: %s", err);
+        sqzc_graph_free(*g);
+        *g = NULL;
+        return CLI_EUSAGE;
+    }
+    return CLI_OK;
+}
+
+int cmd_quant(int argc, char **argv) {
+    qopts o;
+    memset(&o, 0, sizeof o);
+    sqzc_quant_options_init(&o.q);
+    int pr = parse(argc, argv, &o);
+    if (pr != 0) {
+        cli_shapes_free(&o.shapes);
+        return pr > 0 ? CLI_OK : CLI_EUSAGE;
+    }
+    o.q.progress = isatty(2);
+    char err[1024];
+    sqzc_calib_set set;
+    sqzc_graph *g = NULL;
+    sqzc_quant_report rep;
+    memset(&rep, 0, sizeof rep);
+    cli_atomic js = {0};
+    int rc = CLI_EUSAGE, have_js = 0;
+    /* the set first: a bad set fails before any import or calibration */
+    if (sqzc_calib_set_read(o.calib, &set, err, sizeof err) != 0) {
+        cli_error(CMD, "%s", err);
+        cli_shapes_free(&o.shapes);
+        return CLI_EUSAGE;
+    }
+    rc = load_graph(&o, &g);
+    if (rc != CLI_OK) goto done;
+    if (o.json) {
+        if (cli_atomic_open(&js, o.json, err, sizeof err) != 0) {
+            cli_error(CMD, "%s", err);
+            rc = CLI_ERUNTIME;
+            goto done;
+        }
+        have_js = 1;
+    }
+    if (sqzc_quantize(g, &set, &o.q, &rep, err, sizeof err) != 0) {
+        cli_error(CMD, "%s: %s", o.in, err);
+        rc = CLI_EUSAGE;
+        goto done;
+    }
+    if (!o.quiet) sqzc_quant_report_print(&rep, stdout);
+    if (have_js && sqzc_quant_report_json(&rep, js.f) != 0) {
+        cli_error(CMD, "%s: write failed", o.json);
+        rc = CLI_ERUNTIME;
+        goto done;
+    }
+    if (sqzc_write_sqz(g, o.out, err, sizeof err) != 0) {
+        cli_error(CMD, "%s", err);
+        rc = CLI_ERUNTIME;
+        goto done;
+    }
+    if (have_js) {
+        have_js = 0;
+        if (cli_atomic_commit(&js, err, sizeof err) != 0) {
+            cli_error(CMD, "%s", err);
+            unlink(o.out); /* both or neither */
+            rc = CLI_ERUNTIME;
+            goto done;
+        }
+    }
+    if (o.quiet) sqzc_quant_report_summary(&rep, stdout);
+    printf("%s -> %s: %lld bytes (%s, %.2f s calibration, %.2f s total)\n", o.in, o.out,
+           cli_file_size(o.out), sqzc_qmethod_name(o.q.method), rep.secs_calibrate, rep.secs_total);
+    rc = CLI_OK;
+done:
+    if (have_js) cli_atomic_abort(&js);
+    sqzc_quant_report_free(&rep);
+    sqzc_graph_free(g);
+    sqzc_calib_set_free(&set);
+    cli_shapes_free(&o.shapes);
+    return rc;
+}
