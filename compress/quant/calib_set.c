@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "sqzc/npy.h"
 
@@ -111,6 +112,12 @@ static int check_file(const char *manifest, sqzc_calib_item *it, char *err, size
     if (!f) {
         snprintf(err, err_len, "%s:%d: cannot open '%s': %s", manifest, it->line, it->path,
                  strerror(errno));
+        return -1;
+    }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        snprintf(err, err_len, "%s:%d: '%s' is not a regular file", manifest, it->line, it->path);
+        fclose(f);
         return -1;
     }
     uint8_t h[33];

@@ -489,7 +489,8 @@ static int rewrite(qstate *s, sqzc_quant_report *rep) {
                     s->dom[tq] = 1;
                     char *nm = name_with(g->tensors[t].name, "_quantize");
                     int in1[1] = {t}, out1[1] = {tq};
-                    int ni = nm ? sqzc_add_node(g, SQZ_OP_QUANTIZE_LINEAR, nm, 1, in1, 1, out1) : -1;
+                    int ni =
+                        nm ? sqzc_add_node(g, SQZ_OP_QUANTIZE_LINEAR, nm, 1, in1, 1, out1) : -1;
                     free(nm);
                     if (ni < 0) goto oom;
                     n = &g->nodes[i];
@@ -507,7 +508,8 @@ static int rewrite(qstate *s, sqzc_quant_report *rep) {
                     s->dom[tf] = 0;
                     char *nm = name_with(g->tensors[t].name, "_dequantize");
                     int in1[1] = {t}, out1[1] = {tf};
-                    int ni = nm ? sqzc_add_node(g, SQZ_OP_DEQUANTIZE_LINEAR, nm, 1, in1, 1, out1) : -1;
+                    int ni =
+                        nm ? sqzc_add_node(g, SQZ_OP_DEQUANTIZE_LINEAR, nm, 1, in1, 1, out1) : -1;
                     free(nm);
                     if (ni < 0) goto oom;
                     n = &g->nodes[i];
@@ -727,7 +729,8 @@ int sqzc_quantize(sqzc_graph *g, const sqzc_calib_set *set, const sqzc_quant_opt
         return -1;
     }
     for (int i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i].op == SQZ_OP_QUANTIZE_LINEAR || g->nodes[i].op == SQZ_OP_DEQUANTIZE_LINEAR) {
+        if (g->nodes[i].op == SQZ_OP_QUANTIZE_LINEAR ||
+            g->nodes[i].op == SQZ_OP_DEQUANTIZE_LINEAR) {
             snprintf(err, err_len, "the model is already quantized (node '%s')", g->nodes[i].name);
             return -1;
         }

@@ -1,0 +1,129 @@
+#!/bin/sh
+# quant_errors.sh - `sqz quant` on bad calibration sets and arguments: every
+# case must exit 1 or 2 (never a crash), print exactly one line
+# "sqz quant: ..." on stderr naming what is wrong, and leave neither the output
+# model, nor the JSON report, nor a temporary behind.
+#
+# usage: tests/e2e/quant_errors.sh path/to/sqz scratch-dir
+set -u
+SQZ=${1:?usage: quant_errors.sh path/to/sqz scratch-dir}
+SCRATCH=${2:?usage: quant_errors.sh path/to/sqz scratch-dir}
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+MODEL=$SRC/tools/models/lenet5.onnx
+[ -x "$SQZ" ] || { echo "quant_errors: $SQZ is not executable"; exit 1; }
+[ -f "$MODEL" ] || { echo "SKIP: no $MODEL"; exit 0; }
+mkdir -p "$SCRATCH" || exit 1
+W=$(mktemp -d "$SCRATCH/quant_errors.XXXXXX") || exit 1
+trap 'rm -rf "$W"' EXIT
+FAILS=0
+PASSES=0
+OUT=$W/out.int8.sqz
+JS=$W/report.json
+
+fail() {
+    echo "FAIL: $*"
+    FAILS=$((FAILS + 1))
+}
+
+# expect_fail NAME NEEDLE CMD...: non-zero exit, one stderr line containing NEEDLE
+expect_fail() {
+    name=$1
+    needle=$2
+    shift 2
+    "$@" >"$W/stdout" 2>"$W/stderr"
+    rc=$?
+    lines=$(wc -l <"$W/stderr" | tr -d ' ')
+    first=$(head -n 1 "$W/stderr")
+    ok=1
+    if [ "$rc" -ne 1 ] && [ "$rc" -ne 2 ]; then
+        fail "$name: exit $rc (expected 1 or 2)"
+        ok=0
+    fi
+    if [ "$lines" != 1 ]; then
+        fail "$name: $lines lines on stderr (expected 1)"
+        sed 's/^/    | /' "$W/stderr" | head -n 10
+        ok=0
+    fi
+    case $first in
+    "sqz quant: "*"$needle"*) ;;
+    *)
+        fail "$name: message lacks 'sqz quant: ...$needle': $first"
+        ok=0
+        ;;
+    esac
+    for f in "$OUT" "$JS"; do
+        if [ -e "$f" ]; then
+            fail "$name: $f left behind"
+            rm -f "$f"
+            ok=0
+        fi
+    done
+    left=$(find "$W" -name '*.tmp.*' | head -n 1)
+    if [ -n "$left" ]; then
+        fail "$name: temporary $left left behind"
+        find "$W" -name '*.tmp.*' -exec rm -f {} +
+        ok=0
+    fi
+    [ $ok -eq 1 ] && { PASSES=$((PASSES + 1)); echo "ok: $name  [$rc] $first"; }
+}
+
+# PNGs: gray 28x28, RGB 28x28, a truncated gray one, a text file named .png
+/usr/bin/python3 - "$W" <<'PY'
+import struct, sys, zlib
+d = sys.argv[1]
+def png(w, h, ct, ch):
+    def chunk(t, p):
+        return struct.pack(">I", len(p)) + t + p + struct.pack(">I", zlib.crc32(t + p) & 0xFFFFFFFF)
+    raw = b"".join(b"\0" + bytes((x * 9 + y) % 256 for x in range(w * ch)) for y in range(h))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, ct, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+open(d + "/gray.png", "wb").write(png(28, 28, 0, 1))
+open(d + "/rgb.png", "wb").write(png(28, 28, 2, 3))
+open(d + "/trunc.png", "wb").write(png(28, 28, 0, 1)[:60])
+open(d + "/text.png", "w").write("not a png, just text long enough to fill a header\n")
+PY
+mkdir -p "$W/dir.png"
+printf '# nothing listed\ncolor: gray\n' >"$W/empty.txt"
+printf 'gray.png\nmissing.png\n' >"$W/missing.txt"
+printf 'gray.png\ntext.png\n' >"$W/nonpng.txt"
+printf 'color: gray\ngray.png\nrgb.png\n' >"$W/mixed.txt"
+printf 'color: rgb\nrgb.png\n' >"$W/rgbset.txt"
+printf 'rgb.png\n' >"$W/rgbauto.txt"
+printf 'gray.png\ndir.png\n' >"$W/dir.txt"
+printf 'gray.png\ntrunc.png\n' >"$W/trunc.txt"
+printf 'gray.png\nphoto.jpg\n' >"$W/jpg.txt"
+printf 'color: gray\ngray.png\n' >"$W/good.txt"
+
+Q() { "$SQZ" quant "$MODEL" -o "$OUT" --json "$JS" "$@"; }
+expect_fail "manifest does not exist" "cannot open calibration manifest" Q --calib "$W/nope.txt"
+expect_fail "empty calibration set" "empty calibration set" Q --calib "$W/empty.txt"
+expect_fail "listed path missing" "missing.txt:2: cannot open" Q --calib "$W/missing.txt"
+expect_fail "non-PNG file" "is not a PNG file" Q --calib "$W/nonpng.txt"
+expect_fail "unreadable entry (a directory)" "dir.txt:2: '$W/dir.png' is not a regular file" Q --calib "$W/dir.txt"
+expect_fail "other extension" "neither a .png image nor a .npy" Q --calib "$W/jpg.txt"
+expect_fail "RGB image in a gray set" "colour image but the manifest says color: gray" \
+    Q --calib "$W/mixed.txt"
+expect_fail "RGB set for a 1-channel model" "color: rgb does not fit the model input's 1 channel" \
+    Q --calib "$W/rgbset.txt"
+expect_fail "RGB image, 1-channel model" "colour image but the model input has 1 channel" \
+    Q --calib "$W/rgbauto.txt"
+expect_fail "truncated PNG (found while calibrating)" "trunc.png" Q --calib "$W/trunc.txt"
+expect_fail "unknown method" "unknown --method 'entropy'" Q --calib "$W/good.txt" --method entropy
+expect_fail "bad percentile" "--percentile" Q --calib "$W/good.txt" --method percentile \
+    --percentile 30
+expect_fail "missing --calib" "missing --calib" "$SQZ" quant "$MODEL" -o "$OUT"
+expect_fail "missing -o" "missing -o" "$SQZ" quant "$MODEL" --calib "$W/good.txt"
+expect_fail "model missing" "nomodel.onnx" "$SQZ" quant "$W/nomodel.onnx" --calib "$W/good.txt" \
+    -o "$OUT"
+expect_fail "output directory missing" "nodir" "$SQZ" quant "$MODEL" --calib "$W/good.txt" \
+    -o "$W/nodir/x.sqz"
+expect_fail "report directory missing" "nodir" Q --calib "$W/good.txt" --json "$W/nodir/r.json"
+# and the good set works, writing both files
+if Q --calib "$W/good.txt" -q >"$W/stdout" 2>"$W/stderr" && [ -s "$OUT" ] && [ -s "$JS" ]; then
+    PASSES=$((PASSES + 1))
+    echo "ok: good set writes the model and the report"
+else
+    fail "good set: $(head -n 1 "$W/stderr")"
+fi
+echo "quant_errors: $PASSES passed, $FAILS failed"
+[ "$FAILS" -eq 0 ]

@@ -1,0 +1,327 @@
+/* test_quant.c - the INT8 quantizer on a small graph: conv(3x3) -> ReLU6 ->
+ * depthwise conv -> ReLU -> conv(1x1) = y3; Add(conv(1x1, no bias)(y3), y3)
+ * -> GlobalAveragePool -> Flatten -> Gemm, calibrated on random .npy inputs.
+ * Checks: cross-layer equalization leaves the fp32 function unchanged (and
+ * balances the ranges); the written representation follows the INT8
+ * contract (Quantize at the input, Dequantize at the output, int8 weights in
+ * [-127, 127] per output channel with zero point 0, int32 biases, int8
+ * activations); the int8 model run by the runtime stays close to fp32 (SQNR);
+ * the fp32 fallback keeps a layer in fp32 with Q/DQ around it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../compress/quant/qinternal.h"
+#include "sqz/sqz.h"
+#include "sqzc/calib_set.h"
+#include "sqzc/ir.h"
+#include "sqzc/npy.h"
+#include "sqzc/passes.h"
+#include "sqzc/quant.h"
+#include "sqzc/writer.h"
+#include "testutil.h"
+
+#define NIMG 40
+static char *g_dir;
+static char g_manifest[1024];
+
+static int add_const(sqzc_graph *g, const char *name, sqz_shape s, tu_rng *r, float lo, float hi) {
+    int t = sqzc_tensor_get_or_add(g, name);
+    int64_t n = sqz_shape_numel(&s);
+    float *v = malloc(sizeof(float) * (size_t)n);
+    assert_non_null(v);
+    tu_fill_uniform(r, v, (size_t)n, lo, hi);
+    assert_int_equal(sqzc_tensor_set_f32(g, t, &s, v), 0);
+    free(v);
+    return t;
+}
+
+static void conv_attrs(sqzc_graph *g, int n, int k, int group, int act) {
+    int64_t ks[2] = {k, k}, pads[4] = {k / 2, k / 2, k / 2, k / 2}, one[2] = {1, 1};
+    assert_int_equal(sqzc_node_set_ints(g, n, "kernel_shape", ks, 2), 0);
+    assert_int_equal(sqzc_node_set_ints(g, n, "pads", pads, 4), 0);
+    assert_int_equal(sqzc_node_set_ints(g, n, "strides", one, 2), 0);
+    assert_int_equal(sqzc_node_set_int(g, n, "group", group), 0);
+    assert_int_equal(sqzc_node_set_int(g, n, "sqz_act", act), 0);
+    if (act == SQZ_ACT_CLIP) {
+        assert_int_equal(sqzc_node_set_float(g, n, "sqz_act_alpha", 0.0f), 0);
+        assert_int_equal(sqzc_node_set_float(g, n, "sqz_act_beta", 6.0f), 0);
+    }
+}
+
+static sqzc_graph *make_graph(void) {
+    tu_rng r;
+    tu_rng_seed(&r, 42);
+    sqzc_graph *g = sqzc_graph_new();
+    assert_non_null(g);
+    int x = sqzc_tensor_get_or_add(g, "x");
+    g->tensors[x].shape = (sqz_shape){4, {1, 3, 8, 8}};
+    g->tensors[x].has_shape = 1;
+    /* conv1 weights deliberately unbalanced across channels (CLE's case) */
+    int w1 = add_const(g, "w1", (sqz_shape){4, {8, 3, 3, 3}}, &r, -0.5f, 0.5f);
+    for (int c = 0; c < 8; c++)
+        for (int j = 0; j < 27; j++) g->tensors[w1].f32[c * 27 + j] *= (c % 2) ? 8.0f : 0.125f;
+    int b1 = add_const(g, "b1", (sqz_shape){1, {8}}, &r, 0.0f, 0.2f);
+    int w2 = add_const(g, "w2", (sqz_shape){4, {8, 1, 3, 3}}, &r, -0.6f, 0.6f);
+    int b2 = add_const(g, "b2", (sqz_shape){1, {8}}, &r, -0.1f, 0.1f);
+    int w3 = add_const(g, "w3", (sqz_shape){4, {8, 8, 1, 1}}, &r, -0.4f, 0.4f);
+    int b3 = add_const(g, "b3", (sqz_shape){1, {8}}, &r, -0.1f, 0.1f);
+    int w5 = add_const(g, "w5", (sqz_shape){4, {8, 8, 1, 1}}, &r, -0.4f, 0.4f);
+    int w4 = add_const(g, "w4", (sqz_shape){2, {5, 8}}, &r, -0.5f, 0.5f);
+    int b4 = add_const(g, "b4", (sqz_shape){1, {5}}, &r, -0.1f, 0.1f);
+    int y1 = sqzc_tensor_get_or_add(g, "y1"), y2 = sqzc_tensor_get_or_add(g, "y2");
+    int y3 = sqzc_tensor_get_or_add(g, "y3"), y4 = sqzc_tensor_get_or_add(g, "y4");
+    int y5 = sqzc_tensor_get_or_add(g, "y5"), y6 = sqzc_tensor_get_or_add(g, "y6");
+    int y7 = sqzc_tensor_get_or_add(g, "y7");
+    int out = sqzc_tensor_get_or_add(g, "logits");
+    int n = sqzc_add_node(g, SQZ_OP_CONV, "conv1", 3, (int32_t[]){x, w1, b1}, 1, (int32_t[]){y1});
+    conv_attrs(g, n, 3, 1, SQZ_ACT_CLIP);
+    n = sqzc_add_node(g, SQZ_OP_CONV, "dw", 3, (int32_t[]){y1, w2, b2}, 1, (int32_t[]){y2});
+    conv_attrs(g, n, 3, 8, SQZ_ACT_RELU);
+    n = sqzc_add_node(g, SQZ_OP_CONV, "pw", 3, (int32_t[]){y2, w3, b3}, 1, (int32_t[]){y3});
+    conv_attrs(g, n, 1, 1, SQZ_ACT_NONE);
+    n = sqzc_add_node(g, SQZ_OP_CONV, "c4", 2, (int32_t[]){y3, w5}, 1, (int32_t[]){y7});
+    conv_attrs(g, n, 1, 1, SQZ_ACT_NONE);
+    sqzc_add_node(g, SQZ_OP_ADD, "add", 2, (int32_t[]){y7, y3}, 1, (int32_t[]){y4});
+    sqzc_add_node(g, SQZ_OP_GLOBAL_AVGPOOL, "gap", 1, (int32_t[]){y4}, 1, (int32_t[]){y5});
+    n = sqzc_add_node(g, SQZ_OP_FLATTEN, "flat", 1, (int32_t[]){y5}, 1, (int32_t[]){y6});
+    n = sqzc_add_node(g, SQZ_OP_GEMM, "fc", 3, (int32_t[]){y6, w4, b4}, 1, (int32_t[]){out});
+    assert_int_equal(sqzc_node_set_int(g, n, "transB", 1), 0);
+    g->inputs = malloc(sizeof(int32_t));
+    g->outputs = malloc(sizeof(int32_t));
+    g->inputs[0] = x;
+    g->outputs[0] = out;
+    g->n_inputs = g->n_outputs = 1;
+    char err[256];
+    assert_int_equal(sqzc_infer_shapes(g, err, sizeof err), 0);
+    return g;
+}
+
+/* outputs of a graph through the runtime for input x (fp32 in and out) */
+static void run_graph(const sqzc_graph *g, const float *x, float *y, int ny) {
+    uint8_t *buf;
+    size_t size;
+    char err[256];
+    assert_int_equal(sqzc_serialize(g, &buf, &size, err, sizeof err), 0);
+    sqz_model *m;
+    sqz_session *s;
+    sqz_status st;
+    if (sqz_model_load_buffer(buf, size, &m, &st) != SQZ_OK) fail_msg("load: %s", st.msg);
+    free(buf);
+    if (sqz_session_create(m, NULL, &s, &st) != SQZ_OK) fail_msg("session: %s", st.msg);
+    assert_int_equal(sqz_session_set_input(s, 0, x, 192, &st), SQZ_OK);
+    if (sqz_session_run(s, &st) != SQZ_OK) fail_msg("run: %s", st.msg);
+    const float *o;
+    sqz_shape sh;
+    assert_int_equal(sqz_session_output(s, 0, &o, &sh, &st), SQZ_OK);
+    assert_int_equal(sqz_shape_numel(&sh), ny);
+    memcpy(y, o, sizeof(float) * (size_t)ny);
+    sqz_session_free(s);
+    sqz_model_free(m);
+}
+
+static float g_inputs[NIMG][192];
+
+static int setup(void **state) {
+    (void)state;
+    g_dir = tu_make_temp_dir();
+    tu_rng r;
+    tu_rng_seed(&r, 3);
+    snprintf(g_manifest, sizeof g_manifest, "%s/m.txt", g_dir);
+    FILE *f = fopen(g_manifest, "w");
+    assert_non_null(f);
+    for (int i = 0; i < NIMG; i++) {
+        tu_fill_uniform(&r, g_inputs[i], 192, -1.0f, 1.0f);
+        char p[1100];
+        snprintf(p, sizeof p, "%s/x%02d.npy", g_dir, i);
+        sqz_shape s = {4, {1, 3, 8, 8}};
+        char err[256];
+        assert_int_equal(npy_write(p, g_inputs[i], &s, err, sizeof err), 0);
+        fprintf(f, "x%02d.npy\n", i);
+    }
+    assert_int_equal(fclose(f), 0);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    int rc = system(cmd);
+    free(g_dir);
+    return rc != 0;
+}
+
+static void test_equalize_exact(void **state) {
+    (void)state;
+    sqzc_graph *g = make_graph();
+    float before[NIMG][5], after[5];
+    for (int i = 0; i < NIMG; i++) run_graph(g, g_inputs[i], before[i], 5);
+    sqzc_calib_set set;
+    char err[512];
+    assert_int_equal(sqzc_calib_set_read(g_manifest, &set, err, sizeof err), 0);
+    sqzc_quant_options o;
+    sqzc_quant_options_init(&o);
+    qctx q;
+    memset(&q, 0, sizeof q);
+    q.g = g;
+    q.o = &o;
+    q.set = &set;
+    q.err = err;
+    q.err_len = sizeof err;
+    q.input = g->inputs[0];
+    q.in1 = g->tensors[q.input].shape;
+    q.per = 192;
+    q.n_images = NIMG;
+    assert_int_equal(qctx_init_obs(&q), 0);
+    /* conv1 -> dw (ReLU6 between: channels that never reach 6 only) and dw -> pw */
+    int pairs = q_equalize(&q);
+    assert_int_equal(pairs, 2);
+    for (int i = 0; i < NIMG; i++) {
+        run_graph(g, g_inputs[i], after, 5);
+        for (int k = 0; k < 5; k++) assert_float_equal(after[k], before[i][k], 2e-4);
+    }
+    /* dw -> pw is ReLU (exact): per channel the ranges are now equal */
+    const sqzc_tensor *w2 = &g->tensors[sqzc_find_tensor(g, "w2")];
+    const sqzc_tensor *w3 = &g->tensors[sqzc_find_tensor(g, "w3")];
+    for (int c = 0; c < 8; c++) {
+        float r2 = 0, r3 = 0;
+        for (int j = 0; j < 9; j++) r2 = fmaxf(r2, fabsf(w2->f32[c * 9 + j]));
+        for (int o2 = 0; o2 < 8; o2++) r3 = fmaxf(r3, fabsf(w3->f32[o2 * 8 + c]));
+        assert_float_equal(r2, r3, 1e-4 * r2);
+    }
+    for (int i = 0; i < q.n_obs; i++) {
+        sqzc_qstat_free(&q.st[i]);
+        free(q.ch[i].sum);
+        free(q.ch[i].max);
+    }
+    free(q.st);
+    free(q.ch);
+    free(q.obs);
+    free(q.obs_of);
+    sqzc_calib_set_free(&set);
+    sqzc_graph_free(g);
+}
+
+static double sqnr_of(const sqzc_graph *q8, float ref[NIMG][5]) {
+    double s = 0, e = 0;
+    float y[5];
+    for (int i = 0; i < NIMG; i++) {
+        run_graph(q8, g_inputs[i], y, 5);
+        for (int k = 0; k < 5; k++) {
+            s += (double)ref[i][k] * ref[i][k];
+            e += ((double)y[k] - ref[i][k]) * ((double)y[k] - ref[i][k]);
+        }
+    }
+    return 10 * log10(s / e);
+}
+
+static void test_quantize_model(void **state) {
+    (void)state;
+    sqzc_graph *g = make_graph();
+    float ref[NIMG][5];
+    for (int i = 0; i < NIMG; i++) run_graph(g, g_inputs[i], ref[i], 5);
+    sqzc_calib_set set;
+    char err[512];
+    assert_int_equal(sqzc_calib_set_read(g_manifest, &set, err, sizeof err), 0);
+    for (int method = SQZC_QM_MINMAX; method <= SQZC_QM_MSE; method++) {
+        sqzc_graph *q8 = make_graph();
+        sqzc_quant_options o;
+        sqzc_quant_options_init(&o);
+        o.method = method;
+        o.batch = 7; /* exercises the remainder session */
+        sqzc_quant_report rep;
+        if (sqzc_quantize(q8, &set, &o, &rep, err, sizeof err) != 0) fail_msg("%s", err);
+        assert_int_equal(rep.n_int8, 5);
+        assert_int_equal(rep.n_fp32, 0);
+        assert_int_equal(rep.n_quantize, 1);
+        assert_int_equal(rep.n_dequantize, 1);
+        assert_int_equal(rep.n_images, NIMG);
+        /* representation */
+        int nq = 0, ndq = 0;
+        for (int i = 0; i < q8->n_nodes; i++) {
+            const sqzc_node *n = &q8->nodes[i];
+            const sqzc_tensor *y = &q8->tensors[n->out[0]];
+            if (n->op == SQZ_OP_QUANTIZE_LINEAR) {
+                nq++;
+                assert_string_equal(q8->tensors[n->in[0]].name, "x");
+                assert_int_equal(y->dtype, SQZC_I8);
+                assert_int_equal(y->q.kind, SQZC_Q_TENSOR);
+            } else if (n->op == SQZ_OP_DEQUANTIZE_LINEAR) {
+                ndq++;
+                assert_string_equal(y->name, "logits");
+                assert_int_equal(y->dtype, SQZC_F32);
+            } else {
+                assert_int_equal(y->dtype, SQZC_I8);
+                assert_int_equal(y->q.kind, SQZC_Q_TENSOR);
+                assert_true(y->q.zero_point[0] >= -128 && y->q.zero_point[0] <= 127);
+            }
+            if (n->op == SQZ_OP_CONV || n->op == SQZ_OP_GEMM) {
+                const sqzc_tensor *w = &q8->tensors[n->in[1]];
+                assert_non_null(w->i8);
+                assert_int_equal(w->q.kind, SQZC_Q_CHANNEL);
+                assert_int_equal(w->q.axis, 0); /* Conv: Cout; Gemm transB=1: N */
+                assert_int_equal(w->q.n, w->shape.dims[0]);
+                int64_t ne = sqz_shape_numel(&w->shape);
+                int hit127 = 0;
+                for (int64_t k = 0; k < ne; k++) {
+                    assert_true(w->i8[k] >= -127);
+                    hit127 |= w->i8[k] == 127 || w->i8[k] == -127;
+                }
+                assert_true(hit127); /* symmetric per channel: the max maps to +-127 */
+                for (int c = 0; c < w->q.n; c++) assert_int_equal(w->q.zero_point[c], 0);
+                if (strcmp(n->name, "c4") != 0) { /* c4 has no bias (correction may add one) */
+                    const sqzc_tensor *b = &q8->tensors[n->in[2]];
+                    assert_int_equal(b->dtype, SQZC_I32);
+                    assert_non_null(b->i32);
+                }
+            }
+            /* views and ReLU-like followers share their input's parameters */
+            if (n->op == SQZ_OP_FLATTEN) {
+                const sqzc_tensor *x = &q8->tensors[n->in[0]];
+                assert_float_equal(x->q.scale[0], y->q.scale[0], 0);
+                assert_int_equal(x->q.zero_point[0], y->q.zero_point[0]);
+            }
+        }
+        assert_int_equal(nq, 1);
+        assert_int_equal(ndq, 1);
+        /* report rows carry finite SQNR for every int8 layer */
+        for (int i = 0; i < rep.n_layers; i++)
+            if (rep.layers[i].int8) assert_true(isfinite(rep.layers[i].sqnr_db));
+        double sq = sqnr_of(q8, ref);
+        if (!(sq > 25.0))
+            fail_msg("method %s: int8 vs fp32 SQNR %.2f dB", sqzc_qmethod_name(method), sq);
+        sqzc_quant_report_free(&rep);
+        sqzc_graph_free(q8);
+    }
+    /* fallback: an impossible threshold keeps every compute layer in fp32 */
+    sqzc_graph *q8 = make_graph();
+    sqzc_quant_options o;
+    sqzc_quant_options_init(&o);
+    o.min_sqnr_db = 150;
+    sqzc_quant_report rep;
+    assert_int_equal(sqzc_quantize(q8, &set, &o, &rep, err, sizeof err), 0);
+    assert_int_equal(rep.n_int8, 0);
+    assert_int_equal(rep.n_fp32, 5);
+    double sq = sqnr_of(q8, ref);
+    assert_true(sq > 60.0); /* fp32 again (only the CLE rounding differs) */
+    sqzc_quant_report_free(&rep);
+    sqzc_graph_free(q8);
+    sqzc_calib_set_free(&set);
+    sqzc_graph_free(g);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_equalize_exact),
+        cmocka_unit_test(test_quantize_model),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
