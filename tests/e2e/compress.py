@@ -67,8 +67,8 @@ def main():
     # 2. default search
     out = os.path.join(work, "lenet300_auto.sqz")
     # smaller search settings than the defaults: keeps the test short under ASan
-    r = run([sqz, "compress", ONNX, "--data", "fashion-mnist", "-o", out, "--select", "3000",
-             "--sens-images", "200", "--refine", "2"])
+    r = run([sqz, "compress", ONNX, "--data", "fashion-mnist", "-o", out, "--select", "1000",
+             "--sens-images", "100", "--refine", "0"])
     if r.returncode != 0:
         check(False, "compress (search): " + r.stderr.strip())
     else:
