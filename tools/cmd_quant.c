@@ -35,7 +35,7 @@ void cmd_quant_usage(FILE *f) {
             "  --no-equalize          no cross-layer equalization of conv pairs\n"
             "  --no-bias-correction   no bias correction\n"
             "  --max-images N         first N images of the set only\n"
-            "  --report-images N      images of the per-layer report (64; 0: none)\n"
+            "  --report-images N      images of the per-layer report (32; 0: none)\n"
             "  --batch B              images per calibration run (32)\n"
             "  --threads N            runtime threads (default 1)\n"
             "  --input-shape N:DIMS   fix an ONNX input shape (as sqz import)\n"

@@ -288,8 +288,38 @@ static int run_ref(const sqzc_graph *g, int ni, const sqz_shape *ins, const floa
     return 0;
 }
 
+/* Quantize + dequantize for the simulation: multiplication by 1 / scale and
+ * round half to even by the 1.5 * 2^23 trick (|q| <= 255 here), i.e. what
+ * QuantizeLinear computes up to the last ulp of x / scale. */
+static inline float fq1(float x, float inv, float sc, float lo, float hi) {
+    float q = x * inv;
+    q = q < lo ? lo : q > hi ? hi : q;
+    q = (q + 12582912.0f) - 12582912.0f;
+    return q * sc;
+}
+
 static void fake_quant(const float *x, float *y, size_t n, float sc, int32_t zp) {
-    for (size_t i = 0; i < n; i++) y[i] = sc * (float)(sqzc_quantize_value(x[i], sc, zp) - zp);
+    const float inv = 1.0f / sc, lo = (float)(-128 - zp), hi = (float)(127 - zp);
+    for (size_t i = 0; i < n; i++) y[i] = fq1(x[i], inv, sc, lo, hi);
+}
+
+/* accumulate sum y^2, (y - v)^2, y v, v^2 with v = fake-quantized y */
+static void acc_err(const float *y, const float *src, size_t n, float sc, int32_t zp, double *yy,
+                    double *ee, double *yq, double *qq) {
+    const float inv = 1.0f / sc, lo = (float)(-128 - zp), hi = (float)(127 - zp);
+    double a = 0, b = 0, c = 0, d = 0;
+    for (size_t k = 0; k < n; k++) {
+        float v = fq1(src[k], inv, sc, lo, hi);
+        float e = y[k] - v;
+        a += (double)(y[k] * y[k]);
+        b += (double)(e * e);
+        c += (double)(y[k] * v);
+        d += (double)(v * v);
+    }
+    *yy += a;
+    *ee += b;
+    *yq += c;
+    *qq += d;
 }
 
 static int sim_fn(qctx *q, const qrunner *r, int first, int count, void *user) {
@@ -307,13 +337,8 @@ static int sim_fn(qctx *q, const qrunner *r, int first, int count, void *user) {
         float sc;
         int32_t zp;
         tensor_params(s, t, &sc, &zp);
-        for (int64_t k = 0; k < sqz_shape_numel(&sh); k++) {
-            float v = sc * (float)(sqzc_quantize_value(y[k], sc, zp) - zp);
-            s->t_yy[t] += (double)y[k] * y[k];
-            s->t_ee[t] += ((double)y[k] - v) * ((double)y[k] - v);
-            s->t_yq[t] += (double)y[k] * v;
-            s->t_qq[t] += (double)v * v;
-        }
+        acc_err(y, y, (size_t)sqz_shape_numel(&sh), sc, zp, &s->t_yy[t], &s->t_ee[t], &s->t_yq[t],
+                &s->t_qq[t]);
     }
     /* compute layers: int8 input, weights, int32 bias, int8 output */
     for (int ni = 0; ni < g->n_nodes; ni++) {
@@ -378,13 +403,7 @@ static int sim_fn(qctx *q, const qrunner *r, int first, int count, void *user) {
             snprintf(q->err, q->err_len, "node '%s': simulated output size differs", n->name);
             return -1;
         }
-        for (size_t k = 0; k < ny; k++) {
-            float v = sy * (float)(sqzc_quantize_value(out[k], sy, zy) - zy);
-            L->s_yy += (double)y[k] * y[k];
-            L->s_ee += ((double)y[k] - v) * ((double)y[k] - v);
-            L->s_yq += (double)y[k] * v;
-            L->s_qq += (double)v * v;
-        }
+        acc_err(y, out, ny, sy, zy, &L->s_yy, &L->s_ee, &L->s_yq, &L->s_qq);
         free(out);
     }
     return 0;

@@ -32,37 +32,58 @@ int sqzc_qstat_begin_hist(sqzc_qstat *s) {
 
 void sqzc_qstat_add(sqzc_qstat *s, const float *x, size_t n) {
     if (s->pass == 1) {
+        /* branch-free min / max (vectorizes); NaN compares false and is skipped,
+         * an infinity shows in the result and sends us to the careful loop */
         float mn = (float)s->min, mx = (float)s->max;
-        for (size_t i = 0; i < n; i++) {
-            float v = x[i];
-            if (!isfinite(v)) {
-                s->nonfinite++;
-                continue;
+        float ln[8], lx[8]; /* 8 independent lanes: the compiler vectorizes them */
+        for (int l = 0; l < 8; l++) ln[l] = mn, lx[l] = mx;
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            for (int l = 0; l < 8; l++) {
+                ln[l] = x[i + l] < ln[l] ? x[i + l] : ln[l];
+                lx[l] = x[i + l] > lx[l] ? x[i + l] : lx[l];
             }
-            mn = v < mn ? v : mn;
-            mx = v > mx ? v : mx;
+        for (; i < n; i++) {
+            mn = x[i] < mn ? x[i] : mn;
+            mx = x[i] > mx ? x[i] : mx;
+        }
+        for (int l = 0; l < 8; l++) {
+            mn = ln[l] < mn ? ln[l] : mn;
+            mx = lx[l] > mx ? lx[l] : mx;
+        }
+        if (!isfinite(mn) || !isfinite(mx)) {
+            mn = (float)s->min, mx = (float)s->max;
+            for (size_t i = 0; i < n; i++) {
+                float v = x[i];
+                if (!isfinite(v)) {
+                    s->nonfinite++;
+                    continue;
+                }
+                mn = v < mn ? v : mn;
+                mx = v > mx ? v : mx;
+            }
         }
         s->min = mn;
         s->max = mx;
         s->count += n;
         return;
     }
-    /* bin = floor(|v| / width), values beyond the pass-1 range (none, unless
-     * the data changed) go to the last bin */
-    const double ip = s->max > 0 ? NB / s->max : 0.0, in = s->min < 0 ? NB / -s->min : 0.0;
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        if (!isfinite(v)) continue;
-        if (v == 0) {
-            s->zeros++;
-        } else if (v > 0) {
-            double b = v * ip;
-            s->pos[b < NB - 1 ? (int)b : NB - 1]++;
-        } else {
-            double b = -v * in;
-            s->neg[b < NB - 1 ? (int)b : NB - 1]++;
-        }
+    /* bin = floor(|v| / width); values beyond the pass-1 range (none, unless
+     * the data changed) go to the last bin; NaN / inf are skipped */
+    const float ip = s->max > 0 ? (float)(NB / s->max) : 0.0f;
+    const float in = s->min < 0 ? (float)(NB / -s->min) : 0.0f;
+    uint64_t *const pos = s->pos, *const neg = s->neg;
+    uint64_t zeros = 0;
+    for (size_t i = 0; i < n; i++) { /* branch-free: signs are unpredictable */
+        const float v = x[i], a = fabsf(v);
+        const int is_neg = v < 0;
+        const float b = a * (is_neg ? in : ip);
+        const int idx = b < (float)(NB - 1) ? (int)b : NB - 1;
+        uint64_t *h = is_neg ? neg : pos;
+        h[idx] += (uint64_t)((a > 0) & (a <= 3.4e38f)); /* zeros, NaN, inf: none */
+        zeros += v == 0;
     }
+    s->zeros += zeros;
 }
 
 void sqzc_qparams_from_range(double lo, double hi, float *scale, int32_t *zero_point) {
@@ -196,8 +217,17 @@ static int pick_kl(const sqzc_qstat *s) {
     if (P && Q && lev) {
         /* below ~128 bins a side the int8 grid is finer than the histogram */
         const int kmin = (s->min < 0 && s->max > 0) ? 128 : 256;
+        /* coarse sweep every 8 bins, then every bin around the best */
         double best = INFINITY;
-        for (int k = kmin; k <= NB; k++) {
+        for (int k = kmin; k <= NB; k += 8) {
+            double kl = kl_of(s, k, P, Q, lev);
+            if (kl < best) {
+                best = kl;
+                bestk = k;
+            }
+        }
+        const int c = bestk;
+        for (int k = c - 7 < kmin ? kmin : c - 7; k <= c + 7 && k <= NB; k++) {
             double kl = kl_of(s, k, P, Q, lev);
             if (kl < best) {
                 best = kl;

@@ -58,7 +58,7 @@ typedef struct sqzc_quant_options {
     double min_sqnr_db;  /* a Conv/Gemm/MatMul below this local SQNR stays fp32; <= 0: never */
     int max_images;      /* use the first N images of the set; 0: all */
     int batch;           /* images per calibration run (32) */
-    int report_images;   /* images of the per-layer report (64; 0: no report, no fallback) */
+    int report_images;   /* images of the per-layer report (32; 0: no report, no fallback) */
     int num_threads;     /* runtime threads (<= 0: default) */
     int progress;        /* draw a progress bar on stderr */
 } sqzc_quant_options;

@@ -1,0 +1,330 @@
+#!/usr/bin/env python3
+"""bench/int8.py (run through bench/int8.sh): INT8 post-training quantization of
+the reference models, sqz vs ONNX Runtime's quantize_static, measured in the
+same run on the same calibration images (calib-data/fashion-mnist, train split)
+and the 10,000 Fashion-MNIST test images.
+
+Per model: fp32 accuracy (sqz), sqz int8 accuracy per method, ORT int8 accuracy
+per calibration method (QDQ, per-channel int8 weights, int8 activations) run in
+ORT, the best of each, per-layer SQNR of sqz's best (min / median), model bytes
+(fp32 ONNX, sqz int8, ORT int8 ONNX), calibration wall time (sqz quant total
+vs quantize_static, each method), latency (median ms, batch 1) of sqz int8,
+sqz fp32 and ORT int8 at 1 and 2 threads.
+Bench-only code."""
+import argparse
+import gzip
+import json
+import os
+import resource
+import statistics
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = ["lenet300", "lenet5", "mobilenet", "resnet"]
+SQZ_METHODS = ["minmax", "percentile", "kl", "mse"]
+DATA = "/usr/share/datasets/fashion-mnist"
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+# ---- calibration images, decoded as sqz does (8-bit PNG, manifest preprocessing)
+def png_decode(path):
+    b = open(path, "rb").read()
+    if b[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError(path + ": not a PNG")
+    pos, idat = 8, b""
+    while pos < len(b):
+        n = int.from_bytes(b[pos:pos + 4], "big")
+        tag, body = b[pos + 4:pos + 8], b[pos + 8:pos + 8 + n]
+        if tag == b"IHDR":
+            w, h, depth, ct = struct.unpack(">IIBB", body[:10])
+            if depth != 8 or ct != 0:
+                raise ValueError(path + ": bench decodes 8-bit gray PNGs only")
+        elif tag == b"IDAT":
+            idat += body
+        pos += 12 + n
+    raw = zlib.decompress(idat)
+    out = np.zeros((h, w), np.uint8)
+    prev = np.zeros(w, np.int32)
+    for y in range(h):
+        f, row = raw[y * (w + 1)], np.frombuffer(raw, np.uint8, w, y * (w + 1) + 1).astype(np.int32)
+        cur = np.zeros(w, np.int32)
+        for x in range(w):
+            a = cur[x - 1] if x else 0
+            c = prev[x - 1] if x else 0
+            if f == 0:
+                v = row[x]
+            elif f == 1:
+                v = row[x] + a
+            elif f == 2:
+                v = row[x] + prev[x]
+            elif f == 3:
+                v = row[x] + (a + prev[x]) // 2
+            else:
+                p = a + prev[x] - c
+                pa, pb, pc = abs(p - a), abs(p - prev[x]), abs(p - c)
+                v = row[x] + (a if pa <= pb and pa <= pc else prev[x] if pb <= pc else c)
+            cur[x] = v & 255
+        out[y] = cur
+        prev = cur
+    return out
+
+
+def calib_images(manifest):
+    d = os.path.dirname(manifest)
+    keys, paths = {}, []
+    for line in open(manifest):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        k, sep, v = line.partition(":")
+        if sep and k.isidentifier() and k in ("color", "scale", "mean", "std", "layout"):
+            keys[k] = v.strip()
+        else:
+            paths.append(os.path.join(d, line))
+    scale, mean, std = float(keys.get("scale", 1 / 255)), float(keys.get("mean", 0)), float(
+        keys.get("std", 1))
+    return [((png_decode(p).astype(np.float32) * np.float32(scale) - np.float32(mean)) /
+             np.float32(std)).reshape(1, 1, 28, 28) for p in paths]
+
+
+def test_set():
+    x = np.frombuffer(gzip.open(os.path.join(DATA, "t10k-images-idx3-ubyte.gz")).read(), np.uint8,
+                      offset=16).reshape(-1, 1, 28, 28)
+    y = np.frombuffer(gzip.open(os.path.join(DATA, "t10k-labels-idx1-ubyte.gz")).read(), np.uint8,
+                      offset=8)
+    x = ((x.astype(np.float32) * np.float32(1 / 255) - np.float32(0.286)) / np.float32(0.353))
+    return x, y
+
+
+# ---- sqz
+def sqz(args, binary):
+    r = subprocess.run([binary] + args, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("sqz %s: %s" % (args[0], r.stderr.strip()))
+    return r.stdout
+
+
+def sqz_eval(binary, model, limit):
+    cmd = ["eval", model, "--dataset", "fashion-mnist", "--json", "--threads", "2",
+           "--batch", "50"]
+    if limit:
+        cmd += ["--limit", str(limit)]
+    try:
+        out = sqz(cmd, binary)
+    except RuntimeError:  # a model whose batch is fixed
+        out = sqz(cmd[:-2], binary)
+    r = json.loads(out[out.index("{"):])
+    return 100.0 * r["correct"] / r["total"]
+
+
+def sqz_latency(binary, model, threads, runs):
+    out = sqz(["bench", model, "--threads", str(threads), "--runs", str(runs), "--warmup", "10",
+               "--json"], binary)
+    return json.loads(out[out.index("{"):])["median_ms"]
+
+
+# ---- ONNX Runtime
+class Reader:
+    def __init__(self, name, images):
+        self.name, self.images, self.i = name, images, 0
+
+    def get_next(self):
+        if self.i >= len(self.images):
+            return None
+        self.i += 1
+        return {self.name: self.images[self.i - 1]}
+
+    def rewind(self):
+        self.i = 0
+
+
+def ort_session(path, threads):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def ort_accuracy(path, x, y, limit):
+    s = ort_session(path, 2)
+    name = s.get_inputs()[0].name
+    n = limit or len(y)
+    correct = 0
+    for i in range(0, n, 100):
+        out = s.run(None, {name: x[i:min(n, i + 100)]})[0]
+        correct += int((out.argmax(1) == y[i:min(n, i + 100)]).sum())
+    return 100.0 * correct / n
+
+
+def ort_latency(path, threads, runs):
+    s = ort_session(path, threads)
+    name = s.get_inputs()[0].name
+    x = np.random.RandomState(1).uniform(-1, 1, (1, 1, 28, 28)).astype(np.float32)
+    for _ in range(10):
+        s.run(None, {name: x})
+    t = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        s.run(None, {name: x})
+        t.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(t)
+
+
+def ort_quantize(src, dst, images, method):
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    import onnxruntime as ort
+    name = ort_session(src, 1).get_inputs()[0].name
+    cm = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+          "percentile": CalibrationMethod.Percentile,
+          "distribution": CalibrationMethod.Distribution}[method]
+    t0, c0 = time.perf_counter(), time.process_time()
+    quantize_static(src, dst, Reader(name, images), quant_format=QuantFormat.QDQ,
+                    per_channel=True, weight_type=QuantType.QInt8,
+                    activation_type=QuantType.QInt8, calibrate_method=cm)
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sqz", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--limit", type=int, default=0, help="test images (0: all 10,000)")
+    ap.add_argument("--runs", type=int, default=200, help="timed latency runs")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    os.makedirs(a.work, exist_ok=True)
+    manifest = os.path.join(ROOT, "calib-data", "fashion-mnist", "manifest.txt")
+    images = calib_images(manifest)
+    x, y = test_set()
+    rows = []
+    for m in [s for s in a.models.split(",") if s]:
+        onnx_p = os.path.join(ROOT, "tools", "models", m + ".onnx")
+        if not os.path.exists(onnx_p):
+            log("skip %s: %s missing" % (m, onnx_p))
+            continue
+        log("== %s" % m)
+        r = {"model": m, "onnx_bytes": os.path.getsize(onnx_p)}
+        fp32 = os.path.join(a.work, m + ".sqz")
+        sqz(["import", onnx_p, "-o", fp32], a.sqz)
+        r["fp32_acc"] = sqz_eval(a.sqz, fp32, a.limit)
+        r["sqz"] = {}
+        for meth in SQZ_METHODS:
+            out = os.path.join(a.work, "%s.%s.int8.sqz" % (m, meth))
+            rep = out + ".json"
+            t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+            sqz(["quant", onnx_p, "--calib", manifest, "--method", meth, "-o", out, "--json", rep,
+                 "-q"], a.sqz)
+            wall = time.perf_counter() - t0
+            c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
+            jr = json.load(open(rep))
+            sq = sorted(l["sqnr_db"] for l in jr["layers"] if l["int8"] and l["sqnr_db"] is not None)
+            r["sqz"][meth] = {"acc": sqz_eval(a.sqz, out, a.limit), "bytes": os.path.getsize(out),
+                              "wall_s": wall, "cpu_s": cpu,
+                              "calib_s": jr["calibration_seconds"],
+                              "sqnr_min": sq[0] if sq else None,
+                              "sqnr_median": statistics.median(sq) if sq else None}
+            log("  sqz %-10s acc %.2f  %d bytes  %.2f s" % (meth, r["sqz"][meth]["acc"],
+                                                          r["sqz"][meth]["bytes"], wall))
+        r["ort"] = {}
+        for meth in ["minmax", "entropy", "percentile", "distribution"]:
+            out = os.path.join(a.work, "%s.ort.%s.onnx" % (m, meth))
+            try:
+                secs, cpu = ort_quantize(onnx_p, out, images, meth)
+                r["ort"][meth] = {"acc": ort_accuracy(out, x, y, a.limit),
+                                  "bytes": os.path.getsize(out), "wall_s": secs, "cpu_s": cpu}
+                log("  ort %-12s acc %.2f  %d bytes  %.2f s" % (meth, r["ort"][meth]["acc"],
+                                                              r["ort"][meth]["bytes"], secs))
+            except Exception as ex:  # report, keep going
+                r["ort"][meth] = {"error": str(ex).splitlines()[0][:200]}
+                log("  ort %s failed: %s" % (meth, r["ort"][meth]["error"]))
+        best_s = max(SQZ_METHODS, key=lambda k: r["sqz"][k]["acc"])
+        ok_ort = [k for k in r["ort"] if "acc" in r["ort"][k]]
+        best_o = max(ok_ort, key=lambda k: r["ort"][k]["acc"]) if ok_ort else None
+        r["best_sqz"], r["best_ort"] = best_s, best_o
+        best_path = os.path.join(a.work, "%s.%s.int8.sqz" % (m, best_s))
+        r["lat"] = {}
+        for th in (1, 2):
+            lat = {"sqz_int8": sqz_latency(a.sqz, best_path, th, a.runs),
+                   "sqz_fp32": sqz_latency(a.sqz, fp32, th, a.runs)}
+            if best_o:
+                lat["ort_int8"] = ort_latency(os.path.join(a.work, "%s.ort.%s.onnx" % (m, best_o)),
+                                              th, a.runs)
+            r["lat"][th] = lat
+        rows.append(r)
+    # ---- tables
+    n = a.limit or 10000
+    print("INT8 post-training quantization, Fashion-MNIST test accuracy on %d images (%%), "
+          "calibration: %d train images (calib-data/fashion-mnist)" % (n, len(images)))
+    print("%-10s %7s | %s | %-22s | %-22s | %7s" % (
+        "model", "fp32", " ".join("%10s" % k for k in SQZ_METHODS), "sqz best (drop)",
+        "ORT best (drop)", "sqz-ORT"))
+    for r in rows:
+        bs, bo = r["best_sqz"], r["best_ort"]
+        sa = r["sqz"][bs]["acc"]
+        oa = r["ort"][bo]["acc"] if bo else float("nan")
+        print("%-10s %7.2f | %s | %-10s %6.2f (%+5.2f) | %-12s %6.2f (%+5.2f) | %+7.2f" % (
+            r["model"], r["fp32_acc"], " ".join("%10.2f" % r["sqz"][k]["acc"] for k in SQZ_METHODS),
+            bs, sa, sa - r["fp32_acc"], bo, oa, oa - r["fp32_acc"], sa - oa))
+    print("\nORT quantize_static per method (QDQ, per-channel s8 weights, s8 activations), "
+          "accuracy %:")
+    for r in rows:
+        print("%-10s %s" % (r["model"], "  ".join(
+            "%s %s" % (k, "%.2f" % v["acc"] if "acc" in v else "failed") for k, v in
+            r["ort"].items())))
+    print("\n%-10s %11s %11s %7s %11s %7s | %-17s" % (
+        "model", "fp32 ONNX B", "sqz int8 B", "ratio", "ORT int8 B", "ratio", "sqz SQNR min/med"))
+    for r in rows:
+        bs, bo = r["best_sqz"], r["best_ort"]
+        s = r["sqz"][bs]
+        ob = r["ort"][bo]["bytes"] if bo else 0
+        print("%-10s %11d %11d %7.3f %11d %7.3f | %7.1f / %-7.1f" % (
+            r["model"], r["onnx_bytes"], s["bytes"], s["bytes"] / r["onnx_bytes"], ob,
+            ob / r["onnx_bytes"], s["sqnr_min"] or float("nan"), s["sqnr_median"] or float("nan")))
+    print("\ncalibration time on the same %d images, seconds (whole sqz quant incl. import, "
+          "equalization, report, write | whole quantize_static), wall and CPU; ratio sqz / ORT "
+          "per method pair (minmax-minmax, percentile-percentile, kl-entropy, mse-distribution)"
+          % len(images))
+    pairs = [("minmax", "minmax"), ("percentile", "percentile"), ("kl", "entropy"),
+             ("mse", "distribution")]
+    for r in rows:
+        cells = []
+        for sm, om in pairs:
+            so, oo = r["sqz"][sm], r["ort"].get(om, {})
+            if "wall_s" not in oo:
+                cells.append("%s/%s: ORT failed" % (sm, om))
+                continue
+            cells.append("%s/%s wall %.2f/%.2f=%.3f cpu %.2f/%.2f=%.3f" % (
+                sm, om, so["wall_s"], oo["wall_s"], so["wall_s"] / oo["wall_s"], so["cpu_s"],
+                oo["cpu_s"], so["cpu_s"] / max(oo["cpu_s"], 1e-9)))
+        print("%-10s %s" % (r["model"], "\n           ".join(cells)))
+    print("\nlatency, batch 1, median of %d runs (ms); speedups = fp32 / int8 and ORT int8 / sqz "
+          "int8" % a.runs)
+    print("%-10s %3s %10s %10s %10s %12s %12s" % ("model", "thr", "sqz int8", "sqz fp32",
+                                                 "ORT int8", "int8 speedup", "vs ORT int8"))
+    for r in rows:
+        for th, l in r["lat"].items():
+            o = l.get("ort_int8", float("nan"))
+            print("%-10s %3d %10.4f %10.4f %10.4f %11.2fx %11.2fx" % (
+                r["model"], th, l["sqz_int8"], l["sqz_fp32"], o, l["sqz_fp32"] / l["sqz_int8"],
+                o / l["sqz_int8"]))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
