@@ -62,11 +62,50 @@ static void bb_align(bytebuf *b, size_t a) {
     while (b->n % a) bb_u8(b, 0);
 }
 
-/* Strings blob; offset 0 is the empty string. */
-static uint32_t str_ref(bytebuf *s, const char *str) {
+/* Strings blob; offset 0 is the empty string. Equal strings share one copy
+ * (attribute names repeat on every node): an open-addressing table of
+ * offset + 1 keyed by the string's bytes. */
+typedef struct strtab {
+    uint32_t *slots;
+    size_t cap, count;
+} strtab;
+
+static uint64_t str_hash(const char *s) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static uint32_t str_ref(bytebuf *s, strtab *t, const char *str) {
     if (!str || !*str) return 0;
+    if (!s->oom && (t->count + 1) * 2 > t->cap) { /* grow and rehash */
+        size_t cap = t->cap ? t->cap * 2 : 256;
+        uint32_t *ns = calloc(cap, sizeof *ns);
+        if (!ns) {
+            s->oom = 1;
+        } else {
+            for (size_t i = 0; i < t->cap; i++) {
+                if (!t->slots[i]) continue;
+                size_t h = (size_t)str_hash((const char *)s->p + t->slots[i] - 1) & (cap - 1);
+                while (ns[h]) h = (h + 1) & (cap - 1);
+                ns[h] = t->slots[i];
+            }
+            free(t->slots);
+            t->slots = ns;
+            t->cap = cap;
+        }
+    }
+    if (s->oom) return 0;
+    size_t h = (size_t)str_hash(str) & (t->cap - 1);
+    while (t->slots[h]) {
+        if (strcmp((const char *)s->p + t->slots[h] - 1, str) == 0) return t->slots[h] - 1;
+        h = (h + 1) & (t->cap - 1);
+    }
     uint32_t off = (uint32_t)s->n;
     bb_put(s, str, strlen(str) + 1);
+    if (s->oom || s->n > UINT32_MAX) return 0;
+    t->slots[h] = off + 1;
+    t->count++;
     return off;
 }
 
@@ -79,6 +118,7 @@ static int64_t numel(const sqz_shape *s) {
 int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *err,
                    size_t err_len) {
     bytebuf str = {0}, ten = {0}, gr = {0}, data = {0}, meta = {0};
+    strtab stab = {0};
     *out = NULL;
     *out_size = 0;
     bb_u8(&str, 0);
@@ -122,7 +162,7 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
                 goto fail;
             }
         }
-        bb_u32(&ten, str_ref(&str, x->name));
+        bb_u32(&ten, str_ref(&str, &stab, x->name));
         bb_u8(&ten, x->dtype == SQZC_I8    ? SQZ_DT_I8
                     : x->dtype == SQZC_I32 ? SQZ_DT_I32
                                            : SQZ_DT_F32);
@@ -186,7 +226,7 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
         const sqzc_node *n = &g->nodes[i];
         bb_u16(&gr, (uint16_t)n->op);
         bb_u16(&gr, 0);
-        bb_u32(&gr, str_ref(&str, n->name));
+        bb_u32(&gr, str_ref(&str, &stab, n->name));
         bb_u32(&gr, n->n_in);
         for (uint32_t k = 0; k < n->n_in; k++) bb_u32(&gr, (uint32_t)n->in[k]);
         bb_u32(&gr, n->n_out);
@@ -194,7 +234,7 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
         bb_u32(&gr, n->n_attr);
         for (uint32_t k = 0; k < n->n_attr; k++) {
             const sqz_attr *a = &n->attrs[k];
-            bb_u32(&gr, str_ref(&str, a->name));
+            bb_u32(&gr, str_ref(&str, &stab, a->name));
             bb_u8(&gr, a->type);
             bb_u8(&gr, 0);
             bb_u16(&gr, 0);
@@ -211,7 +251,7 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
                 break;
             case SQZ_ATTR_STRING:
                 bb_u32(&gr, 0);
-                bb_u32(&gr, str_ref(&str, a->str));
+                bb_u32(&gr, str_ref(&str, &stab, a->str));
                 break;
             default:
                 snprintf(err, err_len, "node '%s': attribute '%s' has unknown type %d", n->name,
@@ -228,8 +268,8 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
     /* METADATA */
     bb_u32(&meta, (uint32_t)g->n_meta);
     for (int i = 0; i < g->n_meta; i++) {
-        bb_u32(&meta, str_ref(&str, g->meta[i].key));
-        bb_u32(&meta, str_ref(&str, g->meta[i].value));
+        bb_u32(&meta, str_ref(&str, &stab, g->meta[i].key));
+        bb_u32(&meta, str_ref(&str, &stab, g->meta[i].value));
     }
 
     if (str.oom || ten.oom || gr.oom || data.oom || meta.oom) {
@@ -287,6 +327,7 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
     }
     free(flags);
     free(str.p);
+    free(stab.slots);
     free(ten.p);
     free(gr.p);
     free(data.p);
@@ -295,6 +336,7 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
 fail:
     free(flags);
     free(str.p);
+    free(stab.slots);
     free(ten.p);
     free(gr.p);
     free(data.p);
