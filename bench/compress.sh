@@ -4,14 +4,20 @@
 # each compressed by the default search of `sqz compress --data fashion-mnist`
 # (same code, same model; the search takes ~0.5 min per LeNet and several for
 # MobileNet on 2 busy cores). Then the synthetic decode-speed figures of
-# bench/huffman.c. Usage: bash bench/compress.sh [build dir, default build/rel]
+# bench/huffman.c.
+# Usage: bash bench/compress.sh [model ...]   (default lenet300 lenet5; "all" adds
+#   mobilenet and resnet, whose searches take tens of CPU minutes); SQZ_BUILD=dir
+#   (default build/rel)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-B=${1:-build/rel}
+B=${SQZ_BUILD:-build/rel}
+models=("$@")
+[ ${#models[@]} -eq 0 ] && models=(lenet300 lenet5)
+[ "${models[0]}" = "all" ] && models=(lenet300 lenet5 mobilenet resnet)
 cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$B" -j"$(nproc 2>/dev/null || echo 2)" --target bench_compress bench_huffman >/dev/null
 args=()
-for m in lenet300 lenet5 mobilenet resnet; do
+for m in "${models[@]}"; do
   [ -f "tools/models/$m.onnx" ] && args+=("tools/models/$m.onnx" search)
 done
 "$B/bench_compress" "${args[@]}"
