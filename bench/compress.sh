@@ -6,7 +6,7 @@
 # MobileNet on 2 busy cores). Then the synthetic decode-speed figures of
 # bench/huffman.c.
 # Usage: bash bench/compress.sh [model ...]   (default lenet300 lenet5; "all" adds
-#   mobilenet and resnet, whose searches take tens of CPU minutes); SQZ_BUILD=dir
+#   mobilenet and resnet, whose searches take several CPU minutes each); SQZ_BUILD=dir
 #   (default build/rel)
 set -euo pipefail
 cd "$(dirname "$0")/.."
