@@ -182,7 +182,7 @@ static void test_equalize_exact(void **state) {
     q.n_images = NIMG;
     assert_int_equal(qctx_init_obs(&q), 0);
     /* conv1 -> dw (ReLU6 between: channels that never reach 6 only) and dw -> pw */
-    int pairs = q_equalize(&q);
+    int pairs = q_equalize(&q, 0);
     assert_int_equal(pairs, 2);
     for (int i = 0; i < NIMG; i++) {
         run_graph(g, g_inputs[i], after, 5);
@@ -201,6 +201,7 @@ static void test_equalize_exact(void **state) {
         sqzc_qstat_free(&q.st[i]);
         free(q.ch[i].sum);
         free(q.ch[i].max);
+        free(q.ch[i].min);
     }
     free(q.st);
     free(q.ch);

@@ -159,12 +159,13 @@ out:
     return rc;
 }
 
-/* per-channel accumulation along axis 1: sums (pass 1, bias correction) or
- * maxima (pass 0, equalization) */
-static void chan_add(qchan *c, const float *d, const sqz_shape *sh, int sums) {
+/* per-channel accumulation along axis 1: pass 1 sums (bias correction) and,
+ * where asked, min / max (equalized tensors); pass 0 maxima only */
+static void chan_add(qchan *c, const float *d, const sqz_shape *sh, int pass) {
     if (sh->ndim < 2 || sh->dims[1] != c->c) return;
     int64_t outer = sh->dims[0], inner = 1;
     for (int k = 2; k < sh->ndim; k++) inner *= sh->dims[k];
+    const int sums = pass == 1, mm = pass == 0 || c->minmax;
     for (int64_t o = 0; o < outer; o++)
         for (int ci = 0; ci < c->c; ci++) {
             const float *p = d + ((size_t)o * (size_t)c->c + (size_t)ci) * (size_t)inner;
@@ -181,10 +182,15 @@ static void chan_add(qchan *c, const float *d, const sqz_shape *sh, int sums) {
                     s += (double)((f[0] + f[1]) + (f[2] + f[3])) + ((f[4] + f[5]) + (f[6] + f[7]));
                 }
                 c->sum[ci] += s;
-            } else {
-                float mx = c->max[ci];
-                for (int64_t i = 0; i < inner; i++) mx = p[i] > mx ? p[i] : mx;
+            }
+            if (mm) {
+                float mx = c->max[ci], mn = c->min ? c->min[ci] : 0;
+                for (int64_t i = 0; i < inner; i++) {
+                    mx = p[i] > mx ? p[i] : mx;
+                    mn = p[i] < mn ? p[i] : mn;
+                }
                 c->max[ci] = mx;
+                if (c->min) c->min[ci] = mn;
             }
         }
     if (sums) c->per_channel += (uint64_t)(outer * inner);
@@ -203,7 +209,7 @@ static int pass_fn(qctx *q, const qrunner *r, int first, int count, void *user) 
             return -1;
         }
         if (pass != 0) sqzc_qstat_add(&q->st[i], d, (size_t)sqz_shape_numel(&sh));
-        if (pass <= 1 && q->ch[i].c > 0) chan_add(&q->ch[i], d, &sh, pass == 1);
+        if (pass <= 1 && q->ch[i].c > 0) chan_add(&q->ch[i], d, &sh, pass);
     }
     return 0;
 }
@@ -214,9 +220,11 @@ static int reset_channels(qctx *q) {
         if (c->c <= 0) continue;
         if (!c->sum) c->sum = calloc((size_t)c->c, sizeof *c->sum);
         if (!c->max) c->max = malloc((size_t)c->c * sizeof *c->max);
-        if (!c->sum || !c->max) return -1;
+        if (c->minmax && !c->min) c->min = malloc((size_t)c->c * sizeof *c->min);
+        if (!c->sum || !c->max || (c->minmax && !c->min)) return -1;
         memset(c->sum, 0, (size_t)c->c * sizeof *c->sum);
         for (int k = 0; k < c->c; k++) c->max[k] = -INFINITY;
+        for (int k = 0; c->min && k < c->c; k++) c->min[k] = INFINITY;
         c->per_channel = 0;
     }
     return 0;
@@ -231,21 +239,21 @@ int q_channel_max(qctx *q) {
     return q_for_batches(q, q->n_images, "equalization ranges", pass_fn, &pass);
 }
 
-int q_calibrate(qctx *q, double *secs) {
-    double t0 = q_now();
+int q_pass_range(qctx *q) {
     if (reset_channels(q) != 0) {
         snprintf(q->err, q->err_len, "out of memory");
         return -1;
     }
     int pass = 1;
-    if (q_for_batches(q, q->n_images, "calibration 1/2 range", pass_fn, &pass) != 0) return -1;
+    return q_for_batches(q, q->n_images, "calibration 1/2 range", pass_fn, &pass);
+}
+
+int q_pass_hist(qctx *q) {
     for (int i = 0; i < q->n_obs; i++)
         if (sqzc_qstat_begin_hist(&q->st[i]) != 0) {
             snprintf(q->err, q->err_len, "out of memory");
             return -1;
         }
-    pass = 2;
-    if (q_for_batches(q, q->n_images, "calibration 2/2 hist", pass_fn, &pass) != 0) return -1;
-    *secs = q_now() - t0;
-    return 0;
+    int pass = 2;
+    return q_for_batches(q, q->n_images, "calibration 2/2 hist", pass_fn, &pass);
 }

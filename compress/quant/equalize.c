@@ -75,7 +75,8 @@ static int find_pairs(qctx *q, pair **out) {
         p[np].n2 = b;
         p[np].clip_max = clip_max;
         p[np].obs = q->obs_of[y];
-        if (clip_max > 0) q->ch[p[np].obs].c = (int)w1->shape.dims[0];
+        q->ch[p[np].obs].c = (int)w1->shape.dims[0];
+        q->ch[p[np].obs].minmax = 1;
         np++;
     }
     *out = p;
@@ -105,7 +106,14 @@ static void scale_in(sqzc_tensor *w2, int groups, int i, float s) {
     }
 }
 
-int q_equalize(qctx *q) {
+int q_equalize_mark(qctx *q) {
+    pair *p = NULL;
+    int np = find_pairs(q, &p);
+    free(p);
+    return np;
+}
+
+int q_equalize(qctx *q, int have_stats) {
     sqzc_graph *g = q->g;
     pair *p = NULL;
     int np = find_pairs(q, &p);
@@ -115,7 +123,7 @@ int q_equalize(qctx *q) {
     }
     int need_max = 0;
     for (int i = 0; i < np; i++) need_max |= p[i].clip_max > 0;
-    if (np > 0 && need_max && q_channel_max(q) != 0) {
+    if (np > 0 && need_max && !have_stats && q_channel_max(q) != 0) {
         free(p);
         return -1;
     }
@@ -128,7 +136,9 @@ int q_equalize(qctx *q) {
             sqzc_tensor *b1 = a->n_in > 2 && a->in[2] >= 0 ? &g->tensors[a->in[2]] : NULL;
             int groups = conv_group(g, p[k].n2);
             int64_t c1 = w1->shape.dims[0], per = sqz_shape_numel(&w1->shape) / c1;
-            float *mx = p[k].clip_max > 0 ? q->ch[p[k].obs].max : NULL;
+            qchan *ch = &q->ch[p[k].obs];
+            const int clip = p[k].clip_max > 0;
+            float *mx = ch->max;
             for (int64_t i = 0; i < c1; i++) {
                 float *row = w1->f32 + (size_t)i * (size_t)per;
                 float r1 = 0;
@@ -136,7 +146,7 @@ int q_equalize(qctx *q) {
                 float r2 = in_range(w2, groups, (int)i);
                 if (!(r1 > 0) || !(r2 > 0)) continue;
                 float s = sqrtf(r1 / r2);
-                if (mx) {
+                if (clip) {
                     const float M = p[k].clip_max;
                     if (!(mx[i] < M * (1.0f - 1e-6f))) continue; /* clips: not homogeneous */
                     float smin = mx[i] > 0 ? mx[i] / (M * (1.0f - 1e-6f)) : 0;
@@ -146,10 +156,25 @@ int q_equalize(qctx *q) {
                 for (int64_t j = 0; j < per; j++) row[j] /= s;
                 if (b1) b1->f32[i] /= s;
                 scale_in(w2, groups, (int)i, s);
-                if (mx) mx[i] /= s;
+                /* the output channel scales by 1 / s: so do its statistics */
+                mx[i] /= s;
+                if (ch->min) ch->min[i] /= s;
+                if (ch->sum) ch->sum[i] /= s;
             }
         }
     }
+    if (have_stats) /* per-tensor range of the equalized outputs from their channels */
+        for (int k = 0; k < np; k++) {
+            qchan *ch = &q->ch[p[k].obs];
+            sqzc_qstat *st = &q->st[p[k].obs];
+            double mn = 0, mx = 0;
+            for (int i = 0; i < ch->c; i++) {
+                mn = ch->min[i] < mn ? ch->min[i] : mn;
+                mx = ch->max[i] > mx ? ch->max[i] : mx;
+            }
+            st->min = mn;
+            st->max = mx;
+        }
     free(p);
     return np;
 }

@@ -12,8 +12,9 @@
 /* per-channel accumulator of a tensor (axis 1): sums for means, maxima */
 typedef struct qchan {
     int c;
+    int minmax; /* also per-channel min / max in pass 1 (equalized tensors) */
     double *sum;
-    float *max;
+    float *max, *min;
     uint64_t per_channel; /* values summed per channel */
 } qchan;
 
@@ -53,14 +54,21 @@ int q_for_batches(qctx *q, int n, const char *label, qbatch_fn fn, void *user);
 /* Output data of observed tensor i in the last run. */
 const float *q_obs_data(const qrunner *r, int i, sqz_shape *shape);
 
-/* Calibration passes: 1 (min / max, channel means and maxima for the
- * tensors with ch[i].c > 0) then 2 (histograms). */
-int q_calibrate(qctx *q, double *secs);
-/* Pass of channel maxima only (before equalization). */
+/* Calibration pass 1: per-tensor min / max, per-channel sums of the
+ * tensors with ch[i].c > 0 (and min / max where ch[i].minmax). */
+int q_pass_range(qctx *q);
+/* Calibration pass 2: histograms. */
+int q_pass_hist(qctx *q);
+/* Pass of channel maxima only. */
 int q_channel_max(qctx *q);
 
-/* Cross-layer equalization; returns pairs equalized, -1 on error. */
-int q_equalize(qctx *q);
+/* Cross-layer equalization; returns pairs equalized, -1 on error.
+ * have_stats: pass 1 ran with the pairs' outputs marked (q_equalize_mark);
+ * their statistics are rescaled with the weights. Otherwise the channel
+ * maxima ReLU6 pairs need are measured by an extra pass. */
+int q_equalize(qctx *q, int have_stats);
+/* Mark the outputs of equalizable pairs for per-channel min / max in pass 1. */
+int q_equalize_mark(qctx *q);
 
 double q_now(void);
 

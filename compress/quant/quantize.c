@@ -706,6 +706,7 @@ static void state_free(qstate *s) {
         if (q->ch) {
             free(q->ch[i].sum);
             free(q->ch[i].max);
+            free(q->ch[i].min);
         }
     }
     free(q->st);
@@ -780,12 +781,6 @@ int sqzc_quantize(sqzc_graph *g, const sqzc_calib_set *set, const sqzc_quant_opt
         snprintf(err, err_len, "out of memory");
         goto done;
     }
-    /* 1. equalization */
-    if (o->cle) {
-        int np = q_equalize(q);
-        if (np < 0) goto done;
-        rep->cle_pairs = np;
-    }
     /* compute nodes; their inputs' channel means feed bias correction */
     for (int i = 0; i < nn; i++) {
         if (g->nodes[i].op == SQZ_OP_INVALID) continue;
@@ -799,8 +794,21 @@ int sqzc_quantize(sqzc_graph *g, const sqzc_calib_set *set, const sqzc_quant_opt
         if (S.L[i].ok && xi >= 0 && x->has_shape && x->shape.ndim >= 2)
             q->ch[xi].c = (int)x->shape.dims[1];
     }
-    /* 2. calibration */
-    if (q_calibrate(q, &rep->secs_calibrate) != 0) goto done;
+    /* 1. pass 1 (ranges, channel statistics), 2. equalization, which rescales
+     * the statistics of the tensors it changes, 3. pass 2 (histograms) */
+    double t_cal = q_now();
+    if (o->cle && q_equalize_mark(q) < 0) {
+        snprintf(err, err_len, "out of memory");
+        goto done;
+    }
+    if (q_pass_range(q) != 0) goto done;
+    if (o->cle) {
+        int np = q_equalize(q, 1);
+        if (np < 0) goto done;
+        rep->cle_pairs = np;
+    }
+    if (q_pass_hist(q) != 0) goto done;
+    rep->secs_calibrate = q_now() - t_cal;
     /* 3. ranges: own parameters for every observed tensor; followers share */
     for (int t = 0; t < nt; t++) S.src[t] = q->obs_of[t] >= 0 ? t : -1;
     for (int i = 0; i < nn; i++)
