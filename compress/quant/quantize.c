@@ -9,7 +9,11 @@
 
 #include "qinternal.h"
 
-enum { K_OTHER = 0, K_COMPUTE, K_FOLLOW, K_OWN };
+/* K_FOLLOW: int8 when its input is, output shares the input's parameters
+ * (views, MaxPool); K_ACT: int8 when its input is, own parameters (Relu /
+ * Clip requantize: a ReLU after an Add then uses all 256 levels); K_OWN: int8
+ * when all inputs are, own parameters. */
+enum { K_OTHER = 0, K_COMPUTE, K_FOLLOW, K_OWN, K_ACT };
 
 typedef struct qlayer { /* per compute node (Conv / Gemm / MatMul) */
     int ok;             /* quantizable */
@@ -45,9 +49,10 @@ static int node_kind(const sqzc_graph *g, int ni) {
     case SQZ_OP_GEMM:
     case SQZ_OP_MATMUL:
         return K_COMPUTE;
-    case SQZ_OP_MAXPOOL:
     case SQZ_OP_RELU:
     case SQZ_OP_CLIP:
+        return n->n_out == 1 && n->n_in >= 1 ? K_ACT : K_OTHER;
+    case SQZ_OP_MAXPOOL:
     case SQZ_OP_RESHAPE:
     case SQZ_OP_FLATTEN:
     case SQZ_OP_SQUEEZE:
@@ -212,6 +217,7 @@ static void decide_domains(qstate *s) {
             q = s->L[i].ok;
             break;
         case K_FOLLOW:
+        case K_ACT:
             q = s->dom[n->in[0]];
             break;
         case K_OWN: {
