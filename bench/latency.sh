@@ -32,7 +32,7 @@ else
   echo "building sqz (Release, $BUILD) ..." >&2
   if ! cmake --build "$BUILD" --target sqz -j"$(nproc)" >"$WORK/build.log" 2>&1; then
     tail -n 30 "$WORK/build.log" >&2
-    echo "latency.sh: build failed (log: $WORK.build.log)" >&2
+    echo "latency.sh: build failed (log: $WORK/build.log)" >&2
     exit 2
   fi
   SQZ=$BUILD/sqz
