@@ -23,7 +23,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CALIB = os.path.join(ROOT, "calib-data/fashion-mnist/manifest.txt")
 METHODS = ["percentile", "mse", "minmax", "kl"]
-SELECT = 2000
+SELECT = 1000
 
 
 def run(cmd):
