@@ -143,7 +143,8 @@ static void dw_run(const sqz_op_ctx *ctx) {
             memset(d + W, zb, (size_t)(padr + padl)); /* right pad + next row's left pad */
         }
         int64_t done = (g->pb[1] + g->in[1]) * p->PW + padl;
-        memset(buf + done, zb, p->thread_bytes - (size_t)done);
+        /* the slack past the plane feeds only discarded lanes: left as is */
+        if (done < p->PH * p->PW) memset(buf + done, zb, (size_t)(p->PH * p->PW - done));
         p->plane(buf, p->PW, (p->wq ? p->wq : li->w) + c * p->wstride, g->k[1], g->k[2], g->s[1],
                  g->s[2], g->d[1], g->d[2], g->out[1], g->out[2], p->off[c], p->rq[c], li->zp_y,
                  li->lo, li->hi, Y + pl * li->out_sp, NULL);
