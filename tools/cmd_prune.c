@@ -16,6 +16,7 @@
 #include "sqzc/passes.h"
 #include "sqzc/prune.h"
 #include "sqzc/prune_pattern.h"
+#include "sqzc/prune_refit.h"
 #include "sqzc/writer.h"
 
 #define CMD "prune"
@@ -50,6 +51,9 @@ void cmd_prune_usage(FILE *f) {
             "  --data-dir DIR          default /usr/share/datasets/<NAME>\n"
             "  --select N              training images used by --max-drop (default 2000)\n"
             "  --limit N               first N test images only for before / after\n"
+            "  --refit N               after pruning, refit the surviving weights of every layer\n"
+            "                          by least squares to the original layer outputs on N\n"
+            "                          training images (after the --select ones; needs --data)\n"
             "  --batch B               images per run when evaluating (default 50)\n"
             "  --threads N             worker threads (default 1)\n"
             "  --input-shape NAME:DIMS fix an input shape (ONNX input)\n"
@@ -273,6 +277,12 @@ static void snap_free(snapshot *s) {
 
 /* ------------------------------------------------------------ sensitivity */
 
+/* Reconstruction after pruning (--refit): the unpruned graph and the
+ * calibration inputs, set once by cmd_prune (NULL orig: no refit); used
+ * by the sensitivity sweep and the --max-drop search too. */
+static sqzc_graph *g_refit_orig;
+static sqzc_refit_options g_refit;
+
 void prune_sens_free(prune_sens *s) {
     for (int i = 0; i < s->n_layers && s->names; i++) free(s->names[i]);
     free(s->names);
@@ -387,6 +397,12 @@ int prune_sensitivity(const char *cmd, sqzc_graph *g, int method, int criterion,
                     goto done;
                 }
             }
+            if (g_refit_orig && sqzc_prune_refit(g, g_refit_orig, &g_refit, err, sizeof err)) {
+                cli_error(cmd, "%s", err);
+                rc = CLI_ERUNTIME;
+                free(lnode);
+                goto done;
+            }
             double acc;
             rc = prune_accuracy(cmd, g, s, first, count, batch, threads, &acc);
             snap_restore(g, &snap);
@@ -457,15 +473,21 @@ static void ratios_for(const prune_sens *s, double t, sqzc_layer_value *lv) {
     }
 }
 
-/* Apply per-layer choices in place (zeroing for channels). */
+/* Apply per-layer choices in place (zeroing for channels), then refit. */
 static int apply_choice(sqzc_graph *g, const prune_sens *s, const sqzc_channel_analysis *a,
                         const sqzc_layer_value *lv, char *err, size_t err_len) {
-    if (s->method == SENS_CHANNELS) return zero_channels(g, a, lv, s->n_layers, err, err_len);
-    sqzc_prune_options po;
-    memset(&po, 0, sizeof po);
-    po.layers = lv;
-    po.n_layers = s->n_layers;
-    return sqzc_prune_magnitude(g, &po, err, err_len);
+    int rc;
+    if (s->method == SENS_CHANNELS) {
+        rc = zero_channels(g, a, lv, s->n_layers, err, err_len);
+    } else {
+        sqzc_prune_options po;
+        memset(&po, 0, sizeof po);
+        po.layers = lv;
+        po.n_layers = s->n_layers;
+        rc = sqzc_prune_magnitude(g, &po, err, err_len);
+    }
+    if (rc == 0 && g_refit_orig) rc = sqzc_prune_refit(g, g_refit_orig, &g_refit, err, err_len);
+    return rc;
 }
 
 static int cmp_double(const void *pa, const void *pb) {
@@ -492,7 +514,7 @@ static int choose_max_drop(const char *cmd, sqzc_graph *g, const prune_sens *s,
     cand[n++] = 0.0;
     for (size_t i = 0; i + 1 < nc; i++) {
         double d = s->base - s->acc[i];
-        if (d > 0 && d <= 4.0 * max_drop + 1.0) cand[n++] = d;
+        if (d > 0) cand[n++] = d; /* refit makes combined drops far smaller */
     }
     qsort(cand, n, sizeof *cand, cmp_double);
     size_t u = 0;
@@ -545,7 +567,7 @@ typedef struct popts {
     cli_shapes shapes;
     float channels, sparsity, max_drop;
     int have_channels, have_sparsity, have_max_drop;
-    long long target_macs, target_params, select, batch, threads, limit;
+    long long target_macs, target_params, select, batch, threads, limit, refit;
     int criterion, scope, pattern, method, json;
     sqzc_layer_value *layers;
     char **layer_names;
@@ -614,7 +636,8 @@ static int parse_args(int argc, char **argv, popts *o) {
                                           "--batch",
                                           "--threads",
                                           "--input-shape",
-                                          "--limit"};
+                                          "--limit",
+                                          "--refit"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -730,6 +753,9 @@ static int parse_args(int argc, char **argv, popts *o) {
         case 19:
             bad = cli_parse_int(v, 1, 1 << 30, &o->limit) != 0;
             break;
+        case 20:
+            bad = cli_parse_int(v, 1, 1 << 20, &o->refit) != 0;
+            break;
         }
         if (bad) {
             cli_error(CMD, "%s: bad value '%s' (try sqz prune --help)", opt, v);
@@ -754,6 +780,10 @@ static int parse_args(int argc, char **argv, popts *o) {
     if (modes > 1) {
         cli_error(CMD, "give one of --channels, --target-macs, --target-params, --sparsity, "
                        "--max-drop");
+        return -1;
+    }
+    if (o->refit && !o->dataset) {
+        cli_error(CMD, "--refit needs --data (its calibration images)");
         return -1;
     }
     if (o->have_max_drop && !o->dataset) {
@@ -812,6 +842,7 @@ int cmd_prune(int argc, char **argv) {
     sqzc_bn_gammas *bn = NULL;
     sqzc_channel_analysis *a = NULL;
     uint8_t *rm = NULL;
+    float *calib = NULL;
     sqzc_layer_value *chosen = NULL;
     prune_sens sens;
     memset(&sens, 0, sizeof sens);
@@ -825,13 +856,39 @@ int cmd_prune(int argc, char **argv) {
         if ((rc = eval_set_load(CMD, o.dataset, o.data_dir, "t10k", &test)) != 0) goto done;
         have_test = 1;
         if (o.limit > 0 && o.limit < test.imgs.n) test.imgs.n = (int)o.limit;
-        if (o.have_max_drop) {
+        if (o.have_max_drop || o.refit) {
             if ((rc = eval_set_load(CMD, o.dataset, o.data_dir, "train", &train)) != 0) goto done;
             have_train = 1;
         }
         if ((rc = prune_accuracy(CMD, g, &test, 0, test.imgs.n, (int)o.batch, (int)o.threads,
                                  &acc_before)) != 0)
             goto done;
+    }
+    if (o.refit) {
+        if ((rc = prune_load(CMD, o.in, &o.shapes, NULL, &g_refit_orig)) != 0) goto done;
+        int64_t per = (int64_t)train.imgs.h * train.imgs.w;
+        int first = o.select < train.imgs.n ? (int)o.select : 0;
+        int n = (int)(o.refit < train.imgs.n - first ? o.refit : train.imgs.n - first);
+        const sqz_shape *is = &g->tensors[g->inputs[0]].shape;
+        if (sqz_shape_numel(is) != per * (is->ndim > 0 ? is->dims[0] : 1)) {
+            cli_error(CMD, "--refit: input '%s' does not take one %dx%d image per batch row",
+                      g->tensors[g->inputs[0]].name, train.imgs.h, train.imgs.w);
+            rc = CLI_EUSAGE;
+            goto done;
+        }
+        calib = malloc((size_t)(n * per) * sizeof *calib);
+        if (!calib) {
+            cli_error(CMD, "out of memory");
+            rc = CLI_ERUNTIME;
+            goto done;
+        }
+        for (int64_t i = 0; i < (int64_t)n * per; i++)
+            calib[i] = ((float)train.imgs.data[(int64_t)first * per + i] / 255.0f - train.mean) /
+                       train.std;
+        memset(&g_refit, 0, sizeof g_refit);
+        g_refit.inputs = calib;
+        g_refit.n = n;
+        g_refit.remask = !channel_mode && o.pattern == SQZC_PATTERN_NONE ? 2 : 0;
     }
     int64_t p0, m0, p1, m1, nz0, nz1, nw;
     graph_cost(g, &p0, &m0);
@@ -892,6 +949,12 @@ int cmd_prune(int argc, char **argv) {
                 printf("kept whole: %s: %s\n", layer, why);
             }
         }
+        if (g_refit_orig && (sqzc_channel_zero(g, a, rm, err, sizeof err) != 0 ||
+                             sqzc_prune_refit(g, g_refit_orig, &g_refit, err, sizeof err) != 0)) {
+            cli_error(CMD, "%s", err);
+            rc = CLI_ERUNTIME;
+            goto done;
+        }
         if (sqzc_channel_apply(g, a, rm, err, sizeof err) != 0) {
             cli_error(CMD, "%s", err);
             rc = CLI_ERUNTIME;
@@ -908,6 +971,21 @@ int cmd_prune(int argc, char **argv) {
             cli_error(CMD, "%s", err);
             rc = CLI_EUSAGE;
             goto done;
+        }
+        if (g_refit_orig) {
+            if (sqzc_prune_refit(g, g_refit_orig, &g_refit, err, sizeof err) != 0) {
+                cli_error(CMD, "%s", err);
+                rc = CLI_ERUNTIME;
+                goto done;
+            }
+            for (int i = 0; i < g->n_nodes; i++) { /* refit values: storage requests again */
+                int t = sqzc_layer_weight(g, i);
+                if (t >= 0 && sqzc_update_sparse_request(g, t) != 0) {
+                    cli_error(CMD, "out of memory");
+                    rc = CLI_ERUNTIME;
+                    goto done;
+                }
+            }
         }
     }
     graph_cost(g, &p1, &m1);
@@ -995,6 +1073,9 @@ done:
     if (have_train) eval_set_free(&train);
     if (have_test) eval_set_free(&test);
     prune_sens_free(&sens);
+    sqzc_graph_free(g_refit_orig);
+    g_refit_orig = NULL;
+    free(calib);
     free(chosen);
     free(rm);
     sqzc_channel_analysis_free(a);

@@ -15,6 +15,7 @@
 #include "dwconv.h"
 #include "int8_simd.h"
 #include "fastops.h"
+#include "sparse.h"
 
 typedef struct fast_entry {
     int op;
@@ -23,6 +24,9 @@ typedef struct fast_entry {
 } fast_entry;
 
 static const fast_entry fast_table[] = {
+    /* sparse (pruned) 1x1 Conv / Gemm: decline unless the weight is sparse enough */
+    {SQZ_OP_CONV, NULL, &sqz_sparse_conv},
+    {SQZ_OP_GEMM, NULL, &sqz_sparse_gemm},
     /* depthwise 3x3 / 5x5 (declines every other conv) */
     {SQZ_OP_CONV, sqz_dwconv_cpu_ok, &sqz_dwconv},
 #if defined(__x86_64__) || defined(_M_X64)

@@ -1,0 +1,284 @@
+/* sparse.c - CSR weights, the scalar twins of the sparse row kernels, ISA
+ * selection, and the sparse 1x1 Conv / Gemm ops (see kernels/sparse.h). */
+#include "sparse.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ref/ref.h"
+#if defined(__x86_64__) || defined(_M_X64)
+#include "cpu.h"
+#endif
+
+int sqz_csr_build(sqz_csr *m, const float *w, int64_t rows, int64_t cols, int64_t rs, int64_t cs,
+                  float scale) {
+    memset(m, 0, sizeof *m);
+    if (rows <= 0 || cols <= 0 || rows > INT32_MAX || cols > INT32_MAX) return -1;
+    int64_t nnz = 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) nnz += w[r * rs + c * cs] != 0.0f;
+    if (nnz > INT32_MAX) return -1;
+    m->rowptr = malloc((size_t)(rows + 1) * sizeof *m->rowptr);
+    m->col = malloc((size_t)(nnz > 0 ? nnz : 1) * sizeof *m->col);
+    m->val = malloc((size_t)(nnz > 0 ? nnz : 1) * sizeof *m->val);
+    if (!m->rowptr || !m->col || !m->val) {
+        sqz_csr_free(m);
+        return -1;
+    }
+    m->rows = rows;
+    m->cols = cols;
+    m->nnz = nnz;
+    int32_t k = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        m->rowptr[r] = k;
+        for (int64_t c = 0; c < cols; c++) {
+            float v = w[r * rs + c * cs];
+            if (v == 0.0f) continue;
+            m->col[k] = (int32_t)c;
+            m->val[k] = v * scale;
+            k++;
+        }
+    }
+    m->rowptr[rows] = k;
+    return 0;
+}
+
+void sqz_csr_free(sqz_csr *m) {
+    free(m->rowptr);
+    free(m->col);
+    free(m->val);
+    memset(m, 0, sizeof *m);
+}
+
+void sqz_spmm_ref(const sqz_csr *m, int64_t r0, int64_t r1, const float *X, int64_t P,
+                  const float *bias, float *Y) {
+    for (int64_t r = r0; r < r1; r++) {
+        float *y = Y + r * P;
+        float b = bias ? bias[r] : 0.0f;
+        for (int64_t p = 0; p < P; p++) y[p] = b;
+        for (int32_t k = m->rowptr[r]; k < m->rowptr[r + 1]; k++) {
+            const float *x = X + (int64_t)m->col[k] * P;
+            float v = m->val[k];
+            for (int64_t p = 0; p < P; p++) y[p] += v * x[p];
+        }
+    }
+}
+
+void sqz_spmv_ref(const sqz_csr *m, int64_t r0, int64_t r1, const float *x, const float *bias,
+                  float *y) {
+    for (int64_t r = r0; r < r1; r++) {
+        float s = bias ? bias[r] : 0.0f;
+        for (int32_t k = m->rowptr[r]; k < m->rowptr[r + 1]; k++) s += m->val[k] * x[m->col[k]];
+        y[r] = s;
+    }
+}
+
+sqz_spmm_fn sqz_spmm_best(void) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (sqz_cpu_has_avx512()) return sqz_spmm_avx512;
+    if (sqz_cpu_has_avx2_fma()) return sqz_spmm_avx2;
+#endif
+    return sqz_spmm_ref;
+}
+
+sqz_spmv_fn sqz_spmv_best(void) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (sqz_cpu_has_avx512()) return sqz_spmv_avx512;
+    if (sqz_cpu_has_avx2_fma()) return sqz_spmv_avx2;
+#endif
+    return sqz_spmv_ref;
+}
+
+double sqz_sparse_max_density(int op, int64_t P) {
+    /* Crossovers against the packed dense GEMM, from bench/sparse.c: the
+     * sparse kernel does 1/density less work but at a lower rate per MAC. */
+    if (op == SQZ_OP_GEMM) return P <= 4 ? 0.3 : 0.05; /* M > 4: dense GEMM reuses B */
+    return 0.25;
+}
+
+/* SQZ_SPARSE=0: never sparse; SQZ_SPARSE=force: sparse at any density
+ * (benches); unset: by the density crossover. */
+static int sparse_mode(void) {
+    const char *e = getenv("SQZ_SPARSE");
+    if (!e) return 1;
+    if (strcmp(e, "0") == 0) return 0;
+    return strcmp(e, "force") == 0 ? 2 : 1;
+}
+static int sparse_disabled(void) {
+    return sparse_mode() == 0;
+}
+static double max_density(int op, int64_t P) {
+    return sparse_mode() == 2 ? 1.0 : sqz_sparse_max_density(op, P);
+}
+
+/* ------------------------------------------------------------------ ops */
+
+typedef struct sp_params {
+    sqz_csr w;
+    float *bias; /* rows, or NULL */
+    ref_act act;
+    int64_t batch, P, in_rows; /* conv: N, H*W, Cin; gemm: M, -, K */
+    sqz_spmm_fn spmm;
+    sqz_spmv_fn spmv;
+    uint64_t macs;
+} sp_params;
+
+static void sp_release(void *vp) {
+    sp_params *p = vp;
+    if (!p) return;
+    sqz_csr_free(&p->w);
+    free(p->bias);
+    free(p);
+}
+
+static int validate(sqz_op_ctx *ctx, const sqz_op_impl *ref) {
+    int rc = ref->prepare(ctx);
+    if (ctx->params && ref->release) ref->release(ctx->params);
+    ctx->params = NULL;
+    ctx->scratch_bytes = 0;
+    return rc;
+}
+
+static double density(const float *w, int64_t n) {
+    int64_t nz = 0;
+    for (int64_t i = 0; i < n; i++) nz += w[i] != 0.0f;
+    return n > 0 ? (double)nz / (double)n : 1.0;
+}
+
+static int sp_conv_prepare(sqz_op_ctx *ctx) {
+    if (sparse_disabled() || ctx->n_in < 2 || !ctx->in_data[1]) return 1;
+    const sqz_shape *x = &ctx->in_shape[0], *w = &ctx->in_shape[1];
+    if (x->ndim != 4 || w->ndim != 4 || w->dims[2] != 1 || w->dims[3] != 1) return 1;
+    if (sqz_attr_int(ctx->node, "group", 1) != 1) return 1;
+    const char *ap = sqz_attr_str(ctx->node, "auto_pad", "NOTSET");
+    if (strcmp(ap, "NOTSET") != 0 && strcmp(ap, "VALID") != 0) return 1;
+    const int64_t *v;
+    int n = sqz_attr_ints(ctx->node, "strides", &v);
+    for (int i = 0; i < n; i++)
+        if (v[i] != 1) return 1;
+    n = sqz_attr_ints(ctx->node, "pads", &v);
+    for (int i = 0; i < n; i++)
+        if (v[i] != 0) return 1;
+    int has_b = ctx->n_in > 2 && ctx->in_shape[2].ndim >= 0;
+    if (has_b && !ctx->in_data[2]) return 1;
+    int64_t M = w->dims[0], C = w->dims[1], P = x->dims[2] * x->dims[3];
+    if (C != x->dims[1] || P <= 0) return 1;
+    if (density(ctx->in_data[1], M * C) > max_density(SQZ_OP_CONV, P)) return 1;
+    int rc = validate(ctx, &sqz_ref_conv);
+    if (rc) return rc;
+    sp_params *p = calloc(1, sizeof *p);
+    if (!p) return sqz_op_fail(ctx, "Conv: out of memory");
+    if (ref_act_prepare(ctx, &p->act)) {
+        free(p);
+        return -1;
+    }
+    if (sqz_csr_build(&p->w, ctx->in_data[1], M, C, C, 1, 1.0f) != 0) {
+        sp_release(p);
+        return sqz_op_fail(ctx, "Conv: out of memory");
+    }
+    if (has_b) {
+        p->bias = malloc((size_t)M * sizeof *p->bias);
+        if (!p->bias) {
+            sp_release(p);
+            return sqz_op_fail(ctx, "Conv: out of memory");
+        }
+        memcpy(p->bias, ctx->in_data[2], (size_t)M * sizeof *p->bias);
+    }
+    p->batch = x->dims[0];
+    p->P = P;
+    p->in_rows = C;
+    p->spmm = sqz_spmm_best();
+    p->macs = (uint64_t)(p->w.nnz * P * p->batch);
+    ctx->params = p;
+    return 0;
+}
+
+static void sp_conv_run(const sqz_op_ctx *ctx) {
+    const sp_params *p = ctx->params;
+    const float *X = ctx->in_data[0];
+    float *Y = ctx->out_data[0];
+    int64_t M = p->w.rows, P = p->P;
+    int nt = ctx->num_threads > 1 ? ctx->num_threads : 1;
+    for (int64_t b = 0; b < p->batch; b++) {
+        const float *xb = X + b * p->in_rows * P;
+        float *yb = Y + b * M * P;
+        int64_t chunk = (M + nt - 1) / nt;
+#if defined(SQZ_HAVE_OPENMP)
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1 && p->w.nnz * P > 65536)
+#endif
+        for (int t = 0; t < nt; t++) {
+            int64_t r0 = t * chunk, r1 = r0 + chunk < M ? r0 + chunk : M;
+            if (r0 >= r1) continue;
+            p->spmm(&p->w, r0, r1, xb, P, p->bias, yb);
+            if (p->act.kind != SQZ_ACT_NONE)
+                ref_act_apply(&p->act, yb + r0 * P, (size_t)((r1 - r0) * P));
+        }
+    }
+}
+
+static uint64_t sp_macs(const sqz_op_ctx *ctx) {
+    const sp_params *p = ctx->params;
+    return p ? p->macs : 0;
+}
+
+const sqz_op_impl sqz_sparse_conv = {sp_conv_prepare, sp_conv_run, sp_release, sp_macs};
+
+static int sp_gemm_prepare(sqz_op_ctx *ctx) {
+    if (sparse_disabled() || ctx->n_in < 2 || !ctx->in_data[1]) return 1;
+    const sqz_shape *a = &ctx->in_shape[0], *w = &ctx->in_shape[1];
+    if (a->ndim != 2 || w->ndim != 2 || sqz_attr_int(ctx->node, "transA", 0) != 0) return 1;
+    int tb = (int)sqz_attr_int(ctx->node, "transB", 0);
+    float alpha = sqz_attr_float(ctx->node, "alpha", 1.0f),
+          beta = sqz_attr_float(ctx->node, "beta", 1.0f);
+    int64_t M = a->dims[0], K = a->dims[1], N = tb ? w->dims[0] : w->dims[1];
+    if ((tb ? w->dims[1] : w->dims[0]) != K || M <= 0 || K <= 0 || N <= 0) return 1;
+    int has_c = ctx->n_in > 2 && ctx->in_shape[2].ndim >= 0 && beta != 0.0f;
+    int64_t cn = 0;
+    if (has_c) {
+        if (!ctx->in_data[2]) return 1;
+        cn = sqz_shape_numel(&ctx->in_shape[2]);
+        if (cn != 1 && cn != N) return 1;
+        if (ctx->in_shape[2].ndim == 2 && ctx->in_shape[2].dims[0] != 1) return 1;
+    }
+    if (density(ctx->in_data[1], K * N) > max_density(SQZ_OP_GEMM, M)) return 1;
+    int rc = validate(ctx, &sqz_ref_gemm);
+    if (rc) return rc;
+    sp_params *p = calloc(1, sizeof *p);
+    if (!p) return sqz_op_fail(ctx, "Gemm: out of memory");
+    if (ref_act_prepare(ctx, &p->act)) {
+        free(p);
+        return -1;
+    }
+    /* rows = output features: W(n, k) = B[n, k] (transB) or B[k, n] */
+    if (sqz_csr_build(&p->w, ctx->in_data[1], N, K, tb ? K : 1, tb ? 1 : N, alpha) != 0) {
+        sp_release(p);
+        return sqz_op_fail(ctx, "Gemm: out of memory");
+    }
+    if (has_c) {
+        p->bias = malloc((size_t)N * sizeof *p->bias);
+        if (!p->bias) {
+            sp_release(p);
+            return sqz_op_fail(ctx, "Gemm: out of memory");
+        }
+        for (int64_t n = 0; n < N; n++) p->bias[n] = beta * ctx->in_data[2][cn == 1 ? 0 : n];
+    }
+    p->batch = M;
+    p->in_rows = K;
+    p->spmv = sqz_spmv_best();
+    p->macs = (uint64_t)(p->w.nnz * M);
+    ctx->params = p;
+    return 0;
+}
+
+static void sp_gemm_run(const sqz_op_ctx *ctx) {
+    const sp_params *p = ctx->params;
+    const float *A = ctx->in_data[0];
+    float *Y = ctx->out_data[0];
+    int64_t N = p->w.rows;
+    for (int64_t m = 0; m < p->batch; m++) {
+        p->spmv(&p->w, 0, N, A + m * p->in_rows, p->bias, Y + m * N);
+        if (p->act.kind != SQZ_ACT_NONE) ref_act_apply(&p->act, Y + m * N, (size_t)N);
+    }
+}
+
+const sqz_op_impl sqz_sparse_gemm = {sp_gemm_prepare, sp_gemm_run, sp_release, sp_macs};

@@ -1,0 +1,86 @@
+/* sparse_avx2.c - CSR row kernels with AVX2 + FMA (contract: kernels/sparse.h).
+ * spmm: 32 output columns per step in four accumulators, one broadcast weight
+ * and four loads per non-zero; column tails with masked loads / stores (no
+ * over-read). spmv: 8 non-zeros per step with an index gather. */
+#include <immintrin.h>
+
+#include "sparse.h"
+
+static __m256i tail_mask(int64_t n) { /* first min(n, 8) lanes, none when n <= 0 */
+    static const int32_t m[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    n = n < 0 ? 0 : n > 8 ? 8 : n;
+    return _mm256_loadu_si256((const __m256i *)(m + 8 - n));
+}
+
+void sqz_spmm_avx2(const sqz_csr *m, int64_t r0, int64_t r1, const float *X, int64_t P,
+                   const float *bias, float *Y) {
+    for (int64_t r = r0; r < r1; r++) {
+        float *y = Y + r * P;
+        const __m256 b = _mm256_set1_ps(bias ? bias[r] : 0.0f);
+        const int32_t k0 = m->rowptr[r], k1 = m->rowptr[r + 1];
+        int64_t p = 0;
+        for (; p + 32 <= P; p += 32) {
+            __m256 a0 = b, a1 = b, a2 = b, a3 = b;
+            for (int32_t k = k0; k < k1; k++) {
+                const float *x = X + (int64_t)m->col[k] * P + p;
+                const __m256 v = _mm256_set1_ps(m->val[k]);
+                a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(x), a0);
+                a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(x + 8), a1);
+                a2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(x + 16), a2);
+                a3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(x + 24), a3);
+            }
+            _mm256_storeu_ps(y + p, a0);
+            _mm256_storeu_ps(y + p + 8, a1);
+            _mm256_storeu_ps(y + p + 16, a2);
+            _mm256_storeu_ps(y + p + 24, a3);
+        }
+        if (p < P) { /* < 32 columns left: four masked accumulators (independent chains) */
+            const int64_t n = P - p;
+            const __m256i m0 = tail_mask(n), m1 = tail_mask(n - 8), m2 = tail_mask(n - 16),
+                          m3 = tail_mask(n - 24);
+            __m256 a0 = b, a1 = b, a2 = b, a3 = b;
+            for (int32_t k = k0; k < k1; k++) {
+                const float *x = X + (int64_t)m->col[k] * P + p;
+                const __m256 v = _mm256_set1_ps(m->val[k]);
+                a0 = _mm256_fmadd_ps(v, _mm256_maskload_ps(x, m0), a0);
+                a1 = _mm256_fmadd_ps(v, _mm256_maskload_ps(x + 8, m1), a1);
+                a2 = _mm256_fmadd_ps(v, _mm256_maskload_ps(x + 16, m2), a2);
+                a3 = _mm256_fmadd_ps(v, _mm256_maskload_ps(x + 24, m3), a3);
+            }
+            _mm256_maskstore_ps(y + p, m0, a0);
+            _mm256_maskstore_ps(y + p + 8, m1, a1);
+            _mm256_maskstore_ps(y + p + 16, m2, a2);
+            _mm256_maskstore_ps(y + p + 24, m3, a3);
+        }
+    }
+}
+
+static float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+void sqz_spmv_avx2(const sqz_csr *m, int64_t r0, int64_t r1, const float *x, const float *bias,
+                   float *y) {
+    for (int64_t r = r0; r < r1; r++) {
+        int32_t k = m->rowptr[r];
+        const int32_t k1 = m->rowptr[r + 1];
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        for (; k + 16 <= k1; k += 16) {
+            const __m256i i0 = _mm256_loadu_si256((const __m256i *)(m->col + k));
+            const __m256i i1 = _mm256_loadu_si256((const __m256i *)(m->col + k + 8));
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(m->val + k), _mm256_i32gather_ps(x, i0, 4), a0);
+            a1 =
+                _mm256_fmadd_ps(_mm256_loadu_ps(m->val + k + 8), _mm256_i32gather_ps(x, i1, 4), a1);
+        }
+        for (; k + 8 <= k1; k += 8) {
+            const __m256i i0 = _mm256_loadu_si256((const __m256i *)(m->col + k));
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(m->val + k), _mm256_i32gather_ps(x, i0, 4), a0);
+        }
+        float s = hsum(_mm256_add_ps(a0, a1));
+        for (; k < k1; k++) s += m->val[k] * x[m->col[k]];
+        y[r] = s + (bias ? bias[r] : 0.0f);
+    }
+}

@@ -1,0 +1,78 @@
+/* sparse_avx512.c - CSR row kernels with AVX-512F (contract: kernels/sparse.h).
+ * spmm: 64 output columns per step in four accumulators; column tails with
+ * masked loads / stores. spmv: 16 non-zeros per step with an index gather,
+ * the row tail masked. */
+#include <immintrin.h>
+
+#include "sparse.h"
+
+static __mmask16 lanes(int64_t n) { /* first min(n, 16) lanes, none when n <= 0 */
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+void sqz_spmm_avx512(const sqz_csr *m, int64_t r0, int64_t r1, const float *X, int64_t P,
+                     const float *bias, float *Y) {
+    for (int64_t r = r0; r < r1; r++) {
+        float *y = Y + r * P;
+        const __m512 b = _mm512_set1_ps(bias ? bias[r] : 0.0f);
+        const int32_t k0 = m->rowptr[r], k1 = m->rowptr[r + 1];
+        int64_t p = 0;
+        for (; p + 64 <= P; p += 64) {
+            __m512 a0 = b, a1 = b, a2 = b, a3 = b;
+            for (int32_t k = k0; k < k1; k++) {
+                const float *x = X + (int64_t)m->col[k] * P + p;
+                const __m512 v = _mm512_set1_ps(m->val[k]);
+                a0 = _mm512_fmadd_ps(v, _mm512_loadu_ps(x), a0);
+                a1 = _mm512_fmadd_ps(v, _mm512_loadu_ps(x + 16), a1);
+                a2 = _mm512_fmadd_ps(v, _mm512_loadu_ps(x + 32), a2);
+                a3 = _mm512_fmadd_ps(v, _mm512_loadu_ps(x + 48), a3);
+            }
+            _mm512_storeu_ps(y + p, a0);
+            _mm512_storeu_ps(y + p + 16, a1);
+            _mm512_storeu_ps(y + p + 32, a2);
+            _mm512_storeu_ps(y + p + 48, a3);
+        }
+        if (p < P) { /* < 64 columns left: four masked accumulators (independent chains) */
+            const int64_t n = P - p;
+            const __mmask16 m0 = lanes(n), m1 = lanes(n - 16), m2 = lanes(n - 32),
+                            m3 = lanes(n - 48);
+            __m512 a0 = b, a1 = b, a2 = b, a3 = b;
+            for (int32_t k = k0; k < k1; k++) {
+                const float *x = X + (int64_t)m->col[k] * P + p;
+                const __m512 v = _mm512_set1_ps(m->val[k]);
+                a0 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m0, x), a0);
+                a1 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m1, x + 16), a1);
+                a2 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m2, x + 32), a2);
+                a3 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m3, x + 48), a3);
+            }
+            _mm512_mask_storeu_ps(y + p, m0, a0);
+            _mm512_mask_storeu_ps(y + p + 16, m1, a1);
+            _mm512_mask_storeu_ps(y + p + 32, m2, a2);
+            _mm512_mask_storeu_ps(y + p + 48, m3, a3);
+        }
+    }
+}
+
+void sqz_spmv_avx512(const sqz_csr *m, int64_t r0, int64_t r1, const float *x, const float *bias,
+                     float *y) {
+    for (int64_t r = r0; r < r1; r++) {
+        int32_t k = m->rowptr[r];
+        const int32_t k1 = m->rowptr[r + 1];
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        for (; k + 32 <= k1; k += 32) {
+            const __m512i i0 = _mm512_loadu_si512(m->col + k);
+            const __m512i i1 = _mm512_loadu_si512(m->col + k + 16);
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(m->val + k), _mm512_i32gather_ps(i0, x, 4), a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(m->val + k + 16), _mm512_i32gather_ps(i1, x, 4),
+                                 a1);
+        }
+        for (; k < k1; k += 16) {
+            const __mmask16 mk =
+                k1 - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k1 - k)) - 1);
+            const __m512i i0 = _mm512_maskz_loadu_epi32(mk, m->col + k);
+            const __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, i0, x, 4);
+            a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, m->val + k), g, a0);
+        }
+        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + (bias ? bias[r] : 0.0f);
+    }
+}
