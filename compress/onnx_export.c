@@ -450,11 +450,19 @@ int sqzc_onnx_serialize(const sqzc_graph *g, const sqzc_onnx_export_options *opt
     /* initializers: every float constant some node reads */
     for (int t = 0; t < g->n_tensors && !c.failed; t++) {
         const sqzc_tensor *x = &g->tensors[t];
-        if (!x->f32 && !x->i64) continue;
+        if (!x->f32 && !x->i64 && !x->i8 && !x->i32) continue;
         if (sqzc_consumer_count(g, t) == 0) continue;
         if (x->i64) {
             ex_fail(&c, "tensor '%s': int64 constant left in the graph", x->name);
             break;
+        }
+        if (x->i8 || x->i32) { /* quantized weights / biases (QDQ export, sqzc/quant.h) */
+            add_init(&c, tensor_proto(&c, x->name,
+                                      x->i8 ? ONNX__TENSOR_PROTO__DATA_TYPE__INT8
+                                            : ONNX__TENSOR_PROTO__DATA_TYPE__INT32,
+                                      &x->shape, x->i8 ? (const void *)x->i8 : (const void *)x->i32,
+                                      x->i8 ? 1 : 4));
+            continue;
         }
         add_init(&c, tensor_proto(&c, x->name, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, &x->shape,
                                   x->f32, sizeof(float)));

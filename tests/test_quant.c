@@ -24,7 +24,9 @@
 #include "sqzc/ir.h"
 #include "sqzc/npy.h"
 #include "sqzc/passes.h"
+#include "sqzc/onnx_export.h"
 #include "sqzc/quant.h"
+#include "sqzc/quant_qdq.h"
 #include "sqzc/writer.h"
 #include "testutil.h"
 
@@ -211,6 +213,52 @@ static void test_equalize_exact(void **state) {
     sqzc_graph_free(g);
 }
 
+/* QDQ form: every weight / bias an integer constant behind a per-channel
+ * DequantizeLinear; every int8 activation float -> Q -> DQ; serializes */
+static void check_qdq(const sqzc_graph *q8) {
+    sqzc_graph *h;
+    char err[512];
+    if (sqzc_quant_to_qdq(q8, &h, err, sizeof err) != 0) fail_msg("%s", err);
+    int n_q = 0, n_dq = 0, n_compute = 0;
+    for (int i = 0; i < h->n_nodes; i++) {
+        const sqzc_node *n = &h->nodes[i];
+        if (n->op == SQZ_OP_QUANTIZE_LINEAR) n_q++;
+        if (n->op == SQZ_OP_DEQUANTIZE_LINEAR) n_dq++;
+        if (n->op == SQZ_OP_QUANTIZE_LINEAR || n->op == SQZ_OP_DEQUANTIZE_LINEAR) {
+            assert_int_equal(n->n_in, 3);
+            assert_non_null(h->tensors[n->in[1]].f32); /* scale */
+            const sqzc_tensor *z = &h->tensors[n->in[2]];
+            assert_true(z->i8 != NULL || z->i32 != NULL); /* zero point */
+        }
+        if (n->op != SQZ_OP_CONV && n->op != SQZ_OP_GEMM) continue;
+        n_compute++;
+        for (uint32_t k = 1; k < n->n_in; k++) {
+            int p = sqzc_producer(h, n->in[k]);
+            assert_true(p >= 0);
+            assert_int_equal(h->nodes[p].op, SQZ_OP_DEQUANTIZE_LINEAR);
+            const sqzc_tensor *c = &h->tensors[h->nodes[p].in[0]];
+            assert_true(k == 1 ? c->i8 != NULL : c->i32 != NULL);
+            sqz_node v;
+            sqzc_node_view(h, p, &v);
+            assert_int_equal(sqz_attr_int(&v, "axis", -1), 0);
+        }
+        /* the activation input comes from a DequantizeLinear too */
+        int p = sqzc_producer(h, n->in[0]);
+        assert_true(p >= 0);
+        assert_int_equal(h->nodes[p].op, SQZ_OP_DEQUANTIZE_LINEAR);
+    }
+    assert_int_equal(n_compute, 5);
+    /* int8 activations: 1 input Q + one Q per int8 node output; DQ: those + weights + biases */
+    assert_true(n_q >= 8);
+    assert_true(n_dq >= n_q + 9);
+    uint8_t *buf;
+    size_t size;
+    if (sqzc_onnx_serialize(h, NULL, &buf, &size, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_true(size > 1000);
+    free(buf);
+    sqzc_graph_free(h);
+}
+
 static double sqnr_of(const sqzc_graph *q8, float ref[NIMG][5]) {
     double s = 0, e = 0;
     float y[5];
@@ -296,6 +344,7 @@ static void test_quantize_model(void **state) {
         /* report rows carry finite SQNR for every int8 layer */
         for (int i = 0; i < rep.n_layers; i++)
             if (rep.layers[i].int8) assert_true(isfinite(rep.layers[i].sqnr_db));
+        if (method == SQZC_QM_KL) check_qdq(q8);
         double sq = sqnr_of(q8, ref);
         if (!(sq > 25.0))
             fail_msg("method %s: int8 vs fp32 SQNR %.2f dB", sqzc_qmethod_name(method), sq);

@@ -12,6 +12,7 @@
 #include "sqzc/onnx_import.h"
 #include "sqzc/passes.h"
 #include "sqzc/quant.h"
+#include "sqzc/quant_qdq.h"
 #include "sqzc/sqz_read.h"
 #include "sqzc/writer.h"
 
@@ -30,6 +31,8 @@ void cmd_quant_usage(FILE *f) {
             "  --method M             kl (default) | minmax | percentile | mse\n"
             "  --percentile P         share of values the percentile method keeps (99.99)\n"
             "  --json FILE            write the report as JSON\n"
+            "  --onnx-qdq FILE        also write the int8 model as ONNX QDQ (check it in ONNX\n"
+            "                         Runtime; QuantizeLinear/DequantizeLinear around float ops)\n"
             "  --min-sqnr DB          keep a Conv/Gemm/MatMul in fp32 when its simulated\n"
             "                         SQNR is below DB (default 0: never)\n"
             "  --no-equalize          no cross-layer equalization of conv pairs\n"
@@ -46,7 +49,7 @@ void cmd_quant_usage(FILE *f) {
 }
 
 typedef struct qopts {
-    const char *in, *out, *calib, *json;
+    const char *in, *out, *calib, *json, *qdq;
     cli_shapes shapes;
     int quiet;
     sqzc_quant_options q;
@@ -75,7 +78,8 @@ static int parse(int argc, char **argv, qopts *o) {
         static const char *const kValued[] = {"-o",         "--output",      "--calib",
                                               "--method",   "--percentile",  "--json",
                                               "--min-sqnr", "--max-images",  "--batch",
-                                              "--threads",  "--input-shape", "--report-images"};
+                                              "--threads",  "--input-shape", "--report-images",
+                                              "--onnx-qdq"};
         int which = -1;
         for (int k = 0; k < (int)(sizeof kValued / sizeof kValued[0]); k++) {
             int m = cli_opt_value(argc, argv, &i, kValued[k], &v);
@@ -146,6 +150,9 @@ static int parse(int argc, char **argv, qopts *o) {
             if (which == 8) o->q.batch = (int)(n > 4096 ? 4096 : n);
             if (which == 9) o->q.num_threads = (int)(n > 1024 ? 1024 : n);
             if (which == 11) o->q.report_images = (int)n;
+            break;
+        case 12:
+            o->qdq = v;
             break;
         case 10:
             if (cli_shapes_add(&o->shapes, v, err, sizeof err) != 0) {
@@ -272,11 +279,18 @@ int cmd_quant(int argc, char **argv) {
         rc = CLI_ERUNTIME;
         goto done;
     }
+    if (o.qdq && sqzc_write_onnx_qdq(g, o.qdq, err, sizeof err) != 0) {
+        cli_error(CMD, "%s: %s", o.qdq, err);
+        unlink(o.out); /* all outputs or none */
+        rc = CLI_ERUNTIME;
+        goto done;
+    }
     if (have_js) {
         have_js = 0;
         if (cli_atomic_commit(&js, err, sizeof err) != 0) {
             cli_error(CMD, "%s", err);
-            unlink(o.out); /* both or neither */
+            unlink(o.out); /* all outputs or none */
+            if (o.qdq) unlink(o.qdq);
             rc = CLI_ERUNTIME;
             goto done;
         }
