@@ -252,6 +252,22 @@ def main():
                 r["ort"][meth] = {"error": str(ex).splitlines()[0][:200]}
                 log("  ort %s failed: %s" % (meth, r["ort"][meth]["error"]))
         best_s = max(SQZ_METHODS, key=lambda k: r["sqz"][k]["acc"])
+        # QDQ export of sqz's best, run in ORT: accuracy and label agreement with sqz int8
+        qdq = os.path.join(a.work, "%s.%s.qdq.onnx" % (m, best_s))
+        sqz(["quant", onnx_p, "--calib", manifest, "--method", best_s, "-o",
+             os.path.join(a.work, "%s.qdq.int8.sqz" % m), "--onnx-qdq", qdq, "-q"], a.sqz)
+        preds = os.path.join(a.work, "%s.qdq.pred" % m)
+        cmd = ["eval", os.path.join(a.work, "%s.qdq.int8.sqz" % m), "--dataset", "fashion-mnist",
+               "--predictions", preds, "--threads", "2"]
+        sqz(cmd + (["--limit", str(a.limit)] if a.limit else []), a.sqz)
+        sp = np.frombuffer(open(preds, "rb").read(), np.uint8)
+        s_ort = ort_session(qdq, 2)
+        nm = s_ort.get_inputs()[0].name
+        nq = len(sp)
+        op = np.concatenate([s_ort.run(None, {nm: x[i:min(nq, i + 100)]})[0].argmax(1)
+                             for i in range(0, nq, 100)])
+        r["qdq"] = {"ort_acc": 100.0 * float((op == y[:nq]).mean()),
+                    "agree": 100.0 * float((op == sp).mean()), "bytes": os.path.getsize(qdq)}
         ok_ort = [k for k in r["ort"] if "acc" in r["ort"][k]]
         best_o = max(ok_ort, key=lambda k: r["ort"][k]["acc"]) if ok_ort else None
         r["best_sqz"], r["best_ort"] = best_s, best_o
@@ -321,6 +337,11 @@ def main():
             print("%-10s %3d %10.4f %10.4f %10.4f %11.2fx %11.2fx" % (
                 r["model"], th, l["sqz_int8"], l["sqz_fp32"], o, l["sqz_fp32"] / l["sqz_int8"],
                 o / l["sqz_int8"]))
+    print("\nsqz's int8 model exported as ONNX QDQ (sqz quant --onnx-qdq), run in ONNX Runtime:")
+    for r in rows:
+        q = r["qdq"]
+        print("%-10s %-10s ORT accuracy %.2f%%, label agreement with sqz int8 %.2f%%, %d bytes" % (
+            r["model"], r["best_sqz"], q["ort_acc"], q["agree"], q["bytes"]))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=1)
