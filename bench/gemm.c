@@ -282,10 +282,12 @@ int main(int argc, char **argv) {
         printf("   %-7s %6lld %12.1f   (2 threads)\n", best->name, (long long)sq[j], gf);
     }
 
+    const sqz_op_impl *fast = NULL;
 #if defined(__x86_64__)
-    const sqz_op_impl *fast = hw >= SQZ_ISA_AVX512 ? &sqz_x86_conv_avx512
-                              : hw >= SQZ_ISA_AVX2 ? &sqz_x86_conv_avx2
-                                                   : NULL;
+    fast = hw >= SQZ_ISA_AVX512 ? &sqz_x86_conv_avx512
+           : hw >= SQZ_ISA_AVX2 ? &sqz_x86_conv_avx2
+                                : NULL;
+#endif
     if (!fast) return 0;
     printf("\n== Conv layers (+ReLU), best ms: reference vs %s GEMM kernel\n", best->name);
     printf("   %-36s %9s %9s %8s %9s %8s %8s\n", "layer", "ref 1t", "fast 1t", "speedup", "fast 2t",
@@ -323,6 +325,5 @@ int main(int argc, char **argv) {
         free(b);
         free(y);
     }
-#endif
     return 0;
 }

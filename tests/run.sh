@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The sqz test command (README): installs missing Debian packages, then builds
-# and runs every test twice: Release, and Debug with ASan+UBSan.
-# Usage: bash tests/run.sh [--release-only|--asan-only]
+# and runs every test twice: Release, and Debug with ASan+UBSan; then the
+# aarch64 cross build under qemu-aarch64 (tests/run_aarch64.sh).
+# Usage: bash tests/run.sh [--release-only|--asan-only|--aarch64-only]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/scripts/install_deps.sh
@@ -20,7 +21,7 @@ run_build() { # name, cmake args...
   fi
   (cd "$dir" && ctest --output-on-failure -j"$JOBS" --timeout 1500)
 }
-if [ "$mode" != "--asan-only" ]; then
+if [ "$mode" != "--asan-only" ] && [ "$mode" != "--aarch64-only" ]; then
   echo "== Release build and tests =="
   run_build release -DCMAKE_BUILD_TYPE=Release
 fi
@@ -31,9 +32,13 @@ if [ "$mode" = "all" ] && command -v clang >/dev/null; then
     cat build/clang/build.log; echo "clang build failed"; exit 1
   fi
 fi
-if [ "$mode" != "--release-only" ]; then
+if [ "$mode" = "all" ] || [ "$mode" = "--asan-only" ]; then
   echo "== Debug + AddressSanitizer + UndefinedBehaviorSanitizer build and tests =="
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   run_build asan -DCMAKE_BUILD_TYPE=Debug -DSQZ_SANITIZE=ON
+fi
+if [ "$mode" = "all" ] || [ "$mode" = "--aarch64-only" ]; then
+  echo "== aarch64 cross build, tests under qemu-aarch64 =="
+  bash tests/run_aarch64.sh
 fi

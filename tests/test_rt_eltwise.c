@@ -17,6 +17,10 @@
 #include "cpu.h"
 #include "x86/eltwise_x86.h"
 #endif
+#if defined(__aarch64__)
+#include "cpu.h"
+#include "neon/ops_neon.h"
+#endif
 
 /* runs impl as a one-input unary op on x[n] into y */
 static void run_unary(const sqz_op_impl *impl, int op, const float *x, float *y, int64_t n,
@@ -54,7 +58,7 @@ static void run_unary(const sqz_op_impl *impl, int op, const float *x, float *y,
     if (impl->release) impl->release(ctx.params);
 }
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) || defined(__aarch64__)
 static void check_sigmoid(const sqz_op_impl *impl) {
     tu_rng rng;
     tu_rng_seed(&rng, 31);
@@ -107,6 +111,20 @@ static void test_sigmoid_avx512(void **state) {
     printf("sigmoid avx512 covered\n");
 #else
     printf("sigmoid: no vectorised kernel on this architecture\n");
+#endif
+}
+
+static void test_sigmoid_neon(void **state) {
+    (void)state;
+#if defined(__aarch64__)
+    if (!sqz_cpu_has_neon()) {
+        printf("sigmoid neon SKIPPED: no ASIMD in AT_HWCAP\n");
+        return;
+    }
+    check_sigmoid(&sqz_neon_sigmoid);
+    printf("sigmoid neon covered\n");
+#else
+    printf("sigmoid neon: not an aarch64 build\n");
 #endif
 }
 
@@ -182,8 +200,8 @@ static void test_silu(void **state) {
 }
 
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_sigmoid),
-                                       cmocka_unit_test(test_sigmoid_avx512),
-                                       cmocka_unit_test(test_silu)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sigmoid), cmocka_unit_test(test_sigmoid_avx512),
+        cmocka_unit_test(test_sigmoid_neon), cmocka_unit_test(test_silu)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
-/* test_rt_gemm_x86.c - the packed GEMM (scalar twin, AVX2, AVX-512
- * microkernels + driver) and the Conv / Gemm / MatMul impls built on it,
+/* test_rt_gemm_x86.c - the packed GEMM (scalar twin, AVX2, AVX-512 and, on
+ * aarch64, NEON microkernels + driver) and the Conv / Gemm / MatMul impls built on it,
  * against naive double loops and the scalar reference kernels, for every ISA
  * this CPU has (the others are skipped with a message). */
 #include <setjmp.h>
@@ -19,6 +19,10 @@
 #if defined(__x86_64__)
 #include "cpu.h"
 #include "x86/ops_x86.h"
+#endif
+#if defined(__aarch64__)
+#include "cpu.h"
+#include "neon/ops_neon.h"
 #endif
 
 /* ------------------------------------------------------------- ISA list */
@@ -47,6 +51,13 @@ static void collect_isas(void) {
                                &sqz_x86_gemm_avx512, &sqz_x86_matmul_avx512};
     else
         printf("[ SKIP ] avx512: this CPU lacks AVX-512 F/BW/DQ/VL (or OS ZMM support)\n");
+#endif
+#if defined(__aarch64__)
+    if (sqz_cpu_isa_hw() >= SQZ_ISA_NEON)
+        isas[n_isas++] =
+            (isa){"neon", &sqz_gemm_neon, &sqz_neon_conv, &sqz_neon_gemm, &sqz_neon_matmul};
+    else
+        printf("[ SKIP ] neon: AT_HWCAP lacks ASIMD\n");
 #endif
     printf("[ INFO ] ISAs covered:");
     for (int i = 0; i < n_isas; i++) printf(" %s", isas[i].name);

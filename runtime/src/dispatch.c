@@ -12,6 +12,10 @@
 #include "x86/ops_x86.h"
 #include "x86/eltwise_x86.h"
 #endif
+#if defined(__aarch64__)
+#include "cpu.h"
+#include "neon/ops_neon.h"
+#endif
 #include "dwconv.h"
 #include "int8_simd.h"
 #include "fastops.h"
@@ -40,6 +44,13 @@ static const fast_entry fast_table[] = {
     /* element-wise: vector exp for Sigmoid (SiLU / squeeze-excite nets) */
     {SQZ_OP_SIGMOID, sqz_cpu_has_avx512, &sqz_x86_sigmoid_avx512},
     {SQZ_OP_SIGMOID, sqz_cpu_has_avx2_fma, &sqz_x86_sigmoid_avx2},
+#endif
+#if defined(__aarch64__)
+    /* packed GEMM (8 x 12 NEON microkernel) and the vector Sigmoid */
+    {SQZ_OP_CONV, sqz_cpu_has_neon, &sqz_neon_conv},
+    {SQZ_OP_GEMM, sqz_cpu_has_neon, &sqz_neon_gemm},
+    {SQZ_OP_MATMUL, sqz_cpu_has_neon, &sqz_neon_matmul},
+    {SQZ_OP_SIGMOID, sqz_cpu_has_neon, &sqz_neon_sigmoid},
 #endif
     /* portable fast paths of the memory-bound ops (kernels/fastops.h) */
     {SQZ_OP_MAXPOOL, NULL, &sqz_fast_maxpool},

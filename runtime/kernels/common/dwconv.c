@@ -41,7 +41,7 @@ int sqz_dw_isa_available(int isa) {
 #endif
 #if defined(SQZ_DW_HAVE_NEON)
     case SQZ_DW_NEON:
-        return 1;
+        return sqz_cpu_has_neon();
 #endif
     default:
         return 0;
@@ -59,6 +59,8 @@ int sqz_dwconv_cpu_ok(void) {
 
 static sqz_dw_row_fn pick_fn(int isa, int k, int s) {
     sqz_dw_row_fn f = NULL;
+    (void)k; /* unused when this architecture has no SIMD family */
+    (void)s;
     if (!sqz_dw_isa_available(isa)) return NULL;
     switch (isa) {
     case SQZ_DW_AUTO:
@@ -67,7 +69,7 @@ static sqz_dw_row_fn pick_fn(int isa, int k, int s) {
         if (!f && cpu_avx2()) f = sqz_dw_row_avx2(k, s);
 #endif
 #if defined(SQZ_DW_HAVE_NEON)
-        if (!f) f = sqz_dw_row_neon(k, s);
+        if (!f && sqz_cpu_has_neon()) f = sqz_dw_row_neon(k, s);
 #endif
         return f ? f : sqz_dw_row_scalar;
     case SQZ_DW_SCALAR:

@@ -5,7 +5,7 @@
 
 #include "gemm.h"
 #include "ref/ref.h"
-#if defined(__x86_64__) || defined(_M_X64)
+#if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
 #include "cpu.h"
 #endif
 
@@ -71,7 +71,9 @@ const sqz_gemm_kernel *sqz_gemm_best(void) {
     if (sqz_cpu_has_avx512()) return &sqz_gemm_avx512;
     if (sqz_cpu_has_avx2_fma()) return &sqz_gemm_avx2;
 #endif
-    /* aarch64: the NEON port returns &sqz_gemm_neon here */
+#if defined(__aarch64__)
+    if (sqz_cpu_has_neon()) return &sqz_gemm_neon;
+#endif
     return &sqz_gemm_scalar;
 }
 
