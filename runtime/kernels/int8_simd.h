@@ -35,6 +35,9 @@
 
 enum { SQZ_I8_ISA_AVX2 = 1, SQZ_I8_ISA_VNNI = 2 };
 
+/* Layers below this many MACs run on one thread (a few us of work). */
+#define SQZ_I8_MT_MIN_MACS ((uint64_t)1 << 19)
+
 /* Requantization constants of one output channel, in the forms the vector
  * epilogues use. */
 typedef struct sqz_i8_rqv {

@@ -96,6 +96,7 @@ static int dw_prepare(sqz_op_ctx *ctx, sqz_i8_dw_plane plane, int vnni) {
     int64_t planes = li->batch * li->n_co;
     p->nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
     if (p->nt > planes) p->nt = planes > 0 ? (int)planes : 1;
+    if ((uint64_t)(planes * li->out_sp * p->taps) < SQZ_I8_MT_MIN_MACS) p->nt = 1;
     ctx->scratch_bytes = (size_t)p->nt * p->thread_bytes;
     ctx->params = p;
     return 0;

@@ -78,6 +78,10 @@ static int i8lin_common(sqz_op_ctx *ctx, const sqz_i8_isa *isa, i8lin **out) {
     p->isa = isa;
     p->nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
     const sqz_i8_linear *li = &p->li;
+    /* below ~10 us of work a second thread costs more than it brings */
+    uint64_t macs = li->op == SQZ_OP_CONV ? (uint64_t)(li->batch * li->n_co * li->out_sp * li->K)
+                                          : (uint64_t)(li->rows * li->n_co * li->K);
+    if (macs < SQZ_I8_MT_MIN_MACS) p->nt = 1;
     p->Kp = (li->K + isa->q - 1) / isa->q * isa->q;
     p->kq = p->Kp / isa->q;
     p->off = malloc((size_t)li->n_co * sizeof *p->off + 4);
