@@ -53,6 +53,7 @@ typedef struct isa {
 
 static int isas(isa *out) {
     int n = 0;
+    (void)out; /* no ISA sparse kernels on other architectures */
 #if defined(__x86_64__) || defined(_M_X64)
     if (sqz_cpu_has_avx2_fma()) out[n++] = (isa){"avx2", sqz_spmm_avx2, sqz_spmv_avx2};
     if (sqz_cpu_has_avx512()) out[n++] = (isa){"avx512", sqz_spmm_avx512, sqz_spmv_avx512};
