@@ -52,7 +52,7 @@ static void usage(FILE *f) {
                "       sqz <command> --help\n"
                "       sqz --version\n\ncommands:\n");
     for (int i = 0; i < N_COMMANDS; i++)
-        fprintf(f, "  %-8s %s\n", kCommands[i].name, kCommands[i].summary);
+        fprintf(f, "  %-12s %s\n", kCommands[i].name, kCommands[i].summary);
 }
 
 static const command *find(const char *name) {
