@@ -6,7 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-void tu_rng_seed(tu_rng *r, uint64_t seed) { r->s = seed ? seed : 0x9E3779B97F4A7C15ull; }
+void tu_rng_seed(tu_rng *r, uint64_t seed) {
+    r->s = seed ? seed : 0x9E3779B97F4A7C15ull;
+}
 
 uint32_t tu_rng_u32(tu_rng *r) {
     uint64_t x = r->s;
