@@ -384,3 +384,16 @@ int cli_open_session(const char *cmd, const sqz_model *m, const cli_shapes *shap
     }
     return 0;
 }
+
+int cli_opt_table(int argc, char **argv, int *i, const char *const *names, int n_names,
+                  const char *cmd, const char **val) {
+    for (int k = 0; k < n_names; k++) {
+        int m = cli_opt_value(argc, argv, i, names[k], val);
+        if (m < 0) {
+            cli_error(cmd, "%s needs a value", names[k]);
+            return -2;
+        }
+        if (m > 0) return k;
+    }
+    return -1;
+}

@@ -29,6 +29,12 @@ void cli_error(const char *cmd, const char *fmt, ...)
  * 0 when it is another argument, -1 when the value is missing. */
 int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **val);
 
+/* cli_opt_value over a table of valued option names: returns the index of
+ * the matching name (value in *val), -1 when argv[*i] is none of them, -2
+ * after printing "<cmd>: <name> needs a value" when its value is missing. */
+int cli_opt_table(int argc, char **argv, int *i, const char *const *names, int n_names,
+                  const char *cmd, const char **val);
+
 /* Strict number parsing: the whole string must be consumed. 0 ok, -1 bad. */
 int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
 int cli_parse_float(const char *s, float *out);

@@ -85,7 +85,6 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         char err[512];
-        int m;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             cmd_bench_usage(stdout);
             return 1;
@@ -96,18 +95,9 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         }
         static const char *const kValued[] = {"--threads", "--runs",   "--warmup", "--input-shape",
                                               "--input",   "--output", "--seed"};
-        int which = -1;
-        for (int k = 0; k < (int)(sizeof kValued / sizeof kValued[0]); k++) {
-            m = cli_opt_value(argc, argv, &i, kValued[k], &v);
-            if (m < 0) {
-                cli_error(CMD, "%s needs a value", kValued[k]);
-                return -1;
-            }
-            if (m > 0) {
-                which = k;
-                break;
-            }
-        }
+        int which = cli_opt_table(argc, argv, &i, kValued,
+                                  (int)(sizeof kValued / sizeof kValued[0]), CMD, &v);
+        if (which == -2) return -1;
         switch (which) {
         case 0:
             if (cli_parse_int(v, 1, MAX_THREADS, &o->threads) != 0) {

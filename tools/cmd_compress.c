@@ -181,18 +181,9 @@ static int parse_args(int argc, char **argv, copts *o) {
             "-o",          "--output", "--recipe",    "--data",        "--data-dir",
             "--select",    "--batch",  "--threads",   "--input-shape", "--sens-images",
             "--unencoded", "--refine", "--confidence"};
-        int which = -1;
-        for (int k = 0; k < (int)(sizeof kValued / sizeof kValued[0]); k++) {
-            m = cli_opt_value(argc, argv, &i, kValued[k], &v);
-            if (m < 0) {
-                cli_error(CMD, "%s needs a value", kValued[k]);
-                return -1;
-            }
-            if (m > 0) {
-                which = k;
-                break;
-            }
-        }
+        int which = cli_opt_table(argc, argv, &i, kValued,
+                                  (int)(sizeof kValued / sizeof kValued[0]), CMD, &v);
+        if (which == -2) return -1;
         if (which < 0) {
             if (a[0] == '-' && a[1] != '\0') {
                 cli_error(CMD, "unknown option '%s' (try sqz compress --help)", a);

@@ -75,7 +75,6 @@ static int parse_args(int argc, char **argv, run_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         long long n;
-        int m;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             cmd_run_usage(stdout);
             return 1;
@@ -94,18 +93,9 @@ static int parse_args(int argc, char **argv, run_opts *o) {
             "--input", "--input-name", "--output", "--top-k",  "--threads", "--resize", "--crop",
             "--mean",  "--std",        "--scale",  "--layout", "--labels",  "-o",
         };
-        int which = -1;
-        for (int k = 0; k < (int)(sizeof kValued / sizeof kValued[0]); k++) {
-            m = cli_opt_value(argc, argv, &i, kValued[k], &v);
-            if (m < 0) {
-                cli_error(CMD, "%s needs a value", kValued[k]);
-                return -1;
-            }
-            if (m > 0) {
-                which = k;
-                break;
-            }
-        }
+        int which = cli_opt_table(argc, argv, &i, kValued,
+                                  (int)(sizeof kValued / sizeof kValued[0]), CMD, &v);
+        if (which == -2) return -1;
         if (which < 0) {
             if (a[0] == '-' && a[1] != '\0') {
                 cli_error(CMD, "unknown option '%s' (try sqz run --help)", a);
