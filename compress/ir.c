@@ -194,10 +194,14 @@ static int shape_bytes(const sqz_shape *s, size_t elem, size_t *out) {
     return 0;
 }
 
-int sqzc_tensor_set_f32(sqzc_graph *g, int t, const sqz_shape *shape, const float *data) {
+/* Replace t's constant data with a copy of numel(shape) elements of `dtype`
+ * (one owned array per dtype; the others are freed). 0 ok, -1 on overflow or
+ * out of memory (t unchanged). */
+static int tensor_set_data(sqzc_graph *g, int t, const sqz_shape *shape, int dtype, size_t elem,
+                           const void *data) {
     size_t bytes;
-    if (shape_bytes(shape, sizeof(float), &bytes) != 0) return -1;
-    float *p = malloc(bytes ? bytes : 1);
+    if (shape_bytes(shape, elem, &bytes) != 0) return -1;
+    void *p = malloc(bytes ? bytes : 1);
     if (!p) return -1;
     if (bytes) memcpy(p, data, bytes);
     sqzc_tensor *x = &g->tensors[t];
@@ -205,77 +209,30 @@ int sqzc_tensor_set_f32(sqzc_graph *g, int t, const sqz_shape *shape, const floa
     free(x->i64);
     free(x->i8);
     free(x->i32);
-    x->i8 = NULL;
-    x->i32 = NULL;
-    x->i64 = NULL;
-    x->f32 = p;
-    x->dtype = SQZC_F32;
+    x->f32 = dtype == SQZC_F32 ? p : NULL;
+    x->i64 = dtype == SQZC_I64 ? p : NULL;
+    x->i8 = dtype == SQZC_I8 ? p : NULL;
+    x->i32 = dtype == SQZC_I32 ? p : NULL;
+    x->dtype = dtype;
     x->shape = *shape;
     x->has_shape = 1;
     return 0;
+}
+
+int sqzc_tensor_set_f32(sqzc_graph *g, int t, const sqz_shape *shape, const float *data) {
+    return tensor_set_data(g, t, shape, SQZC_F32, sizeof(float), data);
 }
 
 int sqzc_tensor_set_i64(sqzc_graph *g, int t, const sqz_shape *shape, const int64_t *data) {
-    size_t bytes;
-    if (shape_bytes(shape, sizeof(int64_t), &bytes) != 0) return -1;
-    int64_t *p = malloc(bytes ? bytes : 1);
-    if (!p) return -1;
-    if (bytes) memcpy(p, data, bytes);
-    sqzc_tensor *x = &g->tensors[t];
-    free(x->f32);
-    free(x->i64);
-    free(x->i8);
-    free(x->i32);
-    x->i8 = NULL;
-    x->i32 = NULL;
-    x->f32 = NULL;
-    x->i64 = p;
-    x->dtype = SQZC_I64;
-    x->shape = *shape;
-    x->has_shape = 1;
-    return 0;
+    return tensor_set_data(g, t, shape, SQZC_I64, sizeof(int64_t), data);
 }
 
 int sqzc_tensor_set_i8(sqzc_graph *g, int t, const sqz_shape *shape, const int8_t *data) {
-    size_t bytes;
-    if (shape_bytes(shape, 1, &bytes) != 0) return -1;
-    int8_t *p = malloc(bytes ? bytes : 1);
-    if (!p) return -1;
-    if (bytes) memcpy(p, data, bytes);
-    sqzc_tensor *x = &g->tensors[t];
-    free(x->f32);
-    free(x->i64);
-    free(x->i8);
-    free(x->i32);
-    x->f32 = NULL;
-    x->i64 = NULL;
-    x->i32 = NULL;
-    x->i8 = p;
-    x->dtype = SQZC_I8;
-    x->shape = *shape;
-    x->has_shape = 1;
-    return 0;
+    return tensor_set_data(g, t, shape, SQZC_I8, 1, data);
 }
 
 int sqzc_tensor_set_i32(sqzc_graph *g, int t, const sqz_shape *shape, const int32_t *data) {
-    size_t bytes;
-    if (shape_bytes(shape, sizeof(int32_t), &bytes) != 0) return -1;
-    int32_t *p = malloc(bytes ? bytes : 1);
-    if (!p) return -1;
-    if (bytes) memcpy(p, data, bytes);
-    sqzc_tensor *x = &g->tensors[t];
-    free(x->f32);
-    free(x->i64);
-    free(x->i8);
-    free(x->i32);
-    x->f32 = NULL;
-    x->i64 = NULL;
-    x->i8 = NULL;
-    x->i32 = p;
-    x->dtype = SQZC_I32;
-    x->shape = *shape;
-    x->has_shape = 1;
-    return 0;
+    return tensor_set_data(g, t, shape, SQZC_I32, sizeof(int32_t), data);
 }
 
 int sqzc_tensor_set_qparams(sqzc_graph *g, int t, int kind, int axis, int n, const float *scale,
