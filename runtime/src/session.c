@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fastops.h"
 #include "model.h"
@@ -25,6 +26,7 @@ typedef struct node_exec {
     uint64_t macs, params, param_bytes;
     int skip; /* fused into the next node: not run, output not stored */
     char err[192];
+    double prof_s; /* SQZ_PROFILE: seconds spent in run() over all runs */
 } node_exec;
 
 struct sqz_session {
@@ -37,7 +39,34 @@ struct sqz_session {
     int peak_step;
     int num_threads;
     unsigned char *input_set; /* per graph input: set since the last run */
+    int profile;              /* SQZ_PROFILE=1 at creation: time every node */
+    long prof_runs;
 };
+
+static double prof_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* SQZ_PROFILE=1: mean ms per run of each node, printed to stderr when the
+ * session is freed (a developer aid; no cost when unset). */
+static void prof_print(const sqz_session *s) {
+    double total = 0;
+    for (int i = 0; i < s->m->n_nodes; i++) total += s->nodes[i].prof_s;
+    if (s->prof_runs <= 0 || total <= 0) return;
+    fprintf(stderr, "sqz profile: %ld runs, %d threads, %.3f ms per run in nodes\n", s->prof_runs,
+            s->num_threads, 1e3 * total / (double)s->prof_runs);
+    for (int i = 0; i < s->m->n_nodes; i++) {
+        const node_exec *e = &s->nodes[i];
+        if (e->skip || !e->impl) continue;
+        fprintf(stderr, "%4d %-18s %-28s %9.4f ms %5.1f%%  %8.1f GFLOP/s\n", i,
+                sqz_op_name(s->m->nodes[i].op), s->m->nodes[i].name ? s->m->nodes[i].name : "",
+                1e3 * e->prof_s / (double)s->prof_runs, 100.0 * e->prof_s / total,
+                e->prof_s > 0 ? 2.0 * (double)e->macs * (double)s->prof_runs / e->prof_s * 1e-9
+                              : 0.0);
+    }
+}
 
 void sqz_session_options_init(sqz_session_options *o) {
     memset(o, 0, sizeof *o);
@@ -45,6 +74,7 @@ void sqz_session_options_init(sqz_session_options *o) {
 
 static void session_destroy(sqz_session *s) {
     if (!s) return;
+    if (s->nodes && s->profile) prof_print(s);
     if (s->nodes) {
         for (int i = 0; i < s->m->n_nodes; i++) {
             node_exec *e = &s->nodes[i];
@@ -269,6 +299,10 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
     if (!s) return sqz_set_status(st, SQZ_ERR_NOMEM, "out of memory");
     s->m = m;
     s->num_threads = opts->num_threads > 0 ? opts->num_threads : 1;
+    {
+        const char *pe = getenv("SQZ_PROFILE");
+        s->profile = pe && pe[0] && strcmp(pe, "0") != 0;
+    }
     int nt = m->n_tensors, nn = m->n_nodes;
     s->shapes = calloc((size_t)nt + 1, sizeof *s->shapes);
     s->ptr = calloc((size_t)nt + 1, sizeof *s->ptr);
@@ -564,8 +598,18 @@ sqz_code sqz_session_run(sqz_session *s, sqz_status *st) {
                                   "input '%s' not set since the last run (its arena space is "
                                   "reused during a run: set every input before each run)",
                                   s->m->tensors[s->m->inputs[i]].name);
-    for (int i = 0; i < s->m->n_nodes; i++)
-        if (!s->nodes[i].skip) s->nodes[i].impl->run(&s->nodes[i].ctx);
+    if (s->profile) {
+        for (int i = 0; i < s->m->n_nodes; i++) {
+            if (s->nodes[i].skip) continue;
+            double t0 = prof_now();
+            s->nodes[i].impl->run(&s->nodes[i].ctx);
+            s->nodes[i].prof_s += prof_now() - t0;
+        }
+        s->prof_runs++;
+    } else {
+        for (int i = 0; i < s->m->n_nodes; i++)
+            if (!s->nodes[i].skip) s->nodes[i].impl->run(&s->nodes[i].ctx);
+    }
     memset(s->input_set, 0, (size_t)s->m->n_inputs);
     if (st) st->code = SQZ_OK;
     return SQZ_OK;
