@@ -55,6 +55,7 @@ typedef struct sqz_gemm_epi {
     int accumulate;    /* see above */
     int act;           /* sqz_act: SIMD-cheap kinds only */
     float alpha, beta; /* activation parameters (ref_act semantics) */
+    int prefetch_a;    /* hint: A is cold (streams from memory), prefetch it ahead */
 } sqz_gemm_epi;
 
 typedef void (*sqz_gemm_ukernel_fn)(size_t kc, const float *a, const float *b, float *c, size_t ldc,

@@ -17,6 +17,8 @@
  * thread: waking a sleeping OpenMP worker (OMP_WAIT_POLICY=passive) costs
  * about as much as the work (squeeze-excite 1x1 convs, small classifiers). */
 #define GEMM_PAR_MIN_MACS (1 << 20)
+/* Packed A bytes above which A is taken to be cold (not in L2) each run. */
+#define GEMM_COLD_A (1 << 20)
 
 /* ------------------------------------------------------ scalar microkernel */
 
@@ -218,6 +220,10 @@ static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb
     int64_t nmb = (me - mb + MC - 1) / MC;
     int64_t mstep = ((me - mb + nmb - 1) / nmb + MR - 1) / MR * MR;
     sqz_gemm_epi epi;
+    /* packed A above ~half of L2 comes from L3/DRAM on its first use in a
+     * run (big weights, e.g. 3x3 512->512 convs on 7x7 planes): the kernel
+     * prefetches it on the first column panel of each k block */
+    int a_cold = g->a.packed && sqz_gemm_packed_a_floats(kr, g->M, K) * sizeof(float) > GEMM_COLD_A;
     for (int64_t k0 = 0; k0 < K; k0 += GEMM_KC) {
         int64_t kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
         int last = k0 + kc == K;
@@ -251,6 +257,7 @@ static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb
                     int64_t mr = mc - i < MR ? mc - i : MR;
                     float *c = g->c + (m0 + i) * g->ldc + n0;
                     epi.bias = g->bias ? g->bias + m0 + i : NULL;
+                    epi.prefetch_a = a_cold && n0 == nb;
                     kr->ukernel((size_t)kc, ablk + (i / MR) * astride, bp, c, (size_t)g->ldc,
                                 (size_t)mr, (size_t)nr, &epi);
                     if (last && !cheap) post_act(g, c, mr, nr);

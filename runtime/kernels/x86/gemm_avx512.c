@@ -11,6 +11,9 @@
 
 #define MR 8
 #define NR 32
+#ifndef A_PF
+#define A_PF 512
+#endif
 
 #if defined(__GNUC__)
 #define SQZ_INLINE static inline __attribute__((always_inline))
@@ -44,7 +47,7 @@ SQZ_INLINE __m512 act512(__m512 v, const sqz_gemm_epi *e) {
 }
 
 SQZ_INLINE void tile(size_t kc, const float *a, const float *b, float *c, size_t ldc, size_t n,
-                     const sqz_gemm_epi *e, const int rows, const int nv) {
+                     const sqz_gemm_epi *e, const int rows, const int nv, const int pf) {
     __m512 acc[MR][2];
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     /* the C tile is read / written after kc steps: fetch it meanwhile */
@@ -54,6 +57,8 @@ SQZ_INLINE void tile(size_t kc, const float *a, const float *b, float *c, size_t
         if (nv == 2) _mm_prefetch((const char *)(c + (size_t)r * ldc + NR - 1), _MM_HINT_T0);
     }
     for (size_t k = 0; k < kc; k++) {
+        /* cold A (epi->prefetch_a): fetch A_PF floats ahead, a line per two k */
+        if (pf && (k & 1)) _mm_prefetch((const char *)(a + A_PF), _MM_HINT_T0);
         __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_setzero_ps();
         if (nv == 2) b1 = _mm512_loadu_ps(b + 16);
         for (int r = 0; r < MR; r++) {
@@ -97,34 +102,36 @@ SQZ_INLINE void tile(size_t kc, const float *a, const float *b, float *c, size_t
 #define ROWS_CASES(NV)                                                                             \
     switch (m) {                                                                                   \
     case 1:                                                                                        \
-        tile(kc, a, b, c, ldc, n, e, 1, NV);                                                       \
+        tile(kc, a, b, c, ldc, n, e, 1, NV, 0);                                                    \
         break;                                                                                     \
     case 2:                                                                                        \
-        tile(kc, a, b, c, ldc, n, e, 2, NV);                                                       \
+        tile(kc, a, b, c, ldc, n, e, 2, NV, 0);                                                    \
         break;                                                                                     \
     case 3:                                                                                        \
-        tile(kc, a, b, c, ldc, n, e, 3, NV);                                                       \
+        tile(kc, a, b, c, ldc, n, e, 3, NV, 0);                                                    \
         break;                                                                                     \
     case 4:                                                                                        \
-        tile(kc, a, b, c, ldc, n, e, 4, NV);                                                       \
+        tile(kc, a, b, c, ldc, n, e, 4, NV, 0);                                                    \
         break;                                                                                     \
     case 5:                                                                                        \
-        tile(kc, a, b, c, ldc, n, e, 5, NV);                                                       \
+        tile(kc, a, b, c, ldc, n, e, 5, NV, 0);                                                    \
         break;                                                                                     \
     case 6:                                                                                        \
-        tile(kc, a, b, c, ldc, n, e, 6, NV);                                                       \
+        tile(kc, a, b, c, ldc, n, e, 6, NV, 0);                                                    \
         break;                                                                                     \
     case 7:                                                                                        \
-        tile(kc, a, b, c, ldc, n, e, 7, NV);                                                       \
+        tile(kc, a, b, c, ldc, n, e, 7, NV, 0);                                                    \
         break;                                                                                     \
     default:                                                                                       \
-        tile(kc, a, b, c, ldc, n, e, 8, NV);                                                       \
+        tile(kc, a, b, c, ldc, n, e, 8, NV, 0);                                                    \
         break;                                                                                     \
     }
 
 static void ukernel_avx512(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                            size_t m, size_t n, const sqz_gemm_epi *e) {
-    if (n > 16) {
+    if (e->prefetch_a && m == MR && n > 16) {
+        tile(kc, a, b, c, ldc, n, e, MR, 2, 1);
+    } else if (n > 16) {
         ROWS_CASES(2)
     } else {
         ROWS_CASES(1)
