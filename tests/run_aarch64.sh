@@ -55,6 +55,8 @@ fi
 echo "== aarch64 unit tests under qemu-aarch64 =="
 (cd "$dir" && ctest --output-on-failure -j"$JOBS" --timeout 900 \
   -E '^(e2e_|cli_errors$|onnx_conformance$)')
+echo "== aarch64 int8 tests with dotprod masked (SQZ_ISA=neon: the smlal kernels) =="
+(cd "$dir" && SQZ_ISA=neon ctest --output-on-failure -j"$JOBS" --timeout 900 -R '^test_rt_int8_')
 echo "== aarch64 ONNX conformance under qemu-aarch64 (in-process) =="
 qemu-aarch64 -L /usr/aarch64-linux-gnu "$dir/onnx_conformance" --no-fork \
   --expect-refused tests/conformance_refused.txt

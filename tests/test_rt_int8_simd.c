@@ -2,7 +2,8 @@
  * twin, byte for byte: Conv (packed GEMM: 1x1, kxk, groups, strides,
  * dilations, pads, several tiles), depthwise, Gemm / MatMul, on random shapes
  * incl. odd sizes, extreme values and zero points, 1 and 2 threads, for each
- * ISA this CPU has (AVX2, AVX-512, AVX-512 VNNI); skipped ISAs are named. */
+ * ISA this CPU has (x86-64: AVX2, AVX-512, AVX-512 VNNI; aarch64: NEON smlal
+ * and, where HWCAP reports asimddp, sdot); skipped ISAs are named. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,12 +16,12 @@
 
 #include "int8_harness.h"
 #include "testutil.h"
-#if defined(__x86_64__) || defined(_M_X64)
+#if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
 #include "cpu.h"
 #include "int8_simd.h"
 #endif
 
-#if defined(__x86_64__) || defined(_M_X64)
+#if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
 
 typedef struct isa_set {
     const char *name;
@@ -29,10 +30,18 @@ typedef struct isa_set {
 } isa_set;
 
 static const isa_set k_isas[] = {
+#if defined(__aarch64__)
+    /* the smlal impls run on any aarch64 CPU, whatever HWCAP says */
+    {"neon-sdot", sqz_cpu_has_neon_dot, &sqz_i8_conv_dot, &sqz_i8_dwconv_neon, &sqz_i8_gemm_dot,
+     &sqz_i8_matmul_dot},
+    {"neon-smlal", sqz_cpu_has_neon, &sqz_i8_conv_neon, &sqz_i8_dwconv_neon, &sqz_i8_gemm_neon,
+     &sqz_i8_matmul_neon},
+#else
     {"avx512-vnni", sqz_cpu_has_avx512_vnni, &sqz_i8_conv_vnni, &sqz_i8_dwconv_avx512,
      &sqz_i8_gemm_vnni, &sqz_i8_matmul_vnni},
     {"avx2", sqz_cpu_has_avx2_fma, &sqz_i8_conv_avx2, &sqz_i8_dwconv_avx2, &sqz_i8_gemm_avx2,
      &sqz_i8_matmul_avx2},
+#endif
 };
 
 static int8_t *rand_i8(tu_rng *r, size_t n, int lo, int hi, int extreme) {
@@ -210,10 +219,15 @@ static void test_depthwise_bit_exact(void **state) {
         const char *name;
         int (*ok)(void);
         const sqz_op_impl *impl;
+        int no_wdil; /* declines dilation along w */
     } dws[] = {
-        {"avx512-vnni", sqz_cpu_has_avx512_vnni, &sqz_i8_dwconv_vnni},
-        {"avx512", sqz_cpu_has_avx512, &sqz_i8_dwconv_avx512},
-        {"avx2", sqz_cpu_has_avx2_fma, &sqz_i8_dwconv_avx2},
+#if defined(__aarch64__)
+        {"neon", sqz_cpu_has_neon, &sqz_i8_dwconv_neon, 0},
+#else
+        {"avx512-vnni", sqz_cpu_has_avx512_vnni, &sqz_i8_dwconv_vnni, 1},
+        {"avx512", sqz_cpu_has_avx512, &sqz_i8_dwconv_avx512, 0},
+        {"avx2", sqz_cpu_has_avx2_fma, &sqz_i8_dwconv_avx2, 0},
+#endif
     };
     for (size_t s = 0; s < sizeof dws / sizeof dws[0]; s++) {
         if (!dws[s].ok()) {
@@ -232,12 +246,12 @@ static void test_depthwise_bit_exact(void **state) {
         int compared = 0, expected = 0;
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
             /* the VNNI kernel declines dilation along w (the madd kernels take it) */
-            expected += !(s == 0 && fixed[i].dw != 1);
+            expected += !(dws[s].no_wdil && fixed[i].dw != 1);
             compared += conv_case(&fixed[i], dws[s].impl, &g, dws[s].name) == 0;
         }
         for (int i = 0; i < 60; i++) {
             cconv c = rand_conv(&g, 1); /* all are stride <= 2 */
-            expected += !(s == 0 && c.dw != 1);
+            expected += !(dws[s].no_wdil && c.dw != 1);
             compared += conv_case(&c, dws[s].impl, &g, dws[s].name) == 0;
         }
         assert_int_equal(compared, expected);
@@ -321,6 +335,7 @@ static void test_gemm_matmul_bit_exact(void **state) {
     }
 }
 
+#if defined(__x86_64__) || defined(_M_X64)
 /* QuantizeLinear AVX2 vs the reference: random values around the grid, exact
  * ties, huge values, infinities, NaN; lengths with vector tails. */
 static void test_quantize_bit_exact(void **state) {
@@ -358,6 +373,38 @@ static void test_quantize_bit_exact(void **state) {
     }
 }
 
+#endif
+
+#if defined(__aarch64__)
+static int has(const sqz_op_impl *const *c, int n, const sqz_op_impl *want) {
+    for (int i = 0; i < n; i++)
+        if (c[i] == want) return 1;
+    return 0;
+}
+
+/* The dispatcher picks sdot when the CPU has it and smlal when the dotprod
+ * capability is masked (SQZ_ISA=neon, here via sqz_cpu_set_isa_cap). */
+static void test_dispatch(void **state) {
+    (void)state;
+    const sqz_op_impl *c[8];
+    int n = sqz_fast_ops_int8(SQZ_OP_CONV, c, 8);
+    assert_true(has(c, n, &sqz_i8_conv_neon) && has(c, n, &sqz_i8_dwconv_neon));
+    assert_int_equal(has(c, n, &sqz_i8_conv_dot), sqz_cpu_has_neon_dot());
+    if (sqz_cpu_isa_hw() >= SQZ_ISA_NEON_DOT) {
+        sqz_cpu_set_isa_cap(SQZ_ISA_NEON);
+        assert_false(sqz_cpu_has_neon_dot());
+        n = sqz_fast_ops_int8(SQZ_OP_GEMM, c, 8);
+        assert_true(has(c, n, &sqz_i8_gemm_neon) && !has(c, n, &sqz_i8_gemm_dot));
+        sqz_cpu_set_isa_cap(-1); /* back to SQZ_ISA (unset: the hardware) */
+        n = sqz_fast_ops_int8(SQZ_OP_GEMM, c, 8);
+        assert_true(n > 0 &&
+                    c[0] == (sqz_cpu_has_neon_dot() ? &sqz_i8_gemm_dot : &sqz_i8_gemm_neon));
+    } else {
+        printf("  (dotprod masking not checked: this CPU lacks asimddp)\n");
+    }
+    assert_int_equal(sqz_fast_ops_int8(SQZ_OP_SIGMOID, c, 8), 0);
+}
+#else
 /* The dispatcher picks the SIMD kernels for int8 nodes (and not for others). */
 static void test_dispatch(void **state) {
     (void)state;
@@ -371,13 +418,16 @@ static void test_dispatch(void **state) {
     }
     assert_int_equal(sqz_fast_ops_int8(SQZ_OP_SIGMOID, c, 8), 0);
 }
+#endif
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_bit_exact),
         cmocka_unit_test(test_depthwise_bit_exact),
         cmocka_unit_test(test_gemm_matmul_bit_exact),
+#if defined(__x86_64__) || defined(_M_X64)
         cmocka_unit_test(test_quantize_bit_exact),
+#endif
         cmocka_unit_test(test_dispatch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
@@ -385,7 +435,7 @@ int main(void) {
 
 #else
 int main(void) {
-    printf("test_rt_int8_simd: skipped (no x86 int8 SIMD kernels on this architecture)\n");
+    printf("test_rt_int8_simd: skipped (no int8 SIMD kernels on this architecture)\n");
     return 0;
 }
 #endif

@@ -33,7 +33,7 @@
 
 #include "int8.h"
 
-enum { SQZ_I8_ISA_AVX2 = 1, SQZ_I8_ISA_VNNI = 2 };
+enum { SQZ_I8_ISA_AVX2 = 1, SQZ_I8_ISA_VNNI = 2, SQZ_I8_ISA_NEON = 3, SQZ_I8_ISA_DOT = 4 };
 
 /* Layers below this many MACs run on one thread (a few us of work). */
 #define SQZ_I8_MT_MIN_MACS ((uint64_t)1 << 19)
@@ -95,6 +95,16 @@ extern const sqz_i8_isa sqz_i8_isa_vnni, sqz_i8_isa_avx2;
 extern const sqz_i8_dw_plane sqz_i8_dw_plane_vnni;
 /* QuantizeLinear (f32 -> i8), AVX2 (int8_avx2.c). */
 extern const sqz_op_impl sqz_i8_quantize_avx2;
+#endif
+
+#if defined(__aarch64__)
+/* NEON smlal (int16 x int16, q = 1) for any aarch64 CPU (int8_neon.c) and
+ * sdot (q = 4, signed activations) when HWCAP reports asimddp
+ * (int8_neon_dot.c); the depthwise plane kernel is NEON smlal for both. */
+extern const sqz_i8_isa sqz_i8_isa_neon, sqz_i8_isa_dot;
+extern const sqz_i8_dw_plane sqz_i8_dw_plane_neon;
+extern const sqz_op_impl sqz_i8_conv_neon, sqz_i8_conv_dot, sqz_i8_gemm_neon, sqz_i8_gemm_dot;
+extern const sqz_op_impl sqz_i8_matmul_neon, sqz_i8_matmul_dot, sqz_i8_dwconv_neon;
 #endif
 
 /* Requantization constants of a channel. */

@@ -82,6 +82,16 @@ static const fast_entry fast_int8_table[] = {
     {SQZ_OP_MATMUL, sqz_cpu_has_avx512_vnni, &sqz_i8_matmul_vnni},
     {SQZ_OP_MATMUL, sqz_cpu_has_avx2_fma, &sqz_i8_matmul_avx2},
 #endif
+#if defined(__aarch64__)
+    /* depthwise (smlal), then the packed GEMM: sdot if asimddp, else smlal */
+    {SQZ_OP_CONV, sqz_cpu_has_neon, &sqz_i8_dwconv_neon},
+    {SQZ_OP_CONV, sqz_cpu_has_neon_dot, &sqz_i8_conv_dot},
+    {SQZ_OP_CONV, sqz_cpu_has_neon, &sqz_i8_conv_neon},
+    {SQZ_OP_GEMM, sqz_cpu_has_neon_dot, &sqz_i8_gemm_dot},
+    {SQZ_OP_GEMM, sqz_cpu_has_neon, &sqz_i8_gemm_neon},
+    {SQZ_OP_MATMUL, sqz_cpu_has_neon_dot, &sqz_i8_matmul_dot},
+    {SQZ_OP_MATMUL, sqz_cpu_has_neon, &sqz_i8_matmul_neon},
+#endif
     /* element-wise int8 as table lookups (built from the reference) */
     {SQZ_OP_ADD, NULL, &sqz_i8_lut_add},
     {SQZ_OP_RELU, NULL, &sqz_i8_lut_relu},

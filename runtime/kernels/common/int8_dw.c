@@ -11,7 +11,7 @@
 #include <omp.h>
 #endif
 
-#if defined(__x86_64__) || defined(_M_X64)
+#if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
 #include "cpu.h"
 
 #define DW_SLACK 256 /* bytes read past a plane by the widest row loads */
@@ -152,6 +152,7 @@ static void dw_run(const sqz_op_ctx *ctx) {
     }
 }
 
+#if defined(__x86_64__) || defined(_M_X64)
 static int dw_prepare_vnni(sqz_op_ctx *ctx) {
     return dw_prepare(ctx, sqz_i8_dw_plane_vnni, 1);
 }
@@ -166,4 +167,12 @@ const sqz_op_impl sqz_i8_dwconv_vnni = {dw_prepare_vnni, dw_run, i8dw_release, i
 
 const sqz_op_impl sqz_i8_dwconv_avx512 = {dw_prepare_avx512, dw_run, i8dw_release, i8dw_macs};
 const sqz_op_impl sqz_i8_dwconv_avx2 = {dw_prepare_avx2, dw_run, i8dw_release, i8dw_macs};
+#endif /* x86 */
+
+#if defined(__aarch64__)
+static int dw_prepare_neon(sqz_op_ctx *ctx) {
+    return dw_prepare(ctx, sqz_i8_dw_plane_neon, 0);
+}
+const sqz_op_impl sqz_i8_dwconv_neon = {dw_prepare_neon, dw_run, i8dw_release, i8dw_macs};
+#endif /* aarch64 */
 #endif

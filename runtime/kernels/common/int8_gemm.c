@@ -15,9 +15,9 @@ sqz_i8_rqv sqz_i8_rqv_of(sqz_rq r) {
     return v;
 }
 
-/* The drivers below serve the x86 microkernels; another architecture adds
- * its sqz_i8_isa tables and widens this guard. */
-#if defined(__x86_64__) || defined(_M_X64)
+/* The drivers below serve the x86 and aarch64 microkernels; another
+ * architecture adds its sqz_i8_isa tables and widens this guard. */
+#if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
 static size_t up64(size_t n) {
     return (n + 63) / 64 * 64;
 }
@@ -430,6 +430,7 @@ static void gemm_run(const sqz_op_ctx *ctx) {
 
 /* ---------------------------------------------------------------- impls */
 
+#if defined(__x86_64__) || defined(_M_X64)
 static int conv_prepare_vnni(sqz_op_ctx *ctx) {
     return conv_prepare(ctx, &sqz_i8_isa_vnni);
 }
@@ -448,4 +449,26 @@ const sqz_op_impl sqz_i8_gemm_vnni = {gemm_prepare_vnni, gemm_run, i8lin_release
 const sqz_op_impl sqz_i8_gemm_avx2 = {gemm_prepare_avx2, gemm_run, i8lin_release, i8lin_macs};
 const sqz_op_impl sqz_i8_matmul_vnni = {gemm_prepare_vnni, gemm_run, i8lin_release, i8lin_macs};
 const sqz_op_impl sqz_i8_matmul_avx2 = {gemm_prepare_avx2, gemm_run, i8lin_release, i8lin_macs};
+#endif
+
+#if defined(__aarch64__)
+static int conv_prepare_neon(sqz_op_ctx *ctx) {
+    return conv_prepare(ctx, &sqz_i8_isa_neon);
+}
+static int conv_prepare_dot(sqz_op_ctx *ctx) {
+    return conv_prepare(ctx, &sqz_i8_isa_dot);
+}
+static int gemm_prepare_neon(sqz_op_ctx *ctx) {
+    return gemm_prepare(ctx, &sqz_i8_isa_neon);
+}
+static int gemm_prepare_dot(sqz_op_ctx *ctx) {
+    return gemm_prepare(ctx, &sqz_i8_isa_dot);
+}
+const sqz_op_impl sqz_i8_conv_neon = {conv_prepare_neon, conv_run, i8lin_release, i8lin_macs};
+const sqz_op_impl sqz_i8_conv_dot = {conv_prepare_dot, conv_run, i8lin_release, i8lin_macs};
+const sqz_op_impl sqz_i8_gemm_neon = {gemm_prepare_neon, gemm_run, i8lin_release, i8lin_macs};
+const sqz_op_impl sqz_i8_gemm_dot = {gemm_prepare_dot, gemm_run, i8lin_release, i8lin_macs};
+const sqz_op_impl sqz_i8_matmul_neon = {gemm_prepare_neon, gemm_run, i8lin_release, i8lin_macs};
+const sqz_op_impl sqz_i8_matmul_dot = {gemm_prepare_dot, gemm_run, i8lin_release, i8lin_macs};
+#endif /* aarch64 */
 #endif
