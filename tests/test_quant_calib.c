@@ -210,6 +210,62 @@ static void observe(sqzc_qstat *s, const float *x, size_t n) {
     for (size_t i = 0; i < n; i += 777) sqzc_qstat_add(s, x + i, n - i < 777 ? n - i : 777);
 }
 
+/* The (SSE2 + 4 sub-histogram) statistics against a naive scalar twin of the
+ * documented binning: min / max, zeros, and every bin, on values with
+ * zeros, exact bin edges, the range ends, NaN, +-inf, odd lengths. */
+static void test_hist_exact(void **state) {
+    (void)state;
+    enum { N = 5003 };
+    float *x = malloc(N * sizeof *x);
+    assert_non_null(x);
+    tu_rng g;
+    tu_rng_seed(&g, 77);
+    for (int it = 0; it < 6; it++) {
+        for (int i = 0; i < N; i++) {
+            uint32_t k = tu_rng_u32(&g) % 16;
+            x[i] = k == 0   ? 0.0f
+                   : k == 1 ? (float)((int)(tu_rng_u32(&g) % 64) - 32) / 8.0f /* edges */
+                   : k == 2 ? NAN
+                   : k == 3 ? (it & 1 ? INFINITY : -INFINITY)
+                            : tu_rng_uniform(&g, it == 2 ? 0.0f : -4.0f, 3.0f);
+        }
+        x[0] = it == 2 ? 0.0f : -4.0f; /* the ends themselves */
+        x[1] = 3.0f;
+        sqzc_qstat s;
+        size_t n = N - (size_t)it; /* vector tails */
+        sqzc_qstat_init(&s);
+        sqzc_qstat_add(&s, x, n);
+        double mn = 0, mx = 0;
+        for (size_t i = 0; i < n; i++)
+            if (isfinite(x[i])) {
+                mn = x[i] < mn ? x[i] : mn;
+                mx = x[i] > mx ? x[i] : mx;
+            }
+        assert_true(s.min == mn && s.max == mx);
+        assert_int_equal(sqzc_qstat_begin_hist(&s), 0);
+        sqzc_qstat_add(&s, x, n);
+        uint64_t *pos = calloc(SQZC_QHIST_BINS, 8), *neg = calloc(SQZC_QHIST_BINS, 8), zeros = 0;
+        assert_true(pos && neg);
+        const float ip = mx > 0 ? (float)(SQZC_QHIST_BINS / mx) : 0.0f;
+        const float in = mn < 0 ? (float)(SQZC_QHIST_BINS / -mn) : 0.0f;
+        for (size_t i = 0; i < n; i++) {
+            float v = x[i];
+            zeros += v == 0;
+            if (!isfinite(v) || v == 0) continue;
+            float b = fabsf(v) * (v < 0 ? in : ip);
+            int j = b < (float)(SQZC_QHIST_BINS - 1) ? (int)b : SQZC_QHIST_BINS - 1;
+            (v < 0 ? neg : pos)[j]++;
+        }
+        assert_int_equal(s.zeros, zeros);
+        assert_memory_equal(s.pos, pos, SQZC_QHIST_BINS * 8);
+        assert_memory_equal(s.neg, neg, SQZC_QHIST_BINS * 8);
+        free(pos);
+        free(neg);
+        sqzc_qstat_free(&s);
+    }
+    free(x);
+}
+
 static void test_ranges(void **state) {
     (void)state;
     enum { N = 200000 };
@@ -412,7 +468,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_manifest_ok),   cmocka_unit_test(test_manifest_errors),
         cmocka_unit_test(test_committed_set), cmocka_unit_test(test_ranges),
-        cmocka_unit_test(test_qparams),       cmocka_unit_test(test_writer_int8),
+        cmocka_unit_test(test_hist_exact),    cmocka_unit_test(test_qparams),
+        cmocka_unit_test(test_writer_int8),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[1100];

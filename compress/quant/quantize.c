@@ -813,7 +813,8 @@ int sqzc_quantize(sqzc_graph *g, const sqzc_calib_set *set, const sqzc_quant_opt
         if (np < 0) goto done;
         rep->cle_pairs = np;
     }
-    if (q_pass_hist(q) != 0) goto done;
+    /* minmax needs no histogram (nothing is clipped): one pass less */
+    if (o->method != SQZC_QM_MINMAX && q_pass_hist(q) != 0) goto done;
     rep->secs_calibrate = q_now() - t_cal;
     /* 3. ranges: own parameters for every observed tensor; followers share */
     for (int t = 0; t < nt; t++) S.src[t] = q->obs_of[t] >= 0 ? t : -1;

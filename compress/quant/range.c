@@ -3,6 +3,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "sqzc/quant.h"
 #include "sqzc/quant_range.h"
@@ -38,6 +41,22 @@ void sqzc_qstat_add(sqzc_qstat *s, const float *x, size_t n) {
         float ln[8], lx[8]; /* 8 independent lanes: the compiler vectorizes them */
         for (int l = 0; l < 8; l++) ln[l] = mn, lx[l] = mx;
         size_t i = 0;
+#if defined(__SSE2__)
+        { /* minps / maxps: the same selection as the scalar compares below */
+            __m128 n0 = _mm_set1_ps(mn), n1 = n0, x0 = _mm_set1_ps(mx), x1 = x0;
+            for (; i + 8 <= n; i += 8) {
+                __m128 a = _mm_loadu_ps(x + i), b = _mm_loadu_ps(x + i + 4);
+                n0 = _mm_min_ps(a, n0);
+                n1 = _mm_min_ps(b, n1);
+                x0 = _mm_max_ps(a, x0);
+                x1 = _mm_max_ps(b, x1);
+            }
+            _mm_storeu_ps(ln, n0);
+            _mm_storeu_ps(ln + 4, n1);
+            _mm_storeu_ps(lx, x0);
+            _mm_storeu_ps(lx + 4, x1);
+        }
+#endif
         for (; i + 8 <= n; i += 8)
             for (int l = 0; l < 8; l++) {
                 ln[l] = x[i + l] < ln[l] ? x[i + l] : ln[l];
@@ -69,19 +88,83 @@ void sqzc_qstat_add(sqzc_qstat *s, const float *x, size_t n) {
         return;
     }
     /* bin = floor(|v| / width); values beyond the pass-1 range (none, unless
-     * the data changed) go to the last bin; NaN / inf are skipped */
+     * the data changed) go to the last bin; NaN / inf / zeros go to a discard
+     * slot. Branch-free (signs are unpredictable) into 4 interleaved uint32
+     * sub-histograms [pos NB | neg NB | discard], so runs of equal bins (ReLU
+     * zeros, saturated tails) do not serialize on one counter's
+     * load-add-store; summed into the uint64 histograms at the end. */
     const float ip = s->max > 0 ? (float)(NB / s->max) : 0.0f;
     const float in = s->min < 0 ? (float)(NB / -s->min) : 0.0f;
     uint64_t *const pos = s->pos, *const neg = s->neg;
     uint64_t zeros = 0;
-    for (size_t i = 0; i < n; i++) { /* branch-free: signs are unpredictable */
-        const float v = x[i], a = fabsf(v);
-        const int is_neg = v < 0;
-        const float b = a * (is_neg ? in : ip);
-        const int idx = b < (float)(NB - 1) ? (int)b : NB - 1;
-        uint64_t *h = is_neg ? neg : pos;
-        h[idx] += (uint64_t)((a > 0) & (a <= 3.4e38f)); /* zeros, NaN, inf: none */
-        zeros += v == 0;
+    enum { SUB = 4, W = 2 * NB + 1 };
+    const float mul[2] = {ip, in}, lim = (float)(NB - 1);
+    static _Thread_local uint32_t sub[SUB][W];
+    size_t i0 = 0;
+    while (i0 < n) {
+        /* chunks below 2^31 values: uint32 counters cannot wrap */
+        size_t e = n - i0 > ((size_t)1 << 30) ? i0 + ((size_t)1 << 30) : n;
+        memset(sub, 0, sizeof sub);
+        size_t i = i0;
+        /* min as a float compare (minss; NaN -> the limit, no int conversion
+         * of NaN), multiplier and offset by table: no branches */
+#define SQZC_BIN(v, h)                                                                             \
+    do {                                                                                           \
+        const float a_ = fabsf(v);                                                                 \
+        const int neg_ = (v) < 0;                                                                  \
+        float b_ = a_ * mul[neg_];                                                                 \
+        b_ = b_ < lim ? b_ : lim;                                                                  \
+        const int valid_ = (a_ > 0) & (a_ <= 3.4e38f);                                             \
+        const int idx_ = ((int)b_ + neg_ * NB) * valid_ + (1 - valid_) * 2 * NB;                   \
+        sub[h][idx_]++;                                                                            \
+        zeros += (v) == 0;                                                                         \
+    } while (0)
+#if defined(__SSE2__)
+        /* the same operations 4 lanes at a time (SSE2 is baseline on x86-64):
+         * IEEE single multiply, min against the limit (NaN -> limit, as
+         * minss), truncating conversion; bit-identical bins */
+        {
+            const __m128 vip = _mm_set1_ps(ip), vin = _mm_set1_ps(in), vlim = _mm_set1_ps(lim);
+            const __m128 absm = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
+            const __m128 zero = _mm_setzero_ps(), fmax = _mm_set1_ps(3.4e38f);
+            const __m128i vnb = _mm_set1_epi32(NB), vdis = _mm_set1_epi32(2 * NB);
+            __m128i vz = _mm_setzero_si128();
+            for (; i + SUB <= e; i += SUB) {
+                __m128 v = _mm_loadu_ps(x + i), a = _mm_and_ps(v, absm);
+                __m128 ng = _mm_cmplt_ps(v, zero);
+                __m128 m = _mm_or_ps(_mm_and_ps(ng, vin), _mm_andnot_ps(ng, vip));
+                __m128 b = _mm_min_ps(_mm_mul_ps(a, m), vlim);
+                __m128i idx =
+                    _mm_add_epi32(_mm_cvttps_epi32(b), _mm_and_si128(_mm_castps_si128(ng), vnb));
+                __m128i ok =
+                    _mm_castps_si128(_mm_and_ps(_mm_cmpgt_ps(a, zero), _mm_cmple_ps(a, fmax)));
+                idx = _mm_or_si128(_mm_and_si128(ok, idx), _mm_andnot_si128(ok, vdis));
+                vz = _mm_sub_epi32(vz, _mm_castps_si128(_mm_cmpeq_ps(v, zero)));
+                int32_t id[4];
+                _mm_storeu_si128((__m128i *)(void *)id, idx);
+                sub[0][id[0]]++;
+                sub[1][id[1]]++;
+                sub[2][id[2]]++;
+                sub[3][id[3]]++;
+            }
+            int32_t z[4];
+            _mm_storeu_si128((__m128i *)(void *)z, vz);
+            zeros += (uint64_t)(uint32_t)z[0] + (uint32_t)z[1] + (uint32_t)z[2] + (uint32_t)z[3];
+        }
+#endif
+        for (; i + SUB <= e; i += SUB) {
+            SQZC_BIN(x[i], 0);
+            SQZC_BIN(x[i + 1], 1);
+            SQZC_BIN(x[i + 2], 2);
+            SQZC_BIN(x[i + 3], 3);
+        }
+        for (; i < e; i++) SQZC_BIN(x[i], 0);
+#undef SQZC_BIN
+        for (int j = 0; j < NB; j++) {
+            pos[j] += (uint64_t)sub[0][j] + sub[1][j] + sub[2][j] + sub[3][j];
+            neg[j] += (uint64_t)sub[0][NB + j] + sub[1][NB + j] + sub[2][NB + j] + sub[3][NB + j];
+        }
+        i0 = e;
     }
     s->zeros += zeros;
 }
