@@ -250,10 +250,10 @@ static void tensor_params(const qstate *s, int t, float *scale, int32_t *zp) {
 }
 
 /* ---- per-layer simulation on a subset ---- */
-static int run_ref(const sqzc_graph *g, int ni, const sqz_shape *ins, const float **ind,
-                   float **out, sqz_shape *osh, char *err, size_t err_len) {
+static int run_layer(const sqzc_graph *g, int ni, const sqz_shape *ins, const float **ind,
+                     float **out, sqz_shape *osh, char *err, size_t err_len) {
     const sqzc_node *n = &g->nodes[ni];
-    const sqz_op_impl *impl = sqz_ref_op(n->op);
+    const sqz_op_impl *impl = NULL;
     sqz_node view;
     sqzc_node_view(g, ni, &view);
     sqz_op_ctx c;
@@ -271,7 +271,26 @@ static int run_ref(const sqzc_graph *g, int ni, const sqz_shape *ins, const floa
     c.num_threads = 1;
     c.err = kerr;
     c.err_len = sizeof kerr;
-    if (!impl || impl->prepare(&c) != 0) {
+    /* the runtime's fast fp32 kernels first (the simulation of a 224x224 model
+     * on the scalar reference takes seconds), the reference when they decline */
+    const sqz_op_impl *cand[8];
+    int nc = sqz_fast_ops(n->op, cand, 8);
+    for (int i = 0; i < nc && !impl; i++) {
+        sqz_op_ctx t = c;
+        if (cand[i]->prepare(&t) == 0) {
+            c = t;
+            impl = cand[i];
+        } else if (t.params && cand[i]->release) {
+            cand[i]->release(t.params);
+        }
+    }
+    kerr[0] = '\0';
+    int bad = 0;
+    if (!impl) {
+        impl = sqz_ref_op(n->op);
+        bad = !impl || impl->prepare(&c) != 0;
+    }
+    if (bad) {
         snprintf(err, err_len, "node '%s': reference kernel: %s", n->name, kerr);
         return -1;
     }
@@ -397,7 +416,7 @@ static int sim_fn(qctx *q, const qrunner *r, int first, int count, void *user) {
         uint32_t save_n = mut->n_in;
         mut->in = in3;
         mut->n_in = nin;
-        int rc = run_ref(g, ni, ins, ind, &out, &osh, q->err, q->err_len);
+        int rc = run_layer(g, ni, ins, ind, &out, &osh, q->err, q->err_len);
         mut->in = save_in;
         mut->n_in = save_n;
         free(xq);
