@@ -1,8 +1,9 @@
 /* cmd_prune.c - `sqz prune`: channel pruning (dependency groups) and
  * magnitude pruning (unstructured or block patterns) of an ONNX or .sqz
  * model, by ratio, by MAC / parameter target, or by an accuracy budget
- * (--max-drop: per-layer ratios chosen from a sensitivity sweep on training
- * images, reported on the test split). Writes .sqz or ONNX. */
+ * (--max-drop) or a target with --sensitivity: per-layer ratios chosen by a
+ * knapsack solver from a sensitivity sweep on training images, reported on
+ * the test split. Writes .sqz or ONNX. */
 #include "cmd_prune.h"
 
 #include <math.h>
@@ -17,6 +18,7 @@
 #include "sqzc/prune.h"
 #include "sqzc/prune_pattern.h"
 #include "sqzc/prune_refit.h"
+#include "sqzc/prune_solve.h"
 #include "sqzc/writer.h"
 
 #define CMD "prune"
@@ -35,9 +37,13 @@ void cmd_prune_usage(FILE *f) {
             "  --target-macs N         remove channels until the model has <= N MACs\n"
             "  --target-params N       remove channels until the model has <= N parameters\n"
             "  --sparsity S            zero fraction S of the Conv/Gemm/MatMul weights\n"
-            "  --max-drop P --data D   per-layer ratios from a sensitivity sweep on --select\n"
-            "                          training images: the most pruning whose accuracy drop\n"
-            "                          there is <= P points (with --method channels|sparsity)\n"
+            "  --max-drop P --data D   per-layer ratios from a sensitivity sweep on the last\n"
+            "                          --select training images: the most pruning whose\n"
+            "                          measured drop there is <= P points (with --method\n"
+            "                          channels|sparsity; removed parameters / zero weights)\n"
+            "  --sensitivity           with --sparsity, --target-macs or --target-params and\n"
+            "                          --data: per-layer ratios from the sweep, the least\n"
+            "                          predicted accuracy drop that reaches the target\n"
             "options:\n"
             "  --criterion l1|l2|bn    channel ranking: filter mean |w|, RMS, or BatchNorm\n"
             "                          |gamma| (ONNX input with BatchNormalization; default l1)\n"
@@ -49,11 +55,13 @@ void cmd_prune_usage(FILE *f) {
             "  --ratios R1,R2,...      the sensitivity ladder for --max-drop\n"
             "  --data NAME             fashion-mnist or mnist: accuracy before / after (test)\n"
             "  --data-dir DIR          default /usr/share/datasets/<NAME>\n"
-            "  --select N              training images used by --max-drop (default 2000)\n"
+            "  --select N              the last N training images: the sweep of --max-drop /\n"
+            "                          --sensitivity (default 2000; the test split is never used)\n"
             "  --limit N               first N test images only for before / after\n"
             "  --refit N               after pruning, refit the surviving weights of every layer\n"
             "                          by least squares to the original layer outputs on N\n"
-            "                          training images (after the --select ones; needs --data)\n"
+            "                          training images (the first ones; needs --data); with\n"
+            "                          --max-drop / --sensitivity the sweep is refit too\n"
             "  --batch B               images per run when evaluating (default 50)\n"
             "  --threads N             worker threads (default 1)\n"
             "  --input-shape NAME:DIMS fix an input shape (ONNX input)\n"
@@ -169,7 +177,15 @@ int prune_load(const char *cmd, const char *path, const cli_shapes *shapes, sqzc
             cli_error(cmd, "--input-shape applies to ONNX input only");
             return CLI_EUSAGE;
         }
-        return load_sqz(path, out);
+        int rc = load_sqz(path, out);
+        /* BatchNorm that import could not fold stays a node: its gammas count */
+        if (rc == 0 && bn && sqzc_bn_gammas_capture(*out, bn) != 0) {
+            sqzc_graph_free(*out);
+            *out = NULL;
+            cli_error(cmd, "out of memory");
+            return CLI_ERUNTIME;
+        }
+        return rc;
     }
     char err[1024];
     err[0] = '\0';
@@ -210,6 +226,19 @@ int prune_load(const char *cmd, const char *path, const cli_shapes *shapes, sqzc
     }
     *out = g;
     return 0;
+}
+
+int prune_check_bn(const char *cmd, const char *path, int criterion, const sqzc_bn_gammas *bn) {
+    if (criterion != SQZC_CRIT_BN || sqzc_bn_gammas_count(bn) > 0) return 0;
+    if (ends_with(path, ".sqz"))
+        cli_error(cmd,
+                  "--criterion bn: %s: a .sqz model keeps no BatchNorm gamma (import folds "
+                  "BatchNormalization into the conv weights, which loses it); prune the ONNX "
+                  "model with its BatchNormalization nodes, or use --criterion l1|l2",
+                  path);
+    else
+        cli_error(cmd, "--criterion bn: %s has no BatchNormalization after a Conv/Gemm", path);
+    return CLI_EUSAGE;
 }
 
 int prune_accuracy(const char *cmd, sqzc_graph *g, const eval_set *s, int first, int count,
@@ -459,20 +488,6 @@ void prune_sens_print(FILE *f, const prune_sens *s, int json) {
     }
 }
 
-/* Per-layer ratio for a drop threshold t: the largest ladder ratio whose
- * drop, and the drops of every smaller ratio, are <= t (0 if none). */
-static void ratios_for(const prune_sens *s, double t, sqzc_layer_value *lv) {
-    for (int l = 0; l < s->n_layers; l++) {
-        float r = 0.0f;
-        for (int k = 0; k < s->n_ratios; k++) {
-            if (s->base - s->acc[(size_t)l * s->n_ratios + k] > t) break;
-            r = s->ratios[k];
-        }
-        lv[l].name = s->names[l];
-        lv[l].value = r;
-    }
-}
-
 /* Apply per-layer choices in place (zeroing for channels), then refit. */
 static int apply_choice(sqzc_graph *g, const prune_sens *s, const sqzc_channel_analysis *a,
                         const sqzc_layer_value *lv, char *err, size_t err_len) {
@@ -490,73 +505,200 @@ static int apply_choice(sqzc_graph *g, const prune_sens *s, const sqzc_channel_a
     return rc;
 }
 
-static int cmp_double(const void *pa, const void *pb) {
-    double a = *(const double *)pa, b = *(const double *)pb;
-    return (a > b) - (a < b);
+enum { GAIN_WEIGHTS, GAIN_MACS, GAIN_PARAMS };
+
+/* What each (layer, ladder ratio) of the sweep removes on its own: zero
+ * weights (sparsity), or MACs / parameters (channels). drop[] too. */
+static int gain_table(const prune_sens *s, const sqzc_channel_analysis *a, int kind, double *drop,
+                      double *gain, char *err, size_t err_len) {
+    int64_t p0 = 0, m0 = 0;
+    uint8_t *rm = NULL;
+    if (s->method == SENS_CHANNELS) {
+        sqzc_channel_cost(a, NULL, &p0, &m0);
+        rm = calloc((size_t)sqzc_channel_n_groups(a) + 1, 1);
+        if (!rm) {
+            snprintf(err, err_len, "out of memory");
+            return -1;
+        }
+    }
+    for (int l = 0; l < s->n_layers; l++) {
+        for (int r = 0; r < s->n_ratios; r++) {
+            size_t i = (size_t)l * s->n_ratios + r;
+            drop[i] = s->base - s->acc[i];
+            if (s->method != SENS_CHANNELS) {
+                gain[i] = (double)s->ratios[r] * (double)s->size[l];
+                continue;
+            }
+            sqzc_layer_value lv = {s->names[l], s->ratios[r]};
+            sqzc_channel_options o;
+            memset(&o, 0, sizeof o);
+            o.layers = &lv;
+            o.n_layers = 1;
+            int64_t p, m;
+            if (sqzc_channel_select(a, &o, rm, NULL, err, err_len) != 0) {
+                free(rm);
+                return -1;
+            }
+            sqzc_channel_cost(a, rm, &p, &m);
+            gain[i] = kind == GAIN_MACS ? (double)(m0 - m) : (double)(p0 - p);
+        }
+    }
+    free(rm);
+    return 0;
 }
 
-/* Choose per-layer ratios (lv[n_layers]) for the largest drop threshold whose
- * combined model stays within max_drop on the selection images. */
+static void choice_values(const prune_sens *s, const int *c, sqzc_layer_value *lv) {
+    for (int l = 0; l < s->n_layers; l++) {
+        lv[l].name = s->names[l];
+        lv[l].value = c[l] >= 0 ? s->ratios[c[l]] : 0.0f;
+    }
+}
+
+/* --max-drop: per-layer ratios from the sweep by the knapsack solver, for a
+ * budget of predicted (additive) drop; the real combined drop on the
+ * selection images (after refit, when asked) differs from the prediction, so
+ * the budget is searched (doubling, then bisection) for the largest one whose
+ * measured drop stays <= max_drop. */
 static int choose_max_drop(const char *cmd, sqzc_graph *g, const prune_sens *s,
                            const sqzc_channel_analysis *a, double max_drop, const eval_set *set,
-                           int first, int count, int batch, int threads, sqzc_layer_value *lv,
-                           double *sel_acc) {
-    size_t nc = (size_t)s->n_layers * s->n_ratios + 1;
-    double *cand = malloc(nc * sizeof *cand);
+                           int first, int count, int batch, int threads, int verbose,
+                           sqzc_layer_value *lv, double *sel_acc) {
+    size_t nt = (size_t)s->n_layers * s->n_ratios + 1;
+    double *drop = malloc(nt * sizeof *drop), *gain = malloc(nt * sizeof *gain);
+    int *c = malloc(((size_t)s->n_layers + 1) * sizeof *c);
+    int *best = malloc(((size_t)s->n_layers + 1) * sizeof *best);
     snapshot snap = {0, NULL};
     int rc = CLI_ERUNTIME;
     char err[1024];
-    if (!cand || snap_take(g, &snap) != 0) {
+    if (!drop || !gain || !c || !best || snap_take(g, &snap) != 0) {
         cli_error(cmd, "out of memory");
         goto done;
     }
-    size_t n = 0;
-    cand[n++] = 0.0;
-    for (size_t i = 0; i + 1 < nc; i++) {
-        double d = s->base - s->acc[i];
-        if (d > 0) cand[n++] = d; /* refit makes combined drops far smaller */
-    }
-    qsort(cand, n, sizeof *cand, cmp_double);
-    size_t u = 0;
-    for (size_t i = 0; i < n; i++)
-        if (u == 0 || cand[i] != cand[u - 1]) cand[u++] = cand[i];
-    /* binary search for the largest threshold that passes (assumes the
-     * combined drop grows with the threshold) */
-    size_t lo = 0, hi = u; /* cand[lo] passes (checked), cand[hi..] unknown/fail */
-    ratios_for(s, cand[0], lv);
-    if (apply_choice(g, s, a, lv, err, sizeof err) != 0) {
+    if (gain_table(s, a, GAIN_PARAMS, drop, gain, err, sizeof err) != 0) {
         cli_error(cmd, "%s", err);
         goto done;
     }
-    double acc0;
-    rc = prune_accuracy(cmd, g, set, first, count, batch, threads, &acc0);
-    snap_restore(g, &snap);
-    if (rc != 0) goto done;
-    *sel_acc = acc0;
-    while (hi - lo > 1) {
-        size_t mid = (lo + hi) / 2;
-        ratios_for(s, cand[mid], lv);
+    sqzc_sens_table t = {s->n_layers, s->n_ratios, drop, gain};
+    for (int l = 0; l < s->n_layers; l++) best[l] = -1;
+    *sel_acc = s->base;
+    double best_gain = 0, lo = -1, hi = -1, b = max_drop > 0 ? max_drop : 0.01;
+    double prev_gain = -1;
+    for (int it = 0; it < 12; it++) {
+        double pd, pg;
+        if (sqzc_sens_solve(&t, b, 0, c, &pd, &pg) != 0) {
+            cli_error(cmd, "out of memory");
+            goto done;
+        }
+        choice_values(s, c, lv);
         if (apply_choice(g, s, a, lv, err, sizeof err) != 0) {
             cli_error(cmd, "%s", err);
-            rc = CLI_ERUNTIME;
             goto done;
         }
         double acc;
         rc = prune_accuracy(cmd, g, set, first, count, batch, threads, &acc);
         snap_restore(g, &snap);
         if (rc != 0) goto done;
-        if (s->base - acc <= max_drop) {
-            lo = mid;
+        rc = CLI_ERUNTIME;
+        int pass = s->base - acc <= max_drop;
+        if (verbose)
+            fprintf(stderr,
+                    "sqz %s: budget %.2f: predicted drop %.2f, measured %.2f on the selection "
+                    "images -> %s\n",
+                    cmd, b, pd, s->base - acc, pass ? "pass" : "fail");
+        if (pass && pg >= best_gain) {
+            best_gain = pg;
+            memcpy(best, c, (size_t)s->n_layers * sizeof *c);
             *sel_acc = acc;
-        } else {
-            hi = mid;
         }
+        if (pass)
+            lo = b;
+        else
+            hi = b;
+        if (!pass && b == 0) break;
+        if (pass && hi < 0 && pg == prev_gain && it > 0) break; /* the ladder is exhausted */
+        prev_gain = pg;
+        if (hi < 0)
+            b *= 2;
+        else if (lo < 0)
+            b = it >= 5 ? 0 : b / 2;
+        else
+            b = 0.5 * (lo + hi);
+        if (lo >= 0 && hi >= 0 && hi - lo < 0.05 * (hi > 1 ? hi : 1)) break;
+        if (b == 0 && lo == 0) break;
     }
-    ratios_for(s, cand[lo], lv);
+    choice_values(s, best, lv);
     rc = 0;
 done:
-    free(cand);
+    free(drop);
+    free(gain);
+    free(c);
+    free(best);
     snap_free(&snap);
+    return rc;
+}
+
+/* --sensitivity with a target (--sparsity S, --target-macs N, --target-params
+ * N): the per-layer ratios with the least predicted drop that reach it. For
+ * channels the gains of neighbouring families overlap (a conv loses input and
+ * output channels), so the need is raised until the real cost meets it. */
+static int choose_for_target(const char *cmd, const prune_sens *s, const sqzc_channel_analysis *a,
+                             int kind, double need, int64_t target, sqzc_layer_value *lv,
+                             double *pred_drop) {
+    size_t nt = (size_t)s->n_layers * s->n_ratios + 1;
+    double *drop = malloc(nt * sizeof *drop), *gain = malloc(nt * sizeof *gain);
+    int *c = malloc(((size_t)s->n_layers + 1) * sizeof *c);
+    uint8_t *rm = a ? calloc((size_t)sqzc_channel_n_groups(a) + 1, 1) : NULL;
+    int rc = CLI_ERUNTIME;
+    char err[1024];
+    if (!drop || !gain || !c || (a && !rm)) {
+        cli_error(cmd, "out of memory");
+        goto done;
+    }
+    if (gain_table(s, a, kind, drop, gain, err, sizeof err) != 0) {
+        cli_error(cmd, "%s", err);
+        goto done;
+    }
+    sqzc_sens_table t = {s->n_layers, s->n_ratios, drop, gain};
+    for (int it = 0; it < 40; it++) {
+        double pg;
+        int r = sqzc_sens_solve(&t, 0, need, c, pred_drop, &pg);
+        if (r < 0) {
+            cli_error(cmd, "out of memory");
+            goto done;
+        }
+        if (r > 0) {
+            cli_error(cmd, "the target cannot be reached with the sensitivity ladder "
+                           "(give larger --ratios)");
+            rc = CLI_EUSAGE;
+            goto done;
+        }
+        choice_values(s, c, lv);
+        if (s->method != SENS_CHANNELS) break; /* zero counts add up exactly */
+        sqzc_channel_options o;
+        memset(&o, 0, sizeof o);
+        o.layers = lv;
+        o.n_layers = s->n_layers;
+        int64_t p, m;
+        if (sqzc_channel_select(a, &o, rm, NULL, err, sizeof err) != 0) {
+            cli_error(cmd, "%s", err);
+            goto done;
+        }
+        sqzc_channel_cost(a, rm, &p, &m);
+        int64_t have = kind == GAIN_MACS ? m : p;
+        if (have <= target) break;
+        need += (double)(have - target);
+        if (it == 39) {
+            cli_error(cmd, "the target cannot be reached with the sensitivity ladder");
+            rc = CLI_EUSAGE;
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    free(drop);
+    free(gain);
+    free(c);
+    free(rm);
     return rc;
 }
 
@@ -566,7 +708,7 @@ typedef struct popts {
     const char *in, *out, *dataset, *data_dir;
     cli_shapes shapes;
     float channels, sparsity, max_drop;
-    int have_channels, have_sparsity, have_max_drop;
+    int have_channels, have_sparsity, have_max_drop, sens;
     long long target_macs, target_params, select, batch, threads, limit, refit;
     int criterion, scope, pattern, method, json;
     sqzc_layer_value *layers;
@@ -646,6 +788,10 @@ static int parse_args(int argc, char **argv, popts *o) {
         }
         if (strcmp(a, "--json") == 0) {
             o->json = 1;
+            continue;
+        }
+        if (strcmp(a, "--sensitivity") == 0) {
+            o->sens = 1;
             continue;
         }
         int which = -1;
@@ -790,6 +936,20 @@ static int parse_args(int argc, char **argv, popts *o) {
         cli_error(CMD, "--max-drop needs --data");
         return -1;
     }
+    if (o->sens && !o->have_sparsity && !o->target_macs && !o->target_params) {
+        cli_error(CMD, "--sensitivity chooses per-layer ratios for --sparsity, --target-macs or "
+                       "--target-params (--max-drop always uses it)");
+        return -1;
+    }
+    if (o->sens && !o->dataset) {
+        cli_error(CMD, "--sensitivity needs --data (training images to measure it on)");
+        return -1;
+    }
+    if (o->sens && (o->n_layers > 0 || o->pattern != SQZC_PATTERN_NONE)) {
+        cli_error(CMD, "--sensitivity chooses every layer's ratio: no --layer / --pattern");
+        return -1;
+    }
+    if (o->sens) o->method = o->have_sparsity ? SENS_SPARSITY : SENS_CHANNELS;
     if (o->pattern != SQZC_PATTERN_NONE &&
         (o->have_channels || o->target_macs || o->target_params)) {
         cli_error(CMD, "--pattern applies to magnitude pruning (--sparsity), not to channels");
@@ -799,7 +959,7 @@ static int parse_args(int argc, char **argv, popts *o) {
 }
 
 static int is_channel_mode(const popts *o) {
-    if (o->have_max_drop) return o->method == SENS_CHANNELS;
+    if (o->have_max_drop || o->sens) return o->method == SENS_CHANNELS;
     if (o->have_sparsity || o->pattern != SQZC_PATTERN_NONE) return 0;
     return 1; /* --channels, targets, or --layer alone */
 }
@@ -848,15 +1008,16 @@ int cmd_prune(int argc, char **argv) {
     memset(&sens, 0, sizeof sens);
     eval_set train, test;
     int have_train = 0, have_test = 0;
-    double acc_before = -1, acc_after = -1, sel_base = -1, sel_after = -1;
+    double acc_before = -1, acc_after = -1, sel_base = -1, sel_after = -1, pred_drop = -1;
     float ratio_used = o.channels;
     int n_chosen = 0;
     if ((rc = prune_load(CMD, o.in, &o.shapes, &bn, &g)) != 0) goto done;
+    if (is_channel_mode(&o) && (rc = prune_check_bn(CMD, o.in, o.criterion, bn)) != 0) goto done;
     if (o.dataset) {
         if ((rc = eval_set_load(CMD, o.dataset, o.data_dir, "t10k", &test)) != 0) goto done;
         have_test = 1;
         if (o.limit > 0 && o.limit < test.imgs.n) test.imgs.n = (int)o.limit;
-        if (o.have_max_drop || o.refit) {
+        if (o.have_max_drop || o.sens || o.refit) {
             if ((rc = eval_set_load(CMD, o.dataset, o.data_dir, "train", &train)) != 0) goto done;
             have_train = 1;
         }
@@ -864,11 +1025,21 @@ int cmd_prune(int argc, char **argv) {
                                  &acc_before)) != 0)
             goto done;
     }
+    int n_sel = have_train ? (o.select < train.imgs.n ? (int)o.select : train.imgs.n) : 0;
+    int sel_first = have_train ? train.imgs.n - n_sel : 0;
     if (o.refit) {
         if ((rc = prune_load(CMD, o.in, &o.shapes, NULL, &g_refit_orig)) != 0) goto done;
         int64_t per = (int64_t)train.imgs.h * train.imgs.w;
-        int first = o.select < train.imgs.n ? (int)o.select : 0;
-        int n = (int)(o.refit < train.imgs.n - first ? o.refit : train.imgs.n - first);
+        /* the first images of the training split; the selection images of
+         * --max-drop / --sensitivity are the last --select ones */
+        int first = 0;
+        int avail = train.imgs.n - (o.have_max_drop || o.sens ? n_sel : 0);
+        int n = (int)(o.refit < avail ? o.refit : avail);
+        if (n < 1) {
+            cli_error(CMD, "--refit: no training images left after the --select ones");
+            rc = CLI_EUSAGE;
+            goto done;
+        }
         const sqz_shape *is = &g->tensors[g->inputs[0]].shape;
         if (sqz_shape_numel(is) != per * (is->ndim > 0 ? is->dims[0] : 1)) {
             cli_error(CMD, "--refit: input '%s' does not take one %dx%d image per batch row",
@@ -899,15 +1070,14 @@ int cmd_prune(int argc, char **argv) {
         rc = CLI_EUSAGE;
         goto done;
     }
-    if (o.have_max_drop) {
+    if (o.have_max_drop || o.sens) {
         static const float kSp[] = {0.5f, 0.6f,  0.7f,  0.8f,  0.85f,
                                     0.9f, 0.93f, 0.95f, 0.97f, 0.98f};
         static const float kCh[] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f};
         const float *lad = o.n_ratios ? o.ratios : channel_mode ? kCh : kSp;
         int nlad = o.n_ratios ? o.n_ratios : channel_mode ? 8 : 10;
-        int n_sel = o.select < train.imgs.n ? (int)o.select : train.imgs.n;
-        if ((rc = prune_sensitivity(CMD, g, o.method, o.criterion, bn, lad, nlad, &train, 0, n_sel,
-                                    (int)o.batch, (int)o.threads, !o.json, &sens)) != 0)
+        if ((rc = prune_sensitivity(CMD, g, o.method, o.criterion, bn, lad, nlad, &train, sel_first,
+                                    n_sel, (int)o.batch, (int)o.threads, !o.json, &sens)) != 0)
             goto done;
         chosen = calloc((size_t)sens.n_layers + 1, sizeof *chosen);
         if (!chosen) {
@@ -916,9 +1086,18 @@ int cmd_prune(int argc, char **argv) {
             goto done;
         }
         sel_base = sens.base;
-        if ((rc = choose_max_drop(CMD, g, &sens, a, o.max_drop, &train, 0, n_sel, (int)o.batch,
-                                  (int)o.threads, chosen, &sel_after)) != 0)
-            goto done;
+        if (o.have_max_drop) {
+            rc = choose_max_drop(CMD, g, &sens, a, o.max_drop, &train, sel_first, n_sel,
+                                 (int)o.batch, (int)o.threads, !o.json, chosen, &sel_after);
+        } else {
+            int kind = !channel_mode ? GAIN_WEIGHTS : o.target_macs ? GAIN_MACS : GAIN_PARAMS;
+            int64_t target = o.target_macs ? o.target_macs : o.target_params;
+            double need = !channel_mode   ? (double)o.sparsity * (double)nw
+                          : o.target_macs ? (double)(m0 - o.target_macs)
+                                          : (double)(p0 - o.target_params);
+            rc = choose_for_target(CMD, &sens, a, kind, need, target, chosen, &pred_drop);
+        }
+        if (rc != 0) goto done;
         n_chosen = sens.n_layers;
     }
     if (channel_mode) {
@@ -935,8 +1114,8 @@ int cmd_prune(int argc, char **argv) {
         co.global = global;
         co.layers = n_chosen ? chosen : o.layers;
         co.n_layers = n_chosen ? n_chosen : o.n_layers;
-        co.target_macs = o.target_macs;
-        co.target_params = o.target_params;
+        co.target_macs = n_chosen ? 0 : o.target_macs;
+        co.target_params = n_chosen ? 0 : o.target_params;
         if (sqzc_channel_select(a, &co, rm, &ratio_used, err, sizeof err) != 0) {
             cli_error(CMD, "%s", err);
             rc = CLI_EUSAGE;
@@ -1020,8 +1199,12 @@ int cmd_prune(int argc, char **argv) {
         if (have_test)
             printf(",\"accuracy_before\":%.4f,\"accuracy_after\":%.4f", acc_before, acc_after);
         if (n_chosen) {
-            printf(",\"select_accuracy_before\":%.4f,\"select_accuracy_after\":%.4f,\"layers\":{",
-                   sel_base, sel_after);
+            if (o.have_max_drop)
+                printf(",\"select_accuracy_before\":%.4f,\"select_accuracy_after\":%.4f", sel_base,
+                       sel_after);
+            else
+                printf(",\"predicted_drop\":%.4f", pred_drop);
+            printf(",\"layers\":{");
             for (int i = 0; i < n_chosen; i++) {
                 printf("%s", i ? "," : "");
                 cli_json_str(stdout, chosen[i].name);
@@ -1044,12 +1227,16 @@ int cmd_prune(int argc, char **argv) {
         }
         printf("}\n");
     } else {
+        if (n_chosen && o.have_max_drop)
+            printf("per-layer %s chosen for a drop <= %.2f points on the last %d training "
+                   "images (%.2f%% -> %.2f%%):\n",
+                   channel_mode ? "channel ratios" : "sparsities", (double)o.max_drop, n_sel,
+                   sel_base, sel_after);
+        else if (n_chosen)
+            printf("per-layer %s chosen from the sensitivity on the last %d training images "
+                   "(%.2f%%) for the target, least predicted drop %.2f points:\n",
+                   channel_mode ? "channel ratios" : "sparsities", n_sel, sel_base, pred_drop);
         if (n_chosen) {
-            printf("per-layer %s chosen for a drop <= %.2f points on %lld training images "
-                   "(%.2f%% -> %.2f%%):\n",
-                   channel_mode ? "channel ratios" : "sparsities", (double)o.max_drop,
-                   (long long)(o.select < train.imgs.n ? o.select : train.imgs.n), sel_base,
-                   sel_after);
             for (int i = 0; i < n_chosen; i++)
                 printf("  %-40s %.2f\n", chosen[i].name, (double)chosen[i].value);
         }

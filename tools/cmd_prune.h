@@ -25,6 +25,10 @@ void cmd_prune_usage(FILE *f);
 int prune_load(const char *cmd, const char *path, const cli_shapes *shapes, sqzc_bn_gammas **bn,
                sqzc_graph **g);
 
+/* CLI error (returns its exit code) when criterion is bn and no gamma was
+ * captured: a .sqz stores BatchNorm folded into the conv weights. 0 otherwise. */
+int prune_check_bn(const char *cmd, const char *path, int criterion, const sqzc_bn_gammas *bn);
+
 /* Top-1 accuracy in percent of g on images [first, first + count) of s. */
 int prune_accuracy(const char *cmd, sqzc_graph *g, const eval_set *s, int first, int count,
                    int batch, int threads, double *acc);

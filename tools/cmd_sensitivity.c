@@ -16,7 +16,7 @@ void cmd_sensitivity_usage(FILE *f) {
                "Prune one layer at a time (magnitude: that layer's weights; channels: one\n"
                "dependency family) at each ratio of a ladder and print the top-1 accuracy drop\n"
                "in points against the unpruned model, as a table or JSON. Accuracy is measured\n"
-               "on the first --select images of the training split.\n\n"
+               "on the last --select images of the training split (as sqz prune --max-drop).\n\n"
                "  --data NAME              fashion-mnist or mnist (required)\n"
                "  --data-dir DIR           default /usr/share/datasets/<NAME>\n"
                "  --method sparsity|channels  default sparsity\n"
@@ -140,6 +140,11 @@ int cmd_sensitivity(int argc, char **argv) {
     sqzc_bn_gammas *bn = NULL;
     eval_set train;
     if ((rc = prune_load(CMD, in, &shapes, &bn, &g)) != 0) goto done;
+    if (method == SENS_CHANNELS && (rc = prune_check_bn(CMD, in, criterion, bn)) != 0) {
+        sqzc_graph_free(g);
+        sqzc_bn_gammas_free(bn);
+        goto done;
+    }
     if ((rc = eval_set_load(CMD, dataset, data_dir, "train", &train)) != 0) {
         sqzc_graph_free(g);
         sqzc_bn_gammas_free(bn);
@@ -147,8 +152,8 @@ int cmd_sensitivity(int argc, char **argv) {
     }
     prune_sens s;
     int n_sel = select < train.imgs.n ? (int)select : train.imgs.n;
-    rc = prune_sensitivity(CMD, g, method, criterion, bn, ratios, nr, &train, 0, n_sel, (int)batch,
-                           (int)threads, 0, &s);
+    rc = prune_sensitivity(CMD, g, method, criterion, bn, ratios, nr, &train, train.imgs.n - n_sel,
+                           n_sel, (int)batch, (int)threads, 0, &s);
     if (rc == 0) {
         prune_sens_print(stdout, &s, json);
         prune_sens_free(&s);

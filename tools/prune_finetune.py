@@ -10,13 +10,20 @@ exported back to ONNX for the next round. At the end the model is imported
 with `sqz import` and evaluated with `sqz eval` on the test split.
 
 usage: tools/prune_finetune.py --model tools/models/lenet300.onnx --sqz build/rel/sqz
-       [--schedule 0.7,0.85,0.92] [--epochs 1] [--lr 1e-4] [--work DIR]
-Uses Debian's python3-torch; data from /usr/share/datasets/fashion-mnist.
+       [--schedule 0.5,0.7,0.8,0.87,0.92] [--epochs 2] [--final-epochs 6] [--lr 1e-3]
+       [--out model_sparse.onnx] [--work DIR] [--seed 0]
+Gradual pruning: each round prunes to the next sparsity of the schedule (one
+global magnitude threshold) and fine-tunes --epochs epochs with the learning
+rate annealed (cosine) from --lr to 0; the last round trains --final-epochs.
+Uses Debian's python3-torch, one thread (torch.set_num_threads(1)); data from
+/usr/share/datasets/fashion-mnist (training split only; the test split is
+only evaluated, never used to choose anything).
 """
 import argparse
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -84,13 +91,13 @@ class OnnxModule(torch.nn.Module):
                     y = y + (ins[2] if at.get("beta", 1.0) == 1.0 else at["beta"] * ins[2])
             elif op == "Conv":
                 p = at.get("pads", [0, 0, 0, 0])
-                y = F.conv2d(ins[0], ins[1], ins[2] if len(ins) > 2 else None,
-                             stride=tuple(at.get("strides", [1, 1])), padding=0,
+                xin, pad = ins[0], (p[0], p[1])
+                if p[0] != p[2] or p[1] != p[3]:  # asymmetric: explicit Pad
+                    xin, pad = F.pad(ins[0], (p[1], p[3], p[0], p[2])), (0, 0)
+                y = F.conv2d(xin, ins[1], ins[2] if len(ins) > 2 else None,
+                             stride=tuple(at.get("strides", [1, 1])), padding=pad,
                              dilation=tuple(at.get("dilations", [1, 1])),
-                             groups=at.get("group", 1)) if p == [0, 0, 0, 0] else F.conv2d(
-                    F.pad(ins[0], (p[1], p[3], p[0], p[2])), ins[1],
-                    ins[2] if len(ins) > 2 else None, stride=tuple(at.get("strides", [1, 1])),
-                    dilation=tuple(at.get("dilations", [1, 1])), groups=at.get("group", 1))
+                             groups=at.get("group", 1))
             elif op == "Relu":
                 y = F.relu(ins[0])
             elif op == "Clip":
@@ -109,11 +116,11 @@ class OnnxModule(torch.nn.Module):
                 y = torch.flatten(ins[0], at.get("axis", 1))
             elif op == "Reshape":
                 shape = [int(s) for s in ins[1].tolist()]
-                shape = [ins[0].shape[i] if s == 0 else s for i, s in enumerate(shape)]
                 if len(shape) == 2 and shape[0] == 1:
-                    shape[0] = -1  # sqz fixes batch 1; let torch batch
-                    shape[1] = int(np.prod(ins[0].shape[1:]))
-                y = ins[0].reshape(shape)
+                    y = torch.flatten(ins[0], 1)  # sqz fixes batch 1; let torch batch
+                else:
+                    shape = [int(ins[0].shape[i]) if s == 0 else s for i, s in enumerate(shape)]
+                    y = ins[0].reshape(shape)
             elif op == "MatMul":
                 y = ins[0] @ ins[1]
             elif op == "Add":
@@ -141,18 +148,34 @@ def accuracy(sqz, onnx_path, work):
     return 100.0 * res["correct"] / res["total"]
 
 
+def weight_sparsity(path):
+    """Zeros / weights over the >= 2-D float initializers (Conv / Gemm weights)."""
+    z = n = 0
+    for t in onnx.load(path).graph.initializer:
+        a = numpy_helper.to_array(t)
+        if a.dtype == np.float32 and a.ndim >= 2:
+            z += int((a == 0).sum())
+            n += a.size
+    return z / max(n, 1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--sqz", required=True)
-    ap.add_argument("--schedule", default="0.7,0.85,0.92")
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--schedule", default="0.5,0.7,0.8,0.87,0.92")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--final-epochs", type=int, default=6)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="copy of the final fine-tuned ONNX model")
     ap.add_argument("--work", default="build/prune_finetune")
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
-    torch.manual_seed(0)
+    torch.set_num_threads(1)  # shared machine: keep other jobs' timings valid
+    torch.manual_seed(a.seed)
     x = read_idx(os.path.join(a.data, "train-images-idx3-ubyte.gz")).astype(np.float32)
     y = read_idx(os.path.join(a.data, "train-labels-idx1-ubyte.gz")).astype(np.int64)
     x = torch.from_numpy((x / 255.0 - MEAN) / STD).unsqueeze(1)
@@ -160,33 +183,43 @@ def main():
     dense = accuracy(a.sqz, a.model, a.work)
     print("dense: %.2f%%" % dense)
     cur = a.model
-    for i, s in enumerate(float(v) for v in a.schedule.split(",")):
+    sched = [float(v) for v in a.schedule.split(",")]
+    for i, s in enumerate(sched):
         pruned = os.path.join(a.work, "round%d_pruned.onnx" % i)
         run([a.sqz, "prune", cur, "--sparsity", str(s), "--scope", "global", "-o", pruned])
         net = OnnxModule(pruned)
         masks = {k: (p != 0).float() for k, p in net.params.items() if p.dim() >= 2}
+        epochs = a.final_epochs if i == len(sched) - 1 else a.epochs
+        steps = epochs * ((x.shape[0] + a.batch - 1) // a.batch)
         opt = torch.optim.Adam(net.parameters(), lr=a.lr)
+        sched_lr = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
         net.train()
-        for ep in range(a.epochs):
+        for ep in range(epochs):
             perm = torch.randperm(x.shape[0])
-            for b in range(0, x.shape[0], 128):
-                idx = perm[b:b + 128]
+            for b in range(0, x.shape[0], a.batch):
+                idx = perm[b:b + a.batch]
                 loss = F.cross_entropy(net(x[idx]), y[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                with torch.no_grad():
+                sched_lr.step()
+                with torch.no_grad():  # the mask: pruned weights stay exactly zero
                     for k, m in masks.items():
                         net.params[k].mul_(m)
         net.eval()
         tuned = os.path.join(a.work, "round%d_tuned.onnx" % i)
         torch.onnx.export(net, x[:1], tuned, opset_version=13, input_names=["input"],
-                          output_names=["logits"], do_constant_folding=True)
+                          output_names=["logits"], do_constant_folding=True,
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
         acc = accuracy(a.sqz, tuned, a.work)
-        print("round %d: sparsity %.2f, fine-tuned accuracy %.2f%% (dense %.2f%%, drop %.2f)"
-              % (i, s, acc, dense, dense - acc))
+        print("round %d: sparsity %.4f (%d epochs), fine-tuned test accuracy %.2f%% "
+              "(dense %.2f%%, drop %.2f)" % (i, weight_sparsity(tuned), epochs, acc, dense,
+                                             dense - acc))
         sys.stdout.flush()
         cur = tuned
+    if a.out:
+        shutil.copyfile(cur, a.out)
+        print("wrote %s" % a.out)
     return 0
 
 

@@ -9,8 +9,11 @@
      present) --channels 0.2 -> .sqz: fewer MACs, `sqz eval` agrees with the
      reported accuracy, the logits layer is reported as kept whole; the same
      pruning written as ONNX passes the checker and imports to the same MACs;
-  4. a .sqz input is accepted;
-  5. errors: no mode, an unknown layer: exit 1, one line, no output file.
+  4. a .sqz input is accepted; --criterion bn on it says why it cannot work;
+  5. errors: no mode, an unknown layer, --sensitivity without a target: exit 1,
+     one line, no output file;
+  6. --sparsity 0.6 --sensitivity: per-layer sparsities from the sweep reach 60%;
+  7. --max-drop 0.5: the drop on the selection (training) images is <= 0.5.
 Usage: prune.py SQZ_BINARY WORK_DIR"""
 import json
 import os
@@ -139,10 +142,51 @@ def main():
     ok = r.returncode == 0 and json.loads(r.stdout)["params_after"] < json.loads(r.stdout)["params_before"]
     check(ok, "sqz input: channel pruning of a .sqz " + r.stderr.strip())
 
+    # 4b. --criterion bn on a .sqz: BatchNorm is folded at import, said so
+    r = run([sqz, "prune", base, "--channels", "0.3", "--criterion", "bn", "-o",
+             os.path.join(work, "bn.sqz")])
+    check(r.returncode == 1 and "keeps no BatchNorm gamma" in r.stderr
+          and r.stderr.count("\n") == 1, "criterion bn on a .sqz: " + r.stderr.strip())
+
+    # 6. per-layer sparsities from the sensitivity sweep (last 200 training
+    # images) for a 60% target: the total reaches 60%, and the predicted drop
+    # (sum of the one-layer drops of `sqz sensitivity` on the same images) is
+    # no more than that of the uniform 0.6 the ladder offers
+    sens = run([sqz, "sensitivity", lenet, "--select", "200", "--ratios", "0.3,0.6,0.8",
+                "--data", "fashion-mnist", "--json"])
+    out = os.path.join(work, "lenet300_sens60.sqz")
+    r = run([sqz, "prune", lenet, "--sparsity", "0.6", "--sensitivity", "--select", "200",
+             "--ratios", "0.3,0.6,0.8", "--data", "fashion-mnist", "--limit", "500", "--json",
+             "-o", out])
+    ok = r.returncode == 0 and sens.returncode == 0
+    if ok:
+        res, tab = json.loads(r.stdout), json.loads(sens.stdout)
+        uniform = sum(max(0.0, max(l["drop"][:2])) for l in tab["layers"])
+        pred = 0.0
+        for l in tab["layers"]:
+            k = tab["ratios"].index(res["layers"][l["name"]]) if res["layers"][l["name"]] else -1
+            pred += max(0.0, max(l["drop"][:k + 1])) if k >= 0 else 0.0
+        ok = (res["sparsity_after"] >= 0.6 - 1e-6 and abs(res["predicted_drop"] - pred) < 0.011
+              and res["predicted_drop"] <= uniform + 1e-6)
+    check(ok, "sensitivity target: " + (r.stdout.strip() if ok else r.stdout + r.stderr))
+
+    # 7. --max-drop: the drop measured on the selection images is within it
+    out = os.path.join(work, "lenet300_md.sqz")
+    r = run([sqz, "prune", lenet, "--max-drop", "0.5", "--select", "200", "--ratios",
+             "0.5,0.8,0.9", "--data", "fashion-mnist", "--limit", "500", "--json", "-o", out])
+    ok = r.returncode == 0
+    if ok:
+        res = json.loads(r.stdout)
+        d = res["select_accuracy_before"] - res["select_accuracy_after"]
+        ok = d <= 0.5 + 1e-9 and res["sparsity_after"] >= 0.3
+    check(ok, "max-drop: " + (r.stdout.strip() if ok else r.stdout + r.stderr))
+
     # 5. errors
     bad = os.path.join(work, "bad.sqz")
     for args, want in (([lenet, "-o", bad], "nothing to do"),
-                       ([lenet, "--layer", "nope=0.5", "-o", bad], "nope")):
+                       ([lenet, "--layer", "nope=0.5", "-o", bad], "nope"),
+                       ([lenet, "--channels", "0.3", "--sensitivity", "-o", bad],
+                        "--sensitivity chooses")):
         r = run([sqz, "prune"] + args)
         check(r.returncode == 1 and want in r.stderr and r.stderr.count("\n") == 1
               and not os.path.exists(bad), f"error '{want}': exit {r.returncode}, "
