@@ -373,6 +373,49 @@ static void test_quantize_bit_exact(void **state) {
     }
 }
 
+/* Add AVX2 vs the reference: random lengths (vector tails), zero points,
+ * scale ratios either way, exact ties (scale ratios powers of two), extreme
+ * values, a fused ReLU; a broadcasting Add is declined. */
+static void test_add_bit_exact(void **state) {
+    (void)state;
+    if (!sqz_cpu_has_avx2_fma()) {
+        printf("  (skipped add avx2: this CPU lacks it)\n");
+        return;
+    }
+    tu_rng g;
+    tu_rng_seed(&g, 500);
+    for (int it = 0; it < 60; it++) {
+        int64_t n = 1 + tu_rng_u32(&g) % 300;
+        int ext = it % 5 == 0;
+        int8_t *a = rand_i8(&g, (size_t)n, -128, 127, ext),
+               *b = rand_i8(&g, (size_t)n, -128, 127, ext);
+        float sa = tu_rng_uniform(&g, 0.01f, 0.2f), sb = tu_rng_uniform(&g, 0.01f, 0.2f),
+              sy = tu_rng_uniform(&g, 0.01f, 0.4f);
+        if (it % 4 == 1) { /* ties: multipliers 1/2 and 1/4 */
+            sa = 0.25f;
+            sb = 0.125f;
+            sy = 0.5f;
+        }
+        i8t t;
+        i8t_init(&t, SQZ_OP_ADD);
+        i8t_act(&t, 0, i8t_shape(2, (int64_t)1, n), a, sa, (int32_t)(tu_rng_u32(&g) % 256) - 128);
+        i8t_act(&t, 1, i8t_shape(2, (int64_t)1, n), b, sb, (int32_t)(tu_rng_u32(&g) % 256) - 128);
+        i8t_out(&t, SQZ_DT_I8, sy, (int32_t)(tu_rng_u32(&g) % 256) - 128);
+        if (it % 3 == 2) i8t_int(&t, "sqz_act", SQZ_ACT_RELU);
+        char what[64];
+        snprintf(what, sizeof what, "avx2 Add n %lld it %d", (long long)n, it);
+        assert_int_equal(compare(&t, &sqz_i8_add_avx2, what), 0);
+        free(a);
+        free(b);
+    }
+    int8_t a[12] = {0}, b[4] = {0};
+    i8t t;
+    i8t_init(&t, SQZ_OP_ADD);
+    i8t_act(&t, 0, i8t_shape(2, (int64_t)3, (int64_t)4), a, 0.1f, 0);
+    i8t_act(&t, 1, i8t_shape(1, (int64_t)4), b, 0.1f, 0);
+    i8t_out(&t, SQZ_DT_I8, 0.2f, 0);
+    assert_int_equal(compare(&t, &sqz_i8_add_avx2, "broadcast Add"), 1);
+}
 #endif
 
 #if defined(__aarch64__)
@@ -427,6 +470,7 @@ int main(void) {
         cmocka_unit_test(test_gemm_matmul_bit_exact),
 #if defined(__x86_64__) || defined(_M_X64)
         cmocka_unit_test(test_quantize_bit_exact),
+        cmocka_unit_test(test_add_bit_exact),
 #endif
         cmocka_unit_test(test_dispatch),
     };

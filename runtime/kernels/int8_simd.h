@@ -95,6 +95,9 @@ extern const sqz_i8_isa sqz_i8_isa_vnni, sqz_i8_isa_avx2;
 extern const sqz_i8_dw_plane sqz_i8_dw_plane_vnni;
 /* QuantizeLinear (f32 -> i8), AVX2 (int8_avx2.c). */
 extern const sqz_op_impl sqz_i8_quantize_avx2;
+/* Add of two same-shape i8 tensors, the reference's integer formula on
+ * 16 lanes (int8_avx2.c); broadcasting Adds decline. */
+extern const sqz_op_impl sqz_i8_add_avx2;
 #endif
 
 #if defined(__aarch64__)

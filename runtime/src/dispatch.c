@@ -92,6 +92,10 @@ static const fast_entry fast_int8_table[] = {
     {SQZ_OP_MATMUL, sqz_cpu_has_neon_dot, &sqz_i8_matmul_dot},
     {SQZ_OP_MATMUL, sqz_cpu_has_neon, &sqz_i8_matmul_neon},
 #endif
+#if defined(__x86_64__) || defined(_M_X64)
+    /* same-shape Add in vector integer arithmetic (a 64 KiB table misses L1) */
+    {SQZ_OP_ADD, sqz_cpu_has_avx2_fma, &sqz_i8_add_avx2},
+#endif
     /* element-wise int8 as table lookups (built from the reference) */
     {SQZ_OP_ADD, NULL, &sqz_i8_lut_add},
     {SQZ_OP_RELU, NULL, &sqz_i8_lut_relu},

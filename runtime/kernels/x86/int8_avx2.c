@@ -3,6 +3,8 @@
  * the AVX2 depthwise plane kernel. Layouts and the bit-exactness argument:
  * int8_simd.h; requantization: int8.h. */
 #include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -225,3 +227,98 @@ static void quantize_run(const sqz_op_ctx *ctx) {
 }
 
 const sqz_op_impl sqz_i8_quantize_avx2 = {quantize_prepare, quantize_run, free, NULL};
+
+/* ------------------------------------------------------------------ Add */
+
+/* Add of two same-shape i8 tensors, the reference's integer formula
+ * (ref/int8.c) 16 elements at a time:
+ *   y = clamp(zp_y + ((da * Ma + db * Mb + 2^(S-1)) >> S), lo, hi),
+ *   da = a - zp_a, db = b - zp_b, both products exact in 64 bits
+ *   (|d| <= 255, M < 2^31), the arithmetic shift as in rq8. The constants
+ * are derived exactly as the reference derives them. */
+typedef struct add_p {
+    int64_t n, Ma, Mb, rnd;
+    int32_t S, zp_a, zp_b, zp_y, lo, hi;
+} add_p;
+
+static int add_prepare(sqz_op_ctx *ctx) {
+    const sqz_op_impl *ref = sqz_ref_op_int8(SQZ_OP_ADD);
+    int rc = ref->prepare(ctx); /* validation, shape */
+    if (ctx->params && ref->release) ref->release(ctx->params);
+    ctx->params = NULL;
+    if (rc != 0) return rc;
+    int64_t n = sqz_shape_numel(&ctx->out_shape[0]);
+    if (sqz_shape_numel(&ctx->in_shape[0]) != n || sqz_shape_numel(&ctx->in_shape[1]) != n)
+        return 1; /* broadcasting: another kernel */
+    add_p p;
+    float sa, sb, sy;
+    if (sqz_i8_in_params(ctx, 0, &sa, &p.zp_a) || sqz_i8_in_params(ctx, 1, &sb, &p.zp_b) ||
+        sqz_i8_out_params(ctx, 0, &sy, &p.zp_y) || sqz_i8_act_bounds(ctx, sy, p.zp_y, &p.lo, &p.hi))
+        return -1;
+    double ma = (double)sa / sy, mb = (double)sb / sy;
+    sqz_rq r;
+    if (sqz_rq_make(ma > mb ? ma : mb, &r)) return 1;
+    p.S = r.S;
+    p.Ma = ma > mb ? r.M : llround(ldexp(ma, r.S));
+    p.Mb = ma > mb ? llround(ldexp(mb, r.S)) : r.M;
+    if (p.Ma > INT32_MAX || p.Mb > INT32_MAX || p.Ma < 0 || p.Mb < 0) return 1;
+    p.rnd = (int64_t)1 << (p.S - 1);
+    p.n = n;
+    add_p *pp = malloc(sizeof *pp);
+    if (!pp) return sqz_op_fail(ctx, "Add: out of memory");
+    *pp = p;
+    ctx->params = pp;
+    return 0;
+}
+
+/* 8 lanes: clamp(zp + ((da Ma + db Mb + rnd) >> S)) as int32. */
+static inline __m256i add8(__m256i da, __m256i db, __m256i Ma, __m256i Mb, __m256i add, __m256i sub,
+                           __m128i sc, __m256i l, __m256i h, __m256i zp) {
+    __m256i ev = _mm256_add_epi64(_mm256_mul_epi32(da, Ma), _mm256_mul_epi32(db, Mb));
+    __m256i od = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(da, 32), Ma),
+                                  _mm256_mul_epi32(_mm256_srli_epi64(db, 32), Mb));
+    ev = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(ev, add), sc), sub);
+    od = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(od, add), sc), sub);
+    ev = _mm256_blendv_epi8(ev, l, _mm256_cmpgt_epi64(l, ev));
+    ev = _mm256_blendv_epi8(ev, h, _mm256_cmpgt_epi64(ev, h));
+    od = _mm256_blendv_epi8(od, l, _mm256_cmpgt_epi64(l, od));
+    od = _mm256_blendv_epi8(od, h, _mm256_cmpgt_epi64(od, h));
+    return _mm256_add_epi32(_mm256_blend_epi32(ev, _mm256_slli_epi64(od, 32), 0xAA), zp);
+}
+
+static void add_run(const sqz_op_ctx *ctx) {
+    const add_p *p = ctx->params;
+    const int8_t *a = (const int8_t *)ctx->in_data[0], *b = (const int8_t *)ctx->in_data[1];
+    int8_t *y = (int8_t *)ctx->out_data[0];
+    const __m256i Ma = _mm256_set1_epi64x(p->Ma), Mb = _mm256_set1_epi64x(p->Mb);
+    /* |da Ma + db Mb| < 2^41, so t + 2^62 stays positive: logical shift, then
+     * subtract 2^(62 - S) = the arithmetic shift */
+    const __m256i add = _mm256_set1_epi64x(p->rnd + ((int64_t)1 << 62));
+    const __m256i sub = _mm256_set1_epi64x((int64_t)1 << (62 - p->S));
+    const __m128i sc = _mm_cvtsi32_si128(p->S);
+    const __m256i l = _mm256_set1_epi64x((int64_t)p->lo - p->zp_y);
+    const __m256i h = _mm256_set1_epi64x((int64_t)p->hi - p->zp_y);
+    const __m256i zy = _mm256_set1_epi32(p->zp_y), za = _mm256_set1_epi32(p->zp_a),
+                  zb = _mm256_set1_epi32(p->zp_b);
+    int64_t i = 0;
+    /* y may alias a or b (in-place Add): each block is loaded before it is stored */
+    for (; i + 16 <= p->n; i += 16) {
+        __m128i va = _mm_loadu_si128((const __m128i *)(const void *)(a + i));
+        __m128i vb = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
+        __m256i da0 = _mm256_sub_epi32(_mm256_cvtepi8_epi32(va), za);
+        __m256i db0 = _mm256_sub_epi32(_mm256_cvtepi8_epi32(vb), zb);
+        __m256i da1 = _mm256_sub_epi32(_mm256_cvtepi8_epi32(_mm_srli_si128(va, 8)), za);
+        __m256i db1 = _mm256_sub_epi32(_mm256_cvtepi8_epi32(_mm_srli_si128(vb, 8)), zb);
+        store16(y + i, add8(da0, db0, Ma, Mb, add, sub, sc, l, h, zy),
+                add8(da1, db1, Ma, Mb, add, sub, sc, l, h, zy), 16);
+    }
+    for (; i < p->n; i++) {
+        int64_t v = ((int64_t)((int32_t)a[i] - p->zp_a) * p->Ma +
+                     (int64_t)((int32_t)b[i] - p->zp_b) * p->Mb + p->rnd) >>
+                    p->S;
+        v += p->zp_y;
+        y[i] = (int8_t)(v < p->lo ? p->lo : v > p->hi ? p->hi : v);
+    }
+}
+
+const sqz_op_impl sqz_i8_add_avx2 = {add_prepare, add_run, free, NULL};
