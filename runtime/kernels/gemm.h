@@ -129,6 +129,13 @@ size_t sqz_gemm_scratch_bytes(const sqz_gemm_args *g);
 /* Runs the GEMM; scratch must be sqz_gemm_scratch_bytes() bytes, 64-aligned. */
 void sqz_gemm(const sqz_gemm_args *g, void *scratch);
 
+/* One thread's part: C rows [mb, me) x columns [nb, ne) (mb a multiple of
+ * MR, nb of NR, K >= 1), ignoring num_threads (no OpenMP). scratch: the
+ * sqz_gemm_scratch_bytes() of these args with num_threads = 1. For callers
+ * that split a larger job (e.g. conv bands) among their own threads. */
+void sqz_gemm_range(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb, int64_t ne,
+                    void *scratch);
+
 /* ---- op impls built on the driver (kernels/common/gemm_ops.c) ----
  * Each ISA directory wraps these with its kernel, e.g.
  *   static int prep(sqz_op_ctx *c) { return sqz_gemm_conv_prepare(c, &sqz_gemm_avx2); }

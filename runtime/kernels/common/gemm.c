@@ -267,6 +267,12 @@ static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb
     }
 }
 
+void sqz_gemm_range(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb, int64_t ne,
+                    void *scratch) {
+    if (mb >= me || nb >= ne || g->K <= 0) return;
+    gemm_part(g, mb, me, nb, ne, scratch);
+}
+
 static void gemm_thread(const sqz_gemm_args *g, const split *s, int t, float *scratch) {
     int64_t per = s->panels / s->nt, extra = s->panels % s->nt;
     int64_t p0 = t * per + (t < extra ? t : extra), np = per + (t < extra ? 1 : 0);

@@ -33,6 +33,12 @@ typedef struct gop {
     int64_t QH, QW, band;
     int64_t *off;                                 /* [K] */
     size_t pad_floats, wout_floats, gemm_scratch; /* scratch parts (64-byte multiples) */
+    /* wide threads: wnt threads in one parallel region per run, as a grid of
+     * (wnt / wtm) output-row chunks x wtm output-channel chunks; each thread
+     * copies, multiplies and compacts its own bands in its own scratch part
+     * (wthread_bytes each): no barrier, no buffer shared between cores */
+    int wnt, wtm;
+    size_t wthread_bytes;
     int has_bias;
     float *wpk;       /* packed weights: group (or batch) matrices */
     size_t wpk_elems; /* floats per matrix */
@@ -166,6 +172,47 @@ static void conv_pack_b(const void *vctx, int64_t k0, int64_t kc, int64_t n0, in
     }
 }
 
+/* Below this many multiply-adds a wide conv runs on one thread. */
+#define CONV_PAR_MIN_MACS (1 << 20)
+
+/* Columns the GEMM computes for `rows` output rows cut into bands. */
+static int64_t wide_cols(const gop *p, int64_t rows) {
+    int64_t cols = 0, NR = p->k->nr;
+    for (int64_t r = 0; r < rows; r += p->band) {
+        int64_t b = rows - r < p->band ? rows - r : p->band;
+        cols += (b * p->QW + NR - 1) / NR * NR;
+    }
+    return cols;
+}
+
+/* The thread grid for a wide conv on nt threads: the (rows x channels) split
+ * whose busiest thread has the least estimated work (tile-padded MACs, its
+ * B-panel packing, band copies and compaction). */
+static void wide_split(gop *p, int nt) {
+    p->wnt = 1;
+    p->wtm = 1;
+    if (nt <= 1 || (double)p->Mg * (double)p->K * (double)p->out_sp < CONV_PAR_MIN_MACS) return;
+    const int64_t MR = p->k->mr, pm = (p->Mg + MR - 1) / MR;
+    double best = 0;
+    for (int tm = 1; tm <= nt; tm++) {
+        if (nt % tm) continue;
+        int tn = nt / tm;
+        if (tn > p->OH || tm > pm) continue;
+        int64_t rows = (p->OH + tn - 1) / tn, cols = wide_cols(p, rows);
+        int64_t mrows = (pm + tm - 1) / tm * MR;
+        int64_t nbands = (rows + p->band - 1) / p->band;
+        double copy = (double)p->Cg * (double)(p->sh * p->sw) * (double)(rows + nbands * p->kh) *
+                      (double)p->QW;
+        double cost = (double)cols * (double)p->K * (double)(mrows + 4) + 4.0 * copy +
+                      2.0 * (double)mrows * (double)rows * (double)p->OW;
+        if (p->wnt == 1 || cost < best) {
+            best = cost;
+            p->wnt = nt;
+            p->wtm = tm;
+        }
+    }
+}
+
 static void conv_args(const gop *p, sqz_gemm_args *a, int num_threads) {
     memset(a, 0, sizeof(*a));
     a->kernel = p->k;
@@ -274,10 +321,18 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
         }
     }
     sqz_gemm_args a;
-    conv_args(pp, &a, ctx->num_threads);
     ctx->params = pp;
+    if (pp->wide) {
+        wide_split(pp, ctx->num_threads);
+        conv_args(pp, &a, 1);
+        pp->gemm_scratch = (sqz_gemm_scratch_bytes(&a) + 63) / 64 * 64;
+        pp->wthread_bytes = pp->gemm_scratch + (pp->pad_floats + pp->wout_floats) * sizeof(float);
+        ctx->scratch_bytes = pp->wthread_bytes * (size_t)pp->wnt;
+        return 0;
+    }
+    conv_args(pp, &a, ctx->num_threads);
     pp->gemm_scratch = (sqz_gemm_scratch_bytes(&a) + 63) / 64 * 64;
-    ctx->scratch_bytes = pp->gemm_scratch + (pp->pad_floats + pp->wout_floats) * sizeof(float);
+    ctx->scratch_bytes = pp->gemm_scratch;
     return 0;
 }
 
@@ -320,14 +375,24 @@ static void phase_input(const gop *p, const float *x, float *dst, int64_t oh0) {
         dst[p->Cg * p->sh * p->sw * QH * QW + t] = 0.0f;
 }
 
-static void conv_run_wide(const sqz_op_ctx *ctx) {
+/* Thread t of the wide grid: its output rows x its output channels, band by
+ * band, in its own scratch part. */
+static void conv_wide_thread(const sqz_op_ctx *ctx, int t) {
     const gop *p = ctx->params;
     const float *X = ctx->in_data[0];
     const float *B = p->has_bias ? ctx->in_data[2] : NULL;
     float *Y = ctx->out_data[0];
-    float *pad = (float *)((char *)ctx->scratch + p->gemm_scratch), *wout = pad + p->pad_floats;
+    char *base = (char *)ctx->scratch + p->wthread_bytes * (size_t)t;
+    float *pad = (float *)(base + p->gemm_scratch), *wout = pad + p->pad_floats;
+    const int tm = p->wtm, tn = p->wnt / p->wtm, ti = t / tm, tj = t % tm;
+    const int64_t r0 = p->OH * ti / tn, r1 = p->OH * (ti + 1) / tn;
+    const int64_t MR = p->k->mr, pm = (p->Mg + MR - 1) / MR;
+    const int64_t mb = pm * tj / tm * MR;
+    int64_t me = pm * (tj + 1) / tm * MR;
+    if (me > p->Mg) me = p->Mg;
+    if (r0 >= r1 || mb >= me) return;
     sqz_gemm_args a;
-    conv_args(p, &a, ctx->num_threads);
+    conv_args(p, &a, 1);
     conv_pack_ctx cc = {p, pad};
     a.b.pack_ctx = &cc;
     a.c = wout;
@@ -337,18 +402,32 @@ static void conv_run_wide(const sqz_op_ctx *ctx) {
             a.a.packed = p->wpk + (size_t)g * p->wpk_elems;
             a.bias = B ? B + g * p->Mg : NULL;
             float *y = Y + (n * p->M + g * p->Mg) * p->out_sp;
-            for (int64_t oh0 = 0; oh0 < p->OH; oh0 += p->band) {
-                int64_t rows = p->OH - oh0 < p->band ? p->OH - oh0 : p->band;
+            for (int64_t oh0 = r0; oh0 < r1; oh0 += p->band) {
+                int64_t rows = r1 - oh0 < p->band ? r1 - oh0 : p->band;
                 a.N = rows * p->QW;
                 a.ldc = a.N;
                 phase_input(p, xg, pad, oh0);
-                sqz_gemm(&a, ctx->scratch);
-                for (int64_t m = 0; m < p->Mg; m++)
+                sqz_gemm_range(&a, mb, me, 0, a.N, base);
+                for (int64_t m = mb; m < me; m++)
                     for (int64_t r = 0; r < rows; r++)
                         memcpy(y + m * p->out_sp + (oh0 + r) * p->OW, wout + (m * rows + r) * p->QW,
                                (size_t)p->OW * sizeof(float));
             }
         }
+}
+
+static void conv_run_wide(const sqz_op_ctx *ctx) {
+    const gop *p = ctx->params;
+    if (p->wnt <= 1) {
+        conv_wide_thread(ctx, 0);
+        return;
+    }
+#if defined(SQZ_HAVE_OPENMP)
+#pragma omp parallel for num_threads(p->wnt) schedule(static, 1)
+    for (int t = 0; t < p->wnt; t++) conv_wide_thread(ctx, t);
+#else
+    for (int t = 0; t < p->wnt; t++) conv_wide_thread(ctx, t);
+#endif
 }
 
 void sqz_gemm_conv_run(const sqz_op_ctx *ctx) {
