@@ -115,6 +115,18 @@ typedef struct strided_b {
 static void pack_b_strided(const void *ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nr, int NR,
                            float *dst) {
     const strided_b *s = ctx;
+    /* full panels of the common widths: constant-size copies (inlined vector
+     * moves instead of a libc call per row) */
+    if (s->cs == 1 && nr == NR && (NR == 32 || NR == 16)) {
+        const float *row = s->src + k0 * s->rs + n0;
+        if (NR == 32)
+            for (int64_t k = 0; k < kc; k++, row += s->rs)
+                memcpy(dst + k * 32, row, 32 * sizeof(float));
+        else
+            for (int64_t k = 0; k < kc; k++, row += s->rs)
+                memcpy(dst + k * 16, row, 16 * sizeof(float));
+        return;
+    }
     for (int64_t k = 0; k < kc; k++) {
         const float *row = s->src + (k0 + k) * s->rs + n0 * s->cs;
         float *d = dst + k * NR;
