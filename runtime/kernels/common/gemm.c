@@ -166,6 +166,18 @@ static int act_is_cheap(int act) {
     return act != SQZ_ACT_SIGMOID && act != SQZ_ACT_TANH;
 }
 
+/* k-block of the driver: GEMM_KC, but the whole K (up to GEMM_KC_GEMV) for
+ * a one-tile-high product with packed B (a classifier's matrix-vector
+ * product): each B panel is then one sequential stream from memory instead
+ * of K / KC short runs a panel's length apart, which the hardware
+ * prefetchers follow poorly. */
+#define GEMM_KC_GEMV 16384
+static int64_t kc_of(const sqz_gemm_args *g) {
+    int64_t kc = GEMM_KC;
+    if (!g->a.packed && g->b.packed && g->M <= g->kernel->mr) kc = GEMM_KC_GEMV;
+    return g->K < kc ? g->K : kc;
+}
+
 static int64_t mc_of(const sqz_gemm_kernel *k) {
     return (GEMM_MC / k->mr) * k->mr;
 }
@@ -173,7 +185,7 @@ static int64_t mc_of(const sqz_gemm_kernel *k) {
 /* Per-thread scratch floats (a multiple of 16 floats = 64 bytes). */
 static size_t thread_scratch_floats(const sqz_gemm_args *g) {
     const sqz_gemm_kernel *k = g->kernel;
-    int64_t kc = g->K < GEMM_KC ? g->K : GEMM_KC;
+    int64_t kc = kc_of(g);
     size_t f = 0;
     if (!g->b.packed) f += (size_t)kc * (size_t)k->nr;
     if (!g->a.packed) {
@@ -223,7 +235,8 @@ static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb
     const int MR = kr->mr, NR = kr->nr;
     const int64_t K = g->K, MC = mc_of(kr);
     float *bbuf = scratch;
-    float *abuf = scratch + (g->b.packed ? 0 : (size_t)(K < GEMM_KC ? K : GEMM_KC) * (size_t)NR);
+    const int64_t KC = kc_of(g);
+    float *abuf = scratch + (g->b.packed ? 0 : (size_t)KC * (size_t)NR);
     strided_b sb = {g->b.data, g->b.rs, g->b.cs};
     sqz_gemm_pack_b_fn packb = g->b.pack_b ? g->b.pack_b : pack_b_strided;
     const void *pctx = g->b.pack_b ? g->b.pack_ctx : (const void *)&sb;
@@ -236,8 +249,8 @@ static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb
      * run (big weights, e.g. 3x3 512->512 convs on 7x7 planes): the kernel
      * prefetches it on the first column panel of each k block */
     int a_cold = g->a.packed && sqz_gemm_packed_a_floats(kr, g->M, K) * sizeof(float) > GEMM_COLD_A;
-    for (int64_t k0 = 0; k0 < K; k0 += GEMM_KC) {
-        int64_t kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+        int64_t kc = K - k0 < KC ? K - k0 : KC;
         int last = k0 + kc == K;
         epi.accumulate = k0 > 0;
         epi.act = (last && cheap) ? g->act : SQZ_ACT_NONE;
