@@ -161,6 +161,55 @@ static void test_pools_random(void **state) {
     }
 }
 
+/* MaxPool 3x3 stride 2 (the x86 AVX2 plane kernel when the CPU has it):
+ * widths from 1 to 80 cover the scalar left edge, full 8-output blocks and
+ * the masked right end; pads 0..2, ceil_mode, +-inf, and NaN (first, last or
+ * inner column, which sends the plane back to the generic code); exact. */
+static void test_maxpool3s2_random(void **state) {
+    (void)state;
+    tu_rng r;
+    tu_rng_seed(&r, 29);
+    for (int rep = 0; rep < 200; rep++) {
+        int64_t H = 1 + tu_rng_u32(&r) % 40, W = 1 + tu_rng_u32(&r) % 80;
+        int64_t ks[2] = {3, 3}, st[2] = {2, 2}, ceil = tu_rng_u32(&r) % 2;
+        int64_t pads[4];
+        for (int i = 0; i < 4; i++) pads[i] = tu_rng_u32(&r) % 3;
+        if (H + pads[0] + pads[2] < 3 || W + pads[1] + pads[3] < 3) continue;
+        tnode t;
+        tn_init(&t, SQZ_OP_MAXPOOL, 1);
+        tn_ints(&t, "kernel_shape", 2, ks);
+        tn_ints(&t, "strides", 2, st);
+        tn_ints(&t, "pads", 4, pads);
+        tn_ints(&t, "ceil_mode", 1, &ceil);
+        sqz_shape in = {4, {1, 1 + tu_rng_u32(&r) % 3, H, W}};
+        int64_t n = sqz_shape_numel(&in);
+        float *x = malloc((size_t)n * sizeof *x);
+        assert_non_null(x);
+        tu_fill_uniform(&r, x, (size_t)n, -3, 3);
+        if (rep % 7 == 0) x[tu_rng_u32(&r) % n] = INFINITY;
+        if (rep % 9 == 0) x[tu_rng_u32(&r) % n] = -INFINITY;
+        if (rep % 4 == 1) {
+            int64_t row = tu_rng_u32(&r) % (n / W), col = tu_rng_u32(&r) % W;
+            if (rep % 3 == 0) col = 0;
+            if (rep % 3 == 1) col = W - 1;
+            x[row * W + col] = NAN;
+        }
+        const float *data[1] = {x};
+        float *yr, *yf;
+        sqz_shape sr, sf;
+        int rc_ref = run_impl(&sqz_ref_maxpool, &t, &in, 1, data, 1, &yr, &sr);
+        int rc = run_impl(&sqz_fast_maxpool, &t, &in, 1, data, 1, &yf, &sf);
+        assert_int_equal(rc, rc_ref);
+        if (rc == 0) {
+            for (int d = 0; d < 4; d++) assert_int_equal(sf.dims[d], sr.dims[d]);
+            compare(yf, yr, sqz_shape_numel(&sr), 0.0f);
+        }
+        free(yr);
+        free(yf);
+        free(x);
+    }
+}
+
 /* large enough to take the threaded path */
 static void test_pool_threads_large(void **state) {
     (void)state;
@@ -312,9 +361,9 @@ static void test_binary_random(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pools_random),  cmocka_unit_test(test_pool_threads_large),
-        cmocka_unit_test(test_pool_declines), cmocka_unit_test(test_gap_random),
-        cmocka_unit_test(test_binary_random),
+        cmocka_unit_test(test_pools_random),       cmocka_unit_test(test_maxpool3s2_random),
+        cmocka_unit_test(test_pool_threads_large), cmocka_unit_test(test_pool_declines),
+        cmocka_unit_test(test_gap_random),         cmocka_unit_test(test_binary_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

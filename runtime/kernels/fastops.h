@@ -19,6 +19,16 @@ extern const sqz_op_impl sqz_fast_global_avgpool;
  * contiguous, scalar-operand and per-channel patterns. */
 extern const sqz_op_impl sqz_fast_add, sqz_fast_sub, sqz_fast_mul, sqz_fast_div;
 
+#if defined(__x86_64__)
+/* MaxPool 3x3 stride 2 on one channel plane (AVX2 CPUs only; x86/pool_avx2.c):
+ * x is IH x IW, y OH x OW, ph / pw the top / left pads (any bottom / right
+ * pads and ceil_mode are implied by OH / OW; every window keeps at least one
+ * input column). Returns 0 when a window holds a NaN (the reference's NaN rule
+ * is then the caller's job; y is partly written), 1 when y is complete. */
+int sqz_x86_maxpool3s2_avx2(const float *x, int64_t IH, int64_t IW, float *y, int64_t OH,
+                            int64_t OW, int64_t ph, int64_t pw);
+#endif
+
 /* Fused SiLU for the executor: the impl of Mul(x, Sigmoid(x)) (x at Mul
  * input x_input, 0 or 1; the Sigmoid node is then skipped and its output
  * never stored), or NULL when this CPU has none or SQZ_FORCE_REF is set

@@ -26,7 +26,8 @@ typedef struct node_exec {
     uint64_t macs, params, param_bytes;
     int skip; /* fused into the next node: not run, output not stored */
     char err[192];
-    double prof_s; /* SQZ_PROFILE: seconds spent in run() over all runs */
+    double prof_s;   /* SQZ_PROFILE: seconds spent in run() over all runs */
+    double prof_min; /* SQZ_PROFILE: fastest single run() (robust on a busy machine) */
 } node_exec;
 
 struct sqz_session {
@@ -49,25 +50,32 @@ static double prof_now(int profile) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* SQZ_PROFILE=1: mean ms per run of each node, printed to stderr when the
- * session is freed (a developer aid; no cost when unset). SQZ_PROFILE=cpu:
- * process CPU time instead of wall time (all threads summed; on a shared
- * machine it does not count the time slices other processes take). */
+/* SQZ_PROFILE=1: mean ms per run of each node (and its fastest run: the mean
+ * of a node is easily inflated by other jobs on a shared machine), printed to
+ * stderr when the session is freed (a developer aid; no cost when unset).
+ * SQZ_PROFILE=cpu: process CPU time instead of wall time (all threads summed;
+ * on a shared machine it does not count the time slices other processes take). */
 static void prof_print(const sqz_session *s) {
     double total = 0;
     for (int i = 0; i < s->m->n_nodes; i++) total += s->nodes[i].prof_s;
     if (s->prof_runs <= 0 || total <= 0) return;
-    fprintf(stderr, "sqz profile: %ld runs, %d threads, %.3f ms (%s) per run in nodes\n",
+    double total_min = 0;
+    for (int i = 0; i < s->m->n_nodes; i++)
+        if (!s->nodes[i].skip && s->nodes[i].impl) total_min += s->nodes[i].prof_min;
+    fprintf(stderr,
+            "sqz profile: %ld runs, %d threads, %.3f ms (%s) per run in nodes (sum of node "
+            "minima %.3f ms)\n",
             s->prof_runs, s->num_threads, 1e3 * total / (double)s->prof_runs,
-            s->profile == 2 ? "process CPU time" : "wall time");
+            s->profile == 2 ? "process CPU time" : "wall time", 1e3 * total_min);
     for (int i = 0; i < s->m->n_nodes; i++) {
         const node_exec *e = &s->nodes[i];
         if (e->skip || !e->impl) continue;
-        fprintf(stderr, "%4d %-18s %-28s %9.4f ms %5.1f%%  %8.1f GFLOP/s\n", i,
+        fprintf(stderr, "%4d %-18s %-28s %9.4f ms %5.1f%%  %8.1f GFLOP/s  min %9.4f ms\n", i,
                 sqz_op_name(s->m->nodes[i].op), s->m->nodes[i].name ? s->m->nodes[i].name : "",
                 1e3 * e->prof_s / (double)s->prof_runs, 100.0 * e->prof_s / total,
                 e->prof_s > 0 ? 2.0 * (double)e->macs * (double)s->prof_runs / e->prof_s * 1e-9
-                              : 0.0);
+                              : 0.0,
+                1e3 * e->prof_min);
     }
 }
 
@@ -606,7 +614,9 @@ sqz_code sqz_session_run(sqz_session *s, sqz_status *st) {
             if (s->nodes[i].skip) continue;
             double t0 = prof_now(s->profile);
             s->nodes[i].impl->run(&s->nodes[i].ctx);
-            s->nodes[i].prof_s += prof_now(s->profile) - t0;
+            double dt = prof_now(s->profile) - t0;
+            s->nodes[i].prof_s += dt;
+            if (s->prof_runs == 0 || dt < s->nodes[i].prof_min) s->nodes[i].prof_min = dt;
         }
         s->prof_runs++;
     } else {

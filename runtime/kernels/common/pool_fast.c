@@ -11,9 +11,13 @@
 
 #include "fastops.h"
 #include "ref/ref.h"
+#if defined(__x86_64__)
+#include "cpu.h"
+#endif
 
 typedef struct fpool {
     int is_max, count_include_pad;
+    int max3s2; /* MaxPool 3x3 stride 2 and an AVX2 CPU: the x86 plane kernel */
     int64_t NC, IH, IW, OH, OW, kh, kw, sh, sw, ph, pw, pe_h, pe_w;
 } fpool;
 
@@ -56,6 +60,11 @@ static int pool_prepare(sqz_op_ctx *ctx, int is_max) {
     p.pe_h = g.pe[1];
     p.pe_w = g.pe[2];
     if (p.NC <= 0 || p.OH <= 0 || p.OW <= 0 || p.IW <= 0) return 1;
+#if defined(__x86_64__)
+    /* every window keeps a real column: the plane kernel's duplicate rule */
+    p.max3s2 = is_max && p.kh == 3 && p.kw == 3 && p.sh == 2 && p.sw == 2 && p.pw < 3 &&
+               2 * (p.OW - 1) - p.pw < p.IW && sqz_cpu_has_avx2_fma();
+#endif
     fpool *pp = malloc(sizeof *pp);
     if (!pp) return sqz_op_fail(ctx, "%s: out of memory", ref_opname(ctx));
     *pp = p;
@@ -102,21 +111,32 @@ static void pool_cols(const fpool *p, const float *row, float *hw, float *yr, in
                 for (int64_t i = 0; i < nw; i++) hw[i] += r[i];
         }
     }
+    /* interior outputs [lo, hi): the window is inside [0, IW), a plain
+     * strided pick (branch-free, the hot loop); the rest take edge code */
+    const int64_t sw = p->sw, pw = p->pw;
+    int64_t lo = (pw + sw - 1) / sw, hi = nw > 0 ? (nw - 1 + pw) / sw + 1 : 0;
+    if (lo > p->OW) lo = p->OW;
+    if (hi > p->OW) hi = p->OW;
+    if (hi < lo) hi = lo;
+    if (p->is_max) {
+        for (int64_t ow = lo; ow < hi; ow++) yr[ow] = hw[ow * sw - pw];
+    } else {
+        const float cnt = (float)(p->count_include_pad ? prow * kw : nrows * kw);
+        for (int64_t ow = lo; ow < hi; ow++) yr[ow] = hw[ow * sw - pw] / cnt;
+    }
     for (int64_t ow = 0; ow < p->OW; ow++) {
-        int64_t w0 = ow * p->sw - p->pw;
+        if (ow == lo) ow = hi;
+        if (ow >= p->OW) break;
+        int64_t w0 = ow * sw - pw;
         int64_t c0 = w0 < 0 ? 0 : w0, c1 = w0 + kw < IW ? w0 + kw : IW;
         float v;
-        if (w0 >= 0 && w0 + kw <= IW) {
-            v = hw[w0];
-        } else if (p->is_max) {
+        if (p->is_max) {
             v = -INFINITY;
             for (int64_t c = c0; c < c1; c++) v = max_nan(v, row[c]);
         } else {
             v = 0.0f;
             for (int64_t c = c0; c < c1; c++) v += row[c];
-        }
-        if (!p->is_max) {
-            int64_t cnt = p->count_include_pad ? prow * taps_in(w0, kw, -p->pw, IW + p->pe_w)
+            int64_t cnt = p->count_include_pad ? prow * taps_in(w0, kw, -pw, IW + p->pe_w)
                                                : nrows * (c1 > c0 ? c1 - c0 : 0);
             v = cnt ? v / (float)cnt : 0.0f;
         }
@@ -139,6 +159,10 @@ static void max2x2_plane(const fpool *p, const float *x, float *y) {
 
 /* `row` and `hw` hold IW floats each. */
 static void pool_plane(const fpool *p, const float *x, float *y, float *row, float *hw) {
+#if defined(__x86_64__)
+    if (p->max3s2 && sqz_x86_maxpool3s2_avx2(x, p->IH, p->IW, y, p->OH, p->OW, p->ph, p->pw))
+        return;
+#endif
     if (p->is_max && p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 &&
         p->pw == 0 && 2 * p->OH <= p->IH && 2 * p->OW <= p->IW) {
         max2x2_plane(p, x, y);
