@@ -83,6 +83,29 @@ sqz_dw_row_fn sqz_dw_row_avx512(int k, int stride); /* x86/dwconv_avx512.c (AVX-
 sqz_dw_row_fn sqz_dw_row_neon(int k, int stride); /* neon/dwconv_neon.c */
 #endif
 
+#if defined(__x86_64__)
+/* Whole-plane kernel for small planes (x86/dwconv_avx512.c, AVX-512F): one
+ * channel, the output rows computed from a zero-padded copy of the plane in
+ * a caller buffer. Covers k 3 / 5, stride 1 / 2, out_w <= 16, pads < k. */
+typedef struct sqz_dw_plane {
+    const float *w; /* k*k weights */
+    float bias;
+    int k, stride;
+    int H, W, OH, OW; /* input and output plane */
+    int pt, pl;       /* top / left padding (bottom / right implied by OH / OW) */
+    int act;          /* as sqz_dw_row.act */
+    float alpha, beta;
+} sqz_dw_plane;
+/* Floats of the buffer a plane needs (0: not covered). The geometry fields
+ * (everything but w, bias, act, alpha, beta) fix it. */
+size_t sqz_dw_plane_floats_avx512(const sqz_dw_plane *a);
+/* Zero a buffer once before its first plane; planes of the same geometry then
+ * reuse it (each overwrites only the data part). */
+void sqz_dw_plane_zero_avx512(const sqz_dw_plane *a, float *buf);
+/* y (OH x OW) from x (H x W); buf: sqz_dw_plane_floats_avx512 floats, zeroed. */
+void sqz_dw_plane_avx512(const sqz_dw_plane *a, const float *x, float *y, float *buf);
+#endif
+
 /* Row-kernel families. */
 typedef enum sqz_dw_isa {
     SQZ_DW_AUTO = 0, /* best available on this CPU */

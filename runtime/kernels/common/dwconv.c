@@ -156,8 +156,47 @@ typedef struct dw_p {
     ref_act act; /* the node's activation */
     int post;    /* 1: act applied in a post-pass (sigmoid, hard_sigmoid, tanh) */
     sqz_dw_row_fn fn;
-    float zero[]; /* W zeros: the vertical padding row */
+    size_t plane_floats; /* > 0: the AVX-512 whole-plane kernel, buffer floats per thread */
+    float zero[];        /* W zeros: the vertical padding row */
 } dw_p;
+
+#if defined(__x86_64__)
+static void plane_args(const dw_p *p, sqz_dw_plane *a) {
+    memset(a, 0, sizeof *a);
+    a->k = p->k;
+    a->stride = p->s;
+    a->H = p->H;
+    a->W = p->W;
+    a->OH = p->OH;
+    a->OW = p->OW;
+    a->pt = p->pt;
+    a->pl = p->pl;
+    a->act = p->post ? SQZ_ACT_NONE : p->act.kind;
+    a->alpha = p->act.alpha;
+    a->beta = p->act.beta;
+}
+
+/* planes [b, e) with the whole-plane kernel, buf: this thread's buffer */
+static void dw_planes_avx512(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e,
+                             float *buf) {
+    const float *X = ctx->in_data[0], *Wt = ctx->in_data[1];
+    const float *B = p->has_bias ? ctx->in_data[2] : NULL;
+    float *Y = ctx->out_data[0];
+    const size_t in_sp = (size_t)p->H * (size_t)p->W, out_sp = (size_t)p->OH * (size_t)p->OW;
+    const size_t kk = (size_t)p->k * (size_t)p->k;
+    sqz_dw_plane a;
+    plane_args(p, &a);
+    sqz_dw_plane_zero_avx512(&a, buf);
+    for (int64_t i = b; i < e; i++) {
+        int64_t c = i % p->C;
+        a.w = Wt + (size_t)c * kk;
+        a.bias = B ? B[c] : 0.0f;
+        float *y = Y + (size_t)i * out_sp;
+        sqz_dw_plane_avx512(&a, X + (size_t)i * in_sp, y, buf);
+        if (p->post) ref_act_apply(&p->act, y, out_sp);
+    }
+}
+#endif
 
 /* 1 (decline) unless ctx is a depthwise conv this file covers. */
 static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
@@ -223,6 +262,16 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     p->ox_lo = lo;
     p->ox_hi = hi;
 
+#if defined(__x86_64__)
+    /* small planes: the AVX-512 whole-plane kernel (bench_dwconv: 480x14x14
+     * k5 11 -> ... GMAC/s) */
+    if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512()) {
+        sqz_dw_plane pa;
+        plane_args(p, &pa);
+        p->plane_floats = sqz_dw_plane_floats_avx512(&pa);
+        p->plane_floats = (p->plane_floats + 15) / 16 * 16; /* 64-byte aligned per thread */
+    }
+#endif
     sqz_shape *y = &ctx->out_shape[0];
     y->ndim = 4;
     y->dims[0] = N;
@@ -231,6 +280,10 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     y->dims[3] = p->OW;
     ctx->params = p;
     ctx->scratch_bytes = 0;
+    if (p->plane_floats) {
+        int nt = ctx->num_threads > 1 ? ctx->num_threads : 1;
+        ctx->scratch_bytes = (size_t)nt * p->plane_floats * sizeof(float);
+    }
     return 0;
 }
 
@@ -273,6 +326,23 @@ static void dw_run(const sqz_op_ctx *ctx) {
     const size_t in_sp = (size_t)p->H * (size_t)p->W, out_sp = (size_t)p->OH * (size_t)p->OW;
     const size_t kk = (size_t)p->k * (size_t)p->k;
     int nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
+#if defined(__x86_64__)
+    if (p->plane_floats) {
+        float *buf = ctx->scratch;
+        if (nt > planes) nt = (int)planes;
+#if defined(SQZ_HAVE_OPENMP)
+        if (nt > 1 && (double)planes * (double)out_sp * (double)kk >= 131072.0) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+            for (int t = 0; t < nt; t++)
+                dw_planes_avx512(p, ctx, planes * t / nt, planes * (t + 1) / nt,
+                                 buf + (size_t)t * p->plane_floats);
+            return;
+        }
+#endif
+        dw_planes_avx512(p, ctx, 0, planes, buf);
+        return;
+    }
+#endif
 #if defined(SQZ_HAVE_OPENMP)
     /* small layers (< ~10 us of work) stay on one thread: see gemm.c */
     if (nt > 1 && planes > 1 && (double)planes * (double)out_sp * (double)kk >= 131072.0) {
