@@ -168,18 +168,19 @@ sqz_dw_row_fn sqz_dw_row_avx512(int k, int stride) {
 
 /* ------------------------------------------------ whole small planes
  *
- * Planes whose output rows fit one vector (out_w <= 16: the 14x14 and 7x7
- * stages) waste most of the row kernels' time on edge columns. Here the
- * plane is first copied into a zero-padded buffer (stride 1: padded rows of
- * 32 floats; stride 2: each padded row split into its even and odd columns,
- * 32 floats each, so every tap is one contiguous load), then each output row
- * is one 16-lane vector: k*k FMAs on plain loads, no edge code; R = 4 output
- * rows at a time share their input row loads. Lanes past out_w compute
- * garbage from the buffer's slack and are not stored. The padding of the
- * buffer is zeroed once per buffer (sqz_dw_plane_zero_avx512): the data
- * columns and rows are the same for every plane of a layer. */
+ * Planes whose output rows fit one or two vectors (out_w <= 32: the 28x28,
+ * 14x14 and 7x7 stages) waste much of the row kernels' time on edge columns.
+ * Here the plane is first copied into a zero-padded buffer (stride 1: padded
+ * rows of 48 floats; stride 2: each padded row split into its even and odd
+ * columns, 48 floats each, so every tap is one contiguous load), then each
+ * output row is one or two 16-lane vectors: k*k FMAs per vector on plain
+ * loads, no edge code; R output rows at a time share their input row loads
+ * (R = 4, or 2 for two 5x5 vectors: 25 weights + 8 sums stay in registers). Lanes past out_w
+ * compute garbage from the buffer's slack and are not stored. The padding of the buffer is zeroed
+ * once per buffer (sqz_dw_plane_zero_avx512): the data columns and rows are the same for every
+ * plane of a layer. */
 
-#define PL_LD 32 /* floats per padded row (per half row for stride 2) */
+#define PL_LD 48 /* floats per padded row (per half row for stride 2) */
 
 /* rows of the padded plane the outputs read, and its data rows / columns */
 static void plane_dims(const sqz_dw_plane *a, int *nrows, int *rows_data, int *cols_data) {
@@ -191,15 +192,16 @@ static void plane_dims(const sqz_dw_plane *a, int *nrows, int *rows_data, int *c
 }
 
 size_t sqz_dw_plane_floats_avx512(const sqz_dw_plane *a) {
-    if ((a->k != 3 && a->k != 5) || (a->stride != 1 && a->stride != 2) || a->OW < 1 || a->OW > 16 ||
+    if ((a->k != 3 && a->k != 5) || (a->stride != 1 && a->stride != 2) || a->OW < 1 || a->OW > 32 ||
         a->OH < 1 || a->pt < 0 || a->pl < 0 || a->pt >= a->k || a->pl >= a->k)
         return 0;
     int nr, rd, cd;
     plane_dims(a, &nr, &rd, &cd);
-    /* data columns must land inside a padded row: stride 1 < 32, stride 2 < 64 */
-    if (a->pl + cd > PL_LD * a->stride - 1) return 0;
-    /* + one 64-float temp row (stride 2 split) and slack for the last row's loads */
-    return (size_t)nr * (size_t)(PL_LD * a->stride) + 2 * PL_LD + 16;
+    /* data columns inside a padded row (stride 1: < 48, stride 2: < 96; the
+     * stride-2 split handles source columns up to 64 + 16 - pl) */
+    if (a->pl + cd > PL_LD * a->stride - 1 || (a->stride == 2 && cd > 64 + 16 - a->pl)) return 0;
+    /* + slack for the last row's loads */
+    return (size_t)nr * (size_t)(PL_LD * a->stride) + 64;
 }
 
 void sqz_dw_plane_zero_avx512(const sqz_dw_plane *a, float *buf) {
@@ -215,21 +217,25 @@ static void plane_pack(const sqz_dw_plane *a, const float *x, float *buf) {
     int nr, rd, cd;
     plane_dims(a, &nr, &rd, &cd);
     if (a->stride == 1) {
-        const __mmask16 m0 = mask_16(cd), m1 = mask_16(cd - 16);
+        const __mmask16 m0 = mask_16(cd), m1 = mask_16(cd - 16), m2 = mask_16(cd - 32);
         for (int r = 0; r < rd; r++) {
             const float *src = x + (size_t)r * (size_t)a->W;
             float *dst = buf + (size_t)(r + a->pt) * PL_LD + a->pl;
             _mm512_mask_storeu_ps(dst, m0, _mm512_maskz_loadu_ps(m0, src));
             if (cd > 16) _mm512_mask_storeu_ps(dst + 16, m1, _mm512_maskz_loadu_ps(m1, src + 16));
+            if (cd > 32) _mm512_mask_storeu_ps(dst + 32, m2, _mm512_maskz_loadu_ps(m2, src + 32));
         }
         return;
     }
     /* stride 2: padded column c = source column c - pl goes to half c & 1 at
-     * c >> 1; lanes j of the halves take source columns 2j - pl / 2j + 1 - pl
-     * (zero where that is outside [0, cd)), the upper 16 lanes the same 32
-     * columns further (only when the data reaches them) */
+     * c >> 1. Lanes j < 16 of the halves take source columns 2j - pl and
+     * 2j + 1 - pl (zero where outside [0, cd)); lanes 16g + j (g = 1, 2) the
+     * columns 32g - pl + 2j (+ 1), loaded from there (only when the data
+     * reaches them) */
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i ie = _mm512_sub_epi32(_mm512_add_epi32(lane, lane), _mm512_set1_epi32(a->pl));
+    const __m512i ev2 = _mm512_add_epi32(lane, lane),
+                  od2 = _mm512_add_epi32(ev2, _mm512_set1_epi32(1));
+    const __m512i ie = _mm512_sub_epi32(ev2, _mm512_set1_epi32(a->pl));
     const __m512i io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
     const __m512i zero = _mm512_setzero_si512(), lim = _mm512_set1_epi32(cd);
     const __mmask16 me0 = _mm512_cmpge_epi32_mask(ie, zero) & _mm512_cmplt_epi32_mask(ie, lim);
@@ -237,65 +243,76 @@ static void plane_pack(const sqz_dw_plane *a, const float *x, float *buf) {
     const __mmask16 m0 = mask_16(cd), m1 = mask_16(cd - 16);
     const __m512i iep = _mm512_and_si512(ie, _mm512_set1_epi32(31)),
                   iop = _mm512_and_si512(io, _mm512_set1_epi32(31));
-    /* upper lanes: source columns 32 - pl + (0 .. 31), loaded from there */
-    const int hi = 32 - a->pl, need_hi = cd > hi;
-    const __mmask16 m2 = mask_16(cd - hi), m3 = mask_16(cd - hi - 16);
-    const __m512i ev2 = _mm512_add_epi32(lane, lane),
-                  od2 = _mm512_add_epi32(ev2, _mm512_set1_epi32(1));
     for (int r = 0; r < rd; r++) {
         const float *src = x + (size_t)r * (size_t)a->W;
         float *dst = buf + (size_t)(r + a->pt) * 2 * PL_LD;
         __m512 z0 = _mm512_maskz_loadu_ps(m0, src), z1 = _mm512_maskz_loadu_ps(m1, src + 16);
         _mm512_storeu_ps(dst, _mm512_maskz_permutex2var_ps(me0, z0, iep, z1));
         _mm512_storeu_ps(dst + PL_LD, _mm512_maskz_permutex2var_ps(mo0, z0, iop, z1));
-        if (need_hi) {
-            __m512 z2 = _mm512_maskz_loadu_ps(m2, src + hi);
-            __m512 z3 = _mm512_maskz_loadu_ps(m3, src + hi + 16);
-            _mm512_storeu_ps(dst + 16, _mm512_permutex2var_ps(z2, ev2, z3));
-            _mm512_storeu_ps(dst + PL_LD + 16, _mm512_permutex2var_ps(z2, od2, z3));
+        for (int g = 1; g <= 2; g++) {
+            const int st = 32 * g - a->pl;
+            if (cd <= st) break;
+            __m512 z2 = _mm512_maskz_loadu_ps(mask_16(cd - st), src + st);
+            __m512 z3 = _mm512_maskz_loadu_ps(mask_16(cd - st - 16), src + st + 16);
+            _mm512_storeu_ps(dst + 16 * g, _mm512_permutex2var_ps(z2, ev2, z3));
+            _mm512_storeu_ps(dst + PL_LD + 16 * g, _mm512_permutex2var_ps(z2, od2, z3));
         }
     }
 }
 
-/* R output rows from oy (K x K, stride S) */
+/* R output rows from oy, NV vectors of 16 columns each (K x K, stride S) */
 DW_INLINE void plane_rows(const sqz_dw_plane *a, const float *buf, float *y, const __m512 *wv,
-                          int oy, const int K, const int S, const int R) {
+                          int oy, const int K, const int S, const int R, const int NV) {
     const int ld = PL_LD * S;
-    __m512 acc[4];
-    for (int j = 0; j < R; j++) acc[j] = _mm512_set1_ps(a->bias);
+    __m512 acc[4][2];
+    for (int j = 0; j < R; j++)
+        for (int n = 0; n < NV; n++) acc[j][n] = _mm512_set1_ps(a->bias);
 #pragma GCC unroll 16
     for (int r = 0; r < (R - 1) * S + K; r++) {
         const float *row = buf + (size_t)(oy * S + r) * (size_t)ld;
 #pragma GCC unroll 8
         for (int kx = 0; kx < K; kx++) {
-            __m512 v = _mm512_loadu_ps(S == 1 ? row + kx : row + (kx & 1) * PL_LD + (kx >> 1));
+#pragma GCC unroll 2
+            for (int n = 0; n < NV; n++) {
+                __m512 v = _mm512_loadu_ps(S == 1 ? row + kx + 16 * n
+                                                  : row + (kx & 1) * PL_LD + (kx >> 1) + 16 * n);
 #pragma GCC unroll 4
-            for (int j = 0; j < R; j++) {
-                const int ky = r - j * S;
-                if (ky >= 0 && ky < K) acc[j] = _mm512_fmadd_ps(wv[ky * K + kx], v, acc[j]);
+                for (int j = 0; j < R; j++) {
+                    const int ky = r - j * S;
+                    if (ky >= 0 && ky < K)
+                        acc[j][n] = _mm512_fmadd_ps(wv[ky * K + kx], v, acc[j][n]);
+                }
             }
         }
     }
     const __m512 va = _mm512_set1_ps(a->alpha), vb = _mm512_set1_ps(a->beta);
-    const __mmask16 m = mask_16(a->OW);
     for (int j = 0; j < R; j++)
-        _mm512_mask_storeu_ps(y + (size_t)(oy + j) * (size_t)a->OW, m,
-                              act512(acc[j], a->act, va, vb));
+        for (int n = 0; n < NV; n++)
+            _mm512_mask_storeu_ps(y + (size_t)(oy + j) * (size_t)a->OW + 16 * n,
+                                  mask_16(a->OW - 16 * n), act512(acc[j][n], a->act, va, vb));
 }
 
 DW_INLINE void plane_run(const sqz_dw_plane *a, const float *buf, float *y, const int K,
-                         const int S) {
+                         const int S, const int NV) {
     __m512 wv[25];
     for (int i = 0; i < K * K; i++) wv[i] = _mm512_set1_ps(a->w[i]);
     int oy = 0;
-    for (; oy + 4 <= a->OH; oy += 4) plane_rows(a, buf, y, wv, oy, K, S, 4);
-    for (; oy < a->OH; oy++) plane_rows(a, buf, y, wv, oy, K, S, 1);
+    if (NV == 2 && K == 5)
+        for (; oy + 2 <= a->OH; oy += 2) plane_rows(a, buf, y, wv, oy, K, S, 2, NV);
+    else
+        for (; oy + 4 <= a->OH; oy += 4) plane_rows(a, buf, y, wv, oy, K, S, 4, NV);
+    for (; oy < a->OH; oy++) plane_rows(a, buf, y, wv, oy, K, S, 1, NV);
 }
 
 void sqz_dw_plane_avx512(const sqz_dw_plane *a, const float *x, float *y, float *buf) {
     plane_pack(a, x, buf);
-    if (a->k == 3 && a->stride == 1) plane_run(a, buf, y, 3, 1);
-    if (a->k == 3 && a->stride == 2) plane_run(a, buf, y, 3, 2);
-    if (a->k == 5 && a->stride == 1) plane_run(a, buf, y, 5, 1);
-    if (a->k == 5 && a->stride == 2) plane_run(a, buf, y, 5, 2);
+    const int two = a->OW > 16;
+    if (a->k == 3 && a->stride == 1)
+        two ? plane_run(a, buf, y, 3, 1, 2) : plane_run(a, buf, y, 3, 1, 1);
+    if (a->k == 3 && a->stride == 2)
+        two ? plane_run(a, buf, y, 3, 2, 2) : plane_run(a, buf, y, 3, 2, 1);
+    if (a->k == 5 && a->stride == 1)
+        two ? plane_run(a, buf, y, 5, 1, 2) : plane_run(a, buf, y, 5, 1, 1);
+    if (a->k == 5 && a->stride == 2)
+        two ? plane_run(a, buf, y, 5, 2, 2) : plane_run(a, buf, y, 5, 2, 1);
 }
