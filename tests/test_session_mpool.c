@@ -200,11 +200,86 @@ static void test_silu_fusion(void **state) {
 #endif
 }
 
+/* y = Concat(Sigmoid(x), Conv1x1(x)) on axis 1: both inputs are read by the
+ * Concat only, so the planner places them at their slices of y and the
+ * Concat does not run; y must still hold both parts, run after run, and the
+ * arena holds x, y and the conv's scratch only (no buffers for the parts). */
+static void test_concat_in_place(void **state) {
+    (void)state;
+    sqzc_graph *g = sqzc_graph_new();
+    assert_non_null(g);
+    int x = sqzc_tensor_get_or_add(g, "x");
+    sqz_shape xs = {4, {1, C, 6, 6}}, ws = {4, {M, C, 1, 1}}, bs = {1, {M}};
+    g->tensors[x].shape = xs;
+    g->tensors[x].has_shape = 1;
+    g->inputs = malloc(sizeof(int32_t));
+    assert_non_null(g->inputs);
+    g->inputs[0] = x;
+    g->n_inputs = 1;
+    int w = sqzc_tensor_get_or_add(g, "w"), b = sqzc_tensor_get_or_add(g, "b");
+    assert_int_equal(sqzc_tensor_set_f32(g, w, &ws, W), 0);
+    assert_int_equal(sqzc_tensor_set_f32(g, b, &bs, B), 0);
+    int sg = sqzc_tensor_get_or_add(g, "s"), c = sqzc_tensor_get_or_add(g, "c"),
+        y = sqzc_tensor_get_or_add(g, "y");
+    int32_t i0[1] = {x}, o0[1] = {sg}, i1[3] = {x, w, b}, o1[1] = {c}, i2[2] = {sg, c}, o2[1] = {y};
+    sqzc_add_node(g, SQZ_OP_SIGMOID, "sig", 1, i0, 1, o0);
+    sqzc_add_node(g, SQZ_OP_CONV, "conv", 3, i1, 1, o1);
+    int cat = sqzc_add_node(g, SQZ_OP_CONCAT, "cat", 2, i2, 1, o2);
+    assert_true(cat >= 0);
+    int64_t axis = 1;
+    assert_int_equal(sqzc_node_set_int(g, cat, "axis", axis), 0);
+    g->outputs = malloc(sizeof(int32_t));
+    assert_non_null(g->outputs);
+    g->outputs[0] = y;
+    g->n_outputs = 1;
+    char err[256];
+    assert_int_equal(sqzc_infer_shapes(g, err, sizeof err), 0);
+    uint8_t *buf;
+    size_t size;
+    if (sqzc_serialize(g, &buf, &size, err, sizeof err) != 0) fail_msg("serialize: %s", err);
+    sqzc_graph_free(g);
+    sqz_model *m;
+    sqz_status st;
+    if (sqz_model_load_buffer(buf, size, &m, &st) != SQZ_OK) fail_msg("load: %s", st.msg);
+    free(buf);
+    sqz_session *s;
+    if (sqz_session_create(m, NULL, &s, &st) != SQZ_OK) fail_msg("session: %s", st.msg);
+    /* separate buffers would keep s, c and y live together at the Concat */
+    assert_true(sqz_session_arena_bytes(s) < (size_t)2 * (C + M) * HW * sizeof(float));
+    tu_rng r;
+    tu_rng_seed(&r, 5);
+    for (int rep = 0; rep < 3; rep++) {
+        float xv[C * HW];
+        tu_fill_uniform(&r, xv, C * HW, -4, 4);
+        assert_int_equal(sqz_session_set_input(s, 0, xv, C * HW, &st), SQZ_OK);
+        assert_int_equal(sqz_session_run(s, &st), SQZ_OK);
+        const float *yv;
+        sqz_shape ys;
+        assert_int_equal(sqz_session_output(s, 0, &yv, &ys, &st), SQZ_OK);
+        assert_int_equal(ys.dims[1], C + M);
+        for (int i = 0; i < C * HW; i++) {
+            float want = 1.0f / (1.0f + expf(-xv[i]));
+            if (!(fabsf(yv[i] - want) <= 1e-5f)) fail_msg("y[%d] = %g, want %g", i, yv[i], want);
+        }
+        for (int o = 0; o < M; o++)
+            for (int p = 0; p < HW; p++) {
+                double acc = B[o];
+                for (int i = 0; i < C; i++) acc += (double)W[o * C + i] * xv[i * HW + p];
+                float got = yv[(C + o) * HW + p];
+                if (!(fabs(got - acc) <= 1e-4 * (1.0 + fabs(acc))))
+                    fail_msg("y[%d] = %g, want %g", (C + o) * HW + p, got, acc);
+            }
+    }
+    sqz_session_free(s);
+    sqz_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_input_reuse_fast),
         cmocka_unit_test(test_input_reuse_reference),
         cmocka_unit_test(test_silu_fusion),
+        cmocka_unit_test(test_concat_in_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

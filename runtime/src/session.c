@@ -25,6 +25,7 @@ typedef struct node_exec {
     sqz_qparams *in_q, *out_q;
     uint64_t macs, params, param_bytes;
     int skip; /* fused into the next node: not run, output not stored */
+    int noop; /* a Concat whose inputs were written in place into its output: not run */
     char err[192];
     double prof_s;   /* SQZ_PROFILE: seconds spent in run() over all runs */
     double prof_min; /* SQZ_PROFILE: fastest single run() (robust on a busy machine) */
@@ -247,6 +248,65 @@ static int alias_buffers(sqz_session *s, sqz_plan_item *items, int32_t *root) {
     return 0;
 }
 
+/* Concat in place: when every input of an f32 Concat whose output is one
+ * block per input (the dims before the axis are all 1, e.g. N = 1, axis 1)
+ * is a tensor produced by a node, read by this Concat only, not a graph
+ * output and not sharing a buffer, each input is placed at its slice of the
+ * output (root = the output, sub = its byte offset): the producers write
+ * straight into the output and the Concat does not run (SqueezeNet's fire
+ * modules, ShuffleNet). The output's lifetime starts at its first input's. */
+static void concat_in_place(sqz_session *s, sqz_plan_item *items, int32_t *root, size_t *sub,
+                            const int32_t *readers) {
+    const sqz_model *m = s->m;
+    for (int i = 0; i < m->n_nodes; i++) {
+        const sqz_node *nd = &m->nodes[i];
+        node_exec *e = &s->nodes[i];
+        if (nd->op != SQZ_OP_CONCAT || nd->n_outputs != 1 || nd->n_inputs < 1 || e->skip) continue;
+        int out = nd->outputs[0];
+        if (root[out] != out || !items[out].size || m->tensors[out].dtype != SQZ_DT_F32) continue;
+        const sqz_shape *os = &s->shapes[out];
+        int64_t axis = sqz_attr_int(nd, "axis", 0);
+        if (axis < 0) axis += os->ndim;
+        if (axis < 0 || axis >= os->ndim) continue;
+        int64_t outer = 1;
+        for (int d = 0; d < axis; d++) outer *= os->dims[d];
+        if (outer != 1) continue;
+        int ok = 1;
+        size_t total = 0;
+        for (uint32_t k = 0; k < nd->n_inputs && ok; k++) {
+            int t = nd->inputs[k];
+            ok = t >= 0 && !(m->tensors[t].flags & SQZ_TF_CONST) &&
+                 m->tensors[t].dtype == SQZ_DT_F32 && root[t] == t && sub[t] == 0 &&
+                 items[t].first >= 0 && readers[t] == 1 && items[t].last == i;
+            for (int g = 0; g < m->n_inputs && ok; g++)
+                if (m->inputs[g] == t) ok = 0;
+            for (uint32_t j = 0; j < k && ok; j++)
+                if (nd->inputs[j] == t) ok = 0;
+            /* a tensor that other tensors share (a view of it, an in-place op
+             * over it, an earlier in-place Concat into it) keeps its buffer */
+            for (int u = 0; u < m->n_tensors && ok; u++)
+                if (u != t && root[u] == t) ok = 0;
+            if (ok) {
+                uint64_t b = 0;
+                shape_bytes(&s->shapes[t], &b);
+                ok = items[t].size == (size_t)b;
+                total += (size_t)b;
+            }
+        }
+        if (!ok || total != items[out].size) continue;
+        size_t off = 0;
+        for (uint32_t k = 0; k < nd->n_inputs; k++) {
+            int t = nd->inputs[k];
+            root[t] = out;
+            sub[t] = off;
+            off += items[t].size;
+            if (items[t].first < items[out].first) items[out].first = items[t].first;
+            items[t].size = 0;
+        }
+        e->noop = 1;
+    }
+}
+
 /* SiLU fusion: y = Mul(x, Sigmoid(x)) with the Sigmoid right before the Mul,
  * its output read by nothing else and not a graph output, all shapes equal.
  * The Mul gets the fused kernel (reads x only), the Sigmoid is skipped and
@@ -322,8 +382,11 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
     sqz_plan_item *items = calloc((size_t)(nt + nn) + 1, sizeof *items);
     size_t *offs = calloc((size_t)(nt + nn) + 1, sizeof *offs);
     int32_t *root = calloc((size_t)nt + 1, sizeof *root);
+    int32_t *readers = calloc((size_t)nt + 1, sizeof *readers);
+    size_t *sub = calloc((size_t)nt + 1, sizeof *sub);
     sqz_code rc = SQZ_OK;
-    if (!s->shapes || !s->ptr || !s->nodes || !s->input_set || !items || !offs || !root) {
+    if (!s->shapes || !s->ptr || !s->nodes || !s->input_set || !items || !offs || !root ||
+        !readers || !sub) {
         rc = sqz_set_status(st, SQZ_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -476,7 +539,7 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
         e->macs = e->impl->macs ? e->impl->macs(c) : 0;
     }
 
-    fuse_silu(s, root);
+    fuse_silu(s, readers); /* also counts the readers of every tensor */
 
     /* lifetimes: node i runs at step i; graph inputs are live from step 0 to
      * their last reader (their space is reused afterwards, so every run needs
@@ -522,6 +585,7 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
         rc = sqz_set_status(st, SQZ_ERR_NOMEM, "out of memory while planning");
         goto done;
     }
+    concat_in_place(s, items, root, sub, readers);
     s->arena_bytes = sqz_plan_greedy(items, nt + nn, SQZ_ARENA_ALIGN, offs);
     if (s->arena_bytes == (size_t)-1) {
         rc = sqz_set_status(st, SQZ_ERR_NOMEM, "out of memory while planning");
@@ -536,7 +600,7 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
     memset(s->arena, 0, s->arena_bytes);
     for (int t = 0; t < nt; t++)
         if (!(m->tensors[t].flags & SQZ_TF_CONST) && items[root[t]].size)
-            s->ptr[t] = (float *)((char *)s->arena + offs[root[t]]);
+            s->ptr[t] = (float *)((char *)s->arena + offs[root[t]] + sub[t]);
     for (int i = 0; i < nn; i++) {
         const sqz_node *nd = &m->nodes[i];
         node_exec *e = &s->nodes[i];
@@ -549,6 +613,8 @@ done:
     free(items);
     free(offs);
     free(root);
+    free(readers);
+    free(sub);
     if (rc != SQZ_OK) {
         session_destroy(s);
         return rc;
@@ -611,7 +677,7 @@ sqz_code sqz_session_run(sqz_session *s, sqz_status *st) {
                                   s->m->tensors[s->m->inputs[i]].name);
     if (s->profile) {
         for (int i = 0; i < s->m->n_nodes; i++) {
-            if (s->nodes[i].skip) continue;
+            if (s->nodes[i].skip || s->nodes[i].noop) continue;
             double t0 = prof_now(s->profile);
             s->nodes[i].impl->run(&s->nodes[i].ctx);
             double dt = prof_now(s->profile) - t0;
@@ -621,7 +687,7 @@ sqz_code sqz_session_run(sqz_session *s, sqz_status *st) {
         s->prof_runs++;
     } else {
         for (int i = 0; i < s->m->n_nodes; i++)
-            if (!s->nodes[i].skip) s->nodes[i].impl->run(&s->nodes[i].ctx);
+            if (!s->nodes[i].skip && !s->nodes[i].noop) s->nodes[i].impl->run(&s->nodes[i].ctx);
     }
     memset(s->input_set, 0, (size_t)s->m->n_inputs);
     if (st) st->code = SQZ_OK;
