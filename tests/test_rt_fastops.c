@@ -289,6 +289,78 @@ static void test_gap_random(void **state) {
     }
 }
 
+/* ReduceMean: trailing axes (positive or negative, keepdims 0 / 1) match the
+ * reference; other axis sets and absent axes are declined (left to it). */
+static void test_reduce_mean_random(void **state) {
+    (void)state;
+    tu_rng r;
+    tu_rng_seed(&r, 17);
+    int accepted = 0, declined = 0;
+    for (int rep = 0; rep < 80; rep++) {
+        sqz_shape in = {4,
+                        {1 + tu_rng_u32(&r) % 2, 1 + tu_rng_u32(&r) % 30, 1 + tu_rng_u32(&r) % 40,
+                         1 + tu_rng_u32(&r) % 40}};
+        if (rep % 9 == 0) in.dims[1] = 600; /* > 65536 elements: threaded split */
+        int64_t axes[4];
+        int na;
+        switch (rep % 5) {
+        case 0:
+            axes[0] = 2;
+            axes[1] = 3;
+            na = 2;
+            break;
+        case 1:
+            axes[0] = -1;
+            axes[1] = -2;
+            na = 2;
+            break;
+        case 2:
+            axes[0] = 3;
+            na = 1;
+            break;
+        case 3:
+            axes[0] = 1;
+            axes[1] = 2;
+            axes[2] = 3;
+            na = 3;
+            break;
+        default:
+            axes[0] = 1;
+            axes[1] = 3;
+            na = 2;
+            break; /* not trailing: declined */
+        }
+        int64_t keep = rep % 2;
+        tnode t;
+        tn_init(&t, SQZ_OP_REDUCE_MEAN, 1);
+        tn_ints(&t, "axes", na, axes);
+        tn_ints(&t, "keepdims", 1, &keep);
+        int64_t n = sqz_shape_numel(&in);
+        float *x = malloc((size_t)n * sizeof *x);
+        assert_non_null(x);
+        tu_fill_uniform(&r, x, (size_t)n, -1, 3);
+        const float *data[1] = {x};
+        float *yr, *yf;
+        sqz_shape sr, sf;
+        assert_int_equal(run_impl(&sqz_ref_reduce_mean, &t, &in, 1, data, 1, &yr, &sr), 0);
+        int rc = run_impl(&sqz_fast_reduce_mean, &t, &in, 1, data, 1 + rep % 2, &yf, &sf);
+        if (rep % 5 == 4) {
+            assert_int_equal(rc, 1);
+            declined++;
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(sf.ndim, sr.ndim);
+            for (int d = 0; d < sr.ndim; d++) assert_int_equal(sf.dims[d], sr.dims[d]);
+            compare(yf, yr, sqz_shape_numel(&sr), 1e-5f);
+            free(yf);
+            accepted++;
+        }
+        free(yr);
+        free(x);
+    }
+    assert_true(accepted > 0 && declined > 0);
+}
+
 /* Broadcast patterns: same shape, per-channel (either side), scalar, row
  * vector, outer broadcast, plus random shapes. */
 static void test_binary_random(void **state) {
@@ -363,7 +435,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pools_random),       cmocka_unit_test(test_maxpool3s2_random),
         cmocka_unit_test(test_pool_threads_large), cmocka_unit_test(test_pool_declines),
-        cmocka_unit_test(test_gap_random),         cmocka_unit_test(test_binary_random),
+        cmocka_unit_test(test_gap_random),         cmocka_unit_test(test_reduce_mean_random),
+        cmocka_unit_test(test_binary_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

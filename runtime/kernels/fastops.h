@@ -15,6 +15,9 @@
 extern const sqz_op_impl sqz_fast_maxpool, sqz_fast_avgpool;
 /* GlobalAveragePool: 16 float partial sums per plane, combined in double. */
 extern const sqz_op_impl sqz_fast_global_avgpool;
+/* ReduceMean over the trailing axes (given by the axes attribute; declines
+ * every other reduction): the GlobalAveragePool loop. */
+extern const sqz_op_impl sqz_fast_reduce_mean;
 /* Add / Sub / Mul / Div with broadcasting, inner loops specialised for the
  * contiguous, scalar-operand and per-channel patterns. */
 extern const sqz_op_impl sqz_fast_add, sqz_fast_sub, sqz_fast_mul, sqz_fast_div;

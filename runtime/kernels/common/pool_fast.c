@@ -257,3 +257,52 @@ static void gap_run(const sqz_op_ctx *ctx) {
 }
 
 const sqz_op_impl sqz_fast_global_avgpool = {gap_prepare, gap_run, NULL, NULL};
+
+/* ------------------------------------------------------------- ReduceMean */
+
+/* ReduceMean over trailing axes {k, .., r-1} (MNASNet / ShuffleNet's global
+ * pool): the GlobalAveragePool loop over outer blocks. */
+typedef struct frmean {
+    int64_t outer, inner;
+} frmean;
+
+static int rmean_prepare(sqz_op_ctx *ctx) {
+    int rc = ref_validate(ctx, &sqz_ref_reduce_mean);
+    if (rc) return rc;
+    const sqz_shape *x = &ctx->in_shape[0];
+    const int64_t *av;
+    int na = sqz_attr_ints(ctx->node, "axes", &av), r = x->ndim;
+    if (na < 1 || na > r) return 1; /* default / empty axes: the reference */
+    unsigned red = 0;
+    for (int i = 0; i < na; i++) {
+        int64_t a = av[i] < 0 ? av[i] + r : av[i];
+        if (a < 0 || a >= r) return 1;
+        red |= 1u << a;
+    }
+    int k = r - na;
+    if (red != ((1u << r) - 1u) - ((1u << k) - 1u)) return 1; /* not the trailing axes */
+    frmean p = {ref_prod(x->dims, 0, k), ref_prod(x->dims, k, r)};
+    if (p.inner <= 0 || p.outer <= 0) return 1;
+    frmean *pp = malloc(sizeof *pp);
+    if (!pp) return sqz_op_fail(ctx, "ReduceMean: out of memory");
+    *pp = p;
+    ctx->params = pp;
+    return 0;
+}
+
+static void rmean_run(const sqz_op_ctx *ctx) {
+    const frmean *p = ctx->params;
+    const float *X = ctx->in_data[0];
+    float *Y = ctx->out_data[0];
+    int nt = ctx->num_threads > 1 ? ctx->num_threads : 1;
+    if (nt > 1 && p->outer >= nt && p->outer * p->inner >= 65536) {
+#if defined(SQZ_HAVE_OPENMP)
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+        for (int64_t i = 0; i < p->outer; i++) Y[i] = plane_mean(X + i * p->inner, p->inner);
+        return;
+    }
+    for (int64_t i = 0; i < p->outer; i++) Y[i] = plane_mean(X + i * p->inner, p->inner);
+}
+
+const sqz_op_impl sqz_fast_reduce_mean = {rmean_prepare, rmean_run, free, NULL};
