@@ -102,8 +102,12 @@ size_t sqz_dw_plane_floats_avx512(const sqz_dw_plane *a);
 /* Zero a buffer once before its first plane; planes of the same geometry then
  * reuse it (each overwrites only the data part). */
 void sqz_dw_plane_zero_avx512(const sqz_dw_plane *a, float *buf);
-/* y (OH x OW) from x (H x W); buf: sqz_dw_plane_floats_avx512 floats, zeroed. */
-void sqz_dw_plane_avx512(const sqz_dw_plane *a, const float *x, float *y, float *buf);
+/* Copy x (H x W) into buf (sqz_dw_plane_floats_avx512 floats, zeroed once). */
+void sqz_dw_plane_pack_avx512(const sqz_dw_plane *a, const float *x, float *buf);
+/* y (OH x OW) from a packed buf. Callers pack the next plane into a second
+ * buffer before computing this one: the loads then do not wait for the
+ * pack's just-written (masked) stores. */
+void sqz_dw_plane_compute_avx512(const sqz_dw_plane *a, const float *buf, float *y);
 #endif
 
 /* Row-kernel families. */

@@ -186,13 +186,19 @@ static void dw_planes_avx512(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, in
     const size_t kk = (size_t)p->k * (size_t)p->k;
     sqz_dw_plane a;
     plane_args(p, &a);
-    sqz_dw_plane_zero_avx512(&a, buf);
+    /* two buffers: plane i + 1 is packed before plane i is computed */
+    float *bufs[2] = {buf, buf + p->plane_floats};
+    sqz_dw_plane_zero_avx512(&a, bufs[0]);
+    sqz_dw_plane_zero_avx512(&a, bufs[1]);
+    if (b < e) sqz_dw_plane_pack_avx512(&a, X + (size_t)b * in_sp, bufs[0]);
     for (int64_t i = b; i < e; i++) {
         int64_t c = i % p->C;
+        if (i + 1 < e)
+            sqz_dw_plane_pack_avx512(&a, X + (size_t)(i + 1) * in_sp, bufs[(i - b + 1) & 1]);
         a.w = Wt + (size_t)c * kk;
         a.bias = B ? B[c] : 0.0f;
         float *y = Y + (size_t)i * out_sp;
-        sqz_dw_plane_avx512(&a, X + (size_t)i * in_sp, y, buf);
+        sqz_dw_plane_compute_avx512(&a, bufs[(i - b) & 1], y);
         if (p->post) ref_act_apply(&p->act, y, out_sp);
     }
 }
@@ -282,7 +288,7 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     ctx->scratch_bytes = 0;
     if (p->plane_floats) {
         int nt = ctx->num_threads > 1 ? ctx->num_threads : 1;
-        ctx->scratch_bytes = (size_t)nt * p->plane_floats * sizeof(float);
+        ctx->scratch_bytes = (size_t)nt * 2 * p->plane_floats * sizeof(float);
     }
     return 0;
 }
@@ -335,7 +341,7 @@ static void dw_run(const sqz_op_ctx *ctx) {
 #pragma omp parallel for num_threads(nt) schedule(static)
             for (int t = 0; t < nt; t++)
                 dw_planes_avx512(p, ctx, planes * t / nt, planes * (t + 1) / nt,
-                                 buf + (size_t)t * p->plane_floats);
+                                 buf + (size_t)t * 2 * p->plane_floats);
             return;
         }
 #endif

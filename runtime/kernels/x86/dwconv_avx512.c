@@ -304,8 +304,11 @@ DW_INLINE void plane_run(const sqz_dw_plane *a, const float *buf, float *y, cons
     for (; oy < a->OH; oy++) plane_rows(a, buf, y, wv, oy, K, S, 1, NV);
 }
 
-void sqz_dw_plane_avx512(const sqz_dw_plane *a, const float *x, float *y, float *buf) {
+void sqz_dw_plane_pack_avx512(const sqz_dw_plane *a, const float *x, float *buf) {
     plane_pack(a, x, buf);
+}
+
+void sqz_dw_plane_compute_avx512(const sqz_dw_plane *a, const float *buf, float *y) {
     const int two = a->OW > 16;
     if (a->k == 3 && a->stride == 1)
         two ? plane_run(a, buf, y, 3, 1, 2) : plane_run(a, buf, y, 3, 1, 1);
