@@ -201,7 +201,8 @@ size_t sqz_dw_plane_floats_avx512(const sqz_dw_plane *a) {
      * stride-2 split handles source columns up to 64 + 16 - pl) */
     if (a->pl + cd > PL_LD * a->stride - 1 || (a->stride == 2 && cd > 64 + 16 - a->pl)) return 0;
     /* + slack for the last row's loads */
-    return (size_t)nr * (size_t)(PL_LD * a->stride) + 64;
+    size_t n = (size_t)nr * (size_t)(PL_LD * a->stride) + 64;
+    return n <= ((size_t)1 << 18) ? n : 0; /* tall planes (> 1 MiB buffers): the row kernels */
 }
 
 void sqz_dw_plane_zero_avx512(const sqz_dw_plane *a, float *buf) {
