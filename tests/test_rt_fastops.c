@@ -161,7 +161,8 @@ static void test_pools_random(void **state) {
     }
 }
 
-/* MaxPool 3x3 stride 2 (the x86 AVX2 plane kernel when the CPU has it):
+/* MaxPool 3x3 stride 2 and 2x2 stride 2 unpadded (the x86 AVX2 plane kernels
+ * when the CPU has them):
  * widths from 1 to 80 cover the scalar left edge, full 8-output blocks and
  * the masked right end; pads 0..2, ceil_mode, +-inf, and NaN (first, last or
  * inner column, which sends the plane back to the generic code); exact. */
@@ -174,6 +175,11 @@ static void test_maxpool3s2_random(void **state) {
         int64_t ks[2] = {3, 3}, st[2] = {2, 2}, ceil = tu_rng_u32(&r) % 2;
         int64_t pads[4];
         for (int i = 0; i < 4; i++) pads[i] = tu_rng_u32(&r) % 3;
+        if (rep % 3 == 2) { /* 2x2 stride 2 unpadded (LeNet): its own plane kernel */
+            ks[0] = ks[1] = 2;
+            ceil = 0;
+            for (int i = 0; i < 4; i++) pads[i] = 0;
+        }
         if (H + pads[0] + pads[2] < 3 || W + pads[1] + pads[3] < 3) continue;
         tnode t;
         tn_init(&t, SQZ_OP_MAXPOOL, 1);

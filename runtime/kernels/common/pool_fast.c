@@ -18,6 +18,7 @@
 typedef struct fpool {
     int is_max, count_include_pad;
     int max3s2; /* MaxPool 3x3 stride 2 and an AVX2 CPU: the x86 plane kernel */
+    int avx2;   /* an AVX2 CPU (the 2x2 stride 2 plane kernel) */
     int64_t NC, IH, IW, OH, OW, kh, kw, sh, sw, ph, pw, pe_h, pe_w;
 } fpool;
 
@@ -64,6 +65,7 @@ static int pool_prepare(sqz_op_ctx *ctx, int is_max) {
     /* every window keeps a real column: the plane kernel's duplicate rule */
     p.max3s2 = is_max && p.kh == 3 && p.kw == 3 && p.sh == 2 && p.sw == 2 && p.pw < 3 &&
                2 * (p.OW - 1) - p.pw < p.IW && sqz_cpu_has_avx2_fma();
+    p.avx2 = sqz_cpu_has_avx2_fma();
 #endif
     fpool *pp = malloc(sizeof *pp);
     if (!pp) return sqz_op_fail(ctx, "%s: out of memory", ref_opname(ctx));
@@ -165,6 +167,9 @@ static void pool_plane(const fpool *p, const float *x, float *y, float *row, flo
 #endif
     if (p->is_max && p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 &&
         p->pw == 0 && 2 * p->OH <= p->IH && 2 * p->OW <= p->IW) {
+#if defined(__x86_64__)
+        if (p->avx2 && sqz_x86_maxpool2s2_avx2(x, p->IW, y, p->OH, p->OW)) return;
+#endif
         max2x2_plane(p, x, y);
         return;
     }

@@ -125,3 +125,32 @@ int sqz_x86_maxpool3s2_avx2(const float *x, int64_t IH, int64_t IW, float *y, in
     }
     return !nan_scalar && !_mm256_movemask_ps(nan);
 }
+
+/* MaxPool 2x2 stride 2 without padding (LeNet): per 8 outputs the vertical
+ * max of 16 columns of the two rows, then the max of their even and odd
+ * lanes; NaN inputs checked as above (return 0: the caller recomputes). */
+int sqz_x86_maxpool2s2_avx2(const float *x, int64_t IW, float *y, int64_t OH, int64_t OW) {
+    __m256 nan = _mm256_setzero_ps();
+    int nan_scalar = 0;
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const float *a = x + 2 * oh * IW, *b = a + IW;
+        float *yr = y + oh * OW;
+        int64_t ow = 0;
+        for (; ow + 8 <= OW; ow += 8) {
+            const float *pa = a + 2 * ow, *pb = b + 2 * ow;
+            __m256 a0 = _mm256_loadu_ps(pa), b0 = _mm256_loadu_ps(pb);
+            __m256 a1 = _mm256_loadu_ps(pa + 8), b1 = _mm256_loadu_ps(pb + 8);
+            nan = _mm256_or_ps(nan, _mm256_or_ps(_mm256_cmp_ps(a0, b0, _CMP_UNORD_Q),
+                                                 _mm256_cmp_ps(a1, b1, _CMP_UNORD_Q)));
+            __m256 v0 = _mm256_max_ps(a0, b0), v1 = _mm256_max_ps(a1, b1);
+            _mm256_storeu_ps(yr + ow, _mm256_max_ps(even8(v0, v1), odd8(v0, v1)));
+        }
+        for (; ow < OW; ow++) {
+            int64_t c = 2 * ow;
+            float p = a[c], q = a[c + 1], r = b[c], t = b[c + 1];
+            nan_scalar |= p != p || q != q || r != r || t != t;
+            yr[ow] = max_f(max_f(p, q), max_f(r, t));
+        }
+    }
+    return !nan_scalar && !_mm256_movemask_ps(nan);
+}
