@@ -1,12 +1,13 @@
 /* bench/sparse.c - latency of the sparse (CSR) kernels against sqz's own
  * dense path for 1x1 Conv and Gemm layers at 50 / 70 / 90% unstructured
- * sparsity (random positions), single thread, measured in the same run.
+ * sparsity (random positions), single thread, measured in the same run,
+ * fp32 then int8 (the int8 rows also check the two outputs byte for byte).
  * The dense path is the first non-sparse implementation the dispatcher
  * offers for this CPU (packed GEMM); the sparse one is forced at every
  * density (SQZ_SPARSE=force) so the crossover is visible. Prints best-of
  * times, the sparse/dense ratio, and the max difference between the two.
  *
- *   build/rel/bench_sparse [--quick]                                       */
+ *   build/rel/bench_sparse [--quick] [--fp32 | --int8]                                     */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@ static float *xalloc(size_t n) {
 }
 
 static uint32_t g_seed = 12345;
+static int g_int8; /* setup() builds int8 nodes */
 static float rnd(void) {
     g_seed = g_seed * 1664525u + 1013904223u;
     return (float)(g_seed >> 8) / 16777216.0f - 0.5f;
@@ -40,6 +42,10 @@ static float rnd(void) {
 
 typedef struct run {
     sqz_node node;
+    uint8_t in_dt[3], out_dt[1];
+    sqz_qparams in_q[3], out_q[1];
+    float sx, sy, sw[2048];
+    int32_t zx, zy, zw[2048];
     sqz_attr attrs[2];
     int64_t act, transB;
     sqz_shape in_shape[3], out_shape[1];
@@ -76,6 +82,22 @@ static int setup(run *r, const sqz_op_impl *impl, int op, int64_t K, int64_t N, 
     r->in_data[2] = b;
     r->out[0] = y;
     sqz_op_ctx *c = &r->ctx;
+    if (g_int8) { /* i8 x / w / y, i32 bias, per-channel weight scales */
+        r->in_dt[0] = r->in_dt[1] = r->out_dt[0] = SQZ_DT_I8;
+        r->in_dt[2] = SQZ_DT_I32;
+        r->sx = 0.05f;
+        r->sy = 0.2f;
+        r->zx = 3;
+        r->zy = -5;
+        for (int64_t i = 0; i < N && i < 2048; i++) r->sw[i] = 0.004f + 0.00001f * (float)i;
+        r->in_q[0] = (sqz_qparams){SQZ_QUANT_PER_TENSOR, 0, 1, &r->sx, &r->zx};
+        r->in_q[1] = (sqz_qparams){SQZ_QUANT_PER_CHANNEL, 0, (uint32_t)N, r->sw, r->zw};
+        r->out_q[0] = (sqz_qparams){SQZ_QUANT_PER_TENSOR, 0, 1, &r->sy, &r->zy};
+        c->in_dtype = r->in_dt;
+        c->out_dtype = r->out_dt;
+        c->in_q = r->in_q;
+        c->out_q = r->out_q;
+    }
     c->node = &r->node;
     c->n_in = 3;
     c->n_out = 1;
@@ -131,13 +153,10 @@ static const layer kLayers[] = {
     {"gemm 1024->1024 (M=8)", SQZ_OP_GEMM, 1024, 1024, 8},
 };
 
-int main(int argc, char **argv) {
-    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
-    double secs = quick ? 0.02 : 0.3;
-    setenv("SQZ_SPARSE", "force", 1);
+/* One table of rows: fp32 (int8 = 0) or int8 (x, w as int8, bias int32). */
+static int bench_rows(int int8, double secs) {
+    g_int8 = int8;
     static const float kSparsity[] = {0.5f, 0.7f, 0.9f};
-    printf("%-42s %8s %11s %11s %8s %9s\n", "layer", "sparsity", "dense ms", "sparse ms", "speedup",
-           "max|diff|");
     for (size_t l = 0; l < sizeof kLayers / sizeof kLayers[0]; l++) {
         const layer *L = &kLayers[l];
         size_t nx = (size_t)(L->K * L->P), nw = (size_t)(L->K * L->N), ny = (size_t)(L->N * L->P);
@@ -145,17 +164,32 @@ int main(int argc, char **argv) {
               *y2 = xalloc(ny);
         for (size_t i = 0; i < nx; i++) x[i] = rnd();
         for (int64_t i = 0; i < L->N; i++) b[i] = rnd();
+        if (int8) { /* the same buffers hold int8 x / w and int32 bias */
+            int8_t *x8 = (int8_t *)x;
+            for (size_t i = 0; i < nx; i++) x8[i] = (int8_t)(rnd() * 250.0f);
+            int32_t *b32 = (int32_t *)b;
+            for (int64_t i = 0; i < L->N; i++) b32[i] = (int32_t)(rnd() * 2000.0f);
+        }
         for (size_t s = 0; s < sizeof kSparsity / sizeof kSparsity[0]; s++) {
+            int8_t *w8 = (int8_t *)w;
             for (size_t i = 0; i < nw; i++) {
                 float v = rnd();
-                w[i] = (rnd() + 0.5f) < kSparsity[s] ? 0.0f : v;
+                int zero = (rnd() + 0.5f) < kSparsity[s];
+                if (int8) {
+                    int q = (int)(v * 254.0f);
+                    w8[i] = (int8_t)(zero ? 0 : q == 0 ? 1 : q);
+                } else {
+                    w[i] = zero ? 0.0f : v;
+                }
             }
             const sqz_op_impl *cand[8];
-            int nc = sqz_fast_ops(L->op, cand, 8);
+            int nc = int8 ? sqz_fast_ops_int8(L->op, cand, 8) : sqz_fast_ops(L->op, cand, 8);
             run dense, sparse;
             int have_dense = 0;
             for (int c = 0; c < nc && !have_dense; c++) {
-                if (cand[c] == &sqz_sparse_conv || cand[c] == &sqz_sparse_gemm) continue;
+                if (cand[c] == &sqz_sparse_conv || cand[c] == &sqz_sparse_gemm ||
+                    cand[c] == &sqz_sparse_i8_conv || cand[c] == &sqz_sparse_i8_gemm)
+                    continue;
                 int rc = setup(&dense, cand[c], L->op, L->K, L->N, L->P, x, w, b, y1);
                 if (rc == 0)
                     have_dense = 1;
@@ -164,21 +198,28 @@ int main(int argc, char **argv) {
                 else
                     break;
             }
-            if (!have_dense &&
-                setup(&dense, sqz_ref_op(L->op), L->op, L->K, L->N, L->P, x, w, b, y1) != 0) {
+            const sqz_op_impl *ref = int8 ? sqz_ref_op_int8(L->op) : sqz_ref_op(L->op);
+            if (!have_dense && setup(&dense, ref, L->op, L->K, L->N, L->P, x, w, b, y1) != 0) {
                 fprintf(stderr, "%s: dense setup failed: %s\n", L->name, dense.err);
                 return 1;
             }
-            const sqz_op_impl *sp = L->op == SQZ_OP_CONV ? &sqz_sparse_conv : &sqz_sparse_gemm;
+            const sqz_op_impl *sp = L->op == SQZ_OP_CONV
+                                        ? (int8 ? &sqz_sparse_i8_conv : &sqz_sparse_conv)
+                                        : (int8 ? &sqz_sparse_i8_gemm : &sqz_sparse_gemm);
             if (setup(&sparse, sp, L->op, L->K, L->N, L->P, x, w, b, y2) != 0) {
                 fprintf(stderr, "%s: sparse setup failed: %s\n", L->name, sparse.err);
                 return 1;
             }
             double td = best_time(&dense, secs), ts = best_time(&sparse, secs);
             double md = 0;
-            for (size_t i = 0; i < ny; i++) md = fmax(md, fabs((double)y1[i] - y2[i]));
-            printf("%-42s %7.0f%% %11.4f %11.4f %7.2fx %9.2g\n", L->name, 100.0 * kSparsity[s],
-                   td * 1e3, ts * 1e3, td / ts, md);
+            if (int8) {
+                const int8_t *a = (const int8_t *)y1, *c = (const int8_t *)y2;
+                for (size_t i = 0; i < ny; i++) md = fmax(md, fabs((double)a[i] - c[i]));
+            } else {
+                for (size_t i = 0; i < ny; i++) md = fmax(md, fabs((double)y1[i] - y2[i]));
+            }
+            printf("%-5s %-42s %7.0f%% %11.4f %11.4f %7.2fx %9.2g\n", int8 ? "int8" : "fp32",
+                   L->name, 100.0 * kSparsity[s], td * 1e3, ts * 1e3, td / ts, md);
             fflush(stdout);
             release(&dense);
             release(&sparse);
@@ -189,5 +230,28 @@ int main(int argc, char **argv) {
         free(y1);
         free(y2);
     }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int quick = 0, only = -1; /* -1: both, 0: fp32, 1: int8 */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            quick = 1;
+        else if (strcmp(argv[i], "--fp32") == 0)
+            only = 0;
+        else if (strcmp(argv[i], "--int8") == 0)
+            only = 1;
+        else {
+            fprintf(stderr, "usage: bench_sparse [--quick] [--fp32 | --int8]\n");
+            return 2;
+        }
+    }
+    double secs = quick ? 0.02 : 0.3;
+    setenv("SQZ_SPARSE", "force", 1);
+    printf("%-5s %-42s %8s %11s %11s %8s %9s\n", "dtype", "layer", "sparsity", "dense ms",
+           "sparse ms", "speedup", "max|diff|");
+    if (only != 1 && bench_rows(0, secs)) return 1;
+    if (only != 0 && bench_rows(1, secs)) return 1;
     return 0;
 }

@@ -71,6 +71,9 @@ static const fast_entry fast_table[] = {
 
 /* int8 kernels (dtype-driven: nodes on i8 data); bit-identical to the reference */
 static const fast_entry fast_int8_table[] = {
+    /* sparse (pruned) 1x1 Conv / Gemm: decline unless the weight is sparse enough */
+    {SQZ_OP_CONV, NULL, &sqz_sparse_i8_conv},
+    {SQZ_OP_GEMM, NULL, &sqz_sparse_i8_gemm},
 #if defined(__x86_64__) || defined(_M_X64)
     /* depthwise first (declines every other conv), then the packed GEMM */
     {SQZ_OP_CONV, sqz_cpu_has_avx512_vnni, &sqz_i8_dwconv_vnni},

@@ -2,11 +2,12 @@
  * selection, and the sparse 1x1 Conv / Gemm ops (see kernels/sparse.h). */
 #include "sparse.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ref/ref.h"
-#if defined(__x86_64__) || defined(_M_X64)
+#if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
 #include "cpu.h"
 #endif
 
@@ -50,6 +51,12 @@ void sqz_csr_free(sqz_csr *m) {
     memset(m, 0, sizeof *m);
 }
 
+static float clampf(const sqz_csr *m, float v) {
+    if (!m->clamp) return v;
+    v = v > m->lo ? v : m->lo;
+    return v < m->hi ? v : m->hi;
+}
+
 void sqz_spmm_ref(const sqz_csr *m, int64_t r0, int64_t r1, const float *X, int64_t P,
                   const float *bias, float *Y) {
     for (int64_t r = r0; r < r1; r++) {
@@ -61,6 +68,8 @@ void sqz_spmm_ref(const sqz_csr *m, int64_t r0, int64_t r1, const float *X, int6
             float v = m->val[k];
             for (int64_t p = 0; p < P; p++) y[p] += v * x[p];
         }
+        if (m->clamp)
+            for (int64_t p = 0; p < P; p++) y[p] = clampf(m, y[p]);
     }
 }
 
@@ -69,7 +78,7 @@ void sqz_spmv_ref(const sqz_csr *m, int64_t r0, int64_t r1, const float *x, cons
     for (int64_t r = r0; r < r1; r++) {
         float s = bias ? bias[r] : 0.0f;
         for (int32_t k = m->rowptr[r]; k < m->rowptr[r + 1]; k++) s += m->val[k] * x[m->col[k]];
-        y[r] = s;
+        y[r] = clampf(m, s);
     }
 }
 
@@ -77,6 +86,8 @@ sqz_spmm_fn sqz_spmm_best(void) {
 #if defined(__x86_64__) || defined(_M_X64)
     if (sqz_cpu_has_avx512()) return sqz_spmm_avx512;
     if (sqz_cpu_has_avx2_fma()) return sqz_spmm_avx2;
+#elif defined(__aarch64__)
+    if (sqz_cpu_has_neon()) return sqz_spmm_neon;
 #endif
     return sqz_spmm_ref;
 }
@@ -85,6 +96,8 @@ sqz_spmv_fn sqz_spmv_best(void) {
 #if defined(__x86_64__) || defined(_M_X64)
     if (sqz_cpu_has_avx512()) return sqz_spmv_avx512;
     if (sqz_cpu_has_avx2_fma()) return sqz_spmv_avx2;
+#elif defined(__aarch64__)
+    if (sqz_cpu_has_neon()) return sqz_spmv_neon;
 #endif
     return sqz_spmv_ref;
 }
@@ -129,6 +142,17 @@ static void sp_release(void *vp) {
     sqz_csr_free(&p->w);
     free(p->bias);
     free(p);
+}
+
+/* ReLU / Clip go into the kernels' stores (no second pass over Y); other
+ * fused activations stay a pass of ref_act_apply. */
+static void fuse_act(sp_params *p) {
+    if (p->act.kind == SQZ_ACT_RELU || p->act.kind == SQZ_ACT_CLIP) {
+        p->w.clamp = 1;
+        p->w.lo = p->act.kind == SQZ_ACT_RELU ? 0.0f : p->act.alpha;
+        p->w.hi = p->act.kind == SQZ_ACT_RELU ? INFINITY : p->act.beta;
+        p->act.kind = SQZ_ACT_NONE;
+    }
 }
 
 static int validate(sqz_op_ctx *ctx, const sqz_op_impl *ref) {
@@ -184,6 +208,7 @@ static int sp_conv_prepare(sqz_op_ctx *ctx) {
         }
         memcpy(p->bias, ctx->in_data[2], (size_t)M * sizeof *p->bias);
     }
+    fuse_act(p);
     p->batch = x->dims[0];
     p->P = P;
     p->in_rows = C;
@@ -262,6 +287,7 @@ static int sp_gemm_prepare(sqz_op_ctx *ctx) {
         }
         for (int64_t n = 0; n < N; n++) p->bias[n] = beta * ctx->in_data[2][cn == 1 ? 0 : n];
     }
+    fuse_act(p);
     p->batch = M;
     p->in_rows = K;
     p->spmv = sqz_spmv_best();

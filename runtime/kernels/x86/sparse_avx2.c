@@ -14,6 +14,9 @@ static __m256i tail_mask(int64_t n) { /* first min(n, 8) lanes, none when n <= 0
 
 void sqz_spmm_avx2(const sqz_csr *m, int64_t r0, int64_t r1, const float *X, int64_t P,
                    const float *bias, float *Y) {
+    const int clamp = m->clamp;
+    const __m256 lo = _mm256_set1_ps(m->lo), hi = _mm256_set1_ps(m->hi);
+#define CL(a) (clamp ? _mm256_min_ps(_mm256_max_ps(a, lo), hi) : (a))
     for (int64_t r = r0; r < r1; r++) {
         float *y = Y + r * P;
         const __m256 b = _mm256_set1_ps(bias ? bias[r] : 0.0f);
@@ -29,10 +32,10 @@ void sqz_spmm_avx2(const sqz_csr *m, int64_t r0, int64_t r1, const float *X, int
                 a2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(x + 16), a2);
                 a3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(x + 24), a3);
             }
-            _mm256_storeu_ps(y + p, a0);
-            _mm256_storeu_ps(y + p + 8, a1);
-            _mm256_storeu_ps(y + p + 16, a2);
-            _mm256_storeu_ps(y + p + 24, a3);
+            _mm256_storeu_ps(y + p, CL(a0));
+            _mm256_storeu_ps(y + p + 8, CL(a1));
+            _mm256_storeu_ps(y + p + 16, CL(a2));
+            _mm256_storeu_ps(y + p + 24, CL(a3));
         }
         if (p < P) { /* < 32 columns left: four masked accumulators (independent chains) */
             const int64_t n = P - p;
@@ -47,13 +50,15 @@ void sqz_spmm_avx2(const sqz_csr *m, int64_t r0, int64_t r1, const float *X, int
                 a2 = _mm256_fmadd_ps(v, _mm256_maskload_ps(x + 16, m2), a2);
                 a3 = _mm256_fmadd_ps(v, _mm256_maskload_ps(x + 24, m3), a3);
             }
-            _mm256_maskstore_ps(y + p, m0, a0);
-            _mm256_maskstore_ps(y + p + 8, m1, a1);
-            _mm256_maskstore_ps(y + p + 16, m2, a2);
-            _mm256_maskstore_ps(y + p + 24, m3, a3);
+            _mm256_maskstore_ps(y + p, m0, CL(a0));
+            _mm256_maskstore_ps(y + p + 8, m1, CL(a1));
+            _mm256_maskstore_ps(y + p + 16, m2, CL(a2));
+            _mm256_maskstore_ps(y + p + 24, m3, CL(a3));
         }
     }
 }
+
+#undef CL
 
 static float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -81,6 +86,11 @@ void sqz_spmv_avx2(const sqz_csr *m, int64_t r0, int64_t r1, const float *x, con
         }
         float s = hsum(_mm256_add_ps(a0, a1));
         for (; k < k1; k++) s += m->val[k] * x[m->col[k]];
-        y[r] = s + (bias ? bias[r] : 0.0f);
+        s += bias ? bias[r] : 0.0f;
+        if (m->clamp) {
+            s = s > m->lo ? s : m->lo;
+            s = s < m->hi ? s : m->hi;
+        }
+        y[r] = s;
     }
 }

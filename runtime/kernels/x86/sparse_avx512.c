@@ -12,6 +12,9 @@ static __mmask16 lanes(int64_t n) { /* first min(n, 16) lanes, none when n <= 0 
 
 void sqz_spmm_avx512(const sqz_csr *m, int64_t r0, int64_t r1, const float *X, int64_t P,
                      const float *bias, float *Y) {
+    const int clamp = m->clamp;
+    const __m512 lo = _mm512_set1_ps(m->lo), hi = _mm512_set1_ps(m->hi);
+#define CL(a) (clamp ? _mm512_min_ps(_mm512_max_ps(a, lo), hi) : (a))
     for (int64_t r = r0; r < r1; r++) {
         float *y = Y + r * P;
         const __m512 b = _mm512_set1_ps(bias ? bias[r] : 0.0f);
@@ -27,10 +30,10 @@ void sqz_spmm_avx512(const sqz_csr *m, int64_t r0, int64_t r1, const float *X, i
                 a2 = _mm512_fmadd_ps(v, _mm512_loadu_ps(x + 32), a2);
                 a3 = _mm512_fmadd_ps(v, _mm512_loadu_ps(x + 48), a3);
             }
-            _mm512_storeu_ps(y + p, a0);
-            _mm512_storeu_ps(y + p + 16, a1);
-            _mm512_storeu_ps(y + p + 32, a2);
-            _mm512_storeu_ps(y + p + 48, a3);
+            _mm512_storeu_ps(y + p, CL(a0));
+            _mm512_storeu_ps(y + p + 16, CL(a1));
+            _mm512_storeu_ps(y + p + 32, CL(a2));
+            _mm512_storeu_ps(y + p + 48, CL(a3));
         }
         if (p < P) { /* < 64 columns left: four masked accumulators (independent chains) */
             const int64_t n = P - p;
@@ -45,13 +48,15 @@ void sqz_spmm_avx512(const sqz_csr *m, int64_t r0, int64_t r1, const float *X, i
                 a2 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m2, x + 32), a2);
                 a3 = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m3, x + 48), a3);
             }
-            _mm512_mask_storeu_ps(y + p, m0, a0);
-            _mm512_mask_storeu_ps(y + p + 16, m1, a1);
-            _mm512_mask_storeu_ps(y + p + 32, m2, a2);
-            _mm512_mask_storeu_ps(y + p + 48, m3, a3);
+            _mm512_mask_storeu_ps(y + p, m0, CL(a0));
+            _mm512_mask_storeu_ps(y + p + 16, m1, CL(a1));
+            _mm512_mask_storeu_ps(y + p + 32, m2, CL(a2));
+            _mm512_mask_storeu_ps(y + p + 48, m3, CL(a3));
         }
     }
 }
+
+#undef CL
 
 void sqz_spmv_avx512(const sqz_csr *m, int64_t r0, int64_t r1, const float *x, const float *bias,
                      float *y) {
@@ -73,6 +78,11 @@ void sqz_spmv_avx512(const sqz_csr *m, int64_t r0, int64_t r1, const float *x, c
             const __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, i0, x, 4);
             a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, m->val + k), g, a0);
         }
-        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + (bias ? bias[r] : 0.0f);
+        float v = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + (bias ? bias[r] : 0.0f);
+        if (m->clamp) {
+            v = v > m->lo ? v : m->lo;
+            v = v < m->hi ? v : m->hi;
+        }
+        y[r] = v;
     }
 }

@@ -1,0 +1,279 @@
+/* sparse_i8_avx512.c - int8 CSR row kernels with AVX-512BW (contract:
+ * kernels/sparse.h "int8"). spmm8: as sparse_i8_avx2.c with 32 pixels per
+ * zmm pair (64 per step while they last, then 32-pixel steps, the last one
+ * masked); sqz_spmm8_vnni is the same with vpdpwssd (AVX-512 VNNI) for
+ * vpmaddwd + vpaddd.
+ * spmv8: 16 entries per step with an int32 gather, the row tail masked. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "cpu.h"
+#include "int8_simd.h"
+#include "sparse.h"
+
+/* int8.h requantization of 16 int32 lanes (as int8_avx512.c rq16). */
+static inline __m512i rq16(__m512i acc, sqz_rq q, int32_t zp, int32_t lo, int32_t hi) {
+    __m512i Mv = _mm512_set1_epi64(q.M);
+    __m512i ev = _mm512_mul_epi32(acc, Mv);
+    __m512i od = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), Mv);
+    __m512i rnd = _mm512_set1_epi64((int64_t)1 << (q.S - 1));
+    __m128i sc = _mm_cvtsi32_si128(q.S);
+    ev = _mm512_sra_epi64(_mm512_add_epi64(ev, rnd), sc);
+    od = _mm512_sra_epi64(_mm512_add_epi64(od, rnd), sc);
+    __m512i l = _mm512_set1_epi64((int64_t)lo - zp), h = _mm512_set1_epi64((int64_t)hi - zp);
+    ev = _mm512_min_epi64(_mm512_max_epi64(ev, l), h);
+    od = _mm512_min_epi64(_mm512_max_epi64(od, l), h);
+    __m512i v = _mm512_mask_blend_epi32((__mmask16)0xAAAA, ev, _mm512_slli_epi64(od, 32));
+    return _mm512_add_epi32(v, _mm512_set1_epi32(zp));
+}
+
+/* lo = pixels {0-3, 8-11, 16-19, 24-27}, hi = {4-7, 12-15, ...} -> the first
+ * n (<= 32) of 32 bytes in pixel order. */
+static inline void store32(int8_t *y, __m512i lo, __m512i hi, int64_t n) {
+    __m128i l = _mm512_cvtepi32_epi8(lo), h = _mm512_cvtepi32_epi8(hi);
+    __m128i b0 = _mm_unpacklo_epi32(l, h), b1 = _mm_unpackhi_epi32(l, h);
+    if (n >= 32) {
+        _mm_storeu_si128((__m128i *)(void *)y, b0);
+        _mm_storeu_si128((__m128i *)(void *)(y + 16), b1);
+    } else {
+        _mm_mask_storeu_epi8(y, (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1), b0);
+        if (n > 16) _mm_mask_storeu_epi8(y + 16, (__mmask16)((1u << (n - 16)) - 1), b1);
+    }
+}
+
+static inline __m512i pair(const int16_t *v) {
+    int32_t w;
+    memcpy(&w, v, 4);
+    return _mm512_set1_epi32(w);
+}
+
+/* acc += vpmaddwd(x pairs, w): one vpdpwssd with VNNI (wrapping, exact here) */
+#define MAC(acc, u, v, w, op)                                                                      \
+    acc = vnni ? _mm512_dpwssd_epi32(acc, op(u, v), w)                                             \
+               : _mm512_add_epi32(acc, _mm512_madd_epi16(op(u, v), w))
+
+/* Fast requantization for S >= 33 (m < 1/4, the usual case): with
+ * t = acc * M = 2^32 H + L (0 <= L < 2^32) and rnd = 2^(S-1) = 2^32 2^(S-33),
+ * floor((t + rnd) / 2^S) = (H + 2^(S-33)) >> (S - 32) exactly (the dropped L
+ * cannot carry across an integer floor), |H| < 2^30. So one 32-bit vector of
+ * high halves (vpermt2d of the two vpmuldq results) replaces the 64-bit
+ * add / shift / clamp; + zp, then the [-128, 127] clamp comes free from the
+ * saturating packs, and [lo, hi] is one byte max / min per 64 outputs. */
+static inline __m512i hi32(__m512i acc, __m512i Mv) {
+    const __m512i pick =
+        _mm512_set_epi32(31, 15, 29, 13, 27, 11, 25, 9, 23, 7, 21, 5, 19, 3, 17, 1);
+    __m512i ev = _mm512_mul_epi32(acc, Mv);
+    __m512i od = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), Mv);
+    return _mm512_permutex2var_epi32(ev, pick, od);
+}
+static inline __m512i rq16f(__m512i acc, __m512i Mv, __m512i rnd, __m128i sh, __m512i zp) {
+    return _mm512_add_epi32(_mm512_sra_epi32(_mm512_add_epi32(hi32(acc, Mv), rnd), sh), zp);
+}
+/* l(h) / h(h) = unpack-ordered results of pixels 32 h .. 32 h + 31 (see
+ * store32) -> 64 bytes in pixel order: packs_epi32 (l, h) holds pixels
+ * 8 L .. 8 L + 7 in its 128-bit lane L; packs_epi16 of the two halves
+ * interleaves their qwords, which one vpermq puts back. */
+static inline __m512i pack64(__m512i l0, __m512i h0, __m512i l1, __m512i h1) {
+    __m512i w0 = _mm512_packs_epi32(l0, h0), w1 = _mm512_packs_epi32(l1, h1);
+    return _mm512_permutexvar_epi64(_mm512_set_epi64(7, 5, 3, 1, 6, 4, 2, 0),
+                                    _mm512_packs_epi16(w0, w1));
+}
+
+static inline __attribute__((always_inline)) void spmm8_body(const sqz_csr8 *m, int64_t r0,
+                                                             int64_t r1, const int16_t *X,
+                                                             int64_t xs, int64_t P, int8_t *Y,
+                                                             const int vnni) {
+    /* row-invariant values in locals: the int8 stores to Y may alias *m as
+     * far as the compiler knows, which would reload them every row */
+    const int32_t *col = m->col, *rowptr = m->rowptr, *off = m->off;
+    const int16_t *val = m->val;
+    const sqz_rq *rqs = m->rq;
+    const __m512i zpv = _mm512_set1_epi32(m->zp);
+    const __m512i lov = _mm512_set1_epi8((char)m->lo), hiv = _mm512_set1_epi8((char)m->hi);
+    const int clamp = m->lo > -128 || m->hi < 127; /* else the saturating packs clamp */
+    for (int64_t r = r0; r < r1; r++) {
+        int8_t *y = Y + r * P;
+        const __m512i o = _mm512_set1_epi32(off[r]);
+        const int32_t k0 = rowptr[r], k1 = rowptr[r + 1];
+        const sqz_rq q = rqs[r];
+        const int fast = q.S >= 33;
+        const __m512i Mv = _mm512_set1_epi64(q.M);
+        const __m512i rnd = _mm512_set1_epi32(fast ? 1 << (q.S - 33) : 0);
+        const __m128i sh = _mm_cvtsi32_si128(q.S - 32);
+        /* rows of X are padded to xs >= P rounded up to 32: whole-vector
+         * loads everywhere, only the stores are masked */
+        for (int64_t p = 0; p < P;) {
+            const int64_t n = P - p;
+            if (n > 32) { /* 64 pixels (4 accumulators) */
+                __m512i a0 = o, a1 = o, a2 = o, a3 = o;
+                for (int32_t k = k0; k < k1; k += 2) {
+                    const int16_t *xa = X + (int64_t)col[k] * xs + p,
+                                  *xb = X + (int64_t)col[k + 1] * xs + p;
+                    const __m512i w = pair(val + k);
+                    __m512i u0 = _mm512_loadu_si512(xa), v0 = _mm512_loadu_si512(xb);
+                    __m512i u1 = _mm512_loadu_si512(xa + 32), v1 = _mm512_loadu_si512(xb + 32);
+                    MAC(a0, u0, v0, w, _mm512_unpacklo_epi16);
+                    MAC(a1, u0, v0, w, _mm512_unpackhi_epi16);
+                    MAC(a2, u1, v1, w, _mm512_unpacklo_epi16);
+                    MAC(a3, u1, v1, w, _mm512_unpackhi_epi16);
+                }
+                if (fast) {
+                    __m512i b = pack64(rq16f(a0, Mv, rnd, sh, zpv), rq16f(a1, Mv, rnd, sh, zpv),
+                                       rq16f(a2, Mv, rnd, sh, zpv), rq16f(a3, Mv, rnd, sh, zpv));
+                    if (clamp) b = _mm512_min_epi8(_mm512_max_epi8(b, lov), hiv);
+                    if (n >= 64)
+                        _mm512_storeu_si512(y + p, b);
+                    else
+                        _mm512_mask_storeu_epi8(y + p, ((__mmask64)1 << n) - 1, b);
+                } else {
+                    store32(y + p, rq16(a0, q, m->zp, m->lo, m->hi),
+                            rq16(a1, q, m->zp, m->lo, m->hi), 32);
+                    store32(y + p + 32, rq16(a2, q, m->zp, m->lo, m->hi),
+                            rq16(a3, q, m->zp, m->lo, m->hi), n - 32);
+                }
+                p += 64;
+            } else { /* the last <= 32 pixels (2 accumulators) */
+                __m512i a0 = o, a1 = o;
+                for (int32_t k = k0; k < k1; k += 2) {
+                    const __m512i w = pair(val + k);
+                    __m512i u = _mm512_loadu_si512(X + (int64_t)col[k] * xs + p);
+                    __m512i v = _mm512_loadu_si512(X + (int64_t)col[k + 1] * xs + p);
+                    MAC(a0, u, v, w, _mm512_unpacklo_epi16);
+                    MAC(a1, u, v, w, _mm512_unpackhi_epi16);
+                }
+                if (fast) {
+                    __m512i f0 = rq16f(a0, Mv, rnd, sh, zpv), f1 = rq16f(a1, Mv, rnd, sh, zpv);
+                    __m512i b = pack64(f0, f1, f0, f1); /* bytes 0..31: the 32 pixels */
+                    if (clamp) b = _mm512_min_epi8(_mm512_max_epi8(b, lov), hiv);
+                    _mm256_mask_storeu_epi8(y + p, (__mmask32)(0xFFFFFFFFu >> (32 - n)),
+                                            _mm512_castsi512_si256(b));
+                } else {
+                    store32(y + p, rq16(a0, q, m->zp, m->lo, m->hi),
+                            rq16(a1, q, m->zp, m->lo, m->hi), n);
+                }
+                p += 32;
+            }
+        }
+    }
+}
+
+void sqz_spmm8_avx512(const sqz_csr8 *m, int64_t r0, int64_t r1, const int16_t *X, int64_t xs,
+                      int64_t P, int8_t *Y) {
+    spmm8_body(m, r0, r1, X, xs, P, Y, 0);
+}
+
+void sqz_spmm8_vnni(const sqz_csr8 *m, int64_t r0, int64_t r1, const int16_t *X, int64_t xs,
+                    int64_t P, int8_t *Y) {
+    spmm8_body(m, r0, r1, X, xs, P, Y, 1);
+}
+
+void sqz_spmv8_avx512(const sqz_csr8 *m, int64_t r0, int64_t r1, const int8_t *x8, void *tmp,
+                      int8_t *y) {
+    int32_t *x = tmp; /* int32 copy: gather operand */
+    for (int64_t c = 0; c < m->cols; c++) x[c] = x8[c];
+    for (int64_t r = r0; r < r1; r++) {
+        int32_t k = m->rowptr[r];
+        const int32_t k1 = m->rowptr[r + 1];
+        __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+        /* sign-extended x times zero-extended w: vpmaddwd gives x * w (sparse_i8_avx2.c) */
+        for (; k + 32 <= k1; k += 32) {
+            __m512i i0 = _mm512_loadu_si512(m->col + k), i1 = _mm512_loadu_si512(m->col + k + 16);
+            __m512i w0 = _mm512_cvtepu16_epi32(
+                _mm256_loadu_si256((const __m256i *)(const void *)(m->val + k)));
+            __m512i w1 = _mm512_cvtepu16_epi32(
+                _mm256_loadu_si256((const __m256i *)(const void *)(m->val + k + 16)));
+            a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_i32gather_epi32(i0, x, 4), w0));
+            a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_i32gather_epi32(i1, x, 4), w1));
+        }
+        for (; k < k1; k += 16) {
+            const __mmask16 mk =
+                k1 - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k1 - k)) - 1);
+            __m512i i0 = _mm512_maskz_loadu_epi32(mk, m->col + k);
+            __m512i w0 = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, m->val + k));
+            __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mk, i0, x, 4);
+            a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(g, w0));
+        }
+        /* int32 wrap-around sums: the exact total is in range (int8.h bound) */
+        uint32_t acc =
+            (uint32_t)_mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1)) + (uint32_t)m->off[r];
+        y[r] = (int8_t)sqz_rq_apply((int32_t)acc, m->rq[r], m->zp, m->lo, m->hi);
+    }
+}
+
+void sqz_widen8_avx512(const int8_t *x, int16_t *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        _mm512_storeu_si512(y + i, _mm512_cvtepi8_epi16(
+                                       _mm256_loadu_si256((const __m256i *)(const void *)(x + i))));
+    if (i < n) {
+        __mmask32 k = (__mmask32)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_epi16(y + i, k, _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(k, x + i)));
+    }
+}
+
+/* ---------------------------------------------------------------- VBMI
+ * spmv8 on the ELL copy (kernels/sparse.h): per block of 16 rows and
+ * segment of 128 columns, each step picks 64 activation bytes with one
+ * vpermi2b from the segment's two registers (x + 128 as u8) and adds 4
+ * products per row lane with vpdpbusd (exact: u8 x s8, 4 per lane, int32
+ * sums). Requantization per lane (rows have their own M, S). */
+int sqz_spmv8_vbmi_ok(void) {
+    return sqz_cpu_has_avx512_vnni() && __builtin_cpu_supports("avx512vbmi");
+}
+
+/* int8.h requantization of 16 lanes with per-lane M, S. */
+static inline __m512i rq16v(__m512i acc, __m512i Mv, __m512i Sv, int32_t zp, int32_t lo,
+                            int32_t hi) {
+    const __m512i lo32 = _mm512_set1_epi64(0xFFFFFFFF), one = _mm512_set1_epi64(1);
+    __m512i Se = _mm512_and_si512(Sv, lo32), So = _mm512_srli_epi64(Sv, 32);
+    __m512i ev = _mm512_mul_epi32(acc, Mv);
+    __m512i od = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), _mm512_srli_epi64(Mv, 32));
+    ev = _mm512_srav_epi64(_mm512_add_epi64(ev, _mm512_sllv_epi64(one, _mm512_sub_epi64(Se, one))),
+                           Se);
+    od = _mm512_srav_epi64(_mm512_add_epi64(od, _mm512_sllv_epi64(one, _mm512_sub_epi64(So, one))),
+                           So);
+    __m512i l = _mm512_set1_epi64((int64_t)lo - zp), h = _mm512_set1_epi64((int64_t)hi - zp);
+    ev = _mm512_min_epi64(_mm512_max_epi64(ev, l), h);
+    od = _mm512_min_epi64(_mm512_max_epi64(od, l), h);
+    __m512i v = _mm512_mask_blend_epi32((__mmask16)0xAAAA, ev, _mm512_slli_epi64(od, 32));
+    return _mm512_add_epi32(v, _mm512_set1_epi32(zp));
+}
+
+__attribute__((target("avx512vbmi"))) void sqz_spmv8_vbmi(const sqz_csr8 *m, int64_t r0, int64_t r1,
+                                                          const int8_t *x, void *tmp, int8_t *y) {
+    uint8_t *xu = tmp; /* x + 128, zero-padded to whole segments */
+    const int64_t nseg = m->nseg;
+    for (int64_t c = 0; c < m->cols; c++) xu[c] = (uint8_t)(x[c] + 128);
+    memset(xu + m->cols, 0, (size_t)(nseg * 128 - m->cols));
+    for (int64_t b = r0 / 16; b * 16 < r1; b++) {
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t sg = 0; sg < nseg; sg++) {
+            const __m512i xa = _mm512_loadu_si512(xu + sg * 128),
+                          xb = _mm512_loadu_si512(xu + sg * 128 + 64);
+            int32_t t = m->ell_step[b * nseg + sg];
+            const int32_t t1 = m->ell_step[b * nseg + sg + 1];
+            const uint8_t *ip = m->ell_idx;
+            const int8_t *wp = m->ell_w;
+            for (; t + 4 <= t1; t += 4) { /* four independent chains */
+#define STEP(acc, u)                                                                               \
+    acc = _mm512_dpbusd_epi32(                                                                     \
+        acc, _mm512_permutex2var_epi8(xa, _mm512_loadu_si512(ip + (size_t)(t + u) * 64), xb),      \
+        _mm512_loadu_si512(wp + (size_t)(t + u) * 64))
+                STEP(a0, 0);
+                STEP(a1, 1);
+                STEP(a2, 2);
+                STEP(a3, 3);
+            }
+            for (; t < t1; t++) STEP(a0, 0);
+#undef STEP
+        }
+        __m512i acc = _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3));
+        acc = _mm512_add_epi32(acc, _mm512_loadu_si512(m->ell_off + b * 16));
+        __m512i v = rq16v(acc, _mm512_loadu_si512(m->ell_M + b * 16),
+                          _mm512_loadu_si512(m->ell_S + b * 16), m->zp, m->lo, m->hi);
+        /* rows [max(r0, 16 b), min(r1, 16 b + 16)) */
+        int64_t lo = r0 > b * 16 ? r0 - b * 16 : 0, hi = r1 - b * 16 < 16 ? r1 - b * 16 : 16;
+        __mmask16 mk = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+        _mm_mask_storeu_epi8(y + b * 16, mk, _mm512_cvtepi32_epi8(v));
+    }
+}
