@@ -1,4 +1,4 @@
-/* writer.c - serialize the sqzc IR to .sqz v1 (layout in sqz/format.h). */
+/* writer.c - serialize the sqzc IR to .sqz v2 (layout in sqz/format.h). */
 #include "sqzc/writer.h"
 
 #include <errno.h>
@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "sqz/format.h"
+#include "sqzc/huffman.h"
 #include "sqzc/tensor_encode.h"
 
 typedef struct bytebuf {
@@ -58,8 +59,100 @@ static void bb_f32(bytebuf *b, float f) {
     memcpy(&u, &f, 4);
     bb_u32(b, u);
 }
-static void bb_align(bytebuf *b, size_t a) {
-    while (b->n % a) bb_u8(b, 0);
+static void bb_var(bytebuf *b, uint64_t v) {
+    uint8_t x[SQZ_VAR_MAX_BYTES];
+    size_t n = 0;
+    do {
+        x[n] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v) x[n] |= 0x80;
+        n++;
+    } while (v);
+    bb_put(b, x, n);
+}
+static void bb_zvar(bytebuf *b, int64_t v) {
+    bb_var(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+/* f32 -> f16 bits if exactly representable (finite, no precision lost) */
+static int f16_exact(float f, uint16_t *h) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    uint32_t exp = (u >> 23) & 0xffu, man = u & 0x7fffffu;
+    if (exp == 0xff) return 0;
+    if (exp == 0) {
+        if (man) return 0;
+        *h = sign;
+        return 1;
+    }
+    int e = (int)exp - 127;
+    if (e > 15) return 0;
+    if (e >= -14) {
+        if (man & 0x1fffu) return 0;
+        *h = (uint16_t)(sign | (uint32_t)(e + 15) << 10 | man >> 13);
+        return 1;
+    }
+    if (e < -24) return 0;
+    uint32_t full = 0x800000u | man;
+    int shift = -1 - e; /* 14..23 */
+    if (full & ((1u << shift) - 1)) return 0;
+    *h = (uint16_t)(sign | full >> shift);
+    return 1;
+}
+
+static int all_f16(const float *v, int64_t n) {
+    uint16_t h;
+    for (int64_t i = 0; i < n; i++)
+        if (!f16_exact(v[i], &h)) return 0;
+    return 1;
+}
+
+/* Payload of an i8 / i32 constant (sqz/format.h DATA): the smallest of raw,
+ * (i32) zigzag varints, and a Huffman stream over the raw (i8) / varint
+ * (i32) bytes. Returns the encoding byte; -1 on OOM. */
+static int put_int_payload(bytebuf *data, const sqzc_tensor *x, int64_t n) {
+    bytebuf v = {0};
+    if (x->i8) {
+        bb_put(&v, x->i8, (size_t)n);
+    } else {
+        for (int64_t i = 0; i < n; i++) bb_zvar(&v, x->i32[i]);
+    }
+    if (v.oom) return -1;
+    const uint64_t raw = (uint64_t)n * (x->i8 ? 1u : 4u);
+    uint64_t best = x->i8 ? raw : (v.n < raw ? v.n : raw);
+    int enc = x->i8 || v.n >= raw ? SQZ_ENC_RAW : SQZ_ENC_VARINT;
+    sqzc_huff_code hc;
+    uint64_t hsize = UINT64_MAX, prefix = 0;
+    if (n > 0 && sqzc_huff_code_build(&hc, v.p, v.n, 8) == 0) {
+        bytebuf pre = {0};
+        if (!x->i8) bb_var(&pre, v.n);
+        prefix = pre.n;
+        free(pre.p);
+        hsize = prefix + hc.stream_bytes;
+    }
+    if (hsize < best) {
+        size_t at = data->n;
+        if (!x->i8) bb_var(data, v.n);
+        bb_reserve(data, (size_t)hc.stream_bytes);
+        if (!data->oom) {
+            if (sqzc_huff_write(&hc, v.p, v.n, data->p + data->n, (size_t)hc.stream_bytes) != 0) {
+                free(v.p);
+                data->n = at;
+                return -1;
+            }
+            data->n += (size_t)hc.stream_bytes;
+        }
+        enc = x->i8 ? SQZ_ENC_HUFFMAN : SQZ_ENC_VARINT | SQZ_ENC_HUFFMAN;
+    } else if (enc == SQZ_ENC_VARINT) {
+        bb_put(data, v.p, v.n);
+    } else if (x->i8) {
+        bb_put(data, x->i8, (size_t)n);
+    } else {
+        for (int64_t i = 0; i < n; i++) bb_u32(data, (uint32_t)x->i32[i]);
+    }
+    free(v.p);
+    return data->oom ? -1 : enc;
 }
 
 /* Strings blob; offset 0 is the empty string. Equal strings share one copy
@@ -132,7 +225,7 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
     for (int i = 0; i < g->n_outputs; i++) flags[g->outputs[i]] |= SQZ_TF_OUTPUT;
 
     /* TENSORS + DATA */
-    bb_u32(&ten, (uint32_t)g->n_tensors);
+    bb_var(&ten, (uint64_t)g->n_tensors);
     for (int t = 0; t < g->n_tensors; t++) {
         const sqzc_tensor *x = &g->tensors[t];
         if (x->i64) {
@@ -149,6 +242,7 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
             goto fail;
         }
         int ndim = x->has_shape ? x->shape.ndim : 0;
+        const int64_t ne = numel(&x->shape);
         /* encoded storage requested by the compression passes (sqzc/tensor_encode.h);
          * the encoder falls back to raw when encoding does not pay */
         uint8_t *enc_pl = NULL;
@@ -156,21 +250,24 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
         sqzc_enc_stats enc_st = {0};
         if (x->f32 && x->enc) {
             char e[200];
-            if (sqzc_tensor_encode(x->f32, (uint64_t)numel(&x->shape), x->enc, 0, &enc_pl,
-                                   &enc_size, &enc_st, e, sizeof e) != 0) {
+            if (sqzc_tensor_encode(x->f32, (uint64_t)ne, x->enc, 0, &enc_pl, &enc_size, &enc_st, e,
+                                   sizeof e) != 0) {
                 snprintf(err, err_len, "tensor '%s': cannot encode: %s", x->name, e);
                 goto fail;
             }
         }
-        bb_u32(&ten, str_ref(&str, &stab, x->name));
+        /* internal names are optional (sqz/format.h STRINGS) */
+        int named = g->keep_names || (flags[t] & (SQZ_TF_INPUT | SQZ_TF_OUTPUT));
+        bb_var(&ten, named ? str_ref(&str, &stab, x->name) : 0);
         bb_u8(&ten, x->dtype == SQZC_I8    ? SQZ_DT_I8
                     : x->dtype == SQZC_I32 ? SQZ_DT_I32
                                            : SQZ_DT_F32);
+        size_t enc_at = ten.n;
         bb_u8(&ten, (uint8_t)enc_st.encoding);
-        bb_u8(&ten, (uint8_t)ndim);
         bb_u8(&ten, f);
-        for (int d = 0; d < ndim; d++) bb_u64(&ten, (uint64_t)x->shape.dims[d]);
-        /* quantization block (INT8 contract); f32 tensors carry none */
+        bb_u8(&ten, (uint8_t)ndim);
+        for (int d = 0; d < ndim; d++) bb_var(&ten, (uint64_t)x->shape.dims[d]);
+        /* quantization record (INT8 contract); f32 tensors carry none */
         const sqzc_qparams *q = &x->q;
         if (q->kind != SQZC_Q_NONE && x->dtype != SQZC_I8 && x->dtype != SQZC_I32) {
             snprintf(err, err_len, "tensor '%s': quantization parameters on a float tensor",
@@ -184,74 +281,83 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
                      x->name, q->n);
             goto fail;
         }
-        bb_u8(&ten, (uint8_t)q->kind);
-        bb_u8(&ten, (uint8_t)(q->kind == SQZC_Q_CHANNEL ? q->axis : 0));
-        bb_u16(&ten, 0);
-        bb_u32(&ten, (uint32_t)q->n);
-        for (int k = 0; k < q->n; k++) bb_f32(&ten, q->scale[k]);
-        for (int k = 0; k < q->n; k++) bb_u32(&ten, (uint32_t)q->zero_point[k]);
-        if (x->i8) {
-            bb_align(&data, SQZ_DATA_ALIGN);
-            uint64_t off = data.n, size = (uint64_t)numel(&x->shape);
-            bb_put(&data, x->i8, (size_t)size);
-            bb_u64(&ten, off);
-            bb_u64(&ten, size);
-        } else if (x->i32) {
-            bb_align(&data, SQZ_DATA_ALIGN);
-            uint64_t off = data.n, size = (uint64_t)numel(&x->shape) * 4u;
-            for (int64_t i = 0; i < numel(&x->shape); i++) bb_u32(&data, (uint32_t)x->i32[i]);
-            bb_u64(&ten, off);
-            bb_u64(&ten, size);
-        } else if (x->f32 && x->enc) {
-            bb_align(&data, SQZ_DATA_ALIGN);
-            bb_u64(&ten, data.n);
-            bb_u64(&ten, enc_size);
+        if (q->kind == SQZC_Q_NONE) {
+            bb_u8(&ten, SQZ_QUANT_NONE);
+        } else {
+            int sym = q->kind == SQZC_Q_CHANNEL;
+            for (int k = 0; k < q->n && sym; k++) sym = q->zero_point[k] == 0;
+            const int h = all_f16(q->scale, q->n);
+            bb_u8(&ten, (uint8_t)((sym ? SQZ_QUANT_PER_CHANNEL_SYM : (unsigned)q->kind) |
+                                  (h ? SQZ_QF_F16_SCALES : 0)));
+            bb_u8(&ten, (uint8_t)(q->kind == SQZC_Q_CHANNEL ? q->axis : 0));
+            for (int k = 0; k < q->n; k++) {
+                uint16_t hv = 0;
+                if (h && f16_exact(q->scale[k], &hv))
+                    bb_u16(&ten, hv);
+                else
+                    bb_f32(&ten, q->scale[k]);
+            }
+            if (!sym)
+                for (int k = 0; k < q->n; k++) bb_zvar(&ten, q->zero_point[k]);
+        }
+        if (!is_const) continue;
+        const size_t at = data.n;
+        int enc_byte = enc_st.encoding;
+        if (x->i8 || x->i32) {
+            enc_byte = put_int_payload(&data, x, ne);
+            if (enc_byte < 0) {
+                snprintf(err, err_len, "out of memory while serializing");
+                goto fail;
+            }
+        } else if (x->enc) {
             bb_put(&data, enc_pl, enc_size);
             free(enc_pl);
-        } else if (x->f32) {
-            bb_align(&data, SQZ_DATA_ALIGN);
-            uint64_t off = data.n, size = (uint64_t)numel(&x->shape) * 4u;
-            for (int64_t i = 0; i < numel(&x->shape); i++) bb_f32(&data, x->f32[i]);
-            bb_u64(&ten, off);
-            bb_u64(&ten, size);
+        } else if (all_f16(x->f32, ne) && ne > 0) { /* exact: lossless */
+            enc_byte = SQZ_ENC_F16;
+            for (int64_t i = 0; i < ne; i++) {
+                uint16_t hv = 0;
+                (void)f16_exact(x->f32[i], &hv);
+                bb_u16(&data, hv);
+            }
         } else {
-            bb_u64(&ten, 0);
-            bb_u64(&ten, 0);
+            for (int64_t i = 0; i < ne; i++) bb_f32(&data, x->f32[i]);
         }
+        if (!ten.oom) ten.p[enc_at] = (uint8_t)enc_byte;
+        bb_var(&ten, (uint64_t)(data.n - at));
     }
 
     /* GRAPH */
-    bb_u32(&gr, (uint32_t)g->n_nodes);
+    bb_var(&gr, (uint64_t)g->n_nodes);
     for (int i = 0; i < g->n_nodes; i++) {
         const sqzc_node *n = &g->nodes[i];
-        bb_u16(&gr, (uint16_t)n->op);
-        bb_u16(&gr, 0);
-        bb_u32(&gr, str_ref(&str, &stab, n->name));
-        bb_u32(&gr, n->n_in);
-        for (uint32_t k = 0; k < n->n_in; k++) bb_u32(&gr, (uint32_t)n->in[k]);
-        bb_u32(&gr, n->n_out);
-        for (uint32_t k = 0; k < n->n_out; k++) bb_u32(&gr, (uint32_t)n->out[k]);
-        bb_u32(&gr, n->n_attr);
+        bb_var(&gr, (uint64_t)n->op);
+        bb_var(&gr, g->keep_names ? str_ref(&str, &stab, n->name) : 0);
+        bb_var(&gr, n->n_in);
+        for (uint32_t k = 0; k < n->n_in; k++) bb_var(&gr, (uint64_t)((int64_t)n->in[k] + 1));
+        bb_var(&gr, n->n_out);
+        for (uint32_t k = 0; k < n->n_out; k++) bb_var(&gr, (uint64_t)n->out[k]);
+        bb_var(&gr, n->n_attr);
         for (uint32_t k = 0; k < n->n_attr; k++) {
             const sqz_attr *a = &n->attrs[k];
-            bb_u32(&gr, str_ref(&str, &stab, a->name));
+            bb_var(&gr, str_ref(&str, &stab, a->name));
             bb_u8(&gr, a->type);
-            bb_u8(&gr, 0);
-            bb_u16(&gr, 0);
             switch (a->type) {
             case SQZ_ATTR_INT:
+                bb_zvar(&gr, a->ints[0]);
+                break;
             case SQZ_ATTR_INTS:
-                bb_u32(&gr, a->count);
-                for (uint32_t j = 0; j < a->count; j++) bb_u64(&gr, (uint64_t)a->ints[j]);
+                bb_var(&gr, a->count);
+                for (uint32_t j = 0; j < a->count; j++) bb_zvar(&gr, a->ints[j]);
                 break;
             case SQZ_ATTR_FLOAT:
+                bb_f32(&gr, a->floats[0]);
+                break;
             case SQZ_ATTR_FLOATS:
-                bb_u32(&gr, a->count);
+                bb_var(&gr, a->count);
                 for (uint32_t j = 0; j < a->count; j++) bb_f32(&gr, a->floats[j]);
                 break;
             case SQZ_ATTR_STRING:
-                bb_u32(&gr, 0);
-                bb_u32(&gr, str_ref(&str, &stab, a->str));
+                bb_var(&gr, str_ref(&str, &stab, a->str));
                 break;
             default:
                 snprintf(err, err_len, "node '%s': attribute '%s' has unknown type %d", n->name,
@@ -260,16 +366,16 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
             }
         }
     }
-    bb_u32(&gr, (uint32_t)g->n_inputs);
-    for (int i = 0; i < g->n_inputs; i++) bb_u32(&gr, (uint32_t)g->inputs[i]);
-    bb_u32(&gr, (uint32_t)g->n_outputs);
-    for (int i = 0; i < g->n_outputs; i++) bb_u32(&gr, (uint32_t)g->outputs[i]);
+    bb_var(&gr, (uint64_t)g->n_inputs);
+    for (int i = 0; i < g->n_inputs; i++) bb_var(&gr, (uint64_t)g->inputs[i]);
+    bb_var(&gr, (uint64_t)g->n_outputs);
+    for (int i = 0; i < g->n_outputs; i++) bb_var(&gr, (uint64_t)g->outputs[i]);
 
     /* METADATA */
-    bb_u32(&meta, (uint32_t)g->n_meta);
+    bb_var(&meta, (uint64_t)g->n_meta);
     for (int i = 0; i < g->n_meta; i++) {
-        bb_u32(&meta, str_ref(&str, &stab, g->meta[i].key));
-        bb_u32(&meta, str_ref(&str, &stab, g->meta[i].value));
+        bb_var(&meta, str_ref(&str, &stab, g->meta[i].key));
+        bb_var(&meta, str_ref(&str, &stab, g->meta[i].value));
     }
 
     if (str.oom || ten.oom || gr.oom || data.oom || meta.oom) {
@@ -295,8 +401,7 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
         uint64_t off = SQZ_HEADER_BYTES + (uint64_t)ns * SQZ_SECTION_ENTRY_BYTES;
         uint64_t offs[8];
         for (uint32_t i = 0; i < ns; i++) {
-            /* DATA is 64-byte aligned in the file so payloads stay aligned if mapped */
-            uint64_t a = secs[i].type == SQZ_SEC_DATA ? SQZ_DATA_ALIGN : 8;
+            const uint64_t a = 8;
             off = (off + a - 1) / a * a;
             offs[i] = off;
             bb_u32(&table, secs[i].type);

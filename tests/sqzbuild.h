@@ -60,10 +60,6 @@ static void sb_put(sb_buf *b, const void *d, size_t n) {
 static void sb_u8(sb_buf *b, uint8_t v) {
     sb_put(b, &v, 1);
 }
-static void sb_u16(sb_buf *b, uint16_t v) {
-    uint8_t t[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
-    sb_put(b, t, 2);
-}
 static void sb_u32(sb_buf *b, uint32_t v) {
     uint8_t t[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
     sb_put(b, t, 4);
@@ -77,8 +73,16 @@ static void sb_f32(sb_buf *b, float f) {
     memcpy(&u, &f, 4);
     sb_u32(b, u);
 }
-static void sb_align(sb_buf *b, size_t a) {
-    while (b->n % a) sb_u8(b, 0);
+static void sb_var(sb_buf *b, uint64_t v) {
+    do {
+        uint8_t x = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v) x |= 0x80;
+        sb_put(b, &x, 1);
+    } while (v);
+}
+static void sb_zvar(sb_buf *b, int64_t v) {
+    sb_var(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
 }
 static uint32_t sb_str(sb_buf *s, const char *str) {
     uint32_t off = (uint32_t)s->n;
@@ -92,68 +96,63 @@ static uint8_t *sb_build(const sb_tensor *t, int nt, const sb_node *nodes, int n
                          size_t *size) {
     sb_buf str = {0}, ten = {0}, gr = {0}, dat = {0}, out = {0};
     sb_u8(&str, 0);
-    sb_u32(&ten, (uint32_t)nt);
+    sb_var(&ten, (uint64_t)nt);
     for (int i = 0; i < nt; i++) {
         const sb_tensor *x = &t[i];
-        sb_u32(&ten, sb_str(&str, x->name));
+        sb_var(&ten, sb_str(&str, x->name));
         sb_u8(&ten, x->dtype);
         sb_u8(&ten, SQZ_ENC_RAW);
-        sb_u8(&ten, (uint8_t)x->ndim);
         sb_u8(&ten, x->flags);
-        for (int d = 0; d < x->ndim; d++) sb_u64(&ten, (uint64_t)x->dims[d]);
+        sb_u8(&ten, (uint8_t)x->ndim);
+        for (int d = 0; d < x->ndim; d++) sb_var(&ten, (uint64_t)x->dims[d]);
         sb_u8(&ten, x->quant);
-        sb_u8(&ten, x->qaxis);
-        sb_u16(&ten, 0);
-        sb_u32(&ten, x->nq);
-        for (uint32_t c = 0; c < x->nq; c++) sb_f32(&ten, x->scale[c]);
-        for (uint32_t c = 0; c < x->nq; c++) sb_u32(&ten, (uint32_t)x->zp[c]);
+        if (x->quant) {
+            /* nq is implied by the kind and shape; a test giving a wrong nq
+             * writes that many (a hostile record) */
+            sb_u8(&ten, x->qaxis);
+            for (uint32_t c = 0; c < x->nq; c++) sb_f32(&ten, x->scale[c]);
+            if ((x->quant & SQZ_QF_KIND_MASK) != SQZ_QUANT_PER_CHANNEL_SYM)
+                for (uint32_t c = 0; c < x->nq; c++) sb_zvar(&ten, x->zp[c]);
+        }
         if (x->data) {
-            sb_align(&dat, SQZ_DATA_ALIGN);
-            sb_u64(&ten, dat.n);
-            sb_u64(&ten, x->data_bytes);
+            sb_var(&ten, x->data_bytes);
             sb_put(&dat, x->data, x->data_bytes);
-        } else {
-            sb_u64(&ten, 0);
-            sb_u64(&ten, 0);
         }
     }
-    sb_u32(&gr, (uint32_t)nn);
+    sb_var(&gr, (uint64_t)nn);
     for (int i = 0; i < nn; i++) {
         const sb_node *n = &nodes[i];
-        sb_u16(&gr, n->op);
-        sb_u16(&gr, 0);
-        sb_u32(&gr, sb_str(&str, n->name));
-        sb_u32(&gr, n->n_in);
-        for (uint32_t k = 0; k < n->n_in; k++) sb_u32(&gr, (uint32_t)n->in[k]);
-        sb_u32(&gr, n->n_out);
-        for (uint32_t k = 0; k < n->n_out; k++) sb_u32(&gr, (uint32_t)n->out[k]);
-        sb_u32(&gr, n->n_attr);
+        sb_var(&gr, n->op);
+        sb_var(&gr, sb_str(&str, n->name));
+        sb_var(&gr, n->n_in);
+        for (uint32_t k = 0; k < n->n_in; k++) sb_var(&gr, (uint64_t)((int64_t)n->in[k] + 1));
+        sb_var(&gr, n->n_out);
+        for (uint32_t k = 0; k < n->n_out; k++) sb_var(&gr, (uint64_t)n->out[k]);
+        sb_var(&gr, n->n_attr);
         for (uint32_t k = 0; k < n->n_attr; k++) {
             const sb_attr *a = &n->attrs[k];
-            sb_u32(&gr, sb_str(&str, a->name));
+            sb_var(&gr, sb_str(&str, a->name));
             sb_u8(&gr, a->type);
-            sb_u8(&gr, 0);
-            sb_u16(&gr, 0);
-            sb_u32(&gr, a->count);
+            if (a->type == SQZ_ATTR_INTS || a->type == SQZ_ATTR_FLOATS) sb_var(&gr, a->count);
             for (uint32_t j = 0; j < a->count; j++) {
                 if (a->type == SQZ_ATTR_INT || a->type == SQZ_ATTR_INTS)
-                    sb_u64(&gr, (uint64_t)a->ints[j]);
+                    sb_zvar(&gr, a->ints[j]);
                 else
                     sb_f32(&gr, a->floats[j]);
             }
         }
     }
-    sb_u32(&gr, (uint32_t)ngin);
-    for (int k = 0; k < ngin; k++) sb_u32(&gr, (uint32_t)gin[k]);
-    sb_u32(&gr, (uint32_t)ngout);
-    for (int k = 0; k < ngout; k++) sb_u32(&gr, (uint32_t)gout[k]);
+    sb_var(&gr, (uint64_t)ngin);
+    for (int k = 0; k < ngin; k++) sb_var(&gr, (uint64_t)gin[k]);
+    sb_var(&gr, (uint64_t)ngout);
+    for (int k = 0; k < ngout; k++) sb_var(&gr, (uint64_t)gout[k]);
 
     sb_buf *secs[4] = {&str, &ten, &gr, &dat};
     uint32_t types[4] = {SQZ_SEC_STRINGS, SQZ_SEC_TENSORS, SQZ_SEC_GRAPH, SQZ_SEC_DATA};
     uint32_t ns = 4;
     size_t off = SQZ_HEADER_BYTES + ns * SQZ_SECTION_ENTRY_BYTES, offs[4];
     for (uint32_t i = 0; i < ns; i++) {
-        off = (off + 63) / 64 * 64;
+        off = (off + 7) / 8 * 8;
         offs[i] = off;
         off += secs[i]->n;
     }

@@ -374,6 +374,16 @@ static uint32_t rd32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+static uint64_t rdvar(const uint8_t **p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 10; i++) {
+        uint8_t b = *(*p)++;
+        v |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) break;
+    }
+    return v;
+}
+
 static void test_writer_int8(void **state) {
     (void)state;
     sqzc_graph *g = sqzc_graph_new();
@@ -401,8 +411,9 @@ static void test_writer_int8(void **state) {
     uint8_t *buf;
     size_t size;
     char err[256];
+    g->keep_names = 1;
     assert_int_equal(sqzc_serialize(g, &buf, &size, err, sizeof err), 0);
-    /* find the TENSORS section and walk its records */
+    /* find the TENSORS section and walk its records (sqz/format.h v2) */
     uint32_t ns = rd32(buf + 16);
     const uint8_t *ten = NULL, *data = NULL, *strs = NULL;
     for (uint32_t i = 0; i < ns; i++) {
@@ -414,43 +425,52 @@ static void test_writer_int8(void **state) {
     }
     assert_non_null(ten);
     assert_non_null(data);
-    assert_int_equal(rd32(ten), 3);
-    const uint8_t *p = ten + 4;
+    const uint8_t *p = ten;
+    assert_int_equal(rdvar(&p), 3);
+    uint64_t doff = 0;
     for (int t = 0; t < 3; t++) {
-        const char *name = (const char *)strs + rd32(p);
-        uint8_t dt = p[4], ndim = p[6], fl = p[7];
-        p += 8 + 8 * ndim;
-        uint8_t qk = p[0], qa = p[1];
-        uint32_t nq = rd32(p + 4);
-        const uint8_t *sp = p + 8;
-        p += 8 + 8 * nq;
-        uint64_t doff = rd32(p) | (uint64_t)rd32(p + 4) << 32;
-        uint64_t dsz = rd32(p + 8) | (uint64_t)rd32(p + 12) << 32;
-        p += 16;
+        const char *name = (const char *)strs + rdvar(&p);
+        uint8_t dt = p[0], enc = p[1], fl = p[2], ndim = p[3];
+        p += 4;
+        for (int d = 0; d < ndim; d++) (void)rdvar(&p);
+        uint8_t qk = *p++;
+        uint8_t qa = qk ? *p++ : 0;
+        const uint8_t *sp = p;
         if (strcmp(name, "w") == 0) {
             assert_int_equal(dt, SQZ_DT_I8);
             assert_int_equal(fl & SQZ_TF_CONST, SQZ_TF_CONST);
-            assert_int_equal(qk, 2);
+            /* symmetric per channel: no zero points; 0.5 / 0.25 are f16-exact */
+            assert_int_equal(qk, SQZ_QUANT_PER_CHANNEL_SYM | SQZ_QF_F16_SCALES);
             assert_int_equal(qa, 0);
-            assert_int_equal(nq, 2);
-            float f;
-            memcpy(&f, sp + 4, 4);
-            assert_float_equal(f, 0.25f, 0);
+            assert_int_equal(sp[2] | sp[3] << 8, 0x3400); /* 0.25 in f16 */
+            p += 4;
+            uint64_t dsz = rdvar(&p);
+            assert_int_equal(enc, SQZ_ENC_RAW); /* 6 bytes: Huffman does not pay */
             assert_int_equal(dsz, 6);
             assert_memory_equal(data + doff, wv, 6);
+            doff += dsz;
         } else if (strcmp(name, "b") == 0) {
             assert_int_equal(dt, SQZ_DT_I32);
-            assert_int_equal(dsz, 8);
-            assert_int_equal((int32_t)rd32(data + doff), -70000);
-            assert_int_equal((int32_t)rd32(data + doff + 4), 123);
+            assert_int_equal(qk, SQZ_QUANT_PER_CHANNEL_SYM | SQZ_QF_F16_SCALES);
+            p += 4;
+            uint64_t dsz = rdvar(&p);
+            /* zigzag varints: -70000 -> 139999 (3 bytes), 123 -> 246 (2 bytes) */
+            assert_int_equal(enc, SQZ_ENC_VARINT);
+            assert_int_equal(dsz, 5);
+            const uint8_t *q = data + doff;
+            assert_int_equal(rdvar(&q), 139999);
+            assert_int_equal(rdvar(&q), 246);
+            doff += dsz;
         } else {
             assert_string_equal(name, "x");
             assert_int_equal(dt, SQZ_DT_I8);
             assert_int_equal(fl & SQZ_TF_CONST, 0);
-            assert_int_equal(qk, 1);
-            assert_int_equal(nq, 1);
-            assert_int_equal((int32_t)rd32(sp + 4), -5);
-            assert_int_equal(dsz, 0);
+            assert_int_equal(qk, SQZ_QUANT_PER_TENSOR); /* 0.1 is not f16-exact: f32 */
+            float f;
+            memcpy(&f, sp, 4);
+            assert_float_equal(f, 0.1f, 0);
+            p += 4;
+            assert_int_equal(rdvar(&p), 9); /* zigzag(-5) */
         }
     }
     free(buf);

@@ -326,7 +326,7 @@ static void e_qaxis_per_tensor(mdl *m) {
     m->t[T_XQ].qaxis = 1;
 }
 static void e_quant_kind(mdl *m) {
-    m->t[T_XQ].quant = 3;
+    m->t[T_XQ].quant = SQZ_QUANT_PER_CHANNEL_SYM + 1;
 }
 static void e_f32_quant(mdl *m) {
     m->t[T_X].quant = SQZ_QUANT_PER_TENSOR;
@@ -369,7 +369,7 @@ static const struct {
     {"scale 0", "y_q", e_scale_zero},           {"scale < 0", "conv.w", e_scale_neg},
     {"zero point 128", "x_q", e_zp_range},      {"nq != dims[qaxis]", "conv.w", e_nq_mismatch},
     {"qaxis >= ndim", "conv.w", e_qaxis_oob},   {"qaxis on per-tensor", "x_q", e_qaxis_per_tensor},
-    {"quant kind 3", "x_q", e_quant_kind},      {"f32 with quant", "'x'", e_f32_quant},
+    {"quant kind 4", "x_q", e_quant_kind},      {"f32 with quant", "'x'", e_f32_quant},
     {"i8 without quant", "y_q", e_i8_no_quant}, {"i8 data size", "conv.w", e_i8_size},
     {"i32 data size", "conv.b", e_i32_size},    {"i32 not constant", "conv.b", e_i32_not_const},
     {"i32 zero point", "conv.b", e_i32_zp},     {"dtype f16", "x_q", e_dtype_f16},

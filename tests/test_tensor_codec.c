@@ -479,6 +479,7 @@ static void test_model_roundtrip(void **state) {
     uint8_t *file = NULL;
     size_t size = 0;
     char err[256] = "";
+    g->keep_names = 1; /* looked up by name below */
     if (sqzc_serialize(g, &file, &size, err, sizeof err) != 0) fail_msg("%s", err);
     assert_true(size < IN * OUT * 4 / 4); /* well below raw */
     const char *corpus = getenv("SQZ_FUZZ_CORPUS");

@@ -26,6 +26,8 @@ struct sqz_model {
     int32_t *inputs, *outputs;
     int n_meta;
     const char **meta_keys, **meta_values;
+    /* names given to unnamed tensors / nodes ("t<id>", "n<index>"), 12 bytes a slot */
+    char *tensor_names, *node_names;
 };
 
 /* Aligned allocation helpers shared by the runtime. */

@@ -98,6 +98,7 @@ typedef struct sqzc_graph {
     sqzc_kv *meta;
     int n_meta;
     void *name_index; /* private: name -> tensor id hash */
+    int keep_names;   /* writer: store internal tensor / node names (default: only graph I/O) */
 } sqzc_graph;
 
 sqzc_graph *sqzc_graph_new(void);

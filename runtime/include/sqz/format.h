@@ -1,6 +1,9 @@
-/* sqz/format.h - the .sqz file format, version 1.
+/* sqz/format.h - the .sqz file format, version 2.
  *
- * Little-endian throughout. Layout:
+ * Little-endian throughout. Version 2 stores every count, id, shape, string
+ * reference and size as a varint (below) and packs tensor payloads back to
+ * back, which takes the fixed per-file cost of a small model from tens of KB
+ * to about 2 bytes per tensor / id. Layout:
  *
  *   file header (32 bytes)
  *     u8  magic[8]      "SQZMODEL"
@@ -15,32 +18,54 @@
  *     u64 offset        from file start, 8-byte aligned, inside the file
  *     u64 size          payload bytes
  *
+ * var  : unsigned LEB128 (7 bits a byte, low group first, high bit = more),
+ *        at most 10 bytes and at most 64 bits; every field has a bound below
+ *        and a value past it is rejected. zvar: a signed value zigzag-mapped
+ *        ((v << 1) ^ (v >> 63)) and stored as var.
  * STRINGS  : a blob of NUL-terminated UTF-8 strings; a string reference is a
- *            u32 byte offset into it that must land on a string start inside
- *            the blob (offset 0 is the empty string).
- * TENSORS  : u32 count, then per tensor:
- *              u32 name, u8 dtype, u8 encoding, u8 ndim, u8 flags,
- *              i64 dims[ndim],
- *              u8 quant (0 none, 1 per-tensor, 2 per-channel), u8 qaxis, u16 pad,
- *              u32 nq, f32 scale[nq], i32 zero_point[nq],
- *              u64 data_offset, u64 data_size   (into DATA; 0/0 for activations)
- * GRAPH    : u32 n_nodes, then per node:
- *              u16 op, u16 reserved, u32 name,
- *              u32 n_in, i32 in[n_in]   (-1 = absent optional input)
- *              u32 n_out, i32 out[n_out]
- *              u32 n_attr, then per attribute:
- *                u32 name, u8 type (sqz_attr_type), u8 pad[3], u32 count,
- *                payload: INT/INTS i64[count]; FLOAT/FLOATS f32[count];
- *                         STRING u32 string reference (count = 0)
- *            then u32 n_inputs, i32 ids[], u32 n_outputs, i32 ids[]
+ *            var byte offset into it that must land on a string start inside
+ *            the blob (offset 0 is the empty string). Names of internal
+ *            tensors and of nodes are optional (the writer drops them unless
+ *            asked to keep them); the loader names an unnamed tensor "t<id>"
+ *            and an unnamed node "n<index>". Graph inputs and outputs are named.
+ * TENSORS  : var count (<= 2^24), then per tensor:
+ *              var name, u8 dtype, u8 encoding, u8 flags, u8 ndim (<= 8),
+ *              var dims[ndim]                   (each <= 2^40, product too)
+ *              u8 quant: kind (low 4 bits: 0 none, 1 per-tensor, 2 per-channel,
+ *                 3 per-channel symmetric = per-channel with every zero point
+ *                 0, not stored) | SQZ_QF_F16_SCALES (scales stored as IEEE
+ *                 half; the loader widens them exactly); other bits 0
+ *              kind != 0: u8 qaxis, then nq = 1 (per-tensor) or dims[qaxis]
+ *                 scales (f32 or f16), then kinds 1 and 2: nq zvar zero points
+ *              SQZ_TF_CONST: var data_size (<= 2^40)
+ *            Constant payloads lie in DATA in tensor order, back to back from
+ *            offset 0, and cover DATA exactly.
+ * GRAPH    : var n_nodes (<= 2^22), then per node:
+ *              var op, var name,
+ *              var n_in (<= 4096), var in[n_in] (tensor id + 1; 0 = absent
+ *                optional input),
+ *              var n_out (1..4096), var out[n_out] (tensor id)
+ *              var n_attr (<= 256), then per attribute:
+ *                var name, u8 type (sqz_attr_type),
+ *                INT: zvar; FLOAT: f32; INTS: var count, zvar[count];
+ *                FLOATS: var count, f32[count]; STRING: var string reference
+ *            then var n_inputs, var ids[], var n_outputs, var ids[]
  *            Nodes are stored in a valid execution (topological) order.
- * DATA     : tensor payloads, each at a 64-byte aligned offset in the section.
+ * DATA     : tensor payloads (no alignment: the loader copies / decodes each
+ *            into its own 64-byte aligned buffer).
  *            encoding RAW: numel values of the tensor's dtype, little-endian:
  *            f32 numel * 4 bytes, i8 numel bytes, i32 numel * 4 bytes
  *            (data_size == numel * sqz_dtype_size(dtype)).
- *            Any other encoding: an encoded payload (below), data_size its
- *            exact size. Encoded tensors must be constant f32 tensors.
- * METADATA : u32 count, then (u32 key, u32 value) string references.
+ *            f32 tensors: SQZ_ENC_F16 alone: numel IEEE halves (data_size ==
+ *            2 * numel), widened exactly; or an encoded payload (CODEBOOK /
+ *            SPARSE / HUFFMAN bits, below), data_size its exact size.
+ *            i8 tensors: SQZ_ENC_HUFFMAN alone: one Huffman stream (below) of
+ *            numel symbols over the 256 two's-complement byte values.
+ *            i32 tensors: SQZ_ENC_VARINT: numel zvar values (each within
+ *            int32); with SQZ_ENC_HUFFMAN too: var n_bytes, then one Huffman
+ *            stream of n_bytes symbols over 256 that decodes to those zvars.
+ *            Every stream must end exactly at the payload's end.
+ * METADATA : var count, then (var key, var value) string references.
  *
  * Sections TENSORS, GRAPH and STRINGS are required; the loader validates every
  * count, offset and id before use and rejects the file otherwise.
@@ -51,13 +76,14 @@
  *   quant 0 (SQZ_QUANT_NONE): nq == 0, qaxis 0. Required for f32 tensors.
  *   quant 1 (SQZ_QUANT_PER_TENSOR): nq == 1, qaxis 0.
  *   quant 2 (SQZ_QUANT_PER_CHANNEL): qaxis < ndim, nq == dims[qaxis].
+ *   quant 3 (SQZ_QUANT_PER_CHANNEL_SYM): as 2, zero points all 0 (not stored).
  *   Every scale is finite and > 0; real = scale[c] * (q - zero_point[c]).
- * - i8 tensors always carry quant 1 or 2, zero points in [-128, 127].
+ * - i8 tensors always carry quant 1, 2 or 3, zero points in [-128, 127].
  *   Activations (non-constant i8) are per-tensor. Weights are i8 constants,
- *   symmetric per output channel (quant 2, zero point 0, values in
+ *   symmetric per output channel (quant 3, or 2 with zero points 0; values in
  *   [-127, 127]); qaxis = output-channel axis (Conv W [Cout, Cin/g, kh, kw]:
  *   0; Gemm B: 1 if transB == 0 else 0; MatMul B [K, N]: 1).
- * - i32 tensors are constants (biases); quant 0, or 1/2 with zero point 0.
+ * - i32 tensors are constants (biases); quant 0, or 1/2/3 with zero point 0.
  *   A bias of a quantized Conv / Gemm / MatMul is in units of
  *   s_x * s_w[c] (its own scales, if stored, are informative only).
  * Ops are dtype-driven (sqz/ops.h): Conv / Gemm / MatMul with an i8 input run
@@ -119,11 +145,10 @@
 
 #define SQZ_MAGIC "SQZMODEL"
 #define SQZ_MAGIC_LEN 8
-#define SQZ_FORMAT_VERSION 1u
+#define SQZ_FORMAT_VERSION 2u
 #define SQZ_HEADER_BYTES 32u
 #define SQZ_SECTION_ENTRY_BYTES 24u
 #define SQZ_MAX_SECTIONS 16u
-#define SQZ_DATA_ALIGN 64u
 
 typedef enum sqz_section_type {
     SQZ_SEC_STRINGS = 1,
@@ -147,9 +172,13 @@ typedef enum sqz_encoding {
     SQZ_ENC_CODEBOOK = 1,
     SQZ_ENC_SPARSE = 2,
     SQZ_ENC_HUFFMAN = 4,
+    /* v2: f32 stored as IEEE half (alone); i32 stored as zigzag varints */
+    SQZ_ENC_F16 = 8,
+    SQZ_ENC_VARINT = 16,
 } sqz_encoding;
 
-#define SQZ_ENC_ALL 7u
+#define SQZ_ENC_ALL 7u /* the bits of a codebook / sparse payload */
+#define SQZ_VAR_MAX_BYTES 10u
 #define SQZ_PAYLOAD_HEADER_BYTES 40u
 /* payload pflags */
 #define SQZ_PF_F16 1u
@@ -161,7 +190,11 @@ typedef enum sqz_quant_kind {
     SQZ_QUANT_NONE = 0,
     SQZ_QUANT_PER_TENSOR = 1,
     SQZ_QUANT_PER_CHANNEL = 2,
+    SQZ_QUANT_PER_CHANNEL_SYM = 3, /* per-channel, zero points 0 and not stored */
 } sqz_quant_kind;
+
+#define SQZ_QF_F16_SCALES 0x10u /* quant byte: scales stored as f16 */
+#define SQZ_QF_KIND_MASK 0x0fu
 
 typedef enum sqz_tensor_flags {
     SQZ_TF_CONST = 1,  /* has data */
