@@ -119,6 +119,16 @@ static int compute_ok(const sqzc_graph *g, int ni, int *axis, int *nc, const cha
 }
 
 /* ---- weights ---- */
+/* smallest fp16-representable value >= v for v in the fp16 normal range
+ * [2^-14, 65504]; other values are returned unchanged (stored as f32) */
+static float f16_ceil(float v) {
+    if (!(v >= 0x1p-14f && v <= 65504.0f)) return v;
+    int e;
+    float m = frexpf(v, &e);       /* v = m * 2^e, m in [0.5, 1) */
+    float r = ceilf(m * 2048.0f);  /* 11 significant bits */
+    return ldexpf(r / 2048.0f, e); /* r == 2048 gives 2^e: still exact */
+}
+
 static int quantize_weights(qstate *s, int ni) {
     sqzc_graph *g = s->q.g;
     qlayer *L = &s->L[ni];
@@ -136,7 +146,12 @@ static int quantize_weights(qstate *s, int ni) {
         float a = fabsf(w->f32[e]);
         L->sw[c] = a > L->sw[c] ? a : L->sw[c];
     }
-    for (int c = 0; c < L->nc; c++) L->sw[c] = L->sw[c] > 0 ? L->sw[c] / 127.0f : 1e-8f;
+    /* scales rounded up to fp16-exact values (|w| / s stays <= 127; at most
+     * 2^-11 relative change): the writer then stores them as f16 (sqz/format.h
+     * SQZ_QF_F16_SCALES), 2 bytes a channel instead of 4; an all-zero channel
+     * gets 2^-14, the smallest normal f16 */
+    for (int c = 0; c < L->nc; c++)
+        L->sw[c] = L->sw[c] > 0 ? f16_ceil(L->sw[c] / 127.0f) : 0x1p-14f;
     double sig = 0, noise = 0;
     for (int64_t e = 0; e < n; e++) {
         int c = L->axis == 0 ? (int)(e / inner) : (int)(e % L->nc);
