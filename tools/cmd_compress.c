@@ -39,6 +39,7 @@ void cmd_compress_usage(FILE *f) {
                "top-1 accuracy on the last --select images of the TRAINING split drops by at\n"
                "most target.drop points (default 0.5); the test split is only used for the\n"
                "accuracy printed at the end. Needs --data. Centroids are fp16 in the search;\n"
+               "biases are always rounded to fp16 (stored as halves).\n"
                "Conv / Gemm layers are pruned by |w| * std(input) and their biases corrected\n"
                "for the mean change, from input statistics of the sensitivity images\n"
                "(--magnitude-only: plain magnitude pruning, reproducible from the recipe).\n\n"
@@ -271,6 +272,29 @@ oom:
 
 /* ------------------------------------------------------------ helpers */
 
+/* Round the f32 biases of Conv / ConvTranspose / Gemm to the nearest fp16
+ * value (2^-11 relative at most, far below the weight sharing's error): the
+ * writer then stores them as exact halves (sqz/format.h SQZ_ENC_F16), half
+ * the bytes. Values outside the fp16 normal range are left as they are. */
+static void round_biases_f16(sqzc_graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        const sqzc_node *n = &g->nodes[i];
+        if ((n->op != SQZ_OP_CONV && n->op != SQZ_OP_CONV_TRANSPOSE && n->op != SQZ_OP_GEMM) ||
+            n->n_in < 3 || n->in[2] < 0)
+            continue;
+        sqzc_tensor *b = &g->tensors[n->in[2]];
+        if (!b->f32 || b->enc) continue;
+        int64_t ne = sqz_shape_numel(&b->shape);
+        for (int64_t k = 0; k < ne; k++) {
+            float v = b->f32[k], a = fabsf(v);
+            if (!(a >= 0x1p-14f && a <= 65504.0f)) continue;
+            int e;
+            float m = frexpf(v, &e); /* v = m * 2^e, |m| in [0.5, 1): keep 11 bits */
+            b->f32[k] = ldexpf(rintf(m * 2048.0f) / 2048.0f, e);
+        }
+    }
+}
+
 static int graph_to_model(sqzc_graph *g, int raw, sqz_model **m, size_t *size) {
     return csr_graph_model(CMD, g, raw, m, size);
 }
@@ -449,6 +473,7 @@ int cmd_compress(int argc, char **argv) {
             goto done;
         }
     }
+    round_biases_f16(g);
     const sqzc_recipe *used = do_search ? &chosen : &rec;
     recipe_text = sqzc_recipe_to_text(used);
     if (!recipe_text) {
