@@ -196,7 +196,7 @@ static void bench_model(const char *onnx, const char *recipe) {
             fprintf(stderr, "bench_compress: %s: payload: %s\n", x->name, msg);
             exit(2);
         }
-        const uint8_t *vs = p + SQZ_PAYLOAD_HEADER_BYTES + pi.centroid_bytes;
+        const uint8_t *vs = p + pi.header_bytes + pi.centroid_bytes;
         if (st.encoding & SQZ_ENC_CODEBOOK)
             stream(vs, pi.value_bytes, pi.pflags & SQZ_PF_IDX_HUFF, pi.index_bits, pi.n_values, &t);
         if (st.encoding & SQZ_ENC_SPARSE)

@@ -222,7 +222,7 @@ static void speed(void) {
         fprintf(stderr, "unexpected payload\n");
         exit(1);
     }
-    const uint8_t *hs = pl + SQZ_PAYLOAD_HEADER_BYTES + pi.centroid_bytes;
+    const uint8_t *hs = pl + pi.header_bytes + pi.centroid_bytes;
     uint8_t *sym = xmalloc(n);
     float *out = xmalloc(n * sizeof *out);
     int reps = 0;

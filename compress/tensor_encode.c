@@ -17,9 +17,16 @@
 static void put32(uint8_t *p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
-static void put64(uint8_t *p, uint64_t v) {
-    put32(p, (uint32_t)v);
-    put32(p + 4, (uint32_t)(v >> 32));
+/* unsigned LEB128 (sqz/format.h "var"); returns its length */
+static size_t put_var(uint8_t *p, uint64_t v) {
+    size_t n = 0;
+    do {
+        p[n] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v) p[n] |= 0x80;
+        n++;
+    } while (v);
+    return n;
 }
 
 /* f32 -> f16 bits if exactly representable; -1 otherwise */
@@ -248,7 +255,11 @@ int sqzc_tensor_encode(const float *data, uint64_t numel, const sqzc_encoding *e
     if (sp && plan_stream(gaps, n_gaps, gbits, enc->huffman, &gc, &gh, &gbytes, &gpacked) != 0)
         goto internal;
     uint64_t cbytes = (uint64_t)nc * (enc->centroid_f16 ? 2u : 4u);
-    uint64_t total = SQZ_PAYLOAD_HEADER_BYTES + cbytes + vbytes + gbytes;
+    uint8_t hdr[3 + 4 * SQZ_VAR_MAX_BYTES];
+    uint64_t hlen = 3;
+    const uint64_t hv[4] = {(uint64_t)nc, nnz, n_gaps, vbytes};
+    for (int k = 0; k < 4; k++) hlen += put_var(hdr + hlen, hv[k]);
+    uint64_t total = hlen + cbytes + vbytes + gbytes;
     if (!(flags & SQZC_ENC_FORCE) && total >= numel * 4) {
         free(idx);
         free(gaps);
@@ -262,16 +273,11 @@ int sqzc_tensor_encode(const float *data, uint64_t numel, const sqzc_encoding *e
     if (!out) goto oom;
     unsigned pf = (enc->centroid_f16 && cb ? SQZ_PF_F16 : 0) | (ih ? SQZ_PF_IDX_HUFF : 0) |
                   (gh ? SQZ_PF_GAP_HUFF : 0);
-    out[0] = (uint8_t)pf;
-    out[1] = (uint8_t)kbits;
-    out[2] = (uint8_t)gbits;
-    out[3] = 0;
-    put32(out + 4, (uint32_t)nc);
-    put64(out + 8, nnz);
-    put64(out + 16, n_gaps);
-    put64(out + 24, vbytes);
-    put64(out + 32, gbytes);
-    uint8_t *q = out + SQZ_PAYLOAD_HEADER_BYTES;
+    hdr[0] = (uint8_t)pf;
+    hdr[1] = (uint8_t)kbits;
+    hdr[2] = (uint8_t)gbits;
+    memcpy(out, hdr, (size_t)hlen);
+    uint8_t *q = out + hlen;
     for (int c = 0; c < nc; c++) {
         if (pf & SQZ_PF_F16) {
             q[0] = (uint8_t)c16[c];
@@ -314,7 +320,7 @@ int sqzc_tensor_encode(const float *data, uint64_t numel, const sqzc_encoding *e
     st->n_centroids = nc;
     st->index_huffman = ih;
     st->gap_huffman = gh;
-    st->header_bytes = SQZ_PAYLOAD_HEADER_BYTES;
+    st->header_bytes = hlen;
     st->centroid_bytes = cbytes;
     st->index_bytes = vbytes;
     st->gap_bytes = gbytes;

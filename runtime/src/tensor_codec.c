@@ -17,9 +17,6 @@
 static uint32_t le32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
-static uint64_t le64(const uint8_t *p) {
-    return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
 
 float sqz_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 31u, man = h & 0x3ffu, u;
@@ -56,19 +53,32 @@ int sqz_payload_parse(unsigned enc, const uint8_t *p, uint64_t size, uint64_t nu
         return -1;                                                                                 \
     } while (0)
     if (enc & ~SQZ_ENC_ALL || !(enc & (SQZ_ENC_CODEBOOK | SQZ_ENC_SPARSE))) BAD("unknown encoding");
-    if (size < SQZ_PAYLOAD_HEADER_BYTES) BAD("payload shorter than its header");
+    if (size < SQZ_PAYLOAD_HEADER_MIN) BAD("payload shorter than its header");
     int cb = (enc & SQZ_ENC_CODEBOOK) != 0, sp = (enc & SQZ_ENC_SPARSE) != 0;
     in->pflags = p[0];
     in->index_bits = p[1];
     in->gap_bits = p[2];
-    in->n_centroids = le32(p + 4);
-    in->n_values = le64(p + 8);
-    in->n_gaps = le64(p + 16);
-    in->value_bytes = le64(p + 24);
-    in->gap_bytes = le64(p + 32);
+    uint64_t pos = 3, v[4];
+    for (int k = 0; k < 4; k++) { /* n_centroids, n_values, n_gaps, value_bytes */
+        v[k] = 0;
+        for (unsigned i = 0;; i++) {
+            if (pos >= size) BAD("payload shorter than its header");
+            uint8_t b = p[pos++];
+            if (i == SQZ_VAR_MAX_BYTES - 1 && b > 1) BAD("header count over 64 bits");
+            v[k] |= (uint64_t)(b & 0x7f) << (7 * i);
+            if (!(b & 0x80)) break;
+            if (i == SQZ_VAR_MAX_BYTES - 1) BAD("header count over 64 bits");
+        }
+    }
+    if (v[0] > 256 || v[1] > (1ull << 40) || v[2] > (1ull << 40) || v[3] > size)
+        BAD("header count out of range");
+    in->n_centroids = (unsigned)v[0];
+    in->n_values = v[1];
+    in->n_gaps = v[2];
+    in->value_bytes = v[3];
+    in->header_bytes = pos;
     unsigned f = in->pflags;
-    if (f & ~(SQZ_PF_F16 | SQZ_PF_IDX_HUFF | SQZ_PF_GAP_HUFF) || p[3] != 0)
-        BAD("payload flags invalid");
+    if (f & ~(SQZ_PF_F16 | SQZ_PF_IDX_HUFF | SQZ_PF_GAP_HUFF)) BAD("payload flags invalid");
     if (((f & (SQZ_PF_F16 | SQZ_PF_IDX_HUFF)) && !cb) || ((f & SQZ_PF_GAP_HUFF) && !sp))
         BAD("payload flags do not match the encoding");
     if (((f & (SQZ_PF_IDX_HUFF | SQZ_PF_GAP_HUFF)) != 0) != ((enc & SQZ_ENC_HUFFMAN) != 0))
@@ -84,15 +94,15 @@ int sqz_payload_parse(unsigned enc, const uint8_t *p, uint64_t size, uint64_t nu
         if (in->gap_bits < 1 || in->gap_bits > 8) BAD("gap width invalid");
         if (in->n_values > in->n_gaps || in->n_gaps > numel) BAD("value / gap counts invalid");
     } else {
-        if (in->gap_bits != 0 || in->n_gaps != 0 || in->gap_bytes != 0)
-            BAD("gaps without sparse encoding");
+        if (in->gap_bits != 0 || in->n_gaps != 0) BAD("gaps without sparse encoding");
         if (in->n_values != numel) BAD("value count does not match the shape");
     }
     in->centroid_bytes = (uint64_t)in->n_centroids * ((f & SQZ_PF_F16) ? 2u : 4u);
-    uint64_t avail = size - SQZ_PAYLOAD_HEADER_BYTES;
-    if (in->centroid_bytes > avail || in->value_bytes > avail - in->centroid_bytes ||
-        in->gap_bytes != avail - in->centroid_bytes - in->value_bytes)
+    uint64_t avail = size - in->header_bytes;
+    if (in->centroid_bytes > avail || in->value_bytes > avail - in->centroid_bytes)
         BAD("stream sizes do not add up to the payload size");
+    in->gap_bytes = avail - in->centroid_bytes - in->value_bytes;
+    if (!sp && in->gap_bytes != 0) BAD("stream sizes do not add up to the payload size");
     /* every symbol takes at least one bit and a gap symbol advances at most
      * M = 2^b - 1 positions, with fewer than M trailing zeros: this bounds the
      * expansion of a payload before anything is allocated */
@@ -149,7 +159,7 @@ int sqz_tensor_decode(unsigned enc, const uint8_t *p, uint64_t size, uint64_t nu
     if (oom) *oom = 0;
     if (sqz_payload_parse(enc, p, size, numel, &in, &msg) != 0) goto bad;
     float cent[256];
-    const uint8_t *q = p + SQZ_PAYLOAD_HEADER_BYTES;
+    const uint8_t *q = p + in.header_bytes;
     for (unsigned c = 0; c < in.n_centroids; c++) {
         if (in.pflags & SQZ_PF_F16) {
             cent[c] = sqz_f16_to_f32((uint16_t)(q[2 * c] | q[2 * c + 1] << 8));

@@ -102,28 +102,26 @@
  * indices into a centroid table), SQZ_ENC_SPARSE (only non-zeros are stored,
  * positioned by gaps), SQZ_ENC_HUFFMAN (at least one stream below is
  * canonical-Huffman coded). CODEBOOK and/or SPARSE must be set; other bits 0.
- * Payload, little-endian, data_size == its exact length:
- *   off  0 u8  pflags      SQZ_PF_F16 (centroids are fp16; needs CODEBOOK),
- *                          SQZ_PF_IDX_HUFF (value stream Huffman; needs CODEBOOK),
- *                          SQZ_PF_GAP_HUFF (gap stream Huffman; needs SPARSE);
- *                          other bits 0; (IDX_HUFF|GAP_HUFF) != 0 iff SQZ_ENC_HUFFMAN
- *   off  1 u8  index_bits  CODEBOOK: k = 1..8; else 0
- *   off  2 u8  gap_bits    SPARSE: b = 1..8; else 0
- *   off  3 u8  reserved    0
- *   off  4 u32 n_centroids CODEBOOK: 1..2^k (0 only if n_values == 0); else 0
- *   off  8 u64 n_values    values stored: numel (dense) or non-zeros (SPARSE)
- *   off 16 u64 n_gaps      SPARSE: gap symbols, n_values <= n_gaps <= numel; else 0
- *   off 24 u64 value_bytes bytes of the value stream
- *   off 32 u64 gap_bytes   bytes of the gap stream (0 unless SPARSE)
- *   off 40 centroids       n_centroids x (f16 if SQZ_PF_F16 else f32), finite
- *          value stream    CODEBOOK: n_values symbols < n_centroids, either
- *                          packed (k bits each, LSB-first, value_bytes ==
- *                          ceil(n_values*k/8), padding bits 0) or a Huffman
- *                          stream over 2^k symbols (IDX_HUFF);
- *                          no CODEBOOK: n_values f32 (value_bytes == 4*n_values)
- *          gap stream      SPARSE: n_gaps symbols < 2^b, packed (b bits each,
- *                          as above) or a Huffman stream over 2^b (GAP_HUFF)
- *   40 + centroid bytes + value_bytes + gap_bytes == data_size.
+ * Payload, data_size == its exact length (v2: counts are varints):
+ *   u8  pflags      SQZ_PF_F16 (centroids are fp16; needs CODEBOOK),
+ *                   SQZ_PF_IDX_HUFF (value stream Huffman; needs CODEBOOK),
+ *                   SQZ_PF_GAP_HUFF (gap stream Huffman; needs SPARSE);
+ *                   other bits 0; (IDX_HUFF|GAP_HUFF) != 0 iff SQZ_ENC_HUFFMAN
+ *   u8  index_bits  CODEBOOK: k = 1..8; else 0
+ *   u8  gap_bits    SPARSE: b = 1..8; else 0
+ *   var n_centroids CODEBOOK: 1..2^k (0 only if n_values == 0); else 0
+ *   var n_values    values stored: numel (dense) or non-zeros (SPARSE)
+ *   var n_gaps      SPARSE: gap symbols, n_values <= n_gaps <= numel; else 0
+ *   var value_bytes bytes of the value stream
+ *   centroids       n_centroids x (f16 if SQZ_PF_F16 else f32), finite
+ *   value stream    CODEBOOK: n_values symbols < n_centroids, either
+ *                   packed (k bits each, LSB-first, value_bytes ==
+ *                   ceil(n_values*k/8), padding bits 0) or a Huffman
+ *                   stream over 2^k symbols (IDX_HUFF);
+ *                   no CODEBOOK: n_values f32 (value_bytes == 4*n_values)
+ *   gap stream      SPARSE: the rest of the payload (gap_bytes); n_gaps
+ *                   symbols < 2^b, packed (b bits each, as above) or a
+ *                   Huffman stream over 2^b (GAP_HUFF); not SPARSE: empty
  * Sparse positions: M = 2^b - 1; pos = 0; per gap symbol g: g == M is a filler
  * (pos += M, no value: Deep Compression's filler zero, without storing the
  * zero), else the next value goes to pos + g and pos = pos + g + 1. Every value
@@ -179,7 +177,7 @@ typedef enum sqz_encoding {
 
 #define SQZ_ENC_ALL 7u /* the bits of a codebook / sparse payload */
 #define SQZ_VAR_MAX_BYTES 10u
-#define SQZ_PAYLOAD_HEADER_BYTES 40u
+#define SQZ_PAYLOAD_HEADER_MIN 7u /* 3 bytes + 4 one-byte varints */
 /* payload pflags */
 #define SQZ_PF_F16 1u
 #define SQZ_PF_IDX_HUFF 2u
