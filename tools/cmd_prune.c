@@ -62,6 +62,8 @@ void cmd_prune_usage(FILE *f) {
             "                          by least squares to the original layer outputs on N\n"
             "                          training images (the first ones; needs --data); with\n"
             "                          --max-drop / --sensitivity the sweep is refit too\n"
+            "  --sens-refit N          refit on only the first N of the --refit images inside\n"
+            "                          the sensitivity sweep (faster; default: all of them)\n"
             "  --batch B               images per run when evaluating (default 50)\n"
             "  --threads N             worker threads (default 1)\n"
             "  --input-shape NAME:DIMS fix an input shape (ONNX input)\n"
@@ -709,7 +711,7 @@ typedef struct popts {
     cli_shapes shapes;
     float channels, sparsity, max_drop;
     int have_channels, have_sparsity, have_max_drop, sens;
-    long long target_macs, target_params, select, batch, threads, limit, refit;
+    long long target_macs, target_params, select, batch, threads, limit, refit, sens_refit;
     int criterion, scope, pattern, method, json;
     sqzc_layer_value *layers;
     char **layer_names;
@@ -779,7 +781,8 @@ static int parse_args(int argc, char **argv, popts *o) {
                                           "--threads",
                                           "--input-shape",
                                           "--limit",
-                                          "--refit"};
+                                          "--refit",
+                                          "--sens-refit"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -901,6 +904,9 @@ static int parse_args(int argc, char **argv, popts *o) {
             break;
         case 20:
             bad = cli_parse_int(v, 1, 1 << 20, &o->refit) != 0;
+            break;
+        case 21:
+            bad = cli_parse_int(v, 1, 1 << 20, &o->sens_refit) != 0;
             break;
         }
         if (bad) {
@@ -1076,9 +1082,12 @@ int cmd_prune(int argc, char **argv) {
         static const float kCh[] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f};
         const float *lad = o.n_ratios ? o.ratios : channel_mode ? kCh : kSp;
         int nlad = o.n_ratios ? o.n_ratios : channel_mode ? 8 : 10;
-        if ((rc = prune_sensitivity(CMD, g, o.method, o.criterion, bn, lad, nlad, &train, sel_first,
-                                    n_sel, (int)o.batch, (int)o.threads, !o.json, &sens)) != 0)
-            goto done;
+        int n_refit = g_refit.n; /* the sweep may refit on fewer images (--sens-refit) */
+        if (o.sens_refit > 0 && o.sens_refit < n_refit) g_refit.n = (int)o.sens_refit;
+        rc = prune_sensitivity(CMD, g, o.method, o.criterion, bn, lad, nlad, &train, sel_first,
+                               n_sel, (int)o.batch, (int)o.threads, !o.json, &sens);
+        g_refit.n = n_refit;
+        if (rc != 0) goto done;
         chosen = calloc((size_t)sens.n_layers + 1, sizeof *chosen);
         if (!chosen) {
             cli_error(CMD, "out of memory");

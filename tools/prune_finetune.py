@@ -11,10 +11,11 @@ with `sqz import` and evaluated with `sqz eval` on the test split.
 
 usage: tools/prune_finetune.py --model tools/models/lenet300.onnx --sqz build/rel/sqz
        [--schedule 0.5,0.7,0.8,0.87,0.92] [--epochs 2] [--final-epochs 6] [--lr 1e-3]
-       [--out model_sparse.onnx] [--work DIR] [--seed 0]
+       [--distill 0.5] [--out model_sparse.onnx] [--work DIR] [--seed 0]
 Gradual pruning: each round prunes to the next sparsity of the schedule (one
 global magnitude threshold) and fine-tunes --epochs epochs with the learning
 rate annealed (cosine) from --lr to 0; the last round trains --final-epochs.
+--distill W mixes in W x distillation from the dense model's logits.
 Uses Debian's python3-torch, one thread (torch.set_num_threads(1)); data from
 /usr/share/datasets/fashion-mnist (training split only; the test split is
 only evaluated, never used to choose anything).
@@ -169,6 +170,8 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--distill", type=float, default=0.0,
+                    help="weight of distillation from the dense model (KL at temperature 4)")
     ap.add_argument("--out", default=None, help="copy of the final fine-tuned ONNX model")
     ap.add_argument("--work", default="build/prune_finetune")
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
@@ -182,6 +185,11 @@ def main():
     y = torch.from_numpy(y)
     dense = accuracy(a.sqz, a.model, a.work)
     print("dense: %.2f%%" % dense)
+    teacher = None
+    if a.distill > 0:  # the dense model's soft labels (Hinton et al. 2015)
+        teacher = OnnxModule(a.model).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
     cur = a.model
     sched = [float(v) for v in a.schedule.split(",")]
     for i, s in enumerate(sched):
@@ -198,7 +206,13 @@ def main():
             perm = torch.randperm(x.shape[0])
             for b in range(0, x.shape[0], a.batch):
                 idx = perm[b:b + a.batch]
-                loss = F.cross_entropy(net(x[idx]), y[idx])
+                out = net(x[idx])
+                loss = F.cross_entropy(out, y[idx])
+                if teacher is not None:
+                    with torch.no_grad():
+                        soft = F.softmax(teacher(x[idx]) / 4.0, dim=1)
+                    kd = F.kl_div(F.log_softmax(out / 4.0, dim=1), soft, reduction="batchmean")
+                    loss = (1 - a.distill) * loss + a.distill * 16.0 * kd
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
