@@ -2,6 +2,7 @@
  * write its INT8 .sqz (sqzc/quant.h), with a per-layer report. */
 #include "cmd_quant.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "sqzc/quant_qdq.h"
 #include "sqzc/sqz_read.h"
 #include "sqzc/writer.h"
+#include "sqz/sqz.h"
 
 #define CMD "quant"
 
@@ -28,7 +30,9 @@ void cmd_quant_usage(FILE *f) {
             "layer simulated against fp32 on a subset).\n\n"
             "  --calib MANIFEST       calibration set manifest (required)\n"
             "  -o, --output PATH      output .sqz (required)\n"
-            "  --method M             kl (default) | minmax | percentile | mse\n"
+            "  --method M             kl (default) | minmax | percentile | mse | auto (each\n"
+            "                         method; keeps the one whose int8 output is closest\n"
+            "                         to fp32 (SQNR) on the first 64 calibration images)\n"
             "  --percentile P         share of values the percentile method keeps (99.99)\n"
             "  --json FILE            write the report as JSON\n"
             "  --onnx-qdq FILE        also write the int8 model as ONNX QDQ (check it in ONNX\n"
@@ -52,6 +56,7 @@ typedef struct qopts {
     const char *in, *out, *calib, *json, *qdq;
     cli_shapes shapes;
     int quiet;
+    int auto_method; /* --method auto */
     sqzc_quant_options q;
 } qopts;
 
@@ -115,9 +120,11 @@ static int parse(int argc, char **argv, qopts *o) {
             o->calib = v;
             break;
         case 3:
+            o->auto_method = strcmp(v, "auto") == 0;
+            if (o->auto_method) break;
             o->q.method = sqzc_qmethod_parse(v);
             if (o->q.method < 0) {
-                cli_error(CMD, "unknown --method '%s' (kl, minmax, percentile, mse)", v);
+                cli_error(CMD, "unknown --method '%s' (kl, minmax, percentile, mse, auto)", v);
                 return -1;
             }
             break;
@@ -230,6 +237,176 @@ static int load_graph(const qopts *o, sqzc_graph **g) {
     return CLI_OK;
 }
 
+/* ---- --method auto: each method on the same set; the one whose int8 model
+ * reproduces the fp32 model's first output best (highest SQNR) on the first
+ * AUTO_IMAGES calibration images (training images, never the test set) is
+ * kept. */
+#define AUTO_IMAGES 64
+
+typedef struct runner {
+    sqz_model *m;
+    sqz_session *s;
+} runner;
+
+static void runner_free(runner *r) {
+    sqz_session_free(r->s);
+    sqz_model_free(r->m);
+    r->s = NULL;
+    r->m = NULL;
+}
+
+static int runner_open(const sqzc_graph *g, runner *r, char *err, size_t len) {
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    sqz_status st;
+    memset(r, 0, sizeof *r);
+    if (sqzc_serialize(g, &buf, &size, err, len) != 0) return -1;
+    int rc = sqz_model_load_buffer(buf, size, &r->m, &st);
+    free(buf);
+    sqz_session_options so;
+    sqz_session_options_init(&so);
+    if (rc != SQZ_OK || sqz_session_create(r->m, &so, &r->s, &st) != SQZ_OK) {
+        snprintf(err, len, "%s", st.msg);
+        runner_free(r);
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs image i; *y (n values) views the first output. */
+static int runner_run(runner *r, const float *x, size_t nx, const float **y, size_t *n, char *err,
+                      size_t len) {
+    sqz_status st;
+    sqz_shape sh;
+    if (sqz_session_set_input(r->s, 0, x, nx, &st) != SQZ_OK ||
+        sqz_session_run(r->s, &st) != SQZ_OK ||
+        sqz_session_output(r->s, 0, y, &sh, &st) != SQZ_OK) {
+        snprintf(err, len, "%s", st.msg);
+        return -1;
+    }
+    *n = (size_t)sqz_shape_numel(&sh);
+    return 0;
+}
+
+static size_t argmax(const float *y, size_t n) {
+    size_t b = 0;
+    for (size_t i = 1; i < n; i++)
+        if (y[i] > y[b]) b = i;
+    return b;
+}
+
+/* Quantizes with every method and keeps the best graph in *g (report in
+ * *rep); prints one line per method. */
+static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
+                      sqzc_quant_report *rep, char *err, size_t len) {
+    const sqzc_tensor *in = &(*g)->tensors[(*g)->inputs[0]];
+    sqz_shape in1 = in->shape;
+    in1.dims[0] = 1;
+    size_t nx = (size_t)sqz_shape_numel(&in1);
+    int n_img = set->n_items < AUTO_IMAGES ? set->n_items : AUTO_IMAGES;
+    float *x = malloc(nx * sizeof *x * (size_t)n_img), *ref = NULL;
+    size_t ny = 0;
+    runner r;
+    int rc = -1, best_m = -1;
+    double best = -INFINITY;
+    sqzc_graph *best_g = NULL;
+    if (!x) {
+        snprintf(err, len, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n_img; i++)
+        if (sqzc_calib_set_load(set, i, &in1, x + (size_t)i * nx, err, len) != 0) goto out;
+    /* fp32 outputs */
+    if (runner_open(*g, &r, err, len) != 0) goto out;
+    for (int i = 0; i < n_img; i++) {
+        const float *y = NULL;
+        size_t n = 0;
+        if (runner_run(&r, x + (size_t)i * nx, nx, &y, &n, err, len) != 0) {
+            runner_free(&r);
+            goto out;
+        }
+        if (!ref) {
+            ny = n;
+            ref = malloc(ny * sizeof *ref * (size_t)n_img);
+            if (!ref) {
+                runner_free(&r);
+                snprintf(err, len, "out of memory");
+                goto out;
+            }
+        }
+        memcpy(ref + (size_t)i * ny, y, ny * sizeof *y);
+    }
+    runner_free(&r);
+    for (int m = SQZC_QM_MINMAX; m <= SQZC_QM_MSE; m++) {
+        sqzc_graph *gm = NULL;
+        if (m == SQZC_QM_MINMAX) {
+            gm = *g; /* the imported graph serves the first method */
+            *g = NULL;
+        } else if (load_graph(o, &gm) != CLI_OK) {
+            snprintf(err, len, "re-import failed");
+            goto fail;
+        }
+        sqzc_quant_options q = o->q;
+        q.method = m;
+        q.progress = 0;
+        sqzc_quant_report rm;
+        memset(&rm, 0, sizeof rm);
+        if (sqzc_quantize(gm, set, &q, &rm, err, len) != 0 || runner_open(gm, &r, err, len) != 0) {
+            sqzc_quant_report_free(&rm);
+            sqzc_graph_free(gm);
+            goto fail;
+        }
+        double ee = 0, yy = 0;
+        int agree = 0;
+        for (int i = 0; i < n_img; i++) {
+            const float *y = NULL;
+            size_t n = 0;
+            if (runner_run(&r, x + (size_t)i * nx, nx, &y, &n, err, len) != 0 || n != ny) {
+                if (n != ny) snprintf(err, len, "int8 output size differs");
+                runner_free(&r);
+                sqzc_quant_report_free(&rm);
+                sqzc_graph_free(gm);
+                goto fail;
+            }
+            const float *t = ref + (size_t)i * ny;
+            for (size_t k = 0; k < ny; k++) {
+                double d = (double)y[k] - t[k];
+                ee += d * d;
+                yy += (double)t[k] * t[k];
+            }
+            agree += argmax(y, ny) == argmax(t, ny);
+        }
+        runner_free(&r);
+        double db = ee > 0 ? 10.0 * log10(yy / ee) : INFINITY;
+        /* output SQNR: continuous, where top-1 agreement on a few dozen
+         * images moves by single images (noise); agreement is reported */
+        double score = isfinite(db) ? db : 999.0;
+        printf("auto: %-10s top-1 agreement with fp32 %d/%d, output SQNR %.2f dB\n",
+               sqzc_qmethod_name(m), agree, n_img, db);
+        if (score > best) {
+            best = score;
+            best_m = m;
+            sqzc_graph_free(best_g);
+            best_g = gm;
+            sqzc_quant_report_free(rep);
+            *rep = rm;
+        } else {
+            sqzc_graph_free(gm);
+            sqzc_quant_report_free(&rm);
+        }
+    }
+    printf("auto: chose %s (on %d calibration images)\n", sqzc_qmethod_name(best_m), n_img);
+    *g = best_g;
+    rc = 0;
+    goto out;
+fail:
+    sqzc_graph_free(best_g);
+out:
+    free(x);
+    free(ref);
+    return rc;
+}
+
 int cmd_quant(int argc, char **argv) {
     qopts o;
     memset(&o, 0, sizeof o);
@@ -263,7 +440,8 @@ int cmd_quant(int argc, char **argv) {
         }
         have_js = 1;
     }
-    if (sqzc_quantize(g, &set, &o.q, &rep, err, sizeof err) != 0) {
+    if (o.auto_method ? quant_auto(&o, &set, &g, &rep, err, sizeof err) != 0
+                      : sqzc_quantize(g, &set, &o.q, &rep, err, sizeof err) != 0) {
         cli_error(CMD, "%s: %s", o.in, err);
         rc = CLI_EUSAGE;
         goto done;
@@ -297,7 +475,7 @@ int cmd_quant(int argc, char **argv) {
     }
     if (o.quiet) sqzc_quant_report_summary(&rep, stdout);
     printf("%s -> %s: %lld bytes (%s, %.2f s calibration, %.2f s total)\n", o.in, o.out,
-           cli_file_size(o.out), sqzc_qmethod_name(o.q.method), rep.secs_calibrate, rep.secs_total);
+           cli_file_size(o.out), sqzc_qmethod_name(rep.method), rep.secs_calibrate, rep.secs_total);
     rc = CLI_OK;
 done:
     if (have_js) cli_atomic_abort(&js);
