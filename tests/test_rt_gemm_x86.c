@@ -213,6 +213,99 @@ static void test_gemm_driver(void **state) {
     }
 }
 
+/* Indirect B rows (src.off) and the wide store (wide_qw / wide_ow): B(k, n)
+ * = S[off[k] + n] with row offsets that overlap like a conv's taps; product
+ * column n lands at compact column (n / qw) * ow + n % qw of its C row when
+ * n % qw < ow (qw = 0: plain store). Cells the map skips must stay as they
+ * were. */
+static void check_gemm_ind(const isa *is, tu_rng *rng, int64_t M, int64_t N, int64_t K, int64_t qw,
+                           int64_t ow, int act, int nt) {
+    const sqz_gemm_kernel *k = is->k;
+    int64_t cols = qw ? N / qw * ow + (N % qw < ow ? N % qw : ow) : N;
+    int64_t ldc = cols + 3, span = 3 * K + N + 40;
+    float *A = falloc((size_t)(M * K)), *S = falloc((size_t)span), *bias = falloc((size_t)M);
+    float *C = falloc((size_t)(M * ldc)), *R = falloc((size_t)(M * ldc));
+    int64_t *off = malloc((size_t)K * sizeof(*off));
+    assert_non_null(off);
+    tu_fill_uniform(rng, A, (size_t)(M * K), -1, 1);
+    tu_fill_uniform(rng, S, (size_t)span, -1, 1);
+    tu_fill_uniform(rng, bias, (size_t)M, -1, 1);
+    for (int64_t kk = 0; kk < K; kk++) off[kk] = 3 * kk + (int64_t)(tu_rng_u32(rng) % 40);
+    for (int64_t i = 0; i < M * ldc; i++) C[i] = R[i] = 12345.0f;
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            if (qw && n % qw >= ow) continue;
+            double acc = bias[m];
+            for (int64_t kk = 0; kk < K; kk++)
+                acc += (double)A[m * K + kk] * (double)S[off[kk] + n];
+            int64_t col = qw ? n / qw * ow + n % qw : n;
+            R[m * ldc + col] = act_ref(act, act_alpha[act], act_beta[act], (float)acc);
+        }
+    float *pa = falloc(sqz_gemm_packed_a_floats(k, M, K));
+    sqz_gemm_pack_a(k, M, K, A, K, 1, pa);
+    sqz_gemm_args g;
+    memset(&g, 0, sizeof(g));
+    g.kernel = k;
+    g.M = M;
+    g.N = N;
+    g.K = K;
+    g.a.packed = pa;
+    g.b.data = S;
+    g.b.off = off;
+    g.c = C;
+    g.ldc = ldc;
+    g.bias = bias;
+    g.act = act;
+    g.alpha = act_alpha[act];
+    g.beta = act_beta[act];
+    g.num_threads = nt;
+    g.wide_qw = qw;
+    g.wide_ow = ow;
+    size_t sb = sqz_gemm_scratch_bytes(&g);
+    void *scratch = sb ? aligned_alloc(64, (sb + 63) / 64 * 64) : NULL;
+    if (sb) assert_non_null(scratch);
+    sqz_gemm(&g, scratch);
+    for (int64_t i = 0; i < M * ldc; i++)
+        if (!(R[i] == 12345.0f ? C[i] == 12345.0f : close_enough(C[i], R[i], K)))
+            fail_msg("%s indirect gemm M=%lld N=%lld K=%lld qw=%lld ow=%lld act=%d nt=%d: [%lld] "
+                     "%g vs %g",
+                     is->name, (long long)M, (long long)N, (long long)K, (long long)qw,
+                     (long long)ow, act, nt, (long long)i, (double)C[i], (double)R[i]);
+    free(scratch);
+    free(pa);
+    free(off);
+    free(A);
+    free(S);
+    free(bias);
+    free(C);
+    free(R);
+}
+
+static void test_gemm_indirect(void **state) {
+    (void)state;
+    collect_isas();
+    /* (qw, ow): conv-like drops of 2 (3x3) / 1 (stride 2) / 4 (5x5), none,
+     * a drop wider than the kept part, plain stores */
+    static const int64_t geo[][2] = {{9, 7}, {16, 14}, {30, 28}, {15, 14}, {5, 5}, {3, 1}, {0, 0}};
+    static const int64_t ms[] = {1, 5, 8, 17, 33, 40}; /* in place (<= 4 row tiles) and packed */
+    static const int64_t ks[] = {1, 7, 300, 600};      /* one and several k blocks */
+    for (int ii = 0; ii < n_isas; ii++) {
+        tu_rng rng;
+        tu_rng_seed(&rng, 777 + (uint64_t)ii);
+        int cnt = 0;
+        for (size_t gi = 0; gi < sizeof(geo) / sizeof(geo[0]); gi++)
+            for (size_t mi = 0; mi < sizeof(ms) / sizeof(ms[0]); mi++, cnt++) {
+                int64_t qw = geo[gi][0], ow = geo[gi][1];
+                int64_t K = ks[(gi + mi) % 4];
+                /* whole rows, a partial last row, one column */
+                int64_t N = cnt % 3 == 0 ? (qw ? 4 * qw : 70) : cnt % 3 == 1 ? 61 : 1;
+                check_gemm_ind(&isas[ii], &rng, ms[mi], N, K, qw, ow, cnt % 8, 1 + cnt % 2);
+            }
+        printf("[ INFO ] %s: indirect-B / wide-store GEMM checked on %d shapes\n", isas[ii].name,
+               cnt);
+    }
+}
+
 /* --------------------------------------------------------------- op tests */
 
 #define TN_MAX_ATTRS 12
@@ -591,9 +684,10 @@ static void test_isa_cap(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_isa_cap),  cmocka_unit_test(test_gemm_driver),
-        cmocka_unit_test(test_conv_ops), cmocka_unit_test(test_conv_declines),
-        cmocka_unit_test(test_gemm_ops), cmocka_unit_test(test_matmul_ops),
+        cmocka_unit_test(test_isa_cap),       cmocka_unit_test(test_gemm_driver),
+        cmocka_unit_test(test_gemm_indirect), cmocka_unit_test(test_conv_ops),
+        cmocka_unit_test(test_conv_declines), cmocka_unit_test(test_gemm_ops),
+        cmocka_unit_test(test_matmul_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

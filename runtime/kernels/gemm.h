@@ -35,6 +35,19 @@
  * Rounding: each output is one fp32 sum in k order per k block (FMA allowed),
  * bias added first; results agree with the reference within float rounding.
  *
+ * Indirect B (optional, kernel->ukernel_ind): the same tile, but B is read
+ * in place instead of from a packed panel: row k of the tile is
+ * b + boff[k], columns [0, n) contiguous (n < NR: lanes >= n are not read).
+ * With it the driver skips B packing for sources given as rows at offsets
+ * (sqz_gemm_src.off: the conv's padded band copy, where the kh x kw taps
+ * of one channel share cache lines).
+ * Column map (kernels with colmap != 0, both entry points): when
+ * epi->cdst != NULL (NR entries, -1 from n on), tile column j goes to c[r*ldc + cdst[j]] if
+ * cdst[j] >= 0 and is dropped otherwise; the kept columns' destinations
+ * are consecutive (cdst of the k-th kept column = cdst of the first + k),
+ * which lets SIMD kernels compress-store a vector. accumulate reads the
+ * same places. Kernels without colmap get a tile buffer from the driver.
+ *
  * Threads: the driver splits N (or M when N has too few panels) into one
  * range per thread with OpenMP; with num_threads <= 1 no OpenMP region is
  * entered. Each thread uses its own part of the scratch buffer. */
@@ -51,21 +64,27 @@ extern "C" {
 #endif
 
 typedef struct sqz_gemm_epi {
-    const float *bias; /* [m] bias of the tile's rows (already offset), or NULL */
-    int accumulate;    /* see above */
-    int act;           /* sqz_act: SIMD-cheap kinds only */
-    float alpha, beta; /* activation parameters (ref_act semantics) */
-    int prefetch_a;    /* hint: A is cold (streams from memory), prefetch it ahead */
+    const float *bias;   /* [m] bias of the tile's rows (already offset), or NULL */
+    int accumulate;      /* see above */
+    int act;             /* sqz_act: SIMD-cheap kinds only */
+    float alpha, beta;   /* activation parameters (ref_act semantics) */
+    int prefetch_a;      /* hint: A is cold (streams from memory), prefetch it ahead */
+    const int32_t *cdst; /* column map (see above), or NULL */
 } sqz_gemm_epi;
 
 typedef void (*sqz_gemm_ukernel_fn)(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                                     size_t m, size_t n, const sqz_gemm_epi *epi);
+typedef void (*sqz_gemm_ukernel_ind_fn)(size_t kc, const float *a, const float *b,
+                                        const int64_t *boff, float *c, size_t ldc, size_t m,
+                                        size_t n, const sqz_gemm_epi *epi);
 
 /* One ISA's microkernel and its tile shape. MR <= 16, NR <= 64. */
 typedef struct sqz_gemm_kernel {
     const char *name; /* "scalar", "avx2", "avx512", "neon" */
     int mr, nr;
     sqz_gemm_ukernel_fn ukernel;
+    sqz_gemm_ukernel_ind_fn ukernel_ind; /* indirect B, or NULL (the driver packs) */
+    int colmap;                          /* honours epi->cdst */
 } sqz_gemm_kernel;
 
 /* Kernels. scalar exists everywhere; the others are defined only in the
@@ -109,6 +128,8 @@ typedef struct sqz_gemm_src {
     int64_t rs, cs;
     sqz_gemm_pack_b_fn pack_b; /* B only: custom packer instead of data (ctx below) */
     const void *pack_ctx;
+    const int64_t *off; /* B only, with data: row k is data + off[k], columns contiguous (rs and
+                           cs unused); read in place by kernels with ukernel_ind */
 } sqz_gemm_src;
 
 typedef struct sqz_gemm_args {
@@ -121,6 +142,12 @@ typedef struct sqz_gemm_args {
     int act;           /* any sqz_act */
     float alpha, beta; /* activation parameters */
     int num_threads;
+    /* wide output: when wide_qw > 0, product column n goes to C column
+     * (n / wide_qw) * wide_ow + n % wide_qw of its row if n % wide_qw <
+     * wide_ow, and is dropped otherwise (a conv computed over padded rows of
+     * wide_qw columns, stored compact); N * wide_ow / wide_qw <= ldc, and
+     * ldc < 2^31 */
+    int64_t wide_qw, wide_ow;
 } sqz_gemm_args;
 
 /* Scratch bytes sqz_gemm() needs for these args (depends on shapes, which

@@ -11,7 +11,9 @@
 
 /* Cache blocking: a B micro-panel (KC x NR) stays in L1, an A block
  * (MC x KC) in L2. MC is rounded down to a multiple of MR. */
+#ifndef GEMM_KC
 #define GEMM_KC 256
+#endif
 #define GEMM_MC 512
 /* Below this many multiply-adds (~10 us on one core) a GEMM runs on one
  * thread: waking a sleeping OpenMP worker (OMP_WAIT_POLICY=passive) costs
@@ -47,26 +49,44 @@ static float act_cheap(int act, float alpha, float beta, float v) {
     }
 }
 
-static void ukernel_scalar(size_t kc, const float *a, const float *b, float *c, size_t ldc,
-                           size_t m, size_t n, const sqz_gemm_epi *epi) {
+/* B row k: the packed panel (boff NULL) or b + boff[k] (indirect). */
+static void tile_scalar(size_t kc, const float *a, const float *b, const int64_t *boff, float *c,
+                        size_t ldc, size_t m, size_t n, const sqz_gemm_epi *epi) {
     float acc[SC_MR][SC_NR];
     memset(acc, 0, sizeof(acc));
     for (size_t k = 0; k < kc; k++) {
-        const float *ak = a + k * SC_MR, *bk = b + k * SC_NR;
+        const float *ak = a + k * SC_MR, *bk = boff ? b + boff[k] : b + k * SC_NR;
+        size_t nb = boff ? n : SC_NR; /* indirect rows: only the n valid columns */
         for (int r = 0; r < SC_MR; r++)
-            for (int j = 0; j < SC_NR; j++) acc[r][j] += ak[r] * bk[j];
+            for (size_t j = 0; j < nb; j++) acc[r][j] += ak[r] * bk[j];
     }
     for (size_t r = 0; r < m; r++) {
         float *cr = c + r * ldc;
         float b0 = (!epi->accumulate && epi->bias) ? epi->bias[r] : 0.0f;
         for (size_t j = 0; j < n; j++) {
-            float v = epi->accumulate ? cr[j] + acc[r][j] : b0 + acc[r][j];
-            cr[j] = act_cheap(epi->act, epi->alpha, epi->beta, v);
+            float *o = cr + j;
+            if (epi->cdst) {
+                if (epi->cdst[j] < 0) continue;
+                o = cr + epi->cdst[j];
+            }
+            float v = epi->accumulate ? *o + acc[r][j] : b0 + acc[r][j];
+            *o = act_cheap(epi->act, epi->alpha, epi->beta, v);
         }
     }
 }
 
-const sqz_gemm_kernel sqz_gemm_scalar = {"scalar", SC_MR, SC_NR, ukernel_scalar};
+static void ukernel_scalar(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                           size_t m, size_t n, const sqz_gemm_epi *epi) {
+    tile_scalar(kc, a, b, NULL, c, ldc, m, n, epi);
+}
+
+static void ukernel_ind_scalar(size_t kc, const float *a, const float *b, const int64_t *boff,
+                               float *c, size_t ldc, size_t m, size_t n, const sqz_gemm_epi *epi) {
+    tile_scalar(kc, a, b, boff, c, ldc, m, n, epi);
+}
+
+const sqz_gemm_kernel sqz_gemm_scalar = {"scalar",           SC_MR, SC_NR, ukernel_scalar,
+                                         ukernel_ind_scalar, 1};
 
 const sqz_gemm_kernel *sqz_gemm_best(void) {
 #if defined(__x86_64__) || defined(_M_X64)
@@ -139,6 +159,17 @@ static void pack_b_strided(const void *ctx, int64_t k0, int64_t kc, int64_t n0, 
     }
 }
 
+/* Indirect B rows (sqz_gemm_src.off) into a panel, for kernels without
+ * ukernel_ind. */
+static void pack_b_ind(const float *src, const int64_t *off, int64_t kc, int64_t nr, int NR,
+                       float *dst) {
+    for (int64_t k = 0; k < kc; k++) {
+        float *d = dst + k * NR;
+        memcpy(d, src + off[k], (size_t)nr * sizeof(float));
+        for (int64_t j = nr; j < NR; j++) d[j] = 0.0f;
+    }
+}
+
 /* Full A: k-blocks of GEMM_KC (the last may be shorter), each holding all
  * kc-long MR panels back to back, so the driver's A block (k0, m0) is one
  * contiguous run (no L2 set conflicts from a K-sized panel stride). */
@@ -182,12 +213,24 @@ static int64_t mc_of(const sqz_gemm_kernel *k) {
     return (GEMM_MC / k->mr) * k->mr;
 }
 
+/* Indirect B rows are read in place (no panel copies) by kernels that can,
+ * when few row tiles share each panel: the in-place loads cross cache lines
+ * (taps shift rows by one float), which costs more than a copy once a panel
+ * serves over GEMM_IND_MAX_TILES tiles (measured on AVX-512: M = 16..32
+ * gain, M >= 128 lose ~5%). */
+#define GEMM_IND_MAX_TILES 4
+static int b_in_place(const sqz_gemm_args *g, int64_t mb, int64_t me) {
+    const sqz_gemm_kernel *k = g->kernel;
+    return !g->b.packed && g->b.off && k->ukernel_ind &&
+           (me - mb + k->mr - 1) / k->mr <= GEMM_IND_MAX_TILES;
+}
+
 /* Per-thread scratch floats (a multiple of 16 floats = 64 bytes). */
 static size_t thread_scratch_floats(const sqz_gemm_args *g) {
     const sqz_gemm_kernel *k = g->kernel;
     int64_t kc = kc_of(g);
     size_t f = 0;
-    if (!g->b.packed) f += (size_t)kc * (size_t)k->nr;
+    if (!g->b.packed && !b_in_place(g, 0, g->M)) f += (size_t)kc * (size_t)k->nr;
     if (!g->a.packed) {
         int64_t mc = g->M < mc_of(k) ? g->M : mc_of(k);
         mc = (mc + k->mr - 1) / k->mr * k->mr;
@@ -228,6 +271,53 @@ static void post_act(const sqz_gemm_args *g, float *c, int64_t m, int64_t n) {
     for (int64_t r = 0; r < m; r++) ref_act_apply(&act, c + r * g->ldc, (size_t)n);
 }
 
+/* Column map of the panel at wide column n0, nr columns (see gemm.h);
+ * returns the number of kept columns, *first the destination of the first. */
+static int wide_map(const sqz_gemm_args *g, int64_t n0, int64_t nr, int NR, int32_t *cdst,
+                    int32_t *first) {
+    int64_t q = n0 / g->wide_qw, r = n0 % g->wide_qw;
+    int kept = 0;
+    *first = 0;
+    for (int j = 0; j < NR; j++) {
+        cdst[j] = -1;
+        if (j < nr && r < g->wide_ow) {
+            cdst[j] = (int32_t)(q * g->wide_ow + r);
+            if (!kept++) *first = cdst[j];
+        }
+        if (++r == g->wide_qw) {
+            r = 0;
+            q++;
+        }
+    }
+    return kept;
+}
+
+/* One tile through a kernel without colmap: a tile buffer, gathered from /
+ * scattered to the mapped columns. */
+static void tile_via_buffer(const sqz_gemm_args *g, size_t kc, const float *ap, const float *bp,
+                            const int64_t *boff, float *c, int64_t mr, int64_t nr,
+                            const int32_t *cdst, sqz_gemm_epi *epi, int post) {
+    const sqz_gemm_kernel *kr = g->kernel;
+    float tb[16 * 64];
+    const int NR = kr->nr;
+    if (epi->accumulate)
+        for (int64_t r = 0; r < mr; r++)
+            for (int64_t j = 0; j < nr; j++)
+                tb[r * NR + j] = cdst[j] >= 0 ? c[r * g->ldc + cdst[j]] : 0.0f;
+    epi->cdst = NULL;
+    if (boff)
+        kr->ukernel_ind(kc, ap, bp, boff, tb, (size_t)NR, (size_t)mr, (size_t)nr, epi);
+    else
+        kr->ukernel(kc, ap, bp, tb, (size_t)NR, (size_t)mr, (size_t)nr, epi);
+    if (post) {
+        ref_act act = {g->act, g->alpha, g->beta};
+        for (int64_t r = 0; r < mr; r++) ref_act_apply(&act, tb + r * NR, (size_t)nr);
+    }
+    for (int64_t r = 0; r < mr; r++)
+        for (int64_t j = 0; j < nr; j++)
+            if (cdst[j] >= 0) c[r * g->ldc + cdst[j]] = tb[r * NR + j];
+}
+
 /* C rows [mb, me) x columns [nb, ne) (mb multiple of MR, nb of NR). */
 static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb, int64_t ne,
                       float *scratch) {
@@ -236,15 +326,20 @@ static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb
     const int64_t K = g->K, MC = mc_of(kr);
     float *bbuf = scratch;
     const int64_t KC = kc_of(g);
-    float *abuf = scratch + (g->b.packed ? 0 : (size_t)KC * (size_t)NR);
+    /* B read in place (indirect rows, kernel with ukernel_ind): no panel */
+    const int in_place = b_in_place(g, mb, me);
+    float *abuf = scratch + ((g->b.packed || in_place) ? 0 : (size_t)KC * (size_t)NR);
     strided_b sb = {g->b.data, g->b.rs, g->b.cs};
     sqz_gemm_pack_b_fn packb = g->b.pack_b ? g->b.pack_b : pack_b_strided;
     const void *pctx = g->b.pack_b ? g->b.pack_ctx : (const void *)&sb;
+    const int wide = g->wide_qw > 0, via_buf = wide && !kr->colmap;
     int cheap = act_is_cheap(g->act);
     /* equal m-blocks of at most MC rows (no thin last block) */
     int64_t nmb = (me - mb + MC - 1) / MC;
     int64_t mstep = ((me - mb + nmb - 1) / nmb + MR - 1) / MR * MR;
     sqz_gemm_epi epi;
+    int32_t cdst[64], first = 0;
+    int kept = 0;
     /* packed A above ~half of L2 comes from L3/DRAM on its first use in a
      * run (big weights, e.g. 3x3 512->512 convs on 7x7 planes): the kernel
      * prefetches it on the first column panel of each k block */
@@ -272,20 +367,45 @@ static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb
             for (int64_t n0 = nb; n0 < ne; n0 += NR) {
                 int64_t nr = ne - n0 < NR ? ne - n0 : NR;
                 const float *bp;
+                const int64_t *boff = NULL;
                 if (g->b.packed) {
                     bp = g->b.packed + n0 * K + k0 * NR;
+                } else if (in_place) {
+                    bp = g->b.data + n0;
+                    boff = g->b.off + k0;
+                } else if (g->b.off) {
+                    pack_b_ind(g->b.data + n0, g->b.off + k0, kc, nr, NR, bbuf);
+                    bp = bbuf;
                 } else {
                     packb(pctx, k0, kc, n0, nr, NR, bbuf);
                     bp = bbuf;
                 }
+                if (wide) kept = wide_map(g, n0, nr, NR, cdst, &first);
+                if (wide && !kept) continue; /* all garbage columns */
                 for (int64_t i = 0; i < mc; i += MR) {
                     int64_t mr = mc - i < MR ? mc - i : MR;
-                    float *c = g->c + (m0 + i) * g->ldc + n0;
+                    float *c = wide ? g->c + (m0 + i) * g->ldc : g->c + (m0 + i) * g->ldc + n0;
+                    const float *ap = ablk + (i / MR) * astride;
                     epi.bias = g->bias ? g->bias + m0 + i : NULL;
                     epi.prefetch_a = a_cold && n0 == nb;
-                    kr->ukernel((size_t)kc, ablk + (i / MR) * astride, bp, c, (size_t)g->ldc,
-                                (size_t)mr, (size_t)nr, &epi);
-                    if (last && !cheap) post_act(g, c, mr, nr);
+                    epi.cdst = wide ? cdst : NULL;
+                    if (via_buf) {
+                        tile_via_buffer(g, (size_t)kc, ap, bp, boff, c, mr, nr, cdst, &epi,
+                                        last && !cheap);
+                        continue;
+                    }
+                    if (boff)
+                        kr->ukernel_ind((size_t)kc, ap, bp, boff, c, (size_t)g->ldc, (size_t)mr,
+                                        (size_t)nr, &epi);
+                    else
+                        kr->ukernel((size_t)kc, ap, bp, c, (size_t)g->ldc, (size_t)mr, (size_t)nr,
+                                    &epi);
+                    if (last && !cheap) {
+                        if (wide)
+                            post_act(g, c + first, mr, kept);
+                        else
+                            post_act(g, c, mr, nr);
+                    }
                 }
             }
         }
@@ -315,12 +435,16 @@ static void gemm_thread(const sqz_gemm_args *g, const split *s, int t, float *sc
 void sqz_gemm(const sqz_gemm_args *g, void *scratch) {
     if (g->M <= 0 || g->N <= 0) return;
     if (g->K <= 0) { /* empty sum: bias + activation */
+        int64_t n = g->wide_qw > 0
+                        ? g->N / g->wide_qw * g->wide_ow +
+                              (g->N % g->wide_qw < g->wide_ow ? g->N % g->wide_qw : g->wide_ow)
+                        : g->N;
         for (int64_t r = 0; r < g->M; r++) {
             float *c = g->c + r * g->ldc;
             float b = g->bias ? g->bias[r] : 0.0f;
-            for (int64_t j = 0; j < g->N; j++) c[j] = b;
+            for (int64_t j = 0; j < n; j++) c[j] = b;
         }
-        post_act(g, g->c, g->M, g->N);
+        post_act(g, g->c, g->M, n);
         return;
     }
     split s = plan_split(g);

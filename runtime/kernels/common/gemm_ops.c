@@ -25,14 +25,15 @@ typedef struct gop {
      * and columns b, b + sw, ... (QH x QW, QH = band + (kh-1)/sh; stride 1:
      * one plane per channel, the padded rows). Output pixel (oh, ow) of the
      * band is computed at wide column oh * QW + ow, so im2col row k = (c, i,
-     * j) is plane (c, i % sh, j % sw) shifted by off[k]: every B panel is a
-     * plain copy. The (kw-1)/sw columns past OW of each wide row are garbage,
-     * dropped when the band is compacted into Y. Band-sized buffers keep the
-     * scratch small (no input- or output-sized copy in the arena). */
+     * j) is plane (c, i % sh, j % sw) shifted by off[k]: the GEMM reads B
+     * rows in place (or copies them into panels). The (kw-1)/sw columns past
+     * OW of each wide row are garbage, dropped by the GEMM's wide store into
+     * Y. A band-sized buffer keeps the scratch small (no input-sized copy in
+     * the arena). */
     int wide;
     int64_t QH, QW, band;
-    int64_t *off;                                 /* [K] */
-    size_t pad_floats, wout_floats, gemm_scratch; /* scratch parts (64-byte multiples) */
+    int64_t *off;                    /* [K] */
+    size_t pad_floats, gemm_scratch; /* scratch parts (64-byte multiples) */
     /* wide threads: wnt threads in one parallel region per run, as a grid of
      * (wnt / wtm) output-row chunks x wtm output-channel chunks; each thread
      * copies, multiplies and compacts its own bands in its own scratch part
@@ -87,32 +88,6 @@ typedef struct conv_pack_ctx {
     const gop *p;
     const float *x; /* first input channel of the group, one image (wide: padded copy) */
 } conv_pack_ctx;
-
-/* Wide B panel: row k is the padded input from off[k] + n0, contiguous. */
-static void conv_pack_b_wide(const void *vctx, int64_t k0, int64_t kc, int64_t n0, int64_t nr,
-                             int NR, float *dst) {
-    const conv_pack_ctx *cc = vctx;
-    const int64_t *off = cc->p->off + k0;
-    const float *x = cc->x + n0;
-    if (nr == NR && NR == 32) { /* constant size: inlined vector copies */
-        for (int64_t k = 0; k < kc; k++) memcpy(dst + k * 32, x + off[k], 32 * sizeof(float));
-        return;
-    }
-    if (nr == NR && NR == 16) {
-        for (int64_t k = 0; k < kc; k++) memcpy(dst + k * 16, x + off[k], 16 * sizeof(float));
-        return;
-    }
-    if (nr == NR) {
-        for (int64_t k = 0; k < kc; k++)
-            memcpy(dst + k * NR, x + off[k], (size_t)NR * sizeof(float));
-        return;
-    }
-    for (int64_t k = 0; k < kc; k++) {
-        float *d = dst + k * NR;
-        memcpy(d, x + off[k], (size_t)nr * sizeof(float));
-        for (int64_t t = nr; t < NR; t++) d[t] = 0.0f;
-    }
-}
 
 /* Implicit im2col: B[k][col] with k = (c, i, j) over (Cg, kh, kw) and col =
  * (oh, ow) over the output plane, read straight from the input. */
@@ -220,13 +195,19 @@ static void conv_args(const gop *p, sqz_gemm_args *a, int num_threads) {
     a->N = p->wide ? p->band * p->QW : p->out_sp; /* wide: the largest band */
     a->K = p->K;
     a->a.packed = p->wpk;
+    a->ldc = a->N;
     if (p->direct) {
         a->b.rs = p->in_sp;
         a->b.cs = 1;
+    } else if (p->wide) {
+        /* rows of the band's padded copy, results stored compact into Y */
+        a->b.off = p->off;
+        a->wide_qw = p->QW;
+        a->wide_ow = p->OW;
+        a->ldc = p->out_sp;
     } else {
-        a->b.pack_b = p->wide ? conv_pack_b_wide : conv_pack_b;
+        a->b.pack_b = conv_pack_b;
     }
-    a->ldc = a->N;
     a->act = p->act.kind;
     a->alpha = p->act.alpha;
     a->beta = p->act.beta;
@@ -292,7 +273,6 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
         /* + (kw-1)/sw: the last row's garbage columns read past the last plane */
         p.pad_floats =
             (size_t)((p.Cg * p.sh * p.sw * p.QH * p.QW + (p.kw - 1) / p.sw + 15) / 16 * 16);
-        p.wout_floats = (size_t)((p.Mg * p.band * p.QW + 15) / 16 * 16);
     }
     p.macs = (uint64_t)(p.N * p.M * p.out_sp * p.K);
     p.wpk_elems = sqz_gemm_packed_a_floats(k, p.Mg, p.K);
@@ -326,7 +306,7 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
         wide_split(pp, ctx->num_threads);
         conv_args(pp, &a, 1);
         pp->gemm_scratch = (sqz_gemm_scratch_bytes(&a) + 63) / 64 * 64;
-        pp->wthread_bytes = pp->gemm_scratch + (pp->pad_floats + pp->wout_floats) * sizeof(float);
+        pp->wthread_bytes = pp->gemm_scratch + pp->pad_floats * sizeof(float);
         ctx->scratch_bytes = pp->wthread_bytes * (size_t)pp->wnt;
         return 0;
     }
@@ -383,7 +363,7 @@ static void conv_wide_thread(const sqz_op_ctx *ctx, int t) {
     const float *B = p->has_bias ? ctx->in_data[2] : NULL;
     float *Y = ctx->out_data[0];
     char *base = (char *)ctx->scratch + p->wthread_bytes * (size_t)t;
-    float *pad = (float *)(base + p->gemm_scratch), *wout = pad + p->pad_floats;
+    float *pad = (float *)(base + p->gemm_scratch);
     const int tm = p->wtm, tn = p->wnt / p->wtm, ti = t / tm, tj = t % tm;
     const int64_t r0 = p->OH * ti / tn, r1 = p->OH * (ti + 1) / tn;
     const int64_t MR = p->k->mr, pm = (p->Mg + MR - 1) / MR;
@@ -393,9 +373,7 @@ static void conv_wide_thread(const sqz_op_ctx *ctx, int t) {
     if (r0 >= r1 || mb >= me) return;
     sqz_gemm_args a;
     conv_args(p, &a, 1);
-    conv_pack_ctx cc = {p, pad};
-    a.b.pack_ctx = &cc;
-    a.c = wout;
+    a.b.data = pad;
     for (int64_t n = 0; n < p->N; n++)
         for (int64_t g = 0; g < p->group; g++) {
             const float *xg = X + (n * p->C + g * p->Cg) * p->in_sp;
@@ -405,13 +383,9 @@ static void conv_wide_thread(const sqz_op_ctx *ctx, int t) {
             for (int64_t oh0 = r0; oh0 < r1; oh0 += p->band) {
                 int64_t rows = r1 - oh0 < p->band ? r1 - oh0 : p->band;
                 a.N = rows * p->QW;
-                a.ldc = a.N;
+                a.c = y + oh0 * p->OW;
                 phase_input(p, xg, pad, oh0);
                 sqz_gemm_range(&a, mb, me, 0, a.N, base);
-                for (int64_t m = mb; m < me; m++)
-                    for (int64_t r = 0; r < rows; r++)
-                        memcpy(y + m * p->out_sp + (oh0 + r) * p->OW, wout + (m * rows + r) * p->QW,
-                               (size_t)p->OW * sizeof(float));
             }
         }
 }

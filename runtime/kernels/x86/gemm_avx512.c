@@ -9,8 +9,15 @@
 
 #include "gemm.h"
 
-#define MR 8
-#define NR 32
+#ifndef SQZ_A512_MR
+#define SQZ_A512_MR 8
+#endif
+#ifndef SQZ_A512_NV
+#define SQZ_A512_NV 2
+#endif
+#define MR SQZ_A512_MR
+#define NV SQZ_A512_NV
+#define NR (16 * NV)
 #ifndef A_PF
 #define A_PF 512
 #endif
@@ -19,6 +26,16 @@
 #define SQZ_INLINE static inline __attribute__((always_inline))
 #else
 #define SQZ_INLINE static inline
+#endif
+/* the accumulator array must live in registers: every loop over its rows /
+ * vectors is unrolled completely (gcc's size limits otherwise keep it on the
+ * stack in the bigger variants) */
+#if defined(__clang__)
+#define SQZ_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__)
+#define SQZ_UNROLL _Pragma("GCC unroll 16")
+#else
+#define SQZ_UNROLL
 #endif
 
 SQZ_INLINE __m512 act512(__m512 v, const sqz_gemm_epi *e) {
@@ -46,96 +63,172 @@ SQZ_INLINE __m512 act512(__m512 v, const sqz_gemm_epi *e) {
     }
 }
 
-SQZ_INLINE void tile(size_t kc, const float *a, const float *b, float *c, size_t ldc, size_t n,
-                     const sqz_gemm_epi *e, const int rows, const int nv, const int pf) {
-    __m512 acc[MR][2];
-    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+/* rows x (16 * nv) tile; ind: B rows at b + boff[k] (masked loads, lanes
+ * >= n not read), else the packed panel; pf: prefetch cold A. */
+SQZ_INLINE void tile(size_t kc, const float *a, const float *b, const int64_t *boff, float *c,
+                     size_t ldc, size_t n, const sqz_gemm_epi *e, const int rows, const int nv,
+                     const int pf, const int ind) {
+    __m512 acc[MR][NV];
+    SQZ_UNROLL for (int r = 0; r < MR; r++) SQZ_UNROLL for (int v = 0; v < NV; v++) acc[r][v] =
+        _mm512_setzero_ps();
+    __mmask16 mk[NV];
+    SQZ_UNROLL for (int v = 0; v < NV; v++) {
+        size_t lo = 16 * (size_t)v;
+        mk[v] = (__mmask16)(n >= lo + 16 ? 0xffff : (n <= lo ? 0 : ((1u << (n - lo)) - 1u)));
+    }
+    /* column map: kept lanes km[v], stored from c + d[v] (see gemm.h) */
+    __mmask16 km[NV] = {0};
+    int32_t d[NV] = {0};
+    const float *cpf = c;
+    if (e->cdst) {
+        SQZ_UNROLL for (int v = 0; v < NV; v++) {
+            km[v] = 0;
+            d[v] = 0;
+            if (v >= nv) continue;
+            __m512i cd = _mm512_loadu_si512((const void *)(e->cdst + 16 * v));
+            km[v] = _mm512_cmpge_epi32_mask(cd, _mm512_setzero_si512()) & mk[v];
+            if (km[v]) d[v] = e->cdst[16 * v + __builtin_ctz(km[v])];
+        }
+        cpf = c + (km[0] ? d[0] : d[NV - 1]);
+    }
     /* the C tile is read / written after kc steps: fetch it meanwhile */
-    for (int r = 0; r < MR; r++) {
+    SQZ_UNROLL for (int r = 0; r < MR; r++) {
         if (r >= rows) break;
-        _mm_prefetch((const char *)(c + (size_t)r * ldc), _MM_HINT_T0);
-        if (nv == 2) _mm_prefetch((const char *)(c + (size_t)r * ldc + NR - 1), _MM_HINT_T0);
+        for (int v = 0; v < nv; v++)
+            _mm_prefetch((const char *)(cpf + (size_t)r * ldc + 16 * v), _MM_HINT_T0);
     }
     for (size_t k = 0; k < kc; k++) {
         /* cold A (epi->prefetch_a): fetch A_PF floats ahead, a line per two k */
         if (pf && (k & 1)) _mm_prefetch((const char *)(a + A_PF), _MM_HINT_T0);
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_setzero_ps();
-        if (nv == 2) b1 = _mm512_loadu_ps(b + 16);
-        for (int r = 0; r < MR; r++) {
+        __m512 bv[NV];
+        const float *bk = ind ? b + boff[k] : b;
+        SQZ_UNROLL for (int v = 0; v < NV; v++) {
+            if (v >= nv)
+                bv[v] = _mm512_setzero_ps();
+            else if (ind)
+                bv[v] = _mm512_maskz_loadu_ps(mk[v], bk + 16 * v);
+            else
+                bv[v] = _mm512_loadu_ps(bk + 16 * v);
+        }
+        SQZ_UNROLL for (int r = 0; r < MR; r++) {
             if (r >= rows) break;
             __m512 ar = _mm512_set1_ps(a[r]);
-            acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
-            if (nv == 2) acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+            SQZ_UNROLL for (int v = 0; v < NV; v++) if (v < nv) acc[r][v] =
+                _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
         }
         a += MR;
-        b += NR;
+        if (!ind) b += NR;
     }
-    __mmask16 m0, m1;
-    if (n >= 16) {
-        m0 = 0xffff;
-        m1 = (__mmask16)(n >= 32 ? 0xffff : ((1u << (n - 16)) - 1u));
-    } else {
-        m0 = (__mmask16)((1u << n) - 1u);
-        m1 = 0;
+    if (e->cdst) {
+        /* the kept lanes (km) are consecutive from c + d[v]: compress them
+         * in registers (the memory forms are slow). All loads of the tile
+         * come before its stores: a row's two vectors share cache lines,
+         * and a load behind a partial (masked) store to its line waits for
+         * that store. */
+        __mmask16 lo[NV];
+        SQZ_UNROLL for (int v = 0; v < NV; v++) lo[v] =
+            (__mmask16)((1u << __builtin_popcount(km[v])) - 1u);
+        SQZ_UNROLL for (int r = 0; r < MR; r++) {
+            if (r >= rows) break;
+            const float *cr = c + (size_t)r * ldc;
+            __m512 bb = _mm512_set1_ps((!e->accumulate && e->bias) ? e->bias[r] : 0.0f);
+            SQZ_UNROLL for (int v = 0; v < NV; v++) {
+                if (v >= nv) break;
+                __m512 x = _mm512_maskz_compress_ps(km[v], acc[r][v]);
+                acc[r][v] =
+                    _mm512_add_ps(x, e->accumulate ? _mm512_maskz_loadu_ps(lo[v], cr + d[v]) : bb);
+            }
+        }
+        SQZ_UNROLL for (int r = 0; r < MR; r++) {
+            if (r >= rows) break;
+            float *cr = c + (size_t)r * ldc;
+            SQZ_UNROLL for (int v = 0; v < NV; v++) {
+                if (v >= nv) break;
+                __m512 x = acc[r][v];
+                if (e->act != SQZ_ACT_NONE) x = act512(x, e);
+                _mm512_mask_storeu_ps(cr + d[v], lo[v], x);
+            }
+        }
+        return;
     }
-    for (int r = 0; r < MR; r++) {
+    /* loads before stores, as above (rows may share lines when ldc is small) */
+    SQZ_UNROLL for (int r = 0; r < MR; r++) {
+        if (r >= rows) break;
+        const float *cr = c + (size_t)r * ldc;
+        __m512 bb = _mm512_set1_ps((!e->accumulate && e->bias) ? e->bias[r] : 0.0f);
+        SQZ_UNROLL for (int v = 0; v < NV; v++) {
+            if (v >= nv) break;
+            acc[r][v] = _mm512_add_ps(
+                acc[r][v], e->accumulate ? _mm512_maskz_loadu_ps(mk[v], cr + 16 * v) : bb);
+        }
+    }
+    SQZ_UNROLL for (int r = 0; r < MR; r++) {
         if (r >= rows) break;
         float *cr = c + (size_t)r * ldc;
-        __m512 v0 = acc[r][0], v1 = acc[r][1];
-        if (e->accumulate) {
-            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));
-            if (nv == 2) v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr + 16));
-        } else if (e->bias) {
-            __m512 bb = _mm512_set1_ps(e->bias[r]);
-            v0 = _mm512_add_ps(bb, v0);
-            if (nv == 2) v1 = _mm512_add_ps(bb, v1);
+        SQZ_UNROLL for (int v = 0; v < NV; v++) {
+            if (v >= nv) break;
+            __m512 x = acc[r][v];
+            if (e->act != SQZ_ACT_NONE) x = act512(x, e);
+            _mm512_mask_storeu_ps(cr + 16 * v, mk[v], x);
         }
-        if (e->act != SQZ_ACT_NONE) {
-            v0 = act512(v0, e);
-            if (nv == 2) v1 = act512(v1, e);
-        }
-        _mm512_mask_storeu_ps(cr, m0, v0);
-        if (nv == 2) _mm512_mask_storeu_ps(cr + 16, m1, v1);
     }
 }
 
-#define ROWS_CASES(NV)                                                                             \
+#define ROWS_CASE(R, NVV, IND)                                                                     \
+    case R:                                                                                        \
+        tile(kc, a, b, boff, c, ldc, n, e, R, NVV, 0, IND);                                        \
+        break;
+#define ROWS_CASES(NVV, IND)                                                                       \
     switch (m) {                                                                                   \
-    case 1:                                                                                        \
-        tile(kc, a, b, c, ldc, n, e, 1, NV, 0);                                                    \
-        break;                                                                                     \
-    case 2:                                                                                        \
-        tile(kc, a, b, c, ldc, n, e, 2, NV, 0);                                                    \
-        break;                                                                                     \
-    case 3:                                                                                        \
-        tile(kc, a, b, c, ldc, n, e, 3, NV, 0);                                                    \
-        break;                                                                                     \
-    case 4:                                                                                        \
-        tile(kc, a, b, c, ldc, n, e, 4, NV, 0);                                                    \
-        break;                                                                                     \
-    case 5:                                                                                        \
-        tile(kc, a, b, c, ldc, n, e, 5, NV, 0);                                                    \
-        break;                                                                                     \
-    case 6:                                                                                        \
-        tile(kc, a, b, c, ldc, n, e, 6, NV, 0);                                                    \
-        break;                                                                                     \
-    case 7:                                                                                        \
-        tile(kc, a, b, c, ldc, n, e, 7, NV, 0);                                                    \
-        break;                                                                                     \
+        ROWS_CASE(1, NVV, IND)                                                                     \
+        ROWS_CASE(2, NVV, IND)                                                                     \
+        ROWS_CASE(3, NVV, IND)                                                                     \
+        ROWS_CASE(4, NVV, IND)                                                                     \
+        ROWS_CASE(5, NVV, IND)                                                                     \
+        ROWS_CASE(6, NVV, IND)                                                                     \
+        ROWS_CASE(7, NVV, IND)                                                                     \
+        ROWS_MORE(NVV, IND)                                                                        \
     default:                                                                                       \
-        tile(kc, a, b, c, ldc, n, e, 8, NV, 0);                                                    \
+        tile(kc, a, b, boff, c, ldc, n, e, MR, NVV, 0, IND);                                       \
         break;                                                                                     \
     }
+#if MR == 8
+#define ROWS_MORE(NVV, IND)
+#elif MR == 12
+#define ROWS_MORE(NVV, IND)                                                                        \
+    ROWS_CASE(8, NVV, IND) ROWS_CASE(9, NVV, IND) ROWS_CASE(10, NVV, IND) ROWS_CASE(11, NVV, IND)
+#else
+#error "MR: 8 or 12"
+#endif
+
+SQZ_INLINE void dispatch(size_t kc, const float *a, const float *b, const int64_t *boff, float *c,
+                         size_t ldc, size_t m, size_t n, const sqz_gemm_epi *e, const int ind) {
+    if (e->prefetch_a && m == MR && n > NR - 16) {
+        tile(kc, a, b, boff, c, ldc, n, e, MR, NV, 1, ind);
+        return;
+    }
+#if NV == 3
+    if (n > 32) {
+        ROWS_CASES(3, ind)
+        return;
+    }
+#endif
+    if (n > 16) {
+        ROWS_CASES(2, ind)
+    } else {
+        ROWS_CASES(1, ind)
+    }
+}
 
 static void ukernel_avx512(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                            size_t m, size_t n, const sqz_gemm_epi *e) {
-    if (e->prefetch_a && m == MR && n > 16) {
-        tile(kc, a, b, c, ldc, n, e, MR, 2, 1);
-    } else if (n > 16) {
-        ROWS_CASES(2)
-    } else {
-        ROWS_CASES(1)
-    }
+    const int64_t *boff = NULL;
+    dispatch(kc, a, b, boff, c, ldc, m, n, e, 0);
 }
 
-const sqz_gemm_kernel sqz_gemm_avx512 = {"avx512", MR, NR, ukernel_avx512};
+static void ukernel_ind_avx512(size_t kc, const float *a, const float *b, const int64_t *boff,
+                               float *c, size_t ldc, size_t m, size_t n, const sqz_gemm_epi *e) {
+    dispatch(kc, a, b, boff, c, ldc, m, n, e, 1);
+}
+
+const sqz_gemm_kernel sqz_gemm_avx512 = {"avx512", MR, NR, ukernel_avx512, ukernel_ind_avx512, 1};
