@@ -502,6 +502,25 @@ static void test_sections_crc_match_zlib(void **state) {
                                                         l.n_sections * SQZ_SECTION_ENTRY_BYTES));
     assert_int_equal(rd64(f->file, 24), f->size);
     assert_int_equal(sqz_crc32(0, f->file, f->size), (uint32_t)crc32(0L, f->file, (uInt)f->size));
+    /* the sliced path (>= 64 KiB), odd lengths and offsets, a running CRC */
+    size_t big = ((size_t)1 << 17) + 13;
+    unsigned char *b = malloc(big);
+    assert_non_null(b);
+    uint32_t v = 12345;
+    for (size_t i = 0; i < big; i++) {
+        v = v * 1103515245u + 12345u;
+        b[i] = (unsigned char)(v >> 16);
+    }
+    static const size_t offs[] = {0, 1, 3, 7}, lens[] = {65536, 65537, 65543, 100001, 131000};
+    for (size_t i = 0; i < 4; i++)
+        for (size_t j = 0; j < 5; j++) {
+            uint32_t want = (uint32_t)crc32(0L, b + offs[i], (uInt)lens[j]);
+            assert_int_equal(sqz_crc32(0, b + offs[i], lens[j]), want);
+            size_t h = lens[j] / 3; /* a running CRC over two pieces */
+            uint32_t part = sqz_crc32(0, b + offs[i], h);
+            assert_int_equal(sqz_crc32(part, b + offs[i] + h, lens[j] - h), want);
+        }
+    free(b);
 }
 
 static void test_truncation(void **state) {

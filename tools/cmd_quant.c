@@ -4,6 +4,9 @@
 
 #include <math.h>
 #include <stdlib.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <string.h>
 #include <unistd.h>
 
@@ -417,6 +420,14 @@ int cmd_quant(int argc, char **argv) {
         return pr > 0 ? CLI_OK : CLI_EUSAGE;
     }
     o.q.progress = isatty(2);
+#if defined(__GLIBC__)
+    /* calibration serializes, loads and plans the model once per pass (tens
+     * of MB each): keep freed blocks in the heap instead of returning them
+     * with munmap, so the next pass reuses pages instead of faulting in
+     * fresh zeroed ones (a fifth of the CPU time on ResNet-18) */
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
     char err[1024];
     sqzc_calib_set set;
     sqzc_graph *g = NULL;

@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "qinternal.h"
 
@@ -338,17 +341,60 @@ static inline float fq1(float x, float inv, float sc, float lo, float hi) {
     return q * sc;
 }
 
+#if defined(__SSE2__)
+/* fq1 on 4 lanes (clamp by min / max: differs from fq1 only for NaN) */
+static inline __m128 fq4(__m128 x, __m128 inv, __m128 sc, __m128 lo, __m128 hi) {
+    const __m128 magic = _mm_set1_ps(12582912.0f);
+    __m128 q = _mm_min_ps(_mm_max_ps(_mm_mul_ps(x, inv), lo), hi);
+    return _mm_mul_ps(_mm_sub_ps(_mm_add_ps(q, magic), magic), sc);
+}
+#endif
+
 static void fake_quant(const float *x, float *y, size_t n, float sc, int32_t zp) {
     const float inv = 1.0f / sc, lo = (float)(-128 - zp), hi = (float)(127 - zp);
-    for (size_t i = 0; i < n; i++) y[i] = fq1(x[i], inv, sc, lo, hi);
+    size_t i = 0;
+#if defined(__SSE2__)
+    const __m128 vi = _mm_set1_ps(inv), vs = _mm_set1_ps(sc), vl = _mm_set1_ps(lo),
+                 vh = _mm_set1_ps(hi);
+    for (; i + 4 <= n; i += 4) _mm_storeu_ps(y + i, fq4(_mm_loadu_ps(x + i), vi, vs, vl, vh));
+#endif
+    for (; i < n; i++) y[i] = fq1(x[i], inv, sc, lo, hi);
 }
 
-/* accumulate sum y^2, (y - v)^2, y v, v^2 with v = fake-quantized y */
+/* accumulate sum y^2, (y - v)^2, y v, v^2 with v = fake-quantized src:
+ * float partial sums over blocks of 256 (4 lanes), double overall */
 static void acc_err(const float *y, const float *src, size_t n, float sc, int32_t zp, double *yy,
                     double *ee, double *yq, double *qq) {
     const float inv = 1.0f / sc, lo = (float)(-128 - zp), hi = (float)(127 - zp);
     double a = 0, b = 0, c = 0, d = 0;
-    for (size_t k = 0; k < n; k++) {
+    size_t k = 0;
+#if defined(__SSE2__)
+    const __m128 vi = _mm_set1_ps(inv), vs = _mm_set1_ps(sc), vl = _mm_set1_ps(lo),
+                 vh = _mm_set1_ps(hi);
+    while (k + 4 <= n) {
+        size_t e = n - k < 256 ? k + (n - k) / 4 * 4 : k + 256;
+        __m128 sa = _mm_setzero_ps(), sb = sa, sc4 = sa, sd = sa;
+        for (; k < e; k += 4) {
+            __m128 yv = _mm_loadu_ps(y + k);
+            __m128 v = fq4(_mm_loadu_ps(src + k), vi, vs, vl, vh);
+            __m128 er = _mm_sub_ps(yv, v);
+            sa = _mm_add_ps(sa, _mm_mul_ps(yv, yv));
+            sb = _mm_add_ps(sb, _mm_mul_ps(er, er));
+            sc4 = _mm_add_ps(sc4, _mm_mul_ps(yv, v));
+            sd = _mm_add_ps(sd, _mm_mul_ps(v, v));
+        }
+        float t[16];
+        _mm_storeu_ps(t, sa);
+        _mm_storeu_ps(t + 4, sb);
+        _mm_storeu_ps(t + 8, sc4);
+        _mm_storeu_ps(t + 12, sd);
+        a += (double)(t[0] + t[1]) + (double)(t[2] + t[3]);
+        b += (double)(t[4] + t[5]) + (double)(t[6] + t[7]);
+        c += (double)(t[8] + t[9]) + (double)(t[10] + t[11]);
+        d += (double)(t[12] + t[13]) + (double)(t[14] + t[15]);
+    }
+#endif
+    for (; k < n; k++) {
         float v = fq1(src[k], inv, sc, lo, hi);
         float e = y[k] - v;
         a += (double)(y[k] * y[k]);
