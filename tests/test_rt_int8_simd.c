@@ -201,6 +201,10 @@ static void test_conv_bit_exact(void **state) {
             {1, 5, 23, 19, 9, 1, 5, 3, 3, 2, 2, 1, 0, 2, 2, 1, 0, 1, 0, 1},
             /* 1x1 stride 2 (a downsample) */
             {2, 16, 15, 17, 12, 1, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 0, 1, 0, 1},
+            /* one tile of pixels at 2 threads: output channels split into chunks */
+            {1, 256, 7, 7, 160, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 2},
+            {1, 64, 7, 7, 72, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 0, 2},
+            {1, 96, 14, 14, 40, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1, 0, 2},
             /* rounding ties (m = 0.5) */
             {1, 6, 9, 10, 11, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 2, 1},
         };
@@ -242,6 +246,17 @@ static void test_depthwise_bit_exact(void **state) {
             {2, 5, 9, 17, 5, 5, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 0, 0, 1, 1},
             {1, 3, 11, 13, 3, 3, 3, 3, 1, 2, 2, 2, 2, 2, 2, 2, 0, 1, 0, 1},
             {1, 4, 8, 19, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 2, 1}, /* ties */
+            /* small planes run wide (one flat row per plane): 7x7, 14x14 s2, 5x5 k5 */
+            {1, 24, 7, 7, 24, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 0, 2},
+            {2, 9, 14, 14, 9, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1},
+            {1, 6, 5, 5, 6, 6, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 0, 1, 1, 1},
+            /* wide but wider than the whole-plane kernel (padded width > 64) */
+            {1, 3, 5, 70, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1},
+            /* the whole-plane kernel at its limit: padded width 64, 62 outputs */
+            {1, 3, 12, 62, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1},
+            /* wide with stride 2 along h only, and along w only (even padded width) */
+            {1, 5, 13, 9, 5, 5, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1},
+            {1, 5, 9, 12, 5, 5, 3, 3, 1, 2, 1, 1, 1, 1, 1, 1, 2, 1, 0, 1},
         };
         int compared = 0, expected = 0;
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
@@ -346,18 +361,24 @@ static void test_quantize_bit_exact(void **state) {
     }
     tu_rng g;
     tu_rng_seed(&g, 400);
-    for (int it = 0; it < 40; it++) {
+    for (int it = 0; it < 200; it++) {
         int64_t n = 1 + tu_rng_u32(&g) % 100;
         float *x = malloc((size_t)n * sizeof(float));
         assert_non_null(x);
         float s = it % 4 == 0 ? 0.5f : tu_rng_uniform(&g, 0.001f, 0.2f);
         for (int64_t i = 0; i < n; i++) {
-            uint32_t k = tu_rng_u32(&g) % 10;
+            uint32_t k = tu_rng_u32(&g) % 12;
+            /* near-ties at any s: (m + 0.5) * s and a few ulps around it (where
+             * the kernel's x * (1 / s) estimate must defer to the division) */
+            float tie = ((float)((int)(tu_rng_u32(&g) % 600) - 300) + 0.5f) * s;
+            for (int u = (int)(tu_rng_u32(&g) % 5) - 2; u != 0; u += u > 0 ? -1 : 1)
+                tie = nextafterf(tie, u > 0 ? INFINITY : -INFINITY);
             x[i] = k == 0 ? (float)((int)(tu_rng_u32(&g) % 400) - 200) * 0.25f /* ties at s = 0.5 */
-                   : k == 1 ? 1e30f
-                   : k == 2 ? -INFINITY
-                   : k == 3 ? NAN
-                            : tu_rng_uniform(&g, -150.0f, 150.0f) * s;
+                   : k == 1  ? 1e30f
+                   : k == 2  ? -INFINITY
+                   : k == 3  ? NAN
+                   : k >= 10 ? tie
+                             : tu_rng_uniform(&g, -150.0f, 150.0f) * s;
         }
         i8t t;
         i8t_init(&t, SQZ_OP_QUANTIZE_LINEAR);
@@ -367,6 +388,36 @@ static void test_quantize_bit_exact(void **state) {
         assert_int_equal(i8t_run(&t, sqz_ref_op(SQZ_OP_QUANTIZE_LINEAR), &a), 0);
         assert_int_equal(i8t_run(&t, &sqz_i8_quantize_avx2, &b), 0);
         assert_memory_equal(a, b, (size_t)n);
+        free(a);
+        free(b);
+        free(x);
+    }
+}
+
+/* DequantizeLinear AVX2 vs the reference: every byte value, random scales
+ * and zero points, lengths with vector tails. */
+static void test_dequantize_bit_exact(void **state) {
+    (void)state;
+    if (!sqz_cpu_has_avx2_fma()) {
+        printf("  (skipped dequantize avx2: this CPU lacks it)\n");
+        return;
+    }
+    tu_rng g;
+    tu_rng_seed(&g, 450);
+    for (int it = 0; it < 60; it++) {
+        int64_t n = 1 + tu_rng_u32(&g) % 300;
+        int8_t *x = malloc((size_t)n);
+        assert_non_null(x);
+        for (int64_t i = 0; i < n; i++) x[i] = (int8_t)(it < 2 ? i % 256 - 128 : tu_rng_u32(&g));
+        float s = it % 3 == 0 ? 0.5f : tu_rng_uniform(&g, 1e-4f, 3.0f);
+        i8t t;
+        i8t_init(&t, SQZ_OP_DEQUANTIZE_LINEAR);
+        i8t_act(&t, 0, i8t_shape(1, n), x, s, (int32_t)(tu_rng_u32(&g) % 256) - 128);
+        i8t_out(&t, SQZ_DT_F32, 0, 0);
+        void *a, *b;
+        assert_int_equal(i8t_run(&t, sqz_ref_op(SQZ_OP_DEQUANTIZE_LINEAR), &a), 0);
+        assert_int_equal(i8t_run(&t, &sqz_i8_dequantize_avx2, &b), 0);
+        assert_memory_equal(a, b, (size_t)n * sizeof(float));
         free(a);
         free(b);
         free(x);
@@ -470,6 +521,7 @@ int main(void) {
         cmocka_unit_test(test_gemm_matmul_bit_exact),
 #if defined(__x86_64__) || defined(_M_X64)
         cmocka_unit_test(test_quantize_bit_exact),
+        cmocka_unit_test(test_dequantize_bit_exact),
         cmocka_unit_test(test_add_bit_exact),
 #endif
         cmocka_unit_test(test_dispatch),

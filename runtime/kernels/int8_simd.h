@@ -93,8 +93,34 @@ extern const sqz_i8_isa sqz_i8_isa_vnni, sqz_i8_isa_avx2;
 /* VNNI depthwise plane: u8 plane (x + 128), w packed [kh][ceil(kw/4)][4],
  * dilation along w 1, stride along w 1 or 2 (int8_avx512.c). */
 extern const sqz_i8_dw_plane sqz_i8_dw_plane_vnni;
+/* Small depthwise planes (PW <= 64, OW <= 64) on VNNI
+ * (sqz_i8_dw_small_vnni, int8_avx512.c): X planes are unpadded H x W,
+ * zb = zp_x + 128; buf holds two planes of buf_bytes (>= PH * PW + 64 +
+ * the row kernel's read slack), tmp two of tmp_bytes (>= L + 64). */
+typedef struct sqz_i8_dw_geom {
+    int64_t H, W, pt, pl, PH, PW;
+    int64_t kh, kw, sh, sw, dh;
+    int64_t OH, OW, P, L; /* output, wide pitch and flat length */
+    uint8_t zb;
+} sqz_i8_dw_geom;
+typedef struct sqz_i8_dw_small {
+    sqz_i8_dw_geom gm;
+    const int8_t *X;
+    int8_t *Y;
+    int64_t n_co, in_sp, out_sp;
+    const int8_t *w; /* VNNI-packed, wstride bytes per channel */
+    int64_t wstride;
+    const int32_t *off;
+    const sqz_i8_rqv *rq;
+    int32_t zp, lo, hi;
+    size_t buf_bytes, tmp_bytes;
+} sqz_i8_dw_small;
+void sqz_i8_dw_small_vnni(const sqz_i8_dw_small *a, int64_t pl0, int64_t pl1, uint8_t *buf,
+                          int8_t *tmp);
 /* QuantizeLinear (f32 -> i8), AVX2 (int8_avx2.c). */
 extern const sqz_op_impl sqz_i8_quantize_avx2;
+/* DequantizeLinear (i8 -> f32), AVX2 (int8_avx2.c). */
+extern const sqz_op_impl sqz_i8_dequantize_avx2;
 /* Add of two same-shape i8 tensors, the reference's integer formula on
  * 16 lanes (int8_avx2.c); broadcasting Adds decline. */
 extern const sqz_op_impl sqz_i8_add_avx2;

@@ -63,6 +63,7 @@ static const fast_entry fast_table[] = {
     {SQZ_OP_DIV, NULL, &sqz_fast_div},
 #if defined(__x86_64__) || defined(_M_X64)
     {SQZ_OP_QUANTIZE_LINEAR, sqz_cpu_has_avx2_fma, &sqz_i8_quantize_avx2},
+    {SQZ_OP_DEQUANTIZE_LINEAR, sqz_cpu_has_avx2_fma, &sqz_i8_dequantize_avx2},
 #endif
     /* DequantizeLinear (i8 -> f32) as a 256-entry table */
     {SQZ_OP_DEQUANTIZE_LINEAR, NULL, &sqz_i8_lut_dequantize},

@@ -2,7 +2,12 @@
  * 2 along the width, any kernel, dilation, padding): each channel plane is
  * copied into a zp_x-bordered buffer, then an ISA plane kernel accumulates
  * x * w exactly in int32 (acc = sum x w + bias - zp_x * sum w, int8_simd.h)
- * and requantizes like the reference. OpenMP over planes. */
+ * and requantizes like the reference. OpenMP over planes.
+ * Small planes run "wide": with P = sh * PW / sw, output (oh, ow) reads the
+ * plane at sw * (oh * P + ow) + tap offset, so the whole plane is one row of
+ * L = (OH - 1) * P + OW flat outputs (columns ow >= OW computed and
+ * dropped); the kernel's vectors then no longer idle on short rows (7 of 32
+ * lanes for a 7x7 plane) and the rows are compacted into y. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +28,11 @@ typedef struct i8dw {
     int8_t *wq;      /* VNNI: [C][kh][ceil(kw / 4)][4] */
     int64_t wstride; /* bytes of one channel's weights as the plane kernel reads them */
     int64_t PH, PW, taps;
+    int64_t wideP, wideL; /* wide mode: output pitch P and flat length L; 0: by rows */
+    int small;            /* VNNI small-plane kernel (x86) */
+#if defined(__x86_64__) || defined(_M_X64)
+    sqz_i8_dw_small sm; /* its arguments but the tensors */
+#endif
     int32_t *off;
     sqz_i8_rqv *rq;
     size_t thread_bytes;
@@ -42,6 +52,11 @@ static void i8dw_release(void *p) {
 static uint64_t i8dw_macs(const sqz_op_ctx *ctx) {
     const i8dw *p = ctx->params;
     return p ? (uint64_t)(p->li.batch * p->li.n_co * p->li.out_sp * p->li.K) : 0;
+}
+
+/* scratch of one plane: the bordered copy and what the kernels read past it */
+static size_t plane_bytes(const i8dw *p) {
+    return ((size_t)(p->PH * p->PW) + 64 + DW_SLACK + 63) / 64 * 64;
 }
 
 static int dw_prepare(sqz_op_ctx *ctx, sqz_i8_dw_plane plane, int vnni) {
@@ -92,7 +107,41 @@ static int dw_prepare(sqz_op_ctx *ctx, sqz_i8_dw_plane plane, int vnni) {
         p->off[c] = (int32_t)((int64_t)li->bias[c] - (int64_t)(li->zp_x + p->xbias) * li->wsum[c]);
         p->rq[c] = sqz_i8_rqv_of(li->rq[c]);
     }
-    p->thread_bytes = ((size_t)(p->PH * p->PW) + DW_SLACK + 63) / 64 * 64;
+    /* wide mode when it runs fewer vectors (V lanes per kernel step) */
+    {
+        int64_t V = vnni ? 32 : 16, OH = g->out[1], OW = g->out[2];
+        int64_t sh = g->s[1], sw = g->s[2];
+        if (OH > 1 && (sh * p->PW) % sw == 0 && sh * p->PW / sw >= OW) {
+            int64_t P = sh * p->PW / sw, L = (OH - 1) * P + OW;
+            if ((L + V - 1) / V < OH * ((OW + V - 1) / V)) {
+                p->wideP = P;
+                p->wideL = L;
+            }
+        }
+    }
+#if defined(__x86_64__) || defined(_M_X64)
+    if (vnni && p->wideL && p->PW <= 64 && g->out[2] <= 64) {
+        sqz_i8_dw_small *a = &p->sm;
+        sqz_i8_dw_geom *m = &a->gm;
+        p->small = 1;
+        m->H = g->in[1], m->W = g->in[2], m->pt = g->pb[1], m->pl = g->pb[2];
+        m->PH = p->PH, m->PW = p->PW;
+        m->kh = g->k[1], m->kw = g->k[2], m->sh = g->s[1], m->sw = g->s[2], m->dh = g->d[1];
+        m->OH = g->out[1], m->OW = g->out[2], m->P = p->wideP, m->L = p->wideL;
+        m->zb = (uint8_t)(li->zp_x + 128);
+        a->n_co = li->n_co, a->in_sp = li->in_sp, a->out_sp = li->out_sp;
+        a->w = p->wq, a->wstride = p->wstride, a->off = p->off, a->rq = p->rq;
+        a->zp = li->zp_y, a->lo = li->lo, a->hi = li->hi;
+        a->buf_bytes = plane_bytes(p);
+        a->tmp_bytes = ((size_t)p->wideL + 64 + 63) / 64 * 64;
+    }
+#endif
+    /* plane (+ 64: the small kernel's last row fill), the slack the row loads
+     * read past it, then the wide output row (+ 64: the small kernel's
+     * masked row loads); the small kernel keeps two of each */
+    p->thread_bytes = plane_bytes(p);
+    if (p->wideL) p->thread_bytes += ((size_t)p->wideL + 64 + 63) / 64 * 64;
+    if (p->small) p->thread_bytes *= 2;
     int64_t planes = li->batch * li->n_co;
     p->nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
     if (p->nt > planes) p->nt = planes > 0 ? (int)planes : 1;
@@ -111,6 +160,28 @@ static void dw_run(const sqz_op_ctx *ctx) {
     int64_t planes = li->batch * li->n_co;
     int nt = p->nt;
     (void)nt;
+#if defined(__x86_64__) || defined(_M_X64)
+    if (p->small) {
+        sqz_i8_dw_small a = p->sm;
+        a.X = X;
+        a.Y = Y;
+#if defined(SQZ_HAVE_OPENMP)
+#pragma omp parallel num_threads(nt)
+#endif
+        { /* each thread a contiguous run of planes (the kernel pipelines them) */
+            int tid = 0, n = 1;
+#if defined(SQZ_HAVE_OPENMP)
+            tid = omp_get_thread_num();
+            n = omp_get_num_threads();
+#endif
+            int64_t per = (planes + n - 1) / n, p0 = tid * per;
+            int64_t p1 = p0 + per < planes ? p0 + per : planes;
+            uint8_t *buf = (uint8_t *)ctx->scratch + (size_t)tid * p->thread_bytes;
+            sqz_i8_dw_small_vnni(&a, p0, p1, buf, (int8_t *)buf + 2 * a.buf_bytes);
+        }
+        return;
+    }
+#endif
 #if defined(SQZ_HAVE_OPENMP)
 #pragma omp parallel for num_threads(nt) schedule(static)
 #endif
@@ -146,9 +217,18 @@ static void dw_run(const sqz_op_ctx *ctx) {
         int64_t done = (g->pb[1] + g->in[1]) * p->PW + padl;
         /* the slack past the plane feeds only discarded lanes: left as is */
         if (done < p->PH * p->PW) memset(buf + done, zb, (size_t)(p->PH * p->PW - done));
-        p->plane(buf, p->PW, (p->wq ? p->wq : li->w) + c * p->wstride, g->k[1], g->k[2], g->s[1],
-                 g->s[2], g->d[1], g->d[2], g->out[1], g->out[2], p->off[c], p->rq[c], li->zp_y,
-                 li->lo, li->hi, Y + pl * li->out_sp, NULL);
+        const int8_t *wc = (p->wq ? p->wq : li->w) + c * p->wstride;
+        int8_t *y = Y + pl * li->out_sp;
+        if (p->wideL) {
+            int8_t *t = buf + plane_bytes(p);
+            p->plane(buf, p->PW, wc, g->k[1], g->k[2], g->s[1], g->s[2], g->d[1], g->d[2], 1,
+                     p->wideL, p->off[c], p->rq[c], li->zp_y, li->lo, li->hi, t, NULL);
+            for (int64_t oh = 0; oh < g->out[1]; oh++)
+                memcpy(y + oh * g->out[2], t + oh * p->wideP, (size_t)g->out[2]);
+        } else {
+            p->plane(buf, p->PW, wc, g->k[1], g->k[2], g->s[1], g->s[2], g->d[1], g->d[2],
+                     g->out[1], g->out[2], p->off[c], p->rq[c], li->zp_y, li->lo, li->hi, y, NULL);
+        }
     }
 }
 

@@ -32,6 +32,7 @@ typedef struct i8lin {
     sqz_i8_rqv *rq;       /* [n_co] */
     /* conv */
     int64_t T, ntiles;    /* pixel tile, tiles per (image, group) */
+    int64_t nchunk;       /* output-channel chunks per tile (threads on few tiles) */
     int pointwise;        /* 1x1, stride 1, no pad: im2col rows are input rows */
     int wide;             /* 2-D conv on zp-bordered phase planes (int8_simd.h) */
     int64_t PH, PW, npix; /* phase plane dims; pixels per (image, group): out_sp or OH * PW */
@@ -190,6 +191,14 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
     p->ytmp_off = p->xp_off + up64((size_t)(p->Kp * T * isa->esz));
     p->thread_bytes = p->ytmp_off + up64((size_t)(isa->mr * T));
     int64_t tasks = li->batch * li->group * p->ntiles;
+    /* fewer tiles than threads (7x7, 14x14 maps): the tiles' channel blocks
+     * are split too; each chunk re-packs its tile (small next to the GEMM) */
+    p->nchunk = 1;
+    if (p->nt > 1 && tasks < 2 * (int64_t)p->nt) {
+        p->nchunk = (2 * (int64_t)p->nt + tasks - 1) / (tasks > 0 ? tasks : 1);
+        if (p->nchunk > p->nblk) p->nchunk = p->nblk > 0 ? p->nblk : 1;
+        tasks *= p->nchunk;
+    }
     if (p->nt > tasks) p->nt = tasks > 0 ? (int)tasks : 1;
     ctx->scratch_bytes = p->shared_bytes + (size_t)p->nt * p->thread_bytes;
     ctx->params = p;
@@ -318,11 +327,15 @@ static void conv_run(const sqz_op_ctx *ctx) {
                 }
         }
     }
-    int64_t tasks = li->batch * li->group * p->ntiles;
+    int64_t tasks = li->batch * li->group * p->ntiles * p->nchunk;
 #if defined(SQZ_HAVE_OPENMP)
 #pragma omp parallel for num_threads(nt) schedule(static)
 #endif
-    for (int64_t task = 0; task < tasks; task++) {
+    for (int64_t task0 = 0; task0 < tasks; task0++) {
+        /* chunk-major: with static scheduling each thread takes whole
+         * channel chunks across all tiles (balanced when tiles are unequal) */
+        int64_t nbase = tasks / p->nchunk, ch = task0 / nbase, task = task0 % nbase;
+        int64_t b0 = ch * p->nblk / p->nchunk, b1 = (ch + 1) * p->nblk / p->nchunk;
         int tid = 0;
 #if defined(SQZ_HAVE_OPENMP)
         tid = omp_get_thread_num();
@@ -346,7 +359,7 @@ static void conv_run(const sqz_op_ctx *ctx) {
         }
         for (int64_t k = li->K; k < p->Kp; k++) rows[k] = zrow;
         p->isa->interleave(rows, p->Kp, p->T, xp);
-        for (int64_t b = 0; b < p->nblk; b++) {
+        for (int64_t b = b0; b < b1; b++) {
             int64_t c0 = b * p->isa->mr;
             int mr = (int)(li->mpg - c0 < p->isa->mr ? li->mpg - c0 : p->isa->mr);
             int64_t co = gi * li->mpg + c0;

@@ -1,8 +1,8 @@
 /* int8_pool.c - int8 MaxPool (1-D / 2-D) in portable C written for the
  * compiler's vectorizer: each plane is copied into a buffer bordered with
  * -128 (the neutral element of max; the reference also starts from -128, so
- * windows without a valid tap agree), then every output row is the element-
- * wise max of kh x kw shifted input rows. Output parameters equal the input's
+ * windows without a valid tap agree; held as u8 0), then every output row is
+ * the element-wise max of kh x kw shifted input rows. Output parameters equal the input's
  * (checked by the reference prepare), so no requantization. */
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +16,8 @@
 typedef struct mp_p {
     ref_geom g;
     int64_t NC, PH, PW;
-    size_t plane_bytes;
+    size_t plane_bytes; /* per thread: the plane, then one output row (acc_off) */
+    size_t acc_off;
     int nt;
 } mp_p;
 
@@ -39,7 +40,11 @@ static int mp_prepare(sqz_op_ctx *ctx) {
     p.PW = (g->out[2] - 1) * g->s[2] + (g->k[2] - 1) * g->d[2] + 1;
     if (p.PH < g->in[1] + g->pb[1]) p.PH = g->in[1] + g->pb[1];
     if (p.PW < g->in[2] + g->pb[2]) p.PW = g->in[2] + g->pb[2];
-    p.plane_bytes = ((size_t)(p.PH * p.PW) + 63) / 64 * 64;
+    /* stride 2 stores a row as even | odd columns: PW even keeps both halves
+     * (and every tap's reach) inside the row */
+    if (g->s[2] == 2 && p.PW % 2) p.PW++;
+    p.acc_off = ((size_t)(p.PH * p.PW) + 63) / 64 * 64;
+    p.plane_bytes = p.acc_off + ((size_t)g->out[2] + 63) / 64 * 64;
     p.nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
     if (p.nt > p.NC) p.nt = p.NC > 0 ? (int)p.NC : 1;
     mp_p *pp = malloc(sizeof *pp);
@@ -50,6 +55,10 @@ static int mp_prepare(sqz_op_ctx *ctx) {
     return 0;
 }
 
+/* The plane is kept as u8 (x ^ 0x80, order-preserving), so the max is an
+ * unsigned byte max, which baseline SSE2 has (pmaxub; signed is SSE4.1).
+ * With stride 2 along w each padded row is stored as its even columns then
+ * its odd ones, so every tap of a window row is a unit-stride read. */
 static void mp_run(const sqz_op_ctx *ctx) {
     const mp_p *p = ctx->params;
     const ref_geom *g = &p->g;
@@ -66,32 +75,54 @@ static void mp_run(const sqz_op_ctx *ctx) {
 #if defined(SQZ_HAVE_OPENMP)
         tid = omp_get_thread_num();
 #endif
-        int8_t *buf = (int8_t *)ctx->scratch + (size_t)tid * p->plane_bytes;
+        uint8_t *buf = (uint8_t *)ctx->scratch + (size_t)tid * p->plane_bytes;
+        uint8_t *acc = buf + p->acc_off;
         const int8_t *x = X + nc * in_sp;
         int8_t *y = Y + nc * out_sp;
-        memset(buf, -128, (size_t)(p->PH * p->PW));
-        for (int64_t h = 0; h < g->in[1]; h++)
-            memcpy(buf + (h + g->pb[1]) * p->PW + g->pb[2], x + h * g->in[2], (size_t)g->in[2]);
-        int64_t OW = g->out[2], sw = g->s[2], dw = g->d[2];
+        const int64_t PW = p->PW, W = g->in[2], pl = g->pb[2], OW = g->out[2];
+        const int64_t sw = g->s[2], dw = g->d[2], half = (PW + 1) / 2;
+        const int split = sw == 2;
+        memset(buf, 0, (size_t)(p->PH * PW));
+        for (int64_t h = 0; h < g->in[1]; h++) {
+            uint8_t *d = buf + (h + g->pb[1]) * PW;
+            const int8_t *s = x + h * W;
+            if (split) { /* padded column c = pl + w: even c to d[c / 2], odd to d[half + c / 2] */
+                for (int par = 0; par < 2; par++) {
+                    /* columns c = 2 k + par with 0 <= c - pl < W */
+                    int64_t k0 = pl > par ? (pl - par + 1) / 2 : 0, k1 = (pl + W - par + 1) / 2;
+                    uint8_t *dp = d + par * half;
+                    for (int64_t k = k0; k < k1; k++)
+                        dp[k] = (uint8_t)((uint8_t)s[2 * k + par - pl] ^ 0x80u);
+                }
+            } else {
+                for (int64_t w = 0; w < W; w++) d[pl + w] = (uint8_t)((uint8_t)s[w] ^ 0x80u);
+            }
+        }
         for (int64_t oh = 0; oh < g->out[1]; oh++) {
-            int8_t *yr = y + oh * OW;
+            for (int64_t ow = 0; ow < OW; ow++) acc[ow] = 0;
             for (int64_t i = 0; i < g->k[1]; i++) {
-                const int8_t *r = buf + (oh * g->s[1] + i * g->d[1]) * p->PW;
+                const uint8_t *r = buf + (oh * g->s[1] + i * g->d[1]) * PW;
                 for (int64_t j = 0; j < g->k[2]; j++) {
-                    const int8_t *rj = r + j * dw;
-                    if (i == 0 && j == 0) {
-                        for (int64_t ow = 0; ow < OW; ow++) yr[ow] = rj[ow * sw];
-                    } else if (sw == 1) {
+                    int64_t t = j * dw; /* column of output ow: ow * sw + t */
+                    if (split) {
+                        const uint8_t *rj = r + (t & 1) * half + (t >> 1);
                         for (int64_t ow = 0; ow < OW; ow++)
-                            yr[ow] = rj[ow] > yr[ow] ? rj[ow] : yr[ow];
+                            acc[ow] = rj[ow] > acc[ow] ? rj[ow] : acc[ow];
+                    } else if (sw == 1) {
+                        const uint8_t *rj = r + t;
+                        for (int64_t ow = 0; ow < OW; ow++)
+                            acc[ow] = rj[ow] > acc[ow] ? rj[ow] : acc[ow];
                     } else {
+                        const uint8_t *rj = r + t;
                         for (int64_t ow = 0; ow < OW; ow++) {
-                            int8_t v = rj[ow * sw];
-                            yr[ow] = v > yr[ow] ? v : yr[ow];
+                            uint8_t v = rj[ow * sw];
+                            acc[ow] = v > acc[ow] ? v : acc[ow];
                         }
                     }
                 }
             }
+            int8_t *yr = y + oh * OW;
+            for (int64_t ow = 0; ow < OW; ow++) yr[ow] = (int8_t)(uint8_t)(acc[ow] ^ 0x80u);
         }
     }
 }

@@ -13,6 +13,21 @@
 /* int8.h requantization of 16 int32 lanes of one channel (M, S uniform);
  * returns the clamped int32 results. 64-bit products, arithmetic shift. */
 static inline __m512i rq16(__m512i acc, const sqz_i8_rqv *r, int32_t zp, int32_t lo, int32_t hi) {
+    if (r->S >= 32) {
+        /* t = acc * M + rnd; t >> S == (t >> 32) >> (S - 32) (floor shifts
+         * compose); t >> 32 is t's high dword and fits int32; the result is
+         * at most 2^30 in magnitude, so adding zp and clamping in 32 bits
+         * equals the 64-bit clamp */
+        __m512i Mv = _mm512_set1_epi64(r->M), rnd = _mm512_set1_epi64(r->rnd);
+        __m512i ev = _mm512_add_epi64(_mm512_mul_epi32(acc, Mv), rnd);
+        __m512i od = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc, 32), Mv), rnd);
+        /* high dwords: ev's moved to the even lanes, od's are in the odd ones */
+        __m512i v = _mm512_mask_blend_epi32((__mmask16)0xAAAA,
+                                            _mm512_shuffle_epi32(ev, _MM_PERM_CDAB), od);
+        v = _mm512_sra_epi32(v, _mm_cvtsi32_si128(r->S - 32));
+        v = _mm512_add_epi32(v, _mm512_set1_epi32(zp));
+        return _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(lo)), _mm512_set1_epi32(hi));
+    }
     __m512i Mv = _mm512_set1_epi64(r->M);
     __m512i ev = _mm512_mul_epi32(acc, Mv); /* lanes 0, 2, ..., 14 */
     __m512i od = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), Mv);
@@ -211,3 +226,52 @@ static void dw_plane_vnni(const int8_t *xpad, int64_t PW, const int8_t *w, int64
 }
 
 const sqz_i8_dw_plane sqz_i8_dw_plane_vnni = dw_plane_vnni;
+
+/* Small planes on VNNI (PW <= 64, OW <= 64), planes [pl0, pl1) of X / Y
+ * (channel = plane % n_co): the zp-bordered u8 copy is built with one
+ * 64-byte fill and one masked store per row (no libc calls), the outputs are
+ * computed "wide" (one flat row of L pixels, as in int8_dw.c) into tmp and
+ * compacted into y with one masked load / store per row. Two buffers of
+ * each: plane i + 1 is packed and plane i - 1 compacted around the
+ * computation of plane i, so no load waits on a just-written masked store.
+ * The same accumulation and requantization as dw_plane_vnni. */
+static void small_pack(const int8_t *x, const sqz_i8_dw_geom *gm, uint8_t *buf) {
+    const int64_t PW = gm->PW, W = gm->W;
+    const __m512i zb = _mm512_set1_epi8((char)gm->zb), flip = _mm512_set1_epi8((char)0x80);
+    const __mmask64 mw = W >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << W) - 1);
+    for (int64_t r = 0; r < gm->PH; r++) {
+        uint8_t *d = buf + r * PW;
+        _mm512_storeu_si512(d, zb); /* overlaps the next row, which is written after */
+        int64_t h = r - gm->pt;
+        if (h >= 0 && h < gm->H) {
+            __m512i v = _mm512_maskz_loadu_epi8(mw, x + h * W);
+            _mm512_mask_storeu_epi8(d + gm->pl, mw, _mm512_xor_si512(v, flip));
+        }
+    }
+}
+
+static void small_compact(const int8_t *tmp, const sqz_i8_dw_geom *gm, int8_t *y) {
+    const __mmask64 mo = gm->OW >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << gm->OW) - 1);
+    for (int64_t oh = 0; oh < gm->OH; oh++)
+        _mm512_mask_storeu_epi8(y + oh * gm->OW, mo, _mm512_maskz_loadu_epi8(mo, tmp + oh * gm->P));
+}
+
+void sqz_i8_dw_small_vnni(const sqz_i8_dw_small *a, int64_t pl0, int64_t pl1, uint8_t *buf,
+                          int8_t *tmp) {
+    const sqz_i8_dw_geom *gm = &a->gm;
+    if (pl0 >= pl1) return;
+    small_pack(a->X + pl0 * a->in_sp, gm, buf);
+    for (int64_t pl = pl0; pl < pl1; pl++) {
+        int64_t i = pl - pl0, c = pl % a->n_co;
+        uint8_t *cur = buf + (i & 1) * a->buf_bytes;
+        int8_t *t = tmp + (i & 1) * a->tmp_bytes;
+        if (pl + 1 < pl1)
+            small_pack(a->X + (pl + 1) * a->in_sp, gm, buf + ((i + 1) & 1) * a->buf_bytes);
+        dw_plane_vnni((const int8_t *)cur, gm->PW, a->w + c * a->wstride, gm->kh, gm->kw, gm->sh,
+                      gm->sw, gm->dh, 1, 1, gm->L, a->off[c], a->rq[c], a->zp, a->lo, a->hi, t,
+                      NULL);
+        if (pl > pl0)
+            small_compact(tmp + ((i - 1) & 1) * a->tmp_bytes, gm, a->Y + (pl - 1) * a->out_sp);
+    }
+    small_compact(tmp + ((pl1 - 1 - pl0) & 1) * a->tmp_bytes, gm, a->Y + (pl1 - 1) * a->out_sp);
+}
