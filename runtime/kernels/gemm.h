@@ -148,7 +148,16 @@ typedef struct sqz_gemm_args {
      * wide_qw columns, stored compact); N * wide_ow / wide_qw <= ldc, and
      * ldc < 2^31 */
     int64_t wide_qw, wide_ow;
+    /* fewest multiply-adds worth splitting over threads; 0: the default of
+     * sqz_gemm_par_min_macs() (read once per op at prepare: it reads env) */
+    int64_t par_min_macs;
 } sqz_gemm_args;
+
+/* Fewest multiply-adds worth splitting over threads: 1 << 20 (~10 us on
+ * one core) under OMP_WAIT_POLICY=passive, where every parallel region
+ * wakes a sleeping worker; 1 << 17 otherwise (workers spin between the
+ * back-to-back regions of an inference). SQZ_PAR_MIN_MACS=N overrides. */
+int64_t sqz_gemm_par_min_macs(void);
 
 /* Scratch bytes sqz_gemm() needs for these args (depends on shapes, which
  * operands are packed, and num_threads); 0 is possible. */

@@ -16,9 +16,11 @@
 #endif
 #define GEMM_MC 512
 /* Below this many multiply-adds (~10 us on one core) a GEMM runs on one
- * thread: waking a sleeping OpenMP worker (OMP_WAIT_POLICY=passive) costs
- * about as much as the work (squeeze-excite 1x1 convs, small classifiers). */
+ * thread when workers sleep: waking a sleeping OpenMP worker
+ * (OMP_WAIT_POLICY=passive) costs about as much as the work (squeeze-excite
+ * 1x1 convs, small classifiers). Spinning workers join in ~1 us. */
 #define GEMM_PAR_MIN_MACS (1 << 20)
+#define GEMM_PAR_MIN_MACS_SPIN (1 << 17)
 /* Packed A bytes above which A is taken to be cold (not in L2) each run. */
 #define GEMM_COLD_A (1 << 20)
 
@@ -251,13 +253,26 @@ static split plan_split(const sqz_gemm_args *g) {
     int64_t pn = (g->N + g->kernel->nr - 1) / g->kernel->nr;
     int64_t pm = (g->M + g->kernel->mr - 1) / g->kernel->mr;
     if (nt <= 1 || (pn <= 1 && pm <= 1)) return s;
-    if ((double)g->M * (double)g->N * (double)g->K < (double)GEMM_PAR_MIN_MACS) return s;
+    int64_t min_macs = g->par_min_macs > 0 ? g->par_min_macs : GEMM_PAR_MIN_MACS;
+    if ((double)g->M * (double)g->N * (double)g->K < (double)min_macs) return s;
     /* largest per-thread tile count of each choice; ties go to N */
     int64_t cn = (pn + nt - 1) / nt * pm, cm = (pm + nt - 1) / nt * pn;
     s.by_m = cm < cn;
     s.panels = s.by_m ? pm : pn;
     s.nt = (int)(s.panels < nt ? s.panels : nt);
     return s;
+}
+
+int64_t sqz_gemm_par_min_macs(void) {
+    const char *e = getenv("SQZ_PAR_MIN_MACS");
+    if (e && *e) {
+        char *end;
+        long long v = strtoll(e, &end, 10);
+        if (*end == '\0' && v > 0) return (int64_t)v;
+    }
+    const char *w = getenv("OMP_WAIT_POLICY");
+    int passive = w && (w[0] == 'p' || w[0] == 'P');
+    return passive ? GEMM_PAR_MIN_MACS : GEMM_PAR_MIN_MACS_SPIN;
 }
 
 size_t sqz_gemm_scratch_bytes(const sqz_gemm_args *g) {

@@ -52,6 +52,7 @@ typedef struct gop {
     int64_t c_rs, c_cs;
     int64_t batch, abatch, bbatch; /* MatMul */
     size_t scratch;
+    int64_t par_min_macs; /* sqz_gemm_par_min_macs() at prepare */
 } gop;
 
 void sqz_gemm_op_release(void *params) {
@@ -147,9 +148,6 @@ static void conv_pack_b(const void *vctx, int64_t k0, int64_t kc, int64_t n0, in
     }
 }
 
-/* Below this many multiply-adds a wide conv runs on one thread. */
-#define CONV_PAR_MIN_MACS (1 << 20)
-
 /* Columns the GEMM computes for `rows` output rows cut into bands. */
 static int64_t wide_cols(const gop *p, int64_t rows) {
     int64_t cols = 0, NR = p->k->nr;
@@ -166,7 +164,9 @@ static int64_t wide_cols(const gop *p, int64_t rows) {
 static void wide_split(gop *p, int nt) {
     p->wnt = 1;
     p->wtm = 1;
-    if (nt <= 1 || (double)p->Mg * (double)p->K * (double)p->out_sp < CONV_PAR_MIN_MACS) return;
+    /* below par_min_macs a wide conv runs on one thread */
+    if (nt <= 1 || (double)p->Mg * (double)p->K * (double)p->out_sp < (double)p->par_min_macs)
+        return;
     const int64_t MR = p->k->mr, pm = (p->Mg + MR - 1) / MR;
     double best = 0;
     for (int tm = 1; tm <= nt; tm++) {
@@ -196,6 +196,7 @@ static void conv_args(const gop *p, sqz_gemm_args *a, int num_threads) {
     a->K = p->K;
     a->a.packed = p->wpk;
     a->ldc = a->N;
+    a->par_min_macs = p->par_min_macs;
     if (p->direct) {
         a->b.rs = p->in_sp;
         a->b.cs = 1;
@@ -223,6 +224,7 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
     memset(&p, 0, sizeof(p));
     p.op = SQZ_OP_CONV;
     p.k = k;
+    p.par_min_macs = sqz_gemm_par_min_macs();
     p.N = x->dims[0];
     p.C = x->dims[1];
     p.M = w->dims[0];
@@ -444,6 +446,7 @@ static void mm_args(const gop *p, sqz_gemm_args *a, int num_threads) {
     a->b.rs = p->brs;
     a->b.cs = p->bcs;
     a->ldc = p->gN;
+    a->par_min_macs = p->par_min_macs;
     if (!p->post) {
         a->act = p->act.kind;
         a->alpha = p->act.alpha;
@@ -505,6 +508,7 @@ int sqz_gemm_gemm_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
     memset(&p, 0, sizeof(p));
     p.op = SQZ_OP_GEMM;
     p.k = k;
+    p.par_min_macs = sqz_gemm_par_min_macs();
     int ta = (int)sqz_attr_int(ctx->node, "transA", 0),
         tb = (int)sqz_attr_int(ctx->node, "transB", 0);
     p.alpha = sqz_attr_float(ctx->node, "alpha", 1.0f);
@@ -571,6 +575,7 @@ int sqz_gemm_matmul_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
     memset(&p, 0, sizeof(p));
     p.op = SQZ_OP_MATMUL;
     p.k = k;
+    p.par_min_macs = sqz_gemm_par_min_macs();
     int a1 = as->ndim == 1, b1 = bs->ndim == 1;
     p.gM = a1 ? 1 : as->dims[as->ndim - 2];
     p.gK = as->dims[as->ndim - 1];
