@@ -57,7 +57,9 @@ typedef struct sqzc_quant_options {
     int bias_correction; /* (1) */
     double min_sqnr_db;  /* a Conv/Gemm/MatMul below this local SQNR stays fp32; <= 0: never */
     int max_images;      /* use the first N images of the set; 0: all */
-    int batch;           /* images per calibration run (32) */
+    int batch;           /* images per calibration run at most (32); fewer when they would
+                          * hold more than 4 MiB of activations (one when one image does),
+                          * so memory is bounded by the model, never by the set size */
     int report_images;   /* images of the per-layer report (32; 0: no report, no fallback) */
     int num_threads;     /* runtime threads (<= 0: default) */
     int progress;        /* draw a progress bar on stderr */
