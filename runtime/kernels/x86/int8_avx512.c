@@ -22,8 +22,8 @@ static inline __m512i rq16(__m512i acc, const sqz_i8_rqv *r, int32_t zp, int32_t
         __m512i ev = _mm512_add_epi64(_mm512_mul_epi32(acc, Mv), rnd);
         __m512i od = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc, 32), Mv), rnd);
         /* high dwords: ev's moved to the even lanes, od's are in the odd ones */
-        __m512i v = _mm512_mask_blend_epi32((__mmask16)0xAAAA,
-                                            _mm512_shuffle_epi32(ev, _MM_PERM_CDAB), od);
+        __m512i v =
+            _mm512_mask_blend_epi32((__mmask16)0xAAAA, _mm512_shuffle_epi32(ev, _MM_PERM_CDAB), od);
         v = _mm512_sra_epi32(v, _mm_cvtsi32_si128(r->S - 32));
         v = _mm512_add_epi32(v, _mm512_set1_epi32(zp));
         return _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(lo)), _mm512_set1_epi32(hi));
@@ -40,6 +40,17 @@ static inline __m512i rq16(__m512i acc, const sqz_i8_rqv *r, int32_t zp, int32_t
     od = _mm512_min_epi64(_mm512_max_epi64(od, l), h);
     __m512i v = _mm512_mask_blend_epi32((__mmask16)0xAAAA, ev, _mm512_slli_epi64(od, 32));
     return _mm512_add_epi32(v, _mm512_set1_epi32(zp));
+}
+
+/* rq16 before the zero point and clamp, for S >= 32 only: the requantized
+ * value, |v| <= 2^30 (see rq16) */
+static inline __m512i rq16_raw(__m512i acc, const sqz_i8_rqv *r) {
+    __m512i Mv = _mm512_set1_epi64(r->M), rnd = _mm512_set1_epi64(r->rnd);
+    __m512i ev = _mm512_add_epi64(_mm512_mul_epi32(acc, Mv), rnd);
+    __m512i od = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc, 32), Mv), rnd);
+    __m512i v =
+        _mm512_mask_blend_epi32((__mmask16)0xAAAA, _mm512_shuffle_epi32(ev, _MM_PERM_CDAB), od);
+    return _mm512_sra_epi32(v, _mm_cvtsi32_si128(r->S - 32));
 }
 
 static inline void store16(int8_t *y, __m512i v, int64_t n) {
@@ -74,7 +85,30 @@ static void conv_vnni(const void *xpv, int64_t T, int64_t kq, const int8_t *wp, 
                 acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], x1, b);
             }
         }
-        for (int r = 0; r < mr; r++) {
+        int r = 0;
+        /* two rows at once when both shifts are >= 32: requantized lanes are
+         * packed to int16, zp added, packed to int8 (saturations outside
+         * [-128, 127] keep the clamp's result) and clamped 64 at a time */
+        const int64_t n = npx - j;
+        const __mmask32 m32 = n >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << n) - 1);
+        const __m512i zp16 = _mm512_set1_epi16((short)e->zp);
+        const __m512i lo8 = _mm512_set1_epi8((char)e->lo), hi8 = _mm512_set1_epi8((char)e->hi);
+        const __m512i perm =
+            _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        for (; r + 1 < mr && e->rq[r].S >= 32 && e->rq[r + 1].S >= 32; r += 2) {
+            __m512i o0 = _mm512_set1_epi32(e->off[r]), o1 = _mm512_set1_epi32(e->off[r + 1]);
+            __m512i a = _mm512_packs_epi32(rq16_raw(_mm512_add_epi32(acc[r][0], o0), &e->rq[r]),
+                                           rq16_raw(_mm512_add_epi32(acc[r][1], o0), &e->rq[r]));
+            __m512i b =
+                _mm512_packs_epi32(rq16_raw(_mm512_add_epi32(acc[r + 1][0], o1), &e->rq[r + 1]),
+                                   rq16_raw(_mm512_add_epi32(acc[r + 1][1], o1), &e->rq[r + 1]));
+            __m512i c = _mm512_packs_epi16(_mm512_adds_epi16(a, zp16), _mm512_adds_epi16(b, zp16));
+            c = _mm512_permutexvar_epi32(perm, c);
+            c = _mm512_min_epi8(_mm512_max_epi8(c, lo8), hi8);
+            _mm256_mask_storeu_epi8(y + r * ys + j, m32, _mm512_castsi512_si256(c));
+            _mm256_mask_storeu_epi8(y + (r + 1) * ys + j, m32, _mm512_extracti64x4_epi64(c, 1));
+        }
+        for (; r < mr; r++) {
             __m512i o = _mm512_set1_epi32(e->off[r]);
             int8_t *yr = y + r * ys + j;
             store16(yr, rq16(_mm512_add_epi32(acc[r][0], o), &e->rq[r], e->zp, e->lo, e->hi),
