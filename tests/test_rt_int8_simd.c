@@ -97,9 +97,8 @@ static int conv_case(const cconv *c, const sqz_op_impl *impl, tu_rng *g, const c
         sw[i] = tu_rng_uniform(g, 0.0005f, 0.02f);
         b[i] = (int32_t)(tu_rng_u32(g) % 200001) - 100000;
     }
-    int32_t zx =
-        c->extreme == 1 || c->extreme == 3 ? (tu_rng_u32(g) & 1 ? 127 : -128)
-                                           : (int32_t)(tu_rng_u32(g) % 256) - 128;
+    int32_t zx = c->extreme == 1 || c->extreme == 3 ? (tu_rng_u32(g) & 1 ? 127 : -128)
+                                                    : (int32_t)(tu_rng_u32(g) % 256) - 128;
     float sx = tu_rng_uniform(g, 0.01f, 0.05f), sy = tu_rng_uniform(g, 0.02f, 0.5f);
     if (c->extreme == 3) /* m < 0.45 (shift >= 32) on huge sums: outputs far past int16 */
         sy = sx * 0.02f / 0.45f;
@@ -441,7 +440,7 @@ static void test_add_bit_exact(void **state) {
     }
     tu_rng g;
     tu_rng_seed(&g, 500);
-    for (int it = 0; it < 60; it++) {
+    for (int it = 0; it < 120; it++) {
         int64_t n = 1 + tu_rng_u32(&g) % 300;
         int ext = it % 5 == 0;
         int8_t *a = rand_i8(&g, (size_t)n, -128, 127, ext),
@@ -462,6 +461,10 @@ static void test_add_bit_exact(void **state) {
         char what[64];
         snprintf(what, sizeof what, "avx2 Add n %lld it %d", (long long)n, it);
         assert_int_equal(compare(&t, &sqz_i8_add_avx2, what), 0);
+        if (sqz_cpu_has_avx512()) {
+            snprintf(what, sizeof what, "avx512 Add n %lld it %d", (long long)n, it);
+            assert_int_equal(compare(&t, &sqz_i8_add_avx512, what), 0);
+        }
         free(a);
         free(b);
     }
@@ -472,6 +475,7 @@ static void test_add_bit_exact(void **state) {
     i8t_act(&t, 1, i8t_shape(1, (int64_t)4), b, 0.1f, 0);
     i8t_out(&t, SQZ_DT_I8, 0.2f, 0);
     assert_int_equal(compare(&t, &sqz_i8_add_avx2, "broadcast Add"), 1);
+    if (sqz_cpu_has_avx512()) assert_int_equal(compare(&t, &sqz_i8_add_avx512, "broadcast Add"), 1);
 }
 #endif
 

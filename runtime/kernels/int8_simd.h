@@ -122,8 +122,17 @@ extern const sqz_op_impl sqz_i8_quantize_avx2;
 /* DequantizeLinear (i8 -> f32), AVX2 (int8_avx2.c). */
 extern const sqz_op_impl sqz_i8_dequantize_avx2;
 /* Add of two same-shape i8 tensors, the reference's integer formula on
- * 16 lanes (int8_avx2.c); broadcasting Adds decline. */
-extern const sqz_op_impl sqz_i8_add_avx2;
+ * 16 lanes (int8_avx2.c; AVX-512: 16 lanes per vector, int8_avx512.c);
+ * broadcasting Adds decline. */
+extern const sqz_op_impl sqz_i8_add_avx2, sqz_i8_add_avx512;
+/* The Add constants as the reference derives them (int8_avx2.c; returns the
+ * prepare code: 1 declines, -1 fails); y = clamp(zp_y + ((da Ma + db Mb +
+ * rnd) >> S), lo, hi) with da = a - zp_a, db = b - zp_b. */
+typedef struct sqz_i8_addp {
+    int64_t n, Ma, Mb, rnd;
+    int32_t S, zp_a, zp_b, zp_y, lo, hi;
+} sqz_i8_addp;
+int sqz_i8_add_params(sqz_op_ctx *ctx, sqz_i8_addp *p);
 #endif
 
 #if defined(__aarch64__)

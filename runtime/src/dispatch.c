@@ -99,6 +99,7 @@ static const fast_entry fast_int8_table[] = {
 #endif
 #if defined(__x86_64__) || defined(_M_X64)
     /* same-shape Add in vector integer arithmetic (a 64 KiB table misses L1) */
+    {SQZ_OP_ADD, sqz_cpu_has_avx512, &sqz_i8_add_avx512},
     {SQZ_OP_ADD, sqz_cpu_has_avx2_fma, &sqz_i8_add_avx2},
 #endif
     /* element-wise int8 as table lookups (built from the reference) */

@@ -236,12 +236,9 @@ const sqz_op_impl sqz_i8_quantize_avx2 = {quantize_prepare, quantize_run, free, 
  *   da = a - zp_a, db = b - zp_b, both products exact in 64 bits
  *   (|d| <= 255, M < 2^31), the arithmetic shift as in rq8. The constants
  * are derived exactly as the reference derives them. */
-typedef struct add_p {
-    int64_t n, Ma, Mb, rnd;
-    int32_t S, zp_a, zp_b, zp_y, lo, hi;
-} add_p;
+typedef sqz_i8_addp add_p;
 
-static int add_prepare(sqz_op_ctx *ctx) {
+int sqz_i8_add_params(sqz_op_ctx *ctx, sqz_i8_addp *pp) {
     const sqz_op_impl *ref = sqz_ref_op_int8(SQZ_OP_ADD);
     int rc = ref->prepare(ctx); /* validation, shape */
     if (ctx->params && ref->release) ref->release(ctx->params);
@@ -264,6 +261,14 @@ static int add_prepare(sqz_op_ctx *ctx) {
     if (p.Ma > INT32_MAX || p.Mb > INT32_MAX || p.Ma < 0 || p.Mb < 0) return 1;
     p.rnd = (int64_t)1 << (p.S - 1);
     p.n = n;
+    *pp = p;
+    return 0;
+}
+
+static int add_prepare(sqz_op_ctx *ctx) {
+    add_p p;
+    int rc = sqz_i8_add_params(ctx, &p);
+    if (rc != 0) return rc;
     add_p *pp = malloc(sizeof *pp);
     if (!pp) return sqz_op_fail(ctx, "Add: out of memory");
     *pp = p;

@@ -3,6 +3,7 @@
  * depthwise plane kernel. Layouts and the bit-exactness argument:
  * int8_simd.h; requantization: int8.h. */
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "int8_simd.h"
@@ -73,8 +74,9 @@ static void conv_vnni(const void *xpv, int64_t T, int64_t kq, const int8_t *wp, 
                       int8_t *y, int64_t ys, const sqz_i8_epi *e) {
     const uint8_t *xp = xpv;
     for (int64_t j = 0; j < npx; j += 32) {
-        __m512i acc[MR][2];
-        for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+        __m512i acc[MR][2]; /* start from the channel offsets: no add in the epilogue */
+        for (int r = 0; r < MR; r++)
+            acc[r][0] = acc[r][1] = _mm512_set1_epi32(r < mr ? e->off[r] : 0);
         const uint8_t *xk = xp + j * 4;
         const int8_t *wk = wp;
         for (int64_t k = 0; k < kq; k++, xk += T * 4, wk += MR * 4) {
@@ -96,12 +98,10 @@ static void conv_vnni(const void *xpv, int64_t T, int64_t kq, const int8_t *wp, 
         const __m512i perm =
             _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
         for (; r + 1 < mr && e->rq[r].S >= 32 && e->rq[r + 1].S >= 32; r += 2) {
-            __m512i o0 = _mm512_set1_epi32(e->off[r]), o1 = _mm512_set1_epi32(e->off[r + 1]);
-            __m512i a = _mm512_packs_epi32(rq16_raw(_mm512_add_epi32(acc[r][0], o0), &e->rq[r]),
-                                           rq16_raw(_mm512_add_epi32(acc[r][1], o0), &e->rq[r]));
-            __m512i b =
-                _mm512_packs_epi32(rq16_raw(_mm512_add_epi32(acc[r + 1][0], o1), &e->rq[r + 1]),
-                                   rq16_raw(_mm512_add_epi32(acc[r + 1][1], o1), &e->rq[r + 1]));
+            __m512i a =
+                _mm512_packs_epi32(rq16_raw(acc[r][0], &e->rq[r]), rq16_raw(acc[r][1], &e->rq[r]));
+            __m512i b = _mm512_packs_epi32(rq16_raw(acc[r + 1][0], &e->rq[r + 1]),
+                                           rq16_raw(acc[r + 1][1], &e->rq[r + 1]));
             __m512i c = _mm512_packs_epi16(_mm512_adds_epi16(a, zp16), _mm512_adds_epi16(b, zp16));
             c = _mm512_permutexvar_epi32(perm, c);
             c = _mm512_min_epi8(_mm512_max_epi8(c, lo8), hi8);
@@ -109,12 +109,9 @@ static void conv_vnni(const void *xpv, int64_t T, int64_t kq, const int8_t *wp, 
             _mm256_mask_storeu_epi8(y + (r + 1) * ys + j, m32, _mm512_extracti64x4_epi64(c, 1));
         }
         for (; r < mr; r++) {
-            __m512i o = _mm512_set1_epi32(e->off[r]);
             int8_t *yr = y + r * ys + j;
-            store16(yr, rq16(_mm512_add_epi32(acc[r][0], o), &e->rq[r], e->zp, e->lo, e->hi),
-                    npx - j);
-            store16(yr + 16, rq16(_mm512_add_epi32(acc[r][1], o), &e->rq[r], e->zp, e->lo, e->hi),
-                    npx - j - 16);
+            store16(yr, rq16(acc[r][0], &e->rq[r], e->zp, e->lo, e->hi), npx - j);
+            store16(yr + 16, rq16(acc[r][1], &e->rq[r], e->zp, e->lo, e->hi), npx - j - 16);
         }
     }
 }
@@ -309,3 +306,56 @@ void sqz_i8_dw_small_vnni(const sqz_i8_dw_small *a, int64_t pl0, int64_t pl1, ui
     }
     small_compact(tmp + ((pl1 - 1 - pl0) & 1) * a->tmp_bytes, gm, a->Y + (pl1 - 1) * a->out_sp);
 }
+
+/* ------------------------------------------------------------------ Add */
+
+/* The reference's Add (int8_avx2.c) 16 lanes per vector: the two 64-bit
+ * products of the even / odd lanes summed, rounded and shifted arithmetically
+ * (vpsraq); |da Ma + db Mb| < 2^41 and S >= 12 (else declined) keep the
+ * shifted value below 2^30, so its low dword is exact and the zero point and
+ * clamp are applied in 32 bits. */
+static void add16_store(int8_t *y, __m512i da, __m512i db, __m512i Ma, __m512i Mb, __m512i rnd,
+                        __m128i sc, __m512i zp, __m512i lo, __m512i hi, int64_t n) {
+    __m512i ev = _mm512_add_epi64(_mm512_mul_epi32(da, Ma), _mm512_mul_epi32(db, Mb));
+    __m512i od = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(da, 32), Ma),
+                                  _mm512_mul_epi32(_mm512_srli_epi64(db, 32), Mb));
+    ev = _mm512_sra_epi64(_mm512_add_epi64(ev, rnd), sc);
+    od = _mm512_sra_epi64(_mm512_add_epi64(od, rnd), sc);
+    __m512i v = _mm512_mask_blend_epi32((__mmask16)0xAAAA, ev, _mm512_slli_epi64(od, 32));
+    v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zp), lo), hi);
+    store16(y, v, n);
+}
+
+static int add_prepare512(sqz_op_ctx *ctx) {
+    sqz_i8_addp p;
+    int rc = sqz_i8_add_params(ctx, &p);
+    if (rc != 0) return rc;
+    if (p.S < 12) return 1;
+    sqz_i8_addp *pp = malloc(sizeof *pp);
+    if (!pp) return sqz_op_fail(ctx, "Add: out of memory");
+    *pp = p;
+    ctx->params = pp;
+    return 0;
+}
+
+static void add_run512(const sqz_op_ctx *ctx) {
+    const sqz_i8_addp *p = ctx->params;
+    const int8_t *a = (const int8_t *)ctx->in_data[0], *b = (const int8_t *)ctx->in_data[1];
+    int8_t *y = (int8_t *)ctx->out_data[0];
+    const __m512i Ma = _mm512_set1_epi64(p->Ma), Mb = _mm512_set1_epi64(p->Mb);
+    const __m512i rnd = _mm512_set1_epi64(p->rnd);
+    const __m128i sc = _mm_cvtsi32_si128(p->S);
+    const __m512i zy = _mm512_set1_epi32(p->zp_y), za = _mm512_set1_epi32(p->zp_a),
+                  zb = _mm512_set1_epi32(p->zp_b);
+    const __m512i lo = _mm512_set1_epi32(p->lo), hi = _mm512_set1_epi32(p->hi);
+    /* y may alias a or b (in-place Add): each block is loaded before it is stored */
+    for (int64_t i = 0; i < p->n; i += 16) {
+        int64_t n = p->n - i;
+        __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+        __m512i da = _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, a + i)), za);
+        __m512i db = _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, b + i)), zb);
+        add16_store(y + i, da, db, Ma, Mb, rnd, sc, zy, lo, hi, n);
+    }
+}
+
+const sqz_op_impl sqz_i8_add_avx512 = {add_prepare512, add_run512, free, NULL};
