@@ -200,6 +200,7 @@ static void conv_args(const gop *p, sqz_gemm_args *a, int num_threads) {
     if (p->direct) {
         a->b.rs = p->in_sp;
         a->b.cs = 1;
+        a->b.off = p->off; /* NULL: packed panels */
     } else if (p->wide) {
         /* rows of the band's padded copy, results stored compact into Y */
         a->b.off = p->off;
@@ -290,6 +291,18 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
     for (int64_t gi = 0; gi < p.group; gi++)
         sqz_gemm_pack_a(k, p.Mg, p.K, W + gi * p.Mg * p.K, p.K, 1, pp->wpk + gi * p.wpk_elems);
     pp->off = NULL;
+    /* direct 1x1 with few output channels: the GEMM reads the input rows in
+     * place (row k at k * in_sp) instead of packing panels no more than a
+     * few tiles reuse */
+    int direct_ind = p.direct && p.Mg <= 4 * k->mr && k->ukernel_ind;
+    if (direct_ind) {
+        pp->off = malloc((size_t)p.K * sizeof *pp->off);
+        if (!pp->off) {
+            sqz_gemm_op_release(pp);
+            return sqz_op_fail(ctx, "Conv: out of memory");
+        }
+        for (int64_t kk = 0; kk < p.K; kk++) pp->off[kk] = kk * p.in_sp;
+    }
     if (p.wide) {
         pp->off = malloc((size_t)p.K * sizeof *pp->off);
         if (!pp->off) {
