@@ -335,39 +335,44 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
  * first output row is oh0 (see gop.wide): phase rows oh0 .. oh0 + QH.
  * Only phases some tap reads are written (a < kh, b < kw). */
 static void phase_input(const gop *p, const float *x, float *dst, int64_t oh0) {
-    const int64_t QH = p->QH, QW = p->QW;
-    const int64_t na = p->sh < p->kh ? p->sh : p->kh, nb = p->sw < p->kw ? p->sw : p->kw;
+    const int64_t QH = p->QH, QW = p->QW, sw = p->sw;
+    const int64_t na = p->sh < p->kh ? p->sh : p->kh, nb = sw < p->kw ? sw : p->kw;
+    /* rows are short (QW ~ 10..230 floats) and many: inline loops with the
+     * common strides as constants, no libc call per row */
     for (int64_t c = 0; c < p->Cg; c++) {
         const float *xc = x + c * p->in_sp;
         for (int64_t a = 0; a < na; a++)
             for (int64_t b = 0; b < nb; b++) {
-                float *d = dst + ((c * p->sh + a) * p->sw + b) * QH * QW;
+                float *d = dst + ((c * p->sh + a) * sw + b) * QH * QW;
                 /* columns q with 0 <= q * sw + b - pw < IW: [q0, q1) */
                 int64_t lead = p->pw - b; /* q * sw >= lead */
-                int64_t q0 = lead <= 0 ? 0 : (lead + p->sw - 1) / p->sw;
-                int64_t q1 = (p->IW - 1 + lead) < 0 ? 0 : (p->IW - 1 + lead) / p->sw + 1;
+                int64_t q0 = lead <= 0 ? 0 : (lead + sw - 1) / sw;
+                int64_t q1 = (p->IW - 1 + lead) < 0 ? 0 : (p->IW - 1 + lead) / sw + 1;
                 if (q0 > QW) q0 = QW;
                 if (q1 > QW) q1 = QW;
                 if (q1 < q0) q1 = q0;
+                /* one memset per plane for the padding (rows and columns),
+                 * then only the copies per row */
+                memset(d, 0, (size_t)(QH * QW) * sizeof(float));
                 for (int64_t r = 0; r < QH; r++, d += QW) {
                     int64_t ih = (oh0 + r) * p->sh + a - p->ph;
-                    if (ih < 0 || ih >= p->IH || q1 == q0) {
-                        memset(d, 0, (size_t)QW * sizeof(float));
-                        continue;
-                    }
+                    if (ih < 0 || ih >= p->IH || q1 == q0) continue;
                     const float *xr = xc + ih * p->IW;
-                    if (q0) memset(d, 0, (size_t)q0 * sizeof(float));
-                    if (p->sw == 1) {
-                        memcpy(d + q0, xr + (q0 - lead), (size_t)(q1 - q0) * sizeof(float));
+                    if (sw == 1) {
+                        const float *xs = xr + (q0 - lead);
+                        float *ds = d + q0;
+                        for (int64_t q = 0; q < q1 - q0; q++) ds[q] = xs[q];
+                    } else if (sw == 2) {
+                        const float *xs = xr + (2 * q0 - lead);
+                        float *ds = d + q0;
+                        for (int64_t q = 0; q < q1 - q0; q++) ds[q] = xs[2 * q];
                     } else {
-                        for (int64_t q = q0; q < q1; q++) d[q] = xr[q * p->sw - lead];
+                        for (int64_t q = q0; q < q1; q++) d[q] = xr[q * sw - lead];
                     }
-                    if (q1 < QW) memset(d + q1, 0, (size_t)(QW - q1) * sizeof(float));
                 }
             }
     }
-    for (int64_t t = 0; t < (p->kw - 1) / p->sw; t++)
-        dst[p->Cg * p->sh * p->sw * QH * QW + t] = 0.0f;
+    for (int64_t t = 0; t < (p->kw - 1) / sw; t++) dst[p->Cg * p->sh * sw * QH * QW + t] = 0.0f;
 }
 
 /* Thread t of the wide grid: its output rows x its output channels, band by
