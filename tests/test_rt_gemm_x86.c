@@ -287,8 +287,9 @@ static void test_gemm_indirect(void **state) {
     /* (qw, ow): conv-like drops of 2 (3x3) / 1 (stride 2) / 4 (5x5), none,
      * a drop wider than the kept part, plain stores */
     static const int64_t geo[][2] = {{9, 7}, {16, 14}, {30, 28}, {15, 14}, {5, 5}, {3, 1}, {0, 0}};
-    static const int64_t ms[] = {1, 5, 8, 17, 33, 40}; /* in place (<= 4 row tiles) and packed */
-    static const int64_t ks[] = {1, 7, 300, 600};      /* one and several k blocks */
+    /* read in place (<= 8 row tiles) and packed into panels */
+    static const int64_t ms[] = {1, 5, 8, 17, 33, 40, 70};
+    static const int64_t ks[] = {1, 7, 300, 600}; /* one and several k blocks */
     for (int ii = 0; ii < n_isas; ii++) {
         tu_rng rng;
         tu_rng_seed(&rng, 777 + (uint64_t)ii);

@@ -218,9 +218,9 @@ static int64_t mc_of(const sqz_gemm_kernel *k) {
 /* Indirect B rows are read in place (no panel copies) by kernels that can,
  * when few row tiles share each panel: the in-place loads cross cache lines
  * (taps shift rows by one float), which costs more than a copy once a panel
- * serves over GEMM_IND_MAX_TILES tiles (measured on AVX-512: M = 16..32
- * gain, M >= 128 lose ~5%). */
-#define GEMM_IND_MAX_TILES 4
+ * serves over GEMM_IND_MAX_TILES tiles (bench_gemm on AVX-512, 8 x 32
+ * tiles: 3x3 convs with M = 16..64 gain up to ~5%, M = 128 loses ~5%). */
+#define GEMM_IND_MAX_TILES 8
 static int b_in_place(const sqz_gemm_args *g, int64_t mb, int64_t me) {
     const sqz_gemm_kernel *k = g->kernel;
     return !g->b.packed && g->b.off && k->ukernel_ind &&
