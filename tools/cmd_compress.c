@@ -272,17 +272,27 @@ oom:
 
 /* ------------------------------------------------------------ helpers */
 
-/* Round the f32 biases of Conv / ConvTranspose / Gemm to the nearest fp16
+/* Round the f32 biases of Conv / ConvTranspose / Gemm (and of MatMul + Add) to the nearest fp16
  * value (2^-11 relative at most, far below the weight sharing's error): the
  * writer then stores them as exact halves (sqz/format.h SQZ_ENC_F16), half
  * the bytes. Values outside the fp16 normal range are left as they are. */
 static void round_biases_f16(sqzc_graph *g) {
     for (int i = 0; i < g->n_nodes; i++) {
         const sqzc_node *n = &g->nodes[i];
-        if ((n->op != SQZ_OP_CONV && n->op != SQZ_OP_CONV_TRANSPOSE && n->op != SQZ_OP_GEMM) ||
-            n->n_in < 3 || n->in[2] < 0)
-            continue;
-        sqzc_tensor *b = &g->tensors[n->in[2]];
+        int bt = -1;
+        if ((n->op == SQZ_OP_CONV || n->op == SQZ_OP_CONV_TRANSPOSE || n->op == SQZ_OP_GEMM) &&
+            n->n_in >= 3 && n->in[2] >= 0)
+            bt = n->in[2];
+        /* MatMul + Add (torch's export of Linear): the Add's constant operand */
+        if (n->op == SQZ_OP_ADD && n->n_in == 2)
+            for (int k = 0; k < 2; k++) {
+                int p = n->in[1 - k] >= 0 ? sqzc_producer(g, n->in[1 - k]) : -1;
+                if (n->in[k] >= 0 && g->tensors[n->in[k]].f32 && p >= 0 &&
+                    g->nodes[p].op == SQZ_OP_MATMUL)
+                    bt = n->in[k];
+            }
+        if (bt < 0) continue;
+        sqzc_tensor *b = &g->tensors[bt];
         if (!b->f32 || b->enc) continue;
         int64_t ne = sqz_shape_numel(&b->shape);
         for (int64_t k = 0; k < ne; k++) {

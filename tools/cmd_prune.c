@@ -64,6 +64,12 @@ void cmd_prune_usage(FILE *f) {
             "                          --max-drop / --sensitivity the sweep is refit too\n"
             "  --sens-refit N          refit on only the first N of the --refit images inside\n"
             "                          the sensitivity sweep (faster; default: all of them)\n"
+            "  --refit-mask gradual|once|obs  unstructured --refit: which weights are zero\n"
+            "                          (their number per layer kept): gradual = in 6 steps,\n"
+            "                          each zeroing the smallest |w| * std(input) of the\n"
+            "                          weights refit at the step before (default); once = one\n"
+            "                          step from the original weights; obs = SparseGPT-style\n"
+            "                          OBS pruning with error compensation\n"
             "  --batch B               images per run when evaluating (default 50)\n"
             "  --threads N             worker threads (default 1)\n"
             "  --input-shape NAME:DIMS fix an input shape (ONNX input)\n"
@@ -712,7 +718,7 @@ typedef struct popts {
     float channels, sparsity, max_drop;
     int have_channels, have_sparsity, have_max_drop, sens;
     long long target_macs, target_params, select, batch, threads, limit, refit, sens_refit;
-    int criterion, scope, pattern, method, json;
+    int criterion, scope, pattern, method, json, refit_mask;
     sqzc_layer_value *layers;
     char **layer_names;
     int n_layers;
@@ -782,7 +788,8 @@ static int parse_args(int argc, char **argv, popts *o) {
                                           "--input-shape",
                                           "--limit",
                                           "--refit",
-                                          "--sens-refit"};
+                                          "--sens-refit",
+                                          "--refit-mask"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -907,6 +914,13 @@ static int parse_args(int argc, char **argv, popts *o) {
             break;
         case 21:
             bad = cli_parse_int(v, 1, 1 << 20, &o->sens_refit) != 0;
+            break;
+        case 22: /* sqzc_refit_options.remask values */
+            o->refit_mask = strcmp(v, "gradual") == 0 ? 3
+                            : strcmp(v, "once") == 0  ? 2
+                            : strcmp(v, "obs") == 0   ? 1
+                                                      : -1;
+            bad = o->refit_mask < 0;
             break;
         }
         if (bad) {
@@ -1065,7 +1079,8 @@ int cmd_prune(int argc, char **argv) {
         memset(&g_refit, 0, sizeof g_refit);
         g_refit.inputs = calib;
         g_refit.n = n;
-        g_refit.remask = !channel_mode && o.pattern == SQZC_PATTERN_NONE ? 2 : 0;
+        g_refit.remask =
+            !channel_mode && o.pattern == SQZC_PATTERN_NONE ? (o.refit_mask ? o.refit_mask : 3) : 0;
     }
     int64_t p0, m0, p1, m1, nz0, nz1, nw;
     graph_cost(g, &p0, &m0);

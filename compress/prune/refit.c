@@ -400,6 +400,168 @@ done:
     return rc;
 }
 
+/* Least squares of every row of W on its support (the non-zero weights, plus
+ * the bias column when has_b), ridge lam pulling towards the current values.
+ * G (D x D, bias column K) and C (D x NO) as in refit_layer; A, bvec, sup
+ * scratch of D x D, D, D. A row whose system is singular stays as it is. */
+static void solve_rows(float *W, float *bias, const double *G, const double *C, int64_t K,
+                       int64_t NO, int col_major, int has_b, double lam, double *A, double *bvec,
+                       int64_t *sup) {
+    int64_t D = K + 1;
+    for (int64_t o = 0; o < NO; o++) {
+        int m = 0;
+        for (int64_t k = 0; k < K; k++)
+            if (W[col_major ? k * NO + o : o * K + k] != 0.0f) sup[m++] = k;
+        if (m == 0) continue; /* a removed filter stays removed (bias too) */
+        if (has_b) sup[m++] = K;
+        for (int a = 0; a < m; a++) {
+            for (int b = 0; b < m; b++) A[a * m + b] = G[sup[a] * D + sup[b]];
+            double w0 = sup[a] == K ? (double)bias[o]
+                                    : (double)W[col_major ? sup[a] * NO + o : o * K + sup[a]];
+            A[a * m + a] += lam;
+            bvec[a] = C[sup[a] * NO + o] + lam * w0;
+        }
+        if (chol_solve(A, bvec, m) != 0) continue;
+        for (int a = 0; a < m; a++) {
+            float v = (float)bvec[a];
+            if (sup[a] == K)
+                bias[o] = v;
+            else
+                W[col_major ? sup[a] * NO + o : o * K + sup[a]] = v != 0.0f ? v : 1e-30f;
+        }
+    }
+}
+
+/* conjugate gradient of the gradual steps before the last: at most this many
+ * steps, until the squared residual falls below this fraction of the first */
+#define GRADUAL_CG 50
+#define GRADUAL_CG_TOL 1e-6
+/* As solve_rows, approximately: `iters` conjugate-gradient steps per row
+ * from the current values (m^2 per step instead of m^3 / 3 per row for the
+ * Cholesky; the gradual steps before the last only need a direction).
+ * A, bvec, sup scratch: 3 * D doubles in A, D in bvec, D in sup. */
+static void cg_rows(float *W, float *bias, const double *G, const double *C, int64_t K, int64_t NO,
+                    int col_major, int has_b, double lam, int iters, double *A, double *bvec,
+                    int64_t *sup) {
+    int64_t D = K + 1;
+    double *x = bvec, *r = A, *p = A + D, *q = A + 2 * D;
+    for (int64_t o = 0; o < NO; o++) {
+        int m = 0;
+        for (int64_t k = 0; k < K; k++)
+            if (W[col_major ? k * NO + o : o * K + k] != 0.0f) sup[m++] = k;
+        if (m == 0) continue;
+        if (has_b) sup[m++] = K;
+        for (int a = 0; a < m; a++)
+            x[a] = sup[a] == K ? (double)bias[o]
+                               : (double)W[col_major ? sup[a] * NO + o : o * K + sup[a]];
+        /* r = c + lam x_prev - (A + lam) x = c - A x (the ridge pulls to x_prev) */
+        double rr = 0;
+        for (int a = 0; a < m; a++) {
+            const double *ga = G + sup[a] * D;
+            double t = C[sup[a] * NO + o];
+            for (int b = 0; b < m; b++) t -= ga[sup[b]] * x[b];
+            r[a] = t;
+            p[a] = t;
+            rr += t * t;
+        }
+        double stop = GRADUAL_CG_TOL * rr;
+        for (int it = 0; it < iters && rr > stop; it++) {
+            double pq = 0;
+            for (int a = 0; a < m; a++) {
+                const double *ga = G + sup[a] * D;
+                double t = lam * p[a];
+                for (int b = 0; b < m; b++) t += ga[sup[b]] * p[b];
+                q[a] = t;
+                pq += p[a] * t;
+            }
+            if (!(pq > 0)) break;
+            double al = rr / pq, rn = 0;
+            for (int a = 0; a < m; a++) {
+                x[a] += al * p[a];
+                r[a] -= al * q[a];
+                rn += r[a] * r[a];
+            }
+            for (int a = 0; a < m; a++) p[a] = r[a] + (rn / rr) * p[a];
+            rr = rn;
+        }
+        for (int a = 0; a < m; a++) {
+            float v = (float)x[a];
+            if (sup[a] == K)
+                bias[o] = v;
+            else
+                W[col_major ? sup[a] * NO + o : o * K + sup[a]] = v != 0.0f ? v : 1e-30f;
+        }
+    }
+}
+
+/* Gradual remask: the layer keeps its number of zeros z, reached in steps
+ * (densities geometric from 1 to the final one); each step zeros the
+ * smallest |w| * std(x_k) of the weights refit at the previous step and
+ * refits the rest, so the support is chosen on weights that already
+ * compensate for what was removed (iterative hard thresholding with
+ * least-squares refits, as the gradual schedules of Zhu & Gupta 2017 do
+ * with gradient steps). Starts from the original weights. */
+#define GRADUAL_STEPS 6
+static int gradual_z(float *W, const float *W0, float *bias, const float *b0, const double *G,
+                     const double *C, int64_t K, int64_t NO, int col_major, int has_b, double lam,
+                     double *A, double *bvec, int64_t *sup, int64_t z);
+static int gradual(float *W, const float *W0, float *bias, const float *b0, const double *G,
+                   const double *C, int64_t K, int64_t NO, int col_major, int has_b, double lam,
+                   double *A, double *bvec, int64_t *sup) {
+    int64_t n = K * NO, z = 0;
+    for (int64_t i = 0; i < n; i++) z += W[i] == 0.0f;
+    if (z == 0) return 0;
+    return gradual_z(W, W0, bias, b0, G, C, K, NO, col_major, has_b, lam, A, bvec, sup, z);
+}
+
+static int gradual_z(float *W, const float *W0, float *bias, const float *b0, const double *G,
+                     const double *C, int64_t K, int64_t NO, int col_major, int has_b, double lam,
+                     double *A, double *bvec, int64_t *sup, int64_t z) {
+    int64_t n = K * NO;
+    int64_t D = K + 1;
+    double rows = G[K * D + K]; /* the bias column's Gram entry counts the rows */
+    sal_item *it = malloc((size_t)n * sizeof *it);
+    float *sd = malloc((size_t)K * sizeof *sd);
+    if (!it || !sd) {
+        free(it);
+        free(sd);
+        return -1;
+    }
+    for (int64_t k = 0; k < K; k++) {
+        double mean = rows > 0 ? G[k * D + K] / rows : 0,
+               var = rows > 0 ? G[k * D + k] / rows - mean * mean : 0;
+        sd[k] = (float)sqrt(var > 0 ? var : 0);
+    }
+    memcpy(W, W0, (size_t)n * sizeof *W);
+    for (int64_t i = 0; i < n; i++)
+        if (W[i] == 0.0f) W[i] = 1e-30f;
+    if (has_b) {
+        for (int64_t o = 0; o < NO; o++) bias[o] = b0 ? b0[o] : 0.0f;
+    }
+    double dfin = 1.0 - (double)z / (double)n;
+    for (int s = 1; s <= GRADUAL_STEPS; s++) {
+        int64_t zs = s == GRADUAL_STEPS
+                         ? z
+                         : (int64_t)((1.0 - pow(dfin, (double)s / GRADUAL_STEPS)) * (double)n);
+        for (int64_t o = 0; o < NO; o++)
+            for (int64_t k = 0; k < K; k++) {
+                int64_t i = col_major ? k * NO + o : o * K + k;
+                /* zeros first (-1), then by saliency */
+                it[i].s = W[i] == 0.0f ? -1.0f : fabsf(W[i]) * sd[k];
+                it[i].idx = i;
+            }
+        qsort(it, (size_t)n, sizeof *it, cmp_sal);
+        for (int64_t i = 0; i < zs; i++) W[it[i].idx] = 0.0f;
+        if (s < GRADUAL_STEPS)
+            cg_rows(W, bias, G, C, K, NO, col_major, has_b, lam, GRADUAL_CG, A, bvec, sup);
+        else
+            solve_rows(W, bias, G, C, K, NO, col_major, has_b, lam, A, bvec, sup);
+    }
+    free(it);
+    free(sd);
+    return 0;
+}
+
 static int refit_layer(sqzc_graph *g, const sqzc_graph *orig, int ni, const layer *L,
                        const float *xc, const float *xo, int n, int64_t per, int max_samples,
                        float ridge, int do_remask, char *err, size_t err_len) {
@@ -466,27 +628,17 @@ static int refit_layer(sqzc_graph *g, const sqzc_graph *orig, int ni, const laye
             ret = 0;
         goto done;
     }
-    for (int64_t o = 0; o < NO; o++) {
-        int m = 0;
-        for (int64_t k = 0; k < K; k++)
-            if (WAT(W, o, k) != 0.0f) sup[m++] = k;
-        if (m == 0) continue; /* a removed filter stays removed (bias too) */
-        if (has_b) sup[m++] = K;
-        for (int a = 0; a < m; a++) {
-            for (int b = 0; b < m; b++) A[a * m + b] = G[sup[a] * D + sup[b]];
-            double w0 = sup[a] == K ? (double)bias[o] : (double)WAT(W, o, sup[a]);
-            A[a * m + a] += lam;
-            bvec[a] = C[sup[a] * NO + o] + lam * w0;
+    int64_t zc = 0;
+    for (int64_t i = 0; i < K * NO; i++) zc += W[i] == 0.0f;
+    if (do_remask == 3 && zc > 0) { /* no zeros: the plain refit below */
+        if (gradual(W, W0, bias, b0, G, C, K, NO, L->w_col_major, has_b, lam, A, bvec, sup) != 0) {
+            snprintf(err, err_len, "refit: out of memory");
+            goto done;
         }
-        if (chol_solve(A, bvec, m) != 0) continue; /* keep the row as it is */
-        for (int a = 0; a < m; a++) {
-            float v = (float)bvec[a];
-            if (sup[a] == K)
-                bias[o] = v;
-            else
-                WAT(W, o, sup[a]) = v != 0.0f ? v : 1e-30f; /* keep the mask exact */
-        }
+        ret = 0;
+        goto done;
     }
+    solve_rows(W, bias, G, C, K, NO, L->w_col_major, has_b, lam, A, bvec, sup);
 #undef WAT
     ret = 0;
 done:
@@ -548,4 +700,40 @@ int sqzc_prune_refit(sqzc_graph *g, sqzc_graph *orig, const sqzc_refit_options *
         if (rc != 0) return -1;
     }
     return 0;
+}
+
+int sqzc_prune_gram(float *W, const float *W0, float *bias, const float *b0, const double *G,
+                    int64_t K, int64_t NO, int col_major, int64_t zeros, float ridge) {
+    int64_t D = K + 1;
+    if (zeros <= 0) return 0;
+    if (zeros > K * NO) zeros = K * NO;
+    double *C = calloc((size_t)(D * NO), sizeof *C), *A = malloc((size_t)(D * D) * sizeof *A);
+    double *bvec = malloc((size_t)D * sizeof *bvec);
+    int64_t *sup = malloc((size_t)D * sizeof *sup);
+    float *bb = malloc((size_t)NO * sizeof *bb);
+    int rc = -1;
+    if (!C || !A || !bvec || !sup || !bb) goto done;
+    /* targets y = W0 x + b0 on the same inputs: C = G [W0 b0]^T */
+    for (int64_t i = 0; i < D; i++) {
+        const double *gi = G + i * D;
+        for (int64_t o = 0; o < NO; o++) {
+            double t = gi[K] * (b0 ? (double)b0[o] : 0.0);
+            for (int64_t k = 0; k < K; k++)
+                t += gi[k] * (double)W0[col_major ? k * NO + o : o * K + k];
+            C[i * NO + o] = t;
+        }
+    }
+    double md = 0;
+    for (int64_t i = 0; i < D; i++) md += G[i * D + i];
+    md /= (double)D;
+    double lam = (double)(ridge > 0 ? ridge : 1e-3f) * (md > 0 ? md : 1.0);
+    rc =
+        gradual_z(W, W0, bias ? bias : bb, b0, G, C, K, NO, col_major, 1, lam, A, bvec, sup, zeros);
+done:
+    free(C);
+    free(A);
+    free(bvec);
+    free(sup);
+    free(bb);
+    return rc;
 }
