@@ -8,6 +8,7 @@
 
 #include "fastops.h"
 #include "model.h"
+#include "par.h"
 #include "sqz/plan.h"
 
 #define SQZ_ARENA_ALIGN 64
@@ -43,6 +44,7 @@ struct sqz_session {
     unsigned char *input_set; /* per graph input: set since the last run */
     int profile;              /* SQZ_PROFILE at creation: 1 wall time, 2 CPU time */
     long prof_runs;
+    int team; /* run every node inside one OpenMP team (see sqz_session_run) */
 };
 
 static double prof_now(int profile) {
@@ -541,6 +543,17 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
 
     fuse_silu(s, readers); /* also counts the readers of every tensor */
 
+    /* the one-team executor needs kernels that split through sqz_par_for
+     * (par.h): every fp32 kernel does; the int8 kernels still open their own
+     * parallel regions (nested in a team they would run on one thread) */
+    s->team = s->num_threads > 1;
+    for (int i = 0; i < nn && s->team; i++)
+        if (sqz_ctx_is_int8(&s->nodes[i].ctx)) s->team = 0;
+    {
+        const char *te = getenv("SQZ_TEAM"); /* SQZ_TEAM=0: a parallel region per node (A/B) */
+        if (te && !strcmp(te, "0")) s->team = 0;
+    }
+
     /* lifetimes: node i runs at step i; graph inputs are live from step 0 to
      * their last reader (their space is reused afterwards, so every run needs
      * its inputs set again: sqz_session_run checks), outputs from their
@@ -667,14 +680,7 @@ sqz_code sqz_session_set_input_raw(sqz_session *s, int index, const void *data, 
     return SQZ_OK;
 }
 
-sqz_code sqz_session_run(sqz_session *s, sqz_status *st) {
-    if (!s) return sqz_set_status(st, SQZ_ERR_INVALID_ARG, "session is NULL");
-    for (int i = 0; i < s->m->n_inputs; i++)
-        if (!s->input_set[i])
-            return sqz_set_status(st, SQZ_ERR_INVALID_ARG,
-                                  "input '%s' not set since the last run (its arena space is "
-                                  "reused during a run: set every input before each run)",
-                                  s->m->tensors[s->m->inputs[i]].name);
+static void run_nodes(sqz_session *s) {
     if (s->profile) {
         for (int i = 0; i < s->m->n_nodes; i++) {
             if (s->nodes[i].skip || s->nodes[i].noop) continue;
@@ -689,6 +695,34 @@ sqz_code sqz_session_run(sqz_session *s, sqz_status *st) {
         for (int i = 0; i < s->m->n_nodes; i++)
             if (!s->nodes[i].skip && !s->nodes[i].noop) s->nodes[i].impl->run(&s->nodes[i].ctx);
     }
+}
+
+sqz_code sqz_session_run(sqz_session *s, sqz_status *st) {
+    if (!s) return sqz_set_status(st, SQZ_ERR_INVALID_ARG, "session is NULL");
+    for (int i = 0; i < s->m->n_inputs; i++)
+        if (!s->input_set[i])
+            return sqz_set_status(st, SQZ_ERR_INVALID_ARG,
+                                  "input '%s' not set since the last run (its arena space is "
+                                  "reused during a run: set every input before each run)",
+                                  s->m->tensors[s->m->inputs[i]].name);
+#if defined(SQZ_HAVE_OPENMP)
+    /* One team per inference: the calling thread runs the nodes in order
+     * while the other threads wait at the region's end and take the tasks the
+     * kernels create (par.h). Workers are woken once per run instead of once
+     * per split node, and a kernel never waits for a worker that has not
+     * woken up yet. */
+    if (s->team && !sqz_par_in_team()) {
+#pragma omp parallel num_threads(s->num_threads)
+        {
+#pragma omp master
+            run_nodes(s);
+        }
+    } else {
+        run_nodes(s);
+    }
+#else
+    run_nodes(s);
+#endif
     memset(s->input_set, 0, (size_t)s->m->n_inputs);
     if (st) st->code = SQZ_OK;
     return SQZ_OK;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fastops.h"
+#include "par.h"
 #include "ref/ref.h"
 
 enum { FB_ADD, FB_SUB, FB_MUL, FB_DIV };
@@ -150,6 +151,22 @@ static void fbin_range(const fbin *p, const float *A, const float *B, float *Y, 
     }
 }
 
+typedef struct fbin_job {
+    const fbin *p;
+    const float *A, *B;
+    float *Y;
+    int nt;
+} fbin_job;
+
+static void fbin_part(void *arg, int t) {
+    const fbin_job *j = arg;
+    const int64_t total = j->p->total;
+    /* 16-element aligned split points (whole cache lines per part) */
+    int64_t b = total * t / j->nt / 16 * 16,
+            e = t + 1 == j->nt ? total : total * (t + 1) / j->nt / 16 * 16;
+    if (e > b) fbin_range(j->p, j->A, j->B, j->Y, b, e);
+}
+
 static void fbin_run(const sqz_op_ctx *ctx) {
     const fbin *p = ctx->params;
     const float *A = ctx->in_data[0], *B = ctx->in_data[1];
@@ -159,15 +176,8 @@ static void fbin_run(const sqz_op_ctx *ctx) {
         fbin_range(p, A, B, Y, 0, p->total);
         return;
     }
-#if defined(SQZ_HAVE_OPENMP)
-#pragma omp parallel for num_threads(nt) schedule(static)
-#endif
-    for (int t = 0; t < nt; t++) {
-        /* 16-element aligned split points (whole cache lines per thread) */
-        int64_t b = p->total * t / nt / 16 * 16,
-                e = t + 1 == nt ? p->total : p->total * (t + 1) / nt / 16 * 16;
-        if (e > b) fbin_range(p, A, B, Y, b, e);
-    }
+    fbin_job j = {p, A, B, Y, nt};
+    sqz_par_for(nt, nt, fbin_part, &j);
 }
 
 static int add_prepare(sqz_op_ctx *ctx) {

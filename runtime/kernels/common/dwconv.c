@@ -6,6 +6,7 @@
 
 #include "cpu.h"
 #include "dwconv.h"
+#include "par.h"
 #include "ref/ref.h"
 
 /* The NEON family exists once neon/dwconv_neon.c does (aarch64 builds). */
@@ -323,50 +324,51 @@ static void dw_plane(const dw_p *p, const float *x, const float *w, float bias, 
     if (p->post) ref_act_apply(&p->act, y, (size_t)p->OH * (size_t)p->OW);
 }
 
-static void dw_run(const sqz_op_ctx *ctx) {
-    const dw_p *p = ctx->params;
+typedef struct dw_job {
+    const dw_p *p;
+    const sqz_op_ctx *ctx;
+    int64_t planes;
+    int nt;
+} dw_job;
+
+/* planes [planes*t/nt, planes*(t+1)/nt) of the job */
+static void dw_planes(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e) {
     const float *X = ctx->in_data[0], *Wt = ctx->in_data[1];
     const float *B = p->has_bias ? ctx->in_data[2] : NULL;
     float *Y = ctx->out_data[0];
-    const int64_t planes = p->N * p->C;
     const size_t in_sp = (size_t)p->H * (size_t)p->W, out_sp = (size_t)p->OH * (size_t)p->OW;
     const size_t kk = (size_t)p->k * (size_t)p->k;
-    int nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
-#if defined(__x86_64__)
-    if (p->plane_floats) {
-        float *buf = ctx->scratch;
-        if (nt > planes) nt = (int)planes;
-#if defined(SQZ_HAVE_OPENMP)
-        if (nt > 1 && (double)planes * (double)out_sp * (double)kk >= 131072.0) {
-#pragma omp parallel for num_threads(nt) schedule(static)
-            for (int t = 0; t < nt; t++)
-                dw_planes_avx512(p, ctx, planes * t / nt, planes * (t + 1) / nt,
-                                 buf + (size_t)t * 2 * p->plane_floats);
-            return;
-        }
-#endif
-        dw_planes_avx512(p, ctx, 0, planes, buf);
-        return;
-    }
-#endif
-#if defined(SQZ_HAVE_OPENMP)
-    /* small layers (< ~10 us of work) stay on one thread: see gemm.c */
-    if (nt > 1 && planes > 1 && (double)planes * (double)out_sp * (double)kk >= 131072.0) {
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (int64_t i = 0; i < planes; i++) {
-            int64_t c = i % p->C;
-            dw_plane(p, X + (size_t)i * in_sp, Wt + (size_t)c * kk, B ? B[c] : 0.0f,
-                     Y + (size_t)i * out_sp);
-        }
-        return;
-    }
-#endif
-    (void)nt;
-    for (int64_t i = 0; i < planes; i++) {
+    for (int64_t i = b; i < e; i++) {
         int64_t c = i % p->C;
         dw_plane(p, X + (size_t)i * in_sp, Wt + (size_t)c * kk, B ? B[c] : 0.0f,
                  Y + (size_t)i * out_sp);
     }
+}
+
+static void dw_part(void *arg, int t) {
+    const dw_job *j = arg;
+    int64_t b = j->planes * t / j->nt, e = j->planes * (t + 1) / j->nt;
+#if defined(__x86_64__)
+    if (j->p->plane_floats) {
+        float *buf = (float *)j->ctx->scratch + (size_t)t * 2 * j->p->plane_floats;
+        dw_planes_avx512(j->p, j->ctx, b, e, buf);
+        return;
+    }
+#endif
+    dw_planes(j->p, j->ctx, b, e);
+}
+
+static void dw_run(const sqz_op_ctx *ctx) {
+    const dw_p *p = ctx->params;
+    const int64_t planes = p->N * p->C;
+    const size_t out_sp = (size_t)p->OH * (size_t)p->OW;
+    const size_t kk = (size_t)p->k * (size_t)p->k;
+    int nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
+    if (nt > planes) nt = (int)planes;
+    /* small layers (< ~10 us of work) stay on one thread: see gemm.c */
+    if (nt > 1 && (double)planes * (double)out_sp * (double)kk < 131072.0) nt = 1;
+    dw_job j = {p, ctx, planes, nt > 1 ? nt : 1};
+    sqz_par_for(j.nt, j.nt, dw_part, &j);
 }
 
 static uint64_t dw_macs(const sqz_op_ctx *ctx) {

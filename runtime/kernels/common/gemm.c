@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "par.h"
 #include "ref/ref.h"
 #if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
 #include "cpu.h"
@@ -447,6 +448,17 @@ static void gemm_thread(const sqz_gemm_args *g, const split *s, int t, float *sc
     }
 }
 
+typedef struct gemm_job {
+    const sqz_gemm_args *g;
+    const split *s;
+    float *scratch;
+} gemm_job;
+
+static void gemm_job_part(void *arg, int t) {
+    const gemm_job *j = arg;
+    gemm_thread(j->g, j->s, t, j->scratch);
+}
+
 void sqz_gemm(const sqz_gemm_args *g, void *scratch) {
     if (g->M <= 0 || g->N <= 0) return;
     if (g->K <= 0) { /* empty sum: bias + activation */
@@ -468,10 +480,6 @@ void sqz_gemm(const sqz_gemm_args *g, void *scratch) {
         return;
     }
     s.panels = s.panels ? s.panels : 1;
-#if defined(SQZ_HAVE_OPENMP)
-#pragma omp parallel for num_threads(s.nt) schedule(static)
-    for (int t = 0; t < s.nt; t++) gemm_thread(g, &s, t, scratch);
-#else
-    for (int t = 0; t < s.nt; t++) gemm_thread(g, &s, t, scratch);
-#endif
+    gemm_job j = {g, &s, scratch};
+    sqz_par_for(s.nt, s.nt, gemm_job_part, &j);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "par.h"
 #include "ref/ref.h"
 
 typedef struct gop {
@@ -410,18 +411,17 @@ static void conv_wide_thread(const sqz_op_ctx *ctx, int t) {
         }
 }
 
+static void conv_wide_part(void *arg, int t) {
+    conv_wide_thread(arg, t);
+}
+
 static void conv_run_wide(const sqz_op_ctx *ctx) {
     const gop *p = ctx->params;
     if (p->wnt <= 1) {
         conv_wide_thread(ctx, 0);
         return;
     }
-#if defined(SQZ_HAVE_OPENMP)
-#pragma omp parallel for num_threads(p->wnt) schedule(static, 1)
-    for (int t = 0; t < p->wnt; t++) conv_wide_thread(ctx, t);
-#else
-    for (int t = 0; t < p->wnt; t++) conv_wide_thread(ctx, t);
-#endif
+    sqz_par_for(p->wnt, p->wnt, conv_wide_part, (void *)ctx);
 }
 
 void sqz_gemm_conv_run(const sqz_op_ctx *ctx) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "fastops.h"
+#include "par.h"
 #include "ref/ref.h"
 #if defined(__x86_64__)
 #include "cpu.h"
@@ -202,6 +203,20 @@ static void pool_planes(const sqz_op_ctx *ctx, int64_t b, int64_t e, float *row)
                    row + row_stride(p));
 }
 
+typedef struct pool_job {
+    const sqz_op_ctx *ctx;
+    const fpool *p;
+    float *rows;
+    size_t row_floats;
+    int nt;
+} pool_job;
+
+static void pool_part(void *arg, int t) {
+    const pool_job *j = arg;
+    pool_planes(j->ctx, j->p->NC * t / j->nt, j->p->NC * (t + 1) / j->nt,
+                j->rows + (size_t)t * j->row_floats);
+}
+
 static void pool_run(const sqz_op_ctx *ctx) {
     const fpool *p = ctx->params;
     float *rows = ctx->scratch;
@@ -211,12 +226,8 @@ static void pool_run(const sqz_op_ctx *ctx) {
         pool_planes(ctx, 0, p->NC, rows);
         return;
     }
-    const size_t row_floats = 2 * row_stride(p);
-#if defined(SQZ_HAVE_OPENMP)
-#pragma omp parallel for num_threads(nt) schedule(static)
-#endif
-    for (int t = 0; t < nt; t++)
-        pool_planes(ctx, p->NC * t / nt, p->NC * (t + 1) / nt, rows + (size_t)t * row_floats);
+    pool_job j = {ctx, p, rows, 2 * row_stride(p), nt};
+    sqz_par_for(nt, nt, pool_part, &j);
 }
 
 const sqz_op_impl sqz_fast_maxpool = {maxpool_prepare, pool_run, free, NULL};
@@ -245,6 +256,20 @@ static float plane_mean(const float *x, int64_t n) {
     return (float)(s / (double)n);
 }
 
+/* planes [n*t/nt, n*(t+1)/nt) of a plane_mean loop */
+typedef struct mean_job {
+    const float *X;
+    float *Y;
+    int64_t n, sp;
+    int nt;
+} mean_job;
+
+static void mean_part(void *arg, int t) {
+    const mean_job *j = arg;
+    for (int64_t i = j->n * t / j->nt; i < j->n * (t + 1) / j->nt; i++)
+        j->Y[i] = plane_mean(j->X + i * j->sp, j->sp);
+}
+
 static void gap_run(const sqz_op_ctx *ctx) {
     const sqz_shape *x = &ctx->in_shape[0];
     int64_t nc = x->dims[0] * x->dims[1], sp = ref_prod(x->dims, 2, x->ndim);
@@ -252,10 +277,8 @@ static void gap_run(const sqz_op_ctx *ctx) {
     float *Y = ctx->out_data[0];
     int nt = ctx->num_threads > 1 ? ctx->num_threads : 1;
     if (nt > 1 && nc >= nt && nc * sp >= 65536) {
-#if defined(SQZ_HAVE_OPENMP)
-#pragma omp parallel for num_threads(nt) schedule(static)
-#endif
-        for (int64_t i = 0; i < nc; i++) Y[i] = plane_mean(X + i * sp, sp);
+        mean_job j = {X, Y, nc, sp, nt};
+        sqz_par_for(nt, nt, mean_part, &j);
         return;
     }
     for (int64_t i = 0; i < nc; i++) Y[i] = plane_mean(X + i * sp, sp);
@@ -301,10 +324,8 @@ static void rmean_run(const sqz_op_ctx *ctx) {
     float *Y = ctx->out_data[0];
     int nt = ctx->num_threads > 1 ? ctx->num_threads : 1;
     if (nt > 1 && p->outer >= nt && p->outer * p->inner >= 65536) {
-#if defined(SQZ_HAVE_OPENMP)
-#pragma omp parallel for num_threads(nt) schedule(static)
-#endif
-        for (int64_t i = 0; i < p->outer; i++) Y[i] = plane_mean(X + i * p->inner, p->inner);
+        mean_job j = {X, Y, p->outer, p->inner, nt};
+        sqz_par_for(nt, nt, mean_part, &j);
         return;
     }
     for (int64_t i = 0; i < p->outer; i++) Y[i] = plane_mean(X + i * p->inner, p->inner);

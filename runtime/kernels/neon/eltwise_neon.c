@@ -9,6 +9,7 @@
 #include <arm_neon.h>
 
 #include "neon/ops_neon.h"
+#include "par.h"
 #include "ref/ref.h"
 
 static inline float32x4_t exp_neg(float32x4_t t) { /* t <= 0 */
@@ -63,20 +64,8 @@ static void sig_run(const sqz_op_ctx *ctx) {
     size_t n = (size_t)sqz_shape_numel(&ctx->out_shape[0]);
     const float *x = ctx->in_data[0];
     float *y = ctx->out_data[0];
-#if defined(SQZ_HAVE_OPENMP)
     int nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
-    const size_t chunk = 16384;
-    if (nt > 1 && n >= 2 * chunk) {
-        size_t nchunks = (n + chunk - 1) / chunk;
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (size_t c = 0; c < nchunks; c++) {
-            size_t b = c * chunk, len = n - b < chunk ? n - b : chunk;
-            sqz_neon_sigmoid_n(x + b, y + b, len);
-        }
-        return;
-    }
-#endif
-    sqz_neon_sigmoid_n(x, y, n);
+    sqz_par_eltwise(n >= 32768 ? nt : 1, sqz_neon_sigmoid_n, x, y, n);
 }
 
 const sqz_op_impl sqz_neon_sigmoid = {sig_prepare, sig_run, NULL, NULL};

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "par.h"
 #include "ref/ref.h"
 #if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
 #include "cpu.h"
@@ -218,26 +219,34 @@ static int sp_conv_prepare(sqz_op_ctx *ctx) {
     return 0;
 }
 
+typedef struct sp_job {
+    const sp_params *p;
+    const float *xb;
+    float *yb;
+    int64_t chunk;
+} sp_job;
+
+static void sp_part(void *arg, int t) {
+    const sp_job *j = arg;
+    const sp_params *p = j->p;
+    int64_t M = p->w.rows, P = p->P;
+    int64_t r0 = t * j->chunk, r1 = r0 + j->chunk < M ? r0 + j->chunk : M;
+    if (r0 >= r1) return;
+    p->spmm(&p->w, r0, r1, j->xb, P, p->bias, j->yb);
+    if (p->act.kind != SQZ_ACT_NONE)
+        ref_act_apply(&p->act, j->yb + r0 * P, (size_t)((r1 - r0) * P));
+}
+
 static void sp_conv_run(const sqz_op_ctx *ctx) {
     const sp_params *p = ctx->params;
     const float *X = ctx->in_data[0];
     float *Y = ctx->out_data[0];
     int64_t M = p->w.rows, P = p->P;
     int nt = ctx->num_threads > 1 ? ctx->num_threads : 1;
+    if (p->w.nnz * P <= 65536) nt = 1;
     for (int64_t b = 0; b < p->batch; b++) {
-        const float *xb = X + b * p->in_rows * P;
-        float *yb = Y + b * M * P;
-        int64_t chunk = (M + nt - 1) / nt;
-#if defined(SQZ_HAVE_OPENMP)
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1 && p->w.nnz * P > 65536)
-#endif
-        for (int t = 0; t < nt; t++) {
-            int64_t r0 = t * chunk, r1 = r0 + chunk < M ? r0 + chunk : M;
-            if (r0 >= r1) continue;
-            p->spmm(&p->w, r0, r1, xb, P, p->bias, yb);
-            if (p->act.kind != SQZ_ACT_NONE)
-                ref_act_apply(&p->act, yb + r0 * P, (size_t)((r1 - r0) * P));
-        }
+        sp_job j = {p, X + b * p->in_rows * P, Y + b * M * P, (M + nt - 1) / nt};
+        sqz_par_for(nt, nt, sp_part, &j);
     }
 }
 

@@ -9,6 +9,7 @@
 #include <immintrin.h>
 #include <stdlib.h>
 
+#include "par.h"
 #include "ref/ref.h"
 #include "x86/eltwise_x86.h"
 
@@ -63,20 +64,7 @@ static void sig_run(const sqz_op_ctx *ctx) {
     const float *x = ctx->in_data[0];
     float *y = ctx->out_data[0];
     int nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
-#if defined(SQZ_HAVE_OPENMP)
-    const size_t chunk = 16384;
-    if (nt > 1 && n >= 2 * chunk) {
-        size_t nchunks = (n + chunk - 1) / chunk;
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (size_t c = 0; c < nchunks; c++) {
-            size_t b = c * chunk, len = n - b < chunk ? n - b : chunk;
-            sqz_x86_sigmoid_avx2_n(x + b, y + b, len);
-        }
-        return;
-    }
-#endif
-    (void)nt;
-    sqz_x86_sigmoid_avx2_n(x, y, n);
+    sqz_par_eltwise(n >= 32768 ? nt : 1, sqz_x86_sigmoid_avx2_n, x, y, n);
 }
 
 const sqz_op_impl sqz_x86_sigmoid_avx2 = {sig_prepare, sig_run, NULL, NULL};
@@ -101,19 +89,7 @@ void sqz_x86_silu_avx2_n(const float *x, float *y, size_t n) {
 void sqz_x86_eltwise_split(void (*fn)(const float *, float *, size_t), const float *x, float *y,
                            size_t n, int num_threads) {
     int nt = num_threads > 1 ? num_threads : 1;
-#if defined(SQZ_HAVE_OPENMP)
-    if (nt > 1 && n >= 65536) {
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (int t = 0; t < nt; t++) {
-            size_t b = n * (size_t)t / (size_t)nt / 16 * 16,
-                   e = t + 1 == nt ? n : n * (size_t)(t + 1) / (size_t)nt / 16 * 16;
-            if (e > b) fn(x + b, y + b, e - b);
-        }
-        return;
-    }
-#endif
-    (void)nt;
-    fn(x, y, n);
+    sqz_par_eltwise(n >= 65536 ? nt : 1, fn, x, y, n);
 }
 
 /* Mul(x, sigmoid(x)) with x at input xi: both inputs and the output have

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 #include <stdlib.h>
 
+#include "par.h"
 #include "ref/ref.h"
 #include "x86/eltwise_x86.h"
 
@@ -68,20 +69,7 @@ static void sig_run(const sqz_op_ctx *ctx) {
     const float *x = ctx->in_data[0];
     float *y = ctx->out_data[0];
     int nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
-#if defined(SQZ_HAVE_OPENMP)
-    if (nt > 1 && n >= 65536) {
-        /* one contiguous range per thread, split on 16-float (cache line) bounds */
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (int t = 0; t < nt; t++) {
-            size_t b = n * (size_t)t / (size_t)nt / 16 * 16,
-                   e = t + 1 == nt ? n : n * (size_t)(t + 1) / (size_t)nt / 16 * 16;
-            if (e > b) sqz_x86_sigmoid_avx512_n(x + b, y + b, e - b);
-        }
-        return;
-    }
-#endif
-    (void)nt;
-    sqz_x86_sigmoid_avx512_n(x, y, n);
+    sqz_par_eltwise(n >= 65536 ? nt : 1, sqz_x86_sigmoid_avx512_n, x, y, n);
 }
 
 const sqz_op_impl sqz_x86_sigmoid_avx512 = {sig_prepare, sig_run, NULL, NULL};

@@ -1,0 +1,323 @@
+/* test_par.c - sqz_par_for (runtime/kernels/par.h) and the one-team executor:
+ * every part runs exactly once, outside and inside an OpenMP team; a graph
+ * whose kernels split (Conv 3x3 and 1x1, depthwise, SiLU, Add, MaxPool)
+ * gives the same outputs at 1, 2 and 3 threads, with and without the team
+ * (SQZ_TEAM=0), and called from inside a caller's own parallel region; the
+ * outputs agree with the reference kernels. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "par.h"
+#include "sqz/sqz.h"
+#include "sqzc/ir.h"
+#include "sqzc/writer.h"
+#include "testutil.h"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+/* ------------------------------------------------------------ sqz_par_for */
+
+typedef struct count_job {
+    int hits[16];
+    int tid_ok;
+    int nt;
+} count_job;
+
+static void count_part(void *arg, int part) {
+    count_job *j = arg;
+#if defined(_OPENMP)
+#pragma omp atomic
+#endif
+    j->hits[part]++;
+#if defined(_OPENMP)
+    if (omp_get_thread_num() >= (j->nt > 1 ? omp_get_num_threads() : 1)) {
+#pragma omp atomic write
+        j->tid_ok = 0;
+    }
+#endif
+}
+
+static void check_counts(int nt, int parts, int in_team) {
+    count_job j;
+    memset(&j, 0, sizeof j);
+    j.tid_ok = 1;
+    j.nt = nt;
+    if (in_team) {
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(nt)
+        {
+#pragma omp master
+            sqz_par_for(nt, parts, count_part, &j);
+        }
+#else
+        sqz_par_for(nt, parts, count_part, &j);
+#endif
+    } else {
+        sqz_par_for(nt, parts, count_part, &j);
+    }
+    for (int p = 0; p < 16; p++) assert_int_equal(j.hits[p], p < parts ? 1 : 0);
+    assert_true(j.tid_ok);
+}
+
+static void test_par_for_parts(void **state) {
+    (void)state;
+    for (int nt = 1; nt <= 3; nt++)
+        for (int parts = 0; parts <= 9; parts++) {
+            check_counts(nt, parts, 0);
+            check_counts(nt, parts, 1);
+        }
+}
+
+static void fill_iota(const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = (x ? x[i] : 0.0f) + 1.0f;
+}
+
+static void test_par_eltwise(void **state) {
+    (void)state;
+    const size_t sizes[] = {0, 1, 15, 16, 17, 100, 1000, 4097};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+        for (int nt = 1; nt <= 3; nt++) {
+            size_t n = sizes[si];
+            float *x = malloc((n + 1) * sizeof *x), *y = malloc((n + 1) * sizeof *y);
+            assert_non_null(x);
+            assert_non_null(y);
+            for (size_t i = 0; i < n; i++) {
+                x[i] = (float)i;
+                y[i] = -1.0f;
+            }
+            sqz_par_eltwise(nt, fill_iota, x, y, n);
+            for (size_t i = 0; i < n; i++) assert_true(y[i] == (float)i + 1.0f);
+            free(x);
+            free(y);
+        }
+}
+
+/* ------------------------------------------------------ whole-graph runs */
+
+enum { C0 = 16, C1 = 32, C2 = 48, HW = 48 };
+
+static int add_const(sqzc_graph *g, const char *name, int ndim, const int64_t *dims, tu_rng *r) {
+    sqz_shape s;
+    memset(&s, 0, sizeof s);
+    s.ndim = ndim;
+    size_t n = 1;
+    for (int d = 0; d < ndim; d++) {
+        s.dims[d] = dims[d];
+        n *= (size_t)dims[d];
+    }
+    float *v = malloc(n * sizeof *v);
+    assert_non_null(v);
+    tu_fill_uniform(r, v, n, -0.3f, 0.3f);
+    int t = sqzc_tensor_get_or_add(g, name);
+    assert_true(t >= 0);
+    assert_int_equal(sqzc_tensor_set_f32(g, t, &s, v), 0);
+    free(v);
+    return t;
+}
+
+static int conv(sqzc_graph *g, const char *name, int x, int w, int b, int k, int stride,
+                int group) {
+    int y = sqzc_tensor_add_unique(g, name);
+    assert_true(y >= 0);
+    int32_t in[3] = {x, w, b}, out[1] = {y};
+    int n = sqzc_add_node(g, SQZ_OP_CONV, name, 3, in, 1, out);
+    assert_true(n >= 0);
+    int64_t pads[4] = {k / 2, k / 2, k / 2, k / 2}, ks[2] = {k, k}, st[2] = {stride, stride};
+    assert_int_equal(sqzc_node_set_ints(g, n, "pads", pads, 4), 0);
+    assert_int_equal(sqzc_node_set_ints(g, n, "kernel_shape", ks, 2), 0);
+    assert_int_equal(sqzc_node_set_ints(g, n, "strides", st, 2), 0);
+    assert_int_equal(sqzc_node_set_int(g, n, "group", group), 0);
+    return y;
+}
+
+static int node1(sqzc_graph *g, int op, const char *name, int a, int b) {
+    int y = sqzc_tensor_add_unique(g, name);
+    assert_true(y >= 0);
+    int32_t in[2] = {a, b}, out[1] = {y};
+    int n = sqzc_add_node(g, op, name, b >= 0 ? 2 : 1, in, 1, out);
+    assert_true(n >= 0);
+    return y;
+}
+
+/* x -> Conv3x3 -> Relu -> depthwise 3x3 -> SiLU (Sigmoid, Mul) -> Add(relu)
+ *   -> MaxPool 3x3/2 -> Conv1x1 -> depthwise 5x5 stride 2 -> GlobalAveragePool */
+static uint8_t *build_model(size_t *size) {
+    sqzc_graph *g = sqzc_graph_new();
+    assert_non_null(g);
+    tu_rng r;
+    tu_rng_seed(&r, 7);
+    int x = sqzc_tensor_get_or_add(g, "x");
+    g->tensors[x].has_shape = 1;
+    g->tensors[x].shape.ndim = 4;
+    g->tensors[x].shape.dims[0] = 1;
+    g->tensors[x].shape.dims[1] = C0;
+    g->tensors[x].shape.dims[2] = HW;
+    g->tensors[x].shape.dims[3] = HW;
+    int64_t w1d[4] = {C1, C0, 3, 3}, b1d[1] = {C1}, wdd[4] = {C1, 1, 3, 3};
+    int64_t w2d[4] = {C2, C1, 1, 1}, b2d[1] = {C2}, wd5[4] = {C2, 1, 5, 5};
+    int w1 = add_const(g, "w1", 4, w1d, &r), b1 = add_const(g, "b1", 1, b1d, &r);
+    int wd = add_const(g, "wd", 4, wdd, &r), bd = add_const(g, "bd", 1, b1d, &r);
+    int w2 = add_const(g, "w2", 4, w2d, &r), b2 = add_const(g, "b2", 1, b2d, &r);
+    int w5 = add_const(g, "w5", 4, wd5, &r), b5 = add_const(g, "b5", 1, b2d, &r);
+    int c1 = conv(g, "c1", x, w1, b1, 3, 1, 1);
+    int r1 = node1(g, SQZ_OP_RELU, "r1", c1, -1);
+    int d1 = conv(g, "d1", r1, wd, bd, 3, 1, C1);
+    int sg = node1(g, SQZ_OP_SIGMOID, "sg", d1, -1);
+    int sw = node1(g, SQZ_OP_MUL, "sw", d1, sg);
+    int ad = node1(g, SQZ_OP_ADD, "ad", sw, r1);
+    int mp = sqzc_tensor_add_unique(g, "mp");
+    {
+        int32_t in[1] = {ad}, out[1] = {mp};
+        int n = sqzc_add_node(g, SQZ_OP_MAXPOOL, "mp", 1, in, 1, out);
+        assert_true(n >= 0);
+        int64_t ks[2] = {3, 3}, st[2] = {2, 2}, pads[4] = {1, 1, 1, 1};
+        assert_int_equal(sqzc_node_set_ints(g, n, "kernel_shape", ks, 2), 0);
+        assert_int_equal(sqzc_node_set_ints(g, n, "strides", st, 2), 0);
+        assert_int_equal(sqzc_node_set_ints(g, n, "pads", pads, 4), 0);
+    }
+    int c2 = conv(g, "c2", mp, w2, b2, 1, 1, 1);
+    int d2 = conv(g, "d2", c2, w5, b5, 5, 2, C2);
+    int gp = node1(g, SQZ_OP_GLOBAL_AVGPOOL, "gp", d2, -1);
+    g->inputs = malloc(sizeof *g->inputs);
+    g->outputs = malloc(2 * sizeof *g->outputs);
+    assert_non_null(g->inputs);
+    assert_non_null(g->outputs);
+    g->inputs[0] = x;
+    g->n_inputs = 1;
+    g->outputs[0] = gp;
+    g->outputs[1] = c2; /* a big output: every element of a split conv checked */
+    g->n_outputs = 2;
+    uint8_t *buf = NULL;
+    char err[256];
+    if (sqzc_serialize(g, &buf, size, err, sizeof err) != 0) {
+        print_error("serialize: %s\n", err);
+        fail();
+    }
+    sqzc_graph_free(g);
+    return buf;
+}
+
+typedef struct result {
+    float *y[2];
+    size_t n[2];
+} result;
+
+static void run_model(const sqz_model *m, int threads, const float *x, size_t nx, result *res) {
+    sqz_session_options so;
+    sqz_session_options_init(&so);
+    so.num_threads = threads;
+    sqz_session *s = NULL;
+    sqz_status st;
+    memset(&st, 0, sizeof st);
+    if (sqz_session_create(m, &so, &s, &st) != SQZ_OK) {
+        print_error("session: %s\n", st.msg);
+        fail();
+    }
+    for (int rep = 0; rep < 2; rep++) { /* twice: the team is reused per run */
+        assert_int_equal(sqz_session_set_input(s, 0, x, nx, &st), SQZ_OK);
+        assert_int_equal(sqz_session_run(s, &st), SQZ_OK);
+    }
+    for (int o = 0; o < 2; o++) {
+        const float *y = NULL;
+        sqz_shape sh;
+        assert_int_equal(sqz_session_output(s, o, &y, &sh, &st), SQZ_OK);
+        res->n[o] = (size_t)sqz_shape_numel(&sh);
+        res->y[o] = malloc(res->n[o] * sizeof(float));
+        assert_non_null(res->y[o]);
+        memcpy(res->y[o], y, res->n[o] * sizeof(float));
+    }
+    sqz_session_free(s);
+}
+
+static void free_result(result *r) {
+    free(r->y[0]);
+    free(r->y[1]);
+}
+
+static void expect_same(const result *a, const result *b) {
+    for (int o = 0; o < 2; o++) {
+        assert_int_equal(a->n[o], b->n[o]);
+        /* the splits never change how one output element is summed */
+        assert_memory_equal(a->y[o], b->y[o], a->n[o] * sizeof(float));
+    }
+}
+
+static void test_graph_threads(void **state) {
+    (void)state;
+    size_t size = 0;
+    uint8_t *buf = build_model(&size);
+    sqz_model *m = NULL;
+    sqz_status st;
+    memset(&st, 0, sizeof st);
+    assert_int_equal(sqz_model_load_buffer(buf, size, &m, &st), SQZ_OK);
+    free(buf);
+    size_t nx = (size_t)C0 * HW * HW;
+    float *x = malloc(nx * sizeof *x);
+    assert_non_null(x);
+    tu_rng r;
+    tu_rng_seed(&r, 11);
+    tu_fill_uniform(&r, x, nx, -1.0f, 1.0f);
+
+    result ref, one, t;
+    sqz_set_force_reference(1);
+    run_model(m, 1, x, nx, &ref);
+    sqz_set_force_reference(0);
+    run_model(m, 1, x, nx, &one);
+    for (int o = 0; o < 2; o++) {
+        double mx = 0.0;
+        for (size_t i = 0; i < ref.n[o]; i++) {
+            double v = ref.y[o][i] < 0 ? -ref.y[o][i] : ref.y[o][i];
+            if (v > mx) mx = v;
+        }
+        double d = tu_max_abs_diff(ref.y[o], one.y[o], ref.n[o]);
+        print_message("output %d: %zu values, max |fast - reference| %.3g (max |y| %.3g)\n", o,
+                      ref.n[o], d, mx);
+        assert_true(d <= 1e-4 * (mx > 1.0 ? mx : 1.0));
+    }
+    for (int team = 1; team >= 0; team--) {
+        setenv("SQZ_TEAM", team ? "1" : "0", 1);
+        for (int threads = 2; threads <= 3; threads++) {
+            run_model(m, threads, x, nx, &t);
+            expect_same(&one, &t);
+            free_result(&t);
+        }
+    }
+    unsetenv("SQZ_TEAM");
+#if defined(_OPENMP)
+    /* sessions run from inside the caller's own parallel region (no team of
+     * their own: the kernels' tasks go to the caller's team) */
+    result par[2];
+    memset(par, 0, sizeof par);
+#pragma omp parallel num_threads(2)
+    {
+        int id = omp_get_thread_num();
+        if (id < 2) run_model(m, 2, x, nx, &par[id]);
+    }
+    for (int i = 0; i < 2; i++)
+        if (par[i].y[0]) {
+            expect_same(&one, &par[i]);
+            free_result(&par[i]);
+        }
+#endif
+    free_result(&ref);
+    free_result(&one);
+    free(x);
+    sqz_model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_par_for_parts),
+        cmocka_unit_test(test_par_eltwise),
+        cmocka_unit_test(test_graph_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
