@@ -76,6 +76,53 @@ static void test_par_for_parts(void **state) {
         }
 }
 
+/* many jobs in a row on the master of sqz_par_team_run: each part of each
+ * job exactly once (helpers that wake late must not claim a later job's
+ * parts with an earlier job's function) */
+typedef struct seq_job {
+    int *hits; /* [jobs * 16] */
+    int job;
+} seq_job;
+
+static void seq_part(void *arg, int part) {
+    const seq_job *j = arg;
+    int *h = &j->hits[j->job * 16 + part];
+#if defined(_OPENMP)
+#pragma omp atomic
+#endif
+    (*h)++;
+    volatile double s = 0.0; /* some work, so helpers overlap */
+    for (int i = 0; i < 200 * (part + 1); i++) s += (double)i;
+}
+
+typedef struct seq_body_arg {
+    int nt, jobs;
+    int *hits;
+} seq_body_arg;
+
+static void seq_body(void *arg) {
+    seq_body_arg *b = arg;
+    for (int k = 0; k < b->jobs; k++) {
+        seq_job j = {b->hits, k};
+        sqz_par_for(b->nt, 1 + k % 9, seq_part, &j);
+    }
+}
+
+static void test_par_team(void **state) {
+    (void)state;
+    enum { JOBS = 400 };
+    int *hits = calloc((size_t)JOBS * 16, sizeof *hits);
+    assert_non_null(hits);
+    for (int nt = 1; nt <= 3; nt++) {
+        memset(hits, 0, (size_t)JOBS * 16 * sizeof *hits);
+        seq_body_arg b = {nt, JOBS, hits};
+        sqz_par_team_run(nt, seq_body, &b);
+        for (int k = 0; k < JOBS; k++)
+            for (int p = 0; p < 16; p++) assert_int_equal(hits[k * 16 + p], p < 1 + k % 9 ? 1 : 0);
+    }
+    free(hits);
+}
+
 static void fill_iota(const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = (x ? x[i] : 0.0f) + 1.0f;
 }
@@ -317,6 +364,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_par_for_parts),
         cmocka_unit_test(test_par_eltwise),
+        cmocka_unit_test(test_par_team),
         cmocka_unit_test(test_graph_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

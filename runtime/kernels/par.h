@@ -5,14 +5,17 @@
  * writes its own outputs and, if it needs one, its own scratch slice indexed
  * by part).
  *
- * Two ways, chosen per call:
- * - inside an OpenMP parallel region (the executor runs a whole inference in
- *   one team when the session has > 1 thread, see session.c): parts 1.. are
- *   OpenMP tasks, part 0 runs at once on the calling thread, then a taskwait.
- *   Idle team threads take tasks; the caller runs every task nobody has
- *   started yet. A worker that is still asleep (OMP_WAIT_POLICY=passive)
- *   therefore costs nothing but the wake-up call, where a parallel region per
- *   node waits for every worker to wake (~50-70 us each on a shared VM);
+ * Three ways, chosen per call:
+ * - on the master of sqz_par_team_run (the executor runs a whole inference
+ *   that way when the session has > 1 thread, see session.c): the parts are
+ *   claimed one by one by the caller and by helper tasks on the team's other
+ *   threads (par.c). The caller runs every part nobody has taken, so a worker
+ *   that is still asleep (OMP_WAIT_POLICY=passive) costs nothing but the
+ *   wake-up call, where a parallel region per node waits for every worker to
+ *   wake and then to arrive at its end (~50-70 us per region on a shared VM);
+ * - inside some other OpenMP parallel region: parts 1.. are OpenMP tasks,
+ *   part 0 runs on the caller, then a taskwait (which runs the tasks nobody
+ *   has started);
  * - otherwise (a kernel called on its own: tests, benches, a one-thread
  *   session): an OpenMP parallel for over the parts on up to nt threads.
  * Without OpenMP, or with nt <= 1 or parts <= 1, the parts run in order. */
@@ -33,6 +36,12 @@ void sqz_par_for(int nt, int parts, sqz_par_fn fn, void *arg);
  * (cache line) bounds, fn(x + b, y + b, e - b) each (x may be NULL). */
 typedef void (*sqz_par_eltwise_fn)(const float *x, float *y, size_t n);
 void sqz_par_eltwise(int nt, sqz_par_eltwise_fn fn, const float *x, float *y, size_t n);
+
+/* Runs body(arg) on the calling thread with a team of nt threads (OpenMP)
+ * whose other threads help with the sqz_par_for calls body makes: the
+ * executor's one team per inference. Without OpenMP, with nt <= 1 or inside
+ * another parallel region: body(arg) alone. */
+void sqz_par_team_run(int nt, void (*body)(void *), void *arg);
 
 /* 1 when the caller runs inside an OpenMP parallel region (sqz_par_for then
  * uses tasks), 0 otherwise or without OpenMP. */

@@ -697,6 +697,10 @@ static void run_nodes(sqz_session *s) {
     }
 }
 
+static void run_nodes_cb(void *arg) {
+    run_nodes(arg);
+}
+
 sqz_code sqz_session_run(sqz_session *s, sqz_status *st) {
     if (!s) return sqz_set_status(st, SQZ_ERR_INVALID_ARG, "session is NULL");
     for (int i = 0; i < s->m->n_inputs; i++)
@@ -705,24 +709,14 @@ sqz_code sqz_session_run(sqz_session *s, sqz_status *st) {
                                   "input '%s' not set since the last run (its arena space is "
                                   "reused during a run: set every input before each run)",
                                   s->m->tensors[s->m->inputs[i]].name);
-#if defined(SQZ_HAVE_OPENMP)
-    /* One team per inference: the calling thread runs the nodes in order
-     * while the other threads wait at the region's end and take the tasks the
-     * kernels create (par.h). Workers are woken once per run instead of once
-     * per split node, and a kernel never waits for a worker that has not
-     * woken up yet. */
-    if (s->team && !sqz_par_in_team()) {
-#pragma omp parallel num_threads(s->num_threads)
-        {
-#pragma omp master
-            run_nodes(s);
-        }
-    } else {
+    /* One team per inference (par.h): the calling thread runs the nodes in
+     * order, the other threads help with the parts of the nodes that split.
+     * Workers are woken once per run instead of once per split node, and a
+     * node never waits for a worker that has not woken up yet. */
+    if (s->team)
+        sqz_par_team_run(s->num_threads, run_nodes_cb, s);
+    else
         run_nodes(s);
-    }
-#else
-    run_nodes(s);
-#endif
     memset(s->input_set, 0, (size_t)s->m->n_inputs);
     if (st) st->code = SQZ_OK;
     return SQZ_OK;

@@ -1,8 +1,30 @@
-/* par.c - sqz_par_for (contract in par.h). */
+/* par.c - sqz_par_for and the executor's team (contract in par.h).
+ *
+ * Inside sqz_par_team_run the calling thread (the master) publishes each
+ * sqz_par_for in the team's mailbox: the parts are claimed one at a time
+ * through an atomic counter by the master and by helper tasks. A helper task
+ * is created only when none is queued or running; it claims parts of
+ * whatever job is current and ends when there is nothing left to claim. The
+ * master never waits for a helper to start (it claims every part nobody has
+ * taken) and never sleeps in an OpenMP wait: it only waits for the parts
+ * already running on a helper, which are bounded work (spinning briefly, then
+ * yielding the CPU). A helper that wakes late finds a later job, or nothing.
+ *
+ * The mailbox is a seqlock: word = generation << 32 | next part. The master
+ * marks the word busy, writes the job, then publishes (generation + 1, 0); a
+ * helper reads the word, then the job, and claims part `next` with a CAS on
+ * the word it read, so a claim only succeeds for the job it read. */
 #include "par.h"
+
+#include <stdint.h>
+#include <string.h>
 
 #if defined(SQZ_HAVE_OPENMP)
 #include <omp.h>
+#include <stdatomic.h>
+#if defined(__unix__)
+#include <sched.h>
+#endif
 #endif
 
 typedef struct elt_job {
@@ -29,6 +51,122 @@ void sqz_par_eltwise(int nt, sqz_par_eltwise_fn fn, const float *x, float *y, si
     sqz_par_for(nt, nt, elt_part, &j);
 }
 
+#if defined(SQZ_HAVE_OPENMP)
+
+#define MB_BUSY 0xFFFFFFFFu
+
+typedef struct team {
+    _Atomic uint64_t word; /* generation << 32 | next part (MB_BUSY: being written) */
+    _Atomic(sqz_par_fn) fn;
+    _Atomic(void *) arg;
+    _Atomic int parts;
+    _Atomic int done;    /* parts finished in this generation */
+    _Atomic int helpers; /* helper tasks queued or running */
+    int nt;
+} team;
+
+/* the team this thread is the master of (NULL: none) */
+static _Thread_local team *cur_team;
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Claim and run parts of the current job until none is left. */
+static void claim_parts(team *t) {
+    for (;;) {
+        uint64_t w = atomic_load_explicit(&t->word, memory_order_acquire);
+        uint32_t next = (uint32_t)w;
+        if (next == MB_BUSY) return;
+        sqz_par_fn fn = atomic_load_explicit(&t->fn, memory_order_relaxed);
+        void *arg = atomic_load_explicit(&t->arg, memory_order_relaxed);
+        int parts = atomic_load_explicit(&t->parts, memory_order_relaxed);
+        if ((int64_t)next >= (int64_t)parts) return;
+        atomic_thread_fence(memory_order_acquire); /* the job reads stay before the CAS */
+        /* the CAS succeeds only if the word (so the job) did not change */
+        if (!atomic_compare_exchange_weak_explicit(&t->word, &w, w + 1, memory_order_acq_rel,
+                                                   memory_order_relaxed))
+            continue;
+        fn(arg, (int)next);
+        atomic_fetch_add_explicit(&t->done, 1, memory_order_release);
+    }
+}
+
+static void helper(team *t) {
+    for (;;) {
+        claim_parts(t);
+        atomic_fetch_sub_explicit(&t->helpers, 1, memory_order_acq_rel);
+        /* a job published while we were leaving saw us still counted and
+         * made no new helper: take it */
+        uint64_t w = atomic_load_explicit(&t->word, memory_order_acquire);
+        uint32_t next = (uint32_t)w;
+        if (next == MB_BUSY ||
+            (int64_t)next >= (int64_t)atomic_load_explicit(&t->parts, memory_order_relaxed))
+            return;
+        atomic_fetch_add_explicit(&t->helpers, 1, memory_order_acq_rel);
+    }
+}
+
+static void team_for(team *t, int parts, sqz_par_fn fn, void *arg) {
+    uint64_t w = atomic_load_explicit(&t->word, memory_order_relaxed);
+    uint64_t gen = (w >> 32) + 1;
+    atomic_store_explicit(&t->word, gen << 32 | MB_BUSY, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release); /* BUSY is seen before the new job */
+    atomic_store_explicit(&t->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&t->arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&t->parts, parts, memory_order_relaxed);
+    atomic_store_explicit(&t->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->word, gen << 32, memory_order_release);
+    if (atomic_load_explicit(&t->helpers, memory_order_acquire) < t->nt - 1) {
+        atomic_fetch_add_explicit(&t->helpers, 1, memory_order_acq_rel);
+#pragma omp task default(none) firstprivate(t)
+        helper(t);
+    }
+    claim_parts(t);
+    /* only parts a helper is running are left: bounded work */
+    for (long spin = 0; atomic_load_explicit(&t->done, memory_order_acquire) < parts; spin++) {
+        cpu_relax();
+#if defined(__unix__)
+        if (spin > 4000) sched_yield(); /* the helper may have lost its CPU */
+#endif
+    }
+}
+
+#endif /* SQZ_HAVE_OPENMP */
+
+void sqz_par_team_run(int nt, void (*body)(void *), void *arg) {
+#if defined(SQZ_HAVE_OPENMP)
+    if (nt > 1 && !omp_in_parallel()) {
+        team t;
+        memset(&t, 0, sizeof t);
+        atomic_init(&t.word, 0);
+        atomic_init(&t.fn, NULL);
+        atomic_init(&t.arg, NULL);
+        atomic_init(&t.parts, 0);
+        atomic_init(&t.done, 0);
+        atomic_init(&t.helpers, 0);
+        t.nt = nt;
+#pragma omp parallel num_threads(nt) default(none) shared(t, body, arg)
+        {
+#pragma omp master
+            {
+                cur_team = &t;
+                body(arg);
+                cur_team = NULL;
+            }
+        } /* the helpers still queued end at this barrier (nothing to claim) */
+        return;
+    }
+#else
+    (void)nt;
+#endif
+    body(arg);
+}
+
 int sqz_par_in_team(void) {
 #if defined(SQZ_HAVE_OPENMP)
     return omp_in_parallel();
@@ -41,9 +179,13 @@ void sqz_par_for(int nt, int parts, sqz_par_fn fn, void *arg) {
     if (parts <= 0) return;
 #if defined(SQZ_HAVE_OPENMP)
     if (nt > 1 && parts > 1) {
+        if (cur_team) {
+            team_for(cur_team, parts, fn, arg);
+            return;
+        }
         if (omp_in_parallel()) {
-            /* tasks for parts 1.., part 0 here; taskwait runs the tasks no
-             * other thread has started */
+            /* a caller's own team: tasks for parts 1.., part 0 here;
+             * taskwait runs the tasks no other thread has started */
             for (int p = 1; p < parts; p++) {
 #pragma omp task default(none) firstprivate(p, fn, arg)
                 fn(arg, p);
