@@ -108,6 +108,37 @@ static void seq_body(void *arg) {
     }
 }
 
+/* a part that splits again (nested sqz_par_for: inline on the master, tasks
+ * on a helper) */
+typedef struct nest_job {
+    int hits[8][4];
+    int nt;
+} nest_job;
+
+typedef struct nest_inner {
+    nest_job *j;
+    int outer;
+} nest_inner;
+
+static void nest_inner_part(void *arg, int part) {
+    nest_inner *in = arg;
+#if defined(_OPENMP)
+#pragma omp atomic
+#endif
+    in->j->hits[in->outer][part]++;
+}
+
+static void nest_outer_part(void *arg, int part) {
+    nest_job *j = arg;
+    nest_inner in = {j, part};
+    sqz_par_for(j->nt, 4, nest_inner_part, &in);
+}
+
+static void nest_body(void *arg) {
+    nest_job *j = arg;
+    for (int rep = 0; rep < 20; rep++) sqz_par_for(j->nt, 8, nest_outer_part, j);
+}
+
 static void test_par_team(void **state) {
     (void)state;
     enum { JOBS = 400 };
@@ -121,6 +152,14 @@ static void test_par_team(void **state) {
             for (int p = 0; p < 16; p++) assert_int_equal(hits[k * 16 + p], p < 1 + k % 9 ? 1 : 0);
     }
     free(hits);
+    for (int nt = 1; nt <= 3; nt++) {
+        nest_job nj;
+        memset(&nj, 0, sizeof nj);
+        nj.nt = nt;
+        sqz_par_team_run(nt, nest_body, &nj);
+        for (int o = 0; o < 8; o++)
+            for (int p = 0; p < 4; p++) assert_int_equal(nj.hits[o][p], 20);
+    }
 }
 
 static void fill_iota(const float *x, float *y, size_t n) {

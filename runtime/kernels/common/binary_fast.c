@@ -155,15 +155,15 @@ typedef struct fbin_job {
     const fbin *p;
     const float *A, *B;
     float *Y;
-    int nt;
+    int parts;
 } fbin_job;
 
 static void fbin_part(void *arg, int t) {
     const fbin_job *j = arg;
     const int64_t total = j->p->total;
     /* 16-element aligned split points (whole cache lines per part) */
-    int64_t b = total * t / j->nt / 16 * 16,
-            e = t + 1 == j->nt ? total : total * (t + 1) / j->nt / 16 * 16;
+    int64_t b = total * t / j->parts / 16 * 16,
+            e = t + 1 == j->parts ? total : total * (t + 1) / j->parts / 16 * 16;
     if (e > b) fbin_range(j->p, j->A, j->B, j->Y, b, e);
 }
 
@@ -176,8 +176,8 @@ static void fbin_run(const sqz_op_ctx *ctx) {
         fbin_range(p, A, B, Y, 0, p->total);
         return;
     }
-    fbin_job j = {p, A, B, Y, nt};
-    sqz_par_for(nt, nt, fbin_part, &j);
+    fbin_job j = {p, A, B, Y, 4 * nt}; /* a few parts per thread (par.h) */
+    sqz_par_for(nt, j.parts, fbin_part, &j);
 }
 
 static int add_prepare(sqz_op_ctx *ctx) {

@@ -17,6 +17,8 @@
 #endif
 
 #define DW_MAX_EXTENT ((int64_t)1 << 24)
+/* parts per thread of a split layer (each with its own plane buffers) */
+#define DW_PARTS_PER_THREAD 4
 
 /* ------------------------------------------------------------ CPU support */
 
@@ -288,8 +290,8 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     ctx->params = p;
     ctx->scratch_bytes = 0;
     if (p->plane_floats) {
-        int nt = ctx->num_threads > 1 ? ctx->num_threads : 1;
-        ctx->scratch_bytes = (size_t)nt * 2 * p->plane_floats * sizeof(float);
+        int parts = ctx->num_threads > 1 ? DW_PARTS_PER_THREAD * ctx->num_threads : 1;
+        ctx->scratch_bytes = (size_t)parts * 2 * p->plane_floats * sizeof(float);
     }
     return 0;
 }
@@ -328,10 +330,10 @@ typedef struct dw_job {
     const dw_p *p;
     const sqz_op_ctx *ctx;
     int64_t planes;
-    int nt;
+    int parts;
 } dw_job;
 
-/* planes [planes*t/nt, planes*(t+1)/nt) of the job */
+/* planes [b, e) */
 static void dw_planes(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e) {
     const float *X = ctx->in_data[0], *Wt = ctx->in_data[1];
     const float *B = p->has_bias ? ctx->in_data[2] : NULL;
@@ -347,7 +349,7 @@ static void dw_planes(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e
 
 static void dw_part(void *arg, int t) {
     const dw_job *j = arg;
-    int64_t b = j->planes * t / j->nt, e = j->planes * (t + 1) / j->nt;
+    int64_t b = j->planes * t / j->parts, e = j->planes * (t + 1) / j->parts;
 #if defined(__x86_64__)
     if (j->p->plane_floats) {
         float *buf = (float *)j->ctx->scratch + (size_t)t * 2 * j->p->plane_floats;
@@ -364,11 +366,14 @@ static void dw_run(const sqz_op_ctx *ctx) {
     const size_t out_sp = (size_t)p->OH * (size_t)p->OW;
     const size_t kk = (size_t)p->k * (size_t)p->k;
     int nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
-    if (nt > planes) nt = (int)planes;
     /* small layers (< ~10 us of work) stay on one thread: see gemm.c */
     if (nt > 1 && (double)planes * (double)out_sp * (double)kk < 131072.0) nt = 1;
-    dw_job j = {p, ctx, planes, nt > 1 ? nt : 1};
-    sqz_par_for(j.nt, j.nt, dw_part, &j);
+    /* a few parts per thread: a helper that starts late (a sleeping worker,
+     * par.h) still takes a share */
+    int parts = nt > 1 ? DW_PARTS_PER_THREAD * nt : 1;
+    if (parts > planes) parts = (int)planes;
+    dw_job j = {p, ctx, planes, parts};
+    sqz_par_for(nt, parts, dw_part, &j);
 }
 
 static uint64_t dw_macs(const sqz_op_ctx *ctx) {

@@ -17,6 +17,7 @@
 #include "par.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(SQZ_HAVE_OPENMP)
@@ -32,12 +33,12 @@ typedef struct elt_job {
     const float *x;
     float *y;
     size_t n;
-    int nt;
+    int parts;
 } elt_job;
 
 static void elt_part(void *arg, int t) {
     const elt_job *j = arg;
-    size_t nt = (size_t)j->nt, b = j->n * (size_t)t / nt / 16 * 16,
+    size_t nt = (size_t)j->parts, b = j->n * (size_t)t / nt / 16 * 16,
            e = (size_t)t + 1 == nt ? j->n : j->n * (size_t)(t + 1) / nt / 16 * 16;
     if (e > b) j->fn(j->x ? j->x + b : NULL, j->y + b, e - b);
 }
@@ -47,8 +48,10 @@ void sqz_par_eltwise(int nt, sqz_par_eltwise_fn fn, const float *x, float *y, si
         fn(x, y, n);
         return;
     }
-    elt_job j = {fn, x, y, n, nt};
-    sqz_par_for(nt, nt, elt_part, &j);
+    /* a few ranges per thread: a helper that starts late still takes some */
+    int parts = 4 * nt;
+    elt_job j = {fn, x, y, n, parts};
+    sqz_par_for(nt, parts, elt_part, &j);
 }
 
 #if defined(SQZ_HAVE_OPENMP)
@@ -62,7 +65,9 @@ typedef struct team {
     _Atomic int parts;
     _Atomic int done;    /* parts finished in this generation */
     _Atomic int helpers; /* helper tasks queued or running */
-    int nt;
+    _Atomic int closing; /* the body is done: helpers stop waiting for jobs */
+    int nt, spin;
+    int active; /* master only: a job is running (a nested sqz_par_for runs inline) */
 } team;
 
 /* the team this thread is the master of (NULL: none) */
@@ -96,19 +101,42 @@ static void claim_parts(team *t) {
     }
 }
 
+/* a part of the current job is left to claim */
+static int claimable(team *t) {
+    uint64_t w = atomic_load_explicit(&t->word, memory_order_acquire);
+    uint32_t next = (uint32_t)w;
+    return next != MB_BUSY &&
+           (int64_t)next < (int64_t)atomic_load_explicit(&t->parts, memory_order_relaxed);
+}
+
 static void helper(team *t) {
     for (;;) {
         claim_parts(t);
+        /* spinning workers (OMP_WAIT_POLICY not passive) wait a little for
+         * the next job here: cheaper than a new task per split node */
+        for (int spin = 0; spin < t->spin; spin++) {
+            if (atomic_load_explicit(&t->closing, memory_order_acquire) || claimable(t)) break;
+            cpu_relax();
+        }
+        if (claimable(t)) continue;
         atomic_fetch_sub_explicit(&t->helpers, 1, memory_order_acq_rel);
         /* a job published while we were leaving saw us still counted and
          * made no new helper: take it */
-        uint64_t w = atomic_load_explicit(&t->word, memory_order_acquire);
-        uint32_t next = (uint32_t)w;
-        if (next == MB_BUSY ||
-            (int64_t)next >= (int64_t)atomic_load_explicit(&t->parts, memory_order_relaxed))
-            return;
+        if (!claimable(t)) return;
         atomic_fetch_add_explicit(&t->helpers, 1, memory_order_acq_rel);
     }
+}
+
+/* OMP_WAIT_POLICY=passive: helpers never spin for the next job */
+static int passive_policy(void) {
+    static _Atomic int cached = -1;
+    int v = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (v < 0) {
+        const char *e = getenv("OMP_WAIT_POLICY");
+        v = e && (e[0] == 'p' || e[0] == 'P');
+        atomic_store_explicit(&cached, v, memory_order_relaxed);
+    }
+    return v;
 }
 
 static void team_for(team *t, int parts, sqz_par_fn fn, void *arg) {
@@ -149,7 +177,9 @@ void sqz_par_team_run(int nt, void (*body)(void *), void *arg) {
         atomic_init(&t.parts, 0);
         atomic_init(&t.done, 0);
         atomic_init(&t.helpers, 0);
+        atomic_init(&t.closing, 0);
         t.nt = nt;
+        t.spin = passive_policy() ? 0 : 2000; /* ~ tens of microseconds of pause */
 #pragma omp parallel num_threads(nt) default(none) shared(t, body, arg)
         {
 #pragma omp master
@@ -157,6 +187,7 @@ void sqz_par_team_run(int nt, void (*body)(void *), void *arg) {
                 cur_team = &t;
                 body(arg);
                 cur_team = NULL;
+                atomic_store_explicit(&t.closing, 1, memory_order_release);
             }
         } /* the helpers still queued end at this barrier (nothing to claim) */
         return;
@@ -179,8 +210,14 @@ void sqz_par_for(int nt, int parts, sqz_par_fn fn, void *arg) {
     if (parts <= 0) return;
 #if defined(SQZ_HAVE_OPENMP)
     if (nt > 1 && parts > 1) {
-        if (cur_team) {
+        if (cur_team && !cur_team->active) {
+            cur_team->active = 1;
             team_for(cur_team, parts, fn, arg);
+            cur_team->active = 0;
+            return;
+        }
+        if (cur_team) { /* nested in a part the master runs: inline */
+            for (int p = 0; p < parts; p++) fn(arg, p);
             return;
         }
         if (omp_in_parallel()) {
