@@ -343,6 +343,17 @@ static void test_batch_threads(void **state) {
         c.N = 2;
         set_act(&c, SQZ_ACT_HARD_SWISH);
         check_case(&rng, &c);
+        /* small planes (the channel-block kernel: blocks of 16 channels,
+         * 37 = 2 x 16 + 5, blocks of 3 images split over the parts) */
+        conv_case d = dw_case(37, 13, 9 + (ks & 1), ks < 2 ? 3 : 5, 1 + (ks & 1));
+        d.N = 3;
+        d.threads = 2;
+        set_act(&d, ks == 1 ? SQZ_ACT_SIGMOID : SQZ_ACT_RELU);
+        check_case(&rng, &d);
+        d.threads = 3;
+        d.pads[0] = 0;
+        d.pads[3] = d.k - 1;
+        check_case(&rng, &d);
     }
 }
 

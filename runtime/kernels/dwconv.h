@@ -108,6 +108,24 @@ void sqz_dw_plane_pack_avx512(const sqz_dw_plane *a, const float *x, float *buf)
  * buffer before computing this one: the loads then do not wait for the
  * pack's just-written (masked) stores. */
 void sqz_dw_plane_compute_avx512(const sqz_dw_plane *a, const float *buf, float *y);
+
+/* Channel-block kernel for planes with out_w <= 8 (x86/dwconv_avx512.c,
+ * AVX-512F): nc <= 16 channels at once, lanes = channels (the planes are
+ * transposed into a zero-padded [row][col][16] buffer and back). Covers k 3 /
+ * 5, stride 1 / 2, out_w <= 8, out_h <= 64, pads < k. */
+typedef struct sqz_dw_cb {
+    const float *w; /* [k*k][16]: tap weights of the 16 channels (0 past nc) */
+    const float *b; /* [16] biases (0 past nc) */
+    int nc;         /* channels in the block, 1..16 */
+    int k, stride;
+    int H, W, OH, OW, pt, pl;
+    int act; /* as sqz_dw_row.act */
+    float alpha, beta;
+} sqz_dw_cb;
+/* Floats of the (64-byte aligned) buffer a block needs; 0: not covered. */
+size_t sqz_dw_cb_floats_avx512(const sqz_dw_cb *a);
+/* Channels c < nc: y + c*OH*OW from x + c*H*W. */
+void sqz_dw_cb_run_avx512(const sqz_dw_cb *a, const float *x, float *y, float *buf);
 #endif
 
 /* Row-kernel families. */

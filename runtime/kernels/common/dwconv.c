@@ -160,10 +160,50 @@ typedef struct dw_p {
     int post;    /* 1: act applied in a post-pass (sigmoid, hard_sigmoid, tanh) */
     sqz_dw_row_fn fn;
     size_t plane_floats; /* > 0: the AVX-512 whole-plane kernel, buffer floats per thread */
-    float zero[];        /* W zeros: the vertical padding row */
+    size_t cb_floats;    /* > 0: the AVX-512 channel-block kernel, buffer floats per part */
+    int64_t cblocks;     /* channel blocks of 16 per image (cb kernel) */
+    float *cbw;          /* cb kernel: per block [k*k][16] weights then [16] biases */
+    float zero[];        /* W zeros: the vertical padding row, then the cbw floats */
 } dw_p;
 
 #if defined(__x86_64__)
+static void cb_args(const dw_p *p, sqz_dw_cb *a) {
+    memset(a, 0, sizeof *a);
+    a->k = p->k;
+    a->stride = p->s;
+    a->H = p->H;
+    a->W = p->W;
+    a->OH = p->OH;
+    a->OW = p->OW;
+    a->pt = p->pt;
+    a->pl = p->pl;
+    a->act = p->post ? SQZ_ACT_NONE : p->act.kind;
+    a->alpha = p->act.alpha;
+    a->beta = p->act.beta;
+}
+
+/* units [b, e) (unit = one block of up to 16 channels of one image) with the
+ * channel-block kernel */
+static void dw_cblocks_avx512(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e,
+                              float *buf) {
+    const float *X = ctx->in_data[0];
+    float *Y = ctx->out_data[0];
+    const size_t in_sp = (size_t)p->H * (size_t)p->W, out_sp = (size_t)p->OH * (size_t)p->OW;
+    const size_t kk = (size_t)p->k * (size_t)p->k;
+    sqz_dw_cb a;
+    cb_args(p, &a);
+    for (int64_t u = b; u < e; u++) {
+        int64_t n = u / p->cblocks, cb = u % p->cblocks, c0 = cb * 16;
+        a.nc = (int)(p->C - c0 < 16 ? p->C - c0 : 16);
+        a.w = p->cbw + (size_t)cb * (kk + 1) * 16;
+        a.b = a.w + kk * 16;
+        size_t plane = (size_t)(n * p->C + c0);
+        float *y = Y + plane * out_sp;
+        sqz_dw_cb_run_avx512(&a, X + plane * in_sp, y, buf);
+        if (p->post) ref_act_apply(&p->act, y, (size_t)a.nc * out_sp);
+    }
+}
+
 static void plane_args(const dw_p *p, sqz_dw_plane *a) {
     memset(a, 0, sizeof *a);
     a->k = p->k;
@@ -243,8 +283,41 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
 #endif
     if (!fn) return 1;
 
-    dw_p *p = calloc(1, sizeof(*p) + (size_t)W * sizeof(float));
+    /* the channel-block kernel: AVX-512, constant weights (and bias), a
+     * geometry it covers; its weights repacked per block of 16 channels */
+    size_t cb_floats = 0, cbw_floats = 0;
+    int64_t cblocks = (C + 15) / 16;
+#if defined(__x86_64__)
+    if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && ctx->in_data &&
+        ctx->in_data[1] && (!has_bias || ctx->in_data[2]) && g.pb[1] < k && g.pb[2] < k) {
+        sqz_dw_cb ca;
+        memset(&ca, 0, sizeof ca);
+        ca.k = (int)k;
+        ca.stride = (int)g.s[1];
+        ca.H = (int)H;
+        ca.W = (int)W;
+        ca.OH = (int)g.out[1];
+        ca.OW = (int)g.out[2];
+        ca.pt = (int)g.pb[1];
+        ca.pl = (int)g.pb[2];
+        cb_floats = sqz_dw_cb_floats_avx512(&ca);
+        if (cb_floats) cbw_floats = (size_t)cblocks * (size_t)(k * k + 1) * 16;
+    }
+#endif
+    dw_p *p = calloc(1, sizeof(*p) + ((size_t)W + cbw_floats) * sizeof(float));
     if (!p) return sqz_op_fail(ctx, "Conv: out of memory");
+    if (cb_floats) {
+        p->cb_floats = cb_floats;
+        p->cblocks = cblocks;
+        p->cbw = p->zero + W;
+        const float *Wt = ctx->in_data[1], *B = has_bias ? ctx->in_data[2] : NULL;
+        const size_t kk = (size_t)(k * k);
+        for (int64_t c = 0; c < C; c++) {
+            float *blk = p->cbw + (size_t)(c / 16) * (kk + 1) * 16;
+            for (size_t t = 0; t < kk; t++) blk[t * 16 + (size_t)(c % 16)] = Wt[(size_t)c * kk + t];
+            blk[kk * 16 + (size_t)(c % 16)] = B ? B[c] : 0.0f;
+        }
+    }
     p->N = N;
     p->C = C;
     p->k = (int)k;
@@ -274,7 +347,7 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
 #if defined(__x86_64__)
     /* small planes: the AVX-512 whole-plane kernel (bench_dwconv: 672x14x14
      * k5 12 -> 36 GMAC/s) */
-    if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512()) {
+    if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && !p->cb_floats) {
         sqz_dw_plane pa;
         plane_args(p, &pa);
         p->plane_floats = sqz_dw_plane_floats_avx512(&pa);
@@ -289,10 +362,9 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     y->dims[3] = p->OW;
     ctx->params = p;
     ctx->scratch_bytes = 0;
-    if (p->plane_floats) {
-        int parts = ctx->num_threads > 1 ? DW_PARTS_PER_THREAD * ctx->num_threads : 1;
-        ctx->scratch_bytes = (size_t)parts * 2 * p->plane_floats * sizeof(float);
-    }
+    int parts = ctx->num_threads > 1 ? DW_PARTS_PER_THREAD * ctx->num_threads : 1;
+    if (p->plane_floats) ctx->scratch_bytes = (size_t)parts * 2 * p->plane_floats * sizeof(float);
+    if (p->cb_floats) ctx->scratch_bytes = (size_t)parts * p->cb_floats * sizeof(float);
     return 0;
 }
 
@@ -329,7 +401,7 @@ static void dw_plane(const dw_p *p, const float *x, const float *w, float bias, 
 typedef struct dw_job {
     const dw_p *p;
     const sqz_op_ctx *ctx;
-    int64_t planes;
+    int64_t planes; /* units of work: planes, or channel blocks (cb kernel) */
     int parts;
 } dw_job;
 
@@ -351,6 +423,11 @@ static void dw_part(void *arg, int t) {
     const dw_job *j = arg;
     int64_t b = j->planes * t / j->parts, e = j->planes * (t + 1) / j->parts;
 #if defined(__x86_64__)
+    if (j->p->cb_floats) {
+        dw_cblocks_avx512(j->p, j->ctx, b, e,
+                          (float *)j->ctx->scratch + (size_t)t * j->p->cb_floats);
+        return;
+    }
     if (j->p->plane_floats) {
         float *buf = (float *)j->ctx->scratch + (size_t)t * 2 * j->p->plane_floats;
         dw_planes_avx512(j->p, j->ctx, b, e, buf);
@@ -371,8 +448,9 @@ static void dw_run(const sqz_op_ctx *ctx) {
     /* a few parts per thread: a helper that starts late (a sleeping worker,
      * par.h) still takes a share */
     int parts = nt > 1 ? DW_PARTS_PER_THREAD * nt : 1;
-    if (parts > planes) parts = (int)planes;
-    dw_job j = {p, ctx, planes, parts};
+    const int64_t units = p->cb_floats ? p->N * p->cblocks : planes;
+    if (parts > units) parts = (int)units;
+    dw_job j = {p, ctx, units, parts};
     sqz_par_for(nt, parts, dw_part, &j);
 }
 

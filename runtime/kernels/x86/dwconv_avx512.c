@@ -320,3 +320,133 @@ void sqz_dw_plane_compute_avx512(const sqz_dw_plane *a, const float *buf, float 
     if (a->k == 5 && a->stride == 2)
         two ? plane_run(a, buf, y, 5, 2, 2) : plane_run(a, buf, y, 5, 2, 1);
 }
+
+/* ------------------------------------------------ channel blocks of small planes
+ *
+ * Planes with out_w <= 8 (the 7x7 stage): 16 channels at a time, the lanes
+ * are channels. The 16 planes are transposed (16x16 in registers) into a
+ * zero-padded buffer T[row][col][16], every output pixel is then k*k FMAs on
+ * aligned loads (a 16-lane vector of tap weights, one per channel, times the
+ * 16 channels of one input pixel) with all lanes useful, and the outputs are
+ * transposed back. Row-vector kernels on such planes use 7 of 16 lanes and
+ * unaligned loads that split cache lines (about 2.7x the cost of an aligned
+ * load here). */
+
+#define CB_PX 4 /* output pixels per step (4 sums, each tap weight loaded once) */
+
+/* 16x16 transpose of r[0..15] in place (rows <-> lanes) */
+DW_INLINE void tr16(__m512 *r) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    __m512 s[4][4];
+    for (int g = 0; g < 4; g++) {
+        __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 2]);
+        __m512d c = _mm512_castps_pd(t[4 * g + 1]), d = _mm512_castps_pd(t[4 * g + 3]);
+        s[g][0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+        s[g][1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        s[g][2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+        s[g][3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+    }
+    /* s[g][m] lane L: pixel 4L + m, channels 4g .. 4g + 3 */
+    for (int m = 0; m < 4; m++) {
+        __m512 v0 = _mm512_shuffle_f32x4(s[0][m], s[1][m], 0x44);
+        __m512 v1 = _mm512_shuffle_f32x4(s[0][m], s[1][m], 0xEE);
+        __m512 v2 = _mm512_shuffle_f32x4(s[2][m], s[3][m], 0x44);
+        __m512 v3 = _mm512_shuffle_f32x4(s[2][m], s[3][m], 0xEE);
+        r[m] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+        r[4 + m] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+        r[8 + m] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+        r[12 + m] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+    }
+}
+
+static void cb_dims(const sqz_dw_cb *a, int *hp, int *wp) {
+    *hp = (a->OH - 1) * a->stride + a->k;
+    *wp = (a->OW - 1) * a->stride + a->k;
+}
+
+size_t sqz_dw_cb_floats_avx512(const sqz_dw_cb *a) {
+    if ((a->k != 3 && a->k != 5) || (a->stride != 1 && a->stride != 2) || a->OW < 1 || a->OW > 8 ||
+        a->OH < 1 || a->OH > 64 || a->H < 1 || a->W < 1 || a->pt < 0 || a->pl < 0 ||
+        a->pt >= a->k || a->pl >= a->k)
+        return 0;
+    int hp, wp;
+    cb_dims(a, &hp, &wp);
+    size_t out_px = ((size_t)a->OH * (size_t)a->OW + 15) / 16 * 16;
+    return ((size_t)hp * (size_t)wp + out_px) * 16;
+}
+
+/* n output pixels (1..CB_PX) of row oy from column ox */
+DW_INLINE void cb_pixels(const sqz_dw_cb *a, const float *T, int wp, float *O, int oy, int ox,
+                         const int K, const int S, const int NPX) {
+    const __m512 va = _mm512_set1_ps(a->alpha), vb = _mm512_set1_ps(a->beta);
+    __m512 acc[CB_PX];
+    const __m512 bias = _mm512_loadu_ps(a->b);
+    for (int j = 0; j < NPX; j++) acc[j] = bias;
+#pragma GCC unroll 5
+    for (int ky = 0; ky < K; ky++) {
+        const float *row = T + (size_t)((oy * S + ky) * wp + ox * S) * 16;
+#pragma GCC unroll 5
+        for (int kx = 0; kx < K; kx++) {
+            const __m512 w = _mm512_loadu_ps(a->w + (ky * K + kx) * 16);
+#pragma GCC unroll 4
+            for (int j = 0; j < NPX; j++)
+                acc[j] = _mm512_fmadd_ps(w, _mm512_load_ps(row + (j * S + kx) * 16), acc[j]);
+        }
+    }
+    for (int j = 0; j < NPX; j++)
+        _mm512_store_ps(O + (size_t)(oy * a->OW + ox + j) * 16, act512(acc[j], a->act, va, vb));
+}
+
+DW_INLINE void cb_compute(const sqz_dw_cb *a, const float *T, int wp, float *O, const int K,
+                          const int S) {
+    for (int oy = 0; oy < a->OH; oy++) {
+        int ox = 0;
+        for (; ox + CB_PX <= a->OW; ox += CB_PX) cb_pixels(a, T, wp, O, oy, ox, K, S, CB_PX);
+        for (; ox < a->OW; ox++) cb_pixels(a, T, wp, O, oy, ox, K, S, 1);
+    }
+}
+
+void sqz_dw_cb_run_avx512(const sqz_dw_cb *a, const float *x, float *y, float *buf) {
+    int hp, wp;
+    cb_dims(a, &hp, &wp);
+    float *T = buf, *O = buf + (size_t)hp * (size_t)wp * 16;
+    memset(T, 0, (size_t)hp * (size_t)wp * 16 * sizeof(float));
+    const size_t in_sp = (size_t)a->H * (size_t)a->W, out_sp = (size_t)a->OH * (size_t)a->OW;
+    /* in: 16 pixels of every channel, transposed, to their padded places */
+    int iy = 0, ix = 0;
+    for (size_t q = 0; q < in_sp; q += 16) {
+        const int n = in_sp - q < 16 ? (int)(in_sp - q) : 16;
+        const __mmask16 m = mask_n(n);
+        __m512 r[16];
+        for (int c = 0; c < 16; c++)
+            r[c] = c < a->nc ? _mm512_maskz_loadu_ps(m, x + (size_t)c * in_sp + q)
+                             : _mm512_setzero_ps();
+        tr16(r);
+        for (int j = 0; j < n; j++) {
+            const int ty = iy + a->pt, tx = ix + a->pl;
+            if (ty < hp && tx < wp) _mm512_store_ps(T + (size_t)(ty * wp + tx) * 16, r[j]);
+            if (++ix == a->W) {
+                ix = 0;
+                iy++;
+            }
+        }
+    }
+    if (a->k == 3)
+        a->stride == 1 ? cb_compute(a, T, wp, O, 3, 1) : cb_compute(a, T, wp, O, 3, 2);
+    else
+        a->stride == 1 ? cb_compute(a, T, wp, O, 5, 1) : cb_compute(a, T, wp, O, 5, 2);
+    /* out: 16 pixels of the 16 channels, transposed back */
+    for (size_t q = 0; q < out_sp; q += 16) {
+        const int n = out_sp - q < 16 ? (int)(out_sp - q) : 16;
+        __m512 r[16];
+        for (int j = 0; j < 16; j++)
+            r[j] = j < n ? _mm512_load_ps(O + (q + (size_t)j) * 16) : _mm512_setzero_ps();
+        tr16(r);
+        const __mmask16 m = mask_n(n);
+        for (int c = 0; c < a->nc; c++) _mm512_mask_storeu_ps(y + (size_t)c * out_sp + q, m, r[c]);
+    }
+}
