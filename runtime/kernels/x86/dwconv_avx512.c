@@ -261,6 +261,24 @@ static void plane_pack(const sqz_dw_plane *a, const float *x, float *buf) {
     }
 }
 
+/* lanes j of the 32-float concatenation hi:lo from s (0..4): lo[j + s] or
+ * hi[j + s - 16] (valignd; the switch keeps the shift an immediate at -O0) */
+DW_INLINE __m512 shift_lanes(__m512 lo, __m512 hi, int s) {
+    const __m512i l = _mm512_castps_si512(lo), h = _mm512_castps_si512(hi);
+    switch (s) {
+    case 1:
+        return _mm512_castsi512_ps(_mm512_alignr_epi32(h, l, 1));
+    case 2:
+        return _mm512_castsi512_ps(_mm512_alignr_epi32(h, l, 2));
+    case 3:
+        return _mm512_castsi512_ps(_mm512_alignr_epi32(h, l, 3));
+    case 4:
+        return _mm512_castsi512_ps(_mm512_alignr_epi32(h, l, 4));
+    default:
+        return lo;
+    }
+}
+
 /* R output rows from oy, NV vectors of 16 columns each (K x K, stride S) */
 DW_INLINE void plane_rows(const sqz_dw_plane *a, const float *buf, float *y, const __m512 *wv,
                           int oy, const int K, const int S, const int R, const int NV) {
@@ -271,12 +289,34 @@ DW_INLINE void plane_rows(const sqz_dw_plane *a, const float *buf, float *y, con
 #pragma GCC unroll 16
     for (int r = 0; r < (R - 1) * S + K; r++) {
         const float *row = buf + (size_t)(oy * S + r) * (size_t)ld;
+        if (S == 1) {
+#pragma GCC unroll 2
+            for (int n = 0; n < NV; n++) {
+                /* the taps' vectors from 64-byte aligned loads (rows start at
+                 * multiples of 16 floats) and valignd: an unaligned load splits
+                 * a cache line and costs about 2.7 aligned ones here
+                 * (bench_dwconv 240x28x28 k5 35 -> 43, 192x28x28 k3 25 -> 31
+                 * GMAC/s; stride 2 showed no gain) */
+                const __m512 lo = _mm512_loadu_ps(row + 16 * n),
+                             hi = _mm512_loadu_ps(row + 16 * n + 16);
+#pragma GCC unroll 8
+                for (int kx = 0; kx < K; kx++) {
+                    const __m512 v = shift_lanes(lo, hi, kx);
+#pragma GCC unroll 4
+                    for (int j = 0; j < R; j++) {
+                        const int ky = r - j;
+                        if (ky >= 0 && ky < K)
+                            acc[j][n] = _mm512_fmadd_ps(wv[ky * K + kx], v, acc[j][n]);
+                    }
+                }
+            }
+            continue;
+        }
 #pragma GCC unroll 8
         for (int kx = 0; kx < K; kx++) {
 #pragma GCC unroll 2
             for (int n = 0; n < NV; n++) {
-                __m512 v = _mm512_loadu_ps(S == 1 ? row + kx + 16 * n
-                                                  : row + (kx & 1) * PL_LD + (kx >> 1) + 16 * n);
+                __m512 v = _mm512_loadu_ps(row + (kx & 1) * PL_LD + (kx >> 1) + 16 * n);
 #pragma GCC unroll 4
                 for (int j = 0; j < R; j++) {
                     const int ky = r - j * S;
