@@ -166,6 +166,15 @@ static void pack_b_strided(const void *ctx, int64_t k0, int64_t kc, int64_t n0, 
  * ukernel_ind. */
 static void pack_b_ind(const float *src, const int64_t *off, int64_t kc, int64_t nr, int NR,
                        float *dst) {
+    /* full panels of the common widths: constant-size (inlined) copies */
+    if (nr == NR && NR == 32) {
+        for (int64_t k = 0; k < kc; k++) memcpy(dst + k * 32, src + off[k], 32 * sizeof(float));
+        return;
+    }
+    if (nr == NR && NR == 16) {
+        for (int64_t k = 0; k < kc; k++) memcpy(dst + k * 16, src + off[k], 16 * sizeof(float));
+        return;
+    }
     for (int64_t k = 0; k < kc; k++) {
         float *d = dst + k * NR;
         memcpy(d, src + off[k], (size_t)nr * sizeof(float));

@@ -35,6 +35,10 @@ typedef struct gop {
     int64_t QH, QW, band;
     int64_t *off;                    /* [K] */
     size_t pad_floats, gemm_scratch; /* scratch parts (64-byte multiples) */
+    /* kernels without the GEMM's column map (AVX2, NEON): the band's wide
+     * output goes to a buffer (wout_floats), compacted into Y by row copies
+     * (cheaper than the driver's per-tile gather / scatter fallback) */
+    size_t wout_floats;
     /* wide threads: wnt threads in one parallel region per run, as a grid of
      * (wnt / wtm) output-row chunks x wtm output-channel chunks; each thread
      * copies, multiplies and compacts its own bands in its own scratch part
@@ -203,11 +207,14 @@ static void conv_args(const gop *p, sqz_gemm_args *a, int num_threads) {
         a->b.cs = 1;
         a->b.off = p->off; /* NULL: packed panels */
     } else if (p->wide) {
-        /* rows of the band's padded copy, results stored compact into Y */
+        /* rows of the band's padded copy, results stored compact into Y
+         * (column map) or wide into the band buffer */
         a->b.off = p->off;
-        a->wide_qw = p->QW;
-        a->wide_ow = p->OW;
-        a->ldc = p->out_sp;
+        if (p->k->colmap) {
+            a->wide_qw = p->QW;
+            a->wide_ow = p->OW;
+            a->ldc = p->out_sp;
+        }
     } else {
         a->b.pack_b = conv_pack_b;
     }
@@ -277,6 +284,7 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
         /* + (kw-1)/sw: the last row's garbage columns read past the last plane */
         p.pad_floats =
             (size_t)((p.Cg * p.sh * p.sw * p.QH * p.QW + (p.kw - 1) / p.sw + 15) / 16 * 16);
+        p.wout_floats = k->colmap ? 0 : (size_t)((p.Mg * p.band * p.QW + 15) / 16 * 16);
     }
     p.macs = (uint64_t)(p.N * p.M * p.out_sp * p.K);
     p.wpk_elems = sqz_gemm_packed_a_floats(k, p.Mg, p.K);
@@ -322,7 +330,7 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
         wide_split(pp, ctx->num_threads);
         conv_args(pp, &a, 1);
         pp->gemm_scratch = (sqz_gemm_scratch_bytes(&a) + 63) / 64 * 64;
-        pp->wthread_bytes = pp->gemm_scratch + pp->pad_floats * sizeof(float);
+        pp->wthread_bytes = pp->gemm_scratch + (pp->pad_floats + pp->wout_floats) * sizeof(float);
         ctx->scratch_bytes = pp->wthread_bytes * (size_t)pp->wnt;
         return 0;
     }
@@ -384,7 +392,7 @@ static void conv_wide_thread(const sqz_op_ctx *ctx, int t) {
     const float *B = p->has_bias ? ctx->in_data[2] : NULL;
     float *Y = ctx->out_data[0];
     char *base = (char *)ctx->scratch + p->wthread_bytes * (size_t)t;
-    float *pad = (float *)(base + p->gemm_scratch);
+    float *pad = (float *)(base + p->gemm_scratch), *wout = pad + p->pad_floats;
     const int tm = p->wtm, tn = p->wnt / p->wtm, ti = t / tm, tj = t % tm;
     const int64_t r0 = p->OH * ti / tn, r1 = p->OH * (ti + 1) / tn;
     const int64_t MR = p->k->mr, pm = (p->Mg + MR - 1) / MR;
@@ -404,9 +412,19 @@ static void conv_wide_thread(const sqz_op_ctx *ctx, int t) {
             for (int64_t oh0 = r0; oh0 < r1; oh0 += p->band) {
                 int64_t rows = r1 - oh0 < p->band ? r1 - oh0 : p->band;
                 a.N = rows * p->QW;
-                a.c = y + oh0 * p->OW;
                 phase_input(p, xg, pad, oh0);
+                if (p->wout_floats == 0) {
+                    a.c = y + oh0 * p->OW;
+                    sqz_gemm_range(&a, mb, me, 0, a.N, base);
+                    continue;
+                }
+                a.c = wout;
+                a.ldc = a.N;
                 sqz_gemm_range(&a, mb, me, 0, a.N, base);
+                for (int64_t m = mb; m < me; m++)
+                    for (int64_t r = 0; r < rows; r++)
+                        memcpy(y + m * p->out_sp + (oh0 + r) * p->OW, wout + (m * rows + r) * p->QW,
+                               (size_t)p->OW * sizeof(float));
             }
         }
 }
