@@ -25,55 +25,62 @@
 #define CMD "compress"
 
 void cmd_compress_usage(FILE *f) {
-    fprintf(f, "usage: sqz compress model.onnx -o out.sqz [--recipe FILE | flags] [options]\n\n"
-               "Import an ONNX model (as sqz import: default batch 1), prune the smallest weights\n"
-               "of the Conv/ConvTranspose/Gemm/MatMul layers, share the rest through per-layer\n"
-               "k-means codebooks, and write the encoded .sqz atomically. Prints the size per\n"
-               "layer and per stage (fp32 -> pruned -> shared -> huffman), the ratio against the\n"
-               "ONNX file, and the accuracy before / after when --data is given.\n"
-               "A .sqz input is not supported yet: give the .onnx model.\n\n"
-               "Without a recipe (no prune/share key or flag) the sparsity (0..0.95) and the\n"
-               "codebook bits (2..8) of every layer are searched: each layer's sensitivity is\n"
-               "measured alone (KL divergence from the fp32 outputs on --sens-images images),\n"
-               "then a size / sensitivity trade-off is bisected for the smallest model whose\n"
-               "top-1 accuracy on the last --select images of the TRAINING split drops by at\n"
-               "most target.drop points (default 0.5); the test split is only used for the\n"
-               "accuracy printed at the end. Needs --data. Centroids are fp16 in the search;\n"
-               "biases are always rounded to fp16 (stored as halves).\n"
-               "Conv / Gemm layers are pruned by |w| * std(input) and their biases corrected\n"
-               "for the mean change, from input statistics of the sensitivity images\n"
-               "(--magnitude-only: plain magnitude pruning, reproducible from the recipe).\n\n"
-               "  -o, --output PATH        output .sqz (required)\n"
-               "  --input-shape NAME:DIMS  fix an input shape (as sqz import; repeatable)\n"
-               "  --recipe FILE            recipe file: key = value lines, # comments; keys:\n"
-               "                           prune.sparsity, prune.scope (layer|global),\n"
-               "                           prune.layer.<node>, share.bits, share.bits.conv,\n"
-               "                           share.bits.fc, share.layer.<node>, share.fp16,\n"
-               "                           huffman, target.drop\n"
-               "  --sparsity S             prune.sparsity (0 <= S < 1)\n"
-               "  --prune-scope layer|global\n"
-               "  --bits B                 share.bits (2..8)\n"
-               "  --bits-conv B            share.bits.conv\n"
-               "  --bits-fc B              share.bits.fc\n"
-               "  --fp16                   share.fp16 = 1\n"
-               "  --no-huffman             huffman = 0 (default 1)\n"
-               "  --target-drop P          target.drop, accuracy points (default 0.5)\n"
-               "  --set KEY=VALUE          any recipe key (repeatable; after --recipe)\n"
-               "  --data NAME              fashion-mnist or mnist: accuracy before / after on\n"
-               "                           the test split; the search uses the training split\n"
-               "  --data-dir DIR           default /usr/share/datasets/<NAME>\n"
-               "  --select N               training images for the search (default 10000)\n"
-               "  --sens-images N          of which used for the sensitivity sweep (default 500)\n"
-               "  --refine N               greedy one-layer steps after the bisection (default 8)\n"
-               "  --confidence Z           a setting passes when drop + Z standard errors of the\n"
-               "                           measured drop <= target.drop (default 0; 0..10)\n"
-               "  --verbose                search progress on stderr also with --json\n"
-               "  --unencoded PATH         also write the same (pruned, shared) weights stored\n"
-               "                           raw, to check that the encoding is lossless\n"
-               "  --batch B                images per run when evaluating (default 50)\n"
-               "  --threads N              worker threads (default 1)\n"
-               "  --json                   one JSON object on stdout instead of the table\n"
-               "  -h, --help               this help\n");
+    fprintf(f,
+            "usage: sqz compress model.onnx -o out.sqz [--recipe FILE | flags] [options]\n\n"
+            "Import an ONNX model (as sqz import: default batch 1), prune the smallest weights\n"
+            "of the Conv/ConvTranspose/Gemm/MatMul layers, share the rest through per-layer\n"
+            "k-means codebooks, and write the encoded .sqz atomically. Prints the size per\n"
+            "layer and per stage (fp32 -> pruned -> shared -> huffman), the ratio against the\n"
+            "ONNX file, and the accuracy before / after when --data is given.\n"
+            "A .sqz input is not supported yet: give the .onnx model.\n\n"
+            "Without a recipe (no prune/share key or flag) the sparsity (0..0.95) and the\n"
+            "codebook bits (2..8) of every layer are searched: each layer's sensitivity is\n"
+            "measured alone (KL divergence from the fp32 outputs on --sens-images images),\n"
+            "then a size / sensitivity trade-off is bisected for the smallest model whose\n"
+            "top-1 accuracy on the last --select images of the TRAINING split drops by at\n"
+            "most target.drop points (default 0.5); the test split is only used for the\n"
+            "accuracy printed at the end. Needs --data. Centroids are fp16 in the search;\n"
+            "biases are always rounded to fp16 (stored as halves).\n"
+            "Conv / Gemm layers are pruned by |w| * std(input) and their biases corrected\n"
+            "for the mean change, from input statistics of the sensitivity images\n"
+            "(--magnitude-only: plain magnitude pruning, reproducible from the recipe).\n\n"
+            "  -o, --output PATH        output .sqz (required)\n"
+            "  --input-shape NAME:DIMS  fix an input shape (as sqz import; repeatable)\n"
+            "  --recipe FILE            recipe file: key = value lines, # comments; keys:\n"
+            "                           prune.sparsity, prune.scope (layer|global),\n"
+            "                           prune.layer.<node>, share.bits, share.bits.conv,\n"
+            "                           share.bits.fc, share.layer.<node>, share.fp16,\n"
+            "                           huffman, target.drop\n"
+            "  --sparsity S             prune.sparsity (0 <= S < 1)\n"
+            "  --prune-scope layer|global\n"
+            "  --bits B                 share.bits (2..8)\n"
+            "  --bits-conv B            share.bits.conv\n"
+            "  --bits-fc B              share.bits.fc\n"
+            "  --fp16                   share.fp16 = 1\n"
+            "  --no-huffman             huffman = 0 (default 1)\n"
+            "  --target-drop P          target.drop, accuracy points (default 0.5)\n"
+            "  --set KEY=VALUE          any recipe key (repeatable; after --recipe)\n"
+            "  --data NAME              fashion-mnist or mnist: accuracy before / after on\n"
+            "                           the test split; the search uses the training split\n"
+            "  --data-dir DIR           default /usr/share/datasets/<NAME>\n"
+            "  --select N               training images for the search (default 10000)\n"
+            "  --sens-images N          of which used for the sensitivity sweep (default 500)\n"
+            "  --refine N               greedy one-layer steps after the bisection (default 8)\n"
+            "  --confidence Z           a setting passes when drop + Z standard errors of the\n"
+            "                           measured drop <= target.drop (default 0; 0..10)\n"
+            "  --verbose                search progress on stderr also with --json\n"
+            "  --lsq                    search: Gemm layers pruned by least squares instead\n"
+            "                           (gradual re-masking as sqz prune --refit, the Gram\n"
+            "                           matrix of their inputs from the 4000 training images\n"
+            "                           before the selection; slower, smaller models)\n"
+            "  --strip                  leave the metadata (recipe, import notes, ONNX producer)\n"
+            "                           out of the file: what sqz info shows, not needed to run\n"
+            "  --unencoded PATH         also write the same (pruned, shared) weights stored\n"
+            "                           raw, to check that the encoding is lossless\n"
+            "  --batch B                images per run when evaluating (default 50)\n"
+            "  --threads N              worker threads (default 1)\n"
+            "  --json                   one JSON object on stdout instead of the table\n"
+            "  -h, --help               this help\n");
 }
 
 typedef struct kv_arg {
@@ -88,7 +95,7 @@ typedef struct copts {
     int n_kv;
     long long select, sens, batch, threads, refine;
     double z;
-    int json, verbose, magnitude;
+    int json, verbose, magnitude, strip, lsq;
 } copts;
 
 static void copts_free(copts *o) {
@@ -139,6 +146,14 @@ static int parse_args(int argc, char **argv, copts *o) {
         }
         if (strcmp(a, "--magnitude-only") == 0) {
             o->magnitude = 1;
+            continue;
+        }
+        if (strcmp(a, "--strip") == 0) {
+            o->strip = 1;
+            continue;
+        }
+        if (strcmp(a, "--lsq") == 0) {
+            o->lsq = 1;
             continue;
         }
         if (strcmp(a, "--fp16") == 0 || strcmp(a, "--no-huffman") == 0) {
@@ -464,6 +479,7 @@ int cmd_compress(int argc, char **argv) {
         so.fp16 = 1; /* fp16 centroids: half the codebook bytes, error < 2^-11 relative */
         so.huffman = rec.huffman;
         so.aware = !o.magnitude;
+        so.lsq = o.lsq;
         so.refine = (int)o.refine;
         so.z = o.z;
         so.verbose = !o.json || o.verbose;
@@ -524,6 +540,13 @@ int cmd_compress(int argc, char **argv) {
             rc = CLI_ERUNTIME;
             goto done;
         }
+    }
+    if (o.strip) { /* metadata is for sqz info only; the runtime does not read it */
+        for (int i = 0; i < g->n_meta; i++) {
+            free(g->meta[i].key);
+            free(g->meta[i].value);
+        }
+        g->n_meta = 0;
     }
     if (sqzc_write_sqz(g, o.out, err, sizeof err) != 0) {
         cli_error(CMD, "%s", err);

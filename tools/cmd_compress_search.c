@@ -12,6 +12,7 @@
 
 #include "cli_util.h"
 #include "sqzc/prune.h"
+#include "sqzc/prune_refit.h"
 #include "sqzc/tensor_encode.h"
 #include "sqzc/weight_share.h"
 #include "sqzc/writer.h"
@@ -123,6 +124,9 @@ enum { NSP = sizeof kSp / sizeof kSp[0], NB = sizeof kBits / sizeof kBits[0], NO
 /* an option flipping more than this fraction of the calibration predictions
  * alone is never worth keeping (and a stronger one is not tried) */
 #define MAX_FLIP 0.10
+/* least-squares pruning of Gemm layers: images for the Gram matrix, widest input */
+#define GRAM_IMAGES 4000
+#define GRAM_MAX_FEATURES 2048
 
 typedef struct layer_opts {
     int node;
@@ -136,6 +140,9 @@ typedef struct layer_opts {
     double *sum, *sq; /* per feature: sums of x and x^2 */
     int64_t cnt;      /* samples per feature */
     float *bias0;     /* the bias as imported */
+    double *gram;     /* Gemm: Gram matrix of [x, 1] ((nfeat + 1)^2) on images before the
+                         selection, for least-squares pruning; NULL: none */
+    float *lsq[NSP];  /* the least-squares pruned weights per sparsity of kSp (cache) */
     double bytes[NOPT];
     double damage[NOPT]; /* INFINITY: unusable / not tried */
 } layer_opts;
@@ -158,7 +165,21 @@ static int apply_layer(sqzc_graph *g, const csr_snapshot *s, const layer_opts *l
     if (restore_one(g, s, i) != 0) return -1;
     sqzc_tensor *t = &g->tensors[s->tens[i]];
     int64_t n = sqz_shape_numel(&t->shape);
-    if (lo && lo->aware) {
+    int si = 0;
+    while (si < NSP - 1 && kSp[si] != sp) si++;
+    if (lo && lo->aware && lo->gram && sp > 0.0f && kSp[si] == sp && lo->lsq[si]) {
+        memcpy(t->f32, lo->lsq[si], (size_t)n * sizeof *t->f32);
+    } else if (lo && lo->aware && lo->gram && sp > 0.0f) {
+        /* least squares: the surviving weights take over the removed ones' output */
+        if (sqzc_prune_gram(t->f32, s->data[i], NULL, lo->bias0, lo->gram, lo->nfeat, n / lo->nfeat,
+                            !lo->trans_b, (int64_t)llround((double)sp * (double)n), 0.0f) != 0)
+            return -1;
+        if (kSp[si] == sp) {
+            layer_opts *lw = (layer_opts *)lo; /* the cache only */
+            lw->lsq[si] = malloc((size_t)n * sizeof *t->f32);
+            if (lw->lsq[si]) memcpy(lw->lsq[si], t->f32, (size_t)n * sizeof *t->f32);
+        }
+    } else if (lo && lo->aware) {
         if (sp > 0.0f && prune_aware(t->f32, &t->shape, lo, sp) != 0) return -1;
     } else if (sp > 0.0f && sqzc_prune_array(t->f32, n, sp) < 0) {
         return -1;
@@ -251,6 +272,7 @@ typedef struct search_ctx {
     float *logits;
     int evaluated;
     uint8_t *base_pred, *pred; /* selection predictions: fp32, current */
+    int gram_pass;             /* collect_stats fills the Gram matrices instead of the sums */
 } search_ctx;
 
 /* selection accuracy of g and the standard error of its drop against fp32
@@ -367,6 +389,21 @@ static int stats_batch(void *vctx, const sqz_session *s, const float *in, int nb
             lo->aware = 0; /* layout not understood: magnitude pruning */
             continue;
         }
+        if (c->gram_pass) {
+            if (!lo->gram || lo->conv) continue;
+            int64_t D = lo->nfeat + 1;
+            for (int b = 0; b < nb; b++) {
+                const float *p = x + (size_t)b * (size_t)per;
+                for (int64_t r = 0; r < D; r++) {
+                    double xr = r < lo->nfeat ? p[r] : 1.0;
+                    if (xr == 0.0) continue;
+                    double *gr = lo->gram + r * D;
+                    for (int64_t q = 0; q < lo->nfeat; q++) gr[q] += xr * p[q];
+                    gr[lo->nfeat] += xr;
+                }
+            }
+            continue;
+        }
         for (int b = 0; b < nb; b++)
             for (int64_t f = 0; f < lo->nfeat; f++) {
                 const float *p = x + (size_t)b * (size_t)per + (size_t)(f * hw);
@@ -385,7 +422,7 @@ static int stats_batch(void *vctx, const sqz_session *s, const float *in, int nb
 
 /* Input statistics of every layer on the calibration images of the fp32
  * model: the layer inputs become extra graph outputs of a temporary copy. */
-static int collect_stats(search_ctx *c) {
+static int collect_stats(search_ctx *c, int first, int count) {
     sqzc_graph *g = c->g;
     int rc = CLI_ERUNTIME;
     int32_t *outs = malloc(((size_t)g->n_outputs + (size_t)c->nl) * sizeof *outs);
@@ -426,12 +463,12 @@ static int collect_stats(search_ctx *c) {
     if (rc == 0) {
         stats_ctx sc = {c, oi};
         eval_result er;
-        rc = eval_run_each(c->cmd, m, c->set, c->o->first, c->o->n_calib, c->o->batch,
-                           c->o->threads, NULL, NULL, 0, stats_batch, &sc, &er);
+        rc = eval_run_each(c->cmd, m, c->set, first, count, c->o->batch, c->o->threads, NULL, NULL,
+                           0, stats_batch, &sc, &er);
         sqz_model_free(m);
     }
     for (int i = 0; i < c->nl; i++)
-        if (c->L[i].aware && c->L[i].cnt == 0) c->L[i].aware = 0;
+        if (!c->gram_pass && c->L[i].aware && c->L[i].cnt == 0) c->L[i].aware = 0;
     free(outs);
     free(oi);
     return rc;
@@ -674,7 +711,41 @@ int csr_search(const char *cmd, sqzc_graph *g, const eval_set *set, const csr_op
     if (o->aware) {
         for (int i = 0; i < c.nl; i++)
             if (layer_setup(g, &c.L[i]) != 0) goto oom;
-        if ((rc = collect_stats(&c)) != 0) goto done;
+        if ((rc = collect_stats(&c, o->first, o->n_calib)) != 0) goto done;
+        /* Gram matrices of the dense, not yet pruned Gemm layers' inputs on the
+         * GRAM_IMAGES training images before the selection (fitting the least
+         * squares on the images that score it would flatter it) */
+        int ng = o->first < GRAM_IMAGES ? o->first : GRAM_IMAGES, n_gram = 0;
+        for (int i = 0; i < c.nl && ng >= 64 && o->lsq; i++) {
+            layer_opts *lo = &c.L[i];
+            const sqzc_tensor *wt = &g->tensors[c.snap.tens[i]];
+            int64_t n = sqz_shape_numel(&wt->shape), nz = 0;
+            for (int64_t e = 0; e < n; e++) nz += wt->f32[e] == 0.0f;
+            if (!lo->aware || lo->conv || lo->nfeat > GRAM_MAX_FEATURES || nz > 0) continue;
+            lo->gram = calloc((size_t)((lo->nfeat + 1) * (lo->nfeat + 1)), sizeof *lo->gram);
+            if (!lo->gram) goto oom;
+            n_gram++;
+        }
+        if (n_gram > 0) {
+            c.gram_pass = 1;
+            rc = collect_stats(&c, o->first - ng, ng);
+            c.gram_pass = 0;
+            if (rc != 0) goto done;
+            for (int i = 0; i < c.nl; i++) {
+                layer_opts *lo = &c.L[i];
+                if (!lo->gram) continue;
+                int64_t D = lo->nfeat + 1;
+                if (lo->gram[D * D - 1] < 1) { /* no rows */
+                    free(lo->gram);
+                    lo->gram = NULL;
+                }
+            }
+            if (o->verbose)
+                fprintf(stderr,
+                        "sqz %s: least-squares pruning for %d Gemm layers (Gram on "
+                        "training images %d..%d)\n",
+                        cmd, n_gram, o->first - ng, o->first - 1);
+        }
         rc = CLI_ERUNTIME;
         for (int i = 0; i < c.nl; i++) n_aware += c.L[i].aware;
         if (o->verbose)
@@ -885,6 +956,8 @@ done:
         free(c.L[i].sum);
         free(c.L[i].sq);
         free(c.L[i].bias0);
+        free(c.L[i].gram);
+        for (int k = 0; k < NSP; k++) free(c.L[i].lsq[k]);
     }
     free(c.L);
     free(c.logits);

@@ -60,6 +60,7 @@ typedef struct csr_options {
     double target_drop; /* points */
     int fp16, huffman;
     int aware;   /* activation-aware pruning + bias correction from input statistics */
+    int lsq;     /* with aware: Gemm layers pruned by least squares (sqzc_prune_gram) */
     int refine;  /* greedy refinement steps after the bisection (0: none) */
     double z;    /* pass when drop + z * (standard error of the drop) <= target */
     int verbose; /* progress lines on stderr */

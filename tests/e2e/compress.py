@@ -3,7 +3,8 @@
   1. an explicit recipe file (share.bits = 4, Huffman): the written .sqz is
      evaluated with `sqz eval`; its accuracy must equal the one compress
      reports, stay within target.drop (0.5 points) of the fp32 model, and the
-     ratio against the ONNX file must be >= 8x;
+     ratio against the ONNX file must be >= 8x; with --strip (no metadata)
+     the file is smaller and predicts the same;
   2. the default search (no recipe, --data fashion-mnist): ratio >= 10x and
      `sqz eval` agrees with the accuracy compress reports;
   3. bad recipes fail before any work, naming file:line and key, leaving no file;
@@ -63,6 +64,16 @@ def main():
         ratio = os.path.getsize(ONNX) / os.path.getsize(out)
         check(ratio >= 8.0 and not res["size_is_estimate"],
               f"recipe: file ratio {ratio:.2f}x >= 8x (reported {res['ratio']:.2f}x)")
+        # --strip: the same model without the metadata, same predictions
+        stripped = os.path.join(work, "lenet300_b4_strip.sqz")
+        r = run([sqz, "compress", ONNX, "--recipe", recipe, "--strip", "-o", stripped])
+        if r.returncode != 0:
+            check(False, "compress --strip: " + r.stderr.strip())
+        else:
+            sa = evaluate(sqz, stripped)
+            check(sa == acc and os.path.getsize(stripped) < os.path.getsize(out),
+                  f"--strip: {os.path.getsize(out)} -> {os.path.getsize(stripped)} bytes, "
+                  f"accuracy {acc:.2f}% -> {sa:.2f}%")
 
     # 2. default search
     out = os.path.join(work, "lenet300_auto.sqz")
