@@ -18,7 +18,7 @@
  *    MB/s of f32 output (thread CPU time; SQZ_BENCH_WALL=1 for wall time).
  *  - load: sqz_model_load_buffer of the serialized .sqz (decodes and packs the
  *    weights), median of 21 runs, next to the same model stored raw.
- * Usage: bench_compress MODEL.onnx RECIPE|search [MODEL.onnx RECIPE|search ...]
+ * Usage: bench_compress MODEL.onnx RECIPE|search[:lsq][:z=Z] [MODEL.onnx ...]
  *   (bench/compress.sh runs it on the reference models with bench/recipes/) */
 #include <stdint.h>
 #include <stdio.h>
@@ -130,7 +130,7 @@ static void bench_model(const char *onnx, const char *recipe) {
         fprintf(stderr, "bench_compress: %s: %s\n", onnx, err);
         exit(2);
     }
-    if (strcmp(recipe, "search") == 0) {
+    if (strncmp(recipe, "search", 6) == 0 && (recipe[6] == '\0' || recipe[6] == ':')) {
         /* the defaults of sqz compress (tools/cmd_compress.c) */
         eval_set train;
         if (eval_set_load("bench", "fashion-mnist", NULL, "train", &train) != 0) exit(2);
@@ -147,6 +147,10 @@ static void bench_model(const char *onnx, const char *recipe) {
         so.aware = 1;
         so.refine = 8;
         so.z = 0.0;
+        /* search:lsq (sqz compress --lsq), search:z=Z (--confidence Z), combinable */
+        so.lsq = strstr(recipe, ":lsq") != NULL;
+        const char *zs = strstr(recipe, ":z=");
+        if (zs) so.z = atof(zs + 3);
         csr_result sr;
         double t0 = now();
         if (csr_search("bench", g, &train, &so, &r, &sr) != 0) exit(2);

@@ -7,7 +7,8 @@
 # bench/huffman.c.
 # Usage: bash bench/compress.sh [model ...]   (default lenet300 lenet5; "all" adds
 #   mobilenet and resnet, whose searches take several CPU minutes each); SQZ_BUILD=dir
-#   (default build/rel)
+#   (default build/rel); SQZ_SEARCH=search:lsq (sqz compress --lsq), search:lsq:z=1
+#   (--lsq --confidence 1): the search's options (default: search)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${SQZ_BUILD:-build/rel}
@@ -18,7 +19,7 @@ cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$B" -j"$(nproc 2>/dev/null || echo 2)" --target bench_compress bench_huffman >/dev/null
 args=()
 for m in "${models[@]}"; do
-  [ -f "tools/models/$m.onnx" ] && args+=("tools/models/$m.onnx" search)
+  [ -f "tools/models/$m.onnx" ] && args+=("tools/models/$m.onnx" "${SQZ_SEARCH:-search}")
 done
 "$B/bench_compress" "${args[@]}"
 echo

@@ -198,9 +198,58 @@ static void test_channels(void **state) {
     sqzc_graph_free(orig);
 }
 
+/* sqzc_prune_gram: exact zero count, and the kept weights are the (ridge-)
+ * least-squares fit of the original outputs on their support: the residual
+ * is orthogonal to every kept input, for both weight layouts */
+static void test_gram(void **state) {
+    (void)state;
+    enum { K = 13, NO = 5, S = 300, D = K + 1 };
+    tu_rng r;
+    tu_rng_seed(&r, 7);
+    static float X[S][K], W0[K * NO], W[K * NO], b0[NO], b[NO];
+    static double G[D * D];
+    for (int i = 0; i < S; i++)
+        for (int k = 0; k < K; k++) X[i][k] = tu_rng_uniform(&r, -1, 1) + (k % 3 ? 0.5f : 0.0f);
+    for (int e = 0; e < K * NO; e++) W0[e] = tu_rng_uniform(&r, -1, 1);
+    for (int o = 0; o < NO; o++) b0[o] = tu_rng_uniform(&r, -0.5f, 0.5f);
+    memset(G, 0, sizeof G);
+    for (int i = 0; i < S; i++)
+        for (int a = 0; a < D; a++)
+            for (int c = 0; c < D; c++)
+                G[a * D + c] += (a < K ? X[i][a] : 1.0) * (c < K ? X[i][c] : 1.0);
+    for (int cm = 0; cm <= 1; cm++) {
+        const int64_t zeros = 40;
+        assert_int_equal(sqzc_prune_gram(W, W0, b, b0, G, K, NO, cm, zeros, 1e-6f), 0);
+        int64_t z = 0;
+        for (int e = 0; e < K * NO; e++) z += W[e] == 0.0f;
+        assert_int_equal(z, zeros);
+        double worst = 0, scale = 0;
+        for (int o = 0; o < NO; o++)
+            for (int k = 0; k <= K; k++) {
+                if (k < K && W[cm ? k * NO + o : o * K + k] == 0.0f) continue;
+                double dot = 0, nn = 0;
+                for (int i = 0; i < S; i++) {
+                    double y = b0[o], yh = b[o];
+                    for (int j = 0; j < K; j++) {
+                        y += (double)W0[cm ? j * NO + o : o * K + j] * X[i][j];
+                        yh += (double)W[cm ? j * NO + o : o * K + j] * X[i][j];
+                    }
+                    double xk = k < K ? X[i][k] : 1.0;
+                    dot += (y - yh) * xk;
+                    nn += fabs(y * xk);
+                }
+                worst = fabs(dot) > worst ? fabs(dot) : worst;
+                scale = nn > scale ? nn : scale;
+            }
+        print_message("layout %d: largest |residual . x_k| %.3g (scale %.3g)\n", cm, worst, scale);
+        assert_true(worst < 1e-4 * scale);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unstructured),
+        cmocka_unit_test(test_gram),
         cmocka_unit_test(test_channels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

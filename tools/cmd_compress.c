@@ -290,7 +290,8 @@ oom:
 /* Round the f32 biases of Conv / ConvTranspose / Gemm (and of MatMul + Add) to the nearest fp16
  * value (2^-11 relative at most, far below the weight sharing's error): the
  * writer then stores them as exact halves (sqz/format.h SQZ_ENC_F16), half
- * the bytes. Values outside the fp16 normal range are left as they are. */
+ * the bytes. Values below the fp16 normal range go to the subnormal grid, values
+ * above it (or NaN) are left as they are. */
 static void round_biases_f16(sqzc_graph *g) {
     for (int i = 0; i < g->n_nodes; i++) {
         const sqzc_node *n = &g->nodes[i];
@@ -312,7 +313,11 @@ static void round_biases_f16(sqzc_graph *g) {
         int64_t ne = sqz_shape_numel(&b->shape);
         for (int64_t k = 0; k < ne; k++) {
             float v = b->f32[k], a = fabsf(v);
-            if (!(a >= 0x1p-14f && a <= 65504.0f)) continue;
+            if (a < 0x1p-14f) { /* fp16 subnormal range: the 2^-24 grid (error <= 2^-25) */
+                b->f32[k] = rintf(v * 0x1p24f) * 0x1p-24f;
+                continue;
+            }
+            if (!(a <= 65504.0f)) continue;
             int e;
             float m = frexpf(v, &e); /* v = m * 2^e, |m| in [0.5, 1): keep 11 bits */
             b->f32[k] = ldexpf(rintf(m * 2048.0f) / 2048.0f, e);
