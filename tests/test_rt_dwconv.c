@@ -332,8 +332,10 @@ static void test_batch_threads(void **state) {
     tu_rng rng;
     tu_rng_seed(&rng, 4242);
     for (int ks = 0; ks < 4; ks++) {
+        /* (batches large enough to pass the kernel's 2^19-MAC split
+         * threshold in every case: 16 x 17 x 16 x 15 x 9 = 587k for k3 s2) */
         conv_case c = dw_case(17, 31, 29, ks < 2 ? 3 : 5, 1 + (ks & 1));
-        c.N = 3;
+        c.N = 16;
         c.threads = 2;
         set_act(&c, SQZ_ACT_CLIP);
         c.alpha = 0.0f;
@@ -344,9 +346,9 @@ static void test_batch_threads(void **state) {
         set_act(&c, SQZ_ACT_HARD_SWISH);
         check_case(&rng, &c);
         /* small planes (the channel-block kernel: blocks of 16 channels,
-         * 37 = 2 x 16 + 5, blocks of 3 images split over the parts) */
+         * 37 = 2 x 16 + 5, blocks of images split over the parts) */
         conv_case d = dw_case(37, 13, 9 + (ks & 1), ks < 2 ? 3 : 5, 1 + (ks & 1));
-        d.N = 3;
+        d.N = 48; /* 48 x 37 x 7 x 5 x 9 = 559k MACs for k3 s2 */
         d.threads = 2;
         set_act(&d, ks == 1 ? SQZ_ACT_SIGMOID : SQZ_ACT_RELU);
         check_case(&rng, &d);

@@ -233,7 +233,7 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
     memset(&p, 0, sizeof(p));
     p.op = SQZ_OP_CONV;
     p.k = k;
-    p.par_min_macs = sqz_gemm_par_min_macs();
+    p.par_min_macs = sqz_gemm_conv_par_min_macs();
     p.N = x->dims[0];
     p.C = x->dims[1];
     p.M = w->dims[0];
