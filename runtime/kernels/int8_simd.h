@@ -38,6 +38,13 @@ enum { SQZ_I8_ISA_AVX2 = 1, SQZ_I8_ISA_VNNI = 2, SQZ_I8_ISA_NEON = 3, SQZ_I8_ISA
 /* Layers below this many MACs run on one thread (a few us of work). */
 #define SQZ_I8_MT_MIN_MACS ((uint64_t)1 << 19)
 
+/* The int8 drivers split their loops through sqz_par_for (par.h): inside the
+ * executor's one team per inference there is no parallel region per node (a
+ * sleeping worker never delays a node). fn(ctx, i0, i1, part) runs items
+ * [i0, i1) on the scratch slice of part (< nt); contiguous ranges. */
+typedef void (*sqz_i8_range_fn)(const sqz_op_ctx *ctx, int64_t i0, int64_t i1, int part);
+void sqz_i8_par_range(const sqz_op_ctx *ctx, int nt, int64_t n, sqz_i8_range_fn fn);
+
 /* Requantization constants of one output channel, in the forms the vector
  * epilogues use. */
 typedef struct sqz_i8_rqv {

@@ -545,11 +545,9 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
     fuse_silu(s, readers); /* also counts the readers of every tensor */
 
     /* the one-team executor needs kernels that split through sqz_par_for
-     * (par.h): every fp32 kernel does; the int8 kernels still open their own
-     * parallel regions (nested in a team they would run on one thread) */
+     * (par.h): the fp32 and int8 GEMM / conv / depthwise kernels do; the
+     * others' own parallel regions run on one thread inside the team */
     s->team = s->num_threads > 1;
-    for (int i = 0; i < nn && s->team; i++)
-        if (sqz_ctx_is_int8(&s->nodes[i].ctx)) s->team = 0;
     if (s->team) {
         /* a graph with no node big enough to split (LeNet-sized) only pays
          * the team's start and hand-offs: lenet300 at 2 threads, passive

@@ -12,9 +12,6 @@
 #include <string.h>
 
 #include "int8_simd.h"
-#if defined(SQZ_HAVE_OPENMP)
-#include <omp.h>
-#endif
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
 #include "cpu.h"
@@ -151,45 +148,14 @@ static int dw_prepare(sqz_op_ctx *ctx, sqz_i8_dw_plane plane, int vnni) {
     return 0;
 }
 
-static void dw_run(const sqz_op_ctx *ctx) {
+/* planes [p0, p1) through the bordered copy of part tid's scratch slice */
+static void dw_planes_part(const sqz_op_ctx *ctx, int64_t p0, int64_t p1, int tid) {
     const i8dw *p = ctx->params;
     const sqz_i8_linear *li = &p->li;
     const ref_geom *g = &li->g;
     const int8_t *X = (const int8_t *)ctx->in_data[0];
     int8_t *Y = (int8_t *)ctx->out_data[0];
-    int64_t planes = li->batch * li->n_co;
-    int nt = p->nt;
-    (void)nt;
-#if defined(__x86_64__) || defined(_M_X64)
-    if (p->small) {
-        sqz_i8_dw_small a = p->sm;
-        a.X = X;
-        a.Y = Y;
-#if defined(SQZ_HAVE_OPENMP)
-#pragma omp parallel num_threads(nt)
-#endif
-        { /* each thread a contiguous run of planes (the kernel pipelines them) */
-            int tid = 0, n = 1;
-#if defined(SQZ_HAVE_OPENMP)
-            tid = omp_get_thread_num();
-            n = omp_get_num_threads();
-#endif
-            int64_t per = (planes + n - 1) / n, p0 = tid * per;
-            int64_t p1 = p0 + per < planes ? p0 + per : planes;
-            uint8_t *buf = (uint8_t *)ctx->scratch + (size_t)tid * p->thread_bytes;
-            sqz_i8_dw_small_vnni(&a, p0, p1, buf, (int8_t *)buf + 2 * a.buf_bytes);
-        }
-        return;
-    }
-#endif
-#if defined(SQZ_HAVE_OPENMP)
-#pragma omp parallel for num_threads(nt) schedule(static)
-#endif
-    for (int64_t pl = 0; pl < planes; pl++) {
-        int tid = 0;
-#if defined(SQZ_HAVE_OPENMP)
-        tid = omp_get_thread_num();
-#endif
+    for (int64_t pl = p0; pl < p1; pl++) {
         int8_t *buf = (int8_t *)ctx->scratch + (size_t)tid * p->thread_bytes;
         int64_t c = pl % li->n_co;
         const int8_t *x = X + pl * li->in_sp;
@@ -230,6 +196,31 @@ static void dw_run(const sqz_op_ctx *ctx) {
                      g->out[1], g->out[2], p->off[c], p->rq[c], li->zp_y, li->lo, li->hi, y, NULL);
         }
     }
+}
+
+#if defined(__x86_64__) || defined(_M_X64)
+/* a contiguous run of small planes per part (the kernel pipelines them) */
+static void dw_small_part(const sqz_op_ctx *ctx, int64_t p0, int64_t p1, int tid) {
+    const i8dw *p = ctx->params;
+    sqz_i8_dw_small a = p->sm;
+    a.X = (const int8_t *)ctx->in_data[0];
+    a.Y = (int8_t *)ctx->out_data[0];
+    uint8_t *buf = (uint8_t *)ctx->scratch + (size_t)tid * p->thread_bytes;
+    sqz_i8_dw_small_vnni(&a, p0, p1, buf, (int8_t *)buf + 2 * a.buf_bytes);
+}
+#endif
+
+static void dw_run(const sqz_op_ctx *ctx) {
+    const i8dw *p = ctx->params;
+    const sqz_i8_linear *li = &p->li;
+    int64_t planes = li->batch * li->n_co;
+#if defined(__x86_64__) || defined(_M_X64)
+    if (p->small) {
+        sqz_i8_par_range(ctx, p->nt, planes, dw_small_part);
+        return;
+    }
+#endif
+    sqz_i8_par_range(ctx, p->nt, planes, dw_planes_part);
 }
 
 #if defined(__x86_64__) || defined(_M_X64)

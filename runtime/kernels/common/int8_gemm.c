@@ -6,9 +6,7 @@
 #include <string.h>
 
 #include "int8_simd.h"
-#if defined(SQZ_HAVE_OPENMP)
-#include <omp.h>
-#endif
+#include "par.h"
 
 sqz_i8_rqv sqz_i8_rqv_of(sqz_rq r) {
     sqz_i8_rqv v = {r.M, r.S, (int64_t)1 << (r.S - 1)};
@@ -278,68 +276,84 @@ static void store_wide(const i8lin *p, const int8_t *ytmp, int mr, int64_t q0, i
     }
 }
 
-static void conv_run(const sqz_op_ctx *ctx) {
+typedef struct {
+    const sqz_op_ctx *ctx;
+    int64_t n;
+    int parts;
+    sqz_i8_range_fn fn;
+} i8_range_job;
+
+static void i8_range_part(void *arg, int t) {
+    const i8_range_job *j = arg;
+    j->fn(j->ctx, j->n * t / j->parts, j->n * (t + 1) / j->parts, t);
+}
+
+void sqz_i8_par_range(const sqz_op_ctx *ctx, int nt, int64_t n, sqz_i8_range_fn fn) {
+    if (nt > n) nt = (int)(n > 0 ? n : 1);
+    if (nt <= 1) {
+        fn(ctx, 0, n, 0);
+        return;
+    }
+    i8_range_job j = {ctx, n, nt, fn};
+    sqz_par_for(nt, nt, i8_range_part, &j);
+}
+
+/* [t0, t1) of the conv's padded input planes (wide path) */
+static void conv_fill(const sqz_op_ctx *ctx, int64_t c0, int64_t c1, int part) {
+    (void)part;
     const i8lin *p = ctx->params;
     const sqz_i8_linear *li = &p->li;
     const ref_geom *g = &li->g;
     const int8_t *X = (const int8_t *)ctx->in_data[0];
+    int8_t *planes = (int8_t *)ctx->scratch;
+    for (int64_t c = c0; c < c1; c++) {
+        const int8_t *x = X + c * li->in_sp;
+        int64_t H = g->in[1], W = g->in[2], sh = g->s[1], sw = g->s[2];
+        for (int64_t fh = 0; fh < sh; fh++)
+            for (int64_t fw = 0; fw < sw; fw++) {
+                if (!p->phase_used[fh * sw + fw]) continue;
+                int8_t *d = planes + (size_t)c * p->plane + (size_t)((fh * sw + fw) * p->pp);
+                for (int64_t i = 0; i < p->PH; i++) {
+                    int8_t *row = d + i * p->PW;
+                    int64_t h = i * sh + fh - g->pb[1];
+                    if (h < 0 || h >= H) {
+                        memset(row, li->zp_x, (size_t)p->PW);
+                        continue;
+                    }
+                    const int8_t *xr = x + h * W;
+                    /* columns j with 0 <= j * sw + fw - pl < W */
+                    int64_t c0 = g->pb[2] - fw, j0 = c0 > 0 ? (c0 + sw - 1) / sw : 0;
+                    int64_t j1 = (W + g->pb[2] - fw + sw - 1) / sw;
+                    if (j1 > p->PW) j1 = p->PW;
+                    if (j0 > j1) j0 = j1;
+                    memset(row, li->zp_x, (size_t)j0);
+                    if (sw == 1) {
+                        memcpy(row + j0, xr + j0 + fw - g->pb[2], (size_t)(j1 - j0));
+                    } else {
+                        const int8_t *src = xr + j0 * sw + fw - g->pb[2];
+                        for (int64_t j = 0; j < j1 - j0; j++) row[j0 + j] = src[j * sw];
+                    }
+                    memset(row + j1, li->zp_x, (size_t)(p->PW - j1));
+                }
+            }
+    }
+}
+
+/* conv tasks [t0, t1) on the scratch slice of part tid */
+static void conv_tasks(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int tid) {
+    const i8lin *p = ctx->params;
+    const sqz_i8_linear *li = &p->li;
+    const int8_t *X = (const int8_t *)ctx->in_data[0];
     int8_t *Y = (int8_t *)ctx->out_data[0];
     char *scr = ctx->scratch;
     int8_t *planes = (int8_t *)scr, *zrow = (int8_t *)(scr + p->zrow_off);
-    memset(zrow, li->zp_x, (size_t)p->T);
-    int nt = p->nt;
-    (void)nt;
-    if (p->wide) {
-        int64_t nch = li->batch * li->C;
-        memset(planes + (size_t)nch * p->plane, li->zp_x, p->planes_bytes - (size_t)nch * p->plane);
-#if defined(SQZ_HAVE_OPENMP)
-#pragma omp parallel for num_threads(nt) schedule(static)
-#endif
-        for (int64_t c = 0; c < nch; c++) {
-            const int8_t *x = X + c * li->in_sp;
-            int64_t H = g->in[1], W = g->in[2], sh = g->s[1], sw = g->s[2];
-            for (int64_t fh = 0; fh < sh; fh++)
-                for (int64_t fw = 0; fw < sw; fw++) {
-                    if (!p->phase_used[fh * sw + fw]) continue;
-                    int8_t *d = planes + (size_t)c * p->plane + (size_t)((fh * sw + fw) * p->pp);
-                    for (int64_t i = 0; i < p->PH; i++) {
-                        int8_t *row = d + i * p->PW;
-                        int64_t h = i * sh + fh - g->pb[1];
-                        if (h < 0 || h >= H) {
-                            memset(row, li->zp_x, (size_t)p->PW);
-                            continue;
-                        }
-                        const int8_t *xr = x + h * W;
-                        /* columns j with 0 <= j * sw + fw - pl < W */
-                        int64_t c0 = g->pb[2] - fw, j0 = c0 > 0 ? (c0 + sw - 1) / sw : 0;
-                        int64_t j1 = (W + g->pb[2] - fw + sw - 1) / sw;
-                        if (j1 > p->PW) j1 = p->PW;
-                        if (j0 > j1) j0 = j1;
-                        memset(row, li->zp_x, (size_t)j0);
-                        if (sw == 1) {
-                            memcpy(row + j0, xr + j0 + fw - g->pb[2], (size_t)(j1 - j0));
-                        } else {
-                            const int8_t *src = xr + j0 * sw + fw - g->pb[2];
-                            for (int64_t j = 0; j < j1 - j0; j++) row[j0 + j] = src[j * sw];
-                        }
-                        memset(row + j1, li->zp_x, (size_t)(p->PW - j1));
-                    }
-                }
-        }
-    }
     int64_t tasks = li->batch * li->group * p->ntiles * p->nchunk;
-#if defined(SQZ_HAVE_OPENMP)
-#pragma omp parallel for num_threads(nt) schedule(static)
-#endif
-    for (int64_t task0 = 0; task0 < tasks; task0++) {
+    (void)planes;
+    for (int64_t task0 = t0; task0 < t1; task0++) {
         /* chunk-major: with static scheduling each thread takes whole
          * channel chunks across all tiles (balanced when tiles are unequal) */
         int64_t nbase = tasks / p->nchunk, ch = task0 / nbase, task = task0 % nbase;
         int64_t b0 = ch * p->nblk / p->nchunk, b1 = (ch + 1) * p->nblk / p->nchunk;
-        int tid = 0;
-#if defined(SQZ_HAVE_OPENMP)
-        tid = omp_get_thread_num();
-#endif
         char *base = scr + p->shared_bytes + (size_t)tid * p->thread_bytes;
         const int8_t **rows = (const int8_t **)(void *)(base + p->rows_off);
         int8_t *R = (int8_t *)(base + p->R_off), *ytmp = (int8_t *)(base + p->ytmp_off);
@@ -377,6 +391,22 @@ static void conv_run(const sqz_op_ctx *ctx) {
     }
 }
 
+static void conv_run(const sqz_op_ctx *ctx) {
+    const i8lin *p = ctx->params;
+    const sqz_i8_linear *li = &p->li;
+    char *scr = ctx->scratch;
+    int8_t *planes = (int8_t *)scr, *zrow = (int8_t *)(scr + p->zrow_off);
+    memset(zrow, li->zp_x, (size_t)p->T);
+    if (p->wide) {
+        int64_t nch = li->batch * li->C;
+        memset(planes + (size_t)nch * p->plane, li->zp_x, p->planes_bytes - (size_t)nch * p->plane);
+        sqz_i8_par_range(ctx, p->nt, nch, conv_fill);
+    }
+    /* chunk-major task order: each part takes whole channel chunks across
+     * all tiles (balanced when tiles are unequal) */
+    sqz_i8_par_range(ctx, p->nt, li->batch * li->group * p->ntiles * p->nchunk, conv_tasks);
+}
+
 /* ------------------------------------------------------------ Gemm/MatMul */
 
 #define GEMM_RB 4 /* rows per microkernel call */
@@ -403,11 +433,31 @@ static int gemm_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
     return 0;
 }
 
+/* Gemm tasks [t0, t1): (row block, column block) pairs on the converted
+ * rows (shared scratch, written before the split) */
+static void gemm_tasks(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int part) {
+    (void)part;
+    const i8lin *p = ctx->params;
+    const sqz_i8_linear *li = &p->li;
+    int8_t *Y = (int8_t *)ctx->out_data[0];
+    const char *a = ctx->scratch;
+    size_t row_bytes = (size_t)p->Kp * (size_t)p->isa->esz;
+    for (int64_t task = t0; task < t1; task++) {
+        int64_t b = task % p->nblk, rb = task / p->nblk;
+        int64_t n0 = b * p->isa->nb, r0 = rb * GEMM_RB;
+        int64_t nn = li->n_co - n0 < p->isa->nb ? li->n_co - n0 : p->isa->nb;
+        int nrows = (int)(li->rows - r0 < GEMM_RB ? li->rows - r0 : GEMM_RB);
+        sqz_i8_epi e = {p->off, p->rq, li->zp_y, li->lo, li->hi};
+        p->isa->gemm((const int8_t *)a + (size_t)r0 * row_bytes, nrows, p->Kp,
+                     (const int8_t *)((const char *)p->wp + (size_t)b * p->wblk_bytes), n0, nn,
+                     Y + r0 * li->n_co, li->n_co, &e);
+    }
+}
+
 static void gemm_run(const sqz_op_ctx *ctx) {
     const i8lin *p = ctx->params;
     const sqz_i8_linear *li = &p->li;
     const int8_t *A = (const int8_t *)ctx->in_data[0];
-    int8_t *Y = (int8_t *)ctx->out_data[0];
     char *a = ctx->scratch;
     int8_t *tmp = (int8_t *)(a + p->thread_bytes - up64((size_t)li->K));
     size_t row_bytes = (size_t)p->Kp * (size_t)p->isa->esz;
@@ -424,21 +474,7 @@ static void gemm_run(const sqz_op_ctx *ctx) {
         p->isa->convert(src, li->K, p->Kp, li->zp_x, a + (size_t)r * row_bytes);
     }
     int64_t rblk = rows_pad / GEMM_RB, tasks = rblk * p->nblk;
-    int nt = p->nt < tasks ? p->nt : (int)(tasks > 0 ? tasks : 1);
-    (void)nt;
-#if defined(SQZ_HAVE_OPENMP)
-#pragma omp parallel for num_threads(nt) schedule(static)
-#endif
-    for (int64_t task = 0; task < tasks; task++) {
-        int64_t b = task % p->nblk, rb = task / p->nblk;
-        int64_t n0 = b * p->isa->nb, r0 = rb * GEMM_RB;
-        int64_t nn = li->n_co - n0 < p->isa->nb ? li->n_co - n0 : p->isa->nb;
-        int nrows = (int)(li->rows - r0 < GEMM_RB ? li->rows - r0 : GEMM_RB);
-        sqz_i8_epi e = {p->off, p->rq, li->zp_y, li->lo, li->hi};
-        p->isa->gemm(a + (size_t)r0 * row_bytes, nrows, p->Kp,
-                     (const int8_t *)((const char *)p->wp + (size_t)b * p->wblk_bytes), n0, nn,
-                     Y + r0 * li->n_co, li->n_co, &e);
-    }
+    sqz_i8_par_range(ctx, p->nt, tasks, gemm_tasks);
 }
 
 /* ---------------------------------------------------------------- impls */
