@@ -61,9 +61,22 @@ typedef struct conv_case {
 } conv_case;
 
 static const conv_case k_conv[] = {
-    {1, 1, 1, 1, 1},  {1, 3, 5, 1, 7},    {1, 17, 9, 3, 5},   {2, 8, 4, 4, 4},  {1, 33, 31, 1, 17},
-    {1, 16, 8, 7, 7}, {1, 5, 7, 4, 8},    {1, 24, 13, 3, 11}, {2, 9, 6, 13, 5}, {1, 40, 24, 14, 14},
-    {1, 7, 3, 2, 32}, {1, 12, 10, 1, 65}, {1, 6, 4, 9, 9},
+    {1, 1, 1, 1, 1},
+    {1, 3, 5, 1, 7},
+    {1, 17, 9, 3, 5},
+    {2, 8, 4, 4, 4},
+    {1, 33, 31, 1, 17},
+    {1, 16, 8, 7, 7},
+    {1, 5, 7, 4, 8},
+    {1, 24, 13, 3, 11},
+    {2, 9, 6, 13, 5},
+    {1, 40, 24, 14, 14},
+    {1, 7, 3, 2, 32},
+    {1, 12, 10, 1, 65},
+    {1, 6, 4, 9, 9},
+    /* above the int8 kernel's one-thread size (nnz x pixels >= 2^19 from 30%
+     * density): its rows split over the 2 threads the sparse runs ask for */
+    {1, 96, 64, 28, 28},
 };
 static const float k_dens[] = {0.0f, 0.1f, 0.3f, 0.55f, 1.0f};
 
@@ -105,6 +118,7 @@ static void test_i8_conv(void **state) {
                                (uint32_t)k->m, 0);
                     if (ci % 3 != 1) i8t_bias(&t, 2, i8t_shape(1, k->m), b);
                     i8t_out(&t, SQZ_DT_I8, 0.1f + 0.05f * (float)(ci % 4), zy);
+                    t.threads = v ? 2 : 1;
                     int rc = i8t_run(&t, v ? &sqz_sparse_i8_conv : &sqz_ref_i8_conv, &out[v]);
                     if (rc != 0) fail_msg("conv case %zu: prepare %d: %s", ci, rc, t.err);
                 }

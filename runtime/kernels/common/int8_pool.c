@@ -9,9 +9,6 @@
 
 #include "int8.h"
 #include "int8_simd.h"
-#if defined(SQZ_HAVE_OPENMP)
-#include <omp.h>
-#endif
 
 typedef struct mp_p {
     ref_geom g;
@@ -59,22 +56,13 @@ static int mp_prepare(sqz_op_ctx *ctx) {
  * unsigned byte max, which baseline SSE2 has (pmaxub; signed is SSE4.1).
  * With stride 2 along w each padded row is stored as its even columns then
  * its odd ones, so every tap of a window row is a unit-stride read. */
-static void mp_run(const sqz_op_ctx *ctx) {
+static void mp_planes(const sqz_op_ctx *ctx, int64_t nc0, int64_t nc1, int tid) {
     const mp_p *p = ctx->params;
     const ref_geom *g = &p->g;
     const int8_t *X = (const int8_t *)ctx->in_data[0];
     int8_t *Y = (int8_t *)ctx->out_data[0];
     int64_t in_sp = g->in[1] * g->in[2], out_sp = g->out[1] * g->out[2];
-    int nt = p->nt;
-    (void)nt;
-#if defined(SQZ_HAVE_OPENMP)
-#pragma omp parallel for num_threads(nt) schedule(static)
-#endif
-    for (int64_t nc = 0; nc < p->NC; nc++) {
-        int tid = 0;
-#if defined(SQZ_HAVE_OPENMP)
-        tid = omp_get_thread_num();
-#endif
+    for (int64_t nc = nc0; nc < nc1; nc++) {
         uint8_t *buf = (uint8_t *)ctx->scratch + (size_t)tid * p->plane_bytes;
         uint8_t *acc = buf + p->acc_off;
         const int8_t *x = X + nc * in_sp;
@@ -125,6 +113,14 @@ static void mp_run(const sqz_op_ctx *ctx) {
             for (int64_t ow = 0; ow < OW; ow++) yr[ow] = (int8_t)(uint8_t)(acc[ow] ^ 0x80u);
         }
     }
+}
+
+/* planes split through sqz_par_for (par.h: inside the executor's team too) */
+static void mp_run(const sqz_op_ctx *ctx) {
+    const mp_p *p = ctx->params;
+    /* small pools stay on one thread (as the fp32 pool: < 32k input values) */
+    int64_t in_sp = p->g.in[1] * p->g.in[2];
+    sqz_i8_par_range(ctx, p->NC * in_sp < 32768 ? 1 : p->nt, p->NC, mp_planes);
 }
 
 const sqz_op_impl sqz_i8_fast_maxpool = {mp_prepare, mp_run, free, NULL};

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "int8_simd.h"
+#include "par.h"
 #include "sparse.h"
 #if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
 #include "cpu.h"
@@ -317,6 +318,20 @@ static int sp8_conv_prepare(sqz_op_ctx *ctx) {
     return 0;
 }
 
+typedef struct {
+    const sp8 *p;
+    const int16_t *x16;
+    int64_t xs;
+    int8_t *yb;
+    int64_t chunk; /* output rows per part */
+} sp8_job;
+
+static void sp8_part(void *arg, int t) {
+    const sp8_job *j = arg;
+    int64_t M = j->p->w.rows, r0 = t * j->chunk, r1 = r0 + j->chunk < M ? r0 + j->chunk : M;
+    if (r0 < r1) j->p->spmm(&j->p->w, r0, r1, j->x16, j->xs, j->p->P, j->yb);
+}
+
 static void sp8_conv_run(const sqz_op_ctx *ctx) {
     const sp8 *p = ctx->params;
     const int8_t *X = (const int8_t *)ctx->in_data[0];
@@ -331,15 +346,8 @@ static void sp8_conv_run(const sqz_op_ctx *ctx) {
             p->widen(xb + c * P, x16 + c * xs, P);
             memset(x16 + c * xs + P, 0, (size_t)(xs - P) * sizeof *x16);
         }
-        int8_t *yb = Y + b * M * P;
-        int64_t chunk = (M + nt - 1) / nt;
-#if defined(SQZ_HAVE_OPENMP)
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-#endif
-        for (int t = 0; t < nt; t++) {
-            int64_t r0 = t * chunk, r1 = r0 + chunk < M ? r0 + chunk : M;
-            if (r0 < r1) p->spmm(&p->w, r0, r1, x16, xs, P, yb);
-        }
+        sp8_job j = {p, x16, xs, Y + b * M * P, (M + nt - 1) / nt};
+        sqz_par_for(nt, nt, sp8_part, &j); /* par.h: in the executor's team too */
     }
 }
 
