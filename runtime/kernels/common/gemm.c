@@ -257,6 +257,8 @@ typedef struct split {
     int64_t panels; /* along the split dimension */
 } split;
 
+#define GEMM_SPLIT_LAMBDA 8.0
+
 static split plan_split(const sqz_gemm_args *g) {
     split s = {1, 0, 0};
     int nt = g->num_threads > 1 ? g->num_threads : 1;
@@ -265,9 +267,20 @@ static split plan_split(const sqz_gemm_args *g) {
     if (nt <= 1 || (pn <= 1 && pm <= 1)) return s;
     int64_t min_macs = g->par_min_macs > 0 ? g->par_min_macs : GEMM_PAR_MIN_MACS;
     if ((double)g->M * (double)g->N * (double)g->K < (double)min_macs) return s;
-    /* largest per-thread tile count of each choice; ties go to N */
+    /* Per-thread cost of each choice, in multiply-adds per k step: its
+     * largest tile count x MR x NR, plus GEMM_SPLIT_LAMBDA per row of A and
+     * column of B it reads (an element read costs about that many MACs when
+     * it comes from L3 or the other core's cache: the input of a split node
+     * is often half in the other core's cache). Tile counts alone sent the
+     * 1x1 convs of MobileNetV2 with M = 32 to an M split where both threads
+     * read the whole input: slower at 2 threads than at 1. */
     int64_t cn = (pn + nt - 1) / nt * pm, cm = (pm + nt - 1) / nt * pn;
-    s.by_m = cm < cn;
+    double tile = (double)g->kernel->mr * (double)g->kernel->nr;
+    double rn = (double)(pn + nt - 1) / nt * g->kernel->nr,
+           rm = (double)(pm + nt - 1) / nt * g->kernel->mr;
+    double cost_n = (double)cn * tile + GEMM_SPLIT_LAMBDA * ((double)g->M + rn);
+    double cost_m = (double)cm * tile + GEMM_SPLIT_LAMBDA * (rm + (double)g->N);
+    s.by_m = pn <= 1 || (pm > 1 && cost_m < cost_n);
     s.panels = s.by_m ? pm : pn;
     s.nt = (int)(s.panels < nt ? s.panels : nt);
     return s;
