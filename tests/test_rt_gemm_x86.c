@@ -203,13 +203,16 @@ static void test_gemm_driver(void **state) {
         check_gemm(&isas[ii], &rng, 500, 70, 600, 3, SQZ_ACT_SIGMOID, 1, 2);
         check_gemm(&isas[ii], &rng, 37, 300, 513, 2, SQZ_ACT_CLIP, 1, 2);
         check_gemm(&isas[ii], &rng, 1, 1000, 257, 6, SQZ_ACT_NONE, 0, 2);
+        /* one / two rows (split-k accumulator sets): K not a multiple of 4 */
+        check_gemm(&isas[ii], &rng, 1, 300, 785, 2, SQZ_ACT_RELU, 1, 1);
+        check_gemm(&isas[ii], &rng, 2, 45, 1103, 3, SQZ_ACT_NONE, 1, 1);
         /* one-tile-high product with packed B: the whole K in one k block */
         check_gemm(&isas[ii], &rng, 5, 70, 1100, 2, SQZ_ACT_RELU, 1, 2);
         /* prepacked A above the driver's cold-A size (prefetching kernel path) */
         check_gemm(&isas[ii], &rng, 523, 45, 600, 1, SQZ_ACT_RELU, 1, 1);
         check_gemm(&isas[ii], &rng, 523, 45, 600, 1, SQZ_ACT_NONE, 1, 2);
         printf("[ INFO ] %s: GEMM driver + microkernel checked on %d shapes\n", isas[ii].name,
-               cnt + NSIZES + 7);
+               cnt + NSIZES + 9);
     }
 }
 
