@@ -167,6 +167,39 @@ static void fill_iota(const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = (x ? x[i] : 0.0f) + 1.0f;
 }
 
+/* more parts than one mailbox job holds (16-bit counters): run in chunks,
+ * each part exactly once, on 1-3 threads of a team */
+#define MANY_PARTS 70001
+typedef struct many_job {
+    unsigned char *hits;
+} many_job;
+
+static void many_part(void *arg, int part) {
+    const many_job *j = arg;
+#if defined(_OPENMP)
+#pragma omp atomic
+#endif
+    j->hits[part]++;
+}
+
+static void many_body(void *arg) {
+    many_job *j = arg;
+    sqz_par_for(2, MANY_PARTS, many_part, j);
+}
+
+static void test_par_team_many_parts(void **state) {
+    (void)state;
+    for (int nt = 1; nt <= 3; nt++) {
+        many_job j = {calloc(MANY_PARTS + 1, 1)};
+        assert_non_null(j.hits);
+        sqz_par_team_run(nt, many_body, &j);
+        for (int p = 0; p < MANY_PARTS; p++)
+            if (j.hits[p] != 1) fail_msg("nt=%d: part %d ran %d times", nt, p, j.hits[p]);
+        assert_int_equal(j.hits[MANY_PARTS], 0);
+        free(j.hits);
+    }
+}
+
 static void test_par_eltwise(void **state) {
     (void)state;
     const size_t sizes[] = {0, 1, 15, 16, 17, 100, 1000, 4097};
@@ -402,9 +435,8 @@ static void test_graph_threads(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_par_for_parts),
-        cmocka_unit_test(test_par_eltwise),
-        cmocka_unit_test(test_par_team),
+        cmocka_unit_test(test_par_for_parts), cmocka_unit_test(test_par_eltwise),
+        cmocka_unit_test(test_par_team),      cmocka_unit_test(test_par_team_many_parts),
         cmocka_unit_test(test_graph_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,10 +10,17 @@
  * already running on a helper, which are bounded work (spinning briefly, then
  * yielding the CPU). A helper that wakes late finds a later job, or nothing.
  *
- * The mailbox is a seqlock: word = generation << 32 | next part. The master
- * marks the word busy, writes the job, then publishes (generation + 1, 0); a
- * helper reads the word, then the job, and claims part `next` with a CAS on
- * the word it read, so a claim only succeeds for the job it read. */
+ * The mailbox is a seqlock: word = generation << 32 | back << 16 | front,
+ * the unclaimed parts being [front, back). The master marks the word busy,
+ * writes the job, then publishes (generation + 1, back = parts, front = 0);
+ * a claimer reads the word, then the job, and claims with a CAS on the word
+ * it read, so a claim only succeeds for the job it read.
+ * The master claims from the front, helpers from the back: with two
+ * threads the master runs the first parts and the helper the last ones on
+ * every run and every node, so the data a part touches (its half of the
+ * weights, its rows of the activations, which the previous split node wrote
+ * on the same core) stays in that core's cache. (Both claiming from the
+ * front gave the halves to whichever core came first.) */
 #include "par.h"
 
 #include <stdint.h>
@@ -59,16 +66,30 @@ void sqz_par_eltwise(int nt, sqz_par_eltwise_fn fn, const float *x, float *y, si
 #define MB_BUSY 0xFFFFFFFFu
 
 typedef struct team {
-    _Atomic uint64_t word; /* generation << 32 | next part (MB_BUSY: being written) */
+    _Atomic uint64_t word; /* generation << 32 | back << 16 | front (MB_BUSY: being written) */
     _Atomic(sqz_par_fn) fn;
     _Atomic(void *) arg;
-    _Atomic int parts;
     _Atomic int done;    /* parts finished in this generation */
     _Atomic int helpers; /* helper tasks queued or running */
     _Atomic int closing; /* the body is done: helpers stop waiting for jobs */
     int nt, spin;
     int active; /* master only: a job is running (a nested sqz_par_for runs inline) */
 } team;
+
+/* most parts one mailbox job holds (back and front are 16-bit fields; the
+ * busy mark has both at 0xFFFF) */
+#define TEAM_MAX_PARTS 0xFFF0
+
+typedef struct offset_job {
+    sqz_par_fn fn;
+    void *arg;
+    int base;
+} offset_job;
+
+static void offset_part(void *arg, int part) {
+    const offset_job *o = arg;
+    o->fn(o->arg, o->base + part);
+}
 
 /* the team this thread is the master of (NULL: none) */
 static _Thread_local team *cur_team;
@@ -81,37 +102,38 @@ static void cpu_relax(void) {
 #endif
 }
 
-/* Claim and run parts of the current job until none is left. */
-static void claim_parts(team *t) {
+/* Claim and run parts of the current job until none is left: from the front
+ * (the master) or from the back (helpers). */
+static void claim_parts(team *t, int from_back) {
     for (;;) {
         uint64_t w = atomic_load_explicit(&t->word, memory_order_acquire);
-        uint32_t next = (uint32_t)w;
-        if (next == MB_BUSY) return;
+        uint32_t lo = (uint32_t)w;
+        if (lo == MB_BUSY) return;
+        uint32_t front = lo & 0xFFFFu, back = lo >> 16;
+        if (front >= back) return;
         sqz_par_fn fn = atomic_load_explicit(&t->fn, memory_order_relaxed);
         void *arg = atomic_load_explicit(&t->arg, memory_order_relaxed);
-        int parts = atomic_load_explicit(&t->parts, memory_order_relaxed);
-        if ((int64_t)next >= (int64_t)parts) return;
         atomic_thread_fence(memory_order_acquire); /* the job reads stay before the CAS */
+        uint32_t part = from_back ? back - 1 : front;
+        uint64_t nw = from_back ? w - ((uint64_t)1 << 16) : w + 1;
         /* the CAS succeeds only if the word (so the job) did not change */
-        if (!atomic_compare_exchange_weak_explicit(&t->word, &w, w + 1, memory_order_acq_rel,
+        if (!atomic_compare_exchange_weak_explicit(&t->word, &w, nw, memory_order_acq_rel,
                                                    memory_order_relaxed))
             continue;
-        fn(arg, (int)next);
+        fn(arg, (int)part);
         atomic_fetch_add_explicit(&t->done, 1, memory_order_release);
     }
 }
 
 /* a part of the current job is left to claim */
 static int claimable(team *t) {
-    uint64_t w = atomic_load_explicit(&t->word, memory_order_acquire);
-    uint32_t next = (uint32_t)w;
-    return next != MB_BUSY &&
-           (int64_t)next < (int64_t)atomic_load_explicit(&t->parts, memory_order_relaxed);
+    uint32_t lo = (uint32_t)atomic_load_explicit(&t->word, memory_order_acquire);
+    return lo != MB_BUSY && (lo & 0xFFFFu) < (lo >> 16);
 }
 
 static void helper(team *t) {
     for (;;) {
-        claim_parts(t);
+        claim_parts(t, 1);
         /* spinning workers (OMP_WAIT_POLICY not passive) wait a little for
          * the next job here: cheaper than a new task per split node */
         for (int spin = 0; spin < t->spin; spin++) {
@@ -146,15 +168,14 @@ static void team_for(team *t, int parts, sqz_par_fn fn, void *arg) {
     atomic_thread_fence(memory_order_release); /* BUSY is seen before the new job */
     atomic_store_explicit(&t->fn, fn, memory_order_relaxed);
     atomic_store_explicit(&t->arg, arg, memory_order_relaxed);
-    atomic_store_explicit(&t->parts, parts, memory_order_relaxed);
     atomic_store_explicit(&t->done, 0, memory_order_relaxed);
-    atomic_store_explicit(&t->word, gen << 32, memory_order_release);
+    atomic_store_explicit(&t->word, gen << 32 | (uint64_t)parts << 16, memory_order_release);
     if (atomic_load_explicit(&t->helpers, memory_order_acquire) < t->nt - 1) {
         atomic_fetch_add_explicit(&t->helpers, 1, memory_order_acq_rel);
 #pragma omp task default(none) firstprivate(t)
         helper(t);
     }
-    claim_parts(t);
+    claim_parts(t, 0);
     /* only parts a helper is running are left: bounded work */
     for (long spin = 0; atomic_load_explicit(&t->done, memory_order_acquire) < parts; spin++) {
         cpu_relax();
@@ -174,7 +195,6 @@ void sqz_par_team_run(int nt, void (*body)(void *), void *arg) {
         atomic_init(&t.word, 0);
         atomic_init(&t.fn, NULL);
         atomic_init(&t.arg, NULL);
-        atomic_init(&t.parts, 0);
         atomic_init(&t.done, 0);
         atomic_init(&t.helpers, 0);
         atomic_init(&t.closing, 0);
@@ -212,7 +232,15 @@ void sqz_par_for(int nt, int parts, sqz_par_fn fn, void *arg) {
     if (nt > 1 && parts > 1) {
         if (cur_team && !cur_team->active) {
             cur_team->active = 1;
-            team_for(cur_team, parts, fn, arg);
+            if (parts <= TEAM_MAX_PARTS) {
+                team_for(cur_team, parts, fn, arg);
+            } else { /* the mailbox counts parts in 16 bits: chunks of them */
+                for (int base = 0; base < parts; base += TEAM_MAX_PARTS) {
+                    offset_job o = {fn, arg, base};
+                    int n = parts - base < TEAM_MAX_PARTS ? parts - base : TEAM_MAX_PARTS;
+                    team_for(cur_team, n, offset_part, &o);
+                }
+            }
             cur_team->active = 0;
             return;
         }
