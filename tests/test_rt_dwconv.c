@@ -356,6 +356,14 @@ static void test_batch_threads(void **state) {
         d.pads[0] = 0;
         d.pads[3] = d.k - 1;
         check_case(&rng, &d);
+        /* wide stride-1 rows (> 64 outputs: the padded-row ring, one per
+         * part): 4 x 17 x 20 x 70 x 9 = 857k MACs */
+        conv_case e = dw_case(17, 20, 70, ks < 2 ? 3 : 5, 1);
+        e.N = 4;
+        e.threads = 2 + (ks & 1);
+        e.pads[1] = ks; /* asymmetric left pads 0..3 */
+        set_act(&e, ks == 2 ? SQZ_ACT_TANH : SQZ_ACT_RELU);
+        check_case(&rng, &e);
     }
 }
 

@@ -162,8 +162,10 @@ typedef struct dw_p {
     size_t plane_floats; /* > 0: the AVX-512 whole-plane kernel, buffer floats per thread */
     size_t cb_floats;    /* > 0: the AVX-512 channel-block kernel, buffer floats per part */
     int64_t cblocks;     /* channel blocks of 16 per image (cb kernel) */
+    int pw;              /* > 0: rows are read from a zero-padded ring of pw-float rows */
+    size_t ring_floats;  /* floats of one part's ring buffer (ring_rows x pw) */
     float *cbw;          /* cb kernel: per block [k*k][16] weights then [16] biases */
-    float zero[];        /* W zeros: the vertical padding row, then the cbw floats */
+    float zero[];        /* max(W, pw) zeros: the vertical padding row, then the cbw floats */
 } dw_p;
 
 #if defined(__x86_64__)
@@ -304,12 +306,25 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
         if (cb_floats) cbw_floats = (size_t)cblocks * (size_t)(k * k + 1) * 16;
     }
 #endif
-    dw_p *p = calloc(1, sizeof(*p) + ((size_t)W + cbw_floats) * sizeof(float));
+    /* SIMD row kernels on rows wider than the whole-plane kernels cover read
+     * a zero-padded copy of the input rows (pw floats: pad_l zeros, the row,
+     * zeros up to every full vector block): every block then runs on plain
+     * loads, where the direct rows cost masked/expand-load edge blocks on
+     * both sides (a 56-wide row: 2 of its 4 blocks). */
+    int pw = 0;
+    if (fn != sqz_dw_row_scalar && g.s[1] == 1 && g.out[2] > 64) {
+        int64_t owr = (g.out[2] + 15) / 16 * 16;
+        int64_t need = g.s[1] * owr + k - 1, data = g.pb[2] + W;
+        int64_t w16 = ((need > data ? need : data) + 15) / 16 * 16;
+        if (w16 <= 4096) pw = (int)w16;
+    }
+    size_t zw = (size_t)W > (size_t)pw ? (size_t)W : (size_t)pw;
+    dw_p *p = calloc(1, sizeof(*p) + (zw + cbw_floats) * sizeof(float));
     if (!p) return sqz_op_fail(ctx, "Conv: out of memory");
     if (cb_floats) {
         p->cb_floats = cb_floats;
         p->cblocks = cblocks;
-        p->cbw = p->zero + W;
+        p->cbw = p->zero + zw;
         const float *Wt = ctx->in_data[1], *B = has_bias ? ctx->in_data[2] : NULL;
         const size_t kk = (size_t)(k * k);
         for (int64_t c = 0; c < C; c++) {
@@ -333,6 +348,9 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     p->post =
         act.kind == SQZ_ACT_SIGMOID || act.kind == SQZ_ACT_HARD_SIGMOID || act.kind == SQZ_ACT_TANH;
     p->fn = fn;
+    p->pw = pw;
+    /* ring rows: the k + s input rows of an output row pair */
+    if (pw) p->ring_floats = (size_t)(p->k + p->s) * (size_t)pw;
     /* interior output columns: ox*s - pl >= 0 and ox*s - pl + k - 1 <= W - 1 */
     int s = p->s;
     int lo = (p->pl + s - 1) / s, hi;
@@ -365,6 +383,10 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     int parts = ctx->num_threads > 1 ? DW_PARTS_PER_THREAD * ctx->num_threads : 1;
     if (p->plane_floats) ctx->scratch_bytes = (size_t)parts * 2 * p->plane_floats * sizeof(float);
     if (p->cb_floats) ctx->scratch_bytes = (size_t)parts * p->cb_floats * sizeof(float);
+    if (p->pw && !p->plane_floats && !p->cb_floats)
+        ctx->scratch_bytes = (size_t)parts * p->ring_floats * sizeof(float);
+    else
+        p->pw = 0;
     return 0;
 }
 
@@ -405,6 +427,66 @@ typedef struct dw_job {
     int parts;
 } dw_job;
 
+/* dw_plane on padded rows: input row iy lives in ring slot iy % (k + s), at
+ * column pl of a pw-float row whose other columns stay zero (the ring is
+ * zeroed by the caller once per part); rows are copied when an output row
+ * pair first needs them, each row once per plane. */
+static void dw_plane_padded(const dw_p *p, const float *x, const float *w, float bias, float *y,
+                            float *ring) {
+    sqz_dw_row a;
+    a.w = w;
+    a.bias = bias;
+    a.k = p->k;
+    a.stride = p->s;
+    a.in_w = p->pw;
+    a.out_w = p->OW;
+    a.pad_l = 0;
+    a.ox_lo = 0;
+    a.ox_hi = p->OW;
+    a.act = p->post ? SQZ_ACT_NONE : p->act.kind;
+    a.alpha = p->act.alpha;
+    a.beta = p->act.beta;
+    const float *rows[5 + 2];
+    const int k = p->k, s = p->s, nr = k + s;
+    int next = 0; /* input rows [0, next) are (or were) in the ring */
+    for (int oy = 0; oy < p->OH; oy += 2) {
+        int two = oy + 1 < p->OH;
+        int iy0 = oy * s - p->pt;
+        for (int r = 0; r < (two ? nr : k); r++) {
+            int iy = iy0 + r;
+            if (iy < 0 || iy >= p->H) {
+                rows[r] = p->zero;
+                continue;
+            }
+            float *slot = ring + (size_t)(iy % nr) * (size_t)p->pw;
+            if (iy >= next) {
+                memcpy(slot + p->pl, x + (size_t)iy * (size_t)p->W, (size_t)p->W * sizeof(float));
+                next = iy + 1;
+            }
+            rows[r] = slot;
+        }
+        float *y0 = y + (size_t)oy * (size_t)p->OW;
+        p->fn(&a, rows, y0, two ? y0 + p->OW : NULL);
+    }
+    if (p->post) ref_act_apply(&p->act, y, (size_t)p->OH * (size_t)p->OW);
+}
+
+/* planes [b, e) on padded rows, ring: this part's buffer */
+static void dw_planes_padded(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e,
+                             float *ring) {
+    const float *X = ctx->in_data[0], *Wt = ctx->in_data[1];
+    const float *B = p->has_bias ? ctx->in_data[2] : NULL;
+    float *Y = ctx->out_data[0];
+    const size_t in_sp = (size_t)p->H * (size_t)p->W, out_sp = (size_t)p->OH * (size_t)p->OW;
+    const size_t kk = (size_t)p->k * (size_t)p->k;
+    memset(ring, 0, p->ring_floats * sizeof(float));
+    for (int64_t i = b; i < e; i++) {
+        int64_t c = i % p->C;
+        dw_plane_padded(p, X + (size_t)i * in_sp, Wt + (size_t)c * kk, B ? B[c] : 0.0f,
+                        Y + (size_t)i * out_sp, ring);
+    }
+}
+
 /* planes [b, e) */
 static void dw_planes(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e) {
     const float *X = ctx->in_data[0], *Wt = ctx->in_data[1];
@@ -434,6 +516,11 @@ static void dw_part(void *arg, int t) {
         return;
     }
 #endif
+    if (j->p->pw) {
+        dw_planes_padded(j->p, j->ctx, b, e,
+                         (float *)j->ctx->scratch + (size_t)t * j->p->ring_floats);
+        return;
+    }
     dw_planes(j->p, j->ctx, b, e);
 }
 
