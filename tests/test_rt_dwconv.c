@@ -308,7 +308,8 @@ static void test_acts_and_channels(void **state) {
     (void)state;
     tu_rng rng;
     tu_rng_seed(&rng, 777);
-    const int64_t hw[][2] = {{7, 7}, {14, 15}, {17, 31}, {56, 56}, {1, 17}, {33, 70}};
+    const int64_t hw[][2] = {{7, 7},  {14, 15}, {17, 31}, {56, 56},
+                             {1, 17}, {33, 70}, {6, 40},  {3, 47}};
     for (int a = 0; a < 8; a++)
         for (int ci = 0; ci < 5; ci++)
             for (int h = 0; h < (int)(sizeof hw / sizeof hw[0]); h++)

@@ -62,6 +62,10 @@ typedef struct sqz_dw_row {
     int ox_lo, ox_hi;  /* interior output columns, 0 <= ox_lo <= ox_hi <= out_w */
     int act;           /* sqz_act: NONE, RELU, CLIP, LEAKY_RELU or HARD_SWISH only */
     float alpha, beta; /* CLIP min/max; LEAKY_RELU alpha */
+    /* 1: pad_l == 0 and every row holds in_w >= stride * (out_w rounded up to
+     * 16) + k - 1 + (stride - 1) * 16 readable floats, so kernels may load
+     * whole 16-lane blocks (32 for stride 2) anywhere; 0: the general case */
+    int padded;
 } sqz_dw_row;
 
 typedef void (*sqz_dw_row_fn)(const sqz_dw_row *a, const float *const *rows, float *y, float *y2);

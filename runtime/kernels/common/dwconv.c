@@ -306,15 +306,17 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
         if (cb_floats) cbw_floats = (size_t)cblocks * (size_t)(k * k + 1) * 16;
     }
 #endif
-    /* SIMD row kernels on rows wider than the whole-plane kernels cover read
-     * a zero-padded copy of the input rows (pw floats: pad_l zeros, the row,
-     * zeros up to every full vector block): every block then runs on plain
-     * loads, where the direct rows cost masked/expand-load edge blocks on
-     * both sides (a 56-wide row: 2 of its 4 blocks). */
+    /* SIMD row kernels on stride-1 rows wider than the whole-plane kernels
+     * cover read a zero-padded copy of the input rows (pw floats: pad_l
+     * zeros, the row, zeros up to every full vector block; sqz_dw_row.padded):
+     * every block then runs on plain loads, where the direct rows cost
+     * masked/expand-load edge blocks on both sides (a 56-wide row: 2 of its
+     * 4 blocks). 80x56x56 k3 alone: 0.121 -> 0.098 ms, 32x112x112 k3:
+     * 27 -> 30 GMAC/s. Stride 2 gained nothing (bench_dwconv). */
     int pw = 0;
-    if (fn != sqz_dw_row_scalar && g.s[1] == 1 && g.out[2] > 64) {
+    if (fn != sqz_dw_row_scalar && g.s[1] == 1 && g.out[2] > 32) {
         int64_t owr = (g.out[2] + 15) / 16 * 16;
-        int64_t need = g.s[1] * owr + k - 1, data = g.pb[2] + W;
+        int64_t need = g.s[1] * owr + k - 1 + (g.s[1] - 1) * 16, data = g.pb[2] + W;
         int64_t w16 = ((need > data ? need : data) + 15) / 16 * 16;
         if (w16 <= 4096) pw = (int)w16;
     }
@@ -401,6 +403,7 @@ static void dw_plane(const dw_p *p, const float *x, const float *w, float bias, 
     a.pad_l = p->pl;
     a.ox_lo = p->ox_lo;
     a.ox_hi = p->ox_hi;
+    a.padded = 0;
     a.act = p->post ? SQZ_ACT_NONE : p->act.kind;
     a.alpha = p->act.alpha;
     a.beta = p->act.beta;
@@ -443,6 +446,7 @@ static void dw_plane_padded(const dw_p *p, const float *x, const float *w, float
     a.pad_l = 0;
     a.ox_lo = 0;
     a.ox_hi = p->OW;
+    a.padded = 1;
     a.act = p->post ? SQZ_ACT_NONE : p->act.kind;
     a.alpha = p->act.alpha;
     a.beta = p->act.beta;
