@@ -1,13 +1,14 @@
-/* bench/sparse.c - latency of the sparse (CSR) kernels against sqz's own
- * dense path for 1x1 Conv and Gemm layers at 50 / 70 / 90% unstructured
- * sparsity (random positions), single thread, measured in the same run,
- * fp32 then int8 (the int8 rows also check the two outputs byte for byte).
+/* bench/sparse.c - latency of the sparse kernels against sqz's own dense
+ * path for 1x1 Conv and Gemm layers at 50 / 70 / 90% unstructured sparsity
+ * (random positions; int8 1x1 Conv also in 1x4 blocks along K, "zeros"
+ * column), single thread, measured in the same run, fp32 then int8 (the
+ * int8 rows also check the two outputs byte for byte).
  * The dense path is the first non-sparse implementation the dispatcher
  * offers for this CPU (packed GEMM); the sparse one is forced at every
  * density (SQZ_SPARSE=force) so the crossover is visible. Prints best-of
  * times, the sparse/dense ratio, and the max difference between the two.
  *
- *   build/rel/bench_sparse [--quick] [--fp32 | --int8]                                     */
+ *   build/rel/bench_sparse [--quick] [--fp32 | --int8] [--only SUBSTR] */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,7 +35,8 @@ static float *xalloc(size_t n) {
 }
 
 static uint32_t g_seed = 12345;
-static int g_int8; /* setup() builds int8 nodes */
+static const char *g_only; /* --only SUBSTR: layers whose name contains it */
+static int g_int8;         /* setup() builds int8 nodes */
 static float rnd(void) {
     g_seed = g_seed * 1664525u + 1013904223u;
     return (float)(g_seed >> 8) / 16777216.0f - 0.5f;
@@ -159,6 +161,7 @@ static int bench_rows(int int8, double secs) {
     static const float kSparsity[] = {0.5f, 0.7f, 0.9f};
     for (size_t l = 0; l < sizeof kLayers / sizeof kLayers[0]; l++) {
         const layer *L = &kLayers[l];
+        if (g_only && !strstr(L->name, g_only)) continue;
         size_t nx = (size_t)(L->K * L->P), nw = (size_t)(L->K * L->N), ny = (size_t)(L->N * L->P);
         float *x = xalloc(nx), *w = xalloc(nw), *b = xalloc((size_t)L->N), *y1 = xalloc(ny),
               *y2 = xalloc(ny);
@@ -170,11 +173,17 @@ static int bench_rows(int int8, double secs) {
             int32_t *b32 = (int32_t *)b;
             for (int64_t i = 0; i < L->N; i++) b32[i] = (int32_t)(rnd() * 2000.0f);
         }
-        for (size_t s = 0; s < sizeof kSparsity / sizeof kSparsity[0]; s++) {
+        /* int8 1x1 Conv also with 1x4 blocks (sqz prune --pattern 1x4): the
+         * block kernel's case */
+        const int npat = int8 && L->op == SQZ_OP_CONV ? 2 : 1;
+        for (size_t s = 0; s < npat * (sizeof kSparsity / sizeof kSparsity[0]); s++) {
+            const int pat = (int)(s / (sizeof kSparsity / sizeof kSparsity[0]));
+            const float sparsity = kSparsity[s % (sizeof kSparsity / sizeof kSparsity[0])];
             int8_t *w8 = (int8_t *)w;
+            int zero = 0;
             for (size_t i = 0; i < nw; i++) {
                 float v = rnd();
-                int zero = (rnd() + 0.5f) < kSparsity[s];
+                if (!pat || i % (size_t)L->K % 4 == 0) zero = (rnd() + 0.5f) < sparsity;
                 if (int8) {
                     int q = (int)(v * 254.0f);
                     w8[i] = (int8_t)(zero ? 0 : q == 0 ? 1 : q);
@@ -218,8 +227,9 @@ static int bench_rows(int int8, double secs) {
             } else {
                 for (size_t i = 0; i < ny; i++) md = fmax(md, fabs((double)y1[i] - y2[i]));
             }
-            printf("%-5s %-42s %7.0f%% %11.4f %11.4f %7.2fx %9.2g\n", int8 ? "int8" : "fp32",
-                   L->name, 100.0 * kSparsity[s], td * 1e3, ts * 1e3, td / ts, md);
+            printf("%-5s %-42s %-5s %7.0f%% %11.4f %11.4f %7.2fx %9.2g\n", int8 ? "int8" : "fp32",
+                   L->name, pat ? "1x4" : "unstr", 100.0 * sparsity, td * 1e3, ts * 1e3, td / ts,
+                   md);
             fflush(stdout);
             release(&dense);
             release(&sparse);
@@ -233,6 +243,16 @@ static int bench_rows(int int8, double secs) {
     return 0;
 }
 
+static const char *load_avg(void) {
+    static char buf[128] = "?\n";
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (!fgets(buf, sizeof buf, f)) snprintf(buf, sizeof buf, "?\n");
+        fclose(f);
+    }
+    return buf;
+}
+
 int main(int argc, char **argv) {
     int quick = 0, only = -1; /* -1: both, 0: fp32, 1: int8 */
     for (int i = 1; i < argc; i++) {
@@ -242,16 +262,20 @@ int main(int argc, char **argv) {
             only = 0;
         else if (strcmp(argv[i], "--int8") == 0)
             only = 1;
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            g_only = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_sparse [--quick] [--fp32 | --int8]\n");
+            fprintf(stderr, "usage: bench_sparse [--quick] [--fp32 | --int8] [--only SUBSTR]\n");
             return 2;
         }
     }
     double secs = quick ? 0.02 : 0.3;
     setenv("SQZ_SPARSE", "force", 1);
-    printf("%-5s %-42s %8s %11s %11s %8s %9s\n", "dtype", "layer", "sparsity", "dense ms",
-           "sparse ms", "speedup", "max|diff|");
+    printf("load average: %s", load_avg());
+    printf("%-5s %-42s %-5s %8s %11s %11s %8s %9s\n", "dtype", "layer", "zeros", "sparsity",
+           "dense ms", "sparse ms", "speedup", "max|diff|");
     if (only != 1 && bench_rows(0, secs)) return 1;
     if (only != 0 && bench_rows(1, secs)) return 1;
+    printf("load average: %s", load_avg());
     return 0;
 }

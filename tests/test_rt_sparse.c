@@ -205,6 +205,7 @@ static float *run_f32(int op, const sqz_op_impl *impl, const sqz_shape *shp, con
                       uint32_t n_in, int transB, int act_turn, sqz_shape *oshape) {
     i8t t;
     i8t_init(&t, op);
+    t.threads = 2; /* the sparse ops split large layers (the reference ignores it) */
     if (op == SQZ_OP_GEMM) i8t_int(&t, "transB", transB);
     /* fused ReLU, ReLU6 (Clip), HardSwish (the one applied as a pass) */
     static const int acts[3] = {SQZ_ACT_RELU, SQZ_ACT_CLIP, SQZ_ACT_HARD_SWISH};
@@ -264,7 +265,11 @@ static void test_f32(void **state) {
             free(w);
             free(b);
         }
-        static const int64_t g[][3] = {{1, 1, 1}, {1, 7, 3}, {2, 33, 17}, {1, 100, 21}, {3, 40, 9}};
+        /* M > 1 runs over A^T: M = 8 (x86 full-vector path), <= 16, > 16, and
+         * one large enough (nnz x M > 65536) to split its rows over 2 threads */
+        static const int64_t g[][3] = {{1, 1, 1},   {1, 7, 3},   {2, 33, 17},  {1, 100, 21},
+                                       {3, 40, 9},  {8, 50, 13}, {8, 1, 1},    {16, 9, 70},
+                                       {5, 64, 33}, {20, 31, 7}, {8, 300, 100}};
         for (size_t si = 0; si < sizeof g / sizeof g[0]; si++) {
             int64_t M = g[si][0], K = g[si][1], N = g[si][2];
             float *a = malloc((size_t)(M * K) * 4), *w = malloc((size_t)(N * K) * 4),
@@ -273,8 +278,9 @@ static void test_f32(void **state) {
             tu_fill_uniform(&rng, a, (size_t)(M * K), -1, 1);
             tu_fill_uniform(&rng, b, (size_t)N, -1, 1);
             for (int64_t i = 0; i < N * K; i++)
-                w[i] = tu_rng_uniform(&rng, 0, 1) < k_dens[si % 5] ? tu_rng_uniform(&rng, -1, 1)
-                                                                   : 0.0f;
+                w[i] = tu_rng_uniform(&rng, 0, 1) < k_dens[(si + lvl) % 5]
+                           ? tu_rng_uniform(&rng, -1, 1)
+                           : 0.0f;
             int tb = (int)si % 2;
             sqz_shape s[3] = {i8t_shape(2, M, K), tb ? i8t_shape(2, N, K) : i8t_shape(2, K, N),
                               i8t_shape(1, N)};
@@ -443,11 +449,159 @@ static void test_i8_kernels(void **state) {
     }
 }
 
+/* The 1x4-block (spmm8b) and quad (spmm8q) int8 kernels and their input
+ * packings: scalar twins against the CSR scalar twin, and every ISA kernel
+ * this CPU has against them, byte for byte; the layouts' pads (pixels >= P,
+ * channels >= C) hold random bytes the kernels must not use; P covers the
+ * 64-pixel steps, the xmm tail (P % 64 in 1..16) and masked stores. */
+static void test_i8_block_kernels(void **state) {
+    (void)state;
+    tu_rng rng;
+    tu_rng_seed(&rng, 33);
+    static const int64_t shp[][3] = {{5, 7, 1},    {9, 33, 15},  {13, 20, 31}, {4, 64, 49},
+                                     {7, 3, 65},   {3, 40, 130}, {6, 1, 17},   {20, 129, 2},
+                                     {11, 97, 80}, {8, 48, 196}, {5, 9, 64},   {4, 5, 63},
+                                     {3, 4, 4},    {9, 13, 129}, {2, 6, 16},   {7, 24, 36}};
+    static const float dens[] = {0.0f, 0.1f, 0.3f, 0.55f, 1.0f};
+    int kern_runs = 0;
+    for (size_t si = 0; si < sizeof shp / sizeof shp[0]; si++)
+        for (size_t di = 0; di < sizeof dens / sizeof dens[0]; di++) {
+            int64_t R = shp[si][0], C = shp[si][1], P = shp[si][2];
+            int8_t *w = malloc((size_t)(R * C)), *x = malloc((size_t)(C * P));
+            int8_t *y0 = malloc((size_t)(R * P)), *y1 = malloc((size_t)(R * P));
+            const int64_t xs = sqz_spmm8_stride(P), xb = sqz_spmm8b_stride(P),
+                          xq = sqz_spmm8q_stride(P), ng = (C + 3) / 4;
+            int16_t *X = malloc((size_t)(C * xs) * 2);
+            uint8_t *B0 = malloc((size_t)(ng * xb * 4)), *B1 = malloc((size_t)(ng * xb * 4));
+            uint8_t *U0 = malloc((size_t)(C * xq)), *U1 = malloc((size_t)(C * xq));
+            int32_t *bias = malloc((size_t)R * 4), *wsum = calloc((size_t)R, 4);
+            sqz_rq *rq = malloc((size_t)R * sizeof *rq);
+            assert_true(w && x && y0 && y1 && X && B0 && B1 && U0 && U1 && bias && wsum && rq);
+            sparse_w_i8(&rng, w, R, C, dens[di]);
+            if (si % 3 == 2) /* 1x4 block pattern: whole groups of 4 kept or zeroed */
+                for (int64_t r = 0; r < R; r++)
+                    for (int64_t c = 0; c < C; c++)
+                        if (w[r * C + c / 4 * 4] == 0) w[r * C + c] = 0;
+            for (int64_t i = 0; i < C * P; i++)
+                x[i] = (int8_t)((int)(tu_rng_u32(&rng) % 256) - 128);
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t p = 0; p < xs; p++) X[c * xs + p] = p < P ? x[c * P + p] : 77;
+            for (int64_t i = 0; i < R; i++) {
+                bias[i] = (int32_t)(tu_rng_u32(&rng) % 40001) - 20000;
+                float mm = i % 3 == 0 ? tu_rng_uniform(&rng, 0.26f, 3.0f)
+                                      : tu_rng_uniform(&rng, 0.0005f, 0.05f);
+                assert_int_equal(sqz_rq_make(mm, &rq[i]), 0);
+            }
+            sqz_i8_linear li;
+            memset(&li, 0, sizeof li);
+            li.op = SQZ_OP_CONV;
+            li.n_co = R;
+            li.K = C;
+            li.zp_x = (int32_t)(si * 37 % 256) - 128;
+            li.zp_y = (int32_t)di * 5 - 9;
+            li.lo = si % 2 ? -128 : -100;
+            li.hi = si % 2 ? 127 : 120;
+            li.w = w;
+            li.bias = bias;
+            li.wsum = wsum;
+            li.rq = rq;
+            sqz_csr8 m;
+            assert_int_equal(sqz_csr8_build(&m, &li), 0);
+            assert_int_equal(sqz_csr8_build_b4(&m), 0);
+            for (int64_t r = 0; r < R; r++) { /* blocks of the row's groups, quads of 4 */
+                int64_t g = 0, n = 0;
+                for (int64_t c = 0; c < C; c++) {
+                    n += w[r * C + c] != 0;
+                    if (c % 4 == 3 || c == C - 1) {
+                        int any = 0;
+                        for (int64_t t = c / 4 * 4; t <= c; t++) any |= w[r * C + t] != 0;
+                        g += any;
+                    }
+                }
+                assert_int_equal(m.b4_ptr[r + 1] - m.b4_ptr[r], g);
+                assert_int_equal(m.q4_ptr[r + 1] - m.q4_ptr[r], (n + 3) / 4);
+            }
+            sqz_spmm8_ref(&m, 0, R, X, xs, P, y0);
+            sqz_pack4_ref(x, C, P, xb, B0);
+            sqz_tou8_ref(x, C, P, xq, U0);
+            memset(y1, 0x5A, (size_t)(R * P));
+            sqz_spmm8b_ref(&m, 0, R, B0, xb, P, y1);
+            if (memcmp(y0, y1, (size_t)(R * P)) != 0)
+                fail_msg("spmm8b_ref shape %zu density %.2f differs from spmm8_ref", si,
+                         (double)dens[di]);
+            memset(y1, 0x5A, (size_t)(R * P));
+            sqz_spmm8q_ref(&m, 0, R, U0, xq, P, y1);
+            if (memcmp(y0, y1, (size_t)(R * P)) != 0)
+                fail_msg("spmm8q_ref shape %zu density %.2f differs from spmm8_ref", si,
+                         (double)dens[di]);
+#if defined(__x86_64__) || defined(_M_X64)
+            if (sqz_cpu_has_avx512()) {
+                memset(B1, 0xEE, (size_t)(ng * xb * 4));
+                sqz_pack4_avx512(x, C, P, xb, B1);
+                assert_memory_equal(B0, B1, (size_t)(ng * xb * 4));
+                memset(U1, 0xEE, (size_t)(C * xq));
+                sqz_tou8_avx512(x, C, P, xq, U1);
+                assert_memory_equal(U0, U1, (size_t)(C * xq));
+            }
+            if (sqz_cpu_has_avx512_vnni()) {
+                /* random pads: never used */
+                for (int64_t g = 0; g < ng; g++)
+                    for (int64_t p = 0; p < xb; p++)
+                        for (int64_t t = 0; t < 4; t++)
+                            if (p >= P || 4 * g + t >= C)
+                                B0[(g * xb + p) * 4 + t] = (uint8_t)tu_rng_u32(&rng);
+                for (int64_t c = 0; c < C; c++)
+                    for (int64_t p = P; p < xq; p++) U0[c * xq + p] = (uint8_t)tu_rng_u32(&rng);
+                for (int with = 0; with < 2; with++) {
+                    if (with) assert_int_equal(sqz_csr8_b4_stride(&m, xb), 0);
+                    memset(y1, 0x5A, (size_t)(R * P));
+                    sqz_spmm8b_vnni(&m, 0, R, B0, xb, P, y1);
+                    if (memcmp(y0, y1, (size_t)(R * P)) != 0)
+                        fail_msg("spmm8b_vnni shape %zu density %.2f (offsets %d) differs", si,
+                                 (double)dens[di], with);
+                }
+                /* without q4_off for this stride: the scalar twin; with: the kernel */
+                for (int with = 0; with < 2; with++) {
+                    if (with) assert_int_equal(sqz_csr8_q4_stride(&m, xq), 0);
+                    memset(y1, 0x5A, (size_t)(R * P));
+                    sqz_spmm8q_vnni(&m, 0, R, U0, xq, P, y1);
+                    if (memcmp(y0, y1, (size_t)(R * P)) != 0)
+                        fail_msg("spmm8q_vnni shape %zu density %.2f (offsets %d) differs", si,
+                                 (double)dens[di], with);
+                }
+                /* rows [1, R - 1) only: the others untouched */
+                memset(y1, 0x5A, (size_t)(R * P));
+                sqz_spmm8q_vnni(&m, 1, R - 1, U0, xq, P, y1);
+                sqz_spmm8b_vnni(&m, 1, R - 1, B0, xb, P, y1);
+                for (int64_t i = 0; i < R * P; i++)
+                    if (y1[i] != (i >= P && i < (R - 1) * P ? y0[i] : (int8_t)0x5A))
+                        fail_msg("spmm8b/q_vnni shape %zu: rows [1, R-1): byte %lld wrong", si,
+                                 (long long)i);
+                kern_runs++;
+            }
+#endif
+            sqz_csr8_free(&m);
+            free(w);
+            free(x);
+            free(y0);
+            free(y1);
+            free(X);
+            free(B0);
+            free(B1);
+            free(U0);
+            free(U1);
+            free(bias);
+            free(wsum);
+            free(rq);
+        }
+    if (!kern_runs) printf("    (block / quad ISA kernels skipped: this CPU lacks AVX-512 VNNI)\n");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_i8_conv),    cmocka_unit_test(test_i8_gemm),
         cmocka_unit_test(test_f32),        cmocka_unit_test(test_i8_decline),
-        cmocka_unit_test(test_i8_kernels),
+        cmocka_unit_test(test_i8_kernels), cmocka_unit_test(test_i8_block_kernels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,8 @@
  *                     X rows of P floats (stride P), Y rows of P floats;
  *   spmv (Gemm):      y[r]    = bias[r] + sum_{(c, v) in row r} v * x[c].
  *
+ * (a Gemm with M > 1 rows of A runs spmm over A^T, P = M, into Y^T: one
+ * broadcast weight times a vector of M activations per non-zero);
  * for rows [r0, r1). bias may be NULL (0). Every ISA kernel has the scalar
  * twin below as its reference (same contract; results agree within float
  * rounding: different summation order and FMA contraction are allowed) and
@@ -118,6 +120,36 @@ typedef struct sqz_csr8 {
     int32_t *ell_off;  /* nblk * 16: off - 128 * sum of the row's weights */
     int32_t *ell_M;    /* nblk * 16 */
     int32_t *ell_S;    /* nblk * 16 */
+    /* Optional 1x4-block copy for spmm8b (built by sqz_csr8_build_b4): the
+     * input channels in groups of 4 (4 g .. 4 g + 3); per row, the groups
+     * holding at least one non-zero (b4_grp) and their 4 weights as one
+     * int32 word (b4_w, byte t = channel 4 g + t, 0 where pruned). So one
+     * u8 x s8 dot of 4 (vpdpbusd, sdot) does a whole block: unstructured
+     * sparsity s keeps a fraction 1 - s^4 of the blocks (90%: 34%), a 1x4
+     * block-pruned weight (sqz prune --pattern 1x4) only 1 - s. */
+    int64_t ngrp;     /* ceil(cols / 4) */
+    int64_t nblk4;    /* stored blocks */
+    int32_t *b4_ptr;  /* rows + 1 */
+    int32_t *b4_grp;  /* nblk4 */
+    int32_t *b4_w;    /* nblk4 */
+    int32_t *b4_off;  /* rows: off - 128 * sum of the row's weights (u8 x + 128) */
+    int64_t b4_xs;    /* stride b4_xoff was made for (sqz_csr8_b4_stride), or 0 */
+    int32_t *b4_xoff; /* nblk4: b4_grp * 4 * b4_xs, the ISA kernels' byte offsets */
+    /* and the quad copy for spmm8q (same builder): each row's non-zeros four
+     * at a time in CSR order, any columns (q4_col), weights as one int32
+     * word (byte t: column q4_col[4 q + t]); a row's count is padded to a
+     * multiple of 4 with (its last column, 0). The kernel interleaves the
+     * four input rows per pixel (byte unpacks) for one vpdpbusd / sdot. */
+    int64_t nq4;     /* stored quads */
+    int32_t *q4_ptr; /* rows + 1 */
+    int32_t *q4_col; /* 4 nq4 */
+    int32_t *q4_w;   /* nq4 */
+    int64_t q4_xs;   /* row stride q4_off was made for (sqz_csr8_q4_stride), or 0 */
+    int32_t *q4_off; /* 4 nq4: q4_col * q4_xs, the ISA kernels' byte offsets */
+    /* per row, for both: rq M as int64, and for S >= 33 the fast
+     * requantization's rounding 2^(S-33) and shift S - 32 (else 0, 0) */
+    int64_t *rq_M64;
+    int32_t *rq_rnd, *rq_sh;
 } sqz_csr8;
 
 /* CSR of the analysed int8 layer li (rows = output channels, cols = K). 0 ok,
@@ -126,6 +158,15 @@ int sqz_csr8_build(sqz_csr8 *m, const sqz_i8_linear *li);
 /* Adds the ELL copy of sqz_spmv8_vbmi. 0 ok, -1 OOM. */
 int sqz_csr8_build_ell(sqz_csr8 *m);
 void sqz_csr8_free(sqz_csr8 *m);
+/* Adds the 1x4-block copy of spmm8b and the quad copy of spmm8q. 0 ok,
+ * -1 OOM. */
+int sqz_csr8_build_b4(sqz_csr8 *m);
+/* Sets q4_off for input rows of stride xs (the ISA spmm8q kernels need it
+ * for the xs they are given; without it they run the scalar twin). 0 ok,
+ * -1 OOM or cols * xs beyond int32. */
+int sqz_csr8_q4_stride(sqz_csr8 *m, int64_t xs);
+/* The same for b4_xoff (spmm8b's xs). */
+int sqz_csr8_b4_stride(sqz_csr8 *m, int64_t xs);
 
 /* spmm8 (1x1 Conv): Y[r, p] = rq_r(acc), x[c] = X[c * xs + p] (int16 copies of
  * the int8 input; xs = sqz_spmm8_stride(P), the pads readable, any value),
@@ -170,6 +211,50 @@ void sqz_spmm8_neon(const sqz_csr8 *m, int64_t r0, int64_t r1, const int16_t *X,
 void sqz_spmv8_neon(const sqz_csr8 *m, int64_t r0, int64_t r1, const int8_t *x, void *tmp,
                     int8_t *y);
 #endif
+/* spmm8b (1x4 blocks, 1x1 Conv): Y[r, p] = rq_r(acc) from XB, the input as
+ * u8 x + 128 in groups of 4 channels: byte XB[(g * xs + p) * 4 + t] =
+ * x[4 g + t][p] + 128 (xs = sqz_spmm8b_stride(P); channels >= cols and
+ * pixels >= P readable, any value), built by a sqz_pack4_fn. Rows [r0, r1). */
+typedef void (*sqz_spmm8b_fn)(const sqz_csr8 *m, int64_t r0, int64_t r1, const uint8_t *XB,
+                              int64_t xs, int64_t P, int8_t *Y);
+static inline int64_t sqz_spmm8b_stride(int64_t P) {
+    return (P + 15) / 16 * 16;
+}
+/* XB of the [C, P] int8 input x (layout above; pads are 128, i.e. x = 0). */
+typedef void (*sqz_pack4_fn)(const int8_t *x, int64_t C, int64_t P, int64_t xs, uint8_t *XB);
+void sqz_spmm8b_ref(const sqz_csr8 *m, int64_t r0, int64_t r1, const uint8_t *XB, int64_t xs,
+                    int64_t P, int8_t *Y);
+void sqz_pack4_ref(const int8_t *x, int64_t C, int64_t P, int64_t xs, uint8_t *XB);
+#if defined(__x86_64__) || defined(_M_X64)
+void sqz_spmm8b_vnni(const sqz_csr8 *m, int64_t r0, int64_t r1, const uint8_t *XB, int64_t xs,
+                     int64_t P, int8_t *Y);
+void sqz_pack4_avx512(const int8_t *x, int64_t C, int64_t P, int64_t xs, uint8_t *XB);
+#endif
+/* spmm8q (quads, 1x1 Conv): Y[r, p] = rq_r(acc) from XU, the input as u8
+ * x + 128, row c at XU + c * xs (xs = sqz_spmm8q_stride(P), pixels >= P
+ * readable, any value), built by a sqz_tou8_fn. Rows [r0, r1). */
+typedef void (*sqz_spmm8q_fn)(const sqz_csr8 *m, int64_t r0, int64_t r1, const uint8_t *XU,
+                              int64_t xs, int64_t P, int8_t *Y);
+static inline int64_t sqz_spmm8q_stride(int64_t P) {
+    return (P + 63) / 64 * 64;
+}
+/* XU of the [C, P] int8 input (pads 128). */
+typedef void (*sqz_tou8_fn)(const int8_t *x, int64_t C, int64_t P, int64_t xs, uint8_t *XU);
+void sqz_spmm8q_ref(const sqz_csr8 *m, int64_t r0, int64_t r1, const uint8_t *XU, int64_t xs,
+                    int64_t P, int8_t *Y);
+void sqz_tou8_ref(const int8_t *x, int64_t C, int64_t P, int64_t xs, uint8_t *XU);
+#if defined(__x86_64__) || defined(_M_X64)
+void sqz_spmm8q_vnni(const sqz_csr8 *m, int64_t r0, int64_t r1, const uint8_t *XU, int64_t xs,
+                     int64_t P, int8_t *Y);
+void sqz_tou8_avx512(const int8_t *x, int64_t C, int64_t P, int64_t xs, uint8_t *XU);
+#endif
+/* The block / quad kernels for this CPU, NULL when it has none that beat
+ * the CSR spmm8 (only x86 AVX-512 VNNI so far). */
+sqz_spmm8b_fn sqz_spmm8b_best(void);
+sqz_pack4_fn sqz_pack4_best(void);
+sqz_spmm8q_fn sqz_spmm8q_best(void);
+sqz_tou8_fn sqz_tou8_best(void);
+
 /* y[i] = x[i], i < n (the int16 input copy of spmm8), per ISA. */
 typedef void (*sqz_widen8_fn)(const int8_t *x, int16_t *y, int64_t n);
 void sqz_widen8_ref(const int8_t *x, int16_t *y, int64_t n);
@@ -188,6 +273,11 @@ double sqz_sparse_max_density(int op, int64_t P);
 
 /* int8 twin of sqz_sparse_max_density (weights as stored, int8). */
 double sqz_sparse_i8_max_density(int op, int64_t P);
+/* Where the CPU has the block and quad kernels (sqz_spmm8b_best), an int8
+ * 1x1 Conv of P positions goes sparse when the cheaper one's modelled cost
+ * (sparse_i8.c) is at most this fraction of the dense kernel's; it replaces
+ * the element-density test then. */
+double sqz_sparse_i8_max_cost(int64_t P);
 
 extern const sqz_op_impl sqz_sparse_conv, sqz_sparse_gemm;
 /* int8 (dtype-driven) 1x1 Conv / Gemm; first in the int8 dispatch table. */

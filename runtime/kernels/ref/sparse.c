@@ -106,7 +106,8 @@ sqz_spmv_fn sqz_spmv_best(void) {
 double sqz_sparse_max_density(int op, int64_t P) {
     /* Crossovers against the packed dense GEMM, from bench/sparse.c: the
      * sparse kernel does 1/density less work but at a lower rate per MAC. */
-    if (op == SQZ_OP_GEMM) return P <= 4 ? 0.3 : 0.05; /* M > 4: dense GEMM reuses B */
+    if (op == SQZ_OP_GEMM) /* M > 1: the spmm kernel over A^T (M columns) */
+        return P <= 16 ? 0.3 : 0.2;
     return 0.25;
 }
 
@@ -135,6 +136,7 @@ typedef struct sp_params {
     sqz_spmm_fn spmm;
     sqz_spmv_fn spmv;
     uint64_t macs;
+    int nt; /* threads of the run */
 } sp_params;
 
 static void sp_release(void *vp) {
@@ -237,6 +239,14 @@ static void sp_part(void *arg, int t) {
         ref_act_apply(&p->act, j->yb + r0 * P, (size_t)((r1 - r0) * P));
 }
 
+static void sp_part_gemm(void *arg, int t) {
+    const sp_job *j = arg;
+    const sp_params *p = j->p;
+    int64_t N = p->w.rows;
+    int64_t r0 = t * j->chunk, r1 = r0 + j->chunk < N ? r0 + j->chunk : N;
+    if (r0 < r1) p->spmm(&p->w, r0, r1, j->xb, p->batch, p->bias, j->yb);
+}
+
 static void sp_conv_run(const sqz_op_ctx *ctx) {
     const sp_params *p = ctx->params;
     const float *X = ctx->in_data[0];
@@ -299,8 +309,17 @@ static int sp_gemm_prepare(sqz_op_ctx *ctx) {
     fuse_act(p);
     p->batch = M;
     p->in_rows = K;
-    p->spmv = sqz_spmv_best();
     p->macs = (uint64_t)(p->w.nnz * M);
+    p->nt = ctx->num_threads > 1 && p->w.nnz * M > 65536 ? ctx->num_threads : 1;
+    if (M >= 2) {
+        /* M rows of A: Y^T = W A^T, the spmm kernel over P = M columns (A^T
+         * and Y^T in scratch), so each non-zero is one broadcast times a
+         * vector of its column's M activations, not M gathers */
+        p->spmm = sqz_spmm_best();
+        ctx->scratch_bytes = (size_t)((K + N) * M) * sizeof(float) + 64;
+    } else {
+        p->spmv = sqz_spmv_best();
+    }
     ctx->params = p;
     return 0;
 }
@@ -309,11 +328,20 @@ static void sp_gemm_run(const sqz_op_ctx *ctx) {
     const sp_params *p = ctx->params;
     const float *A = ctx->in_data[0];
     float *Y = ctx->out_data[0];
-    int64_t N = p->w.rows;
-    for (int64_t m = 0; m < p->batch; m++) {
-        p->spmv(&p->w, 0, N, A + m * p->in_rows, p->bias, Y + m * N);
-        if (p->act.kind != SQZ_ACT_NONE) ref_act_apply(&p->act, Y + m * N, (size_t)N);
+    int64_t N = p->w.rows, K = p->in_rows, M = p->batch;
+    if (M == 1) {
+        p->spmv(&p->w, 0, N, A, p->bias, Y);
+    } else {
+        float *at = ctx->scratch, *yt = at + K * M;
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t k = 0; k < K; k++) at[k * M + m] = A[m * K + k];
+        int nt = p->nt;
+        sp_job j = {p, at, yt, (N + nt - 1) / nt};
+        sqz_par_for(nt, nt, sp_part_gemm, &j);
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) Y[m * N + n] = yt[n * M + m];
     }
+    if (p->act.kind != SQZ_ACT_NONE) ref_act_apply(&p->act, Y, (size_t)(M * N));
 }
 
 const sqz_op_impl sqz_sparse_gemm = {sp_gemm_prepare, sp_gemm_run, sp_release, sp_macs};

@@ -129,12 +129,195 @@ int sqz_csr8_build_ell(sqz_csr8 *m) {
     return 0;
 }
 
+int sqz_csr8_build_b4(sqz_csr8 *m) {
+    const int64_t ngrp = (m->cols + 3) / 4;
+    m->ngrp = ngrp;
+    m->b4_ptr = malloc((size_t)(m->rows + 1) * sizeof *m->b4_ptr);
+    m->b4_off = malloc((size_t)m->rows * sizeof *m->b4_off);
+    if (!m->b4_ptr || !m->b4_off) return -1;
+    /* pass 1: blocks per row (entries sorted by column, pads have weight 0) */
+    int64_t nb = 0;
+    for (int64_t r = 0; r < m->rows; r++) {
+        m->b4_ptr[r] = (int32_t)nb;
+        int64_t last = -1;
+        for (int32_t k = m->rowptr[r]; k < m->rowptr[r + 1]; k++)
+            if (m->val[k] != 0 && m->col[k] / 4 != last) {
+                last = m->col[k] / 4;
+                nb++;
+            }
+        if (nb > INT32_MAX) return -1;
+    }
+    m->b4_ptr[m->rows] = (int32_t)nb;
+    m->nblk4 = nb;
+    m->b4_grp = malloc((size_t)(nb > 0 ? nb : 1) * sizeof *m->b4_grp);
+    m->b4_w = calloc((size_t)(nb > 0 ? nb : 1), sizeof *m->b4_w);
+    if (!m->b4_grp || !m->b4_w) return -1;
+    for (int64_t r = 0; r < m->rows; r++) {
+        int64_t b = m->b4_ptr[r] - 1, last = -1, wsum = 0;
+        for (int32_t k = m->rowptr[r]; k < m->rowptr[r + 1]; k++) {
+            if (m->val[k] == 0) continue;
+            if (m->col[k] / 4 != last) {
+                last = m->col[k] / 4;
+                m->b4_grp[++b] = (int32_t)last;
+            }
+            uint32_t byte = (uint32_t)(uint8_t)(int8_t)m->val[k];
+            m->b4_w[b] = (int32_t)((uint32_t)m->b4_w[b] | byte << (8 * (m->col[k] % 4)));
+            wsum += m->val[k];
+        }
+        /* u8 activations x + 128: acc = off - 128 * wsum + sum (x + 128) w */
+        m->b4_off[r] = (int32_t)(m->off[r] - 128 * wsum);
+    }
+    m->rq_M64 = malloc((size_t)m->rows * sizeof *m->rq_M64);
+    m->rq_rnd = malloc((size_t)m->rows * sizeof *m->rq_rnd);
+    m->rq_sh = malloc((size_t)m->rows * sizeof *m->rq_sh);
+    if (!m->rq_M64 || !m->rq_rnd || !m->rq_sh) return -1;
+    for (int64_t r = 0; r < m->rows; r++) {
+        m->rq_M64[r] = m->rq[r].M;
+        m->rq_rnd[r] = m->rq[r].S >= 33 ? 1 << (m->rq[r].S - 33) : 0;
+        m->rq_sh[r] = m->rq[r].S >= 33 ? m->rq[r].S - 32 : 0;
+    }
+    /* quads: the row's non-zeros (the CSR pair pads dropped), 4 at a time */
+    m->q4_ptr = malloc((size_t)(m->rows + 1) * sizeof *m->q4_ptr);
+    if (!m->q4_ptr) return -1;
+    int64_t nq = 0;
+    for (int64_t r = 0; r < m->rows; r++) {
+        m->q4_ptr[r] = (int32_t)nq;
+        int64_t n = 0;
+        for (int32_t k = m->rowptr[r]; k < m->rowptr[r + 1]; k++) n += m->val[k] != 0;
+        nq += (n + 3) / 4;
+        if (nq > INT32_MAX / 4) return -1;
+    }
+    m->q4_ptr[m->rows] = (int32_t)nq;
+    m->nq4 = nq;
+    m->q4_col = malloc((size_t)(nq > 0 ? 4 * nq : 1) * sizeof *m->q4_col);
+    m->q4_w = calloc((size_t)(nq > 0 ? nq : 1), sizeof *m->q4_w);
+    if (!m->q4_col || !m->q4_w) return -1;
+    for (int64_t r = 0; r < m->rows; r++) {
+        int64_t e = 4 * (int64_t)m->q4_ptr[r];
+        for (int32_t k = m->rowptr[r]; k < m->rowptr[r + 1]; k++) {
+            if (m->val[k] == 0) continue;
+            uint32_t byte = (uint32_t)(uint8_t)(int8_t)m->val[k];
+            m->q4_col[e] = m->col[k];
+            m->q4_w[e / 4] = (int32_t)((uint32_t)m->q4_w[e / 4] | byte << (8 * (e % 4)));
+            e++;
+        }
+        for (; e % 4; e++) m->q4_col[e] = m->q4_col[e - 1]; /* pads: weight 0 */
+    }
+    return 0;
+}
+
+int sqz_csr8_q4_stride(sqz_csr8 *m, int64_t xs) {
+    if (xs <= 0 || m->cols * xs > INT32_MAX) return -1;
+    free(m->q4_off);
+    m->q4_xs = 0;
+    m->q4_off = malloc((size_t)(m->nq4 > 0 ? 4 * m->nq4 : 1) * sizeof *m->q4_off);
+    if (!m->q4_off) return -1;
+    for (int64_t e = 0; e < 4 * m->nq4; e++) m->q4_off[e] = (int32_t)(m->q4_col[e] * xs);
+    m->q4_xs = xs;
+    return 0;
+}
+
+int sqz_csr8_b4_stride(sqz_csr8 *m, int64_t xs) {
+    if (xs <= 0 || m->ngrp * 4 * xs > INT32_MAX) return -1;
+    free(m->b4_xoff);
+    m->b4_xs = 0;
+    m->b4_xoff = malloc((size_t)(m->nblk4 > 0 ? m->nblk4 : 1) * sizeof *m->b4_xoff);
+    if (!m->b4_xoff) return -1;
+    for (int64_t b = 0; b < m->nblk4; b++) m->b4_xoff[b] = (int32_t)(m->b4_grp[b] * 4 * xs);
+    m->b4_xs = xs;
+    return 0;
+}
+
+void sqz_tou8_ref(const int8_t *x, int64_t C, int64_t P, int64_t xs, uint8_t *XU) {
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t p = 0; p < xs; p++)
+            XU[c * xs + p] = (uint8_t)(p < P ? x[c * P + p] + 128 : 128);
+}
+
+void sqz_spmm8q_ref(const sqz_csr8 *m, int64_t r0, int64_t r1, const uint8_t *XU, int64_t xs,
+                    int64_t P, int8_t *Y) {
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t p = 0; p < P; p++) {
+            int64_t acc = m->b4_off[r];
+            for (int32_t q = m->q4_ptr[r]; q < m->q4_ptr[r + 1]; q++) {
+                uint32_t w = (uint32_t)m->q4_w[q];
+                for (int t = 0; t < 4; t++)
+                    acc += (int32_t)XU[(int64_t)m->q4_col[4 * q + t] * xs + p] *
+                           (int8_t)(uint8_t)(w >> (8 * t));
+            }
+            Y[r * P + p] = (int8_t)sqz_rq_apply(acc, m->rq[r], m->zp, m->lo, m->hi);
+        }
+}
+
+sqz_spmm8q_fn sqz_spmm8q_best(void) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (sqz_cpu_has_avx512_vnni()) return sqz_spmm8q_vnni;
+#endif
+    return NULL;
+}
+
+sqz_tou8_fn sqz_tou8_best(void) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (sqz_cpu_has_avx512()) return sqz_tou8_avx512;
+#endif
+    return sqz_tou8_ref;
+}
+
+void sqz_pack4_ref(const int8_t *x, int64_t C, int64_t P, int64_t xs, uint8_t *XB) {
+    for (int64_t g = 0; g < (C + 3) / 4; g++)
+        for (int64_t p = 0; p < xs; p++)
+            for (int64_t t = 0; t < 4; t++) {
+                int64_t c = 4 * g + t;
+                XB[(g * xs + p) * 4 + t] = (uint8_t)(c < C && p < P ? x[c * P + p] + 128 : 128);
+            }
+}
+
+void sqz_spmm8b_ref(const sqz_csr8 *m, int64_t r0, int64_t r1, const uint8_t *XB, int64_t xs,
+                    int64_t P, int8_t *Y) {
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t p = 0; p < P; p++) {
+            int64_t acc = m->b4_off[r];
+            for (int32_t b = m->b4_ptr[r]; b < m->b4_ptr[r + 1]; b++) {
+                const uint8_t *x = XB + ((int64_t)m->b4_grp[b] * xs + p) * 4;
+                uint32_t w = (uint32_t)m->b4_w[b];
+                for (int t = 0; t < 4; t++) acc += (int32_t)x[t] * (int8_t)(uint8_t)(w >> (8 * t));
+            }
+            Y[r * P + p] = (int8_t)sqz_rq_apply(acc, m->rq[r], m->zp, m->lo, m->hi);
+        }
+}
+
+sqz_spmm8b_fn sqz_spmm8b_best(void) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (sqz_cpu_has_avx512_vnni()) return sqz_spmm8b_vnni;
+#endif
+    return NULL;
+}
+
+sqz_pack4_fn sqz_pack4_best(void) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (sqz_cpu_has_avx512()) return sqz_pack4_avx512;
+#endif
+    return sqz_pack4_ref;
+}
+
 size_t sqz_spmv8_tmp_bytes(const sqz_csr8 *m) {
     size_t a = (size_t)m->cols * sizeof(int32_t), b = (size_t)(m->cols + 127) / 128 * 128;
     return (a > b ? a : b) + 64;
 }
 
 void sqz_csr8_free(sqz_csr8 *m) {
+    free(m->b4_ptr);
+    free(m->b4_grp);
+    free(m->b4_w);
+    free(m->b4_off);
+    free(m->q4_ptr);
+    free(m->q4_col);
+    free(m->q4_w);
+    free(m->q4_off);
+    free(m->b4_xoff);
+    free(m->rq_M64);
+    free(m->rq_rnd);
+    free(m->rq_sh);
     free(m->ell_step);
     free(m->ell_idx);
     free(m->ell_w);
@@ -224,6 +407,13 @@ double sqz_sparse_i8_max_density(int op, int64_t P) {
     return 0.25;
 }
 
+double sqz_sparse_i8_max_cost(int64_t P) {
+    /* crossover of the block / quad kernels' modelled cost against the
+     * dense int8 1x1 conv's, measured with bench/sparse.c */
+    (void)P;
+    return 0.8;
+}
+
 /* SQZ_SPARSE as in sparse.c: 0 never, force at any density, unset by density. */
 static int sparse_mode(void) {
     const char *e = getenv("SQZ_SPARSE");
@@ -245,6 +435,10 @@ typedef struct sp8 {
     sqz_spmm8_fn spmm;
     sqz_spmv8_fn spmv;
     sqz_widen8_fn widen;
+    sqz_spmm8b_fn spmmb; /* 1x4-block kernel, or NULL */
+    sqz_pack4_fn pack4;
+    sqz_spmm8q_fn spmmq; /* quad kernel, or NULL (neither: CSR spmm) */
+    sqz_tou8_fn tou8;
     int nt;
 } sp8;
 
@@ -302,7 +496,9 @@ static int sp8_conv_prepare(sqz_op_ctx *ctx) {
     const sqz_shape *x = &ctx->in_shape[0], *w = &ctx->in_shape[1];
     int64_t P = x->dims[2] * x->dims[3];
     if (P <= 0 || w->dims[1] != x->dims[1]) return 1;
-    double lim = sparse_mode() == 2 ? 1.0 : sqz_sparse_i8_max_density(SQZ_OP_CONV, P);
+    double lim = sparse_mode() == 2  ? 1.0
+                 : sqz_spmm8b_best() ? 1.0 /* judged on the blocks below */
+                                     : sqz_sparse_i8_max_density(SQZ_OP_CONV, P);
     if (density8((const int8_t *)ctx->in_data[1], w->dims[0] * w->dims[1]) > lim) return 1;
     sp8 *p;
     if (sp8_common(ctx, &p)) return -1;
@@ -314,6 +510,45 @@ static int sp8_conv_prepare(sqz_op_ctx *ctx) {
     if ((uint64_t)(p->w.nnz * P) < SQZ_I8_MT_MIN_MACS) p->nt = 1;
     /* int16 copy of one image's input, rows padded to sqz_spmm8_stride(P) */
     ctx->scratch_bytes = (size_t)(p->li.C * sqz_spmm8_stride(P)) * sizeof(int16_t) + 64;
+    sqz_spmm8b_fn kb = sqz_spmm8b_best();
+    sqz_spmm8q_fn kq = sqz_spmm8q_best();
+    if (kb && kq) { /* dots of 4 (vpdpbusd): 1x4 blocks or quads of any columns */
+        if (sqz_csr8_build_b4(&p->w) != 0) {
+            sp8_release(p);
+            return sqz_op_fail(ctx, "Conv: out of memory");
+        }
+        /* issue-port model per row and 64 pixels (bench/sparse.c checks it):
+         * dense 4 * ceil(K / 4) dots + 16 requantization ops; blocks one
+         * dot per block and 16 pixels; quads 4 dots + 8 unpacks (the other
+         * port) per quad, + 8 requantization ops on that port */
+        double rows = (double)p->w.rows;
+        double dense = 4.0 * (double)p->w.ngrp + 16.0;
+        double cb = 4.0 * (double)p->w.nblk4 / rows + 16.0;
+        double nq = (double)p->w.nq4 / rows;
+        double cq = 4.0 * nq + 16.0 > 8.0 * nq + 8.0 ? 4.0 * nq + 16.0 : 8.0 * nq + 8.0;
+        int quads = cq < cb;
+        if (sparse_mode() != 2 && (quads ? cq : cb) > sqz_sparse_i8_max_cost(P) * dense) {
+            sp8_release(p);
+            return 1;
+        }
+        if (quads) {
+            if (sqz_csr8_q4_stride(&p->w, sqz_spmm8q_stride(P)) != 0) {
+                sp8_release(p);
+                return 1; /* too large for int32 offsets: the dense path */
+            }
+            p->spmmq = kq;
+            p->tou8 = sqz_tou8_best();
+            ctx->scratch_bytes = (size_t)(p->w.cols * sqz_spmm8q_stride(P)) + 64;
+        } else {
+            if (sqz_csr8_b4_stride(&p->w, sqz_spmm8b_stride(P)) != 0) {
+                sp8_release(p);
+                return 1; /* too large for int32 offsets: the dense path */
+            }
+            p->spmmb = kb;
+            p->pack4 = sqz_pack4_best();
+            ctx->scratch_bytes = (size_t)(p->w.ngrp * sqz_spmm8b_stride(P) * 4) + 64;
+        }
+    }
     ctx->params = p;
     return 0;
 }
@@ -329,7 +564,13 @@ typedef struct {
 static void sp8_part(void *arg, int t) {
     const sp8_job *j = arg;
     int64_t M = j->p->w.rows, r0 = t * j->chunk, r1 = r0 + j->chunk < M ? r0 + j->chunk : M;
-    if (r0 < r1) j->p->spmm(&j->p->w, r0, r1, j->x16, j->xs, j->p->P, j->yb);
+    if (r0 >= r1) return;
+    if (j->p->spmmb)
+        j->p->spmmb(&j->p->w, r0, r1, (const uint8_t *)j->x16, j->xs, j->p->P, j->yb);
+    else if (j->p->spmmq)
+        j->p->spmmq(&j->p->w, r0, r1, (const uint8_t *)j->x16, j->xs, j->p->P, j->yb);
+    else
+        j->p->spmm(&j->p->w, r0, r1, j->x16, j->xs, j->p->P, j->yb);
 }
 
 static void sp8_conv_run(const sqz_op_ctx *ctx) {
@@ -341,6 +582,20 @@ static void sp8_conv_run(const sqz_op_ctx *ctx) {
     int nt = p->nt;
     for (int64_t b = 0; b < p->batch; b++) {
         const int8_t *xb = X + b * C * P;
+        if (p->spmmb) { /* u8 quads of 4 channels (sparse.h spmm8b) */
+            const int64_t xs = sqz_spmm8b_stride(P);
+            p->pack4(xb, C, P, xs, ctx->scratch);
+            sp8_job j = {p, ctx->scratch, xs, Y + b * M * P, (M + nt - 1) / nt};
+            sqz_par_for(nt, nt, sp8_part, &j);
+            continue;
+        }
+        if (p->spmmq) { /* u8 rows */
+            const int64_t xs = sqz_spmm8q_stride(P);
+            p->tou8(xb, C, P, xs, ctx->scratch);
+            sp8_job j = {p, ctx->scratch, xs, Y + b * M * P, (M + nt - 1) / nt};
+            sqz_par_for(nt, nt, sp8_part, &j);
+            continue;
+        }
         const int64_t xs = sqz_spmm8_stride(P);
         for (int64_t c = 0; c < C; c++) { /* pads zeroed: kernels load them, never store them */
             p->widen(xb + c * P, x16 + c * xs, P);

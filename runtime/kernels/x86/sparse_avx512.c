@@ -1,6 +1,7 @@
 /* sparse_avx512.c - CSR row kernels with AVX-512F (contract: kernels/sparse.h).
  * spmm: 64 output columns per step in four accumulators; column tails with
- * masked loads / stores. spmv: 16 non-zeros per step with an index gather,
+ * masked loads / stores; P <= 16 (sparse Gemm over A^T): one masked vector
+ * per row, four accumulators over the entries. spmv: 16 non-zeros per step with an index gather,
  * the row tail masked. */
 #include <immintrin.h>
 
@@ -15,6 +16,53 @@ void sqz_spmm_avx512(const sqz_csr *m, int64_t r0, int64_t r1, const float *X, i
     const int clamp = m->clamp;
     const __m512 lo = _mm512_set1_ps(m->lo), hi = _mm512_set1_ps(m->hi);
 #define CL(a) (clamp ? _mm512_min_ps(_mm512_max_ps(a, lo), hi) : (a))
+    if (P == 8) { /* ymm, unmasked loads folded into the FMAs */
+        const __m256 lo8 = _mm256_set1_ps(m->lo), hi8 = _mm256_set1_ps(m->hi);
+        for (int64_t r = r0; r < r1; r++) {
+            const int32_t k1 = m->rowptr[r + 1];
+            int32_t k = m->rowptr[r];
+            __m256 a0 = _mm256_set1_ps(bias ? bias[r] : 0.0f), a1 = _mm256_setzero_ps(), a2 = a1,
+                   a3 = a1;
+            for (; k + 4 <= k1; k += 4) {
+#define F(a, u)                                                                                    \
+    a = _mm256_fmadd_ps(_mm256_set1_ps(m->val[k + u]),                                             \
+                        _mm256_loadu_ps(X + (int64_t)m->col[k + u] * 8), a)
+                F(a0, 0);
+                F(a1, 1);
+                F(a2, 2);
+                F(a3, 3);
+            }
+            for (; k < k1; k++) F(a0, 0);
+#undef F
+            __m256 a = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+            if (clamp) a = _mm256_min_ps(_mm256_max_ps(a, lo8), hi8);
+            _mm256_storeu_ps(Y + r * 8, a);
+        }
+        return;
+    }
+    if (P <= 16) { /* one vector per row (Gemm's A^T columns): four chains over the entries */
+        const __mmask16 m0 = lanes(P);
+        for (int64_t r = r0; r < r1; r++) {
+            const int32_t k1 = m->rowptr[r + 1];
+            int32_t k = m->rowptr[r];
+            __m512 a0 = _mm512_set1_ps(bias ? bias[r] : 0.0f), a1 = _mm512_setzero_ps(), a2 = a1,
+                   a3 = a1;
+            for (; k + 4 <= k1; k += 4) {
+#define F(a, u)                                                                                    \
+    a = _mm512_fmadd_ps(_mm512_set1_ps(m->val[k + u]),                                             \
+                        _mm512_maskz_loadu_ps(m0, X + (int64_t)m->col[k + u] * P), a)
+                F(a0, 0);
+                F(a1, 1);
+                F(a2, 2);
+                F(a3, 3);
+            }
+            for (; k < k1; k++) F(a0, 0);
+#undef F
+            _mm512_mask_storeu_ps(Y + r * P, m0,
+                                  CL(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))));
+        }
+        return;
+    }
     for (int64_t r = r0; r < r1; r++) {
         float *y = Y + r * P;
         const __m512 b = _mm512_set1_ps(bias ? bias[r] : 0.0f);

@@ -277,3 +277,264 @@ __attribute__((target("avx512vbmi"))) void sqz_spmv8_vbmi(const sqz_csr8 *m, int
         _mm_mask_storeu_epi8(y + b * 16, mk, _mm512_cvtepi32_epi8(v));
     }
 }
+
+/* inline asm: gcc 12 copies the builtin's accumulators in and out of spare
+ * registers every iteration in these loops (a vmovdqa per vpdpbusd) */
+#define DPB(acc, x, w) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w))
+
+/* ---------------------------------------------------------------- 1x4 blocks
+ * spmm8b (kernels/sparse.h): the input packed as u8 quads of 4 channels per
+ * pixel, so one broadcast int32 of a block's 4 weights and one vpdpbusd do
+ * the block for 16 pixels (exact: u8 x s8, 4 products per lane). Up to 64
+ * pixels per step in nv accumulators (nv = 4 while more than 48 pixels are
+ * left), and a second set of nv taking every other block (vpdpbusd
+ * latency). Requantization as spmm8_body (rows with S < 33: the scalar
+ * twin); the packs of pack64 with the four accumulators transposed by one
+ * vpermd. */
+static inline __attribute__((always_inline)) void
+b4_tile(const sqz_csr8 *m, int64_t r, const uint8_t *xp, int8_t *y, int64_t n, const int nv) {
+    const int32_t k0 = m->b4_ptr[r], k1 = m->b4_ptr[r + 1];
+    const int32_t *xo = m->b4_xoff, *wv = m->b4_w;
+    const __m512i o = _mm512_set1_epi32(m->b4_off[r]), z = _mm512_setzero_si512();
+    __m512i a0 = o, a1 = o, a2 = o, a3 = o, c0 = z, c1 = z, c2 = z, c3 = z;
+    int32_t k = k0;
+#define B4(acc, kk, i)                                                                             \
+    DPB(acc, _mm512_loadu_si512(xp + xo[kk] + 64 * (i)), _mm512_set1_epi32(wv[kk]))
+    for (; k + 2 <= k1; k += 2) { /* two sets of chains: even and odd blocks */
+        B4(a0, k, 0);
+        B4(c0, k + 1, 0);
+        if (nv > 1) {
+            B4(a1, k, 1);
+            B4(c1, k + 1, 1);
+        }
+        if (nv > 2) {
+            B4(a2, k, 2);
+            B4(c2, k + 1, 2);
+        }
+        if (nv > 3) {
+            B4(a3, k, 3);
+            B4(c3, k + 1, 3);
+        }
+    }
+    if (k < k1) {
+        B4(a0, k, 0);
+        if (nv > 1) B4(a1, k, 1);
+        if (nv > 2) B4(a2, k, 2);
+        if (nv > 3) B4(a3, k, 3);
+    }
+#undef B4
+    a0 = _mm512_add_epi32(a0, c0);
+    a1 = _mm512_add_epi32(a1, c1);
+    a2 = _mm512_add_epi32(a2, c2);
+    a3 = _mm512_add_epi32(a3, c3);
+    const __m512i Mv = _mm512_set1_epi64(m->rq_M64[r]), rnd = _mm512_set1_epi32(m->rq_rnd[r]);
+    const __m128i sh = _mm_loadu_si32(m->rq_sh + r);
+    __m512i f1 = z, f2 = z, f3 = z;
+    const __m512i f0 = rq16f(a0, Mv, rnd, sh, z);
+    if (nv > 1) f1 = rq16f(a1, Mv, rnd, sh, z);
+    if (nv > 2) f2 = rq16f(a2, Mv, rnd, sh, z);
+    if (nv > 3) f3 = rq16f(a3, Mv, rnd, sh, z);
+    /* packs (zp added to the int16 values, saturating: the same clamp):
+     * 128-bit lane L = f0[L], f1[L], f2[L], f3[L] (4 bytes each); pixels
+     * 4 j .. 4 j + 3 are f(j / 4)[j % 4]: dword 4 (j % 4) + j / 4 */
+    const __m512i zpw = _mm512_set1_epi16((short)m->zp);
+    __m512i b = _mm512_packs_epi16(_mm512_adds_epi16(_mm512_packs_epi32(f0, f1), zpw),
+                                   _mm512_adds_epi16(_mm512_packs_epi32(f2, f3), zpw));
+    b = _mm512_permutexvar_epi32(
+        _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0), b);
+    if (m->lo > -128 || m->hi < 127)
+        b = _mm512_min_epi8(_mm512_max_epi8(b, _mm512_set1_epi8((char)m->lo)),
+                            _mm512_set1_epi8((char)m->hi));
+    if (n >= 64)
+        _mm512_storeu_si512(y, b);
+    else
+        _mm512_mask_storeu_epi8(y, ((__mmask64)1 << n) - 1, b);
+}
+
+void sqz_spmm8b_vnni(const sqz_csr8 *m, int64_t r0, int64_t r1, const uint8_t *XB, int64_t xs,
+                     int64_t P, int8_t *Y) {
+    if (m->b4_xs != xs || !m->b4_xoff) { /* offsets made for another stride */
+        sqz_spmm8b_ref(m, r0, r1, XB, xs, P, Y);
+        return;
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        if (m->rq_sh[r] == 0) { /* S < 33 (m >= 1/4, rare): the scalar twin's row */
+            sqz_spmm8b_ref(m, r, r + 1, XB, xs, P, Y);
+            continue;
+        }
+        for (int64_t p = 0; p < P; p += 64) {
+            const int64_t n = P - p < 64 ? P - p : 64;
+            const uint8_t *xp = XB + p * 4;
+            int8_t *y = Y + r * P + p;
+            if (n > 48)
+                b4_tile(m, r, xp, y, n, 4);
+            else if (n > 32)
+                b4_tile(m, r, xp, y, n, 3);
+            else if (n > 16)
+                b4_tile(m, r, xp, y, n, 2);
+            else
+                b4_tile(m, r, xp, y, n, 1);
+        }
+    }
+}
+
+/* 16 pixels of 4 channel rows -> 64 bytes of quads: unpack bytes (a, b),
+ * (c, d), then the 16-bit pairs; masked loads past P give 0 -> 128. */
+void sqz_pack4_avx512(const int8_t *x, int64_t C, int64_t P, int64_t xs, uint8_t *XB) {
+    static const int8_t zero_row[16];
+    const __m128i bias = _mm_set1_epi8((char)0x80);
+    for (int64_t g = 0; g < (C + 3) / 4; g++) {
+        const int8_t *row[4];
+        int64_t rs[4]; /* 0 for the channels past C (one zero row) */
+        for (int t = 0; t < 4; t++) {
+            int64_t c = 4 * g + t;
+            row[t] = c < C ? x + c * P : zero_row;
+            rs[t] = c < C ? 1 : 0;
+        }
+        uint8_t *o = XB + g * xs * 4;
+        for (int64_t p = 0; p < xs; p += 16) {
+            const int64_t n = P - p;
+            const __mmask16 mk = n >= 16  ? (__mmask16)0xFFFF
+                                 : n <= 0 ? (__mmask16)0
+                                          : (__mmask16)((1u << n) - 1);
+            __m128i v[4];
+            for (int t = 0; t < 4; t++)
+                v[t] = _mm_xor_si128(_mm_maskz_loadu_epi8(mk, row[t] + p * rs[t]), bias);
+            __m128i ab0 = _mm_unpacklo_epi8(v[0], v[1]), ab1 = _mm_unpackhi_epi8(v[0], v[1]);
+            __m128i cd0 = _mm_unpacklo_epi8(v[2], v[3]), cd1 = _mm_unpackhi_epi8(v[2], v[3]);
+            _mm_storeu_si128((__m128i *)(void *)(o + p * 4), _mm_unpacklo_epi16(ab0, cd0));
+            _mm_storeu_si128((__m128i *)(void *)(o + p * 4 + 16), _mm_unpackhi_epi16(ab0, cd0));
+            _mm_storeu_si128((__m128i *)(void *)(o + p * 4 + 32), _mm_unpacklo_epi16(ab1, cd1));
+            _mm_storeu_si128((__m128i *)(void *)(o + p * 4 + 48), _mm_unpackhi_epi16(ab1, cd1));
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- quads
+ * spmm8q (kernels/sparse.h): per row, its non-zeros four at a time (any
+ * columns); 64 pixels of the four u8 input rows are interleaved into
+ * per-pixel quads by byte then word unpacks (port 5), and one vpdpbusd per
+ * 16 pixels with the broadcast weight quad (port 0) does the four entries,
+ * so an unstructured row costs a quarter of its non-zeros in dot
+ * instructions. Accumulator i, 128-bit lane L, dword j holds pixel
+ * 16 L + 4 i + j, which the two packs (as pack64) put back in order. A
+ * row's last <= 16 pixels (P % 64 in 1..16) take xmm steps instead of a
+ * whole 64-pixel one; rows with S < 33 (m >= 1/4, rare) the scalar twin. */
+
+/* The last n <= 16 pixels of row r (fast requantization): xmm unpacks and
+ * dots, only the nv (= ceil(n / 4)) quad vectors needed (vector i: pixels
+ * 4 i .. 4 i + 3), then one 16-lane requantization. */
+static inline __attribute__((always_inline)) void
+q4_tail(const sqz_csr8 *m, int64_t r, const uint8_t *xp, int8_t *y, int64_t n, const int nv) {
+    const int32_t *qo = m->q4_off, *qw = m->q4_w;
+    const __m128i o = _mm_set1_epi32(m->b4_off[r]);
+    __m128i a0 = o, a1 = o, a2 = o, a3 = o;
+    for (int32_t k = m->q4_ptr[r]; k < m->q4_ptr[r + 1]; k++) {
+        const int32_t *c = qo + 4 * (int64_t)k;
+        const __m128i w = _mm_set1_epi32(qw[k]);
+        const __m128i xa = _mm_loadu_si128((const __m128i *)(const void *)(xp + c[0])),
+                      xb = _mm_loadu_si128((const __m128i *)(const void *)(xp + c[1])),
+                      xc = _mm_loadu_si128((const __m128i *)(const void *)(xp + c[2])),
+                      xd = _mm_loadu_si128((const __m128i *)(const void *)(xp + c[3]));
+        const __m128i ab0 = _mm_unpacklo_epi8(xa, xb), cd0 = _mm_unpacklo_epi8(xc, xd);
+        DPB(a0, _mm_unpacklo_epi16(ab0, cd0), w);
+        if (nv > 1) DPB(a1, _mm_unpackhi_epi16(ab0, cd0), w);
+        if (nv > 2) {
+            const __m128i ab1 = _mm_unpackhi_epi8(xa, xb), cd1 = _mm_unpackhi_epi8(xc, xd);
+            DPB(a2, _mm_unpacklo_epi16(ab1, cd1), w);
+            if (nv > 3) DPB(a3, _mm_unpackhi_epi16(ab1, cd1), w);
+        }
+    }
+    __m512i acc = _mm512_inserti32x4(_mm512_castsi128_si512(a0), a1, 1);
+    acc = _mm512_inserti32x4(_mm512_inserti32x4(acc, a2, 2), a3, 3);
+    const __m512i v = rq16f(acc, _mm512_set1_epi64(m->rq_M64[r]), _mm512_set1_epi32(m->rq_rnd[r]),
+                            _mm_loadu_si32(m->rq_sh + r), _mm512_set1_epi32(m->zp));
+    __m128i b = _mm512_cvtsepi32_epi8(v);
+    b = _mm_min_epi8(_mm_max_epi8(b, _mm_set1_epi8((char)m->lo)), _mm_set1_epi8((char)m->hi));
+    _mm_mask_storeu_epi8(y, (__mmask16)((1u << n) - 1), b);
+}
+
+void sqz_spmm8q_vnni(const sqz_csr8 *m, int64_t r0, int64_t r1, const uint8_t *XU, int64_t xs,
+                     int64_t P, int8_t *Y) {
+    if (m->q4_xs != xs || !m->q4_off) { /* offsets made for another stride */
+        sqz_spmm8q_ref(m, r0, r1, XU, xs, P, Y);
+        return;
+    }
+    /* in locals: the int8 stores may alias *m as far as the compiler knows */
+    const int32_t *qp = m->q4_ptr, *qo = m->q4_off, *qw = m->q4_w, *boff = m->b4_off;
+    const int32_t *rq_rnd = m->rq_rnd, *rq_sh = m->rq_sh;
+    const int64_t *rq_M = m->rq_M64;
+    const __m512i zpw = _mm512_set1_epi16((short)m->zp);
+    const __m512i lov = _mm512_set1_epi8((char)m->lo), hiv = _mm512_set1_epi8((char)m->hi);
+    const int clamp = m->lo > -128 || m->hi < 127;
+    const int64_t pfull = P % 64 > 0 && P % 64 <= 16 ? P / 64 * 64 : P; /* then the tail */
+    for (int64_t r = r0; r < r1; r++) {
+        if (rq_sh[r] == 0) { /* S < 33 (m >= 1/4, rare): the scalar twin's row */
+            sqz_spmm8q_ref(m, r, r + 1, XU, xs, P, Y);
+            continue;
+        }
+        const int32_t q0 = qp[r], q1 = qp[r + 1];
+        /* broadcasts from memory: load-port only (from a register: port 5) */
+        const __m512i Mv = _mm512_set1_epi64(rq_M[r]), rnd = _mm512_set1_epi32(rq_rnd[r]);
+        const __m128i sh = _mm_loadu_si32(rq_sh + r);
+        int8_t *y = Y + r * P;
+        for (int64_t p = 0; p < pfull; p += 64) {
+            const __m512i o = _mm512_set1_epi32(boff[r]);
+            __m512i a0 = o, a1 = o, a2 = o, a3 = o;
+            const uint8_t *xp = XU + p;
+            for (int32_t k = q0; k < q1; k++) {
+                const int32_t *c = qo + 4 * (int64_t)k;
+                const __m512i w = _mm512_set1_epi32(qw[k]);
+                const __m512i xa = _mm512_loadu_si512(xp + c[0]),
+                              xb = _mm512_loadu_si512(xp + c[1]),
+                              xc = _mm512_loadu_si512(xp + c[2]),
+                              xd = _mm512_loadu_si512(xp + c[3]);
+                const __m512i ab0 = _mm512_unpacklo_epi8(xa, xb),
+                              ab1 = _mm512_unpackhi_epi8(xa, xb),
+                              cd0 = _mm512_unpacklo_epi8(xc, xd),
+                              cd1 = _mm512_unpackhi_epi8(xc, xd);
+                DPB(a0, _mm512_unpacklo_epi16(ab0, cd0), w);
+                DPB(a1, _mm512_unpackhi_epi16(ab0, cd0), w);
+                DPB(a2, _mm512_unpacklo_epi16(ab1, cd1), w);
+                DPB(a3, _mm512_unpackhi_epi16(ab1, cd1), w);
+            }
+            /* zp added to the int16 packs (saturating: the same clamp) */
+            const __m512i z = _mm512_setzero_si512();
+            const __m512i h0 =
+                _mm512_packs_epi32(rq16f(a0, Mv, rnd, sh, z), rq16f(a1, Mv, rnd, sh, z));
+            const __m512i h1 =
+                _mm512_packs_epi32(rq16f(a2, Mv, rnd, sh, z), rq16f(a3, Mv, rnd, sh, z));
+            __m512i b = _mm512_packs_epi16(_mm512_adds_epi16(h0, zpw), _mm512_adds_epi16(h1, zpw));
+            if (clamp) b = _mm512_min_epi8(_mm512_max_epi8(b, lov), hiv);
+            const int64_t n = P - p;
+            if (n >= 64)
+                _mm512_storeu_si512(y + p, b);
+            else
+                _mm512_mask_storeu_epi8(y + p, ((__mmask64)1 << n) - 1, b);
+        }
+        if (pfull < P) {
+            const int64_t n = P - pfull;
+            if (n > 12)
+                q4_tail(m, r, XU + pfull, y + pfull, n, 4);
+            else if (n > 8)
+                q4_tail(m, r, XU + pfull, y + pfull, n, 3);
+            else if (n > 4)
+                q4_tail(m, r, XU + pfull, y + pfull, n, 2);
+            else
+                q4_tail(m, r, XU + pfull, y + pfull, n, 1);
+        }
+    }
+}
+
+void sqz_tou8_avx512(const int8_t *x, int64_t C, int64_t P, int64_t xs, uint8_t *XU) {
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t p = 0; p < xs; p += 64) {
+            const int64_t n = P - p;
+            const __mmask64 mk = n >= 64  ? ~(__mmask64)0
+                                 : n <= 0 ? (__mmask64)0
+                                          : ((__mmask64)1 << n) - 1;
+            _mm512_storeu_si512(XU + c * xs + p,
+                                _mm512_xor_si512(_mm512_maskz_loadu_epi8(mk, x + c * P + p), bias));
+        }
+}
