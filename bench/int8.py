@@ -239,6 +239,24 @@ def main():
                               "sqnr_median": statistics.median(sq) if sq else None}
             log("  sqz %-10s acc %.2f  %d bytes  %.2f s" % (meth, r["sqz"][meth]["acc"],
                                                           r["sqz"][meth]["bytes"], wall))
+        # the same methods with empirical bias correction (accuracy only)
+        for meth in SQZ_METHODS:
+            out = os.path.join(a.work, "%s.%s-emp.int8.sqz" % (m, meth))
+            sqz(["quant", onnx_p, "--calib", manifest, "--method", meth, "--bias-correction",
+                 "empirical", "-o", out, "-q"], a.sqz)
+            r["sqz"][meth + "+emp"] = {"acc": sqz_eval(a.sqz, out, a.limit)}
+            log("  sqz %-10s +empirical bias correction acc %.2f" % (meth,
+                                                                   r["sqz"][meth + "+emp"]["acc"]))
+        # --method auto: the choice made on calibration images only (output SQNR vs fp32)
+        out = os.path.join(a.work, "%s.auto.int8.sqz" % m)
+        t0 = time.perf_counter()
+        alog = sqz(["quant", onnx_p, "--calib", manifest, "--method", "auto", "-o", out, "-q"],
+                   a.sqz)
+        part = alog.split("auto: chose ")[1].split(";")[0]
+        chose = part.split()[0] + ("+emp" if "empirical" in part else "")
+        r["auto"] = {"acc": sqz_eval(a.sqz, out, a.limit), "chose": chose,
+                     "wall_s": time.perf_counter() - t0, "bytes": os.path.getsize(out)}
+        log("  sqz auto: %s acc %.2f" % (chose, r["auto"]["acc"]))
         r["ort"] = {}
         for meth in ["minmax", "entropy", "percentile", "distribution"]:
             out = os.path.join(a.work, "%s.ort.%s.onnx" % (m, meth))
@@ -251,7 +269,7 @@ def main():
             except Exception as ex:  # report, keep going
                 r["ort"][meth] = {"error": str(ex).splitlines()[0][:200]}
                 log("  ort %s failed: %s" % (meth, r["ort"][meth]["error"]))
-        best_s = max(SQZ_METHODS, key=lambda k: r["sqz"][k]["acc"])
+        best_s = max(SQZ_METHODS, key=lambda k: r["sqz"][k]["acc"])  # by test accuracy
         # QDQ export of sqz's best, run in ORT: accuracy and label agreement with sqz int8
         qdq = os.path.join(a.work, "%s.%s.qdq.onnx" % (m, best_s))
         sqz(["quant", onnx_p, "--calib", manifest, "--method", best_s, "-o",
@@ -285,16 +303,25 @@ def main():
     n = a.limit or 10000
     print("INT8 post-training quantization, Fashion-MNIST test accuracy on %d images (%%), "
           "calibration: %d train images (calib-data/fashion-mnist)" % (n, len(images)))
-    print("%-10s %7s | %s | %-22s | %-22s | %7s" % (
-        "model", "fp32", " ".join("%10s" % k for k in SQZ_METHODS), "sqz best (drop)",
-        "ORT best (drop)", "sqz-ORT"))
+    cols = SQZ_METHODS + [k + "+emp" for k in SQZ_METHODS]
+    print("sqz per method (+emp: --bias-correction empirical):")
+    print("%-10s %7s | %s" % ("model", "fp32", " ".join("%14s" % k for k in cols)))
+    for r in rows:
+        print("%-10s %7.2f | %s" % (r["model"], r["fp32_acc"], " ".join(
+            "%14.2f" % r["sqz"][k]["acc"] for k in cols)))
+    print("\nsqz auto: method and bias correction chosen on calibration (training) images only, "
+          "by int8-vs-fp32 output SQNR; ORT best: the best of its methods on the test set itself")
+    print("%-10s %7s | %-30s | %-17s | %-27s | %7s %7s" % (
+        "model", "fp32", "sqz auto (drop)", "sqz best-on-test", "ORT best (drop)", "auto-ORT",
+        "best-ORT"))
     for r in rows:
         bs, bo = r["best_sqz"], r["best_ort"]
         sa = r["sqz"][bs]["acc"]
         oa = r["ort"][bo]["acc"] if bo else float("nan")
-        print("%-10s %7.2f | %s | %-10s %6.2f (%+5.2f) | %-12s %6.2f (%+5.2f) | %+7.2f" % (
-            r["model"], r["fp32_acc"], " ".join("%10.2f" % r["sqz"][k]["acc"] for k in SQZ_METHODS),
-            bs, sa, sa - r["fp32_acc"], bo, oa, oa - r["fp32_acc"], sa - oa))
+        aa = r["auto"]["acc"]
+        print("%-10s %7.2f | %-14s %6.2f (%+5.2f) | %-10s %6.2f | %-12s %6.2f (%+5.2f) | %+7.2f %+7.2f"
+              % (r["model"], r["fp32_acc"], r["auto"]["chose"], aa, aa - r["fp32_acc"], bs, sa,
+                 str(bo), oa, oa - r["fp32_acc"], aa - oa, sa - oa))
     print("\nORT quantize_static per method (QDQ, per-channel s8 weights, s8 activations), "
           "accuracy %:")
     for r in rows:

@@ -205,6 +205,7 @@ static void test_equalize_exact(void **state) {
         free(q.ch[i].max);
         free(q.ch[i].min);
     }
+    q_calib_free(&q); /* the calibration session and activation cache */
     free(q.st);
     free(q.ch);
     free(q.obs);
@@ -368,10 +369,93 @@ static void test_quantize_model(void **state) {
     sqzc_graph_free(g);
 }
 
+/* The activation cache (the passes after the first replay the stored
+ * activations) gives the same quantized model as running the model for every
+ * pass: identical without equalization, within float rounding with it (the
+ * cache is rescaled instead of recomputed). Batch 7: the last batch of 40 is
+ * a padded one. */
+static void test_cache_same_result(void **state) {
+    (void)state;
+    sqzc_calib_set set;
+    char err[512];
+    assert_int_equal(sqzc_calib_set_read(g_manifest, &set, err, sizeof err), 0);
+    for (int cle = 0; cle <= 1; cle++)
+        for (int method = SQZC_QM_MINMAX; method <= SQZC_QM_MSE; method++) {
+            sqzc_graph *a = make_graph(), *b = make_graph();
+            sqzc_quant_options o;
+            sqzc_quant_options_init(&o);
+            o.method = method;
+            o.cle = cle;
+            o.batch = 7;
+            o.bias_correction = method == SQZC_QM_MSE ? 2 : 1;
+            if (sqzc_quantize(a, &set, &o, NULL, err, sizeof err) != 0) fail_msg("%s", err);
+            o.cache_bytes = 0;
+            if (sqzc_quantize(b, &set, &o, NULL, err, sizeof err) != 0) fail_msg("%s", err);
+            assert_int_equal(a->n_tensors, b->n_tensors);
+            int n_act = 0;
+            for (int t = 0; t < a->n_tensors; t++) {
+                const sqzc_tensor *x = &a->tensors[t], *y = &b->tensors[t];
+                assert_string_equal(x->name, y->name);
+                assert_int_equal(x->q.kind, y->q.kind);
+                if (x->q.kind != SQZC_Q_TENSOR) continue;
+                n_act++;
+                float tol = cle ? 1e-4f * x->q.scale[0] : 0.0f;
+                if (fabsf(x->q.scale[0] - y->q.scale[0]) > tol)
+                    fail_msg("%s cle %d: '%s' scale %.9g vs %.9g", sqzc_qmethod_name(method), cle,
+                             x->name, x->q.scale[0], y->q.scale[0]);
+                assert_true(abs(x->q.zero_point[0] - y->q.zero_point[0]) <= cle);
+            }
+            assert_true(n_act >= 8);
+            sqzc_graph_free(a);
+            sqzc_graph_free(b);
+        }
+    sqzc_calib_set_free(&set);
+}
+
+/* Empirical bias correction: the int8 model's mean output error per logit
+ * over the calibration images (where it is measured) is smaller than with
+ * the analytic correction alone, whose mean error the clipping of the
+ * percentile range leaves. */
+static void test_empirical_bias_correction(void **state) {
+    (void)state;
+    sqzc_graph *g = make_graph();
+    float ref[NIMG][5];
+    for (int i = 0; i < NIMG; i++) run_graph(g, g_inputs[i], ref[i], 5);
+    sqzc_calib_set set;
+    char err[512];
+    assert_int_equal(sqzc_calib_set_read(g_manifest, &set, err, sizeof err), 0);
+    double bias_abs[3] = {0, 0, 0};
+    for (int bc = 0; bc <= 2; bc++) {
+        sqzc_graph *q8 = make_graph();
+        sqzc_quant_options o;
+        sqzc_quant_options_init(&o);
+        o.method = SQZC_QM_PERCENTILE;
+        o.percentile = 99.0;
+        o.bias_correction = bc;
+        if (sqzc_quantize(q8, &set, &o, NULL, err, sizeof err) != 0) fail_msg("%s", err);
+        double mean[5] = {0, 0, 0, 0, 0};
+        float y[5];
+        for (int i = 0; i < NIMG; i++) {
+            run_graph(q8, g_inputs[i], y, 5);
+            for (int k = 0; k < 5; k++) mean[k] += ((double)y[k] - ref[i][k]) / NIMG;
+        }
+        for (int k = 0; k < 5; k++) bias_abs[bc] += fabs(mean[k]);
+        sqzc_graph_free(q8);
+    }
+    print_message("mean |logit error|: none %.5f analytic %.5f empirical %.5f\n", bias_abs[0],
+                  bias_abs[1], bias_abs[2]);
+    if (!(bias_abs[2] < 0.5 * bias_abs[1]))
+        fail_msg("empirical %.5f vs analytic %.5f", bias_abs[2], bias_abs[1]);
+    sqzc_calib_set_free(&set);
+    sqzc_graph_free(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_equalize_exact),
         cmocka_unit_test(test_quantize_model),
+        cmocka_unit_test(test_cache_same_result),
+        cmocka_unit_test(test_empirical_bias_correction),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

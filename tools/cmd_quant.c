@@ -8,6 +8,7 @@
 #include <malloc.h>
 #endif
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli_util.h"
@@ -23,6 +24,17 @@
 
 #define CMD "quant"
 
+/* SQZ_QUANT_PROFILE=1: phase times on stderr (as compress/quant/) */
+static void prof(const char *what, struct timespec *t) {
+    const char *e = getenv("SQZ_QUANT_PROFILE");
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (e && e[0] && strcmp(e, "0") != 0)
+        fprintf(stderr, "quant profile: %-28s %8.2f ms\n", what,
+                1e3 * (double)(now.tv_sec - t->tv_sec) + 1e-6 * (double)(now.tv_nsec - t->tv_nsec));
+    *t = now;
+}
+
 void cmd_quant_usage(FILE *f) {
     fprintf(f,
             "usage: sqz quant model.onnx|model.sqz --calib MANIFEST -o model.int8.sqz [options]\n\n"
@@ -35,7 +47,7 @@ void cmd_quant_usage(FILE *f) {
             "  -o, --output PATH      output .sqz (required)\n"
             "  --method M             kl (default) | minmax | percentile | mse | auto (each\n"
             "                         method; keeps the one whose int8 output is closest\n"
-            "                         to fp32 (SQNR) on the first 64 calibration images)\n"
+            "                         to fp32 (SQNR) on the first 512 calibration images)\n"
             "  --percentile P         share of values the percentile method keeps (99.99)\n"
             "  --json FILE            write the report as JSON\n"
             "  --onnx-qdq FILE        also write the int8 model as ONNX QDQ (check it in ONNX\n"
@@ -43,7 +55,11 @@ void cmd_quant_usage(FILE *f) {
             "  --min-sqnr DB          keep a Conv/Gemm/MatMul in fp32 when its simulated\n"
             "                         SQNR is below DB (default 0: never)\n"
             "  --no-equalize          no cross-layer equalization of conv pairs\n"
-            "  --no-bias-correction   no bias correction\n"
+            "  --no-bias-correction   no bias correction (= --bias-correction none)\n"
+            "  --bias-correction M    analytic (default: E[x] times the weight error) |\n"
+            "                         empirical (then the mean pre-activation error of each\n"
+            "                         layer with int8 input and weights, measured on up to\n"
+            "                         256 calibration images) | none\n"
             "  --max-images N         first N images of the set only\n"
             "  --report-images N      images of the per-layer report (32; 0: none)\n"
             "  --batch B              images per calibration run at most (32; fewer when\n"
@@ -61,6 +77,7 @@ typedef struct qopts {
     cli_shapes shapes;
     int quiet;
     int auto_method; /* --method auto */
+    int bc_given;    /* --bias-correction / --no-bias-correction given */
     sqzc_quant_options q;
 } qopts;
 
@@ -82,13 +99,14 @@ static int parse(int argc, char **argv, qopts *o) {
         }
         if (strcmp(a, "--no-bias-correction") == 0) {
             o->q.bias_correction = 0;
+            o->bc_given = 1;
             continue;
         }
-        static const char *const kValued[] = {"-o",         "--output",      "--calib",
-                                              "--method",   "--percentile",  "--json",
-                                              "--min-sqnr", "--max-images",  "--batch",
-                                              "--threads",  "--input-shape", "--report-images",
-                                              "--onnx-qdq"};
+        static const char *const kValued[] = {"-o",         "--output",         "--calib",
+                                              "--method",   "--percentile",     "--json",
+                                              "--min-sqnr", "--max-images",     "--batch",
+                                              "--threads",  "--input-shape",    "--report-images",
+                                              "--onnx-qdq", "--bias-correction"};
         int which = -1;
         for (int k = 0; k < (int)(sizeof kValued / sizeof kValued[0]); k++) {
             int m = cli_opt_value(argc, argv, &i, kValued[k], &v);
@@ -164,6 +182,19 @@ static int parse(int argc, char **argv, qopts *o) {
             break;
         case 12:
             o->qdq = v;
+            break;
+        case 13:
+            o->bc_given = 1;
+            if (strcmp(v, "none") == 0)
+                o->q.bias_correction = 0;
+            else if (strcmp(v, "analytic") == 0)
+                o->q.bias_correction = 1;
+            else if (strcmp(v, "empirical") == 0)
+                o->q.bias_correction = 2;
+            else {
+                cli_error(CMD, "unknown --bias-correction '%s' (none, analytic, empirical)", v);
+                return -1;
+            }
             break;
         case 10:
             if (cli_shapes_add(&o->shapes, v, err, sizeof err) != 0) {
@@ -245,7 +276,8 @@ static int load_graph(const qopts *o, sqzc_graph **g) {
  * reproduces the fp32 model's first output best (highest SQNR) on the first
  * AUTO_IMAGES calibration images (training images, never the test set) is
  * kept. */
-#define AUTO_IMAGES 64
+#define AUTO_IMAGES 512
+#define AUTO_BYTES (64.0 * 1024 * 1024)
 
 typedef struct runner {
     sqz_model *m;
@@ -299,6 +331,10 @@ static size_t argmax(const float *y, size_t n) {
     return b;
 }
 
+static const char *bc_name(int bc) {
+    return bc == 0 ? "no" : bc == 1 ? "analytic" : "empirical";
+}
+
 /* Quantizes with every method and keeps the best graph in *g (report in
  * *rep); prints one line per method. */
 static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
@@ -308,10 +344,14 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
     in1.dims[0] = 1;
     size_t nx = (size_t)sqz_shape_numel(&in1);
     int n_img = set->n_items < AUTO_IMAGES ? set->n_items : AUTO_IMAGES;
+    /* the inputs are held in memory: at most AUTO_BYTES of them */
+    if ((double)n_img * (double)nx * sizeof(float) > AUTO_BYTES)
+        n_img = (int)(AUTO_BYTES / ((double)nx * sizeof(float)));
+    if (n_img < 1) n_img = 1;
     float *x = malloc(nx * sizeof *x * (size_t)n_img), *ref = NULL;
     size_t ny = 0;
     runner r;
-    int rc = -1, best_m = -1;
+    int rc = -1, best_m = -1, best_bc = -1;
     double best = -INFINITY;
     sqzc_graph *best_g = NULL;
     if (!x) {
@@ -341,9 +381,14 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
         memcpy(ref + (size_t)i * ny, y, ny * sizeof *y);
     }
     runner_free(&r);
-    for (int m = SQZC_QM_MINMAX; m <= SQZC_QM_MSE; m++) {
+    /* candidates: each method, with analytic and with empirical bias
+     * correction unless a correction was asked for */
+    const int n_bc = o->bc_given ? 1 : 2;
+    for (int cand = 0; cand < 4 * n_bc; cand++) {
+        const int m = SQZC_QM_MINMAX + cand / n_bc;
+        const int bc = o->bc_given ? o->q.bias_correction : 1 + cand % n_bc;
         sqzc_graph *gm = NULL;
-        if (m == SQZC_QM_MINMAX) {
+        if (cand == 0) {
             gm = *g; /* the imported graph serves the first method */
             *g = NULL;
         } else if (load_graph(o, &gm) != CLI_OK) {
@@ -353,6 +398,7 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
         sqzc_quant_options q = o->q;
         q.method = m;
         q.progress = 0;
+        q.bias_correction = bc;
         sqzc_quant_report rm;
         memset(&rm, 0, sizeof rm);
         if (sqzc_quantize(gm, set, &q, &rm, err, len) != 0 || runner_open(gm, &r, err, len) != 0) {
@@ -385,11 +431,12 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
         /* output SQNR: continuous, where top-1 agreement on a few dozen
          * images moves by single images (noise); agreement is reported */
         double score = isfinite(db) ? db : 999.0;
-        printf("auto: %-10s top-1 agreement with fp32 %d/%d, output SQNR %.2f dB\n",
-               sqzc_qmethod_name(m), agree, n_img, db);
+        printf("auto: %-10s %-9s bias: top-1 agreement with fp32 %d/%d, output SQNR %.2f dB\n",
+               sqzc_qmethod_name(m), bc_name(bc), agree, n_img, db);
         if (score > best) {
             best = score;
             best_m = m;
+            best_bc = bc;
             sqzc_graph_free(best_g);
             best_g = gm;
             sqzc_quant_report_free(rep);
@@ -399,7 +446,8 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
             sqzc_quant_report_free(&rm);
         }
     }
-    printf("auto: chose %s (on %d calibration images)\n", sqzc_qmethod_name(best_m), n_img);
+    printf("auto: chose %s (%s bias correction; output SQNR on %d calibration images)\n",
+           sqzc_qmethod_name(best_m), bc_name(best_bc), n_img);
     *g = best_g;
     rc = 0;
     goto out;
@@ -422,10 +470,10 @@ int cmd_quant(int argc, char **argv) {
     }
     o.q.progress = isatty(2);
 #if defined(__GLIBC__)
-    /* calibration serializes, loads and plans the model once per pass (tens
-     * of MB each): keep freed blocks in the heap instead of returning them
-     * with munmap, so the next pass reuses pages instead of faulting in
-     * fresh zeroed ones (a fifth of the CPU time on ResNet-18) */
+    /* calibration sessions, the report's layer runs and --method auto's
+     * models allocate and free tens of MB: keep freed blocks in the heap
+     * instead of returning them with munmap, so the next user reuses pages
+     * instead of faulting in fresh zeroed ones */
     mallopt(M_MMAP_THRESHOLD, 1 << 30);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
@@ -436,13 +484,17 @@ int cmd_quant(int argc, char **argv) {
     memset(&rep, 0, sizeof rep);
     cli_atomic js = {0};
     int rc = CLI_EUSAGE, have_js = 0;
+    struct timespec tp;
+    clock_gettime(CLOCK_MONOTONIC, &tp);
     /* the set first: a bad set fails before any import or calibration */
     if (sqzc_calib_set_read(o.calib, &set, err, sizeof err) != 0) {
         cli_error(CMD, "%s", err);
         cli_shapes_free(&o.shapes);
         return CLI_EUSAGE;
     }
+    prof("read manifest", &tp);
     rc = load_graph(&o, &g);
+    prof("import + optimize", &tp);
     if (rc != CLI_OK) goto done;
     if (o.json) {
         if (cli_atomic_open(&js, o.json, err, sizeof err) != 0) {
@@ -458,17 +510,20 @@ int cmd_quant(int argc, char **argv) {
         rc = CLI_EUSAGE;
         goto done;
     }
+    prof("quantize", &tp);
     if (!o.quiet) sqzc_quant_report_print(&rep, stdout);
     if (have_js && sqzc_quant_report_json(&rep, js.f) != 0) {
         cli_error(CMD, "%s: write failed", o.json);
         rc = CLI_ERUNTIME;
         goto done;
     }
+    prof("report print / json", &tp);
     if (sqzc_write_sqz(g, o.out, err, sizeof err) != 0) {
         cli_error(CMD, "%s", err);
         rc = CLI_ERUNTIME;
         goto done;
     }
+    prof("write", &tp);
     if (o.qdq && sqzc_write_onnx_qdq(g, o.qdq, err, sizeof err) != 0) {
         cli_error(CMD, "%s: %s", o.qdq, err);
         unlink(o.out); /* all outputs or none */

@@ -2,12 +2,17 @@
  * calibration set, every activation exposed as a graph output, and stream
  * per-tensor statistics (memory: one batch of activations + fixed-size
  * histograms, whatever the number of images). */
+/* madvise / MADV_HUGEPAGE */
+#define _DEFAULT_SOURCE 1
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -19,6 +24,17 @@ double q_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void q_prof(const char *what, double *t) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("SQZ_QUANT_PROFILE");
+        on = e && e[0] && strcmp(e, "0") != 0;
+    }
+    double now = q_now();
+    if (on) fprintf(stderr, "quant profile: %-28s %8.2f ms\n", what, 1e3 * (now - *t));
+    *t = now;
 }
 
 int qctx_init_obs(qctx *q) {
@@ -90,7 +106,8 @@ static int runner_open(qctx *q, int batch, qrunner *r) {
         return -1;
     }
     r->batch = batch;
-    r->in = malloc(sizeof(float) * (size_t)q->per * (size_t)batch);
+    r->sliceable = -1;
+    r->in = calloc((size_t)q->per * (size_t)batch, sizeof(float));
     if (!r->in) {
         snprintf(q->err, q->err_len, "out of memory");
         runner_close(r);
@@ -99,11 +116,50 @@ static int runner_open(qctx *q, int batch, qrunner *r) {
     return 0;
 }
 
+void q_runner_invalidate(qctx *q) {
+    runner_close(&q->run);
+}
+
+static void cache_free(qcache *c) {
+    free(c->blk);
+    free(c->b);
+    free(c->ne1);
+    free(c->off1);
+    memset(c, 0, sizeof *c);
+}
+
+void q_calib_free(qctx *q) {
+    runner_close(&q->run);
+    cache_free(&q->cache);
+}
+
 const float *q_obs_data(const qrunner *r, int i, sqz_shape *shape) {
+    if (r->cb) { /* replay: the cached per-image shape, batch = count */
+        const qcache *c = &r->q->cache;
+        *shape = r->q->g->tensors[r->q->obs[i]].shape;
+        shape->dims[0] = r->count;
+        return r->cb->data + c->off1[i] * r->cb->count;
+    }
     const float *d = NULL;
     sqz_status st;
     if (sqz_session_output(r->s, i, &d, shape, &st) != SQZ_OK) return NULL;
+    if (r->count < r->batch) shape->dims[0] = r->count; /* padded batch: batch-major */
     return d;
+}
+
+void q_cache_scale_channel(qctx *q, int i, int ch, float f) {
+    const qcache *c = &q->cache;
+    if (!c->on || c->images == 0) return;
+    const sqz_shape *sh = &q->g->tensors[q->obs[i]].shape;
+    if (sh->ndim < 2 || ch >= sh->dims[1]) return;
+    int64_t C = sh->dims[1], inner = c->ne1[i] / C;
+    for (int b = 0; b < c->n_batches; b++) {
+        float *d = c->b[b].data + c->off1[i] * c->b[b].count;
+        for (int img = 0; img < c->b[b].count; img++) {
+            float *p = d + (size_t)img * (size_t)c->ne1[i] + (size_t)ch * (size_t)inner;
+            for (int64_t k = 0; k < inner; k++) p[k] *= f;
+        }
+    }
 }
 
 static void progress(const qctx *q, const char *label, int done, int total) {
@@ -120,7 +176,98 @@ static void progress(const qctx *q, const char *label, int done, int total) {
 
 #define Q_RUN_BYTES (4.0 * 1024 * 1024)
 
+/* Set up the cache when the set's activations fit: per-image sizes of the
+ * observed tensors, which must all be batch-major with static shapes. */
+static void cache_setup(qctx *q) {
+    qcache *c = &q->cache;
+    if (c->on || c->ne1) return;
+    c->ne1 = malloc(sizeof *c->ne1 * (size_t)q->n_obs);
+    c->off1 = malloc(sizeof *c->off1 * (size_t)q->n_obs);
+    if (!c->ne1 || !c->off1) return;
+    int64_t bdim = q->g->tensors[q->input].shape.dims[0], off = 0;
+    for (int i = 0; i < q->n_obs; i++) {
+        const sqzc_tensor *t = &q->g->tensors[q->obs[i]];
+        if (!t->has_shape || t->shape.ndim < 1 || t->shape.dims[0] != bdim || bdim < 1) return;
+        c->ne1[i] = sqz_shape_numel(&t->shape) / bdim;
+        c->off1[i] = off;
+        off += c->ne1[i];
+    }
+    c->per_img = off;
+    if (getenv("SQZ_QUANT_PROFILE"))
+        fprintf(stderr, "quant profile: activations %.1f KB per image, %d images\n",
+                4.0 * (double)off / 1024, q->n_images);
+    int want = c->want > 0 && c->want < q->n_images ? c->want : q->n_images;
+    /* activations kept when they fit (else each pass runs the model again;
+     * memory stays bounded whatever the set size) */
+    if (want < 1 || (double)off * 4.0 * (double)want > (double)q->o->cache_bytes) return;
+    /* one block, on huge pages where the kernel offers them (tens of MB of
+     * fresh memory: 4 KB page faults cost as much as the copy) */
+    size_t bytes = sizeof(float) * (size_t)off * (size_t)want, align = (size_t)2 << 20;
+    bytes = (bytes + align - 1) / align * align;
+    void *p = NULL;
+    if (posix_memalign(&p, align, bytes) != 0) return;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    c->blk = p;
+    c->cap_images = want;
+    c->on = 1;
+}
+
+/* Copy the run's observed outputs (count images) into the cache. */
+static int cache_store(qctx *q, const qrunner *r, int first, int count) {
+    qcache *c = &q->cache;
+    if (c->n_batches == c->cap) {
+        int nc = c->cap ? 2 * c->cap : 16;
+        qcache_batch *nb = realloc(c->b, sizeof *nb * (size_t)nc);
+        if (!nb) return -1;
+        c->b = nb;
+        c->cap = nc;
+    }
+    float *d = c->blk + (size_t)first * (size_t)c->per_img;
+    for (int i = 0; i < q->n_obs; i++) {
+        sqz_shape sh;
+        const float *x = q_obs_data(r, i, &sh);
+        if (!x || sqz_shape_numel(&sh) != c->ne1[i] * count) return -1;
+        memcpy(d + c->off1[i] * count, x, sizeof(float) * (size_t)(c->ne1[i] * count));
+    }
+    c->b[c->n_batches].first = first;
+    c->b[c->n_batches].count = count;
+    c->b[c->n_batches].data = d;
+    c->n_batches++;
+    c->images = first + count;
+    return 0;
+}
+
+/* Is every observed output of the session batch-major (dims[0] == batch)? */
+static int runner_sliceable(const qctx *q, const qrunner *r) {
+    for (int i = 0; i < q->n_obs; i++) {
+        sqz_shape sh;
+        const float *d = NULL;
+        sqz_status st;
+        if (sqz_session_output(r->s, i, &d, &sh, &st) != SQZ_OK) return 0;
+        if (sh.ndim < 1 || sh.dims[0] != r->batch) return 0;
+    }
+    return 1;
+}
+
 int q_for_batches(qctx *q, int n, const char *label, qbatch_fn fn, void *user) {
+    qcache *c = &q->cache;
+    if (c->on && c->images >= n) { /* replay */
+        qrunner r;
+        memset(&r, 0, sizeof r);
+        r.q = q;
+        progress(q, label, 0, n);
+        for (int k = 0; k < c->n_batches && c->b[k].first < n; k++) {
+            r.cb = &c->b[k];
+            r.count = n - r.cb->first < r.cb->count ? n - r.cb->first : r.cb->count;
+            r.batch = r.count;
+            if (fn(q, &r, r.cb->first, r.count, user) != 0) return -1;
+            progress(q, label, r.cb->first + r.count, n);
+        }
+        return 0;
+    }
+    cache_setup(q);
     int b = q->o->batch > 0 ? q->o->batch : 32;
     /* every observed tensor is a graph output (no arena reuse): a run holds
      * batch x one image's activations. Cap that at a few MB: the statistics
@@ -136,45 +283,85 @@ int q_for_batches(qctx *q, int n, const char *label, qbatch_fn fn, void *user) {
         (double)(q->g->tensors[q->input].shape.dims[0] > 0 ? q->g->tensors[q->input].shape.dims[0]
                                                            : 1);
     if (per_img * b > Q_RUN_BYTES) b = per_img >= Q_RUN_BYTES ? 1 : (int)(Q_RUN_BYTES / per_img);
-    if (b > n) b = n;
-    qrunner r = {0};
-    int rc = -1;
-    /* a model whose batch cannot change runs one image at a time */
-    char first_err[512] = "";
-    if (runner_open(q, b, &r) != 0) {
-        snprintf(first_err, sizeof first_err, "%s", q->err);
-        if (b == 1 || runner_open(q, 1, &r) != 0) {
-            if (!first_err[0]) snprintf(first_err, sizeof first_err, "%s", q->err);
-            snprintf(q->err, q->err_len, "%s", first_err);
-            return -1;
+    if (b > q->n_images) b = q->n_images;
+    qrunner *r = &q->run;
+    /* one session for every pass (reopened only when the weights change or
+     * the batch cannot be sliced); a model whose batch cannot change runs one
+     * image at a time */
+    if (q->batch_fixed) b = 1;
+    if (r->s && r->batch != b) runner_close(r);
+    double tso = q_now();
+    if (!r->s) {
+        char first_err[512] = "";
+        if (runner_open(q, b, r) != 0) {
+            snprintf(first_err, sizeof first_err, "%s", q->err);
+            if (b == 1 || runner_open(q, 1, r) != 0) {
+                if (!first_err[0]) snprintf(first_err, sizeof first_err, "%s", q->err);
+                snprintf(q->err, q->err_len, "%s", first_err);
+                return -1;
+            }
+            q->batch_fixed = 1;
         }
-        b = 1;
     }
+    q_prof("  open session", &tso);
+    r->q = q;
+    b = r->batch;
+    int rc = -1;
+    double tl = 0, tr = 0, tf = 0, tc = 0, t0;
     progress(q, label, 0, n);
     for (int i0 = 0; i0 < n; i0 += b) {
         int cnt = n - i0 < b ? n - i0 : b;
-        if (cnt != r.batch) { /* the remainder gets its own session */
-            runner_close(&r);
-            if (runner_open(q, cnt, &r) != 0) goto out;
+        if (cnt != r->batch && r->sliceable != 1) {
+            /* the remainder runs in its own session when outputs cannot be sliced */
+            runner_close(r);
+            if (runner_open(q, cnt, r) != 0) goto out;
+            r->q = q;
         }
+        t0 = q_now();
         for (int j = 0; j < cnt; j++)
-            if (sqzc_calib_set_load(q->set, i0 + j, &q->in1, r.in + (size_t)j * (size_t)q->per,
+            if (sqzc_calib_set_load(q->set, i0 + j, &q->in1, r->in + (size_t)j * (size_t)q->per,
                                     q->err, q->err_len) != 0)
                 goto out;
+        tl += q_now() - t0;
+        t0 = q_now();
+        /* a padded batch's extra images are those of the batch before */
+        r->count = r->batch;
         sqz_status st;
-        if (sqz_session_set_input(r.s, 0, r.in, (size_t)q->per * (size_t)cnt, &st) != SQZ_OK ||
-            sqz_session_run(r.s, &st) != SQZ_OK) {
+        if (sqz_session_set_input(r->s, 0, r->in, (size_t)q->per * (size_t)r->batch, &st) !=
+                SQZ_OK ||
+            sqz_session_run(r->s, &st) != SQZ_OK) {
             snprintf(q->err, q->err_len, "calibration run (images %d..%d): %s", i0, i0 + cnt - 1,
                      st.msg);
             goto out;
         }
-        if (fn(q, &r, i0, cnt, user) != 0) goto out;
+        tr += q_now() - t0;
+        t0 = q_now();
+        if (r->sliceable < 0) r->sliceable = runner_sliceable(q, r);
+        r->count = cnt;
+        /* batches in order from image 0, while the block has room */
+        if (c->on && i0 == c->images && i0 + cnt <= c->cap_images &&
+            cache_store(q, r, i0, cnt) != 0) {
+            snprintf(q->err, q->err_len, "out of memory");
+            goto out;
+        }
+        tc += q_now() - t0;
+        t0 = q_now();
+        if (fn(q, r, i0, cnt, user) != 0) goto out;
+        tf += q_now() - t0;
         progress(q, label, i0 + cnt, n);
     }
     rc = 0;
+    t0 = q_now() - tl;
+    q_prof("  load images", &t0);
+    t0 = q_now() - tr;
+    q_prof("  run", &t0);
+    t0 = q_now() - tc;
+    q_prof("  cache store", &t0);
+    t0 = q_now() - tf;
+    q_prof("  statistics", &t0);
 out:
     if (rc != 0 && q->o->progress) fputc('\n', stderr);
-    runner_close(&r);
+    if (rc != 0) runner_close(r);
     return rc;
 }
 

@@ -156,7 +156,9 @@ int q_equalize(qctx *q, int have_stats) {
                 for (int64_t j = 0; j < per; j++) row[j] /= s;
                 if (b1) b1->f32[i] /= s;
                 scale_in(w2, groups, (int)i, s);
-                /* the output channel scales by 1 / s: so do its statistics */
+                /* the output channel scales by 1 / s: so do its statistics and
+                 * its cached activations */
+                q_cache_scale_channel(q, p[k].obs, (int)i, 1.0f / s);
                 mx[i] /= s;
                 if (ch->min) ch->min[i] /= s;
                 if (ch->sum) ch->sum[i] /= s;

@@ -18,6 +18,42 @@ typedef struct qchan {
     uint64_t per_channel; /* values summed per channel */
 } qchan;
 
+/* A runtime session over the fp32 graph whose outputs are the observed
+ * tensors, with the input's batch set to `batch`; or (cb != NULL) one cached
+ * batch replayed. count: images of the batch that are real (a last, partial
+ * batch runs padded to `batch` when every observed tensor is batch-major). */
+typedef struct qcache_batch {
+    int first, count;
+    float *data; /* the observed tensors of `count` images, one after another */
+} qcache_batch;
+
+typedef struct qrunner {
+    sqz_model *m;
+    sqz_session *s;
+    int batch, count;
+    int sliceable; /* every observed output has dims[0] == batch (-1: not checked) */
+    float *in;     /* batch * per floats */
+    const qcache_batch *cb;
+    const struct qctx *q;
+} qrunner;
+
+/* Observed activations of the whole set kept in memory when they fit in
+ * o->cache_bytes (bounded whatever the set size: a larger set is run again for
+ * each pass): the passes after the first replay them instead of running the
+ * model again. */
+typedef struct qcache {
+    int on;         /* 1: being filled or complete */
+    int want;       /* images to keep (set before the first pass; 0: all) */
+    int cap_images; /* images the block holds */
+    int images;     /* images [0, images) cached */
+    int n_batches, cap;
+    qcache_batch *b;
+    float *blk;    /* cap_images * per_img floats; batch data point into it */
+    int64_t *ne1;  /* [n_obs] values per image */
+    int64_t *off1; /* [n_obs] offset per image in a batch's block (times count) */
+    int64_t per_img;
+} qcache;
+
 typedef struct qctx {
     sqzc_graph *g;
     const sqzc_quant_options *o;
@@ -33,16 +69,10 @@ typedef struct qctx {
     qchan *ch;      /* [n_obs]; c == 0 when not tracked */
     char *err;
     size_t err_len;
+    qrunner run;     /* the session, kept open across passes until the weights change */
+    qcache cache;    /* activations of the set when they fit */
+    int batch_fixed; /* the model runs one image at a time only */
 } qctx;
-
-/* A runtime session over the fp32 graph whose outputs are the observed
- * tensors, with the input's batch set to `batch`. */
-typedef struct qrunner {
-    sqz_model *m;
-    sqz_session *s;
-    int batch;
-    float *in; /* batch * per floats */
-} qrunner;
 
 typedef int (*qbatch_fn)(qctx *q, const qrunner *r, int first, int count, void *user);
 
@@ -53,6 +83,12 @@ int qctx_init_obs(qctx *q);
 int q_for_batches(qctx *q, int n, const char *label, qbatch_fn fn, void *user);
 /* Output data of observed tensor i in the last run. */
 const float *q_obs_data(const qrunner *r, int i, sqz_shape *shape);
+/* The weights changed (equalization): close the session. */
+void q_runner_invalidate(qctx *q);
+/* Multiply channel c (axis 1) of observed tensor i in the cache by f. */
+void q_cache_scale_channel(qctx *q, int i, int c, float f);
+/* Free the session and the cache. */
+void q_calib_free(qctx *q);
 
 /* Calibration pass 1: per-tensor min / max, per-channel sums of the
  * tensors with ch[i].c > 0 (and min / max where ch[i].minmax). */
@@ -71,5 +107,8 @@ int q_equalize(qctx *q, int have_stats);
 int q_equalize_mark(qctx *q);
 
 double q_now(void);
+/* SQZ_QUANT_PROFILE=1: "quant profile: <what> <ms>" on stderr for each phase
+ * (the time since *t, which is then reset to now). */
+void q_prof(const char *what, double *t);
 
 #endif

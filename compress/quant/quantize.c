@@ -18,6 +18,9 @@
  * when all inputs are, own parameters. */
 enum { K_OTHER = 0, K_COMPUTE, K_FOLLOW, K_OWN, K_ACT };
 
+/* images of the empirical bias correction at most */
+#define Q_EBC_IMAGES 256
+
 typedef struct qlayer { /* per compute node (Conv / Gemm / MatMul) */
     int ok;             /* quantizable */
     int axis;           /* weight channel axis */
@@ -29,6 +32,10 @@ typedef struct qlayer { /* per compute node (Conv / Gemm / MatMul) */
     double w_sqnr;
     /* local simulation accumulators */
     double s_yy, s_ee, s_yq, s_qq;
+    /* empirical bias correction: per-channel sums of the pre-activation
+     * output error (int8 input and weights vs fp32) */
+    double *eb_sum;
+    uint64_t eb_n;
 } qlayer;
 
 typedef struct qstate {
@@ -141,14 +148,18 @@ static int quantize_weights(qstate *s, int ni) {
     L->wq = malloc((size_t)n);
     L->wdq = malloc(sizeof *L->wdq * (size_t)n);
     if (!L->sw || !L->wq || !L->wdq) return -1;
-    /* element e's channel: axis 0 -> e / inner; axis 1 (2-D [K, N]) -> e % N */
-    int64_t inner = n / L->nc;
+    /* element e = r * cols + j has channel r (axis 0: rows of `inner`) or j
+     * (axis 1: [K, N], rows of N): loops without a division per element */
+    const int64_t inner = n / L->nc;
+    const int64_t rows = L->axis == 0 ? L->nc : inner, cols = L->axis == 0 ? inner : L->nc;
+    const float *wf = w->f32;
     for (int c = 0; c < L->nc; c++) L->sw[c] = 0;
-    for (int64_t e = 0; e < n; e++) {
-        int c = L->axis == 0 ? (int)(e / inner) : (int)(e % L->nc);
-        float a = fabsf(w->f32[e]);
-        L->sw[c] = a > L->sw[c] ? a : L->sw[c];
-    }
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < cols; j++) {
+            float *m = &L->sw[L->axis == 0 ? r : j];
+            float a = fabsf(wf[r * cols + j]);
+            *m = a > *m ? a : *m;
+        }
     /* scales rounded up to fp16-exact values (|w| / s stays <= 127; at most
      * 2^-11 relative change): the writer then stores them as f16 (sqz/format.h
      * SQZ_QF_F16_SCALES), 2 bytes a channel instead of 4; an all-zero channel
@@ -156,15 +167,21 @@ static int quantize_weights(qstate *s, int ni) {
     for (int c = 0; c < L->nc; c++)
         L->sw[c] = L->sw[c] > 0 ? f16_ceil(L->sw[c] / 127.0f) : 0x1p-14f;
     double sig = 0, noise = 0;
-    for (int64_t e = 0; e < n; e++) {
-        int c = L->axis == 0 ? (int)(e / inner) : (int)(e % L->nc);
-        float qv = rintf(w->f32[e] / L->sw[c]);
-        qv = qv > 127 ? 127 : qv < -127 ? -127 : qv;
-        L->wq[e] = (int8_t)qv;
-        L->wdq[e] = qv * L->sw[c];
-        double d = (double)L->wdq[e] - w->f32[e];
-        sig += (double)w->f32[e] * w->f32[e];
-        noise += d * d;
+    for (int64_t r = 0; r < rows; r++) {
+        float fs = 0, fn = 0; /* per row in float, overall in double */
+        for (int64_t j = 0; j < cols; j++) {
+            const int64_t e = r * cols + j;
+            const float sc = L->sw[L->axis == 0 ? r : j];
+            float qv = rintf(wf[e] / sc);
+            qv = qv > 127 ? 127 : qv < -127 ? -127 : qv;
+            L->wq[e] = (int8_t)qv;
+            L->wdq[e] = qv * sc;
+            float d = L->wdq[e] - wf[e];
+            fs += wf[e] * wf[e];
+            fn += d * d;
+        }
+        sig += fs;
+        noise += fn;
     }
     L->w_sqnr = noise > 0 ? 10 * log10(sig / noise) : INFINITY;
     return 0;
@@ -209,15 +226,18 @@ static int correct_bias(qstate *s, int ni) {
     } else { /* Gemm: B [K, N] (axis 1) or [N, K] (axis 0) */
         int64_t K = L->axis == 1 ? w->shape.dims[0] : w->shape.dims[1];
         if (K != ch->c) return 0;
-        for (int c = 0; c < L->nc; c++) {
-            double d = 0;
-            for (int64_t kk = 0; kk < K; kk++) {
-                size_t e = L->axis == 1 ? (size_t)kk * (size_t)L->nc + (size_t)c
-                                        : (size_t)c * (size_t)K + (size_t)kk;
-                d += ((double)L->wdq[e] - w->f32[e]) * ch->sum[kk] * inv;
+        double *d = calloc((size_t)L->nc, sizeof *d);
+        if (!d) return -1;
+        /* row by row in memory order (axis 1: rows of N channels) */
+        const int64_t rows = L->axis == 1 ? K : L->nc, cols = L->axis == 1 ? L->nc : K;
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t j = 0; j < cols; j++) {
+                const size_t e = (size_t)(r * cols + j);
+                const int64_t c = L->axis == 1 ? j : r, kk = L->axis == 1 ? r : j;
+                d[c] += ((double)L->wdq[e] - w->f32[e]) * ch->sum[kk] * inv;
             }
-            L->bias[c] -= (float)d;
-        }
+        for (int c = 0; c < L->nc; c++) L->bias[c] -= (float)d[c];
+        free(d);
     }
     return 0;
 }
@@ -267,13 +287,51 @@ static void tensor_params(const qstate *s, int t, float *scale, int32_t *zp) {
     *zp = s->zp[r];
 }
 
+/* Observed index whose statistics choose tensor t's range: t's own, or, when
+ * t is only read by a chain of followers sharing its parameters (views,
+ * MaxPool), those of the chain's end, the values the next layers actually
+ * read. For MaxPool they differ: its output holds the window maxima, so a
+ * range clipped on the conv output's histogram (kl, percentile, mse) clips far
+ * more of what the next conv reads; and clipping t to the pooled range changes
+ * no pooled value (max commutes with the monotone clamp). */
+static int consumed_stats(const qstate *s, int t) {
+    const sqzc_graph *g = s->q.g;
+    int cur = t;
+    for (int guard = 0; guard < g->n_nodes; guard++) {
+        if (sqzc_consumer_count(g, cur) != 1) break;
+        int is_out = 0;
+        for (int k = 0; k < g->n_outputs; k++) is_out |= g->outputs[k] == cur;
+        if (is_out) break;
+        int j = -1;
+        for (int i = 0; i < g->n_nodes && j < 0; i++)
+            if (g->nodes[i].op != SQZ_OP_INVALID && g->nodes[i].n_in > 0 &&
+                g->nodes[i].in[0] == cur)
+                j = i;
+        if (j < 0 || s->kind[j] != K_FOLLOW || g->nodes[j].n_in != 1) break;
+        int y = g->nodes[j].out[0];
+        if (s->src[y] != t || s->q.obs_of[y] < 0) break;
+        cur = y;
+    }
+    return s->q.obs_of[cur];
+}
+
 /* ---- per-layer simulation on a subset ---- */
 static int run_layer(const sqzc_graph *g, int ni, const sqz_shape *ins, const float **ind,
-                     float **out, sqz_shape *osh, char *err, size_t err_len) {
+                     int no_act, float **out, sqz_shape *osh, char *err, size_t err_len) {
     const sqzc_node *n = &g->nodes[ni];
     const sqz_op_impl *impl = NULL;
     sqz_node view;
     sqzc_node_view(g, ni, &view);
+    /* no_act: the fused activation dropped (pre-activation output) */
+    static const int64_t act_none = SQZ_ACT_NONE;
+    sqz_attr attrs[32];
+    if (no_act && view.n_attrs <= 32) {
+        for (uint32_t k = 0; k < view.n_attrs; k++) {
+            attrs[k] = view.attrs[k];
+            if (strcmp(attrs[k].name, "sqz_act") == 0) attrs[k].ints = &act_none;
+        }
+        view.attrs = attrs;
+    }
     sqz_op_ctx c;
     memset(&c, 0, sizeof c);
     char kerr[256] = "";
@@ -477,7 +535,7 @@ static int sim_fn(qctx *q, const qrunner *r, int first, int count, void *user) {
         uint32_t save_n = mut->n_in;
         mut->in = in3;
         mut->n_in = nin;
-        int rc = run_layer(g, ni, ins, ind, &out, &osh, q->err, q->err_len);
+        int rc = run_layer(g, ni, ins, ind, 0, &out, &osh, q->err, q->err_len);
         mut->in = save_in;
         mut->n_in = save_n;
         free(xq);
@@ -491,6 +549,132 @@ static int sim_fn(qctx *q, const qrunner *r, int first, int count, void *user) {
         }
         acc_err(y, out, ny, sy, zy, &L->s_yy, &L->s_ee, &L->s_yq, &L->s_qq);
         free(out);
+    }
+    return 0;
+}
+
+/* Empirical bias correction (Nagel et al. 2019, section 4.2, the empirical
+ * variant; also Banner et al., "Post training 4-bit quantization of
+ * convolutional networks for rapid-deployment", NeurIPS 2019, section 3.3):
+ * per output channel, the mean over calibration images and positions of the
+ * pre-activation output with int8 input (the tensor's chosen range, so the
+ * mean shift from clipping and rounding is included), int8 weights and the
+ * int32 bias, minus the fp32 one, is subtracted from the bias. The analytic
+ * correction (E[x] times the weight error) only sees the weights. */
+static int ebc_fn(qctx *q, const qrunner *r, int first, int count, void *user) {
+    (void)first;
+    (void)count;
+    qstate *s = user;
+    sqzc_graph *g = q->g;
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        qlayer *L = &s->L[ni];
+        const sqzc_node *n = &g->nodes[ni];
+        if (s->kind[ni] != K_COMPUTE || !L->ok || !L->bias || !L->eb_sum || n->op == SQZ_OP_MATMUL)
+            continue;
+        int xi = q->obs_of[n->in[0]];
+        if (xi < 0) continue;
+        sqz_shape xs;
+        const float *x = q_obs_data(r, xi, &xs);
+        if (!x) continue;
+        size_t nx = (size_t)sqz_shape_numel(&xs);
+        float *xq = malloc(sizeof(float) * (nx ? nx : 1));
+        float *bq = malloc(sizeof(float) * (size_t)L->nc);
+        float *zb = calloc((size_t)L->nc, sizeof(float));
+        if (!xq || !bq || !zb) {
+            free(xq);
+            free(bq);
+            free(zb);
+            snprintf(q->err, q->err_len, "out of memory");
+            return -1;
+        }
+        float sx;
+        int32_t zx;
+        tensor_params(s, n->in[0], &sx, &zx);
+        fake_quant(x, xq, nx, sx, zx);
+        for (int c = 0; c < L->nc; c++) {
+            double bs = (double)sx * L->sw[c];
+            bq[c] = (float)(nearbyint(L->bias[c] / bs) * bs);
+        }
+        const int has_b = n->n_in > 2 && n->in[2] >= 0;
+        sqz_shape ins[3];
+        ins[0] = xs;
+        ins[1] = g->tensors[n->in[1]].shape;
+        ins[2] = (sqz_shape){1, {L->nc}};
+        /* both runs with a bias input (zeros for the fp32 one when the model has none) */
+        const float *ind_q[3] = {xq, L->wdq, bq};
+        const float *ind_f[3] = {x, g->tensors[n->in[1]].f32,
+                                 has_b ? g->tensors[n->in[2]].f32 : zb};
+        int32_t in3[3] = {n->in[0], n->in[1], has_b ? n->in[2] : n->in[1]};
+        sqzc_node *mut = &g->nodes[ni];
+        int32_t *save_in = mut->in;
+        uint32_t save_n = mut->n_in;
+        mut->in = in3;
+        mut->n_in = 3;
+        float *oq = NULL, *of = NULL;
+        sqz_shape osq, osf;
+        int rc = run_layer(g, ni, ins, ind_q, 1, &oq, &osq, q->err, q->err_len);
+        if (rc == 0) rc = run_layer(g, ni, ins, ind_f, 1, &of, &osf, q->err, q->err_len);
+        mut->in = save_in;
+        mut->n_in = save_n;
+        free(xq);
+        free(bq);
+        free(zb);
+        if (rc != 0) {
+            free(oq);
+            free(of);
+            return -1;
+        }
+        if (osq.ndim >= 2 && osq.dims[1] == L->nc) {
+            int64_t outer = osq.dims[0], inner = 1;
+            for (int k = 2; k < osq.ndim; k++) inner *= osq.dims[k];
+            for (int64_t o = 0; o < outer; o++)
+                for (int c = 0; c < L->nc; c++) {
+                    const size_t base = ((size_t)o * (size_t)L->nc + (size_t)c) * (size_t)inner;
+                    double d = 0;
+                    for (int64_t i = 0; i < inner; i++) d += (double)oq[base + i] - of[base + i];
+                    L->eb_sum[c] += d;
+                }
+            L->eb_n += (uint64_t)(outer * inner);
+        }
+        free(oq);
+        free(of);
+    }
+    return 0;
+}
+
+static int empirical_bias_correction(qstate *s) {
+    qctx *q = &s->q;
+    sqzc_graph *g = q->g;
+    int any = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        qlayer *L = &s->L[i];
+        if (s->kind[i] != K_COMPUTE || !L->ok || !L->bias || g->nodes[i].op == SQZ_OP_MATMUL)
+            continue;
+        L->eb_sum = calloc((size_t)L->nc, sizeof *L->eb_sum);
+        if (!L->eb_sum) {
+            snprintf(q->err, q->err_len, "out of memory");
+            return -1;
+        }
+        L->eb_n = 0;
+        any = 1;
+    }
+    if (!any) return 0;
+    int n = q->n_images < Q_EBC_IMAGES ? q->n_images : Q_EBC_IMAGES;
+    if (q_for_batches(q, n, "bias correction", ebc_fn, s) != 0) return -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        qlayer *L = &s->L[i];
+        if (!L->eb_sum || !L->eb_n) continue;
+        for (int c = 0; c < L->nc; c++) L->bias[c] -= (float)(L->eb_sum[c] / (double)L->eb_n);
+        if (getenv("SQZ_QUANT_PROFILE")) {
+            double mx = 0, mb = 0;
+            for (int c = 0; c < L->nc; c++) {
+                double d = fabs(L->eb_sum[c] / (double)L->eb_n);
+                mx = d > mx ? d : mx;
+                mb = fabs(L->bias[c]) > mb ? fabs(L->bias[c]) : mb;
+            }
+            fprintf(stderr, "ebc %s: n %llu max |corr| %g max |bias| %g\n", g->nodes[i].name,
+                    (unsigned long long)L->eb_n, mx, mb);
+        }
     }
     return 0;
 }
@@ -773,6 +957,7 @@ static void state_free(qstate *s) {
             free(s->L[i].wq);
             free(s->L[i].wdq);
             free(s->L[i].bias);
+            free(s->L[i].eb_sum);
         }
     free(s->L);
     free(s->kind);
@@ -795,6 +980,7 @@ static void state_free(qstate *s) {
             free(q->ch[i].min);
         }
     }
+    q_calib_free(q);
     free(q->st);
     free(q->ch);
     free(q->obs);
@@ -882,19 +1068,32 @@ int sqzc_quantize(sqzc_graph *g, const sqzc_calib_set *set, const sqzc_quant_opt
     }
     /* 1. pass 1 (ranges, channel statistics), 2. equalization, which rescales
      * the statistics of the tensors it changes, 3. pass 2 (histograms) */
-    double t_cal = q_now();
+    double t_cal = q_now(), t_p = t_start;
+    q_prof("setup", &t_p);
     if (o->cle && q_equalize_mark(q) < 0) {
         snprintf(err, err_len, "out of memory");
         goto done;
     }
+    /* images the passes after the first read again: all of them for the
+     * histograms, the report's (and bias correction's) otherwise */
+    {
+        int nrep0 = o->report_images < q->n_images ? o->report_images : q->n_images;
+        int want = o->method != SQZC_QM_MINMAX ? q->n_images : nrep0;
+        if (o->bias_correction == 2 && want < Q_EBC_IMAGES) want = Q_EBC_IMAGES;
+        q->cache.want = want > 0 ? want : 1;
+    }
     if (q_pass_range(q) != 0) goto done;
+    q_prof("pass 1 (range)", &t_p);
     if (o->cle) {
         int np = q_equalize(q, 1);
         if (np < 0) goto done;
+        if (np > 0) q_runner_invalidate(q); /* new weights */
         rep->cle_pairs = np;
     }
     /* minmax needs no histogram (nothing is clipped): one pass less */
+    q_prof("equalization", &t_p);
     if (o->method != SQZC_QM_MINMAX && q_pass_hist(q) != 0) goto done;
+    q_prof("pass 2 (histograms)", &t_p);
     rep->secs_calibrate = q_now() - t_cal;
     /* 3. ranges: own parameters for every observed tensor; followers share */
     for (int t = 0; t < nt; t++) S.src[t] = q->obs_of[t] >= 0 ? t : -1;
@@ -902,11 +1101,16 @@ int sqzc_quantize(sqzc_graph *g, const sqzc_calib_set *set, const sqzc_quant_opt
         if (g->nodes[i].op != SQZ_OP_INVALID && S.kind[i] == K_FOLLOW && g->nodes[i].in[0] >= 0 &&
             S.src[g->nodes[i].in[0]] >= 0)
             S.src[g->nodes[i].out[0]] = S.src[g->nodes[i].in[0]];
+    /* tensors that share another's parameters (views, MaxPool) need no range
+     * of their own */
     for (int i = 0; i < q->n_obs; i++) {
         int t = q->obs[i];
-        sqzc_qstat_range(&q->st[i], o->method, o->percentile, &S.lo[t], &S.hi[t]);
+        if (S.src[t] != t) continue;
+        int st = consumed_stats(&S, t);
+        sqzc_qstat_range(&q->st[st], o->method, o->percentile, &S.lo[t], &S.hi[t]);
         sqzc_qparams_from_range(S.lo[t], S.hi[t], &S.scale[t], &S.zp[t]);
     }
+    q_prof("ranges", &t_p);
     /* 4. weights, bias correction */
     for (int i = 0; i < nn; i++) {
         if (S.kind[i] != K_COMPUTE || !S.L[i].ok) continue;
@@ -915,6 +1119,9 @@ int sqzc_quantize(sqzc_graph *g, const sqzc_calib_set *set, const sqzc_quant_opt
             goto done;
         }
     }
+    q_prof("weights, bias", &t_p);
+    if (o->bias_correction == 2 && empirical_bias_correction(&S) != 0) goto done;
+    q_prof("empirical bias correction", &t_p);
     decide_domains(&S);
     /* 5. per-layer report and fallback */
     int nrep = o->report_images < q->n_images ? o->report_images : q->n_images;
@@ -937,12 +1144,14 @@ int sqzc_quantize(sqzc_graph *g, const sqzc_calib_set *set, const sqzc_quant_opt
             else
                 rep->n_fp32++;
         }
+    q_prof("per-layer report", &t_p);
     if (report_fill(&S, rep) != 0) {
         snprintf(err, err_len, "out of memory");
         goto done;
     }
     /* 6. rewrite */
     if (rewrite(&S, rep) != 0) goto done;
+    q_prof("rewrite", &t_p);
     char buf[64];
     if (sqzc_graph_set_meta(g, "quant.method", sqzc_qmethod_name(o->method)) != 0) goto oom;
     snprintf(buf, sizeof buf, "%d", q->n_images);

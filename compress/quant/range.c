@@ -235,75 +235,124 @@ static int pick_mse(const sqzc_qstat *s) {
     return bestk;
 }
 
-/* KL(P || Q) for candidate k: 2k bins (neg side reversed, then pos side) */
-static double kl_of(const sqzc_qstat *s, int k, double *P, double *Q, int *lev) {
-    const double wp = s->max / NB, wn = -s->min / NB;
-    const double lo = -k * wn, hi = k * wp, sc = (hi - lo) / 255.0;
-    int m = 0;
+/* KL(P || Q) for candidate k over 2k bins (the neg side reversed, then the
+ * pos side), from prefix sums of the histograms so that a candidate costs
+ * O(levels) instead of O(bins): for each int8 level (a run of bins),
+ *   sum P log P (nonedge bins: P = Q = count, prefix sums of c log c),
+ *   sum P log q with q = (level mass / non-empty bins) / sq,
+ * and KL = sum P/sp (log P - log sp - log q). The two edge bins receive the
+ * clipped tails and are corrected separately. */
+typedef struct klpre {
+    double *c[2], *nz[2], *pl[2]; /* [side][j]: prefix over bins < j; side 0 neg, 1 pos */
+} klpre;
+
+typedef struct klcand {
+    const sqzc_qstat *s;
+    int k, hn; /* bins per side, neg bins in the merged order */
+    double wn, wp, lo, sc;
+} klcand;
+
+static inline int kl_lev(const klcand *c, int u) {
+    double x = u < c->hn ? -((c->k - 1 - u) + 0.5) * c->wn : ((u - c->hn) + 0.5) * c->wp;
+    return (int)floor((x - c->lo) / c->sc + 0.5);
+}
+
+/* sum of prefix array arr over merged bins [a, b] */
+static double kl_range(const klcand *c, double *const arr[2], int a, int b) {
+    double s = 0;
+    if (a < c->hn) {
+        int bb = b < c->hn - 1 ? b : c->hn - 1; /* j from k-1-bb to k-1-a */
+        s += arr[0][c->k - a] - arr[0][c->k - 1 - bb];
+    }
+    if (b >= c->hn) {
+        int aa = a > c->hn ? a : c->hn;
+        s += arr[1][b - c->hn + 1] - arr[1][aa - c->hn];
+    }
+    return s;
+}
+
+static double kl_of(const sqzc_qstat *s, int k, const klpre *pre) {
+    klcand c;
+    c.s = s;
+    c.k = k;
+    c.wp = s->max / NB;
+    c.wn = -s->min / NB;
     const int has_neg = s->min<0, has_pos = s->max> 0;
+    c.hn = has_neg ? k : 0;
+    const int m = c.hn + (has_pos ? k : 0);
+    c.lo = -k * c.wn;
+    c.sc = (k * c.wp - c.lo) / 255.0;
     double tail_n = 0, tail_p = 0;
-    for (int j = k; j < NB; j++) {
-        tail_n += (double)s->neg[j];
-        tail_p += (double)s->pos[j];
-    }
-    if (has_neg)
-        for (int j = k - 1; j >= 0; j--) {
-            P[m] = (double)s->neg[j];
-            Q[m] = P[m]; /* Q from the unclipped bins (TensorRT) */
-            lev[m] = (int)floor((-(j + 0.5) * wn - lo) / sc + 0.5);
-            m++;
-        }
-    int first_pos = m;
-    if (has_pos)
-        for (int j = 0; j < k; j++) {
-            P[m] = (double)s->pos[j];
-            Q[m] = P[m];
-            lev[m] = (int)floor(((j + 0.5) * wp - lo) / sc + 0.5);
-            m++;
-        }
-    if (has_neg) P[0] += tail_n;
-    if (has_pos) P[m - 1] += tail_p;
-    (void)first_pos;
-    /* merge Q per level, spread uniformly over the non-empty bins of the level */
-    for (int a = 0; a < m;) {
-        int b = a;
-        double sum = 0;
-        int nz = 0;
-        while (b < m && lev[b] == lev[a]) {
-            sum += Q[b];
-            nz += Q[b] > 0;
-            b++;
-        }
-        for (int j = a; j < b; j++) Q[j] = Q[j] > 0 ? sum / nz : 0;
-        a = b;
-    }
-    double sp = 0, sq = 0;
-    for (int j = 0; j < m; j++) {
-        sp += P[j];
-        sq += Q[j];
-    }
-    if (sp <= 0 || sq <= 0) return INFINITY;
-    double kl = 0;
+    if (has_neg) tail_n = pre->c[0][NB] - pre->c[0][k];
+    if (has_pos) tail_p = pre->c[1][NB] - pre->c[1][k];
+    double sq = kl_range(&c, (double *const *)pre->c, 0, m - 1);
+    double sp = sq + tail_n + tail_p;
+    if (m <= 0 || sp <= 0 || sq <= 0) return INFINITY;
+    /* edge bins: u = 0 (neg bin k-1) and u = m-1 (pos bin k-1) */
+    const double en = has_neg ? (double)s->neg[k - 1] : 0, ep = has_pos ? (double)s->pos[k - 1] : 0;
     const double eps = 1e-4 / m; /* smoothing of empty Q bins where P has mass */
-    for (int j = 0; j < m; j++) {
-        if (P[j] <= 0) continue;
-        double p = P[j] / sp, q = Q[j] > 0 ? Q[j] / sq : eps;
-        kl += p * log(p / q);
+    const double log_sq = log(sq), log_eps = log(eps);
+    double plogp = 0, plogq = 0, psum = 0;
+    for (int a = 0; a < m;) {
+        const int L = kl_lev(&c, a);
+        /* last bin of level L: estimate from the inverse, then exact checks */
+        double xe = (L + 0.5) * c.sc + c.lo;
+        double ue = xe < 0 ? (c.wn > 0 ? k - 0.5 + xe / c.wn : a)
+                           : (c.wp > 0 ? xe / c.wp - 0.5 + c.hn : m - 1);
+        int b = ue < a ? a : ue > m - 1 ? m - 1 : (int)ue;
+        while (b > a && kl_lev(&c, b) > L) b--;
+        while (b + 1 < m && kl_lev(&c, b + 1) <= L) b++;
+        const double sum = kl_range(&c, (double *const *)pre->c, a, b);
+        const double nz = kl_range(&c, (double *const *)pre->nz, a, b);
+        const double lq = nz > 0 ? log(sum / nz) - log_sq : 0;
+        double pl = kl_range(&c, (double *const *)pre->pl, a, b), ps = sum;
+        /* the edge bins hold P = count + tail */
+        if (has_neg && a == 0 && tail_n > 0) {
+            double pe = en + tail_n;
+            pl += pe * log(pe) - (en > 0 ? en * log(en) : 0);
+            ps += tail_n;
+            plogq += en > 0 ? tail_n * lq : pe * log_eps;
+        }
+        if (has_pos && b == m - 1 && tail_p > 0) {
+            double pe = ep + tail_p;
+            pl += pe * log(pe) - (ep > 0 ? ep * log(ep) : 0);
+            ps += tail_p;
+            plogq += ep > 0 ? tail_p * lq : pe * log_eps;
+        }
+        plogp += pl;
+        plogq += sum * lq;
+        psum += ps;
+        a = b + 1;
     }
-    return kl;
+    return (plogp - psum * log(sp) - plogq) / sp;
 }
 
 static int pick_kl(const sqzc_qstat *s) {
-    double *P = malloc(2 * NB * sizeof *P), *Q = malloc(2 * NB * sizeof *Q);
-    int *lev = malloc(2 * NB * sizeof *lev);
+    klpre pre;
+    double *buf = malloc(6 * (NB + 1) * sizeof *buf);
     int bestk = NB;
-    if (P && Q && lev) {
+    if (buf) {
+        for (int side = 0; side < 2; side++) {
+            const uint64_t *h = side ? s->pos : s->neg;
+            double *c = buf + (size_t)(3 * side) * (NB + 1), *nz = c + NB + 1, *pl = nz + NB + 1;
+            c[0] = nz[0] = pl[0] = 0;
+            for (int j = 0; j < NB; j++) {
+                double v = (double)h[j];
+                c[j + 1] = c[j] + v;
+                nz[j + 1] = nz[j] + (v > 0);
+                pl[j + 1] = pl[j] + (v > 0 ? v * log(v) : 0);
+            }
+            pre.c[side] = c;
+            pre.nz[side] = nz;
+            pre.pl[side] = pl;
+        }
         /* below ~128 bins a side the int8 grid is finer than the histogram */
         const int kmin = (s->min < 0 && s->max > 0) ? 128 : 256;
-        /* coarse sweep every 8 bins, then every bin around the best */
+        /* coarse sweep every 8 bins, then every bin around the best (the
+         * divergence has narrow dips: a coarser first sweep misses some) */
         double best = INFINITY;
         for (int k = kmin; k <= NB; k += 8) {
-            double kl = kl_of(s, k, P, Q, lev);
+            double kl = kl_of(s, k, &pre);
             if (kl < best) {
                 best = kl;
                 bestk = k;
@@ -311,16 +360,14 @@ static int pick_kl(const sqzc_qstat *s) {
         }
         const int c = bestk;
         for (int k = c - 7 < kmin ? kmin : c - 7; k <= c + 7 && k <= NB; k++) {
-            double kl = kl_of(s, k, P, Q, lev);
+            double kl = kl_of(s, k, &pre);
             if (kl < best) {
                 best = kl;
                 bestk = k;
             }
         }
     }
-    free(P);
-    free(Q);
-    free(lev);
+    free(buf);
     return bestk;
 }
 

@@ -15,11 +15,17 @@
  *     Correction", ICCV 2019, section 4.1), fp32-exact;
  *  2. calibration through the sqz runtime over the set, streaming: pass 1
  *     per-tensor min / max and per-channel means, pass 2 per-tensor
- *     histograms (2 x 2048 bins), so memory does not grow with the set;
- *  3. activation ranges by the method (minmax, percentile, kl, mse);
- *  4. weights per output channel, bias correction (Nagel et al. section 4.2,
- *     empirical: the expected output shift eps_W * E[x] is subtracted from the
- *     bias), int32 bias;
+ *     histograms (2 x 2048 bins), so memory does not grow with the set; one
+ *     runtime session serves every pass, and the set's activations are kept
+ *     for the later passes when they fit in cache_bytes (else they run the
+ *     model again);
+ *  3. activation ranges by the method (minmax, percentile, kl, mse), from the
+ *     statistics of the values the next layers read (a tensor read only
+ *     through MaxPool: the pooled values);
+ *  4. weights per output channel, bias correction (Nagel et al. section 4.2:
+ *     the expected output shift eps_W * E[x] is subtracted from the bias;
+ *     bias_correction 2 then also subtracts the measured mean pre-activation
+ *     error with int8 input and weights), int32 bias;
  *  5. per-layer report: each int8 layer simulated on fp32 inputs of a subset
  *     (its input, weights and output quantized) against fp32; a Conv / Gemm /
  *     MatMul whose SQNR is below the threshold stays fp32;
@@ -54,13 +60,17 @@ typedef struct sqzc_quant_options {
     int method;          /* sqzc_qmethod */
     double percentile;   /* SQZC_QM_PERCENTILE: share of values kept, in (50, 100]; 99.99 */
     int cle;             /* cross-layer equalization (1) */
-    int bias_correction; /* (1) */
+    int bias_correction; /* 0 none, 1 analytic (E[x] x weight error), 2 analytic then
+                          * empirical (measured mean output error per channel) (1) */
     double min_sqnr_db;  /* a Conv/Gemm/MatMul below this local SQNR stays fp32; <= 0: never */
     int max_images;      /* use the first N images of the set; 0: all */
     int batch;           /* images per calibration run at most (32); fewer when they would
                           * hold more than 4 MiB of activations (one when one image does),
                           * so memory is bounded by the model, never by the set size */
     int report_images;   /* images of the per-layer report (32; 0: no report, no fallback) */
+    size_t cache_bytes;  /* activations of the set kept in memory when they fit in this
+                          * (64 MiB): the passes after the first replay them instead of
+                          * running the model again; 0: never (every pass runs it) */
     int num_threads;     /* runtime threads (<= 0: default) */
     int progress;        /* draw a progress bar on stderr */
 } sqzc_quant_options;
