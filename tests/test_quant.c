@@ -412,6 +412,58 @@ static void test_cache_same_result(void **state) {
     sqzc_calib_set_free(&set);
 }
 
+/* One calibration shared by several quantizations (sqz quant --method auto)
+ * gives the same models as separate sqzc_quantize calls, for each method and
+ * bias correction, on fresh copies of the graph; a graph that is not a copy
+ * is refused. */
+static void test_shared_calibration(void **state) {
+    (void)state;
+    sqzc_calib_set set;
+    char err[512];
+    assert_int_equal(sqzc_calib_set_read(g_manifest, &set, err, sizeof err), 0);
+    sqzc_quant_options o;
+    sqzc_quant_options_init(&o);
+    sqzc_graph *g0 = make_graph();
+    sqzc_quant_calib *cal = NULL;
+    if (sqzc_quant_calibrate(g0, &set, &o, &cal, err, sizeof err) != 0) fail_msg("%s", err);
+    for (int method = SQZC_QM_MINMAX; method <= SQZC_QM_MSE; method++)
+        for (int bc = 1; bc <= 2; bc++) {
+            sqzc_graph *a = make_graph(), *b = make_graph();
+            o.method = method;
+            o.bias_correction = bc;
+            if (sqzc_quantize(a, &set, &o, NULL, err, sizeof err) != 0) fail_msg("%s", err);
+            if (sqzc_quantize_calibrated(b, cal, &o, NULL, err, sizeof err) != 0)
+                fail_msg("%s", err);
+            assert_int_equal(a->n_tensors, b->n_tensors);
+            for (int t = 0; t < a->n_tensors; t++) {
+                const sqzc_tensor *x = &a->tensors[t], *y = &b->tensors[t];
+                assert_string_equal(x->name, y->name);
+                assert_int_equal(x->q.kind, y->q.kind);
+                for (int k = 0; k < x->q.n; k++) {
+                    if (x->q.scale[k] != y->q.scale[k])
+                        fail_msg("%s bc %d: '%s' scale %.9g vs %.9g", sqzc_qmethod_name(method), bc,
+                                 x->name, x->q.scale[k], y->q.scale[k]);
+                    assert_int_equal(x->q.zero_point[k], y->q.zero_point[k]);
+                }
+                int64_t n = x->i8 || x->i32 ? sqz_shape_numel(&x->shape) : 0;
+                if (x->i8) assert_memory_equal(x->i8, y->i8, (size_t)n);
+                if (x->i32) assert_memory_equal(x->i32, y->i32, (size_t)n * 4);
+            }
+            sqzc_graph_free(a);
+            sqzc_graph_free(b);
+        }
+    /* not a copy of the calibrated graph */
+    sqzc_graph *other = make_graph();
+    int extra = sqzc_tensor_get_or_add(other, "extra");
+    assert_true(extra >= 0);
+    assert_int_equal(sqzc_quantize_calibrated(other, cal, &o, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "differs"));
+    sqzc_graph_free(other);
+    sqzc_quant_calib_free(cal);
+    sqzc_graph_free(g0);
+    sqzc_calib_set_free(&set);
+}
+
 /* Empirical bias correction: the int8 model's mean output error per logit
  * over the calibration images (where it is measured) is smaller than with
  * the analytic correction alone, whose mean error the clipping of the
@@ -452,10 +504,9 @@ static void test_empirical_bias_correction(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_equalize_exact),
-        cmocka_unit_test(test_quantize_model),
-        cmocka_unit_test(test_cache_same_result),
-        cmocka_unit_test(test_empirical_bias_correction),
+        cmocka_unit_test(test_equalize_exact),     cmocka_unit_test(test_quantize_model),
+        cmocka_unit_test(test_cache_same_result),  cmocka_unit_test(test_empirical_bias_correction),
+        cmocka_unit_test(test_shared_calibration),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

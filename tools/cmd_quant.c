@@ -352,6 +352,7 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
     size_t ny = 0;
     runner r;
     int rc = -1, best_m = -1, best_bc = -1;
+    sqzc_quant_calib *cal = NULL;
     double best = -INFINITY;
     sqzc_graph *best_g = NULL;
     if (!x) {
@@ -381,6 +382,12 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
         memcpy(ref + (size_t)i * ny, y, ny * sizeof *y);
     }
     runner_free(&r);
+    /* one calibration (passes, equalization of *g, activations kept) serves
+     * every candidate: each is a fresh import quantized from it */
+    sqzc_quant_options qc = o->q;
+    qc.progress = o->q.progress;
+    if (!o->bc_given) qc.bias_correction = 2; /* the cache covers its images */
+    if (sqzc_quant_calibrate(*g, set, &qc, &cal, err, len) != 0) goto out;
     /* candidates: each method, with analytic and with empirical bias
      * correction unless a correction was asked for */
     const int n_bc = o->bc_given ? 1 : 2;
@@ -388,10 +395,7 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
         const int m = SQZC_QM_MINMAX + cand / n_bc;
         const int bc = o->bc_given ? o->q.bias_correction : 1 + cand % n_bc;
         sqzc_graph *gm = NULL;
-        if (cand == 0) {
-            gm = *g; /* the imported graph serves the first method */
-            *g = NULL;
-        } else if (load_graph(o, &gm) != CLI_OK) {
+        if (load_graph(o, &gm) != CLI_OK) {
             snprintf(err, len, "re-import failed");
             goto fail;
         }
@@ -401,7 +405,8 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
         q.bias_correction = bc;
         sqzc_quant_report rm;
         memset(&rm, 0, sizeof rm);
-        if (sqzc_quantize(gm, set, &q, &rm, err, len) != 0 || runner_open(gm, &r, err, len) != 0) {
+        if (sqzc_quantize_calibrated(gm, cal, &q, &rm, err, len) != 0 ||
+            runner_open(gm, &r, err, len) != 0) {
             sqzc_quant_report_free(&rm);
             sqzc_graph_free(gm);
             goto fail;
@@ -448,12 +453,16 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
     }
     printf("auto: chose %s (%s bias correction; output SQNR on %d calibration images)\n",
            sqzc_qmethod_name(best_m), bc_name(best_bc), n_img);
+    sqzc_quant_calib_free(cal);
+    cal = NULL;
+    sqzc_graph_free(*g); /* the calibrated (equalized fp32) graph */
     *g = best_g;
     rc = 0;
     goto out;
 fail:
     sqzc_graph_free(best_g);
 out:
+    sqzc_quant_calib_free(cal);
     free(x);
     free(ref);
     return rc;

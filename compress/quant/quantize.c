@@ -949,10 +949,11 @@ void sqzc_quant_report_free(sqzc_quant_report *r) {
     memset(r, 0, sizeof *r);
 }
 
-static void state_free(qstate *s) {
-    qctx *q = &s->q;
+/* the per-node / per-tensor arrays of one quantization (not the
+ * calibration statistics) */
+static void state_free_layers(qstate *s, int n_nodes) {
     if (s->L)
-        for (int i = 0; i < q->g->n_nodes; i++) {
+        for (int i = 0; i < n_nodes; i++) {
             free(s->L[i].sw);
             free(s->L[i].wq);
             free(s->L[i].wdq);
@@ -972,6 +973,10 @@ static void state_free(qstate *s) {
     free(s->t_ee);
     free(s->t_yq);
     free(s->t_qq);
+}
+
+/* the calibration statistics, session and cache */
+static void qctx_free(qctx *q) {
     for (int i = 0; i < q->n_obs; i++) {
         if (q->st) sqzc_qstat_free(&q->st[i]);
         if (q->ch) {
@@ -985,22 +990,62 @@ static void state_free(qstate *s) {
     free(q->ch);
     free(q->obs);
     free(q->obs_of);
+    q->st = NULL;
+    q->ch = NULL;
+    q->obs = NULL;
+    q->obs_of = NULL;
+    q->n_obs = 0;
 }
 
-int sqzc_quantize(sqzc_graph *g, const sqzc_calib_set *set, const sqzc_quant_options *o,
-                  sqzc_quant_report *rep_out, char *err, size_t err_len) {
-    double t_start = q_now();
-    sqzc_quant_report rep_local, *rep = rep_out ? rep_out : &rep_local;
-    memset(rep, 0, sizeof *rep);
-    qstate S;
-    memset(&S, 0, sizeof S);
-    qctx *q = &S.q;
+/* Per-node state of graph g (kinds, which compute nodes can be int8) and the
+ * per-tensor arrays; marks the compute nodes' inputs for channel means when
+ * the statistics are still to be gathered. 0 ok, -1 OOM. */
+static int state_prepare(qstate *S, sqzc_graph *g, int mark_channels) {
+    qctx *q = &S->q;
+    const int nn = g->n_nodes, nt = g->n_tensors;
+    S->kind = calloc((size_t)nn + 1, sizeof *S->kind);
+    S->L = calloc((size_t)nn + 1, sizeof *S->L);
+    S->qnode = calloc((size_t)nn + 1, sizeof *S->qnode);
+    S->src = malloc(sizeof *S->src * ((size_t)nt + 1));
+    S->dom = calloc((size_t)nt + 1, sizeof *S->dom);
+    S->scale = calloc((size_t)nt + 1, sizeof *S->scale);
+    S->zp = calloc((size_t)nt + 1, sizeof *S->zp);
+    S->lo = calloc((size_t)nt + 1, sizeof *S->lo);
+    S->hi = calloc((size_t)nt + 1, sizeof *S->hi);
+    S->t_yy = calloc((size_t)nt + 1, sizeof(double));
+    S->t_ee = calloc((size_t)nt + 1, sizeof(double));
+    S->t_yq = calloc((size_t)nt + 1, sizeof(double));
+    S->t_qq = calloc((size_t)nt + 1, sizeof(double));
+    if (!S->kind || !S->L || !S->qnode || !S->src || !S->dom || !S->scale || !S->zp || !S->lo ||
+        !S->hi || !S->t_yy || !S->t_ee || !S->t_yq || !S->t_qq)
+        return -1;
+    /* compute nodes; their inputs' channel means feed bias correction */
+    for (int i = 0; i < nn; i++) {
+        if (g->nodes[i].op == SQZ_OP_INVALID) continue;
+        S->kind[i] = node_kind(g, i);
+        if (S->kind[i] != K_COMPUTE) continue;
+        const char *why = NULL;
+        S->L[i].ok = compute_ok(g, i, &S->L[i].axis, &S->L[i].nc, &why);
+        S->L[i].w_sqnr = NAN;
+        int xi = q->obs_of[g->nodes[i].in[0]];
+        const sqzc_tensor *x = &g->tensors[g->nodes[i].in[0]];
+        if (mark_channels && S->L[i].ok && xi >= 0 && x->has_shape && x->shape.ndim >= 2)
+            q->ch[xi].c = (int)x->shape.dims[1];
+    }
+    return 0;
+}
+
+/* Checks g and set, gathers the statistics into S->q (passes 1 and 2 with
+ * equalization between, which changes g's weights). hist: pass 2 even for
+ * minmax. 0 ok, -1 with q->err. */
+static int calibrate(qstate *S, sqzc_graph *g, const sqzc_calib_set *set,
+                     const sqzc_quant_options *o, int hist, int *cle_pairs, double *secs) {
+    qctx *q = &S->q;
+    char *err = q->err;
+    size_t err_len = q->err_len;
     q->g = g;
     q->o = o;
     q->set = set;
-    q->err = err;
-    q->err_len = err_len;
-    int rc = -1;
     if (o->method < SQZC_QM_MINMAX || o->method > SQZC_QM_MSE) {
         snprintf(err, err_len, "unknown calibration method %d", o->method);
         return -1;
@@ -1031,143 +1076,228 @@ int sqzc_quantize(sqzc_graph *g, const sqzc_calib_set *set, const sqzc_quant_opt
     q->per = sqz_shape_numel(&q->in1);
     if (sqzc_calib_set_check_input(set, &q->in1, err, err_len) != 0) return -1;
     q->n_images = o->max_images > 0 && o->max_images < set->n_items ? o->max_images : set->n_items;
-    rep->method = o->method;
-    rep->percentile = o->percentile;
-    rep->n_images = q->n_images;
-    const int nn = g->n_nodes, nt = g->n_tensors;
-    S.kind = calloc((size_t)nn + 1, sizeof *S.kind);
-    S.L = calloc((size_t)nn + 1, sizeof *S.L);
-    S.qnode = calloc((size_t)nn + 1, sizeof *S.qnode);
-    S.src = malloc(sizeof *S.src * ((size_t)nt + 1));
-    S.dom = calloc((size_t)nt + 1, sizeof *S.dom);
-    S.scale = calloc((size_t)nt + 1, sizeof *S.scale);
-    S.zp = calloc((size_t)nt + 1, sizeof *S.zp);
-    S.lo = calloc((size_t)nt + 1, sizeof *S.lo);
-    S.hi = calloc((size_t)nt + 1, sizeof *S.hi);
-    S.t_yy = calloc((size_t)nt + 1, sizeof(double));
-    S.t_ee = calloc((size_t)nt + 1, sizeof(double));
-    S.t_yq = calloc((size_t)nt + 1, sizeof(double));
-    S.t_qq = calloc((size_t)nt + 1, sizeof(double));
-    if (!S.kind || !S.L || !S.qnode || !S.src || !S.dom || !S.scale || !S.zp || !S.lo || !S.hi ||
-        !S.t_yy || !S.t_ee || !S.t_yq || !S.t_qq || qctx_init_obs(q) != 0) {
+    if (qctx_init_obs(q) != 0 || state_prepare(S, g, 1) != 0) {
         snprintf(err, err_len, "out of memory");
-        goto done;
-    }
-    /* compute nodes; their inputs' channel means feed bias correction */
-    for (int i = 0; i < nn; i++) {
-        if (g->nodes[i].op == SQZ_OP_INVALID) continue;
-        S.kind[i] = node_kind(g, i);
-        if (S.kind[i] != K_COMPUTE) continue;
-        const char *why = NULL;
-        S.L[i].ok = compute_ok(g, i, &S.L[i].axis, &S.L[i].nc, &why);
-        S.L[i].w_sqnr = NAN;
-        int xi = q->obs_of[g->nodes[i].in[0]];
-        const sqzc_tensor *x = &g->tensors[g->nodes[i].in[0]];
-        if (S.L[i].ok && xi >= 0 && x->has_shape && x->shape.ndim >= 2)
-            q->ch[xi].c = (int)x->shape.dims[1];
+        return -1;
     }
     /* 1. pass 1 (ranges, channel statistics), 2. equalization, which rescales
      * the statistics of the tensors it changes, 3. pass 2 (histograms) */
-    double t_cal = q_now(), t_p = t_start;
-    q_prof("setup", &t_p);
+    double t_cal = q_now(), t_p = t_cal;
     if (o->cle && q_equalize_mark(q) < 0) {
         snprintf(err, err_len, "out of memory");
-        goto done;
+        return -1;
     }
     /* images the passes after the first read again: all of them for the
      * histograms, the report's (and bias correction's) otherwise */
     {
         int nrep0 = o->report_images < q->n_images ? o->report_images : q->n_images;
-        int want = o->method != SQZC_QM_MINMAX ? q->n_images : nrep0;
+        int want = hist || o->method != SQZC_QM_MINMAX ? q->n_images : nrep0;
         if (o->bias_correction == 2 && want < Q_EBC_IMAGES) want = Q_EBC_IMAGES;
         q->cache.want = want > 0 ? want : 1;
     }
-    if (q_pass_range(q) != 0) goto done;
+    if (q_pass_range(q) != 0) return -1;
     q_prof("pass 1 (range)", &t_p);
+    *cle_pairs = 0;
     if (o->cle) {
         int np = q_equalize(q, 1);
-        if (np < 0) goto done;
+        if (np < 0) return -1;
         if (np > 0) q_runner_invalidate(q); /* new weights */
-        rep->cle_pairs = np;
+        *cle_pairs = np;
     }
-    /* minmax needs no histogram (nothing is clipped): one pass less */
     q_prof("equalization", &t_p);
-    if (o->method != SQZC_QM_MINMAX && q_pass_hist(q) != 0) goto done;
+    /* minmax needs no histogram (nothing is clipped): one pass less */
+    if ((hist || o->method != SQZC_QM_MINMAX) && q_pass_hist(q) != 0) return -1;
     q_prof("pass 2 (histograms)", &t_p);
-    rep->secs_calibrate = q_now() - t_cal;
+    *secs = q_now() - t_cal;
+    return 0;
+}
+
+/* Steps 3-6 on S->q.g with the statistics in S->q; S's per-node state
+ * prepared for that graph. 0 ok, -1 with q->err. */
+static int finish(qstate *S, const sqzc_quant_options *o, sqzc_quant_report *rep) {
+    qctx *q = &S->q;
+    sqzc_graph *g = q->g;
+    char *err = q->err;
+    size_t err_len = q->err_len;
+    const int nn = g->n_nodes, nt = g->n_tensors;
+    double t_p = q_now();
+    rep->method = o->method;
+    rep->percentile = o->percentile;
+    rep->n_images = q->n_images;
     /* 3. ranges: own parameters for every observed tensor; followers share */
-    for (int t = 0; t < nt; t++) S.src[t] = q->obs_of[t] >= 0 ? t : -1;
+    for (int t = 0; t < nt; t++) S->src[t] = q->obs_of[t] >= 0 ? t : -1;
     for (int i = 0; i < nn; i++)
-        if (g->nodes[i].op != SQZ_OP_INVALID && S.kind[i] == K_FOLLOW && g->nodes[i].in[0] >= 0 &&
-            S.src[g->nodes[i].in[0]] >= 0)
-            S.src[g->nodes[i].out[0]] = S.src[g->nodes[i].in[0]];
+        if (g->nodes[i].op != SQZ_OP_INVALID && S->kind[i] == K_FOLLOW && g->nodes[i].in[0] >= 0 &&
+            S->src[g->nodes[i].in[0]] >= 0)
+            S->src[g->nodes[i].out[0]] = S->src[g->nodes[i].in[0]];
     /* tensors that share another's parameters (views, MaxPool) need no range
      * of their own */
     for (int i = 0; i < q->n_obs; i++) {
         int t = q->obs[i];
-        if (S.src[t] != t) continue;
-        int st = consumed_stats(&S, t);
-        sqzc_qstat_range(&q->st[st], o->method, o->percentile, &S.lo[t], &S.hi[t]);
-        sqzc_qparams_from_range(S.lo[t], S.hi[t], &S.scale[t], &S.zp[t]);
+        if (S->src[t] != t) continue;
+        int st = consumed_stats(S, t);
+        sqzc_qstat_range(&q->st[st], o->method, o->percentile, &S->lo[t], &S->hi[t]);
+        sqzc_qparams_from_range(S->lo[t], S->hi[t], &S->scale[t], &S->zp[t]);
     }
     q_prof("ranges", &t_p);
     /* 4. weights, bias correction */
     for (int i = 0; i < nn; i++) {
-        if (S.kind[i] != K_COMPUTE || !S.L[i].ok) continue;
-        if (quantize_weights(&S, i) != 0 || correct_bias(&S, i) != 0) {
+        if (S->kind[i] != K_COMPUTE || !S->L[i].ok) continue;
+        if (quantize_weights(S, i) != 0 || correct_bias(S, i) != 0) {
             snprintf(err, err_len, "out of memory");
-            goto done;
+            return -1;
         }
     }
     q_prof("weights, bias", &t_p);
-    if (o->bias_correction == 2 && empirical_bias_correction(&S) != 0) goto done;
+    if (o->bias_correction == 2 && empirical_bias_correction(S) != 0) return -1;
     q_prof("empirical bias correction", &t_p);
-    decide_domains(&S);
+    decide_domains(S);
     /* 5. per-layer report and fallback */
     int nrep = o->report_images < q->n_images ? o->report_images : q->n_images;
     rep->report_images = nrep > 0 ? nrep : 0;
     if (nrep > 0) {
-        if (q_for_batches(q, nrep, "per-layer report", sim_fn, &S) != 0) goto done;
+        if (q_for_batches(q, nrep, "per-layer report", sim_fn, S) != 0) return -1;
         if (o->min_sqnr_db > 0) {
             for (int i = 0; i < nn; i++) {
-                qlayer *L = &S.L[i];
-                if (S.kind[i] != K_COMPUTE || !L->ok || !(L->s_yy > 0)) continue;
+                qlayer *L = &S->L[i];
+                if (S->kind[i] != K_COMPUTE || !L->ok || !(L->s_yy > 0)) continue;
                 if (sqnr_db(L->s_yy, L->s_ee) < o->min_sqnr_db) L->ok = 0;
             }
-            decide_domains(&S);
+            decide_domains(S);
         }
     }
     for (int i = 0; i < nn; i++)
-        if (S.kind[i] == K_COMPUTE) {
-            if (S.qnode[i])
+        if (S->kind[i] == K_COMPUTE) {
+            if (S->qnode[i])
                 rep->n_int8++;
             else
                 rep->n_fp32++;
         }
     q_prof("per-layer report", &t_p);
-    if (report_fill(&S, rep) != 0) {
+    if (report_fill(S, rep) != 0) {
         snprintf(err, err_len, "out of memory");
-        goto done;
+        return -1;
     }
     /* 6. rewrite */
-    if (rewrite(&S, rep) != 0) goto done;
+    if (rewrite(S, rep) != 0) return -1;
     q_prof("rewrite", &t_p);
     char buf[64];
     if (sqzc_graph_set_meta(g, "quant.method", sqzc_qmethod_name(o->method)) != 0) goto oom;
     snprintf(buf, sizeof buf, "%d", q->n_images);
     if (sqzc_graph_set_meta(g, "quant.calibration_images", buf) != 0) goto oom;
-    rc = 0;
-    goto done;
+    return 0;
 oom:
     snprintf(err, err_len, "out of memory");
-done:
+    return -1;
+}
+
+int sqzc_quantize(sqzc_graph *g, const sqzc_calib_set *set, const sqzc_quant_options *o,
+                  sqzc_quant_report *rep_out, char *err, size_t err_len) {
+    double t_start = q_now();
+    sqzc_quant_report rep_local, *rep = rep_out ? rep_out : &rep_local;
+    memset(rep, 0, sizeof *rep);
+    qstate S;
+    memset(&S, 0, sizeof S);
+    S.q.err = err;
+    S.q.err_len = err_len;
+    const int nn = g->n_nodes;
+    int rc = calibrate(&S, g, set, o, 0, &rep->cle_pairs, &rep->secs_calibrate);
+    if (rc == 0) rc = finish(&S, o, rep);
     /* S.L is indexed by the original nodes */
-    {
-        int save = g->n_nodes;
-        g->n_nodes = nn < save ? nn : save;
-        state_free(&S);
-        g->n_nodes = save;
+    state_free_layers(&S, nn < g->n_nodes ? nn : g->n_nodes);
+    qctx_free(&S.q);
+    rep->secs_total = q_now() - t_start;
+    if (rc != 0 || !rep_out) sqzc_quant_report_free(rep);
+    return rc;
+}
+
+struct sqzc_quant_calib {
+    qctx q; /* statistics, session and cache of the calibrated graph q.g */
+    int cle_pairs;
+    double secs;
+};
+
+int sqzc_quant_calibrate(sqzc_graph *g, const sqzc_calib_set *set, const sqzc_quant_options *o,
+                         sqzc_quant_calib **out, char *err, size_t err_len) {
+    *out = NULL;
+    qstate S;
+    memset(&S, 0, sizeof S);
+    S.q.err = err;
+    S.q.err_len = err_len;
+    sqzc_quant_calib *c = calloc(1, sizeof *c);
+    int rc = c ? calibrate(&S, g, set, o, 1, &c->cle_pairs, &c->secs) : -1;
+    if (!c) snprintf(err, err_len, "out of memory");
+    state_free_layers(&S, g->n_nodes);
+    if (rc != 0) {
+        qctx_free(&S.q);
+        free(c);
+        return -1;
     }
+    c->q = S.q;
+    c->q.o = NULL;
+    c->q.err = NULL;
+    *out = c;
+    return 0;
+}
+
+void sqzc_quant_calib_free(sqzc_quant_calib *c) {
+    if (!c) return;
+    qctx_free(&c->q);
+    free(c);
+}
+
+int sqzc_quantize_calibrated(sqzc_graph *g, sqzc_quant_calib *c, const sqzc_quant_options *o,
+                             sqzc_quant_report *rep_out, char *err, size_t err_len) {
+    double t_start = q_now();
+    sqzc_quant_report rep_local, *rep = rep_out ? rep_out : &rep_local;
+    memset(rep, 0, sizeof *rep);
+    const sqzc_graph *g0 = c->q.g;
+    if (o->method < SQZC_QM_MINMAX || o->method > SQZC_QM_MSE ||
+        (o->method == SQZC_QM_PERCENTILE && !(o->percentile > 50 && o->percentile <= 100))) {
+        snprintf(err, err_len, "bad method %d / percentile %g", o->method, o->percentile);
+        return -1;
+    }
+    /* g must be another copy of the calibrated graph: same tensors; it gets
+     * the equalized weights */
+    if (g != g0) {
+        if (g->n_tensors != g0->n_tensors || g->n_nodes != g0->n_nodes) {
+            snprintf(err, err_len, "graph differs from the calibrated one");
+            return -1;
+        }
+        for (int t = 0; t < g->n_tensors; t++) {
+            const sqzc_tensor *a = &g0->tensors[t], *b = &g->tensors[t];
+            if (strcmp(a->name, b->name) != 0 || !a->f32 != !b->f32) {
+                snprintf(err, err_len, "graph differs from the calibrated one (tensor '%s')",
+                         b->name);
+                return -1;
+            }
+            if (a->f32 &&
+                memcmp(a->f32, b->f32, sizeof(float) * (size_t)sqz_shape_numel(&a->shape)) != 0 &&
+                sqzc_tensor_set_f32(g, t, &a->shape, a->f32) != 0) {
+                snprintf(err, err_len, "out of memory");
+                return -1;
+            }
+        }
+    }
+    qstate S;
+    memset(&S, 0, sizeof S);
+    S.q = c->q;
+    S.q.g = g;
+    S.q.o = o;
+    S.q.err = err;
+    S.q.err_len = err_len;
+    const int nn = g->n_nodes;
+    int rc = state_prepare(&S, g, 0);
+    if (rc != 0) snprintf(err, err_len, "out of memory");
+    rep->cle_pairs = c->cle_pairs;
+    rep->secs_calibrate = c->secs;
+    if (rc == 0) rc = finish(&S, o, rep);
+    state_free_layers(&S, nn < g->n_nodes ? nn : g->n_nodes);
+    /* the session / cache opened or filled meanwhile stay with the calibration */
+    c->q = S.q;
+    c->q.g = (sqzc_graph *)g0;
+    c->q.o = NULL;
+    c->q.err = NULL;
     rep->secs_total = q_now() - t_start;
     if (rc != 0 || !rep_out) sqzc_quant_report_free(rep);
     return rc;

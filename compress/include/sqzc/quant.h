@@ -122,6 +122,20 @@ int sqzc_quant_report_json(const sqzc_quant_report *r, FILE *f);
 int sqzc_quantize(sqzc_graph *g, const sqzc_calib_set *set, const sqzc_quant_options *o,
                   sqzc_quant_report *rep, char *err, size_t err_len);
 
+/* Calibration shared by several quantizations of the same model (sqz quant
+ * --method auto): sqzc_quant_calibrate runs the passes (histograms included,
+ * whatever o->method) and equalizes g in place (g must stay alive until
+ * sqzc_quant_calib_free); sqzc_quantize_calibrated then quantizes g2, a
+ * second copy of the same graph (another import of the same file, before
+ * any change) or g itself, with o's method and bias correction (o's
+ * calibration settings - cle, max_images - are those of the calibration). */
+typedef struct sqzc_quant_calib sqzc_quant_calib;
+int sqzc_quant_calibrate(sqzc_graph *g, const sqzc_calib_set *set, const sqzc_quant_options *o,
+                         sqzc_quant_calib **out, char *err, size_t err_len);
+int sqzc_quantize_calibrated(sqzc_graph *g2, sqzc_quant_calib *c, const sqzc_quant_options *o,
+                             sqzc_quant_report *rep, char *err, size_t err_len);
+void sqzc_quant_calib_free(sqzc_quant_calib *c);
+
 #ifdef __cplusplus
 }
 #endif
