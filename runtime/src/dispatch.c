@@ -20,6 +20,7 @@
 #include "int8_simd.h"
 #include "fastops.h"
 #include "sparse.h"
+#include "winograd.h"
 
 typedef struct fast_entry {
     int op;
@@ -33,6 +34,8 @@ static const fast_entry fast_table[] = {
     {SQZ_OP_GEMM, NULL, &sqz_sparse_gemm},
     /* depthwise 3x3 / 5x5 (declines every other conv) */
     {SQZ_OP_CONV, sqz_dwconv_cpu_ok, &sqz_dwconv},
+    /* Winograd 3x3 stride-1 convs (declines the rest, small planes, SQZ_WINOGRAD=0) */
+    {SQZ_OP_CONV, NULL, &sqz_winograd_conv},
 #if defined(__x86_64__) || defined(_M_X64)
     /* packed GEMM: Conv (1x1 direct, implicit im2col), Gemm, MatMul */
     {SQZ_OP_CONV, sqz_cpu_has_avx512, &sqz_x86_conv_avx512},
