@@ -81,9 +81,9 @@ static void wt_input(const sqz_wino_geom *g, const float *x, const sqz_wino_pane
                 memset(b, 0, (size_t)w * sizeof(float));
                 continue;
             }
-            const float *row = xi + iy * IW + ix0;
+            const float *row = xi + iy * IW; /* buffer column c is row column ix0 + c */
             for (int64_t c = 0; c < c0; c++) b[c] = 0.0f;
-            memcpy(b + c0, row + c0, (size_t)(c1 - c0) * sizeof(float));
+            memcpy(b + c0, row + (ix0 + c0), (size_t)(c1 - c0) * sizeof(float));
             for (int64_t c = c1; c < w; c++) b[c] = 0.0f;
         }
         for (int i = 0; i < T; i++) {
