@@ -7,9 +7,10 @@
  * alternate the order), the ratios winograd / direct, the max relative error
  * of each Winograd output vs the direct one (|d| / (1 + |direct|)), and the
  * tile the automatic choice takes (0: direct). Layers: ResNet-18's 3x3 convs
- * (64x56x56 .. 512x7x7, pad 1, ReLU) and a few SqueezeNet-like ones. CPU time
- * because the machine is shared; with --threads > 1 it is the process CPU
- * time (all threads), so compare ratios, not absolute figures. */
+ * (64x56x56 .. 512x7x7, pad 1, ReLU), SqueezeNet's expand 3x3 and the small
+ * ResNet's. Thread CPU time with 1 thread (the machine is shared); with
+ * --threads > 1 wall-clock time (spinning OpenMP workers make the process
+ * CPU time meaningless), so noisy on a loaded machine. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,7 +38,7 @@ static const layer layers[] = {
 
 static double cpu_now(int threads) {
     struct timespec ts;
-    clock_gettime(threads > 1 ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_THREAD_CPUTIME_ID, &ts);
+    clock_gettime(threads > 1 ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -172,8 +173,8 @@ int main(int argc, char **argv) {
     if (runs < 1) runs = 1;
     if (threads < 1) threads = 1;
     printf("Winograd vs direct 3x3 conv (pad 1, ReLU), GEMM kernel %s, %d thread(s), median of "
-           "%d runs, %s CPU time\n",
-           sqz_gemm_best()->name, threads, runs, threads > 1 ? "process" : "thread");
+           "%d runs, %s time\n",
+           sqz_gemm_best()->name, threads, runs, threads > 1 ? "wall-clock" : "thread CPU");
     printf("%-26s %9s %9s %9s %8s %8s %9s %9s %5s\n", "layer", "direct", "F(2,3)", "F(4,3)",
            "F2/dir", "F4/dir", "F2 err", "F4 err", "auto");
     double *t = malloc(sizeof(double) * 3 * (size_t)runs);

@@ -395,6 +395,11 @@ static void test_conv_fixed(void **state) {
     c = base_case(1, 19, 33, 31, 29);
     c.act = SQZ_ACT_HARD_SWISH;
     check_conv(&rng, &c);
+    /* transformed weights too large to stay in L2 (F4: 36 x 80 x 88 floats):
+     * the products run in row chunks with the next position prefetched */
+    c = base_case(1, 80, 88, 6, 7);
+    c.act = SQZ_ACT_RELU;
+    check_conv(&rng, &c);
     /* tiny planes: one tile, one pixel */
     c = base_case(1, 3, 2, 1, 1);
     check_conv(&rng, &c);
