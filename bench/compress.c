@@ -144,6 +144,7 @@ static void bench_model(const char *onnx, const char *recipe) {
         so.target_drop = 0.5;
         so.fp16 = 1;
         so.huffman = 1;
+        so.bias_bits = r.bias_bits;
         so.aware = 1;
         so.refine = 8;
         so.z = 0.0;
@@ -163,6 +164,7 @@ static void bench_model(const char *onnx, const char *recipe) {
         fprintf(stderr, "bench_compress: %s: %s\n", onnx, err);
         exit(2);
     }
+    if (csr_finalize(g, r.bias_bits) != 0) exit(2); /* as sqz compress */
     sqzc_recipe_free(&r);
     FILE *f = fopen(onnx, "rb");
     long onnx_bytes = -1;

@@ -207,7 +207,7 @@ static void speed(void) {
     float cent[32];
     for (size_t i = 0; i < n; i++) w[i] = laplace(0.05);
     int nc = share(w, n, 32, cent);
-    sqzc_encoding e = {5, cent, nc, 0, 0, 0, 1};
+    sqzc_encoding e = {5, cent, nc, 0, 0, 0, 1, 0, 0, 0.0f};
     uint8_t *pl;
     size_t size;
     sqzc_enc_stats st;
@@ -253,7 +253,7 @@ static void speed(void) {
     /* pruned to 10%, 5-bit gaps, Huffman: the Deep Compression fc setting */
     prune(w, n, 0.10);
     nc = share(w, n, 32, cent);
-    sqzc_encoding es = {5, cent, nc, 0, 1, 5, 1};
+    sqzc_encoding es = {5, cent, nc, 0, 1, 5, 1, 0, 0, 0.0f};
     if (sqzc_tensor_encode(w, n, &es, 0, &pl, &size, &st, err, sizeof err) != 0) exit(1);
     reps = 0;
     t0 = now();

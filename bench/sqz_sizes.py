@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Byte breakdown of .sqz v2 files (layout: runtime/include/sqz/format.h).
+"""Byte breakdown of .sqz v2 / v3 files (layout: runtime/include/sqz/format.h).
 
 Per file: total bytes, header + section table, each section, and the TENSORS /
 DATA bytes split by tensor kind (dtype, constant or activation, quant record,
@@ -50,8 +50,8 @@ def breakdown(path):
     if b[:8] != b"SQZMODEL":
         raise SystemExit("%s: not a .sqz file" % path)
     ver, _, ns, _, _ = struct.unpack_from("<IIIIQ", b, 8)
-    if ver != 2:
-        raise SystemExit("%s: format version %d (this script reads 2)" % (path, ver))
+    if ver not in (2, 3):
+        raise SystemExit("%s: format version %d (this script reads 2 and 3)" % (path, ver))
     sec = {}
     for i in range(ns):
         t, _, o, s = struct.unpack_from("<IIQQ", b, 32 + 24 * i)

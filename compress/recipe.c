@@ -13,6 +13,7 @@
 void sqzc_recipe_init(sqzc_recipe *r) {
     memset(r, 0, sizeof *r);
     r->target_drop = 0.5f;
+    r->bias_bits = SQZC_DEFAULT_BIAS_BITS;
 }
 
 static void free_layers(sqzc_layer_value *l, int n) {
@@ -87,7 +88,7 @@ static int set_layer(sqzc_layer_value **l, int *n, const char *name, float v) {
 
 static const char kKeys[] = "prune.sparsity, prune.scope, prune.layer.<node>, share.bits, "
                             "share.bits.conv, share.bits.fc, share.layer.<node>, share.fp16, "
-                            "huffman, target.drop";
+                            "bias.bits, huffman, target.drop";
 
 int sqzc_recipe_set(sqzc_recipe *r, const char *key, const char *value, const char *where,
                     char *err, size_t err_len) {
@@ -128,6 +129,10 @@ int sqzc_recipe_set(sqzc_recipe *r, const char *key, const char *value, const ch
     } else if (strcmp(key, "share.fp16") == 0) {
         range = "0 or 1";
         ok = parse_bool(value, &r->fp16) == 0;
+    } else if (strcmp(key, "bias.bits") == 0) {
+        range = "0 (fp16) or an integer 2..8";
+        ok = (strcmp(value, "0") == 0 && (r->bias_bits = 0, 1)) ||
+             parse_bits(value, &r->bias_bits) == 0;
     } else if (strcmp(key, "huffman") == 0) {
         range = "0 or 1";
         ok = parse_bool(value, &r->huffman) == 0;
@@ -330,6 +335,7 @@ char *sqzc_recipe_to_text(const sqzc_recipe *r) {
             APPEND("share.layer.%s = %d\n", r->share_layers[i].name, (int)r->share_layers[i].value);
         APPEND("share.fp16 = %d\n", r->fp16 ? 1 : 0);
     }
+    APPEND("bias.bits = %d\n", r->bias_bits);
     APPEND("huffman = %d\n", r->huffman ? 1 : 0);
 #undef APPEND
     return s;
@@ -429,7 +435,7 @@ static void layer_sizes(const sqzc_tensor *t, sqzc_layer_stats *st) {
         st->shared = st->huffman = st->pruned;
         return;
     }
-    const double table = (double)e->n_centroids * (e->centroid_f16 ? 2.0 : 4.0);
+    const double table = e->linear ? 6.0 : (double)e->n_centroids * (e->centroid_f16 ? 2.0 : 4.0);
     const int vb = e->codebook_bits;
     double shared_bits = e->sparse ? (double)st->entries * (vb + e->gap_bits) : (double)n * vb;
     st->shared = shared_bits / 8.0 + table;

@@ -162,7 +162,21 @@ int sqzc_tensor_encode(const float *data, uint64_t numel, const sqzc_encoding *e
         return -1;
     }
     uint16_t c16[257];
+    const int lin = cb && enc->linear;
+    if (lin &&
+        (enc->centroid_f16 || nc < 1 || !isfinite(enc->lin_step) || !(enc->lin_step > 0.0f) ||
+         enc->lin_offset > SQZ_LINEAR_MAX_OFFSET || enc->lin_offset < -SQZ_LINEAR_MAX_OFFSET)) {
+        snprintf(err, err_len, "linear codebook: bad step %g / offset %d / %d centroids%s",
+                 (double)enc->lin_step, (int)enc->lin_offset, nc,
+                 enc->centroid_f16 ? " / fp16" : "");
+        return -1;
+    }
     for (int c = 0; c < nc; c++) {
+        if (lin && enc->centroids[c] != (float)((int64_t)c + enc->lin_offset) * enc->lin_step) {
+            snprintf(err, err_len, "linear codebook: centroid %d (%.9g) is not (%d + %d) * %.9g", c,
+                     (double)enc->centroids[c], c, (int)enc->lin_offset, (double)enc->lin_step);
+            return -1;
+        }
         cent[c] = enc->centroids[c];
         if (!isfinite(cent[c])) {
             snprintf(err, err_len, "centroid %d is not finite", c);
@@ -185,6 +199,10 @@ int sqzc_tensor_encode(const float *data, uint64_t numel, const sqzc_encoding *e
         for (uint64_t i = 0; i < numel && !has_zero; i++) has_zero = data[i] == 0.0f;
         for (int c = 0; c < nc; c++) zero_in |= cent[c] == 0.0f;
         if (has_zero && !zero_in) {
+            if (lin) {
+                snprintf(err, err_len, "tensor has zeros but its linear codebook has no zero");
+                return -1;
+            }
             if (nc == 256) {
                 snprintf(err, err_len,
                          "tensor has zeros but its 256-entry codebook has no zero; store it "
@@ -255,6 +273,15 @@ int sqzc_tensor_encode(const float *data, uint64_t numel, const sqzc_encoding *e
     if (sp && plan_stream(gaps, n_gaps, gbits, enc->huffman, &gc, &gh, &gbytes, &gpacked) != 0)
         goto internal;
     uint64_t cbytes = (uint64_t)nc * (enc->centroid_f16 ? 2u : 4u);
+    uint8_t lin_tab[SQZ_VAR_MAX_BYTES + 4];
+    if (lin) { /* zvar offset + f32 step */
+        int64_t o = enc->lin_offset;
+        size_t l = put_var(lin_tab, ((uint64_t)o << 1) ^ (uint64_t)(o >> 63));
+        uint32_t u;
+        memcpy(&u, &enc->lin_step, 4);
+        put32(lin_tab + l, u);
+        cbytes = l + 4;
+    }
     uint8_t hdr[3 + 4 * SQZ_VAR_MAX_BYTES];
     uint64_t hlen = 3;
     const uint64_t hv[4] = {(uint64_t)nc, nnz, n_gaps, vbytes};
@@ -272,13 +299,17 @@ int sqzc_tensor_encode(const float *data, uint64_t numel, const sqzc_encoding *e
     out = malloc((size_t)total);
     if (!out) goto oom;
     unsigned pf = (enc->centroid_f16 && cb ? SQZ_PF_F16 : 0) | (ih ? SQZ_PF_IDX_HUFF : 0) |
-                  (gh ? SQZ_PF_GAP_HUFF : 0);
+                  (gh ? SQZ_PF_GAP_HUFF : 0) | (lin ? SQZ_PF_LINEAR : 0);
     hdr[0] = (uint8_t)pf;
     hdr[1] = (uint8_t)kbits;
     hdr[2] = (uint8_t)gbits;
     memcpy(out, hdr, (size_t)hlen);
     uint8_t *q = out + hlen;
-    for (int c = 0; c < nc; c++) {
+    if (lin) {
+        memcpy(q, lin_tab, (size_t)cbytes);
+        q += cbytes;
+    }
+    for (int c = 0; c < nc && !lin; c++) {
         if (pf & SQZ_PF_F16) {
             q[0] = (uint8_t)c16[c];
             q[1] = (uint8_t)(c16[c] >> 8);

@@ -208,10 +208,51 @@ static int64_t numel(const sqz_shape *s) {
     return n;
 }
 
+static int ints_all(const sqz_attr *a, int64_t v) {
+    if (a->type != SQZ_ATTR_INTS || !a->ints) return 0;
+    for (uint32_t k = 0; k < a->count; k++)
+        if (a->ints[k] != v) return 0;
+    return 1;
+}
+
+/* Attributes a reader takes as their ONNX default when absent (sqz/format.h
+ * GRAPH): Conv dilations / strides all 1, pads all 0, group 1, kernel_shape
+ * equal to the weight's spatial dims; Gemm alpha / beta 1, transA / transB 0.
+ * The writer leaves them out. */
+static int attr_is_default(const sqzc_graph *g, const sqzc_node *n, const sqz_attr *a) {
+    if (!a->name) return 0;
+    const int one_int = a->type == SQZ_ATTR_INT && a->ints && a->count == 1;
+    const int one_float = a->type == SQZ_ATTR_FLOAT && a->floats && a->count == 1;
+    if (n->op == SQZ_OP_CONV) {
+        if (strcmp(a->name, "dilations") == 0 || strcmp(a->name, "strides") == 0)
+            return ints_all(a, 1);
+        if (strcmp(a->name, "pads") == 0) return ints_all(a, 0);
+        if (strcmp(a->name, "group") == 0) return one_int && a->ints[0] == 1;
+        if (strcmp(a->name, "kernel_shape") == 0 && a->type == SQZ_ATTR_INTS && a->ints &&
+            n->n_in >= 2 && n->in[1] >= 0) {
+            const sqzc_tensor *w = &g->tensors[n->in[1]];
+            if (!w->has_shape || w->shape.ndim != (int)a->count + 2) return 0;
+            for (uint32_t k = 0; k < a->count; k++)
+                if (a->ints[k] != w->shape.dims[k + 2]) return 0;
+            return 1;
+        }
+    }
+    if (n->op == SQZ_OP_GEMM) {
+        if (strcmp(a->name, "alpha") == 0 || strcmp(a->name, "beta") == 0)
+            return one_float && a->floats[0] == 1.0f;
+        if (strcmp(a->name, "transA") == 0 || strcmp(a->name, "transB") == 0)
+            return one_int && a->ints[0] == 0;
+    }
+    return 0;
+}
+
 int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *err,
                    size_t err_len) {
     bytebuf str = {0}, ten = {0}, gr = {0}, data = {0}, meta = {0};
     strtab stab = {0};
+    /* the oldest version holding what is written: v2 unless a v3 feature
+     * (linear codebook) is used, so older runtimes keep reading the rest */
+    uint32_t version = 2;
     *out = NULL;
     *out_size = 0;
     bb_u8(&str, 0);
@@ -272,6 +313,7 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
         if (q->kind != SQZC_Q_NONE && x->dtype != SQZC_I8 && x->dtype != SQZC_I32) {
             snprintf(err, err_len, "tensor '%s': quantization parameters on a float tensor",
                      x->name);
+            free(enc_pl);
             goto fail;
         }
         if ((q->kind == SQZC_Q_TENSOR && q->n != 1) ||
@@ -279,6 +321,7 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
              (q->axis < 0 || q->axis >= ndim || (int64_t)q->n != x->shape.dims[q->axis]))) {
             snprintf(err, err_len, "tensor '%s': %d quantization pairs do not fit its shape",
                      x->name, q->n);
+            free(enc_pl);
             goto fail;
         }
         if (q->kind == SQZC_Q_NONE) {
@@ -309,9 +352,12 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
                 snprintf(err, err_len, "out of memory while serializing");
                 goto fail;
             }
-        } else if (x->enc) {
+        } else if (x->enc && enc_st.encoding != SQZ_ENC_RAW &&
+                   !((uint64_t)enc_size > 2 * (uint64_t)ne && all_f16(x->f32, ne))) {
+            if (enc_size > 0 && (enc_pl[0] & SQZ_PF_LINEAR)) version = 3;
             bb_put(&data, enc_pl, enc_size);
             free(enc_pl);
+            enc_pl = NULL;
         } else if (all_f16(x->f32, ne) && ne > 0) { /* exact: lossless */
             enc_byte = SQZ_ENC_F16;
             for (int64_t i = 0; i < ne; i++) {
@@ -320,8 +366,10 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
                 bb_u16(&data, hv);
             }
         } else {
+            enc_byte = SQZ_ENC_RAW;
             for (int64_t i = 0; i < ne; i++) bb_f32(&data, x->f32[i]);
         }
+        free(enc_pl); /* an encoded payload not kept (or NULL) */
         if (!ten.oom) ten.p[enc_at] = (uint8_t)enc_byte;
         bb_var(&ten, (uint64_t)(data.n - at));
     }
@@ -336,9 +384,12 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
         for (uint32_t k = 0; k < n->n_in; k++) bb_var(&gr, (uint64_t)((int64_t)n->in[k] + 1));
         bb_var(&gr, n->n_out);
         for (uint32_t k = 0; k < n->n_out; k++) bb_var(&gr, (uint64_t)n->out[k]);
-        bb_var(&gr, n->n_attr);
+        uint32_t n_attr = 0;
+        for (uint32_t k = 0; k < n->n_attr; k++) n_attr += !attr_is_default(g, n, &n->attrs[k]);
+        bb_var(&gr, n_attr);
         for (uint32_t k = 0; k < n->n_attr; k++) {
             const sqz_attr *a = &n->attrs[k];
+            if (attr_is_default(g, n, a)) continue;
             bb_var(&gr, str_ref(&str, &stab, a->name));
             bb_u8(&gr, a->type);
             switch (a->type) {
@@ -411,7 +462,7 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
             off += secs[i].b->n;
         }
         bb_put(&file, SQZ_MAGIC, SQZ_MAGIC_LEN);
-        bb_u32(&file, SQZ_FORMAT_VERSION);
+        bb_u32(&file, version);
         bb_u32(&file, 0);
         bb_u32(&file, ns);
         bb_u32(&file, table.oom ? 0 : sqz_crc32(0, table.p, table.n));

@@ -578,6 +578,12 @@ static void test_byte_flips(void **state) {
             sqz_code code = load_and_run(c, f->size, &st, &err);
             free(c);
             region r = classify(&l, off);
+            /* the version turned into another one this runtime reads: the
+             * file uses no feature the other lacks, so it loads (v2 <-> v3) */
+            uint32_t ver = rd32(f->file, 8) ^
+                           (off >= 8 && off < 12 ? (uint32_t)masks[k] << (8 * (off - 8)) : 0u);
+            if (off >= 8 && off < 12 && ver >= SQZ_FORMAT_VERSION_MIN && ver <= SQZ_FORMAT_VERSION)
+                r = R_UNCHECKED;
             if (code == SQZ_OK) {
                 if (r == R_MUST_FAIL)
                     fail_msg("byte %zu ^ 0x%02x (CRC-covered) loaded", off, masks[k]);

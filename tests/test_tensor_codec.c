@@ -23,6 +23,7 @@
 #include "sqzc/huffman.h"
 #include "sqzc/ir.h"
 #include "sqzc/tensor_encode.h"
+#include "sqzc/weight_share.h"
 #include "sqzc/writer.h"
 #include "tensor_codec.h"
 #include "testutil.h"
@@ -109,7 +110,7 @@ static void test_roundtrip_all_widths(void **state) {
                         if (!sparse && nc == (1 << bits)) nc--; /* room for an added zero */
                         if (nc < 1) nc = 1;
                         make_centroids(&r, cent, nc, 0);
-                        sqzc_encoding e = {bits, cent, nc, f16, sparse, gb, huff};
+                        sqzc_encoding e = {bits, cent, nc, f16, sparse, gb, huff, 0, 0, 0.0f};
                         static const uint64_t sizes[] = {0, 1, 2, 7, 100, 1000, 4099};
                         for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
                             uint64_t n = sizes[si];
@@ -144,7 +145,7 @@ static void test_sparse_raw_values_and_fillers(void **state) {
             const uint64_t pos[] = {0, 1, 2, 300, 301, 1200, 2047, 2048, 2600};
             for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
                 x[pos[i]] = tu_rng_uniform(&r, -3.0f, 3.0f);
-            sqzc_encoding e = {0, NULL, 0, 0, 1, gb, huff};
+            sqzc_encoding e = {0, NULL, 0, 0, 1, gb, huff, 0, 0, 0.0f};
             sqzc_enc_stats st;
             check_roundtrip(x, n, &e, SQZC_ENC_FORCE, &st);
             assert_int_equal(st.nnz, 9);
@@ -163,7 +164,7 @@ static void test_edge_cases(void **state) {
     float zeros[64] = {0};
     for (int sparse = 0; sparse <= 1; sparse++)
         for (int huff = 0; huff <= 1; huff++) {
-            sqzc_encoding e = {2, cent, 3, 1, sparse, 3, huff};
+            sqzc_encoding e = {2, cent, 3, 1, sparse, 3, huff, 0, 0, 0.0f};
             check_roundtrip(zeros, 0, &e, SQZC_ENC_FORCE, NULL);
             check_roundtrip(zeros, 64, &e, SQZC_ENC_FORCE, NULL); /* all zero */
             check_roundtrip(zeros, 1, &e, SQZC_ENC_FORCE, NULL);
@@ -172,7 +173,7 @@ static void test_edge_cases(void **state) {
         }
     /* dense codebook full (4 of 2 bits) and a zero: the width grows to 3 bits */
     float x[6] = {0.5f, 0.0f, 2.0f, -0.25f, 1.0f, 0.0f};
-    sqzc_encoding e = {2, cent, 4, 0, 0, 0, 0};
+    sqzc_encoding e = {2, cent, 4, 0, 0, 0, 0, 0, 0, 0.0f};
     sqzc_enc_stats st;
     check_roundtrip(x, 6, &e, SQZC_ENC_FORCE, &st);
     assert_int_equal(st.index_bits, 3);
@@ -180,7 +181,7 @@ static void test_edge_cases(void **state) {
     /* 256 centroids, 8 bits, dense with a zero: refused with a message */
     float c256[256];
     for (int i = 0; i < 256; i++) c256[i] = (float)(i + 1);
-    sqzc_encoding e8 = {8, c256, 256, 0, 0, 0, 1};
+    sqzc_encoding e8 = {8, c256, 256, 0, 0, 0, 1, 0, 0, 0.0f};
     uint8_t *pl = NULL;
     size_t size = 0;
     char err[200] = "";
@@ -188,21 +189,21 @@ static void test_edge_cases(void **state) {
     assert_non_null(strstr(err, "sparse"));
     /* a value that is no centroid */
     float bad[2] = {0.5f, 0.3f};
-    sqzc_encoding e2 = {2, cent, 4, 0, 0, 0, 0};
+    sqzc_encoding e2 = {2, cent, 4, 0, 0, 0, 0, 0, 0, 0.0f};
     assert_int_equal(sqzc_tensor_encode(bad, 2, &e2, 0, &pl, &size, &st, err, sizeof err), -1);
     assert_non_null(strstr(err, "centroid"));
     /* a centroid not fp16-exact */
     float c3[1] = {0.1f};
-    sqzc_encoding e3 = {1, c3, 1, 1, 1, 4, 0};
+    sqzc_encoding e3 = {1, c3, 1, 1, 1, 4, 0, 0, 0, 0.0f};
     assert_int_equal(sqzc_tensor_encode(c3, 1, &e3, 0, &pl, &size, &st, err, sizeof err), -1);
     assert_non_null(strstr(err, "fp16"));
     /* widths out of range */
-    sqzc_encoding e4 = {9, cent, 4, 0, 0, 0, 0};
+    sqzc_encoding e4 = {9, cent, 4, 0, 0, 0, 0, 0, 0, 0.0f};
     assert_int_equal(sqzc_tensor_encode(x, 6, &e4, 0, &pl, &size, &st, err, sizeof err), -1);
-    sqzc_encoding e5 = {2, cent, 4, 0, 1, 0, 0};
+    sqzc_encoding e5 = {2, cent, 4, 0, 1, 0, 0, 0, 0, 0.0f};
     assert_int_equal(sqzc_tensor_encode(x, 6, &e5, 0, &pl, &size, &st, err, sizeof err), -1);
     /* without FORCE a tiny tensor falls back to raw */
-    sqzc_encoding e6 = {2, cent, 4, 0, 1, 4, 1};
+    sqzc_encoding e6 = {2, cent, 4, 0, 1, 4, 1, 0, 0, 0.0f};
     check_roundtrip(x, 6, &e6, 0, &st);
     assert_int_equal(st.encoding, SQZ_ENC_RAW);
     assert_null(pl);
@@ -221,7 +222,7 @@ static void test_f16_conversion(void **state) {
         c[0] = f;
         c[1] = 1.0f;
         if (f == 1.0f) c[1] = 2.0f;
-        sqzc_encoding e = {1, c, 2, 1, 0, 0, 0};
+        sqzc_encoding e = {1, c, 2, 1, 0, 0, 0, 0, 0, 0.0f};
         float x[2] = {f, c[1]};
         if (f == 0.0f) continue; /* zero handled by the codebook-zero path */
         check_roundtrip(x, 2, &e, SQZC_ENC_FORCE, NULL);
@@ -259,8 +260,9 @@ static void test_hostile_payloads(void **state) {
     float *x = make_tensor(&r, N, cent, 16, 0.3);
     float y[N + 300];
     const sqzc_encoding encs[] = {
-        {4, cent, 16, 0, 0, 0, 0}, {4, cent, 16, 1, 0, 0, 1}, {4, cent, 16, 0, 1, 3, 0},
-        {4, cent, 16, 1, 1, 5, 1}, {0, NULL, 0, 0, 1, 2, 1},
+        {4, cent, 16, 0, 0, 0, 0, 0, 0, 0.0f}, {4, cent, 16, 1, 0, 0, 1, 0, 0, 0.0f},
+        {4, cent, 16, 0, 1, 3, 0, 0, 0, 0.0f}, {4, cent, 16, 1, 1, 5, 1, 0, 0, 0.0f},
+        {0, NULL, 0, 0, 1, 2, 1, 0, 0, 0.0f},
     };
     float *xd = make_tensor(&r, N, cent, 16, 1.0); /* dense: no zeros */
     for (size_t k = 0; k < sizeof encs / sizeof encs[0]; k++) {
@@ -446,8 +448,8 @@ static void test_handmade_hostile(void **state) {
 
 /* ------------------------------------------------------------ model level */
 
-static void test_model_roundtrip(void **state) {
-    (void)state;
+/* linear_bias: the bias on a 6-bit uniform grid (linear codebook, format v3) */
+static void model_roundtrip(int linear_bias) {
     tu_rng r;
     tu_rng_seed(&r, 3);
     sqzc_graph *g = sqzc_graph_new();
@@ -469,9 +471,15 @@ static void test_model_roundtrip(void **state) {
     tu_fill_uniform(&r, bv, OUT, -1, 1);
     assert_int_equal(sqzc_tensor_set_f32(g, w, &ws, wv), 0);
     assert_int_equal(sqzc_tensor_set_f32(g, b, &bs, bv), 0);
-    sqzc_encoding e = {5, cent, 32, 1, 1, 5, 1};
+    sqzc_encoding e = {5, cent, 32, 1, 1, 5, 1, 0, 0, 0.0f};
     assert_int_equal(sqzc_tensor_set_encoding(g, w, &e), 0);
-    sqzc_encoding eb = {0, NULL, 0, 0, 1, 4, 1}; /* not worth it: stored raw */
+    sqzc_encoding eb = {0, NULL, 0, 0, 1, 4, 1, 0, 0, 0.0f}; /* not worth it: stored raw */
+    float bcb[256];
+    if (linear_bias) {
+        assert_true(sqzc_share_linear(g->tensors[b].f32, OUT, 6, bcb, &eb) > 1);
+        eb.huffman = 1;
+        memcpy(bv, g->tensors[b].f32, sizeof bv); /* the pre-encoding model */
+    }
     assert_int_equal(sqzc_tensor_set_encoding(g, b, &eb), 0);
     const int32_t in[3] = {x, w, b}, out[1] = {y};
     int node = sqzc_add_node(g, SQZ_OP_GEMM, "fc", 3, in, 1, out);
@@ -500,8 +508,17 @@ static void test_model_roundtrip(void **state) {
             fclose(fp);
         }
     }
+    /* v3 only when a v3 feature is used */
+    assert_int_equal(file[8] | file[9] << 8 | file[10] << 16 | file[11] << 24, linear_bias ? 3 : 2);
     sqz_model *m = NULL;
     sqz_status st;
+    if (linear_bias) { /* a linear codebook in a file marked v2 is refused */
+        file[8] = 2;
+        assert_int_equal(sqz_model_load_buffer(file, size, &m, &st), SQZ_ERR_FORMAT);
+        assert_non_null(strstr(st.msg, "linear codebook in a version 2 file"));
+        assert_null(m);
+        file[8] = 3;
+    }
     if (sqz_model_load_buffer(file, size, &m, &st) != SQZ_OK) fail_msg("%s", st.msg);
     int found = 0;
     for (int t = 0; t < m->n_tensors; t++) {
@@ -525,6 +542,157 @@ static void test_model_roundtrip(void **state) {
     free(file);
     free(wv);
     sqzc_graph_free(g);
+}
+
+static void test_model_roundtrip(void **state) {
+    (void)state;
+    model_roundtrip(0);
+    model_roundtrip(1);
+}
+
+/* ------------------------------------------------------------ linear codebook */
+
+/* sqzc_share_linear on assorted arrays: <= 2^bits levels, error <= step / 2,
+ * and the payload decodes to exactly the shared values, dense and sparse,
+ * packed and Huffman */
+static void test_linear_roundtrip(void **state) {
+    (void)state;
+    tu_rng r;
+    tu_rng_seed(&r, 11);
+    int huff = 0;
+    for (int bits = 2; bits <= 8; bits++)
+        for (int kind = 0; kind < 5; kind++) {
+            static const uint64_t sizes[] = {1, 2, 9, 100, 1000};
+            for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+                uint64_t n = sizes[si];
+                float *x = malloc(n * sizeof *x), *x0 = malloc(n * sizeof *x0);
+                assert_non_null(x);
+                assert_non_null(x0);
+                for (uint64_t i = 0; i < n; i++) {
+                    float u = (float)((tu_rng_u32(&r) >> 8) * (1.0 / 16777216.0));
+                    x[i] = kind == 0   ? u * 2.0f - 1.0f               /* around 0 */
+                           : kind == 1 ? 3.0f + u * 1e-3f              /* far from 0, narrow */
+                           : kind == 2 ? -1e-4f * u                    /* tiny, one-sided */
+                           : kind == 3 ? (u < 0.5f ? 0.0f : u * 50.0f) /* zeros */
+                                       : 7.25f;                        /* constant */
+                }
+                memcpy(x0, x, n * sizeof *x);
+                float c[256];
+                sqzc_encoding e;
+                int nc = sqzc_share_linear(x, (int64_t)n, bits, c, &e);
+                assert_true(nc >= 1 && nc <= (1 << bits));
+                assert_int_equal(e.n_centroids, nc);
+                assert_true(e.linear && e.lin_step > 0.0f);
+                for (uint64_t i = 0; i < n; i++) {
+                    /* half a step, plus the float rounding of q * step */
+                    if (!(fabsf(x[i] - x0[i]) <= 0.5f * e.lin_step + fabsf(x0[i]) * 0x1p-23f))
+                        fail_msg("bits %d kind %d n %d: %.9g -> %.9g step %.9g", bits, kind, (int)n,
+                                 (double)x0[i], (double)x[i], (double)e.lin_step);
+                    if (x0[i] == 0.0f) assert_true(x[i] == 0.0f);
+                }
+                for (int sp = 0; sp <= (kind == 3 ? 1 : 0); sp++)
+                    for (int h = 0; h <= 1; h++) {
+                        sqzc_encoding q = e;
+                        q.sparse = sp;
+                        q.gap_bits = sp ? 3 : 0;
+                        q.huffman = h;
+                        sqzc_enc_stats st;
+                        check_roundtrip(x, n, &q, SQZC_ENC_FORCE, &st);
+                        assert_true(st.encoding & SQZ_ENC_CODEBOOK);
+                        assert_true(st.centroid_bytes <= 4 + 4); /* offset + step */
+                        huff += st.index_huffman;
+                    }
+                free(x);
+                free(x0);
+            }
+        }
+    assert_true(huff > 5);
+    /* centroids that are not the grid, and bad grids, are refused */
+    float x[3] = {0.5f, 1.0f, 1.5f}, c[3] = {0.5f, 1.0f, 1.5f};
+    sqzc_encoding e = {2, c, 3, 0, 0, 0, 0, 1, 1, 0.5f};
+    uint8_t *pl = NULL;
+    size_t size;
+    sqzc_enc_stats st;
+    char err[200];
+    assert_int_equal(sqzc_tensor_encode(x, 3, &e, SQZC_ENC_FORCE, &pl, &size, &st, err, sizeof err),
+                     0);
+    free(pl);
+    pl = NULL;
+    e.lin_offset = 2; /* (0 + 2) * 0.5 != 0.5 */
+    assert_int_equal(sqzc_tensor_encode(x, 3, &e, SQZC_ENC_FORCE, &pl, &size, &st, err, sizeof err),
+                     -1);
+    e.lin_offset = 1;
+    e.lin_step = 0.0f;
+    assert_int_equal(sqzc_tensor_encode(x, 3, &e, SQZC_ENC_FORCE, &pl, &size, &st, err, sizeof err),
+                     -1);
+    e.lin_step = 0.5f;
+    e.centroid_f16 = 1;
+    assert_int_equal(sqzc_tensor_encode(x, 3, &e, SQZC_ENC_FORCE, &pl, &size, &st, err, sizeof err),
+                     -1);
+    assert_null(pl);
+    float c256[256]; /* room for 2^8 centroids */
+    float bad[2] = {1.0f, NAN};
+    assert_int_equal(sqzc_share_linear(bad, 2, 8, c256, &e), -1);
+    float wide[2] = {-1e30f, 1e30f}; /* fine: q = -127..127 */
+    assert_true(sqzc_share_linear(wide, 2, 8, c256, &e) > 0);
+    float narrow[2] = {1e6f, 1e6f + 0.0625f}; /* |q| would pass 2^24 */
+    assert_int_equal(sqzc_share_linear(narrow, 2, 8, c256, &e), -1);
+    assert_true(narrow[0] == 1e6f && narrow[1] == 1e6f + 0.0625f); /* untouched */
+}
+
+/* hand-built linear payloads: 3 centroids (2-bit indices 0,1,2,2), table
+ * = zvar offset + f32 step */
+static size_t build_linear(uint8_t *p, uint8_t pf, uint32_t nc, const uint8_t *tab,
+                           size_t tab_len) {
+    uint8_t body[32];
+    memcpy(body, tab, tab_len);
+    body[tab_len] = 0 | 1 << 2 | 2 << 4 | 2u << 6;
+    hdr h = {pf, 2, 0, nc, 4, 0, 1, 0};
+    return build(p, &h, body, tab_len + 1);
+}
+
+static void test_linear_hostile(void **state) {
+    (void)state;
+    uint8_t p[64];
+    float y[8];
+    const unsigned CB = SQZ_ENC_CODEBOOK;
+    /* offset -1 (zvar 1), step 0.25: centroids -0.25, 0, 0.25 */
+    uint8_t tab[8] = {1, 0, 0, 0x80, 0x3e};
+    size_t n = build_linear(p, SQZ_PF_LINEAR, 3, tab, 5);
+    assert_int_equal(decode(CB, p, n, 4, y), 0);
+    assert_true(y[0] == -0.25f && y[1] == 0.0f && y[2] == 0.25f && y[3] == 0.25f);
+    for (size_t cut = 0; cut < n; cut++) assert_int_equal(decode(CB, p, cut, 4, y), -1);
+    /* with fp16 centroids / without a codebook / without centroids */
+    n = build_linear(p, SQZ_PF_LINEAR | SQZ_PF_F16, 3, tab, 5);
+    assert_int_equal(decode(CB, p, n, 4, y), -1);
+    n = build_linear(p, SQZ_PF_LINEAR, 3, tab, 5);
+    assert_int_equal(decode(SQZ_ENC_SPARSE, p, n, 4, y), -1);
+    n = build_linear(p, SQZ_PF_LINEAR, 0, tab, 5);
+    assert_int_equal(decode(CB, p, n, 4, y), -1);
+    /* steps 0, negative, inf, NaN */
+    static const uint32_t bad_steps[] = {0x00000000u, 0xbe800000u, 0x7f800000u, 0x7fc00000u};
+    for (int k = 0; k < 4; k++) {
+        for (int i = 0; i < 4; i++) tab[1 + i] = (uint8_t)(bad_steps[k] >> (8 * i));
+        n = build_linear(p, SQZ_PF_LINEAR, 3, tab, 5);
+        assert_int_equal(decode(CB, p, n, 4, y), -1);
+    }
+    /* offset 2^24 (zvar 2^25: 4 bytes) decodes; 2^24 + 1 and a 5-byte varint do not */
+    const uint8_t ok_off[8] = {0x80, 0x80, 0x80, 0x10, 0, 0, 0x80, 0x3e};
+    n = build_linear(p, SQZ_PF_LINEAR, 3, ok_off, 8);
+    assert_int_equal(decode(CB, p, n, 4, y), 0);
+    assert_true(y[0] == 4194304.0f); /* 2^24 * 0.25 */
+    const uint8_t big_off[8] = {0x82, 0x80, 0x80, 0x10, 0, 0, 0x80, 0x3e};
+    n = build_linear(p, SQZ_PF_LINEAR, 3, big_off, 8);
+    assert_int_equal(decode(CB, p, n, 4, y), -1);
+    const uint8_t long_var[9] = {0x80, 0x80, 0x80, 0x80, 0x00, 0, 0, 0x80, 0x3e};
+    n = build_linear(p, SQZ_PF_LINEAR, 3, long_var, 9);
+    assert_int_equal(decode(CB, p, n, 4, y), -1);
+    /* a centroid overflowing to inf: (2 + 0) * 3e38 */
+    float big = 3e38f;
+    uint8_t inf_tab[5] = {4};
+    memcpy(inf_tab + 1, &big, 4); /* little-endian host assumed by the test only */
+    n = build_linear(p, SQZ_PF_LINEAR, 3, inf_tab, 5);
+    assert_int_equal(decode(CB, p, n, 4, y), -1);
 }
 
 /* Huffman encoder: length limiting keeps Kraft and <= 15 bits on a
@@ -561,6 +729,8 @@ int main(void) {
         cmocka_unit_test(test_hostile_payloads),
         cmocka_unit_test(test_handmade_hostile),
         cmocka_unit_test(test_model_roundtrip),
+        cmocka_unit_test(test_linear_roundtrip),
+        cmocka_unit_test(test_linear_hostile),
         cmocka_unit_test(test_length_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

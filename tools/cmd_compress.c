@@ -19,6 +19,7 @@
 #include "sqzc/passes.h"
 #include "sqzc/prune.h"
 #include "sqzc/recipe.h"
+#include "sqzc/tensor_encode.h"
 #include "sqzc/weight_share.h"
 #include "sqzc/writer.h"
 
@@ -40,7 +41,7 @@ void cmd_compress_usage(FILE *f) {
             "top-1 accuracy on the last --select images of the TRAINING split drops by at\n"
             "most target.drop points (default 0.5); the test split is only used for the\n"
             "accuracy printed at the end. Needs --data. Centroids are fp16 in the search;\n"
-            "biases are always rounded to fp16 (stored as halves).\n"
+            "biases go on an 8-bit uniform grid (bias.bits), measured by the search.\n"
             "Conv / Gemm layers are pruned by |w| * std(input) and their biases corrected\n"
             "for the mean change, from input statistics of the sensitivity images\n"
             "(--magnitude-only: plain magnitude pruning, reproducible from the recipe).\n\n"
@@ -57,6 +58,8 @@ void cmd_compress_usage(FILE *f) {
             "  --bits-conv B            share.bits.conv\n"
             "  --bits-fc B              share.bits.fc\n"
             "  --fp16                   share.fp16 = 1\n"
+            "  --bias-bits B            bias.bits: biases on a uniform grid of B = 2..8 bits\n"
+            "                           (default 8), 0: fp16\n"
             "  --no-huffman             huffman = 0 (default 1)\n"
             "  --target-drop P          target.drop, accuracy points (default 0.5)\n"
             "  --set KEY=VALUE          any recipe key (repeatable; after --recipe)\n"
@@ -128,7 +131,8 @@ static int parse_args(int argc, char **argv, copts *o) {
         const char *flag, *key;
     } kFlagKeys[] = {{"--sparsity", "prune.sparsity"}, {"--prune-scope", "prune.scope"},
                      {"--bits", "share.bits"},         {"--bits-conv", "share.bits.conv"},
-                     {"--bits-fc", "share.bits.fc"},   {"--target-drop", "target.drop"}};
+                     {"--bits-fc", "share.bits.fc"},   {"--target-drop", "target.drop"},
+                     {"--bias-bits", "bias.bits"}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         int m;
@@ -287,44 +291,6 @@ oom:
 
 /* ------------------------------------------------------------ helpers */
 
-/* Round the f32 biases of Conv / ConvTranspose / Gemm (and of MatMul + Add) to the nearest fp16
- * value (2^-11 relative at most, far below the weight sharing's error): the
- * writer then stores them as exact halves (sqz/format.h SQZ_ENC_F16), half
- * the bytes. Values below the fp16 normal range go to the subnormal grid, values
- * above it (or NaN) are left as they are. */
-static void round_biases_f16(sqzc_graph *g) {
-    for (int i = 0; i < g->n_nodes; i++) {
-        const sqzc_node *n = &g->nodes[i];
-        int bt = -1;
-        if ((n->op == SQZ_OP_CONV || n->op == SQZ_OP_CONV_TRANSPOSE || n->op == SQZ_OP_GEMM) &&
-            n->n_in >= 3 && n->in[2] >= 0)
-            bt = n->in[2];
-        /* MatMul + Add (torch's export of Linear): the Add's constant operand */
-        if (n->op == SQZ_OP_ADD && n->n_in == 2)
-            for (int k = 0; k < 2; k++) {
-                int p = n->in[1 - k] >= 0 ? sqzc_producer(g, n->in[1 - k]) : -1;
-                if (n->in[k] >= 0 && g->tensors[n->in[k]].f32 && p >= 0 &&
-                    g->nodes[p].op == SQZ_OP_MATMUL)
-                    bt = n->in[k];
-            }
-        if (bt < 0) continue;
-        sqzc_tensor *b = &g->tensors[bt];
-        if (!b->f32 || b->enc) continue;
-        int64_t ne = sqz_shape_numel(&b->shape);
-        for (int64_t k = 0; k < ne; k++) {
-            float v = b->f32[k], a = fabsf(v);
-            if (a < 0x1p-14f) { /* fp16 subnormal range: the 2^-24 grid (error <= 2^-25) */
-                b->f32[k] = rintf(v * 0x1p24f) * 0x1p-24f;
-                continue;
-            }
-            if (!(a <= 65504.0f)) continue;
-            int e;
-            float m = frexpf(v, &e); /* v = m * 2^e, |m| in [0.5, 1): keep 11 bits */
-            b->f32[k] = ldexpf(rintf(m * 2048.0f) / 2048.0f, e);
-        }
-    }
-}
-
 static int graph_to_model(sqzc_graph *g, int raw, sqz_model **m, size_t *size) {
     return csr_graph_model(CMD, g, raw, m, size);
 }
@@ -337,7 +303,7 @@ static int graph_accuracy(sqzc_graph *g, const eval_set *set, int first, int cou
 /* ------------------------------------------------------------ report */
 
 static void print_table(const sqzc_layer_stats *ls, int nl, double other, long long onnx,
-                        size_t file_bytes, int file_actual, const char *in) {
+                        size_t file_bytes, int file_actual, const char *in, double w_written) {
     printf("%-28s %-8s %9s %6s %4s %3s %10s %10s %10s %10s %6s\n", "layer", "op", "params", "zeros",
            "bits", "gap", "fp32 B", "pruned B", "shared B", "huffman B", "bits/w");
     double t[4] = {0, 0, 0, 0};
@@ -359,7 +325,11 @@ static void print_table(const sqzc_layer_stats *ls, int nl, double other, long l
     printf("%-28s %-8s %9lld %5.1f%% %4s %3s %10.0f %10.0f %10.0f %10.0f %6.2f\n", "total weights",
            "", (long long)tp, tp ? 100.0 * (double)tz / (double)tp : 0.0, "", "", t[0], t[1], t[2],
            t[3], tp ? t[3] * 8.0 / (double)tp : 0.0);
-    printf("other (biases, graph, header): %.0f bytes\n\n", other);
+    printf("other (biases, graph, header): %.0f bytes in the fp32 file", other);
+    if (file_actual && w_written > 0)
+        printf(", %.0f in the written one (its weights: %.0f bytes)",
+               (double)file_bytes - w_written, w_written);
+    printf("\n\n");
     printf("stage      model bytes  ratio vs %s (%lld bytes)\n", in, onnx);
     static const char *const kStage[4] = {"fp32", "pruned", "shared", "huffman"};
     for (int k = 0; k < 4; k++) {
@@ -483,6 +453,7 @@ int cmd_compress(int argc, char **argv) {
         so.target_drop = rec.target_drop;
         so.fp16 = 1; /* fp16 centroids: half the codebook bytes, error < 2^-11 relative */
         so.huffman = rec.huffman;
+        so.bias_bits = rec.bias_bits;
         so.aware = !o.magnitude;
         so.lsq = o.lsq;
         so.refine = (int)o.refine;
@@ -504,8 +475,12 @@ int cmd_compress(int argc, char **argv) {
             goto done;
         }
     }
-    round_biases_f16(g);
     const sqzc_recipe *used = do_search ? &chosen : &rec;
+    if (csr_finalize(g, used->bias_bits) != 0) {
+        cli_error(CMD, "out of memory");
+        rc = CLI_ERUNTIME;
+        goto done;
+    }
     recipe_text = sqzc_recipe_to_text(used);
     if (!recipe_text) {
         cli_error(CMD, "out of memory");
@@ -607,7 +582,24 @@ int cmd_compress(int argc, char **argv) {
         printf("],\"stages\":{\"fp32\":%.0f,\"pruned\":%.0f,\"shared\":%.0f,\"huffman\":%.0f}}\n",
                st[0], st[1], st[2], st[3]);
     } else {
-        print_table(ls, nl, other, onnx_bytes, file_bytes, actual, o.in);
+        /* the layer weights' payloads as the writer encodes them */
+        double w_written = 0;
+        for (int i = 0; i < g->n_nodes; i++) {
+            int t = sqzc_layer_weight(g, i), dup = 0;
+            for (int j = 0; j < i && !dup; j++) dup = sqzc_layer_weight(g, j) == t;
+            if (t < 0 || dup) continue;
+            const sqzc_tensor *x = &g->tensors[t];
+            uint64_t n = (uint64_t)sqz_shape_numel(&x->shape);
+            uint8_t *pl = NULL;
+            size_t psz = 4 * n;
+            sqzc_enc_stats st;
+            if (x->enc &&
+                sqzc_tensor_encode(x->f32, n, x->enc, 0, &pl, &psz, &st, err, sizeof err) != 0)
+                psz = 4 * n;
+            free(pl);
+            w_written += (double)psz;
+        }
+        print_table(ls, nl, other, onnx_bytes, file_bytes, actual, o.in, w_written);
         printf("\n%s -> %s: %.0f bytes%s, %.2fx smaller than the ONNX file\n", o.in, o.out,
                final_bytes, actual ? "" : " (estimate)", ratio);
         if (acc_before >= 0)

@@ -73,8 +73,11 @@ int csr_graph_accuracy(const char *cmd, sqzc_graph *g, const eval_set *set, int 
 
 void csr_snapshot_free(csr_snapshot *s) {
     for (int i = 0; i < s->n; i++) free(s->data[i]);
+    for (int i = 0; i < s->n_other; i++) free(s->other_data[i]);
     free(s->data);
     free(s->tens);
+    free(s->other_data);
+    free(s->other_tens);
     memset(s, 0, sizeof *s);
 }
 
@@ -97,6 +100,24 @@ int csr_snapshot_take(const sqzc_graph *g, csr_snapshot *s) {
         s->data[s->n] = d;
         s->n++;
     }
+    /* every other f32 constant (biases: the search corrects them, the final
+     * storage step rounds them) */
+    s->other_tens = malloc(((size_t)g->n_tensors + 1) * sizeof *s->other_tens);
+    s->other_data = calloc((size_t)g->n_tensors + 1, sizeof *s->other_data);
+    if (!s->other_tens || !s->other_data) return -1;
+    for (int t = 0; t < g->n_tensors; t++) {
+        if (!g->tensors[t].f32) continue;
+        int weight = 0;
+        for (int k = 0; k < s->n && !weight; k++) weight = s->tens[k] == t;
+        if (weight) continue;
+        size_t bytes = (size_t)sqz_shape_numel(&g->tensors[t].shape) * sizeof(float);
+        float *d = malloc(bytes ? bytes : 1);
+        if (!d) return -1;
+        memcpy(d, g->tensors[t].f32, bytes);
+        s->other_tens[s->n_other] = t;
+        s->other_data[s->n_other] = d;
+        s->n_other++;
+    }
     return 0;
 }
 
@@ -109,6 +130,66 @@ static int restore_one(sqzc_graph *g, const csr_snapshot *s, int i) {
 int csr_snapshot_restore(sqzc_graph *g, const csr_snapshot *s) {
     for (int i = 0; i < s->n; i++)
         if (restore_one(g, s, i) != 0) return -1;
+    for (int i = 0; i < s->n_other; i++) {
+        sqzc_tensor *t = &g->tensors[s->other_tens[i]];
+        memcpy(t->f32, s->other_data[i], (size_t)sqz_shape_numel(&t->shape) * sizeof(float));
+        if (sqzc_tensor_set_encoding(g, s->other_tens[i], NULL) != 0) return -1;
+    }
+    return 0;
+}
+
+/* Store bias tensor bt: bias_bits 2..8: on a uniform grid (linear codebook,
+ * sqz/format.h SQZ_PF_LINEAR; error <= (max - min) / (2^bits - 2) / 2);
+ * 0 (or a range the grid cannot hold): rounded to the nearest fp16 value
+ * (2^-11 relative at most; the writer then stores exact halves,
+ * SQZ_ENC_F16). Values below the fp16 normal range go to the subnormal grid,
+ * values above it (or NaN) are left as they are. 0 ok, -1 OOM. */
+static int bias_store(sqzc_graph *g, int bt, int bias_bits) {
+    sqzc_tensor *b = &g->tensors[bt];
+    int64_t ne = sqz_shape_numel(&b->shape);
+    if (bias_bits > 0 && ne > 0) {
+        float cb[256];
+        sqzc_encoding e;
+        if (sqzc_share_linear(b->f32, ne, bias_bits, cb, &e) > 0) {
+            e.huffman = 1;
+            return sqzc_tensor_set_encoding(g, bt, &e);
+        }
+    }
+    if (sqzc_tensor_set_encoding(g, bt, NULL) != 0) return -1;
+    for (int64_t k = 0; k < ne; k++) {
+        float v = b->f32[k], a = fabsf(v);
+        if (a < 0x1p-14f) { /* fp16 subnormal range: the 2^-24 grid (error <= 2^-25) */
+            b->f32[k] = rintf(v * 0x1p24f) * 0x1p-24f;
+            continue;
+        }
+        if (!(a <= 65504.0f)) continue;
+        int e;
+        float m = frexpf(v, &e); /* v = m * 2^e, |m| in [0.5, 1): keep 11 bits */
+        b->f32[k] = ldexpf(rintf(m * 2048.0f) / 2048.0f, e);
+    }
+    return 0;
+}
+
+int csr_finalize(sqzc_graph *g, int bias_bits) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        const sqzc_node *n = &g->nodes[i];
+        int bt = -1;
+        if ((n->op == SQZ_OP_CONV || n->op == SQZ_OP_CONV_TRANSPOSE || n->op == SQZ_OP_GEMM) &&
+            n->n_in >= 3 && n->in[2] >= 0)
+            bt = n->in[2];
+        /* MatMul + Add (torch's export of Linear): the Add's constant operand */
+        if (n->op == SQZ_OP_ADD && n->n_in == 2)
+            for (int k = 0; k < 2; k++) {
+                int p = n->in[1 - k] >= 0 ? sqzc_producer(g, n->in[1 - k]) : -1;
+                if (n->in[k] >= 0 && g->tensors[n->in[k]].f32 && p >= 0 &&
+                    g->nodes[p].op == SQZ_OP_MATMUL)
+                    bt = n->in[k];
+            }
+        if (bt < 0) continue;
+        const sqzc_tensor *b = &g->tensors[bt];
+        if (!b->f32 || b->enc) continue; /* stored already (the search) */
+        if (bias_store(g, bt, bias_bits) != 0) return -1;
+    }
     return 0;
 }
 
@@ -143,6 +224,7 @@ typedef struct layer_opts {
     double *gram;     /* Gemm: Gram matrix of [x, 1] ((nfeat + 1)^2) on images before the
                          selection, for least-squares pruning; NULL: none */
     float *lsq[NSP];  /* the least-squares pruned weights per sparsity of kSp (cache) */
+    int bias_bits;    /* the bias's storage (bias_store) after each correction */
     double bytes[NOPT];
     double damage[NOPT]; /* INFINITY: unusable / not tried */
 } layer_opts;
@@ -207,6 +289,8 @@ static int apply_layer(sqzc_graph *g, const csr_snapshot *s, const layer_opts *l
     free(imp);
     if (m < 0) return -1;
     if (lo && lo->aware) bias_correct(g, lo, s->data[i], t->f32, &t->shape);
+    if (lo && lo->aware && lo->bias_t >= 0 && bias_store(g, lo->bias_t, lo->bias_bits) != 0)
+        return -1;
     sqzc_encoding e;
     memset(&e, 0, sizeof e);
     e.codebook_bits = bits_for(m);
@@ -223,9 +307,11 @@ static int apply_layer(sqzc_graph *g, const csr_snapshot *s, const layer_opts *l
 
 /* back to the imported weight and bias */
 static int restore_layer(sqzc_graph *g, const csr_snapshot *s, const layer_opts *lo, int i) {
-    if (lo && lo->bias0)
+    if (lo && lo->bias0) {
         memcpy(g->tensors[lo->bias_t].f32, lo->bias0,
                (size_t)sqz_shape_numel(&g->tensors[lo->bias_t].shape) * sizeof(float));
+        if (bias_store(g, lo->bias_t, lo->bias_bits) != 0) return -1;
+    }
     return restore_one(g, s, i);
 }
 
@@ -649,6 +735,8 @@ static int alloc_recipe(const search_ctx *c, const int *pick, sqzc_recipe *r, ch
     char v[32], key[600];
     snprintf(v, sizeof v, "%d", common);
     if (sqzc_recipe_set(r, "share.bits", v, "search", err, err_len) != 0) return -1;
+    snprintf(v, sizeof v, "%d", c->o->bias_bits);
+    if (sqzc_recipe_set(r, "bias.bits", v, "search", err, err_len) != 0) return -1;
     if (sqzc_recipe_set(r, "share.fp16", c->o->fp16 ? "1" : "0", "search", err, err_len) != 0 ||
         sqzc_recipe_set(r, "huffman", c->o->huffman ? "1" : "0", "search", err, err_len) != 0)
         return -1;
@@ -796,6 +884,9 @@ int csr_search(const char *cmd, sqzc_graph *g, const eval_set *set, const csr_op
         }
         rc = CLI_ERUNTIME;
     }
+    /* the biases as they will be stored (the reference above is the imported model) */
+    for (int i = 0; i < c.nl; i++) c.L[i].bias_bits = o->bias_bits;
+    if (csr_finalize(g, o->bias_bits) != 0) goto oom;
     if ((rc = sensitivity(&c)) != 0) goto done;
     rc = CLI_ERUNTIME;
 

@@ -41,16 +41,28 @@ int csr_graph_model(const char *cmd, sqzc_graph *g, int raw, sqz_model **m, size
 int csr_graph_accuracy(const char *cmd, sqzc_graph *g, const eval_set *set, int first, int count,
                        int batch, int threads, double *acc);
 
-/* Copies of every layer weight (Conv/ConvTranspose/Gemm/MatMul), to run
- * several recipes on one imported graph. */
+/* The storage step every compressed graph takes before it is written or
+ * measured: the f32 biases of Conv / ConvTranspose / Gemm (and of MatMul +
+ * Add) not already given an encoding are put on a uniform grid of bias_bits
+ * (2..8; a linear codebook, sqz/format.h v3), or with bias_bits 0 rounded to
+ * the nearest fp16 value (stored as exact halves). sqz compress and sqz
+ * report both call it, so they print the size of the same file for one
+ * recipe. 0 ok, -1 OOM. */
+int csr_finalize(sqzc_graph *g, int bias_bits);
+
+/* Copies of every layer weight (Conv/ConvTranspose/Gemm/MatMul) and of the
+ * other f32 constants (biases), to run several recipes on one imported graph. */
 typedef struct csr_snapshot {
     int n;
     int *tens;
     float **data;
+    int n_other; /* f32 constants that are no layer weight */
+    int *other_tens;
+    float **other_data;
 } csr_snapshot;
 
 int csr_snapshot_take(const sqzc_graph *g, csr_snapshot *s);    /* 0 ok, -1 OOM */
-int csr_snapshot_restore(sqzc_graph *g, const csr_snapshot *s); /* also clears requests */
+int csr_snapshot_restore(sqzc_graph *g, const csr_snapshot *s); /* all; clears requests */
 void csr_snapshot_free(csr_snapshot *s);
 
 typedef struct csr_options {
@@ -59,11 +71,12 @@ typedef struct csr_options {
     int batch, threads;
     double target_drop; /* points */
     int fp16, huffman;
-    int aware;   /* activation-aware pruning + bias correction from input statistics */
-    int lsq;     /* with aware: Gemm layers pruned by least squares (sqzc_prune_gram) */
-    int refine;  /* greedy refinement steps after the bisection (0: none) */
-    double z;    /* pass when drop + z * (standard error of the drop) <= target */
-    int verbose; /* progress lines on stderr */
+    int bias_bits; /* biases: csr_finalize's bias_bits, also for the corrected ones */
+    int aware;     /* activation-aware pruning + bias correction from input statistics */
+    int lsq;       /* with aware: Gemm layers pruned by least squares (sqzc_prune_gram) */
+    int refine;    /* greedy refinement steps after the bisection (0: none) */
+    double z;      /* pass when drop + z * (standard error of the drop) <= target */
+    int verbose;   /* progress lines on stderr */
 } csr_options;
 
 typedef struct csr_result {

@@ -1027,6 +1027,7 @@ static int run_sweep(ropts *o) {
         if (!(p->label = point_label(o, k, search_k))) goto oom;
         if (csr_snapshot_restore(g, &snap) != 0) goto oom;
         char *rtext = NULL;
+        int bias_bits = SQZC_DEFAULT_BIAS_BITS;
         if (k == search_k) {
             /* the defaults of sqz compress; last point: the search also
              * corrects biases, which the weight snapshot does not restore */
@@ -1041,6 +1042,7 @@ static int run_sweep(ropts *o) {
             so.threads = (int)o->threads;
             so.target_drop = o->search_drop;
             so.fp16 = so.huffman = so.aware = 1;
+            so.bias_bits = SQZC_DEFAULT_BIAS_BITS;
             so.refine = 8;
             so.z = 0.0;
             csr_result sr;
@@ -1058,6 +1060,7 @@ static int run_sweep(ropts *o) {
                 rc = CLI_ERUNTIME;
                 goto done;
             }
+            bias_bits = rec.bias_bits;
             rtext = sqzc_recipe_to_text(&rec);
             sqzc_recipe_free(&rec);
             if (!rtext) goto oom;
@@ -1065,6 +1068,8 @@ static int run_sweep(ropts *o) {
         p->recipe = one_line(rtext ? rtext : "(none)", "; ");
         free(rtext);
         if (!p->recipe) goto oom;
+        /* the file sqz compress writes for this recipe */
+        if (k > 0 && csr_finalize(g, bias_bits) != 0) goto oom;
         sqz_model *m = NULL;
         size_t size = 0;
         if ((rc = csr_graph_model(CMD, g, k == 0, &m, &size)) != 0) goto done;

@@ -327,3 +327,37 @@ done:
     free(cb);
     return rc;
 }
+
+int sqzc_share_linear(float *w, int64_t n, int bits, float *c, sqzc_encoding *e) {
+    if (bits < 2 || bits > 8 || n < 1 || !w || !c || !e) return -1;
+    float mn = w[0], mx = w[0];
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(w[i])) return -1;
+        mn = w[i] < mn ? w[i] : mn;
+        mx = w[i] > mx ? w[i] : mx;
+    }
+    float s = (float)(((double)mx - (double)mn) / (double)((1 << bits) - 2));
+    if (mx == mn) s = mx != 0.0f ? fabsf(mx) : 1.0f;
+    if (!(s >= 0x1p-100f) || !isfinite(s)) return -1;
+    for (int tries = 0; tries < 4; tries++) { /* rounding at the ends may need a wider step */
+        double qlo = nearbyint((double)mn / (double)s), qhi = nearbyint((double)mx / (double)s);
+        if (fabs(qlo) > (double)(1 << 24) || fabs(qhi) > (double)(1 << 24)) return -1;
+        if (qhi - qlo + 1 <= (double)(1 << bits)) {
+            int64_t lo = (int64_t)qlo, nc = (int64_t)qhi - lo + 1;
+            for (int64_t i = 0; i < n; i++) w[i] = (float)(int64_t)nearbyint((double)w[i] / s) * s;
+            for (int64_t j = 0; j < nc; j++) c[j] = (float)(j + lo) * s;
+            memset(e, 0, sizeof *e);
+            int k = 1;
+            while ((1 << k) < nc) k++;
+            e->codebook_bits = k;
+            e->centroids = c;
+            e->n_centroids = (int)nc;
+            e->linear = 1;
+            e->lin_offset = (int32_t)lo;
+            e->lin_step = s;
+            return (int)nc;
+        }
+        s = nextafterf(s, INFINITY) * 1.0001f;
+    }
+    return -1;
+}

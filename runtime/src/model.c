@@ -145,6 +145,7 @@ typedef struct load_ctx {
     sqz_status *st;
     const uint8_t *data_sec;
     uint64_t data_len;
+    uint32_t version; /* file format version */
 } load_ctx;
 
 /* A string reference must point at the start of a string inside the blob. */
@@ -399,6 +400,11 @@ static sqz_code parse_tensors(load_ctx *L, reader *r) {
             if (sqz_payload_parse(enc, src, size, numel, &pi, &why) != 0)
                 return sqz_set_status(L->st, SQZ_ERR_FORMAT,
                                       "corrupt model: tensor '%s' encoded data: %s", t->name, why);
+            if ((pi.pflags & SQZ_PF_LINEAR) && L->version < 3)
+                return sqz_set_status(L->st, SQZ_ERR_FORMAT,
+                                      "corrupt model: tensor '%s': linear codebook in a version "
+                                      "%u file (needs 3)",
+                                      t->name, L->version);
             t->data = sqz_aligned_alloc((size_t)numel * 4);
             if (!t->data) return sqz_set_status(L->st, SQZ_ERR_NOMEM, "out of memory");
             char msg[160];
@@ -695,10 +701,10 @@ sqz_code sqz_model_load_buffer(const void *data, size_t size, sqz_model **out, s
     hr.pos = SQZ_MAGIC_LEN;
     uint32_t version = rd_u32(&hr), flags = rd_u32(&hr), ns = rd_u32(&hr), tcrc = rd_u32(&hr);
     uint64_t fsize = rd_u64(&hr);
-    if (version != SQZ_FORMAT_VERSION)
+    if (version < SQZ_FORMAT_VERSION_MIN || version > SQZ_FORMAT_VERSION)
         return sqz_set_status(st, SQZ_ERR_FORMAT,
-                              ".sqz format version %u not supported (this runtime reads %u)",
-                              version, SQZ_FORMAT_VERSION);
+                              ".sqz format version %u not supported (this runtime reads %u..%u)",
+                              version, SQZ_FORMAT_VERSION_MIN, SQZ_FORMAT_VERSION);
     if (fsize != size)
         return sqz_set_status(st, SQZ_ERR_FORMAT,
                               "corrupt model: header says %llu bytes, file has %zu (truncated?)",
@@ -734,7 +740,7 @@ sqz_code sqz_model_load_buffer(const void *data, size_t size, sqz_model **out, s
 
     sqz_model *m = calloc(1, sizeof *m);
     if (!m) return sqz_set_status(st, SQZ_ERR_NOMEM, "out of memory");
-    load_ctx L = {m, st, sec_p[SQZ_SEC_DATA], sec_n[SQZ_SEC_DATA]};
+    load_ctx L = {m, st, sec_p[SQZ_SEC_DATA], sec_n[SQZ_SEC_DATA], version};
     sqz_code rc = SQZ_OK;
     uint64_t sl = sec_n[SQZ_SEC_STRINGS];
     if (sl == 0 || sec_p[SQZ_SEC_STRINGS][sl - 1] != 0) {

@@ -78,9 +78,12 @@ int sqz_payload_parse(unsigned enc, const uint8_t *p, uint64_t size, uint64_t nu
     in->value_bytes = v[3];
     in->header_bytes = pos;
     unsigned f = in->pflags;
-    if (f & ~(SQZ_PF_F16 | SQZ_PF_IDX_HUFF | SQZ_PF_GAP_HUFF)) BAD("payload flags invalid");
-    if (((f & (SQZ_PF_F16 | SQZ_PF_IDX_HUFF)) && !cb) || ((f & SQZ_PF_GAP_HUFF) && !sp))
+    if (f & ~(SQZ_PF_F16 | SQZ_PF_IDX_HUFF | SQZ_PF_GAP_HUFF | SQZ_PF_LINEAR))
+        BAD("payload flags invalid");
+    if (((f & (SQZ_PF_F16 | SQZ_PF_IDX_HUFF | SQZ_PF_LINEAR)) && !cb) ||
+        ((f & SQZ_PF_GAP_HUFF) && !sp))
         BAD("payload flags do not match the encoding");
+    if ((f & SQZ_PF_LINEAR) && (f & SQZ_PF_F16)) BAD("linear codebook with fp16 centroids");
     if (((f & (SQZ_PF_IDX_HUFF | SQZ_PF_GAP_HUFF)) != 0) != ((enc & SQZ_ENC_HUFFMAN) != 0))
         BAD("Huffman flag does not match the payload");
     if (cb) {
@@ -98,6 +101,28 @@ int sqz_payload_parse(unsigned enc, const uint8_t *p, uint64_t size, uint64_t nu
         if (in->n_values != numel) BAD("value count does not match the shape");
     }
     in->centroid_bytes = (uint64_t)in->n_centroids * ((f & SQZ_PF_F16) ? 2u : 4u);
+    in->lin_offset = 0;
+    in->lin_step = 0.0f;
+    if (f & SQZ_PF_LINEAR) { /* zvar offset + f32 step instead of the table */
+        if (in->n_centroids == 0) BAD("linear codebook without centroids");
+        uint64_t z = 0, q = pos;
+        for (unsigned i = 0;; i++) {
+            if (q >= size) BAD("linear codebook truncated");
+            uint8_t b = p[q++];
+            if (i == 4) BAD("linear codebook offset out of range"); /* > 28 bits */
+            z |= (uint64_t)(b & 0x7f) << (7 * i);
+            if (!(b & 0x80)) break;
+        }
+        int64_t o = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+        if (o > SQZ_LINEAR_MAX_OFFSET || o < -SQZ_LINEAR_MAX_OFFSET)
+            BAD("linear codebook offset out of range");
+        if (size - q < 4) BAD("linear codebook truncated");
+        uint32_t u = le32(p + q);
+        memcpy(&in->lin_step, &u, 4);
+        if (!isfinite(in->lin_step) || !(in->lin_step > 0.0f)) BAD("linear codebook step invalid");
+        in->lin_offset = o;
+        in->centroid_bytes = q + 4 - pos;
+    }
     uint64_t avail = size - in->header_bytes;
     if (in->centroid_bytes > avail || in->value_bytes > avail - in->centroid_bytes)
         BAD("stream sizes do not add up to the payload size");
@@ -161,7 +186,10 @@ int sqz_tensor_decode(unsigned enc, const uint8_t *p, uint64_t size, uint64_t nu
     float cent[256];
     const uint8_t *q = p + in.header_bytes;
     for (unsigned c = 0; c < in.n_centroids; c++) {
-        if (in.pflags & SQZ_PF_F16) {
+        if (in.pflags & SQZ_PF_LINEAR) {
+            /* |c + offset| <= 2^24 + 256: exact as float; one rounding */
+            cent[c] = (float)((int64_t)c + in.lin_offset) * in.lin_step;
+        } else if (in.pflags & SQZ_PF_F16) {
             cent[c] = sqz_f16_to_f32((uint16_t)(q[2 * c] | q[2 * c + 1] << 8));
         } else {
             uint32_t u = le32(q + 4 * c);

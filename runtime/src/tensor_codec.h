@@ -11,6 +11,8 @@ typedef struct sqz_payload_info {
     unsigned pflags, index_bits, gap_bits, n_centroids;
     uint64_t n_values, n_gaps, value_bytes, gap_bytes, centroid_bytes;
     uint64_t header_bytes; /* the payload header's length (its counts are varints) */
+    int64_t lin_offset;    /* SQZ_PF_LINEAR: centroid j = (float)(j + lin_offset) * lin_step */
+    float lin_step;
 } sqz_payload_info;
 
 /* Validate the encoding byte and the payload header against the payload size

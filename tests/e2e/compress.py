@@ -95,6 +95,7 @@ def main():
     for text, where, key in [("share.bits = 9\n", ":1", "share.bits"),
                              ("# x\nprune.sparsity = 1.0\n", ":2", "prune.sparsity"),
                              ("share.bits = 4\nfoo = 1\n", ":2", "foo"),
+                             ("share.bits = 4\nbias.bits = 1\n", ":2", "bias.bits"),
                              ("share.bits 4\n", ":1", "malformed")]:
         bad = os.path.join(work, "bad.recipe")
         with open(bad, "w") as f:

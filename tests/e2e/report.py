@@ -105,6 +105,16 @@ def main():
     front = [not any(q[2] <= p[2] and q[3] >= p[3] and (q[2] < p[2] or q[3] > p[3])
                      for q in rows if q is not p) for p in rows]
     check(front == [x[4] for x in rows], f"Pareto column {[x[4] for x in rows]} == {front}")
+    # one code path for the size: sqz compress with a point's recipe writes a file of
+    # exactly the bytes the report gives that point (biases rounded to fp16 by both)
+    for k in (1, 4, 6):
+        sets = [a for kv in rows[k][1].split() for a in ("--set", kv)]
+        out = os.path.join(work, f"point{k}.sqz")
+        c = run([sqz, "compress", ONNX, "-o", out] + sets)
+        size = os.path.getsize(out) if c.returncode == 0 and os.path.exists(out) else -1
+        check(size == rows[k][2],
+              f"point {k} ({rows[k][1]}): report {rows[k][2]} B == sqz compress file {size} B "
+              f"{c.stderr.strip()[-200:]}")
 
     # 3. shards + merge
     parts = []

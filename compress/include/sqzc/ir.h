@@ -56,6 +56,10 @@ typedef struct sqzc_encoding {
     int sparse;       /* store non-zeros only, with relative indices (gaps) */
     int gap_bits;     /* sparse: bits per gap symbol, 1..8 (filler zero on overflow) */
     int huffman;      /* canonical-Huffman-code the index and gap streams where it pays */
+    int linear;       /* linear codebook (format v3): centroid j == (float)(j + lin_offset) *
+                         lin_step exactly; stored as offset + step instead of a table */
+    int32_t lin_offset;
+    float lin_step;
 } sqzc_encoding;
 
 typedef struct sqzc_tensor {

@@ -14,6 +14,9 @@
  *   share.bits.fc = 5             Gemm / MatMul layers
  *   share.layer.<node> = 6        bits of one layer
  *   share.fp16 = 0 | 1            fp16 centroids
+ *   bias.bits = 8                 biases of Conv / Gemm / MatMul+Add on a uniform grid of
+ *                                 2..8 bits (linear codebook, format v3); 0: fp16
+ *                                 (default 8; applied when the graph is finalized for writing)
  *   huffman = 0 | 1               Huffman-code index and gap streams
  *   target.drop = 0.5             accuracy drop allowed (points), 0..100
  * Errors name the file:line (or the flag) and the key. */
@@ -31,6 +34,8 @@
 extern "C" {
 #endif
 
+#define SQZC_DEFAULT_BIAS_BITS 8
+
 typedef struct sqzc_recipe {
     int prune; /* stage on: any prune.* key */
     float sparsity;
@@ -42,6 +47,7 @@ typedef struct sqzc_recipe {
     sqzc_layer_value *share_layers; /* names owned */
     int n_share_layers;
     int fp16;
+    int bias_bits; /* 0: fp16; 2..8: uniform grid (linear codebook) */
     int huffman;
     int has_target_drop;
     float target_drop;

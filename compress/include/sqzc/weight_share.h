@@ -52,6 +52,16 @@ int sqzc_share_array(float *w, int64_t n, int bits, int fp16, float *c);
  * of the input feature weight i multiplies); imp NULL = unweighted. */
 int sqzc_share_array_weighted(float *w, const float *imp, int64_t n, int bits, int fp16, float *c);
 
+/* Uniform-grid sharing for a linear codebook (sqz/format.h SQZ_PF_LINEAR,
+ * format v3; used for biases): step s = (max - min) / (2^bits - 2) (a float),
+ * every value replaced by (float)q * s with q = round(v / s), so the q of the
+ * array span at most 2^bits levels and 0 stays 0. Fills *e (codebook_bits, c
+ * as centroids, n_centroids, linear, lin_offset = min q, lin_step = s; other
+ * fields 0); c needs room for 256. Returns the number of centroids; -1 (w
+ * untouched) on a bad argument, a non-finite value, or a range the grid
+ * cannot hold (a step below 2^-100 or |q| > 2^24). */
+int sqzc_share_linear(float *w, int64_t n, int bits, float *c, sqzc_encoding *e);
+
 typedef struct sqzc_share_options {
     int bits;                       /* every layer: 2..8 */
     int bits_conv;                  /* Conv / ConvTranspose weights (0: bits) */

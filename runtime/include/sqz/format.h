@@ -1,9 +1,13 @@
-/* sqz/format.h - the .sqz file format, version 2.
+/* sqz/format.h - the .sqz file format, version 3.
  *
  * Little-endian throughout. Version 2 stores every count, id, shape, string
  * reference and size as a varint (below) and packs tensor payloads back to
  * back, which takes the fixed per-file cost of a small model from tens of KB
- * to about 2 bytes per tensor / id. Layout:
+ * to about 2 bytes per tensor / id. Version 3 adds the linear codebook
+ * (SQZ_PF_LINEAR below: a uniform grid stored as offset + step instead of a
+ * centroid table, used for biases); otherwise it is version 2, and a v3 reader
+ * loads v2 files (which must not use v3 features). The writer marks a file 3
+ * only when it uses a v3 feature, so v2 runtimes keep reading the rest. Layout:
  *
  *   file header (32 bytes)
  *     u8  magic[8]      "SQZMODEL"
@@ -49,6 +53,10 @@
  *                var name, u8 type (sqz_attr_type),
  *                INT: zvar; FLOAT: f32; INTS: var count, zvar[count];
  *                FLOATS: var count, f32[count]; STRING: var string reference
+ *            An absent attribute has its ONNX default; the writer leaves out
+ *            Conv dilations / strides of 1, pads of 0, group 1, kernel_shape
+ *            equal to the weight's spatial dims, Gemm alpha / beta 1 and
+ *            transA / transB 0.
  *            then var n_inputs, var ids[], var n_outputs, var ids[]
  *            Nodes are stored in a valid execution (topological) order.
  * DATA     : tensor payloads (no alignment: the loader copies / decodes each
@@ -104,6 +112,8 @@
  * canonical-Huffman coded). CODEBOOK and/or SPARSE must be set; other bits 0.
  * Payload, data_size == its exact length (v2: counts are varints):
  *   u8  pflags      SQZ_PF_F16 (centroids are fp16; needs CODEBOOK),
+ *                   SQZ_PF_LINEAR (v3: linear codebook; needs CODEBOOK, not
+ *                   with SQZ_PF_F16),
  *                   SQZ_PF_IDX_HUFF (value stream Huffman; needs CODEBOOK),
  *                   SQZ_PF_GAP_HUFF (gap stream Huffman; needs SPARSE);
  *                   other bits 0; (IDX_HUFF|GAP_HUFF) != 0 iff SQZ_ENC_HUFFMAN
@@ -113,7 +123,11 @@
  *   var n_values    values stored: numel (dense) or non-zeros (SPARSE)
  *   var n_gaps      SPARSE: gap symbols, n_values <= n_gaps <= numel; else 0
  *   var value_bytes bytes of the value stream
- *   centroids       n_centroids x (f16 if SQZ_PF_F16 else f32), finite
+ *   centroids       n_centroids x (f16 if SQZ_PF_F16 else f32), finite;
+ *                   SQZ_PF_LINEAR: zvar offset o (|o| <= 2^24), then f32
+ *                   step s (finite, > 0): centroid j = (float)(j + o) * s,
+ *                   one IEEE single multiplication (exact on every ISA),
+ *                   each finite; n_centroids >= 1
  *   value stream    CODEBOOK: n_values symbols < n_centroids, either
  *                   packed (k bits each, LSB-first, value_bytes ==
  *                   ceil(n_values*k/8), padding bits 0) or a Huffman
@@ -143,7 +157,8 @@
 
 #define SQZ_MAGIC "SQZMODEL"
 #define SQZ_MAGIC_LEN 8
-#define SQZ_FORMAT_VERSION 2u
+#define SQZ_FORMAT_VERSION 3u
+#define SQZ_FORMAT_VERSION_MIN 2u /* oldest version this runtime reads */
 #define SQZ_HEADER_BYTES 32u
 #define SQZ_SECTION_ENTRY_BYTES 24u
 #define SQZ_MAX_SECTIONS 16u
@@ -182,6 +197,8 @@ typedef enum sqz_encoding {
 #define SQZ_PF_F16 1u
 #define SQZ_PF_IDX_HUFF 2u
 #define SQZ_PF_GAP_HUFF 4u
+#define SQZ_PF_LINEAR 8u /* v3 */
+#define SQZ_LINEAR_MAX_OFFSET (1 << 24)
 
 /* Quantization record kinds (tensor record byte "quant"). */
 typedef enum sqz_quant_kind {
