@@ -265,11 +265,14 @@ static void test_f32(void **state) {
             free(w);
             free(b);
         }
-        /* M > 1 runs over A^T: M = 8 (x86 full-vector path), <= 16, > 16, and
-         * one large enough (nnz x M > 65536) to split its rows over 2 threads */
-        static const int64_t g[][3] = {{1, 1, 1},   {1, 7, 3},   {2, 33, 17},  {1, 100, 21},
-                                       {3, 40, 9},  {8, 50, 13}, {8, 1, 1},    {16, 9, 70},
-                                       {5, 64, 33}, {20, 31, 7}, {8, 300, 100}};
+        /* M = 1: x86 AVX-512 ELL kernel (32-column segments, 16-row blocks);
+         * M > 1 runs over A^T: M = 8 (x86 full-vector path), <= 16, > 16;
+         * the last two large enough (nnz x M > 65536 at density >= 0.55) to
+         * split their rows over 2 threads */
+        static const int64_t g[][3] = {{1, 1, 1},   {1, 7, 3},     {1, 300, 37}, {1, 33, 16},
+                                       {1, 64, 17}, {2, 33, 17},   {1, 100, 21}, {3, 40, 9},
+                                       {8, 50, 13}, {8, 1, 1},     {16, 9, 70},  {5, 64, 33},
+                                       {20, 31, 7}, {8, 300, 100}, {1, 700, 200}};
         for (size_t si = 0; si < sizeof g / sizeof g[0]; si++) {
             int64_t M = g[si][0], K = g[si][1], N = g[si][2];
             float *a = malloc((size_t)(M * K) * 4), *w = malloc((size_t)(N * K) * 4),
@@ -298,6 +301,74 @@ static void test_f32(void **state) {
     }
     set_level(-1);
     unsetenv("SQZ_SPARSE");
+}
+
+/* The fp32 Gemm row kernels against sqz_spmv_ref on CSRs of random shapes
+ * (columns past one 32-column segment, rows past one 16-row block), whole
+ * and inside row ranges (rows outside untouched), with and without bias and
+ * clamp; the ELL copy holds every non-zero exactly once. */
+static void test_f32_spmv_kernels(void **state) {
+    (void)state;
+    tu_rng rng;
+    tu_rng_seed(&rng, 44);
+    static const int64_t shp[][2] = {{1, 1},  {5, 3},    {16, 32},   {17, 33},
+                                     {40, 7}, {33, 100}, {100, 300}, {3, 65}};
+    int runs = 0;
+    for (size_t si = 0; si < sizeof shp / sizeof shp[0]; si++)
+        for (int di = 0; di < 5; di++) {
+            int64_t R = shp[si][0], C = shp[si][1];
+            float *w = malloc((size_t)(R * C) * 4), *x = malloc((size_t)C * 4),
+                  *b = malloc((size_t)R * 4), *y0 = malloc((size_t)R * 4),
+                  *y1 = malloc((size_t)R * 4);
+            assert_true(w && x && b && y0 && y1);
+            for (int64_t i = 0; i < R * C; i++)
+                w[i] = tu_rng_uniform(&rng, 0, 1) < k_dens[di] ? tu_rng_uniform(&rng, -1, 1) : 0.0f;
+            if (R > 2) /* an empty row and a full one */
+                for (int64_t c = 0; c < C; c++) {
+                    w[c] = 0.0f;
+                    w[(R - 1) * C + c] = 1.0f - 0.01f * (float)c;
+                }
+            tu_fill_uniform(&rng, x, (size_t)C, -1, 1);
+            tu_fill_uniform(&rng, b, (size_t)R, -1, 1);
+            sqz_csr m;
+            assert_int_equal(sqz_csr_build(&m, w, R, C, C, 1, 1.0f), 0);
+            m.clamp = di % 2;
+            m.lo = -0.3f;
+            m.hi = 0.4f;
+            assert_int_equal(sqz_csr_build_ell(&m), 0);
+            int64_t real = 0; /* ELL entries with a weight: the non-zeros */
+            for (int64_t i = 0; i < (int64_t)m.ell_step[(R + 15) / 16 * m.nseg] * 16; i++)
+                real += m.ell_w[i] != 0.0f;
+            assert_int_equal(real, m.nnz);
+            const float *bias = si % 2 ? b : NULL;
+            sqz_spmv_ref(&m, 0, R, x, bias, y0);
+#if defined(__x86_64__) || defined(_M_X64)
+            if (sqz_cpu_has_avx512()) {
+                for (int pass = 0; pass < 2; pass++) {
+                    int64_t r0 = pass ? R / 3 : 0, r1 = pass ? R - R / 4 : R;
+                    for (int64_t r = 0; r < R; r++) y1[r] = 1234.5f;
+                    sqz_spmv_perm_avx512(&m, r0, r1, x, bias, y1);
+                    for (int64_t r = 0; r < R; r++) {
+                        if (r < r0 || r >= r1) {
+                            if (y1[r] != 1234.5f)
+                                fail_msg("spmv_perm: row %lld written", (long long)r);
+                        } else if (fabsf(y0[r] - y1[r]) > 1e-4f * (1.0f + fabsf(y0[r]))) {
+                            fail_msg("spmv_perm shape %zu row %lld: %g vs %g", si, (long long)r,
+                                     (double)y0[r], (double)y1[r]);
+                        }
+                    }
+                }
+                runs++;
+            }
+#endif
+            sqz_csr_free(&m);
+            free(w);
+            free(x);
+            free(b);
+            free(y0);
+            free(y1);
+        }
+    if (!runs) printf("    (spmv_perm_avx512 skipped: this CPU lacks AVX-512)\n");
 }
 
 /* Without SQZ_SPARSE=force, a dense int8 weight is declined (returns 1) and
@@ -599,9 +670,13 @@ static void test_i8_block_kernels(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_i8_conv),    cmocka_unit_test(test_i8_gemm),
-        cmocka_unit_test(test_f32),        cmocka_unit_test(test_i8_decline),
-        cmocka_unit_test(test_i8_kernels), cmocka_unit_test(test_i8_block_kernels),
+        cmocka_unit_test(test_i8_conv),
+        cmocka_unit_test(test_i8_gemm),
+        cmocka_unit_test(test_f32),
+        cmocka_unit_test(test_i8_decline),
+        cmocka_unit_test(test_i8_kernels),
+        cmocka_unit_test(test_i8_block_kernels),
+        cmocka_unit_test(test_f32_spmv_kernels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

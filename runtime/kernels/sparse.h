@@ -47,6 +47,16 @@ typedef struct sqz_csr {
      * reference ReLU; maxps / minps order). sqz_csr_build: clamp 0. */
     int clamp;
     float lo, hi;
+    /* Optional ELL copy for sqz_spmv_perm_avx512 (sqz_csr_build_ell): rows
+     * in blocks of 16 (one lane each), columns in segments of 32 (two
+     * registers of x, picked by vpermt2ps instead of a gather). Block b,
+     * segment s own steps [ell_step[b * nseg + s], ... + 1]); a step is 16
+     * index bytes (column - 32 s) and 16 weights, lane j an entry of row
+     * 16 b + j in that segment or a pad (weight 0). */
+    int64_t nseg;
+    int32_t *ell_step; /* nblk * nseg + 1 */
+    uint8_t *ell_idx;  /* steps * 16 */
+    float *ell_w;      /* steps * 16 */
 } sqz_csr;
 
 /* CSR of the [rows, cols] matrix W(r, c) = w[r * rs + c * cs], keeping the
@@ -54,6 +64,8 @@ typedef struct sqz_csr {
 int sqz_csr_build(sqz_csr *m, const float *w, int64_t rows, int64_t cols, int64_t rs, int64_t cs,
                   float scale);
 void sqz_csr_free(sqz_csr *m);
+/* Adds the ELL copy of sqz_spmv_perm_avx512. 0 ok, -1 OOM. */
+int sqz_csr_build_ell(sqz_csr *m);
 
 typedef void (*sqz_spmm_fn)(const sqz_csr *m, int64_t r0, int64_t r1, const float *X, int64_t P,
                             const float *bias, float *Y);
@@ -75,6 +87,9 @@ void sqz_spmm_avx512(const sqz_csr *m, int64_t r0, int64_t r1, const float *X, i
                      const float *bias, float *Y);
 void sqz_spmv_avx512(const sqz_csr *m, int64_t r0, int64_t r1, const float *x, const float *bias,
                      float *y);
+/* needs m's ELL copy */
+void sqz_spmv_perm_avx512(const sqz_csr *m, int64_t r0, int64_t r1, const float *x,
+                          const float *bias, float *y);
 #endif
 
 #if defined(__aarch64__)

@@ -134,3 +134,50 @@ void sqz_spmv_avx512(const sqz_csr *m, int64_t r0, int64_t r1, const float *x, c
         y[r] = v;
     }
 }
+
+/* spmv on the ELL copy (kernels/sparse.h): per block of 16 rows and segment
+ * of 32 columns, each step picks its 16 activations from the segment's two
+ * registers with one vpermt2ps (index bytes widened by vpmovzxbd) and adds
+ * 16 products, one per row lane: no gathers, no per-row horizontal sums.
+ * Four accumulators over the steps (FMA latency); the last segment's x
+ * loads are masked at cols. */
+void sqz_spmv_perm_avx512(const sqz_csr *m, int64_t r0, int64_t r1, const float *x,
+                          const float *bias, float *y) {
+    const int64_t nseg = m->nseg, cols = m->cols;
+    const __m512 lo = _mm512_set1_ps(m->lo), hi = _mm512_set1_ps(m->hi);
+    for (int64_t b = r0 / 16; b * 16 < r1; b++) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        const int32_t *st = m->ell_step + b * nseg;
+        for (int64_t sg = 0; sg < nseg; sg++) {
+            int32_t t = st[sg];
+            const int32_t t1 = st[sg + 1];
+            if (t == t1) continue;
+            const __m512 xa = _mm512_maskz_loadu_ps(lanes(cols - 32 * sg), x + 32 * sg),
+                         xb = _mm512_maskz_loadu_ps(lanes(cols - 32 * sg - 16), x + 32 * sg + 16);
+#define ST(acc, u)                                                                                 \
+    acc = _mm512_fmadd_ps(                                                                         \
+        _mm512_loadu_ps(m->ell_w + (size_t)(t + u) * 16),                                          \
+        _mm512_permutex2var_ps(                                                                    \
+            xa,                                                                                    \
+            _mm512_cvtepu8_epi32(_mm_loadu_si128(                                                  \
+                (const __m128i *)(const void *)(m->ell_idx + (size_t)(t + u) * 16))),              \
+            xb),                                                                                   \
+        acc)
+            for (; t + 4 <= t1; t += 4) {
+                ST(a0, 0);
+                ST(a1, 1);
+                ST(a2, 2);
+                ST(a3, 3);
+            }
+            for (; t < t1; t++) ST(a0, 0);
+#undef ST
+        }
+        /* rows [max(r0, 16 b), min(r1, 16 b + 16)) */
+        const int64_t l0 = r0 > b * 16 ? r0 - b * 16 : 0, l1 = r1 - b * 16 < 16 ? r1 - b * 16 : 16;
+        const __mmask16 mk = (__mmask16)(((1u << l1) - 1) & ~((1u << l0) - 1));
+        __m512 v = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+        if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, bias + b * 16));
+        if (m->clamp) v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+        _mm512_mask_storeu_ps(y + b * 16, mk, v);
+    }
+}
