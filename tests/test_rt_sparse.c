@@ -631,7 +631,7 @@ static void test_i8_block_kernels(void **state) {
                         fail_msg("spmm8b_vnni shape %zu density %.2f (offsets %d) differs", si,
                                  (double)dens[di], with);
                 }
-                /* without q4_off for this stride: the scalar twin; with: the kernel */
+                /* without q4_rec for this stride: the scalar twin; with: the kernel */
                 for (int with = 0; with < 2; with++) {
                     if (with) assert_int_equal(sqz_csr8_q4_stride(&m, xq), 0);
                     memset(y1, 0x5A, (size_t)(R * P));

@@ -114,6 +114,13 @@ sqz_spmv_fn sqz_spmv_best(void);
  * entries two at a time as int16 pairs (vpmaddwd); padding adds 0. Any
  * summation order gives the same int32 (the prepare-time overflow bound of
  * int8.h), so every ISA kernel is bit-identical to the scalar twin. */
+/* One output row of the int8 block / quad ISA kernels: its blocks / quads
+ * [q0, q1), b4_off, rq_rnd, rq_sh and the rq M (see sqz_csr8). */
+struct sqz_q4row {
+    int32_t q0, q1, off, rnd, sh, pad;
+    int64_t M;
+};
+
 typedef struct sqz_csr8 {
     int64_t rows, cols, nnz; /* nnz: stored entries, pads included */
     int32_t *rowptr;         /* rows + 1, all even */
@@ -142,14 +149,17 @@ typedef struct sqz_csr8 {
      * u8 x s8 dot of 4 (vpdpbusd, sdot) does a whole block: unstructured
      * sparsity s keeps a fraction 1 - s^4 of the blocks (90%: 34%), a 1x4
      * block-pruned weight (sqz prune --pattern 1x4) only 1 - s. */
-    int64_t ngrp;     /* ceil(cols / 4) */
-    int64_t nblk4;    /* stored blocks */
-    int32_t *b4_ptr;  /* rows + 1 */
-    int32_t *b4_grp;  /* nblk4 */
-    int32_t *b4_w;    /* nblk4 */
-    int32_t *b4_off;  /* rows: off - 128 * sum of the row's weights (u8 x + 128) */
-    int64_t b4_xs;    /* stride b4_xoff was made for (sqz_csr8_b4_stride), or 0 */
-    int32_t *b4_xoff; /* nblk4: b4_grp * 4 * b4_xs, the ISA kernels' byte offsets */
+    int64_t ngrp;    /* ceil(cols / 4) */
+    int64_t nblk4;   /* stored blocks */
+    int32_t *b4_ptr; /* rows + 1 */
+    int32_t *b4_grp; /* nblk4 */
+    int32_t *b4_w;   /* nblk4 */
+    int32_t *b4_off; /* rows: off - 128 * sum of the row's weights (u8 x + 128) */
+    int64_t b4_xs;   /* stride b4_rec was made for (sqz_csr8_b4_stride), or 0 */
+    /* the ISA kernels' copy: per block the byte offset b4_grp * 4 * b4_xs
+     * and the weight word (2 int32); per row a struct sqz_q4row (above) */
+    int32_t *b4_rec;
+    struct sqz_q4row *b4_row;
     /* and the quad copy for spmm8q (same builder): each row's non-zeros four
      * at a time in CSR order, any columns (q4_col), weights as one int32
      * word (byte t: column q4_col[4 q + t]); a row's count is padded to a
@@ -159,8 +169,12 @@ typedef struct sqz_csr8 {
     int32_t *q4_ptr; /* rows + 1 */
     int32_t *q4_col; /* 4 nq4 */
     int32_t *q4_w;   /* nq4 */
-    int64_t q4_xs;   /* row stride q4_off was made for (sqz_csr8_q4_stride), or 0 */
-    int32_t *q4_off; /* 4 nq4: q4_col * q4_xs, the ISA kernels' byte offsets */
+    int64_t q4_xs;   /* row stride q4_rec was made for (sqz_csr8_q4_stride), or 0 */
+    /* the ISA kernels' copy: per quad 4 byte offsets q4_col * q4_xs and the
+     * weight word (5 int32), per row its quads and requantization in one
+     * record (fewer live pointers in the kernels' loops) */
+    int32_t *q4_rec;
+    struct sqz_q4row *q4_row;
     /* per row, for both: rq M as int64, and for S >= 33 the fast
      * requantization's rounding 2^(S-33) and shift S - 32 (else 0, 0) */
     int64_t *rq_M64;
@@ -176,11 +190,11 @@ void sqz_csr8_free(sqz_csr8 *m);
 /* Adds the 1x4-block copy of spmm8b and the quad copy of spmm8q. 0 ok,
  * -1 OOM. */
 int sqz_csr8_build_b4(sqz_csr8 *m);
-/* Sets q4_off for input rows of stride xs (the ISA spmm8q kernels need it
+/* Sets q4_rec / q4_row for input rows of stride xs (the ISA spmm8q kernels need it
  * for the xs they are given; without it they run the scalar twin). 0 ok,
  * -1 OOM or cols * xs beyond int32. */
 int sqz_csr8_q4_stride(sqz_csr8 *m, int64_t xs);
-/* The same for b4_xoff (spmm8b's xs). */
+/* The same for b4_rec / b4_row (spmm8b's xs). */
 int sqz_csr8_b4_stride(sqz_csr8 *m, int64_t xs);
 
 /* spmm8 (1x1 Conv): Y[r, p] = rq_r(acc), x[c] = X[c * xs + p] (int16 copies of

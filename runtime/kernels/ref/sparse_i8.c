@@ -208,22 +208,40 @@ int sqz_csr8_build_b4(sqz_csr8 *m) {
 
 int sqz_csr8_q4_stride(sqz_csr8 *m, int64_t xs) {
     if (xs <= 0 || m->cols * xs > INT32_MAX) return -1;
-    free(m->q4_off);
+    free(m->q4_rec);
+    free(m->q4_row);
     m->q4_xs = 0;
-    m->q4_off = malloc((size_t)(m->nq4 > 0 ? 4 * m->nq4 : 1) * sizeof *m->q4_off);
-    if (!m->q4_off) return -1;
-    for (int64_t e = 0; e < 4 * m->nq4; e++) m->q4_off[e] = (int32_t)(m->q4_col[e] * xs);
+    m->q4_rec = malloc((size_t)(m->nq4 > 0 ? 5 * m->nq4 : 1) * sizeof *m->q4_rec);
+    m->q4_row = malloc((size_t)m->rows * sizeof *m->q4_row);
+    if (!m->q4_rec || !m->q4_row) return -1;
+    for (int64_t q = 0; q < m->nq4; q++) {
+        for (int t = 0; t < 4; t++) m->q4_rec[5 * q + t] = (int32_t)(m->q4_col[4 * q + t] * xs);
+        m->q4_rec[5 * q + 4] = m->q4_w[q];
+    }
+    for (int64_t r = 0; r < m->rows; r++)
+        m->q4_row[r] = (struct sqz_q4row){m->q4_ptr[r], m->q4_ptr[r + 1], m->b4_off[r],
+                                          m->rq_rnd[r], m->rq_sh[r],      0,
+                                          m->rq_M64[r]};
     m->q4_xs = xs;
     return 0;
 }
 
 int sqz_csr8_b4_stride(sqz_csr8 *m, int64_t xs) {
     if (xs <= 0 || m->ngrp * 4 * xs > INT32_MAX) return -1;
-    free(m->b4_xoff);
+    free(m->b4_rec);
+    free(m->b4_row);
     m->b4_xs = 0;
-    m->b4_xoff = malloc((size_t)(m->nblk4 > 0 ? m->nblk4 : 1) * sizeof *m->b4_xoff);
-    if (!m->b4_xoff) return -1;
-    for (int64_t b = 0; b < m->nblk4; b++) m->b4_xoff[b] = (int32_t)(m->b4_grp[b] * 4 * xs);
+    m->b4_rec = malloc((size_t)(m->nblk4 > 0 ? 2 * m->nblk4 : 1) * sizeof *m->b4_rec);
+    m->b4_row = malloc((size_t)m->rows * sizeof *m->b4_row);
+    if (!m->b4_rec || !m->b4_row) return -1;
+    for (int64_t b = 0; b < m->nblk4; b++) {
+        m->b4_rec[2 * b] = (int32_t)(m->b4_grp[b] * 4 * xs);
+        m->b4_rec[2 * b + 1] = m->b4_w[b];
+    }
+    for (int64_t r = 0; r < m->rows; r++)
+        m->b4_row[r] = (struct sqz_q4row){m->b4_ptr[r], m->b4_ptr[r + 1], m->b4_off[r],
+                                          m->rq_rnd[r], m->rq_sh[r],      0,
+                                          m->rq_M64[r]};
     m->b4_xs = xs;
     return 0;
 }
@@ -313,8 +331,10 @@ void sqz_csr8_free(sqz_csr8 *m) {
     free(m->q4_ptr);
     free(m->q4_col);
     free(m->q4_w);
-    free(m->q4_off);
-    free(m->b4_xoff);
+    free(m->q4_rec);
+    free(m->q4_row);
+    free(m->b4_rec);
+    free(m->b4_row);
     free(m->rq_M64);
     free(m->rq_rnd);
     free(m->rq_sh);

@@ -291,15 +291,17 @@ __attribute__((target("avx512vbmi"))) void sqz_spmv8_vbmi(const sqz_csr8 *m, int
  * latency). Requantization as spmm8_body (rows with S < 33: the scalar
  * twin); the packs of pack64 with the four accumulators transposed by one
  * vpermd. */
-static inline __attribute__((always_inline)) void
-b4_tile(const sqz_csr8 *m, int64_t r, const uint8_t *xp, int8_t *y, int64_t n, const int nv) {
-    const int32_t k0 = m->b4_ptr[r], k1 = m->b4_ptr[r + 1];
-    const int32_t *xo = m->b4_xoff, *wv = m->b4_w;
-    const __m512i o = _mm512_set1_epi32(m->b4_off[r]), z = _mm512_setzero_si512();
+static inline __attribute__((always_inline)) void b4_tile(const struct sqz_q4row *row,
+                                                          const int32_t *rec, const uint8_t *xp,
+                                                          int8_t *y, int64_t n, __m512i zpw,
+                                                          __m512i lov, __m512i hiv, const int nv) {
+    const int32_t k1 = row->q1;
+    const __m512i o = _mm512_set1_epi32(row->off), z = _mm512_setzero_si512();
     __m512i a0 = o, a1 = o, a2 = o, a3 = o, c0 = z, c1 = z, c2 = z, c3 = z;
-    int32_t k = k0;
+    int32_t k = row->q0;
 #define B4(acc, kk, i)                                                                             \
-    DPB(acc, _mm512_loadu_si512(xp + xo[kk] + 64 * (i)), _mm512_set1_epi32(wv[kk]))
+    DPB(acc, _mm512_loadu_si512(xp + rec[2 * (kk)] + 64 * (i)),                                    \
+        _mm512_set1_epi32(rec[2 * (kk) + 1]))
     for (; k + 2 <= k1; k += 2) { /* two sets of chains: even and odd blocks */
         B4(a0, k, 0);
         B4(c0, k + 1, 0);
@@ -327,8 +329,8 @@ b4_tile(const sqz_csr8 *m, int64_t r, const uint8_t *xp, int8_t *y, int64_t n, c
     a1 = _mm512_add_epi32(a1, c1);
     a2 = _mm512_add_epi32(a2, c2);
     a3 = _mm512_add_epi32(a3, c3);
-    const __m512i Mv = _mm512_set1_epi64(m->rq_M64[r]), rnd = _mm512_set1_epi32(m->rq_rnd[r]);
-    const __m128i sh = _mm_loadu_si32(m->rq_sh + r);
+    const __m512i Mv = _mm512_set1_epi64(row->M), rnd = _mm512_set1_epi32(row->rnd);
+    const __m128i sh = _mm_loadu_si32(&row->sh);
     __m512i f1 = z, f2 = z, f3 = z;
     const __m512i f0 = rq16f(a0, Mv, rnd, sh, z);
     if (nv > 1) f1 = rq16f(a1, Mv, rnd, sh, z);
@@ -337,45 +339,57 @@ b4_tile(const sqz_csr8 *m, int64_t r, const uint8_t *xp, int8_t *y, int64_t n, c
     /* packs (zp added to the int16 values, saturating: the same clamp):
      * 128-bit lane L = f0[L], f1[L], f2[L], f3[L] (4 bytes each); pixels
      * 4 j .. 4 j + 3 are f(j / 4)[j % 4]: dword 4 (j % 4) + j / 4 */
-    const __m512i zpw = _mm512_set1_epi16((short)m->zp);
     __m512i b = _mm512_packs_epi16(_mm512_adds_epi16(_mm512_packs_epi32(f0, f1), zpw),
                                    _mm512_adds_epi16(_mm512_packs_epi32(f2, f3), zpw));
     b = _mm512_permutexvar_epi32(
         _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0), b);
-    if (m->lo > -128 || m->hi < 127)
-        b = _mm512_min_epi8(_mm512_max_epi8(b, _mm512_set1_epi8((char)m->lo)),
-                            _mm512_set1_epi8((char)m->hi));
+    b = _mm512_min_epi8(_mm512_max_epi8(b, lov), hiv);
     if (n >= 64)
         _mm512_storeu_si512(y, b);
     else
         _mm512_mask_storeu_epi8(y, ((__mmask64)1 << n) - 1, b);
 }
 
+/* rows [r0, r1), pixels [p0, p0 + 16 nv) of the P (n: those < P) */
+#define B4_ROWS(NV)                                                                                \
+    static __attribute__((noinline)) void b4_rows##NV(const sqz_csr8 *m, int64_t r0, int64_t r1,   \
+                                                      const uint8_t *XB, int64_t p0, int64_t P,    \
+                                                      int8_t *Y) {                                 \
+        const struct sqz_q4row *rows = m->b4_row;                                                  \
+        const int32_t *rec = m->b4_rec;                                                            \
+        const __m512i zpw = _mm512_set1_epi16((short)m->zp);                                       \
+        const __m512i lov = _mm512_set1_epi8((char)m->lo), hiv = _mm512_set1_epi8((char)m->hi);    \
+        const int64_t n = P - p0 < 16 * (NV) ? P - p0 : 16 * (NV);                                 \
+        for (int64_t r = r0; r < r1; r++)                                                          \
+            if (rows[r].sh != 0)                                                                   \
+                b4_tile(rows + r, rec, XB + p0 * 4, Y + r * P + p0, n, zpw, lov, hiv, NV);         \
+    }
+B4_ROWS(1)
+B4_ROWS(2)
+B4_ROWS(3)
+B4_ROWS(4)
+#undef B4_ROWS
+
 void sqz_spmm8b_vnni(const sqz_csr8 *m, int64_t r0, int64_t r1, const uint8_t *XB, int64_t xs,
                      int64_t P, int8_t *Y) {
-    if (m->b4_xs != xs || !m->b4_xoff) { /* offsets made for another stride */
+    if (m->b4_xs != xs || !m->b4_rec) { /* offsets made for another stride */
         sqz_spmm8b_ref(m, r0, r1, XB, xs, P, Y);
         return;
     }
-    for (int64_t r = r0; r < r1; r++) {
-        if (m->rq_sh[r] == 0) { /* S < 33 (m >= 1/4, rare): the scalar twin's row */
-            sqz_spmm8b_ref(m, r, r + 1, XB, xs, P, Y);
-            continue;
-        }
-        for (int64_t p = 0; p < P; p += 64) {
-            const int64_t n = P - p < 64 ? P - p : 64;
-            const uint8_t *xp = XB + p * 4;
-            int8_t *y = Y + r * P + p;
-            if (n > 48)
-                b4_tile(m, r, xp, y, n, 4);
-            else if (n > 32)
-                b4_tile(m, r, xp, y, n, 3);
-            else if (n > 16)
-                b4_tile(m, r, xp, y, n, 2);
-            else
-                b4_tile(m, r, xp, y, n, 1);
-        }
+    /* pixel steps outside, rows inside: each step's loop has one nv */
+    for (int64_t p = 0; p < P; p += 64) {
+        const int64_t n = P - p;
+        if (n > 48)
+            b4_rows4(m, r0, r1, XB, p, P, Y);
+        else if (n > 32)
+            b4_rows3(m, r0, r1, XB, p, P, Y);
+        else if (n > 16)
+            b4_rows2(m, r0, r1, XB, p, P, Y);
+        else
+            b4_rows1(m, r0, r1, XB, p, P, Y);
     }
+    for (int64_t r = r0; r < r1; r++) /* S < 33 (m >= 1/4, rare): the scalar twin's row */
+        if (m->b4_row[r].sh == 0) sqz_spmm8b_ref(m, r, r + 1, XB, xs, P, Y);
 }
 
 /* 16 pixels of 4 channel rows -> 64 bytes of quads: unpack bytes (a, b),
@@ -425,13 +439,13 @@ void sqz_pack4_avx512(const int8_t *x, int64_t C, int64_t P, int64_t xs, uint8_t
  * dots, only the nv (= ceil(n / 4)) quad vectors needed (vector i: pixels
  * 4 i .. 4 i + 3), then one 16-lane requantization. */
 static inline __attribute__((always_inline)) void
-q4_tail(const sqz_csr8 *m, int64_t r, const uint8_t *xp, int8_t *y, int64_t n, const int nv) {
-    const int32_t *qo = m->q4_off, *qw = m->q4_w;
-    const __m128i o = _mm_set1_epi32(m->b4_off[r]);
+q4_tail_body(const sqz_csr8 *m, int64_t r, const uint8_t *xp, int8_t *y, int64_t n, const int nv) {
+    const struct sqz_q4row *row = m->q4_row + r;
+    const __m128i o = _mm_set1_epi32(row->off);
     __m128i a0 = o, a1 = o, a2 = o, a3 = o;
-    for (int32_t k = m->q4_ptr[r]; k < m->q4_ptr[r + 1]; k++) {
-        const int32_t *c = qo + 4 * (int64_t)k;
-        const __m128i w = _mm_set1_epi32(qw[k]);
+    for (int32_t k = row->q0; k < row->q1; k++) {
+        const int32_t *c = m->q4_rec + 5 * (int64_t)k;
+        const __m128i w = _mm_set1_epi32(c[4]);
         const __m128i xa = _mm_loadu_si128((const __m128i *)(const void *)(xp + c[0])),
                       xb = _mm_loadu_si128((const __m128i *)(const void *)(xp + c[1])),
                       xc = _mm_loadu_si128((const __m128i *)(const void *)(xp + c[2])),
@@ -447,82 +461,112 @@ q4_tail(const sqz_csr8 *m, int64_t r, const uint8_t *xp, int8_t *y, int64_t n, c
     }
     __m512i acc = _mm512_inserti32x4(_mm512_castsi128_si512(a0), a1, 1);
     acc = _mm512_inserti32x4(_mm512_inserti32x4(acc, a2, 2), a3, 3);
-    const __m512i v = rq16f(acc, _mm512_set1_epi64(m->rq_M64[r]), _mm512_set1_epi32(m->rq_rnd[r]),
-                            _mm_loadu_si32(m->rq_sh + r), _mm512_set1_epi32(m->zp));
+    const __m512i v = rq16f(acc, _mm512_set1_epi64(row->M), _mm512_set1_epi32(row->rnd),
+                            _mm_loadu_si32(&row->sh), _mm512_set1_epi32(m->zp));
     __m128i b = _mm512_cvtsepi32_epi8(v);
     b = _mm_min_epi8(_mm_max_epi8(b, _mm_set1_epi8((char)m->lo)), _mm_set1_epi8((char)m->hi));
     _mm_mask_storeu_epi8(y, (__mmask16)((1u << n) - 1), b);
 }
 
+/* Quads of one row over 64 pixels from xp into a0..a3 (see above). */
+#define Q4_CHUNK(row, rec, xp, a0, a1, a2, a3)                                                     \
+    for (int32_t k = (row)->q0; k < (row)->q1; k++) {                                              \
+        const int32_t *c = (rec) + 5 * (int64_t)k;                                                 \
+        const __m512i w = _mm512_set1_epi32(c[4]);                                                 \
+        const __m512i xa = _mm512_loadu_si512((xp) + c[0]), xb = _mm512_loadu_si512((xp) + c[1]),  \
+                      xc = _mm512_loadu_si512((xp) + c[2]), xd = _mm512_loadu_si512((xp) + c[3]);  \
+        const __m512i ab0 = _mm512_unpacklo_epi8(xa, xb), ab1 = _mm512_unpackhi_epi8(xa, xb),      \
+                      cd0 = _mm512_unpacklo_epi8(xc, xd), cd1 = _mm512_unpackhi_epi8(xc, xd);      \
+        DPB(a0, _mm512_unpacklo_epi16(ab0, cd0), w);                                               \
+        DPB(a1, _mm512_unpackhi_epi16(ab0, cd0), w);                                               \
+        DPB(a2, _mm512_unpacklo_epi16(ab1, cd1), w);                                               \
+        DPB(a3, _mm512_unpackhi_epi16(ab1, cd1), w);                                               \
+    }
+
+/* a0..a3 of row -> 64 int8 in pixel order (fast requantization; zp added
+ * to the int16 packs, saturating: the same clamp as the 64-bit formula) */
+static inline __m512i q4_requant(const struct sqz_q4row *row, __m512i a0, __m512i a1, __m512i a2,
+                                 __m512i a3, __m512i zpw) {
+    const __m512i Mv = _mm512_set1_epi64(row->M), rnd = _mm512_set1_epi32(row->rnd);
+    const __m128i sh = _mm_loadu_si32(&row->sh);
+    const __m512i z = _mm512_setzero_si512();
+    const __m512i h0 = _mm512_packs_epi32(rq16f(a0, Mv, rnd, sh, z), rq16f(a1, Mv, rnd, sh, z));
+    const __m512i h1 = _mm512_packs_epi32(rq16f(a2, Mv, rnd, sh, z), rq16f(a3, Mv, rnd, sh, z));
+    return _mm512_packs_epi16(_mm512_adds_epi16(h0, zpw), _mm512_adds_epi16(h1, zpw));
+}
+
+/* P <= 64: one chunk per row, few live values (no spills in the row loop) */
+static __attribute__((noinline)) void q4_short(const sqz_csr8 *m, int64_t r0, int64_t r1,
+                                               const uint8_t *XU, int64_t P, int8_t *Y) {
+    const struct sqz_q4row *rows = m->q4_row;
+    const int32_t *rec = m->q4_rec;
+    const __m512i zpw = _mm512_set1_epi16((short)m->zp);
+    const __m512i lov = _mm512_set1_epi8((char)m->lo), hiv = _mm512_set1_epi8((char)m->hi);
+    const __mmask64 mk = P >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << P) - 1;
+    for (int64_t r = r0; r < r1; r++) {
+        const struct sqz_q4row *row = rows + r;
+        if (row->sh == 0) { /* S < 33 (m >= 1/4, rare): the scalar twin's row */
+            sqz_spmm8q_ref(m, r, r + 1, XU, m->q4_xs, P, Y);
+            continue;
+        }
+        const __m512i o = _mm512_set1_epi32(row->off);
+        __m512i a0 = o, a1 = o, a2 = o, a3 = o;
+        Q4_CHUNK(row, rec, XU, a0, a1, a2, a3)
+        __m512i b = q4_requant(row, a0, a1, a2, a3, zpw);
+        b = _mm512_min_epi8(_mm512_max_epi8(b, lov), hiv);
+        _mm512_mask_storeu_epi8(Y + r * P, mk, b);
+    }
+}
+
+/* out of line: keeps the main loop's registers free */
+static __attribute__((noinline)) void q4_tail(const sqz_csr8 *m, int64_t r, const uint8_t *xp,
+                                              int8_t *y, int64_t n) {
+    if (n > 12)
+        q4_tail_body(m, r, xp, y, n, 4);
+    else if (n > 8)
+        q4_tail_body(m, r, xp, y, n, 3);
+    else if (n > 4)
+        q4_tail_body(m, r, xp, y, n, 2);
+    else
+        q4_tail_body(m, r, xp, y, n, 1);
+}
+
 void sqz_spmm8q_vnni(const sqz_csr8 *m, int64_t r0, int64_t r1, const uint8_t *XU, int64_t xs,
                      int64_t P, int8_t *Y) {
-    if (m->q4_xs != xs || !m->q4_off) { /* offsets made for another stride */
+    if (m->q4_xs != xs || !m->q4_rec) { /* offsets made for another stride */
         sqz_spmm8q_ref(m, r0, r1, XU, xs, P, Y);
         return;
     }
-    /* in locals: the int8 stores may alias *m as far as the compiler knows */
-    const int32_t *qp = m->q4_ptr, *qo = m->q4_off, *qw = m->q4_w, *boff = m->b4_off;
-    const int32_t *rq_rnd = m->rq_rnd, *rq_sh = m->rq_sh;
-    const int64_t *rq_M = m->rq_M64;
+    if (P <= 64 && P > 16) {
+        q4_short(m, r0, r1, XU, P, Y);
+        return;
+    }
+    const struct sqz_q4row *rows = m->q4_row;
+    const int32_t *rec = m->q4_rec;
     const __m512i zpw = _mm512_set1_epi16((short)m->zp);
     const __m512i lov = _mm512_set1_epi8((char)m->lo), hiv = _mm512_set1_epi8((char)m->hi);
-    const int clamp = m->lo > -128 || m->hi < 127;
     const int64_t pfull = P % 64 > 0 && P % 64 <= 16 ? P / 64 * 64 : P; /* then the tail */
     for (int64_t r = r0; r < r1; r++) {
-        if (rq_sh[r] == 0) { /* S < 33 (m >= 1/4, rare): the scalar twin's row */
+        const struct sqz_q4row *row = rows + r;
+        if (row->sh == 0) { /* S < 33 (m >= 1/4, rare): the scalar twin's row */
             sqz_spmm8q_ref(m, r, r + 1, XU, xs, P, Y);
             continue;
         }
-        const int32_t q0 = qp[r], q1 = qp[r + 1];
-        /* broadcasts from memory: load-port only (from a register: port 5) */
-        const __m512i Mv = _mm512_set1_epi64(rq_M[r]), rnd = _mm512_set1_epi32(rq_rnd[r]);
-        const __m128i sh = _mm_loadu_si32(rq_sh + r);
         int8_t *y = Y + r * P;
         for (int64_t p = 0; p < pfull; p += 64) {
-            const __m512i o = _mm512_set1_epi32(boff[r]);
+            const __m512i o = _mm512_set1_epi32(row->off);
             __m512i a0 = o, a1 = o, a2 = o, a3 = o;
             const uint8_t *xp = XU + p;
-            for (int32_t k = q0; k < q1; k++) {
-                const int32_t *c = qo + 4 * (int64_t)k;
-                const __m512i w = _mm512_set1_epi32(qw[k]);
-                const __m512i xa = _mm512_loadu_si512(xp + c[0]),
-                              xb = _mm512_loadu_si512(xp + c[1]),
-                              xc = _mm512_loadu_si512(xp + c[2]),
-                              xd = _mm512_loadu_si512(xp + c[3]);
-                const __m512i ab0 = _mm512_unpacklo_epi8(xa, xb),
-                              ab1 = _mm512_unpackhi_epi8(xa, xb),
-                              cd0 = _mm512_unpacklo_epi8(xc, xd),
-                              cd1 = _mm512_unpackhi_epi8(xc, xd);
-                DPB(a0, _mm512_unpacklo_epi16(ab0, cd0), w);
-                DPB(a1, _mm512_unpackhi_epi16(ab0, cd0), w);
-                DPB(a2, _mm512_unpacklo_epi16(ab1, cd1), w);
-                DPB(a3, _mm512_unpackhi_epi16(ab1, cd1), w);
-            }
-            /* zp added to the int16 packs (saturating: the same clamp) */
-            const __m512i z = _mm512_setzero_si512();
-            const __m512i h0 =
-                _mm512_packs_epi32(rq16f(a0, Mv, rnd, sh, z), rq16f(a1, Mv, rnd, sh, z));
-            const __m512i h1 =
-                _mm512_packs_epi32(rq16f(a2, Mv, rnd, sh, z), rq16f(a3, Mv, rnd, sh, z));
-            __m512i b = _mm512_packs_epi16(_mm512_adds_epi16(h0, zpw), _mm512_adds_epi16(h1, zpw));
-            if (clamp) b = _mm512_min_epi8(_mm512_max_epi8(b, lov), hiv);
+            Q4_CHUNK(row, rec, xp, a0, a1, a2, a3)
+            __m512i b = q4_requant(row, a0, a1, a2, a3, zpw);
+            b = _mm512_min_epi8(_mm512_max_epi8(b, lov), hiv);
             const int64_t n = P - p;
             if (n >= 64)
                 _mm512_storeu_si512(y + p, b);
             else
                 _mm512_mask_storeu_epi8(y + p, ((__mmask64)1 << n) - 1, b);
         }
-        if (pfull < P) {
-            const int64_t n = P - pfull;
-            if (n > 12)
-                q4_tail(m, r, XU + pfull, y + pfull, n, 4);
-            else if (n > 8)
-                q4_tail(m, r, XU + pfull, y + pfull, n, 3);
-            else if (n > 4)
-                q4_tail(m, r, XU + pfull, y + pfull, n, 2);
-            else
-                q4_tail(m, r, XU + pfull, y + pfull, n, 1);
-        }
+        if (pfull < P) q4_tail(m, r, XU + pfull, y + pfull, P - pfull);
     }
 }
 
