@@ -502,11 +502,99 @@ static void test_empirical_bias_correction(void **state) {
     sqzc_graph_free(g);
 }
 
+/* EfficientNet-style block: conv -> SiLU (Sigmoid + Mul) -> squeeze-excite
+ * (GAP, 1x1 conv, SiLU, 1x1 conv with a fused Sigmoid, broadcast Mul) -> GAP
+ * -> Gemm. Quantized, every node runs in int8 (the fused Sigmoid split off
+ * into its own node, the SiLU as the runtime's table) and the output stays
+ * close to fp32. */
+static sqzc_graph *make_se_graph(void) {
+    tu_rng r;
+    tu_rng_seed(&r, 43);
+    sqzc_graph *g = sqzc_graph_new();
+    assert_non_null(g);
+    int x = sqzc_tensor_get_or_add(g, "x");
+    g->tensors[x].shape = (sqz_shape){4, {1, 3, 8, 8}};
+    g->tensors[x].has_shape = 1;
+    int w1 = add_const(g, "w1", (sqz_shape){4, {8, 3, 3, 3}}, &r, -0.5f, 0.5f);
+    int b1 = add_const(g, "b1", (sqz_shape){1, {8}}, &r, -0.2f, 0.2f);
+    int ws1 = add_const(g, "ws1", (sqz_shape){4, {4, 8, 1, 1}}, &r, -0.8f, 0.8f);
+    int bs1 = add_const(g, "bs1", (sqz_shape){1, {4}}, &r, -0.1f, 0.1f);
+    int ws2 = add_const(g, "ws2", (sqz_shape){4, {8, 4, 1, 1}}, &r, -0.8f, 0.8f);
+    int bs2 = add_const(g, "bs2", (sqz_shape){1, {8}}, &r, -0.1f, 0.1f);
+    int w4 = add_const(g, "w4", (sqz_shape){2, {5, 8}}, &r, -0.5f, 0.5f);
+    int b4 = add_const(g, "b4", (sqz_shape){1, {5}}, &r, -0.1f, 0.1f);
+    const char *nm[] = {"y1", "s1", "a1", "p1", "e1", "es", "ea", "gt", "m1", "p2", "f2", "logits"};
+    int t[12];
+    for (int i = 0; i < 12; i++) t[i] = sqzc_tensor_get_or_add(g, nm[i]);
+    int n = sqzc_add_node(g, SQZ_OP_CONV, "conv1", 3, (int32_t[]){x, w1, b1}, 1, &t[0]);
+    conv_attrs(g, n, 3, 1, SQZ_ACT_NONE);
+    sqzc_add_node(g, SQZ_OP_SIGMOID, "sig1", 1, &t[0], 1, &t[1]);
+    sqzc_add_node(g, SQZ_OP_MUL, "silu1", 2, (int32_t[]){t[0], t[1]}, 1, &t[2]);
+    sqzc_add_node(g, SQZ_OP_GLOBAL_AVGPOOL, "sq", 1, &t[2], 1, &t[3]);
+    n = sqzc_add_node(g, SQZ_OP_CONV, "se1", 3, (int32_t[]){t[3], ws1, bs1}, 1, &t[4]);
+    conv_attrs(g, n, 1, 1, SQZ_ACT_NONE);
+    sqzc_add_node(g, SQZ_OP_SIGMOID, "sig2", 1, &t[4], 1, &t[5]);
+    sqzc_add_node(g, SQZ_OP_MUL, "silu2", 2, (int32_t[]){t[5], t[4]}, 1, &t[6]);
+    n = sqzc_add_node(g, SQZ_OP_CONV, "se2", 3, (int32_t[]){t[6], ws2, bs2}, 1, &t[7]);
+    conv_attrs(g, n, 1, 1, SQZ_ACT_SIGMOID);
+    sqzc_add_node(g, SQZ_OP_MUL, "gate", 2, (int32_t[]){t[7], t[2]}, 1, &t[8]);
+    sqzc_add_node(g, SQZ_OP_GLOBAL_AVGPOOL, "gap", 1, &t[8], 1, &t[9]);
+    sqzc_add_node(g, SQZ_OP_FLATTEN, "flat", 1, &t[9], 1, &t[10]);
+    n = sqzc_add_node(g, SQZ_OP_GEMM, "fc", 3, (int32_t[]){t[10], w4, b4}, 1, &t[11]);
+    assert_int_equal(sqzc_node_set_int(g, n, "transB", 1), 0);
+    g->inputs = malloc(sizeof(int32_t));
+    g->outputs = malloc(sizeof(int32_t));
+    g->inputs[0] = x;
+    g->outputs[0] = t[11];
+    g->n_inputs = g->n_outputs = 1;
+    char err[256];
+    assert_int_equal(sqzc_infer_shapes(g, err, sizeof err), 0);
+    return g;
+}
+
+static void test_quantize_se_block(void **state) {
+    (void)state;
+    sqzc_graph *g = make_se_graph();
+    float ref[NIMG][5];
+    for (int i = 0; i < NIMG; i++) run_graph(g, g_inputs[i], ref[i], 5);
+    sqzc_calib_set set;
+    char err[512];
+    assert_int_equal(sqzc_calib_set_read(g_manifest, &set, err, sizeof err), 0);
+    sqzc_graph *q8 = make_se_graph();
+    sqzc_quant_options o;
+    sqzc_quant_options_init(&o);
+    o.method = SQZC_QM_MINMAX;
+    sqzc_quant_report rep;
+    if (sqzc_quantize(q8, &set, &o, &rep, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_int_equal(rep.n_int8, 4);
+    assert_int_equal(rep.n_quantize, 1);
+    assert_int_equal(rep.n_dequantize, 1);
+    int nsig = 0;
+    for (int i = 0; i < q8->n_nodes; i++) {
+        const sqzc_node *n = &q8->nodes[i];
+        if (n->op == SQZ_OP_QUANTIZE_LINEAR || n->op == SQZ_OP_DEQUANTIZE_LINEAR) continue;
+        if (q8->tensors[n->out[0]].dtype != SQZC_I8) fail_msg("node %s not int8", n->name);
+        nsig += n->op == SQZ_OP_SIGMOID;
+        if (n->op == SQZ_OP_CONV) {
+            sqz_node v;
+            sqzc_node_view(q8, i, &v);
+            assert_int_equal(sqz_attr_int(&v, "sqz_act", SQZ_ACT_NONE), SQZ_ACT_NONE);
+        }
+    }
+    assert_int_equal(nsig, 3); /* two SiLU halves and the split-off gate */
+    double sq = sqnr_of(q8, ref);
+    if (!(sq > 35.0)) fail_msg("SE block int8 vs fp32 SQNR %.2f dB", sq);
+    sqzc_quant_report_free(&rep);
+    sqzc_graph_free(q8);
+    sqzc_calib_set_free(&set);
+    sqzc_graph_free(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_equalize_exact),     cmocka_unit_test(test_quantize_model),
         cmocka_unit_test(test_cache_same_result),  cmocka_unit_test(test_empirical_bias_correction),
-        cmocka_unit_test(test_shared_calibration),
+        cmocka_unit_test(test_shared_calibration), cmocka_unit_test(test_quantize_se_block),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

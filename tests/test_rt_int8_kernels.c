@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "cpu.h"
+#include "fastops.h"
 #include "int8.h"
 #include "int8_harness.h"
 #include "int8_simd.h"
@@ -609,6 +611,251 @@ static void test_fast_maxpool(void **state) {
     }
 }
 
+/* ------------------- Sigmoid / HardSigmoid / HardSwish / Tanh, Mul, GAP */
+
+/* The contract of the int8 activations, written again: q(f(dq(x))). */
+static int8_t act_formula(int op, double sx, int32_t zx, double sy, int32_t zy, int8_t x) {
+    double v = sx * (x - zx), f;
+    if (op == SQZ_OP_SIGMOID)
+        f = 1.0 / (1.0 + exp(-v));
+    else if (op == SQZ_OP_HARD_SIGMOID)
+        f = fmin(1.0, fmax(0.0, 0.2 * v + 0.5));
+    else if (op == SQZ_OP_HARD_SWISH)
+        f = v * fmin(1.0, fmax(0.0, v / 6.0 + 0.5));
+    else
+        f = tanh(v);
+    double q = nearbyint(f / sy) + zy;
+    return (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);
+}
+
+/* caps the ISA at c (x86: SQZ_ISA_AVX2 turns the AVX-512 / VBMI paths off) */
+static void cap_isa(int c) {
+#if defined(__x86_64__) || defined(_M_X64)
+    sqz_cpu_set_isa_cap(c);
+#else
+    (void)c;
+#endif
+}
+#if defined(__x86_64__) || defined(_M_X64)
+#define N_CAPS 2
+static const int k_caps[N_CAPS] = {-1, SQZ_ISA_AVX2};
+#else
+#define N_CAPS 1
+static const int k_caps[N_CAPS] = {-1};
+#endif
+
+static void test_act_tables(void **state) {
+    (void)state;
+    const int ops[4] = {SQZ_OP_SIGMOID, SQZ_OP_HARD_SIGMOID, SQZ_OP_HARD_SWISH, SQZ_OP_TANH};
+    const sqz_op_impl *luts[4] = {&sqz_i8_lut_sigmoid, &sqz_i8_lut_hard_sigmoid,
+                                  &sqz_i8_lut_hard_swish, &sqz_i8_lut_tanh};
+    /* known: sigmoid(0) = 0.5 -> 0.5 * 256 - 128 = 0; sigmoid(+-big) -> 127 / -128 */
+    int8_t k[3] = {0, 127, -128}, *o;
+    i8t t;
+    i8t_init(&t, SQZ_OP_SIGMOID);
+    i8t_act(&t, 0, i8t_shape(1, (int64_t)3), k, 0.1f, 0);
+    i8t_out(&t, SQZ_DT_I8, 1.0f / 256, -128);
+    assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_SIGMOID), (void **)&o), 0);
+    assert_int_equal(o[0], 0);
+    assert_int_equal(o[1], 127); /* 0.99999 * 256 = 256 -> clamped */
+    assert_int_equal(o[2], -128);
+    free(o);
+    tu_rng g;
+    tu_rng_seed(&g, 31);
+    int8_t *x = malloc(1000);
+    assert_non_null(x);
+    for (int it = 0; it < 24; it++) {
+        int op = ops[it % 4];
+        float sx = tu_rng_uniform(&g, 0.005f, 0.3f), sy = tu_rng_uniform(&g, 0.002f, 0.2f);
+        int32_t zx = (int32_t)(tu_rng_u32(&g) % 256) - 128,
+                zy = (int32_t)(tu_rng_u32(&g) % 256) - 128;
+        /* every byte, then random bytes of odd lengths (vector tails) */
+        int64_t n = it < 8 ? 256 : 1 + tu_rng_u32(&g) % 1000;
+        for (int64_t i = 0; i < n; i++) x[i] = (int8_t)(it < 8 ? i - 128 : (int)tu_rng_u32(&g));
+        i8t_init(&t, op);
+        i8t_act(&t, 0, i8t_shape(2, (int64_t)1, n), x, sx, zx);
+        i8t_out(&t, SQZ_DT_I8, sy, zy);
+        assert_int_equal(i8t_run(&t, sqz_ref_op_int8(op), (void **)&o), 0);
+        for (int64_t i = 0; i < n; i++) {
+            int8_t w = act_formula(op, sx, zx, sy, zy, x[i]);
+            /* the reference rounds f / s_y once, in double like the formula */
+            if (o[i] != w) fail_msg("op %d x %d: ref %d formula %d", op, x[i], o[i], w);
+        }
+        free(o);
+        for (int c = 0; c < N_CAPS; c++) {
+            cap_isa(k_caps[c]);
+            same_as_ref(&t, sqz_ref_op_int8(op), luts[it % 4], (size_t)n);
+        }
+        cap_isa(-1);
+    }
+    free(x);
+}
+
+/* SiLU: the one-table impl of Mul(x, Sigmoid(x)) equals the reference
+ * Sigmoid followed by the reference Mul, x at either Mul input. */
+static void test_silu_table(void **state) {
+    (void)state;
+    tu_rng g;
+    tu_rng_seed(&g, 32);
+    for (int it = 0; it < 12; it++) {
+        int64_t n = it < 2 ? 256 : 1 + tu_rng_u32(&g) % 700;
+        int8_t *x = malloc((size_t)n);
+        assert_non_null(x);
+        for (int64_t i = 0; i < n; i++) x[i] = (int8_t)(it < 2 ? i - 128 : (int)tu_rng_u32(&g));
+        float sx = tu_rng_uniform(&g, 0.01f, 0.2f), su = 1.0f / 255,
+              sy = tu_rng_uniform(&g, 0.01f, 0.2f);
+        int32_t zx = (int32_t)(tu_rng_u32(&g) % 256) - 128, zu = -128 + (int32_t)(it % 3),
+                zy = (int32_t)(tu_rng_u32(&g) % 256) - 128;
+        i8t t;
+        i8t_init(&t, SQZ_OP_SIGMOID);
+        i8t_act(&t, 0, i8t_shape(1, n), x, sx, zx);
+        i8t_out(&t, SQZ_DT_I8, su, zu);
+        int8_t *u, *want, *got;
+        assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_SIGMOID), (void **)&u), 0);
+        int xi = it % 2;
+        i8t_init(&t, SQZ_OP_MUL);
+        i8t_act(&t, (uint32_t)xi, i8t_shape(1, n), x, sx, zx);
+        i8t_act(&t, (uint32_t)(1 - xi), i8t_shape(1, n), u, su, zu);
+        i8t_out(&t, SQZ_DT_I8, sy, zy);
+        assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_MUL), (void **)&want), 0);
+        for (int c = 0; c < N_CAPS; c++) {
+            cap_isa(k_caps[c]);
+            assert_int_equal(i8t_run(&t, sqz_i8_silu_impl(xi), (void **)&got), 0);
+            assert_memory_equal(want, got, (size_t)n);
+            assert_int_equal((unsigned char)got[n], 0xA5);
+            free(got);
+        }
+        cap_isa(-1);
+        free(want);
+        free(u);
+        free(x);
+    }
+    assert_null(sqz_i8_silu_impl(2));
+}
+
+static void test_mul(void **state) {
+    (void)state;
+    /* known: s_a s_b / s_y = 1, zero points 0: y = a * b saturated */
+    int8_t a[4] = {3, -4, 100, -12}, b[4] = {5, 6, 2, -11}, *o;
+    i8t t;
+    i8t_init(&t, SQZ_OP_MUL);
+    i8t_act(&t, 0, i8t_shape(1, (int64_t)4), a, 0.5f, 0);
+    i8t_act(&t, 1, i8t_shape(1, (int64_t)4), b, 0.25f, 0);
+    i8t_out(&t, SQZ_DT_I8, 0.125f, 0);
+    assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_MUL), (void **)&o), 0);
+    const int8_t k[4] = {15, -24, 127, 127};
+    assert_memory_equal(o, k, 4);
+    free(o);
+    /* the formula on broadcasts; the fast kernel against the reference */
+    tu_rng g;
+    tu_rng_seed(&g, 33);
+    for (int it = 0; it < 90; it++) {
+        int kind = it % 5; /* 0,1: gate [N,C,1,1] at input 1 / 0; 2: same shape; 3: [C,1]; 4:
+                              [1,C,H,1] declined */
+        int64_t N = 1 + tu_rng_u32(&g) % 2, C = 1 + tu_rng_u32(&g) % 40;
+        int64_t H = 1 + tu_rng_u32(&g) % 30, W = 1 + tu_rng_u32(&g) % 30;
+        if (it % 9 == 0) {
+            H = 23;
+            W = 29;
+        } /* rows past the table length */
+        if (it % 11 == 0) {
+            C = 64;
+            H = W = 32;
+        }                     /* 2 threads split */
+        if (kind == 3) N = 1; /* [C,1,1] vs N > 1 broadcasts a leading dim: declined */
+        int64_t nf = N * C * H * W;
+        sqz_shape fs = i8t_shape(4, N, C, H, W), gs;
+        int64_t ng;
+        if (kind <= 1) {
+            gs = i8t_shape(4, N, C, (int64_t)1, (int64_t)1);
+            ng = N * C;
+        } else if (kind == 2) {
+            gs = fs;
+            ng = nf;
+        } else if (kind == 3) {
+            gs = i8t_shape(3, C, (int64_t)1, (int64_t)1);
+            ng = C;
+        } else {
+            gs = i8t_shape(4, (int64_t)1, C, H, (int64_t)1);
+            ng = C * H;
+        }
+        int8_t *F = rand_i8(&g, (size_t)nf, -128, 127), *G = rand_i8(&g, (size_t)ng, -128, 127);
+        float sf = tu_rng_uniform(&g, 0.01f, 0.3f), sg = tu_rng_uniform(&g, 0.002f, 0.1f),
+              sy = tu_rng_uniform(&g, 0.005f, 0.3f);
+        if (it % 7 == 3) {
+            sf = 0.5f;
+            sg = 0.25f;
+            sy = 0.25f;
+        } /* m = 1/2: ties */
+        int32_t zf = (int32_t)(tu_rng_u32(&g) % 256) - 128,
+                zg = (int32_t)(tu_rng_u32(&g) % 256) - 128,
+                zy = (int32_t)(tu_rng_u32(&g) % 256) - 128;
+        uint32_t fi = kind == 1 ? 1 : 0;
+        i8t_init(&t, SQZ_OP_MUL);
+        i8t_act(&t, fi, fs, F, sf, zf);
+        i8t_act(&t, 1 - fi, gs, G, sg, zg);
+        i8t_out(&t, SQZ_DT_I8, sy, zy);
+        if (it % 4 == 3) i8t_int(&t, "sqz_act", SQZ_ACT_RELU);
+        t.threads = 1 + (int)(tu_rng_u32(&g) % 2);
+        assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_MUL), (void **)&o), 0);
+        assert_int_equal(sqz_shape_numel(&t.out_shape[0]), nf);
+        /* the formula, written again */
+        double m = (double)sf * sg / sy;
+        int32_t lo = it % 4 == 3 ? zy : -128;
+        for (int64_t i = 0; i < nf; i += 1 + (i % 7)) {
+            int64_t n_ = i / (C * H * W), c = i / (H * W) % C, h = i / W % H;
+            int64_t j = kind <= 1 ? n_ * C + c : kind == 2 ? i : kind == 3 ? c : c * H + h;
+            int32_t w = i8t_requant((int64_t)(F[i] - zf) * (G[j] - zg), m, zy, lo, 127);
+            if (o[i] != w)
+                fail_msg("Mul kind %d i %lld: ref %d formula %d", kind, (long long)i, o[i], w);
+        }
+        free(o);
+        for (int c = 0; c < N_CAPS; c++) {
+            cap_isa(k_caps[c]);
+            if (kind == 4 && N > 1 && C * H > 1) { /* gate varies along dims 1, 2 only: declined */
+                assert_int_equal(i8t_run(&t, &sqz_i8_fast_mul, (void **)&o), 1);
+                continue;
+            }
+            void *want, *got;
+            assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_MUL), &want), 0);
+            assert_int_equal(i8t_run(&t, &sqz_i8_fast_mul, &got), 0);
+            if (memcmp(want, got, (size_t)nf) != 0)
+                fail_msg("fast Mul it %d kind %d cap %d differs", it, kind, k_caps[c]);
+            assert_int_equal(((unsigned char *)got)[nf], 0xA5);
+            free(want);
+            free(got);
+        }
+        cap_isa(-1);
+        free(F);
+        free(G);
+    }
+}
+
+static void test_fast_gap(void **state) {
+    (void)state;
+    tu_rng g;
+    tu_rng_seed(&g, 34);
+    const int64_t sps[] = {1, 7, 49, 63, 64, 65, 196, 3136, 12544};
+    for (int it = 0; it < 36; it++) {
+        int64_t sp = sps[it % 9], NC = 1 + tu_rng_u32(&g) % 20;
+        int8_t *x = rand_i8(&g, (size_t)(NC * sp), -128, 127);
+        if (it % 6 == 5)
+            for (int64_t i = 0; i < NC * sp; i++) x[i] = (int8_t)(it % 12 == 5 ? 127 : -128);
+        i8t t;
+        i8t_init(&t, SQZ_OP_GLOBAL_AVGPOOL);
+        i8t_act(&t, 0, i8t_shape(4, (int64_t)1, NC, sp, (int64_t)1), x,
+                tu_rng_uniform(&g, 0.01f, 0.2f), (int32_t)(tu_rng_u32(&g) % 256) - 128);
+        i8t_out(&t, SQZ_DT_I8, tu_rng_uniform(&g, 0.005f, 0.2f),
+                (int32_t)(tu_rng_u32(&g) % 256) - 128);
+        for (int c = 0; c < N_CAPS; c++) {
+            cap_isa(k_caps[c]);
+            same_as_ref(&t, sqz_ref_op_int8(SQZ_OP_GLOBAL_AVGPOOL), &sqz_i8_fast_gap, (size_t)NC);
+        }
+        cap_isa(-1);
+        free(x);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_requant_known),
@@ -620,6 +867,10 @@ int main(void) {
         cmocka_unit_test(test_concat_relu_clip_views),
         cmocka_unit_test(test_lut_kernels_exhaustive),
         cmocka_unit_test(test_fast_maxpool),
+        cmocka_unit_test(test_act_tables),
+        cmocka_unit_test(test_silu_table),
+        cmocka_unit_test(test_mul),
+        cmocka_unit_test(test_fast_gap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,6 +61,10 @@ static int node_kind(const sqzc_graph *g, int ni) {
         return K_COMPUTE;
     case SQZ_OP_RELU:
     case SQZ_OP_CLIP:
+    case SQZ_OP_SIGMOID: /* int8: 256-entry tables in the runtime */
+    case SQZ_OP_HARD_SIGMOID:
+    case SQZ_OP_HARD_SWISH:
+    case SQZ_OP_TANH:
         return n->n_out == 1 && n->n_in >= 1 ? K_ACT : K_OTHER;
     case SQZ_OP_MAXPOOL:
     case SQZ_OP_RESHAPE:
@@ -70,6 +74,7 @@ static int node_kind(const sqzc_graph *g, int ni) {
     case SQZ_OP_IDENTITY:
         return n->n_out == 1 && n->n_in >= 1 ? K_FOLLOW : K_OTHER;
     case SQZ_OP_ADD:
+    case SQZ_OP_MUL: /* QLinearMul, with broadcasting (squeeze-excite gates) */
     case SQZ_OP_AVGPOOL:
     case SQZ_OP_GLOBAL_AVGPOOL:
     case SQZ_OP_CONCAT:
@@ -77,6 +82,48 @@ static int node_kind(const sqzc_graph *g, int ni) {
     default:
         return K_OTHER;
     }
+}
+
+/* A Conv / Gemm with a fused Sigmoid, HardSigmoid, HardSwish or Tanh (a
+ * squeeze-excite gate) becomes the layer and the activation node again, so
+ * both can run in int8 (the activation as a table) and the layer's output is
+ * calibrated; the fp32 result is the same. -1 on OOM. */
+static char *name_with(const char *a, const char *b);
+static int add_like(sqzc_graph *g, int t, const char *suffix);
+static int split_table_acts(sqzc_graph *g, char *err, size_t err_len) {
+    const int n0 = g->n_nodes;
+    int any = 0;
+    for (int i = 0; i < n0; i++) {
+        const sqzc_node *n = &g->nodes[i];
+        if ((n->op != SQZ_OP_CONV && n->op != SQZ_OP_GEMM) || n->n_out != 1 || n->out[0] < 0)
+            continue;
+        sqz_node v;
+        sqzc_node_view(g, i, &v);
+        int act = (int)sqz_attr_int(&v, "sqz_act", SQZ_ACT_NONE);
+        int op = act == SQZ_ACT_SIGMOID        ? SQZ_OP_SIGMOID
+                 : act == SQZ_ACT_HARD_SIGMOID ? SQZ_OP_HARD_SIGMOID
+                 : act == SQZ_ACT_HARD_SWISH   ? SQZ_OP_HARD_SWISH
+                 : act == SQZ_ACT_TANH         ? SQZ_OP_TANH
+                                               : 0;
+        if (!op) continue;
+        float alpha = sqz_attr_float(&v, "sqz_act_alpha", 0.2f);
+        float beta = sqz_attr_float(&v, "sqz_act_beta", 0.5f);
+        int y = n->out[0];
+        int pre = add_like(g, y, "_preact");
+        char *nm = name_with(g->nodes[i].name, "_act");
+        int32_t in1[1] = {pre}, out1[1] = {y};
+        int k = pre >= 0 && nm ? sqzc_add_node(g, op, nm, 1, in1, 1, out1) : -1;
+        free(nm);
+        if (k < 0 || sqzc_node_set_int(g, i, "sqz_act", SQZ_ACT_NONE) != 0 ||
+            (op == SQZ_OP_HARD_SIGMOID && (sqzc_node_set_float(g, k, "alpha", alpha) != 0 ||
+                                           sqzc_node_set_float(g, k, "beta", beta) != 0))) {
+            snprintf(err, err_len, "out of memory");
+            return -1;
+        }
+        g->nodes[i].out[0] = pre;
+        any = 1;
+    }
+    return any ? sqzc_graph_toposort(g, err, err_len) : 0;
 }
 
 /* Can compute node ni run in int8? Sets the weight axis; why on refusal. */
@@ -1071,6 +1118,8 @@ static int calibrate(qstate *S, sqzc_graph *g, const sqzc_calib_set *set,
             snprintf(err, err_len, "the model is already quantized (node '%s')", g->nodes[i].name);
             return -1;
         }
+    if (split_table_acts(g, err, err_len) != 0) return -1;
+    in = &g->tensors[q->input];
     q->in1 = in->shape;
     q->in1.dims[0] = 1;
     q->per = sqz_shape_numel(&q->in1);

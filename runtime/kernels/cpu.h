@@ -24,6 +24,8 @@ int sqz_cpu_has_avx2_fma(void);
 int sqz_cpu_has_avx512(void);
 /* AVX-512 VNNI on top of sqz_cpu_has_avx512(). */
 int sqz_cpu_has_avx512_vnni(void);
+/* AVX-512 VBMI (vpermb / vpermi2b) on top of sqz_cpu_has_avx512(). */
+int sqz_cpu_has_avx512_vbmi(void);
 /* Highest level the hardware supports, ignoring any cap. */
 int sqz_cpu_isa_hw(void);
 /* Caps the level: SQZ_ISA_* or -1 to return to SQZ_ISA / no cap. */

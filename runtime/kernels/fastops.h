@@ -40,5 +40,9 @@ int sqz_x86_maxpool2s2_avx2(const float *x, int64_t IW, float *y, int64_t OH, in
  * never stored), or NULL when this CPU has none or SQZ_FORCE_REF is set
  * (dispatch.c). */
 const sqz_op_impl *sqz_fast_silu(int x_input);
+/* The same on i8 Sigmoid and Mul nodes: one 256-entry table, the reference
+ * int8 Sigmoid then the reference int8 Mul on every x (common/int8_lut.c);
+ * NULL for x_input not 0 / 1. */
+const sqz_op_impl *sqz_i8_silu_impl(int x_input);
 
 #endif

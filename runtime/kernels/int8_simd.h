@@ -140,6 +140,15 @@ typedef struct sqz_i8_addp {
     int32_t S, zp_a, zp_b, zp_y, lo, hi;
 } sqz_i8_addp;
 int sqz_i8_add_params(sqz_op_ctx *ctx, sqz_i8_addp *p);
+/* QLinearMul of a row (int8_avx512.c): y[i] = rq((a[i] - zp_a) * e) with
+ * e = b[i] - zp_b, or db for every i when b is NULL; y may alias a or b. */
+void sqz_i8_mul_row_avx512(const int8_t *a, const int8_t *b, int64_t n, int32_t zp_a, int32_t zp_b,
+                           int32_t db, sqz_i8_rqv rq, int32_t zp, int32_t lo, int32_t hi,
+                           int8_t *y);
+/* y[i] = t[x[i] + 128] (AVX-512 VBMI; int8_avx512.c); y may alias x. */
+void sqz_i8_lut256_vbmi(const int8_t *t, const int8_t *x, int8_t *y, int64_t n);
+/* sum of x[0..n) (AVX-512 BW vpsadbw; int8_avx512.c). */
+int64_t sqz_i8_sum_avx512(const int8_t *x, int64_t n);
 #endif
 
 #if defined(__aarch64__)
@@ -163,6 +172,15 @@ extern const sqz_op_impl sqz_i8_dwconv_vnni, sqz_i8_dwconv_avx512, sqz_i8_dwconv
 /* Table-driven element-wise int8 kernels, any CPU (common/int8_lut.c). */
 extern const sqz_op_impl sqz_i8_lut_relu, sqz_i8_lut_clip, sqz_i8_lut_add, sqz_i8_lut_dequantize;
 extern const sqz_op_impl sqz_i8_lut_concat;
+/* Sigmoid / HardSigmoid / HardSwish / Tanh as tables (common/int8_lut.c;
+ * the int8 SiLU table: sqz_i8_silu_impl, fastops.h). */
+extern const sqz_op_impl sqz_i8_lut_sigmoid, sqz_i8_lut_hard_sigmoid, sqz_i8_lut_hard_swish;
+extern const sqz_op_impl sqz_i8_lut_tanh;
+/* y = t[x + 128] on any CPU (VBMI when present). */
+void sqz_i8_lut256(const int8_t *t, const int8_t *x, int8_t *y, int64_t n);
+/* Mul with a per-row (per-channel gate) or same-shape operand, and
+ * GlobalAveragePool (common/int8_eltwise.c). */
+extern const sqz_op_impl sqz_i8_fast_mul, sqz_i8_fast_gap;
 /* int8 MaxPool on -128-bordered planes, any CPU (common/int8_pool.c). */
 extern const sqz_op_impl sqz_i8_fast_maxpool;
 

@@ -111,6 +111,13 @@ static const fast_entry fast_int8_table[] = {
     {SQZ_OP_CLIP, NULL, &sqz_i8_lut_clip},
     {SQZ_OP_MAXPOOL, NULL, &sqz_i8_fast_maxpool},
     {SQZ_OP_CONCAT, NULL, &sqz_i8_lut_concat},
+    {SQZ_OP_SIGMOID, NULL, &sqz_i8_lut_sigmoid},
+    {SQZ_OP_HARD_SIGMOID, NULL, &sqz_i8_lut_hard_sigmoid},
+    {SQZ_OP_HARD_SWISH, NULL, &sqz_i8_lut_hard_swish},
+    {SQZ_OP_TANH, NULL, &sqz_i8_lut_tanh},
+    /* Mul by a per-channel gate or same-shape operand; GlobalAveragePool */
+    {SQZ_OP_MUL, NULL, &sqz_i8_fast_mul},
+    {SQZ_OP_GLOBAL_AVGPOOL, NULL, &sqz_i8_fast_gap},
     {SQZ_OP_INVALID, NULL, NULL}, /* sentinel keeps the array non-empty */
 };
 

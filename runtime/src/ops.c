@@ -105,6 +105,11 @@ static const sqz_op_impl *const ref_int8_table[SQZ_OP_COUNT_] = {
     [SQZ_OP_SQUEEZE] = &sqz_ref_i8_squeeze,
     [SQZ_OP_UNSQUEEZE] = &sqz_ref_i8_unsqueeze,
     [SQZ_OP_IDENTITY] = &sqz_ref_i8_identity,
+    [SQZ_OP_SIGMOID] = &sqz_ref_i8_sigmoid,
+    [SQZ_OP_HARD_SIGMOID] = &sqz_ref_i8_hard_sigmoid,
+    [SQZ_OP_HARD_SWISH] = &sqz_ref_i8_hard_swish,
+    [SQZ_OP_TANH] = &sqz_ref_i8_tanh,
+    [SQZ_OP_MUL] = &sqz_ref_i8_mul,
 };
 
 const char *sqz_op_name(int op) {

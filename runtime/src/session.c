@@ -335,9 +335,14 @@ static void fuse_silu(sqz_session *s, int32_t *readers) {
             !same_shape(&s->shapes[x], &s->shapes[u]) ||
             !same_shape(&s->shapes[x], &s->shapes[mu->outputs[0]]))
             continue;
-        const sqz_op_impl *f = sqz_fast_silu(xi);
         node_exec *es = &s->nodes[i], *em = &s->nodes[i + 1];
-        if (!f) return;
+        /* int8 nodes: one 256-entry table (int8_simd.h) */
+        int i8 = sqz_ctx_is_int8(&em->ctx) || sqz_ctx_is_int8(&es->ctx);
+        const sqz_op_impl *f = i8 ? sqz_i8_silu_impl(xi) : sqz_fast_silu(xi);
+        if (!f) {
+            if (i8) continue;
+            return;
+        }
         sqz_op_ctx c = em->ctx;
         sqz_shape out_shape = em->out_shape[0];
         c.params = NULL;

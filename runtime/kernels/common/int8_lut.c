@@ -3,7 +3,11 @@
  * lookup. Each table is filled at prepare by running the reference kernel
  * itself over every possible input (256 values, or 256 x 256 pairs for Add),
  * so the results are the reference's by construction:
- *   Relu / Clip (i8 -> i8, any requantization): 256 bytes;
+ *   Relu / Clip (i8 -> i8, any requantization), Sigmoid / HardSigmoid /
+ *   HardSwish / Tanh: 256 bytes;
+ *   SiLU, Mul(x, Sigmoid(x)) with both nodes on i8: 256 bytes, the
+ *   reference Sigmoid then the reference Mul on every x (the executor skips
+ *   the Sigmoid node);
  *   DequantizeLinear (i8 -> f32): 256 floats;
  *   Add of two same-shape i8 tensors: 64 KiB (broadcasting Adds decline and
  *   run the reference);
@@ -11,11 +15,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
+#include "fastops.h"
 #include "int8.h"
 #include "int8_simd.h"
 
+void sqz_i8_lut256(const int8_t *t, const int8_t *x, int8_t *y, int64_t n) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (sqz_cpu_has_avx512_vbmi()) {
+        sqz_i8_lut256_vbmi(t, x, y, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) y[i] = t[(uint8_t)x[i] ^ 0x80u];
+}
+
 typedef struct lut_p {
     int64_t n;
+    int xi; /* SiLU: the input holding x */
     union {
         int8_t b[256];
         float f[256];
@@ -104,11 +121,80 @@ static int dq_prepare(sqz_op_ctx *ctx) {
     return unary_prepare(ctx, SQZ_OP_DEQUANTIZE_LINEAR);
 }
 
+static int sigmoid_prepare(sqz_op_ctx *ctx) {
+    return unary_prepare(ctx, SQZ_OP_SIGMOID);
+}
+static int hsig_prepare(sqz_op_ctx *ctx) {
+    return unary_prepare(ctx, SQZ_OP_HARD_SIGMOID);
+}
+static int hswish_prepare(sqz_op_ctx *ctx) {
+    return unary_prepare(ctx, SQZ_OP_HARD_SWISH);
+}
+static int tanh_prepare(sqz_op_ctx *ctx) {
+    return unary_prepare(ctx, SQZ_OP_TANH);
+}
+
 static void unary_run(const sqz_op_ctx *ctx) {
     const lut_p *p = ctx->params;
-    const int8_t *x = (const int8_t *)ctx->in_data[0];
-    int8_t *y = (int8_t *)ctx->out_data[0];
-    for (int64_t i = 0; i < p->n; i++) y[i] = p->t1.b[(uint8_t)x[i] ^ 0x80u];
+    sqz_i8_lut256(p->t1.b, (const int8_t *)ctx->in_data[0], (int8_t *)ctx->out_data[0], p->n);
+}
+
+/* SiLU: ctx is the Mul's, x at input xi, Sigmoid(x) at 1 - xi (its
+ * parameters are the Sigmoid's output parameters, x's its input's). */
+static int silu_prepare(sqz_op_ctx *ctx, int xi) {
+    const sqz_op_impl *rmul = sqz_ref_op_int8(SQZ_OP_MUL), *rsig = sqz_ref_op_int8(SQZ_OP_SIGMOID);
+    if (!rmul || !rsig || ctx->n_in != 2 || ctx->n_out != 1 || !ctx->in_q || !ctx->out_q ||
+        sqz_ctx_in_dtype(ctx, 0) != SQZ_DT_I8 || sqz_ctx_in_dtype(ctx, 1) != SQZ_DT_I8 ||
+        sqz_ctx_out_dtype(ctx, 0) != SQZ_DT_I8)
+        return 1;
+    int rc = rmul->prepare(ctx); /* validates, shapes the output */
+    if (ctx->params && rmul->release) rmul->release(ctx->params);
+    ctx->params = NULL;
+    if (rc != 0) return rc;
+    lut_p *p = calloc(1, sizeof *p);
+    if (!p) return sqz_op_fail(ctx, "Mul (SiLU): out of memory");
+    int8_t all[256], sig[256];
+    for (int i = 0; i < 256; i++) all[i] = (int8_t)(i - 128);
+    static const uint8_t i8dt[2] = {SQZ_DT_I8, SQZ_DT_I8};
+    sqz_op_ctx c = *ctx; /* the Sigmoid: x's parameters in, the gate's out */
+    c.in_dtype = i8dt;
+    c.out_dtype = i8dt;
+    c.in_q = ctx->in_q + xi;
+    c.out_q = ctx->in_q + (1 - xi);
+    const int8_t *in1[1] = {all};
+    const int8_t *in2[2] = {all, sig};
+    if (xi == 1) {
+        in2[0] = sig;
+        in2[1] = all;
+    }
+    if (run_ref_on(&c, rsig, 1, 256, in1, sig) != 0 ||
+        run_ref_on(ctx, rmul, 2, 256, in2, p->t1.b)) {
+        free(p);
+        return 1;
+    }
+    p->n = sqz_shape_numel(&ctx->out_shape[0]);
+    if (sqz_shape_numel(&ctx->in_shape[xi]) != p->n) {
+        free(p);
+        return 1;
+    }
+    p->xi = xi;
+    ctx->params = p;
+    return 0;
+}
+static int silu0_prepare(sqz_op_ctx *ctx) {
+    return silu_prepare(ctx, 0);
+}
+static int silu1_prepare(sqz_op_ctx *ctx) {
+    return silu_prepare(ctx, 1);
+}
+static void silu_run(const sqz_op_ctx *ctx) {
+    const lut_p *p = ctx->params;
+    sqz_i8_lut256(p->t1.b, (const int8_t *)ctx->in_data[p->xi], (int8_t *)ctx->out_data[0], p->n);
+}
+static const sqz_op_impl silu_impl[2] = {{silu0_prepare, silu_run, lut_release, NULL},
+                                         {silu1_prepare, silu_run, lut_release, NULL}};
+const sqz_op_impl *sqz_i8_silu_impl(int x_input) {
+    return x_input == 0 || x_input == 1 ? &silu_impl[x_input] : NULL;
 }
 
 static void dq_run(const sqz_op_ctx *ctx) {
@@ -236,5 +322,9 @@ const sqz_op_impl sqz_i8_lut_concat = {concat_prepare, concat_run, free, NULL};
 
 const sqz_op_impl sqz_i8_lut_relu = {relu_prepare, unary_run, lut_release, NULL};
 const sqz_op_impl sqz_i8_lut_clip = {clip_prepare, unary_run, lut_release, NULL};
+const sqz_op_impl sqz_i8_lut_sigmoid = {sigmoid_prepare, unary_run, lut_release, NULL};
+const sqz_op_impl sqz_i8_lut_hard_sigmoid = {hsig_prepare, unary_run, lut_release, NULL};
+const sqz_op_impl sqz_i8_lut_hard_swish = {hswish_prepare, unary_run, lut_release, NULL};
+const sqz_op_impl sqz_i8_lut_tanh = {tanh_prepare, unary_run, lut_release, NULL};
 const sqz_op_impl sqz_i8_lut_dequantize = {dq_prepare, dq_run, lut_release, NULL};
 const sqz_op_impl sqz_i8_lut_add = {add_prepare, add_run, lut_release, NULL};

@@ -224,6 +224,80 @@ static void unary_run(const sqz_op_ctx *ctx) {
 const sqz_op_impl sqz_ref_i8_relu = {relu_prepare, unary_run, free, NULL};
 const sqz_op_impl sqz_ref_i8_clip = {clip_prepare, unary_run, free, NULL};
 
+/* ------------------------- unary: Sigmoid / HardSigmoid / HardSwish / Tanh */
+
+/* y = clamp(zp_y + round_half_even(f(s_x (x - zp_x)) / s_y), -128, 127),
+ * f evaluated in double (libm exp / tanh), so the 256 possible outputs are
+ * the exactly rounded values up to libm's last-ulp differences; the fast
+ * kernels are tables built from this function (common/int8_lut.c). */
+typedef struct iact_p {
+    int op;
+    double sx, sy, alpha, beta;
+    int32_t zp_x, zp_y;
+} iact_p;
+
+static double iact_f(const iact_p *p, double v) {
+    switch (p->op) {
+    case SQZ_OP_SIGMOID:
+        return v >= 0.0 ? 1.0 / (1.0 + exp(-v)) : exp(v) / (1.0 + exp(v));
+    case SQZ_OP_HARD_SIGMOID: {
+        double r = p->alpha * v + p->beta;
+        return r < 0.0 ? 0.0 : r > 1.0 ? 1.0 : r;
+    }
+    case SQZ_OP_HARD_SWISH: {
+        double r = v / 6.0 + 0.5;
+        return v * (r < 0.0 ? 0.0 : r > 1.0 ? 1.0 : r);
+    }
+    default: /* SQZ_OP_TANH */
+        return tanh(v);
+    }
+}
+
+static int8_t iact_1(const iact_p *p, int8_t x) {
+    double q = nearbyint(iact_f(p, p->sx * ((int32_t)x - p->zp_x)) / p->sy) + p->zp_y;
+    if (!(q > -128.0)) return -128; /* also NaN */
+    if (q > 127.0) return 127;
+    return (int8_t)(int32_t)q;
+}
+
+static int iact_prepare(sqz_op_ctx *ctx, int op) {
+    if (ref_check_io(ctx, 1, 1, 1)) return -1;
+    iact_p p;
+    float sx, sy;
+    if (sqz_i8_in_params(ctx, 0, &sx, &p.zp_x) || sqz_i8_out_params(ctx, 0, &sy, &p.zp_y))
+        return -1;
+    p.op = op;
+    p.sx = sx;
+    p.sy = sy;
+    p.alpha = sqz_attr_float(ctx->node, "alpha", 0.2f);
+    p.beta = sqz_attr_float(ctx->node, "beta", 0.5f);
+    ctx->out_shape[0] = ctx->in_shape[0];
+    iact_p *pp = malloc(sizeof *pp);
+    if (!pp) return sqz_op_fail(ctx, "%s: out of memory", ref_opname(ctx));
+    *pp = p;
+    ctx->params = pp;
+    return 0;
+}
+
+static void iact_run(const sqz_op_ctx *ctx) {
+    const iact_p *p = ctx->params;
+    const int8_t *x = (const int8_t *)ctx->in_data[0];
+    int8_t *y = (int8_t *)ctx->out_data[0];
+    int64_t n = numel_of(&ctx->in_shape[0]);
+    for (int64_t i = 0; i < n; i++) y[i] = iact_1(p, x[i]);
+}
+
+#define I8_ACT(name, OP)                                                                           \
+    static int name##_prepare(sqz_op_ctx *ctx) {                                                   \
+        return iact_prepare(ctx, OP);                                                              \
+    }                                                                                              \
+    const sqz_op_impl sqz_ref_i8_##name = {name##_prepare, iact_run, free, NULL};
+
+I8_ACT(sigmoid, SQZ_OP_SIGMOID)
+I8_ACT(hard_sigmoid, SQZ_OP_HARD_SIGMOID)
+I8_ACT(hard_swish, SQZ_OP_HARD_SWISH)
+I8_ACT(tanh, SQZ_OP_TANH)
+
 /* --------------------------------------------------------------- Add */
 
 /* y = clamp(zp_y + ((da * Ma + db * Mb + 2^(S-1)) >> S)), da = a - zp_a,
@@ -315,6 +389,74 @@ static void add_run(const sqz_op_ctx *ctx) {
 }
 
 const sqz_op_impl sqz_ref_i8_add = {add_prepare, add_run, free, NULL};
+
+/* --------------------------------------------------------------- Mul */
+
+/* QLinearMul: y = clamp(zp_y + ((da * db * M + 2^(S-1)) >> S), lo, hi),
+ * da = a - zp_a, db = b - zp_b (|da db| <= 65280), M, S encoding
+ * s_a s_b / s_y (int8.h); multidirectional broadcasting as Add. */
+static int mul_prepare(sqz_op_ctx *ctx) {
+    if (ref_check_io(ctx, 2, 2, 1)) return -1;
+    add_p p;
+    memset(&p, 0, sizeof p);
+    float sa, sb, sy;
+    if (sqz_i8_in_params(ctx, 0, &sa, &p.zp_a) || sqz_i8_in_params(ctx, 1, &sb, &p.zp_b) ||
+        sqz_i8_out_params(ctx, 0, &sy, &p.zp_y))
+        return -1;
+    if (sqz_i8_act_bounds(ctx, sy, p.zp_y, &p.lo, &p.hi)) return -1;
+    const sqz_shape *a = &ctx->in_shape[0], *b = &ctx->in_shape[1];
+    sqz_shape o;
+    o.ndim = a->ndim > b->ndim ? a->ndim : b->ndim;
+    for (int d = 0; d < o.ndim; d++) {
+        int da = d - (o.ndim - a->ndim), db = d - (o.ndim - b->ndim);
+        int64_t va = da >= 0 ? a->dims[da] : 1, vb = db >= 0 ? b->dims[db] : 1;
+        if (va != vb && va != 1 && vb != 1)
+            return sqz_op_fail(ctx, "Mul (int8): shapes not broadcastable at dim %d (%lld vs %lld)",
+                               d, (long long)va, (long long)vb);
+        o.dims[d] = va == 1 ? vb : va;
+    }
+    if (ref_check_size(ctx, o.ndim, o.dims)) return -1;
+    sqz_rq r;
+    if (sqz_rq_make((double)sa * (double)sb / (double)sy, &r))
+        return sqz_op_fail(ctx, "Mul (int8): scale ratio %g unsupported",
+                           (double)sa * (double)sb / (double)sy);
+    p.Ma = r.M;
+    p.S = r.S;
+    p.nd = o.ndim;
+    memcpy(p.dims, o.dims, sizeof p.dims);
+    broadcast_strides(a, &o, p.sa);
+    broadcast_strides(b, &o, p.sb);
+    ctx->out_shape[0] = o;
+    add_p *pp = malloc(sizeof *pp);
+    if (!pp) return sqz_op_fail(ctx, "Mul: out of memory");
+    *pp = p;
+    ctx->params = pp;
+    return 0;
+}
+
+static void mul_run(const sqz_op_ctx *ctx) {
+    const add_p *p = ctx->params;
+    const int8_t *A = (const int8_t *)ctx->in_data[0], *B = (const int8_t *)ctx->in_data[1];
+    int8_t *Y = (int8_t *)ctx->out_data[0];
+    int64_t total = ref_prod(p->dims, 0, p->nd);
+    int64_t idx[SQZ_MAX_DIMS] = {0}, oa = 0, ob = 0;
+    sqz_rq r = {(int32_t)p->Ma, p->S};
+    for (int64_t i = 0; i < total; i++) {
+        int32_t d = ((int32_t)A[oa] - p->zp_a) * ((int32_t)B[ob] - p->zp_b);
+        Y[i] = (int8_t)sqz_rq_apply(d, r, p->zp_y, p->lo, p->hi);
+        for (int k = p->nd - 1; k >= 0; k--) {
+            idx[k]++;
+            oa += p->sa[k];
+            ob += p->sb[k];
+            if (idx[k] < p->dims[k]) break;
+            oa -= idx[k] * p->sa[k];
+            ob -= idx[k] * p->sb[k];
+            idx[k] = 0;
+        }
+    }
+}
+
+const sqz_op_impl sqz_ref_i8_mul = {mul_prepare, mul_run, free, NULL};
 
 /* ------------------------------------------------------------- pools */
 

@@ -29,6 +29,8 @@ extern const sqz_op_impl sqz_ref_i8_maxpool, sqz_ref_i8_avgpool, sqz_ref_i8_glob
 extern const sqz_op_impl sqz_ref_i8_concat, sqz_ref_i8_relu, sqz_ref_i8_clip;
 extern const sqz_op_impl sqz_ref_i8_reshape, sqz_ref_i8_flatten, sqz_ref_i8_squeeze;
 extern const sqz_op_impl sqz_ref_i8_unsqueeze, sqz_ref_i8_identity;
+extern const sqz_op_impl sqz_ref_i8_sigmoid, sqz_ref_i8_hard_sigmoid, sqz_ref_i8_hard_swish;
+extern const sqz_op_impl sqz_ref_i8_tanh, sqz_ref_i8_mul;
 
 /* Largest element count of any tensor a kernel accepts (keeps every size
  * product of a kernel far from int64 / size_t overflow). */

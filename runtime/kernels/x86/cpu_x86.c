@@ -14,6 +14,7 @@
 /* atomics: sessions may be created from several threads at once */
 static _Atomic int hw_level = -1; /* -1: not detected yet */
 static _Atomic int hw_vnni = 0;
+static _Atomic int hw_vbmi = 0;
 static _Atomic int cap_level = -2; /* -2: read SQZ_ISA on first use; -1: none */
 
 static uint64_t read_xcr0(void) {
@@ -24,7 +25,7 @@ static uint64_t read_xcr0(void) {
 
 static void detect(void) {
     unsigned a, b, c, d;
-    int level = SQZ_ISA_SCALAR, vnni = 0;
+    int level = SQZ_ISA_SCALAR, vnni = 0, vbmi = 0;
     unsigned maxleaf = __get_cpuid_max(0, NULL);
     if (maxleaf >= 7 && __get_cpuid(1, &a, &b, &c, &d)) {
         int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1;
@@ -34,16 +35,18 @@ static void detect(void) {
         __cpuid_count(7, 0, a, b, c, d);
         int avx2 = (b >> 5) & 1;
         int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
-        int vn = (c >> 11) & 1;
+        int vn = (c >> 11) & 1, vb = (c >> 1) & 1;
         if (avx && fma && avx2 && ymm_os) {
             level = SQZ_ISA_AVX2;
             if (f && dq && bw && vl && zmm_os) {
                 level = SQZ_ISA_AVX512;
                 vnni = vn;
+                vbmi = vb;
             }
         }
     }
     hw_vnni = vnni;
+    hw_vbmi = vbmi;
     hw_level = level;
 }
 
@@ -86,4 +89,8 @@ int sqz_cpu_has_avx512(void) {
 
 int sqz_cpu_has_avx512_vnni(void) {
     return level() >= SQZ_ISA_AVX512 && hw_vnni;
+}
+
+int sqz_cpu_has_avx512_vbmi(void) {
+    return level() >= SQZ_ISA_AVX512 && hw_vbmi;
 }

@@ -359,3 +359,68 @@ static void add_run512(const sqz_op_ctx *ctx) {
 }
 
 const sqz_op_impl sqz_i8_add_avx512 = {add_prepare512, add_run512, free, NULL};
+
+/* ------------------------------------------------------------------ Mul */
+
+/* QLinearMul rows (ref/int8.c mul_run): y = rq((a - zp_a) * db) with db one
+ * value for the row (a per-channel gate times a plane) or b[i] - zp_b
+ * (b != NULL); |d| <= 65280 < 2^31, rq16 is the exact int8.h formula. */
+void sqz_i8_mul_row_avx512(const int8_t *a, const int8_t *b, int64_t n, int32_t zp_a, int32_t zp_b,
+                           int32_t db, sqz_i8_rqv rq, int32_t zp, int32_t lo, int32_t hi,
+                           int8_t *y) {
+    const __m512i za = _mm512_set1_epi32(zp_a), zb = _mm512_set1_epi32(zp_b);
+    const __m512i dbv = _mm512_set1_epi32(db);
+    /* y may alias a or b (in-place Mul): each block is loaded before it is stored */
+    for (int64_t i = 0; i < n; i += 16) {
+        int64_t r = n - i;
+        __mmask16 m = r >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << r) - 1);
+        __m512i d = _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, a + i)), za);
+        __m512i e =
+            b ? _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, b + i)), zb) : dbv;
+        store16(y + i, rq16(_mm512_mullo_epi32(d, e), &rq, zp, lo, hi), r);
+    }
+}
+
+/* ------------------------------------------------------- 256-entry tables */
+
+/* y[i] = t[x[i] + 128] by AVX-512 VBMI byte permutes: vpermi2b looks the low
+ * 7 bits of the index up in a 128-byte table held in two registers; the
+ * index's top bit picks one of the two halves. Called only when
+ * sqz_cpu_has_avx512_vbmi(). */
+__attribute__((target("avx512vbmi"))) void sqz_i8_lut256_vbmi(const int8_t *t, const int8_t *x,
+                                                              int8_t *y, int64_t n) {
+    const __m512i t0 = _mm512_loadu_si512(t), t1 = _mm512_loadu_si512(t + 64);
+    const __m512i t2 = _mm512_loadu_si512(t + 128), t3 = _mm512_loadu_si512(t + 192);
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512i v = _mm512_xor_si512(_mm512_loadu_si512(x + i), flip);
+        __m512i lo = _mm512_permutex2var_epi8(t0, v, t1), hi = _mm512_permutex2var_epi8(t2, v, t3);
+        _mm512_storeu_si512(y + i, _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), lo, hi));
+    }
+    if (i < n) {
+        __mmask64 m = ((__mmask64)1 << (n - i)) - 1;
+        __m512i v = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + i), flip);
+        __m512i lo = _mm512_permutex2var_epi8(t0, v, t1), hi = _mm512_permutex2var_epi8(t2, v, t3);
+        _mm512_mask_storeu_epi8(y + i, m, _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), lo, hi));
+    }
+}
+
+/* sum of x[0..n) (vpsadbw of x + 128 against 0: sums of 8 bytes in 64-bit
+ * lanes, exact for any n) */
+int64_t sqz_i8_sum_avx512(const int8_t *x, int64_t n) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80), z = _mm512_setzero_si512();
+    __m512i acc = _mm512_setzero_si512();
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        acc = _mm512_add_epi64(
+            acc, _mm512_sad_epu8(_mm512_xor_si512(_mm512_loadu_si512(x + i), flip), z));
+    int64_t cnt = i; /* bytes summed, each with its + 128 */
+    if (i < n) {     /* masked-off bytes load as 0: + 128 each after the flip */
+        __mmask64 m = ((__mmask64)1 << (n - i)) - 1;
+        acc = _mm512_add_epi64(
+            acc, _mm512_sad_epu8(_mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + i), flip), z));
+        cnt += 64;
+    }
+    return _mm512_reduce_add_epi64(acc) - 128 * cnt;
+}
