@@ -1,7 +1,10 @@
 /* bench/int8_kernels.c - int8 Conv / depthwise / Gemm kernel throughput vs
  * fp32 on the same shapes, same run, 1 and 2 threads.
  *
- *   bench_int8_kernels [--quick]
+ *   bench_int8_kernels [--quick] [--only SUBSTR] [--threads N]
+ *
+ * --only runs the layers whose name contains SUBSTR; --threads N measures
+ * at N threads only (default: 1 and 2).
  *
  * Each side uses the kernel the runtime would dispatch on this CPU (first
  * fast candidate that accepts the node, else the reference): int8 through
@@ -59,6 +62,12 @@ static const layer k_layers[] = {
     {"lenet5 conv 5x5 6->16 @14", 0, 6, 14, 14, 16, 5, 1, 0, 1},
     {"dw 3x3 144 @56", 0, 144, 56, 56, 144, 3, 1, 1, 144},
     {"dw 3x3 s2 144 @56", 0, 144, 56, 56, 144, 3, 2, 1, 144},
+    {"dw 3x3 32 @112", 0, 32, 112, 112, 32, 3, 1, 1, 32},
+    {"dw 3x3 960 @7", 0, 960, 7, 7, 960, 3, 1, 1, 960},
+    {"dw 5x5 240 @28", 0, 240, 28, 28, 240, 5, 1, 2, 240},
+    {"dw 5x5 672 @14", 0, 672, 14, 14, 672, 5, 1, 2, 672},
+    {"dw 5x5 1152 @7", 0, 1152, 7, 7, 1152, 5, 1, 2, 1152},
+    {"dw 5x5 s2 240 @28", 0, 240, 28, 28, 240, 5, 2, 2, 240},
     {"gemm 1x784->300", 1, 784, 1, 1, 300, 0, 0, 0, 0},
     {"gemm 1x1280->1000", 1, 1280, 1, 1, 1000, 0, 0, 0, 0},
     {"gemm 64x512->512", 1, 512, 64, 1, 512, 0, 0, 0, 0},
@@ -188,7 +197,20 @@ static void teardown(run *r) {
 }
 
 int main(int argc, char **argv) {
-    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    int quick = 0, thr_only = 0;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            quick = 1;
+        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+            only = argv[++i];
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+            thr_only = atoi(argv[++i]);
+        } else {
+            fprintf(stderr, "usage: bench_int8_kernels [--quick] [--only SUBSTR] [--threads N]\n");
+            return 2;
+        }
+    }
     double secs = quick ? 0.05 : 0.4;
 #if defined(__x86_64__)
     printf("# CPU: avx2 %d, avx512 %d, avx512-vnni %d (SQZ_ISA caps these)\n",
@@ -200,6 +222,7 @@ int main(int argc, char **argv) {
     uint32_t seed = 1;
     for (size_t li = 0; li < sizeof k_layers / sizeof k_layers[0]; li++) {
         const layer *L = &k_layers[li];
+        if (only && !strstr(L->name, only)) continue;
         int64_t oh = L->gemm ? 1 : (L->h + 2 * L->p - L->k) / L->s + 1;
         int64_t ow = L->gemm ? 1 : (L->w + 2 * L->p - L->k) / L->s + 1;
         int64_t nx = L->gemm ? L->h * L->c : L->c * L->h * L->w;
@@ -223,6 +246,7 @@ int main(int argc, char **argv) {
         }
         for (int64_t i = 0; i < L->m; i++) bq[i] = (int32_t)(rnd(&seed) % 2001) - 1000;
         for (int thr = 1; thr <= 2; thr++) {
+            if (thr_only > 0 && thr != thr_only) continue;
             run rf, rq;
             if (setup(&rf, L, 0, xf, wf, bf, yf, thr) || setup(&rq, L, 1, xq, wq, bq, yq, thr)) {
                 printf("%-28s: setup failed\n", L->name);

@@ -644,6 +644,40 @@ static const int k_caps[N_CAPS] = {-1, SQZ_ISA_AVX2};
 static const int k_caps[N_CAPS] = {-1};
 #endif
 
+/* 2x2 stride-2 unpadded MaxPool (the direct path, AVX-512 and scalar) against
+ * the reference: odd and even sizes, rows past one vector (OW > 32). */
+static void test_fast_maxpool_k2s2(void **state) {
+    (void)state;
+    tu_rng g;
+    tu_rng_seed(&g, 78);
+    for (int it = 0; it < 40; it++) {
+        int64_t H = 2 + tu_rng_u32(&g) % 20, W = 2 + tu_rng_u32(&g) % (it % 4 == 0 ? 90 : 30);
+        int64_t C = 1 + tu_rng_u32(&g) % 6, k[2] = {2, 2}, s2[2] = {2, 2};
+        size_t n = (size_t)(C * H * W);
+        int8_t *x = rand_i8(&g, n, -128, 127);
+        i8t t;
+        i8t_init(&t, SQZ_OP_MAXPOOL);
+        i8t_ints(&t, "kernel_shape", 2, k);
+        i8t_ints(&t, "strides", 2, s2);
+        i8t_act(&t, 0, i8t_shape(4, (int64_t)1, C, H, W), x, 0.1f, -3);
+        i8t_out(&t, SQZ_DT_I8, 0.1f, -3);
+        for (int c = 0; c < N_CAPS; c++) {
+            cap_isa(k_caps[c]);
+            void *a, *b;
+            assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_MAXPOOL), &a), 0);
+            size_t ny = (size_t)sqz_shape_numel(&t.out_shape[0]);
+            assert_int_equal(ny, (size_t)(C * (H / 2) * (W / 2)));
+            assert_int_equal(i8t_run(&t, &sqz_i8_fast_maxpool, &b), 0);
+            assert_memory_equal(a, b, ny);
+            assert_int_equal(((unsigned char *)b)[ny], 0xA5);
+            free(a);
+            free(b);
+        }
+        cap_isa(-1);
+        free(x);
+    }
+}
+
 static void test_act_tables(void **state) {
     (void)state;
     const int ops[4] = {SQZ_OP_SIGMOID, SQZ_OP_HARD_SIGMOID, SQZ_OP_HARD_SWISH, SQZ_OP_TANH};
@@ -871,6 +905,7 @@ int main(void) {
         cmocka_unit_test(test_silu_table),
         cmocka_unit_test(test_mul),
         cmocka_unit_test(test_fast_gap),
+        cmocka_unit_test(test_fast_maxpool_k2s2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

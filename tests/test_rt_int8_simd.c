@@ -262,6 +262,11 @@ static void test_depthwise_bit_exact(void **state) {
             /* wide with stride 2 along h only, and along w only (even padded width) */
             {1, 5, 13, 9, 5, 5, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1},
             {1, 5, 9, 12, 5, 5, 3, 3, 1, 2, 1, 1, 1, 1, 1, 1, 2, 1, 0, 1},
+            /* stride 1 through the quad buffer: k5 on a small plane, k7 (two tap
+             * groups) with dilation along h on rows wider than 64, extremes */
+            {1, 4, 28, 28, 4, 4, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 0, 1, 0, 1},
+            {1, 3, 40, 80, 3, 3, 7, 7, 1, 1, 3, 3, 3, 3, 2, 1, 1, 1, 0, 2},
+            {1, 2, 9, 100, 2, 2, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 3, 1},
         };
         int compared = 0, expected = 0;
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {

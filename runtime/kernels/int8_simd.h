@@ -98,12 +98,15 @@ typedef struct sqz_i8_isa {
 #if defined(__x86_64__) || defined(_M_X64)
 extern const sqz_i8_isa sqz_i8_isa_vnni, sqz_i8_isa_avx2;
 /* VNNI depthwise plane: u8 plane (x + 128), w packed [kh][ceil(kw/4)][4],
- * dilation along w 1, stride along w 1 or 2 (int8_avx512.c). */
+ * dilation along w 1, stride along w 1 or 2 (int8_avx512.c). Its accbuf,
+ * when not NULL, is a quad buffer of 4 x (the plane's bytes + slack) for the
+ * stride-1 path (NULL: every quad built per use). */
 extern const sqz_i8_dw_plane sqz_i8_dw_plane_vnni;
 /* Small depthwise planes (PW <= 64, OW <= 64) on VNNI
  * (sqz_i8_dw_small_vnni, int8_avx512.c): X planes are unpadded H x W,
  * zb = zp_x + 128; buf holds two planes of buf_bytes (>= PH * PW + 64 +
- * the row kernel's read slack), tmp two of tmp_bytes (>= L + 64). */
+ * the row kernel's read slack), tmp two of tmp_bytes (>= L + 64), qbuf
+ * 4 x buf_bytes (the plane kernel's quad buffer) or NULL. */
 typedef struct sqz_i8_dw_geom {
     int64_t H, W, pt, pl, PH, PW;
     int64_t kh, kw, sh, sw, dh;
@@ -123,7 +126,7 @@ typedef struct sqz_i8_dw_small {
     size_t buf_bytes, tmp_bytes;
 } sqz_i8_dw_small;
 void sqz_i8_dw_small_vnni(const sqz_i8_dw_small *a, int64_t pl0, int64_t pl1, uint8_t *buf,
-                          int8_t *tmp);
+                          int8_t *tmp, int32_t *qbuf);
 /* QuantizeLinear (f32 -> i8), AVX2 (int8_avx2.c). */
 extern const sqz_op_impl sqz_i8_quantize_avx2;
 /* DequantizeLinear (i8 -> f32), AVX2 (int8_avx2.c). */
@@ -149,6 +152,9 @@ void sqz_i8_mul_row_avx512(const int8_t *a, const int8_t *b, int64_t n, int32_t 
 void sqz_i8_lut256_vbmi(const int8_t *t, const int8_t *x, int8_t *y, int64_t n);
 /* sum of x[0..n) (AVX-512 BW vpsadbw; int8_avx512.c). */
 int64_t sqz_i8_sum_avx512(const int8_t *x, int64_t n);
+/* One output row of a 2x2 stride-2 unpadded MaxPool from input rows x0, x1
+ * (2 OW bytes each; AVX-512 BW; int8_avx512.c). */
+void sqz_i8_maxpool2_row_avx512(const int8_t *x0, const int8_t *x1, int64_t OW, int8_t *y);
 #endif
 
 #if defined(__aarch64__)

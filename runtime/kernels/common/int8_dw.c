@@ -33,6 +33,7 @@ typedef struct i8dw {
     int32_t *off;
     sqz_i8_rqv *rq;
     size_t thread_bytes;
+    size_t q_off; /* VNNI: the quad buffer (4 x plane_bytes) at this offset of a slice; 0: none */
     int nt;
 } i8dw;
 
@@ -139,6 +140,10 @@ static int dw_prepare(sqz_op_ctx *ctx, sqz_i8_dw_plane plane, int vnni) {
     p->thread_bytes = plane_bytes(p);
     if (p->wideL) p->thread_bytes += ((size_t)p->wideL + 64 + 63) / 64 * 64;
     if (p->small) p->thread_bytes *= 2;
+    if (vnni && g->s[2] == 1 && g->k[2] > 4) { /* the plane kernel's quad buffer */
+        p->q_off = p->thread_bytes;
+        p->thread_bytes += 4 * plane_bytes(p);
+    }
     int64_t planes = li->batch * li->n_co;
     p->nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
     if (p->nt > planes) p->nt = planes > 0 ? (int)planes : 1;
@@ -157,6 +162,7 @@ static void dw_planes_part(const sqz_op_ctx *ctx, int64_t p0, int64_t p1, int ti
     int8_t *Y = (int8_t *)ctx->out_data[0];
     for (int64_t pl = p0; pl < p1; pl++) {
         int8_t *buf = (int8_t *)ctx->scratch + (size_t)tid * p->thread_bytes;
+        int32_t *qb = p->q_off ? (int32_t *)(void *)(buf + p->q_off) : NULL;
         int64_t c = pl % li->n_co;
         const int8_t *x = X + pl * li->in_sp;
         /* bordered copy: pad rows / columns hold zp_x (real zero); VNNI: u8 x + 128 */
@@ -188,12 +194,12 @@ static void dw_planes_part(const sqz_op_ctx *ctx, int64_t p0, int64_t p1, int ti
         if (p->wideL) {
             int8_t *t = buf + plane_bytes(p);
             p->plane(buf, p->PW, wc, g->k[1], g->k[2], g->s[1], g->s[2], g->d[1], g->d[2], 1,
-                     p->wideL, p->off[c], p->rq[c], li->zp_y, li->lo, li->hi, t, NULL);
+                     p->wideL, p->off[c], p->rq[c], li->zp_y, li->lo, li->hi, t, qb);
             for (int64_t oh = 0; oh < g->out[1]; oh++)
                 memcpy(y + oh * g->out[2], t + oh * p->wideP, (size_t)g->out[2]);
         } else {
             p->plane(buf, p->PW, wc, g->k[1], g->k[2], g->s[1], g->s[2], g->d[1], g->d[2],
-                     g->out[1], g->out[2], p->off[c], p->rq[c], li->zp_y, li->lo, li->hi, y, NULL);
+                     g->out[1], g->out[2], p->off[c], p->rq[c], li->zp_y, li->lo, li->hi, y, qb);
         }
     }
 }
@@ -206,7 +212,8 @@ static void dw_small_part(const sqz_op_ctx *ctx, int64_t p0, int64_t p1, int tid
     a.X = (const int8_t *)ctx->in_data[0];
     a.Y = (int8_t *)ctx->out_data[0];
     uint8_t *buf = (uint8_t *)ctx->scratch + (size_t)tid * p->thread_bytes;
-    sqz_i8_dw_small_vnni(&a, p0, p1, buf, (int8_t *)buf + 2 * a.buf_bytes);
+    sqz_i8_dw_small_vnni(&a, p0, p1, buf, (int8_t *)buf + 2 * a.buf_bytes,
+                         p->q_off ? (int32_t *)(void *)(buf + p->q_off) : NULL);
 }
 #endif
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "int8.h"
 #include "int8_simd.h"
 
@@ -16,6 +17,8 @@ typedef struct mp_p {
     size_t plane_bytes; /* per thread: the plane, then one output row (acc_off) */
     size_t acc_off;
     int nt;
+    int k2s2; /* 2-D 2x2 stride 2, no padding or dilation: straight from x */
+    int simd;
 } mp_p;
 
 static int mp_prepare(sqz_op_ctx *ctx) {
@@ -44,6 +47,12 @@ static int mp_prepare(sqz_op_ctx *ctx) {
     p.plane_bytes = p.acc_off + ((size_t)g->out[2] + 63) / 64 * 64;
     p.nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
     if (p.nt > p.NC) p.nt = p.NC > 0 ? (int)p.NC : 1;
+    p.k2s2 = nd == 2 && g->k[1] == 2 && g->k[2] == 2 && g->s[1] == 2 && g->s[2] == 2 &&
+             g->d[1] == 1 && g->d[2] == 1 && g->pb[1] == 0 && g->pb[2] == 0 &&
+             2 * g->out[1] <= g->in[1] && 2 * g->out[2] <= g->in[2];
+#if defined(__x86_64__) || defined(_M_X64)
+    p.simd = sqz_cpu_has_avx512();
+#endif
     mp_p *pp = malloc(sizeof *pp);
     if (!pp) return sqz_op_fail(ctx, "MaxPool: out of memory");
     *pp = p;
@@ -115,12 +124,41 @@ static void mp_planes(const sqz_op_ctx *ctx, int64_t nc0, int64_t nc1, int tid) 
     }
 }
 
+/* 2x2 stride 2 without padding (LeNet, VGG-style pools): every window lies
+ * inside the input, so no bordered copy; the same maxima. */
+static void mp_planes_k2s2(const sqz_op_ctx *ctx, int64_t nc0, int64_t nc1, int tid) {
+    (void)tid;
+    const mp_p *p = ctx->params;
+    const ref_geom *g = &p->g;
+    const int8_t *X = (const int8_t *)ctx->in_data[0];
+    int8_t *Y = (int8_t *)ctx->out_data[0];
+    const int64_t W = g->in[2], OH = g->out[1], OW = g->out[2];
+    int64_t in_sp = g->in[1] * W, out_sp = OH * OW;
+    for (int64_t nc = nc0; nc < nc1; nc++)
+        for (int64_t oh = 0; oh < OH; oh++) {
+            const int8_t *x0 = X + nc * in_sp + 2 * oh * W, *x1 = x0 + W;
+            int8_t *y = Y + nc * out_sp + oh * OW;
+#if defined(__x86_64__) || defined(_M_X64)
+            if (p->simd) {
+                sqz_i8_maxpool2_row_avx512(x0, x1, OW, y);
+                continue;
+            }
+#endif
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int8_t a = x0[2 * ow] > x0[2 * ow + 1] ? x0[2 * ow] : x0[2 * ow + 1];
+                int8_t b = x1[2 * ow] > x1[2 * ow + 1] ? x1[2 * ow] : x1[2 * ow + 1];
+                y[ow] = a > b ? a : b;
+            }
+        }
+}
+
 /* planes split through sqz_par_for (par.h: inside the executor's team too) */
 static void mp_run(const sqz_op_ctx *ctx) {
     const mp_p *p = ctx->params;
     /* small pools stay on one thread (as the fp32 pool: < 32k input values) */
     int64_t in_sp = p->g.in[1] * p->g.in[2];
-    sqz_i8_par_range(ctx, p->NC * in_sp < 32768 ? 1 : p->nt, p->NC, mp_planes);
+    sqz_i8_par_range(ctx, p->NC * in_sp < 32768 ? 1 : p->nt, p->NC,
+                     p->k2s2 ? mp_planes_k2s2 : mp_planes);
 }
 
 const sqz_op_impl sqz_i8_fast_maxpool = {mp_prepare, mp_run, free, NULL};

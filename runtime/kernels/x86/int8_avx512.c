@@ -218,12 +218,59 @@ const sqz_i8_isa sqz_i8_isa_vnni = {
  * 64-byte load), the weights (w[4t .. 4t + 3], zero beyond kw) are
  * broadcast. w is packed [kh][ceil(kw / 4)][4]. Dilation along w must be 1;
  * sw is 1 or 2. */
+/* Stride 1 along w with a quad buffer Q (accbuf): Q[b] = the 4 bytes
+ * xpad[b .. b + 3] for every flat position b the taps read, built once per
+ * plane with the same vpermd + vpshufb (16 quads per 64-byte load); then each
+ * tap group is one load of 16 quads and one vpdpbusd, instead of a permute
+ * and a shuffle (both on port 5, as is half of the vpdpbusd throughput) per
+ * kernel row and group. Used with two tap groups per kernel row (k > 4:
+ * bench_int8_kernels dw 5x5 240 @28 57 -> 69 GOPS); with one group (3x3) it
+ * gains nothing (nor with two output rows sharing their loads): the
+ * requantization, ~12 uops per 16 outputs, costs more than the 3 vpdpbusd.
+ * The same products and sums as below: bit-identical. */
+static void dw_plane_vnni_q(const int8_t *xpad, int64_t PW, const int8_t *w, int64_t kh, int64_t kw,
+                            int64_t sh, int64_t dh, int64_t OH, int64_t OW, int32_t off,
+                            sqz_i8_rqv rq, int32_t zp, int32_t lo, int32_t hi, int8_t *y,
+                            int32_t *Q) {
+    int64_t ng = (kw + 3) / 4, OWr = (OW + 31) / 32 * 32;
+    /* reads: Q[b .. b + 31], b = oh sh PW + i dh PW + ow + 4 t */
+    int64_t nq = (OH - 1) * sh * PW + (kh - 1) * dh * PW + OWr + 4 * (ng - 1);
+    const __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6);
+    const __m512i shuf =
+        _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6));
+    for (int64_t m = 0; m < nq; m += 16)
+        _mm512_storeu_si512(
+            Q + m,
+            _mm512_shuffle_epi8(_mm512_permutexvar_epi32(idx, _mm512_loadu_si512(xpad + m)), shuf));
+    __m512i o = _mm512_set1_epi32(off);
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const int32_t *qr = Q + oh * sh * PW;
+        for (int64_t ow = 0; ow < OW; ow += 32) {
+            __m512i a0 = o, a1 = o;
+            for (int64_t i = 0; i < kh; i++) {
+                const int32_t *qi = qr + i * dh * PW + ow;
+                for (int64_t t = 0; t < ng; t++) {
+                    __m512i wb = bcast4(w + (i * ng + t) * 4);
+                    a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(qi + 4 * t), wb);
+                    a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(qi + 4 * t + 16), wb);
+                }
+            }
+            store16(y + oh * OW + ow, rq16(a0, &rq, zp, lo, hi), OW - ow);
+            if (ow + 16 < OW)
+                store16(y + oh * OW + ow + 16, rq16(a1, &rq, zp, lo, hi), OW - ow - 16);
+        }
+    }
+}
+
 static void dw_plane_vnni(const int8_t *xpad, int64_t PW, const int8_t *w, int64_t kh, int64_t kw,
                           int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t OH, int64_t OW,
                           int32_t off, sqz_i8_rqv rq, int32_t zp, int32_t lo, int32_t hi, int8_t *y,
                           int32_t *accbuf) {
-    (void)accbuf;
     (void)dw;
+    if (accbuf && sw == 1 && kw > 4) {
+        dw_plane_vnni_q(xpad, PW, w, kh, kw, sh, dh, OH, OW, off, rq, zp, lo, hi, y, accbuf);
+        return;
+    }
     int64_t ng = (kw + 3) / 4;
     const __m512i idx = sw == 1 ? _mm512_setr_epi32(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6)
                                 : _mm512_setr_epi32(0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9);
@@ -288,7 +335,7 @@ static void small_compact(const int8_t *tmp, const sqz_i8_dw_geom *gm, int8_t *y
 }
 
 void sqz_i8_dw_small_vnni(const sqz_i8_dw_small *a, int64_t pl0, int64_t pl1, uint8_t *buf,
-                          int8_t *tmp) {
+                          int8_t *tmp, int32_t *qbuf) {
     const sqz_i8_dw_geom *gm = &a->gm;
     if (pl0 >= pl1) return;
     small_pack(a->X + pl0 * a->in_sp, gm, buf);
@@ -300,7 +347,7 @@ void sqz_i8_dw_small_vnni(const sqz_i8_dw_small *a, int64_t pl0, int64_t pl1, ui
             small_pack(a->X + (pl + 1) * a->in_sp, gm, buf + ((i + 1) & 1) * a->buf_bytes);
         dw_plane_vnni((const int8_t *)cur, gm->PW, a->w + c * a->wstride, gm->kh, gm->kw, gm->sh,
                       gm->sw, gm->dh, 1, 1, gm->L, a->off[c], a->rq[c], a->zp, a->lo, a->hi, t,
-                      NULL);
+                      qbuf);
         if (pl > pl0)
             small_compact(tmp + ((i - 1) & 1) * a->tmp_bytes, gm, a->Y + (pl - 1) * a->out_sp);
     }
@@ -423,4 +470,21 @@ int64_t sqz_i8_sum_avx512(const int8_t *x, int64_t n) {
         cnt += 64;
     }
     return _mm512_reduce_add_epi64(acc) - 128 * cnt;
+}
+
+/* ------------------------------------------------------------- MaxPool */
+
+/* 2x2 stride-2 MaxPool rows (no padding): y[ow] = max of x0[2 ow], x0[2 ow +
+ * 1], x1[2 ow], x1[2 ow + 1], 32 outputs per step: the two rows' byte max,
+ * then the max of each int16 lane's two (sign-extended) bytes, narrowed. */
+void sqz_i8_maxpool2_row_avx512(const int8_t *x0, const int8_t *x1, int64_t OW, int8_t *y) {
+    for (int64_t ow = 0; ow < OW; ow += 32) {
+        int64_t n = OW - ow < 32 ? OW - ow : 32;
+        __mmask64 m = n == 32 ? ~(__mmask64)0 : (((__mmask64)1 << (2 * n)) - 1);
+        __m512i v = _mm512_max_epi8(_mm512_maskz_loadu_epi8(m, x0 + 2 * ow),
+                                    _mm512_maskz_loadu_epi8(m, x1 + 2 * ow));
+        __m512i ev = _mm512_srai_epi16(_mm512_slli_epi16(v, 8), 8), od = _mm512_srai_epi16(v, 8);
+        __m256i r = _mm512_cvtepi16_epi8(_mm512_max_epi16(ev, od));
+        _mm256_mask_storeu_epi8(y + ow, (__mmask32)(n == 32 ? ~0u : ((1u << n) - 1)), r);
+    }
 }
