@@ -155,6 +155,12 @@ int64_t sqz_i8_sum_avx512(const int8_t *x, int64_t n);
 /* One output row of a 2x2 stride-2 unpadded MaxPool from input rows x0, x1
  * (2 OW bytes each; AVX-512 BW; int8_avx512.c). */
 void sqz_i8_maxpool2_row_avx512(const int8_t *x0, const int8_t *x1, int64_t OW, int8_t *y);
+/* One output row of a MaxPool with stride 2 along w and k (<= 15) taps
+ * there, from the window's nrows valid input rows of W bytes: output ow
+ * covers columns c0 + 2 ow + j (c0 + 2 ow >= 0; columns >= W are -128)
+ * (AVX-512 BW; int8_avx512.c). */
+void sqz_i8_maxpool_s2_row_avx512(const int8_t *const *rows, int nrows, int64_t W, int64_t c0,
+                                  int64_t k, int64_t OW, int8_t *y);
 #endif
 
 #if defined(__aarch64__)

@@ -134,9 +134,26 @@ static int tanh_prepare(sqz_op_ctx *ctx) {
     return unary_prepare(ctx, SQZ_OP_TANH);
 }
 
-static void unary_run(const sqz_op_ctx *ctx) {
+/* lookups in chunks of LUT_CHUNK through sqz_i8_par_range from 2^17 elements
+ * (the 112 x 112 SiLU of EfficientNet: 1.2 M) */
+#define LUT_CHUNK ((int64_t)1 << 15)
+
+static void lut_chunks(const sqz_op_ctx *ctx, int64_t c0, int64_t c1, int part) {
+    (void)part;
     const lut_p *p = ctx->params;
-    sqz_i8_lut256(p->t1.b, (const int8_t *)ctx->in_data[0], (int8_t *)ctx->out_data[0], p->n);
+    int64_t i0 = c0 * LUT_CHUNK, i1 = c1 * LUT_CHUNK < p->n ? c1 * LUT_CHUNK : p->n;
+    sqz_i8_lut256(p->t1.b, (const int8_t *)ctx->in_data[p->xi] + i0,
+                  (int8_t *)ctx->out_data[0] + i0, i1 - i0);
+}
+
+static void lut_apply(const sqz_op_ctx *ctx) {
+    const lut_p *p = ctx->params;
+    int64_t nc = (p->n + LUT_CHUNK - 1) / LUT_CHUNK;
+    sqz_i8_par_range(ctx, p->n >= 4 * LUT_CHUNK ? ctx->num_threads : 1, nc, lut_chunks);
+}
+
+static void unary_run(const sqz_op_ctx *ctx) {
+    lut_apply(ctx); /* xi = 0 */
 }
 
 /* SiLU: ctx is the Mul's, x at input xi, Sigmoid(x) at 1 - xi (its
@@ -188,8 +205,7 @@ static int silu1_prepare(sqz_op_ctx *ctx) {
     return silu_prepare(ctx, 1);
 }
 static void silu_run(const sqz_op_ctx *ctx) {
-    const lut_p *p = ctx->params;
-    sqz_i8_lut256(p->t1.b, (const int8_t *)ctx->in_data[p->xi], (int8_t *)ctx->out_data[0], p->n);
+    lut_apply(ctx);
 }
 static const sqz_op_impl silu_impl[2] = {{silu0_prepare, silu_run, lut_release, NULL},
                                          {silu1_prepare, silu_run, lut_release, NULL}};

@@ -18,6 +18,7 @@ typedef struct mp_p {
     size_t acc_off;
     int nt;
     int k2s2; /* 2-D 2x2 stride 2, no padding or dilation: straight from x */
+    int s2;   /* 2-D stride 2 along w, no dilation, kernel <= 15 x 15 (AVX-512) */
     int simd;
 } mp_p;
 
@@ -53,6 +54,8 @@ static int mp_prepare(sqz_op_ctx *ctx) {
 #if defined(__x86_64__) || defined(_M_X64)
     p.simd = sqz_cpu_has_avx512();
 #endif
+    p.s2 = p.simd && !p.k2s2 && nd == 2 && g->s[2] == 2 && g->d[1] == 1 && g->d[2] == 1 &&
+           g->k[1] <= 15 && g->k[2] <= 15;
     mp_p *pp = malloc(sizeof *pp);
     if (!pp) return sqz_op_fail(ctx, "MaxPool: out of memory");
     *pp = p;
@@ -152,13 +155,58 @@ static void mp_planes_k2s2(const sqz_op_ctx *ctx, int64_t nc0, int64_t nc1, int 
         }
 }
 
+#if defined(__x86_64__) || defined(_M_X64)
+/* Stride 2 along w (SqueezeNet's / ShuffleNet's 3x3 s2 pools, ceil_mode,
+ * pads): per output row the window rows inside the input go to the AVX-512
+ * row kernel, which treats columns past the row as -128; the outputs whose
+ * window starts in the left pad are computed here. Windows without a valid
+ * tap give -128, as in the reference. */
+static void mp_planes_s2(const sqz_op_ctx *ctx, int64_t nc0, int64_t nc1, int tid) {
+    (void)tid;
+    const mp_p *p = ctx->params;
+    const ref_geom *g = &p->g;
+    const int8_t *X = (const int8_t *)ctx->in_data[0];
+    int8_t *Y = (int8_t *)ctx->out_data[0];
+    const int64_t H = g->in[1], W = g->in[2], OH = g->out[1], OW = g->out[2];
+    const int64_t pt = g->pb[1], pl = g->pb[2], kh = g->k[1], kw = g->k[2], sh = g->s[1];
+    int64_t nl = (pl + 1) / 2; /* outputs whose window starts left of column 0 */
+    if (nl > OW) nl = OW;
+    for (int64_t nc = nc0; nc < nc1; nc++) {
+        const int8_t *x = X + nc * H * W;
+        for (int64_t oh = 0; oh < OH; oh++) {
+            const int8_t *rows[16];
+            int nr = 0;
+            for (int64_t i = 0; i < kh; i++) {
+                int64_t ih = oh * sh - pt + i;
+                if (ih >= 0 && ih < H) rows[nr++] = x + ih * W;
+            }
+            int8_t *y = Y + (nc * OH + oh) * OW;
+            for (int64_t ow = 0; ow < nl; ow++) {
+                int32_t mx = -128;
+                for (int r = 0; r < nr; r++)
+                    for (int64_t j = 0; j < kw; j++) {
+                        int64_t iw = 2 * ow - pl + j;
+                        if (iw >= 0 && iw < W && rows[r][iw] > mx) mx = rows[r][iw];
+                    }
+                y[ow] = (int8_t)mx;
+            }
+            if (nl < OW)
+                sqz_i8_maxpool_s2_row_avx512(rows, nr, W, 2 * nl - pl, kw, OW - nl, y + nl);
+        }
+    }
+}
+#endif
+
 /* planes split through sqz_par_for (par.h: inside the executor's team too) */
 static void mp_run(const sqz_op_ctx *ctx) {
     const mp_p *p = ctx->params;
     /* small pools stay on one thread (as the fp32 pool: < 32k input values) */
     int64_t in_sp = p->g.in[1] * p->g.in[2];
-    sqz_i8_par_range(ctx, p->NC * in_sp < 32768 ? 1 : p->nt, p->NC,
-                     p->k2s2 ? mp_planes_k2s2 : mp_planes);
+    sqz_i8_range_fn fn = p->k2s2 ? mp_planes_k2s2 : mp_planes;
+#if defined(__x86_64__) || defined(_M_X64)
+    if (p->s2) fn = mp_planes_s2;
+#endif
+    sqz_i8_par_range(ctx, p->NC * in_sp < 32768 ? 1 : p->nt, p->NC, fn);
 }
 
 const sqz_op_impl sqz_i8_fast_maxpool = {mp_prepare, mp_run, free, NULL};

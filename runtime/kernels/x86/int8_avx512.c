@@ -488,3 +488,40 @@ void sqz_i8_maxpool2_row_avx512(const int8_t *x0, const int8_t *x1, int64_t OW, 
         _mm256_mask_storeu_epi8(y + ow, (__mmask32)(n == 32 ? ~0u : ((1u << n) - 1)), r);
     }
 }
+
+/* One output row of a stride-2 (along w) MaxPool, k taps along w, from the
+ * nrows valid input rows (the window rows inside the input): outputs [0, OW)
+ * whose windows start at column ow * 2 + c0 >= 0; columns >= W count as
+ * -128 (the max's neutral element, as in the reference). Per chunk of
+ * 32 - (k - 1) / 2 outputs: the rows' byte max over 64 columns, split into
+ * sign-extended even / odd int16 lanes, tap j = lane i + j / 2 of one of them
+ * (vpermw), narrowed to bytes. */
+void sqz_i8_maxpool_s2_row_avx512(const int8_t *const *rows, int nrows, int64_t W, int64_t c0,
+                                  int64_t k, int64_t OW, int8_t *y) {
+    const int64_t per = 32 - (k - 1) / 2;
+    const __m512i fill = _mm512_set1_epi8(-128);
+    static const int16_t lanes[32] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10,
+                                      11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+                                      22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
+    const __m512i lane = _mm512_loadu_si512(lanes);
+    for (int64_t ow = 0; ow < OW; ow += per) {
+        int64_t cs = c0 + 2 * ow; /* >= 0 (the caller's contract) */
+        int64_t avail = W - cs;   /* columns left in the row */
+        __mmask64 m = avail >= 64 ? ~(__mmask64)0 : avail <= 0 ? 0 : (((__mmask64)1 << avail) - 1);
+        __m512i v = fill;
+        for (int r = 0; r < nrows; r++)
+            v = _mm512_max_epi8(v, _mm512_mask_loadu_epi8(fill, m, rows[r] + (avail > 0 ? cs : 0)));
+        __m512i ev = _mm512_srai_epi16(_mm512_slli_epi16(v, 8), 8), od = _mm512_srai_epi16(v, 8);
+        __m512i acc = ev;
+        for (int64_t j = 1; j < k; j++) {
+            __m512i src = (j & 1) ? od : ev;
+            int64_t sh = j / 2;
+            acc = _mm512_max_epi16(
+                acc, sh ? _mm512_permutexvar_epi16(
+                              _mm512_add_epi16(lane, _mm512_set1_epi16((short)sh)), src)
+                        : src);
+        }
+        int64_t n = OW - ow < per ? OW - ow : per;
+        _mm256_mask_storeu_epi8(y + ow, (__mmask32)((1ull << n) - 1), _mm512_cvtepi16_epi8(acc));
+    }
+}
