@@ -586,6 +586,19 @@ static void test_quantize_se_block(void **state) {
     if (!(sq > 35.0)) fail_msg("SE block int8 vs fp32 SQNR %.2f dB", sq);
     sqzc_quant_report_free(&rep);
     sqzc_graph_free(q8);
+    /* one calibration, then quantization of a fresh copy (sqz quant --method
+     * auto): the copy gets the same split, and the same model */
+    sqzc_quant_calib *cal = NULL;
+    sqzc_graph *gc = make_se_graph(), *g2 = make_se_graph();
+    if (sqzc_quant_calibrate(gc, &set, &o, &cal, err, sizeof err) != 0) fail_msg("%s", err);
+    if (sqzc_quantize_calibrated(g2, cal, &o, &rep, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_int_equal(rep.n_int8, 4);
+    double sq2 = sqnr_of(g2, ref);
+    if (!(sq2 > 35.0)) fail_msg("SE block (calibrated once) SQNR %.2f dB", sq2);
+    sqzc_quant_report_free(&rep);
+    sqzc_quant_calib_free(cal);
+    sqzc_graph_free(g2);
+    sqzc_graph_free(gc);
     sqzc_calib_set_free(&set);
     sqzc_graph_free(g);
 }

@@ -1249,6 +1249,12 @@ int sqzc_quantize(sqzc_graph *g, const sqzc_calib_set *set, const sqzc_quant_opt
     memset(&S, 0, sizeof S);
     S.q.err = err;
     S.q.err_len = err_len;
+    /* the split (calibrate() repeats it, a no-op then) before the node count
+     * the layers are freed by */
+    if (split_table_acts(g, err, err_len) != 0) {
+        sqzc_quant_report_free(rep);
+        return -1;
+    }
     const int nn = g->n_nodes;
     int rc = calibrate(&S, g, set, o, 0, &rep->cle_pairs, &rep->secs_calibrate);
     if (rc == 0) rc = finish(&S, o, rep);
@@ -1307,8 +1313,10 @@ int sqzc_quantize_calibrated(sqzc_graph *g, sqzc_quant_calib *c, const sqzc_quan
         return -1;
     }
     /* g must be another copy of the calibrated graph: same tensors; it gets
-     * the equalized weights */
+     * the equalized weights (and the activations split off its layers as the
+     * calibrated graph's were) */
     if (g != g0) {
+        if (split_table_acts(g, err, err_len) != 0) return -1;
         if (g->n_tensors != g0->n_tensors || g->n_nodes != g0->n_nodes) {
             snprintf(err, err_len, "graph differs from the calibrated one");
             return -1;
