@@ -144,8 +144,10 @@ static void test_i8_conv(void **state) {
 static void test_i8_gemm(void **state) {
     (void)state;
     setenv("SQZ_SPARSE", "force", 1);
+    /* M >= 8: the x86 VBMI kernel's eight rows of A per pass (+ the rest) */
     static const int64_t shapes[][3] = {{1, 1, 1},   {1, 7, 3},    {2, 17, 9},   {1, 33, 40},
-                                        {3, 64, 16}, {1, 100, 21}, {1, 300, 10}, {4, 15, 31}};
+                                        {3, 64, 16}, {1, 100, 21}, {1, 300, 10}, {4, 15, 31},
+                                        {8, 64, 33}, {9, 130, 17}, {17, 200, 40}};
     tu_rng rng;
     tu_rng_seed(&rng, 11);
     for (int lvl = 0; lvl < isa_levels(); lvl++) {

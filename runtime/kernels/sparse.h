@@ -233,6 +233,10 @@ void sqz_spmm8_vnni(const sqz_csr8 *m, int64_t r0, int64_t r1, const int16_t *X,
 void sqz_spmv8_vbmi(const sqz_csr8 *m, int64_t r0, int64_t r1, const int8_t *x, void *tmp,
                     int8_t *y);
 int sqz_spmv8_vbmi_ok(void);
+/* the same for 8 rows of A at once (x / y rows of stride xs / ys; tmp: 8 *
+ * sqz_spmv8_tmp_bytes(m) rounded up to 64 each) */
+void sqz_spmv8x8_vbmi(const sqz_csr8 *m, int64_t r0, int64_t r1, const int8_t *x, int64_t xs,
+                      void *tmp, int8_t *y, int64_t ys);
 #endif
 #if defined(__aarch64__)
 void sqz_spmm8_neon(const sqz_csr8 *m, int64_t r0, int64_t r1, const int16_t *X, int64_t xs,

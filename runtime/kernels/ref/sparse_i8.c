@@ -420,7 +420,8 @@ double sqz_sparse_i8_max_density(int op, int64_t P) {
      * over the M rows of A, so the sparse one needs more zeros as M grows. */
     if (op == SQZ_OP_GEMM) {
 #if defined(__x86_64__) || defined(_M_X64)
-        if (sqz_spmv8_vbmi_ok()) return P <= 1 ? 0.5 : P <= 8 ? 0.25 : 0.1;
+        /* M >= 8: eight rows of A per pass over the weights (1.3x at 50%) */
+        if (sqz_spmv8_vbmi_ok()) return P <= 1 ? 0.5 : P < 8 ? 0.25 : 0.4;
 #endif
         return P <= 1 ? 0.1 : 0.0;
     }
@@ -645,6 +646,10 @@ static int sp8_gemm_prepare(sqz_op_ctx *ctx) {
     }
 #endif
     ctx->scratch_bytes = sqz_spmv8_tmp_bytes(&p->w);
+#if defined(__x86_64__) || defined(_M_X64)
+    if (p->spmv == sqz_spmv8_vbmi && p->batch >= 8) /* 8 rows of A per pass */
+        ctx->scratch_bytes = 8 * ((sqz_spmv8_tmp_bytes(&p->w) + 63) / 64 * 64);
+#endif
     ctx->params = p;
     return 0;
 }
@@ -653,8 +658,13 @@ static void sp8_gemm_run(const sqz_op_ctx *ctx) {
     const sp8 *p = ctx->params;
     const int8_t *A = (const int8_t *)ctx->in_data[0];
     int8_t *Y = (int8_t *)ctx->out_data[0];
-    int64_t N = p->w.rows, K = p->w.cols;
-    for (int64_t m = 0; m < p->batch; m++) p->spmv(&p->w, 0, N, A + m * K, ctx->scratch, Y + m * N);
+    int64_t N = p->w.rows, K = p->w.cols, m = 0;
+#if defined(__x86_64__) || defined(_M_X64)
+    if (p->spmv == sqz_spmv8_vbmi)
+        for (; m + 8 <= p->batch; m += 8)
+            sqz_spmv8x8_vbmi(&p->w, 0, N, A + m * K, K, ctx->scratch, Y + m * N, N);
+#endif
+    for (; m < p->batch; m++) p->spmv(&p->w, 0, N, A + m * K, ctx->scratch, Y + m * N);
 }
 
 const sqz_op_impl sqz_sparse_i8_conv = {sp8_conv_prepare, sp8_conv_run, sp8_release, sp8_macs};

@@ -582,3 +582,49 @@ void sqz_tou8_avx512(const int8_t *x, int64_t C, int64_t P, int64_t xs, uint8_t 
                                 _mm512_xor_si512(_mm512_maskz_loadu_epi8(mk, x + c * P + p), bias));
         }
 }
+
+/* Eight rows of A per pass over the ELL copy (int8 Gemm, M >= 8): each
+ * step's index and weight vectors are loaded once for the eight rows (one
+ * vpermi2b and one vpdpbusd each), so the ELL copy streams from cache once
+ * per eight rows instead of once per row. x: 8 rows of cols int8 (stride
+ * xs), y: 8 rows of m->rows outputs (stride ys); tmp: 8 *
+ * sqz_spmv8_tmp_bytes(m) bytes, 64-aligned. Rows [r0, r1) of W. */
+__attribute__((target("avx512vbmi"))) void sqz_spmv8x8_vbmi(const sqz_csr8 *m, int64_t r0,
+                                                            int64_t r1, const int8_t *x, int64_t xs,
+                                                            void *tmp, int8_t *y, int64_t ys) {
+    const int64_t nseg = m->nseg, seg = (nseg * 128 + 63) / 64 * 64;
+    uint8_t *xu = tmp; /* 8 rows of x + 128, zero-padded to whole segments */
+    for (int i = 0; i < 8; i++) {
+        for (int64_t c = 0; c < m->cols; c++) xu[i * seg + c] = (uint8_t)(x[i * xs + c] + 128);
+        memset(xu + i * seg + m->cols, 0, (size_t)(seg - m->cols));
+    }
+    for (int64_t b = r0 / 16; b * 16 < r1; b++) {
+        __m512i acc[8];
+        for (int i = 0; i < 8; i++) acc[i] = _mm512_setzero_si512();
+        for (int64_t sg = 0; sg < nseg; sg++) {
+            int32_t t = m->ell_step[b * nseg + sg];
+            const int32_t t1 = m->ell_step[b * nseg + sg + 1];
+            if (t == t1) continue;
+            __m512i xa[8], xb[8];
+            for (int i = 0; i < 8; i++) {
+                xa[i] = _mm512_loadu_si512(xu + i * seg + sg * 128);
+                xb[i] = _mm512_loadu_si512(xu + i * seg + sg * 128 + 64);
+            }
+            for (; t < t1; t++) {
+                const __m512i ix = _mm512_loadu_si512(m->ell_idx + (size_t)t * 64);
+                const __m512i w = _mm512_loadu_si512(m->ell_w + (size_t)t * 64);
+                for (int i = 0; i < 8; i++)
+                    DPB(acc[i], _mm512_permutex2var_epi8(xa[i], ix, xb[i]), w);
+            }
+        }
+        const int64_t lo = r0 > b * 16 ? r0 - b * 16 : 0, hi = r1 - b * 16 < 16 ? r1 - b * 16 : 16;
+        const __mmask16 mk = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+        const __m512i off = _mm512_loadu_si512(m->ell_off + b * 16),
+                      Mv = _mm512_loadu_si512(m->ell_M + b * 16),
+                      Sv = _mm512_loadu_si512(m->ell_S + b * 16);
+        for (int i = 0; i < 8; i++) {
+            __m512i v = rq16v(_mm512_add_epi32(acc[i], off), Mv, Sv, m->zp, m->lo, m->hi);
+            _mm_mask_storeu_epi8(y + i * ys + b * 16, mk, _mm512_cvtepi32_epi8(v));
+        }
+    }
+}
