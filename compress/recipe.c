@@ -88,7 +88,7 @@ static int set_layer(sqzc_layer_value **l, int *n, const char *name, float v) {
 
 static const char kKeys[] = "prune.sparsity, prune.scope, prune.layer.<node>, share.bits, "
                             "share.bits.conv, share.bits.fc, share.layer.<node>, share.fp16, "
-                            "bias.bits, huffman, target.drop";
+                            "share.grid, bias.bits, huffman, target.drop";
 
 int sqzc_recipe_set(sqzc_recipe *r, const char *key, const char *value, const char *where,
                     char *err, size_t err_len) {
@@ -129,6 +129,12 @@ int sqzc_recipe_set(sqzc_recipe *r, const char *key, const char *value, const ch
     } else if (strcmp(key, "share.fp16") == 0) {
         range = "0 or 1";
         ok = parse_bool(value, &r->fp16) == 0;
+    } else if (strcmp(key, "share.grid") == 0) {
+        range = "0 or 1";
+        int v = 0;
+        ok = parse_bool(value, &v) == 0;
+        if (ok && v) r->fp16 = SQZC_CENTROIDS_GRID;
+        if (ok && !v && r->fp16 == SQZC_CENTROIDS_GRID) r->fp16 = 0;
     } else if (strcmp(key, "bias.bits") == 0) {
         range = "0 (fp16) or an integer 2..8";
         ok = (strcmp(value, "0") == 0 && (r->bias_bits = 0, 1)) ||
@@ -301,7 +307,8 @@ int sqzc_recipe_check(const sqzc_recipe *r, const sqzc_graph *g, char *err, size
         }
     }
     if (r->fp16 && !r->share) {
-        snprintf(err, err_len, "recipe: share.fp16 needs weight sharing (share.bits)");
+        snprintf(err, err_len, "recipe: share.%s needs weight sharing (share.bits)",
+                 r->fp16 == SQZC_CENTROIDS_GRID ? "grid" : "fp16");
         return -1;
     }
     return 0;
@@ -333,7 +340,10 @@ char *sqzc_recipe_to_text(const sqzc_recipe *r) {
         if (r->bits_fc) APPEND("share.bits.fc = %d\n", r->bits_fc);
         for (int i = 0; i < r->n_share_layers; i++)
             APPEND("share.layer.%s = %d\n", r->share_layers[i].name, (int)r->share_layers[i].value);
-        APPEND("share.fp16 = %d\n", r->fp16 ? 1 : 0);
+        if (r->fp16 == SQZC_CENTROIDS_GRID)
+            APPEND("share.grid = 1\n");
+        else
+            APPEND("share.fp16 = %d\n", r->fp16 ? 1 : 0);
     }
     APPEND("bias.bits = %d\n", r->bias_bits);
     APPEND("huffman = %d\n", r->huffman ? 1 : 0);
@@ -435,7 +445,12 @@ static void layer_sizes(const sqzc_tensor *t, sqzc_layer_stats *st) {
         st->shared = st->huffman = st->pruned;
         return;
     }
-    const double table = e->linear ? 6.0 : (double)e->n_centroids * (e->centroid_f16 ? 2.0 : 4.0);
+    double table = e->linear ? 6.0 : (double)e->n_centroids * (e->centroid_f16 ? 2.0 : 4.0);
+    if (!e->linear && e->n_centroids > 0 && e->n_centroids <= 256) {
+        uint8_t tab[6 + 4 * 256];
+        size_t gl = sqzc_grid_table(e->centroids, e->n_centroids, tab);
+        if (gl > 0 && (double)gl < table) table = (double)gl;
+    }
     const int vb = e->codebook_bits;
     double shared_bits = e->sparse ? (double)st->entries * (vb + e->gap_bits) : (double)n * vb;
     st->shared = shared_bits / 8.0 + table;

@@ -56,6 +56,46 @@ static int f32_to_f16_exact(float f, uint16_t *h) {
     return 0;
 }
 
+static uint64_t zig(int64_t v) {
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+/* The grid-coded table of ascending centroids c[0..n) (sqz/format.h
+ * SQZ_PF_GRID): the coarsest power-of-two step 2^e all of them are integer
+ * multiples of; returns its length in tab (room for 6 + 4 * n bytes), or 0
+ * when the centroids are not strictly ascending or do not fit the grid's
+ * bounds. */
+size_t sqzc_grid_table(const float *c, int n, uint8_t *tab) {
+    if (n < 1) return 0;
+    int e = 1000;
+    for (int j = 0; j < n; j++) {
+        if (!isfinite(c[j]) || (j > 0 && !(c[j] > c[j - 1]))) return 0;
+        if (c[j] == 0.0f) continue;
+        int ex;
+        float m = frexpf(fabsf(c[j]), &ex);   /* |c| = m * 2^ex, m in [0.5, 1) */
+        uint32_t M = (uint32_t)ldexpf(m, 24); /* exact: 24 significant bits */
+        int tz = 0;
+        while (!(M & 1u)) {
+            M >>= 1;
+            tz++;
+        }
+        int v = ex - 24 + tz; /* c = odd * 2^v */
+        e = v < e ? v : e;
+    }
+    if (e == 1000) e = 0; /* all zero */
+    if (e < -149 || e > 127) return 0;
+    size_t len = put_var(tab, zig(e));
+    int64_t prev = 0;
+    for (int j = 0; j < n; j++) {
+        float g = ldexpf(c[j], -e); /* exact: a power-of-two scaling of a multiple of 2^e */
+        if (fabsf(g) > 16777216.0f) return 0;
+        int64_t gi = (int64_t)g;
+        len += put_var(tab + len, j == 0 ? zig(gi) : (uint64_t)(gi - prev));
+        prev = gi;
+    }
+    return len;
+}
+
 static uint64_t packed_bytes(uint64_t n, unsigned k) {
     return (n * k + 7) / 8;
 }
@@ -282,6 +322,11 @@ int sqzc_tensor_encode(const float *data, uint64_t numel, const sqzc_encoding *e
         put32(lin_tab + l, u);
         cbytes = l + 4;
     }
+    /* grid-coded centroids when that table is smaller */
+    uint8_t grid_tab[6 + 4 * 257];
+    size_t glen = cb && !lin ? sqzc_grid_table(cent, nc, grid_tab) : 0;
+    const int grid = glen > 0 && glen < cbytes;
+    if (grid) cbytes = glen;
     uint8_t hdr[3 + 4 * SQZ_VAR_MAX_BYTES];
     uint64_t hlen = 3;
     const uint64_t hv[4] = {(uint64_t)nc, nnz, n_gaps, vbytes};
@@ -298,18 +343,18 @@ int sqzc_tensor_encode(const float *data, uint64_t numel, const sqzc_encoding *e
     }
     out = malloc((size_t)total);
     if (!out) goto oom;
-    unsigned pf = (enc->centroid_f16 && cb ? SQZ_PF_F16 : 0) | (ih ? SQZ_PF_IDX_HUFF : 0) |
-                  (gh ? SQZ_PF_GAP_HUFF : 0) | (lin ? SQZ_PF_LINEAR : 0);
+    unsigned pf = (enc->centroid_f16 && cb && !grid ? SQZ_PF_F16 : 0) | (ih ? SQZ_PF_IDX_HUFF : 0) |
+                  (gh ? SQZ_PF_GAP_HUFF : 0) | (lin ? SQZ_PF_LINEAR : 0) | (grid ? SQZ_PF_GRID : 0);
     hdr[0] = (uint8_t)pf;
     hdr[1] = (uint8_t)kbits;
     hdr[2] = (uint8_t)gbits;
     memcpy(out, hdr, (size_t)hlen);
     uint8_t *q = out + hlen;
-    if (lin) {
-        memcpy(q, lin_tab, (size_t)cbytes);
+    if (lin || grid) {
+        memcpy(q, lin ? lin_tab : grid_tab, (size_t)cbytes);
         q += cbytes;
     }
-    for (int c = 0; c < nc && !lin; c++) {
+    for (int c = 0; c < nc && !lin && !grid; c++) {
         if (pf & SQZ_PF_F16) {
             q[0] = (uint8_t)c16[c];
             q[1] = (uint8_t)(c16[c] >> 8);

@@ -251,7 +251,8 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
     bytebuf str = {0}, ten = {0}, gr = {0}, data = {0}, meta = {0};
     strtab stab = {0};
     /* the oldest version holding what is written: v2 unless a v3 feature
-     * (linear codebook) is used, so older runtimes keep reading the rest */
+     * (linear codebook, grid-coded centroids) is used, so older runtimes keep
+     * reading the rest */
     uint32_t version = 2;
     *out = NULL;
     *out_size = 0;
@@ -354,7 +355,7 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
             }
         } else if (x->enc && enc_st.encoding != SQZ_ENC_RAW &&
                    !((uint64_t)enc_size > 2 * (uint64_t)ne && all_f16(x->f32, ne))) {
-            if (enc_size > 0 && (enc_pl[0] & SQZ_PF_LINEAR)) version = 3;
+            if (enc_size > 0 && (enc_pl[0] & (SQZ_PF_LINEAR | SQZ_PF_GRID))) version = 3;
             bb_put(&data, enc_pl, enc_size);
             free(enc_pl);
             enc_pl = NULL;

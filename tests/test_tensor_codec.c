@@ -448,7 +448,8 @@ static void test_handmade_hostile(void **state) {
 
 /* ------------------------------------------------------------ model level */
 
-/* linear_bias: the bias on a 6-bit uniform grid (linear codebook, format v3) */
+/* linear_bias 1: the bias on a 6-bit uniform grid (linear codebook, format v3);
+ * 2: the weight's centroids grid-rounded (grid-coded table, v3) */
 static void model_roundtrip(int linear_bias) {
     tu_rng r;
     tu_rng_seed(&r, 3);
@@ -472,10 +473,17 @@ static void model_roundtrip(int linear_bias) {
     assert_int_equal(sqzc_tensor_set_f32(g, w, &ws, wv), 0);
     assert_int_equal(sqzc_tensor_set_f32(g, b, &bs, bv), 0);
     sqzc_encoding e = {5, cent, 32, 1, 1, 5, 1, 0, 0, 0.0f};
+    if (linear_bias == 2) { /* grid-rounded weight centroids instead (grid-coded table) */
+        int nc = sqzc_share_array(g->tensors[w].f32, IN * OUT, 5, SQZC_CENTROIDS_GRID, cent);
+        assert_true(nc > 8);
+        memcpy(wv, g->tensors[w].f32, sizeof(float) * IN * OUT); /* the pre-encoding model */
+        e.n_centroids = nc;
+        e.centroid_f16 = 0;
+    }
     assert_int_equal(sqzc_tensor_set_encoding(g, w, &e), 0);
     sqzc_encoding eb = {0, NULL, 0, 0, 1, 4, 1, 0, 0, 0.0f}; /* not worth it: stored raw */
     float bcb[256];
-    if (linear_bias) {
+    if (linear_bias == 1) {
         assert_true(sqzc_share_linear(g->tensors[b].f32, OUT, 6, bcb, &eb) > 1);
         eb.huffman = 1;
         memcpy(bv, g->tensors[b].f32, sizeof bv); /* the pre-encoding model */
@@ -512,10 +520,11 @@ static void model_roundtrip(int linear_bias) {
     assert_int_equal(file[8] | file[9] << 8 | file[10] << 16 | file[11] << 24, linear_bias ? 3 : 2);
     sqz_model *m = NULL;
     sqz_status st;
-    if (linear_bias) { /* a linear codebook in a file marked v2 is refused */
+    if (linear_bias) { /* a v3 feature in a file marked v2 is refused */
         file[8] = 2;
         assert_int_equal(sqz_model_load_buffer(file, size, &m, &st), SQZ_ERR_FORMAT);
-        assert_non_null(strstr(st.msg, "linear codebook in a version 2 file"));
+        assert_non_null(strstr(st.msg, linear_bias == 1 ? "linear codebook in a version 2 file"
+                                                        : "grid-coded centroids in a version 2"));
         assert_null(m);
         file[8] = 3;
     }
@@ -548,6 +557,7 @@ static void test_model_roundtrip(void **state) {
     (void)state;
     model_roundtrip(0);
     model_roundtrip(1);
+    model_roundtrip(2);
 }
 
 /* ------------------------------------------------------------ linear codebook */
@@ -651,6 +661,55 @@ static size_t build_linear(uint8_t *p, uint8_t pf, uint32_t nc, const uint8_t *t
     return build(p, &h, body, tab_len + 1);
 }
 
+/* grid-rounded k-means codebooks: the encoder stores them grid-coded (a
+ * byte or so per centroid) and they decode exactly */
+static void test_grid_roundtrip(void **state) {
+    (void)state;
+    tu_rng r;
+    tu_rng_seed(&r, 23);
+    int grid_used = 0;
+    for (int bits = 2; bits <= 8; bits++)
+        for (int sp = 0; sp <= 1; sp++) {
+            enum { N = 3000 };
+            float *w = malloc(N * sizeof *w);
+            assert_non_null(w);
+            float scale = ldexpf(1.0f, (int)(tu_rng_u32(&r) % 20) - 12);
+            for (int i = 0; i < N; i++) {
+                float u = (float)((tu_rng_u32(&r) >> 8) * (1.0 / 16777216.0));
+                float v = (float)((tu_rng_u32(&r) >> 8) * (1.0 / 16777216.0));
+                w[i] = sp && u < 0.6f ? 0.0f : scale * (u + v - 1.0f);
+            }
+            float c[256];
+            int nc = sqzc_share_array(w, N, bits, SQZC_CENTROIDS_GRID, c);
+            assert_true(nc >= 1 && nc <= (1 << bits));
+            uint8_t tab[6 + 4 * 256];
+            size_t gl = sqzc_grid_table(c, nc, tab);
+            assert_true(gl > 0);
+            if (bits >= 5) assert_true(gl < (size_t)nc * 2); /* below an fp16 table */
+            sqzc_encoding e = {bits, c, nc, 0, sp, sp ? 4 : 0, bits & 1, 0, 0, 0.0f};
+            uint8_t *pl = NULL;
+            size_t size = 0;
+            sqzc_enc_stats st;
+            char err[200];
+            assert_int_equal(
+                sqzc_tensor_encode(w, N, &e, SQZC_ENC_FORCE, &pl, &size, &st, err, sizeof err), 0);
+            grid_used += (pl[0] & SQZ_PF_GRID) != 0;
+            assert_int_equal(st.centroid_bytes, (pl[0] & SQZ_PF_GRID) ? gl : (uint64_t)nc * 4);
+            free(pl);
+            check_roundtrip(w, N, &e, SQZC_ENC_FORCE, NULL);
+            free(w);
+        }
+    assert_true(grid_used >= 12);
+    /* not ascending / off the grid's bounds: no grid table */
+    uint8_t tab[64];
+    const float desc[2] = {1.0f, 0.5f}, wide[2] = {1.0f, 0x1p30f};
+    assert_int_equal(sqzc_grid_table(desc, 2, tab), 0);
+    assert_int_equal(sqzc_grid_table(wide, 2, tab), 0); /* 2^0 * {1, 2^30}: g > 2^24 */
+    const float ok2[3] = {-0.75f, 0.0f, 0.25f}; /* 2^-2 * {-3, 0, 1}: e -2 (zvar 3), g 3 1 */
+    assert_int_equal(sqzc_grid_table(ok2, 3, tab), 4);
+    assert_memory_equal(tab, ((const uint8_t[]){3, 5, 3, 1}), 4);
+}
+
 static void test_linear_hostile(void **state) {
     (void)state;
     uint8_t p[64];
@@ -693,6 +752,37 @@ static void test_linear_hostile(void **state) {
     memcpy(inf_tab + 1, &big, 4); /* little-endian host assumed by the test only */
     n = build_linear(p, SQZ_PF_LINEAR, 3, inf_tab, 5);
     assert_int_equal(decode(CB, p, n, 4, y), -1);
+
+    /* grid-coded table: e = -2 (zvar 3), g0 = -3 (zvar 5), steps 3, 1 */
+    uint8_t gt[8] = {3, 5, 3, 1};
+    n = build_linear(p, SQZ_PF_GRID, 3, gt, 4);
+    assert_int_equal(decode(CB, p, n, 4, y), 0);
+    assert_true(y[0] == -0.75f && y[1] == 0.0f && y[2] == 0.25f && y[3] == 0.25f);
+    for (size_t cut = 0; cut < n; cut++) assert_int_equal(decode(CB, p, cut, 4, y), -1);
+    n = build_linear(p, SQZ_PF_GRID | SQZ_PF_F16, 3, gt, 4);
+    assert_int_equal(decode(CB, p, n, 4, y), -1);
+    n = build_linear(p, SQZ_PF_GRID | SQZ_PF_LINEAR, 3, gt, 4);
+    assert_int_equal(decode(CB, p, n, 4, y), -1);
+    n = build_linear(p, SQZ_PF_GRID, 0, gt, 4);
+    assert_int_equal(decode(CB, p, n, 4, y), -1);
+    gt[2] = 0; /* a step of 0: not ascending */
+    n = build_linear(p, SQZ_PF_GRID, 3, gt, 4);
+    assert_int_equal(decode(CB, p, n, 4, y), -1);
+    /* exponent 128 (zvar 256: 2 bytes) and a 3-byte exponent */
+    const uint8_t e128[8] = {0x80, 0x02, 5, 3, 1};
+    n = build_linear(p, SQZ_PF_GRID, 3, e128, 5);
+    assert_int_equal(decode(CB, p, n, 4, y), -1);
+    const uint8_t e3b[8] = {0x83, 0x80, 0x00, 5, 3, 1};
+    n = build_linear(p, SQZ_PF_GRID, 3, e3b, 6);
+    assert_int_equal(decode(CB, p, n, 4, y), -1);
+    /* g past 2^24: g0 = 2^24 (zvar 2^25), then a step of 1 */
+    const uint8_t gbig[8] = {0, 0x80, 0x80, 0x80, 0x10, 1, 1};
+    n = build_linear(p, SQZ_PF_GRID, 3, gbig, 7);
+    assert_int_equal(decode(CB, p, n, 4, y), -1);
+    /* finite grid values overflowing to inf: e = 127 (zvar 254), g0 = 2^23 */
+    const uint8_t ginf[8] = {0xfe, 0x01, 0x80, 0x80, 0x80, 0x04, 1, 1};
+    n = build_linear(p, SQZ_PF_GRID, 3, ginf, 8);
+    assert_int_equal(decode(CB, p, n, 4, y), -1);
 }
 
 /* Huffman encoder: length limiting keeps Kraft and <= 15 bits on a
@@ -731,6 +821,7 @@ int main(void) {
         cmocka_unit_test(test_model_roundtrip),
         cmocka_unit_test(test_linear_roundtrip),
         cmocka_unit_test(test_linear_hostile),
+        cmocka_unit_test(test_grid_roundtrip),
         cmocka_unit_test(test_length_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

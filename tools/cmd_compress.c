@@ -40,8 +40,9 @@ void cmd_compress_usage(FILE *f) {
             "then a size / sensitivity trade-off is bisected for the smallest model whose\n"
             "top-1 accuracy on the last --select images of the TRAINING split drops by at\n"
             "most target.drop points (default 0.5); the test split is only used for the\n"
-            "accuracy printed at the end. Needs --data. Centroids are fp16 in the search;\n"
-            "biases go on an 8-bit uniform grid (bias.bits), measured by the search.\n"
+            "accuracy printed at the end. Needs --data. Centroids are fp16 in the search\n"
+            "(--grid: grid-rounded); biases go on an 8-bit uniform grid (bias.bits), measured\n"
+            "by the search.\n"
             "Conv / Gemm layers are pruned by |w| * std(input) and their biases corrected\n"
             "for the mean change, from input statistics of the sensitivity images\n"
             "(--magnitude-only: plain magnitude pruning, reproducible from the recipe).\n\n"
@@ -58,6 +59,9 @@ void cmd_compress_usage(FILE *f) {
             "  --bits-conv B            share.bits.conv\n"
             "  --bits-fc B              share.bits.fc\n"
             "  --fp16                   share.fp16 = 1\n"
+            "  --grid                   share.grid = 1: centroids on a power-of-two grid,\n"
+            "                           stored grid-coded (about a byte each; also in the\n"
+            "                           search, whose default is fp16)\n"
             "  --bias-bits B            bias.bits: biases on a uniform grid of B = 2..8 bits\n"
             "                           (default 8), 0: fp16\n"
             "  --no-huffman             huffman = 0 (default 1)\n"
@@ -158,6 +162,10 @@ static int parse_args(int argc, char **argv, copts *o) {
         }
         if (strcmp(a, "--lsq") == 0) {
             o->lsq = 1;
+            continue;
+        }
+        if (strcmp(a, "--grid") == 0) {
+            if (push_kv(o, "share.grid", "1", a) != 0) goto oom;
             continue;
         }
         if (strcmp(a, "--fp16") == 0 || strcmp(a, "--no-huffman") == 0) {
@@ -451,7 +459,10 @@ int cmd_compress(int argc, char **argv) {
         so.batch = (int)o.batch;
         so.threads = (int)o.threads;
         so.target_drop = rec.target_drop;
-        so.fp16 = 1; /* fp16 centroids: half the codebook bytes, error < 2^-11 relative */
+        /* fp16 centroids (half the table bytes, error < 2^-11 relative); with --grid on a
+         * power-of-two grid of ~2^-12 of the layer's range (grid-coded tables, a byte or so
+         * per centroid) */
+        so.fp16 = rec.fp16 == SQZC_CENTROIDS_GRID ? SQZC_CENTROIDS_GRID : 1;
         so.huffman = rec.huffman;
         so.bias_bits = rec.bias_bits;
         so.aware = !o.magnitude;

@@ -296,7 +296,7 @@ static int apply_layer(sqzc_graph *g, const csr_snapshot *s, const layer_opts *l
     e.codebook_bits = bits_for(m);
     e.centroids = cb;
     e.n_centroids = m;
-    e.centroid_f16 = fp16 != 0;
+    e.centroid_f16 = fp16 == 1;
     e.huffman = huffman != 0;
     if (sqzc_tensor_set_encoding(g, s->tens[i], &e) != 0 ||
         sqzc_update_sparse_request(g, s->tens[i]) != 0)
@@ -737,7 +737,8 @@ static int alloc_recipe(const search_ctx *c, const int *pick, sqzc_recipe *r, ch
     if (sqzc_recipe_set(r, "share.bits", v, "search", err, err_len) != 0) return -1;
     snprintf(v, sizeof v, "%d", c->o->bias_bits);
     if (sqzc_recipe_set(r, "bias.bits", v, "search", err, err_len) != 0) return -1;
-    if (sqzc_recipe_set(r, "share.fp16", c->o->fp16 ? "1" : "0", "search", err, err_len) != 0 ||
+    if (sqzc_recipe_set(r, c->o->fp16 == SQZC_CENTROIDS_GRID ? "share.grid" : "share.fp16",
+                        c->o->fp16 ? "1" : "0", "search", err, err_len) != 0 ||
         sqzc_recipe_set(r, "huffman", c->o->huffman ? "1" : "0", "search", err, err_len) != 0)
         return -1;
     snprintf(v, sizeof v, "%g", c->o->target_drop);

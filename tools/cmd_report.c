@@ -1041,7 +1041,7 @@ static int run_sweep(ropts *o) {
             so.batch = (int)o->batch;
             so.threads = (int)o->threads;
             so.target_drop = o->search_drop;
-            so.fp16 = so.huffman = so.aware = 1;
+            so.fp16 = so.huffman = so.aware = 1; /* the defaults of sqz compress */
             so.bias_bits = SQZC_DEFAULT_BIAS_BITS;
             so.refine = 8;
             so.z = 0.0;

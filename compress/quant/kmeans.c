@@ -210,11 +210,20 @@ int sqzc_share_array_weighted(float *w, const float *imp, int64_t n, int bits, i
         free(cc);
         return -1;
     }
+    /* grid: step 2^floor(log2(range / 2^11)) (error <= range / 2^12, about
+     * fp16's on the largest centroid), so that few table bytes hold it */
+    float gstep = 0.0f;
+    if (fp16 == SQZC_CENTROIDS_GRID) {
+        float range = m > 1 ? cc[m - 1] - cc[0] : fabsf(cc[0]);
+        int ex;
+        (void)frexpf(range > 0.0f ? range : 1.0f, &ex); /* range in [2^(ex-1), 2^ex) */
+        gstep = ldexpf(1.0f, ex - 1 - 11);
+    }
     if (fp16) {
         /* round, keep sorted and distinct (rounding is monotone) */
         int q = 0;
         for (int j = 0; j < m; j++) {
-            float r = sqzc_round_f16(cc[j]);
+            float r = gstep > 0.0f ? nearbyintf(cc[j] / gstep) * gstep : sqzc_round_f16(cc[j]);
             if (q > 0 && r == cc[q - 1]) continue;
             cc[q++] = r;
         }
@@ -314,7 +323,7 @@ int sqzc_weight_share(sqzc_graph *g, const sqzc_share_options *o, char *err, siz
         e.codebook_bits = bits_for(m);
         e.centroids = cb;
         e.n_centroids = m;
-        e.centroid_f16 = o->fp16 != 0;
+        e.centroid_f16 = o->fp16 == 1;
         e.huffman = o->huffman != 0;
         if (sqzc_tensor_set_encoding(g, t, &e) != 0 || sqzc_update_sparse_request(g, t) != 0) {
             snprintf(err, err_len, "share: out of memory");

@@ -400,11 +400,14 @@ static sqz_code parse_tensors(load_ctx *L, reader *r) {
             if (sqz_payload_parse(enc, src, size, numel, &pi, &why) != 0)
                 return sqz_set_status(L->st, SQZ_ERR_FORMAT,
                                       "corrupt model: tensor '%s' encoded data: %s", t->name, why);
-            if ((pi.pflags & SQZ_PF_LINEAR) && L->version < 3)
+            if ((pi.pflags & (SQZ_PF_LINEAR | SQZ_PF_GRID)) && L->version < 3)
                 return sqz_set_status(L->st, SQZ_ERR_FORMAT,
-                                      "corrupt model: tensor '%s': linear codebook in a version "
-                                      "%u file (needs 3)",
-                                      t->name, L->version);
+                                      "corrupt model: tensor '%s': %s in a version %u file "
+                                      "(needs 3)",
+                                      t->name,
+                                      (pi.pflags & SQZ_PF_LINEAR) ? "linear codebook"
+                                                                  : "grid-coded centroids",
+                                      L->version);
             t->data = sqz_aligned_alloc((size_t)numel * 4);
             if (!t->data) return sqz_set_status(L->st, SQZ_ERR_NOMEM, "out of memory");
             char msg[160];

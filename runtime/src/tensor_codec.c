@@ -41,6 +41,59 @@ float sqz_f16_to_f32(uint16_t h) {
     return f;
 }
 
+/* unsigned LEB128 of at most max_bytes bytes at p[*pos..size); -1 when
+ * truncated or longer */
+static int rd_var(const uint8_t *p, uint64_t size, uint64_t *pos, unsigned max_bytes, uint64_t *v) {
+    *v = 0;
+    for (unsigned i = 0;; i++) {
+        if (*pos >= size || i == max_bytes) return -1;
+        uint8_t b = p[(*pos)++];
+        *v |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) return 0;
+    }
+}
+
+static int64_t unzig(uint64_t z) {
+    return (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+}
+
+/* SQZ_PF_GRID table at p[pos..size): checks it and returns its length (0 on
+ * error, *msg set); cent (room for nc) gets the centroids when not NULL */
+static uint64_t grid_table(const uint8_t *p, uint64_t size, uint64_t pos, unsigned nc, float *cent,
+                           const char **msg) {
+    uint64_t q = pos, z, d;
+    if (rd_var(p, size, &q, 2, &z) != 0) {
+        *msg = "grid table truncated or exponent out of range";
+        return 0;
+    }
+    int64_t e = unzig(z), g = 0;
+    if (e < -149 || e > 127) {
+        *msg = "grid exponent out of range";
+        return 0;
+    }
+    for (unsigned j = 0; j < nc; j++) {
+        if (rd_var(p, size, &q, 4, &d) != 0) { /* 4 bytes: 28 bits */
+            *msg = "grid table truncated or step out of range";
+            return 0;
+        }
+        if (j == 0) {
+            g = unzig(d);
+        } else {
+            if (d < 1 || d > (1u << 25)) {
+                *msg = "grid step out of range";
+                return 0;
+            }
+            g += (int64_t)d;
+        }
+        if (g > (1 << 24) || g < -(1 << 24)) {
+            *msg = "grid value out of range";
+            return 0;
+        }
+        if (cent) cent[j] = ldexpf((float)g, (int)e);
+    }
+    return q - pos;
+}
+
 static uint64_t packed_bytes(uint64_t n, unsigned k) {
     return (n * k + 7) / 8; /* n <= 2^40, k <= 8: no overflow */
 }
@@ -78,12 +131,14 @@ int sqz_payload_parse(unsigned enc, const uint8_t *p, uint64_t size, uint64_t nu
     in->value_bytes = v[3];
     in->header_bytes = pos;
     unsigned f = in->pflags;
-    if (f & ~(SQZ_PF_F16 | SQZ_PF_IDX_HUFF | SQZ_PF_GAP_HUFF | SQZ_PF_LINEAR))
+    if (f & ~(SQZ_PF_F16 | SQZ_PF_IDX_HUFF | SQZ_PF_GAP_HUFF | SQZ_PF_LINEAR | SQZ_PF_GRID))
         BAD("payload flags invalid");
-    if (((f & (SQZ_PF_F16 | SQZ_PF_IDX_HUFF | SQZ_PF_LINEAR)) && !cb) ||
+    if (((f & (SQZ_PF_F16 | SQZ_PF_IDX_HUFF | SQZ_PF_LINEAR | SQZ_PF_GRID)) && !cb) ||
         ((f & SQZ_PF_GAP_HUFF) && !sp))
         BAD("payload flags do not match the encoding");
     if ((f & SQZ_PF_LINEAR) && (f & SQZ_PF_F16)) BAD("linear codebook with fp16 centroids");
+    if ((f & SQZ_PF_GRID) && (f & (SQZ_PF_F16 | SQZ_PF_LINEAR)))
+        BAD("grid centroids with fp16 centroids or a linear codebook");
     if (((f & (SQZ_PF_IDX_HUFF | SQZ_PF_GAP_HUFF)) != 0) != ((enc & SQZ_ENC_HUFFMAN) != 0))
         BAD("Huffman flag does not match the payload");
     if (cb) {
@@ -122,6 +177,13 @@ int sqz_payload_parse(unsigned enc, const uint8_t *p, uint64_t size, uint64_t nu
         if (!isfinite(in->lin_step) || !(in->lin_step > 0.0f)) BAD("linear codebook step invalid");
         in->lin_offset = o;
         in->centroid_bytes = q + 4 - pos;
+    }
+    if (f & SQZ_PF_GRID) {
+        if (in->n_centroids == 0) BAD("grid centroids without centroids");
+        const char *why = NULL;
+        uint64_t len = grid_table(p, size, pos, in->n_centroids, NULL, &why);
+        if (len == 0) BAD(why);
+        in->centroid_bytes = len;
     }
     uint64_t avail = size - in->header_bytes;
     if (in->centroid_bytes > avail || in->value_bytes > avail - in->centroid_bytes)
@@ -185,8 +247,13 @@ int sqz_tensor_decode(unsigned enc, const uint8_t *p, uint64_t size, uint64_t nu
     if (sqz_payload_parse(enc, p, size, numel, &in, &msg) != 0) goto bad;
     float cent[256];
     const uint8_t *q = p + in.header_bytes;
+    if ((in.pflags & SQZ_PF_GRID) &&
+        grid_table(p, size, in.header_bytes, in.n_centroids, cent, &msg) == 0)
+        goto bad;
     for (unsigned c = 0; c < in.n_centroids; c++) {
-        if (in.pflags & SQZ_PF_LINEAR) {
+        if (in.pflags & SQZ_PF_GRID) {
+            /* filled above */
+        } else if (in.pflags & SQZ_PF_LINEAR) {
             /* |c + offset| <= 2^24 + 256: exact as float; one rounding */
             cent[c] = (float)((int64_t)c + in.lin_offset) * in.lin_step;
         } else if (in.pflags & SQZ_PF_F16) {

@@ -14,6 +14,7 @@
  *   share.bits.fc = 5             Gemm / MatMul layers
  *   share.layer.<node> = 6        bits of one layer
  *   share.fp16 = 0 | 1            fp16 centroids
+ *   share.grid = 0 | 1            centroids on a power-of-two grid (grid-coded table, format v3)
  *   bias.bits = 8                 biases of Conv / Gemm / MatMul+Add on a uniform grid of
  *                                 2..8 bits (linear codebook, format v3); 0: fp16
  *                                 (default 8; applied when the graph is finalized for writing)
@@ -46,7 +47,7 @@ typedef struct sqzc_recipe {
     int bits, bits_conv, bits_fc;
     sqzc_layer_value *share_layers; /* names owned */
     int n_share_layers;
-    int fp16;
+    int fp16;      /* 1: fp16 centroids; SQZC_CENTROIDS_GRID (share.grid = 1) */
     int bias_bits; /* 0: fp16; 2..8: uniform grid (linear codebook) */
     int huffman;
     int has_target_drop;

@@ -61,6 +61,14 @@ int sqzc_tensor_encode(const float *data, uint64_t numel, const sqzc_encoding *e
                        uint8_t **payload, size_t *size, sqzc_enc_stats *st, char *err,
                        size_t err_len);
 
+/* The grid-coded centroid table (sqz/format.h SQZ_PF_GRID, format v3) of
+ * c[0..n): the coarsest power-of-two step all centroids are multiples of,
+ * then varint steps between them. Returns its length, written to tab (room
+ * for 6 + 4 * n bytes), or 0 when c is not strictly ascending or off the
+ * grid's bounds. The encoder uses it when it is smaller than the table of
+ * fp16 / f32 values. */
+size_t sqzc_grid_table(const float *c, int n, uint8_t *tab);
+
 /* For a Huffman-coded codebook request on data holding zeros: encode dense
  * and sparse with 1..8-bit gaps, and keep in *enc (sparse, gap_bits) the
  * layout of the smallest payload (the Huffman code lengths decide, not the

@@ -41,6 +41,12 @@ int sqzc_nearest_centroid(const float *c, int k, float v);
  * values beyond the fp16 range saturate to +-65504. */
 float sqzc_round_f16(float v);
 
+/* fp16 argument of the sharing functions: 0 f32 centroids, 1 fp16-rounded,
+ * SQZC_CENTROIDS_GRID: rounded to a power-of-two grid of step
+ * 2^floor(log2(range / 2^11)) (the encoder then stores them grid-coded,
+ * sqz/format.h SQZ_PF_GRID, a byte or so each instead of two) */
+#define SQZC_CENTROIDS_GRID 2
+
 /* Share one array in place with 2^bits codes: k-means over the non-zeros,
  * optional fp16 rounding of the centroids (then re-assignment), every
  * non-zero replaced by its centroid. Writes the codebook (zero included when
@@ -68,7 +74,7 @@ typedef struct sqzc_share_options {
     int bits_fc;                    /* Gemm / MatMul weights (0: bits) */
     const sqzc_layer_value *layers; /* per-layer bits by node name (value 2..8) */
     int n_layers;
-    int fp16;    /* fp16 centroids */
+    int fp16;    /* 1: fp16 centroids; SQZC_CENTROIDS_GRID: grid-rounded */
     int huffman; /* ask the encoder for Huffman coding of the streams */
 } sqzc_share_options;
 

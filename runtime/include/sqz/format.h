@@ -5,7 +5,9 @@
  * back, which takes the fixed per-file cost of a small model from tens of KB
  * to about 2 bytes per tensor / id. Version 3 adds the linear codebook
  * (SQZ_PF_LINEAR below: a uniform grid stored as offset + step instead of a
- * centroid table, used for biases); otherwise it is version 2, and a v3 reader
+ * centroid table, used for biases) and grid-coded centroid tables
+ * (SQZ_PF_GRID: centroids on a power-of-two grid, stored as varint steps);
+ * otherwise it is version 2, and a v3 reader
  * loads v2 files (which must not use v3 features). The writer marks a file 3
  * only when it uses a v3 feature, so v2 runtimes keep reading the rest. Layout:
  *
@@ -114,6 +116,8 @@
  *   u8  pflags      SQZ_PF_F16 (centroids are fp16; needs CODEBOOK),
  *                   SQZ_PF_LINEAR (v3: linear codebook; needs CODEBOOK, not
  *                   with SQZ_PF_F16),
+ *                   SQZ_PF_GRID (v3: grid-coded centroids; needs CODEBOOK,
+ *                   not with SQZ_PF_F16 or SQZ_PF_LINEAR),
  *                   SQZ_PF_IDX_HUFF (value stream Huffman; needs CODEBOOK),
  *                   SQZ_PF_GAP_HUFF (gap stream Huffman; needs SPARSE);
  *                   other bits 0; (IDX_HUFF|GAP_HUFF) != 0 iff SQZ_ENC_HUFFMAN
@@ -127,7 +131,11 @@
  *                   SQZ_PF_LINEAR: zvar offset o (|o| <= 2^24), then f32
  *                   step s (finite, > 0): centroid j = (float)(j + o) * s,
  *                   one IEEE single multiplication (exact on every ISA),
- *                   each finite; n_centroids >= 1
+ *                   each finite; n_centroids >= 1;
+ *                   SQZ_PF_GRID: zvar e (-149..127), zvar g_0, then
+ *                   n_centroids - 1 var d_j (1..2^25), g_j = g_(j-1) + d_j,
+ *                   every |g_j| <= 2^24: centroid j = ldexpf(g_j, e), finite
+ *                   (ascending centroids); n_centroids >= 1
  *   value stream    CODEBOOK: n_values symbols < n_centroids, either
  *                   packed (k bits each, LSB-first, value_bytes ==
  *                   ceil(n_values*k/8), padding bits 0) or a Huffman
@@ -198,6 +206,7 @@ typedef enum sqz_encoding {
 #define SQZ_PF_IDX_HUFF 2u
 #define SQZ_PF_GAP_HUFF 4u
 #define SQZ_PF_LINEAR 8u /* v3 */
+#define SQZ_PF_GRID 16u  /* v3 */
 #define SQZ_LINEAR_MAX_OFFSET (1 << 24)
 
 /* Quantization record kinds (tensor record byte "quant"). */
