@@ -323,27 +323,48 @@ static int broadcast_strides(const sqz_shape *in, const sqz_shape *out, int64_t 
     return 0;
 }
 
-static int add_prepare(sqz_op_ctx *ctx) {
+/* Shared by int8 Add and Mul: quantization parameters, activation bounds
+ * and the multidirectionally broadcast output shape o. */
+static int binop_begin(sqz_op_ctx *ctx, const char *name, add_p *p, float *sa, float *sb, float *sy,
+                       sqz_shape *o) {
     if (ref_check_io(ctx, 2, 2, 1)) return -1;
-    add_p p;
-    memset(&p, 0, sizeof p);
-    float sa, sb, sy;
-    if (sqz_i8_in_params(ctx, 0, &sa, &p.zp_a) || sqz_i8_in_params(ctx, 1, &sb, &p.zp_b) ||
-        sqz_i8_out_params(ctx, 0, &sy, &p.zp_y))
+    memset(p, 0, sizeof *p);
+    if (sqz_i8_in_params(ctx, 0, sa, &p->zp_a) || sqz_i8_in_params(ctx, 1, sb, &p->zp_b) ||
+        sqz_i8_out_params(ctx, 0, sy, &p->zp_y))
         return -1;
-    if (sqz_i8_act_bounds(ctx, sy, p.zp_y, &p.lo, &p.hi)) return -1;
+    if (sqz_i8_act_bounds(ctx, *sy, p->zp_y, &p->lo, &p->hi)) return -1;
     const sqz_shape *a = &ctx->in_shape[0], *b = &ctx->in_shape[1];
-    sqz_shape o;
-    o.ndim = a->ndim > b->ndim ? a->ndim : b->ndim;
-    for (int d = 0; d < o.ndim; d++) {
-        int da = d - (o.ndim - a->ndim), db = d - (o.ndim - b->ndim);
+    o->ndim = a->ndim > b->ndim ? a->ndim : b->ndim;
+    for (int d = 0; d < o->ndim; d++) {
+        int da = d - (o->ndim - a->ndim), db = d - (o->ndim - b->ndim);
         int64_t va = da >= 0 ? a->dims[da] : 1, vb = db >= 0 ? b->dims[db] : 1;
         if (va != vb && va != 1 && vb != 1)
-            return sqz_op_fail(ctx, "Add (int8): shapes not broadcastable at dim %d (%lld vs %lld)",
-                               d, (long long)va, (long long)vb);
-        o.dims[d] = va == 1 ? vb : va;
+            return sqz_op_fail(ctx, "%s (int8): shapes not broadcastable at dim %d (%lld vs %lld)",
+                               name, d, (long long)va, (long long)vb);
+        o->dims[d] = va == 1 ? vb : va;
     }
-    if (ref_check_size(ctx, o.ndim, o.dims)) return -1;
+    return ref_check_size(ctx, o->ndim, o->dims) ? -1 : 0;
+}
+
+/* Shared tail: broadcast strides, output shape, params published. */
+static int binop_end(sqz_op_ctx *ctx, const char *name, add_p *p, const sqz_shape *o) {
+    p->nd = o->ndim;
+    memcpy(p->dims, o->dims, sizeof p->dims);
+    broadcast_strides(&ctx->in_shape[0], o, p->sa);
+    broadcast_strides(&ctx->in_shape[1], o, p->sb);
+    ctx->out_shape[0] = *o;
+    add_p *pp = malloc(sizeof *pp);
+    if (!pp) return sqz_op_fail(ctx, "%s: out of memory", name);
+    *pp = *p;
+    ctx->params = pp;
+    return 0;
+}
+
+static int add_prepare(sqz_op_ctx *ctx) {
+    add_p p;
+    float sa, sb, sy;
+    sqz_shape o;
+    if (binop_begin(ctx, "Add", &p, &sa, &sb, &sy, &o)) return -1;
     double ma = (double)sa / sy, mb = (double)sb / sy;
     sqz_rq r;
     if (sqz_rq_make(ma > mb ? ma : mb, &r))
@@ -351,16 +372,7 @@ static int add_prepare(sqz_op_ctx *ctx) {
     p.S = r.S;
     p.Ma = ma > mb ? r.M : llround(ldexp(ma, r.S));
     p.Mb = ma > mb ? llround(ldexp(mb, r.S)) : r.M;
-    p.nd = o.ndim;
-    memcpy(p.dims, o.dims, sizeof p.dims);
-    broadcast_strides(a, &o, p.sa);
-    broadcast_strides(b, &o, p.sb);
-    ctx->out_shape[0] = o;
-    add_p *pp = malloc(sizeof *pp);
-    if (!pp) return sqz_op_fail(ctx, "Add: out of memory");
-    *pp = p;
-    ctx->params = pp;
-    return 0;
+    return binop_end(ctx, "Add", &p, &o);
 }
 
 static void add_run(const sqz_op_ctx *ctx) {
@@ -396,42 +408,17 @@ const sqz_op_impl sqz_ref_i8_add = {add_prepare, add_run, free, NULL};
  * da = a - zp_a, db = b - zp_b (|da db| <= 65280), M, S encoding
  * s_a s_b / s_y (int8.h); multidirectional broadcasting as Add. */
 static int mul_prepare(sqz_op_ctx *ctx) {
-    if (ref_check_io(ctx, 2, 2, 1)) return -1;
     add_p p;
-    memset(&p, 0, sizeof p);
     float sa, sb, sy;
-    if (sqz_i8_in_params(ctx, 0, &sa, &p.zp_a) || sqz_i8_in_params(ctx, 1, &sb, &p.zp_b) ||
-        sqz_i8_out_params(ctx, 0, &sy, &p.zp_y))
-        return -1;
-    if (sqz_i8_act_bounds(ctx, sy, p.zp_y, &p.lo, &p.hi)) return -1;
-    const sqz_shape *a = &ctx->in_shape[0], *b = &ctx->in_shape[1];
     sqz_shape o;
-    o.ndim = a->ndim > b->ndim ? a->ndim : b->ndim;
-    for (int d = 0; d < o.ndim; d++) {
-        int da = d - (o.ndim - a->ndim), db = d - (o.ndim - b->ndim);
-        int64_t va = da >= 0 ? a->dims[da] : 1, vb = db >= 0 ? b->dims[db] : 1;
-        if (va != vb && va != 1 && vb != 1)
-            return sqz_op_fail(ctx, "Mul (int8): shapes not broadcastable at dim %d (%lld vs %lld)",
-                               d, (long long)va, (long long)vb);
-        o.dims[d] = va == 1 ? vb : va;
-    }
-    if (ref_check_size(ctx, o.ndim, o.dims)) return -1;
+    if (binop_begin(ctx, "Mul", &p, &sa, &sb, &sy, &o)) return -1;
     sqz_rq r;
     if (sqz_rq_make((double)sa * (double)sb / (double)sy, &r))
         return sqz_op_fail(ctx, "Mul (int8): scale ratio %g unsupported",
                            (double)sa * (double)sb / (double)sy);
     p.Ma = r.M;
     p.S = r.S;
-    p.nd = o.ndim;
-    memcpy(p.dims, o.dims, sizeof p.dims);
-    broadcast_strides(a, &o, p.sa);
-    broadcast_strides(b, &o, p.sb);
-    ctx->out_shape[0] = o;
-    add_p *pp = malloc(sizeof *pp);
-    if (!pp) return sqz_op_fail(ctx, "Mul: out of memory");
-    *pp = p;
-    ctx->params = pp;
-    return 0;
+    return binop_end(ctx, "Mul", &p, &o);
 }
 
 static void mul_run(const sqz_op_ctx *ctx) {
