@@ -24,7 +24,7 @@
 typedef struct tnode {
     sqz_node node;
     sqz_attr attrs[MAX_ATTRS];
-    int64_t ints[MAX_ATTRS][4];
+    int64_t ints[MAX_ATTRS][SQZ_MAX_DIMS];
     int32_t ids[3];
 } tnode;
 
@@ -42,7 +42,7 @@ static void tn_init(tnode *t, int op, int n_in) {
 
 static void tn_ints(tnode *t, const char *name, int n, const int64_t *v) {
     int i = (int)t->node.n_attrs++;
-    assert_true(i < MAX_ATTRS && n <= 4);
+    assert_true(i < MAX_ATTRS && n <= SQZ_MAX_DIMS);
     sqz_attr *a = &t->attrs[i];
     a->name = name;
     a->type = n == 1 ? SQZ_ATTR_INT : SQZ_ATTR_INTS;
@@ -367,6 +367,112 @@ static void test_reduce_mean_random(void **state) {
     assert_true(accepted > 0 && declined > 0);
 }
 
+/* Transpose: random ranks 1-6 (size-1 dims, the channel shuffle's rank-5
+ * perm), thread counts 1-2, sizes above the threaded-split threshold;
+ * output identical to the reference's. */
+static void test_transpose_random(void **state) {
+    (void)state;
+    tu_rng r;
+    tu_rng_seed(&r, 23);
+    for (int rep = 0; rep < 120; rep++) {
+        sqz_shape in;
+        in.ndim = 1 + (int)(tu_rng_u32(&r) % 6);
+        for (int d = 0; d < in.ndim; d++) in.dims[d] = 1 + tu_rng_u32(&r) % (in.ndim > 3 ? 7 : 40);
+        int64_t perm[SQZ_MAX_DIMS];
+        for (int d = 0; d < in.ndim; d++) perm[d] = d;
+        if (rep % 4 == 0 && in.ndim == 5) { /* channel shuffle: swap dims 1 and 2 */
+            perm[1] = 2;
+            perm[2] = 1;
+            in.dims[3] = 28;
+            in.dims[4] = 28 + rep % 3;
+        } else {
+            for (int d = in.ndim - 1; d > 0; d--) { /* Fisher-Yates */
+                int k = (int)(tu_rng_u32(&r) % (uint32_t)(d + 1));
+                int64_t v = perm[d];
+                perm[d] = perm[k];
+                perm[k] = v;
+            }
+        }
+        tnode t;
+        tn_init(&t, SQZ_OP_TRANSPOSE, 1);
+        if (rep % 7 != 3) tn_ints(&t, "perm", in.ndim, perm); /* else: the default reversal */
+        int64_t n = sqz_shape_numel(&in);
+        float *x = malloc((size_t)n * sizeof *x);
+        assert_non_null(x);
+        tu_fill_uniform(&r, x, (size_t)n, -3, 3);
+        const float *data[1] = {x};
+        float *yr, *yf;
+        sqz_shape sr, sf;
+        assert_int_equal(run_impl(&sqz_ref_transpose, &t, &in, 1, data, 1, &yr, &sr), 0);
+        assert_int_equal(run_impl(&sqz_fast_transpose, &t, &in, 1, data, 1 + rep % 2, &yf, &sf), 0);
+        assert_int_equal(sf.ndim, sr.ndim);
+        for (int d = 0; d < sr.ndim; d++) assert_int_equal(sf.dims[d], sr.dims[d]);
+        assert_memory_equal(yf, yr, (size_t)n * sizeof(float));
+        free(yf);
+        free(yr);
+        free(x);
+    }
+}
+
+/* Slice: random ranks 1-4, axes subsets, negative starts / ends, steps
+ * (incl. negative), empty results, thread counts 1-2; identical output. */
+static void test_slice_random(void **state) {
+    (void)state;
+    tu_rng r;
+    tu_rng_seed(&r, 29);
+    int empty = 0;
+    for (int rep = 0; rep < 160; rep++) {
+        sqz_shape in;
+        in.ndim = 1 + (int)(tu_rng_u32(&r) % 4);
+        for (int d = 0; d < in.ndim; d++) in.dims[d] = 1 + tu_rng_u32(&r) % 24;
+        if (rep % 5 == 0 && in.ndim == 4) { /* big channel slice: the threaded copy */
+            in.dims[0] = 1;
+            in.dims[1] = 64 + rep % 9;
+            in.dims[2] = in.dims[3] = 28;
+        }
+        int ns = 1 + (int)(tu_rng_u32(&r) % (uint32_t)in.ndim);
+        int64_t starts[SQZ_MAX_DIMS], ends[SQZ_MAX_DIMS], axes[SQZ_MAX_DIMS], steps[SQZ_MAX_DIMS];
+        int used[SQZ_MAX_DIMS] = {0};
+        for (int i = 0; i < ns; i++) {
+            int a;
+            do a = (int)(tu_rng_u32(&r) % (uint32_t)in.ndim);
+            while (used[a]);
+            used[a] = 1;
+            int64_t dim = in.dims[a];
+            axes[i] = rep % 3 == 0 ? a - in.ndim : a; /* negative axes too */
+            starts[i] = (int64_t)(tu_rng_u32(&r) % (uint32_t)(dim + 2)) - 1;
+            ends[i] = (int64_t)(tu_rng_u32(&r) % (uint32_t)(dim + 3)) - 1;
+            if (rep % 4 == 1) ends[i] = INT64_MAX; /* "to the end" */
+            steps[i] = rep % 6 == 5 ? -1 - (int64_t)(tu_rng_u32(&r) % 2)
+                                    : 1 + (int64_t)(rep % 7 == 0 ? tu_rng_u32(&r) % 3 : 0);
+        }
+        tnode t;
+        tn_init(&t, SQZ_OP_SLICE, 1);
+        tn_ints(&t, "starts", ns, starts);
+        tn_ints(&t, "ends", ns, ends);
+        tn_ints(&t, "axes", ns, axes);
+        tn_ints(&t, "steps", ns, steps);
+        int64_t n = sqz_shape_numel(&in);
+        float *x = malloc((size_t)n * sizeof *x);
+        assert_non_null(x);
+        tu_fill_uniform(&r, x, (size_t)n, -3, 3);
+        const float *data[1] = {x};
+        float *yr, *yf;
+        sqz_shape sr, sf;
+        assert_int_equal(run_impl(&sqz_ref_slice, &t, &in, 1, data, 1, &yr, &sr), 0);
+        assert_int_equal(run_impl(&sqz_fast_slice, &t, &in, 1, data, 1 + rep % 2, &yf, &sf), 0);
+        assert_int_equal(sf.ndim, sr.ndim);
+        for (int d = 0; d < sr.ndim; d++) assert_int_equal(sf.dims[d], sr.dims[d]);
+        int64_t m = sqz_shape_numel(&sr);
+        empty += m == 0;
+        if (m > 0) assert_memory_equal(yf, yr, (size_t)m * sizeof(float));
+        free(yf);
+        free(yr);
+        free(x);
+    }
+    assert_true(empty > 0); /* the empty-result path ran */
+}
+
 /* Broadcast patterns: same shape, per-channel (either side), scalar, row
  * vector, outer broadcast, plus random shapes. */
 static void test_binary_random(void **state) {
@@ -442,7 +548,8 @@ int main(void) {
         cmocka_unit_test(test_pools_random),       cmocka_unit_test(test_maxpool3s2_random),
         cmocka_unit_test(test_pool_threads_large), cmocka_unit_test(test_pool_declines),
         cmocka_unit_test(test_gap_random),         cmocka_unit_test(test_reduce_mean_random),
-        cmocka_unit_test(test_binary_random),
+        cmocka_unit_test(test_binary_random),      cmocka_unit_test(test_transpose_random),
+        cmocka_unit_test(test_slice_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

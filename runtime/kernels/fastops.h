@@ -18,6 +18,10 @@ extern const sqz_op_impl sqz_fast_global_avgpool;
 /* ReduceMean over the trailing axes (given by the axes attribute; declines
  * every other reduction): the GlobalAveragePool loop. */
 extern const sqz_op_impl sqz_fast_reduce_mean;
+/* Slice / Transpose (f32): the reference's strided copy with size-1 dims
+ * dropped and input-contiguous dims merged (block memcpys), rows split over
+ * threads when large (common/copy_fast.c). */
+extern const sqz_op_impl sqz_fast_slice, sqz_fast_transpose;
 /* Add / Sub / Mul / Div with broadcasting, inner loops specialised for the
  * contiguous, scalar-operand and per-channel patterns. */
 extern const sqz_op_impl sqz_fast_add, sqz_fast_sub, sqz_fast_mul, sqz_fast_div;

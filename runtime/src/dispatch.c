@@ -60,6 +60,8 @@ static const fast_entry fast_table[] = {
     {SQZ_OP_AVGPOOL, NULL, &sqz_fast_avgpool},
     {SQZ_OP_GLOBAL_AVGPOOL, NULL, &sqz_fast_global_avgpool},
     {SQZ_OP_REDUCE_MEAN, NULL, &sqz_fast_reduce_mean},
+    {SQZ_OP_SLICE, NULL, &sqz_fast_slice},
+    {SQZ_OP_TRANSPOSE, NULL, &sqz_fast_transpose},
     {SQZ_OP_ADD, NULL, &sqz_fast_add},
     {SQZ_OP_SUB, NULL, &sqz_fast_sub},
     {SQZ_OP_MUL, NULL, &sqz_fast_mul},

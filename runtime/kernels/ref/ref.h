@@ -68,6 +68,14 @@ int64_t ref_prod(const int64_t *dims, int from, int to);
 void ref_strided_copy(float *y, const float *x, int nd, const int64_t *dims, int64_t base,
                       const int64_t *xst);
 
+/* params of the reference Slice / Transpose (ctx->params after their
+ * prepare): output y[i...] = x[base + sum(i_d * st[d])], i over dims[nd] */
+typedef struct ref_strided {
+    int nd;
+    int64_t dims[SQZ_MAX_DIMS], st[SQZ_MAX_DIMS];
+    int64_t base;
+} ref_strided;
+
 /* Fused activation (sqz_act attributes). */
 typedef struct ref_act {
     int kind;

@@ -280,14 +280,8 @@ const sqz_op_impl sqz_ref_split = {split_prepare, split_run, free, NULL};
 
 /* ---------------------------------------------- Slice / Transpose (strided) */
 
-typedef struct strided_p {
-    int nd;
-    int64_t dims[SQZ_MAX_DIMS], st[SQZ_MAX_DIMS];
-    int64_t base;
-} strided_p;
-
 static void strided_run(const sqz_op_ctx *ctx) {
-    const strided_p *p = ctx->params;
+    const ref_strided *p = ctx->params;
     ref_strided_copy(ctx->out_data[0], ctx->in_data[0], p->nd, p->dims, p->base, p->st);
 }
 
@@ -340,7 +334,7 @@ static int slice_prepare(sqz_op_ctx *ctx) {
         step[a] = st;
         o.dims[a] = len;
     }
-    strided_p *p = calloc(1, sizeof(*p));
+    ref_strided *p = calloc(1, sizeof(*p));
     if (!p) return sqz_op_fail(ctx, "Slice: out of memory");
     int64_t xs[SQZ_MAX_DIMS];
     ref_strides(x, xs);
@@ -378,7 +372,7 @@ static int transpose_prepare(sqz_op_ctx *ctx) {
             perm[i] = v;
         }
     }
-    strided_p *p = calloc(1, sizeof(*p));
+    ref_strided *p = calloc(1, sizeof(*p));
     if (!p) return sqz_op_fail(ctx, "Transpose: out of memory");
     int64_t xs[SQZ_MAX_DIMS];
     ref_strides(x, xs);
