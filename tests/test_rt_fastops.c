@@ -13,6 +13,9 @@
 
 #include <cmocka.h>
 
+#if defined(__x86_64__)
+#include "cpu.h"
+#endif
 #include "fastops.h"
 #include "model.h"
 #include "ref/ref.h"
@@ -166,12 +169,16 @@ static void test_pools_random(void **state) {
  * widths from 1 to 80 cover the scalar left edge, full 8-output blocks and
  * the masked right end; pads 0..2, ceil_mode, +-inf, and NaN (first, last or
  * inner column, which sends the plane back to the generic code); exact. */
-static void test_maxpool3s2_random(void **state) {
-    (void)state;
+/* One ISA level (x86: the AVX-512, AVX2 and generic plane kernels in turn). */
+static void maxpool3s2_random(uint32_t seed) {
     tu_rng r;
-    tu_rng_seed(&r, 29);
+    tu_rng_seed(&r, seed);
     for (int rep = 0; rep < 200; rep++) {
         int64_t H = 1 + tu_rng_u32(&r) % 40, W = 1 + tu_rng_u32(&r) % 80;
+        if (rep % 5 == 3) { /* SqueezeNet-like small planes: 13..33 wide */
+            H = 13 + tu_rng_u32(&r) % 21;
+            W = 13 + tu_rng_u32(&r) % 21;
+        }
         int64_t ks[2] = {3, 3}, st[2] = {2, 2}, ceil = tu_rng_u32(&r) % 2;
         int64_t pads[4];
         for (int i = 0; i < 4; i++) pads[i] = tu_rng_u32(&r) % 3;
@@ -214,6 +221,24 @@ static void test_maxpool3s2_random(void **state) {
         free(yf);
         free(x);
     }
+}
+
+static void test_maxpool3s2_random(void **state) {
+    (void)state;
+#if defined(__x86_64__)
+    const int caps[3] = {SQZ_ISA_AVX512, SQZ_ISA_AVX2, SQZ_ISA_SCALAR};
+    for (int i = 0; i < 3; i++) {
+        if (caps[i] > sqz_cpu_isa_hw()) {
+            print_message("maxpool 3x3/2: ISA level %d not on this CPU, skipped\n", caps[i]);
+            continue;
+        }
+        sqz_cpu_set_isa_cap(caps[i]);
+        maxpool3s2_random(29 + (uint32_t)i);
+    }
+    sqz_cpu_set_isa_cap(-1);
+#else
+    maxpool3s2_random(29);
+#endif
 }
 
 /* large enough to take the threaded path */

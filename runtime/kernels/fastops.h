@@ -34,6 +34,10 @@ extern const sqz_op_impl sqz_fast_add, sqz_fast_sub, sqz_fast_mul, sqz_fast_div;
  * is then the caller's job; y is partly written), 1 when y is complete. */
 int sqz_x86_maxpool3s2_avx2(const float *x, int64_t IH, int64_t IW, float *y, int64_t OH,
                             int64_t OW, int64_t ph, int64_t pw);
+/* The same on AVX-512 CPUs (x86/pool_avx512.c): 16 outputs per step, masked
+ * loads at the right edge; same arguments and return rule. */
+int sqz_x86_maxpool3s2_avx512(const float *x, int64_t IH, int64_t IW, float *y, int64_t OH,
+                              int64_t OW, int64_t ph, int64_t pw);
 /* MaxPool 2x2 stride 2, no padding, 2 * OH <= IH and 2 * OW <= IW (rows of
  * IW floats); same return rule. */
 int sqz_x86_maxpool2s2_avx2(const float *x, int64_t IW, float *y, int64_t OH, int64_t OW);

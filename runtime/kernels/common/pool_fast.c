@@ -20,6 +20,7 @@ typedef struct fpool {
     int is_max, count_include_pad;
     int max3s2; /* MaxPool 3x3 stride 2 and an AVX2 CPU: the x86 plane kernel */
     int avx2;   /* an AVX2 CPU (the 2x2 stride 2 plane kernel) */
+    int avx512; /* an AVX-512 CPU (the 3x3 stride 2 kernel on 16 lanes) */
     int64_t NC, IH, IW, OH, OW, kh, kw, sh, sw, ph, pw, pe_h, pe_w;
 } fpool;
 
@@ -67,6 +68,7 @@ static int pool_prepare(sqz_op_ctx *ctx, int is_max) {
     p.max3s2 = is_max && p.kh == 3 && p.kw == 3 && p.sh == 2 && p.sw == 2 && p.pw < 3 &&
                2 * (p.OW - 1) - p.pw < p.IW && sqz_cpu_has_avx2_fma();
     p.avx2 = sqz_cpu_has_avx2_fma();
+    p.avx512 = sqz_cpu_has_avx512();
 #endif
     fpool *pp = malloc(sizeof *pp);
     if (!pp) return sqz_op_fail(ctx, "%s: out of memory", ref_opname(ctx));
@@ -163,7 +165,11 @@ static void max2x2_plane(const fpool *p, const float *x, float *y) {
 /* `row` and `hw` hold IW floats each. */
 static void pool_plane(const fpool *p, const float *x, float *y, float *row, float *hw) {
 #if defined(__x86_64__)
-    if (p->max3s2 && sqz_x86_maxpool3s2_avx2(x, p->IH, p->IW, y, p->OH, p->OW, p->ph, p->pw))
+    if (p->max3s2 && p->avx512 &&
+        sqz_x86_maxpool3s2_avx512(x, p->IH, p->IW, y, p->OH, p->OW, p->ph, p->pw))
+        return;
+    if (p->max3s2 && !p->avx512 &&
+        sqz_x86_maxpool3s2_avx2(x, p->IH, p->IW, y, p->OH, p->OW, p->ph, p->pw))
         return;
 #endif
     if (p->is_max && p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 &&
