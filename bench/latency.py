@@ -10,7 +10,9 @@ Per model and thread count N:
     output bound once with IOBinding, each timed run = run_with_iobinding (the Python call
     overhead, a few microseconds, is included);
   * K rounds alternate the order (sqz, ORT), (ORT, sqz), ... each round with W warm-up runs
-    of its own; the medians are over all R timed runs of each engine;
+    of its own; the medians are over all R timed runs of each engine; for small models R/K
+    and W are raised so a round lasts --min-round-ms (100 ms) and its warm-up a quarter of
+    that (estimated from 5 ORT runs; the same counts for both engines; column "runs");
   * numerics: sqz's output (written by the bench itself, last timed run) vs ORT's output on
     the same input, max abs error, flagged above 1e-4.
 Run by bench/latency.sh (which builds sqz and provides a venv with onnxruntime)."""
@@ -109,8 +111,15 @@ def summary(t):
 def measure(sqz, name, model_sqz, onnx, threads, x_path, x, args, work):
     """Interleaved rounds; returns the result dict."""
     per_round = max(1, math.ceil(args.runs / args.rounds))
+    warmup = args.warmup
     load = bl.loadavg()[0]
     runner = OrtRunner(onnx, threads, x, args.no_spin)
+    if args.min_round_ms > 0:
+        # tiny models: enough runs that each round lasts min_round_ms and its warm-up a
+        # quarter of that (the same counts for both engines, estimated on ORT)
+        est = statistics.median(runner.bench(2, 5))
+        per_round = max(per_round, math.ceil(args.min_round_ms / max(est, 1e-4)))
+        warmup = max(warmup, math.ceil(args.min_round_ms / 4 / max(est, 1e-4)))
     ts, to, arena = [], [], None
     y_path = os.path.join(work, "out", "%s.t%d.sqz_out.npy" % (name, threads))
     os.makedirs(os.path.dirname(y_path), exist_ok=True)
@@ -118,12 +127,12 @@ def measure(sqz, name, model_sqz, onnx, threads, x_path, x, args, work):
         order = ("sqz", "ort") if k % 2 == 0 else ("ort", "sqz")
         for eng in order:
             if eng == "sqz":
-                j = sqz_bench(sqz, model_sqz, threads, args.warmup, per_round, x_path,
+                j = sqz_bench(sqz, model_sqz, threads, warmup, per_round, x_path,
                               y_path if k == 0 else None, args.no_spin)
                 ts += j["times_ms"]
                 arena = j["arena_bytes"]
             else:
-                to += runner.bench(args.warmup, per_round)
+                to += runner.bench(warmup, per_round)
     ys = np.load(y_path)
     yo = runner.y
     if ys.shape != yo.shape:
@@ -158,17 +167,18 @@ def geomean(v):
 def print_table(threads, rows, skipped, args_no_spin):
     print()
     print("threads = %d   (median of timed runs; ratio < 1: sqz faster)" % threads)
-    hdr = "%-20s %10s %10s %9s %10s %10s %11s %6s" % ("model", "sqz ms", "ORT ms", "sqz/ORT",
-                                                      "sqz min", "ORT min", "max|err|", "load")
+    hdr = "%-20s %10s %10s %9s %10s %10s %11s %6s %7s" % (
+        "model", "sqz ms", "ORT ms", "sqz/ORT", "sqz min", "ORT min", "max|err|", "load", "runs")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
         flag = "" if r["numerics_ok"] else "  <-- > %g" % TOL
         if r["numerics_note"]:
             flag += " (" + r["numerics_note"] + ")"
-        print("%-20s %10.3f %10.3f %9.3f %10.3f %10.3f %11.3g %6.2f%s" % (
+        print("%-20s %10.4f %10.4f %9.3f %10.4f %10.4f %11.3g %6.2f %7d%s" % (
             r["model"], r["sqz"]["median_ms"], r["ort"]["median_ms"], r["ratio"],
-            r["sqz"]["min_ms"], r["ort"]["min_ms"], r["max_abs_err"], r["loadavg_1min"], flag))
+            r["sqz"]["min_ms"], r["ort"]["min_ms"], r["max_abs_err"], r["loadavg_1min"],
+            r["sqz"]["runs"], flag))
     for name, why in skipped:
         print("%-20s %s" % (name, why))
     g = geomean([r["ratio"] for r in rows])
@@ -195,6 +205,10 @@ def main():
     ap.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
     ap.add_argument("--runs", type=int, help="timed runs per engine (default 30; quick 10)")
     ap.add_argument("--warmup", type=int, help="warm-up runs per round (default 3; quick 2)")
+    ap.add_argument("--min-round-ms", type=float, default=100.0,
+                    help="raise the runs per round (and the warm-up to a quarter) so a round "
+                         "lasts at least this long: tiny models get thousands of runs "
+                         "(default 100; 0: exactly --runs)")
     ap.add_argument("--rounds", type=int,
                     help="interleaved rounds, order alternating (default 5; quick 2)")
     ap.add_argument("--no-spin", action="store_true",
@@ -224,9 +238,10 @@ def main():
     print("sqz latency vs ONNX Runtime %s   cpu: %s   cpus: %d (affinity %s)" % (
         ort.__version__, mi.get("cpu", "?"), mi["nproc"],
         ",".join(map(str, sorted(os.sched_getaffinity(0))))))
-    print("runs per engine: %d (in %d interleaved rounds), warm-up %d per round; "
-          "load average at start %.2f" % (math.ceil(args.runs / args.rounds) * args.rounds,
-                                           args.rounds, args.warmup, la0[0]))
+    print("runs per engine: at least %d (in %d interleaved rounds, each at least %g ms), "
+          "warm-up at least %d per round; load average at start %.2f" % (
+              math.ceil(args.runs / args.rounds) * args.rounds, args.rounds, args.min_round_ms,
+              args.warmup, la0[0]))
     env_desc = " ".join("%s=%s" % (k, os.environ[k]) for k in
                         ("OMP_PROC_BIND", "OMP_PLACES", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
                         if k in os.environ)
