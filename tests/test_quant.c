@@ -58,7 +58,9 @@ static void conv_attrs(sqzc_graph *g, int n, int k, int group, int act) {
     }
 }
 
-static sqzc_graph *make_graph(void) {
+/* add_relu: a Relu after the Add (a residual join), else the Add feeds the
+ * pooling directly */
+static sqzc_graph *make_graph_opt(int add_relu) {
     tu_rng r;
     tu_rng_seed(&r, 42);
     sqzc_graph *g = sqzc_graph_new();
@@ -81,7 +83,7 @@ static sqzc_graph *make_graph(void) {
     int y1 = sqzc_tensor_get_or_add(g, "y1"), y2 = sqzc_tensor_get_or_add(g, "y2");
     int y3 = sqzc_tensor_get_or_add(g, "y3"), y4 = sqzc_tensor_get_or_add(g, "y4");
     int y5 = sqzc_tensor_get_or_add(g, "y5"), y6 = sqzc_tensor_get_or_add(g, "y6");
-    int y7 = sqzc_tensor_get_or_add(g, "y7");
+    int y7 = sqzc_tensor_get_or_add(g, "y7"), y8 = sqzc_tensor_get_or_add(g, "y8");
     int out = sqzc_tensor_get_or_add(g, "logits");
     int n = sqzc_add_node(g, SQZ_OP_CONV, "conv1", 3, (int32_t[]){x, w1, b1}, 1, (int32_t[]){y1});
     conv_attrs(g, n, 3, 1, SQZ_ACT_CLIP);
@@ -91,7 +93,12 @@ static sqzc_graph *make_graph(void) {
     conv_attrs(g, n, 1, 1, SQZ_ACT_NONE);
     n = sqzc_add_node(g, SQZ_OP_CONV, "c4", 2, (int32_t[]){y3, w5}, 1, (int32_t[]){y7});
     conv_attrs(g, n, 1, 1, SQZ_ACT_NONE);
-    sqzc_add_node(g, SQZ_OP_ADD, "add", 2, (int32_t[]){y7, y3}, 1, (int32_t[]){y4});
+    if (add_relu) {
+        sqzc_add_node(g, SQZ_OP_ADD, "add", 2, (int32_t[]){y7, y3}, 1, (int32_t[]){y8});
+        sqzc_add_node(g, SQZ_OP_RELU, "relu", 1, (int32_t[]){y8}, 1, (int32_t[]){y4});
+    } else {
+        sqzc_add_node(g, SQZ_OP_ADD, "add", 2, (int32_t[]){y7, y3}, 1, (int32_t[]){y4});
+    }
     sqzc_add_node(g, SQZ_OP_GLOBAL_AVGPOOL, "gap", 1, (int32_t[]){y4}, 1, (int32_t[]){y5});
     n = sqzc_add_node(g, SQZ_OP_FLATTEN, "flat", 1, (int32_t[]){y5}, 1, (int32_t[]){y6});
     n = sqzc_add_node(g, SQZ_OP_GEMM, "fc", 3, (int32_t[]){y6, w4, b4}, 1, (int32_t[]){out});
@@ -104,6 +111,10 @@ static sqzc_graph *make_graph(void) {
     char err[256];
     assert_int_equal(sqzc_infer_shapes(g, err, sizeof err), 0);
     return g;
+}
+
+static sqzc_graph *make_graph(void) {
+    return make_graph_opt(0);
 }
 
 /* outputs of a graph through the runtime for input x (fp32 in and out) */
@@ -275,14 +286,14 @@ static double sqnr_of(const sqzc_graph *q8, float ref[NIMG][5]) {
 
 static void test_quantize_model(void **state) {
     (void)state;
-    sqzc_graph *g = make_graph();
+    sqzc_graph *g = make_graph_opt(1);
     float ref[NIMG][5];
     for (int i = 0; i < NIMG; i++) run_graph(g, g_inputs[i], ref[i], 5);
     sqzc_calib_set set;
     char err[512];
     assert_int_equal(sqzc_calib_set_read(g_manifest, &set, err, sizeof err), 0);
     for (int method = SQZC_QM_MINMAX; method <= SQZC_QM_MSE; method++) {
-        sqzc_graph *q8 = make_graph();
+        sqzc_graph *q8 = make_graph_opt(1);
         sqzc_quant_options o;
         sqzc_quant_options_init(&o);
         o.method = method;
@@ -333,6 +344,15 @@ static void test_quantize_model(void **state) {
                     assert_non_null(b->i32);
                 }
             }
+            /* the Add read only by a Relu takes the Relu's parameters: a
+             * range [0, hi] (zero point -128), the Relu an identity */
+            if (n->op == SQZ_OP_RELU) {
+                const sqzc_tensor *x = &q8->tensors[n->in[0]];
+                assert_string_equal(x->name, "y8");
+                assert_float_equal(x->q.scale[0], y->q.scale[0], 0);
+                assert_int_equal(x->q.zero_point[0], -128);
+                assert_int_equal(y->q.zero_point[0], -128);
+            }
             /* views and ReLU-like followers share their input's parameters */
             if (n->op == SQZ_OP_FLATTEN) {
                 const sqzc_tensor *x = &q8->tensors[n->in[0]];
@@ -353,7 +373,7 @@ static void test_quantize_model(void **state) {
         sqzc_graph_free(q8);
     }
     /* fallback: an impossible threshold keeps every compute layer in fp32 */
-    sqzc_graph *q8 = make_graph();
+    sqzc_graph *q8 = make_graph_opt(1);
     sqzc_quant_options o;
     sqzc_quant_options_init(&o);
     o.min_sqnr_db = 150;
@@ -409,6 +429,43 @@ static void test_cache_same_result(void **state) {
             sqzc_graph_free(a);
             sqzc_graph_free(b);
         }
+    sqzc_calib_set_free(&set);
+}
+
+/* Threads (image decoding, per-tensor statistics, ranges on OpenMP threads;
+ * the runtime session's kernels): the same quantized model as one thread,
+ * bit for bit, for every method (each tensor's statistics are gathered by
+ * one thread, in image order). */
+static void test_threads_same_result(void **state) {
+    (void)state;
+    sqzc_calib_set set;
+    char err[512];
+    assert_int_equal(sqzc_calib_set_read(g_manifest, &set, err, sizeof err), 0);
+    for (int method = SQZC_QM_MINMAX; method <= SQZC_QM_MSE; method++) {
+        sqzc_graph *a = make_graph_opt(1), *b = make_graph_opt(1);
+        sqzc_quant_options o;
+        sqzc_quant_options_init(&o);
+        o.method = method;
+        o.batch = 7;
+        if (sqzc_quantize(a, &set, &o, NULL, err, sizeof err) != 0) fail_msg("%s", err);
+        o.num_threads = 3;
+        if (sqzc_quantize(b, &set, &o, NULL, err, sizeof err) != 0) fail_msg("%s", err);
+        assert_int_equal(a->n_tensors, b->n_tensors);
+        int n_act = 0;
+        for (int t = 0; t < a->n_tensors; t++) {
+            const sqzc_tensor *x = &a->tensors[t], *y = &b->tensors[t];
+            assert_int_equal(x->q.kind, y->q.kind);
+            if (x->q.kind != SQZC_Q_TENSOR) continue;
+            n_act++;
+            if (x->q.scale[0] != y->q.scale[0] || x->q.zero_point[0] != y->q.zero_point[0])
+                fail_msg("%s: '%s' %.9g/%d vs %.9g/%d with threads", sqzc_qmethod_name(method),
+                         x->name, x->q.scale[0], x->q.zero_point[0], y->q.scale[0],
+                         y->q.zero_point[0]);
+        }
+        assert_true(n_act >= 8);
+        sqzc_graph_free(a);
+        sqzc_graph_free(b);
+    }
     sqzc_calib_set_free(&set);
 }
 
@@ -498,6 +555,91 @@ static void test_empirical_bias_correction(void **state) {
                   bias_abs[1], bias_abs[2]);
     if (!(bias_abs[2] < 0.5 * bias_abs[1]))
         fail_msg("empirical %.5f vs analytic %.5f", bias_abs[2], bias_abs[1]);
+    sqzc_calib_set_free(&set);
+    sqzc_graph_free(g);
+}
+
+/* SqueezeNet-style fire module: conv -> (1x1 ReLU, 3x3 ReLU) -> Concat ->
+ * GAP -> Gemm. The two expand convs' outputs, read only by the Concat, take
+ * the Concat output's parameters (it then copies bytes); the int8 output
+ * stays close to fp32. */
+static sqzc_graph *make_concat_graph(void) {
+    tu_rng r;
+    tu_rng_seed(&r, 44);
+    sqzc_graph *g = sqzc_graph_new();
+    assert_non_null(g);
+    int x = sqzc_tensor_get_or_add(g, "x");
+    g->tensors[x].shape = (sqz_shape){4, {1, 3, 8, 8}};
+    g->tensors[x].has_shape = 1;
+    int w1 = add_const(g, "w1", (sqz_shape){4, {4, 3, 3, 3}}, &r, -0.5f, 0.5f);
+    int b1 = add_const(g, "b1", (sqz_shape){1, {4}}, &r, 0.0f, 0.2f);
+    int wa = add_const(g, "wa", (sqz_shape){4, {6, 4, 1, 1}}, &r, -0.6f, 0.6f);
+    int ba = add_const(g, "ba", (sqz_shape){1, {6}}, &r, -0.1f, 0.1f);
+    int wb = add_const(g, "wb", (sqz_shape){4, {6, 4, 3, 3}}, &r, -0.3f, 0.3f);
+    int bb = add_const(g, "bb", (sqz_shape){1, {6}}, &r, -0.1f, 0.1f);
+    int w4 = add_const(g, "w4", (sqz_shape){2, {5, 12}}, &r, -0.5f, 0.5f);
+    int b4 = add_const(g, "b4", (sqz_shape){1, {5}}, &r, -0.1f, 0.1f);
+    const char *nm[] = {"s", "ea", "eb", "cat", "p", "f", "logits"};
+    int t[7];
+    for (int i = 0; i < 7; i++) t[i] = sqzc_tensor_get_or_add(g, nm[i]);
+    int n = sqzc_add_node(g, SQZ_OP_CONV, "squeeze", 3, (int32_t[]){x, w1, b1}, 1, &t[0]);
+    conv_attrs(g, n, 3, 1, SQZ_ACT_RELU);
+    n = sqzc_add_node(g, SQZ_OP_CONV, "e1", 3, (int32_t[]){t[0], wa, ba}, 1, &t[1]);
+    conv_attrs(g, n, 1, 1, SQZ_ACT_RELU);
+    n = sqzc_add_node(g, SQZ_OP_CONV, "e3", 3, (int32_t[]){t[0], wb, bb}, 1, &t[2]);
+    conv_attrs(g, n, 3, 1, SQZ_ACT_RELU);
+    n = sqzc_add_node(g, SQZ_OP_CONCAT, "cat", 2, (int32_t[]){t[1], t[2]}, 1, &t[3]);
+    assert_int_equal(sqzc_node_set_int(g, n, "axis", 1), 0);
+    sqzc_add_node(g, SQZ_OP_GLOBAL_AVGPOOL, "gap", 1, &t[3], 1, &t[4]);
+    sqzc_add_node(g, SQZ_OP_FLATTEN, "flat", 1, &t[4], 1, &t[5]);
+    n = sqzc_add_node(g, SQZ_OP_GEMM, "fc", 3, (int32_t[]){t[5], w4, b4}, 1, &t[6]);
+    assert_int_equal(sqzc_node_set_int(g, n, "transB", 1), 0);
+    g->inputs = malloc(sizeof(int32_t));
+    g->outputs = malloc(sizeof(int32_t));
+    g->inputs[0] = x;
+    g->outputs[0] = t[6];
+    g->n_inputs = g->n_outputs = 1;
+    char err[256];
+    assert_int_equal(sqzc_infer_shapes(g, err, sizeof err), 0);
+    return g;
+}
+
+static void test_quantize_concat(void **state) {
+    (void)state;
+    sqzc_graph *g = make_concat_graph();
+    float ref[NIMG][5];
+    for (int i = 0; i < NIMG; i++) run_graph(g, g_inputs[i], ref[i], 5);
+    sqzc_calib_set set;
+    char err[512];
+    assert_int_equal(sqzc_calib_set_read(g_manifest, &set, err, sizeof err), 0);
+    for (int method = SQZC_QM_MINMAX; method <= SQZC_QM_MSE; method++) {
+        sqzc_graph *q8 = make_concat_graph();
+        sqzc_quant_options o;
+        sqzc_quant_options_init(&o);
+        o.method = method;
+        if (sqzc_quantize(q8, &set, &o, NULL, err, sizeof err) != 0) fail_msg("%s", err);
+        int found = 0;
+        for (int i = 0; i < q8->n_nodes; i++) {
+            const sqzc_node *n = &q8->nodes[i];
+            if (n->op != SQZ_OP_CONCAT) continue;
+            found = 1;
+            const sqzc_tensor *y = &q8->tensors[n->out[0]];
+            assert_int_equal(y->dtype, SQZC_I8);
+            for (uint32_t k = 0; k < n->n_in; k++) {
+                const sqzc_tensor *x = &q8->tensors[n->in[k]];
+                assert_int_equal(x->dtype, SQZC_I8);
+                if (x->q.scale[0] != y->q.scale[0] || x->q.zero_point[0] != y->q.zero_point[0])
+                    fail_msg("%s: concat input '%s' %.9g/%d, output %.9g/%d",
+                             sqzc_qmethod_name(method), x->name, x->q.scale[0], x->q.zero_point[0],
+                             y->q.scale[0], y->q.zero_point[0]);
+            }
+        }
+        assert_true(found);
+        double sq = sqnr_of(q8, ref);
+        if (!(sq > 25.0))
+            fail_msg("method %s: int8 vs fp32 SQNR %.2f dB", sqzc_qmethod_name(method), sq);
+        sqzc_graph_free(q8);
+    }
     sqzc_calib_set_free(&set);
     sqzc_graph_free(g);
 }
@@ -606,7 +748,8 @@ static void test_quantize_se_block(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_equalize_exact),     cmocka_unit_test(test_quantize_model),
-        cmocka_unit_test(test_cache_same_result),  cmocka_unit_test(test_empirical_bias_correction),
+        cmocka_unit_test(test_cache_same_result),  cmocka_unit_test(test_threads_same_result),
+        cmocka_unit_test(test_quantize_concat),    cmocka_unit_test(test_empirical_bias_correction),
         cmocka_unit_test(test_shared_calibration), cmocka_unit_test(test_quantize_se_block),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

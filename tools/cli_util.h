@@ -59,7 +59,7 @@ typedef struct cli_atomic {
     char *path;
 } cli_atomic;
 int cli_atomic_open(cli_atomic *a, const char *path, char *err, size_t err_len);
-/* Flush, fsync, close and rename; on failure the temporary is removed. */
+/* Flush, fsync (SQZ_FSYNC=1 only), close and rename; on failure the temporary is removed. */
 int cli_atomic_commit(cli_atomic *a, char *err, size_t err_len);
 void cli_atomic_abort(cli_atomic *a);
 /* Write a whole buffer atomically. */

@@ -178,9 +178,9 @@ static void progress(const qctx *q, const char *label, int done, int total) {
 
 /* Set up the cache when the set's activations fit: per-image sizes of the
  * observed tensors, which must all be batch-major with static shapes. */
-static void cache_setup(qctx *q) {
+static void cache_setup(qctx *q, int batch) {
     qcache *c = &q->cache;
-    if (c->on || c->ne1) return;
+    if (c->on || c->ne1 || c->want < 0) return;
     c->ne1 = malloc(sizeof *c->ne1 * (size_t)q->n_obs);
     c->off1 = malloc(sizeof *c->off1 * (size_t)q->n_obs);
     if (!c->ne1 || !c->off1) return;
@@ -197,6 +197,9 @@ static void cache_setup(qctx *q) {
         fprintf(stderr, "quant profile: activations %.1f KB per image, %d images\n",
                 4.0 * (double)off / 1024, q->n_images);
     int want = c->want > 0 && c->want < q->n_images ? c->want : q->n_images;
+    /* whole batches (a batch is stored only when it fits entirely) */
+    if (batch > 1) want = (int)(((int64_t)want + batch - 1) / batch * batch);
+    if (want > q->n_images) want = q->n_images;
     /* activations kept when they fit (else each pass runs the model again;
      * memory stays bounded whatever the set size) */
     if (want < 1 || (double)off * 4.0 * (double)want > (double)q->o->cache_bytes) return;
@@ -267,7 +270,6 @@ int q_for_batches(qctx *q, int n, const char *label, qbatch_fn fn, void *user) {
         }
         return 0;
     }
-    cache_setup(q);
     int b = q->o->batch > 0 ? q->o->batch : 32;
     /* every observed tensor is a graph output (no arena reuse): a run holds
      * batch x one image's activations. Cap that at a few MB: the statistics
@@ -289,6 +291,7 @@ int q_for_batches(qctx *q, int n, const char *label, qbatch_fn fn, void *user) {
      * the batch cannot be sliced); a model whose batch cannot change runs one
      * image at a time */
     if (q->batch_fixed) b = 1;
+    cache_setup(q, b);
     if (r->s && r->batch != b) runner_close(r);
     double tso = q_now();
     if (!r->s) {
@@ -318,10 +321,30 @@ int q_for_batches(qctx *q, int n, const char *label, qbatch_fn fn, void *user) {
             r->q = q;
         }
         t0 = q_now();
-        for (int j = 0; j < cnt; j++)
-            if (sqzc_calib_set_load(q->set, i0 + j, &q->in1, r->in + (size_t)j * (size_t)q->per,
-                                    q->err, q->err_len) != 0)
-                goto out;
+        {
+            /* decoded in parallel; on a failure the first failing image is
+             * loaded again alone for its message */
+            int bad = 0;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(q_threads(q)) if (q_threads(q) > 1 && cnt > 1)
+#endif
+            for (int j = 0; j < cnt; j++) {
+                char e[8];
+                if (sqzc_calib_set_load(q->set, i0 + j, &q->in1, r->in + (size_t)j * (size_t)q->per,
+                                        e, sizeof e) != 0) {
+#if defined(_OPENMP)
+#pragma omp atomic write
+#endif
+                    bad = 1;
+                }
+            }
+            if (bad)
+                for (int j = 0; j < cnt; j++)
+                    if (sqzc_calib_set_load(q->set, i0 + j, &q->in1,
+                                            r->in + (size_t)j * (size_t)q->per, q->err,
+                                            q->err_len) != 0)
+                        goto out;
+        }
         tl += q_now() - t0;
         t0 = q_now();
         /* a padded batch's extra images are those of the batch before */
@@ -435,20 +458,41 @@ static void chan_add(qchan *c, const float *d, const sqz_shape *sh, int pass) {
     if (sums) c->per_channel += (uint64_t)(outer * inner);
 }
 
+/* threads of the quantizer's own loops (statistics, image decoding, ranges) */
+int q_threads(const qctx *q) {
+#if defined(_OPENMP)
+    return q->o && q->o->num_threads > 1 ? q->o->num_threads : 1;
+#else
+    (void)q;
+    return 1;
+#endif
+}
+
 static int pass_fn(qctx *q, const qrunner *r, int first, int count, void *user) {
     (void)first;
     (void)count;
-    int pass = *(int *)user;
+    int pass = *(int *)user, bad = -1;
+    /* one tensor's statistics per thread at a time (each tensor's own
+     * accumulators: the result does not depend on the thread count) */
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(q_threads(q)) if (q_threads(q) > 1)
+#endif
     for (int i = 0; i < q->n_obs; i++) {
         sqz_shape sh;
         const float *d = q_obs_data(r, i, &sh);
         if (!d) {
-            snprintf(q->err, q->err_len, "no output for tensor '%s'",
-                     q->g->tensors[q->obs[i]].name);
-            return -1;
+#if defined(_OPENMP)
+#pragma omp critical(q_pass_bad)
+#endif
+            if (bad < 0 || i < bad) bad = i;
+            continue;
         }
         if (pass != 0) sqzc_qstat_add(&q->st[i], d, (size_t)sqz_shape_numel(&sh));
         if (pass <= 1 && q->ch[i].c > 0) chan_add(&q->ch[i], d, &sh, pass);
+    }
+    if (bad >= 0) {
+        snprintf(q->err, q->err_len, "no output for tensor '%s'", q->g->tensors[q->obs[bad]].name);
+        return -1;
     }
     return 0;
 }
@@ -495,4 +539,19 @@ int q_pass_hist(qctx *q) {
         }
     int pass = 2;
     return q_for_batches(q, q->n_images, "calibration 2/2 hist", pass_fn, &pass);
+}
+
+int q_pass_one(qctx *q) {
+    for (int i = 0; i < q->n_obs; i++)
+        if (sqzc_qstat_begin_one_pass(&q->st[i]) != 0) {
+            snprintf(q->err, q->err_len, "out of memory");
+            return -1;
+        }
+    if (q_pass_range(q) != 0) return -1;
+    for (int i = 0; i < q->n_obs; i++)
+        if (sqzc_qstat_end_one_pass(&q->st[i]) != 0) {
+            snprintf(q->err, q->err_len, "out of memory");
+            return -1;
+        }
+    return 0;
 }

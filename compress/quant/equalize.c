@@ -106,6 +106,17 @@ static void scale_in(sqzc_tensor *w2, int groups, int i, float s) {
     }
 }
 
+int q_equalize_needs_data(qctx *q) {
+    pair *p = NULL;
+    int np = find_pairs(q, &p), need = 0;
+    for (int i = 0; i < np; i++) {
+        need |= p[i].clip_max > 0;
+        q->ch[p[i].obs].minmax = 0; /* find_pairs marked them; q_equalize_mark does again */
+    }
+    free(p);
+    return np < 0 ? -1 : need;
+}
+
 int q_equalize_mark(qctx *q) {
     pair *p = NULL;
     int np = find_pairs(q, &p);
@@ -159,7 +170,7 @@ int q_equalize(qctx *q, int have_stats) {
                 /* the output channel scales by 1 / s: so do its statistics and
                  * its cached activations */
                 q_cache_scale_channel(q, p[k].obs, (int)i, 1.0f / s);
-                mx[i] /= s;
+                if (mx) mx[i] /= s;
                 if (ch->min) ch->min[i] /= s;
                 if (ch->sum) ch->sum[i] /= s;
             }

@@ -23,7 +23,7 @@ void sqzc_quant_options_init(sqzc_quant_options *o) {
     o->bias_correction = 1;
     o->min_sqnr_db = 0;
     o->batch = 32;
-    o->report_images = 32;
+    o->report_images = 16;
     o->cache_bytes = (size_t)64 << 20;
     o->num_threads = 1;
 }

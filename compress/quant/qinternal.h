@@ -43,7 +43,7 @@ typedef struct qrunner {
  * model again. */
 typedef struct qcache {
     int on;         /* 1: being filled or complete */
-    int want;       /* images to keep (set before the first pass; 0: all) */
+    int want;       /* images to keep (set before the first pass; 0: all, -1: none) */
     int cap_images; /* images the block holds */
     int images;     /* images [0, images) cached */
     int n_batches, cap;
@@ -95,6 +95,9 @@ void q_calib_free(qctx *q);
 int q_pass_range(qctx *q);
 /* Calibration pass 2: histograms. */
 int q_pass_hist(qctx *q);
+/* Pass 1 with the histograms of pass 2 gathered at the same time
+ * (sqzc_qstat_begin_one_pass): the data is run once. */
+int q_pass_one(qctx *q);
 /* Pass of channel maxima only. */
 int q_channel_max(qctx *q);
 
@@ -103,10 +106,16 @@ int q_channel_max(qctx *q);
  * their statistics are rescaled with the weights. Otherwise the channel
  * maxima ReLU6 pairs need are measured by an extra pass. */
 int q_equalize(qctx *q, int have_stats);
+/* 1: some pair needs channel maxima of the data (a ReLU6 / Clip pair), 0:
+ * the scales depend on the weights only (q_equalize(q, 0) may then run
+ * before any pass), -1 OOM. */
+int q_equalize_needs_data(qctx *q);
 /* Mark the outputs of equalizable pairs for per-channel min / max in pass 1. */
 int q_equalize_mark(qctx *q);
 
 double q_now(void);
+/* threads of the quantizer's own loops: o->num_threads with OpenMP, else 1 */
+int q_threads(const qctx *q);
 /* SQZ_QUANT_PROFILE=1: "quant profile: <what> <ms>" on stderr for each phase
  * (the time since *t, which is then reset to now). */
 void q_prof(const char *what, double *t);

@@ -50,6 +50,8 @@ typedef struct qstate {
     int *dom;   /* per tensor: 1 int8 */
     /* tensor-level simulation (output quantization only) */
     double *t_yy, *t_ee, *t_yq, *t_qq;
+    char *relu_in; /* per tensor: an Add / pool / Concat output read only by a Relu, whose
+                    * parameters it takes (its requantization then is the Relu) */
 } qstate;
 
 static int node_kind(const sqzc_graph *g, int ni) {
@@ -528,8 +530,19 @@ static int sim_fn(qctx *q, const qrunner *r, int first, int count, void *user) {
         float sc;
         int32_t zp;
         tensor_params(s, t, &sc, &zp);
-        acc_err(y, y, (size_t)sqz_shape_numel(&sh), sc, zp, &s->t_yy[t], &s->t_ee[t], &s->t_yq[t],
-                &s->t_qq[t]);
+        const size_t ne = (size_t)sqz_shape_numel(&sh);
+        if (s->relu_in[t]) { /* against the Relu's result, which its quantization computes */
+            float *ry = malloc(sizeof(float) * (ne ? ne : 1));
+            if (!ry) {
+                snprintf(q->err, q->err_len, "out of memory");
+                return -1;
+            }
+            for (size_t k = 0; k < ne; k++) ry[k] = y[k] > 0 ? y[k] : 0;
+            acc_err(ry, y, ne, sc, zp, &s->t_yy[t], &s->t_ee[t], &s->t_yq[t], &s->t_qq[t]);
+            free(ry);
+            continue;
+        }
+        acc_err(y, y, ne, sc, zp, &s->t_yy[t], &s->t_ee[t], &s->t_yq[t], &s->t_qq[t]);
     }
     /* compute layers: int8 input, weights, int32 bias, int8 output */
     for (int ni = 0; ni < g->n_nodes; ni++) {
@@ -1020,6 +1033,7 @@ static void state_free_layers(qstate *s, int n_nodes) {
     free(s->t_ee);
     free(s->t_yq);
     free(s->t_qq);
+    free(s->relu_in);
 }
 
 /* the calibration statistics, session and cache */
@@ -1063,8 +1077,9 @@ static int state_prepare(qstate *S, sqzc_graph *g, int mark_channels) {
     S->t_ee = calloc((size_t)nt + 1, sizeof(double));
     S->t_yq = calloc((size_t)nt + 1, sizeof(double));
     S->t_qq = calloc((size_t)nt + 1, sizeof(double));
+    S->relu_in = calloc((size_t)nt + 1, 1);
     if (!S->kind || !S->L || !S->qnode || !S->src || !S->dom || !S->scale || !S->zp || !S->lo ||
-        !S->hi || !S->t_yy || !S->t_ee || !S->t_yq || !S->t_qq)
+        !S->hi || !S->t_yy || !S->t_ee || !S->t_yq || !S->t_qq || !S->relu_in)
         return -1;
     /* compute nodes; their inputs' channel means feed bias correction */
     for (int i = 0; i < nn; i++) {
@@ -1129,25 +1144,50 @@ static int calibrate(qstate *S, sqzc_graph *g, const sqzc_calib_set *set,
         snprintf(err, err_len, "out of memory");
         return -1;
     }
-    /* 1. pass 1 (ranges, channel statistics), 2. equalization, which rescales
-     * the statistics of the tensors it changes, 3. pass 2 (histograms) */
+    /* Equalization whose scales depend on the weights only runs first, and
+     * one pass over the set then gathers ranges, channel statistics and
+     * histograms together (sqzc_qstat_begin_one_pass). When a pair needs
+     * the data (ReLU6 / Clip: channel maxima), 1. pass 1 (ranges, channel
+     * statistics), 2. equalization, which rescales the statistics of the
+     * tensors it changes, 3. pass 2 (histograms of the equalized model). */
     double t_cal = q_now(), t_p = t_cal;
-    if (o->cle && q_equalize_mark(q) < 0) {
-        snprintf(err, err_len, "out of memory");
-        return -1;
-    }
-    /* images the passes after the first read again: all of them for the
-     * histograms, the report's (and bias correction's) otherwise */
-    {
-        int nrep0 = o->report_images < q->n_images ? o->report_images : q->n_images;
-        int want = hist || o->method != SQZC_QM_MINMAX ? q->n_images : nrep0;
-        if (o->bias_correction == 2 && want < Q_EBC_IMAGES) want = Q_EBC_IMAGES;
-        q->cache.want = want > 0 ? want : 1;
-    }
-    if (q_pass_range(q) != 0) return -1;
-    q_prof("pass 1 (range)", &t_p);
+    const int need_hist = hist || o->method != SQZC_QM_MINMAX;
+    int cle_first = 0;
     *cle_pairs = 0;
     if (o->cle) {
+        int nd = q_equalize_needs_data(q);
+        if (nd < 0) {
+            snprintf(err, err_len, "out of memory");
+            return -1;
+        }
+        if (nd == 0) {
+            int np = q_equalize(q, 0);
+            if (np < 0) return -1;
+            *cle_pairs = np;
+            cle_first = 1;
+        } else if (q_equalize_mark(q) < 0) {
+            snprintf(err, err_len, "out of memory");
+            return -1;
+        }
+    }
+    const int one_pass = need_hist && (!o->cle || cle_first);
+    /* images the passes after the first read again: all of them for the
+     * histograms of a second pass, the report's (and bias correction's)
+     * otherwise */
+    {
+        int nrep0 = o->report_images < q->n_images ? o->report_images : q->n_images;
+        int want = need_hist && !one_pass ? q->n_images : nrep0;
+        if (o->bias_correction == 2 && want < Q_EBC_IMAGES) want = Q_EBC_IMAGES;
+        q->cache.want = want > 0 ? want : 1;
+        /* a cache pays when its images are read more than once after the
+         * first pass (several quantizations, a second pass, bias correction
+         * and report): storing them costs more than running the model again
+         * for the report once */
+        if (!hist && (one_pass || !need_hist) && o->bias_correction != 2) q->cache.want = -1;
+    }
+    if ((one_pass ? q_pass_one(q) : q_pass_range(q)) != 0) return -1;
+    q_prof(one_pass ? "pass 1 (range + histograms)" : "pass 1 (range)", &t_p);
+    if (o->cle && !cle_first) {
         int np = q_equalize(q, 1);
         if (np < 0) return -1;
         if (np > 0) q_runner_invalidate(q); /* new weights */
@@ -1155,7 +1195,7 @@ static int calibrate(qstate *S, sqzc_graph *g, const sqzc_calib_set *set,
     }
     q_prof("equalization", &t_p);
     /* minmax needs no histogram (nothing is clipped): one pass less */
-    if ((hist || o->method != SQZC_QM_MINMAX) && q_pass_hist(q) != 0) return -1;
+    if (need_hist && !one_pass && q_pass_hist(q) != 0) return -1;
     q_prof("pass 2 (histograms)", &t_p);
     *secs = q_now() - t_cal;
     return 0;
@@ -1179,8 +1219,58 @@ static int finish(qstate *S, const sqzc_quant_options *o, sqzc_quant_report *rep
         if (g->nodes[i].op != SQZ_OP_INVALID && S->kind[i] == K_FOLLOW && g->nodes[i].in[0] >= 0 &&
             S->src[g->nodes[i].in[0]] >= 0)
             S->src[g->nodes[i].out[0]] = S->src[g->nodes[i].in[0]];
-    /* tensors that share another's parameters (views, MaxPool) need no range
-     * of their own */
+    /* An Add (or pool, Concat, Mul) output read only by a Relu takes the
+     * Relu output's parameters, a range [0, hi] with zero point -128: the
+     * op's requantization, which clamps to q >= -128, i.e. real >= 0, then
+     * computes the Relu's result itself, in one rounding instead of two, and
+     * the 256 levels cover [0, hi] instead of the op's whole signed range
+     * (ResNet's residual joins: half the step). The Relu then requantizes
+     * with equal parameters, an identity. As ONNX Runtime's QDQ quantizer,
+     * which folds a Relu into the range of its input. */
+    for (int i = 0; i < nn; i++) {
+        const sqzc_node *n = &g->nodes[i];
+        if (n->op != SQZ_OP_RELU || n->n_in < 1 || n->n_out != 1) continue;
+        int x = n->in[0], y = n->out[0];
+        if (x < 0 || y < 0 || q->obs_of[x] < 0 || q->obs_of[y] < 0 || S->src[x] != x ||
+            S->src[y] != y || sqzc_consumer_count(g, x) != 1)
+            continue;
+        int is_out = 0;
+        for (int k = 0; k < g->n_outputs; k++) is_out |= g->outputs[k] == x;
+        int p = sqzc_producer(g, x);
+        if (is_out || p < 0 || S->kind[p] != K_OWN) continue;
+        S->src[x] = y;
+        S->relu_in[x] = 1;
+    }
+    /* A Concat input produced only for the Concat (its one reader) by a node
+     * with its own parameters takes the Concat output's: the Concat then
+     * copies bytes instead of requantizing every input (each input rounded
+     * once, at the output's step, instead of twice). As TFLite's and ONNX
+     * Runtime's quantizers. */
+    for (int i = 0; i < nn; i++) {
+        const sqzc_node *n = &g->nodes[i];
+        if (n->op != SQZ_OP_CONCAT || S->kind[i] != K_OWN || n->n_out != 1 || n->out[0] < 0)
+            continue;
+        const int y = S->src[n->out[0]];
+        if (y < 0 || S->src[y] != y || q->obs_of[y] < 0) continue;
+        for (uint32_t k = 0; k < n->n_in; k++) {
+            int x = n->in[k];
+            if (x < 0 || x == q->input || q->obs_of[x] < 0 || S->src[x] != x ||
+                sqzc_consumer_count(g, x) != 1)
+                continue;
+            int is_out = 0;
+            for (int j = 0; j < g->n_outputs; j++) is_out |= g->outputs[j] == x;
+            int p = sqzc_producer(g, x);
+            if (is_out || p < 0 ||
+                (S->kind[p] != K_COMPUTE && S->kind[p] != K_OWN && S->kind[p] != K_ACT))
+                continue;
+            S->src[x] = y;
+        }
+    }
+    /* tensors that share another's parameters (views, MaxPool, the above) need
+     * no range of their own */
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(q_threads(q)) if (q_threads(q) > 1)
+#endif
     for (int i = 0; i < q->n_obs; i++) {
         int t = q->obs[i];
         if (S->src[t] != t) continue;

@@ -11,6 +11,9 @@
 #include "sqzc/quant_range.h"
 
 #define NB SQZC_QHIST_BINS
+/* one-pass mode: fine bins a side (finer than the final ones: the final
+ * width max / NB is between one and two fine widths) */
+#define NF (2 * NB)
 
 void sqzc_qstat_init(sqzc_qstat *s) {
     memset(s, 0, sizeof *s);
@@ -22,6 +25,8 @@ void sqzc_qstat_init(sqzc_qstat *s) {
 void sqzc_qstat_free(sqzc_qstat *s) {
     free(s->pos);
     free(s->neg);
+    free(s->sub);
+    s->sub = NULL;
     s->pos = s->neg = NULL;
 }
 
@@ -33,78 +38,96 @@ int sqzc_qstat_begin_hist(sqzc_qstat *s) {
     return 0;
 }
 
-void sqzc_qstat_add(sqzc_qstat *s, const float *x, size_t n) {
-    if (s->pass == 1) {
-        /* branch-free min / max (vectorizes); NaN compares false and is skipped,
-         * an infinity shows in the result and sends us to the careful loop */
-        float mn = (float)s->min, mx = (float)s->max;
-        float ln[8], lx[8]; /* 8 independent lanes: the compiler vectorizes them */
-        for (int l = 0; l < 8; l++) ln[l] = mn, lx[l] = mx;
-        size_t i = 0;
+/* min / max of x[0, n) folded into *mn / *mx; non-finite values are skipped
+ * and counted */
+static void add_minmax(const float *x, size_t n, float *mnp, float *mxp, uint64_t *nonfinite) {
+    /* branch-free min / max (vectorizes); NaN compares false and is skipped,
+     * an infinity shows in the result and sends us to the careful loop */
+    float mn = *mnp, mx = *mxp;
+    float ln[8], lx[8]; /* 8 independent lanes: the compiler vectorizes them */
+    for (int l = 0; l < 8; l++) ln[l] = mn, lx[l] = mx;
+    size_t i = 0;
 #if defined(__SSE2__)
-        { /* minps / maxps: the same selection as the scalar compares below */
-            __m128 n0 = _mm_set1_ps(mn), n1 = n0, x0 = _mm_set1_ps(mx), x1 = x0;
-            for (; i + 8 <= n; i += 8) {
-                __m128 a = _mm_loadu_ps(x + i), b = _mm_loadu_ps(x + i + 4);
-                n0 = _mm_min_ps(a, n0);
-                n1 = _mm_min_ps(b, n1);
-                x0 = _mm_max_ps(a, x0);
-                x1 = _mm_max_ps(b, x1);
-            }
-            _mm_storeu_ps(ln, n0);
-            _mm_storeu_ps(ln + 4, n1);
-            _mm_storeu_ps(lx, x0);
-            _mm_storeu_ps(lx + 4, x1);
+    { /* minps / maxps: the same selection as the scalar compares below */
+        __m128 n0 = _mm_set1_ps(mn), n1 = n0, x0 = _mm_set1_ps(mx), x1 = x0;
+        for (; i + 8 <= n; i += 8) {
+            __m128 a = _mm_loadu_ps(x + i), b = _mm_loadu_ps(x + i + 4);
+            n0 = _mm_min_ps(a, n0);
+            n1 = _mm_min_ps(b, n1);
+            x0 = _mm_max_ps(a, x0);
+            x1 = _mm_max_ps(b, x1);
         }
-#endif
-        for (; i + 8 <= n; i += 8)
-            for (int l = 0; l < 8; l++) {
-                ln[l] = x[i + l] < ln[l] ? x[i + l] : ln[l];
-                lx[l] = x[i + l] > lx[l] ? x[i + l] : lx[l];
-            }
-        for (; i < n; i++) {
-            mn = x[i] < mn ? x[i] : mn;
-            mx = x[i] > mx ? x[i] : mx;
-        }
-        for (int l = 0; l < 8; l++) {
-            mn = ln[l] < mn ? ln[l] : mn;
-            mx = lx[l] > mx ? lx[l] : mx;
-        }
-        if (!isfinite(mn) || !isfinite(mx)) {
-            mn = (float)s->min, mx = (float)s->max;
-            for (size_t i = 0; i < n; i++) {
-                float v = x[i];
-                if (!isfinite(v)) {
-                    s->nonfinite++;
-                    continue;
-                }
-                mn = v < mn ? v : mn;
-                mx = v > mx ? v : mx;
-            }
-        }
-        s->min = mn;
-        s->max = mx;
-        s->count += n;
-        return;
+        _mm_storeu_ps(ln, n0);
+        _mm_storeu_ps(ln + 4, n1);
+        _mm_storeu_ps(lx, x0);
+        _mm_storeu_ps(lx + 4, x1);
     }
-    /* bin = floor(|v| / width); values beyond the pass-1 range (none, unless
-     * the data changed) go to the last bin; NaN / inf / zeros go to a discard
-     * slot. Branch-free (signs are unpredictable) into 4 interleaved uint32
-     * sub-histograms [pos NB | neg NB | discard], so runs of equal bins (ReLU
-     * zeros, saturated tails) do not serialize on one counter's
-     * load-add-store; summed into the uint64 histograms at the end. */
-    const float ip = s->max > 0 ? (float)(NB / s->max) : 0.0f;
-    const float in = s->min < 0 ? (float)(NB / -s->min) : 0.0f;
-    uint64_t *const pos = s->pos, *const neg = s->neg;
+#endif
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) {
+            ln[l] = x[i + l] < ln[l] ? x[i + l] : ln[l];
+            lx[l] = x[i + l] > lx[l] ? x[i + l] : lx[l];
+        }
+    for (; i < n; i++) {
+        mn = x[i] < mn ? x[i] : mn;
+        mx = x[i] > mx ? x[i] : mx;
+    }
+    for (int l = 0; l < 8; l++) {
+        mn = ln[l] < mn ? ln[l] : mn;
+        mx = lx[l] > mx ? lx[l] : mx;
+    }
+    if (!isfinite(mn) || !isfinite(mx)) {
+        mn = *mnp, mx = *mxp;
+        for (size_t i = 0; i < n; i++) {
+            float v = x[i];
+            if (!isfinite(v)) {
+                (*nonfinite)++;
+                continue;
+            }
+            mn = v < mn ? v : mn;
+            mx = v > mx ? v : mx;
+        }
+    }
+    *mnp = mn;
+    *mxp = mx;
+}
+
+/* bin = floor(|v| * mul) over nb bins a side; values beyond the last bin go
+ * to it; NaN / inf / zeros go to a discard slot. Branch-free (signs are
+ * unpredictable) into 4 interleaved uint32 sub-histograms [pos nb | neg nb |
+ * discard], so runs of equal bins (ReLU zeros, saturated tails) do not
+ * serialize on one counter's load-add-store; summed into the uint64
+ * histograms at the end (and zeroed by that same sweep). */
+#define NBMAX (2 * NB)
+enum { SUB = 4 };
+static _Thread_local uint32_t sub_hist[SUB][2 * NBMAX + 1];
+
+typedef uint32_t subrow[2 * NBMAX + 1];
+
+/* sub-histograms into pos / neg (nb bins a side), zeroed on the way */
+static void fold_sub(subrow *sub, int nb, uint64_t *pos, uint64_t *neg) {
+    for (int side = 0; side < 2; side++) {
+        uint64_t *h = side ? neg : pos;
+        const int o = side * nb;
+        for (int j = 0; j < nb; j++) {
+            h[j] += (uint64_t)sub[0][o + j] + sub[1][o + j] + sub[2][o + j] + sub[3][o + j];
+            sub[0][o + j] = sub[1][o + j] = sub[2][o + j] = sub[3][o + j] = 0;
+        }
+    }
+    for (int h = 0; h < SUB; h++) sub[h][2 * nb] = 0;
+}
+
+/* sub: the thread's scratch (fold: summed into pos / neg at the end) or a
+ * tensor's own sub-histograms (one-pass mode: folded when they could wrap,
+ * when bins merge and at the end; fold 0) */
+static void add_bins(const float *x, size_t n, int nb, float ip, float in, uint64_t *pos,
+                     uint64_t *neg, uint64_t *zeros_out, subrow *sub, int fold) {
     uint64_t zeros = 0;
-    enum { SUB = 4, W = 2 * NB + 1 };
-    const float mul[2] = {ip, in}, lim = (float)(NB - 1);
-    static _Thread_local uint32_t sub[SUB][W];
+    const float mul[2] = {ip, in}, lim = (float)(nb - 1);
     size_t i0 = 0;
     while (i0 < n) {
         /* chunks below 2^31 values: uint32 counters cannot wrap */
         size_t e = n - i0 > ((size_t)1 << 30) ? i0 + ((size_t)1 << 30) : n;
-        memset(sub, 0, sizeof sub);
         size_t i = i0;
         /* min as a float compare (minss; NaN -> the limit, no int conversion
          * of NaN), multiplier and offset by table: no branches */
@@ -115,7 +138,7 @@ void sqzc_qstat_add(sqzc_qstat *s, const float *x, size_t n) {
         float b_ = a_ * mul[neg_];                                                                 \
         b_ = b_ < lim ? b_ : lim;                                                                  \
         const int valid_ = (a_ > 0) & (a_ <= 3.4e38f);                                             \
-        const int idx_ = ((int)b_ + neg_ * NB) * valid_ + (1 - valid_) * 2 * NB;                   \
+        const int idx_ = ((int)b_ + neg_ * nb) * valid_ + (1 - valid_) * 2 * nb;                   \
         sub[h][idx_]++;                                                                            \
         zeros += (v) == 0;                                                                         \
     } while (0)
@@ -127,7 +150,7 @@ void sqzc_qstat_add(sqzc_qstat *s, const float *x, size_t n) {
             const __m128 vip = _mm_set1_ps(ip), vin = _mm_set1_ps(in), vlim = _mm_set1_ps(lim);
             const __m128 absm = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
             const __m128 zero = _mm_setzero_ps(), fmax = _mm_set1_ps(3.4e38f);
-            const __m128i vnb = _mm_set1_epi32(NB), vdis = _mm_set1_epi32(2 * NB);
+            const __m128i vnb = _mm_set1_epi32(nb), vdis = _mm_set1_epi32(2 * nb);
             __m128i vz = _mm_setzero_si128();
             for (; i + SUB <= e; i += SUB) {
                 __m128 v = _mm_loadu_ps(x + i), a = _mm_and_ps(v, absm);
@@ -160,13 +183,127 @@ void sqzc_qstat_add(sqzc_qstat *s, const float *x, size_t n) {
         }
         for (; i < e; i++) SQZC_BIN(x[i], 0);
 #undef SQZC_BIN
-        for (int j = 0; j < NB; j++) {
-            pos[j] += (uint64_t)sub[0][j] + sub[1][j] + sub[2][j] + sub[3][j];
-            neg[j] += (uint64_t)sub[0][NB + j] + sub[1][NB + j] + sub[2][NB + j] + sub[3][NB + j];
-        }
+        /* fold and zero in one sweep (the sub-histograms start zeroed) */
+        if (fold || e < n) fold_sub(sub, nb, pos, neg);
         i0 = e;
     }
-    s->zeros += zeros;
+    *zeros_out += zeros;
+}
+
+/* one-pass mode: the side's fine bin width grows by powers of two (adjacent
+ * bins merged, exact) until m fits in NF bins */
+static void widen(sqzc_qstat *s, uint64_t *h, double *w, double m) {
+    if (!(m > 0)) return;
+    if (*w != 0 && m > NF * *w && s->sub_n) {
+        fold_sub((subrow *)s->sub, NF, s->pos, s->neg);
+        s->sub_n = 0;
+    }
+    if (*w == 0) {
+        int e;
+        frexp(m / NF, &e); /* m / NF = f * 2^e, f in [0.5, 1): 2^e >= m / NF */
+        *w = ldexp(1.0, e);
+        return;
+    }
+    while (m > NF * *w) {
+        for (int j = 0; j < NF / 2; j++) h[j] = h[2 * j] + h[2 * j + 1];
+        memset(h + NF / 2, 0, sizeof *h * (NF / 2));
+        *w *= 2;
+    }
+}
+
+void sqzc_qstat_add(sqzc_qstat *s, const float *x, size_t n) {
+    if (s->pass == 1 || s->pass == 3) {
+        float mn = (float)s->min, mx = (float)s->max;
+        add_minmax(x, n, &mn, &mx, &s->nonfinite);
+        s->min = mn;
+        s->max = mx;
+        s->count += n;
+        if (s->pass == 1) return;
+        widen(s, s->pos, &s->wpos, s->max);
+        widen(s, s->neg, &s->wneg, -s->min);
+        /* uint32 sub-histogram counters: folded before they could wrap */
+        if (s->sub_n + n >= ((uint64_t)1 << 31)) {
+            fold_sub((subrow *)s->sub, NF, s->pos, s->neg);
+            s->sub_n = 0;
+        }
+        /* widths are powers of two: 1 / w is exact */
+        add_bins(x, n, NF, s->wpos > 0 ? (float)(1.0 / s->wpos) : 0.0f,
+                 s->wneg > 0 ? (float)(1.0 / s->wneg) : 0.0f, s->pos, s->neg, &s->zeros,
+                 (subrow *)s->sub, 0);
+        s->sub_n += n;
+        return;
+    }
+    const float ip = s->max > 0 ? (float)(NB / s->max) : 0.0f;
+    const float in = s->min < 0 ? (float)(NB / -s->min) : 0.0f;
+    add_bins(x, n, NB, ip, in, s->pos, s->neg, &s->zeros, sub_hist, 1);
+}
+
+int sqzc_qstat_begin_one_pass(sqzc_qstat *s) {
+    free(s->pos);
+    free(s->neg);
+    free(s->sub);
+    s->pos = calloc(NF, sizeof *s->pos);
+    s->neg = calloc(NF, sizeof *s->neg);
+    /* the tensor's own sub-histograms: folded once at the end instead of
+     * after every batch (4 x 8193 counters a call otherwise) */
+    s->sub = calloc(SUB, sizeof(subrow));
+    s->sub_n = 0;
+    if (!s->pos || !s->neg || !s->sub) return -1;
+    s->wpos = s->wneg = 0;
+    s->zeros = 0;
+    s->pass = 3;
+    return 0;
+}
+
+/* fine bins (width w) into NB bins over [0, m], each fine bin's count split
+ * between the (at most two) final bins it overlaps in proportion to the
+ * overlap (values taken as uniform within a fine bin). Assigning whole fine
+ * bins instead would alias: with 1.5 fine bins per final bin, final bins
+ * would alternately get one and two fine bins' counts (a comb that the KL
+ * divergence reads as structure). */
+static void rebin(const uint64_t *f, double w, double m, uint64_t *out) {
+    if (!(m > 0) || !(w > 0)) return;
+    const double wf = m / NB;
+    for (int j = 0; j < NF; j++) {
+        if (!f[j]) continue;
+        const double a = j * w, b = a + w;
+        int k = (int)(a / wf);
+        if (k >= NB - 1) {
+            out[NB - 1] += f[j];
+            continue;
+        }
+        const double edge = (k + 1) * wf; /* end of final bin k */
+        if (edge >= b) {
+            out[k] += f[j];
+            continue;
+        }
+        uint64_t in_k = (uint64_t)((double)f[j] * (edge - a) / w + 0.5);
+        if (in_k > f[j]) in_k = f[j];
+        out[k] += in_k;
+        out[k + 1] += f[j] - in_k;
+    }
+}
+
+int sqzc_qstat_end_one_pass(sqzc_qstat *s) {
+    if (s->pass != 3) return 0;
+    if (s->sub) fold_sub((subrow *)s->sub, NF, s->pos, s->neg);
+    free(s->sub);
+    s->sub = NULL;
+    s->sub_n = 0;
+    uint64_t *p = calloc(NB, sizeof *p), *q = calloc(NB, sizeof *q);
+    if (!p || !q) {
+        free(p);
+        free(q);
+        return -1;
+    }
+    rebin(s->pos, s->wpos, s->max, p);
+    rebin(s->neg, s->wneg, -s->min, q);
+    free(s->pos);
+    free(s->neg);
+    s->pos = p;
+    s->neg = q;
+    s->pass = 2;
+    return 0;
 }
 
 void sqzc_qparams_from_range(double lo, double hi, float *scale, int32_t *zero_point) {

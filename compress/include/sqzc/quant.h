@@ -13,15 +13,22 @@
  *  1. cross-layer equalization of Conv -> (ReLU) -> Conv pairs (Nagel et al.,
  *     "Data-Free Quantization Through Weight Equalization and Bias
  *     Correction", ICCV 2019, section 4.1), fp32-exact;
- *  2. calibration through the sqz runtime over the set, streaming: pass 1
- *     per-tensor min / max and per-channel means, pass 2 per-tensor
- *     histograms (2 x 2048 bins), so memory does not grow with the set; one
- *     runtime session serves every pass, and the set's activations are kept
- *     for the later passes when they fit in cache_bytes (else they run the
- *     model again);
+ *  2. calibration through the sqz runtime over the set (batches of images,
+ *     decoded on o->num_threads threads), streaming: per-tensor min / max,
+ *     per-channel means and per-tensor histograms (2 x 2048 bins) in one pass
+ *     (histogram bins widened by merging as the range grows, then re-binned
+ *     over the final range: sqzc/quant_range.h), so memory does not grow with
+ *     the set. When equalization needs the data first (a ReLU6 / Clip pair:
+ *     channel maxima), pass 1 gathers ranges and channel statistics and pass 2
+ *     the histograms of the equalized model. One runtime session serves every
+ *     pass; the set's activations are kept for the later passes when they are
+ *     read again more than once and fit in cache_bytes (else the model runs
+ *     again);
  *  3. activation ranges by the method (minmax, percentile, kl, mse), from the
  *     statistics of the values the next layers read (a tensor read only
- *     through MaxPool: the pooled values);
+ *     through MaxPool: the pooled values; an Add / pool / Concat output read
+ *     only by a Relu takes the Relu's range, its requantization doing the
+ *     Relu);
  *  4. weights per output channel, bias correction (Nagel et al. section 4.2:
  *     the expected output shift eps_W * E[x] is subtracted from the bias;
  *     bias_correction 2 then also subtracts the measured mean pre-activation
@@ -67,11 +74,14 @@ typedef struct sqzc_quant_options {
     int batch;           /* images per calibration run at most (32); fewer when they would
                           * hold more than 4 MiB of activations (one when one image does),
                           * so memory is bounded by the model, never by the set size */
-    int report_images;   /* images of the per-layer report (32; 0: no report, no fallback) */
+    int report_images;   /* images of the per-layer report (16; 0: no report, no fallback) */
     size_t cache_bytes;  /* activations of the set kept in memory when they fit in this
                           * (64 MiB): the passes after the first replay them instead of
                           * running the model again; 0: never (every pass runs it) */
-    int num_threads;     /* runtime threads (<= 0: default) */
+    int num_threads;     /* runtime threads and the quantizer's own (image decoding, statistics,
+                          * ranges; OpenMP; each tensor's statistics on one thread, so
+                          * they do not depend on it) (<= 0: the
+                          * runtime default, one for the quantizer) */
     int progress;        /* draw a progress bar on stderr */
 } sqzc_quant_options;
 

@@ -14,7 +14,8 @@ extern "C" {
 /* Serialize into a malloc'd buffer. All tensors must be float (int64
  * constants must have been folded away). 0 ok, -1 with err. */
 int sqzc_serialize(const sqzc_graph *g, uint8_t **buf, size_t *size, char *err, size_t err_len);
-/* Write atomically: to path.tmp.XXXXXX, fsync, rename. No partial file on failure. */
+/* Write atomically: to path.tmp.XXXXXX (fsync when SQZ_FSYNC=1), rename. No partial file on
+ * failure. */
 int sqzc_write_sqz(const sqzc_graph *g, const char *path, char *err, size_t err_len);
 /* Write size bytes atomically the same way (any file: .sqz, .npy, reports). */
 int sqzc_write_file_atomic(const char *path, const void *data, size_t size, char *err,
