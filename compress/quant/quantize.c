@@ -515,12 +515,85 @@ static void acc_err(const float *y, const float *src, size_t n, float sc, int32_
     *qq += d;
 }
 
+/* the report's simulation of compute layer ni on the run's data */
+static int sim_layer(qctx *q, const qrunner *r, qstate *s, int ni, char *err, size_t err_len) {
+    sqzc_graph *g = q->g;
+    qlayer *L = &s->L[ni];
+    if (s->kind[ni] != K_COMPUTE || !L->ok) return 0;
+    const sqzc_node *n = &g->nodes[ni];
+    int xi = q->obs_of[n->in[0]], yi = q->obs_of[n->out[0]];
+    if (xi < 0 || yi < 0) return 0;
+    sqz_shape xs, ys;
+    const float *x = q_obs_data(r, xi, &xs), *y = q_obs_data(r, yi, &ys);
+    if (!x || !y) return 0;
+    size_t nx = (size_t)sqz_shape_numel(&xs);
+    float *xq = malloc(sizeof(float) * (nx ? nx : 1));
+    float *bq = malloc(sizeof(float) * (size_t)L->nc);
+    if (!xq || !bq) {
+        free(xq);
+        free(bq);
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    float sx, sy;
+    int32_t zx, zy;
+    tensor_params(s, n->in[0], &sx, &zx);
+    tensor_params(s, n->out[0], &sy, &zy);
+    fake_quant(x, xq, nx, sx, zx);
+    for (int c = 0; c < L->nc; c++) {
+        double bs = (double)sx * L->sw[c];
+        double b = L->bias ? nearbyint(L->bias[c] / bs) : 0;
+        bq[c] = (float)(b * bs);
+    }
+    sqz_shape ins[3];
+    ins[0] = xs;
+    ins[1] = g->tensors[n->in[1]].shape;
+    ins[2] = (sqz_shape){1, {L->nc}};
+    if (n->n_in > 2 && n->in[2] >= 0) ins[2] = g->tensors[n->in[2]].shape;
+    const float *ind[3] = {xq, L->wdq, bq};
+    float *out = NULL;
+    sqz_shape osh;
+    /* a Conv / Gemm without bias gets one only when correction made it non-zero */
+    sqzc_node tmp = *n;
+    int32_t in3[3] = {n->in[0], n->in[1], n->n_in > 2 ? n->in[2] : -1};
+    uint32_t nin = n->n_in;
+    if (n->op != SQZ_OP_MATMUL && L->bias && (n->n_in < 3 || n->in[2] < 0)) {
+        in3[2] = n->in[1]; /* any valid id: only shape / data are read */
+        nin = 3;
+    }
+    (void)tmp;
+    sqzc_node *mut = &g->nodes[ni];
+    int32_t *save_in = mut->in;
+    uint32_t save_n = mut->n_in;
+    mut->in = in3;
+    mut->n_in = nin;
+    int rc = run_layer(g, ni, ins, ind, 0, &out, &osh, err, err_len);
+    mut->in = save_in;
+    mut->n_in = save_n;
+    free(xq);
+    free(bq);
+    if (rc != 0) return -1;
+    size_t ny = (size_t)sqz_shape_numel(&ys);
+    if ((size_t)sqz_shape_numel(&osh) != ny) {
+        free(out);
+        snprintf(err, err_len, "node '%s': simulated output size differs", n->name);
+        return -1;
+    }
+    acc_err(y, out, ny, sy, zy, &L->s_yy, &L->s_ee, &L->s_yq, &L->s_qq);
+    free(out);
+    return 0;
+}
+
 static int sim_fn(qctx *q, const qrunner *r, int first, int count, void *user) {
     (void)first;
     (void)count;
     qstate *s = user;
     sqzc_graph *g = q->g;
-    /* output quantization of every int8 tensor */
+    /* output quantization of every int8 tensor (one tensor per thread) */
+    int oom = 0;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(q_threads(q)) if (q_threads(q) > 1)
+#endif
     for (int i = 0; i < q->n_obs; i++) {
         int t = q->obs[i];
         if (!s->dom[t] && t != q->input) continue;
@@ -534,8 +607,11 @@ static int sim_fn(qctx *q, const qrunner *r, int first, int count, void *user) {
         if (s->relu_in[t]) { /* against the Relu's result, which its quantization computes */
             float *ry = malloc(sizeof(float) * (ne ? ne : 1));
             if (!ry) {
-                snprintf(q->err, q->err_len, "out of memory");
-                return -1;
+#if defined(_OPENMP)
+#pragma omp atomic write
+#endif
+                oom = 1;
+                continue;
             }
             for (size_t k = 0; k < ne; k++) ry[k] = y[k] > 0 ? y[k] : 0;
             acc_err(ry, y, ne, sc, zp, &s->t_yy[t], &s->t_ee[t], &s->t_yq[t], &s->t_qq[t]);
@@ -544,73 +620,29 @@ static int sim_fn(qctx *q, const qrunner *r, int first, int count, void *user) {
         }
         acc_err(y, y, ne, sc, zp, &s->t_yy[t], &s->t_ee[t], &s->t_yq[t], &s->t_qq[t]);
     }
-    /* compute layers: int8 input, weights, int32 bias, int8 output */
-    for (int ni = 0; ni < g->n_nodes; ni++) {
-        qlayer *L = &s->L[ni];
-        if (s->kind[ni] != K_COMPUTE || !L->ok) continue;
-        const sqzc_node *n = &g->nodes[ni];
-        int xi = q->obs_of[n->in[0]], yi = q->obs_of[n->out[0]];
-        if (xi < 0 || yi < 0) continue;
-        sqz_shape xs, ys;
-        const float *x = q_obs_data(r, xi, &xs), *y = q_obs_data(r, yi, &ys);
-        if (!x || !y) continue;
-        size_t nx = (size_t)sqz_shape_numel(&xs);
-        float *xq = malloc(sizeof(float) * (nx ? nx : 1));
-        float *bq = malloc(sizeof(float) * (size_t)L->nc);
-        if (!xq || !bq) {
-            free(xq);
-            free(bq);
-            snprintf(q->err, q->err_len, "out of memory");
-            return -1;
-        }
-        float sx, sy;
-        int32_t zx, zy;
-        tensor_params(s, n->in[0], &sx, &zx);
-        tensor_params(s, n->out[0], &sy, &zy);
-        fake_quant(x, xq, nx, sx, zx);
-        for (int c = 0; c < L->nc; c++) {
-            double bs = (double)sx * L->sw[c];
-            double b = L->bias ? nearbyint(L->bias[c] / bs) : 0;
-            bq[c] = (float)(b * bs);
-        }
-        sqz_shape ins[3];
-        ins[0] = xs;
-        ins[1] = g->tensors[n->in[1]].shape;
-        ins[2] = (sqz_shape){1, {L->nc}};
-        if (n->n_in > 2 && n->in[2] >= 0) ins[2] = g->tensors[n->in[2]].shape;
-        const float *ind[3] = {xq, L->wdq, bq};
-        float *out = NULL;
-        sqz_shape osh;
-        /* a Conv / Gemm without bias gets one only when correction made it non-zero */
-        sqzc_node tmp = *n;
-        int32_t in3[3] = {n->in[0], n->in[1], n->n_in > 2 ? n->in[2] : -1};
-        uint32_t nin = n->n_in;
-        if (n->op != SQZ_OP_MATMUL && L->bias && (n->n_in < 3 || n->in[2] < 0)) {
-            in3[2] = n->in[1]; /* any valid id: only shape / data are read */
-            nin = 3;
-        }
-        (void)tmp;
-        sqzc_node *mut = &g->nodes[ni];
-        int32_t *save_in = mut->in;
-        uint32_t save_n = mut->n_in;
-        mut->in = in3;
-        mut->n_in = nin;
-        int rc = run_layer(g, ni, ins, ind, 0, &out, &osh, q->err, q->err_len);
-        mut->in = save_in;
-        mut->n_in = save_n;
-        free(xq);
-        free(bq);
-        if (rc != 0) return -1;
-        size_t ny = (size_t)sqz_shape_numel(&ys);
-        if ((size_t)sqz_shape_numel(&osh) != ny) {
-            free(out);
-            snprintf(q->err, q->err_len, "node '%s': simulated output size differs", n->name);
-            return -1;
-        }
-        acc_err(y, out, ny, sy, zy, &L->s_yy, &L->s_ee, &L->s_yq, &L->s_qq);
-        free(out);
+    if (oom) {
+        snprintf(q->err, q->err_len, "out of memory");
+        return -1;
     }
-    return 0;
+    /* compute layers: int8 input, weights, int32 bias, int8 output (one
+     * layer per thread at a time: each its own accumulators) */
+    int bad = 0;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(q_threads(q)) if (q_threads(q) > 1)
+#endif
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        char e[512];
+        if (sim_layer(q, r, s, ni, e, sizeof e) != 0) {
+#if defined(_OPENMP)
+#pragma omp critical(q_sim_err)
+#endif
+            if (!bad) {
+                bad = 1;
+                snprintf(q->err, q->err_len, "%s", e);
+            }
+        }
+    }
+    return bad ? -1 : 0;
 }
 
 /* Empirical bias correction (Nagel et al. 2019, section 4.2, the empirical
@@ -621,85 +653,104 @@ static int sim_fn(qctx *q, const qrunner *r, int first, int count, void *user) {
  * mean shift from clipping and rounding is included), int8 weights and the
  * int32 bias, minus the fp32 one, is subtracted from the bias. The analytic
  * correction (E[x] times the weight error) only sees the weights. */
+/* empirical bias correction's sums for compute layer ni on the run's data */
+static int ebc_layer(qctx *q, const qrunner *r, qstate *s, int ni, char *err, size_t err_len) {
+    sqzc_graph *g = q->g;
+    qlayer *L = &s->L[ni];
+    const sqzc_node *n = &g->nodes[ni];
+    if (s->kind[ni] != K_COMPUTE || !L->ok || !L->bias || !L->eb_sum || n->op == SQZ_OP_MATMUL)
+        return 0;
+    int xi = q->obs_of[n->in[0]];
+    if (xi < 0) return 0;
+    sqz_shape xs;
+    const float *x = q_obs_data(r, xi, &xs);
+    if (!x) return 0;
+    size_t nx = (size_t)sqz_shape_numel(&xs);
+    float *xq = malloc(sizeof(float) * (nx ? nx : 1));
+    float *bq = malloc(sizeof(float) * (size_t)L->nc);
+    float *zb = calloc((size_t)L->nc, sizeof(float));
+    if (!xq || !bq || !zb) {
+        free(xq);
+        free(bq);
+        free(zb);
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    float sx;
+    int32_t zx;
+    tensor_params(s, n->in[0], &sx, &zx);
+    fake_quant(x, xq, nx, sx, zx);
+    for (int c = 0; c < L->nc; c++) {
+        double bs = (double)sx * L->sw[c];
+        bq[c] = (float)(nearbyint(L->bias[c] / bs) * bs);
+    }
+    const int has_b = n->n_in > 2 && n->in[2] >= 0;
+    sqz_shape ins[3];
+    ins[0] = xs;
+    ins[1] = g->tensors[n->in[1]].shape;
+    ins[2] = (sqz_shape){1, {L->nc}};
+    /* both runs with a bias input (zeros for the fp32 one when the model has none) */
+    const float *ind_q[3] = {xq, L->wdq, bq};
+    const float *ind_f[3] = {x, g->tensors[n->in[1]].f32, has_b ? g->tensors[n->in[2]].f32 : zb};
+    int32_t in3[3] = {n->in[0], n->in[1], has_b ? n->in[2] : n->in[1]};
+    sqzc_node *mut = &g->nodes[ni];
+    int32_t *save_in = mut->in;
+    uint32_t save_n = mut->n_in;
+    mut->in = in3;
+    mut->n_in = 3;
+    float *oq = NULL, *of = NULL;
+    sqz_shape osq, osf;
+    int rc = run_layer(g, ni, ins, ind_q, 1, &oq, &osq, err, err_len);
+    if (rc == 0) rc = run_layer(g, ni, ins, ind_f, 1, &of, &osf, err, err_len);
+    mut->in = save_in;
+    mut->n_in = save_n;
+    free(xq);
+    free(bq);
+    free(zb);
+    if (rc != 0) {
+        free(oq);
+        free(of);
+        return -1;
+    }
+    if (osq.ndim >= 2 && osq.dims[1] == L->nc) {
+        int64_t outer = osq.dims[0], inner = 1;
+        for (int k = 2; k < osq.ndim; k++) inner *= osq.dims[k];
+        for (int64_t o = 0; o < outer; o++)
+            for (int c = 0; c < L->nc; c++) {
+                const size_t base = ((size_t)o * (size_t)L->nc + (size_t)c) * (size_t)inner;
+                double d = 0;
+                for (int64_t i = 0; i < inner; i++) d += (double)oq[base + i] - of[base + i];
+                L->eb_sum[c] += d;
+            }
+        L->eb_n += (uint64_t)(outer * inner);
+    }
+    free(oq);
+    free(of);
+    return 0;
+}
+
 static int ebc_fn(qctx *q, const qrunner *r, int first, int count, void *user) {
     (void)first;
     (void)count;
     qstate *s = user;
     sqzc_graph *g = q->g;
+    int bad = 0;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(q_threads(q)) if (q_threads(q) > 1)
+#endif
     for (int ni = 0; ni < g->n_nodes; ni++) {
-        qlayer *L = &s->L[ni];
-        const sqzc_node *n = &g->nodes[ni];
-        if (s->kind[ni] != K_COMPUTE || !L->ok || !L->bias || !L->eb_sum || n->op == SQZ_OP_MATMUL)
-            continue;
-        int xi = q->obs_of[n->in[0]];
-        if (xi < 0) continue;
-        sqz_shape xs;
-        const float *x = q_obs_data(r, xi, &xs);
-        if (!x) continue;
-        size_t nx = (size_t)sqz_shape_numel(&xs);
-        float *xq = malloc(sizeof(float) * (nx ? nx : 1));
-        float *bq = malloc(sizeof(float) * (size_t)L->nc);
-        float *zb = calloc((size_t)L->nc, sizeof(float));
-        if (!xq || !bq || !zb) {
-            free(xq);
-            free(bq);
-            free(zb);
-            snprintf(q->err, q->err_len, "out of memory");
-            return -1;
+        char e[512];
+        if (ebc_layer(q, r, s, ni, e, sizeof e) != 0) {
+#if defined(_OPENMP)
+#pragma omp critical(q_ebc_err)
+#endif
+            if (!bad) {
+                bad = 1;
+                snprintf(q->err, q->err_len, "%s", e);
+            }
         }
-        float sx;
-        int32_t zx;
-        tensor_params(s, n->in[0], &sx, &zx);
-        fake_quant(x, xq, nx, sx, zx);
-        for (int c = 0; c < L->nc; c++) {
-            double bs = (double)sx * L->sw[c];
-            bq[c] = (float)(nearbyint(L->bias[c] / bs) * bs);
-        }
-        const int has_b = n->n_in > 2 && n->in[2] >= 0;
-        sqz_shape ins[3];
-        ins[0] = xs;
-        ins[1] = g->tensors[n->in[1]].shape;
-        ins[2] = (sqz_shape){1, {L->nc}};
-        /* both runs with a bias input (zeros for the fp32 one when the model has none) */
-        const float *ind_q[3] = {xq, L->wdq, bq};
-        const float *ind_f[3] = {x, g->tensors[n->in[1]].f32,
-                                 has_b ? g->tensors[n->in[2]].f32 : zb};
-        int32_t in3[3] = {n->in[0], n->in[1], has_b ? n->in[2] : n->in[1]};
-        sqzc_node *mut = &g->nodes[ni];
-        int32_t *save_in = mut->in;
-        uint32_t save_n = mut->n_in;
-        mut->in = in3;
-        mut->n_in = 3;
-        float *oq = NULL, *of = NULL;
-        sqz_shape osq, osf;
-        int rc = run_layer(g, ni, ins, ind_q, 1, &oq, &osq, q->err, q->err_len);
-        if (rc == 0) rc = run_layer(g, ni, ins, ind_f, 1, &of, &osf, q->err, q->err_len);
-        mut->in = save_in;
-        mut->n_in = save_n;
-        free(xq);
-        free(bq);
-        free(zb);
-        if (rc != 0) {
-            free(oq);
-            free(of);
-            return -1;
-        }
-        if (osq.ndim >= 2 && osq.dims[1] == L->nc) {
-            int64_t outer = osq.dims[0], inner = 1;
-            for (int k = 2; k < osq.ndim; k++) inner *= osq.dims[k];
-            for (int64_t o = 0; o < outer; o++)
-                for (int c = 0; c < L->nc; c++) {
-                    const size_t base = ((size_t)o * (size_t)L->nc + (size_t)c) * (size_t)inner;
-                    double d = 0;
-                    for (int64_t i = 0; i < inner; i++) d += (double)oq[base + i] - of[base + i];
-                    L->eb_sum[c] += d;
-                }
-            L->eb_n += (uint64_t)(outer * inner);
-        }
-        free(oq);
-        free(of);
     }
-    return 0;
+    return bad ? -1 : 0;
 }
 
 static int empirical_bias_correction(qstate *s) {
