@@ -200,6 +200,78 @@ static void test_silu_fusion(void **state) {
 #endif
 }
 
+/* y = Relu(Add(a, b)): the executor fuses the Relu into the Add when the
+ * sum is read by the Relu only (the Relu then does not run), so y must be
+ * max(a + b, 0) exactly; with the sum also a graph output (t_out) nothing is
+ * fused and t keeps its negative values. */
+static void add_relu_case(int t_out) {
+    sqzc_graph *g = sqzc_graph_new();
+    assert_non_null(g);
+    int a = sqzc_tensor_get_or_add(g, "a"), b = sqzc_tensor_get_or_add(g, "b");
+    sqz_shape xs = {4, {1, C, 6, 6}};
+    g->tensors[a].shape = g->tensors[b].shape = xs;
+    g->tensors[a].has_shape = g->tensors[b].has_shape = 1;
+    g->inputs = malloc(2 * sizeof(int32_t));
+    assert_non_null(g->inputs);
+    g->inputs[0] = a;
+    g->inputs[1] = b;
+    g->n_inputs = 2;
+    int t = sqzc_tensor_get_or_add(g, "t"), y = sqzc_tensor_get_or_add(g, "y");
+    int32_t i0[2] = {a, b}, o0[1] = {t}, i1[1] = {t}, o1[1] = {y};
+    sqzc_add_node(g, SQZ_OP_ADD, "add", 2, i0, 1, o0);
+    sqzc_add_node(g, SQZ_OP_RELU, "relu", 1, i1, 1, o1);
+    g->outputs = malloc(2 * sizeof(int32_t));
+    assert_non_null(g->outputs);
+    g->outputs[0] = y;
+    g->outputs[1] = t;
+    g->n_outputs = t_out ? 2 : 1;
+    char err[256];
+    assert_int_equal(sqzc_infer_shapes(g, err, sizeof err), 0);
+    uint8_t *buf;
+    size_t size;
+    if (sqzc_serialize(g, &buf, &size, err, sizeof err) != 0) fail_msg("serialize: %s", err);
+    sqzc_graph_free(g);
+    sqz_model *m;
+    sqz_status st;
+    if (sqz_model_load_buffer(buf, size, &m, &st) != SQZ_OK) fail_msg("load: %s", st.msg);
+    free(buf);
+    sqz_session *s;
+    if (sqz_session_create(m, NULL, &s, &st) != SQZ_OK) fail_msg("session: %s", st.msg);
+    tu_rng r;
+    tu_rng_seed(&r, 31);
+    for (int rep = 0; rep < 2; rep++) {
+        float av[C * HW], bv[C * HW];
+        tu_fill_uniform(&r, av, C * HW, -3, 3);
+        tu_fill_uniform(&r, bv, C * HW, -3, 3);
+        assert_int_equal(sqz_session_set_input(s, 0, av, C * HW, &st), SQZ_OK);
+        assert_int_equal(sqz_session_set_input(s, 1, bv, C * HW, &st), SQZ_OK);
+        assert_int_equal(sqz_session_run(s, &st), SQZ_OK);
+        const float *yv, *tv;
+        sqz_shape ys;
+        assert_int_equal(sqz_session_output(s, 0, &yv, &ys, &st), SQZ_OK);
+        int neg = 0;
+        for (int i = 0; i < C * HW; i++) {
+            float sum = av[i] + bv[i];
+            neg += sum < 0.0f;
+            if (yv[i] != (sum > 0.0f ? sum : 0.0f))
+                fail_msg("y[%d] = %g, want relu(%g)", i, yv[i], sum);
+        }
+        assert_true(neg > 0); /* the Relu had something to do */
+        if (t_out) {
+            assert_int_equal(sqz_session_output(s, 1, &tv, &ys, &st), SQZ_OK);
+            for (int i = 0; i < C * HW; i++) assert_true(tv[i] == av[i] + bv[i]);
+        }
+    }
+    sqz_session_free(s);
+    sqz_model_free(m);
+}
+
+static void test_add_relu_fusion(void **state) {
+    (void)state;
+    add_relu_case(0);
+    add_relu_case(1);
+}
+
 /* y = Concat(Sigmoid(x), Conv1x1(x)) on axis 1: both inputs are read by the
  * Concat only, so the planner places them at their slices of y and the
  * Concat does not run; y must still hold both parts, run after run, and the
@@ -276,9 +348,8 @@ static void test_concat_in_place(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_input_reuse_fast),
-        cmocka_unit_test(test_input_reuse_reference),
-        cmocka_unit_test(test_silu_fusion),
+        cmocka_unit_test(test_input_reuse_fast), cmocka_unit_test(test_input_reuse_reference),
+        cmocka_unit_test(test_silu_fusion),      cmocka_unit_test(test_add_relu_fusion),
         cmocka_unit_test(test_concat_in_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,6 +25,10 @@ extern const sqz_op_impl sqz_fast_slice, sqz_fast_transpose;
 /* Add / Sub / Mul / Div with broadcasting, inner loops specialised for the
  * contiguous, scalar-operand and per-channel patterns. */
 extern const sqz_op_impl sqz_fast_add, sqz_fast_sub, sqz_fast_mul, sqz_fast_div;
+/* Fuses a following Relu into a prepared node of one of the four above
+ * (impl, its ctx): the node then writes Relu(a op b), the reference Relu's
+ * expression. Returns 0 (nothing changed) for any other impl. */
+int sqz_fast_binary_fuse_relu(const sqz_op_impl *impl, sqz_op_ctx *ctx);
 
 #if defined(__x86_64__)
 /* MaxPool 3x3 stride 2 on one channel plane (AVX2 CPUs only; x86/pool_avx2.c):

@@ -361,6 +361,34 @@ static void fuse_silu(sqz_session *s, int32_t *readers) {
     }
 }
 
+/* Add (Sub / Mul / Div) + Relu: when the Relu is the only reader of the
+ * binary's f32 output and runs in place over it (the planner gave both one
+ * buffer), the binary applies the Relu while its output is in L1 and the
+ * Relu does not run (ResNet blocks: one pass over the sum saved). Needs the
+ * fast binary kernel; readers[] counts each tensor's readers (graph outputs
+ * count 2). */
+static void fuse_binary_relu(sqz_session *s, const int32_t *readers) {
+    const sqz_model *m = s->m;
+    for (int i = 1; i < m->n_nodes; i++) {
+        const sqz_node *nd = &m->nodes[i];
+        node_exec *e = &s->nodes[i];
+        if (nd->op != SQZ_OP_RELU || nd->n_inputs != 1 || nd->n_outputs != 1 || e->skip ||
+            e->noop || sqz_ctx_is_int8(&e->ctx))
+            continue;
+        int u = nd->inputs[0];
+        if (u < 0 || readers[u] != 1 || e->in_data[0] != e->out_data[0]) continue;
+        for (int j = i - 1; j >= 0; j--) {
+            const sqz_node *pd = &m->nodes[j];
+            if (pd->n_outputs < 1 || pd->outputs[0] != u) continue;
+            node_exec *pe = &s->nodes[j];
+            if (pd->n_outputs == 1 && !pe->skip && !pe->noop && !sqz_ctx_is_int8(&pe->ctx) &&
+                sqz_fast_binary_fuse_relu(pe->impl, &pe->ctx))
+                e->noop = 1;
+            break;
+        }
+    }
+}
+
 sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts, sqz_session **out,
                             sqz_status *st) {
     sqz_status dummy;
@@ -634,6 +662,10 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
             e->in_data[k] = nd->inputs[k] >= 0 ? s->ptr[nd->inputs[k]] : NULL;
         for (uint32_t k = 0; k < nd->n_outputs; k++) e->out_data[k] = s->ptr[nd->outputs[k]];
         e->ctx.scratch = items[nt + i].size ? (char *)s->arena + offs[nt + i] : NULL;
+    }
+    {
+        const char *fe = getenv("SQZ_FUSE_RELU"); /* SQZ_FUSE_RELU=0: A/B */
+        if (!fe || strcmp(fe, "0")) fuse_binary_relu(s, readers);
     }
 done:
     free(items);

@@ -16,6 +16,7 @@ enum { FB_ADD, FB_SUB, FB_MUL, FB_DIV };
 
 typedef struct fbin {
     int kind, nd;
+    int relu; /* a following Relu fused in (sqz_fast_binary_fuse_relu) */
     int64_t dims[SQZ_MAX_DIMS], ast[SQZ_MAX_DIMS], bst[SQZ_MAX_DIMS];
     int64_t total, inner, rows; /* rows: total / inner */
 } fbin;
@@ -89,32 +90,49 @@ static int fbin_prepare(sqz_op_ctx *ctx, int kind) {
     return 0;
 }
 
-#define FB_LOOPS(OP)                                                                               \
+/* the stored value: plain, or through the fused Relu (the reference's expression) */
+#define FB_PLAIN(v) (v)
+#define FB_RELU(v) ((v) > 0.0f ? (v) : 0.0f)
+
+#define FB_LOOPS(OP, F)                                                                            \
     if (ias && ibs)                                                                                \
-        for (int64_t i = 0; i < n; i++) y[i] = a[i] OP b[i];                                       \
+        for (int64_t i = 0; i < n; i++) y[i] = F(a[i] OP b[i]);                                    \
     else if (ias) {                                                                                \
         const float v = b[0];                                                                      \
-        for (int64_t i = 0; i < n; i++) y[i] = a[i] OP v;                                          \
+        for (int64_t i = 0; i < n; i++) y[i] = F(a[i] OP v);                                       \
     } else if (ibs) {                                                                              \
         const float u = a[0];                                                                      \
-        for (int64_t i = 0; i < n; i++) y[i] = u OP b[i];                                          \
+        for (int64_t i = 0; i < n; i++) y[i] = F(u OP b[i]);                                       \
     } else {                                                                                       \
         const float u = a[0], v = b[0];                                                            \
-        for (int64_t i = 0; i < n; i++) y[i] = u OP v;                                             \
+        for (int64_t i = 0; i < n; i++) y[i] = F(u OP v);                                          \
     }
 
-/* y[0..n) = a op b along one inner run. */
-static void run_inner(int kind, const float *a, const float *b, float *y, int64_t n, int ias,
-                      int ibs) {
+/* y[0..n) = a op b along one inner run (relu: then max(., 0)). */
+static void run_inner(int kind, int relu, const float *a, const float *b, float *y, int64_t n,
+                      int ias, int ibs) {
+    if (relu) {
+        switch (kind) {
+        case FB_ADD:
+            FB_LOOPS(+, FB_RELU) break;
+        case FB_SUB:
+            FB_LOOPS(-, FB_RELU) break;
+        case FB_MUL:
+            FB_LOOPS(*, FB_RELU) break;
+        default:
+            FB_LOOPS(/, FB_RELU) break;
+        }
+        return;
+    }
     switch (kind) {
     case FB_ADD:
-        FB_LOOPS(+) break;
+        FB_LOOPS(+, FB_PLAIN) break;
     case FB_SUB:
-        FB_LOOPS(-) break;
+        FB_LOOPS(-, FB_PLAIN) break;
     case FB_MUL:
-        FB_LOOPS(*) break;
+        FB_LOOPS(*, FB_PLAIN) break;
     default:
-        FB_LOOPS(/) break;
+        FB_LOOPS(/, FB_PLAIN) break;
     }
 }
 
@@ -136,7 +154,8 @@ static void fbin_range(const fbin *p, const float *A, const float *B, float *Y, 
     while (o < o1) {
         int64_t n = p->inner - col;
         if (n > o1 - o) n = o1 - o;
-        run_inner(p->kind, A + ao + (ias ? col : 0), B + bo + (ibs ? col : 0), Y + o, n, ias, ibs);
+        run_inner(p->kind, p->relu, A + ao + (ias ? col : 0), B + bo + (ibs ? col : 0), Y + o, n,
+                  ias, ibs);
         o += n;
         col = 0;
         for (int d = nd - 2; d >= 0; d--) {
@@ -194,6 +213,15 @@ static int div_prepare(sqz_op_ctx *ctx) {
 }
 
 const sqz_op_impl sqz_fast_add = {add_prepare, fbin_run, free, NULL};
+
+int sqz_fast_binary_fuse_relu(const sqz_op_impl *impl, sqz_op_ctx *ctx) {
+    if (impl != &sqz_fast_add && impl != &sqz_fast_sub && impl != &sqz_fast_mul &&
+        impl != &sqz_fast_div)
+        return 0;
+    if (!ctx->params) return 0;
+    ((fbin *)ctx->params)->relu = 1;
+    return 1;
+}
 const sqz_op_impl sqz_fast_sub = {sub_prepare, fbin_run, free, NULL};
 const sqz_op_impl sqz_fast_mul = {mul_prepare, fbin_run, free, NULL};
 const sqz_op_impl sqz_fast_div = {div_prepare, fbin_run, free, NULL};
