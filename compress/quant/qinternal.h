@@ -117,7 +117,8 @@ double q_now(void);
 /* threads of the quantizer's own loops: o->num_threads with OpenMP, else 1 */
 int q_threads(const qctx *q);
 /* SQZ_QUANT_PROFILE=1: "quant profile: <what> <ms>" on stderr for each phase
- * (the time since *t, which is then reset to now). */
+ * (the time since *t, which is then reset to now); =cpu: in process CPU time
+ * (q_now then reads that clock, the report's seconds included). */
 void q_prof(const char *what, double *t);
 
 #endif
