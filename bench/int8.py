@@ -106,8 +106,15 @@ def test_set():
 
 
 # ---- sqz
-def sqz(args, binary):
-    r = subprocess.run([binary] + args, capture_output=True, text=True)
+# sqz quant's OpenMP threads wait passively (sleep at a barrier instead of
+# spinning) unless the caller chose a policy: on a loaded 2-core machine
+# libgomp's default spinning made --threads 2 10x slower than one thread
+QUANT_ENV = dict(os.environ)
+QUANT_ENV.setdefault("OMP_WAIT_POLICY", "passive")
+
+
+def sqz(args, binary, env=None):
+    r = subprocess.run([binary] + args, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         raise RuntimeError("sqz %s: %s" % (args[0], r.stderr.strip()))
     return r.stdout
@@ -228,7 +235,7 @@ def main():
             rep = out + ".json"
             t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
             sqz(["quant", onnx_p, "--calib", manifest, "--method", meth, "-o", out, "--json", rep,
-                 "-q", "--threads", str(a.quant_threads)], a.sqz)
+                 "-q", "--threads", str(a.quant_threads)], a.sqz, QUANT_ENV)
             wall = time.perf_counter() - t0
             c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
@@ -339,11 +346,12 @@ def main():
         print("%-10s %11d %11d %7.3f %11d %7.3f | %7.1f / %-7.1f" % (
             r["model"], r["onnx_bytes"], s["bytes"], s["bytes"] / r["onnx_bytes"], ob,
             ob / r["onnx_bytes"], s["sqnr_min"] or float("nan"), s["sqnr_median"] or float("nan")))
-    print("\ncalibration time on the same %d images, seconds (whole sqz quant --threads %d incl. "
+    print("\ncalibration time on the same %d images, seconds (whole sqz quant --threads %d, "
+          "OMP_WAIT_POLICY=%s, incl. "
           "process start, import, PNG decoding, equalization, report, write | whole "
           "quantize_static on pre-decoded arrays), wall and CPU; ratio sqz / ORT per method pair "
           "(minmax-minmax, percentile-percentile, kl-entropy, mse-distribution)"
-          % (len(images), a.quant_threads))
+          % (len(images), a.quant_threads, QUANT_ENV["OMP_WAIT_POLICY"]))
     pairs = [("minmax", "minmax"), ("percentile", "percentile"), ("kl", "entropy"),
              ("mse", "distribution")]
     for r in rows:
