@@ -113,6 +113,18 @@ void sqz_dw_plane_pack_avx512(const sqz_dw_plane *a, const float *x, float *buf)
  * pack's just-written (masked) stores. */
 void sqz_dw_plane_compute_avx512(const sqz_dw_plane *a, const float *buf, float *y);
 
+/* Band kernel for wide planes (x86/dwconv_avx512.c, AVX-512F): one channel,
+ * 4 output rows x up to 4 vectors of 16 columns per pass from a ring of
+ * zero-padded input rows. Covers k 3 / 5, stride 1, left pad <= 16, W and
+ * out_w <= 4096 (the driver uses it for 32 < out_w <= 64). Same args as the
+ * whole-plane kernel. */
+/* Floats of the (64-byte aligned) buffer (0: not covered). */
+size_t sqz_dw_band_floats_avx512(const sqz_dw_plane *a);
+/* Zero a buffer once before its first plane (planes of one layer reuse it). */
+void sqz_dw_band_zero_avx512(const sqz_dw_plane *a, float *buf);
+/* y (OH x OW) from x (H x W). */
+void sqz_dw_band_run_avx512(const sqz_dw_plane *a, const float *x, float *y, float *buf);
+
 /* Channel-block kernel for planes with out_w <= 8 (x86/dwconv_avx512.c,
  * AVX-512F): nc <= 16 channels at once, lanes = channels (the planes are
  * transposed into a zero-padded [row][col][16] buffer and back). Covers k 3 /
@@ -128,6 +140,9 @@ typedef struct sqz_dw_cb {
 } sqz_dw_cb;
 /* Floats of the (64-byte aligned) buffer a block needs; 0: not covered. */
 size_t sqz_dw_cb_floats_avx512(const sqz_dw_cb *a);
+/* Zero a buffer once before its first block; blocks of the same geometry
+ * then reuse it (each overwrites only the data part). */
+void sqz_dw_cb_zero_avx512(const sqz_dw_cb *a, float *buf);
 /* Channels c < nc: y + c*OH*OW from x + c*H*W. */
 void sqz_dw_cb_run_avx512(const sqz_dw_cb *a, const float *x, float *y, float *buf);
 #endif

@@ -19,6 +19,12 @@
 #define DW_MAX_EXTENT ((int64_t)1 << 24)
 /* parts per thread of a split layer (each with its own plane buffers) */
 #define DW_PARTS_PER_THREAD 4
+/* the AVX-512 band kernel takes stride-1 planes with out_w in (MIN, MAX]
+ * (bench_dwconv, same run, band vs the kernels before it: 56-wide 1.08-1.34x;
+ * 28-wide (the whole-plane kernel) 0.86-0.97x, 112-wide 0.90-0.97x, stride 2
+ * 0.86-1.05x, so those keep their kernels) */
+#define DW_BAND_MIN_OW 32
+#define DW_BAND_MAX_OW 64
 
 /* ------------------------------------------------------------ CPU support */
 
@@ -161,6 +167,7 @@ typedef struct dw_p {
     sqz_dw_row_fn fn;
     size_t plane_floats; /* > 0: the AVX-512 whole-plane kernel, buffer floats per thread */
     size_t cb_floats;    /* > 0: the AVX-512 channel-block kernel, buffer floats per part */
+    size_t band_floats;  /* > 0: the AVX-512 band kernel, buffer floats per part */
     int64_t cblocks;     /* channel blocks of 16 per image (cb kernel) */
     int pw;              /* > 0: rows are read from a zero-padded ring of pw-float rows */
     size_t ring_floats;  /* floats of one part's ring buffer (ring_rows x pw) */
@@ -194,6 +201,7 @@ static void dw_cblocks_avx512(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, i
     const size_t kk = (size_t)p->k * (size_t)p->k;
     sqz_dw_cb a;
     cb_args(p, &a);
+    sqz_dw_cb_zero_avx512(&a, buf);
     for (int64_t u = b; u < e; u++) {
         int64_t n = u / p->cblocks, cb = u % p->cblocks, c0 = cb * 16;
         a.nc = (int)(p->C - c0 < 16 ? p->C - c0 : 16);
@@ -246,6 +254,33 @@ static void dw_planes_avx512(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, in
         sqz_dw_plane_compute_avx512(&a, bufs[(i - b) & 1], y);
         if (p->post) ref_act_apply(&p->act, y, out_sp);
     }
+}
+
+/* planes [b, e) with the band kernel, buf: this part's buffer */
+static void dw_planes_band(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e, float *buf) {
+    const float *X = ctx->in_data[0], *Wt = ctx->in_data[1];
+    const float *B = p->has_bias ? ctx->in_data[2] : NULL;
+    float *Y = ctx->out_data[0];
+    const size_t in_sp = (size_t)p->H * (size_t)p->W, out_sp = (size_t)p->OH * (size_t)p->OW;
+    const size_t kk = (size_t)p->k * (size_t)p->k;
+    sqz_dw_plane a;
+    plane_args(p, &a);
+    sqz_dw_band_zero_avx512(&a, buf);
+    for (int64_t i = b; i < e; i++) {
+        int64_t c = i % p->C;
+        a.w = Wt + (size_t)c * kk;
+        a.bias = B ? B[c] : 0.0f;
+        float *y = Y + (size_t)i * out_sp;
+        sqz_dw_band_run_avx512(&a, X + (size_t)i * in_sp, y, buf);
+        if (p->post) ref_act_apply(&p->act, y, out_sp);
+    }
+}
+
+/* Band kernel on/off (SQZ_DW_BAND=0: off, for bench_dwconv's comparison with
+ * the kernels before it); read at prepare. */
+static int band_enabled(void) {
+    const char *e = getenv("SQZ_DW_BAND");
+    return !(e && e[0] == '0');
 }
 #endif
 
@@ -373,6 +408,14 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
         p->plane_floats = sqz_dw_plane_floats_avx512(&pa);
         p->plane_floats = (p->plane_floats + 15) / 16 * 16; /* 64-byte aligned per thread */
     }
+    /* wide planes: the AVX-512 band kernel */
+    if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && !p->cb_floats &&
+        p->s == 1 && p->OW > DW_BAND_MIN_OW && p->OW <= DW_BAND_MAX_OW && band_enabled()) {
+        sqz_dw_plane pa;
+        plane_args(p, &pa);
+        p->band_floats = sqz_dw_band_floats_avx512(&pa);
+        if (p->band_floats) p->plane_floats = 0;
+    }
 #endif
     sqz_shape *y = &ctx->out_shape[0];
     y->ndim = 4;
@@ -385,7 +428,8 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     int parts = ctx->num_threads > 1 ? DW_PARTS_PER_THREAD * ctx->num_threads : 1;
     if (p->plane_floats) ctx->scratch_bytes = (size_t)parts * 2 * p->plane_floats * sizeof(float);
     if (p->cb_floats) ctx->scratch_bytes = (size_t)parts * p->cb_floats * sizeof(float);
-    if (p->pw && !p->plane_floats && !p->cb_floats)
+    if (p->band_floats) ctx->scratch_bytes = (size_t)parts * p->band_floats * sizeof(float);
+    if (p->pw && !p->plane_floats && !p->cb_floats && !p->band_floats)
         ctx->scratch_bytes = (size_t)parts * p->ring_floats * sizeof(float);
     else
         p->pw = 0;
@@ -512,6 +556,11 @@ static void dw_part(void *arg, int t) {
     if (j->p->cb_floats) {
         dw_cblocks_avx512(j->p, j->ctx, b, e,
                           (float *)j->ctx->scratch + (size_t)t * j->p->cb_floats);
+        return;
+    }
+    if (j->p->band_floats) {
+        dw_planes_band(j->p, j->ctx, b, e,
+                       (float *)j->ctx->scratch + (size_t)t * j->p->band_floats);
         return;
     }
     if (j->p->plane_floats) {

@@ -9,6 +9,7 @@
  * loads; the left padding columns use expand-loads (zero-filled lanes), so
  * every column is computed in SIMD. */
 #include <immintrin.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -392,8 +393,6 @@ void sqz_dw_plane_compute_avx512(const sqz_dw_plane *a, const float *buf, float 
  * unaligned loads that split cache lines (about 2.7x the cost of an aligned
  * load here). */
 
-#define CB_PX 4 /* output pixels per step (4 sums, each tap weight loaded once) */
-
 /* 16x16 transpose of r[0..15] in place (rows <-> lanes) */
 DW_INLINE void tr16(__m512 *r) {
     __m512 t[16];
@@ -423,9 +422,12 @@ DW_INLINE void tr16(__m512 *r) {
     }
 }
 
+/* padded rows of T and their width in pixels: room for CB_NPX(OW) outputs
+ * per row (columns past the data stay zero) */
+#define CB_NPX(ow) ((ow) <= 4 ? 4 : 8)
 static void cb_dims(const sqz_dw_cb *a, int *hp, int *wp) {
     *hp = (a->OH - 1) * a->stride + a->k;
-    *wp = (a->OW - 1) * a->stride + a->k;
+    *wp = (CB_NPX(a->OW) - 1) * a->stride + a->k;
 }
 
 size_t sqz_dw_cb_floats_avx512(const sqz_dw_cb *a) {
@@ -439,44 +441,103 @@ size_t sqz_dw_cb_floats_avx512(const sqz_dw_cb *a) {
     return ((size_t)hp * (size_t)wp + out_px) * 16;
 }
 
-/* n output pixels (1..CB_PX) of row oy from column ox */
-DW_INLINE void cb_pixels(const sqz_dw_cb *a, const float *T, int wp, float *O, int oy, int ox,
-                         const int K, const int S, const int NPX) {
-    const __m512 va = _mm512_set1_ps(a->alpha), vb = _mm512_set1_ps(a->beta);
-    __m512 acc[CB_PX];
+void sqz_dw_cb_zero_avx512(const sqz_dw_cb *a, float *buf) {
+    memset(buf, 0, sqz_dw_cb_floats_avx512(a) * sizeof(float));
+}
+
+/* Output rows oy and oy + 1 (TWO), NPX (4 or 8) pixels each (those past OW
+ * read T's zero columns and are not stored): per tap row ky its k weight
+ * vectors are loaded once, then each input pixel of the row once for the (up
+ * to k) outputs it feeds. 16 sums as named variables pinned to registers after
+ * every tap row (arrays of sums stayed on the stack and the old 4-pixel /
+ * 1-pixel steps loaded a weight per FMA: bench_dwconv). */
+#define CB_W(kx) ((kx) == 0 ? w0 : (kx) == 1 ? w1 : (kx) == 2 ? w2 : (kx) == 3 ? w3 : w4)
+#define CB_FMA(acc, ox)                                                                            \
+    do {                                                                                           \
+        const int kx = c - S * (ox);                                                               \
+        if ((ox) < NPX && kx >= 0 && kx < K) acc##ox = _mm512_fmadd_ps(CB_W(kx), v, acc##ox);      \
+    } while (0)
+#define CB_ROW(acc)                                                                                \
+    do {                                                                                           \
+        CB_FMA(acc, 0);                                                                            \
+        CB_FMA(acc, 1);                                                                            \
+        CB_FMA(acc, 2);                                                                            \
+        CB_FMA(acc, 3);                                                                            \
+        CB_FMA(acc, 4);                                                                            \
+        CB_FMA(acc, 5);                                                                            \
+        CB_FMA(acc, 6);                                                                            \
+        CB_FMA(acc, 7);                                                                            \
+    } while (0)
+#define CB_ST(acc, row, ox)                                                                        \
+    if ((ox) < a->OW)                                                                              \
+    _mm512_store_ps(O + (size_t)((row)*a->OW + (ox)) * 16, act512(acc##ox, a->act, va, vb))
+
+DW_INLINE void cb_rows(const sqz_dw_cb *a, const float *T, int wp, float *O, int oy, const int K,
+                       const int S, const int NPX, const int TWO) {
     const __m512 bias = _mm512_loadu_ps(a->b);
-    for (int j = 0; j < NPX; j++) acc[j] = bias;
+    __m512 p0 = bias, p1 = bias, p2 = bias, p3 = bias, p4 = bias, p5 = bias, p6 = bias, p7 = bias;
+    __m512 q0 = bias, q1 = bias, q2 = bias, q3 = bias, q4 = bias, q5 = bias, q6 = bias, q7 = bias;
 #pragma GCC unroll 5
     for (int ky = 0; ky < K; ky++) {
-        const float *row = T + (size_t)((oy * S + ky) * wp + ox * S) * 16;
-#pragma GCC unroll 5
-        for (int kx = 0; kx < K; kx++) {
-            const __m512 w = _mm512_loadu_ps(a->w + (ky * K + kx) * 16);
-#pragma GCC unroll 4
-            for (int j = 0; j < NPX; j++)
-                acc[j] = _mm512_fmadd_ps(w, _mm512_load_ps(row + (j * S + kx) * 16), acc[j]);
+        const float *wr = a->w + (size_t)(ky * K) * 16;
+        const __m512 w0 = _mm512_loadu_ps(wr), w1 = _mm512_loadu_ps(wr + 16),
+                     w2 = _mm512_loadu_ps(wr + 32);
+        const __m512 w3 = K > 3 ? _mm512_loadu_ps(wr + 48) : w0,
+                     w4 = K > 4 ? _mm512_loadu_ps(wr + 64) : w0;
+        const float *r0 = T + (size_t)((oy * S + ky) * wp) * 16;
+        const float *r1 = r0 + (size_t)(S * wp) * 16;
+#pragma GCC unroll 20
+        for (int c = 0; c < (NPX - 1) * S + K; c++) {
+            __m512 v = _mm512_load_ps(r0 + c * 16);
+            __asm__("" : "+v"(v));
+            CB_ROW(p);
+            if (TWO) {
+                v = _mm512_load_ps(r1 + c * 16);
+                __asm__("" : "+v"(v));
+                CB_ROW(q);
+            }
         }
+        __asm__(""
+                : "+v"(p0), "+v"(p1), "+v"(p2), "+v"(p3), "+v"(p4), "+v"(p5), "+v"(p6), "+v"(p7));
+        __asm__(""
+                : "+v"(q0), "+v"(q1), "+v"(q2), "+v"(q3), "+v"(q4), "+v"(q5), "+v"(q6), "+v"(q7));
     }
-    for (int j = 0; j < NPX; j++)
-        _mm512_store_ps(O + (size_t)(oy * a->OW + ox + j) * 16, act512(acc[j], a->act, va, vb));
+    const __m512 va = _mm512_set1_ps(a->alpha), vb = _mm512_set1_ps(a->beta);
+    CB_ST(p, oy, 0);
+    CB_ST(p, oy, 1);
+    CB_ST(p, oy, 2);
+    CB_ST(p, oy, 3);
+    CB_ST(p, oy, 4);
+    CB_ST(p, oy, 5);
+    CB_ST(p, oy, 6);
+    CB_ST(p, oy, 7);
+    if (TWO) {
+        CB_ST(q, oy + 1, 0);
+        CB_ST(q, oy + 1, 1);
+        CB_ST(q, oy + 1, 2);
+        CB_ST(q, oy + 1, 3);
+        CB_ST(q, oy + 1, 4);
+        CB_ST(q, oy + 1, 5);
+        CB_ST(q, oy + 1, 6);
+        CB_ST(q, oy + 1, 7);
+    }
 }
 
 DW_INLINE void cb_compute(const sqz_dw_cb *a, const float *T, int wp, float *O, const int K,
-                          const int S) {
-    for (int oy = 0; oy < a->OH; oy++) {
-        int ox = 0;
-        for (; ox + CB_PX <= a->OW; ox += CB_PX) cb_pixels(a, T, wp, O, oy, ox, K, S, CB_PX);
-        for (; ox < a->OW; ox++) cb_pixels(a, T, wp, O, oy, ox, K, S, 1);
-    }
+                          const int S, const int NPX) {
+    int oy = 0;
+    for (; oy + 2 <= a->OH; oy += 2) cb_rows(a, T, wp, O, oy, K, S, NPX, 1);
+    if (oy < a->OH) cb_rows(a, T, wp, O, oy, K, S, NPX, 0);
 }
 
 void sqz_dw_cb_run_avx512(const sqz_dw_cb *a, const float *x, float *y, float *buf) {
     int hp, wp;
     cb_dims(a, &hp, &wp);
     float *T = buf, *O = buf + (size_t)hp * (size_t)wp * 16;
-    memset(T, 0, (size_t)hp * (size_t)wp * 16 * sizeof(float));
     const size_t in_sp = (size_t)a->H * (size_t)a->W, out_sp = (size_t)a->OH * (size_t)a->OW;
-    /* in: 16 pixels of every channel, transposed, to their padded places */
+    const int dw = (a->OW - 1) * a->stride + a->k; /* padded columns the outputs read */
+    /* in: 16 pixels of every channel, transposed, to their padded places (the
+     * zero padding of T is written once, by sqz_dw_cb_zero_avx512) */
     int iy = 0, ix = 0;
     for (size_t q = 0; q < in_sp; q += 16) {
         const int n = in_sp - q < 16 ? (int)(in_sp - q) : 16;
@@ -488,17 +549,24 @@ void sqz_dw_cb_run_avx512(const sqz_dw_cb *a, const float *x, float *y, float *b
         tr16(r);
         for (int j = 0; j < n; j++) {
             const int ty = iy + a->pt, tx = ix + a->pl;
-            if (ty < hp && tx < wp) _mm512_store_ps(T + (size_t)(ty * wp + tx) * 16, r[j]);
+            if (ty < hp && tx < dw) _mm512_store_ps(T + (size_t)(ty * wp + tx) * 16, r[j]);
             if (++ix == a->W) {
                 ix = 0;
                 iy++;
             }
         }
     }
-    if (a->k == 3)
-        a->stride == 1 ? cb_compute(a, T, wp, O, 3, 1) : cb_compute(a, T, wp, O, 3, 2);
-    else
-        a->stride == 1 ? cb_compute(a, T, wp, O, 5, 1) : cb_compute(a, T, wp, O, 5, 2);
+    if (a->OW <= 4) {
+        if (a->k == 3)
+            a->stride == 1 ? cb_compute(a, T, wp, O, 3, 1, 4) : cb_compute(a, T, wp, O, 3, 2, 4);
+        else
+            a->stride == 1 ? cb_compute(a, T, wp, O, 5, 1, 4) : cb_compute(a, T, wp, O, 5, 2, 4);
+    } else {
+        if (a->k == 3)
+            a->stride == 1 ? cb_compute(a, T, wp, O, 3, 1, 8) : cb_compute(a, T, wp, O, 3, 2, 8);
+        else
+            a->stride == 1 ? cb_compute(a, T, wp, O, 5, 1, 8) : cb_compute(a, T, wp, O, 5, 2, 8);
+    }
     /* out: 16 pixels of the 16 channels, transposed back */
     for (size_t q = 0; q < out_sp; q += 16) {
         const int n = out_sp - q < 16 ? (int)(out_sp - q) : 16;
@@ -509,4 +577,211 @@ void sqz_dw_cb_run_avx512(const sqz_dw_cb *a, const float *x, float *y, float *b
         const __mmask16 m = mask_n(n);
         for (int c = 0; c < a->nc; c++) _mm512_mask_storeu_ps(y + (size_t)c * out_sp + q, m, r[c]);
     }
+}
+
+/* ------------------------------------------------ band kernel for wide planes
+ *
+ * Stride-1 planes with 32 < out_w <= 64 (the 56x56 stage). Input rows are
+ * copied (each once per plane) into a ring of zero-padded, 64-byte aligned
+ * rows, so every tap is a plain 16-lane load with no edge code. Each pass
+ * computes 4 output rows x NV vectors of 16 columns (up to 16 sums in
+ * registers). The ring holds the rows of this band and the next BD_AHEAD
+ * ones, copied ahead of their use.
+ * bench_dwconv, same run, vs the kernels before (the padded-row ring of the
+ * row kernels): 56x56 k3 1.08-1.34x; at 112x112 (0.90-0.97x, memory-bound
+ * copies), 28x28 (whole-plane kernel) and stride 2 (an even / odd split copy:
+ * 0.86-1.05x) it did not pay, so those keep their kernels. */
+
+#define BD_R 4     /* output rows per pass */
+#define BD_AHEAD 2 /* bands whose rows are copied ahead of this one */
+
+/* Ring rows: the source row's data starts at float 16 (64-byte aligned
+ * stores, unaligned loads from the source), padded column p at BD_OFF - pl + p.
+ * Floats [0, 16) and past the data stay zero. */
+#define BD_OFF 16
+
+/* floats of one ring row */
+static int band_row_floats(const sqz_dw_plane *a) {
+    const int nv = (a->OW + 15) / 16;
+    int need = BD_OFF - a->pl + 16 * nv + a->k - 1, data = BD_OFF + (a->W + 15) / 16 * 16;
+    int w = need > data ? need : data;
+    return (w + 15) / 16 * 16;
+}
+
+static int band_slots(const sqz_dw_plane *a) {
+    return BD_AHEAD * BD_R + BD_R - 1 + a->k;
+}
+
+size_t sqz_dw_band_floats_avx512(const sqz_dw_plane *a) {
+    if ((a->k != 3 && a->k != 5) || a->stride != 1 || a->OW < 1 || a->OH < 1 || a->H < 1 ||
+        a->W < 1 || a->pt < 0 || a->pl < 0 || a->pl > BD_OFF || a->W > 4096 || a->OW > 4096)
+        return 0;
+    /* + 1: the zero row of the vertical padding */
+    return (size_t)(band_slots(a) + 1) * (size_t)band_row_floats(a);
+}
+
+void sqz_dw_band_zero_avx512(const sqz_dw_plane *a, float *buf) {
+    memset(buf, 0, sqz_dw_band_floats_avx512(a) * sizeof(float));
+}
+
+/* input row x into ring row dst (its zero columns are never written). The
+ * stores are aligned: storing the row at dst + pl instead split every store
+ * across two cache lines (9 cycles per 56-wide row, a third of the band). */
+DW_INLINE void band_copy_row(const sqz_dw_plane *a, const float *x, float *dst, __mmask16 tail) {
+    const int W = a->W;
+    int i = 0;
+    for (; i + 16 <= W; i += 16) _mm512_store_ps(dst + BD_OFF + i, _mm512_loadu_ps(x + i));
+    if (i < W) _mm512_store_ps(dst + BD_OFF + i, _mm512_maskz_loadu_ps(tail, x + i));
+}
+
+/* BD_R (4) output rows from oy0 (only rows < OH stored), NV (1..4) vectors
+ * from column c0; rp[u] = ring row of input row oy0 - pt + u. Per tap
+ * column kx its k weights are broadcast, then each input row of the band is
+ * loaded once (NV vectors) for the up to k output rows it feeds: up to 12
+ * independent FMAs per loaded row. The 16 sums and the weights are named
+ * variables, not arrays, pinned to registers after every input row: gcc kept
+ * [4][4] arrays of sums on the stack (its scalar replacement runs before the
+ * loops are unrolled) and ran the accumulation chains one after another, at
+ * ~45% of the FMA peak (bench_dwconv). */
+#define BD_W(ky) ((ky) == 0 ? w0 : (ky) == 1 ? w1 : (ky) == 2 ? w2 : (ky) == 3 ? w3 : w4)
+#define BD_FMA(j, n)                                                                               \
+    if (NV > n) a##j##n = _mm512_fmadd_ps(w_, v##n, a##j##n)
+#define BD_ROW(j)                                                                                  \
+    do {                                                                                           \
+        const int ky = u - (j);                                                                    \
+        if (ky >= 0 && ky < K) {                                                                   \
+            const __m512 w_ = BD_W(ky);                                                            \
+            BD_FMA(j, 0);                                                                          \
+            BD_FMA(j, 1);                                                                          \
+            BD_FMA(j, 2);                                                                          \
+            BD_FMA(j, 3);                                                                          \
+        }                                                                                          \
+    } while (0)
+#define BD_STORE(j, n)                                                                             \
+    do {                                                                                           \
+        if (NV > n) {                                                                              \
+            const __m512 r_ = none     ? a##j##n                                                   \
+                              : minmax ? _mm512_min_ps(_mm512_max_ps(a##j##n, va), vb)             \
+                                       : act512(a##j##n, a->act, va, vb);                          \
+            if (n < NV - 1 || full)                                                                \
+                _mm512_storeu_ps(yr + 16 * (n), r_);                                               \
+            else                                                                                   \
+                _mm512_mask_storeu_ps(yr + 16 * (n), mlast, r_);                                   \
+        }                                                                                          \
+    } while (0)
+#define BD_STROW(j)                                                                                \
+    if (oy0 + (j) < a->OH) {                                                                       \
+        float *yr = y + (size_t)(oy0 + (j)) * (size_t)a->OW + c0;                                  \
+        BD_STORE(j, 0);                                                                            \
+        BD_STORE(j, 1);                                                                            \
+        BD_STORE(j, 2);                                                                            \
+        BD_STORE(j, 3);                                                                            \
+    }
+
+DW_INLINE void band_pass(const sqz_dw_plane *a, const float *const *rp, float *y, int oy0, int c0,
+                         const int K, const int NV) {
+    const int b0 = BD_OFF - a->pl; /* ring offset of padded column 0 */
+    const __m512 z = _mm512_set1_ps(a->bias);
+    __m512 a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
+    __m512 a20 = z, a21 = z, a22 = z, a23 = z, a30 = z, a31 = z, a32 = z, a33 = z;
+#pragma GCC unroll 5
+    for (int kx = 0; kx < K; kx++) {
+        const float *wc = a->w + kx;
+        const __m512 w0 = _mm512_set1_ps(wc[0]), w1 = _mm512_set1_ps(wc[K]),
+                     w2 = _mm512_set1_ps(wc[2 * K]);
+        const __m512 w3 = K > 3 ? _mm512_set1_ps(wc[3 * K]) : w0,
+                     w4 = K > 4 ? _mm512_set1_ps(wc[4 * K]) : w0;
+        const int off = c0 + b0 + kx;
+#pragma GCC unroll 16
+        for (int u = 0; u < BD_R - 1 + K; u++) {
+            const float *r = rp[u] + off;
+            __m512 v0 = _mm512_loadu_ps(r), v1 = v0, v2 = v0, v3 = v0;
+            if (NV > 1) v1 = _mm512_loadu_ps(r + 16);
+            if (NV > 2) v2 = _mm512_loadu_ps(r + 32);
+            if (NV > 3) v3 = _mm512_loadu_ps(r + 48);
+            /* loads in registers for their (up to k) FMAs: without the
+             * barrier gcc folds them into every FMA as memory operands */
+            __asm__("" : "+v"(v0), "+v"(v1), "+v"(v2), "+v"(v3));
+            BD_ROW(0);
+            BD_ROW(1);
+            BD_ROW(2);
+            BD_ROW(3);
+            /* the sums live here: without this gcc sinks each sum's whole
+             * chain of k*k FMAs down to its store, one dependent chain at a
+             * time (latency-bound, with the loaded rows spilled) */
+            __asm__(""
+                    : "+v"(a00), "+v"(a01), "+v"(a02), "+v"(a03), "+v"(a10), "+v"(a11), "+v"(a12),
+                      "+v"(a13));
+            __asm__(""
+                    : "+v"(a20), "+v"(a21), "+v"(a22), "+v"(a23), "+v"(a30), "+v"(a31), "+v"(a32),
+                      "+v"(a33));
+        }
+    }
+    /* RELU and CLIP as one max / min pair, as act512 computes them (no
+     * per-vector switch: the stores and activation took 40% of a 3x3 pass
+     * with it) */
+    const int none = a->act == SQZ_ACT_NONE;
+    const int minmax = a->act == SQZ_ACT_RELU || a->act == SQZ_ACT_CLIP;
+    __m512 va = _mm512_set1_ps(a->alpha), vb = _mm512_set1_ps(a->beta);
+    if (a->act == SQZ_ACT_RELU) {
+        va = _mm512_setzero_ps();
+        vb = _mm512_set1_ps(INFINITY);
+    }
+    const int full = c0 + 16 * NV <= a->OW;
+    const __mmask16 mlast = mask_n(a->OW - c0 - 16 * (NV - 1));
+    BD_STROW(0)
+    BD_STROW(1)
+    BD_STROW(2)
+    BD_STROW(3)
+}
+
+DW_INLINE void band_run(const sqz_dw_plane *a, const float *x, float *y, float *buf, const int K) {
+    const int rf = band_row_floats(a), ns = band_slots(a), nu = BD_R - 1 + K;
+    const float *zero = buf + (size_t)ns * (size_t)rf;
+    const int nvt = (a->OW + 15) / 16;
+    const __mmask16 tail = mask_n(a->W % 16);
+    /* ring slot of input row iy: iy mod ns, kept incrementally (no divides:
+     * an idiv per row cost as much as the FMAs of a 28-wide row) */
+    int next = 0, nslot = 0; /* input rows [0, next) were copied; next's slot */
+    int base = -a->pt, bslot = ((base % ns) + ns) % ns; /* first row of the band, its slot */
+    for (int oy0 = 0; oy0 < a->OH; oy0 += BD_R) {
+        /* rows of this band and the next one */
+        int end = oy0 + BD_AHEAD * BD_R + BD_R - 1 - a->pt + K;
+        if (end > a->H) end = a->H;
+        for (; next < end; next++) {
+            band_copy_row(a, x + (size_t)next * (size_t)a->W, buf + (size_t)nslot * rf, tail);
+            if (++nslot == ns) nslot = 0;
+        }
+        const float *rp[BD_R - 1 + 5];
+        for (int u = 0, sl = bslot; u < nu; u++) {
+            const int iy = base + u;
+            rp[u] = iy >= 0 && iy < a->H ? buf + (size_t)sl * rf : zero;
+            if (++sl == ns) sl = 0;
+        }
+        base += BD_R;
+        bslot += BD_R;
+        if (bslot >= ns) bslot -= ns;
+        int v = 0;
+        for (; v + 4 <= nvt; v += 4) band_pass(a, rp, y, oy0, 16 * v, K, 4);
+        switch (nvt - v) {
+        case 3:
+            band_pass(a, rp, y, oy0, 16 * v, K, 3);
+            break;
+        case 2:
+            band_pass(a, rp, y, oy0, 16 * v, K, 2);
+            break;
+        case 1:
+            band_pass(a, rp, y, oy0, 16 * v, K, 1);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+void sqz_dw_band_run_avx512(const sqz_dw_plane *a, const float *x, float *y, float *buf) {
+    if (a->k == 3)
+        band_run(a, x, y, buf, 3);
+    else
+        band_run(a, x, y, buf, 5);
 }
