@@ -174,23 +174,14 @@ static inline int i8t_run(i8t *t, const sqz_op_impl *impl, void **out) {
     return 0;
 }
 
-/* The contract's requantization, written again from its text (sqz/format.h). */
+/* The contract's requantization, written again from its text (sqz/format.h):
+ * float product of (float)acc and (float)m, clamped to [lo - zp, hi - zp],
+ * rounded half to even (rintf in the default rounding mode), + zp. */
 static inline int32_t i8t_requant(int64_t acc, double m, int32_t zp, int32_t lo, int32_t hi) {
-    int e;
-    double f = frexp(m, &e);
-    long long M = llround(f * 2147483648.0);
-    if (M == 2147483648LL) {
-        M = 1073741824LL;
-        e++;
-    }
-    int S = 31 - e;
-    if (S > 62) {
-        M = llround(ldexp(m, 62));
-        S = 62;
-    }
-    long long v = ((long long)acc * M + (1LL << (S - 1))) >> S;
-    v += zp;
-    return (int32_t)(v < lo ? lo : v > hi ? hi : v);
+    float v = (float)acc * (float)m;
+    float l = (float)(lo - zp), h = (float)(hi - zp);
+    v = v < l ? l : v > h ? h : v;
+    return (int32_t)rintf(v) + zp;
 }
 
 #endif

@@ -33,44 +33,53 @@ static void test_requant_known(void **state) {
     (void)state;
     sqz_rq r;
     assert_int_equal(sqz_rq_make(0.5, &r), 0);
-    assert_int_equal(r.M, 1 << 30);
-    assert_int_equal(r.S, 31);
-    assert_int_equal(sqz_rq_make(1.0, &r), 0);
-    assert_int_equal(r.M, 1 << 30);
-    assert_int_equal(r.S, 30);
-    assert_int_equal(sqz_rq_make(0.75, &r), 0);
-    assert_int_equal(r.M, 1610612736);
-    assert_int_equal(r.S, 31);
-    assert_int_equal(sqz_rq_make(ldexp(1.0, -40), &r), 0); /* below 2^-31: S capped at 62 */
-    assert_int_equal(r.S, 62);
-    assert_int_equal(r.M, 1 << 22);
+    assert_true(r.s == 0.5f);
+    assert_int_equal(sqz_rq_make(0.1, &r), 0);
+    assert_true(r.s == 0.1f);                               /* (float)m, rounded once */
+    assert_int_equal(sqz_rq_make(ldexp(1.0, -140), &r), 0); /* subnormal: still > 0 */
     assert_int_equal(sqz_rq_make(0.0, &r), -1);
     assert_int_equal(sqz_rq_make(-1.0, &r), -1);
     assert_int_equal(sqz_rq_make(NAN, &r), -1);
     assert_int_equal(sqz_rq_make(INFINITY, &r), -1);
     assert_int_equal(sqz_rq_make(ldexp(1.0, 30), &r), -1);
-    /* round half up: 1.5 -> 2, -1.5 -> -1, 2.5 -> 3 (ONNX would give 2, -2, 2) */
+    /* round half to even (as ONNX): 1.5 -> 2, -1.5 -> -2, 2.5 -> 2, -2.5 -> -2 */
     sqz_rq_make(0.5, &r);
     assert_int_equal(sqz_rq_apply(3, r, 0, -128, 127), 2);
-    assert_int_equal(sqz_rq_apply(-3, r, 0, -128, 127), -1);
-    assert_int_equal(sqz_rq_apply(5, r, 0, -128, 127), 3);
-    assert_int_equal(sqz_rq_apply(5, r, 10, -128, 127), 13);
+    assert_int_equal(sqz_rq_apply(-3, r, 0, -128, 127), -2);
+    assert_int_equal(sqz_rq_apply(5, r, 0, -128, 127), 2);
+    assert_int_equal(sqz_rq_apply(-5, r, 0, -128, 127), -2);
+    assert_int_equal(sqz_rq_apply(7, r, 0, -128, 127), 4);
+    assert_int_equal(sqz_rq_apply(5, r, 10, -128, 127), 12);
     assert_int_equal(sqz_rq_apply(1000, r, 0, -128, 127), 127); /* saturates */
     assert_int_equal(sqz_rq_apply(-1000, r, 0, -5, 7), -5);
-    /* a multiplier just below 1 (f rounds up to 1.0: M = 2^30, S one less) */
-    assert_int_equal(sqz_rq_make(1.0 - ldexp(1.0, -40), &r), 0);
-    assert_int_equal(r.M, 1 << 30);
-    assert_int_equal(r.S, 30);
-    /* against the real product on random values: |fixed - round(acc * m)| <= 1 */
+    assert_int_equal(sqz_rq_apply(-1000, r, 127, -128, 127), -128); /* lo - zp = -255 */
+    assert_int_equal(sqz_rq_apply(1000, r, -128, -128, 127), 127);  /* hi - zp = 255 */
+    assert_int_equal(sqz_rq_apply(INT32_MAX, r, 0, -128, 127), 127);
+    assert_int_equal(sqz_rq_apply(INT32_MIN, r, 0, -128, 127), -128);
+    /* beyond 2^24 (float)acc rounds, deterministically: acc = 2^24 + 2^18 + 1
+     * becomes 2^24 + 2^18 (tie, even), times 2^-19 = 32.5 -> 32, where the
+     * exact 32.5 + 2^-19 would give 33 */
+    sqz_rq_make(ldexp(1.0, -19), &r);
+    assert_int_equal(sqz_rq_apply((1 << 24) + (1 << 18) + 1, r, 0, -128, 127), 32);
+    /* a tiny multiplier: everything rounds to zp */
+    sqz_rq_make(ldexp(1.0, -140), &r);
+    assert_int_equal(sqz_rq_apply(INT32_MAX, r, 3, -128, 127), 3);
+    /* against the text (rintf) and the real product on random values:
+     * |y - (acc * m + zp)| <= 0.5 + the float rounding when not clamped */
     tu_rng g;
     tu_rng_seed(&g, 3);
-    for (int i = 0; i < 10000; i++) {
+    for (int i = 0; i < 20000; i++) {
         double m = ldexp(0.5 + 0.5 * tu_rng_uniform(&g, 0.0f, 0.999f), -(int)(tu_rng_u32(&g) % 20));
         int32_t acc = (int32_t)(tu_rng_u32(&g) % 2000001) - 1000000;
+        if (i % 4 == 0) acc = (int32_t)(tu_rng_u32(&g) % 601) - 300;
+        int32_t zp = (int32_t)(tu_rng_u32(&g) % 256) - 128;
+        int32_t lo = i % 3 ? -128 : zp, hi = 127;
         assert_int_equal(sqz_rq_make(m, &r), 0);
-        int32_t got = sqz_rq_apply(acc, r, 0, INT32_MIN, INT32_MAX);
-        assert_int_equal(got, i8t_requant(acc, m, 0, INT32_MIN, INT32_MAX));
-        assert_true(fabs(got - acc * m) <= 1.0);
+        int32_t got = sqz_rq_apply(acc, r, zp, lo, hi);
+        assert_int_equal(got, i8t_requant(acc, m, zp, lo, hi));
+        double real = acc * m + zp;
+        if (real > lo && real < hi)
+            assert_true(fabs(got - real) <= 0.5 + 1e-6 * fabs(acc * m) + 1e-9);
     }
 }
 
@@ -911,6 +920,126 @@ static void test_fast_gap(void **state) {
     }
 }
 
+/* ------------------------------------------- Slice / Transpose / Split */
+
+/* Byte copies keeping X's params: known index formulas, odd sizes, a
+ * strided (step 2) innermost axis; differing output params are refused. */
+static void test_slice_transpose_split(void **state) {
+    (void)state;
+    enum { N = 2 * 3 * 5 * 7 };
+    int8_t x[N];
+    for (int i = 0; i < N; i++) x[i] = (int8_t)(i * 37 % 256 - 128);
+    const float sx = 0.05f;
+    const int32_t zx = -3;
+    i8t t;
+    void *o = NULL;
+    /* Transpose [2,3,5,7] perm (0,2,1,3): y[a][c][b][d] = x[a][b][c][d] */
+    int64_t perm[4] = {0, 2, 1, 3};
+    i8t_init(&t, SQZ_OP_TRANSPOSE);
+    i8t_act(&t, 0, i8t_shape(4, (int64_t)2, (int64_t)3, (int64_t)5, (int64_t)7), x, sx, zx);
+    i8t_ints(&t, "perm", 4, perm);
+    i8t_out(&t, SQZ_DT_I8, sx, zx);
+    assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_TRANSPOSE), &o), 0);
+    assert_int_equal(t.out_shape[0].dims[1], 5);
+    assert_int_equal(t.out_shape[0].dims[2], 3);
+    const int8_t *y = o;
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 3; b++)
+            for (int c = 0; c < 5; c++)
+                for (int d = 0; d < 7; d++)
+                    assert_int_equal(y[((a * 5 + c) * 3 + b) * 7 + d],
+                                     x[((a * 3 + b) * 5 + c) * 7 + d]);
+    free(o);
+    /* other output params: refused (a copy cannot requantize) */
+    i8t_out(&t, SQZ_DT_I8, sx * 2.0f, zx);
+    assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_TRANSPOSE), &o), -1);
+    assert_non_null(strstr(t.err, "parameters"));
+    /* Slice axes (1, 3): [1:3, 1:7:2] -> [2,2,5,3] */
+    int64_t st[2] = {1, 1}, en[2] = {3, 7}, ax[2] = {1, 3}, sp[2] = {1, 2};
+    i8t_init(&t, SQZ_OP_SLICE);
+    i8t_act(&t, 0, i8t_shape(4, (int64_t)2, (int64_t)3, (int64_t)5, (int64_t)7), x, sx, zx);
+    i8t_ints(&t, "starts", 2, st);
+    i8t_ints(&t, "ends", 2, en);
+    i8t_ints(&t, "axes", 2, ax);
+    i8t_ints(&t, "steps", 2, sp);
+    i8t_out(&t, SQZ_DT_I8, sx, zx);
+    assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_SLICE), &o), 0);
+    assert_int_equal(t.out_shape[0].dims[1], 2);
+    assert_int_equal(t.out_shape[0].dims[3], 3);
+    y = o;
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < 5; c++)
+                for (int d = 0; d < 3; d++)
+                    assert_int_equal(y[((a * 2 + b) * 5 + c) * 3 + d],
+                                     x[((a * 3 + b + 1) * 5 + c) * 7 + 1 + 2 * d]);
+    assert_int_equal(((const uint8_t *)o)[2 * 2 * 5 * 3], 0xA5); /* nothing written past */
+    free(o);
+    /* Slice of whole rows (contiguous innermost: memcpy path), channel axis 1 */
+    int64_t st1[1] = {2}, en1[1] = {3}, ax1[1] = {1};
+    i8t_init(&t, SQZ_OP_SLICE);
+    i8t_act(&t, 0, i8t_shape(4, (int64_t)2, (int64_t)3, (int64_t)5, (int64_t)7), x, sx, zx);
+    i8t_ints(&t, "starts", 1, st1);
+    i8t_ints(&t, "ends", 1, en1);
+    i8t_ints(&t, "axes", 1, ax1);
+    i8t_out(&t, SQZ_DT_I8, sx, zx);
+    assert_int_equal(i8t_run(&t, sqz_ref_op_int8(SQZ_OP_SLICE), &o), 0);
+    y = o;
+    for (int a = 0; a < 2; a++) assert_memory_equal(y + a * 35, x + (a * 3 + 2) * 35, 35);
+    free(o);
+    /* Split axis 1 of [2,3,5,7] into (1, 2), two outputs with X's params */
+    int64_t split[2] = {1, 2};
+    i8t_init(&t, SQZ_OP_SPLIT);
+    i8t_act(&t, 0, i8t_shape(4, (int64_t)2, (int64_t)3, (int64_t)5, (int64_t)7), x, sx, zx);
+    i8t_int(&t, "axis", 1);
+    i8t_ints(&t, "split", 2, split);
+    int32_t ids[2] = {0, 1};
+    t.node.n_inputs = 1;
+    t.node.n_outputs = 2;
+    t.node.inputs = ids;
+    t.node.outputs = ids;
+    uint8_t odt[2] = {SQZ_DT_I8, SQZ_DT_I8};
+    float os[2] = {sx, sx};
+    int32_t oz[2] = {zx, zx};
+    sqz_qparams oq[2] = {{SQZ_QUANT_PER_TENSOR, 0, 1, &os[0], &oz[0]},
+                         {SQZ_QUANT_PER_TENSOR, 0, 1, &os[1], &oz[1]}};
+    sqz_shape osh[2];
+    int8_t y0[2 * 35], y1[2 * 70];
+    float *od[2] = {(float *)(void *)y0, (float *)(void *)y1};
+    const float *id[1] = {(const float *)(const void *)x};
+    sqz_op_ctx c;
+    memset(&c, 0, sizeof c);
+    c.node = &t.node;
+    c.n_in = 1;
+    c.n_out = 2;
+    c.in_shape = t.in_shape;
+    c.in_data = id;
+    c.out_shape = osh;
+    c.out_data = od;
+    c.num_threads = 1;
+    c.err = t.err;
+    c.err_len = sizeof t.err;
+    c.in_dtype = t.in_dt;
+    c.out_dtype = odt;
+    c.in_q = t.in_q;
+    c.out_q = oq;
+    const sqz_op_impl *sp8 = sqz_ref_op_int8(SQZ_OP_SPLIT);
+    assert_non_null(sp8);
+    assert_int_equal(sp8->prepare(&c), 0);
+    assert_int_equal(osh[0].dims[1], 1);
+    assert_int_equal(osh[1].dims[1], 2);
+    sp8->run(&c);
+    sp8->release(c.params);
+    for (int a = 0; a < 2; a++) {
+        assert_memory_equal(y0 + a * 35, x + a * 105, 35);
+        assert_memory_equal(y1 + a * 70, x + a * 105 + 35, 70);
+    }
+    os[1] = sx * 0.5f; /* second output with other params: refused */
+    c.params = NULL;
+    assert_int_equal(sp8->prepare(&c), -1);
+    assert_non_null(strstr(t.err, "output 1"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_requant_known),
@@ -920,6 +1049,7 @@ int main(void) {
         cmocka_unit_test(test_add_known_and_formula),
         cmocka_unit_test(test_pools),
         cmocka_unit_test(test_concat_relu_clip_views),
+        cmocka_unit_test(test_slice_transpose_split),
         cmocka_unit_test(test_lut_kernels_exhaustive),
         cmocka_unit_test(test_fast_maxpool),
         cmocka_unit_test(test_act_tables),

@@ -147,20 +147,13 @@ static sqz_code load(const mdl *m, int n_nodes, sqz_model **out, sqz_status *st)
     return rc;
 }
 
-/* The contract's requantization, written again from its text. */
+/* The contract's requantization, written again from its text: float
+ * product, clamp to [lo - zp, hi - zp], round half to even, + zp. */
 static int32_t contract_requant(int32_t acc, double m, int32_t zp, int32_t lo, int32_t hi) {
-    int e;
-    double f = frexp(m, &e);
-    long long M = llround(f * 2147483648.0);
-    if (M == 2147483648LL) {
-        M = 1073741824LL;
-        e++;
-    }
-    int S = 31 - e;
-    assert_true(S >= 1 && S <= 62);
-    long long v = ((long long)acc * M + (1LL << (S - 1))) >> S;
-    v += zp;
-    return (int32_t)(v < lo ? lo : v > hi ? hi : v);
+    float v = (float)acc * (float)m;
+    float l = (float)(lo - zp), h = (float)(hi - zp);
+    v = v < l ? l : v > h ? h : v;
+    return (int32_t)rintf(v) + zp;
 }
 
 static void run_quantized_conv_model(int force_ref) {

@@ -2,15 +2,20 @@
  * SIMD kernels (internal).
  *
  * Requantization (sqz/format.h "INT8"), the one definition every int8 kernel
- * uses so that outputs are bit-exact across ISAs:
- *   m = real multiplier (> 0), encoded once at prepare as int32 M and shift S
- *   with m ~= M * 2^-S: frexp(m) = f * 2^e, M = round(f * 2^31) in
- *   [2^30, 2^31) (f rounding up to 1 gives M = 2^30, e + 1), S = 31 - e;
- *   1 <= S <= 62 (m >= 2^30 is refused; m < 2^-31 gives S = 62,
- *   M = round(m * 2^62), possibly 0).
- *   y = clamp(zp_y + ((acc * M + 2^(S-1)) >> S), lo, hi)
- *   in 64-bit arithmetic with an arithmetic right shift (round half up); the
- *   clamp is applied to the 64-bit value (saturating, never wrapping).
+ * uses so that outputs are bit-exact across ISAs ("fp32 requantization", as
+ * XNNPACK's): m = real multiplier (> 0), stored once at prepare as the float
+ * s = (float)m, then
+ *   v = clamp((float)acc * s, (float)(lo - zp), (float)(hi - zp))
+ *   y = round_half_even(v) + zp
+ * acc -> float, the one float multiply and float -> int are each correctly
+ * rounded (round to nearest even, the default mode) on x86 (cvtdq2ps, mulps,
+ * cvtps2dq) and NEON (scvtf, fmul, fcvtns), so every ISA gets the same bits;
+ * a single multiply leaves nothing to contract into an FMA. Clamping before
+ * rounding equals clamping after (integer bounds, monotone rounding) and
+ * keeps the conversion in range. Exact for |acc| <= 2^24; beyond, (float)acc
+ * is rounded (to nearest even), still the same on every ISA. lo, hi lie in
+ * [-128, 127] and zp in [-128, 127], so |v| <= 255. Add, with two input
+ * multipliers, keeps its integer formula (sqz_i8_fx_make).
  * Linear ops (Conv / Gemm / MatMul) accumulate exactly in int32:
  *   acc = bias[c] + sum_k (x_k - zp_x) * w[c][k]
  * prepare() refuses a layer whose worst case could overflow int32
@@ -19,24 +24,40 @@
 #ifndef SQZ_KERNELS_INT8_H
 #define SQZ_KERNELS_INT8_H
 
+#include <float.h>
 #include <stdint.h>
 
 #include "ref/ref.h"
 #include "sqz/ops.h"
 
 typedef struct sqz_rq {
-    int32_t M, S;
+    float s; /* (float)m */
 } sqz_rq;
 
 /* Encodes m; -1 unless m is finite, > 0 and < 2^30. */
 int sqz_rq_make(double m, sqz_rq *r);
 
-/* The requantization formula above (acc may be any value that keeps
- * acc * M within int64: |acc| < 2^32). */
+/* Integer multiplier for Add's two-input formula (ref/int8.c): m ~= M * 2^-S,
+ * M = round(f * 2^31) in [2^30, 2^31) from frexp(m) = f * 2^e, S = 31 - e in
+ * [1, 62] (m < 2^-31: S = 62, M = round(m * 2^62)); -1 unless m is finite,
+ * > 0 and < 2^30. */
+int sqz_i8_fx_make(double m, int32_t *M, int32_t *S);
+
+#if FLT_EVAL_METHOD != 0
+#error "sqz int8 requantization needs float arithmetic evaluated in float (FLT_EVAL_METHOD 0)"
+#endif
+
+/* The requantization formula above; lo <= hi in [-128, 127], zp in
+ * [-128, 127]. Rounding: adding and subtracting 1.5 * 2^23 rounds a float of
+ * magnitude < 2^22 to the nearest integer, ties to even (IEEE add), the same
+ * as cvtps2dq / fcvtns, without a libm call. */
 static inline int32_t sqz_rq_apply(int64_t acc, sqz_rq r, int32_t zp, int32_t lo, int32_t hi) {
-    /* >> of a negative int64 is arithmetic on every compiler sqz supports */
-    int64_t v = ((acc * r.M + ((int64_t)1 << (r.S - 1))) >> r.S) + zp;
-    return v < lo ? lo : v > hi ? hi : (int32_t)v;
+    float v = (float)acc * r.s;
+    const float flo = (float)(lo - zp), fhi = (float)(hi - zp);
+    v = v < flo ? flo : v;
+    v = v > fhi ? fhi : v;
+    v = (v + 12582912.0f) - 12582912.0f;
+    return (int32_t)v + zp;
 }
 
 /* QuantizeLinear of one value: clamp(round_half_even(x / scale) + zp,

@@ -48,9 +48,7 @@ void sqz_i8_par_range(const sqz_op_ctx *ctx, int nt, int64_t n, sqz_i8_range_fn 
 /* Requantization constants of one output channel, in the forms the vector
  * epilogues use. */
 typedef struct sqz_i8_rqv {
-    int32_t M;   /* multiplier */
-    int32_t S;   /* shift */
-    int64_t rnd; /* 1 << (S - 1) */
+    float s; /* the float multiplier (int8.h); arrays of them load as vectors */
 } sqz_i8_rqv;
 
 /* Epilogue shared by a microkernel call. */
@@ -127,6 +125,39 @@ typedef struct sqz_i8_dw_small {
 } sqz_i8_dw_small;
 void sqz_i8_dw_small_vnni(const sqz_i8_dw_small *a, int64_t pl0, int64_t pl1, uint8_t *buf,
                           int8_t *tmp, int32_t *qbuf);
+/* Depthwise by byte gathers (AVX-512 VBMI + VNNI; int8_avx512.c), for
+ * planes whose output rows come in bands of <= 64 outputs reading <= 128
+ * contiguous input bytes (small planes: 7x7, 14x14, 28x28 with 3x3):
+ * a band's input rows are loaded straight from X (two zmm, x + 128; the
+ * bytes past them, at least byte 127, hold zb), and each 16-output group's
+ * tap quad q is one vpermi2b of them by the index table idx (byte 4 l + k
+ * of lane l = the input byte of tap 4 q + k of output l; 127 for a border
+ * tap: zb, real zero), then one vpdpbusd with the channel's 4 weights of
+ * quad q. No bordered copy, no per-plane setup; any kernel, stride,
+ * dilation and padding. Tables (geometry only, built at prepare): per band
+ * 5 int32 (input offset and length <= 127, output offset and length,
+ * groups ng <= 4) and, per band, group (4 per band) and quad, 64 index
+ * bytes. */
+typedef struct sqz_i8_dw_gather {
+    int64_t nb, nq; /* bands, tap quads ceil(kh kw / 4) */
+    const int32_t *band;
+    const uint8_t *idx;
+    const int8_t *w; /* [n_co][nq][4] */
+    const int32_t *off;
+    const sqz_i8_rqv *rq;
+    int32_t zp, lo, hi;
+    uint8_t zb; /* zp_x + 128 */
+    int64_t n_co, in_sp, out_sp;
+    const int8_t *X;
+    int8_t *Y;
+} sqz_i8_dw_gather;
+/* planes [pl0, pl1) of X / Y (channel = plane % n_co). */
+void sqz_i8_dw_gather_vbmi(const sqz_i8_dw_gather *a, int64_t pl0, int64_t pl1);
+/* The bordered u8 plane (x + 128, border zb) of an H x W int8 plane x:
+ * PH x PW bytes at buf, pt rows / pl columns of border before the data
+ * (AVX-512 BW; int8_avx512.c). */
+void sqz_i8_dw_pack_u8(const int8_t *x, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t PH,
+                       int64_t PW, uint8_t zb, uint8_t *buf);
 /* QuantizeLinear (f32 -> i8), AVX2 (int8_avx2.c). */
 extern const sqz_op_impl sqz_i8_quantize_avx2;
 /* DequantizeLinear (i8 -> f32), AVX2 (int8_avx2.c). */

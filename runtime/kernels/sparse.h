@@ -108,17 +108,17 @@ sqz_spmv_fn sqz_spmv_best(void);
  * as the dense int8 kernels, written as
  *   acc[r] = off[r] + sum_{(c, w) in row r} w * x[c],
  *   off[r] = bias[r] - zp_x * sum_c W[r, c]   (x raw int8, sign-extended),
- * then the contract's requantization with row r's (M, S), zp_y and the fused
+ * then the contract's requantization with row r's multiplier, zp_y and the fused
  * clamp [lo, hi]. Every row holds an even number of entries (a row with an
  * odd count gets a (its last column, 0) pad) so the x86 kernels can take
  * entries two at a time as int16 pairs (vpmaddwd); padding adds 0. Any
  * summation order gives the same int32 (the prepare-time overflow bound of
  * int8.h), so every ISA kernel is bit-identical to the scalar twin. */
 /* One output row of the int8 block / quad ISA kernels: its blocks / quads
- * [q0, q1), b4_off, rq_rnd, rq_sh and the rq M (see sqz_csr8). */
+ * [q0, q1), b4_off and the row's float multiplier rq.s (see sqz_csr8). */
 struct sqz_q4row {
-    int32_t q0, q1, off, rnd, sh, pad;
-    int64_t M;
+    int32_t q0, q1, off;
+    float s;
 };
 
 typedef struct sqz_csr8 {
@@ -140,8 +140,7 @@ typedef struct sqz_csr8 {
     uint8_t *ell_idx;  /* steps * 64 */
     int8_t *ell_w;     /* steps * 64 */
     int32_t *ell_off;  /* nblk * 16: off - 128 * sum of the row's weights */
-    int32_t *ell_M;    /* nblk * 16 */
-    int32_t *ell_S;    /* nblk * 16 */
+    float *ell_s;      /* nblk * 16: the rows' multipliers (rq.s) */
     /* Optional 1x4-block copy for spmm8b (built by sqz_csr8_build_b4): the
      * input channels in groups of 4 (4 g .. 4 g + 3); per row, the groups
      * holding at least one non-zero (b4_grp) and their 4 weights as one
@@ -175,10 +174,6 @@ typedef struct sqz_csr8 {
      * record (fewer live pointers in the kernels' loops) */
     int32_t *q4_rec;
     struct sqz_q4row *q4_row;
-    /* per row, for both: rq M as int64, and for S >= 33 the fast
-     * requantization's rounding 2^(S-33) and shift S - 32 (else 0, 0) */
-    int64_t *rq_M64;
-    int32_t *rq_rnd, *rq_sh;
 } sqz_csr8;
 
 /* CSR of the analysed int8 layer li (rows = output channels, cols = K). 0 ok,

@@ -98,13 +98,19 @@
  *   s_x * s_w[c] (its own scales, if stored, are informative only).
  * Ops are dtype-driven (sqz/ops.h): Conv / Gemm / MatMul with an i8 input run
  * the int8 kernels; QuantizeLinear (f32 -> i8) and DequantizeLinear (i8 ->
- * f32) bound the fp32 islands. Requantization (bit-exact on every ISA):
- *   m = s_x * s_w[c] / s_y encoded as int32 M in [2^30, 2^31) and shift S,
- *   m ~= M * 2^-S, 1 <= S <= 62 (frexp-based; m below 2^-31 gives M = 0);
- *   y = clamp(zp_y + (int32)(((int64)acc * M + (1 << (S - 1))) >> S), lo, hi)
- *   with an arithmetic shift (round half up); lo/hi = [-128, 127] narrowed by
- *   a fused RELU / CLIP. QLinearConv-compatible up to the rounding-tie
- *   direction (ONNX rounds half to even).
+ * f32) bound the fp32 islands. Requantization (bit-exact on every ISA,
+ * "fp32 requantization"): m = s_x * s_w[c] / s_y (computed in double) is
+ * stored at prepare as the float s = (float)m (0 < m < 2^30);
+ *   v = clamp((float)acc * s, (float)(lo - zp_y), (float)(hi - zp_y))
+ *   y = round_half_to_even(v) + zp_y
+ * (float arithmetic, default rounding mode; one multiply, so no FMA
+ * contraction); lo/hi = [-128, 127] narrowed by a fused RELU / CLIP. Exact
+ * conversions for |acc| <= 2^24; beyond, (float)acc is rounded to nearest
+ * even, identically on every ISA. QLinearConv-compatible (ONNX rounds half to
+ * even) up to the float rounding of m and of the product. Mul, AveragePool,
+ * GlobalAveragePool, Concat, Relu / Clip with new params requantize the same
+ * way with their own m; Add keeps a fixed-point formula (two multipliers on
+ * one shift, round half up, runtime/kernels/ref/int8.c).
  *
  * ---- Encoded tensor payloads (Deep Compression storage, Han et al.,
  * arXiv:1510.00149: weight sharing + relative-index sparse storage + Huffman)

@@ -20,11 +20,11 @@
  * Conv, Gemm, MatMul (i8 X, i8 constant W symmetric per output channel,
  * optional i32 bias, i8 Y; fused act NONE / RELU / CLIP only, applied as a
  * clamp in the quantized domain), Add, Mul (QLinearMul: y = s_a s_b / s_y
- * (a - zp_a)(b - zp_b) + zp_y, fixed-point; both with broadcasting), MaxPool
+ * (a - zp_a)(b - zp_b) + zp_y, fp32 requantization; both with broadcasting), MaxPool
  * (Y params == X params), AveragePool, GlobalAveragePool, Concat, Relu, Clip,
  * Sigmoid, HardSigmoid, HardSwish, Tanh (y = q(f(dq(x))), one rounding), and
- * the views Reshape / Flatten / Squeeze / Unsqueeze / Identity (Y params ==
- * X params).
+ * the views Reshape / Flatten / Squeeze / Unsqueeze / Identity and the copies
+ * Slice / Transpose / Split (Y params == X params).
  */
 #ifndef SQZ_OPS_H
 #define SQZ_OPS_H

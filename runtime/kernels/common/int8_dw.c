@@ -28,7 +28,12 @@ typedef struct i8dw {
     int64_t wideP, wideL; /* wide mode: output pitch P and flat length L; 0: by rows */
     int small;            /* VNNI small-plane kernel (x86) */
 #if defined(__x86_64__) || defined(_M_X64)
-    sqz_i8_dw_small sm; /* its arguments but the tensors */
+    sqz_i8_dw_small sm;  /* its arguments but the tensors */
+    int gather;          /* VBMI gather kernel (x86) */
+    sqz_i8_dw_gather ga; /* its arguments but the tensors */
+    int32_t *g_band;     /* its tables (owned) */
+    uint8_t *g_idx;
+    int8_t *g_w;
 #endif
     int32_t *off;
     sqz_i8_rqv *rq;
@@ -44,6 +49,11 @@ static void i8dw_release(void *p) {
     free(q->off);
     free(q->rq);
     free(q->wq);
+#if defined(__x86_64__) || defined(_M_X64)
+    free(q->g_band);
+    free(q->g_idx);
+    free(q->g_w);
+#endif
     free(q);
 }
 
@@ -56,6 +66,75 @@ static uint64_t i8dw_macs(const sqz_op_ctx *ctx) {
 static size_t plane_bytes(const i8dw *p) {
     return ((size_t)(p->PH * p->PW) + 64 + DW_SLACK + 63) / 64 * 64;
 }
+
+#if defined(__x86_64__) || defined(_M_X64)
+/* The gather kernel's plan (int8_simd.h sqz_i8_dw_gather): bands of R
+ * output rows, R the largest with R * OW <= 64 whose every band reads at
+ * most 127 input bytes (byte 127 stays free for the border value). 1 built, 0 not applicable, -1
+ * out of memory. */
+static int gather_plan(i8dw *p) {
+    const sqz_i8_linear *li = &p->li;
+    const ref_geom *g = &li->g;
+    if (g->nd != 2) return 0;
+    const int64_t H = g->in[1], W = g->in[2], OH = g->out[1], OW = g->out[2];
+    const int64_t kh = g->k[1], kw = g->k[2], sh = g->s[1], sw = g->s[2], dh = g->d[1],
+                  dw = g->d[2], pt = g->pb[1], pl = g->pb[2];
+    if (OW < 1 || OW > 64 || OH < 1 || W < 1) return 0;
+    const int64_t nq = (kh * kw + 3) / 4;
+    int64_t R = 64 / OW < OH ? 64 / OW : OH;
+    for (; R >= 1; R--) {
+        int fits = 1;
+        for (int64_t oh0 = 0; oh0 < OH && fits; oh0 += R) {
+            int64_t r1 = oh0 + R < OH ? oh0 + R : OH;
+            int64_t ih0 = oh0 * sh - pt, ih1 = (r1 - 1) * sh - pt + (kh - 1) * dh + 1;
+            ih0 = ih0 < 0 ? 0 : ih0;
+            ih1 = ih1 > H ? H : ih1;
+            fits = ih1 <= ih0 || (ih1 - ih0) * W <= 127;
+        }
+        if (fits) break;
+    }
+    if (R < 1) return 0;
+    const int64_t nb = (OH + R - 1) / R;
+    if (nb * 4 * nq * 64 > ((int64_t)1 << 20)) return 0; /* tables beyond 1 MiB: not small */
+    p->g_band = malloc((size_t)nb * 5 * sizeof *p->g_band);
+    p->g_idx = malloc((size_t)(nb * 4 * nq) * 64);
+    p->g_w = calloc((size_t)(li->n_co * nq), 4);
+    if (!p->g_band || !p->g_idx || !p->g_w) return -1;
+    memset(p->g_idx, 127, (size_t)(nb * 4 * nq) * 64); /* border taps and pads: byte 127 */
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t oh0 = b * R, r1 = oh0 + R < OH ? oh0 + R : OH;
+        int64_t ih0 = oh0 * sh - pt, ih1 = (r1 - 1) * sh - pt + (kh - 1) * dh + 1;
+        ih0 = ih0 < 0 ? 0 : ih0;
+        ih1 = ih1 > H ? H : ih1;
+        if (ih1 < ih0) ih1 = ih0;
+        const int64_t nout = (r1 - oh0) * OW;
+        int32_t *bd = p->g_band + 5 * b;
+        bd[0] = (int32_t)(ih0 * W);
+        bd[1] = (int32_t)((ih1 - ih0) * W);
+        bd[2] = (int32_t)(oh0 * OW);
+        bd[3] = (int32_t)nout;
+        bd[4] = (int32_t)((nout + 15) / 16);
+        for (int64_t o = 0; o < nout; o++) {
+            const int64_t oh = oh0 + o / OW, ow = o % OW, gi = o / 16, l = o % 16;
+            for (int64_t t = 0; t < kh * kw; t++) {
+                const int64_t ih = oh * sh - pt + (t / kw) * dh, iw = ow * sw - pl + (t % kw) * dw;
+                const int64_t q = t / 4, at = (b * 4 + gi) * nq + q, byte = 4 * l + t % 4;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue; /* border: zb */
+                p->g_idx[at * 64 + byte] = (uint8_t)((ih - ih0) * W + iw);
+            }
+        }
+    }
+    for (int64_t c = 0; c < li->n_co; c++)
+        for (int64_t t = 0; t < kh * kw; t++) p->g_w[c * nq * 4 + t] = li->w[c * p->taps + t];
+    sqz_i8_dw_gather *a = &p->ga;
+    a->nb = nb, a->nq = nq, a->band = p->g_band, a->idx = p->g_idx;
+    a->w = p->g_w, a->off = p->off, a->rq = p->rq;
+    a->zp = li->zp_y, a->lo = li->lo, a->hi = li->hi, a->zb = (uint8_t)(li->zp_x + 128);
+    a->n_co = li->n_co, a->in_sp = li->in_sp, a->out_sp = li->out_sp;
+    p->gather = 1;
+    return 1;
+}
+#endif
 
 static int dw_prepare(sqz_op_ctx *ctx, sqz_i8_dw_plane plane, int vnni) {
     /* cheap shape test first: decline what is not depthwise before analysing */
@@ -134,6 +213,24 @@ static int dw_prepare(sqz_op_ctx *ctx, sqz_i8_dw_plane plane, int vnni) {
         a->tmp_bytes = ((size_t)p->wideL + 64 + 63) / 64 * 64;
     }
 #endif
+#if defined(__x86_64__) || defined(_M_X64)
+    if (vnni && sqz_cpu_has_avx512_vbmi()) {
+        int rc = gather_plan(p);
+        if (rc < 0) {
+            i8dw_release(p);
+            return sqz_op_fail(ctx, "Conv: out of memory");
+        }
+        if (rc > 0) {
+            int64_t planes = li->batch * li->n_co;
+            p->nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
+            if (p->nt > planes) p->nt = planes > 0 ? (int)planes : 1;
+            if ((uint64_t)(planes * li->out_sp * p->taps) < SQZ_I8_MT_MIN_MACS) p->nt = 1;
+            ctx->scratch_bytes = 0;
+            ctx->params = p;
+            return 0;
+        }
+    }
+#endif
     /* plane (+ 64: the small kernel's last row fill), the slack the row loads
      * read past it, then the wide output row (+ 64: the small kernel's
      * masked row loads); the small kernel keeps two of each */
@@ -153,6 +250,40 @@ static int dw_prepare(sqz_op_ctx *ctx, sqz_i8_dw_plane plane, int vnni) {
     return 0;
 }
 
+/* The bordered copy of plane x into buf (PH x PW): pad rows / columns hold
+ * zb = zp_x (real zero), VNNI: u8 x + 128 (xbias). */
+static void pack_plane(int8_t *buf, const int8_t *x, const ref_geom *g, int64_t PW, int64_t PH,
+                       uint8_t zb, int xbias) {
+    const int64_t W = g->in[2], padl = g->pb[2], padr = g->pe[2];
+#if defined(__x86_64__) || defined(_M_X64)
+    if (xbias) { /* the VNNI kernels' u8 plane: vector copy */
+        sqz_i8_dw_pack_u8(x, g->in[1], W, g->pb[1], padl, PH, PW, zb, (uint8_t *)buf);
+        return;
+    }
+#endif
+    memset(buf, zb, (size_t)(g->pb[1] * PW + padl));
+    for (int64_t h = 0; h < g->in[1]; h++) {
+        int8_t *d = buf + (h + g->pb[1]) * PW + padl;
+        const int8_t *s = x + h * W;
+        if (xbias) {
+            int64_t i = 0;
+            for (; i + 8 <= W; i += 8) { /* 8 bytes at a time: x ^ 0x80 = x + 128 as u8 */
+                uint64_t v;
+                memcpy(&v, s + i, 8);
+                v ^= 0x8080808080808080ull;
+                memcpy(d + i, &v, 8);
+            }
+            for (; i < W; i++) d[i] = (int8_t)(uint8_t)((uint8_t)s[i] ^ 0x80u);
+        } else {
+            memcpy(d, s, (size_t)W);
+        }
+        memset(d + W, zb, (size_t)(padr + padl)); /* right pad + next row's left pad */
+    }
+    int64_t done = (g->pb[1] + g->in[1]) * PW + padl;
+    /* the slack past the plane feeds only discarded lanes: left as is */
+    if (done < PH * PW) memset(buf + done, zb, (size_t)(PH * PW - done));
+}
+
 /* planes [p0, p1) through the bordered copy of part tid's scratch slice */
 static void dw_planes_part(const sqz_op_ctx *ctx, int64_t p0, int64_t p1, int tid) {
     const i8dw *p = ctx->params;
@@ -164,31 +295,8 @@ static void dw_planes_part(const sqz_op_ctx *ctx, int64_t p0, int64_t p1, int ti
         int8_t *buf = (int8_t *)ctx->scratch + (size_t)tid * p->thread_bytes;
         int32_t *qb = p->q_off ? (int32_t *)(void *)(buf + p->q_off) : NULL;
         int64_t c = pl % li->n_co;
-        const int8_t *x = X + pl * li->in_sp;
-        /* bordered copy: pad rows / columns hold zp_x (real zero); VNNI: u8 x + 128 */
-        uint8_t zb = (uint8_t)(li->zp_x + p->xbias);
-        int64_t W = g->in[2], padl = g->pb[2], padr = g->pe[2];
-        memset(buf, zb, (size_t)(g->pb[1] * p->PW + padl));
-        for (int64_t h = 0; h < g->in[1]; h++) {
-            int8_t *d = buf + (h + g->pb[1]) * p->PW + padl;
-            const int8_t *s = x + h * W;
-            if (p->xbias) {
-                int64_t i = 0;
-                for (; i + 8 <= W; i += 8) { /* 8 bytes at a time: x ^ 0x80 = x + 128 as u8 */
-                    uint64_t v;
-                    memcpy(&v, s + i, 8);
-                    v ^= 0x8080808080808080ull;
-                    memcpy(d + i, &v, 8);
-                }
-                for (; i < W; i++) d[i] = (int8_t)(uint8_t)((uint8_t)s[i] ^ 0x80u);
-            } else {
-                memcpy(d, s, (size_t)W);
-            }
-            memset(d + W, zb, (size_t)(padr + padl)); /* right pad + next row's left pad */
-        }
-        int64_t done = (g->pb[1] + g->in[1]) * p->PW + padl;
-        /* the slack past the plane feeds only discarded lanes: left as is */
-        if (done < p->PH * p->PW) memset(buf + done, zb, (size_t)(p->PH * p->PW - done));
+        pack_plane(buf, X + pl * li->in_sp, g, p->PW, p->PH, (uint8_t)(li->zp_x + p->xbias),
+                   p->xbias);
         const int8_t *wc = (p->wq ? p->wq : li->w) + c * p->wstride;
         int8_t *y = Y + pl * li->out_sp;
         if (p->wideL) {
@@ -217,11 +325,26 @@ static void dw_small_part(const sqz_op_ctx *ctx, int64_t p0, int64_t p1, int tid
 }
 #endif
 
+#if defined(__x86_64__) || defined(_M_X64)
+static void dw_gather_part(const sqz_op_ctx *ctx, int64_t p0, int64_t p1, int tid) {
+    (void)tid;
+    const i8dw *p = ctx->params;
+    sqz_i8_dw_gather a = p->ga;
+    a.X = (const int8_t *)ctx->in_data[0];
+    a.Y = (int8_t *)ctx->out_data[0];
+    sqz_i8_dw_gather_vbmi(&a, p0, p1);
+}
+#endif
+
 static void dw_run(const sqz_op_ctx *ctx) {
     const i8dw *p = ctx->params;
     const sqz_i8_linear *li = &p->li;
     int64_t planes = li->batch * li->n_co;
 #if defined(__x86_64__) || defined(_M_X64)
+    if (p->gather) {
+        sqz_i8_par_range(ctx, p->nt, planes, dw_gather_part);
+        return;
+    }
     if (p->small) {
         sqz_i8_par_range(ctx, p->nt, planes, dw_small_part);
         return;

@@ -9,7 +9,7 @@
 #include "par.h"
 
 sqz_i8_rqv sqz_i8_rqv_of(sqz_rq r) {
-    sqz_i8_rqv v = {r.M, r.S, (int64_t)1 << (r.S - 1)};
+    sqz_i8_rqv v = {r.s};
     return v;
 }
 

@@ -327,7 +327,7 @@ static void concat_run(const sqz_op_ctx *ctx) {
             if (p->in[i].copy) {
                 if (w) memcpy(y, x, (size_t)w);
             } else {
-                for (int64_t k = 0; k < w; k++) y[k] = p->in[i].t[(uint8_t)x[k] ^ 0x80u];
+                sqz_i8_lut256(p->in[i].t, x, y, w);
             }
         }
         off += w;

@@ -5,8 +5,8 @@
  * smlal / smlal2 by the scalar weight, exact), then 4-pixel steps, the last
  * pixels through the scalar twin's column range (int8) or scalar code (fp32).
  * spmv / spmv8: scalar index loads, 4 independent sums. int8 requantization:
- * int8.h's formula in 64-bit lanes (smull, sshl by -S), then a saturating
- * narrow and the clamp (a value beyond int32 clamps the same either way). */
+ * int8.h's fp32 formula (scvtf, fmul, clamp, fcvtns), then narrows of values
+ * already in [lo, hi]. */
 #include <arm_neon.h>
 
 #include "sparse.h"
@@ -80,17 +80,12 @@ void sqz_spmv_neon(const sqz_csr *m, int64_t r0, int64_t r1, const float *x, con
     }
 }
 
-/* int8.h requantization of 4 int32 lanes. */
+/* int8.h requantization of 4 int32 lanes: scvtf, fmul, clamp to
+ * [lo - zp, hi - zp], fcvtns (round to nearest even), + zp. */
 static inline int32x4_t rq4(int32x4_t acc, sqz_rq q, int32_t zp, int32_t lo, int32_t hi) {
-    const int32x4_t Mv = vdupq_n_s32(q.M);
-    const int64x2_t rnd = vdupq_n_s64((int64_t)1 << (q.S - 1)), sh = vdupq_n_s64(-(int64_t)q.S);
-    int64x2_t a = vmull_s32(vget_low_s32(acc), vget_low_s32(Mv));
-    int64x2_t b = vmull_high_s32(acc, Mv);
-    a = vshlq_s64(vaddq_s64(a, rnd), sh);
-    b = vshlq_s64(vaddq_s64(b, rnd), sh);
-    int32x4_t v = vcombine_s32(vqmovn_s64(a), vqmovn_s64(b));
-    v = vqaddq_s32(v, vdupq_n_s32(zp));
-    return vminq_s32(vmaxq_s32(v, vdupq_n_s32(lo)), vdupq_n_s32(hi));
+    float32x4_t v = vmulq_f32(vcvtq_f32_s32(acc), vdupq_n_f32(q.s));
+    v = vminq_f32(vmaxq_f32(v, vdupq_n_f32((float)(lo - zp))), vdupq_n_f32((float)(hi - zp)));
+    return vaddq_s32(vcvtnq_s32_f32(v), vdupq_n_s32(zp));
 }
 
 static inline int8x8_t narrow8(int32x4_t a, int32x4_t b) { /* values already in int8 range */

@@ -11,6 +11,12 @@
 
 int sqz_rq_make(double m, sqz_rq *r) {
     if (!(m > 0.0) || !(m < 1073741824.0)) return -1; /* also NaN */
+    r->s = (float)m;
+    return 0;
+}
+
+int sqz_i8_fx_make(double m, int32_t *Mo, int32_t *So) {
+    if (!(m > 0.0) || !(m < 1073741824.0)) return -1; /* also NaN */
     int e;
     double f = frexp(m, &e); /* m = f * 2^e, f in [0.5, 1) */
     int64_t M = llround(ldexp(f, 31));
@@ -24,8 +30,8 @@ int sqz_rq_make(double m, sqz_rq *r) {
         S = 62;
         M = llround(ldexp(m, 62));
     }
-    r->M = (int32_t)M;
-    r->S = S;
+    *Mo = (int32_t)M;
+    *So = S;
     return 0;
 }
 
@@ -304,8 +310,9 @@ I8_ACT(tanh, SQZ_OP_TANH)
  * db = b - zp_b: both multipliers s_a / s_y, s_b / s_y on one shift S (the
  * larger one's), so the sum is rounded once. */
 typedef struct add_p {
-    int64_t Ma, Mb;
+    int64_t Ma, Mb; /* Add */
     int S;
+    sqz_rq rq; /* Mul */
     int32_t zp_a, zp_b, zp_y, lo, hi;
     int nd;
     int64_t dims[SQZ_MAX_DIMS], sa[SQZ_MAX_DIMS], sb[SQZ_MAX_DIMS];
@@ -366,12 +373,12 @@ static int add_prepare(sqz_op_ctx *ctx) {
     sqz_shape o;
     if (binop_begin(ctx, "Add", &p, &sa, &sb, &sy, &o)) return -1;
     double ma = (double)sa / sy, mb = (double)sb / sy;
-    sqz_rq r;
-    if (sqz_rq_make(ma > mb ? ma : mb, &r))
+    int32_t M, S;
+    if (sqz_i8_fx_make(ma > mb ? ma : mb, &M, &S))
         return sqz_op_fail(ctx, "Add (int8): scale ratio unsupported");
-    p.S = r.S;
-    p.Ma = ma > mb ? r.M : llround(ldexp(ma, r.S));
-    p.Mb = ma > mb ? llround(ldexp(mb, r.S)) : r.M;
+    p.S = S;
+    p.Ma = ma > mb ? M : llround(ldexp(ma, S));
+    p.Mb = ma > mb ? llround(ldexp(mb, S)) : M;
     return binop_end(ctx, "Add", &p, &o);
 }
 
@@ -404,20 +411,17 @@ const sqz_op_impl sqz_ref_i8_add = {add_prepare, add_run, free, NULL};
 
 /* --------------------------------------------------------------- Mul */
 
-/* QLinearMul: y = clamp(zp_y + ((da * db * M + 2^(S-1)) >> S), lo, hi),
- * da = a - zp_a, db = b - zp_b (|da db| <= 65280), M, S encoding
- * s_a s_b / s_y (int8.h); multidirectional broadcasting as Add. */
+/* QLinearMul: y = rq(da * db) (int8.h requantization, clamp [lo, hi]),
+ * da = a - zp_a, db = b - zp_b (|da db| <= 65280 < 2^24: exact in float),
+ * m = s_a s_b / s_y; multidirectional broadcasting as Add. */
 static int mul_prepare(sqz_op_ctx *ctx) {
     add_p p;
     float sa, sb, sy;
     sqz_shape o;
     if (binop_begin(ctx, "Mul", &p, &sa, &sb, &sy, &o)) return -1;
-    sqz_rq r;
-    if (sqz_rq_make((double)sa * (double)sb / (double)sy, &r))
+    if (sqz_rq_make((double)sa * (double)sb / (double)sy, &p.rq))
         return sqz_op_fail(ctx, "Mul (int8): scale ratio %g unsupported",
                            (double)sa * (double)sb / (double)sy);
-    p.Ma = r.M;
-    p.S = r.S;
     return binop_end(ctx, "Mul", &p, &o);
 }
 
@@ -427,10 +431,9 @@ static void mul_run(const sqz_op_ctx *ctx) {
     int8_t *Y = (int8_t *)ctx->out_data[0];
     int64_t total = ref_prod(p->dims, 0, p->nd);
     int64_t idx[SQZ_MAX_DIMS] = {0}, oa = 0, ob = 0;
-    sqz_rq r = {(int32_t)p->Ma, p->S};
     for (int64_t i = 0; i < total; i++) {
         int32_t d = ((int32_t)A[oa] - p->zp_a) * ((int32_t)B[ob] - p->zp_b);
-        Y[i] = (int8_t)sqz_rq_apply(d, r, p->zp_y, p->lo, p->hi);
+        Y[i] = (int8_t)sqz_rq_apply(d, p->rq, p->zp_y, p->lo, p->hi);
         for (int k = p->nd - 1; k >= 0; k--) {
             idx[k]++;
             oa += p->sa[k];
@@ -602,8 +605,7 @@ static int igap_prepare(sqz_op_ctx *ctx) {
     if (p.sp > (1 << 24))
         return sqz_op_fail(ctx, "GlobalAveragePool (int8): %lld positions too many",
                            (long long)p.sp);
-    p.rq.M = 0;
-    p.rq.S = 1;
+    p.rq.s = 0.0f;
     if (p.sp > 0 && sqz_rq_make((double)sx / ((double)sy * (double)p.sp), &p.rq))
         return sqz_op_fail(ctx, "GlobalAveragePool (int8): scale ratio unsupported");
     sqz_shape o = *x;
@@ -746,6 +748,77 @@ static void iview_run(const sqz_op_ctx *ctx) {
         return view_prepare(ctx, &f32impl);                                                        \
     }                                                                                              \
     const sqz_op_impl sqz_ref_i8_##name = {name##_prepare, iview_run, NULL, NULL};
+
+/* Slice / Transpose: the f32 prepare's element strides (ref_strided) over
+ * bytes; Y params == X params (a copy, no requantization). */
+static void istrided_run(const sqz_op_ctx *ctx) {
+    const ref_strided *p = ctx->params;
+    const int8_t *x = (const int8_t *)ctx->in_data[0];
+    int8_t *y = (int8_t *)ctx->out_data[0];
+    int64_t total = ref_prod(p->dims, 0, p->nd);
+    if (total <= 0) return;
+    if (p->nd == 0) {
+        y[0] = x[p->base];
+        return;
+    }
+    int64_t idx[SQZ_MAX_DIMS] = {0};
+    const int nd = p->nd;
+    const int64_t inner = p->dims[nd - 1], ist = p->st[nd - 1];
+    int64_t off = p->base;
+    for (int64_t o = 0; o < total; o += inner) {
+        const int8_t *xp = x + off;
+        if (ist == 1)
+            memcpy(y + o, xp, (size_t)inner);
+        else
+            for (int64_t i = 0; i < inner; i++) y[o + i] = xp[i * ist];
+        for (int d = nd - 2; d >= 0; d--) {
+            idx[d]++;
+            off += p->st[d];
+            if (idx[d] < p->dims[d]) break;
+            off -= idx[d] * p->st[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+#define I8_STRIDED(name, f32impl)                                                                  \
+    static int name##_prepare(sqz_op_ctx *ctx) {                                                   \
+        return view_prepare(ctx, &f32impl);                                                        \
+    }                                                                                              \
+    const sqz_op_impl sqz_ref_i8_##name = {name##_prepare, istrided_run, free, NULL};
+
+I8_STRIDED(slice, sqz_ref_slice)
+I8_STRIDED(transpose, sqz_ref_transpose)
+
+/* Split: every output keeps X's params; the f32 prepare's ref_split. */
+static int isplit_prepare(sqz_op_ctx *ctx) {
+    if (ctx->n_in < 1 || ctx->n_out < 1)
+        return sqz_op_fail(ctx, "Split (int8): expects 1 data input and outputs");
+    float sx, sy = 0.0f;
+    int32_t zx, zy = 0;
+    if (sqz_i8_in_params(ctx, 0, &sx, &zx)) return -1;
+    for (uint32_t i = 0; i < ctx->n_out; i++) {
+        if (sqz_i8_out_params(ctx, i, &sy, &zy)) return -1;
+        if (!same_params(sx, zx, sy, zy))
+            return sqz_op_fail(ctx, "Split (int8): output %u parameters must equal the input's", i);
+    }
+    return sqz_ref_split.prepare(ctx);
+}
+
+static void isplit_run(const sqz_op_ctx *ctx) {
+    const ref_split *p = ctx->params;
+    const int8_t *x = (const int8_t *)ctx->in_data[0];
+    int64_t off = 0;
+    for (uint32_t i = 0; i < ctx->n_out; i++) {
+        int64_t chunk = p->outer ? numel_of(&ctx->out_shape[i]) / p->outer : 0;
+        int8_t *y = (int8_t *)ctx->out_data[i];
+        for (int64_t o = 0; o < p->outer && chunk > 0; o++)
+            memcpy(y + o * chunk, x + o * p->in_inner + off, (size_t)chunk);
+        off += chunk;
+    }
+}
+
+const sqz_op_impl sqz_ref_i8_split = {isplit_prepare, isplit_run, free, NULL};
 
 I8_VIEW(reshape, sqz_ref_reshape)
 I8_VIEW(flatten, sqz_ref_flatten)

@@ -29,6 +29,7 @@ extern const sqz_op_impl sqz_ref_i8_maxpool, sqz_ref_i8_avgpool, sqz_ref_i8_glob
 extern const sqz_op_impl sqz_ref_i8_concat, sqz_ref_i8_relu, sqz_ref_i8_clip;
 extern const sqz_op_impl sqz_ref_i8_reshape, sqz_ref_i8_flatten, sqz_ref_i8_squeeze;
 extern const sqz_op_impl sqz_ref_i8_unsqueeze, sqz_ref_i8_identity;
+extern const sqz_op_impl sqz_ref_i8_slice, sqz_ref_i8_transpose, sqz_ref_i8_split;
 extern const sqz_op_impl sqz_ref_i8_sigmoid, sqz_ref_i8_hard_sigmoid, sqz_ref_i8_hard_swish;
 extern const sqz_op_impl sqz_ref_i8_tanh, sqz_ref_i8_mul;
 
@@ -63,6 +64,12 @@ int ref_ints_n(sqz_op_ctx *ctx, const char *name, int n, int64_t dflt, int64_t *
 /* Row-major strides of a shape (elements). */
 void ref_strides(const sqz_shape *s, int64_t *st);
 int64_t ref_prod(const int64_t *dims, int from, int to);
+
+/* Params of the reference Split (ctx->params after its prepare; element
+ * units, so the int8 twin in ref/int8.c reuses it, as ref_strided below). */
+typedef struct ref_split {
+    int64_t outer, in_inner, inner;
+} ref_split;
 
 /* y[i...] = x[base + sum(i_d * xst[d])] over the row-major index space dims[nd]. */
 void ref_strided_copy(float *y, const float *x, int nd, const int64_t *dims, int64_t base,

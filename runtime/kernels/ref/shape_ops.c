@@ -199,9 +199,7 @@ const sqz_op_impl sqz_ref_concat = {concat_prepare, concat_run, free, NULL};
 
 /* ------------------------------------------------------------------ Split */
 
-typedef struct split_p {
-    int64_t outer, in_inner, inner;
-} split_p;
+typedef ref_split split_p;
 
 static int split_prepare(sqz_op_ctx *ctx) {
     if (ref_check_io(ctx, 1, 1, 0)) return -1;

@@ -68,10 +68,9 @@ int sqz_csr8_build_ell(sqz_csr8 *m) {
     m->nseg = nseg;
     m->ell_step = malloc((size_t)(nblk * nseg + 1) * sizeof *m->ell_step);
     m->ell_off = calloc((size_t)nblk * 16, sizeof *m->ell_off);
-    m->ell_M = calloc((size_t)nblk * 16, sizeof *m->ell_M);
-    m->ell_S = malloc((size_t)nblk * 16 * sizeof *m->ell_S);
+    m->ell_s = calloc((size_t)nblk * 16, sizeof *m->ell_s);
     int32_t *cnt = malloc((size_t)nseg * 16 * sizeof *cnt);
-    if (!m->ell_step || !m->ell_off || !m->ell_M || !m->ell_S || !cnt) {
+    if (!m->ell_step || !m->ell_off || !m->ell_s || !cnt) {
         free(cnt);
         return -1;
     }
@@ -107,7 +106,6 @@ int sqz_csr8_build_ell(sqz_csr8 *m) {
         memset(cnt, 0, (size_t)nseg * 16 * sizeof *cnt);
         for (int64_t j = 0; j < 16; j++) {
             int64_t r = b * 16 + j;
-            m->ell_S[b * 16 + j] = 1;
             if (r >= m->rows) continue;
             int64_t wsum = 0;
             for (int32_t k = m->rowptr[r]; k < m->rowptr[r + 1]; k++) {
@@ -121,8 +119,7 @@ int sqz_csr8_build_ell(sqz_csr8 *m) {
             }
             /* u8 activations x + 128: acc = off - 128 * wsum + sum (x + 128) w */
             m->ell_off[b * 16 + j] = (int32_t)(m->off[r] - 128 * wsum);
-            m->ell_M[b * 16 + j] = m->rq[r].M;
-            m->ell_S[b * 16 + j] = m->rq[r].S;
+            m->ell_s[b * 16 + j] = m->rq[r].s;
         }
     }
     free(cnt);
@@ -167,15 +164,6 @@ int sqz_csr8_build_b4(sqz_csr8 *m) {
         /* u8 activations x + 128: acc = off - 128 * wsum + sum (x + 128) w */
         m->b4_off[r] = (int32_t)(m->off[r] - 128 * wsum);
     }
-    m->rq_M64 = malloc((size_t)m->rows * sizeof *m->rq_M64);
-    m->rq_rnd = malloc((size_t)m->rows * sizeof *m->rq_rnd);
-    m->rq_sh = malloc((size_t)m->rows * sizeof *m->rq_sh);
-    if (!m->rq_M64 || !m->rq_rnd || !m->rq_sh) return -1;
-    for (int64_t r = 0; r < m->rows; r++) {
-        m->rq_M64[r] = m->rq[r].M;
-        m->rq_rnd[r] = m->rq[r].S >= 33 ? 1 << (m->rq[r].S - 33) : 0;
-        m->rq_sh[r] = m->rq[r].S >= 33 ? m->rq[r].S - 32 : 0;
-    }
     /* quads: the row's non-zeros (the CSR pair pads dropped), 4 at a time */
     m->q4_ptr = malloc((size_t)(m->rows + 1) * sizeof *m->q4_ptr);
     if (!m->q4_ptr) return -1;
@@ -219,9 +207,7 @@ int sqz_csr8_q4_stride(sqz_csr8 *m, int64_t xs) {
         m->q4_rec[5 * q + 4] = m->q4_w[q];
     }
     for (int64_t r = 0; r < m->rows; r++)
-        m->q4_row[r] = (struct sqz_q4row){m->q4_ptr[r], m->q4_ptr[r + 1], m->b4_off[r],
-                                          m->rq_rnd[r], m->rq_sh[r],      0,
-                                          m->rq_M64[r]};
+        m->q4_row[r] = (struct sqz_q4row){m->q4_ptr[r], m->q4_ptr[r + 1], m->b4_off[r], m->rq[r].s};
     m->q4_xs = xs;
     return 0;
 }
@@ -239,9 +225,7 @@ int sqz_csr8_b4_stride(sqz_csr8 *m, int64_t xs) {
         m->b4_rec[2 * b + 1] = m->b4_w[b];
     }
     for (int64_t r = 0; r < m->rows; r++)
-        m->b4_row[r] = (struct sqz_q4row){m->b4_ptr[r], m->b4_ptr[r + 1], m->b4_off[r],
-                                          m->rq_rnd[r], m->rq_sh[r],      0,
-                                          m->rq_M64[r]};
+        m->b4_row[r] = (struct sqz_q4row){m->b4_ptr[r], m->b4_ptr[r + 1], m->b4_off[r], m->rq[r].s};
     m->b4_xs = xs;
     return 0;
 }
@@ -335,15 +319,11 @@ void sqz_csr8_free(sqz_csr8 *m) {
     free(m->q4_row);
     free(m->b4_rec);
     free(m->b4_row);
-    free(m->rq_M64);
-    free(m->rq_rnd);
-    free(m->rq_sh);
     free(m->ell_step);
     free(m->ell_idx);
     free(m->ell_w);
     free(m->ell_off);
-    free(m->ell_M);
-    free(m->ell_S);
+    free(m->ell_s);
     free(m->rowptr);
     free(m->col);
     free(m->val);

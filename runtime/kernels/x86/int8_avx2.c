@@ -13,25 +13,14 @@
 #define MR 4 /* conv output channels per block */
 #define NB 8 /* gemm output channels per block (one ymm) */
 
-/* int8.h requantization of 8 int32 lanes of one channel. AVX2 has no 64-bit
- * arithmetic shift: t = acc * M + rnd lies in (-2^62, 2^62 + 2^61), so
- * (t + 2^62) >> S (logical) - 2^(62 - S) is the arithmetic shift exactly. */
+/* int8.h requantization of 8 int32 lanes of one channel: float convert,
+ * multiply, clamp to [lo - zp, hi - zp], convert with round to nearest even
+ * (MXCSR default), + zp. */
 static inline __m256i rq8(__m256i acc, const sqz_i8_rqv *r, int32_t zp, int32_t lo, int32_t hi) {
-    __m256i Mv = _mm256_set1_epi64x(r->M);
-    __m256i ev = _mm256_mul_epi32(acc, Mv);
-    __m256i od = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), Mv);
-    __m256i add = _mm256_set1_epi64x(r->rnd + ((int64_t)1 << 62));
-    __m256i sub = _mm256_set1_epi64x((int64_t)1 << (62 - r->S));
-    __m128i sc = _mm_cvtsi32_si128(r->S);
-    ev = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(ev, add), sc), sub);
-    od = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(od, add), sc), sub);
-    __m256i l = _mm256_set1_epi64x((int64_t)lo - zp), h = _mm256_set1_epi64x((int64_t)hi - zp);
-    ev = _mm256_blendv_epi8(ev, l, _mm256_cmpgt_epi64(l, ev));
-    ev = _mm256_blendv_epi8(ev, h, _mm256_cmpgt_epi64(ev, h));
-    od = _mm256_blendv_epi8(od, l, _mm256_cmpgt_epi64(l, od));
-    od = _mm256_blendv_epi8(od, h, _mm256_cmpgt_epi64(od, h));
-    __m256i v = _mm256_blend_epi32(ev, _mm256_slli_epi64(od, 32), 0xAA);
-    return _mm256_add_epi32(v, _mm256_set1_epi32(zp));
+    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(r->s));
+    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps((float)(lo - zp))),
+                      _mm256_set1_ps((float)(hi - zp)));
+    return _mm256_add_epi32(_mm256_cvtps_epi32(v), _mm256_set1_epi32(zp));
 }
 
 /* 16 int32 (in range) -> 16 bytes at y, n of them (n may be <= 0). */
@@ -127,8 +116,7 @@ static void gemm_avx2(const void *av, int nrows, int64_t Kp, const int8_t *wpv, 
     _mm256_storeu_si256((__m256i *)(void *)t[3], c3);
     for (int r = 0; r < nrows; r++)
         for (int64_t l = 0; l < nn; l++) {
-            const sqz_i8_rqv *q = &e->rq[n0 + l];
-            sqz_rq rr = {q->M, q->S};
+            sqz_rq rr = {e->rq[n0 + l].s};
             int32_t acc = (int32_t)((uint32_t)t[r][l] + (uint32_t)e->off[n0 + l]);
             y[r * N + n0 + l] = (int8_t)sqz_rq_apply(acc, rr, e->zp, e->lo, e->hi);
         }
@@ -253,11 +241,11 @@ int sqz_i8_add_params(sqz_op_ctx *ctx, sqz_i8_addp *pp) {
         sqz_i8_out_params(ctx, 0, &sy, &p.zp_y) || sqz_i8_act_bounds(ctx, sy, p.zp_y, &p.lo, &p.hi))
         return -1;
     double ma = (double)sa / sy, mb = (double)sb / sy;
-    sqz_rq r;
-    if (sqz_rq_make(ma > mb ? ma : mb, &r)) return 1;
-    p.S = r.S;
-    p.Ma = ma > mb ? r.M : llround(ldexp(ma, r.S));
-    p.Mb = ma > mb ? llround(ldexp(mb, r.S)) : r.M;
+    int32_t M, S;
+    if (sqz_i8_fx_make(ma > mb ? ma : mb, &M, &S)) return 1;
+    p.S = S;
+    p.Ma = ma > mb ? M : llround(ldexp(ma, S));
+    p.Mb = ma > mb ? llround(ldexp(mb, S)) : M;
     if (p.Ma > INT32_MAX || p.Mb > INT32_MAX || p.Ma < 0 || p.Mb < 0) return 1;
     p.rnd = (int64_t)1 << (p.S - 1);
     p.n = n;

@@ -11,47 +11,19 @@
 #define MR 8  /* conv output channels per block */
 #define NB 16 /* gemm output channels per block (one zmm) */
 
-/* int8.h requantization of 16 int32 lanes of one channel (M, S uniform);
- * returns the clamped int32 results. 64-bit products, arithmetic shift. */
-static inline __m512i rq16(__m512i acc, const sqz_i8_rqv *r, int32_t zp, int32_t lo, int32_t hi) {
-    if (r->S >= 32) {
-        /* t = acc * M + rnd; t >> S == (t >> 32) >> (S - 32) (floor shifts
-         * compose); t >> 32 is t's high dword and fits int32; the result is
-         * at most 2^30 in magnitude, so adding zp and clamping in 32 bits
-         * equals the 64-bit clamp */
-        __m512i Mv = _mm512_set1_epi64(r->M), rnd = _mm512_set1_epi64(r->rnd);
-        __m512i ev = _mm512_add_epi64(_mm512_mul_epi32(acc, Mv), rnd);
-        __m512i od = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc, 32), Mv), rnd);
-        /* high dwords: ev's moved to the even lanes, od's are in the odd ones */
-        __m512i v =
-            _mm512_mask_blend_epi32((__mmask16)0xAAAA, _mm512_shuffle_epi32(ev, _MM_PERM_CDAB), od);
-        v = _mm512_sra_epi32(v, _mm_cvtsi32_si128(r->S - 32));
-        v = _mm512_add_epi32(v, _mm512_set1_epi32(zp));
-        return _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(lo)), _mm512_set1_epi32(hi));
-    }
-    __m512i Mv = _mm512_set1_epi64(r->M);
-    __m512i ev = _mm512_mul_epi32(acc, Mv); /* lanes 0, 2, ..., 14 */
-    __m512i od = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), Mv);
-    __m512i rnd = _mm512_set1_epi64(r->rnd);
-    __m128i sc = _mm_cvtsi32_si128(r->S);
-    ev = _mm512_sra_epi64(_mm512_add_epi64(ev, rnd), sc);
-    od = _mm512_sra_epi64(_mm512_add_epi64(od, rnd), sc);
-    __m512i l = _mm512_set1_epi64((int64_t)lo - zp), h = _mm512_set1_epi64((int64_t)hi - zp);
-    ev = _mm512_min_epi64(_mm512_max_epi64(ev, l), h);
-    od = _mm512_min_epi64(_mm512_max_epi64(od, l), h);
-    __m512i v = _mm512_mask_blend_epi32((__mmask16)0xAAAA, ev, _mm512_slli_epi64(od, 32));
-    return _mm512_add_epi32(v, _mm512_set1_epi32(zp));
+/* int8.h requantization of 16 int32 lanes, before the zero point: float
+ * convert, multiply, clamp to [flo, fhi] = [lo - zp, hi - zp], convert with
+ * round to nearest even (MXCSR default); |result| <= 255. */
+static inline __m512i rqf16(__m512i acc, __m512 s, __m512 flo, __m512 fhi) {
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), s);
+    return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, flo), fhi));
 }
 
-/* rq16 before the zero point and clamp, for S >= 32 only: the requantized
- * value, |v| <= 2^30 (see rq16) */
-static inline __m512i rq16_raw(__m512i acc, const sqz_i8_rqv *r) {
-    __m512i Mv = _mm512_set1_epi64(r->M), rnd = _mm512_set1_epi64(r->rnd);
-    __m512i ev = _mm512_add_epi64(_mm512_mul_epi32(acc, Mv), rnd);
-    __m512i od = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(acc, 32), Mv), rnd);
-    __m512i v =
-        _mm512_mask_blend_epi32((__mmask16)0xAAAA, _mm512_shuffle_epi32(ev, _MM_PERM_CDAB), od);
-    return _mm512_sra_epi32(v, _mm_cvtsi32_si128(r->S - 32));
+/* The whole formula for one channel: the clamped int32 results. */
+static inline __m512i rq16(__m512i acc, const sqz_i8_rqv *r, int32_t zp, int32_t lo, int32_t hi) {
+    __m512i v = rqf16(acc, _mm512_set1_ps(r->s), _mm512_set1_ps((float)(lo - zp)),
+                      _mm512_set1_ps((float)(hi - zp)));
+    return _mm512_add_epi32(v, _mm512_set1_epi32(zp));
 }
 
 static inline void store16(int8_t *y, __m512i v, int64_t n) {
@@ -60,6 +32,22 @@ static inline void store16(int8_t *y, __m512i v, int64_t n) {
         _mm_storeu_si128((__m128i *)(void *)y, b);
     else if (n > 0)
         _mm_mask_storeu_epi8(y, (__mmask16)((1u << n) - 1), b);
+}
+
+/* Requantizes 32 pixels of one channel (a0: pixels 0..15, a1: 16..31) and
+ * stores the first n (may be <= 0) at y: |v| <= 255 so the packs are exact,
+ * zp is added in int16, and 128-bit lane L then holds pixels 4L..4L+3
+ * (dword 0) and 16+4L.. (dword 1), which one vpermd puts in order. */
+static inline void rq_store32(int8_t *y, __m512i a0, __m512i a1, const sqz_i8_rqv *rq, int32_t zp,
+                              int32_t lo, int32_t hi, int64_t n) {
+    if (n <= 0) return;
+    const __m512 sv = _mm512_set1_ps(rq->s), flo = _mm512_set1_ps((float)(lo - zp)),
+                 fhi = _mm512_set1_ps((float)(hi - zp));
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    __m512i h = _mm512_packs_epi32(rqf16(a0, sv, flo, fhi), rqf16(a1, sv, flo, fhi));
+    h = _mm512_add_epi16(h, _mm512_set1_epi16((short)zp));
+    __m256i b = _mm512_castsi512_si256(_mm512_permutexvar_epi32(perm, _mm512_packs_epi16(h, h)));
+    _mm256_mask_storeu_epi8(y, n >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << n) - 1), b);
 }
 
 static inline __m512i bcast4(const void *p) {
@@ -88,23 +76,24 @@ static void conv_vnni(const void *xpv, int64_t T, int64_t kq, const int8_t *wp, 
             }
         }
         int r = 0;
-        /* two rows at once when both shifts are >= 32: requantized lanes are
-         * packed to int16, zp added, packed to int8 (saturations outside
-         * [-128, 127] keep the clamp's result) and clamped 64 at a time */
+        /* two rows at once: requantized lanes (|v| <= 255) packed to int16,
+         * zp added, packed to int8 (exact: the float clamp already bounds
+         * them to [lo, hi]) */
         const int64_t n = npx - j;
         const __mmask32 m32 = n >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << n) - 1);
         const __m512i zp16 = _mm512_set1_epi16((short)e->zp);
-        const __m512i lo8 = _mm512_set1_epi8((char)e->lo), hi8 = _mm512_set1_epi8((char)e->hi);
+        const __m512 flo = _mm512_set1_ps((float)(e->lo - e->zp)),
+                     fhi = _mm512_set1_ps((float)(e->hi - e->zp));
         const __m512i perm =
             _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-        for (; r + 1 < mr && e->rq[r].S >= 32 && e->rq[r + 1].S >= 32; r += 2) {
+        for (; r + 1 < mr; r += 2) {
+            const __m512 s0 = _mm512_set1_ps(e->rq[r].s), s1 = _mm512_set1_ps(e->rq[r + 1].s);
             __m512i a =
-                _mm512_packs_epi32(rq16_raw(acc[r][0], &e->rq[r]), rq16_raw(acc[r][1], &e->rq[r]));
-            __m512i b = _mm512_packs_epi32(rq16_raw(acc[r + 1][0], &e->rq[r + 1]),
-                                           rq16_raw(acc[r + 1][1], &e->rq[r + 1]));
-            __m512i c = _mm512_packs_epi16(_mm512_adds_epi16(a, zp16), _mm512_adds_epi16(b, zp16));
+                _mm512_packs_epi32(rqf16(acc[r][0], s0, flo, fhi), rqf16(acc[r][1], s0, flo, fhi));
+            __m512i b = _mm512_packs_epi32(rqf16(acc[r + 1][0], s1, flo, fhi),
+                                           rqf16(acc[r + 1][1], s1, flo, fhi));
+            __m512i c = _mm512_packs_epi16(_mm512_add_epi16(a, zp16), _mm512_add_epi16(b, zp16));
             c = _mm512_permutexvar_epi32(perm, c);
-            c = _mm512_min_epi8(_mm512_max_epi8(c, lo8), hi8);
             _mm256_mask_storeu_epi8(y + r * ys + j, m32, _mm512_castsi512_si256(c));
             _mm256_mask_storeu_epi8(y + (r + 1) * ys + j, m32, _mm512_extracti64x4_epi64(c, 1));
         }
@@ -154,19 +143,19 @@ static void gemm_vnni(const void *av, int nrows, int64_t Kp, const int8_t *wp, i
         c2 = _mm512_dpbusd_epi32(c2, bcast4(a2 + 4 * k), w);
         c3 = _mm512_dpbusd_epi32(c3, bcast4(a3 + 4 * k), w);
     }
-    int32_t t[4][NB];
-    _mm512_storeu_si512(t[0], c0);
-    _mm512_storeu_si512(t[1], c1);
-    _mm512_storeu_si512(t[2], c2);
-    _mm512_storeu_si512(t[3], c3);
-    for (int r = 0; r < nrows; r++)
-        for (int64_t l = 0; l < nn; l++) {
-            const sqz_i8_rqv *q = &e->rq[n0 + l];
-            sqz_rq rr = {q->M, q->S};
-            /* wrapping add of two int32 whose exact sum fits (int8_simd.h) */
-            int32_t acc = (int32_t)((uint32_t)t[r][l] + (uint32_t)e->off[n0 + l]);
-            y[r * N + n0 + l] = (int8_t)sqz_rq_apply(acc, rr, e->zp, e->lo, e->hi);
-        }
+    /* channels along the lanes: per-lane offsets and multipliers */
+    const __mmask16 mk = nn >= NB ? (__mmask16)0xFFFF : (__mmask16)((1u << nn) - 1);
+    const __m512i off = _mm512_maskz_loadu_epi32(mk, e->off + n0);
+    const __m512 sc = _mm512_maskz_loadu_ps(mk, &e->rq[n0].s);
+    const __m512 flo = _mm512_set1_ps((float)(e->lo - e->zp)),
+                 fhi = _mm512_set1_ps((float)(e->hi - e->zp));
+    const __m512i zp = _mm512_set1_epi32(e->zp);
+    const __m512i c[4] = {c0, c1, c2, c3};
+    for (int r = 0; r < nrows; r++) {
+        /* wrapping add of two int32 whose exact sum fits (int8_simd.h) */
+        __m512i v = rqf16(_mm512_add_epi32(c[r], off), sc, flo, fhi);
+        _mm_mask_storeu_epi8(y + r * N + n0, mk, _mm512_cvtepi32_epi8(_mm512_add_epi32(v, zp)));
+    }
 }
 
 static void convert_vnni(const int8_t *x, int64_t K, int64_t Kp, int32_t zp_x, void *av) {
@@ -225,8 +214,8 @@ const sqz_i8_isa sqz_i8_isa_vnni = {
  * and a shuffle (both on port 5, as is half of the vpdpbusd throughput) per
  * kernel row and group. Used with two tap groups per kernel row (k > 4:
  * bench_int8_kernels dw 5x5 240 @28 57 -> 69 GOPS); with one group (3x3) it
- * gains nothing (nor with two output rows sharing their loads): the
- * requantization, ~12 uops per 16 outputs, costs more than the 3 vpdpbusd.
+ * gained nothing (nor with two output rows sharing their loads) under the
+ * fixed-point requantization, ~12 uops per 16 outputs (fp32 now: ~6).
  * The same products and sums as below: bit-identical. */
 static void dw_plane_vnni_q(const int8_t *xpad, int64_t PW, const int8_t *w, int64_t kh, int64_t kw,
                             int64_t sh, int64_t dh, int64_t OH, int64_t OW, int32_t off,
@@ -255,9 +244,7 @@ static void dw_plane_vnni_q(const int8_t *xpad, int64_t PW, const int8_t *w, int
                     a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(qi + 4 * t + 16), wb);
                 }
             }
-            store16(y + oh * OW + ow, rq16(a0, &rq, zp, lo, hi), OW - ow);
-            if (ow + 16 < OW)
-                store16(y + oh * OW + ow + 16, rq16(a1, &rq, zp, lo, hi), OW - ow - 16);
+            rq_store32(y + oh * OW + ow, a0, a1, &rq, zp, lo, hi, OW - ow);
         }
     }
 }
@@ -279,6 +266,27 @@ static void dw_plane_vnni(const int8_t *xpad, int64_t PW, const int8_t *w, int64
             ? _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6))
             : _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9));
     __m512i o = _mm512_set1_epi32(off);
+    if (kh == 3 && ng == 1) { /* 3x3 (the common case): weights in registers, unrolled */
+        const __m512i w0 = bcast4(w), w1 = bcast4(w + 4), w2 = bcast4(w + 8);
+        const int64_t r1 = dh * PW, r2 = 2 * dh * PW;
+        for (int64_t oh = 0; oh < OH; oh++) {
+            const uint8_t *xr = (const uint8_t *)xpad + oh * sh * PW;
+            int8_t *yr = y + oh * OW;
+            for (int64_t ow = 0; ow < OW; ow += 32) {
+                const uint8_t *xi = xr + ow * sw;
+#define QV(p) _mm512_shuffle_epi8(_mm512_permutexvar_epi32(idx, _mm512_loadu_si512(p)), shuf)
+                __m512i a0 = _mm512_dpbusd_epi32(o, QV(xi), w0);
+                __m512i a1 = _mm512_dpbusd_epi32(o, QV(xi + 16 * sw), w0);
+                a0 = _mm512_dpbusd_epi32(a0, QV(xi + r1), w1);
+                a1 = _mm512_dpbusd_epi32(a1, QV(xi + r1 + 16 * sw), w1);
+                a0 = _mm512_dpbusd_epi32(a0, QV(xi + r2), w2);
+                a1 = _mm512_dpbusd_epi32(a1, QV(xi + r2 + 16 * sw), w2);
+#undef QV
+                rq_store32(yr + ow, a0, a1, &rq, zp, lo, hi, OW - ow);
+            }
+        }
+        return;
+    }
     for (int64_t oh = 0; oh < OH; oh++) {
         const uint8_t *xr = (const uint8_t *)xpad + oh * sh * PW;
         /* two blocks of 16 pixels per step: independent accumulator chains */
@@ -296,9 +304,7 @@ static void dw_plane_vnni(const int8_t *xpad, int64_t PW, const int8_t *w, int64
                         a1, _mm512_shuffle_epi8(_mm512_permutexvar_epi32(idx, v1), shuf), wb);
                 }
             }
-            store16(y + oh * OW + ow, rq16(a0, &rq, zp, lo, hi), OW - ow);
-            if (ow + 16 < OW)
-                store16(y + oh * OW + ow + 16, rq16(a1, &rq, zp, lo, hi), OW - ow - 16);
+            rq_store32(y + oh * OW + ow, a0, a1, &rq, zp, lo, hi, OW - ow);
         }
     }
 }
@@ -324,6 +330,66 @@ static void small_pack(const int8_t *x, const sqz_i8_dw_geom *gm, uint8_t *buf) 
         if (h >= 0 && h < gm->H) {
             __m512i v = _mm512_maskz_loadu_epi8(mw, x + h * W);
             _mm512_mask_storeu_epi8(d + gm->pl, mw, _mm512_xor_si512(v, flip));
+        }
+    }
+}
+
+__attribute__((target("avx512vbmi"))) void sqz_i8_dw_gather_vbmi(const sqz_i8_dw_gather *a,
+                                                                 int64_t pl0, int64_t pl1) {
+    const int64_t nq = a->nq;
+    /* bytes past the band's input (at least byte 127) load as zp_x: x + 128 = zb */
+    const __m512i flip = _mm512_set1_epi8((char)0x80), zx = _mm512_set1_epi8((char)(a->zb ^ 0x80));
+    for (int64_t pl = pl0; pl < pl1; pl++) {
+        const int64_t c = pl % a->n_co;
+        const int8_t *x = a->X + pl * a->in_sp;
+        int8_t *y = a->Y + pl * a->out_sp;
+        const int8_t *wc = a->w + c * nq * 4;
+        const __m512i o = _mm512_set1_epi32(a->off[c]);
+        for (int64_t b = 0; b < a->nb; b++) {
+            const int32_t *bd = a->band + 5 * b;
+            const int64_t len = bd[1], ng = bd[4];
+            const __mmask64 m0 = len >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << len) - 1);
+            const __mmask64 m1 = len >= 128  ? ~(__mmask64)0
+                                 : len <= 64 ? (__mmask64)0
+                                             : (((__mmask64)1 << (len - 64)) - 1);
+            const __m512i lo = _mm512_xor_si512(_mm512_mask_loadu_epi8(zx, m0, x + bd[0]), flip);
+            const __m512i hi =
+                _mm512_xor_si512(_mm512_mask_loadu_epi8(zx, m1, x + bd[0] + 64), flip);
+            const uint8_t *ib = a->idx + (size_t)b * 4 * nq * 64;
+            __m512i acc[4] = {o, o, o, o};
+            for (int64_t q = 0; q < nq; q++) {
+                const __m512i wv = bcast4(wc + 4 * q);
+                for (int64_t g = 0; g < ng; g++) {
+                    const __m512i v = _mm512_permutex2var_epi8(
+                        lo, _mm512_loadu_si512(ib + (g * nq + q) * 64), hi);
+                    acc[g] = _mm512_dpbusd_epi32(acc[g], v, wv);
+                }
+            }
+            int8_t *yb = y + bd[2];
+            const int64_t n = bd[3];
+            rq_store32(yb, acc[0], acc[1], &a->rq[c], a->zp, a->lo, a->hi, n);
+            if (ng > 2) rq_store32(yb + 32, acc[2], acc[3], &a->rq[c], a->zp, a->lo, a->hi, n - 32);
+        }
+    }
+}
+
+void sqz_i8_dw_pack_u8(const int8_t *x, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t PH,
+                       int64_t PW, uint8_t zb, uint8_t *buf) {
+    const __m512i zv = _mm512_set1_epi8((char)zb), flip = _mm512_set1_epi8((char)0x80);
+    for (int64_t r = 0; r < PH; r++) {
+        uint8_t *d = buf + r * PW;
+        int64_t i = 0;
+        for (; i + 64 <= PW; i += 64) _mm512_storeu_si512(d + i, zv);
+        if (i < PW) _mm512_mask_storeu_epi8(d + i, ((__mmask64)1 << (PW - i)) - 1, zv);
+        const int64_t h = r - pt;
+        if (h < 0 || h >= H) continue;
+        const int8_t *s = x + h * W;
+        for (i = 0; i + 64 <= W; i += 64)
+            _mm512_storeu_si512(d + pl + i, _mm512_xor_si512(_mm512_loadu_si512(s + i), flip));
+        if (i < W) {
+            const __mmask64 m = ((__mmask64)1 << (W - i)) - 1;
+            _mm512_mask_storeu_epi8(d + pl + i, m,
+                                    _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, s + i), flip));
         }
     }
 }

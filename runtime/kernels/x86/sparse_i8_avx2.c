@@ -12,24 +12,14 @@
 #include "int8_simd.h"
 #include "sparse.h"
 
-/* int8.h requantization of 8 int32 lanes (see int8_avx2.c rq8: AVX2 has no
- * 64-bit arithmetic shift, so (t + 2^62) >> S (logical) - 2^(62 - S)). */
+/* int8.h requantization of 8 int32 lanes (as int8_avx2.c rq8): float
+ * convert, multiply, clamp to [lo - zp, hi - zp], convert (round to nearest
+ * even), + zp. */
 static inline __m256i rq8(__m256i acc, sqz_rq q, int32_t zp, int32_t lo, int32_t hi) {
-    __m256i Mv = _mm256_set1_epi64x(q.M);
-    __m256i ev = _mm256_mul_epi32(acc, Mv);
-    __m256i od = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), Mv);
-    __m256i add = _mm256_set1_epi64x(((int64_t)1 << (q.S - 1)) + ((int64_t)1 << 62));
-    __m256i sub = _mm256_set1_epi64x((int64_t)1 << (62 - q.S));
-    __m128i sc = _mm_cvtsi32_si128(q.S);
-    ev = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(ev, add), sc), sub);
-    od = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(od, add), sc), sub);
-    __m256i l = _mm256_set1_epi64x((int64_t)lo - zp), h = _mm256_set1_epi64x((int64_t)hi - zp);
-    ev = _mm256_blendv_epi8(ev, l, _mm256_cmpgt_epi64(l, ev));
-    ev = _mm256_blendv_epi8(ev, h, _mm256_cmpgt_epi64(ev, h));
-    od = _mm256_blendv_epi8(od, l, _mm256_cmpgt_epi64(l, od));
-    od = _mm256_blendv_epi8(od, h, _mm256_cmpgt_epi64(od, h));
-    __m256i v = _mm256_blend_epi32(ev, _mm256_slli_epi64(od, 32), 0xAA);
-    return _mm256_add_epi32(v, _mm256_set1_epi32(zp));
+    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(q.s));
+    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps((float)(lo - zp))),
+                      _mm256_set1_ps((float)(hi - zp)));
+    return _mm256_add_epi32(_mm256_cvtps_epi32(v), _mm256_set1_epi32(zp));
 }
 
 /* lo = pixels {0-3, 8-11}, hi = {4-7, 12-15} (unpack order) -> 16 bytes in

@@ -11,34 +11,13 @@
 #include "int8_simd.h"
 #include "sparse.h"
 
-/* int8.h requantization of 16 int32 lanes (as int8_avx512.c rq16). */
-static inline __m512i rq16(__m512i acc, sqz_rq q, int32_t zp, int32_t lo, int32_t hi) {
-    __m512i Mv = _mm512_set1_epi64(q.M);
-    __m512i ev = _mm512_mul_epi32(acc, Mv);
-    __m512i od = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), Mv);
-    __m512i rnd = _mm512_set1_epi64((int64_t)1 << (q.S - 1));
-    __m128i sc = _mm_cvtsi32_si128(q.S);
-    ev = _mm512_sra_epi64(_mm512_add_epi64(ev, rnd), sc);
-    od = _mm512_sra_epi64(_mm512_add_epi64(od, rnd), sc);
-    __m512i l = _mm512_set1_epi64((int64_t)lo - zp), h = _mm512_set1_epi64((int64_t)hi - zp);
-    ev = _mm512_min_epi64(_mm512_max_epi64(ev, l), h);
-    od = _mm512_min_epi64(_mm512_max_epi64(od, l), h);
-    __m512i v = _mm512_mask_blend_epi32((__mmask16)0xAAAA, ev, _mm512_slli_epi64(od, 32));
-    return _mm512_add_epi32(v, _mm512_set1_epi32(zp));
-}
-
-/* lo = pixels {0-3, 8-11, 16-19, 24-27}, hi = {4-7, 12-15, ...} -> the first
- * n (<= 32) of 32 bytes in pixel order. */
-static inline void store32(int8_t *y, __m512i lo, __m512i hi, int64_t n) {
-    __m128i l = _mm512_cvtepi32_epi8(lo), h = _mm512_cvtepi32_epi8(hi);
-    __m128i b0 = _mm_unpacklo_epi32(l, h), b1 = _mm_unpackhi_epi32(l, h);
-    if (n >= 32) {
-        _mm_storeu_si128((__m128i *)(void *)y, b0);
-        _mm_storeu_si128((__m128i *)(void *)(y + 16), b1);
-    } else {
-        _mm_mask_storeu_epi8(y, (__mmask16)(n >= 16 ? 0xFFFF : (1u << n) - 1), b0);
-        if (n > 16) _mm_mask_storeu_epi8(y + 16, (__mmask16)((1u << (n - 16)) - 1), b1);
-    }
+/* int8.h requantization of 16 int32 lanes (as int8_avx512.c rqf16): float
+ * convert, multiply by s, clamp to [flo, fhi] = [lo - zp, hi - zp], convert
+ * (round to nearest even, MXCSR default), + zp: results in [lo, hi]. */
+static inline __m512i rq16f(__m512i acc, __m512 s, __m512 flo, __m512 fhi, __m512i zp) {
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), s);
+    v = _mm512_min_ps(_mm512_max_ps(v, flo), fhi);
+    return _mm512_add_epi32(_mm512_cvtps_epi32(v), zp);
 }
 
 static inline __m512i pair(const int16_t *v) {
@@ -52,27 +31,10 @@ static inline __m512i pair(const int16_t *v) {
     acc = vnni ? _mm512_dpwssd_epi32(acc, op(u, v), w)                                             \
                : _mm512_add_epi32(acc, _mm512_madd_epi16(op(u, v), w))
 
-/* Fast requantization for S >= 33 (m < 1/4, the usual case): with
- * t = acc * M = 2^32 H + L (0 <= L < 2^32) and rnd = 2^(S-1) = 2^32 2^(S-33),
- * floor((t + rnd) / 2^S) = (H + 2^(S-33)) >> (S - 32) exactly (the dropped L
- * cannot carry across an integer floor), |H| < 2^30. So one 32-bit vector of
- * high halves (vpermt2d of the two vpmuldq results) replaces the 64-bit
- * add / shift / clamp; + zp, then the [-128, 127] clamp comes free from the
- * saturating packs, and [lo, hi] is one byte max / min per 64 outputs. */
-static inline __m512i hi32(__m512i acc, __m512i Mv) {
-    const __m512i pick =
-        _mm512_set_epi32(31, 15, 29, 13, 27, 11, 25, 9, 23, 7, 21, 5, 19, 3, 17, 1);
-    __m512i ev = _mm512_mul_epi32(acc, Mv);
-    __m512i od = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), Mv);
-    return _mm512_permutex2var_epi32(ev, pick, od);
-}
-static inline __m512i rq16f(__m512i acc, __m512i Mv, __m512i rnd, __m128i sh, __m512i zp) {
-    return _mm512_add_epi32(_mm512_sra_epi32(_mm512_add_epi32(hi32(acc, Mv), rnd), sh), zp);
-}
 /* l(h) / h(h) = unpack-ordered results of pixels 32 h .. 32 h + 31 (see
- * store32) -> 64 bytes in pixel order: packs_epi32 (l, h) holds pixels
- * 8 L .. 8 L + 7 in its 128-bit lane L; packs_epi16 of the two halves
- * interleaves their qwords, which one vpermq puts back. */
+ * the vpmaddwd unpacks: pixels {0-3, 8-11, ...} then {4-7, 12-15, ...}) -> 64 bytes in pixel order:
+ * packs_epi32 (l, h) holds pixels 8 L .. 8 L + 7 in its 128-bit lane L; packs_epi16 of the two
+ * halves interleaves their qwords, which one vpermq puts back. */
 static inline __m512i pack64(__m512i l0, __m512i h0, __m512i l1, __m512i h1) {
     __m512i w0 = _mm512_packs_epi32(l0, h0), w1 = _mm512_packs_epi32(l1, h1);
     return _mm512_permutexvar_epi64(_mm512_set_epi64(7, 5, 3, 1, 6, 4, 2, 0),
@@ -89,17 +51,13 @@ static inline __attribute__((always_inline)) void spmm8_body(const sqz_csr8 *m, 
     const int16_t *val = m->val;
     const sqz_rq *rqs = m->rq;
     const __m512i zpv = _mm512_set1_epi32(m->zp);
-    const __m512i lov = _mm512_set1_epi8((char)m->lo), hiv = _mm512_set1_epi8((char)m->hi);
-    const int clamp = m->lo > -128 || m->hi < 127; /* else the saturating packs clamp */
+    const __m512 flo = _mm512_set1_ps((float)(m->lo - m->zp)),
+                 fhi = _mm512_set1_ps((float)(m->hi - m->zp));
     for (int64_t r = r0; r < r1; r++) {
         int8_t *y = Y + r * P;
         const __m512i o = _mm512_set1_epi32(off[r]);
         const int32_t k0 = rowptr[r], k1 = rowptr[r + 1];
-        const sqz_rq q = rqs[r];
-        const int fast = q.S >= 33;
-        const __m512i Mv = _mm512_set1_epi64(q.M);
-        const __m512i rnd = _mm512_set1_epi32(fast ? 1 << (q.S - 33) : 0);
-        const __m128i sh = _mm_cvtsi32_si128(q.S - 32);
+        const __m512 sv = _mm512_set1_ps(rqs[r].s);
         /* rows of X are padded to xs >= P rounded up to 32: whole-vector
          * loads everywhere, only the stores are masked */
         for (int64_t p = 0; p < P;) {
@@ -117,20 +75,13 @@ static inline __attribute__((always_inline)) void spmm8_body(const sqz_csr8 *m, 
                     MAC(a2, u1, v1, w, _mm512_unpacklo_epi16);
                     MAC(a3, u1, v1, w, _mm512_unpackhi_epi16);
                 }
-                if (fast) {
-                    __m512i b = pack64(rq16f(a0, Mv, rnd, sh, zpv), rq16f(a1, Mv, rnd, sh, zpv),
-                                       rq16f(a2, Mv, rnd, sh, zpv), rq16f(a3, Mv, rnd, sh, zpv));
-                    if (clamp) b = _mm512_min_epi8(_mm512_max_epi8(b, lov), hiv);
-                    if (n >= 64)
-                        _mm512_storeu_si512(y + p, b);
-                    else
-                        _mm512_mask_storeu_epi8(y + p, ((__mmask64)1 << n) - 1, b);
-                } else {
-                    store32(y + p, rq16(a0, q, m->zp, m->lo, m->hi),
-                            rq16(a1, q, m->zp, m->lo, m->hi), 32);
-                    store32(y + p + 32, rq16(a2, q, m->zp, m->lo, m->hi),
-                            rq16(a3, q, m->zp, m->lo, m->hi), n - 32);
-                }
+                /* results in [lo, hi]: the packs are exact */
+                __m512i b = pack64(rq16f(a0, sv, flo, fhi, zpv), rq16f(a1, sv, flo, fhi, zpv),
+                                   rq16f(a2, sv, flo, fhi, zpv), rq16f(a3, sv, flo, fhi, zpv));
+                if (n >= 64)
+                    _mm512_storeu_si512(y + p, b);
+                else
+                    _mm512_mask_storeu_epi8(y + p, ((__mmask64)1 << n) - 1, b);
                 p += 64;
             } else { /* the last <= 32 pixels (2 accumulators) */
                 __m512i a0 = o, a1 = o;
@@ -141,16 +92,10 @@ static inline __attribute__((always_inline)) void spmm8_body(const sqz_csr8 *m, 
                     MAC(a0, u, v, w, _mm512_unpacklo_epi16);
                     MAC(a1, u, v, w, _mm512_unpackhi_epi16);
                 }
-                if (fast) {
-                    __m512i f0 = rq16f(a0, Mv, rnd, sh, zpv), f1 = rq16f(a1, Mv, rnd, sh, zpv);
-                    __m512i b = pack64(f0, f1, f0, f1); /* bytes 0..31: the 32 pixels */
-                    if (clamp) b = _mm512_min_epi8(_mm512_max_epi8(b, lov), hiv);
-                    _mm256_mask_storeu_epi8(y + p, (__mmask32)(0xFFFFFFFFu >> (32 - n)),
-                                            _mm512_castsi512_si256(b));
-                } else {
-                    store32(y + p, rq16(a0, q, m->zp, m->lo, m->hi),
-                            rq16(a1, q, m->zp, m->lo, m->hi), n);
-                }
+                __m512i f0 = rq16f(a0, sv, flo, fhi, zpv), f1 = rq16f(a1, sv, flo, fhi, zpv);
+                __m512i b = pack64(f0, f1, f0, f1); /* bytes 0..31: the 32 pixels */
+                _mm256_mask_storeu_epi8(y + p, (__mmask32)(0xFFFFFFFFu >> (32 - n)),
+                                        _mm512_castsi512_si256(b));
                 p += 32;
             }
         }
@@ -216,27 +161,9 @@ void sqz_widen8_avx512(const int8_t *x, int16_t *y, int64_t n) {
  * segment of 128 columns, each step picks 64 activation bytes with one
  * vpermi2b from the segment's two registers (x + 128 as u8) and adds 4
  * products per row lane with vpdpbusd (exact: u8 x s8, 4 per lane, int32
- * sums). Requantization per lane (rows have their own M, S). */
+ * sums). Requantization per lane (rows have their own multiplier). */
 int sqz_spmv8_vbmi_ok(void) {
     return sqz_cpu_has_avx512_vnni() && __builtin_cpu_supports("avx512vbmi");
-}
-
-/* int8.h requantization of 16 lanes with per-lane M, S. */
-static inline __m512i rq16v(__m512i acc, __m512i Mv, __m512i Sv, int32_t zp, int32_t lo,
-                            int32_t hi) {
-    const __m512i lo32 = _mm512_set1_epi64(0xFFFFFFFF), one = _mm512_set1_epi64(1);
-    __m512i Se = _mm512_and_si512(Sv, lo32), So = _mm512_srli_epi64(Sv, 32);
-    __m512i ev = _mm512_mul_epi32(acc, Mv);
-    __m512i od = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), _mm512_srli_epi64(Mv, 32));
-    ev = _mm512_srav_epi64(_mm512_add_epi64(ev, _mm512_sllv_epi64(one, _mm512_sub_epi64(Se, one))),
-                           Se);
-    od = _mm512_srav_epi64(_mm512_add_epi64(od, _mm512_sllv_epi64(one, _mm512_sub_epi64(So, one))),
-                           So);
-    __m512i l = _mm512_set1_epi64((int64_t)lo - zp), h = _mm512_set1_epi64((int64_t)hi - zp);
-    ev = _mm512_min_epi64(_mm512_max_epi64(ev, l), h);
-    od = _mm512_min_epi64(_mm512_max_epi64(od, l), h);
-    __m512i v = _mm512_mask_blend_epi32((__mmask16)0xAAAA, ev, _mm512_slli_epi64(od, 32));
-    return _mm512_add_epi32(v, _mm512_set1_epi32(zp));
 }
 
 __attribute__((target("avx512vbmi"))) void sqz_spmv8_vbmi(const sqz_csr8 *m, int64_t r0, int64_t r1,
@@ -269,8 +196,9 @@ __attribute__((target("avx512vbmi"))) void sqz_spmv8_vbmi(const sqz_csr8 *m, int
         }
         __m512i acc = _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3));
         acc = _mm512_add_epi32(acc, _mm512_loadu_si512(m->ell_off + b * 16));
-        __m512i v = rq16v(acc, _mm512_loadu_si512(m->ell_M + b * 16),
-                          _mm512_loadu_si512(m->ell_S + b * 16), m->zp, m->lo, m->hi);
+        __m512i v =
+            rq16f(acc, _mm512_loadu_ps(m->ell_s + b * 16), _mm512_set1_ps((float)(m->lo - m->zp)),
+                  _mm512_set1_ps((float)(m->hi - m->zp)), _mm512_set1_epi32(m->zp));
         /* rows [max(r0, 16 b), min(r1, 16 b + 16)) */
         int64_t lo = r0 > b * 16 ? r0 - b * 16 : 0, hi = r1 - b * 16 < 16 ? r1 - b * 16 : 16;
         __mmask16 mk = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
@@ -288,13 +216,12 @@ __attribute__((target("avx512vbmi"))) void sqz_spmv8_vbmi(const sqz_csr8 *m, int
  * the block for 16 pixels (exact: u8 x s8, 4 products per lane). Up to 64
  * pixels per step in nv accumulators (nv = 4 while more than 48 pixels are
  * left), and a second set of nv taking every other block (vpdpbusd
- * latency). Requantization as spmm8_body (rows with S < 33: the scalar
- * twin); the packs of pack64 with the four accumulators transposed by one
- * vpermd. */
+ * latency). Requantization as spmm8_body; the packs of pack64 with the four accumulators transposed
+ * by one vpermd. */
 static inline __attribute__((always_inline)) void b4_tile(const struct sqz_q4row *row,
                                                           const int32_t *rec, const uint8_t *xp,
                                                           int8_t *y, int64_t n, __m512i zpw,
-                                                          __m512i lov, __m512i hiv, const int nv) {
+                                                          __m512 flo, __m512 fhi, const int nv) {
     const int32_t k1 = row->q1;
     const __m512i o = _mm512_set1_epi32(row->off), z = _mm512_setzero_si512();
     __m512i a0 = o, a1 = o, a2 = o, a3 = o, c0 = z, c1 = z, c2 = z, c3 = z;
@@ -329,21 +256,19 @@ static inline __attribute__((always_inline)) void b4_tile(const struct sqz_q4row
     a1 = _mm512_add_epi32(a1, c1);
     a2 = _mm512_add_epi32(a2, c2);
     a3 = _mm512_add_epi32(a3, c3);
-    const __m512i Mv = _mm512_set1_epi64(row->M), rnd = _mm512_set1_epi32(row->rnd);
-    const __m128i sh = _mm_loadu_si32(&row->sh);
+    const __m512 sv = _mm512_set1_ps(row->s);
     __m512i f1 = z, f2 = z, f3 = z;
-    const __m512i f0 = rq16f(a0, Mv, rnd, sh, z);
-    if (nv > 1) f1 = rq16f(a1, Mv, rnd, sh, z);
-    if (nv > 2) f2 = rq16f(a2, Mv, rnd, sh, z);
-    if (nv > 3) f3 = rq16f(a3, Mv, rnd, sh, z);
-    /* packs (zp added to the int16 values, saturating: the same clamp):
+    const __m512i f0 = rq16f(a0, sv, flo, fhi, z);
+    if (nv > 1) f1 = rq16f(a1, sv, flo, fhi, z);
+    if (nv > 2) f2 = rq16f(a2, sv, flo, fhi, z);
+    if (nv > 3) f3 = rq16f(a3, sv, flo, fhi, z);
+    /* packs (zp added to the int16 values; all in [lo, hi], exact):
      * 128-bit lane L = f0[L], f1[L], f2[L], f3[L] (4 bytes each); pixels
      * 4 j .. 4 j + 3 are f(j / 4)[j % 4]: dword 4 (j % 4) + j / 4 */
     __m512i b = _mm512_packs_epi16(_mm512_adds_epi16(_mm512_packs_epi32(f0, f1), zpw),
                                    _mm512_adds_epi16(_mm512_packs_epi32(f2, f3), zpw));
     b = _mm512_permutexvar_epi32(
         _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0), b);
-    b = _mm512_min_epi8(_mm512_max_epi8(b, lov), hiv);
     if (n >= 64)
         _mm512_storeu_si512(y, b);
     else
@@ -358,11 +283,11 @@ static inline __attribute__((always_inline)) void b4_tile(const struct sqz_q4row
         const struct sqz_q4row *rows = m->b4_row;                                                  \
         const int32_t *rec = m->b4_rec;                                                            \
         const __m512i zpw = _mm512_set1_epi16((short)m->zp);                                       \
-        const __m512i lov = _mm512_set1_epi8((char)m->lo), hiv = _mm512_set1_epi8((char)m->hi);    \
+        const __m512 flo = _mm512_set1_ps((float)(m->lo - m->zp)),                                 \
+                     fhi = _mm512_set1_ps((float)(m->hi - m->zp));                                 \
         const int64_t n = P - p0 < 16 * (NV) ? P - p0 : 16 * (NV);                                 \
         for (int64_t r = r0; r < r1; r++)                                                          \
-            if (rows[r].sh != 0)                                                                   \
-                b4_tile(rows + r, rec, XB + p0 * 4, Y + r * P + p0, n, zpw, lov, hiv, NV);         \
+            b4_tile(rows + r, rec, XB + p0 * 4, Y + r * P + p0, n, zpw, flo, fhi, NV);             \
     }
 B4_ROWS(1)
 B4_ROWS(2)
@@ -388,8 +313,6 @@ void sqz_spmm8b_vnni(const sqz_csr8 *m, int64_t r0, int64_t r1, const uint8_t *X
         else
             b4_rows1(m, r0, r1, XB, p, P, Y);
     }
-    for (int64_t r = r0; r < r1; r++) /* S < 33 (m >= 1/4, rare): the scalar twin's row */
-        if (m->b4_row[r].sh == 0) sqz_spmm8b_ref(m, r, r + 1, XB, xs, P, Y);
 }
 
 /* 16 pixels of 4 channel rows -> 64 bytes of quads: unpack bytes (a, b),
@@ -433,9 +356,9 @@ void sqz_pack4_avx512(const int8_t *x, int64_t C, int64_t P, int64_t xs, uint8_t
  * instructions. Accumulator i, 128-bit lane L, dword j holds pixel
  * 16 L + 4 i + j, which the two packs (as pack64) put back in order. A
  * row's last <= 16 pixels (P % 64 in 1..16) take xmm steps instead of a
- * whole 64-pixel one; rows with S < 33 (m >= 1/4, rare) the scalar twin. */
+ * whole 64-pixel one. */
 
-/* The last n <= 16 pixels of row r (fast requantization): xmm unpacks and
+/* The last n <= 16 pixels of row r: xmm unpacks and
  * dots, only the nv (= ceil(n / 4)) quad vectors needed (vector i: pixels
  * 4 i .. 4 i + 3), then one 16-lane requantization. */
 static inline __attribute__((always_inline)) void
@@ -461,10 +384,9 @@ q4_tail_body(const sqz_csr8 *m, int64_t r, const uint8_t *xp, int8_t *y, int64_t
     }
     __m512i acc = _mm512_inserti32x4(_mm512_castsi128_si512(a0), a1, 1);
     acc = _mm512_inserti32x4(_mm512_inserti32x4(acc, a2, 2), a3, 3);
-    const __m512i v = rq16f(acc, _mm512_set1_epi64(row->M), _mm512_set1_epi32(row->rnd),
-                            _mm_loadu_si32(&row->sh), _mm512_set1_epi32(m->zp));
-    __m128i b = _mm512_cvtsepi32_epi8(v);
-    b = _mm_min_epi8(_mm_max_epi8(b, _mm_set1_epi8((char)m->lo)), _mm_set1_epi8((char)m->hi));
+    const __m512i v = rq16f(acc, _mm512_set1_ps(row->s), _mm512_set1_ps((float)(m->lo - m->zp)),
+                            _mm512_set1_ps((float)(m->hi - m->zp)), _mm512_set1_epi32(m->zp));
+    const __m128i b = _mm512_cvtepi32_epi8(v);
     _mm_mask_storeu_epi8(y, (__mmask16)((1u << n) - 1), b);
 }
 
@@ -483,15 +405,14 @@ q4_tail_body(const sqz_csr8 *m, int64_t r, const uint8_t *xp, int8_t *y, int64_t
         DPB(a3, _mm512_unpackhi_epi16(ab1, cd1), w);                                               \
     }
 
-/* a0..a3 of row -> 64 int8 in pixel order (fast requantization; zp added
- * to the int16 packs, saturating: the same clamp as the 64-bit formula) */
+/* a0..a3 of row -> 64 int8 in pixel order (zp added to the int16 packs;
+ * the float clamp bounds everything to [lo, hi], so the packs are exact) */
 static inline __m512i q4_requant(const struct sqz_q4row *row, __m512i a0, __m512i a1, __m512i a2,
-                                 __m512i a3, __m512i zpw) {
-    const __m512i Mv = _mm512_set1_epi64(row->M), rnd = _mm512_set1_epi32(row->rnd);
-    const __m128i sh = _mm_loadu_si32(&row->sh);
+                                 __m512i a3, __m512i zpw, __m512 flo, __m512 fhi) {
+    const __m512 sv = _mm512_set1_ps(row->s);
     const __m512i z = _mm512_setzero_si512();
-    const __m512i h0 = _mm512_packs_epi32(rq16f(a0, Mv, rnd, sh, z), rq16f(a1, Mv, rnd, sh, z));
-    const __m512i h1 = _mm512_packs_epi32(rq16f(a2, Mv, rnd, sh, z), rq16f(a3, Mv, rnd, sh, z));
+    const __m512i h0 = _mm512_packs_epi32(rq16f(a0, sv, flo, fhi, z), rq16f(a1, sv, flo, fhi, z));
+    const __m512i h1 = _mm512_packs_epi32(rq16f(a2, sv, flo, fhi, z), rq16f(a3, sv, flo, fhi, z));
     return _mm512_packs_epi16(_mm512_adds_epi16(h0, zpw), _mm512_adds_epi16(h1, zpw));
 }
 
@@ -501,19 +422,15 @@ static __attribute__((noinline)) void q4_short(const sqz_csr8 *m, int64_t r0, in
     const struct sqz_q4row *rows = m->q4_row;
     const int32_t *rec = m->q4_rec;
     const __m512i zpw = _mm512_set1_epi16((short)m->zp);
-    const __m512i lov = _mm512_set1_epi8((char)m->lo), hiv = _mm512_set1_epi8((char)m->hi);
+    const __m512 flo = _mm512_set1_ps((float)(m->lo - m->zp)),
+                 fhi = _mm512_set1_ps((float)(m->hi - m->zp));
     const __mmask64 mk = P >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << P) - 1;
     for (int64_t r = r0; r < r1; r++) {
         const struct sqz_q4row *row = rows + r;
-        if (row->sh == 0) { /* S < 33 (m >= 1/4, rare): the scalar twin's row */
-            sqz_spmm8q_ref(m, r, r + 1, XU, m->q4_xs, P, Y);
-            continue;
-        }
         const __m512i o = _mm512_set1_epi32(row->off);
         __m512i a0 = o, a1 = o, a2 = o, a3 = o;
         Q4_CHUNK(row, rec, XU, a0, a1, a2, a3)
-        __m512i b = q4_requant(row, a0, a1, a2, a3, zpw);
-        b = _mm512_min_epi8(_mm512_max_epi8(b, lov), hiv);
+        const __m512i b = q4_requant(row, a0, a1, a2, a3, zpw, flo, fhi);
         _mm512_mask_storeu_epi8(Y + r * P, mk, b);
     }
 }
@@ -544,22 +461,18 @@ void sqz_spmm8q_vnni(const sqz_csr8 *m, int64_t r0, int64_t r1, const uint8_t *X
     const struct sqz_q4row *rows = m->q4_row;
     const int32_t *rec = m->q4_rec;
     const __m512i zpw = _mm512_set1_epi16((short)m->zp);
-    const __m512i lov = _mm512_set1_epi8((char)m->lo), hiv = _mm512_set1_epi8((char)m->hi);
+    const __m512 flo = _mm512_set1_ps((float)(m->lo - m->zp)),
+                 fhi = _mm512_set1_ps((float)(m->hi - m->zp));
     const int64_t pfull = P % 64 > 0 && P % 64 <= 16 ? P / 64 * 64 : P; /* then the tail */
     for (int64_t r = r0; r < r1; r++) {
         const struct sqz_q4row *row = rows + r;
-        if (row->sh == 0) { /* S < 33 (m >= 1/4, rare): the scalar twin's row */
-            sqz_spmm8q_ref(m, r, r + 1, XU, xs, P, Y);
-            continue;
-        }
         int8_t *y = Y + r * P;
         for (int64_t p = 0; p < pfull; p += 64) {
             const __m512i o = _mm512_set1_epi32(row->off);
             __m512i a0 = o, a1 = o, a2 = o, a3 = o;
             const uint8_t *xp = XU + p;
             Q4_CHUNK(row, rec, xp, a0, a1, a2, a3)
-            __m512i b = q4_requant(row, a0, a1, a2, a3, zpw);
-            b = _mm512_min_epi8(_mm512_max_epi8(b, lov), hiv);
+            const __m512i b = q4_requant(row, a0, a1, a2, a3, zpw, flo, fhi);
             const int64_t n = P - p;
             if (n >= 64)
                 _mm512_storeu_si512(y + p, b);
@@ -619,11 +532,13 @@ __attribute__((target("avx512vbmi"))) void sqz_spmv8x8_vbmi(const sqz_csr8 *m, i
         }
         const int64_t lo = r0 > b * 16 ? r0 - b * 16 : 0, hi = r1 - b * 16 < 16 ? r1 - b * 16 : 16;
         const __mmask16 mk = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
-        const __m512i off = _mm512_loadu_si512(m->ell_off + b * 16),
-                      Mv = _mm512_loadu_si512(m->ell_M + b * 16),
-                      Sv = _mm512_loadu_si512(m->ell_S + b * 16);
+        const __m512i off = _mm512_loadu_si512(m->ell_off + b * 16);
+        const __m512 sv = _mm512_loadu_ps(m->ell_s + b * 16),
+                     flo = _mm512_set1_ps((float)(m->lo - m->zp)),
+                     fhi = _mm512_set1_ps((float)(m->hi - m->zp));
+        const __m512i zpv = _mm512_set1_epi32(m->zp);
         for (int i = 0; i < 8; i++) {
-            __m512i v = rq16v(_mm512_add_epi32(acc[i], off), Mv, Sv, m->zp, m->lo, m->hi);
+            __m512i v = rq16f(_mm512_add_epi32(acc[i], off), sv, flo, fhi, zpv);
             _mm_mask_storeu_epi8(y + i * ys + b * 16, mk, _mm512_cvtepi32_epi8(v));
         }
     }
