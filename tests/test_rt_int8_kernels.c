@@ -1040,6 +1040,33 @@ static void test_slice_transpose_split(void **state) {
     assert_non_null(strstr(t.err, "output 1"));
 }
 
+/* vpmovwb even-byte extraction (strided conv planes) vs the scalar loop:
+ * every length 0..130, nothing written past n, nothing read past 2 n - 1
+ * (the source ends exactly there: ASan would see an over-read). */
+static void test_even_bytes(void **state) {
+    (void)state;
+#if defined(__x86_64__)
+    if (!sqz_cpu_has_avx512()) {
+        printf("  (skipped: this CPU lacks AVX-512)\n");
+        return;
+    }
+    for (int64_t n = 0; n <= 130; n++) {
+        int64_t len = n > 0 ? 2 * n - 1 : 0;
+        int8_t *src = malloc((size_t)(len > 0 ? len : 1));
+        int8_t dst[140];
+        assert_non_null(src);
+        for (int64_t i = 0; i < len; i++) src[i] = (int8_t)(i * 29 % 251 - 125);
+        memset(dst, 0x5A, sizeof dst);
+        sqz_i8_even_bytes_avx512(src, n, dst);
+        for (int64_t j = 0; j < n; j++) assert_int_equal(dst[j], src[2 * j]);
+        for (int64_t j = n; j < (int64_t)sizeof dst; j++) assert_int_equal(dst[j], 0x5A);
+        free(src);
+    }
+#else
+    printf("  (skipped: x86-64 only)\n");
+#endif
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_requant_known),
@@ -1050,6 +1077,7 @@ int main(void) {
         cmocka_unit_test(test_pools),
         cmocka_unit_test(test_concat_relu_clip_views),
         cmocka_unit_test(test_slice_transpose_split),
+        cmocka_unit_test(test_even_bytes),
         cmocka_unit_test(test_lut_kernels_exhaustive),
         cmocka_unit_test(test_fast_maxpool),
         cmocka_unit_test(test_act_tables),

@@ -153,6 +153,9 @@ typedef struct sqz_i8_dw_gather {
 } sqz_i8_dw_gather;
 /* planes [pl0, pl1) of X / Y (channel = plane % n_co). */
 void sqz_i8_dw_gather_vbmi(const sqz_i8_dw_gather *a, int64_t pl0, int64_t pl1);
+/* dst[j] = src[2 j], j < n (vpmovwb of 64-byte loads; reads src[0 .. 2 n - 2]
+ * only; AVX-512 BW; int8_avx512.c). */
+void sqz_i8_even_bytes_avx512(const int8_t *src, int64_t n, int8_t *dst);
 /* The bordered u8 plane (x + 128, border zb) of an H x W int8 plane x:
  * PH x PW bytes at buf, pt rows / pl columns of border before the data
  * (AVX-512 BW; int8_avx512.c). */

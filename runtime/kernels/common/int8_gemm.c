@@ -331,7 +331,12 @@ static void conv_fill(const sqz_op_ctx *ctx, int64_t c0, int64_t c1, int part) {
                         memcpy(row + j0, xr + j0 + fw - g->pb[2], (size_t)(j1 - j0));
                     } else {
                         const int8_t *src = xr + j0 * sw + fw - g->pb[2];
-                        for (int64_t j = 0; j < j1 - j0; j++) row[j0 + j] = src[j * sw];
+#if defined(__x86_64__) || defined(_M_X64)
+                        if (sw == 2 && p->isa->isa == SQZ_I8_ISA_VNNI) { /* AVX-512 BW */
+                            sqz_i8_even_bytes_avx512(src, j1 - j0, row + j0);
+                        } else
+#endif
+                            for (int64_t j = 0; j < j1 - j0; j++) row[j0 + j] = src[j * sw];
                     }
                     memset(row + j1, li->zp_x, (size_t)(p->PW - j1));
                 }

@@ -781,9 +781,36 @@ static void istrided_run(const sqz_op_ctx *ctx) {
     }
 }
 
+/* The index space simplified (as common/copy_fast.c does for f32): size-1
+ * dims dropped, dims contiguous in the input merged, so a channel shuffle
+ * copies whole planes and a channel Slice is one memcpy. */
+static int strided_prepare(sqz_op_ctx *ctx, const sqz_op_impl *f32) {
+    int rc = view_prepare(ctx, f32);
+    if (rc) return rc;
+    ref_strided *p = ctx->params;
+    int n = 0;
+    for (int d = 0; d < p->nd; d++) {
+        if (p->dims[d] == 1) continue;
+        if (n > 0 && p->st[n - 1] == p->st[d] * p->dims[d]) {
+            p->dims[n - 1] *= p->dims[d];
+            p->st[n - 1] = p->st[d];
+            continue;
+        }
+        p->dims[n] = p->dims[d];
+        p->st[n] = p->st[d];
+        n++;
+    }
+    if (n == 0) {
+        p->dims[0] = p->st[0] = 1;
+        n = 1;
+    }
+    p->nd = n;
+    return 0;
+}
+
 #define I8_STRIDED(name, f32impl)                                                                  \
     static int name##_prepare(sqz_op_ctx *ctx) {                                                   \
-        return view_prepare(ctx, &f32impl);                                                        \
+        return strided_prepare(ctx, &f32impl);                                                     \
     }                                                                                              \
     const sqz_op_impl sqz_ref_i8_##name = {name##_prepare, istrided_run, free, NULL};
 

@@ -373,6 +373,19 @@ __attribute__((target("avx512vbmi"))) void sqz_i8_dw_gather_vbmi(const sqz_i8_dw
     }
 }
 
+void sqz_i8_even_bytes_avx512(const int8_t *src, int64_t n, int8_t *dst) {
+    int64_t j = 0;
+    for (; j + 32 <= n; j += 32) /* reads src[2 j .. 2 j + 63], 2 j + 63 <= 2 n - 1 */
+        _mm256_storeu_si256((__m256i *)(void *)(dst + j),
+                            _mm512_cvtepi16_epi8(_mm512_loadu_si512(src + 2 * j)));
+    if (j < n) { /* rem < 32: the 2 rem - 1 bytes up to the last one read */
+        const int64_t rem = n - j;
+        const __m512i v = _mm512_maskz_loadu_epi8(((__mmask64)1 << (2 * rem - 1)) - 1, src + 2 * j);
+        _mm256_mask_storeu_epi8(dst + j, (__mmask32)(((uint64_t)1 << rem) - 1),
+                                _mm512_cvtepi16_epi8(v));
+    }
+}
+
 void sqz_i8_dw_pack_u8(const int8_t *x, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t PH,
                        int64_t PW, uint8_t zb, uint8_t *buf) {
     const __m512i zv = _mm512_set1_epi8((char)zb), flip = _mm512_set1_epi8((char)0x80);
