@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "int8_simd.h"
 
 #define MR 8  /* conv output channels per block */
@@ -249,16 +250,64 @@ static void dw_plane_vnni_q(const int8_t *xpad, int64_t PW, const int8_t *w, int
     }
 }
 
+/* dw_plane_vnni for kernels up to 8 wide (ng <= 2 tap groups) with VBMI:
+ * one vpermb builds the 16 quads of a tap group (x[p s + 4 t .. + 3],
+ * p < 16) from a 64-byte load instead of vpermd + vpshufb per group; a
+ * kernel row's groups and (stride 1) both 16-pixel halves share one load
+ * (stride 2: two, 32 bytes apart). */
+__attribute__((target("avx512vbmi"))) static void
+dwk_plane_vbmi(const int8_t *xpad, int64_t PW, const int8_t *w, int64_t kh, int64_t ng, int64_t sh,
+               int64_t sw, int64_t dh, int64_t OH, int64_t OW, int32_t off, sqz_i8_rqv rq,
+               int32_t zp, int32_t lo, int32_t hi, int8_t *y) {
+    uint8_t ib[4][64]; /* [half][group] */
+    for (int hf = 0; hf < 2; hf++)
+        for (int t = 0; t < 2; t++)
+            for (int p = 0; p < 16; p++)
+                for (int k = 0; k < 4; k++)
+                    ib[2 * hf + t][4 * p + k] =
+                        (uint8_t)((sw == 1 ? 16 * hf + p : p * sw) + 4 * t + k);
+    const __m512i i00 = _mm512_loadu_si512(ib[0]), i01 = _mm512_loadu_si512(ib[1]);
+    const __m512i i10 = _mm512_loadu_si512(ib[2]), i11 = _mm512_loadu_si512(ib[3]);
+    const __m512i o = _mm512_set1_epi32(off);
+    const int64_t h = sw == 1 ? 0 : 32; /* offset of the second half's load */
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const uint8_t *xr = (const uint8_t *)xpad + oh * sh * PW;
+        int8_t *yr = y + oh * OW;
+        for (int64_t ow = 0; ow < OW; ow += 32) {
+            __m512i a0 = o, a1 = o, c0 = _mm512_setzero_si512(), c1 = c0;
+            for (int64_t i = 0; i < kh; i++) {
+                const uint8_t *xi = xr + i * dh * PW + ow * sw;
+                const __m512i v = _mm512_loadu_si512(xi), u = h ? _mm512_loadu_si512(xi + h) : v;
+                const __m512i wa = bcast4(w + i * ng * 4);
+                a0 = _mm512_dpbusd_epi32(a0, _mm512_permutexvar_epi8(i00, v), wa);
+                a1 = _mm512_dpbusd_epi32(a1, _mm512_permutexvar_epi8(i10, u), wa);
+                if (ng > 1) {
+                    const __m512i wb = bcast4(w + (i * ng + 1) * 4);
+                    c0 = _mm512_dpbusd_epi32(c0, _mm512_permutexvar_epi8(i01, v), wb);
+                    c1 = _mm512_dpbusd_epi32(c1, _mm512_permutexvar_epi8(i11, u), wb);
+                }
+            }
+            /* wrapping int32 adds of partial sums whose exact total fits */
+            rq_store32(yr + ow, _mm512_add_epi32(a0, c0), _mm512_add_epi32(a1, c1), &rq, zp, lo, hi,
+                       OW - ow);
+        }
+    }
+}
+
 static void dw_plane_vnni(const int8_t *xpad, int64_t PW, const int8_t *w, int64_t kh, int64_t kw,
                           int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t OH, int64_t OW,
                           int32_t off, sqz_i8_rqv rq, int32_t zp, int32_t lo, int32_t hi, int8_t *y,
                           int32_t *accbuf) {
     (void)dw;
+    int64_t ng = (kw + 3) / 4;
+    if (ng <= 2 && sqz_cpu_has_avx512_vbmi()) {
+        dwk_plane_vbmi(xpad, PW, w, kh, ng, sh, sw, dh, OH, OW, off, rq, zp, lo, hi, y);
+        return;
+    }
     if (accbuf && sw == 1 && kw > 4) {
         dw_plane_vnni_q(xpad, PW, w, kh, kw, sh, dh, OH, OW, off, rq, zp, lo, hi, y, accbuf);
         return;
     }
-    int64_t ng = (kw + 3) / 4;
     const __m512i idx = sw == 1 ? _mm512_setr_epi32(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6)
                                 : _mm512_setr_epi32(0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9);
     const __m512i shuf =
@@ -356,19 +405,23 @@ __attribute__((target("avx512vbmi"))) void sqz_i8_dw_gather_vbmi(const sqz_i8_dw
             const __m512i hi =
                 _mm512_xor_si512(_mm512_mask_loadu_epi8(zx, m1, x + bd[0] + 64), flip);
             const uint8_t *ib = a->idx + (size_t)b * 4 * nq * 64;
-            __m512i acc[4] = {o, o, o, o};
+            /* four accumulators in registers (named, not an array) */
+            __m512i a0 = o, a1 = o, a2 = o, a3 = o;
+            const uint8_t *i1 = ib + nq * 64, *i2 = i1 + nq * 64, *i3 = i2 + nq * 64;
+#define GQ(acc, t)                                                                                 \
+    _mm512_dpbusd_epi32(acc, _mm512_permutex2var_epi8(lo, _mm512_loadu_si512(t), hi), wv)
             for (int64_t q = 0; q < nq; q++) {
                 const __m512i wv = bcast4(wc + 4 * q);
-                for (int64_t g = 0; g < ng; g++) {
-                    const __m512i v = _mm512_permutex2var_epi8(
-                        lo, _mm512_loadu_si512(ib + (g * nq + q) * 64), hi);
-                    acc[g] = _mm512_dpbusd_epi32(acc[g], v, wv);
-                }
+                a0 = GQ(a0, ib + q * 64);
+                if (ng > 1) a1 = GQ(a1, i1 + q * 64);
+                if (ng > 2) a2 = GQ(a2, i2 + q * 64);
+                if (ng > 3) a3 = GQ(a3, i3 + q * 64);
             }
+#undef GQ
             int8_t *yb = y + bd[2];
             const int64_t n = bd[3];
-            rq_store32(yb, acc[0], acc[1], &a->rq[c], a->zp, a->lo, a->hi, n);
-            if (ng > 2) rq_store32(yb + 32, acc[2], acc[3], &a->rq[c], a->zp, a->lo, a->hi, n - 32);
+            rq_store32(yb, a0, a1, &a->rq[c], a->zp, a->lo, a->hi, n);
+            if (ng > 2) rq_store32(yb + 32, a2, a3, &a->rq[c], a->zp, a->lo, a->hi, n - 32);
         }
     }
 }
