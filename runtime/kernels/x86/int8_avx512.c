@@ -402,8 +402,9 @@ __attribute__((target("avx512vbmi"))) void sqz_i8_dw_gather_vbmi(const sqz_i8_dw
                                  : len <= 64 ? (__mmask64)0
                                              : (((__mmask64)1 << (len - 64)) - 1);
             const __m512i lo = _mm512_xor_si512(_mm512_mask_loadu_epi8(zx, m0, x + bd[0]), flip);
-            const __m512i hi =
-                _mm512_xor_si512(_mm512_mask_loadu_epi8(zx, m1, x + bd[0] + 64), flip);
+            const __m512i hi = /* no pointer past the plane when the band fits in lo */
+                len > 64 ? _mm512_xor_si512(_mm512_mask_loadu_epi8(zx, m1, x + bd[0] + 64), flip)
+                         : _mm512_xor_si512(zx, flip);
             const uint8_t *ib = a->idx + (size_t)b * 4 * nq * 64;
             /* four accumulators in registers (named, not an array) */
             __m512i a0 = o, a1 = o, a2 = o, a3 = o;
@@ -428,10 +429,10 @@ __attribute__((target("avx512vbmi"))) void sqz_i8_dw_gather_vbmi(const sqz_i8_dw
 
 void sqz_i8_even_bytes_avx512(const int8_t *src, int64_t n, int8_t *dst) {
     int64_t j = 0;
-    for (; j + 32 <= n; j += 32) /* reads src[2 j .. 2 j + 63], 2 j + 63 <= 2 n - 1 */
+    for (; j + 32 < n; j += 32) /* reads src[2 j .. 2 j + 63], 2 j + 63 <= 2 n - 2 */
         _mm256_storeu_si256((__m256i *)(void *)(dst + j),
                             _mm512_cvtepi16_epi8(_mm512_loadu_si512(src + 2 * j)));
-    if (j < n) { /* rem < 32: the 2 rem - 1 bytes up to the last one read */
+    if (j < n) { /* rem <= 32: the 2 rem - 1 bytes up to the last one read */
         const int64_t rem = n - j;
         const __m512i v = _mm512_maskz_loadu_epi8(((__mmask64)1 << (2 * rem - 1)) - 1, src + 2 * j);
         _mm256_mask_storeu_epi8(dst + j, (__mmask32)(((uint64_t)1 << rem) - 1),
