@@ -517,6 +517,191 @@ static void test_conv_ops(void **state) {
     printf("[ INFO ] Conv impls checked on %d ISA(s)\n", covered);
 }
 
+/* Pixel-major conv tiles (kernels with px) against the scalar twin:
+ * random K (odd, one and many), pixels per row 1..px_p over one row and
+ * 1..px_p/2 over two, partial channel panels, every cheap activation, with
+ * and without bias; elements outside the tile stay untouched. */
+static void test_px_kernel(void **state) {
+    (void)state;
+    collect_isas();
+    static const int acts[] = {SQZ_ACT_NONE,       SQZ_ACT_RELU,       SQZ_ACT_CLIP,
+                               SQZ_ACT_LEAKY_RELU, SQZ_ACT_HARD_SWISH, SQZ_ACT_HARD_SIGMOID};
+    static const size_t ks[] = {1, 2, 9, 37, 288};
+    int covered = 0;
+    for (int ii = 0; ii < n_isas; ii++) {
+        const sqz_gemm_kernel *k = isas[ii].k;
+        if (!k->px) continue;
+        covered++;
+        tu_rng rng;
+        tu_rng_seed(&rng, 4242 + (uint64_t)ii);
+        const int PM = k->px_m, PP = k->px_p;
+        const int64_t xrow = 23, ldc = 37;
+        for (size_t ki = 0; ki < sizeof(ks) / sizeof(ks[0]); ki++) {
+            size_t K = ks[ki];
+            float *w = falloc(K * (size_t)PM), *x = falloc(K * 64 + 64);
+            int64_t *xoff = malloc(K * sizeof *xoff);
+            float bias[64];
+            assert_non_null(xoff);
+            tu_fill_uniform(&rng, w, K * (size_t)PM, -1, 1);
+            tu_fill_uniform(&rng, x, K * 64 + 64, -1, 1);
+            tu_fill_uniform(&rng, bias, 64, -1, 1);
+            for (size_t kk = 0; kk < K; kk++) xoff[kk] = (int64_t)(kk * 64 + kk % 3);
+            for (int rows = 1; rows <= 2; rows++)
+                for (int np = 1; np * rows <= PP; np++) {
+                    int m = 1 + (int)(tu_rng_u32(&rng) % (uint32_t)PM);
+                    if (np == 1) m = PM;
+                    int act = acts[(size_t)(np + rows) % (sizeof(acts) / sizeof(acts[0]))];
+                    int use_bias = (np + (int)ki) % 3 != 0;
+                    sqz_gemm_epi e;
+                    memset(&e, 0, sizeof(e));
+                    e.bias = use_bias ? bias : NULL;
+                    e.act = act;
+                    e.alpha =
+                        act == SQZ_ACT_CLIP ? -0.5f : (act == SQZ_ACT_LEAKY_RELU ? 0.1f : 0.2f);
+                    e.beta = act == SQZ_ACT_CLIP ? 0.5f : 0.5f;
+                    float got[64 * 37], want[64 * 37];
+                    for (size_t i = 0; i < 64 * 37; i++) got[i] = want[i] = 777.0f;
+                    k->px(K, w, x, xoff, xrow, (size_t)np, (size_t)rows, got, (size_t)ldc,
+                          (size_t)m, &e);
+                    sqz_gemm_px_ref(PM, K, w, x, xoff, xrow, (size_t)np, (size_t)rows, want,
+                                    (size_t)ldc, (size_t)m, &e);
+                    for (size_t i = 0; i < 64 * 37; i++) {
+                        int in = (int64_t)(i % (size_t)ldc) < np * rows &&
+                                 (int64_t)(i / (size_t)ldc) < m;
+                        if (!in && got[i] != 777.0f)
+                            fail_msg("%s px K=%zu np=%d rows=%d m=%d: wrote outside at %zu",
+                                     isas[ii].name, K, np, rows, m, i);
+                        if (in && !close_enough(got[i], want[i], (int64_t)K))
+                            fail_msg("%s px K=%zu np=%d rows=%d m=%d act=%d: [%zu] %g vs %g",
+                                     isas[ii].name, K, np, rows, m, act, i, (double)got[i],
+                                     (double)want[i]);
+                    }
+                }
+            free(w);
+            free(x);
+            free(xoff);
+        }
+    }
+    if (!covered) printf("[ SKIP ] px kernel: no kernel of this CPU has one\n");
+}
+
+/* Band-copy planes (kernels with band) against the scalar twin, bit for
+ * bit: strides 1..3, pads before / after / none / wider than the input,
+ * rows above and below the input, widths around the 16-lane steps. */
+static void test_band_plane(void **state) {
+    (void)state;
+    collect_isas();
+    int covered = 0;
+    for (int ii = 0; ii < n_isas; ii++) {
+        const sqz_gemm_kernel *k = isas[ii].k;
+        if (!k->band) continue;
+        covered++;
+        tu_rng rng;
+        tu_rng_seed(&rng, 99 + (uint64_t)ii);
+        for (int it = 0; it < 400; it++) {
+            int64_t IH = 1 + tu_rng_u32(&rng) % 20, IW = 1 + tu_rng_u32(&rng) % 70;
+            if (it % 50 == 0) IW = 300; /* more 16-lane steps than the mask table */
+            int64_t sw = 1 + it % 3, sh = 1 + (it / 3) % 2;
+            int64_t lead = (int64_t)(tu_rng_u32(&rng) % 7) - 3;
+            int64_t ih0 = (int64_t)(tu_rng_u32(&rng) % 9) - 4;
+            int64_t QH = 1 + tu_rng_u32(&rng) % 24, QW = (IW + 2) / sw + tu_rng_u32(&rng) % 3;
+            if (it % 7 == 0) QW = 16;
+            size_t nx = (size_t)(IH * IW), nd = (size_t)(QH * QW);
+            float *x = falloc(nx), *got = falloc(nd + 1), *want = falloc(nd + 1);
+            tu_fill_uniform(&rng, x, nx, -1, 1);
+            for (size_t i = 0; i <= nd; i++) got[i] = want[i] = NAN;
+            got[nd] = want[nd] = 5.0f;
+            k->band(x, IH, IW, ih0, sh, lead, sw, QH, QW, got);
+            sqz_gemm_band_ref(x, IH, IW, ih0, sh, lead, sw, QH, QW, want);
+            if (memcmp(got, want, (nd + 1) * sizeof(float)) != 0)
+                fail_msg("%s band IH=%lld IW=%lld ih0=%lld sh=%lld lead=%lld sw=%lld QH=%lld "
+                         "QW=%lld differs",
+                         isas[ii].name, (long long)IH, (long long)IW, (long long)ih0, (long long)sh,
+                         (long long)lead, (long long)sw, (long long)QH, (long long)QW);
+            free(x);
+            free(got);
+            free(want);
+        }
+    }
+    if (!covered) printf("[ SKIP ] band plane: no kernel of this CPU has one\n");
+}
+
+/* The wide and direct 1x1 convs with the pixel-major tiles forced on and
+ * off (SQZ_CONV_PX), against the reference: 7x7 / 14x14 / 28x28 planes (two
+ * rows per tile, one row, row pieces), stride 2, partial channel panels,
+ * 1..3 threads. */
+static void test_conv_px(void **state) {
+    (void)state;
+    collect_isas();
+    static const conv_case cases[] = {
+        /* n  c   h   w   m  kh kw s pt pl pb pr d g act bias */
+        {1, 64, 7, 7, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, SQZ_ACT_RELU, 1},
+        {1, 32, 14, 14, 64, 3, 3, 2, 1, 1, 1, 1, 1, 1, SQZ_ACT_NONE, 1},
+        {1, 16, 28, 28, 32, 3, 3, 2, 1, 1, 1, 1, 1, 1, SQZ_ACT_CLIP, 0},
+        {1, 32, 14, 14, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, SQZ_ACT_HARD_SWISH, 1},
+        {1, 8, 30, 29, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, SQZ_ACT_RELU, 1},
+        {2, 12, 9, 11, 33, 3, 5, 1, 1, 2, 1, 2, 1, 3, SQZ_ACT_LEAKY_RELU, 1},
+        {1, 20, 13, 13, 96, 3, 3, 1, 1, 1, 1, 1, 1, 1, SQZ_ACT_HARD_SIGMOID, 1},
+        {1, 8, 6, 5, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, SQZ_ACT_SIGMOID, 1}, /* declines px */
+        /* direct 1x1: pixel chunks across rows, channel panels 32 + 8, groups */
+        {1, 24, 14, 14, 40, 1, 1, 1, 0, 0, 0, 0, 1, 1, SQZ_ACT_CLIP, 1},
+        {1, 40, 7, 7, 64, 1, 1, 1, 0, 0, 0, 0, 1, 1, SQZ_ACT_NONE, 1},
+        {2, 34, 5, 9, 66, 1, 1, 1, 0, 0, 0, 0, 1, 2, SQZ_ACT_RELU, 0},
+    };
+    const char *saved = getenv("SQZ_CONV_PX");
+    char *keep = saved ? strdup(saved) : NULL;
+    int covered = 0;
+    for (int ii = 0; ii < n_isas; ii++) {
+        if (!isas[ii].conv) continue;
+        covered += isas[ii].k->px != NULL;
+        tu_rng rng;
+        tu_rng_seed(&rng, 5150);
+        for (int force = 0; force <= 1; force++) {
+            setenv("SQZ_CONV_PX", force ? "1" : "0", 1);
+            for (size_t ci = 0; ci < sizeof(cases) / sizeof(cases[0]); ci++) {
+                const conv_case *cc = &cases[ci];
+                tnode t;
+                tn_init(&t, SQZ_OP_CONV);
+                tn_ints(&t, "pads", 4, (const int64_t[]){cc->pt, cc->pl, cc->pb, cc->pr});
+                tn_ints(&t, "strides", 2, (const int64_t[]){cc->s, cc->s});
+                tn_int(&t, "group", cc->g);
+                tn_act(&t, cc->act);
+                sqz_shape sh[3];
+                memset(sh, 0, sizeof(sh));
+                sh[0] = (sqz_shape){4, {cc->n, cc->c, cc->h, cc->w}};
+                sh[1] = (sqz_shape){4, {cc->m, cc->c / cc->g, cc->kh, cc->kw}};
+                sh[2] = (sqz_shape){1, {cc->m}};
+                size_t nx = (size_t)sqz_shape_numel(&sh[0]), nw = (size_t)sqz_shape_numel(&sh[1]);
+                float *x = falloc(nx), *w = falloc(nw), *b = falloc((size_t)cc->m);
+                tu_fill_uniform(&rng, x, nx, -1, 1);
+                tu_fill_uniform(&rng, w, nw, -1, 1);
+                tu_fill_uniform(&rng, b, (size_t)cc->m, -1, 1);
+                const float *data[3] = {x, w, b};
+                int64_t K = cc->c / cc->g * cc->kh * cc->kw;
+                char what[64];
+                snprintf(what, sizeof(what), "px=%d conv case %zu", force, ci);
+                for (int nt = 1; nt <= 3; nt++) {
+                    setenv("SQZ_PAR_MIN_MACS", nt > 1 ? "1" : "0", 1); /* split even small ones */
+                    int rc = compare_op(&isas[ii], isas[ii].conv, &t, cc->bias ? 3 : 2, sh, data, 6,
+                                        nt, K, what);
+                    unsetenv("SQZ_PAR_MIN_MACS");
+                    assert_int_equal(rc, 0);
+                }
+                free(x);
+                free(w);
+                free(b);
+            }
+        }
+    }
+    if (keep) {
+        setenv("SQZ_CONV_PX", keep, 1);
+        free(keep);
+    } else {
+        unsetenv("SQZ_CONV_PX");
+    }
+    printf("[ INFO ] px conv path checked on %d ISA(s)\n", covered);
+}
+
 static void test_conv_declines(void **state) {
     (void)state;
     collect_isas();
@@ -691,7 +876,8 @@ int main(void) {
         cmocka_unit_test(test_isa_cap),       cmocka_unit_test(test_gemm_driver),
         cmocka_unit_test(test_gemm_indirect), cmocka_unit_test(test_conv_ops),
         cmocka_unit_test(test_conv_declines), cmocka_unit_test(test_gemm_ops),
-        cmocka_unit_test(test_matmul_ops),
+        cmocka_unit_test(test_matmul_ops),    cmocka_unit_test(test_px_kernel),
+        cmocka_unit_test(test_band_plane),    cmocka_unit_test(test_conv_px),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -78,6 +78,30 @@ typedef void (*sqz_gemm_ukernel_ind_fn)(size_t kc, const float *a, const float *
                                         const int64_t *boff, float *c, size_t ldc, size_t m,
                                         size_t n, const sqz_gemm_epi *epi);
 
+/* Pixel-major conv tile (optional, kernel->px): vectors run along output
+ * channels and input pixels are broadcast, so a tile holds whole output rows
+ * of a small plane with no padded columns (7x7, 14x14 planes waste 1/4 to
+ * 1/7 of a column-panel tile). For channels ch in [0, m) (m <= px_m) and
+ * tile pixels p in [0, rows * np) (rows 1 or 2, rows * np <= px_p):
+ *   c[ch*ldc + p] = act(bias[ch] + sum_{k<K} w[k*px_m + ch] * x[xoff[k] + xp(p)])
+ *   xp(p) = p for p < np, xrow + (p - np) for the second row
+ * (bias = epi->bias[ch] or 0; epi->act a SIMD-cheap kind; epi->prefetch_a:
+ * w is cold, fetch it ahead; epi->accumulate and epi->cdst unused; w: one panel of
+ * sqz_gemm_pack_px, channels past the matrix edge 0; ldc * px_m < 2^31). Output pixels are
+ * consecutive: with two rows the tile is two whole output rows. Twin: sqz_gemm_px_ref. */
+typedef void (*sqz_gemm_px_fn)(size_t K, const float *w, const float *x, const int64_t *xoff,
+                               int64_t xrow, size_t np, size_t rows, float *c, size_t ldc, size_t m,
+                               const sqz_gemm_epi *epi);
+
+/* One plane of a wide conv's band copy (zero-padded, one column phase):
+ *   d[r*QW + q] = xc[ih*IW + q*sw - lead]   with ih = ih0 + r*sh,
+ * when 0 <= ih < IH and 0 <= q*sw - lead < IW, else 0; r in [0, QH),
+ * q in [0, QW). Optional per kernel (kernel->band); twin sqz_gemm_band_ref. */
+typedef void (*sqz_gemm_band_fn)(const float *xc, int64_t IH, int64_t IW, int64_t ih0, int64_t sh,
+                                 int64_t lead, int64_t sw, int64_t QH, int64_t QW, float *d);
+void sqz_gemm_band_ref(const float *xc, int64_t IH, int64_t IW, int64_t ih0, int64_t sh,
+                       int64_t lead, int64_t sw, int64_t QH, int64_t QW, float *d);
+
 /* One ISA's microkernel and its tile shape. MR <= 16, NR <= 64. */
 typedef struct sqz_gemm_kernel {
     const char *name; /* "scalar", "avx2", "avx512", "neon" */
@@ -85,7 +109,20 @@ typedef struct sqz_gemm_kernel {
     sqz_gemm_ukernel_fn ukernel;
     sqz_gemm_ukernel_ind_fn ukernel_ind; /* indirect B, or NULL (the driver packs) */
     int colmap;                          /* honours epi->cdst */
+    sqz_gemm_px_fn px;                   /* pixel-major conv tile, or NULL */
+    int px_m, px_p;                      /* its channels per panel, pixels per tile */
+    sqz_gemm_band_fn band;               /* band-copy plane, or NULL (sqz_gemm_band_ref) */
 } sqz_gemm_kernel;
+
+/* Scalar twin of a px kernel with px_m = PM (same contract, any rows * np). */
+void sqz_gemm_px_ref(int PM, size_t K, const float *w, const float *x, const int64_t *xoff,
+                     int64_t xrow, size_t np, size_t rows, float *c, size_t ldc, size_t m,
+                     const sqz_gemm_epi *epi);
+/* Floats of M x K weights packed for a px kernel with px_m = PM, and the
+ * packing: panel j (channels [j*PM, j*PM + PM)) at j*PM*K, element (r, kk)
+ * at dst[j*PM*K + kk*PM + r % PM] from src[r*rs + kk] (past M: 0). */
+size_t sqz_gemm_px_floats(int PM, int64_t M, int64_t K);
+void sqz_gemm_pack_px(int PM, int64_t M, int64_t K, const float *src, int64_t rs, float *dst);
 
 /* Kernels. scalar exists everywhere; the others are defined only in the
  * ISA directories of their architecture (call them only when the CPU has

@@ -88,8 +88,67 @@ static void ukernel_ind_scalar(size_t kc, const float *a, const float *b, const 
     tile_scalar(kc, a, b, boff, c, ldc, m, n, epi);
 }
 
-const sqz_gemm_kernel sqz_gemm_scalar = {"scalar",           SC_MR, SC_NR, ukernel_scalar,
-                                         ukernel_ind_scalar, 1};
+const sqz_gemm_kernel sqz_gemm_scalar = {
+    "scalar", SC_MR, SC_NR, ukernel_scalar, ukernel_ind_scalar, 1, NULL, 0, 0, NULL};
+
+void sqz_gemm_px_ref(int PM, size_t K, const float *w, const float *x, const int64_t *xoff,
+                     int64_t xrow, size_t np, size_t rows, float *c, size_t ldc, size_t m,
+                     const sqz_gemm_epi *epi) {
+    for (size_t p = 0; p < rows * np; p++) {
+        int64_t xp = p < np ? (int64_t)p : xrow + (int64_t)(p - np);
+        for (size_t ch = 0; ch < m; ch++) {
+            float acc = 0.0f;
+            for (size_t k = 0; k < K; k++) acc += w[k * (size_t)PM + ch] * x[xoff[k] + xp];
+            float v = acc + (epi->bias ? epi->bias[ch] : 0.0f);
+            c[ch * ldc + p] = act_cheap(epi->act, epi->alpha, epi->beta, v);
+        }
+    }
+}
+
+void sqz_gemm_band_ref(const float *xc, int64_t IH, int64_t IW, int64_t ih0, int64_t sh,
+                       int64_t lead, int64_t sw, int64_t QH, int64_t QW, float *d) {
+    /* columns q with 0 <= q * sw - lead < IW: [q0, q1) */
+    int64_t q0 = lead <= 0 ? 0 : (lead + sw - 1) / sw;
+    int64_t q1 = (IW - 1 + lead) < 0 ? 0 : (IW - 1 + lead) / sw + 1;
+    if (q0 > QW) q0 = QW;
+    if (q1 > QW) q1 = QW;
+    if (q1 < q0) q1 = q0;
+    /* one memset per plane for the padding (rows and columns), then only
+     * the copies per row; rows are short and many: inline loops with the
+     * common strides as constants, no libc call per row */
+    memset(d, 0, (size_t)(QH * QW) * sizeof(float));
+    for (int64_t r = 0; r < QH; r++, d += QW) {
+        int64_t ih = ih0 + r * sh;
+        if (ih < 0 || ih >= IH || q1 == q0) continue;
+        const float *xr = xc + ih * IW;
+        if (sw == 1) {
+            const float *xs = xr + (q0 - lead);
+            float *ds = d + q0;
+            for (int64_t q = 0; q < q1 - q0; q++) ds[q] = xs[q];
+        } else if (sw == 2) {
+            const float *xs = xr + (2 * q0 - lead);
+            float *ds = d + q0;
+            for (int64_t q = 0; q < q1 - q0; q++) ds[q] = xs[2 * q];
+        } else {
+            for (int64_t q = q0; q < q1; q++) d[q] = xr[q * sw - lead];
+        }
+    }
+}
+
+size_t sqz_gemm_px_floats(int PM, int64_t M, int64_t K) {
+    return (size_t)((M + PM - 1) / PM) * (size_t)PM * (size_t)K;
+}
+
+void sqz_gemm_pack_px(int PM, int64_t M, int64_t K, const float *src, int64_t rs, float *dst) {
+    for (int64_t j = 0; j * PM < M; j++) {
+        float *d = dst + j * PM * K;
+        for (int64_t kk = 0; kk < K; kk++)
+            for (int r = 0; r < PM; r++) {
+                int64_t row = j * PM + r;
+                d[kk * PM + r] = row < M ? src[row * rs + kk] : 0.0f;
+            }
+    }
+}
 
 const sqz_gemm_kernel *sqz_gemm_best(void) {
 #if defined(__x86_64__) || defined(_M_X64)

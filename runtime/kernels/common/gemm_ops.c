@@ -45,6 +45,13 @@ typedef struct gop {
      * (wthread_bytes each): no barrier, no buffer shared between cores */
     int wnt, wtm;
     size_t wthread_bytes;
+    /* px: the wide conv's GEMM is the kernel's pixel-major tile (gemm.h):
+     * weights packed by sqz_gemm_pack_px, tiles of whole output rows (or
+     * row pieces) read from the same band copy, no padded columns */
+    int px;
+    /* direct 1x1 on px tiles: pnt threads, each a range of channel panels
+     * (pby_m) or of pixel chunks */
+    int pnt, pby_m;
     int has_bias;
     float *wpk;       /* packed weights: group (or batch) matrices */
     size_t wpk_elems; /* floats per matrix */
@@ -172,13 +179,13 @@ static void wide_split(gop *p, int nt) {
     /* below par_min_macs a wide conv runs on one thread */
     if (nt <= 1 || (double)p->Mg * (double)p->K * (double)p->out_sp < (double)p->par_min_macs)
         return;
-    const int64_t MR = p->k->mr, pm = (p->Mg + MR - 1) / MR;
+    const int64_t MR = p->px ? p->k->px_m : p->k->mr, pm = (p->Mg + MR - 1) / MR;
     double best = 0;
     for (int tm = 1; tm <= nt; tm++) {
         if (nt % tm) continue;
         int tn = nt / tm;
         if (tn > p->OH || tm > pm) continue;
-        int64_t rows = (p->OH + tn - 1) / tn, cols = wide_cols(p, rows);
+        int64_t rows = (p->OH + tn - 1) / tn, cols = p->px ? rows * p->OW : wide_cols(p, rows);
         int64_t mrows = (pm + tm - 1) / tm * MR;
         int64_t nbands = (rows + p->band - 1) / p->band;
         double copy = (double)p->Cg * (double)(p->sh * p->sw) * (double)(rows + nbands * p->kh) *
@@ -222,6 +229,66 @@ static void conv_args(const gop *p, sqz_gemm_args *a, int num_threads) {
     a->alpha = p->act.alpha;
     a->beta = p->act.beta;
     a->num_threads = num_threads;
+}
+
+/* packed px weights above this many bytes are taken to be cold each run */
+#define PX_COLD_W (1 << 20)
+
+/* SQZ_CONV_PX: 0 never, 1 always (where the kernel has one), else by cost */
+static int px_env(void) {
+    const char *e = getenv("SQZ_CONV_PX");
+    if (!e || !*e) return -1;
+    return e[0] == '0' ? 0 : e[0] == '1' ? 1 : -1;
+}
+
+/* The pixel-major tile for a wide or direct 1x1 conv when its FMA slots
+ * (output pixels x channels rounded up to 16-lane vectors, plus its store's
+ * transposes, ~16 k steps a tile) undercut the column panels' (columns
+ * rounded up to NR x channels rounded up to MR) by 5% (20% for cold
+ * weights) */
+static int px_choose(const gop *p) {
+    const sqz_gemm_kernel *k = p->k;
+    if (!k->px || p->act.kind == SQZ_ACT_SIGMOID || p->act.kind == SQZ_ACT_TANH) return 0;
+    if ((double)p->out_sp * (double)k->px_m >= 2147483648.0) return 0;
+    int e = px_env();
+    if (e >= 0) return e;
+    /* a weight panel streams from L2 for every tile (no k blocking): above
+     * ~128 KB per panel the column panels win (ResNet-18 K = 1152..4608:
+     * 512->512 @7x7 2.0 -> 2.8 CPU ms); few channels leave vectors empty */
+    if (p->Mg < 32 || (double)p->K * (double)k->px_m * sizeof(float) > 128.0 * 1024) return 0;
+    double cols =
+        p->wide ? (double)wide_cols(p, p->OH) : (double)((p->out_sp + k->nr - 1) / k->nr * k->nr);
+    double wide = cols * (double)((p->Mg + k->mr - 1) / k->mr * k->mr);
+    double px = (double)p->out_sp * (double)((p->Mg + 15) / 16 * 16) * (1.0 + 16.0 / (double)p->K);
+    /* weights beyond L2 (streamed from L3 each run): px reads 4 floats of
+     * them per 3.5 FMAs where the column panels read 1 per 2: only where
+     * the panels waste a fifth (squeezenet1_1 conv10 512->1000 @13x13:
+     * 0.91 -> 0.99 ms CPU with px) */
+    double wbytes = (double)p->group * (double)((p->Mg + k->px_m - 1) / k->px_m * k->px_m) *
+                    (double)p->K * sizeof(float);
+    return px * (wbytes > PX_COLD_W ? 1.2 : 1.05) < wide;
+}
+
+/* Threads of a direct px conv: split the channel panels or the pixel chunks,
+ * whichever gives the busiest thread the least estimated work. */
+static void px_direct_split(gop *p, int nt) {
+    const int64_t pm = (p->Mg + p->k->px_m - 1) / p->k->px_m;
+    const int64_t nc = (p->out_sp + p->k->px_p - 1) / p->k->px_p;
+    p->pnt = 1;
+    p->pby_m = 1;
+    if (nt <= 1 || (double)p->Mg * (double)p->K * (double)p->out_sp < (double)p->par_min_macs)
+        return;
+    /* busiest thread's tiles (~14 (K + 16) cycles each) plus the floats it
+     * reads that the other threads read too (the whole input for a channel
+     * split, all the weights for a pixel split), ~2 cycles each */
+    int64_t tm = (pm + nt - 1) / nt * nc, tn = (nc + nt - 1) / nt * pm;
+    double tile = 14.0 * (double)(p->K + 16), in = (double)p->K * (double)p->out_sp,
+           w = (double)p->K * (double)p->Mg;
+    double cm = (double)tm * tile + 2.0 * (in + w / nt),
+           cn = (double)tn * tile + 2.0 * (w + in / nt);
+    p->pby_m = cm <= cn;
+    int64_t parts = p->pby_m ? pm : nc;
+    p->pnt = (int)(parts < nt ? parts : nt);
 }
 
 int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
@@ -286,8 +353,13 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
             (size_t)((p.Cg * p.sh * p.sw * p.QH * p.QW + (p.kw - 1) / p.sw + 15) / 16 * 16);
         p.wout_floats = k->colmap ? 0 : (size_t)((p.Mg * p.band * p.QW + 15) / 16 * 16);
     }
+    if ((p.wide || p.direct) && px_choose(&p)) {
+        p.px = 1;
+        p.wout_floats = 0;
+    }
     p.macs = (uint64_t)(p.N * p.M * p.out_sp * p.K);
-    p.wpk_elems = sqz_gemm_packed_a_floats(k, p.Mg, p.K);
+    p.wpk_elems =
+        p.px ? sqz_gemm_px_floats(k->px_m, p.Mg, p.K) : sqz_gemm_packed_a_floats(k, p.Mg, p.K);
     gop *pp = malloc(sizeof(*pp));
     if (!pp) return sqz_op_fail(ctx, "Conv: out of memory");
     *pp = p;
@@ -297,13 +369,18 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
         return sqz_op_fail(ctx, "Conv: out of memory (packed weights)");
     }
     const float *W = ctx->in_data[1];
-    for (int64_t gi = 0; gi < p.group; gi++)
-        sqz_gemm_pack_a(k, p.Mg, p.K, W + gi * p.Mg * p.K, p.K, 1, pp->wpk + gi * p.wpk_elems);
+    for (int64_t gi = 0; gi < p.group; gi++) {
+        if (p.px)
+            sqz_gemm_pack_px(k->px_m, p.Mg, p.K, W + gi * p.Mg * p.K, p.K,
+                             pp->wpk + gi * p.wpk_elems);
+        else
+            sqz_gemm_pack_a(k, p.Mg, p.K, W + gi * p.Mg * p.K, p.K, 1, pp->wpk + gi * p.wpk_elems);
+    }
     pp->off = NULL;
     /* direct 1x1 with few output channels: the GEMM reads the input rows in
      * place (row k at k * in_sp) instead of packing panels no more than a
      * few tiles reuse */
-    int direct_ind = p.direct && p.Mg <= 4 * k->mr && k->ukernel_ind;
+    int direct_ind = p.direct && (p.px || (p.Mg <= 4 * k->mr && k->ukernel_ind));
     if (direct_ind) {
         pp->off = malloc((size_t)p.K * sizeof *pp->off);
         if (!pp->off) {
@@ -329,9 +406,14 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
     if (pp->wide) {
         wide_split(pp, ctx->num_threads);
         conv_args(pp, &a, 1);
-        pp->gemm_scratch = (sqz_gemm_scratch_bytes(&a) + 63) / 64 * 64;
+        pp->gemm_scratch = pp->px ? 0 : (sqz_gemm_scratch_bytes(&a) + 63) / 64 * 64;
         pp->wthread_bytes = pp->gemm_scratch + (pp->pad_floats + pp->wout_floats) * sizeof(float);
         ctx->scratch_bytes = pp->wthread_bytes * (size_t)pp->wnt;
+        return 0;
+    }
+    if (pp->px) { /* direct 1x1 on px tiles: no scratch */
+        px_direct_split(pp, ctx->num_threads);
+        ctx->scratch_bytes = 0;
         return 0;
     }
     conv_args(pp, &a, ctx->num_threads);
@@ -346,42 +428,69 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
 static void phase_input(const gop *p, const float *x, float *dst, int64_t oh0) {
     const int64_t QH = p->QH, QW = p->QW, sw = p->sw;
     const int64_t na = p->sh < p->kh ? p->sh : p->kh, nb = sw < p->kw ? sw : p->kw;
-    /* rows are short (QW ~ 10..230 floats) and many: inline loops with the
-     * common strides as constants, no libc call per row */
+    sqz_gemm_band_fn band = p->k->band ? p->k->band : sqz_gemm_band_ref;
     for (int64_t c = 0; c < p->Cg; c++) {
         const float *xc = x + c * p->in_sp;
         for (int64_t a = 0; a < na; a++)
-            for (int64_t b = 0; b < nb; b++) {
-                float *d = dst + ((c * p->sh + a) * sw + b) * QH * QW;
-                /* columns q with 0 <= q * sw + b - pw < IW: [q0, q1) */
-                int64_t lead = p->pw - b; /* q * sw >= lead */
-                int64_t q0 = lead <= 0 ? 0 : (lead + sw - 1) / sw;
-                int64_t q1 = (p->IW - 1 + lead) < 0 ? 0 : (p->IW - 1 + lead) / sw + 1;
-                if (q0 > QW) q0 = QW;
-                if (q1 > QW) q1 = QW;
-                if (q1 < q0) q1 = q0;
-                /* one memset per plane for the padding (rows and columns),
-                 * then only the copies per row */
-                memset(d, 0, (size_t)(QH * QW) * sizeof(float));
-                for (int64_t r = 0; r < QH; r++, d += QW) {
-                    int64_t ih = (oh0 + r) * p->sh + a - p->ph;
-                    if (ih < 0 || ih >= p->IH || q1 == q0) continue;
-                    const float *xr = xc + ih * p->IW;
-                    if (sw == 1) {
-                        const float *xs = xr + (q0 - lead);
-                        float *ds = d + q0;
-                        for (int64_t q = 0; q < q1 - q0; q++) ds[q] = xs[q];
-                    } else if (sw == 2) {
-                        const float *xs = xr + (2 * q0 - lead);
-                        float *ds = d + q0;
-                        for (int64_t q = 0; q < q1 - q0; q++) ds[q] = xs[2 * q];
-                    } else {
-                        for (int64_t q = q0; q < q1; q++) d[q] = xr[q * sw - lead];
+            for (int64_t b = 0; b < nb; b++)
+                band(xc, p->IH, p->IW, oh0 * p->sh + a - p->ph, p->sh, p->pw - b, sw, QH, QW,
+                     dst + ((c * p->sh + a) * sw + b) * QH * QW);
+    }
+    for (int64_t t = 0; t < (p->kw - 1) / sw; t++) dst[p->Cg * p->sh * sw * QH * QW + t] = 0.0f;
+}
+
+/* The px part of a wide-grid thread: output rows [r0, r1) x channels
+ * [mb, me), band by band; per band each px_m-channel weight panel is used
+ * by every tile of the band before the next (it stays in L1 / L2). */
+static void px_thread(const sqz_op_ctx *ctx, float *pad, int64_t r0, int64_t r1, int64_t mb,
+                      int64_t me) {
+    const gop *p = ctx->params;
+    const sqz_gemm_kernel *k = p->k;
+    const int64_t PM = k->px_m, PP = k->px_p, OW = p->OW, QW = p->QW;
+    const float *X = ctx->in_data[0];
+    const float *B = p->has_bias ? ctx->in_data[2] : NULL;
+    float *Y = ctx->out_data[0];
+    /* two whole rows per tile when they fit, else row pieces of equal size */
+    const int two = 2 * OW <= PP;
+    const int cold = p->wpk_elems * (size_t)p->group * sizeof(float) > PX_COLD_W;
+    const int64_t pieces = two ? 1 : (OW + PP - 1) / PP;
+    sqz_gemm_epi epi;
+    memset(&epi, 0, sizeof(epi));
+    epi.act = p->act.kind;
+    epi.alpha = p->act.alpha;
+    epi.beta = p->act.beta;
+    for (int64_t n = 0; n < p->N; n++)
+        for (int64_t g = 0; g < p->group; g++) {
+            const float *xg = X + (n * p->C + g * p->Cg) * p->in_sp;
+            const float *wg = p->wpk + (size_t)g * p->wpk_elems;
+            float *y = Y + (n * p->M + g * p->Mg) * p->out_sp;
+            for (int64_t oh0 = r0; oh0 < r1; oh0 += p->band) {
+                int64_t rows = r1 - oh0 < p->band ? r1 - oh0 : p->band;
+                phase_input(p, xg, pad, oh0);
+                for (int64_t m0 = mb; m0 < me; m0 += PM) {
+                    size_t mm = (size_t)(me - m0 < PM ? me - m0 : PM);
+                    const float *wp = wg + (size_t)(m0 / PM) * (size_t)(PM * p->K);
+                    float *ym = y + m0 * p->out_sp + oh0 * OW;
+                    epi.bias = B ? B + g * p->Mg + m0 : NULL;
+                    epi.prefetch_a = cold;
+                    for (int64_t r = 0; r < rows; r += two ? 2 : 1) {
+                        if (r > 0) epi.prefetch_a = 0;
+                        if (two) {
+                            size_t nr = rows - r < 2 ? (size_t)(rows - r) : 2;
+                            k->px((size_t)p->K, wp, pad + r * QW, p->off, QW, (size_t)OW, nr,
+                                  ym + r * OW, (size_t)p->out_sp, mm, &epi);
+                            continue;
+                        }
+                        for (int64_t i = 0; i < pieces; i++) {
+                            int64_t w0 = OW * i / pieces, w1 = OW * (i + 1) / pieces;
+                            k->px((size_t)p->K, wp, pad + r * QW + w0, p->off, QW,
+                                  (size_t)(w1 - w0), 1, ym + r * OW + w0, (size_t)p->out_sp, mm,
+                                  &epi);
+                        }
                     }
                 }
             }
-    }
-    for (int64_t t = 0; t < (p->kw - 1) / sw; t++) dst[p->Cg * p->sh * sw * QH * QW + t] = 0.0f;
+        }
 }
 
 /* Thread t of the wide grid: its output rows x its output channels, band by
@@ -395,11 +504,15 @@ static void conv_wide_thread(const sqz_op_ctx *ctx, int t) {
     float *pad = (float *)(base + p->gemm_scratch), *wout = pad + p->pad_floats;
     const int tm = p->wtm, tn = p->wnt / p->wtm, ti = t / tm, tj = t % tm;
     const int64_t r0 = p->OH * ti / tn, r1 = p->OH * (ti + 1) / tn;
-    const int64_t MR = p->k->mr, pm = (p->Mg + MR - 1) / MR;
+    const int64_t MR = p->px ? p->k->px_m : p->k->mr, pm = (p->Mg + MR - 1) / MR;
     const int64_t mb = pm * tj / tm * MR;
     int64_t me = pm * (tj + 1) / tm * MR;
     if (me > p->Mg) me = p->Mg;
     if (r0 >= r1 || mb >= me) return;
+    if (p->px) {
+        px_thread(ctx, pad, r0, r1, mb, me);
+        return;
+    }
     sqz_gemm_args a;
     conv_args(p, &a, 1);
     a.b.data = pad;
@@ -442,10 +555,65 @@ static void conv_run_wide(const sqz_op_ctx *ctx) {
     sqz_par_for(p->wnt, p->wnt, conv_wide_part, (void *)ctx);
 }
 
+/* Part t of a direct px conv: its channel panels or pixel chunks (chunks of
+ * at most px_p consecutive pixels, near-equal), every image and group. */
+static void px_direct_part(void *arg, int t) {
+    const sqz_op_ctx *ctx = arg;
+    const gop *p = ctx->params;
+    const sqz_gemm_kernel *k = p->k;
+    const int64_t PM = k->px_m, PP = k->px_p;
+    const int64_t pm = (p->Mg + PM - 1) / PM, nc = (p->out_sp + PP - 1) / PP;
+    int64_t j0 = 0, j1 = pm, i0 = 0, i1 = nc;
+    if (p->pby_m) {
+        j0 = pm * t / p->pnt;
+        j1 = pm * (t + 1) / p->pnt;
+    } else {
+        i0 = nc * t / p->pnt;
+        i1 = nc * (t + 1) / p->pnt;
+    }
+    const float *X = ctx->in_data[0];
+    const float *B = p->has_bias ? ctx->in_data[2] : NULL;
+    float *Y = ctx->out_data[0];
+    sqz_gemm_epi epi;
+    memset(&epi, 0, sizeof(epi));
+    epi.act = p->act.kind;
+    epi.alpha = p->act.alpha;
+    epi.beta = p->act.beta;
+    /* weights above ~half of L2 come from L3 / memory on each run: the
+     * first tile of a panel fetches it ahead (mobilenet_v2 320->1280 @7x7:
+     * 0.34 -> 0.39 ms CPU without) */
+    const int cold = p->wpk_elems * (size_t)p->group * sizeof(float) > PX_COLD_W;
+    for (int64_t n = 0; n < p->N; n++)
+        for (int64_t g = 0; g < p->group; g++) {
+            const float *xg = X + (n * p->C + g * p->Cg) * p->in_sp;
+            const float *wg = p->wpk + (size_t)g * p->wpk_elems;
+            float *y = Y + (n * p->M + g * p->Mg) * p->out_sp;
+            for (int64_t j = j0; j < j1; j++) {
+                int64_t m0 = j * PM;
+                size_t mm = (size_t)(p->Mg - m0 < PM ? p->Mg - m0 : PM);
+                epi.bias = B ? B + g * p->Mg + m0 : NULL;
+                for (int64_t i = i0; i < i1; i++) {
+                    epi.prefetch_a = cold && i == i0;
+                    int64_t c0 = p->out_sp * i / nc, c1 = p->out_sp * (i + 1) / nc;
+                    k->px((size_t)p->K, wg + (size_t)j * (size_t)(PM * p->K), xg + c0, p->off, 0,
+                          (size_t)(c1 - c0), 1, y + m0 * p->out_sp + c0, (size_t)p->out_sp, mm,
+                          &epi);
+                }
+            }
+        }
+}
+
 void sqz_gemm_conv_run(const sqz_op_ctx *ctx) {
     const gop *p = ctx->params;
     if (p->wide) {
         conv_run_wide(ctx);
+        return;
+    }
+    if (p->px) {
+        if (p->pnt <= 1)
+            px_direct_part((void *)ctx, 0);
+        else
+            sqz_par_for(p->pnt, p->pnt, px_direct_part, (void *)ctx);
         return;
     }
     const float *X = ctx->in_data[0];

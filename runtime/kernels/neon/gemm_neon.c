@@ -97,4 +97,4 @@ static void ukernel_neon(size_t kc, const float *a, const float *b, float *c, si
     for (size_t r = 0; r < m; r++) memcpy(c + r * ldc, buf + r * NR, n * sizeof(float));
 }
 
-const sqz_gemm_kernel sqz_gemm_neon = {"neon", MR, NR, ukernel_neon, NULL, 0};
+const sqz_gemm_kernel sqz_gemm_neon = {"neon", MR, NR, ukernel_neon, NULL, 0, NULL, 0, 0, NULL};

@@ -136,4 +136,4 @@ static void ukernel_avx2(size_t kc, const float *a, const float *b, float *c, si
     }
 }
 
-const sqz_gemm_kernel sqz_gemm_avx2 = {"avx2", MR, NR, ukernel_avx2, NULL, 0};
+const sqz_gemm_kernel sqz_gemm_avx2 = {"avx2", MR, NR, ukernel_avx2, NULL, 0, NULL, 0, 0, NULL};

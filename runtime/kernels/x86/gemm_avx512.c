@@ -6,6 +6,7 @@
  * always-inline body so edge tiles do not pay for the full tile. */
 #include <immintrin.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "gemm.h"
 
@@ -273,4 +274,213 @@ static void ukernel_ind_avx512(size_t kc, const float *a, const float *b, const 
     dispatch(kc, a, b, boff, c, ldc, m, n, e, 1);
 }
 
-const sqz_gemm_kernel sqz_gemm_avx512 = {"avx512", MR, NR, ukernel_avx512, ukernel_ind_avx512, 1};
+/* ---- pixel-major conv tile (gemm.h: px): 32 channels (two vectors) x up
+ * to 14 pixels, 28 accumulators; per k step two weight loads and one
+ * broadcast per pixel. The tile is transposed in registers to channel rows
+ * of pixels for the store. */
+#define PX_M 32
+#define PX_P 14
+#define PX_PF 24
+
+/* Transposes r (16 pixels x 16 channel lanes) and stores channel ch's
+ * pixels (lanes of pm) at c + ch * ldc for ch < nch: unpacks / shuffles
+ * within 128-bit blocks, then a 4x4 transpose of the blocks (64 shuffles;
+ * 16 scatters cost ~3x more). */
+SQZ_INLINE void store_t16(__m512 r[16], float *c, size_t ldc, int nch, __mmask16 pm) {
+    __m512 a[16], b[16];
+    SQZ_UNROLL for (int i = 0; i < 8; i++) {
+        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    /* b[4g + j], block L: column 4L + j of rows 4g .. 4g + 3 */
+    SQZ_UNROLL for (int g = 0; g < 4; g++) {
+        b[4 * g + 0] = _mm512_shuffle_ps(a[4 * g], a[4 * g + 2], 0x44);
+        b[4 * g + 1] = _mm512_shuffle_ps(a[4 * g], a[4 * g + 2], 0xEE);
+        b[4 * g + 2] = _mm512_shuffle_ps(a[4 * g + 1], a[4 * g + 3], 0x44);
+        b[4 * g + 3] = _mm512_shuffle_ps(a[4 * g + 1], a[4 * g + 3], 0xEE);
+    }
+    SQZ_UNROLL for (int j = 0; j < 4; j++) {
+        __m512 u0 = _mm512_shuffle_f32x4(b[j], b[4 + j], 0x44);
+        __m512 u1 = _mm512_shuffle_f32x4(b[j], b[4 + j], 0xEE);
+        __m512 u2 = _mm512_shuffle_f32x4(b[8 + j], b[12 + j], 0x44);
+        __m512 u3 = _mm512_shuffle_f32x4(b[8 + j], b[12 + j], 0xEE);
+        __m512 t[4] = {_mm512_shuffle_f32x4(u0, u2, 0x88), _mm512_shuffle_f32x4(u0, u2, 0xDD),
+                       _mm512_shuffle_f32x4(u1, u3, 0x88), _mm512_shuffle_f32x4(u1, u3, 0xDD)};
+        SQZ_UNROLL for (int L = 0; L < 4; L++) {
+            int ch = 4 * L + j;
+            if (ch < nch) _mm512_mask_storeu_ps(c + (size_t)ch * ldc, pm, t[L]);
+        }
+    }
+}
+
+SQZ_INLINE void px_tile(size_t K, const float *w, const float *x, const int64_t *xoff, int64_t xrow,
+                        float *c, size_t ldc, size_t m, const sqz_gemm_epi *e, const int np,
+                        const int rows, const int nv) {
+    __m512 acc[PX_P][2];
+    const int P = np * rows;
+    SQZ_UNROLL for (int p = 0; p < PX_P; p++) SQZ_UNROLL for (int v = 0; v < 2; v++) acc[p][v] =
+        _mm512_setzero_ps();
+    const int pf = e->prefetch_a;
+    for (size_t k = 0; k < K; k++) {
+        /* cold weights (epi->prefetch_a): the panel's lines PX_PF k steps ahead */
+        if (pf) {
+            _mm_prefetch((const char *)(w + (k + PX_PF) * PX_M), _MM_HINT_T0);
+            _mm_prefetch((const char *)(w + (k + PX_PF) * PX_M + 16), _MM_HINT_T0);
+        }
+        const float *x0 = x + xoff[k], *x1 = rows == 2 ? x0 + xrow - np : x0;
+        __m512 w0 = _mm512_loadu_ps(w + k * PX_M);
+        __m512 w1 = nv > 1 ? _mm512_loadu_ps(w + k * PX_M + 16) : _mm512_setzero_ps();
+        SQZ_UNROLL for (int p = 0; p < PX_P; p++) {
+            if (p >= P) break;
+            __m512 b = _mm512_set1_ps(p < np ? x0[p] : x1[p]);
+            acc[p][0] = _mm512_fmadd_ps(w0, b, acc[p][0]);
+            if (nv > 1) acc[p][1] = _mm512_fmadd_ps(w1, b, acc[p][1]);
+        }
+    }
+    __mmask16 mk[2];
+    __m512 bias[2];
+    SQZ_UNROLL for (int v = 0; v < 2; v++) {
+        size_t lo = 16 * (size_t)v;
+        mk[v] = (__mmask16)(m >= lo + 16 ? 0xffff : (m <= lo ? 0 : ((1u << (m - lo)) - 1u)));
+        bias[v] = e->bias ? _mm512_maskz_loadu_ps(mk[v], e->bias + lo) : _mm512_setzero_ps();
+    }
+    const __mmask16 pm = (__mmask16)((1u << P) - 1u);
+    SQZ_UNROLL for (int v = 0; v < 2; v++) {
+        if (v >= nv) break;
+        __m512 r[16];
+        SQZ_UNROLL for (int p = 0; p < 16; p++) {
+            if (p < P) {
+                r[p] = _mm512_add_ps(acc[p][v], bias[v]);
+                if (e->act != SQZ_ACT_NONE) r[p] = act512(r[p], e);
+            } else {
+                r[p] = _mm512_setzero_ps();
+            }
+        }
+        int nch = (int)m - 16 * v;
+        store_t16(r, c + 16 * (size_t)v * ldc, ldc, nch > 16 ? 16 : nch, pm);
+    }
+}
+
+#define PX_CASE(NP, ROWS, NVV)                                                                     \
+    case NP:                                                                                       \
+        px_tile(K, w, x, xoff, xrow, c, ldc, m, e, NP, ROWS, NVV);                                 \
+        return;
+#define PX_CASES7(ROWS, NVV)                                                                       \
+    PX_CASE(1, ROWS, NVV)                                                                          \
+    PX_CASE(2, ROWS, NVV)                                                                          \
+    PX_CASE(3, ROWS, NVV)                                                                          \
+    PX_CASE(4, ROWS, NVV) PX_CASE(5, ROWS, NVV) PX_CASE(6, ROWS, NVV) PX_CASE(7, ROWS, NVV)
+#define PX_CASES14(NVV)                                                                            \
+    PX_CASES7(1, NVV)                                                                              \
+    PX_CASE(8, 1, NVV)                                                                             \
+    PX_CASE(9, 1, NVV)                                                                             \
+    PX_CASE(10, 1, NVV)                                                                            \
+    PX_CASE(11, 1, NVV) PX_CASE(12, 1, NVV) PX_CASE(13, 1, NVV) PX_CASE(14, 1, NVV)
+
+SQZ_INLINE void px_nv(size_t K, const float *w, const float *x, const int64_t *xoff, int64_t xrow,
+                      size_t np, size_t rows, float *c, size_t ldc, size_t m, const sqz_gemm_epi *e,
+                      const int nv) {
+    if (rows == 2) {
+        switch (np) { PX_CASES7(2, nv) }
+    } else {
+        switch (np) { PX_CASES14(nv) }
+    }
+}
+
+static void px_avx512(size_t K, const float *w, const float *x, const int64_t *xoff, int64_t xrow,
+                      size_t np, size_t rows, float *c, size_t ldc, size_t m,
+                      const sqz_gemm_epi *e) {
+    if (m > 16)
+        px_nv(K, w, x, xoff, xrow, np, rows, c, ldc, m, e, 2);
+    else
+        px_nv(K, w, x, xoff, xrow, np, rows, c, ldc, m, e, 1);
+}
+
+/* ---- band copy plane (gemm.h: band): per row 16 outputs per step from
+ * zero-masked loads (lanes outside the input row read as 0, so padding
+ * needs no separate pass); stride 2 picks the even / odd lanes of two loads
+ * with one permute. Other strides: the reference. */
+
+/* lanes j of a 16-lane load at input column p0 with 0 <= p0 + j < IW */
+static inline __mmask16 in_mask(int64_t p0, int64_t IW) {
+    int64_t lo = p0 < 0 ? -p0 : 0, hi = IW - p0;
+    if (hi > 16) hi = 16;
+    if (hi <= lo) return 0;
+    return (__mmask16)((hi == 16 ? 0xffffu : ((1u << hi) - 1u)) & ~((1u << lo) - 1u));
+}
+
+/* xr + off as an address only (the masked loads touch valid lanes only) */
+static inline const float *at(const float *xr, int64_t off) {
+    return (const float *)((uintptr_t)xr + (uintptr_t)(off * (int64_t)sizeof(float)));
+}
+
+/* 16 outputs of a band row from input column p0 (stride 1) or p0.. p0 + 31
+ * (stride 2, even lanes); m0 / m1: the in_mask of the one / two loads */
+SQZ_INLINE __m512 band_vec(const float *xr, int64_t p0, __mmask16 m0, __mmask16 m1, const int sw) {
+    if (sw == 1) return _mm512_maskz_loadu_ps(m0, at(xr, p0));
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    __m512 lo = _mm512_maskz_loadu_ps(m0, at(xr, p0));
+    __m512 hi = _mm512_maskz_loadu_ps(m1, at(xr, p0 + 16));
+    return _mm512_permutex2var_ps(lo, even, hi);
+}
+
+/* Rows [r0, r1) hold input rows, the others are zero: no per-row tests
+ * (the first and last rows' branches mispredicted on every plane: 3-4x the
+ * time of the copies on 7x7 / 14x14 planes). */
+SQZ_INLINE void band_sw(const float *xc, int64_t IH, int64_t IW, int64_t ih0, int64_t sh,
+                        int64_t lead, int64_t QH, int64_t QW, float *d, const int sw) {
+    int64_t r0 = ih0 >= 0 ? 0 : (-ih0 + sh - 1) / sh;
+    int64_t r1 = IH - ih0 <= 0 ? 0 : (IH - ih0 + sh - 1) / sh;
+    if (r1 > QH) r1 = QH;
+    if (r0 > r1) r0 = r1;
+    const __m512 z = _mm512_setzero_ps();
+    if (QW <= 16) {
+        const __mmask16 st = (__mmask16)((1u << QW) - 1u);
+        const __mmask16 m0 = in_mask(-lead, IW), m1 = in_mask(16 - lead, IW);
+        for (int64_t r = 0; r < r0; r++) _mm512_mask_storeu_ps(d + r * QW, st, z);
+        const float *xr = xc + (ih0 + r0 * sh) * IW;
+        for (int64_t r = r0; r < r1; r++, xr += sh * IW)
+            _mm512_mask_storeu_ps(d + r * QW, st, band_vec(xr, -lead, m0, m1, sw));
+        for (int64_t r = r1; r < QH; r++) _mm512_mask_storeu_ps(d + r * QW, st, z);
+        return;
+    }
+    memset(d, 0, (size_t)(r0 * QW) * sizeof(float));
+    /* the masks of each 16-column step, the same on every row */
+    enum { MAXV = 16 };
+    __mmask16 m0[MAXV], m1[MAXV], st[MAXV];
+    const int64_t nv = (QW + 15) / 16;
+    for (int64_t v = 0; v < nv && v < MAXV; v++) {
+        int64_t q = 16 * v, p0 = q * sw - lead;
+        st[v] = QW - q >= 16 ? 0xffff : (__mmask16)((1u << (QW - q)) - 1u);
+        m0[v] = in_mask(p0, IW);
+        m1[v] = in_mask(p0 + 16, IW);
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        const float *xr = xc + (ih0 + r * sh) * IW;
+        float *dr = d + r * QW;
+        for (int64_t v = 0; v < nv; v++) {
+            int64_t q = 16 * v, p0 = q * sw - lead;
+            if (v < MAXV)
+                _mm512_mask_storeu_ps(dr + q, st[v], band_vec(xr, p0, m0[v], m1[v], sw));
+            else
+                _mm512_mask_storeu_ps(dr + q,
+                                      QW - q >= 16 ? 0xffff : (__mmask16)((1u << (QW - q)) - 1u),
+                                      band_vec(xr, p0, in_mask(p0, IW), in_mask(p0 + 16, IW), sw));
+        }
+    }
+    memset(d + r1 * QW, 0, (size_t)((QH - r1) * QW) * sizeof(float));
+}
+
+static void band_avx512(const float *xc, int64_t IH, int64_t IW, int64_t ih0, int64_t sh,
+                        int64_t lead, int64_t sw, int64_t QH, int64_t QW, float *d) {
+    if (sw == 1)
+        band_sw(xc, IH, IW, ih0, sh, lead, QH, QW, d, 1);
+    else if (sw == 2)
+        band_sw(xc, IH, IW, ih0, sh, lead, QH, QW, d, 2);
+    else
+        sqz_gemm_band_ref(xc, IH, IW, ih0, sh, lead, sw, QH, QW, d);
+}
+
+const sqz_gemm_kernel sqz_gemm_avx512 = {
+    "avx512", MR, NR, ukernel_avx512, ukernel_ind_avx512, 1, px_avx512, PX_M, PX_P, band_avx512};
