@@ -93,13 +93,23 @@ static int env_choice(void) {
  *   1.1; F4's few tiles fill part of a panel) while its transformed weights
  *   fit L2 (2 MB): ResNet-18's 14x14 256 ch layers (4 MB) ran no faster in
  *   the model (CPU ms 1.40 direct, 1.44 F2) though 0.74 in the bench, where
- *   they stay cached from the previous run. */
+ *   they stay cached from the previous run;
+ * - F(2,3) neither where the direct conv runs on pixel-major tiles. */
 static int auto_tile(const wino *w) {
     const int64_t OH = w->g.OH, OW = w->g.OW;
     if (w->C < 16 || w->M < 16 || w->C + w->M < 80) return 0;
     if (OH * OW < 100) return 0;
     if (OH >= 24 && OW >= 24) return 4;
     if (16 * w->C * w->M * (int64_t)sizeof(float) > WINO_L2_BYTES) return 0;
+    /* the direct conv on pixel-major tiles (kernels with px, gemm.h) beats
+     * F(2,3) where its column panels waste a fifth of their lanes: 13x13
+     * SqueezeNet 48->192 0.143 -> 0.131, 64->256 0.25 -> 0.23 ms CPU. The
+     * same bounds as gemm_ops.c's choice (panel <= 128 KB, M >= 32). */
+    const sqz_gemm_kernel *k = w->k;
+    if (k->px && w->M >= 32 && 9 * w->C * k->px_m * (int64_t)sizeof(float) <= 128 * 1024) {
+        int64_t cols = (OH * (OW + 2) + k->nr - 1) / k->nr * k->nr;
+        if (cols * 5 >= OH * OW * 6) return 0;
+    }
     return 2;
 }
 
