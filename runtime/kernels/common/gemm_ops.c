@@ -254,12 +254,26 @@ static int px_choose(const gop *p) {
     if (e >= 0) return e;
     /* a weight panel streams from L2 for every tile (no k blocking): above
      * ~128 KB per panel the column panels win (ResNet-18 K = 1152..4608:
-     * 512->512 @7x7 2.0 -> 2.8 CPU ms); few channels leave vectors empty */
-    if (p->Mg < 32 || (double)p->K * (double)k->px_m * sizeof(float) > 128.0 * 1024) return 0;
+     * 512->512 @7x7 2.0 -> 2.8 CPU ms); few channels leave vectors empty
+     * (direct 1x1 with M = 16..24 at 56x56 / 112x112: 1.2-1.3x slower) */
+    if (p->Mg < (p->wide ? 16 : 32) ||
+        (double)p->K * (double)k->px_m * sizeof(float) > 128.0 * 1024)
+        return 0;
     double cols =
         p->wide ? (double)wide_cols(p, p->OH) : (double)((p->out_sp + k->nr - 1) / k->nr * k->nr);
     double wide = cols * (double)((p->Mg + k->mr - 1) / k->mr * k->mr);
     double px = (double)p->out_sp * (double)((p->Mg + 15) / 16 * 16) * (1.0 + 16.0 / (double)p->K);
+    if (p->wide && p->Mg <= 64) {
+        /* wide convs whose column panels read B in place (<= 8 row tiles:
+         * cache-line-split loads) and store few rows per tile: measured
+         * (px forced, interleaved runs) stems 3->32 / 3->64 s2 @224 and
+         * ResNet-18's 7x7 s2 0.84-0.85x, the small ResNet's 3x3 convs
+         * 0.7-0.9x at nearly equal FMA slots. Tile overheads of ~16 (column
+         * panels) and ~8 (px) k steps, 15% for the in-place loads. */
+        wide = cols * (double)((p->Mg + k->mr - 1) / k->mr * k->mr) * (1.0 + 16.0 / (double)p->K) *
+               1.15;
+        px = (double)p->out_sp * (double)((p->Mg + 15) / 16 * 16) * (1.0 + 8.0 / (double)p->K);
+    }
     /* weights beyond L2 (streamed from L3 each run): px reads 4 floats of
      * them per 3.5 FMAs where the column panels read 1 per 2: only where
      * the panels waste a fifth (squeezenet1_1 conv10 512->1000 @13x13:
