@@ -124,6 +124,10 @@ size_t sqz_dw_band_floats_avx512(const sqz_dw_plane *a);
 void sqz_dw_band_zero_avx512(const sqz_dw_plane *a, float *buf);
 /* y (OH x OW) from x (H x W). */
 void sqz_dw_band_run_avx512(const sqz_dw_plane *a, const float *x, float *y, float *buf);
+/* The AVX2 + FMA twin (x86/dwconv_avx2.c), 8-lane vectors, same contract. */
+size_t sqz_dw_band_floats_avx2(const sqz_dw_plane *a);
+void sqz_dw_band_zero_avx2(const sqz_dw_plane *a, float *buf);
+void sqz_dw_band_run_avx2(const sqz_dw_plane *a, const float *x, float *y, float *buf);
 
 /* Channel-block kernel for planes with out_w <= 8 (x86/dwconv_avx512.c,
  * AVX-512F): nc <= 16 channels at once, lanes = channels (the planes are

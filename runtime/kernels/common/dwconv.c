@@ -19,10 +19,11 @@
 #define DW_MAX_EXTENT ((int64_t)1 << 24)
 /* parts per thread of a split layer (each with its own plane buffers) */
 #define DW_PARTS_PER_THREAD 4
-/* the AVX-512 band kernel takes stride-1 planes with out_w in (MIN, MAX]
- * (bench_dwconv, same run, band vs the kernels before it: 56-wide 1.08-1.34x;
- * 28-wide (the whole-plane kernel) 0.86-0.97x, 112-wide 0.90-0.97x, stride 2
- * 0.86-1.05x, so those keep their kernels) */
+/* the band kernels take stride-1 planes with out_w in (MIN, MAX]
+ * (bench_dwconv, same run, band vs the kernels before it: AVX-512 56-wide
+ * 1.08-1.34x; 28-wide (the whole-plane kernel) 0.86-0.97x, 112-wide
+ * 0.90-0.97x, stride 2 0.86-1.05x, so those keep their kernels; AVX2 56-wide
+ * 1.01-1.14x) */
 #define DW_BAND_MIN_OW 32
 #define DW_BAND_MAX_OW 64
 
@@ -167,7 +168,8 @@ typedef struct dw_p {
     sqz_dw_row_fn fn;
     size_t plane_floats; /* > 0: the AVX-512 whole-plane kernel, buffer floats per thread */
     size_t cb_floats;    /* > 0: the AVX-512 channel-block kernel, buffer floats per part */
-    size_t band_floats;  /* > 0: the AVX-512 band kernel, buffer floats per part */
+    size_t band_floats;  /* > 0: the band kernel, buffer floats per part */
+    int band_avx2;       /* the band kernel is the AVX2 one (else AVX-512) */
     int64_t cblocks;     /* channel blocks of 16 per image (cb kernel) */
     int pw;              /* > 0: rows are read from a zero-padded ring of pw-float rows */
     size_t ring_floats;  /* floats of one part's ring buffer (ring_rows x pw) */
@@ -265,13 +267,19 @@ static void dw_planes_band(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int6
     const size_t kk = (size_t)p->k * (size_t)p->k;
     sqz_dw_plane a;
     plane_args(p, &a);
-    sqz_dw_band_zero_avx512(&a, buf);
+    if (p->band_avx2)
+        sqz_dw_band_zero_avx2(&a, buf);
+    else
+        sqz_dw_band_zero_avx512(&a, buf);
     for (int64_t i = b; i < e; i++) {
         int64_t c = i % p->C;
         a.w = Wt + (size_t)c * kk;
         a.bias = B ? B[c] : 0.0f;
         float *y = Y + (size_t)i * out_sp;
-        sqz_dw_band_run_avx512(&a, X + (size_t)i * in_sp, y, buf);
+        if (p->band_avx2)
+            sqz_dw_band_run_avx2(&a, X + (size_t)i * in_sp, y, buf);
+        else
+            sqz_dw_band_run_avx512(&a, X + (size_t)i * in_sp, y, buf);
         if (p->post) ref_act_apply(&p->act, y, out_sp);
     }
 }
@@ -415,6 +423,15 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
         plane_args(p, &pa);
         p->band_floats = sqz_dw_band_floats_avx512(&pa);
         if (p->band_floats) p->plane_floats = 0;
+    }
+    /* the same on AVX2-only CPUs (and the avx2 family) */
+    if (((isa == SQZ_DW_AUTO && !cpu_avx512()) || isa == SQZ_DW_AVX2) && cpu_avx2() &&
+        !p->band_floats && fn == sqz_dw_row_avx2((int)k, (int)g.s[1]) && p->s == 1 &&
+        p->OW > DW_BAND_MIN_OW && p->OW <= DW_BAND_MAX_OW && band_enabled()) {
+        sqz_dw_plane pa;
+        plane_args(p, &pa);
+        p->band_floats = sqz_dw_band_floats_avx2(&pa);
+        p->band_avx2 = p->band_floats != 0;
     }
 #endif
     sqz_shape *y = &ctx->out_shape[0];

@@ -9,6 +9,7 @@
  * loads; left-edge blocks load from column 0 and shift the lanes (zero fill),
  * so every column is computed in SIMD. */
 #include <immintrin.h>
+#include <string.h>
 
 #include "dwconv.h"
 
@@ -166,4 +167,150 @@ sqz_dw_row_fn sqz_dw_row_avx2(int k, int stride) {
     if (k == 5 && stride == 1) return dw5s1;
     if (k == 5 && stride == 2) return dw5s2;
     return NULL;
+}
+
+/* ------------------------------------------------ band kernel for wide planes
+ *
+ * The AVX2 twin of the AVX-512 band kernel (dwconv_avx512.c): stride-1 planes
+ * with 32 < out_w <= 64, input rows copied into a ring of zero-padded,
+ * 32-byte aligned rows; each pass computes 4 output rows x up to 2 vectors of
+ * 8 columns (8 sums + k weights + 2 loaded vectors: 15 of the 16 registers). */
+
+#define BD_R 4     /* output rows per pass */
+#define BD_AHEAD 2 /* bands whose rows are copied ahead of this one */
+#define BD_OFF 8   /* ring column of source column 0 */
+
+static int band_row_floats(const sqz_dw_plane *a) {
+    const int nv = (a->OW + 7) / 8;
+    int need = BD_OFF - a->pl + 8 * nv + a->k - 1, data = BD_OFF + (a->W + 7) / 8 * 8;
+    int w = need > data ? need : data;
+    return (w + 7) / 8 * 8;
+}
+
+static int band_slots(const sqz_dw_plane *a) {
+    return BD_AHEAD * BD_R + BD_R - 1 + a->k;
+}
+
+size_t sqz_dw_band_floats_avx2(const sqz_dw_plane *a) {
+    if ((a->k != 3 && a->k != 5) || a->stride != 1 || a->OW < 1 || a->OH < 1 || a->H < 1 ||
+        a->W < 1 || a->pt < 0 || a->pl < 0 || a->pl > BD_OFF || a->W > 4096 || a->OW > 4096)
+        return 0;
+    /* + 1: the zero row of the vertical padding; + 8: 64-byte multiple */
+    size_t n = (size_t)(band_slots(a) + 1) * (size_t)band_row_floats(a);
+    return (n + 15) / 16 * 16;
+}
+
+void sqz_dw_band_zero_avx2(const sqz_dw_plane *a, float *buf) {
+    memset(buf, 0, sqz_dw_band_floats_avx2(a) * sizeof(float));
+}
+
+DW_INLINE void band_copy_row(const sqz_dw_plane *a, const float *x, float *dst, __m256i tail) {
+    const int W = a->W;
+    int i = 0;
+    for (; i + 8 <= W; i += 8) _mm256_store_ps(dst + BD_OFF + i, _mm256_loadu_ps(x + i));
+    if (i < W) _mm256_store_ps(dst + BD_OFF + i, _mm256_maskload_ps(x + i, tail));
+}
+
+#define BD_W(ky) ((ky) == 0 ? w0 : (ky) == 1 ? w1 : (ky) == 2 ? w2 : (ky) == 3 ? w3 : w4)
+#define BD_FMA(j, n)                                                                               \
+    if (NV > n) a##j##n = _mm256_fmadd_ps(w_, v##n, a##j##n)
+#define BD_ROW(j)                                                                                  \
+    do {                                                                                           \
+        const int ky = u - (j);                                                                    \
+        if (ky >= 0 && ky < K) {                                                                   \
+            const __m256 w_ = BD_W(ky);                                                            \
+            BD_FMA(j, 0);                                                                          \
+            BD_FMA(j, 1);                                                                          \
+        }                                                                                          \
+    } while (0)
+#define BD_STORE(j, n)                                                                             \
+    do {                                                                                           \
+        if (NV > n) {                                                                              \
+            const __m256 r_ = act256(a##j##n, a->act, va, vb);                                     \
+            if (n < NV - 1 || full)                                                                \
+                _mm256_storeu_ps(yr + 8 * (n), r_);                                                \
+            else                                                                                   \
+                _mm256_maskstore_ps(yr + 8 * (n), mlast, r_);                                      \
+        }                                                                                          \
+    } while (0)
+#define BD_STROW(j)                                                                                \
+    if (oy0 + (j) < a->OH) {                                                                       \
+        float *yr = y + (size_t)(oy0 + (j)) * (size_t)a->OW + c0;                                  \
+        BD_STORE(j, 0);                                                                            \
+        BD_STORE(j, 1);                                                                            \
+    }
+
+/* 4 output rows from oy0 (rows < OH stored), NV (1..2) vectors from column
+ * c0; rp[u] = ring row of input row oy0 - pt + u */
+DW_INLINE void band_pass(const sqz_dw_plane *a, const float *const *rp, float *y, int oy0, int c0,
+                         const int K, const int NV) {
+    const int b0 = BD_OFF - a->pl;
+    const __m256 z = _mm256_set1_ps(a->bias);
+    __m256 a00 = z, a01 = z, a10 = z, a11 = z, a20 = z, a21 = z, a30 = z, a31 = z;
+#pragma GCC unroll 5
+    for (int kx = 0; kx < K; kx++) {
+        const float *wc = a->w + kx;
+        const __m256 w0 = _mm256_broadcast_ss(wc), w1 = _mm256_broadcast_ss(wc + K),
+                     w2 = _mm256_broadcast_ss(wc + 2 * K);
+        const __m256 w3 = K > 3 ? _mm256_broadcast_ss(wc + 3 * K) : w0,
+                     w4 = K > 4 ? _mm256_broadcast_ss(wc + 4 * K) : w0;
+        const int off = c0 + b0 + kx;
+#pragma GCC unroll 16
+        for (int u = 0; u < BD_R - 1 + K; u++) {
+            const float *r = rp[u] + off;
+            __m256 v0 = _mm256_loadu_ps(r), v1 = v0;
+            if (NV > 1) v1 = _mm256_loadu_ps(r + 8);
+            __asm__("" : "+x"(v0), "+x"(v1));
+            BD_ROW(0);
+            BD_ROW(1);
+            BD_ROW(2);
+            BD_ROW(3);
+            __asm__(""
+                    : "+x"(a00), "+x"(a01), "+x"(a10), "+x"(a11), "+x"(a20), "+x"(a21), "+x"(a30),
+                      "+x"(a31));
+        }
+    }
+    const __m256 va = _mm256_set1_ps(a->alpha), vb = _mm256_set1_ps(a->beta);
+    const int full = c0 + 8 * NV <= a->OW;
+    const __m256i mlast = mask_n(a->OW - c0 - 8 * (NV - 1));
+    BD_STROW(0)
+    BD_STROW(1)
+    BD_STROW(2)
+    BD_STROW(3)
+}
+
+DW_INLINE void band_run(const sqz_dw_plane *a, const float *x, float *y, float *buf, const int K) {
+    const int rf = band_row_floats(a), ns = band_slots(a), nu = BD_R - 1 + K;
+    const float *zero = buf + (size_t)ns * (size_t)rf;
+    const int nvt = (a->OW + 7) / 8;
+    const __m256i tail = mask_n(a->W % 8);
+    int next = 0, nslot = 0; /* input rows [0, next) were copied; next's slot */
+    int base = -a->pt, bslot = ((base % ns) + ns) % ns; /* first row of the band, its slot */
+    for (int oy0 = 0; oy0 < a->OH; oy0 += BD_R) {
+        int end = oy0 + BD_AHEAD * BD_R + BD_R - 1 - a->pt + K;
+        if (end > a->H) end = a->H;
+        for (; next < end; next++) {
+            band_copy_row(a, x + (size_t)next * (size_t)a->W, buf + (size_t)nslot * rf, tail);
+            if (++nslot == ns) nslot = 0;
+        }
+        const float *rp[BD_R - 1 + 5];
+        for (int u = 0, sl = bslot; u < nu; u++) {
+            const int iy = base + u;
+            rp[u] = iy >= 0 && iy < a->H ? buf + (size_t)sl * rf : zero;
+            if (++sl == ns) sl = 0;
+        }
+        base += BD_R;
+        bslot += BD_R;
+        if (bslot >= ns) bslot -= ns;
+        int v = 0;
+        for (; v + 2 <= nvt; v += 2) band_pass(a, rp, y, oy0, 8 * v, K, 2);
+        if (v < nvt) band_pass(a, rp, y, oy0, 8 * v, K, 1);
+    }
+}
+
+void sqz_dw_band_run_avx2(const sqz_dw_plane *a, const float *x, float *y, float *buf) {
+    if (a->k == 3)
+        band_run(a, x, y, buf, 3);
+    else
+        band_run(a, x, y, buf, 5);
 }
