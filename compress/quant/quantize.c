@@ -13,7 +13,7 @@
 #include "qinternal.h"
 
 /* K_FOLLOW: int8 when its input is, output shares the input's parameters
- * (views, MaxPool); K_ACT: int8 when its input is, own parameters (Relu /
+ * (views, MaxPool, Transpose / Slice); K_ACT: int8 when its input is, own parameters (Relu /
  * Clip requantize: a ReLU after an Add then uses all 256 levels); K_OWN: int8
  * when all inputs are, own parameters. */
 enum { K_OTHER = 0, K_COMPUTE, K_FOLLOW, K_OWN, K_ACT };
@@ -74,6 +74,8 @@ static int node_kind(const sqzc_graph *g, int ni) {
     case SQZ_OP_SQUEEZE:
     case SQZ_OP_UNSQUEEZE:
     case SQZ_OP_IDENTITY:
+    case SQZ_OP_TRANSPOSE: /* data movement: the runtime copies int8 keeping X's params */
+    case SQZ_OP_SLICE:
         return n->n_out == 1 && n->n_in >= 1 ? K_FOLLOW : K_OTHER;
     case SQZ_OP_ADD:
     case SQZ_OP_MUL: /* QLinearMul, with broadcasting (squeeze-excite gates) */

@@ -251,7 +251,15 @@ static int alias_buffers(sqz_session *s, sqz_plan_item *items, int32_t *root) {
     return 0;
 }
 
-/* Concat in place: when every input of an f32 Concat whose output is one
+/* one per-tensor scale and zero point, equal in both (an int8 Concat of such
+ * inputs is a plain copy) */
+static int same_qparams(const sqz_qparams *a, const sqz_qparams *b) {
+    return a->kind == SQZ_QUANT_PER_TENSOR && b->kind == SQZ_QUANT_PER_TENSOR && a->n == 1 &&
+           b->n == 1 && a->scale[0] == b->scale[0] && a->zero_point[0] == b->zero_point[0];
+}
+
+/* Concat in place: when every input of an f32 Concat (or an int8 one whose
+ * inputs all carry its output's scale and zero point) whose output is one
  * block per input (the dims before the axis are all 1, e.g. N = 1, axis 1)
  * is a tensor produced by a node, read by this Concat only, not a graph
  * output and not sharing a buffer, each input is placed at its slice of the
@@ -266,7 +274,8 @@ static void concat_in_place(sqz_session *s, sqz_plan_item *items, int32_t *root,
         node_exec *e = &s->nodes[i];
         if (nd->op != SQZ_OP_CONCAT || nd->n_outputs != 1 || nd->n_inputs < 1 || e->skip) continue;
         int out = nd->outputs[0];
-        if (root[out] != out || !items[out].size || m->tensors[out].dtype != SQZ_DT_F32) continue;
+        const int dt = m->tensors[out].dtype;
+        if (root[out] != out || !items[out].size || (dt != SQZ_DT_F32 && dt != SQZ_DT_I8)) continue;
         const sqz_shape *os = &s->shapes[out];
         int64_t axis = sqz_attr_int(nd, "axis", 0);
         if (axis < 0) axis += os->ndim;
@@ -278,9 +287,10 @@ static void concat_in_place(sqz_session *s, sqz_plan_item *items, int32_t *root,
         size_t total = 0;
         for (uint32_t k = 0; k < nd->n_inputs && ok; k++) {
             int t = nd->inputs[k];
-            ok = t >= 0 && !(m->tensors[t].flags & SQZ_TF_CONST) &&
-                 m->tensors[t].dtype == SQZ_DT_F32 && root[t] == t && sub[t] == 0 &&
-                 items[t].first >= 0 && readers[t] == 1 && items[t].last == i;
+            ok = t >= 0 && !(m->tensors[t].flags & SQZ_TF_CONST) && m->tensors[t].dtype == dt &&
+                 (dt == SQZ_DT_F32 || same_qparams(&m->tensors[t].q, &m->tensors[out].q)) &&
+                 root[t] == t && sub[t] == 0 && items[t].first >= 0 && readers[t] == 1 &&
+                 items[t].last == i;
             for (int g = 0; g < m->n_inputs && ok; g++)
                 if (m->inputs[g] == t) ok = 0;
             for (uint32_t j = 0; j < k && ok; j++)
@@ -291,7 +301,7 @@ static void concat_in_place(sqz_session *s, sqz_plan_item *items, int32_t *root,
                 if (u != t && root[u] == t) ok = 0;
             if (ok) {
                 uint64_t b = 0;
-                shape_bytes(&s->shapes[t], &b);
+                shape_bytes_dt(&s->shapes[t], tensor_esz(m, t), &b);
                 ok = items[t].size == (size_t)b;
                 total += (size_t)b;
             }
@@ -639,7 +649,10 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
         rc = sqz_set_status(st, SQZ_ERR_NOMEM, "out of memory while planning");
         goto done;
     }
-    concat_in_place(s, items, root, sub, readers);
+    {
+        const char *ce = getenv("SQZ_CONCAT_IN_PLACE"); /* =0: A/B */
+        if (!ce || strcmp(ce, "0")) concat_in_place(s, items, root, sub, readers);
+    }
     s->arena_bytes = sqz_plan_greedy(items, nt + nn, SQZ_ARENA_ALIGN, offs);
     if (s->arena_bytes == (size_t)-1) {
         rc = sqz_set_status(st, SQZ_ERR_NOMEM, "out of memory while planning");
