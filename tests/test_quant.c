@@ -369,6 +369,16 @@ static void test_quantize_model(void **state) {
         double sq = sqnr_of(q8, ref);
         if (!(sq > 25.0))
             fail_msg("method %s: int8 vs fp32 SQNR %.2f dB", sqzc_qmethod_name(method), sq);
+        /* the runtime skips that identity Relu (it runs in place): outputs
+         * bit-identical to running it (SQZ_FUSE_RELU=0) */
+        for (int i = 0; i < 2; i++) {
+            float y_skip[5], y_run[5];
+            run_graph(q8, g_inputs[i], y_skip, 5);
+            assert_int_equal(setenv("SQZ_FUSE_RELU", "0", 1), 0);
+            run_graph(q8, g_inputs[i], y_run, 5);
+            assert_int_equal(unsetenv("SQZ_FUSE_RELU"), 0);
+            assert_memory_equal(y_skip, y_run, sizeof y_skip);
+        }
         sqzc_quant_report_free(&rep);
         sqzc_graph_free(q8);
     }

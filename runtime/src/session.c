@@ -399,6 +399,25 @@ static void fuse_binary_relu(sqz_session *s, const int32_t *readers) {
     }
 }
 
+/* An int8 Relu whose input already carries its output's scale and a zero
+ * point of -128 (the quantizer gives an Add / pool read only by a Relu the
+ * Relu's range [0, max]) maps every code to itself: when it runs in place it
+ * does not run at all. */
+static void drop_identity_relu(sqz_session *s) {
+    const sqz_model *m = s->m;
+    for (int i = 0; i < m->n_nodes; i++) {
+        const sqz_node *nd = &m->nodes[i];
+        node_exec *e = &s->nodes[i];
+        if (nd->op != SQZ_OP_RELU || nd->n_inputs != 1 || nd->n_outputs != 1 || e->skip ||
+            e->noop || nd->inputs[0] < 0 || e->in_data[0] != e->out_data[0])
+            continue;
+        const sqz_tensor_rec *x = &m->tensors[nd->inputs[0]], *y = &m->tensors[nd->outputs[0]];
+        if (x->dtype == SQZ_DT_I8 && y->dtype == SQZ_DT_I8 && same_qparams(&x->q, &y->q) &&
+            y->q.zero_point[0] == -128)
+            e->noop = 1;
+    }
+}
+
 sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts, sqz_session **out,
                             sqz_status *st) {
     sqz_status dummy;
@@ -678,7 +697,10 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
     }
     {
         const char *fe = getenv("SQZ_FUSE_RELU"); /* SQZ_FUSE_RELU=0: A/B */
-        if (!fe || strcmp(fe, "0")) fuse_binary_relu(s, readers);
+        if (!fe || strcmp(fe, "0")) {
+            fuse_binary_relu(s, readers);
+            drop_identity_relu(s);
+        }
     }
 done:
     free(items);
