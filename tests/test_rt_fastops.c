@@ -392,6 +392,30 @@ static void test_reduce_mean_random(void **state) {
     assert_true(accepted > 0 && declined > 0);
 }
 
+/* A copy op (Transpose / Slice) on random x of shape in: the fast impl at
+ * `threads` must give the reference's output shape and bytes; returns the
+ * number of output elements. */
+static int64_t same_copy(const sqz_op_impl *ref, const sqz_op_impl *fast, const tnode *t,
+                         const sqz_shape *in, tu_rng *r, int threads) {
+    int64_t n = sqz_shape_numel(in);
+    float *x = malloc((size_t)(n > 0 ? n : 1) * sizeof *x);
+    assert_non_null(x);
+    tu_fill_uniform(r, x, (size_t)n, -3, 3);
+    const float *data[1] = {x};
+    float *yr, *yf;
+    sqz_shape sr, sf;
+    assert_int_equal(run_impl(ref, t, in, 1, data, 1, &yr, &sr), 0);
+    assert_int_equal(run_impl(fast, t, in, 1, data, threads, &yf, &sf), 0);
+    assert_int_equal(sf.ndim, sr.ndim);
+    for (int d = 0; d < sr.ndim; d++) assert_int_equal(sf.dims[d], sr.dims[d]);
+    int64_t m = sqz_shape_numel(&sr);
+    if (m > 0) assert_memory_equal(yf, yr, (size_t)m * sizeof(float));
+    free(yf);
+    free(yr);
+    free(x);
+    return m;
+}
+
 /* Transpose: random ranks 1-6 (size-1 dims, the channel shuffle's rank-5
  * perm), thread counts 1-2, sizes above the threaded-split threshold;
  * output identical to the reference's. */
@@ -421,21 +445,9 @@ static void test_transpose_random(void **state) {
         tnode t;
         tn_init(&t, SQZ_OP_TRANSPOSE, 1);
         if (rep % 7 != 3) tn_ints(&t, "perm", in.ndim, perm); /* else: the default reversal */
-        int64_t n = sqz_shape_numel(&in);
-        float *x = malloc((size_t)n * sizeof *x);
-        assert_non_null(x);
-        tu_fill_uniform(&r, x, (size_t)n, -3, 3);
-        const float *data[1] = {x};
-        float *yr, *yf;
-        sqz_shape sr, sf;
-        assert_int_equal(run_impl(&sqz_ref_transpose, &t, &in, 1, data, 1, &yr, &sr), 0);
-        assert_int_equal(run_impl(&sqz_fast_transpose, &t, &in, 1, data, 1 + rep % 2, &yf, &sf), 0);
-        assert_int_equal(sf.ndim, sr.ndim);
-        for (int d = 0; d < sr.ndim; d++) assert_int_equal(sf.dims[d], sr.dims[d]);
-        assert_memory_equal(yf, yr, (size_t)n * sizeof(float));
-        free(yf);
-        free(yr);
-        free(x);
+        assert_int_equal(
+            same_copy(&sqz_ref_transpose, &sqz_fast_transpose, &t, &in, &r, 1 + rep % 2),
+            sqz_shape_numel(&in));
     }
 }
 
@@ -477,23 +489,7 @@ static void test_slice_random(void **state) {
         tn_ints(&t, "ends", ns, ends);
         tn_ints(&t, "axes", ns, axes);
         tn_ints(&t, "steps", ns, steps);
-        int64_t n = sqz_shape_numel(&in);
-        float *x = malloc((size_t)n * sizeof *x);
-        assert_non_null(x);
-        tu_fill_uniform(&r, x, (size_t)n, -3, 3);
-        const float *data[1] = {x};
-        float *yr, *yf;
-        sqz_shape sr, sf;
-        assert_int_equal(run_impl(&sqz_ref_slice, &t, &in, 1, data, 1, &yr, &sr), 0);
-        assert_int_equal(run_impl(&sqz_fast_slice, &t, &in, 1, data, 1 + rep % 2, &yf, &sf), 0);
-        assert_int_equal(sf.ndim, sr.ndim);
-        for (int d = 0; d < sr.ndim; d++) assert_int_equal(sf.dims[d], sr.dims[d]);
-        int64_t m = sqz_shape_numel(&sr);
-        empty += m == 0;
-        if (m > 0) assert_memory_equal(yf, yr, (size_t)m * sizeof(float));
-        free(yf);
-        free(yr);
-        free(x);
+        empty += same_copy(&sqz_ref_slice, &sqz_fast_slice, &t, &in, &r, 1 + rep % 2) == 0;
     }
     assert_true(empty > 0); /* the empty-result path ran */
 }

@@ -128,6 +128,21 @@ static void test_input_reuse_reference(void **state) {
     run_case(1);
 }
 
+/* g (freed) shape-inferred, serialized and loaded as a runtime model */
+static sqz_model *model_of(sqzc_graph *g) {
+    char err[256];
+    assert_int_equal(sqzc_infer_shapes(g, err, sizeof err), 0);
+    uint8_t *buf;
+    size_t size;
+    if (sqzc_serialize(g, &buf, &size, err, sizeof err) != 0) fail_msg("serialize: %s", err);
+    sqzc_graph_free(g);
+    sqz_model *m;
+    sqz_status st;
+    if (sqz_model_load_buffer(buf, size, &m, &st) != SQZ_OK) fail_msg("load: %s", st.msg);
+    free(buf);
+    return m;
+}
+
 /* x -> Sigmoid -> s; y = Mul(s, x): the executor fuses the pair into one
  * SiLU pass when a fused kernel exists (the sigmoid output then gets no
  * buffer and y is written over x); results equal x * sigmoid(x) either way. */
@@ -150,16 +165,8 @@ static void silu_case(int force_ref, size_t *arena) {
     assert_non_null(g->outputs);
     g->outputs[0] = y;
     g->n_outputs = 1;
-    char err[256];
-    assert_int_equal(sqzc_infer_shapes(g, err, sizeof err), 0);
-    uint8_t *buf;
-    size_t size;
-    if (sqzc_serialize(g, &buf, &size, err, sizeof err) != 0) fail_msg("serialize: %s", err);
-    sqzc_graph_free(g);
-    sqz_model *m;
+    sqz_model *m = model_of(g);
     sqz_status st;
-    if (sqz_model_load_buffer(buf, size, &m, &st) != SQZ_OK) fail_msg("load: %s", st.msg);
-    free(buf);
     sqz_set_force_reference(force_ref);
     sqz_session *s;
     if (sqz_session_create(m, NULL, &s, &st) != SQZ_OK) fail_msg("session: %s", st.msg);
@@ -225,16 +232,8 @@ static void add_relu_case(int t_out) {
     g->outputs[0] = y;
     g->outputs[1] = t;
     g->n_outputs = t_out ? 2 : 1;
-    char err[256];
-    assert_int_equal(sqzc_infer_shapes(g, err, sizeof err), 0);
-    uint8_t *buf;
-    size_t size;
-    if (sqzc_serialize(g, &buf, &size, err, sizeof err) != 0) fail_msg("serialize: %s", err);
-    sqzc_graph_free(g);
-    sqz_model *m;
+    sqz_model *m = model_of(g);
     sqz_status st;
-    if (sqz_model_load_buffer(buf, size, &m, &st) != SQZ_OK) fail_msg("load: %s", st.msg);
-    free(buf);
     sqz_session *s;
     if (sqz_session_create(m, NULL, &s, &st) != SQZ_OK) fail_msg("session: %s", st.msg);
     tu_rng r;
@@ -304,16 +303,8 @@ static void test_concat_in_place(void **state) {
     assert_non_null(g->outputs);
     g->outputs[0] = y;
     g->n_outputs = 1;
-    char err[256];
-    assert_int_equal(sqzc_infer_shapes(g, err, sizeof err), 0);
-    uint8_t *buf;
-    size_t size;
-    if (sqzc_serialize(g, &buf, &size, err, sizeof err) != 0) fail_msg("serialize: %s", err);
-    sqzc_graph_free(g);
-    sqz_model *m;
+    sqz_model *m = model_of(g);
     sqz_status st;
-    if (sqz_model_load_buffer(buf, size, &m, &st) != SQZ_OK) fail_msg("load: %s", st.msg);
-    free(buf);
     sqz_session *s;
     if (sqz_session_create(m, NULL, &s, &st) != SQZ_OK) fail_msg("session: %s", st.msg);
     /* separate buffers would keep s, c and y live together at the Concat */
