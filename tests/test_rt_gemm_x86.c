@@ -449,9 +449,14 @@ static const conv_case conv_cases[] = {
     {1, 5, 13, 10, 7, 5, 3, 2, 2, 1, 0, 2, 1, 1, SQZ_ACT_RELU, 0},
     {1, 4, 20, 20, 70, 7, 7, 2, 3, 3, 3, 3, 1, 1, SQZ_ACT_RELU, 1},
     {1, 9, 6, 8, 5, 2, 4, 3, 0, 1, 1, 0, 2, 1, SQZ_ACT_NONE, 1},
-    {1, 64, 8, 8, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, SQZ_ACT_RELU, 1},   /* K = 576 > KC */
-    {1, 40, 5, 6, 16, 1, 1, 1, 1, 0, 0, 1, 1, 1, SQZ_ACT_NONE, 1},   /* 1x1 with pads */
-    {1, 3, 1, 1, 4, 1, 1, 1, 0, 0, 0, 0, 1, 1, SQZ_ACT_NONE, 1},     /* 1x1 spatial */
+    {1, 64, 8, 8, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, SQZ_ACT_RELU, 1}, /* K = 576 > KC */
+    {1, 40, 5, 6, 16, 1, 1, 1, 1, 0, 0, 1, 1, 1, SQZ_ACT_NONE, 1}, /* 1x1 with pads */
+    {1, 3, 1, 1, 4, 1, 1, 1, 0, 0, 0, 0, 1, 1, SQZ_ACT_NONE, 1},   /* 1x1 spatial */
+    /* 1x1 planes run as a row-vector product (squeeze-excite convs) */
+    {1, 1152, 1, 1, 48, 1, 1, 1, 0, 0, 0, 0, 1, 1, SQZ_ACT_NONE, 1},
+    {1, 37, 1, 1, 133, 1, 1, 1, 0, 0, 0, 0, 1, 1, SQZ_ACT_SIGMOID, 0},
+    {1, 48, 1, 1, 1152, 1, 1, 1, 0, 0, 0, 0, 1, 1, SQZ_ACT_RELU, 1},
+    {2, 17, 1, 1, 21, 1, 1, 1, 0, 0, 0, 0, 1, 1, SQZ_ACT_CLIP, 1},   /* batch 2: panels */
     {1, 4, 3, 3, 8, 3, 3, 1, 0, 0, 0, 0, 1, 1, SQZ_ACT_NONE, 1},     /* 1x1 output */
     {1, 16, 33, 31, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, SQZ_ACT_CLIP, 1}, /* odd planes */
     {1, 24, 12, 12, 48, 1, 1, 1, 0, 0, 0, 0, 1, 2, SQZ_ACT_RELU, 1}, /* grouped 1x1 */

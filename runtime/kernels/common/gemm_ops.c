@@ -52,6 +52,11 @@ typedef struct gop {
     /* direct 1x1 on px tiles: pnt threads, each a range of channel panels
      * (pby_m) or of pixel chunks */
     int pnt, pby_m;
+    /* vec: a 1x1 conv on a 1x1 plane (squeeze-excite convs after a global
+     * pool) is y[M] = W[M,K] x[K]; run as the row-vector product
+     * x^T . W^T (M = 1, W packed as B) so the GEMM's column panels are all
+     * used, instead of one column of every MR x NR tile (16-32x the work) */
+    int vec;
     int has_bias;
     float *wpk;       /* packed weights: group (or batch) matrices */
     size_t wpk_elems; /* floats per matrix */
@@ -305,6 +310,55 @@ static void px_direct_split(gop *p, int nt) {
     p->pnt = (int)(parts < nt ? parts : nt);
 }
 
+static void conv_vec_args(const gop *p, sqz_gemm_args *a, int num_threads) {
+    memset(a, 0, sizeof(*a));
+    a->kernel = p->k;
+    a->M = 1;
+    a->N = p->M;
+    a->K = p->K;
+    a->a.rs = p->K;
+    a->a.cs = 1;
+    a->b.packed = p->wpk;
+    a->ldc = p->M;
+    a->par_min_macs = p->par_min_macs;
+    a->num_threads = num_threads; /* bias and activation: after the product */
+}
+
+static int conv_vec_prepare(sqz_op_ctx *ctx, gop *p) {
+    p->vec = 1;
+    p->macs = (uint64_t)(p->M * p->K);
+    p->wpk_elems = sqz_gemm_packed_b_floats(p->k, p->K, p->M);
+    gop *pp = malloc(sizeof(*pp));
+    if (!pp) return sqz_op_fail(ctx, "Conv: out of memory");
+    *pp = *p;
+    pp->wpk = alloc_floats(p->wpk_elems);
+    if (!pp->wpk) {
+        free(pp);
+        return sqz_op_fail(ctx, "Conv: out of memory (packed weights)");
+    }
+    /* B[k][n] = W[n][k] */
+    sqz_gemm_pack_b(p->k, p->K, p->M, ctx->in_data[1], 1, p->K, pp->wpk);
+    ctx->params = pp;
+    sqz_gemm_args a;
+    conv_vec_args(pp, &a, ctx->num_threads);
+    ctx->scratch_bytes = sqz_gemm_scratch_bytes(&a);
+    return 0;
+}
+
+static void conv_vec_run(const sqz_op_ctx *ctx) {
+    const gop *p = ctx->params;
+    const float *B = p->has_bias ? ctx->in_data[2] : NULL;
+    float *Y = ctx->out_data[0];
+    sqz_gemm_args a;
+    conv_vec_args(p, &a, ctx->num_threads);
+    a.a.data = ctx->in_data[0];
+    a.c = Y;
+    sqz_gemm(&a, ctx->scratch);
+    if (B)
+        for (int64_t m = 0; m < p->M; m++) Y[m] += B[m];
+    ref_act_apply(&p->act, Y, (size_t)p->M);
+}
+
 int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
     int rc = ref_validate(ctx, &sqz_ref_conv);
     if (rc) return rc;
@@ -344,6 +398,7 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
     p.direct = p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && g.pb[1] == 0 && g.pb[2] == 0 &&
                g.pe[1] == 0 && g.pe[2] == 0;
     p.has_bias = ref_has_input(ctx, 2);
+    if (p.direct && p.out_sp == 1 && p.N == 1 && p.group == 1) return conv_vec_prepare(ctx, &p);
     /* wide unless the dropped columns ((kw-1)/sw of every QW) cost over ~1/4
      * of the work (cheaper panels win even at 7x7 planes: 9 wide columns per
      * 7), or ~1/2 with few output channels (packing then dominates) */
@@ -619,6 +674,10 @@ static void px_direct_part(void *arg, int t) {
 
 void sqz_gemm_conv_run(const sqz_op_ctx *ctx) {
     const gop *p = ctx->params;
+    if (p->vec) {
+        conv_vec_run(ctx);
+        return;
+    }
     if (p->wide) {
         conv_run_wide(ctx);
         return;
