@@ -25,6 +25,46 @@ static inline float max_f(float a, float b) {
     return a > b ? a : b;
 }
 
+/* 16 outputs of the row whose vertical max is v0 | v1 | v2 (columns cc ..
+ * cc + 32): lane i = max of columns cc + 2i, cc + 2i + 1, cc + 2i + 2 */
+static inline __m512 hmax3s2(__m512 v0, __m512 v1, __m512 v2, __m512i ieven, __m512i iodd) {
+    __m512 ev = _mm512_permutex2var_ps(v0, ieven, v1); /* columns cc + 2i */
+    __m512 od = _mm512_permutex2var_ps(v0, iodd, v1);  /* cc + 2i + 1 */
+    /* cc + 2i + 2: ev shifted down one lane, column cc + 32 on top */
+    __m512 e2 = _mm512_castsi512_ps(
+        _mm512_alignr_epi32(_mm512_castps_si512(v2), _mm512_castps_si512(ev), 1));
+    return _mm512_max_ps(_mm512_max_ps(ev, od), e2);
+}
+
+/* Output rows oh and oh + 1 whose windows are the five input rows r[0..4]
+ * (row r[2] shared): 15 loads instead of 18 per 32 outputs, and two
+ * independent chains. Columns from ow = lo as in the one-row loop. */
+static inline __mmask16 two_rows(const float *const r[5], int64_t IW, int64_t OW, int64_t lo,
+                                 int64_t pw, float *y0, float *y1, __m512i ieven, __m512i iodd) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    __mmask16 nan = 0;
+    for (int64_t ow = lo; ow < OW; ow += 16) {
+        const int64_t cc = 2 * ow - pw, left = IW - cc;
+        const __mmask16 m[3] = {lanes(left), lanes(left - 16), (__mmask16)(lanes(left - 32) & 1u)};
+        __m512 v[2][3];
+        for (int j = 0; j < 3; j++) {
+            __m512 a = _mm512_mask_loadu_ps(ninf, m[j], r[0] + cc + 16 * j);
+            __m512 b = _mm512_mask_loadu_ps(ninf, m[j], r[1] + cc + 16 * j);
+            __m512 c = _mm512_mask_loadu_ps(ninf, m[j], r[2] + cc + 16 * j);
+            __m512 d = _mm512_mask_loadu_ps(ninf, m[j], r[3] + cc + 16 * j);
+            __m512 e = _mm512_mask_loadu_ps(ninf, m[j], r[4] + cc + 16 * j);
+            nan |= _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(c, d, _CMP_UNORD_Q) |
+                   _mm512_cmp_ps_mask(e, e, _CMP_UNORD_Q);
+            v[0][j] = _mm512_max_ps(_mm512_max_ps(a, b), c);
+            v[1][j] = _mm512_max_ps(_mm512_max_ps(c, d), e);
+        }
+        const __mmask16 om = lanes(OW - ow);
+        _mm512_mask_storeu_ps(y0 + ow, om, hmax3s2(v[0][0], v[0][1], v[0][2], ieven, iodd));
+        _mm512_mask_storeu_ps(y1 + ow, om, hmax3s2(v[1][0], v[1][1], v[1][2], ieven, iodd));
+    }
+    return nan;
+}
+
 int sqz_x86_maxpool3s2_avx512(const float *x, int64_t IH, int64_t IW, float *y, int64_t OH,
                               int64_t OW, int64_t ph, int64_t pw) {
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
@@ -38,6 +78,15 @@ int sqz_x86_maxpool3s2_avx512(const float *x, int64_t IH, int64_t IW, float *y, 
     for (int64_t oh = 0; oh < OH; oh++) {
         int64_t h0 = 2 * oh - ph, r0 = h0 < 0 ? 0 : h0, r1 = h0 + 3 < IH ? h0 + 3 : IH;
         float *yr = y + oh * OW;
+        if (h0 >= 0 && h0 + 5 <= IH && oh + 1 < OH && lo == 0) {
+            /* two whole-window rows at once (the left-edge outputs of lo > 0
+             * go through the one-row path) */
+            const float *r[5] = {x + h0 * IW, x + (h0 + 1) * IW, x + (h0 + 2) * IW,
+                                 x + (h0 + 3) * IW, x + (h0 + 4) * IW};
+            nan |= two_rows(r, IW, OW, lo, pw, yr, yr + OW, ieven, iodd);
+            oh++;
+            continue;
+        }
         if (r1 <= r0) { /* every window row in the padding (ceil_mode) */
             for (int64_t ow = 0; ow < OW; ow++) yr[ow] = -INFINITY;
             continue;
@@ -73,13 +122,7 @@ int sqz_x86_maxpool3s2_avx512(const float *x, int64_t IH, int64_t IW, float *y, 
             __m512 v0 = _mm512_max_ps(_mm512_max_ps(a0, b0), c0);
             __m512 v1 = _mm512_max_ps(_mm512_max_ps(a1, b1), c1);
             __m512 v2 = _mm512_max_ps(_mm512_max_ps(a2, b2), c2);
-            __m512 ev = _mm512_permutex2var_ps(v0, ieven, v1); /* columns cc + 2i */
-            __m512 od = _mm512_permutex2var_ps(v0, iodd, v1);  /* cc + 2i + 1 */
-            /* cc + 2i + 2: ev shifted down one lane, column cc + 32 on top */
-            __m512 e2 = _mm512_castsi512_ps(
-                _mm512_alignr_epi32(_mm512_castps_si512(v2), _mm512_castps_si512(ev), 1));
-            __m512 m = _mm512_max_ps(_mm512_max_ps(ev, od), e2);
-            _mm512_mask_storeu_ps(yr + ow, lanes(OW - ow), m);
+            _mm512_mask_storeu_ps(yr + ow, lanes(OW - ow), hmax3s2(v0, v1, v2, ieven, iodd));
         }
     }
     return !nan_scalar && !nan;
