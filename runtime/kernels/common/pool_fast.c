@@ -282,9 +282,12 @@ static void gap_run(const sqz_op_ctx *ctx) {
     const float *X = ctx->in_data[0];
     float *Y = ctx->out_data[0];
     int nt = ctx->num_threads > 1 ? ctx->num_threads : 1;
-    if (nt > 1 && nc >= nt && nc * sp >= 65536) {
-        mean_job j = {X, Y, nc, sp, nt};
-        sqz_par_for(nt, nt, mean_part, &j);
+    /* split from 8192 inputs: the planes come from a split conv, half in
+     * the other core's cache (MobileNetV2's 1280x7x7 pool at 2 threads:
+     * 16.4 us unsplit, 7.4 us split) */
+    if (nt > 1 && nc >= 4 * nt && nc * sp >= 8192) {
+        mean_job j = {X, Y, nc, sp, 4 * nt};
+        sqz_par_for(nt, 4 * nt, mean_part, &j);
         return;
     }
     for (int64_t i = 0; i < nc; i++) Y[i] = plane_mean(X + i * sp, sp);
