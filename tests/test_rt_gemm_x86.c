@@ -360,6 +360,9 @@ static void tn_act(tnode *t, int act) {
     }
 }
 
+/* scratch bytes the last successful run_impl prepare asked for */
+static size_t last_scratch;
+
 /* prepare (constant inputs visible where const_mask has the bit) + run;
  * returns prepare's rc; *out is malloc'ed (NaN-filled before run). */
 static int run_impl(const sqz_op_impl *impl, tnode *t, uint32_t n_in, const sqz_shape *shapes,
@@ -389,6 +392,7 @@ static int run_impl(const sqz_op_impl *impl, tnode *t, uint32_t n_in, const sqz_
         if (rc == 1 && ctx.params && impl->release) impl->release(ctx.params);
         return rc;
     }
+    last_scratch = ctx.scratch_bytes;
     size_t n = (size_t)sqz_shape_numel(oshape);
     float *y = falloc(n);
     for (size_t i = 0; i < n; i++) y[i] = NAN;
@@ -846,6 +850,167 @@ static void test_matmul_ops(void **state) {
     }
 }
 
+/* ------------------------------------------------------------------ gemv */
+
+/* Each ISA's gemv panel kernel against its scalar twin (sqz_gemv_ref with
+ * the kernel's vector length) and a double reference: one or two rows, every
+ * panel width, odd K and column counts, bias or none, every cheap
+ * activation; columns past n and past the rows' ldy must stay untouched. */
+static void test_gemv_kernel(void **state) {
+    (void)state;
+    collect_isas();
+    static const int64_t ks[] = {1, 2, 3, 4, 5, 7, 8, 9, 17, 33, 100, 257};
+    static const int cheap[] = {SQZ_ACT_NONE,       SQZ_ACT_RELU,       SQZ_ACT_CLIP,
+                                SQZ_ACT_LEAKY_RELU, SQZ_ACT_HARD_SWISH, SQZ_ACT_HARD_SIGMOID};
+    for (int ii = 0; ii < n_isas; ii++) {
+        const sqz_gemm_kernel *k = isas[ii].k;
+        assert_non_null(k->gemv);
+        const int VL = k->gemv_vl;
+        tu_rng rng;
+        tu_rng_seed(&rng, 23);
+        int cnt = 0;
+        for (size_t ki = 0; ki < sizeof(ks) / sizeof(ks[0]); ki++)
+            for (int nv = 1; nv <= SQZ_GEMV_MAXV; nv++)
+                for (int nn = 0; nn < 3; nn++)
+                    for (int m = 1; m <= 2; m++, cnt++) {
+                        const int64_t K = ks[ki];
+                        /* n: one column of the last vector, a partial one, all */
+                        size_t n = (size_t)(nv - 1) * (size_t)VL + (nn == 0   ? 1
+                                                                    : nn == 1 ? (size_t)(VL + 1) / 2
+                                                                              : (size_t)VL);
+                        const size_t pw = (size_t)nv * (size_t)VL, ldx = (size_t)K + 3, ldy = n + 5;
+                        int act = cheap[cnt % 6], use_bias = cnt % 3 != 0;
+                        float *x = falloc(ldx * 2), *w = falloc((size_t)K * pw), *b = falloc(pw);
+                        float *y = falloc(ldy * 2), *yr = falloc(ldy * 2);
+                        tu_fill_uniform(&rng, x, ldx * 2, -1, 1);
+                        tu_fill_uniform(&rng, w, (size_t)K * pw, -1, 1);
+                        tu_fill_uniform(&rng, b, pw, -1, 1);
+                        for (size_t i = 0; i < ldy * 2; i++) y[i] = yr[i] = 777.0f;
+                        sqz_gemm_epi e;
+                        memset(&e, 0, sizeof(e));
+                        e.act = act;
+                        e.alpha = act_alpha[act];
+                        e.beta = act_beta[act];
+                        k->gemv((size_t)K, x, ldx, (size_t)m, w, (size_t)nv, n, use_bias ? b : NULL,
+                                y, ldy, &e);
+                        sqz_gemv_ref(VL, (size_t)K, x, ldx, (size_t)m, w, (size_t)nv, n,
+                                     use_bias ? b : NULL, yr, ldy, &e);
+                        for (int r = 0; r < 2; r++)
+                            for (size_t j = 0; j < ldy; j++) {
+                                size_t i = (size_t)r * ldy + j;
+                                if (r >= m || j >= n) {
+                                    if (y[i] != 777.0f || yr[i] != 777.0f)
+                                        fail_msg("%s gemv K=%lld nv=%d n=%zu m=%d: wrote [%d][%zu]",
+                                                 isas[ii].name, (long long)K, nv, n, m, r, j);
+                                    continue;
+                                }
+                                double s = use_bias ? b[j] : 0.0;
+                                for (int64_t kk = 0; kk < K; kk++)
+                                    s += (double)x[(size_t)r * ldx + (size_t)kk] *
+                                         (double)w[(size_t)kk * pw + j];
+                                float want = act_ref(act, act_alpha[act], act_beta[act], (float)s);
+                                if (!close_enough(y[i], yr[i], K) || !close_enough(y[i], want, K))
+                                    fail_msg("%s gemv K=%lld nv=%d n=%zu m=%d act=%d: [%d][%zu] "
+                                             "%g vs twin %g vs %g",
+                                             isas[ii].name, (long long)K, nv, n, m, act, r, j,
+                                             (double)y[i], (double)yr[i], want);
+                            }
+                        free(x);
+                        free(w);
+                        free(b);
+                        free(y);
+                        free(yr);
+                    }
+    }
+}
+
+/* sqz_gemv_pack: panels of PV vectors, the last narrower, zero columns */
+static void test_gemv_pack(void **state) {
+    (void)state;
+    const int64_t K = 3, N = 21; /* VL 4, PV 2: panels 8, 8, 8 (5 columns + 3 zero) */
+    float src[3 * 21], dst[3 * 24];
+    for (int i = 0; i < 63; i++) src[i] = (float)(i + 1);
+    assert_int_equal(sqz_gemv_floats(4, 2, K, N), 3 * 24);
+    assert_int_equal(sqz_gemv_floats(4, 4, K, 17), 3 * 20); /* 16 + one vector */
+    /* src is N x K (transposed source: element (kk, j) at src[j*K + kk]) */
+    sqz_gemv_pack(4, 2, K, N, src, 1, K, 2.0f, dst);
+    for (int64_t p = 0; p < 3; p++)
+        for (int64_t kk = 0; kk < K; kk++)
+            for (int64_t c = 0; c < 8; c++) {
+                int64_t j = p * 8 + c;
+                float want = j < N ? 2.0f * src[j * K + kk] : 0.0f;
+                assert_true(dst[p * 8 * K + kk * 8 + c] == want);
+            }
+}
+
+/* Gemm / MatMul with constant weights and one or two rows (the gemv path:
+ * no scratch) against the reference, at 1..3 threads, every C form */
+static void test_gemv_ops(void **state) {
+    (void)state;
+    collect_isas();
+    static const int64_t ns[] = {1, 5, 16, 17, 63, 64, 65, 100, 129, 300};
+    static const int64_t kk[] = {1, 3, 17, 64, 300, 784};
+    for (int ii = 0; ii < n_isas; ii++) {
+        if (!isas[ii].gemm) continue;
+        tu_rng rng;
+        tu_rng_seed(&rng, 29);
+        int cnt = 0;
+        for (size_t ni = 0; ni < sizeof(ns) / sizeof(ns[0]); ni++)
+            for (size_t ki = 0; ki < sizeof(kk) / sizeof(kk[0]); ki++, cnt++) {
+                int64_t M = 1 + cnt % 2, N = ns[ni], K = kk[ki];
+                int tb = cnt % 3 == 0, cm = cnt % 5, act = cnt % 8;
+                tnode t;
+                tn_init(&t, SQZ_OP_GEMM);
+                tn_int(&t, "transB", tb);
+                if (cnt % 4 == 1) tn_float(&t, "alpha", 0.75f);
+                if (cnt % 3 == 1) tn_float(&t, "beta", -1.5f);
+                tn_act(&t, act);
+                sqz_shape sh[3];
+                memset(sh, 0, sizeof(sh));
+                sh[0] = (sqz_shape){2, {M, K}};
+                sh[1] = tb ? (sqz_shape){2, {N, K}} : (sqz_shape){2, {K, N}};
+                if (cm == 1) sh[2] = (sqz_shape){1, {N}};
+                if (cm == 2) sh[2] = (sqz_shape){1, {1}};
+                if (cm == 3) sh[2] = (sqz_shape){2, {M, N}};
+                if (cm == 4) sh[2] = (sqz_shape){2, {M, 1}};
+                float *a = falloc((size_t)(M * K)), *b = falloc((size_t)(K * N));
+                float *c = falloc((size_t)(M * N));
+                tu_fill_uniform(&rng, a, (size_t)(M * K), -1, 1);
+                tu_fill_uniform(&rng, b, (size_t)(K * N), -1, 1);
+                tu_fill_uniform(&rng, c, (size_t)(M * N), -1, 1);
+                const float *data[3] = {a, b, c};
+                char what[96];
+                for (int nt = 1; nt <= 3; nt++)
+                    for (int cconst = 0; cconst <= 1; cconst++) {
+                        snprintf(what, sizeof(what), "gemv Gemm M=%lld N=%lld K=%lld tB=%d C=%d/%d",
+                                 (long long)M, (long long)N, (long long)K, tb, cm, cconst);
+                        unsigned mask = 2u | (cconst ? 4u : 0u);
+                        int rc = compare_op(&isas[ii], isas[ii].gemm, &t, cm ? 3 : 2, sh, data,
+                                            mask, nt, K, what);
+                        assert_int_equal(rc, 0);
+                        assert_int_equal(last_scratch, 0); /* no A panels: the gemv path */
+                    }
+                /* MatMul: [M, 1, K] x [K, N] (batch rows) and [1, K] x [K, N] */
+                tnode u;
+                tn_init(&u, SQZ_OP_MATMUL);
+                tn_act(&u, act);
+                sqz_shape ms[2];
+                memset(ms, 0, sizeof(ms));
+                ms[0] = (sqz_shape){3, {M, 1, K}};
+                ms[1] = (sqz_shape){2, {K, N}};
+                snprintf(what, sizeof(what), "gemv MatMul M=%lld N=%lld K=%lld", (long long)M,
+                         (long long)N, (long long)K);
+                int rc = compare_op(&isas[ii], isas[ii].matmul, &u, 2, ms, data, 2u, 1 + cnt % 2, K,
+                                    what);
+                assert_int_equal(rc, 0);
+                assert_int_equal(last_scratch, 0);
+                free(a);
+                free(b);
+                free(c);
+            }
+    }
+}
+
 static void test_isa_cap(void **state) {
     (void)state;
     collect_isas();
@@ -883,6 +1048,8 @@ int main(void) {
         cmocka_unit_test(test_conv_declines), cmocka_unit_test(test_gemm_ops),
         cmocka_unit_test(test_matmul_ops),    cmocka_unit_test(test_px_kernel),
         cmocka_unit_test(test_band_plane),    cmocka_unit_test(test_conv_px),
+        cmocka_unit_test(test_gemv_kernel),   cmocka_unit_test(test_gemv_pack),
+        cmocka_unit_test(test_gemv_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

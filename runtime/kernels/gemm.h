@@ -102,6 +102,30 @@ typedef void (*sqz_gemm_band_fn)(const float *xc, int64_t IH, int64_t IW, int64_
 void sqz_gemm_band_ref(const float *xc, int64_t IH, int64_t IW, int64_t ih0, int64_t sh,
                        int64_t lead, int64_t sw, int64_t QH, int64_t QW, float *d);
 
+/* Matrix-vector panel (optional, kernel->gemv): one or two rows of x times
+ * one column panel of weights packed by sqz_gemv_pack, for Gemm / MatMul
+ * with constant weights and at most two rows (batch-1 classifiers, MLPs):
+ *   y[r*ldy + j] = act(bias[j] + sum_{k<K} x[r*ldx + k] * w[k*nv*VL + j])
+ * for r < m (1 or 2) and j < n, (nv-1)*VL < n <= nv*VL, nv <= SQZ_GEMV_MAXV,
+ * VL = kernel->gemv_vl (bias NULL: 0; epi->act a SIMD-cheap kind; the
+ * other epi fields unused). The weights stream once, in the order packed:
+ * no per-run packing of either operand. Twin: sqz_gemv_ref. */
+#define SQZ_GEMV_MAXV 4
+typedef void (*sqz_gemv_fn)(size_t K, const float *x, size_t ldx, size_t m, const float *w,
+                            size_t nv, size_t n, const float *bias, float *y, size_t ldy,
+                            const sqz_gemm_epi *epi);
+void sqz_gemv_ref(int VL, size_t K, const float *x, size_t ldx, size_t m, const float *w, size_t nv,
+                  size_t n, const float *bias, float *y, size_t ldy, const sqz_gemm_epi *epi);
+/* Packing of K x N weights for a gemv kernel with vector length VL in
+ * panels of up to PV vectors (PV <= SQZ_GEMV_MAXV): panel p holds columns
+ * [p*PV*VL, ...) at dst + p*PV*VL*K, nv_p = min(PV, ceil((N - p*PV*VL) / VL))
+ * vectors wide (only the last is narrower), element (kk, j) at
+ * panel[kk*nv_p*VL + j % (PV*VL)] = scale * src[kk*rs + j*cs] (columns past
+ * N: 0). sqz_gemv_floats: the floats it writes. */
+size_t sqz_gemv_floats(int VL, int PV, int64_t K, int64_t N);
+void sqz_gemv_pack(int VL, int PV, int64_t K, int64_t N, const float *src, int64_t rs, int64_t cs,
+                   float scale, float *dst);
+
 /* One ISA's microkernel and its tile shape. MR <= 16, NR <= 64. */
 typedef struct sqz_gemm_kernel {
     const char *name; /* "scalar", "avx2", "avx512", "neon" */
@@ -112,6 +136,8 @@ typedef struct sqz_gemm_kernel {
     sqz_gemm_px_fn px;                   /* pixel-major conv tile, or NULL */
     int px_m, px_p;                      /* its channels per panel, pixels per tile */
     sqz_gemm_band_fn band;               /* band-copy plane, or NULL (sqz_gemm_band_ref) */
+    sqz_gemv_fn gemv;                    /* matrix-vector panel, or NULL */
+    int gemv_vl;                         /* its vector length in floats */
 } sqz_gemm_kernel;
 
 /* Scalar twin of a px kernel with px_m = PM (same contract, any rows * np). */

@@ -88,8 +88,45 @@ static void ukernel_ind_scalar(size_t kc, const float *a, const float *b, const 
     tile_scalar(kc, a, b, boff, c, ldc, m, n, epi);
 }
 
+void sqz_gemv_ref(int VL, size_t K, const float *x, size_t ldx, size_t m, const float *w, size_t nv,
+                  size_t n, const float *bias, float *y, size_t ldy, const sqz_gemm_epi *epi) {
+    const size_t pw = nv * (size_t)VL;
+    for (size_t r = 0; r < m; r++)
+        for (size_t j = 0; j < n; j++) {
+            float acc = 0.0f;
+            for (size_t k = 0; k < K; k++) acc += x[r * ldx + k] * w[k * pw + j];
+            float v = acc + (bias ? bias[j] : 0.0f);
+            y[r * ldy + j] = act_cheap(epi->act, epi->alpha, epi->beta, v);
+        }
+}
+
+#define SC_GEMV_VL 4
+static void gemv_scalar(size_t K, const float *x, size_t ldx, size_t m, const float *w, size_t nv,
+                        size_t n, const float *bias, float *y, size_t ldy,
+                        const sqz_gemm_epi *epi) {
+    sqz_gemv_ref(SC_GEMV_VL, K, x, ldx, m, w, nv, n, bias, y, ldy, epi);
+}
+
 const sqz_gemm_kernel sqz_gemm_scalar = {
-    "scalar", SC_MR, SC_NR, ukernel_scalar, ukernel_ind_scalar, 1, NULL, 0, 0, NULL};
+    "scalar", SC_MR, SC_NR, ukernel_scalar, ukernel_ind_scalar, 1,
+    NULL,     0,     0,     NULL,           gemv_scalar,        SC_GEMV_VL};
+
+size_t sqz_gemv_floats(int VL, int PV, int64_t K, int64_t N) {
+    int64_t pw = (int64_t)VL * PV, full = N / pw, rest = (N % pw + VL - 1) / VL * VL;
+    return (size_t)(full * pw + rest) * (size_t)K;
+}
+
+void sqz_gemv_pack(int VL, int PV, int64_t K, int64_t N, const float *src, int64_t rs, int64_t cs,
+                   float scale, float *dst) {
+    const int64_t PW = (int64_t)VL * PV;
+    for (int64_t j0 = 0; j0 < N; j0 += PW) {
+        int64_t cols = N - j0 < PW ? N - j0 : PW, w = (cols + VL - 1) / VL * VL;
+        float *d = dst + j0 * K;
+        for (int64_t kk = 0; kk < K; kk++)
+            for (int64_t j = 0; j < w; j++)
+                d[kk * w + j] = j < cols ? scale * src[kk * rs + (j0 + j) * cs] : 0.0f;
+    }
+}
 
 void sqz_gemm_px_ref(int PM, size_t K, const float *w, const float *x, const int64_t *xoff,
                      int64_t xrow, size_t np, size_t rows, float *c, size_t ldc, size_t m,

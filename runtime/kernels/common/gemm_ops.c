@@ -70,6 +70,14 @@ typedef struct gop {
     int64_t batch, abatch, bbatch; /* MatMul */
     size_t scratch;
     int64_t par_min_macs; /* sqz_gemm_par_min_macs() at prepare */
+    /* gemv: at most GEMV_MAX_ROWS rows times constant weights packed by
+     * sqz_gemv_pack (wpk, alpha folded in) in gv_np panels of up to gv_pv
+     * vectors; x rows gv_ldx apart; gv_bias: beta * C when C is a constant
+     * row (folded into the store), else C is added by a post-pass (gv_post_c);
+     * gv_nt > 1: the panels are parts claimed by the threads */
+    int gv, gv_pv, gv_nt, gv_post_c, gv_kact;
+    int64_t gv_np, gv_rows, gv_ldx;
+    float *gv_bias;
 } gop;
 
 void sqz_gemm_op_release(void *params) {
@@ -77,6 +85,7 @@ void sqz_gemm_op_release(void *params) {
     if (!p) return;
     free(p->wpk);
     free(p->off);
+    free(p->gv_bias);
     free(p);
 }
 
@@ -98,6 +107,13 @@ static float *alloc_floats(size_t n) {
     if (n == 0) n = 1;
     if (n > SIZE_MAX / sizeof(float)) return NULL;
     return malloc(n * sizeof(float));
+}
+
+/* 64-byte aligned (whole-line vector loads of packed weights); free() */
+static float *alloc_floats64(size_t n) {
+    if (n == 0) n = 1;
+    if (n > (SIZE_MAX - 64) / sizeof(float)) return NULL;
+    return aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
 }
 
 /* ------------------------------------------------------------------- Conv */
@@ -432,7 +448,7 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
     gop *pp = malloc(sizeof(*pp));
     if (!pp) return sqz_op_fail(ctx, "Conv: out of memory");
     *pp = p;
-    pp->wpk = alloc_floats(p.wpk_elems * (size_t)p.group);
+    pp->wpk = alloc_floats64(p.wpk_elems * (size_t)p.group);
     if (!pp->wpk) {
         free(pp);
         return sqz_op_fail(ctx, "Conv: out of memory (packed weights)");
@@ -735,6 +751,118 @@ static void mm_args(const gop *p, sqz_gemm_args *a, int num_threads) {
     if (p->b_const) a->b.packed = p->wpk;
 }
 
+/* ------------------------------------------------------------------ gemv */
+
+/* Rows of x up to which the gemv path runs (each row pair streams the
+ * weights once; the blocked driver packs A into 8-row panels per run) */
+#define GEMV_MAX_ROWS 2
+/* fewest multiply-adds for which the gemv's panels are split over threads:
+ * parts are claimed one by one, so a helper that starts late costs nothing
+ * but the parts it takes (SQZ_GEMV_PAR_MIN=N overrides) */
+#define GEMV_PAR_MIN (1 << 16)
+
+static int64_t env_int(const char *name, int64_t dflt) {
+    const char *e = getenv(name);
+    if (!e || !*e) return dflt;
+    char *end;
+    long long v = strtoll(e, &end, 10);
+    return *end == '\0' && v >= 0 ? (int64_t)v : dflt;
+}
+
+/* Sets up the gemv path when the kernel has one, B is constant (one matrix
+ * for every batch entry) and the rows of A (contiguous, gv_ldx apart) are
+ * few; packs B. Returns 1 (not taken), 0 (taken), -1 (failure, reported). */
+static int gv_setup(sqz_op_ctx *ctx, gop *p, const float *B, const float *C) {
+    const sqz_gemm_kernel *k = p->k;
+    if (!k->gemv || env_int("SQZ_GEMV", 1) == 0) return 1;
+    if (!p->b_const || p->a_const || p->bbatch != 1 || p->abatch != p->batch) return 1;
+    int64_t rows = p->batch * p->gM;
+    if (rows > GEMV_MAX_ROWS || (p->gM > 1 && p->acs != 1)) return 1;
+    int nt = ctx->num_threads > 1 ? ctx->num_threads : 1;
+    const int VL = k->gemv_vl;
+    int64_t macs = rows * p->gN * p->gK;
+    int par = nt > 1 && macs >= env_int("SQZ_GEMV_PAR_MIN", GEMV_PAR_MIN);
+    /* panels of 4 vectors on one thread (fewest broadcasts per weight);
+     * split over threads, narrower panels (more parts) balance better */
+    int pv = SQZ_GEMV_MAXV;
+    if (par)
+        while (pv > 1 && (p->gN + (int64_t)VL * pv - 1) / ((int64_t)VL * pv) < 4 * nt) pv /= 2;
+    int64_t epv = env_int("SQZ_GEMV_PV", 0);
+    if (epv >= 1 && epv <= SQZ_GEMV_MAXV) pv = (int)epv;
+    p->gv_pv = pv;
+    p->gv_np = (p->gN + (int64_t)VL * pv - 1) / ((int64_t)VL * pv);
+    p->gv_nt = par && p->gv_np > 1 ? nt : 1;
+    p->gv_rows = rows;
+    p->gv_ldx = p->gK;
+    size_t nf = sqz_gemv_floats(VL, pv, p->gK, p->gN);
+    p->wpk = alloc_floats64(nf);
+    if (!p->wpk) return sqz_op_fail(ctx, "%s: out of memory (packed weights)", ref_opname(ctx));
+    sqz_gemv_pack(VL, pv, p->gK, p->gN, B, p->brs, p->bcs, p->op == SQZ_OP_GEMM ? p->alpha : 1.0f,
+                  p->wpk);
+    p->wpk_elems = nf;
+    /* C: a constant row (or scalar) is the kernel's column bias */
+    if (p->has_c && C && (p->c_rs == 0 || rows == 1)) {
+        p->gv_bias = alloc_floats((size_t)p->gN);
+        if (!p->gv_bias) {
+            free(p->wpk);
+            p->wpk = NULL;
+            return sqz_op_fail(ctx, "%s: out of memory", ref_opname(ctx));
+        }
+        for (int64_t j = 0; j < p->gN; j++) p->gv_bias[j] = p->beta * C[j * p->c_cs];
+    }
+    p->gv_post_c = p->has_c && !p->gv_bias;
+    p->gv_kact = !p->gv_post_c && p->act.kind != SQZ_ACT_SIGMOID && p->act.kind != SQZ_ACT_TANH;
+    p->gv = 1;
+    return 0;
+}
+
+typedef struct gv_job {
+    const gop *p;
+    const float *x;
+    float *y;
+} gv_job;
+
+/* Part = one panel of columns, every row. */
+static void gv_part(void *arg, int part) {
+    const gv_job *j = arg;
+    const gop *p = j->p;
+    const int VL = p->k->gemv_vl;
+    const int64_t PW = (int64_t)VL * p->gv_pv, j0 = PW * part;
+    const int64_t cols = p->gN - j0 < PW ? p->gN - j0 : PW;
+    sqz_gemm_epi epi;
+    memset(&epi, 0, sizeof(epi));
+    if (p->gv_kact) {
+        epi.act = p->act.kind;
+        epi.alpha = p->act.alpha;
+        epi.beta = p->act.beta;
+    }
+    const float *w = p->wpk + j0 * p->gK;
+    const float *bias = p->gv_bias ? p->gv_bias + j0 : NULL;
+    for (int64_t r = 0; r < p->gv_rows; r += 2)
+        p->k->gemv((size_t)p->gK, j->x + r * p->gv_ldx, (size_t)p->gv_ldx,
+                   p->gv_rows - r < 2 ? 1 : 2, w, (size_t)((cols + VL - 1) / VL), (size_t)cols,
+                   bias, j->y + r * p->gN + j0, (size_t)p->gN, &epi);
+}
+
+static void gv_run(const sqz_op_ctx *ctx, const float *x) {
+    const gop *p = ctx->params;
+    gv_job j = {p, x, ctx->out_data[0]};
+    if (p->gv_nt > 1)
+        sqz_par_for(p->gv_nt, (int)p->gv_np, gv_part, &j);
+    else
+        for (int64_t i = 0; i < p->gv_np; i++) gv_part(&j, (int)i);
+    if (p->gv_kact) return;
+    const float *C = p->gv_post_c ? ctx->in_data[2] : NULL;
+    for (int64_t m = 0; m < p->gv_rows; m++) {
+        float *y = j.y + m * p->gN;
+        if (C) {
+            const float *cr = C + m * p->c_rs;
+            for (int64_t n = 0; n < p->gN; n++) y[n] += p->beta * cr[n * p->c_cs];
+        }
+        ref_act_apply(&p->act, y, (size_t)p->gN);
+    }
+}
+
 /* Packs the constant operand(s): one matrix per batch entry of it. */
 static int mm_pack(sqz_op_ctx *ctx, gop *p, const float *A, const float *B) {
     size_t na = p->a_const ? sqz_gemm_packed_a_floats(p->k, p->gM, p->gK) : 0;
@@ -750,7 +878,7 @@ static int mm_pack(sqz_op_ctx *ctx, gop *p, const float *A, const float *B) {
     if (per > 0 && (size_t)cnt > SIZE_MAX / sizeof(float) / per)
         return sqz_op_fail(ctx, "%s: packed operand too large", ref_opname(ctx));
     p->wpk_elems = per;
-    p->wpk = alloc_floats(per * (size_t)cnt);
+    p->wpk = alloc_floats64(per * (size_t)cnt);
     if (!p->wpk) return sqz_op_fail(ctx, "%s: out of memory (packed operand)", ref_opname(ctx));
     for (int64_t i = 0; i < cnt; i++) {
         if (p->a_const)
@@ -774,6 +902,19 @@ static int mm_finish(sqz_op_ctx *ctx, gop *p) {
     mm_args(pp, &a, ctx->num_threads);
     ctx->params = pp;
     ctx->scratch_bytes = sqz_gemm_scratch_bytes(&a);
+    return 0;
+}
+
+static int gv_finish(sqz_op_ctx *ctx, gop *p) {
+    gop *pp = malloc(sizeof(*pp));
+    if (!pp) {
+        free(p->wpk);
+        free(p->gv_bias);
+        return sqz_op_fail(ctx, "%s: out of memory", ref_opname(ctx));
+    }
+    *pp = *p;
+    ctx->params = pp;
+    ctx->scratch_bytes = 0;
     return 0;
 }
 
@@ -816,13 +957,20 @@ int sqz_gemm_gemm_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
     p.abatch = p.bbatch = p.batch = 1;
     p.a_const = ctx->in_data[0] != NULL;
     p.b_const = ctx->in_data[1] != NULL;
-    if (mm_pack(ctx, &p, ctx->in_data[0], ctx->in_data[1])) return -1;
     p.macs = (uint64_t)(p.gM * p.gN * p.gK);
+    rc = gv_setup(ctx, &p, ctx->in_data[1], p.has_c ? ctx->in_data[2] : NULL);
+    if (rc < 0) return -1;
+    if (rc == 0) return gv_finish(ctx, &p);
+    if (mm_pack(ctx, &p, ctx->in_data[0], ctx->in_data[1])) return -1;
     return mm_finish(ctx, &p);
 }
 
 void sqz_gemm_gemm_run(const sqz_op_ctx *ctx) {
     const gop *p = ctx->params;
+    if (p->gv) {
+        gv_run(ctx, ctx->in_data[0]);
+        return;
+    }
     sqz_gemm_args a;
     mm_args(p, &a, ctx->num_threads);
     if (!p->a_const) a.a.data = ctx->in_data[0];
@@ -875,13 +1023,20 @@ int sqz_gemm_matmul_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
     p.bcs = 1;
     p.a_const = ctx->in_data[0] != NULL;
     p.b_const = ctx->in_data[1] != NULL;
-    if (mm_pack(ctx, &p, ctx->in_data[0], ctx->in_data[1])) return -1;
     p.macs = (uint64_t)(p.batch * p.gM * p.gN * p.gK);
+    rc = gv_setup(ctx, &p, ctx->in_data[1], NULL);
+    if (rc < 0) return -1;
+    if (rc == 0) return gv_finish(ctx, &p);
+    if (mm_pack(ctx, &p, ctx->in_data[0], ctx->in_data[1])) return -1;
     return mm_finish(ctx, &p);
 }
 
 void sqz_gemm_matmul_run(const sqz_op_ctx *ctx) {
     const gop *p = ctx->params;
+    if (p->gv) {
+        gv_run(ctx, ctx->in_data[0]);
+        return;
+    }
     sqz_gemm_args a;
     mm_args(p, &a, ctx->num_threads);
     const float *A = ctx->in_data[0], *B = ctx->in_data[1];

@@ -97,4 +97,94 @@ static void ukernel_neon(size_t kc, const float *a, const float *b, float *c, si
     for (size_t r = 0; r < m; r++) memcpy(c + r * ldc, buf + r * NR, n * sizeof(float));
 }
 
-const sqz_gemm_kernel sqz_gemm_neon = {"neon", MR, NR, ukernel_neon, NULL, 0, NULL, 0, 0, NULL};
+/* ---- matrix-vector panel (gemm.h: gemv): rows (1 or 2) x nv vectors of 4
+ * columns; four k steps per pass from one load of x[k..k+3] (by-lane fmla,
+ * no broadcasts), on two accumulator sets */
+NEON_INLINE void gv_tile(size_t K, const float *x, size_t ldx, const float *w, size_t n,
+                         const float *bias, float *y, size_t ldy, const sqz_gemm_epi *e,
+                         const int rows, const int nv) {
+    const size_t pw = 4 * (size_t)nv;
+    const float *x1 = x + (rows == 2 ? ldx : 0);
+    float32x4_t acc[2][2][4];
+    for (int s = 0; s < 2; s++)
+        for (int r = 0; r < 2; r++)
+            for (int v = 0; v < 4; v++) acc[s][r][v] = vdupq_n_f32(0.0f);
+    size_t k = 0;
+#define GV_STEP(S, LANE)                                                                           \
+    for (int v = 0; v < 4; v++) {                                                                  \
+        if (v >= nv) break;                                                                        \
+        float32x4_t wv = vld1q_f32(w + (size_t)(LANE)*pw + 4 * (size_t)v);                         \
+        acc[S][0][v] = vfmaq_laneq_f32(acc[S][0][v], wv, a0, LANE);                                \
+        if (rows == 2) acc[S][1][v] = vfmaq_laneq_f32(acc[S][1][v], wv, a1, LANE);                 \
+    }
+    for (; k + 4 <= K; k += 4, w += 4 * pw) {
+        const float32x4_t a0 = vld1q_f32(x + k), a1 = vld1q_f32(x1 + k);
+        GV_STEP(0, 0)
+        GV_STEP(1, 1)
+        GV_STEP(0, 2)
+        GV_STEP(1, 3)
+    }
+#undef GV_STEP
+    for (; k < K; k++, w += pw) {
+        const float a0 = x[k], a1 = x1[k];
+        for (int v = 0; v < 4; v++) {
+            if (v >= nv) break;
+            float32x4_t wv = vld1q_f32(w + 4 * (size_t)v);
+            acc[0][0][v] = vfmaq_n_f32(acc[0][0][v], wv, a0);
+            if (rows == 2) acc[0][1][v] = vfmaq_n_f32(acc[0][1][v], wv, a1);
+        }
+    }
+    for (int v = 0; v < 4; v++) {
+        if (v >= nv) break;
+        size_t lo = 4 * (size_t)v, cnt = n - lo >= 4 ? 4 : n - lo;
+        float bb[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        if (bias) memcpy(bb, bias + lo, cnt * sizeof(float));
+        for (int r = 0; r < 2; r++) {
+            if (r >= rows) break;
+            float32x4_t t = vaddq_f32(vaddq_f32(acc[0][r][v], acc[1][r][v]), vld1q_f32(bb));
+            if (e->act != SQZ_ACT_NONE) t = act4(t, e);
+            float *yr = y + (size_t)r * ldy + lo;
+            if (cnt == 4) {
+                vst1q_f32(yr, t);
+            } else {
+                float o[4];
+                vst1q_f32(o, t);
+                memcpy(yr, o, cnt * sizeof(float));
+            }
+        }
+    }
+}
+
+static void gemv_neon(size_t K, const float *x, size_t ldx, size_t m, const float *w, size_t nv,
+                      size_t n, const float *bias, float *y, size_t ldy, const sqz_gemm_epi *e) {
+    const int rows = m == 2 ? 2 : 1;
+    switch (nv) {
+    case 1:
+        if (rows == 2)
+            gv_tile(K, x, ldx, w, n, bias, y, ldy, e, 2, 1);
+        else
+            gv_tile(K, x, ldx, w, n, bias, y, ldy, e, 1, 1);
+        return;
+    case 2:
+        if (rows == 2)
+            gv_tile(K, x, ldx, w, n, bias, y, ldy, e, 2, 2);
+        else
+            gv_tile(K, x, ldx, w, n, bias, y, ldy, e, 1, 2);
+        return;
+    case 3:
+        if (rows == 2)
+            gv_tile(K, x, ldx, w, n, bias, y, ldy, e, 2, 3);
+        else
+            gv_tile(K, x, ldx, w, n, bias, y, ldy, e, 1, 3);
+        return;
+    default:
+        if (rows == 2)
+            gv_tile(K, x, ldx, w, n, bias, y, ldy, e, 2, 4);
+        else
+            gv_tile(K, x, ldx, w, n, bias, y, ldy, e, 1, 4);
+        return;
+    }
+}
+
+const sqz_gemm_kernel sqz_gemm_neon = {"neon", MR, NR, ukernel_neon, NULL,      0,
+                                       NULL,   0,  0,  NULL,         gemv_neon, 4};

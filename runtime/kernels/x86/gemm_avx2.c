@@ -136,4 +136,93 @@ static void ukernel_avx2(size_t kc, const float *a, const float *b, float *c, si
     }
 }
 
-const sqz_gemm_kernel sqz_gemm_avx2 = {"avx2", MR, NR, ukernel_avx2, NULL, 0, NULL, 0, 0, NULL};
+/* ---- matrix-vector panel (gemm.h: gemv): rows (1 or 2) x nv vectors of 8
+ * columns, KS k steps on KS accumulator sets (8 chains), the panel
+ * prefetched GV_PF floats ahead (a line per two vectors) */
+#ifndef GV_PF
+#define GV_PF 768
+#endif
+
+SQZ_INLINE void gv_tile(size_t K, const float *x, size_t ldx, const float *w, size_t n,
+                        const float *bias, float *y, size_t ldy, const sqz_gemm_epi *e,
+                        const int rows, const int nv) {
+    const int KS = rows == 1 ? (nv <= 2 ? 4 : 2) : (nv <= 2 ? 2 : 1);
+    const size_t pw = 8 * (size_t)nv;
+    const float *x1 = x + (rows == 2 ? ldx : 0);
+    __m256 acc[4][2][4];
+    for (int s = 0; s < 4; s++)
+        for (int r = 0; r < 2; r++)
+            for (int v = 0; v < 4; v++) acc[s][r][v] = _mm256_setzero_ps();
+    size_t k = 0;
+    for (; k + (size_t)KS <= K; k += (size_t)KS) {
+        for (int s = 0; s < 4; s++) {
+            if (s >= KS) break;
+            const float *ws = w + (size_t)s * pw;
+            __m256 a0 = _mm256_broadcast_ss(x + k + (size_t)s);
+            __m256 a1 = rows == 2 ? _mm256_broadcast_ss(x1 + k + (size_t)s) : a0;
+            for (int v = 0; v < 4; v++) {
+                if (v >= nv) break;
+#if GV_PF > 0
+                if (!(v & 1)) _mm_prefetch((const char *)(ws + GV_PF + 8 * v), _MM_HINT_T0);
+#endif
+                __m256 wv = _mm256_loadu_ps(ws + 8 * v);
+                acc[s][0][v] = _mm256_fmadd_ps(a0, wv, acc[s][0][v]);
+                if (rows == 2) acc[s][1][v] = _mm256_fmadd_ps(a1, wv, acc[s][1][v]);
+            }
+        }
+        w += (size_t)KS * pw;
+    }
+    for (; k < K; k++, w += pw) {
+        __m256 a0 = _mm256_broadcast_ss(x + k), a1 = _mm256_broadcast_ss(x1 + k);
+        for (int v = 0; v < 4; v++) {
+            if (v >= nv) break;
+            __m256 wv = _mm256_loadu_ps(w + 8 * v);
+            acc[0][0][v] = _mm256_fmadd_ps(a0, wv, acc[0][0][v]);
+            if (rows == 2) acc[0][1][v] = _mm256_fmadd_ps(a1, wv, acc[0][1][v]);
+        }
+    }
+    for (int v = 0; v < 4; v++) {
+        if (v >= nv) break;
+        size_t lo = 8 * (size_t)v, cnt = n - lo >= 8 ? 8 : n - lo;
+        __m256i mk = lane_mask(cnt);
+        __m256 b = bias ? _mm256_maskload_ps(bias + lo, mk) : _mm256_setzero_ps();
+        for (int r = 0; r < 2; r++) {
+            if (r >= rows) break;
+            __m256 t = acc[0][r][v];
+            for (int s = 1; s < 4; s++)
+                if (s < KS) t = _mm256_add_ps(t, acc[s][r][v]);
+            t = _mm256_add_ps(t, b);
+            if (e->act != SQZ_ACT_NONE) t = act256(t, e);
+            if (cnt == 8)
+                _mm256_storeu_ps(y + (size_t)r * ldy + lo, t);
+            else
+                _mm256_maskstore_ps(y + (size_t)r * ldy + lo, mk, t);
+        }
+    }
+}
+
+#define GV_CASE(NVV)                                                                               \
+    case NVV:                                                                                      \
+        if (m == 2)                                                                                \
+            gv_tile(K, x, ldx, w, n, bias, y, ldy, e, 2, NVV);                                     \
+        else                                                                                       \
+            gv_tile(K, x, ldx, w, n, bias, y, ldy, e, 1, NVV);                                     \
+        return;
+
+static void gemv_avx2(size_t K, const float *x, size_t ldx, size_t m, const float *w, size_t nv,
+                      size_t n, const float *bias, float *y, size_t ldy, const sqz_gemm_epi *e) {
+    switch (nv) {
+        GV_CASE(1)
+        GV_CASE(2)
+        GV_CASE(3)
+    default:
+        if (m == 2)
+            gv_tile(K, x, ldx, w, n, bias, y, ldy, e, 2, 4);
+        else
+            gv_tile(K, x, ldx, w, n, bias, y, ldy, e, 1, 4);
+        return;
+    }
+}
+
+const sqz_gemm_kernel sqz_gemm_avx2 = {"avx2", MR, NR, ukernel_avx2, NULL,      0,
+                                       NULL,   0,  0,  NULL,         gemv_avx2, 8};

@@ -482,5 +482,91 @@ static void band_avx512(const float *xc, int64_t IH, int64_t IW, int64_t ih0, in
         sqz_gemm_band_ref(xc, IH, IW, ih0, sh, lead, sw, QH, QW, d);
 }
 
+/* ---- matrix-vector panel (gemm.h: gemv): rows (1 or 2) x nv vectors of
+ * 16 columns; x[k] broadcast from memory, the panel's nv vectors loaded once
+ * per k step for both rows. The weights stream from L2 (or further): KS k
+ * steps run on KS accumulator sets (8 chains in all) so the FMA latency
+ * never stalls the loads, and the panel is prefetched GV_PF floats ahead. */
+#ifndef GV_PF
+#define GV_PF 768
+#endif
+
+SQZ_INLINE void gv_tile(size_t K, const float *x, size_t ldx, const float *w, size_t n,
+                        const float *bias, float *y, size_t ldy, const sqz_gemm_epi *e,
+                        const int rows, const int nv) {
+    const int KS = rows == 1 ? (nv <= 2 ? 4 : 2) : (nv <= 2 ? 2 : 1);
+    const size_t pw = 16 * (size_t)nv;
+    const float *x1 = x + (rows == 2 ? ldx : 0);
+    __m512 acc[4][2][4];
+    SQZ_UNROLL for (int s = 0; s < 4; s++) SQZ_UNROLL for (int r = 0; r < 2; r++)
+        SQZ_UNROLL for (int v = 0; v < 4; v++) acc[s][r][v] = _mm512_setzero_ps();
+    size_t k = 0;
+    for (; k + (size_t)KS <= K; k += (size_t)KS) {
+        SQZ_UNROLL for (int s = 0; s < 4; s++) {
+            if (s >= KS) break;
+            const float *ws = w + (size_t)s * pw;
+            __m512 a0 = _mm512_set1_ps(x[k + (size_t)s]);
+            __m512 a1 = rows == 2 ? _mm512_set1_ps(x1[k + (size_t)s]) : a0;
+            SQZ_UNROLL for (int v = 0; v < 4; v++) {
+                if (v >= nv) break;
+#if GV_PF > 0
+                _mm_prefetch((const char *)(ws + GV_PF + 16 * v), _MM_HINT_T0);
+#endif
+                __m512 wv = _mm512_loadu_ps(ws + 16 * v);
+                acc[s][0][v] = _mm512_fmadd_ps(a0, wv, acc[s][0][v]);
+                if (rows == 2) acc[s][1][v] = _mm512_fmadd_ps(a1, wv, acc[s][1][v]);
+            }
+        }
+        w += (size_t)KS * pw;
+    }
+    for (; k < K; k++, w += pw) {
+        __m512 a0 = _mm512_set1_ps(x[k]), a1 = _mm512_set1_ps(x1[k]);
+        SQZ_UNROLL for (int v = 0; v < 4; v++) {
+            if (v >= nv) break;
+            __m512 wv = _mm512_loadu_ps(w + 16 * v);
+            acc[0][0][v] = _mm512_fmadd_ps(a0, wv, acc[0][0][v]);
+            if (rows == 2) acc[0][1][v] = _mm512_fmadd_ps(a1, wv, acc[0][1][v]);
+        }
+    }
+    SQZ_UNROLL for (int v = 0; v < 4; v++) {
+        if (v >= nv) break;
+        size_t lo = 16 * (size_t)v;
+        __mmask16 mk = (__mmask16)(n >= lo + 16 ? 0xffff : ((1u << (n - lo)) - 1u));
+        __m512 b = bias ? _mm512_maskz_loadu_ps(mk, bias + lo) : _mm512_setzero_ps();
+        SQZ_UNROLL for (int r = 0; r < 2; r++) {
+            if (r >= rows) break;
+            __m512 t = acc[0][r][v];
+            SQZ_UNROLL for (int s = 1; s < 4; s++) if (s < KS) t = _mm512_add_ps(t, acc[s][r][v]);
+            t = _mm512_add_ps(t, b);
+            if (e->act != SQZ_ACT_NONE) t = act512(t, e);
+            _mm512_mask_storeu_ps(y + (size_t)r * ldy + lo, mk, t);
+        }
+    }
+}
+
+#define GV_CASE(NVV)                                                                               \
+    case NVV:                                                                                      \
+        if (m == 2)                                                                                \
+            gv_tile(K, x, ldx, w, n, bias, y, ldy, e, 2, NVV);                                     \
+        else                                                                                       \
+            gv_tile(K, x, ldx, w, n, bias, y, ldy, e, 1, NVV);                                     \
+        return;
+
+static void gemv_avx512(size_t K, const float *x, size_t ldx, size_t m, const float *w, size_t nv,
+                        size_t n, const float *bias, float *y, size_t ldy, const sqz_gemm_epi *e) {
+    switch (nv) {
+        GV_CASE(1)
+        GV_CASE(2)
+        GV_CASE(3)
+    default:
+        if (m == 2)
+            gv_tile(K, x, ldx, w, n, bias, y, ldy, e, 2, 4);
+        else
+            gv_tile(K, x, ldx, w, n, bias, y, ldy, e, 1, 4);
+        return;
+    }
+}
+
 const sqz_gemm_kernel sqz_gemm_avx512 = {
-    "avx512", MR, NR, ukernel_avx512, ukernel_ind_avx512, 1, px_avx512, PX_M, PX_P, band_avx512};
+    "avx512",  MR,   NR,   ukernel_avx512, ukernel_ind_avx512, 1,
+    px_avx512, PX_M, PX_P, band_avx512,    gemv_avx512,        16};
