@@ -212,6 +212,10 @@ static void test_conv_bit_exact(void **state) {
             {1, 64, 9, 11, 10, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 1},
             /* rounding ties (m = 0.5) */
             {1, 6, 9, 10, 11, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 2, 1},
+            /* rows past 64 bytes (vector plane fill and output copy in chunks) */
+            {1, 3, 9, 133, 5, 1, 3, 3, 1, 1, 1, 2, 1, 0, 1, 1, 0, 1, 0, 1},
+            {1, 4, 11, 131, 6, 1, 3, 3, 2, 2, 1, 1, 0, 1, 1, 1, 1, 1, 0, 2},
+            {1, 2, 6, 129, 3, 1, 1, 5, 1, 2, 0, 2, 0, 2, 1, 1, 0, 0, 0, 1},
         };
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
             assert_int_equal(conv_case(&fixed[i], k_isas[s].conv, &g, k_isas[s].name), 0);
@@ -457,6 +461,11 @@ static void test_add_bit_exact(void **state) {
             sb = 0.125f;
             sy = 0.5f;
         }
+        /* shifts at the AVX-512 16-bit path's ends (S 16..40) and past them */
+        if (it % 8 == 3) sy = sa * 600.0f;     /* m ~ 2^-9.2: S = 40 */
+        if (it % 8 == 7) sy = sa * 1500.0f;    /* S = 41: the 64-bit path */
+        if (it % 16 == 5) sy = sa / 40000.0f;  /* m ~ 2^15.3: S = 15 */
+        if (it % 16 == 13) sy = sa / 30000.0f; /* S = 16 */
         i8t t;
         i8t_init(&t, SQZ_OP_ADD);
         i8t_act(&t, 0, i8t_shape(2, (int64_t)1, n), a, sa, (int32_t)(tu_rng_u32(&g) % 256) - 128);
@@ -530,6 +539,9 @@ static void test_dispatch(void **state) {
 #endif
 
 int main(void) {
+    /* 2-thread cases split whatever the size and OMP_WAIT_POLICY (run.sh: passive)
+     * make of them (int8_simd.h sqz_i8_split_threads) */
+    setenv("SQZ_I8_SPLIT_NS", "0", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_bit_exact),
         cmocka_unit_test(test_depthwise_bit_exact),

@@ -38,6 +38,22 @@ enum { SQZ_I8_ISA_AVX2 = 1, SQZ_I8_ISA_VNNI = 2, SQZ_I8_ISA_NEON = 3, SQZ_I8_ISA
 /* Layers below this many MACs run on one thread (a few us of work). */
 #define SQZ_I8_MT_MIN_MACS ((uint64_t)1 << 19)
 
+/* Threads for a node whose single-thread work is estimated at est_ns:
+ * nt (the session's threads, >= 1) when est_ns reaches the split minimum,
+ * else 1. The minimum is ~4 us when the team's helper is awake between
+ * nodes, ~60 us with OMP_WAIT_POLICY=passive: there every split wakes a
+ * sleeping thread (a futex wake on the master plus ~15-25 us before the
+ * helper runs, measured on the 2-vCPU VM), which a node shorter than about
+ * twice that cannot win back (int8 nodes run 2-3x shorter than fp32 ones).
+ * SQZ_I8_SPLIT_NS=<ns> sets the minimum (A/B). Rough 1-thread rates for
+ * the estimates: SQZ_I8_NS_* (ns per unit of work). */
+int sqz_i8_split_threads(int nt, double est_ns);
+#define SQZ_I8_NS_MAC_PW 0.008   /* pointwise conv MAC (~125 GMAC/s) */
+#define SQZ_I8_NS_MAC_CONV 0.012 /* other conv MAC (im2col / wide planes) */
+#define SQZ_I8_NS_MAC_GEMV 0.04  /* Gemm / MatMul with one row (weight bound) */
+#define SQZ_I8_NS_MAC_DW 0.025   /* depthwise MAC (~40 GMAC/s) */
+#define SQZ_I8_NS_BYTE 0.1       /* a byte through a pool / element-wise pass */
+
 /* The int8 drivers split their loops through sqz_par_for (par.h): inside the
  * executor's one team per inference there is no parallel region per node (a
  * sleeping worker never delays a node). fn(ctx, i0, i1, part) runs items
@@ -156,6 +172,17 @@ void sqz_i8_dw_gather_vbmi(const sqz_i8_dw_gather *a, int64_t pl0, int64_t pl1);
 /* dst[j] = src[2 j], j < n (vpmovwb of 64-byte loads; reads src[0 .. 2 n - 2]
  * only; AVX-512 BW; int8_avx512.c). */
 void sqz_i8_even_bytes_avx512(const int8_t *src, int64_t n, int8_t *dst);
+/* Phase plane (fh, fw) of an H x W int8 plane x for a conv with strides
+ * sh, sw (sw 1 or 2) and top / left pads pt, pl: d[i][j] = x[i sh + fh - pt]
+ * [j sw + fw - pl], zp outside x; PH x PW bytes (AVX-512 BW; int8_avx512.c;
+ * the vector form of int8_gemm.c's conv_fill rows). */
+void sqz_i8_phase_plane_avx512(const int8_t *x, int64_t H, int64_t W, int64_t sh, int64_t sw,
+                               int64_t fh, int64_t fw, int64_t pt, int64_t pl, int64_t PH,
+                               int64_t PW, int8_t zp, int8_t *d);
+/* rows rows of n bytes: src (row stride ss) -> dst (row stride ds)
+ * (AVX-512 BW; int8_avx512.c). */
+void sqz_i8_copy_rows_avx512(const int8_t *src, int64_t ss, int8_t *dst, int64_t ds, int rows,
+                             int64_t n);
 /* The bordered u8 plane (x + 128, border zb) of an H x W int8 plane x:
  * PH x PW bytes at buf, pt rows / pl columns of border before the data
  * (AVX-512 BW; int8_avx512.c). */

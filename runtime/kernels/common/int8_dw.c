@@ -136,6 +136,15 @@ static int gather_plan(i8dw *p) {
 }
 #endif
 
+/* threads for the planes of a depthwise conv (short ones stay on one) */
+static int dw_threads(const sqz_op_ctx *ctx, const i8dw *p, int64_t planes) {
+    uint64_t macs = (uint64_t)(planes * p->li.out_sp * p->taps);
+    int nt = sqz_i8_split_threads(ctx->num_threads, (double)macs * SQZ_I8_NS_MAC_DW);
+    if (nt > planes) nt = planes > 0 ? (int)planes : 1;
+    if (macs < SQZ_I8_MT_MIN_MACS) nt = 1;
+    return nt;
+}
+
 static int dw_prepare(sqz_op_ctx *ctx, sqz_i8_dw_plane plane, int vnni) {
     /* cheap shape test first: decline what is not depthwise before analysing */
     if (ctx->n_in < 2 || ctx->in_shape[0].ndim < 3 || ctx->in_shape[0].ndim > 4 ||
@@ -222,9 +231,7 @@ static int dw_prepare(sqz_op_ctx *ctx, sqz_i8_dw_plane plane, int vnni) {
         }
         if (rc > 0) {
             int64_t planes = li->batch * li->n_co;
-            p->nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
-            if (p->nt > planes) p->nt = planes > 0 ? (int)planes : 1;
-            if ((uint64_t)(planes * li->out_sp * p->taps) < SQZ_I8_MT_MIN_MACS) p->nt = 1;
+            p->nt = dw_threads(ctx, p, planes);
             ctx->scratch_bytes = 0;
             ctx->params = p;
             return 0;
@@ -242,9 +249,7 @@ static int dw_prepare(sqz_op_ctx *ctx, sqz_i8_dw_plane plane, int vnni) {
         p->thread_bytes += 4 * plane_bytes(p);
     }
     int64_t planes = li->batch * li->n_co;
-    p->nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
-    if (p->nt > planes) p->nt = planes > 0 ? (int)planes : 1;
-    if ((uint64_t)(planes * li->out_sp * p->taps) < SQZ_I8_MT_MIN_MACS) p->nt = 1;
+    p->nt = dw_threads(ctx, p, planes);
     ctx->scratch_bytes = (size_t)p->nt * p->thread_bytes;
     ctx->params = p;
     return 0;

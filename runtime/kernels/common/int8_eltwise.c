@@ -135,7 +135,9 @@ static void mul_rows(const sqz_op_ctx *ctx, int64_t r0, int64_t r1, int part) {
 
 static void mul_run(const sqz_op_ctx *ctx) {
     const mul_p *p = ctx->params;
-    int nt = p->total >= ELT_MT_MIN ? ctx->num_threads : 1;
+    int nt = p->total >= ELT_MT_MIN
+                 ? sqz_i8_split_threads(ctx->num_threads, (double)p->total * SQZ_I8_NS_BYTE)
+                 : 1;
     sqz_i8_par_range(ctx, nt, p->rows, mul_rows);
 }
 

@@ -2,6 +2,7 @@
  * microkernels of int8_simd.h (weights packed once at prepare; OpenMP over
  * output tiles). Bit-identical to ref/int8_linear.c (same exact accumulator,
  * same requantization). */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,23 @@
 sqz_i8_rqv sqz_i8_rqv_of(sqz_rq r) {
     sqz_i8_rqv v = {r.s};
     return v;
+}
+
+int sqz_i8_split_threads(int nt, double est_ns) {
+    static _Atomic long cached = -1; /* the minimum in ns, read once */
+    long min_ns = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (min_ns < 0) {
+        const char *e = getenv("SQZ_I8_SPLIT_NS"), *w = getenv("OMP_WAIT_POLICY");
+        min_ns = (w && (w[0] == 'p' || w[0] == 'P')) ? 60000 : 4000;
+        if (e && *e) {
+            char *end;
+            long v = strtol(e, &end, 10);
+            if (*end == 0 && v >= 0) min_ns = v;
+        }
+        atomic_store_explicit(&cached, min_ns, memory_order_relaxed);
+    }
+    if (nt < 1) nt = 1;
+    return est_ns < (double)min_ns ? 1 : nt;
 }
 
 /* The drivers below serve the x86 and aarch64 microkernels; another
@@ -75,11 +93,15 @@ static int i8lin_common(sqz_op_ctx *ctx, const sqz_i8_isa *isa, i8lin **out) {
         return -1;
     }
     p->isa = isa;
-    p->nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
     const sqz_i8_linear *li = &p->li;
-    /* below ~10 us of work a second thread costs more than it brings */
+    /* short nodes stay on one thread (sqz_i8_split_threads) */
     uint64_t macs = li->op == SQZ_OP_CONV ? (uint64_t)(li->batch * li->n_co * li->out_sp * li->K)
                                           : (uint64_t)(li->rows * li->n_co * li->K);
+    const ref_geom *g0 = &li->g;
+    double ns_mac = li->op != SQZ_OP_CONV ? (li->rows == 1 ? SQZ_I8_NS_MAC_GEMV : SQZ_I8_NS_MAC_PW)
+                    : g0->k[0] * g0->k[1] * g0->k[2] == 1 ? SQZ_I8_NS_MAC_PW
+                                                          : SQZ_I8_NS_MAC_CONV;
+    p->nt = sqz_i8_split_threads(ctx->num_threads, (double)macs * ns_mac);
     if (macs < SQZ_I8_MT_MIN_MACS) p->nt = 1;
     p->Kp = (li->K + isa->q - 1) / isa->q * isa->q;
     p->kq = p->Kp / isa->q;
@@ -270,6 +292,13 @@ static void store_wide(const i8lin *p, const int8_t *ytmp, int mr, int64_t q0, i
         int64_t a = oh * PW > q0 ? oh * PW : q0, b = oh * PW + OW;
         if (b > q0 + npx) b = q0 + npx;
         if (b <= a) continue;
+#if defined(__x86_64__) || defined(_M_X64)
+        if (p->isa->isa == SQZ_I8_ISA_VNNI) { /* AVX-512 BW */
+            sqz_i8_copy_rows_avx512(ytmp + (a - q0), p->T, y + oh * OW + (a - oh * PW), li->out_sp,
+                                    mr, b - a);
+            continue;
+        }
+#endif
         for (int r = 0; r < mr; r++)
             memcpy(y + r * li->out_sp + oh * OW + (a - oh * PW), ytmp + r * p->T + (a - q0),
                    (size_t)(b - a));
@@ -313,6 +342,13 @@ static void conv_fill(const sqz_op_ctx *ctx, int64_t c0, int64_t c1, int part) {
             for (int64_t fw = 0; fw < sw; fw++) {
                 if (!p->phase_used[fh * sw + fw]) continue;
                 int8_t *d = planes + (size_t)c * p->plane + (size_t)((fh * sw + fw) * p->pp);
+#if defined(__x86_64__) || defined(_M_X64)
+                if (sw <= 2 && p->isa->isa == SQZ_I8_ISA_VNNI) { /* AVX-512 BW */
+                    sqz_i8_phase_plane_avx512(x, H, W, sh, sw, fh, fw, g->pb[1], g->pb[2], p->PH,
+                                              p->PW, (int8_t)li->zp_x, d);
+                    continue;
+                }
+#endif
                 for (int64_t i = 0; i < p->PH; i++) {
                     int8_t *row = d + i * p->PW;
                     int64_t h = i * sh + fh - g->pb[1];

@@ -149,7 +149,8 @@ static void lut_chunks(const sqz_op_ctx *ctx, int64_t c0, int64_t c1, int part) 
 static void lut_apply(const sqz_op_ctx *ctx) {
     const lut_p *p = ctx->params;
     int64_t nc = (p->n + LUT_CHUNK - 1) / LUT_CHUNK;
-    sqz_i8_par_range(ctx, p->n >= 4 * LUT_CHUNK ? ctx->num_threads : 1, nc, lut_chunks);
+    int nt = sqz_i8_split_threads(ctx->num_threads, (double)p->n * SQZ_I8_NS_BYTE);
+    sqz_i8_par_range(ctx, p->n >= 4 * LUT_CHUNK ? nt : 1, nc, lut_chunks);
 }
 
 static void unary_run(const sqz_op_ctx *ctx) {

@@ -206,7 +206,8 @@ static void mp_run(const sqz_op_ctx *ctx) {
 #if defined(__x86_64__) || defined(_M_X64)
     if (p->s2) fn = mp_planes_s2;
 #endif
-    sqz_i8_par_range(ctx, p->NC * in_sp < 32768 ? 1 : p->nt, p->NC, fn);
+    int nt = sqz_i8_split_threads(p->nt, (double)(p->NC * in_sp) * SQZ_I8_NS_BYTE);
+    sqz_i8_par_range(ctx, p->NC * in_sp < 32768 ? 1 : nt, p->NC, fn);
 }
 
 const sqz_op_impl sqz_i8_fast_maxpool = {mp_prepare, mp_run, free, NULL};

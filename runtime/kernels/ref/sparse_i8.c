@@ -507,7 +507,7 @@ static int sp8_conv_prepare(sqz_op_ctx *ctx) {
     p->P = P;
     p->spmm = sqz_spmm8_best();
     p->widen = sqz_widen8_best();
-    p->nt = ctx->num_threads > 1 ? ctx->num_threads : 1;
+    p->nt = sqz_i8_split_threads(ctx->num_threads, (double)(p->w.nnz * P) * SQZ_I8_NS_MAC_CONV);
     if ((uint64_t)(p->w.nnz * P) < SQZ_I8_MT_MIN_MACS) p->nt = 1;
     /* int16 copy of one image's input, rows padded to sqz_spmm8_stride(P) */
     ctx->scratch_bytes = (size_t)(p->li.C * sqz_spmm8_stride(P)) * sizeof(int16_t) + 64;

@@ -440,6 +440,46 @@ void sqz_i8_even_bytes_avx512(const int8_t *src, int64_t n, int8_t *dst) {
     }
 }
 
+/* n bytes src -> dst, 64 at a time, the tail masked (no libc call: rows of
+ * 7..56 bytes are the common case) */
+static inline void copy_bytes(const int8_t *src, int8_t *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) _mm512_storeu_si512(dst + i, _mm512_loadu_si512(src + i));
+    if (i < n) {
+        const __mmask64 m = ((__mmask64)1 << (n - i)) - 1;
+        _mm512_mask_storeu_epi8(dst + i, m, _mm512_maskz_loadu_epi8(m, src + i));
+    }
+}
+
+void sqz_i8_phase_plane_avx512(const int8_t *x, int64_t H, int64_t W, int64_t sh, int64_t sw,
+                               int64_t fh, int64_t fw, int64_t pt, int64_t pl, int64_t PH,
+                               int64_t PW, int8_t zp, int8_t *d) {
+    const __m512i zv = _mm512_set1_epi8(zp);
+    /* columns j with 0 <= j sw + fw - pl < W: [j0, j1) */
+    const int64_t c0 = pl - fw, j0r = c0 > 0 ? (c0 + sw - 1) / sw : 0;
+    int64_t j1 = (W + pl - fw + sw - 1) / sw;
+    if (j1 > PW) j1 = PW;
+    const int64_t j0 = j0r > j1 ? j1 : j0r, n = j1 - j0;
+    for (int64_t i = 0; i < PH; i++) {
+        int8_t *row = d + i * PW;
+        int64_t k = 0;
+        for (; k + 64 <= PW; k += 64) _mm512_storeu_si512(row + k, zv);
+        if (k < PW) _mm512_mask_storeu_epi8(row + k, ((__mmask64)1 << (PW - k)) - 1, zv);
+        const int64_t h = i * sh + fh - pt;
+        if (h < 0 || h >= H || n <= 0) continue;
+        const int8_t *src = x + h * W + j0 * sw + fw - pl;
+        if (sw == 1)
+            copy_bytes(src, row + j0, n);
+        else
+            sqz_i8_even_bytes_avx512(src, n, row + j0);
+    }
+}
+
+void sqz_i8_copy_rows_avx512(const int8_t *src, int64_t ss, int8_t *dst, int64_t ds, int rows,
+                             int64_t n) {
+    for (int r = 0; r < rows; r++) copy_bytes(src + r * ss, dst + r * ds, n);
+}
+
 void sqz_i8_dw_pack_u8(const int8_t *x, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t PH,
                        int64_t PW, uint8_t zb, uint8_t *buf) {
     const __m512i zv = _mm512_set1_epi8((char)zb), flip = _mm512_set1_epi8((char)0x80);
@@ -518,10 +558,62 @@ static int add_prepare512(sqz_op_ctx *ctx) {
     return 0;
 }
 
+/* 16 <= S <= 40: the same y from 16-bit pieces, 32 lanes per step. With
+ * M = m2 2^30 + m1 2^15 + m0 (m0, m1 < 2^15, m2 <= 1, for Ma and Mb) and
+ * (da, db) as int16 pairs, vpmaddwd gives P_k = da ma_k + db mb_k exactly
+ * (|P_0|, |P_1| < 2^24, |P_2| <= 510), so X = da Ma + db Mb = 2^15 V + r with
+ * V = P_2 2^15 + P_1 + (P_0 >> 15) and 0 <= r < 2^15. Then
+ * floor((X + 2^(S-1)) / 2^S) = floor((V + 2^(S-16)) / 2^(S-15)): adding
+ * r / 2^15 in [0, 1) to an integer numerator does not change the floor of
+ * its division by an integer. |V| < 2^26 and 2^(S-16) <= 2^24: int32. The
+ * requantized values are saturated to int16 by the pack, the zero point
+ * added with saturation and the result clamped to [lo, hi], which equals
+ * clamping the exact value (the saturated ones lie beyond both bounds). */
+static void add_run512_w(const sqz_i8_addp *p, const int8_t *a, const int8_t *b, int8_t *y) {
+    const int32_t ma0 = (int32_t)(p->Ma & 0x7FFF), ma1 = (int32_t)(p->Ma >> 15 & 0x7FFF),
+                  ma2 = (int32_t)(p->Ma >> 30), mb0 = (int32_t)(p->Mb & 0x7FFF),
+                  mb1 = (int32_t)(p->Mb >> 15 & 0x7FFF), mb2 = (int32_t)(p->Mb >> 30);
+    /* pair constants: (da, db) . (ma_k, mb_k), da in the low word */
+    const __m512i c0 = _mm512_set1_epi32(ma0 | mb0 << 16), c1 = _mm512_set1_epi32(ma1 | mb1 << 16),
+                  c2 = _mm512_set1_epi32(ma2 | mb2 << 16);
+    const __m512i half = _mm512_set1_epi32((int32_t)1 << (p->S - 16));
+    const __m128i cnt = _mm_cvtsi32_si128(p->S - 15);
+    const __m512i za = _mm512_set1_epi16((short)p->zp_a), zb = _mm512_set1_epi16((short)p->zp_b);
+    const __m512i zy = _mm512_set1_epi16((short)p->zp_y), lo = _mm512_set1_epi16((short)p->lo),
+                  hi = _mm512_set1_epi16((short)p->hi);
+    /* y may alias a or b (in-place Add): each block is loaded before it is stored */
+    for (int64_t i = 0; i < p->n; i += 32) {
+        const int64_t n = p->n - i;
+        const __mmask32 m = n >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << n) - 1);
+        const __m512i da =
+            _mm512_sub_epi16(_mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, a + i)), za);
+        const __m512i db =
+            _mm512_sub_epi16(_mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, b + i)), zb);
+        __m512i r[2];
+        for (int h = 0; h < 2; h++) {
+            const __m512i x = h ? _mm512_unpackhi_epi16(da, db) : _mm512_unpacklo_epi16(da, db);
+            const __m512i p0 = _mm512_madd_epi16(x, c0), p1 = _mm512_madd_epi16(x, c1),
+                          p2 = _mm512_madd_epi16(x, c2);
+            const __m512i v = _mm512_add_epi32(_mm512_add_epi32(_mm512_slli_epi32(p2, 15), p1),
+                                               _mm512_srai_epi32(p0, 15));
+            r[h] = _mm512_sra_epi32(_mm512_add_epi32(v, half), cnt);
+        }
+        /* unpacklo / hi took lanes 0-3 / 4-7 of each 128-bit block: the pack
+         * puts them back in order */
+        __m512i v = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), zy);
+        v = _mm512_min_epi16(_mm512_max_epi16(v, lo), hi);
+        _mm256_mask_storeu_epi8(y + i, m, _mm512_cvtepi16_epi8(v));
+    }
+}
+
 static void add_run512(const sqz_op_ctx *ctx) {
     const sqz_i8_addp *p = ctx->params;
     const int8_t *a = (const int8_t *)ctx->in_data[0], *b = (const int8_t *)ctx->in_data[1];
     int8_t *y = (int8_t *)ctx->out_data[0];
+    if (p->S >= 16 && p->S <= 40) {
+        add_run512_w(p, a, b, y);
+        return;
+    }
     const __m512i Ma = _mm512_set1_epi64(p->Ma), Mb = _mm512_set1_epi64(p->Mb);
     const __m512i rnd = _mm512_set1_epi64(p->rnd);
     const __m128i sc = _mm_cvtsi32_si128(p->S);
