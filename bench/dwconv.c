@@ -3,6 +3,11 @@
  * EfficientNet-B0 at 224x224. Prints GMAC/s per kernel family (best of
  * several timed runs) and, on AVX-512, the band kernel against the kernels
  * it replaced (SQZ_DW_BAND=0) measured in the same run.
+ * With OpenMP, a second table: 2 threads, the input rewritten before every
+ * run by two threads each writing the top or bottom half of every plane (as
+ * the 1x1 expansion convs before these layers split their output by pixels,
+ * gemm.c), the layer split by planes vs by output rows (SQZ_DW_SPLIT), same
+ * run, best run each.
  * Usage: bench_dwconv [min_seconds_per_measure (default 0.3)] */
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +17,10 @@
 
 #include "dwconv.h"
 #include "sqz/ops.h"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 typedef struct layer {
     int C, H, W, k, s;
@@ -72,9 +81,30 @@ static void make_node(bench_node *b, const layer *l) {
     b->node.attrs = b->attrs;
 }
 
-/* GMAC/s of impl on layer l (best run), or -1 when it declines / fails. */
-static double measure(const sqz_op_impl *impl, const layer *l, const float *x, const float *w,
-                      const float *bias, float *y, double min_s) {
+/* the producer of the 2-thread table: rows [H t / 2, H (t + 1) / 2) of
+ * every plane of x copied from x0 by thread t (so they sit in that core's
+ * cache, written, as a pixel-split 1x1 conv leaves them) */
+static void produce(const layer *l, const float *x0, float *x) {
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(2)
+    {
+        const int t = omp_get_thread_num();
+        const size_t hw = (size_t)l->H * (size_t)l->W;
+        const size_t r0 = (size_t)l->H * (size_t)t / 2, r1 = (size_t)l->H * (size_t)(t + 1) / 2;
+        for (size_t c = 0; c < (size_t)l->C; c++)
+            memcpy(x + c * hw + r0 * (size_t)l->W, x0 + c * hw + r0 * (size_t)l->W,
+                   (r1 - r0) * (size_t)l->W * sizeof(float));
+    }
+#else
+    memcpy(x, x0, (size_t)l->C * (size_t)l->H * (size_t)l->W * sizeof(float));
+#endif
+}
+
+/* GMAC/s of impl on layer l (best run), or -1 when it declines / fails.
+ * threads > 1: x is rewritten from x0 by produce() before every run. */
+static double measure_t(const sqz_op_impl *impl, const layer *l, const float *x0, float *xw,
+                        const float *w, const float *bias, float *y, double min_s, int threads) {
+    const float *x = threads > 1 ? xw : x0;
     bench_node bn;
     make_node(&bn, l);
     sqz_shape in[3];
@@ -103,7 +133,7 @@ static double measure(const sqz_op_impl *impl, const layer *l, const float *x, c
     ctx.out_shape = &out;
     ctx.err = err;
     ctx.err_len = sizeof(err);
-    ctx.num_threads = 1;
+    ctx.num_threads = threads;
     int rc = impl->prepare(&ctx);
     if (rc != 0) {
         if (ctx.params && impl->release) impl->release(ctx.params);
@@ -121,10 +151,12 @@ static double measure(const sqz_op_impl *impl, const layer *l, const float *x, c
     ctx.scratch = scratch;
     ctx.out_data = outs;
     double macs = (double)out.dims[1] * (double)out.dims[2] * (double)out.dims[3] * l->k * l->k;
+    if (threads > 1) produce(l, x0, xw);
     impl->run(&ctx); /* warm-up */
     double best = 1e30, t_end = now_s() + min_s;
     int reps = 0;
     do {
+        if (threads > 1) produce(l, x0, xw);
         double t0 = now_s();
         impl->run(&ctx);
         double dt = now_s() - t0;
@@ -134,6 +166,55 @@ static double measure(const sqz_op_impl *impl, const layer *l, const float *x, c
     if (impl->release) impl->release(ctx.params);
     free(scratch);
     return macs / best * 1e-9;
+}
+
+static double measure(const sqz_op_impl *impl, const layer *l, const float *x, const float *w,
+                      const float *bias, float *y, double min_s) {
+    return measure_t(impl, l, x, NULL, w, bias, y, min_s, 1);
+}
+
+/* the 2-thread table (see the top comment) */
+static int two_threads(double min_s) {
+#if defined(_OPENMP)
+    printf("\n2 threads, input rows written by two threads (top / bottom halves); GMAC/s (best "
+           "run)\n");
+    printf("%-26s %9s %9s %8s\n", "layer (CxHxW kKsS models)", "planes", "rows", "rows/pl");
+    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
+        const layer *l = &layers[i];
+        size_t nx = (size_t)l->C * (size_t)l->H * (size_t)l->W;
+        float *x0 = malloc(nx * sizeof(float)), *x = malloc(nx * sizeof(float));
+        float *y = malloc(nx * sizeof(float));
+        float *w = malloc((size_t)(l->C * l->k * l->k) * sizeof(float));
+        float *b = malloc((size_t)l->C * sizeof(float));
+        if (!x0 || !x || !y || !w || !b) {
+            fprintf(stderr, "bench_dwconv: out of memory\n");
+            return 1;
+        }
+        for (size_t j = 0; j < nx; j++) x0[j] = (float)((j * 7919u) % 1000u) * 1e-3f - 0.5f;
+        for (int j = 0; j < l->C * l->k * l->k; j++) w[j] = (float)((j * 31) % 17) * 0.05f - 0.4f;
+        for (int j = 0; j < l->C; j++) b[j] = 0.01f * (float)(j % 7);
+        char name[64];
+        snprintf(name, sizeof name, "%dx%dx%d k%ds%d %s", l->C, l->H, l->W, l->k, l->s, l->models);
+        /* planes, rows, planes again: the better planes figure is kept */
+        double g[3];
+        for (int m = 0; m < 3; m++) {
+            setenv("SQZ_DW_SPLIT", m == 1 ? "rows" : "planes", 1);
+            g[m] = measure_t(&sqz_dwconv, l, x0, x, w, b, y, min_s, 2);
+        }
+        unsetenv("SQZ_DW_SPLIT");
+        if (g[2] > g[0]) g[0] = g[2];
+        printf("%-26s %9.2f %9.2f %7.2fx\n", name, g[0], g[1], g[0] > 0 ? g[1] / g[0] : 0.0);
+        fflush(stdout);
+        free(x0);
+        free(x);
+        free(y);
+        free(w);
+        free(b);
+    }
+#else
+    (void)min_s;
+#endif
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -197,5 +278,5 @@ int main(int argc, char **argv) {
         free(w);
         free(b);
     }
-    return 0;
+    return two_threads(min_s);
 }

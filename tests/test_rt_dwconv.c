@@ -369,6 +369,60 @@ static void test_batch_threads(void **state) {
     }
 }
 
+/* 2-3 threads splitting layers by output rows (every plane's rows in bands
+ * of 4 per part, common/dwconv.c): each kernel path (band, whole-plane,
+ * padded rows, row kernels) with asymmetric pads, heights that are not a
+ * multiple of the band and batches; then forced row splits (SQZ_DW_SPLIT=rows)
+ * on shorter planes and forced plane splits on the same shapes. Every case
+ * is above the 2^19-MAC split threshold. */
+static void test_row_split(void **state) {
+    (void)state;
+    tu_rng rng;
+    tu_rng_seed(&rng, 2468);
+    static const struct {
+        int64_t C, H, W;
+        int k, s;
+    } sh[] = {
+        {24, 56, 56, 3, 1}, /* band kernel */
+        {16, 57, 50, 5, 1}, /* band kernel, 57 rows */
+        {80, 28, 28, 3, 1}, /* whole-plane kernel */
+        {96, 56, 56, 3, 2}, /* whole-plane kernel, stride 2 */
+        {48, 59, 30, 5, 2}, /* whole-plane kernel, 30 rows */
+        {32, 30, 70, 3, 1}, /* padded rows (> 64 wide) */
+        {64, 60, 80, 3, 2}, /* row kernels, stride 2 */
+        {32, 120, 72, 3, 2} /* row kernels, 60 rows */
+    };
+    for (int i = 0; i < (int)(sizeof sh / sizeof sh[0]); i++)
+        for (int v = 0; v < 2; v++) {
+            conv_case c = dw_case(sh[i].C, sh[i].H, sh[i].W, sh[i].k, sh[i].s);
+            c.threads = 2 + v;
+            if (v) { /* 3 threads, asymmetric pads, batch 2 */
+                c.pads[0] = sh[i].k - 1;
+                c.pads[1] = 0;
+                c.pads[2] = 0;
+                c.pads[3] = 1;
+                c.N = 2;
+            }
+            set_act(&c, v ? SQZ_ACT_SIGMOID : SQZ_ACT_CLIP);
+            check_case(&rng, &c);
+        }
+    static const struct {
+        int64_t C, H, W;
+        int k, s;
+    } small[] = {{320, 14, 14, 3, 1}, {120, 14, 14, 5, 1}, {320, 28, 28, 3, 2}, {48, 20, 90, 3, 1}};
+    for (int f = 0; f < 2; f++) {
+        assert_int_equal(setenv("SQZ_DW_SPLIT", f ? "planes" : "rows", 1), 0);
+        for (int i = 0; i < (int)(sizeof small / sizeof small[0]); i++) {
+            conv_case c = dw_case(small[i].C, small[i].H, small[i].W, small[i].k, small[i].s);
+            c.threads = 2 + i % 2;
+            c.pads[2] = 0;
+            set_act(&c, SQZ_ACT_HARD_SWISH);
+            check_case(&rng, &c);
+        }
+        unsetenv("SQZ_DW_SPLIT");
+    }
+}
+
 /* convs outside the covered case are declined (and still checked against the
  * reference through the general path by the e2e tests) */
 static void test_declines(void **state) {
@@ -426,8 +480,8 @@ static void test_report(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shapes),        cmocka_unit_test(test_acts_and_channels),
-        cmocka_unit_test(test_batch_threads), cmocka_unit_test(test_declines),
-        cmocka_unit_test(test_report),
+        cmocka_unit_test(test_batch_threads), cmocka_unit_test(test_row_split),
+        cmocka_unit_test(test_declines),      cmocka_unit_test(test_report),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

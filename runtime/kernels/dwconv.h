@@ -99,6 +99,10 @@ typedef struct sqz_dw_plane {
     int pt, pl;       /* top / left padding (bottom / right implied by OH / OW) */
     int act;          /* as sqz_dw_row.act */
     float alpha, beta;
+    /* output rows computed: [oy0, oy1), oy1 == 0 meaning OH (a zeroed struct:
+     * the whole plane); the others are not written. Threads split layers
+     * with wide planes by rows (common/dwconv.c). */
+    int oy0, oy1;
 } sqz_dw_plane;
 /* Floats of the buffer a plane needs (0: not covered). The geometry fields
  * (everything but w, bias, act, alpha, beta) fix it. */
@@ -106,7 +110,9 @@ size_t sqz_dw_plane_floats_avx512(const sqz_dw_plane *a);
 /* Zero a buffer once before its first plane; planes of the same geometry then
  * reuse it (each overwrites only the data part). */
 void sqz_dw_plane_zero_avx512(const sqz_dw_plane *a, float *buf);
-/* Copy x (H x W) into buf (sqz_dw_plane_floats_avx512 floats, zeroed once). */
+/* Copy x (H x W) into buf (sqz_dw_plane_floats_avx512 floats, zeroed once):
+ * the input rows output rows [oy0, oy1) read; planes sharing a buffer must
+ * share the row range. */
 void sqz_dw_plane_pack_avx512(const sqz_dw_plane *a, const float *x, float *buf);
 /* y (OH x OW) from a packed buf. Callers pack the next plane into a second
  * buffer before computing this one: the loads then do not wait for the

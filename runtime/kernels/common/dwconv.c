@@ -26,6 +26,11 @@
  * 1.01-1.14x) */
 #define DW_BAND_MIN_OW 32
 #define DW_BAND_MAX_OW 64
+/* row splits: bands of DW_ROW_UNIT output rows (the band and whole-plane
+ * kernels' passes), for planes with out_h >= DW_SPLIT_ROWS_MIN_OH */
+#define DW_ROW_UNIT 4
+#define DW_ROW_PARTS_PER_THREAD 2
+#define DW_SPLIT_ROWS_MIN_OH 28
 
 /* ------------------------------------------------------------ CPU support */
 
@@ -170,12 +175,19 @@ typedef struct dw_p {
     size_t cb_floats;    /* > 0: the AVX-512 channel-block kernel, buffer floats per part */
     size_t band_floats;  /* > 0: the band kernel, buffer floats per part */
     int band_avx2;       /* the band kernel is the AVX2 one (else AVX-512) */
+    int split_rows;      /* threads split the layer by output rows (else planes) */
     int64_t cblocks;     /* channel blocks of 16 per image (cb kernel) */
     int pw;              /* > 0: rows are read from a zero-padded ring of pw-float rows */
     size_t ring_floats;  /* floats of one part's ring buffer (ring_rows x pw) */
     float *cbw;          /* cb kernel: per block [k*k][16] weights then [16] biases */
     float zero[];        /* max(W, pw) zeros: the vertical padding row, then the cbw floats */
 } dw_p;
+
+/* the post-pass activation on output rows [ob, oe) of plane y */
+static void post_rows(const dw_p *p, float *y, int ob, int oe) {
+    if (oe > ob)
+        ref_act_apply(&p->act, y + (size_t)ob * (size_t)p->OW, (size_t)(oe - ob) * (size_t)p->OW);
+}
 
 #if defined(__x86_64__)
 static void cb_args(const dw_p *p, sqz_dw_cb *a) {
@@ -231,9 +243,10 @@ static void plane_args(const dw_p *p, sqz_dw_plane *a) {
     a->beta = p->act.beta;
 }
 
-/* planes [b, e) with the whole-plane kernel, buf: this thread's buffer */
-static void dw_planes_avx512(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e,
-                             float *buf) {
+/* output rows [ob, oe) of planes [b, e) with the whole-plane kernel, buf:
+ * this thread's buffer */
+static void dw_planes_avx512(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e, int ob,
+                             int oe, float *buf) {
     const float *X = ctx->in_data[0], *Wt = ctx->in_data[1];
     const float *B = p->has_bias ? ctx->in_data[2] : NULL;
     float *Y = ctx->out_data[0];
@@ -241,6 +254,8 @@ static void dw_planes_avx512(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, in
     const size_t kk = (size_t)p->k * (size_t)p->k;
     sqz_dw_plane a;
     plane_args(p, &a);
+    a.oy0 = ob;
+    a.oy1 = oe;
     /* two buffers: plane i + 1 is packed before plane i is computed */
     float *bufs[2] = {buf, buf + p->plane_floats};
     sqz_dw_plane_zero_avx512(&a, bufs[0]);
@@ -254,12 +269,14 @@ static void dw_planes_avx512(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, in
         a.bias = B ? B[c] : 0.0f;
         float *y = Y + (size_t)i * out_sp;
         sqz_dw_plane_compute_avx512(&a, bufs[(i - b) & 1], y);
-        if (p->post) ref_act_apply(&p->act, y, out_sp);
+        if (p->post) post_rows(p, y, ob, oe);
     }
 }
 
-/* planes [b, e) with the band kernel, buf: this part's buffer */
-static void dw_planes_band(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e, float *buf) {
+/* output rows [ob, oe) of planes [b, e) with the band kernel, buf: this
+ * part's buffer */
+static void dw_planes_band(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e, int ob,
+                           int oe, float *buf) {
     const float *X = ctx->in_data[0], *Wt = ctx->in_data[1];
     const float *B = p->has_bias ? ctx->in_data[2] : NULL;
     float *Y = ctx->out_data[0];
@@ -267,6 +284,8 @@ static void dw_planes_band(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int6
     const size_t kk = (size_t)p->k * (size_t)p->k;
     sqz_dw_plane a;
     plane_args(p, &a);
+    a.oy0 = ob;
+    a.oy1 = oe;
     if (p->band_avx2)
         sqz_dw_band_zero_avx2(&a, buf);
     else
@@ -280,7 +299,7 @@ static void dw_planes_band(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int6
             sqz_dw_band_run_avx2(&a, X + (size_t)i * in_sp, y, buf);
         else
             sqz_dw_band_run_avx512(&a, X + (size_t)i * in_sp, y, buf);
-        if (p->post) ref_act_apply(&p->act, y, out_sp);
+        if (p->post) post_rows(p, y, ob, oe);
     }
 }
 
@@ -291,6 +310,25 @@ static int band_enabled(void) {
     return !(e && e[0] == '0');
 }
 #endif
+
+/* Threads split a layer by output rows (each part a band of rows of every
+ * plane) or by planes. The 1x1 convs around a depthwise conv split planes of
+ * 28 rows and more by pixels (gemm.c plan_split, printed for MNASNet 1.0 at 2
+ * threads: the 112 / 56 / 28-row expansions with up to 120 channels and the
+ * projections), so each core holds the top or bottom rows of every channel:
+ * a split by planes reads half its input from the other core's cache and
+ * leaves half its output there for the next conv. The executor's team gives
+ * the master the first parts and the helper the last ones (par.c), so a row
+ * split keeps each core on its own rows. Smaller planes stay split by planes
+ * (their expansions split by channels); channel blocks (out_w <= 8) always.
+ * SQZ_DW_SPLIT=planes / rows (read at prepare) for A/B; bench_dwconv's
+ * 2-thread table. Not yet measured on a quiet machine. */
+static int split_rows(const dw_p *p) {
+    const char *e = getenv("SQZ_DW_SPLIT");
+    int mode = e && e[0] == 'p' ? 1 : e && e[0] == 'r' ? 2 : 0;
+    if (p->cb_floats || mode == 1 || p->OH < 2 * DW_ROW_UNIT) return 0;
+    return mode == 2 || p->OH >= DW_SPLIT_ROWS_MIN_OH;
+}
 
 /* 1 (decline) unless ctx is a depthwise conv this file covers. */
 static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
@@ -434,6 +472,7 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
         p->band_avx2 = p->band_floats != 0;
     }
 #endif
+    p->split_rows = split_rows(p);
     sqz_shape *y = &ctx->out_shape[0];
     y->ndim = 4;
     y->dims[0] = N;
@@ -453,7 +492,9 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     return 0;
 }
 
-static void dw_plane(const dw_p *p, const float *x, const float *w, float bias, float *y) {
+/* output rows [ob, oe) of one plane */
+static void dw_plane(const dw_p *p, const float *x, const float *w, float bias, float *y, int ob,
+                     int oe) {
     sqz_dw_row a;
     a.w = w;
     a.bias = bias;
@@ -470,9 +511,8 @@ static void dw_plane(const dw_p *p, const float *x, const float *w, float bias, 
     a.beta = p->act.beta;
     const float *rows[5 + 2];
     const int k = p->k, s = p->s, nr = k + s;
-    int oy = 0;
-    for (; oy < p->OH; oy += 2) {
-        int two = oy + 1 < p->OH;
+    for (int oy = ob; oy < oe; oy += 2) {
+        int two = oy + 1 < oe;
         int iy0 = oy * s - p->pt;
         for (int r = 0; r < (two ? nr : k); r++) {
             int iy = iy0 + r;
@@ -481,7 +521,7 @@ static void dw_plane(const dw_p *p, const float *x, const float *w, float bias, 
         float *y0 = y + (size_t)oy * (size_t)p->OW;
         p->fn(&a, rows, y0, two ? y0 + p->OW : NULL);
     }
-    if (p->post) ref_act_apply(&p->act, y, (size_t)p->OH * (size_t)p->OW);
+    if (p->post) post_rows(p, y, ob, oe);
 }
 
 typedef struct dw_job {
@@ -489,6 +529,7 @@ typedef struct dw_job {
     const sqz_op_ctx *ctx;
     int64_t planes; /* units of work: planes, or channel blocks (cb kernel) */
     int parts;
+    int rows; /* 1: each part computes a band of output rows of every plane */
 } dw_job;
 
 /* dw_plane on padded rows: input row iy lives in ring slot iy % (k + s), at
@@ -496,7 +537,7 @@ typedef struct dw_job {
  * zeroed by the caller once per part); rows are copied when an output row
  * pair first needs them, each row once per plane. */
 static void dw_plane_padded(const dw_p *p, const float *x, const float *w, float bias, float *y,
-                            float *ring) {
+                            int ob, int oe, float *ring) {
     sqz_dw_row a;
     a.w = w;
     a.bias = bias;
@@ -513,9 +554,10 @@ static void dw_plane_padded(const dw_p *p, const float *x, const float *w, float
     a.beta = p->act.beta;
     const float *rows[5 + 2];
     const int k = p->k, s = p->s, nr = k + s;
-    int next = 0; /* input rows [0, next) are (or were) in the ring */
-    for (int oy = 0; oy < p->OH; oy += 2) {
-        int two = oy + 1 < p->OH;
+    /* input rows [first, next) are (or were) in the ring */
+    int next = ob * s - p->pt > 0 ? ob * s - p->pt : 0;
+    for (int oy = ob; oy < oe; oy += 2) {
+        int two = oy + 1 < oe;
         int iy0 = oy * s - p->pt;
         for (int r = 0; r < (two ? nr : k); r++) {
             int iy = iy0 + r;
@@ -533,12 +575,13 @@ static void dw_plane_padded(const dw_p *p, const float *x, const float *w, float
         float *y0 = y + (size_t)oy * (size_t)p->OW;
         p->fn(&a, rows, y0, two ? y0 + p->OW : NULL);
     }
-    if (p->post) ref_act_apply(&p->act, y, (size_t)p->OH * (size_t)p->OW);
+    if (p->post) post_rows(p, y, ob, oe);
 }
 
-/* planes [b, e) on padded rows, ring: this part's buffer */
-static void dw_planes_padded(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e,
-                             float *ring) {
+/* output rows [ob, oe) of planes [b, e) on padded rows, ring: this part's
+ * buffer */
+static void dw_planes_padded(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e, int ob,
+                             int oe, float *ring) {
     const float *X = ctx->in_data[0], *Wt = ctx->in_data[1];
     const float *B = p->has_bias ? ctx->in_data[2] : NULL;
     float *Y = ctx->out_data[0];
@@ -548,12 +591,12 @@ static void dw_planes_padded(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, in
     for (int64_t i = b; i < e; i++) {
         int64_t c = i % p->C;
         dw_plane_padded(p, X + (size_t)i * in_sp, Wt + (size_t)c * kk, B ? B[c] : 0.0f,
-                        Y + (size_t)i * out_sp, ring);
+                        Y + (size_t)i * out_sp, ob, oe, ring);
     }
 }
 
-/* planes [b, e) */
-static void dw_planes(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e) {
+/* output rows [ob, oe) of planes [b, e) */
+static void dw_planes(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e, int ob, int oe) {
     const float *X = ctx->in_data[0], *Wt = ctx->in_data[1];
     const float *B = p->has_bias ? ctx->in_data[2] : NULL;
     float *Y = ctx->out_data[0];
@@ -562,13 +605,22 @@ static void dw_planes(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e
     for (int64_t i = b; i < e; i++) {
         int64_t c = i % p->C;
         dw_plane(p, X + (size_t)i * in_sp, Wt + (size_t)c * kk, B ? B[c] : 0.0f,
-                 Y + (size_t)i * out_sp);
+                 Y + (size_t)i * out_sp, ob, oe);
     }
 }
 
 static void dw_part(void *arg, int t) {
     const dw_job *j = arg;
     int64_t b = j->planes * t / j->parts, e = j->planes * (t + 1) / j->parts;
+    int ob = 0, oe = j->p->OH;
+    if (j->rows) { /* bands of DW_ROW_UNIT rows */
+        const int64_t units = (j->p->OH + DW_ROW_UNIT - 1) / DW_ROW_UNIT;
+        b = 0;
+        e = j->p->N * j->p->C;
+        ob = (int)(units * t / j->parts) * DW_ROW_UNIT;
+        oe = (int)(units * (t + 1) / j->parts) * DW_ROW_UNIT;
+        if (oe > j->p->OH) oe = j->p->OH;
+    }
 #if defined(__x86_64__)
     if (j->p->cb_floats) {
         dw_cblocks_avx512(j->p, j->ctx, b, e,
@@ -576,22 +628,22 @@ static void dw_part(void *arg, int t) {
         return;
     }
     if (j->p->band_floats) {
-        dw_planes_band(j->p, j->ctx, b, e,
+        dw_planes_band(j->p, j->ctx, b, e, ob, oe,
                        (float *)j->ctx->scratch + (size_t)t * j->p->band_floats);
         return;
     }
     if (j->p->plane_floats) {
         float *buf = (float *)j->ctx->scratch + (size_t)t * 2 * j->p->plane_floats;
-        dw_planes_avx512(j->p, j->ctx, b, e, buf);
+        dw_planes_avx512(j->p, j->ctx, b, e, ob, oe, buf);
         return;
     }
 #endif
     if (j->p->pw) {
-        dw_planes_padded(j->p, j->ctx, b, e,
+        dw_planes_padded(j->p, j->ctx, b, e, ob, oe,
                          (float *)j->ctx->scratch + (size_t)t * j->p->ring_floats);
         return;
     }
-    dw_planes(j->p, j->ctx, b, e);
+    dw_planes(j->p, j->ctx, b, e, ob, oe);
 }
 
 static void dw_run(const sqz_op_ctx *ctx) {
@@ -606,10 +658,14 @@ static void dw_run(const sqz_op_ctx *ctx) {
     if (nt > 1 && (double)planes * (double)out_sp * (double)kk < 524288.0) nt = 1;
     /* a few parts per thread: a helper that starts late (a sleeping worker,
      * par.h) still takes a share */
-    int parts = nt > 1 ? DW_PARTS_PER_THREAD * nt : 1;
-    const int64_t units = p->cb_floats ? p->N * p->cblocks : planes;
+    const int rows = nt > 1 && p->split_rows;
+    /* row parts: fewer (each re-reads the k - 1 input rows at its edges) */
+    int parts = nt > 1 ? (rows ? DW_ROW_PARTS_PER_THREAD : DW_PARTS_PER_THREAD) * nt : 1;
+    const int64_t units = rows           ? (p->OH + DW_ROW_UNIT - 1) / DW_ROW_UNIT
+                          : p->cb_floats ? p->N * p->cblocks
+                                         : planes;
     if (parts > units) parts = (int)units;
-    dw_job j = {p, ctx, units, parts};
+    dw_job j = {p, ctx, units, parts, rows};
     sqz_par_for(nt, parts, dw_part, &j);
 }
 

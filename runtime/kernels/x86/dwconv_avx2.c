@@ -234,16 +234,16 @@ DW_INLINE void band_copy_row(const sqz_dw_plane *a, const float *x, float *dst, 
         }                                                                                          \
     } while (0)
 #define BD_STROW(j)                                                                                \
-    if (oy0 + (j) < a->OH) {                                                                       \
+    if (oy0 + (j) < oend) {                                                                        \
         float *yr = y + (size_t)(oy0 + (j)) * (size_t)a->OW + c0;                                  \
         BD_STORE(j, 0);                                                                            \
         BD_STORE(j, 1);                                                                            \
     }
 
-/* 4 output rows from oy0 (rows < OH stored), NV (1..2) vectors from column
+/* 4 output rows from oy0 (rows < oend stored), NV (1..2) vectors from column
  * c0; rp[u] = ring row of input row oy0 - pt + u */
-DW_INLINE void band_pass(const sqz_dw_plane *a, const float *const *rp, float *y, int oy0, int c0,
-                         const int K, const int NV) {
+DW_INLINE void band_pass(const sqz_dw_plane *a, const float *const *rp, float *y, int oy0, int oend,
+                         int c0, const int K, const int NV) {
     const int b0 = BD_OFF - a->pl;
     const __m256 z = _mm256_set1_ps(a->bias);
     __m256 a00 = z, a01 = z, a10 = z, a11 = z, a20 = z, a21 = z, a30 = z, a31 = z;
@@ -284,9 +284,12 @@ DW_INLINE void band_run(const sqz_dw_plane *a, const float *x, float *y, float *
     const float *zero = buf + (size_t)ns * (size_t)rf;
     const int nvt = (a->OW + 7) / 8;
     const __m256i tail = mask_n(a->W % 8);
-    int next = 0, nslot = 0; /* input rows [0, next) were copied; next's slot */
-    int base = -a->pt, bslot = ((base % ns) + ns) % ns; /* first row of the band, its slot */
-    for (int oy0 = 0; oy0 < a->OH; oy0 += BD_R) {
+    /* output rows [ob, o1) (sqz_dw_plane.oy0 / oy1) */
+    int ob = a->oy0 > 0 ? a->oy0 : 0, o1 = a->oy1 > 0 && a->oy1 < a->OH ? a->oy1 : a->OH;
+    int base = ob - a->pt, bslot = ((base % ns) + ns) % ns; /* first row of the band, its slot */
+    /* input rows [first, next) were copied; next's slot */
+    int next = base > 0 ? base : 0, nslot = next % ns;
+    for (int oy0 = ob; oy0 < o1; oy0 += BD_R) {
         int end = oy0 + BD_AHEAD * BD_R + BD_R - 1 - a->pt + K;
         if (end > a->H) end = a->H;
         for (; next < end; next++) {
@@ -303,8 +306,8 @@ DW_INLINE void band_run(const sqz_dw_plane *a, const float *x, float *y, float *
         bslot += BD_R;
         if (bslot >= ns) bslot -= ns;
         int v = 0;
-        for (; v + 2 <= nvt; v += 2) band_pass(a, rp, y, oy0, 8 * v, K, 2);
-        if (v < nvt) band_pass(a, rp, y, oy0, 8 * v, K, 1);
+        for (; v + 2 <= nvt; v += 2) band_pass(a, rp, y, oy0, o1, 8 * v, K, 2);
+        if (v < nvt) band_pass(a, rp, y, oy0, o1, 8 * v, K, 1);
     }
 }
 

@@ -203,6 +203,14 @@ sqz_dw_row_fn sqz_dw_row_avx512(int k, int stride) {
 
 #define PL_LD 48 /* floats per padded row (per half row for stride 2) */
 
+/* the output rows to compute, [*r0, *r1) (sqz_dw_plane.oy0 / oy1) */
+static void plane_range(const sqz_dw_plane *a, int *r0, int *r1) {
+    int e = a->oy1 > 0 && a->oy1 < a->OH ? a->oy1 : a->OH;
+    int b = a->oy0 > 0 ? a->oy0 : 0;
+    *r0 = b < e ? b : e;
+    *r1 = e;
+}
+
 /* rows of the padded plane the outputs read, and its data rows / columns */
 static void plane_dims(const sqz_dw_plane *a, int *nrows, int *rows_data, int *cols_data) {
     int nr = (a->OH - 1) * a->stride + a->k, nc = (a->OW - 1) * a->stride + a->k;
@@ -236,11 +244,18 @@ DW_INLINE __mmask16 mask_16(int n) {
 
 /* copy the plane's data rows into the buffer (padding untouched) */
 static void plane_pack(const sqz_dw_plane *a, const float *x, float *buf) {
-    int nr, rd, cd;
+    int nr, rd, cd, o0, o1;
     plane_dims(a, &nr, &rd, &cd);
+    plane_range(a, &o0, &o1);
+    /* data rows [r0, rd) the output rows [o0, o1) read */
+    int r0 = o0 * a->stride - a->pt;
+    if (r0 < 0) r0 = 0;
+    if (o1 > o0 && (o1 - 1) * a->stride - a->pt + a->k < rd)
+        rd = (o1 - 1) * a->stride - a->pt + a->k;
+    if (o1 <= o0) rd = 0;
     if (a->stride == 1) {
         const __mmask16 m0 = mask_16(cd), m1 = mask_16(cd - 16), m2 = mask_16(cd - 32);
-        for (int r = 0; r < rd; r++) {
+        for (int r = r0; r < rd; r++) {
             const float *src = x + (size_t)r * (size_t)a->W;
             float *dst = buf + (size_t)(r + a->pt) * PL_LD + a->pl;
             _mm512_mask_storeu_ps(dst, m0, _mm512_maskz_loadu_ps(m0, src));
@@ -265,7 +280,7 @@ static void plane_pack(const sqz_dw_plane *a, const float *x, float *buf) {
     const __mmask16 m0 = mask_16(cd), m1 = mask_16(cd - 16);
     const __m512i iep = _mm512_and_si512(ie, _mm512_set1_epi32(31)),
                   iop = _mm512_and_si512(io, _mm512_set1_epi32(31));
-    for (int r = 0; r < rd; r++) {
+    for (int r = r0; r < rd; r++) {
         const float *src = x + (size_t)r * (size_t)a->W;
         float *dst = buf + (size_t)(r + a->pt) * 2 * PL_LD;
         __m512 z0 = _mm512_maskz_loadu_ps(m0, src), z1 = _mm512_maskz_loadu_ps(m1, src + 16);
@@ -358,12 +373,13 @@ DW_INLINE void plane_run(const sqz_dw_plane *a, const float *buf, float *y, cons
                          const int S, const int NV) {
     __m512 wv[25];
     for (int i = 0; i < K * K; i++) wv[i] = _mm512_set1_ps(a->w[i]);
-    int oy = 0;
+    int oy, o1;
+    plane_range(a, &oy, &o1);
     if (NV == 2 && K == 5)
-        for (; oy + 2 <= a->OH; oy += 2) plane_rows(a, buf, y, wv, oy, K, S, 2, NV);
+        for (; oy + 2 <= o1; oy += 2) plane_rows(a, buf, y, wv, oy, K, S, 2, NV);
     else
-        for (; oy + 4 <= a->OH; oy += 4) plane_rows(a, buf, y, wv, oy, K, S, 4, NV);
-    for (; oy < a->OH; oy++) plane_rows(a, buf, y, wv, oy, K, S, 1, NV);
+        for (; oy + 4 <= o1; oy += 4) plane_rows(a, buf, y, wv, oy, K, S, 4, NV);
+    for (; oy < o1; oy++) plane_rows(a, buf, y, wv, oy, K, S, 1, NV);
 }
 
 void sqz_dw_plane_pack_avx512(const sqz_dw_plane *a, const float *x, float *buf) {
@@ -634,7 +650,7 @@ DW_INLINE void band_copy_row(const sqz_dw_plane *a, const float *x, float *dst, 
     if (i < W) _mm512_store_ps(dst + BD_OFF + i, _mm512_maskz_loadu_ps(tail, x + i));
 }
 
-/* BD_R (4) output rows from oy0 (only rows < OH stored), NV (1..4) vectors
+/* BD_R (4) output rows from oy0 (only rows < oend stored), NV (1..4) vectors
  * from column c0; rp[u] = ring row of input row oy0 - pt + u. Per tap
  * column kx its k weights are broadcast, then each input row of the band is
  * loaded once (NV vectors) for the up to k output rows it feeds: up to 12
@@ -670,7 +686,7 @@ DW_INLINE void band_copy_row(const sqz_dw_plane *a, const float *x, float *dst, 
         }                                                                                          \
     } while (0)
 #define BD_STROW(j)                                                                                \
-    if (oy0 + (j) < a->OH) {                                                                       \
+    if (oy0 + (j) < oend) {                                                                        \
         float *yr = y + (size_t)(oy0 + (j)) * (size_t)a->OW + c0;                                  \
         BD_STORE(j, 0);                                                                            \
         BD_STORE(j, 1);                                                                            \
@@ -678,8 +694,8 @@ DW_INLINE void band_copy_row(const sqz_dw_plane *a, const float *x, float *dst, 
         BD_STORE(j, 3);                                                                            \
     }
 
-DW_INLINE void band_pass(const sqz_dw_plane *a, const float *const *rp, float *y, int oy0, int c0,
-                         const int K, const int NV) {
+DW_INLINE void band_pass(const sqz_dw_plane *a, const float *const *rp, float *y, int oy0, int oend,
+                         int c0, const int K, const int NV) {
     const int b0 = BD_OFF - a->pl; /* ring offset of padded column 0 */
     const __m512 z = _mm512_set1_ps(a->bias);
     __m512 a00 = z, a01 = z, a02 = z, a03 = z, a10 = z, a11 = z, a12 = z, a13 = z;
@@ -742,9 +758,12 @@ DW_INLINE void band_run(const sqz_dw_plane *a, const float *x, float *y, float *
     const __mmask16 tail = mask_n(a->W % 16);
     /* ring slot of input row iy: iy mod ns, kept incrementally (no divides:
      * an idiv per row cost as much as the FMAs of a 28-wide row) */
-    int next = 0, nslot = 0; /* input rows [0, next) were copied; next's slot */
-    int base = -a->pt, bslot = ((base % ns) + ns) % ns; /* first row of the band, its slot */
-    for (int oy0 = 0; oy0 < a->OH; oy0 += BD_R) {
+    int ob, o1;
+    plane_range(a, &ob, &o1);
+    int base = ob - a->pt, bslot = ((base % ns) + ns) % ns; /* first row of the band, its slot */
+    /* input rows [first, next) were copied; next's slot */
+    int next = base > 0 ? base : 0, nslot = next % ns;
+    for (int oy0 = ob; oy0 < o1; oy0 += BD_R) {
         /* rows of this band and the next one */
         int end = oy0 + BD_AHEAD * BD_R + BD_R - 1 - a->pt + K;
         if (end > a->H) end = a->H;
@@ -762,16 +781,16 @@ DW_INLINE void band_run(const sqz_dw_plane *a, const float *x, float *y, float *
         bslot += BD_R;
         if (bslot >= ns) bslot -= ns;
         int v = 0;
-        for (; v + 4 <= nvt; v += 4) band_pass(a, rp, y, oy0, 16 * v, K, 4);
+        for (; v + 4 <= nvt; v += 4) band_pass(a, rp, y, oy0, o1, 16 * v, K, 4);
         switch (nvt - v) {
         case 3:
-            band_pass(a, rp, y, oy0, 16 * v, K, 3);
+            band_pass(a, rp, y, oy0, o1, 16 * v, K, 3);
             break;
         case 2:
-            band_pass(a, rp, y, oy0, 16 * v, K, 2);
+            band_pass(a, rp, y, oy0, o1, 16 * v, K, 2);
             break;
         case 1:
-            band_pass(a, rp, y, oy0, 16 * v, K, 1);
+            band_pass(a, rp, y, oy0, o1, 16 * v, K, 1);
             break;
         default:
             break;
