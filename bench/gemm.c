@@ -1,8 +1,9 @@
 /* bench/gemm.c - fp32 packed GEMM throughput vs the measured FMA peak of this
  * machine (same run), and conv layer timings vs the reference kernel.
  *
- *   bench_gemm [--quick] [--layers] [--only SUBSTRING]
- *   (--layers: only the conv layers' fast kernel; --only: the layers whose name contains it)
+ *   bench_gemm [--quick] [--layers] [--only SUBSTRING] [--cold]
+ *   (--layers: only the conv layers' fast kernel; --only: the layers whose name contains it;
+ *   --cold: every layer run starts with its weights and activations out of L2)
  *
  * Peak (best of short windows): independent accumulator chains of vfmadd on zmm (AVX-512) / ymm
  * (AVX2) / v.4s (NEON, fmla) registers, 1 thread. Under qemu-aarch64 the figures
@@ -232,6 +233,13 @@ static const layer layers[] = {
     {"mobilenetv2 1x1 144->24 @56", 144, 56, 56, 24, 1, 1, 0, 1},
     {"mobilenetv2 1x1 96->576 @14", 96, 14, 14, 576, 1, 1, 0, 1},
     {"mobilenetv2 1x1 320->1280 @7", 320, 7, 7, 1280, 1, 1, 0, 1},
+    {"mobilenetv2 1x1 384->64 @14", 384, 14, 14, 64, 1, 1, 0, 1},
+    {"mobilenetv2 1x1 576->96 @14", 576, 14, 14, 96, 1, 1, 0, 1},
+    {"mobilenetv2 1x1 960->160 @7", 960, 7, 7, 160, 1, 1, 0, 1},
+    {"mnasnet 1x1 192->1152 @7", 192, 7, 7, 1152, 1, 1, 0, 1},
+    {"mnasnet 1x1 1152->192 @7", 1152, 7, 7, 192, 1, 1, 0, 1},
+    {"mnasnet 1x1 1152->320 @7", 1152, 7, 7, 320, 1, 1, 0, 1},
+    {"mnasnet 1x1 480->80 @14", 480, 14, 14, 80, 1, 1, 0, 1},
     {"shufflenetv2 1x1 58->58 @28", 58, 28, 28, 58, 1, 1, 0, 1},
     {"squeezenet 3x3 expand 16->64 @55", 16, 55, 55, 64, 3, 1, 1, 1},
     {"squeezenet conv1 3x3/2 3->64 @224", 3, 224, 224, 64, 3, 2, 0, 1},
@@ -297,6 +305,19 @@ static int conv_setup(conv_run *r, const sqz_op_impl *impl, const layer *L, floa
     return 0;
 }
 
+/* --cold: before each timed run, a read through this buffer (twice the L2
+ * of both cores) sends the layer's weights and activations back to L3, as
+ * in a whole model where every layer's weights are cold */
+static float *evict_buf;
+static size_t evict_n;
+static volatile float evict_sink;
+
+static void evict(void) {
+    float s = 0.0f;
+    for (size_t i = 0; i < evict_n; i += 16) s += evict_buf[i];
+    evict_sink = s;
+}
+
 /* Best wall-clock run; *cpu (if not NULL): best run on the thread CPU clock. */
 static double conv_time(conv_run *r, double secs, double *cpu) {
     r->impl->run(&r->ctx); /* warm-up */
@@ -304,6 +325,7 @@ static double conv_time(conv_run *r, double secs, double *cpu) {
     int runs = 0;
     double (*clk)(void) = now;
     while (total < secs || runs < 3) {
+        if (evict_buf) evict();
         double t0 = clk(), c0 = thread_cpu();
         r->impl->run(&r->ctx);
         double t = clk() - t0, c = thread_cpu() - c0;
@@ -331,8 +353,13 @@ int main(int argc, char **argv) {
             only = argv[++i], layers_only = 1;
         else if (strcmp(argv[i], "--layers") == 0)
             layers_only = 1;
-        else {
-            fprintf(stderr, "bench_gemm: unknown option '%s' (use --quick, --layers, --only S)\n",
+        else if (strcmp(argv[i], "--cold") == 0) {
+            evict_n = (size_t)16 << 20 >> 2;
+            evict_buf = xalloc(evict_n * sizeof(float));
+            fill(evict_buf, evict_n, 9);
+        } else {
+            fprintf(stderr,
+                    "bench_gemm: unknown option '%s' (use --quick, --layers, --only S, --cold)\n",
                     argv[i]);
             return 2;
         }

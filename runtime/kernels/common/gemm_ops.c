@@ -276,9 +276,14 @@ static int px_choose(const gop *p) {
     /* a weight panel streams from L2 for every tile (no k blocking): above
      * ~128 KB per panel the column panels win (ResNet-18 K = 1152..4608:
      * 512->512 @7x7 2.0 -> 2.8 CPU ms); few channels leave vectors empty
-     * (direct 1x1 with M = 16..24 at 56x56 / 112x112: 1.2-1.3x slower) */
+     * (direct 1x1 with M = 16..24 at 56x56 / 112x112: 1.2-1.3x slower).
+     * Direct 1x1 convs up to 192 KB a panel (K <= 1536) stay px: MNASNet's
+     * 1x1 1152 -> 192 / 320 @7 (bench_gemm --cold, 1 thread) 0.167 -> 0.135
+     * / 0.263 -> 0.214 ms, in-model 0.23-0.25 -> 0.21 ms CPU. (Wide convs up
+     * to 320 KB were 15-24% faster in bench_gemm --cold too, ResNet-18 3x3
+     * 256->256 @14 1.43 -> 1.22 ms, but equal in-model: not taken.) */
     if (p->Mg < (p->wide ? 16 : 32) ||
-        (double)p->K * (double)k->px_m * sizeof(float) > 128.0 * 1024)
+        (double)p->K * (double)k->px_m * sizeof(float) > (p->wide ? 128.0 : 192.0) * 1024)
         return 0;
     double cols =
         p->wide ? (double)wide_cols(p, p->OH) : (double)((p->out_sp + k->nr - 1) / k->nr * k->nr);
