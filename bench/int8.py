@@ -217,6 +217,13 @@ def main():
     os.makedirs(a.work, exist_ok=True)
     manifest = os.path.join(ROOT, "calib-data", "fashion-mnist", "manifest.txt")
     images = calib_images(manifest)
+    # the same images pre-decoded into one [N, C, H, W] .npy (the arrays ORT's
+    # quantize_static is given), for sqz's like-for-like calibration time
+    npy_manifest = os.path.join(a.work, "calib_predecoded.txt")
+    np.save(os.path.join(a.work, "calib_predecoded.npy"), np.concatenate(images))
+    with open(npy_manifest, "w") as f:
+        f.write("# the images of calib-data/fashion-mnist, decoded and preprocessed by bench/int8.py\n"
+                "npy_batch: calib_predecoded.npy\n")
     x, y = test_set()
     rows = []
     for m in [s for s in a.models.split(",") if s]:
@@ -239,15 +246,26 @@ def main():
             wall = time.perf_counter() - t0
             c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
+            # the same from the pre-decoded arrays (no PNG decoding): like-for-like with ORT
+            out_n = os.path.join(a.work, "%s.%s.npy.int8.sqz" % (m, meth))
+            t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+            sqz(["quant", onnx_p, "--calib", npy_manifest, "--method", meth, "-o", out_n, "-q",
+                 "--threads", str(a.quant_threads)], a.sqz, QUANT_ENV)
+            wall_n = time.perf_counter() - t0
+            c1n = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu_n = (c1n.ru_utime - c0.ru_utime) + (c1n.ru_stime - c0.ru_stime)
+            same = open(out, "rb").read() == open(out_n, "rb").read()
             jr = json.load(open(rep))
             sq = sorted(l["sqnr_db"] for l in jr["layers"] if l["int8"] and l["sqnr_db"] is not None)
             r["sqz"][meth] = {"acc": sqz_eval(a.sqz, out, a.limit), "bytes": os.path.getsize(out),
-                              "wall_s": wall, "cpu_s": cpu,
+                              "wall_s": wall, "cpu_s": cpu, "npy_wall_s": wall_n,
+                              "npy_cpu_s": cpu_n, "npy_same_model": same,
                               "calib_s": jr["calibration_seconds"],
                               "sqnr_min": sq[0] if sq else None,
                               "sqnr_median": statistics.median(sq) if sq else None}
-            log("  sqz %-10s acc %.2f  %d bytes  %.2f s" % (meth, r["sqz"][meth]["acc"],
-                                                          r["sqz"][meth]["bytes"], wall))
+            log("  sqz %-10s acc %.2f  %d bytes  %.3f s (pre-decoded %.3f s%s)" % (
+                meth, r["sqz"][meth]["acc"], r["sqz"][meth]["bytes"], wall, wall_n,
+                "" if same else ", MODEL DIFFERS"))
         # the same methods with empirical bias correction (accuracy only)
         for meth in SQZ_METHODS:
             out = os.path.join(a.work, "%s.%s-emp.int8.sqz" % (m, meth))
@@ -262,11 +280,13 @@ def main():
         alog = sqz(["quant", onnx_p, "--calib", manifest, "--method", "auto", "-o", out, "-q"],
                    a.sqz)
         part = alog.split("auto: chose ")[1].split(";")[0]
-        chose = part.split()[0] + ("+emp" if "empirical" in part else "")
+        chose = part.split()[0] + ("+emp" if "empirical" in part else "") + (
+            "+wmse" if "mse weight" in part else "")
         r["auto"] = {"acc": sqz_eval(a.sqz, out, a.limit), "chose": chose,
                      "wall_s": time.perf_counter() - t0, "bytes": os.path.getsize(out)}
         log("  sqz auto: %s acc %.2f" % (chose, r["auto"]["acc"]))
         r["ort"] = {}
+        r["load"] = [os.getloadavg()[0]]
         for meth in ["minmax", "entropy", "percentile", "distribution"]:
             out = os.path.join(a.work, "%s.ort.%s.onnx" % (m, meth))
             try:
@@ -278,6 +298,7 @@ def main():
             except Exception as ex:  # report, keep going
                 r["ort"][meth] = {"error": str(ex).splitlines()[0][:200]}
                 log("  ort %s failed: %s" % (meth, r["ort"][meth]["error"]))
+        r["load"].append(os.getloadavg()[0])
         best_s = max(SQZ_METHODS, key=lambda k: r["sqz"][k]["acc"])  # by test accuracy
         # QDQ export of sqz's best, run in ORT: accuracy and label agreement with sqz int8
         qdq = os.path.join(a.work, "%s.%s.qdq.onnx" % (m, best_s))
@@ -318,8 +339,9 @@ def main():
     for r in rows:
         print("%-10s %7.2f | %s" % (r["model"], r["fp32_acc"], " ".join(
             "%14.2f" % r["sqz"][k]["acc"] for k in cols)))
-    print("\nsqz auto: method and bias correction chosen on calibration (training) images only, "
-          "by int8-vs-fp32 output SQNR; ORT best: the best of its methods on the test set itself")
+    print("\nsqz auto: method, bias correction and weight scales (+wmse: --weight-scale mse) chosen "
+          "on calibration (training) images only, by int8-vs-fp32 output SQNR; ORT best: the best "
+          "of its methods on the test set itself")
     print("%-10s %7s | %-30s | %-17s | %-27s | %7s %7s" % (
         "model", "fp32", "sqz auto (drop)", "sqz best-on-test", "ORT best (drop)", "auto-ORT",
         "best-ORT"))
@@ -346,7 +368,7 @@ def main():
         print("%-10s %11d %11d %7.3f %11d %7.3f | %7.1f / %-7.1f" % (
             r["model"], r["onnx_bytes"], s["bytes"], s["bytes"] / r["onnx_bytes"], ob,
             ob / r["onnx_bytes"], s["sqnr_min"] or float("nan"), s["sqnr_median"] or float("nan")))
-    print("\ncalibration time on the same %d images, seconds (whole sqz quant --threads %d, "
+    print("\ncalibration time on the same %d images, seconds, from the PNGs (whole sqz quant --threads %d, "
           "OMP_WAIT_POLICY=%s, incl. "
           "process start, import, PNG decoding, equalization, report, write | whole "
           "quantize_static on pre-decoded arrays), wall and CPU; ratio sqz / ORT per method pair "
@@ -354,6 +376,8 @@ def main():
           % (len(images), a.quant_threads, QUANT_ENV["OMP_WAIT_POLICY"]))
     pairs = [("minmax", "minmax"), ("percentile", "percentile"), ("kl", "entropy"),
              ("mse", "distribution")]
+    print("(1-minute load average after sqz's runs / after ORT's, per model: %s)" % ", ".join(
+        "%s %.1f/%.1f" % (r["model"], r["load"][0], r["load"][1]) for r in rows))
     for r in rows:
         cells = []
         for sm, om in pairs:
@@ -361,9 +385,24 @@ def main():
             if "wall_s" not in oo:
                 cells.append("%s/%s: ORT failed" % (sm, om))
                 continue
-            cells.append("%s/%s wall %.2f/%.2f=%.3f cpu %.2f/%.2f=%.3f" % (
+            cells.append("%s/%s wall %.3f/%.3f=%.3f cpu %.3f/%.3f=%.3f" % (
                 sm, om, so["wall_s"], oo["wall_s"], so["wall_s"] / oo["wall_s"], so["cpu_s"],
                 oo["cpu_s"], so["cpu_s"] / max(oo["cpu_s"], 1e-9)))
+        print("%-10s %s" % (r["model"], "\n           ".join(cells)))
+    print("\nthe same, sqz from the same images pre-decoded into one .npy (manifest line "
+          "'npy_batch: calib_predecoded.npy'; no PNG decoding, as ORT is given arrays): ratio "
+          "sqz / ORT; 'same model': the .sqz written is byte-identical to the one from the PNGs")
+    for r in rows:
+        cells = []
+        for sm, om in pairs:
+            so, oo = r["sqz"][sm], r["ort"].get(om, {})
+            if "wall_s" not in oo:
+                cells.append("%s/%s: ORT failed" % (sm, om))
+                continue
+            cells.append("%s/%s wall %.3f/%.3f=%.3f cpu %.3f/%.3f=%.3f%s" % (
+                sm, om, so["npy_wall_s"], oo["wall_s"], so["npy_wall_s"] / oo["wall_s"],
+                so["npy_cpu_s"], oo["cpu_s"], so["npy_cpu_s"] / max(oo["cpu_s"], 1e-9),
+                "" if so["npy_same_model"] else " (MODEL DIFFERS)"))
         print("%-10s %s" % (r["model"], "\n           ".join(cells)))
     print("\nlatency, batch 1, median of %d runs (ms); speedups = fp32 / int8 and ORT int8 / sqz "
           "int8" % a.runs)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "sqzc/writer.h"
 
@@ -164,6 +165,52 @@ bad:
     return -1;
 }
 
+/* n elements of dtype (kind, isize) at p to float */
+static void convert(const uint8_t *p, int kind, size_t isize, size_t n, float *data) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (kind == K_F32) { /* the file's bytes are the floats */
+        memcpy(data, p, n * sizeof(float));
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++, p += isize) {
+        uint64_t u = rd_le(p, isize);
+        float v;
+        switch (kind) {
+        case K_F32: {
+            uint32_t u32 = (uint32_t)u;
+            memcpy(&v, &u32, 4);
+            break;
+        }
+        case K_F64: {
+            double d;
+            memcpy(&d, &u, 8);
+            v = (float)d;
+            break;
+        }
+        case K_I8:
+            v = (float)(int8_t)u;
+            break;
+        case K_I16:
+            v = (float)(int16_t)u;
+            break;
+        case K_I32:
+            v = (float)(int32_t)u;
+            break;
+        case K_I64:
+            v = (float)(int64_t)u;
+            break;
+        case K_BOOL:
+            v = u ? 1.0f : 0.0f;
+            break;
+        default:
+            v = (float)u;
+            break;
+        }
+        data[i] = v;
+    }
+}
+
 int npy_parse(const uint8_t *buf, size_t size, npy_array *out, char *err, size_t err_len) {
     memset(out, 0, sizeof *out);
     if (size < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) {
@@ -220,43 +267,7 @@ int npy_parse(const uint8_t *buf, size_t size, npy_array *out, char *err, size_t
             return -1;
         }
     }
-    const uint8_t *p = buf + data_off;
-    for (size_t i = 0; i < (size_t)count; i++, p += isize) {
-        uint64_t u = rd_le(p, isize);
-        float v;
-        switch (kind) {
-        case K_F32: {
-            uint32_t u32 = (uint32_t)u;
-            memcpy(&v, &u32, 4);
-            break;
-        }
-        case K_F64: {
-            double d;
-            memcpy(&d, &u, 8);
-            v = (float)d;
-            break;
-        }
-        case K_I8:
-            v = (float)(int8_t)u;
-            break;
-        case K_I16:
-            v = (float)(int16_t)u;
-            break;
-        case K_I32:
-            v = (float)(int32_t)u;
-            break;
-        case K_I64:
-            v = (float)(int64_t)u;
-            break;
-        case K_BOOL:
-            v = u ? 1.0f : 0.0f;
-            break;
-        default:
-            v = (float)u;
-            break;
-        }
-        data[i] = v;
-    }
+    convert(buf + data_off, kind, isize, (size_t)count, data);
     out->data = data;
     out->count = (size_t)count;
     out->shape = shape;
@@ -371,5 +382,102 @@ int npy_write(const char *path, const float *data, const sqz_shape *shape, char 
     if (npy_serialize(data, shape, &buf, &size, err, err_len) != 0) return -1;
     int rc = sqzc_write_file_atomic(path, buf, size, err, err_len);
     free(buf);
+    return rc;
+}
+
+int npy_read_info(const char *path, npy_info *info, char *err, size_t err_len) {
+    memset(info, 0, sizeof *info);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, err_len, "cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    uint8_t pre[12];
+    size_t got = fread(pre, 1, sizeof pre, f);
+    long long sz = -1;
+    if (fseek(f, 0, SEEK_END) == 0) sz = ftell(f);
+    int rc = -1;
+    char *text = NULL;
+    size_t hlen = 0, hstart = 0;
+    if (got < 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
+        snprintf(err, err_len, "%s: not a .npy file (bad magic)", path);
+        goto out;
+    }
+    if (pre[6] == 1) {
+        hlen = (size_t)rd_le(pre + 8, 2);
+        hstart = 10;
+    } else if ((pre[6] == 2 || pre[6] == 3) && got == 12) {
+        hlen = (size_t)rd_le(pre + 8, 4);
+        hstart = 12;
+    } else {
+        snprintf(err, err_len, "%s: unsupported or truncated .npy header", path);
+        goto out;
+    }
+    /* a header is a short dict: refuse absurd lengths before allocating */
+    if (sz < 0 || hlen > (1u << 20) || (unsigned long long)sz < hstart + hlen) {
+        snprintf(err, err_len, "%s: truncated or oversized .npy header", path);
+        goto out;
+    }
+    text = malloc(hlen ? hlen : 1);
+    if (!text || fseek(f, (long)hstart, SEEK_SET) != 0 || fread(text, 1, hlen, f) != hlen) {
+        snprintf(err, err_len, "%s: cannot read the .npy header", path);
+        goto out;
+    }
+    char e2[200];
+    if (parse_header(text, hlen, &info->kind, &info->isize, &info->shape, e2, sizeof e2) != 0) {
+        snprintf(err, err_len, "%s: %s", path, e2);
+        goto out;
+    }
+    uint64_t count = 1;
+    for (int i = 0; i < info->shape.ndim; i++) {
+        if ((uint64_t)info->shape.dims[i] != 0 &&
+            count > NPY_MAX_FILE / (uint64_t)info->shape.dims[i]) {
+            snprintf(err, err_len, "%s: .npy shape too large", path);
+            goto out;
+        }
+        count *= (uint64_t)info->shape.dims[i];
+    }
+    info->data_off = hstart + hlen;
+    info->count = count;
+    if (count * info->isize > NPY_MAX_FILE ||
+        count * info->isize != (uint64_t)sz - (uint64_t)info->data_off) {
+        snprintf(err, err_len, "%s: .npy data size mismatch: shape needs %llu bytes, file has %llu",
+                 path, (unsigned long long)(count * info->isize),
+                 (unsigned long long)((uint64_t)sz - (uint64_t)info->data_off));
+        goto out;
+    }
+    rc = 0;
+out:
+    free(text);
+    fclose(f);
+    return rc;
+}
+
+int npy_read_range(const char *path, const npy_info *info, uint64_t first, uint64_t n, float *out,
+                   char *err, size_t err_len) {
+    if (first > info->count || n > info->count - first) {
+        snprintf(err, err_len, "%s: elements %llu..+%llu outside the array (%llu)", path,
+                 (unsigned long long)first, (unsigned long long)n, (unsigned long long)info->count);
+        return -1;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, err_len, "cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    const size_t bytes = (size_t)n * info->isize;
+    uint8_t *buf = malloc(bytes ? bytes : 1);
+    int rc = -1;
+    if (!buf) {
+        snprintf(err, err_len, "out of memory reading '%s'", path);
+    } else if (fseeko(f, (off_t)(info->data_off + first * info->isize), SEEK_SET) != 0 ||
+               fread(buf, 1, bytes, f) != bytes) {
+        snprintf(err, err_len, "short read on '%s' (changed since it was checked?)", path);
+    } else {
+        convert(buf, info->kind, info->isize, (size_t)n, out);
+        rc = 0;
+    }
+    free(buf);
+    fclose(f);
     return rc;
 }

@@ -33,6 +33,7 @@
 #define NIMG 40
 static char *g_dir;
 static char g_manifest[1024];
+static char g_manifest_b[1024]; /* the same samples in one "npy_batch:" file */
 
 static int add_const(sqzc_graph *g, const char *name, sqz_shape s, tu_rng *r, float lo, float hi) {
     int t = sqzc_tensor_get_or_add(g, name);
@@ -159,6 +160,15 @@ static int setup(void **state) {
         assert_int_equal(npy_write(p, g_inputs[i], &s, err, sizeof err), 0);
         fprintf(f, "x%02d.npy\n", i);
     }
+    assert_int_equal(fclose(f), 0);
+    char p[1100], err[256];
+    snprintf(p, sizeof p, "%s/xb.npy", g_dir);
+    sqz_shape bs = {4, {NIMG, 3, 8, 8}};
+    assert_int_equal(npy_write(p, &g_inputs[0][0], &bs, err, sizeof err), 0);
+    snprintf(g_manifest_b, sizeof g_manifest_b, "%s/mb.txt", g_dir);
+    f = fopen(g_manifest_b, "w");
+    assert_non_null(f);
+    fprintf(f, "# pre-decoded samples\nnpy_batch: xb.npy\n");
     assert_int_equal(fclose(f), 0);
     return 0;
 }
@@ -473,11 +483,125 @@ static void test_threads_same_result(void **state) {
                          x->name, x->q.scale[0], x->q.zero_point[0], y->q.scale[0],
                          y->q.zero_point[0]);
         }
+        /* weights and biases too (the bias correction's channel means) */
+        for (int t = 0; t < a->n_tensors; t++) {
+            const sqzc_tensor *x = &a->tensors[t], *y = &b->tensors[t];
+            int64_t n = x->i8 || x->i32 ? sqz_shape_numel(&x->shape) : 0;
+            assert_true(!x->i8 == !y->i8 && !x->i32 == !y->i32);
+            if (x->i8) assert_memory_equal(x->i8, y->i8, (size_t)n);
+            if (x->i32) assert_memory_equal(x->i32, y->i32, (size_t)n * 4);
+        }
         assert_true(n_act >= 8);
         sqzc_graph_free(a);
         sqzc_graph_free(b);
     }
     sqzc_calib_set_free(&set);
+}
+
+/* --weight-scale mse: per output channel, the squared error of the int8
+ * weights (q * scale against the fp32 weights) is at most max-abs scaling's
+ * (max-abs is one of its candidates), the scales at most max-abs's, the
+ * values in [-127, 127]; and on a channel built for it (conv1's first: 1.0
+ * and 26 values k / 128, which a step near 2^-7 that clips the 1.0 by less
+ * than a step represents almost exactly) the error is at least halved. */
+static int find_tensor(const sqzc_graph *g, const char *name) {
+    for (int t = 0; t < g->n_tensors; t++)
+        if (strcmp(g->tensors[t].name, name) == 0) return t;
+    return -1;
+}
+
+static void test_weight_scale_mse(void **state) {
+    (void)state;
+    sqzc_calib_set set;
+    char err[512];
+    assert_int_equal(sqzc_calib_set_read(g_manifest, &set, err, sizeof err), 0);
+    sqzc_graph *g[3];
+    for (int k = 0; k < 3; k++) {
+        g[k] = make_graph();
+        sqzc_tensor *w1 = &g[k]->tensors[find_tensor(g[k], "w1")];
+        w1->f32[0] = 1.0f;
+        for (int j = 1; j < 27; j++) w1->f32[j] = (float)(70 + j) / 128.0f;
+        if (k == 2) break;
+        sqzc_quant_options o;
+        sqzc_quant_options_init(&o);
+        o.cle = 0; /* weights as built */
+        o.weight_mse = k;
+        if (sqzc_quantize(g[k], &set, &o, NULL, err, sizeof err) != 0) fail_msg("%s", err);
+    }
+    sqzc_graph *ref = g[2];
+    static const char *const names[] = {"w1", "w2", "w3", "w5", "w4"};
+    int gains = 0;
+    for (int i = 0; i < 5; i++) {
+        const sqzc_tensor *wf = &ref->tensors[find_tensor(ref, names[i])];
+        const sqzc_tensor *wq[2];
+        for (int k = 0; k < 2; k++) {
+            char nm[32];
+            snprintf(nm, sizeof nm, "%s_int8", names[i]);
+            int t = find_tensor(g[k], nm);
+            assert_true(t >= 0);
+            wq[k] = &g[k]->tensors[t];
+            assert_non_null(wq[k]->i8);
+            assert_int_equal(wq[k]->q.kind, SQZC_Q_CHANNEL);
+        }
+        const int nc = wq[0]->q.n, axis = wq[0]->q.axis;
+        const int64_t n = sqz_shape_numel(&wf->shape), inner = n / nc;
+        for (int c = 0; c < nc; c++) {
+            double e[2] = {0, 0};
+            for (int64_t j = 0; j < inner; j++) {
+                /* axis 0: [C, inner]; axis 1 (Gemm B [K, N]): column c */
+                int64_t idx = axis == 0 ? c * inner + j : j * nc + c;
+                for (int k = 0; k < 2; k++) {
+                    int q = wq[k]->i8[idx];
+                    assert_true(q >= -127 && q <= 127);
+                    double d = (double)q * wq[k]->q.scale[c] - wf->f32[idx];
+                    e[k] += d * d;
+                }
+            }
+            if (e[1] > e[0] * (1 + 1e-6) + 1e-12)
+                fail_msg("%s channel %d: mse error %g > max-abs error %g", names[i], c, e[1], e[0]);
+            assert_true(wq[1]->q.scale[c] <= wq[0]->q.scale[c]);
+            if (i == 0 && c == 0) gains += e[1] < 0.5 * e[0];
+        }
+    }
+    assert_true(gains >= 1);
+    for (int k = 0; k < 3; k++) sqzc_graph_free(g[k]);
+    sqzc_calib_set_free(&set);
+}
+
+/* A set given as one npy_batch file gives the same model as the same samples
+ * in one .npy file each, bit for bit, with one thread and with three (images
+ * in parallel, batches of 7: ranges of samples read across batches). */
+static void test_npy_batch_same_model(void **state) {
+    (void)state;
+    sqzc_calib_set set[2];
+    char err[512];
+    assert_int_equal(sqzc_calib_set_read(g_manifest, &set[0], err, sizeof err), 0);
+    assert_int_equal(sqzc_calib_set_read(g_manifest_b, &set[1], err, sizeof err), 0);
+    assert_int_equal(set[1].n_items, NIMG);
+    for (int th = 1; th <= 3; th += 2) {
+        sqzc_graph *g[2];
+        for (int k = 0; k < 2; k++) {
+            g[k] = make_graph_opt(1);
+            sqzc_quant_options o;
+            sqzc_quant_options_init(&o);
+            o.batch = 7;
+            o.num_threads = th;
+            o.bias_correction = 2;
+            if (sqzc_quantize(g[k], &set[k], &o, NULL, err, sizeof err) != 0) fail_msg("%s", err);
+        }
+        uint8_t *buf[2];
+        size_t size[2];
+        for (int k = 0; k < 2; k++)
+            assert_int_equal(sqzc_serialize(g[k], &buf[k], &size[k], err, sizeof err), 0);
+        assert_int_equal(size[0], size[1]);
+        assert_memory_equal(buf[0], buf[1], size[0]);
+        for (int k = 0; k < 2; k++) {
+            free(buf[k]);
+            sqzc_graph_free(g[k]);
+        }
+    }
+    sqzc_calib_set_free(&set[0]);
+    sqzc_calib_set_free(&set[1]);
 }
 
 /* One calibration shared by several quantizations (sqz quant --method auto)
@@ -772,6 +896,7 @@ int main(void) {
         cmocka_unit_test(test_cache_same_result),  cmocka_unit_test(test_threads_same_result),
         cmocka_unit_test(test_quantize_concat),    cmocka_unit_test(test_empirical_bias_correction),
         cmocka_unit_test(test_shared_calibration), cmocka_unit_test(test_quantize_se_block),
+        cmocka_unit_test(test_weight_scale_mse),   cmocka_unit_test(test_npy_batch_same_model),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

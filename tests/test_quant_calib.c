@@ -179,6 +179,74 @@ static void test_manifest_errors(void **state) {
     sqzc_calib_set_free(&s);
 }
 
+/* "npy_batch: FILE": an .npy of N pre-decoded samples along its first
+ * dimension is N items, read a range of samples at a time; mixed with PNG and
+ * single-sample .npy lines; bad files refused when the manifest is read
+ * (naming the line), a sample size that does not fit the model at the input
+ * check. */
+static void test_npy_batch(void **state) {
+    (void)state;
+    write_png("g0.png", 8, 6, 1);
+    float b[5 * 48], t[48];
+    for (int i = 0; i < 5 * 48; i++) b[i] = (float)(i / 48) * 100.0f + (float)(i % 48) * 0.5f;
+    for (int i = 0; i < 48; i++) t[i] = -(float)i;
+    char err[512];
+    char *p = tmp_path("b.npy");
+    sqz_shape bs = {4, {5, 1, 6, 8}}, ts = {3, {1, 6, 8}};
+    assert_int_equal(npy_write(p, b, &bs, err, sizeof err), 0);
+    free(p);
+    p = tmp_path("t.npy");
+    assert_int_equal(npy_write(p, t, &ts, err, sizeof err), 0);
+    free(p);
+    write_text("mb.txt", "color: gray\ng0.png\nnpy_batch: b.npy\nt.npy\n");
+    sqzc_calib_set s;
+    assert_int_equal(read_set("mb.txt", &s, err, sizeof err), 0);
+    assert_int_equal(s.n_items, 7);
+    assert_int_equal(s.n_files, 1);
+    for (int i = 1; i <= 5; i++) {
+        assert_int_equal(s.items[i].kind, SQZC_CALIB_NPY_BATCH);
+        assert_int_equal(s.items[i].index, i - 1);
+        assert_int_equal(s.items[i].line, 3);
+    }
+    assert_int_equal(s.items[6].kind, SQZC_CALIB_NPY);
+    sqz_shape in = {4, {1, 1, 6, 8}};
+    assert_int_equal(sqzc_calib_set_check_input(&s, &in, err, sizeof err), 0);
+    float x[7 * 48];
+    assert_int_equal(sqzc_calib_set_load(&s, 3, &in, x, err, sizeof err), 0);
+    assert_memory_equal(x, b + 2 * 48, 48 * sizeof(float));
+    /* every item at once (one read for the five samples), and a range
+     * starting inside the file */
+    assert_int_equal(sqzc_calib_set_load_many(&s, 0, 7, &in, x, err, sizeof err), 0);
+    float pix = (float)((1 + 3 * 2) * 7 % 256); /* g0.png at x 1, y 2 */
+    assert_float_equal(x[2 * 8 + 1], pix / 255.0f, 1e-6);
+    assert_memory_equal(x + 48, b, sizeof b);
+    assert_memory_equal(x + 6 * 48, t, sizeof t);
+    assert_int_equal(sqzc_calib_set_load_many(&s, 4, 3, &in, x, err, sizeof err), 0);
+    assert_memory_equal(x, b + 3 * 48, 2 * 48 * sizeof(float));
+    assert_memory_equal(x + 2 * 48, t, sizeof t);
+    /* samples of 48 values against a model input of 16 */
+    sqz_shape small = {4, {1, 1, 4, 4}};
+    assert_int_not_equal(sqzc_calib_set_check_input(&s, &small, err, sizeof err), 0);
+    assert_non_null(strstr(err, "mb.txt:3"));
+    assert_non_null(strstr(err, "holds 5 samples of 48 elements; one model input sample has 16"));
+    sqzc_calib_set_free(&s);
+    /* bad files */
+    expect_bad("npy_batch: g0.png\n", "npy_batch: 'g0.png' is not a .npy path");
+    expect_bad("g0.png\nnpy_batch: missing.npy\n", "bad.txt:2: cannot open");
+    write_text("fake.npy", "not an npy file, but long enough for a header check......\n");
+    expect_bad("npy_batch: fake.npy\n", "not a .npy file");
+    /* truncated: the header promises 5 samples */
+    p = tmp_path("b.npy");
+    assert_int_equal(truncate(p, 128 + 5 * 48 * 4 - 4), 0);
+    free(p);
+    expect_bad("npy_batch: b.npy\n", "size mismatch");
+    sqz_shape zs = {2, {0, 48}};
+    p = tmp_path("zero.npy");
+    assert_int_equal(npy_write(p, t, &zs, err, sizeof err), 0);
+    free(p);
+    expect_bad("npy_batch: zero.npy\n", "holds no samples");
+}
+
 /* the committed Fashion-MNIST set: 500 gray 28x28 images, train split */
 static void test_committed_set(void **state) {
     (void)state;
@@ -556,6 +624,7 @@ int main(void) {
         cmocka_unit_test(test_committed_set), cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_hist_exact),    cmocka_unit_test(test_hist_one_pass),
         cmocka_unit_test(test_qparams),       cmocka_unit_test(test_writer_int8),
+        cmocka_unit_test(test_npy_batch),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[1100];

@@ -51,8 +51,9 @@ void cmd_quant_usage(FILE *f) {
             "  --calib MANIFEST       calibration set manifest (required)\n"
             "  -o, --output PATH      output .sqz (required)\n"
             "  --method M             kl (default) | minmax | percentile | mse | auto (each\n"
-            "                         method; keeps the one whose int8 output is closest\n"
-            "                         to fp32 (SQNR) on the first 512 calibration images)\n"
+            "                         method, bias correction and weight scale; keeps the\n"
+            "                         one whose int8 output is closest to fp32 (SQNR) on\n"
+            "                         the first 512 calibration images)\n"
             "  --percentile P         share of values the percentile method keeps (99.99)\n"
             "  --json FILE            write the report as JSON\n"
             "  --onnx-qdq FILE        also write the int8 model as ONNX QDQ (check it in ONNX\n"
@@ -65,6 +66,9 @@ void cmd_quant_usage(FILE *f) {
             "                         empirical (then the mean pre-activation error of each\n"
             "                         layer with int8 input and weights, measured on up to\n"
             "                         256 calibration images) | none\n"
+            "  --weight-scale S       max (default: per-channel max-abs / 127) | mse (the\n"
+            "                         scale with the least squared rounding error of the\n"
+            "                         channel's weights, clipping outliers when that pays)\n"
             "  --max-images N         first N images of the set only\n"
             "  --report-images N      images of the per-layer report (16; 0: none)\n"
             "  --batch B              images per calibration run at most (32; fewer when\n"
@@ -84,6 +88,7 @@ typedef struct qopts {
     int quiet;
     int auto_method; /* --method auto */
     int bc_given;    /* --bias-correction / --no-bias-correction given */
+    int ws_given;    /* --weight-scale given */
     sqzc_quant_options q;
 } qopts;
 
@@ -108,11 +113,11 @@ static int parse(int argc, char **argv, qopts *o) {
             o->bc_given = 1;
             continue;
         }
-        static const char *const kValued[] = {"-o",         "--output",         "--calib",
-                                              "--method",   "--percentile",     "--json",
-                                              "--min-sqnr", "--max-images",     "--batch",
-                                              "--threads",  "--input-shape",    "--report-images",
-                                              "--onnx-qdq", "--bias-correction"};
+        static const char *const kValued[] = {"-o",         "--output",          "--calib",
+                                              "--method",   "--percentile",      "--json",
+                                              "--min-sqnr", "--max-images",      "--batch",
+                                              "--threads",  "--input-shape",     "--report-images",
+                                              "--onnx-qdq", "--bias-correction", "--weight-scale"};
         int which = -1;
         for (int k = 0; k < (int)(sizeof kValued / sizeof kValued[0]); k++) {
             int m = cli_opt_value(argc, argv, &i, kValued[k], &v);
@@ -201,6 +206,17 @@ static int parse(int argc, char **argv, qopts *o) {
                 cli_error(CMD, "unknown --bias-correction '%s' (none, analytic, empirical)", v);
                 return -1;
             }
+            break;
+        case 14:
+            if (strcmp(v, "max") == 0)
+                o->q.weight_mse = 0;
+            else if (strcmp(v, "mse") == 0)
+                o->q.weight_mse = 1;
+            else {
+                cli_error(CMD, "unknown --weight-scale '%s' (max, mse)", v);
+                return -1;
+            }
+            o->ws_given = 1;
             break;
         case 10:
             if (cli_shapes_add(&o->shapes, v, err, sizeof err) != 0) {
@@ -365,8 +381,7 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
         snprintf(err, len, "out of memory");
         return -1;
     }
-    for (int i = 0; i < n_img; i++)
-        if (sqzc_calib_set_load(set, i, &in1, x + (size_t)i * nx, err, len) != 0) goto out;
+    if (sqzc_calib_set_load_many(set, 0, n_img, &in1, x, err, len) != 0) goto out;
     /* fp32 outputs */
     if (runner_open(*g, &r, err, len) != 0) goto out;
     for (int i = 0; i < n_img; i++) {
@@ -396,10 +411,12 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
     if (sqzc_quant_calibrate(*g, set, &qc, &cal, err, len) != 0) goto out;
     /* candidates: each method, with analytic and with empirical bias
      * correction unless a correction was asked for */
-    const int n_bc = o->bc_given ? 1 : 2;
-    for (int cand = 0; cand < 4 * n_bc; cand++) {
-        const int m = SQZC_QM_MINMAX + cand / n_bc;
-        const int bc = o->bc_given ? o->q.bias_correction : 1 + cand % n_bc;
+    const int n_bc = o->bc_given ? 1 : 2, n_ws = o->ws_given ? 1 : 2;
+    int best_ws = o->q.weight_mse;
+    for (int cand = 0; cand < 4 * n_bc * n_ws; cand++) {
+        const int m = SQZC_QM_MINMAX + cand / (n_bc * n_ws);
+        const int bc = o->bc_given ? o->q.bias_correction : 1 + (cand / n_ws) % n_bc;
+        const int ws = o->ws_given ? o->q.weight_mse : cand % n_ws;
         sqzc_graph *gm = NULL;
         if (load_graph(o, &gm) != CLI_OK) {
             snprintf(err, len, "re-import failed");
@@ -409,6 +426,7 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
         q.method = m;
         q.progress = 0;
         q.bias_correction = bc;
+        q.weight_mse = ws;
         sqzc_quant_report rm;
         memset(&rm, 0, sizeof rm);
         if (sqzc_quantize_calibrated(gm, cal, &q, &rm, err, len) != 0 ||
@@ -442,12 +460,14 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
         /* output SQNR: continuous, where top-1 agreement on a few dozen
          * images moves by single images (noise); agreement is reported */
         double score = isfinite(db) ? db : 999.0;
-        printf("auto: %-10s %-9s bias: top-1 agreement with fp32 %d/%d, output SQNR %.2f dB\n",
-               sqzc_qmethod_name(m), bc_name(bc), agree, n_img, db);
+        printf("auto: %-10s %-9s bias, %-3s weight scales: top-1 agreement with fp32 %d/%d, "
+               "output SQNR %.2f dB\n",
+               sqzc_qmethod_name(m), bc_name(bc), ws ? "mse" : "max", agree, n_img, db);
         if (score > best) {
             best = score;
             best_m = m;
             best_bc = bc;
+            best_ws = ws;
             sqzc_graph_free(best_g);
             best_g = gm;
             sqzc_quant_report_free(rep);
@@ -457,8 +477,9 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
             sqzc_quant_report_free(&rm);
         }
     }
-    printf("auto: chose %s (%s bias correction; output SQNR on %d calibration images)\n",
-           sqzc_qmethod_name(best_m), bc_name(best_bc), n_img);
+    printf("auto: chose %s (%s bias correction, %s weight scales; output SQNR on %d calibration "
+           "images)\n",
+           sqzc_qmethod_name(best_m), bc_name(best_bc), best_ws ? "mse" : "max", n_img);
     sqzc_quant_calib_free(cal);
     cal = NULL;
     sqzc_graph_free(*g); /* the calibrated (equalized fp32) graph */

@@ -17,6 +17,8 @@ void sqzc_calib_set_free(sqzc_calib_set *s) {
     if (!s) return;
     for (int i = 0; i < s->n_items; i++) free(s->items[i].path);
     free(s->items);
+    for (int i = 0; i < s->n_files; i++) free(s->files[i].path);
+    free(s->files);
     free(s->manifest);
     memset(s, 0, sizeof *s);
 }
@@ -162,6 +164,80 @@ static const char *color_name(int order) {
     return order == IMAGE_GRAY ? "gray" : order == IMAGE_RGB ? "rgb" : "bgr";
 }
 
+/* "npy_batch: PATH": an .npy of N samples along its first dimension; its
+ * header is checked now (and the file's size against it), N items added. */
+static int add_npy_batch(sqzc_calib_set *s, const char *manifest, size_t dlen, const char *v,
+                         int lineno, int *cap, char *err, size_t err_len) {
+    if (!has_ext(v, ".npy")) {
+        snprintf(err, err_len, "%s:%d: npy_batch: '%s' is not a .npy path", manifest, lineno, v);
+        return -1;
+    }
+    size_t pl = strlen(v), pre = v[0] == '/' ? 0 : dlen;
+    char *path = malloc(pre + pl + 1);
+    sqzc_calib_npyfile *nf = realloc(s->files, sizeof *nf * (size_t)(s->n_files + 1));
+    if (nf) s->files = nf;
+    if (!path || !nf) {
+        free(path);
+        snprintf(err, err_len, "%s: out of memory", manifest);
+        return -1;
+    }
+    memcpy(path, manifest, pre);
+    memcpy(path + pre, v, pl + 1);
+    sqzc_calib_npyfile *f = &s->files[s->n_files];
+    memset(f, 0, sizeof *f);
+    f->path = path;
+    f->line = lineno;
+    s->n_files++;
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        snprintf(err, err_len, "%s:%d: cannot open '%s': %s", manifest, lineno, path,
+                 strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        snprintf(err, err_len, "%s:%d: '%s' is not a regular file", manifest, lineno, path);
+        return -1;
+    }
+    char e[512];
+    if (npy_read_info(path, &f->info, e, sizeof e) != 0) {
+        snprintf(err, err_len, "%s:%d: %s", manifest, lineno, e);
+        return -1;
+    }
+    if (f->info.shape.ndim < 1 || f->info.shape.dims[0] < 1 || f->info.count == 0) {
+        snprintf(err, err_len,
+                 "%s:%d: '%s' holds no samples (npy_batch needs a first dimension N >= 1 and "
+                 "non-empty samples)",
+                 manifest, lineno, path);
+        return -1;
+    }
+    f->n = f->info.shape.dims[0];
+    f->per = (int64_t)(f->info.count / (uint64_t)f->n);
+    if (f->n > (int64_t)(1 << 30) - s->n_items) {
+        snprintf(err, err_len, "%s:%d: '%s': too many samples", manifest, lineno, path);
+        return -1;
+    }
+    if (s->n_items + f->n > *cap) {
+        int64_t nc = *cap ? *cap : 64;
+        while (nc < s->n_items + f->n) nc *= 2;
+        sqzc_calib_item *ni = realloc(s->items, sizeof *ni * (size_t)nc);
+        if (!ni) {
+            snprintf(err, err_len, "%s: out of memory", manifest);
+            return -1;
+        }
+        s->items = ni;
+        *cap = (int)(nc < INT32_MAX ? nc : INT32_MAX);
+    }
+    for (int64_t k = 0; k < f->n; k++) {
+        sqzc_calib_item *it = &s->items[s->n_items++];
+        memset(it, 0, sizeof *it);
+        it->kind = SQZC_CALIB_NPY_BATCH;
+        it->line = lineno;
+        it->file = s->n_files - 1;
+        it->index = k;
+    }
+    return 0;
+}
+
 int sqzc_calib_set_read(const char *manifest, sqzc_calib_set *s, char *err, size_t err_len) {
     memset(s, 0, sizeof *s);
     image_prep_init(&s->prep);
@@ -199,6 +275,10 @@ int sqzc_calib_set_read(const char *manifest, sqzc_calib_set *s, char *err, size
             const char *key = line, *v = line + k + 1;
             while (*v == ' ' || *v == '\t') v++;
             int bad = 0;
+            if (strcmp(key, "npy_batch") == 0) {
+                if (add_npy_batch(s, manifest, dlen, v, lineno, &cap, err, err_len) != 0) goto fail;
+                continue;
+            }
             if (strcmp(key, "color") == 0) {
                 if (strcmp(v, "gray") == 0)
                     s->prep.order = IMAGE_GRAY;
@@ -232,7 +312,7 @@ int sqzc_calib_set_read(const char *manifest, sqzc_calib_set *s, char *err, size
             } else {
                 snprintf(err, err_len,
                          "%s:%d: unknown key '%s' (keys: color, resize, crop, scale, mean, std, "
-                         "layout)",
+                         "layout, npy_batch)",
                          manifest, lineno, key);
                 goto fail;
             }
@@ -270,7 +350,8 @@ int sqzc_calib_set_read(const char *manifest, sqzc_calib_set *s, char *err, size
         if (check_file(manifest, it, err, err_len) != 0) goto fail;
     }
     if (s->n_items == 0) {
-        snprintf(err, err_len, "%s: empty calibration set (no image or .npy path listed)",
+        snprintf(err, err_len,
+                 "%s: empty calibration set (no image, .npy path or npy_batch sample listed)",
                  manifest);
         goto fail;
     }
@@ -316,6 +397,19 @@ static int input_chw(const sqzc_calib_set *s, const sqz_shape *in, int *c, int *
 int sqzc_calib_set_check_input(const sqzc_calib_set *s, const sqz_shape *input, char *err,
                                size_t err_len) {
     int c = 0, h = 0, w = 0, have_png = 0;
+    const int64_t per =
+        input->ndim >= 1 && input->dims[0] > 0 ? sqz_shape_numel(input) / input->dims[0] : 0;
+    for (int i = 0; i < s->n_files; i++) {
+        const sqzc_calib_npyfile *f = &s->files[i];
+        if (f->per != per) {
+            snprintf(err, err_len,
+                     "%s:%d: '%s' holds %lld samples of %lld elements; one model input sample "
+                     "has %lld",
+                     s->manifest, f->line, f->path, (long long)f->n, (long long)f->per,
+                     (long long)per);
+            return -1;
+        }
+    }
     for (int i = 0; i < s->n_items; i++) have_png |= s->items[i].kind == SQZC_CALIB_PNG;
     if (!have_png) return 0; /* .npy sizes are checked per file at load */
     if (input_chw(s, input, &c, &h, &w) != 0) {
@@ -353,6 +447,8 @@ int sqzc_calib_set_load(const sqzc_calib_set *s, int i, const sqz_shape *input, 
     const sqzc_calib_item *it = &s->items[i];
     int64_t per =
         input->ndim >= 1 && input->dims[0] > 0 ? sqz_shape_numel(input) / input->dims[0] : 0;
+    if (it->kind == SQZC_CALIB_NPY_BATCH)
+        return sqzc_calib_set_load_many(s, i, 1, input, out, err, err_len);
     if (it->kind == SQZC_CALIB_NPY) {
         npy_array a;
         char e[256];
@@ -394,6 +490,42 @@ int sqzc_calib_set_load(const sqzc_calib_set *s, int i, const sqz_shape *input, 
     if (rc != 0) {
         snprintf(err, err_len, "%s:%d: '%s': %s", s->manifest, it->line, it->path, e);
         return -1;
+    }
+    return 0;
+}
+
+int sqzc_calib_set_load_many(const sqzc_calib_set *s, int first, int count, const sqz_shape *input,
+                             float *out, char *err, size_t err_len) {
+    const int64_t per =
+        input->ndim >= 1 && input->dims[0] > 0 ? sqz_shape_numel(input) / input->dims[0] : 0;
+    for (int i = first; i < first + count;) {
+        const sqzc_calib_item *it = &s->items[i];
+        float *o = out + (size_t)(i - first) * (size_t)per;
+        if (it->kind != SQZC_CALIB_NPY_BATCH) {
+            if (sqzc_calib_set_load(s, i, input, o, err, err_len) != 0) return -1;
+            i++;
+            continue;
+        }
+        /* the run of consecutive samples of this file */
+        int j = i + 1;
+        while (j < first + count && s->items[j].kind == SQZC_CALIB_NPY_BATCH &&
+               s->items[j].file == it->file && s->items[j].index == it->index + (j - i))
+            j++;
+        const sqzc_calib_npyfile *f = &s->files[it->file];
+        if (f->per != per) {
+            snprintf(err, err_len,
+                     "%s:%d: '%s' has samples of %lld elements; one model input "
+                     "sample has %lld",
+                     s->manifest, f->line, f->path, (long long)f->per, (long long)per);
+            return -1;
+        }
+        char e[512];
+        if (npy_read_range(f->path, &f->info, (uint64_t)it->index * (uint64_t)per,
+                           (uint64_t)(j - i) * (uint64_t)per, o, e, sizeof e) != 0) {
+            snprintf(err, err_len, "%s:%d: %s", s->manifest, f->line, e);
+            return -1;
+        }
+        i = j;
     }
     return 0;
 }

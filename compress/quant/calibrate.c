@@ -72,13 +72,55 @@ int qctx_init_obs(qctx *q) {
 
 static void runner_close(qrunner *r) {
     sqz_session_free(r->s);
-    sqz_model_free(r->m);
+    if (r->own_m) sqz_model_free(r->m);
     free(r->in);
     memset(r, 0, sizeof *r);
 }
 
-static int runner_open(qctx *q, int batch, qrunner *r) {
-    memset(r, 0, sizeof *r);
+/* every session (the ones sharing run[0]'s model first) */
+static void runners_close(qctx *q) {
+    for (int k = q->n_run - 1; k >= 0; k--) runner_close(&q->run[k]);
+    q->n_run = 0;
+}
+
+/* A session over m (the calibration model) for `batch` images, threads
+ * intra-op threads; err (len) on failure. */
+static int session_open(const qctx *q, sqz_model *m, int batch, int threads, qrunner *r, char *err,
+                        size_t err_len) {
+    sqz_session_options so;
+    sqz_session_options_init(&so);
+    sqz_input_shape is;
+    is.name = q->g->tensors[q->input].name;
+    is.shape = q->in1;
+    is.shape.dims[0] = batch;
+    so.input_shapes = &is;
+    so.n_input_shapes = 1;
+    so.num_threads = threads;
+    sqz_status st;
+    r->m = m;
+    if (sqz_session_create(m, &so, &r->s, &st) != SQZ_OK) {
+        snprintf(err, err_len, "calibration session (batch %d): %s", batch, st.msg);
+        r->s = NULL;
+        return -1;
+    }
+    r->batch = batch;
+    r->sliceable = -1;
+    r->in = calloc((size_t)q->per * (size_t)batch, sizeof(float));
+    if (!r->in) {
+        snprintf(err, err_len, "out of memory");
+        sqz_session_free(r->s);
+        r->s = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* n sessions for `batch` images: run[0] loads the model (the graph with the
+ * observed tensors as its outputs) and, when n > 1, every session runs on one
+ * thread and they run images in parallel (one per thread); else run[0] uses
+ * the quantizer's threads inside each node. */
+static int runners_open(qctx *q, int batch, int n) {
+    runners_close(q);
     sqzc_graph *g = q->g;
     /* serialize with the observed tensors as the graph outputs */
     int32_t *outs = g->outputs;
@@ -92,39 +134,52 @@ static int runner_open(qctx *q, int batch, qrunner *r) {
     g->n_outputs = n_outs;
     if (rc != 0) return -1;
     sqz_status st;
-    if (sqz_model_load_buffer(buf, size, &r->m, &st) != SQZ_OK) {
+    sqz_model *m = NULL;
+    if (sqz_model_load_buffer(buf, size, &m, &st) != SQZ_OK) {
         free(buf);
         snprintf(q->err, q->err_len, "calibration model: %s", st.msg);
         return -1;
     }
     free(buf);
-    sqz_session_options so;
-    sqz_session_options_init(&so);
-    sqz_input_shape is;
-    is.name = g->tensors[q->input].name;
-    is.shape = q->in1;
-    is.shape.dims[0] = batch;
-    so.input_shapes = &is;
-    so.n_input_shapes = 1;
-    so.num_threads = q->o->num_threads;
-    if (sqz_session_create(r->m, &so, &r->s, &st) != SQZ_OK) {
-        snprintf(q->err, q->err_len, "calibration session (batch %d): %s", batch, st.msg);
-        runner_close(r);
+    memset(q->run, 0, sizeof q->run);
+    const int threads = n > 1 ? 1 : q->o->num_threads;
+    if (session_open(q, m, batch, threads, &q->run[0], q->err, q->err_len) != 0) {
+        sqz_model_free(m);
         return -1;
     }
-    r->batch = batch;
-    r->sliceable = -1;
-    r->in = calloc((size_t)q->per * (size_t)batch, sizeof(float));
-    if (!r->in) {
-        snprintf(q->err, q->err_len, "out of memory");
-        runner_close(r);
-        return -1;
+    q->run[0].own_m = 1;
+    q->n_run = 1;
+    if (n > 1) {
+        /* the other sessions share the (immutable) model; created in
+         * parallel (weight packing) */
+        char errs[Q_MAX_RUNNERS][256];
+        int bad = 0;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static, 1) num_threads(n)
+#endif
+        for (int k = 1; k < n; k++)
+            if (session_open(q, m, batch, 1, &q->run[k], errs[k], sizeof errs[k]) != 0) {
+#if defined(_OPENMP)
+#pragma omp atomic write
+#endif
+                bad = 1;
+            }
+        q->n_run = n;
+        if (bad) {
+            for (int k = 1; k < n; k++)
+                if (!q->run[k].s) {
+                    snprintf(q->err, q->err_len, "%s", errs[k]);
+                    break;
+                }
+            runners_close(q);
+            return -1;
+        }
     }
     return 0;
 }
 
 void q_runner_invalidate(qctx *q) {
-    runner_close(&q->run);
+    runners_close(q);
 }
 
 static void cache_free(qcache *c) {
@@ -136,7 +191,7 @@ static void cache_free(qcache *c) {
 }
 
 void q_calib_free(qctx *q) {
-    runner_close(&q->run);
+    runners_close(q);
     cache_free(&q->cache);
 }
 
@@ -293,19 +348,27 @@ int q_for_batches(qctx *q, int n, const char *label, qbatch_fn fn, void *user) {
                                                            : 1);
     if (per_img * b > Q_RUN_BYTES) b = per_img >= Q_RUN_BYTES ? 1 : (int)(Q_RUN_BYTES / per_img);
     if (b > q->n_images) b = q->n_images;
-    qrunner *r = &q->run;
-    /* one session for every pass (reopened only when the weights change or
-     * the batch cannot be sliced); a model whose batch cannot change runs one
-     * image at a time */
+    /* one set of sessions for every pass (reopened only when the weights
+     * change or the batch cannot be sliced); a model whose batch cannot
+     * change runs one image at a time */
     if (q->batch_fixed) b = 1;
     cache_setup(q, b);
-    if (r->s && r->batch != b) runner_close(r);
+    /* images run in parallel, one session per thread, a batch each (for
+     * these small batches that beats splitting each node over the threads:
+     * no hand-offs inside a node, the statistics still per tensor), when
+     * there are batches for more than one thread */
+    const int n_batches = (n + b - 1) / b;
+    int want_run = q_threads(q) < n_batches ? q_threads(q) : n_batches;
+    if (want_run > Q_MAX_RUNNERS) want_run = Q_MAX_RUNNERS;
+    if (want_run < 1) want_run = 1;
+    /* the open sessions serve when their batch is b and there are enough */
+    if (q->n_run > 0 && (q->run[0].batch != b || q->n_run < want_run)) runners_close(q);
     double tso = q_now();
-    if (!r->s) {
+    if (q->n_run == 0) {
         char first_err[512] = "";
-        if (runner_open(q, b, r) != 0) {
+        if (runners_open(q, b, want_run) != 0) {
             snprintf(first_err, sizeof first_err, "%s", q->err);
-            if (b == 1 || runner_open(q, 1, r) != 0) {
+            if (b == 1 || runners_open(q, 1, want_run) != 0) {
                 if (!first_err[0]) snprintf(first_err, sizeof first_err, "%s", q->err);
                 snprintf(q->err, q->err_len, "%s", first_err);
                 return -1;
@@ -314,84 +377,132 @@ int q_for_batches(qctx *q, int n, const char *label, qbatch_fn fn, void *user) {
         }
     }
     q_prof("  open session", &tso);
-    r->q = q;
-    b = r->batch;
+    for (int k = 0; k < q->n_run; k++) q->run[k].q = q;
+    b = q->run[0].batch;
+    const int nr = q->n_run;
     int rc = -1;
-    double tl = 0, tr = 0, tf = 0, tc = 0, t0;
+    double tr = 0, tf = 0, tc = 0, t0;
+    char errs[Q_MAX_RUNNERS][512];
     progress(q, label, 0, n);
-    for (int i0 = 0; i0 < n; i0 += b) {
-        int cnt = n - i0 < b ? n - i0 : b;
-        if (cnt != r->batch && r->sliceable != 1) {
-            /* the remainder runs in its own session when outputs cannot be sliced */
-            runner_close(r);
-            if (runner_open(q, cnt, r) != 0) goto out;
-            r->q = q;
-        }
-        t0 = q_now();
-        {
-            /* decoded in parallel; on a failure the first failing image is
-             * loaded again alone for its message */
+    /* rounds of nr batches: decoded and run in parallel, then the statistics
+     * of each batch in image order (each tensor's statistics on one thread:
+     * results do not depend on the thread count) */
+    for (int r0 = 0; r0 < n; r0 += nr * b) {
+        int nb = (n - r0 + b - 1) / b;
+        nb = nb < nr ? nb : nr;
+        const int last_cnt = n - (r0 + (nb - 1) * b) < b ? n - (r0 + (nb - 1) * b) : b;
+        /* a last partial batch in a session whose outputs cannot be sliced
+         * runs alone in a session of its size */
+        const int solo = last_cnt != b && q->run[0].sliceable != 1;
+        const int npar = solo ? nb - 1 : nb;
+        for (int pass = 0; pass < 2; pass++) {
+            const int kb = pass == 0 ? 0 : npar, ke = pass == 0 ? npar : nb;
+            if (kb >= ke) continue;
+            if (pass == 1) { /* solo */
+                runners_close(q);
+                if (runners_open(q, last_cnt, 1) != 0) goto out;
+                q->run[0].q = q;
+            }
+            const int npk = ke - kb;
             int bad = 0;
+            t0 = q_now();
+            /* one batch per session; a lone batch decodes its images on
+             * the threads instead */
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static) num_threads(q_threads(q)) if (q_threads(q) > 1 && cnt > 1)
+#pragma omp parallel for schedule(static, 1) num_threads(npk) if (npk > 1)
 #endif
-            for (int j = 0; j < cnt; j++) {
-                char e[8];
-                if (sqzc_calib_set_load(q->set, i0 + j, &q->in1, r->in + (size_t)j * (size_t)q->per,
-                                        e, sizeof e) != 0) {
+            for (int k = kb; k < ke; k++) {
+                qrunner *r = &q->run[pass == 0 ? k : 0];
+                const int i0 = r0 + k * b, cnt = n - i0 < b ? n - i0 : b;
+                int fail = 0;
+                errs[k][0] = '\0';
+                if (npk > 1 || q_threads(q) < 2 || cnt < 2) {
+                    fail = sqzc_calib_set_load_many(q->set, i0, cnt, &q->in1, r->in, errs[k],
+                                                    sizeof errs[k]) != 0;
+                } else {
+                    /* a lone batch: its images decoded in parallel, a
+                     * contiguous part per thread (an npy_batch file's
+                     * samples then come in a few reads) */
+                    int nt = q_threads(q) < cnt ? q_threads(q) : cnt;
+                    nt = nt < Q_MAX_RUNNERS ? nt : Q_MAX_RUNNERS;
+                    char perr[Q_MAX_RUNNERS][512];
+                    int pbad[Q_MAX_RUNNERS] = {0};
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static, 1) num_threads(nt)
+#endif
+                    for (int t = 0; t < nt; t++) {
+                        const int a = (int)((int64_t)cnt * t / nt),
+                                  e = (int)((int64_t)cnt * (t + 1) / nt);
+                        pbad[t] = sqzc_calib_set_load_many(q->set, i0 + a, e - a, &q->in1,
+                                                           r->in + (size_t)a * (size_t)q->per,
+                                                           perr[t], sizeof perr[t]) != 0;
+                    }
+                    for (int t = 0; t < nt && !fail; t++)
+                        if (pbad[t]) {
+                            snprintf(errs[k], sizeof errs[k], "%s", perr[t]);
+                            fail = 1;
+                        }
+                }
+                if (!fail) {
+                    /* a padded batch's extra images are those of the batch before */
+                    sqz_status st;
+                    if (sqz_session_set_input(r->s, 0, r->in, (size_t)q->per * (size_t)r->batch,
+                                              &st) != SQZ_OK ||
+                        sqz_session_run(r->s, &st) != SQZ_OK) {
+                        snprintf(errs[k], sizeof errs[k], "calibration run (images %d..%d): %s", i0,
+                                 i0 + cnt - 1, st.msg);
+                        fail = 1;
+                    }
+                }
+                if (fail) {
 #if defined(_OPENMP)
 #pragma omp atomic write
 #endif
                     bad = 1;
                 }
             }
-            if (bad)
-                for (int j = 0; j < cnt; j++)
-                    if (sqzc_calib_set_load(q->set, i0 + j, &q->in1,
-                                            r->in + (size_t)j * (size_t)q->per, q->err,
-                                            q->err_len) != 0)
-                        goto out;
+            tr += q_now() - t0;
+            if (bad) {
+                for (int k = kb; k < ke; k++)
+                    if (errs[k][0]) {
+                        snprintf(q->err, q->err_len, "%s", errs[k]);
+                        break;
+                    }
+                goto out;
+            }
+            for (int k = kb; k < ke; k++) {
+                qrunner *r = &q->run[pass == 0 ? k : 0];
+                const int i0 = r0 + k * b, cnt = n - i0 < b ? n - i0 : b;
+                t0 = q_now();
+                if (r->sliceable < 0) {
+                    r->sliceable = runner_sliceable(q, r);
+                    for (int j = 0; j < q->n_run; j++) q->run[j].sliceable = r->sliceable;
+                }
+                r->count = cnt;
+                /* batches in order from image 0, while the block has room */
+                if (c->on && i0 == c->images && i0 + cnt <= c->cap_images &&
+                    cache_store(q, r, i0, cnt) != 0) {
+                    snprintf(q->err, q->err_len, "out of memory");
+                    goto out;
+                }
+                tc += q_now() - t0;
+                t0 = q_now();
+                if (fn(q, r, i0, cnt, user) != 0) goto out;
+                tf += q_now() - t0;
+                progress(q, label, i0 + cnt, n);
+            }
         }
-        tl += q_now() - t0;
-        t0 = q_now();
-        /* a padded batch's extra images are those of the batch before */
-        r->count = r->batch;
-        sqz_status st;
-        if (sqz_session_set_input(r->s, 0, r->in, (size_t)q->per * (size_t)r->batch, &st) !=
-                SQZ_OK ||
-            sqz_session_run(r->s, &st) != SQZ_OK) {
-            snprintf(q->err, q->err_len, "calibration run (images %d..%d): %s", i0, i0 + cnt - 1,
-                     st.msg);
-            goto out;
-        }
-        tr += q_now() - t0;
-        t0 = q_now();
-        if (r->sliceable < 0) r->sliceable = runner_sliceable(q, r);
-        r->count = cnt;
-        /* batches in order from image 0, while the block has room */
-        if (c->on && i0 == c->images && i0 + cnt <= c->cap_images &&
-            cache_store(q, r, i0, cnt) != 0) {
-            snprintf(q->err, q->err_len, "out of memory");
-            goto out;
-        }
-        tc += q_now() - t0;
-        t0 = q_now();
-        if (fn(q, r, i0, cnt, user) != 0) goto out;
-        tf += q_now() - t0;
-        progress(q, label, i0 + cnt, n);
     }
     rc = 0;
-    t0 = q_now() - tl;
-    q_prof("  load images", &t0);
     t0 = q_now() - tr;
-    q_prof("  run", &t0);
+    q_prof("  load images + run", &t0);
     t0 = q_now() - tc;
     q_prof("  cache store", &t0);
     t0 = q_now() - tf;
     q_prof("  statistics", &t0);
 out:
     if (rc != 0 && q->o->progress) fputc('\n', stderr);
-    if (rc != 0) runner_close(r);
+    if (rc != 0) runners_close(q);
     return rc;
 }
 

@@ -22,6 +22,9 @@ typedef struct qchan {
  * tensors, with the input's batch set to `batch`; or (cb != NULL) one cached
  * batch replayed. count: images of the batch that are real (a last, partial
  * batch runs padded to `batch` when every observed tensor is batch-major). */
+/* sessions at most (images run in parallel: one per thread) */
+#define Q_MAX_RUNNERS 16
+
 typedef struct qcache_batch {
     int first, count;
     float *data; /* the observed tensors of `count` images, one after another */
@@ -29,6 +32,7 @@ typedef struct qcache_batch {
 
 typedef struct qrunner {
     sqz_model *m;
+    int own_m; /* m is this runner's (runner 0); the others share it */
     sqz_session *s;
     int batch, count;
     int sliceable; /* every observed output has dims[0] == batch (-1: not checked) */
@@ -69,7 +73,11 @@ typedef struct qctx {
     qchan *ch;      /* [n_obs]; c == 0 when not tracked */
     char *err;
     size_t err_len;
-    qrunner run;     /* the session, kept open across passes until the weights change */
+    /* the sessions (one per thread when the images of a pass run in
+     * parallel, else one), kept open across passes until the weights change;
+     * run[0] owns the model */
+    qrunner run[Q_MAX_RUNNERS];
+    int n_run;
     qcache cache;    /* activations of the set when they fit */
     int batch_fixed; /* the model runs one image at a time only */
 } qctx;

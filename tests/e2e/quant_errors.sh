@@ -81,6 +81,14 @@ open(d + "/gray.png", "wb").write(png(28, 28, 0, 1))
 open(d + "/rgb.png", "wb").write(png(28, 28, 2, 3))
 open(d + "/trunc.png", "wb").write(png(28, 28, 0, 1)[:60])
 open(d + "/text.png", "w").write("not a png, just text long enough to fill a header\n")
+# npy_batch files: 3 samples of 4x4 (not a 28x28 model input), 2 of 1x28x28 cut short
+def npy(shape, n_values):
+    h = "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }" % "".join(
+        "%d, " % v for v in shape)
+    h += " " * ((64 - (10 + len(h) + 1) % 64) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + b"\0" * (4 * n_values)
+open(d + "/b16.npy", "wb").write(npy((3, 1, 4, 4), 48))
+open(d + "/bcut.npy", "wb").write(npy((2, 1, 28, 28), 2 * 784 - 1))
 PY
 mkdir -p "$W/dir.png"
 printf '# nothing listed\ncolor: gray\n' >"$W/empty.txt"
@@ -93,6 +101,8 @@ printf 'gray.png\ndir.png\n' >"$W/dir.txt"
 printf 'gray.png\ntrunc.png\n' >"$W/trunc.txt"
 printf 'gray.png\nphoto.jpg\n' >"$W/jpg.txt"
 printf 'color: gray\ngray.png\n' >"$W/good.txt"
+printf 'gray.png\nnpy_batch: b16.npy\n' >"$W/b16.txt"
+printf 'npy_batch: bcut.npy\n' >"$W/bcut.txt"
 
 Q() { "$SQZ" quant "$MODEL" -o "$OUT" --json "$JS" "$@"; }
 expect_fail "manifest does not exist" "cannot open calibration manifest" Q --calib "$W/nope.txt"
@@ -108,6 +118,9 @@ expect_fail "RGB set for a 1-channel model" "color: rgb does not fit the model i
 expect_fail "RGB image, 1-channel model" "colour image but the model input has 1 channel" \
     Q --calib "$W/rgbauto.txt"
 expect_fail "truncated PNG (found while calibrating)" "trunc.png" Q --calib "$W/trunc.txt"
+expect_fail "npy_batch samples of another size" "b16.txt:2: '$W/b16.npy' holds 3 samples of 16" \
+    Q --calib "$W/b16.txt"
+expect_fail "npy_batch file cut short" "bcut.txt:1:" Q --calib "$W/bcut.txt"
 expect_fail "unknown method" "unknown --method 'entropy'" Q --calib "$W/good.txt" --method entropy
 expect_fail "bad percentile" "--percentile" Q --calib "$W/good.txt" --method percentile \
     --percentile 30

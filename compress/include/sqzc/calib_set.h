@@ -13,24 +13,40 @@
 
 #include "sqz/ops.h"
 #include "sqzc/image.h"
+#include "sqzc/npy.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-enum { SQZC_CALIB_PNG = 1, SQZC_CALIB_NPY = 2 };
+enum { SQZC_CALIB_PNG = 1, SQZC_CALIB_NPY = 2, SQZC_CALIB_NPY_BATCH = 3 };
 
 typedef struct sqzc_calib_item {
-    char *path;   /* resolved (relative paths are relative to the manifest's directory) */
-    int kind;     /* SQZC_CALIB_PNG / SQZC_CALIB_NPY */
-    int line;     /* manifest line, for messages */
-    int channels; /* PNG: 1 (gray) or 3 (colour) from its header; NPY: 0 */
+    char *path;    /* resolved (relative paths are relative to the manifest's directory);
+                      NULL for a sample of an npy_batch file (the file's path) */
+    int kind;      /* SQZC_CALIB_PNG / SQZC_CALIB_NPY / SQZC_CALIB_NPY_BATCH */
+    int line;      /* manifest line, for messages */
+    int channels;  /* PNG: 1 (gray) or 3 (colour) from its header; NPY: 0 */
+    int file;      /* NPY_BATCH: index into files */
+    int64_t index; /* NPY_BATCH: sample (first dimension) in the file */
 } sqzc_calib_item;
+
+/* An "npy_batch:" file: N pre-decoded samples along its first dimension,
+ * read a range of samples at a time (never whole). */
+typedef struct sqzc_calib_npyfile {
+    char *path;
+    int line;
+    npy_info info;
+    int64_t n;   /* samples: info.shape.dims[0] */
+    int64_t per; /* elements per sample */
+} sqzc_calib_npyfile;
 
 typedef struct sqzc_calib_set {
     char *manifest;
     sqzc_calib_item *items;
     int n_items;
+    sqzc_calib_npyfile *files;
+    int n_files;
     image_prep prep; /* color (order), resize, crop, scale, mean, std, layout */
     int color_set;   /* a "color:" line was given */
 } sqzc_calib_set;
@@ -50,6 +66,12 @@ int sqzc_calib_set_check_input(const sqzc_calib_set *s, const sqz_shape *input, 
  * numel(input) / input->dims[0] floats. 0 ok, -1 with err naming the file. */
 int sqzc_calib_set_load(const sqzc_calib_set *s, int i, const sqz_shape *input, float *out,
                         char *err, size_t err_len);
+
+/* Items [first, first + count) into out (count samples one after another),
+ * consecutive samples of one npy_batch file in one read. 0 ok, -1 with err
+ * naming the file of the first failing item. */
+int sqzc_calib_set_load_many(const sqzc_calib_set *s, int first, int count, const sqz_shape *input,
+                             float *out, char *err, size_t err_len);
 
 #ifdef __cplusplus
 }

@@ -27,6 +27,20 @@ int npy_parse(const uint8_t *buf, size_t size, npy_array *out, char *err, size_t
 int npy_read(const char *path, npy_array *out, char *err, size_t err_len);
 void npy_free(npy_array *a);
 
+/* A file's header only (shape, dtype, where the data starts), with the file
+ * size checked against it; then elements [first, first + n) (C order) read
+ * and converted to float without reading the rest: large arrays streamed. */
+typedef struct npy_info {
+    sqz_shape shape;
+    int kind;        /* dtype (private code) */
+    size_t isize;    /* bytes per element */
+    size_t data_off; /* file offset of element 0 */
+    uint64_t count;  /* elements */
+} npy_info;
+int npy_read_info(const char *path, npy_info *info, char *err, size_t err_len);
+int npy_read_range(const char *path, const npy_info *info, uint64_t first, uint64_t n, float *out,
+                   char *err, size_t err_len);
+
 /* Serialize a float32 array; *buf is malloc'd. */
 int npy_serialize(const float *data, const sqz_shape *shape, uint8_t **buf, size_t *size, char *err,
                   size_t err_len);

@@ -13,8 +13,10 @@
  *  1. cross-layer equalization of Conv -> (ReLU) -> Conv pairs (Nagel et al.,
  *     "Data-Free Quantization Through Weight Equalization and Bias
  *     Correction", ICCV 2019, section 4.1), fp32-exact;
- *  2. calibration through the sqz runtime over the set (batches of images,
- *     decoded on o->num_threads threads), streaming: per-tensor min / max,
+ *  2. calibration through the sqz runtime over the set (batches of images;
+ *     with o->num_threads > 1 one runtime session per thread, each decoding
+ *     and running its own batch, the statistics then gathered per tensor in
+ *     image order, so the result does not depend on the threads), streaming: per-tensor min / max,
  *     per-channel means and per-tensor histograms (2 x 2048 bins) in one pass
  *     (histogram bins widened by merging as the range grows, then re-binned
  *     over the final range: sqzc/quant_range.h), so memory does not grow with
@@ -29,7 +31,8 @@
  *     through MaxPool: the pooled values; an Add / pool / Concat output read
  *     only by a Relu takes the Relu's range, its requantization doing the
  *     Relu);
- *  4. weights per output channel, bias correction (Nagel et al. section 4.2:
+ *  4. weights per output channel (scale max-abs / 127, or with weight_mse
+ *     the one with the least squared rounding error), bias correction (Nagel et al. section 4.2:
  *     the expected output shift eps_W * E[x] is subtracted from the bias;
  *     bias_correction 2 then also subtracts the measured mean pre-activation
  *     error with int8 input and weights), int32 bias;
@@ -83,6 +86,8 @@ typedef struct sqzc_quant_options {
                           * they do not depend on it) (<= 0: the
                           * runtime default, one for the quantizer) */
     int progress;        /* draw a progress bar on stderr */
+    int weight_mse;      /* weight scales per channel by the rounding error (MSE), not
+                          * max-abs (0) */
 } sqzc_quant_options;
 
 void sqzc_quant_options_init(sqzc_quant_options *o);
