@@ -7,8 +7,9 @@ and the 10,000 Fashion-MNIST test images.
 Per model: fp32 accuracy (sqz), sqz int8 accuracy per method, ORT int8 accuracy
 per calibration method (QDQ, per-channel int8 weights, int8 activations) run in
 ORT, the best of each, per-layer SQNR of sqz's best (min / median), model bytes
-(fp32 ONNX, sqz int8, ORT int8 ONNX), calibration wall time (sqz quant total
-vs quantize_static, each method), latency (median ms, batch 1) of sqz int8,
+(fp32 ONNX, sqz int8, ORT int8 ONNX), calibration wall and CPU time (sqz quant
+total vs quantize_static, each method; sqz both from the PNGs and from the same
+images pre-decoded into one .npy, the arrays ORT is given; the load average), latency (median ms, batch 1) of sqz int8,
 sqz fp32 and ORT int8 at 1 and 2 threads.
 Bench-only code."""
 import argparse
