@@ -369,12 +369,12 @@ static void test_batch_threads(void **state) {
     }
 }
 
-/* 2-3 threads splitting layers by output rows (every plane's rows in bands
- * of 4 per part, common/dwconv.c): each kernel path (band, whole-plane,
- * padded rows, row kernels) with asymmetric pads, heights that are not a
- * multiple of the band and batches; then forced row splits (SQZ_DW_SPLIT=rows)
- * on shorter planes and forced plane splits on the same shapes. Every case
- * is above the 2^19-MAC split threshold. */
+/* 2-3 threads splitting layers by output rows (SQZ_DW_SPLIT=rows: every
+ * plane's rows in bands of 4 per part, common/dwconv.c): each kernel path
+ * (band, whole-plane, padded rows, row kernels) with asymmetric pads, heights
+ * that are not a multiple of the band and batches; then shorter planes split
+ * by rows and by planes (the default). Every case is above the 2^19-MAC
+ * split threshold. */
 static void test_row_split(void **state) {
     (void)state;
     tu_rng rng;
@@ -392,6 +392,7 @@ static void test_row_split(void **state) {
         {64, 60, 80, 3, 2}, /* row kernels, stride 2 */
         {32, 120, 72, 3, 2} /* row kernels, 60 rows */
     };
+    assert_int_equal(setenv("SQZ_DW_SPLIT", "rows", 1), 0);
     for (int i = 0; i < (int)(sizeof sh / sizeof sh[0]); i++)
         for (int v = 0; v < 2; v++) {
             conv_case c = dw_case(sh[i].C, sh[i].H, sh[i].W, sh[i].k, sh[i].s);
@@ -406,6 +407,7 @@ static void test_row_split(void **state) {
             set_act(&c, v ? SQZ_ACT_SIGMOID : SQZ_ACT_CLIP);
             check_case(&rng, &c);
         }
+    unsetenv("SQZ_DW_SPLIT");
     static const struct {
         int64_t C, H, W;
         int k, s;

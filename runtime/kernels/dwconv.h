@@ -100,8 +100,8 @@ typedef struct sqz_dw_plane {
     int act;          /* as sqz_dw_row.act */
     float alpha, beta;
     /* output rows computed: [oy0, oy1), oy1 == 0 meaning OH (a zeroed struct:
-     * the whole plane); the others are not written. Threads split layers
-     * with wide planes by rows (common/dwconv.c). */
+     * the whole plane); the others are not written (threads splitting a
+     * layer by rows, SQZ_DW_SPLIT=rows in common/dwconv.c). */
     int oy0, oy1;
 } sqz_dw_plane;
 /* Floats of the buffer a plane needs (0: not covered). The geometry fields

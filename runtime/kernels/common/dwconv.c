@@ -26,11 +26,12 @@
  * 1.01-1.14x) */
 #define DW_BAND_MIN_OW 32
 #define DW_BAND_MAX_OW 64
-/* row splits: bands of DW_ROW_UNIT output rows (the band and whole-plane
- * kernels' passes), for planes with out_h >= DW_SPLIT_ROWS_MIN_OH */
+/* row splits (SQZ_DW_SPLIT=rows): bands of DW_ROW_UNIT output rows (the band
+ * and whole-plane kernels' passes), fewer parts (each re-reads k - 1 rows) */
 #define DW_ROW_UNIT 4
 #define DW_ROW_PARTS_PER_THREAD 2
-#define DW_SPLIT_ROWS_MIN_OH 28
+/* layers of fewer MACs run on one thread (dw_run; SQZ_DW_SPLIT_MACS for A/B) */
+#define DW_SPLIT_MACS 524288.0
 
 /* ------------------------------------------------------------ CPU support */
 
@@ -176,6 +177,7 @@ typedef struct dw_p {
     size_t band_floats;  /* > 0: the band kernel, buffer floats per part */
     int band_avx2;       /* the band kernel is the AVX2 one (else AVX-512) */
     int split_rows;      /* threads split the layer by output rows (else planes) */
+    double split_macs;   /* layers below this many MACs run on one thread */
     int64_t cblocks;     /* channel blocks of 16 per image (cb kernel) */
     int pw;              /* > 0: rows are read from a zero-padded ring of pw-float rows */
     size_t ring_floats;  /* floats of one part's ring buffer (ring_rows x pw) */
@@ -311,23 +313,21 @@ static int band_enabled(void) {
 }
 #endif
 
-/* Threads split a layer by output rows (each part a band of rows of every
- * plane) or by planes. The 1x1 convs around a depthwise conv split planes of
- * 28 rows and more by pixels (gemm.c plan_split, printed for MNASNet 1.0 at 2
- * threads: the 112 / 56 / 28-row expansions with up to 120 channels and the
- * projections), so each core holds the top or bottom rows of every channel:
- * a split by planes reads half its input from the other core's cache and
- * leaves half its output there for the next conv. The executor's team gives
- * the master the first parts and the helper the last ones (par.c), so a row
- * split keeps each core on its own rows. Smaller planes stay split by planes
- * (their expansions split by channels); channel blocks (out_w <= 8) always.
- * SQZ_DW_SPLIT=planes / rows (read at prepare) for A/B; bench_dwconv's
- * 2-thread table. Not yet measured on a quiet machine. */
+/* Threads split a layer by planes (default) or, with SQZ_DW_SPLIT=rows (read
+ * at prepare), by output rows: each part a band of rows of every plane, for
+ * planes of >= 2 bands (not channel blocks). The idea: the 1x1 convs around
+ * a depthwise conv split planes of 28 rows and more by pixels (gemm.c
+ * plan_split, printed for MNASNet 1.0 at 2 threads: the 112 / 56 / 28-row
+ * expansions with up to 120 channels and the projections), so each core
+ * holds the top or bottom rows of every channel, and the team gives the
+ * master the first parts (par.c). Measured at 2 threads (MNASNet, per-node
+ * minima over 40 runs, the depthwise nodes of >= 28 rows, three interleaved
+ * rounds, load ~11): planes 348-364 us, rows 436-447 us (4 or 8 parts) in
+ * the rounds where both threads had a core, so planes stay the default;
+ * rows is kept for A/B on a quiet machine (bench_dwconv's 2-thread table). */
 static int split_rows(const dw_p *p) {
     const char *e = getenv("SQZ_DW_SPLIT");
-    int mode = e && e[0] == 'p' ? 1 : e && e[0] == 'r' ? 2 : 0;
-    if (p->cb_floats || mode == 1 || p->OH < 2 * DW_ROW_UNIT) return 0;
-    return mode == 2 || p->OH >= DW_SPLIT_ROWS_MIN_OH;
+    return e && e[0] == 'r' && !p->cb_floats && p->OH >= 2 * DW_ROW_UNIT;
 }
 
 /* 1 (decline) unless ctx is a depthwise conv this file covers. */
@@ -473,6 +473,8 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     }
 #endif
     p->split_rows = split_rows(p);
+    const char *sm = getenv("SQZ_DW_SPLIT_MACS"); /* A/B of the threshold in dw_run */
+    p->split_macs = sm && atof(sm) >= 0.0 ? atof(sm) : DW_SPLIT_MACS;
     sqz_shape *y = &ctx->out_shape[0];
     y->ndim = 4;
     y->dims[0] = N;
@@ -655,7 +657,7 @@ static void dw_run(const sqz_op_ctx *ctx) {
     /* small layers stay on one thread: below 2^19 MACs (~10 us here) the
      * other core gains less than moving the planes to its cache costs (small
      * MobileNet at 2 threads: 0.141 -> 0.128 ms with the 2^17 -> 2^19 step) */
-    if (nt > 1 && (double)planes * (double)out_sp * (double)kk < 524288.0) nt = 1;
+    if (nt > 1 && (double)planes * (double)out_sp * (double)kk < p->split_macs) nt = 1;
     /* a few parts per thread: a helper that starts late (a sleeping worker,
      * par.h) still takes a share */
     const int rows = nt > 1 && p->split_rows;
