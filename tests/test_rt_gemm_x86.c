@@ -526,6 +526,49 @@ static void test_conv_ops(void **state) {
     printf("[ INFO ] Conv impls checked on %d ISA(s)\n", covered);
 }
 
+/* 1x1 convs on 1x1 planes take the kernel's gemv; with SQZ_GEMV=0 the
+ * blocked driver with the weights packed as B (same cases, every ISA) */
+static void test_conv_vec_no_gemv(void **state) {
+    (void)state;
+    collect_isas();
+    static const conv_case cases[] = {
+        {1, 1152, 1, 1, 48, 1, 1, 1, 0, 0, 0, 0, 1, 1, SQZ_ACT_NONE, 1},
+        {1, 37, 1, 1, 133, 1, 1, 1, 0, 0, 0, 0, 1, 1, SQZ_ACT_SIGMOID, 0},
+        {1, 48, 1, 1, 1152, 1, 1, 1, 0, 0, 0, 0, 1, 1, SQZ_ACT_RELU, 1},
+    };
+    setenv("SQZ_GEMV", "0", 1);
+    tu_rng rng;
+    tu_rng_seed(&rng, 5);
+    for (int ii = 0; ii < n_isas; ii++) {
+        if (!isas[ii].conv) continue;
+        for (size_t ci = 0; ci < sizeof(cases) / sizeof(cases[0]); ci++) {
+            const conv_case *cc = &cases[ci];
+            tnode t;
+            tn_init(&t, SQZ_OP_CONV);
+            tn_act(&t, cc->act);
+            sqz_shape sh[3];
+            memset(sh, 0, sizeof(sh));
+            sh[0] = (sqz_shape){4, {1, cc->c, 1, 1}};
+            sh[1] = (sqz_shape){4, {cc->m, cc->c, 1, 1}};
+            sh[2] = (sqz_shape){1, {cc->m}};
+            float *x = falloc((size_t)cc->c), *w = falloc((size_t)(cc->m * cc->c)),
+                  *b = falloc((size_t)cc->m);
+            tu_fill_uniform(&rng, x, (size_t)cc->c, -1, 1);
+            tu_fill_uniform(&rng, w, (size_t)(cc->m * cc->c), -1, 1);
+            tu_fill_uniform(&rng, b, (size_t)cc->m, -1, 1);
+            const float *data[3] = {x, w, b};
+            for (int nt = 1; nt <= 2; nt++)
+                assert_int_equal(compare_op(&isas[ii], isas[ii].conv, &t, cc->bias ? 3 : 2, sh,
+                                            data, 6, nt, cc->c, "conv 1x1 plane, no gemv"),
+                                 0);
+            free(x);
+            free(w);
+            free(b);
+        }
+    }
+    unsetenv("SQZ_GEMV");
+}
+
 /* Pixel-major conv tiles (kernels with px) against the scalar twin:
  * random K (odd, one and many), pixels per row 1..px_p over one row and
  * 1..px_p/2 over two, partial channel panels, every cheap activation, with
@@ -1043,13 +1086,13 @@ static void test_isa_cap(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_isa_cap),       cmocka_unit_test(test_gemm_driver),
-        cmocka_unit_test(test_gemm_indirect), cmocka_unit_test(test_conv_ops),
-        cmocka_unit_test(test_conv_declines), cmocka_unit_test(test_gemm_ops),
-        cmocka_unit_test(test_matmul_ops),    cmocka_unit_test(test_px_kernel),
-        cmocka_unit_test(test_band_plane),    cmocka_unit_test(test_conv_px),
-        cmocka_unit_test(test_gemv_kernel),   cmocka_unit_test(test_gemv_pack),
-        cmocka_unit_test(test_gemv_ops),
+        cmocka_unit_test(test_isa_cap),          cmocka_unit_test(test_gemm_driver),
+        cmocka_unit_test(test_gemm_indirect),    cmocka_unit_test(test_conv_ops),
+        cmocka_unit_test(test_conv_vec_no_gemv), cmocka_unit_test(test_conv_declines),
+        cmocka_unit_test(test_gemm_ops),         cmocka_unit_test(test_matmul_ops),
+        cmocka_unit_test(test_px_kernel),        cmocka_unit_test(test_band_plane),
+        cmocka_unit_test(test_conv_px),          cmocka_unit_test(test_gemv_kernel),
+        cmocka_unit_test(test_gemv_pack),        cmocka_unit_test(test_gemv_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

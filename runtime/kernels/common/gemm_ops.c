@@ -345,29 +345,62 @@ static void conv_vec_args(const gop *p, sqz_gemm_args *a, int num_threads) {
     a->num_threads = num_threads; /* bias and activation: after the product */
 }
 
+static int gv_setup(sqz_op_ctx *ctx, gop *p, const float *B, const float *C);
+static void gv_run(const sqz_op_ctx *ctx, const float *x);
+
 static int conv_vec_prepare(sqz_op_ctx *ctx, gop *p) {
     p->vec = 1;
     p->macs = (uint64_t)(p->M * p->K);
-    p->wpk_elems = sqz_gemm_packed_b_floats(p->k, p->K, p->M);
-    gop *pp = malloc(sizeof(*pp));
-    if (!pp) return sqz_op_fail(ctx, "Conv: out of memory");
-    *pp = *p;
-    pp->wpk = alloc_floats(p->wpk_elems);
-    if (!pp->wpk) {
-        free(pp);
-        return sqz_op_fail(ctx, "Conv: out of memory (packed weights)");
+    /* the kernel's gemv when it has one: y[1, M] = x[1, K] . W^T, the conv
+     * bias as its column bias */
+    p->gM = 1;
+    p->gN = p->M;
+    p->gK = p->K;
+    p->brs = 1;
+    p->bcs = p->K;
+    p->acs = 1;
+    p->b_const = 1;
+    p->abatch = p->bbatch = p->batch = 1;
+    int rc = gv_setup(ctx, p, ctx->in_data[1], NULL);
+    if (rc < 0) return -1;
+    if (rc == 0 && p->has_bias) {
+        p->gv_bias = alloc_floats((size_t)p->M);
+        if (!p->gv_bias) {
+            free(p->wpk);
+            return sqz_op_fail(ctx, "Conv: out of memory");
+        }
+        memcpy(p->gv_bias, ctx->in_data[2], (size_t)p->M * sizeof(float));
     }
-    /* B[k][n] = W[n][k] */
-    sqz_gemm_pack_b(p->k, p->K, p->M, ctx->in_data[1], 1, p->K, pp->wpk);
+    if (rc != 0) { /* no gemv: the blocked driver with W packed as B */
+        p->wpk_elems = sqz_gemm_packed_b_floats(p->k, p->K, p->M);
+        p->wpk = alloc_floats(p->wpk_elems);
+        if (!p->wpk) return sqz_op_fail(ctx, "Conv: out of memory (packed weights)");
+        /* B[k][n] = W[n][k] */
+        sqz_gemm_pack_b(p->k, p->K, p->M, ctx->in_data[1], 1, p->K, p->wpk);
+    }
+    gop *pp = malloc(sizeof(*pp));
+    if (!pp) {
+        free(p->wpk);
+        free(p->gv_bias);
+        return sqz_op_fail(ctx, "Conv: out of memory");
+    }
+    *pp = *p;
     ctx->params = pp;
-    sqz_gemm_args a;
-    conv_vec_args(pp, &a, ctx->num_threads);
-    ctx->scratch_bytes = sqz_gemm_scratch_bytes(&a);
+    ctx->scratch_bytes = 0;
+    if (!pp->gv) {
+        sqz_gemm_args a;
+        conv_vec_args(pp, &a, ctx->num_threads);
+        ctx->scratch_bytes = sqz_gemm_scratch_bytes(&a);
+    }
     return 0;
 }
 
 static void conv_vec_run(const sqz_op_ctx *ctx) {
     const gop *p = ctx->params;
+    if (p->gv) {
+        gv_run(ctx, ctx->in_data[0]);
+        return;
+    }
     const float *B = p->has_bias ? ctx->in_data[2] : NULL;
     float *Y = ctx->out_data[0];
     sqz_gemm_args a;
