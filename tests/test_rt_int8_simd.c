@@ -271,6 +271,12 @@ static void test_depthwise_bit_exact(void **state) {
             {1, 4, 28, 28, 4, 4, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 0, 1, 0, 1},
             {1, 3, 40, 80, 3, 3, 7, 7, 1, 1, 3, 3, 3, 3, 2, 1, 1, 1, 0, 2},
             {1, 2, 9, 100, 2, 2, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 3, 1},
+            /* outputs <= 16 wide through the plane kernel (5x5 s2 on 28x28: too
+             * tall for the gather kernel, not fewer vectors wide): two output
+             * rows per pass, an even and an odd number of rows */
+            {1, 5, 28, 28, 5, 5, 5, 5, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 0, 2},
+            {2, 3, 25, 31, 3, 3, 5, 5, 2, 2, 2, 2, 2, 1, 1, 1, 0, 1, 1, 1},
+            {1, 3, 26, 16, 3, 3, 7, 7, 2, 1, 3, 3, 3, 3, 1, 1, 2, 0, 0, 1},
         };
         int compared = 0, expected = 0;
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {

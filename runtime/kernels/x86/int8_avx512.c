@@ -51,6 +51,22 @@ static inline void rq_store32(int8_t *y, __m512i a0, __m512i a1, const sqz_i8_rq
     _mm256_mask_storeu_epi8(y, n >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << n) - 1), b);
 }
 
+/* rq_store32's requantization of a0 (to y0) and a1 (to y1, unless NULL),
+ * n <= 16 outputs each. */
+static inline void rq_store2x16(int8_t *y0, int8_t *y1, __m512i a0, __m512i a1,
+                                const sqz_i8_rqv *rq, int32_t zp, int32_t lo, int32_t hi,
+                                int64_t n) {
+    const __m512 sv = _mm512_set1_ps(rq->s), flo = _mm512_set1_ps((float)(lo - zp)),
+                 fhi = _mm512_set1_ps((float)(hi - zp));
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    __m512i h = _mm512_packs_epi32(rqf16(a0, sv, flo, fhi), rqf16(a1, sv, flo, fhi));
+    h = _mm512_add_epi16(h, _mm512_set1_epi16((short)zp));
+    __m256i b = _mm512_castsi512_si256(_mm512_permutexvar_epi32(perm, _mm512_packs_epi16(h, h)));
+    const __mmask16 m = (__mmask16)((1u << n) - 1);
+    _mm_mask_storeu_epi8(y0, m, _mm256_castsi256_si128(b));
+    if (y1) _mm_mask_storeu_epi8(y1, m, _mm256_extracti128_si256(b, 1));
+}
+
 static inline __m512i bcast4(const void *p) {
     int32_t v;
     memcpy(&v, p, 4);
@@ -137,6 +153,29 @@ static void gemm_vnni(const void *av, int nrows, int64_t Kp, const int8_t *wp, i
     const uint8_t *a0 = a, *a1 = a + Kp, *a2 = a + 2 * Kp, *a3 = a + 3 * Kp; /* padded rows */
     __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
     int64_t kq = Kp / 4;
+    if (nrows == 1) {
+        /* one row (a classifier's Gemm): four independent chains over k
+         * instead of three padded rows; wrapping adds of int32 partial sums
+         * whose exact total fits */
+        int64_t k = 0;
+        for (; k + 4 <= kq; k += 4) {
+            const int8_t *wk = wp + k * NB * 4;
+            if (k + 20 <= kq) { /* 16 steps ahead (weights stream from L2 or beyond) */
+                _mm_prefetch((const char *)(wk + 1024), _MM_HINT_T0);
+                _mm_prefetch((const char *)(wk + 1088), _MM_HINT_T0);
+                _mm_prefetch((const char *)(wk + 1152), _MM_HINT_T0);
+                _mm_prefetch((const char *)(wk + 1216), _MM_HINT_T0);
+            }
+            c0 = _mm512_dpbusd_epi32(c0, bcast4(a0 + 4 * k), _mm512_loadu_si512(wk));
+            c1 = _mm512_dpbusd_epi32(c1, bcast4(a0 + 4 * k + 4), _mm512_loadu_si512(wk + 64));
+            c2 = _mm512_dpbusd_epi32(c2, bcast4(a0 + 4 * k + 8), _mm512_loadu_si512(wk + 128));
+            c3 = _mm512_dpbusd_epi32(c3, bcast4(a0 + 4 * k + 12), _mm512_loadu_si512(wk + 192));
+        }
+        for (; k < kq; k++)
+            c0 = _mm512_dpbusd_epi32(c0, bcast4(a0 + 4 * k), _mm512_loadu_si512(wp + k * NB * 4));
+        c0 = _mm512_add_epi32(_mm512_add_epi32(c0, c1), _mm512_add_epi32(c2, c3));
+        kq = 0;
+    }
     for (int64_t k = 0; k < kq; k++) {
         __m512i w = _mm512_loadu_si512(wp + k * NB * 4);
         c0 = _mm512_dpbusd_epi32(c0, bcast4(a0 + 4 * k), w);
@@ -161,7 +200,11 @@ static void gemm_vnni(const void *av, int nrows, int64_t Kp, const int8_t *wp, i
 
 static void convert_vnni(const int8_t *x, int64_t K, int64_t Kp, int32_t zp_x, void *av) {
     uint8_t *a = av;
-    for (int64_t k = 0; k < K; k++) a[k] = (uint8_t)(x[k] + 128);
+    const __m512i flip = _mm512_set1_epi8((char)0x80); /* x ^ 0x80 = x + 128 as u8 */
+    int64_t k = 0;
+    for (; k + 64 <= K; k += 64)
+        _mm512_storeu_si512(a + k, _mm512_xor_si512(_mm512_loadu_si512(x + k), flip));
+    for (; k < K; k++) a[k] = (uint8_t)(x[k] + 128);
     for (int64_t k = K; k < Kp; k++) a[k] = (uint8_t)(zp_x + 128);
 }
 
@@ -269,6 +312,32 @@ dwk_plane_vbmi(const int8_t *xpad, int64_t PW, const int8_t *w, int64_t kh, int6
     const __m512i i00 = _mm512_loadu_si512(ib[0]), i01 = _mm512_loadu_si512(ib[1]);
     const __m512i i10 = _mm512_loadu_si512(ib[2]), i11 = _mm512_loadu_si512(ib[3]);
     const __m512i o = _mm512_set1_epi32(off);
+    if (OW <= 16) {
+        /* narrow planes (14x14 s2 outputs): the second half of the vector
+         * takes the next output row (same taps, same sums) instead of
+         * columns past OW, so a pass makes two rows */
+        for (int64_t oh = 0; oh < OH; oh += 2) {
+            const int two = oh + 1 < OH;
+            const uint8_t *x0 = (const uint8_t *)xpad + oh * sh * PW,
+                          *x1 = two ? x0 + sh * PW : x0; /* last odd row: computed twice */
+            __m512i a0 = o, a1 = o, c0 = _mm512_setzero_si512(), c1 = c0;
+            for (int64_t i = 0; i < kh; i++) {
+                const __m512i v = _mm512_loadu_si512(x0 + i * dh * PW),
+                              u = _mm512_loadu_si512(x1 + i * dh * PW);
+                const __m512i wa = bcast4(w + i * ng * 4);
+                a0 = _mm512_dpbusd_epi32(a0, _mm512_permutexvar_epi8(i00, v), wa);
+                a1 = _mm512_dpbusd_epi32(a1, _mm512_permutexvar_epi8(i00, u), wa);
+                if (ng > 1) {
+                    const __m512i wb = bcast4(w + (i * ng + 1) * 4);
+                    c0 = _mm512_dpbusd_epi32(c0, _mm512_permutexvar_epi8(i01, v), wb);
+                    c1 = _mm512_dpbusd_epi32(c1, _mm512_permutexvar_epi8(i01, u), wb);
+                }
+            }
+            rq_store2x16(y + oh * OW, two ? y + (oh + 1) * OW : NULL, _mm512_add_epi32(a0, c0),
+                         _mm512_add_epi32(a1, c1), &rq, zp, lo, hi, OW);
+        }
+        return;
+    }
     const int64_t h = sw == 1 ? 0 : 32; /* offset of the second half's load */
     for (int64_t oh = 0; oh < OH; oh++) {
         const uint8_t *xr = (const uint8_t *)xpad + oh * sh * PW;
@@ -388,12 +457,18 @@ __attribute__((target("avx512vbmi"))) void sqz_i8_dw_gather_vbmi(const sqz_i8_dw
     const int64_t nq = a->nq;
     /* bytes past the band's input (at least byte 127) load as zp_x: x + 128 = zb */
     const __m512i flip = _mm512_set1_epi8((char)0x80), zx = _mm512_set1_epi8((char)(a->zb ^ 0x80));
+    /* the epilogue's constants (rq_store32's formula, four groups at once) */
+    const __m512 flo = _mm512_set1_ps((float)(a->lo - a->zp)),
+                 fhi = _mm512_set1_ps((float)(a->hi - a->zp));
+    const __m512i zp16 = _mm512_set1_epi16((short)a->zp);
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     for (int64_t pl = pl0; pl < pl1; pl++) {
         const int64_t c = pl % a->n_co;
         const int8_t *x = a->X + pl * a->in_sp;
         int8_t *y = a->Y + pl * a->out_sp;
         const int8_t *wc = a->w + c * nq * 4;
         const __m512i o = _mm512_set1_epi32(a->off[c]);
+        const __m512 sv = _mm512_set1_ps(a->rq[c].s);
         for (int64_t b = 0; b < a->nb; b++) {
             const int32_t *bd = a->band + 5 * b;
             const int64_t len = bd[1], ng = bd[4];
@@ -419,10 +494,23 @@ __attribute__((target("avx512vbmi"))) void sqz_i8_dw_gather_vbmi(const sqz_i8_dw
                 if (ng > 3) a3 = GQ(a3, i3 + q * 64);
             }
 #undef GQ
-            int8_t *yb = y + bd[2];
+            /* the band's (<= 64) outputs in one store: after the two packs
+             * dword j of 128-bit lane L holds outputs 4 L .. 4 L + 3 of group
+             * j, which perm puts at dword 4 j + L (unused groups: lanes past n) */
             const int64_t n = bd[3];
-            rq_store32(yb, a0, a1, &a->rq[c], a->zp, a->lo, a->hi, n);
-            if (ng > 2) rq_store32(yb + 32, a2, a3, &a->rq[c], a->zp, a->lo, a->hi, n - 32);
+            const __m512i h01 = _mm512_add_epi16(
+                _mm512_packs_epi32(rqf16(a0, sv, flo, fhi), rqf16(a1, sv, flo, fhi)), zp16);
+            if (ng <= 2) { /* <= 32 outputs: rq_store32's pack and store */
+                _mm256_mask_storeu_epi8(y + bd[2],
+                                        n >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << n) - 1),
+                                        _mm512_castsi512_si256(_mm512_permutexvar_epi32(
+                                            perm, _mm512_packs_epi16(h01, h01))));
+                continue;
+            }
+            const __m512i h23 = _mm512_add_epi16(
+                _mm512_packs_epi32(rqf16(a2, sv, flo, fhi), rqf16(a3, sv, flo, fhi)), zp16);
+            _mm512_mask_storeu_epi8(y + bd[2], n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1),
+                                    _mm512_permutexvar_epi32(perm, _mm512_packs_epi16(h01, h23)));
         }
     }
 }
