@@ -30,8 +30,14 @@
  * and whole-plane kernels' passes), fewer parts (each re-reads k - 1 rows) */
 #define DW_ROW_UNIT 4
 #define DW_ROW_PARTS_PER_THREAD 2
-/* layers of fewer MACs run on one thread (dw_run; SQZ_DW_SPLIT_MACS for A/B) */
-#define DW_SPLIT_MACS 524288.0
+/* layers of fewer MACs run on one thread (dw_run; SQZ_DW_SPLIT_MACS for A/B).
+ * 2^18: the 7x7 depthwise layers of MobileNetV2 / EfficientNet (~420K MACs)
+ * read an input the channel-split expansion before them wrote half on each
+ * core; unsplit they ran ~2x their 1-thread time (2 threads, same run:
+ * MobileNetV2 3.56-3.62 -> 3.46-3.54 ms, EfficientNet-B0 5.37-5.48 ->
+ * 5.25-5.30 ms); the compact CNN's (<= 170K MACs) stay unsplit (2^17 and
+ * below made it 10-20% slower) */
+#define DW_SPLIT_MACS 262144.0
 
 /* ------------------------------------------------------------ CPU support */
 
