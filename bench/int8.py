@@ -13,6 +13,7 @@ images pre-decoded into one .npy, the arrays ORT is given; the load average), la
 sqz fp32 and ORT int8 at 1 and 2 threads.
 Bench-only code."""
 import argparse
+import contextlib
 import gzip
 import json
 import os
@@ -198,9 +199,10 @@ def ort_quantize(src, dst, images, method):
           "percentile": CalibrationMethod.Percentile,
           "distribution": CalibrationMethod.Distribution}[method]
     t0, c0 = time.perf_counter(), time.process_time()
-    quantize_static(src, dst, Reader(name, images), quant_format=QuantFormat.QDQ,
-                    per_channel=True, weight_type=QuantType.QInt8,
-                    activation_type=QuantType.QInt8, calibrate_method=cm)
+    with contextlib.redirect_stdout(sys.stderr):  # its progress lines stay out of the tables
+        quantize_static(src, dst, Reader(name, images), quant_format=QuantFormat.QDQ,
+                        per_channel=True, weight_type=QuantType.QInt8,
+                        activation_type=QuantType.QInt8, calibrate_method=cm)
     return time.perf_counter() - t0, time.process_time() - c0
 
 
