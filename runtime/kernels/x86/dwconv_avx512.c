@@ -546,6 +546,12 @@ DW_INLINE void cb_compute(const sqz_dw_cb *a, const float *T, int wp, float *O, 
     if (oy < a->OH) cb_rows(a, T, wp, O, oy, K, S, NPX, 0);
 }
 
+/* tails of up to this many pixels move by gathers / scatters (bench_dwconv,
+ * two interleaved runs each, load ~6: 1152x7x7 k3 22.2-24.9 -> 25.5-25.7,
+ * 960x7x7 k3 22.3-25.0 -> 24.5-26.8, 576x14x14 k3 s2 11.7-12.3 -> 13.9-14.0
+ * GMAC/s; the 5x5 layers within noise) */
+#define CB_GATHER_MAX 4
+
 void sqz_dw_cb_run_avx512(const sqz_dw_cb *a, const float *x, float *y, float *buf) {
     int hp, wp;
     cb_dims(a, &hp, &wp);
@@ -555,8 +561,27 @@ void sqz_dw_cb_run_avx512(const sqz_dw_cb *a, const float *x, float *y, float *b
     /* in: 16 pixels of every channel, transposed, to their padded places (the
      * zero padding of T is written once, by sqz_dw_cb_zero_avx512) */
     int iy = 0, ix = 0;
+    const __mmask16 mc = mask_n(a->nc);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i cin = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)in_sp));
     for (size_t q = 0; q < in_sp; q += 16) {
         const int n = in_sp - q < 16 ? (int)(in_sp - q) : 16;
+        if (n <= CB_GATHER_MAX) {
+            /* a short tail (49 = 3 x 16 + 1 pixels): a gather per pixel (the
+             * nc channels) instead of a 16x16 transpose for n pixels */
+            for (int j = 0; j < n; j++) {
+                const int ty = iy + a->pt, tx = ix + a->pl;
+                if (ty < hp && tx < dw)
+                    _mm512_store_ps(T + (size_t)(ty * wp + tx) * 16,
+                                    _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mc, cin,
+                                                             x + q + (size_t)j, 4));
+                if (++ix == a->W) {
+                    ix = 0;
+                    iy++;
+                }
+            }
+            continue;
+        }
         const __mmask16 m = mask_n(n);
         __m512 r[16];
         for (int c = 0; c < 16; c++)
@@ -584,8 +609,15 @@ void sqz_dw_cb_run_avx512(const sqz_dw_cb *a, const float *x, float *y, float *b
             a->stride == 1 ? cb_compute(a, T, wp, O, 5, 1, 8) : cb_compute(a, T, wp, O, 5, 2, 8);
     }
     /* out: 16 pixels of the 16 channels, transposed back */
+    const __m512i cout = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)out_sp));
     for (size_t q = 0; q < out_sp; q += 16) {
         const int n = out_sp - q < 16 ? (int)(out_sp - q) : 16;
+        if (n <= CB_GATHER_MAX) { /* a scatter per pixel */
+            for (int j = 0; j < n; j++)
+                _mm512_mask_i32scatter_ps(y + q + (size_t)j, mc, cout,
+                                          _mm512_load_ps(O + (q + (size_t)j) * 16), 4);
+            continue;
+        }
         __m512 r[16];
         for (int j = 0; j < 16; j++)
             r[j] = j < n ? _mm512_load_ps(O + (q + (size_t)j) * 16) : _mm512_setzero_ps();
