@@ -1,5 +1,6 @@
 /* bench/gemm.c - fp32 packed GEMM throughput vs the measured FMA peak of this
- * machine (same run), and conv layer timings vs the reference kernel.
+ * machine (same run), Gemm M=1 (matrix-vector) on the gemv path vs the blocked driver, and conv
+ * layer timings vs the reference kernel.
  *
  *   bench_gemm [--quick] [--layers] [--only SUBSTRING] [--cold]
  *   (--layers: only the conv layers' fast kernel; --only: the layers whose name contains it;
@@ -214,6 +215,74 @@ static double gemm_gflops(const sqz_gemm_kernel *k, int64_t n, int threads, doub
     return gemm_gflops_cpu(k, n, threads, secs, NULL);
 }
 
+/* ------------------------------------------------------------------ gemv */
+
+/* Best thread-CPU seconds of one x[1,K] . W[K,N] + b: the gemv panels
+ * (weights packed once, kernel->gemv over every panel) or, gemv == 0, the
+ * blocked driver with W packed as B (what Gemm M=1 ran before the gemv
+ * path: A packed into an MR-row panel per run). Weights stay warm (L2). */
+static double gemv_time(const sqz_gemm_kernel *k, int64_t K, int64_t N, int gemv, double secs) {
+    float *x = xalloc((size_t)K * 4), *w = xalloc((size_t)(K * N) * 4), *b = xalloc((size_t)N * 4);
+    float *y = xalloc((size_t)N * 4);
+    fill(x, (size_t)K, 1);
+    fill(w, (size_t)(K * N), 2);
+    fill(b, (size_t)N, 3);
+    const int VL = k->gemv_vl, PV = SQZ_GEMV_MAXV;
+    float *pk = NULL;
+    void *scratch = NULL;
+    sqz_gemm_args g;
+    memset(&g, 0, sizeof(g));
+    if (gemv) {
+        pk = xalloc(sqz_gemv_floats(VL, PV, K, N) * 4);
+        sqz_gemv_pack(VL, PV, K, N, w, N, 1, 1.0f, pk);
+    } else {
+        pk = xalloc(sqz_gemm_packed_b_floats(k, K, N) * 4);
+        sqz_gemm_pack_b(k, K, N, w, N, 1, pk);
+        g.kernel = k;
+        g.M = 1;
+        g.N = N;
+        g.K = K;
+        g.a.data = x;
+        g.a.rs = K;
+        g.a.cs = 1;
+        g.b.packed = pk;
+        g.c = y;
+        g.ldc = N;
+        g.num_threads = 1;
+        size_t sb = sqz_gemm_scratch_bytes(&g);
+        scratch = sb ? xalloc(sb) : NULL;
+    }
+    sqz_gemm_epi e;
+    memset(&e, 0, sizeof(e));
+    double best = 1e30, total = 0;
+    int runs = 0;
+    while (total < secs || runs < 100) {
+        double c0 = thread_cpu();
+        for (int rep = 0; rep < 10; rep++) {
+            if (!gemv) {
+                sqz_gemm(&g, scratch);
+                continue;
+            }
+            for (int64_t j0 = 0; j0 < N; j0 += (int64_t)VL * PV) {
+                int64_t cols = N - j0 < (int64_t)VL * PV ? N - j0 : (int64_t)VL * PV;
+                k->gemv((size_t)K, x, (size_t)K, 1, pk + j0 * K, (size_t)((cols + VL - 1) / VL),
+                        (size_t)cols, b + j0, y + j0, (size_t)N, &e);
+            }
+        }
+        double c = (thread_cpu() - c0) / 10;
+        total += c * 10;
+        runs++;
+        if (c < best) best = c;
+    }
+    free(scratch);
+    free(pk);
+    free(x);
+    free(w);
+    free(b);
+    free(y);
+    return best;
+}
+
 /* ----------------------------------------------------------- conv layers */
 
 typedef struct layer {
@@ -417,6 +486,24 @@ int main(int argc, char **argv) {
         const sqz_gemm_kernel *best = sqz_gemm_best();
         double gf = gemm_gflops(best, sq[j], 2, secs);
         printf("   %-7s %6lld %12.1f   (2 threads)\n", best->name, (long long)sq[j], gf);
+    }
+
+    printf(
+        "\n== fp32 matrix-vector (Gemm M=1, weights warm in L2), 1 thread, best thread-CPU us\n");
+    printf("   load average %.2f; GB/s: weight bytes per second (the L2 stream bound)\n", load1());
+    printf("   %-7s %-12s %12s %12s %9s %9s\n", "kernel", "K x N", "blocked us", "gemv us",
+           "speedup", "GB/s");
+    {
+        static const int64_t gv[][2] = {{784, 300}, {300, 100}, {512, 1000}, {1280, 1000}};
+        for (int i = 0; i < nk; i++)
+            for (size_t j = 0; j < sizeof(gv) / sizeof(gv[0]); j++) {
+                double to = gemv_time(ks[i], gv[j][0], gv[j][1], 0, secs / 4);
+                double tn = gemv_time(ks[i], gv[j][0], gv[j][1], 1, secs / 4);
+                char sh[32];
+                snprintf(sh, sizeof(sh), "%lldx%lld", (long long)gv[j][0], (long long)gv[j][1]);
+                printf("   %-7s %-12s %12.2f %12.2f %8.2fx %9.1f\n", ks[i]->name, sh, to * 1e6,
+                       tn * 1e6, to / tn, (double)(gv[j][0] * gv[j][1]) * 4.0 / tn * 1e-9);
+            }
     }
 
 layers:;
