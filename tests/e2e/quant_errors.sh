@@ -122,6 +122,8 @@ expect_fail "npy_batch samples of another size" "b16.txt:2: '$W/b16.npy' holds 3
     Q --calib "$W/b16.txt"
 expect_fail "npy_batch file cut short" "bcut.txt:1:" Q --calib "$W/bcut.txt"
 expect_fail "unknown method" "unknown --method 'entropy'" Q --calib "$W/good.txt" --method entropy
+expect_fail "unknown weight scale" "unknown --weight-scale 'l1'" Q --calib "$W/good.txt" \
+    --weight-scale l1
 expect_fail "bad percentile" "--percentile" Q --calib "$W/good.txt" --method percentile \
     --percentile 30
 expect_fail "missing --calib" "missing --calib" "$SQZ" quant "$MODEL" -o "$OUT"
