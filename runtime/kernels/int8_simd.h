@@ -40,11 +40,10 @@ enum { SQZ_I8_ISA_AVX2 = 1, SQZ_I8_ISA_VNNI = 2, SQZ_I8_ISA_NEON = 3, SQZ_I8_ISA
 
 /* Threads for a node whose single-thread work is estimated at est_ns:
  * nt (the session's threads, >= 1) when est_ns reaches the split minimum,
- * else 1. The minimum is ~4 us when the team's helper is awake between
- * nodes, ~60 us with OMP_WAIT_POLICY=passive: there every split wakes a
- * sleeping thread (a futex wake on the master plus ~15-25 us before the
- * helper runs, measured on the 2-vCPU VM), which a node shorter than about
- * twice that cannot win back (int8 nodes run 2-3x shorter than fp32 ones).
+ * else 1. The minimum is ~4 us: the team's helper waits for the next job
+ * between the nodes of an inference, briefly also with
+ * OMP_WAIT_POLICY=passive (par.c TEAM_PASSIVE_SPIN; it was ~60 us while a
+ * passive helper slept after every job and each split woke it, 15-25 us).
  * SQZ_I8_SPLIT_NS=<ns> sets the minimum (A/B). Rough 1-thread rates for
  * the estimates: SQZ_I8_NS_* (ns per unit of work). */
 int sqz_i8_split_threads(int nt, double est_ns);

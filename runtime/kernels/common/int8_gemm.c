@@ -18,8 +18,8 @@ int sqz_i8_split_threads(int nt, double est_ns) {
     static _Atomic long cached = -1; /* the minimum in ns, read once */
     long min_ns = atomic_load_explicit(&cached, memory_order_relaxed);
     if (min_ns < 0) {
-        const char *e = getenv("SQZ_I8_SPLIT_NS"), *w = getenv("OMP_WAIT_POLICY");
-        min_ns = (w && (w[0] == 'p' || w[0] == 'P')) ? 60000 : 4000;
+        const char *e = getenv("SQZ_I8_SPLIT_NS");
+        min_ns = 4000;
         if (e && *e) {
             char *end;
             long v = strtol(e, &end, 10);
