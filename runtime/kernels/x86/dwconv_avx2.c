@@ -292,6 +292,7 @@ DW_INLINE void band_run(const sqz_dw_plane *a, const float *x, float *y, float *
     for (int oy0 = ob; oy0 < o1; oy0 += BD_R) {
         int end = oy0 + BD_AHEAD * BD_R + BD_R - 1 - a->pt + K;
         if (end > a->H) end = a->H;
+        if (end > o1 - 1 - a->pt + K) end = o1 - 1 - a->pt + K; /* the last row [ob, o1) reads */
         for (; next < end; next++) {
             band_copy_row(a, x + (size_t)next * (size_t)a->W, buf + (size_t)nslot * rf, tail);
             if (++nslot == ns) nslot = 0;
