@@ -477,6 +477,40 @@ static const conv_case conv_cases[] = {
     {1, 32, 7, 7, 97, 3, 3, 1, 1, 1, 1, 1, 1, 1, SQZ_ACT_CLIP, 1},
 };
 
+/* One conv_case on an ISA's Conv impl against the reference at nt_lo..nt_hi
+ * threads (split_small: every conv is split, SQZ_PAR_MIN_MACS=1). */
+static void check_conv_case(const isa *is, tu_rng *rng, const conv_case *cc, int nt_lo, int nt_hi,
+                            int split_small, const char *what) {
+    tnode t;
+    tn_init(&t, SQZ_OP_CONV);
+    tn_ints(&t, "pads", 4, (const int64_t[]){cc->pt, cc->pl, cc->pb, cc->pr});
+    tn_ints(&t, "strides", 2, (const int64_t[]){cc->s, cc->s});
+    tn_ints(&t, "dilations", 2, (const int64_t[]){cc->d, cc->d});
+    tn_int(&t, "group", cc->g);
+    tn_act(&t, cc->act);
+    sqz_shape sh[3];
+    memset(sh, 0, sizeof(sh));
+    sh[0] = (sqz_shape){4, {cc->n, cc->c, cc->h, cc->w}};
+    sh[1] = (sqz_shape){4, {cc->m, cc->c / cc->g, cc->kh, cc->kw}};
+    sh[2] = (sqz_shape){1, {cc->m}};
+    size_t nx = (size_t)sqz_shape_numel(&sh[0]), nw = (size_t)sqz_shape_numel(&sh[1]);
+    float *x = falloc(nx), *w = falloc(nw), *b = falloc((size_t)cc->m);
+    tu_fill_uniform(rng, x, nx, -1, 1);
+    tu_fill_uniform(rng, w, nw, -1, 1);
+    tu_fill_uniform(rng, b, (size_t)cc->m, -1, 1);
+    const float *data[3] = {x, w, b};
+    int64_t K = cc->c / cc->g * cc->kh * cc->kw;
+    for (int nt = nt_lo; nt <= nt_hi; nt++) {
+        if (split_small) setenv("SQZ_PAR_MIN_MACS", nt > 1 ? "1" : "0", 1);
+        int rc = compare_op(is, is->conv, &t, cc->bias ? 3 : 2, sh, data, 6, nt, K, what);
+        if (split_small) unsetenv("SQZ_PAR_MIN_MACS");
+        assert_int_equal(rc, 0);
+    }
+    free(x);
+    free(w);
+    free(b);
+}
+
 static void test_conv_ops(void **state) {
     (void)state;
     collect_isas();
@@ -488,39 +522,14 @@ static void test_conv_ops(void **state) {
         tu_rng_seed(&rng, 99);
         for (size_t ci = 0; ci < sizeof(conv_cases) / sizeof(conv_cases[0]); ci++) {
             const conv_case *cc = &conv_cases[ci];
-            tnode t;
-            tn_init(&t, SQZ_OP_CONV);
-            tn_ints(&t, "pads", 4, (const int64_t[]){cc->pt, cc->pl, cc->pb, cc->pr});
-            tn_ints(&t, "strides", 2, (const int64_t[]){cc->s, cc->s});
-            tn_ints(&t, "dilations", 2, (const int64_t[]){cc->d, cc->d});
-            tn_int(&t, "group", cc->g);
-            tn_act(&t, cc->act);
-            sqz_shape sh[3];
-            memset(sh, 0, sizeof(sh));
-            sh[0] = (sqz_shape){4, {cc->n, cc->c, cc->h, cc->w}};
-            sh[1] = (sqz_shape){4, {cc->m, cc->c / cc->g, cc->kh, cc->kw}};
-            sh[2] = (sqz_shape){1, {cc->m}};
-            size_t nx = (size_t)sqz_shape_numel(&sh[0]), nw = (size_t)sqz_shape_numel(&sh[1]);
-            float *x = falloc(nx), *w = falloc(nw), *b = falloc((size_t)cc->m);
-            tu_fill_uniform(&rng, x, nx, -1, 1);
-            tu_fill_uniform(&rng, w, nw, -1, 1);
-            tu_fill_uniform(&rng, b, (size_t)cc->m, -1, 1);
-            const float *data[3] = {x, w, b};
-            int64_t K = cc->c / cc->g * cc->kh * cc->kw;
             char what[64];
             snprintf(what, sizeof(what), "conv case %zu", ci);
             /* 3 threads (an odd thread grid) where the conv is big enough to split */
             int64_t oh = (cc->h + cc->pt + cc->pb - cc->kh) / cc->s + 1;
             int64_t ow = (cc->w + cc->pl + cc->pr - cc->kw) / cc->s + 1;
+            int64_t K = cc->c / cc->g * cc->kh * cc->kw;
             int max_nt = cc->m / cc->g * K * oh * ow >= (1 << 20) ? 3 : 2;
-            for (int nt = 1; nt <= max_nt; nt++) {
-                int rc = compare_op(&isas[ii], isas[ii].conv, &t, cc->bias ? 3 : 2, sh, data, 6, nt,
-                                    K, what);
-                assert_int_equal(rc, 0);
-            }
-            free(x);
-            free(w);
-            free(b);
+            check_conv_case(&isas[ii], &rng, cc, 1, max_nt, 0, what);
         }
     }
     printf("[ INFO ] Conv impls checked on %d ISA(s)\n", covered);
@@ -541,30 +550,8 @@ static void test_conv_vec_no_gemv(void **state) {
     tu_rng_seed(&rng, 5);
     for (int ii = 0; ii < n_isas; ii++) {
         if (!isas[ii].conv) continue;
-        for (size_t ci = 0; ci < sizeof(cases) / sizeof(cases[0]); ci++) {
-            const conv_case *cc = &cases[ci];
-            tnode t;
-            tn_init(&t, SQZ_OP_CONV);
-            tn_act(&t, cc->act);
-            sqz_shape sh[3];
-            memset(sh, 0, sizeof(sh));
-            sh[0] = (sqz_shape){4, {1, cc->c, 1, 1}};
-            sh[1] = (sqz_shape){4, {cc->m, cc->c, 1, 1}};
-            sh[2] = (sqz_shape){1, {cc->m}};
-            float *x = falloc((size_t)cc->c), *w = falloc((size_t)(cc->m * cc->c)),
-                  *b = falloc((size_t)cc->m);
-            tu_fill_uniform(&rng, x, (size_t)cc->c, -1, 1);
-            tu_fill_uniform(&rng, w, (size_t)(cc->m * cc->c), -1, 1);
-            tu_fill_uniform(&rng, b, (size_t)cc->m, -1, 1);
-            const float *data[3] = {x, w, b};
-            for (int nt = 1; nt <= 2; nt++)
-                assert_int_equal(compare_op(&isas[ii], isas[ii].conv, &t, cc->bias ? 3 : 2, sh,
-                                            data, 6, nt, cc->c, "conv 1x1 plane, no gemv"),
-                                 0);
-            free(x);
-            free(w);
-            free(b);
-        }
+        for (size_t ci = 0; ci < sizeof(cases) / sizeof(cases[0]); ci++)
+            check_conv_case(&isas[ii], &rng, &cases[ci], 1, 2, 0, "conv 1x1 plane, no gemv");
     }
     unsetenv("SQZ_GEMV");
 }
@@ -711,37 +698,9 @@ static void test_conv_px(void **state) {
         for (int force = 0; force <= 1; force++) {
             setenv("SQZ_CONV_PX", force ? "1" : "0", 1);
             for (size_t ci = 0; ci < sizeof(cases) / sizeof(cases[0]); ci++) {
-                const conv_case *cc = &cases[ci];
-                tnode t;
-                tn_init(&t, SQZ_OP_CONV);
-                tn_ints(&t, "pads", 4, (const int64_t[]){cc->pt, cc->pl, cc->pb, cc->pr});
-                tn_ints(&t, "strides", 2, (const int64_t[]){cc->s, cc->s});
-                tn_int(&t, "group", cc->g);
-                tn_act(&t, cc->act);
-                sqz_shape sh[3];
-                memset(sh, 0, sizeof(sh));
-                sh[0] = (sqz_shape){4, {cc->n, cc->c, cc->h, cc->w}};
-                sh[1] = (sqz_shape){4, {cc->m, cc->c / cc->g, cc->kh, cc->kw}};
-                sh[2] = (sqz_shape){1, {cc->m}};
-                size_t nx = (size_t)sqz_shape_numel(&sh[0]), nw = (size_t)sqz_shape_numel(&sh[1]);
-                float *x = falloc(nx), *w = falloc(nw), *b = falloc((size_t)cc->m);
-                tu_fill_uniform(&rng, x, nx, -1, 1);
-                tu_fill_uniform(&rng, w, nw, -1, 1);
-                tu_fill_uniform(&rng, b, (size_t)cc->m, -1, 1);
-                const float *data[3] = {x, w, b};
-                int64_t K = cc->c / cc->g * cc->kh * cc->kw;
                 char what[64];
                 snprintf(what, sizeof(what), "px=%d conv case %zu", force, ci);
-                for (int nt = 1; nt <= 3; nt++) {
-                    setenv("SQZ_PAR_MIN_MACS", nt > 1 ? "1" : "0", 1); /* split even small ones */
-                    int rc = compare_op(&isas[ii], isas[ii].conv, &t, cc->bias ? 3 : 2, sh, data, 6,
-                                        nt, K, what);
-                    unsetenv("SQZ_PAR_MIN_MACS");
-                    assert_int_equal(rc, 0);
-                }
-                free(x);
-                free(w);
-                free(b);
+                check_conv_case(&isas[ii], &rng, &cases[ci], 1, 3, 1, what);
             }
         }
     }
