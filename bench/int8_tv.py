@@ -49,12 +49,14 @@ class Reader:
         self.i = 0
 
 
-def ort_session(path, threads):
+def ort_session(path, threads, no_spin=False):
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if no_spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 
@@ -71,9 +73,6 @@ def ort_median(sess, x, runs):
 
 
 def main():
-    # OpenMP threads that spin while waiting starve everything else on a shared,
-    # oversubscribed machine (and then wait for the CPU themselves): passive unless set
-    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     import onnxruntime as ort
     ort.set_default_logger_severity(3)
     ap = argparse.ArgumentParser()
@@ -84,8 +83,16 @@ def main():
     ap.add_argument("--runs", type=int, default=20, help="timed runs per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--no-spin", action="store_true",
+                    help="idle workers sleep: OMP_WAIT_POLICY=passive for sqz, "
+                         "session.intra_op.allow_spinning=0 for ORT (for a shared machine)")
     ap.add_argument("--json")
     a = ap.parse_args()
+    # both engines as latency.sh runs them: idle workers spin (the runtimes'
+    # default) unless --no-spin or OMP_WAIT_POLICY is set by the caller
+    if a.no_spin:
+        os.environ["OMP_WAIT_POLICY"] = "passive"
+    policy = os.environ.get("OMP_WAIT_POLICY", "default (spinning)")
     names = [m for m in a.models.split(",") if m]
     for n in names:
         if n not in bl.TV_MODELS:
@@ -146,7 +153,7 @@ def main():
                              (np.linalg.norm(yo) * np.linalg.norm(y32) + 1e-30))
         r["lat"] = {}
         for th in threads:
-            sess = ort_session(ort_p, th)
+            sess = ort_session(ort_p, th, a.no_spin)
             best = {"sqz_int8": [], "sqz_fp32": [], "ort_int8": []}
             for _ in range(a.rounds):
                 best["sqz_int8"].append(sqz_median(a.sqz, int8, th, a.runs, x_path))
@@ -158,7 +165,7 @@ def main():
     la = bl.loadavg()
     print("INT8 whole-model latency, torchvision models (random weights), batch 1, ms: min over "
           "%d rounds of the median of %d runs; load average %.2f %.2f %.2f; OMP_WAIT_POLICY=%s; %s" % (
-              a.rounds, a.runs, la[0], la[1], la[2], os.environ["OMP_WAIT_POLICY"],
+              a.rounds, a.runs, la[0], la[1], la[2], policy,
               bl.machine_info().get("cpu", "?")))
     print("%-20s %3s %10s %10s %10s %14s %12s" % ("model", "thr", "sqz int8", "sqz fp32",
                                                  "ORT int8", "int8/fp32 sqz", "ORT/sqz int8"))
