@@ -907,6 +907,7 @@ static void test_fast_gap(void **state) {
             for (int64_t i = 0; i < NC * sp; i++) x[i] = (int8_t)(it % 12 == 5 ? 127 : -128);
         i8t t;
         i8t_init(&t, SQZ_OP_GLOBAL_AVGPOOL);
+        t.threads = it % 3 == 2 ? 2 + it % 2 : 1; /* planes split over 2 / 3 threads */
         i8t_act(&t, 0, i8t_shape(4, (int64_t)1, NC, sp, (int64_t)1), x,
                 tu_rng_uniform(&g, 0.01f, 0.2f), (int32_t)(tu_rng_u32(&g) % 256) - 128);
         i8t_out(&t, SQZ_DT_I8, tu_rng_uniform(&g, 0.005f, 0.2f),

@@ -16,8 +16,9 @@
 #include "int8.h"
 #include "int8_simd.h"
 
-/* rows below this many output elements in all run on one thread */
-#define ELT_MT_MIN ((int64_t)1 << 16)
+/* rows below this many output elements in all run on one thread (2^14:
+ * EfficientNet's squeeze-excite scaling Muls of 1152 x 7 x 7) */
+#define ELT_MT_MIN ((int64_t)1 << 14)
 /* gate rows from this length run as a 256-entry table built per row */
 #define MUL_LUT_MIN 512
 
@@ -178,11 +179,13 @@ static int gap_prepare(sqz_op_ctx *ctx) {
     return 0;
 }
 
-static void gap_run(const sqz_op_ctx *ctx) {
+/* planes [c0, c1) */
+static void gap_planes(const sqz_op_ctx *ctx, int64_t c0, int64_t c1, int part) {
+    (void)part;
     const gap_p *p = ctx->params;
     const int8_t *X = (const int8_t *)ctx->in_data[0];
     int8_t *Y = (int8_t *)ctx->out_data[0];
-    for (int64_t i = 0; i < p->NC; i++) {
+    for (int64_t i = c0; i < c1; i++) {
         const int8_t *x = X + i * p->sp;
         int64_t s = 0;
 #if defined(__x86_64__) || defined(_M_X64)
@@ -198,6 +201,14 @@ static void gap_run(const sqz_op_ctx *ctx) {
         int64_t acc = s - p->sp * p->zp_x;
         Y[i] = (int8_t)sqz_rq_apply(acc, p->rq, p->zp_y, -128, 127);
     }
+}
+
+/* planes split over the threads like the other passes (its input comes from
+ * a split conv, half in the other core's cache) */
+static void gap_run(const sqz_op_ctx *ctx) {
+    const gap_p *p = ctx->params;
+    int nt = sqz_i8_split_threads(ctx->num_threads, (double)(p->NC * p->sp) * SQZ_I8_NS_BYTE);
+    sqz_i8_par_range(ctx, nt, p->NC, gap_planes);
 }
 
 const sqz_op_impl sqz_i8_fast_gap = {gap_prepare, gap_run, free, NULL};
