@@ -8,6 +8,7 @@
 
 #include "cpu.h"
 #include "int8_simd.h"
+#include "par.h"
 
 #define MR 8  /* conv output channels per block */
 #define NB 16 /* gemm output channels per block (one zmm) */
@@ -657,7 +658,8 @@ static int add_prepare512(sqz_op_ctx *ctx) {
  * requantized values are saturated to int16 by the pack, the zero point
  * added with saturation and the result clamped to [lo, hi], which equals
  * clamping the exact value (the saturated ones lie beyond both bounds). */
-static void add_run512_w(const sqz_i8_addp *p, const int8_t *a, const int8_t *b, int8_t *y) {
+static void add_run512_w(const sqz_i8_addp *p, const int8_t *a, const int8_t *b, int8_t *y,
+                         int64_t cnt) {
     const int32_t ma0 = (int32_t)(p->Ma & 0x7FFF), ma1 = (int32_t)(p->Ma >> 15 & 0x7FFF),
                   ma2 = (int32_t)(p->Ma >> 30), mb0 = (int32_t)(p->Mb & 0x7FFF),
                   mb1 = (int32_t)(p->Mb >> 15 & 0x7FFF), mb2 = (int32_t)(p->Mb >> 30);
@@ -665,13 +667,13 @@ static void add_run512_w(const sqz_i8_addp *p, const int8_t *a, const int8_t *b,
     const __m512i c0 = _mm512_set1_epi32(ma0 | mb0 << 16), c1 = _mm512_set1_epi32(ma1 | mb1 << 16),
                   c2 = _mm512_set1_epi32(ma2 | mb2 << 16);
     const __m512i half = _mm512_set1_epi32((int32_t)1 << (p->S - 16));
-    const __m128i cnt = _mm_cvtsi32_si128(p->S - 15);
+    const __m128i sh = _mm_cvtsi32_si128(p->S - 15);
     const __m512i za = _mm512_set1_epi16((short)p->zp_a), zb = _mm512_set1_epi16((short)p->zp_b);
     const __m512i zy = _mm512_set1_epi16((short)p->zp_y), lo = _mm512_set1_epi16((short)p->lo),
                   hi = _mm512_set1_epi16((short)p->hi);
     /* y may alias a or b (in-place Add): each block is loaded before it is stored */
-    for (int64_t i = 0; i < p->n; i += 32) {
-        const int64_t n = p->n - i;
+    for (int64_t i = 0; i < cnt; i += 32) {
+        const int64_t n = cnt - i;
         const __mmask32 m = n >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << n) - 1);
         const __m512i da =
             _mm512_sub_epi16(_mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, a + i)), za);
@@ -684,7 +686,7 @@ static void add_run512_w(const sqz_i8_addp *p, const int8_t *a, const int8_t *b,
                           p2 = _mm512_madd_epi16(x, c2);
             const __m512i v = _mm512_add_epi32(_mm512_add_epi32(_mm512_slli_epi32(p2, 15), p1),
                                                _mm512_srai_epi32(p0, 15));
-            r[h] = _mm512_sra_epi32(_mm512_add_epi32(v, half), cnt);
+            r[h] = _mm512_sra_epi32(_mm512_add_epi32(v, half), sh);
         }
         /* unpacklo / hi took lanes 0-3 / 4-7 of each 128-bit block: the pack
          * puts them back in order */
@@ -694,12 +696,11 @@ static void add_run512_w(const sqz_i8_addp *p, const int8_t *a, const int8_t *b,
     }
 }
 
-static void add_run512(const sqz_op_ctx *ctx) {
-    const sqz_i8_addp *p = ctx->params;
-    const int8_t *a = (const int8_t *)ctx->in_data[0], *b = (const int8_t *)ctx->in_data[1];
-    int8_t *y = (int8_t *)ctx->out_data[0];
+/* elements [0, cnt) of a, b, y */
+static void add_range512(const sqz_i8_addp *p, const int8_t *a, const int8_t *b, int8_t *y,
+                         int64_t cnt) {
     if (p->S >= 16 && p->S <= 40) {
-        add_run512_w(p, a, b, y);
+        add_run512_w(p, a, b, y, cnt);
         return;
     }
     const __m512i Ma = _mm512_set1_epi64(p->Ma), Mb = _mm512_set1_epi64(p->Mb);
@@ -709,13 +710,42 @@ static void add_run512(const sqz_op_ctx *ctx) {
                   zb = _mm512_set1_epi32(p->zp_b);
     const __m512i lo = _mm512_set1_epi32(p->lo), hi = _mm512_set1_epi32(p->hi);
     /* y may alias a or b (in-place Add): each block is loaded before it is stored */
-    for (int64_t i = 0; i < p->n; i += 16) {
-        int64_t n = p->n - i;
+    for (int64_t i = 0; i < cnt; i += 16) {
+        int64_t n = cnt - i;
         __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
         __m512i da = _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, a + i)), za);
         __m512i db = _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, b + i)), zb);
         add16_store(y + i, da, db, Ma, Mb, rnd, sc, zy, lo, hi, n);
     }
+}
+
+typedef struct add_job {
+    const sqz_i8_addp *p;
+    const int8_t *a, *b;
+    int8_t *y;
+    int parts;
+} add_job;
+
+/* part t: elements on 64-byte bounds (a residual Add's operands come from
+ * split convs, half in the other core's cache) */
+static void add_part(void *arg, int t) {
+    const add_job *j = arg;
+    const int64_t n = j->p->n, b0 = n * t / j->parts / 64 * 64,
+                  e = t + 1 == j->parts ? n : n * (t + 1) / j->parts / 64 * 64;
+    if (e > b0) add_range512(j->p, j->a + b0, j->b + b0, j->y + b0, e - b0);
+}
+
+static void add_run512(const sqz_op_ctx *ctx) {
+    const sqz_i8_addp *p = ctx->params;
+    add_job j = {p, (const int8_t *)ctx->in_data[0], (const int8_t *)ctx->in_data[1],
+                 (int8_t *)ctx->out_data[0], 1};
+    int nt = sqz_i8_split_threads(ctx->num_threads, (double)p->n * SQZ_I8_NS_BYTE);
+    if (nt <= 1 || p->n < 1024) {
+        add_range512(p, j.a, j.b, j.y, p->n);
+        return;
+    }
+    j.parts = 4 * nt; /* a few parts per thread (par.h) */
+    sqz_par_for(nt, j.parts, add_part, &j);
 }
 
 const sqz_op_impl sqz_i8_add_avx512 = {add_prepare512, add_run512, free, NULL};
