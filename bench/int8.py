@@ -206,6 +206,23 @@ def ort_quantize(src, dst, images, method):
     return time.perf_counter() - t0, time.process_time() - c0
 
 
+def print_calib_ratios(rows, pairs, wall_key, cpu_key, check_same):
+    """One line per model: sqz's calibration (wall_key / cpu_key of its runs) over ORT's per method
+    pair; check_same flags a pre-decoded run whose model differs from the PNG one."""
+    for r in rows:
+        cells = []
+        for sm, om in pairs:
+            so, oo = r["sqz"][sm], r["ort"].get(om, {})
+            if "wall_s" not in oo:
+                cells.append("%s/%s: ORT failed" % (sm, om))
+                continue
+            cells.append("%s/%s wall %.3f/%.3f=%.3f cpu %.3f/%.3f=%.3f%s" % (
+                sm, om, so[wall_key], oo["wall_s"], so[wall_key] / oo["wall_s"], so[cpu_key],
+                oo["cpu_s"], so[cpu_key] / max(oo["cpu_s"], 1e-9),
+                " (MODEL DIFFERS)" if check_same and not so["npy_same_model"] else ""))
+        print("%-10s %s" % (r["model"], "\n           ".join(cells)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sqz", required=True)
@@ -381,32 +398,11 @@ def main():
              ("mse", "distribution")]
     print("(1-minute load average after sqz's runs / after ORT's, per model: %s)" % ", ".join(
         "%s %.1f/%.1f" % (r["model"], r["load"][0], r["load"][1]) for r in rows))
-    for r in rows:
-        cells = []
-        for sm, om in pairs:
-            so, oo = r["sqz"][sm], r["ort"].get(om, {})
-            if "wall_s" not in oo:
-                cells.append("%s/%s: ORT failed" % (sm, om))
-                continue
-            cells.append("%s/%s wall %.3f/%.3f=%.3f cpu %.3f/%.3f=%.3f" % (
-                sm, om, so["wall_s"], oo["wall_s"], so["wall_s"] / oo["wall_s"], so["cpu_s"],
-                oo["cpu_s"], so["cpu_s"] / max(oo["cpu_s"], 1e-9)))
-        print("%-10s %s" % (r["model"], "\n           ".join(cells)))
+    print_calib_ratios(rows, pairs, "wall_s", "cpu_s", False)
     print("\nthe same, sqz from the same images pre-decoded into one .npy (manifest line "
           "'npy_batch: calib_predecoded.npy'; no PNG decoding, as ORT is given arrays): ratio "
           "sqz / ORT; 'same model': the .sqz written is byte-identical to the one from the PNGs")
-    for r in rows:
-        cells = []
-        for sm, om in pairs:
-            so, oo = r["sqz"][sm], r["ort"].get(om, {})
-            if "wall_s" not in oo:
-                cells.append("%s/%s: ORT failed" % (sm, om))
-                continue
-            cells.append("%s/%s wall %.3f/%.3f=%.3f cpu %.3f/%.3f=%.3f%s" % (
-                sm, om, so["npy_wall_s"], oo["wall_s"], so["npy_wall_s"] / oo["wall_s"],
-                so["npy_cpu_s"], oo["cpu_s"], so["npy_cpu_s"] / max(oo["cpu_s"], 1e-9),
-                "" if so["npy_same_model"] else " (MODEL DIFFERS)"))
-        print("%-10s %s" % (r["model"], "\n           ".join(cells)))
+    print_calib_ratios(rows, pairs, "npy_wall_s", "npy_cpu_s", True)
     print("\nlatency, batch 1, median of %d runs (ms); speedups = fp32 / int8 and ORT int8 / sqz "
           "int8" % a.runs)
     print("%-10s %3s %10s %10s %10s %12s %12s" % ("model", "thr", "sqz int8", "sqz fp32",
