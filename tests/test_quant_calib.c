@@ -475,6 +475,98 @@ static void test_ranges(void **state) {
     free(x);
 }
 
+/* KL(P || Q) of candidate k by its definition, bin by bin (the reference of
+ * range.c's prefix-sum search): the 2k merged bins (neg side reversed, then
+ * pos), tails added to the edge bins; Q: each int8 level's count spread over
+ * its non-empty bins, 1e-4 / m where P has mass and Q none. */
+static double kl_naive(const sqzc_qstat *s, int k) {
+    const double wp = s->max / SQZC_QHIST_BINS, wn = -s->min / SQZC_QHIST_BINS;
+    const int has_neg = s->min<0, has_pos = s->max> 0, hn = has_neg ? k : 0;
+    const int m = hn + (has_pos ? k : 0);
+    const double lo = -k * wn, sc = (k * wp - lo) / 255.0;
+    double *p = calloc((size_t)m, sizeof *p), *cnt = calloc((size_t)m, sizeof *cnt);
+    int *lev = calloc((size_t)m, sizeof *lev);
+    assert_true(p && cnt && lev);
+    for (int u = 0; u < m; u++) {
+        const int neg = u < hn, j = neg ? k - 1 - u : u - hn;
+        const double x = neg ? -(j + 0.5) * wn : (j + 0.5) * wp;
+        cnt[u] = (double)(neg ? s->neg[j] : s->pos[j]);
+        p[u] = cnt[u];
+        lev[u] = (int)floor((x - lo) / sc + 0.5);
+    }
+    for (int j = k; j < SQZC_QHIST_BINS; j++) {
+        if (has_neg) p[0] += (double)s->neg[j];
+        if (has_pos) p[m - 1] += (double)s->pos[j];
+    }
+    double sp = 0, sq = 0, kl = 0;
+    for (int u = 0; u < m; u++) sp += p[u], sq += cnt[u];
+    for (int a = 0; a < m;) {
+        int b = a;
+        while (b + 1 < m && lev[b + 1] == lev[a]) b++;
+        double sum = 0, nz = 0;
+        for (int u = a; u <= b; u++) sum += cnt[u], nz += cnt[u] > 0;
+        for (int u = a; u <= b; u++) {
+            if (p[u] <= 0) continue;
+            double q = cnt[u] > 0 ? sum / nz / sq : 1e-4 / m;
+            kl += p[u] / sp * log(p[u] / sp / q);
+        }
+        a = b + 1;
+    }
+    free(p);
+    free(cnt);
+    free(lev);
+    return kl;
+}
+
+/* sqzc_qstat_range(KL) against the definition on random histograms (both
+ * signs, ReLU-like, heavy tails, sparse ones with empty bins): the same k
+ * as the naive search over the same candidates (every 8 bins from 128 / 256
+ * a side, then every bin within 7 of the best), or one whose divergence
+ * differs from the naive best's by rounding only */
+static void test_kl_reference(void **state) {
+    (void)state;
+    tu_rng r;
+    tu_rng_seed(&r, 77);
+    for (int trial = 0; trial < 12; trial++) {
+        sqzc_qstat s;
+        sqzc_qstat_init(&s);
+        assert_int_equal(sqzc_qstat_begin_hist(&s), 0);
+        const int signed_ = trial % 3 != 1, sparse = trial % 4 == 3;
+        s.max = 1.0 + trial;
+        s.min = signed_ ? -0.5 * (1 + trial % 5) : 0.0;
+        const double decay = 0.002 + 0.001 * trial;
+        for (int j = 0; j < SQZC_QHIST_BINS; j++) {
+            double e = 1e6 * exp(-decay * j) * tu_rng_uniform(&r, 0.5f, 1.5f);
+            s.pos[j] = sparse && (tu_rng_u32(&r) & 3) ? 0 : (uint64_t)e;
+            if (signed_) s.neg[j] = sparse && (tu_rng_u32(&r) & 1) ? 0 : (uint64_t)(0.3 * e);
+        }
+        s.pos[SQZC_QHIST_BINS - 1] += 50; /* outliers at the ends */
+        if (signed_) s.neg[SQZC_QHIST_BINS - 1] += 20;
+        s.zeros = 1000;
+        double lo, hi;
+        sqzc_qstat_range(&s, SQZC_QM_KL, 0, &lo, &hi);
+        const int k = (int)lround(hi / s.max * SQZC_QHIST_BINS);
+        assert_true(k >= 128 && k <= SQZC_QHIST_BINS);
+        const int kmin = signed_ ? 128 : 256;
+        int bk = SQZC_QHIST_BINS;
+        double best = INFINITY;
+        for (int c = kmin; c <= SQZC_QHIST_BINS; c += 8) {
+            double v = kl_naive(&s, c);
+            if (v < best) best = v, bk = c;
+        }
+        const int c0 = bk;
+        for (int c = c0 - 7 < kmin ? kmin : c0 - 7; c <= c0 + 7 && c <= SQZC_QHIST_BINS; c++) {
+            double v = kl_naive(&s, c);
+            if (v < best) best = v, bk = c;
+        }
+        const double got = kl_naive(&s, k);
+        if (k != bk && !(fabs(got - best) <= 1e-9 * fabs(best)))
+            fail_msg("trial %d: kl chose k %d (KL %.12g), the definition k %d (KL %.12g)", trial, k,
+                     got, bk, best);
+        sqzc_qstat_free(&s);
+    }
+}
+
 static void test_qparams(void **state) {
     (void)state;
     float s;
@@ -623,8 +715,8 @@ int main(void) {
         cmocka_unit_test(test_manifest_ok),   cmocka_unit_test(test_manifest_errors),
         cmocka_unit_test(test_committed_set), cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_hist_exact),    cmocka_unit_test(test_hist_one_pass),
-        cmocka_unit_test(test_qparams),       cmocka_unit_test(test_writer_int8),
-        cmocka_unit_test(test_npy_batch),
+        cmocka_unit_test(test_qparams),       cmocka_unit_test(test_kl_reference),
+        cmocka_unit_test(test_writer_int8),   cmocka_unit_test(test_npy_batch),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[1100];

@@ -549,6 +549,20 @@ static void chan_add(qchan *c, const float *d, const sqz_shape *sh, int pass) {
     int64_t outer = sh->dims[0], inner = 1;
     for (int k = 2; k < sh->ndim; k++) inner *= sh->dims[k];
     const int sums = pass == 1, mm = pass == 0 || c->minmax;
+    if (inner == 1) { /* [N, C] (a Gemm's input): the same sums, along the rows */
+        for (int64_t o = 0; o < outer; o++) {
+            const float *p = d + (size_t)o * (size_t)c->c;
+            if (sums)
+                for (int ci = 0; ci < c->c; ci++) c->sum[ci] += (double)p[ci];
+            if (mm)
+                for (int ci = 0; ci < c->c; ci++) {
+                    c->max[ci] = p[ci] > c->max[ci] ? p[ci] : c->max[ci];
+                    if (c->min) c->min[ci] = p[ci] < c->min[ci] ? p[ci] : c->min[ci];
+                }
+        }
+        if (sums) c->per_channel += (uint64_t)outer;
+        return;
+    }
     for (int64_t o = 0; o < outer; o++)
         for (int ci = 0; ci < c->c; ci++) {
             const float *p = d + ((size_t)o * (size_t)c->c + (size_t)ci) * (size_t)inner;

@@ -408,6 +408,30 @@ static double kl_range(const klcand *c, double *const arr[2], int a, int b) {
     return s;
 }
 
+/* kl_range of the three prefix arrays at once (the same sums) */
+static inline void kl_range3(const klcand *c, const klpre *p, int a, int b, double *sc, double *snz,
+                             double *spl) {
+    double s0 = 0, s1 = 0, s2 = 0;
+    if (a < c->hn) {
+        const int bb = b < c->hn - 1 ? b : c->hn - 1, hi = c->k - a, lo = c->k - 1 - bb;
+        s0 += p->c[0][hi] - p->c[0][lo];
+        s1 += p->nz[0][hi] - p->nz[0][lo];
+        s2 += p->pl[0][hi] - p->pl[0][lo];
+    }
+    if (b >= c->hn) {
+        const int aa = a > c->hn ? a : c->hn, hi = b - c->hn + 1, lo = aa - c->hn;
+        s0 += p->c[1][hi] - p->c[1][lo];
+        s1 += p->nz[1][hi] - p->nz[1][lo];
+        s2 += p->pl[1][hi] - p->pl[1][lo];
+    }
+    *sc = s0;
+    *snz = s1;
+    *spl = s2;
+}
+
+/* int8 levels a candidate's bins can round to (0..255, one more for rounding) */
+#define KL_MAX_LEVELS 300
+
 static double kl_of(const sqzc_qstat *s, int k, const klpre *pre) {
     klcand c;
     c.s = s;
@@ -429,20 +453,32 @@ static double kl_of(const sqzc_qstat *s, int k, const klpre *pre) {
     const double en = has_neg ? (double)s->neg[k - 1] : 0, ep = has_pos ? (double)s->pos[k - 1] : 0;
     const double eps = 1e-4 / m; /* smoothing of empty Q bins where P has mass */
     const double log_sq = log(sq), log_eps = log(eps);
+    /* The merged bins of each level: start[L - L0] = the first bin whose
+     * level is >= L (kl_lev is non-decreasing in the bin). Each start is
+     * found on its own (an estimate from the inverse, then exact checks), so
+     * the levels' divisions overlap instead of forming one chain. */
+    const int L0 = kl_lev(&c, 0), L1 = kl_lev(&c, m - 1);
+    int start[KL_MAX_LEVELS + 2];
+    if (L1 - L0 + 1 > KL_MAX_LEVELS) return INFINITY; /* cannot happen: levels are 0..256 */
+    start[0] = 0;
+    for (int L = L0 + 1; L <= L1; L++) {
+        const double xb = (L - 0.5) * c.sc + c.lo; /* first value rounding to L */
+        double ue = xb < 0 ? (c.wn > 0 ? k - 0.5 + xb / c.wn : 0)
+                           : (c.wp > 0 ? xb / c.wp - 0.5 + c.hn : m - 1);
+        int u = ue <= 0 ? 0 : ue >= m - 1 ? m - 1 : (int)ceil(ue);
+        while (u > 0 && kl_lev(&c, u - 1) >= L) u--;
+        while (u < m - 1 && kl_lev(&c, u) < L) u++;
+        start[L - L0] = u;
+    }
+    start[L1 - L0 + 1] = m;
     double plogp = 0, plogq = 0, psum = 0;
-    for (int a = 0; a < m;) {
-        const int L = kl_lev(&c, a);
-        /* last bin of level L: estimate from the inverse, then exact checks */
-        double xe = (L + 0.5) * c.sc + c.lo;
-        double ue = xe < 0 ? (c.wn > 0 ? k - 0.5 + xe / c.wn : a)
-                           : (c.wp > 0 ? xe / c.wp - 0.5 + c.hn : m - 1);
-        int b = ue < a ? a : ue > m - 1 ? m - 1 : (int)ue;
-        while (b > a && kl_lev(&c, b) > L) b--;
-        while (b + 1 < m && kl_lev(&c, b + 1) <= L) b++;
-        const double sum = kl_range(&c, (double *const *)pre->c, a, b);
-        const double nz = kl_range(&c, (double *const *)pre->nz, a, b);
+    for (int l = 0; l <= L1 - L0; l++) {
+        const int a = start[l], b = start[l + 1] - 1;
+        if (b < a) continue; /* no bin rounds to this level */
+        double sum, nz, pl;
+        kl_range3(&c, pre, a, b, &sum, &nz, &pl);
         const double lq = nz > 0 ? log(sum / nz) - log_sq : 0;
-        double pl = kl_range(&c, (double *const *)pre->pl, a, b), ps = sum;
+        double ps = sum;
         /* the edge bins hold P = count + tail */
         if (has_neg && a == 0 && tail_n > 0) {
             double pe = en + tail_n;
@@ -459,7 +495,6 @@ static double kl_of(const sqzc_qstat *s, int k, const klpre *pre) {
         plogp += pl;
         plogq += sum * lq;
         psum += ps;
-        a = b + 1;
     }
     return (plogp - psum * log(sp) - plogq) / sp;
 }
