@@ -244,6 +244,19 @@ int image_preprocess(const image *img, const image_prep *p, int h, int w, int c,
         owned = 1;
     }
     const size_t plane = (size_t)h * (size_t)w;
+    if (order == IMAGE_GRAY && cur.c == 1 && c == 1) {
+        /* gray to one channel: 8-bit values through a table of the same
+         * expression (a division a pixel was most of a small image's cost) */
+        float lut[256];
+        for (int v = 0; v < 256; v++) lut[v] = ((float)v * p->scale - p->mean[0]) / p->std[0];
+        for (size_t i = 0; i < plane; i++) {
+            const float g = cur.data[i];
+            const int iv = g >= 0.0f && g <= 255.0f ? (int)g : -1;
+            out[i] = iv >= 0 && (float)iv == g ? lut[iv] : (g * p->scale - p->mean[0]) / p->std[0];
+        }
+        if (owned) image_free(&cur);
+        return 0;
+    }
     for (size_t i = 0; i < plane; i++) {
         const float *px = cur.data + i * (size_t)cur.c;
         float v[3];
