@@ -339,6 +339,22 @@ def main():
         ok_ort = [k for k in r["ort"] if "acc" in r["ort"][k]]
         best_o = max(ok_ort, key=lambda k: r["ort"][k]["acc"]) if ok_ort else None
         r["best_sqz"], r["best_ort"] = best_s, best_o
+        # paired counts on the test images: sqz auto right where ORT's best is wrong, and the
+        # reverse (the accuracy gap is their difference; a sign test on them says whether it
+        # is more than chance)
+        if best_o:
+            pa = os.path.join(a.work, "%s.auto.pred" % m)
+            cmd = ["eval", os.path.join(a.work, "%s.auto.int8.sqz" % m), "--dataset",
+                   "fashion-mnist", "--predictions", pa, "--threads", "2"]
+            sqz(cmd + (["--limit", str(a.limit)] if a.limit else []), a.sqz)
+            ap = np.frombuffer(open(pa, "rb").read(), np.uint8)
+            so = ort_session(os.path.join(a.work, "%s.ort.%s.onnx" % (m, best_o)), 2)
+            nm = so.get_inputs()[0].name
+            na = len(ap)
+            bp = np.concatenate([so.run(None, {nm: x[i:min(na, i + 100)]})[0].argmax(1)
+                                 for i in range(0, na, 100)])
+            r["paired"] = {"sqz_only": int(((ap == y[:na]) & (bp != y[:na])).sum()),
+                           "ort_only": int(((ap != y[:na]) & (bp == y[:na])).sum())}
         best_path = os.path.join(a.work, "%s.%s.int8.sqz" % (m, best_s))
         r["lat"] = {}
         for th in (1, 2):
@@ -362,17 +378,20 @@ def main():
     print("\nsqz auto: method, bias correction and weight scales (+wmse: --weight-scale mse) chosen "
           "on calibration (training) images only, by int8-vs-fp32 output SQNR; ORT best: the best "
           "of its methods on the test set itself")
-    print("%-10s %7s | %-30s | %-17s | %-27s | %7s %7s" % (
+    print("(paired: test images sqz auto gets right and ORT best wrong / the reverse)")
+    print("%-10s %7s | %-30s | %-17s | %-27s | %7s %7s | %9s" % (
         "model", "fp32", "sqz auto (drop)", "sqz best-on-test", "ORT best (drop)", "auto-ORT",
-        "best-ORT"))
+        "best-ORT", "paired"))
     for r in rows:
         bs, bo = r["best_sqz"], r["best_ort"]
         sa = r["sqz"][bs]["acc"]
         oa = r["ort"][bo]["acc"] if bo else float("nan")
         aa = r["auto"]["acc"]
+        pc = r.get("paired")
         print("%-10s %7.2f | %-14s %6.2f (%+5.2f) | %-10s %6.2f | %-12s %6.2f (%+5.2f) | %+7.2f %+7.2f"
-              % (r["model"], r["fp32_acc"], r["auto"]["chose"], aa, aa - r["fp32_acc"], bs, sa,
-                 str(bo), oa, oa - r["fp32_acc"], aa - oa, sa - oa))
+              " | %9s" % (r["model"], r["fp32_acc"], r["auto"]["chose"], aa, aa - r["fp32_acc"], bs,
+                          sa, str(bo), oa, oa - r["fp32_acc"], aa - oa, sa - oa,
+                          "%d/%d" % (pc["sqz_only"], pc["ort_only"]) if pc else "-"))
     print("\nORT quantize_static per method (QDQ, per-channel s8 weights, s8 activations), "
           "accuracy %:")
     for r in rows:
