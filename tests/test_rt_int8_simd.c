@@ -216,6 +216,18 @@ static void test_conv_bit_exact(void **state) {
             {1, 3, 9, 133, 5, 1, 3, 3, 1, 1, 1, 2, 1, 0, 1, 1, 0, 1, 0, 1},
             {1, 4, 11, 131, 6, 1, 3, 3, 2, 2, 1, 1, 0, 1, 1, 1, 1, 1, 0, 2},
             {1, 2, 6, 129, 3, 1, 1, 5, 1, 2, 0, 2, 0, 2, 1, 1, 0, 0, 0, 1},
+            /* channel-quad planes (VNNI + VBMI, >= 4 channels a group): LeNet-5's
+             * 6 -> 16 5x5 (channels padded to 8), 16 -> 16 3x3 over two tiles,
+             * rows of 66..70 quads (two 64-column chunks; stride 2: 127-byte
+             * sources), dilation 2 along w, grouped with 4 channels a group,
+             * 2 threads, extremes and ties */
+            {1, 6, 14, 14, 16, 1, 5, 5, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 1},
+            {1, 16, 28, 28, 16, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 2},
+            {2, 5, 7, 68, 9, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1},
+            {1, 7, 9, 133, 10, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2, 1, 1, 2},
+            {1, 9, 11, 23, 12, 1, 3, 3, 1, 1, 2, 2, 2, 2, 1, 2, 0, 0, 2, 1},
+            {2, 16, 9, 10, 12, 4, 3, 3, 2, 1, 1, 0, 0, 1, 1, 1, 1, 1, 3, 2},
+            {1, 32, 14, 14, 64, 1, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 0, 1, 0, 1},
         };
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
             assert_int_equal(conv_case(&fixed[i], k_isas[s].conv, &g, k_isas[s].name), 0);

@@ -178,6 +178,19 @@ void sqz_i8_even_bytes_avx512(const int8_t *src, int64_t n, int8_t *dst);
 void sqz_i8_phase_plane_avx512(const int8_t *x, int64_t H, int64_t W, int64_t sh, int64_t sw,
                                int64_t fh, int64_t fw, int64_t pt, int64_t pl, int64_t PH,
                                int64_t PW, int8_t zp, int8_t *d);
+/* Channel-quad phase plane (AVX-512 VBMI; int8_avx512.c): the phase (fh,
+ * fw) of four H x W int8 planes x[0..3] for a conv with strides sh, sw (sw
+ * 1 or 2) and top / left pads pt, pl, interleaved as quads of u8:
+ * d[(i PW + j) 4 + c] = x[c][i sh + fh - pt][j sw + fw - pl] + 128, and
+ * zp + 128 outside the plane or where x[c] is NULL; PH x PW quads. */
+void sqz_i8_quad_plane_vbmi(const int8_t *const x[4], int64_t H, int64_t W, int64_t sh, int64_t sw,
+                            int64_t fh, int64_t fw, int64_t pt, int64_t pl, int64_t PH, int64_t PW,
+                            int8_t zp, uint8_t *d);
+/* Conv microkernel on quad planes (int8_avx512.c): sqz_i8_conv_mk's
+ * computation, the quads of tile pixel j for k-quad k at
+ * xb + qoff[k] + 4 j (64-byte slack readable past every plane). */
+void sqz_i8_conv_q_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp,
+                        int mr, int64_t npx, int8_t *y, int64_t ys, const sqz_i8_epi *e);
 /* rows rows of n bytes: src (row stride ss) -> dst (row stride ds)
  * (AVX-512 BW; int8_avx512.c). */
 void sqz_i8_copy_rows_avx512(const int8_t *src, int64_t ss, int8_t *dst, int64_t ds, int rows,

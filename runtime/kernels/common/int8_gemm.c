@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "int8_simd.h"
 #include "par.h"
 
@@ -54,9 +55,20 @@ typedef struct i8lin {
     int64_t PH, PW, npix; /* phase plane dims; pixels per (image, group): out_sp or OH * PW */
     int64_t pp;           /* PH * PW: one phase plane; a channel has s_h * s_w of them */
     uint8_t *phase_used;  /* [s_h * s_w]: some tap reads the phase (others stay unbuilt) */
-    size_t plane, planes_bytes, zrow_off;     /* shared scratch: planes, then a zp row */
-    int64_t *koff;                            /* wide: [K] offset of row k in the group's planes */
-    int64_t *kdec;                            /* [K][4]: ci, kd, kh, kw */
+    size_t plane, planes_bytes, zrow_off; /* shared scratch: planes, then a zp row */
+    int64_t *koff;                        /* wide: [K] offset of row k in the group's planes */
+    int64_t *kdec;                        /* [K][4]: ci, kd, kh, kw */
+    /* quad planes (VNNI + VBMI, wide convs of >= 4 channels a group): the
+     * phase planes of 4 channels interleaved as u8 quads, built once per
+     * run; k-quad (tap t, channel quad cq) of wide pixel q is then 4 bytes
+     * at qoff[t CQ + cq] + 4 q of the group's planes, so tiles need no
+     * im2col interleave; weights packed [qkq][MR][4], zero for the channels
+     * past cpg */
+    int quad;
+    int64_t CQ, qkq;                          /* channel quads a group; k-quads (taps * CQ) */
+    int64_t *qoff;                            /* [qkq] byte offsets */
+    size_t qplane;                            /* bytes of one channel quad's phase planes */
+    size_t qbytes;                            /* all of them (every image and group) */
     size_t shared_bytes;                      /* scratch before the per-thread parts */
     size_t thread_bytes;                      /* scratch per thread */
     size_t rows_off, R_off, xp_off, ytmp_off; /* parts of a thread's scratch */
@@ -72,6 +84,7 @@ static void i8lin_release(void *p) {
     free(q->rq);
     free(q->kdec);
     free(q->koff);
+    free(q->qoff);
     free(q->phase_used);
     free(q);
 }
@@ -140,11 +153,9 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
     const ref_geom *g = &li->g;
     int mr = isa->mr;
     p->nblk = (li->mpg + mr - 1) / mr;
-    p->wblk_bytes = (size_t)(p->Kp * mr * isa->esz);
     size_t nb = (size_t)(li->group * p->nblk);
-    p->wp = calloc(nb ? nb : 1, p->wblk_bytes);
     p->kdec = malloc((size_t)li->K * 4 * sizeof(int64_t) + 32);
-    if (!p->wp || !p->kdec) {
+    if (!p->kdec) {
         i8lin_release(p);
         return sqz_op_fail(ctx, "Conv: out of memory");
     }
@@ -156,15 +167,6 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
         p->kdec[4 * k + 2] = t / g->k[2] % g->k[1];
         p->kdec[4 * k + 3] = t % g->k[2];
     }
-    for (int64_t gi = 0; gi < li->group; gi++)
-        for (int64_t b = 0; b < p->nblk; b++)
-            for (int64_t r = 0; r < mr; r++) {
-                int64_t co = b * mr + r;
-                if (co >= li->mpg) break;
-                co += gi * li->mpg;
-                for (int64_t k = 0; k < li->K; k++)
-                    put_w(p, gi * p->nblk + b, mr, k, r, li->w[co * li->K + k]);
-            }
     p->pointwise = taps == 1 && g->s[0] == 1 && g->s[1] == 1 && g->s[2] == 1 && g->pb[0] == 0 &&
                    g->pb[1] == 0 && g->pb[2] == 0 && g->pe[0] == 0 && g->pe[1] == 0 &&
                    g->pe[2] == 0;
@@ -195,12 +197,67 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
                          th / sh * p->PW + tw / sw;
         }
     }
-    if (p->npix < T) T = (p->npix + 31) / 32 * 32;
+#if defined(__x86_64__) || defined(_M_X64)
+    p->quad = p->wide && isa->isa == SQZ_I8_ISA_VNNI && g->s[2] <= 2 && li->cpg >= 4 &&
+              (li->group == 1 || li->cpg % 4 == 0) && sqz_cpu_has_avx512_vbmi();
+    {
+        const char *e = getenv("SQZ_I8_QUAD"); /* A/B: SQZ_I8_QUAD=0 */
+        if (e && *e == '0') p->quad = 0;
+    }
+#endif
+    if (p->quad) {
+        /* no per-tile interleave: tiles up to 256 pixels, as few as cover them */
+        int64_t nt0 = (p->npix + 255) / 256;
+        T = (p->npix + nt0 - 1) / nt0;
+    }
+    if (p->npix < T) T = p->npix;
+    T = (T + 31) / 32 * 32;
     if (T < 32) T = 32;
     p->T = T;
+    /* weights: [block][k-quad][mr][q] */
+    if (p->quad) {
+        p->CQ = (li->cpg + 3) / 4;
+        p->qkq = taps * p->CQ;
+        p->wblk_bytes = (size_t)(p->qkq * 4 * mr);
+        p->qplane = (size_t)(g->s[1] * g->s[2] * p->pp) * 4;
+        p->qoff = malloc((size_t)p->qkq * sizeof *p->qoff + 8);
+    } else {
+        p->wblk_bytes = (size_t)(p->Kp * mr * isa->esz);
+    }
+    p->wp = calloc(nb ? nb : 1, p->wblk_bytes);
+    if (!p->wp || (p->quad && !p->qoff)) {
+        i8lin_release(p);
+        return sqz_op_fail(ctx, "Conv: out of memory");
+    }
+    for (int64_t gi = 0; gi < li->group; gi++)
+        for (int64_t b = 0; b < p->nblk; b++)
+            for (int64_t r = 0; r < mr; r++) {
+                int64_t co = b * mr + r;
+                if (co >= li->mpg) break;
+                co += gi * li->mpg;
+                for (int64_t k = 0; k < li->K; k++) {
+                    /* quad: k = ci taps + t goes to k-quad t CQ + ci / 4, lane ci % 4 */
+                    int64_t kk =
+                        p->quad ? ((k % taps) * p->CQ + k / taps / 4) * 4 + k / taps % 4 : k;
+                    put_w(p, gi * p->nblk + b, mr, kk, r, li->w[co * li->K + k]);
+                }
+            }
+    if (p->quad)
+        for (int64_t t = 0; t < taps; t++) {
+            int64_t sh = g->s[1], sw = g->s[2];
+            int64_t th = p->kdec[4 * t + 2] * g->d[1], tw = p->kdec[4 * t + 3] * g->d[2];
+            int64_t sh_off = ((th % sh) * sw + tw % sw) * p->pp + th / sh * p->PW + tw / sw;
+            for (int64_t cq = 0; cq < p->CQ; cq++)
+                p->qoff[t * p->CQ + cq] = (int64_t)p->qplane * cq + 4 * sh_off;
+        }
     p->ntiles = (p->npix + T - 1) / T;
     /* shared: bordered planes of every image (wide), then one row of zp */
-    if (p->wide)
+    if (p->quad) {
+        /* k-quads read up to 4 (ntiles T) + 128 bytes past a quad plane's used
+         * phases (results of those wide pixels are dropped) */
+        p->qbytes = (size_t)(li->batch * li->group * p->CQ) * p->qplane;
+        p->planes_bytes = up64(p->qbytes + (size_t)(4 * p->ntiles * T) + 128);
+    } else if (p->wide)
         p->planes_bytes =
             up64((size_t)(li->batch * li->C) * p->plane + (size_t)(T + 2 * p->PW) + 64);
     p->zrow_off = p->planes_bytes;
@@ -380,6 +437,32 @@ static void conv_fill(const sqz_op_ctx *ctx, int64_t c0, int64_t c1, int part) {
     }
 }
 
+#if defined(__x86_64__) || defined(_M_X64)
+/* [i0, i1) of the (image, group, channel quad) quad planes */
+static void conv_fill_q(const sqz_op_ctx *ctx, int64_t i0, int64_t i1, int part) {
+    (void)part;
+    const i8lin *p = ctx->params;
+    const sqz_i8_linear *li = &p->li;
+    const ref_geom *g = &li->g;
+    const int8_t *X = (const int8_t *)ctx->in_data[0];
+    uint8_t *qb = (uint8_t *)ctx->scratch;
+    int64_t sh = g->s[1], sw = g->s[2];
+    for (int64_t it = i0; it < i1; it++) {
+        int64_t cq = it % p->CQ, gi = it / p->CQ % li->group, n = it / (p->CQ * li->group);
+        const int8_t *x[4];
+        for (int c = 0; c < 4; c++) {
+            int64_t ci = cq * 4 + c;
+            x[c] = ci < li->cpg ? X + (n * li->C + gi * li->cpg + ci) * li->in_sp : NULL;
+        }
+        for (int64_t f = 0; f < sh * sw; f++)
+            if (p->phase_used[f])
+                sqz_i8_quad_plane_vbmi(x, g->in[1], g->in[2], sh, sw, f / sw, f % sw, g->pb[1],
+                                       g->pb[2], p->PH, p->PW, (int8_t)li->zp_x,
+                                       qb + (size_t)it * p->qplane + (size_t)(f * p->pp) * 4);
+    }
+}
+#endif
+
 /* conv tasks [t0, t1) on the scratch slice of part tid */
 static void conv_tasks(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int tid) {
     const i8lin *p = ctx->params;
@@ -402,6 +485,23 @@ static void conv_tasks(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int tid) {
         int64_t t = task % p->ntiles, gi = task / p->ntiles % li->group,
                 n = task / (p->ntiles * li->group);
         int64_t p0 = t * p->T, npx = p->npix - p0 < p->T ? p->npix - p0 : p->T;
+#if defined(__x86_64__) || defined(_M_X64)
+        if (p->quad) {
+            const uint8_t *qb = (const uint8_t *)scr +
+                                (size_t)((n * li->group + gi) * p->CQ) * p->qplane + 4 * (size_t)p0;
+            for (int64_t b = b0; b < b1; b++) {
+                int64_t c0 = b * p->isa->mr;
+                int mr = (int)(li->mpg - c0 < p->isa->mr ? li->mpg - c0 : p->isa->mr);
+                int64_t co = gi * li->mpg + c0;
+                sqz_i8_epi e = {p->off + co, p->rq + co, li->zp_y, li->lo, li->hi};
+                const int8_t *wb = (const int8_t *)((const char *)p->wp +
+                                                    (size_t)(gi * p->nblk + b) * p->wblk_bytes);
+                sqz_i8_conv_q_vnni(qb, p->qoff, p->qkq, wb, mr, npx, ytmp, p->T, &e);
+                store_wide(p, ytmp, mr, p0, npx, Y + (n * li->n_co + co) * li->out_sp);
+            }
+            continue;
+        }
+#endif
         if (p->wide) {
             const int8_t *gp = planes + (size_t)(n * li->C + gi * li->cpg) * p->plane + p0;
             for (int64_t k = 0; k < li->K; k++) rows[k] = gp + p->koff[k];
@@ -438,7 +538,13 @@ static void conv_run(const sqz_op_ctx *ctx) {
     char *scr = ctx->scratch;
     int8_t *planes = (int8_t *)scr, *zrow = (int8_t *)(scr + p->zrow_off);
     memset(zrow, li->zp_x, (size_t)p->T);
-    if (p->wide) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (p->quad) {
+        memset(planes + p->qbytes, 0, p->planes_bytes - p->qbytes);
+        sqz_i8_par_range(ctx, p->nt, li->batch * li->group * p->CQ, conv_fill_q);
+    } else
+#endif
+        if (p->wide) {
         int64_t nch = li->batch * li->C;
         memset(planes + (size_t)nch * p->plane, li->zp_x, p->planes_bytes - (size_t)nch * p->plane);
         sqz_i8_par_range(ctx, p->nt, nch, conv_fill);

@@ -76,16 +76,18 @@ static inline __m512i bcast4(const void *p) {
 
 /* ------------------------------------------------------------- conv */
 
-static void conv_vnni(const void *xpv, int64_t T, int64_t kq, const int8_t *wp, int mr, int64_t npx,
-                      int8_t *y, int64_t ys, const sqz_i8_epi *e) {
-    const uint8_t *xp = xpv;
+/* The conv microkernel on quads at xb + koff(k) + 4 j for pixel j of tile
+ * row k: koff(k) = qoff[k] (quad planes) or k * kstride (interleaved tile). */
+static inline __attribute__((always_inline)) void
+conv_vnni_body(const uint8_t *xb, const int64_t *qoff, int64_t kstride, int64_t kq,
+               const int8_t *wp, int mr, int64_t npx, int8_t *y, int64_t ys, const sqz_i8_epi *e) {
     for (int64_t j = 0; j < npx; j += 32) {
         __m512i acc[MR][2]; /* start from the channel offsets: no add in the epilogue */
         for (int r = 0; r < MR; r++)
             acc[r][0] = acc[r][1] = _mm512_set1_epi32(r < mr ? e->off[r] : 0);
-        const uint8_t *xk = xp + j * 4;
         const int8_t *wk = wp;
-        for (int64_t k = 0; k < kq; k++, xk += T * 4, wk += MR * 4) {
+        for (int64_t k = 0; k < kq; k++, wk += MR * 4) {
+            const uint8_t *xk = xb + (qoff ? qoff[k] : k * kstride) + j * 4;
             __m512i x0 = _mm512_loadu_si512(xk), x1 = _mm512_loadu_si512(xk + 64);
             for (int r = 0; r < MR; r++) {
                 __m512i b = bcast4(wk + 4 * r);
@@ -121,6 +123,16 @@ static void conv_vnni(const void *xpv, int64_t T, int64_t kq, const int8_t *wp, 
             store16(yr + 16, rq16(acc[r][1], &e->rq[r], e->zp, e->lo, e->hi), npx - j - 16);
         }
     }
+}
+
+static void conv_vnni(const void *xpv, int64_t T, int64_t kq, const int8_t *wp, int mr, int64_t npx,
+                      int8_t *y, int64_t ys, const sqz_i8_epi *e) {
+    conv_vnni_body(xpv, NULL, T * 4, kq, wp, mr, npx, y, ys, e);
+}
+
+void sqz_i8_conv_q_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp,
+                        int mr, int64_t npx, int8_t *y, int64_t ys, const sqz_i8_epi *e) {
+    conv_vnni_body(xb, qoff, 0, kq, wp, mr, npx, y, ys, e);
 }
 
 /* rows[k][0..T) int8 -> [k/4][T][4] u8 (x + 128): 4 rows interleaved bytewise. */
@@ -561,6 +573,88 @@ void sqz_i8_phase_plane_avx512(const int8_t *x, int64_t H, int64_t W, int64_t sh
             copy_bytes(src, row + j0, n);
         else
             sqz_i8_even_bytes_avx512(src, n, row + j0);
+    }
+}
+
+__attribute__((target("avx512vbmi"))) void
+sqz_i8_quad_plane_vbmi(const int8_t *const x[4], int64_t H, int64_t W, int64_t sh, int64_t sw,
+                       int64_t fh, int64_t fw, int64_t pt, int64_t pl, int64_t PH, int64_t PW,
+                       int8_t zp, uint8_t *d) {
+    const __m512i zv = _mm512_set1_epi8(zp), flip = _mm512_set1_epi8((char)0x80);
+    const __m512i zb = _mm512_xor_si512(zv, flip);
+    /* columns j with 0 <= j sw + fw - pl < W: [j0, j1) */
+    const int64_t c0 = pl - fw, j0r = c0 > 0 ? (c0 + sw - 1) / sw : 0;
+    int64_t j1 = (W + pl - fw + sw - 1) / sw;
+    if (j1 > PW) j1 = PW;
+    const int64_t j0 = j0r > j1 ? j1 : j0r;
+    /* two levels of vpermt2b: byte pairs (a, b) / (c, d) of pixels 0..31
+     * (ab: 32 + for 32..63), then quads of pixels 0..15 (q0) / 16..31 (q1) */
+    uint8_t tab[4][64], io[64];
+    for (int m = 0; m < 32; m++) {
+        tab[0][2 * m] = (uint8_t)m;
+        tab[0][2 * m + 1] = (uint8_t)(64 + m);
+        tab[1][2 * m] = (uint8_t)(32 + m);
+        tab[1][2 * m + 1] = (uint8_t)(96 + m);
+    }
+    for (int m = 0; m < 16; m++)
+        for (int b = 0; b < 2; b++) {
+            tab[2][4 * m + b] = (uint8_t)(2 * m + b);
+            tab[2][4 * m + 2 + b] = (uint8_t)(64 + 2 * m + b);
+            tab[3][4 * m + b] = (uint8_t)(32 + 2 * m + b);
+            tab[3][4 * m + 2 + b] = (uint8_t)(96 + 2 * m + b);
+        }
+    for (int m = 0; m < 64; m++) io[m] = (uint8_t)m;
+    const __m512i t_lo = _mm512_loadu_si512(tab[0]), t_hi = _mm512_loadu_si512(tab[1]);
+    const __m512i t_q0 = _mm512_loadu_si512(tab[2]), t_q1 = _mm512_loadu_si512(tab[3]);
+    const __m512i iota = _mm512_loadu_si512(io);
+    for (int64_t cb = 0; cb < PW; cb += 64) {
+        /* lanes [a, b) of this 64-column chunk hold data: source bytes
+         * (s sw + fw - pl) .. of the row, s = cb + a, at most 127 */
+        const int64_t wl = PW - cb < 64 ? PW - cb : 64;
+        const int64_t s = j0 > cb ? j0 : cb, e = j1 < cb + 64 ? j1 : cb + 64;
+        const int64_t a = s - cb, nb = e > s ? (e - s - 1) * sw + 1 : 0;
+        const __mmask64 vm =
+            e > s ? ((e - cb >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (e - cb)) - 1)) &
+                     ~(((__mmask64)1 << a) - 1))
+                  : 0;
+        const __mmask64 m0 = nb >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << nb) - 1);
+        const __mmask64 m1 = nb > 64 ? (((__mmask64)1 << (nb - 64)) - 1) : 0;
+        __m512i idx = _mm512_sub_epi8(iota, _mm512_set1_epi8((char)a));
+        if (sw == 2) idx = _mm512_add_epi8(idx, idx);
+        const int nv = (int)((wl + 15) / 16); /* output vectors of 16 quads */
+        const __mmask64 mlast = wl % 16 ? (((__mmask64)1 << (4 * (wl % 16))) - 1) : ~(__mmask64)0;
+        for (int64_t i = 0; i < PH; i++) {
+            uint8_t *o = d + (i * PW + cb) * 4;
+            const int64_t h = i * sh + fh - pt;
+            __m512i q[4];
+            if (h < 0 || h >= H || !vm) {
+                q[0] = q[1] = q[2] = q[3] = zb;
+            } else {
+                __m512i v[4];
+                for (int c = 0; c < 4; c++) {
+                    if (!x[c]) {
+                        v[c] = zv;
+                        continue;
+                    }
+                    const int8_t *src = x[c] + h * W + s * sw + fw - pl;
+                    const __m512i lo = _mm512_maskz_loadu_epi8(m0, src);
+                    const __m512i hi = m1 ? _mm512_maskz_loadu_epi8(m1, src + 64) : lo;
+                    v[c] = _mm512_mask_mov_epi8(zv, vm, _mm512_permutex2var_epi8(lo, idx, hi));
+                }
+                __m512i ab = _mm512_permutex2var_epi8(v[0], t_lo, v[1]);
+                __m512i cd = _mm512_permutex2var_epi8(v[2], t_lo, v[3]);
+                q[0] = _mm512_xor_si512(_mm512_permutex2var_epi8(ab, t_q0, cd), flip);
+                q[1] = _mm512_xor_si512(_mm512_permutex2var_epi8(ab, t_q1, cd), flip);
+                if (nv > 2) {
+                    ab = _mm512_permutex2var_epi8(v[0], t_hi, v[1]);
+                    cd = _mm512_permutex2var_epi8(v[2], t_hi, v[3]);
+                    q[2] = _mm512_xor_si512(_mm512_permutex2var_epi8(ab, t_q0, cd), flip);
+                    q[3] = _mm512_xor_si512(_mm512_permutex2var_epi8(ab, t_q1, cd), flip);
+                }
+            }
+            for (int t = 0; t + 1 < nv; t++) _mm512_storeu_si512(o + 64 * t, q[t]);
+            _mm512_mask_storeu_epi8(o + 64 * (nv - 1), mlast, q[nv - 1]);
+        }
     }
 }
 
