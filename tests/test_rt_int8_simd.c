@@ -228,6 +228,12 @@ static void test_conv_bit_exact(void **state) {
             {1, 9, 11, 23, 12, 1, 3, 3, 1, 1, 2, 2, 2, 2, 1, 2, 0, 0, 2, 1},
             {2, 16, 9, 10, 12, 4, 3, 3, 2, 1, 1, 0, 0, 1, 1, 1, 1, 1, 3, 2},
             {1, 32, 14, 14, 64, 1, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 0, 1, 0, 1},
+            /* tap quads (< 4 channels, stride 1): LeNet-5's 1 -> 6 5x5 pad 2, a
+             * 1 -> 16 3x3 stem, 2 channels with dilation 2 along h, 7 taps wide */
+            {1, 1, 28, 28, 6, 1, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 1, 1, 0, 1},
+            {2, 1, 28, 28, 16, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 2},
+            {1, 2, 13, 17, 5, 1, 3, 3, 1, 1, 2, 0, 1, 2, 2, 1, 2, 1, 1, 1},
+            {1, 3, 11, 21, 9, 1, 2, 7, 1, 1, 0, 3, 1, 3, 1, 1, 0, 0, 2, 1},
         };
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
             assert_int_equal(conv_case(&fixed[i], k_isas[s].conv, &g, k_isas[s].name), 0);

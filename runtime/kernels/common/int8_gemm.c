@@ -63,8 +63,11 @@ typedef struct i8lin {
      * run; k-quad (tap t, channel quad cq) of wide pixel q is then 4 bytes
      * at qoff[t CQ + cq] + 4 q of the group's planes, so tiles need no
      * im2col interleave; weights packed [qkq][MR][4], zero for the channels
-     * past cpg */
+     * past cpg. quad 2 (< 4 channels, stride 1): tap quads instead, one
+     * plane a channel of Q[b] = padded bytes b .. b + 3, k-quad (ci, kernel
+     * row, 4 taps of it; zero weights past kw) */
     int quad;
+    size_t qtmp_off;                          /* quad 2: a bordered u8 plane per part (scratch) */
     int64_t CQ, qkq;                          /* channel quads a group; k-quads (taps * CQ) */
     int64_t *qoff;                            /* [qkq] byte offsets */
     size_t qplane;                            /* bytes of one channel quad's phase planes */
@@ -198,8 +201,12 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
         }
     }
 #if defined(__x86_64__) || defined(_M_X64)
-    p->quad = p->wide && isa->isa == SQZ_I8_ISA_VNNI && g->s[2] <= 2 && li->cpg >= 4 &&
-              (li->group == 1 || li->cpg % 4 == 0) && sqz_cpu_has_avx512_vbmi();
+    if (p->wide && isa->isa == SQZ_I8_ISA_VNNI && sqz_cpu_has_avx512_vbmi()) {
+        if (g->s[2] <= 2 && li->cpg >= 4 && (li->group == 1 || li->cpg % 4 == 0))
+            p->quad = 1;
+        else if (li->cpg < 4 && g->s[1] == 1 && g->s[2] == 1 && g->d[2] == 1 && g->k[0] == 1)
+            p->quad = 2;
+    }
     {
         const char *e = getenv("SQZ_I8_QUAD"); /* A/B: SQZ_I8_QUAD=0 */
         if (e && *e == '0') p->quad = 0;
@@ -215,7 +222,14 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
     if (T < 32) T = 32;
     p->T = T;
     /* weights: [block][k-quad][mr][q] */
-    if (p->quad) {
+    const int64_t ng = (g->k[2] + 3) / 4; /* quad 2: tap quads a kernel row */
+    if (p->quad == 2) {
+        p->CQ = li->cpg;
+        p->qkq = li->cpg * g->k[1] * ng;
+        p->wblk_bytes = (size_t)(p->qkq * 4 * mr);
+        p->qplane = up64((size_t)p->pp * 4); /* tap_quads writes 16 at a time */
+        p->qoff = malloc((size_t)p->qkq * sizeof *p->qoff + 8);
+    } else if (p->quad) {
         p->CQ = (li->cpg + 3) / 4;
         p->qkq = taps * p->CQ;
         p->wblk_bytes = (size_t)(p->qkq * 4 * mr);
@@ -238,11 +252,22 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
                 for (int64_t k = 0; k < li->K; k++) {
                     /* quad: k = ci taps + t goes to k-quad t CQ + ci / 4, lane ci % 4 */
                     int64_t kk =
-                        p->quad ? ((k % taps) * p->CQ + k / taps / 4) * 4 + k / taps % 4 : k;
+                        p->quad == 1 ? ((k % taps) * p->CQ + k / taps / 4) * 4 + k / taps % 4 : k;
+                    /* quad 2: tap (i, j) of channel ci to k-quad (ci kh + i) ng + j / 4 */
+                    if (p->quad == 2)
+                        kk =
+                            ((k / taps * g->k[1] + k % taps / g->k[2]) * ng + k % g->k[2] / 4) * 4 +
+                            k % g->k[2] % 4;
                     put_w(p, gi * p->nblk + b, mr, kk, r, li->w[co * li->K + k]);
                 }
             }
-    if (p->quad)
+    if (p->quad == 2)
+        for (int64_t ci = 0; ci < li->cpg; ci++)
+            for (int64_t i = 0; i < g->k[1]; i++)
+                for (int64_t gq = 0; gq < ng; gq++)
+                    p->qoff[(ci * g->k[1] + i) * ng + gq] =
+                        (int64_t)p->qplane * ci + 4 * (i * g->d[1] * p->PW + 4 * gq);
+    if (p->quad == 1)
         for (int64_t t = 0; t < taps; t++) {
             int64_t sh = g->s[1], sw = g->s[2];
             int64_t th = p->kdec[4 * t + 2] * g->d[1], tw = p->kdec[4 * t + 3] * g->d[2];
@@ -256,7 +281,11 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
         /* k-quads read up to 4 (ntiles T) + 128 bytes past a quad plane's used
          * phases (results of those wide pixels are dropped) */
         p->qbytes = (size_t)(li->batch * li->group * p->CQ) * p->qplane;
-        p->planes_bytes = up64(p->qbytes + (size_t)(4 * p->ntiles * T) + 128);
+        p->planes_bytes = up64(p->qbytes + (size_t)(4 * (p->ntiles * T + 4 * ng + 64)) + 128);
+        if (p->quad == 2) { /* + a bordered plane a part (+ tap_quads' read slack) */
+            p->qtmp_off = p->planes_bytes;
+            p->planes_bytes += (size_t)p->nt * up64((size_t)p->pp + 128);
+        }
     } else if (p->wide)
         p->planes_bytes =
             up64((size_t)(li->batch * li->C) * p->plane + (size_t)(T + 2 * p->PW) + 64);
@@ -440,7 +469,6 @@ static void conv_fill(const sqz_op_ctx *ctx, int64_t c0, int64_t c1, int part) {
 #if defined(__x86_64__) || defined(_M_X64)
 /* [i0, i1) of the (image, group, channel quad) quad planes */
 static void conv_fill_q(const sqz_op_ctx *ctx, int64_t i0, int64_t i1, int part) {
-    (void)part;
     const i8lin *p = ctx->params;
     const sqz_i8_linear *li = &p->li;
     const ref_geom *g = &li->g;
@@ -449,6 +477,14 @@ static void conv_fill_q(const sqz_op_ctx *ctx, int64_t i0, int64_t i1, int part)
     int64_t sh = g->s[1], sw = g->s[2];
     for (int64_t it = i0; it < i1; it++) {
         int64_t cq = it % p->CQ, gi = it / p->CQ % li->group, n = it / (p->CQ * li->group);
+        if (p->quad == 2) { /* tap quads of channel cq */
+            uint8_t *tmp = qb + p->qtmp_off + (size_t)part * up64((size_t)p->pp + 128);
+            sqz_i8_dw_pack_u8(X + (n * li->C + gi * li->cpg + cq) * li->in_sp, g->in[1], g->in[2],
+                              g->pb[1], g->pb[2], p->PH, p->PW, (uint8_t)(li->zp_x + 128), tmp);
+            memset(tmp + p->pp, li->zp_x + 128, 128);
+            sqz_i8_tap_quads_vbmi(tmp, p->pp, (int32_t *)(void *)(qb + (size_t)it * p->qplane));
+            continue;
+        }
         const int8_t *x[4];
         for (int c = 0; c < 4; c++) {
             int64_t ci = cq * 4 + c;
@@ -540,7 +576,8 @@ static void conv_run(const sqz_op_ctx *ctx) {
     memset(zrow, li->zp_x, (size_t)p->T);
 #if defined(__x86_64__) || defined(_M_X64)
     if (p->quad) {
-        memset(planes + p->qbytes, 0, p->planes_bytes - p->qbytes);
+        memset(planes + p->qbytes, 0,
+               (p->quad == 2 ? p->qtmp_off : p->planes_bytes) - p->qbytes); /* read slack */
         sqz_i8_par_range(ctx, p->nt, li->batch * li->group * p->CQ, conv_fill_q);
     } else
 #endif

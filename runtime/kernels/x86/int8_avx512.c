@@ -658,6 +658,16 @@ sqz_i8_quad_plane_vbmi(const int8_t *const x[4], int64_t H, int64_t W, int64_t s
     }
 }
 
+__attribute__((target("avx512vbmi"))) void sqz_i8_tap_quads_vbmi(const uint8_t *plane, int64_t n,
+                                                                 int32_t *Q) {
+    uint8_t ib[64];
+    for (int p = 0; p < 16; p++)
+        for (int k = 0; k < 4; k++) ib[4 * p + k] = (uint8_t)(p + k);
+    const __m512i idx = _mm512_loadu_si512(ib);
+    for (int64_t m = 0; m < n; m += 16)
+        _mm512_storeu_si512(Q + m, _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(plane + m)));
+}
+
 void sqz_i8_copy_rows_avx512(const int8_t *src, int64_t ss, int8_t *dst, int64_t ds, int rows,
                              int64_t n) {
     for (int r = 0; r < rows; r++) copy_bytes(src + r * ss, dst + r * ds, n);
