@@ -88,8 +88,8 @@ typedef struct cconv {
 static int conv_case(const cconv *c, const sqz_op_impl *impl, tu_rng *g, const char *isa) {
     int64_t cpg = c->C / c->group;
     size_t nx = (size_t)(c->N * c->C * c->H * c->W), nw = (size_t)(c->M * cpg * c->kh * c->kw);
-    int8_t *x = rand_i8(g, nx, -128, 127, c->extreme == 1 || c->extreme == 3);
-    int8_t *w = rand_i8(g, nw, -127, 127, c->extreme == 1 || c->extreme == 3);
+    int8_t *x = rand_i8(g, nx, -128, 127, c->extreme == 1 || c->extreme >= 3);
+    int8_t *w = rand_i8(g, nw, -127, 127, c->extreme == 1 || c->extreme >= 3);
     float *sw = malloc((size_t)c->M * sizeof(float) + 4);
     int32_t *zw = calloc((size_t)c->M + 1, 4), *b = malloc((size_t)c->M * 4 + 4);
     assert_true(sw && zw && b);
@@ -97,11 +97,13 @@ static int conv_case(const cconv *c, const sqz_op_impl *impl, tu_rng *g, const c
         sw[i] = tu_rng_uniform(g, 0.0005f, 0.02f);
         b[i] = (int32_t)(tu_rng_u32(g) % 200001) - 100000;
     }
-    int32_t zx = c->extreme == 1 || c->extreme == 3 ? (tu_rng_u32(g) & 1 ? 127 : -128)
+    int32_t zx = c->extreme == 1 || c->extreme >= 3 ? (tu_rng_u32(g) & 1 ? 127 : -128)
                                                     : (int32_t)(tu_rng_u32(g) % 256) - 128;
     float sx = tu_rng_uniform(g, 0.01f, 0.05f), sy = tu_rng_uniform(g, 0.02f, 0.5f);
     if (c->extreme == 3) /* m < 0.45 (shift >= 32) on huge sums: outputs far past int16 */
         sy = sx * 0.02f / 0.45f;
+    if (c->extreme == 4) /* m up to ~2^20: acc * m passes 2^31 (float clamp before rounding) */
+        sy = sx * 0.02f / 1048576.0f;
     if (c->extreme == 2) { /* m = 2^-5 * 2^-6 / 2^-10 = 0.5 exactly: half of the outputs are ties */
         sx = 1.0f / 32;
         sy = 1.0f / 1024;
@@ -234,6 +236,10 @@ static void test_conv_bit_exact(void **state) {
             {2, 1, 28, 28, 16, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 2},
             {1, 2, 13, 17, 5, 1, 3, 3, 1, 1, 2, 0, 1, 2, 2, 1, 2, 1, 1, 1},
             {1, 3, 11, 21, 9, 1, 2, 7, 1, 1, 0, 3, 1, 3, 1, 1, 0, 0, 2, 1},
+            /* acc * m past 2^31 possible (no clamp after the packs), and not */
+            {1, 64, 9, 11, 10, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 4, 1},
+            {1, 40, 6, 37, 9, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1, 4, 2},
+            {1, 3, 6, 37, 9, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 4, 1},
         };
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
             assert_int_equal(conv_case(&fixed[i], k_isas[s].conv, &g, k_isas[s].name), 0);

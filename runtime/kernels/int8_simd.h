@@ -71,6 +71,11 @@ typedef struct sqz_i8_epi {
     const int32_t *off;   /* per channel */
     const sqz_i8_rqv *rq; /* per channel */
     int32_t zp, lo, hi;   /* output zero point and clamp */
+    /* 1: |acc s| < 2^30 for every accumulator the layer can produce, so the
+     * float -> int32 conversion cannot overflow and a kernel may clamp after
+     * it, in int16 / int8 with saturating packs (integer bounds, monotone
+     * rounding: the same bits as the float clamp) */
+    int iclamp;
 } sqz_i8_epi;
 
 /* Conv microkernel: rows co0 .. co0 + mr - 1 (mr <= MR) of the packed weight

@@ -2,6 +2,7 @@
  * microkernels of int8_simd.h (weights packed once at prepare; OpenMP over
  * output tiles). Bit-identical to ref/int8_linear.c (same exact accumulator,
  * same requantization). */
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,7 @@ typedef struct i8lin {
     void *wp;             /* packed weights */
     size_t wblk_bytes;    /* bytes of one packed block */
     int32_t *off;         /* [n_co] */
+    int iclamp;           /* sqz_i8_epi.iclamp */
     sqz_i8_rqv *rq;       /* [n_co] */
     /* conv */
     int64_t T, ntiles;    /* pixel tile, tiles per (image, group) */
@@ -132,6 +134,12 @@ static int i8lin_common(sqz_op_ctx *ctx, const sqz_i8_isa *isa, i8lin **out) {
         int64_t o = (int64_t)li->bias[c] - (int64_t)(li->zp_x + isa->xbias) * li->wsum[c];
         p->off[c] = (int32_t)o;
         p->rq[c] = sqz_i8_rqv_of(li->rq[c]);
+    }
+    /* |acc| <= |bias| + 255 * 127 * K (int8.h) */
+    p->iclamp = 1;
+    for (int64_t c = 0; c < li->n_co; c++) {
+        double B = fabs((double)li->bias[c]) + 255.0 * 127.0 * (double)li->K;
+        if (!(B * (double)li->rq[c].s < 1073741824.0)) p->iclamp = 0;
     }
     *out = p;
     return 0;
@@ -529,7 +537,7 @@ static void conv_tasks(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int tid) {
                 int64_t c0 = b * p->isa->mr;
                 int mr = (int)(li->mpg - c0 < p->isa->mr ? li->mpg - c0 : p->isa->mr);
                 int64_t co = gi * li->mpg + c0;
-                sqz_i8_epi e = {p->off + co, p->rq + co, li->zp_y, li->lo, li->hi};
+                sqz_i8_epi e = {p->off + co, p->rq + co, li->zp_y, li->lo, li->hi, p->iclamp};
                 const int8_t *wb = (const int8_t *)((const char *)p->wp +
                                                     (size_t)(gi * p->nblk + b) * p->wblk_bytes);
                 sqz_i8_conv_q_vnni(qb, p->qoff, p->qkq, wb, mr, npx, ytmp, p->T, &e);
@@ -554,7 +562,7 @@ static void conv_tasks(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int tid) {
             int64_t c0 = b * p->isa->mr;
             int mr = (int)(li->mpg - c0 < p->isa->mr ? li->mpg - c0 : p->isa->mr);
             int64_t co = gi * li->mpg + c0;
-            sqz_i8_epi e = {p->off + co, p->rq + co, li->zp_y, li->lo, li->hi};
+            sqz_i8_epi e = {p->off + co, p->rq + co, li->zp_y, li->lo, li->hi, p->iclamp};
             const int8_t *wb =
                 (const int8_t *)((const char *)p->wp + (size_t)(gi * p->nblk + b) * p->wblk_bytes);
             int8_t *y = Y + (n * li->n_co + co) * li->out_sp;
@@ -631,7 +639,7 @@ static void gemm_tasks(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int part) 
         int64_t n0 = b * p->isa->nb, r0 = rb * GEMM_RB;
         int64_t nn = li->n_co - n0 < p->isa->nb ? li->n_co - n0 : p->isa->nb;
         int nrows = (int)(li->rows - r0 < GEMM_RB ? li->rows - r0 : GEMM_RB);
-        sqz_i8_epi e = {p->off, p->rq, li->zp_y, li->lo, li->hi};
+        sqz_i8_epi e = {p->off, p->rq, li->zp_y, li->lo, li->hi, p->iclamp};
         p->isa->gemm((const int8_t *)a + (size_t)r0 * row_bytes, nrows, p->Kp,
                      (const int8_t *)((const char *)p->wp + (size_t)b * p->wblk_bytes), n0, nn,
                      Y + r0 * li->n_co, li->n_co, &e);

@@ -106,13 +106,29 @@ conv_vnni_body(const uint8_t *xb, const int64_t *qoff, int64_t kstride, int64_t 
                      fhi = _mm512_set1_ps((float)(e->hi - e->zp));
         const __m512i perm =
             _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        if (e->iclamp) { /* clamp after the packs (sqz_i8_epi.iclamp) */
+            const __m512i lo8 = _mm512_set1_epi8((char)e->lo), hi8 = _mm512_set1_epi8((char)e->hi);
+            for (; r + 1 < mr; r += 2) {
+                const __m512 s0 = _mm512_set1_ps(e->rq[r].s), s1 = _mm512_set1_ps(e->rq[r + 1].s);
+#define RQI(a, s) _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(a), s))
+                __m512i a = _mm512_packs_epi32(RQI(acc[r][0], s0), RQI(acc[r][1], s0));
+                __m512i b = _mm512_packs_epi32(RQI(acc[r + 1][0], s1), RQI(acc[r + 1][1], s1));
+#undef RQI
+                __m512i c =
+                    _mm512_packs_epi16(_mm512_adds_epi16(a, zp16), _mm512_adds_epi16(b, zp16));
+                c = _mm512_min_epi8(_mm512_max_epi8(c, lo8), hi8);
+                c = _mm512_permutexvar_epi32(perm, c);
+                _mm256_mask_storeu_epi8(y + r * ys + j, m32, _mm512_castsi512_si256(c));
+                _mm256_mask_storeu_epi8(y + (r + 1) * ys + j, m32, _mm512_extracti64x4_epi64(c, 1));
+            }
+        }
         for (; r + 1 < mr; r += 2) {
             const __m512 s0 = _mm512_set1_ps(e->rq[r].s), s1 = _mm512_set1_ps(e->rq[r + 1].s);
             __m512i a =
                 _mm512_packs_epi32(rqf16(acc[r][0], s0, flo, fhi), rqf16(acc[r][1], s0, flo, fhi));
             __m512i b = _mm512_packs_epi32(rqf16(acc[r + 1][0], s1, flo, fhi),
                                            rqf16(acc[r + 1][1], s1, flo, fhi));
-            __m512i c = _mm512_packs_epi16(_mm512_add_epi16(a, zp16), _mm512_add_epi16(b, zp16));
+            __m512i c = _mm512_packs_epi16(_mm512_adds_epi16(a, zp16), _mm512_adds_epi16(b, zp16));
             c = _mm512_permutexvar_epi32(perm, c);
             _mm256_mask_storeu_epi8(y + r * ys + j, m32, _mm512_castsi512_si256(c));
             _mm256_mask_storeu_epi8(y + (r + 1) * ys + j, m32, _mm512_extracti64x4_epi64(c, 1));
