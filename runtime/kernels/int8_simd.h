@@ -194,11 +194,16 @@ void sqz_i8_quad_plane_vbmi(const int8_t *const x[4], int64_t H, int64_t W, int6
 /* Tap quads of a u8 plane (AVX-512 VBMI; int8_avx512.c): Q[m] = the bytes
  * plane[m .. m + 3] for m < n rounded up to 16 (reads plane[0 .. that + 63]). */
 void sqz_i8_tap_quads_vbmi(const uint8_t *plane, int64_t n, int32_t *Q);
-/* Conv microkernel on quad planes (int8_avx512.c): sqz_i8_conv_mk's
- * computation, the quads of tile pixel j for k-quad k at
- * xb + qoff[k] + 4 j (64-byte slack readable past every plane). */
+/* Conv microkernel on quad planes (AVX-512 VNNI + VBMI; int8_avx512.c):
+ * sqz_i8_conv_mk's computation, the quads of tile pixel j for k-quad k at
+ * xb + qoff[k] + 4 j. Stores straight into y (row stride ys): per group of
+ * 32 pixels g, gout[2 g + 1] outputs at y + gout[2 g] (consecutive), output
+ * i of them from byte gidx[64 g + i] of the group's packed results (row r:
+ * 128-bit lane L holds pixels 4 L .. 4 L + 3 at bytes 16 L .., pixels 16 +
+ * 4 L .. at 16 L + 4; row r + 1 at + 8), gidx[64 g + 32 + i] = that + 8. */
 void sqz_i8_conv_q_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp,
-                        int mr, int64_t npx, int8_t *y, int64_t ys, const sqz_i8_epi *e);
+                        int mr, int64_t npx, const uint8_t *gidx, const int32_t *gout, int8_t *y,
+                        int64_t ys, const sqz_i8_epi *e);
 /* rows rows of n bytes: src (row stride ss) -> dst (row stride ds)
  * (AVX-512 BW; int8_avx512.c). */
 void sqz_i8_copy_rows_avx512(const int8_t *src, int64_t ss, int8_t *dst, int64_t ds, int rows,

@@ -69,13 +69,15 @@ typedef struct i8lin {
      * plane a channel of Q[b] = padded bytes b .. b + 3, k-quad (ci, kernel
      * row, 4 taps of it; zero weights past kw) */
     int quad;
-    size_t qtmp_off;                          /* quad 2: a bordered u8 plane per part (scratch) */
-    int64_t CQ, qkq;                          /* channel quads a group; k-quads (taps * CQ) */
-    int64_t *qoff;                            /* [qkq] byte offsets */
-    size_t qplane;                            /* bytes of one channel quad's phase planes */
-    size_t qbytes;                            /* all of them (every image and group) */
-    size_t shared_bytes;                      /* scratch before the per-thread parts */
-    size_t thread_bytes;                      /* scratch per thread */
+    size_t qtmp_off;     /* quad 2: a bordered u8 plane per part (scratch) */
+    uint8_t *gidx;       /* per 32 wide pixels: output byte order (sqz_i8_conv_q_vnni) */
+    int32_t *gout;       /* per 32 wide pixels: first output, count */
+    int64_t CQ, qkq;     /* channel quads a group; k-quads (taps * CQ) */
+    int64_t *qoff;       /* [qkq] byte offsets */
+    size_t qplane;       /* bytes of one channel quad's phase planes */
+    size_t qbytes;       /* all of them (every image and group) */
+    size_t shared_bytes; /* scratch before the per-thread parts */
+    size_t thread_bytes; /* scratch per thread */
     size_t rows_off, R_off, xp_off, ytmp_off; /* parts of a thread's scratch */
     int nt;
 } i8lin;
@@ -90,6 +92,8 @@ static void i8lin_release(void *p) {
     free(q->kdec);
     free(q->koff);
     free(q->qoff);
+    free(q->gidx);
+    free(q->gout);
     free(q->phase_used);
     free(q);
 }
@@ -181,6 +185,16 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
     p->pointwise = taps == 1 && g->s[0] == 1 && g->s[1] == 1 && g->s[2] == 1 && g->pb[0] == 0 &&
                    g->pb[1] == 0 && g->pb[2] == 0 && g->pe[0] == 0 && g->pe[1] == 0 &&
                    g->pe[2] == 0;
+    int qcap = 0; /* quad planes possible (VNNI + VBMI) */
+#if defined(__x86_64__) || defined(_M_X64)
+    qcap = isa->isa == SQZ_I8_ISA_VNNI && g->nd <= 2 && sqz_cpu_has_avx512_vbmi();
+    {
+        const char *e = getenv("SQZ_I8_QUAD"); /* A/B: SQZ_I8_QUAD=0 */
+        if (e && *e == '0') qcap = 0;
+    }
+#endif
+    /* pointwise convs keep their in-place rows: as quad planes (the input's
+     * own) MobileNet's 7x7 / 14x14 1x1 layers of K 96..192 ran 1.4-1.6x slower */
     p->wide = !p->pointwise && g->nd <= 2;
     p->npix = li->out_sp;
     int64_t T = 128;
@@ -209,15 +223,11 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
         }
     }
 #if defined(__x86_64__) || defined(_M_X64)
-    if (p->wide && isa->isa == SQZ_I8_ISA_VNNI && sqz_cpu_has_avx512_vbmi()) {
+    if (p->wide && qcap) {
         if (g->s[2] <= 2 && li->cpg >= 4 && (li->group == 1 || li->cpg % 4 == 0))
             p->quad = 1;
         else if (li->cpg < 4 && g->s[1] == 1 && g->s[2] == 1 && g->d[2] == 1 && g->k[0] == 1)
             p->quad = 2;
-    }
-    {
-        const char *e = getenv("SQZ_I8_QUAD"); /* A/B: SQZ_I8_QUAD=0 */
-        if (e && *e == '0') p->quad = 0;
     }
 #endif
     if (p->quad) {
@@ -284,6 +294,31 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
                 p->qoff[t * p->CQ + cq] = (int64_t)p->qplane * cq + 4 * sh_off;
         }
     p->ntiles = (p->npix + T - 1) / T;
+    if (p->quad) {
+        /* output order of each 32 wide pixels (sqz_i8_conv_q_vnni): pixel v
+         * of a row sits at byte 16 (v % 16 / 4) + 4 (v / 16) + v % 4 of the
+         * packed pair, the next row 8 further; valid: q < npix, q % PW < OW */
+        int64_t ngr = p->ntiles * T / 32, OW = g->out[2];
+        p->gidx = calloc((size_t)ngr, 64);
+        p->gout = calloc((size_t)ngr, 2 * sizeof *p->gout);
+        if (!p->gidx || !p->gout) {
+            i8lin_release(p);
+            return sqz_op_fail(ctx, "Conv: out of memory");
+        }
+        for (int64_t gq = 0; gq < ngr; gq++) {
+            int32_t cnt = 0;
+            for (int v = 0; v < 32; v++) {
+                int64_t q = gq * 32 + v;
+                if (q >= p->npix || q % p->PW >= OW) continue;
+                if (!cnt) p->gout[2 * gq] = (int32_t)(q / p->PW * OW + q % p->PW);
+                uint8_t b = (uint8_t)(16 * (v % 16 / 4) + 4 * (v / 16) + v % 4);
+                p->gidx[gq * 64 + cnt] = b;
+                p->gidx[gq * 64 + 32 + cnt] = (uint8_t)(b + 8);
+                cnt++;
+            }
+            p->gout[2 * gq + 1] = cnt;
+        }
+    }
     /* shared: bordered planes of every image (wide), then one row of zp */
     if (p->quad) {
         /* k-quads read up to 4 (ntiles T) + 128 bytes past a quad plane's used
@@ -540,8 +575,9 @@ static void conv_tasks(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int tid) {
                 sqz_i8_epi e = {p->off + co, p->rq + co, li->zp_y, li->lo, li->hi, p->iclamp};
                 const int8_t *wb = (const int8_t *)((const char *)p->wp +
                                                     (size_t)(gi * p->nblk + b) * p->wblk_bytes);
-                sqz_i8_conv_q_vnni(qb, p->qoff, p->qkq, wb, mr, npx, ytmp, p->T, &e);
-                store_wide(p, ytmp, mr, p0, npx, Y + (n * li->n_co + co) * li->out_sp);
+                sqz_i8_conv_q_vnni(qb, p->qoff, p->qkq, wb, mr, npx, p->gidx + p0 * 2,
+                                   p->gout + p0 / 16, Y + (n * li->n_co + co) * li->out_sp,
+                                   li->out_sp, &e);
             }
             continue;
         }

@@ -146,9 +146,58 @@ static void conv_vnni(const void *xpv, int64_t T, int64_t kq, const int8_t *wp, 
     conv_vnni_body(xpv, NULL, T * 4, kq, wp, mr, npx, y, ys, e);
 }
 
-void sqz_i8_conv_q_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp,
-                        int mr, int64_t npx, int8_t *y, int64_t ys, const sqz_i8_epi *e) {
-    conv_vnni_body(xb, qoff, 0, kq, wp, mr, npx, y, ys, e);
+/* conv_vnni_body on quad planes, storing each 32-pixel group's valid
+ * outputs straight into y: the group's 64-byte index folds the packs' lane
+ * order and the dropping of wide columns into one vpermb, then one masked
+ * store of its gout[1] outputs a row at y + gout[0]. */
+__attribute__((target("avx512vbmi"))) void
+sqz_i8_conv_q_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp, int mr,
+                   int64_t npx, const uint8_t *gidx, const int32_t *gout, int8_t *y, int64_t ys,
+                   const sqz_i8_epi *e) {
+    const __m512i zp16 = _mm512_set1_epi16((short)e->zp);
+    const __m512 flo = _mm512_set1_ps((float)(e->lo - e->zp)),
+                 fhi = _mm512_set1_ps((float)(e->hi - e->zp));
+    const __m512i lo8 = _mm512_set1_epi8((char)e->lo), hi8 = _mm512_set1_epi8((char)e->hi);
+    for (int64_t j = 0; j < npx; j += 32, gidx += 64, gout += 2) {
+        __m512i acc[MR][2];
+        for (int r = 0; r < MR; r++)
+            acc[r][0] = acc[r][1] = _mm512_set1_epi32(r < mr ? e->off[r] : 0);
+        const int8_t *wk = wp;
+        for (int64_t k = 0; k < kq; k++, wk += MR * 4) {
+            const uint8_t *xk = xb + qoff[k] + j * 4;
+            __m512i x0 = _mm512_loadu_si512(xk), x1 = _mm512_loadu_si512(xk + 64);
+            for (int r = 0; r < MR; r++) {
+                __m512i b = bcast4(wk + 4 * r);
+                acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], x0, b);
+                acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], x1, b);
+            }
+        }
+        const int32_t cnt = gout[1];
+        if (cnt <= 0) continue;
+        const __m512i gi = _mm512_loadu_si512(gidx);
+        const __mmask32 m = cnt >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << cnt) - 1);
+        int8_t *yo = y + gout[0];
+        for (int r = 0; r < mr; r += 2) { /* rows r, r1 (an odd last row: twice) */
+            const int r1 = r + 1 < mr ? r + 1 : r;
+            const __m512 s0 = _mm512_set1_ps(e->rq[r].s), s1 = _mm512_set1_ps(e->rq[r1].s);
+            __m512i a, b;
+            if (e->iclamp) {
+#define RQI(v, s) _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(v), s))
+                a = _mm512_packs_epi32(RQI(acc[r][0], s0), RQI(acc[r][1], s0));
+                b = _mm512_packs_epi32(RQI(acc[r1][0], s1), RQI(acc[r1][1], s1));
+#undef RQI
+            } else {
+                a = _mm512_packs_epi32(rqf16(acc[r][0], s0, flo, fhi),
+                                       rqf16(acc[r][1], s0, flo, fhi));
+                b = _mm512_packs_epi32(rqf16(acc[r1][0], s1, flo, fhi),
+                                       rqf16(acc[r1][1], s1, flo, fhi));
+            }
+            __m512i c = _mm512_packs_epi16(_mm512_adds_epi16(a, zp16), _mm512_adds_epi16(b, zp16));
+            c = _mm512_permutexvar_epi8(gi, _mm512_min_epi8(_mm512_max_epi8(c, lo8), hi8));
+            _mm256_mask_storeu_epi8(yo + r * ys, m, _mm512_castsi512_si256(c));
+            if (r1 != r) _mm256_mask_storeu_epi8(yo + r1 * ys, m, _mm512_extracti64x4_epi64(c, 1));
+        }
+    }
 }
 
 /* rows[k][0..T) int8 -> [k/4][T][4] u8 (x + 128): 4 rows interleaved bytewise. */
