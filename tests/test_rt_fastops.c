@@ -270,6 +270,77 @@ static void test_pool_threads_large(void **state) {
     free(x);
 }
 
+/* Above the split size pooling runs in bands of output rows, one per thread
+ * (pool_fast.c): the 3x3/2 plane kernels on each band's input rows (top
+ * padding only in the first), the 2x2/2 kernel and the generic rows; a NaN in
+ * a later band sends that band alone back to the generic code. Exact against
+ * the reference at 2..4 threads, on every x86 ISA level. */
+static void pool_rows_split(uint32_t seed) {
+    tu_rng r;
+    tu_rng_seed(&r, seed);
+    for (int rep = 0; rep < 24; rep++) {
+        int kind = rep % 4; /* 0, 1: max 3x3/2; 2: max 2x2/2; 3: avg 3x3/1 */
+        int64_t k = kind == 2 ? 2 : 3, s = kind == 3 ? 1 : 2;
+        int64_t H = 9 + tu_rng_u32(&r) % 60, W = 9 + tu_rng_u32(&r) % 60;
+        int64_t C = 40000 / (H * W) + 1 + tu_rng_u32(&r) % 3; /* >= 32768 elements */
+        int64_t ks[2] = {k, k}, st[2] = {s, s}, pads[4] = {0, 0, 0, 0}, ceil = 0;
+        if (kind != 2) {
+            for (int i = 0; i < 4; i++) pads[i] = tu_rng_u32(&r) % 3;
+            ceil = tu_rng_u32(&r) % 2;
+        }
+        tnode t;
+        tn_init(&t, kind == 3 ? SQZ_OP_AVGPOOL : SQZ_OP_MAXPOOL, 1);
+        tn_ints(&t, "kernel_shape", 2, ks);
+        tn_ints(&t, "strides", 2, st);
+        tn_ints(&t, "pads", 4, pads);
+        tn_ints(&t, "ceil_mode", 1, &ceil);
+        if (kind == 3) {
+            int64_t cip = rep % 8 == 3;
+            tn_ints(&t, "count_include_pad", 1, &cip);
+        }
+        sqz_shape in = {4, {1, C, H, W}};
+        int64_t n = sqz_shape_numel(&in);
+        float *x = malloc((size_t)n * sizeof *x);
+        assert_non_null(x);
+        tu_fill_uniform(&r, x, (size_t)n, -3, 3);
+        if (kind == 1) x[(tu_rng_u32(&r) % C) * H * W + (H - 1) * W + tu_rng_u32(&r) % W] = NAN;
+        const float *data[1] = {x};
+        float *yr, *yf;
+        sqz_shape sr, sf;
+        assert_int_equal(run_impl(kind == 3 ? &sqz_ref_avgpool : &sqz_ref_maxpool, &t, &in, 1, data,
+                                  1, &yr, &sr),
+                         0);
+        for (int th = 2; th <= 4; th++) {
+            assert_int_equal(run_impl(kind == 3 ? &sqz_fast_avgpool : &sqz_fast_maxpool, &t, &in, 1,
+                                      data, th, &yf, &sf),
+                             0);
+            for (int d = 0; d < 4; d++) assert_int_equal(sf.dims[d], sr.dims[d]);
+            compare(yf, yr, sqz_shape_numel(&sr), kind == 3 ? 1e-6f : 0.0f);
+            free(yf);
+        }
+        free(yr);
+        free(x);
+    }
+}
+
+static void test_pool_rows_split(void **state) {
+    (void)state;
+#if defined(__x86_64__)
+    const int caps[3] = {SQZ_ISA_AVX512, SQZ_ISA_AVX2, SQZ_ISA_SCALAR};
+    for (int i = 0; i < 3; i++) {
+        if (caps[i] > sqz_cpu_isa_hw()) {
+            print_message("pool row split: ISA level %d not on this CPU, skipped\n", caps[i]);
+            continue;
+        }
+        sqz_cpu_set_isa_cap(caps[i]);
+        pool_rows_split(41 + (uint32_t)i);
+    }
+    sqz_cpu_set_isa_cap(-1);
+#else
+    pool_rows_split(41);
+#endif
+}
+
 static void test_pool_declines(void **state) {
     (void)state;
     int64_t ks[2] = {2, 2}, dil[2] = {2, 1};
@@ -567,10 +638,10 @@ static void test_binary_random(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pools_random),       cmocka_unit_test(test_maxpool3s2_random),
-        cmocka_unit_test(test_pool_threads_large), cmocka_unit_test(test_pool_declines),
-        cmocka_unit_test(test_gap_random),         cmocka_unit_test(test_reduce_mean_random),
-        cmocka_unit_test(test_binary_random),      cmocka_unit_test(test_transpose_random),
-        cmocka_unit_test(test_slice_random),
+        cmocka_unit_test(test_pool_threads_large), cmocka_unit_test(test_pool_rows_split),
+        cmocka_unit_test(test_pool_declines),      cmocka_unit_test(test_gap_random),
+        cmocka_unit_test(test_reduce_mean_random), cmocka_unit_test(test_binary_random),
+        cmocka_unit_test(test_transpose_random),   cmocka_unit_test(test_slice_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
