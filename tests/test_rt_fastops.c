@@ -281,7 +281,10 @@ static void pool_rows_split(uint32_t seed) {
     for (int rep = 0; rep < 24; rep++) {
         int kind = rep % 4; /* 0, 1: max 3x3/2; 2: max 2x2/2; 3: avg 3x3/1 */
         int64_t k = kind == 2 ? 2 : 3, s = kind == 3 ? 1 : 2;
-        int64_t H = 9 + tu_rng_u32(&r) % 60, W = 9 + tu_rng_u32(&r) % 60;
+        /* row bands from 16 output rows a thread (pool_fast.c), the plane
+         * split below: both */
+        int64_t H = rep % 3 == 0 ? 9 + tu_rng_u32(&r) % 40 : 70 + tu_rng_u32(&r) % 70;
+        int64_t W = 9 + tu_rng_u32(&r) % 60;
         int64_t C = 40000 / (H * W) + 1 + tu_rng_u32(&r) % 3; /* >= 32768 elements */
         int64_t ks[2] = {k, k}, st[2] = {s, s}, pads[4] = {0, 0, 0, 0}, ceil = 0;
         if (kind != 2) {

@@ -255,7 +255,7 @@ static void pool_part(void *arg, int t) {
 }
 
 /* Threads split the output rows (each thread every plane's band of rows)
- * when each gets two rows or more, else the planes. Rows: the conv before a
+ * when each gets POOL_ROWS_MIN rows or more, else the planes. Rows: the conv before a
  * pooling layer mostly splits its output by rows too (gemm_ops.c wide_split,
  * the GEMM's pixel ranges), so each core pools what it wrote, and the 1x1
  * conv after it (pixel ranges) reads what it pooled. SqueezeNet 1.1 at 2
@@ -263,6 +263,11 @@ static void pool_part(void *arg, int t) {
  * conv after it 52 -> 40 us, the model 3.01-3.07 -> 2.95-2.98 ms;
  * ShuffleNetV2 / ResNet-18 within noise. SQZ_POOL_SPLIT=planes: the plane
  * split (A/B). */
+/* below this many output rows a thread, the planes are split: each band
+ * call costs the plane kernel's setup again (SqueezeNet's 27x27 -> 13x13
+ * MaxPool, 256 planes, 2 threads: 31 us by planes, 54 us by rows) */
+#define POOL_ROWS_MIN 16
+
 static void pool_run(const sqz_op_ctx *ctx) {
     const fpool *p = ctx->params;
     float *rows = ctx->scratch;
@@ -272,7 +277,7 @@ static void pool_run(const sqz_op_ctx *ctx) {
         return;
     }
     pool_job j = {ctx, p, rows, 2 * row_stride(p), nt};
-    if (p->rows_split && p->OH >= 2 * nt) {
+    if (p->rows_split && p->OH >= POOL_ROWS_MIN * nt) {
         sqz_par_for(nt, nt, pool_rows_part, &j);
         return;
     }
