@@ -241,6 +241,10 @@ int64_t sqz_i8_sum_avx512(const int8_t *x, int64_t n);
 /* One output row of a 2x2 stride-2 unpadded MaxPool from input rows x0, x1
  * (2 OW bytes each; AVX-512 BW; int8_avx512.c). */
 void sqz_i8_maxpool2_row_avx512(const int8_t *x0, const int8_t *x1, int64_t OW, int8_t *y);
+/* np planes of that pool (OW <= 32): input planes x + i in_sp (rows of W
+ * bytes), output planes y + i out_sp, OH rows of OW (int8_avx512.c). */
+void sqz_i8_maxpool2_planes_avx512(const int8_t *x, int64_t W, int64_t in_sp, int64_t OH,
+                                   int64_t OW, int64_t out_sp, int64_t np, int8_t *y);
 /* One output row of a MaxPool with stride 2 along w and k (<= 15) taps
  * there, from the window's nrows valid input rows of W bytes: output ow
  * covers columns c0 + 2 ow + j (c0 + 2 ow >= 0; columns >= W are -128)

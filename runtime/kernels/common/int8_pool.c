@@ -137,6 +137,13 @@ static void mp_planes_k2s2(const sqz_op_ctx *ctx, int64_t nc0, int64_t nc1, int 
     int8_t *Y = (int8_t *)ctx->out_data[0];
     const int64_t W = g->in[2], OH = g->out[1], OW = g->out[2];
     int64_t in_sp = g->in[1] * W, out_sp = OH * OW;
+#if defined(__x86_64__) || defined(_M_X64)
+    if (p->simd && OW <= 32) { /* small planes: one call for the range */
+        sqz_i8_maxpool2_planes_avx512(X + nc0 * in_sp, W, in_sp, OH, OW, out_sp, nc1 - nc0,
+                                      Y + nc0 * out_sp);
+        return;
+    }
+#endif
     for (int64_t nc = nc0; nc < nc1; nc++)
         for (int64_t oh = 0; oh < OH; oh++) {
             const int8_t *x0 = X + nc * in_sp + 2 * oh * W, *x1 = x0 + W;

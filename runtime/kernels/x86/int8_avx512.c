@@ -1001,6 +1001,23 @@ void sqz_i8_maxpool2_row_avx512(const int8_t *x0, const int8_t *x1, int64_t OW, 
     }
 }
 
+void sqz_i8_maxpool2_planes_avx512(const int8_t *x, int64_t W, int64_t in_sp, int64_t OH,
+                                   int64_t OW, int64_t out_sp, int64_t np, int8_t *y) {
+    /* OW <= 32: one masked load per input row, masks hoisted */
+    const __mmask64 m = OW >= 32 ? ~(__mmask64)0 : (((__mmask64)1 << (2 * OW)) - 1);
+    const __mmask32 ms = OW >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << OW) - 1);
+    for (int64_t pl = 0; pl < np; pl++, x += in_sp, y += out_sp)
+        for (int64_t oh = 0; oh < OH; oh++) {
+            const int8_t *x0 = x + 2 * oh * W;
+            __m512i v =
+                _mm512_max_epi8(_mm512_maskz_loadu_epi8(m, x0), _mm512_maskz_loadu_epi8(m, x0 + W));
+            __m512i ev = _mm512_srai_epi16(_mm512_slli_epi16(v, 8), 8),
+                    od = _mm512_srai_epi16(v, 8);
+            _mm256_mask_storeu_epi8(y + oh * OW, ms,
+                                    _mm512_cvtepi16_epi8(_mm512_max_epi16(ev, od)));
+        }
+}
+
 /* One output row of a stride-2 (along w) MaxPool, k taps along w, from the
  * nrows valid input rows (the window rows inside the input): outputs [0, OW)
  * whose windows start at column ow * 2 + c0 >= 0; columns >= W count as
