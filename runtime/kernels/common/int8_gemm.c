@@ -585,9 +585,23 @@ static void conv_tasks(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int tid) {
         if (p->wide) {
             const int8_t *gp = planes + (size_t)(n * li->C + gi * li->cpg) * p->plane + p0;
             for (int64_t k = 0; k < li->K; k++) rows[k] = gp + p->koff[k];
-        } else if (p->pointwise && npx == p->T) {
-            const int8_t *xg = X + (n * li->C + gi * li->cpg) * li->in_sp + p0;
-            for (int64_t k = 0; k < li->K; k++) rows[k] = xg + k * li->in_sp;
+        } else if (p->pointwise) {
+            /* rows in place; a partial tile's rows read on into the next
+             * plane (those pixels are not stored), except past the input's
+             * end: those rows are copied */
+            const int64_t x0 = (n * li->C + gi * li->cpg) * li->in_sp + p0;
+            const int64_t xn = li->batch * li->C * li->in_sp;
+            for (int64_t k = 0; k < li->K; k++) {
+                const int64_t o = x0 + k * li->in_sp;
+                if (o + p->T <= xn) {
+                    rows[k] = X + o;
+                } else {
+                    int8_t *r = R + k * p->T;
+                    memcpy(r, X + o, (size_t)npx);
+                    memset(r + npx, li->zp_x, (size_t)(p->T - npx));
+                    rows[k] = r;
+                }
+            }
         } else {
             gather_tile(p, X, n, gi, p0, npx, R);
             for (int64_t k = 0; k < li->K; k++) rows[k] = R + k * p->T;
