@@ -185,14 +185,6 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
     p->pointwise = taps == 1 && g->s[0] == 1 && g->s[1] == 1 && g->s[2] == 1 && g->pb[0] == 0 &&
                    g->pb[1] == 0 && g->pb[2] == 0 && g->pe[0] == 0 && g->pe[1] == 0 &&
                    g->pe[2] == 0;
-    int qcap = 0; /* quad planes possible (VNNI + VBMI) */
-#if defined(__x86_64__) || defined(_M_X64)
-    qcap = isa->isa == SQZ_I8_ISA_VNNI && g->nd <= 2 && sqz_cpu_has_avx512_vbmi();
-    {
-        const char *e = getenv("SQZ_I8_QUAD"); /* A/B: SQZ_I8_QUAD=0 */
-        if (e && *e == '0') qcap = 0;
-    }
-#endif
     /* pointwise convs keep their in-place rows: as quad planes (the input's
      * own) MobileNet's 7x7 / 14x14 1x1 layers of K 96..192 ran 1.4-1.6x slower */
     p->wide = !p->pointwise && g->nd <= 2;
@@ -223,6 +215,11 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
         }
     }
 #if defined(__x86_64__) || defined(_M_X64)
+    int qcap = isa->isa == SQZ_I8_ISA_VNNI && g->nd <= 2 && sqz_cpu_has_avx512_vbmi();
+    {
+        const char *e = getenv("SQZ_I8_QUAD"); /* A/B: SQZ_I8_QUAD=0 */
+        if (e && *e == '0') qcap = 0;
+    }
     if (p->wide && qcap) {
         if (g->s[2] <= 2 && li->cpg >= 4 && (li->group == 1 || li->cpg % 4 == 0))
             p->quad = 1;
