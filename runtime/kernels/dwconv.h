@@ -180,6 +180,12 @@ extern const sqz_op_impl sqz_dwconv;
 extern const sqz_op_impl sqz_dwconv_scalar, sqz_dwconv_avx2, sqz_dwconv_avx512, sqz_dwconv_neon;
 /* cpu_ok predicate for the dispatch table. */
 int sqz_dwconv_cpu_ok(void);
+/* The executor's SiLU fusion (fastops.h): a conv prepared by one of the
+ * impls above then applies rowfn in place to each plane (channel block) it
+ * computed, after its activation. Returns 0 (nothing changed) for another
+ * impl, 1 when set. */
+int sqz_dwconv_set_silu(const sqz_op_impl *impl, sqz_op_ctx *ctx,
+                        void (*rowfn)(const float *x, float *y, size_t n));
 
 #ifdef __cplusplus
 }

@@ -56,5 +56,21 @@ const sqz_op_impl *sqz_fast_silu(int x_input);
  * int8 Sigmoid then the reference int8 Mul on every x (common/int8_lut.c);
  * NULL for x_input not 0 / 1. */
 const sqz_op_impl *sqz_i8_silu_impl(int x_input);
+/* The element function of the sqz_fast_silu impls, y[i] = x[i] * sigmoid(x[i])
+ * for i < n (x == y allowed), or NULL when sqz_fast_silu has none. */
+typedef void (*sqz_fast_row_fn)(const float *x, float *y, size_t n);
+sqz_fast_row_fn sqz_fast_silu_row(void);
+
+/* Conv epilogue fusion (fp32; the executor decides after planning, see
+ * session.c). impl / ctx: a prepared Conv node with its pointers bound.
+ * fuse_add: the conv also writes out[i] = Add(y[i], residual[i]) (through
+ * Relu when relu) for every output element i, in its store; out is the
+ * conv's own output or the residual's buffer (same shape as the output).
+ * fuse_silu: the conv's output becomes y * sigmoid(y) by sqz_fast_silu_row.
+ * Both return 1 when the conv's impl took the epilogue (GEMM, px, gemv and
+ * Winograd convs; depthwise for SiLU only), 0 otherwise (nothing changed). */
+int sqz_fast_conv_fuse_add(const sqz_op_impl *impl, sqz_op_ctx *ctx, const float *residual,
+                           float *out, int relu);
+int sqz_fast_conv_fuse_silu(const sqz_op_impl *impl, sqz_op_ctx *ctx);
 
 #endif

@@ -195,6 +195,42 @@ typedef struct sqz_gemm_src {
                            cs unused); read in place by kernels with ukernel_ind */
 } sqz_gemm_src;
 
+/* Conv epilogue fused by the executor (runtime/src/session.c): applied to
+ * each stored region of a conv's output Y once it holds final values (a
+ * tile of the GEMM driver, a px tile, a gemv panel, a Winograd output run, a
+ * depthwise plane), while it is in L1. For an element at offset i of Y
+ * (i = pointer - base):
+ *   res != NULL: out[i] = Add(Y[i], res[i]), through Relu(v) = v > 0 ? v : 0
+ *                when relu (Y[i] itself is kept; out is base, or the
+ *                residual's own buffer: res[i] is read before out[i] is
+ *                written, nothing else is read from out);
+ *   rowfn:       Y[i] = rowfn(Y[i]) in place (the executor's SiLU function).
+ * The results equal the separate Add (+ Relu) / SiLU nodes bit for bit. */
+typedef void (*sqz_conv_row_fn)(const float *x, float *y, size_t n);
+/* out[j] = y[j] + res[j] for j < n, through Relu when relu (out may be y or
+ * res, element for element); the SIMD ones equal the twin bit for bit */
+typedef void (*sqz_conv_add_fn)(const float *y, const float *res, float *out, size_t n, int relu);
+void sqz_conv_add_ref(const float *y, const float *res, float *out, size_t n, int relu);
+#if defined(__x86_64__) || defined(_M_X64)
+void sqz_x86_conv_add_avx2(const float *y, const float *res, float *out, size_t n, int relu);
+void sqz_x86_conv_add_avx512(const float *y, const float *res, float *out, size_t n, int relu);
+#endif
+/* The best of them for this CPU (never NULL). */
+sqz_conv_add_fn sqz_conv_add_best(void);
+typedef struct sqz_conv_post {
+    const float *base; /* Y */
+    const float *res;
+    float *out;
+    int relu;
+    sqz_conv_row_fn rowfn;
+    sqz_conv_add_fn addfn; /* the Add's row function (NULL: sqz_conv_add_ref) */
+} sqz_conv_post;
+/* The epilogue on m rows of n floats at c (row stride ldc floats), c in Y. */
+void sqz_conv_post_apply(const sqz_conv_post *q, float *c, size_t ldc, size_t m, size_t n);
+/* Prefetches the residual of that region (issued before a tile's compute,
+ * so the epilogue finds it in L1); nothing without a residual. */
+void sqz_conv_post_prefetch(const sqz_conv_post *q, const float *c, size_t ldc, size_t m, size_t n);
+
 typedef struct sqz_gemm_args {
     const sqz_gemm_kernel *kernel;
     int64_t M, N, K;
@@ -214,6 +250,9 @@ typedef struct sqz_gemm_args {
     /* fewest multiply-adds worth splitting over threads; 0: the default of
      * sqz_gemm_par_min_macs() (read once per op at prepare: it reads env) */
     int64_t par_min_macs;
+    /* conv epilogue (see sqz_conv_post; base = Y, of which c is a part), or
+     * NULL: applied to each tile after its last k block's store */
+    const sqz_conv_post *post;
 } sqz_gemm_args;
 
 /* Fewest multiply-adds worth splitting over threads: 1 << 20 (~10 us on
@@ -250,6 +289,10 @@ void sqz_gemm_gemm_run(const sqz_op_ctx *ctx);
 int sqz_gemm_matmul_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k);
 void sqz_gemm_matmul_run(const sqz_op_ctx *ctx);
 void sqz_gemm_op_release(void *params);
+/* Sets the fused epilogue of a Conv prepared by sqz_gemm_conv_prepare (after
+ * the session bound its pointers); 0 when the conv cannot take it (then
+ * nothing changed), 1 when it did. */
+int sqz_gemm_conv_set_post(sqz_op_ctx *ctx, const sqz_conv_post *post);
 uint64_t sqz_gemm_op_macs(const sqz_op_ctx *ctx);
 
 #ifdef __cplusplus

@@ -111,6 +111,10 @@ extern const sqz_op_impl sqz_winograd_conv;
 int sqz_winograd_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k, int m);
 void sqz_winograd_conv_run(const sqz_op_ctx *ctx);
 void sqz_winograd_conv_release(void *params);
+/* The executor's fused epilogue (gemm.h sqz_conv_post) on a conv prepared
+ * by impl (with run == sqz_winograd_conv_run): applied to each output run
+ * right after its output transform. 0 (nothing changed) for another impl. */
+int sqz_winograd_conv_set_post(const sqz_op_impl *impl, sqz_op_ctx *ctx, const sqz_conv_post *post);
 /* The tile size m a prepared conv uses and the parts its runs split into. */
 void sqz_winograd_conv_info(const sqz_op_ctx *ctx, int *m, int *parts);
 

@@ -146,6 +146,15 @@ const sqz_op_impl *sqz_fast_silu(int x_input) {
     return NULL;
 }
 
+sqz_fast_row_fn sqz_fast_silu_row(void) {
+    if (forced_reference()) return NULL;
+#if defined(__x86_64__) || defined(_M_X64)
+    if (sqz_cpu_has_avx512()) return sqz_x86_silu_avx512_n;
+    if (sqz_cpu_has_avx2_fma()) return sqz_x86_silu_avx2_n;
+#endif
+    return NULL;
+}
+
 static int pick(const fast_entry *table, size_t n_table, int op, const sqz_op_impl **out, int max) {
     if (forced_reference()) return 0;
     int n = 0;

@@ -399,6 +399,144 @@ static void fuse_binary_relu(sqz_session *s, const int32_t *readers) {
     }
 }
 
+/* Conv epilogue fusion helpers: byte ranges of node data. */
+static int ranges_overlap(const void *a, size_t na, const void *b, size_t nb) {
+    uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+    return na && nb && x < y + nb && y < x + na;
+}
+
+/* 1 when some input or output of node q may lie in [p, p + n) bytes (run or
+ * not: a node that does not run may stand for one fused into another) */
+static int node_touches(const sqz_session *s, int q, const void *p, size_t n) {
+    const sqz_node *nd = &s->m->nodes[q];
+    const node_exec *e = &s->nodes[q];
+    for (uint32_t k = 0; k < nd->n_inputs; k++) {
+        int t = nd->inputs[k];
+        if (t >= 0 && e->in_data[k] &&
+            ranges_overlap(e->in_data[k],
+                           (size_t)sqz_shape_numel(&s->shapes[t]) * tensor_esz(s->m, t), p, n))
+            return 1;
+    }
+    for (uint32_t k = 0; k < nd->n_outputs; k++) {
+        int t = nd->outputs[k];
+        if (e->out_data[k] &&
+            ranges_overlap(e->out_data[k],
+                           (size_t)sqz_shape_numel(&s->shapes[t]) * tensor_esz(s->m, t), p, n))
+            return 1;
+    }
+    return 0;
+}
+
+/* The node before `before` whose first output is t (-1: a graph input or
+ * a constant) */
+static int producer_of(const sqz_model *m, int t, int before) {
+    for (int i = before - 1; i >= 0; i--)
+        if (m->nodes[i].n_outputs >= 1 && m->nodes[i].outputs[0] == t) return i;
+    return -1;
+}
+
+/* An f32 Conv node i, running, whose output is tensor y, read by reader
+ * node j only (readers[y] == want); the conv's non-constant inputs do not
+ * overlap [out, out + n), nor do the data of the nodes between i and j. */
+static int conv_fusable(const sqz_session *s, int i, int j, int y, const int32_t *readers, int want,
+                        const void *out, size_t n) {
+    const sqz_model *m = s->m;
+    const node_exec *ec = &s->nodes[i];
+    if (i < 0 || m->nodes[i].op != SQZ_OP_CONV || m->nodes[i].n_outputs != 1 || ec->skip ||
+        ec->noop || sqz_ctx_is_int8(&ec->ctx) || readers[y] != want ||
+        m->tensors[y].dtype != SQZ_DT_F32 || !ec->out_data[0])
+        return 0;
+    for (uint32_t k = 0; k < m->nodes[i].n_inputs; k++) {
+        int t = m->nodes[i].inputs[k];
+        if (t >= 0 && !(m->tensors[t].flags & SQZ_TF_CONST) && ec->in_data[k] &&
+            ranges_overlap(ec->in_data[k],
+                           (size_t)sqz_shape_numel(&s->shapes[t]) * tensor_esz(m, t), out, n))
+            return 0;
+    }
+    for (int q = i + 1; q < j; q++)
+        if (node_touches(s, q, out, n)) return 0;
+    return 1;
+}
+
+/* Conv + Add (+ Relu): y = Conv(..) read only by Add(y, r) (either order),
+ * all three one f32 shape, r ready before the conv runs (a graph input, a
+ * constant or an earlier node's output) and the Add's output buffer the
+ * conv's own (the Add in place on y) or r's (in place on r; never a buffer
+ * the conv reads). The conv writes y + r (through the Relu fused into the Add
+ * by fuse_binary_relu) in its store and the Add does not run (ResNet,
+ * MobileNetV2, MNASNet, EfficientNet blocks: one pass over y, r and the sum
+ * saved). Called after planning: the decision compares bound pointers. */
+static void fuse_conv_add(sqz_session *s, const int32_t *readers) {
+    const sqz_model *m = s->m;
+    for (int j = 1; j < m->n_nodes; j++) {
+        const sqz_node *ad = &m->nodes[j];
+        node_exec *ea = &s->nodes[j];
+        if (ad->op != SQZ_OP_ADD || ad->n_inputs != 2 || ad->n_outputs != 1 || ea->skip ||
+            ea->noop || sqz_ctx_is_int8(&ea->ctx))
+            continue;
+        int o = ad->outputs[0];
+        if (m->tensors[o].dtype != SQZ_DT_F32 || !ea->out_data[0]) continue;
+        const size_t n = (size_t)sqz_shape_numel(&s->shapes[o]) * sizeof(float);
+        /* a Relu fused into this Add (fuse_binary_relu): its only reader,
+         * not run, in place */
+        int relu = 0;
+        for (int q = j + 1; q < m->n_nodes && readers[o] == 1; q++) {
+            const sqz_node *rd = &m->nodes[q];
+            if (rd->n_inputs < 1 || rd->inputs[0] != o) continue;
+            relu = rd->op == SQZ_OP_RELU && rd->n_inputs == 1 && s->nodes[q].noop &&
+                   !sqz_ctx_is_int8(&s->nodes[q].ctx) &&
+                   s->nodes[q].in_data[0] == s->nodes[q].out_data[0];
+            break;
+        }
+        for (int k = 0; k < 2; k++) {
+            int y = ad->inputs[k], r = ad->inputs[1 - k];
+            if (y < 0 || r < 0 || y == r || m->tensors[r].dtype != SQZ_DT_F32 ||
+                !same_shape(&s->shapes[y], &s->shapes[o]) ||
+                !same_shape(&s->shapes[r], &s->shapes[o]))
+                continue;
+            int i = producer_of(m, y, j);
+            if (i < 0 || producer_of(m, r, j) >= i) continue;
+            node_exec *ec = &s->nodes[i];
+            const float *res = ea->in_data[1 - k];
+            float *out = ea->out_data[0];
+            if (!res || !ec->out_data[0] || (out != ec->out_data[0] && out != res) ||
+                ranges_overlap(res, n, ec->out_data[0], n))
+                continue;
+            if (!conv_fusable(s, i, j, y, readers, 1, out, n) ||
+                !conv_fusable(s, i, j, y, readers, 1, res, n))
+                continue;
+            if (sqz_fast_conv_fuse_add(ec->impl, &ec->ctx, res, out, relu)) {
+                ea->noop = 1;
+                break;
+            }
+        }
+    }
+}
+
+/* Conv + SiLU: y = Conv(..) read only by a fused SiLU pair (fuse_silu: the
+ * Sigmoid skipped, the Mul on sqz_fast_silu) whose output is written over y:
+ * the conv applies the same SiLU function to what it stores, the Mul does
+ * not run (EfficientNet: after the stem, expansion, depthwise, squeeze-excite
+ * reduce and head convs). */
+static void fuse_conv_silu(sqz_session *s, const int32_t *readers) {
+    const sqz_model *m = s->m;
+    for (int j = 2; j < m->n_nodes; j++) {
+        const sqz_node *mu = &m->nodes[j];
+        node_exec *em = &s->nodes[j];
+        if (mu->op != SQZ_OP_MUL || mu->n_inputs != 2 || mu->n_outputs != 1 || em->skip ||
+            em->noop || !s->nodes[j - 1].skip || m->nodes[j - 1].op != SQZ_OP_SIGMOID)
+            continue;
+        int xi = em->impl == sqz_fast_silu(0) ? 0 : em->impl == sqz_fast_silu(1) ? 1 : -1;
+        if (xi < 0 || !em->impl) continue;
+        int x = mu->inputs[xi], i = producer_of(m, x, j - 1);
+        if (x < 0 || i < 0 || em->out_data[0] != s->nodes[i].out_data[0]) continue;
+        const size_t n = (size_t)sqz_shape_numel(&s->shapes[x]) * sizeof(float);
+        /* readers: the Sigmoid and the Mul */
+        if (!conv_fusable(s, i, j - 1, x, readers, 2, em->out_data[0], n)) continue;
+        if (sqz_fast_conv_fuse_silu(s->nodes[i].impl, &s->nodes[i].ctx)) em->noop = 1;
+    }
+}
+
 /* An int8 Relu whose input already carries its output's scale and a zero
  * point of -128 (the quantizer gives an Add / pool read only by a Relu the
  * Relu's range [0, max]) maps every code to itself: when it runs in place it
@@ -702,6 +840,14 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
             drop_identity_relu(s);
         }
     }
+    {
+        /* SQZ_FUSE_CONV=0: neither (A/B), =add: Conv + Add only */
+        const char *fe = getenv("SQZ_FUSE_CONV");
+        if (!fe || strcmp(fe, "0")) {
+            fuse_conv_add(s, readers);
+            if (!fe || strcmp(fe, "add")) fuse_conv_silu(s, readers);
+        }
+    }
 done:
     free(items);
     free(offs);
@@ -859,6 +1005,7 @@ void sqz_session_node_info(const sqz_session *s, int i, sqz_node_info *info) {
     info->macs = s->nodes[i].macs;
     info->params = s->nodes[i].params;
     info->param_bytes = s->nodes[i].param_bytes;
+    info->skipped = s->nodes[i].skip || s->nodes[i].noop;
 }
 
 size_t sqz_session_arena_bytes(const sqz_session *s) {

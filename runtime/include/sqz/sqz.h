@@ -103,6 +103,9 @@ typedef struct sqz_node_info {
     uint64_t macs;
     uint64_t params; /* elements of constant inputs */
     uint64_t param_bytes;
+    /* 1: the node does not run (fused into another node, e.g. an Add into
+     * the conv before it, or made redundant by in-place planning) */
+    int skipped;
 } sqz_node_info;
 int sqz_session_num_nodes(const sqz_session *s);
 void sqz_session_node_info(const sqz_session *s, int i, sqz_node_info *info);

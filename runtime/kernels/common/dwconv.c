@@ -177,6 +177,9 @@ typedef struct dw_p {
     int has_bias;
     ref_act act; /* the node's activation */
     int post;    /* 1: act applied in a post-pass (sigmoid, hard_sigmoid, tanh) */
+    /* the executor's fused SiLU (sqz_dwconv_set_silu), after the activation
+     * on each plane (or channel block) just computed, or NULL */
+    void (*rowfn)(const float *x, float *y, size_t n);
     sqz_dw_row_fn fn;
     size_t plane_floats; /* > 0: the AVX-512 whole-plane kernel, buffer floats per thread */
     size_t cb_floats;    /* > 0: the AVX-512 channel-block kernel, buffer floats per part */
@@ -193,8 +196,11 @@ typedef struct dw_p {
 
 /* the post-pass activation on output rows [ob, oe) of plane y */
 static void post_rows(const dw_p *p, float *y, int ob, int oe) {
-    if (oe > ob)
-        ref_act_apply(&p->act, y + (size_t)ob * (size_t)p->OW, (size_t)(oe - ob) * (size_t)p->OW);
+    if (oe <= ob) return;
+    float *r = y + (size_t)ob * (size_t)p->OW;
+    const size_t n = (size_t)(oe - ob) * (size_t)p->OW;
+    if (p->post) ref_act_apply(&p->act, r, n);
+    if (p->rowfn) p->rowfn(r, r, n);
 }
 
 #if defined(__x86_64__)
@@ -233,6 +239,7 @@ static void dw_cblocks_avx512(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, i
         float *y = Y + plane * out_sp;
         sqz_dw_cb_run_avx512(&a, X + plane * in_sp, y, buf);
         if (p->post) ref_act_apply(&p->act, y, (size_t)a.nc * out_sp);
+        if (p->rowfn) p->rowfn(y, y, (size_t)a.nc * out_sp);
     }
 }
 
@@ -277,7 +284,7 @@ static void dw_planes_avx512(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, in
         a.bias = B ? B[c] : 0.0f;
         float *y = Y + (size_t)i * out_sp;
         sqz_dw_plane_compute_avx512(&a, bufs[(i - b) & 1], y);
-        if (p->post) post_rows(p, y, ob, oe);
+        if (p->post || p->rowfn) post_rows(p, y, ob, oe);
     }
 }
 
@@ -307,7 +314,7 @@ static void dw_planes_band(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int6
             sqz_dw_band_run_avx2(&a, X + (size_t)i * in_sp, y, buf);
         else
             sqz_dw_band_run_avx512(&a, X + (size_t)i * in_sp, y, buf);
-        if (p->post) post_rows(p, y, ob, oe);
+        if (p->post || p->rowfn) post_rows(p, y, ob, oe);
     }
 }
 
@@ -529,7 +536,7 @@ static void dw_plane(const dw_p *p, const float *x, const float *w, float bias, 
         float *y0 = y + (size_t)oy * (size_t)p->OW;
         p->fn(&a, rows, y0, two ? y0 + p->OW : NULL);
     }
-    if (p->post) post_rows(p, y, ob, oe);
+    if (p->post || p->rowfn) post_rows(p, y, ob, oe);
 }
 
 typedef struct dw_job {
@@ -583,7 +590,7 @@ static void dw_plane_padded(const dw_p *p, const float *x, const float *w, float
         float *y0 = y + (size_t)oy * (size_t)p->OW;
         p->fn(&a, rows, y0, two ? y0 + p->OW : NULL);
     }
-    if (p->post) post_rows(p, y, ob, oe);
+    if (p->post || p->rowfn) post_rows(p, y, ob, oe);
 }
 
 /* output rows [ob, oe) of planes [b, e) on padded rows, ring: this part's
@@ -701,6 +708,13 @@ static int dw_prepare_neon(sqz_op_ctx *ctx) {
 }
 
 const sqz_op_impl sqz_dwconv = {dw_prepare_auto, dw_run, free, dw_macs};
+
+int sqz_dwconv_set_silu(const sqz_op_impl *impl, sqz_op_ctx *ctx,
+                        void (*rowfn)(const float *x, float *y, size_t n)) {
+    if (!impl || impl->run != dw_run || !ctx->params || !rowfn) return 0;
+    ((dw_p *)ctx->params)->rowfn = rowfn;
+    return 1;
+}
 const sqz_op_impl sqz_dwconv_scalar = {dw_prepare_scalar, dw_run, free, dw_macs};
 const sqz_op_impl sqz_dwconv_avx2 = {dw_prepare_avx2, dw_run, free, dw_macs};
 const sqz_op_impl sqz_dwconv_avx512 = {dw_prepare_avx512, dw_run, free, dw_macs};

@@ -418,6 +418,50 @@ static void post_act(const sqz_gemm_args *g, float *c, int64_t m, int64_t n) {
     for (int64_t r = 0; r < m; r++) ref_act_apply(&act, c + r * g->ldc, (size_t)n);
 }
 
+void sqz_conv_add_ref(const float *y, const float *res, float *out, size_t n, int relu) {
+    if (relu)
+        for (size_t j = 0; j < n; j++) {
+            float v = y[j] + res[j];
+            out[j] = v > 0.0f ? v : 0.0f;
+        }
+    else
+        for (size_t j = 0; j < n; j++) out[j] = y[j] + res[j];
+}
+
+sqz_conv_add_fn sqz_conv_add_best(void) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (sqz_cpu_has_avx512()) return sqz_x86_conv_add_avx512;
+    if (sqz_cpu_has_avx2_fma()) return sqz_x86_conv_add_avx2;
+#endif
+    return sqz_conv_add_ref; /* aarch64: the compiler's NEON loop */
+}
+
+void sqz_conv_post_apply(const sqz_conv_post *q, float *c, size_t ldc, size_t m, size_t n) {
+    sqz_conv_add_fn add = q->addfn ? q->addfn : sqz_conv_add_ref;
+    if (ldc == n) { /* whole planes (e.g. px tiles of 7x7 planes): one run */
+        n *= m;
+        m = 1;
+    }
+    for (size_t r = 0; r < m; r++) {
+        float *y = c + r * ldc;
+        if (q->res) {
+            const size_t off = (size_t)(y - q->base);
+            add(y, q->res + off, q->out + off, n, q->relu);
+        }
+        if (q->rowfn) q->rowfn(y, y, n);
+    }
+}
+
+void sqz_conv_post_prefetch(const sqz_conv_post *q, const float *c, size_t ldc, size_t m,
+                            size_t n) {
+    if (!q->res || !n) return;
+    for (size_t r = 0; r < m; r++) {
+        const float *res = q->res + (c + r * ldc - q->base);
+        for (size_t j = 0; j < n; j += 16) __builtin_prefetch(res + j);
+        __builtin_prefetch(res + n - 1);
+    }
+}
+
 /* Column map of the panel at wide column n0, nr columns (see gemm.h);
  * returns the number of kept columns, *first the destination of the first. */
 static int wide_map(const sqz_gemm_args *g, int64_t n0, int64_t nr, int NR, int32_t *cdst,
@@ -536,9 +580,16 @@ static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb
                     epi.bias = g->bias ? g->bias + m0 + i : NULL;
                     epi.prefetch_a = a_cold && n0 == nb;
                     epi.cdst = wide ? cdst : NULL;
+                    /* the residual of the tile is read after kc steps */
+                    if (last && g->post)
+                        sqz_conv_post_prefetch(g->post, wide ? c + first : c, (size_t)g->ldc,
+                                               (size_t)mr, (size_t)(wide ? kept : nr));
                     if (via_buf) {
                         tile_via_buffer(g, (size_t)kc, ap, bp, boff, c, mr, nr, cdst, &epi,
                                         last && !cheap);
+                        if (last && g->post)
+                            sqz_conv_post_apply(g->post, c + first, (size_t)g->ldc, (size_t)mr,
+                                                (size_t)kept);
                         continue;
                     }
                     if (boff)
@@ -552,6 +603,13 @@ static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb
                             post_act(g, c + first, mr, kept);
                         else
                             post_act(g, c, mr, nr);
+                    }
+                    if (last && g->post) {
+                        if (wide)
+                            sqz_conv_post_apply(g->post, c + first, (size_t)g->ldc, (size_t)mr,
+                                                (size_t)kept);
+                        else
+                            sqz_conv_post_apply(g->post, c, (size_t)g->ldc, (size_t)mr, (size_t)nr);
                     }
                 }
             }
@@ -603,6 +661,7 @@ void sqz_gemm(const sqz_gemm_args *g, void *scratch) {
             for (int64_t j = 0; j < n; j++) c[j] = b;
         }
         post_act(g, g->c, g->M, n);
+        if (g->post) sqz_conv_post_apply(g->post, g->c, (size_t)g->ldc, (size_t)g->M, (size_t)n);
         return;
     }
     split s = plan_split(g);

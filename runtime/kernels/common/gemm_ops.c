@@ -7,9 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dwconv.h"
+#include "fastops.h"
 #include "gemm.h"
 #include "par.h"
 #include "ref/ref.h"
+#include "winograd.h"
 
 typedef struct gop {
     int op;
@@ -78,6 +81,9 @@ typedef struct gop {
     int gv, gv_pv, gv_nt, gv_post_c, gv_kact;
     int64_t gv_np, gv_rows, gv_ldx;
     float *gv_bias;
+    /* Conv: the executor's fused epilogue (sqz_gemm_conv_set_post) */
+    int has_fp;
+    sqz_conv_post fp;
 } gop;
 
 void sqz_gemm_op_release(void *params) {
@@ -250,6 +256,9 @@ static void conv_args(const gop *p, sqz_gemm_args *a, int num_threads) {
     a->alpha = p->act.alpha;
     a->beta = p->act.beta;
     a->num_threads = num_threads;
+    /* the fused epilogue on the driver's tiles, except for a wide conv
+     * stored through the band buffer (applied after its compaction) */
+    if (p->has_fp && !(p->wide && !p->k->colmap)) a->post = &p->fp;
 }
 
 /* packed px weights above this many bytes are taken to be cold each run */
@@ -417,6 +426,7 @@ static void conv_vec_run(const sqz_op_ctx *ctx) {
     if (B)
         for (int64_t m = 0; m < p->M; m++) Y[m] += B[m];
     ref_act_apply(&p->act, Y, (size_t)p->M);
+    if (p->has_fp) sqz_conv_post_apply(&p->fp, Y, (size_t)p->M, 1, (size_t)p->M);
 }
 
 int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
@@ -617,6 +627,11 @@ static void px_thread(const sqz_op_ctx *ctx, float *pad, int64_t r0, int64_t r1,
                                   &epi);
                         }
                     }
+                    /* the epilogue on the band of this panel (rows * OW
+                     * floats per channel, in L2): long rows for the SiLU,
+                     * sequential residual reads */
+                    if (p->has_fp)
+                        sqz_conv_post_apply(&p->fp, ym, (size_t)p->out_sp, mm, (size_t)(rows * OW));
                 }
             }
         }
@@ -664,9 +679,11 @@ static void conv_wide_thread(const sqz_op_ctx *ctx, int t) {
                 a.ldc = a.N;
                 sqz_gemm_range(&a, mb, me, 0, a.N, base);
                 for (int64_t m = mb; m < me; m++)
-                    for (int64_t r = 0; r < rows; r++)
-                        memcpy(y + m * p->out_sp + (oh0 + r) * p->OW, wout + (m * rows + r) * p->QW,
-                               (size_t)p->OW * sizeof(float));
+                    for (int64_t r = 0; r < rows; r++) {
+                        float *yr = y + m * p->out_sp + (oh0 + r) * p->OW;
+                        memcpy(yr, wout + (m * rows + r) * p->QW, (size_t)p->OW * sizeof(float));
+                        if (p->has_fp) sqz_conv_post_apply(&p->fp, yr, 0, 1, (size_t)p->OW);
+                    }
             }
         }
 }
@@ -728,6 +745,13 @@ static void px_direct_part(void *arg, int t) {
                           (size_t)(c1 - c0), 1, y + m0 * p->out_sp + c0, (size_t)p->out_sp, mm,
                           &epi);
                 }
+                /* the epilogue on this panel's pixels (whole planes on one
+                 * thread: one run of mm * out_sp floats for the SiLU) */
+                if (p->has_fp) {
+                    int64_t c0 = p->out_sp * i0 / nc, c1 = p->out_sp * i1 / nc;
+                    sqz_conv_post_apply(&p->fp, y + m0 * p->out_sp + c0, (size_t)p->out_sp, mm,
+                                        (size_t)(c1 - c0));
+                }
             }
         }
 }
@@ -766,6 +790,33 @@ void sqz_gemm_conv_run(const sqz_op_ctx *ctx) {
             a.bias = B ? B + g * p->Mg : NULL;
             sqz_gemm(&a, ctx->scratch);
         }
+}
+
+int sqz_gemm_conv_set_post(sqz_op_ctx *ctx, const sqz_conv_post *post) {
+    gop *p = ctx->params;
+    if (!p || p->op != SQZ_OP_CONV || !post) return 0;
+    p->fp = *post;
+    p->has_fp = 1;
+    return 1;
+}
+
+/* The executor's conv fusions (fastops.h): the GEMM / px / gemv convs of
+ * this file and the Winograd convs take both, the depthwise convs SiLU. */
+int sqz_fast_conv_fuse_add(const sqz_op_impl *impl, sqz_op_ctx *ctx, const float *residual,
+                           float *out, int relu) {
+    if (!impl || !ctx->params || !residual || !out || !ctx->out_data || !ctx->out_data[0]) return 0;
+    sqz_conv_post q = {ctx->out_data[0], residual, out, relu ? 1 : 0, NULL, sqz_conv_add_best()};
+    if (impl->run == sqz_gemm_conv_run) return sqz_gemm_conv_set_post(ctx, &q);
+    return sqz_winograd_conv_set_post(impl, ctx, &q);
+}
+
+int sqz_fast_conv_fuse_silu(const sqz_op_impl *impl, sqz_op_ctx *ctx) {
+    sqz_fast_row_fn f = sqz_fast_silu_row();
+    if (!impl || !ctx->params || !f || !ctx->out_data || !ctx->out_data[0]) return 0;
+    sqz_conv_post q = {ctx->out_data[0], NULL, NULL, 0, f, NULL};
+    if (impl->run == sqz_gemm_conv_run) return sqz_gemm_conv_set_post(ctx, &q);
+    if (sqz_winograd_conv_set_post(impl, ctx, &q)) return 1;
+    return sqz_dwconv_set_silu(impl, ctx, f);
 }
 
 /* ------------------------------------------------------------ Gemm/MatMul */
@@ -886,6 +937,8 @@ static void gv_part(void *arg, int part) {
         p->k->gemv((size_t)p->gK, j->x + r * p->gv_ldx, (size_t)p->gv_ldx,
                    p->gv_rows - r < 2 ? 1 : 2, w, (size_t)((cols + VL - 1) / VL), (size_t)cols,
                    bias, j->y + r * p->gN + j0, (size_t)p->gN, &epi);
+    if (p->has_fp && p->gv_kact) /* a conv's (one row): its panel while in L1 */
+        sqz_conv_post_apply(&p->fp, j->y + j0, (size_t)p->gN, (size_t)p->gv_rows, (size_t)cols);
 }
 
 static void gv_run(const sqz_op_ctx *ctx, const float *x) {
@@ -905,6 +958,8 @@ static void gv_run(const sqz_op_ctx *ctx, const float *x) {
         }
         ref_act_apply(&p->act, y, (size_t)p->gN);
     }
+    if (p->has_fp)
+        sqz_conv_post_apply(&p->fp, j.y, (size_t)p->gN, (size_t)p->gv_rows, (size_t)p->gN);
 }
 
 /* Packs the constant operand(s): one matrix per batch entry of it. */

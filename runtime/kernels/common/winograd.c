@@ -51,6 +51,8 @@ typedef struct wino {
     int64_t vxs; /* floats between the V matrices of two positions (padded) */
     int has_bias;
     uint64_t macs; /* of the direct conv (the figure `sqz info` reports) */
+    int has_fp;    /* the executor's fused epilogue (sqz_winograd_conv_set_post) */
+    sqz_conv_post fp;
 } wino;
 
 void sqz_winograd_conv_release(void *params) {
@@ -269,6 +271,21 @@ void sqz_wino_make_panel(const sqz_wino_geom *g, int64_t tiles_h, int64_t t0, in
     }
 }
 
+/* The fused epilogue on the output pixels of panel pan in channel plane y
+ * (image 0; the runs add img * y_img): rows of m pixels per run. */
+static void wino_post(const wino *w, const sqz_wino_panel *pan, float *y) {
+    const int64_t m = w->g.m, OH = w->g.OH, OW = w->g.OW;
+    for (int r = 0; r < pan->nruns; r++) {
+        const sqz_wino_run *run = &pan->run[r];
+        const int64_t oy0 = run->ty * m, ox0 = run->tx0 * m;
+        int64_t rows = OH - oy0 < m ? OH - oy0 : m, cols = run->len * m;
+        if (cols > OW - ox0) cols = OW - ox0;
+        if (rows > 0 && cols > 0)
+            sqz_conv_post_apply(&w->fp, y + run->img * w->g.y_img + oy0 * OW + ox0, (size_t)OW,
+                                (size_t)rows, (size_t)cols);
+    }
+}
+
 static void run_block(const sqz_op_ctx *ctx, int64_t b, char *scratch) {
     const wino *w = ctx->params;
     const int64_t NR = w->k->nr, C = w->C, M = w->M, T2 = w->T2;
@@ -303,9 +320,11 @@ static void run_block(const sqz_op_ctx *ctx, int64_t b, char *scratch) {
     for (int64_t j = 0; j < npan; j++) {
         int64_t pc = cnt - j * NR < NR ? cnt - j * NR : NR;
         sqz_wino_make_panel(&w->g, w->tiles_h, t0 + j * NR, (int)pc, (int)NR, &pan);
-        for (int64_t o = 0; o < M; o++)
+        for (int64_t o = 0; o < M; o++) {
             out(&w->g, Mb + o * T2 * np + j * NR, (size_t)np, &pan, B ? B[o] : 0.0f,
                 Y + o * out_sp);
+            if (w->has_fp) wino_post(w, &pan, Y + o * out_sp);
+        }
     }
 }
 
@@ -329,6 +348,15 @@ static int wino_prepare_auto(sqz_op_ctx *ctx) {
     int e = env_choice();
     if (e == 0) return 1;
     return sqz_winograd_conv_prepare(ctx, sqz_gemm_best(), e < 0 ? 0 : e);
+}
+
+int sqz_winograd_conv_set_post(const sqz_op_impl *impl, sqz_op_ctx *ctx,
+                               const sqz_conv_post *post) {
+    if (!impl || impl->run != sqz_winograd_conv_run || !ctx->params) return 0;
+    wino *w = ctx->params;
+    w->fp = *post;
+    w->has_fp = 1;
+    return 1;
 }
 
 const sqz_op_impl sqz_winograd_conv = {wino_prepare_auto, sqz_winograd_conv_run,

@@ -224,5 +224,19 @@ static void gemv_avx2(size_t K, const float *x, size_t ldx, size_t m, const floa
     }
 }
 
+void sqz_x86_conv_add_avx2(const float *y, const float *res, float *out, size_t n, int relu) {
+    const __m256 z = _mm256_setzero_ps();
+    size_t j = 0;
+    /* max(v, 0) is the twin's v > 0 ? v : 0 (NaN and -0 give +0) */
+    for (; j + 8 <= n; j += 8) {
+        __m256 v = _mm256_add_ps(_mm256_loadu_ps(y + j), _mm256_loadu_ps(res + j));
+        _mm256_storeu_ps(out + j, relu ? _mm256_max_ps(v, z) : v);
+    }
+    for (; j < n; j++) {
+        float v = y[j] + res[j];
+        out[j] = relu && !(v > 0.0f) ? 0.0f : v;
+    }
+}
+
 const sqz_gemm_kernel sqz_gemm_avx2 = {"avx2", MR, NR, ukernel_avx2, NULL,      0,
                                        NULL,   0,  0,  NULL,         gemv_avx2, 8};

@@ -567,6 +567,27 @@ static void gemv_avx512(size_t K, const float *x, size_t ldx, size_t m, const fl
     }
 }
 
+void sqz_x86_conv_add_avx512(const float *y, const float *res, float *out, size_t n, int relu) {
+    const __m512 z = _mm512_setzero_ps();
+    size_t j = 0;
+    /* max(v, 0) is the twin's v > 0 ? v : 0 (NaN and -0 give +0) */
+    if (relu)
+        for (; j + 16 <= n; j += 16)
+            _mm512_storeu_ps(
+                out + j,
+                _mm512_max_ps(_mm512_add_ps(_mm512_loadu_ps(y + j), _mm512_loadu_ps(res + j)), z));
+    else
+        for (; j + 16 <= n; j += 16)
+            _mm512_storeu_ps(out + j,
+                             _mm512_add_ps(_mm512_loadu_ps(y + j), _mm512_loadu_ps(res + j)));
+    if (j < n) {
+        __mmask16 m = (__mmask16)((1u << (n - j)) - 1u);
+        __m512 v =
+            _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + j), _mm512_maskz_loadu_ps(m, res + j));
+        _mm512_mask_storeu_ps(out + j, m, relu ? _mm512_max_ps(v, z) : v);
+    }
+}
+
 const sqz_gemm_kernel sqz_gemm_avx512 = {
     "avx512",  MR,   NR,   ukernel_avx512, ukernel_ind_avx512, 1,
     px_avx512, PX_M, PX_P, band_avx512,    gemv_avx512,        16};
