@@ -9,7 +9,8 @@
  * Peak (best of short windows): independent accumulator chains of vfmadd on zmm (AVX-512) / ymm
  * (AVX2) / v.4s (NEON, fmla) registers, 1 thread. Under qemu-aarch64 the figures
  * measure the emulator, not an Arm CPU (they only show that the path runs). GEMM: C = A.B with A
- * prepacked (weights), B packed per run from a row-major matrix (the Conv 1x1 path), 1 thread. All
+ * prepacked (weights), B packed per run from a row-major matrix (the Conv 1x1 path), 1 thread,
+ * 256^2 / 512^2 / 1024^2 (and 2048^2 without --quick). All
  * times are wall clock, best of many runs (the thread CPU clock of a VM subtracts hypervisor steal
  * time coarsely and overstates rates); on a busy machine the large sizes (~10 ms per run) are the
  * noisiest. */
@@ -469,9 +470,10 @@ int main(int argc, char **argv) {
            load1());
     printf("   %-7s %6s %12s %10s %8s %12s %8s\n", "kernel", "size", "GFLOP/s", "peak", "%peak",
            "cpu-clock", "%peak");
-    static const int64_t sq[] = {256, 512, 1024};
+    /* 2048^2 (~0.1 s a run) only in the full bench */
+    static const int64_t sq[] = {256, 512, 1024, 2048};
     for (int i = 0; i < nk; i++)
-        for (int j = 0; j < 3; j++) {
+        for (int j = 0; j < (quick ? 3 : 4); j++) {
             double cgf = 0;
             double gf = gemm_gflops_cpu(ks[i], sq[j], 1, secs, &cgf);
             printf("   %-7s %6lld %12.1f %10.1f %7.1f%% %12.1f %7.1f%%\n", ks[i]->name,

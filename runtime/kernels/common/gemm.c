@@ -333,12 +333,34 @@ static int b_in_place(const sqz_gemm_args *g, int64_t mb, int64_t me) {
            (me - mb + k->mr - 1) / k->mr <= GEMM_IND_MAX_TILES;
 }
 
+/* Large products (more rows than one A block, B packed per run): the
+ * columns are cut into blocks of NC and the rows into blocks of GEMM_BIG_MB;
+ * for each column block B is packed once, for all k, into the scratch
+ * (GEMM_BIG_B_BYTES at most: NC = that / 4K, a multiple of NR), and each
+ * MB x NC block of C stays in L2 over all its k blocks while A streams in.
+ * Before, C was swept from L3 once per k block (K / KC times) and B was
+ * re-packed from its rows (a new page per row at 1024 columns, which the
+ * hardware prefetchers do not follow) for every m block. */
+#define GEMM_BIG_MB 256
+#define GEMM_BIG_B_BYTES (1 << 20)
+#define GEMM_BIG_NC_MAX 512
+static int64_t nc_of(const sqz_gemm_args *g) {
+    const sqz_gemm_kernel *k = g->kernel;
+    if (g->b.packed || g->wide_qw > 0 || g->M <= mc_of(k) || b_in_place(g, 0, g->M)) return k->nr;
+    int64_t nc = GEMM_BIG_B_BYTES / (int64_t)sizeof(float) / g->K;
+    if (nc > GEMM_BIG_NC_MAX) nc = GEMM_BIG_NC_MAX;
+    if (nc > g->N) nc = g->N;
+    nc = nc / k->nr * k->nr;
+    return nc > k->nr ? nc : k->nr;
+}
+
 /* Per-thread scratch floats (a multiple of 16 floats = 64 bytes). */
 static size_t thread_scratch_floats(const sqz_gemm_args *g) {
     const sqz_gemm_kernel *k = g->kernel;
     int64_t kc = kc_of(g);
     size_t f = 0;
-    if (!g->b.packed && !b_in_place(g, 0, g->M)) f += (size_t)kc * (size_t)k->nr;
+    int64_t nc = nc_of(g);
+    if (!g->b.packed && !b_in_place(g, 0, g->M)) f += (size_t)(nc > k->nr ? g->K : kc) * (size_t)nc;
     if (!g->a.packed) {
         int64_t mc = g->M < mc_of(k) ? g->M : mc_of(k);
         mc = (mc + k->mr - 1) / k->mr * k->mr;
@@ -516,18 +538,17 @@ static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb
     const int MR = kr->mr, NR = kr->nr;
     const int64_t K = g->K, MC = mc_of(kr);
     float *bbuf = scratch;
-    const int64_t KC = kc_of(g);
     /* B read in place (indirect rows, kernel with ukernel_ind): no panel */
     const int in_place = b_in_place(g, mb, me);
-    float *abuf = scratch + ((g->b.packed || in_place) ? 0 : (size_t)KC * (size_t)NR);
+    const int64_t KC = kc_of(g), NC = in_place ? NR : nc_of(g);
+    const int slab = NC > NR; /* the large-product blocking (nc_of) */
+    const int64_t MB = slab ? GEMM_BIG_MB / MR * MR : me - mb;
+    float *abuf = scratch + ((g->b.packed || in_place) ? 0 : (size_t)(slab ? K : KC) * (size_t)NC);
     strided_b sb = {g->b.data, g->b.rs, g->b.cs};
     sqz_gemm_pack_b_fn packb = g->b.pack_b ? g->b.pack_b : pack_b_strided;
     const void *pctx = g->b.pack_b ? g->b.pack_ctx : (const void *)&sb;
     const int wide = g->wide_qw > 0, via_buf = wide && !kr->colmap;
     int cheap = act_is_cheap(g->act);
-    /* equal m-blocks of at most MC rows (no thin last block) */
-    int64_t nmb = (me - mb + MC - 1) / MC;
-    int64_t mstep = ((me - mb + nmb - 1) / nmb + MR - 1) / MR * MR;
     sqz_gemm_epi epi;
     int32_t cdst[64], first = 0;
     int kept = 0;
@@ -535,15 +556,34 @@ static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb
      * run (big weights, e.g. 3x3 512->512 convs on 7x7 planes): the kernel
      * prefetches it on the first column panel of each k block */
     int a_cold = g->a.packed && sqz_gemm_packed_a_floats(kr, g->M, K) * sizeof(float) > GEMM_COLD_A;
-    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+    const int64_t nkb = (K + KC - 1) / KC, nib = (me - mb + MB - 1) / MB;
+    const int64_t nsteps = (ne - nb + NC - 1) / NC * nib * nkb;
+    for (int64_t step = 0; step < nsteps; step++) {
+        /* n blocks of NC columns, m blocks of MB rows, k blocks of KC: a
+         * C block stays in L2 over its k blocks */
+        int64_t k0 = step % nkb * KC, m1 = mb + step / nkb % nib * MB;
+        int64_t n1 = nb + step / (nkb * nib) * NC;
+        int64_t ne1 = ne - n1 < NC ? ne : n1 + NC, m1e = me - m1 < MB ? me : m1 + MB;
+        /* equal m-blocks of at most MC rows (no thin last block) */
+        int64_t nmb = (m1e - m1 + MC - 1) / MC;
+        int64_t mstep = ((m1e - m1 + nmb - 1) / nmb + MR - 1) / MR * MR;
         int64_t kc = K - k0 < KC ? K - k0 : KC;
         int last = k0 + kc == K;
         epi.accumulate = k0 > 0;
         epi.act = (last && cheap) ? g->act : SQZ_ACT_NONE;
         epi.alpha = g->alpha;
         epi.beta = g->beta;
-        for (int64_t m0 = mb; m0 < me; m0 += mstep) {
-            int64_t mc = me - m0 < mstep ? me - m0 : mstep;
+        float *sl = bbuf + (slab ? k0 * NC : 0); /* B[k0.., n1..ne1) */
+        if (slab && m1 == mb)                    /* packed in the first m block, read by all */
+            for (int64_t n0 = n1; n0 < ne1; n0 += NR) {
+                int64_t nr = ne1 - n0 < NR ? ne1 - n0 : NR;
+                if (g->b.off)
+                    pack_b_ind(g->b.data + n0, g->b.off + k0, kc, nr, NR, sl + (n0 - n1) * kc);
+                else
+                    packb(pctx, k0, kc, n0, nr, NR, sl + (n0 - n1) * kc);
+            }
+        for (int64_t m0 = m1; m0 < m1e; m0 += mstep) {
+            int64_t mc = m1e - m0 < mstep ? m1e - m0 : mstep;
             const float *ablk;
             int64_t astride; /* floats between A panels */
             if (g->a.packed) {
@@ -555,8 +595,8 @@ static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb
                 ablk = abuf;
                 astride = MR * kc;
             }
-            for (int64_t n0 = nb; n0 < ne; n0 += NR) {
-                int64_t nr = ne - n0 < NR ? ne - n0 : NR;
+            for (int64_t n0 = n1; n0 < ne1; n0 += NR) {
+                int64_t nr = ne1 - n0 < NR ? ne1 - n0 : NR;
                 const float *bp;
                 const int64_t *boff = NULL;
                 if (g->b.packed) {
@@ -564,6 +604,8 @@ static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb
                 } else if (in_place) {
                     bp = g->b.data + n0;
                     boff = g->b.off + k0;
+                } else if (slab) {
+                    bp = sl + (n0 - n1) * kc;
                 } else if (g->b.off) {
                     pack_b_ind(g->b.data + n0, g->b.off + k0, kc, nr, NR, bbuf);
                     bp = bbuf;
@@ -578,7 +620,7 @@ static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb
                     float *c = wide ? g->c + (m0 + i) * g->ldc : g->c + (m0 + i) * g->ldc + n0;
                     const float *ap = ablk + (i / MR) * astride;
                     epi.bias = g->bias ? g->bias + m0 + i : NULL;
-                    epi.prefetch_a = a_cold && n0 == nb;
+                    epi.prefetch_a = a_cold && n0 == n1;
                     epi.cdst = wide ? cdst : NULL;
                     /* the residual of the tile is read after kc steps */
                     if (last && g->post)
