@@ -165,7 +165,8 @@ static double load1(void) {
     return l;
 }
 
-/* GFLOP/s from the best wall-clock run; *cpu_gf (if not NULL): from the best
+/* GFLOP/s from the best wall-clock run of at least 10 (--quick gave 1024^2
+ * only 3-4 tries, 256^2 hundreds); *cpu_gf (if not NULL): from the best
  * run on the calling thread's CPU clock (1 thread: not charged for the time
  * slices other processes take on a shared machine, which a 10 ms run rarely
  * escapes). */
@@ -194,7 +195,7 @@ static double gemm_gflops_cpu(const sqz_gemm_kernel *k, int64_t n, int threads, 
     double best = 1e30, best_cpu = 1e30, total = 0;
     int runs = 0;
     double (*clk)(void) = now;
-    while (total < secs || runs < 3) {
+    while (total < secs || runs < 10) {
         double t0 = clk(), c0 = thread_cpu();
         sqz_gemm(&g, scratch);
         double t = clk() - t0, c = thread_cpu() - c0;
