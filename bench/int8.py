@@ -10,7 +10,8 @@ ORT, the best of each, per-layer SQNR of sqz's best (min / median), model bytes
 (fp32 ONNX, sqz int8, ORT int8 ONNX), calibration wall and CPU time (sqz quant
 total vs quantize_static, each method; sqz both from the PNGs and from the same
 images pre-decoded into one .npy, the arrays ORT is given; the load average), latency (median ms, batch 1) of sqz int8,
-sqz fp32 and ORT int8 at 1 and 2 threads.
+sqz fp32 and ORT int8 at 1 and 2 threads; paired counts of sqz auto vs ORT's best on the test
+images; with --holdout N, top-1 changes vs fp32 on N train images outside the calibration set.
 Bench-only code."""
 import argparse
 import contextlib
@@ -105,6 +106,49 @@ def test_set():
                       offset=8)
     x = ((x.astype(np.float32) * np.float32(1 / 255) - np.float32(0.286)) / np.float32(0.353))
     return x, y
+
+
+def holdout_set(manifest, work, n):
+    """The first n train images (index order) that are not in the calibration set: written as
+    the idx files sqz eval --data-dir reads, and returned preprocessed (x, y)."""
+    import re
+    cal = set()
+    for line in open(manifest):
+        mm = re.search(r"train(\d+)_", line)
+        if mm:
+            cal.add(int(mm.group(1)))
+    xs = np.frombuffer(gzip.open(os.path.join(DATA, "train-images-idx3-ubyte.gz")).read(),
+                       np.uint8, offset=16).reshape(-1, 28, 28)
+    ys = np.frombuffer(gzip.open(os.path.join(DATA, "train-labels-idx1-ubyte.gz")).read(),
+                       np.uint8, offset=8)
+    sel = np.array([i for i in range(len(ys)) if i not in cal][:n])
+    d = os.path.join(work, "holdout")
+    os.makedirs(d, exist_ok=True)
+    with gzip.open(os.path.join(d, "t10k-images-idx3-ubyte.gz"), "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, len(sel), 28, 28) + xs[sel].tobytes())
+    with gzip.open(os.path.join(d, "t10k-labels-idx1-ubyte.gz"), "wb") as f:
+        f.write(struct.pack(">II", 0x801, len(sel)) + ys[sel].tobytes())
+    x = ((xs[sel].astype(np.float32) * np.float32(1 / 255) - np.float32(0.286)) /
+         np.float32(0.353)).reshape(-1, 1, 28, 28)
+    return d, x, ys[sel]
+
+
+def sqz_preds(binary, model, pred, data_dir=None):
+    cmd = ["eval", model, "--dataset", "fashion-mnist", "--predictions", pred, "--threads", "2"]
+    if data_dir:
+        cmd += ["--data-dir", data_dir]
+    try:
+        sqz(cmd + ["--batch", "50"], binary)
+    except RuntimeError:  # a model whose batch is fixed
+        sqz(cmd, binary)
+    return np.frombuffer(open(pred, "rb").read(), np.uint8)
+
+
+def ort_preds(path, x):
+    s = ort_session(path, 2)
+    nm = s.get_inputs()[0].name
+    return np.concatenate([s.run(None, {nm: x[i:i + 500]})[0].argmax(1)
+                           for i in range(0, len(x), 500)])
 
 
 # ---- sqz
@@ -232,6 +276,9 @@ def main():
     ap.add_argument("--runs", type=int, default=200, help="timed latency runs")
     ap.add_argument("--quant-threads", type=int, default=os.cpu_count() or 1,
                     help="sqz quant --threads (default: the CPUs, as ONNX Runtime's sessions)")
+    ap.add_argument("--holdout", type=int, default=0,
+                    help="also measure fidelity on N train images outside the calibration set "
+                         "(0: no; 59500: all of them): accuracy and top-1 changes vs fp32")
     ap.add_argument("--json")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
@@ -245,6 +292,7 @@ def main():
         f.write("# the images of calib-data/fashion-mnist, decoded and preprocessed by bench/int8.py\n"
                 "npy_batch: calib_predecoded.npy\n")
     x, y = test_set()
+    hold = holdout_set(manifest, a.work, a.holdout) if a.holdout > 0 else None
     rows = []
     for m in [s for s in a.models.split(",") if s]:
         onnx_p = os.path.join(ROOT, "tools", "models", m + ".onnx")
@@ -355,6 +403,17 @@ def main():
                                  for i in range(0, na, 100)])
             r["paired"] = {"sqz_only": int(((ap == y[:na]) & (bp != y[:na])).sum()),
                            "ort_only": int(((ap != y[:na]) & (bp == y[:na])).sum())}
+        if hold:  # fidelity on held-out train images: top-1 changes vs fp32 (fewer: closer)
+            hd, hx, hy = hold
+            f32 = sqz_preds(a.sqz, fp32, os.path.join(a.work, "%s.fp32.hold.pred" % m), hd)
+            au = sqz_preds(a.sqz, os.path.join(a.work, "%s.auto.int8.sqz" % m),
+                           os.path.join(a.work, "%s.auto.hold.pred" % m), hd)
+            r["holdout"] = {"fp32": [100.0 * float((f32 == hy).mean()), 0],
+                            "sqz auto": [100.0 * float((au == hy).mean()), int((au != f32).sum())]}
+            for k in ok_ort:
+                op = ort_preds(os.path.join(a.work, "%s.ort.%s.onnx" % (m, k)), hx)
+                r["holdout"]["ORT " + k] = [100.0 * float((op == hy).mean()),
+                                            int((op != f32).sum())]
         best_path = os.path.join(a.work, "%s.%s.int8.sqz" % (m, best_s))
         r["lat"] = {}
         for th in (1, 2):
@@ -392,6 +451,13 @@ def main():
               " | %9s" % (r["model"], r["fp32_acc"], r["auto"]["chose"], aa, aa - r["fp32_acc"], bs,
                           sa, str(bo), oa, oa - r["fp32_acc"], aa - oa, sa - oa,
                           "%d/%d" % (pc["sqz_only"], pc["ort_only"]) if pc else "-"))
+    if hold:
+        print("\nfidelity on %d train images outside the calibration set (never the test split): "
+              "accuracy %% (top-1 changes vs fp32: fewer is closer to fp32; the models were "
+              "trained on these images, so accuracy itself says little)" % len(hold[2]))
+        for r in rows:
+            print("%-10s %s" % (r["model"], "  ".join(
+                "%s %.3f (%d)" % (k, v[0], v[1]) for k, v in r["holdout"].items())))
     print("\nORT quantize_static per method (QDQ, per-channel s8 weights, s8 activations), "
           "accuracy %:")
     for r in rows:
