@@ -52,7 +52,7 @@ typedef struct built {
     int want_fused;
 } built;
 
-static float WT[64 * 64 * 9], BS[64];
+static float WT[64 * 64 * 9], BS[1024];
 
 static built build(const fcase *c) {
     built b;
@@ -305,6 +305,11 @@ static const fcase CASES[] = {
     {"3x3 wide px silu", 16, 36, 10, 9, 3, 1, 1, 1, 1, PAT_SILU, RES_INPUT, "SQZ_CONV_PX=1"},
     {"3x3 wide px 2-row add over r", 16, 36, 9, 7, 3, 1, 1, 1, 1, PAT_ADD, RES_INPUT_DEAD,
      "SQZ_CONV_PX=1;SQZ_WINOGRAD=0"},
+    /* more rows than one A block (M > 512): the driver's large-product
+     * blocking (B packed once per column block) */
+    {"1x1 gemm M>512 add over r", 24, 520, 9, 8, 1, 1, 0, 1, 1, PAT_ADD, RES_INPUT_DEAD,
+     "SQZ_CONV_PX=0"},
+    {"3x3 dil2 M>512 silu", 5, 530, 10, 9, 3, 1, 2, 2, 1, PAT_SILU, RES_INPUT, NULL},
     /* dilated 3x3: the implicit im2col packer */
     {"3x3 dil2 add+relu", 10, 18, 13, 12, 3, 1, 2, 2, 1, PAT_ADD_RELU, RES_INPUT, NULL},
     {"3x3 dil2 silu", 10, 18, 13, 12, 3, 1, 2, 2, 1, PAT_SILU, RES_INPUT, NULL},
