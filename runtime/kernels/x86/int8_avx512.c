@@ -150,23 +150,23 @@ static void conv_vnni(const void *xpv, int64_t T, int64_t kq, const int8_t *wp, 
  * outputs straight into y: the group's 64-byte index folds the packs' lane
  * order and the dropping of wide columns into one vpermb, then one masked
  * store of its gout[1] outputs a row at y + gout[0]. */
-__attribute__((target("avx512vbmi"))) void
-sqz_i8_conv_q_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp, int mr,
-                   int64_t npx, const uint8_t *gidx, const int32_t *gout, int8_t *y, int64_t ys,
-                   const sqz_i8_epi *e) {
+static inline __attribute__((always_inline, target("avx512vbmi"))) void
+conv_q_body(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp, int mr,
+            int64_t npx, const uint8_t *gidx, const int32_t *gout, int8_t *y, int64_t ys,
+            const sqz_i8_epi *e, const int MRX) {
     const __m512i zp16 = _mm512_set1_epi16((short)e->zp);
     const __m512 flo = _mm512_set1_ps((float)(e->lo - e->zp)),
                  fhi = _mm512_set1_ps((float)(e->hi - e->zp));
     const __m512i lo8 = _mm512_set1_epi8((char)e->lo), hi8 = _mm512_set1_epi8((char)e->hi);
     for (int64_t j = 0; j < npx; j += 32, gidx += 64, gout += 2) {
         __m512i acc[MR][2];
-        for (int r = 0; r < MR; r++)
+        for (int r = 0; r < MRX; r++)
             acc[r][0] = acc[r][1] = _mm512_set1_epi32(r < mr ? e->off[r] : 0);
         const int8_t *wk = wp;
         for (int64_t k = 0; k < kq; k++, wk += MR * 4) {
             const uint8_t *xk = xb + qoff[k] + j * 4;
             __m512i x0 = _mm512_loadu_si512(xk), x1 = _mm512_loadu_si512(xk + 64);
-            for (int r = 0; r < MR; r++) {
+            for (int r = 0; r < MRX; r++) {
                 __m512i b = bcast4(wk + 4 * r);
                 acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], x0, b);
                 acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], x1, b);
@@ -198,6 +198,22 @@ sqz_i8_conv_q_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int
             if (r1 != r) _mm256_mask_storeu_epi8(yo + r1 * ys, m, _mm512_extracti64x4_epi64(c, 1));
         }
     }
+}
+
+/* rows past mr are neither accumulated nor stored: a block of mr <= 2, 4,
+ * 6 rows runs the kernel of that many (LeNet-5's 6-channel conv) */
+__attribute__((target("avx512vbmi"))) void
+sqz_i8_conv_q_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp, int mr,
+                   int64_t npx, const uint8_t *gidx, const int32_t *gout, int8_t *y, int64_t ys,
+                   const sqz_i8_epi *e) {
+    if (mr <= 2)
+        conv_q_body(xb, qoff, kq, wp, mr, npx, gidx, gout, y, ys, e, 2);
+    else if (mr <= 4)
+        conv_q_body(xb, qoff, kq, wp, mr, npx, gidx, gout, y, ys, e, 4);
+    else if (mr <= 6)
+        conv_q_body(xb, qoff, kq, wp, mr, npx, gidx, gout, y, ys, e, 6);
+    else
+        conv_q_body(xb, qoff, kq, wp, mr, npx, gidx, gout, y, ys, e, MR);
 }
 
 /* rows[k][0..T) int8 -> [k/4][T][4] u8 (x + 128): 4 rows interleaved bytewise. */
