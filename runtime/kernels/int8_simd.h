@@ -167,6 +167,7 @@ typedef struct sqz_i8_dw_gather {
     const sqz_i8_rqv *rq;
     int32_t zp, lo, hi;
     uint8_t zb; /* zp_x + 128 */
+    int iclamp; /* sqz_i8_epi.iclamp */
     int64_t n_co, in_sp, out_sp;
     const int8_t *X;
     int8_t *Y;

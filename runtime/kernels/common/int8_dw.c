@@ -8,6 +8,7 @@
  * L = (OH - 1) * P + OW flat outputs (columns ow >= OW computed and
  * dropped); the kernel's vectors then no longer idle on short rows (7 of 32
  * lanes for a 7x7 plane) and the rows are compacted into y. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,6 +132,11 @@ static int gather_plan(i8dw *p) {
     a->w = p->g_w, a->off = p->off, a->rq = p->rq;
     a->zp = li->zp_y, a->lo = li->lo, a->hi = li->hi, a->zb = (uint8_t)(li->zp_x + 128);
     a->n_co = li->n_co, a->in_sp = li->in_sp, a->out_sp = li->out_sp;
+    a->iclamp = 1; /* |acc| <= |bias| + 255 * 127 * taps (int8.h) */
+    for (int64_t c = 0; c < li->n_co; c++)
+        if (!((fabs((double)li->bias[c]) + 255.0 * 127.0 * (double)p->taps) * (double)li->rq[c].s <
+              1073741824.0))
+            a->iclamp = 0;
     p->gather = 1;
     return 1;
 }

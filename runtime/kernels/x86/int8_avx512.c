@@ -555,6 +555,7 @@ __attribute__((target("avx512vbmi"))) void sqz_i8_dw_gather_vbmi(const sqz_i8_dw
     const __m512 flo = _mm512_set1_ps((float)(a->lo - a->zp)),
                  fhi = _mm512_set1_ps((float)(a->hi - a->zp));
     const __m512i zp16 = _mm512_set1_epi16((short)a->zp);
+    const __m512i lo8 = _mm512_set1_epi8((char)a->lo), hi8 = _mm512_set1_epi8((char)a->hi);
     const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     for (int64_t pl = pl0; pl < pl1; pl++) {
         const int64_t c = pl % a->n_co;
@@ -592,6 +593,18 @@ __attribute__((target("avx512vbmi"))) void sqz_i8_dw_gather_vbmi(const sqz_i8_dw
              * dword j of 128-bit lane L holds outputs 4 L .. 4 L + 3 of group
              * j, which perm puts at dword 4 j + L (unused groups: lanes past n) */
             const int64_t n = bd[3];
+            if (a->iclamp) { /* clamp after the saturating packs (sqz_i8_epi.iclamp) */
+#define RQI(v) _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(v), sv))
+                const __m512i h01 = _mm512_adds_epi16(_mm512_packs_epi32(RQI(a0), RQI(a1)), zp16);
+                const __m512i h23 =
+                    ng <= 2 ? h01 : _mm512_adds_epi16(_mm512_packs_epi32(RQI(a2), RQI(a3)), zp16);
+#undef RQI
+                const __m512i c = _mm512_permutexvar_epi32(
+                    perm, _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(h01, h23), lo8), hi8));
+                _mm512_mask_storeu_epi8(y + bd[2],
+                                        n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1), c);
+                continue;
+            }
             const __m512i h01 = _mm512_add_epi16(
                 _mm512_packs_epi32(rqf16(a0, sv, flo, fhi), rqf16(a1, sv, flo, fhi)), zp16);
             if (ng <= 2) { /* <= 32 outputs: rq_store32's pack and store */
