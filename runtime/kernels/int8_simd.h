@@ -192,6 +192,8 @@ void sqz_i8_phase_plane_avx512(const int8_t *x, int64_t H, int64_t W, int64_t sh
 void sqz_i8_quad_plane_vbmi(const int8_t *const x[4], int64_t H, int64_t W, int64_t sh, int64_t sw,
                             int64_t fh, int64_t fw, int64_t pt, int64_t pl, int64_t PH, int64_t PW,
                             int8_t zp, uint8_t *d);
+/* The VNNI interleave (sqz_i8_interleave) with VBMI (int8_avx512.c). */
+void sqz_i8_interleave_vbmi(const int8_t *const *rows, int64_t Kp, int64_t T, void *xp);
 /* Tap quads of a u8 plane (AVX-512 VBMI; int8_avx512.c): Q[m] = the bytes
  * plane[m .. m + 3] for m < n rounded up to 16 (reads plane[0 .. that + 63]). */
 void sqz_i8_tap_quads_vbmi(const uint8_t *plane, int64_t n, int32_t *Q);

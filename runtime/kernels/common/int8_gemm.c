@@ -48,6 +48,7 @@ typedef struct i8lin {
     size_t wblk_bytes;    /* bytes of one packed block */
     int32_t *off;         /* [n_co] */
     int iclamp;           /* sqz_i8_epi.iclamp */
+    int ivbmi;            /* VNNI interleave through sqz_i8_interleave_vbmi */
     sqz_i8_rqv *rq;       /* [n_co] */
     /* conv */
     int64_t T, ntiles;    /* pixel tile, tiles per (image, group) */
@@ -215,6 +216,7 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
         }
     }
 #if defined(__x86_64__) || defined(_M_X64)
+    p->ivbmi = isa->isa == SQZ_I8_ISA_VNNI && sqz_cpu_has_avx512_vbmi();
     int qcap = isa->isa == SQZ_I8_ISA_VNNI && g->nd <= 2 && sqz_cpu_has_avx512_vbmi();
     {
         const char *e = getenv("SQZ_I8_QUAD"); /* A/B: SQZ_I8_QUAD=0 */
@@ -604,7 +606,12 @@ static void conv_tasks(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int tid) {
             for (int64_t k = 0; k < li->K; k++) rows[k] = R + k * p->T;
         }
         for (int64_t k = li->K; k < p->Kp; k++) rows[k] = zrow;
-        p->isa->interleave(rows, p->Kp, p->T, xp);
+#if defined(__x86_64__) || defined(_M_X64)
+        if (p->ivbmi)
+            sqz_i8_interleave_vbmi(rows, p->Kp, p->T, xp);
+        else
+#endif
+            p->isa->interleave(rows, p->Kp, p->T, xp);
         for (int64_t b = b0; b < b1; b++) {
             int64_t c0 = b * p->isa->mr;
             int mr = (int)(li->mpg - c0 < p->isa->mr ? li->mpg - c0 : p->isa->mr);

@@ -239,6 +239,65 @@ static void interleave_vnni(const int8_t *const *rows, int64_t Kp, int64_t T, vo
     }
 }
 
+/* interleave_vnni with VBMI: 64 pixels of 4 rows per step through two
+ * levels of vpermt2b (byte pairs, then quads; sqz_i8_quad_plane_vbmi's
+ * tables), 20 instructions instead of 80. */
+__attribute__((target("avx512vbmi"))) void
+sqz_i8_interleave_vbmi(const int8_t *const *rows, int64_t Kp, int64_t T, void *xpv) {
+    uint8_t *xp = xpv;
+    uint8_t tab[4][64];
+    for (int m = 0; m < 32; m++) {
+        tab[0][2 * m] = (uint8_t)m;
+        tab[0][2 * m + 1] = (uint8_t)(64 + m);
+        tab[1][2 * m] = (uint8_t)(32 + m);
+        tab[1][2 * m + 1] = (uint8_t)(96 + m);
+    }
+    for (int m = 0; m < 16; m++)
+        for (int b = 0; b < 2; b++) {
+            tab[2][4 * m + b] = (uint8_t)(2 * m + b);
+            tab[2][4 * m + 2 + b] = (uint8_t)(64 + 2 * m + b);
+            tab[3][4 * m + b] = (uint8_t)(32 + 2 * m + b);
+            tab[3][4 * m + 2 + b] = (uint8_t)(96 + 2 * m + b);
+        }
+    const __m512i t_lo = _mm512_loadu_si512(tab[0]), t_hi = _mm512_loadu_si512(tab[1]);
+    const __m512i t_q0 = _mm512_loadu_si512(tab[2]), t_q1 = _mm512_loadu_si512(tab[3]);
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    for (int64_t k = 0; k < Kp; k += 4) {
+        const int8_t *r0 = rows[k], *r1 = rows[k + 1], *r2 = rows[k + 2], *r3 = rows[k + 3];
+        uint8_t *d = xp + k * T;
+        int64_t j = 0;
+        for (; j + 64 <= T; j += 64) {
+            const __m512i a = _mm512_loadu_si512(r0 + j), b = _mm512_loadu_si512(r1 + j);
+            const __m512i c = _mm512_loadu_si512(r2 + j), e = _mm512_loadu_si512(r3 + j);
+            const __m512i ab = _mm512_permutex2var_epi8(a, t_lo, b),
+                          cd = _mm512_permutex2var_epi8(c, t_lo, e);
+            const __m512i ab2 = _mm512_permutex2var_epi8(a, t_hi, b),
+                          cd2 = _mm512_permutex2var_epi8(c, t_hi, e);
+            uint8_t *o = d + j * 4;
+            _mm512_storeu_si512(o, _mm512_xor_si512(_mm512_permutex2var_epi8(ab, t_q0, cd), flip));
+            _mm512_storeu_si512(o + 64,
+                                _mm512_xor_si512(_mm512_permutex2var_epi8(ab, t_q1, cd), flip));
+            _mm512_storeu_si512(o + 128,
+                                _mm512_xor_si512(_mm512_permutex2var_epi8(ab2, t_q0, cd2), flip));
+            _mm512_storeu_si512(o + 192,
+                                _mm512_xor_si512(_mm512_permutex2var_epi8(ab2, t_q1, cd2), flip));
+        }
+        if (j < T) { /* T is a multiple of 32: one half step */
+            const __mmask64 h = 0xFFFFFFFFull;
+            const __m512i a = _mm512_maskz_loadu_epi8(h, r0 + j),
+                          b = _mm512_maskz_loadu_epi8(h, r1 + j);
+            const __m512i c = _mm512_maskz_loadu_epi8(h, r2 + j),
+                          e = _mm512_maskz_loadu_epi8(h, r3 + j);
+            const __m512i ab = _mm512_permutex2var_epi8(a, t_lo, b),
+                          cd = _mm512_permutex2var_epi8(c, t_lo, e);
+            uint8_t *o = d + j * 4;
+            _mm512_storeu_si512(o, _mm512_xor_si512(_mm512_permutex2var_epi8(ab, t_q0, cd), flip));
+            _mm512_storeu_si512(o + 64,
+                                _mm512_xor_si512(_mm512_permutex2var_epi8(ab, t_q1, cd), flip));
+        }
+    }
+}
+
 /* ------------------------------------------------------------- gemm */
 
 static void gemm_vnni(const void *av, int nrows, int64_t Kp, const int8_t *wp, int64_t n0,
