@@ -278,6 +278,38 @@ static void pack_b_ind(const float *src, const int64_t *off, int64_t kc, int64_t
     }
 }
 
+/* Columns [n1, ne1) x k [k0, k0+kc) of B into its NR panels at dst (panel
+ * of column n0 at (n0 - n1) * kc). Row-major sources (strided with cs 1, or
+ * rows at offsets) are copied a whole slab row at a time: one contiguous run
+ * per row, which the hardware prefetchers follow, instead of one panel's
+ * width from every row per panel. */
+static void pack_b_slab(const sqz_gemm_args *g, sqz_gemm_pack_b_fn packb, const void *pctx,
+                        int64_t k0, int64_t kc, int64_t n1, int64_t ne1, int NR, float *dst) {
+    int rows = !g->b.pack_b && (g->b.off || g->b.cs == 1);
+    if (!rows) {
+        for (int64_t n0 = n1; n0 < ne1; n0 += NR)
+            packb(pctx, k0, kc, n0, ne1 - n0 < NR ? ne1 - n0 : NR, NR, dst + (n0 - n1) * kc);
+        return;
+    }
+    int64_t full = (ne1 - n1) / NR, rest = (ne1 - n1) % NR;
+    for (int64_t k = 0; k < kc; k++) {
+        const float *row =
+            g->b.off ? g->b.data + g->b.off[k0 + k] + n1 : g->b.data + (k0 + k) * g->b.rs + n1;
+        float *d = dst + k * NR;
+        if (NR == 32)
+            for (int64_t p = 0; p < full; p++)
+                memcpy(d + p * kc * 32, row + p * 32, 32 * sizeof(float));
+        else
+            for (int64_t p = 0; p < full; p++)
+                memcpy(d + p * kc * NR, row + p * NR, (size_t)NR * sizeof(float));
+        if (rest) {
+            float *dr = d + full * kc * NR;
+            memcpy(dr, row + full * NR, (size_t)rest * sizeof(float));
+            for (int64_t j = rest; j < NR; j++) dr[j] = 0.0f;
+        }
+    }
+}
+
 /* Full A: k-blocks of GEMM_KC (the last may be shorter), each holding all
  * kc-long MR panels back to back, so the driver's A block (k0, m0) is one
  * contiguous run (no L2 set conflicts from a K-sized panel stride). */
@@ -575,13 +607,7 @@ static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb
         epi.beta = g->beta;
         float *sl = bbuf + (slab ? k0 * NC : 0); /* B[k0.., n1..ne1) */
         if (slab && m1 == mb)                    /* packed in the first m block, read by all */
-            for (int64_t n0 = n1; n0 < ne1; n0 += NR) {
-                int64_t nr = ne1 - n0 < NR ? ne1 - n0 : NR;
-                if (g->b.off)
-                    pack_b_ind(g->b.data + n0, g->b.off + k0, kc, nr, NR, sl + (n0 - n1) * kc);
-                else
-                    packb(pctx, k0, kc, n0, nr, NR, sl + (n0 - n1) * kc);
-            }
+            pack_b_slab(g, packb, pctx, k0, kc, n1, ne1, NR, sl);
         for (int64_t m0 = m1; m0 < m1e; m0 += mstep) {
             int64_t mc = m1e - m0 < mstep ? m1e - m0 : mstep;
             const float *ablk;
