@@ -563,9 +563,12 @@ static void tile_via_buffer(const sqz_gemm_args *g, size_t kc, const float *ap, 
             if (cdst[j] >= 0) c[r * g->ldc + cdst[j]] = tb[r * NR + j];
 }
 
-/* C rows [mb, me) x columns [nb, ne) (mb multiple of MR, nb of NR). */
-static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb, int64_t ne,
-                      float *scratch) {
+/* gemm_part for large products (nc_of > NR): the blocked loop below with
+ * column blocks, row blocks and B packed once per column block. Kept apart
+ * from gemm_part so the smaller products (convs) run their loop unchanged
+ * (one loop for both cost the torchvision ResNet-18 convs ~4%). */
+__attribute__((noinline)) static void gemm_part_big(const sqz_gemm_args *g, int64_t mb, int64_t me,
+                                                    int64_t nb, int64_t ne, float *scratch) {
     const sqz_gemm_kernel *kr = g->kernel;
     const int MR = kr->mr, NR = kr->nr;
     const int64_t K = g->K, MC = mc_of(kr);
@@ -647,6 +650,118 @@ static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb
                     const float *ap = ablk + (i / MR) * astride;
                     epi.bias = g->bias ? g->bias + m0 + i : NULL;
                     epi.prefetch_a = a_cold && n0 == n1;
+                    epi.cdst = wide ? cdst : NULL;
+                    /* the residual of the tile is read after kc steps */
+                    if (last && g->post)
+                        sqz_conv_post_prefetch(g->post, wide ? c + first : c, (size_t)g->ldc,
+                                               (size_t)mr, (size_t)(wide ? kept : nr));
+                    if (via_buf) {
+                        tile_via_buffer(g, (size_t)kc, ap, bp, boff, c, mr, nr, cdst, &epi,
+                                        last && !cheap);
+                        if (last && g->post)
+                            sqz_conv_post_apply(g->post, c + first, (size_t)g->ldc, (size_t)mr,
+                                                (size_t)kept);
+                        continue;
+                    }
+                    if (boff)
+                        kr->ukernel_ind((size_t)kc, ap, bp, boff, c, (size_t)g->ldc, (size_t)mr,
+                                        (size_t)nr, &epi);
+                    else
+                        kr->ukernel((size_t)kc, ap, bp, c, (size_t)g->ldc, (size_t)mr, (size_t)nr,
+                                    &epi);
+                    if (last && !cheap) {
+                        if (wide)
+                            post_act(g, c + first, mr, kept);
+                        else
+                            post_act(g, c, mr, nr);
+                    }
+                    if (last && g->post) {
+                        if (wide)
+                            sqz_conv_post_apply(g->post, c + first, (size_t)g->ldc, (size_t)mr,
+                                                (size_t)kept);
+                        else
+                            sqz_conv_post_apply(g->post, c, (size_t)g->ldc, (size_t)mr, (size_t)nr);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* C rows [mb, me) x columns [nb, ne) (mb multiple of MR, nb of NR). */
+static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb, int64_t ne,
+                      float *scratch) {
+    const sqz_gemm_kernel *kr = g->kernel;
+    if (nc_of(g) > kr->nr && !b_in_place(g, mb, me)) {
+        gemm_part_big(g, mb, me, nb, ne, scratch);
+        return;
+    }
+    const int MR = kr->mr, NR = kr->nr;
+    const int64_t K = g->K, MC = mc_of(kr);
+    float *bbuf = scratch;
+    const int64_t KC = kc_of(g);
+    /* B read in place (indirect rows, kernel with ukernel_ind): no panel */
+    const int in_place = b_in_place(g, mb, me);
+    float *abuf = scratch + ((g->b.packed || in_place) ? 0 : (size_t)KC * (size_t)NR);
+    strided_b sb = {g->b.data, g->b.rs, g->b.cs};
+    sqz_gemm_pack_b_fn packb = g->b.pack_b ? g->b.pack_b : pack_b_strided;
+    const void *pctx = g->b.pack_b ? g->b.pack_ctx : (const void *)&sb;
+    const int wide = g->wide_qw > 0, via_buf = wide && !kr->colmap;
+    int cheap = act_is_cheap(g->act);
+    /* equal m-blocks of at most MC rows (no thin last block) */
+    int64_t nmb = (me - mb + MC - 1) / MC;
+    int64_t mstep = ((me - mb + nmb - 1) / nmb + MR - 1) / MR * MR;
+    sqz_gemm_epi epi;
+    int32_t cdst[64], first = 0;
+    int kept = 0;
+    /* packed A above ~half of L2 comes from L3/DRAM on its first use in a
+     * run (big weights, e.g. 3x3 512->512 convs on 7x7 planes): the kernel
+     * prefetches it on the first column panel of each k block */
+    int a_cold = g->a.packed && sqz_gemm_packed_a_floats(kr, g->M, K) * sizeof(float) > GEMM_COLD_A;
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+        int64_t kc = K - k0 < KC ? K - k0 : KC;
+        int last = k0 + kc == K;
+        epi.accumulate = k0 > 0;
+        epi.act = (last && cheap) ? g->act : SQZ_ACT_NONE;
+        epi.alpha = g->alpha;
+        epi.beta = g->beta;
+        for (int64_t m0 = mb; m0 < me; m0 += mstep) {
+            int64_t mc = me - m0 < mstep ? me - m0 : mstep;
+            const float *ablk;
+            int64_t astride; /* floats between A panels */
+            if (g->a.packed) {
+                int64_t mpad = (g->M + MR - 1) / MR * MR;
+                ablk = g->a.packed + k0 * mpad + m0 * kc;
+                astride = MR * kc;
+            } else {
+                pack_a_block(MR, g->a.data, g->a.rs, g->a.cs, m0, mc, k0, kc, abuf);
+                ablk = abuf;
+                astride = MR * kc;
+            }
+            for (int64_t n0 = nb; n0 < ne; n0 += NR) {
+                int64_t nr = ne - n0 < NR ? ne - n0 : NR;
+                const float *bp;
+                const int64_t *boff = NULL;
+                if (g->b.packed) {
+                    bp = g->b.packed + n0 * K + k0 * NR;
+                } else if (in_place) {
+                    bp = g->b.data + n0;
+                    boff = g->b.off + k0;
+                } else if (g->b.off) {
+                    pack_b_ind(g->b.data + n0, g->b.off + k0, kc, nr, NR, bbuf);
+                    bp = bbuf;
+                } else {
+                    packb(pctx, k0, kc, n0, nr, NR, bbuf);
+                    bp = bbuf;
+                }
+                if (wide) kept = wide_map(g, n0, nr, NR, cdst, &first);
+                if (wide && !kept) continue; /* all garbage columns */
+                for (int64_t i = 0; i < mc; i += MR) {
+                    int64_t mr = mc - i < MR ? mc - i : MR;
+                    float *c = wide ? g->c + (m0 + i) * g->ldc : g->c + (m0 + i) * g->ldc + n0;
+                    const float *ap = ablk + (i / MR) * astride;
+                    epi.bias = g->bias ? g->bias + m0 + i : NULL;
+                    epi.prefetch_a = a_cold && n0 == nb;
                     epi.cdst = wide ? cdst : NULL;
                     /* the residual of the tile is read after kc steps */
                     if (last && g->post)
