@@ -281,6 +281,9 @@ static void ukernel_ind_avx512(size_t kc, const float *a, const float *b, const 
 #define PX_M 32
 #define PX_P 14
 #define PX_PF 24
+#ifndef PX_XPF
+#define PX_XPF 32
+#endif
 
 /* Transposes r (16 pixels x 16 channel lanes) and stores channel ch's
  * pixels (lanes of pm) at c + ch * ldc for ch < nch: unpacks / shuffles
@@ -326,6 +329,15 @@ SQZ_INLINE void px_tile(size_t K, const float *w, const float *x, const int64_t 
         if (pf) {
             _mm_prefetch((const char *)(w + (k + PX_PF) * PX_M), _MM_HINT_T0);
             _mm_prefetch((const char *)(w + (k + PX_PF) * PX_M + 16), _MM_HINT_T0);
+        }
+        /* the input rows PX_XPF k steps ahead (channel planes apart: the
+         * hardware prefetcher does not follow them; lines the other core
+         * wrote arrive in ~100+ ns) */
+        if (k + PX_XPF < K) {
+            const float *xa = x + xoff[k + PX_XPF];
+            _mm_prefetch((const char *)xa, _MM_HINT_T0);
+            _mm_prefetch((const char *)(xa + P - 1), _MM_HINT_T0);
+            if (rows == 2) _mm_prefetch((const char *)(xa + xrow + np - 1), _MM_HINT_T0);
         }
         const float *x0 = x + xoff[k], *x1 = rows == 2 ? x0 + xrow - np : x0;
         __m512 w0 = _mm512_loadu_ps(w + k * PX_M);
