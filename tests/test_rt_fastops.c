@@ -223,22 +223,30 @@ static void maxpool3s2_random(uint32_t seed) {
     }
 }
 
-static void test_maxpool3s2_random(void **state) {
-    (void)state;
+/* fn(seed + i) at each x86 ISA level in turn (AVX-512, AVX2, scalar: the
+ * pooling plane kernels a CPU cap selects), levels the CPU lacks skipped
+ * with a message; other architectures: fn(seed) once. */
+static void each_isa_level(void (*fn)(uint32_t), uint32_t seed, const char *what) {
 #if defined(__x86_64__)
     const int caps[3] = {SQZ_ISA_AVX512, SQZ_ISA_AVX2, SQZ_ISA_SCALAR};
     for (int i = 0; i < 3; i++) {
         if (caps[i] > sqz_cpu_isa_hw()) {
-            print_message("maxpool 3x3/2: ISA level %d not on this CPU, skipped\n", caps[i]);
+            print_message("%s: ISA level %d not on this CPU, skipped\n", what, caps[i]);
             continue;
         }
         sqz_cpu_set_isa_cap(caps[i]);
-        maxpool3s2_random(29 + (uint32_t)i);
+        fn(seed + (uint32_t)i);
     }
     sqz_cpu_set_isa_cap(-1);
 #else
-    maxpool3s2_random(29);
+    (void)what;
+    fn(seed);
 #endif
+}
+
+static void test_maxpool3s2_random(void **state) {
+    (void)state;
+    each_isa_level(maxpool3s2_random, 29, "maxpool 3x3/2");
 }
 
 /* large enough to take the threaded path */
@@ -328,20 +336,7 @@ static void pool_rows_split(uint32_t seed) {
 
 static void test_pool_rows_split(void **state) {
     (void)state;
-#if defined(__x86_64__)
-    const int caps[3] = {SQZ_ISA_AVX512, SQZ_ISA_AVX2, SQZ_ISA_SCALAR};
-    for (int i = 0; i < 3; i++) {
-        if (caps[i] > sqz_cpu_isa_hw()) {
-            print_message("pool row split: ISA level %d not on this CPU, skipped\n", caps[i]);
-            continue;
-        }
-        sqz_cpu_set_isa_cap(caps[i]);
-        pool_rows_split(41 + (uint32_t)i);
-    }
-    sqz_cpu_set_isa_cap(-1);
-#else
-    pool_rows_split(41);
-#endif
+    each_isa_level(pool_rows_split, 41, "pool row split");
 }
 
 static void test_pool_declines(void **state) {
