@@ -2,7 +2,8 @@
  * Conv relu -> MaxPool -> depthwise Conv -> Add -> 1x1 Convs -> Concat ->
  * GlobalAveragePool -> Flatten -> Gemm -> Dequantize): the outputs of every
  * kernel set this CPU dispatches to (capped at AVX2 and at AVX-512) are
- * bit-identical to the scalar reference's, 2 threads, 2 inputs. */
+ * bit-identical to the scalar reference's, 2 threads, 2 inputs; the int8
+ * session thread policy. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "int8.h"
 #include "sqz/sqz.h"
 #include "sqzbuild.h"
 #include "testutil.h"
@@ -264,12 +266,46 @@ static void test_graph_bit_exact(void **state) {
     free(f);
 }
 
+/* The int8 session thread policy (int8.h sqz_i8_session_threads): a small
+ * int8 model asked for 2 threads runs on one (its kernels prepared for 2,
+ * told at run time), with the reference's bits; int8-heavy models above the
+ * limit, fp32-heavy ones and models without int8 MACs keep their threads. */
+static void test_session_thread_policy(void **state) {
+    (void)state;
+    unsetenv("SQZ_I8_TINY_MACS");
+    assert_int_equal(sqz_i8_session_threads(2, 9345920, 9345920), 1);  /* small ResNet */
+    assert_int_equal(sqz_i8_session_threads(2, 15999999, 9000000), 1); /* 56% int8 */
+    assert_int_equal(sqz_i8_session_threads(2, SQZ_I8_TINY_MACS, SQZ_I8_TINY_MACS), 2);
+    assert_int_equal(sqz_i8_session_threads(2, 300000000, 300000000), 2); /* MobileNetV2 */
+    assert_int_equal(sqz_i8_session_threads(2, 9000000, 4000000), 2);     /* mostly fp32 */
+    assert_int_equal(sqz_i8_session_threads(2, 1000, 0), 2);              /* no int8 MACs */
+    assert_int_equal(sqz_i8_session_threads(4, 0, 0), 4);
+    assert_int_equal(sqz_i8_session_threads(1, 1000, 1000), 1);
+    setenv("SQZ_I8_TINY_MACS", "1000", 1);
+    assert_int_equal(sqz_i8_session_threads(2, 999, 999), 1);
+    assert_int_equal(sqz_i8_session_threads(2, 1000, 1000), 2);
+    unsetenv("SQZ_I8_TINY_MACS");
+    static wts W;
+    qt q[10];
+    size_t n;
+    uint8_t *f = build(&W, q, &n);
+    float ref[20], fast[20];
+    run_model(f, n, 1, ref);
+    run_model(f, n, 0, fast); /* 2 threads asked, one used */
+    assert_memory_equal(fast, ref, sizeof ref);
+    free(f);
+    setenv("SQZ_I8_TINY_MACS", "0", 1);
+}
+
 int main(void) {
     /* 2-thread cases split whatever the size and OMP_WAIT_POLICY (run.sh: passive)
-     * make of them (int8_simd.h sqz_i8_split_threads) */
+     * make of them (int8_simd.h sqz_i8_split_threads), and this small model
+     * keeps its 2 threads (int8.h sqz_i8_session_threads) */
     setenv("SQZ_I8_SPLIT_NS", "0", 1);
+    setenv("SQZ_I8_TINY_MACS", "0", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_graph_bit_exact),
+        cmocka_unit_test(test_session_thread_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

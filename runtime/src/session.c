@@ -8,6 +8,7 @@
 
 #include "fastops.h"
 #include "gemm.h"
+#include "int8.h"
 #include "model.h"
 #include "par.h"
 #include "sqz/plan.h"
@@ -756,6 +757,19 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
         int big = 0;
         for (int i = 0; i < nn && !big; i++) big = s->nodes[i].macs >= (uint64_t)min_macs;
         s->team = big;
+    }
+    if (s->num_threads > 1) {
+        /* the int8 thread policy (int8.h): a small int8 model runs on one
+         * thread, its kernels told at run time through ctx.num_threads */
+        uint64_t tot = 0, i8 = 0;
+        for (int i = 0; i < nn; i++) {
+            tot += s->nodes[i].macs;
+            if (sqz_ctx_is_int8(&s->nodes[i].ctx)) i8 += s->nodes[i].macs;
+        }
+        if (sqz_i8_session_threads(s->num_threads, tot, i8) == 1) {
+            for (int i = 0; i < nn; i++) s->nodes[i].ctx.num_threads = 1;
+            s->team = 0;
+        }
     }
     {
         const char *te = getenv("SQZ_TEAM"); /* SQZ_TEAM=0: a parallel region per node (A/B) */

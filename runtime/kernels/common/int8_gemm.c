@@ -33,6 +33,19 @@ int sqz_i8_split_threads(int nt, double est_ns) {
     return est_ns < (double)min_ns ? 1 : nt;
 }
 
+int sqz_i8_session_threads(int nt, uint64_t total_macs, uint64_t i8_macs) {
+    long long lim = SQZ_I8_TINY_MACS;
+    const char *e = getenv("SQZ_I8_TINY_MACS"); /* read per session: tests set it */
+    if (e && *e) {
+        char *end;
+        long long v = strtoll(e, &end, 10);
+        if (*end == 0 && v >= 0) lim = v;
+    }
+    if (nt <= 1) return 1;
+    /* int8 work is most of the model's, and the whole model is small */
+    return i8_macs > 0 && 2 * i8_macs >= total_macs && total_macs < (uint64_t)lim ? 1 : nt;
+}
+
 /* The drivers below serve the x86 and aarch64 microkernels; another
  * architecture adds its sqz_i8_isa tables and widens this guard. */
 #if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
@@ -446,6 +459,8 @@ static void i8_range_part(void *arg, int t) {
 }
 
 void sqz_i8_par_range(const sqz_op_ctx *ctx, int nt, int64_t n, sqz_i8_range_fn fn) {
+    /* the session may lower its threads after prepare (sqz_i8_session_threads) */
+    if (nt > ctx->num_threads) nt = ctx->num_threads;
     if (nt > n) nt = (int)(n > 0 ? n : 1);
     if (nt <= 1) {
         fn(ctx, 0, n, 0);

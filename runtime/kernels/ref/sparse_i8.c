@@ -581,20 +581,22 @@ static void sp8_conv_run(const sqz_op_ctx *ctx) {
     int16_t *x16 = ctx->scratch;
     int64_t M = p->w.rows, C = p->w.cols, P = p->P;
     int nt = p->nt;
+    /* parts as planned; threads as the session runs (sqz_i8_session_threads) */
+    int rt = ctx->num_threads < nt ? ctx->num_threads : nt;
     for (int64_t b = 0; b < p->batch; b++) {
         const int8_t *xb = X + b * C * P;
         if (p->spmmb) { /* u8 quads of 4 channels (sparse.h spmm8b) */
             const int64_t xs = sqz_spmm8b_stride(P);
             p->pack4(xb, C, P, xs, ctx->scratch);
             sp8_job j = {p, ctx->scratch, xs, Y + b * M * P, (M + nt - 1) / nt};
-            sqz_par_for(nt, nt, sp8_part, &j);
+            sqz_par_for(rt, nt, sp8_part, &j);
             continue;
         }
         if (p->spmmq) { /* u8 rows */
             const int64_t xs = sqz_spmm8q_stride(P);
             p->tou8(xb, C, P, xs, ctx->scratch);
             sp8_job j = {p, ctx->scratch, xs, Y + b * M * P, (M + nt - 1) / nt};
-            sqz_par_for(nt, nt, sp8_part, &j);
+            sqz_par_for(rt, nt, sp8_part, &j);
             continue;
         }
         const int64_t xs = sqz_spmm8_stride(P);
@@ -603,7 +605,7 @@ static void sp8_conv_run(const sqz_op_ctx *ctx) {
             memset(x16 + c * xs + P, 0, (size_t)(xs - P) * sizeof *x16);
         }
         sp8_job j = {p, x16, xs, Y + b * M * P, (M + nt - 1) / nt};
-        sqz_par_for(nt, nt, sp8_part, &j); /* par.h: in the executor's team too */
+        sqz_par_for(rt, nt, sp8_part, &j); /* par.h: in the executor's team too */
     }
 }
 
