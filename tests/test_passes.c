@@ -273,8 +273,72 @@ static void test_inplace_sharing_keeps_values(void **state) {
     sqzc_graph_free(g);
 }
 
+/* Run the optimized graph on a session of nt threads; returns the output
+ * (malloc'd, 320 floats) and the session's memory figures. */
+static float *run_threads(const sqzc_graph *g, const float *x, int nt, sqz_memory_info *mi) {
+    uint8_t *buf;
+    size_t size;
+    char err[256];
+    if (sqzc_serialize(g, &buf, &size, err, sizeof err) != 0) fail_msg("serialize: %s", err);
+    sqz_model *m;
+    sqz_status st;
+    if (sqz_model_load_buffer(buf, size, &m, &st) != SQZ_OK) fail_msg("load: %s", st.msg);
+    free(buf);
+    sqz_session_options o = {nt, NULL, 0};
+    sqz_session *s;
+    if (sqz_session_create(m, &o, &s, &st) != SQZ_OK) fail_msg("session: %s", st.msg);
+    float *y = malloc(320 * sizeof *y);
+    assert_non_null(y);
+    for (int rep = 0; rep < 2; rep++) { /* twice: the second run finds the slots written */
+        assert_int_equal(sqz_session_set_input(s, 0, x, 192, &st), SQZ_OK);
+        assert_int_equal(sqz_session_run(s, &st), SQZ_OK);
+    }
+    const float *o0;
+    assert_int_equal(sqz_session_output(s, 0, &o0, NULL, &st), SQZ_OK);
+    memcpy(y, o0, 320 * sizeof *y);
+    sqz_session_memory(s, mi);
+    sqz_session_free(s);
+    sqz_model_free(m);
+    return y;
+}
+
+/* A small model on 2 threads gets every buffer its own slot (the arena is
+ * then the naive total of the planned buffers, and reused_bytes the reusing
+ * plan's arena); 1 thread and SQZ_ARENA_REUSE=1 keep the reusing plan; the
+ * outputs are the same. */
+static void test_separate_slots_two_threads(void **state) {
+    (void)state;
+    char err[256];
+    tu_rng r;
+    tu_rng_seed(&r, 3);
+    float x[192];
+    tu_fill_uniform(&r, x, 192, -2, 2);
+    sqzc_graph *g = make_graph();
+    if (sqzc_optimize(g, err, sizeof err) != 0) fail_msg("optimize: %s", err);
+    sqz_memory_info m1, m2, m3;
+    float *y1 = run_threads(g, x, 1, &m1);
+    float *y2 = run_threads(g, x, 2, &m2);
+    setenv("SQZ_ARENA_REUSE", "1", 1);
+    float *y3 = run_threads(g, x, 2, &m3);
+    unsetenv("SQZ_ARENA_REUSE");
+    assert_int_equal(m1.separate, 0);
+    assert_int_equal(m1.reused_bytes, m1.arena_bytes);
+    assert_int_equal(m2.separate, 1);
+    assert_int_equal(m2.reused_bytes, m1.arena_bytes);
+    assert_true(m2.arena_bytes > m2.reused_bytes && m2.arena_bytes <= m2.naive_bytes);
+    assert_int_equal(m3.separate, 0);
+    assert_int_equal(m3.arena_bytes, m1.arena_bytes);
+    assert_true(tu_max_abs_diff(y1, y2, 320) < 1e-6);
+    assert_true(tu_max_abs_diff(y1, y3, 320) < 1e-6);
+    free(y1);
+    free(y2);
+    free(y3);
+    sqzc_graph_free(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_separate_slots_two_threads),
         cmocka_unit_test(test_optimize_preserves_outputs),
         cmocka_unit_test(test_constant_folding),
         cmocka_unit_test(test_inplace_sharing_keeps_values),

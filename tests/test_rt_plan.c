@@ -128,11 +128,30 @@ static void test_random_large(void **state) {
     free(off2);
 }
 
+/* Separate slots: no two buffers share a byte even when their lifetimes do
+ * not overlap (the chain that sqz_plan_greedy folds into two slots), offsets
+ * aligned, arena = the naive total. */
+static void test_separate_slots(void **state) {
+    (void)state;
+    sqz_plan_item it[5] = {{1024, 0, 1}, {0, 1, 1}, {1000, 1, 2}, {70, 2, 3}, {1024, 3, 4}};
+    size_t off[5];
+    size_t arena = sqz_plan_separate(it, 5, 64, off);
+    assert_int_equal(arena, sqz_plan_naive(it, 5, 64));
+    assert_int_equal(arena, 1024 + 1024 + 128 + 1024);
+    for (int i = 0; i < 5; i++) {
+        if (!it[i].size) continue;
+        assert_true(off[i] % 64 == 0 && off[i] + it[i].size <= arena);
+        for (int j = i + 1; j < 5; j++)
+            if (it[j].size) assert_true(off[i] + it[i].size <= off[j]);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chain_reuses),     cmocka_unit_test(test_best_fit_gap),
         cmocka_unit_test(test_beats_size_order), cmocka_unit_test(test_alignment),
         cmocka_unit_test(test_random_valid),     cmocka_unit_test(test_random_large),
+        cmocka_unit_test(test_separate_slots),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -195,7 +195,10 @@ static void print_json(const bench_opts *o, const sqz_model *m, const sqz_sessio
             bs->median, bs->min, bs->mean, bs->max, sqz_session_arena_bytes(s), load_ms,
             session_ms);
     for (long long i = 0; i < o->runs; i++) fprintf(f, "%s%.6f", i ? "," : "", times_unsorted[i]);
-    fputs("]}\n", f);
+    sqz_memory_info mi;
+    sqz_session_memory(s, &mi);
+    fprintf(f, "],\"arena_separate\":%d,\"arena_reused_bytes\":%zu}\n", mi.separate,
+            mi.reused_bytes);
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -318,7 +321,14 @@ int cmd_bench(int argc, char **argv) {
         printf("load %.2f ms  session %.2f ms\n", load_ms, session_ms);
         printf("%-24s median = %8.3f  min = %8.3f  mean = %8.3f  max = %8.3f  (ms)\n", "latency",
                bs.median, bs.min, bs.mean, bs.max);
-        printf("arena: %zu bytes (%.2f MiB)\n", arena, (double)arena / (1024.0 * 1024.0));
+        sqz_memory_info mi;
+        sqz_session_memory(s, &mi);
+        printf("arena: %zu bytes (%.2f MiB)", arena, (double)arena / (1024.0 * 1024.0));
+        if (mi.separate)
+            printf(", slots not reused (small model on %lld threads; reused: %zu bytes, "
+                   "SQZ_ARENA_REUSE=1)",
+                   o.threads, mi.reused_bytes);
+        printf("\n");
     }
     rc = fflush(stdout) == 0 ? CLI_OK : CLI_ERUNTIME;
     if (rc != CLI_OK && o.output) remove(o.output);

@@ -218,3 +218,12 @@ size_t sqz_plan_naive(const sqz_plan_item *items, int n, size_t align) {
     for (int i = 0; i < n; i++) total += align_up(items[i].size, align);
     return total;
 }
+
+size_t sqz_plan_separate(const sqz_plan_item *items, int n, size_t align, size_t *offsets) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        offsets[i] = total;
+        total += align_up(items[i].size, align);
+    }
+    return total;
+}

@@ -32,5 +32,10 @@ size_t sqz_plan_greedy(const sqz_plan_item *items, int n, size_t align, size_t *
 size_t sqz_plan_lower_bound(const sqz_plan_item *items, int n, size_t align, int *peak_step);
 /* Sum of all aligned sizes: every buffer its own allocation. */
 size_t sqz_plan_naive(const sqz_plan_item *items, int n, size_t align);
+/* Every buffer its own slot (offsets in item order, no reuse); returns the
+ * arena size (= sqz_plan_naive). For small models on several threads: a
+ * reused slot's cache lines are often held by the other core, which wrote
+ * the previous occupant, and each store must first fetch them from it. */
+size_t sqz_plan_separate(const sqz_plan_item *items, int n, size_t align, size_t *offsets);
 
 #endif

@@ -117,6 +117,11 @@ size_t sqz_session_arena_bytes(const sqz_session *s);
 typedef struct sqz_memory_info {
     size_t arena_bytes, lower_bound_bytes, naive_bytes;
     int peak_step; /* node index where the live set peaks */
+    /* 1: every buffer has its own slot (a small model on 2+ threads, see
+     * SQZ_SEPARATE_MAX in session.c); reused_bytes is then the arena the
+     * reusing plan would take (= arena_bytes otherwise) */
+    int separate;
+    size_t reused_bytes;
 } sqz_memory_info;
 void sqz_session_memory(const sqz_session *s, sqz_memory_info *mi);
 
