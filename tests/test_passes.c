@@ -302,10 +302,11 @@ static float *run_threads(const sqzc_graph *g, const float *x, int nt, sqz_memor
     return y;
 }
 
-/* A small model on 2 threads gets every buffer its own slot (the arena is
- * then the naive total of the planned buffers, and reused_bytes the reusing
- * plan's arena); 1 thread and SQZ_ARENA_REUSE=1 keep the reusing plan; the
- * outputs are the same. */
+/* A small model on 2 threads whose nodes may split gets every buffer its own
+ * slot (the arena is then the naive total of the planned buffers, and
+ * reused_bytes the reusing plan's arena); 1 thread, a model with nothing to
+ * split and SQZ_ARENA_REUSE=1 keep the reusing plan; the outputs are the
+ * same. */
 static void test_separate_slots_two_threads(void **state) {
     (void)state;
     char err[256];
@@ -315,21 +316,32 @@ static void test_separate_slots_two_threads(void **state) {
     tu_fill_uniform(&r, x, 192, -2, 2);
     sqzc_graph *g = make_graph();
     if (sqzc_optimize(g, err, sizeof err) != 0) fail_msg("optimize: %s", err);
-    sqz_memory_info m1, m2, m3;
+    sqz_memory_info m1, m2, m3, m4;
     float *y1 = run_threads(g, x, 1, &m1);
+    /* this graph's convs are below the split size: nothing would split, and
+     * the session keeps the reusing plan */
+    float *y4 = run_threads(g, x, 2, &m4);
+    assert_int_equal(m4.separate, 0);
+    /* with the split size lowered they may split: separate slots */
+    setenv("SQZ_PAR_MIN_MACS", "1", 1);
     float *y2 = run_threads(g, x, 2, &m2);
     setenv("SQZ_ARENA_REUSE", "1", 1);
     float *y3 = run_threads(g, x, 2, &m3);
     unsetenv("SQZ_ARENA_REUSE");
+    unsetenv("SQZ_PAR_MIN_MACS");
     assert_int_equal(m1.separate, 0);
     assert_int_equal(m1.reused_bytes, m1.arena_bytes);
     assert_int_equal(m2.separate, 1);
-    assert_int_equal(m2.reused_bytes, m1.arena_bytes);
     assert_true(m2.arena_bytes > m2.reused_bytes && m2.arena_bytes <= m2.naive_bytes);
+    /* the same 2-thread plan (its per-thread scratch) with reuse kept */
     assert_int_equal(m3.separate, 0);
-    assert_int_equal(m3.arena_bytes, m1.arena_bytes);
+    assert_int_equal(m3.arena_bytes, m2.reused_bytes);
+    assert_int_equal(m3.reused_bytes, m3.arena_bytes);
+    assert_true(m3.arena_bytes >= m3.lower_bound_bytes);
     assert_true(tu_max_abs_diff(y1, y2, 320) < 1e-6);
     assert_true(tu_max_abs_diff(y1, y3, 320) < 1e-6);
+    assert_true(tu_max_abs_diff(y1, y4, 320) < 1e-6);
+    free(y4);
     free(y1);
     free(y2);
     free(y3);

@@ -48,7 +48,8 @@ struct sqz_session {
     unsigned char *input_set; /* per graph input: set since the last run */
     int profile;              /* SQZ_PROFILE at creation: 1 wall time, 2 CPU time */
     long prof_runs;
-    int team; /* run every node inside one OpenMP team (see sqz_session_run) */
+    int team;   /* run every node inside one OpenMP team (see sqz_session_run) */
+    int splits; /* some node may split over the threads (not a LeNet-sized or small int8 model) */
 };
 
 static double prof_now(int profile) {
@@ -227,7 +228,7 @@ static int same_shape(const sqz_shape *a, const sqz_shape *b) {
 
 static int use_separate_slots(const sqz_session *s) {
     const char *e = getenv("SQZ_ARENA_REUSE");
-    if (s->num_threads < 2 || (e && e[0] == '1')) return 0;
+    if (!s->splits || (e && e[0] == '1')) return 0;
     const char *me = getenv("SQZ_SEPARATE_MAX"); /* bytes, for A/B of the bound */
     size_t max = me && atoll(me) > 0 ? (size_t)atoll(me) : SQZ_SEPARATE_MAX;
     return s->naive_bytes <= max;
@@ -772,6 +773,7 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
      * (par.h): the fp32 and int8 GEMM / conv / depthwise kernels do; the
      * others' own parallel regions run on one thread inside the team */
     s->team = s->num_threads > 1;
+    s->splits = s->team;
     if (s->team) {
         /* a graph with no node big enough to split (LeNet-sized) only pays
          * the team's start and hand-offs: lenet300 at 2 threads, passive
@@ -780,6 +782,7 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
         int big = 0;
         for (int i = 0; i < nn && !big; i++) big = s->nodes[i].macs >= (uint64_t)min_macs;
         s->team = big;
+        s->splits = big;
     }
     if (s->num_threads > 1) {
         /* the int8 thread policy (int8.h): a small int8 model runs on one
@@ -792,6 +795,7 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
         if (sqz_i8_session_threads(s->num_threads, tot, i8) == 1) {
             for (int i = 0; i < nn; i++) s->nodes[i].ctx.num_threads = 1;
             s->team = 0;
+            s->splits = 0;
         }
     }
     {
