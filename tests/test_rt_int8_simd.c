@@ -308,6 +308,15 @@ static void test_depthwise_bit_exact(void **state) {
             {1, 9, 14, 14, 9, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 0, 4, 1},
             {1, 7, 7, 7, 7, 7, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 0, 1, 3, 2},
             {1, 6, 14, 14, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 1},
+            /* gather bands of one output row (stride 2, 22..42 columns), four
+             * per epilogue: 14 / 15 / 16 bands of 14 / 13 / 16 outputs (a
+             * remainder of 2, 3, none), and with the float clamp (not batched) */
+            {1, 6, 28, 28, 6, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1},
+            {2, 5, 30, 26, 5, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2, 0, 1, 2},
+            {1, 3, 32, 32, 3, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 1, 0, 2},
+            {1, 5, 28, 28, 5, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2, 1, 4, 1},
+            /* ... of <= 63 input bytes (vpermb): 10 bands of 10 outputs */
+            {1, 4, 20, 20, 4, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
         };
         int compared = 0, expected = 0;
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {

@@ -168,6 +168,11 @@ typedef struct sqz_i8_dw_gather {
     int32_t zp, lo, hi;
     uint8_t zb; /* zp_x + 128 */
     int iclamp; /* sqz_i8_epi.iclamp */
+    /* > 0: every band but maybe the last holds g1 <= 16 outputs (one group)
+     * at output offset b g1; with iclamp, four such bands share one
+     * epilogue and one store (stride-2 planes of ~22..42 columns, whose
+     * bands are one output row) */
+    int64_t g1;
     int64_t n_co, in_sp, out_sp;
     const int8_t *X;
     int8_t *Y;

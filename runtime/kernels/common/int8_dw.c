@@ -9,6 +9,7 @@
  * dropped); the kernel's vectors then no longer idle on short rows (7 of 32
  * lanes for a 7x7 plane) and the rows are compacted into y. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,17 +83,26 @@ static int gather_plan(i8dw *p) {
                   dw = g->d[2], pt = g->pb[1], pl = g->pb[2];
     if (OW < 1 || OW > 64 || OH < 1 || W < 1) return 0;
     const int64_t nq = (kh * kw + 3) / 4;
-    int64_t R = 64 / OW < OH ? 64 / OW : OH;
-    for (; R >= 1; R--) {
-        int fits = 1;
-        for (int64_t oh0 = 0; oh0 < OH && fits; oh0 += R) {
-            int64_t r1 = oh0 + R < OH ? oh0 + R : OH;
+    /* R: the cheapest that fits, by permutes (a band of <= 63 input bytes
+     * takes the one-source vpermb at ~half vpermi2b's cost), plus ~2 per
+     * group and per band for the epilogue and loads. 14x14 3x3 s1: R 2
+     * (bands of 56 bytes, 14 groups a plane) over R 4 (84 bytes, 14 groups) */
+    int64_t R = 0, best = INT64_MAX;
+    for (int64_t r = 64 / OW < OH ? 64 / OW : OH; r >= 1; r--) {
+        int64_t maxlen = 0, groups = 0, bands = 0;
+        for (int64_t oh0 = 0; oh0 < OH; oh0 += r) {
+            int64_t r1 = oh0 + r < OH ? oh0 + r : OH;
             int64_t ih0 = oh0 * sh - pt, ih1 = (r1 - 1) * sh - pt + (kh - 1) * dh + 1;
             ih0 = ih0 < 0 ? 0 : ih0;
             ih1 = ih1 > H ? H : ih1;
-            fits = ih1 <= ih0 || (ih1 - ih0) * W <= 127;
+            int64_t len = ih1 <= ih0 ? 0 : (ih1 - ih0) * W;
+            maxlen = len > maxlen ? len : maxlen;
+            groups += ((r1 - oh0) * OW + 15) / 16;
+            bands++;
         }
-        if (fits) break;
+        if (maxlen > 127) continue;
+        int64_t cost = groups * nq * (maxlen <= 63 ? 1 : 2) + 2 * groups + 2 * bands;
+        if (cost < best) best = cost, R = r;
     }
     if (R < 1) return 0;
     const int64_t nb = (OH + R - 1) / R;
@@ -132,6 +142,7 @@ static int gather_plan(i8dw *p) {
     a->w = p->g_w, a->off = p->off, a->rq = p->rq;
     a->zp = li->zp_y, a->lo = li->lo, a->hi = li->hi, a->zb = (uint8_t)(li->zp_x + 128);
     a->n_co = li->n_co, a->in_sp = li->in_sp, a->out_sp = li->out_sp;
+    a->g1 = R * OW <= 16 ? R * OW : 0;
     a->iclamp = 1; /* |acc| <= |bias| + 255 * 127 * taps (int8.h) */
     for (int64_t c = 0; c < li->n_co; c++)
         if (!((fabs((double)li->bias[c]) + 255.0 * 127.0 * (double)p->taps) * (double)li->rq[c].s <

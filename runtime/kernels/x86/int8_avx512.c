@@ -605,6 +605,33 @@ static void small_pack(const int8_t *x, const sqz_i8_dw_geom *gm, uint8_t *buf) 
     }
 }
 
+/* The first group's accumulator of band bd (the general loop's a0). */
+__attribute__((target("avx512vbmi"))) static inline __m512i
+gather_band1(const int8_t *x, const int32_t *bd, const uint8_t *ib, int64_t nq, const int8_t *wc,
+             __m512i o, __m512i zx, __m512i flip) {
+    const int64_t len = bd[1];
+    const __mmask64 m0 = len >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << len) - 1);
+    const __mmask64 m1 = len >= 128  ? ~(__mmask64)0
+                         : len <= 64 ? (__mmask64)0
+                                     : (((__mmask64)1 << (len - 64)) - 1);
+    const __m512i lo = _mm512_xor_si512(_mm512_mask_loadu_epi8(zx, m0, x + bd[0]), flip);
+    const __m512i hi = len > 64
+                           ? _mm512_xor_si512(_mm512_mask_loadu_epi8(zx, m1, x + bd[0] + 64), flip)
+                           : _mm512_xor_si512(zx, flip);
+    __m512i acc = o;
+    if (len <= 63) /* one-source permutes (see sqz_i8_dw_gather_vbmi) */
+        for (int64_t q = 0; q < nq; q++)
+            acc = _mm512_dpbusd_epi32(acc,
+                                      _mm512_permutexvar_epi8(_mm512_loadu_si512(ib + q * 64), lo),
+                                      bcast4(wc + 4 * q));
+    else
+        for (int64_t q = 0; q < nq; q++)
+            acc = _mm512_dpbusd_epi32(
+                acc, _mm512_permutex2var_epi8(lo, _mm512_loadu_si512(ib + q * 64), hi),
+                bcast4(wc + 4 * q));
+    return acc;
+}
+
 __attribute__((target("avx512vbmi"))) void sqz_i8_dw_gather_vbmi(const sqz_i8_dw_gather *a,
                                                                  int64_t pl0, int64_t pl1) {
     const int64_t nq = a->nq;
@@ -616,6 +643,13 @@ __attribute__((target("avx512vbmi"))) void sqz_i8_dw_gather_vbmi(const sqz_i8_dw
     const __m512i zp16 = _mm512_set1_epi16((short)a->zp);
     const __m512i lo8 = _mm512_set1_epi8((char)a->lo), hi8 = _mm512_set1_epi8((char)a->hi);
     const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    /* four one-group bands: output i of band j sits at byte 16 j + i after
+     * perm; cidx gathers the 4 g1 outputs into consecutive bytes */
+    const int64_t g1 = a->iclamp && a->g1 > 0 && a->g1 <= 16 ? a->g1 : 0;
+    uint8_t cb[64];
+    for (int k = 0; k < 64; k++) cb[k] = g1 ? (uint8_t)(16 * (k / g1 % 4) + k % g1) : 0;
+    const __m512i cidx = _mm512_loadu_si512(cb);
+    const __mmask64 m4 = g1 == 16 ? ~(__mmask64)0 : (((__mmask64)1 << (4 * g1)) - 1);
     for (int64_t pl = pl0; pl < pl1; pl++) {
         const int64_t c = pl % a->n_co;
         const int8_t *x = a->X + pl * a->in_sp;
@@ -623,7 +657,26 @@ __attribute__((target("avx512vbmi"))) void sqz_i8_dw_gather_vbmi(const sqz_i8_dw
         const int8_t *wc = a->w + c * nq * 4;
         const __m512i o = _mm512_set1_epi32(a->off[c]);
         const __m512 sv = _mm512_set1_ps(a->rq[c].s);
-        for (int64_t b = 0; b < a->nb; b++) {
+        int64_t b0 = 0;
+        if (g1)
+            for (; b0 + 4 <= a->nb && a->band[5 * (b0 + 3) + 3] == g1; b0 += 4) {
+                const int32_t *bd = a->band + 5 * b0;
+                const uint8_t *ib = a->idx + (size_t)b0 * 4 * nq * 64;
+                const size_t bs = (size_t)4 * nq * 64; /* index bytes per band */
+                const __m512i a0 = gather_band1(x, bd, ib, nq, wc, o, zx, flip);
+                const __m512i a1 = gather_band1(x, bd + 5, ib + bs, nq, wc, o, zx, flip);
+                const __m512i a2 = gather_band1(x, bd + 10, ib + 2 * bs, nq, wc, o, zx, flip);
+                const __m512i a3 = gather_band1(x, bd + 15, ib + 3 * bs, nq, wc, o, zx, flip);
+#define RQI(v) _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(v), sv))
+                const __m512i h01 = _mm512_adds_epi16(_mm512_packs_epi32(RQI(a0), RQI(a1)), zp16);
+                const __m512i h23 = _mm512_adds_epi16(_mm512_packs_epi32(RQI(a2), RQI(a3)), zp16);
+#undef RQI
+                __m512i v = _mm512_permutexvar_epi32(
+                    perm, _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(h01, h23), lo8), hi8));
+                if (g1 < 16) v = _mm512_permutexvar_epi8(cidx, v);
+                _mm512_mask_storeu_epi8(y + bd[2], m4, v);
+            }
+        for (int64_t b = b0; b < a->nb; b++) {
             const int32_t *bd = a->band + 5 * b;
             const int64_t len = bd[1], ng = bd[4];
             const __mmask64 m0 = len >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << len) - 1);
@@ -638,16 +691,32 @@ __attribute__((target("avx512vbmi"))) void sqz_i8_dw_gather_vbmi(const sqz_i8_dw
             /* four accumulators in registers (named, not an array) */
             __m512i a0 = o, a1 = o, a2 = o, a3 = o;
             const uint8_t *i1 = ib + nq * 64, *i2 = i1 + nq * 64, *i3 = i2 + nq * 64;
+            /* a band of <= 63 bytes: vpermb (its index bits 0-5; border
+             * index 127 -> byte 63, loaded as zb) instead of vpermi2b, which
+             * costs ~2x the port-5 time here (the depthwise's bottleneck:
+             * one permute per dpbusd) */
+            if (len <= 63) {
+#define GQ(acc, t) _mm512_dpbusd_epi32(acc, _mm512_permutexvar_epi8(_mm512_loadu_si512(t), lo), wv)
+                for (int64_t q = 0; q < nq; q++) {
+                    const __m512i wv = bcast4(wc + 4 * q);
+                    a0 = GQ(a0, ib + q * 64);
+                    if (ng > 1) a1 = GQ(a1, i1 + q * 64);
+                    if (ng > 2) a2 = GQ(a2, i2 + q * 64);
+                    if (ng > 3) a3 = GQ(a3, i3 + q * 64);
+                }
+#undef GQ
+            } else {
 #define GQ(acc, t)                                                                                 \
     _mm512_dpbusd_epi32(acc, _mm512_permutex2var_epi8(lo, _mm512_loadu_si512(t), hi), wv)
-            for (int64_t q = 0; q < nq; q++) {
-                const __m512i wv = bcast4(wc + 4 * q);
-                a0 = GQ(a0, ib + q * 64);
-                if (ng > 1) a1 = GQ(a1, i1 + q * 64);
-                if (ng > 2) a2 = GQ(a2, i2 + q * 64);
-                if (ng > 3) a3 = GQ(a3, i3 + q * 64);
-            }
+                for (int64_t q = 0; q < nq; q++) {
+                    const __m512i wv = bcast4(wc + 4 * q);
+                    a0 = GQ(a0, ib + q * 64);
+                    if (ng > 1) a1 = GQ(a1, i1 + q * 64);
+                    if (ng > 2) a2 = GQ(a2, i2 + q * 64);
+                    if (ng > 3) a3 = GQ(a3, i3 + q * 64);
+                }
 #undef GQ
+            }
             /* the band's (<= 64) outputs in one store: after the two packs
              * dword j of 128-bit lane L holds outputs 4 L .. 4 L + 3 of group
              * j, which perm puts at dword 4 j + L (unused groups: lanes past n) */
