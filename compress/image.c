@@ -2,15 +2,19 @@
 #include "sqzc/image.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define IMAGE_MAX_SIDE 16384
 #define IMAGE_MAX_PIXELS (UINT64_C(1) << 28)
+#define IMAGE_MAX_FILE (UINT64_C(1) << 30)
 
 void image_prep_init(image_prep *p) {
     memset(p, 0, sizeof *p);
@@ -62,17 +66,26 @@ static void png_on_warning(png_structp png, png_const_charp msg) {
     (void)msg;
 }
 
-int image_read_png(const char *path, image *out, char *err, size_t err_len) {
-    memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, err_len, "cannot open '%s': %s", path, strerror(errno));
-        return -1;
-    }
-    uint8_t sig[8];
-    if (fread(sig, 1, 8, f) != 8 || png_sig_cmp(sig, 0, 8) != 0) {
-        snprintf(err, err_len, "'%s' is not a PNG file", path);
-        fclose(f);
+/* libpng reads from a memory buffer */
+typedef struct png_mem {
+    const uint8_t *p;
+    size_t len, pos;
+} png_mem;
+
+static void png_mem_read(png_structp png, png_bytep out, size_t n) {
+    png_mem *m = png_get_io_ptr(png);
+    if (n > m->len - m->pos) png_error(png, "truncated file");
+    memcpy(out, m->p + m->pos, n);
+    m->pos += n;
+}
+
+/* Decode into *pix (h * w * ch samples of depth 8 or 16 bits, big-endian
+ * pairs for 16). */
+static int png_decode(const uint8_t *buf, size_t len, const char *name, uint8_t **pix_out, int *ph,
+                      int *pw, int *pch, int *pdepth, char *err, size_t err_len) {
+    *pix_out = NULL;
+    if (len < 8 || png_sig_cmp(buf, 0, 8) != 0) {
+        snprintf(err, err_len, "'%s' is not a PNG file", name);
         return -1;
     }
     png_err_ctx ectx;
@@ -82,22 +95,21 @@ int image_read_png(const char *path, image *out, char *err, size_t err_len) {
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
         png_destroy_read_struct(png ? &png : NULL, NULL, NULL);
-        fclose(f);
         snprintf(err, err_len, "out of memory");
         return -1;
     }
+    png_mem mem = {buf, len, 8};
     uint8_t *volatile pix = NULL;
     png_bytep *volatile rows = NULL;
     if (setjmp(png_jmpbuf(png))) {
-        snprintf(err, err_len, "bad PNG '%s': %s", path, ectx.msg);
+        snprintf(err, err_len, "bad PNG '%s': %s", name, ectx.msg);
         free(pix);
         free(rows);
         png_destroy_read_struct(&png, &info, NULL);
-        fclose(f);
         return -1;
     }
     png_set_user_limits(png, IMAGE_MAX_SIDE, IMAGE_MAX_SIDE);
-    png_init_io(png, f);
+    png_set_read_fn(png, &mem, png_mem_read);
     png_set_sig_bytes(png, 8);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
@@ -128,13 +140,26 @@ int image_read_png(const char *path, image *out, char *err, size_t err_len) {
     png_read_image(png, rows);
     png_read_end(png, NULL);
     png_destroy_read_struct(&png, &info, NULL);
-    fclose(f);
     free(rows);
-    if (image_alloc(out, (int)h, (int)w, ch, err, err_len) != 0) {
+    *pix_out = pix;
+    *ph = (int)h;
+    *pw = (int)w;
+    *pch = ch;
+    *pdepth = d;
+    return 0;
+}
+
+int image_read_png_mem(const uint8_t *buf, size_t len, const char *name, image *out, char *err,
+                       size_t err_len) {
+    memset(out, 0, sizeof *out);
+    uint8_t *pix;
+    int h, w, ch, d;
+    if (png_decode(buf, len, name, &pix, &h, &w, &ch, &d, err, err_len) != 0) return -1;
+    if (image_alloc(out, h, w, ch, err, err_len) != 0) {
         free(pix);
         return -1;
     }
-    size_t n = (size_t)w * h * (size_t)ch;
+    size_t n = (size_t)w * (size_t)h * (size_t)ch;
     if (d == 8) {
         for (size_t i = 0; i < n; i++) out->data[i] = (float)pix[i];
     } else {
@@ -145,6 +170,86 @@ int image_read_png(const char *path, image *out, char *err, size_t err_len) {
     }
     free(pix);
     return 0;
+}
+
+int image8_read_png_mem(const uint8_t *buf, size_t len, const char *name, image8 *out, char *err,
+                        size_t err_len) {
+    memset(out, 0, sizeof *out);
+    uint8_t *pix;
+    int h, w, ch, d;
+    if (png_decode(buf, len, name, &pix, &h, &w, &ch, &d, err, err_len) != 0) return -1;
+    if (d != 8) {
+        free(pix);
+        return 1;
+    }
+    out->h = h;
+    out->w = w;
+    out->c = ch;
+    out->data = pix;
+    return 0;
+}
+
+void image8_free(image8 *img) {
+    if (!img) return;
+    free(img->data);
+    memset(img, 0, sizeof *img);
+}
+
+int image_read_file(const char *path, uint8_t **buf, size_t *len, char *err, size_t err_len) {
+    *buf = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, err_len, "cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        snprintf(err, err_len, "'%s' is not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    if ((uint64_t)sb.st_size > IMAGE_MAX_FILE) {
+        snprintf(err, err_len, "'%s' is larger than %llu bytes", path,
+                 (unsigned long long)IMAGE_MAX_FILE);
+        close(fd);
+        return -1;
+    }
+    size_t n = (size_t)sb.st_size, got = 0;
+    uint8_t *b = malloc(n ? n : 1);
+    if (!b) {
+        snprintf(err, err_len, "out of memory reading '%s'", path);
+        close(fd);
+        return -1;
+    }
+    while (got < n) {
+        ssize_t r = read(fd, b + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            snprintf(err, err_len, "cannot read '%s': %s", path,
+                     r < 0 ? strerror(errno) : "file shrank while reading");
+            free(b);
+            close(fd);
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+int image_read_png(const char *path, image *out, char *err, size_t err_len) {
+    memset(out, 0, sizeof *out);
+    uint8_t *buf;
+    size_t len;
+    /* the whole file in one read (calibration sets: hundreds of small files;
+     * libpng's stdio reads cost more than the decoding) */
+    if (image_read_file(path, &buf, &len, err, err_len) != 0) return -1;
+    int rc = image_read_png_mem(buf, len, path, out, err, err_len);
+    free(buf);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- geometry */
@@ -198,6 +303,33 @@ int image_center_crop(const image *src, int h, int w, image *dst, char *err, siz
 }
 
 /* ---------------------------------------------------------------- pipeline */
+/* The table of the gray fast path: ((v * scale) - mean) / std per 8-bit v */
+static void gray_lut(const image_prep *p, float lut[256]) {
+    for (int v = 0; v < 256; v++) lut[v] = ((float)v * p->scale - p->mean[0]) / p->std[0];
+}
+
+int image8_preprocess(const image8 *img, const image_prep *p, int h, int w, int c, float *out,
+                      char *err, size_t err_len) {
+    const int order = p->order == IMAGE_AUTO ? (c == 1 ? IMAGE_GRAY : IMAGE_RGB) : p->order;
+    if (img->c == 1 && c == 1 && order == IMAGE_GRAY && p->resize_h <= 0 && p->crop_h <= 0 &&
+        img->h == h && img->w == w) {
+        /* gray, no geometry: the table straight from the bytes (what
+         * image_preprocess computes for these exact integer values) */
+        float lut[256];
+        gray_lut(p, lut);
+        const size_t plane = (size_t)h * (size_t)w;
+        for (size_t i = 0; i < plane; i++) out[i] = lut[img->data[i]];
+        return 0;
+    }
+    image f;
+    if (image_alloc(&f, img->h, img->w, img->c, err, err_len) != 0) return -1;
+    const size_t n = (size_t)img->h * (size_t)img->w * (size_t)img->c;
+    for (size_t i = 0; i < n; i++) f.data[i] = (float)img->data[i];
+    int rc = image_preprocess(&f, p, h, w, c, out, err, err_len);
+    image_free(&f);
+    return rc;
+}
+
 int image_preprocess(const image *img, const image_prep *p, int h, int w, int c, float *out,
                      char *err, size_t err_len) {
     if (c != 1 && c != 3) {
@@ -248,7 +380,7 @@ int image_preprocess(const image *img, const image_prep *p, int h, int w, int c,
         /* gray to one channel: 8-bit values through a table of the same
          * expression (a division a pixel was most of a small image's cost) */
         float lut[256];
-        for (int v = 0; v < 256; v++) lut[v] = ((float)v * p->scale - p->mean[0]) / p->std[0];
+        gray_lut(p, lut);
         for (size_t i = 0; i < plane; i++) {
             const float g = cur.data[i];
             const int iv = g >= 0.0f && g <= 255.0f ? (int)g : -1;

@@ -70,6 +70,51 @@ static void write_png(const char *name, int w, int h, int ch) {
     free(p);
 }
 
+/* w x h gray PNG of pseudo-random pixels (seed): incompressible, so a large
+ * one spans several reads */
+static void write_png_noise(const char *name, int w, int h, unsigned seed0) {
+    volatile unsigned seed = seed0; /* live across setjmp */
+    char *p = tmp_path(name);
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    assert_non_null(png);
+    assert_non_null(info);
+    if (setjmp(png_jmpbuf(png))) fail_msg("libpng write failed");
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_GRAY,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    uint8_t row[256];
+    for (int y = 0; y < h; y++) {
+        for (int x = 0; x < w; x++) {
+            seed = seed * 1103515245u + 12345u;
+            row[x] = (uint8_t)(seed >> 16);
+        }
+        png_write_row(png, row);
+    }
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    assert_int_equal(fclose(f), 0);
+    free(p);
+}
+
+/* parse + file checks on `threads` threads + done, decoding up to budget bytes */
+static int read_set_par(const char *name, size_t budget, int threads, sqzc_calib_set *s, char *err,
+                        size_t n) {
+    char *p = tmp_path(name);
+    int rc = sqzc_calib_set_parse(p, budget, s, err, n);
+    free(p);
+    if (rc != 0) return rc;
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(threads)
+#endif
+    sqzc_calib_set_check_some(s);
+    (void)threads;
+    return sqzc_calib_set_check_done(s, err, n);
+}
+
 static int read_set(const char *name, sqzc_calib_set *s, char *err, size_t n) {
     char *p = tmp_path(name);
     int rc = sqzc_calib_set_read(p, s, err, n);
@@ -123,6 +168,101 @@ static void test_manifest_ok(void **state) {
     assert_int_not_equal(sqzc_calib_set_check_input(&s, &rgb, err, sizeof err), 0);
     assert_non_null(strstr(err, "color: gray"));
     sqzc_calib_set_free(&s);
+}
+
+/* Files checked on several threads, PNGs decoded during the check within a
+ * byte budget: every load equals the one from a set read without decoding,
+ * the budget bounds the decoded pixels, and the error reported is the first
+ * bad file in manifest order. */
+static void test_manifest_decoded(void **state) {
+    (void)state;
+    enum { NI = 41, SIDE = 28 };
+    char text[NI * 16 + 64] = "scale: 0.0039215686\nmean: 0.25\nstd: 0.5\n";
+    for (int i = 0; i < NI; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "n%02d.png", i);
+        /* one 200x200 image: a file larger than the first read */
+        if (i == 7)
+            write_png_noise(name, 200, 200, (unsigned)i);
+        else
+            write_png_noise(name, SIDE, SIDE, (unsigned)i);
+        strcat(text, name);
+        strcat(text, "\n");
+    }
+    write_text("dec.txt", text);
+    char err[512];
+    sqzc_calib_set ref, s;
+    assert_int_equal(read_set("dec.txt", &ref, err, sizeof err), 0);
+    const sqz_shape in = {4, {1, 1, SIDE, SIDE}};
+    float *x0 = malloc(sizeof *x0 * NI * SIDE * SIDE), *x1 = malloc(sizeof *x1 * NI * SIDE * SIDE);
+    assert_non_null(x0);
+    assert_non_null(x1);
+    assert_int_equal(sqzc_calib_set_load_many(&ref, 0, NI, &in, x0, err, sizeof err), 0);
+    for (int i = 0; i < NI; i++) assert_null(ref.items[i].img.data);
+    /* everything decoded (3 threads) */
+    assert_int_equal(read_set_par("dec.txt", (size_t)64 << 20, 3, &s, err, sizeof err), 0);
+    for (int i = 0; i < NI; i++) assert_non_null(s.items[i].img.data);
+    assert_int_equal(s.items[7].img.w, 200);
+    assert_int_equal(sqzc_calib_set_load_many(&s, 0, NI, &in, x1, err, sizeof err), 0);
+    assert_memory_equal(x0, x1, sizeof *x0 * NI * SIDE * SIDE);
+    sqzc_calib_set_free(&s);
+    /* a budget of 10 small images: at most that many bytes decoded, the rest
+     * decoded when loaded, the same values */
+    const size_t budget = (size_t)10 * SIDE * SIDE * sizeof(float);
+    assert_int_equal(read_set_par("dec.txt", budget, 2, &s, err, sizeof err), 0);
+    size_t held = 0;
+    int cached = 0;
+    for (int i = 0; i < NI; i++)
+        if (s.items[i].img.data) {
+            cached++;
+            held += (size_t)s.items[i].img.h * (size_t)s.items[i].img.w * sizeof(float);
+        }
+    assert_true(held <= budget);
+    assert_true(cached >= 1 && cached <= 10);
+    assert_int_equal(sqzc_calib_set_load_many(&s, 0, NI, &in, x1, err, sizeof err), 0);
+    assert_memory_equal(x0, x1, sizeof *x0 * NI * SIDE * SIDE);
+    sqzc_calib_set_free(&s);
+    sqzc_calib_set_free(&ref);
+    free(x0);
+    free(x1);
+    /* a truncated PNG: found by the decoding check (the header alone passes) */
+    char *src = tmp_path("n07.png"), *dst = tmp_path("trunc.png");
+    FILE *f = fopen(src, "rb");
+    assert_non_null(f);
+    static uint8_t buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    assert_true(n > 8000);
+    f = fopen(dst, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, n / 2, f), n / 2);
+    assert_int_equal(fclose(f), 0);
+    free(src);
+    free(dst);
+    write_text("trunc.txt", "n00.png\ntrunc.png\n");
+    assert_int_equal(read_set("trunc.txt", &s, err, sizeof err), 0);
+    sqzc_calib_set_free(&s);
+    assert_int_not_equal(read_set_par("trunc.txt", (size_t)1 << 20, 2, &s, err, sizeof err), 0);
+    if (!strstr(err, "trunc.txt:2") || !strstr(err, "bad PNG")) fail_msg("error: %s", err);
+    assert_null(s.items);
+    /* several bad files, many threads: always the first one in manifest order */
+    write_text("notpng.png", "this is not a png at all, just some text to fill the header\n");
+    char bad[NI * 16 + 64] = "";
+    for (int i = 0; i < 30; i++) {
+        char line[32];
+        snprintf(line, sizeof line, "%s\n",
+                 i == 17   ? "notpng.png"
+                 : i == 23 ? "missing.png"
+                 : i == 25 ? "trunc.png"
+                           : "n01.png");
+        strcat(bad, line);
+    }
+    write_text("bad3.txt", bad);
+    for (int rep = 0; rep < 5; rep++) {
+        assert_int_not_equal(read_set_par("bad3.txt", (size_t)1 << 20, 4, &s, err, sizeof err), 0);
+        if (!strstr(err, "bad3.txt:18") || !strstr(err, "is not a PNG file"))
+            fail_msg("error: %s", err);
+    }
 }
 
 static void expect_bad(const char *manifest_text, const char *needle) {
@@ -254,7 +394,7 @@ static void test_committed_set(void **state) {
     snprintf(p, sizeof p, "%s/calib-data/fashion-mnist/manifest.txt", tu_source_dir());
     sqzc_calib_set s;
     char err[512];
-    assert_int_equal(sqzc_calib_set_read(p, &s, err, sizeof err), 0);
+    if (sqzc_calib_set_read(p, &s, err, sizeof err) != 0) fail_msg("%s", err);
     assert_int_equal(s.n_items, 500);
     sqz_shape in = {4, {1, 1, 28, 28}};
     assert_int_equal(sqzc_calib_set_check_input(&s, &in, err, sizeof err), 0);
@@ -712,11 +852,12 @@ static void test_writer_int8(void **state) {
 int main(void) {
     g_dir = tu_make_temp_dir();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_manifest_ok),   cmocka_unit_test(test_manifest_errors),
-        cmocka_unit_test(test_committed_set), cmocka_unit_test(test_ranges),
-        cmocka_unit_test(test_hist_exact),    cmocka_unit_test(test_hist_one_pass),
-        cmocka_unit_test(test_qparams),       cmocka_unit_test(test_kl_reference),
-        cmocka_unit_test(test_writer_int8),   cmocka_unit_test(test_npy_batch),
+        cmocka_unit_test(test_manifest_ok),      cmocka_unit_test(test_manifest_errors),
+        cmocka_unit_test(test_manifest_decoded), cmocka_unit_test(test_committed_set),
+        cmocka_unit_test(test_ranges),           cmocka_unit_test(test_hist_exact),
+        cmocka_unit_test(test_hist_one_pass),    cmocka_unit_test(test_qparams),
+        cmocka_unit_test(test_kl_reference),     cmocka_unit_test(test_writer_int8),
+        cmocka_unit_test(test_npy_batch),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[1100];

@@ -23,6 +23,9 @@
 #include "sqz/sqz.h"
 
 #define CMD "quant"
+/* PNG pixels decoded into memory while the set is checked (the rest are
+ * decoded again when each pass loads them) */
+#define CALIB_DECODE_BYTES ((size_t)64 << 20)
 
 /* SQZ_QUANT_PROFILE=1: phase times on stderr (as compress/quant/; =cpu:
  * process CPU time) */
@@ -250,16 +253,19 @@ static int has_suffix(const char *s, const char *suf) {
     return n >= k && strcmp(s + n - k, suf) == 0;
 }
 
-static int load_graph(const qopts *o, sqzc_graph **g) {
+/* Import (and optimize) the model; on failure the message is in msg (one
+ * line, for cli_error) and the return code says which kind. */
+static int load_graph(const qopts *o, sqzc_graph **g, char *msg, size_t msg_len) {
     char err[512] = "";
     *g = NULL;
     if (has_suffix(o->in, ".sqz")) {
         if (o->shapes.n > 0) {
-            cli_error(CMD, "--input-shape applies to ONNX input; %s has fixed shapes", o->in);
+            snprintf(msg, msg_len, "--input-shape applies to ONNX input; %s has fixed shapes",
+                     o->in);
             return CLI_EUSAGE;
         }
         if (sqzc_read_sqz(o->in, g, err, sizeof err) != 0) {
-            cli_error(CMD, "%s", err);
+            snprintf(msg, msg_len, "%s", err);
             return CLI_EUSAGE;
         }
         return CLI_OK;
@@ -268,7 +274,7 @@ static int load_graph(const qopts *o, sqzc_graph **g) {
     if (o->shapes.n > 0) {
         named = calloc((size_t)o->shapes.n, sizeof *named);
         if (!named) {
-            cli_error(CMD, "out of memory");
+            snprintf(msg, msg_len, "out of memory");
             return CLI_ERUNTIME;
         }
         for (int i = 0; i < o->shapes.n; i++) {
@@ -284,11 +290,11 @@ static int load_graph(const qopts *o, sqzc_graph **g) {
     int rc = sqzc_import_onnx(o->in, &io, g, err, sizeof err);
     free(named);
     if (rc != 0) {
-        cli_error(CMD, "%s", err[0] ? err : "import failed");
+        snprintf(msg, msg_len, "%s", err[0] ? err : "import failed");
         return CLI_EUSAGE;
     }
     if (sqzc_optimize(*g, err, sizeof err) != 0) {
-        cli_error(CMD, "optimize: %s", err);
+        snprintf(msg, msg_len, "optimize: %s", err);
         sqzc_graph_free(*g);
         *g = NULL;
         return CLI_EUSAGE;
@@ -420,8 +426,9 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
         const int bc = o->bc_given ? o->q.bias_correction : 1 + (cand / n_ws) % n_bc;
         const int ws = o->ws_given ? o->q.weight_mse : cand % n_ws;
         sqzc_graph *gm = NULL;
-        if (load_graph(o, &gm) != CLI_OK) {
-            snprintf(err, len, "re-import failed");
+        char lerr[512];
+        if (load_graph(o, &gm, lerr, sizeof lerr) != CLI_OK) {
+            snprintf(err, len, "re-import failed: %s", lerr);
             goto fail;
         }
         sqzc_quant_options q = o->q;
@@ -514,6 +521,7 @@ int cmd_quant(int argc, char **argv) {
      * instead of faulting in fresh zeroed ones */
     mallopt(M_MMAP_THRESHOLD, 1 << 30);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    mallopt(M_ARENA_MAX, 1);
 #endif
     char err[1024];
     sqzc_calib_set set;
@@ -524,15 +532,37 @@ int cmd_quant(int argc, char **argv) {
     int rc = CLI_EUSAGE, have_js = 0;
     struct timespec tp;
     clock_gettime(prof_clock(), &tp);
-    /* the set first: a bad set fails before any import or calibration */
-    if (sqzc_calib_set_read(o.calib, &set, err, sizeof err) != 0) {
+    /* the set first: a bad set fails before any calibration (and its error
+     * comes before an import error). Its files are checked, and small PNGs
+     * decoded into memory (read once, on every thread), while one thread
+     * imports the model. */
+    if (sqzc_calib_set_parse(o.calib, CALIB_DECODE_BYTES, &set, err, sizeof err) != 0) {
         cli_error(CMD, "%s", err);
         cli_shapes_free(&o.shapes);
         return CLI_EUSAGE;
     }
     prof("read manifest", &tp);
-    rc = load_graph(&o, &g);
-    prof("import + optimize", &tp);
+    int grc = CLI_OK;
+    char gerr[512] = "";
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(o.q.num_threads) if (o.q.num_threads > 1)
+#endif
+    {
+#if defined(_OPENMP)
+#pragma omp single nowait
+#endif
+        grc = load_graph(&o, &g, gerr, sizeof gerr);
+        sqzc_calib_set_check_some(&set);
+    }
+    if (sqzc_calib_set_check_done(&set, err, sizeof err) != 0) {
+        cli_error(CMD, "%s", err);
+        sqzc_graph_free(g);
+        cli_shapes_free(&o.shapes);
+        return CLI_EUSAGE;
+    }
+    if (grc != CLI_OK) cli_error(CMD, "%s", gerr);
+    prof("check set, import + optimize", &tp);
+    rc = grc;
     if (rc != CLI_OK) goto done;
     if (o.json) {
         if (cli_atomic_open(&js, o.json, err, sizeof err) != 0) {

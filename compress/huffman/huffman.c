@@ -165,19 +165,32 @@ int sqzc_huff_write(const sqzc_huff_code *c, const uint8_t *syms, size_t n, uint
     for (unsigned s = 0; s < c->n_lens; s++)
         dst[2 + s / 2] |= (uint8_t)(c->lens[s] << (4 * (s & 1)));
     uint8_t *o = dst + 2 + tab, *end = dst + dst_len;
+    /* code length per byte value, 0 for symbols without a code */
+    uint8_t len[256] = {0};
+    for (unsigned s = 0; s < c->n_lens && s < 256; s++) len[s] = c->lens[s];
     uint64_t acc = 0;
     unsigned nb = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned s = syms[i];
-        if (s >= c->n_lens || !c->lens[s]) return -1;
+        if (!len[s]) return -1;
         acc |= (uint64_t)c->rev[s] << nb;
-        nb += c->lens[s];
-        while (nb >= 8) {
-            if (o == end) return -1;
-            *o++ = (uint8_t)acc;
-            acc >>= 8;
-            nb -= 8;
+        nb += len[s];
+        if (nb >= 32) { /* 4 bytes at once (codes <= 15 bits: acc holds < 47) */
+            if (end - o < 4) return -1;
+            o[0] = (uint8_t)acc;
+            o[1] = (uint8_t)(acc >> 8);
+            o[2] = (uint8_t)(acc >> 16);
+            o[3] = (uint8_t)(acc >> 24);
+            o += 4;
+            acc >>= 32;
+            nb -= 32;
         }
+    }
+    while (nb >= 8) {
+        if (o == end) return -1;
+        *o++ = (uint8_t)acc;
+        acc >>= 8;
+        nb -= 8;
     }
     if (nb) {
         if (o == end) return -1;

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "sqzc/npy.h"
 
@@ -15,8 +17,12 @@
 
 void sqzc_calib_set_free(sqzc_calib_set *s) {
     if (!s) return;
-    for (int i = 0; i < s->n_items; i++) free(s->items[i].path);
+    for (int i = 0; i < s->n_items; i++) {
+        free(s->items[i].path);
+        image8_free(&s->items[i].img);
+    }
     free(s->items);
+    free(s->bad_msg);
     for (int i = 0; i < s->n_files; i++) free(s->files[i].path);
     free(s->files);
     free(s->manifest);
@@ -108,30 +114,9 @@ static uint32_t be32(const uint8_t *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
-/* Check a listed file's header; fills it->channels for PNGs. */
-static int check_file(const char *manifest, sqzc_calib_item *it, char *err, size_t err_len) {
-    FILE *f = fopen(it->path, "rb");
-    if (!f) {
-        snprintf(err, err_len, "%s:%d: cannot open '%s': %s", manifest, it->line, it->path,
-                 strerror(errno));
-        return -1;
-    }
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        snprintf(err, err_len, "%s:%d: '%s' is not a regular file", manifest, it->line, it->path);
-        fclose(f);
-        return -1;
-    }
-    uint8_t h[33];
-    size_t n = fread(h, 1, sizeof h, f);
-    fclose(f);
-    if (it->kind == SQZC_CALIB_NPY) {
-        if (n < 10 || memcmp(h, "\x93NUMPY", 6) != 0) {
-            snprintf(err, err_len, "%s:%d: '%s' is not a .npy file", manifest, it->line, it->path);
-            return -1;
-        }
-        return 0;
-    }
+/* Check a PNG header (the file's first n bytes); fills it->channels. */
+static int check_png_header(const char *manifest, sqzc_calib_item *it, const uint8_t *h, size_t n,
+                            char *err, size_t err_len) {
     static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     if (n < 8 || memcmp(h, sig, 8) != 0) {
         snprintf(err, err_len, "%s:%d: '%s' is not a PNG file", manifest, it->line, it->path);
@@ -158,6 +143,97 @@ static int check_file(const char *manifest, sqzc_calib_item *it, char *err, size
         return -1;
     }
     return 0;
+}
+
+/* Take bytes from the set's decoding budget (1) or not (0); bytes < 0 gives
+ * them back. */
+static int budget_take(sqzc_calib_set *s, double bytes) {
+    int ok = 0;
+#if defined(_OPENMP)
+#pragma omp critical(sqzc_calib_budget)
+#endif
+    {
+        if (bytes < 0) {
+            s->decode_left += (size_t)-bytes;
+        } else if (bytes <= (double)s->decode_left) {
+            s->decode_left -= (size_t)bytes;
+            ok = 1;
+        }
+    }
+    return ok;
+}
+
+/* Check a listed file; fills it->channels for PNGs, and decodes a PNG into
+ * it->img when the decoding budget of s (NULL: none) covers it (the file is
+ * then read once: here instead of again when loaded). */
+static int check_file(const char *manifest, sqzc_calib_item *it, sqzc_calib_set *s, char *err,
+                      size_t err_len) {
+    int fd = open(it->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, err_len, "%s:%d: cannot open '%s': %s", manifest, it->line, it->path,
+                 strerror(errno));
+        return -1;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        snprintf(err, err_len, "%s:%d: '%s' is not a regular file", manifest, it->line, it->path);
+        close(fd);
+        return -1;
+    }
+    /* small files whole, larger ones their header first */
+    uint8_t head[4096], *buf = head;
+    size_t want = (uint64_t)sb.st_size < sizeof head ? (size_t)sb.st_size : 33;
+    ssize_t r;
+    do r = pread(fd, head, want, 0);
+    while (r < 0 && errno == EINTR);
+    size_t n = r > 0 ? (size_t)r : 0;
+    if (it->kind == SQZC_CALIB_NPY) {
+        close(fd);
+        if (n < 10 || memcmp(head, "\x93NUMPY", 6) != 0) {
+            snprintf(err, err_len, "%s:%d: '%s' is not a .npy file", manifest, it->line, it->path);
+            return -1;
+        }
+        return 0;
+    }
+    if (check_png_header(manifest, it, head, n, err, err_len) != 0) {
+        close(fd);
+        return -1;
+    }
+    /* decoded size: width x height x channels floats (8-bit scale) */
+    const double bytes =
+        (double)be32(head + 16) * (double)be32(head + 20) * (double)it->channels * sizeof(float);
+    if (!s || !budget_take(s, bytes)) {
+        close(fd);
+        return 0;
+    }
+    int rc = 0;
+    if (n < (uint64_t)sb.st_size) { /* the rest of a larger file */
+        size_t len = (size_t)sb.st_size, got = n;
+        buf = (uint64_t)sb.st_size <= (UINT64_C(1) << 30) ? malloc(len) : NULL;
+        if (!buf) {
+            close(fd);
+            budget_take(s, -bytes);
+            return 0; /* decoded when loaded instead */
+        }
+        memcpy(buf, head, n);
+        while (got < len) {
+            do r = pread(fd, buf + got, len - got, (off_t)got);
+            while (r < 0 && errno == EINTR);
+            if (r <= 0) break;
+            got += (size_t)r;
+        }
+        n = got;
+    }
+    close(fd);
+    char e[256];
+    int dr = image8_read_png_mem(buf, n, it->path, &it->img, e, sizeof e);
+    if (dr != 0) budget_take(s, -bytes);
+    if (dr < 0) {
+        snprintf(err, err_len, "%s:%d: %s", manifest, it->line, e);
+        rc = -1;
+    }
+    if (buf != head) free(buf);
+    return rc;
 }
 
 static const char *color_name(int order) {
@@ -238,8 +314,11 @@ static int add_npy_batch(sqzc_calib_set *s, const char *manifest, size_t dlen, c
     return 0;
 }
 
-int sqzc_calib_set_read(const char *manifest, sqzc_calib_set *s, char *err, size_t err_len) {
+int sqzc_calib_set_parse(const char *manifest, size_t decode_bytes, sqzc_calib_set *s, char *err,
+                         size_t err_len) {
     memset(s, 0, sizeof *s);
+    s->decode_left = decode_bytes;
+    s->bad_item = -1;
     image_prep_init(&s->prep);
     size_t len;
     char *text = read_text(manifest, &len, err, err_len);
@@ -347,7 +426,6 @@ int sqzc_calib_set_read(const char *manifest, sqzc_calib_set *s, char *err, size
         it->kind = kind;
         it->line = lineno;
         s->n_items++;
-        if (check_file(manifest, it, err, err_len) != 0) goto fail;
     }
     if (s->n_items == 0) {
         snprintf(err, err_len,
@@ -358,17 +436,6 @@ int sqzc_calib_set_read(const char *manifest, sqzc_calib_set *s, char *err, size
     /* one mean / std value applies to every channel */
     if (nmean == 1) s->prep.mean[1] = s->prep.mean[2] = s->prep.mean[0];
     if (nstd == 1) s->prep.std[1] = s->prep.std[2] = s->prep.std[0];
-    for (int i = 0; i < s->n_items; i++) {
-        const sqzc_calib_item *it = &s->items[i];
-        if (it->kind != SQZC_CALIB_PNG || !s->color_set) continue;
-        int want = s->prep.order == IMAGE_GRAY ? 1 : 3;
-        if (it->channels != want) {
-            snprintf(err, err_len, "%s:%d: '%s' is a %s image but the manifest says color: %s",
-                     manifest, it->line, it->path, it->channels == 1 ? "grayscale" : "colour",
-                     color_name(s->prep.order));
-            goto fail;
-        }
-    }
     free(text);
     return 0;
 oom:
@@ -377,6 +444,71 @@ fail:
     free(text);
     sqzc_calib_set_free(s);
     return -1;
+}
+
+void sqzc_calib_set_check_some(sqzc_calib_set *s) {
+    char e[1024];
+    for (;;) {
+        int i;
+#if defined(_OPENMP)
+#pragma omp atomic capture
+#endif
+        i = s->check_next++;
+        int bad;
+#if defined(_OPENMP)
+#pragma omp atomic read
+#endif
+        bad = s->bad_item;
+        /* past the end, or past a failed item (the first failure in
+         * manifest order is reported: items before it are still checked) */
+        if (i >= s->n_items || (bad >= 0 && i > bad)) return;
+        sqzc_calib_item *it = &s->items[i];
+        if (it->kind == SQZC_CALIB_NPY_BATCH) continue; /* checked with its file */
+        if (check_file(s->manifest, it, s, e, sizeof e) != 0) {
+#if defined(_OPENMP)
+#pragma omp critical(sqzc_calib_bad)
+#endif
+            if (s->bad_item < 0 || i < s->bad_item) {
+                char *m = strdup(e);
+                if (m) {
+                    free(s->bad_msg);
+                    s->bad_msg = m;
+                }
+#if defined(_OPENMP)
+#pragma omp atomic write
+#endif
+                s->bad_item = i;
+            }
+        }
+    }
+}
+
+int sqzc_calib_set_check_done(sqzc_calib_set *s, char *err, size_t err_len) {
+    const char *manifest = s->manifest;
+    if (s->bad_item >= 0) {
+        snprintf(err, err_len, "%s", s->bad_msg ? s->bad_msg : "out of memory");
+        sqzc_calib_set_free(s);
+        return -1;
+    }
+    for (int i = 0; i < s->n_items; i++) {
+        const sqzc_calib_item *it = &s->items[i];
+        if (it->kind != SQZC_CALIB_PNG || !s->color_set) continue;
+        int want = s->prep.order == IMAGE_GRAY ? 1 : 3;
+        if (it->channels != want) {
+            snprintf(err, err_len, "%s:%d: '%s' is a %s image but the manifest says color: %s",
+                     manifest, it->line, it->path, it->channels == 1 ? "grayscale" : "colour",
+                     color_name(s->prep.order));
+            sqzc_calib_set_free(s);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int sqzc_calib_set_read(const char *manifest, sqzc_calib_set *s, char *err, size_t err_len) {
+    if (sqzc_calib_set_parse(manifest, 0, s, err, err_len) != 0) return -1;
+    sqzc_calib_set_check_some(s);
+    return sqzc_calib_set_check_done(s, err, err_len);
 }
 
 /* C, H, W of a model input under the set's layout; -1 if not an image input. */
@@ -471,22 +603,32 @@ int sqzc_calib_set_load(const sqzc_calib_set *s, int i, const sqz_shape *input, 
         snprintf(err, err_len, "%s: images need a 4-D model input", s->manifest);
         return -1;
     }
-    image img;
     char e[256];
-    if (image_read_png(it->path, &img, e, sizeof e) != 0) {
-        snprintf(err, err_len, "%s:%d: %s", s->manifest, it->line, e);
-        return -1;
-    }
-    if (img.c != c) {
-        snprintf(err, err_len, "%s:%d: '%s' has %d channel%s, the model input %d", s->manifest,
-                 it->line, it->path, img.c, img.c == 1 ? "" : "s", c);
-        image_free(&img);
-        return -1;
-    }
     image_prep p = s->prep;
     if (!s->color_set) p.order = IMAGE_AUTO;
-    int rc = image_preprocess(&img, &p, h, w, c, out, e, sizeof e);
-    image_free(&img);
+    int rc;
+    if (it->img.data) { /* decoded when the set was checked */
+        if (it->img.c != c) {
+            snprintf(err, err_len, "%s:%d: '%s' has %d channel%s, the model input %d", s->manifest,
+                     it->line, it->path, it->img.c, it->img.c == 1 ? "" : "s", c);
+            return -1;
+        }
+        rc = image8_preprocess(&it->img, &p, h, w, c, out, e, sizeof e);
+    } else {
+        image img;
+        if (image_read_png(it->path, &img, e, sizeof e) != 0) {
+            snprintf(err, err_len, "%s:%d: %s", s->manifest, it->line, e);
+            return -1;
+        }
+        if (img.c != c) {
+            snprintf(err, err_len, "%s:%d: '%s' has %d channel%s, the model input %d", s->manifest,
+                     it->line, it->path, img.c, img.c == 1 ? "" : "s", c);
+            image_free(&img);
+            return -1;
+        }
+        rc = image_preprocess(&img, &p, h, w, c, out, e, sizeof e);
+        image_free(&img);
+    }
     if (rc != 0) {
         snprintf(err, err_len, "%s:%d: '%s': %s", s->manifest, it->line, it->path, e);
         return -1;

@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -180,6 +183,8 @@ static int compute_ok(const sqzc_graph *g, int ni, int *axis, int *nc, const cha
 }
 
 /* ---- weights ---- */
+/* a layer's weights split over the threads from this many elements */
+#define Q_WPAR_MIN 32768
 /* smallest fp16-representable value >= v for v in the fp16 normal range
  * [2^-14, 65504]; other values are returned unchanged (stored as f32) */
 static float f16_ceil(float v) {
@@ -199,6 +204,20 @@ static float f16_ceil(float v) {
  * Paper on Neural Network Quantization", 2021, section 3.4). max-abs is
  * candidate r = 1, so the error never grows. */
 #define Q_WMSE_STEPS 39
+
+/* threads for one layer's weight loops: the quantizer's threads for a large
+ * layer when not already inside a parallel loop over the layers */
+static int q_wthreads = 1;
+static int wthreads(const qlayer *L, int64_t n) {
+    (void)L;
+#if defined(_OPENMP)
+    if (n >= Q_WPAR_MIN && !omp_in_parallel() && q_wthreads > 1) return q_wthreads;
+#else
+    (void)n;
+#endif
+    return 1;
+}
+
 static int weight_scales_mse(qlayer *L, const float *wf, int64_t rows, int64_t cols) {
     const int nc = L->nc;
     double *err = malloc(sizeof *err * (size_t)nc * Q_WMSE_STEPS);
@@ -215,19 +234,30 @@ static int weight_scales_mse(qlayer *L, const float *wf, int64_t rows, int64_t c
             cand[(size_t)c * Q_WMSE_STEPS + k] = k == 0 ? L->sw[c] : f16_ceil(L->sw[c] * r);
             err[(size_t)c * Q_WMSE_STEPS + k] = 0;
         }
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t j = 0; j < cols; j++) {
-            const float w = wf[r * cols + j];
-            const int c = (int)(L->axis == 0 ? r : j);
-            const float *cs = cand + (size_t)c * Q_WMSE_STEPS;
-            double *ce = err + (size_t)c * Q_WMSE_STEPS;
-            for (int k = 0; k < Q_WMSE_STEPS; k++) {
-                float q = rintf(w / cs[k]);
-                q = q > 127 ? 127 : q < -127 ? -127 : q;
-                float d = q * cs[k] - w;
-                ce[k] += (double)(d * d);
+    /* each thread owns a range of channels (each channel's sums in the
+     * same order whatever the thread count) */
+    const int nt = wthreads(L, rows * cols);
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+    for (int t = 0; t < nt; t++) {
+        const int c0 = (int)((int64_t)nc * t / nt), c1 = (int)((int64_t)nc * (t + 1) / nt);
+        const int64_t r0 = L->axis == 0 ? c0 : 0, r1 = L->axis == 0 ? c1 : rows;
+        const int64_t j0 = L->axis == 0 ? 0 : c0, j1 = L->axis == 0 ? cols : c1;
+        for (int64_t r = r0; r < r1; r++)
+            for (int64_t j = j0; j < j1; j++) {
+                const float w = wf[r * cols + j];
+                const int c = (int)(L->axis == 0 ? r : j);
+                const float *cs = cand + (size_t)c * Q_WMSE_STEPS;
+                double *ce = err + (size_t)c * Q_WMSE_STEPS;
+                for (int k = 0; k < Q_WMSE_STEPS; k++) {
+                    float q = rintf(w / cs[k]);
+                    q = q > 127 ? 127 : q < -127 ? -127 : q;
+                    float d = q * cs[k] - w;
+                    ce[k] += (double)(d * d);
+                }
             }
-        }
+    }
     for (int c = 0; c < nc; c++) {
         int best = 0;
         const double *ce = err + (size_t)c * Q_WMSE_STEPS;
@@ -254,13 +284,40 @@ static int quantize_weights(qstate *s, int ni) {
     const int64_t inner = n / L->nc;
     const int64_t rows = L->axis == 0 ? L->nc : inner, cols = L->axis == 0 ? inner : L->nc;
     const float *wf = w->f32;
-    for (int c = 0; c < L->nc; c++) L->sw[c] = 0;
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t j = 0; j < cols; j++) {
-            float *m = &L->sw[L->axis == 0 ? r : j];
-            float a = fabsf(wf[r * cols + j]);
-            *m = a > *m ? a : *m;
+    const int nt = wthreads(L, n);
+    /* per-channel max |w| (exact in any order) */
+    if (L->axis == 0) {
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+        for (int64_t r = 0; r < rows; r++) {
+            const float *p = wf + r * cols;
+            float m8[8] = {0, 0, 0, 0, 0, 0, 0, 0}; /* 8 lanes: vectorizes */
+            int64_t j = 0;
+            for (; j + 8 <= cols; j += 8)
+                for (int l = 0; l < 8; l++) {
+                    const float a = fabsf(p[j + l]);
+                    m8[l] = a > m8[l] ? a : m8[l];
+                }
+            float m = 0;
+            for (; j < cols; j++) {
+                const float a = fabsf(p[j]);
+                m = a > m ? a : m;
+            }
+            for (int l = 0; l < 8; l++) m = m8[l] > m ? m8[l] : m;
+            L->sw[r] = m;
         }
+    } else {
+        float *restrict sw = L->sw;
+        for (int c = 0; c < L->nc; c++) sw[c] = 0;
+        for (int64_t r = 0; r < rows; r++) {
+            const float *restrict p = wf + r * cols;
+            for (int64_t j = 0; j < cols; j++) {
+                const float a = fabsf(p[j]);
+                sw[j] = a > sw[j] ? a : sw[j];
+            }
+        }
+    }
     /* scales rounded up to fp16-exact values (|w| / s stays <= 127; at most
      * 2^-11 relative change): the writer then stores them as f16 (sqz/format.h
      * SQZ_QF_F16_SCALES), 2 bytes a channel instead of 4; an all-zero channel
@@ -268,9 +325,15 @@ static int quantize_weights(qstate *s, int ni) {
     for (int c = 0; c < L->nc; c++)
         L->sw[c] = L->sw[c] > 0 ? f16_ceil(L->sw[c] / 127.0f) : 0x1p-14f;
     if (s->q.o->weight_mse && weight_scales_mse(L, wf, rows, cols) != 0) return -1;
-    double sig = 0, noise = 0;
+    /* rows in parallel; each row's signal / noise sums in float, summed over
+     * the rows in row order in double afterwards */
+    float *rs = malloc(sizeof *rs * 2 * (size_t)rows);
+    if (!rs) return -1;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
     for (int64_t r = 0; r < rows; r++) {
-        float fs = 0, fn = 0; /* per row in float, overall in double */
+        float fs = 0, fn = 0;
         for (int64_t j = 0; j < cols; j++) {
             const int64_t e = r * cols + j;
             const float sc = L->sw[L->axis == 0 ? r : j];
@@ -282,9 +345,15 @@ static int quantize_weights(qstate *s, int ni) {
             fs += wf[e] * wf[e];
             fn += d * d;
         }
-        sig += fs;
-        noise += fn;
+        rs[2 * r] = fs;
+        rs[2 * r + 1] = fn;
     }
+    double sig = 0, noise = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        sig += rs[2 * r];
+        noise += rs[2 * r + 1];
+    }
+    free(rs);
     L->w_sqnr = noise > 0 ? 10 * log10(sig / noise) : INFINITY;
     return 0;
 }
@@ -313,6 +382,10 @@ static int correct_bias(qstate *s, int ni) {
         int64_t cout = w->shape.dims[0], cin_g = w->shape.dims[1];
         int64_t k = w->shape.dims[2] * w->shape.dims[3], cout_g = cout / groups;
         if (cin_g * groups != ch->c) return 0;
+        const int nt = wthreads(L, cout * cin_g * k);
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
         for (int64_t o = 0; o < cout; o++) {
             double d = 0;
             int64_t gi = o / cout_g;
@@ -332,12 +405,22 @@ static int correct_bias(qstate *s, int ni) {
         if (!d) return -1;
         /* row by row in memory order (axis 1: rows of N channels) */
         const int64_t rows = L->axis == 1 ? K : L->nc, cols = L->axis == 1 ? L->nc : K;
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t j = 0; j < cols; j++) {
-                const size_t e = (size_t)(r * cols + j);
-                const int64_t c = L->axis == 1 ? j : r, kk = L->axis == 1 ? r : j;
-                d[c] += ((double)L->wdq[e] - w->f32[e]) * ch->sum[kk] * inv;
-            }
+        /* each thread owns a range of channels (each channel's sum in row order) */
+        const int nt = wthreads(L, rows * cols), nc = L->nc;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+        for (int t = 0; t < nt; t++) {
+            const int64_t c0 = (int64_t)nc * t / nt, c1 = (int64_t)nc * (t + 1) / nt;
+            const int64_t r0 = L->axis == 1 ? 0 : c0, r1 = L->axis == 1 ? rows : c1;
+            const int64_t j0 = L->axis == 1 ? c0 : 0, j1 = L->axis == 1 ? c1 : cols;
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t j = j0; j < j1; j++) {
+                    const size_t e = (size_t)(r * cols + j);
+                    const int64_t c = L->axis == 1 ? j : r, kk = L->axis == 1 ? r : j;
+                    d[c] += ((double)L->wdq[e] - w->f32[e]) * ch->sum[kk] * inv;
+                }
+        }
         for (int c = 0; c < L->nc; c++) L->bias[c] -= (float)d[c];
         free(d);
     }
@@ -1305,6 +1388,11 @@ static int calibrate(qstate *S, sqzc_graph *g, const sqzc_calib_set *set,
     return 0;
 }
 
+static int big_layer(const qstate *S, int ni) {
+    const sqzc_graph *g = S->q.g;
+    return sqz_shape_numel(&g->tensors[g->nodes[ni].in[1]].shape) >= Q_WPAR_MIN;
+}
+
 /* Steps 3-6 on S->q.g with the statistics in S->q; S's per-node state
  * prepared for that graph. 0 ok, -1 with q->err. */
 static int finish(qstate *S, const sqzc_quant_options *o, sqzc_quant_report *rep) {
@@ -1386,11 +1474,18 @@ static int finish(qstate *S, const sqzc_quant_options *o, sqzc_quant_report *rep
     /* 4. weights, bias correction (one layer per thread: each writes its own
      * qlayer only) */
     int w_oom = 0;
+    /* large layers one after another, each split over the threads; then the
+     * others, a layer per thread */
+    q_wthreads = q_threads(q);
+    for (int i = 0; i < nn; i++) {
+        if (S->kind[i] != K_COMPUTE || !S->L[i].ok || !big_layer(S, i)) continue;
+        if (quantize_weights(S, i) != 0 || correct_bias(S, i) != 0) w_oom = 1;
+    }
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(dynamic, 1) num_threads(q_threads(q)) if (q_threads(q) > 1)
 #endif
     for (int i = 0; i < nn; i++) {
-        if (S->kind[i] != K_COMPUTE || !S->L[i].ok) continue;
+        if (S->kind[i] != K_COMPUTE || !S->L[i].ok || big_layer(S, i)) continue;
         if (quantize_weights(S, i) != 0 || correct_bias(S, i) != 0) {
 #if defined(_OPENMP)
 #pragma omp atomic write

@@ -29,6 +29,8 @@ typedef struct sqzc_calib_item {
     int channels;  /* PNG: 1 (gray) or 3 (colour) from its header; NPY: 0 */
     int file;      /* NPY_BATCH: index into files */
     int64_t index; /* NPY_BATCH: sample (first dimension) in the file */
+    image8 img;    /* 8-bit PNG: decoded when the set was checked (data NULL: decoded when
+                      loaded) */
 } sqzc_calib_item;
 
 /* An "npy_batch:" file: N pre-decoded samples along its first dimension,
@@ -49,12 +51,33 @@ typedef struct sqzc_calib_set {
     int n_files;
     image_prep prep; /* color (order), resize, crop, scale, mean, std, layout */
     int color_set;   /* a "color:" line was given */
+    /* file checks (sqzc_calib_set_check_some) */
+    size_t decode_left; /* bytes of decoded pixels the checks may still keep */
+    int check_next;     /* next item to check */
+    int bad_item;       /* first item that failed (-1: none) */
+    char *bad_msg;      /* its message */
 } sqzc_calib_set;
 
 /* Parse the manifest and check every listed file. 0 ok, -1 with err (one
  * line, naming the manifest and line or file). An empty set is an error. */
 int sqzc_calib_set_read(const char *manifest, sqzc_calib_set *s, char *err, size_t err_len);
 void sqzc_calib_set_free(sqzc_calib_set *s);
+
+/* sqzc_calib_set_read in steps, for the file checks to run on several threads
+ * while the caller does other work: parse the manifest (no listed file
+ * opened); then sqzc_calib_set_check_some on each thread of one OpenMP team
+ * (or on one thread), each taking the next unchecked item until none is
+ * left; then, after every such call returned, sqzc_calib_set_check_done
+ * (the failure first in manifest order, as sqzc_calib_set_read's; the set is
+ * freed on failure). decode_bytes: PNGs are decoded during their check and
+ * kept in memory while their 8-bit samples (h * w * c bytes) fit in this many bytes
+ * in all (a set of small images is then read and decoded once, in
+ * parallel); the others are decoded when loaded. Memory stays bounded by
+ * decode_bytes whatever the set size. */
+int sqzc_calib_set_parse(const char *manifest, size_t decode_bytes, sqzc_calib_set *s, char *err,
+                         size_t err_len);
+void sqzc_calib_set_check_some(sqzc_calib_set *s);
+int sqzc_calib_set_check_done(sqzc_calib_set *s, char *err, size_t err_len);
 
 /* Check that the set fits a model input of shape [N, C, H, W] (NCHW layout)
  * or [N, H, W, C] (NHWC): image colour vs C, .npy element count vs C*H*W.

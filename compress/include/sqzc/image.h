@@ -10,6 +10,7 @@
 #define SQZ_IMAGE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -19,6 +20,13 @@ typedef struct image {
     int h, w, c; /* c is 1 or 3 */
     float *data; /* h * w * c, row-major HWC */
 } image;
+
+/* 8-bit samples as decoded (calibration sets keep decoded images in memory:
+ * a quarter of the floats) */
+typedef struct image8 {
+    int h, w, c;
+    uint8_t *data; /* h * w * c, row-major HWC */
+} image8;
 
 enum { IMAGE_AUTO = 0, IMAGE_GRAY, IMAGE_RGB, IMAGE_BGR };
 enum { IMAGE_NCHW = 0, IMAGE_NHWC };
@@ -35,6 +43,17 @@ typedef struct image_prep {
 void image_prep_init(image_prep *p);
 
 int image_read_png(const char *path, image *out, char *err, size_t err_len);
+/* The same from a PNG file's bytes in memory; name is for messages. */
+int image_read_png_mem(const uint8_t *buf, size_t len, const char *name, image *out, char *err,
+                       size_t err_len);
+/* An 8-bit PNG's samples (gray or RGB, alpha dropped, palette expanded):
+ * 0 ok, 1 a 16-bit PNG (not decoded: use image_read_png_mem), -1 with err. */
+int image8_read_png_mem(const uint8_t *buf, size_t len, const char *name, image8 *out, char *err,
+                        size_t err_len);
+void image8_free(image8 *img);
+/* A regular file's whole contents (malloc'd into *buf; at most 1 GiB). 0 ok,
+ * -1 with err naming the file. */
+int image_read_file(const char *path, uint8_t **buf, size_t *len, char *err, size_t err_len);
 void image_free(image *img);
 
 /* Bilinear resize with half-pixel centers (OpenCV INTER_LINEAR, PyTorch
@@ -49,6 +68,10 @@ int image_center_crop(const image *src, int h, int w, image *dst, char *err, siz
  * count (1 or 3). */
 int image_preprocess(const image *img, const image_prep *p, int h, int w, int c, float *out,
                      char *err, size_t err_len);
+
+/* image_preprocess of the image with these 8-bit samples (the same values). */
+int image8_preprocess(const image8 *img, const image_prep *p, int h, int w, int c, float *out,
+                      char *err, size_t err_len);
 
 #ifdef __cplusplus
 }
