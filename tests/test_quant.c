@@ -456,6 +456,60 @@ static void test_cache_same_result(void **state) {
  * the runtime session's kernels): the same quantized model as one thread,
  * bit for bit, for every method (each tensor's statistics are gathered by
  * one thread, in image order). */
+/* A set whose file checks are pending (sqzc_calib_set_parse) handed to
+ * sqzc_quantize: it finishes them while it opens its sessions, and the model
+ * is byte for byte the one from a checked set; a bad file among them fails
+ * the quantization with the set's message (its manifest line). */
+static void test_pending_set(void **state) {
+    (void)state;
+    sqzc_calib_set set, pend;
+    char err[512];
+    assert_int_equal(sqzc_calib_set_read(g_manifest, &set, err, sizeof err), 0);
+    sqzc_quant_options o;
+    sqzc_quant_options_init(&o);
+    o.num_threads = 2;
+    sqzc_graph *a = make_graph(), *b = make_graph();
+    if (sqzc_quantize(a, &set, &o, NULL, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_int_equal(sqzc_calib_set_parse(g_manifest, (size_t)1 << 20, &pend, err, sizeof err), 0);
+    assert_true(sqzc_calib_set_pending(&pend));
+    if (sqzc_quantize(b, &pend, &o, NULL, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_false(sqzc_calib_set_pending(&pend));
+    uint8_t *ba, *bb;
+    size_t na, nb;
+    assert_int_equal(sqzc_serialize(a, &ba, &na, err, sizeof err), 0);
+    assert_int_equal(sqzc_serialize(b, &bb, &nb, err, sizeof err), 0);
+    assert_int_equal(na, nb);
+    assert_memory_equal(ba, bb, na);
+    free(ba);
+    free(bb);
+    assert_int_equal(sqzc_calib_set_check_done(&pend, err, sizeof err), 0);
+    sqzc_calib_set_free(&pend);
+    sqzc_calib_set_free(&set);
+    sqzc_graph_free(a);
+    sqzc_graph_free(b);
+    /* x00, x01, a missing file on line 3, x02 */
+    char p[1100];
+    snprintf(p, sizeof p, "%s/pend_bad.txt", g_dir);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fprintf(f, "x00.npy\nx01.npy\nnot-there.npy\nx02.npy\n");
+    assert_int_equal(fclose(f), 0);
+    for (int threads = 1; threads <= 2; threads++) {
+        assert_int_equal(sqzc_calib_set_parse(p, (size_t)1 << 20, &pend, err, sizeof err), 0);
+        sqzc_graph *c = make_graph();
+        o.num_threads = threads;
+        err[0] = '\0';
+        assert_int_not_equal(sqzc_quantize(c, &pend, &o, NULL, err, sizeof err), 0);
+        if (!strstr(err, "pend_bad.txt:3") || !strstr(err, "cannot open"))
+            fail_msg("error: %s", err);
+        char e2[512];
+        assert_int_not_equal(sqzc_calib_set_check_finish(&pend, e2, sizeof e2), 0);
+        assert_string_equal(err, e2);
+        sqzc_graph_free(c);
+        sqzc_calib_set_free(&pend);
+    }
+}
+
 static void test_threads_same_result(void **state) {
     (void)state;
     sqzc_calib_set set;
@@ -892,11 +946,17 @@ static void test_quantize_se_block(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_equalize_exact),     cmocka_unit_test(test_quantize_model),
-        cmocka_unit_test(test_cache_same_result),  cmocka_unit_test(test_threads_same_result),
-        cmocka_unit_test(test_quantize_concat),    cmocka_unit_test(test_empirical_bias_correction),
-        cmocka_unit_test(test_shared_calibration), cmocka_unit_test(test_quantize_se_block),
-        cmocka_unit_test(test_weight_scale_mse),   cmocka_unit_test(test_npy_batch_same_model),
+        cmocka_unit_test(test_equalize_exact),
+        cmocka_unit_test(test_quantize_model),
+        cmocka_unit_test(test_cache_same_result),
+        cmocka_unit_test(test_threads_same_result),
+        cmocka_unit_test(test_pending_set),
+        cmocka_unit_test(test_quantize_concat),
+        cmocka_unit_test(test_empirical_bias_correction),
+        cmocka_unit_test(test_shared_calibration),
+        cmocka_unit_test(test_quantize_se_block),
+        cmocka_unit_test(test_weight_scale_mse),
+        cmocka_unit_test(test_npy_batch_same_model),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

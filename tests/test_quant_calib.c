@@ -110,7 +110,7 @@ static int read_set_par(const char *name, size_t budget, int threads, sqzc_calib
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(threads)
 #endif
-    sqzc_calib_set_check_some(s);
+    sqzc_calib_set_check_some(s, NULL);
     (void)threads;
     return sqzc_calib_set_check_done(s, err, n);
 }

@@ -532,17 +532,18 @@ int cmd_quant(int argc, char **argv) {
     int rc = CLI_EUSAGE, have_js = 0;
     struct timespec tp;
     clock_gettime(prof_clock(), &tp);
-    /* the set first: a bad set fails before any calibration (and its error
-     * comes before an import error). Its files are checked, and small PNGs
-     * decoded into memory (read once, on every thread), while one thread
-     * imports the model. */
+    /* The set's files are checked, and small PNGs decoded into memory (each
+     * file read once), on the other threads while one imports the model, and
+     * on every thread but one while the quantizer opens its sessions (it
+     * finishes the checks). A bad set fails before any calibration, and its
+     * error wins over the import's. */
     if (sqzc_calib_set_parse(o.calib, CALIB_DECODE_BYTES, &set, err, sizeof err) != 0) {
         cli_error(CMD, "%s", err);
         cli_shapes_free(&o.shapes);
         return CLI_EUSAGE;
     }
     prof("read manifest", &tp);
-    int grc = CLI_OK;
+    int grc = CLI_OK, imported = 0;
     char gerr[512] = "";
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(o.q.num_threads) if (o.q.num_threads > 1)
@@ -551,17 +552,24 @@ int cmd_quant(int argc, char **argv) {
 #if defined(_OPENMP)
 #pragma omp single nowait
 #endif
-        grc = load_graph(&o, &g, gerr, sizeof gerr);
-        sqzc_calib_set_check_some(&set);
+        {
+            grc = load_graph(&o, &g, gerr, sizeof gerr);
+#if defined(_OPENMP)
+#pragma omp atomic write
+#endif
+            imported = 1;
+        }
+        sqzc_calib_set_check_some(&set, &imported);
     }
-    if (sqzc_calib_set_check_done(&set, err, sizeof err) != 0) {
+    /* --method auto reads images before calibrating: the checks first */
+    if ((grc != CLI_OK || o.auto_method) && sqzc_calib_set_check_done(&set, err, sizeof err) != 0) {
         cli_error(CMD, "%s", err);
         sqzc_graph_free(g);
         cli_shapes_free(&o.shapes);
         return CLI_EUSAGE;
     }
     if (grc != CLI_OK) cli_error(CMD, "%s", gerr);
-    prof("check set, import + optimize", &tp);
+    prof("import + optimize (+ check set)", &tp);
     rc = grc;
     if (rc != CLI_OK) goto done;
     if (o.json) {
@@ -574,7 +582,11 @@ int cmd_quant(int argc, char **argv) {
     }
     if (o.auto_method ? quant_auto(&o, &set, &g, &rep, err, sizeof err) != 0
                       : sqzc_quantize(g, &set, &o.q, &rep, err, sizeof err) != 0) {
-        cli_error(CMD, "%s: %s", o.in, err);
+        char serr[1024];
+        if (sqzc_calib_set_check_finish(&set, serr, sizeof serr) != 0)
+            cli_error(CMD, "%s", serr); /* the set's error (first bad file) */
+        else
+            cli_error(CMD, "%s: %s", o.in, err);
         rc = CLI_EUSAGE;
         goto done;
     }

@@ -15,6 +15,22 @@
 
 #define MANIFEST_MAX_BYTES (64u << 20)
 
+struct sqzc_calib_check {
+    size_t decode_left; /* bytes of decoded samples the checks may still keep */
+    int next;           /* next item to check */
+    int bad_item;       /* first item that failed (-1: none) */
+    char *msg;          /* its message, or the colour mismatch's */
+    int finished;       /* sqzc_calib_set_check_finish ran: result in rc / msg */
+    int rc;
+};
+
+static void check_free(sqzc_calib_set *s) {
+    if (!s->check) return;
+    free(s->check->msg);
+    free(s->check);
+    s->check = NULL;
+}
+
 void sqzc_calib_set_free(sqzc_calib_set *s) {
     if (!s) return;
     for (int i = 0; i < s->n_items; i++) {
@@ -22,7 +38,7 @@ void sqzc_calib_set_free(sqzc_calib_set *s) {
         image8_free(&s->items[i].img);
     }
     free(s->items);
-    free(s->bad_msg);
+    check_free(s);
     for (int i = 0; i < s->n_files; i++) free(s->files[i].path);
     free(s->files);
     free(s->manifest);
@@ -147,16 +163,16 @@ static int check_png_header(const char *manifest, sqzc_calib_item *it, const uin
 
 /* Take bytes from the set's decoding budget (1) or not (0); bytes < 0 gives
  * them back. */
-static int budget_take(sqzc_calib_set *s, double bytes) {
+static int budget_take(const sqzc_calib_set *s, double bytes) {
     int ok = 0;
 #if defined(_OPENMP)
 #pragma omp critical(sqzc_calib_budget)
 #endif
     {
         if (bytes < 0) {
-            s->decode_left += (size_t)-bytes;
-        } else if (bytes <= (double)s->decode_left) {
-            s->decode_left -= (size_t)bytes;
+            s->check->decode_left += (size_t)-bytes;
+        } else if (bytes <= (double)s->check->decode_left) {
+            s->check->decode_left -= (size_t)bytes;
             ok = 1;
         }
     }
@@ -166,7 +182,7 @@ static int budget_take(sqzc_calib_set *s, double bytes) {
 /* Check a listed file; fills it->channels for PNGs, and decodes a PNG into
  * it->img when the decoding budget of s (NULL: none) covers it (the file is
  * then read once: here instead of again when loaded). */
-static int check_file(const char *manifest, sqzc_calib_item *it, sqzc_calib_set *s, char *err,
+static int check_file(const char *manifest, sqzc_calib_item *it, const sqzc_calib_set *s, char *err,
                       size_t err_len) {
     int fd = open(it->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -317,8 +333,13 @@ static int add_npy_batch(sqzc_calib_set *s, const char *manifest, size_t dlen, c
 int sqzc_calib_set_parse(const char *manifest, size_t decode_bytes, sqzc_calib_set *s, char *err,
                          size_t err_len) {
     memset(s, 0, sizeof *s);
-    s->decode_left = decode_bytes;
-    s->bad_item = -1;
+    s->check = calloc(1, sizeof *s->check);
+    if (!s->check) {
+        snprintf(err, err_len, "%s: out of memory", manifest);
+        return -1;
+    }
+    s->check->decode_left = decode_bytes;
+    s->check->bad_item = -1;
     image_prep_init(&s->prep);
     size_t len;
     char *text = read_text(manifest, &len, err, err_len);
@@ -446,19 +467,27 @@ fail:
     return -1;
 }
 
-void sqzc_calib_set_check_some(sqzc_calib_set *s) {
+void sqzc_calib_set_check_some(const sqzc_calib_set *s, const int *stop) {
+    struct sqzc_calib_check *c = s->check;
     char e[1024];
+    if (!c) return;
     for (;;) {
-        int i;
-#if defined(_OPENMP)
-#pragma omp atomic capture
-#endif
-        i = s->check_next++;
-        int bad;
+        int i, bad, halt = 0;
+        if (stop) {
 #if defined(_OPENMP)
 #pragma omp atomic read
 #endif
-        bad = s->bad_item;
+            halt = *stop;
+        }
+        if (halt) return;
+#if defined(_OPENMP)
+#pragma omp atomic capture
+#endif
+        i = c->next++;
+#if defined(_OPENMP)
+#pragma omp atomic read
+#endif
+        bad = c->bad_item;
         /* past the end, or past a failed item (the first failure in
          * manifest order is reported: items before it are still checked) */
         if (i >= s->n_items || (bad >= 0 && i > bad)) return;
@@ -468,46 +497,62 @@ void sqzc_calib_set_check_some(sqzc_calib_set *s) {
 #if defined(_OPENMP)
 #pragma omp critical(sqzc_calib_bad)
 #endif
-            if (s->bad_item < 0 || i < s->bad_item) {
+            if (c->bad_item < 0 || i < c->bad_item) {
                 char *m = strdup(e);
                 if (m) {
-                    free(s->bad_msg);
-                    s->bad_msg = m;
+                    free(c->msg);
+                    c->msg = m;
                 }
 #if defined(_OPENMP)
 #pragma omp atomic write
 #endif
-                s->bad_item = i;
+                c->bad_item = i;
             }
         }
     }
 }
 
-int sqzc_calib_set_check_done(sqzc_calib_set *s, char *err, size_t err_len) {
-    const char *manifest = s->manifest;
-    if (s->bad_item >= 0) {
-        snprintf(err, err_len, "%s", s->bad_msg ? s->bad_msg : "out of memory");
-        sqzc_calib_set_free(s);
-        return -1;
-    }
-    for (int i = 0; i < s->n_items; i++) {
-        const sqzc_calib_item *it = &s->items[i];
-        if (it->kind != SQZC_CALIB_PNG || !s->color_set) continue;
-        int want = s->prep.order == IMAGE_GRAY ? 1 : 3;
-        if (it->channels != want) {
-            snprintf(err, err_len, "%s:%d: '%s' is a %s image but the manifest says color: %s",
-                     manifest, it->line, it->path, it->channels == 1 ? "grayscale" : "colour",
-                     color_name(s->prep.order));
-            sqzc_calib_set_free(s);
-            return -1;
+int sqzc_calib_set_pending(const sqzc_calib_set *s) {
+    return s->check && !s->check->finished;
+}
+
+int sqzc_calib_set_check_finish(const sqzc_calib_set *s, char *err, size_t err_len) {
+    struct sqzc_calib_check *c = s->check;
+    if (!c) return 0; /* sqzc_calib_set_check_done passed */
+    if (!c->finished) {
+        sqzc_calib_set_check_some(s, NULL);
+        c->finished = 1;
+        c->rc = c->bad_item >= 0 ? -1 : 0;
+        for (int i = 0; i < s->n_items && c->rc == 0; i++) {
+            const sqzc_calib_item *it = &s->items[i];
+            if (it->kind != SQZC_CALIB_PNG || !s->color_set) continue;
+            int want = s->prep.order == IMAGE_GRAY ? 1 : 3;
+            if (it->channels != want) {
+                char e[1024];
+                snprintf(e, sizeof e, "%s:%d: '%s' is a %s image but the manifest says color: %s",
+                         s->manifest, it->line, it->path,
+                         it->channels == 1 ? "grayscale" : "colour", color_name(s->prep.order));
+                free(c->msg);
+                c->msg = strdup(e);
+                c->rc = -1;
+            }
         }
     }
-    return 0;
+    if (c->rc != 0) snprintf(err, err_len, "%s", c->msg ? c->msg : "out of memory");
+    return c->rc;
+}
+
+int sqzc_calib_set_check_done(sqzc_calib_set *s, char *err, size_t err_len) {
+    int rc = sqzc_calib_set_check_finish(s, err, err_len);
+    if (rc != 0)
+        sqzc_calib_set_free(s);
+    else
+        check_free(s);
+    return rc;
 }
 
 int sqzc_calib_set_read(const char *manifest, sqzc_calib_set *s, char *err, size_t err_len) {
     if (sqzc_calib_set_parse(manifest, 0, s, err, err_len) != 0) return -1;
-    sqzc_calib_set_check_some(s);
     return sqzc_calib_set_check_done(s, err, err_len);
 }
 

@@ -316,6 +316,21 @@ static int runner_sliceable(const qctx *q, const qrunner *r) {
     return 1;
 }
 
+/* runners_open for batch b, else for batch 1 (a model whose batch is fixed)
+ * with the first error; 0 ok, -1 with q->err */
+static int open_runners(qctx *q, int b, int want_run) {
+    char first_err[512] = "";
+    if (runners_open(q, b, want_run) == 0) return 0;
+    snprintf(first_err, sizeof first_err, "%s", q->err);
+    if (b == 1 || runners_open(q, 1, want_run) != 0) {
+        if (!first_err[0]) snprintf(first_err, sizeof first_err, "%s", q->err);
+        snprintf(q->err, q->err_len, "%s", first_err);
+        return -1;
+    }
+    q->batch_fixed = 1;
+    return 0;
+}
+
 int q_for_batches(qctx *q, int n, const char *label, qbatch_fn fn, void *user) {
     qcache *c = &q->cache;
     if (c->on && c->images >= n) { /* replay */
@@ -365,16 +380,24 @@ int q_for_batches(qctx *q, int n, const char *label, qbatch_fn fn, void *user) {
     if (q->n_run > 0 && (q->run[0].batch != b || q->n_run < want_run)) runners_close(q);
     double tso = q_now();
     if (q->n_run == 0) {
-        char first_err[512] = "";
-        if (runners_open(q, b, want_run) != 0) {
-            snprintf(first_err, sizeof first_err, "%s", q->err);
-            if (b == 1 || runners_open(q, 1, want_run) != 0) {
-                if (!first_err[0]) snprintf(first_err, sizeof first_err, "%s", q->err);
-                snprintf(q->err, q->err_len, "%s", first_err);
-                return -1;
-            }
-            q->batch_fixed = 1;
+        /* a set with file checks pending: the other threads finish them
+         * (reading and decoding its images) while this one opens the sessions */
+        const int pend = sqzc_calib_set_pending(q->set);
+        int orc = 0;
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(q_threads(q)) if (pend && q_threads(q) > 1)
+#endif
+        {
+#if defined(_OPENMP)
+#pragma omp single nowait
+#endif
+            orc = open_runners(q, b, want_run);
+            if (pend) sqzc_calib_set_check_some(q->set, NULL);
         }
+        if (pend && (sqzc_calib_set_check_finish(q->set, q->err, q->err_len) != 0 ||
+                     sqzc_calib_set_check_input(q->set, &q->in1, q->err, q->err_len) != 0))
+            return -1;
+        if (orc != 0) return -1;
     }
     q_prof("  open session", &tso);
     for (int k = 0; k < q->n_run; k++) q->run[k].q = q;

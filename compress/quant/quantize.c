@@ -1325,7 +1325,10 @@ static int calibrate(qstate *S, sqzc_graph *g, const sqzc_calib_set *set,
     q->in1 = in->shape;
     q->in1.dims[0] = 1;
     q->per = sqz_shape_numel(&q->in1);
-    if (sqzc_calib_set_check_input(set, &q->in1, err, err_len) != 0) return -1;
+    /* (a set whose file checks are pending is checked against the input
+     * when they finish, in the first pass) */
+    if (!sqzc_calib_set_pending(set) && sqzc_calib_set_check_input(set, &q->in1, err, err_len) != 0)
+        return -1;
     q->n_images = o->max_images > 0 && o->max_images < set->n_items ? o->max_images : set->n_items;
     if (qctx_init_obs(q) != 0 || state_prepare(S, g, 1) != 0) {
         snprintf(err, err_len, "out of memory");

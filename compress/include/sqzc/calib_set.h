@@ -49,13 +49,10 @@ typedef struct sqzc_calib_set {
     int n_items;
     sqzc_calib_npyfile *files;
     int n_files;
-    image_prep prep; /* color (order), resize, crop, scale, mean, std, layout */
-    int color_set;   /* a "color:" line was given */
-    /* file checks (sqzc_calib_set_check_some) */
-    size_t decode_left; /* bytes of decoded pixels the checks may still keep */
-    int check_next;     /* next item to check */
-    int bad_item;       /* first item that failed (-1: none) */
-    char *bad_msg;      /* its message */
+    image_prep prep;                /* color (order), resize, crop, scale, mean, std, layout */
+    int color_set;                  /* a "color:" line was given */
+    struct sqzc_calib_check *check; /* file checks (sqzc_calib_set_parse; NULL once
+                                       sqzc_calib_set_check_done ran) */
 } sqzc_calib_set;
 
 /* Parse the manifest and check every listed file. 0 ok, -1 with err (one
@@ -66,18 +63,25 @@ void sqzc_calib_set_free(sqzc_calib_set *s);
 /* sqzc_calib_set_read in steps, for the file checks to run on several threads
  * while the caller does other work: parse the manifest (no listed file
  * opened); then sqzc_calib_set_check_some on each thread of one OpenMP team
- * (or on one thread), each taking the next unchecked item until none is
- * left; then, after every such call returned, sqzc_calib_set_check_done
- * (the failure first in manifest order, as sqzc_calib_set_read's; the set is
- * freed on failure). decode_bytes: PNGs are decoded during their check and
- * kept in memory while their 8-bit samples (h * w * c bytes) fit in this many bytes
+ * (or on one thread), each taking the next unchecked item until none is left
+ * or *stop (if stop is not NULL) is set; then sqzc_calib_set_check_finish
+ * checks what is left on the calling thread and gives the result (the
+ * failure first in manifest order, as sqzc_calib_set_read's; the same on
+ * every call), and sqzc_calib_set_check_done does the same and frees the set
+ * on failure. A set whose checks are not finished may be handed to
+ * sqzc_quantize: it finishes them (on its other threads while it opens its
+ * sessions). decode_bytes: PNGs are decoded during their check and kept in
+ * memory while their 8-bit samples (h * w * c bytes) fit in this many bytes
  * in all (a set of small images is then read and decoded once, in
  * parallel); the others are decoded when loaded. Memory stays bounded by
  * decode_bytes whatever the set size. */
 int sqzc_calib_set_parse(const char *manifest, size_t decode_bytes, sqzc_calib_set *s, char *err,
                          size_t err_len);
-void sqzc_calib_set_check_some(sqzc_calib_set *s);
+void sqzc_calib_set_check_some(const sqzc_calib_set *s, const int *stop);
+int sqzc_calib_set_check_finish(const sqzc_calib_set *s, char *err, size_t err_len);
 int sqzc_calib_set_check_done(sqzc_calib_set *s, char *err, size_t err_len);
+/* 1 while sqzc_calib_set_check_finish has not run on a parsed set */
+int sqzc_calib_set_pending(const sqzc_calib_set *s);
 
 /* Check that the set fits a model input of shape [N, C, H, W] (NCHW layout)
  * or [N, H, W, C] (NHWC): image colour vs C, .npy element count vs C*H*W.
