@@ -343,10 +343,14 @@ int sqzc_calib_set_parse(const char *manifest, size_t decode_bytes, sqzc_calib_s
     image_prep_init(&s->prep);
     size_t len;
     char *text = read_text(manifest, &len, err, err_len);
-    if (!text) return -1;
+    if (!text) {
+        sqzc_calib_set_free(s);
+        return -1;
+    }
     if (strlen(text) != len) {
         snprintf(err, err_len, "%s: not a text file (contains NUL bytes)", manifest);
         free(text);
+        sqzc_calib_set_free(s);
         return -1;
     }
     s->manifest = strdup(manifest);
