@@ -78,6 +78,10 @@ void sqz_dw_border(const sqz_dw_row *a, const float *const *rows, float *y, int 
 /* The scalar twin: a complete row kernel (any k, stride). */
 void sqz_dw_row_scalar(const sqz_dw_row *a, const float *const *rows, float *y, float *y2);
 
+/* The row kernel the depthwise driver picks for (k, stride) on this CPU (the
+ * scalar twin when no SIMD one covers it; never NULL). */
+sqz_dw_row_fn sqz_dw_row_best(int k, int stride);
+
 /* ISA row kernels: the specialised function for (k, stride), or NULL. */
 #if defined(__x86_64__)
 sqz_dw_row_fn sqz_dw_row_avx2(int k, int stride);   /* x86/dwconv_avx2.c (AVX2 + FMA) */

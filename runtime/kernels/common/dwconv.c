@@ -709,6 +709,10 @@ static int dw_prepare_neon(sqz_op_ctx *ctx) {
 
 const sqz_op_impl sqz_dwconv = {dw_prepare_auto, dw_run, free, dw_macs};
 
+sqz_dw_row_fn sqz_dw_row_best(int k, int stride) {
+    return pick_fn(SQZ_DW_AUTO, k, stride);
+}
+
 int sqz_dwconv_set_silu(const sqz_op_impl *impl, sqz_op_ctx *ctx,
                         void (*rowfn)(const float *x, float *y, size_t n)) {
     if (!impl || impl->run != dw_run || !ctx->params || !rowfn) return 0;
