@@ -53,21 +53,24 @@ typedef struct sqz_wino_geom {
 } sqz_wino_geom;
 
 /* The tiles of one GEMM panel: lanes [0, cnt) as runs of horizontally
- * adjacent tiles (same image, same tile row); lanes [cnt, nr) are empty (the
- * input transform writes zeros there, the output transform skips them). */
+ * adjacent tiles (same image, same tile row); lanes [cnt, lanes) are empty
+ * (the input transform writes zeros there, the output transform skips them)
+ * and lanes [lanes, nr) are neither written nor read: a last panel of at
+ * most nr / 2 tiles runs as a half-width GEMM panel on kernels whose
+ * half-width tiles cost half (cnt <= lanes <= nr; make_panel: lanes = nr). */
 typedef struct sqz_wino_run {
     int lane0, len;
     int64_t img, ty, tx0;
 } sqz_wino_run;
 
 typedef struct sqz_wino_panel {
-    int nr, cnt, nruns;
+    int nr, cnt, lanes, nruns;
     sqz_wino_run run[SQZ_WINO_MAX_NR];
 } sqz_wino_panel;
 
 /* Input transform of one channel: x = that channel's plane in image 0 (the
  * runs add img * x_img); writes V[xi][lane] at v[xi * vstride + lane] for
- * xi in [0, t*t), lane in [0, nr). */
+ * xi in [0, t*t), lane in [0, p->lanes). */
 typedef void (*sqz_wino_input_fn)(const sqz_wino_geom *g, const float *x, const sqz_wino_panel *p,
                                   float *v, size_t vstride);
 /* Output transform of one output channel: reads M[xi][lane] at

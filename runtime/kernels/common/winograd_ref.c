@@ -62,7 +62,7 @@ static void ref_input(const sqz_wino_geom *g, const float *x, const sqz_wino_pan
                       size_t vstride) {
     const int t = g->t, m = g->m;
     const double *BT = bt_of(m);
-    for (int lane = 0; lane < p->nr; lane++)
+    for (int lane = 0; lane < p->lanes; lane++)
         for (int xi = 0; xi < t * t; xi++) v[(size_t)xi * vstride + (size_t)lane] = 0.0f;
     for (int r = 0; r < p->nruns; r++) {
         const sqz_wino_run *run = &p->run[r];

@@ -9,7 +9,13 @@
  * twin within float rounding. Input: per lane, the t x t tile's columns are
  * gathered and transformed along the rows, then along the columns over all
  * lanes (written into the GEMM's packed B panels); output: the reverse, then
- * bias, activation and the m x m pixels stored inside the plane. */
+ * bias, activation and the m x m pixels stored inside the plane.
+ *
+ * An ISA may define WT_ROW(b, len, m, hi) before the include: the row
+ * transform of pass 1 (columns j of the lanes' tiles, B^T along them) from
+ * the buffered row b into hi[k * WT_NR + l] for l < len, with
+ * WT_ROW_EXTENT(m, len) the buffer floats it reads (zero-filled) and
+ * WT_ROW_BW the row buffer size it needs. */
 #include <string.h>
 
 #include "ref/ref.h"
@@ -49,6 +55,22 @@ static void wt_bt4(const float *restrict x0, const float *restrict x1, const flo
     }
 }
 
+/* Pass 2 of the input transform: B^T along the rows of h over n lanes. */
+static inline __attribute__((always_inline)) void
+wt_input_cols(const float *h, float *v, size_t vstride, const int m, const int n) {
+    const int T = m + 2, S = T * WT_NR; /* h: row i at i * S, column k at k * WT_NR */
+    for (int k = 0; k < T; k++) {
+        const float *s = h + k * WT_NR;
+        float *o = v + (size_t)k * vstride;
+        if (m == 2)
+            wt_bt2(s, s + S, s + 2 * S, s + 3 * S, o, o + 4 * vstride, o + 8 * vstride,
+                   o + 12 * vstride, n);
+        else
+            wt_bt4(s, s + S, s + 2 * S, s + 3 * S, s + 4 * S, s + 5 * S, o, o + 6 * vstride,
+                   o + 12 * vstride, o + 18 * vstride, o + 24 * vstride, o + 30 * vstride, n);
+    }
+}
+
 /* Input transform, in two passes:
  * 1. per run and input row i: the row's columns (zero outside the plane)
  *    copied to buf, then column j of every lane's tile gathered (stride m)
@@ -57,10 +79,16 @@ static void wt_bt4(const float *restrict x0, const float *restrict x1, const flo
  * 2. per k, B^T along the rows i over all the panel's lanes -> V. */
 static void wt_input(const sqz_wino_geom *g, const float *x, const sqz_wino_panel *p, float *v,
                      size_t vstride, const int m) {
-    enum { BW = 4 * (WT_NR + 2) };
+#ifndef WT_ROW_BW
+#define WT_ROW_BW 0
+#endif
+    enum { BW = 4 * (WT_NR + 2) > WT_ROW_BW ? 4 * (WT_NR + 2) : WT_ROW_BW };
     const int T = m + 2;
     float h[36 * WT_NR];
-    float buf[6 * BW], ph[6][WT_NR];
+    float buf[6 * BW];
+#ifndef WT_ROW
+    float ph[6][WT_NR];
+#endif
     const int64_t IW = g->IW;
     for (int r = 0; r < p->nruns; r++) {
         const sqz_wino_run *run = &p->run[r];
@@ -68,6 +96,12 @@ static void wt_input(const sqz_wino_geom *g, const float *x, const sqz_wino_pane
         const int64_t iy0 = run->ty * m - g->ph, ix0 = run->tx0 * m - g->pw;
         const int len = run->len;
         const int64_t w = (int64_t)m * (len + 1); /* columns the run reads (and a few more) */
+#ifdef WT_ROW
+        /* the ISA's row transform reads whole vectors: zeros up to its extent */
+        const int64_t wz = WT_ROW_EXTENT(m, len);
+#else
+        const int64_t wz = w;
+#endif
         /* columns [c0, c1) of the buffer lie inside the row */
         int64_t c0 = ix0 < 0 ? -ix0 : 0, c1 = IW - ix0;
         if (c1 > w) c1 = w;
@@ -78,17 +112,20 @@ static void wt_input(const sqz_wino_geom *g, const float *x, const sqz_wino_pane
             const int64_t iy = iy0 + i;
             float *b = buf + i * BW;
             if (iy < 0 || iy >= g->IH || c0 == c1) {
-                memset(b, 0, (size_t)w * sizeof(float));
+                memset(b, 0, (size_t)wz * sizeof(float));
                 continue;
             }
             const float *row = xi + iy * IW; /* buffer column c is row column ix0 + c */
             for (int64_t c = 0; c < c0; c++) b[c] = 0.0f;
             memcpy(b + c0, row + (ix0 + c0), (size_t)(c1 - c0) * sizeof(float));
-            for (int64_t c = c1; c < w; c++) b[c] = 0.0f;
+            for (int64_t c = c1; c < wz; c++) b[c] = 0.0f;
         }
         for (int i = 0; i < T; i++) {
             const float *b = buf + i * BW;
             float *hi = h + i * T * WT_NR + run->lane0;
+#ifdef WT_ROW
+            WT_ROW(b, len, m, hi);
+#else
             /* column j of every lane's tile: ph[j][l] = b[m * l + j] */
             if (m == 2) {
                 for (int l = 0; l < len; l++) {
@@ -111,22 +148,16 @@ static void wt_input(const sqz_wino_geom *g, const float *x, const sqz_wino_pane
                 wt_bt4(ph[0], ph[1], ph[2], ph[3], ph[4], ph[5], hi, hi + WT_NR, hi + 2 * WT_NR,
                        hi + 3 * WT_NR, hi + 4 * WT_NR, hi + 5 * WT_NR, len);
             }
+#endif
         }
     }
-    if (p->cnt < WT_NR)
-        for (int k = 0; k < T * T; k++)
-            for (int l = p->cnt; l < WT_NR; l++) h[k * WT_NR + l] = 0.0f;
-    const int S = T * WT_NR; /* h: row i at i * S, column k at k * WT_NR */
-    for (int k = 0; k < T; k++) {
-        const float *s = h + k * WT_NR;
-        float *o = v + (size_t)k * vstride;
-        if (m == 2)
-            wt_bt2(s, s + S, s + 2 * S, s + 3 * S, o, o + 4 * vstride, o + 8 * vstride,
-                   o + 12 * vstride, WT_NR);
-        else
-            wt_bt4(s, s + S, s + 2 * S, s + 3 * S, s + 4 * S, s + 5 * S, o, o + 6 * vstride,
-                   o + 12 * vstride, o + 18 * vstride, o + 24 * vstride, o + 30 * vstride, WT_NR);
-    }
+    for (int k = 0; k < T * T; k++)
+        for (int l = p->cnt; l < p->lanes; l++) h[k * WT_NR + l] = 0.0f;
+    /* a constant lane count for the whole panel (the loops vectorize fully) */
+    if (p->lanes == WT_NR)
+        wt_input_cols(h, v, vstride, m, WT_NR);
+    else
+        wt_input_cols(h, v, vstride, m, p->lanes);
 }
 
 static void wt_input2(const sqz_wino_geom *g, const float *x, const sqz_wino_panel *p, float *v,
@@ -139,19 +170,22 @@ static void wt_input4(const sqz_wino_geom *g, const float *x, const sqz_wino_pan
     wt_input(g, x, p, v, vstride, 4);
 }
 
-/* A^T rows applied to x0..x3 (F(2,3)) / x0..x5 (F(4,3)) over WT_NR lanes */
-static void wt_at2(const float *restrict x0, const float *restrict x1, const float *restrict x2,
-                   const float *restrict x3, float *restrict o0, float *restrict o1) {
-    for (int l = 0; l < WT_NR; l++) {
+/* A^T rows applied to x0..x3 (F(2,3)) / x0..x5 (F(4,3)) over n lanes */
+static inline __attribute__((always_inline)) void
+wt_at2(const float *restrict x0, const float *restrict x1, const float *restrict x2,
+       const float *restrict x3, float *restrict o0, float *restrict o1, const int n) {
+    for (int l = 0; l < n; l++) {
         o0[l] = x0[l] + x1[l] + x2[l];
         o1[l] = x1[l] - x2[l] - x3[l];
     }
 }
 
-static void wt_at4(const float *restrict x0, const float *restrict x1, const float *restrict x2,
-                   const float *restrict x3, const float *restrict x4, const float *restrict x5,
-                   float *restrict o0, float *restrict o1, float *restrict o2, float *restrict o3) {
-    for (int l = 0; l < WT_NR; l++) {
+static inline __attribute__((always_inline)) void
+wt_at4(const float *restrict x0, const float *restrict x1, const float *restrict x2,
+       const float *restrict x3, const float *restrict x4, const float *restrict x5,
+       float *restrict o0, float *restrict o1, float *restrict o2, float *restrict o3,
+       const int n) {
+    for (int l = 0; l < n; l++) {
         float s12 = x1[l] + x2[l], d12 = x1[l] - x2[l], s34 = x3[l] + x4[l], d34 = x3[l] - x4[l];
         o0[l] = x0[l] + s12 + s34;
         o1[l] = d12 + 2.0f * d34;
@@ -212,38 +246,65 @@ static void wt_scatter(const sqz_wino_geom *g, const float *o, const sqz_wino_pa
     }
 }
 
-static void wt_output2(const sqz_wino_geom *g, const float *mb, size_t mstride,
-                       const sqz_wino_panel *p, float bias, float *y) {
-    float tm[8 * WT_NR], o[4 * WT_NR];
+/* A^T M A over n lanes, then bias and activation: o[(i * m + j) * WT_NR + lane] */
+static inline __attribute__((always_inline)) void wt_out2(const sqz_wino_geom *g, const float *mb,
+                                                          size_t mstride, float bias, float *o,
+                                                          const int n) {
+    float tm[8 * WT_NR];
     const size_t R = 4 * mstride; /* M row stride */
     for (int j = 0; j < 4; j++) { /* tm = A^T M, column j */
         const float *s = mb + (size_t)j * mstride;
-        wt_at2(s, s + R, s + 2 * R, s + 3 * R, tm + j * WT_NR, tm + (4 + j) * WT_NR);
+        wt_at2(s, s + R, s + 2 * R, s + 3 * R, tm + j * WT_NR, tm + (4 + j) * WT_NR, n);
     }
     for (int i = 0; i < 2; i++) { /* Y = tm A, row i */
         const float *s = tm + 4 * i * WT_NR;
         wt_at2(s, s + WT_NR, s + 2 * WT_NR, s + 3 * WT_NR, o + 2 * i * WT_NR,
-               o + (2 * i + 1) * WT_NR);
+               o + (2 * i + 1) * WT_NR, n);
     }
-    wt_bias_act(g, bias, o, 4 * WT_NR);
+    if (n == WT_NR)
+        wt_bias_act(g, bias, o, 4 * WT_NR);
+    else
+        for (int r = 0; r < 4; r++) wt_bias_act(g, bias, o + r * WT_NR, n);
+}
+
+static void wt_output2(const sqz_wino_geom *g, const float *mb, size_t mstride,
+                       const sqz_wino_panel *p, float bias, float *y) {
+    float o[4 * WT_NR];
+    if (p->lanes == WT_NR)
+        wt_out2(g, mb, mstride, bias, o, WT_NR);
+    else
+        wt_out2(g, mb, mstride, bias, o, p->lanes);
     wt_scatter(g, o, p, y, 2);
 }
 
-static void wt_output4(const sqz_wino_geom *g, const float *mb, size_t mstride,
-                       const sqz_wino_panel *p, float bias, float *y) {
-    float tm[24 * WT_NR], o[16 * WT_NR];
+static inline __attribute__((always_inline)) void wt_out4(const sqz_wino_geom *g, const float *mb,
+                                                          size_t mstride, float bias, float *o,
+                                                          const int n) {
+    float tm[24 * WT_NR];
     const size_t R = 6 * mstride;
     for (int j = 0; j < 6; j++) { /* tm = A^T M, column j */
         const float *s = mb + (size_t)j * mstride;
         wt_at4(s, s + R, s + 2 * R, s + 3 * R, s + 4 * R, s + 5 * R, tm + j * WT_NR,
-               tm + (6 + j) * WT_NR, tm + (12 + j) * WT_NR, tm + (18 + j) * WT_NR);
+               tm + (6 + j) * WT_NR, tm + (12 + j) * WT_NR, tm + (18 + j) * WT_NR, n);
     }
     for (int i = 0; i < 4; i++) { /* Y = tm A, row i */
         const float *s = tm + 6 * i * WT_NR;
         float *d = o + 4 * i * WT_NR;
         wt_at4(s, s + WT_NR, s + 2 * WT_NR, s + 3 * WT_NR, s + 4 * WT_NR, s + 5 * WT_NR, d,
-               d + WT_NR, d + 2 * WT_NR, d + 3 * WT_NR);
+               d + WT_NR, d + 2 * WT_NR, d + 3 * WT_NR, n);
     }
-    wt_bias_act(g, bias, o, 16 * WT_NR);
+    if (n == WT_NR)
+        wt_bias_act(g, bias, o, 16 * WT_NR);
+    else
+        for (int r = 0; r < 16; r++) wt_bias_act(g, bias, o + r * WT_NR, n);
+}
+
+static void wt_output4(const sqz_wino_geom *g, const float *mb, size_t mstride,
+                       const sqz_wino_panel *p, float bias, float *y) {
+    float o[16 * WT_NR];
+    if (p->lanes == WT_NR)
+        wt_out4(g, mb, mstride, bias, o, WT_NR);
+    else
+        wt_out4(g, mb, mstride, bias, o, p->lanes);
     wt_scatter(g, o, p, y, 4);
 }
