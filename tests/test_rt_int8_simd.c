@@ -317,6 +317,10 @@ static void test_depthwise_bit_exact(void **state) {
             {1, 5, 28, 28, 5, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2, 1, 4, 1},
             /* ... of <= 63 input bytes (vpermb): 10 bands of 10 outputs */
             {1, 4, 20, 20, 4, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+            /* plane kernel rows of 90 outputs: a step of 64, then one of 26 */
+            {1, 3, 6, 90, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1},
+            /* ... and with acc * m past 2^30 possible: the 32-output loop */
+            {1, 3, 6, 90, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 4, 1},
         };
         int compared = 0, expected = 0;
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
