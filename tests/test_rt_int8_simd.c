@@ -519,6 +519,10 @@ static void test_add_bit_exact(void **state) {
         if (it % 8 == 7) sy = sa * 1500.0f;    /* S = 41: the 64-bit path */
         if (it % 16 == 5) sy = sa / 40000.0f;  /* m ~ 2^15.3: S = 15 */
         if (it % 16 == 13) sy = sa / 30000.0f; /* S = 16 */
+        /* S = 17 (two-piece path's end); the larger multiplier's mantissa
+         * >= 1 - 2^-16 (M >= 2^31 - 2^15: the three-piece path) */
+        if (it % 16 == 9) sy = sa / 15000.0f;
+        if (it % 16 == 11) sy = sa / 0.999995f, sb = sa * 0.5f;
         i8t t;
         i8t_init(&t, SQZ_OP_ADD);
         i8t_act(&t, 0, i8t_shape(2, (int64_t)1, n), a, sa, (int32_t)(tu_rng_u32(&g) % 256) - 128);

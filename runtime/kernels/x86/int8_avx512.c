@@ -1083,9 +1083,58 @@ static void add_run512_w(const sqz_i8_addp *p, const int8_t *a, const int8_t *b,
     }
 }
 
+/* 17 <= S <= 40 and Ma, Mb < 2^31 - 2^15: two vpmaddwd instead of three.
+ * M = m1 2^16 + m0 with m0 in [-2^15, 2^15) (a signed low word, m1 carrying
+ * one more when the low half is >= 2^15) and m1 < 2^15, so both fit int16:
+ * P_k = da ma_k + db mb_k exactly (|P_k| <= 2^24), X = da Ma + db Mb =
+ * 2^16 V + r with V = P_1 + (P_0 >> 16) and 0 <= r < 2^16, and
+ * floor((X + 2^(S-1)) / 2^S) = floor((V + 2^(S-17)) / 2^(S-16)) (r / 2^16 in
+ * [0, 1) added to an integer numerator: same floor). The rest as
+ * add_run512_w. */
+static void add_run512_w2(const sqz_i8_addp *p, const int8_t *a, const int8_t *b, int8_t *y,
+                          int64_t cnt) {
+    int32_t ma0 = (int32_t)(p->Ma & 0xFFFF), ma1 = (int32_t)(p->Ma >> 16),
+            mb0 = (int32_t)(p->Mb & 0xFFFF), mb1 = (int32_t)(p->Mb >> 16);
+    if (ma0 >= 0x8000) ma0 -= 0x10000, ma1++;
+    if (mb0 >= 0x8000) mb0 -= 0x10000, mb1++;
+    /* pair constants: (da, db) . (ma_k, mb_k), da in the low word */
+    const __m512i c0 = _mm512_set1_epi32((int32_t)((uint32_t)ma0 & 0xFFFF) |
+                                         (int32_t)((uint32_t)mb0 << 16)),
+                  c1 = _mm512_set1_epi32(ma1 | mb1 << 16);
+    const __m512i half = _mm512_set1_epi32((int32_t)1 << (p->S - 17));
+    const __m128i sh = _mm_cvtsi32_si128(p->S - 16);
+    const __m512i za = _mm512_set1_epi16((short)p->zp_a), zb = _mm512_set1_epi16((short)p->zp_b);
+    const __m512i zy = _mm512_set1_epi16((short)p->zp_y), lo = _mm512_set1_epi16((short)p->lo),
+                  hi = _mm512_set1_epi16((short)p->hi);
+    /* y may alias a or b (in-place Add): each block is loaded before it is stored */
+    for (int64_t i = 0; i < cnt; i += 32) {
+        const int64_t n = cnt - i;
+        const __mmask32 m = n >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << n) - 1);
+        const __m512i da =
+            _mm512_sub_epi16(_mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, a + i)), za);
+        const __m512i db =
+            _mm512_sub_epi16(_mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, b + i)), zb);
+        __m512i r[2];
+        for (int h = 0; h < 2; h++) {
+            const __m512i x = h ? _mm512_unpackhi_epi16(da, db) : _mm512_unpacklo_epi16(da, db);
+            const __m512i v = _mm512_add_epi32(_mm512_madd_epi16(x, c1),
+                                               _mm512_srai_epi32(_mm512_madd_epi16(x, c0), 16));
+            r[h] = _mm512_sra_epi32(_mm512_add_epi32(v, half), sh);
+        }
+        __m512i v = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), zy);
+        v = _mm512_min_epi16(_mm512_max_epi16(v, lo), hi);
+        _mm256_mask_storeu_epi8(y + i, m, _mm512_cvtepi16_epi8(v));
+    }
+}
+
 /* elements [0, cnt) of a, b, y */
 static void add_range512(const sqz_i8_addp *p, const int8_t *a, const int8_t *b, int8_t *y,
                          int64_t cnt) {
+    const int64_t top = ((int64_t)1 << 31) - ((int64_t)1 << 15);
+    if (p->S >= 17 && p->S <= 40 && p->Ma < top && p->Mb < top) {
+        add_run512_w2(p, a, b, y, cnt);
+        return;
+    }
     if (p->S >= 16 && p->S <= 40) {
         add_run512_w(p, a, b, y, cnt);
         return;
