@@ -15,7 +15,9 @@
  * transform of pass 1 (columns j of the lanes' tiles, B^T along them) from
  * the buffered row b into hi[k * WT_NR + l] for l < len, with
  * WT_ROW_EXTENT(m, len) the buffer floats it reads (zero-filled) and
- * WT_ROW_BW the row buffer size it needs. */
+ * WT_ROW_BW the row buffer size it needs; and WT_STORE(row, oi, n, m): the
+ * output pixels of n lanes, row[l * m + j] = oi[j * WT_NR + l] (it may load
+ * up to 16 floats past oi's lanes without using them). */
 #include <string.h>
 
 #include "ref/ref.h"
@@ -237,8 +239,12 @@ static void wt_scatter(const sqz_wino_geom *g, const float *o, const sqz_wino_pa
         for (int i = 0; i < m && oy0 + i < OH; i++) {
             float *row = yi + (oy0 + i) * OW + ox0;
             const float *oi = o + i * m * WT_NR + run->lane0;
+#ifdef WT_STORE
+            WT_STORE(row, oi, (int)full, m);
+#else
             for (int64_t l = 0; l < full; l++)
                 for (int j = 0; j < m; j++) row[l * m + j] = oi[j * WT_NR + l];
+#endif
             for (int64_t l = full; l < run->len; l++)
                 for (int j = 0; j < m && ox0 + l * m + j < OW; j++)
                     row[l * m + j] = oi[j * WT_NR + l];
@@ -269,7 +275,7 @@ static inline __attribute__((always_inline)) void wt_out2(const sqz_wino_geom *g
 
 static void wt_output2(const sqz_wino_geom *g, const float *mb, size_t mstride,
                        const sqz_wino_panel *p, float bias, float *y) {
-    float o[4 * WT_NR];
+    float o[4 * WT_NR + 16]; /* + 16: WT_STORE may load (not use) a vector past the end */
     if (p->lanes == WT_NR)
         wt_out2(g, mb, mstride, bias, o, WT_NR);
     else
@@ -301,7 +307,7 @@ static inline __attribute__((always_inline)) void wt_out4(const sqz_wino_geom *g
 
 static void wt_output4(const sqz_wino_geom *g, const float *mb, size_t mstride,
                        const sqz_wino_panel *p, float bias, float *y) {
-    float o[16 * WT_NR];
+    float o[16 * WT_NR + 16];
     if (p->lanes == WT_NR)
         wt_out4(g, mb, mstride, bias, o, WT_NR);
     else

@@ -3,7 +3,8 @@
  * transform of the input in intrinsics (WT_ROW): column j of the lanes'
  * tiles is every m-th float of the buffered row from j, which the compiler
  * gathered one float at a time (ResNet-18's 56x56 64 ch F(4,3): the input
- * transform took ~40% of the conv); here two-source permutes pick them. */
+ * transform took ~40% of the conv); here two-source permutes pick them.
+ * Likewise the output pixels (WT_STORE). */
 #include <immintrin.h>
 
 #define WT_NR 32
@@ -69,7 +70,51 @@ static inline __attribute__((always_inline)) void row_avx512(const float *b, int
     }
 }
 
+/* row[l * m + j] = oi[j * 32 + l] for l < n (m = 2 or 4 columns per tile):
+ * the m lane vectors interleaved in registers (4x4 / 2x2 transposes) and
+ * stored whole, where the compiler stored a float at a time */
+static inline __attribute__((always_inline)) void store_avx512(float *row, const float *oi, int n,
+                                                               const int m) {
+    for (int g = 0; g * 16 < n; g++) {
+        const int fl = m * (n - 16 * g); /* floats of this group */
+        float *d = row + 16 * m * g;
+        const float *s = oi + 16 * g;
+        __m512 out[4];
+        if (m == 2) {
+            __m512 c0 = _mm512_loadu_ps(s), c1 = _mm512_loadu_ps(s + 32);
+            __m512 lo = _mm512_unpacklo_ps(c0, c1), hi = _mm512_unpackhi_ps(c0, c1);
+            /* 128-bit blocks: lo0 hi0 lo1 hi1 | lo2 hi2 lo3 hi3 */
+            out[0] = _mm512_permutex2var_ps(
+                lo, _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23), hi);
+            out[1] = _mm512_permutex2var_ps(
+                lo, _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31),
+                hi);
+        } else {
+            __m512 c0 = _mm512_loadu_ps(s), c1 = _mm512_loadu_ps(s + 32),
+                   c2 = _mm512_loadu_ps(s + 64), c3 = _mm512_loadu_ps(s + 96);
+            __m512 t0 = _mm512_unpacklo_ps(c0, c1), t1 = _mm512_unpackhi_ps(c0, c1);
+            __m512 t2 = _mm512_unpacklo_ps(c2, c3), t3 = _mm512_unpackhi_ps(c2, c3);
+            /* block k of u_q: the 4 columns of lane 4k + q */
+            __m512 u0 = _mm512_shuffle_ps(t0, t2, 0x44), u1 = _mm512_shuffle_ps(t0, t2, 0xEE);
+            __m512 u2 = _mm512_shuffle_ps(t1, t3, 0x44), u3 = _mm512_shuffle_ps(t1, t3, 0xEE);
+            __m512 v0 = _mm512_shuffle_f32x4(u0, u1, 0x44), v1 = _mm512_shuffle_f32x4(u2, u3, 0x44);
+            __m512 v2 = _mm512_shuffle_f32x4(u0, u1, 0xEE), v3 = _mm512_shuffle_f32x4(u2, u3, 0xEE);
+            out[0] = _mm512_shuffle_f32x4(v0, v1, 0x88);
+            out[1] = _mm512_shuffle_f32x4(v0, v1, 0xDD);
+            out[2] = _mm512_shuffle_f32x4(v2, v3, 0x88);
+            out[3] = _mm512_shuffle_f32x4(v2, v3, 0xDD);
+        }
+        for (int q = 0; q < m; q++) {
+            int c = fl - 16 * q;
+            if (c <= 0) break;
+            _mm512_mask_storeu_ps(d + 16 * q, (__mmask16)(c >= 16 ? 0xffff : (1u << c) - 1u),
+                                  out[q]);
+        }
+    }
+}
+
 #define WT_ROW(b, len, m, hi) row_avx512(b, len, m, hi)
+#define WT_STORE(row, oi, n, m) store_avx512(row, oi, n, m)
 /* lane groups of 16: m = 4 reads 64 floats a group from b and from b + 4,
  * m = 2 reads 32 from b and b + 2 */
 #define WT_ROW_EXTENT(m, len)                                                                      \
