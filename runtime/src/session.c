@@ -374,9 +374,13 @@ static int xdw_prepare_op(sqz_op_ctx *ctx) {
 static const sqz_op_impl xdw_impl = {xdw_prepare_op, xdw_run_op, sqz_xdw_free, xdw_macs_op};
 
 /* Tensors of at least this many bytes between an expansion and a depthwise
- * conv are not materialised (fuse_expand_dw); SQZ_XDW_MIN overrides (A/B:
+ * conv are not materialised (fuse_expand_dw): at 2+ threads from 1 MiB, at
+ * 1 thread from 4 MiB (twice L2: the tensor then goes out to L3 / DRAM and
+ * back; below it the unfused pair was as fast: MobileNetV2 1.8 MB blocks,
+ * MNASNet's 2.4 MB one +0.5..1% fused). SQZ_XDW_MIN overrides both (A/B:
  * SQZ_XDW_MIN=0 fuses every candidate, a huge value none). */
 #define XDW_MIN_BYTES ((size_t)1 << 20)
+#define XDW_MIN_BYTES_1T ((size_t)4 << 20)
 
 /* Expansion + depthwise (xdw.h): an f32 1x1 conv (stride 1, no padding,
  * group 1, constant weights, batch 1) whose output is read only by the
@@ -387,12 +391,13 @@ static const sqz_op_impl xdw_impl = {xdw_prepare_op, xdw_run_op, sqz_xdw_free, x
 static void fuse_expand_dw(sqz_session *s, const int32_t *readers) {
     const sqz_model *m = s->m;
     const char *me = getenv("SQZ_XDW_MIN");
-    size_t min_bytes = me && *me ? (size_t)atoll(me) : XDW_MIN_BYTES;
-    /* one thread: the unfused pair was as fast or faster (MobileNetV2 4.54 /
-     * 4.54 ms, MNASNet 4.30 -> 4.35 ms fused, same run); the gain is at 2
-     * threads, where each core keeps its rows of the expanded tensor
-     * (MobileNetV2 3.01 -> 2.81 ms, MNASNet 2.93 -> 2.83 ms) */
-    if (s->num_threads < 2 && !(me && *me)) return;
+    /* 2 threads: each core keeps its rows of the expanded tensor
+     * (MobileNetV2 3.01 -> 2.81 ms, MNASNet 2.93 -> 2.83 ms); 1 thread:
+     * only MobileNetV2's 4.8 MB 16 -> 96 @112 block (whole model, same run,
+     * interleaved: 4.55 -> 4.35-4.43 ms) */
+    size_t min_bytes = me && *me             ? (size_t)atoll(me)
+                       : s->num_threads >= 2 ? XDW_MIN_BYTES
+                                             : XDW_MIN_BYTES_1T;
     for (int j = 1; j < m->n_nodes; j++) {
         const int i = j - 1;
         const sqz_node *dn = &m->nodes[j], *cn = &m->nodes[i];
@@ -920,6 +925,12 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
         for (int i = 0; i < nn && !big; i++) big = s->nodes[i].macs >= (uint64_t)min_macs;
         s->team = big;
         s->splits = big;
+        /* nothing worth splitting: every node on the calling thread, no
+         * parallel region at all (a region per node waited for a scheduler
+         * time slice each on a loaded machine: lenet300 at 2 threads, nice
+         * 19, both cores busy, 25 ms a run against 0.009 ms at 1 thread) */
+        if (!big)
+            for (int i = 0; i < nn; i++) s->nodes[i].ctx.num_threads = 1;
     }
     if (s->num_threads > 1) {
         /* the int8 thread policy (int8.h): a small int8 model runs on one
