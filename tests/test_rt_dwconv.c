@@ -304,6 +304,25 @@ static void test_shapes(void **state) {
                 }
 }
 
+/* stride 2 with the stride-2 kernel off (SQZ_DW_S2=0: the whole-plane and
+ * row kernels it replaced, kept for A/B in bench_dwconv) */
+static void test_s2_off(void **state) {
+    (void)state;
+    tu_rng rng;
+    tu_rng_seed(&rng, 4321);
+    assert_int_equal(setenv("SQZ_DW_S2", "0", 1), 0);
+    for (int hi = 0; hi < N_SIZES; hi += 2)
+        for (int wi = 0; wi < N_SIZES; wi++)
+            for (int k = 3; k <= 5; k += 2) {
+                conv_case c = dw_case(chans[tu_rng_u32(&rng) % 5], sizes[hi], sizes[wi], k, 2);
+                if (tu_rng_u32(&rng) & 1)
+                    for (int i = 0; i < 4; i++) c.pads[i] = tu_rng_u32(&rng) % (uint32_t)k;
+                set_act(&c, (int)(tu_rng_u32(&rng) % 8));
+                check_case(&rng, &c);
+            }
+    assert_int_equal(unsetenv("SQZ_DW_S2"), 0);
+}
+
 /* every activation and channel count on a few shapes, pads incl. large ones */
 static void test_acts_and_channels(void **state) {
     (void)state;
@@ -371,7 +390,7 @@ static void test_batch_threads(void **state) {
 
 /* 2-3 threads splitting layers by output rows (SQZ_DW_SPLIT=rows: every
  * plane's rows in bands of 4 per part, common/dwconv.c): each kernel path
- * (band, whole-plane, padded rows, row kernels) with asymmetric pads, heights
+ * (band, whole-plane, stride-2, padded rows, row kernels) with asymmetric pads, heights
  * that are not a multiple of the band and batches; then shorter planes split
  * by rows and by planes (the default). Every case is above the 2^19-MAC
  * split threshold. */
@@ -386,8 +405,8 @@ static void test_row_split(void **state) {
         {24, 56, 56, 3, 1}, /* band kernel */
         {16, 57, 50, 5, 1}, /* band kernel, 57 rows */
         {80, 28, 28, 3, 1}, /* whole-plane kernel */
-        {96, 56, 56, 3, 2}, /* whole-plane kernel, stride 2 */
-        {48, 59, 30, 5, 2}, /* whole-plane kernel, 30 rows */
+        {96, 56, 56, 3, 2}, /* stride-2 kernel */
+        {48, 59, 30, 5, 2}, /* stride-2 kernel, 30 rows */
         {32, 30, 70, 3, 1}, /* padded rows (> 64 wide) */
         {64, 60, 80, 3, 2}, /* row kernels, stride 2 */
         {32, 120, 72, 3, 2} /* row kernels, 60 rows */
@@ -481,9 +500,13 @@ static void test_report(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shapes),        cmocka_unit_test(test_acts_and_channels),
-        cmocka_unit_test(test_batch_threads), cmocka_unit_test(test_row_split),
-        cmocka_unit_test(test_declines),      cmocka_unit_test(test_report),
+        cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_s2_off),
+        cmocka_unit_test(test_acts_and_channels),
+        cmocka_unit_test(test_batch_threads),
+        cmocka_unit_test(test_row_split),
+        cmocka_unit_test(test_declines),
+        cmocka_unit_test(test_report),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -139,6 +139,14 @@ size_t sqz_dw_band_floats_avx2(const sqz_dw_plane *a);
 void sqz_dw_band_zero_avx2(const sqz_dw_plane *a, float *buf);
 void sqz_dw_band_run_avx2(const sqz_dw_plane *a, const float *x, float *y, float *buf);
 
+/* Stride-2 kernel (x86/dwconv_avx512.c, AVX-512F): one channel, from the
+ * input rows directly (no buffer): even / odd column splits in registers,
+ * 4 output rows x 2 vectors of 16 columns per pass. Covers k 3 / 5, stride
+ * 2, any pads >= 0. Same args as the whole-plane kernel. */
+int sqz_dw_s2_covers_avx512(const sqz_dw_plane *a);
+/* y (OH x OW; rows [oy0, oy1)) from x (H x W). */
+void sqz_dw_s2_run_avx512(const sqz_dw_plane *a, const float *x, float *y);
+
 /* Channel-block kernel for planes with out_w <= 8 (x86/dwconv_avx512.c,
  * AVX-512F): nc <= 16 channels at once, lanes = channels (the planes are
  * transposed into a zero-padded [row][col][16] buffer and back). Covers k 3 /

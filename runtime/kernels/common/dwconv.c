@@ -26,6 +26,9 @@
  * 1.01-1.14x) */
 #define DW_BAND_MIN_OW 32
 #define DW_BAND_MAX_OW 64
+/* the stride-2 kernel takes planes with out_w <= this (and above the
+ * channel-block kernel's 8) */
+#define DW_S2_MAX_OW 32
 /* row splits (SQZ_DW_SPLIT=rows): bands of DW_ROW_UNIT output rows (the band
  * and whole-plane kernels' passes), fewer parts (each re-reads k - 1 rows) */
 #define DW_ROW_UNIT 4
@@ -185,6 +188,7 @@ typedef struct dw_p {
     size_t cb_floats;    /* > 0: the AVX-512 channel-block kernel, buffer floats per part */
     size_t band_floats;  /* > 0: the band kernel, buffer floats per part */
     int band_avx2;       /* the band kernel is the AVX2 one (else AVX-512) */
+    int s2d;             /* the AVX-512 stride-2 kernel (no buffer) */
     int split_rows;      /* threads split the layer by output rows (else planes) */
     double split_macs;   /* layers below this many MACs run on one thread */
     int64_t cblocks;     /* channel blocks of 16 per image (cb kernel) */
@@ -316,6 +320,35 @@ static void dw_planes_band(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int6
             sqz_dw_band_run_avx512(&a, X + (size_t)i * in_sp, y, buf);
         if (p->post || p->rowfn) post_rows(p, y, ob, oe);
     }
+}
+
+/* output rows [ob, oe) of planes [b, e) with the stride-2 kernel */
+static void dw_planes_s2(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e, int ob,
+                         int oe) {
+    const float *X = ctx->in_data[0], *Wt = ctx->in_data[1];
+    const float *B = p->has_bias ? ctx->in_data[2] : NULL;
+    float *Y = ctx->out_data[0];
+    const size_t in_sp = (size_t)p->H * (size_t)p->W, out_sp = (size_t)p->OH * (size_t)p->OW;
+    const size_t kk = (size_t)p->k * (size_t)p->k;
+    sqz_dw_plane a;
+    plane_args(p, &a);
+    a.oy0 = ob;
+    a.oy1 = oe;
+    for (int64_t i = b; i < e; i++) {
+        int64_t c = i % p->C;
+        a.w = Wt + (size_t)c * kk;
+        a.bias = B ? B[c] : 0.0f;
+        float *y = Y + (size_t)i * out_sp;
+        sqz_dw_s2_run_avx512(&a, X + (size_t)i * in_sp, y);
+        if (p->post || p->rowfn) post_rows(p, y, ob, oe);
+    }
+}
+
+/* Stride-2 kernel on/off (SQZ_DW_S2=0: off, for A/B against the kernels
+ * before it); read at prepare. */
+static int s2_enabled(void) {
+    const char *e = getenv("SQZ_DW_S2");
+    return !(e && e[0] == '0');
 }
 
 /* Band kernel on/off (SQZ_DW_BAND=0: off, for bench_dwconv's comparison with
@@ -475,6 +508,20 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
         p->band_floats = sqz_dw_band_floats_avx512(&pa);
         if (p->band_floats) p->plane_floats = 0;
     }
+    /* stride 2 up to 32 outputs a row: the direct kernel (bench_dwconv,
+     * interleaved, vs the whole-plane kernel: 144x56x56 k3 1.3x, k5 1.3-1.4x,
+     * 72x56x56 k5 1.2x, 240x28x28 k5 1.1x, 28x28 k3 equal); the 112-wide
+     * rows stay on the row kernel (48x112x112 k3: 0.9x, input from L3) */
+    if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && !p->cb_floats &&
+        p->s == 2 && p->OW <= DW_S2_MAX_OW && s2_enabled()) {
+        sqz_dw_plane pa;
+        plane_args(p, &pa);
+        if (sqz_dw_s2_covers_avx512(&pa)) {
+            p->s2d = 1;
+            p->plane_floats = 0;
+            p->band_floats = 0;
+        }
+    }
     /* the same on AVX2-only CPUs (and the avx2 family) */
     if (((isa == SQZ_DW_AUTO && !cpu_avx512()) || isa == SQZ_DW_AVX2) && cpu_avx2() &&
         !p->band_floats && fn == sqz_dw_row_avx2((int)k, (int)g.s[1]) && p->s == 1 &&
@@ -500,7 +547,7 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     if (p->plane_floats) ctx->scratch_bytes = (size_t)parts * 2 * p->plane_floats * sizeof(float);
     if (p->cb_floats) ctx->scratch_bytes = (size_t)parts * p->cb_floats * sizeof(float);
     if (p->band_floats) ctx->scratch_bytes = (size_t)parts * p->band_floats * sizeof(float);
-    if (p->pw && !p->plane_floats && !p->cb_floats && !p->band_floats)
+    if (p->pw && !p->plane_floats && !p->cb_floats && !p->band_floats && !p->s2d)
         ctx->scratch_bytes = (size_t)parts * p->ring_floats * sizeof(float);
     else
         p->pw = 0;
@@ -640,6 +687,10 @@ static void dw_part(void *arg, int t) {
     if (j->p->cb_floats) {
         dw_cblocks_avx512(j->p, j->ctx, b, e,
                           (float *)j->ctx->scratch + (size_t)t * j->p->cb_floats);
+        return;
+    }
+    if (j->p->s2d) {
+        dw_planes_s2(j->p, j->ctx, b, e, ob, oe);
         return;
     }
     if (j->p->band_floats) {

@@ -319,10 +319,10 @@ DW_INLINE __m512 shift_lanes(__m512 lo, __m512 hi, int s) {
 DW_INLINE void plane_rows(const sqz_dw_plane *a, const float *buf, float *y, const __m512 *wv,
                           int oy, const int K, const int S, const int R, const int NV) {
     const int ld = PL_LD * S;
-    __m512 acc[4][2];
+    __m512 acc[8][2];
     for (int j = 0; j < R; j++)
         for (int n = 0; n < NV; n++) acc[j][n] = _mm512_set1_ps(a->bias);
-#pragma GCC unroll 16
+#pragma GCC unroll 32
     for (int r = 0; r < (R - 1) * S + K; r++) {
         const float *row = buf + (size_t)(oy * S + r) * (size_t)ld;
         if (S == 1) {
@@ -338,7 +338,7 @@ DW_INLINE void plane_rows(const sqz_dw_plane *a, const float *buf, float *y, con
 #pragma GCC unroll 8
                 for (int kx = 0; kx < K; kx++) {
                     const __m512 v = shift_lanes(lo, hi, kx);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
                     for (int j = 0; j < R; j++) {
                         const int ky = r - j;
                         if (ky >= 0 && ky < K)
@@ -353,7 +353,7 @@ DW_INLINE void plane_rows(const sqz_dw_plane *a, const float *buf, float *y, con
 #pragma GCC unroll 2
             for (int n = 0; n < NV; n++) {
                 __m512 v = _mm512_loadu_ps(row + (kx & 1) * PL_LD + (kx >> 1) + 16 * n);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
                 for (int j = 0; j < R; j++) {
                     const int ky = r - j * S;
                     if (ky >= 0 && ky < K)
@@ -369,17 +369,46 @@ DW_INLINE void plane_rows(const sqz_dw_plane *a, const float *buf, float *y, con
                                   mask_16(a->OW - 16 * n), act512(acc[j][n], a->act, va, vb));
 }
 
+#ifndef PLANE_RM
+#define PLANE_RM(nv) ((nv) == 1 ? 8 : 4)
+#endif
+
 DW_INLINE void plane_run(const sqz_dw_plane *a, const float *buf, float *y, const int K,
                          const int S, const int NV) {
     __m512 wv[25];
     for (int i = 0; i < K * K; i++) wv[i] = _mm512_set1_ps(a->w[i]);
     int oy, o1;
     plane_range(a, &oy, &o1);
-    if (NV == 2 && K == 5)
-        for (; oy + 2 <= o1; oy += 2) plane_rows(a, buf, y, wv, oy, K, S, 2, NV);
-    else
-        for (; oy + 4 <= o1; oy += 4) plane_rows(a, buf, y, wv, oy, K, S, 4, NV);
-    for (; oy < o1; oy++) plane_rows(a, buf, y, wv, oy, K, S, 1, NV);
+    /* RM rows a step: 8 independent FMA chains (each k*k FMAs of 4 cycles'
+     * latency; 4 chains left half the FMA slots idle), then the remaining
+     * rows in one step */
+    const int RM = PLANE_RM(NV);
+    for (; oy + RM <= o1; oy += RM) plane_rows(a, buf, y, wv, oy, K, S, RM, NV);
+    switch (o1 - oy) {
+    case 1:
+        plane_rows(a, buf, y, wv, oy, K, S, 1, NV);
+        break;
+    case 2:
+        plane_rows(a, buf, y, wv, oy, K, S, 2, NV);
+        break;
+    case 3:
+        plane_rows(a, buf, y, wv, oy, K, S, 3, NV);
+        break;
+    case 4:
+        if (RM > 4) plane_rows(a, buf, y, wv, oy, K, S, 4, NV);
+        break;
+    case 5:
+        if (RM > 5) plane_rows(a, buf, y, wv, oy, K, S, 5, NV);
+        break;
+    case 6:
+        if (RM > 6) plane_rows(a, buf, y, wv, oy, K, S, 6, NV);
+        break;
+    case 7:
+        if (RM > 7) plane_rows(a, buf, y, wv, oy, K, S, 7, NV);
+        break;
+    default:
+        break;
+    }
 }
 
 void sqz_dw_plane_pack_avx512(const sqz_dw_plane *a, const float *x, float *buf) {
@@ -836,4 +865,158 @@ void sqz_dw_band_run_avx512(const sqz_dw_plane *a, const float *x, float *y, flo
         band_run(a, x, y, buf, 3);
     else
         band_run(a, x, y, buf, 5);
+}
+
+/* ------------------------------------------------ stride 2, direct
+ *
+ * Stride-2 planes straight from the input rows, no packed copy (the
+ * whole-plane kernel's even / odd split copy cost more than its FMAs:
+ * 144x56x56 k3, 1 thread, 70 us of which 26 without the copy). Each input
+ * row is loaded once per output row group: two masked loads per 32 input
+ * columns (zero lanes outside the row, so padding needs no buffer), split
+ * into even / odd columns by vpermt2ps; taps 2 (and 3, 4 for 5x5) are those
+ * shifted by a lane (valignd with the next vector). R output rows x NV
+ * vectors of 16 columns accumulate at once; input rows outside the plane
+ * are skipped. */
+
+/* output rows per group: 8 FMA chains (R x NV accumulators) */
+#define S2_R(nv) ((nv) == 1 ? 8 : 4)
+
+/* lanes j with 0 <= c0 + j < W */
+DW_INLINE __mmask16 s2_in_mask(int64_t c0, int64_t W) {
+    int64_t lo = c0 < 0 ? -c0 : 0, hi = W - c0;
+    if (hi > 16) hi = 16;
+    if (hi <= lo) return 0;
+    return (__mmask16)((hi == 16 ? 0xFFFFu : ((1u << hi) - 1u)) & ~((1u << lo) - 1u));
+}
+
+/* row + off as an address only (masked loads touch the valid lanes only) */
+DW_INLINE const float *s2_at(const float *row, int64_t off) {
+    return (const float *)((uintptr_t)row + (uintptr_t)(off * (int64_t)sizeof(float)));
+}
+
+/* taps T[t][n], lanes j: input column c0 + 32 n + 2 j + t of row (t < K) */
+DW_INLINE void s2_taps(const float *row, const __mmask16 *mk, int64_t c0, __m512 T[5][2],
+                       const int K, const int NV) {
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd =
+        _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __m512 E[3], O[3];
+    for (int n = 0; n <= NV; n++) {
+        const int64_t cs = c0 + 32 * n;
+        const __m512 lo = _mm512_maskz_loadu_ps(mk[2 * n], s2_at(row, cs));
+        /* the vector past the last only feeds lanes 0..1 (columns cs..cs+3) */
+        const __m512 hi = n < NV ? _mm512_maskz_loadu_ps(mk[2 * n + 1], s2_at(row, cs + 16))
+                                 : _mm512_setzero_ps();
+        E[n] = _mm512_permutex2var_ps(lo, even, hi);
+        O[n] = _mm512_permutex2var_ps(lo, odd, hi);
+    }
+    for (int n = 0; n < NV; n++) {
+        const __m512i e0 = _mm512_castps_si512(E[n]), e1 = _mm512_castps_si512(E[n + 1]);
+        T[0][n] = E[n];
+        T[1][n] = O[n];
+        T[2][n] = _mm512_castsi512_ps(_mm512_alignr_epi32(e1, e0, 1));
+        if (K == 5) {
+            T[3][n] = _mm512_castsi512_ps(
+                _mm512_alignr_epi32(_mm512_castps_si512(O[n + 1]), _mm512_castps_si512(O[n]), 1));
+            T[4][n] = _mm512_castsi512_ps(_mm512_alignr_epi32(e1, e0, 2));
+        }
+    }
+}
+
+/* output rows oy .. oy + R - 1, columns ox0 .. ox0 + 16 NV - 1 (stores
+ * masked to OW) */
+DW_INLINE void s2_group(const sqz_dw_plane *a, const float *x, float *y, const __m512 *wv, int oy,
+                        int ox0, const int K, const int R, const int NV) {
+    __m512 acc[8][2];
+    for (int j = 0; j < R; j++)
+        for (int n = 0; n < NV; n++) acc[j][n] = _mm512_set1_ps(a->bias);
+    const int64_t iy0 = (int64_t)oy * 2 - a->pt, c0 = (int64_t)ox0 * 2 - a->pl;
+    /* the load masks, the same on every row */
+    __mmask16 mk[6];
+    for (int i = 0; i < 2 * NV + 1; i++) mk[i] = s2_in_mask(c0 + 16 * i, a->W);
+#pragma GCC unroll 20
+    for (int r = 0; r < (R - 1) * 2 + K; r++) {
+        const int64_t iy = iy0 + r;
+        if (iy < 0 || iy >= a->H) continue; /* a zero row */
+        __m512 T[5][2];
+        s2_taps(x + iy * (int64_t)a->W, mk, c0, T, K, NV);
+#pragma GCC unroll 8
+        for (int j = 0; j < R; j++) {
+            const int ky = r - 2 * j;
+            if (ky < 0 || ky >= K) continue;
+#pragma GCC unroll 5
+            for (int kx = 0; kx < K; kx++)
+#pragma GCC unroll 2
+                for (int n = 0; n < NV; n++)
+                    acc[j][n] = _mm512_fmadd_ps(wv[ky * K + kx], T[kx][n], acc[j][n]);
+        }
+    }
+    const __m512 va = _mm512_set1_ps(a->alpha), vb = _mm512_set1_ps(a->beta);
+    for (int j = 0; j < R; j++)
+        for (int n = 0; n < NV; n++)
+            _mm512_mask_storeu_ps(y + (size_t)(oy + j) * (size_t)a->OW + ox0 + 16 * n,
+                                  mask_16(a->OW - ox0 - 16 * n), act512(acc[j][n], a->act, va, vb));
+}
+
+/* output rows [oy, oy + R) (R <= S2_R(NV)) of the column chunk at ox0 */
+#define S2_G(RR, NVV)                                                                              \
+    case RR:                                                                                       \
+        s2_group(a, x, y, wv, oy, ox0, K, RR, NVV);                                                \
+        break;
+DW_INLINE void s2_chunk(const sqz_dw_plane *a, const float *x, float *y, const __m512 *wv, int oy,
+                        int R, int ox0, const int K, const int NV) {
+    switch (R) {
+        S2_G(1, NV)
+        S2_G(2, NV)
+        S2_G(3, NV)
+        S2_G(4, NV)
+    default:
+        if (NV == 1) {
+            switch (R) {
+                S2_G(5, 1)
+                S2_G(6, 1)
+                S2_G(7, 1)
+                S2_G(8, 1)
+            default:
+                break;
+            }
+        }
+        break;
+    }
+}
+#undef S2_G
+
+/* bands of 8 output rows (their input rows stay in L1 across the column
+ * chunks of wide planes), column chunks of 32 outputs (the last one 16 when
+ * it fits) */
+DW_INLINE void s2_plane(const sqz_dw_plane *a, const float *x, float *y, const int K) {
+    __m512 wv[25];
+    for (int i = 0; i < K * K; i++) wv[i] = _mm512_set1_ps(a->w[i]);
+    int o0, o1;
+    plane_range(a, &o0, &o1);
+    for (int ob = o0; ob < o1; ob += 8) {
+        const int oe = o1 - ob < 8 ? o1 : ob + 8;
+        for (int ox0 = 0; ox0 < a->OW; ox0 += 32) {
+            if (a->OW - ox0 > 16) {
+                for (int oy = ob; oy < oe; oy += S2_R(2))
+                    s2_chunk(a, x, y, wv, oy, oe - oy < S2_R(2) ? oe - oy : S2_R(2), ox0, K, 2);
+            } else {
+                s2_chunk(a, x, y, wv, ob, oe - ob, ox0, K, 1);
+            }
+        }
+    }
+}
+
+int sqz_dw_s2_covers_avx512(const sqz_dw_plane *a) {
+    return (a->k == 3 || a->k == 5) && a->stride == 2 && a->OW >= 1 && a->OH >= 1 && a->pt >= 0 &&
+           a->pl >= 0 && a->W >= 1 && a->H >= 1;
+}
+
+void sqz_dw_s2_run_avx512(const sqz_dw_plane *a, const float *x, float *y) {
+    if (a->k == 3)
+        s2_plane(a, x, y, 3);
+    else
+        s2_plane(a, x, y, 5);
 }
