@@ -304,13 +304,18 @@ static int px_choose(const gop *p) {
         p->wide ? (double)wide_cols(p, p->OH) : (double)((p->out_sp + k->nr - 1) / k->nr * k->nr);
     double wide = cols * (double)((p->Mg + k->mr - 1) / k->mr * k->mr);
     double px = (double)p->out_sp * (double)((p->Mg + 15) / 16 * 16) * (1.0 + 16.0 / (double)p->K);
-    if (p->wide && p->Mg <= 64) {
+    if ((p->wide && p->Mg <= 64) || (p->direct && p->Mg <= 4 * k->mr && k->ukernel_ind)) {
         /* wide convs whose column panels read B in place (<= 8 row tiles:
          * cache-line-split loads) and store few rows per tile: measured
          * (px forced, interleaved runs) stems 3->32 / 3->64 s2 @224 and
          * ResNet-18's 7x7 s2 0.84-0.85x, the small ResNet's 3x3 convs
          * 0.7-0.9x at nearly equal FMA slots. Tile overheads of ~16 (column
-         * panels) and ~8 (px) k steps, 15% for the in-place loads. */
+         * panels) and ~8 (px) k steps, 15% for the in-place loads. The
+         * same for direct 1x1 convs read in place (M <= 4 row tiles; px
+         * takes M = 32: SqueezeNet 1.1's 256->32 / 128->32 @27x27 and
+         * MobileNetV2's 192->32 / 144->32 @28x28, 1 thread, interleaved:
+         * 0.78 / 0.87 / 0.85 / 0.89x alone, in-model 86 -> 63 and 36 -> 31
+         * us CPU) */
         wide = cols * (double)((p->Mg + k->mr - 1) / k->mr * k->mr) * (1.0 + 16.0 / (double)p->K) *
                1.15;
         px = (double)p->out_sp * (double)((p->Mg + 15) / 16 * 16) * (1.0 + 8.0 / (double)p->K);
