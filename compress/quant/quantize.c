@@ -285,6 +285,7 @@ static int quantize_weights(qstate *s, int ni) {
     const int64_t rows = L->axis == 0 ? L->nc : inner, cols = L->axis == 0 ? inner : L->nc;
     const float *wf = w->f32;
     const int nt = wthreads(L, n);
+    (void)nt; /* unused without OpenMP (the aarch64 cross build) */
     /* per-channel max |w| (exact in any order) */
     if (L->axis == 0) {
 #if defined(_OPENMP)
@@ -383,6 +384,7 @@ static int correct_bias(qstate *s, int ni) {
         int64_t k = w->shape.dims[2] * w->shape.dims[3], cout_g = cout / groups;
         if (cin_g * groups != ch->c) return 0;
         const int nt = wthreads(L, cout * cin_g * k);
+        (void)nt; /* unused without OpenMP */
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
 #endif
