@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv1x1.h"
 #include "dwconv.h"
 #include "gemm.h"
 #include "par.h"
@@ -16,7 +17,8 @@
 struct sqz_xdw {
     sqz_xdw_desc d;
     const sqz_gemm_kernel *gk;
-    float *w1p;       /* packed expansion weights */
+    float *w1p;       /* packed expansion weights (GEMM layout, or the small-K kernel's) */
+    sqz_c1x1_fn c1;   /* the small-K 1x1 kernel for the expansion (K <= 16), or NULL: the GEMM */
     sqz_dw_row_fn fn; /* depthwise row kernel for (k, stride) */
     int64_t cap;      /* input rows the band buffer holds */
     int64_t band;     /* output rows per band */
@@ -81,14 +83,18 @@ int sqz_xdw_create(const sqz_xdw_desc *d, sqz_xdw **out, size_t *scratch_bytes) 
     x->d = *d;
     x->gk = sqz_gemm_best();
     x->fn = sqz_dw_row_best(d->k, d->stride);
-    size_t pa = sqz_gemm_packed_a_floats(x->gk, d->M, d->K);
+    x->c1 = d->K <= SQZ_C1X1_MAX_K && !getenv("SQZ_XDW_GEMM") ? sqz_c1x1_best() : NULL;
+    size_t pa = x->c1 ? sqz_c1x1_floats(d->K, d->M) : sqz_gemm_packed_a_floats(x->gk, d->M, d->K);
     x->w1p = aligned_alloc(64, (pa * sizeof(float) + 63) / 64 * 64);
     if (!x->w1p || !x->fn) {
         int rc = x->fn ? -1 : 1;
         sqz_xdw_free(x);
         return rc;
     }
-    sqz_gemm_pack_a(x->gk, d->M, d->K, d->w1, d->K, 1, x->w1p);
+    if (x->c1)
+        sqz_c1x1_pack(d->K, d->M, d->w1, d->b1, x->w1p);
+    else
+        sqz_gemm_pack_a(x->gk, d->M, d->K, d->w1, d->K, 1, x->w1p);
     /* rows in the buffer: as many as XDW_BAND_BYTES holds, at least the
      * k + stride rows of two output rows */
     const size_t row_bytes = (size_t)d->M * (size_t)d->W * sizeof(float);
@@ -125,7 +131,8 @@ int sqz_xdw_create(const sqz_xdw_desc *d, sqz_xdw **out, size_t *scratch_bytes) 
     x->zero_floats = round16((size_t)(x->pw > d->W ? x->pw : d->W));
     sqz_gemm_args g;
     expand_args(x, NULL, 0, cap, NULL, cap * d->W, &g);
-    x->gemm_floats = round16((sqz_gemm_scratch_bytes(&g) + sizeof(float) - 1) / sizeof(float));
+    x->gemm_floats =
+        x->c1 ? 0 : round16((sqz_gemm_scratch_bytes(&g) + sizeof(float) - 1) / sizeof(float));
     x->part_floats = x->buf_floats + x->zero_floats + x->ring_floats + x->gemm_floats;
     *scratch_bytes = x->part_floats * sizeof(float) * (size_t)x->parts;
     *out = x;
@@ -204,7 +211,19 @@ static void xdw_part(void *arg, int t) {
                     memmove(buf + m * ldc, buf + m * ldc + (i0 - h0) * W,
                             (size_t)((keep1 - i0) * W) * sizeof(float));
         }
-        if (i1 > keep1) {
+        if (i1 > keep1 && x->c1) {
+            sqz_c1x1 c;
+            c.K = d->K;
+            c.M = d->M;
+            c.in_ld = H * W;
+            c.out_ld = ldc;
+            c.w = x->w1p;
+            c.act = d->act1;
+            c.stream = 0; /* the band stays in L2 */
+            c.alpha = d->alpha1;
+            c.beta = d->beta1;
+            x->c1(&c, j->X + keep1 * W, buf + (keep1 - i0) * W, 0, (i1 - keep1) * W);
+        } else if (i1 > keep1) {
             sqz_gemm_args g;
             expand_args(x, j->X, keep1, i1, buf + (keep1 - i0) * W, ldc, &g);
             sqz_gemm_range(&g, 0, d->M, 0, g.N, gs);
