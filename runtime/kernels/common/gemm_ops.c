@@ -331,7 +331,17 @@ static int px_choose(const gop *p) {
      * 0.91 -> 0.99 ms CPU with px) */
     double wbytes = (double)p->group * (double)((p->Mg + k->px_m - 1) / k->px_m * k->px_m) *
                     (double)p->K * sizeof(float);
-    return px * (wbytes > PX_COLD_W ? 1.2 : 1.05) < wide;
+    if (wbytes > PX_COLD_W) return px * 1.2 < wide;
+    /* direct 1x1 convs: the estimate above overrates px's store
+     * transposes against the column panels' packing and tile ends (px
+     * forced vs its estimate ratio px / wide, 1 thread, convab: 80->480 /
+     * 96->576 / 64->384 / 112->672 @14x14 (1.02-1.09) 0.94-0.95x,
+     * 64->256 @13x13 (1.10) 0.94x, 40->240 @28x28 (1.37) 1.01-1.05x,
+     * 24->144 / 24->72 @56x56 (1.5-1.7) 1.12-1.23x): px up to 1.12.
+     * MNASNet's five 80->480 / 96->576 @14 in-model 79-113 -> 73-103 us
+     * CPU (4 interleaved rounds) */
+    if (p->direct) return px < 1.12 * wide;
+    return px * 1.05 < wide;
 }
 
 /* Threads of a direct px conv: split the channel panels or the pixel chunks,
