@@ -41,6 +41,12 @@
  * 5.25-5.30 ms); the compact CNN's (<= 170K MACs) stay unsplit (2^17 and
  * below made it 10-20% slower) */
 #define DW_SPLIT_MACS 262144.0
+/* ... unless its input is this big: split over the threads by the producer
+ * before it, half of it sits in the other core's cache, and one core
+ * reading it all costs more than the split (MobileNetV2's 576-channel 14x14
+ * stride-2 layer, 254K MACs, 451 KB in: 24 us at 1 thread, 38-42 us unsplit
+ * at 2 threads, 18 us split; SQZ_DW_SPLIT_BYTES for A/B) */
+#define DW_SPLIT_BYTES 262144.0
 
 /* ------------------------------------------------------------ CPU support */
 
@@ -191,6 +197,7 @@ typedef struct dw_p {
     int s2d;             /* the AVX-512 stride-2 kernel (no buffer) */
     int split_rows;      /* threads split the layer by output rows (else planes) */
     double split_macs;   /* layers below this many MACs run on one thread */
+    double split_bytes;  /* ... unless their input is at least this many bytes */
     int64_t cblocks;     /* channel blocks of 16 per image (cb kernel) */
     int pw;              /* > 0: rows are read from a zero-padded ring of pw-float rows */
     size_t ring_floats;  /* floats of one part's ring buffer (ring_rows x pw) */
@@ -535,6 +542,8 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     p->split_rows = split_rows(p);
     const char *sm = getenv("SQZ_DW_SPLIT_MACS"); /* A/B of the threshold in dw_run */
     p->split_macs = sm && atof(sm) >= 0.0 ? atof(sm) : DW_SPLIT_MACS;
+    const char *sb = getenv("SQZ_DW_SPLIT_BYTES");
+    p->split_bytes = sb && atof(sb) >= 0.0 ? atof(sb) : DW_SPLIT_BYTES;
     sqz_shape *y = &ctx->out_shape[0];
     y->ndim = 4;
     y->dims[0] = N;
@@ -721,7 +730,9 @@ static void dw_run(const sqz_op_ctx *ctx) {
     /* small layers stay on one thread: below 2^19 MACs (~10 us here) the
      * other core gains less than moving the planes to its cache costs (small
      * MobileNet at 2 threads: 0.141 -> 0.128 ms with the 2^17 -> 2^19 step) */
-    if (nt > 1 && (double)planes * (double)out_sp * (double)kk < p->split_macs) nt = 1;
+    if (nt > 1 && (double)planes * (double)out_sp * (double)kk < p->split_macs &&
+        (double)planes * (double)p->H * (double)p->W * sizeof(float) < p->split_bytes)
+        nt = 1;
     /* a few parts per thread: a helper that starts late (a sleeping worker,
      * par.h) still takes a share */
     const int rows = nt > 1 && p->split_rows;
