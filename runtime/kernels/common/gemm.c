@@ -226,6 +226,20 @@ static void pack_a_block(int MR, const float *src, int64_t rs, int64_t cs, int64
     }
 }
 
+/* The A panels of rows [m0, m0+mc) x k [k0, k0+kc): in place when A was
+ * packed whole, else packed into abuf (both loops of the driver). */
+static inline __attribute__((always_inline)) const float *a_block(const sqz_gemm_args *g, int MR,
+                                                                  int64_t m0, int64_t mc,
+                                                                  int64_t k0, int64_t kc,
+                                                                  float *abuf) {
+    if (g->a.packed) {
+        int64_t mpad = (g->M + MR - 1) / MR * MR;
+        return g->a.packed + k0 * mpad + m0 * kc;
+    }
+    pack_a_block(MR, g->a.data, g->a.rs, g->a.cs, m0, mc, k0, kc, abuf);
+    return abuf;
+}
+
 typedef struct strided_b {
     const float *src;
     int64_t rs, cs;
@@ -661,17 +675,8 @@ __attribute__((noinline)) static void gemm_part_big(const sqz_gemm_args *g, int6
             pack_b_slab(g, packb, pctx, k0, kc, n1, ne1, NR, sl);
         for (int64_t m0 = m1; m0 < m1e; m0 += mstep) {
             int64_t mc = m1e - m0 < mstep ? m1e - m0 : mstep;
-            const float *ablk;
-            int64_t astride; /* floats between A panels */
-            if (g->a.packed) {
-                int64_t mpad = (g->M + MR - 1) / MR * MR;
-                ablk = g->a.packed + k0 * mpad + m0 * kc;
-                astride = MR * kc;
-            } else {
-                pack_a_block(MR, g->a.data, g->a.rs, g->a.cs, m0, mc, k0, kc, abuf);
-                ablk = abuf;
-                astride = MR * kc;
-            }
+            const float *ablk = a_block(g, MR, m0, mc, k0, kc, abuf);
+            const int64_t astride = MR * kc; /* floats between A panels */
             for (int64_t n0 = n1; n0 < ne1; n0 += NR) {
                 int64_t nr = ne1 - n0 < NR ? ne1 - n0 : NR;
                 const float *bp;
@@ -738,17 +743,8 @@ static void gemm_part(const sqz_gemm_args *g, int64_t mb, int64_t me, int64_t nb
         epi.beta = g->beta;
         for (int64_t m0 = mb; m0 < me; m0 += mstep) {
             int64_t mc = me - m0 < mstep ? me - m0 : mstep;
-            const float *ablk;
-            int64_t astride; /* floats between A panels */
-            if (g->a.packed) {
-                int64_t mpad = (g->M + MR - 1) / MR * MR;
-                ablk = g->a.packed + k0 * mpad + m0 * kc;
-                astride = MR * kc;
-            } else {
-                pack_a_block(MR, g->a.data, g->a.rs, g->a.cs, m0, mc, k0, kc, abuf);
-                ablk = abuf;
-                astride = MR * kc;
-            }
+            const float *ablk = a_block(g, MR, m0, mc, k0, kc, abuf);
+            const int64_t astride = MR * kc; /* floats between A panels */
             for (int64_t n0 = nb; n0 < ne; n0 += NR) {
                 int64_t nr = ne - n0 < NR ? ne - n0 : NR;
                 const float *bp;
