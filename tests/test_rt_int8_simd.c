@@ -438,6 +438,14 @@ static void test_quantize_bit_exact(void **state) {
             float tie = ((float)((int)(tu_rng_u32(&g) % 600) - 300) + 0.5f) * s;
             for (int u = (int)(tu_rng_u32(&g) % 5) - 2; u != 0; u += u > 0 ? -1 : 1)
                 tie = nextafterf(tie, u > 0 ? INFINITY : -INFINITY);
+            if (it % 3 == 1) { /* no specials: whole vectors through the x * (1 / s)
+                                * estimate, near its margin (|t - n| vs 0.5 - 2^-10,
+                                * |t| vs 1024) and at ties */
+                float f = (float)((int)(tu_rng_u32(&g) % 2200) - 1100) + 0.5f;
+                f += k < 4 ? 0.0f : (k < 8 ? 1.0f : -1.0f) * (0x1p-10f + (float)(k % 4) * 0x1p-13f);
+                x[i] = k >= 10 ? tie : f * s;
+                continue;
+            }
             x[i] = k == 0 ? (float)((int)(tu_rng_u32(&g) % 400) - 200) * 0.25f /* ties at s = 0.5 */
                    : k == 1  ? 1e30f
                    : k == 2  ? -INFINITY
@@ -454,8 +462,15 @@ static void test_quantize_bit_exact(void **state) {
         assert_int_equal(i8t_run(&t, sqz_ref_op(SQZ_OP_QUANTIZE_LINEAR), &a), 0);
         assert_int_equal(i8t_run(&t, &sqz_i8_quantize_avx2, &b), 0);
         assert_memory_equal(a, b, (size_t)n);
-        free(a);
         free(b);
+        if (sqz_cpu_has_avx512()) { /* and the AVX2 kernel it replaces there */
+            setenv("SQZ_I8_Q256", "1", 1);
+            assert_int_equal(i8t_run(&t, &sqz_i8_quantize_avx2, &b), 0);
+            unsetenv("SQZ_I8_Q256");
+            assert_memory_equal(a, b, (size_t)n);
+            free(b);
+        }
+        free(a);
         free(x);
     }
 }

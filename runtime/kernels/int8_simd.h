@@ -244,6 +244,10 @@ void sqz_i8_mul_row_avx512(const int8_t *a, const int8_t *b, int64_t n, int32_t 
                            int8_t *y);
 /* y[i] = t[x[i] + 128] (AVX-512 VBMI; int8_avx512.c); y may alias x. */
 void sqz_i8_lut256_vbmi(const int8_t *t, const int8_t *x, int8_t *y, int64_t n);
+/* QuantizeLinear of x[0..n) (AVX-512; int8_avx512.c): int8_avx2.c's
+ * formula and its x * rcp estimate (rcp = RN(1 / s), nonzero only when that
+ * estimate is sound), 16 lanes a step. */
+void sqz_i8_quantize_avx512(const float *x, int64_t n, float s, float rcp, int32_t zp, int8_t *y);
 /* sum of x[0..n) (AVX-512 BW vpsadbw; int8_avx512.c). */
 int64_t sqz_i8_sum_avx512(const int8_t *x, int64_t n);
 /* One output row of a 2x2 stride-2 unpadded MaxPool from input rows x0, x1

@@ -1236,6 +1236,42 @@ __attribute__((target("avx512vbmi"))) void sqz_i8_lut256_vbmi(const int8_t *t, c
     }
 }
 
+/* QuantizeLinear (int8_avx2.c quantize_range's formula and estimate):
+ * t = x * rcp, m = t + 1.5 * 2^23 rounds t to the nearest even integer
+ * (|t| < 1024 << 2^22) whose value is bits(m) - bits(1.5 * 2^23), and
+ * t - (m - 1.5 * 2^23) is exact; 16 lanes keep it when every one has
+ * |t| < 1024 and |t - n| < 0.5 - 2^-10 (NaN fails both), else the
+ * division: round_half_even(x / s) + zp in float, clamped, NaN -> zp. */
+void sqz_i8_quantize_avx512(const float *x, int64_t n, float s, float rcp, int32_t zp, int8_t *y) {
+    const __m512 vs = _mm512_set1_ps(s), vr = _mm512_set1_ps(rcp), vz = _mm512_set1_ps((float)zp);
+    const __m512 flo = _mm512_set1_ps(-128.0f), fhi = _mm512_set1_ps(127.0f);
+    const __m512 magic = _mm512_set1_ps(12582912.0f), big = _mm512_set1_ps(1024.0f);
+    const __m512 dmax = _mm512_set1_ps(0.5f - 0x1p-10f);
+    const __m512i mbits = _mm512_set1_epi32(0x4B400000), zpi = _mm512_set1_epi32(zp);
+    const __m512i ilo = _mm512_set1_epi32(-128), ihi = _mm512_set1_epi32(127);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 xv = _mm512_maskz_loadu_ps(k, x + i);
+        __m512i q;
+        const __m512 t = _mm512_mul_ps(xv, vr), m = _mm512_add_ps(t, magic);
+        const __m512 d = _mm512_sub_ps(t, _mm512_sub_ps(m, magic));
+        const __mmask16 ok = _mm512_cmp_ps_mask(_mm512_abs_ps(t), big, _CMP_LT_OQ) &
+                             _mm512_cmp_ps_mask(_mm512_abs_ps(d), dmax, _CMP_LT_OQ);
+        if (rcp != 0.0f && ok == 0xFFFF) {
+            q = _mm512_sub_epi32(_mm512_castps_si512(m), mbits);
+            q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(q, zpi), ilo), ihi);
+        } else {
+            const __m512 v = _mm512_div_ps(xv, vs);
+            const __mmask16 ord = _mm512_cmp_ps_mask(v, v, _CMP_ORD_Q);
+            __m512 r = _mm512_add_ps(
+                _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vz);
+            r = _mm512_min_ps(_mm512_max_ps(r, flo), fhi);
+            q = _mm512_cvtps_epi32(_mm512_mask_mov_ps(vz, ord, r));
+        }
+        _mm_mask_storeu_epi8(y + i, k, _mm512_cvtepi32_epi8(q));
+    }
+}
+
 /* sum of x[0..n) (vpsadbw of x + 128 against 0: sums of 8 bytes in 64-bit
  * lanes, exact for any n) */
 int64_t sqz_i8_sum_avx512(const int8_t *x, int64_t n) {
