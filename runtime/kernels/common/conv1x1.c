@@ -1,5 +1,6 @@
 /* conv1x1.c - small-K 1x1 conv: packing, scalar twin, dispatch (see
  * conv1x1.h). */
+#include "act1.h"
 #include "conv1x1.h"
 
 #include "cpu.h"
@@ -21,21 +22,7 @@ void sqz_c1x1_pack(int64_t K, int64_t M, const float *W, const float *bias, floa
 }
 
 static float act1(const sqz_c1x1 *a, float v) {
-    switch (a->act) {
-    case SQZ_ACT_RELU:
-        return v > 0.0f ? v : 0.0f;
-    case SQZ_ACT_CLIP:
-        return v < a->alpha ? a->alpha : (v > a->beta ? a->beta : v);
-    case SQZ_ACT_LEAKY_RELU:
-        return v < 0.0f ? v * a->alpha : v;
-    case SQZ_ACT_HARD_SWISH: {
-        float t = v * (1.0f / 6.0f) + 0.5f;
-        t = t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
-        return v * t;
-    }
-    default:
-        return v;
-    }
+    return sqz_act1(a->act, a->alpha, a->beta, v);
 }
 
 /* the twin: the same packed weights, the same order of the sums (k

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "act1.h"
 #include "cpu.h"
 #include "dwconv.h"
 #include "par.h"
@@ -123,21 +124,7 @@ static sqz_dw_row_fn pick_fn(int isa, int k, int s) {
 /* ------------------------------------------------------- scalar row code */
 
 float sqz_dw_act1(const sqz_dw_row *a, float v) {
-    switch (a->act) {
-    case SQZ_ACT_RELU:
-        return v > 0.0f ? v : 0.0f;
-    case SQZ_ACT_CLIP:
-        return v < a->alpha ? a->alpha : (v > a->beta ? a->beta : v);
-    case SQZ_ACT_LEAKY_RELU:
-        return v < 0.0f ? v * a->alpha : v;
-    case SQZ_ACT_HARD_SWISH: {
-        float t = v * (1.0f / 6.0f) + 0.5f;
-        t = t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
-        return v * t;
-    }
-    default:
-        return v;
-    }
+    return sqz_act1(a->act, a->alpha, a->beta, v);
 }
 
 void sqz_dw_border(const sqz_dw_row *a, const float *const *rows, float *y, int ox0, int ox1) {
