@@ -1034,6 +1034,22 @@ static int add_prepare512(sqz_op_ctx *ctx) {
     return 0;
 }
 
+/* The Add kernels' ends (add_run512_w, add_run512_w2): 32 int8 values of
+ * one operand (masked) minus its zero point, as int16 ... */
+static inline __attribute__((always_inline)) __m512i add_in(const int8_t *a, __mmask32 m,
+                                                            __m512i zp) {
+    return _mm512_sub_epi16(_mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, a)), zp);
+}
+/* ... and the two int32 halves of their sums packed, offset by zp_y,
+ * clamped and stored. unpacklo / hi took lanes 0-3 / 4-7 of each 128-bit
+ * block: the pack puts them back in order. */
+static inline __attribute__((always_inline)) void
+add_out(int8_t *y, __mmask32 m, const __m512i r[2], __m512i zy, __m512i lo, __m512i hi) {
+    __m512i v = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), zy);
+    v = _mm512_min_epi16(_mm512_max_epi16(v, lo), hi);
+    _mm256_mask_storeu_epi8(y, m, _mm512_cvtepi16_epi8(v));
+}
+
 /* 16 <= S <= 40: the same y from 16-bit pieces, 32 lanes per step. With
  * M = m2 2^30 + m1 2^15 + m0 (m0, m1 < 2^15, m2 <= 1, for Ma and Mb) and
  * (da, db) as int16 pairs, vpmaddwd gives P_k = da ma_k + db mb_k exactly
@@ -1062,10 +1078,7 @@ static void add_run512_w(const sqz_i8_addp *p, const int8_t *a, const int8_t *b,
     for (int64_t i = 0; i < cnt; i += 32) {
         const int64_t n = cnt - i;
         const __mmask32 m = n >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << n) - 1);
-        const __m512i da =
-            _mm512_sub_epi16(_mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, a + i)), za);
-        const __m512i db =
-            _mm512_sub_epi16(_mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, b + i)), zb);
+        const __m512i da = add_in(a + i, m, za), db = add_in(b + i, m, zb);
         __m512i r[2];
         for (int h = 0; h < 2; h++) {
             const __m512i x = h ? _mm512_unpackhi_epi16(da, db) : _mm512_unpacklo_epi16(da, db);
@@ -1075,11 +1088,7 @@ static void add_run512_w(const sqz_i8_addp *p, const int8_t *a, const int8_t *b,
                                                _mm512_srai_epi32(p0, 15));
             r[h] = _mm512_sra_epi32(_mm512_add_epi32(v, half), sh);
         }
-        /* unpacklo / hi took lanes 0-3 / 4-7 of each 128-bit block: the pack
-         * puts them back in order */
-        __m512i v = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), zy);
-        v = _mm512_min_epi16(_mm512_max_epi16(v, lo), hi);
-        _mm256_mask_storeu_epi8(y + i, m, _mm512_cvtepi16_epi8(v));
+        add_out(y + i, m, r, zy, lo, hi);
     }
 }
 
@@ -1110,10 +1119,7 @@ static void add_run512_w2(const sqz_i8_addp *p, const int8_t *a, const int8_t *b
     for (int64_t i = 0; i < cnt; i += 32) {
         const int64_t n = cnt - i;
         const __mmask32 m = n >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << n) - 1);
-        const __m512i da =
-            _mm512_sub_epi16(_mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, a + i)), za);
-        const __m512i db =
-            _mm512_sub_epi16(_mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, b + i)), zb);
+        const __m512i da = add_in(a + i, m, za), db = add_in(b + i, m, zb);
         __m512i r[2];
         for (int h = 0; h < 2; h++) {
             const __m512i x = h ? _mm512_unpackhi_epi16(da, db) : _mm512_unpacklo_epi16(da, db);
@@ -1121,9 +1127,7 @@ static void add_run512_w2(const sqz_i8_addp *p, const int8_t *a, const int8_t *b
                                                _mm512_srai_epi32(_mm512_madd_epi16(x, c0), 16));
             r[h] = _mm512_sra_epi32(_mm512_add_epi32(v, half), sh);
         }
-        __m512i v = _mm512_adds_epi16(_mm512_packs_epi32(r[0], r[1]), zy);
-        v = _mm512_min_epi16(_mm512_max_epi16(v, lo), hi);
-        _mm256_mask_storeu_epi8(y + i, m, _mm512_cvtepi16_epi8(v));
+        add_out(y + i, m, r, zy, lo, hi);
     }
 }
 
