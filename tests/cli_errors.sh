@@ -110,8 +110,12 @@ make_npy() {
 expect_fail "no arguments" - "$SQZ"
 expect_fail "unknown command" - "$SQZ" frobnicate
 expect_fail "unknown global flag" - "$SQZ" --bogus
-for c in import info run eval bench; do
+for c in import info run eval bench compress prune report quant sensitivity; do
     expect_fail "$c: unknown flag" - "$SQZ" "$c" --bogus-flag
+    grep -q "unknown option '--bogus-flag'" "$W/stderr" || fail "$c: unknown flag not named: $(cat "$W/stderr")"
+    expect_fail "$c: two positional arguments" - "$SQZ" "$c" "$W/a.onnx" "$W/b.onnx"
+    grep -q "unexpected argument '$W/b.onnx'" "$W/stderr" ||
+        fail "$c: second positional not named: $(cat "$W/stderr")"
 done
 expect_fail "import: no arguments" - "$SQZ" import
 expect_fail "import: missing -o" - "$SQZ" import "$W/missing.onnx"

@@ -386,6 +386,19 @@ int cli_open_session(const char *cmd, const sqz_model *m, const cli_shapes *shap
     return 0;
 }
 
+int cli_positional(const char *cmd, const char *arg, const char **slot) {
+    if (arg[0] == '-' && arg[1] != '\0') {
+        cli_error(cmd, "unknown option '%s' (try sqz %s --help)", arg, cmd);
+        return -1;
+    }
+    if (*slot) {
+        cli_error(cmd, "unexpected argument '%s'", arg);
+        return -1;
+    }
+    *slot = arg;
+    return 0;
+}
+
 int cli_opt_table(int argc, char **argv, int *i, const char *const *names, int n_names,
                   const char *cmd, const char **val) {
     for (int k = 0; k < n_names; k++) {

@@ -35,6 +35,12 @@ int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **
 int cli_opt_table(int argc, char **argv, int *i, const char *const *names, int n_names,
                   const char *cmd, const char **val);
 
+/* An argument that is no known option: stores it in *slot (the command's one
+ * positional argument). Returns -1 after printing an error when it looks like
+ * an option ("unknown option ... (try sqz <cmd> --help)") or when *slot is
+ * already taken ("unexpected argument"); "-" alone counts as a positional. */
+int cli_positional(const char *cmd, const char *arg, const char **slot);
+
 /* Strict number parsing: the whole string must be consumed. 0 ok, -1 bad. */
 int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
 int cli_parse_float(const char *s, float *out);

@@ -136,15 +136,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             }
             break;
         default:
-            if (a[0] == '-' && a[1] != '\0') {
-                cli_error(CMD, "unknown option '%s' (try sqz bench --help)", a);
-                return -1;
-            }
-            if (o->model) {
-                cli_error(CMD, "unexpected argument '%s'", a);
-                return -1;
-            }
-            o->model = a;
+            if (cli_positional(CMD, a, &o->model) != 0) return -1;
         }
     }
     if (!o->model) {

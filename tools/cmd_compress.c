@@ -213,15 +213,7 @@ static int parse_args(int argc, char **argv, copts *o) {
                                   (int)(sizeof kValued / sizeof kValued[0]), CMD, &v);
         if (which == -2) return -1;
         if (which < 0) {
-            if (a[0] == '-' && a[1] != '\0') {
-                cli_error(CMD, "unknown option '%s' (try sqz compress --help)", a);
-                return -1;
-            }
-            if (o->in) {
-                cli_error(CMD, "unexpected argument '%s'", a);
-                return -1;
-            }
-            o->in = a;
+            if (cli_positional(CMD, a, &o->in) != 0) return -1;
             continue;
         }
         int bad = 0;

@@ -817,15 +817,7 @@ static int parse_args(int argc, char **argv, popts *o) {
             }
         }
         if (which < 0) {
-            if (a[0] == '-' && a[1] != '\0') {
-                cli_error(CMD, "unknown option '%s' (try sqz prune --help)", a);
-                return -1;
-            }
-            if (o->in) {
-                cli_error(CMD, "unexpected argument '%s'", a);
-                return -1;
-            }
-            o->in = a;
+            if (cli_positional(CMD, a, &o->in) != 0) return -1;
             continue;
         }
         const char *opt = kValued[which];

@@ -97,15 +97,7 @@ static int parse_args(int argc, char **argv, run_opts *o) {
                                   (int)(sizeof kValued / sizeof kValued[0]), CMD, &v);
         if (which == -2) return -1;
         if (which < 0) {
-            if (a[0] == '-' && a[1] != '\0') {
-                cli_error(CMD, "unknown option '%s' (try sqz run --help)", a);
-                return -1;
-            }
-            if (o->model) {
-                cli_error(CMD, "unexpected argument '%s'", a);
-                return -1;
-            }
-            o->model = a;
+            if (cli_positional(CMD, a, &o->model) != 0) return -1;
             continue;
         }
         const char *name = kValued[which];
