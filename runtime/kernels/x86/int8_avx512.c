@@ -75,76 +75,83 @@ static inline __m512i bcast4(const void *p) {
     return _mm512_set1_epi32(v);
 }
 
+/* acc += dpbusd(x, w) in place. GCC 12 keeps the intrinsic's accumulators
+ * of the conv kernels' k loops in one register set and copies them to
+ * another for every vpdpbusd (two moves per product, and stack spills with
+ * 16 accumulators); the asm ties input and output to one register. */
+#define DPB(acc, x, w) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(w))
+
 /* ------------------------------------------------------------- conv */
 
-/* The conv microkernel on quads at xb + koff(k) + 4 j for pixel j of tile
- * row k: koff(k) = qoff[k] (quad planes) or k * kstride (interleaved tile). */
+/* The conv microkernel on the interleaved tile: quads at xb + k kstride +
+ * 4 j for pixel j of k-quad k. MRX (a constant: every accumulator index is
+ * known at compile time, so they stay in registers) >= mr rows. */
 static inline __attribute__((always_inline)) void
-conv_vnni_body(const uint8_t *xb, const int64_t *qoff, int64_t kstride, int64_t kq,
-               const int8_t *wp, int mr, int64_t npx, int8_t *y, int64_t ys, const sqz_i8_epi *e) {
+conv_vnni_body(const uint8_t *xb, int64_t kstride, int64_t kq, const int8_t *wp, int mr,
+               int64_t npx, int8_t *y, int64_t ys, const sqz_i8_epi *e, const int MRX) {
+    const __m512i zp16 = _mm512_set1_epi16((short)e->zp);
+    const __m512 flo = _mm512_set1_ps((float)(e->lo - e->zp)),
+                 fhi = _mm512_set1_ps((float)(e->hi - e->zp));
+    const __m512i lo8 = _mm512_set1_epi8((char)e->lo), hi8 = _mm512_set1_epi8((char)e->hi);
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     for (int64_t j = 0; j < npx; j += 32) {
         __m512i acc[MR][2]; /* start from the channel offsets: no add in the epilogue */
-        for (int r = 0; r < MR; r++)
+        for (int r = 0; r < MRX; r++)
             acc[r][0] = acc[r][1] = _mm512_set1_epi32(r < mr ? e->off[r] : 0);
         const int8_t *wk = wp;
-        for (int64_t k = 0; k < kq; k++, wk += MR * 4) {
-            const uint8_t *xk = xb + (qoff ? qoff[k] : k * kstride) + j * 4;
-            __m512i x0 = _mm512_loadu_si512(xk), x1 = _mm512_loadu_si512(xk + 64);
-            for (int r = 0; r < MR; r++) {
-                __m512i b = bcast4(wk + 4 * r);
-                acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], x0, b);
-                acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], x1, b);
+        const uint8_t *xk = xb + j * 4;
+        for (int64_t k = 0; k < kq; k++, wk += MR * 4, xk += kstride) {
+            const __m512i x0 = _mm512_loadu_si512(xk), x1 = _mm512_loadu_si512(xk + 64);
+            for (int r = 0; r < MRX; r++) {
+                const __m512i b = bcast4(wk + 4 * r);
+                DPB(acc[r][0], x0, b);
+                DPB(acc[r][1], x1, b);
             }
         }
-        int r = 0;
-        /* two rows at once: requantized lanes (|v| <= 255) packed to int16,
-         * zp added, packed to int8 (exact: the float clamp already bounds
-         * them to [lo, hi]) */
+        /* two rows at once (an odd last row: twice): requantized lanes
+         * (|v| <= 255) packed to int16, zp added, packed to int8 (exact:
+         * clamped in float before, or in int8 after with iclamp) */
         const int64_t n = npx - j;
         const __mmask32 m32 = n >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << n) - 1);
-        const __m512i zp16 = _mm512_set1_epi16((short)e->zp);
-        const __m512 flo = _mm512_set1_ps((float)(e->lo - e->zp)),
-                     fhi = _mm512_set1_ps((float)(e->hi - e->zp));
-        const __m512i perm =
-            _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-        if (e->iclamp) { /* clamp after the packs (sqz_i8_epi.iclamp) */
-            const __m512i lo8 = _mm512_set1_epi8((char)e->lo), hi8 = _mm512_set1_epi8((char)e->hi);
-            for (; r + 1 < mr; r += 2) {
-                const __m512 s0 = _mm512_set1_ps(e->rq[r].s), s1 = _mm512_set1_ps(e->rq[r + 1].s);
-#define RQI(a, s) _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(a), s))
-                __m512i a = _mm512_packs_epi32(RQI(acc[r][0], s0), RQI(acc[r][1], s0));
-                __m512i b = _mm512_packs_epi32(RQI(acc[r + 1][0], s1), RQI(acc[r + 1][1], s1));
+#pragma GCC unroll 8
+        for (int r = 0; r < MRX; r += 2) {
+            if (r >= mr) break;
+            const int two = r + 1 < mr;
+            const __m512i b0 = two ? acc[r + 1 < MRX ? r + 1 : r][0] : acc[r][0];
+            const __m512i b1 = two ? acc[r + 1 < MRX ? r + 1 : r][1] : acc[r][1];
+            const __m512 s0 = _mm512_set1_ps(e->rq[r].s),
+                         s1 = _mm512_set1_ps(e->rq[two ? r + 1 : r].s);
+            __m512i a, b;
+            if (e->iclamp) {
+#define RQI(v, s) _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(v), s))
+                a = _mm512_packs_epi32(RQI(acc[r][0], s0), RQI(acc[r][1], s0));
+                b = _mm512_packs_epi32(RQI(b0, s1), RQI(b1, s1));
 #undef RQI
-                __m512i c =
-                    _mm512_packs_epi16(_mm512_adds_epi16(a, zp16), _mm512_adds_epi16(b, zp16));
-                c = _mm512_min_epi8(_mm512_max_epi8(c, lo8), hi8);
-                c = _mm512_permutexvar_epi32(perm, c);
-                _mm256_mask_storeu_epi8(y + r * ys + j, m32, _mm512_castsi512_si256(c));
-                _mm256_mask_storeu_epi8(y + (r + 1) * ys + j, m32, _mm512_extracti64x4_epi64(c, 1));
+            } else {
+                a = _mm512_packs_epi32(rqf16(acc[r][0], s0, flo, fhi),
+                                       rqf16(acc[r][1], s0, flo, fhi));
+                b = _mm512_packs_epi32(rqf16(b0, s1, flo, fhi), rqf16(b1, s1, flo, fhi));
             }
-        }
-        for (; r + 1 < mr; r += 2) {
-            const __m512 s0 = _mm512_set1_ps(e->rq[r].s), s1 = _mm512_set1_ps(e->rq[r + 1].s);
-            __m512i a =
-                _mm512_packs_epi32(rqf16(acc[r][0], s0, flo, fhi), rqf16(acc[r][1], s0, flo, fhi));
-            __m512i b = _mm512_packs_epi32(rqf16(acc[r + 1][0], s1, flo, fhi),
-                                           rqf16(acc[r + 1][1], s1, flo, fhi));
             __m512i c = _mm512_packs_epi16(_mm512_adds_epi16(a, zp16), _mm512_adds_epi16(b, zp16));
-            c = _mm512_permutexvar_epi32(perm, c);
+            c = _mm512_permutexvar_epi32(perm, _mm512_min_epi8(_mm512_max_epi8(c, lo8), hi8));
             _mm256_mask_storeu_epi8(y + r * ys + j, m32, _mm512_castsi512_si256(c));
-            _mm256_mask_storeu_epi8(y + (r + 1) * ys + j, m32, _mm512_extracti64x4_epi64(c, 1));
-        }
-        for (; r < mr; r++) {
-            int8_t *yr = y + r * ys + j;
-            store16(yr, rq16(acc[r][0], &e->rq[r], e->zp, e->lo, e->hi), npx - j);
-            store16(yr + 16, rq16(acc[r][1], &e->rq[r], e->zp, e->lo, e->hi), npx - j - 16);
+            if (two)
+                _mm256_mask_storeu_epi8(y + (r + 1) * ys + j, m32, _mm512_extracti64x4_epi64(c, 1));
         }
     }
 }
 
+/* rows past mr are neither accumulated nor stored (as sqz_i8_conv_q_vnni) */
 static void conv_vnni(const void *xpv, int64_t T, int64_t kq, const int8_t *wp, int mr, int64_t npx,
                       int8_t *y, int64_t ys, const sqz_i8_epi *e) {
-    conv_vnni_body(xpv, NULL, T * 4, kq, wp, mr, npx, y, ys, e);
+    if (mr <= 2)
+        conv_vnni_body(xpv, T * 4, kq, wp, mr, npx, y, ys, e, 2);
+    else if (mr <= 4)
+        conv_vnni_body(xpv, T * 4, kq, wp, mr, npx, y, ys, e, 4);
+    else if (mr <= 6)
+        conv_vnni_body(xpv, T * 4, kq, wp, mr, npx, y, ys, e, 6);
+    else
+        conv_vnni_body(xpv, T * 4, kq, wp, mr, npx, y, ys, e, MR);
 }
 
 /* conv_vnni_body on quad planes, storing each 32-pixel group's valid
@@ -169,8 +176,8 @@ conv_q_body(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp
             __m512i x0 = _mm512_loadu_si512(xk), x1 = _mm512_loadu_si512(xk + 64);
             for (int r = 0; r < MRX; r++) {
                 __m512i b = bcast4(wk + 4 * r);
-                acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], x0, b);
-                acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], x1, b);
+                DPB(acc[r][0], x0, b);
+                DPB(acc[r][1], x1, b);
             }
         }
         const int32_t cnt = gout[1];
@@ -178,20 +185,25 @@ conv_q_body(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp
         const __m512i gi = _mm512_loadu_si512(gidx);
         const __mmask32 m = cnt >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << cnt) - 1);
         int8_t *yo = y + gout[0];
-        for (int r = 0; r < mr; r += 2) { /* rows r, r1 (an odd last row: twice) */
-            const int r1 = r + 1 < mr ? r + 1 : r;
+        /* rows r, r1 (an odd last row: twice); unrolled, so that every
+         * accumulator index is a constant (they stay in registers) */
+#pragma GCC unroll 8
+        for (int r = 0; r < MRX; r += 2) {
+            if (r >= mr) break;
+            const int r1 = r + 1 < mr ? r + 1 : r, two = r1 != r;
+            const __m512i b0 = two ? acc[r + 1 < MRX ? r + 1 : r][0] : acc[r][0];
+            const __m512i b1 = two ? acc[r + 1 < MRX ? r + 1 : r][1] : acc[r][1];
             const __m512 s0 = _mm512_set1_ps(e->rq[r].s), s1 = _mm512_set1_ps(e->rq[r1].s);
             __m512i a, b;
             if (e->iclamp) {
 #define RQI(v, s) _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(v), s))
                 a = _mm512_packs_epi32(RQI(acc[r][0], s0), RQI(acc[r][1], s0));
-                b = _mm512_packs_epi32(RQI(acc[r1][0], s1), RQI(acc[r1][1], s1));
+                b = _mm512_packs_epi32(RQI(b0, s1), RQI(b1, s1));
 #undef RQI
             } else {
                 a = _mm512_packs_epi32(rqf16(acc[r][0], s0, flo, fhi),
                                        rqf16(acc[r][1], s0, flo, fhi));
-                b = _mm512_packs_epi32(rqf16(acc[r1][0], s1, flo, fhi),
-                                       rqf16(acc[r1][1], s1, flo, fhi));
+                b = _mm512_packs_epi32(rqf16(b0, s1, flo, fhi), rqf16(b1, s1, flo, fhi));
             }
             __m512i c = _mm512_packs_epi16(_mm512_adds_epi16(a, zp16), _mm512_adds_epi16(b, zp16));
             c = _mm512_permutexvar_epi8(gi, _mm512_min_epi8(_mm512_max_epi8(c, lo8), hi8));
