@@ -8,8 +8,9 @@ Per model: fp32 accuracy (sqz), sqz int8 accuracy per method, ORT int8 accuracy
 per calibration method (QDQ, per-channel int8 weights, int8 activations) run in
 ORT, the best of each, per-layer SQNR of sqz's best (min / median), model bytes
 (fp32 ONNX, sqz int8, ORT int8 ONNX), calibration wall and CPU time (sqz quant
-total vs quantize_static, each method; sqz both from the PNGs and from the same
-images pre-decoded into one .npy, the arrays ORT is given; the load average), latency (median ms, batch 1) of sqz int8,
+total vs quantize_static, each method, medians of --calib-reps interleaved rounds;
+sqz both from the PNGs and from the same images pre-decoded into one .npy, the
+arrays ORT is given; the load average; --calib-only: these timings only), latency (median ms, batch 1) of sqz int8,
 sqz fp32 and ORT int8 at 1 and 2 threads; paired counts of sqz auto vs ORT's best on the test
 images; with --holdout N, top-1 changes vs fp32 on N train images outside the calibration set.
 Bench-only code."""
@@ -234,20 +235,149 @@ def ort_latency(path, threads, runs):
     return statistics.median(t)
 
 
+def ort_wait_policy():
+    """How ORT's calibration sessions wait: as sqz quant's threads (QUANT_ENV)."""
+    return "spinning (ORT default)" if QUANT_ENV["OMP_WAIT_POLICY"].lower() == "active" \
+        else "no spinning"
+
+
+@contextlib.contextmanager
+def ort_passive_sessions():
+    """quantize_static makes its calibration session with onnxruntime.SessionOptions() defaults
+    (threads = the cores, as sqz quant --threads here; workers spin while they wait). sqz quant
+    runs with OMP_WAIT_POLICY=passive here (QUANT_ENV): for the same conditions, the sessions
+    made inside the call get no spinning either, unless OMP_WAIT_POLICY=active (measured, load
+    ~10: lenet300 minmax 0.31 -> 0.23 s wall, resnet 2.0 -> 1.2 s). Only inside the call: the
+    latency figures keep ORT's defaults."""
+    import onnxruntime as ort
+    if QUANT_ENV["OMP_WAIT_POLICY"].lower() == "active":
+        yield
+        return
+    base = ort.SessionOptions
+
+    class PassiveOptions(base):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            self.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            self.add_session_config_entry("session.inter_op.allow_spinning", "0")
+
+    ort.SessionOptions = PassiveOptions
+    try:
+        yield
+    finally:
+        ort.SessionOptions = base
+
+
 def ort_quantize(src, dst, images, method):
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
-    import onnxruntime as ort
     name = ort_session(src, 1).get_inputs()[0].name
     cm = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
           "percentile": CalibrationMethod.Percentile,
           "distribution": CalibrationMethod.Distribution}[method]
     t0, c0 = time.perf_counter(), time.process_time()
-    with contextlib.redirect_stdout(sys.stderr):  # its progress lines stay out of the tables
+    # its progress lines stay out of the tables
+    with contextlib.redirect_stdout(sys.stderr), ort_passive_sessions():
         quantize_static(src, dst, Reader(name, images), quant_format=QuantFormat.QDQ,
                         per_channel=True, weight_type=QuantType.QInt8,
                         activation_type=QuantType.QInt8, calibrate_method=cm)
     return time.perf_counter() - t0, time.process_time() - c0
+
+
+PAIRS = [("minmax", "minmax"), ("percentile", "percentile"), ("kl", "entropy"),
+         ("mse", "distribution")]
+
+
+def sqz_timed(binary, args):
+    """Wall and CPU seconds of one sqz run (a fresh process: exec and exit included)."""
+    t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    sqz(args, binary, QUANT_ENV)
+    wall = time.perf_counter() - t0
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
+
+
+def time_calibration(a, m, onnx_p, manifest, npy_manifest, images):
+    """Calibration wall / CPU time of each method pair, a.calib_reps rounds. A round times, per
+    pair, sqz from the PNGs, sqz from the pre-decoded .npy and ORT's quantize_static, one after
+    the other in an order rotated every round (no tool always runs first, after the same other
+    or in the same part of a load swing); figures are medians over the rounds. Every sqz run
+    must write the same bytes as the first (no state carried between runs)."""
+    sq = {sm: {"png": [], "npy": [], "same_reps": True} for sm, _ in PAIRS}
+    ort = {om: [] for _, om in PAIRS}
+    ort_err = {}
+    for rnd in range(a.calib_reps):
+        for sm, om in PAIRS:
+            out = os.path.join(a.work, "%s.%s.int8.sqz" % (m, sm))
+            out_n = os.path.join(a.work, "%s.%s.npy.int8.sqz" % (m, sm))
+            jobs = ["png", "npy", "ort"]
+            jobs = jobs[rnd % 3:] + jobs[:rnd % 3]
+            for j in jobs:
+                if j == "ort":
+                    if om in ort_err:
+                        continue
+                    try:
+                        ort[om].append(ort_quantize(onnx_p, os.path.join(
+                            a.work, "%s.ort.%s.onnx" % (m, om)), images, om))
+                    except Exception as ex:  # report, keep going
+                        ort_err[om] = str(ex).splitlines()[0][:200]
+                        log("  ort %s failed: %s" % (om, ort_err[om]))
+                    continue
+                o = out if j == "png" else out_n
+                prev = open(o, "rb").read() if rnd > 0 else None
+                args = ["quant", onnx_p, "--calib", manifest if j == "png" else npy_manifest,
+                        "--method", sm, "-o", o, "-q", "--threads", str(a.quant_threads)]
+                if j == "png":
+                    args += ["--json", out + ".json"]
+                sq[sm][j].append(sqz_timed(a.sqz, args))
+                if prev is not None and open(o, "rb").read() != prev:
+                    sq[sm]["same_reps"] = False
+        log("  calibration round %d/%d done (load %.1f)" % (rnd + 1, a.calib_reps,
+                                                           os.getloadavg()[0]))
+    med = lambda v, k: statistics.median(x[k] for x in v)
+    res_s, res_o = {}, {}
+    for sm, om in PAIRS:
+        png, npy = sq[sm]["png"], sq[sm]["npy"]
+        same = open(os.path.join(a.work, "%s.%s.int8.sqz" % (m, sm)), "rb").read() == open(
+            os.path.join(a.work, "%s.%s.npy.int8.sqz" % (m, sm)), "rb").read()
+        res_s[sm] = {"wall_s": med(png, 0), "cpu_s": med(png, 1),
+                     "wall_min_s": min(x[0] for x in png), "npy_wall_s": med(npy, 0),
+                     "npy_cpu_s": med(npy, 1), "npy_wall_min_s": min(x[0] for x in npy),
+                     "npy_same_model": same, "same_every_run": sq[sm]["same_reps"],
+                     "runs": {"png": png, "npy": npy}}
+        if om in ort_err:
+            res_o[om] = {"error": ort_err[om]}
+        else:
+            res_o[om] = {"wall_s": med(ort[om], 0), "cpu_s": med(ort[om], 1),
+                         "wall_min_s": min(x[0] for x in ort[om]), "runs": ort[om]}
+        log("  %-10s sqz %.3f s (pre-decoded %.3f s%s%s), ORT %-12s %s" % (
+            sm, res_s[sm]["wall_s"], res_s[sm]["npy_wall_s"], "" if same else ", MODEL DIFFERS",
+            "" if sq[sm]["same_reps"] else ", RUNS DIFFER", om,
+            "failed" if om in ort_err else "%.3f s" % res_o[om]["wall_s"]))
+    return res_s, res_o
+
+
+def print_calib_tables(rows, a, n_images, start_s):
+    print("calibration time on the same %d images, seconds: median of %d interleaved rounds "
+          "(per round and method: sqz from the PNGs, sqz from the .npy and ORT, the order rotated "
+          "each round), wall and CPU; ratio sqz / ORT per method pair (minmax-minmax, "
+          "percentile-percentile, kl-entropy, mse-distribution)" % (n_images, a.calib_reps))
+    print("sqz: the whole sqz quant process, --threads %d, OMP_WAIT_POLICY=%s (exec, import, PNG "
+          "decoding, calibration, report, write; process start alone, sqz --version: %.1f ms); "
+          "ORT: the quantize_static call in this warm Python process (imports done, images "
+          "decoded into arrays), its sessions' default threads, %s"
+          % (a.quant_threads, QUANT_ENV["OMP_WAIT_POLICY"], 1e3 * start_s, ort_wait_policy()))
+    print("(1-minute load average before / after each model's rounds: %s)" % ", ".join(
+        "%s %.1f/%.1f" % (r["model"], r["load"][0], r["load"][1]) for r in rows))
+    print_calib_ratios(rows, PAIRS, "wall_s", "cpu_s", False)
+    print("\nthe same, sqz from the same images pre-decoded into one .npy (manifest line "
+          "'npy_batch: calib_predecoded.npy'; no PNG decoding, as ORT is given arrays): ratio "
+          "sqz / ORT; 'same model': the .sqz written is byte-identical to the one from the PNGs")
+    print_calib_ratios(rows, PAIRS, "npy_wall_s", "npy_cpu_s", True)
+    bad = ["%s %s" % (r["model"], sm) for r in rows for sm, _ in PAIRS
+           if not r["sqz"][sm]["same_every_run"]]
+    if bad:
+        print("WARNING: sqz wrote different bytes across runs for: %s" % ", ".join(bad))
 
 
 def print_calib_ratios(rows, pairs, wall_key, cpu_key, check_same):
@@ -279,6 +409,10 @@ def main():
     ap.add_argument("--holdout", type=int, default=0,
                     help="also measure fidelity on N train images outside the calibration set "
                          "(0: no; 59500: all of them): accuracy and top-1 changes vs fp32")
+    ap.add_argument("--calib-reps", type=int, default=5,
+                    help="interleaved rounds of the calibration timings (median reported)")
+    ap.add_argument("--calib-only", action="store_true",
+                    help="calibration timings only (no accuracy, latency or export)")
     ap.add_argument("--json")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
@@ -292,6 +426,8 @@ def main():
         f.write("# the images of calib-data/fashion-mnist, decoded and preprocessed by bench/int8.py\n"
                 "npy_batch: calib_predecoded.npy\n")
     x, y = test_set()
+    # process start alone (sqz's timings include it; ORT's call runs in this process)
+    start_s = statistics.median(sqz_timed(a.sqz, ["--version"])[0] for _ in range(11))
     hold = holdout_set(manifest, a.work, a.holdout) if a.holdout > 0 else None
     rows = []
     for m in [s for s in a.models.split(",") if s]:
@@ -303,37 +439,24 @@ def main():
         r = {"model": m, "onnx_bytes": os.path.getsize(onnx_p)}
         fp32 = os.path.join(a.work, m + ".sqz")
         sqz(["import", onnx_p, "-o", fp32], a.sqz)
+        r["load"] = [os.getloadavg()[0]]
+        r["sqz"], r["ort"] = time_calibration(a, m, onnx_p, manifest, npy_manifest, images)
+        r["load"].append(os.getloadavg()[0])
+        if a.calib_only:
+            rows.append(r)
+            continue
         r["fp32_acc"] = sqz_eval(a.sqz, fp32, a.limit)
-        r["sqz"] = {}
         for meth in SQZ_METHODS:
             out = os.path.join(a.work, "%s.%s.int8.sqz" % (m, meth))
-            rep = out + ".json"
-            t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-            sqz(["quant", onnx_p, "--calib", manifest, "--method", meth, "-o", out, "--json", rep,
-                 "-q", "--threads", str(a.quant_threads)], a.sqz, QUANT_ENV)
-            wall = time.perf_counter() - t0
-            c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
-            # the same from the pre-decoded arrays (no PNG decoding): like-for-like with ORT
-            out_n = os.path.join(a.work, "%s.%s.npy.int8.sqz" % (m, meth))
-            t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-            sqz(["quant", onnx_p, "--calib", npy_manifest, "--method", meth, "-o", out_n, "-q",
-                 "--threads", str(a.quant_threads)], a.sqz, QUANT_ENV)
-            wall_n = time.perf_counter() - t0
-            c1n = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu_n = (c1n.ru_utime - c0.ru_utime) + (c1n.ru_stime - c0.ru_stime)
-            same = open(out, "rb").read() == open(out_n, "rb").read()
-            jr = json.load(open(rep))
+            jr = json.load(open(out + ".json"))
             sq = sorted(l["sqnr_db"] for l in jr["layers"] if l["int8"] and l["sqnr_db"] is not None)
-            r["sqz"][meth] = {"acc": sqz_eval(a.sqz, out, a.limit), "bytes": os.path.getsize(out),
-                              "wall_s": wall, "cpu_s": cpu, "npy_wall_s": wall_n,
-                              "npy_cpu_s": cpu_n, "npy_same_model": same,
-                              "calib_s": jr["calibration_seconds"],
-                              "sqnr_min": sq[0] if sq else None,
-                              "sqnr_median": statistics.median(sq) if sq else None}
-            log("  sqz %-10s acc %.2f  %d bytes  %.3f s (pre-decoded %.3f s%s)" % (
-                meth, r["sqz"][meth]["acc"], r["sqz"][meth]["bytes"], wall, wall_n,
-                "" if same else ", MODEL DIFFERS"))
+            r["sqz"][meth].update({"acc": sqz_eval(a.sqz, out, a.limit),
+                                   "bytes": os.path.getsize(out),
+                                   "calib_s": jr["calibration_seconds"],
+                                   "sqnr_min": sq[0] if sq else None,
+                                   "sqnr_median": statistics.median(sq) if sq else None})
+            log("  sqz %-10s acc %.2f  %d bytes" % (meth, r["sqz"][meth]["acc"],
+                                                    r["sqz"][meth]["bytes"]))
         # the same methods with empirical bias correction (accuracy only)
         for meth in SQZ_METHODS:
             out = os.path.join(a.work, "%s.%s-emp.int8.sqz" % (m, meth))
@@ -353,20 +476,12 @@ def main():
         r["auto"] = {"acc": sqz_eval(a.sqz, out, a.limit), "chose": chose,
                      "wall_s": time.perf_counter() - t0, "bytes": os.path.getsize(out)}
         log("  sqz auto: %s acc %.2f" % (chose, r["auto"]["acc"]))
-        r["ort"] = {}
-        r["load"] = [os.getloadavg()[0]]
-        for meth in ["minmax", "entropy", "percentile", "distribution"]:
+        for meth, o in r["ort"].items():
+            if "error" in o:
+                continue
             out = os.path.join(a.work, "%s.ort.%s.onnx" % (m, meth))
-            try:
-                secs, cpu = ort_quantize(onnx_p, out, images, meth)
-                r["ort"][meth] = {"acc": ort_accuracy(out, x, y, a.limit),
-                                  "bytes": os.path.getsize(out), "wall_s": secs, "cpu_s": cpu}
-                log("  ort %-12s acc %.2f  %d bytes  %.2f s" % (meth, r["ort"][meth]["acc"],
-                                                              r["ort"][meth]["bytes"], secs))
-            except Exception as ex:  # report, keep going
-                r["ort"][meth] = {"error": str(ex).splitlines()[0][:200]}
-                log("  ort %s failed: %s" % (meth, r["ort"][meth]["error"]))
-        r["load"].append(os.getloadavg()[0])
+            o.update({"acc": ort_accuracy(out, x, y, a.limit), "bytes": os.path.getsize(out)})
+            log("  ort %-12s acc %.2f  %d bytes" % (meth, o["acc"], o["bytes"]))
         best_s = max(SQZ_METHODS, key=lambda k: r["sqz"][k]["acc"])  # by test accuracy
         # QDQ export of sqz's best, run in ORT: accuracy and label agreement with sqz int8
         qdq = os.path.join(a.work, "%s.%s.qdq.onnx" % (m, best_s))
@@ -425,6 +540,9 @@ def main():
             r["lat"][th] = lat
         rows.append(r)
     # ---- tables
+    if a.calib_only:
+        print_calib_tables(rows, a, len(images), start_s)
+        return
     n = a.limit or 10000
     print("INT8 post-training quantization, Fashion-MNIST test accuracy on %d images (%%), "
           "calibration: %d train images (calib-data/fashion-mnist)" % (n, len(images)))
@@ -473,21 +591,8 @@ def main():
         print("%-10s %11d %11d %7.3f %11d %7.3f | %7.1f / %-7.1f" % (
             r["model"], r["onnx_bytes"], s["bytes"], s["bytes"] / r["onnx_bytes"], ob,
             ob / r["onnx_bytes"], s["sqnr_min"] or float("nan"), s["sqnr_median"] or float("nan")))
-    print("\ncalibration time on the same %d images, seconds, from the PNGs (whole sqz quant --threads %d, "
-          "OMP_WAIT_POLICY=%s, incl. "
-          "process start, import, PNG decoding, equalization, report, write | whole "
-          "quantize_static on pre-decoded arrays), wall and CPU; ratio sqz / ORT per method pair "
-          "(minmax-minmax, percentile-percentile, kl-entropy, mse-distribution)"
-          % (len(images), a.quant_threads, QUANT_ENV["OMP_WAIT_POLICY"]))
-    pairs = [("minmax", "minmax"), ("percentile", "percentile"), ("kl", "entropy"),
-             ("mse", "distribution")]
-    print("(1-minute load average after sqz's runs / after ORT's, per model: %s)" % ", ".join(
-        "%s %.1f/%.1f" % (r["model"], r["load"][0], r["load"][1]) for r in rows))
-    print_calib_ratios(rows, pairs, "wall_s", "cpu_s", False)
-    print("\nthe same, sqz from the same images pre-decoded into one .npy (manifest line "
-          "'npy_batch: calib_predecoded.npy'; no PNG decoding, as ORT is given arrays): ratio "
-          "sqz / ORT; 'same model': the .sqz written is byte-identical to the one from the PNGs")
-    print_calib_ratios(rows, pairs, "npy_wall_s", "npy_cpu_s", True)
+    print()
+    print_calib_tables(rows, a, len(images), start_s)
     print("\nlatency, batch 1, median of %d runs (ms); speedups = fp32 / int8 and ORT int8 / sqz "
           "int8" % a.runs)
     print("%-10s %3s %10s %10s %10s %12s %12s" % ("model", "thr", "sqz int8", "sqz fp32",

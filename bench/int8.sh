@@ -5,7 +5,7 @@
 # latency of sqz int8 vs sqz fp32 vs ORT int8 at 1 and 2 threads. Prints tables.
 #
 # usage: bench/int8.sh [--models lenet5,mobilenet] [--limit N] [--runs R] [--quant-threads T]
-#                      [--holdout N] [--json out.json]
+#                      [--holdout N] [--calib-reps R] [--calib-only] [--json out.json]
 #
 # Builds sqz Release (build/release, incremental) unless SQZ_BIN is set. Creates its own
 # venv build/int8-venv (PyPI onnxruntime, onnx, numpy; not Debian's onnx 1.12, which is too
