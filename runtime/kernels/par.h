@@ -6,13 +6,13 @@
  * by part).
  *
  * Three ways, chosen per call:
- * - on the master of sqz_par_team_run (the executor runs a whole inference
+ * - on the master of sqz_par_pool_run (the executor runs a whole inference
  *   that way when the session has > 1 thread, see session.c): the parts are
- *   claimed one by one by the caller and by helper tasks on the team's other
- *   threads (par.c). The caller runs every part nobody has taken, so a worker
- *   that is still asleep (OMP_WAIT_POLICY=passive) costs nothing but the
- *   wake-up call, where a parallel region per node waits for every worker to
- *   wake and then to arrive at its end (~50-70 us per region on a shared VM);
+ *   claimed one by one by the caller and by the pool's helper threads
+ *   (par.c). The caller runs every part nobody has taken and waits only for
+ *   parts a helper started, so a helper that is asleep or has lost its CPU
+ *   to another process costs nothing, where a parallel region per node (or
+ *   per run) waits for every worker to wake and then to arrive at its end;
  * - inside some other OpenMP parallel region: parts 1.. are OpenMP tasks,
  *   part 0 runs on the caller, then a taskwait (which runs the tasks nobody
  *   has started);
@@ -37,10 +37,20 @@ void sqz_par_for(int nt, int parts, sqz_par_fn fn, void *arg);
 typedef void (*sqz_par_eltwise_fn)(const float *x, float *y, size_t n);
 void sqz_par_eltwise(int nt, sqz_par_eltwise_fn fn, const float *x, float *y, size_t n);
 
-/* Runs body(arg) on the calling thread with a team of nt threads (OpenMP)
- * whose other threads help with the sqz_par_for calls body makes: the
- * executor's one team per inference. Without OpenMP, with nt <= 1 or inside
- * another parallel region: body(arg) alone. */
+/* A pool of nt - 1 helper threads (POSIX threads, in builds with OpenMP)
+ * kept by a session for all its runs; NULL when nt <= 1, without threads or
+ * when none could be started (sqz_par_pool_run then runs body alone). */
+typedef struct sqz_par_pool sqz_par_pool;
+sqz_par_pool *sqz_par_pool_new(int nt);
+void sqz_par_pool_free(sqz_par_pool *pool);
+
+/* Runs body(arg) on the calling thread, the pool's helpers taking parts of
+ * the sqz_par_for calls body makes: the executor's inference. Without a
+ * pool, inside a parallel region (the kernels then use the caller's team)
+ * or nested in another pool run: body(arg) alone. */
+void sqz_par_pool_run(sqz_par_pool *pool, void (*body)(void *), void *arg);
+
+/* sqz_par_pool_run on a pool of nt threads made for this call (tests) */
 void sqz_par_team_run(int nt, void (*body)(void *), void *arg);
 
 /* 1 when the caller runs inside an OpenMP parallel region (sqz_par_for then

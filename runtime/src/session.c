@@ -53,7 +53,8 @@ struct sqz_session {
     unsigned char *input_set; /* per graph input: set since the last run */
     int profile;              /* SQZ_PROFILE at creation: 1 wall time, 2 CPU time */
     long prof_runs;
-    int team;   /* run every node inside one OpenMP team (see sqz_session_run) */
+    int team; /* run every node with the helper threads of pool (see sqz_session_run) */
+    sqz_par_pool *pool;
     int splits; /* some node may split over the threads (not a LeNet-sized or small int8 model) */
 };
 
@@ -118,6 +119,7 @@ static void session_destroy(sqz_session *s) {
     free(s->ptr);
     free(s->input_set);
     sqz_aligned_free(s->arena);
+    sqz_par_pool_free(s->pool);
     free(s);
 }
 
@@ -949,6 +951,8 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
     {
         const char *te = getenv("SQZ_TEAM"); /* SQZ_TEAM=0: a parallel region per node (A/B) */
         if (te && !strcmp(te, "0")) s->team = 0;
+        /* no helper threads: every node's own parallel region (as SQZ_TEAM=0) */
+        if (s->team && !(s->pool = sqz_par_pool_new(s->num_threads))) s->team = 0;
     }
 
     /* lifetimes: node i runs at step i; graph inputs are live from step 0 to
@@ -1137,7 +1141,7 @@ sqz_code sqz_session_run(sqz_session *s, sqz_status *st) {
      * Workers are woken once per run instead of once per split node, and a
      * node never waits for a worker that has not woken up yet. */
     if (s->team)
-        sqz_par_team_run(s->num_threads, run_nodes_cb, s);
+        sqz_par_pool_run(s->pool, run_nodes_cb, s);
     else
         run_nodes(s);
     memset(s->input_set, 0, (size_t)s->m->n_inputs);

@@ -1,14 +1,14 @@
 /* par.c - sqz_par_for and the executor's team (contract in par.h).
  *
- * Inside sqz_par_team_run the calling thread (the master) publishes each
- * sqz_par_for in the team's mailbox: the parts are claimed one at a time
- * through an atomic counter by the master and by helper tasks. A helper task
- * is created only when none is queued or running; it claims parts of
- * whatever job is current and ends when there is nothing left to claim. The
- * master never waits for a helper to start (it claims every part nobody has
- * taken) and never sleeps in an OpenMP wait: it only waits for the parts
- * already running on a helper, which are bounded work (spinning briefly, then
- * yielding the CPU). A helper that wakes late finds a later job, or nothing.
+ * Inside sqz_par_pool_run the calling thread (the master) publishes each
+ * sqz_par_for in the pool's mailbox: the parts are claimed one at a time
+ * through an atomic counter by the master and by the pool's helper threads,
+ * which live as long as the pool (the session) and spin or sleep between
+ * jobs. The master never waits for a helper to start (it claims every part
+ * nobody has taken) and there is no barrier at the end of a run: it only
+ * waits for the parts already running on a helper, which are bounded work
+ * (spinning briefly, then yielding the CPU). A helper that wakes late finds
+ * a later job, or nothing.
  *
  * The mailbox is a seqlock: word = generation << 32 | back << 16 | front,
  * the unclaimed parts being [front, back). The master marks the word busy,
@@ -29,10 +29,10 @@
 
 #if defined(SQZ_HAVE_OPENMP)
 #include <omp.h>
-#include <stdatomic.h>
-#if defined(__unix__)
+#include <pthread.h>
 #include <sched.h>
-#endif
+#include <stdatomic.h>
+#include <time.h>
 #endif
 
 typedef struct elt_job {
@@ -65,16 +65,21 @@ void sqz_par_eltwise(int nt, sqz_par_eltwise_fn fn, const float *x, float *y, si
 
 #define MB_BUSY 0xFFFFFFFFu
 
-typedef struct team {
+struct sqz_par_pool {
     _Atomic uint64_t word; /* generation << 32 | back << 16 | front (MB_BUSY: being written) */
     _Atomic(sqz_par_fn) fn;
     _Atomic(void *) arg;
-    _Atomic int done;    /* parts finished in this generation */
-    _Atomic int helpers; /* helper tasks queued or running */
-    _Atomic int closing; /* the body is done: helpers stop waiting for jobs */
-    int nt, spin;
-    int active; /* master only: a job is running (a nested sqz_par_for runs inline) */
-} team;
+    _Atomic int done;     /* parts finished in this generation */
+    _Atomic int sleepers; /* helpers asleep (or about to be) on cv */
+    _Atomic int closing;  /* sqz_par_pool_free: helpers exit */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int nt, started;
+    long spin_ns; /* how long an idle helper spins before it sleeps */
+    int active;   /* master only: a job is running (a nested sqz_par_for runs inline) */
+    pthread_t th[];
+};
+typedef struct sqz_par_pool team;
 
 /* most parts one mailbox job holds (back and front are 16-bit fields; the
  * busy mark has both at 0xFFFF) */
@@ -91,8 +96,10 @@ static void offset_part(void *arg, int part) {
     o->fn(o->arg, o->base + part);
 }
 
-/* the team this thread is the master of (NULL: none) */
+/* the pool this thread is running (the master, in sqz_par_pool_run) */
 static _Thread_local team *cur_team;
+/* 1 on a pool's helper threads: a nested sqz_par_for runs inline */
+static _Thread_local int pool_helper;
 
 static void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -100,6 +107,12 @@ static void cpu_relax(void) {
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
+}
+
+static long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000000000L + ts.tv_nsec;
 }
 
 /* Claim and run parts of the current job until none is left: from the front
@@ -126,39 +139,51 @@ static void claim_parts(team *t, int from_back) {
 }
 
 /* a part of the current job is left to claim */
-static int claimable(team *t) {
-    uint32_t lo = (uint32_t)atomic_load_explicit(&t->word, memory_order_acquire);
+static int claimable(team *t, memory_order mo) {
+    uint32_t lo = (uint32_t)atomic_load_explicit(&t->word, mo);
     return lo != MB_BUSY && (lo & 0xFFFFu) < (lo >> 16);
 }
 
-static void helper(team *t) {
+/* A helper thread: claims parts of every job it sees; between jobs it spins
+ * for spin_ns (the next split node, or the next run, usually comes sooner),
+ * then sleeps until a job is published. The master never waits for a helper
+ * to arrive: a helper that is asleep or has lost its CPU to another process
+ * claims nothing, and the master runs every part itself (1-thread speed
+ * where an OpenMP region per run waited at its end for every thread to
+ * arrive: small ResNet, 2 threads, the other core busy, mean 5-12 ms a run). */
+static void *helper_main(void *vp) {
+    team *t = vp;
+    pool_helper = 1;
     for (;;) {
         claim_parts(t, 1);
-        /* wait a little for the next job here (TEAM_SPIN /
-         * TEAM_PASSIVE_SPIN): cheaper than a new task per split node */
-        for (int spin = 0; spin < t->spin; spin++) {
-            if (atomic_load_explicit(&t->closing, memory_order_acquire) || claimable(t)) break;
+        long t0 = now_ns();
+        for (int i = 1;; i++) {
+            if (atomic_load_explicit(&t->closing, memory_order_acquire) ||
+                claimable(t, memory_order_acquire))
+                break;
             cpu_relax();
+            if (i % 64 == 0 && now_ns() - t0 > t->spin_ns) break;
         }
-        if (claimable(t)) continue;
-        atomic_fetch_sub_explicit(&t->helpers, 1, memory_order_acq_rel);
-        /* a job published while we were leaving saw us still counted and
-         * made no new helper: take it */
-        if (!claimable(t)) return;
-        atomic_fetch_add_explicit(&t->helpers, 1, memory_order_acq_rel);
+        if (atomic_load_explicit(&t->closing, memory_order_acquire)) return NULL;
+        if (claimable(t, memory_order_acquire)) continue;
+        /* sleep: sleepers is raised before the last look at the mailbox and
+         * the master publishes before it reads sleepers (both seq_cst), so
+         * either this helper sees the job or the master wakes it */
+        pthread_mutex_lock(&t->mu);
+        atomic_fetch_add(&t->sleepers, 1);
+        while (!claimable(t, memory_order_seq_cst) && !atomic_load(&t->closing))
+            pthread_cond_wait(&t->cv, &t->mu);
+        atomic_fetch_sub(&t->sleepers, 1);
+        pthread_mutex_unlock(&t->mu);
     }
 }
 
-/* Pauses a helper waits for the next job of the same inference before it
- * leaves (its thread then sleeps in the OpenMP runtime and the next split
- * must wake it: 15-25 us on this VM). Spinning workers (the default) wait
- * ~tens of us; with OMP_WAIT_POLICY=passive still a short while (a few us
- * to ~10 us), so the nodes of one inference do not each pay a wake-up but
- * an idle session does not keep a core busy. MobileNetV2 at 2 threads,
- * passive: fp32 4.56 -> 3.56 ms, int8 2.56 -> 1.84 ms (with the int8 split
- * minimum of int8_simd.h at 4 us); spinning 3.40 / 1.74 ms. */
-#define TEAM_SPIN 2000
-#define TEAM_PASSIVE_SPIN 1000
+/* How long an idle helper spins: a run's split nodes come microseconds
+ * apart and, in a loop of inferences, the next run soon after (a sleeping
+ * helper took 15-25 us to wake on this VM); with OMP_WAIT_POLICY=passive
+ * only a short while, so an idle session does not keep a core busy. */
+#define POOL_SPIN_NS 2000000L
+#define POOL_PASSIVE_SPIN_NS 30000L
 
 /* OMP_WAIT_POLICY=passive */
 static int passive_policy(void) {
@@ -180,53 +205,94 @@ static void team_for(team *t, int parts, sqz_par_fn fn, void *arg) {
     atomic_store_explicit(&t->fn, fn, memory_order_relaxed);
     atomic_store_explicit(&t->arg, arg, memory_order_relaxed);
     atomic_store_explicit(&t->done, 0, memory_order_relaxed);
-    atomic_store_explicit(&t->word, gen << 32 | (uint64_t)parts << 16, memory_order_release);
-    if (atomic_load_explicit(&t->helpers, memory_order_acquire) < t->nt - 1) {
-        atomic_fetch_add_explicit(&t->helpers, 1, memory_order_acq_rel);
-#pragma omp task default(none) firstprivate(t)
-        helper(t);
+    atomic_store(&t->word, gen << 32 | (uint64_t)parts << 16); /* seq_cst: see helper_main */
+    if (atomic_load(&t->sleepers) > 0) {
+        pthread_mutex_lock(&t->mu);
+        pthread_cond_broadcast(&t->cv);
+        pthread_mutex_unlock(&t->mu);
     }
     claim_parts(t, 0);
     /* only parts a helper is running are left: bounded work */
     for (long spin = 0; atomic_load_explicit(&t->done, memory_order_acquire) < parts; spin++) {
         cpu_relax();
-#if defined(__unix__)
         if (spin > 4000) sched_yield(); /* the helper may have lost its CPU */
-#endif
     }
 }
 
 #endif /* SQZ_HAVE_OPENMP */
 
-void sqz_par_team_run(int nt, void (*body)(void *), void *arg) {
+sqz_par_pool *sqz_par_pool_new(int nt) {
 #if defined(SQZ_HAVE_OPENMP)
-    if (nt > 1 && !omp_in_parallel()) {
-        team t;
-        memset(&t, 0, sizeof t);
-        atomic_init(&t.word, 0);
-        atomic_init(&t.fn, NULL);
-        atomic_init(&t.arg, NULL);
-        atomic_init(&t.done, 0);
-        atomic_init(&t.helpers, 0);
-        atomic_init(&t.closing, 0);
-        t.nt = nt;
-        t.spin = passive_policy() ? TEAM_PASSIVE_SPIN : TEAM_SPIN;
-#pragma omp parallel num_threads(nt) default(none) shared(t, body, arg)
-        {
-#pragma omp master
-            {
-                cur_team = &t;
-                body(arg);
-                cur_team = NULL;
-                atomic_store_explicit(&t.closing, 1, memory_order_release);
-            }
-        } /* the helpers still queued end at this barrier (nothing to claim) */
+    if (nt <= 1) return NULL;
+    team *t = calloc(1, sizeof *t + (size_t)(nt - 1) * sizeof(pthread_t));
+    if (!t) return NULL;
+    atomic_init(&t->word, 0);
+    atomic_init(&t->fn, NULL);
+    atomic_init(&t->arg, NULL);
+    atomic_init(&t->done, 0);
+    atomic_init(&t->sleepers, 0);
+    atomic_init(&t->closing, 0);
+    t->nt = nt;
+    t->spin_ns = passive_policy() ? POOL_PASSIVE_SPIN_NS : POOL_SPIN_NS;
+    if (pthread_mutex_init(&t->mu, NULL)) {
+        free(t);
+        return NULL;
+    }
+    if (pthread_cond_init(&t->cv, NULL)) {
+        pthread_mutex_destroy(&t->mu);
+        free(t);
+        return NULL;
+    }
+    for (int i = 0; i < nt - 1; i++) {
+        if (pthread_create(&t->th[i], NULL, helper_main, t)) break;
+        t->started++;
+    }
+    if (t->started == 0) {
+        sqz_par_pool_free(t);
+        return NULL;
+    }
+    return t;
+#else
+    (void)nt;
+    return NULL;
+#endif
+}
+
+void sqz_par_pool_free(sqz_par_pool *t) {
+#if defined(SQZ_HAVE_OPENMP)
+    if (!t) return;
+    atomic_store(&t->closing, 1);
+    pthread_mutex_lock(&t->mu);
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    for (int i = 0; i < t->started; i++) pthread_join(t->th[i], NULL);
+    pthread_cond_destroy(&t->cv);
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+#else
+    (void)t;
+#endif
+}
+
+void sqz_par_pool_run(sqz_par_pool *t, void (*body)(void *), void *arg) {
+#if defined(SQZ_HAVE_OPENMP)
+    /* inside a caller's parallel region the kernels use its team (tasks) */
+    if (t && !cur_team && !pool_helper && !omp_in_parallel()) {
+        cur_team = t;
+        body(arg);
+        cur_team = NULL;
         return;
     }
 #else
-    (void)nt;
+    (void)t;
 #endif
     body(arg);
+}
+
+void sqz_par_team_run(int nt, void (*body)(void *), void *arg) {
+    sqz_par_pool *t = sqz_par_pool_new(nt);
+    sqz_par_pool_run(t, body, arg);
+    sqz_par_pool_free(t);
 }
 
 int sqz_par_in_team(void) {
@@ -255,7 +321,7 @@ void sqz_par_for(int nt, int parts, sqz_par_fn fn, void *arg) {
             cur_team->active = 0;
             return;
         }
-        if (cur_team) { /* nested in a part the master runs: inline */
+        if (cur_team || pool_helper) { /* nested in a part: inline */
             for (int p = 0; p < parts; p++) fn(arg, p);
             return;
         }
