@@ -705,36 +705,109 @@ gather_band1(const int8_t *x, const int32_t *bd, const uint8_t *ib, int64_t nq, 
     return acc;
 }
 
+/* The general path of sqz_i8_dw_gather_vbmi: band bd (index bytes ib) of
+ * planes [pl0, pl1), band-major (the band's masks and index rows are the
+ * same for every plane: set up once, and the plane loop has no branch on
+ * them). NG groups (a constant), ONE: a band of <= 63 bytes, one-source
+ * vpermb (its index bits 0-5; border index 127 -> byte 63, loaded as zb)
+ * instead of vpermi2b, which costs ~2x the port-5 time (the depthwise's
+ * bottleneck: one permute per dpbusd). */
+static inline __attribute__((always_inline, target("avx512vbmi"))) void
+gather_band_planes(const sqz_i8_dw_gather *a, const int32_t *bd, const uint8_t *ib, int64_t pl0,
+                   int64_t pl1, const int NG, const int ONE) {
+    const int64_t nq = a->nq, len = bd[1], n = bd[3];
+    const __m512i flip = _mm512_set1_epi8((char)0x80), zx = _mm512_set1_epi8((char)(a->zb ^ 0x80));
+    const __m512 flo = _mm512_set1_ps((float)(a->lo - a->zp)),
+                 fhi = _mm512_set1_ps((float)(a->hi - a->zp));
+    const __m512i zp16 = _mm512_set1_epi16((short)a->zp);
+    const __m512i lo8 = _mm512_set1_epi8((char)a->lo), hi8 = _mm512_set1_epi8((char)a->hi);
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const __mmask64 m0 = len >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << len) - 1);
+    const __mmask64 m1 = len >= 128  ? ~(__mmask64)0
+                         : len <= 64 ? (__mmask64)0
+                                     : (((__mmask64)1 << (len - 64)) - 1);
+    const __mmask64 ms = n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1);
+    const uint8_t *i1 = ib + nq * 64, *i2 = i1 + nq * 64, *i3 = i2 + nq * 64;
+    int64_t c = pl0 % a->n_co;
+    for (int64_t pl = pl0; pl < pl1; pl++, c = c + 1 == a->n_co ? 0 : c + 1) {
+        const int8_t *x = a->X + pl * a->in_sp + bd[0];
+        const __m512i lo = _mm512_xor_si512(_mm512_mask_loadu_epi8(zx, m0, x), flip);
+        /* no pointer past the plane when the band fits in lo */
+        const __m512i hi = ONE || len <= 64
+                               ? _mm512_xor_si512(zx, flip)
+                               : _mm512_xor_si512(_mm512_mask_loadu_epi8(zx, m1, x + 64), flip);
+        const int8_t *wc = a->w + c * nq * 4;
+        __m512i a0 = _mm512_set1_epi32(a->off[c]), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t q = 0; q < nq; q++) {
+            const __m512i wv = bcast4(wc + 4 * q);
+#define GX(t)                                                                                      \
+    (ONE ? _mm512_permutexvar_epi8(_mm512_loadu_si512(t), lo)                                      \
+         : _mm512_permutex2var_epi8(lo, _mm512_loadu_si512(t), hi))
+            DPB(a0, GX(ib + q * 64), wv);
+            if (NG > 1) DPB(a1, GX(i1 + q * 64), wv);
+            if (NG > 2) DPB(a2, GX(i2 + q * 64), wv);
+            if (NG > 3) DPB(a3, GX(i3 + q * 64), wv);
+#undef GX
+        }
+        /* the band's (<= 64) outputs in one store: after the two packs
+         * dword j of 128-bit lane L holds outputs 4 L .. 4 L + 3 of group
+         * j, which perm puts at dword 4 j + L (unused groups: lanes past n) */
+        const __m512 sv = _mm512_set1_ps(a->rq[c].s);
+        int8_t *y = a->Y + pl * a->out_sp + bd[2];
+        __m512i h01, h23;
+        if (a->iclamp) { /* clamp after the saturating packs (sqz_i8_epi.iclamp) */
+#define RQI(v) _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(v), sv))
+            h01 = _mm512_adds_epi16(_mm512_packs_epi32(RQI(a0), RQI(NG > 1 ? a1 : a0)), zp16);
+            h23 = NG <= 2
+                      ? h01
+                      : _mm512_adds_epi16(_mm512_packs_epi32(RQI(a2), RQI(NG > 3 ? a3 : a2)), zp16);
+#undef RQI
+            const __m512i v = _mm512_permutexvar_epi32(
+                perm, _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(h01, h23), lo8), hi8));
+            _mm512_mask_storeu_epi8(y, ms, v);
+            continue;
+        }
+        h01 = _mm512_add_epi16(
+            _mm512_packs_epi32(rqf16(a0, sv, flo, fhi), rqf16(NG > 1 ? a1 : a0, sv, flo, fhi)),
+            zp16);
+        h23 = NG <= 2 ? h01
+                      : _mm512_add_epi16(_mm512_packs_epi32(rqf16(a2, sv, flo, fhi),
+                                                            rqf16(NG > 3 ? a3 : a2, sv, flo, fhi)),
+                                         zp16);
+        _mm512_mask_storeu_epi8(y, ms,
+                                _mm512_permutexvar_epi32(perm, _mm512_packs_epi16(h01, h23)));
+    }
+}
+
 __attribute__((target("avx512vbmi"))) void sqz_i8_dw_gather_vbmi(const sqz_i8_dw_gather *a,
                                                                  int64_t pl0, int64_t pl1) {
     const int64_t nq = a->nq;
     /* bytes past the band's input (at least byte 127) load as zp_x: x + 128 = zb */
     const __m512i flip = _mm512_set1_epi8((char)0x80), zx = _mm512_set1_epi8((char)(a->zb ^ 0x80));
-    /* the epilogue's constants (rq_store32's formula, four groups at once) */
-    const __m512 flo = _mm512_set1_ps((float)(a->lo - a->zp)),
-                 fhi = _mm512_set1_ps((float)(a->hi - a->zp));
     const __m512i zp16 = _mm512_set1_epi16((short)a->zp);
     const __m512i lo8 = _mm512_set1_epi8((char)a->lo), hi8 = _mm512_set1_epi8((char)a->hi);
     const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     /* four one-group bands: output i of band j sits at byte 16 j + i after
      * perm; cidx gathers the 4 g1 outputs into consecutive bytes */
     const int64_t g1 = a->iclamp && a->g1 > 0 && a->g1 <= 16 ? a->g1 : 0;
-    uint8_t cb[64];
-    for (int k = 0; k < 64; k++) cb[k] = g1 ? (uint8_t)(16 * (k / g1 % 4) + k % g1) : 0;
-    const __m512i cidx = _mm512_loadu_si512(cb);
-    const __mmask64 m4 = g1 == 16 ? ~(__mmask64)0 : (((__mmask64)1 << (4 * g1)) - 1);
-    for (int64_t pl = pl0; pl < pl1; pl++) {
-        const int64_t c = pl % a->n_co;
-        const int8_t *x = a->X + pl * a->in_sp;
-        int8_t *y = a->Y + pl * a->out_sp;
-        const int8_t *wc = a->w + c * nq * 4;
-        const __m512i o = _mm512_set1_epi32(a->off[c]);
-        const __m512 sv = _mm512_set1_ps(a->rq[c].s);
-        int64_t b0 = 0;
-        if (g1)
-            for (; b0 + 4 <= a->nb && a->band[5 * (b0 + 3) + 3] == g1; b0 += 4) {
-                const int32_t *bd = a->band + 5 * b0;
-                const uint8_t *ib = a->idx + (size_t)b0 * 4 * nq * 64;
+    int64_t b0 = 0; /* the bands before b0 go four at a time (the same for every plane) */
+    if (g1)
+        while (b0 + 4 <= a->nb && a->band[5 * (b0 + 3) + 3] == g1) b0 += 4;
+    if (b0 > 0) {
+        uint8_t cb[64];
+        for (int k = 0; k < 64; k++) cb[k] = (uint8_t)(16 * (k / g1 % 4) + k % g1);
+        const __m512i cidx = _mm512_loadu_si512(cb);
+        const __mmask64 m4 = g1 == 16 ? ~(__mmask64)0 : (((__mmask64)1 << (4 * g1)) - 1);
+        for (int64_t pl = pl0; pl < pl1; pl++) {
+            const int64_t c = pl % a->n_co;
+            const int8_t *x = a->X + pl * a->in_sp;
+            int8_t *y = a->Y + pl * a->out_sp;
+            const int8_t *wc = a->w + c * nq * 4;
+            const __m512i o = _mm512_set1_epi32(a->off[c]);
+            const __m512 sv = _mm512_set1_ps(a->rq[c].s);
+            for (int64_t b = 0; b < b0; b += 4) {
+                const int32_t *bd = a->band + 5 * b;
+                const uint8_t *ib = a->idx + (size_t)b * 4 * nq * 64;
                 const size_t bs = (size_t)4 * nq * 64; /* index bytes per band */
                 const __m512i a0 = gather_band1(x, bd, ib, nq, wc, o, zx, flip);
                 const __m512i a1 = gather_band1(x, bd + 5, ib + bs, nq, wc, o, zx, flip);
@@ -749,76 +822,37 @@ __attribute__((target("avx512vbmi"))) void sqz_i8_dw_gather_vbmi(const sqz_i8_dw
                 if (g1 < 16) v = _mm512_permutexvar_epi8(cidx, v);
                 _mm512_mask_storeu_epi8(y + bd[2], m4, v);
             }
-        for (int64_t b = b0; b < a->nb; b++) {
-            const int32_t *bd = a->band + 5 * b;
-            const int64_t len = bd[1], ng = bd[4];
-            const __mmask64 m0 = len >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << len) - 1);
-            const __mmask64 m1 = len >= 128  ? ~(__mmask64)0
-                                 : len <= 64 ? (__mmask64)0
-                                             : (((__mmask64)1 << (len - 64)) - 1);
-            const __m512i lo = _mm512_xor_si512(_mm512_mask_loadu_epi8(zx, m0, x + bd[0]), flip);
-            const __m512i hi = /* no pointer past the plane when the band fits in lo */
-                len > 64 ? _mm512_xor_si512(_mm512_mask_loadu_epi8(zx, m1, x + bd[0] + 64), flip)
-                         : _mm512_xor_si512(zx, flip);
-            const uint8_t *ib = a->idx + (size_t)b * 4 * nq * 64;
-            /* four accumulators in registers (named, not an array) */
-            __m512i a0 = o, a1 = o, a2 = o, a3 = o;
-            const uint8_t *i1 = ib + nq * 64, *i2 = i1 + nq * 64, *i3 = i2 + nq * 64;
-            /* a band of <= 63 bytes: vpermb (its index bits 0-5; border
-             * index 127 -> byte 63, loaded as zb) instead of vpermi2b, which
-             * costs ~2x the port-5 time here (the depthwise's bottleneck:
-             * one permute per dpbusd) */
-            if (len <= 63) {
-#define GQ(acc, t) _mm512_dpbusd_epi32(acc, _mm512_permutexvar_epi8(_mm512_loadu_si512(t), lo), wv)
-                for (int64_t q = 0; q < nq; q++) {
-                    const __m512i wv = bcast4(wc + 4 * q);
-                    a0 = GQ(a0, ib + q * 64);
-                    if (ng > 1) a1 = GQ(a1, i1 + q * 64);
-                    if (ng > 2) a2 = GQ(a2, i2 + q * 64);
-                    if (ng > 3) a3 = GQ(a3, i3 + q * 64);
-                }
-#undef GQ
-            } else {
-#define GQ(acc, t)                                                                                 \
-    _mm512_dpbusd_epi32(acc, _mm512_permutex2var_epi8(lo, _mm512_loadu_si512(t), hi), wv)
-                for (int64_t q = 0; q < nq; q++) {
-                    const __m512i wv = bcast4(wc + 4 * q);
-                    a0 = GQ(a0, ib + q * 64);
-                    if (ng > 1) a1 = GQ(a1, i1 + q * 64);
-                    if (ng > 2) a2 = GQ(a2, i2 + q * 64);
-                    if (ng > 3) a3 = GQ(a3, i3 + q * 64);
-                }
-#undef GQ
-            }
-            /* the band's (<= 64) outputs in one store: after the two packs
-             * dword j of 128-bit lane L holds outputs 4 L .. 4 L + 3 of group
-             * j, which perm puts at dword 4 j + L (unused groups: lanes past n) */
-            const int64_t n = bd[3];
-            if (a->iclamp) { /* clamp after the saturating packs (sqz_i8_epi.iclamp) */
-#define RQI(v) _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(v), sv))
-                const __m512i h01 = _mm512_adds_epi16(_mm512_packs_epi32(RQI(a0), RQI(a1)), zp16);
-                const __m512i h23 =
-                    ng <= 2 ? h01 : _mm512_adds_epi16(_mm512_packs_epi32(RQI(a2), RQI(a3)), zp16);
-#undef RQI
-                const __m512i c = _mm512_permutexvar_epi32(
-                    perm, _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(h01, h23), lo8), hi8));
-                _mm512_mask_storeu_epi8(y + bd[2],
-                                        n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1), c);
-                continue;
-            }
-            const __m512i h01 = _mm512_add_epi16(
-                _mm512_packs_epi32(rqf16(a0, sv, flo, fhi), rqf16(a1, sv, flo, fhi)), zp16);
-            if (ng <= 2) { /* <= 32 outputs: rq_store32's pack and store */
-                _mm256_mask_storeu_epi8(y + bd[2],
-                                        n >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << n) - 1),
-                                        _mm512_castsi512_si256(_mm512_permutexvar_epi32(
-                                            perm, _mm512_packs_epi16(h01, h01))));
-                continue;
-            }
-            const __m512i h23 = _mm512_add_epi16(
-                _mm512_packs_epi32(rqf16(a2, sv, flo, fhi), rqf16(a3, sv, flo, fhi)), zp16);
-            _mm512_mask_storeu_epi8(y + bd[2], n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1),
-                                    _mm512_permutexvar_epi32(perm, _mm512_packs_epi16(h01, h23)));
+        }
+    }
+    for (int64_t b = b0; b < a->nb; b++) {
+        const int32_t *bd = a->band + 5 * b;
+        const uint8_t *ib = a->idx + (size_t)b * 4 * nq * 64;
+        const int one = bd[1] <= 63;
+        switch (bd[4] * 2 + one) {
+        case 2:
+            gather_band_planes(a, bd, ib, pl0, pl1, 1, 0);
+            break;
+        case 3:
+            gather_band_planes(a, bd, ib, pl0, pl1, 1, 1);
+            break;
+        case 4:
+            gather_band_planes(a, bd, ib, pl0, pl1, 2, 0);
+            break;
+        case 5:
+            gather_band_planes(a, bd, ib, pl0, pl1, 2, 1);
+            break;
+        case 6:
+            gather_band_planes(a, bd, ib, pl0, pl1, 3, 0);
+            break;
+        case 7:
+            gather_band_planes(a, bd, ib, pl0, pl1, 3, 1);
+            break;
+        case 8:
+            gather_band_planes(a, bd, ib, pl0, pl1, 4, 0);
+            break;
+        default:
+            gather_band_planes(a, bd, ib, pl0, pl1, 4, 1);
+            break;
         }
     }
 }
