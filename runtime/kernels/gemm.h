@@ -260,7 +260,7 @@ typedef struct sqz_gemm_args {
  * wakes a sleeping worker; 1 << 17 otherwise (workers spin between the
  * back-to-back regions of an inference). SQZ_PAR_MIN_MACS=N overrides. */
 int64_t sqz_gemm_par_min_macs(void);
-/* the same for Conv (4x the spinning default; SQZ_PAR_MIN_MACS sets both) */
+/* the same for Conv (8x the spinning default; SQZ_PAR_MIN_MACS sets both) */
 int64_t sqz_gemm_conv_par_min_macs(void);
 
 /* Scratch bytes sqz_gemm() needs for these args (depends on shapes, which

@@ -466,13 +466,16 @@ int64_t sqz_gemm_par_min_macs(void) {
     return par_min_macs(GEMM_PAR_MIN_MACS_SPIN);
 }
 
-/* Convs split from 4x more work than matrix products: a split conv leaves
+/* Convs split from 8x more work than matrix products: a split conv leaves
  * half its output in the other core's cache for the next (often unsplit)
  * node; a weight-bound Gemm gains from two cores' caches. The small
  * MobileNet at 2 threads, spinning: 0.205 ms at 2^17, 0.128 ms at 2^19
- * (= 1 thread); the small ResNet 0.162 at both. */
+ * (= 1 thread); the small ResNet's 903K-MAC stride-2 3x3 convs were
+ * slower split than not (2 threads, 2^19 -> 2^20: -2% on a quiet 2 MB-L2
+ * machine, -2.3% on a loaded 1 MB-L2 one). No other conv of the
+ * benchmark models (depthwise apart) lies between 2^19 and 2^20. */
 int64_t sqz_gemm_conv_par_min_macs(void) {
-    return par_min_macs(GEMM_PAR_MIN_MACS_SPIN * 4);
+    return par_min_macs(GEMM_PAR_MIN_MACS_SPIN * 8);
 }
 
 size_t sqz_gemm_scratch_bytes(const sqz_gemm_args *g) {
