@@ -236,7 +236,12 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
         if (e && *e == '0') qcap = 0;
     }
     if (p->wide && qcap) {
-        if (g->s[2] <= 2 && li->cpg >= 4 && (li->group == 1 || li->cpg % 4 == 0))
+        /* 3 channels too (a quad of 3 + a zero channel: 9 k-quads a pixel for
+         * a 3x3 instead of 7, but no tile interleave and the output stored
+         * straight): MobileNet's 3 -> 32 3x3 s2 stem at 1 thread
+         * 0.1147-0.1159 -> 0.1059-0.1078 ms (SQZ_PROFILE=1 minimum, same
+         * run, interleaved, load ~9) */
+        if (g->s[2] <= 2 && li->cpg >= 3 && (li->group == 1 || li->cpg % 4 == 0))
             p->quad = 1;
         else if (li->cpg < 4 && g->s[1] == 1 && g->s[2] == 1 && g->d[2] == 1 && g->k[0] == 1)
             p->quad = 2;
@@ -248,6 +253,10 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
         T = (p->npix + nt0 - 1) / nt0;
     }
     if (p->npix < T) T = p->npix;
+    /* pointwise maps of <= 256 pixels (14x14) in one tile: 224 interleaved
+     * columns instead of 2 x 128; MobileNetV2's 14x14 1x1 convs at 1 thread
+     * 2-5% faster (SQZ_PROFILE=1 node minima, 4 rounds interleaved, load ~9) */
+    if (p->pointwise && p->npix <= 256) T = p->npix;
     T = (T + 31) / 32 * 32;
     if (T < 32) T = 32;
     p->T = T;
@@ -357,6 +366,8 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
     p->nchunk = 1;
     if (p->nt > 1 && tasks < 2 * (int64_t)p->nt) {
         p->nchunk = (2 * (int64_t)p->nt + tasks - 1) / (tasks > 0 ? tasks : 1);
+        /* one tile: a chunk per part (2 per part interleaved the tile twice) */
+        if (tasks == 1) p->nchunk = p->nt;
         if (p->nchunk > p->nblk) p->nchunk = p->nblk > 0 ? p->nblk : 1;
         tasks *= p->nchunk;
     }
@@ -470,15 +481,43 @@ void sqz_i8_par_range(const sqz_op_ctx *ctx, int nt, int64_t n, sqz_i8_range_fn 
     sqz_par_for(nt, nt, i8_range_part, &j);
 }
 
-/* [t0, t1) of the conv's padded input planes (wide path) */
-static void conv_fill(const sqz_op_ctx *ctx, int64_t c0, int64_t c1, int part) {
+/* Parts of the wide path's tile loop (sqz_i8_par_range splits the tasks
+ * over this many) and so the row bands of its plane fill: one image and
+ * group, no channel chunks (else 1: the fill goes by channels). */
+static int fill_bands(const sqz_op_ctx *ctx, const i8lin *p) {
+    const sqz_i8_linear *li = &p->li;
+    int64_t nt = p->nt < ctx->num_threads ? p->nt : ctx->num_threads, tasks = p->ntiles;
+    if (li->batch * li->group != 1 || p->nchunk != 1 || p->quad == 2) return 1;
+    if (nt > tasks) nt = tasks;
+    return nt > 1 ? (int)nt : 1;
+}
+
+/* First phase-plane row read by part b of nb (its first tile's first wide
+ * row); PH for b = nb. */
+static int64_t band_row(const i8lin *p, int64_t b, int64_t nb) {
+    if (b >= nb) return p->PH;
+    int64_t r = b * p->ntiles / nb * p->T / p->PW;
+    return r < p->PH ? r : p->PH;
+}
+
+/* Items [t0, t1) of the wide path's plane fill: item = band * C' + c for the
+ * C' = batch * C channels; band b holds phase rows [band_row(b), band_row(b +
+ * 1)), the rows part b's tiles start reading (fill_bands parts: each part
+ * then reads the rows it wrote itself, the other core's only at a band's
+ * last rows, and the parts share the fill evenly however few the channels:
+ * MobileNet's 3-channel first conv split 1 : 2 by channels, its tiles read
+ * the other core's planes). */
+static void conv_fill(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int part) {
     (void)part;
     const i8lin *p = ctx->params;
     const sqz_i8_linear *li = &p->li;
     const ref_geom *g = &li->g;
     const int8_t *X = (const int8_t *)ctx->in_data[0];
     int8_t *planes = (int8_t *)ctx->scratch;
-    for (int64_t c = c0; c < c1; c++) {
+    const int64_t nch = li->batch * li->C, nb = fill_bands(ctx, p);
+    for (int64_t it = t0; it < t1; it++) {
+        const int64_t c = it % nch, b = it / nch;
+        const int64_t i0 = band_row(p, b, nb), i1 = band_row(p, b + 1, nb);
         const int8_t *x = X + c * li->in_sp;
         int64_t H = g->in[1], W = g->in[2], sh = g->s[1], sw = g->s[2];
         for (int64_t fh = 0; fh < sh; fh++)
@@ -487,12 +526,13 @@ static void conv_fill(const sqz_op_ctx *ctx, int64_t c0, int64_t c1, int part) {
                 int8_t *d = planes + (size_t)c * p->plane + (size_t)((fh * sw + fw) * p->pp);
 #if defined(__x86_64__) || defined(_M_X64)
                 if (sw <= 2 && p->isa->isa == SQZ_I8_ISA_VNNI) { /* AVX-512 BW */
-                    sqz_i8_phase_plane_avx512(x, H, W, sh, sw, fh, fw, g->pb[1], g->pb[2], p->PH,
-                                              p->PW, (int8_t)li->zp_x, d);
+                    /* rows [i0, i1): row i - i0 of the call is row i */
+                    sqz_i8_phase_plane_avx512(x, H, W, sh, sw, fh, fw, g->pb[1] - i0 * sh, g->pb[2],
+                                              i1 - i0, p->PW, (int8_t)li->zp_x, d + i0 * p->PW);
                     continue;
                 }
 #endif
-                for (int64_t i = 0; i < p->PH; i++) {
+                for (int64_t i = i0; i < i1; i++) {
                     int8_t *row = d + i * p->PW;
                     int64_t h = i * sh + fh - g->pb[1];
                     if (h < 0 || h >= H) {
@@ -524,15 +564,19 @@ static void conv_fill(const sqz_op_ctx *ctx, int64_t c0, int64_t c1, int part) {
 }
 
 #if defined(__x86_64__) || defined(_M_X64)
-/* [i0, i1) of the (image, group, channel quad) quad planes */
-static void conv_fill_q(const sqz_op_ctx *ctx, int64_t i0, int64_t i1, int part) {
+/* [t0, t1) of the (image, group, channel quad) quad planes, by row bands
+ * as conv_fill: item = band * I + it for the I = batch * group * CQ planes */
+static void conv_fill_q(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int part) {
     const i8lin *p = ctx->params;
     const sqz_i8_linear *li = &p->li;
     const ref_geom *g = &li->g;
     const int8_t *X = (const int8_t *)ctx->in_data[0];
     uint8_t *qb = (uint8_t *)ctx->scratch;
     int64_t sh = g->s[1], sw = g->s[2];
-    for (int64_t it = i0; it < i1; it++) {
+    const int64_t nq = li->batch * li->group * p->CQ, nb = fill_bands(ctx, p);
+    for (int64_t ti = t0; ti < t1; ti++) {
+        const int64_t it = ti % nq, b = ti / nq;
+        const int64_t i0 = band_row(p, b, nb), i1 = band_row(p, b + 1, nb);
         int64_t cq = it % p->CQ, gi = it / p->CQ % li->group, n = it / (p->CQ * li->group);
         if (p->quad == 2) { /* tap quads of channel cq */
             uint8_t *tmp = qb + p->qtmp_off + (size_t)part * up64((size_t)p->pp + 128);
@@ -549,9 +593,10 @@ static void conv_fill_q(const sqz_op_ctx *ctx, int64_t i0, int64_t i1, int part)
         }
         for (int64_t f = 0; f < sh * sw; f++)
             if (p->phase_used[f])
-                sqz_i8_quad_plane_vbmi(x, g->in[1], g->in[2], sh, sw, f / sw, f % sw, g->pb[1],
-                                       g->pb[2], p->PH, p->PW, (int8_t)li->zp_x,
-                                       qb + (size_t)it * p->qplane + (size_t)(f * p->pp) * 4);
+                sqz_i8_quad_plane_vbmi(
+                    x, g->in[1], g->in[2], sh, sw, f / sw, f % sw, g->pb[1] - i0 * sh, g->pb[2],
+                    i1 - i0, p->PW, (int8_t)li->zp_x,
+                    qb + (size_t)it * p->qplane + (size_t)(f * p->pp + i0 * p->PW) * 4);
     }
 }
 #endif
@@ -655,13 +700,14 @@ static void conv_run(const sqz_op_ctx *ctx) {
     if (p->quad) {
         memset(planes + p->qbytes, 0,
                (p->quad == 2 ? p->qtmp_off : p->planes_bytes) - p->qbytes); /* read slack */
-        sqz_i8_par_range(ctx, p->nt, li->batch * li->group * p->CQ, conv_fill_q);
+        sqz_i8_par_range(ctx, p->nt, li->batch * li->group * p->CQ * fill_bands(ctx, p),
+                         conv_fill_q);
     } else
 #endif
         if (p->wide) {
         int64_t nch = li->batch * li->C;
         memset(planes + (size_t)nch * p->plane, li->zp_x, p->planes_bytes - (size_t)nch * p->plane);
-        sqz_i8_par_range(ctx, p->nt, nch, conv_fill);
+        sqz_i8_par_range(ctx, p->nt, nch * fill_bands(ctx, p), conv_fill);
     }
     /* chunk-major task order: each part takes whole channel chunks across
      * all tiles (balanced when tiles are unequal) */

@@ -1,0 +1,139 @@
+/* test_rt_int8_split.c - the int8 Conv driver's thread splits (common/
+ * int8_gemm.c) against the reference, byte for byte: convs large enough to
+ * split over 2 and 3 threads (each part's plane rows of the wide path,
+ * output-channel chunks of the pointwise path at 14x14 / 7x7), odd sizes,
+ * pads and strides, for each ISA this CPU has. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "int8_harness.h"
+#include "testutil.h"
+#if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
+#include "cpu.h"
+#include "int8_simd.h"
+#endif
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
+
+typedef struct isa_conv {
+    const char *name;
+    int (*ok)(void);
+    const sqz_op_impl *conv;
+} isa_conv;
+
+static const isa_conv k_isas[] = {
+#if defined(__aarch64__)
+    {"neon-sdot", sqz_cpu_has_neon_dot, &sqz_i8_conv_dot},
+    {"neon-smlal", sqz_cpu_has_neon, &sqz_i8_conv_neon},
+#else
+    {"avx512-vnni", sqz_cpu_has_avx512_vnni, &sqz_i8_conv_vnni},
+    {"avx2", sqz_cpu_has_avx2_fma, &sqz_i8_conv_avx2},
+#endif
+};
+
+typedef struct sconv {
+    int64_t C, H, W, M, k, s, pt, pl, pb, pr;
+} sconv;
+
+/* conv c at `threads` threads through impl and the reference: same bytes */
+static void check(const sconv *c, const sqz_op_impl *impl, int threads, tu_rng *g,
+                  const char *isa) {
+    size_t nx = (size_t)(c->C * c->H * c->W), nw = (size_t)(c->M * c->C * c->k * c->k);
+    int8_t *x = malloc(nx), *w = malloc(nw);
+    float *sw = malloc((size_t)c->M * sizeof(float));
+    int32_t *zw = calloc((size_t)c->M, 4), *b = malloc((size_t)c->M * 4);
+    assert_true(x && w && sw && zw && b);
+    for (size_t i = 0; i < nx; i++) x[i] = (int8_t)(int)(tu_rng_u32(g) % 256 - 128);
+    for (size_t i = 0; i < nw; i++) w[i] = (int8_t)(int)(tu_rng_u32(g) % 255 - 127);
+    for (int64_t i = 0; i < c->M; i++) {
+        sw[i] = tu_rng_uniform(g, 0.0005f, 0.02f);
+        b[i] = (int32_t)(tu_rng_u32(g) % 200001) - 100000;
+    }
+    i8t t;
+    i8t_init(&t, SQZ_OP_CONV);
+    t.threads = threads;
+    i8t_act(&t, 0, i8t_shape(4, (int64_t)1, c->C, c->H, c->W), x, 0.03f,
+            (int32_t)(tu_rng_u32(g) % 256) - 128);
+    i8t_weight(&t, 1, i8t_shape(4, c->M, c->C, c->k, c->k), w, sw, zw, (uint32_t)c->M, 0);
+    i8t_bias(&t, 2, i8t_shape(1, c->M), b);
+    i8t_out(&t, SQZ_DT_I8, 0.2f, (int32_t)(tu_rng_u32(g) % 256) - 128);
+    int64_t ks[2] = {c->k, c->k}, st[2] = {c->s, c->s}, dl[2] = {1, 1};
+    int64_t pads[4] = {c->pt, c->pl, c->pb, c->pr};
+    i8t_ints(&t, "kernel_shape", 2, ks);
+    i8t_ints(&t, "strides", 2, st);
+    i8t_ints(&t, "dilations", 2, dl);
+    i8t_ints(&t, "pads", 4, pads);
+    i8t_int(&t, "sqz_act", SQZ_ACT_RELU);
+    void *want, *got;
+    if (i8t_run(&t, sqz_ref_op_int8(SQZ_OP_CONV), &want) != 0) fail_msg("ref: %s", t.err);
+    sqz_shape ws = t.out_shape[0];
+    if (i8t_run(&t, impl, &got) != 0) fail_msg("%s: prepare: %s", isa, t.err);
+    size_t n = (size_t)sqz_shape_numel(&ws);
+    const int8_t *a = want, *r = got;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != r[i])
+            fail_msg("%s conv C%lld %lldx%lld M%lld k%lld s%lld thr%d: element %zu: %d, want %d",
+                     isa, (long long)c->C, (long long)c->H, (long long)c->W, (long long)c->M,
+                     (long long)c->k, (long long)c->s, threads, i, r[i], a[i]);
+    for (size_t i = n; i < n + 64; i++) assert_int_equal((unsigned char)r[i], 0xA5);
+    free(want);
+    free(got);
+    free(x);
+    free(w);
+    free(sw);
+    free(zw);
+    free(b);
+}
+
+static void test_conv_splits(void **state) {
+    (void)state;
+    static const sconv cases[] = {
+        /* wide path, few channels: row bands of the phase planes (MobileNet's
+         * stem, odd sizes, asymmetric pads, 7x7 s2 pad 3, 5x5 s1) */
+        {3, 97, 101, 32, 3, 2, 1, 1, 1, 1},
+        {3, 64, 64, 32, 3, 2, 0, 0, 1, 1},
+        {3, 75, 71, 19, 3, 2, 1, 0, 0, 1},
+        {3, 61, 67, 24, 7, 2, 3, 3, 3, 3},
+        {2, 45, 49, 17, 5, 1, 2, 2, 2, 2},
+        {5, 33, 40, 40, 3, 1, 1, 1, 1, 1},
+        /* pointwise at few tiles: output-channel chunks */
+        {96, 14, 14, 576, 1, 1, 0, 0, 0, 0},
+        {576, 14, 14, 96, 1, 1, 0, 0, 0, 0},
+        {160, 7, 7, 960, 1, 1, 0, 0, 0, 0},
+        {960, 7, 7, 163, 1, 1, 0, 0, 0, 0},
+        {61, 13, 11, 203, 1, 1, 0, 0, 0, 0},
+    };
+    for (size_t s = 0; s < sizeof k_isas / sizeof k_isas[0]; s++) {
+        if (!k_isas[s].ok()) {
+            printf("  (skipped %s: this CPU lacks it)\n", k_isas[s].name);
+            continue;
+        }
+        tu_rng g;
+        tu_rng_seed(&g, 700 + s);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            for (int thr = 1; thr <= 3; thr++)
+                check(&cases[i], k_isas[s].conv, thr, &g, k_isas[s].name);
+    }
+}
+
+int main(void) {
+    /* every split whatever the size (int8_simd.h sqz_i8_split_threads) */
+    setenv("SQZ_I8_SPLIT_NS", "0", 1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_splits),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
+#else
+int main(void) {
+    printf("test_rt_int8_split: skipped (no int8 SIMD kernels on this architecture)\n");
+    return 0;
+}
+#endif
