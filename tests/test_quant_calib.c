@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sqz/format.h"
@@ -292,6 +293,17 @@ static void test_manifest_errors(void **state) {
     expect_bad("std: 0\ng.png\n", "bad value");
     expect_bad("resize: 0 4\ng.png\n", "bad value");
     expect_bad("mean: 1 2\ng.png\n", "bad value");
+    /* a directory, and a FIFO (its open must not wait for a writer) */
+    char *d = tmp_path("dir.png"), *fifo = tmp_path("fifo.png");
+    assert_true(mkdir(d, 0700) == 0 || access(d, F_OK) == 0);
+    assert_true(mkfifo(fifo, 0600) == 0 || access(fifo, F_OK) == 0);
+    expect_bad("g.png\ndir.png\n", "bad.txt:2: '");
+    expect_bad("dir.png\n", "is not a regular file");
+    expect_bad("fifo.png\n", "is not a regular file");
+    rmdir(d);
+    unlink(fifo);
+    free(d);
+    free(fifo);
     sqzc_calib_set s;
     char err[512];
     char *p = tmp_path("does-not-exist.txt");

@@ -16,6 +16,8 @@
 #define MANIFEST_MAX_BYTES (64u << 20)
 
 struct sqzc_calib_check {
+    int dirfd;          /* the manifest's directory (-1: none), for openat */
+    size_t dlen;        /* length of its path prefix in the items' paths */
     size_t decode_left; /* bytes of decoded samples the checks may still keep */
     int next;           /* next item to check */
     int bad_item;       /* first item that failed (-1: none) */
@@ -26,6 +28,7 @@ struct sqzc_calib_check {
 
 static void check_free(sqzc_calib_set *s) {
     if (!s->check) return;
+    if (s->check->dirfd >= 0) close(s->check->dirfd);
     free(s->check->msg);
     free(s->check);
     s->check = NULL;
@@ -184,25 +187,38 @@ static int budget_take(const sqzc_calib_set *s, double bytes) {
  * then read once: here instead of again when loaded). */
 static int check_file(const char *manifest, sqzc_calib_item *it, const sqzc_calib_set *s, char *err,
                       size_t err_len) {
-    int fd = open(it->path, O_RDONLY | O_CLOEXEC);
+    /* relative to the manifest's directory when the path is under it (the
+     * kernel walks one or two components instead of the whole path; O_NONBLOCK:
+     * a FIFO does not block the open) */
+    const struct sqzc_calib_check *c = s ? s->check : NULL;
+    const int rel = c && c->dirfd >= 0 && strncmp(it->path, manifest, c->dlen) == 0;
+    int fd = rel ? openat(c->dirfd, it->path + c->dlen, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+                 : open(it->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         snprintf(err, err_len, "%s:%d: cannot open '%s': %s", manifest, it->line, it->path,
                  strerror(errno));
         return -1;
     }
+    /* the first 4 KB: a shorter read is the whole (regular) file, without an
+     * fstat (one system call less per image, ~0.5 us; a directory or pipe
+     * fails the read); a larger file's size and type from fstat */
+    uint8_t head[4096], *buf = head;
+    ssize_t r;
+    do r = pread(fd, head, sizeof head, 0);
+    while (r < 0 && errno == EINTR);
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        snprintf(err, err_len, "%s:%d: '%s' is not a regular file", manifest, it->line, it->path);
+    sb.st_size = r > 0 ? r : 0;
+    if (r < 0 || ((size_t)r == sizeof head && (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)))) {
+        if (r < 0 && errno != EISDIR && errno != ESPIPE && errno != EINVAL)
+            snprintf(err, err_len, "%s:%d: cannot read '%s': %s", manifest, it->line, it->path,
+                     strerror(errno));
+        else
+            snprintf(err, err_len, "%s:%d: '%s' is not a regular file", manifest, it->line,
+                     it->path);
         close(fd);
         return -1;
     }
-    /* small files whole, larger ones their header first */
-    uint8_t head[4096], *buf = head;
-    size_t want = (uint64_t)sb.st_size < sizeof head ? (size_t)sb.st_size : 33;
-    ssize_t r;
-    do r = pread(fd, head, want, 0);
-    while (r < 0 && errno == EINTR);
-    size_t n = r > 0 ? (size_t)r : 0;
+    size_t n = (size_t)r;
     if (it->kind == SQZC_CALIB_NPY) {
         close(fd);
         if (n < 10 || memcmp(head, "\x93NUMPY", 6) != 0) {
@@ -340,6 +356,7 @@ int sqzc_calib_set_parse(const char *manifest, size_t decode_bytes, sqzc_calib_s
     }
     s->check->decode_left = decode_bytes;
     s->check->bad_item = -1;
+    s->check->dirfd = -1;
     image_prep_init(&s->prep);
     size_t len;
     char *text = read_text(manifest, &len, err, err_len);
@@ -357,6 +374,12 @@ int sqzc_calib_set_parse(const char *manifest, size_t decode_bytes, sqzc_calib_s
     /* directory of the manifest, for relative paths */
     const char *slash = strrchr(manifest, '/');
     size_t dlen = slash ? (size_t)(slash - manifest) + 1 : 0;
+    if (dlen > 0) { /* (a failure leaves the full paths to open) */
+        char *d = strndup(manifest, dlen);
+        s->check->dirfd = d ? open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        s->check->dlen = dlen;
+        free(d);
+    }
     int cap = 0, lineno = 0, nmean = 0, nstd = 0;
     char *save = NULL;
     if (!s->manifest) goto oom;
