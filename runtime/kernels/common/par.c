@@ -178,12 +178,16 @@ static void *helper_main(void *vp) {
     }
 }
 
-/* How long an idle helper spins: a run's split nodes come microseconds
- * apart and, in a loop of inferences, the next run soon after (a sleeping
- * helper took 15-25 us to wake on this VM); with OMP_WAIT_POLICY=passive
- * only a short while, so an idle session does not keep a core busy. */
-#define POOL_SPIN_NS 2000000L
-#define POOL_PASSIVE_SPIN_NS 30000L
+/* How long an idle helper spins before it sleeps: about what sleeping
+ * costs (a sleeping helper took 15-25 us to wake on this VM), as a run's
+ * split nodes, and in a loop of inferences the next run, mostly come sooner.
+ * Longer spins took the CPU share of the process from the thread doing the
+ * work when the machine is busy: 2 threads, load ~13, same run, medians
+ * 2 ms -> 50 us: MobileNetV2 46.6 -> 28.3 ms, ResNet-18 152 -> 101 ms, the
+ * small ResNet equal. OMP_WAIT_POLICY=passive: 10 us. SQZ_POOL_SPIN_NS
+ * overrides (A/B). */
+#define POOL_SPIN_NS 50000L
+#define POOL_PASSIVE_SPIN_NS 10000L
 
 /* OMP_WAIT_POLICY=passive */
 static int passive_policy(void) {
@@ -234,6 +238,8 @@ sqz_par_pool *sqz_par_pool_new(int nt) {
     atomic_init(&t->closing, 0);
     t->nt = nt;
     t->spin_ns = passive_policy() ? POOL_PASSIVE_SPIN_NS : POOL_SPIN_NS;
+    const char *se = getenv("SQZ_POOL_SPIN_NS");
+    if (se && *se) t->spin_ns = strtol(se, NULL, 10);
     if (pthread_mutex_init(&t->mu, NULL)) {
         free(t);
         return NULL;
