@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../compress/quant/gptq.h"
 #include "../compress/quant/qinternal.h"
 #include "sqz/sqz.h"
 #include "sqzc/calib_set.h"
@@ -522,6 +523,7 @@ static void test_threads_same_result(void **state) {
         o.method = method;
         o.batch = 7;
         o.bias_correction = method == SQZC_QM_MSE ? 2 : 1; /* empirical: per-layer runs */
+        o.rounding = method >= SQZC_QM_KL ? SQZC_QR_GPTQ : SQZC_QR_NEAREST;
         if (sqzc_quantize(a, &set, &o, NULL, err, sizeof err) != 0) fail_msg("%s", err);
         o.num_threads = 3;
         if (sqzc_quantize(b, &set, &o, NULL, err, sizeof err) != 0) fail_msg("%s", err);
@@ -672,11 +674,14 @@ static void test_shared_calibration(void **state) {
     sqzc_graph *g0 = make_graph();
     sqzc_quant_calib *cal = NULL;
     if (sqzc_quant_calibrate(g0, &set, &o, &cal, err, sizeof err) != 0) fail_msg("%s", err);
+    /* GPTQ's factors are computed by the first candidate that rounds with it
+     * and kept with the calibration for the others */
     for (int method = SQZC_QM_MINMAX; method <= SQZC_QM_MSE; method++)
-        for (int bc = 1; bc <= 2; bc++) {
+        for (int bc = 1; bc <= 4; bc++) {
             sqzc_graph *a = make_graph(), *b = make_graph();
             o.method = method;
-            o.bias_correction = bc;
+            o.bias_correction = 1 + (bc - 1) % 2;
+            o.rounding = bc > 2 ? SQZC_QR_GPTQ : SQZC_QR_NEAREST;
             if (sqzc_quantize(a, &set, &o, NULL, err, sizeof err) != 0) fail_msg("%s", err);
             if (sqzc_quantize_calibrated(b, cal, &o, NULL, err, sizeof err) != 0)
                 fail_msg("%s", err);
@@ -944,6 +949,244 @@ static void test_quantize_se_block(void **state) {
     sqzc_graph_free(g);
 }
 
+/* ---- GPTQ rounding (gptq.h) ---- */
+/* ||(w - q * s) X||^2 over the samples (columns of xs [n][ns]) */
+static double recon_err(const float *w, const int8_t *q, const float *s, int rows, int n,
+                        const float *xs, int ns) {
+    double e = 0;
+    for (int r = 0; r < rows; r++)
+        for (int p = 0; p < ns; p++) {
+            double d = 0;
+            for (int i = 0; i < n; i++)
+                d += ((double)w[r * n + i] - (double)q[r * n + i] * s[r]) * xs[i * ns + p];
+            e += d * d;
+        }
+    return e;
+}
+
+/* H + lambda I = (U^T U)^-1 for U from q_gptq_factor (upper triangular),
+ * and an input never seen (H[i][i] = 0) is decoupled */
+static void test_gptq_factor(void **state) {
+    (void)state;
+    enum { N = 7, S = 40 };
+    tu_rng r;
+    tu_rng_seed(&r, 11);
+    float x[N][S];
+    for (int i = 0; i < N; i++) tu_fill_uniform(&r, x[i], S, -1.0f, 1.0f);
+    for (int p = 0; p < S; p++) x[3][p] = 0; /* a dead input */
+    double h[N * N], u[N * N];
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) {
+            double a = 0;
+            for (int p = 0; p < S; p++) a += (double)x[i][p] * x[j][p];
+            h[i * N + j] = a;
+        }
+    double mean = 0;
+    for (int i = 0; i < N; i++) mean += h[i * N + i];
+    mean /= N;
+    memcpy(u, h, sizeof h);
+    assert_int_equal(q_gptq_factor(u, N, 0.01), 0);
+    h[3 * N + 3] = 1; /* as the factor treats it */
+    for (int i = 0; i < N; i++) h[i * N + i] += 0.01 * mean;
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < i; j++) assert_true(u[i * N + j] == 0.0);
+    /* (U^T U) H = I */
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) {
+            double a = 0;
+            for (int k = 0; k < N; k++) {
+                double m = 0; /* (U^T U)[i][k] */
+                for (int l = 0; l < N; l++) m += u[l * N + i] * u[l * N + k];
+                a += m * h[k * N + j];
+            }
+            if (fabs(a - (i == j)) > 1e-9) fail_msg("(U^T U H)[%d][%d] = %.12g", i, j, a);
+        }
+    for (int j = 0; j < N; j++)
+        if (j != 3) assert_true(u[3 * N + j] == 0.0 && u[j * N + 3] == 0.0);
+    /* not positive definite (no damping, a zero direction): refused */
+    double z[4] = {1, 1, 1, 1};
+    assert_int_equal(q_gptq_factor(z, 2, 0.0), 1);
+}
+
+/* On correlated inputs GPTQ's rounding has less output error than rounding
+ * to nearest with the same scales (here a coarse step, where it shows), in
+ * input order and in a permuted order; with uncorrelated inputs (H
+ * diagonal) it is rounding to nearest exactly. */
+static void test_gptq_round(void **state) {
+    (void)state;
+    enum { R = 6, N = 24, S = 300 };
+    tu_rng r;
+    tu_rng_seed(&r, 5);
+    static float w[R * N], xs[N * S], z[N * S];
+    float sc[R];
+    tu_fill_uniform(&r, w, R * N, -1.0f, 1.0f);
+    tu_fill_uniform(&r, z, N * S, -1.0f, 1.0f);
+    /* x_i = z_i + 0.8 z_{i-1} + 0.5 z_{i-2}: neighbours correlated */
+    for (int i = 0; i < N; i++)
+        for (int p = 0; p < S; p++)
+            xs[i * S + p] = z[i * S + p] + (i > 0 ? 0.8f * z[(i - 1) * S + p] : 0.0f) +
+                            (i > 1 ? 0.5f * z[(i - 2) * S + p] : 0.0f);
+    for (int k = 0; k < R; k++) {
+        float m = 0;
+        for (int i = 0; i < N; i++) m = fabsf(w[k * N + i]) > m ? fabsf(w[k * N + i]) : m;
+        sc[k] = m / 7.0f; /* 4-bit-like step */
+    }
+    static double h[N * N];
+    memset(h, 0, sizeof h);
+    const int ld = q_gptq_ld(N);
+    static float buf[S * 24];
+    assert_true(ld <= 24);
+    for (int p = 0; p < S; p++)
+        for (int i = 0; i < ld; i++) buf[p * ld + i] = i < N ? xs[i * S + p] : 0.0f;
+    q_gptq_gram(h, N, S, buf, ld);
+    static int8_t qn[R * N], qg[R * N], qp[R * N];
+    for (int k = 0; k < R * N; k++) {
+        float v = rintf(w[k] / sc[k / N]);
+        qn[k] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+    }
+    double u[N * N];
+    memcpy(u, h, sizeof u);
+    assert_int_equal(q_gptq_factor(u, N, 0.01), 0);
+    assert_int_equal(q_gptq_round(u, NULL, N, w, sc, 0, R, qg), 0);
+    /* reversed order: H permuted the same way */
+    int perm[N];
+    double hp[N * N];
+    for (int i = 0; i < N; i++) perm[i] = N - 1 - i;
+    for (int a = 0; a < N; a++)
+        for (int b = a; b < N; b++) {
+            int ia = perm[a], ib = perm[b];
+            hp[a * N + b] = ia <= ib ? h[ia * N + ib] : h[ib * N + ia];
+        }
+    assert_int_equal(q_gptq_factor(hp, N, 0.01), 0);
+    assert_int_equal(q_gptq_round(hp, perm, N, w, sc, 0, R, qp), 0);
+    const double en = recon_err(w, qn, sc, R, N, xs, S), eg = recon_err(w, qg, sc, R, N, xs, S),
+                 ep = recon_err(w, qp, sc, R, N, xs, S);
+    if (!(eg < 0.7 * en) || !(ep < 0.7 * en))
+        fail_msg("output error: nearest %.4g, gptq %.4g, gptq reversed %.4g", en, eg, ep);
+    /* rows are independent: a range of rows gives the same rows */
+    int8_t q2[R * N];
+    memset(q2, 0, sizeof q2);
+    assert_int_equal(q_gptq_round(u, NULL, N, w, sc, 2, 5, q2), 0);
+    assert_memory_equal(q2 + 2 * N, qg + 2 * N, 3 * N);
+    /* diagonal H: no error feedback */
+    double d[N * N];
+    memset(d, 0, sizeof d);
+    for (int i = 0; i < N; i++) d[i * N + i] = 1.0 + i;
+    assert_int_equal(q_gptq_factor(d, N, 0.01), 0);
+    assert_int_equal(q_gptq_round(d, NULL, N, w, sc, 0, R, qg), 0);
+    assert_memory_equal(qg, qn, R * N);
+}
+
+/* The patches of a strided, padded, dilated conv and their Gram matrix
+ * against direct sums (odd sizes: the 4 x 8 tiles' edges) */
+static void test_gptq_patches_gram(void **state) {
+    (void)state;
+    const q_patch_geom g = {.cin = 3,
+                            .ih = 7,
+                            .iw = 6,
+                            .kh = 3,
+                            .kw = 2,
+                            .sh = 2,
+                            .sw = 1,
+                            .dh = 1,
+                            .dw = 2,
+                            .pt = 1,
+                            .pl = 1,
+                            .oh = 4,
+                            .ow = 5};
+    enum { NIN = 18, NP = 20 };
+    tu_rng r;
+    tu_rng_seed(&r, 9);
+    float x[3 * 7 * 6];
+    tu_fill_uniform(&r, x, 3 * 7 * 6, -2.0f, 2.0f);
+    const int ld = q_gptq_ld(NIN);
+    assert_int_equal(ld, 24);
+    float buf[NP * 24];
+    memset(buf, 0x7f, sizeof buf);
+    q_gptq_patches(&g, x, buf, ld);
+    for (int oy = 0; oy < 4; oy++)
+        for (int ox = 0; ox < 5; ox++)
+            for (int i = 0; i < ld; i++) {
+                float want = 0;
+                if (i < NIN) {
+                    int c = i / 6, ky = i / 2 % 3, kx = i % 2;
+                    int iy = oy * 2 - 1 + ky, ix = ox - 1 + 2 * kx;
+                    want = iy >= 0 && iy < 7 && ix >= 0 && ix < 6 ? x[(c * 7 + iy) * 6 + ix] : 0;
+                }
+                assert_true(buf[(oy * 5 + ox) * ld + i] == want);
+            }
+    double h[NIN * NIN];
+    memset(h, 0, sizeof h);
+    q_gptq_gram(h, NIN, NP, buf, ld);
+    q_gptq_gram(h, NIN, NP, buf, ld); /* accumulates */
+    for (int i = 0; i < NIN; i++)
+        for (int j = 0; j < NIN; j++) {
+            double want = 0;
+            for (int p = 0; p < NP; p++) want += 2.0 * buf[p * ld + i] * buf[p * ld + j];
+            if (j < i) want = 0; /* the upper triangle only */
+            if (fabs(h[i * NIN + j] - want) > 1e-4 * (1 + fabs(want)))
+                fail_msg("H[%d][%d] %.8g, want %.8g", i, j, h[i * NIN + j], want);
+        }
+}
+
+/* --rounding gptq end to end: conv1's (the graph input's layer, no
+ * equalization: its fp32 weights are the model's) int8 weights have less
+ * output error on the calibration images than rounding to nearest's,
+ * ||(w - s q) x_p||^2 summed over the patches x_p of its input; the weights
+ * stay in [-127, 127] */
+static void test_gptq_model(void **state) {
+    (void)state;
+    sqzc_calib_set set;
+    char err[512];
+    assert_int_equal(sqzc_calib_set_read(g_manifest, &set, err, sizeof err), 0);
+    const q_patch_geom pg = {.cin = 3,
+                             .ih = 8,
+                             .iw = 8,
+                             .kh = 3,
+                             .kw = 3,
+                             .sh = 1,
+                             .sw = 1,
+                             .dh = 1,
+                             .dw = 1,
+                             .pt = 1,
+                             .pl = 1,
+                             .oh = 8,
+                             .ow = 8};
+    enum { NIN = 27, NP = 64 };
+    const int ld = q_gptq_ld(NIN);
+    static float buf[NIMG][NP * 32], xs[NIN * NIMG * NP];
+    for (int i = 0; i < NIMG; i++) {
+        q_gptq_patches(&pg, g_inputs[i], buf[i], ld);
+        for (int p = 0; p < NP; p++)
+            for (int k = 0; k < NIN; k++) xs[k * NIMG * NP + i * NP + p] = buf[i][p * ld + k];
+    }
+    double e[2];
+    for (int rd = 0; rd < 2; rd++) {
+        sqzc_graph *f = make_graph(), *g = make_graph();
+        sqzc_quant_options o;
+        sqzc_quant_options_init(&o);
+        o.cle = 0;
+        o.rounding = rd ? SQZC_QR_GPTQ : SQZC_QR_NEAREST;
+        if (sqzc_quantize(g, &set, &o, NULL, err, sizeof err) != 0) fail_msg("%s", err);
+        for (int t = 0; t < g->n_tensors; t++)
+            if (g->tensors[t].i8)
+                for (int64_t k = 0; k < sqz_shape_numel(&g->tensors[t].shape); k++)
+                    assert_true(g->tensors[t].i8[k] >= -127);
+        const sqzc_tensor *wq = &g->tensors[find_tensor(g, "w1_int8")];
+        const sqzc_tensor *wf = &f->tensors[find_tensor(f, "w1")];
+        assert_int_equal(wq->q.kind, SQZC_Q_CHANNEL);
+        assert_int_equal(wq->q.n, 8);
+        e[rd] = recon_err(wf->f32, wq->i8, wq->q.scale, 8, NIN, xs, NIMG * NP);
+        sqzc_graph_free(f);
+        sqzc_graph_free(g);
+    }
+    /* 5.87 -> 5.69: these inputs are independent uniform pixels, where error
+     * feedback has little to work with (H nearly diagonal; the correlated
+     * case of test_gptq_round gains far more) */
+    if (!(e[1] < 0.98 * e[0])) fail_msg("conv1 output error: nearest %.4g, gptq %.4g", e[0], e[1]);
+    sqzc_calib_set_free(&set);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_equalize_exact),
@@ -957,6 +1200,10 @@ int main(void) {
         cmocka_unit_test(test_quantize_se_block),
         cmocka_unit_test(test_weight_scale_mse),
         cmocka_unit_test(test_npy_batch_same_model),
+        cmocka_unit_test(test_gptq_factor),
+        cmocka_unit_test(test_gptq_round),
+        cmocka_unit_test(test_gptq_patches_gram),
+        cmocka_unit_test(test_gptq_model),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

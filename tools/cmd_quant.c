@@ -79,7 +79,8 @@ void cmd_quant_usage(FILE *f) {
             "  --calib MANIFEST       calibration set manifest (required)\n"
             "  -o, --output PATH      output .sqz (required)\n"
             "  --method M             kl (default) | minmax | percentile | mse | auto (each\n"
-            "                         method, bias correction and weight scale; keeps the\n"
+            "                         method, bias correction, weight scale and rounding\n"
+            "                         unless given; keeps the\n"
             "                         one whose int8 output is closest to fp32 (SQNR) on\n"
             "                         the first 512 calibration images)\n"
             "  --percentile P         share of values the percentile method keeps (99.99)\n"
@@ -97,6 +98,11 @@ void cmd_quant_usage(FILE *f) {
             "  --weight-scale S       max (default: per-channel max-abs / 127) | mse (the\n"
             "                         scale with the least squared rounding error of the\n"
             "                         channel's weights, clipping outliers when that pays)\n"
+            "  --rounding R           nearest (default) | gptq (GPTQ: each layer's weights\n"
+            "                         rounded one input at a time, each rounding error\n"
+            "                         spread onto the inputs not yet rounded, by the\n"
+            "                         inverse of the inputs' second moments on up to 256\n"
+            "                         calibration images; less output error, same format)\n"
             "  --max-images N         first N images of the set only\n"
             "  --report-images N      images of the per-layer report (16; 0: none)\n"
             "  --batch B              images per calibration run at most (32; fewer when\n"
@@ -119,6 +125,7 @@ typedef struct qopts {
     int auto_method; /* --method auto */
     int bc_given;    /* --bias-correction / --no-bias-correction given */
     int ws_given;    /* --weight-scale given */
+    int rd_given;    /* --rounding given */
     sqzc_quant_options q;
 } qopts;
 
@@ -147,7 +154,8 @@ static int parse(int argc, char **argv, qopts *o) {
                                               "--method",   "--percentile",      "--json",
                                               "--min-sqnr", "--max-images",      "--batch",
                                               "--threads",  "--input-shape",     "--report-images",
-                                              "--onnx-qdq", "--bias-correction", "--weight-scale"};
+                                              "--onnx-qdq", "--bias-correction", "--weight-scale",
+                                              "--rounding"};
         int which = -1;
         for (int k = 0; k < (int)(sizeof kValued / sizeof kValued[0]); k++) {
             int m = cli_opt_value(argc, argv, &i, kValued[k], &v);
@@ -247,6 +255,17 @@ static int parse(int argc, char **argv, qopts *o) {
                 return -1;
             }
             o->ws_given = 1;
+            break;
+        case 15:
+            if (strcmp(v, "nearest") == 0)
+                o->q.rounding = SQZC_QR_NEAREST;
+            else if (strcmp(v, "gptq") == 0)
+                o->q.rounding = SQZC_QR_GPTQ;
+            else {
+                cli_error(CMD, "unknown --rounding '%s' (nearest, gptq)", v);
+                return -1;
+            }
+            o->rd_given = 1;
             break;
         case 10:
             if (cli_shapes_add(&o->shapes, v, err, sizeof err) != 0) {
@@ -444,12 +463,13 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
     if (sqzc_quant_calibrate(*g, set, &qc, &cal, err, len) != 0) goto out;
     /* candidates: each method, with analytic and with empirical bias
      * correction unless a correction was asked for */
-    const int n_bc = o->bc_given ? 1 : 2, n_ws = o->ws_given ? 1 : 2;
-    int best_ws = o->q.weight_mse;
-    for (int cand = 0; cand < 4 * n_bc * n_ws; cand++) {
-        const int m = SQZC_QM_MINMAX + cand / (n_bc * n_ws);
-        const int bc = o->bc_given ? o->q.bias_correction : 1 + (cand / n_ws) % n_bc;
-        const int ws = o->ws_given ? o->q.weight_mse : cand % n_ws;
+    const int n_bc = o->bc_given ? 1 : 2, n_ws = o->ws_given ? 1 : 2, n_rd = o->rd_given ? 1 : 2;
+    int best_ws = o->q.weight_mse, best_rd = o->q.rounding;
+    for (int cand = 0; cand < 4 * n_bc * n_ws * n_rd; cand++) {
+        const int m = SQZC_QM_MINMAX + cand / (n_bc * n_ws * n_rd);
+        const int bc = o->bc_given ? o->q.bias_correction : 1 + (cand / (n_ws * n_rd)) % n_bc;
+        const int ws = o->ws_given ? o->q.weight_mse : (cand / n_rd) % n_ws;
+        const int rd = o->rd_given ? o->q.rounding : cand % n_rd;
         sqzc_graph *gm = NULL;
         char lerr[512];
         if (load_graph(o, &gm, lerr, sizeof lerr) != CLI_OK) {
@@ -461,6 +481,7 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
         q.progress = 0;
         q.bias_correction = bc;
         q.weight_mse = ws;
+        q.rounding = rd;
         sqzc_quant_report rm;
         memset(&rm, 0, sizeof rm);
         if (sqzc_quantize_calibrated(gm, cal, &q, &rm, err, len) != 0 ||
@@ -494,14 +515,16 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
         /* output SQNR: continuous, where top-1 agreement on a few dozen
          * images moves by single images (noise); agreement is reported */
         double score = isfinite(db) ? db : 999.0;
-        printf("auto: %-10s %-9s bias, %-3s weight scales: top-1 agreement with fp32 %d/%d, "
-               "output SQNR %.2f dB\n",
-               sqzc_qmethod_name(m), bc_name(bc), ws ? "mse" : "max", agree, n_img, db);
+        printf("auto: %-10s %-9s bias, %-3s weight scales, %-7s rounding: top-1 agreement with "
+               "fp32 %d/%d, output SQNR %.2f dB\n",
+               sqzc_qmethod_name(m), bc_name(bc), ws ? "mse" : "max", rd ? "gptq" : "nearest",
+               agree, n_img, db);
         if (score > best) {
             best = score;
             best_m = m;
             best_bc = bc;
             best_ws = ws;
+            best_rd = rd;
             sqzc_graph_free(best_g);
             best_g = gm;
             sqzc_quant_report_free(rep);
@@ -511,9 +534,10 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
             sqzc_quant_report_free(&rm);
         }
     }
-    printf("auto: chose %s (%s bias correction, %s weight scales; output SQNR on %d calibration "
-           "images)\n",
-           sqzc_qmethod_name(best_m), bc_name(best_bc), best_ws ? "mse" : "max", n_img);
+    printf("auto: chose %s (%s bias correction, %s weight scales, %s rounding; output SQNR on "
+           "%d calibration images)\n",
+           sqzc_qmethod_name(best_m), bc_name(best_bc), best_ws ? "mse" : "max",
+           best_rd ? "gptq" : "nearest", n_img);
     sqzc_quant_calib_free(cal);
     cal = NULL;
     sqzc_graph_free(*g); /* the calibrated (equalized fp32) graph */

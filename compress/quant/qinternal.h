@@ -58,6 +58,16 @@ typedef struct qcache {
     int64_t per_img;
 } qcache;
 
+/* GPTQ state of a compute node (gptq.h): per group, U of its inputs' H in
+ * the order perm (columns by decreasing H[i][i]); computed once from the
+ * calibration and kept for every quantization made from it. */
+typedef struct qgptq {
+    int n;      /* inputs per group (0: the layer rounds to nearest) */
+    int groups; /* groups (a Conv's; 1 otherwise) */
+    double *u;  /* groups * n * n */
+    int *perm;  /* groups * n */
+} qgptq;
+
 typedef struct qctx {
     sqzc_graph *g;
     const sqzc_quant_options *o;
@@ -80,6 +90,8 @@ typedef struct qctx {
     int n_run;
     qcache cache;    /* activations of the set when they fit */
     int batch_fixed; /* the model runs one image at a time only */
+    qgptq *gptq;     /* [n_gptq] (the graph's nodes then) once computed (rounding gptq) */
+    int n_gptq;
 } qctx;
 
 typedef int (*qbatch_fn)(qctx *q, const qrunner *r, int first, int count, void *user);

@@ -13,6 +13,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "gptq.h"
 #include "qinternal.h"
 
 /* K_FOLLOW: int8 when its input is, output shares the input's parameters
@@ -270,6 +271,291 @@ static int weight_scales_mse(qlayer *L, const float *wf, int64_t rows, int64_t c
     return 0;
 }
 
+/* ---- GPTQ rounding (gptq.h) ---- */
+/* images whose inputs make a layer's H at most (the empirical bias
+ * correction's: the calibration cache keeps them) */
+#define Q_GPTQ_IMAGES Q_EBC_IMAGES
+/* samples (patch positions over the images) per input of a layer at most:
+ * positions are taken with a stride beyond that (a 28x28 Conv with 144
+ * inputs has 200k positions in 256 images; 18k determine its H as well and
+ * cost a tenth) */
+#define Q_GPTQ_SAMPLES_PER_INPUT 128
+/* inputs per group at most (H is n^2 doubles, its factoring n^3): larger
+ * layers round to nearest */
+#define Q_GPTQ_MAX_N 2304
+
+/* geometry of Conv ni's patches and its groups; 0 when
+ * the layer's padding is not explicit (auto_pad SAME_*) or shapes are
+ * missing */
+static int conv_geom(const sqzc_graph *g, int ni, q_patch_geom *pg, int *groups) {
+    const sqzc_node *n = &g->nodes[ni];
+    const sqzc_tensor *x = &g->tensors[n->in[0]], *w = &g->tensors[n->in[1]],
+                      *y = &g->tensors[n->out[0]];
+    if (!x->has_shape || !y->has_shape || x->shape.ndim != 4 || y->shape.ndim != 4) return 0;
+    sqz_node v;
+    sqzc_node_view(g, ni, &v);
+    const char *ap = sqz_attr_str(&v, "auto_pad", "NOTSET");
+    if (ap[0] && strcmp(ap, "NOTSET") != 0 && strcmp(ap, "VALID") != 0) return 0;
+    const int64_t *st = NULL, *dl = NULL, *pd = NULL;
+    int nst = sqz_attr_ints(&v, "strides", &st), ndl = sqz_attr_ints(&v, "dilations", &dl),
+        npd = strcmp(ap, "VALID") == 0 ? -1 : sqz_attr_ints(&v, "pads", &pd);
+    *groups = (int)sqz_attr_int(&v, "group", 1);
+    memset(pg, 0, sizeof *pg);
+    pg->cin = (int)w->shape.dims[1];
+    pg->kh = (int)w->shape.dims[2];
+    pg->kw = (int)w->shape.dims[3];
+    pg->ih = (int)x->shape.dims[2];
+    pg->iw = (int)x->shape.dims[3];
+    pg->oh = (int)y->shape.dims[2];
+    pg->ow = (int)y->shape.dims[3];
+    pg->sh = nst == 2 ? (int)st[0] : 1;
+    pg->sw = nst == 2 ? (int)st[1] : 1;
+    pg->dh = ndl == 2 ? (int)dl[0] : 1;
+    pg->dw = ndl == 2 ? (int)dl[1] : 1;
+    pg->pt = npd == 4 ? (int)pd[0] : 0;
+    pg->pl = npd == 4 ? (int)pd[1] : 0;
+    return *groups >= 1 && (int64_t)pg->cin * *groups == x->shape.dims[1];
+}
+
+typedef struct gptq_acc {
+    double **h;   /* per node: groups * n * n, or NULL */
+    int n_images; /* images of the pass */
+} gptq_acc;
+
+/* positions of a layer's image taken: every stride-th, from an offset that
+ * turns with the image (no grid aliasing) */
+static int gptq_stride(int n, int np, int n_images) {
+    double per_img = (double)Q_GPTQ_SAMPLES_PER_INPUT * n / (n_images > 0 ? n_images : 1);
+    int st = per_img >= np ? 1 : (int)((double)np / per_img);
+    return st < 1 ? 1 : st;
+}
+
+static int gptq_layer_acc(qctx *q, const qrunner *r, int first, int ni, double *h, int n_img) {
+    const sqzc_graph *g = q->g;
+    const sqzc_node *nd = &g->nodes[ni];
+    const qgptq *G = &q->gptq[ni];
+    sqz_shape xs;
+    const float *x = q_obs_data(r, q->obs_of[nd->in[0]], &xs);
+    if (!x) return 0;
+    const int n = G->n, count = (int)xs.dims[0];
+    const int ld = q_gptq_ld(n);
+    if (nd->op == SQZ_OP_CONV) {
+        q_patch_geom pg;
+        int groups = 1;
+        conv_geom(g, ni, &pg, &groups);
+        const int np = pg.oh * pg.ow, st = gptq_stride(n, np, n_img);
+        float *buf = malloc(sizeof *buf * (size_t)ld * (size_t)np);
+        if (!buf) return -1;
+        const size_t per_grp = (size_t)pg.cin * pg.ih * pg.iw;
+        for (int b = 0; b < count; b++)
+            for (int gi = 0; gi < groups; gi++) {
+                q_gptq_patches(&pg, x + ((size_t)b * groups + gi) * per_grp, buf, ld);
+                /* every st-th position from an offset turning with the
+                 * image, moved to the front */
+                const int off = (first + b) % st, k = (np - off + st - 1) / st;
+                if (st > 1)
+                    for (int j = 0; j < k; j++)
+                        memmove(buf + (size_t)j * ld, buf + (size_t)(off + j * st) * ld,
+                                sizeof *buf * (size_t)ld);
+                q_gptq_gram(h + (size_t)gi * n * n, n, k, buf, ld);
+            }
+        free(buf);
+        return 0;
+    }
+    /* Gemm / MatMul: rows of n inputs, the samples */
+    const int64_t rows = sqz_shape_numel(&xs) / n;
+    float *buf = malloc(sizeof *buf * (size_t)ld * (size_t)(rows > 0 ? rows : 1));
+    if (!buf) return -1;
+    for (int64_t p = 0; p < rows; p++) {
+        memcpy(buf + (size_t)p * ld, x + (size_t)p * n, sizeof *buf * (size_t)n);
+        for (int i = n; i < ld; i++) buf[(size_t)p * ld + i] = 0.0f;
+    }
+    q_gptq_gram(h, n, (int)rows, buf, ld);
+    free(buf);
+    return 0;
+}
+
+static int gptq_fn(qctx *q, const qrunner *r, int first, int count, void *user) {
+    (void)count;
+    gptq_acc *A = user;
+    int bad = 0;
+    /* a layer per thread: its H summed in image order whatever the threads */
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(q_threads(q)) if (q_threads(q) > 1)
+#endif
+    for (int ni = 0; ni < q->g->n_nodes; ni++) {
+        if (!A->h[ni]) continue;
+        if (gptq_layer_acc(q, r, first, ni, A->h[ni], A->n_images) != 0) {
+#if defined(_OPENMP)
+#pragma omp atomic write
+#endif
+            bad = 1;
+        }
+    }
+    if (bad) snprintf(q->err, q->err_len, "out of memory");
+    return bad ? -1 : 0;
+}
+
+/* q->gptq: H of every compute layer's inputs over the calibration images,
+ * then its factor; once per calibration. 0 ok, -1 with q->err. */
+static int gptq_prepare(qstate *S) {
+    qctx *q = &S->q;
+    const sqzc_graph *g = q->g;
+    const int nn = g->n_nodes;
+    if (q->gptq) return 0;
+    q->gptq = calloc((size_t)nn + 1, sizeof *q->gptq);
+    q->n_gptq = q->gptq ? nn : 0;
+    gptq_acc A = {calloc((size_t)nn + 1, sizeof(double *)), 0};
+    int rc = -1;
+    if (!q->gptq || !A.h) goto oom;
+    int any = 0;
+    for (int i = 0; i < nn; i++) {
+        const sqzc_node *nd = &g->nodes[i];
+        if (S->kind[i] != K_COMPUTE || !S->L[i].ok || q->obs_of[nd->in[0]] < 0) continue;
+        const sqzc_tensor *w = &g->tensors[nd->in[1]];
+        int n, groups = 1;
+        if (nd->op == SQZ_OP_CONV) {
+            q_patch_geom pg;
+            if (!conv_geom(g, i, &pg, &groups)) continue;
+            n = pg.cin * pg.kh * pg.kw;
+        } else {
+            n = (int)w->shape.dims[S->L[i].axis == 0 ? 1 : 0];
+            const sqzc_tensor *x = &g->tensors[nd->in[0]];
+            if (!x->has_shape || x->shape.ndim < 1 || x->shape.dims[x->shape.ndim - 1] != n)
+                continue;
+        }
+        if (n < 1 || n > Q_GPTQ_MAX_N) continue;
+        A.h[i] = calloc((size_t)groups * n * n, sizeof(double));
+        q->gptq[i].perm = malloc(sizeof(int) * (size_t)groups * n);
+        if (!A.h[i] || !q->gptq[i].perm) goto oom;
+        q->gptq[i].n = n;
+        q->gptq[i].groups = groups;
+        any = 1;
+    }
+    if (any) {
+        A.n_images = q->n_images < Q_GPTQ_IMAGES ? q->n_images : Q_GPTQ_IMAGES;
+        if (q_for_batches(q, A.n_images, "gptq statistics", gptq_fn, &A) != 0) goto out;
+    }
+    double t_f = q_now();
+    q_prof("  gptq H", &t_f);
+    /* columns by decreasing H[i][i] (GPTQ's "act order": the inputs that
+     * matter most rounded first, while the most columns are left to take
+     * their error), H permuted, factored; a layer per thread */
+    int oom = 0;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(q_threads(q)) if (q_threads(q) > 1)
+#endif
+    for (int i = 0; i < nn; i++) {
+        qgptq *G = &q->gptq[i];
+        if (!A.h[i]) continue;
+        const int n = G->n;
+        double *hp = malloc(sizeof *hp * (size_t)n * n);
+        G->u = hp ? malloc(sizeof *G->u * (size_t)G->groups * n * n) : NULL;
+        if (!G->u) {
+            free(hp);
+#if defined(_OPENMP)
+#pragma omp atomic write
+#endif
+            oom = 1;
+            continue;
+        }
+        for (int gi = 0; gi < G->groups && G->n; gi++) {
+            const double *h = A.h[i] + (size_t)gi * n * n;
+            int *pm = G->perm + (size_t)gi * n;
+            for (int k = 0; k < n; k++) pm[k] = k;
+            /* insertion sort by decreasing diagonal (ties: input order) */
+            for (int k = 1; k < n; k++) {
+                int v = pm[k], j = k;
+                for (; j > 0 && h[(size_t)pm[j - 1] * n + pm[j - 1]] < h[(size_t)v * n + v]; j--)
+                    pm[j] = pm[j - 1];
+                pm[j] = v;
+            }
+            for (int a = 0; a < n; a++)
+                for (int b = a; b < n; b++) {
+                    int ia = pm[a], ib = pm[b];
+                    hp[(size_t)a * n + b] =
+                        ia <= ib ? h[(size_t)ia * n + ib] : h[(size_t)ib * n + ia];
+                }
+            int frc = q_gptq_factor(hp, n, Q_GPTQ_DAMP);
+            if (frc < 0) {
+#if defined(_OPENMP)
+#pragma omp atomic write
+#endif
+                oom = 1;
+            }
+            if (frc != 0) { /* not positive definite: the layer rounds to nearest */
+                G->n = 0;
+                break;
+            }
+            memcpy(G->u + (size_t)gi * n * n, hp, sizeof *hp * (size_t)n * n);
+        }
+        free(hp);
+    }
+    q_prof("  gptq factor", &t_f);
+    if (oom) goto oom;
+    rc = 0;
+    goto out;
+oom:
+    snprintf(q->err, q->err_len, "out of memory");
+out:
+    if (A.h)
+        for (int i = 0; i < nn; i++) free(A.h[i]);
+    free(A.h);
+    return rc;
+}
+
+/* L->wq of layer ni by GPTQ with the scales L->sw */
+static int gptq_weights(qstate *s, int ni, const float *wf, int64_t rows, int64_t cols) {
+    qlayer *L = &s->L[ni];
+    const qgptq *G = &s->q.gptq[ni];
+    const int n = G->n, nc = L->nc, rows_g = nc / G->groups;
+    if ((int64_t)rows_g * G->groups != nc || (int64_t)nc * n != rows * cols) return 0;
+    /* rows of n inputs per output channel: the weight itself (axis 0), or
+     * its transpose ([K, N], axis 1) */
+    float *wt = NULL;
+    int8_t *qt = L->wq;
+    if (L->axis == 1) {
+        wt = malloc(sizeof *wt * (size_t)nc * n);
+        qt = malloc((size_t)nc * n);
+        if (!wt || !qt) {
+            free(wt);
+            if (qt != L->wq) free(qt);
+            return -1;
+        }
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t j = 0; j < cols; j++) wt[(size_t)j * n + r] = wf[r * cols + j];
+    }
+    const float *w = wt ? wt : wf;
+    int bad = 0;
+    const int nt = wthreads(L, (int64_t)nc * n * 16);
+    (void)nt;
+    /* rows (output channels) split over the threads; each row's rounding
+     * is its own */
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+    for (int t = 0; t < nt; t++) {
+        const int c0 = (int)((int64_t)nc * t / nt), c1 = (int)((int64_t)nc * (t + 1) / nt);
+        for (int c = c0; c < c1; c++) {
+            const int gi = c / rows_g;
+            if (q_gptq_round(G->u + (size_t)gi * n * n, G->perm + (size_t)gi * n, n,
+                             w + (size_t)c * n, L->sw + c, 0, 1, qt + (size_t)c * n) != 0) {
+#if defined(_OPENMP)
+#pragma omp atomic write
+#endif
+                bad = 1;
+            }
+        }
+    }
+    if (L->axis == 1) {
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t j = 0; j < cols; j++) L->wq[r * cols + j] = qt[(size_t)j * n + r];
+        free(wt);
+        free(qt);
+    }
+    return bad ? -1 : 0;
+}
+
 static int quantize_weights(qstate *s, int ni) {
     sqzc_graph *g = s->q.g;
     qlayer *L = &s->L[ni];
@@ -326,6 +612,8 @@ static int quantize_weights(qstate *s, int ni) {
     for (int c = 0; c < L->nc; c++)
         L->sw[c] = L->sw[c] > 0 ? f16_ceil(L->sw[c] / 127.0f) : 0x1p-14f;
     if (s->q.o->weight_mse && weight_scales_mse(L, wf, rows, cols) != 0) return -1;
+    const int gq = s->q.o->rounding == SQZC_QR_GPTQ && s->q.gptq && s->q.gptq[ni].n > 0;
+    if (gq && gptq_weights(s, ni, wf, rows, cols) != 0) return -1;
     /* rows in parallel; each row's signal / noise sums in float, summed over
      * the rows in row order in double afterwards */
     float *rs = malloc(sizeof *rs * 2 * (size_t)rows);
@@ -338,7 +626,7 @@ static int quantize_weights(qstate *s, int ni) {
         for (int64_t j = 0; j < cols; j++) {
             const int64_t e = r * cols + j;
             const float sc = L->sw[L->axis == 0 ? r : j];
-            float qv = rintf(wf[e] / sc);
+            float qv = gq ? (float)L->wq[e] : rintf(wf[e] / sc);
             qv = qv > 127 ? 127 : qv < -127 ? -127 : qv;
             L->wq[e] = (int8_t)qv;
             L->wdq[e] = qv * sc;
@@ -1236,6 +1524,13 @@ static void qctx_free(qctx *q) {
         }
     }
     q_calib_free(q);
+    if (q->gptq)
+        for (int i = 0; i < q->n_gptq; i++) {
+            free(q->gptq[i].u);
+            free(q->gptq[i].perm);
+        }
+    free(q->gptq);
+    q->gptq = NULL;
     free(q->st);
     free(q->ch);
     free(q->obs);
@@ -1370,12 +1665,15 @@ static int calibrate(qstate *S, sqzc_graph *g, const sqzc_calib_set *set,
         int nrep0 = o->report_images < q->n_images ? o->report_images : q->n_images;
         int want = need_hist && !one_pass ? q->n_images : nrep0;
         if (o->bias_correction == 2 && want < Q_EBC_IMAGES) want = Q_EBC_IMAGES;
+        if (o->rounding == SQZC_QR_GPTQ && want < Q_GPTQ_IMAGES) want = Q_GPTQ_IMAGES;
         q->cache.want = want > 0 ? want : 1;
         /* a cache pays when its images are read more than once after the
          * first pass (several quantizations, a second pass, bias correction
          * and report): storing them costs more than running the model again
          * for the report once */
-        if (!hist && (one_pass || !need_hist) && o->bias_correction != 2) q->cache.want = -1;
+        if (!hist && (one_pass || !need_hist) && o->bias_correction != 2 &&
+            o->rounding != SQZC_QR_GPTQ)
+            q->cache.want = -1;
     }
     if ((one_pass ? q_pass_one(q) : q_pass_range(q)) != 0) return -1;
     q_prof(one_pass ? "pass 1 (range + histograms)" : "pass 1 (range)", &t_p);
@@ -1482,6 +1780,8 @@ static int finish(qstate *S, const sqzc_quant_options *o, sqzc_quant_report *rep
     /* large layers one after another, each split over the threads; then the
      * others, a layer per thread */
     q_wthreads = q_threads(q);
+    if (o->rounding == SQZC_QR_GPTQ && gptq_prepare(S) != 0) return -1;
+    q_prof("gptq statistics", &t_p);
     for (int i = 0; i < nn; i++) {
         if (S->kind[i] != K_COMPUTE || !S->L[i].ok || !big_layer(S, i)) continue;
         if (quantize_weights(S, i) != 0 || correct_bias(S, i) != 0) w_oom = 1;

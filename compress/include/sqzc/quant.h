@@ -32,7 +32,11 @@
  *     only by a Relu takes the Relu's range, its requantization doing the
  *     Relu);
  *  4. weights per output channel (scale max-abs / 127, or with weight_mse
- *     the one with the least squared rounding error), bias correction (Nagel et al. section 4.2:
+ *     the one with the least squared rounding error); rounded to nearest, or
+ *     with rounding gptq by GPTQ's error feedback (Frantar et al., ICLR 2023:
+ *     columns one at a time, each rounding error spread onto the columns not
+ *     yet rounded by the inverse of H = X X^T of the layer's fp32 inputs on
+ *     up to 256 calibration images), bias correction (Nagel et al. section 4.2:
  *     the expected output shift eps_W * E[x] is subtracted from the bias;
  *     bias_correction 2 then also subtracts the measured mean pre-activation
  *     error with int8 input and weights), int32 bias;
@@ -88,7 +92,11 @@ typedef struct sqzc_quant_options {
     int progress;        /* draw a progress bar on stderr */
     int weight_mse;      /* weight scales per channel by the rounding error (MSE), not
                           * max-abs (0) */
+    int rounding;        /* weight rounding: SQZC_QR_NEAREST (0) or SQZC_QR_GPTQ (error
+                          * feedback over the layer's calibration inputs, step 4) */
 } sqzc_quant_options;
+
+enum { SQZC_QR_NEAREST = 0, SQZC_QR_GPTQ = 1 };
 
 void sqzc_quant_options_init(sqzc_quant_options *o);
 
