@@ -20,6 +20,8 @@
 #include "sqzc/image.h"
 #include "sqzc/ir.h"
 #include "sqzc/npy.h"
+#include "sqzc/onnx_import.h"
+#include "sqzc/passes.h"
 #include "sqzc/quant.h"
 #include "sqzc/quant_range.h"
 #include "sqzc/writer.h"
@@ -419,6 +421,73 @@ static void test_committed_set(void **state) {
         assert_float_equal(x[i], (img.data[i] / 255.0f - 0.286f) / 0.353f, 1e-5);
     image_free(&img);
     sqzc_calib_set_free(&s);
+}
+
+/* A set whose bad image is found only when a calibration batch loads it
+ * (read without decoding: the header passes): the quantization fails naming
+ * the first bad file in manifest order, whichever thread's batch holds it
+ * (thread 1's first batch; two bad batches; the last image of thread 0's
+ * batch and the first of thread 1's, which may fail together), and the
+ * other thread stops instead of waiting for the failed batch's statistics
+ * (a hang otherwise). */
+static void test_load_error_threads(void **state) {
+    (void)state;
+    char line[64];
+    /* a committed image and a truncated copy (IHDR intact) */
+    char png[1100];
+    snprintf(png, sizeof png, "%s/calib-data/fashion-mnist/images/train00006_c7.png",
+             tu_source_dir());
+    FILE *f = fopen(png, "rb");
+    assert_non_null(f);
+    uint8_t buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    assert_true(n > 100);
+    char *dst = tmp_path("cut.png");
+    f = fopen(dst, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, 60, f), 60);
+    assert_int_equal(fclose(f), 0);
+    free(dst);
+    dst = tmp_path("good.png");
+    f = fopen(dst, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+    free(dst);
+    static const int bad_at[][2] = {{40, -1}, {70, 10}, {32, 31}}; /* lines (0-based) */
+    for (int c = 0; c < 3; c++) {
+        char text[160 * 16];
+        snprintf(text, sizeof text, "color: gray\n");
+        for (int i = 0; i < 160; i++) {
+            const int bad = i == bad_at[c][0] || i == bad_at[c][1];
+            snprintf(line, sizeof line, "%s.png\n", bad ? "cut" : "good");
+            strcat(text, line);
+        }
+        write_text("late.txt", text);
+        sqzc_calib_set s;
+        char err[512];
+        assert_int_equal(read_set("late.txt", &s, err, sizeof err), 0);
+        char model[1024];
+        snprintf(model, sizeof model, "%s/tools/models/lenet5.onnx", tu_source_dir());
+        sqzc_graph *g = NULL;
+        sqzc_import_options io;
+        memset(&io, 0, sizeof io);
+        io.default_batch = 1;
+        assert_int_equal(sqzc_import_onnx(model, &io, &g, err, sizeof err), 0);
+        assert_int_equal(sqzc_optimize(g, err, sizeof err), 0);
+        sqzc_quant_options o;
+        sqzc_quant_options_init(&o);
+        o.num_threads = 2;
+        o.method = SQZC_QM_MINMAX;
+        assert_int_not_equal(sqzc_quantize(g, &s, &o, NULL, err, sizeof err), 0);
+        int first = bad_at[c][1] >= 0 && bad_at[c][1] < bad_at[c][0] ? bad_at[c][1] : bad_at[c][0];
+        char want[64];
+        snprintf(want, sizeof want, "late.txt:%d:", first + 2);
+        if (!strstr(err, want) || !strstr(err, "bad PNG")) fail_msg("error: %s", err);
+        sqzc_graph_free(g);
+        sqzc_calib_set_free(&s);
+    }
 }
 
 /* ---- statistics and range methods ---- */
@@ -864,11 +933,17 @@ static void test_writer_int8(void **state) {
 int main(void) {
     g_dir = tu_make_temp_dir();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_manifest_ok),      cmocka_unit_test(test_manifest_errors),
-        cmocka_unit_test(test_manifest_decoded), cmocka_unit_test(test_committed_set),
-        cmocka_unit_test(test_ranges),           cmocka_unit_test(test_hist_exact),
-        cmocka_unit_test(test_hist_one_pass),    cmocka_unit_test(test_qparams),
-        cmocka_unit_test(test_kl_reference),     cmocka_unit_test(test_writer_int8),
+        cmocka_unit_test(test_manifest_ok),
+        cmocka_unit_test(test_manifest_errors),
+        cmocka_unit_test(test_manifest_decoded),
+        cmocka_unit_test(test_committed_set),
+        cmocka_unit_test(test_load_error_threads),
+        cmocka_unit_test(test_ranges),
+        cmocka_unit_test(test_hist_exact),
+        cmocka_unit_test(test_hist_one_pass),
+        cmocka_unit_test(test_qparams),
+        cmocka_unit_test(test_kl_reference),
+        cmocka_unit_test(test_writer_int8),
         cmocka_unit_test(test_npy_batch),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

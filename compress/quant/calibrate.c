@@ -4,6 +4,7 @@
  * histograms, whatever the number of images). */
 /* madvise / MADV_HUGEPAGE */
 #define _DEFAULT_SOURCE 1
+#include <limits.h>
 #include <math.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -20,6 +21,9 @@
 #endif
 
 #include "qinternal.h"
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 #include "sqzc/writer.h"
 
 double q_now(void) {
@@ -343,16 +347,19 @@ typedef int (*qtensor_fn)(qctx *q, const qrunner *r, int i, void *user);
 typedef struct qturns {
     atomic_int *turn; /* [n_obs] */
     atomic_int book;  /* batches whose cache copy and progress are done */
-    atomic_int bad;   /* a batch failed: the others stop waiting */
+    atomic_int fail;  /* the first batch that failed (INT_MAX: none): the later
+                       * ones stop; earlier ones go on (a bad image in one of
+                       * them is the one reported) */
 } qturns;
 
-/* Wait until *ctr == want (0), or a batch failed (-1). The batch before
- * is usually a tensor's statistics ahead (microseconds): spin, then give
- * the core away (a loaded machine may have descheduled the other thread). */
-static int wait_turn(atomic_int *ctr, int want, atomic_int *bad) {
+/* Wait until *ctr == want (0), or a batch before batch `want` failed (-1).
+ * The batch before is usually a tensor's statistics ahead (microseconds):
+ * spin, then give the core away (a loaded machine may have descheduled the
+ * other thread). */
+static int wait_turn(atomic_int *ctr, int want, atomic_int *fail) {
     for (unsigned spins = 0;; spins++) {
         if (atomic_load_explicit(ctr, memory_order_acquire) == want) return 0;
-        if (atomic_load_explicit(bad, memory_order_relaxed)) return -1;
+        if (atomic_load_explicit(fail, memory_order_relaxed) < want) return -1;
 #if defined(__SSE2__)
         if (spins < 4096) {
             _mm_pause();
@@ -362,6 +369,13 @@ static int wait_turn(atomic_int *ctr, int want, atomic_int *bad) {
         if (spins < 4096) continue;
 #endif
         sched_yield();
+    }
+}
+
+/* Batch j failed: t->fail = min(t->fail, j) */
+static void turns_fail(qturns *t, int j) {
+    int cur = atomic_load(&t->fail);
+    while (j < cur && !atomic_compare_exchange_weak(&t->fail, &cur, j)) {
     }
 }
 
@@ -376,7 +390,7 @@ static int batch_ordered(qctx *q, qrunner *r, qturns *t, int j, int i0, int cnt,
                          const char *label, qtensor_fn tfn, void *user, char *err, size_t err_len) {
     qcache *c = &q->cache;
     for (int i = 0; i < q->n_obs; i++) {
-        if (wait_turn(&t->turn[i], j, &t->bad) != 0) return -1;
+        if (wait_turn(&t->turn[i], j, &t->fail) != 0) return -1;
         const int rc = tfn(q, r, i, user);
         atomic_store_explicit(&t->turn[i], j + 1, memory_order_release);
         if (rc != 0) {
@@ -384,7 +398,7 @@ static int batch_ordered(qctx *q, qrunner *r, qturns *t, int j, int i0, int cnt,
             return -1;
         }
     }
-    if (wait_turn(&t->book, j, &t->bad) != 0) return -1;
+    if (wait_turn(&t->book, j, &t->fail) != 0) return -1;
     int rc = 0;
     /* batches in order from image 0, while the block has room */
     if (c->on && i0 == c->images && i0 + cnt <= c->cap_images && cache_store(q, r, i0, cnt) != 0) {
@@ -490,10 +504,78 @@ static int for_batches(qctx *q, int n, const char *label, qbatch_fn fn, qtensor_
     turns.turn = tfn && nr > 1 ? malloc(sizeof *turns.turn * (size_t)q->n_obs) : NULL;
     if (!turns.turn) tfn = NULL; /* (out of memory: fn on this thread instead) */
     progress(q, label, 0, n);
+    int r_first = 0; /* images run by the free-running threads below */
+#if defined(_OPENMP)
+    /* with per-tensor statistics, each thread runs its batches (t, t + nt,
+     * ...) without a barrier between them: batch_ordered alone keeps the
+     * tensors' order, and a thread runs its next batch while the other
+     * finishes the statistics of its last (rounds made every thread wait for
+     * the slower one nb / nr times); a last partial batch in a session that
+     * cannot be sliced is left to the rounds below */
+    if (tfn && nr > 1) {
+        const int nbat = (n + b - 1) / b, lc = n - (nbat - 1) * b;
+        const int nfree = lc != b && q->run[0].sliceable != 1 ? nbat - 1 : nbat;
+        if (nfree > 1) {
+            for (int i = 0; i < q->n_obs; i++) atomic_init(&turns.turn[i], 0);
+            atomic_init(&turns.book, 0);
+            atomic_init(&turns.fail, INT_MAX);
+            int ebat[Q_MAX_RUNNERS];
+            for (int k = 0; k < nr; k++) {
+                ebat[k] = -1;
+                errs[k][0] = '\0';
+            }
+            t0 = q_now();
+#pragma omp parallel num_threads(nr)
+            {
+                const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+                qrunner *r = &q->run[t];
+                char e[512];
+                for (int k = t; k < nfree; k += nt) {
+                    if (atomic_load(&turns.fail) < k) break;
+                    const int i0 = k * b, cnt = n - i0 < b ? n - i0 : b;
+                    sqz_status st;
+                    e[0] = '\0';
+                    int fail =
+                        sqzc_calib_set_load_many(q->set, i0, cnt, &q->in1, r->in, e, sizeof e) != 0;
+                    if (!fail &&
+                        (sqz_session_set_input(r->s, 0, r->in, (size_t)q->per * (size_t)r->batch,
+                                               &st) != SQZ_OK ||
+                         sqz_session_run(r->s, &st) != SQZ_OK)) {
+                        snprintf(e, sizeof e, "calibration run (images %d..%d): %s", i0,
+                                 i0 + cnt - 1, st.msg);
+                        fail = 1;
+                    }
+                    if (!fail) {
+                        r->count = cnt;
+                        fail = batch_ordered(q, r, &turns, k, i0, cnt, n, label, tfn, user, e,
+                                             sizeof e) != 0;
+                    }
+                    if (fail) { /* (a batch that stopped waiting has no message) */
+                        if (e[0]) {
+                            ebat[t] = k;
+                            snprintf(errs[t], sizeof errs[t], "%s", e);
+                        }
+                        turns_fail(&turns, k);
+                        break;
+                    }
+                }
+            }
+            tr += q_now() - t0;
+            if (atomic_load(&turns.fail) != INT_MAX) {
+                int first = -1;
+                for (int k = 0; k < nr; k++)
+                    if (ebat[k] >= 0 && (first < 0 || ebat[k] < ebat[first])) first = k;
+                snprintf(q->err, q->err_len, "%s", first >= 0 ? errs[first] : "calibration failed");
+                goto out;
+            }
+            r_first = nfree * b < n ? nfree * b : n;
+        }
+    }
+#endif
     /* rounds of nr batches: decoded and run in parallel, then the statistics
      * of each batch in image order (each tensor's statistics on one thread:
      * results do not depend on the thread count) */
-    for (int r0 = 0; r0 < n; r0 += nr * b) {
+    for (int r0 = r_first; r0 < n; r0 += nr * b) {
         int nb = (n - r0 + b - 1) / b;
         nb = nb < nr ? nb : nr;
         const int last_cnt = n - (r0 + (nb - 1) * b) < b ? n - (r0 + (nb - 1) * b) : b;
@@ -515,7 +597,7 @@ static int for_batches(qctx *q, int n, const char *label, qbatch_fn fn, qtensor_
             if (ordered) {
                 for (int i = 0; i < q->n_obs; i++) atomic_init(&turns.turn[i], 0);
                 atomic_init(&turns.book, 0);
-                atomic_init(&turns.bad, 0);
+                atomic_init(&turns.fail, INT_MAX);
             }
             int bad = 0;
             t0 = q_now();
@@ -573,7 +655,7 @@ static int for_batches(qctx *q, int n, const char *label, qbatch_fn fn, qtensor_
                                          errs[k], sizeof errs[k]) != 0;
                 }
                 if (fail) {
-                    if (ordered) atomic_store(&turns.bad, 1);
+                    if (ordered) turns_fail(&turns, k - kb);
 #if defined(_OPENMP)
 #pragma omp atomic write
 #endif
