@@ -1,8 +1,9 @@
 /* test_rt_int8_split.c - the int8 Conv driver's thread splits (common/
  * int8_gemm.c) against the reference, byte for byte: convs large enough to
  * split over 2 and 3 threads (each part's plane rows of the wide path,
- * output-channel chunks of the pointwise path at 14x14 / 7x7), odd sizes,
- * pads and strides, for each ISA this CPU has. */
+ * output-channel chunks of the pointwise path at 14x14 / 7x7, its tiles of
+ * 256 pixels on large maps), odd sizes, pads and strides, for each ISA this
+ * CPU has. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -108,6 +109,9 @@ static void test_conv_splits(void **state) {
         {160, 7, 7, 960, 1, 1, 0, 0, 0, 0},
         {960, 7, 7, 163, 1, 1, 0, 0, 0, 0},
         {61, 13, 11, 203, 1, 1, 0, 0, 0, 0},
+        /* pointwise on >= 2048 pixels: tiles of 256, a partial last one */
+        {16, 61, 67, 40, 1, 1, 0, 0, 0, 0},
+        {24, 45, 47, 19, 1, 1, 0, 0, 0, 0},
     };
     for (size_t s = 0; s < sizeof k_isas / sizeof k_isas[0]; s++) {
         if (!k_isas[s].ok()) {
