@@ -9,7 +9,8 @@
  * the 1x1 expansion convs before these layers split their output by pixels,
  * gemm.c), the layer split by planes vs by output rows (SQZ_DW_SPLIT), same
  * run, best run each.
- * Usage: bench_dwconv [min_seconds_per_measure (default 0.3)] */
+ * Usage: bench_dwconv [min_seconds_per_measure (default 0.3)] [CxHxWkKsS ...]
+ * (layers given on the command line, e.g. 48x112x112k3s2, replace the list) */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,7 @@ typedef struct layer {
     const char *models; /* v: MobileNetV2, m: MNASNet 1.0, e: EfficientNet-B0 */
 } layer;
 
-static const layer layers[] = {
+static layer layers[] = {
     {32, 112, 112, 3, 1, "vme"}, {96, 112, 112, 3, 2, "ve"}, {48, 112, 112, 3, 2, "m"},
     {144, 56, 56, 3, 1, "ve"},   {72, 56, 56, 3, 1, "m"},    {144, 56, 56, 3, 2, "v"},
     {144, 56, 56, 5, 2, "e"},    {72, 56, 56, 5, 2, "m"},    {192, 28, 28, 3, 1, "v"},
@@ -39,6 +40,22 @@ static const layer layers[] = {
     {576, 14, 14, 5, 2, "m"},    {960, 7, 7, 3, 1, "v"},     {1152, 7, 7, 3, 1, "me"},
     {1152, 7, 7, 5, 1, "me"},
 };
+
+static size_t n_layers = sizeof layers / sizeof layers[0];
+
+/* argv layers "CxHxWkKsS" over the start of the list (at most its length) */
+static void parse_layers(int argc, char **argv) {
+    size_t n = 0;
+    for (int i = 2; i < argc && n < sizeof layers / sizeof layers[0]; i++) {
+        layer l = {0, 0, 0, 0, 0, "-"};
+        if (sscanf(argv[i], "%dx%dx%dk%ds%d", &l.C, &l.H, &l.W, &l.k, &l.s) == 5 && l.C > 0 &&
+            l.H > 0 && l.W > 0 && (l.k == 3 || l.k == 5) && (l.s == 1 || l.s == 2))
+            layers[n++] = l;
+        else
+            fprintf(stderr, "bench_dwconv: ignoring layer '%s' (CxHxWkKsS)\n", argv[i]);
+    }
+    if (n) n_layers = n;
+}
 
 static double now_s(void) {
     struct timespec ts;
@@ -180,7 +197,7 @@ static int two_threads(double min_s) {
     printf("\n2 threads, input rows written by two threads (top / bottom halves); GMAC/s (best "
            "run)\n");
     printf("%-26s %9s %9s %8s\n", "layer (CxHxW kKsS models)", "planes", "rows", "rows/pl");
-    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
+    for (size_t i = 0; i < n_layers; i++) {
         const layer *l = &layers[i];
         size_t nx = (size_t)l->C * (size_t)l->H * (size_t)l->W;
         float *x0 = malloc(nx * sizeof(float)), *x = malloc(nx * sizeof(float));
@@ -221,6 +238,7 @@ static int two_threads(double min_s) {
 int main(int argc, char **argv) {
     double min_s = argc > 1 ? atof(argv[1]) : 0.3;
     if (!(min_s > 0.0)) min_s = 0.3;
+    parse_layers(argc, argv);
     static const struct {
         int isa;
         const sqz_op_impl *impl;
@@ -238,7 +256,7 @@ int main(int argc, char **argv) {
         if (sqz_dw_isa_available(fam[f].isa)) printf(" %9s", sqz_dw_isa_name(fam[f].isa));
     if (band) printf(" %9s %8s", "512-old", "new/old");
     printf(" %9s\n", "best/ref");
-    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
+    for (size_t i = 0; i < n_layers; i++) {
         const layer *l = &layers[i];
         size_t nx = (size_t)l->C * (size_t)l->H * (size_t)l->W;
         float *x = malloc(nx * sizeof(float)), *y = malloc(nx * sizeof(float));

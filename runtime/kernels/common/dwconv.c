@@ -27,9 +27,6 @@
  * 1.01-1.14x) */
 #define DW_BAND_MIN_OW 32
 #define DW_BAND_MAX_OW 64
-/* the stride-2 kernel takes planes with out_w <= this (and above the
- * channel-block kernel's 8) */
-#define DW_S2_MAX_OW 32
 /* row splits (SQZ_DW_SPLIT=rows): bands of DW_ROW_UNIT output rows (the band
  * and whole-plane kernels' passes), fewer parts (each re-reads k - 1 rows) */
 #define DW_ROW_UNIT 4
@@ -502,12 +499,13 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
         p->band_floats = sqz_dw_band_floats_avx512(&pa);
         if (p->band_floats) p->plane_floats = 0;
     }
-    /* stride 2 up to 32 outputs a row: the direct kernel (bench_dwconv,
-     * interleaved, vs the whole-plane kernel: 144x56x56 k3 1.3x, k5 1.3-1.4x,
-     * 72x56x56 k5 1.2x, 240x28x28 k5 1.1x, 28x28 k3 equal); the 112-wide
-     * rows stay on the row kernel (48x112x112 k3: 0.9x, input from L3) */
+    /* stride 2: the direct kernel (bench_dwconv, interleaved, vs the
+     * whole-plane kernel: 144x56x56 k3 1.3x, k5 1.3-1.4x, 72x56x56 k5 1.2x,
+     * 240x28x28 k5 1.1x, 28x28 k3 equal; vs the row kernels on wide rows:
+     * 48x112x112 k3 1.28x (11.5 -> 14.7 GMAC/s), k5 1.65x, 16x224x224 k3
+     * 1.07x, k5 1.39x) */
     if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && !p->cb_floats &&
-        p->s == 2 && p->OW <= DW_S2_MAX_OW && s2_enabled()) {
+        p->s == 2 && s2_enabled()) {
         sqz_dw_plane pa;
         plane_args(p, &pa);
         if (sqz_dw_s2_covers_avx512(&pa)) {
