@@ -27,6 +27,8 @@
  * 1.01-1.14x) */
 #define DW_BAND_MIN_OW 32
 #define DW_BAND_MAX_OW 64
+/* 3x3 stride-2 layers with more outputs a row run on the row kernel */
+#define DW_S2_ROW_OW 32
 /* row splits (SQZ_DW_SPLIT=rows): bands of DW_ROW_UNIT output rows (the band
  * and whole-plane kernels' passes), fewer parts (each re-reads k - 1 rows) */
 #define DW_ROW_UNIT 4
@@ -502,10 +504,11 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     /* stride 2: the direct kernel (bench_dwconv, interleaved, vs the
      * whole-plane kernel: 144x56x56 k3 1.3x, k5 1.3-1.4x, 72x56x56 k5 1.2x,
      * 240x28x28 k5 1.1x, 28x28 k3 equal; vs the row kernels on wide rows:
-     * 48x112x112 k3 1.28x (11.5 -> 14.7 GMAC/s), k5 1.65x, 16x224x224 k3
-     * 1.07x, k5 1.39x) */
+     * 48x112x112 k5 1.14x, 16x224x224 k5 1.39x), except 3x3 rows of more than
+     * DW_S2_ROW_OW outputs: the row kernel (48x112x112 k3: 18.3 vs 14.7
+     * GMAC/s, both output rows of a call from one split of each input row) */
     if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && !p->cb_floats &&
-        p->s == 2 && s2_enabled()) {
+        p->s == 2 && (p->k != 3 || p->OW <= DW_S2_ROW_OW) && s2_enabled()) {
         sqz_dw_plane pa;
         plane_args(p, &pa);
         if (sqz_dw_s2_covers_avx512(&pa)) {

@@ -2,12 +2,10 @@
  * vector. Contract in dwconv.h.
  *
  * Stride 1: tap kx of a block is an unaligned load at column c0 + kx.
- * Stride 2: two loads at c0 + 2j give 32 consecutive columns; vpermt2ps
- * splits them into the even (tap 2j) and odd (tap 2j + 1) columns.
- * Two output rows share the loads of their common input rows. Tails (and the
- * stride-2 blocks whose 32-column loads would cross the row end) use masked
- * loads; the left padding columns use expand-loads (zero-filled lanes), so
- * every column is computed in SIMD. */
+ * Two output rows share the loads of their common input rows. Tails use
+ * masked loads; the left padding columns use expand-loads (zero-filled
+ * lanes), so every column is computed in SIMD. Stride 2: the row kernels at
+ * the end of the file, on the direct stride-2 kernel's taps. */
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
@@ -55,51 +53,28 @@ DW_INLINE __m512 load_cols(const float *row, int cc, int W) {
 }
 
 /* NB (1 to 4) blocks of 16 output columns starting at ox (the last one n <= 16
- * wide), K x K kernel, stride S, one output row (y) or two (TWO: y and y2).
+ * wide), K x K kernel, stride 1, one output row (y) or two (TWO: y and y2).
  * FULL: every 16-wide load stays inside the row (the last block's stores are
  * masked when n < 16); otherwise (NB == 1) edge loads that zero the padding
  * columns. Two blocks keep four independent FMA chains in flight. */
 DW_INLINE void dw_block(const sqz_dw_row *a, const float *const *rows, float *y, float *y2,
-                        const __m512 *wv, int ox, int n, const int K, const int S, const int TWO,
-                        const int FULL, const int NB) {
-    const int c0 = ox * S - a->pad_l; /* < 0 only in a left-edge block */
-    const int nrows = TWO ? K + S : K;
-    const __m512i even =
-        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd =
-        _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+                        const __m512 *wv, int ox, int n, const int K, const int TWO, const int FULL,
+                        const int NB) {
+    const int c0 = ox - a->pad_l; /* < 0 only in a left-edge block */
+    const int nrows = TWO ? K + 1 : K;
     __m512 acc0[4], acc1[4];
     for (int b = 0; b < NB; b++) acc0[b] = acc1[b] = _mm512_set1_ps(a->bias);
 #pragma GCC unroll 8
     for (int r = 0; r < nrows; r++) {
-        __m512 ev[4], od[4];
-        for (int b = 0; b < 4; b++) ev[b] = od[b] = _mm512_setzero_ps();
 #pragma GCC unroll 8
         for (int kx = 0; kx < K; kx++) {
 #pragma GCC unroll 4
             for (int b = 0; b < NB; b++) {
-                const int cc = c0 + b * 16 * S + kx;
-                __m512 v;
-                if (S == 1) {
-                    v = FULL ? _mm512_loadu_ps(rows[r] + cc) : load_cols(rows[r], cc, a->in_w);
-                } else if ((kx & 1) == 0) {
-                    __m512 lo, hi;
-                    if (FULL) {
-                        lo = _mm512_loadu_ps(rows[r] + cc);
-                        hi = _mm512_loadu_ps(rows[r] + cc + 16);
-                    } else {
-                        lo = load_cols(rows[r], cc, a->in_w);
-                        hi = load_cols(rows[r], cc + 16, a->in_w);
-                    }
-                    ev[b] = _mm512_permutex2var_ps(lo, even, hi);
-                    if (kx + 1 < K) od[b] = _mm512_permutex2var_ps(lo, odd, hi);
-                    v = ev[b];
-                } else {
-                    v = od[b];
-                }
+                const int cc = c0 + b * 16 + kx;
+                const __m512 v =
+                    FULL ? _mm512_loadu_ps(rows[r] + cc) : load_cols(rows[r], cc, a->in_w);
                 if (r < K) acc0[b] = _mm512_fmadd_ps(wv[r * K + kx], v, acc0[b]);
-                if (TWO && r >= S && r - S < K)
-                    acc1[b] = _mm512_fmadd_ps(wv[(r - S) * K + kx], v, acc1[b]);
+                if (TWO && r >= 1) acc1[b] = _mm512_fmadd_ps(wv[(r - 1) * K + kx], v, acc1[b]);
             }
         }
     }
@@ -121,18 +96,12 @@ DW_INLINE void dw_block(const sqz_dw_row *a, const float *const *rows, float *y,
 /* Every output column in SIMD: edge blocks (left padding, right end) with
  * zero-filling loads, the rest with plain loads. */
 DW_INLINE void dw_rows(const sqz_dw_row *a, const float *const *rows, float *y, float *y2,
-                       const int K, const int S, const int TWO) {
+                       const int K, const int TWO) {
     const int OW = a->out_w;
     __m512 wv[25];
     for (int i = 0; i < K * K; i++) wv[i] = _mm512_set1_ps(a->w[i]);
-    /* plain-load blocks: ox >= ox_lo, ox + 16 <= ox_hi and (stride 2) the
-     * 32-wide loads inside the row: c0 + K - 1 + 32 <= in_w */
-    int full_end = a->ox_hi - 16;
-    if (S == 2) {
-        int lim = a->in_w + a->pad_l - K - 31;
-        int oxmax = lim < 0 ? -1 : lim / 2;
-        if (full_end > oxmax) full_end = oxmax;
-    }
+    /* plain-load blocks: ox >= ox_lo, ox + 16 <= ox_hi */
+    const int full_end = a->ox_hi - 16;
     int ox = 0;
     if (a->padded) {
         /* every load inside the row (dwconv.h): plain loads everywhere, the
@@ -141,51 +110,41 @@ DW_INLINE void dw_rows(const sqz_dw_row *a, const float *const *rows, float *y, 
          * k*k dependent FMAs (4 cycles each), so one or two blocks leave the
          * FMA units mostly idle (56-wide rows: 0.121 -> 0.098 ms with 1-2
          * blocks, see bench_dwconv) */
-        for (; ox + 64 <= OW; ox += 64) dw_block(a, rows, y, y2, wv, ox, 16, K, S, TWO, 1, 4);
+        for (; ox + 64 <= OW; ox += 64) dw_block(a, rows, y, y2, wv, ox, 16, K, TWO, 1, 4);
         int rem = OW - ox;
         if (rem > 48)
-            dw_block(a, rows, y, y2, wv, ox, rem - 48, K, S, TWO, 1, 4);
+            dw_block(a, rows, y, y2, wv, ox, rem - 48, K, TWO, 1, 4);
         else if (rem > 32)
-            dw_block(a, rows, y, y2, wv, ox, rem - 32, K, S, TWO, 1, 3);
+            dw_block(a, rows, y, y2, wv, ox, rem - 32, K, TWO, 1, 3);
         else if (rem > 16)
-            dw_block(a, rows, y, y2, wv, ox, rem - 16, K, S, TWO, 1, 2);
+            dw_block(a, rows, y, y2, wv, ox, rem - 16, K, TWO, 1, 2);
         else if (rem > 0)
-            dw_block(a, rows, y, y2, wv, ox, rem, K, S, TWO, 1, 1);
+            dw_block(a, rows, y, y2, wv, ox, rem, K, TWO, 1, 1);
         return;
     }
     /* left edge: one or more general blocks until the plain-load range */
     while (ox < OW && ox < a->ox_lo) {
         int n = OW - ox < 16 ? OW - ox : 16;
-        dw_block(a, rows, y, y2, wv, ox, n, K, S, TWO, 0, 1);
+        dw_block(a, rows, y, y2, wv, ox, n, K, TWO, 0, 1);
         ox += n;
     }
-    for (; ox + 16 <= full_end; ox += 32) dw_block(a, rows, y, y2, wv, ox, 16, K, S, TWO, 1, 2);
-    for (; ox <= full_end; ox += 16) dw_block(a, rows, y, y2, wv, ox, 16, K, S, TWO, 1, 1);
+    for (; ox + 16 <= full_end; ox += 32) dw_block(a, rows, y, y2, wv, ox, 16, K, TWO, 1, 2);
+    for (; ox <= full_end; ox += 16) dw_block(a, rows, y, y2, wv, ox, 16, K, TWO, 1, 1);
     for (; ox < OW; ox += 16) {
         int n = OW - ox < 16 ? OW - ox : 16;
-        dw_block(a, rows, y, y2, wv, ox, n, K, S, TWO, 0, 1);
+        dw_block(a, rows, y, y2, wv, ox, n, K, TWO, 0, 1);
     }
 }
 
-#define DW_FN(name, K, S)                                                                          \
+#define DW_FN(name, K)                                                                             \
     static void name(const sqz_dw_row *a, const float *const *rows, float *y, float *y2) {         \
         if (y2)                                                                                    \
-            dw_rows(a, rows, y, y2, K, S, 1);                                                      \
+            dw_rows(a, rows, y, y2, K, 1);                                                         \
         else                                                                                       \
-            dw_rows(a, rows, y, NULL, K, S, 0);                                                    \
+            dw_rows(a, rows, y, NULL, K, 0);                                                       \
     }
-DW_FN(dw3s1, 3, 1)
-DW_FN(dw3s2, 3, 2)
-DW_FN(dw5s1, 5, 1)
-DW_FN(dw5s2, 5, 2)
-
-sqz_dw_row_fn sqz_dw_row_avx512(int k, int stride) {
-    if (k == 3 && stride == 1) return dw3s1;
-    if (k == 3 && stride == 2) return dw3s2;
-    if (k == 5 && stride == 1) return dw5s1;
-    if (k == 5 && stride == 2) return dw5s2;
-    return NULL;
-}
+DW_FN(dw3s1, 3)
+DW_FN(dw5s1, 5)
 
 /* ------------------------------------------------ whole small planes
  *
@@ -1019,4 +978,76 @@ void sqz_dw_s2_run_avx512(const sqz_dw_plane *a, const float *x, float *y) {
         s2_plane(a, x, y, 3);
     else
         s2_plane(a, x, y, 5);
+}
+
+/* ------------------------------------------------ stride 2, row kernels
+ *
+ * The stride-2 row kernels (sqz_dw_row contract: 3x3 layers wider than
+ * DW_S2_ROW_OW in common/dwconv.c, the fused expansion + depthwise xdw.c,
+ * SQZ_DW_S2=0) on the direct kernel's taps: per input
+ * row and 32 output columns, masked loads (zeros outside the row), one even
+ * / odd split and valignd shifts, both output rows from the same split.
+ * Every block the same code, no edge blocks (bench_dwconv, 1 thread,
+ * SQZ_DW_S2=0, vs the row kernels of the stride-1 structure: edge blocks of
+ * expand / masked loads, three shuffles per row and block): 48x112x112 k3
+ * 11.6 -> 18.3 GMAC/s, k5 14.2 -> 21.8; the direct kernel 14.7 / 25.0. */
+
+/* columns [ox0, ox0 + 16 NV) of y (and y2), masked to out_w */
+DW_INLINE void s2_rows_chunk(const sqz_dw_row *a, const float *const *rows, float *y, float *y2,
+                             const __m512 *wv, int ox0, const int K, const int TWO, const int NV) {
+    const int64_t c0 = (int64_t)ox0 * 2 - a->pad_l;
+    __mmask16 mk[5];
+    for (int i = 0; i < 2 * NV + 1; i++) mk[i] = s2_in_mask(c0 + 16 * i, a->in_w);
+    __m512 acc0[2], acc1[2];
+    for (int n = 0; n < NV; n++) acc0[n] = acc1[n] = _mm512_set1_ps(a->bias);
+    const int nrows = TWO ? K + 2 : K;
+#pragma GCC unroll 7
+    for (int r = 0; r < nrows; r++) {
+        __m512 T[5][2];
+        s2_taps(rows[r], mk, c0, T, K, NV);
+#pragma GCC unroll 5
+        for (int kx = 0; kx < K; kx++)
+#pragma GCC unroll 2
+            for (int n = 0; n < NV; n++) {
+                if (r < K) acc0[n] = _mm512_fmadd_ps(wv[r * K + kx], T[kx][n], acc0[n]);
+                if (TWO && r >= 2)
+                    acc1[n] = _mm512_fmadd_ps(wv[(r - 2) * K + kx], T[kx][n], acc1[n]);
+            }
+    }
+    const __m512 va = _mm512_set1_ps(a->alpha), vb = _mm512_set1_ps(a->beta);
+    for (int n = 0; n < NV; n++) {
+        const __mmask16 m = mask_16(a->out_w - ox0 - 16 * n);
+        _mm512_mask_storeu_ps(y + ox0 + 16 * n, m, act512(acc0[n], a->act, va, vb));
+        if (TWO) _mm512_mask_storeu_ps(y2 + ox0 + 16 * n, m, act512(acc1[n], a->act, va, vb));
+    }
+}
+
+DW_INLINE void s2_rows(const sqz_dw_row *a, const float *const *rows, float *y, float *y2,
+                       const int K, const int TWO) {
+    __m512 wv[25];
+    for (int i = 0; i < K * K; i++) wv[i] = _mm512_set1_ps(a->w[i]);
+    for (int ox0 = 0; ox0 < a->out_w; ox0 += 32) {
+        if (a->out_w - ox0 > 16)
+            s2_rows_chunk(a, rows, y, y2, wv, ox0, K, TWO, 2);
+        else
+            s2_rows_chunk(a, rows, y, y2, wv, ox0, K, TWO, 1);
+    }
+}
+
+#define S2_FN(name, K)                                                                             \
+    static void name(const sqz_dw_row *a, const float *const *rows, float *y, float *y2) {         \
+        if (y2)                                                                                    \
+            s2_rows(a, rows, y, y2, K, 1);                                                         \
+        else                                                                                       \
+            s2_rows(a, rows, y, NULL, K, 0);                                                       \
+    }
+S2_FN(dw3s2, 3)
+S2_FN(dw5s2, 5)
+
+sqz_dw_row_fn sqz_dw_row_avx512(int k, int stride) {
+    if (k == 3 && stride == 1) return dw3s1;
+    if (k == 3 && stride == 2) return dw3s2;
+    if (k == 5 && stride == 1) return dw5s1;
+    if (k == 5 && stride == 2) return dw5s2;
+    return NULL;
 }
