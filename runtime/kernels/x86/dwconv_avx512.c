@@ -854,15 +854,25 @@ DW_INLINE const float *s2_at(const float *row, int64_t off) {
     return (const float *)((uintptr_t)row + (uintptr_t)(off * (int64_t)sizeof(float)));
 }
 
-/* taps T[t][n], lanes j: input column c0 + 32 n + 2 j + t of row (t < K) */
+/* 1 when the last of NV vectors, n outputs of it stored, has a stored lane
+ * whose taps reach past its 32 input columns (lane j reads even / odd
+ * columns up to j + (K - 1) / 2 of the split) */
+DW_INLINE int s2_ext(int n, const int K) {
+    return n + (K - 1) / 2 > 16;
+}
+
+/* taps T[t][n], lanes j: input column c0 + 32 n + 2 j + t of row (t < K);
+ * EXT 0: the split past the last vector is skipped (its lanes 16 - (K - 1) /
+ * 2 .. 15 then read zeros: outputs s2_ext says are not stored) */
 DW_INLINE void s2_taps(const float *row, const __mmask16 *mk, int64_t c0, __m512 T[5][2],
-                       const int K, const int NV) {
+                       const int K, const int NV, const int EXT) {
     const __m512i even =
         _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd =
         _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     __m512 E[3], O[3];
-    for (int n = 0; n <= NV; n++) {
+    E[NV] = O[NV] = _mm512_setzero_ps();
+    for (int n = 0; n < NV + EXT; n++) {
         const int64_t cs = c0 + 32 * n;
         const __m512 lo = _mm512_maskz_loadu_ps(mk[2 * n], s2_at(row, cs));
         /* the vector past the last only feeds lanes 0..1 (columns cs..cs+3) */
@@ -886,8 +896,8 @@ DW_INLINE void s2_taps(const float *row, const __mmask16 *mk, int64_t c0, __m512
 
 /* output rows oy .. oy + R - 1, columns ox0 .. ox0 + 16 NV - 1 (stores
  * masked to OW) */
-DW_INLINE void s2_group(const sqz_dw_plane *a, const float *x, float *y, const __m512 *wv, int oy,
-                        int ox0, const int K, const int R, const int NV) {
+DW_INLINE void s2_group_x(const sqz_dw_plane *a, const float *x, float *y, const __m512 *wv, int oy,
+                          int ox0, const int K, const int R, const int NV, const int EXT) {
     __m512 acc[8][2];
     for (int j = 0; j < R; j++)
         for (int n = 0; n < NV; n++) acc[j][n] = _mm512_set1_ps(a->bias);
@@ -900,7 +910,7 @@ DW_INLINE void s2_group(const sqz_dw_plane *a, const float *x, float *y, const _
         const int64_t iy = iy0 + r;
         if (iy < 0 || iy >= a->H) continue; /* a zero row */
         __m512 T[5][2];
-        s2_taps(x + iy * (int64_t)a->W, mk, c0, T, K, NV);
+        s2_taps(x + iy * (int64_t)a->W, mk, c0, T, K, NV, EXT);
 #pragma GCC unroll 8
         for (int j = 0; j < R; j++) {
             const int ky = r - 2 * j;
@@ -917,6 +927,14 @@ DW_INLINE void s2_group(const sqz_dw_plane *a, const float *x, float *y, const _
         for (int n = 0; n < NV; n++)
             _mm512_mask_storeu_ps(y + (size_t)(oy + j) * (size_t)a->OW + ox0 + 16 * n,
                                   mask_16(a->OW - ox0 - 16 * n), act512(acc[j][n], a->act, va, vb));
+}
+
+DW_INLINE void s2_group(const sqz_dw_plane *a, const float *x, float *y, const __m512 *wv, int oy,
+                        int ox0, const int K, const int R, const int NV) {
+    if (s2_ext(a->OW - ox0 - 16 * (NV - 1), K))
+        s2_group_x(a, x, y, wv, oy, ox0, K, R, NV, 1);
+    else
+        s2_group_x(a, x, y, wv, oy, ox0, K, R, NV, 0);
 }
 
 /* output rows [oy, oy + R) (R <= S2_R(NV)) of the column chunk at ox0 */
@@ -993,8 +1011,9 @@ void sqz_dw_s2_run_avx512(const sqz_dw_plane *a, const float *x, float *y) {
  * 11.6 -> 18.3 GMAC/s, k5 14.2 -> 21.8; the direct kernel 14.7 / 25.0. */
 
 /* columns [ox0, ox0 + 16 NV) of y (and y2), masked to out_w */
-DW_INLINE void s2_rows_chunk(const sqz_dw_row *a, const float *const *rows, float *y, float *y2,
-                             const __m512 *wv, int ox0, const int K, const int TWO, const int NV) {
+DW_INLINE void s2_rows_x(const sqz_dw_row *a, const float *const *rows, float *y, float *y2,
+                         const __m512 *wv, int ox0, const int K, const int TWO, const int NV,
+                         const int EXT) {
     const int64_t c0 = (int64_t)ox0 * 2 - a->pad_l;
     __mmask16 mk[5];
     for (int i = 0; i < 2 * NV + 1; i++) mk[i] = s2_in_mask(c0 + 16 * i, a->in_w);
@@ -1004,7 +1023,7 @@ DW_INLINE void s2_rows_chunk(const sqz_dw_row *a, const float *const *rows, floa
 #pragma GCC unroll 7
     for (int r = 0; r < nrows; r++) {
         __m512 T[5][2];
-        s2_taps(rows[r], mk, c0, T, K, NV);
+        s2_taps(rows[r], mk, c0, T, K, NV, EXT);
 #pragma GCC unroll 5
         for (int kx = 0; kx < K; kx++)
 #pragma GCC unroll 2
@@ -1020,6 +1039,14 @@ DW_INLINE void s2_rows_chunk(const sqz_dw_row *a, const float *const *rows, floa
         _mm512_mask_storeu_ps(y + ox0 + 16 * n, m, act512(acc0[n], a->act, va, vb));
         if (TWO) _mm512_mask_storeu_ps(y2 + ox0 + 16 * n, m, act512(acc1[n], a->act, va, vb));
     }
+}
+
+DW_INLINE void s2_rows_chunk(const sqz_dw_row *a, const float *const *rows, float *y, float *y2,
+                             const __m512 *wv, int ox0, const int K, const int TWO, const int NV) {
+    if (s2_ext(a->out_w - ox0 - 16 * (NV - 1), K))
+        s2_rows_x(a, rows, y, y2, wv, ox0, K, TWO, NV, 1);
+    else
+        s2_rows_x(a, rows, y, y2, wv, ox0, K, TWO, NV, 0);
 }
 
 DW_INLINE void s2_rows(const sqz_dw_row *a, const float *const *rows, float *y, float *y2,
