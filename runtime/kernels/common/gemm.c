@@ -21,7 +21,7 @@
  * (OMP_WAIT_POLICY=passive) costs about as much as the work (squeeze-excite
  * 1x1 convs, small classifiers). Spinning workers join in ~1 us. */
 #define GEMM_PAR_MIN_MACS (1 << 20)
-#define GEMM_PAR_MIN_MACS_SPIN (1 << 17)
+#define GEMM_PAR_MIN_MACS_SPIN (1 << 16)
 /* Packed A bytes above which A is taken to be cold (not in L2) each run. */
 #define GEMM_COLD_A (1 << 20)
 
@@ -466,16 +466,16 @@ int64_t sqz_gemm_par_min_macs(void) {
     return par_min_macs(GEMM_PAR_MIN_MACS_SPIN);
 }
 
-/* Convs split from 8x more work than matrix products: a split conv leaves
- * half its output in the other core's cache for the next (often unsplit)
- * node; a weight-bound Gemm gains from two cores' caches. The small
- * MobileNet at 2 threads, spinning: 0.205 ms at 2^17, 0.128 ms at 2^19
- * (= 1 thread); the small ResNet's 903K-MAC stride-2 3x3 convs were
- * slower split than not (2 threads, 2^19 -> 2^20: -2% on a quiet 2 MB-L2
- * machine, -2.3% on a loaded 1 MB-L2 one). No other conv of the
- * benchmark models (depthwise apart) lies between 2^19 and 2^20. */
+/* Convs split from the same work as matrix products since the executor's
+ * helpers became a persistent pool (par.c: the master never waits for a
+ * helper to arrive). Measured on a quiet Zen 4 (1 MB L2), 2 threads,
+ * bench/latency.sh, conv threshold 2^20 / Gemm 2^17 -> both 2^16: small
+ * ResNet 0.130 -> 0.116 ms (its 0.1-0.9M-MAC convs split), small MobileNet
+ * 0.132 -> 0.128, LeNet-5 0.0125 -> 0.0115, the torchvision models within
+ * noise. (With an OpenMP region per run, 2^19-2^20 had been better: the
+ * small MobileNet 0.205 ms at 2^17 vs 0.128 at 2^19.) */
 int64_t sqz_gemm_conv_par_min_macs(void) {
-    return par_min_macs(GEMM_PAR_MIN_MACS_SPIN * 8);
+    return par_min_macs(GEMM_PAR_MIN_MACS_SPIN);
 }
 
 size_t sqz_gemm_scratch_bytes(const sqz_gemm_args *g) {
