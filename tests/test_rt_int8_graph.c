@@ -273,11 +273,12 @@ static void test_graph_bit_exact(void **state) {
 static void test_session_thread_policy(void **state) {
     (void)state;
     unsetenv("SQZ_I8_TINY_MACS");
-    assert_int_equal(sqz_i8_session_threads(2, 9345920, 9345920), 1);  /* small ResNet */
-    assert_int_equal(sqz_i8_session_threads(2, 15999999, 9000000), 1); /* 56% int8 */
+    assert_int_equal(sqz_i8_session_threads(2, 5308960, 5308960), 1); /* small MobileNet */
+    assert_int_equal(sqz_i8_session_threads(2, 9345920, 9345920), 2); /* small ResNet */
+    assert_int_equal(sqz_i8_session_threads(2, 7999999, 4500000), 1); /* 56% int8 */
     assert_int_equal(sqz_i8_session_threads(2, SQZ_I8_TINY_MACS, SQZ_I8_TINY_MACS), 2);
     assert_int_equal(sqz_i8_session_threads(2, 300000000, 300000000), 2); /* MobileNetV2 */
-    assert_int_equal(sqz_i8_session_threads(2, 9000000, 4000000), 2);     /* mostly fp32 */
+    assert_int_equal(sqz_i8_session_threads(2, 7000000, 3000000), 2);     /* mostly fp32 */
     assert_int_equal(sqz_i8_session_threads(2, 1000, 0), 2);              /* no int8 MACs */
     assert_int_equal(sqz_i8_session_threads(4, 0, 0), 4);
     assert_int_equal(sqz_i8_session_threads(1, 1000, 1000), 1);

@@ -109,16 +109,17 @@ void sqz_i8_linear_free(sqz_i8_linear *li);
  * once all nodes are prepared): the threads a session of nt > 1 threads
  * really uses, 1 when most of its MACs are int8 and the whole model is
  * below SQZ_I8_TINY_MACS MACs (SQZ_I8_TINY_MACS=<n> in the environment
- * overrides it, for A/B), else nt. Such a model runs in ~0.1 ms or less at
- * one thread, in nodes of a few us: the executor's team costs its start
- * per inference (~4-6 us on this VM) and every split node a hand-off and
- * the other core's cache lines, more than the halves gain. The small ResNet
- * (9.3M MACs) int8 at 2 threads: 0.059-0.060 ms in a team with no split
- * node, 0.061-0.063 with the 12 us split minimum, 0.066-0.070 at 4 us,
- * 0.049-0.056 on one thread (same run, load ~3.7); the torchvision models (>= 140M MACs) gain
- * from 2 threads. total_macs / i8_macs: the MACs of all nodes / of the
- * int8 ones (sqz_op_impl.macs). */
-#define SQZ_I8_TINY_MACS 16000000LL
+ * overrides it, for A/B), else nt. Such a model runs in ~0.05 ms or less
+ * at one thread, in nodes of a few us, where every split node costs a
+ * hand-off and the other core's cache lines. With the executor's persistent
+ * helper pool (par.c, no team start per run) the bound is lower than with an
+ * OpenMP region per run (16M MACs before): quiet Zen 4, 2 threads, same
+ * run, one thread vs two: the small ResNet (9.3M MACs) 0.063 -> 0.049 ms,
+ * the small MobileNet (5.3M MACs, 1x1 convs of 16-64 channels) 0.055 ->
+ * 0.063 ms, LeNets equal; the torchvision models (>= 140M MACs) gain from 2
+ * threads. total_macs / i8_macs: the MACs of all nodes / of the int8 ones
+ * (sqz_op_impl.macs). */
+#define SQZ_I8_TINY_MACS 8000000LL
 int sqz_i8_session_threads(int nt, uint64_t total_macs, uint64_t i8_macs);
 
 /* Weight w[co][k] of an analysed layer, whatever its stored layout. */
