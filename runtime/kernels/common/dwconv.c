@@ -255,32 +255,53 @@ static void plane_args(const dw_p *p, sqz_dw_plane *a) {
     a->beta = p->act.beta;
 }
 
+/* What the plane drivers below share: the node's tensors and the plane
+ * arguments for output rows [ob, oe). */
+typedef struct dw_io {
+    const float *X, *W, *B;
+    float *Y;
+    size_t in_sp, out_sp, kk;
+    sqz_dw_plane a;
+} dw_io;
+
+static void dw_io_init(const dw_p *p, const sqz_op_ctx *ctx, int ob, int oe, dw_io *io) {
+    io->X = ctx->in_data[0];
+    io->W = ctx->in_data[1];
+    io->B = p->has_bias ? ctx->in_data[2] : NULL;
+    io->Y = ctx->out_data[0];
+    io->in_sp = (size_t)p->H * (size_t)p->W;
+    io->out_sp = (size_t)p->OH * (size_t)p->OW;
+    io->kk = (size_t)p->k * (size_t)p->k;
+    plane_args(p, &io->a);
+    io->a.oy0 = ob;
+    io->a.oy1 = oe;
+}
+
+/* plane i's weights and bias into io->a; returns its output plane */
+static float *dw_io_plane(const dw_p *p, dw_io *io, int64_t i) {
+    int64_t c = i % p->C;
+    io->a.w = io->W + (size_t)c * io->kk;
+    io->a.bias = io->B ? io->B[c] : 0.0f;
+    return io->Y + (size_t)i * io->out_sp;
+}
+
 /* output rows [ob, oe) of planes [b, e) with the whole-plane kernel, buf:
  * this thread's buffer */
 static void dw_planes_avx512(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e, int ob,
                              int oe, float *buf) {
-    const float *X = ctx->in_data[0], *Wt = ctx->in_data[1];
-    const float *B = p->has_bias ? ctx->in_data[2] : NULL;
-    float *Y = ctx->out_data[0];
-    const size_t in_sp = (size_t)p->H * (size_t)p->W, out_sp = (size_t)p->OH * (size_t)p->OW;
-    const size_t kk = (size_t)p->k * (size_t)p->k;
-    sqz_dw_plane a;
-    plane_args(p, &a);
-    a.oy0 = ob;
-    a.oy1 = oe;
+    dw_io io;
+    dw_io_init(p, ctx, ob, oe, &io);
     /* two buffers: plane i + 1 is packed before plane i is computed */
     float *bufs[2] = {buf, buf + p->plane_floats};
-    sqz_dw_plane_zero_avx512(&a, bufs[0]);
-    sqz_dw_plane_zero_avx512(&a, bufs[1]);
-    if (b < e) sqz_dw_plane_pack_avx512(&a, X + (size_t)b * in_sp, bufs[0]);
+    sqz_dw_plane_zero_avx512(&io.a, bufs[0]);
+    sqz_dw_plane_zero_avx512(&io.a, bufs[1]);
+    if (b < e) sqz_dw_plane_pack_avx512(&io.a, io.X + (size_t)b * io.in_sp, bufs[0]);
     for (int64_t i = b; i < e; i++) {
-        int64_t c = i % p->C;
         if (i + 1 < e)
-            sqz_dw_plane_pack_avx512(&a, X + (size_t)(i + 1) * in_sp, bufs[(i - b + 1) & 1]);
-        a.w = Wt + (size_t)c * kk;
-        a.bias = B ? B[c] : 0.0f;
-        float *y = Y + (size_t)i * out_sp;
-        sqz_dw_plane_compute_avx512(&a, bufs[(i - b) & 1], y);
+            sqz_dw_plane_pack_avx512(&io.a, io.X + (size_t)(i + 1) * io.in_sp,
+                                     bufs[(i - b + 1) & 1]);
+        float *y = dw_io_plane(p, &io, i);
+        sqz_dw_plane_compute_avx512(&io.a, bufs[(i - b) & 1], y);
         if (p->post || p->rowfn) post_rows(p, y, ob, oe);
     }
 }
@@ -289,28 +310,18 @@ static void dw_planes_avx512(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, in
  * part's buffer */
 static void dw_planes_band(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e, int ob,
                            int oe, float *buf) {
-    const float *X = ctx->in_data[0], *Wt = ctx->in_data[1];
-    const float *B = p->has_bias ? ctx->in_data[2] : NULL;
-    float *Y = ctx->out_data[0];
-    const size_t in_sp = (size_t)p->H * (size_t)p->W, out_sp = (size_t)p->OH * (size_t)p->OW;
-    const size_t kk = (size_t)p->k * (size_t)p->k;
-    sqz_dw_plane a;
-    plane_args(p, &a);
-    a.oy0 = ob;
-    a.oy1 = oe;
+    dw_io io;
+    dw_io_init(p, ctx, ob, oe, &io);
     if (p->band_avx2)
-        sqz_dw_band_zero_avx2(&a, buf);
+        sqz_dw_band_zero_avx2(&io.a, buf);
     else
-        sqz_dw_band_zero_avx512(&a, buf);
+        sqz_dw_band_zero_avx512(&io.a, buf);
     for (int64_t i = b; i < e; i++) {
-        int64_t c = i % p->C;
-        a.w = Wt + (size_t)c * kk;
-        a.bias = B ? B[c] : 0.0f;
-        float *y = Y + (size_t)i * out_sp;
+        float *y = dw_io_plane(p, &io, i);
         if (p->band_avx2)
-            sqz_dw_band_run_avx2(&a, X + (size_t)i * in_sp, y, buf);
+            sqz_dw_band_run_avx2(&io.a, io.X + (size_t)i * io.in_sp, y, buf);
         else
-            sqz_dw_band_run_avx512(&a, X + (size_t)i * in_sp, y, buf);
+            sqz_dw_band_run_avx512(&io.a, io.X + (size_t)i * io.in_sp, y, buf);
         if (p->post || p->rowfn) post_rows(p, y, ob, oe);
     }
 }
@@ -318,21 +329,11 @@ static void dw_planes_band(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int6
 /* output rows [ob, oe) of planes [b, e) with the stride-2 kernel */
 static void dw_planes_s2(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e, int ob,
                          int oe) {
-    const float *X = ctx->in_data[0], *Wt = ctx->in_data[1];
-    const float *B = p->has_bias ? ctx->in_data[2] : NULL;
-    float *Y = ctx->out_data[0];
-    const size_t in_sp = (size_t)p->H * (size_t)p->W, out_sp = (size_t)p->OH * (size_t)p->OW;
-    const size_t kk = (size_t)p->k * (size_t)p->k;
-    sqz_dw_plane a;
-    plane_args(p, &a);
-    a.oy0 = ob;
-    a.oy1 = oe;
+    dw_io io;
+    dw_io_init(p, ctx, ob, oe, &io);
     for (int64_t i = b; i < e; i++) {
-        int64_t c = i % p->C;
-        a.w = Wt + (size_t)c * kk;
-        a.bias = B ? B[c] : 0.0f;
-        float *y = Y + (size_t)i * out_sp;
-        sqz_dw_s2_run_avx512(&a, X + (size_t)i * in_sp, y);
+        float *y = dw_io_plane(p, &io, i);
+        sqz_dw_s2_run_avx512(&io.a, io.X + (size_t)i * io.in_sp, y);
         if (p->post || p->rowfn) post_rows(p, y, ob, oe);
     }
 }
