@@ -30,6 +30,10 @@ int sqz_cpu_has_avx512_vbmi(void);
 int sqz_cpu_isa_hw(void);
 /* Caps the level: SQZ_ISA_* or -1 to return to SQZ_ISA / no cap. */
 void sqz_cpu_set_isa_cap(int level);
+/* 1 where a 512-bit FMA issues as two 256-bit halves, so zmm FMA peaks at
+ * the ymm rate (AMD family 19h, Zen 4: 16 fp32 FMAs per cycle, not 32):
+ * kernel choices that trade FMAs for loads and stores (Winograd) differ. */
+int sqz_cpu_zmm_fma_half_rate(void);
 #endif
 
 #if defined(__aarch64__)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "par.h"
 #include "ref/ref.h"
 #include "winograd.h"
@@ -86,8 +87,18 @@ static int env_choice(void) {
     return -1;
 }
 
+/* 1 for the AVX-512 GEMM on a CPU whose zmm FMAs issue at half rate */
+static int half_rate_fma(const sqz_gemm_kernel *k) {
+#if defined(__x86_64__) || defined(_M_X64)
+    return k == &sqz_gemm_avx512 && sqz_cpu_zmm_fma_half_rate();
+#else
+    (void)k;
+    return 0;
+#endif
+}
+
 /* The automatic tile choice, 0 to leave the conv to the direct GEMM. From
- * bench_winograd (AVX-512, 1 thread, CPU time, winograd / direct):
+ * bench_winograd (AVX-512 at full rate, 1 thread, CPU time, winograd / direct):
  * - planes under 100 pixels (7x7): t*t weight matrices streamed for a few
  *   tiles in a partly empty panel: F2 1.6x, F4 3.8x slower;
  * - few channels (C + M < 80: the small ResNet's 16x16 28x28 and 32x32
@@ -102,8 +113,18 @@ static int env_choice(void) {
  * - F(2,3) neither where the direct conv runs on pixel-major tiles. */
 static int auto_tile(const wino *w) {
     const int64_t OH = w->g.OH, OW = w->g.OW;
-    if (w->C < 16 || w->M < 16 || w->C + w->M < 80) return 0;
-    if (OH * OW < 100) return 0;
+    if (w->C < 16 || w->M < 16 || OH * OW < 100) return 0;
+    if (half_rate_fma(w->k)) {
+        /* zmm FMAs at half rate (Zen 4) make the direct GEMM twice as dear
+         * against the transforms' loads and stores: F(4,3) pays from 14x14
+         * planes and 16 channels while its 36 transformed weight matrices
+         * fit L2. Small ResNet, 1 thread, sqz bench medians x3, same run:
+         * 0.181 -> 0.174 ms (16->16 @28x28 and 32->32 @14x14 on F4; F2 at
+         * 14x14 was slower: 0.187) */
+        if (OH >= 14 && OW >= 14 && 36 * w->C * w->M * (int64_t)sizeof(float) <= WINO_L2_BYTES)
+            return 4;
+    }
+    if (w->C + w->M < 80) return 0;
     if (OH >= 24 && OW >= 24) return 4;
     if (16 * w->C * w->M * (int64_t)sizeof(float) > WINO_L2_BYTES) return 0;
     /* the direct conv on pixel-major tiles (kernels with px, gemm.h) beats

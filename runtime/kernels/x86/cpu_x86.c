@@ -15,6 +15,7 @@
 static _Atomic int hw_level = -1; /* -1: not detected yet */
 static _Atomic int hw_vnni = 0;
 static _Atomic int hw_vbmi = 0;
+static _Atomic int hw_zmm_half = 0;
 static _Atomic int cap_level = -2; /* -2: read SQZ_ISA on first use; -1: none */
 
 static uint64_t read_xcr0(void) {
@@ -25,8 +26,18 @@ static uint64_t read_xcr0(void) {
 
 static void detect(void) {
     unsigned a, b, c, d;
-    int level = SQZ_ISA_SCALAR, vnni = 0, vbmi = 0;
+    int level = SQZ_ISA_SCALAR, vnni = 0, vbmi = 0, zmm_half = 0;
     unsigned maxleaf = __get_cpuid_max(0, NULL);
+    if (maxleaf >= 1 && __get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541u /* "Auth" */ &&
+        __get_cpuid(1, &a, &b, &c, &d)) {
+        /* AMD: family = base (bits 8-11) + extended (bits 20-27) when base is
+         * 0xf; 19h is Zen 3 / Zen 4, and only Zen 4 has AVX-512 (AMD's
+         * Software Optimization Guide for family 19h: 512-bit ops are split
+         * into two 256-bit ones) */
+        unsigned fam = (a >> 8) & 0xf;
+        if (fam == 0xf) fam += (a >> 20) & 0xff;
+        zmm_half = fam == 0x19;
+    }
     if (maxleaf >= 7 && __get_cpuid(1, &a, &b, &c, &d)) {
         int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1;
         uint64_t xcr0 = osxsave ? read_xcr0() : 0;
@@ -47,6 +58,7 @@ static void detect(void) {
     }
     hw_vnni = vnni;
     hw_vbmi = vbmi;
+    hw_zmm_half = zmm_half;
     hw_level = level;
 }
 
@@ -93,4 +105,9 @@ int sqz_cpu_has_avx512_vnni(void) {
 
 int sqz_cpu_has_avx512_vbmi(void) {
     return level() >= SQZ_ISA_AVX512 && hw_vbmi;
+}
+
+int sqz_cpu_zmm_fma_half_rate(void) {
+    if (hw_level < 0) detect();
+    return hw_zmm_half;
 }
