@@ -433,11 +433,90 @@ static void test_graph_threads(void **state) {
     sqz_model_free(m);
 }
 
+/* Small depthwise layers (32K..256K MACs, common/dwconv.c dw_run) split
+ * into one part per thread: odd channel counts and plane sizes, 3x3 stride 1
+ * and 5x5 stride 2 after a 1x1 conv; 2 and 3 threads give the 1-thread
+ * outputs exactly. */
+enum { SC = 13, SM = 37, SH = 15, SW = 11 };
+
+static uint8_t *build_small_dw_model(size_t *size) {
+    sqzc_graph *g = sqzc_graph_new();
+    assert_non_null(g);
+    tu_rng r;
+    tu_rng_seed(&r, 5);
+    int x = sqzc_tensor_get_or_add(g, "x");
+    g->tensors[x].has_shape = 1;
+    g->tensors[x].shape.ndim = 4;
+    g->tensors[x].shape.dims[0] = 1;
+    g->tensors[x].shape.dims[1] = SC;
+    g->tensors[x].shape.dims[2] = SH;
+    g->tensors[x].shape.dims[3] = SW;
+    int64_t wpd[4] = {SM, SC, 1, 1}, bd[1] = {SM}, w3d[4] = {SM, 1, 3, 3}, w5d[4] = {SM, 1, 5, 5};
+    int wp = add_const(g, "wp", 4, wpd, &r), bp = add_const(g, "bp", 1, bd, &r);
+    int w3 = add_const(g, "w3", 4, w3d, &r), b3 = add_const(g, "b3", 1, bd, &r);
+    int w5 = add_const(g, "w5", 4, w5d, &r), b5 = add_const(g, "b5", 1, bd, &r);
+    int c1 = conv(g, "c1", x, wp, bp, 1, 1, 1);
+    int d3 = conv(g, "d3", c1, w3, b3, 3, 1, SM); /* 37 x 15 x 11 x 9 = 55K MACs */
+    int r3 = node1(g, SQZ_OP_RELU, "r3", d3, -1);
+    int d5 = conv(g, "d5", r3, w5, b5, 5, 2, SM); /* 37 x 8 x 6 x 25 = 44K MACs */
+    g->inputs = malloc(sizeof *g->inputs);
+    g->outputs = malloc(2 * sizeof *g->outputs);
+    assert_non_null(g->inputs);
+    assert_non_null(g->outputs);
+    g->inputs[0] = x;
+    g->n_inputs = 1;
+    g->outputs[0] = d5;
+    g->outputs[1] = r3;
+    g->n_outputs = 2;
+    uint8_t *buf = NULL;
+    char err[256];
+    if (sqzc_serialize(g, &buf, size, err, sizeof err) != 0) {
+        print_error("serialize: %s\n", err);
+        fail();
+    }
+    sqzc_graph_free(g);
+    return buf;
+}
+
+static void test_small_dw_threads(void **state) {
+    (void)state;
+    size_t size = 0;
+    uint8_t *buf = build_small_dw_model(&size);
+    sqz_model *m = NULL;
+    sqz_status st;
+    memset(&st, 0, sizeof st);
+    assert_int_equal(sqz_model_load_buffer(buf, size, &m, &st), SQZ_OK);
+    free(buf);
+    size_t nx = (size_t)SC * SH * SW;
+    float *x = malloc(nx * sizeof *x);
+    assert_non_null(x);
+    tu_rng r;
+    tu_rng_seed(&r, 13);
+    tu_fill_uniform(&r, x, nx, -1.0f, 1.0f);
+    result ref, one, t;
+    sqz_set_force_reference(1);
+    run_model(m, 1, x, nx, &ref);
+    sqz_set_force_reference(0);
+    run_model(m, 1, x, nx, &one);
+    assert_int_equal(one.n[0], (size_t)SM * 8 * 6);
+    assert_int_equal(one.n[1], (size_t)SM * SH * SW);
+    for (int o = 0; o < 2; o++) assert_true(tu_max_abs_diff(ref.y[o], one.y[o], ref.n[o]) <= 1e-4);
+    for (int threads = 2; threads <= 3; threads++) {
+        run_model(m, threads, x, nx, &t);
+        expect_same(&one, &t);
+        free_result(&t);
+    }
+    free_result(&ref);
+    free_result(&one);
+    free(x);
+    sqz_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_par_for_parts), cmocka_unit_test(test_par_eltwise),
         cmocka_unit_test(test_par_team),      cmocka_unit_test(test_par_team_many_parts),
-        cmocka_unit_test(test_graph_threads),
+        cmocka_unit_test(test_graph_threads), cmocka_unit_test(test_small_dw_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,14 +33,21 @@
  * and whole-plane kernels' passes), fewer parts (each re-reads k - 1 rows) */
 #define DW_ROW_UNIT 4
 #define DW_ROW_PARTS_PER_THREAD 2
-/* layers of fewer MACs run on one thread (dw_run; SQZ_DW_SPLIT_MACS for A/B).
- * 2^18: the 7x7 depthwise layers of MobileNetV2 / EfficientNet (~420K MACs)
- * read an input the channel-split expansion before them wrote half on each
- * core; unsplit they ran ~2x their 1-thread time (2 threads, same run:
- * MobileNetV2 3.56-3.62 -> 3.46-3.54 ms, EfficientNet-B0 5.37-5.48 ->
- * 5.25-5.30 ms); the compact CNN's (<= 170K MACs) stay unsplit (2^17 and
- * below made it 10-20% slower) */
-#define DW_SPLIT_MACS 262144.0
+/* layers of fewer MACs (~3 us here) run on one thread (dw_run;
+ * SQZ_DW_SPLIT_MACS for A/B) */
+#define DW_SPLIT_MACS 32768.0
+/* layers below DW_SMALL_MACS (and DW_SPLIT_BYTES of input) split into one
+ * part per thread: the helper (par.c) takes the back half of the planes, the
+ * half the channel-split 1x1 conv before it wrote on its core. The compact
+ * CNN (seven 42K-170K MAC layers) at 2 threads, no other load (chrt -f),
+ * same run: unsplit 0.129 ms, 4 parts a thread 0.110, 2 parts 0.106, 1 part
+ * 0.104; 8 parts 0.114. With the machine oversubscribed (the helper mostly
+ * without a CPU) 0.137 unsplit vs 0.138 split. (Unsplit had been faster with
+ * an OpenMP region per node.) Larger layers keep DW_PARTS_PER_THREAD: the
+ * 7x7 layers of MobileNetV2 / EfficientNet (~420K MACs) read an input the
+ * channel-split expansion before them wrote half on each core, unsplit they
+ * ran ~2x their 1-thread time. */
+#define DW_SMALL_MACS 262144.0
 /* ... unless its input is this big: split over the threads by the producer
  * before it, half of it sits in the other core's cache, and one core
  * reading it all costs more than the split (MobileNetV2's 576-channel 14x14
@@ -716,17 +723,16 @@ static void dw_run(const sqz_op_ctx *ctx) {
     const size_t out_sp = (size_t)p->OH * (size_t)p->OW;
     const size_t kk = (size_t)p->k * (size_t)p->k;
     int nt = ctx->num_threads > 0 ? ctx->num_threads : 1;
-    /* small layers stay on one thread: below 2^19 MACs (~10 us here) the
-     * other core gains less than moving the planes to its cache costs (small
-     * MobileNet at 2 threads: 0.141 -> 0.128 ms with the 2^17 -> 2^19 step) */
-    if (nt > 1 && (double)planes * (double)out_sp * (double)kk < p->split_macs &&
-        (double)planes * (double)p->H * (double)p->W * sizeof(float) < p->split_bytes)
-        nt = 1;
-    /* a few parts per thread: a helper that starts late (a sleeping worker,
-     * par.h) still takes a share */
+    const double macs = (double)planes * (double)out_sp * (double)kk;
+    const int small = macs < DW_SMALL_MACS &&
+                      (double)planes * (double)p->H * (double)p->W * sizeof(float) < p->split_bytes;
+    if (nt > 1 && small && macs < p->split_macs) nt = 1;
+    /* a larger layer in a few parts per thread: a helper that starts late
+     * (a sleeping worker, par.h) still takes a share */
     const int rows = nt > 1 && p->split_rows;
     /* row parts: fewer (each re-reads the k - 1 input rows at its edges) */
-    int parts = nt > 1 ? (rows ? DW_ROW_PARTS_PER_THREAD : DW_PARTS_PER_THREAD) * nt : 1;
+    int ppt = rows ? DW_ROW_PARTS_PER_THREAD : small ? 1 : DW_PARTS_PER_THREAD;
+    int parts = nt > 1 ? ppt * nt : 1;
     const int64_t units = rows           ? (p->OH + DW_ROW_UNIT - 1) / DW_ROW_UNIT
                           : p->cb_floats ? p->N * p->cblocks
                                          : planes;
