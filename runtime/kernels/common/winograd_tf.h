@@ -17,9 +17,7 @@
  * WT_ROW_EXTENT(m, len) the buffer floats it reads (zero-filled) and
  * WT_ROW_BW the row buffer size it needs; and WT_STORE(row, oi, n, m): the
  * output pixels of n lanes, row[l * m + j] = oi[j * WT_NR + l] (it may load
- * up to 16 floats past oi's lanes without using them). WT_STAGE(b, src, c0,
- * c1, wz) may replace the staging of a row: b[c] = src[c] for c in [c0, c1),
- * zero elsewhere in [0, wz), all zero when src is NULL. */
+ * up to 16 floats past oi's lanes without using them). */
 #include <string.h>
 
 #include "ref/ref.h"
@@ -115,12 +113,6 @@ static void wt_input(const sqz_wino_geom *g, const float *x, const sqz_wino_pane
         for (int i = 0; i < T; i++) {
             const int64_t iy = iy0 + i;
             float *b = buf + i * BW;
-#ifdef WT_STAGE
-            /* the ISA's masked loads and stores: the rows are a few dozen
-             * floats, where memcpy / memset calls cost more than the copy */
-            WT_STAGE(b, iy < 0 || iy >= g->IH || c0 == c1 ? NULL : xi + iy * IW + ix0, c0, c1, wz);
-            continue;
-#endif
             if (iy < 0 || iy >= g->IH || c0 == c1) {
                 memset(b, 0, (size_t)wz * sizeof(float));
                 continue;

@@ -6,7 +6,6 @@
  * transform took ~40% of the conv); here two-source permutes pick them.
  * Likewise the output pixels (WT_STORE). */
 #include <immintrin.h>
-#include <stdint.h>
 
 #define WT_NR 32
 
@@ -114,25 +113,6 @@ static inline __attribute__((always_inline)) void store_avx512(float *row, const
     }
 }
 
-/* b[c] = src[c] for c in [c0, c1), 0 elsewhere in [0, wz) (all 0 when src is
- * NULL); src + c is only formed for c >= c0, where it lies in the row. The
- * chunk holding c0 (the left padding) expands its floats into place. */
-static inline __attribute__((always_inline)) void stage_avx512(float *b, const float *src,
-                                                               int64_t c0, int64_t c1, int64_t wz) {
-    for (int64_t q = 0; q < wz; q += 16) {
-        int64_t lo = c0 > q ? c0 : q, hi = c1 < q + 16 ? c1 : q + 16;
-        __m512 v = _mm512_setzero_ps();
-        if (src && hi > lo) {
-            __mmask16 k = (__mmask16)(((1u << (hi - q)) - 1u) & ~((1u << (lo - q)) - 1u));
-            v = lo == q ? _mm512_maskz_loadu_ps(k, src + q)
-                        : _mm512_maskz_expand_ps(
-                              k, _mm512_maskz_loadu_ps((__mmask16)((1u << (hi - lo)) - 1u), src + lo));
-        }
-        _mm512_mask_storeu_ps(b + q, (__mmask16)(wz - q >= 16 ? 0xffff : (1u << (wz - q)) - 1u), v);
-    }
-}
-
-#define WT_STAGE(b, src, c0, c1, wz) stage_avx512(b, src, c0, c1, wz)
 #define WT_ROW(b, len, m, hi) row_avx512(b, len, m, hi)
 #define WT_STORE(row, oi, n, m) store_avx512(row, oi, n, m)
 /* lane groups of 16: m = 4 reads 64 floats a group from b and from b + 4,
