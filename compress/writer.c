@@ -260,8 +260,9 @@ static uint32_t section_crc(const uint8_t *p, size_t n) {
     return (uint32_t)c;
 }
 
-int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *err,
-                   size_t err_len) {
+/* crc 0: the sections' CRCs are written as 0 (sqzc_serialize_unchecked) */
+static int serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, int crc, char *err,
+                     size_t err_len) {
     bytebuf str = {0}, ten = {0}, gr = {0}, data = {0}, meta = {0};
     strtab stab = {0};
     /* the oldest version holding what is written: v2 unless a v3 feature
@@ -477,7 +478,7 @@ int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *e
             off = (off + a - 1) / a * a;
             offs[i] = off;
             bb_u32(&table, secs[i].type);
-            bb_u32(&table, section_crc(secs[i].b->p, secs[i].b->n));
+            bb_u32(&table, crc ? section_crc(secs[i].b->p, secs[i].b->n) : 0);
             bb_u64(&table, off);
             bb_u64(&table, secs[i].b->n);
             off += secs[i].b->n;
@@ -519,6 +520,16 @@ fail:
     free(data.p);
     free(meta.p);
     return -1;
+}
+
+int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *err,
+                   size_t err_len) {
+    return serialize(g, out, out_size, 1, err, err_len);
+}
+
+int sqzc_serialize_unchecked(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *err,
+                             size_t err_len) {
+    return serialize(g, out, out_size, 0, err, err_len);
 }
 
 int sqzc_write_file_atomic(const char *path, const void *data, size_t size, char *err,

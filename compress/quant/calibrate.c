@@ -20,6 +20,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "model.h" /* sqz_model_load_buffer_unchecked */
 #include "qinternal.h"
 #if defined(_OPENMP)
 #include <omp.h>
@@ -135,13 +136,14 @@ static int runners_open(qctx *q, int batch, int n) {
     g->n_outputs = q->n_obs;
     uint8_t *buf = NULL;
     size_t size = 0;
-    int rc = sqzc_serialize(g, &buf, &size, q->err, q->err_len);
+    /* (no CRCs: the buffer goes straight to the loader) */
+    int rc = sqzc_serialize_unchecked(g, &buf, &size, q->err, q->err_len);
     g->outputs = outs;
     g->n_outputs = n_outs;
     if (rc != 0) return -1;
     sqz_status st;
     sqz_model *m = NULL;
-    if (sqz_model_load_buffer(buf, size, &m, &st) != SQZ_OK) {
+    if (sqz_model_load_buffer_unchecked(buf, size, &m, &st) != SQZ_OK) {
         free(buf);
         snprintf(q->err, q->err_len, "calibration model: %s", st.msg);
         return -1;

@@ -14,6 +14,11 @@ extern "C" {
 /* Serialize into a malloc'd buffer. All tensors must be float (int64
  * constants must have been folded away). 0 ok, -1 with err. */
 int sqzc_serialize(const sqzc_graph *g, uint8_t **buf, size_t *size, char *err, size_t err_len);
+/* sqzc_serialize with the sections' CRCs left 0: only for a buffer this
+ * process loads at once with the runtime's sqz_model_load_buffer_unchecked
+ * (runtime/src/model.h), never for a file. */
+int sqzc_serialize_unchecked(const sqzc_graph *g, uint8_t **buf, size_t *size, char *err,
+                             size_t err_len);
 /* Write atomically: to path.tmp.XXXXXX (fsync when SQZ_FSYNC=1), rename. No partial file on
  * failure. */
 int sqzc_write_sqz(const sqzc_graph *g, const char *path, char *err, size_t err_len);
