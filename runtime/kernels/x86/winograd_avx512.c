@@ -42,6 +42,12 @@ static inline __attribute__((always_inline)) __m512 pick(const float *p, int j, 
     return _mm512_shuffle_f32x4(lo, hi, _MM_SHUFFLE(1, 0, 1, 0));
 }
 
+/* lanes 1..15 of v in lanes 0..14, f in lane 15 */
+static inline __attribute__((always_inline)) __m512 shift_in(__m512 v, float f) {
+    return _mm512_castsi512_ps(
+        _mm512_alignr_epi32(_mm512_castps_si512(_mm512_set1_ps(f)), _mm512_castps_si512(v), 1));
+}
+
 /* hi[k * 32 + l] = (B^T along the row of lane l's tile)[k], l < len; reads
  * b[0, row_extent(m, len)) */
 static inline __attribute__((always_inline)) void row_avx512(const float *b, int len, const int m,
@@ -51,8 +57,11 @@ static inline __attribute__((always_inline)) void row_avx512(const float *b, int
         const __mmask16 mk = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1u);
         if (m == 2) {
             const float *p = b + 32 * g;
-            __m512 x0 = pick(p, 0, 2), x1 = pick(p, 1, 2), x2 = pick(p + 2, 0, 2),
-                   x3 = pick(p + 2, 1, 2);
+            /* columns 2 and 3 are columns 0 and 1 one lane on: shifted in
+             * registers (valignd), not loaded again from p + 2, where each
+             * load would straddle two of the staging copy's stores */
+            __m512 x0 = pick(p, 0, 2), x1 = pick(p, 1, 2);
+            __m512 x2 = shift_in(x0, p[32]), x3 = shift_in(x1, p[33]);
             /* B^T of F(2,3): the rows of wt_bt2 */
             _mm512_mask_storeu_ps(hi + 16 * g, mk, _mm512_sub_ps(x0, x2));
             _mm512_mask_storeu_ps(hi + 32 + 16 * g, mk, _mm512_add_ps(x1, x2));
@@ -62,8 +71,8 @@ static inline __attribute__((always_inline)) void row_avx512(const float *b, int
             const float *p = b + 64 * g;
             __m512 x[6], o[6];
             for (int j = 0; j < 4; j++) x[j] = pick(p, j, 4);
-            x[4] = pick(p + 4, 0, 4);
-            x[5] = pick(p + 4, 1, 4);
+            x[4] = shift_in(x[0], p[64]); /* as for m = 2 */
+            x[5] = shift_in(x[1], p[65]);
             row_bt4(x, o);
             for (int k = 0; k < 6; k++) _mm512_mask_storeu_ps(hi + 32 * k + 16 * g, mk, o[k]);
         }
