@@ -298,6 +298,11 @@ static int gap_prepare(sqz_op_ctx *ctx) {
     return 0;
 }
 
+/* GlobalAveragePool thread split (gap_run): from GAP_SPLIT_MIN inputs, in
+ * one part per thread below GAP_SPLIT_PARTS */
+#define GAP_SPLIT_MIN 2048
+#define GAP_SPLIT_PARTS 16384
+
 /* Mean of n > 0 floats: 16 independent float sums (vectorizable, no long
  * dependency chain), combined in double. */
 static float plane_mean(const float *x, int64_t n) {
@@ -331,12 +336,15 @@ static void gap_run(const sqz_op_ctx *ctx) {
     const float *X = ctx->in_data[0];
     float *Y = ctx->out_data[0];
     int nt = ctx->num_threads > 1 ? ctx->num_threads : 1;
-    /* split from 8192 inputs: the planes come from a split conv, half in
-     * the other core's cache (MobileNetV2's 1280x7x7 pool at 2 threads:
-     * 16.4 us unsplit, 7.4 us split) */
-    if (nt > 1 && nc >= 4 * nt && nc * sp >= 8192) {
-        mean_job j = {X, Y, nc, sp, 4 * nt};
-        sqz_par_for(nt, 4 * nt, mean_part, &j);
+    /* split from GAP_SPLIT_MIN inputs: the planes come from a split conv,
+     * half in the other core's cache (MobileNetV2's 1280x7x7 pool at 2
+     * threads: 16.4 us unsplit, 7.4 us split); below GAP_SPLIT_PARTS inputs
+     * one part per thread, the helper taking the back planes (the ones a
+     * channel-split conv wrote on its core) */
+    if (nt > 1 && nc >= 4 * nt && nc * sp >= GAP_SPLIT_MIN) {
+        int parts = nc * sp < GAP_SPLIT_PARTS ? nt : 4 * nt;
+        mean_job j = {X, Y, nc, sp, parts};
+        sqz_par_for(nt, parts, mean_part, &j);
         return;
     }
     for (int64_t i = 0; i < nc; i++) Y[i] = plane_mean(X + i * sp, sp);
