@@ -436,7 +436,7 @@ static void test_graph_threads(void **state) {
 /* Small depthwise layers (32K..256K MACs, common/dwconv.c dw_run) split
  * into one part per thread: odd channel counts and plane sizes, 3x3 stride 1
  * and 5x5 stride 2 after a 1x1 conv; 2 and 3 threads give the 1-thread
- * outputs exactly. */
+ * outputs exactly, also over the runs of one session (solo probe). */
 enum { SC = 13, SM = 37, SH = 15, SW = 11 };
 
 static uint8_t *build_small_dw_model(size_t *size) {
@@ -506,6 +506,26 @@ static void test_small_dw_threads(void **state) {
         expect_same(&one, &t);
         free_result(&t);
     }
+    /* 48 runs of one 2-thread session: the pool's solo probe (par.c, runs
+     * 16-32) runs parts on the master alone, then split or solo by timing;
+     * every run equals the 1-thread outputs */
+    sqz_session_options so;
+    sqz_session_options_init(&so);
+    so.num_threads = 2;
+    sqz_session *s = NULL;
+    assert_int_equal(sqz_session_create(m, &so, &s, &st), SQZ_OK);
+    for (int rep = 0; rep < 48; rep++) {
+        assert_int_equal(sqz_session_set_input(s, 0, x, nx, &st), SQZ_OK);
+        assert_int_equal(sqz_session_run(s, &st), SQZ_OK);
+        for (int o = 0; o < 2; o++) {
+            const float *y = NULL;
+            sqz_shape sh;
+            assert_int_equal(sqz_session_output(s, o, &y, &sh, &st), SQZ_OK);
+            assert_int_equal((size_t)sqz_shape_numel(&sh), one.n[o]);
+            assert_memory_equal(y, one.y[o], one.n[o] * sizeof(float));
+        }
+    }
+    sqz_session_free(s);
     free_result(&ref);
     free_result(&one);
     free(x);

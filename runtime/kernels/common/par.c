@@ -21,6 +21,9 @@
  * weights, its rows of the activations, which the previous split node wrote
  * on the same core) stays in that core's cache. (Both claiming from the
  * front gave the halves to whichever core came first.) */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sched_getcpu, sched_setaffinity, CPU_SET */
+#endif
 #include "par.h"
 
 #include <stdint.h>
@@ -65,6 +68,29 @@ void sqz_par_eltwise(int nt, sqz_par_eltwise_fn fn, const float *x, float *y, si
 
 #define MB_BUSY 0xFFFFFFFFu
 
+/* The solo probe (pool_probe_run): POOL_PROBE_K runs with every part on the
+ * master (the helpers idle), then POOL_PROBE_WARM + POOL_PROBE_K runs split as
+ * usual (the first POOL_PROBE_WARM, waking the helpers, not counted); if the
+ * median split run is not faster than the median solo run by
+ * POOL_PROBE_GAIN, the runs until the next probe are solo. First after
+ * POOL_PROBE_FIRST runs, then every POOL_PROBE_EVERY runs (every
+ * POOL_PROBE_SOLO_EVERY after a solo choice: a good period comes back
+ * soon). On this 2-vCPU KVM guest, shared with other jobs, there are
+ * periods (seconds to minutes) where a core-to-core round trip of a cache
+ * line takes 0.3-1 us instead of 0.07-0.1 (two 1-thread processes on the two
+ * CPUs run at full speed meanwhile) and every split run takes twice its
+ * 1-thread time: small MobileNet 0.27 ms a run vs 0.131 at one thread and
+ * 0.100 at two in a good period (ONNX Runtime at the same time: 0.241 vs
+ * 0.150). With the probe 0.135 in such periods, 0.100-0.101 in good ones;
+ * the probe's solo runs cost ~2% of them (the median unchanged).
+ * SQZ_POOL_PROBE=0: always split (A/B). */
+#define POOL_PROBE_K 8
+#define POOL_PROBE_WARM 2
+#define POOL_PROBE_FIRST 16
+#define POOL_PROBE_EVERY 512
+#define POOL_PROBE_SOLO_EVERY 256
+#define POOL_PROBE_GAIN 0.97
+
 struct sqz_par_pool {
     _Atomic uint64_t word; /* generation << 32 | back << 16 | front (MB_BUSY: being written) */
     _Atomic(sqz_par_fn) fn;
@@ -75,8 +101,16 @@ struct sqz_par_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int nt, started;
-    long spin_ns; /* how long an idle helper spins before it sleeps */
-    int active;   /* master only: a job is running (a nested sqz_par_for runs inline) */
+    _Atomic int master_cpu; /* the CPU the master ran on at its last run (-1: unknown) */
+    long spin_ns;           /* how long an idle helper spins before it sleeps */
+    int active;             /* master only: a job is running (a nested sqz_par_for runs inline) */
+    /* master only: the solo probe (pool_probe) */
+    int solo;      /* runs keep every part on the master */
+    int probe;     /* 0, or runs left in the current probe */
+    int probe_off; /* SQZ_POOL_PROBE=0 */
+    long runs;     /* runs since the pool started */
+    long next;     /* the run that starts the next probe */
+    long t_probe[2 * POOL_PROBE_K + POOL_PROBE_WARM];
     pthread_t th[];
 };
 typedef struct sqz_par_pool team;
@@ -144,6 +178,39 @@ static int claimable(team *t, memory_order mo) {
     return lo != MB_BUSY && (lo & 0xFFFFu) < (lo >> 16);
 }
 
+/* A helper that finds itself on the master's CPU moves off it (to the CPUs
+ * it may use but the master's): a woken helper often lands on the CPU of the
+ * thread that woke it, and there it takes half of that CPU's time from the
+ * master while it spins (small MobileNet, 2 threads: 0.26-0.27 ms a run
+ * with both threads on one CPU, 0.10 on two). Checked between jobs (every
+ * 64 spins) and on waking. */
+typedef struct helper_cpus {
+#if defined(__linux__)
+    cpu_set_t allowed; /* the helper's CPUs when it started */
+#endif
+    int ok;
+} helper_cpus;
+
+static void helper_cpus_init(helper_cpus *h) {
+    h->ok = 0;
+#if defined(__linux__)
+    h->ok = sched_getaffinity(0, sizeof h->allowed, &h->allowed) == 0;
+#endif
+}
+
+static void avoid_master_cpu(team *t, helper_cpus *h) {
+#if defined(__linux__)
+    int mc = atomic_load_explicit(&t->master_cpu, memory_order_relaxed);
+    if (!h->ok || mc < 0 || mc >= CPU_SETSIZE || sched_getcpu() != mc) return;
+    cpu_set_t m = h->allowed;
+    CPU_CLR(mc, &m);
+    if (CPU_COUNT(&m) > 0) sched_setaffinity(0, sizeof m, &m); /* migrates now */
+#else
+    (void)t;
+    (void)h;
+#endif
+}
+
 /* A helper thread: claims parts of every job it sees; between jobs it spins
  * for spin_ns (the next split node, or the next run, usually comes sooner),
  * then sleeps until a job is published. The master never waits for a helper
@@ -154,6 +221,8 @@ static int claimable(team *t, memory_order mo) {
 static void *helper_main(void *vp) {
     team *t = vp;
     pool_helper = 1;
+    helper_cpus hc;
+    helper_cpus_init(&hc);
     for (;;) {
         claim_parts(t, 1);
         long t0 = now_ns();
@@ -162,7 +231,10 @@ static void *helper_main(void *vp) {
                 claimable(t, memory_order_acquire))
                 break;
             cpu_relax();
-            if (i % 64 == 0 && now_ns() - t0 > t->spin_ns) break;
+            if (i % 64 == 0) {
+                avoid_master_cpu(t, &hc);
+                if (now_ns() - t0 > t->spin_ns) break;
+            }
         }
         if (atomic_load_explicit(&t->closing, memory_order_acquire)) return NULL;
         if (claimable(t, memory_order_acquire)) continue;
@@ -175,6 +247,7 @@ static void *helper_main(void *vp) {
             pthread_cond_wait(&t->cv, &t->mu);
         atomic_fetch_sub(&t->sleepers, 1);
         pthread_mutex_unlock(&t->mu);
+        avoid_master_cpu(t, &hc);
     }
 }
 
@@ -223,6 +296,37 @@ static void team_for(team *t, int parts, sqz_par_fn fn, void *arg) {
     }
 }
 
+static int cmp_long(const void *a, const void *b) {
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+/* One run of body on the master (cur_team = t), solo or split as the probe
+ * says; during a probe, timed. */
+static void pool_probe_run(team *t, void (*body)(void *), void *arg) {
+    enum { RUNS = 2 * POOL_PROBE_K + POOL_PROBE_WARM };
+    t->runs++;
+    if (!t->probe_off && t->probe == 0 && t->runs >= t->next) t->probe = RUNS;
+    if (t->probe == 0) {
+        body(arg);
+        return;
+    }
+    int i = RUNS - t->probe; /* [0, K) solo, then warm-up and K split */
+    int keep = t->solo;
+    t->solo = i < POOL_PROBE_K;
+    long t0 = now_ns();
+    body(arg);
+    t->t_probe[i] = now_ns() - t0;
+    t->solo = keep;
+    if (--t->probe > 0) return;
+    /* medians of the solo runs and of the counted split runs */
+    long *so = t->t_probe, *sp = t->t_probe + POOL_PROBE_K + POOL_PROBE_WARM;
+    qsort(so, POOL_PROBE_K, sizeof(long), cmp_long);
+    qsort(sp, POOL_PROBE_K, sizeof(long), cmp_long);
+    t->solo = !((double)sp[POOL_PROBE_K / 2] < POOL_PROBE_GAIN * (double)so[POOL_PROBE_K / 2]);
+    t->next = t->runs + (t->solo ? POOL_PROBE_SOLO_EVERY : POOL_PROBE_EVERY);
+}
+
 #endif /* SQZ_HAVE_OPENMP */
 
 sqz_par_pool *sqz_par_pool_new(int nt) {
@@ -236,7 +340,11 @@ sqz_par_pool *sqz_par_pool_new(int nt) {
     atomic_init(&t->done, 0);
     atomic_init(&t->sleepers, 0);
     atomic_init(&t->closing, 0);
+    atomic_init(&t->master_cpu, -1);
     t->nt = nt;
+    t->next = POOL_PROBE_FIRST;
+    const char *pe = getenv("SQZ_POOL_PROBE");
+    t->probe_off = pe && pe[0] == '0';
     t->spin_ns = passive_policy() ? POOL_PASSIVE_SPIN_NS : POOL_SPIN_NS;
     const char *se = getenv("SQZ_POOL_SPIN_NS");
     if (se && *se) t->spin_ns = strtol(se, NULL, 10);
@@ -284,8 +392,11 @@ void sqz_par_pool_run(sqz_par_pool *t, void (*body)(void *), void *arg) {
 #if defined(SQZ_HAVE_OPENMP)
     /* inside a caller's parallel region the kernels use its team (tasks) */
     if (t && !cur_team && !pool_helper && !omp_in_parallel()) {
+#if defined(__linux__)
+        atomic_store_explicit(&t->master_cpu, sched_getcpu(), memory_order_relaxed);
+#endif
         cur_team = t;
-        body(arg);
+        pool_probe_run(t, body, arg);
         cur_team = NULL;
         return;
     }
@@ -313,7 +424,7 @@ void sqz_par_for(int nt, int parts, sqz_par_fn fn, void *arg) {
     if (parts <= 0) return;
 #if defined(SQZ_HAVE_OPENMP)
     if (nt > 1 && parts > 1) {
-        if (cur_team && !cur_team->active) {
+        if (cur_team && !cur_team->active && !cur_team->solo) {
             cur_team->active = 1;
             if (parts <= TEAM_MAX_PARTS) {
                 team_for(cur_team, parts, fn, arg);
