@@ -47,14 +47,16 @@ static int close_to(float got, float want, double tol) {
     return fabs((double)got - (double)want) <= tol * (1.0 + fabs((double)want));
 }
 
-/* a random geometry: plane up to 19 x 19, leading pads 0..2, trailing -1..2 */
+/* a random geometry: plane up to 19 x 35 (up to 9 tiles a row: runs of 1-9
+ * lanes, paired or not by the AVX-512 row transform), leading pads 0..2,
+ * trailing -1..2 */
 static void random_geom(tu_rng *rng, int m, sqz_wino_geom *g, int64_t *tiles_h, int64_t *nimg) {
     memset(g, 0, sizeof(*g));
     g->m = m;
     g->t = m + 2;
     for (;;) {
         g->IH = 1 + tu_rng_u32(rng) % 19;
-        g->IW = 1 + tu_rng_u32(rng) % 19;
+        g->IW = 1 + tu_rng_u32(rng) % 35;
         g->ph = tu_rng_u32(rng) % 3;
         g->pw = tu_rng_u32(rng) % 3;
         int64_t eh = (int64_t)(tu_rng_u32(rng) % 4) - 1, ew = (int64_t)(tu_rng_u32(rng) % 4) - 1;

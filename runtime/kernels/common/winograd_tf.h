@@ -73,6 +73,38 @@ wt_input_cols(const float *h, float *v, size_t vstride, const int m, const int n
     }
 }
 
+/* Stages the T input rows a run reads: row i's columns from the run's
+ * first (buffer column c = plane column tx0 * m - pw + c) at b + i * bw,
+ * wz floats each, zero outside the plane. All T rows first: reading them
+ * back right after each copy would stall on store forwarding (loads
+ * spanning several stores). */
+static inline __attribute__((always_inline)) void wt_stage(const sqz_wino_geom *g, const float *x,
+                                                           const sqz_wino_run *run, const int m,
+                                                           float *b0, int64_t bw, int64_t wz) {
+    const int T = m + 2;
+    const int64_t IW = g->IW;
+    const float *xi = x + run->img * g->x_img;
+    const int64_t iy0 = run->ty * m - g->ph, ix0 = run->tx0 * m - g->pw;
+    const int64_t w = (int64_t)m * (run->len + 1); /* columns the run reads (and a few more) */
+    /* columns [c0, c1) of the buffer lie inside the row */
+    int64_t c0 = ix0 < 0 ? -ix0 : 0, c1 = IW - ix0;
+    if (c1 > w) c1 = w;
+    if (c1 > wz) c1 = wz;
+    if (c0 > c1) c0 = c1;
+    for (int i = 0; i < T; i++) {
+        const int64_t iy = iy0 + i;
+        float *b = b0 + i * bw;
+        if (iy < 0 || iy >= g->IH || c0 == c1) {
+            memset(b, 0, (size_t)wz * sizeof(float));
+            continue;
+        }
+        const float *row = xi + iy * IW; /* buffer column c is row column ix0 + c */
+        for (int64_t c = 0; c < c0; c++) b[c] = 0.0f;
+        memcpy(b + c0, row + (ix0 + c0), (size_t)(c1 - c0) * sizeof(float));
+        for (int64_t c = c1; c < wz; c++) b[c] = 0.0f;
+    }
+}
+
 /* Input transform, in two passes:
  * 1. per run and input row i: the row's columns (zero outside the plane)
  *    copied to buf, then column j of every lane's tile gathered (stride m)
@@ -91,37 +123,30 @@ static void wt_input(const sqz_wino_geom *g, const float *x, const sqz_wino_pane
 #ifndef WT_ROW
     float ph[6][WT_NR];
 #endif
-    const int64_t IW = g->IW;
     for (int r = 0; r < p->nruns; r++) {
         const sqz_wino_run *run = &p->run[r];
-        const float *xi = x + run->img * g->x_img;
-        const int64_t iy0 = run->ty * m - g->ph, ix0 = run->tx0 * m - g->pw;
         const int len = run->len;
-        const int64_t w = (int64_t)m * (len + 1); /* columns the run reads (and a few more) */
+#ifdef WT_ROW_PAIR
+        /* two short runs (tile rows of a narrow plane) in one vector group:
+         * the first's columns at buf[0, WT_PAIR_OFF), the second's after */
+        if (m == 4 && r + 1 < p->nruns && len <= WT_PAIR_LEN && p->run[r + 1].len <= WT_PAIR_LEN) {
+            const sqz_wino_run *run2 = &p->run[r + 1];
+            wt_stage(g, x, run, m, buf, BW, WT_PAIR_OFF);
+            wt_stage(g, x, run2, m, buf + WT_PAIR_OFF, BW,
+                     WT_ROW_EXTENT(m, WT_PAIR_LEN) - WT_PAIR_OFF);
+            for (int i = 0; i < T; i++)
+                WT_ROW_PAIR(buf + i * BW, len, h + i * T * WT_NR + run->lane0, run2->len,
+                            h + i * T * WT_NR + run2->lane0);
+            r++;
+            continue;
+        }
+#endif
 #ifdef WT_ROW
         /* the ISA's row transform reads whole vectors: zeros up to its extent */
-        const int64_t wz = WT_ROW_EXTENT(m, len);
+        wt_stage(g, x, run, m, buf, BW, WT_ROW_EXTENT(m, len));
 #else
-        const int64_t wz = w;
+        wt_stage(g, x, run, m, buf, BW, (int64_t)m * (len + 1));
 #endif
-        /* columns [c0, c1) of the buffer lie inside the row */
-        int64_t c0 = ix0 < 0 ? -ix0 : 0, c1 = IW - ix0;
-        if (c1 > w) c1 = w;
-        if (c0 > c1) c0 = c1;
-        /* all T rows first: reading them back right after the copies would
-         * stall on store forwarding (loads spanning several stores) */
-        for (int i = 0; i < T; i++) {
-            const int64_t iy = iy0 + i;
-            float *b = buf + i * BW;
-            if (iy < 0 || iy >= g->IH || c0 == c1) {
-                memset(b, 0, (size_t)wz * sizeof(float));
-                continue;
-            }
-            const float *row = xi + iy * IW; /* buffer column c is row column ix0 + c */
-            for (int64_t c = 0; c < c0; c++) b[c] = 0.0f;
-            memcpy(b + c0, row + (ix0 + c0), (size_t)(c1 - c0) * sizeof(float));
-            for (int64_t c = c1; c < wz; c++) b[c] = 0.0f;
-        }
         for (int i = 0; i < T; i++) {
             const float *b = buf + i * BW;
             float *hi = h + i * T * WT_NR + run->lane0;

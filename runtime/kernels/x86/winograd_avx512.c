@@ -122,6 +122,30 @@ static inline __attribute__((always_inline)) void store_avx512(float *row, const
     }
 }
 
+/* F(4,3) row transform of two runs of at most 7 lanes in one group: the
+ * first's columns at b[0, 32), the second's at b[32, 68); pick's lanes 0-7
+ * read the first window, lanes 8-15 the second (lane 7 is the seam: its
+ * columns 4-5 come from the second run, so a run may fill only 7 lanes).
+ * Narrow planes (F(4,3) on 28x28: 7 tiles a row, 14x14: 4) then fill 14 or
+ * 8 of 16 lanes, not 7 or 4. */
+static inline __attribute__((always_inline)) void row_pair_avx512(const float *b, int len,
+                                                                  float *hi, int len2, float *hi2) {
+    __m512 x[6], o[6];
+    for (int j = 0; j < 4; j++) x[j] = pick(b, j, 4);
+    x[4] = shift_in(x[0], b[64]);
+    x[5] = shift_in(x[1], b[65]);
+    row_bt4(x, o);
+    const __mmask16 k1 = (__mmask16)((1u << len) - 1u), k2 = (__mmask16)((1u << len2) - 1u);
+    for (int k = 0; k < 6; k++) {
+        _mm512_mask_storeu_ps(hi + 32 * k, k1, o[k]);
+        /* lanes 8-15 down to 0-7 */
+        _mm512_mask_storeu_ps(hi2 + 32 * k, k2, _mm512_shuffle_f32x4(o[k], o[k], 0xEE));
+    }
+}
+
+#define WT_PAIR_LEN 7
+#define WT_PAIR_OFF 32
+#define WT_ROW_PAIR(b, len, hi, len2, hi2) row_pair_avx512(b, len, hi, len2, hi2)
 #define WT_ROW(b, len, m, hi) row_avx512(b, len, m, hi)
 #define WT_STORE(row, oi, n, m) store_avx512(row, oi, n, m)
 /* lane groups of 16: m = 4 reads 64 floats a group from b and from b + 4,
