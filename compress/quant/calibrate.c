@@ -327,10 +327,20 @@ static int cache_takes(const qcache *c, int i0, int cnt) {
     return i0 + cnt <= c->cap_images ? cnt : 0;
 }
 
-/* Copy the first `keep` of the run's `count` images' observed outputs into
- * the cache (batch-major: each tensor's first keep images lead it). */
-static int cache_store(qctx *q, const qrunner *r, int first, int count, int keep) {
-    qcache *c = &q->cache;
+/* Copy tensor i's first `keep` of the run's `count` images into the cache's
+ * block d (batch-major: a tensor's first keep images lead it). 0 ok, -1. */
+static int cache_copy(const qctx *q, const qrunner *r, int i, float *d, int count, int keep) {
+    const qcache *c = &q->cache;
+    sqz_shape sh;
+    const float *x = q_obs_data(r, i, &sh);
+    if (!x || sqz_shape_numel(&sh) != c->ne1[i] * count) return -1;
+    memcpy(d + c->off1[i] * keep, x, sizeof(float) * (size_t)(c->ne1[i] * keep));
+    return 0;
+}
+
+/* Record `keep` images from `first`, copied to the block at d (batches in
+ * image order). 0 ok, -1 (out of memory). */
+static int cache_record(qcache *c, int first, int keep, float *d) {
     if (c->n_batches == c->cap) {
         int nc = c->cap ? 2 * c->cap : 16;
         qcache_batch *nb = realloc(c->b, sizeof *nb * (size_t)nc);
@@ -338,19 +348,22 @@ static int cache_store(qctx *q, const qrunner *r, int first, int count, int keep
         c->b = nb;
         c->cap = nc;
     }
-    float *d = c->blk + (size_t)first * (size_t)c->per_img;
-    for (int i = 0; i < q->n_obs; i++) {
-        sqz_shape sh;
-        const float *x = q_obs_data(r, i, &sh);
-        if (!x || sqz_shape_numel(&sh) != c->ne1[i] * count) return -1;
-        memcpy(d + c->off1[i] * keep, x, sizeof(float) * (size_t)(c->ne1[i] * keep));
-    }
     c->b[c->n_batches].first = first;
     c->b[c->n_batches].count = keep;
     c->b[c->n_batches].data = d;
     c->n_batches++;
     c->images = first + keep;
     return 0;
+}
+
+/* Copy the first `keep` of the run's `count` images' observed outputs into
+ * the cache. */
+static int cache_store(qctx *q, const qrunner *r, int first, int count, int keep) {
+    qcache *c = &q->cache;
+    float *d = c->blk + (size_t)first * (size_t)c->per_img;
+    for (int i = 0; i < q->n_obs; i++)
+        if (cache_copy(q, r, i, d, count, keep) != 0) return -1;
+    return cache_record(c, first, keep, d);
 }
 
 /* Is every observed output of the session batch-major (dims[0] == batch)? */
@@ -434,6 +447,16 @@ static void turns_fail(qturns *t, int j) {
 static int batch_ordered(qctx *q, qrunner *r, qturns *t, int j, int i0, int cnt, int n,
                          const char *label, qtensor_fn tfn, void *user, char *err, size_t err_len) {
     qcache *c = &q->cache;
+    /* the report's kept images (cache_keep: set up before the pass, images
+     * [0, cap) in batch order) are copied tensor by tensor after each one's
+     * statistics, while it is in cache, and outside the batches' order: the
+     * batches' regions of the block are disjoint (small ResNet: 7 MB of
+     * fresh memory; in the ordered part below, the other thread waited) */
+    const int pre = cache_keep(c) && i0 < c->cap_images
+                        ? (c->cap_images - i0 < cnt ? c->cap_images - i0 : cnt)
+                        : 0;
+    float *pd = pre > 0 ? c->blk + (size_t)i0 * (size_t)c->per_img : NULL;
+    int cerr = 0;
     for (int i = 0; i < q->n_obs; i++) {
         if (wait_turn(&t->turn[i], j, &t->fail) != 0) return -1;
         const int rc = tfn(q, r, i, user);
@@ -442,11 +465,13 @@ static int batch_ordered(qctx *q, qrunner *r, qturns *t, int j, int i0, int cnt,
             snprintf(err, err_len, "no output for tensor '%s'", q->g->tensors[q->obs[i]].name);
             return -1;
         }
+        if (pre > 0 && !cerr) cerr = cache_copy(q, r, i, pd, cnt, pre);
     }
     if (wait_turn(&t->book, j, &t->fail) != 0) return -1;
     int rc = 0;
-    const int keep = cache_takes(c, i0, cnt);
-    if (keep > 0 && cache_store(q, r, i0, cnt, keep) != 0) {
+    const int keep = pre > 0 ? 0 : cache_takes(c, i0, cnt);
+    if (cerr || (pre > 0 && c->images == i0 && cache_record(c, i0, pre, pd) != 0) ||
+        (keep > 0 && cache_store(q, r, i0, cnt, keep) != 0)) {
         snprintf(err, err_len, "out of memory");
         rc = -1;
     }
