@@ -109,9 +109,11 @@ def test_set():
     return x, y
 
 
-def holdout_set(manifest, work, n):
-    """The first n train images (index order) that are not in the calibration set: written as
-    the idx files sqz eval --data-dir reads, and returned preprocessed (x, y)."""
+SELECT_N = 5000  # train images of sqz quant --method auto --select (the split's last)
+
+
+def train_outside_calib(manifest):
+    """Train images and labels, and the indices of those outside the calibration set."""
     import re
     cal = set()
     for line in open(manifest):
@@ -122,7 +124,30 @@ def holdout_set(manifest, work, n):
                        np.uint8, offset=16).reshape(-1, 28, 28)
     ys = np.frombuffer(gzip.open(os.path.join(DATA, "train-labels-idx1-ubyte.gz")).read(),
                        np.uint8, offset=8)
-    sel = np.array([i for i in range(len(ys)) if i not in cal][:n])
+    return xs, ys, [i for i in range(len(ys)) if i not in cal]
+
+
+def select_set(manifest, work):
+    """The last SELECT_N train images outside the calibration set, as an npy_batch manifest:
+    the images sqz quant --method auto chooses on (--select; never the test split)."""
+    xs, _, rest = train_outside_calib(manifest)
+    sel = np.array(rest[-SELECT_N:])
+    np.save(os.path.join(work, "select.npy"), ((xs[sel].astype(np.float32) * np.float32(1 / 255) -
+                                                np.float32(0.286)) / np.float32(0.353)).reshape(
+        -1, 1, 28, 28))
+    path = os.path.join(work, "select.txt")
+    with open(path, "w") as f:
+        f.write("# train images outside the calibration set, for --method auto's choice\n"
+                "npy_batch: select.npy\n")
+    return path
+
+
+def holdout_set(manifest, work, n):
+    """The first n train images (index order) that are not in the calibration set nor in the
+    auto selection set: written as the idx files sqz eval --data-dir reads, and returned
+    preprocessed (x, y)."""
+    xs, ys, rest = train_outside_calib(manifest)
+    sel = np.array(rest[:-SELECT_N][:n])
     d = os.path.join(work, "holdout")
     os.makedirs(d, exist_ok=True)
     with gzip.open(os.path.join(d, "t10k-images-idx3-ubyte.gz"), "wb") as f:
@@ -408,7 +433,8 @@ def main():
                     help="sqz quant --threads (default: the CPUs, as ONNX Runtime's sessions)")
     ap.add_argument("--holdout", type=int, default=0,
                     help="also measure fidelity on N train images outside the calibration set "
-                         "(0: no; 59500: all of them): accuracy and top-1 changes vs fp32")
+                         "and auto's selection set (0: no; 54500: all of them): accuracy and "
+                         "top-1 changes vs fp32")
     ap.add_argument("--calib-reps", type=int, default=5,
                     help="interleaved rounds of the calibration timings (median reported)")
     ap.add_argument("--calib-only", action="store_true",
@@ -429,6 +455,7 @@ def main():
     # process start alone (sqz's timings include it; ORT's call runs in this process)
     start_s = statistics.median(sqz_timed(a.sqz, ["--version"])[0] for _ in range(11))
     hold = holdout_set(manifest, a.work, a.holdout) if a.holdout > 0 else None
+    select = select_set(manifest, a.work)
     rows = []
     for m in [s for s in a.models.split(",") if s]:
         onnx_p = os.path.join(ROOT, "tools", "models", m + ".onnx")
@@ -472,14 +499,23 @@ def main():
                  "-o", out, "-q"], a.sqz)
             r["sqz"][meth + "+gptq"] = {"acc": sqz_eval(a.sqz, out, a.limit)}
             log("  sqz %-10s +gptq rounding acc %.2f" % (meth, r["sqz"][meth + "+gptq"]["acc"]))
-        # --method auto: the choice made on calibration images only (output SQNR vs fp32)
+        # and with sequential GPTQ (accuracy only)
+        for meth in SQZ_METHODS:
+            out = os.path.join(a.work, "%s.%s-seq.int8.sqz" % (m, meth))
+            sqz(["quant", onnx_p, "--calib", manifest, "--method", meth, "--rounding", "gptq-seq",
+                 "-o", out, "-q"], a.sqz)
+            r["sqz"][meth + "+seq"] = {"acc": sqz_eval(a.sqz, out, a.limit)}
+            log("  sqz %-10s +gptq-seq rounding acc %.2f" % (meth, r["sqz"][meth + "+seq"]["acc"]))
+        # --method auto: the choice made on training images only (output SQNR vs fp32 on the
+        # selection set, train images outside the calibration set)
         out = os.path.join(a.work, "%s.auto.int8.sqz" % m)
         t0 = time.perf_counter()
-        alog = sqz(["quant", onnx_p, "--calib", manifest, "--method", "auto", "-o", out, "-q"],
-                   a.sqz)
+        alog = sqz(["quant", onnx_p, "--calib", manifest, "--method", "auto", "--select",
+                    select, "-o", out, "-q"], a.sqz)
         part = alog.split("auto: chose ")[1].split(";")[0]
         chose = part.split()[0] + ("+emp" if "empirical" in part else "") + (
-            "+wmse" if "mse weight" in part else "") + ("+gptq" if "gptq rounding" in part else "")
+            "+wmse" if "mse weight" in part else "") + ("+gptq" if "gptq rounding" in part else
+                                                        "+seq" if "gptq-seq" in part else "")
         r["auto"] = {"acc": sqz_eval(a.sqz, out, a.limit), "chose": chose,
                      "wall_s": time.perf_counter() - t0, "bytes": os.path.getsize(out)}
         log("  sqz auto: %s acc %.2f" % (chose, r["auto"]["acc"]))
@@ -555,15 +591,18 @@ def main():
     n = a.limit or 10000
     print("INT8 post-training quantization, Fashion-MNIST test accuracy on %d images (%%), "
           "calibration: %d train images (calib-data/fashion-mnist)" % (n, len(images)))
-    cols = SQZ_METHODS + [k + "+emp" for k in SQZ_METHODS] + [k + "+gptq" for k in SQZ_METHODS]
-    print("sqz per method (+emp: --bias-correction empirical, +gptq: --rounding gptq):")
+    cols = SQZ_METHODS + [k + "+emp" for k in SQZ_METHODS] + [k + "+gptq" for k in SQZ_METHODS] + [
+        k + "+seq" for k in SQZ_METHODS]
+    print("sqz per method (+emp: --bias-correction empirical, +gptq: --rounding gptq, +seq: "
+          "--rounding gptq-seq):")
     print("%-10s %7s | %s" % ("model", "fp32", " ".join("%14s" % k for k in cols)))
     for r in rows:
         print("%-10s %7.2f | %s" % (r["model"], r["fp32_acc"], " ".join(
             "%14.2f" % r["sqz"][k]["acc"] for k in cols)))
-    print("\nsqz auto: method, bias correction and weight scales (+wmse: --weight-scale mse) chosen "
-          "on calibration (training) images only, by int8-vs-fp32 output SQNR; ORT best: the best "
-          "of its methods on the test set itself")
+    print("\nsqz auto: method, bias correction, weight scales (+wmse: --weight-scale mse) and "
+          "rounding chosen on training images only (--select: %d outside the calibration set), "
+          "by int8-vs-fp32 output SQNR; ORT best: the best of its methods on the test set itself"
+          % SELECT_N)
     print("(paired: test images sqz auto gets right and ORT best wrong / the reverse)")
     print("%-10s %7s | %-40s | %-22s | %-27s | %7s %7s | %9s" % (
         "model", "fp32", "sqz auto (drop)", "sqz best-on-test", "ORT best (drop)", "auto-ORT",

@@ -129,6 +129,28 @@ void q_gptq_patches(const q_patch_geom *g, const float *x, float *buf, int ld) {
         for (int i = n; i < ld; i++) buf[(size_t)p * ld + i] = 0.0f;
 }
 
+void q_gptq_patches_at(const q_patch_geom *g, const float *x, float *buf, int ld, int off, int st) {
+    const int np = g->oh * g->ow;
+    int j = 0;
+    for (int p = off; p < np; p += st, j++) {
+        const int oy = p / g->ow, ox = p % g->ow;
+        float *b = buf + (size_t)j * ld;
+        int i = 0;
+        for (int c = 0; c < g->cin; c++) {
+            const float *xc = x + (size_t)c * g->ih * g->iw;
+            for (int ky = 0; ky < g->kh; ky++) {
+                const int iy = oy * g->sh - g->pt + ky * g->dh;
+                const int rok = iy >= 0 && iy < g->ih;
+                for (int kx = 0; kx < g->kw; kx++, i++) {
+                    const int ix = ox * g->sw - g->pl + kx * g->dw;
+                    b[i] = rok && ix >= 0 && ix < g->iw ? xc[(size_t)iy * g->iw + ix] : 0.0f;
+                }
+            }
+        }
+        for (; i < ld; i++) b[i] = 0.0f;
+    }
+}
+
 /* the 4 x 8 tile of sum_p x[i0 + a] x[j0 + b] over the samples (each of the
  * 32 sums in sample order: the SSE2 and scalar loops give the same values) */
 static void gram_tile(const float *buf, int np, int ld, int i0, int j0, float acc[4][8]) {
@@ -169,4 +191,62 @@ void q_gptq_gram(double *h, int n, int np, const float *buf, int ld) {
                 for (int b = 0; b < 8 && j0 + b < n; b++)
                     if (j0 + b >= i0 + a) h[(size_t)(i0 + a) * n + j0 + b] += (double)acc[a][b];
         }
+}
+
+int q_gptq_xcorr(double *g, int rows, int n, const float *w, int np, const float *bx,
+                 const float *bt, int ld) {
+    float *acc = calloc((size_t)rows * (size_t)ld + 1, sizeof *acc);
+    float *d = malloc(sizeof *d * ((size_t)ld + 1));
+    if (!acc || !d) {
+        free(acc);
+        free(d);
+        return -1;
+    }
+    for (int p = 0; p < np; p++) {
+        const float *x = bx + (size_t)p * ld, *t = bt + (size_t)p * ld;
+        for (int i = 0; i < ld; i++) d[i] = x[i] - t[i];
+        for (int r = 0; r < rows; r++) {
+            const float *wr = w + (size_t)r * n;
+            /* 8 partial sums (vectorizes; a fixed order whatever the ISA) */
+            float e8[8] = {0, 0, 0, 0, 0, 0, 0, 0}, e = 0;
+            int i = 0;
+            for (; i + 8 <= n; i += 8)
+                for (int l = 0; l < 8; l++) e8[l] += wr[i + l] * d[i + l];
+            for (; i < n; i++) e += wr[i] * d[i];
+            for (int l = 0; l < 8; l++) e += e8[l];
+            float *a = acc + (size_t)r * ld;
+            for (int i = 0; i < ld; i++) a[i] += e * t[i];
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < n; i++) g[(size_t)r * n + i] += (double)acc[(size_t)r * ld + i];
+    free(acc);
+    free(d);
+    return 0;
+}
+
+void q_gptq_colsum(double *m, int n, int np, const float *buf, int ld) {
+    for (int p = 0; p < np; p++) {
+        const float *x = buf + (size_t)p * ld;
+        for (int i = 0; i < n; i++) m[i] += (double)x[i];
+    }
+}
+
+int q_gptq_apply_inv(const double *u, const int *perm, int n, const double *g, float *w) {
+    /* g U^T (t[a] = sum over b >= a of U[a][b] g[b]), then t U */
+    double *t = malloc(sizeof *t * (size_t)(n > 0 ? n : 1));
+    if (!t) return -1;
+    for (int a = 0; a < n; a++) {
+        const double *ua = u + (size_t)a * n;
+        double s = 0;
+        for (int b = a; b < n; b++) s += ua[b] * g[perm ? perm[b] : b];
+        t[a] = s;
+    }
+    for (int b = 0; b < n; b++) {
+        double s = 0;
+        for (int a = 0; a <= b; a++) s += t[a] * u[(size_t)a * n + b];
+        w[perm ? perm[b] : b] += (float)s;
+    }
+    free(t);
+    return 0;
 }

@@ -48,6 +48,9 @@ typedef struct q_patch_geom {
     int cin, ih, iw, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl;
 } q_patch_geom;
 void q_gptq_patches(const q_patch_geom *g, const float *x, float *buf, int ld);
+/* q_gptq_patches of the positions off, off + st, ... only, into rows 0, 1,
+ * ... of buf */
+void q_gptq_patches_at(const q_patch_geom *g, const float *x, float *buf, int ld, int off, int st);
 /* ld of a buffer of n inputs per sample */
 static inline int q_gptq_ld(int n) {
     return (n + 7) / 8 * 8;
@@ -57,5 +60,23 @@ static inline int q_gptq_ld(int n) {
  * apart, columns [n, ld) zero) of x x^T; float sums over the samples, double
  * in h. */
 void q_gptq_gram(double *h, int n, int np, const float *buf, int ld);
+
+/* The cross term of sequential GPTQ: the layer's rows of weights w (rows x n,
+ * row stride n) see input x (the fp32 model's) as xt (the int8 model's, the
+ * layers before already quantized). g (rows x n) += sum over the np samples
+ * of (w (x - xt)) xt^T, i.e. G = W (X - Xt) Xt^T, from which the weights
+ * W* = W + G (Ht + lambda I)^-1 minimise ||W X - W* Xt||^2 + lambda ||W* - W||^2
+ * (Ht = Xt Xt^T). bx, bt as q_gptq_gram's buf; float sums over the samples
+ * of one call, double in g. 0 ok, -1 OOM. */
+int q_gptq_xcorr(double *g, int rows, int n, const float *w, int np, const float *bx,
+                 const float *bt, int ld);
+
+/* m[i] += sum over the np samples (rows of buf, ld apart) of x[i] */
+void q_gptq_colsum(double *m, int n, int np, const float *buf, int ld);
+
+/* w (n, in the order of perm as q_gptq_round) += g (H + lambda I)^-1 with
+ * U from q_gptq_factor (U^T U = (H + lambda I)^-1, permuted): one row. 0 ok,
+ * -1 OOM. */
+int q_gptq_apply_inv(const double *u, const int *perm, int n, const double *g, float *w);
 
 #endif

@@ -36,7 +36,9 @@
  *     with rounding gptq by GPTQ's error feedback (Frantar et al., ICLR 2023:
  *     columns one at a time, each rounding error spread onto the columns not
  *     yet rounded by the inverse of H = X X^T of the layer's fp32 inputs on
- *     up to 256 calibration images), bias correction (Nagel et al. section 4.2:
+ *     up to 256 calibration images; with rounding gptq-seq layer after layer
+ *     on the int8 model's inputs, the weights refitted to the fp32 outputs and
+ *     the bias to their mean), bias correction (Nagel et al. section 4.2:
  *     the expected output shift eps_W * E[x] is subtracted from the bias;
  *     bias_correction 2 then also subtracts the measured mean pre-activation
  *     error with int8 input and weights), int32 bias;
@@ -92,11 +94,13 @@ typedef struct sqzc_quant_options {
     int progress;        /* draw a progress bar on stderr */
     int weight_mse;      /* weight scales per channel by the rounding error (MSE), not
                           * max-abs (0) */
-    int rounding;        /* weight rounding: SQZC_QR_NEAREST (0) or SQZC_QR_GPTQ (error
-                          * feedback over the layer's calibration inputs, step 4) */
+    int rounding;        /* weight rounding: SQZC_QR_NEAREST (0), SQZC_QR_GPTQ (error
+                          * feedback over the layer's calibration inputs, step 4) or
+                          * SQZC_QR_GPTQ_SEQ (sequential: each layer's inputs those of
+                          * the int8 model, its layers before already quantized) */
 } sqzc_quant_options;
 
-enum { SQZC_QR_NEAREST = 0, SQZC_QR_GPTQ = 1 };
+enum { SQZC_QR_NEAREST = 0, SQZC_QR_GPTQ = 1, SQZC_QR_GPTQ_SEQ = 2 };
 
 void sqzc_quant_options_init(sqzc_quant_options *o);
 
