@@ -22,7 +22,7 @@
  * on the same core) stays in that core's cache. (Both claiming from the
  * front gave the halves to whichever core came first.) */
 #if defined(__linux__) && !defined(_GNU_SOURCE)
-#define _GNU_SOURCE /* sched_getcpu, sched_setaffinity, CPU_SET */
+#define _GNU_SOURCE /* sched_getcpu, sched_getaffinity, pthread_setaffinity_np */
 #endif
 #include "par.h"
 
@@ -101,9 +101,12 @@ struct sqz_par_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int nt, started;
-    _Atomic int master_cpu; /* the CPU the master ran on at its last run (-1: unknown) */
-    long spin_ns;           /* how long an idle helper spins before it sleeps */
-    int active;             /* master only: a job is running (a nested sqz_par_for runs inline) */
+#if defined(__linux__)
+    cpu_set_t allowed; /* the creating thread's CPUs (the helpers get them less the master's) */
+#endif
+    int away;     /* the master's CPU the helpers were last moved off (-1: none) */
+    long spin_ns; /* how long an idle helper spins before it sleeps */
+    int active;   /* master only: a job is running (a nested sqz_par_for runs inline) */
     /* master only: the solo probe (pool_probe) */
     int solo;      /* runs keep every part on the master */
     int probe;     /* 0, or runs left in the current probe */
@@ -178,39 +181,6 @@ static int claimable(team *t, memory_order mo) {
     return lo != MB_BUSY && (lo & 0xFFFFu) < (lo >> 16);
 }
 
-/* A helper that finds itself on the master's CPU moves off it (to the CPUs
- * it may use but the master's): a woken helper often lands on the CPU of the
- * thread that woke it, and there it takes half of that CPU's time from the
- * master while it spins (small MobileNet, 2 threads: 0.26-0.27 ms a run
- * with both threads on one CPU, 0.10 on two). Checked between jobs (every
- * 64 spins) and on waking. */
-typedef struct helper_cpus {
-#if defined(__linux__)
-    cpu_set_t allowed; /* the helper's CPUs when it started */
-#endif
-    int ok;
-} helper_cpus;
-
-static void helper_cpus_init(helper_cpus *h) {
-    h->ok = 0;
-#if defined(__linux__)
-    h->ok = sched_getaffinity(0, sizeof h->allowed, &h->allowed) == 0;
-#endif
-}
-
-static void avoid_master_cpu(team *t, helper_cpus *h) {
-#if defined(__linux__)
-    int mc = atomic_load_explicit(&t->master_cpu, memory_order_relaxed);
-    if (!h->ok || mc < 0 || mc >= CPU_SETSIZE || sched_getcpu() != mc) return;
-    cpu_set_t m = h->allowed;
-    CPU_CLR(mc, &m);
-    if (CPU_COUNT(&m) > 0) sched_setaffinity(0, sizeof m, &m); /* migrates now */
-#else
-    (void)t;
-    (void)h;
-#endif
-}
-
 /* A helper thread: claims parts of every job it sees; between jobs it spins
  * for spin_ns (the next split node, or the next run, usually comes sooner),
  * then sleeps until a job is published. The master never waits for a helper
@@ -221,8 +191,6 @@ static void avoid_master_cpu(team *t, helper_cpus *h) {
 static void *helper_main(void *vp) {
     team *t = vp;
     pool_helper = 1;
-    helper_cpus hc;
-    helper_cpus_init(&hc);
     for (;;) {
         claim_parts(t, 1);
         long t0 = now_ns();
@@ -231,10 +199,7 @@ static void *helper_main(void *vp) {
                 claimable(t, memory_order_acquire))
                 break;
             cpu_relax();
-            if (i % 64 == 0) {
-                avoid_master_cpu(t, &hc);
-                if (now_ns() - t0 > t->spin_ns) break;
-            }
+            if (i % 64 == 0 && now_ns() - t0 > t->spin_ns) break;
         }
         if (atomic_load_explicit(&t->closing, memory_order_acquire)) return NULL;
         if (claimable(t, memory_order_acquire)) continue;
@@ -247,7 +212,6 @@ static void *helper_main(void *vp) {
             pthread_cond_wait(&t->cv, &t->mu);
         atomic_fetch_sub(&t->sleepers, 1);
         pthread_mutex_unlock(&t->mu);
-        avoid_master_cpu(t, &hc);
     }
 }
 
@@ -296,6 +260,28 @@ static void team_for(team *t, int parts, sqz_par_fn fn, void *arg) {
     }
 }
 
+/* The helpers run on the CPUs the pool's creator may use less the one the
+ * master is on (set by the master when that CPU changes, checked at each
+ * run): a new or woken helper is often put on the CPU of the thread that
+ * woke it, where it waits for the master's time slice to end while the
+ * master runs every part alone, and the scheduler left it there for
+ * hundreds of runs when the other CPU was busy with other jobs (small
+ * ResNet, 2 threads: split runs at the 1-thread time, 0.19 ms, from run 1 to
+ * ~600; then 0.113). */
+static void keep_helpers_away(team *t) {
+#if defined(__linux__)
+    int c = sched_getcpu();
+    if (t->away == -2 || c < 0 || c >= CPU_SETSIZE || c == t->away) return;
+    t->away = c;
+    cpu_set_t m = t->allowed;
+    CPU_CLR(c, &m);
+    if (CPU_COUNT(&m) == 0) return;
+    for (int i = 0; i < t->started; i++) pthread_setaffinity_np(t->th[i], sizeof m, &m);
+#else
+    (void)t;
+#endif
+}
+
 static int cmp_long(const void *a, const void *b) {
     long x = *(const long *)a, y = *(const long *)b;
     return (x > y) - (x < y);
@@ -340,7 +326,10 @@ sqz_par_pool *sqz_par_pool_new(int nt) {
     atomic_init(&t->done, 0);
     atomic_init(&t->sleepers, 0);
     atomic_init(&t->closing, 0);
-    atomic_init(&t->master_cpu, -1);
+    t->away = -1;
+#if defined(__linux__)
+    if (sched_getaffinity(0, sizeof t->allowed, &t->allowed)) t->away = -2; /* unknown: never */
+#endif
     t->nt = nt;
     t->next = POOL_PROBE_FIRST;
     const char *pe = getenv("SQZ_POOL_PROBE");
@@ -392,9 +381,7 @@ void sqz_par_pool_run(sqz_par_pool *t, void (*body)(void *), void *arg) {
 #if defined(SQZ_HAVE_OPENMP)
     /* inside a caller's parallel region the kernels use its team (tasks) */
     if (t && !cur_team && !pool_helper && !omp_in_parallel()) {
-#if defined(__linux__)
-        atomic_store_explicit(&t->master_cpu, sched_getcpu(), memory_order_relaxed);
-#endif
+        keep_helpers_away(t);
         cur_team = t;
         pool_probe_run(t, body, arg);
         cur_team = NULL;
