@@ -111,10 +111,13 @@ static int half_rate_fma(const sqz_gemm_kernel *k) {
  *   the model (CPU ms 1.40 direct, 1.44 F2) though 0.74 in the bench, where
  *   they stay cached from the previous run;
  * - F(2,3) neither where the direct conv runs on pixel-major tiles. */
-static int auto_tile(const wino *w) {
+static int auto_tile(const wino *w, int nt) {
     const int64_t OH = w->g.OH, OW = w->g.OW;
     if (w->C < 16 || w->M < 16 || OH * OW < 100) return 0;
-    if (half_rate_fma(w->k)) {
+    /* one thread only: at 2+ the direct conv splits where F(4,3)'s few
+     * tiles do not (16 at 14x14: one part), small ResNet 2 threads 0.115 ->
+     * 0.135-0.140 ms with the rule */
+    if (nt <= 1 && half_rate_fma(w->k)) {
         /* zmm FMAs at half rate (Zen 4) make the direct GEMM twice as dear
          * against the transforms' loads and stores: F(4,3) pays from 14x14
          * planes and 16 channels while its 36 transformed weight matrices
@@ -263,7 +266,7 @@ int sqz_winograd_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k, int m) 
     w.g.pw = rg.pb[2];
     if (w.N == 0 || w.C == 0 || w.M == 0 || w.g.OH <= 0 || w.g.OW <= 0) return 1;
     w.macs = (uint64_t)(w.N * w.M * w.g.OH * w.g.OW * w.C * 9);
-    if (m == 0) m = auto_tile(&w);
+    if (m == 0) m = auto_tile(&w, ctx->num_threads);
     if (m != 2 && m != 4) return 1;
     ref_act act;
     if (ref_act_prepare(ctx, &act)) return -1;
