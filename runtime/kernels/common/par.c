@@ -71,8 +71,14 @@ void sqz_par_eltwise(int nt, sqz_par_eltwise_fn fn, const float *x, float *y, si
 /* The solo probe (pool_probe_run): POOL_PROBE_K runs with every part on the
  * master (the helpers idle), then POOL_PROBE_WARM + POOL_PROBE_K runs split as
  * usual (the first POOL_PROBE_WARM, waking the helpers, not counted); if the
- * median split run is not faster than the median solo run by
- * POOL_PROBE_GAIN, the runs until the next probe are solo. First after
+ * median split run is slower than POOL_PROBE_SOLO times the median solo run,
+ * the runs until the next probe are solo. The bar favours splitting: the
+ * master runs every part no helper claimed, so a slow helper costs a split
+ * run little, and 8 runs taken while another process holds the second CPU
+ * for a moment mislead (solo when split >= 0.97 solo, the first bar: a `yes` on
+ * one CPU took small ResNet / MobileNet 2-thread medians from 0.114 / 0.100
+ * ms to 0.115-0.139 / 0.100-0.135; with 1.10 0.114-0.116 / 0.100-0.103, as
+ * SQZ_POOL_PROBE=0). First after
  * POOL_PROBE_FIRST runs, then every POOL_PROBE_EVERY runs (every
  * POOL_PROBE_SOLO_EVERY after a solo choice: a good period comes back
  * soon). On this 2-vCPU KVM guest, shared with other jobs, there are
@@ -89,7 +95,7 @@ void sqz_par_eltwise(int nt, sqz_par_eltwise_fn fn, const float *x, float *y, si
 #define POOL_PROBE_FIRST 16
 #define POOL_PROBE_EVERY 512
 #define POOL_PROBE_SOLO_EVERY 256
-#define POOL_PROBE_GAIN 0.97
+#define POOL_PROBE_SOLO 1.10
 
 struct sqz_par_pool {
     _Atomic uint64_t word; /* generation << 32 | back << 16 | front (MB_BUSY: being written) */
@@ -309,7 +315,7 @@ static void pool_probe_run(team *t, void (*body)(void *), void *arg) {
     long *so = t->t_probe, *sp = t->t_probe + POOL_PROBE_K + POOL_PROBE_WARM;
     qsort(so, POOL_PROBE_K, sizeof(long), cmp_long);
     qsort(sp, POOL_PROBE_K, sizeof(long), cmp_long);
-    t->solo = !((double)sp[POOL_PROBE_K / 2] < POOL_PROBE_GAIN * (double)so[POOL_PROBE_K / 2]);
+    t->solo = (double)sp[POOL_PROBE_K / 2] > POOL_PROBE_SOLO * (double)so[POOL_PROBE_K / 2];
     t->next = t->runs + (t->solo ? POOL_PROBE_SOLO_EVERY : POOL_PROBE_EVERY);
 }
 
