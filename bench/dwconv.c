@@ -2,7 +2,7 @@
  * on the depthwise layer shapes of MobileNetV2, MNASNet 1.0 and
  * EfficientNet-B0 at 224x224. Prints GMAC/s per kernel family (best of
  * several timed runs) and, on AVX-512, the band and stride-2 kernels against
- * the kernels they replaced (SQZ_DW_BAND=0 SQZ_DW_S2=0), measured in the same
+ * the kernels they replaced (SQZ_DW_BAND=0 SQZ_DW_S2=0 SQZ_DW_S1=0), measured in the same
  * run.
  * With OpenMP, a second table: 2 threads, the input rewritten before every
  * run by two threads each writing the top or bottom half of every plane (as
@@ -285,9 +285,11 @@ int main(int argc, char **argv) {
         if (band) { /* the kernels before the band and stride-2 kernels, then the new ones again */
             setenv("SQZ_DW_BAND", "0", 1);
             setenv("SQZ_DW_S2", "0", 1);
+            setenv("SQZ_DW_S1", "0", 1);
             double old = measure(&sqz_dwconv_avx512, l, x, w, b, y, min_s);
             unsetenv("SQZ_DW_BAND");
             unsetenv("SQZ_DW_S2");
+            unsetenv("SQZ_DW_S1");
             double g = measure(&sqz_dwconv_avx512, l, x, w, b, y, min_s);
             if (g > g512) g512 = g;
             printf(" %9.2f %7.2fx", old, old > 0 ? g512 / old : 0.0);

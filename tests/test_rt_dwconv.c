@@ -268,8 +268,10 @@ static void set_act(conv_case *c, int act) {
 
 /* ------------------------------------------------------------------ tests */
 
-/* (33 / 64 / 65: around the band kernel's out_w range (32, 64]) */
-static const int64_t sizes[] = {1, 2, 3, 5, 7, 8, 14, 15, 17, 31, 33, 56, 64, 65};
+/* (33 / 64 / 65: around the band kernel's out_w range (32, 64]; 97 / 113:
+ * the stride-1 direct kernel's chunks of 32 columns and a 1- or 2-vector
+ * remainder) */
+static const int64_t sizes[] = {1, 2, 3, 5, 7, 8, 14, 15, 17, 31, 33, 56, 64, 65, 97, 113};
 static const int64_t chans[] = {1, 3, 8, 17, 32};
 #define N_SIZES ((int)(sizeof sizes / sizeof sizes[0]))
 

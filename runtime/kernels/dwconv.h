@@ -147,6 +147,15 @@ int sqz_dw_s2_covers_avx512(const sqz_dw_plane *a);
 /* y (OH x OW; rows [oy0, oy1)) from x (H x W). */
 void sqz_dw_s2_run_avx512(const sqz_dw_plane *a, const float *x, float *y);
 
+/* Stride-1 kernel (x86/dwconv_avx512.c, AVX-512F): one channel, from the
+ * input rows directly (no buffer): one load per input row and 16 columns,
+ * the taps by valignd, R output rows x NV vectors per pass. Covers k 3 / 5,
+ * stride 1, left pad (k - 1) / 2, any top pad >= 0 and any W / OW. Same
+ * args as the whole-plane kernel. */
+int sqz_dw_s1_covers_avx512(const sqz_dw_plane *a);
+/* y (OH x OW; rows [oy0, oy1)) from x (H x W). */
+void sqz_dw_s1_run_avx512(const sqz_dw_plane *a, const float *x, float *y);
+
 /* Channel-block kernel for planes with out_w <= 8 (x86/dwconv_avx512.c,
  * AVX-512F): nc <= 16 channels at once, lanes = channels (the planes are
  * transposed into a zero-padded [row][col][16] buffer and back). Covers k 3 /

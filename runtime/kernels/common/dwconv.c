@@ -188,6 +188,7 @@ typedef struct dw_p {
     size_t band_floats;  /* > 0: the band kernel, buffer floats per part */
     int band_avx2;       /* the band kernel is the AVX2 one (else AVX-512) */
     int s2d;             /* the AVX-512 stride-2 kernel (no buffer) */
+    int s1d;             /* the AVX-512 stride-1 direct kernel (no buffer) */
     int split_rows;      /* threads split the layer by output rows (else planes) */
     double split_macs;   /* layers below this many MACs run on one thread */
     double split_bytes;  /* ... unless their input is at least this many bytes */
@@ -343,6 +344,25 @@ static void dw_planes_s2(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_
         sqz_dw_s2_run_avx512(&io.a, io.X + (size_t)i * io.in_sp, y);
         if (p->post || p->rowfn) post_rows(p, y, ob, oe);
     }
+}
+
+/* output rows [ob, oe) of planes [b, e) with the stride-1 direct kernel */
+static void dw_planes_s1(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e, int ob,
+                         int oe) {
+    dw_io io;
+    dw_io_init(p, ctx, ob, oe, &io);
+    for (int64_t i = b; i < e; i++) {
+        float *y = dw_io_plane(p, &io, i);
+        sqz_dw_s1_run_avx512(&io.a, io.X + (size_t)i * io.in_sp, y);
+        if (p->post || p->rowfn) post_rows(p, y, ob, oe);
+    }
+}
+
+/* Stride-1 direct kernel on/off (SQZ_DW_S1=0: off, for A/B against the
+ * padded row kernels); read at prepare. */
+static int s1_enabled(void) {
+    const char *e = getenv("SQZ_DW_S1");
+    return !(e && e[0] == '0');
 }
 
 /* Stride-2 kernel on/off (SQZ_DW_S2=0: off, for A/B against the kernels
@@ -525,6 +545,17 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
             p->band_floats = 0;
         }
     }
+    /* stride 1, rows wider than the band kernel's: the direct kernel */
+    if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && !p->cb_floats &&
+        p->s == 1 && p->OW > 8 && (p->OW > 32 || p->k == 3 || p->OW <= 16) && s1_enabled()) {
+        sqz_dw_plane pa;
+        plane_args(p, &pa);
+        if (sqz_dw_s1_covers_avx512(&pa)) {
+            p->s1d = 1;
+            p->plane_floats = 0;
+            p->band_floats = 0;
+        }
+    }
     /* the same on AVX2-only CPUs (and the avx2 family) */
     if (((isa == SQZ_DW_AUTO && !cpu_avx512()) || isa == SQZ_DW_AVX2) && cpu_avx2() &&
         !p->band_floats && fn == sqz_dw_row_avx2((int)k, (int)g.s[1]) && p->s == 1 &&
@@ -552,7 +583,7 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     if (p->plane_floats) ctx->scratch_bytes = (size_t)parts * 2 * p->plane_floats * sizeof(float);
     if (p->cb_floats) ctx->scratch_bytes = (size_t)parts * p->cb_floats * sizeof(float);
     if (p->band_floats) ctx->scratch_bytes = (size_t)parts * p->band_floats * sizeof(float);
-    if (p->pw && !p->plane_floats && !p->cb_floats && !p->band_floats && !p->s2d)
+    if (p->pw && !p->plane_floats && !p->cb_floats && !p->band_floats && !p->s2d && !p->s1d)
         ctx->scratch_bytes = (size_t)parts * p->ring_floats * sizeof(float);
     else
         p->pw = 0;
@@ -696,6 +727,10 @@ static void dw_part(void *arg, int t) {
     }
     if (j->p->s2d) {
         dw_planes_s2(j->p, j->ctx, b, e, ob, oe);
+        return;
+    }
+    if (j->p->s1d) {
+        dw_planes_s1(j->p, j->ctx, b, e, ob, oe);
         return;
     }
     if (j->p->band_floats) {

@@ -826,6 +826,33 @@ void sqz_dw_band_run_avx512(const sqz_dw_plane *a, const float *x, float *y, flo
         band_run(a, x, y, buf, 5);
 }
 
+/* 3x3 weights as nine named variables held in registers (W9_DECL, then
+ * W9_PIN once per input row, W9(i) for weight i: a compile-time index after
+ * unrolling). From an array of broadcast weights gcc left them on the
+ * stack, one more load per FMA (the stride-1 direct kernel: 1904 of 2016
+ * FMAs on a stack operand; the stride-2 one: 3808 of 4002). 5x5 kernels
+ * read theirs from the array (25 weights and the sums do not fit the 32
+ * registers). */
+#define W9_DECL(wv)                                                                                \
+    __m512 w0 = (wv)[0], w1 = (wv)[1], w2 = (wv)[2], w3 = (wv)[3], w4 = (wv)[4], w5 = (wv)[5],     \
+           w6 = (wv)[6], w7 = (wv)[7], w8 = (wv)[8]
+#define W9_PIN()                                                                                   \
+    __asm__(""                                                                                     \
+            : "+v"(w0), "+v"(w1), "+v"(w2), "+v"(w3), "+v"(w4), "+v"(w5), "+v"(w6), "+v"(w7),      \
+              "+v"(w8))
+#define W9(i)                                                                                      \
+    ((i) == 0   ? w0                                                                               \
+     : (i) == 1 ? w1                                                                               \
+     : (i) == 2 ? w2                                                                               \
+     : (i) == 3 ? w3                                                                               \
+     : (i) == 4 ? w4                                                                               \
+     : (i) == 5 ? w5                                                                               \
+     : (i) == 6 ? w6                                                                               \
+     : (i) == 7 ? w7                                                                               \
+                : w8)
+/* weight i of a K x K kernel: the named 3x3 ones or the array */
+#define WK(i) (K == 3 ? W9(i) : wv[i])
+
 /* ------------------------------------------------ stride 2, direct
  *
  * Stride-2 planes straight from the input rows, no packed copy (the
@@ -898,6 +925,7 @@ DW_INLINE void s2_taps(const float *row, const __mmask16 *mk, int64_t c0, __m512
  * masked to OW) */
 DW_INLINE void s2_group_x(const sqz_dw_plane *a, const float *x, float *y, const __m512 *wv, int oy,
                           int ox0, const int K, const int R, const int NV, const int EXT) {
+    W9_DECL(wv);
     __m512 acc[8][2];
     for (int j = 0; j < R; j++)
         for (int n = 0; n < NV; n++) acc[j][n] = _mm512_set1_ps(a->bias);
@@ -909,6 +937,7 @@ DW_INLINE void s2_group_x(const sqz_dw_plane *a, const float *x, float *y, const
     for (int r = 0; r < (R - 1) * 2 + K; r++) {
         const int64_t iy = iy0 + r;
         if (iy < 0 || iy >= a->H) continue; /* a zero row */
+        if (K == 3) W9_PIN();
         __m512 T[5][2];
         s2_taps(x + iy * (int64_t)a->W, mk, c0, T, K, NV, EXT);
 #pragma GCC unroll 8
@@ -919,7 +948,7 @@ DW_INLINE void s2_group_x(const sqz_dw_plane *a, const float *x, float *y, const
             for (int kx = 0; kx < K; kx++)
 #pragma GCC unroll 2
                 for (int n = 0; n < NV; n++)
-                    acc[j][n] = _mm512_fmadd_ps(wv[ky * K + kx], T[kx][n], acc[j][n]);
+                    acc[j][n] = _mm512_fmadd_ps(WK(ky * K + kx), T[kx][n], acc[j][n]);
         }
     }
     const __m512 va = _mm512_set1_ps(a->alpha), vb = _mm512_set1_ps(a->beta);
@@ -998,6 +1027,156 @@ void sqz_dw_s2_run_avx512(const sqz_dw_plane *a, const float *x, float *y) {
         s2_plane(a, x, y, 5);
 }
 
+/* ------------------------------------------------ stride 1, direct
+ *
+ * Stride-1 planes wider than the band kernel's (the 112x112 stage), straight
+ * from the input rows, no copy: per input row and 16 columns one load at the
+ * vector's own columns (masked: zeros outside the row, so the padding needs
+ * no buffer), the other taps from it and the vectors either side by valignd.
+ * The row kernels loaded every tap unaligned from a padded copy of the row
+ * (two of three loads split a cache line, ~2.7 aligned loads each here).
+ * R output rows x NV vectors of 16 columns accumulate at once, each input
+ * row feeding up to K of them. Covers pl == (K - 1) / 2 (the shifts are
+ * immediates). */
+
+#ifndef S1_R
+#define S1_R 4 /* output rows per group */
+#endif
+#ifndef S1_NV
+#define S1_NV 2 /* vectors per column chunk */
+#endif
+
+/* lanes j of hi:lo from s (1, 2, 14 or 15): lo[j + s] or hi[j + s - 16] */
+DW_INLINE __m512 s1_align(__m512 hi, __m512 lo, int s) {
+    const __m512i h = _mm512_castps_si512(hi), l = _mm512_castps_si512(lo);
+    switch (s) {
+    case 1:
+        return _mm512_castsi512_ps(_mm512_alignr_epi32(h, l, 1));
+    case 2:
+        return _mm512_castsi512_ps(_mm512_alignr_epi32(h, l, 2));
+    case 14:
+        return _mm512_castsi512_ps(_mm512_alignr_epi32(h, l, 14));
+    case 15:
+        return _mm512_castsi512_ps(_mm512_alignr_epi32(h, l, 15));
+    default:
+        return lo;
+    }
+}
+
+/* output rows oy .. oy + R - 1, columns ox0 .. ox0 + 16 NV - 1 (stores
+ * masked to OW) */
+DW_INLINE void s1_group(const sqz_dw_plane *a, const float *x, float *y, const __m512 *wv, int oy,
+                        int ox0, const int K, const int R, const int NV) {
+    const int P = (K - 1) / 2;
+    W9_DECL(wv);
+    __m512 acc[8][4];
+    for (int j = 0; j < R; j++)
+        for (int n = 0; n < NV; n++) acc[j][n] = _mm512_set1_ps(a->bias);
+    const int64_t iy0 = (int64_t)oy - a->pt;
+    /* vector i at columns ox0 + 16 (i - 1): the chunk's NV and one either
+     * side; the load masks are the same on every row */
+    __mmask16 mk[6];
+    for (int i = 0; i < NV + 2; i++) mk[i] = s2_in_mask((int64_t)ox0 + 16 * (i - 1), a->W);
+#pragma GCC unroll 12
+    for (int r = 0; r < R - 1 + K; r++) {
+        const int64_t iy = iy0 + r;
+        if (iy < 0 || iy >= a->H) continue; /* a zero row */
+        if (K == 3) W9_PIN();
+        const float *row = x + iy * (int64_t)a->W;
+        __m512 V[6];
+        for (int i = 0; i < NV + 2; i++)
+            V[i] = _mm512_maskz_loadu_ps(mk[i], s2_at(row, (int64_t)ox0 + 16 * (i - 1)));
+        __m512 T[5][4];
+#pragma GCC unroll 4
+        for (int n = 0; n < NV; n++)
+#pragma GCC unroll 5
+            for (int kx = 0; kx < K; kx++) {
+                const int d = kx - P;
+                T[kx][n] = d == 0  ? V[n + 1]
+                           : d < 0 ? s1_align(V[n + 1], V[n], 16 + d)
+                                   : s1_align(V[n + 2], V[n + 1], d);
+            }
+#pragma GCC unroll 8
+        for (int j = 0; j < R; j++) {
+            const int ky = r - j;
+            if (ky < 0 || ky >= K) continue;
+#pragma GCC unroll 5
+            for (int kx = 0; kx < K; kx++)
+#pragma GCC unroll 4
+                for (int n = 0; n < NV; n++)
+                    acc[j][n] = _mm512_fmadd_ps(WK(ky * K + kx), T[kx][n], acc[j][n]);
+        }
+    }
+    const __m512 va = _mm512_set1_ps(a->alpha), vb = _mm512_set1_ps(a->beta);
+    for (int j = 0; j < R; j++)
+        for (int n = 0; n < NV; n++)
+            _mm512_mask_storeu_ps(y + (size_t)(oy + j) * (size_t)a->OW + ox0 + 16 * n,
+                                  mask_16(a->OW - ox0 - 16 * n), act512(acc[j][n], a->act, va, vb));
+}
+
+/* output rows [oy, oy + rr) (rr <= R) of the column chunk at ox0 */
+DW_INLINE void s1_chunk(const sqz_dw_plane *a, const float *x, float *y, const __m512 *wv, int oy,
+                        int rr, int ox0, const int K, const int R, const int NV) {
+    for (; rr >= R; rr -= R, oy += R) s1_group(a, x, y, wv, oy, ox0, K, R, NV);
+    switch (rr) {
+    case 1:
+        s1_group(a, x, y, wv, oy, ox0, K, 1, NV);
+        break;
+    case 2:
+        if (R > 2) s1_group(a, x, y, wv, oy, ox0, K, 2, NV);
+        break;
+    case 3:
+        if (R > 3) s1_group(a, x, y, wv, oy, ox0, K, 3, NV);
+        break;
+    case 4:
+        if (R > 4) s1_group(a, x, y, wv, oy, ox0, K, 4, NV);
+        break;
+    case 5:
+        if (R > 5) s1_group(a, x, y, wv, oy, ox0, K, 5, NV);
+        break;
+    case 6:
+        if (R > 6) s1_group(a, x, y, wv, oy, ox0, K, 6, NV);
+        break;
+    case 7:
+        if (R > 7) s1_group(a, x, y, wv, oy, ox0, K, 7, NV);
+        break;
+    default:
+        break;
+    }
+}
+
+/* bands of 8 output rows (their input rows stay in L1 across the column
+ * chunks), chunks of 16 S1_NV columns (the last one's stores masked), a
+ * narrower chunk for what remains */
+DW_INLINE void s1_plane(const sqz_dw_plane *a, const float *x, float *y, const int K) {
+    __m512 wv[25];
+    for (int i = 0; i < K * K; i++) wv[i] = _mm512_set1_ps(a->w[i]);
+    int o0, o1;
+    plane_range(a, &o0, &o1);
+    for (int ob = o0; ob < o1; ob += 8) {
+        const int rr = o1 - ob < 8 ? o1 - ob : 8;
+        int ox0 = 0;
+        for (; a->OW - ox0 > 16 * (S1_NV - 1); ox0 += 16 * S1_NV)
+            s1_chunk(a, x, y, wv, ob, rr, ox0, K, S1_R, S1_NV);
+        const int nv = (a->OW - ox0 + 15) / 16;
+        if (nv == 1) s1_chunk(a, x, y, wv, ob, rr, ox0, K, 8, 1);
+        if (nv == 2 && S1_NV > 2) s1_chunk(a, x, y, wv, ob, rr, ox0, K, 4, 2);
+        if (nv == 3 && S1_NV > 3) s1_chunk(a, x, y, wv, ob, rr, ox0, K, 4, 3);
+    }
+}
+
+int sqz_dw_s1_covers_avx512(const sqz_dw_plane *a) {
+    return (a->k == 3 || a->k == 5) && a->stride == 1 && a->OW >= 1 && a->OH >= 1 && a->pt >= 0 &&
+           a->pl == (a->k - 1) / 2 && a->W >= 1 && a->H >= 1;
+}
+
+void sqz_dw_s1_run_avx512(const sqz_dw_plane *a, const float *x, float *y) {
+    if (a->k == 3)
+        s1_plane(a, x, y, 3);
+    else
+        s1_plane(a, x, y, 5);
+}
+
 /* ------------------------------------------------ stride 2, row kernels
  *
  * The stride-2 row kernels (sqz_dw_row contract: 3x3 layers wider than
@@ -1017,20 +1196,22 @@ DW_INLINE void s2_rows_x(const sqz_dw_row *a, const float *const *rows, float *y
     const int64_t c0 = (int64_t)ox0 * 2 - a->pad_l;
     __mmask16 mk[5];
     for (int i = 0; i < 2 * NV + 1; i++) mk[i] = s2_in_mask(c0 + 16 * i, a->in_w);
+    W9_DECL(wv);
     __m512 acc0[2], acc1[2];
     for (int n = 0; n < NV; n++) acc0[n] = acc1[n] = _mm512_set1_ps(a->bias);
     const int nrows = TWO ? K + 2 : K;
 #pragma GCC unroll 7
     for (int r = 0; r < nrows; r++) {
+        if (K == 3) W9_PIN();
         __m512 T[5][2];
         s2_taps(rows[r], mk, c0, T, K, NV, EXT);
 #pragma GCC unroll 5
         for (int kx = 0; kx < K; kx++)
 #pragma GCC unroll 2
             for (int n = 0; n < NV; n++) {
-                if (r < K) acc0[n] = _mm512_fmadd_ps(wv[r * K + kx], T[kx][n], acc0[n]);
+                if (r < K) acc0[n] = _mm512_fmadd_ps(WK(r * K + kx), T[kx][n], acc0[n]);
                 if (TWO && r >= 2)
-                    acc1[n] = _mm512_fmadd_ps(wv[(r - 2) * K + kx], T[kx][n], acc1[n]);
+                    acc1[n] = _mm512_fmadd_ps(WK((r - 2) * K + kx), T[kx][n], acc1[n]);
             }
     }
     const __m512 va = _mm512_set1_ps(a->alpha), vb = _mm512_set1_ps(a->beta);
