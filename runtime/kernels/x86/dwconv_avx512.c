@@ -850,8 +850,18 @@ void sqz_dw_band_run_avx512(const sqz_dw_plane *a, const float *x, float *y, flo
      : (i) == 6 ? w6                                                                               \
      : (i) == 7 ? w7                                                                               \
                 : w8)
-/* weight i of a K x K kernel: the named 3x3 ones or the array */
-#define WK(i) (K == 3 ? W9(i) : wv[i])
+/* acc += weight i * v: 3x3 from the named registers, 5x5 as the FMA's
+ * broadcast memory operand from the caller's weights wsrc (4 bytes a load
+ * where the broadcast array cost a 64-byte load from the stack per FMA) */
+#define WFMA(acc, v, i)                                                                            \
+    do {                                                                                           \
+        if (K == 3)                                                                                \
+            (acc) = _mm512_fmadd_ps(W9(i), (v), (acc));                                            \
+        else                                                                                       \
+            __asm__("vfmadd231ps %[w]%{1to16%}, %[xv], %[a]"                                       \
+                    : [a] "+v"(acc)                                                                \
+                    : [xv] "v"(v), [w] "m"(wsrc[i]));                                              \
+    } while (0)
 
 /* ------------------------------------------------ stride 2, direct
  *
@@ -926,6 +936,7 @@ DW_INLINE void s2_taps(const float *row, const __mmask16 *mk, int64_t c0, __m512
 DW_INLINE void s2_group_x(const sqz_dw_plane *a, const float *x, float *y, const __m512 *wv, int oy,
                           int ox0, const int K, const int R, const int NV, const int EXT) {
     W9_DECL(wv);
+    const float *wsrc = a->w;
     __m512 acc[8][2];
     for (int j = 0; j < R; j++)
         for (int n = 0; n < NV; n++) acc[j][n] = _mm512_set1_ps(a->bias);
@@ -947,8 +958,7 @@ DW_INLINE void s2_group_x(const sqz_dw_plane *a, const float *x, float *y, const
 #pragma GCC unroll 5
             for (int kx = 0; kx < K; kx++)
 #pragma GCC unroll 2
-                for (int n = 0; n < NV; n++)
-                    acc[j][n] = _mm512_fmadd_ps(WK(ky * K + kx), T[kx][n], acc[j][n]);
+                for (int n = 0; n < NV; n++) WFMA(acc[j][n], T[kx][n], ky * K + kx);
         }
     }
     const __m512 va = _mm512_set1_ps(a->alpha), vb = _mm512_set1_ps(a->beta);
@@ -1069,6 +1079,7 @@ DW_INLINE void s1_group(const sqz_dw_plane *a, const float *x, float *y, const _
                         int ox0, const int K, const int R, const int NV) {
     const int P = (K - 1) / 2;
     W9_DECL(wv);
+    const float *wsrc = a->w;
     __m512 acc[8][4];
     for (int j = 0; j < R; j++)
         for (int n = 0; n < NV; n++) acc[j][n] = _mm512_set1_ps(a->bias);
@@ -1103,8 +1114,7 @@ DW_INLINE void s1_group(const sqz_dw_plane *a, const float *x, float *y, const _
 #pragma GCC unroll 5
             for (int kx = 0; kx < K; kx++)
 #pragma GCC unroll 4
-                for (int n = 0; n < NV; n++)
-                    acc[j][n] = _mm512_fmadd_ps(WK(ky * K + kx), T[kx][n], acc[j][n]);
+                for (int n = 0; n < NV; n++) WFMA(acc[j][n], T[kx][n], ky * K + kx);
         }
     }
     const __m512 va = _mm512_set1_ps(a->alpha), vb = _mm512_set1_ps(a->beta);
@@ -1197,6 +1207,7 @@ DW_INLINE void s2_rows_x(const sqz_dw_row *a, const float *const *rows, float *y
     __mmask16 mk[5];
     for (int i = 0; i < 2 * NV + 1; i++) mk[i] = s2_in_mask(c0 + 16 * i, a->in_w);
     W9_DECL(wv);
+    const float *wsrc = a->w;
     __m512 acc0[2], acc1[2];
     for (int n = 0; n < NV; n++) acc0[n] = acc1[n] = _mm512_set1_ps(a->bias);
     const int nrows = TWO ? K + 2 : K;
@@ -1209,9 +1220,8 @@ DW_INLINE void s2_rows_x(const sqz_dw_row *a, const float *const *rows, float *y
         for (int kx = 0; kx < K; kx++)
 #pragma GCC unroll 2
             for (int n = 0; n < NV; n++) {
-                if (r < K) acc0[n] = _mm512_fmadd_ps(WK(r * K + kx), T[kx][n], acc0[n]);
-                if (TWO && r >= 2)
-                    acc1[n] = _mm512_fmadd_ps(WK((r - 2) * K + kx), T[kx][n], acc1[n]);
+                if (r < K) WFMA(acc0[n], T[kx][n], r * K + kx);
+                if (TWO && r >= 2) WFMA(acc1[n], T[kx][n], (r - 2) * K + kx);
             }
     }
     const __m512 va = _mm512_set1_ps(a->alpha), vb = _mm512_set1_ps(a->beta);
