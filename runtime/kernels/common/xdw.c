@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "conv1x1.h"
+#include "cpu.h"
 #include "dwconv.h"
 #include "gemm.h"
 #include "par.h"
@@ -20,8 +21,11 @@ struct sqz_xdw {
     float *w1p;       /* packed expansion weights (GEMM layout, or the small-K kernel's) */
     sqz_c1x1_fn c1;   /* the small-K 1x1 kernel for the expansion (K <= 16), or NULL: the GEMM */
     sqz_dw_row_fn fn; /* depthwise row kernel for (k, stride) */
-    int64_t cap;      /* input rows the band buffer holds */
-    int64_t band;     /* output rows per band */
+    /* 1: the AVX-512 stride-1 direct kernel on the band's rows, 2: the
+     * stride-2 one (5x5), 0: the row kernels */
+    int direct;
+    int64_t cap;  /* input rows the band buffer holds */
+    int64_t band; /* output rows per band */
     int ox_lo, ox_hi;
     int parts;
     int64_t pw; /* floats of a padded ring row (0: rows read from the buffer as they are) */
@@ -127,6 +131,28 @@ int sqz_xdw_create(const sqz_xdw_desc *d, sqz_xdw **out, size_t *scratch_bytes) 
          * 0.55 with it; stride 1, 24 -> 144 @56: 0.37 -> 0.35) */
         if (d->stride != 1) x->pw = 0;
     }
+#if defined(__x86_64__)
+    /* the direct kernels where the unfused layer runs them (common/dwconv.c:
+     * stride 1 with pl = (k - 1) / 2; stride 2 for 5x5, 3x3 keeps the row
+     * kernel); they read the band's rows as a plane of h1 - h0 rows
+     * (xdw_part). SQZ_XDW_DIRECT=0: the row kernels, for A/B. */
+    const char *de = getenv("SQZ_XDW_DIRECT");
+    if (sqz_cpu_has_avx512() && !(de && de[0] == '0')) {
+        sqz_dw_plane pa;
+        memset(&pa, 0, sizeof pa);
+        pa.k = d->k;
+        pa.stride = d->stride;
+        pa.H = (int)d->H;
+        pa.W = (int)d->W;
+        pa.OH = (int)d->OH;
+        pa.OW = (int)d->OW;
+        pa.pt = d->pt;
+        pa.pl = d->pl;
+        if (d->stride == 1 && sqz_dw_s1_covers_avx512(&pa)) x->direct = 1;
+        if (d->stride == 2 && d->k == 5 && sqz_dw_s2_covers_avx512(&pa)) x->direct = 2;
+        if (x->direct) x->pw = 0;
+    }
+#endif
     x->ring_floats = x->pw ? round16((size_t)(d->k + d->stride) * (size_t)x->pw) : 0;
     x->zero_floats = round16((size_t)(x->pw > d->W ? x->pw : d->W));
     sqz_gemm_args g;
@@ -230,6 +256,38 @@ static void xdw_part(void *arg, int t) {
         }
         h0 = i0;
         h1 = i1;
+#if defined(__x86_64__)
+        if (x->direct) {
+            /* the buffer's rows as a plane: row 0 is input row h0, rows past
+             * it (and before it: top padding, or rows the band does not
+             * read) are outside */
+            sqz_dw_plane pa;
+            memset(&pa, 0, sizeof pa);
+            pa.k = d->k;
+            pa.stride = d->stride;
+            pa.H = (int)(h1 - h0);
+            pa.W = (int)W;
+            pa.OH = (int)OH;
+            pa.OW = (int)d->OW;
+            pa.pt = (int)(d->pt + h0);
+            pa.pl = d->pl;
+            pa.act = d->act2;
+            pa.alpha = d->alpha2;
+            pa.beta = d->beta2;
+            pa.oy0 = (int)b0;
+            pa.oy1 = (int)b1;
+            for (int64_t m = 0; m < d->M; m++) {
+                pa.w = d->wd + m * k * k;
+                pa.bias = d->bd ? d->bd[m] : 0.0f;
+                float *ym = j->Y + (size_t)m * (size_t)(OH * d->OW);
+                if (x->direct == 1)
+                    sqz_dw_s1_run_avx512(&pa, buf + m * ldc, ym);
+                else
+                    sqz_dw_s2_run_avx512(&pa, buf + m * ldc, ym);
+            }
+            continue;
+        }
+#endif
         for (int64_t m = 0; m < d->M; m++) {
             const float *bm = buf + m * ldc;
             a.w = d->wd + m * k * k;
