@@ -370,42 +370,51 @@ static void expect_same(const result *a, const result *b) {
     }
 }
 
+/* Loads the model in buf (freed) and a random input of nx floats (seed);
+ * runs it on the reference kernels and on the fast ones at one thread into
+ * ref / one, and checks one against ref within 1e-4 of the largest |y|
+ * (at least 1). The splits are then checked bit-exact against one, so the
+ * conv algorithm is held fixed: the automatic choice may differ with the
+ * thread count (Winograd at one thread on half-rate-FMA CPUs, winograd.c);
+ * the caller unsets SQZ_WINOGRAD at the end. */
+static void setup_ref_one(uint8_t *buf, size_t size, size_t nx, uint32_t seed, sqz_model **m,
+                          float **x, result *ref, result *one) {
+    sqz_status st;
+    memset(&st, 0, sizeof st);
+    assert_int_equal(sqz_model_load_buffer(buf, size, m, &st), SQZ_OK);
+    free(buf);
+    *x = malloc(nx * sizeof **x);
+    assert_non_null(*x);
+    tu_rng r;
+    tu_rng_seed(&r, seed);
+    tu_fill_uniform(&r, *x, nx, -1.0f, 1.0f);
+    setenv("SQZ_WINOGRAD", "0", 1);
+    sqz_set_force_reference(1);
+    run_model(*m, 1, *x, nx, ref);
+    sqz_set_force_reference(0);
+    run_model(*m, 1, *x, nx, one);
+    for (int o = 0; o < 2; o++) {
+        double mx = 0.0;
+        for (size_t i = 0; i < ref->n[o]; i++) {
+            double v = ref->y[o][i] < 0 ? -ref->y[o][i] : ref->y[o][i];
+            if (v > mx) mx = v;
+        }
+        double d = tu_max_abs_diff(ref->y[o], one->y[o], ref->n[o]);
+        print_message("output %d: %zu values, max |fast - reference| %.3g (max |y| %.3g)\n", o,
+                      ref->n[o], d, mx);
+        assert_true(d <= 1e-4 * (mx > 1.0 ? mx : 1.0));
+    }
+}
+
 static void test_graph_threads(void **state) {
     (void)state;
     size_t size = 0;
     uint8_t *buf = build_model(&size);
     sqz_model *m = NULL;
-    sqz_status st;
-    memset(&st, 0, sizeof st);
-    assert_int_equal(sqz_model_load_buffer(buf, size, &m, &st), SQZ_OK);
-    free(buf);
+    float *x = NULL;
     size_t nx = (size_t)C0 * HW * HW;
-    float *x = malloc(nx * sizeof *x);
-    assert_non_null(x);
-    tu_rng r;
-    tu_rng_seed(&r, 11);
-    tu_fill_uniform(&r, x, nx, -1.0f, 1.0f);
-
-    /* the splits are checked bit-exact against one thread, so the conv
-     * algorithm is held fixed: the automatic choice may differ with the
-     * thread count (Winograd at one thread on half-rate-FMA CPUs, winograd.c) */
-    setenv("SQZ_WINOGRAD", "0", 1);
     result ref, one, t;
-    sqz_set_force_reference(1);
-    run_model(m, 1, x, nx, &ref);
-    sqz_set_force_reference(0);
-    run_model(m, 1, x, nx, &one);
-    for (int o = 0; o < 2; o++) {
-        double mx = 0.0;
-        for (size_t i = 0; i < ref.n[o]; i++) {
-            double v = ref.y[o][i] < 0 ? -ref.y[o][i] : ref.y[o][i];
-            if (v > mx) mx = v;
-        }
-        double d = tu_max_abs_diff(ref.y[o], one.y[o], ref.n[o]);
-        print_message("output %d: %zu values, max |fast - reference| %.3g (max |y| %.3g)\n", o,
-                      ref.n[o], d, mx);
-        assert_true(d <= 1e-4 * (mx > 1.0 ? mx : 1.0));
-    }
+    setup_ref_one(buf, size, nx, 11, &m, &x, &ref, &one);
     for (int team = 1; team >= 0; team--) {
         setenv("SQZ_TEAM", team ? "1" : "0", 1);
         for (int threads = 2; threads <= 3; threads++) {
@@ -488,28 +497,12 @@ static void test_small_dw_threads(void **state) {
     size_t size = 0;
     uint8_t *buf = build_small_dw_model(&size);
     sqz_model *m = NULL;
-    sqz_status st;
-    memset(&st, 0, sizeof st);
-    assert_int_equal(sqz_model_load_buffer(buf, size, &m, &st), SQZ_OK);
-    free(buf);
+    float *x = NULL;
     size_t nx = (size_t)SC * SH * SW;
-    float *x = malloc(nx * sizeof *x);
-    assert_non_null(x);
-    tu_rng r;
-    tu_rng_seed(&r, 13);
-    tu_fill_uniform(&r, x, nx, -1.0f, 1.0f);
-    /* the splits are checked bit-exact against one thread, so the conv
-     * algorithm is held fixed: the automatic choice may differ with the
-     * thread count (Winograd at one thread on half-rate-FMA CPUs, winograd.c) */
-    setenv("SQZ_WINOGRAD", "0", 1);
     result ref, one, t;
-    sqz_set_force_reference(1);
-    run_model(m, 1, x, nx, &ref);
-    sqz_set_force_reference(0);
-    run_model(m, 1, x, nx, &one);
+    setup_ref_one(buf, size, nx, 13, &m, &x, &ref, &one);
     assert_int_equal(one.n[0], (size_t)SM * 8 * 6);
     assert_int_equal(one.n[1], (size_t)SM * SH * SW);
-    for (int o = 0; o < 2; o++) assert_true(tu_max_abs_diff(ref.y[o], one.y[o], ref.n[o]) <= 1e-4);
     for (int threads = 2; threads <= 3; threads++) {
         run_model(m, threads, x, nx, &t);
         expect_same(&one, &t);
@@ -522,6 +515,8 @@ static void test_small_dw_threads(void **state) {
     sqz_session_options_init(&so);
     so.num_threads = 2;
     sqz_session *s = NULL;
+    sqz_status st;
+    memset(&st, 0, sizeof st);
     assert_int_equal(sqz_session_create(m, &so, &s, &st), SQZ_OK);
     for (int rep = 0; rep < 48; rep++) {
         assert_int_equal(sqz_session_set_input(s, 0, x, nx, &st), SQZ_OK);
@@ -539,6 +534,7 @@ static void test_small_dw_threads(void **state) {
     free_result(&one);
     free(x);
     sqz_model_free(m);
+    unsetenv("SQZ_WINOGRAD");
 }
 
 int main(void) {

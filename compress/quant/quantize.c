@@ -392,6 +392,24 @@ static int gptq_fn(qctx *q, const qrunner *r, int first, int count, void *user) 
     return bad ? -1 : 0;
 }
 
+/* GPTQ's act order: pm = the inputs by decreasing H diagonal (ties: input
+ * order), hp = the upper triangle of H permuted so (n x n, from the upper
+ * triangle of h) */
+static void act_order(const double *h, int n, int *pm, double *hp) {
+    for (int k = 0; k < n; k++) pm[k] = k;
+    for (int k = 1; k < n; k++) { /* insertion sort */
+        int v = pm[k], j = k;
+        for (; j > 0 && h[(size_t)pm[j - 1] * n + pm[j - 1]] < h[(size_t)v * n + v]; j--)
+            pm[j] = pm[j - 1];
+        pm[j] = v;
+    }
+    for (int a = 0; a < n; a++)
+        for (int b = a; b < n; b++) {
+            int ia = pm[a], ib = pm[b];
+            hp[(size_t)a * n + b] = ia <= ib ? h[(size_t)ia * n + ib] : h[(size_t)ib * n + ia];
+        }
+}
+
 /* q->gptq: H of every compute layer's inputs over the calibration images,
  * then its factor; once per calibration. 0 ok, -1 with q->err. */
 static int gptq_prepare(qstate *S) {
@@ -458,20 +476,7 @@ static int gptq_prepare(qstate *S) {
         for (int gi = 0; gi < G->groups && G->n; gi++) {
             const double *h = A.h[i] + (size_t)gi * n * n;
             int *pm = G->perm + (size_t)gi * n;
-            for (int k = 0; k < n; k++) pm[k] = k;
-            /* insertion sort by decreasing diagonal (ties: input order) */
-            for (int k = 1; k < n; k++) {
-                int v = pm[k], j = k;
-                for (; j > 0 && h[(size_t)pm[j - 1] * n + pm[j - 1]] < h[(size_t)v * n + v]; j--)
-                    pm[j] = pm[j - 1];
-                pm[j] = v;
-            }
-            for (int a = 0; a < n; a++)
-                for (int b = a; b < n; b++) {
-                    int ia = pm[a], ib = pm[b];
-                    hp[(size_t)a * n + b] =
-                        ia <= ib ? h[(size_t)ia * n + ib] : h[(size_t)ib * n + ia];
-                }
+            act_order(h, n, pm, hp);
             int frc = q_gptq_factor(hp, n, Q_GPTQ_DAMP);
             if (frc < 0) {
 #if defined(_OPENMP)
@@ -1895,19 +1900,7 @@ static int seq_layer(seqsim *Q, int ni) {
     for (int gi = 0; gi < groups && G.n; gi++) {
         const double *h = Q->h + (size_t)gi * n * n;
         int *pm = G.perm + (size_t)gi * n;
-        /* act order and factor as gptq_prepare */
-        for (int k = 0; k < n; k++) pm[k] = k;
-        for (int k = 1; k < n; k++) {
-            int v = pm[k], j = k;
-            for (; j > 0 && h[(size_t)pm[j - 1] * n + pm[j - 1]] < h[(size_t)v * n + v]; j--)
-                pm[j] = pm[j - 1];
-            pm[j] = v;
-        }
-        for (int a = 0; a < n; a++)
-            for (int b = a; b < n; b++) {
-                int ia = pm[a], ib = pm[b];
-                hp[(size_t)a * n + b] = ia <= ib ? h[(size_t)ia * n + ib] : h[(size_t)ib * n + ia];
-            }
+        act_order(h, n, pm, hp); /* and factor as gptq_prepare */
         int frc = q_gptq_factor(hp, n, Q_GPTQ_DAMP);
         if (frc < 0) goto oom;
         if (frc != 0) { /* not positive definite: W as is, to nearest */
