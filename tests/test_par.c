@@ -267,6 +267,19 @@ static int node1(sqzc_graph *g, int op, const char *name, int a, int b) {
     return y;
 }
 
+/* the graph input "x", shape [1, c, h, w] */
+static int input_nchw(sqzc_graph *g, int64_t c, int64_t h, int64_t w) {
+    int x = sqzc_tensor_get_or_add(g, "x");
+    assert_true(x >= 0);
+    g->tensors[x].has_shape = 1;
+    g->tensors[x].shape.ndim = 4;
+    g->tensors[x].shape.dims[0] = 1;
+    g->tensors[x].shape.dims[1] = c;
+    g->tensors[x].shape.dims[2] = h;
+    g->tensors[x].shape.dims[3] = w;
+    return x;
+}
+
 /* x -> Conv3x3 -> Relu -> depthwise 3x3 -> SiLU (Sigmoid, Mul) -> Add(relu)
  *   -> MaxPool 3x3/2 -> Conv1x1 -> depthwise 5x5 stride 2 -> GlobalAveragePool */
 static uint8_t *build_model(size_t *size) {
@@ -274,13 +287,7 @@ static uint8_t *build_model(size_t *size) {
     assert_non_null(g);
     tu_rng r;
     tu_rng_seed(&r, 7);
-    int x = sqzc_tensor_get_or_add(g, "x");
-    g->tensors[x].has_shape = 1;
-    g->tensors[x].shape.ndim = 4;
-    g->tensors[x].shape.dims[0] = 1;
-    g->tensors[x].shape.dims[1] = C0;
-    g->tensors[x].shape.dims[2] = HW;
-    g->tensors[x].shape.dims[3] = HW;
+    int x = input_nchw(g, C0, HW, HW);
     int64_t w1d[4] = {C1, C0, 3, 3}, b1d[1] = {C1}, wdd[4] = {C1, 1, 3, 3};
     int64_t w2d[4] = {C2, C1, 1, 1}, b2d[1] = {C2}, wd5[4] = {C2, 1, 5, 5};
     int w1 = add_const(g, "w1", 4, w1d, &r), b1 = add_const(g, "b1", 1, b1d, &r);
@@ -458,13 +465,7 @@ static uint8_t *build_small_dw_model(size_t *size) {
     assert_non_null(g);
     tu_rng r;
     tu_rng_seed(&r, 5);
-    int x = sqzc_tensor_get_or_add(g, "x");
-    g->tensors[x].has_shape = 1;
-    g->tensors[x].shape.ndim = 4;
-    g->tensors[x].shape.dims[0] = 1;
-    g->tensors[x].shape.dims[1] = SC;
-    g->tensors[x].shape.dims[2] = SH;
-    g->tensors[x].shape.dims[3] = SW;
+    int x = input_nchw(g, SC, SH, SW);
     int64_t wpd[4] = {SM, SC, 1, 1}, bd[1] = {SM}, w3d[4] = {SM, 1, 3, 3}, w5d[4] = {SM, 1, 5, 5};
     int wp = add_const(g, "wp", 4, wpd, &r), bp = add_const(g, "bp", 1, bd, &r);
     int w3 = add_const(g, "w3", 4, w3d, &r), b3 = add_const(g, "b3", 1, bd, &r);

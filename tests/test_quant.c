@@ -1079,23 +1079,27 @@ static void test_gptq_round(void **state) {
     assert_memory_equal(qg, qn, R * N);
 }
 
+/* a strided, padded, dilated conv geometry with odd sizes (the 4 x 8
+ * tiles' edges), shared by the patch tests */
+static const q_patch_geom patch_geom_odd = {.cin = 3,
+                                            .ih = 7,
+                                            .iw = 6,
+                                            .kh = 3,
+                                            .kw = 2,
+                                            .sh = 2,
+                                            .sw = 1,
+                                            .dh = 1,
+                                            .dw = 2,
+                                            .pt = 1,
+                                            .pl = 1,
+                                            .oh = 4,
+                                            .ow = 5};
+
 /* The patches of a strided, padded, dilated conv and their Gram matrix
  * against direct sums (odd sizes: the 4 x 8 tiles' edges) */
 static void test_gptq_patches_gram(void **state) {
     (void)state;
-    const q_patch_geom g = {.cin = 3,
-                            .ih = 7,
-                            .iw = 6,
-                            .kh = 3,
-                            .kw = 2,
-                            .sh = 2,
-                            .sw = 1,
-                            .dh = 1,
-                            .dw = 2,
-                            .pt = 1,
-                            .pl = 1,
-                            .oh = 4,
-                            .ow = 5};
+    const q_patch_geom g = patch_geom_odd;
     enum { NIN = 18, NP = 20 };
     tu_rng r;
     tu_rng_seed(&r, 9);
@@ -1228,19 +1232,7 @@ static void test_gptq_xcorr(void **state) {
 /* q_gptq_patches_at: the rows of q_gptq_patches at positions off, off + st, ... */
 static void test_gptq_patches_at(void **state) {
     (void)state;
-    const q_patch_geom g = {.cin = 3,
-                            .ih = 7,
-                            .iw = 6,
-                            .kh = 3,
-                            .kw = 2,
-                            .sh = 2,
-                            .sw = 1,
-                            .dh = 1,
-                            .dw = 2,
-                            .pt = 1,
-                            .pl = 1,
-                            .oh = 4,
-                            .ow = 5};
+    const q_patch_geom g = patch_geom_odd;
     enum { NP = 20 };
     tu_rng r;
     tu_rng_seed(&r, 10);
