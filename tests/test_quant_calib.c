@@ -788,6 +788,37 @@ static void test_kl_reference(void **state) {
     }
 }
 
+/* sqzc_qstat_kl (the search's divergence: int8 levels found from the bins by
+ * products and a margin, the division only near a level edge) against the
+ * definition for every candidate k, on histograms whose bin centres sit on
+ * level edges for some k (one-sided: k = 255 puts every bin centre on one;
+ * two-sided with equal sides: k = 255 / 2 multiples), and on uneven ones */
+static void test_kl_every_k(void **state) {
+    (void)state;
+    tu_rng r;
+    tu_rng_seed(&r, 91);
+    for (int trial = 0; trial < 4; trial++) {
+        sqzc_qstat s;
+        sqzc_qstat_init(&s);
+        assert_int_equal(sqzc_qstat_begin_hist(&s), 0);
+        const int signed_ = trial >= 2;
+        s.max = trial % 2 ? 3.7 : 1.0;
+        s.min = signed_ ? (trial % 2 ? -1.3 : -1.0) : 0.0;
+        for (int j = 0; j < SQZC_QHIST_BINS; j++) {
+            double e = 1e5 * exp(-0.003 * j) * tu_rng_uniform(&r, 0.5f, 1.5f);
+            s.pos[j] = (uint64_t)e + 1;
+            if (signed_) s.neg[j] = (uint64_t)(0.5 * e) + 1;
+        }
+        s.zeros = 100;
+        for (int k = 1; k <= SQZC_QHIST_BINS; k++) {
+            const double got = sqzc_qstat_kl(&s, k), want = kl_naive(&s, k);
+            if (!(fabs(got - want) <= 1e-9 * fabs(want) + 1e-15))
+                fail_msg("trial %d k %d: KL %.15g, definition %.15g", trial, k, got, want);
+        }
+        sqzc_qstat_free(&s);
+    }
+}
+
 static void test_qparams(void **state) {
     (void)state;
     float s;
@@ -943,6 +974,7 @@ int main(void) {
         cmocka_unit_test(test_hist_one_pass),
         cmocka_unit_test(test_qparams),
         cmocka_unit_test(test_kl_reference),
+        cmocka_unit_test(test_kl_every_k),
         cmocka_unit_test(test_writer_int8),
         cmocka_unit_test(test_npy_batch),
     };

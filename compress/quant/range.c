@@ -387,11 +387,31 @@ typedef struct klcand {
     const sqzc_qstat *s;
     int k, hn; /* bins per side, neg bins in the merged order */
     double wn, wp, lo, sc;
+    double rsc; /* 1 / sc (kl_ge's filter) */
 } klcand;
 
+/* the merged bin u's value minus lo */
+static inline double kl_off(const klcand *c, int u) {
+    const double x = u < c->hn ? -((c->k - 1 - u) + 0.5) * c->wn : ((u - c->hn) + 0.5) * c->wp;
+    return x - c->lo;
+}
+
 static inline int kl_lev(const klcand *c, int u) {
-    double x = u < c->hn ? -((c->k - 1 - u) + 0.5) * c->wn : ((u - c->hn) + 0.5) * c->wp;
-    return (int)floor((x - c->lo) / c->sc + 0.5);
+    return (int)floor(kl_off(c, u) / c->sc + 0.5);
+}
+
+/* kl_lev(c, u) >= L, the same answer without the division: y = off * (1 /
+ * sc) is within ~3e-16 * |y| of the quotient off / sc (each rounding is
+ * 2^-53 relative), |y| <= 256 (off is in [0, k (wn + wp)] = [0, 255 sc]),
+ * and the + 0.5 adds one rounding at 256: the level is decided by y alone
+ * unless y + 0.5 is within 1e-9 of L (1e4 times those errors), where the
+ * division decides (bins that sit on a level edge: some k put every
+ * few bins there). Divisions were most of the KL search's time. */
+static inline int kl_ge(const klcand *c, int u, int L) {
+    const double off = kl_off(c, u), d = off * c->rsc + 0.5 - L;
+    if (d > 1e-9) return 1;
+    if (d < -1e-9) return 0;
+    return (int)floor(off / c->sc + 0.5) >= L;
 }
 
 /* sum of prefix array arr over merged bins [a, b] */
@@ -443,6 +463,7 @@ static double kl_of(const sqzc_qstat *s, int k, const klpre *pre) {
     const int m = c.hn + (has_pos ? k : 0);
     c.lo = -k * c.wn;
     c.sc = (k * c.wp - c.lo) / 255.0;
+    c.rsc = 1.0 / c.sc;
     double tail_n = 0, tail_p = 0;
     if (has_neg) tail_n = pre->c[0][NB] - pre->c[0][k];
     if (has_pos) tail_p = pre->c[1][NB] - pre->c[1][k];
@@ -461,13 +482,22 @@ static double kl_of(const sqzc_qstat *s, int k, const klpre *pre) {
     int start[KL_MAX_LEVELS + 2];
     if (L1 - L0 + 1 > KL_MAX_LEVELS) return INFINITY; /* cannot happen: levels are 0..256 */
     start[0] = 0;
+    /* (the estimate's divisions as products: it is checked below) */
+    const double rwn = c.wn > 0 ? 1.0 / c.wn : 0, rwp = c.wp > 0 ? 1.0 / c.wp : 0;
     for (int L = L0 + 1; L <= L1; L++) {
         const double xb = (L - 0.5) * c.sc + c.lo; /* first value rounding to L */
-        double ue = xb < 0 ? (c.wn > 0 ? k - 0.5 + xb / c.wn : 0)
-                           : (c.wp > 0 ? xb / c.wp - 0.5 + c.hn : m - 1);
+        double ue = xb < 0 ? (c.wn > 0 ? k - 0.5 + xb * rwn : 0)
+                           : (c.wp > 0 ? xb * rwp - 0.5 + c.hn : m - 1);
         int u = ue <= 0 ? 0 : ue >= m - 1 ? m - 1 : (int)ceil(ue);
-        while (u > 0 && kl_lev(&c, u - 1) >= L) u--;
-        while (u < m - 1 && kl_lev(&c, u) < L) u++;
+        /* usually the estimate is the start: bin u - 1 is below L and bin
+         * u at or above it, both clear of kl_ge's margin (one test, no
+         * loop branches to mispredict) */
+        const double d0 = kl_off(&c, u > 0 ? u - 1 : 0) * c.rsc + 0.5 - L,
+                     d1 = kl_off(&c, u) * c.rsc + 0.5 - L;
+        if (!((u == 0 || d0 < -1e-9) && (u == m - 1 || d1 > 1e-9))) {
+            while (u > 0 && kl_ge(&c, u - 1, L)) u--;
+            while (u < m - 1 && !kl_ge(&c, u, L)) u++;
+        }
         start[L - L0] = u;
     }
     start[L1 - L0 + 1] = m;
@@ -499,25 +529,41 @@ static double kl_of(const sqzc_qstat *s, int k, const klpre *pre) {
     return (plogp - psum * log(sp) - plogq) / sp;
 }
 
+/* the prefix sums of s's histograms into buf (6 * (NB + 1) doubles) */
+static void kl_prefix(const sqzc_qstat *s, double *buf, klpre *pre) {
+    for (int side = 0; side < 2; side++) {
+        const uint64_t *h = side ? s->pos : s->neg;
+        double *c = buf + (size_t)(3 * side) * (NB + 1), *nz = c + NB + 1, *pl = nz + NB + 1;
+        c[0] = nz[0] = pl[0] = 0;
+        for (int j = 0; j < NB; j++) {
+            double v = (double)h[j];
+            c[j + 1] = c[j] + v;
+            nz[j + 1] = nz[j] + (v > 0);
+            pl[j + 1] = pl[j] + (v > 0 ? v * log(v) : 0);
+        }
+        pre->c[side] = c;
+        pre->nz[side] = nz;
+        pre->pl[side] = pl;
+    }
+}
+
+double sqzc_qstat_kl(const sqzc_qstat *s, int k) {
+    if (s->pass != 2 || !s->pos || !(s->max > s->min) || k < 1 || k > NB) return INFINITY;
+    double *buf = malloc(6 * (NB + 1) * sizeof *buf);
+    if (!buf) return INFINITY;
+    klpre pre;
+    kl_prefix(s, buf, &pre);
+    const double kl = kl_of(s, k, &pre);
+    free(buf);
+    return kl;
+}
+
 static int pick_kl(const sqzc_qstat *s) {
     klpre pre;
     double *buf = malloc(6 * (NB + 1) * sizeof *buf);
     int bestk = NB;
     if (buf) {
-        for (int side = 0; side < 2; side++) {
-            const uint64_t *h = side ? s->pos : s->neg;
-            double *c = buf + (size_t)(3 * side) * (NB + 1), *nz = c + NB + 1, *pl = nz + NB + 1;
-            c[0] = nz[0] = pl[0] = 0;
-            for (int j = 0; j < NB; j++) {
-                double v = (double)h[j];
-                c[j + 1] = c[j] + v;
-                nz[j + 1] = nz[j] + (v > 0);
-                pl[j + 1] = pl[j] + (v > 0 ? v * log(v) : 0);
-            }
-            pre.c[side] = c;
-            pre.nz[side] = nz;
-            pre.pl[side] = pl;
-        }
+        kl_prefix(s, buf, &pre);
         /* below ~128 bins a side the int8 grid is finer than the histogram */
         const int kmin = (s->min < 0 && s->max > 0) ? 128 : 256;
         /* coarse sweep every 8 bins, then every bin around the best (the

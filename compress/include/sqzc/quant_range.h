@@ -63,6 +63,10 @@ int sqzc_qstat_end_one_pass(sqzc_qstat *s);
 /* Chosen range for a method (sqzc_qmethod); percentile in (50, 100]. Before
  * pass 2 only minmax is possible (the others need the histogram). */
 void sqzc_qstat_range(const sqzc_qstat *s, int method, double percentile, double *lo, double *hi);
+/* The KL method's divergence for candidate k (bins kept a side, 1 <= k <=
+ * SQZC_QHIST_BINS) after pass 2: what its search minimises (INFINITY when
+ * nothing is kept). */
+double sqzc_qstat_kl(const sqzc_qstat *s, int k);
 /* Share of pass-2 values outside [lo, hi] (bin resolution). */
 double sqzc_qstat_clipped(const sqzc_qstat *s, double lo, double hi);
 
