@@ -490,6 +490,106 @@ static void test_load_error_threads(void **state) {
     }
 }
 
+/* A set whose checks are pending (sqzc_calib_set_parse, as sqz quant hands
+ * it to the quantizer): loads on two threads check the items they need
+ * first, or wait for the thread checking them. The values equal a checked
+ * set's (images decoded at the check or at the load); the load of a batch
+ * holding a missing file fails (none waits forever on an item a thread
+ * skipped after the failure); the set's error is its first bad file; and
+ * sqzc_quantize on such a set fails with that message on 1 and 2 threads. */
+static void test_pending_loads(void **state) {
+    (void)state;
+    enum { NI = 61, SIDE = 28, B = 4, BAD = 37 };
+    char ok[NI * 16], bad[NI * 16];
+    ok[0] = bad[0] = '\0';
+    for (int i = 0; i < NI; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "p%02d.png", i);
+        write_png_noise(name, SIDE, SIDE, 100u + (unsigned)i);
+        strcat(ok, name);
+        strcat(ok, "\n");
+        strcat(bad, i == BAD ? "missing.png" : name);
+        strcat(bad, "\n");
+    }
+    write_text("pend_ok.txt", ok);
+    write_text("pend_bad.txt", bad);
+    char err[512], *pok = tmp_path("pend_ok.txt"), *pbad = tmp_path("pend_bad.txt");
+    sqzc_calib_set ref, s;
+    assert_int_equal(read_set("pend_ok.txt", &ref, err, sizeof err), 0);
+    const sqz_shape in = {4, {1, 1, SIDE, SIDE}};
+    const size_t per = SIDE * SIDE;
+    float *x0 = malloc(sizeof *x0 * NI * per), *x1 = malloc(sizeof *x1 * NI * per);
+    assert_non_null(x0);
+    assert_non_null(x1);
+    assert_int_equal(sqzc_calib_set_load_many(&ref, 0, NI, &in, x0, err, sizeof err), 0);
+    const int nb = (NI + B - 1) / B;
+    int rc[(NI + B - 1) / B];
+    for (int threads = 1; threads <= 2; threads++)
+        for (int dec = 0; dec < 2; dec++)
+            for (int which = 0; which < 2; which++) {
+                assert_int_equal(sqzc_calib_set_parse(which ? pbad : pok,
+                                                      dec ? (size_t)64 << 20 : 0, &s, err,
+                                                      sizeof err),
+                                 0);
+                assert_true(sqzc_calib_set_pending(&s));
+                memset(x1, 0, sizeof *x1 * NI * per);
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static, 1) num_threads(threads)
+#endif
+                for (int k = 0; k < nb; k++) {
+                    char e[256];
+                    const int cnt = NI - k * B < B ? NI - k * B : B;
+                    rc[k] = sqzc_calib_set_load_many(&s, k * B, cnt, &in, x1 + (size_t)k * B * per,
+                                                     e, sizeof e);
+                }
+                for (int k = 0; k < nb; k++) {
+                    const int cnt = NI - k * B < B ? NI - k * B : B;
+                    if (which && k * B + cnt > BAD) {
+                        if (k * B <= BAD) assert_int_not_equal(rc[k], 0);
+                        continue; /* after the bad file: checked or not, by timing */
+                    }
+                    assert_int_equal(rc[k], 0);
+                    assert_memory_equal(x0 + (size_t)k * B * per, x1 + (size_t)k * B * per,
+                                        sizeof *x0 * (size_t)cnt * per);
+                }
+                if (which) {
+                    assert_int_not_equal(sqzc_calib_set_check_finish(&s, err, sizeof err), 0);
+                    if (!strstr(err, "pend_bad.txt:38:") || !strstr(err, "cannot open"))
+                        fail_msg("error: %s", err);
+                } else {
+                    assert_int_equal(sqzc_calib_set_check_finish(&s, err, sizeof err), 0);
+                }
+                sqzc_calib_set_free(&s);
+            }
+    /* through the quantizer */
+    char model[1024];
+    snprintf(model, sizeof model, "%s/tools/models/lenet5.onnx", tu_source_dir());
+    for (int threads = 1; threads <= 2; threads++) {
+        sqzc_graph *g = NULL;
+        sqzc_import_options io;
+        memset(&io, 0, sizeof io);
+        io.default_batch = 1;
+        assert_int_equal(sqzc_import_onnx(model, &io, &g, err, sizeof err), 0);
+        assert_int_equal(sqzc_optimize(g, err, sizeof err), 0);
+        assert_int_equal(sqzc_calib_set_parse(pbad, (size_t)64 << 20, &s, err, sizeof err), 0);
+        sqzc_quant_options o;
+        sqzc_quant_options_init(&o);
+        o.num_threads = threads;
+        o.method = SQZC_QM_MINMAX;
+        o.batch = B;
+        assert_int_not_equal(sqzc_quantize(g, &s, &o, NULL, err, sizeof err), 0);
+        if (!strstr(err, "pend_bad.txt:38:") || !strstr(err, "cannot open"))
+            fail_msg("threads %d: error: %s", threads, err);
+        sqzc_graph_free(g);
+        sqzc_calib_set_free(&s);
+    }
+    sqzc_calib_set_free(&ref);
+    free(x0);
+    free(x1);
+    free(pok);
+    free(pbad);
+}
+
 /* ---- statistics and range methods ---- */
 
 static void observe(sqzc_qstat *s, const float *x, size_t n) {
@@ -969,6 +1069,7 @@ int main(void) {
         cmocka_unit_test(test_manifest_decoded),
         cmocka_unit_test(test_committed_set),
         cmocka_unit_test(test_load_error_threads),
+        cmocka_unit_test(test_pending_loads),
         cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_hist_exact),
         cmocka_unit_test(test_hist_one_pass),

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,11 +26,18 @@ struct sqzc_calib_check {
     char *msg;          /* its message, or the colour mismatch's */
     int finished;       /* sqzc_calib_set_check_finish ran: result in rc / msg */
     int rc;
+    atomic_uchar *done; /* [n_items] ITEM_*: the item's check is over (a loader
+                         * waits for it, sqzc_calib_set_load_many) */
 };
+
+/* an item's check: not over (claimed or not), passed, failed or not made
+ * (an item after a failed one) */
+enum { ITEM_PENDING = 0, ITEM_OK = 1, ITEM_BAD = 2 };
 
 static void check_free(sqzc_calib_set *s) {
     if (!s->check) return;
     if (s->check->dirfd >= 0) close(s->check->dirfd);
+    free((void *)s->check->done);
     free(s->check->msg);
     free(s->check);
     s->check = NULL;
@@ -481,6 +490,9 @@ int sqzc_calib_set_parse(const char *manifest, size_t decode_bytes, sqzc_calib_s
                  manifest);
         goto fail;
     }
+    s->check->done = malloc(sizeof *s->check->done * (size_t)s->n_items);
+    if (!s->check->done) goto oom;
+    for (int i = 0; i < s->n_items; i++) atomic_init(&s->check->done[i], ITEM_PENDING);
     /* one mean / std value applies to every channel */
     if (nmean == 1) s->prep.mean[1] = s->prep.mean[2] = s->prep.mean[0];
     if (nstd == 1) s->prep.std[1] = s->prep.std[2] = s->prep.std[0];
@@ -494,49 +506,88 @@ fail:
     return -1;
 }
 
-void sqzc_calib_set_check_some(const sqzc_calib_set *s, const int *stop) {
+/* Claim the next unchecked item and check it: 1 (one claimed), 0 (none
+ * left). An item after a failed one is marked failed unchecked (the first
+ * failure in manifest order is reported: items before it are still
+ * checked); every claimed item is marked, which a loader waits for. */
+static int check_next(const sqzc_calib_set *s) {
     struct sqzc_calib_check *c = s->check;
+    int i, bad;
+#if defined(_OPENMP)
+#pragma omp atomic capture
+#endif
+    i = c->next++;
+    if (i >= s->n_items) return 0;
+#if defined(_OPENMP)
+#pragma omp atomic read
+#endif
+    bad = c->bad_item;
+    if (bad >= 0 && i > bad) {
+        atomic_store_explicit(&c->done[i], ITEM_BAD, memory_order_release);
+        return 1;
+    }
+    sqzc_calib_item *it = &s->items[i];
     char e[1024];
-    if (!c) return;
+    /* (an npy_batch sample is checked with its file) */
+    const int ok =
+        it->kind == SQZC_CALIB_NPY_BATCH || check_file(s->manifest, it, s, e, sizeof e) == 0;
+    if (!ok) {
+#if defined(_OPENMP)
+#pragma omp critical(sqzc_calib_bad)
+#endif
+        if (c->bad_item < 0 || i < c->bad_item) {
+            char *m = strdup(e);
+            if (m) {
+                free(c->msg);
+                c->msg = m;
+            }
+#if defined(_OPENMP)
+#pragma omp atomic write
+#endif
+            c->bad_item = i;
+        }
+    }
+    /* (release: the decoded image and channels before the mark) */
+    atomic_store_explicit(&c->done[i], ok ? ITEM_OK : ITEM_BAD, memory_order_release);
+    return 1;
+}
+
+void sqzc_calib_set_check_some(const sqzc_calib_set *s, const int *stop) {
+    if (!s->check) return;
     for (;;) {
-        int i, bad, halt = 0;
+        int halt = 0;
         if (stop) {
 #if defined(_OPENMP)
 #pragma omp atomic read
 #endif
             halt = *stop;
         }
-        if (halt) return;
-#if defined(_OPENMP)
-#pragma omp atomic capture
-#endif
-        i = c->next++;
+        if (halt || !check_next(s)) return;
+    }
+}
+
+/* Items [first, first + count) of a set whose checks are not over: the
+ * unclaimed ones up to there checked here (in manifest order, as the other
+ * threads claim them), then a wait for those others are checking. 0 when
+ * all of them passed, -1 else. */
+static int await_items(const sqzc_calib_set *s, int first, int count) {
+    struct sqzc_calib_check *c = s->check;
+    for (;;) {
+        int next;
 #if defined(_OPENMP)
 #pragma omp atomic read
 #endif
-        bad = c->bad_item;
-        /* past the end, or past a failed item (the first failure in
-         * manifest order is reported: items before it are still checked) */
-        if (i >= s->n_items || (bad >= 0 && i > bad)) return;
-        sqzc_calib_item *it = &s->items[i];
-        if (it->kind == SQZC_CALIB_NPY_BATCH) continue; /* checked with its file */
-        if (check_file(s->manifest, it, s, e, sizeof e) != 0) {
-#if defined(_OPENMP)
-#pragma omp critical(sqzc_calib_bad)
-#endif
-            if (c->bad_item < 0 || i < c->bad_item) {
-                char *m = strdup(e);
-                if (m) {
-                    free(c->msg);
-                    c->msg = m;
-                }
-#if defined(_OPENMP)
-#pragma omp atomic write
-#endif
-                c->bad_item = i;
-            }
-        }
+        next = c->next;
+        if (next >= first + count || !check_next(s)) break;
     }
+    for (int i = first; i < first + count; i++) {
+        int st;
+        /* (another thread is decoding it: a few microseconds) */
+        while ((st = atomic_load_explicit(&c->done[i], memory_order_acquire)) == ITEM_PENDING)
+            sched_yield();
+        if (st != ITEM_OK) return -1;
+    }
+    return 0;
 }
 
 int sqzc_calib_set_pending(const sqzc_calib_set *s) {
@@ -712,6 +763,11 @@ int sqzc_calib_set_load_many(const sqzc_calib_set *s, int first, int count, cons
                              float *out, char *err, size_t err_len) {
     const int64_t per =
         input->ndim >= 1 && input->dims[0] > 0 ? sqz_shape_numel(input) / input->dims[0] : 0;
+    /* checks not over (sqzc_calib_set_parse): these items' first */
+    if (s->check && !s->check->finished && await_items(s, first, count) != 0) {
+        snprintf(err, err_len, "%s: a listed file failed its check", s->manifest);
+        return -1;
+    }
     for (int i = first; i < first + count;) {
         const sqzc_calib_item *it = &s->items[i];
         float *o = out + (size_t)(i - first) * (size_t)per;
