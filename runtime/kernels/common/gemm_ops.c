@@ -667,21 +667,31 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
     return 0;
 }
 
-/* The zero-padded, phase-split copy of Cg input channels for the band whose
- * first output row is oh0 (see gop.wide): phase rows oh0 .. oh0 + QH.
- * Only phases some tap reads are written (a < kh, b < kw). */
-static void phase_input(const gop *p, const float *x, float *dst, int64_t oh0) {
-    const int64_t QH = p->QH, QW = p->QW, sw = p->sw;
+/* The zero-padded, phase-split copy of Cg input channels for the band of
+ * `rows` output rows from oh0 (see gop.wide): phase rows oh0 .. oh0 + qh,
+ * qh = rows + (kh-1)/sh <= QH, the rows its taps read; planes stay QH x QW
+ * apart. A thread's last band is often shorter than QH - (kh-1)/sh: copying
+ * all QH rows read rows of the next thread's half (written on the other
+ * core) and copied rows no tap reads (small ResNet 1x1 s2 @14x14, 2
+ * threads: each half copied all 14 rows). Only phases some tap reads are
+ * written (a < kh, b < kw). */
+static void phase_input(const gop *p, const float *x, float *dst, int64_t oh0, int64_t rows) {
+    const int64_t QH = p->QH, QW = p->QW, sw = p->sw, tail = (p->kw - 1) / sw;
     const int64_t na = p->sh < p->kh ? p->sh : p->kh, nb = sw < p->kw ? sw : p->kw;
+    const int64_t qh = rows + (p->kh - 1) / p->sh;
     sqz_gemm_band_fn band = p->k->band ? p->k->band : sqz_gemm_band_ref;
     for (int64_t c = 0; c < p->Cg; c++) {
         const float *xc = x + c * p->in_sp;
         for (int64_t a = 0; a < na; a++)
-            for (int64_t b = 0; b < nb; b++)
-                band(xc, p->IH, p->IW, oh0 * p->sh + a - p->ph, p->sh, p->pw - b, sw, QH, QW,
-                     dst + ((c * p->sh + a) * sw + b) * QH * QW);
+            for (int64_t b = 0; b < nb; b++) {
+                float *d = dst + ((c * p->sh + a) * sw + b) * QH * QW;
+                band(xc, p->IH, p->IW, oh0 * p->sh + a - p->ph, p->sh, p->pw - b, sw, qh, QW, d);
+                /* the last row's dropped columns read on past row qh - 1 */
+                if (qh < QH)
+                    for (int64_t t = 0; t < tail; t++) d[qh * QW + t] = 0.0f;
+            }
     }
-    for (int64_t t = 0; t < (p->kw - 1) / sw; t++) dst[p->Cg * p->sh * sw * QH * QW + t] = 0.0f;
+    for (int64_t t = 0; t < tail; t++) dst[p->Cg * p->sh * sw * QH * QW + t] = 0.0f;
 }
 
 /* The px part of a wide-grid thread: output rows [r0, r1) x channels
@@ -711,7 +721,7 @@ static void px_thread(const sqz_op_ctx *ctx, float *pad, int64_t r0, int64_t r1,
             float *y = Y + (n * p->M + g * p->Mg) * p->out_sp;
             for (int64_t oh0 = r0; oh0 < r1; oh0 += p->band) {
                 int64_t rows = r1 - oh0 < p->band ? r1 - oh0 : p->band;
-                phase_input(p, xg, pad, oh0);
+                phase_input(p, xg, pad, oh0, rows);
                 for (int64_t m0 = mb; m0 < me; m0 += PM) {
                     size_t mm = (size_t)(me - m0 < PM ? me - m0 : PM);
                     const float *wp = wg + (size_t)(m0 / PM) * (size_t)(PM * p->K);
@@ -775,7 +785,7 @@ static void conv_wide_thread(const sqz_op_ctx *ctx, int t) {
             for (int64_t oh0 = r0; oh0 < r1; oh0 += p->band) {
                 int64_t rows = r1 - oh0 < p->band ? r1 - oh0 : p->band;
                 a.N = rows * p->QW;
-                phase_input(p, xg, pad, oh0);
+                phase_input(p, xg, pad, oh0, rows);
                 if (p->wout_floats == 0) {
                     a.c = y + oh0 * p->OW;
                     sqz_gemm_range(&a, mb, me, 0, a.N, base);
