@@ -2,6 +2,7 @@
  * twin against a naive double-precision loop, and the AVX-512 kernel (when
  * this CPU has it; skipped with a message otherwise) against the twin, on
  * random shapes: K 1..16, odd channel counts (partial 8-channel blocks),
+ * K 17..SQZ_C1X1_MAXM_K with M <= SQZ_C1X1_MAX_M (the small-M path),
  * pixel ranges that start and end off the 16-pixel vectors, planes wider
  * than the range, every activation, both store orders. Then the Conv op
  * that uses it (the executor's choice) against the reference Conv. */
@@ -74,8 +75,12 @@ static void test_kernels(void **state) {
 #endif
     if (!have512) print_message("conv1x1: no AVX-512 on this CPU: the scalar twin only\n");
     for (int it = 0; it < 300; it++) {
-        const int64_t K = 1 + tu_rng_u32(&rng) % SQZ_C1X1_MAX_K;
-        const int64_t M = 1 + tu_rng_u32(&rng) % 41;
+        /* odd iterations: the small-M path (K past SQZ_C1X1_MAX_K) */
+        const int small_m = it & 1;
+        const int64_t K =
+            small_m ? SQZ_C1X1_MAX_K + 1 + tu_rng_u32(&rng) % (SQZ_C1X1_MAXM_K - SQZ_C1X1_MAX_K)
+                    : 1 + tu_rng_u32(&rng) % SQZ_C1X1_MAX_K;
+        const int64_t M = 1 + tu_rng_u32(&rng) % (small_m ? SQZ_C1X1_MAX_M : 41);
         const int64_t N = 1 + tu_rng_u32(&rng) % 200;
         const int64_t ld_in = N + tu_rng_u32(&rng) % 20, ld_out = N + tu_rng_u32(&rng) % 20;
         int64_t p0 = tu_rng_u32(&rng) % (uint32_t)N,
@@ -114,7 +119,7 @@ static void test_kernels(void **state) {
         a.act = act;
         a.alpha = act == SQZ_ACT_CLIP ? -0.5f : 0.1f;
         a.beta = 0.75f;
-        a.stream = it & 1;
+        a.stream = (it >> 1) & 1;
         for (int64_t m = 0; m < M; m++)
             for (int64_t p = 0; p < ld_out; p++) {
                 double s = has_bias ? b[m] : 0.0;
@@ -147,15 +152,17 @@ static void test_kernels(void **state) {
     }
 }
 
-/* the Conv op of the executor's kernel table on 1x1 convs with K <= 16
- * (the small-K kernel where the CPU has one) against the reference Conv */
+/* the Conv op of the executor's kernel table on 1x1 convs with K <= 16 or
+ * M <= 16 (the small-K kernel where the CPU has one) against the reference
+ * Conv */
 static void test_conv_op(void **state) {
     (void)state;
     tu_rng rng;
     tu_rng_seed(&rng, 4242);
     static const int64_t shapes[][4] = {/* K, M, H, W */
                                         {16, 48, 30, 30}, {16, 64, 13, 11}, {3, 5, 4, 5},
-                                        {16, 24, 60, 40}, {7, 33, 9, 9},    {1, 8, 17, 1}};
+                                        {16, 24, 60, 40}, {7, 33, 9, 9},    {1, 8, 17, 1},
+                                        {32, 16, 30, 30}, {45, 7, 9, 13},   {64, 13, 5, 7}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int threads = 1; threads <= 2; threads++) {
             const int64_t K = shapes[s][0], M = shapes[s][1], H = shapes[s][2], W = shapes[s][3];

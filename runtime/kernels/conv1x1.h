@@ -14,10 +14,15 @@
 #include <stdint.h>
 
 #define SQZ_C1X1_MAX_K 16
+/* ... or any K up to SQZ_C1X1_MAXM_K with at most SQZ_C1X1_MAX_M output
+ * channels (the 32 -> 16 projection at 112x112 of MNASNet / MobileNetV2 /
+ * EfficientNet): every output channel in a register instead */
+#define SQZ_C1X1_MAX_M 16
+#define SQZ_C1X1_MAXM_K 64
 #define SQZ_C1X1_MB 8 /* output channels per weight block */
 
 typedef struct sqz_c1x1 {
-    int64_t K, M;   /* input / output channels (K <= SQZ_C1X1_MAX_K) */
+    int64_t K, M;   /* input / output channels (K <= SQZ_C1X1_MAX_K, or M <= SQZ_C1X1_MAX_M) */
     int64_t in_ld;  /* floats between input channel planes */
     int64_t out_ld; /* floats between output channel planes */
     const float *w; /* sqz_c1x1_pack layout (the bias included) */

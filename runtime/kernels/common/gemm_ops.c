@@ -455,10 +455,16 @@ static void conv_vec_run(const sqz_op_ctx *ctx) {
  * 0.85x, 16->64 @55x55 0.76x, 16->48 / 16->96 @56x56 0.74 / 0.76x.
  * SQZ_CONV_C1=0 turns it off. */
 #define C1_STREAM_BYTES (1 << 20)
+/* SQZ_C1M_K=N: the small-M path up to K = N (0: off; A/B) */
+static int64_t c1m_max_k(void) {
+    const char *e = getenv("SQZ_C1M_K");
+    return e && *e ? atoll(e) : SQZ_C1X1_MAXM_K;
+}
 static int c1_choose(const sqz_op_ctx *ctx, const gop *p) {
     const char *e = getenv("SQZ_CONV_C1"); /* 0: off (A/B) */
     if (e && e[0] == '0') return 0;
-    if (p->K > SQZ_C1X1_MAX_K || p->out_sp < 16 || !sqz_c1x1_best()) return 0;
+    if (p->out_sp < 16 || !sqz_c1x1_best()) return 0;
+    if (p->K > SQZ_C1X1_MAX_K && (p->Mg > SQZ_C1X1_MAX_M || p->K > c1m_max_k())) return 0;
     if (p->has_bias && !ctx->in_data[2]) return 0; /* packed with the weights */
     switch (p->act.kind) {
     case SQZ_ACT_NONE:

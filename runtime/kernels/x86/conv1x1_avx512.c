@@ -110,6 +110,65 @@ C1_INLINE void c1_run(const sqz_c1x1 *a, const float *x, float *y, int64_t p0, i
     }
 }
 
+/* Small M (conv1x1.h: K > SQZ_C1X1_MAX_K, M <= SQZ_C1X1_MAX_M): the M
+ * output channels of 16 pixels in NB * 8 accumulators, one input vector a k
+ * step for all of them (NB * 8 FMAs, weights broadcast from the packed
+ * blocks), k ascending from the bias like the twin. The inputs are read once
+ * (one line of each input plane a step), the outputs written once. */
+C1_INLINE void c1m_px(const sqz_c1x1 *a, const float *x, float *y, int64_t p, __mmask16 pm,
+                      __m512 lo, __m512 hi, __m512 al, const int NB, const int GEN) {
+    const int64_t K = a->K, in_ld = a->in_ld;
+    const float *w0 = a->w, *w1 = a->w + (K + 1) * SQZ_C1X1_MB;
+    __asm__("" : "+r"(w0), "+r"(w1)); /* see c1_block */
+    __m512 acc[2 * SQZ_C1X1_MB];
+#pragma GCC unroll 8
+    for (int j = 0; j < SQZ_C1X1_MB; j++) {
+        acc[j] = _mm512_set1_ps(w0[K * SQZ_C1X1_MB + j]);
+        if (NB == 2) acc[SQZ_C1X1_MB + j] = _mm512_set1_ps(w1[K * SQZ_C1X1_MB + j]);
+    }
+    const float *xp = x + p;
+#pragma GCC unroll 2
+    for (int64_t k = 0; k < K; k++) {
+        const __m512 xv = _mm512_maskz_loadu_ps(pm, xp);
+#pragma GCC unroll 8
+        for (int j = 0; j < SQZ_C1X1_MB; j++) {
+            C1_FMA(acc[j], xv, w0 + j);
+            if (NB == 2) C1_FMA(acc[SQZ_C1X1_MB + j], xv, w1 + j);
+        }
+        xp += in_ld;
+        w0 += SQZ_C1X1_MB;
+        w1 += SQZ_C1X1_MB;
+    }
+    const int64_t M = a->M;
+    float *yp = y + p;
+#pragma GCC unroll 16
+    for (int j = 0; j < NB * SQZ_C1X1_MB; j++)
+        if (j < M)
+            _mm512_mask_storeu_ps(yp + j * a->out_ld, pm, c1_act(acc[j], a->act, lo, hi, al, GEN));
+}
+
+C1_INLINE void c1m_run(const sqz_c1x1 *a, const float *x, float *y, int64_t p0, int64_t p1,
+                       const int NB, const int GEN) {
+    const int act = a->act;
+    const float inf = __builtin_inff();
+    const __m512 lo = _mm512_set1_ps(act == SQZ_ACT_RELU   ? 0.0f
+                                     : act == SQZ_ACT_CLIP ? a->alpha
+                                                           : -inf),
+                 hi = _mm512_set1_ps(act == SQZ_ACT_CLIP ? a->beta : inf),
+                 al = _mm512_set1_ps(a->alpha);
+    int64_t p = p0;
+    for (; p + 16 <= p1; p += 16) c1m_px(a, x, y, p, (__mmask16)0xFFFF, lo, hi, al, NB, GEN);
+    if (p < p1) c1m_px(a, x, y, p, (__mmask16)((1u << (p1 - p)) - 1u), lo, hi, al, NB, GEN);
+}
+
+static void c1m(const sqz_c1x1 *a, const float *x, float *y, int64_t p0, int64_t p1) {
+    const int gen = a->act == SQZ_ACT_LEAKY_RELU || a->act == SQZ_ACT_HARD_SWISH;
+    if (a->M > SQZ_C1X1_MB)
+        gen ? c1m_run(a, x, y, p0, p1, 2, 1) : c1m_run(a, x, y, p0, p1, 2, 0);
+    else
+        gen ? c1m_run(a, x, y, p0, p1, 1, 1) : c1m_run(a, x, y, p0, p1, 1, 0);
+}
+
 #define C1_K(KK)                                                                                   \
     case KK:                                                                                       \
         if (gen)                                                                                   \
@@ -140,7 +199,10 @@ void sqz_c1x1_avx512(const sqz_c1x1 *a, const float *x, float *y, int64_t p0, in
         C1_K(15)
         C1_K(16)
     default:
-        sqz_c1x1_scalar(a, x, y, p0, p1);
+        if (a->M <= SQZ_C1X1_MAX_M)
+            c1m(a, x, y, p0, p1);
+        else
+            sqz_c1x1_scalar(a, x, y, p0, p1);
         return;
     }
 }
