@@ -325,6 +325,30 @@ static void test_s2_off(void **state) {
     assert_int_equal(unsetenv("SQZ_DW_S2"), 0);
 }
 
+/* 3x3 stride 2 on rows of more than 32 outputs (the stride-2 kernel's
+ * wide-row path: column chunks of 4 vectors and a 1- to 4-vector remainder,
+ * the last vector's third tap from the next 16 columns or past the row),
+ * random heights (one output row, odd counts), pads and activations; then
+ * the same with the path off (SQZ_DW_S2W=0: the row kernel) */
+static void test_s2_wide(void **state) {
+    (void)state;
+    tu_rng rng;
+    tu_rng_seed(&rng, 2468);
+    static const int64_t widths[] = {66, 67, 96, 97, 128, 129, 130, 131, 161, 194, 223, 260};
+    for (int off = 0; off < 2; off++) {
+        if (off) assert_int_equal(setenv("SQZ_DW_S2W", "0", 1), 0);
+        for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+            const int64_t H = 1 + tu_rng_u32(&rng) % 12;
+            conv_case c = dw_case(chans[tu_rng_u32(&rng) % 5], H, widths[wi], 3, 2);
+            for (int i = 0; i < 4; i++) c.pads[i] = tu_rng_u32(&rng) % 3;
+            set_act(&c, (int)(tu_rng_u32(&rng) % 8));
+            c.bias = (tu_rng_u32(&rng) % 4) != 0;
+            check_case(&rng, &c);
+        }
+    }
+    assert_int_equal(unsetenv("SQZ_DW_S2W"), 0);
+}
+
 /* every activation and channel count on a few shapes, pads incl. large ones */
 static void test_acts_and_channels(void **state) {
     (void)state;
@@ -502,13 +526,10 @@ static void test_report(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shapes),
-        cmocka_unit_test(test_s2_off),
-        cmocka_unit_test(test_acts_and_channels),
-        cmocka_unit_test(test_batch_threads),
-        cmocka_unit_test(test_row_split),
-        cmocka_unit_test(test_declines),
-        cmocka_unit_test(test_report),
+        cmocka_unit_test(test_shapes),        cmocka_unit_test(test_s2_off),
+        cmocka_unit_test(test_s2_wide),       cmocka_unit_test(test_acts_and_channels),
+        cmocka_unit_test(test_batch_threads), cmocka_unit_test(test_row_split),
+        cmocka_unit_test(test_declines),      cmocka_unit_test(test_report),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -72,6 +72,7 @@ static const xcase CASES[] = {
     {7, 17, 12, 30, 5, 2, 2, SQZ_ACT_CLIP, SQZ_ACT_CLIP},
     {3, 9, 4, 5, 3, 1, 1, SQZ_ACT_RELU, SQZ_ACT_RELU},
     {24, 48, 29, 71, 3, 2, 0, SQZ_ACT_CLIP, SQZ_ACT_NONE},
+    {5, 19, 11, 141, 3, 2, 1, SQZ_ACT_RELU, SQZ_ACT_CLIP},
 };
 
 static void test_kernel(void **state) {

@@ -27,7 +27,8 @@
  * 1.01-1.14x) */
 #define DW_BAND_MIN_OW 32
 #define DW_BAND_MAX_OW 64
-/* 3x3 stride-2 layers with more outputs a row run on the row kernel */
+/* 3x3 stride-2 layers with more outputs a row run on the stride-2 kernel's
+ * wide-row path (SQZ_DW_S2W=0: the row kernel) */
 #define DW_S2_ROW_OW 32
 /* row splits (SQZ_DW_SPLIT=rows): bands of DW_ROW_UNIT output rows (the band
  * and whole-plane kernels' passes), fewer parts (each re-reads k - 1 rows) */
@@ -372,6 +373,13 @@ static int s2_enabled(void) {
     return !(e && e[0] == '0');
 }
 
+/* The stride-2 kernel's 3x3 wide-row path (rows of more than DW_S2_ROW_OW
+ * outputs) on/off (SQZ_DW_S2W=0: the row kernel, for A/B) */
+static int s2w_enabled(void) {
+    const char *e = getenv("SQZ_DW_S2W");
+    return !(e && e[0] == '0');
+}
+
 /* Band kernel on/off (SQZ_DW_BAND=0: off, for bench_dwconv's comparison with
  * the kernels before it); read at prepare. */
 static int band_enabled(void) {
@@ -532,11 +540,11 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     /* stride 2: the direct kernel (bench_dwconv, interleaved, vs the
      * whole-plane kernel: 144x56x56 k3 1.3x, k5 1.3-1.4x, 72x56x56 k5 1.2x,
      * 240x28x28 k5 1.1x, 28x28 k3 equal; vs the row kernels on wide rows:
-     * 48x112x112 k5 1.14x, 16x224x224 k5 1.39x), except 3x3 rows of more than
-     * DW_S2_ROW_OW outputs: the row kernel (48x112x112 k3: 18.3 vs 14.7
-     * GMAC/s, both output rows of a call from one split of each input row) */
+     * 48x112x112 k5 1.14x, 16x224x224 k5 1.39x); 3x3 rows of more than
+     * DW_S2_ROW_OW outputs on its wide-row path (48x112x112 k3: 26.1 GMAC/s,
+     * the row kernel 18.3, the 4-row groups 14.7) */
     if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && !p->cb_floats &&
-        p->s == 2 && (p->k != 3 || p->OW <= DW_S2_ROW_OW) && s2_enabled()) {
+        p->s == 2 && (p->k != 3 || p->OW <= DW_S2_ROW_OW || s2w_enabled()) && s2_enabled()) {
         sqz_dw_plane pa;
         plane_args(p, &pa);
         if (sqz_dw_s2_covers_avx512(&pa)) {

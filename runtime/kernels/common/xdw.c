@@ -149,7 +149,11 @@ int sqz_xdw_create(const sqz_xdw_desc *d, sqz_xdw **out, size_t *scratch_bytes) 
         pa.pt = d->pt;
         pa.pl = d->pl;
         if (d->stride == 1 && sqz_dw_s1_covers_avx512(&pa)) x->direct = 1;
-        if (d->stride == 2 && d->k == 5 && sqz_dw_s2_covers_avx512(&pa)) x->direct = 2;
+        /* 3x3 stride 2: rows of more than 32 outputs, the wide-row path
+         * (SQZ_DW_S2W=0: the row kernel, as common/dwconv.c) */
+        const char *we = getenv("SQZ_DW_S2W");
+        const int s2w = d->k == 3 && d->OW > 32 && !(we && we[0] == '0');
+        if (d->stride == 2 && (d->k == 5 || s2w) && sqz_dw_s2_covers_avx512(&pa)) x->direct = 2;
         if (x->direct) x->pw = 0;
     }
 #endif

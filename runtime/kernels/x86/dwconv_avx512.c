@@ -1025,13 +1025,124 @@ DW_INLINE void s2_plane(const sqz_dw_plane *a, const float *x, float *y, const i
     }
 }
 
+/* ---- 3x3, rows of more than S2W_MIN_OW outputs (the 112x112 -> 56x56
+ * layers): the output rows go down one at a time, each input row split once
+ * (two masked loads, even / odd vpermt2ps, the third tap by valignd with the
+ * next raw vector) for all NV vectors of the column chunk and used for both
+ * output rows it feeds (ky 2 of one, ky 0 of the next: two sets of NV sums
+ * live). Per output vector 9 FMAs and ~6 shuffles, ~2 input rows split per
+ * output row; the 4-row groups above split 2.25 over 32-column chunks
+ * (48x112x112: 14.7 GMAC/s), the row kernel 2.5 with 4 shuffles each (18.3).
+ * bench_dwconv, 1 thread, SQZ_DW_S2W=0 vs 1 interleaved x2, load ~7:
+ * 48x112x112 18.1-18.3 -> 26.1, 96x112x112 18.1-18.3 -> 26.0-26.5 GMAC/s. */
+#define S2W_MIN_OW 32
+
+/* input row iy's taps of the NV vectors at c0: acc_a[n] += w[ka][kx] * tap,
+ * and when B, acc_b[n] += w[kb][kx] * tap */
+#define S2W_ROW(row, ka, B, kb)                                                                    \
+    do {                                                                                           \
+        W9_PIN();                                                                                  \
+        __m512 lo = _mm512_maskz_loadu_ps(mk[0], s2_at((row), c0));                                \
+        _Pragma("GCC unroll 4") for (int n = 0; n < NV; n++) {                                     \
+            const __m512 hi =                                                                      \
+                _mm512_maskz_loadu_ps(mk[2 * n + 1], s2_at((row), c0 + 32 * n + 16));              \
+            const __m512 nx =                                                                      \
+                _mm512_maskz_loadu_ps(mk[2 * n + 2], s2_at((row), c0 + 32 * n + 32));              \
+            const __m512 t0 = _mm512_permutex2var_ps(lo, even, hi);                                \
+            const __m512 t1 = _mm512_permutex2var_ps(lo, odd, hi);                                 \
+            const __m512 t2 = _mm512_castsi512_ps(                                                 \
+                _mm512_alignr_epi32(_mm512_castps_si512(nx), _mm512_castps_si512(t0), 1));         \
+            acc_a[n] = _mm512_fmadd_ps(W9((ka)*3), t0, acc_a[n]);                                  \
+            acc_a[n] = _mm512_fmadd_ps(W9((ka)*3 + 1), t1, acc_a[n]);                              \
+            acc_a[n] = _mm512_fmadd_ps(W9((ka)*3 + 2), t2, acc_a[n]);                              \
+            if (B) {                                                                               \
+                acc_b[n] = _mm512_fmadd_ps(W9((kb)*3), t0, acc_b[n]);                              \
+                acc_b[n] = _mm512_fmadd_ps(W9((kb)*3 + 1), t1, acc_b[n]);                          \
+                acc_b[n] = _mm512_fmadd_ps(W9((kb)*3 + 2), t2, acc_b[n]);                          \
+            }                                                                                      \
+            lo = nx;                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* output rows [o0, o1), columns [ox0, ox0 + 16 NV) (stores masked to OW) */
+DW_INLINE void s2w_chunk(const sqz_dw_plane *a, const float *x, float *y, const __m512 *wv, int o0,
+                         int o1, int ox0, const int NV) {
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd =
+        _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    W9_DECL(wv);
+    const int64_t c0 = (int64_t)ox0 * 2 - a->pl;
+    __mmask16 mk[9];
+    for (int i = 0; i < 2 * NV + 1; i++) mk[i] = s2_in_mask(c0 + 16 * i, a->W);
+    const __m512 bias = _mm512_set1_ps(a->bias);
+    const __m512 va = _mm512_set1_ps(a->alpha), vb = _mm512_set1_ps(a->beta);
+    __m512 cur[4], nxt[4];
+    for (int n = 0; n < NV; n++) nxt[n] = bias;
+    /* ky 0 of the first output row */
+    int64_t iy = (int64_t)o0 * 2 - a->pt;
+    if (iy >= 0 && iy < a->H) {
+        __m512 *acc_a = nxt, *acc_b = nxt;
+        (void)acc_b;
+        S2W_ROW(x + iy * (int64_t)a->W, 0, 0, 0);
+    }
+    for (int oy = o0; oy < o1; oy++) {
+        for (int n = 0; n < NV; n++) cur[n] = nxt[n];
+        iy = (int64_t)oy * 2 - a->pt + 1;
+        if (iy >= 0 && iy < a->H) {
+            __m512 *acc_a = cur, *acc_b = cur;
+            (void)acc_b;
+            S2W_ROW(x + iy * (int64_t)a->W, 1, 0, 0);
+        }
+        iy++;
+        for (int n = 0; n < NV; n++) nxt[n] = bias;
+        if (iy >= 0 && iy < a->H) {
+            __m512 *acc_a = cur, *acc_b = nxt;
+            if (oy + 1 < o1)
+                S2W_ROW(x + iy * (int64_t)a->W, 2, 1, 0);
+            else
+                S2W_ROW(x + iy * (int64_t)a->W, 2, 0, 0);
+        }
+        float *yr = y + (size_t)oy * (size_t)a->OW + ox0;
+        for (int n = 0; n < NV; n++)
+            _mm512_mask_storeu_ps(yr + 16 * n, mask_16(a->OW - ox0 - 16 * n),
+                                  act512(cur[n], a->act, va, vb));
+    }
+}
+
+static void s2w_plane(const sqz_dw_plane *a, const float *x, float *y) {
+    __m512 wv[9];
+    for (int i = 0; i < 9; i++) wv[i] = _mm512_set1_ps(a->w[i]);
+    int o0, o1;
+    plane_range(a, &o0, &o1);
+    for (int ox0 = 0; ox0 < a->OW; ox0 += 64) {
+        const int nv = a->OW - ox0 >= 64 ? 4 : (a->OW - ox0 + 15) / 16;
+        switch (nv) {
+        case 1:
+            s2w_chunk(a, x, y, wv, o0, o1, ox0, 1);
+            break;
+        case 2:
+            s2w_chunk(a, x, y, wv, o0, o1, ox0, 2);
+            break;
+        case 3:
+            s2w_chunk(a, x, y, wv, o0, o1, ox0, 3);
+            break;
+        default:
+            s2w_chunk(a, x, y, wv, o0, o1, ox0, 4);
+            break;
+        }
+    }
+}
+
 int sqz_dw_s2_covers_avx512(const sqz_dw_plane *a) {
     return (a->k == 3 || a->k == 5) && a->stride == 2 && a->OW >= 1 && a->OH >= 1 && a->pt >= 0 &&
            a->pl >= 0 && a->W >= 1 && a->H >= 1;
 }
 
 void sqz_dw_s2_run_avx512(const sqz_dw_plane *a, const float *x, float *y) {
-    if (a->k == 3)
+    if (a->k == 3 && a->OW > S2W_MIN_OW)
+        s2w_plane(a, x, y);
+    else if (a->k == 3)
         s2_plane(a, x, y, 3);
     else
         s2_plane(a, x, y, 5);
