@@ -428,7 +428,7 @@ DW_INLINE void tr16(__m512 *r) {
 
 /* padded rows of T and their width in pixels: room for CB_NPX(OW) outputs
  * per row (columns past the data stay zero) */
-#define CB_NPX(ow) ((ow) <= 4 ? 4 : 8)
+#define CB_NPX(ow) ((ow) <= 4 ? 4 : (ow) == 7 ? 7 : 8)
 static void cb_dims(const sqz_dw_cb *a, int *hp, int *wp) {
     *hp = (a->OH - 1) * a->stride + a->k;
     *wp = (CB_NPX(a->OW) - 1) * a->stride + a->k;
@@ -449,7 +449,7 @@ void sqz_dw_cb_zero_avx512(const sqz_dw_cb *a, float *buf) {
     memset(buf, 0, sqz_dw_cb_floats_avx512(a) * sizeof(float));
 }
 
-/* Output rows oy and oy + 1 (TWO), NPX (4 or 8) pixels each (those past OW
+/* Output rows oy and oy + 1 (TWO), NPX (4, 7 or 8) pixels each (those past OW
  * read T's zero columns and are not stored): per tap row ky its k weight
  * vectors are loaded once, then each input pixel of the row once for the (up
  * to k) outputs it feeds. 16 sums as named variables pinned to registers after
@@ -585,7 +585,15 @@ void sqz_dw_cb_run_avx512(const sqz_dw_cb *a, const float *x, float *y, float *b
             }
         }
     }
-    if (a->OW <= 4) {
+    /* 7-wide rows (the 7x7 stage): 7 sums a row, not 8 with one thrown away
+     * (bench_dwconv, interleaved x2: 1152x7x7 k5 31.7-32.3 -> 34.5-34.6
+     * GMAC/s, k3 20.5 -> 21.1-21.4, 576x14x14 k5 s2 19.3-19.6 -> 20.6-20.8) */
+    if (a->OW == 7) {
+        if (a->k == 3)
+            a->stride == 1 ? cb_compute(a, T, wp, O, 3, 1, 7) : cb_compute(a, T, wp, O, 3, 2, 7);
+        else
+            a->stride == 1 ? cb_compute(a, T, wp, O, 5, 1, 7) : cb_compute(a, T, wp, O, 5, 2, 7);
+    } else if (a->OW <= 4) {
         if (a->k == 3)
             a->stride == 1 ? cb_compute(a, T, wp, O, 3, 1, 4) : cb_compute(a, T, wp, O, 3, 2, 4);
         else
