@@ -515,7 +515,8 @@ def main():
         part = alog.split("auto: chose ")[1].split(";")[0]
         chose = part.split()[0] + ("+emp" if "empirical" in part else "") + (
             "+wmse" if "mse weight" in part else "") + ("+gptq" if "gptq rounding" in part else
-                                                        "+seq" if "gptq-seq" in part else "")
+                                                        "+seq" if "gptq-seq" in part else "") + (
+            "+search" if "searched ranges" in part else "")
         r["auto"] = {"acc": sqz_eval(a.sqz, out, a.limit), "chose": chose,
                      "wall_s": time.perf_counter() - t0, "bytes": os.path.getsize(out)}
         log("  sqz auto: %s acc %.2f" % (chose, r["auto"]["acc"]))

@@ -110,6 +110,10 @@ void cmd_quant_usage(FILE *f) {
             "                         of the int8 model, the layers before quantized; the\n"
             "                         weights fitted to the fp32 outputs, the bias to their\n"
             "                         mean: no other bias correction)\n"
+            "  --range-search         with --rounding gptq-seq: each int8 tensor's range\n"
+            "                         chosen in that simulation among the methods' ranges\n"
+            "                         and scalings of the best (least squared error\n"
+            "                         against the fp32 model's values), not by --method\n"
             "  --max-images N         first N images of the set only\n"
             "  --report-images N      images of the per-layer report (16; 0: none)\n"
             "  --batch B              images per calibration run at most (32; fewer when\n"
@@ -151,6 +155,10 @@ static int parse(int argc, char **argv, qopts *o) {
         }
         if (strcmp(a, "--no-equalize") == 0) {
             o->q.cle = 0;
+            continue;
+        }
+        if (strcmp(a, "--range-search") == 0) {
+            o->q.range_search = 1;
             continue;
         }
         if (strcmp(a, "--no-bias-correction") == 0) {
@@ -300,6 +308,10 @@ static int parse(int argc, char **argv, qopts *o) {
     }
     if (!o->out) {
         cli_error(CMD, "missing -o model.int8.sqz");
+        return -1;
+    }
+    if (o->q.range_search && !o->auto_method && o->q.rounding != SQZC_QR_GPTQ_SEQ) {
+        cli_error(CMD, "--range-search needs --rounding gptq-seq (or --method auto)");
         return -1;
     }
     return 0;
@@ -546,8 +558,8 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
      * then sequential GPTQ (which sets the biases itself, and costs a
      * simulation of the int8 model per candidate: ResNet 1.4 s CPU) for the
      * AUTO_SEQ methods that scored best, with their best weight scales */
-    enum { MAX_CAND = 4 * 2 * 2 * 2 + 4, AUTO_SEQ = 2 };
-    int cands[MAX_CAND][4], n_cand = 0;
+    enum { MAX_CAND = 4 * 2 * 2 * 2 + 4 + 1, AUTO_SEQ = 2 };
+    int cands[MAX_CAND][5], n_cand = 0;
     double scores[MAX_CAND];
     for (int m = SQZC_QM_MINMAX; m <= SQZC_QM_MSE; m++)
         for (int b = 0; b < (o->bc_given ? 1 : 2); b++)
@@ -557,6 +569,7 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
                     cands[n_cand][1] = o->bc_given ? o->q.bias_correction : 1 + b;
                     cands[n_cand][2] = o->ws_given ? o->q.weight_mse : w;
                     cands[n_cand][3] = o->rd_given ? o->q.rounding : d;
+                    cands[n_cand][4] = o->q.range_search;
                     n_cand++;
                 }
     const int n_base = n_cand;
@@ -580,9 +593,19 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
                 cands[n_cand][3] = SQZC_QR_GPTQ_SEQ;
                 n_cand++;
             }
+            /* and the best method's with each tensor's range searched in
+             * the simulation (the method then ranges only the tensors the
+             * simulation does not reach) */
+            if (top[0] >= 0 && !o->q.range_search) {
+                memcpy(cands[n_cand], cands[top[0]], sizeof cands[0]);
+                cands[n_cand][3] = SQZC_QR_GPTQ_SEQ;
+                cands[n_cand][4] = 1;
+                n_cand++;
+            }
         }
         if (cand >= n_cand) break;
-        const int m = cands[cand][0], bc = cands[cand][1], ws = cands[cand][2], rd = cands[cand][3];
+        const int m = cands[cand][0], bc = cands[cand][1], ws = cands[cand][2], rd = cands[cand][3],
+                  rs = cands[cand][4];
         sqzc_graph *gm = NULL;
         char lerr[512];
         if (load_graph(o, &gm, lerr, sizeof lerr) != CLI_OK) {
@@ -595,6 +618,7 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
         q.bias_correction = bc;
         q.weight_mse = ws;
         q.rounding = rd;
+        q.range_search = rs;
         auto_keep k;
         memset(&k, 0, sizeof k);
         k.g = gm;
@@ -608,10 +632,10 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
         /* output SQNR: continuous, where top-1 agreement on a few dozen
          * images moves by single images (noise); agreement is reported */
         k.score = isfinite(db) ? db : 999.0;
-        printf("auto: %-10s %-9s bias, %-3s weight scales, %-8s rounding: top-1 agreement with "
+        printf("auto: %-10s %-9s bias, %-3s weight scales, %-8s rounding%s: top-1 agreement with "
                "fp32 %d/%d, output SQNR %.2f dB\n",
                sqzc_qmethod_name(m), rd == SQZC_QR_GPTQ_SEQ ? "seq" : bc_name(bc),
-               ws ? "mse" : "max", rd_name(rd), k.agree, n1, db);
+               ws ? "mse" : "max", rd_name(rd), rs ? ", searched ranges" : "", k.agree, n1, db);
         scores[cand] = k.score;
         /* the AUTO_FINAL best so far, by score (ties: the earlier first) */
         int pos = n_keep;
@@ -635,10 +659,11 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
             const double db = k->ee > 0 ? 10.0 * log10(k->yy / k->ee) : INFINITY;
             const double sc = isfinite(db) ? db : 999.0;
             const int *c = cands[k->c];
-            printf("auto: on all %d: %-10s %-9s bias, %-3s weight scales, %-8s rounding: top-1 "
+            printf("auto: on all %d: %-10s %-9s bias, %-3s weight scales, %-8s rounding%s: top-1 "
                    "agreement with fp32 %d/%d, output SQNR %.2f dB\n",
                    n_img, sqzc_qmethod_name(c[0]), c[3] == SQZC_QR_GPTQ_SEQ ? "seq" : bc_name(c[1]),
-                   c[2] ? "mse" : "max", rd_name(c[3]), k->agree, n_img, db);
+                   c[2] ? "mse" : "max", rd_name(c[3]), c[4] ? ", searched ranges" : "", k->agree,
+                   n_img, db);
             if (sc > best) {
                 best = sc;
                 win = j;
@@ -646,10 +671,11 @@ static int quant_auto(const qopts *o, const sqzc_calib_set *set, sqzc_graph **g,
         }
     }
     const int *wc = cands[keep[win].c];
-    printf("auto: chose %s (%s bias correction, %s weight scales, %s rounding; output SQNR on "
+    printf("auto: chose %s (%s bias correction, %s weight scales, %s rounding%s; output SQNR on "
            "%d %s images)\n",
            sqzc_qmethod_name(wc[0]), wc[3] == SQZC_QR_GPTQ_SEQ ? "seq" : bc_name(wc[1]),
-           wc[2] ? "mse" : "max", rd_name(wc[3]), n_img, o->select ? "selection" : "calibration");
+           wc[2] ? "mse" : "max", rd_name(wc[3]), wc[4] ? ", searched ranges" : "", n_img,
+           o->select ? "selection" : "calibration");
     sqzc_quant_calib_free(cal);
     cal = NULL;
     sqzc_graph_free(*g); /* the calibrated (equalized fp32) graph */

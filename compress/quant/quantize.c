@@ -1656,7 +1656,7 @@ static int calibrate(qstate *S, sqzc_graph *g, const sqzc_calib_set *set,
      * statistics), 2. equalization, which rescales the statistics of the
      * tensors it changes, 3. pass 2 (histograms of the equalized model). */
     double t_cal = q_now(), t_p = t_cal;
-    const int need_hist = hist || o->method != SQZC_QM_MINMAX;
+    const int need_hist = hist || o->method != SQZC_QM_MINMAX || o->range_search;
     int cle_first = 0;
     *cle_pairs = 0;
     if (o->cle) {
@@ -1746,7 +1746,66 @@ typedef struct seqsim {
     double *h, *gm;    /* [groups][nin][nin] Xt Xt^T, [nc][nin] W (X - Xt) Xt^T */
     double *mx, *mt;   /* [groups][nin] sums of the inputs, fp32 and int8 model */
     double cnt;        /* samples summed in mx, mt (per group) */
+    char *picked;      /* per tensor: its range chosen in the simulation (range_pick) */
+    int pick;          /* choose each int8 tensor's range in the simulation */
 } seqsim;
+
+/* images of a range choice's error at most */
+#define Q_PICK_IMAGES 256
+
+/* Tensor r's range (those sharing its parameters too) chosen in the
+ * simulation: among the ranges of each method and scalings of the best, the
+ * one whose quantization of the int8 model's values t brings them closest to
+ * the fp32 model's f (sum of squares over the first Q_PICK_IMAGES images;
+ * n floats in all, per image n / Q->n). */
+static void seq_pick_range(seqsim *Q, int r, const float *t, const float *f, size_t n) {
+    qstate *s = Q->s;
+    qctx *q = &s->q;
+    const sqzc_qstat *st = &q->st[consumed_stats(s, r)];
+    const int ni = Q->n < Q_PICK_IMAGES ? Q->n : Q_PICK_IMAGES;
+    const size_t m = n / (size_t)Q->n * (size_t)ni;
+    double lo[16], hi[16], best = INFINITY;
+    int nc = 0, bi = -1;
+    sqzc_qstat_range(st, SQZC_QM_MINMAX, 0, &lo[nc], &hi[nc]);
+    nc++;
+    static const double pct[] = {99.9, 99.99, 99.999};
+    for (int k = 0; k < 3; k++, nc++)
+        sqzc_qstat_range(st, SQZC_QM_PERCENTILE, pct[k], &lo[nc], &hi[nc]);
+    sqzc_qstat_range(st, SQZC_QM_MSE, 0, &lo[nc], &hi[nc]);
+    nc++;
+    sqzc_qstat_range(st, SQZC_QM_KL, 0, &lo[nc], &hi[nc]);
+    nc++;
+    for (int round = 0; round < 2; round++) {
+        for (int c = round ? 6 : 0; c < nc; c++) {
+            if (!(hi[c] > lo[c])) continue;
+            float sc;
+            int32_t zp;
+            sqzc_qparams_from_range(lo[c], hi[c], &sc, &zp);
+            double yy = 0, ee = 0, yq = 0, qq = 0;
+            acc_err(f, t, m, sc, zp, &yy, &ee, &yq, &qq);
+            if (ee < best) {
+                best = ee;
+                bi = c;
+            }
+        }
+        if (round || bi < 0) break;
+        static const double fac[] = {0.8, 0.9, 0.95, 1.05, 1.1, 1.25};
+        const double l0 = lo[bi], h0 = hi[bi], l1 = lo[0], h1 = hi[0];
+        for (int k = 0; k < 6; k++) {
+            double a = l0 * fac[k], b = h0 * fac[k];
+            if (a < l1 || b > h1) continue; /* past the observed range */
+            lo[nc] = a;
+            hi[nc] = b;
+            nc++;
+        }
+    }
+    if (bi >= 0) {
+        s->lo[r] = lo[bi];
+        s->hi[r] = hi[bi];
+        sqzc_qparams_from_range(lo[bi], hi[bi], &s->scale[r], &s->zp[r]);
+    }
+    Q->picked[r] = 1;
+}
 
 /* the graph input of images [first, first + count) */
 static int seq_input_fn(qctx *q, const qrunner *r, int first, int count, void *user) {
@@ -1996,6 +2055,10 @@ static int seq_forward(seqsim *Q, int ni, int fp32) {
         tensor_params(s, x, &sx, &zx);
         if (!s->dom[x]) { /* an fp32 tensor read by an int8 layer: quantized on the way */
             const size_t nx = (size_t)sqz_shape_numel(&ins[0]);
+            if (Q->pick && !Q->picked[s->src[x]] && Q->f[x]) {
+                seq_pick_range(Q, s->src[x], ind[0], Q->f[x], nx);
+                tensor_params(s, x, &sx, &zx);
+            }
             xq = malloc(sizeof *xq * (nx ? nx : 1));
             if (!xq) goto oom;
             fake_quant(ind[0], xq, nx, sx, zx);
@@ -2034,6 +2097,8 @@ static int seq_forward(seqsim *Q, int ni, int fp32) {
     if (s->dom[y] && !fp32) {
         float sy;
         int32_t zy;
+        if (Q->pick && !Q->picked[s->src[y]] && Q->f[y])
+            seq_pick_range(Q, s->src[y], out, Q->f[y], (size_t)sqz_shape_numel(&osh));
         tensor_params(s, y, &sy, &zy);
         fake_quant(out, out, (size_t)sqz_shape_numel(&osh), sy, zy);
     }
@@ -2052,7 +2117,7 @@ oom:
  * q->err. A graph the simulation does not cover (a node with several
  * outputs or more than Q_SEQ_MAX_IN inputs, a constant input that is not
  * float) gets GPTQ on the fp32 inputs instead. */
-static int seq_gptq(qstate *S) {
+static int seq_gptq(qstate *S, int range_search) {
     qctx *q = &S->q;
     sqzc_graph *g = q->g;
     const int nn = g->n_nodes, nt = g->n_tensors;
@@ -2076,8 +2141,10 @@ static int seq_gptq(qstate *S) {
     Q.f = calloc((size_t)nt + 1, sizeof *Q.f);
     Q.sh = calloc((size_t)nt + 1, sizeof *Q.sh);
     Q.left = calloc((size_t)nt + 1, sizeof *Q.left);
+    Q.picked = calloc((size_t)nt + 1, 1);
+    Q.pick = range_search;
     int rc = -1;
-    if (!Q.t || !Q.f || !Q.sh || !Q.left) goto oom;
+    if (!Q.t || !Q.f || !Q.sh || !Q.left || !Q.picked) goto oom;
     for (int i = 0; i < nn; i++)
         if (g->nodes[i].op != SQZ_OP_INVALID)
             for (uint32_t k = 0; k < g->nodes[i].n_in; k++)
@@ -2092,6 +2159,8 @@ static int seq_gptq(qstate *S) {
     if (S->dom[q->input]) {
         float sc;
         int32_t zp;
+        if (Q.pick && !Q.picked[S->src[q->input]])
+            seq_pick_range(&Q, S->src[q->input], Q.t[q->input], Q.f[q->input], nin);
         tensor_params(S, q->input, &sc, &zp);
         fake_quant(Q.t[q->input], Q.t[q->input], nin, sc, zp);
     }
@@ -2099,7 +2168,7 @@ static int seq_gptq(qstate *S) {
         const sqzc_node *nd = &g->nodes[i];
         if (nd->op == SQZ_OP_INVALID) continue;
         if (S->kind[i] == K_COMPUTE && S->L[i].ok && seq_layer(&Q, i) != 0) goto out;
-        if (seq_forward(&Q, i, 0) != 0 || seq_forward(&Q, i, 1) != 0) goto out;
+        if (seq_forward(&Q, i, 1) != 0 || seq_forward(&Q, i, 0) != 0) goto out;
         for (uint32_t k = 0; k < nd->n_in; k++) { /* inputs read for the last time */
             const int t = nd->in[k];
             if (t >= 0 && Q.t[t] && --Q.left[t] <= 0) {
@@ -2122,6 +2191,7 @@ out:
     free(Q.f);
     free(Q.sh);
     free(Q.left);
+    free(Q.picked);
     return rc;
 }
 
@@ -2215,7 +2285,7 @@ static int finish(qstate *S, const sqzc_quant_options *o, sqzc_quant_report *rep
      * others, a layer per thread */
     q_wthreads = q_threads(q);
     if (o->rounding == SQZC_QR_GPTQ && gptq_prepare(S) != 0) return -1;
-    if (o->rounding == SQZC_QR_GPTQ_SEQ && seq_gptq(S) != 0) return -1;
+    if (o->rounding == SQZC_QR_GPTQ_SEQ && seq_gptq(S, o->range_search) != 0) return -1;
     q_prof("gptq statistics", &t_p);
     for (int i = 0; i < nn; i++) {
         if (S->kind[i] != K_COMPUTE || !S->L[i].ok || !big_layer(S, i)) continue;

@@ -98,6 +98,12 @@ typedef struct sqzc_quant_options {
                           * feedback over the layer's calibration inputs, step 4) or
                           * SQZC_QR_GPTQ_SEQ (sequential: each layer's inputs those of
                           * the int8 model, its layers before already quantized) */
+    int range_search;    /* with rounding gptq-seq: each int8 tensor's range chosen in
+                          * that simulation, when the tensor is first produced, among
+                          * the methods' ranges (minmax, percentile 99.9 / 99.99 /
+                          * 99.999, mse, kl) and scalings of the best by 0.8-1.25: the
+                          * one whose int8 values are closest to the fp32 model's
+                          * (squared error); 0: every tensor by `method` */
 } sqzc_quant_options;
 
 enum { SQZC_QR_NEAREST = 0, SQZC_QR_GPTQ = 1, SQZC_QR_GPTQ_SEQ = 2 };
