@@ -58,7 +58,7 @@ void sqz_xdw_free(void *x);
 uint64_t sqz_xdw_macs(const sqz_xdw *x);
 
 /* Bytes of the band buffer per thread (SQZ_XDW_BAND_BYTES overrides, for A/B). */
-size_t sqz_xdw_band_bytes(void);
+size_t sqz_xdw_band_bytes(int num_threads);
 
 #ifdef __cplusplus
 }

@@ -10,10 +10,20 @@
 #include "gemm.h"
 #include "par.h"
 
-/* Band buffer per thread: the expansion rows of a band, all M channels.
- * Kept well inside L2 (2 MB a core here) next to the input rows the band
- * reads and the output rows it writes; a few rows of 112 x 96 channels. */
-#define XDW_BAND_BYTES (256u << 10)
+/* Band buffer per thread: the expansion rows of a band, all M channels,
+ * inside L2 (1 MB a core here) next to the input rows the band reads and
+ * the output rows it writes: 17 rows of 112 x 96 channels. Each band moves
+ * the rows it shares with the next to the buffer's top and restarts the
+ * depthwise rows, so small bands cost: MobileNetV2's 16 -> 96 @112 stride-2
+ * block (5 rows at 256 KB: bands of 2 output rows), SQZ_PROFILE node minima,
+ * 256 KB vs 768 KB interleaved x3: 1 thread 534 -> 472 us, 2 threads 350 ->
+ * 259 us; its 24 -> 144 @56 block (2 threads) 219 -> 196 us. 2 threads take
+ * 512 KB each: as fast as 768 on a quiet machine (MobileNetV2 whole model,
+ * x6 interleaved: 256 KB 3.644, 512 KB 3.555, 768 KB 3.558 ms median), and
+ * when other jobs leave both threads one core their buffers still fit its L2
+ * (768 KB: 0.1-0.2 ms slower than 256 KB then, MNASNet and MobileNetV2). */
+#define XDW_BAND_BYTES (768u << 10)
+#define XDW_BAND_BYTES_MT (512u << 10)
 
 struct sqz_xdw {
     sqz_xdw_desc d;
@@ -32,10 +42,10 @@ struct sqz_xdw {
     size_t part_floats, buf_floats, zero_floats, ring_floats, gemm_floats;
 };
 
-size_t sqz_xdw_band_bytes(void) {
+size_t sqz_xdw_band_bytes(int num_threads) {
     const char *e = getenv("SQZ_XDW_BAND_BYTES");
     long long v = e ? atoll(e) : 0;
-    return v > 0 ? (size_t)v : XDW_BAND_BYTES;
+    return v > 0 ? (size_t)v : num_threads > 1 ? XDW_BAND_BYTES_MT : XDW_BAND_BYTES;
 }
 
 static int act_in_row_kernel(int act) {
@@ -102,7 +112,7 @@ int sqz_xdw_create(const sqz_xdw_desc *d, sqz_xdw **out, size_t *scratch_bytes) 
     /* rows in the buffer: as many as XDW_BAND_BYTES holds, at least the
      * k + stride rows of two output rows */
     const size_t row_bytes = (size_t)d->M * (size_t)d->W * sizeof(float);
-    int64_t cap = (int64_t)(sqz_xdw_band_bytes() / row_bytes);
+    int64_t cap = (int64_t)(sqz_xdw_band_bytes(d->num_threads) / row_bytes);
     if (cap < d->k + d->stride) cap = d->k + d->stride;
     if (cap > d->H) cap = d->H < d->k + d->stride ? d->k + d->stride : d->H;
     x->band = (cap - d->k) / d->stride + 1;
