@@ -796,6 +796,13 @@ static int for_batches(qctx *q, int n, const char *label, qbatch_fn fn, qtensor_
     q_prof("  statistics", &t0);
 out:
     if (pipelined) { /* the set's checks to the end: its error wins */
+        /* (items past the pass's, --max-images: on every thread, as before) */
+        const int rest = q->n_images < q->set->n_items && q_threads(q) > 1;
+        (void)rest;
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(q_threads(q)) if (rest)
+#endif
+        sqzc_calib_set_check_some(q->set, NULL);
         char e[1024];
         if (sqzc_calib_set_check_finish(q->set, e, sizeof e) != 0 ||
             sqzc_calib_set_check_input(q->set, &q->in1, e, sizeof e) != 0) {
