@@ -698,7 +698,9 @@ static void test_px_kernel(void **state) {
 
 /* Band-copy planes (kernels with band) against the scalar twin, bit for
  * bit: strides 1..3, pads before / after / none / wider than the input,
- * rows above and below the input, widths around the 16-lane steps. */
+ * rows above and below the input, widths around the 16-lane steps, one
+ * plane or every column phase (planes a few floats further apart than
+ * QH * QW: the gap stays untouched). */
 static void test_band_plane(void **state) {
     (void)state;
     collect_isas();
@@ -709,7 +711,7 @@ static void test_band_plane(void **state) {
         covered++;
         tu_rng rng;
         tu_rng_seed(&rng, 99 + (uint64_t)ii);
-        for (int it = 0; it < 400; it++) {
+        for (int it = 0; it < 800; it++) {
             int64_t IH = 1 + tu_rng_u32(&rng) % 20, IW = 1 + tu_rng_u32(&rng) % 70;
             if (it % 50 == 0) IW = 300; /* more 16-lane steps than the mask table */
             int64_t sw = 1 + it % 3, sh = 1 + (it / 3) % 2;
@@ -717,18 +719,21 @@ static void test_band_plane(void **state) {
             int64_t ih0 = (int64_t)(tu_rng_u32(&rng) % 9) - 4;
             int64_t QH = 1 + tu_rng_u32(&rng) % 24, QW = (IW + 2) / sw + tu_rng_u32(&rng) % 3;
             if (it % 7 == 0) QW = 16;
-            size_t nx = (size_t)(IH * IW), nd = (size_t)(QH * QW);
+            if (it % 11 == 0 && QW > 2) IW = 2 * QW - 1 - (int64_t)(tu_rng_u32(&rng) % 3); /* 7x7 */
+            int64_t nb = (it / 6) % 2 ? sw : 1, ps = QH * QW + (int64_t)(tu_rng_u32(&rng) % 3);
+            size_t nx = (size_t)(IH * IW), nd = (size_t)((nb - 1) * ps + QH * QW);
             float *x = falloc(nx), *got = falloc(nd + 1), *want = falloc(nd + 1);
             tu_fill_uniform(&rng, x, nx, -1, 1);
             for (size_t i = 0; i <= nd; i++) got[i] = want[i] = NAN;
             got[nd] = want[nd] = 5.0f;
-            k->band(x, IH, IW, ih0, sh, lead, sw, QH, QW, got);
-            sqz_gemm_band_ref(x, IH, IW, ih0, sh, lead, sw, QH, QW, want);
+            k->band(x, IH, IW, ih0, sh, lead, sw, QH, QW, got, nb, ps);
+            sqz_gemm_band_ref(x, IH, IW, ih0, sh, lead, sw, QH, QW, want, nb, ps);
             if (memcmp(got, want, (nd + 1) * sizeof(float)) != 0)
                 fail_msg("%s band IH=%lld IW=%lld ih0=%lld sh=%lld lead=%lld sw=%lld QH=%lld "
-                         "QW=%lld differs",
+                         "QW=%lld nb=%lld differs",
                          isas[ii].name, (long long)IH, (long long)IW, (long long)ih0, (long long)sh,
-                         (long long)lead, (long long)sw, (long long)QH, (long long)QW);
+                         (long long)lead, (long long)sw, (long long)QH, (long long)QW,
+                         (long long)nb);
             free(x);
             free(got);
             free(want);

@@ -93,14 +93,18 @@ typedef void (*sqz_gemm_px_fn)(size_t K, const float *w, const float *x, const i
                                int64_t xrow, size_t np, size_t rows, float *c, size_t ldc, size_t m,
                                const sqz_gemm_epi *epi);
 
-/* One plane of a wide conv's band copy (zero-padded, one column phase):
- *   d[r*QW + q] = xc[ih*IW + q*sw - lead]   with ih = ih0 + r*sh,
- * when 0 <= ih < IH and 0 <= q*sw - lead < IW, else 0; r in [0, QH),
- * q in [0, QW). Optional per kernel (kernel->band); twin sqz_gemm_band_ref. */
+/* nb (1 <= nb <= sw) consecutive column phases of a wide conv's band copy
+ * (zero-padded): plane b at d + b*ps (ps >= QH*QW) is
+ *   d_b[r*QW + q] = xc[ih*IW + q*sw + b - lead]   with ih = ih0 + r*sh,
+ * when 0 <= ih < IH and 0 <= q*sw + b - lead < IW, else 0; r in [0, QH),
+ * q in [0, QW) (the phases of one row share the kernel's loads). Optional
+ * per kernel (kernel->band); twin sqz_gemm_band_ref. */
 typedef void (*sqz_gemm_band_fn)(const float *xc, int64_t IH, int64_t IW, int64_t ih0, int64_t sh,
-                                 int64_t lead, int64_t sw, int64_t QH, int64_t QW, float *d);
+                                 int64_t lead, int64_t sw, int64_t QH, int64_t QW, float *d,
+                                 int64_t nb, int64_t ps);
 void sqz_gemm_band_ref(const float *xc, int64_t IH, int64_t IW, int64_t ih0, int64_t sh,
-                       int64_t lead, int64_t sw, int64_t QH, int64_t QW, float *d);
+                       int64_t lead, int64_t sw, int64_t QH, int64_t QW, float *d, int64_t nb,
+                       int64_t ps);
 
 /* Matrix-vector panel (optional, kernel->gemv): one or two rows of x times
  * one column panel of weights packed by sqz_gemv_pack, for Gemm / MatMul

@@ -142,8 +142,8 @@ void sqz_gemm_px_ref(int PM, size_t K, const float *w, const float *x, const int
     }
 }
 
-void sqz_gemm_band_ref(const float *xc, int64_t IH, int64_t IW, int64_t ih0, int64_t sh,
-                       int64_t lead, int64_t sw, int64_t QH, int64_t QW, float *d) {
+static void band_plane_ref(const float *xc, int64_t IH, int64_t IW, int64_t ih0, int64_t sh,
+                           int64_t lead, int64_t sw, int64_t QH, int64_t QW, float *d) {
     /* columns q with 0 <= q * sw - lead < IW: [q0, q1) */
     int64_t q0 = lead <= 0 ? 0 : (lead + sw - 1) / sw;
     int64_t q1 = (IW - 1 + lead) < 0 ? 0 : (IW - 1 + lead) / sw + 1;
@@ -170,6 +170,13 @@ void sqz_gemm_band_ref(const float *xc, int64_t IH, int64_t IW, int64_t ih0, int
             for (int64_t q = q0; q < q1; q++) d[q] = xr[q * sw - lead];
         }
     }
+}
+
+void sqz_gemm_band_ref(const float *xc, int64_t IH, int64_t IW, int64_t ih0, int64_t sh,
+                       int64_t lead, int64_t sw, int64_t QH, int64_t QW, float *d, int64_t nb,
+                       int64_t ps) {
+    for (int64_t b = 0; b < nb; b++)
+        band_plane_ref(xc, IH, IW, ih0, sh, lead - b, sw, QH, QW, d + b * ps);
 }
 
 size_t sqz_gemm_px_floats(int PM, int64_t M, int64_t K) {

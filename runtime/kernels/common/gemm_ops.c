@@ -688,14 +688,16 @@ static void phase_input(const gop *p, const float *x, float *dst, int64_t oh0, i
     sqz_gemm_band_fn band = p->k->band ? p->k->band : sqz_gemm_band_ref;
     for (int64_t c = 0; c < p->Cg; c++) {
         const float *xc = x + c * p->in_sp;
-        for (int64_t a = 0; a < na; a++)
-            for (int64_t b = 0; b < nb; b++) {
-                float *d = dst + ((c * p->sh + a) * sw + b) * QH * QW;
-                band(xc, p->IH, p->IW, oh0 * p->sh + a - p->ph, p->sh, p->pw - b, sw, qh, QW, d);
-                /* the last row's dropped columns read on past row qh - 1 */
-                if (qh < QH)
-                    for (int64_t t = 0; t < tail; t++) d[qh * QW + t] = 0.0f;
-            }
+        for (int64_t a = 0; a < na; a++) {
+            float *d = dst + (c * p->sh + a) * sw * QH * QW;
+            /* the nb column phases in one call (planes QH * QW apart) */
+            band(xc, p->IH, p->IW, oh0 * p->sh + a - p->ph, p->sh, p->pw, sw, qh, QW, d, nb,
+                 QH * QW);
+            /* the last row's dropped columns read on past row qh - 1 */
+            if (qh < QH)
+                for (int64_t b = 0; b < nb; b++)
+                    for (int64_t t = 0; t < tail; t++) d[b * QH * QW + qh * QW + t] = 0.0f;
+        }
     }
     for (int64_t t = 0; t < tail; t++) dst[p->Cg * p->sh * sw * QH * QW + t] = 0.0f;
 }
