@@ -71,17 +71,44 @@ const sqz_op_impl sqz_x86_sigmoid_avx2 = {sig_prepare, sig_run, NULL, NULL};
 
 /* ---- SiLU: x * sigmoid(x), the executor's fusion of Sigmoid + Mul ---- */
 
+/* silu(x) = x / (1 + exp(-x)): one division where x * sigmoid8(x) took two
+ * and a blend; exp(-x) of x clamped to [-87, 88] with the degree-5 minimax
+ * polynomial of eltwise_avx512.c's silu16 (see there). At x >= 87.3 the
+ * exponent field of 2^n underflows to 0 and exp(-x) is taken as 0, which
+ * changes nothing: 1 + exp(-x) rounds to 1 from x = 17. */
+static inline __m256 silu8(__m256 x) {
+    /* operands ordered so a NaN x propagates (max / min return the second
+     * operand when one is NaN); lo also scales the result: x < -87 gives
+     * -87 / (1 + e^87), 1.4e-36, not x times it */
+    __m256 lo = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
+    __m256 t = _mm256_min_ps(_mm256_set1_ps(88.0f), lo);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(t, _mm256_set1_ps(-1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmsub_ps(n, _mm256_set1_ps(0.693359375f), t); /* -t - n ln2 */
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(8.2976464182e-3f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1915383190e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6667574644e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.9998894334e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(9.9999970198e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0000001192e+00f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
+                                  23); /* 2^n; n in [-127, 126] */
+    __m256 d = _mm256_fmadd_ps(p, _mm256_castsi256_ps(e), _mm256_set1_ps(1.0f));
+    return _mm256_div_ps(lo, d);
+}
+
 void sqz_x86_silu_avx2_n(const float *x, float *y, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 a = _mm256_loadu_ps(x + i);
-        _mm256_storeu_ps(y + i, _mm256_mul_ps(a, sigmoid8(a)));
+        _mm256_storeu_ps(y + i, silu8(a));
     }
     if (i < n) {
         __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n - i)),
                                        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         __m256 a = _mm256_maskload_ps(x + i, m);
-        _mm256_maskstore_ps(y + i, m, _mm256_mul_ps(a, sigmoid8(a)));
+        _mm256_maskstore_ps(y + i, m, silu8(a));
     }
 }
 

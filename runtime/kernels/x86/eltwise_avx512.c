@@ -76,18 +76,52 @@ const sqz_op_impl sqz_x86_sigmoid_avx512 = {sig_prepare, sig_run, NULL, NULL};
 
 /* ---- SiLU: x * sigmoid(x), the executor's fusion of Sigmoid + Mul ---- */
 
+/* silu(x) = x / (1 + exp(-x)) straight from exp(-x): no |x|, no sign select
+ * (the sigmoid's two branches), a degree-5 exp polynomial: 16 vector ops a
+ * vector where x * sigmoid16(x) took 21 (the SiLU of EfficientNet-style nets
+ * is compute bound: its convs apply it to what they store). exp(-x) is taken
+ * of x clamped to [-87, 88]: 2^n stays within scalef's finite range and r
+ * stays finite (x = +inf gives x * 1; x < -87 gives 1.4e-36 in magnitude
+ * where the true value is below 1e-36).
+ * The polynomial: a relative-error minimax fit of exp(r) on |r| <= ln2 / 2
+ * (iteratively reweighted least squares on Chebyshev nodes, numpy; fit error
+ * 7.5e-8, 2.3e-7 with float32 Horner and the range reduction over
+ * [-87, 88]); ln2 split as Cephes does (0.693359375 + -2.12194440e-4). */
+static inline __m512 silu16(__m512 x) {
+    /* operands ordered so a NaN x propagates (max / min return the second
+     * operand when one is NaN); lo also scales the result: x < -87 gives
+     * -87 / (1 + e^87), 1.4e-36, not x times it */
+    __m512 lo = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);
+    __m512 t = _mm512_min_ps(_mm512_set1_ps(88.0f), lo);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(-1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    /* r = -t - n ln2 */
+    __m512 r = _mm512_fnmsub_ps(n, _mm512_set1_ps(0.693359375f), t);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(8.2976464182e-3f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1915383190e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6667574644e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.9998894334e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.9999970198e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0000001192e+00f));
+    __m512 d = _mm512_add_ps(_mm512_scalef_ps(p, n), _mm512_set1_ps(1.0f)); /* >= 1 */
+    __m512 q = _mm512_rcp14_ps(d);
+    q = _mm512_mul_ps(q, _mm512_fnmadd_ps(d, q, _mm512_set1_ps(2.0f))); /* Newton */
+    return _mm512_mul_ps(lo, q);
+}
+
 void sqz_x86_silu_avx512_n(const float *x, float *y, size_t n) {
     size_t i = 0;
     for (; i + 32 <= n; i += 32) {
         __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
-        _mm512_storeu_ps(y + i, _mm512_mul_ps(a, sigmoid16(a)));
-        _mm512_storeu_ps(y + i + 16, _mm512_mul_ps(b, sigmoid16(b)));
+        _mm512_storeu_ps(y + i, silu16(a));
+        _mm512_storeu_ps(y + i + 16, silu16(b));
     }
     for (; i < n; i += 16) {
         size_t left = n - i;
         __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
         __m512 a = _mm512_maskz_loadu_ps(m, x + i);
-        _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(a, sigmoid16(a)));
+        _mm512_mask_storeu_ps(y + i, m, silu16(a));
     }
 }
 
