@@ -1,11 +1,9 @@
 /* eltwise_avx2.c - vectorised Sigmoid (AVX2 + FMA).
  *
  * sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0, with
- * e = exp(-|x|) as the reference computes it. exp: n = round(t * log2(e)),
- * r = t - n * ln2 (two-part ln2), a degree-6 polynomial for exp(r) on
- * |r| <= ln2 / 2 (the classic Cephes minimax coefficients), times 2^n built
- * in the exponent bits. t is clamped at -87 so 2^n stays a normal float; the
- * result then differs from the reference only below 1e-37. */
+ * e = exp(-|x|) as the reference computes it (exp_neg below: range reduction
+ * and a degree-5 polynomial; |x| clamped at 88, where the result differs
+ * from the reference only below 1e-37). */
 #include <immintrin.h>
 #include <stdlib.h>
 
@@ -13,20 +11,21 @@
 #include "ref/ref.h"
 #include "x86/eltwise_x86.h"
 
-static inline __m256 exp_neg(__m256 t) { /* t <= 0 */
-    t = _mm256_max_ps(t, _mm256_set1_ps(-87.0f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(t, _mm256_set1_ps(1.44269504088896341f)),
+/* exp(-t) for t in [-87, 88] (the callers clamp); the polynomial and range
+ * reduction of eltwise_avx512.c's exp_neg16 (see there), 2^n built in the
+ * exponent bits: n in [-127, 126], where n = -127 (t > 87.68) gives an
+ * exponent field of 0, i.e. exp(-t) taken as 0 (below 1.2e-38). */
+static inline __m256 exp_neg(__m256 t) {
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(t, _mm256_set1_ps(-1.44269504088896341f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), t);
+    __m256 r = _mm256_fnmsub_ps(n, _mm256_set1_ps(0.693359375f), t); /* -t - n ln2 */
     r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    __m256 r2 = _mm256_mul_ps(r, r);
-    p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256 p = _mm256_set1_ps(8.2976464182e-3f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1915383190e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6667574644e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.9998894334e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(9.9999970198e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0000001192e+00f));
     __m256i e =
         _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
@@ -34,7 +33,8 @@ static inline __m256 exp_neg(__m256 t) { /* t <= 0 */
 
 static inline __m256 sigmoid8(__m256 x) {
     const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
-    __m256 e = exp_neg(_mm256_or_ps(x, sign)); /* exp(-|x|) */
+    /* exp(-|x|); min(88, NaN) is NaN (the second operand) */
+    __m256 e = exp_neg(_mm256_min_ps(_mm256_set1_ps(88.0f), _mm256_andnot_ps(sign, x)));
     __m256 d = _mm256_add_ps(one, e);
     __m256 pos = _mm256_div_ps(one, d), neg = _mm256_div_ps(e, d);
     return _mm256_blendv_ps(pos, neg, x); /* sign bit of x selects e / (1 + e) */
@@ -73,28 +73,14 @@ const sqz_op_impl sqz_x86_sigmoid_avx2 = {sig_prepare, sig_run, NULL, NULL};
 
 /* silu(x) = x / (1 + exp(-x)): one division where x * sigmoid8(x) took two
  * and a blend; exp(-x) of x clamped to [-87, 88] with the degree-5 minimax
- * polynomial of eltwise_avx512.c's silu16 (see there). At x >= 87.3 the
- * exponent field of 2^n underflows to 0 and exp(-x) is taken as 0, which
- * changes nothing: 1 + exp(-x) rounds to 1 from x = 17. */
+ * polynomial (exp_neg). 1 + exp(-x) rounds to 1 from x = 17 on. */
 static inline __m256 silu8(__m256 x) {
     /* operands ordered so a NaN x propagates (max / min return the second
      * operand when one is NaN); lo also scales the result: x < -87 gives
      * -87 / (1 + e^87), 1.4e-36, not x times it */
     __m256 lo = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
     __m256 t = _mm256_min_ps(_mm256_set1_ps(88.0f), lo);
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(t, _mm256_set1_ps(-1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmsub_ps(n, _mm256_set1_ps(0.693359375f), t); /* -t - n ln2 */
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(8.2976464182e-3f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1915383190e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6667574644e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.9998894334e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(9.9999970198e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0000001192e+00f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
-                                  23); /* 2^n; n in [-127, 126] */
-    __m256 d = _mm256_fmadd_ps(p, _mm256_castsi256_ps(e), _mm256_set1_ps(1.0f));
+    __m256 d = _mm256_add_ps(exp_neg(t), _mm256_set1_ps(1.0f));
     return _mm256_div_ps(lo, d);
 }
 
