@@ -430,6 +430,20 @@ static void test_committed_set(void **state) {
  * batch and the first of thread 1's, which may fail together), and the
  * other thread stops instead of waiting for the failed batch's statistics
  * (a hang otherwise). */
+/* the reference LeNet-5, imported (batch 1) and optimized as sqz quant does */
+static sqzc_graph *load_lenet5(void) {
+    char model[1024], err[512];
+    snprintf(model, sizeof model, "%s/tools/models/lenet5.onnx", tu_source_dir());
+    sqzc_graph *g = NULL;
+    sqzc_import_options io;
+    memset(&io, 0, sizeof io);
+    io.default_batch = 1;
+    if (sqzc_import_onnx(model, &io, &g, err, sizeof err) != 0 ||
+        sqzc_optimize(g, err, sizeof err) != 0)
+        fail_msg("%s: %s", model, err);
+    return g;
+}
+
 static void test_load_error_threads(void **state) {
     (void)state;
     char line[64];
@@ -468,14 +482,7 @@ static void test_load_error_threads(void **state) {
         sqzc_calib_set s;
         char err[512];
         assert_int_equal(read_set("late.txt", &s, err, sizeof err), 0);
-        char model[1024];
-        snprintf(model, sizeof model, "%s/tools/models/lenet5.onnx", tu_source_dir());
-        sqzc_graph *g = NULL;
-        sqzc_import_options io;
-        memset(&io, 0, sizeof io);
-        io.default_batch = 1;
-        assert_int_equal(sqzc_import_onnx(model, &io, &g, err, sizeof err), 0);
-        assert_int_equal(sqzc_optimize(g, err, sizeof err), 0);
+        sqzc_graph *g = load_lenet5();
         sqzc_quant_options o;
         sqzc_quant_options_init(&o);
         o.num_threads = 2;
@@ -562,15 +569,8 @@ static void test_pending_loads(void **state) {
                 sqzc_calib_set_free(&s);
             }
     /* through the quantizer */
-    char model[1024];
-    snprintf(model, sizeof model, "%s/tools/models/lenet5.onnx", tu_source_dir());
     for (int threads = 1; threads <= 2; threads++) {
-        sqzc_graph *g = NULL;
-        sqzc_import_options io;
-        memset(&io, 0, sizeof io);
-        io.default_batch = 1;
-        assert_int_equal(sqzc_import_onnx(model, &io, &g, err, sizeof err), 0);
-        assert_int_equal(sqzc_optimize(g, err, sizeof err), 0);
+        sqzc_graph *g = load_lenet5();
         assert_int_equal(sqzc_calib_set_parse(pbad, (size_t)64 << 20, &s, err, sizeof err), 0);
         sqzc_quant_options o;
         sqzc_quant_options_init(&o);

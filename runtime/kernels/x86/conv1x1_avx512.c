@@ -72,17 +72,21 @@ C1_INLINE void c1_block(const __m512 *X, const float *w, float *yg, int64_t out_
  * output plane takes C1_PB consecutive lines at a time: outputs beyond L2
  * (16 -> 48 / 96 @112x112) were store-bound with one line per plane a step
  * (96 planes written at once) */
+/* the fused activation as a clamp [lo, hi] (+ alpha for the others) */
+static inline void c1_act_bounds(const sqz_c1x1 *a, __m512 *lo, __m512 *hi, __m512 *al) {
+    const float inf = __builtin_inff();
+    *lo = _mm512_set1_ps(a->act == SQZ_ACT_RELU ? 0.0f : a->act == SQZ_ACT_CLIP ? a->alpha : -inf);
+    *hi = _mm512_set1_ps(a->act == SQZ_ACT_CLIP ? a->beta : inf);
+    *al = _mm512_set1_ps(a->alpha);
+}
+
 C1_INLINE void c1_run(const sqz_c1x1 *a, const float *x, float *y, int64_t p0, int64_t p1,
                       const int K, const int GEN, const int STREAM) {
     const int64_t M = a->M, in_ld = a->in_ld, out_ld = a->out_ld;
     const int64_t nb = (M + SQZ_C1X1_MB - 1) / SQZ_C1X1_MB;
     const int act = a->act;
-    const float inf = __builtin_inff();
-    const __m512 lo = _mm512_set1_ps(act == SQZ_ACT_RELU   ? 0.0f
-                                     : act == SQZ_ACT_CLIP ? a->alpha
-                                                           : -inf),
-                 hi = _mm512_set1_ps(act == SQZ_ACT_CLIP ? a->beta : inf),
-                 al = _mm512_set1_ps(a->alpha);
+    __m512 lo, hi, al;
+    c1_act_bounds(a, &lo, &hi, &al);
     const int64_t PB = STREAM ? 16 * C1_PB : 16;
     for (int64_t pb = p0; pb < p1; pb += PB) {
         const int64_t pe = p1 - pb < PB ? p1 : pb + PB;
@@ -149,13 +153,8 @@ C1_INLINE void c1m_px(const sqz_c1x1 *a, const float *x, float *y, int64_t p, __
 
 C1_INLINE void c1m_run(const sqz_c1x1 *a, const float *x, float *y, int64_t p0, int64_t p1,
                        const int NB, const int GEN) {
-    const int act = a->act;
-    const float inf = __builtin_inff();
-    const __m512 lo = _mm512_set1_ps(act == SQZ_ACT_RELU   ? 0.0f
-                                     : act == SQZ_ACT_CLIP ? a->alpha
-                                                           : -inf),
-                 hi = _mm512_set1_ps(act == SQZ_ACT_CLIP ? a->beta : inf),
-                 al = _mm512_set1_ps(a->alpha);
+    __m512 lo, hi, al;
+    c1_act_bounds(a, &lo, &hi, &al);
     int64_t p = p0;
     for (; p + 16 <= p1; p += 16) c1m_px(a, x, y, p, (__mmask16)0xFFFF, lo, hi, al, NB, GEN);
     if (p < p1) c1m_px(a, x, y, p, (__mmask16)((1u << (p1 - p)) - 1u), lo, hi, al, NB, GEN);
