@@ -3,9 +3,11 @@ fixture generation (torchvision exports, cached), `sqz import`, `sqz info --json
 
 Bench-only code: nothing here is part of the product."""
 import json
+import logging
 import os
 import subprocess
 import sys
+import warnings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REF_MODELS = ["lenet300", "lenet5", "mobilenet", "resnet"]  # tools/models/<name>.onnx
@@ -91,3 +93,13 @@ def loadavg():
         return os.getloadavg()
     except OSError:
         return (float("nan"),) * 3
+
+
+def quiet_onnxruntime():
+    """ONNX Runtime's chatter stays out of the report: its C++ warnings (a line per unused
+    initializer of every QDQ model), quantize_static's logging.warning advice on each call and
+    numpy RuntimeWarnings from its histogram code. Errors still print."""
+    import onnxruntime as ort
+    ort.set_default_logger_severity(3)
+    logging.getLogger().setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"onnxruntime\.")

@@ -17,6 +17,7 @@ Bench-only code."""
 import argparse
 import contextlib
 import gzip
+import io
 import json
 import os
 import resource
@@ -28,6 +29,9 @@ import time
 import zlib
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as bl  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = ["lenet300", "lenet5", "mobilenet", "resnet"]
@@ -301,8 +305,8 @@ def ort_quantize(src, dst, images, method):
           "percentile": CalibrationMethod.Percentile,
           "distribution": CalibrationMethod.Distribution}[method]
     t0, c0 = time.perf_counter(), time.process_time()
-    # its progress lines stay out of the tables
-    with contextlib.redirect_stdout(sys.stderr), ort_passive_sessions():
+    # its progress lines ("Collecting tensor data ...") are not ours to print: dropped
+    with contextlib.redirect_stdout(io.StringIO()), ort_passive_sessions():
         quantize_static(src, dst, Reader(name, images), quant_format=QuantFormat.QDQ,
                         per_channel=True, weight_type=QuantType.QInt8,
                         activation_type=QuantType.QInt8, calibrate_method=cm)
@@ -441,6 +445,7 @@ def main():
                     help="calibration timings only (no accuracy, latency or export)")
     ap.add_argument("--json")
     a = ap.parse_args()
+    bl.quiet_onnxruntime()
     os.makedirs(a.work, exist_ok=True)
     manifest = os.path.join(ROOT, "calib-data", "fashion-mnist", "manifest.txt")
     images = calib_images(manifest)

@@ -9,6 +9,8 @@ engine's median). Calibration: N inputs, the fixture's input.npy plus N-1 N(0,1)
 Also prints each engine's calibration wall / CPU time and the top-1 agreement of the
 int8 outputs with sqz fp32 on the fixture input. Bench-only code."""
 import argparse
+import contextlib
+import io
 import json
 import os
 import resource
@@ -88,6 +90,7 @@ def main():
                          "session.intra_op.allow_spinning=0 for ORT (for a shared machine)")
     ap.add_argument("--json")
     a = ap.parse_args()
+    bl.quiet_onnxruntime()
     # both engines as latency.sh runs them: idle workers spin (the runtimes'
     # default) unless --no-spin or OMP_WAIT_POLICY is set by the caller
     if a.no_spin:
@@ -137,9 +140,11 @@ def main():
                                               quantize_static)
         name = ort_session(onnx_p, 1).get_inputs()[0].name
         t0, cp0 = time.perf_counter(), time.process_time()
-        quantize_static(onnx_p, ort_p, Reader(name, arrays), quant_format=QuantFormat.QDQ,
-                        per_channel=True, weight_type=QuantType.QInt8,
-                        activation_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+        with contextlib.redirect_stdout(io.StringIO()):  # its progress lines
+            quantize_static(onnx_p, ort_p, Reader(name, arrays), quant_format=QuantFormat.QDQ,
+                            per_channel=True, weight_type=QuantType.QInt8,
+                            activation_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax)
         r["ort_calib"] = (time.perf_counter() - t0, time.process_time() - cp0)
         # agreement with sqz fp32 on the fixture input
         y32 = sqz_output(a.sqz, fp32, x_path, os.path.join(out_dir, m + ".y32.npy"))
