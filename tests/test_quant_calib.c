@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "sqz/format.h"
 #include "sqzc/calib_set.h"
@@ -1067,6 +1068,219 @@ static void test_writer_int8(void **state) {
     sqzc_graph_free(g);
 }
 
+/* ---- PNG fast path (image.c): the same result as libpng, success or error */
+typedef struct membuf {
+    uint8_t *p;
+    size_t n, cap;
+} membuf;
+
+static void mem_write(png_structp png, png_bytep d, size_t n) {
+    membuf *m = png_get_io_ptr(png);
+    if (m->n + n > m->cap) {
+        m->cap = (m->n + n) * 2;
+        m->p = realloc(m->p, m->cap);
+        assert_non_null(m->p);
+    }
+    memcpy(m->p + m->n, d, n);
+    m->n += n;
+}
+
+static void mem_flush(png_structp png) {
+    (void)png;
+}
+
+/* a w x h PNG in memory: 8-bit gray (ch 1) or RGB (3), the given row filter
+ * (PNG_FILTER_*), zlib level and IDAT size (small: several IDAT chunks) */
+static membuf png_in_mem(int w, int h, int ch, int filter, int level, size_t idat, unsigned seed) {
+    membuf m = {NULL, 0, 0};
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    assert_non_null(png);
+    assert_non_null(info);
+    uint8_t *row = malloc((size_t)w * (size_t)ch);
+    assert_non_null(row);
+    if (setjmp(png_jmpbuf(png))) fail_msg("libpng write failed");
+    png_set_write_fn(png, &m, mem_write, mem_flush);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8,
+                 ch == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_filter(png, 0, filter);
+    png_set_compression_level(png, level);
+    png_set_compression_buffer_size(png, idat);
+    png_write_info(png, info);
+    unsigned r = seed;
+    for (int y = 0; y < h; y++) {
+        for (int x = 0; x < w * ch; x++) {
+            r = r * 1103515245u + 12345u;
+            /* smooth with noise (every filter has something to predict),
+             * every third row random bytes (Paeth's ties and wrap-around) */
+            row[x] = (uint8_t)(y % 3 == 2 ? r >> 24 : x * 5 + y * 3 + ((r >> 16) & 15));
+        }
+        png_write_row(png, row);
+    }
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    free(row);
+    return m;
+}
+
+/* both decoders on buf: same return, samples or message */
+static void png_same(const uint8_t *buf, size_t len, int *n_ok) {
+    image8 a, b;
+    char ea[256] = "", eb[256] = "";
+    image_png_fast(0);
+    const int ra = image8_read_png_mem(buf, len, "x.png", &a, ea, sizeof ea);
+    image_png_fast(1);
+    const int rb = image8_read_png_mem(buf, len, "x.png", &b, eb, sizeof eb);
+    assert_int_equal(ra, rb);
+    if (ra == 0) {
+        assert_int_equal(a.h, b.h);
+        assert_int_equal(a.w, b.w);
+        assert_int_equal(a.c, b.c);
+        assert_memory_equal(a.data, b.data, (size_t)a.h * (size_t)a.w * (size_t)a.c);
+        (*n_ok)++;
+    } else {
+        assert_string_equal(ea, eb);
+    }
+    image8_free(&a);
+    image8_free(&b);
+}
+
+/* the CRCs of every whole chunk after byte 8 recomputed (a mutation then
+ * reaches the chunk's contents) */
+static void png_fix_crcs(uint8_t *b, size_t len) {
+    size_t pos = 8;
+    while (len - pos >= 12) {
+        const uint32_t n = ((uint32_t)b[pos] << 24) | ((uint32_t)b[pos + 1] << 16) |
+                           ((uint32_t)b[pos + 2] << 8) | b[pos + 3];
+        if (n > len - pos - 12) return;
+        const uint32_t c = (uint32_t)crc32(0, b + pos + 4, n + 4);
+        for (int i = 0; i < 4; i++) b[pos + 8 + n + (size_t)i] = (uint8_t)(c >> (24 - 8 * i));
+        pos += 12 + n;
+    }
+}
+
+static void test_png_fast(void **state) {
+    (void)state;
+    static const int filters[] = {PNG_FILTER_NONE, PNG_FILTER_SUB,   PNG_FILTER_UP,
+                                  PNG_FILTER_AVG,  PNG_FILTER_PAETH, PNG_ALL_FILTERS};
+    static const int sizes[][2] = {{1, 1}, {28, 28}, {7, 5}, {33, 17}, {300, 2}, {2, 300}};
+    int n_ok = 0;
+    for (int ch = 1; ch <= 3; ch += 2)
+        for (size_t f = 0; f < sizeof filters / sizeof *filters; f++)
+            for (size_t z = 0; z < sizeof sizes / sizeof *sizes; z++) {
+                const int level = (int)((f + z) % 3) * 4 + 1 - (z == 2); /* 0, 1, 5, 9 */
+                membuf m = png_in_mem(sizes[z][0], sizes[z][1], ch, filters[f], level,
+                                      z == 3 ? 37 : 8192, (unsigned)(f * 31 + z));
+                png_same(m.p, m.n, &n_ok);
+                /* the known samples, first row (gray, no noise for x = 0: y 0) */
+                image8 im;
+                char e[256];
+                assert_int_equal(image8_read_png_mem(m.p, m.n, "x.png", &im, e, sizeof e), 0);
+                assert_int_equal(im.h, sizes[z][1]);
+                assert_int_equal(im.w, sizes[z][0]);
+                assert_int_equal(im.c, ch);
+                unsigned r = (unsigned)(f * 31 + z);
+                r = r * 1103515245u + 12345u;
+                assert_int_equal(im.data[0], (r >> 16) & 15);
+                image8_free(&im);
+                free(m.p);
+            }
+    /* every truncation, trailing bytes, and every byte of a few files flipped
+     * (with their CRCs as written, and recomputed) */
+    for (int k = 0; k < 4; k++) {
+        membuf m = png_in_mem(k < 2 ? 28 : 9, k < 2 ? 28 : 4, k == 3 ? 3 : 1,
+                              k == 0 ? PNG_FILTER_NONE : PNG_ALL_FILTERS, 6, k == 1 ? 64 : 8192,
+                              (unsigned)k);
+        uint8_t *b = malloc(m.n + 16);
+        assert_non_null(b);
+        for (size_t len = 0; len <= m.n; len++) png_same(m.p, len, &n_ok);
+        memcpy(b, m.p, m.n);
+        memset(b + m.n, 0, 16);
+        png_same(b, m.n + 1, &n_ok);
+        png_same(b, m.n + 16, &n_ok);
+        for (size_t i = 8; i < m.n; i++)
+            for (int fix = 0; fix < 2; fix++)
+                for (int bit = 0; bit < 8; bit += 7) {
+                    memcpy(b, m.p, m.n);
+                    b[i] ^= (uint8_t)(1u << bit);
+                    if (fix) png_fix_crcs(b, m.n);
+                    png_same(b, m.n, &n_ok);
+                }
+        free(b);
+        free(m.p);
+    }
+    /* a zlib stream whose header declares a 256-byte window, with matches
+     * 301 bytes back (two equal random rows of 300): libpng's row by row
+     * inflate fails it ("too far back"), so must the fast path */
+    {
+        uint8_t raw[2 * 301], z[1024], png[1200];
+        unsigned r = 77;
+        for (int y = 0; y < 2; y++) {
+            raw[y * 301] = 0;
+            for (int x = 0; x < 300; x++) {
+                if (y == 0) r = r * 1103515245u + 12345u;
+                raw[y * 301 + 1 + x] = y == 0 ? (uint8_t)(r >> 24) : raw[1 + x];
+            }
+        }
+        uLongf zn = sizeof z;
+        assert_int_equal(compress2(z, &zn, raw, sizeof raw, 9), Z_OK);
+        for (int win = 0; win < 2; win++) {
+            if (win) { /* CINFO 0 (256 bytes), FCHECK redone */
+                z[0] = 0x08;
+                z[1] = (uint8_t)(z[1] & 0xe0);
+                z[1] = (uint8_t)(z[1] + (31 - (z[0] * 256 + z[1]) % 31) % 31);
+            }
+            static const uint8_t head[33] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0,
+                                             0,    13,  'I', 'H', 'D',  'R',  0,    0,    1, 44,
+                                             0,    0,   0,   2,   8,    0,    0,    0,    0};
+            memcpy(png, head, 33);
+            const uint8_t idat[8] = {(uint8_t)(zn >> 24),
+                                     (uint8_t)(zn >> 16),
+                                     (uint8_t)(zn >> 8),
+                                     (uint8_t)zn,
+                                     'I',
+                                     'D',
+                                     'A',
+                                     'T'};
+            memcpy(png + 33, idat, 8);
+            memcpy(png + 41, z, zn);
+            static const uint8_t iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0, 0, 0, 0};
+            memcpy(png + 45 + zn, iend, 12);
+            const size_t len = 57 + zn;
+            png_fix_crcs(png, len);
+            image8 im;
+            char e[256];
+            image_png_fast(0);
+            const int rc = image8_read_png_mem(png, len, "x.png", &im, e, sizeof e);
+            assert_int_equal(rc, win ? -1 : 0);
+            if (rc == 0) {
+                assert_memory_equal(im.data, raw + 1, 300);
+                assert_memory_equal(im.data + 300, raw + 1, 300);
+                image8_free(&im);
+            }
+            png_same(png, len, &n_ok);
+        }
+    }
+    /* an ancillary chunk, an empty IDAT: libpng decodes them (no fast path) */
+    membuf m = png_in_mem(5, 3, 1, PNG_FILTER_SUB, 6, 8192, 9);
+    uint8_t *b = malloc(m.n + 12);
+    assert_non_null(b);
+    static const uint8_t extra[12] = {0, 0, 0, 0, 'I', 'D', 'A', 'T', 0, 0, 0, 0};
+    memcpy(b, m.p, 33);
+    memcpy(b + 33, extra, 12);
+    memcpy(b + 45, m.p + 33, m.n - 33);
+    png_fix_crcs(b, m.n + 12);
+    png_same(b, m.n + 12, &n_ok);
+    memcpy(b + 37, "sRGB", 4);
+    png_fix_crcs(b, m.n + 12);
+    png_same(b, m.n + 12, &n_ok);
+    free(b);
+    free(m.p);
+    image_png_fast(1);
+    assert_true(n_ok > 100);
+}
+
 int main(void) {
     g_dir = tu_make_temp_dir();
     const struct CMUnitTest tests[] = {
@@ -1084,6 +1298,7 @@ int main(void) {
         cmocka_unit_test(test_kl_every_k),
         cmocka_unit_test(test_writer_int8),
         cmocka_unit_test(test_npy_batch),
+        cmocka_unit_test(test_png_fast),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[1100];

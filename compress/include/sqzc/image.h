@@ -51,6 +51,10 @@ int image_read_png_mem(const uint8_t *buf, size_t len, const char *name, image *
 int image8_read_png_mem(const uint8_t *buf, size_t len, const char *name, image8 *out, char *err,
                         size_t err_len);
 void image8_free(image8 *img);
+/* 0: every PNG through libpng (tests, A/B); 1 (default): 8-bit gray / RGB
+ * PNGs of the plainest form are inflated in one call and unfiltered by sqz,
+ * the same samples (image.c explains which files, and the fallback). */
+void image_png_fast(int on);
 /* A regular file's whole contents (malloc'd into *buf; at most 1 GiB). 0 ok,
  * -1 with err naming the file. */
 int image_read_file(const char *path, uint8_t **buf, size_t *len, char *err, size_t err_len);
