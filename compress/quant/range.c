@@ -452,6 +452,24 @@ static inline void kl_range3(const klcand *c, const klpre *p, int a, int b, doub
 /* int8 levels a candidate's bins can round to (0..255, one more for rounding) */
 #define KL_MAX_LEVELS 300
 
+/* ceil(x) for 0 < x < INT_MAX (truncation, then up when below x) */
+static inline int kl_ceil(double x) {
+    const int t = (int)x;
+    return t + (t < x);
+}
+
+/* level L's first bin by the exact checks (xb: the first value rounding to
+ * L), from an estimate */
+static int kl_start_checked(const klcand *c, int L, double xb, double rwn, double rwp, int m) {
+    const int k = c->k;
+    const double ue = xb < 0 ? (c->wn > 0 ? k - 0.5 + xb * rwn : 0)
+                             : (c->wp > 0 ? xb * rwp - 0.5 + c->hn : m - 1);
+    int u = ue <= 0 ? 0 : ue >= m - 1 ? m - 1 : (int)ceil(ue);
+    while (u > 0 && kl_ge(c, u - 1, L)) u--;
+    while (u < m - 1 && !kl_ge(c, u, L)) u++;
+    return u;
+}
+
 static double kl_of(const sqzc_qstat *s, int k, const klpre *pre) {
     klcand c;
     c.s = s;
@@ -494,23 +512,30 @@ static double kl_of(const sqzc_qstat *s, int k, const klpre *pre) {
     const double rAn = An > 0 ? 1.0 / An : 0, rAp = Ap > 0 ? 1.0 / Ap : 0;
     /* (the estimate's divisions as products: it is checked below) */
     const double rwn = c.wn > 0 ? 1.0 / c.wn : 0, rwp = c.wp > 0 ? 1.0 / c.wp : 0;
-    for (int L = L0 + 1; L <= L1; L++) {
-        const double xb = (L - 0.5) * c.sc + c.lo; /* first value rounding to L */
-        const int neg = xb < 0;
-        const double us = neg ? (L - 0.5) * rAn - 0.5 : (L - 0.5 - Bp) * rAp - 0.5 + c.hn;
-        const double A = neg ? An : Ap;
-        int u = us <= 0 ? 0 : us >= m - 1 ? m - 1 : (int)ceil(us);
-        const double d1 = (u - us) * A, d0 = d1 - A;
-        if (u > 0 && u < m - 1 && (neg ? u < c.hn : u - 1 >= c.hn) && d0 < -1e-9 && d1 > 1e-9) {
+    /* xb, the first value rounding to L, grows with L: the neg side's levels
+     * (xb < 0) come first, then the pos side's */
+    int L = L0 + 1;
+    for (; L <= L1; L++) {
+        const double xb = (L - 0.5) * c.sc + c.lo;
+        if (!(xb < 0)) break;
+        const double us = (L - 0.5) * rAn - 0.5;
+        int u = us <= 0 ? 0 : us >= m - 1 ? m - 1 : kl_ceil(us);
+        const double d1 = (u - us) * An, d0 = d1 - An;
+        if (u > 0 && u < m - 1 && u < c.hn && d0 < -1e-9 && d1 > 1e-9) {
             start[L - L0] = u;
             continue;
         }
-        double ue =
-            neg ? (c.wn > 0 ? k - 0.5 + xb * rwn : 0) : (c.wp > 0 ? xb * rwp - 0.5 + c.hn : m - 1);
-        u = ue <= 0 ? 0 : ue >= m - 1 ? m - 1 : (int)ceil(ue);
-        while (u > 0 && kl_ge(&c, u - 1, L)) u--;
-        while (u < m - 1 && !kl_ge(&c, u, L)) u++;
-        start[L - L0] = u;
+        start[L - L0] = kl_start_checked(&c, L, xb, rwn, rwp, m);
+    }
+    for (; L <= L1; L++) {
+        const double us = (L - 0.5 - Bp) * rAp - 0.5 + c.hn;
+        int u = us <= 0 ? 0 : us >= m - 1 ? m - 1 : kl_ceil(us);
+        const double d1 = (u - us) * Ap, d0 = d1 - Ap;
+        if (u > 0 && u < m - 1 && u - 1 >= c.hn && d0 < -1e-9 && d1 > 1e-9) {
+            start[L - L0] = u;
+            continue;
+        }
+        start[L - L0] = kl_start_checked(&c, L, (L - 0.5) * c.sc + c.lo, rwn, rwp, m);
     }
     start[L1 - L0 + 1] = m;
     double plogp = 0, plogq = 0, psum = 0;
@@ -518,7 +543,19 @@ static double kl_of(const sqzc_qstat *s, int k, const klpre *pre) {
         const int a = start[l], b = start[l + 1] - 1;
         if (b < a) continue; /* no bin rounds to this level */
         double sum, nz, pl;
-        kl_range3(&c, pre, a, b, &sum, &nz, &pl);
+        if (b < c.hn) { /* on one side: its prefix differences (>= 0: 0 + d is d) */
+            const int hi = k - a, lo = k - 1 - b;
+            sum = pre->c[0][hi] - pre->c[0][lo];
+            nz = pre->nz[0][hi] - pre->nz[0][lo];
+            pl = pre->pl[0][hi] - pre->pl[0][lo];
+        } else if (a >= c.hn) {
+            const int hi = b - c.hn + 1, lo = a - c.hn;
+            sum = pre->c[1][hi] - pre->c[1][lo];
+            nz = pre->nz[1][hi] - pre->nz[1][lo];
+            pl = pre->pl[1][hi] - pre->pl[1][lo];
+        } else {
+            kl_range3(&c, pre, a, b, &sum, &nz, &pl);
+        }
         const double lq = nz > 0 ? log(sum / nz) - log_sq : 0;
         double ps = sum;
         /* the edge bins hold P = count + tail */
