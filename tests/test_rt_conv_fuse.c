@@ -432,10 +432,248 @@ static void test_add_row_simd(void **state) {
     check_add_fn("best", sqz_conv_add_best());
 }
 
+/* ---- down conv fusion (session.c fuse_down): a stride-2 residual block
+ * B = Conv3x3 s2 (x), C = Conv3x3 s1 (B), D = Conv1x1 s2 (x), Relu(C + D):
+ * D runs inside B on B's band copy where both take px tiles (AVX-512). */
+typedef struct dcase {
+    const char *name;
+    int C, MB, MD, H, W;
+    int d_first; /* node order B, D, C (else B, C, D as in ResNet) */
+    int d_out;   /* D's output also a graph output */
+    int dpad;    /* D with pads 1 and a 3x3 B of pad 2: other output sizes, no fusion */
+} dcase;
+
+enum { D_X, D_WB, D_BB, D_YB, D_WC, D_BC, D_YC, D_WD, D_BD, D_YD, D_Z, D_Q, DNT };
+
+static uint8_t *build_down(const dcase *c, const float *wb, const float *bb, const float *wc,
+                           const float *bc, const float *wd, const float *bd, size_t *size,
+                           int *d_node, int *OH, int *OW) {
+    const int bp = c->dpad ? 2 : 1, dp = c->dpad ? 1 : 0;
+    const int oh = (c->H + 2 * bp - 3) / 2 + 1, ow = (c->W + 2 * bp - 3) / 2 + 1;
+    *OH = oh;
+    *OW = ow;
+    sb_tensor t[DNT];
+    memset(t, 0, sizeof t);
+    t[D_X] = (sb_tensor){.name = "x",
+                         .dtype = SQZ_DT_F32,
+                         .flags = SQZ_TF_INPUT,
+                         .ndim = 4,
+                         .dims = {1, c->C, c->H, c->W}};
+#define DW(i, nm, d, n0, n1, n2, n3, nd)                                                           \
+    t[i] = (sb_tensor){.name = nm,                                                                 \
+                       .dtype = SQZ_DT_F32,                                                        \
+                       .flags = SQZ_TF_CONST,                                                      \
+                       .ndim = nd,                                                                 \
+                       .dims = {n0, n1, n2, n3},                                                   \
+                       .data = d,                                                                  \
+                       .data_bytes = (size_t)(n0) * (nd > 1 ? (size_t)(n1) * (n2) * (n3) : 1) * 4}
+    DW(D_WB, "wb", wb, c->MB, c->C, 3, 3, 4);
+    DW(D_BB, "bb", bb, c->MB, 0, 0, 0, 1);
+    DW(D_WC, "wc", wc, c->MD, c->MB, 3, 3, 4);
+    DW(D_BC, "bc", bc, c->MD, 0, 0, 0, 1);
+    DW(D_WD, "wd", wd, c->MD, c->C, 1, 1, 4);
+    DW(D_BD, "bd", bd, c->MD, 0, 0, 0, 1);
+#undef DW
+    const char *names[DNT] = {"x", "wb", "bb", "yb", "wc", "bc", "yc", "wd", "bd", "yd", "z", "q"};
+    const int act[] = {D_YB, D_YC, D_YD, D_Z, D_Q};
+    for (int i = 0; i < 5; i++)
+        t[act[i]] = (sb_tensor){.name = names[act[i]],
+                                .dtype = SQZ_DT_F32,
+                                .ndim = 4,
+                                .dims = {1, act[i] == D_YB ? c->MB : c->MD, oh, ow}};
+    static int64_t k3[2] = {3, 3}, k1[2] = {1, 1}, s2[2] = {2, 2}, s1[2] = {1, 1};
+    static int64_t pb[4], p1[4] = {1, 1, 1, 1}, pd[4];
+    for (int i = 0; i < 4; i++) {
+        pb[i] = bp;
+        pd[i] = dp;
+    }
+    static sb_attr ab[3], ac[3], ad[3];
+    ab[0] = (sb_attr){.name = "kernel_shape", .type = SQZ_ATTR_INTS, .count = 2, .ints = k3};
+    ab[1] = (sb_attr){.name = "strides", .type = SQZ_ATTR_INTS, .count = 2, .ints = s2};
+    ab[2] = (sb_attr){.name = "pads", .type = SQZ_ATTR_INTS, .count = 4, .ints = pb};
+    ac[0] = ab[0];
+    ac[1] = (sb_attr){.name = "strides", .type = SQZ_ATTR_INTS, .count = 2, .ints = s1};
+    ac[2] = (sb_attr){.name = "pads", .type = SQZ_ATTR_INTS, .count = 4, .ints = p1};
+    ad[0] = (sb_attr){.name = "kernel_shape", .type = SQZ_ATTR_INTS, .count = 2, .ints = k1};
+    ad[1] = ab[1];
+    ad[2] = (sb_attr){.name = "pads", .type = SQZ_ATTR_INTS, .count = 4, .ints = pd};
+    static const int32_t ib[] = {D_X, D_WB, D_BB}, ob[] = {D_YB};
+    static const int32_t ic[] = {D_YB, D_WC, D_BC}, oc[] = {D_YC};
+    static const int32_t id[] = {D_X, D_WD, D_BD}, od[] = {D_YD};
+    static const int32_t ia[] = {D_YC, D_YD}, oa[] = {D_Z}, ir[] = {D_Z}, orl[] = {D_Q};
+    const sb_node nb = {SQZ_OP_CONV, "b", 3, 1, 3, ib, ob, ab};
+    const sb_node nc = {SQZ_OP_CONV, "c", 3, 1, 3, ic, oc, ac};
+    const sb_node nd = {SQZ_OP_CONV, "d", 3, 1, 3, id, od, ad};
+    sb_node n[5] = {nb,
+                    c->d_first ? nd : nc,
+                    c->d_first ? nc : nd,
+                    {SQZ_OP_ADD, "add", 2, 1, 0, ia, oa, NULL},
+                    {SQZ_OP_RELU, "relu", 1, 1, 0, ir, orl, NULL}};
+    *d_node = c->d_first ? 1 : 2;
+    int32_t gin[1] = {D_X}, gout[2] = {D_Q, D_YD};
+    const int ngout = c->d_out ? 2 : 1;
+    for (int g = 0; g < ngout; g++) t[gout[g]].flags |= SQZ_TF_OUTPUT;
+    return sb_build(t, DNT, n, 5, gin, 1, gout, ngout, size);
+}
+
+/* One session: its outputs (two runs, the second checked) and whether D ran */
+static result run_down(const uint8_t *file, size_t size, int d_node, int threads, int ref, int fuse,
+                       const float *x, size_t nx) {
+    result res;
+    memset(&res, 0, sizeof res);
+    if (fuse)
+        unsetenv("SQZ_FUSE_DOWN");
+    else
+        setenv("SQZ_FUSE_DOWN", "0", 1);
+    sqz_set_force_reference(ref);
+    sqz_model *m = NULL;
+    sqz_status st;
+    if (sqz_model_load_buffer(file, size, &m, &st) != SQZ_OK) fail_msg("load: %s", st.msg);
+    sqz_session_options o;
+    sqz_session_options_init(&o);
+    o.num_threads = threads;
+    sqz_session *s = NULL;
+    if (sqz_session_create(m, &o, &s, &st) != SQZ_OK) fail_msg("session: %s", st.msg);
+    sqz_node_info info;
+    sqz_session_node_info(s, d_node, &info);
+    res.fused_skipped = info.skipped;
+    for (int rep = 0; rep < 2; rep++) {
+        float *xx = malloc(nx * sizeof(float));
+        assert_non_null(xx);
+        for (size_t i = 0; i < nx; i++) xx[i] = rep ? x[i] : -x[i];
+        assert_int_equal(sqz_session_set_input(s, 0, xx, nx, &st), SQZ_OK);
+        free(xx);
+        if (sqz_session_run(s, &st) != SQZ_OK) fail_msg("run: %s", st.msg);
+    }
+    for (int k = 0; k < 2; k++) {
+        const float *y;
+        sqz_shape ys;
+        if (sqz_session_output(s, k, &y, &ys, NULL) != SQZ_OK) break;
+        res.n[k] = (size_t)sqz_shape_numel(&ys);
+        res.out[k] = malloc(res.n[k] * sizeof(float));
+        assert_non_null(res.out[k]);
+        memcpy(res.out[k], y, res.n[k] * sizeof(float));
+        res.n_out++;
+    }
+    sqz_session_free(s);
+    sqz_model_free(m);
+    sqz_set_force_reference(0);
+    unsetenv("SQZ_FUSE_DOWN");
+    return res;
+}
+
+static int n_down_fused;
+
+static void check_down(const dcase *c, const char *isa, int want) {
+    tu_rng rng;
+    tu_rng_seed(&rng, 500u + (uint64_t)c->C * 7u + (uint64_t)c->MD);
+    const size_t nwb = (size_t)c->MB * c->C * 9, nwc = (size_t)c->MD * c->MB * 9,
+                 nwd = (size_t)c->MD * c->C;
+    float *wb = malloc(nwb * 4), *wc = malloc(nwc * 4), *wd = malloc(nwd * 4);
+    float *bb = malloc((size_t)c->MB * 4), *bc = malloc((size_t)c->MD * 4),
+          *bd = malloc((size_t)c->MD * 4);
+    const size_t nx = (size_t)c->C * c->H * c->W;
+    float *x = malloc(nx * 4);
+    assert_true(wb && wc && wd && bb && bc && bd && x);
+    tu_fill_uniform(&rng, wb, nwb, -0.3f, 0.3f);
+    tu_fill_uniform(&rng, wc, nwc, -0.2f, 0.2f);
+    tu_fill_uniform(&rng, wd, nwd, -0.5f, 0.5f);
+    tu_fill_uniform(&rng, bb, (size_t)c->MB, -0.5f, 0.5f);
+    tu_fill_uniform(&rng, bc, (size_t)c->MD, -0.5f, 0.5f);
+    tu_fill_uniform(&rng, bd, (size_t)c->MD, -0.5f, 0.5f);
+    tu_fill_uniform(&rng, x, nx, -1.5f, 1.5f);
+    size_t size;
+    int d_node, OH, OW;
+    uint8_t *file = build_down(c, wb, bb, wc, bc, wd, bd, &size, &d_node, &OH, &OW);
+    want = want && !c->dpad;
+    for (int threads = 1; threads <= 2; threads++) {
+        result f = run_down(file, size, d_node, threads, 0, 1, x, nx);
+        result u = run_down(file, size, d_node, threads, 0, 0, x, nx);
+        result ref = run_down(file, size, d_node, 1, 1, 0, x, nx);
+        assert_int_equal(f.n_out, c->d_out ? 2 : 1);
+        assert_int_equal(u.n_out, f.n_out);
+        assert_int_equal(ref.n_out, f.n_out);
+        assert_int_equal(f.n[0], (size_t)c->MD * OH * OW);
+        int pos = 0;
+        for (int k = 0; k < f.n_out; k++)
+            for (size_t i = 0; i < f.n[k]; i++) {
+                float a = f.out[k][i], e = ref.out[k][i];
+                pos += e > 0.0f;
+                if (memcmp(&a, &u.out[k][i], sizeof a))
+                    fail_msg("%s [%s, %d thr]: output %d [%zu] fused %.9g, unfused %.9g", c->name,
+                             isa, threads, k, i, a, u.out[k][i]);
+                if (!(fabsf(a - e) <= 1e-5f * (1.0f + fabsf(e))))
+                    fail_msg("%s [%s, %d thr]: output %d [%zu] = %.9g, reference %.9g", c->name,
+                             isa, threads, k, i, a, e);
+            }
+        /* the Relu leaves something: not all zeros */
+        assert_true(pos > 0);
+        assert_int_equal(u.fused_skipped, 0);
+        assert_int_equal(ref.fused_skipped, 0);
+        if (f.fused_skipped != want)
+            fail_msg("%s [%s, %d thr]: %s", c->name, isa, threads,
+                     want ? "D not fused" : "D fused although it must not");
+        n_down_fused += f.fused_skipped;
+        result_free(&f);
+        result_free(&u);
+        result_free(&ref);
+    }
+    free(file);
+    free(wb);
+    free(wc);
+    free(wd);
+    free(bb);
+    free(bc);
+    free(bd);
+    free(x);
+}
+
+/* name, C, MB, MD, H, W, d_first, d_out, dpad */
+static const dcase DCASES[] = {
+    /* the small ResNet's two blocks (split by rows / by channels at 2 threads) */
+    {"resnet 16->32 @28", 16, 32, 32, 28, 28, 0, 0, 0},
+    {"resnet 32->64 @14", 32, 64, 64, 14, 14, 0, 0, 0},
+    /* odd sizes and channel counts, D before C, D a graph output too */
+    {"odd 5->17/20 @15x17", 5, 17, 20, 15, 17, 0, 0, 0},
+    {"odd 7->36/19 @13x9 D first", 7, 36, 19, 13, 9, 1, 0, 0},
+    {"odd 3->40/33 @9x30 D out", 3, 40, 33, 9, 30, 0, 1, 0},
+    {"1 channel @21x11, D first, D out", 1, 16, 48, 21, 11, 1, 1, 0},
+    /* other output planes: not fused */
+    {"D padded: no fusion", 6, 20, 24, 11, 12, 0, 0, 1},
+};
+
+static void test_down_fusion(void **state) {
+    (void)state;
+    setenv("SQZ_PAR_MIN_MACS", "1", 1);
+    setenv("SQZ_CONV_PX", "1", 1);  /* B and D on px tiles where the kernel has them */
+    setenv("SQZ_WINOGRAD", "0", 1); /* C direct: the 1e-5 comparison is about D */
+    n_down_fused = 0;
+    int px = 0;
+#if defined(__x86_64__)
+    px = sqz_cpu_has_avx512();
+#endif
+    for (size_t i = 0; i < sizeof DCASES / sizeof DCASES[0]; i++)
+        check_down(&DCASES[i], "best", px);
+#if defined(__x86_64__)
+    if (sqz_cpu_isa_hw() >= SQZ_ISA_AVX2) { /* no px tiles: D runs on its own */
+        sqz_cpu_set_isa_cap(SQZ_ISA_AVX2);
+        for (size_t i = 0; i < sizeof DCASES / sizeof DCASES[0]; i++)
+            check_down(&DCASES[i], "avx2", 0);
+        sqz_cpu_set_isa_cap(-1);
+    }
+#endif
+    unsetenv("SQZ_PAR_MIN_MACS");
+    unsetenv("SQZ_CONV_PX");
+    unsetenv("SQZ_WINOGRAD");
+    printf("down conv fusion: %d fused sessions\n", n_down_fused);
+    if (px) assert_true(n_down_fused > 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_add_row_simd),
         cmocka_unit_test(test_conv_fusion),
+        cmocka_unit_test(test_down_fusion),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -297,6 +297,13 @@ void sqz_gemm_op_release(void *params);
  * the session bound its pointers); 0 when the conv cannot take it (then
  * nothing changed), 1 when it did. */
 int sqz_gemm_conv_set_post(sqz_op_ctx *ctx, const sqz_conv_post *post);
+/* Fuses a 1x1 "down" conv (down: its prepared node, stride equal to this
+ * conv's, no padding, same input shape and output plane, group 1, px
+ * tiles) into a wide px conv (group 1) on the same input: each band copy
+ * this conv makes also feeds the down conv's panels, which write its output
+ * (pointers read from down at run time: the down node itself must not run).
+ * 1 when taken, 0 when not (nothing changed). */
+int sqz_gemm_conv_fuse_down(sqz_op_ctx *ctx, const sqz_op_ctx *down);
 uint64_t sqz_gemm_op_macs(const sqz_op_ctx *ctx);
 
 #ifdef __cplusplus

@@ -30,10 +30,12 @@ typedef struct node_exec {
     uint8_t *in_dt, *out_dt; /* dtypes and quant params of the node's tensors */
     sqz_qparams *in_q, *out_q;
     uint64_t macs, params, param_bytes;
-    int skip;   /* fused into the next node: not run, output not stored */
-    int xdw_x1; /* fused expansion + depthwise (fuse_expand_dw): 1 + the tensor read as
-                   input 0 (the expansion's input), else 0 */
-    int noop;   /* a Concat whose inputs were written in place into its output: not run */
+    int skip;      /* fused into the next node: not run, output not stored */
+    int xdw_x1;    /* fused expansion + depthwise (fuse_expand_dw): 1 + the tensor read as
+                      input 0 (the expansion's input), else 0 */
+    int noop;      /* a Concat whose inputs were written in place into its output: not run */
+    int down_host; /* a down conv run inside node down_host - 1 (fuse_down), which writes
+                      its output: not run (noop); else 0 */
     char err[192];
     double prof_s;   /* SQZ_PROFILE: seconds spent in run() over all runs */
     double prof_min; /* SQZ_PROFILE: fastest single run() (robust on a busy machine) */
@@ -485,6 +487,39 @@ static void fuse_expand_dw(sqz_session *s, const int32_t *readers) {
     }
 }
 
+/* Down conv fusion: in a stride-2 residual block the 1x1 stride-2
+ * projection D and the 3x3 stride-2 conv B before it read the same input;
+ * D runs inside B (sqz_gemm_conv_fuse_down) on the band copy B makes anyway:
+ * one split, one pass over the input (its rows of the other core's half at
+ * 2 threads) and one copy saved. D does not run; its output is written at
+ * B's step (down_host: the planner starts its lifetime there). Before
+ * planning; SQZ_FUSE_DOWN=0 (or SQZ_FUSE_CONV=0) turns it off. */
+static void fuse_down(sqz_session *s) {
+    const sqz_model *m = s->m;
+    for (int j = 1; j < m->n_nodes; j++) {
+        const sqz_node *dn = &m->nodes[j];
+        node_exec *ed = &s->nodes[j];
+        if (dn->op != SQZ_OP_CONV || dn->n_inputs < 2 || dn->n_outputs != 1 || ed->skip ||
+            ed->noop || !ed->impl || ed->impl->run != sqz_gemm_conv_run || dn->inputs[0] < 0)
+            continue;
+        for (int i = j - 1; i >= 0; i--) {
+            const sqz_node *bn = &m->nodes[i];
+            node_exec *eb = &s->nodes[i];
+            if (bn->op != SQZ_OP_CONV || bn->n_inputs < 1 || bn->inputs[0] != dn->inputs[0])
+                continue;
+            if (!eb->skip && !eb->noop && eb->impl && eb->impl->run == sqz_gemm_conv_run &&
+                sqz_gemm_conv_fuse_down(&eb->ctx, &ed->ctx)) {
+                ed->noop = 1;
+                ed->down_host = i + 1;
+                ed->ctx.scratch_bytes = 0;
+                eb->macs += ed->macs;
+                ed->macs = 0;
+            }
+            break;
+        }
+    }
+}
+
 /* SiLU fusion: y = Mul(x, Sigmoid(x)) with the Sigmoid right before the Mul,
  * its output read by nothing else and not a graph output, all shapes equal.
  * The Mul gets the fused kernel (reads x only), the Sigmoid is skipped and
@@ -619,7 +654,9 @@ static int conv_fusable(const sqz_session *s, int i, int j, int y, const int32_t
             return 0;
     }
     for (int q = i + 1; q < j; q++)
-        if (node_touches(s, q, out, n)) return 0;
+        if (!(s->nodes[q].down_host && s->nodes[q].down_host - 1 < i) && /* ran before i */
+            node_touches(s, q, out, n))
+            return 0;
     return 1;
 }
 
@@ -659,8 +696,10 @@ static void fuse_conv_add(sqz_session *s, const int32_t *readers) {
                 !same_shape(&s->shapes[y], &s->shapes[o]) ||
                 !same_shape(&s->shapes[r], &s->shapes[o]))
                 continue;
-            int i = producer_of(m, y, j);
-            if (i < 0 || producer_of(m, r, j) >= i) continue;
+            int i = producer_of(m, y, j), ir = producer_of(m, r, j);
+            if (ir >= 0 && s->nodes[ir].down_host)
+                ir = s->nodes[ir].down_host - 1; /* written there */
+            if (i < 0 || ir >= i) continue;
             node_exec *ec = &s->nodes[i];
             const float *res = ea->in_data[1 - k];
             float *out = ea->out_data[0];
@@ -910,7 +949,9 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
     fuse_silu(s, readers); /* also counts the readers of every tensor */
     {
         const char *fe = getenv("SQZ_FUSE_CONV"); /* =0: no conv fusion (A/B) */
+        const char *fd = getenv("SQZ_FUSE_DOWN"); /* =0: no down conv fusion (A/B) */
         if (!fe || strcmp(fe, "0")) fuse_expand_dw(s, readers);
+        if ((!fe || strcmp(fe, "0")) && (!fd || strcmp(fd, "0"))) fuse_down(s);
     }
 
     /* the one-team executor needs kernels that split through sqz_par_for
@@ -975,6 +1016,8 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
             int t = nd->inputs[k];
             if (t >= 0 && items[t].last < i) items[t].last = i;
         }
+        if (s->nodes[i].down_host) /* written by its host node */
+            items[nd->outputs[0]].first = s->nodes[i].down_host - 1;
         int xt = s->nodes[i].xdw_x1 - 1; /* read in place of the skipped expansion's output */
         if (xt >= 0 && items[xt].last < i) items[xt].last = i;
     }

@@ -89,6 +89,12 @@ typedef struct gop {
      * weights in wpk), c1nt threads over pixel ranges */
     sqz_c1x1_fn c1;
     int c1nt, c1stream;
+    /* dn: a 1x1 "down" conv on this wide px conv's input, run on its band
+     * copy (sqz_gemm_conv_fuse_down): the down node's context (weights,
+     * bias, output bound by the session) and its K input channels' offsets
+     * in the copy (doff) */
+    const sqz_op_ctx *dn;
+    int64_t *doff;
 } gop;
 
 void sqz_gemm_op_release(void *params) {
@@ -96,6 +102,7 @@ void sqz_gemm_op_release(void *params) {
     if (!p) return;
     free(p->wpk);
     free(p->off);
+    free(p->doff);
     free(p->gv_bias);
     free(p);
 }
@@ -702,61 +709,82 @@ static void phase_input(const gop *p, const float *x, float *dst, int64_t oh0, i
     for (int64_t t = 0; t < tail; t++) dst[p->Cg * p->sh * sw * QH * QW + t] = 0.0f;
 }
 
-/* The px part of a wide-grid thread: output rows [r0, r1) x channels
- * [mb, me), band by band; per band each px_m-channel weight panel is used
- * by every tile of the band before the next (it stays in L1 / L2). */
-static void px_thread(const sqz_op_ctx *ctx, float *pad, int64_t r0, int64_t r1, int64_t mb,
-                      int64_t me) {
-    const gop *p = ctx->params;
-    const sqz_gemm_kernel *k = p->k;
-    const int64_t PM = k->px_m, PP = k->px_p, OW = p->OW, QW = p->QW;
-    const float *X = ctx->in_data[0];
-    const float *B = p->has_bias ? ctx->in_data[2] : NULL;
-    float *Y = ctx->out_data[0];
-    /* two whole rows per tile when they fit, else row pieces of equal size */
-    const int two = 2 * OW <= PP;
-    const int cold = p->wpk_elems * (size_t)p->group * sizeof(float) > PX_PREFETCH_W;
-    const int64_t pieces = two ? 1 : (OW + PP - 1) / PP;
+/* One px_m-channel weight panel of a wide px conv over a band of `rows`
+ * output rows read from the band copy (xoff: the conv's taps in it): two
+ * whole rows per tile when they fit, else row pieces of equal size. */
+static void px_band_panel(const sqz_gemm_kernel *k, size_t K, const float *wp, const float *pad,
+                          const int64_t *xoff, int64_t QW, int64_t OW, int64_t rows, float *ym,
+                          size_t ldc, size_t mm, sqz_gemm_epi *epi) {
+    const int two = 2 * OW <= k->px_p;
+    const int64_t pieces = two ? 1 : (OW + k->px_p - 1) / k->px_p;
+    for (int64_t r = 0; r < rows; r += two ? 2 : 1) {
+        if (r > 0) epi->prefetch_a = 0;
+        if (two) {
+            size_t nr = rows - r < 2 ? (size_t)(rows - r) : 2;
+            k->px(K, wp, pad + r * QW, xoff, QW, (size_t)OW, nr, ym + r * OW, ldc, mm, epi);
+            continue;
+        }
+        for (int64_t i = 0; i < pieces; i++) {
+            int64_t w0 = OW * i / pieces, w1 = OW * (i + 1) / pieces;
+            k->px(K, wp, pad + r * QW + w0, xoff, QW, (size_t)(w1 - w0), 1, ym + r * OW + w0, ldc,
+                  mm, epi);
+        }
+    }
+}
+
+/* The channel panels [m0, m1) of a px conv q (weights wg, bias B, output y
+ * of out_sp pixels a channel) over the band of `rows` output rows from oh0
+ * in the band copy pad, read at xoff; q's fused epilogue on each panel's
+ * band (rows * OW floats a channel, in L2: long rows for the SiLU,
+ * sequential residual reads). */
+static void px_band(const gop *q, const float *wg, const float *B, float *y, const float *pad,
+                    const int64_t *xoff, int64_t QW, int64_t oh0, int64_t rows, int64_t m0,
+                    int64_t m1) {
+    const int64_t PM = q->k->px_m;
     sqz_gemm_epi epi;
     memset(&epi, 0, sizeof(epi));
-    epi.act = p->act.kind;
-    epi.alpha = p->act.alpha;
-    epi.beta = p->act.beta;
+    epi.act = q->act.kind;
+    epi.alpha = q->act.alpha;
+    epi.beta = q->act.beta;
+    const int cold = q->wpk_elems * (size_t)q->group * sizeof(float) > PX_PREFETCH_W;
+    for (; m0 < m1; m0 += PM) {
+        size_t mm = (size_t)(m1 - m0 < PM ? m1 - m0 : PM);
+        float *ym = y + m0 * q->out_sp + oh0 * q->OW;
+        epi.bias = B ? B + m0 : NULL;
+        epi.prefetch_a = cold;
+        px_band_panel(q->k, (size_t)q->K, wg + (size_t)(m0 / PM) * (size_t)(PM * q->K), pad, xoff,
+                      QW, q->OW, rows, ym, (size_t)q->out_sp, mm, &epi);
+        if (q->has_fp)
+            sqz_conv_post_apply(&q->fp, ym, (size_t)q->out_sp, mm, (size_t)(rows * q->OW));
+    }
+}
+
+/* The px part of a wide-grid thread: output rows [r0, r1) x channels
+ * [mb, me), band by band; per band each px_m-channel weight panel is used
+ * by every tile of the band before the next (it stays in L1 / L2). A fused
+ * down conv (p->dn) runs its channels [db, de) on each band copy too. */
+static void px_thread(const sqz_op_ctx *ctx, float *pad, int64_t r0, int64_t r1, int64_t mb,
+                      int64_t me, int64_t db, int64_t de) {
+    const gop *p = ctx->params;
+    const gop *d = p->dn ? p->dn->params : NULL;
+    const float *X = ctx->in_data[0];
+    const float *B = p->has_bias ? ctx->in_data[2] : NULL;
+    const float *BD = d && d->has_bias ? p->dn->in_data[2] : NULL;
+    float *Y = ctx->out_data[0];
     for (int64_t n = 0; n < p->N; n++)
         for (int64_t g = 0; g < p->group; g++) {
             const float *xg = X + (n * p->C + g * p->Cg) * p->in_sp;
-            const float *wg = p->wpk + (size_t)g * p->wpk_elems;
             float *y = Y + (n * p->M + g * p->Mg) * p->out_sp;
             for (int64_t oh0 = r0; oh0 < r1; oh0 += p->band) {
                 int64_t rows = r1 - oh0 < p->band ? r1 - oh0 : p->band;
                 phase_input(p, xg, pad, oh0, rows);
-                for (int64_t m0 = mb; m0 < me; m0 += PM) {
-                    size_t mm = (size_t)(me - m0 < PM ? me - m0 : PM);
-                    const float *wp = wg + (size_t)(m0 / PM) * (size_t)(PM * p->K);
-                    float *ym = y + m0 * p->out_sp + oh0 * OW;
-                    epi.bias = B ? B + g * p->Mg + m0 : NULL;
-                    epi.prefetch_a = cold;
-                    for (int64_t r = 0; r < rows; r += two ? 2 : 1) {
-                        if (r > 0) epi.prefetch_a = 0;
-                        if (two) {
-                            size_t nr = rows - r < 2 ? (size_t)(rows - r) : 2;
-                            k->px((size_t)p->K, wp, pad + r * QW, p->off, QW, (size_t)OW, nr,
-                                  ym + r * OW, (size_t)p->out_sp, mm, &epi);
-                            continue;
-                        }
-                        for (int64_t i = 0; i < pieces; i++) {
-                            int64_t w0 = OW * i / pieces, w1 = OW * (i + 1) / pieces;
-                            k->px((size_t)p->K, wp, pad + r * QW + w0, p->off, QW,
-                                  (size_t)(w1 - w0), 1, ym + r * OW + w0, (size_t)p->out_sp, mm,
-                                  &epi);
-                        }
-                    }
-                    /* the epilogue on the band of this panel (rows * OW
-                     * floats per channel, in L2): long rows for the SiLU,
-                     * sequential residual reads */
-                    if (p->has_fp)
-                        sqz_conv_post_apply(&p->fp, ym, (size_t)p->out_sp, mm, (size_t)(rows * OW));
-                }
+                px_band(p, p->wpk + (size_t)g * p->wpk_elems, B ? B + g * p->Mg : NULL, y, pad,
+                        p->off, p->QW, oh0, rows, mb, me);
+                /* the down conv (group 1): its input pixels are one phase
+                 * plane of this copy (doff) */
+                if (d)
+                    px_band(d, d->wpk, BD, p->dn->out_data[0] + n * d->M * d->out_sp, pad, p->doff,
+                            p->QW, oh0, rows, db, de);
             }
         }
 }
@@ -778,7 +806,16 @@ static void conv_wide_thread(const sqz_op_ctx *ctx, int t) {
     if (me > p->Mg) me = p->Mg;
     if (r0 >= r1 || mb >= me) return;
     if (p->px) {
-        px_thread(ctx, pad, r0, r1, mb, me);
+        /* a fused down conv's panels split as this conv's */
+        int64_t db = 0, de = 0;
+        if (p->dn) {
+            const gop *d = p->dn->params;
+            const int64_t dpm = (d->M + MR - 1) / MR;
+            db = dpm * tj / tm * MR;
+            de = dpm * (tj + 1) / tm * MR;
+            if (de > d->M) de = d->M;
+        }
+        px_thread(ctx, pad, r0, r1, mb, me, db, de);
         return;
     }
     sqz_gemm_args a;
@@ -928,6 +965,30 @@ int sqz_gemm_conv_set_post(sqz_op_ctx *ctx, const sqz_conv_post *post) {
     if (!p || p->op != SQZ_OP_CONV || !post) return 0;
     p->fp = *post;
     p->has_fp = 1;
+    return 1;
+}
+
+int sqz_gemm_conv_fuse_down(sqz_op_ctx *ctx, const sqz_op_ctx *down) {
+    gop *p = ctx->params;
+    const gop *d = down ? down->params : NULL;
+    if (!p || !d || p->op != SQZ_OP_CONV || d->op != SQZ_OP_CONV || !p->wide || !p->px || p->dn ||
+        !d->wide || !d->px || d->k != p->k || p->group != 1 || d->group != 1 || d->N != p->N ||
+        d->C != p->C || d->IH != p->IH || d->IW != p->IW || d->kh != 1 || d->kw != 1 ||
+        d->sh != p->sh || d->sw != p->sw || d->ph != 0 || d->pw != 0 || d->OH != p->OH ||
+        d->OW != p->OW || d->has_fp)
+        return 0;
+    /* input pixel (oh * sh, ow * sw) is phase (ph % sh, pw % sw) of the copy
+     * at phase row oh - oh0 + ph / sh, column ow + pw / sw: a phase the
+     * copy holds (< kh, kw) and rows / columns it holds ((kh-1)/sh rows and
+     * (kw-1)/sw columns past the band's) */
+    const int64_t a = p->ph % p->sh, rr = p->ph / p->sh, b = p->pw % p->sw, cc = p->pw / p->sw;
+    if (a >= p->kh || b >= p->kw || rr > (p->kh - 1) / p->sh || cc > (p->kw - 1) / p->sw) return 0;
+    int64_t *off = malloc((size_t)d->K * sizeof *off);
+    if (!off) return 0;
+    for (int64_t c = 0; c < d->K; c++)
+        off[c] = ((c * p->sh + a) * p->sw + b) * p->QH * p->QW + rr * p->QW + cc;
+    p->doff = off;
+    p->dn = down;
     return 1;
 }
 
