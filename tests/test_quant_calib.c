@@ -845,6 +845,51 @@ static double kl_naive(const sqzc_qstat *s, int k) {
  * as the naive search over the same candidates (every 8 bins from 128 / 256
  * a side, then every bin within 7 of the best), or one whose divergence
  * differs from the naive best's by rounding only */
+/* sqzc_qstat_copy: the copy's state and answers are the source's, in each
+ * mode (pass 1, pass 2, one pass before and after its end), and it owns its
+ * arrays (the source freed first) */
+static void test_qstat_copy(void **state) {
+    (void)state;
+    float x[3001];
+    for (int i = 0; i < 3001; i++) x[i] = (float)((i * 37 % 1001) - 300) / 97.0f;
+    for (int mode = 0; mode < 4; mode++) {
+        sqzc_qstat s, c;
+        sqzc_qstat_init(&s);
+        sqzc_qstat_init(&c);
+        if (mode >= 2) assert_int_equal(sqzc_qstat_begin_one_pass(&s), 0);
+        sqzc_qstat_add(&s, x, 3001);
+        if (mode == 1) {
+            assert_int_equal(sqzc_qstat_begin_hist(&s), 0);
+            sqzc_qstat_add(&s, x, 3001);
+        }
+        assert_int_equal(sqzc_qstat_copy(&c, &s), 0);
+        if (mode == 2) { /* unfinished: both end alike */
+            assert_int_equal(sqzc_qstat_end_one_pass(&s), 0);
+            assert_int_equal(sqzc_qstat_end_one_pass(&c), 0);
+        }
+        if (mode == 3) {
+            assert_int_equal(sqzc_qstat_end_one_pass(&s), 0);
+            assert_int_equal(sqzc_qstat_copy(&c, &s), 0); /* over a copy */
+        }
+        assert_true(c.min == s.min && c.max == s.max);
+        assert_int_equal(c.count, s.count);
+        assert_int_equal(c.zeros, s.zeros);
+        assert_int_equal(c.pass, s.pass);
+        if (s.pos) {
+            assert_true(c.pos != s.pos && c.neg != s.neg);
+            assert_memory_equal(c.pos, s.pos, SQZC_QHIST_BINS * sizeof *s.pos);
+            assert_memory_equal(c.neg, s.neg, SQZC_QHIST_BINS * sizeof *s.neg);
+        }
+        double l0, h0, l1, h1;
+        sqzc_qstat_range(&s, mode ? SQZC_QM_KL : SQZC_QM_MINMAX, 0, &l0, &h0);
+        sqzc_qstat_free(&s);
+        sqzc_qstat_range(&c, mode ? SQZC_QM_KL : SQZC_QM_MINMAX, 0, &l1, &h1);
+        assert_true(l0 == l1 && h0 == h1);
+        assert_true(h1 > 0 && l1 < 0);
+        sqzc_qstat_free(&c);
+    }
+}
+
 static void test_kl_reference(void **state) {
     (void)state;
     tu_rng r;
@@ -1294,6 +1339,7 @@ int main(void) {
         cmocka_unit_test(test_hist_exact),
         cmocka_unit_test(test_hist_one_pass),
         cmocka_unit_test(test_qparams),
+        cmocka_unit_test(test_qstat_copy),
         cmocka_unit_test(test_kl_reference),
         cmocka_unit_test(test_kl_every_k),
         cmocka_unit_test(test_writer_int8),

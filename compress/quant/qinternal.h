@@ -79,6 +79,9 @@ typedef struct qctx {
     int n_obs;      /* observed tensors (graph input + every node output) */
     int32_t *obs;   /* tensor ids, the order of the runner's outputs */
     int *obs_of;    /* tensor -> obs index, -1 (n_tensors) */
+    int *obs_dup;   /* [n_obs]: the obs index whose values this tensor's are (a
+                     * view: Reshape, Flatten, ...; its statistics copied from
+                     * there after each pass), -1 (in obs_of's block) */
     sqzc_qstat *st; /* [n_obs] */
     qchan *ch;      /* [n_obs]; c == 0 when not tracked */
     char *err;

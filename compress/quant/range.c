@@ -306,6 +306,27 @@ int sqzc_qstat_end_one_pass(sqzc_qstat *s) {
     return 0;
 }
 
+int sqzc_qstat_copy(sqzc_qstat *dst, const sqzc_qstat *src) {
+    sqzc_qstat_free(dst);
+    *dst = *src;
+    dst->pos = dst->neg = NULL;
+    dst->sub = NULL;
+    /* pass 3 holds fine bins (and its sub-histograms until the end), pass 2
+     * the final ones */
+    const size_t nb = src->pass == 3 ? NF : NB;
+    if (src->pos && !(dst->pos = malloc(nb * sizeof *dst->pos))) goto oom;
+    if (src->neg && !(dst->neg = malloc(nb * sizeof *dst->neg))) goto oom;
+    if (src->sub && !(dst->sub = malloc(SUB * sizeof(subrow)))) goto oom;
+    if (src->pos) memcpy(dst->pos, src->pos, nb * sizeof *dst->pos);
+    if (src->neg) memcpy(dst->neg, src->neg, nb * sizeof *dst->neg);
+    if (src->sub) memcpy(dst->sub, src->sub, SUB * sizeof(subrow));
+    return 0;
+oom:
+    sqzc_qstat_free(dst);
+    sqzc_qstat_init(dst);
+    return -1;
+}
+
 void sqzc_qparams_from_range(double lo, double hi, float *scale, int32_t *zero_point) {
     if (lo > 0) lo = 0;
     if (hi < 0) hi = 0;

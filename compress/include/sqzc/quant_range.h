@@ -59,6 +59,10 @@ int sqzc_qstat_begin_hist(sqzc_qstat *s);
  * begin: on a fresh or pass-1 state before its first value. 0 ok, -1 OOM. */
 int sqzc_qstat_begin_one_pass(sqzc_qstat *s);
 int sqzc_qstat_end_one_pass(sqzc_qstat *s);
+/* dst (initialized or freed state) becomes a copy of src, arrays included
+ * (the statistics of a tensor with the same values: a view). 0 ok, -1 OOM
+ * (dst then initialized). */
+int sqzc_qstat_copy(sqzc_qstat *dst, const sqzc_qstat *src);
 
 /* Chosen range for a method (sqzc_qmethod); percentile in (50, 100]. Before
  * pass 2 only minmax is possible (the others need the histogram). */
