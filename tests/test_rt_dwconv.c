@@ -524,12 +524,64 @@ static void test_report(void **state) {
     }
 }
 
+/* 3x3 stride 1 on 7x7 planes with pads 1 (the AVX-512 7x7 kernel: two rows
+ * a vector, every tap a lane shift): channel counts, batches, every
+ * activation, with and without bias, 1 and 2 threads (48 x 37 x 49 x 9 =
+ * 783k MACs: split into parts); the shapes next to it that must not take it
+ * (asymmetric pads, 7x8 / 8x7 / 6x7 planes, 5x5); then the same with the
+ * kernel off (SQZ_DW_P7=0: the channel-block kernel) */
+static void test_p7(void **state) {
+    (void)state;
+    tu_rng rng;
+    tu_rng_seed(&rng, 7777);
+    static const int64_t cs[] = {1, 3, 16, 17, 37};
+    for (int off = 0; off < 2; off++) {
+        if (off) assert_int_equal(setenv("SQZ_DW_P7", "0", 1), 0);
+        for (int a = 0; a < 8; a++)
+            for (int ci = 0; ci < 5; ci++) {
+                conv_case c = dw_case(cs[ci], 7, 7, 3, 1);
+                c.N = 1 + (a + ci) % 3;
+                c.bias = (a + ci) % 4 != 0;
+                set_act(&c, a);
+                check_case(&rng, &c);
+            }
+        conv_case t = dw_case(37, 7, 7, 3, 1);
+        t.N = 48;
+        t.threads = 2;
+        set_act(&t, SQZ_ACT_CLIP);
+        check_case(&rng, &t);
+        static const int64_t hw[][2] = {{7, 8}, {8, 7}, {6, 7}, {7, 6}};
+        for (int i = 0; i < 4; i++) {
+            conv_case n = dw_case(17, hw[i][0], hw[i][1], 3, 1);
+            set_act(&n, SQZ_ACT_RELU);
+            check_case(&rng, &n);
+        }
+        conv_case q = dw_case(17, 7, 7, 3, 1);
+        q.pads[2] = 0; /* bottom / right pads 0: 6x6 out */
+        q.pads[3] = 0;
+        check_case(&rng, &q);
+        q.pads[0] = 0; /* top / left 0, bottom / right 2 */
+        q.pads[1] = 0;
+        q.pads[2] = 2;
+        q.pads[3] = 2;
+        check_case(&rng, &q);
+        conv_case f = dw_case(17, 7, 7, 5, 1);
+        check_case(&rng, &f);
+    }
+    assert_int_equal(unsetenv("SQZ_DW_P7"), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shapes),        cmocka_unit_test(test_s2_off),
-        cmocka_unit_test(test_s2_wide),       cmocka_unit_test(test_acts_and_channels),
-        cmocka_unit_test(test_batch_threads), cmocka_unit_test(test_row_split),
-        cmocka_unit_test(test_declines),      cmocka_unit_test(test_report),
+        cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_s2_off),
+        cmocka_unit_test(test_s2_wide),
+        cmocka_unit_test(test_acts_and_channels),
+        cmocka_unit_test(test_batch_threads),
+        cmocka_unit_test(test_row_split),
+        cmocka_unit_test(test_declines),
+        cmocka_unit_test(test_report),
+        cmocka_unit_test(test_p7),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -156,6 +156,15 @@ int sqz_dw_s1_covers_avx512(const sqz_dw_plane *a);
 /* y (OH x OW; rows [oy0, oy1)) from x (H x W). */
 void sqz_dw_s1_run_avx512(const sqz_dw_plane *a, const float *x, float *y);
 
+/* 3x3 stride-1 kernel for 7x7 planes (x86/dwconv_avx512.c, AVX-512F): one
+ * channel, two plane rows a vector (8 lanes a row), every tap one lane shift
+ * of the whole plane. Covers k 3, stride 1, pads 1 (so OH = OW = 7),
+ * H = W = 7. Computes the whole plane (oy0 / oy1 ignored: the driver splits
+ * only planes of 8 rows or more by rows). Same args as the whole-plane
+ * kernel. */
+int sqz_dw_p7_covers_avx512(const sqz_dw_plane *a);
+void sqz_dw_p7_run_avx512(const sqz_dw_plane *a, const float *x, float *y);
+
 /* Channel-block kernel for planes with out_w <= 8 (x86/dwconv_avx512.c,
  * AVX-512F): nc <= 16 channels at once, lanes = channels (the planes are
  * transposed into a zero-padded [row][col][16] buffer and back). Covers k 3 /

@@ -190,6 +190,7 @@ typedef struct dw_p {
     int band_avx2;       /* the band kernel is the AVX2 one (else AVX-512) */
     int s2d;             /* the AVX-512 stride-2 kernel (no buffer) */
     int s1d;             /* the AVX-512 stride-1 direct kernel (no buffer) */
+    int p7d;             /* the AVX-512 7x7 3x3 kernel (no buffer) */
     int split_rows;      /* threads split the layer by output rows (else planes) */
     double split_macs;   /* layers below this many MACs run on one thread */
     double split_bytes;  /* ... unless their input is at least this many bytes */
@@ -359,6 +360,25 @@ static void dw_planes_s1(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_
     }
 }
 
+/* planes [b, e) with the 7x7 3x3 kernel (whole planes: ob = 0, oe = 7) */
+static void dw_planes_p7(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e, int ob,
+                         int oe) {
+    dw_io io;
+    dw_io_init(p, ctx, ob, oe, &io);
+    for (int64_t i = b; i < e; i++) {
+        float *y = dw_io_plane(p, &io, i);
+        sqz_dw_p7_run_avx512(&io.a, io.X + (size_t)i * io.in_sp, y);
+        if (p->post || p->rowfn) post_rows(p, y, ob, oe);
+    }
+}
+
+/* 7x7 3x3 kernel on/off (SQZ_DW_P7=0: the channel-block kernel, for A/B);
+ * read at prepare. */
+static int p7_enabled(void) {
+    const char *e = getenv("SQZ_DW_P7");
+    return !(e && e[0] == '0');
+}
+
 /* Stride-1 direct kernel on/off (SQZ_DW_S1=0: off, for A/B against the
  * padded row kernels); read at prepare. */
 static int s1_enabled(void) {
@@ -445,8 +465,25 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
      * geometry it covers; its weights repacked per block of 16 channels */
     size_t cb_floats = 0, cbw_floats = 0;
     int64_t cblocks = (C + 15) / 16;
+    int p7d = 0; /* the 7x7 3x3 kernel (x86) */
+    (void)p7d;
 #if defined(__x86_64__)
-    if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && ctx->in_data &&
+    /* 3x3 stride 1 on 7x7 planes: the 7x7 kernel, not the channel blocks
+     * (README Runtime notes); SQZ_DW_P7=0: the channel blocks */
+    if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && p7_enabled()) {
+        sqz_dw_plane pa;
+        memset(&pa, 0, sizeof pa);
+        pa.k = (int)k;
+        pa.stride = (int)g.s[1];
+        pa.H = (int)H;
+        pa.W = (int)W;
+        pa.OH = (int)g.out[1];
+        pa.OW = (int)g.out[2];
+        pa.pt = (int)g.pb[1];
+        pa.pl = (int)g.pb[2];
+        p7d = sqz_dw_p7_covers_avx512(&pa);
+    }
+    if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && !p7d && ctx->in_data &&
         ctx->in_data[1] && (!has_bias || ctx->in_data[2]) && g.pb[1] < k && g.pb[2] < k) {
         sqz_dw_cb ca;
         memset(&ca, 0, sizeof ca);
@@ -564,6 +601,13 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
             p->band_floats = 0;
         }
     }
+    if (p7d) {
+        p->p7d = 1;
+        p->plane_floats = 0;
+        p->band_floats = 0;
+        p->s1d = 0;
+        p->s2d = 0;
+    }
     /* the same on AVX2-only CPUs (and the avx2 family) */
     if (((isa == SQZ_DW_AUTO && !cpu_avx512()) || isa == SQZ_DW_AVX2) && cpu_avx2() &&
         !p->band_floats && fn == sqz_dw_row_avx2((int)k, (int)g.s[1]) && p->s == 1 &&
@@ -591,7 +635,8 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     if (p->plane_floats) ctx->scratch_bytes = (size_t)parts * 2 * p->plane_floats * sizeof(float);
     if (p->cb_floats) ctx->scratch_bytes = (size_t)parts * p->cb_floats * sizeof(float);
     if (p->band_floats) ctx->scratch_bytes = (size_t)parts * p->band_floats * sizeof(float);
-    if (p->pw && !p->plane_floats && !p->cb_floats && !p->band_floats && !p->s2d && !p->s1d)
+    if (p->pw && !p->plane_floats && !p->cb_floats && !p->band_floats && !p->s2d && !p->s1d &&
+        !p->p7d)
         ctx->scratch_bytes = (size_t)parts * p->ring_floats * sizeof(float);
     else
         p->pw = 0;
@@ -739,6 +784,10 @@ static void dw_part(void *arg, int t) {
     }
     if (j->p->s1d) {
         dw_planes_s1(j->p, j->ctx, b, e, ob, oe);
+        return;
+    }
+    if (j->p->p7d) {
+        dw_planes_p7(j->p, j->ctx, b, e, ob, oe);
         return;
     }
     if (j->p->band_floats) {

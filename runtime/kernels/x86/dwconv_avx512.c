@@ -1306,6 +1306,126 @@ void sqz_dw_s1_run_avx512(const sqz_dw_plane *a, const float *x, float *y) {
         s1_plane(a, x, y, 5);
 }
 
+/* ------------------------------------------------ 7x7 planes, 3x3 stride 1
+ *
+ * The 3x3 layers of the 7x7 stage (MobileNetV2's 960 channels, MNASNet's
+ * and EfficientNet's 1152), pads 1: two plane rows a vector, row r at lanes
+ * 8 (r % 2) .. 8 (r % 2) + 6 of vector r / 2, lanes 7 and 15 (and vector 3's
+ * upper half) zero. In that layout (8 lanes a row) tap (ky, kx) of every
+ * output is the input shifted by one constant, s = 8 (ky - 1) + kx - 1 lanes:
+ * a valignd of two neighbouring vectors (zero vectors above and below give
+ * the top / bottom padding; column -1 and 7 of a row are the zero lane 7 of
+ * the row before or of the row itself, no masks). Each shifted vector is made once and
+ * used at once by every output vector reading it. The 49 floats come in as
+ * three plain loads and a 1-lane one, each row pair gathered from two of them
+ * by a vpermt2ps, and go out the same way (masked loads at the rows' 56-byte
+ * steps, vexpandps / vcompressps and masked stores took 2 / 3 of the time).
+ * The channel-block kernel transposes 16 planes in and out instead; for 5x5
+ * its FMAs use all 16 lanes (here 49 of 64) and the two were equal
+ * (bench_dwconv, README Runtime notes). */
+
+/* lanes i of hi:lo from r: lo[i + r] or hi[i + r - 16] (r constant) */
+DW_INLINE __m512 p7_align(__m512 hi, __m512 lo, int r) {
+    const __m512i h = _mm512_castps_si512(hi), l = _mm512_castps_si512(lo);
+#define P7_A(n)                                                                                    \
+    case n:                                                                                        \
+        return _mm512_castsi512_ps(_mm512_alignr_epi32(h, l, n))
+    switch (r) {
+        P7_A(1);
+        P7_A(2);
+        P7_A(6);
+        P7_A(7);
+        P7_A(8);
+        P7_A(9);
+        P7_A(10);
+        P7_A(14);
+        P7_A(15);
+    default:
+        return lo;
+    }
+#undef P7_A
+}
+
+/* lanes i of the layout from lane `start` on (a constant), zero outside the
+ * 4 vectors */
+DW_INLINE __m512 p7_at(const __m512 *v, int start) {
+    const int q = start >= 0 ? start / 16 : -((15 - start) / 16), r = start - 16 * q;
+    const __m512 lo = q >= 0 && q < 4 ? v[q] : _mm512_setzero_ps();
+    if (r == 0) return lo;
+    const __m512 hi = q + 1 >= 0 && q + 1 < 4 ? v[q + 1] : _mm512_setzero_ps();
+    return p7_align(hi, lo, r);
+}
+
+/* acc += broadcast *w * v: the weight as the FMA's memory operand (gcc
+ * otherwise keeps broadcast weights in registers and spills) */
+#define P7_FMA(acc, v, w)                                                                          \
+    __asm__("vfmadd231ps %[wt]%{1to16%}, %[xv], %[a]" : [a] "+v"(acc) : [xv] "v"(v), [wt] "m"(*(w)))
+
+static void p7_plane(const sqz_dw_plane *a, const float *x, float *y) {
+    /* in: lane l of pair i is float 14 i + (l & 7) + 7 (l >> 3) of x, from
+     * the 16-float chunks c[floor(14 i / 16)] and the next */
+    const __m512 c0 = _mm512_loadu_ps(x), c1 = _mm512_loadu_ps(x + 16),
+                 c2 = _mm512_loadu_ps(x + 32), c3 = _mm512_maskz_loadu_ps(1, x + 48);
+    __m512 v[4];
+    v[0] = _mm512_maskz_permutexvar_ps(
+        0x7F7F, _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 0, 7, 8, 9, 10, 11, 12, 13, 0), c0);
+    v[1] = _mm512_maskz_permutex2var_ps(
+        0x7F7F, c0, _mm512_setr_epi32(14, 15, 16, 17, 18, 19, 20, 0, 21, 22, 23, 24, 25, 26, 27, 0),
+        c1);
+    v[2] = _mm512_maskz_permutex2var_ps(
+        0x7F7F, c1, _mm512_setr_epi32(12, 13, 14, 15, 16, 17, 18, 0, 19, 20, 21, 22, 23, 24, 25, 0),
+        c2);
+    v[3] = _mm512_maskz_permutex2var_ps(
+        0x007F, c2, _mm512_setr_epi32(10, 11, 12, 13, 14, 15, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0), c3);
+    __m512 acc[4];
+    for (int j = 0; j < 4; j++) acc[j] = _mm512_set1_ps(a->bias);
+        /* output vector j reads start 16 j + s for the taps' s in [-9, 9] */
+#pragma GCC unroll 80
+    for (int st = -9; st <= 48 + 9; st++) {
+        int used = 0;
+        for (int j = 0; j < 4; j++) {
+            const int sj = st - 16 * j, dy = (sj + 12) / 8 - 1, dx = sj - 8 * dy;
+            used |= dy >= -1 && dy <= 1 && dx >= -1 && dx <= 1;
+        }
+        if (!used) continue;
+        const __m512 t = p7_at(v, st);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const int sj = st - 16 * j, dy = (sj + 12) / 8 - 1, dx = sj - 8 * dy;
+            if (dy < -1 || dy > 1 || dx < -1 || dx > 1) continue;
+            P7_FMA(acc[j], t, a->w + (dy + 1) * 3 + dx + 1);
+        }
+    }
+    const __m512 va = _mm512_set1_ps(a->alpha), vb = _mm512_set1_ps(a->beta);
+    __m512 r[4];
+    for (int j = 0; j < 4; j++) r[j] = act512(acc[j], a->act, va, vb);
+    /* out: float f of chunk q is row f / 7, column f % 7: lane (f % 14) / 7
+     * * 8 + f % 7 of pair f / 14 */
+    _mm512_storeu_ps(
+        y,
+        _mm512_permutex2var_ps(
+            r[0], _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 16, 17), r[1]));
+    _mm512_storeu_ps(y + 16, _mm512_permutex2var_ps(r[1],
+                                                    _mm512_setr_epi32(2, 3, 4, 5, 6, 8, 9, 10, 11,
+                                                                      12, 13, 14, 16, 17, 18, 19),
+                                                    r[2]));
+    _mm512_storeu_ps(y + 32, _mm512_permutex2var_ps(r[2],
+                                                    _mm512_setr_epi32(4, 5, 6, 8, 9, 10, 11, 12, 13,
+                                                                      14, 16, 17, 18, 19, 20, 21),
+                                                    r[3]));
+    _mm_store_ss(y + 48, _mm512_castps512_ps128(_mm512_castsi512_ps(_mm512_alignr_epi32(
+                             _mm512_setzero_si512(), _mm512_castps_si512(r[3]), 6))));
+}
+
+int sqz_dw_p7_covers_avx512(const sqz_dw_plane *a) {
+    return a->k == 3 && a->stride == 1 && a->pt == 1 && a->pl == 1 && a->H == 7 && a->W == 7 &&
+           a->OH == 7 && a->OW == 7;
+}
+
+void sqz_dw_p7_run_avx512(const sqz_dw_plane *a, const float *x, float *y) {
+    p7_plane(a, x, y);
+}
+
 /* ------------------------------------------------ stride 2, row kernels
  *
  * The stride-2 row kernels (sqz_dw_row contract: 3x3 layers wider than
