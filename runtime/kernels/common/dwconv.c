@@ -360,15 +360,26 @@ static void dw_planes_s1(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_
     }
 }
 
-/* planes [b, e) with the 7x7 3x3 kernel (whole planes: ob = 0, oe = 7) */
+/* planes [b, e) with the 7x7 3x3 kernel (whole planes: ob = 0, oe = 7,
+ * so the planes' outputs are contiguous) */
 static void dw_planes_p7(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e, int ob,
                          int oe) {
     dw_io io;
     dw_io_init(p, ctx, ob, oe, &io);
-    for (int64_t i = b; i < e; i++) {
-        float *y = dw_io_plane(p, &io, i);
-        sqz_dw_p7_run_avx512(&io.a, io.X + (size_t)i * io.in_sp, y);
-        if (p->post || p->rowfn) post_rows(p, y, ob, oe);
+    /* the post-pass activation / fused SiLU over 16 planes at once (the
+     * planes are contiguous): once per 49-float plane it cost EfficientNet's
+     * 1152x7x7 layer 41 -> 53 us at 1 thread, the 49th float of each plane
+     * on the scalar tail */
+    for (int64_t i0 = b; i0 < e; i0 += 16) {
+        const int64_t i1 = e - i0 < 16 ? e : i0 + 16;
+        for (int64_t i = i0; i < i1; i++)
+            sqz_dw_p7_run_avx512(&io.a, io.X + (size_t)i * io.in_sp, dw_io_plane(p, &io, i));
+        if (p->post || p->rowfn) {
+            float *y = io.Y + (size_t)i0 * io.out_sp;
+            const size_t n = (size_t)(i1 - i0) * io.out_sp;
+            if (p->post) ref_act_apply(&p->act, y, n);
+            if (p->rowfn) p->rowfn(y, y, n);
+        }
     }
 }
 
