@@ -557,6 +557,51 @@ static int gptq_weights(qstate *s, int ni, const qgptq *G, const float *wf, int6
     return bad ? -1 : 0;
 }
 
+/* rintf(x) for |x| < 2^23 (round half to even, the sign of x kept: -0.3
+ * gives -0): adding and subtracting 2^23 rounds to an integer in the
+ * current (nearest-even) mode; branch-free, so a row's loop vectorizes.
+ * Larger |x| (or inf) give a result >= 128 in magnitude (rounding is
+ * monotone and 128 maps to itself), which the clamp to +-127 after it
+ * turns into what rintf's would. */
+static inline float rint_small(float x) {
+    const float a = fabsf(x);
+    return copysignf((a + 0x1p23f) - 0x1p23f, x);
+}
+
+/* One row of cols weights p: q[j] = clamp(rint(p[j] / s), -127, 127) (gq: the
+ * GPTQ values in q clamped), dq[j] = q[j] * s, s the channel's scale (sc:
+ * per element, else s). */
+static inline float round_one(float w, float s, float qg, int gq) {
+    float qv = qg;
+    if (!gq) {
+        qv = rint_small(w / s);
+    }
+    /* (two selects, both comparisons always made: vectorizable) */
+    qv = qv > 127 ? 127 : qv;
+    return qv < -127 ? -127 : qv;
+}
+
+static void round_row(const float *restrict p, float s, const float *restrict sc, int gq,
+                      int64_t cols, int8_t *restrict q, float *restrict dq) {
+    /* four loops (scale per row or per element, GPTQ or not): each without
+     * a branch */
+#define ROUND_LOOP(SJ, GQ)                                                                         \
+    for (int64_t j = 0; j < cols; j++) {                                                           \
+        const float sj = (SJ), qv = round_one(p[j], sj, (GQ) ? (float)q[j] : 0, (GQ));             \
+        q[j] = (int8_t)qv;                                                                         \
+        dq[j] = qv * sj;                                                                           \
+    }
+    if (sc && gq)
+        ROUND_LOOP(sc[j], 1)
+    else if (sc)
+        ROUND_LOOP(sc[j], 0)
+    else if (gq)
+        ROUND_LOOP(s, 1)
+    else
+        ROUND_LOOP(s, 0)
+#undef ROUND_LOOP
+}
+
 /* L->sw, L->wq, L->wdq of compute node ni from the weights wsrc (NULL: the
  * node's own), rounded by GPTQ with G (NULL: q->gptq[ni] when rounding is
  * gptq, else to nearest) */
@@ -620,23 +665,31 @@ static int quantize_weights(qstate *s, int ni, const float *wsrc, const qgptq *G
     const int gq = G && G->n > 0;
     if (gq && gptq_weights(s, ni, G, wf, rows, cols) != 0) return -1;
     /* rows in parallel; each row's signal / noise sums in float, summed over
-     * the rows in row order in double afterwards */
+     * the rows in row order in double afterwards. A row in two loops: its
+     * int8 and dequantized values element by element (no chain between the
+     * elements: vectorized), then its two sums in element order (the same
+     * additions as one loop). */
     float *rs = malloc(sizeof *rs * 2 * (size_t)rows);
     if (!rs) return -1;
+    const float *restrict swp = L->sw;
+    int8_t *restrict wqp = L->wq;
+    float *restrict wdqp = L->wdq;
+    const int ax0 = L->axis == 0;
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
 #endif
     for (int64_t r = 0; r < rows; r++) {
+        const float *restrict p = wf + r * cols;
+        int8_t *restrict qr = wqp + r * cols;
+        float *restrict dr = wdqp + r * cols;
+        if (ax0)
+            round_row(p, swp[r], NULL, gq, cols, qr, dr);
+        else
+            round_row(p, 0, swp, gq, cols, qr, dr);
         float fs = 0, fn = 0;
         for (int64_t j = 0; j < cols; j++) {
-            const int64_t e = r * cols + j;
-            const float sc = L->sw[L->axis == 0 ? r : j];
-            float qv = gq ? (float)L->wq[e] : rintf(wf[e] / sc);
-            qv = qv > 127 ? 127 : qv < -127 ? -127 : qv;
-            L->wq[e] = (int8_t)qv;
-            L->wdq[e] = qv * sc;
-            float d = L->wdq[e] - wf[e];
-            fs += wf[e] * wf[e];
+            const float d = dr[j] - p[j];
+            fs += p[j] * p[j];
             fn += d * d;
         }
         rs[2 * r] = fs;
