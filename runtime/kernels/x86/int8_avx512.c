@@ -4,6 +4,7 @@
  * int8_simd.h; requantization: int8.h. */
 #include <immintrin.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,41 +84,73 @@ static inline __m512i bcast4(const void *p) {
 
 /* ------------------------------------------------------------- conv */
 
+/* SQZ_I8_PW48=0 turns the 48-pixel groups off (A/B); read once */
+static int pw48_on(void) {
+    static _Atomic int on = -1;
+    int v = atomic_load_explicit(&on, memory_order_relaxed);
+    if (v < 0) {
+        const char *e = getenv("SQZ_I8_PW48");
+        v = !(e && *e == '0');
+        atomic_store_explicit(&on, v, memory_order_relaxed);
+    }
+    return v;
+}
+
+/* The two requantized vectors a (scale sa) and b (sb) packed to int16 (the
+ * conv epilogue's step, iclamp: clamped after the packs by the caller). */
+static inline __m512i iclamp_pack(__m512i a, __m512i b, __m512 sa, __m512 sb, __m512 flo,
+                                  __m512 fhi, int iclamp) {
+    if (iclamp)
+        return _mm512_packs_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(a), sa)),
+                                  _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(b), sb)));
+    return _mm512_packs_epi32(rqf16(a, sa, flo, fhi), rqf16(b, sb, flo, fhi));
+}
+
 /* The conv microkernel on the interleaved tile: quads at xb + k kstride +
- * 4 j for pixel j of k-quad k; pixels [j0, j0 + n), n <= 32. MRX (a
+ * 4 j for pixel j of k-quad k; pixels [j0, j0 + n), n <= 16 NV. MRX (a
  * constant: every accumulator index is known at compile time, so they stay
- * in registers) >= mr rows. */
+ * in registers) >= mr rows. NV (a constant) vectors of 16 pixels a row: 2,
+ * or 3 for a 7x7 map's 49 pixels as 48 + 1 (the 1 on conv_vnni_px) instead
+ * of 64 lanes (the weight broadcasts are shared by the three vectors). */
 static inline __attribute__((always_inline)) void
 conv_vnni_grp(const uint8_t *xb, int64_t kstride, int64_t kq, const int8_t *wp, int mr, int64_t j0,
-              int64_t n, int8_t *y, int64_t ys, const sqz_i8_epi *e, const int MRX) {
+              int64_t n, int8_t *y, int64_t ys, const sqz_i8_epi *e, const int MRX, const int NV) {
+    __m512i acc[MR][3]; /* start from the channel offsets: no add in the epilogue */
+    for (int r = 0; r < MRX; r++)
+        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_set1_epi32(r < mr ? e->off[r] : 0);
+    const int8_t *wk = wp;
+    const uint8_t *xk = xb + j0 * 4;
+    for (int64_t k = 0; k < kq; k++, wk += MR * 4, xk += kstride) {
+        const __m512i x0 = _mm512_loadu_si512(xk), x1 = _mm512_loadu_si512(xk + 64);
+        const __m512i x2 = NV > 2 ? _mm512_loadu_si512(xk + 128) : x0;
+        for (int r = 0; r < MRX; r++) {
+            const __m512i b = bcast4(wk + 4 * r);
+            DPB(acc[r][0], x0, b);
+            DPB(acc[r][1], x1, b);
+            if (NV > 2) DPB(acc[r][2], x2, b);
+        }
+    }
     const __m512i zp16 = _mm512_set1_epi16((short)e->zp);
     const __m512 flo = _mm512_set1_ps((float)(e->lo - e->zp)),
                  fhi = _mm512_set1_ps((float)(e->hi - e->zp));
     const __m512i lo8 = _mm512_set1_epi8((char)e->lo), hi8 = _mm512_set1_epi8((char)e->hi);
     const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    __m512i acc[MR][2]; /* start from the channel offsets: no add in the epilogue */
-    for (int r = 0; r < MRX; r++) acc[r][0] = acc[r][1] = _mm512_set1_epi32(r < mr ? e->off[r] : 0);
-    const int8_t *wk = wp;
-    const uint8_t *xk = xb + j0 * 4;
-    for (int64_t k = 0; k < kq; k++, wk += MR * 4, xk += kstride) {
-        const __m512i x0 = _mm512_loadu_si512(xk), x1 = _mm512_loadu_si512(xk + 64);
-        for (int r = 0; r < MRX; r++) {
-            const __m512i b = bcast4(wk + 4 * r);
-            DPB(acc[r][0], x0, b);
-            DPB(acc[r][1], x1, b);
-        }
-    }
     /* two rows at once (an odd last row: twice): requantized lanes
      * (|v| <= 255) packed to int16, zp added, packed to int8 (exact:
      * clamped in float before, or in int8 after with iclamp) */
-    const __mmask32 m32 = n >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << n) - 1);
+    const int64_t n01 = n < 32 ? n : 32;
+    const __mmask32 m32 = n01 >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << n01) - 1);
+    /* NV 3: the third vectors' pixels 32 .. n - 1 */
+    const __mmask16 m16 =
+        n >= 48 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n > 32 ? n - 32 : 0)) - 1);
     y += j0;
 #pragma GCC unroll 8
     for (int r = 0; r < MRX; r += 2) {
         if (r >= mr) break;
         const int two = r + 1 < mr;
-        const __m512i b0 = two ? acc[r + 1 < MRX ? r + 1 : r][0] : acc[r][0];
-        const __m512i b1 = two ? acc[r + 1 < MRX ? r + 1 : r][1] : acc[r][1];
+        const int r1 = r + 1 < MRX ? r + 1 : r;
+        const __m512i b0 = two ? acc[r1][0] : acc[r][0];
+        const __m512i b1 = two ? acc[r1][1] : acc[r][1];
         const __m512 s0 = _mm512_set1_ps(e->rq[r].s), s1 = _mm512_set1_ps(e->rq[two ? r + 1 : r].s);
         __m512i a, b;
 #define RQI(v, s) _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(v), s))
@@ -128,11 +161,24 @@ conv_vnni_grp(const uint8_t *xb, int64_t kstride, int64_t kq, const int8_t *wp, 
             a = _mm512_packs_epi32(rqf16(acc[r][0], s0, flo, fhi), rqf16(acc[r][1], s0, flo, fhi));
             b = _mm512_packs_epi32(rqf16(b0, s1, flo, fhi), rqf16(b1, s1, flo, fhi));
         }
-#undef RQI
         __m512i c = _mm512_packs_epi16(_mm512_adds_epi16(a, zp16), _mm512_adds_epi16(b, zp16));
         c = _mm512_permutexvar_epi32(perm, _mm512_min_epi8(_mm512_max_epi8(c, lo8), hi8));
         _mm256_mask_storeu_epi8(y + r * ys, m32, _mm512_castsi512_si256(c));
         if (two) _mm256_mask_storeu_epi8(y + (r + 1) * ys, m32, _mm512_extracti64x4_epi64(c, 1));
+        if (NV > 2) {
+            /* rows r, r + 1 of the third vectors: 128-bit lane L holds pixels
+             * 4L .. 4L + 3 of row r (dword 0, 2) and of row r + 1 (dword 1,
+             * 3), which perm puts in order, row r in the low 128 bits */
+            const __m512i b2 = two ? acc[r1][2] : acc[r][2];
+            __m512i d = iclamp_pack(acc[r][2], b2, s0, s1, flo, fhi, e->iclamp);
+            d = _mm512_adds_epi16(d, zp16);
+            d = _mm512_packs_epi16(d, d);
+            d = _mm512_permutexvar_epi32(perm, _mm512_min_epi8(_mm512_max_epi8(d, lo8), hi8));
+            _mm_mask_storeu_epi8(y + r * ys + 32, m16, _mm512_castsi512_si128(d));
+            if (two)
+                _mm_mask_storeu_epi8(y + (r + 1) * ys + 32, m16, _mm512_extracti32x4_epi32(d, 1));
+        }
+#undef RQI
     }
 }
 
@@ -193,9 +239,27 @@ static void conv_vnni_px(const uint8_t *xb, int64_t kstride, int64_t kq, const i
 static inline __attribute__((always_inline)) void
 conv_vnni_body(const uint8_t *xb, int64_t kstride, int64_t kq, const int8_t *wp, int mr,
                int64_t npx, int8_t *y, int64_t ys, const sqz_i8_epi *e, const int MRX) {
-    const int64_t rem = npx % 32, n32 = rem > 4 ? npx : npx - rem;
+    const int64_t rem = npx % 32;
+    if (rem > 16 && rem <= 20 && npx >= 48 && pw48_on()) {
+        /* ... 32, 48 + <= 4 single pixels (7x7: 49 as 48 + 1, not 64) */
+        const int64_t n32 = npx - rem - 32;
+        for (int64_t j = 0; j < n32; j += 32)
+            conv_vnni_grp(xb, kstride, kq, wp, mr, j, 32, y, ys, e, MRX, 2);
+        /* four rows a pass: 8 rows x 3 vectors (24 accumulators) made GCC 12
+         * keep every accumulator on the stack */
+        for (int r0 = 0; r0 < mr; r0 += 4) {
+            sqz_i8_epi e4 = *e;
+            e4.off += r0;
+            e4.rq += r0;
+            conv_vnni_grp(xb, kstride, kq, wp + 4 * r0, mr - r0 < 4 ? mr - r0 : 4, n32, 48,
+                          y + r0 * ys, ys, &e4, MRX < 4 ? MRX : 4, 3);
+        }
+        if (rem > 16) conv_vnni_px(xb, kstride, kq, wp, mr, n32 + 48, (int)(rem - 16), y, ys, e);
+        return;
+    }
+    const int64_t n32 = rem > 4 ? npx : npx - rem;
     for (int64_t j = 0; j < n32; j += 32)
-        conv_vnni_grp(xb, kstride, kq, wp, mr, j, n32 - j, y, ys, e, MRX);
+        conv_vnni_grp(xb, kstride, kq, wp, mr, j, n32 - j, y, ys, e, MRX, 2);
     if (n32 < npx) conv_vnni_px(xb, kstride, kq, wp, mr, n32, (int)(npx - n32), y, ys, e);
 }
 
