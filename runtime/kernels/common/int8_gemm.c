@@ -655,17 +655,17 @@ static void conv_tasks(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int tid) {
              * plane (those pixels are not stored), except past the input's
              * end: those rows are copied */
             const int64_t x0 = (n * li->C + gi * li->cpg) * li->in_sp + p0;
-            const int64_t xn = li->batch * li->C * li->in_sp;
-            for (int64_t k = 0; k < li->K; k++) {
-                const int64_t o = x0 + k * li->in_sp;
-                if (o + p->T <= xn) {
-                    rows[k] = X + o;
-                } else {
-                    int8_t *r = R + k * p->T;
-                    memcpy(r, X + o, (size_t)npx);
-                    memset(r + npx, li->zp_x, (size_t)(p->T - npx));
-                    rows[k] = r;
-                }
+            const int64_t xn = li->batch * li->C * li->in_sp, sp = li->in_sp;
+            /* rows k < kin end inside the input: a branch-free loop (the
+             * per-row test took ~1% of the small int8 MobileNet) */
+            int64_t kin = xn - p->T - x0 < 0 ? 0 : (xn - p->T - x0) / sp + 1;
+            if (kin > li->K) kin = li->K;
+            for (int64_t k = 0; k < kin; k++) rows[k] = X + (x0 + k * sp);
+            for (int64_t k = kin; k < li->K; k++) {
+                int8_t *r = R + k * p->T;
+                memcpy(r, X + (x0 + k * sp), (size_t)npx);
+                memset(r + npx, li->zp_x, (size_t)(p->T - npx));
+                rows[k] = r;
             }
         } else {
             gather_tile(p, X, n, gi, p0, npx, R);

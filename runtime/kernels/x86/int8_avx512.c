@@ -143,6 +143,9 @@ conv_vnni_grp(const uint8_t *xb, int64_t kstride, int64_t kq, const int8_t *wp, 
     /* NV 3: the third vectors' pixels 32 .. n - 1 */
     const __mmask16 m16 =
         n >= 48 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n > 32 ? n - 32 : 0)) - 1);
+    /* the int8 clamp: only after the iclamp packs, and only for bounds
+     * narrower than the packs' saturation (a fused activation) */
+    const int c8 = e->iclamp && (e->lo > -128 || e->hi < 127);
     y += j0;
 #pragma GCC unroll 8
     for (int r = 0; r < MRX; r += 2) {
@@ -162,7 +165,8 @@ conv_vnni_grp(const uint8_t *xb, int64_t kstride, int64_t kq, const int8_t *wp, 
             b = _mm512_packs_epi32(rqf16(b0, s1, flo, fhi), rqf16(b1, s1, flo, fhi));
         }
         __m512i c = _mm512_packs_epi16(_mm512_adds_epi16(a, zp16), _mm512_adds_epi16(b, zp16));
-        c = _mm512_permutexvar_epi32(perm, _mm512_min_epi8(_mm512_max_epi8(c, lo8), hi8));
+        if (c8) c = _mm512_min_epi8(_mm512_max_epi8(c, lo8), hi8);
+        c = _mm512_permutexvar_epi32(perm, c);
         _mm256_mask_storeu_epi8(y + r * ys, m32, _mm512_castsi512_si256(c));
         if (two) _mm256_mask_storeu_epi8(y + (r + 1) * ys, m32, _mm512_extracti64x4_epi64(c, 1));
         if (NV > 2) {
@@ -173,7 +177,8 @@ conv_vnni_grp(const uint8_t *xb, int64_t kstride, int64_t kq, const int8_t *wp, 
             __m512i d = iclamp_pack(acc[r][2], b2, s0, s1, flo, fhi, e->iclamp);
             d = _mm512_adds_epi16(d, zp16);
             d = _mm512_packs_epi16(d, d);
-            d = _mm512_permutexvar_epi32(perm, _mm512_min_epi8(_mm512_max_epi8(d, lo8), hi8));
+            if (c8) d = _mm512_min_epi8(_mm512_max_epi8(d, lo8), hi8);
+            d = _mm512_permutexvar_epi32(perm, d);
             _mm_mask_storeu_epi8(y + r * ys + 32, m16, _mm512_castsi512_si128(d));
             if (two)
                 _mm_mask_storeu_epi8(y + (r + 1) * ys + 32, m16, _mm512_extracti32x4_epi32(d, 1));
