@@ -30,6 +30,9 @@ typedef struct i8t {
     sqz_shape out_shape[1];
     char err[256];
     int threads;
+    /* called after a successful prepare, before scratch is sized (NULL: none) */
+    void (*post_prepare)(sqz_op_ctx *c, void *arg);
+    void *post_arg;
 } i8t;
 
 static inline void i8t_init(i8t *t, int op) {
@@ -153,6 +156,7 @@ static inline int i8t_run(i8t *t, const sqz_op_impl *impl, void **out) {
         if (c.params && impl->release) impl->release(c.params);
         return rc;
     }
+    if (t->post_prepare) t->post_prepare(&c, t->post_arg);
     size_t esz = t->out_dt[0] == SQZ_DT_I8 ? 1 : 4;
     size_t n = (size_t)sqz_shape_numel(&t->out_shape[0]);
     unsigned char *o = malloc(n * esz + 64);

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "int8.h"
 #include "int8_harness.h"
 #include "testutil.h"
 #if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
@@ -126,11 +127,154 @@ static void test_conv_splits(void **state) {
     }
 }
 
+/* ---- channel-consistent pairs (int8.h sqz_i8_conv_chsplit / sqz_i8_dw_chsplit) */
+
+typedef struct pair_arg {
+    const sqz_op_impl *impl;
+    int nt, want;
+    int64_t mr, nblk; /* conv: set; depthwise: given */
+} pair_arg;
+
+static void conv_chsplit_hook(sqz_op_ctx *c, void *arg) {
+    pair_arg *a = arg;
+    int64_t mr = 0, nblk = 0;
+    assert_int_equal(sqz_i8_conv_chsplit(a->impl, c, a->nt, &mr, &nblk, 0), a->want);
+    assert_int_equal(sqz_i8_conv_chsplit(a->impl, c, a->nt, &a->mr, &a->nblk, 1), a->want);
+    if (a->want) {
+        assert_int_equal(mr, a->mr);
+        assert_int_equal(nblk, a->nblk);
+    }
+}
+
+static void dw_chsplit_hook(sqz_op_ctx *c, void *arg) {
+    pair_arg *a = arg;
+    assert_int_equal(sqz_i8_dw_chsplit(a->impl, c, a->nt, a->mr, a->nblk), a->want);
+}
+
+/* op (C -> M, k x k, stride s, pad k / 2, group g) through impl at nt
+ * threads with hook, and through the reference: same bytes */
+static void check_hooked(int64_t C, int64_t H, int64_t W, int64_t M, int64_t k, int64_t s,
+                         int64_t g, const sqz_op_impl *impl, int nt,
+                         void (*hook)(sqz_op_ctx *, void *), pair_arg *a, tu_rng *r,
+                         const char *what) {
+    size_t nx = (size_t)(C * H * W), nw = (size_t)(M * (C / g) * k * k);
+    int8_t *x = malloc(nx), *w = malloc(nw);
+    float *sw = malloc((size_t)M * sizeof(float));
+    int32_t *zw = calloc((size_t)M, 4), *b = malloc((size_t)M * 4);
+    assert_true(x && w && sw && zw && b);
+    for (size_t i = 0; i < nx; i++) x[i] = (int8_t)(int)(tu_rng_u32(r) % 256 - 128);
+    for (size_t i = 0; i < nw; i++) w[i] = (int8_t)(int)(tu_rng_u32(r) % 255 - 127);
+    for (int64_t i = 0; i < M; i++) {
+        sw[i] = tu_rng_uniform(r, 0.0005f, 0.02f);
+        b[i] = (int32_t)(tu_rng_u32(r) % 200001) - 100000;
+    }
+    i8t t;
+    i8t_init(&t, SQZ_OP_CONV);
+    t.threads = nt;
+    i8t_act(&t, 0, i8t_shape(4, (int64_t)1, C, H, W), x, 0.03f,
+            (int32_t)(tu_rng_u32(r) % 256) - 128);
+    i8t_weight(&t, 1, i8t_shape(4, M, C / g, k, k), w, sw, zw, (uint32_t)M, 0);
+    i8t_bias(&t, 2, i8t_shape(1, M), b);
+    i8t_out(&t, SQZ_DT_I8, 0.2f, (int32_t)(tu_rng_u32(r) % 256) - 128);
+    int64_t ks[2] = {k, k}, st[2] = {s, s}, dl[2] = {1, 1}, pads[4] = {k / 2, k / 2, k / 2, k / 2};
+    i8t_ints(&t, "kernel_shape", 2, ks);
+    i8t_ints(&t, "strides", 2, st);
+    i8t_ints(&t, "dilations", 2, dl);
+    i8t_ints(&t, "pads", 4, pads);
+    i8t_int(&t, "group", g);
+    i8t_int(&t, "sqz_act", SQZ_ACT_RELU);
+    void *want, *got;
+    if (i8t_run(&t, sqz_ref_op_int8(SQZ_OP_CONV), &want) != 0) fail_msg("ref: %s", t.err);
+    sqz_shape ws = t.out_shape[0];
+    t.post_prepare = hook;
+    t.post_arg = a;
+    if (i8t_run(&t, impl, &got) != 0) fail_msg("%s: prepare: %s", what, t.err);
+    size_t n = (size_t)sqz_shape_numel(&ws);
+    const int8_t *e = want, *o = got;
+    for (size_t i = 0; i < n; i++)
+        if (e[i] != o[i])
+            fail_msg("%s C%lld %lldx%lld M%lld k%lld s%lld g%lld thr%d: element %zu: %d, want %d",
+                     what, (long long)C, (long long)H, (long long)W, (long long)M, (long long)k,
+                     (long long)s, (long long)g, nt, i, o[i], e[i]);
+    for (size_t i = n; i < n + 64; i++) assert_int_equal((unsigned char)o[i], 0xA5);
+    free(want);
+    free(got);
+    free(x);
+    free(w);
+    free(sw);
+    free(zw);
+    free(b);
+}
+
+typedef struct isa_dw {
+    const char *name;
+    int (*ok)(void);
+    const sqz_op_impl *conv, *dw;
+} isa_dw;
+
+static const isa_dw k_pairs[] = {
+#if defined(__aarch64__)
+    {"neon-sdot", sqz_cpu_has_neon_dot, &sqz_i8_conv_dot, &sqz_i8_dwconv_neon},
+    {"neon-smlal", sqz_cpu_has_neon, &sqz_i8_conv_neon, &sqz_i8_dwconv_neon},
+#else
+    {"avx512-vnni", sqz_cpu_has_avx512_vnni, &sqz_i8_conv_vnni, &sqz_i8_dwconv_vnni},
+    {"avx512", sqz_cpu_has_avx512, &sqz_i8_conv_vnni, &sqz_i8_dwconv_avx512},
+    {"avx2", sqz_cpu_has_avx2_fma, &sqz_i8_conv_avx2, &sqz_i8_dwconv_avx2},
+#endif
+};
+
+/* a 1x1 conv and its depthwise conv split into the same channel parts
+ * (2 and 3 threads): both byte-identical to the reference; M not a
+ * multiple of the block (a partial last block), one tile (14x14, 7x7) and
+ * several (28x28, 61x67), stride 2 depthwise; refusals */
+static void test_channel_pairs(void **state) {
+    (void)state;
+    static const int64_t cases[][5] = {
+        /* C, H, W, M, depthwise stride */
+        {24, 14, 14, 96, 1}, {48, 7, 7, 192, 1}, {16, 28, 28, 32, 2},
+        {32, 7, 7, 19, 1},   {9, 61, 67, 40, 2}, {96, 14, 14, 61, 2},
+    };
+    for (size_t s = 0; s < sizeof k_pairs / sizeof k_pairs[0]; s++) {
+        if (!k_pairs[s].ok()) {
+            printf("  (skipped %s: this CPU lacks it)\n", k_pairs[s].name);
+            continue;
+        }
+        tu_rng g;
+        tu_rng_seed(&g, 900 + s);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            for (int nt = 2; nt <= 3; nt++) {
+                const int64_t *c = cases[i];
+                pair_arg a = {k_pairs[s].conv, nt, 1, 0, 0};
+                check_hooked(c[0], c[1], c[2], c[3], 1, 1, 1, k_pairs[s].conv, nt,
+                             conv_chsplit_hook, &a, &g, k_pairs[s].name);
+                assert_true(a.mr >= 1 && a.nblk == (c[3] + a.mr - 1) / a.mr);
+                pair_arg d = {k_pairs[s].dw, nt, 1, a.mr, a.nblk};
+                check_hooked(c[3], c[1], c[2], c[3], 3, c[4], c[3], k_pairs[s].dw, nt,
+                             dw_chsplit_hook, &d, &g, k_pairs[s].name);
+                /* cuts for another channel count: declined, even parts */
+                pair_arg bad = {k_pairs[s].dw, nt, 0, a.mr, a.nblk + 1};
+                check_hooked(c[3], c[1], c[2], c[3], 3, c[4], c[3], k_pairs[s].dw, nt,
+                             dw_chsplit_hook, &bad, &g, k_pairs[s].name);
+            }
+        /* not a pointwise conv, too few blocks, the wrong kind of node */
+        pair_arg a = {k_pairs[s].conv, 2, 0, 0, 0};
+        check_hooked(8, 9, 9, 16, 3, 1, 1, k_pairs[s].conv, 2, conv_chsplit_hook, &a, &g,
+                     k_pairs[s].name);
+        a.nt = 3;
+        check_hooked(8, 9, 9, 5, 1, 1, 1, k_pairs[s].conv, 3, conv_chsplit_hook, &a, &g,
+                     k_pairs[s].name);
+        pair_arg d = {k_pairs[s].conv, 2, 0, 8, 2};
+        check_hooked(16, 9, 9, 16, 3, 1, 16, k_pairs[s].dw, 2, dw_chsplit_hook, &d, &g,
+                     k_pairs[s].name);
+    }
+}
+
 int main(void) {
     /* every split whatever the size (int8_simd.h sqz_i8_split_threads) */
     setenv("SQZ_I8_SPLIT_NS", "0", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_splits),
+        cmocka_unit_test(test_channel_pairs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -122,6 +122,22 @@ void sqz_i8_linear_free(sqz_i8_linear *li);
 #define SQZ_I8_TINY_MACS 8000000LL
 int sqz_i8_session_threads(int nt, uint64_t total_macs, uint64_t i8_macs);
 
+/* Channel-consistent splits of a small int8 model (the session, when
+ * sqz_i8_session_threads gives 1): a 1x1 conv and the depthwise conv that
+ * alone reads its output split into the same nt output-channel parts (part
+ * t: channels [t nblk / nt mr, (t + 1) nblk / nt mr) clamped to the count),
+ * so each core's depthwise reads only the channels it computed and no other
+ * node splits. sqz_i8_conv_chsplit: impl / ctx a prepared node; 1 when it is
+ * an int8 pointwise conv (batch 1, group 1, >= nt blocks of mr channels) on
+ * the packed driver (*mr, *nblk set), and, when apply, switches it to those
+ * parts (scratch_bytes updated; the session plans scratch afterwards).
+ * sqz_i8_dw_chsplit: 1 when impl / ctx is an int8 depthwise conv of nblk mr
+ * channels (the last block partial) on the depthwise driver, now split at
+ * those cuts. SQZ_I8_PAIRS=0 makes both decline (A/B). */
+int sqz_i8_conv_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_t *mr,
+                        int64_t *nblk, int apply);
+int sqz_i8_dw_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_t mr, int64_t nblk);
+
 /* Weight w[co][k] of an analysed layer, whatever its stored layout. */
 static inline int8_t sqz_i8_w(const sqz_i8_linear *li, int64_t co, int64_t k) {
     return li->w_kn ? li->w[k * li->n_co + co] : li->w[co * li->K + k];

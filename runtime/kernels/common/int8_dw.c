@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "int8_simd.h"
+#include "par.h"
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
 #include "cpu.h"
@@ -42,6 +43,7 @@ typedef struct i8dw {
     size_t thread_bytes;
     size_t q_off; /* VNNI: the quad buffer (4 x plane_bytes) at this offset of a slice; 0: none */
     int nt;
+    int64_t cut_mr, cut_nblk; /* sqz_i8_dw_chsplit's channel cuts (0: even parts) */
 } i8dw;
 
 static void i8dw_release(void *p) {
@@ -359,21 +361,68 @@ static void dw_gather_part(const sqz_op_ctx *ctx, int64_t p0, int64_t p1, int ti
 }
 #endif
 
+typedef struct dw_cut_job {
+    const sqz_op_ctx *ctx;
+    sqz_i8_range_fn fn;
+    int64_t mr, nblk, n;
+    int parts;
+} dw_cut_job;
+
+/* part t: the channels of the 1x1 conv's part t (sqz_i8_dw_chsplit) */
+static void dw_cut_part(void *arg, int t) {
+    const dw_cut_job *j = arg;
+    int64_t c0 = (int64_t)t * j->nblk / j->parts * j->mr,
+            c1 = t + 1 == j->parts ? j->n : (int64_t)(t + 1) * j->nblk / j->parts * j->mr;
+    c0 = c0 < j->n ? c0 : j->n;
+    c1 = c1 < j->n ? c1 : j->n;
+    if (c1 > c0) j->fn(j->ctx, c0, c1, t);
+}
+
+static void dw_par(const sqz_op_ctx *ctx, const i8dw *p, int64_t planes, sqz_i8_range_fn fn) {
+    int nt = p->nt < ctx->num_threads ? p->nt : ctx->num_threads;
+    if (p->cut_nblk > 0 && nt > 1) {
+        dw_cut_job j = {ctx, fn, p->cut_mr, p->cut_nblk, planes, nt};
+        sqz_par_for(nt, nt, dw_cut_part, &j);
+        return;
+    }
+    sqz_i8_par_range(ctx, p->nt, planes, fn);
+}
+
 static void dw_run(const sqz_op_ctx *ctx) {
     const i8dw *p = ctx->params;
     const sqz_i8_linear *li = &p->li;
     int64_t planes = li->batch * li->n_co;
 #if defined(__x86_64__) || defined(_M_X64)
     if (p->gather) {
-        sqz_i8_par_range(ctx, p->nt, planes, dw_gather_part);
+        dw_par(ctx, p, planes, dw_gather_part);
         return;
     }
     if (p->small) {
-        sqz_i8_par_range(ctx, p->nt, planes, dw_small_part);
+        dw_par(ctx, p, planes, dw_small_part);
         return;
     }
 #endif
-    sqz_i8_par_range(ctx, p->nt, planes, dw_planes_part);
+    dw_par(ctx, p, planes, dw_planes_part);
+}
+
+static int is_dw_impl(const sqz_op_impl *impl);
+
+int sqz_i8_dw_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_t mr, int64_t nblk) {
+    const char *e = getenv("SQZ_I8_PAIRS");
+    if (nt < 2 || mr < 1 || nblk < nt || !is_dw_impl(impl) || !ctx->params || (e && *e == '0'))
+        return 0;
+    i8dw *p = ctx->params;
+    const int64_t n = p->li.n_co;
+    if (p->li.batch != 1 || nblk * mr < n || (nblk - 1) * mr >= n) return 0;
+    p->nt = nt;
+    p->cut_mr = mr;
+    p->cut_nblk = nblk;
+    /* the gather kernel needs no scratch; the others a slice a part */
+#if defined(__x86_64__) || defined(_M_X64)
+    if (p->gather) return 1;
+#endif
+    ctx->scratch_bytes = (size_t)nt * p->thread_bytes;
+    return 1;
 }
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -391,6 +440,10 @@ const sqz_op_impl sqz_i8_dwconv_vnni = {dw_prepare_vnni, dw_run, i8dw_release, i
 
 const sqz_op_impl sqz_i8_dwconv_avx512 = {dw_prepare_avx512, dw_run, i8dw_release, i8dw_macs};
 const sqz_op_impl sqz_i8_dwconv_avx2 = {dw_prepare_avx2, dw_run, i8dw_release, i8dw_macs};
+static int is_dw_impl(const sqz_op_impl *impl) {
+    return impl == &sqz_i8_dwconv_vnni || impl == &sqz_i8_dwconv_avx512 ||
+           impl == &sqz_i8_dwconv_avx2;
+}
 #endif /* x86 */
 
 #if defined(__aarch64__)
@@ -398,5 +451,13 @@ static int dw_prepare_neon(sqz_op_ctx *ctx) {
     return dw_prepare(ctx, sqz_i8_dw_plane_neon, 0);
 }
 const sqz_op_impl sqz_i8_dwconv_neon = {dw_prepare_neon, dw_run, i8dw_release, i8dw_macs};
+static int is_dw_impl(const sqz_op_impl *impl) {
+    return impl == &sqz_i8_dwconv_neon;
+}
 #endif /* aarch64 */
+#else
+int sqz_i8_dw_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_t mr, int64_t nblk) {
+    (void)impl, (void)ctx, (void)nt, (void)mr, (void)nblk;
+    return 0;
+}
 #endif

@@ -720,6 +720,46 @@ static void conv_run(const sqz_op_ctx *ctx) {
     sqz_i8_par_range(ctx, p->nt, li->batch * li->group * p->ntiles * p->nchunk, conv_tasks);
 }
 
+/* SQZ_I8_PAIRS=0: no channel-consistent pair splits (int8.h); read once */
+static int pairs_on(void) {
+    static _Atomic int on = -1;
+    int v = atomic_load_explicit(&on, memory_order_relaxed);
+    if (v < 0) {
+        const char *e = getenv("SQZ_I8_PAIRS");
+        v = !(e && *e == '0');
+        atomic_store_explicit(&on, v, memory_order_relaxed);
+    }
+    return v;
+}
+
+static int is_conv_impl(const sqz_op_impl *impl) {
+#if defined(__x86_64__) || defined(_M_X64)
+    return impl == &sqz_i8_conv_vnni || impl == &sqz_i8_conv_avx2;
+#else
+    return impl == &sqz_i8_conv_neon || impl == &sqz_i8_conv_dot;
+#endif
+}
+
+int sqz_i8_conv_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_t *mr,
+                        int64_t *nblk, int apply) {
+    if (nt < 2 || !is_conv_impl(impl) || !ctx->params || !pairs_on()) return 0;
+    i8lin *p = ctx->params;
+    const sqz_i8_linear *li = &p->li;
+    if (li->op != SQZ_OP_CONV || !p->pointwise || p->wide || p->quad || li->batch != 1 ||
+        li->group != 1 || p->nblk < nt)
+        return 0;
+    *mr = p->isa->mr;
+    *nblk = p->nblk;
+    if (apply) {
+        /* chunk-major tasks (conv_tasks): part t of sqz_i8_par_range's nt
+         * takes chunk t over every tile */
+        p->nt = nt;
+        p->nchunk = nt;
+        ctx->scratch_bytes = p->shared_bytes + (size_t)nt * p->thread_bytes;
+    }
+    return 1;
+}
+
 /* ------------------------------------------------------------ Gemm/MatMul */
 
 #define GEMM_RB 4 /* rows per microkernel call */
@@ -833,4 +873,10 @@ const sqz_op_impl sqz_i8_gemm_dot = {gemm_prepare_dot, gemm_run, i8lin_release, 
 const sqz_op_impl sqz_i8_matmul_neon = {gemm_prepare_neon, gemm_run, i8lin_release, i8lin_macs};
 const sqz_op_impl sqz_i8_matmul_dot = {gemm_prepare_dot, gemm_run, i8lin_release, i8lin_macs};
 #endif /* aarch64 */
+#else
+int sqz_i8_conv_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_t *mr,
+                        int64_t *nblk, int apply) {
+    (void)impl, (void)ctx, (void)nt, (void)mr, (void)nblk, (void)apply;
+    return 0;
+}
 #endif
