@@ -206,6 +206,40 @@ static void check_hooked(int64_t C, int64_t H, int64_t W, int64_t M, int64_t k, 
     free(b);
 }
 
+static void gap_chsplit_hook(sqz_op_ctx *c, void *arg) {
+    pair_arg *a = arg;
+    assert_int_equal(sqz_i8_gap_chsplit(a->impl, c, a->nt, a->mr, a->nblk), a->want);
+}
+
+/* GlobalAveragePool of [1, M, H, W] at nt threads with the channel cuts of
+ * a: the reference's bytes */
+static void check_gap(int64_t M, int64_t H, int64_t W, int nt, pair_arg *a, tu_rng *r) {
+    size_t nx = (size_t)(M * H * W);
+    int8_t *x = malloc(nx);
+    assert_true(x != NULL);
+    for (size_t i = 0; i < nx; i++) x[i] = (int8_t)(int)(tu_rng_u32(r) % 256 - 128);
+    i8t t;
+    i8t_init(&t, SQZ_OP_GLOBAL_AVGPOOL);
+    t.threads = nt;
+    i8t_act(&t, 0, i8t_shape(4, (int64_t)1, M, H, W), x, 0.05f,
+            (int32_t)(tu_rng_u32(r) % 256) - 128);
+    i8t_out(&t, SQZ_DT_I8, 0.01f, (int32_t)(tu_rng_u32(r) % 256) - 128);
+    void *want, *got;
+    if (i8t_run(&t, sqz_ref_op_int8(SQZ_OP_GLOBAL_AVGPOOL), &want) != 0) fail_msg("%s", t.err);
+    t.post_prepare = gap_chsplit_hook;
+    t.post_arg = a;
+    if (i8t_run(&t, &sqz_i8_fast_gap, &got) != 0) fail_msg("gap: %s", t.err);
+    const int8_t *e = want, *o = got;
+    for (int64_t i = 0; i < M; i++)
+        if (e[i] != o[i])
+            fail_msg("gap M%lld %lldx%lld thr%d: channel %lld: %d, want %d", (long long)M,
+                     (long long)H, (long long)W, nt, (long long)i, o[i], e[i]);
+    for (int64_t i = M; i < M + 64; i++) assert_int_equal((unsigned char)o[i], 0xA5);
+    free(want);
+    free(got);
+    free(x);
+}
+
 typedef struct isa_dw {
     const char *name;
     int (*ok)(void);
@@ -226,7 +260,8 @@ static const isa_dw k_pairs[] = {
 /* a 1x1 conv and its depthwise conv split into the same channel parts
  * (2 and 3 threads): both byte-identical to the reference; M not a
  * multiple of the block (a partial last block), one tile (14x14, 7x7) and
- * several (28x28, 61x67), stride 2 depthwise; refusals */
+ * several (28x28, 61x67), stride 2 depthwise; a GlobalAveragePool at the
+ * same cuts; refusals */
 static void test_channel_pairs(void **state) {
     (void)state;
     static const int64_t cases[][5] = {
@@ -251,6 +286,8 @@ static void test_channel_pairs(void **state) {
                 pair_arg d = {k_pairs[s].dw, nt, 1, a.mr, a.nblk};
                 check_hooked(c[3], c[1], c[2], c[3], 3, c[4], c[3], k_pairs[s].dw, nt,
                              dw_chsplit_hook, &d, &g, k_pairs[s].name);
+                pair_arg gp = {&sqz_i8_fast_gap, nt, 1, a.mr, a.nblk};
+                check_gap(c[3], c[1], c[2], nt, &gp, &g);
                 /* cuts for another channel count: declined, even parts */
                 pair_arg bad = {k_pairs[s].dw, nt, 0, a.mr, a.nblk + 1};
                 check_hooked(c[3], c[1], c[2], c[3], 3, c[4], c[3], k_pairs[s].dw, nt,
@@ -263,6 +300,8 @@ static void test_channel_pairs(void **state) {
         a.nt = 3;
         check_hooked(8, 9, 9, 5, 1, 1, 1, k_pairs[s].conv, 3, conv_chsplit_hook, &a, &g,
                      k_pairs[s].name);
+        pair_arg gb = {&sqz_i8_fast_gap, 2, 0, 8, 3};
+        check_gap(16, 5, 5, 2, &gb, &g);
         pair_arg d = {k_pairs[s].conv, 2, 0, 8, 2};
         check_hooked(16, 9, 9, 16, 3, 1, 16, k_pairs[s].dw, 2, dw_chsplit_hook, &d, &g,
                      k_pairs[s].name);

@@ -126,8 +126,8 @@ int sqz_i8_session_threads(int nt, uint64_t total_macs, uint64_t i8_macs);
  * sqz_i8_session_threads gives 1): a 1x1 conv and the depthwise conv that
  * alone reads its output split into the same nt output-channel parts (part
  * t: channels [t nblk / nt mr, (t + 1) nblk / nt mr) clamped to the count),
- * so each core's depthwise reads only the channels it computed and no other
- * node splits. sqz_i8_conv_chsplit: impl / ctx a prepared node; 1 when it is
+ * so each core's depthwise (or GlobalAveragePool) reads only the channels it
+ * computed and no other node splits. sqz_i8_conv_chsplit: impl / ctx a prepared node; 1 when it is
  * an int8 pointwise conv (batch 1, group 1, >= nt blocks of mr channels) on
  * the packed driver (*mr, *nblk set), and, when apply, switches it to those
  * parts (scratch_bytes updated; the session plans scratch afterwards).
@@ -137,6 +137,8 @@ int sqz_i8_session_threads(int nt, uint64_t total_macs, uint64_t i8_macs);
 int sqz_i8_conv_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_t *mr,
                         int64_t *nblk, int apply);
 int sqz_i8_dw_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_t mr, int64_t nblk);
+/* The same for a GlobalAveragePool (batch 1) reading such a conv's output. */
+int sqz_i8_gap_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_t mr, int64_t nblk);
 
 /* Weight w[co][k] of an analysed layer, whatever its stored layout. */
 static inline int8_t sqz_i8_w(const sqz_i8_linear *li, int64_t co, int64_t k) {

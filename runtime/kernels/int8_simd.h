@@ -59,6 +59,11 @@ int sqz_i8_split_threads(int nt, double est_ns);
  * [i0, i1) on the scratch slice of part (< nt); contiguous ranges. */
 typedef void (*sqz_i8_range_fn)(const sqz_op_ctx *ctx, int64_t i0, int64_t i1, int part);
 void sqz_i8_par_range(const sqz_op_ctx *ctx, int nt, int64_t n, sqz_i8_range_fn fn);
+/* sqz_i8_par_range over nt parts cut where a 1x1 conv's output-channel
+ * chunks are (int8.h sqz_i8_conv_chsplit): part t runs items [t nblk / nt
+ * mr, (t + 1) nblk / nt mr) clamped to n, the last part up to n. */
+void sqz_i8_par_cuts(const sqz_op_ctx *ctx, int nt, int64_t n, int64_t mr, int64_t nblk,
+                     sqz_i8_range_fn fn);
 
 /* Requantization constants of one output channel, in the forms the vector
  * epilogues use. */

@@ -984,21 +984,26 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
             if (sqz_ctx_is_int8(&s->nodes[i].ctx)) i8 += s->nodes[i].macs;
         }
         if (sqz_i8_session_threads(s->num_threads, tot, i8) == 1) {
-            /* ... but for 1x1 conv + depthwise pairs split into the same
-             * output-channel parts (int8.h sqz_i8_conv_chsplit): each core's
-             * depthwise reads only what it computed */
+            /* ... but for 1x1 conv + depthwise (or GlobalAveragePool) pairs
+             * split into the same output-channel parts (int8.h
+             * sqz_i8_conv_chsplit): each core's second node reads only what
+             * it computed */
             uint8_t *pair = s->team ? calloc((size_t)nn, 1) : NULL;
             int npair = 0;
             for (int i = 0; pair && i + 1 < nn; i++) {
                 const sqz_node *cn = &m->nodes[i], *dn = &m->nodes[i + 1];
                 node_exec *ec = &s->nodes[i], *ed = &s->nodes[i + 1];
                 int64_t mr, nblk;
-                if (cn->op != SQZ_OP_CONV || dn->op != SQZ_OP_CONV || ec->skip || ec->noop ||
-                    ed->skip || ed->noop || !ec->impl || !ed->impl || cn->n_outputs != 1 ||
-                    dn->n_inputs < 1 || cn->outputs[0] < 0 || dn->inputs[0] != cn->outputs[0] ||
+                if (cn->op != SQZ_OP_CONV || ec->skip || ec->noop || ed->skip || ed->noop ||
+                    !ec->impl || !ed->impl || cn->n_outputs != 1 || dn->n_inputs < 1 ||
+                    cn->outputs[0] < 0 || dn->inputs[0] != cn->outputs[0] ||
                     readers[cn->outputs[0]] != 1 ||
                     !sqz_i8_conv_chsplit(ec->impl, &ec->ctx, s->num_threads, &mr, &nblk, 0) ||
-                    !sqz_i8_dw_chsplit(ed->impl, &ed->ctx, s->num_threads, mr, nblk))
+                    !(dn->op == SQZ_OP_CONV
+                          ? sqz_i8_dw_chsplit(ed->impl, &ed->ctx, s->num_threads, mr, nblk)
+                      : dn->op == SQZ_OP_GLOBAL_AVGPOOL
+                          ? sqz_i8_gap_chsplit(ed->impl, &ed->ctx, s->num_threads, mr, nblk)
+                          : 0))
                     continue;
                 sqz_i8_conv_chsplit(ec->impl, &ec->ctx, s->num_threads, &mr, &nblk, 1);
                 pair[i] = pair[i + 1] = 1;

@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "int8_simd.h"
-#include "par.h"
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
 #include "cpu.h"
@@ -361,31 +360,11 @@ static void dw_gather_part(const sqz_op_ctx *ctx, int64_t p0, int64_t p1, int ti
 }
 #endif
 
-typedef struct dw_cut_job {
-    const sqz_op_ctx *ctx;
-    sqz_i8_range_fn fn;
-    int64_t mr, nblk, n;
-    int parts;
-} dw_cut_job;
-
-/* part t: the channels of the 1x1 conv's part t (sqz_i8_dw_chsplit) */
-static void dw_cut_part(void *arg, int t) {
-    const dw_cut_job *j = arg;
-    int64_t c0 = (int64_t)t * j->nblk / j->parts * j->mr,
-            c1 = t + 1 == j->parts ? j->n : (int64_t)(t + 1) * j->nblk / j->parts * j->mr;
-    c0 = c0 < j->n ? c0 : j->n;
-    c1 = c1 < j->n ? c1 : j->n;
-    if (c1 > c0) j->fn(j->ctx, c0, c1, t);
-}
-
 static void dw_par(const sqz_op_ctx *ctx, const i8dw *p, int64_t planes, sqz_i8_range_fn fn) {
-    int nt = p->nt < ctx->num_threads ? p->nt : ctx->num_threads;
-    if (p->cut_nblk > 0 && nt > 1) {
-        dw_cut_job j = {ctx, fn, p->cut_mr, p->cut_nblk, planes, nt};
-        sqz_par_for(nt, nt, dw_cut_part, &j);
-        return;
-    }
-    sqz_i8_par_range(ctx, p->nt, planes, fn);
+    if (p->cut_nblk > 0)
+        sqz_i8_par_cuts(ctx, p->nt, planes, p->cut_mr, p->cut_nblk, fn);
+    else
+        sqz_i8_par_range(ctx, p->nt, planes, fn);
 }
 
 static void dw_run(const sqz_op_ctx *ctx) {

@@ -149,6 +149,8 @@ const sqz_op_impl sqz_i8_fast_mul = {mul_prepare, mul_run, free, NULL};
 typedef struct gap_p {
     int64_t NC, sp;
     int simd;
+    int nt;                   /* sqz_i8_gap_chsplit: parts; 0: the size estimate's */
+    int64_t cut_mr, cut_nblk; /* and its channel cuts */
     int32_t zp_x, zp_y;
     sqz_rq rq;
 } gap_p;
@@ -169,6 +171,8 @@ static int gap_prepare(sqz_op_ctx *ctx) {
     if (p.sp < 1 || p.sp >= ((int64_t)1 << 23)) return 1; /* int32 sums exact below */
     if (sqz_rq_make((double)sx / ((double)sy * (double)p.sp), &p.rq)) return 1;
     p.simd = 0;
+    p.nt = 0;
+    p.cut_mr = p.cut_nblk = 0;
 #if defined(__x86_64__) || defined(_M_X64)
     p.simd = sqz_cpu_has_avx512();
 #endif
@@ -207,8 +211,25 @@ static void gap_planes(const sqz_op_ctx *ctx, int64_t c0, int64_t c1, int part) 
  * a split conv, half in the other core's cache) */
 static void gap_run(const sqz_op_ctx *ctx) {
     const gap_p *p = ctx->params;
+    if (p->nt > 1) {
+        sqz_i8_par_cuts(ctx, p->nt, p->NC, p->cut_mr, p->cut_nblk, gap_planes);
+        return;
+    }
     int nt = sqz_i8_split_threads(ctx->num_threads, (double)(p->NC * p->sp) * SQZ_I8_NS_BYTE);
     sqz_i8_par_range(ctx, nt, p->NC, gap_planes);
 }
 
 const sqz_op_impl sqz_i8_fast_gap = {gap_prepare, gap_run, free, NULL};
+
+int sqz_i8_gap_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_t mr, int64_t nblk) {
+    const char *e = getenv("SQZ_I8_PAIRS");
+    if (impl != &sqz_i8_fast_gap || !ctx->params || nt < 2 || mr < 1 || nblk < nt ||
+        (e && *e == '0'))
+        return 0;
+    gap_p *p = ctx->params;
+    if (ctx->in_shape[0].dims[0] != 1 || nblk * mr < p->NC || (nblk - 1) * mr >= p->NC) return 0;
+    p->nt = nt;
+    p->cut_mr = mr;
+    p->cut_nblk = nblk;
+    return 1;
+}

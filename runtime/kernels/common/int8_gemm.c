@@ -487,6 +487,33 @@ void sqz_i8_par_range(const sqz_op_ctx *ctx, int nt, int64_t n, sqz_i8_range_fn 
     sqz_par_for(nt, nt, i8_range_part, &j);
 }
 
+typedef struct i8_cut_job {
+    const sqz_op_ctx *ctx;
+    sqz_i8_range_fn fn;
+    int64_t mr, nblk, n;
+    int parts;
+} i8_cut_job;
+
+static void i8_cut_part(void *arg, int t) {
+    const i8_cut_job *j = arg;
+    int64_t c0 = (int64_t)t * j->nblk / j->parts * j->mr,
+            c1 = t + 1 == j->parts ? j->n : (int64_t)(t + 1) * j->nblk / j->parts * j->mr;
+    c0 = c0 < j->n ? c0 : j->n;
+    c1 = c1 < j->n ? c1 : j->n;
+    if (c1 > c0) j->fn(j->ctx, c0, c1, t);
+}
+
+void sqz_i8_par_cuts(const sqz_op_ctx *ctx, int nt, int64_t n, int64_t mr, int64_t nblk,
+                     sqz_i8_range_fn fn) {
+    if (nt > ctx->num_threads) nt = ctx->num_threads;
+    if (nt <= 1 || mr < 1 || nblk < nt) {
+        sqz_i8_par_range(ctx, nt, n, fn);
+        return;
+    }
+    i8_cut_job j = {ctx, fn, mr, nblk, n, nt};
+    sqz_par_for(nt, nt, i8_cut_part, &j);
+}
+
 /* Parts of the wide path's tile loop (sqz_i8_par_range splits the tasks
  * over this many) and so the row bands of its plane fill: one image and
  * group, no channel chunks (else 1: the fill goes by channels). */
