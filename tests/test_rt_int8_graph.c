@@ -298,6 +298,222 @@ static void test_session_thread_policy(void **state) {
     setenv("SQZ_I8_TINY_MACS", "0", 1);
 }
 
+/* ---- channel-consistent pairs (int8.h sqz_i8_conv_chsplit, sqz_i8_conv_fuse_pair) */
+
+enum {
+    P_X,
+    P_XQ,
+    P_W1,
+    P_B1,
+    P_Y1,
+    P_W2,
+    P_B2,
+    P_Y2,
+    P_W3,
+    P_B3,
+    P_Y3,
+    P_W4,
+    P_B4,
+    P_Y4,
+    P_G,
+    P_Y,
+    PNT
+};
+
+/* x f32 [1,16,14,14] -> Quantize -> 1x1 16->44 relu -> depthwise 3x3 44
+ * relu -> 1x1 44->24 -> 1x1 24->40 relu -> GlobalAveragePool -> Dequantize:
+ * two pairs (1x1 + depthwise, 1x1 + pool) in a small int8 model */
+static uint8_t *build_pairs(size_t *size) {
+    static sb_tensor t[PNT];
+    static int8_t w[44 * 16 + 44 * 9 + 24 * 44 + 40 * 24];
+    static int32_t b[44 + 44 + 24 + 40], zw[44 + 44 + 24 + 40];
+    static float sw[44 + 44 + 24 + 40];
+    static qt q[6] = {{0.02f, 3},   {0.05f, -128}, {0.04f, -128},
+                      {0.06f, -10}, {0.07f, -128}, {0.03f, -5}};
+    tu_rng r;
+    tu_rng_seed(&r, 41);
+    for (size_t i = 0; i < sizeof w; i++) w[i] = (int8_t)((int)(tu_rng_u32(&r) % 255) - 127);
+    for (size_t i = 0; i < sizeof b / 4; i++) {
+        b[i] = (int32_t)(tu_rng_u32(&r) % 4001) - 2000;
+        sw[i] = tu_rng_uniform(&r, 0.002f, 0.01f);
+        zw[i] = 0;
+    }
+    memset(t, 0, sizeof t);
+    t[P_X] = (sb_tensor){.name = "x",
+                         .dtype = SQZ_DT_F32,
+                         .flags = SQZ_TF_INPUT,
+                         .ndim = 4,
+                         .dims = {1, 16, 14, 14}};
+    t[P_XQ] = act("xq", 4, 1, 16, 14, 14, &q[0]);
+    int8_t *pw = w;
+    int32_t *pb = b, *pz = zw;
+    float *ps = sw;
+    const int64_t wd[4][4] = {{44, 16, 1, 1}, {44, 1, 3, 3}, {24, 44, 1, 1}, {40, 24, 1, 1}};
+    const int wid[4] = {P_W1, P_W2, P_W3, P_W4}, bid[4] = {P_B1, P_B2, P_B3, P_B4};
+    for (int k = 0; k < 4; k++) {
+        const int64_t n = wd[k][0], e = wd[k][0] * wd[k][1] * wd[k][2] * wd[k][3];
+        t[wid[k]] = (sb_tensor){.name = k == 0   ? "w1"
+                                        : k == 1 ? "w2"
+                                        : k == 2 ? "w3"
+                                                 : "w4",
+                                .dtype = SQZ_DT_I8,
+                                .flags = SQZ_TF_CONST,
+                                .quant = SQZ_QUANT_PER_CHANNEL,
+                                .qaxis = 0,
+                                .ndim = 4,
+                                .dims = {wd[k][0], wd[k][1], wd[k][2], wd[k][3]},
+                                .nq = (uint32_t)n,
+                                .scale = ps,
+                                .zp = pz,
+                                .data = pw,
+                                .data_bytes = (size_t)e};
+        t[bid[k]] = (sb_tensor){.name = k == 0   ? "b1"
+                                        : k == 1 ? "b2"
+                                        : k == 2 ? "b3"
+                                                 : "b4",
+                                .dtype = SQZ_DT_I32,
+                                .flags = SQZ_TF_CONST,
+                                .ndim = 1,
+                                .dims = {n},
+                                .data = pb,
+                                .data_bytes = (size_t)(n * 4)};
+        pw += e;
+        pb += n;
+        pz += n;
+        ps += n;
+    }
+    t[P_Y1] = act("y1", 4, 1, 44, 14, 14, &q[1]);
+    t[P_Y2] = act("y2", 4, 1, 44, 14, 14, &q[2]);
+    t[P_Y3] = act("y3", 4, 1, 24, 14, 14, &q[3]);
+    t[P_Y4] = act("y4", 4, 1, 40, 14, 14, &q[4]);
+    t[P_G] = act("g", 4, 1, 40, 1, 1, &q[5]);
+    t[P_Y] = (sb_tensor){
+        .name = "y", .dtype = SQZ_DT_F32, .flags = SQZ_TF_OUTPUT, .ndim = 4, .dims = {1, 40, 1, 1}};
+    static const int64_t pad1[4] = {1, 1, 1, 1}, k3[2] = {3, 3}, k1[2] = {1, 1};
+    static const int64_t relu = SQZ_ACT_RELU, g44 = 44;
+    static const sb_attr a_pw[] = {
+        {.name = "kernel_shape", .type = SQZ_ATTR_INTS, .count = 2, .ints = k1},
+        {.name = "sqz_act", .type = SQZ_ATTR_INT, .count = 1, .ints = &relu}};
+    static const sb_attr a_dw[] = {
+        {.name = "pads", .type = SQZ_ATTR_INTS, .count = 4, .ints = pad1},
+        {.name = "kernel_shape", .type = SQZ_ATTR_INTS, .count = 2, .ints = k3},
+        {.name = "group", .type = SQZ_ATTR_INT, .count = 1, .ints = &g44},
+        {.name = "sqz_act", .type = SQZ_ATTR_INT, .count = 1, .ints = &relu}};
+    static const int32_t i_q[] = {P_X}, o_q[] = {P_XQ}, i_1[] = {P_XQ, P_W1, P_B1}, o_1[] = {P_Y1},
+                         i_2[] = {P_Y1, P_W2, P_B2}, o_2[] = {P_Y2}, i_3[] = {P_Y2, P_W3, P_B3},
+                         o_3[] = {P_Y3}, i_4[] = {P_Y3, P_W4, P_B4}, o_4[] = {P_Y4}, i_g[] = {P_Y4},
+                         o_g[] = {P_G}, i_dq[] = {P_G}, o_dq[] = {P_Y};
+    static const sb_node n[] = {
+        {SQZ_OP_QUANTIZE_LINEAR, "q", 1, 1, 0, i_q, o_q, NULL},
+        {SQZ_OP_CONV, "expand", 3, 1, 2, i_1, o_1, a_pw},
+        {SQZ_OP_CONV, "dw", 3, 1, 4, i_2, o_2, a_dw},
+        {SQZ_OP_CONV, "project", 3, 1, 1, i_3, o_3, a_pw},
+        {SQZ_OP_CONV, "head", 3, 1, 2, i_4, o_4, a_pw},
+        {SQZ_OP_GLOBAL_AVGPOOL, "gap", 1, 1, 0, i_g, o_g, NULL},
+        {SQZ_OP_DEQUANTIZE_LINEAR, "dq", 1, 1, 0, i_dq, o_dq, NULL},
+    };
+    static const int32_t gin[] = {P_X}, gout[] = {P_Y};
+    return sb_build(t, PNT, n, (int)(sizeof n / sizeof n[0]), gin, 1, gout, 1, size);
+}
+
+/* 3 runs of the pairs model at `threads` (reference kernels: force_ref):
+ * y gets 3 x 40 floats; *skipped the nodes the session does not run */
+static void run_pairs(const uint8_t *f, size_t n, int force_ref, int threads, float *y,
+                      int *skipped) {
+    sqz_set_force_reference(force_ref);
+    sqz_model *m = NULL;
+    sqz_status st;
+    if (sqz_model_load_buffer(f, n, &m, &st) != SQZ_OK) fail_msg("load: %s", st.msg);
+    sqz_session_options o;
+    sqz_session_options_init(&o);
+    o.num_threads = threads;
+    sqz_session *s = NULL;
+    if (sqz_session_create(m, &o, &s, &st) != SQZ_OK) fail_msg("session: %s", st.msg);
+    *skipped = 0;
+    for (int i = 0; i < sqz_session_num_nodes(s); i++) {
+        sqz_node_info ni;
+        sqz_session_node_info(s, i, &ni);
+        *skipped += ni.skipped;
+    }
+    tu_rng r;
+    tu_rng_seed(&r, 8);
+    static float x[16 * 14 * 14];
+    for (int k = 0; k < 3; k++) {
+        tu_fill_uniform(&r, x, sizeof x / sizeof x[0], -1.5f, 2.5f);
+        assert_int_equal(sqz_session_set_input(s, 0, x, sizeof x / sizeof x[0], &st), SQZ_OK);
+        assert_int_equal(sqz_session_run(s, &st), SQZ_OK);
+        const float *out;
+        assert_int_equal(sqz_session_output(s, 0, &out, NULL, &st), SQZ_OK);
+        memcpy(y + 40 * k, out, 40 * sizeof(float));
+    }
+    sqz_session_free(s);
+    sqz_model_free(m);
+    sqz_set_force_reference(0);
+}
+
+/* A small int8 model at 2 and 3 threads with its 1x1 + depthwise and 1x1 +
+ * pool pairs split (and each pair fused into one node: 2 nodes not run) or
+ * only split (SQZ_I8_PAIRS=2) or neither (=0): the reference's bits each time */
+static void test_channel_pairs(void **state) {
+    (void)state;
+    unsetenv("SQZ_I8_TINY_MACS"); /* the default policy: a small model */
+    /* a team for this model (its 1x1 convs of 150K MACs) whatever
+     * OMP_WAIT_POLICY says (run.sh: passive, a higher bar) */
+    setenv("SQZ_PAR_MIN_MACS", "65536", 1);
+    size_t n;
+    uint8_t *f = build_pairs(&n);
+    static float ref[120], got[120];
+    int skipped;
+    run_pairs(f, n, 1, 1, ref, &skipped);
+    int distinct = 0;
+    for (int i = 1; i < 120; i++) distinct += ref[i] != ref[0];
+    assert_true(distinct > 30);
+    static const char *modes[] = {NULL, "2", "0"};
+    /* separate slots (a small model at 2+ threads) and the reusing plan,
+     * where a fused pair's second output must not share the conv input's
+     * space (its lifetime starts at the conv's step) */
+    for (int md = 0; md < 6; md++) {
+        if (md % 3 == 0) {
+            if (md)
+                setenv("SQZ_ARENA_REUSE", "1", 1);
+            else
+                unsetenv("SQZ_ARENA_REUSE");
+        }
+        if (modes[md % 3])
+            setenv("SQZ_I8_PAIRS", modes[md % 3], 1);
+        else
+            unsetenv("SQZ_I8_PAIRS");
+        /* x86: also capped at AVX2 (depthwise kernels with scratch slices) */
+        for (int cap = 0; cap < 2; cap++) {
+#if defined(__x86_64__) || defined(_M_X64)
+            if (cap && sqz_cpu_isa_hw() < SQZ_ISA_AVX2) continue;
+            sqz_cpu_set_isa_cap(cap ? SQZ_ISA_AVX2 : -1);
+#else
+            if (cap) continue;
+#endif
+            for (int thr = 1; thr <= 3; thr++) {
+                run_pairs(f, n, 0, thr, got, &skipped);
+                if (memcmp(got, ref, sizeof ref) != 0)
+                    fail_msg("pairs mode %s, reuse %d, cap %d, %d threads: outputs differ from "
+                             "the reference",
+                             modes[md % 3] ? modes[md % 3] : "default", md / 3, cap, thr);
+                    /* the fused pairs' second nodes (x86 / aarch64 int8 kernels) */
+#if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
+                assert_int_equal(skipped, thr > 1 && !modes[md % 3] ? 2 : 0);
+#endif
+            }
+#if defined(__x86_64__) || defined(_M_X64)
+            sqz_cpu_set_isa_cap(-1);
+#endif
+        }
+    }
+    unsetenv("SQZ_I8_PAIRS");
+    unsetenv("SQZ_ARENA_REUSE");
+    unsetenv("SQZ_PAR_MIN_MACS");
+    setenv("SQZ_I8_TINY_MACS", "0", 1);
+    free(f);
+}
+
 int main(void) {
     /* 2-thread cases split whatever the size and OMP_WAIT_POLICY (run.sh: passive)
      * make of them (int8_simd.h sqz_i8_split_threads), and this small model
@@ -307,6 +523,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_graph_bit_exact),
         cmocka_unit_test(test_session_thread_policy),
+        cmocka_unit_test(test_channel_pairs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

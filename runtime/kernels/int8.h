@@ -139,6 +139,16 @@ int sqz_i8_conv_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_
 int sqz_i8_dw_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_t mr, int64_t nblk);
 /* The same for a GlobalAveragePool (batch 1) reading such a conv's output. */
 int sqz_i8_gap_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_t mr, int64_t nblk);
+/* Such a pair in one split (one hand-off and one join instead of two each):
+ * the conv (split by sqz_i8_conv_chsplit) runs the second node (sctx, split
+ * at its cuts) inside, each part its own channels of both, with the second
+ * node's scratch after its own (scratch_bytes updated); 1 when done: the
+ * session then skips the second node, starts its output's lifetime at the
+ * conv's step and gives it no scratch. SQZ_I8_PAIRS=2: pairs not fused. */
+int sqz_i8_conv_fuse_pair(const sqz_op_impl *impl, sqz_op_ctx *ctx, const sqz_op_impl *second,
+                          const sqz_op_ctx *sctx);
+/* 1 when impl is the int8 depthwise driver (int8_dw.c). */
+int sqz_i8_dw_is(const sqz_op_impl *impl);
 
 /* Weight w[co][k] of an analysed layer, whatever its stored layout. */
 static inline int8_t sqz_i8_w(const sqz_i8_linear *li, int64_t co, int64_t k) {

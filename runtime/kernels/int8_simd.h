@@ -64,6 +64,18 @@ void sqz_i8_par_range(const sqz_op_ctx *ctx, int nt, int64_t n, sqz_i8_range_fn 
  * mr, (t + 1) nblk / nt mr) clamped to n, the last part up to n. */
 void sqz_i8_par_cuts(const sqz_op_ctx *ctx, int nt, int64_t n, int64_t mr, int64_t nblk,
                      sqz_i8_range_fn fn);
+/* Items [*c0, *c1) of part t of parts in that cut (parts >= 1). */
+static inline void sqz_i8_cut(int64_t t, int64_t parts, int64_t mr, int64_t nblk, int64_t n,
+                              int64_t *c0, int64_t *c1) {
+    int64_t a = t * nblk / parts * mr, b = t + 1 == parts ? n : (t + 1) * nblk / parts * mr;
+    *c0 = a < n ? a : n;
+    *c1 = b < n ? b : n;
+}
+/* Part t of parts of a pair's second node (sqz_i8_conv_fuse_pair) at its
+ * cuts, with scratch as its scratch (int8_dw.c, int8_eltwise.c). */
+typedef void (*sqz_i8_part_fn)(const sqz_op_ctx *ctx, void *scratch, int t, int parts);
+void sqz_i8_dw_part(const sqz_op_ctx *ctx, void *scratch, int t, int parts);
+void sqz_i8_gap_part(const sqz_op_ctx *ctx, void *scratch, int t, int parts);
 
 /* Requantization constants of one output channel, in the forms the vector
  * epilogues use. */

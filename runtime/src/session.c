@@ -1006,6 +1006,13 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
                           : 0))
                     continue;
                 sqz_i8_conv_chsplit(ec->impl, &ec->ctx, s->num_threads, &mr, &nblk, 1);
+                if (sqz_i8_conv_fuse_pair(ec->impl, &ec->ctx, ed->impl, &ed->ctx)) {
+                    ed->noop = 1; /* runs inside the conv, at its step */
+                    ed->down_host = i + 1;
+                    ed->ctx.scratch_bytes = 0;
+                    ec->macs += ed->macs;
+                    ed->macs = 0;
+                }
                 pair[i] = pair[i + 1] = 1;
                 npair++;
                 i++;

@@ -386,6 +386,30 @@ static void dw_run(const sqz_op_ctx *ctx) {
 
 static int is_dw_impl(const sqz_op_impl *impl);
 
+int sqz_i8_dw_is(const sqz_op_impl *impl) {
+    return is_dw_impl(impl);
+}
+
+void sqz_i8_dw_part(const sqz_op_ctx *ctx, void *scratch, int t, int parts) {
+    const i8dw *p = ctx->params;
+    sqz_op_ctx c = *ctx;
+    c.scratch = scratch;
+    int64_t c0, c1;
+    sqz_i8_cut(t, parts, p->cut_mr, p->cut_nblk, p->li.batch * p->li.n_co, &c0, &c1);
+    if (c1 <= c0) return;
+#if defined(__x86_64__) || defined(_M_X64)
+    if (p->gather) {
+        dw_gather_part(&c, c0, c1, t);
+        return;
+    }
+    if (p->small) {
+        dw_small_part(&c, c0, c1, t);
+        return;
+    }
+#endif
+    dw_planes_part(&c, c0, c1, t);
+}
+
 int sqz_i8_dw_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_t mr, int64_t nblk) {
     const char *e = getenv("SQZ_I8_PAIRS");
     if (nt < 2 || mr < 1 || nblk < nt || !is_dw_impl(impl) || !ctx->params || (e && *e == '0'))
@@ -435,6 +459,10 @@ static int is_dw_impl(const sqz_op_impl *impl) {
 }
 #endif /* aarch64 */
 #else
+int sqz_i8_dw_is(const sqz_op_impl *impl) {
+    (void)impl;
+    return 0;
+}
 int sqz_i8_dw_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_t mr, int64_t nblk) {
     (void)impl, (void)ctx, (void)nt, (void)mr, (void)nblk;
     return 0;

@@ -221,6 +221,14 @@ static void gap_run(const sqz_op_ctx *ctx) {
 
 const sqz_op_impl sqz_i8_fast_gap = {gap_prepare, gap_run, free, NULL};
 
+void sqz_i8_gap_part(const sqz_op_ctx *ctx, void *scratch, int t, int parts) {
+    (void)scratch;
+    const gap_p *p = ctx->params;
+    int64_t c0, c1;
+    sqz_i8_cut(t, parts, p->cut_mr, p->cut_nblk, p->NC, &c0, &c1);
+    if (c1 > c0) gap_planes(ctx, c0, c1, t);
+}
+
 int sqz_i8_gap_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_t mr, int64_t nblk) {
     const char *e = getenv("SQZ_I8_PAIRS");
     if (impl != &sqz_i8_fast_gap || !ctx->params || nt < 2 || mr < 1 || nblk < nt ||

@@ -94,6 +94,11 @@ typedef struct i8lin {
     size_t thread_bytes; /* scratch per thread */
     size_t rows_off, R_off, xp_off, ytmp_off; /* parts of a thread's scratch */
     int nt;
+    /* sqz_i8_conv_fuse_pair: the second node run inside (its context, part
+     * function, and its scratch at this offset of ours); NULL: none */
+    const sqz_op_ctx *pair;
+    sqz_i8_part_fn pair_fn;
+    size_t pair_off;
 } i8lin;
 
 static void i8lin_release(void *p) {
@@ -496,10 +501,8 @@ typedef struct i8_cut_job {
 
 static void i8_cut_part(void *arg, int t) {
     const i8_cut_job *j = arg;
-    int64_t c0 = (int64_t)t * j->nblk / j->parts * j->mr,
-            c1 = t + 1 == j->parts ? j->n : (int64_t)(t + 1) * j->nblk / j->parts * j->mr;
-    c0 = c0 < j->n ? c0 : j->n;
-    c1 = c1 < j->n ? c1 : j->n;
+    int64_t c0, c1;
+    sqz_i8_cut(t, j->parts, j->mr, j->nblk, j->n, &c0, &c1);
     if (c1 > c0) j->fn(j->ctx, c0, c1, t);
 }
 
@@ -723,6 +726,32 @@ static void conv_tasks(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int tid) {
     }
 }
 
+typedef struct pair_job {
+    const sqz_op_ctx *ctx;
+    const i8lin *p;
+    int parts;
+} pair_job;
+
+/* part t: the conv's chunk t over every tile, then the second node's
+ * channels of that chunk (no join between them: they are this part's own) */
+static void pair_part(void *arg, int t) {
+    const pair_job *j = arg;
+    const i8lin *p = j->p;
+    const int64_t n = p->ntiles * p->nchunk; /* batch 1, group 1 */
+    conv_tasks(j->ctx, n * t / j->parts, n * (t + 1) / j->parts, t);
+    p->pair_fn(p->pair, (char *)j->ctx->scratch + p->pair_off, t, j->parts);
+}
+
+static void pair_run(const sqz_op_ctx *ctx, const i8lin *p) {
+    int nt = p->nt < ctx->num_threads ? p->nt : ctx->num_threads;
+    pair_job j = {ctx, p, nt > 1 ? nt : 1};
+    if (nt <= 1) {
+        pair_part(&j, 0);
+        return;
+    }
+    sqz_par_for(nt, nt, pair_part, &j);
+}
+
 static void conv_run(const sqz_op_ctx *ctx) {
     const i8lin *p = ctx->params;
     const sqz_i8_linear *li = &p->li;
@@ -744,19 +773,18 @@ static void conv_run(const sqz_op_ctx *ctx) {
     }
     /* chunk-major task order: each part takes whole channel chunks across
      * all tiles (balanced when tiles are unequal) */
+    if (p->pair) {
+        pair_run(ctx, p);
+        return;
+    }
     sqz_i8_par_range(ctx, p->nt, li->batch * li->group * p->ntiles * p->nchunk, conv_tasks);
 }
 
-/* SQZ_I8_PAIRS=0: no channel-consistent pair splits (int8.h); read once */
+/* SQZ_I8_PAIRS=0: no channel-consistent pair splits (int8.h; read at
+ * session creation, like the others) */
 static int pairs_on(void) {
-    static _Atomic int on = -1;
-    int v = atomic_load_explicit(&on, memory_order_relaxed);
-    if (v < 0) {
-        const char *e = getenv("SQZ_I8_PAIRS");
-        v = !(e && *e == '0');
-        atomic_store_explicit(&on, v, memory_order_relaxed);
-    }
-    return v;
+    const char *e = getenv("SQZ_I8_PAIRS");
+    return !(e && *e == '0');
 }
 
 static int is_conv_impl(const sqz_op_impl *impl) {
@@ -784,6 +812,24 @@ int sqz_i8_conv_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_
         p->nchunk = nt;
         ctx->scratch_bytes = p->shared_bytes + (size_t)nt * p->thread_bytes;
     }
+    return 1;
+}
+
+int sqz_i8_conv_fuse_pair(const sqz_op_impl *impl, sqz_op_ctx *ctx, const sqz_op_impl *second,
+                          const sqz_op_ctx *sctx) {
+    const char *e = getenv("SQZ_I8_PAIRS"); /* =2: pairs, not fused (A/B) */
+    if (!is_conv_impl(impl) || !ctx->params || (e && *e == '2')) return 0;
+    i8lin *p = ctx->params;
+    if (p->nt < 2 || p->nchunk != p->nt || !p->pointwise || p->li.batch != 1 || p->li.group != 1)
+        return 0;
+    sqz_i8_part_fn fn = sqz_i8_dw_is(second)         ? sqz_i8_dw_part
+                        : second == &sqz_i8_fast_gap ? sqz_i8_gap_part
+                                                     : NULL;
+    if (!fn) return 0;
+    p->pair = sctx;
+    p->pair_fn = fn;
+    p->pair_off = up64(ctx->scratch_bytes);
+    ctx->scratch_bytes = p->pair_off + sctx->scratch_bytes;
     return 1;
 }
 
@@ -904,6 +950,11 @@ const sqz_op_impl sqz_i8_matmul_dot = {gemm_prepare_dot, gemm_run, i8lin_release
 int sqz_i8_conv_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_t *mr,
                         int64_t *nblk, int apply) {
     (void)impl, (void)ctx, (void)nt, (void)mr, (void)nblk, (void)apply;
+    return 0;
+}
+int sqz_i8_conv_fuse_pair(const sqz_op_impl *impl, sqz_op_ctx *ctx, const sqz_op_impl *second,
+                          const sqz_op_ctx *sctx) {
+    (void)impl, (void)ctx, (void)second, (void)sctx;
     return 0;
 }
 #endif
