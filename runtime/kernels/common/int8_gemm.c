@@ -637,8 +637,11 @@ static void conv_fill_q(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int part)
 }
 #endif
 
-/* conv tasks [t0, t1) on the scratch slice of part tid */
-static void conv_tasks(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int tid) {
+/* Conv task task0 on the scratch slice of part tid: its tile's interleave
+ * (into the slice; or xp_in, a tile already interleaved, when not NULL;
+ * then *ready set, when not NULL), then its channel blocks. */
+static void conv_task(const sqz_op_ctx *ctx, int64_t task0, int tid, const void *xp_in,
+                      _Atomic int *ready) {
     const i8lin *p = ctx->params;
     const sqz_i8_linear *li = &p->li;
     const int8_t *X = (const int8_t *)ctx->in_data[0];
@@ -647,7 +650,7 @@ static void conv_tasks(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int tid) {
     int8_t *planes = (int8_t *)scr, *zrow = (int8_t *)(scr + p->zrow_off);
     int64_t tasks = li->batch * li->group * p->ntiles * p->nchunk;
     (void)planes;
-    for (int64_t task0 = t0; task0 < t1; task0++) {
+    {
         /* chunk-major: with static scheduling each thread takes whole
          * channel chunks across all tiles (balanced when tiles are unequal) */
         int64_t nbase = tasks / p->nchunk, ch = task0 / nbase, task = task0 % nbase;
@@ -655,7 +658,7 @@ static void conv_tasks(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int tid) {
         char *base = scr + p->shared_bytes + (size_t)tid * p->thread_bytes;
         const int8_t **rows = (const int8_t **)(void *)(base + p->rows_off);
         int8_t *R = (int8_t *)(base + p->R_off), *ytmp = (int8_t *)(base + p->ytmp_off);
-        void *xp = base + p->xp_off;
+        const void *xp = xp_in ? xp_in : base + p->xp_off;
         int64_t t = task % p->ntiles, gi = task / p->ntiles % li->group,
                 n = task / (p->ntiles * li->group);
         int64_t p0 = t * p->T, npx = p->npix - p0 < p->T ? p->npix - p0 : p->T;
@@ -674,10 +677,12 @@ static void conv_tasks(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int tid) {
                                    p->gout + p0 / 16, Y + (n * li->n_co + co) * li->out_sp,
                                    li->out_sp, &e);
             }
-            continue;
+            return;
         }
 #endif
-        if (p->wide) {
+        if (xp_in) {
+            /* interleaved by another part */
+        } else if (p->wide) {
             const int8_t *gp = planes + (size_t)(n * li->C + gi * li->cpg) * p->plane + p0;
             for (int64_t k = 0; k < li->K; k++) rows[k] = gp + p->koff[k];
         } else if (p->pointwise) {
@@ -701,13 +706,17 @@ static void conv_tasks(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int tid) {
             gather_tile(p, X, n, gi, p0, npx, R);
             for (int64_t k = 0; k < li->K; k++) rows[k] = R + k * p->T;
         }
-        for (int64_t k = li->K; k < p->Kp; k++) rows[k] = zrow;
+        if (!xp_in) {
+            void *xw = base + p->xp_off;
+            for (int64_t k = li->K; k < p->Kp; k++) rows[k] = zrow;
 #if defined(__x86_64__) || defined(_M_X64)
-        if (p->ivbmi)
-            sqz_i8_interleave_vbmi(rows, p->Kp, p->T, xp);
-        else
+            if (p->ivbmi)
+                sqz_i8_interleave_vbmi(rows, p->Kp, p->T, xw);
+            else
 #endif
-            p->isa->interleave(rows, p->Kp, p->T, xp);
+                p->isa->interleave(rows, p->Kp, p->T, xw);
+            if (ready) atomic_store_explicit(ready, 1, memory_order_release);
+        }
         for (int64_t b = b0; b < b1; b++) {
             int64_t c0 = b * p->isa->mr;
             int mr = (int)(li->mpg - c0 < p->isa->mr ? li->mpg - c0 : p->isa->mr);
@@ -726,25 +735,43 @@ static void conv_tasks(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int tid) {
     }
 }
 
+/* conv tasks [t0, t1) on the scratch slice of part tid */
+static void conv_tasks(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int tid) {
+    for (int64_t task0 = t0; task0 < t1; task0++) conv_task(ctx, task0, tid, NULL, NULL);
+}
+
 typedef struct pair_job {
     const sqz_op_ctx *ctx;
     const i8lin *p;
     int parts;
+    _Atomic int ready; /* one tile: part 0's slice holds it interleaved */
 } pair_job;
 
 /* part t: the conv's chunk t over every tile, then the second node's
  * channels of that chunk (no join between them: they are this part's own) */
 static void pair_part(void *arg, int t) {
-    const pair_job *j = arg;
+    pair_job *j = arg;
     const i8lin *p = j->p;
     const int64_t n = p->ntiles * p->nchunk; /* batch 1, group 1 */
-    conv_tasks(j->ctx, n * t / j->parts, n * (t + 1) / j->parts, t);
+    if (p->ntiles == 1 && j->parts == p->nchunk) {
+        /* one tile (14x14, 7x7): a part that finds it interleaved by part
+         * 0 reads it there (the other core's bytes either way: the tile or
+         * the input it is made of); the solo probe's runs then interleave
+         * it once, not once a part */
+        const void *xp = NULL;
+        if (t > 0 && atomic_load_explicit(&j->ready, memory_order_acquire))
+            xp = (const char *)j->ctx->scratch + p->shared_bytes + p->xp_off;
+        conv_task(j->ctx, t, t, xp, t == 0 ? &j->ready : NULL);
+    } else {
+        conv_tasks(j->ctx, n * t / j->parts, n * (t + 1) / j->parts, t);
+    }
     p->pair_fn(p->pair, (char *)j->ctx->scratch + p->pair_off, t, j->parts);
 }
 
 static void pair_run(const sqz_op_ctx *ctx, const i8lin *p) {
     int nt = p->nt < ctx->num_threads ? p->nt : ctx->num_threads;
-    pair_job j = {ctx, p, nt > 1 ? nt : 1};
+    pair_job j = {ctx, p, nt > 1 ? nt : 1, 0};
+    atomic_init(&j.ready, 0);
     if (nt <= 1) {
         pair_part(&j, 0);
         return;
