@@ -84,6 +84,12 @@ static inline __m512i bcast4(const void *p) {
 
 /* ------------------------------------------------------------- conv */
 
+static inline int32_t q4(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
 /* SQZ_I8_PW48=0 turns the 48-pixel groups off (A/B); read once */
 static int pw48_on(void) {
     static _Atomic int on = -1;
@@ -114,10 +120,17 @@ static inline __m512i iclamp_pack(__m512i a, __m512i b, __m512 sa, __m512 sb, __
  * of 64 lanes (the weight broadcasts are shared by the three vectors). */
 static inline __attribute__((always_inline)) void
 conv_vnni_grp(const uint8_t *xb, int64_t kstride, int64_t kq, const int8_t *wp, int mr, int64_t j0,
-              int64_t n, int8_t *y, int64_t ys, const sqz_i8_epi *e, const int MRX, const int NV) {
+              int64_t n, int8_t *y, int64_t ys, const sqz_i8_epi *e, const int MRX, const int NV,
+              const int EX) {
     __m512i acc[MR][3]; /* start from the channel offsets: no add in the epilogue */
     for (int r = 0; r < MRX; r++)
         for (int v = 0; v < NV; v++) acc[r][v] = _mm512_set1_epi32(r < mr ? e->off[r] : 0);
+    /* EX (NV 3, MRX <= 4): pixel 48 too, rows along the lanes of an xmm
+     * (a k-quad's weights of the pass's 4 rows are 16 consecutive bytes,
+     * zero past mr), its quad broadcast (conv_vnni_px's scheme, inside the
+     * k loop: a 7x7 map's 49th pixel without a call of its own) */
+    __m128i accx = _mm_setzero_si128();
+    if (EX) accx = _mm_maskz_loadu_epi32((__mmask8)((1u << (mr < 4 ? mr : 4)) - 1), e->off);
     const int8_t *wk = wp;
     const uint8_t *xk = xb + j0 * 4;
     for (int64_t k = 0; k < kq; k++, wk += MR * 4, xk += kstride) {
@@ -129,6 +142,21 @@ conv_vnni_grp(const uint8_t *xb, int64_t kstride, int64_t kq, const int8_t *wp, 
             DPB(acc[r][1], x1, b);
             if (NV > 2) DPB(acc[r][2], x2, b);
         }
+        if (EX)
+            accx = _mm_dpbusd_epi32(accx, _mm_set1_epi32(q4(xk + 4 * 48)),
+                                    _mm_loadu_si128((const __m128i *)(const void *)wk));
+    }
+    if (EX) { /* the int8.h formula, clamped in float; rows r < mr of pixel 48 */
+        const int m4 = mr < 4 ? mr : 4;
+        __m128 v = _mm_mul_ps(_mm_cvtepi32_ps(accx),
+                              _mm_maskz_loadu_ps((__mmask8)((1u << m4) - 1), &e->rq[0].s));
+        v = _mm_min_ps(_mm_max_ps(v, _mm_set1_ps((float)(e->lo - e->zp))),
+                       _mm_set1_ps((float)(e->hi - e->zp)));
+        const __m128i iv = _mm_add_epi32(_mm_cvtps_epi32(v), _mm_set1_epi32(e->zp));
+        y[j0 + 48] = (int8_t)_mm_extract_epi32(iv, 0);
+        if (m4 > 1) y[ys + j0 + 48] = (int8_t)_mm_extract_epi32(iv, 1);
+        if (m4 > 2) y[2 * ys + j0 + 48] = (int8_t)_mm_extract_epi32(iv, 2);
+        if (m4 > 3) y[3 * ys + j0 + 48] = (int8_t)_mm_extract_epi32(iv, 3);
     }
     const __m512i zp16 = _mm512_set1_epi16((short)e->zp);
     const __m512 flo = _mm512_set1_ps((float)(e->lo - e->zp)),
@@ -192,11 +220,6 @@ conv_vnni_grp(const uint8_t *xb, int64_t kstride, int64_t kq, const int8_t *wp, 
  * bytes, zero past mr), the pixel's quad broadcast: kq / 2 zmm-equivalent
  * products a pixel instead of MR kq for a vector of 16 pixels. The same
  * exact accumulator and requantization. */
-static inline int32_t q4(const uint8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
 
 static void conv_vnni_px(const uint8_t *xb, int64_t kstride, int64_t kq, const int8_t *wp, int mr,
                          int64_t j0, int np, int8_t *y, int64_t ys, const sqz_i8_epi *e) {
@@ -249,22 +272,26 @@ conv_vnni_body(const uint8_t *xb, int64_t kstride, int64_t kq, const int8_t *wp,
         /* ... 32, 48 + <= 4 single pixels (7x7: 49 as 48 + 1, not 64) */
         const int64_t n32 = npx - rem - 32;
         for (int64_t j = 0; j < n32; j += 32)
-            conv_vnni_grp(xb, kstride, kq, wp, mr, j, 32, y, ys, e, MRX, 2);
+            conv_vnni_grp(xb, kstride, kq, wp, mr, j, 32, y, ys, e, MRX, 2, 0);
         /* four rows a pass: 8 rows x 3 vectors (24 accumulators) made GCC 12
          * keep every accumulator on the stack */
         for (int r0 = 0; r0 < mr; r0 += 4) {
             sqz_i8_epi e4 = *e;
             e4.off += r0;
             e4.rq += r0;
-            conv_vnni_grp(xb, kstride, kq, wp + 4 * r0, mr - r0 < 4 ? mr - r0 : 4, n32, 48,
-                          y + r0 * ys, ys, &e4, MRX < 4 ? MRX : 4, 3);
+            if (rem == 17) /* one more pixel: inside the group (EX) */
+                conv_vnni_grp(xb, kstride, kq, wp + 4 * r0, mr - r0 < 4 ? mr - r0 : 4, n32, 48,
+                              y + r0 * ys, ys, &e4, MRX < 4 ? MRX : 4, 3, 1);
+            else
+                conv_vnni_grp(xb, kstride, kq, wp + 4 * r0, mr - r0 < 4 ? mr - r0 : 4, n32, 48,
+                              y + r0 * ys, ys, &e4, MRX < 4 ? MRX : 4, 3, 0);
         }
-        if (rem > 16) conv_vnni_px(xb, kstride, kq, wp, mr, n32 + 48, (int)(rem - 16), y, ys, e);
+        if (rem > 17) conv_vnni_px(xb, kstride, kq, wp, mr, n32 + 48, (int)(rem - 16), y, ys, e);
         return;
     }
     const int64_t n32 = rem > 4 ? npx : npx - rem;
     for (int64_t j = 0; j < n32; j += 32)
-        conv_vnni_grp(xb, kstride, kq, wp, mr, j, n32 - j, y, ys, e, MRX, 2);
+        conv_vnni_grp(xb, kstride, kq, wp, mr, j, n32 - j, y, ys, e, MRX, 2, 0);
     if (n32 < npx) conv_vnni_px(xb, kstride, kq, wp, mr, n32, (int)(npx - n32), y, ys, e);
 }
 
