@@ -1,6 +1,7 @@
 /* session.c - pre-inference (shapes, kernel prepare, MPool planning) and the
  * executor. Everything that can be done once is done in sqz_session_create;
  * sqz_session_run only calls kernels on pre-bound pointers. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -378,12 +379,12 @@ static int xdw_prepare_op(sqz_op_ctx *ctx) {
 static const sqz_op_impl xdw_impl = {xdw_prepare_op, xdw_run_op, sqz_xdw_free, xdw_macs_op};
 
 /* Tensors of at least this many bytes between an expansion and a depthwise
- * conv are not materialised (fuse_expand_dw): at 2+ threads from 1 MiB, at
- * 1 thread from 4 MiB (twice L2: the tensor then goes out to L3 / DRAM and
- * back; below it the unfused pair was as fast: MobileNetV2 1.8 MB blocks,
- * MNASNet's 2.4 MB one +0.5..1% fused). SQZ_XDW_MIN overrides both (A/B:
+ * conv are not materialised (fuse_expand_dw) at 1 thread: from 4 MiB (twice
+ * L2: the tensor then goes out to L3 / DRAM and back; below it the unfused
+ * pair was as fast: MobileNetV2 1.8 MB blocks, MNASNet's 2.4 MB one
+ * +0.5..1% fused). At 2+ threads none (each core's half of the tensor fits
+ * its L2; see fuse_expand_dw). SQZ_XDW_MIN overrides both (A/B:
  * SQZ_XDW_MIN=0 fuses every candidate, a huge value none). */
-#define XDW_MIN_BYTES ((size_t)1 << 20)
 #define XDW_MIN_BYTES_1T ((size_t)4 << 20)
 
 /* Expansion + depthwise (xdw.h): an f32 1x1 conv (stride 1, no padding,
@@ -395,12 +396,20 @@ static const sqz_op_impl xdw_impl = {xdw_prepare_op, xdw_run_op, sqz_xdw_free, x
 static void fuse_expand_dw(sqz_session *s, const int32_t *readers) {
     const sqz_model *m = s->m;
     const char *me = getenv("SQZ_XDW_MIN");
-    /* 2 threads: each core keeps its rows of the expanded tensor
-     * (MobileNetV2 3.01 -> 2.81 ms, MNASNet 2.93 -> 2.83 ms); 1 thread:
-     * only MobileNetV2's 4.8 MB 16 -> 96 @112 block (whole model, same run,
+    /* 2 threads: none fused. It had paid (MobileNetV2 3.01 -> 2.81 ms,
+     * MNASNet 2.93 -> 2.83 ms) before the small-K 1x1 kernels and the direct
+     * depthwise kernels; now, whole models, 2 threads, same binary,
+     * SQZ_XDW_MIN=1 MiB (fused from 1 MiB, as before) vs none, 60 runs x 12
+     * interleaved rounds, load ~4-6: MobileNetV2 median 3.98 -> 3.87 ms (11
+     * of 12 round medians lower), MNASNet 6.51 -> 6.24 (a slow period, 12 of
+     * 12), EfficientNet-B0 5.94 -> 5.84 (40 x 10, 7 of 10). In the periods
+     * where the two vCPUs run each other's work slowly (par.c's probe) a
+     * fused node's halves ran 3-4x their solo time (MNASNet's: 120 us each
+     * solo, 360-550 us split). 1 thread: only MobileNetV2's 4.8 MB 16 -> 96
+     * @112 block (whole model, same run,
      * interleaved: 4.55 -> 4.35-4.43 ms) */
     size_t min_bytes = me && *me             ? (size_t)atoll(me)
-                       : s->num_threads >= 2 ? XDW_MIN_BYTES
+                       : s->num_threads >= 2 ? SIZE_MAX
                                              : XDW_MIN_BYTES_1T;
     for (int j = 1; j < m->n_nodes; j++) {
         const int i = j - 1;
