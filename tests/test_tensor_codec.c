@@ -810,6 +810,55 @@ static void test_length_limit(void **state) {
     assert_int_equal(lens[3], 3);
 }
 
+/* Huffman stream writer: the bytes of a bit-by-bit reference (table, then
+ * each symbol's LSB-first code, zero-padded) on skewed random streams of
+ * 1..300 and 5000 symbols (codes up to 15 bits: the fast loop with 8 bytes
+ * of room, its hand-over to the tail, a stream shorter than 8 bytes); a
+ * symbol without a code fails; a wrong length fails. */
+static void test_huff_write(void **state) {
+    (void)state;
+    uint32_t rng = 12345;
+    uint8_t *syms = malloc(5000), *a = malloc(8192), *b = malloc(8192);
+    assert_non_null(syms);
+    assert_non_null(a);
+    assert_non_null(b);
+    for (int n = 1; n <= 5000; n = n < 300 ? n + 1 : n == 300 ? 5000 : 5001) {
+        for (int i = 0; i < n; i++) {
+            rng = rng * 1103515245u + 12345u;
+            /* geometric-ish over 256 values: long codes for the rare ones */
+            const unsigned r = rng >> 8;
+            unsigned v = 0;
+            while (v < 255 && (r >> (v % 24) & 1)) v++;
+            syms[i] = (uint8_t)(n % 3 == 0 ? (v * 37u) & 255 : v);
+        }
+        sqzc_huff_code c;
+        assert_int_equal(sqzc_huff_code_build(&c, syms, (size_t)n, 8), 0);
+        assert_true(c.stream_bytes <= 8192);
+        const size_t tab = (c.n_lens + 1) / 2, sb = (size_t)c.stream_bytes;
+        memset(b, 0, sb);
+        b[0] = (uint8_t)c.n_lens;
+        b[1] = (uint8_t)(c.n_lens >> 8);
+        for (unsigned k = 0; k < c.n_lens; k++)
+            b[2 + k / 2] |= (uint8_t)(c.lens[k] << (4 * (k & 1)));
+        size_t bit = 8 * (2 + tab);
+        for (int i = 0; i < n; i++)
+            for (unsigned k = 0; k < c.lens[syms[i]]; k++, bit++)
+                b[bit / 8] |= (uint8_t)(((c.rev[syms[i]] >> k) & 1) << (bit % 8));
+        assert_int_equal((bit + 7) / 8, sb);
+        memset(a, 0xa5, sb);
+        assert_int_equal(sqzc_huff_write(&c, syms, (size_t)n, a, sb), 0);
+        assert_memory_equal(a, b, sb);
+        assert_int_equal(sqzc_huff_write(&c, syms, (size_t)n, a, sb + 1), -1);
+        if (c.n_lens < 256) { /* a symbol outside the table */
+            syms[n / 2] = 255;
+            assert_int_equal(sqzc_huff_write(&c, syms, (size_t)n, a, sb), -1);
+        }
+    }
+    free(syms);
+    free(a);
+    free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_all_widths),
@@ -823,6 +872,7 @@ int main(void) {
         cmocka_unit_test(test_linear_hostile),
         cmocka_unit_test(test_grid_roundtrip),
         cmocka_unit_test(test_length_limit),
+        cmocka_unit_test(test_huff_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -170,7 +170,23 @@ int sqzc_huff_write(const sqzc_huff_code *c, const uint8_t *syms, size_t n, uint
     for (unsigned s = 0; s < c->n_lens && s < 256; s++) len[s] = c->lens[s];
     uint64_t acc = 0;
     unsigned nb = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* while 8 bytes of room are left: acc (< 8 + 15 bits) stored whole each
+     * symbol and its full bytes stepped over (no branch on the bit count,
+     * which a Huffman stream makes unpredictable); the same bytes as below */
+    while (i < n && end - o >= 8) {
+        const unsigned s = syms[i++];
+        if (!len[s]) return -1;
+        acc |= (uint64_t)c->rev[s] << nb;
+        nb += len[s];
+        memcpy(o, &acc, 8);
+        o += nb >> 3;
+        acc >>= nb & ~7u;
+        nb &= 7;
+    }
+#endif
+    for (; i < n; i++) {
         unsigned s = syms[i];
         if (!len[s]) return -1;
         acc |= (uint64_t)c->rev[s] << nb;
