@@ -509,8 +509,8 @@ static void test_small_dw_threads(void **state) {
         expect_same(&one, &t);
         free_result(&t);
     }
-    /* 48 runs of one 2-thread session: the pool's solo probe (par.c, runs
-     * 16-32) runs parts on the master alone, then split or solo by timing;
+    /* 96 runs of one 2-thread session: the pool's solo probe (par.c, runs
+     * 64-82) runs parts on the master alone, then split or solo by timing;
      * every run equals the 1-thread outputs */
     sqz_session_options so;
     sqz_session_options_init(&so);
@@ -519,7 +519,7 @@ static void test_small_dw_threads(void **state) {
     sqz_status st;
     memset(&st, 0, sizeof st);
     assert_int_equal(sqz_session_create(m, &so, &s, &st), SQZ_OK);
-    for (int rep = 0; rep < 48; rep++) {
+    for (int rep = 0; rep < 96; rep++) {
         assert_int_equal(sqz_session_set_input(s, 0, x, nx, &st), SQZ_OK);
         assert_int_equal(sqz_session_run(s, &st), SQZ_OK);
         for (int o = 0; o < 2; o++) {

@@ -89,10 +89,16 @@ void sqz_par_eltwise(int nt, sqz_par_eltwise_fn fn, const float *x, float *y, si
  * 0.100 at two in a good period (ONNX Runtime at the same time: 0.241 vs
  * 0.150). With the probe 0.135 in such periods, 0.100-0.101 in good ones;
  * the probe's solo runs cost ~2% of them (the median unchanged).
+ * The first probe waits POOL_PROBE_FIRST = 64 runs (was 16): its 8 solo runs
+ * are a one-time cost of 8 x (1-thread - 2-thread time), which a process of a
+ * few dozen runs of a large model pays in full (MobileNetV2 at 2 threads:
+ * 8 runs at ~6.9 ms among ~25 of ~3.8 ms in one bench/latency.sh round,
+ * which raises the round's median to its split runs' 70th percentile), while
+ * a small model reaches run 64 within ~10 ms.
  * SQZ_POOL_PROBE=0: always split (A/B). */
 #define POOL_PROBE_K 8
 #define POOL_PROBE_WARM 2
-#define POOL_PROBE_FIRST 16
+#define POOL_PROBE_FIRST 64
 #define POOL_PROBE_EVERY 512
 #define POOL_PROBE_SOLO_EVERY 256
 #define POOL_PROBE_SOLO 1.10
