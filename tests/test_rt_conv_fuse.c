@@ -152,6 +152,25 @@ typedef struct result {
     int n_out, fused_skipped;
 } result;
 
+/* Copies the session's (up to two) outputs into res, then frees the session
+ * and the model and leaves reference mode. */
+static void take_outputs(result *res, sqz_session *s, sqz_model *m) {
+    res->n_out = 0;
+    for (int k = 0; k < 2; k++) {
+        const float *y;
+        sqz_shape ys;
+        if (sqz_session_output(s, k, &y, &ys, NULL) != SQZ_OK) break;
+        res->n[k] = (size_t)sqz_shape_numel(&ys);
+        res->out[k] = malloc(res->n[k] * sizeof(float));
+        assert_non_null(res->out[k]);
+        memcpy(res->out[k], y, res->n[k] * sizeof(float));
+        res->n_out++;
+    }
+    sqz_session_free(s);
+    sqz_model_free(m);
+    sqz_set_force_reference(0);
+}
+
 /* One session (threads, reference kernels or not, fusion on or off): the
  * graph outputs after two runs with fresh inputs (the second checked). */
 static result run(const built *b, int threads, int ref, int fuse, const float *x, size_t nx,
@@ -187,20 +206,7 @@ static result run(const built *b, int threads, int ref, int fuse, const float *x
         free(rr);
         if (sqz_session_run(s, &st) != SQZ_OK) fail_msg("run: %s", st.msg);
     }
-    res.n_out = 0;
-    for (int k = 0; k < 2; k++) {
-        const float *y;
-        sqz_shape ys;
-        if (sqz_session_output(s, k, &y, &ys, NULL) != SQZ_OK) break;
-        res.n[k] = (size_t)sqz_shape_numel(&ys);
-        res.out[k] = malloc(res.n[k] * sizeof(float));
-        assert_non_null(res.out[k]);
-        memcpy(res.out[k], y, res.n[k] * sizeof(float));
-        res.n_out++;
-    }
-    sqz_session_free(s);
-    sqz_model_free(m);
-    sqz_set_force_reference(0);
+    take_outputs(&res, s, m);
     unsetenv("SQZ_FUSE_CONV");
     return res;
 }
@@ -545,19 +551,7 @@ static result run_down(const uint8_t *file, size_t size, int d_node, int threads
         free(xx);
         if (sqz_session_run(s, &st) != SQZ_OK) fail_msg("run: %s", st.msg);
     }
-    for (int k = 0; k < 2; k++) {
-        const float *y;
-        sqz_shape ys;
-        if (sqz_session_output(s, k, &y, &ys, NULL) != SQZ_OK) break;
-        res.n[k] = (size_t)sqz_shape_numel(&ys);
-        res.out[k] = malloc(res.n[k] * sizeof(float));
-        assert_non_null(res.out[k]);
-        memcpy(res.out[k], y, res.n[k] * sizeof(float));
-        res.n_out++;
-    }
-    sqz_session_free(s);
-    sqz_model_free(m);
-    sqz_set_force_reference(0);
+    take_outputs(&res, s, m);
     unsetenv("SQZ_FUSE_DOWN");
     return res;
 }

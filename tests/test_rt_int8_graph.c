@@ -203,6 +203,27 @@ static uint8_t *build(wts *W, qt *q, size_t *size) {
     return sb_build(t, NT, n, (int)(sizeof n / sizeof n[0]), gin, 1, gout, 1, size);
 }
 
+/* reps runs of session s on uniform [lo, hi) inputs (x: nx floats of room,
+ * seeded by seed), the first ny floats of output 0 of each run into y (reps x
+ * ny); then frees s and m and leaves reference mode */
+static void feed_runs(sqz_session *s, sqz_model *m, uint64_t seed, float *x, size_t nx, float lo,
+                      float hi, int reps, float *y, size_t ny) {
+    sqz_status st;
+    tu_rng r;
+    tu_rng_seed(&r, seed);
+    for (int k = 0; k < reps; k++) {
+        tu_fill_uniform(&r, x, nx, lo, hi);
+        assert_int_equal(sqz_session_set_input(s, 0, x, nx, &st), SQZ_OK);
+        assert_int_equal(sqz_session_run(s, &st), SQZ_OK);
+        const float *out;
+        assert_int_equal(sqz_session_output(s, 0, &out, NULL, &st), SQZ_OK);
+        memcpy(y + ny * (size_t)k, out, ny * sizeof(float));
+    }
+    sqz_session_free(s);
+    sqz_model_free(m);
+    sqz_set_force_reference(0);
+}
+
 /* Runs the model with the reference kernels (force_ref) or the dispatched
  * ones, two threads, two inputs; y receives 2 x 10 floats. */
 static void run_model(const uint8_t *f, size_t n, int force_ref, float *y) {
@@ -215,20 +236,8 @@ static void run_model(const uint8_t *f, size_t n, int force_ref, float *y) {
     o.num_threads = 2;
     sqz_session *s = NULL;
     if (sqz_session_create(m, &o, &s, &st) != SQZ_OK) fail_msg("session: %s", st.msg);
-    tu_rng r;
-    tu_rng_seed(&r, 5);
     float x[3 * 16 * 16];
-    for (int k = 0; k < 2; k++) {
-        tu_fill_uniform(&r, x, sizeof x / sizeof x[0], -2.0f, 2.5f);
-        assert_int_equal(sqz_session_set_input(s, 0, x, sizeof x / sizeof x[0], &st), SQZ_OK);
-        assert_int_equal(sqz_session_run(s, &st), SQZ_OK);
-        const float *out;
-        assert_int_equal(sqz_session_output(s, 0, &out, NULL, &st), SQZ_OK);
-        memcpy(y + 10 * k, out, 10 * sizeof(float));
-    }
-    sqz_session_free(s);
-    sqz_model_free(m);
-    sqz_set_force_reference(0);
+    feed_runs(s, m, 5, x, sizeof x / sizeof x[0], -2.0f, 2.5f, 2, y, 10);
 }
 
 static void test_graph_bit_exact(void **state) {
@@ -435,20 +444,8 @@ static void run_pairs(const uint8_t *f, size_t n, int force_ref, int threads, fl
         sqz_session_node_info(s, i, &ni);
         *skipped += ni.skipped;
     }
-    tu_rng r;
-    tu_rng_seed(&r, 8);
     static float x[16 * 14 * 14];
-    for (int k = 0; k < 3; k++) {
-        tu_fill_uniform(&r, x, sizeof x / sizeof x[0], -1.5f, 2.5f);
-        assert_int_equal(sqz_session_set_input(s, 0, x, sizeof x / sizeof x[0], &st), SQZ_OK);
-        assert_int_equal(sqz_session_run(s, &st), SQZ_OK);
-        const float *out;
-        assert_int_equal(sqz_session_output(s, 0, &out, NULL, &st), SQZ_OK);
-        memcpy(y + 40 * k, out, 40 * sizeof(float));
-    }
-    sqz_session_free(s);
-    sqz_model_free(m);
-    sqz_set_force_reference(0);
+    feed_runs(s, m, 8, x, sizeof x / sizeof x[0], -1.5f, 2.5f, 3, y, 40);
 }
 
 /* A small int8 model at 2 and 3 threads with its 1x1 + depthwise and 1x1 +
