@@ -11,7 +11,8 @@
 # into libsqzrt.so, which is then `strip --strip-all`ed; the figure is that
 # file's size in bytes (1 KB = 1024 B); aarch64 is linked with 16 KB segment
 # alignment (-z max-page-size=16384, see build_one). Rows for -O3 (CMake Release, what the
-# tests run) and -Os (MinSizeRel). libm / libgomp are shared system libraries
+# tests run) and -Os (MinSizeRel; the device size build, which also drops the unwind
+# tables, see SQZ_UNWIND_TABLES in CMakeLists.txt). libm / libgomp are shared system libraries
 # and not counted. aarch64 uses Debian's gcc-aarch64-linux-gnu
 # (tests/run_aarch64.sh installs it).
 set -euo pipefail
