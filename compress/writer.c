@@ -9,8 +9,10 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "model.h" /* runtime-internal: sqzc_model_build fills a sqz_model */
 #include "sqz/format.h"
 #include "sqzc/huffman.h"
+#include "tensor_codec.h"
 #include "sqzc/tensor_encode.h"
 
 typedef struct bytebuf {
@@ -260,8 +262,7 @@ static uint32_t section_crc(const uint8_t *p, size_t n) {
     return (uint32_t)c;
 }
 
-/* crc 0: the sections' CRCs are written as 0 (sqzc_serialize_unchecked) */
-static int serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, int crc, char *err,
+static int serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *err,
                      size_t err_len) {
     bytebuf str = {0}, ten = {0}, gr = {0}, data = {0}, meta = {0};
     strtab stab = {0};
@@ -478,7 +479,7 @@ static int serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, int c
             off = (off + a - 1) / a * a;
             offs[i] = off;
             bb_u32(&table, secs[i].type);
-            bb_u32(&table, crc ? section_crc(secs[i].b->p, secs[i].b->n) : 0);
+            bb_u32(&table, section_crc(secs[i].b->p, secs[i].b->n));
             bb_u64(&table, off);
             bb_u64(&table, secs[i].b->n);
             off += secs[i].b->n;
@@ -524,12 +525,225 @@ fail:
 
 int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *err,
                    size_t err_len) {
-    return serialize(g, out, out_size, 1, err, err_len);
+    return serialize(g, out, out_size, err, err_len);
 }
 
-int sqzc_serialize_unchecked(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *err,
-                             size_t err_len) {
-    return serialize(g, out, out_size, 0, err, err_len);
+/* ------------------------------------------------------------ in-memory model
+ * What sqz_model_load_buffer makes of serialize()'s bytes, built from the
+ * graph directly: the same tensors (ids, names or the loader's generated
+ * "t<id>", dtype, flags, shape, quantization, decoded constants), nodes
+ * (names or "n<index>", inputs, outputs, the attributes the writer keeps),
+ * graph inputs / outputs and metadata. No bytes, no copies of the weights but
+ * the model's own. */
+
+/* a string into the model's blob (sized beforehand) */
+static const char *blob_put(char *blob, size_t *at, const char *s) {
+    if (!s) s = "";
+    const size_t l = strlen(s) + 1;
+    char *d = blob + *at;
+    memcpy(d, s, l);
+    *at += l;
+    return d;
+}
+
+/* the loader's name for an unnamed tensor / node: "<prefix><index>" in a
+ * 12-byte slot of names */
+static const char *gen_name(char *names, char prefix, int i) {
+    char *slot = names + 12 * (size_t)i;
+    snprintf(slot, 12, "%c%d", prefix, i);
+    return slot;
+}
+
+static size_t slen(const char *s) {
+    return s ? strlen(s) + 1 : 1;
+}
+
+/* constant t's data as the loader decodes it (64-byte aligned, owned) */
+static int build_data(const sqzc_tensor *x, sqz_tensor_rec *t, int64_t ne, char *err,
+                      size_t err_len) {
+    const size_t esz = x->i8 ? 1 : 4;
+    t->data = sqz_aligned_alloc((size_t)ne * esz);
+    if (!t->data) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    if (ne == 0) return 0;
+    if (x->i8 || x->i32) {
+        memcpy(t->data, x->i8 ? (const void *)x->i8 : (const void *)x->i32, (size_t)ne * esz);
+        return 0;
+    }
+    if (x->enc) { /* the payload serialize() would store, decoded */
+        uint8_t *pl = NULL;
+        size_t size = 0;
+        sqzc_enc_stats st = {0};
+        char e[200];
+        if (sqzc_tensor_encode(x->f32, (uint64_t)ne, x->enc, 0, &pl, &size, &st, e, sizeof e) !=
+            0) {
+            snprintf(err, err_len, "tensor '%s': cannot encode: %s", x->name, e);
+            return -1;
+        }
+        int rc = 1;
+        if (st.encoding != SQZ_ENC_RAW &&
+            !((uint64_t)size > 2 * (uint64_t)ne && all_f16(x->f32, ne)))
+            rc = sqz_tensor_decode((unsigned)st.encoding, pl, size, (uint64_t)ne, t->data, e,
+                                   sizeof e, NULL);
+        free(pl);
+        if (rc < 0) {
+            snprintf(err, err_len, "tensor '%s' encoded data: %s", x->name, e);
+            return -1;
+        }
+        if (rc == 0) return 0;
+    }
+    memcpy(t->data, x->f32, (size_t)ne * sizeof(float)); /* raw and f16: exact */
+    return 0;
+}
+
+int sqzc_model_build(const sqzc_graph *g, sqz_model **out, char *err, size_t err_len) {
+    *out = NULL;
+    sqz_model *m = calloc(1, sizeof *m);
+    uint8_t *flags = calloc((size_t)(g->n_tensors ? g->n_tensors : 1), 1);
+    size_t blen = 1; /* every string the model points at, once each */
+    for (int t = 0; t < g->n_tensors; t++) blen += slen(g->tensors[t].name);
+    for (int i = 0; i < g->n_nodes; i++) {
+        blen += slen(g->nodes[i].name);
+        for (uint32_t k = 0; k < g->nodes[i].n_attr; k++)
+            blen += slen(g->nodes[i].attrs[k].name) + slen(g->nodes[i].attrs[k].str);
+    }
+    for (int i = 0; i < g->n_meta; i++) blen += slen(g->meta[i].key) + slen(g->meta[i].value);
+    const size_t nt = (size_t)(g->n_tensors ? g->n_tensors : 1),
+                 nn = (size_t)(g->n_nodes ? g->n_nodes : 1);
+    if (!m || !flags || !(m->strings = calloc(blen, 1)) ||
+        !(m->tensors = calloc(nt, sizeof *m->tensors)) || !(m->tensor_names = malloc(nt * 12)) ||
+        !(m->nodes = calloc(nn, sizeof *m->nodes)) || !(m->node_names = malloc(nn * 12)))
+        goto oom;
+    m->strings_len = blen;
+    size_t at = 1; /* offset 0: the empty string */
+    for (int i = 0; i < g->n_inputs; i++) flags[g->inputs[i]] |= SQZ_TF_INPUT;
+    for (int i = 0; i < g->n_outputs; i++) flags[g->outputs[i]] |= SQZ_TF_OUTPUT;
+    m->n_tensors = g->n_tensors;
+    for (int i = 0; i < g->n_tensors; i++) {
+        const sqzc_tensor *x = &g->tensors[i];
+        sqz_tensor_rec *t = &m->tensors[i];
+        if (x->i64) {
+            snprintf(err, err_len,
+                     "tensor '%s' is an int64 constant left over from import (it feeds no "
+                     "foldable op); the runtime only executes float tensors",
+                     x->name);
+            goto fail;
+        }
+        const int is_const = x->f32 || x->i8 || x->i32;
+        const int named = g->keep_names || (flags[i] & (SQZ_TF_INPUT | SQZ_TF_OUTPUT));
+        t->name = named && x->name && *x->name ? blob_put(m->strings, &at, x->name)
+                                               : gen_name(m->tensor_names, 't', i);
+        t->dtype = x->dtype == SQZC_I8 ? SQZ_DT_I8 : x->dtype == SQZC_I32 ? SQZ_DT_I32 : SQZ_DT_F32;
+        t->flags = (uint8_t)(flags[i] | (is_const ? SQZ_TF_CONST : 0));
+        if (x->has_shape) t->shape = x->shape;
+        /* what serialize() or the loader refuses */
+        const sqzc_qparams *q = &x->q;
+        const char *bad = NULL;
+        if (q->kind != SQZC_Q_NONE && t->dtype == SQZ_DT_F32)
+            bad = "quantization parameters on a float tensor";
+        else if (q->kind == SQZC_Q_NONE && t->dtype == SQZ_DT_I8)
+            bad = "an i8 tensor without quantization parameters";
+        else if (t->dtype == SQZ_DT_I32 && !is_const)
+            bad = "an i32 tensor that is not a constant";
+        else if (t->dtype != SQZ_DT_F32 && x->enc)
+            bad = "encoded storage is for f32 tensors only";
+        else if ((q->kind == SQZC_Q_TENSOR && q->n != 1) ||
+                 (q->kind == SQZC_Q_CHANNEL && (q->axis < 0 || q->axis >= t->shape.ndim ||
+                                                (int64_t)q->n != t->shape.dims[q->axis])))
+            bad = "quantization pairs that do not fit its shape";
+        for (int k = 0; !bad && q->kind != SQZC_Q_NONE && k < q->n; k++)
+            if (!(q->scale[k] > 0.0f) || !(q->scale[k] <= 3.4e38f) ||
+                (t->dtype == SQZ_DT_I8 ? q->zero_point[k] < -128 || q->zero_point[k] > 127
+                                       : q->zero_point[k] != 0))
+                bad = "a quantization scale or zero point out of range";
+        if (bad) {
+            snprintf(err, err_len, "tensor '%s': %s", x->name ? x->name : "", bad);
+            goto fail;
+        }
+        if (q->kind != SQZC_Q_NONE) {
+            float *sc = malloc(sizeof *sc * (size_t)q->n);
+            int32_t *zp = malloc(sizeof *zp * (size_t)q->n);
+            t->q.scale = sc;
+            t->q.zero_point = zp;
+            if (!sc || !zp) goto oom;
+            memcpy(sc, q->scale, sizeof *sc * (size_t)q->n);
+            memcpy(zp, q->zero_point, sizeof *zp * (size_t)q->n);
+            t->q.kind = q->kind == SQZC_Q_CHANNEL ? SQZ_QUANT_PER_CHANNEL : SQZ_QUANT_PER_TENSOR;
+            t->q.axis = (uint8_t)(q->kind == SQZC_Q_CHANNEL ? q->axis : 0);
+            t->q.n = (uint32_t)q->n;
+        }
+        if (is_const && build_data(x, t, numel(&t->shape), err, err_len) != 0) goto fail;
+    }
+    m->n_nodes = g->n_nodes;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const sqzc_node *n = &g->nodes[i];
+        sqz_node *nd = &m->nodes[i];
+        nd->op = (uint16_t)n->op;
+        nd->name = g->keep_names && n->name && *n->name ? blob_put(m->strings, &at, n->name)
+                                                        : gen_name(m->node_names, 'n', i);
+        int32_t *in = malloc(sizeof *in * (n->n_in ? n->n_in : 1)),
+                *o = malloc(sizeof *o * (n->n_out ? n->n_out : 1));
+        nd->inputs = in;
+        nd->outputs = o;
+        sqz_attr *attrs = calloc(n->n_attr ? n->n_attr : 1, sizeof *attrs);
+        nd->attrs = attrs;
+        if (!in || !o || !attrs) goto oom;
+        if (n->n_in) memcpy(in, n->in, sizeof *in * n->n_in);
+        if (n->n_out) memcpy(o, n->out, sizeof *o * n->n_out);
+        nd->n_inputs = n->n_in;
+        nd->n_outputs = n->n_out;
+        for (uint32_t k = 0; k < n->n_attr; k++) {
+            const sqz_attr *a = &n->attrs[k];
+            if (attr_is_default(g, n, a)) continue;
+            sqz_attr *d = &attrs[nd->n_attrs++];
+            d->name = blob_put(m->strings, &at, a->name);
+            d->type = a->type;
+            d->count = a->type == SQZ_ATTR_INTS || a->type == SQZ_ATTR_FLOATS ? a->count
+                       : a->type == SQZ_ATTR_STRING                           ? 0
+                                                                              : 1;
+            const size_t cnt = d->count ? d->count : 1;
+            if (a->type == SQZ_ATTR_INT || a->type == SQZ_ATTR_INTS) {
+                int64_t *v = malloc(sizeof *v * cnt);
+                if (!(d->ints = v)) goto oom;
+                if (d->count) memcpy(v, a->ints, sizeof *v * d->count);
+            } else if (a->type == SQZ_ATTR_FLOAT || a->type == SQZ_ATTR_FLOATS) {
+                float *v = malloc(sizeof *v * cnt);
+                if (!(d->floats = v)) goto oom;
+                if (d->count) memcpy(v, a->floats, sizeof *v * d->count);
+            } else if (a->type == SQZ_ATTR_STRING) {
+                d->str = blob_put(m->strings, &at, a->str);
+            } else {
+                snprintf(err, err_len, "node '%s': attribute '%s' has unknown type %d", n->name,
+                         a->name, a->type);
+                goto fail;
+            }
+        }
+    }
+    m->inputs = malloc(sizeof *m->inputs * (size_t)(g->n_inputs ? g->n_inputs : 1));
+    m->outputs = malloc(sizeof *m->outputs * (size_t)(g->n_outputs ? g->n_outputs : 1));
+    m->meta_keys = calloc((size_t)(g->n_meta ? g->n_meta : 1), sizeof *m->meta_keys);
+    m->meta_values = calloc((size_t)(g->n_meta ? g->n_meta : 1), sizeof *m->meta_values);
+    if (!m->inputs || !m->outputs || !m->meta_keys || !m->meta_values) goto oom;
+    if (g->n_inputs) memcpy(m->inputs, g->inputs, sizeof *m->inputs * (size_t)g->n_inputs);
+    if (g->n_outputs) memcpy(m->outputs, g->outputs, sizeof *m->outputs * (size_t)g->n_outputs);
+    m->n_inputs = g->n_inputs;
+    m->n_outputs = g->n_outputs;
+    for (int i = 0; i < g->n_meta; i++) {
+        m->meta_keys[i] = blob_put(m->strings, &at, g->meta[i].key);
+        m->meta_values[i] = blob_put(m->strings, &at, g->meta[i].value);
+    }
+    m->n_meta = g->n_meta;
+    free(flags);
+    *out = m;
+    return 0;
+oom:
+    snprintf(err, err_len, "out of memory");
+fail:
+    free(flags);
+    sqz_model_free(m);
+    return -1;
 }
 
 int sqzc_write_file_atomic(const char *path, const void *data, size_t size, char *err,

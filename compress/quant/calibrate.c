@@ -20,7 +20,6 @@
 #include <emmintrin.h>
 #endif
 
-#include "model.h" /* sqz_model_load_buffer_unchecked */
 #include "qinternal.h"
 #if defined(_OPENMP)
 #include <omp.h>
@@ -165,26 +164,16 @@ static int session_open(const qctx *q, sqz_model *m, int batch, int threads, qru
 static int runners_open(qctx *q, int batch, int n) {
     runners_close(q);
     sqzc_graph *g = q->g;
-    /* serialize with the observed tensors as the graph outputs */
+    /* the model with the observed tensors as the graph outputs */
     int32_t *outs = g->outputs;
     int n_outs = g->n_outputs;
     g->outputs = q->obs;
     g->n_outputs = q->n_obs;
-    uint8_t *buf = NULL;
-    size_t size = 0;
-    /* (no CRCs: the buffer goes straight to the loader) */
-    int rc = sqzc_serialize_unchecked(g, &buf, &size, q->err, q->err_len);
+    sqz_model *m = NULL;
+    int rc = sqzc_model_build(g, &m, q->err, q->err_len);
     g->outputs = outs;
     g->n_outputs = n_outs;
     if (rc != 0) return -1;
-    sqz_status st;
-    sqz_model *m = NULL;
-    if (sqz_model_load_buffer_unchecked(buf, size, &m, &st) != SQZ_OK) {
-        free(buf);
-        snprintf(q->err, q->err_len, "calibration model: %s", st.msg);
-        return -1;
-    }
-    free(buf);
     memset(q->run, 0, sizeof q->run);
     const int threads = n > 1 ? 1 : q->o->num_threads;
     if (session_open(q, m, batch, threads, &q->run[0], q->err, q->err_len) != 0) {

@@ -688,10 +688,7 @@ static sqz_code parse_meta(load_ctx *L, reader *r) {
     return SQZ_OK;
 }
 
-/* check_crc 0: the sections' CRCs are not verified (a buffer this process
- * serialized itself; every other check stays) */
-static sqz_code load_buffer(const void *data, size_t size, sqz_model **out, sqz_status *st,
-                            int check_crc) {
+sqz_code sqz_model_load_buffer(const void *data, size_t size, sqz_model **out, sqz_status *st) {
     sqz_status dummy;
     if (!st) st = &dummy;
     st->code = SQZ_OK;
@@ -730,7 +727,7 @@ static sqz_code load_buffer(const void *data, size_t size, sqz_model **out, sqz_
         if (off > size || len > size - off || off % 8)
             return sqz_set_status(st, SQZ_ERR_FORMAT,
                                   "corrupt model: section %u lies outside the file", type);
-        if (check_crc && sqz_crc32(0, p + off, len) != crc)
+        if (sqz_crc32(0, p + off, len) != crc)
             return sqz_set_status(st, SQZ_ERR_FORMAT,
                                   "corrupt model: CRC mismatch in section %u (file damaged)", type);
         if (type >= 1 && type <= 5) {
@@ -776,15 +773,6 @@ done:
     }
     *out = m;
     return SQZ_OK;
-}
-
-sqz_code sqz_model_load_buffer(const void *data, size_t size, sqz_model **out, sqz_status *st) {
-    return load_buffer(data, size, out, st, 1);
-}
-
-sqz_code sqz_model_load_buffer_unchecked(const void *data, size_t size, sqz_model **out,
-                                         sqz_status *st) {
-    return load_buffer(data, size, out, st, 0);
 }
 
 sqz_code sqz_model_load_file(const char *path, sqz_model **out, sqz_status *st) {

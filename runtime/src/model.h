@@ -30,13 +30,6 @@ struct sqz_model {
     char *tensor_names, *node_names;
 };
 
-/* sqz_model_load_buffer without verifying the sections' CRCs, for a buffer
- * the caller serialized itself moments before (sqz quant's calibration
- * model, sqzc_serialize_unchecked: 1 MB of weights took ~0.65 ms of CRC at
- * every load); every other check stays. */
-sqz_code sqz_model_load_buffer_unchecked(const void *data, size_t size, sqz_model **out,
-                                         sqz_status *st);
-
 /* Aligned allocation helpers shared by the runtime. */
 void *sqz_aligned_alloc(size_t bytes);
 void sqz_aligned_free(void *p);
