@@ -304,6 +304,19 @@ int sqz_gemm_conv_set_post(sqz_op_ctx *ctx, const sqz_conv_post *post);
  * (pointers read from down at run time: the down node itself must not run).
  * 1 when taken, 0 when not (nothing changed). */
 int sqz_gemm_conv_fuse_down(sqz_op_ctx *ctx, const sqz_op_ctx *down);
+/* Conv chains (2+ threads, small maps): convs c[0..n), each c[s+1] reading
+ * c[s]'s output (through c[s]'s fused Add, in place), run together at
+ * c[n-1]'s step: each thread computes a band of output rows of c[n-1] and,
+ * in its own scratch, the rows of each earlier conv's output the band needs
+ * (halo rows computed by both threads), so no intermediate crosses cores.
+ * sqz_gemm_conv_chain_bytes: the scratch c[n-1] needs for it at nt threads
+ * (before planning), 0 when the shapes / kernels do not chain. After the
+ * session bound pointers and fused epilogues, sqz_gemm_conv_chain: 1 when
+ * c[n-1] took the chain (c[0..n-1) must then not run), 0 when not (nothing
+ * changed). */
+#define SQZ_CONV_CHAIN_MAX 8
+size_t sqz_gemm_conv_chain_bytes(sqz_op_ctx *const *c, int n, int nt);
+int sqz_gemm_conv_chain(sqz_op_ctx *const *c, int n);
 uint64_t sqz_gemm_op_macs(const sqz_op_ctx *ctx);
 
 #ifdef __cplusplus

@@ -37,6 +37,7 @@ typedef struct node_exec {
     int noop;      /* a Concat whose inputs were written in place into its output: not run */
     int down_host; /* a down conv run inside node down_host - 1 (fuse_down), which writes
                       its output: not run (noop); else 0 */
+    int chain_lo;  /* the last conv of a conv chain from node chain_lo - 1 (chain_find) */
     char err[192];
     double prof_s;   /* SQZ_PROFILE: seconds spent in run() over all runs */
     double prof_min; /* SQZ_PROFILE: fastest single run() (robust on a busy machine) */
@@ -726,6 +727,109 @@ static void fuse_conv_add(sqz_session *s, const int32_t *readers) {
     }
 }
 
+/* Conv chains (sqz_gemm_conv_chain, 2+ threads): a run of GEMM convs
+ * i .. j, each reading the previous one's output (through Add / Relu nodes
+ * between them), run at j's step with halo rows recomputed per thread: no
+ * intermediate crosses cores. chain_find (before planning) takes the longest
+ * candidate whose tensors made before j are read in i .. j only (or by an
+ * Add after j, fused into j as its residual): j gets the scratch, the
+ * chain's inputs live to step j. chain_take (after the Conv + Add fusion)
+ * keeps a candidate whose other nodes all ended up fused. SQZ_FUSE_CHAIN=0:
+ * off (A/B). */
+static int chain_conv(const sqz_session *s, int i) {
+    const node_exec *e = &s->nodes[i];
+    return s->m->nodes[i].op == SQZ_OP_CONV && s->m->nodes[i].n_outputs == 1 && !e->skip &&
+           !e->noop && e->impl && e->impl->run == sqz_gemm_conv_run;
+}
+
+/* 1 when the tensors of nodes [i, j) (and of down convs they run) are read
+ * only in (i, j] or by an Add after j (final: a noop one, j's residual) */
+static int chain_inside(const sqz_session *s, const int32_t *readers, int i, int j, int final) {
+    const sqz_model *m = s->m;
+    for (int p = i; p < m->n_nodes; p++) {
+        const int h = s->nodes[p].down_host - 1;
+        if (p >= j && (h < i || h >= j)) continue;
+        for (uint32_t o = 0; o < m->nodes[p].n_outputs; o++) {
+            int t = m->nodes[p].outputs[o], seen = 0;
+            for (int q = i + 1; q < m->n_nodes; q++) {
+                const sqz_node *nd = &m->nodes[q];
+                for (uint32_t k = 0; k < nd->n_inputs; k++) {
+                    if (nd->inputs[k] != t) continue;
+                    if (q > j && (nd->op != SQZ_OP_ADD || nd->n_inputs != 2 ||
+                                  (final && (!s->nodes[q].noop ||
+                                             producer_of(m, nd->inputs[1 - k], q) != j))))
+                        return 0;
+                    seen++;
+                }
+            }
+            if (seen != readers[t]) return 0; /* a graph output */
+        }
+    }
+    return 1;
+}
+
+static void chain_find(sqz_session *s, const int32_t *readers) {
+    const sqz_model *m = s->m;
+    const char *e = getenv("SQZ_FUSE_CHAIN");
+    if (s->num_threads < 2 || (e && !strcmp(e, "0"))) return;
+    for (int i = 0; i < m->n_nodes; i++) {
+        if (!chain_conv(s, i)) continue;
+        sqz_op_ctx *c[SQZ_CONV_CHAIN_MAX];
+        int n = 1, best = -1, t = m->nodes[i].outputs[0];
+        size_t bytes = 0;
+        c[0] = &s->nodes[i].ctx;
+        for (int q = i + 1; q < m->n_nodes && n < SQZ_CONV_CHAIN_MAX; q++) {
+            const sqz_node *nd = &m->nodes[q];
+            if (s->nodes[q].down_host) continue; /* runs inside its host */
+            int reads = 0, x = t;
+            for (uint32_t k = 0; k < nd->n_inputs; k++) reads |= nd->inputs[k] == t;
+            if (!reads || nd->n_outputs != 1) break;
+            t = nd->outputs[0];
+            if (nd->op == SQZ_OP_ADD || nd->op == SQZ_OP_RELU) continue;
+            if (!chain_conv(s, q) || nd->inputs[0] != x) break;
+            c[n++] = &s->nodes[q].ctx;
+            size_t b = sqz_gemm_conv_chain_bytes(c, n, s->num_threads);
+            if (!b) break;
+            if (chain_inside(s, readers, i, q, 0)) {
+                best = q;
+                bytes = b;
+            }
+        }
+        if (best < 0) continue;
+        node_exec *ej = &s->nodes[best];
+        ej->chain_lo = i + 1;
+        if (ej->ctx.scratch_bytes < bytes) ej->ctx.scratch_bytes = bytes;
+        i = best;
+    }
+}
+
+static void chain_take(sqz_session *s, const int32_t *readers) {
+    for (int j = 0; j < s->m->n_nodes; j++) {
+        node_exec *ej = &s->nodes[j];
+        if (!ej->chain_lo) continue;
+        const int i = ej->chain_lo - 1;
+        sqz_op_ctx *c[SQZ_CONV_CHAIN_MAX];
+        int n = 0, ok = chain_inside(s, readers, i, j, 1);
+        for (int q = i; q <= j && ok; q++) {
+            node_exec *e = &s->nodes[q];
+            if (chain_conv(s, q))
+                c[n++] = &e->ctx;
+            else
+                ok = e->noop &&
+                     (s->m->nodes[q].op != SQZ_OP_RELU || e->in_data[0] == e->out_data[0]);
+        }
+        ej->chain_lo = 0;
+        if (!ok || !sqz_gemm_conv_chain(c, n)) continue;
+        ej->chain_lo = i + 1;
+        for (int q = i; q < j; q++)
+            if (chain_conv(s, q)) {
+                s->nodes[q].noop = 1;
+                ej->macs += s->nodes[q].macs;
+                s->nodes[q].macs = 0;
+            }
+    }
+}
+
 /* Conv + SiLU: y = Conv(..) read only by a fused SiLU pair (fuse_silu: the
  * Sigmoid skipped, the Mul on sqz_fast_silu) whose output is written over y:
  * the conv applies the same SiLU function to what it stores, the Mul does
@@ -961,6 +1065,7 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
         const char *fd = getenv("SQZ_FUSE_DOWN"); /* =0: no down conv fusion (A/B) */
         if (!fe || strcmp(fe, "0")) fuse_expand_dw(s, readers);
         if ((!fe || strcmp(fe, "0")) && (!fd || strcmp(fd, "0"))) fuse_down(s);
+        if (!fe || strcmp(fe, "0")) chain_find(s, readers);
     }
 
     /* the one-team executor needs kernels that split through sqz_par_for
@@ -1066,6 +1171,12 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
             items[nd->outputs[0]].first = s->nodes[i].down_host - 1;
         int xt = s->nodes[i].xdw_x1 - 1; /* read in place of the skipped expansion's output */
         if (xt >= 0 && items[xt].last < i) items[xt].last = i;
+        /* a chain's inputs are read at its last conv's step */
+        for (int q = s->nodes[i].chain_lo - 1; q >= 0 && q < i; q++)
+            for (uint32_t k = 0; k < m->nodes[q].n_inputs; k++) {
+                int t = m->nodes[q].inputs[k];
+                if (t >= 0 && items[t].last < i) items[t].last = i;
+            }
     }
     for (int i = 0; i < m->n_outputs; i++) items[m->outputs[i]].last = nn;
     for (int t = 0; t < nt; t++) {
@@ -1136,6 +1247,7 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
         if (!fe || strcmp(fe, "0")) {
             fuse_conv_add(s, readers);
             if (!fe || strcmp(fe, "add")) fuse_conv_silu(s, readers);
+            chain_take(s, readers);
         }
     }
 done:

@@ -95,6 +95,16 @@ typedef struct gop {
      * in the copy (doff) */
     const sqz_op_ctx *dn;
     int64_t *doff;
+    /* ch: the conv chain this conv (its last) runs at its step
+     * (sqz_gemm_conv_chain): chn convs, cnt threads, each with ch_thread
+     * bytes of scratch (a band copy of ch_pad floats, then a private
+     * full-plane buffer per earlier conv's output and its down conv's);
+     * ch_res[s]: conv s's fused residual is the output of earlier conv u (u)
+     * or of u's down conv (SQZ_CONV_CHAIN_MAX + u); -1 none / external */
+    sqz_op_ctx **ch;
+    int chn, cnt;
+    size_t ch_thread, ch_pad;
+    signed char ch_res[SQZ_CONV_CHAIN_MAX];
 } gop;
 
 void sqz_gemm_op_release(void *params) {
@@ -103,6 +113,7 @@ void sqz_gemm_op_release(void *params) {
     free(p->wpk);
     free(p->off);
     free(p->doff);
+    free(p->ch);
     free(p->gv_bias);
     free(p);
 }
@@ -687,21 +698,21 @@ int sqz_gemm_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k) {
 }
 
 /* The zero-padded, phase-split copy of Cg input channels for the band of
- * `rows` output rows from oh0 (see gop.wide): phase rows oh0 .. oh0 + qh,
- * qh = rows + (kh-1)/sh <= QH, the rows its taps read; planes stay QH x QW
- * apart. A thread's last band is often shorter than QH - (kh-1)/sh: copying
- * all QH rows read rows of the next thread's half (written on the other
- * core) and copied rows no tap reads (small ResNet 1x1 s2 @14x14, 2
- * threads: each half copied all 14 rows). Only phases some tap reads are
- * written (a < kh, b < kw). */
+ * `rows` output rows from oh0 (see gop.wide): phase a's rows oh0 .. oh0 +
+ * qh, qh = rows + (kh-1-a)/sh <= QH, the rows its taps read (stride 2, 3
+ * taps: phase 1 one row fewer); planes stay QH x QW apart. A thread's last band is often shorter
+ * than QH - (kh-1)/sh: copying all QH rows read rows of the next thread's half (written on the
+ * other core) and copied rows no tap reads (small ResNet 1x1 s2 @14x14, 2 threads: each half copied
+ * all 14 rows). Only phases some tap reads are written (a < kh, b < kw). */
 static void phase_input(const gop *p, const float *x, float *dst, int64_t oh0, int64_t rows) {
     const int64_t QH = p->QH, QW = p->QW, sw = p->sw, tail = (p->kw - 1) / sw;
     const int64_t na = p->sh < p->kh ? p->sh : p->kh, nb = sw < p->kw ? sw : p->kw;
-    const int64_t qh = rows + (p->kh - 1) / p->sh;
     sqz_gemm_band_fn band = p->k->band ? p->k->band : sqz_gemm_band_ref;
     for (int64_t c = 0; c < p->Cg; c++) {
         const float *xc = x + c * p->in_sp;
         for (int64_t a = 0; a < na; a++) {
+            /* taps i = a (mod sh) read phase rows [i / sh, i / sh + rows) */
+            const int64_t qh = rows + (p->kh - 1 - a) / p->sh;
             float *d = dst + (c * p->sh + a) * sw * QH * QW;
             /* the nb column phases in one call (planes QH * QW apart) */
             band(xc, p->IH, p->IW, oh0 * p->sh + a - p->ph, p->sh, p->pw, sw, qh, QW, d, nb,
@@ -745,7 +756,7 @@ static void px_band_panel(const sqz_gemm_kernel *k, size_t K, const float *wp, c
  * sequential residual reads). */
 static void px_band(const gop *q, const float *wg, const float *B, float *y, const float *pad,
                     const int64_t *xoff, int64_t QW, int64_t oh0, int64_t rows, int64_t m0,
-                    int64_t m1) {
+                    int64_t m1, const sqz_conv_post *fp) {
     const int64_t PM = q->k->px_m;
     sqz_gemm_epi epi;
     memset(&epi, 0, sizeof(epi));
@@ -760,23 +771,20 @@ static void px_band(const gop *q, const float *wg, const float *B, float *y, con
         epi.prefetch_a = cold;
         px_band_panel(q->k, (size_t)q->K, wg + (size_t)(m0 / PM) * (size_t)(PM * q->K), pad, xoff,
                       QW, q->OW, rows, ym, (size_t)q->out_sp, mm, &epi);
-        if (q->has_fp)
-            sqz_conv_post_apply(&q->fp, ym, (size_t)q->out_sp, mm, (size_t)(rows * q->OW));
+        if (fp) sqz_conv_post_apply(fp, ym, (size_t)q->out_sp, mm, (size_t)(rows * q->OW));
     }
 }
 
 /* The px part of a wide-grid thread: output rows [r0, r1) x channels
- * [mb, me), band by band; per band each px_m-channel weight panel is used
- * by every tile of the band before the next (it stays in L1 / L2). A fused
- * down conv (p->dn) runs its channels [db, de) on each band copy too. */
-static void px_thread(const sqz_op_ctx *ctx, float *pad, int64_t r0, int64_t r1, int64_t mb,
-                      int64_t me, int64_t db, int64_t de) {
-    const gop *p = ctx->params;
-    const gop *d = p->dn ? p->dn->params : NULL;
-    const float *X = ctx->in_data[0];
-    const float *B = p->has_bias ? ctx->in_data[2] : NULL;
-    const float *BD = d && d->has_bias ? p->dn->in_data[2] : NULL;
-    float *Y = ctx->out_data[0];
+ * [mb, me) of conv p (input X, output Y, epilogue fp or NULL), band by band;
+ * per band each px_m-channel weight panel is used by every tile of the band
+ * before the next (it stays in L1 / L2). A fused down conv dn runs its
+ * channels [db, de) on each band copy too, into DY. */
+static void px_rows(const gop *p, const float *X, const float *B, float *Y, const sqz_conv_post *fp,
+                    float *pad, int64_t r0, int64_t r1, int64_t mb, int64_t me,
+                    const sqz_op_ctx *dn, float *DY, int64_t db, int64_t de) {
+    const gop *d = dn ? dn->params : NULL;
+    const float *BD = d && d->has_bias ? dn->in_data[2] : NULL;
     for (int64_t n = 0; n < p->N; n++)
         for (int64_t g = 0; g < p->group; g++) {
             const float *xg = X + (n * p->C + g * p->Cg) * p->in_sp;
@@ -785,12 +793,12 @@ static void px_thread(const sqz_op_ctx *ctx, float *pad, int64_t r0, int64_t r1,
                 int64_t rows = r1 - oh0 < p->band ? r1 - oh0 : p->band;
                 phase_input(p, xg, pad, oh0, rows);
                 px_band(p, p->wpk + (size_t)g * p->wpk_elems, B ? B + g * p->Mg : NULL, y, pad,
-                        p->off, p->QW, oh0, rows, mb, me);
+                        p->off, p->QW, oh0, rows, mb, me, fp);
                 /* the down conv (group 1): its input pixels are one phase
                  * plane of this copy (doff) */
                 if (d)
-                    px_band(d, d->wpk, BD, p->dn->out_data[0] + n * d->M * d->out_sp, pad, p->doff,
-                            p->QW, oh0, rows, db, de);
+                    px_band(d, d->wpk, BD, DY + n * d->M * d->out_sp, pad, p->doff, p->QW, oh0,
+                            rows, db, de, NULL);
             }
         }
 }
@@ -821,7 +829,8 @@ static void conv_wide_thread(const sqz_op_ctx *ctx, int t) {
             de = dpm * (tj + 1) / tm * MR;
             if (de > d->M) de = d->M;
         }
-        px_thread(ctx, pad, r0, r1, mb, me, db, de);
+        px_rows(p, X, B, Y, p->has_fp ? &p->fp : NULL, pad, r0, r1, mb, me, p->dn,
+                p->dn ? p->dn->out_data[0] : NULL, db, de);
         return;
     }
     sqz_gemm_args a;
@@ -923,6 +932,8 @@ static void px_direct_part(void *arg, int t) {
         }
 }
 
+static void chain_part(void *arg, int t);
+
 void sqz_gemm_conv_run(const sqz_op_ctx *ctx) {
     const gop *p = ctx->params;
     if (p->vec) {
@@ -934,6 +945,10 @@ void sqz_gemm_conv_run(const sqz_op_ctx *ctx) {
             c1_part((void *)ctx, 0);
         else
             sqz_par_for(p->c1nt, p->c1nt, c1_part, (void *)ctx);
+        return;
+    }
+    if (p->chn) {
+        sqz_par_for(p->cnt, p->cnt, chain_part, (void *)ctx);
         return;
     }
     if (p->wide) {
@@ -988,7 +1003,8 @@ int sqz_gemm_conv_fuse_down(sqz_op_ctx *ctx, const sqz_op_ctx *down) {
      * copy holds (< kh, kw) and rows / columns it holds ((kh-1)/sh rows and
      * (kw-1)/sw columns past the band's) */
     const int64_t a = p->ph % p->sh, rr = p->ph / p->sh, b = p->pw % p->sw, cc = p->pw / p->sw;
-    if (a >= p->kh || b >= p->kw || rr > (p->kh - 1) / p->sh || cc > (p->kw - 1) / p->sw) return 0;
+    if (a >= p->kh || b >= p->kw || rr > (p->kh - 1 - a) / p->sh || cc > (p->kw - 1) / p->sw)
+        return 0;
     int64_t *off = malloc((size_t)d->K * sizeof *off);
     if (!off) return 0;
     for (int64_t c = 0; c < d->K; c++)
@@ -996,6 +1012,144 @@ int sqz_gemm_conv_fuse_down(sqz_op_ctx *ctx, const sqz_op_ctx *down) {
     p->doff = off;
     p->dn = down;
     return 1;
+}
+
+/* ------------------------------------------------------------ conv chains */
+
+/* Conv c's output as the next conv of a chain reads it: its fused Add's
+ * output (Y + residual, in place), else Y. */
+static const float *chain_out(const sqz_op_ctx *c) {
+    const gop *p = c->params;
+    return p->has_fp && p->fp.res ? p->fp.out : c->out_data[0];
+}
+
+/* 1 when conv c can follow conv prev (NULL: first) in a chain: wide px,
+ * one image, group 1; later convs stride 1 on the previous output plane;
+ * outputs kept per thread at most 64 KB (small maps, where the halo rows
+ * recomputed are cheaper than the cross-core lines they save) */
+static int chain_ok(const sqz_op_ctx *c, const sqz_op_ctx *prev, int last) {
+    const gop *p = c->params, *q = prev ? prev->params : NULL;
+    if (!p || p->op != SQZ_OP_CONV || !p->wide || !p->px || p->group != 1 || p->N != 1 || p->chn ||
+        (!last && p->M * p->out_sp > 16384))
+        return 0;
+    return !q || (p->sh == 1 && p->sw == 1 && p->C == q->M && p->IH == q->OH && p->IW == q->OW &&
+                  p->k == q->k);
+}
+
+/* Floats of an earlier chain conv's private output (full planes, only the
+ * rows a thread needs written), and of its down conv's after it */
+static size_t chain_floats(const gop *p, int down) {
+    const gop *d = p->dn ? p->dn->params : NULL;
+    return down ? (d ? (size_t)(d->M * d->out_sp + 15) / 16 * 16 : 0)
+                : (size_t)(p->M * p->out_sp + 15) / 16 * 16;
+}
+
+/* One thread's bytes: the largest band copy, then the earlier convs'
+ * outputs, 128-byte parts with 128 bytes between them (see the wide
+ * scratch) */
+static size_t chain_thread_bytes(sqz_op_ctx *const *c, int n, size_t *pad) {
+    size_t pf = 0, b = 0;
+    for (int s = 0; s < n; s++) {
+        const gop *p = c[s]->params;
+        if (p->pad_floats > pf) pf = p->pad_floats;
+        if (s < n - 1) b += chain_floats(p, 0) + chain_floats(p, 1);
+    }
+    *pad = pf;
+    return ((pf + b) * sizeof(float) + 127) / 128 * 128 + 128;
+}
+
+size_t sqz_gemm_conv_chain_bytes(sqz_op_ctx *const *c, int n, int nt) {
+    if (n < 2 || n > SQZ_CONV_CHAIN_MAX || nt < 2) return 0;
+    for (int s = 0; s < n; s++)
+        if (!chain_ok(c[s], s ? c[s - 1] : NULL, s == n - 1)) return 0;
+    const gop *p = c[n - 1]->params;
+    uint64_t macs = 0;
+    for (int s = 0; s < n; s++) macs += ((const gop *)c[s]->params)->macs;
+    /* worth splitting, at least 4 output rows a thread (halo rows below a
+     * third; the small ResNet's 7x7 block chained at 2 threads, n10 on 4 + 5
+     * of 7 rows: 0.105 -> 0.110 ms) */
+    if (macs < (uint64_t)p->par_min_macs || p->OH < 4 * nt) return 0;
+    size_t pad;
+    return chain_thread_bytes(c, n, &pad) * (size_t)nt;
+}
+
+int sqz_gemm_conv_chain(sqz_op_ctx *const *c, int n) {
+    size_t need = sqz_gemm_conv_chain_bytes(c, n, c[n - 1]->num_threads);
+    gop *p = c[n - 1]->params;
+    if (!need || need > c[n - 1]->scratch_bytes || !c[n - 1]->scratch) return 0;
+    signed char res[SQZ_CONV_CHAIN_MAX];
+    for (int s = 0; s < n; s++) {
+        const gop *q = c[s]->params;
+        if (s && c[s]->in_data[0] != chain_out(c[s - 1])) return 0;
+        /* the residual: conv u's output (u) or its down conv's (MAX + u) */
+        res[s] = -1;
+        for (int u = 0; u < s && q->has_fp && q->fp.res; u++) {
+            const gop *pu = c[u]->params;
+            if (q->fp.res == chain_out(c[u])) res[s] = (signed char)u;
+            if (pu->dn && q->fp.res == pu->dn->out_data[0])
+                res[s] = (signed char)(SQZ_CONV_CHAIN_MAX + u);
+        }
+    }
+    sqz_op_ctx **ch = malloc((size_t)n * sizeof *ch);
+    if (!ch) return 0;
+    memcpy(ch, c, (size_t)n * sizeof *ch);
+    memcpy(p->ch_res, res, (size_t)n);
+    p->ch = ch;
+    p->chn = n;
+    p->cnt = c[n - 1]->num_threads;
+    p->ch_thread = chain_thread_bytes(c, n, &p->ch_pad);
+    return 1;
+}
+
+/* Thread t of a chain: rows [OH t / cnt, OH (t+1) / cnt) of the last conv's
+ * output, and before them every earlier conv's rows it needs (what the next
+ * conv's taps read, what a later conv adds as its residual) into its own
+ * buffers: the first conv's input and the last one's output are the only
+ * tensors both cores touch. */
+static void chain_part(void *arg, int t) {
+    const sqz_op_ctx *ctx = arg;
+    const gop *p = ctx->params;
+    const int n = p->chn;
+    float *pad = (float *)((char *)ctx->scratch + p->ch_thread * (size_t)t), *b = pad + p->ch_pad;
+    float *buf[2 * SQZ_CONV_CHAIN_MAX]; /* outputs, then down outputs */
+    int64_t r0[SQZ_CONV_CHAIN_MAX], r1[SQZ_CONV_CHAIN_MAX];
+    for (int s = 0; s < n - 1; s++) {
+        const gop *q = p->ch[s]->params;
+        buf[s] = b;
+        b += chain_floats(q, 0);
+        buf[SQZ_CONV_CHAIN_MAX + s] = b;
+        b += chain_floats(q, 1);
+        r0[s] = q->OH;
+        r1[s] = 0;
+    }
+    r0[n - 1] = p->OH * t / p->cnt;
+    r1[n - 1] = p->OH * (t + 1) / p->cnt;
+    for (int s = n - 1; s > 0; s--) {
+        const gop *q = p->ch[s]->params;
+        int64_t lo = r0[s] * q->sh - q->ph, hi = (r1[s] - 1) * q->sh - q->ph + q->kh;
+        lo = lo < 0 ? 0 : lo;
+        hi = hi > q->IH ? q->IH : hi;
+        r0[s - 1] = lo < r0[s - 1] ? lo : r0[s - 1];
+        r1[s - 1] = hi > r1[s - 1] ? hi : r1[s - 1];
+        int u = p->ch_res[s] % SQZ_CONV_CHAIN_MAX;
+        if (u >= 0) {
+            r0[u] = r0[s] < r0[u] ? r0[s] : r0[u];
+            r1[u] = r1[s] > r1[u] ? r1[s] : r1[u];
+        }
+    }
+    for (int s = 0; s < n; s++) {
+        const sqz_op_ctx *c = p->ch[s];
+        const gop *q = c->params;
+        const int last = s == n - 1;
+        sqz_conv_post fp = q->fp;
+        if (!last) fp.base = fp.out = buf[s];
+        if (p->ch_res[s] >= 0) fp.res = buf[p->ch_res[s]];
+        const sqz_op_ctx *dn = q->dn;
+        float *dy = !dn ? NULL : last ? dn->out_data[0] : buf[SQZ_CONV_CHAIN_MAX + s];
+        px_rows(q, s ? buf[s - 1] : c->in_data[0], q->has_bias ? c->in_data[2] : NULL,
+                last ? c->out_data[0] : buf[s], q->has_fp ? &fp : NULL, pad, r0[s], r1[s], 0, q->Mg,
+                dn, dy, 0, dn ? ((const gop *)dn->params)->M : 0);
+    }
 }
 
 /* The executor's conv fusions (fastops.h): the GEMM / px / gemv convs of
