@@ -529,12 +529,15 @@ static void test_report(void **state) {
  * activation, with and without bias, 1 and 2 threads (48 x 37 x 49 x 9 =
  * 783k MACs: split into parts); the shapes next to it that must not take it
  * (asymmetric pads, 7x8 / 8x7 / 6x7 planes, 5x5); then the same with the
- * kernel off (SQZ_DW_P7=0: the channel-block kernel) */
+ * kernel off (SQZ_DW_P7=0: the channel-block kernel); the channel-pair kernel
+ * off throughout (SQZ_DW_C2=0) */
 static void test_p7(void **state) {
     (void)state;
     tu_rng rng;
     tu_rng_seed(&rng, 7777);
     static const int64_t cs[] = {1, 3, 16, 17, 37};
+    /* the channel-pair kernel (test_c2) off: it covers these planes first */
+    assert_int_equal(setenv("SQZ_DW_C2", "0", 1), 0);
     for (int off = 0; off < 2; off++) {
         if (off) assert_int_equal(setenv("SQZ_DW_P7", "0", 1), 0);
         for (int a = 0; a < 8; a++)
@@ -569,6 +572,57 @@ static void test_p7(void **state) {
         check_case(&rng, &f);
     }
     assert_int_equal(unsetenv("SQZ_DW_P7"), 0);
+    assert_int_equal(unsetenv("SQZ_DW_C2"), 0);
+}
+
+/* planes of out_w / out_h <= 8 (the AVX-512 channel-pair kernel: two
+ * channels a vector, taps as lane shifts): k 3 / 5, stride 1 / 2, odd and
+ * even channel counts (a last lone channel), planes from 1x1 to the widest
+ * covered (8 columns, 16 at stride 2), every activation, with and without
+ * bias, batches, top pads 0 .. k - 1 with the bottom / right pads that give
+ * 1..8 outputs, 1 and 2 threads; the shapes next to it that must not take it
+ * (9 columns / rows out, left pad not (k - 1) / 2); then all of it with the
+ * kernel off (SQZ_DW_C2=0: the channel-block / 7x7 kernels) */
+static void test_c2(void **state) {
+    (void)state;
+    tu_rng rng;
+    tu_rng_seed(&rng, 4242);
+    static const int64_t cs[] = {1, 2, 3, 16, 17, 37};
+    static const int64_t hw[][2] = {{7, 7}, {8, 8}, {1, 1}, {5, 3}, {3, 8}, {8, 2}, {6, 7}};
+    for (int off = 0; off < 2; off++) {
+        if (off) assert_int_equal(setenv("SQZ_DW_C2", "0", 1), 0);
+        int i = 0;
+        for (int k = 3; k <= 5; k += 2)
+            for (int s = 1; s <= 2; s++)
+                for (int h = 0; h < 7; h++, i++) {
+                    conv_case c = dw_case(cs[i % 6], hw[h][0] * s + (s == 2 && h % 2),
+                                          hw[h][1] * s - (s == 2 && h == 1), k, s);
+                    c.N = 1 + i % 3;
+                    c.bias = i % 4 != 0;
+                    c.pads[0] = i % k; /* top pad 0 .. k - 1, the rest as dw_case */
+                    c.pads[2] = (i / 2) % k;
+                    c.pads[3] = (i / 3) % k;
+                    c.threads = 1 + i % 2;
+                    set_act(&c, i % 8);
+                    check_case(&rng, &c);
+                }
+        conv_case t = dw_case(37, 14, 14, 5, 2);
+        t.N = 40; /* split into parts */
+        t.threads = 2;
+        set_act(&t, SQZ_ACT_RELU);
+        check_case(&rng, &t);
+        static const int64_t no[][4] = {{7, 9, 3, 1}, {9, 7, 3, 1}, {17, 16, 5, 2}, {16, 17, 3, 2}};
+        for (int n = 0; n < 4; n++) {
+            conv_case c = dw_case(17, no[n][0], no[n][1], (int)no[n][2], (int)no[n][3]);
+            set_act(&c, SQZ_ACT_CLIP);
+            check_case(&rng, &c);
+        }
+        conv_case l = dw_case(17, 7, 7, 5, 1);
+        l.pads[1] = 1; /* left pad 1, right 3 */
+        l.pads[3] = 3;
+        check_case(&rng, &l);
+    }
+    assert_int_equal(unsetenv("SQZ_DW_C2"), 0);
 }
 
 int main(void) {
@@ -582,6 +636,7 @@ int main(void) {
         cmocka_unit_test(test_declines),
         cmocka_unit_test(test_report),
         cmocka_unit_test(test_p7),
+        cmocka_unit_test(test_c2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -165,6 +165,23 @@ void sqz_dw_s1_run_avx512(const sqz_dw_plane *a, const float *x, float *y);
 int sqz_dw_p7_covers_avx512(const sqz_dw_plane *a);
 void sqz_dw_p7_run_avx512(const sqz_dw_plane *a, const float *x, float *y);
 
+/* Channel-pair kernel for planes with out_w <= 8 and out_h <= 8
+ * (x86/dwconv_avx512.c, AVX-512F): two channels a vector, lanes 2 j + h =
+ * column j of channel h, one row a vector, taps as lane shifts (no buffer).
+ * Covers k 3 / 5, stride 1 / 2, out_w / out_h <= 8, W <= 8 * stride, left
+ * pad (k - 1) / 2, top pad < k (bottom / right implied by OH / OW). */
+typedef struct sqz_dw_c2 {
+    const float *w; /* [k*k + 1][2]: the two channels' tap weights, then biases */
+    int nc;         /* channels: 1 or 2 */
+    int k, stride;
+    int H, W, OH, OW, pt, pl;
+    int act; /* as sqz_dw_row.act */
+    float alpha, beta;
+} sqz_dw_c2;
+int sqz_dw_c2_covers_avx512(const sqz_dw_c2 *a);
+/* Channels c < nc: y + c*OH*OW from x + c*H*W. */
+void sqz_dw_c2_run_avx512(const sqz_dw_c2 *a, const float *x, float *y);
+
 /* Channel-block kernel for planes with out_w <= 8 (x86/dwconv_avx512.c,
  * AVX-512F): nc <= 16 channels at once, lanes = channels (the planes are
  * transposed into a zero-padded [row][col][16] buffer and back). Covers k 3 /

@@ -191,13 +191,15 @@ typedef struct dw_p {
     int s2d;             /* the AVX-512 stride-2 kernel (no buffer) */
     int s1d;             /* the AVX-512 stride-1 direct kernel (no buffer) */
     int p7d;             /* the AVX-512 7x7 3x3 kernel (no buffer) */
+    int c2d;             /* the AVX-512 channel-pair kernel (no buffer) */
     int split_rows;      /* threads split the layer by output rows (else planes) */
     double split_macs;   /* layers below this many MACs run on one thread */
     double split_bytes;  /* ... unless their input is at least this many bytes */
     int64_t cblocks;     /* channel blocks of 16 per image (cb kernel) */
     int pw;              /* > 0: rows are read from a zero-padded ring of pw-float rows */
     size_t ring_floats;  /* floats of one part's ring buffer (ring_rows x pw) */
-    float *cbw;          /* cb kernel: per block [k*k][16] weights then [16] biases */
+    float *cbw;          /* cb kernel: per block [k*k][16] weights then [16] biases; c2
+                          * kernel: per channel pair [k*k + 1][2] weights then biases */
     float zero[];        /* max(W, pw) zeros: the vertical padding row, then the cbw floats */
 } dw_p;
 
@@ -383,6 +385,56 @@ static void dw_planes_p7(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_
     }
 }
 
+/* channel pairs [b, e) of the images (unit u: image u / pairs, channels
+ * 2 (u % pairs) and the next) with the channel-pair kernel; the post-pass
+ * activation / fused SiLU over 8 pairs at once (their planes are contiguous) */
+static void dw_pairs_avx512(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e) {
+    const float *X = ctx->in_data[0];
+    float *Y = ctx->out_data[0];
+    const size_t in_sp = (size_t)p->H * (size_t)p->W, out_sp = (size_t)p->OH * (size_t)p->OW;
+    const size_t kk = (size_t)p->k * (size_t)p->k;
+    const int64_t pairs = (p->C + 1) / 2;
+    sqz_dw_c2 a;
+    memset(&a, 0, sizeof a);
+    a.k = p->k;
+    a.stride = p->s;
+    a.H = p->H;
+    a.W = p->W;
+    a.OH = p->OH;
+    a.OW = p->OW;
+    a.pt = p->pt;
+    a.pl = p->pl;
+    a.act = p->post ? SQZ_ACT_NONE : p->act.kind;
+    a.alpha = p->act.alpha;
+    a.beta = p->act.beta;
+    for (int64_t u0 = b; u0 < e; u0 += 8) {
+        const int64_t u1 = e - u0 < 8 ? e : u0 + 8;
+        size_t first = 0, end = 0;
+        for (int64_t u = u0; u < u1; u++) {
+            const int64_t n = u / pairs, q = u % pairs, c0 = 2 * q;
+            a.nc = p->C - c0 < 2 ? 1 : 2;
+            a.w = p->cbw + (size_t)q * (kk + 1) * 2;
+            const size_t plane = (size_t)(n * p->C + c0);
+            sqz_dw_c2_run_avx512(&a, X + plane * in_sp, Y + plane * out_sp);
+            if (u == u0) first = plane;
+            end = plane + (size_t)a.nc;
+        }
+        if (p->post || p->rowfn) {
+            float *y = Y + first * out_sp;
+            const size_t n = (end - first) * out_sp;
+            if (p->post) ref_act_apply(&p->act, y, n);
+            if (p->rowfn) p->rowfn(y, y, n);
+        }
+    }
+}
+
+/* channel-pair kernel on/off (SQZ_DW_C2=0: the kernels before it, for A/B);
+ * read at prepare. */
+static int c2_enabled(void) {
+    const char *e = getenv("SQZ_DW_C2");
+    return !(e && e[0] == '0');
+}
+
 /* 7x7 3x3 kernel on/off (SQZ_DW_P7=0: the channel-block kernel, for A/B);
  * read at prepare. */
 static int p7_enabled(void) {
@@ -433,7 +485,7 @@ static int band_enabled(void) {
  * rows is kept for A/B on a quiet machine (bench_dwconv's 2-thread table). */
 static int split_rows(const dw_p *p) {
     const char *e = getenv("SQZ_DW_SPLIT");
-    return e && e[0] == 'r' && !p->cb_floats && p->OH >= 2 * DW_ROW_UNIT;
+    return e && e[0] == 'r' && !p->cb_floats && !p->c2d && p->OH >= 2 * DW_ROW_UNIT;
 }
 
 /* 1 (decline) unless ctx is a depthwise conv this file covers. */
@@ -476,12 +528,35 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
      * geometry it covers; its weights repacked per block of 16 channels */
     size_t cb_floats = 0, cbw_floats = 0;
     int64_t cblocks = (C + 15) / 16;
-    int p7d = 0; /* the 7x7 3x3 kernel (x86) */
+    int p7d = 0, c2d = 0; /* the 7x7 3x3 kernel, the channel-pair kernel (x86) */
     (void)p7d;
+    (void)c2d;
 #if defined(__x86_64__)
+    /* out_w / out_h <= 8: the channel-pair kernel (constant weights, repacked
+     * per pair). bench_dwconv, 1 thread, vs the kernels before it (channel
+     * blocks; 3x3 s1: the 7x7 kernel): 1152x7x7 k5 34.4 -> 38.0 GMAC/s,
+     * k3 25.6 -> 27.1, 576x14x14 k5 s2 20.6 -> 28.0, k3 s2 9.7 -> 18.8. In
+     * MNASNet at 1 thread (per-node minima) the 7x7 k5 layers 52-55 -> 37-38
+     * us, the 576x14x14 k5 s2 one 47-49 -> 28-30 (no transposes: the channel
+     * blocks read 16 planes strided). SQZ_DW_C2=0: the kernels before it. */
+    if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && c2_enabled() &&
+        ctx->in_data && ctx->in_data[1] && (!has_bias || ctx->in_data[2])) {
+        sqz_dw_c2 ca;
+        memset(&ca, 0, sizeof ca);
+        ca.k = (int)k;
+        ca.stride = (int)g.s[1];
+        ca.H = (int)H;
+        ca.W = (int)W;
+        ca.OH = (int)g.out[1];
+        ca.OW = (int)g.out[2];
+        ca.pt = (int)g.pb[1];
+        ca.pl = (int)g.pb[2];
+        c2d = sqz_dw_c2_covers_avx512(&ca);
+        if (c2d) cbw_floats = (size_t)((C + 1) / 2) * (size_t)(k * k + 1) * 2;
+    }
     /* 3x3 stride 1 on 7x7 planes: the 7x7 kernel, not the channel blocks
      * (README Runtime notes); SQZ_DW_P7=0: the channel blocks */
-    if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && p7_enabled()) {
+    if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && !c2d && p7_enabled()) {
         sqz_dw_plane pa;
         memset(&pa, 0, sizeof pa);
         pa.k = (int)k;
@@ -494,8 +569,9 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
         pa.pl = (int)g.pb[2];
         p7d = sqz_dw_p7_covers_avx512(&pa);
     }
-    if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && !p7d && ctx->in_data &&
-        ctx->in_data[1] && (!has_bias || ctx->in_data[2]) && g.pb[1] < k && g.pb[2] < k) {
+    if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && !p7d && !c2d &&
+        ctx->in_data && ctx->in_data[1] && (!has_bias || ctx->in_data[2]) && g.pb[1] < k &&
+        g.pb[2] < k) {
         sqz_dw_cb ca;
         memset(&ca, 0, sizeof ca);
         ca.k = (int)k;
@@ -527,6 +603,18 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     size_t zw = (size_t)W > (size_t)pw ? (size_t)W : (size_t)pw;
     dw_p *p = calloc(1, sizeof(*p) + (zw + cbw_floats) * sizeof(float));
     if (!p) return sqz_op_fail(ctx, "Conv: out of memory");
+#if defined(__x86_64__)
+    if (c2d) {
+        p->cbw = p->zero + zw;
+        const float *Wt = ctx->in_data[1], *B = has_bias ? ctx->in_data[2] : NULL;
+        const size_t kk = (size_t)(k * k);
+        for (int64_t c = 0; c < C; c++) {
+            float *pr = p->cbw + (size_t)(c / 2) * (kk + 1) * 2 + (size_t)(c % 2);
+            for (size_t t = 0; t < kk; t++) pr[2 * t] = Wt[(size_t)c * kk + t];
+            pr[2 * kk] = B ? B[c] : 0.0f;
+        }
+    }
+#endif
     if (cb_floats) {
         p->cb_floats = cb_floats;
         p->cblocks = cblocks;
@@ -612,8 +700,9 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
             p->band_floats = 0;
         }
     }
-    if (p7d) {
-        p->p7d = 1;
+    if (p7d || c2d) {
+        p->p7d = p7d;
+        p->c2d = c2d;
         p->plane_floats = 0;
         p->band_floats = 0;
         p->s1d = 0;
@@ -647,7 +736,7 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     if (p->cb_floats) ctx->scratch_bytes = (size_t)parts * p->cb_floats * sizeof(float);
     if (p->band_floats) ctx->scratch_bytes = (size_t)parts * p->band_floats * sizeof(float);
     if (p->pw && !p->plane_floats && !p->cb_floats && !p->band_floats && !p->s2d && !p->s1d &&
-        !p->p7d)
+        !p->p7d && !p->c2d)
         ctx->scratch_bytes = (size_t)parts * p->ring_floats * sizeof(float);
     else
         p->pw = 0;
@@ -801,6 +890,10 @@ static void dw_part(void *arg, int t) {
         dw_planes_p7(j->p, j->ctx, b, e, ob, oe);
         return;
     }
+    if (j->p->c2d) {
+        dw_pairs_avx512(j->p, j->ctx, b, e);
+        return;
+    }
     if (j->p->band_floats) {
         dw_planes_band(j->p, j->ctx, b, e, ob, oe,
                        (float *)j->ctx->scratch + (size_t)t * j->p->band_floats);
@@ -838,6 +931,7 @@ static void dw_run(const sqz_op_ctx *ctx) {
     int parts = nt > 1 ? ppt * nt : 1;
     const int64_t units = rows           ? (p->OH + DW_ROW_UNIT - 1) / DW_ROW_UNIT
                           : p->cb_floats ? p->N * p->cblocks
+                          : p->c2d       ? p->N * ((p->C + 1) / 2)
                                          : planes;
     if (parts > units) parts = (int)units;
     dw_job j = {p, ctx, units, parts, rows};

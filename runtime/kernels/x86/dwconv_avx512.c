@@ -1426,6 +1426,172 @@ void sqz_dw_p7_run_avx512(const sqz_dw_plane *a, const float *x, float *y) {
     p7_plane(a, x, y);
 }
 
+/* ------------------------------------------------ channel pairs, small planes
+ *
+ * Planes with out_w <= 8 and out_h <= 8 (the 7x7 stage and the stride-2
+ * layers into it): two channels a vector, interleaved, lane 2 j + h holding
+ * column j of channel h, one plane row a vector (stride 2: the row's even and
+ * odd columns, one vector each). Tap (ky, kx) of an output row is then an
+ * input row shifted by 2 dx lanes (a valignd with a zero vector: the shifts
+ * never mix the two channels, columns outside the row come in as zeros, no
+ * masks), and its weight vector one 8-byte broadcast of the channels' two
+ * weights. Every output row is one accumulator; the input rows come in as
+ * two masked loads and a vpermt2ps (two for stride 2), the output rows go
+ * out as a vpermps and two masked 8-lane stores. No buffer and no
+ * transposes: the channel-block kernel spends about a third of its time
+ * transposing 16 planes in and out (and the 14x14 input of a stride-2 layer
+ * four times the 7x7 output). */
+
+/* lanes l of the 32-lane concatenation hi:lo from l + n (n constant) */
+DW_INLINE __m512 c2_align(__m512 hi, __m512 lo, int n) {
+    const __m512i h = _mm512_castps_si512(hi), l = _mm512_castps_si512(lo);
+#define C2_A(i)                                                                                    \
+    case i:                                                                                        \
+        return _mm512_castsi512_ps(_mm512_alignr_epi32(h, l, i))
+    switch (n) {
+        C2_A(1);
+        C2_A(2);
+        C2_A(3);
+        C2_A(4);
+        C2_A(5);
+        C2_A(6);
+        C2_A(7);
+        C2_A(8);
+        C2_A(9);
+        C2_A(10);
+        C2_A(11);
+        C2_A(12);
+        C2_A(13);
+        C2_A(14);
+        C2_A(15);
+    default:
+        return lo;
+    }
+#undef C2_A
+}
+
+/* v shifted by d columns (2 d lanes): lane l = v[l + 2 d], zero outside */
+DW_INLINE __m512 c2_shift(__m512 v, int d) {
+    if (d == 0) return v;
+    if (d > 0) return d >= 8 ? _mm512_setzero_ps() : c2_align(_mm512_setzero_ps(), v, 2 * d);
+    return d <= -8 ? _mm512_setzero_ps() : c2_align(v, _mm512_setzero_ps(), 16 + 2 * d);
+}
+
+/* the channels' two weights (or biases) at w[2 t], w[2 t + 1] in every lane pair */
+DW_INLINE __m512 c2_w(const float *w, int t) {
+    double d;
+    memcpy(&d, w + 2 * t, sizeof d);
+    return _mm512_castpd_ps(_mm512_set1_pd(d));
+}
+
+DW_INLINE void c2_plane(const sqz_dw_c2 *a, const float *x, float *y, const int K, const int S,
+                        const int OH) {
+    const int P = (K - 1) / 2;       /* left padding (a->pl, covered only so: constant shifts) */
+    const int NR = (OH - 1) * S + K; /* padded input rows */
+    const size_t in_sp = (size_t)a->H * (size_t)a->W, out_sp = (size_t)OH * (size_t)a->OW;
+    const float *x1 = a->nc > 1 ? x + in_sp : x;
+    const __mmask16 mw = mask_n(a->W), m1 = a->nc > 1 ? mw : 0;
+    /* interleave: lanes 2 j + h from column j of channel h (stride 2: column
+     * 2 j, and 2 j + 1 for the odd vector) */
+    const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i ie = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    const __m512i io = _mm512_setr_epi32(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    /* V[0][r]: padded row r (stride 2: its even columns), V[1][r]: its odd
+     * columns; zero rows in the padding. Stride 1 keeps them in registers;
+     * stride 2 (2 x 17 for 5x5) mostly in L1. */
+    __m512 V[2][20];
+#pragma GCC unroll 20
+    for (int r = 0; r < NR; r++) {
+        const int iy = r - a->pt;
+        if (iy < 0 || iy >= a->H) {
+            V[0][r] = V[1][r] = _mm512_setzero_ps();
+            continue;
+        }
+        const __m512 A = _mm512_maskz_loadu_ps(mw, x + (size_t)iy * (size_t)a->W);
+        const __m512 B = _mm512_maskz_loadu_ps(m1, x1 + (size_t)iy * (size_t)a->W);
+        V[0][r] = _mm512_permutex2var_ps(A, S == 1 ? il : ie, B);
+        if (S == 2) V[1][r] = _mm512_permutex2var_ps(A, io, B);
+    }
+    __m512 acc[8];
+    const __m512 bias = c2_w(a->w, K * K);
+    for (int j = 0; j < 8; j++) acc[j] = bias;
+        /* per tap column kx its K weights once (broadcasts from memory per FMA
+         * cost 39 -> 32 GMAC/s on 1152x7x7 k5), each row shifted once for the
+         * up to K output rows it feeds. Column ox * S - P + kx: stride 1 row r
+         * shifted by kx - P; stride 2 the even / odd vector (parity of q = kx -
+         * P) shifted by floor(q / 2). */
+#pragma GCC unroll 5
+    for (int kx = 0; kx < K; kx++) {
+        const int q = kx - P, par = S == 2 ? q & 1 : 0;
+        const int d = S == 1 ? q : q >= 0 ? q / 2 : -((1 - q) / 2);
+        __m512 wk[5];
+#pragma GCC unroll 5
+        for (int ky = 0; ky < K; ky++) wk[ky] = c2_w(a->w, ky * K + kx);
+#pragma GCC unroll 20
+        for (int r = 0; r < NR; r++) {
+            const __m512 t = c2_shift(V[par][r], d);
+#pragma GCC unroll 5
+            for (int ky = 0; ky < K; ky++) {
+                const int js = r - ky; /* output row j reads padded row j S + ky */
+                if (js >= 0 && js % S == 0 && js / S < OH)
+                    acc[js / S] = _mm512_fmadd_ps(t, wk[ky], acc[js / S]);
+            }
+        }
+    }
+    const __m512 va = _mm512_set1_ps(a->alpha), vb = _mm512_set1_ps(a->beta);
+    const __m512i de = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    const __mmask8 mo = (__mmask8)((1u << a->OW) - 1u);
+    for (int j = 0; j < OH; j++) {
+        const __m512 v = _mm512_permutexvar_ps(de, act512(acc[j], a->act, va, vb));
+        _mm256_mask_storeu_ps(y + (size_t)j * (size_t)a->OW, mo, _mm512_castps512_ps256(v));
+        if (a->nc > 1)
+            _mm256_mask_storeu_ps(y + out_sp + (size_t)j * (size_t)a->OW, mo,
+                                  _mm512_extractf32x8_ps(v, 1));
+    }
+}
+
+int sqz_dw_c2_covers_avx512(const sqz_dw_c2 *a) {
+    return (a->k == 3 || a->k == 5) && (a->stride == 1 || a->stride == 2) && a->OW >= 1 &&
+           a->OW <= 8 && a->OH >= 1 && a->OH <= 8 && a->H >= 1 && a->W >= 1 &&
+           a->W <= 8 * a->stride && a->pt >= 0 && a->pt < a->k && a->pl == (a->k - 1) / 2;
+}
+
+#define C2_OH(K, S)                                                                                \
+    switch (a->OH) {                                                                               \
+    case 1:                                                                                        \
+        c2_plane(a, x, y, K, S, 1);                                                                \
+        break;                                                                                     \
+    case 2:                                                                                        \
+        c2_plane(a, x, y, K, S, 2);                                                                \
+        break;                                                                                     \
+    case 3:                                                                                        \
+        c2_plane(a, x, y, K, S, 3);                                                                \
+        break;                                                                                     \
+    case 4:                                                                                        \
+        c2_plane(a, x, y, K, S, 4);                                                                \
+        break;                                                                                     \
+    case 5:                                                                                        \
+        c2_plane(a, x, y, K, S, 5);                                                                \
+        break;                                                                                     \
+    case 6:                                                                                        \
+        c2_plane(a, x, y, K, S, 6);                                                                \
+        break;                                                                                     \
+    case 7:                                                                                        \
+        c2_plane(a, x, y, K, S, 7);                                                                \
+        break;                                                                                     \
+    default:                                                                                       \
+        c2_plane(a, x, y, K, S, 8);                                                                \
+        break;                                                                                     \
+    }
+
+void sqz_dw_c2_run_avx512(const sqz_dw_c2 *a, const float *x, float *y) {
+    if (a->k == 3 && a->stride == 1) C2_OH(3, 1)
+    if (a->k == 3 && a->stride == 2) C2_OH(3, 2)
+    if (a->k == 5 && a->stride == 1) C2_OH(5, 1)
+    if (a->k == 5 && a->stride == 2) C2_OH(5, 2)
+}
+#undef C2_OH
+
 /* ------------------------------------------------ stride 2, row kernels
  *
  * The stride-2 row kernels (sqz_dw_row contract: 3x3 layers wider than
