@@ -625,6 +625,42 @@ static void test_c2(void **state) {
     assert_int_equal(unsetenv("SQZ_DW_C2"), 0);
 }
 
+/* planes of out_w <= 16 past the channel-pair kernel's (the one-channel
+ * variant: lane j = column j, taps as lane shifts; 3x3 and 5x5 stride 2,
+ * 5x5 stride 1 stays on the direct kernel): widths to 16 (32 at stride 2),
+ * heights past one and two groups of 8 output rows, every activation, pads,
+ * batches, 1 / 2 threads, split by planes and by rows (SQZ_DW_SPLIT=rows: a
+ * part computes a band of rows); then all of it with SQZ_DW_C1=0 (the
+ * direct kernels) */
+static void test_c1(void **state) {
+    (void)state;
+    tu_rng rng;
+    tu_rng_seed(&rng, 5151);
+    static const int64_t cs[] = {1, 3, 16, 17, 40};
+    static const int64_t hw[][2] = {{14, 14}, {16, 16}, {9, 11}, {20, 13}, {17, 9}, {25, 16}};
+    for (int off = 0; off < 2; off++) {
+        if (off) assert_int_equal(setenv("SQZ_DW_C1", "0", 1), 0);
+        int i = 0;
+        for (int k = 3; k <= 5; k += 2)
+            for (int s = 1; s <= 2; s++)
+                for (int h = 0; h < 6; h++, i++) {
+                    conv_case c = dw_case(cs[i % 5], hw[h][0] * s - (s == 2 && h % 2),
+                                          hw[h][1] * s - (s == 2 && h == 2), k, s);
+                    c.N = 1 + i % 2;
+                    c.bias = i % 4 != 1;
+                    c.pads[0] = i % k; /* top pad 0 .. k - 1 */
+                    c.pads[2] = (i / 2) % k;
+                    c.pads[3] = (i / 3) % k;
+                    c.threads = 1 + i % 2;
+                    set_act(&c, i % 8);
+                    if (i % 3 == 2) assert_int_equal(setenv("SQZ_DW_SPLIT", "rows", 1), 0);
+                    check_case(&rng, &c);
+                    unsetenv("SQZ_DW_SPLIT");
+                }
+    }
+    assert_int_equal(unsetenv("SQZ_DW_C1"), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shapes),
@@ -637,6 +673,7 @@ int main(void) {
         cmocka_unit_test(test_report),
         cmocka_unit_test(test_p7),
         cmocka_unit_test(test_c2),
+        cmocka_unit_test(test_c1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

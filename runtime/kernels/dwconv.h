@@ -182,6 +182,12 @@ int sqz_dw_c2_covers_avx512(const sqz_dw_c2 *a);
 /* Channels c < nc: y + c*OH*OW from x + c*H*W. */
 void sqz_dw_c2_run_avx512(const sqz_dw_c2 *a, const float *x, float *y);
 
+/* The same scheme one channel a vector (lane j = column j): planes with
+ * out_w <= 16 and W <= 16 * stride, k 3 / 5, stride 1 / 2, left pad
+ * (k - 1) / 2, top pad < k; rows [oy0, oy1) as sqz_dw_plane. */
+int sqz_dw_c1_covers_avx512(const sqz_dw_plane *a);
+void sqz_dw_c1_run_avx512(const sqz_dw_plane *a, const float *x, float *y);
+
 /* Channel-block kernel for planes with out_w <= 8 (x86/dwconv_avx512.c,
  * AVX-512F): nc <= 16 channels at once, lanes = channels (the planes are
  * transposed into a zero-padded [row][col][16] buffer and back). Covers k 3 /

@@ -192,6 +192,7 @@ typedef struct dw_p {
     int s1d;             /* the AVX-512 stride-1 direct kernel (no buffer) */
     int p7d;             /* the AVX-512 7x7 3x3 kernel (no buffer) */
     int c2d;             /* the AVX-512 channel-pair kernel (no buffer) */
+    int c1d;             /* s1d / s2d planes on the one-channel variant of it */
     int split_rows;      /* threads split the layer by output rows (else planes) */
     double split_macs;   /* layers below this many MACs run on one thread */
     double split_bytes;  /* ... unless their input is at least this many bytes */
@@ -345,7 +346,10 @@ static void dw_planes_s2(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_
     dw_io_init(p, ctx, ob, oe, &io);
     for (int64_t i = b; i < e; i++) {
         float *y = dw_io_plane(p, &io, i);
-        sqz_dw_s2_run_avx512(&io.a, io.X + (size_t)i * io.in_sp, y);
+        if (p->c1d)
+            sqz_dw_c1_run_avx512(&io.a, io.X + (size_t)i * io.in_sp, y);
+        else
+            sqz_dw_s2_run_avx512(&io.a, io.X + (size_t)i * io.in_sp, y);
         if (p->post || p->rowfn) post_rows(p, y, ob, oe);
     }
 }
@@ -357,7 +361,10 @@ static void dw_planes_s1(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_
     dw_io_init(p, ctx, ob, oe, &io);
     for (int64_t i = b; i < e; i++) {
         float *y = dw_io_plane(p, &io, i);
-        sqz_dw_s1_run_avx512(&io.a, io.X + (size_t)i * io.in_sp, y);
+        if (p->c1d)
+            sqz_dw_c1_run_avx512(&io.a, io.X + (size_t)i * io.in_sp, y);
+        else
+            sqz_dw_s1_run_avx512(&io.a, io.X + (size_t)i * io.in_sp, y);
         if (p->post || p->rowfn) post_rows(p, y, ob, oe);
     }
 }
@@ -432,6 +439,13 @@ static void dw_pairs_avx512(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int
  * read at prepare. */
 static int c2_enabled(void) {
     const char *e = getenv("SQZ_DW_C2");
+    return !(e && e[0] == '0');
+}
+
+/* the one-channel variant on/off (SQZ_DW_C1=0: the direct kernels, for
+ * A/B); read at prepare. */
+static int c1_enabled(void) {
+    const char *e = getenv("SQZ_DW_C1");
     return !(e && e[0] == '0');
 }
 
@@ -699,6 +713,16 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
             p->plane_floats = 0;
             p->band_floats = 0;
         }
+    }
+    /* out_w <= 16 (the 14x14 stage, stride 2 into it): the one-channel
+     * variant of the channel-pair kernel, but 5x5 stride 1 (bench_dwconv, 1
+     * thread, vs the direct kernels: 576x14x14 k3 28.4 -> 34.3 GMAC/s,
+     * 240x28x28 k3 s2 16.9 -> 19.4, k5 s2 26.8 -> 27.9; 480x14x14 k5 41.6 ->
+     * 27.8 stays on the direct one). SQZ_DW_C1=0: the direct kernels. */
+    if ((p->s1d || p->s2d) && !(p->k == 5 && p->s == 1) && c1_enabled()) {
+        sqz_dw_plane pa;
+        plane_args(p, &pa);
+        p->c1d = sqz_dw_c1_covers_avx512(&pa);
     }
     if (p7d || c2d) {
         p->p7d = p7d;

@@ -1592,6 +1592,113 @@ void sqz_dw_c2_run_avx512(const sqz_dw_c2 *a, const float *x, float *y) {
 }
 #undef C2_OH
 
+/* ---- one channel a vector, the same scheme: planes with out_w <= 16 and
+ * W <= 16 stride (the 14x14 stage and the stride-2 layers into it): lane j
+ * = column j (stride 2: 2 j, 2 j + 1 of the even / odd vector), taps as
+ * lane shifts with zeros shifted in, R <= 8 output rows a group. */
+
+DW_INLINE __m512 c1_shift(__m512 v, int d) {
+    if (d == 0) return v;
+    if (d > 0) return d >= 16 ? _mm512_setzero_ps() : c2_align(_mm512_setzero_ps(), v, d);
+    return d <= -16 ? _mm512_setzero_ps() : c2_align(v, _mm512_setzero_ps(), 16 + d);
+}
+
+DW_INLINE void c1_group(const sqz_dw_plane *a, const float *x, float *y, int oy0, const int K,
+                        const int S, const int R) {
+    const int P = (K - 1) / 2;
+    const int NR = (R - 1) * S + K;
+    const __mmask16 m0 = mask_n(a->W), m1 = mask_n(a->W - 16);
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __m512 V[2][20];
+#pragma GCC unroll 20
+    for (int r = 0; r < NR; r++) {
+        const int iy = oy0 * S + r - a->pt;
+        if (iy < 0 || iy >= a->H) {
+            V[0][r] = V[1][r] = _mm512_setzero_ps();
+            continue;
+        }
+        const float *row = x + (size_t)iy * (size_t)a->W;
+        const __m512 A = _mm512_maskz_loadu_ps(m0, row);
+        if (S == 1) {
+            V[0][r] = A;
+        } else {
+            const __m512 B = _mm512_maskz_loadu_ps(m1, s2_at(row, 16));
+            V[0][r] = _mm512_permutex2var_ps(A, ie, B);
+            V[1][r] = _mm512_permutex2var_ps(A, io, B);
+        }
+    }
+    __m512 acc[8];
+    for (int j = 0; j < 8; j++) acc[j] = _mm512_set1_ps(a->bias);
+#pragma GCC unroll 5
+    for (int kx = 0; kx < K; kx++) {
+        const int q = kx - P, par = S == 2 ? q & 1 : 0;
+        const int d = S == 1 ? q : q >= 0 ? q / 2 : -((1 - q) / 2);
+        __m512 wk[5];
+#pragma GCC unroll 5
+        for (int ky = 0; ky < K; ky++) wk[ky] = _mm512_set1_ps(a->w[ky * K + kx]);
+#pragma GCC unroll 20
+        for (int r = 0; r < NR; r++) {
+            const __m512 t = c1_shift(V[par][r], d);
+#pragma GCC unroll 5
+            for (int ky = 0; ky < K; ky++) {
+                const int js = r - ky;
+                if (js >= 0 && js % S == 0 && js / S < R)
+                    acc[js / S] = _mm512_fmadd_ps(t, wk[ky], acc[js / S]);
+            }
+        }
+    }
+    const __m512 va = _mm512_set1_ps(a->alpha), vb = _mm512_set1_ps(a->beta);
+    const __mmask16 mo = mask_n(a->OW);
+    for (int j = 0; j < R; j++)
+        _mm512_mask_storeu_ps(y + (size_t)(oy0 + j) * (size_t)a->OW, mo,
+                              act512(acc[j], a->act, va, vb));
+}
+
+DW_INLINE void c1_plane(const sqz_dw_plane *a, const float *x, float *y, const int K, const int S) {
+    int o0, o1;
+    plane_range(a, &o0, &o1);
+    for (; o1 - o0 >= 8; o0 += 8) c1_group(a, x, y, o0, K, S, 8);
+    switch (o1 - o0) {
+    case 1:
+        c1_group(a, x, y, o0, K, S, 1);
+        break;
+    case 2:
+        c1_group(a, x, y, o0, K, S, 2);
+        break;
+    case 3:
+        c1_group(a, x, y, o0, K, S, 3);
+        break;
+    case 4:
+        c1_group(a, x, y, o0, K, S, 4);
+        break;
+    case 5:
+        c1_group(a, x, y, o0, K, S, 5);
+        break;
+    case 6:
+        c1_group(a, x, y, o0, K, S, 6);
+        break;
+    case 7:
+        c1_group(a, x, y, o0, K, S, 7);
+        break;
+    default:
+        break;
+    }
+}
+
+int sqz_dw_c1_covers_avx512(const sqz_dw_plane *a) {
+    return (a->k == 3 || a->k == 5) && (a->stride == 1 || a->stride == 2) && a->OW >= 1 &&
+           a->OW <= 16 && a->OH >= 1 && a->H >= 1 && a->W >= 1 && a->W <= 16 * a->stride &&
+           a->pt >= 0 && a->pt < a->k && a->pl == (a->k - 1) / 2;
+}
+
+void sqz_dw_c1_run_avx512(const sqz_dw_plane *a, const float *x, float *y) {
+    if (a->k == 3 && a->stride == 1) c1_plane(a, x, y, 3, 1);
+    if (a->k == 3 && a->stride == 2) c1_plane(a, x, y, 3, 2);
+    if (a->k == 5 && a->stride == 1) c1_plane(a, x, y, 5, 1);
+    if (a->k == 5 && a->stride == 2) c1_plane(a, x, y, 5, 2);
+}
+
 /* ------------------------------------------------ stride 2, row kernels
  *
  * The stride-2 row kernels (sqz_dw_row contract: 3x3 layers wider than
