@@ -31,6 +31,7 @@ typedef struct ccase {
     int act0;           /* c0 with a fused Relu */
     int down;           /* nconv 2, residual: a 1x1 stride-s0 conv d of x (ResNet's
                            projection, run inside c0 where px tiles fuse it) */
+    int s1;             /* c1's stride (2: c1, c2 on a smaller plane, no Add) */
     unsigned want;      /* conv nodes chained into a later one (bit i: node i) */
 } ccase;
 
@@ -38,7 +39,8 @@ enum { T_X, T_W0, T_B0, T_Y0, T_W1, T_B1, T_Y1, T_W2, T_B2, T_Y2, T_Z, T_Q, NT }
 
 static uint8_t *build(const ccase *c, float *const *w, float *const *b, size_t *size, int *OH,
                       int *OW) {
-    const int oh = (c->H + 2 - 3) / c->s0 + 1, ow = (c->W + 2 - 3) / c->s0 + 1;
+    const int oh0 = (c->H + 2 - 3) / c->s0 + 1, ow0 = (c->W + 2 - 3) / c->s0 + 1;
+    const int oh = (oh0 - 1) / c->s1 + 1, ow = (ow0 - 1) / c->s1 + 1;
     *OH = oh;
     *OW = ow;
     sb_tensor t[NT];
@@ -68,15 +70,17 @@ static uint8_t *build(const ccase *c, float *const *w, float *const *b, size_t *
                                 .data_bytes = (size_t)c->M * 4};
         t[wt + 2] = (sb_tensor){
             .name = names[wt + 2], .dtype = SQZ_DT_F32, .ndim = 4, .dims = {1, c->M, oh, ow}};
+        if (i == 0 || (dn && c->s1 == 1)) t[wt + 2].dims[2] = oh0, t[wt + 2].dims[3] = ow0;
     }
     t[T_Z] = t[T_Y2];
     t[T_Z].name = "z";
     t[T_Q] = t[T_Y2];
     t[T_Q].name = "q";
-    static int64_t k3[2] = {3, 3}, s1[2] = {1, 1}, s2[2], p1[4] = {1, 1, 1, 1}, relu = 1;
+    static int64_t k3[2] = {3, 3}, s1[2] = {1, 1}, s2[2], sc1[2], p1[4] = {1, 1, 1, 1}, relu = 1;
     s2[0] = s2[1] = c->s0;
+    sc1[0] = sc1[1] = c->s1;
     static int64_t k1[2] = {1, 1}, p0[4];
-    static sb_attr a0[4], a1[3], ad[3];
+    static sb_attr a0[4], a1[3], ad[3], ac1[3];
     a1[0] = (sb_attr){.name = "kernel_shape", .type = SQZ_ATTR_INTS, .count = 2, .ints = k3};
     a1[1] = (sb_attr){.name = "strides", .type = SQZ_ATTR_INTS, .count = 2, .ints = s1};
     a1[2] = (sb_attr){.name = "pads", .type = SQZ_ATTR_INTS, .count = 4, .ints = p1};
@@ -84,6 +88,9 @@ static uint8_t *build(const ccase *c, float *const *w, float *const *b, size_t *
     a0[1] = (sb_attr){.name = "strides", .type = SQZ_ATTR_INTS, .count = 2, .ints = s2};
     a0[2] = a1[2];
     a0[3] = (sb_attr){.name = "sqz_act", .type = SQZ_ATTR_INT, .count = 1, .ints = &relu};
+    ac1[0] = a1[0];
+    ac1[1] = (sb_attr){.name = "strides", .type = SQZ_ATTR_INTS, .count = 2, .ints = sc1};
+    ac1[2] = a1[2];
     ad[0] = (sb_attr){.name = "kernel_shape", .type = SQZ_ATTR_INTS, .count = 2, .ints = k1};
     ad[1] = a0[1];
     ad[2] = (sb_attr){.name = "pads", .type = SQZ_ATTR_INTS, .count = 4, .ints = p0};
@@ -97,9 +104,16 @@ static uint8_t *build(const ccase *c, float *const *w, float *const *b, size_t *
         ins[i][1] = T_W0 + 3 * i;
         ins[i][2] = T_B0 + 3 * i;
         outs[i][0] = T_Y0 + 3 * i;
-        n[nn++] = (sb_node){
-            SQZ_OP_CONV, names[T_Y0 + 3 * i], 3, 1, i == 0 ? (c->act0 ? 4u : 3u) : 3u, ins[i],
-            outs[i],     i == 0 ? a0 : a1};
+        n[nn++] = (sb_node){SQZ_OP_CONV,
+                            names[T_Y0 + 3 * i],
+                            3,
+                            1,
+                            i == 0 ? (c->act0 ? 4u : 3u) : 3u,
+                            ins[i],
+                            outs[i],
+                            i == 0   ? a0
+                            : i == 1 ? ac1
+                                     : a1};
     }
     static const int32_t idn[3] = {T_X, T_W2, T_B2}, odn[1] = {T_Y2};
     if (c->down) n[nn++] = (sb_node){SQZ_OP_CONV, "d", 3, 1, 3, idn, odn, ad};
@@ -241,31 +255,35 @@ static void check(const ccase *c, int px) {
     free(x);
 }
 
-/* name, C, M, H, W, s0, nconv, res, xout, act0, down, want */
+/* name, C, M, H, W, s0, nconv, res, xout, act0, down, s1, want */
 static const ccase CASES[] = {
     /* the small ResNet's stride-2 blocks, c0 running the projection */
-    {"resnet 16->32 @28 s2 + down", 16, 32, 28, 28, 2, 2, 1, -1, 1, 1, 0x1},
-    {"odd 6->24 @27x17 s2 + down", 6, 24, 27, 17, 2, 2, 1, -1, 0, 1, 0x1},
-    {"down, c0 out 3->16 @30x22", 3, 16, 30, 22, 2, 2, 1, 0, 1, 1, 0x0},
+    {"resnet 16->32 @28 s2 + down", 16, 32, 28, 28, 2, 2, 1, -1, 1, 1, 1, 0x1},
+    {"odd 6->24 @27x17 s2 + down", 6, 24, 27, 17, 2, 2, 1, -1, 0, 1, 1, 0x1},
+    {"down, c0 out 3->16 @30x22", 3, 16, 30, 22, 2, 2, 1, 0, 1, 1, 1, 0x0},
     /* the small ResNet's first block */
-    {"resnet 1->16 @28", 1, 16, 28, 28, 1, 3, 1, -1, 1, 0, 0x3},
-    {"odd 3->20 @19x23", 3, 20, 19, 23, 1, 3, 1, -1, 0, 0, 0x3},
-    {"odd 5->17 @30x21 s2", 5, 17, 30, 21, 2, 3, 1, -1, 1, 0, 0x3},
-    {"two convs 7->24 @13x9, no Add", 7, 24, 13, 9, 1, 2, 0, -1, 0, 0, 0x1},
+    {"resnet 1->16 @28", 1, 16, 28, 28, 1, 3, 1, -1, 1, 0, 1, 0x3},
+    {"odd 3->20 @31x23", 3, 20, 31, 23, 1, 3, 1, -1, 0, 0, 1, 0x3},
+    {"odd 5->17 @54x21 s2", 5, 17, 54, 21, 2, 3, 1, -1, 1, 0, 1, 0x3},
+    {"two convs 7->24 @13x9, no Add", 7, 24, 13, 9, 1, 2, 0, -1, 0, 0, 1, 0x1},
+    /* a stride-2 conv after the first (the small ResNet's 28x28 block into
+     * its 14x14 one) */
+    {"c1 stride 2, 4->16 @54x10", 4, 16, 54, 10, 1, 3, 0, -1, 1, 0, 2, 0x3},
     /* c0's output a graph output: c1 -> c2 only (c0's output the residual) */
-    {"c0 out 2->16 @25x14", 2, 16, 25, 14, 1, 3, 1, 0, 1, 0, 0x2},
+    {"c0 out 2->16 @25x14", 2, 16, 25, 14, 1, 3, 1, 0, 1, 0, 1, 0x2},
     /* c1's output a graph output: no chain through it, c0 -> c1 cannot
      * give c2 its residual */
-    {"c1 out 4->18 @17x16", 4, 18, 17, 16, 1, 3, 1, 1, 0, 0, 0x0},
+    {"c1 out 4->18 @17x16", 4, 18, 17, 16, 1, 3, 1, 1, 0, 0, 1, 0x0},
     /* too few rows a thread / intermediates past 64 KB: not chained */
-    {"7 rows", 3, 16, 7, 30, 1, 3, 1, -1, 1, 0, 0x0},
-    {"big 2->32 @28", 2, 32, 28, 28, 1, 3, 1, -1, 1, 0, 0x0},
+    {"7 rows", 3, 16, 7, 30, 1, 3, 1, -1, 1, 0, 1, 0x0},
+    {"big 2->32 @28", 2, 32, 28, 28, 1, 3, 1, -1, 1, 0, 1, 0x0},
 };
 
 static void test_conv_chain(void **state) {
     (void)state;
-    setenv("SQZ_CONV_PX", "1", 1);  /* px tiles where the kernel has them */
-    setenv("SQZ_WINOGRAD", "0", 1); /* GEMM convs */
+    setenv("SQZ_CONV_PX", "1", 1);       /* px tiles where the kernel has them */
+    setenv("SQZ_CHAIN_EXTRA", "1.2", 1); /* middle threads of 3 recompute 2 halos */
+    setenv("SQZ_WINOGRAD", "0", 1);      /* GEMM convs */
     n_chained = 0;
     int px = 0;
 #if defined(__x86_64__)
@@ -281,6 +299,7 @@ static void test_conv_chain(void **state) {
 #endif
     unsetenv("SQZ_CONV_PX");
     unsetenv("SQZ_WINOGRAD");
+    unsetenv("SQZ_CHAIN_EXTRA");
     printf("conv chains: %d chained sessions\n", n_chained);
     if (px) assert_true(n_chained > 0);
 }

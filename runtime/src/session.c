@@ -755,9 +755,11 @@ static int chain_inside(const sqz_session *s, const int32_t *readers, int i, int
                 const sqz_node *nd = &m->nodes[q];
                 for (uint32_t k = 0; k < nd->n_inputs; k++) {
                     if (nd->inputs[k] != t) continue;
-                    if (q > j && (nd->op != SQZ_OP_ADD || nd->n_inputs != 2 ||
-                                  (final && (!s->nodes[q].noop ||
-                                             producer_of(m, nd->inputs[1 - k], q) != j))))
+                    const int hq = s->nodes[q].down_host - 1;
+                    if (q > j && !(hq >= i && hq <= j) &&
+                        (nd->op != SQZ_OP_ADD || nd->n_inputs != 2 ||
+                         (final &&
+                          (!s->nodes[q].noop || producer_of(m, nd->inputs[1 - k], q) != j))))
                         return 0;
                     seen++;
                 }
@@ -1171,11 +1173,12 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
             items[nd->outputs[0]].first = s->nodes[i].down_host - 1;
         int xt = s->nodes[i].xdw_x1 - 1; /* read in place of the skipped expansion's output */
         if (xt >= 0 && items[xt].last < i) items[xt].last = i;
-        /* a chain's inputs are read at its last conv's step */
-        for (int q = s->nodes[i].chain_lo - 1; q >= 0 && q < i; q++)
+        /* a chain's inputs (made before it) are read at its last conv's step */
+        const int lo = s->nodes[i].chain_lo - 1;
+        for (int q = lo; q >= 0 && q < i; q++)
             for (uint32_t k = 0; k < m->nodes[q].n_inputs; k++) {
                 int t = m->nodes[q].inputs[k];
-                if (t >= 0 && items[t].last < i) items[t].last = i;
+                if (t >= 0 && items[t].last < i && producer_of(m, t, q) < lo) items[t].last = i;
             }
     }
     for (int i = 0; i < m->n_outputs; i++) items[m->outputs[i]].last = nn;

@@ -1024,16 +1024,43 @@ static const float *chain_out(const sqz_op_ctx *c) {
 }
 
 /* 1 when conv c can follow conv prev (NULL: first) in a chain: wide px,
- * one image, group 1; later convs stride 1 on the previous output plane;
- * outputs kept per thread at most 64 KB (small maps, where the halo rows
- * recomputed are cheaper than the cross-core lines they save) */
+ * one image, group 1, on the previous output plane; outputs kept per
+ * thread at most 64 KB (small maps, where the halo rows recomputed are
+ * cheaper than the cross-core lines they save) */
 static int chain_ok(const sqz_op_ctx *c, const sqz_op_ctx *prev, int last) {
     const gop *p = c->params, *q = prev ? prev->params : NULL;
     if (!p || p->op != SQZ_OP_CONV || !p->wide || !p->px || p->group != 1 || p->N != 1 || p->chn ||
         (!last && p->M * p->out_sp > 16384))
         return 0;
-    return !q || (p->sh == 1 && p->sw == 1 && p->C == q->M && p->IH == q->OH && p->IW == q->OW &&
-                  p->k == q->k);
+    return !q || (p->C == q->M && p->IH == q->OH && p->IW == q->OW && p->k == q->k);
+}
+
+/* The output rows [r0[s], r1[s]) of each conv s of chain c that thread t of
+ * nt computes: its share of the last output, and of each earlier output
+ * what the next conv's taps read and (res: see gop.ch_res, or NULL) what a
+ * later conv adds as its residual */
+static void chain_rows(sqz_op_ctx *const *c, int n, const signed char *res, int t, int nt,
+                       int64_t *r0, int64_t *r1) {
+    const gop *p = c[n - 1]->params;
+    for (int s = 0; s < n - 1; s++) {
+        r0[s] = ((const gop *)c[s]->params)->OH;
+        r1[s] = 0;
+    }
+    r0[n - 1] = p->OH * t / nt;
+    r1[n - 1] = p->OH * (t + 1) / nt;
+    for (int s = n - 1; s > 0; s--) {
+        const gop *q = c[s]->params;
+        int64_t lo = r0[s] * q->sh - q->ph, hi = (r1[s] - 1) * q->sh - q->ph + q->kh;
+        lo = lo < 0 ? 0 : lo;
+        hi = hi > q->IH ? q->IH : hi;
+        r0[s - 1] = lo < r0[s - 1] ? lo : r0[s - 1];
+        r1[s - 1] = hi > r1[s - 1] ? hi : r1[s - 1];
+        int u = res && res[s] >= 0 ? res[s] % SQZ_CONV_CHAIN_MAX : -1;
+        if (u >= 0) {
+            r0[u] = r0[s] < r0[u] ? r0[s] : r0[u];
+            r1[u] = r1[s] > r1[u] ? r1[s] : r1[u];
+        }
+    }
 }
 
 /* Floats of an earlier chain conv's private output (full planes, only the
@@ -1063,12 +1090,31 @@ size_t sqz_gemm_conv_chain_bytes(sqz_op_ctx *const *c, int n, int nt) {
     for (int s = 0; s < n; s++)
         if (!chain_ok(c[s], s ? c[s - 1] : NULL, s == n - 1)) return 0;
     const gop *p = c[n - 1]->params;
-    uint64_t macs = 0;
-    for (int s = 0; s < n; s++) macs += ((const gop *)c[s]->params)->macs;
-    /* worth splitting, at least 4 output rows a thread (halo rows below a
-     * third; the small ResNet's 7x7 block chained at 2 threads, n10 on 4 + 5
-     * of 7 rows: 0.105 -> 0.110 ms) */
-    if (macs < (uint64_t)p->par_min_macs || p->OH < 4 * nt) return 0;
+    double macs = 0, most = 0;
+    for (int s = 0; s < n; s++) macs += (double)((const gop *)c[s]->params)->macs;
+    if (macs < (double)p->par_min_macs || p->OH < 4 * nt) return 0;
+    /* each thread's multiply-adds with its halo rows at most SQZ_CHAIN_EXTRA
+     * (default 1.07) times its share of the chain (its rows of the last
+     * output). The small ResNet at 2 threads: 28x28 block 1.04, 14x14 1.05
+     * (both chained by default); 28x28 block + the 14x14 one's first conv
+     * 1.09 (no faster); both blocks in one chain 1.17: 0.104-0.105 ->
+     * 0.109 ms quiet, but 0.149-0.154 -> 0.143-0.145 ms in slow host periods
+     * (cross-core lines slow: SQZ_CHAIN_EXTRA=1.2 there); the 7x7 block
+     * 1.12 on 3 + 4 rows: 0.105 -> 0.110 ms, hence also >= 4 rows a thread */
+    for (int t = 0; t < nt; t++) {
+        int64_t r0[SQZ_CONV_CHAIN_MAX], r1[SQZ_CONV_CHAIN_MAX];
+        chain_rows(c, n, NULL, t, nt, r0, r1);
+        double w = 0;
+        for (int s = 0; s < n; s++) {
+            const gop *q = c[s]->params;
+            w += (double)q->macs * (double)(r1[s] - r0[s]) / (double)q->OH;
+        }
+        w /= macs * (double)(r1[n - 1] - r0[n - 1]) / (double)p->OH;
+        most = w > most ? w : most;
+    }
+    const char *e = getenv("SQZ_CHAIN_EXTRA");
+    const double extra = e && *e ? atof(e) : 1.07;
+    if (most > extra) return 0;
     size_t pad;
     return chain_thread_bytes(c, n, &pad) * (size_t)nt;
 }
@@ -1119,24 +1165,8 @@ static void chain_part(void *arg, int t) {
         b += chain_floats(q, 0);
         buf[SQZ_CONV_CHAIN_MAX + s] = b;
         b += chain_floats(q, 1);
-        r0[s] = q->OH;
-        r1[s] = 0;
     }
-    r0[n - 1] = p->OH * t / p->cnt;
-    r1[n - 1] = p->OH * (t + 1) / p->cnt;
-    for (int s = n - 1; s > 0; s--) {
-        const gop *q = p->ch[s]->params;
-        int64_t lo = r0[s] * q->sh - q->ph, hi = (r1[s] - 1) * q->sh - q->ph + q->kh;
-        lo = lo < 0 ? 0 : lo;
-        hi = hi > q->IH ? q->IH : hi;
-        r0[s - 1] = lo < r0[s - 1] ? lo : r0[s - 1];
-        r1[s - 1] = hi > r1[s - 1] ? hi : r1[s - 1];
-        int u = p->ch_res[s] % SQZ_CONV_CHAIN_MAX;
-        if (u >= 0) {
-            r0[u] = r0[s] < r0[u] ? r0[s] : r0[u];
-            r1[u] = r1[s] > r1[u] ? r1[s] : r1[u];
-        }
-    }
+    chain_rows(p->ch, n, p->ch_res, t, p->cnt, r0, r1);
     for (int s = 0; s < n; s++) {
         const sqz_op_ctx *c = p->ch[s];
         const gop *q = c->params;
