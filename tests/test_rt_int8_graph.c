@@ -511,6 +511,128 @@ static void test_channel_pairs(void **state) {
     free(f);
 }
 
+/* ---- one-row Gemms split by columns (int8.h sqz_i8_gemv_split) */
+
+/* x f32 [1,97] -> Quantize -> Gemm 97->70 relu -> Gemm 70->33 -> Dequantize */
+static uint8_t *build_fc(size_t *size) {
+    enum { F_X, F_XQ, F_W1, F_B1, F_Y1, F_W2, F_B2, F_Y2, F_Y, FNT };
+    static sb_tensor t[FNT];
+    static int8_t w[70 * 97 + 33 * 70];
+    static int32_t b[70 + 33], zw[70 + 33];
+    static float sw[70 + 33];
+    static qt q[3] = {{0.02f, 3}, {0.05f, -128}, {0.08f, -6}};
+    tu_rng r;
+    tu_rng_seed(&r, 43);
+    for (size_t i = 0; i < sizeof w; i++) w[i] = (int8_t)((int)(tu_rng_u32(&r) % 255) - 127);
+    for (size_t i = 0; i < sizeof b / 4; i++) {
+        b[i] = (int32_t)(tu_rng_u32(&r) % 4001) - 2000;
+        sw[i] = tu_rng_uniform(&r, 0.002f, 0.01f);
+        zw[i] = 0;
+    }
+    memset(t, 0, sizeof t);
+    t[F_X] = (sb_tensor){
+        .name = "x", .dtype = SQZ_DT_F32, .flags = SQZ_TF_INPUT, .ndim = 2, .dims = {1, 97}};
+    t[F_XQ] = act("xq", 2, 1, 97, 0, 0, &q[0]);
+    const int64_t wd[2][2] = {{70, 97}, {33, 70}};
+    for (int k = 0; k < 2; k++) {
+        const int64_t n = wd[k][0], off = k ? 70 : 0;
+        t[k ? F_W2 : F_W1] = (sb_tensor){.name = k ? "w2" : "w1",
+                                         .dtype = SQZ_DT_I8,
+                                         .flags = SQZ_TF_CONST,
+                                         .quant = SQZ_QUANT_PER_CHANNEL,
+                                         .qaxis = 0,
+                                         .ndim = 2,
+                                         .dims = {wd[k][0], wd[k][1]},
+                                         .nq = (uint32_t)n,
+                                         .scale = sw + off,
+                                         .zp = zw + off,
+                                         .data = w + (k ? 70 * 97 : 0),
+                                         .data_bytes = (size_t)(wd[k][0] * wd[k][1])};
+        t[k ? F_B2 : F_B1] = (sb_tensor){.name = k ? "b2" : "b1",
+                                         .dtype = SQZ_DT_I32,
+                                         .flags = SQZ_TF_CONST,
+                                         .ndim = 1,
+                                         .dims = {n},
+                                         .data = b + off,
+                                         .data_bytes = (size_t)(n * 4)};
+    }
+    t[F_Y1] = act("y1", 2, 1, 70, 0, 0, &q[1]);
+    t[F_Y2] = act("y2", 2, 1, 33, 0, 0, &q[2]);
+    t[F_Y] = (sb_tensor){
+        .name = "y", .dtype = SQZ_DT_F32, .flags = SQZ_TF_OUTPUT, .ndim = 2, .dims = {1, 33}};
+    static const int64_t relu = SQZ_ACT_RELU, one = 1;
+    static const sb_attr a_1[] = {
+        {.name = "transB", .type = SQZ_ATTR_INT, .count = 1, .ints = &one},
+        {.name = "sqz_act", .type = SQZ_ATTR_INT, .count = 1, .ints = &relu}};
+    static const sb_attr a_2[] = {
+        {.name = "transB", .type = SQZ_ATTR_INT, .count = 1, .ints = &one}};
+    static const int32_t i_q[] = {F_X}, o_q[] = {F_XQ}, i_1[] = {F_XQ, F_W1, F_B1}, o_1[] = {F_Y1},
+                         i_2[] = {F_Y1, F_W2, F_B2}, o_2[] = {F_Y2}, i_dq[] = {F_Y2},
+                         o_dq[] = {F_Y};
+    static const sb_node n[] = {
+        {SQZ_OP_QUANTIZE_LINEAR, "q", 1, 1, 0, i_q, o_q, NULL},
+        {SQZ_OP_GEMM, "fc1", 3, 1, 2, i_1, o_1, a_1},
+        {SQZ_OP_GEMM, "fc2", 3, 1, 1, i_2, o_2, a_2},
+        {SQZ_OP_DEQUANTIZE_LINEAR, "dq", 1, 1, 0, i_dq, o_dq, NULL},
+    };
+    static const int32_t gin[] = {F_X}, gout[] = {F_Y};
+    return sb_build(t, FNT, n, (int)(sizeof n / sizeof n[0]), gin, 1, gout, 1, size);
+}
+
+/* 80 runs of the fc model at `threads` (reference kernels: force_ref):
+ * y gets 80 x 33 floats (past the pool's first solo probe, run.c 64) */
+static void run_fc(const uint8_t *f, size_t n, int force_ref, int threads, float *y) {
+    sqz_set_force_reference(force_ref);
+    sqz_model *m = NULL;
+    sqz_status st;
+    if (sqz_model_load_buffer(f, n, &m, &st) != SQZ_OK) fail_msg("load: %s", st.msg);
+    sqz_session_options o;
+    sqz_session_options_init(&o);
+    o.num_threads = threads;
+    sqz_session *s = NULL;
+    if (sqz_session_create(m, &o, &s, &st) != SQZ_OK) fail_msg("session: %s", st.msg);
+    static float x[97];
+    feed_runs(s, m, 9, x, 97, -2.0f, 2.5f, 80, y, 33);
+}
+
+/* A small int8 model of two one-row Gemms kept at 2 and 3 threads for them
+ * (SQZ_I8_GEMV_SPLIT=1: both split, parts of 1-3 column blocks), under the
+ * default small-model policy, also capped at AVX2: the reference's bits */
+static void test_gemv_split(void **state) {
+    (void)state;
+    unsetenv("SQZ_I8_TINY_MACS");
+    setenv("SQZ_PAR_MIN_MACS", "4096", 1); /* a team for its 6790-MAC Gemm */
+    setenv("SQZ_I8_GEMV_SPLIT", "1", 1);
+    size_t n;
+    uint8_t *f = build_fc(&n);
+    static float ref[80 * 33], got[80 * 33];
+    run_fc(f, n, 1, 1, ref);
+    int distinct = 0;
+    for (int i = 1; i < 80 * 33; i++) distinct += ref[i] != ref[0];
+    assert_true(distinct > 1000);
+    for (int cap = 0; cap < 2; cap++) {
+#if defined(__x86_64__) || defined(_M_X64)
+        if (cap && sqz_cpu_isa_hw() < SQZ_ISA_AVX2) continue;
+        sqz_cpu_set_isa_cap(cap ? SQZ_ISA_AVX2 : -1);
+#else
+        if (cap) continue;
+#endif
+        for (int thr = 1; thr <= 3; thr++) {
+            run_fc(f, n, 0, thr, got);
+            if (memcmp(got, ref, sizeof ref) != 0)
+                fail_msg("gemv split, cap %d, %d threads: outputs differ from the reference", cap,
+                         thr);
+        }
+#if defined(__x86_64__) || defined(_M_X64)
+        sqz_cpu_set_isa_cap(-1);
+#endif
+    }
+    unsetenv("SQZ_I8_GEMV_SPLIT");
+    unsetenv("SQZ_PAR_MIN_MACS");
+    setenv("SQZ_I8_TINY_MACS", "0", 1);
+    free(f);
+}
+
 int main(void) {
     /* 2-thread cases split whatever the size and OMP_WAIT_POLICY (run.sh: passive)
      * make of them (int8_simd.h sqz_i8_split_threads), and this small model
@@ -521,6 +643,7 @@ int main(void) {
         cmocka_unit_test(test_graph_bit_exact),
         cmocka_unit_test(test_session_thread_policy),
         cmocka_unit_test(test_channel_pairs),
+        cmocka_unit_test(test_gemv_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,16 +26,16 @@
 typedef struct isa_conv {
     const char *name;
     int (*ok)(void);
-    const sqz_op_impl *conv;
+    const sqz_op_impl *conv, *gemm;
 } isa_conv;
 
 static const isa_conv k_isas[] = {
 #if defined(__aarch64__)
-    {"neon-sdot", sqz_cpu_has_neon_dot, &sqz_i8_conv_dot},
-    {"neon-smlal", sqz_cpu_has_neon, &sqz_i8_conv_neon},
+    {"neon-sdot", sqz_cpu_has_neon_dot, &sqz_i8_conv_dot, &sqz_i8_gemm_dot},
+    {"neon-smlal", sqz_cpu_has_neon, &sqz_i8_conv_neon, &sqz_i8_gemm_neon},
 #else
-    {"avx512-vnni", sqz_cpu_has_avx512_vnni, &sqz_i8_conv_vnni},
-    {"avx2", sqz_cpu_has_avx2_fma, &sqz_i8_conv_avx2},
+    {"avx512-vnni", sqz_cpu_has_avx512_vnni, &sqz_i8_conv_vnni, &sqz_i8_gemm_vnni},
+    {"avx2", sqz_cpu_has_avx2_fma, &sqz_i8_conv_avx2, &sqz_i8_gemm_avx2},
 #endif
 };
 
@@ -308,12 +308,103 @@ static void test_channel_pairs(void **state) {
     }
 }
 
+/* ---- one-row Gemm split by columns (int8.h sqz_i8_gemv_split) */
+
+typedef struct gv_arg {
+    const sqz_op_impl *impl;
+    int want;
+} gv_arg;
+
+static void gemv_hook(sqz_op_ctx *c, void *arg) {
+    const gv_arg *a = arg;
+    assert_int_equal(sqz_i8_gemv_split(a->impl, c), a->want);
+}
+
+/* Gemm [rows, K] x [N, K]^T (transB) + bias, relu, through impl at nt
+ * threads (sqz_i8_gemv_split must say want) and the reference: same bytes */
+static void check_gemv(int64_t rows, int64_t K, int64_t N, int nt, const sqz_op_impl *impl,
+                       int want, tu_rng *r, const char *isa) {
+    size_t nx = (size_t)(rows * K), nw = (size_t)(N * K);
+    int8_t *x = malloc(nx), *w = malloc(nw);
+    float *sw = malloc((size_t)N * sizeof(float));
+    int32_t *zw = calloc((size_t)N, 4), *b = malloc((size_t)N * 4);
+    assert_true(x && w && sw && zw && b);
+    for (size_t i = 0; i < nx; i++) x[i] = (int8_t)(int)(tu_rng_u32(r) % 256 - 128);
+    for (size_t i = 0; i < nw; i++) w[i] = (int8_t)(int)(tu_rng_u32(r) % 255 - 127);
+    for (int64_t i = 0; i < N; i++) {
+        sw[i] = tu_rng_uniform(r, 0.0005f, 0.02f);
+        b[i] = (int32_t)(tu_rng_u32(r) % 200001) - 100000;
+    }
+    i8t t;
+    i8t_init(&t, SQZ_OP_GEMM);
+    t.threads = nt;
+    i8t_act(&t, 0, i8t_shape(2, rows, K), x, 0.03f, (int32_t)(tu_rng_u32(r) % 256) - 128);
+    i8t_weight(&t, 1, i8t_shape(2, N, K), w, sw, zw, (uint32_t)N, 0);
+    i8t_bias(&t, 2, i8t_shape(2, (int64_t)1, N), b);
+    i8t_int(&t, "transB", 1);
+    i8t_out(&t, SQZ_DT_I8, 0.2f, (int32_t)(tu_rng_u32(r) % 256) - 128);
+    i8t_int(&t, "sqz_act", SQZ_ACT_RELU);
+    void *want_y, *got;
+    if (i8t_run(&t, sqz_ref_op_int8(SQZ_OP_GEMM), &want_y) != 0) fail_msg("ref: %s", t.err);
+    gv_arg a = {impl, want};
+    t.post_prepare = gemv_hook;
+    t.post_arg = &a;
+    if (i8t_run(&t, impl, &got) != 0) fail_msg("%s: prepare: %s", isa, t.err);
+    size_t n = (size_t)(rows * N);
+    const int8_t *e = want_y, *o = got;
+    for (size_t i = 0; i < n; i++)
+        if (e[i] != o[i])
+            fail_msg("%s gemm rows %lld K %lld N %lld thr %d: element %zu: %d, want %d", isa,
+                     (long long)rows, (long long)K, (long long)N, nt, i, o[i], e[i]);
+    for (size_t i = n; i < n + 64; i++) assert_int_equal((unsigned char)o[i], 0xA5);
+    free(want_y);
+    free(got);
+    free(x);
+    free(w);
+    free(sw);
+    free(zw);
+    free(b);
+}
+
+/* one row at 2 and 3 threads, each part its column blocks and its own copy
+ * of the row: LeNet-300's 784 -> 300, odd K and N (a partial last block,
+ * parts of 1 block), K of 1; not split: 1 thread, 2 rows, one block, below
+ * the weight minimum (default 128 KB; SQZ_I8_GEMV_SPLIT=0: never) */
+static void test_gemv_splits(void **state) {
+    (void)state;
+    static const int64_t kn[][2] = {{784, 300}, {300, 100}, {97, 70}, {65, 33},
+                                    {3, 17},    {1, 40},    {129, 31}};
+    for (size_t s = 0; s < sizeof k_isas / sizeof k_isas[0]; s++) {
+        if (!k_isas[s].ok()) {
+            printf("  (skipped %s: this CPU lacks it)\n", k_isas[s].name);
+            continue;
+        }
+        const sqz_op_impl *im = k_isas[s].gemm;
+        const char *nm = k_isas[s].name;
+        tu_rng g;
+        tu_rng_seed(&g, 1100 + s);
+        setenv("SQZ_I8_GEMV_SPLIT", "1", 1); /* every one-row Gemm of 2+ blocks */
+        for (size_t i = 0; i < sizeof kn / sizeof kn[0]; i++)
+            for (int thr = 2; thr <= 3; thr++)
+                check_gemv(1, kn[i][0], kn[i][1], thr, im, 1, &g, nm);
+        check_gemv(1, 97, 70, 1, im, 0, &g, nm);
+        check_gemv(2, 97, 70, 2, im, 0, &g, nm);
+        check_gemv(1, 97, 8, 2, im, 0, &g, nm);
+        setenv("SQZ_I8_GEMV_SPLIT", "0", 1);
+        check_gemv(1, 784, 300, 2, im, 0, &g, nm);
+        unsetenv("SQZ_I8_GEMV_SPLIT");
+        check_gemv(1, 784, 300, 2, im, 1, &g, nm);
+        check_gemv(1, 400, 120, 2, im, 0, &g, nm); /* LeNet-5's fc1: 48 KB */
+    }
+}
+
 int main(void) {
     /* every split whatever the size (int8_simd.h sqz_i8_split_threads) */
     setenv("SQZ_I8_SPLIT_NS", "0", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_splits),
         cmocka_unit_test(test_channel_pairs),
+        cmocka_unit_test(test_gemv_splits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

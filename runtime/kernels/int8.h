@@ -147,6 +147,10 @@ int sqz_i8_gap_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_t
  * conv's step and gives it no scratch. SQZ_I8_PAIRS=2: pairs not fused. */
 int sqz_i8_conv_fuse_pair(const sqz_op_impl *impl, sqz_op_ctx *ctx, const sqz_op_impl *second,
                           const sqz_op_ctx *sctx);
+/* 1 when impl / ctx is an int8 Gemm / MatMul of one row on the packed driver
+ * whose weights are big enough to split by columns (gemm_prepare,
+ * SQZ_I8_GEMV_SPLIT): a small int8 model keeps its threads for it. */
+int sqz_i8_gemv_split(const sqz_op_impl *impl, const sqz_op_ctx *ctx);
 /* 1 when impl is the int8 depthwise driver (int8_dw.c). */
 int sqz_i8_dw_is(const sqz_op_impl *impl);
 

@@ -1133,8 +1133,14 @@ sqz_code sqz_session_create(const sqz_model *m, const sqz_session_options *opts,
                 npair++;
                 i++;
             }
-            for (int i = 0; i < nn; i++)
-                if (!pair || !pair[i]) s->nodes[i].ctx.num_threads = 1;
+            for (int i = 0; i < nn; i++) {
+                node_exec *e = &s->nodes[i];
+                /* ... and a one-row Gemm with enough weights to split */
+                if (pair && !pair[i] && !e->skip && !e->noop && e->impl &&
+                    sqz_i8_gemv_split(e->impl, &e->ctx))
+                    pair[i] = 1, npair++;
+                if (!pair || !pair[i]) e->ctx.num_threads = 1;
+            }
             if (!npair) {
                 s->team = 0;
                 s->splits = 0;

@@ -105,6 +105,7 @@ typedef struct i8lin {
     size_t thread_bytes; /* scratch per thread */
     size_t rows_off, R_off, xp_off, ytmp_off; /* parts of a thread's scratch */
     int nt;
+    int gv_split; /* Gemm: one row split by columns in a small model (sqz_i8_gemv_split) */
     /* sqz_i8_conv_fuse_pair: the second node run inside (its context, part
      * function, and its scratch at this offset of ours); NULL: none */
     const sqz_op_ctx *pair;
@@ -889,10 +890,22 @@ static int gemm_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
     }
     for (int64_t n = 0; n < li->n_co; n++)
         for (int64_t k = 0; k < li->K; k++) put_w(p, n / nb, nb, k, n % nb, sqz_i8_w(li, n, k));
+    /* one row streaming >= SQZ_I8_GEMV_SPLIT bytes of weights (default 128 KB,
+     * 0: never; read at prepare) splits by columns, also in a small model
+     * (sqz_i8_gemv_split): such a row is bound by L2 bandwidth (LeNet-300's
+     * 784 x 300: ~2 us at ~118 GB/s on Zen 4), and each core streams its
+     * blocks from its own L2. A hand-off and the other core's lines cost
+     * ~0.2 us each way on this VM, so LeNet-5's 48 KB fc1 (~0.4 us) stays */
+    const char *ge = getenv("SQZ_I8_GEMV_SPLIT");
+    long long gmin = 131072;
+    if (ge && *ge) gmin = strtoll(ge, NULL, 10);
+    p->gv_split = li->rows == 1 && ctx->num_threads > 1 && p->nblk > 1 && gmin > 0 &&
+                  (long long)((size_t)p->nblk * p->wblk_bytes) >= gmin;
+    if (p->gv_split) p->nt = ctx->num_threads;
     /* scratch: converted activation rows (+ a transposed row for transA) */
     size_t rows_pad = (size_t)((li->rows + GEMM_RB - 1) / GEMM_RB * GEMM_RB);
     p->thread_bytes = up64(rows_pad * (size_t)p->Kp * (size_t)isa->esz) + up64((size_t)li->K);
-    ctx->scratch_bytes = p->thread_bytes;
+    ctx->scratch_bytes = p->thread_bytes * (p->gv_split ? (size_t)ctx->num_threads : 1);
     ctx->params = p;
     return 0;
 }
@@ -918,15 +931,16 @@ static void gemm_tasks(const sqz_op_ctx *ctx, int64_t t0, int64_t t1, int part) 
     }
 }
 
-static void gemm_run(const sqz_op_ctx *ctx) {
-    const i8lin *p = ctx->params;
+/* The activation rows of A in the ISA layout at a (a thread's scratch slice:
+ * rows, then a K-byte row for padding / transA). */
+static void convert_rows(const i8lin *p, const int8_t *A, char *a) {
     const sqz_i8_linear *li = &p->li;
-    const int8_t *A = (const int8_t *)ctx->in_data[0];
-    char *a = ctx->scratch;
     int8_t *tmp = (int8_t *)(a + p->thread_bytes - up64((size_t)li->K));
     size_t row_bytes = (size_t)p->Kp * (size_t)p->isa->esz;
     int64_t rows_pad = (li->rows + GEMM_RB - 1) / GEMM_RB * GEMM_RB;
-    for (int64_t r = 0; r < rows_pad; r++) {
+    /* gemm_vnni reads row 0 alone when nrows == 1: no padding rows */
+    int64_t nconv = li->rows == 1 && p->isa->isa == SQZ_I8_ISA_VNNI ? 1 : rows_pad;
+    for (int64_t r = 0; r < nconv; r++) {
         const int8_t *src = A + r * li->K;
         if (r >= li->rows) {
             src = tmp;
@@ -937,8 +951,43 @@ static void gemm_run(const sqz_op_ctx *ctx) {
         }
         p->isa->convert(src, li->K, p->Kp, li->zp_x, a + (size_t)r * row_bytes);
     }
-    int64_t rblk = rows_pad / GEMM_RB, tasks = rblk * p->nblk;
+}
+
+/* One row split by columns (gv_split): part `part` converts the row into
+ * its own scratch slice and runs column blocks [b0, b1). A row converted
+ * once and read by every part made each run's conversion wait for the
+ * other core's copies of those lines (LeNet-300 at 2 threads: 2.26 vs 2.06
+ * us a run). */
+static void gv_tasks(const sqz_op_ctx *ctx, int64_t b0, int64_t b1, int part) {
+    const i8lin *p = ctx->params;
+    const sqz_i8_linear *li = &p->li;
+    char *a = (char *)ctx->scratch + (size_t)part * p->thread_bytes;
+    convert_rows(p, (const int8_t *)ctx->in_data[0], a);
+    int8_t *Y = (int8_t *)ctx->out_data[0];
+    sqz_i8_epi e = {p->off, p->rq, li->zp_y, li->lo, li->hi, p->iclamp};
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t n0 = b * p->isa->nb;
+        int64_t nn = li->n_co - n0 < p->isa->nb ? li->n_co - n0 : p->isa->nb;
+        p->isa->gemm(a, 1, p->Kp, (const int8_t *)((const char *)p->wp + (size_t)b * p->wblk_bytes),
+                     n0, nn, Y, li->n_co, &e);
+    }
+}
+
+static void gemm_run(const sqz_op_ctx *ctx) {
+    const i8lin *p = ctx->params;
+    const sqz_i8_linear *li = &p->li;
+    if (p->gv_split) {
+        sqz_i8_par_range(ctx, p->nt, p->nblk, gv_tasks);
+        return;
+    }
+    convert_rows(p, (const int8_t *)ctx->in_data[0], ctx->scratch);
+    int64_t rblk = (li->rows + GEMM_RB - 1) / GEMM_RB, tasks = rblk * p->nblk;
     sqz_i8_par_range(ctx, p->nt, tasks, gemm_tasks);
+}
+
+int sqz_i8_gemv_split(const sqz_op_impl *impl, const sqz_op_ctx *ctx) {
+    const i8lin *p = ctx->params;
+    return p && impl->run == gemm_run && p->gv_split;
 }
 
 /* ---------------------------------------------------------------- impls */
@@ -985,6 +1034,10 @@ const sqz_op_impl sqz_i8_matmul_neon = {gemm_prepare_neon, gemm_run, i8lin_relea
 const sqz_op_impl sqz_i8_matmul_dot = {gemm_prepare_dot, gemm_run, i8lin_release, i8lin_macs};
 #endif /* aarch64 */
 #else
+int sqz_i8_gemv_split(const sqz_op_impl *impl, const sqz_op_ctx *ctx) {
+    (void)impl, (void)ctx;
+    return 0;
+}
 int sqz_i8_conv_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_t *mr,
                         int64_t *nblk, int apply) {
     (void)impl, (void)ctx, (void)nt, (void)mr, (void)nblk, (void)apply;
