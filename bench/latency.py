@@ -11,7 +11,7 @@ Per model and thread count N:
     overhead, a few microseconds, is included);
   * K rounds alternate the order (sqz, ORT), (ORT, sqz), ... each round with W warm-up runs
     of its own; the medians are over all R timed runs of each engine; for small models R/K
-    and W are raised so a round lasts --min-round-ms (100 ms) and its warm-up a quarter of
+    and W are raised so a round lasts --min-round-ms (50 ms) and its warm-up a quarter of
     that (estimated from 5 ORT runs; the same counts for both engines; column "runs");
   * numerics: sqz's output (written by the bench itself, last timed run) vs ORT's output on
     the same input, max abs error, flagged above 1e-4.
@@ -205,12 +205,12 @@ def main():
     ap.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
     ap.add_argument("--runs", type=int, help="timed runs per engine (default 30; quick 10)")
     ap.add_argument("--warmup", type=int, help="warm-up runs per round (default 3; quick 2)")
-    ap.add_argument("--min-round-ms", type=float, default=100.0,
+    ap.add_argument("--min-round-ms", type=float, default=50.0,
                     help="raise the runs per round (and the warm-up to a quarter) so a round "
                          "lasts at least this long: tiny models get thousands of runs "
-                         "(default 100; 0: exactly --runs)")
+                         "(default 50; 0: exactly --runs)")
     ap.add_argument("--rounds", type=int,
-                    help="interleaved rounds, order alternating (default 5; quick 2)")
+                    help="interleaved rounds, order alternating (default 10; quick 2)")
     ap.add_argument("--no-spin", action="store_true",
                     help="idle worker threads sleep instead of spinning, in both engines "
                          "(sqz: OMP_WAIT_POLICY=passive; ORT: session.intra_op.allow_spinning=0); "
@@ -221,7 +221,7 @@ def main():
     if args.runs is None:
         args.runs = 10 if args.quick else 30
     if args.rounds is None:
-        args.rounds = 2 if args.quick else 5
+        args.rounds = 2 if args.quick else 10
     if args.warmup is None:
         args.warmup = 2 if args.quick else 3
     if args.runs < 1 or args.warmup < 0 or args.rounds < 1:
