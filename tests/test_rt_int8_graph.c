@@ -68,6 +68,64 @@ static sb_tensor act(const char *name, int nd, int64_t d0, int64_t d1, int64_t d
     return t;
 }
 
+/* a model's int8 parameters, handed out in order: per-channel weights, their
+ * scales and zero points, int32 biases */
+typedef struct pcur {
+    int8_t *w;
+    int32_t *b, *zw;
+    float *sw;
+} pcur;
+
+/* nw random weights in [-127, 127] and nb biases in [-2000, 2000], weight
+ * scales in [0.002, 0.01), zero weight zero points (seeded: the same model
+ * every run) */
+static pcur rand_params(uint64_t seed, int8_t *w, size_t nw, int32_t *b, float *sw, int32_t *zw,
+                        size_t nb) {
+    tu_rng r;
+    tu_rng_seed(&r, seed);
+    for (size_t i = 0; i < nw; i++) w[i] = (int8_t)((int)(tu_rng_u32(&r) % 255) - 127);
+    for (size_t i = 0; i < nb; i++) {
+        b[i] = (int32_t)(tu_rng_u32(&r) % 4001) - 2000;
+        sw[i] = tu_rng_uniform(&r, 0.002f, 0.01f);
+        zw[i] = 0;
+    }
+    return (pcur){w, b, zw, sw};
+}
+
+/* the next weight tensor: nd dims d, per channel along axis 0 */
+static sb_tensor qweight(pcur *c, const char *name, int nd, const int64_t *d) {
+    sb_tensor t = {.name = name,
+                   .dtype = SQZ_DT_I8,
+                   .flags = SQZ_TF_CONST,
+                   .quant = SQZ_QUANT_PER_CHANNEL,
+                   .qaxis = 0,
+                   .ndim = nd,
+                   .nq = (uint32_t)d[0],
+                   .scale = c->sw,
+                   .zp = c->zw,
+                   .data = c->w};
+    int64_t e = 1;
+    for (int i = 0; i < nd; i++) e *= t.dims[i] = d[i];
+    t.data_bytes = (size_t)e;
+    c->w += e;
+    c->sw += d[0];
+    c->zw += d[0];
+    return t;
+}
+
+/* the next n int32 biases */
+static sb_tensor qbias(pcur *c, const char *name, int64_t n) {
+    sb_tensor t = {.name = name,
+                   .dtype = SQZ_DT_I32,
+                   .flags = SQZ_TF_CONST,
+                   .ndim = 1,
+                   .dims = {n},
+                   .data = c->b,
+                   .data_bytes = (size_t)(n * 4)};
+    c->b += n;
+    return t;
+}
+
 typedef struct wts {
     int8_t w[8 * 3 * 9 + 8 * 9 + 16 * 8 + 4 * 8 + 10 * 20];
     int32_t b[8 + 8 + 16 + 4 + 10];
@@ -77,86 +135,37 @@ typedef struct wts {
 
 static uint8_t *build(wts *W, qt *q, size_t *size) {
     static sb_tensor t[NT];
-    tu_rng r;
-    tu_rng_seed(&r, 99);
-    for (size_t i = 0; i < sizeof W->w; i++) W->w[i] = (int8_t)((int)(tu_rng_u32(&r) % 255) - 127);
-    for (size_t i = 0; i < sizeof W->b / 4; i++) {
-        W->b[i] = (int32_t)(tu_rng_u32(&r) % 4001) - 2000;
-        W->sw[i] = tu_rng_uniform(&r, 0.002f, 0.01f);
-        W->zw[i] = 0;
-    }
+    pcur c = rand_params(99, W->w, sizeof W->w, W->b, W->sw, W->zw, sizeof W->b / 4);
     /* activation parameters: q[0] input ... */
     const qt qs[] = {{0.02f, 0},  {0.05f, -128}, {0.035f, -120}, {0.04f, -128}, {0.06f, -100},
                      {0.08f, 10}, {0.03f, -7},   {0.08f, 3},     {0.03f, -2},   {0.2f, 5}};
     memcpy(q, qs, sizeof qs);
-    int8_t *w = W->w;
-    int32_t *b = W->b;
-    float *sw = W->sw;
-    int32_t *zw = W->zw;
     memset(t, 0, sizeof t);
     t[T_X] = (sb_tensor){
         .name = "x", .dtype = SQZ_DT_F32, .flags = SQZ_TF_INPUT, .ndim = 4, .dims = {1, 3, 16, 16}};
     t[T_XQ] = act("xq", 4, 1, 3, 16, 16, &q[0]);
-#define WEIGHT(id, nm, nd, a0, a1, a2, a3, n, axis)                                                \
-    t[id] = (sb_tensor){.name = nm,                                                                \
-                        .dtype = SQZ_DT_I8,                                                        \
-                        .flags = SQZ_TF_CONST,                                                     \
-                        .quant = SQZ_QUANT_PER_CHANNEL,                                            \
-                        .qaxis = axis,                                                             \
-                        .ndim = nd,                                                                \
-                        .dims = {a0, a1, a2, a3},                                                  \
-                        .nq = n,                                                                   \
-                        .scale = sw,                                                               \
-                        .zp = zw,                                                                  \
-                        .data = w,                                                                 \
-                        .data_bytes = (size_t)(a0 * a1 * a2 * a3)};                                \
-    w += a0 * a1 * a2 * a3;                                                                        \
-    sw += n;                                                                                       \
-    zw += n;
-#define BIAS(id, nm, n)                                                                            \
-    t[id] = (sb_tensor){.name = nm,                                                                \
-                        .dtype = SQZ_DT_I32,                                                       \
-                        .flags = SQZ_TF_CONST,                                                     \
-                        .ndim = 1,                                                                 \
-                        .dims = {n},                                                               \
-                        .data = b,                                                                 \
-                        .data_bytes = (size_t)(n * 4)};                                            \
-    b += n;
-    WEIGHT(T_W1, "w1", 4, 8, 3, 3, 3, 8, 0)
-    BIAS(T_B1, "b1", 8)
+    t[T_W1] = qweight(&c, "w1", 4, (const int64_t[]){8, 3, 3, 3});
+    t[T_B1] = qbias(&c, "b1", 8);
     t[T_Y1] = act("y1", 4, 1, 8, 16, 16, &q[1]);
     t[T_P1] = act("p1", 4, 1, 8, 8, 8, &q[1]);
-    WEIGHT(T_W2, "w2", 4, 8, 1, 3, 3, 8, 0)
-    BIAS(T_B2, "b2", 8)
+    t[T_W2] = qweight(&c, "w2", 4, (const int64_t[]){8, 1, 3, 3});
+    t[T_B2] = qbias(&c, "b2", 8);
     t[T_Y2] = act("y2", 4, 1, 8, 8, 8, &q[2]);
     t[T_A] = act("a", 4, 1, 8, 8, 8, &q[3]);
-    WEIGHT(T_W3, "w3", 4, 16, 8, 1, 1, 16, 0)
-    BIAS(T_B3, "b3", 16)
+    t[T_W3] = qweight(&c, "w3", 4, (const int64_t[]){16, 8, 1, 1});
+    t[T_B3] = qbias(&c, "b3", 16);
     t[T_Y3] = act("y3", 4, 1, 16, 8, 8, &q[4]);
-    WEIGHT(T_W4, "w4", 4, 4, 8, 1, 1, 4, 0)
-    BIAS(T_B4, "b4", 4)
+    t[T_W4] = qweight(&c, "w4", 4, (const int64_t[]){4, 8, 1, 1});
+    t[T_B4] = qbias(&c, "b4", 4);
     t[T_Y4] = act("y4", 4, 1, 4, 8, 8, &q[5]);
     t[T_C] = act("c", 4, 1, 20, 8, 8, &q[4]);
     t[T_G] = act("g", 4, 1, 20, 1, 1, &q[6]);
     t[T_F] = act("f", 2, 1, 20, 0, 0, &q[6]);
-    t[T_W5] = (sb_tensor){.name = "w5",
-                          .dtype = SQZ_DT_I8,
-                          .flags = SQZ_TF_CONST,
-                          .quant = SQZ_QUANT_PER_CHANNEL,
-                          .qaxis = 0,
-                          .ndim = 2,
-                          .dims = {10, 20},
-                          .nq = 10,
-                          .scale = sw,
-                          .zp = zw,
-                          .data = w,
-                          .data_bytes = 200};
-    BIAS(T_B5, "b5", 10)
+    t[T_W5] = qweight(&c, "w5", 2, (const int64_t[]){10, 20});
+    t[T_B5] = qbias(&c, "b5", 10);
     t[T_Z] = act("z", 2, 1, 10, 0, 0, &q[9]);
     t[T_Y] = (sb_tensor){
         .name = "y", .dtype = SQZ_DT_F32, .flags = SQZ_TF_OUTPUT, .ndim = 2, .dims = {1, 10}};
-#undef WEIGHT
-#undef BIAS
     static const int64_t pad1[4] = {1, 1, 1, 1}, k3[2] = {3, 3}, k2[2] = {2, 2}, k1[2] = {1, 1};
     static const int64_t relu = SQZ_ACT_RELU, g8 = 8, ax1 = 1, one = 1;
     static const sb_attr a_c1[] = {
@@ -339,14 +348,7 @@ static uint8_t *build_pairs(size_t *size) {
     static float sw[44 + 44 + 24 + 40];
     static qt q[6] = {{0.02f, 3},   {0.05f, -128}, {0.04f, -128},
                       {0.06f, -10}, {0.07f, -128}, {0.03f, -5}};
-    tu_rng r;
-    tu_rng_seed(&r, 41);
-    for (size_t i = 0; i < sizeof w; i++) w[i] = (int8_t)((int)(tu_rng_u32(&r) % 255) - 127);
-    for (size_t i = 0; i < sizeof b / 4; i++) {
-        b[i] = (int32_t)(tu_rng_u32(&r) % 4001) - 2000;
-        sw[i] = tu_rng_uniform(&r, 0.002f, 0.01f);
-        zw[i] = 0;
-    }
+    pcur c = rand_params(41, w, sizeof w, b, sw, zw, sizeof b / 4);
     memset(t, 0, sizeof t);
     t[P_X] = (sb_tensor){.name = "x",
                          .dtype = SQZ_DT_F32,
@@ -354,42 +356,12 @@ static uint8_t *build_pairs(size_t *size) {
                          .ndim = 4,
                          .dims = {1, 16, 14, 14}};
     t[P_XQ] = act("xq", 4, 1, 16, 14, 14, &q[0]);
-    int8_t *pw = w;
-    int32_t *pb = b, *pz = zw;
-    float *ps = sw;
     const int64_t wd[4][4] = {{44, 16, 1, 1}, {44, 1, 3, 3}, {24, 44, 1, 1}, {40, 24, 1, 1}};
     const int wid[4] = {P_W1, P_W2, P_W3, P_W4}, bid[4] = {P_B1, P_B2, P_B3, P_B4};
+    static const char *wn[4] = {"w1", "w2", "w3", "w4"}, *bn[4] = {"b1", "b2", "b3", "b4"};
     for (int k = 0; k < 4; k++) {
-        const int64_t n = wd[k][0], e = wd[k][0] * wd[k][1] * wd[k][2] * wd[k][3];
-        t[wid[k]] = (sb_tensor){.name = k == 0   ? "w1"
-                                        : k == 1 ? "w2"
-                                        : k == 2 ? "w3"
-                                                 : "w4",
-                                .dtype = SQZ_DT_I8,
-                                .flags = SQZ_TF_CONST,
-                                .quant = SQZ_QUANT_PER_CHANNEL,
-                                .qaxis = 0,
-                                .ndim = 4,
-                                .dims = {wd[k][0], wd[k][1], wd[k][2], wd[k][3]},
-                                .nq = (uint32_t)n,
-                                .scale = ps,
-                                .zp = pz,
-                                .data = pw,
-                                .data_bytes = (size_t)e};
-        t[bid[k]] = (sb_tensor){.name = k == 0   ? "b1"
-                                        : k == 1 ? "b2"
-                                        : k == 2 ? "b3"
-                                                 : "b4",
-                                .dtype = SQZ_DT_I32,
-                                .flags = SQZ_TF_CONST,
-                                .ndim = 1,
-                                .dims = {n},
-                                .data = pb,
-                                .data_bytes = (size_t)(n * 4)};
-        pw += e;
-        pb += n;
-        pz += n;
-        ps += n;
+        t[wid[k]] = qweight(&c, wn[k], 4, wd[k]);
+        t[bid[k]] = qbias(&c, bn[k], wd[k][0]);
     }
     t[P_Y1] = act("y1", 4, 1, 44, 14, 14, &q[1]);
     t[P_Y2] = act("y2", 4, 1, 44, 14, 14, &q[2]);
@@ -521,41 +493,15 @@ static uint8_t *build_fc(size_t *size) {
     static int32_t b[70 + 33], zw[70 + 33];
     static float sw[70 + 33];
     static qt q[3] = {{0.02f, 3}, {0.05f, -128}, {0.08f, -6}};
-    tu_rng r;
-    tu_rng_seed(&r, 43);
-    for (size_t i = 0; i < sizeof w; i++) w[i] = (int8_t)((int)(tu_rng_u32(&r) % 255) - 127);
-    for (size_t i = 0; i < sizeof b / 4; i++) {
-        b[i] = (int32_t)(tu_rng_u32(&r) % 4001) - 2000;
-        sw[i] = tu_rng_uniform(&r, 0.002f, 0.01f);
-        zw[i] = 0;
-    }
+    pcur c = rand_params(43, w, sizeof w, b, sw, zw, sizeof b / 4);
     memset(t, 0, sizeof t);
     t[F_X] = (sb_tensor){
         .name = "x", .dtype = SQZ_DT_F32, .flags = SQZ_TF_INPUT, .ndim = 2, .dims = {1, 97}};
     t[F_XQ] = act("xq", 2, 1, 97, 0, 0, &q[0]);
-    const int64_t wd[2][2] = {{70, 97}, {33, 70}};
-    for (int k = 0; k < 2; k++) {
-        const int64_t n = wd[k][0], off = k ? 70 : 0;
-        t[k ? F_W2 : F_W1] = (sb_tensor){.name = k ? "w2" : "w1",
-                                         .dtype = SQZ_DT_I8,
-                                         .flags = SQZ_TF_CONST,
-                                         .quant = SQZ_QUANT_PER_CHANNEL,
-                                         .qaxis = 0,
-                                         .ndim = 2,
-                                         .dims = {wd[k][0], wd[k][1]},
-                                         .nq = (uint32_t)n,
-                                         .scale = sw + off,
-                                         .zp = zw + off,
-                                         .data = w + (k ? 70 * 97 : 0),
-                                         .data_bytes = (size_t)(wd[k][0] * wd[k][1])};
-        t[k ? F_B2 : F_B1] = (sb_tensor){.name = k ? "b2" : "b1",
-                                         .dtype = SQZ_DT_I32,
-                                         .flags = SQZ_TF_CONST,
-                                         .ndim = 1,
-                                         .dims = {n},
-                                         .data = b + off,
-                                         .data_bytes = (size_t)(n * 4)};
-    }
+    t[F_W1] = qweight(&c, "w1", 2, (const int64_t[]){70, 97});
+    t[F_B1] = qbias(&c, "b1", 70);
+    t[F_W2] = qweight(&c, "w2", 2, (const int64_t[]){33, 70});
+    t[F_B2] = qbias(&c, "b2", 33);
     t[F_Y1] = act("y1", 2, 1, 70, 0, 0, &q[1]);
     t[F_Y2] = act("y2", 2, 1, 33, 0, 0, &q[2]);
     t[F_Y] = (sb_tensor){

@@ -43,27 +43,60 @@ typedef struct sconv {
     int64_t C, H, W, M, k, s, pt, pl, pb, pr;
 } sconv;
 
+/* a layer's random data: nx activations, nw weights in [-127, 127], M
+ * per-channel weight scales, zero weight zero points and int32 biases */
+typedef struct rnd_layer {
+    int8_t *x, *w;
+    float *sw;
+    int32_t *zw, *b;
+} rnd_layer;
+
+static void rnd_layer_make(rnd_layer *l, size_t nx, size_t nw, int64_t M, tu_rng *g) {
+    l->x = malloc(nx);
+    l->w = malloc(nw);
+    l->sw = malloc((size_t)M * sizeof(float));
+    l->zw = calloc((size_t)M, 4);
+    l->b = malloc((size_t)M * 4);
+    assert_true(l->x && l->w && l->sw && l->zw && l->b);
+    for (size_t i = 0; i < nx; i++) l->x[i] = (int8_t)(int)(tu_rng_u32(g) % 256 - 128);
+    for (size_t i = 0; i < nw; i++) l->w[i] = (int8_t)(int)(tu_rng_u32(g) % 255 - 127);
+    for (int64_t i = 0; i < M; i++) {
+        l->sw[i] = tu_rng_uniform(g, 0.0005f, 0.02f);
+        l->b[i] = (int32_t)(tu_rng_u32(g) % 200001) - 100000;
+    }
+}
+
+static void rnd_layer_free(rnd_layer *l) {
+    free(l->x);
+    free(l->w);
+    free(l->sw);
+    free(l->zw);
+    free(l->b);
+}
+
+/* n output bytes of the kernel (got) equal the reference's (want), the 64
+ * guard bytes i8t_run puts after them untouched; frees both */
+static void expect_same_bytes(void *want, void *got, size_t n, const char *what) {
+    const int8_t *e = want, *o = got;
+    for (size_t i = 0; i < n; i++)
+        if (e[i] != o[i]) fail_msg("%s: element %zu: %d, want %d", what, i, o[i], e[i]);
+    for (size_t i = n; i < n + 64; i++) assert_int_equal((unsigned char)o[i], 0xA5);
+    free(want);
+    free(got);
+}
+
 /* conv c at `threads` threads through impl and the reference: same bytes */
 static void check(const sconv *c, const sqz_op_impl *impl, int threads, tu_rng *g,
                   const char *isa) {
-    size_t nx = (size_t)(c->C * c->H * c->W), nw = (size_t)(c->M * c->C * c->k * c->k);
-    int8_t *x = malloc(nx), *w = malloc(nw);
-    float *sw = malloc((size_t)c->M * sizeof(float));
-    int32_t *zw = calloc((size_t)c->M, 4), *b = malloc((size_t)c->M * 4);
-    assert_true(x && w && sw && zw && b);
-    for (size_t i = 0; i < nx; i++) x[i] = (int8_t)(int)(tu_rng_u32(g) % 256 - 128);
-    for (size_t i = 0; i < nw; i++) w[i] = (int8_t)(int)(tu_rng_u32(g) % 255 - 127);
-    for (int64_t i = 0; i < c->M; i++) {
-        sw[i] = tu_rng_uniform(g, 0.0005f, 0.02f);
-        b[i] = (int32_t)(tu_rng_u32(g) % 200001) - 100000;
-    }
+    rnd_layer l;
+    rnd_layer_make(&l, (size_t)(c->C * c->H * c->W), (size_t)(c->M * c->C * c->k * c->k), c->M, g);
     i8t t;
     i8t_init(&t, SQZ_OP_CONV);
     t.threads = threads;
-    i8t_act(&t, 0, i8t_shape(4, (int64_t)1, c->C, c->H, c->W), x, 0.03f,
+    i8t_act(&t, 0, i8t_shape(4, (int64_t)1, c->C, c->H, c->W), l.x, 0.03f,
             (int32_t)(tu_rng_u32(g) % 256) - 128);
-    i8t_weight(&t, 1, i8t_shape(4, c->M, c->C, c->k, c->k), w, sw, zw, (uint32_t)c->M, 0);
-    i8t_bias(&t, 2, i8t_shape(1, c->M), b);
+    i8t_weight(&t, 1, i8t_shape(4, c->M, c->C, c->k, c->k), l.w, l.sw, l.zw, (uint32_t)c->M, 0);
+    i8t_bias(&t, 2, i8t_shape(1, c->M), l.b);
     i8t_out(&t, SQZ_DT_I8, 0.2f, (int32_t)(tu_rng_u32(g) % 256) - 128);
     int64_t ks[2] = {c->k, c->k}, st[2] = {c->s, c->s}, dl[2] = {1, 1};
     int64_t pads[4] = {c->pt, c->pl, c->pb, c->pr};
@@ -76,21 +109,12 @@ static void check(const sconv *c, const sqz_op_impl *impl, int threads, tu_rng *
     if (i8t_run(&t, sqz_ref_op_int8(SQZ_OP_CONV), &want) != 0) fail_msg("ref: %s", t.err);
     sqz_shape ws = t.out_shape[0];
     if (i8t_run(&t, impl, &got) != 0) fail_msg("%s: prepare: %s", isa, t.err);
-    size_t n = (size_t)sqz_shape_numel(&ws);
-    const int8_t *a = want, *r = got;
-    for (size_t i = 0; i < n; i++)
-        if (a[i] != r[i])
-            fail_msg("%s conv C%lld %lldx%lld M%lld k%lld s%lld thr%d: element %zu: %d, want %d",
-                     isa, (long long)c->C, (long long)c->H, (long long)c->W, (long long)c->M,
-                     (long long)c->k, (long long)c->s, threads, i, r[i], a[i]);
-    for (size_t i = n; i < n + 64; i++) assert_int_equal((unsigned char)r[i], 0xA5);
-    free(want);
-    free(got);
-    free(x);
-    free(w);
-    free(sw);
-    free(zw);
-    free(b);
+    char what[160];
+    snprintf(what, sizeof what, "%s conv C%lld %lldx%lld M%lld k%lld s%lld thr%d", isa,
+             (long long)c->C, (long long)c->H, (long long)c->W, (long long)c->M, (long long)c->k,
+             (long long)c->s, threads);
+    expect_same_bytes(want, got, (size_t)sqz_shape_numel(&ws), what);
+    rnd_layer_free(&l);
 }
 
 static void test_conv_splits(void **state) {
@@ -157,24 +181,15 @@ static void check_hooked(int64_t C, int64_t H, int64_t W, int64_t M, int64_t k, 
                          int64_t g, const sqz_op_impl *impl, int nt,
                          void (*hook)(sqz_op_ctx *, void *), pair_arg *a, tu_rng *r,
                          const char *what) {
-    size_t nx = (size_t)(C * H * W), nw = (size_t)(M * (C / g) * k * k);
-    int8_t *x = malloc(nx), *w = malloc(nw);
-    float *sw = malloc((size_t)M * sizeof(float));
-    int32_t *zw = calloc((size_t)M, 4), *b = malloc((size_t)M * 4);
-    assert_true(x && w && sw && zw && b);
-    for (size_t i = 0; i < nx; i++) x[i] = (int8_t)(int)(tu_rng_u32(r) % 256 - 128);
-    for (size_t i = 0; i < nw; i++) w[i] = (int8_t)(int)(tu_rng_u32(r) % 255 - 127);
-    for (int64_t i = 0; i < M; i++) {
-        sw[i] = tu_rng_uniform(r, 0.0005f, 0.02f);
-        b[i] = (int32_t)(tu_rng_u32(r) % 200001) - 100000;
-    }
+    rnd_layer l;
+    rnd_layer_make(&l, (size_t)(C * H * W), (size_t)(M * (C / g) * k * k), M, r);
     i8t t;
     i8t_init(&t, SQZ_OP_CONV);
     t.threads = nt;
-    i8t_act(&t, 0, i8t_shape(4, (int64_t)1, C, H, W), x, 0.03f,
+    i8t_act(&t, 0, i8t_shape(4, (int64_t)1, C, H, W), l.x, 0.03f,
             (int32_t)(tu_rng_u32(r) % 256) - 128);
-    i8t_weight(&t, 1, i8t_shape(4, M, C / g, k, k), w, sw, zw, (uint32_t)M, 0);
-    i8t_bias(&t, 2, i8t_shape(1, M), b);
+    i8t_weight(&t, 1, i8t_shape(4, M, C / g, k, k), l.w, l.sw, l.zw, (uint32_t)M, 0);
+    i8t_bias(&t, 2, i8t_shape(1, M), l.b);
     i8t_out(&t, SQZ_DT_I8, 0.2f, (int32_t)(tu_rng_u32(r) % 256) - 128);
     int64_t ks[2] = {k, k}, st[2] = {s, s}, dl[2] = {1, 1}, pads[4] = {k / 2, k / 2, k / 2, k / 2};
     i8t_ints(&t, "kernel_shape", 2, ks);
@@ -189,21 +204,12 @@ static void check_hooked(int64_t C, int64_t H, int64_t W, int64_t M, int64_t k, 
     t.post_prepare = hook;
     t.post_arg = a;
     if (i8t_run(&t, impl, &got) != 0) fail_msg("%s: prepare: %s", what, t.err);
-    size_t n = (size_t)sqz_shape_numel(&ws);
-    const int8_t *e = want, *o = got;
-    for (size_t i = 0; i < n; i++)
-        if (e[i] != o[i])
-            fail_msg("%s C%lld %lldx%lld M%lld k%lld s%lld g%lld thr%d: element %zu: %d, want %d",
-                     what, (long long)C, (long long)H, (long long)W, (long long)M, (long long)k,
-                     (long long)s, (long long)g, nt, i, o[i], e[i]);
-    for (size_t i = n; i < n + 64; i++) assert_int_equal((unsigned char)o[i], 0xA5);
-    free(want);
-    free(got);
-    free(x);
-    free(w);
-    free(sw);
-    free(zw);
-    free(b);
+    char desc[160];
+    snprintf(desc, sizeof desc, "%s C%lld %lldx%lld M%lld k%lld s%lld g%lld thr%d", what,
+             (long long)C, (long long)H, (long long)W, (long long)M, (long long)k, (long long)s,
+             (long long)g, nt);
+    expect_same_bytes(want, got, (size_t)sqz_shape_numel(&ws), desc);
+    rnd_layer_free(&l);
 }
 
 static void gap_chsplit_hook(sqz_op_ctx *c, void *arg) {
@@ -229,14 +235,10 @@ static void check_gap(int64_t M, int64_t H, int64_t W, int nt, pair_arg *a, tu_r
     t.post_prepare = gap_chsplit_hook;
     t.post_arg = a;
     if (i8t_run(&t, &sqz_i8_fast_gap, &got) != 0) fail_msg("gap: %s", t.err);
-    const int8_t *e = want, *o = got;
-    for (int64_t i = 0; i < M; i++)
-        if (e[i] != o[i])
-            fail_msg("gap M%lld %lldx%lld thr%d: channel %lld: %d, want %d", (long long)M,
-                     (long long)H, (long long)W, nt, (long long)i, o[i], e[i]);
-    for (int64_t i = M; i < M + 64; i++) assert_int_equal((unsigned char)o[i], 0xA5);
-    free(want);
-    free(got);
+    char what[96];
+    snprintf(what, sizeof what, "gap M%lld %lldx%lld thr%d (element = channel)", (long long)M,
+             (long long)H, (long long)W, nt);
+    expect_same_bytes(want, got, (size_t)M, what);
     free(x);
 }
 
@@ -324,23 +326,14 @@ static void gemv_hook(sqz_op_ctx *c, void *arg) {
  * threads (sqz_i8_gemv_split must say want) and the reference: same bytes */
 static void check_gemv(int64_t rows, int64_t K, int64_t N, int nt, const sqz_op_impl *impl,
                        int want, tu_rng *r, const char *isa) {
-    size_t nx = (size_t)(rows * K), nw = (size_t)(N * K);
-    int8_t *x = malloc(nx), *w = malloc(nw);
-    float *sw = malloc((size_t)N * sizeof(float));
-    int32_t *zw = calloc((size_t)N, 4), *b = malloc((size_t)N * 4);
-    assert_true(x && w && sw && zw && b);
-    for (size_t i = 0; i < nx; i++) x[i] = (int8_t)(int)(tu_rng_u32(r) % 256 - 128);
-    for (size_t i = 0; i < nw; i++) w[i] = (int8_t)(int)(tu_rng_u32(r) % 255 - 127);
-    for (int64_t i = 0; i < N; i++) {
-        sw[i] = tu_rng_uniform(r, 0.0005f, 0.02f);
-        b[i] = (int32_t)(tu_rng_u32(r) % 200001) - 100000;
-    }
+    rnd_layer l;
+    rnd_layer_make(&l, (size_t)(rows * K), (size_t)(N * K), N, r);
     i8t t;
     i8t_init(&t, SQZ_OP_GEMM);
     t.threads = nt;
-    i8t_act(&t, 0, i8t_shape(2, rows, K), x, 0.03f, (int32_t)(tu_rng_u32(r) % 256) - 128);
-    i8t_weight(&t, 1, i8t_shape(2, N, K), w, sw, zw, (uint32_t)N, 0);
-    i8t_bias(&t, 2, i8t_shape(2, (int64_t)1, N), b);
+    i8t_act(&t, 0, i8t_shape(2, rows, K), l.x, 0.03f, (int32_t)(tu_rng_u32(r) % 256) - 128);
+    i8t_weight(&t, 1, i8t_shape(2, N, K), l.w, l.sw, l.zw, (uint32_t)N, 0);
+    i8t_bias(&t, 2, i8t_shape(2, (int64_t)1, N), l.b);
     i8t_int(&t, "transB", 1);
     i8t_out(&t, SQZ_DT_I8, 0.2f, (int32_t)(tu_rng_u32(r) % 256) - 128);
     i8t_int(&t, "sqz_act", SQZ_ACT_RELU);
@@ -350,20 +343,11 @@ static void check_gemv(int64_t rows, int64_t K, int64_t N, int nt, const sqz_op_
     t.post_prepare = gemv_hook;
     t.post_arg = &a;
     if (i8t_run(&t, impl, &got) != 0) fail_msg("%s: prepare: %s", isa, t.err);
-    size_t n = (size_t)(rows * N);
-    const int8_t *e = want_y, *o = got;
-    for (size_t i = 0; i < n; i++)
-        if (e[i] != o[i])
-            fail_msg("%s gemm rows %lld K %lld N %lld thr %d: element %zu: %d, want %d", isa,
-                     (long long)rows, (long long)K, (long long)N, nt, i, o[i], e[i]);
-    for (size_t i = n; i < n + 64; i++) assert_int_equal((unsigned char)o[i], 0xA5);
-    free(want_y);
-    free(got);
-    free(x);
-    free(w);
-    free(sw);
-    free(zw);
-    free(b);
+    char what[160];
+    snprintf(what, sizeof what, "%s gemm rows %lld K %lld N %lld thr %d", isa, (long long)rows,
+             (long long)K, (long long)N, nt);
+    expect_same_bytes(want_y, got, (size_t)(rows * N), what);
+    rnd_layer_free(&l);
 }
 
 /* one row at 2 and 3 threads, each part its column blocks and its own copy
