@@ -19,6 +19,7 @@ import contextlib
 import gzip
 import io
 import json
+import math
 import os
 import resource
 import statistics
@@ -209,10 +210,39 @@ def sqz_eval(binary, model, limit):
     return 100.0 * r["correct"] / r["total"]
 
 
-def sqz_latency(binary, model, threads, runs):
-    out = sqz(["bench", model, "--threads", str(threads), "--runs", str(runs), "--warmup", "10",
-               "--json"], binary)
-    return json.loads(out[out.index("{"):])["median_ms"]
+def sqz_times(binary, model, threads, runs, warmup):
+    """per-run times (ms) of one `sqz bench` process"""
+    out = sqz(["bench", model, "--threads", str(threads), "--runs", str(runs), "--warmup",
+               str(warmup), "--json"], binary)
+    return json.loads(out[out.index("{"):])["times_ms"]
+
+
+LAT_ROUNDS = 5        # interleaved rounds per engine
+LAT_MIN_ROUND_MS = 50  # a round lasts at least this long (tiny models: thousands of runs)
+
+
+def latency_rounds(binary, int8_path, fp32_path, ort_path, threads, runs):
+    """Medians (ms) of sqz int8, sqz fp32 and ORT int8 over LAT_ROUNDS interleaved rounds,
+    the engines' order rotated each round, each round at least LAT_MIN_ROUND_MS long and
+    its warm-up a quarter of that (the same counts for all three, estimated on sqz fp32):
+    this host's slow periods of a few seconds then fall on all three engines alike rather
+    than on one engine's single block of runs."""
+    est = statistics.median(sqz_times(binary, fp32_path, threads, 20, 5))
+    per = max(math.ceil(runs / LAT_ROUNDS), math.ceil(LAT_MIN_ROUND_MS / max(est, 1e-4)))
+    warm = max(10, math.ceil(LAT_MIN_ROUND_MS / 4 / max(est, 1e-4)))
+    ort_s = ort_session(ort_path, threads) if ort_path else None
+    t = {"sqz_int8": [], "sqz_fp32": [], "ort_int8": []}
+    engines = ["sqz_int8", "sqz_fp32"] + (["ort_int8"] if ort_s else [])
+    for k in range(LAT_ROUNDS):
+        for e in engines[k % len(engines):] + engines[:k % len(engines)]:
+            if e == "ort_int8":
+                t[e] += ort_times(ort_s, per, warm)
+            else:
+                t[e] += sqz_times(binary, int8_path if e == "sqz_int8" else fp32_path, threads,
+                                  per, warm)
+    r = {e: statistics.median(v) for e, v in t.items() if v}
+    r["runs"] = per * LAT_ROUNDS
+    return r
 
 
 # ---- ONNX Runtime
@@ -250,18 +280,18 @@ def ort_accuracy(path, x, y, limit):
     return 100.0 * correct / n
 
 
-def ort_latency(path, threads, runs):
-    s = ort_session(path, threads)
+def ort_times(s, runs, warmup):
+    """per-run times (ms) of `runs` runs of session s after `warmup` runs"""
     name = s.get_inputs()[0].name
     x = np.random.RandomState(1).uniform(-1, 1, (1, 1, 28, 28)).astype(np.float32)
-    for _ in range(10):
+    for _ in range(warmup):
         s.run(None, {name: x})
     t = []
     for _ in range(runs):
         t0 = time.perf_counter()
         s.run(None, {name: x})
         t.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(t)
+    return t
 
 
 def ort_wait_policy():
@@ -583,12 +613,8 @@ def main():
         best_path = os.path.join(a.work, "%s.%s.int8.sqz" % (m, best_s))
         r["lat"] = {}
         for th in (1, 2):
-            lat = {"sqz_int8": sqz_latency(a.sqz, best_path, th, a.runs),
-                   "sqz_fp32": sqz_latency(a.sqz, fp32, th, a.runs)}
-            if best_o:
-                lat["ort_int8"] = ort_latency(os.path.join(a.work, "%s.ort.%s.onnx" % (m, best_o)),
-                                              th, a.runs)
-            r["lat"][th] = lat
+            ort_path = os.path.join(a.work, "%s.ort.%s.onnx" % (m, best_o)) if best_o else None
+            r["lat"][th] = latency_rounds(a.sqz, best_path, fp32, ort_path, th, a.runs)
         rows.append(r)
     # ---- tables
     if a.calib_only:
@@ -647,16 +673,18 @@ def main():
             ob / r["onnx_bytes"], s["sqnr_min"] or float("nan"), s["sqnr_median"] or float("nan")))
     print()
     print_calib_tables(rows, a, len(images), start_s)
-    print("\nlatency, batch 1, median of %d runs (ms); speedups = fp32 / int8 and ORT int8 / sqz "
-          "int8" % a.runs)
-    print("%-10s %3s %10s %10s %10s %12s %12s" % ("model", "thr", "sqz int8", "sqz fp32",
-                                                 "ORT int8", "int8 speedup", "vs ORT int8"))
+    print("\nlatency, batch 1 (ms): median over %d interleaved rounds (order rotated, each >= %d "
+          "ms, at least %d runs in all, column runs); speedups = fp32 / int8 and ORT int8 / sqz "
+          "int8" % (LAT_ROUNDS, LAT_MIN_ROUND_MS, a.runs))
+    print("%-10s %3s %10s %10s %10s %12s %12s %7s" % ("model", "thr", "sqz int8", "sqz fp32",
+                                                     "ORT int8", "int8 speedup", "vs ORT int8",
+                                                     "runs"))
     for r in rows:
         for th, l in r["lat"].items():
             o = l.get("ort_int8", float("nan"))
-            print("%-10s %3d %10.4f %10.4f %10.4f %11.2fx %11.2fx" % (
+            print("%-10s %3d %10.4f %10.4f %10.4f %11.2fx %11.2fx %7d" % (
                 r["model"], th, l["sqz_int8"], l["sqz_fp32"], o, l["sqz_fp32"] / l["sqz_int8"],
-                o / l["sqz_int8"]))
+                o / l["sqz_int8"], l["runs"]))
     print("\nsqz's int8 model exported as ONNX QDQ (sqz quant --onnx-qdq), run in ONNX Runtime:")
     for r in rows:
         q = r["qdq"]
