@@ -188,4 +188,18 @@ static inline int32_t i8t_requant(int64_t acc, double m, int32_t zp, int32_t lo,
     return (int32_t)rintf(v) + zp;
 }
 
+/* n output bytes of a kernel (got) equal the reference's (want), and the 64
+ * guard bytes i8t_run puts after an output untouched (nothing written past
+ * it); frees both. For files that include cmocka.h before this header. */
+#ifdef fail_msg
+static inline void i8t_expect_same_bytes(void *want, void *got, size_t n, const char *what) {
+    const int8_t *e = want, *o = got;
+    for (size_t i = 0; i < n; i++)
+        if (e[i] != o[i]) fail_msg("%s: element %zu: %d, reference %d", what, i, o[i], e[i]);
+    for (size_t i = n; i < n + 64; i++) assert_int_equal((unsigned char)o[i], 0xA5);
+    free(want);
+    free(got);
+}
+#endif
+
 #endif

@@ -74,17 +74,6 @@ static void rnd_layer_free(rnd_layer *l) {
     free(l->b);
 }
 
-/* n output bytes of the kernel (got) equal the reference's (want), the 64
- * guard bytes i8t_run puts after them untouched; frees both */
-static void expect_same_bytes(void *want, void *got, size_t n, const char *what) {
-    const int8_t *e = want, *o = got;
-    for (size_t i = 0; i < n; i++)
-        if (e[i] != o[i]) fail_msg("%s: element %zu: %d, want %d", what, i, o[i], e[i]);
-    for (size_t i = n; i < n + 64; i++) assert_int_equal((unsigned char)o[i], 0xA5);
-    free(want);
-    free(got);
-}
-
 /* conv c at `threads` threads through impl and the reference: same bytes */
 static void check(const sconv *c, const sqz_op_impl *impl, int threads, tu_rng *g,
                   const char *isa) {
@@ -113,7 +102,7 @@ static void check(const sconv *c, const sqz_op_impl *impl, int threads, tu_rng *
     snprintf(what, sizeof what, "%s conv C%lld %lldx%lld M%lld k%lld s%lld thr%d", isa,
              (long long)c->C, (long long)c->H, (long long)c->W, (long long)c->M, (long long)c->k,
              (long long)c->s, threads);
-    expect_same_bytes(want, got, (size_t)sqz_shape_numel(&ws), what);
+    i8t_expect_same_bytes(want, got, (size_t)sqz_shape_numel(&ws), what);
     rnd_layer_free(&l);
 }
 
@@ -208,7 +197,7 @@ static void check_hooked(int64_t C, int64_t H, int64_t W, int64_t M, int64_t k, 
     snprintf(desc, sizeof desc, "%s C%lld %lldx%lld M%lld k%lld s%lld g%lld thr%d", what,
              (long long)C, (long long)H, (long long)W, (long long)M, (long long)k, (long long)s,
              (long long)g, nt);
-    expect_same_bytes(want, got, (size_t)sqz_shape_numel(&ws), desc);
+    i8t_expect_same_bytes(want, got, (size_t)sqz_shape_numel(&ws), desc);
     rnd_layer_free(&l);
 }
 
@@ -238,7 +227,7 @@ static void check_gap(int64_t M, int64_t H, int64_t W, int nt, pair_arg *a, tu_r
     char what[96];
     snprintf(what, sizeof what, "gap M%lld %lldx%lld thr%d (element = channel)", (long long)M,
              (long long)H, (long long)W, nt);
-    expect_same_bytes(want, got, (size_t)M, what);
+    i8t_expect_same_bytes(want, got, (size_t)M, what);
     free(x);
 }
 
@@ -346,7 +335,7 @@ static void check_gemv(int64_t rows, int64_t K, int64_t N, int nt, const sqz_op_
     char what[160];
     snprintf(what, sizeof what, "%s gemm rows %lld K %lld N %lld thr %d", isa, (long long)rows,
              (long long)K, (long long)N, nt);
-    expect_same_bytes(want_y, got, (size_t)(rows * N), what);
+    i8t_expect_same_bytes(want_y, got, (size_t)(rows * N), what);
     rnd_layer_free(&l);
 }
 
