@@ -971,6 +971,71 @@ static void test_kl_every_k(void **state) {
     }
 }
 
+/* pick_kl's sweep (every 8th k from 128 / 256, then +-7 around the best)
+ * over sqzc_qstat_kl's divergences: the range the search must choose */
+static double kl_pick_ref(const sqzc_qstat *s) {
+    const int kmin = (s->min < 0 && s->max > 0) ? 128 : 256;
+    double best = INFINITY;
+    int bestk = SQZC_QHIST_BINS;
+    for (int k = kmin; k <= SQZC_QHIST_BINS; k += 8) {
+        const double kl = sqzc_qstat_kl(s, k);
+        if (kl < best) best = kl, bestk = k;
+    }
+    const int c = bestk;
+    for (int k = c - 7 < kmin ? kmin : c - 7; k <= c + 7 && k <= SQZC_QHIST_BINS; k++) {
+        const double kl = sqzc_qstat_kl(s, k);
+        if (kl < best) best = kl, bestk = k;
+    }
+    return s->max * bestk / SQZC_QHIST_BINS;
+}
+
+/* The KL search's SIMD level starts (x86 AVX2) against the scalar loops,
+ * and its table of logs against log() each time: every candidate's
+ * divergence bit for bit, and the range chosen, on histograms that are
+ * smooth, sparse (empty bins, repeated counts: the table's hits), one- and
+ * two-sided with uneven sides, and with bin centres on level edges
+ * (max = 1, -1: the exact checks). */
+static void test_kl_simd_twin(void **state) {
+    (void)state;
+    tu_rng r;
+    tu_rng_seed(&r, 17);
+    static const double mx[] = {1.0, 3.7, 1.0, 3.7, 0.3, 5.0, 1.0, 2.5},
+                        mn[] = {0, 0, -1.0, -1.3, -2.9, -0.2, 0, -0.7};
+    for (int trial = 0; trial < 8; trial++) {
+        sqzc_qstat s;
+        sqzc_qstat_init(&s);
+        assert_int_equal(sqzc_qstat_begin_hist(&s), 0);
+        s.max = mx[trial];
+        s.min = mn[trial];
+        for (int j = 0; j < SQZC_QHIST_BINS; j++) {
+            double e = 1e5 * exp(-0.003 * j) * tu_rng_uniform(&r, 0.5f, 1.5f);
+            if (trial >= 6) /* sparse: small repeated counts, runs of empty bins */
+                e = tu_rng_uniform(&r, 0.0f, 1.0f) < 0.4f ? 0 : (double)(j % 5) * (j < 900);
+            s.pos[j] = (uint64_t)e + (trial < 6);
+            if (s.min < 0) s.neg[j] = (uint64_t)(0.5 * e) + (trial < 6);
+        }
+        s.zeros = 100;
+        for (int k = 1; k <= SQZC_QHIST_BINS; k++) {
+            sqzc_qstat_kl_simd(1);
+            const double a = sqzc_qstat_kl(&s, k);
+            sqzc_qstat_kl_simd(0);
+            const double b = sqzc_qstat_kl(&s, k);
+            if (memcmp(&a, &b, sizeof a) != 0)
+                fail_msg("trial %d k %d: KL %.17g with SIMD starts, %.17g scalar", trial, k, a, b);
+        }
+        const double want = kl_pick_ref(&s);
+        for (int simd = 0; simd < 2; simd++) {
+            sqzc_qstat_kl_simd(simd);
+            double lo, hi;
+            sqzc_qstat_range(&s, SQZC_QM_KL, 99.99, &lo, &hi);
+            if (hi != want)
+                fail_msg("trial %d simd %d: hi %.17g, sweep %.17g", trial, simd, hi, want);
+        }
+        sqzc_qstat_kl_simd(1);
+        sqzc_qstat_free(&s);
+    }
+}
+
 static void test_qparams(void **state) {
     (void)state;
     float s;
@@ -1342,6 +1407,7 @@ int main(void) {
         cmocka_unit_test(test_qstat_copy),
         cmocka_unit_test(test_kl_reference),
         cmocka_unit_test(test_kl_every_k),
+        cmocka_unit_test(test_kl_simd_twin),
         cmocka_unit_test(test_writer_int8),
         cmocka_unit_test(test_npy_batch),
         cmocka_unit_test(test_png_fast),

@@ -71,6 +71,9 @@ void sqzc_qstat_range(const sqzc_qstat *s, int method, double percentile, double
  * SQZC_QHIST_BINS) after pass 2: what its search minimises (INFINITY when
  * nothing is kept). */
 double sqzc_qstat_kl(const sqzc_qstat *s, int k);
+/* The KL search's level starts with SIMD where the CPU has it (default, 1)
+ * or the scalar loops only (0; tests compare the two: same divergences). */
+void sqzc_qstat_kl_simd(int on);
 /* Share of pass-2 values outside [lo, hi] (bin resolution). */
 double sqzc_qstat_clipped(const sqzc_qstat *s, double lo, double hi);
 
