@@ -92,12 +92,19 @@ sqz_dw_row_fn sqz_dw_row_neon(int k, int stride); /* neon/dwconv_neon.c */
 #endif
 
 #if defined(__x86_64__)
-/* Whole-plane kernel for small planes (x86/dwconv_avx512.c, AVX-512F): one
- * channel, the output rows computed from a zero-padded copy of the plane in
- * a caller buffer. Covers k 3 / 5, stride 1 / 2, out_w <= 16, pads < k. */
+/* Arguments of the AVX-512 plane kernels below (x86/dwconv_avx512.c): one
+ * channel's plane (the channel-pair and channel-block kernels: nc planes).
+ * Whole-plane kernel for small planes (AVX-512F): one channel, the output
+ * rows computed from a zero-padded copy of the plane in a caller buffer.
+ * Covers k 3 / 5, stride 1 / 2, out_w <= 16, pads < k. */
 typedef struct sqz_dw_plane {
-    const float *w; /* k*k weights */
+    /* k*k weights; the channel-pair kernel: [k*k + 1][2], the two channels'
+     * tap weights then biases; the channel-block kernel: [k*k][16], the 16
+     * channels' tap weights (0 past nc) */
+    const float *w;
     float bias;
+    const float *b; /* the channel-block kernel: [16] biases (0 past nc) */
+    int nc;         /* channel-pair kernel: 1 or 2; channel-block kernel: 1..16 */
     int k, stride;
     int H, W, OH, OW; /* input and output plane */
     int pt, pl;       /* top / left padding (bottom / right implied by OH / OW) */
@@ -169,18 +176,11 @@ void sqz_dw_p7_run_avx512(const sqz_dw_plane *a, const float *x, float *y);
  * (x86/dwconv_avx512.c, AVX-512F): two channels a vector, lanes 2 j + h =
  * column j of channel h, one row a vector, taps as lane shifts (no buffer).
  * Covers k 3 / 5, stride 1 / 2, out_w / out_h <= 8, W <= 8 * stride, left
- * pad (k - 1) / 2, top pad < k (bottom / right implied by OH / OW). */
-typedef struct sqz_dw_c2 {
-    const float *w; /* [k*k + 1][2]: the two channels' tap weights, then biases */
-    int nc;         /* channels: 1 or 2 */
-    int k, stride;
-    int H, W, OH, OW, pt, pl;
-    int act; /* as sqz_dw_row.act */
-    float alpha, beta;
-} sqz_dw_c2;
-int sqz_dw_c2_covers_avx512(const sqz_dw_c2 *a);
+ * pad (k - 1) / 2, top pad < k (bottom / right implied by OH / OW); w, nc as in
+ * sqz_dw_plane. */
+int sqz_dw_c2_covers_avx512(const sqz_dw_plane *a);
 /* Channels c < nc: y + c*OH*OW from x + c*H*W. */
-void sqz_dw_c2_run_avx512(const sqz_dw_c2 *a, const float *x, float *y);
+void sqz_dw_c2_run_avx512(const sqz_dw_plane *a, const float *x, float *y);
 
 /* The same scheme one channel a vector (lane j = column j): planes with
  * out_w <= 16 and W <= 16 * stride, k 3 / 5, stride 1 / 2, left pad
@@ -191,23 +191,15 @@ void sqz_dw_c1_run_avx512(const sqz_dw_plane *a, const float *x, float *y);
 /* Channel-block kernel for planes with out_w <= 8 (x86/dwconv_avx512.c,
  * AVX-512F): nc <= 16 channels at once, lanes = channels (the planes are
  * transposed into a zero-padded [row][col][16] buffer and back). Covers k 3 /
- * 5, stride 1 / 2, out_w <= 8, out_h <= 64, pads < k. */
-typedef struct sqz_dw_cb {
-    const float *w; /* [k*k][16]: tap weights of the 16 channels (0 past nc) */
-    const float *b; /* [16] biases (0 past nc) */
-    int nc;         /* channels in the block, 1..16 */
-    int k, stride;
-    int H, W, OH, OW, pt, pl;
-    int act; /* as sqz_dw_row.act */
-    float alpha, beta;
-} sqz_dw_cb;
+ * 5, stride 1 / 2, out_w <= 8, out_h <= 64, pads < k; w, b, nc as in
+ * sqz_dw_plane. */
 /* Floats of the (64-byte aligned) buffer a block needs; 0: not covered. */
-size_t sqz_dw_cb_floats_avx512(const sqz_dw_cb *a);
+size_t sqz_dw_cb_floats_avx512(const sqz_dw_plane *a);
 /* Zero a buffer once before its first block; blocks of the same geometry
  * then reuse it (each overwrites only the data part). */
-void sqz_dw_cb_zero_avx512(const sqz_dw_cb *a, float *buf);
+void sqz_dw_cb_zero_avx512(const sqz_dw_plane *a, float *buf);
 /* Channels c < nc: y + c*OH*OW from x + c*H*W. */
-void sqz_dw_cb_run_avx512(const sqz_dw_cb *a, const float *x, float *y, float *buf);
+void sqz_dw_cb_run_avx512(const sqz_dw_plane *a, const float *x, float *y, float *buf);
 #endif
 
 /* Row-kernel families. */

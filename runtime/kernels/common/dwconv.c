@@ -214,16 +214,15 @@ static void post_rows(const dw_p *p, float *y, int ob, int oe) {
 }
 
 #if defined(__x86_64__)
-static void cb_args(const dw_p *p, sqz_dw_cb *a) {
-    memset(a, 0, sizeof *a);
-    a->k = p->k;
-    a->stride = p->s;
-    a->H = p->H;
-    a->W = p->W;
-    a->OH = p->OH;
-    a->OW = p->OW;
-    a->pt = p->pt;
-    a->pl = p->pl;
+/* the plane kernels' geometry (a zeroed struct: whole planes, no act) */
+static void geom_args(sqz_dw_plane *a, int k, int s, int H, int W, int OH, int OW, int pt, int pl) {
+    *a =
+        (sqz_dw_plane){.k = k, .stride = s, .H = H, .W = W, .OH = OH, .OW = OW, .pt = pt, .pl = pl};
+}
+
+/* the node's plane-kernel arguments: geometry and in-kernel activation */
+static void plane_args(const dw_p *p, sqz_dw_plane *a) {
+    geom_args(a, p->k, p->s, p->H, p->W, p->OH, p->OW, p->pt, p->pl);
     a->act = p->post ? SQZ_ACT_NONE : p->act.kind;
     a->alpha = p->act.alpha;
     a->beta = p->act.beta;
@@ -237,8 +236,8 @@ static void dw_cblocks_avx512(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, i
     float *Y = ctx->out_data[0];
     const size_t in_sp = (size_t)p->H * (size_t)p->W, out_sp = (size_t)p->OH * (size_t)p->OW;
     const size_t kk = (size_t)p->k * (size_t)p->k;
-    sqz_dw_cb a;
-    cb_args(p, &a);
+    sqz_dw_plane a;
+    plane_args(p, &a);
     sqz_dw_cb_zero_avx512(&a, buf);
     for (int64_t u = b; u < e; u++) {
         int64_t n = u / p->cblocks, cb = u % p->cblocks, c0 = cb * 16;
@@ -251,21 +250,6 @@ static void dw_cblocks_avx512(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, i
         if (p->post) ref_act_apply(&p->act, y, (size_t)a.nc * out_sp);
         if (p->rowfn) p->rowfn(y, y, (size_t)a.nc * out_sp);
     }
-}
-
-static void plane_args(const dw_p *p, sqz_dw_plane *a) {
-    memset(a, 0, sizeof *a);
-    a->k = p->k;
-    a->stride = p->s;
-    a->H = p->H;
-    a->W = p->W;
-    a->OH = p->OH;
-    a->OW = p->OW;
-    a->pt = p->pt;
-    a->pl = p->pl;
-    a->act = p->post ? SQZ_ACT_NONE : p->act.kind;
-    a->alpha = p->act.alpha;
-    a->beta = p->act.beta;
 }
 
 /* What the plane drivers below share: the node's tensors and the plane
@@ -401,19 +385,8 @@ static void dw_pairs_avx512(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int
     const size_t in_sp = (size_t)p->H * (size_t)p->W, out_sp = (size_t)p->OH * (size_t)p->OW;
     const size_t kk = (size_t)p->k * (size_t)p->k;
     const int64_t pairs = (p->C + 1) / 2;
-    sqz_dw_c2 a;
-    memset(&a, 0, sizeof a);
-    a.k = p->k;
-    a.stride = p->s;
-    a.H = p->H;
-    a.W = p->W;
-    a.OH = p->OH;
-    a.OW = p->OW;
-    a.pt = p->pt;
-    a.pl = p->pl;
-    a.act = p->post ? SQZ_ACT_NONE : p->act.kind;
-    a.alpha = p->act.alpha;
-    a.beta = p->act.beta;
+    sqz_dw_plane a;
+    plane_args(p, &a);
     for (int64_t u0 = b; u0 < e; u0 += 8) {
         const int64_t u1 = e - u0 < 8 ? e : u0 + 8;
         size_t first = 0, end = 0;
@@ -435,52 +408,16 @@ static void dw_pairs_avx512(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int
     }
 }
 
-/* channel-pair kernel on/off (SQZ_DW_C2=0: the kernels before it, for A/B);
- * read at prepare. */
-static int c2_enabled(void) {
-    const char *e = getenv("SQZ_DW_C2");
-    return !(e && e[0] == '0');
-}
-
-/* the one-channel variant on/off (SQZ_DW_C1=0: the direct kernels, for
- * A/B); read at prepare. */
-static int c1_enabled(void) {
-    const char *e = getenv("SQZ_DW_C1");
-    return !(e && e[0] == '0');
-}
-
-/* 7x7 3x3 kernel on/off (SQZ_DW_P7=0: the channel-block kernel, for A/B);
- * read at prepare. */
-static int p7_enabled(void) {
-    const char *e = getenv("SQZ_DW_P7");
-    return !(e && e[0] == '0');
-}
-
-/* Stride-1 direct kernel on/off (SQZ_DW_S1=0: off, for A/B against the
- * padded row kernels); read at prepare. */
-static int s1_enabled(void) {
-    const char *e = getenv("SQZ_DW_S1");
-    return !(e && e[0] == '0');
-}
-
-/* Stride-2 kernel on/off (SQZ_DW_S2=0: off, for A/B against the kernels
- * before it); read at prepare. */
-static int s2_enabled(void) {
-    const char *e = getenv("SQZ_DW_S2");
-    return !(e && e[0] == '0');
-}
-
-/* The stride-2 kernel's 3x3 wide-row path (rows of more than DW_S2_ROW_OW
- * outputs) on/off (SQZ_DW_S2W=0: the row kernel, for A/B) */
-static int s2w_enabled(void) {
-    const char *e = getenv("SQZ_DW_S2W");
-    return !(e && e[0] == '0');
-}
-
-/* Band kernel on/off (SQZ_DW_BAND=0: off, for bench_dwconv's comparison with
- * the kernels before it); read at prepare. */
-static int band_enabled(void) {
-    const char *e = getenv("SQZ_DW_BAND");
+/* A kernel choice on/off for A/B, read at prepare: SQZ_DW_<name>=0 turns
+ * it off. C2: the channel-pair kernel (off: the kernels before it); C1: its
+ * one-channel variant (off: the direct kernels); P7: the 7x7 3x3 kernel
+ * (off: the channel blocks); S1 / S2: the stride-1 / stride-2 direct
+ * kernels (off: the padded row kernels / the kernels before it); S2W: the
+ * stride-2 kernel's 3x3 wide-row path for rows of more than DW_S2_ROW_OW
+ * outputs (off: the row kernel); BAND: the band kernel (off: bench_dwconv's
+ * comparison with the kernels before it). */
+static int env_on(const char *name) {
+    const char *e = getenv(name);
     return !(e && e[0] == '0');
 }
 #endif
@@ -546,6 +483,9 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     (void)p7d;
     (void)c2d;
 #if defined(__x86_64__)
+    sqz_dw_plane ga; /* the geometry the small-plane kernels' covers check */
+    geom_args(&ga, (int)k, (int)g.s[1], (int)H, (int)W, (int)g.out[1], (int)g.out[2], (int)g.pb[1],
+              (int)g.pb[2]);
     /* out_w / out_h <= 8: the channel-pair kernel (constant weights, repacked
      * per pair). bench_dwconv, 1 thread, vs the kernels before it (channel
      * blocks; 3x3 s1: the 7x7 kernel): 1152x7x7 k5 34.4 -> 38.0 GMAC/s,
@@ -553,50 +493,21 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
      * MNASNet at 1 thread (per-node minima) the 7x7 k5 layers 52-55 -> 37-38
      * us, the 576x14x14 k5 s2 one 47-49 -> 28-30 (no transposes: the channel
      * blocks read 16 planes strided). SQZ_DW_C2=0: the kernels before it. */
-    if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && c2_enabled() &&
+    if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && env_on("SQZ_DW_C2") &&
         ctx->in_data && ctx->in_data[1] && (!has_bias || ctx->in_data[2])) {
-        sqz_dw_c2 ca;
-        memset(&ca, 0, sizeof ca);
-        ca.k = (int)k;
-        ca.stride = (int)g.s[1];
-        ca.H = (int)H;
-        ca.W = (int)W;
-        ca.OH = (int)g.out[1];
-        ca.OW = (int)g.out[2];
-        ca.pt = (int)g.pb[1];
-        ca.pl = (int)g.pb[2];
-        c2d = sqz_dw_c2_covers_avx512(&ca);
+        c2d = sqz_dw_c2_covers_avx512(&ga);
         if (c2d) cbw_floats = (size_t)((C + 1) / 2) * (size_t)(k * k + 1) * 2;
     }
     /* 3x3 stride 1 on 7x7 planes: the 7x7 kernel, not the channel blocks
      * (README Runtime notes); SQZ_DW_P7=0: the channel blocks */
-    if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && !c2d && p7_enabled()) {
-        sqz_dw_plane pa;
-        memset(&pa, 0, sizeof pa);
-        pa.k = (int)k;
-        pa.stride = (int)g.s[1];
-        pa.H = (int)H;
-        pa.W = (int)W;
-        pa.OH = (int)g.out[1];
-        pa.OW = (int)g.out[2];
-        pa.pt = (int)g.pb[1];
-        pa.pl = (int)g.pb[2];
-        p7d = sqz_dw_p7_covers_avx512(&pa);
+    if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && !c2d &&
+        env_on("SQZ_DW_P7")) {
+        p7d = sqz_dw_p7_covers_avx512(&ga);
     }
     if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && !p7d && !c2d &&
         ctx->in_data && ctx->in_data[1] && (!has_bias || ctx->in_data[2]) && g.pb[1] < k &&
         g.pb[2] < k) {
-        sqz_dw_cb ca;
-        memset(&ca, 0, sizeof ca);
-        ca.k = (int)k;
-        ca.stride = (int)g.s[1];
-        ca.H = (int)H;
-        ca.W = (int)W;
-        ca.OH = (int)g.out[1];
-        ca.OW = (int)g.out[2];
-        ca.pt = (int)g.pb[1];
-        ca.pl = (int)g.pb[2];
-        cb_floats = sqz_dw_cb_floats_avx512(&ca);
+        cb_floats = sqz_dw_cb_floats_avx512(&ga);
         if (cb_floats) cbw_floats = (size_t)cblocks * (size_t)(k * k + 1) * 16;
     }
 #endif
@@ -681,7 +592,7 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     }
     /* wide planes: the AVX-512 band kernel */
     if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && !p->cb_floats &&
-        p->s == 1 && p->OW > DW_BAND_MIN_OW && p->OW <= DW_BAND_MAX_OW && band_enabled()) {
+        p->s == 1 && p->OW > DW_BAND_MIN_OW && p->OW <= DW_BAND_MAX_OW && env_on("SQZ_DW_BAND")) {
         sqz_dw_plane pa;
         plane_args(p, &pa);
         p->band_floats = sqz_dw_band_floats_avx512(&pa);
@@ -694,7 +605,8 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
      * DW_S2_ROW_OW outputs on its wide-row path (48x112x112 k3: 26.1 GMAC/s,
      * the row kernel 18.3, the 4-row groups 14.7) */
     if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && !p->cb_floats &&
-        p->s == 2 && (p->k != 3 || p->OW <= DW_S2_ROW_OW || s2w_enabled()) && s2_enabled()) {
+        p->s == 2 && (p->k != 3 || p->OW <= DW_S2_ROW_OW || env_on("SQZ_DW_S2W")) &&
+        env_on("SQZ_DW_S2")) {
         sqz_dw_plane pa;
         plane_args(p, &pa);
         if (sqz_dw_s2_covers_avx512(&pa)) {
@@ -705,7 +617,7 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     }
     /* stride 1, rows wider than the band kernel's: the direct kernel */
     if ((isa == SQZ_DW_AUTO || isa == SQZ_DW_AVX512) && cpu_avx512() && !p->cb_floats &&
-        p->s == 1 && p->OW > 8 && (p->OW > 32 || p->k == 3 || p->OW <= 16) && s1_enabled()) {
+        p->s == 1 && p->OW > 8 && (p->OW > 32 || p->k == 3 || p->OW <= 16) && env_on("SQZ_DW_S1")) {
         sqz_dw_plane pa;
         plane_args(p, &pa);
         if (sqz_dw_s1_covers_avx512(&pa)) {
@@ -719,7 +631,7 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
      * thread, vs the direct kernels: 576x14x14 k3 28.4 -> 34.3 GMAC/s,
      * 240x28x28 k3 s2 16.9 -> 19.4, k5 s2 26.8 -> 27.9; 480x14x14 k5 41.6 ->
      * 27.8 stays on the direct one). SQZ_DW_C1=0: the direct kernels. */
-    if ((p->s1d || p->s2d) && !(p->k == 5 && p->s == 1) && c1_enabled()) {
+    if ((p->s1d || p->s2d) && !(p->k == 5 && p->s == 1) && env_on("SQZ_DW_C1")) {
         sqz_dw_plane pa;
         plane_args(p, &pa);
         p->c1d = sqz_dw_c1_covers_avx512(&pa);
@@ -735,7 +647,7 @@ static int dw_prepare_isa(sqz_op_ctx *ctx, int isa) {
     /* the same on AVX2-only CPUs (and the avx2 family) */
     if (((isa == SQZ_DW_AUTO && !cpu_avx512()) || isa == SQZ_DW_AVX2) && cpu_avx2() &&
         !p->band_floats && fn == sqz_dw_row_avx2((int)k, (int)g.s[1]) && p->s == 1 &&
-        p->OW > DW_BAND_MIN_OW && p->OW <= DW_BAND_MAX_OW && band_enabled()) {
+        p->OW > DW_BAND_MIN_OW && p->OW <= DW_BAND_MAX_OW && env_on("SQZ_DW_BAND")) {
         sqz_dw_plane pa;
         plane_args(p, &pa);
         p->band_floats = sqz_dw_band_floats_avx2(&pa);

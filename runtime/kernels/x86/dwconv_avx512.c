@@ -429,12 +429,12 @@ DW_INLINE void tr16(__m512 *r) {
 /* padded rows of T and their width in pixels: room for CB_NPX(OW) outputs
  * per row (columns past the data stay zero) */
 #define CB_NPX(ow) ((ow) <= 4 ? 4 : (ow) == 7 ? 7 : 8)
-static void cb_dims(const sqz_dw_cb *a, int *hp, int *wp) {
+static void cb_dims(const sqz_dw_plane *a, int *hp, int *wp) {
     *hp = (a->OH - 1) * a->stride + a->k;
     *wp = (CB_NPX(a->OW) - 1) * a->stride + a->k;
 }
 
-size_t sqz_dw_cb_floats_avx512(const sqz_dw_cb *a) {
+size_t sqz_dw_cb_floats_avx512(const sqz_dw_plane *a) {
     if ((a->k != 3 && a->k != 5) || (a->stride != 1 && a->stride != 2) || a->OW < 1 || a->OW > 8 ||
         a->OH < 1 || a->OH > 64 || a->H < 1 || a->W < 1 || a->pt < 0 || a->pl < 0 ||
         a->pt >= a->k || a->pl >= a->k)
@@ -445,7 +445,7 @@ size_t sqz_dw_cb_floats_avx512(const sqz_dw_cb *a) {
     return ((size_t)hp * (size_t)wp + out_px) * 16;
 }
 
-void sqz_dw_cb_zero_avx512(const sqz_dw_cb *a, float *buf) {
+void sqz_dw_cb_zero_avx512(const sqz_dw_plane *a, float *buf) {
     memset(buf, 0, sqz_dw_cb_floats_avx512(a) * sizeof(float));
 }
 
@@ -476,7 +476,7 @@ void sqz_dw_cb_zero_avx512(const sqz_dw_cb *a, float *buf) {
     if ((ox) < a->OW)                                                                              \
     _mm512_store_ps(O + (size_t)((row)*a->OW + (ox)) * 16, act512(acc##ox, a->act, va, vb))
 
-DW_INLINE void cb_rows(const sqz_dw_cb *a, const float *T, int wp, float *O, int oy, const int K,
+DW_INLINE void cb_rows(const sqz_dw_plane *a, const float *T, int wp, float *O, int oy, const int K,
                        const int S, const int NPX, const int TWO) {
     const __m512 bias = _mm512_loadu_ps(a->b);
     __m512 p0 = bias, p1 = bias, p2 = bias, p3 = bias, p4 = bias, p5 = bias, p6 = bias, p7 = bias;
@@ -527,7 +527,7 @@ DW_INLINE void cb_rows(const sqz_dw_cb *a, const float *T, int wp, float *O, int
     }
 }
 
-DW_INLINE void cb_compute(const sqz_dw_cb *a, const float *T, int wp, float *O, const int K,
+DW_INLINE void cb_compute(const sqz_dw_plane *a, const float *T, int wp, float *O, const int K,
                           const int S, const int NPX) {
     int oy = 0;
     for (; oy + 2 <= a->OH; oy += 2) cb_rows(a, T, wp, O, oy, K, S, NPX, 1);
@@ -540,7 +540,7 @@ DW_INLINE void cb_compute(const sqz_dw_cb *a, const float *T, int wp, float *O, 
  * GMAC/s; the 5x5 layers within noise) */
 #define CB_GATHER_MAX 4
 
-void sqz_dw_cb_run_avx512(const sqz_dw_cb *a, const float *x, float *y, float *buf) {
+void sqz_dw_cb_run_avx512(const sqz_dw_plane *a, const float *x, float *y, float *buf) {
     int hp, wp;
     cb_dims(a, &hp, &wp);
     float *T = buf, *O = buf + (size_t)hp * (size_t)wp * 16;
@@ -1470,13 +1470,6 @@ DW_INLINE __m512 c2_align(__m512 hi, __m512 lo, int n) {
 #undef C2_A
 }
 
-/* v shifted by d columns (2 d lanes): lane l = v[l + 2 d], zero outside */
-DW_INLINE __m512 c2_shift(__m512 v, int d) {
-    if (d == 0) return v;
-    if (d > 0) return d >= 8 ? _mm512_setzero_ps() : c2_align(_mm512_setzero_ps(), v, 2 * d);
-    return d <= -8 ? _mm512_setzero_ps() : c2_align(v, _mm512_setzero_ps(), 16 + 2 * d);
-}
-
 /* the channels' two weights (or biases) at w[2 t], w[2 t + 1] in every lane pair */
 DW_INLINE __m512 c2_w(const float *w, int t) {
     double d;
@@ -1484,9 +1477,49 @@ DW_INLINE __m512 c2_w(const float *w, int t) {
     return _mm512_castpd_ps(_mm512_set1_pd(d));
 }
 
-DW_INLINE void c2_plane(const sqz_dw_c2 *a, const float *x, float *y, const int K, const int S,
+/* v shifted by n lanes: lane l = v[l + n], zeros shifted in */
+DW_INLINE __m512 lane_shift(__m512 v, int n) {
+    if (n == 0) return v;
+    if (n > 0) return n >= 16 ? _mm512_setzero_ps() : c2_align(_mm512_setzero_ps(), v, n);
+    return n <= -16 ? _mm512_setzero_ps() : c2_align(v, _mm512_setzero_ps(), 16 + n);
+}
+
+/* The tap loop of the channel-pair (L = 2 lanes a column) and one-channel
+ * (L = 1) kernels: acc[j] += the K x K taps of output row j < R from the
+ * padded rows V (V[0][r]: row r, stride 2 its even columns; V[1][r] its odd
+ * ones). Per tap column kx its K weights once (broadcasts from memory per
+ * FMA cost 39 -> 32 GMAC/s on 1152x7x7 k5), each row shifted once for the up
+ * to K output rows it feeds. Column ox * S - P + kx: stride 1 row r shifted
+ * by kx - P; stride 2 the even / odd vector (parity of q = kx - P) shifted
+ * by floor(q / 2). Weights: L = 2, c2_w(w, t); L = 1, w[t]. */
+DW_INLINE void lane_taps(__m512 V[2][20], __m512 *acc, const float *w, const int K, const int S,
+                         const int R, const int L) {
+    const int P = (K - 1) / 2;
+    const int NR = (R - 1) * S + K;
+#pragma GCC unroll 5
+    for (int kx = 0; kx < K; kx++) {
+        const int q = kx - P, par = S == 2 ? q & 1 : 0;
+        const int d = S == 1 ? q : q >= 0 ? q / 2 : -((1 - q) / 2);
+        __m512 wk[5];
+#pragma GCC unroll 5
+        for (int ky = 0; ky < K; ky++)
+            wk[ky] = L == 2 ? c2_w(w, ky * K + kx) : _mm512_set1_ps(w[ky * K + kx]);
+#pragma GCC unroll 20
+        for (int r = 0; r < NR; r++) {
+            const __m512 t = lane_shift(V[par][r], L * d);
+#pragma GCC unroll 5
+            for (int ky = 0; ky < K; ky++) {
+                const int js = r - ky; /* output row j reads padded row j S + ky */
+                if (js >= 0 && js % S == 0 && js / S < R)
+                    acc[js / S] = _mm512_fmadd_ps(t, wk[ky], acc[js / S]);
+            }
+        }
+    }
+}
+
+DW_INLINE void c2_plane(const sqz_dw_plane *a, const float *x, float *y, const int K, const int S,
                         const int OH) {
-    const int P = (K - 1) / 2;       /* left padding (a->pl, covered only so: constant shifts) */
+    /* left padding a->pl: (K - 1) / 2 (covered only so: constant shifts) */
     const int NR = (OH - 1) * S + K; /* padded input rows */
     const size_t in_sp = (size_t)a->H * (size_t)a->W, out_sp = (size_t)OH * (size_t)a->OW;
     const float *x1 = a->nc > 1 ? x + in_sp : x;
@@ -1515,29 +1548,7 @@ DW_INLINE void c2_plane(const sqz_dw_c2 *a, const float *x, float *y, const int 
     __m512 acc[8];
     const __m512 bias = c2_w(a->w, K * K);
     for (int j = 0; j < 8; j++) acc[j] = bias;
-        /* per tap column kx its K weights once (broadcasts from memory per FMA
-         * cost 39 -> 32 GMAC/s on 1152x7x7 k5), each row shifted once for the
-         * up to K output rows it feeds. Column ox * S - P + kx: stride 1 row r
-         * shifted by kx - P; stride 2 the even / odd vector (parity of q = kx -
-         * P) shifted by floor(q / 2). */
-#pragma GCC unroll 5
-    for (int kx = 0; kx < K; kx++) {
-        const int q = kx - P, par = S == 2 ? q & 1 : 0;
-        const int d = S == 1 ? q : q >= 0 ? q / 2 : -((1 - q) / 2);
-        __m512 wk[5];
-#pragma GCC unroll 5
-        for (int ky = 0; ky < K; ky++) wk[ky] = c2_w(a->w, ky * K + kx);
-#pragma GCC unroll 20
-        for (int r = 0; r < NR; r++) {
-            const __m512 t = c2_shift(V[par][r], d);
-#pragma GCC unroll 5
-            for (int ky = 0; ky < K; ky++) {
-                const int js = r - ky; /* output row j reads padded row j S + ky */
-                if (js >= 0 && js % S == 0 && js / S < OH)
-                    acc[js / S] = _mm512_fmadd_ps(t, wk[ky], acc[js / S]);
-            }
-        }
-    }
+    lane_taps(V, acc, a->w, K, S, OH, 2);
     const __m512 va = _mm512_set1_ps(a->alpha), vb = _mm512_set1_ps(a->beta);
     const __m512i de = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
     const __mmask8 mo = (__mmask8)((1u << a->OW) - 1u);
@@ -1550,7 +1561,7 @@ DW_INLINE void c2_plane(const sqz_dw_c2 *a, const float *x, float *y, const int 
     }
 }
 
-int sqz_dw_c2_covers_avx512(const sqz_dw_c2 *a) {
+int sqz_dw_c2_covers_avx512(const sqz_dw_plane *a) {
     return (a->k == 3 || a->k == 5) && (a->stride == 1 || a->stride == 2) && a->OW >= 1 &&
            a->OW <= 8 && a->OH >= 1 && a->OH <= 8 && a->H >= 1 && a->W >= 1 &&
            a->W <= 8 * a->stride && a->pt >= 0 && a->pt < a->k && a->pl == (a->k - 1) / 2;
@@ -1584,7 +1595,7 @@ int sqz_dw_c2_covers_avx512(const sqz_dw_c2 *a) {
         break;                                                                                     \
     }
 
-void sqz_dw_c2_run_avx512(const sqz_dw_c2 *a, const float *x, float *y) {
+void sqz_dw_c2_run_avx512(const sqz_dw_plane *a, const float *x, float *y) {
     if (a->k == 3 && a->stride == 1) C2_OH(3, 1)
     if (a->k == 3 && a->stride == 2) C2_OH(3, 2)
     if (a->k == 5 && a->stride == 1) C2_OH(5, 1)
@@ -1597,15 +1608,8 @@ void sqz_dw_c2_run_avx512(const sqz_dw_c2 *a, const float *x, float *y) {
  * = column j (stride 2: 2 j, 2 j + 1 of the even / odd vector), taps as
  * lane shifts with zeros shifted in, R <= 8 output rows a group. */
 
-DW_INLINE __m512 c1_shift(__m512 v, int d) {
-    if (d == 0) return v;
-    if (d > 0) return d >= 16 ? _mm512_setzero_ps() : c2_align(_mm512_setzero_ps(), v, d);
-    return d <= -16 ? _mm512_setzero_ps() : c2_align(v, _mm512_setzero_ps(), 16 + d);
-}
-
 DW_INLINE void c1_group(const sqz_dw_plane *a, const float *x, float *y, int oy0, const int K,
                         const int S, const int R) {
-    const int P = (K - 1) / 2;
     const int NR = (R - 1) * S + K;
     const __mmask16 m0 = mask_n(a->W), m1 = mask_n(a->W - 16);
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -1630,24 +1634,7 @@ DW_INLINE void c1_group(const sqz_dw_plane *a, const float *x, float *y, int oy0
     }
     __m512 acc[8];
     for (int j = 0; j < 8; j++) acc[j] = _mm512_set1_ps(a->bias);
-#pragma GCC unroll 5
-    for (int kx = 0; kx < K; kx++) {
-        const int q = kx - P, par = S == 2 ? q & 1 : 0;
-        const int d = S == 1 ? q : q >= 0 ? q / 2 : -((1 - q) / 2);
-        __m512 wk[5];
-#pragma GCC unroll 5
-        for (int ky = 0; ky < K; ky++) wk[ky] = _mm512_set1_ps(a->w[ky * K + kx]);
-#pragma GCC unroll 20
-        for (int r = 0; r < NR; r++) {
-            const __m512 t = c1_shift(V[par][r], d);
-#pragma GCC unroll 5
-            for (int ky = 0; ky < K; ky++) {
-                const int js = r - ky;
-                if (js >= 0 && js % S == 0 && js / S < R)
-                    acc[js / S] = _mm512_fmadd_ps(t, wk[ky], acc[js / S]);
-            }
-        }
-    }
+    lane_taps(V, acc, a->w, K, S, R, 1);
     const __m512 va = _mm512_set1_ps(a->alpha), vb = _mm512_set1_ps(a->beta);
     const __mmask16 mo = mask_n(a->OW);
     for (int j = 0; j < R; j++)
