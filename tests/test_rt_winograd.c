@@ -477,12 +477,33 @@ static void test_auto_and_env(void **state) {
     const sqz_gemm_kernel *k = sqz_gemm_best();
     run_res r;
     unsetenv("SQZ_WINOGRAD");
+    /* 16..64 channels (multiples of 16) on planes up to 32x32: the
+     * small-channel kernel where the CPU has AVX-512 (wino_small.h) */
+#if defined(__x86_64__)
+    const int small_kernel = sqz_cpu_has_avx512();
+#else
+    const int small_kernel = 0;
+#endif
+    run_conv(k, -1, &big, 1, x, w, NULL, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.m, small_kernel ? SQZ_WINO_SMALL : 4);
+    free(r.y);
+    run_conv(k, -1, &small, 1, x, w, NULL, &r); /* 7x7: else the direct GEMM's */
+    assert_int_equal(r.rc, small_kernel ? 0 : 1);
+    if (small_kernel) free(r.y);
+    big.C = 56; /* off the small kernel's channel counts */
     run_conv(k, -1, &big, 1, x, w, NULL, &r);
     assert_int_equal(r.rc, 0);
     assert_int_equal(r.m, 4);
     free(r.y);
-    run_conv(k, -1, &small, 1, x, w, NULL, &r); /* 7x7: the direct GEMM's */
-    assert_int_equal(r.rc, 1);
+    big.C = 48;
+    setenv("SQZ_WINOGRAD", "s", 1);
+    run_conv(k, -1, &big, 1, x, w, NULL, &r);
+    assert_int_equal(r.rc, small_kernel ? 0 : 1);
+    if (small_kernel) {
+        assert_int_equal(r.m, SQZ_WINO_SMALL);
+        free(r.y);
+    }
     setenv("SQZ_WINOGRAD", "2", 1);
     run_conv(k, -1, &big, 1, x, w, NULL, &r);
     assert_int_equal(r.rc, 0);

@@ -24,7 +24,8 @@
  * paper's tables, one tile at a time) the tests compare them with.
  *
  * SQZ_WINOGRAD=0 in the environment (read at prepare) disables the path;
- * =2 / =4 force F(2,3) / F(4,3) wherever it applies (benches, tests);
+ * =2 / =4 force F(2,3) / F(4,3) wherever it applies (benches, tests), =s
+ * the small-channel kernel (wino_small.h);
  * unset or other values: the per-layer automatic choice. */
 #ifndef SQZ_KERNELS_WINOGRAD_H
 #define SQZ_KERNELS_WINOGRAD_H
@@ -109,8 +110,12 @@ void sqz_wino_weight(int m, const float *g, float *u);
  * (1) what it does not cover or where the direct GEMM is the better choice. */
 extern const sqz_op_impl sqz_winograd_conv;
 
-/* Same, but with a given GEMM kernel and tile choice (m = 2 or 4; 0: the
- * automatic choice, which may decline): for tests and benches. */
+/* m of the small-channel F(4,3) kernel (wino_small.h, x86 AVX-512) */
+#define SQZ_WINO_SMALL 5
+
+/* Same, but with a given GEMM kernel and tile choice (m = 2 or 4,
+ * SQZ_WINO_SMALL; 0: the automatic choice, which may decline): for tests
+ * and benches. */
 int sqz_winograd_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k, int m);
 void sqz_winograd_conv_run(const sqz_op_ctx *ctx);
 void sqz_winograd_conv_release(void *params);

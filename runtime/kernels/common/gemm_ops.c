@@ -13,6 +13,7 @@
 #include "gemm.h"
 #include "par.h"
 #include "ref/ref.h"
+#include "wino_small.h"
 #include "winograd.h"
 
 typedef struct gop {
@@ -105,6 +106,11 @@ typedef struct gop {
     int chn, cnt;
     size_t ch_thread, ch_pad;
     signed char ch_res[SQZ_CONV_CHAIN_MAX];
+    /* ch_ws[s]: chain conv s runs its bands on the small-channel Winograd
+     * kernel (wino_small.h; NULL: px_rows), in ch_wsb bytes at the end of
+     * each thread's part */
+    sqz_wsm **ch_ws;
+    size_t ch_wsb;
 } gop;
 
 void sqz_gemm_op_release(void *params) {
@@ -114,6 +120,10 @@ void sqz_gemm_op_release(void *params) {
     free(p->off);
     free(p->doff);
     free(p->ch);
+#if defined(__x86_64__) || defined(_M_X64)
+    for (int s = 0; p->ch_ws && s < p->chn; s++) sqz_wsm_free(p->ch_ws[s]);
+#endif
+    free(p->ch_ws);
     free(p->gv_bias);
     free(p);
 }
@@ -1071,10 +1081,46 @@ static size_t chain_floats(const gop *p, int down) {
                 : (size_t)(p->M * p->out_sp + 15) / 16 * 16;
 }
 
+#if defined(__x86_64__) || defined(_M_X64)
+/* 1 when chain conv p runs on the small-channel Winograd kernel: 3x3
+ * stride 1, channels it covers, no down conv in its band copy; not under
+ * SQZ_WINOGRAD=0 (Winograd off everywhere). */
+static int chain_wino(const gop *p) {
+    const char *e = getenv("SQZ_WINOGRAD");
+    return !(e && !strcmp(e, "0")) && p->kh == 3 && p->kw == 3 && p->sh == 1 && p->sw == 1 &&
+           p->dh == 1 && p->dw == 1 && p->group == 1 && !p->dn &&
+           sqz_wsm_ok(p->C, p->M, p->act.kind);
+}
+#endif
+
+/* Winograd scratch of a chain at nt threads: the largest band any thread
+ * runs (its rows without residual-only extensions; a longer band falls
+ * back to px_rows) */
+static size_t chain_wino_bytes(sqz_op_ctx *const *c, int n, int nt) {
+    size_t most = 0;
+#if defined(__x86_64__) || defined(_M_X64)
+    for (int t = 0; t < nt; t++) {
+        int64_t r0[SQZ_CONV_CHAIN_MAX], r1[SQZ_CONV_CHAIN_MAX];
+        chain_rows(c, n, NULL, t, nt, r0, r1);
+        for (int s = 0; s < n; s++) {
+            const gop *q = c[s]->params;
+            if (!chain_wino(q) || r1[s] <= r0[s]) continue;
+            size_t b = sqz_wsm_band_bytes(q->C, q->M, q->OW, r1[s] - r0[s]);
+            most = b > most ? b : most;
+        }
+    }
+#else
+    (void)c;
+    (void)n;
+    (void)nt;
+#endif
+    return (most + 127) / 128 * 128;
+}
+
 /* One thread's bytes: the largest band copy, then the earlier convs'
  * outputs, 128-byte parts with 128 bytes between them (see the wide
- * scratch) */
-static size_t chain_thread_bytes(sqz_op_ctx *const *c, int n, size_t *pad) {
+ * scratch), then the Winograd scratch (*wsb bytes) */
+static size_t chain_thread_bytes(sqz_op_ctx *const *c, int n, int nt, size_t *pad, size_t *wsb) {
     size_t pf = 0, b = 0;
     for (int s = 0; s < n; s++) {
         const gop *p = c[s]->params;
@@ -1082,7 +1128,8 @@ static size_t chain_thread_bytes(sqz_op_ctx *const *c, int n, size_t *pad) {
         if (s < n - 1) b += chain_floats(p, 0) + chain_floats(p, 1);
     }
     *pad = pf;
-    return ((pf + b) * sizeof(float) + 127) / 128 * 128 + 128;
+    *wsb = chain_wino_bytes(c, n, nt);
+    return ((pf + b) * sizeof(float) + 127) / 128 * 128 + 128 + *wsb;
 }
 
 size_t sqz_gemm_conv_chain_bytes(sqz_op_ctx *const *c, int n, int nt) {
@@ -1115,8 +1162,8 @@ size_t sqz_gemm_conv_chain_bytes(sqz_op_ctx *const *c, int n, int nt) {
     const char *e = getenv("SQZ_CHAIN_EXTRA");
     const double extra = e && *e ? atof(e) : 1.07;
     if (most > extra) return 0;
-    size_t pad;
-    return chain_thread_bytes(c, n, &pad) * (size_t)nt;
+    size_t pad, wsb;
+    return chain_thread_bytes(c, n, nt, &pad, &wsb) * (size_t)nt;
 }
 
 int sqz_gemm_conv_chain(sqz_op_ctx *const *c, int n) {
@@ -1137,13 +1184,30 @@ int sqz_gemm_conv_chain(sqz_op_ctx *const *c, int n) {
         }
     }
     sqz_op_ctx **ch = malloc((size_t)n * sizeof *ch);
-    if (!ch) return 0;
+    sqz_wsm **ws = calloc((size_t)n, sizeof *ws);
+    if (!ch || !ws) {
+        free(ch);
+        free(ws);
+        return 0;
+    }
+#if defined(__x86_64__) || defined(_M_X64)
+    /* the Winograd weights (U = G g G^T) of each conv that takes it; one
+     * that fails (memory) runs px_rows */
+    for (int s = 0; s < n; s++) {
+        const gop *q = c[s]->params;
+        if (chain_wino(q))
+            ws[s] = sqz_wsm_create(q->C, q->M, q->IH, q->IW, q->OH, q->OW, q->ph, q->pw,
+                                   c[s]->in_data[1], q->has_bias ? c[s]->in_data[2] : NULL,
+                                   q->act.kind);
+    }
+#endif
     memcpy(ch, c, (size_t)n * sizeof *ch);
     memcpy(p->ch_res, res, (size_t)n);
     p->ch = ch;
+    p->ch_ws = ws;
     p->chn = n;
     p->cnt = c[n - 1]->num_threads;
-    p->ch_thread = chain_thread_bytes(c, n, &p->ch_pad);
+    p->ch_thread = chain_thread_bytes(c, n, p->cnt, &p->ch_pad, &p->ch_wsb);
     return 1;
 }
 
@@ -1176,6 +1240,14 @@ static void chain_part(void *arg, int t) {
         if (p->ch_res[s] >= 0) fp.res = buf[p->ch_res[s]];
         const sqz_op_ctx *dn = q->dn;
         float *dy = !dn ? NULL : last ? dn->out_data[0] : buf[SQZ_CONV_CHAIN_MAX + s];
+#if defined(__x86_64__) || defined(_M_X64)
+        if (p->ch_ws[s] && sqz_wsm_band_bytes(q->C, q->M, q->OW, r1[s] - r0[s]) <= p->ch_wsb) {
+            char *wsc = (char *)ctx->scratch + p->ch_thread * (size_t)(t + 1) - p->ch_wsb;
+            sqz_wsm_rows(p->ch_ws[s], s ? buf[s - 1] : c->in_data[0],
+                         last ? c->out_data[0] : buf[s], q->has_fp ? &fp : NULL, r0[s], r1[s], wsc);
+            continue;
+        }
+#endif
         px_rows(q, s ? buf[s - 1] : c->in_data[0], q->has_bias ? c->in_data[2] : NULL,
                 last ? c->out_data[0] : buf[s], q->has_fp ? &fp : NULL, pad, r0[s], r1[s], 0, q->Mg,
                 dn, dy, 0, dn ? ((const gop *)dn->params)->M : 0);

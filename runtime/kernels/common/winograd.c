@@ -8,6 +8,7 @@
 #include "par.h"
 #include "ref/ref.h"
 #include "winograd.h"
+#include "wino_small.h"
 
 /* the generic-C transforms, paired with the scalar GEMM kernel (NR 8) */
 #define WT_NR 8
@@ -57,18 +58,25 @@ typedef struct wino {
     uint64_t macs; /* of the direct conv (the figure `sqz info` reports) */
     int has_fp;    /* the executor's fused epilogue (sqz_winograd_conv_set_post) */
     sqz_conv_post fp;
+    /* sm: the small-channel kernel (wino_small.h) runs the conv instead,
+     * each part tile rows [sm_tr[p], sm_tr[p + 1]) of every image */
+    sqz_wsm *sm;
+    int64_t sm_tr[WINO_MAX_PARTS + 1];
 } wino;
 
 void sqz_winograd_conv_release(void *params) {
     wino *w = params;
     if (!w) return;
+#if defined(__x86_64__) || defined(_M_X64)
+    sqz_wsm_free(w->sm);
+#endif
     free(w->U);
     free(w);
 }
 
 void sqz_winograd_conv_info(const sqz_op_ctx *ctx, int *m, int *parts) {
     const wino *w = ctx->params;
-    *m = w ? w->g.m : 0;
+    *m = w ? (w->sm ? SQZ_WINO_SMALL : w->g.m) : 0;
     *parts = w ? w->nparts : 0;
 }
 
@@ -84,6 +92,7 @@ static int env_choice(void) {
     if (!strcmp(e, "0")) return 0;
     if (!strcmp(e, "2")) return 2;
     if (!strcmp(e, "4")) return 4;
+    if (!strcmp(e, "s")) return SQZ_WINO_SMALL;
     return -1;
 }
 
@@ -236,6 +245,62 @@ static void block_args(const wino *w, sqz_gemm_args *a, int64_t np) {
     a->num_threads = 1;
 }
 
+/* The small-channel kernel by default where it applies and on planes up to
+ * 32 x 32 (see wino_small.h; timings in the commit that added it). At 2+
+ * threads not on planes of 4+ rows a thread: the GEMM conv takes those, to
+ * run them on this kernel inside its conv chains (gemm_ops.c, each thread
+ * its band with halo rows; else its direct conv). */
+static int small_auto(const wino *w, int act, int nt) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (nt > 1 && w->N == 1 && w->g.OH >= 4 * nt) return 0;
+    return sqz_wsm_ok(w->C, w->M, act) && w->g.OH * w->g.OW <= 1024;
+#else
+    (void)w;
+    (void)act;
+    (void)nt;
+    return 0;
+#endif
+}
+
+/* Sets up the small-channel kernel: 1 when it does not apply. Parts of
+ * whole tile rows (4 output rows), balanced. */
+static int small_prepare(sqz_op_ctx *ctx, wino *w, int act) {
+#if defined(__x86_64__) || defined(_M_X64)
+    sqz_wsm *sm =
+        sqz_wsm_create(w->C, w->M, w->g.IH, w->g.IW, w->g.OH, w->g.OW, w->g.ph, w->g.pw,
+                       ctx->in_data[1], ref_has_input(ctx, 2) ? ctx->in_data[2] : NULL, act);
+    if (!sm) return sqz_wsm_ok(w->C, w->M, act) ? sqz_op_fail(ctx, "Conv: out of memory") : 1;
+    wino *pw = malloc(sizeof(*pw));
+    if (!pw) {
+        sqz_wsm_free(sm);
+        return sqz_op_fail(ctx, "Conv: out of memory");
+    }
+    *pw = *w;
+    pw->sm = sm;
+    pw->g.m = 4;
+    const int64_t tr = (w->g.OH + 3) / 4;
+    int np = 1;
+    if (ctx->num_threads > 1 && (int64_t)w->macs >= sqz_gemm_conv_par_min_macs())
+        np = ctx->num_threads < WINO_MAX_PARTS ? ctx->num_threads : WINO_MAX_PARTS;
+    if (np > tr) np = (int)tr;
+    pw->nparts = np;
+    int64_t most = 0;
+    for (int p = 0; p <= np; p++) {
+        pw->sm_tr[p] = tr * p / np;
+        if (p && pw->sm_tr[p] - pw->sm_tr[p - 1] > most) most = pw->sm_tr[p] - pw->sm_tr[p - 1];
+    }
+    pw->part_bytes = sqz_wsm_scratch_bytes(sm, 4 * most);
+    ctx->params = pw;
+    ctx->scratch_bytes = pw->part_bytes * (size_t)np;
+    return 0;
+#else
+    (void)ctx;
+    (void)w;
+    (void)act;
+    return 1;
+#endif
+}
+
 int sqz_winograd_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k, int m) {
     int rc = sqz_ref_conv.prepare(ctx);
     if (ctx->params && sqz_ref_conv.release) sqz_ref_conv.release(ctx->params);
@@ -266,10 +331,14 @@ int sqz_winograd_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k, int m) 
     w.g.pw = rg.pb[2];
     if (w.N == 0 || w.C == 0 || w.M == 0 || w.g.OH <= 0 || w.g.OW <= 0) return 1;
     w.macs = (uint64_t)(w.N * w.M * w.g.OH * w.g.OW * w.C * 9);
-    if (m == 0) m = auto_tile(&w, ctx->num_threads);
-    if (m != 2 && m != 4) return 1;
+    w.g.x_img = w.C * w.g.IH * w.g.IW;
+    w.g.y_img = w.M * w.g.OH * w.g.OW;
     ref_act act;
     if (ref_act_prepare(ctx, &act)) return -1;
+    if (m == SQZ_WINO_SMALL || (m == 0 && small_auto(&w, act.kind, ctx->num_threads)))
+        return small_prepare(ctx, &w, act.kind);
+    if (m == 0) m = auto_tile(&w, ctx->num_threads);
+    if (m != 2 && m != 4) return 1;
     w.g.act = act.kind;
     w.g.alpha = act.alpha;
     w.g.beta = act.beta;
@@ -280,8 +349,6 @@ int sqz_winograd_conv_prepare(sqz_op_ctx *ctx, const sqz_gemm_kernel *k, int m) 
     w.g.tiles_w = (w.g.OW + m - 1) / m;
     w.tiles_per_img = w.tiles_h * w.g.tiles_w;
     w.ntiles = w.N * w.tiles_per_img;
-    w.g.x_img = w.C * w.g.IH * w.g.IW;
-    w.g.y_img = w.M * w.g.OH * w.g.OW;
     w.has_bias = ref_has_input(ctx, 2);
     plan_blocks(&w, ctx->num_threads);
 
@@ -415,6 +482,17 @@ static void wino_part(void *arg, int part) {
     const sqz_op_ctx *ctx = arg;
     const wino *w = ctx->params;
     char *scratch = (char *)ctx->scratch + w->part_bytes * (size_t)part;
+#if defined(__x86_64__) || defined(_M_X64)
+    if (w->sm) {
+        int64_t r0 = 4 * w->sm_tr[part], r1 = 4 * w->sm_tr[part + 1];
+        r1 = r1 < w->g.OH ? r1 : w->g.OH;
+        for (int64_t n = 0; n < w->N; n++)
+            sqz_wsm_rows(w->sm, (const float *)ctx->in_data[0] + n * w->g.x_img,
+                         (float *)ctx->out_data[0] + n * w->g.y_img, w->has_fp ? &w->fp : NULL, r0,
+                         r1, scratch);
+        return;
+    }
+#endif
     for (int64_t t0 = w->pt[part]; t0 < w->pt[part + 1]; t0 += w->blk) {
         int64_t cnt = w->pt[part + 1] - t0 < w->blk ? w->pt[part + 1] - t0 : w->blk;
         run_block(ctx, t0, cnt, scratch);
