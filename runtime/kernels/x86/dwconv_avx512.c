@@ -1488,14 +1488,23 @@ DW_INLINE __m512 lane_shift(__m512 v, int n) {
  * (L = 1) kernels: acc[j] += the K x K taps of output row j < R from the
  * padded rows V (V[0][r]: row r, stride 2 its even columns; V[1][r] its odd
  * ones). Per tap column kx its K weights once (broadcasts from memory per
- * FMA cost 39 -> 32 GMAC/s on 1152x7x7 k5), each row shifted once for the up
- * to K output rows it feeds. Column ox * S - P + kx: stride 1 row r shifted
- * by kx - P; stride 2 the even / odd vector (parity of q = kx - P) shifted
- * by floor(q / 2). Weights: L = 2, c2_w(w, t); L = 1, w[t]. */
+ * FMA cost 39 -> 32 GMAC/s on 1152x7x7 k5). Column ox * S - P + kx: stride
+ * 1 row r shifted by kx - P, each row shifted once for the up to K output
+ * rows it feeds; stride 2 the even / odd vector (parity of q = kx - P)
+ * shifted by d = floor(q / 2) (-1, 0, 1): those taps are summed unshifted
+ * into ps[d + 1] and each sum shifted once per output row at the end
+ * (shift(sum w v) = sum w shift(v), zeros shifted in on both sides): 1-2
+ * valignd an output row where the input rows took 1-3 each (~2.4 input rows
+ * an output row). bench_dwconv, 1 thread, interleaved x3, best GMAC/s:
+ * 240x28x28 k5 s2 28.4 -> 33.7, k3 s2 20.5 -> 22.1, 576x14x14 k5 s2 27.9 ->
+ * 31.6, 672x14x14 k5 s2 27.8 -> 31.6. Weights: L = 2, c2_w(w, t); L = 1,
+ * w[t]. */
 DW_INLINE void lane_taps(__m512 V[2][20], __m512 *acc, const float *w, const int K, const int S,
                          const int R, const int L) {
     const int P = (K - 1) / 2;
     const int NR = (R - 1) * S + K;
+    __m512 ps[3][8]; /* stride 2: the sums of the taps of shift -1 / +1 */
+    for (int j = 0; j < R; j++) ps[0][j] = ps[2][j] = _mm512_setzero_ps();
 #pragma GCC unroll 5
     for (int kx = 0; kx < K; kx++) {
         const int q = kx - P, par = S == 2 ? q & 1 : 0;
@@ -1506,15 +1515,22 @@ DW_INLINE void lane_taps(__m512 V[2][20], __m512 *acc, const float *w, const int
             wk[ky] = L == 2 ? c2_w(w, ky * K + kx) : _mm512_set1_ps(w[ky * K + kx]);
 #pragma GCC unroll 20
         for (int r = 0; r < NR; r++) {
-            const __m512 t = lane_shift(V[par][r], L * d);
+            const __m512 t = S == 2 ? V[par][r] : lane_shift(V[par][r], L * d);
 #pragma GCC unroll 5
             for (int ky = 0; ky < K; ky++) {
                 const int js = r - ky; /* output row j reads padded row j S + ky */
-                if (js >= 0 && js % S == 0 && js / S < R)
-                    acc[js / S] = _mm512_fmadd_ps(t, wk[ky], acc[js / S]);
+                if (js >= 0 && js % S == 0 && js / S < R) {
+                    __m512 *o = S == 1 || d == 0 ? &acc[js / S] : &ps[d + 1][js / S];
+                    *o = _mm512_fmadd_ps(t, wk[ky], *o);
+                }
             }
         }
     }
+    if (S == 2)
+        for (int j = 0; j < R; j++) {
+            acc[j] = _mm512_add_ps(acc[j], lane_shift(ps[0][j], -L));
+            if (K == 5) acc[j] = _mm512_add_ps(acc[j], lane_shift(ps[2][j], L));
+        }
 }
 
 DW_INLINE void c2_plane(const sqz_dw_plane *a, const float *x, float *y, const int K, const int S,
