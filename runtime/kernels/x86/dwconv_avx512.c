@@ -883,6 +883,9 @@ void sqz_dw_band_run_avx512(const sqz_dw_plane *a, const float *x, float *y, flo
  * vectors of 16 columns accumulate at once; input rows outside the plane
  * are skipped. */
 
+#ifndef S2_PS
+#define S2_PS 1
+#endif
 /* output rows per group: 8 FMA chains (R x NV accumulators) */
 #define S2_R(nv) ((nv) == 1 ? 8 : 4)
 
@@ -948,6 +951,12 @@ DW_INLINE void s2_group_x(const sqz_dw_plane *a, const float *x, float *y, const
     __m512 acc[8][2];
     for (int j = 0; j < R; j++)
         for (int n = 0; n < NV; n++) acc[j][n] = _mm512_set1_ps(a->bias);
+    /* 5x5 without the extra split: taps 2, 3 (shift 1) and 4 (shift 2) summed
+     * unshifted into p1 / p2, each sum shifted once at the end (as lane_taps) */
+    const int PS = S2_PS && K == 5 && !EXT;
+    __m512 p1[8][2], p2[8][2];
+    for (int j = 0; j < R; j++)
+        for (int n = 0; n < NV; n++) p1[j][n] = p2[j][n] = _mm512_setzero_ps();
     const int64_t iy0 = (int64_t)oy * 2 - a->pt, c0 = (int64_t)ox0 * 2 - a->pl;
     /* the load masks, the same on every row */
     __mmask16 mk[6];
@@ -966,9 +975,26 @@ DW_INLINE void s2_group_x(const sqz_dw_plane *a, const float *x, float *y, const
 #pragma GCC unroll 5
             for (int kx = 0; kx < K; kx++)
 #pragma GCC unroll 2
-                for (int n = 0; n < NV; n++) WFMA(acc[j][n], T[kx][n], ky * K + kx);
+                for (int n = 0; n < NV; n++) {
+                    if (!PS)
+                        WFMA(acc[j][n], T[kx][n], ky * K + kx);
+                    else if (kx < 2)
+                        WFMA(acc[j][n], T[kx][n], ky * K + kx);
+                    else if (kx < 4)
+                        WFMA(p1[j][n], T[kx - 2][n], ky * K + kx);
+                    else
+                        WFMA(p2[j][n], T[0][n], ky * K + kx);
+                }
         }
     }
+    if (PS)
+        for (int j = 0; j < R; j++)
+            for (int n = 0; n < NV; n++) {
+                const __m512 z = _mm512_setzero_ps();
+                const __m512 h1 = n + 1 < NV ? p1[j][n + 1] : z, h2 = n + 1 < NV ? p2[j][n + 1] : z;
+                acc[j][n] = _mm512_add_ps(acc[j][n], shift_lanes(p1[j][n], h1, 1));
+                acc[j][n] = _mm512_add_ps(acc[j][n], shift_lanes(p2[j][n], h2, 2));
+            }
     const __m512 va = _mm512_set1_ps(a->alpha), vb = _mm512_set1_ps(a->beta);
     for (int j = 0; j < R; j++)
         for (int n = 0; n < NV; n++)
