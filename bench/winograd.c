@@ -33,8 +33,10 @@ static const layer layers[] = {
     {"squeezenet 16->64 55x55", 16, 64, 55, 55},   {"squeezenet 32->128 27x27", 32, 128, 27, 27},
     {"squeezenet 48->192 13x13", 48, 192, 13, 13}, {"squeezenet 64->256 13x13", 64, 256, 13, 13},
     {"small resnet 16x28x28", 16, 16, 28, 28},     {"small resnet 32x14x14", 32, 32, 14, 14},
+    {"small resnet 64x7x7", 64, 64, 7, 7},
 };
 #define N_LAYERS ((int)(sizeof layers / sizeof layers[0]))
+#define NP 4 /* paths: direct, F(2,3), F(4,3), small-channel F(4,3) */
 
 static double cpu_now(int threads) {
     struct timespec ts;
@@ -95,7 +97,8 @@ typedef struct path {
     void (*release)(void *);
 } path;
 
-/* m: 0 direct GEMM conv, 2 / 4 Winograd tile. Returns 0 when prepared. */
+/* m: 0 direct GEMM conv, 2 / 4 Winograd tile, SQZ_WINO_SMALL the
+ * small-channel kernel. Returns 0 when prepared. */
 static int path_prepare(path *p, const cnode *cn, const sqz_shape *in, const float *x,
                         const float *w, const float *b, float *y, int m, int threads) {
     memset(p, 0, sizeof(*p));
@@ -175,9 +178,9 @@ int main(int argc, char **argv) {
     printf("Winograd vs direct 3x3 conv (pad 1, ReLU), GEMM kernel %s, %d thread(s), median of "
            "%d runs, %s time\n",
            sqz_gemm_best()->name, threads, runs, threads > 1 ? "wall-clock" : "thread CPU");
-    printf("%-26s %9s %9s %9s %8s %8s %9s %9s %5s\n", "layer", "direct", "F(2,3)", "F(4,3)",
-           "F2/dir", "F4/dir", "F2 err", "F4 err", "auto");
-    double *t = malloc(sizeof(double) * 3 * (size_t)runs);
+    printf("%-26s %9s %9s %9s %9s %8s %8s %8s %9s %9s %9s %5s\n", "layer", "direct", "F(2,3)",
+           "F(4,3)", "small", "F2/dir", "F4/dir", "S/dir", "F2 err", "F4 err", "S err", "auto");
+    double *t = malloc(sizeof(double) * NP * (size_t)runs);
     if (!t) return 1;
     for (int li = 0; li < N_LAYERS; li++) {
         const layer *L = &layers[li];
@@ -185,7 +188,7 @@ int main(int argc, char **argv) {
         size_t nx = (size_t)(L->C * L->H * L->W), nw = (size_t)(L->M * L->C * 9),
                ny = (size_t)(L->M * L->H * L->W);
         float *x = xalloc(nx * 4), *w = xalloc(nw * 4), *b = xalloc((size_t)L->M * 4);
-        float *y[3] = {xalloc(ny * 4), xalloc(ny * 4), xalloc(ny * 4)};
+        float *y[NP] = {xalloc(ny * 4), xalloc(ny * 4), xalloc(ny * 4), xalloc(ny * 4)};
         fill(x, nx, 1);
         fill(w, nw, 2);
         fill(b, (size_t)L->M, 3);
@@ -197,10 +200,10 @@ int main(int argc, char **argv) {
         in[0] = (sqz_shape){4, {1, L->C, L->H, L->W}};
         in[1] = (sqz_shape){4, {L->M, L->C, 3, 3}};
         in[2] = (sqz_shape){1, {L->M}};
-        path p[3];
-        const int ms[3] = {0, 2, 4};
-        int ok[3];
-        for (int k = 0; k < 3; k++)
+        path p[NP];
+        const int ms[NP] = {0, 2, 4, SQZ_WINO_SMALL};
+        int ok[NP];
+        for (int k = 0; k < NP; k++)
             ok[k] = !path_prepare(&p[k], &cn, in, x, w, b, y[k], ms[k], threads);
         /* the automatic choice (SQZ_WINOGRAD unset: 0, 2 or 4) */
         int auto_m = 0;
@@ -215,31 +218,33 @@ int main(int argc, char **argv) {
                 sqz_winograd_conv_release(c.params);
             }
         }
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < NP; k++)
             if (ok[k]) p[k].run(&p[k].ctx); /* warm-up */
         for (int r = 0; r < runs; r++)
-            for (int kk = 0; kk < 3; kk++) {
-                int k = (r & 1) ? 2 - kk : kk;
+            for (int kk = 0; kk < NP; kk++) {
+                int k = (r & 1) ? NP - 1 - kk : kk;
                 if (!ok[k]) continue;
                 double t0 = cpu_now(threads);
                 p[k].run(&p[k].ctx);
                 t[k * runs + r] = cpu_now(threads) - t0;
             }
-        double med[3] = {0, 0, 0};
-        for (int k = 0; k < 3; k++)
+        double med[NP] = {0, 0, 0, 0};
+        for (int k = 0; k < NP; k++)
             if (ok[k]) {
                 qsort(t + k * runs, (size_t)runs, sizeof(double), cmp_d);
                 med[k] = 1e3 * t[k * runs + runs / 2];
             }
-        printf("%-26s %9.3f %9.3f %9.3f %8.2f %8.2f %9.2e %9.2e %5d\n", L->name, med[0], med[1],
-               med[2], med[1] / med[0], med[2] / med[0], max_rel(y[1], y[0], ny),
-               max_rel(y[2], y[0], ny), auto_m);
-        for (int k = 0; k < 3; k++)
+        /* the small-channel kernel declines most layers: 0 / nan there */
+        printf("%-26s %9.3f %9.3f %9.3f %9.3f %8.2f %8.2f %8.2f %9.2e %9.2e %9.2e %5d\n", L->name,
+               med[0], med[1], med[2], med[3], med[1] / med[0], med[2] / med[0], med[3] / med[0],
+               max_rel(y[1], y[0], ny), max_rel(y[2], y[0], ny),
+               ok[3] ? max_rel(y[3], y[0], ny) : 0.0, auto_m);
+        for (int k = 0; k < NP; k++)
             if (ok[k]) path_free(&p[k]);
         free(x);
         free(w);
         free(b);
-        for (int k = 0; k < 3; k++) free(y[k]);
+        for (int k = 0; k < NP; k++) free(y[k]);
     }
     free(t);
     return 0;

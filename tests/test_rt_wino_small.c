@@ -234,6 +234,10 @@ static void test_fixed(void **state) {
             c.threads = (int)(C / 16);
             check(&rng, &c);
         }
+    /* a plane run in chunks of tile rows (3 of its 8 a call) */
+    c = base(64, 64, 30, 29);
+    c.post = 2;
+    check(&rng, &c);
     /* odd planes: partial tiles at the bottom / right, lines */
     c = base(16, 32, 27, 17);
     c.threads = 3;

@@ -62,6 +62,7 @@ typedef struct wino {
      * each part tile rows [sm_tr[p], sm_tr[p + 1]) of every image */
     sqz_wsm *sm;
     int64_t sm_tr[WINO_MAX_PARTS + 1];
+    int64_t sm_chunk; /* tile rows a call: staged input + output near L2 / 4 */
 } wino;
 
 void sqz_winograd_conv_release(void *params) {
@@ -246,14 +247,16 @@ static void block_args(const wino *w, sqz_gemm_args *a, int64_t np) {
 }
 
 /* The small-channel kernel by default where it applies and on planes up to
- * 32 x 32 (see wino_small.h; timings in the commit that added it). At 2+
+ * 4096 pixels (see wino_small.h; timings in the commits that added it:
+ * also ResNet-18's 64x56x56 and SqueezeNet's 16->64 @55x55 at 1 thread,
+ * in chunks of tile rows, bench_winograd 0.76 / 0.70 of the generic F(4,3)). At 2+
  * threads not on planes of 4+ rows a thread: the GEMM conv takes those, to
  * run them on this kernel inside its conv chains (gemm_ops.c, each thread
  * its band with halo rows; else its direct conv). */
 static int small_auto(const wino *w, int act, int nt) {
 #if defined(__x86_64__) || defined(_M_X64)
     if (nt > 1 && w->N == 1 && w->g.OH >= 4 * nt) return 0;
-    return sqz_wsm_ok(w->C, w->M, act) && w->g.OH * w->g.OW <= 1024;
+    return sqz_wsm_ok(w->C, w->M, act) && w->g.OH * w->g.OW <= 4096;
 #else
     (void)w;
     (void)act;
@@ -289,7 +292,13 @@ static int small_prepare(sqz_op_ctx *ctx, wino *w, int act) {
         pw->sm_tr[p] = tr * p / np;
         if (p && pw->sm_tr[p] - pw->sm_tr[p - 1] > most) most = pw->sm_tr[p] - pw->sm_tr[p - 1];
     }
-    pw->part_bytes = sqz_wsm_scratch_bytes(sm, 4 * most);
+    /* large planes in chunks of tile rows whose staged input and output
+     * stay under 256 KB (one chunk up to the small ResNet's 16x28x28) */
+    const int64_t row_bytes = (4 * (w->g.OW + 6) * (w->C + w->M)) * (int64_t)sizeof(float);
+    pw->sm_chunk = (256 << 10) / row_bytes;
+    if (pw->sm_chunk < 1) pw->sm_chunk = 1;
+    if (pw->sm_chunk > most) pw->sm_chunk = most;
+    pw->part_bytes = sqz_wsm_scratch_bytes(sm, 4 * pw->sm_chunk);
     ctx->params = pw;
     ctx->scratch_bytes = pw->part_bytes * (size_t)np;
     return 0;
@@ -487,9 +496,10 @@ static void wino_part(void *arg, int part) {
         int64_t r0 = 4 * w->sm_tr[part], r1 = 4 * w->sm_tr[part + 1];
         r1 = r1 < w->g.OH ? r1 : w->g.OH;
         for (int64_t n = 0; n < w->N; n++)
-            sqz_wsm_rows(w->sm, (const float *)ctx->in_data[0] + n * w->g.x_img,
-                         (float *)ctx->out_data[0] + n * w->g.y_img, w->has_fp ? &w->fp : NULL, r0,
-                         r1, scratch);
+            for (int64_t c0 = r0; c0 < r1; c0 += 4 * w->sm_chunk)
+                sqz_wsm_rows(w->sm, (const float *)ctx->in_data[0] + n * w->g.x_img,
+                             (float *)ctx->out_data[0] + n * w->g.y_img, w->has_fp ? &w->fp : NULL,
+                             c0, c0 + 4 * w->sm_chunk < r1 ? c0 + 4 * w->sm_chunk : r1, scratch);
         return;
     }
 #endif
