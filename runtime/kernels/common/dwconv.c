@@ -323,32 +323,21 @@ static void dw_planes_band(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int6
     }
 }
 
-/* output rows [ob, oe) of planes [b, e) with the stride-2 kernel */
-static void dw_planes_s2(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e, int ob,
-                         int oe) {
+/* output rows [ob, oe) of planes [b, e) with the direct kernels (no
+ * buffer): the one-channel one (c1d), else stride 1 / stride 2 */
+static void dw_planes_direct(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e, int ob,
+                             int oe) {
     dw_io io;
     dw_io_init(p, ctx, ob, oe, &io);
     for (int64_t i = b; i < e; i++) {
         float *y = dw_io_plane(p, &io, i);
+        const float *x = io.X + (size_t)i * io.in_sp;
         if (p->c1d)
-            sqz_dw_c1_run_avx512(&io.a, io.X + (size_t)i * io.in_sp, y);
+            sqz_dw_c1_run_avx512(&io.a, x, y);
+        else if (p->s == 2)
+            sqz_dw_s2_run_avx512(&io.a, x, y);
         else
-            sqz_dw_s2_run_avx512(&io.a, io.X + (size_t)i * io.in_sp, y);
-        if (p->post || p->rowfn) post_rows(p, y, ob, oe);
-    }
-}
-
-/* output rows [ob, oe) of planes [b, e) with the stride-1 direct kernel */
-static void dw_planes_s1(const dw_p *p, const sqz_op_ctx *ctx, int64_t b, int64_t e, int ob,
-                         int oe) {
-    dw_io io;
-    dw_io_init(p, ctx, ob, oe, &io);
-    for (int64_t i = b; i < e; i++) {
-        float *y = dw_io_plane(p, &io, i);
-        if (p->c1d)
-            sqz_dw_c1_run_avx512(&io.a, io.X + (size_t)i * io.in_sp, y);
-        else
-            sqz_dw_s1_run_avx512(&io.a, io.X + (size_t)i * io.in_sp, y);
+            sqz_dw_s1_run_avx512(&io.a, x, y);
         if (p->post || p->rowfn) post_rows(p, y, ob, oe);
     }
 }
@@ -814,12 +803,8 @@ static void dw_part(void *arg, int t) {
                           (float *)j->ctx->scratch + (size_t)t * j->p->cb_floats);
         return;
     }
-    if (j->p->s2d) {
-        dw_planes_s2(j->p, j->ctx, b, e, ob, oe);
-        return;
-    }
-    if (j->p->s1d) {
-        dw_planes_s1(j->p, j->ctx, b, e, ob, oe);
+    if (j->p->s2d || j->p->s1d) {
+        dw_planes_direct(j->p, j->ctx, b, e, ob, oe);
         return;
     }
     if (j->p->p7d) {
