@@ -14,62 +14,10 @@
 
 #include "sqz/ops.h"
 #include "dwconv.h"
+#include "test_node.h"
 #include "testutil.h"
 
 /* ---------------------------------------------------------------- harness */
-
-#define MAX_ATTRS 12
-
-typedef struct tnode {
-    sqz_node node;
-    sqz_attr attrs[MAX_ATTRS];
-    int64_t ints[MAX_ATTRS][8];
-    float floats[MAX_ATTRS];
-    int32_t ids[4];
-} tnode;
-
-static void tn_init(tnode *t) {
-    memset(t, 0, sizeof(*t));
-    t->node.op = SQZ_OP_CONV;
-    t->node.name = "dw";
-    t->node.attrs = t->attrs;
-    for (int i = 0; i < 4; i++) t->ids[i] = i;
-    t->node.inputs = t->ids;
-    t->node.outputs = t->ids;
-    t->node.n_outputs = 1;
-}
-
-static sqz_attr *tn_add(tnode *t, const char *name, int type, uint32_t count) {
-    assert_true(t->node.n_attrs < MAX_ATTRS);
-    int i = (int)t->node.n_attrs++;
-    sqz_attr *a = &t->attrs[i];
-    a->name = name;
-    a->type = (uint8_t)type;
-    a->count = count;
-    a->ints = t->ints[i];
-    a->floats = &t->floats[i];
-    return a;
-}
-
-static void tn_ints(tnode *t, const char *name, int n, const int64_t *v) {
-    assert_true(n <= 8);
-    sqz_attr *a = tn_add(t, name, n == 1 ? SQZ_ATTR_INT : SQZ_ATTR_INTS, (uint32_t)n);
-    memcpy(t->ints[a - t->attrs], v, (size_t)n * sizeof(int64_t));
-}
-
-static void tn_int(tnode *t, const char *name, int64_t v) {
-    tn_ints(t, name, 1, &v);
-}
-
-static void tn_float(tnode *t, const char *name, float v) {
-    sqz_attr *a = tn_add(t, name, SQZ_ATTR_FLOAT, 1);
-    t->floats[a - t->attrs] = v;
-}
-
-static void tn_str(tnode *t, const char *name, const char *s) {
-    sqz_attr *a = tn_add(t, name, SQZ_ATTR_STRING, 0);
-    a->str = s;
-}
 
 typedef struct conv_case {
     int64_t N, C, H, W, M, wc; /* M output channels, wc = W dim 1 */
@@ -84,8 +32,7 @@ typedef struct conv_case {
 } conv_case;
 
 static void build_node(tnode *t, const conv_case *c) {
-    tn_init(t);
-    t->node.n_inputs = c->bias ? 3 : 2;
+    tn_init(t, SQZ_OP_CONV, "dw", c->bias ? 3 : 2);
     tn_int(t, "group", c->group);
     int64_t st[2] = {c->s, c->s}, dl[2] = {c->dil, c->dil}, ks[2] = {c->k, c->k};
     tn_ints(t, "strides", 2, st);

@@ -20,39 +20,8 @@
 #include "model.h"
 #include "ref/ref.h"
 #include "sqz/ops.h"
+#include "test_node.h"
 #include "testutil.h"
-
-#define MAX_ATTRS 8
-
-typedef struct tnode {
-    sqz_node node;
-    sqz_attr attrs[MAX_ATTRS];
-    int64_t ints[MAX_ATTRS][SQZ_MAX_DIMS];
-    int32_t ids[3];
-} tnode;
-
-static void tn_init(tnode *t, int op, int n_in) {
-    memset(t, 0, sizeof *t);
-    t->node.op = (uint16_t)op;
-    t->node.name = "n";
-    t->node.attrs = t->attrs;
-    for (int i = 0; i < 3; i++) t->ids[i] = i;
-    t->node.inputs = t->ids;
-    t->node.outputs = t->ids;
-    t->node.n_inputs = (uint32_t)n_in;
-    t->node.n_outputs = 1;
-}
-
-static void tn_ints(tnode *t, const char *name, int n, const int64_t *v) {
-    int i = (int)t->node.n_attrs++;
-    assert_true(i < MAX_ATTRS && n <= SQZ_MAX_DIMS);
-    sqz_attr *a = &t->attrs[i];
-    a->name = name;
-    a->type = n == 1 ? SQZ_ATTR_INT : SQZ_ATTR_INTS;
-    a->count = (uint32_t)n;
-    memcpy(t->ints[i], v, (size_t)n * sizeof(int64_t));
-    a->ints = t->ints[i];
-}
 
 /* prepare + run one impl; returns prepare's code, output in *y (malloc'd). */
 static int run_impl(const sqz_op_impl *impl, const tnode *t, const sqz_shape *in, int n_in,
@@ -131,7 +100,7 @@ static void test_pools_random(void **state) {
         }
         if (H + pads[0] + pads[2] < kh || W + pads[1] + pads[3] < kw) continue;
         tnode t;
-        tn_init(&t, is_max ? SQZ_OP_MAXPOOL : SQZ_OP_AVGPOOL, 1);
+        tn_init(&t, is_max ? SQZ_OP_MAXPOOL : SQZ_OP_AVGPOOL, "n", 1);
         tn_ints(&t, "kernel_shape", 2, ks);
         tn_ints(&t, "strides", 2, st);
         tn_ints(&t, "pads", 4, pads);
@@ -189,7 +158,7 @@ static void maxpool3s2_random(uint32_t seed) {
         }
         if (H + pads[0] + pads[2] < 3 || W + pads[1] + pads[3] < 3) continue;
         tnode t;
-        tn_init(&t, SQZ_OP_MAXPOOL, 1);
+        tn_init(&t, SQZ_OP_MAXPOOL, "n", 1);
         tn_ints(&t, "kernel_shape", 2, ks);
         tn_ints(&t, "strides", 2, st);
         tn_ints(&t, "pads", 4, pads);
@@ -256,7 +225,7 @@ static void test_pool_threads_large(void **state) {
     tu_rng_seed(&r, 3);
     int64_t ks[2] = {3, 3}, st[2] = {2, 2}, pads[4] = {1, 1, 1, 1};
     tnode t;
-    tn_init(&t, SQZ_OP_MAXPOOL, 1);
+    tn_init(&t, SQZ_OP_MAXPOOL, "n", 1);
     tn_ints(&t, "kernel_shape", 2, ks);
     tn_ints(&t, "strides", 2, st);
     tn_ints(&t, "pads", 4, pads);
@@ -300,7 +269,7 @@ static void pool_rows_split(uint32_t seed) {
             ceil = tu_rng_u32(&r) % 2;
         }
         tnode t;
-        tn_init(&t, kind == 3 ? SQZ_OP_AVGPOOL : SQZ_OP_MAXPOOL, 1);
+        tn_init(&t, kind == 3 ? SQZ_OP_AVGPOOL : SQZ_OP_MAXPOOL, "n", 1);
         tn_ints(&t, "kernel_shape", 2, ks);
         tn_ints(&t, "strides", 2, st);
         tn_ints(&t, "pads", 4, pads);
@@ -343,7 +312,7 @@ static void test_pool_declines(void **state) {
     (void)state;
     int64_t ks[2] = {2, 2}, dil[2] = {2, 1};
     tnode t;
-    tn_init(&t, SQZ_OP_MAXPOOL, 1);
+    tn_init(&t, SQZ_OP_MAXPOOL, "n", 1);
     tn_ints(&t, "kernel_shape", 2, ks);
     tn_ints(&t, "dilations", 2, dil);
     sqz_shape in = {4, {1, 2, 6, 6}};
@@ -355,7 +324,7 @@ static void test_pool_declines(void **state) {
     /* 1-D pooling (rank 3) goes to the reference too */
     int64_t k1 = 2;
     tnode t1;
-    tn_init(&t1, SQZ_OP_MAXPOOL, 1);
+    tn_init(&t1, SQZ_OP_MAXPOOL, "n", 1);
     tn_ints(&t1, "kernel_shape", 1, &k1);
     sqz_shape in1 = {3, {1, 2, 6}};
     assert_int_equal(run_impl(&sqz_fast_maxpool, &t1, &in1, 1, data, 1, &y, &ys), 1);
@@ -375,7 +344,7 @@ static void test_gap_random(void **state) {
         assert_non_null(x);
         tu_fill_uniform(&r, x, (size_t)n, -1, 3);
         tnode t;
-        tn_init(&t, SQZ_OP_GLOBAL_AVGPOOL, 1);
+        tn_init(&t, SQZ_OP_GLOBAL_AVGPOOL, "n", 1);
         const float *data[1] = {x};
         float *yr, *yf;
         sqz_shape sr, sf;
@@ -432,7 +401,7 @@ static void test_reduce_mean_random(void **state) {
         }
         int64_t keep = rep % 2;
         tnode t;
-        tn_init(&t, SQZ_OP_REDUCE_MEAN, 1);
+        tn_init(&t, SQZ_OP_REDUCE_MEAN, "n", 1);
         tn_ints(&t, "axes", na, axes);
         tn_ints(&t, "keepdims", 1, &keep);
         int64_t n = sqz_shape_numel(&in);
@@ -512,7 +481,7 @@ static void test_transpose_random(void **state) {
             }
         }
         tnode t;
-        tn_init(&t, SQZ_OP_TRANSPOSE, 1);
+        tn_init(&t, SQZ_OP_TRANSPOSE, "n", 1);
         if (rep % 7 != 3) tn_ints(&t, "perm", in.ndim, perm); /* else: the default reversal */
         assert_int_equal(
             same_copy(&sqz_ref_transpose, &sqz_fast_transpose, &t, &in, &r, 1 + rep % 2),
@@ -553,7 +522,7 @@ static void test_slice_random(void **state) {
                                     : 1 + (int64_t)(rep % 7 == 0 ? tu_rng_u32(&r) % 3 : 0);
         }
         tnode t;
-        tn_init(&t, SQZ_OP_SLICE, 1);
+        tn_init(&t, SQZ_OP_SLICE, "n", 1);
         tn_ints(&t, "starts", ns, starts);
         tn_ints(&t, "ends", ns, ends);
         tn_ints(&t, "axes", ns, axes);
@@ -613,7 +582,7 @@ static void test_binary_random(void **state) {
         tu_fill_uniform(&r, xa, (size_t)na, -2, 2);
         tu_fill_uniform(&r, xb, (size_t)nb, 0.5f, 2);
         tnode t;
-        tn_init(&t, ops[k], 2);
+        tn_init(&t, ops[k], "n", 2);
         const float *data[2] = {xa, xb};
         float *yr, *yf;
         sqz_shape sr, sf;

@@ -18,30 +18,12 @@
 
 #include "gemm.h"
 #include "sqz/ops.h"
+#include "test_node.h"
 #include "testutil.h"
 #include "winograd.h"
 #if defined(__x86_64__)
 #include "cpu.h"
 #endif
-
-#define MAX_ATTRS 8
-
-typedef struct tnode {
-    sqz_node node;
-    sqz_attr attrs[MAX_ATTRS];
-    int64_t ints[MAX_ATTRS][8];
-    int32_t ids[4];
-} tnode;
-
-static void tn_ints(tnode *t, const char *name, int n, const int64_t *v) {
-    int i = (int)t->node.n_attrs++;
-    sqz_attr *a = &t->attrs[i];
-    a->name = name;
-    a->type = (uint8_t)(n == 1 ? SQZ_ATTR_INT : SQZ_ATTR_INTS);
-    a->count = (uint32_t)n;
-    a->ints = t->ints[i];
-    memcpy(t->ints[i], v, (size_t)n * sizeof(int64_t));
-}
 
 typedef struct tcase {
     int64_t N, C, M, H, W;
@@ -52,15 +34,7 @@ typedef struct tcase {
 } tcase;
 
 static void build_node(tnode *t, const tcase *c) {
-    memset(t, 0, sizeof(*t));
-    t->node.op = SQZ_OP_CONV;
-    t->node.name = "wsm";
-    t->node.attrs = t->attrs;
-    for (int i = 0; i < 4; i++) t->ids[i] = i;
-    t->node.inputs = t->ids;
-    t->node.outputs = t->ids;
-    t->node.n_outputs = 1;
-    t->node.n_inputs = c->bias ? 3 : 2;
+    tn_init(t, SQZ_OP_CONV, "wsm", c->bias ? 3 : 2);
     int64_t one = 1, st[2] = {1, 1}, ks[2] = {3, 3};
     tn_ints(t, "group", 1, &one);
     tn_ints(t, "strides", 2, st);

@@ -18,6 +18,7 @@
 
 #include "sqz/ops.h"
 #include "gemm.h"
+#include "test_node.h"
 #include "testutil.h"
 #include "winograd.h"
 #if defined(__x86_64__) || defined(__aarch64__)
@@ -163,38 +164,6 @@ static void test_weight_transform(void **state) {
 
 /* ---------------------------------------------------- whole conv vs the ref */
 
-#define MAX_ATTRS 8
-
-typedef struct tnode {
-    sqz_node node;
-    sqz_attr attrs[MAX_ATTRS];
-    int64_t ints[MAX_ATTRS][8];
-    float floats[MAX_ATTRS];
-    int32_t ids[4];
-} tnode;
-
-static sqz_attr *tn_add(tnode *t, const char *name, int type, uint32_t count) {
-    assert_true(t->node.n_attrs < MAX_ATTRS);
-    int i = (int)t->node.n_attrs++;
-    sqz_attr *a = &t->attrs[i];
-    a->name = name;
-    a->type = (uint8_t)type;
-    a->count = count;
-    a->ints = t->ints[i];
-    a->floats = &t->floats[i];
-    return a;
-}
-
-static void tn_ints(tnode *t, const char *name, int n, const int64_t *v) {
-    sqz_attr *a = tn_add(t, name, n == 1 ? SQZ_ATTR_INT : SQZ_ATTR_INTS, (uint32_t)n);
-    memcpy(t->ints[a - t->attrs], v, (size_t)n * sizeof(int64_t));
-}
-
-static void tn_float(tnode *t, const char *name, float v) {
-    sqz_attr *a = tn_add(t, name, SQZ_ATTR_FLOAT, 1);
-    t->floats[a - t->attrs] = v;
-}
-
 typedef struct conv_case {
     int64_t N, C, M, H, W;
     int k, s, dil, group;
@@ -205,15 +174,7 @@ typedef struct conv_case {
 } conv_case;
 
 static void build_node(tnode *t, const conv_case *c) {
-    memset(t, 0, sizeof(*t));
-    t->node.op = SQZ_OP_CONV;
-    t->node.name = "wino";
-    t->node.attrs = t->attrs;
-    for (int i = 0; i < 4; i++) t->ids[i] = i;
-    t->node.inputs = t->ids;
-    t->node.outputs = t->ids;
-    t->node.n_outputs = 1;
-    t->node.n_inputs = c->bias ? 3 : 2;
+    tn_init(t, SQZ_OP_CONV, "wino", c->bias ? 3 : 2);
     int64_t gr = c->group, st[2] = {c->s, c->s}, dl[2] = {c->dil, c->dil}, ks[2] = {c->k, c->k};
     tn_ints(t, "group", 1, &gr);
     tn_ints(t, "strides", 2, st);
