@@ -9,14 +9,16 @@
 
 #include "sqz/ops.h"
 
-#define TN_MAX_ATTRS 12
+#define TN_MAX_ATTRS 16
+#define TN_MAX_VALS 16 /* values of one INTS / FLOATS attribute */
+#define TN_MAX_IO 8
 
 typedef struct tnode {
     sqz_node node;
     sqz_attr attrs[TN_MAX_ATTRS];
-    int64_t ints[TN_MAX_ATTRS][SQZ_MAX_DIMS];
-    float floats[TN_MAX_ATTRS];
-    int32_t ids[4]; /* inputs 0 .. n_inputs - 1, output 0 */
+    int64_t ints[TN_MAX_ATTRS][TN_MAX_VALS];
+    float floats[TN_MAX_ATTRS][TN_MAX_VALS];
+    int32_t ids[TN_MAX_IO]; /* inputs 0 .. n_inputs - 1; outputs 0 .. n_outputs - 1 */
 } tnode;
 
 /* a node `name` of op `op` with n_in inputs and one output, no attributes */
@@ -25,7 +27,7 @@ static inline void tn_init(tnode *t, int op, const char *name, int n_in) {
     t->node.op = (uint16_t)op;
     t->node.name = name;
     t->node.attrs = t->attrs;
-    for (int i = 0; i < 4; i++) t->ids[i] = i;
+    for (int i = 0; i < TN_MAX_IO; i++) t->ids[i] = i;
     t->node.inputs = t->ids;
     t->node.outputs = t->ids;
     t->node.n_inputs = (uint32_t)n_in;
@@ -40,12 +42,12 @@ static inline sqz_attr *tn_add(tnode *t, const char *name, int type, uint32_t co
     a->type = (uint8_t)type;
     a->count = count;
     a->ints = t->ints[i];
-    a->floats = &t->floats[i];
+    a->floats = t->floats[i];
     return a;
 }
 
 static inline void tn_ints(tnode *t, const char *name, int n, const int64_t *v) {
-    assert_true(n >= 1 && n <= SQZ_MAX_DIMS);
+    assert_true(n >= 1 && n <= TN_MAX_VALS);
     sqz_attr *a = tn_add(t, name, n == 1 ? SQZ_ATTR_INT : SQZ_ATTR_INTS, (uint32_t)n);
     memcpy(t->ints[a - t->attrs], v, (size_t)n * sizeof(int64_t));
 }
@@ -56,7 +58,13 @@ static inline void tn_int(tnode *t, const char *name, int64_t v) {
 
 static inline void tn_float(tnode *t, const char *name, float v) {
     sqz_attr *a = tn_add(t, name, SQZ_ATTR_FLOAT, 1);
-    t->floats[a - t->attrs] = v;
+    t->floats[a - t->attrs][0] = v;
+}
+
+static inline void tn_floats(tnode *t, const char *name, int n, const float *v) {
+    assert_true(n >= 1 && n <= TN_MAX_VALS);
+    sqz_attr *a = tn_add(t, name, SQZ_ATTR_FLOATS, (uint32_t)n);
+    memcpy(t->floats[a - t->attrs], v, (size_t)n * sizeof(float));
 }
 
 static inline void tn_str(tnode *t, const char *name, const char *s) {

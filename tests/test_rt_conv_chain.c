@@ -21,6 +21,7 @@
 #include "sqz/sqz.h"
 #include "sqzbuild.h"
 #include "testutil.h"
+#include "test_session.h"
 
 typedef struct ccase {
     const char *name;
@@ -135,9 +136,7 @@ static uint8_t *build(const ccase *c, float *const *w, float *const *b, size_t *
 }
 
 typedef struct result {
-    float *out[2];
-    size_t n[2];
-    int n_out;
+    ts_outputs o;
     unsigned skipped; /* bit i: conv node i not run */
 } result;
 
@@ -149,15 +148,9 @@ static result run(const uint8_t *file, size_t size, int nconv, int threads, int 
         unsetenv("SQZ_FUSE_CHAIN");
     else
         setenv("SQZ_FUSE_CHAIN", "0", 1);
-    sqz_set_force_reference(ref);
     sqz_model *m = NULL;
+    sqz_session *s = ts_open(file, size, threads, ref, &m);
     sqz_status st;
-    if (sqz_model_load_buffer(file, size, &m, &st) != SQZ_OK) fail_msg("load: %s", st.msg);
-    sqz_session_options o;
-    sqz_session_options_init(&o);
-    o.num_threads = threads;
-    sqz_session *s = NULL;
-    if (sqz_session_create(m, &o, &s, &st) != SQZ_OK) fail_msg("session: %s", st.msg);
     for (int i = 0; i < nconv; i++) {
         sqz_node_info info;
         sqz_session_node_info(s, i, &info);
@@ -172,25 +165,13 @@ static result run(const uint8_t *file, size_t size, int nconv, int threads, int 
         free(xx);
         if (sqz_session_run(s, &st) != SQZ_OK) fail_msg("run: %s", st.msg);
     }
-    for (int k = 0; k < 2; k++) {
-        const float *y;
-        sqz_shape ys;
-        if (sqz_session_output(s, k, &y, &ys, NULL) != SQZ_OK) break;
-        res.n[k] = (size_t)sqz_shape_numel(&ys);
-        res.out[k] = malloc(res.n[k] * sizeof(float));
-        assert_non_null(res.out[k]);
-        memcpy(res.out[k], y, res.n[k] * sizeof(float));
-        res.n_out++;
-    }
-    sqz_session_free(s);
-    sqz_model_free(m);
-    sqz_set_force_reference(0);
+    ts_take_outputs(&res.o, s, m);
     unsetenv("SQZ_FUSE_CHAIN");
     return res;
 }
 
 static void result_free(result *r) {
-    for (int k = 0; k < r->n_out; k++) free(r->out[k]);
+    ts_outputs_free(&r->o);
 }
 
 static int n_chained;
@@ -223,29 +204,29 @@ static void check(const ccase *c, int px) {
     for (int threads = 1; threads <= 3; threads++) {
         result f = run(file, size, c->nconv, threads, 0, 1, x, nx);
         result u = run(file, size, c->nconv, threads, 0, 0, x, nx);
-        assert_int_equal(f.n_out, c->xout >= 0 ? 2 : 1);
-        assert_int_equal(u.n_out, f.n_out);
-        assert_int_equal(ref.n_out, f.n_out);
-        assert_int_equal(f.n[0], (size_t)c->M * OH * OW);
+        assert_int_equal(f.o.n_out, c->xout >= 0 ? 2 : 1);
+        assert_int_equal(u.o.n_out, f.o.n_out);
+        assert_int_equal(ref.o.n_out, f.o.n_out);
+        assert_int_equal(f.o.n[0], (size_t)c->M * OH * OW);
         int pos = 0, diff = 0;
-        for (int k = 0; k < f.n_out; k++) {
+        for (int k = 0; k < f.o.n_out; k++) {
             float big = 0.0f;
-            for (size_t i = 0; i < f.n[k] && wino_mode; i++)
-                big = fabsf(ref.out[k][i]) > big ? fabsf(ref.out[k][i]) : big;
-            for (size_t i = 0; i < f.n[k]; i++) {
-                float a = f.out[k][i], e = ref.out[k][i];
+            for (size_t i = 0; i < f.o.n[k] && wino_mode; i++)
+                big = fabsf(ref.o.out[k][i]) > big ? fabsf(ref.o.out[k][i]) : big;
+            for (size_t i = 0; i < f.o.n[k]; i++) {
+                float a = f.o.out[k][i], e = ref.o.out[k][i];
                 pos += a > 0.0f;
                 if (wino_mode) {
                     /* F(4,3) rounding scales with the terms, up to 3 convs deep */
-                    diff += memcmp(&a, &u.out[k][i], sizeof a) != 0;
+                    diff += memcmp(&a, &u.o.out[k][i], sizeof a) != 0;
                     if (!(fabsf(a - e) <= 3e-5f * (1.0f + big)))
                         fail_msg("%s [%d thr]: output %d [%zu] = %.9g, reference %.9g", c->name,
                                  threads, k, i, a, e);
                     continue;
                 }
-                if (memcmp(&a, &u.out[k][i], sizeof a))
+                if (memcmp(&a, &u.o.out[k][i], sizeof a))
                     fail_msg("%s [%d thr]: output %d [%zu] chained %.9g, unchained %.9g", c->name,
-                             threads, k, i, a, u.out[k][i]);
+                             threads, k, i, a, u.o.out[k][i]);
                 if (!(fabsf(a - e) <= 1e-5f * (1.0f + fabsf(e))))
                     fail_msg("%s [%d thr]: output %d [%zu] = %.9g, reference %.9g", c->name,
                              threads, k, i, a, e);

@@ -25,6 +25,7 @@
 #include "sqz/sqz.h"
 #include "sqzbuild.h"
 #include "testutil.h"
+#include "test_session.h"
 
 enum { PAT_ADD, PAT_ADD_RELU, PAT_SILU };
 /* where the residual comes from / what else reads the conv output */
@@ -147,29 +148,9 @@ static built build(const fcase *c) {
 }
 
 typedef struct result {
-    float *out[2];
-    size_t n[2];
-    int n_out, fused_skipped;
+    ts_outputs o;
+    int fused_skipped;
 } result;
-
-/* Copies the session's (up to two) outputs into res, then frees the session
- * and the model and leaves reference mode. */
-static void take_outputs(result *res, sqz_session *s, sqz_model *m) {
-    res->n_out = 0;
-    for (int k = 0; k < 2; k++) {
-        const float *y;
-        sqz_shape ys;
-        if (sqz_session_output(s, k, &y, &ys, NULL) != SQZ_OK) break;
-        res->n[k] = (size_t)sqz_shape_numel(&ys);
-        res->out[k] = malloc(res->n[k] * sizeof(float));
-        assert_non_null(res->out[k]);
-        memcpy(res->out[k], y, res->n[k] * sizeof(float));
-        res->n_out++;
-    }
-    sqz_session_free(s);
-    sqz_model_free(m);
-    sqz_set_force_reference(0);
-}
 
 /* One session (threads, reference kernels or not, fusion on or off): the
  * graph outputs after two runs with fresh inputs (the second checked). */
@@ -181,15 +162,9 @@ static result run(const built *b, int threads, int ref, int fuse, const float *x
         unsetenv("SQZ_FUSE_CONV");
     else
         setenv("SQZ_FUSE_CONV", "0", 1);
-    sqz_set_force_reference(ref);
     sqz_model *m = NULL;
+    sqz_session *s = ts_open(b->file, b->size, threads, ref, &m);
     sqz_status st;
-    if (sqz_model_load_buffer(b->file, b->size, &m, &st) != SQZ_OK) fail_msg("load: %s", st.msg);
-    sqz_session_options o;
-    sqz_session_options_init(&o);
-    o.num_threads = threads;
-    sqz_session *s = NULL;
-    if (sqz_session_create(m, &o, &s, &st) != SQZ_OK) fail_msg("session: %s", st.msg);
     sqz_node_info info;
     sqz_session_node_info(s, b->fused_node, &info);
     res.fused_skipped = info.skipped;
@@ -206,13 +181,13 @@ static result run(const built *b, int threads, int ref, int fuse, const float *x
         free(rr);
         if (sqz_session_run(s, &st) != SQZ_OK) fail_msg("run: %s", st.msg);
     }
-    take_outputs(&res, s, m);
+    ts_take_outputs(&res.o, s, m);
     unsetenv("SQZ_FUSE_CONV");
     return res;
 }
 
 static void result_free(result *r) {
-    for (int k = 0; k < r->n_out; k++) free(r->out[k]);
+    ts_outputs_free(&r->o);
 }
 
 static int n_fused; /* cases that ran fused (all ISAs, threads) */
@@ -254,16 +229,16 @@ static void check_case(const fcase *c, int isa_name_len, const char *isa, int st
         result f = run(&b, threads, 0, 1, x, nx, r, ny);
         result u = run(&b, threads, 0, 0, x, nx, r, ny);
         result ref = run(&b, 1, 1, 0, x, nx, r, ny);
-        assert_int_equal(f.n_out, ref.n_out);
-        assert_int_equal(u.n_out, ref.n_out);
+        assert_int_equal(f.o.n_out, ref.o.n_out);
+        assert_int_equal(u.o.n_out, ref.o.n_out);
         int neg = 0;
-        for (int k = 0; k < f.n_out; k++)
-            for (size_t i = 0; i < f.n[k]; i++) {
-                float a = f.out[k][i], e = ref.out[k][i];
+        for (int k = 0; k < f.o.n_out; k++)
+            for (size_t i = 0; i < f.o.n[k]; i++) {
+                float a = f.o.out[k][i], e = ref.o.out[k][i];
                 neg += e < 0.0f;
-                if (memcmp(&a, &u.out[k][i], sizeof a))
+                if (memcmp(&a, &u.o.out[k][i], sizeof a))
                     fail_msg("%s [%.*s, %d thr]: output %d [%zu] fused %.9g, unfused %.9g", c->name,
-                             isa_name_len, isa, threads, k, i, a, u.out[k][i]);
+                             isa_name_len, isa, threads, k, i, a, u.o.out[k][i]);
                 if (!(fabsf(a - e) <= tol * (1.0f + fabsf(e))))
                     fail_msg("%s [%.*s, %d thr]: output %d [%zu] = %.9g, reference %.9g", c->name,
                              isa_name_len, isa, threads, k, i, a, e);
@@ -531,15 +506,9 @@ static result run_down(const uint8_t *file, size_t size, int d_node, int threads
         unsetenv("SQZ_FUSE_DOWN");
     else
         setenv("SQZ_FUSE_DOWN", "0", 1);
-    sqz_set_force_reference(ref);
     sqz_model *m = NULL;
+    sqz_session *s = ts_open(file, size, threads, ref, &m);
     sqz_status st;
-    if (sqz_model_load_buffer(file, size, &m, &st) != SQZ_OK) fail_msg("load: %s", st.msg);
-    sqz_session_options o;
-    sqz_session_options_init(&o);
-    o.num_threads = threads;
-    sqz_session *s = NULL;
-    if (sqz_session_create(m, &o, &s, &st) != SQZ_OK) fail_msg("session: %s", st.msg);
     sqz_node_info info;
     sqz_session_node_info(s, d_node, &info);
     res.fused_skipped = info.skipped;
@@ -551,7 +520,7 @@ static result run_down(const uint8_t *file, size_t size, int d_node, int threads
         free(xx);
         if (sqz_session_run(s, &st) != SQZ_OK) fail_msg("run: %s", st.msg);
     }
-    take_outputs(&res, s, m);
+    ts_take_outputs(&res.o, s, m);
     unsetenv("SQZ_FUSE_DOWN");
     return res;
 }
@@ -584,18 +553,18 @@ static void check_down(const dcase *c, const char *isa, int want) {
         result f = run_down(file, size, d_node, threads, 0, 1, x, nx);
         result u = run_down(file, size, d_node, threads, 0, 0, x, nx);
         result ref = run_down(file, size, d_node, 1, 1, 0, x, nx);
-        assert_int_equal(f.n_out, c->d_out ? 2 : 1);
-        assert_int_equal(u.n_out, f.n_out);
-        assert_int_equal(ref.n_out, f.n_out);
-        assert_int_equal(f.n[0], (size_t)c->MD * OH * OW);
+        assert_int_equal(f.o.n_out, c->d_out ? 2 : 1);
+        assert_int_equal(u.o.n_out, f.o.n_out);
+        assert_int_equal(ref.o.n_out, f.o.n_out);
+        assert_int_equal(f.o.n[0], (size_t)c->MD * OH * OW);
         int pos = 0;
-        for (int k = 0; k < f.n_out; k++)
-            for (size_t i = 0; i < f.n[k]; i++) {
-                float a = f.out[k][i], e = ref.out[k][i];
+        for (int k = 0; k < f.o.n_out; k++)
+            for (size_t i = 0; i < f.o.n[k]; i++) {
+                float a = f.o.out[k][i], e = ref.o.out[k][i];
                 pos += e > 0.0f;
-                if (memcmp(&a, &u.out[k][i], sizeof a))
+                if (memcmp(&a, &u.o.out[k][i], sizeof a))
                     fail_msg("%s [%s, %d thr]: output %d [%zu] fused %.9g, unfused %.9g", c->name,
-                             isa, threads, k, i, a, u.out[k][i]);
+                             isa, threads, k, i, a, u.o.out[k][i]);
                 if (!(fabsf(a - e) <= 1e-5f * (1.0f + fabsf(e))))
                     fail_msg("%s [%s, %d thr]: output %d [%zu] = %.9g, reference %.9g", c->name,
                              isa, threads, k, i, a, e);

@@ -16,6 +16,7 @@
 #include "sqz/ops.h"
 #include "gemm.h"
 #include "testutil.h"
+#include "test_node.h"
 #if defined(__x86_64__)
 #include "cpu.h"
 #include "x86/ops_x86.h"
@@ -384,45 +385,6 @@ static void test_gemm_indirect(void **state) {
 
 /* --------------------------------------------------------------- op tests */
 
-#define TN_MAX_ATTRS 12
-
-typedef struct tnode {
-    sqz_node node;
-    sqz_attr attrs[TN_MAX_ATTRS];
-    int64_t ints[TN_MAX_ATTRS][8];
-    float floats[TN_MAX_ATTRS][2];
-    int32_t ids[8];
-} tnode;
-
-static void tn_init(tnode *t, int op) {
-    memset(t, 0, sizeof(*t));
-    t->node.op = (uint16_t)op;
-    t->node.name = "test";
-    t->node.attrs = t->attrs;
-    for (int i = 0; i < 8; i++) t->ids[i] = i;
-    t->node.inputs = t->ids;
-    t->node.outputs = t->ids;
-}
-
-static void tn_ints(tnode *t, const char *name, int n, const int64_t *v) {
-    int i = (int)t->node.n_attrs++;
-    assert_true(i < TN_MAX_ATTRS && n <= 8);
-    t->attrs[i] = (sqz_attr){
-        name, n == 1 ? SQZ_ATTR_INT : SQZ_ATTR_INTS, (uint32_t)n, t->ints[i], NULL, NULL};
-    memcpy(t->ints[i], v, (size_t)n * sizeof(int64_t));
-}
-
-static void tn_int(tnode *t, const char *name, int64_t v) {
-    tn_ints(t, name, 1, &v);
-}
-
-static void tn_float(tnode *t, const char *name, float v) {
-    int i = (int)t->node.n_attrs++;
-    assert_true(i < TN_MAX_ATTRS);
-    t->attrs[i] = (sqz_attr){name, SQZ_ATTR_FLOAT, 1, NULL, t->floats[i], NULL};
-    t->floats[i][0] = v;
-}
-
 static void tn_act(tnode *t, int act) {
     if (act == SQZ_ACT_NONE) return;
     tn_int(t, "sqz_act", act);
@@ -554,7 +516,7 @@ static const conv_case conv_cases[] = {
 static void check_conv_case(const isa *is, tu_rng *rng, const conv_case *cc, int nt_lo, int nt_hi,
                             int split_small, const char *what) {
     tnode t;
-    tn_init(&t, SQZ_OP_CONV);
+    tn_init(&t, SQZ_OP_CONV, "test", 1);
     tn_ints(&t, "pads", 4, (const int64_t[]){cc->pt, cc->pl, cc->pb, cc->pr});
     tn_ints(&t, "strides", 2, (const int64_t[]){cc->s, cc->s});
     tn_ints(&t, "dilations", 2, (const int64_t[]){cc->d, cc->d});
@@ -803,20 +765,20 @@ static void test_conv_declines(void **state) {
         const float *data[2] = {x, w};
         tnode t;
         /* depthwise */
-        tn_init(&t, SQZ_OP_CONV);
+        tn_init(&t, SQZ_OP_CONV, "test", 1);
         tn_int(&t, "group", 2);
         sqz_shape sh[2] = {{4, {1, 2, 8, 8}}, {4, {2, 1, 3, 3}}};
         assert_int_equal(run_impl(isas[ii].conv, &t, 2, sh, data, 2, 1, &yf, &so), 1);
         /* non-constant weights */
-        tn_init(&t, SQZ_OP_CONV);
+        tn_init(&t, SQZ_OP_CONV, "test", 1);
         sqz_shape sh2[2] = {{4, {1, 2, 8, 8}}, {4, {1, 2, 3, 3}}};
         assert_int_equal(run_impl(isas[ii].conv, &t, 2, sh2, data, 0, 1, &yf, &so), 1);
         /* 1-D conv */
-        tn_init(&t, SQZ_OP_CONV);
+        tn_init(&t, SQZ_OP_CONV, "test", 1);
         sqz_shape sh3[2] = {{3, {1, 2, 8}}, {3, {1, 2, 3}}};
         assert_int_equal(run_impl(isas[ii].conv, &t, 2, sh3, data, 2, 1, &yf, &so), 1);
         /* invalid: fails like the reference */
-        tn_init(&t, SQZ_OP_CONV);
+        tn_init(&t, SQZ_OP_CONV, "test", 1);
         sqz_shape sh4[2] = {{4, {1, 2, 8, 8}}, {4, {1, 3, 3, 3}}};
         assert_int_equal(run_impl(isas[ii].conv, &t, 2, sh4, data, 2, 1, &yf, &so), -1);
     }
@@ -837,7 +799,7 @@ static void test_gemm_ops(void **state) {
                         int64_t M = sizes[(cnt * 5) % NSIZES], N = sizes[(cnt * 3 + 1) % NSIZES];
                         int64_t K = sizes[(cnt * 7 + 2) % NSIZES];
                         tnode t;
-                        tn_init(&t, SQZ_OP_GEMM);
+                        tn_init(&t, SQZ_OP_GEMM, "test", 1);
                         tn_int(&t, "transA", ta);
                         tn_int(&t, "transB", tb);
                         if (cnt % 3 == 1) tn_float(&t, "alpha", 0.75f);
@@ -903,7 +865,7 @@ static void test_matmul_ops(void **state) {
         for (size_t ci = 0; ci < sizeof(mm_cases) / sizeof(mm_cases[0]); ci++) {
             const mm_case *mc = &mm_cases[ci];
             tnode t;
-            tn_init(&t, SQZ_OP_MATMUL);
+            tn_init(&t, SQZ_OP_MATMUL, "test", 1);
             tn_act(&t, (int)(ci % 8));
             sqz_shape sh[2];
             memset(sh, 0, sizeof(sh));
@@ -1039,7 +1001,7 @@ static void test_gemv_ops(void **state) {
                 int64_t M = 1 + cnt % 2, N = ns[ni], K = kk[ki];
                 int tb = cnt % 3 == 0, cm = cnt % 5, act = cnt % 8;
                 tnode t;
-                tn_init(&t, SQZ_OP_GEMM);
+                tn_init(&t, SQZ_OP_GEMM, "test", 1);
                 tn_int(&t, "transB", tb);
                 if (cnt % 4 == 1) tn_float(&t, "alpha", 0.75f);
                 if (cnt % 3 == 1) tn_float(&t, "beta", -1.5f);
@@ -1071,7 +1033,7 @@ static void test_gemv_ops(void **state) {
                     }
                 /* MatMul: [M, 1, K] x [K, N] (batch rows) and [1, K] x [K, N] */
                 tnode u;
-                tn_init(&u, SQZ_OP_MATMUL);
+                tn_init(&u, SQZ_OP_MATMUL, "test", 1);
                 tn_act(&u, act);
                 sqz_shape ms[2];
                 memset(ms, 0, sizeof(ms));

@@ -18,6 +18,7 @@
 #include "sqz/sqz.h"
 #include "sqzbuild.h"
 #include "testutil.h"
+#include "test_session.h"
 #if defined(__x86_64__) || defined(_M_X64)
 #include "cpu.h"
 #endif
@@ -233,28 +234,11 @@ static void feed_runs(sqz_session *s, sqz_model *m, uint64_t seed, float *x, siz
     sqz_set_force_reference(0);
 }
 
-/* the model in f (n bytes) loaded into *m and a session at `threads` on it,
- * with the reference kernels (force_ref: feed_runs leaves that mode) or the
- * dispatched ones */
-static sqz_session *open_session(const uint8_t *f, size_t n, int force_ref, int threads,
-                                 sqz_model **m) {
-    sqz_set_force_reference(force_ref);
-    sqz_status st;
-    *m = NULL;
-    if (sqz_model_load_buffer(f, n, m, &st) != SQZ_OK) fail_msg("load: %s", st.msg);
-    sqz_session_options o;
-    sqz_session_options_init(&o);
-    o.num_threads = threads;
-    sqz_session *s = NULL;
-    if (sqz_session_create(*m, &o, &s, &st) != SQZ_OK) fail_msg("session: %s", st.msg);
-    return s;
-}
-
 /* Runs the model with the reference kernels (force_ref) or the dispatched
  * ones, two threads, two inputs; y receives 2 x 10 floats. */
 static void run_model(const uint8_t *f, size_t n, int force_ref, float *y) {
     sqz_model *m;
-    sqz_session *s = open_session(f, n, force_ref, 2, &m);
+    sqz_session *s = ts_open(f, n, 2, force_ref, &m);
     float x[3 * 16 * 16];
     feed_runs(s, m, 5, x, sizeof x / sizeof x[0], -2.0f, 2.5f, 2, y, 10);
 }
@@ -412,7 +396,7 @@ static uint8_t *build_pairs(size_t *size) {
 static void run_pairs(const uint8_t *f, size_t n, int force_ref, int threads, float *y,
                       int *skipped) {
     sqz_model *m;
-    sqz_session *s = open_session(f, n, force_ref, threads, &m);
+    sqz_session *s = ts_open(f, n, threads, force_ref, &m);
     *skipped = 0;
     for (int i = 0; i < sqz_session_num_nodes(s); i++) {
         sqz_node_info ni;
@@ -532,7 +516,7 @@ static uint8_t *build_fc(size_t *size) {
  * y gets 80 x 33 floats (past the pool's first solo probe, run.c 64) */
 static void run_fc(const uint8_t *f, size_t n, int force_ref, int threads, float *y) {
     sqz_model *m;
-    sqz_session *s = open_session(f, n, force_ref, threads, &m);
+    sqz_session *s = ts_open(f, n, threads, force_ref, &m);
     static float x[97];
     feed_runs(s, m, 9, x, 97, -2.0f, 2.5f, 80, y, 33);
 }

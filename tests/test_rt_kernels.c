@@ -13,67 +13,9 @@
 
 #include "sqz/ops.h"
 #include "testutil.h"
+#include "test_node.h"
 
 /* ---------------------------------------------------------------- harness */
-
-#define TN_MAX_ATTRS 16
-#define TN_MAX_VALS 16
-
-typedef struct tnode {
-    sqz_node node;
-    sqz_attr attrs[TN_MAX_ATTRS];
-    int64_t ints[TN_MAX_ATTRS][TN_MAX_VALS];
-    float floats[TN_MAX_ATTRS][TN_MAX_VALS];
-} tnode;
-
-static void tn_init(tnode *t, int op) {
-    memset(t, 0, sizeof(*t));
-    t->node.op = (uint16_t)op;
-    t->node.name = "test";
-    t->node.attrs = t->attrs;
-}
-
-static sqz_attr *tn_add(tnode *t, const char *name, int type) {
-    assert_true(t->node.n_attrs < TN_MAX_ATTRS);
-    int i = (int)t->node.n_attrs++;
-    sqz_attr *a = &t->attrs[i];
-    a->name = name;
-    a->type = (uint8_t)type;
-    a->ints = t->ints[i];
-    a->floats = t->floats[i];
-    return a;
-}
-
-static void tn_int(tnode *t, const char *name, int64_t v) {
-    sqz_attr *a = tn_add(t, name, SQZ_ATTR_INT);
-    a->count = 1;
-    t->ints[a - t->attrs][0] = v;
-}
-
-static void tn_ints(tnode *t, const char *name, int n, const int64_t *v) {
-    assert_true(n <= TN_MAX_VALS);
-    sqz_attr *a = tn_add(t, name, SQZ_ATTR_INTS);
-    a->count = (uint32_t)n;
-    memcpy(t->ints[a - t->attrs], v, (size_t)n * sizeof(int64_t));
-}
-
-static void tn_float(tnode *t, const char *name, float v) {
-    sqz_attr *a = tn_add(t, name, SQZ_ATTR_FLOAT);
-    a->count = 1;
-    t->floats[a - t->attrs][0] = v;
-}
-
-static void tn_floats(tnode *t, const char *name, int n, const float *v) {
-    assert_true(n <= TN_MAX_VALS);
-    sqz_attr *a = tn_add(t, name, SQZ_ATTR_FLOATS);
-    a->count = (uint32_t)n;
-    memcpy(t->floats[a - t->attrs], v, (size_t)n * sizeof(float));
-}
-
-static void tn_str(tnode *t, const char *name, const char *s) {
-    sqz_attr *a = tn_add(t, name, SQZ_ATTR_STRING);
-    a->str = s;
-}
 
 #define I64S(...) ((const int64_t[]){__VA_ARGS__})
 #define NARGS(...) ((int)(sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t)))
@@ -219,7 +161,7 @@ static void test_names_and_table(void **state) {
 static void test_attrs(void **state) {
     (void)state;
     tnode t;
-    tn_init(&t, SQZ_OP_CONV);
+    tn_init(&t, SQZ_OP_CONV, "test", 1);
     tn_int(&t, "group", 4);
     tn_float(&t, "alpha", 0.25f);
     TN_INTS(&t, "pads", 1, 2, 3, 4);
@@ -315,7 +257,7 @@ static void test_conv_basic_example(void **state) {
     for (int i = 0; i < 25; i++) x[i] = (float)i;
     for (int i = 0; i < 9; i++) w[i] = 1.0f;
     tnode t;
-    tn_init(&t, SQZ_OP_CONV);
+    tn_init(&t, SQZ_OP_CONV, "test", 1);
     TN_INTS(&t, "kernel_shape", 3, 3);
     TN_INTS(&t, "pads", 1, 1, 1, 1);
     sqz_shape in[2] = {SHP(1, 1, 5, 5), SHP(1, 1, 3, 3)};
@@ -333,7 +275,7 @@ static void test_conv_basic_example(void **state) {
     /* no padding, stride 2 with asymmetric pads (ONNX conv_with_strides_and_asymmetric_padding) */
     float x2[35];
     for (int i = 0; i < 35; i++) x2[i] = (float)i;
-    tn_init(&t, SQZ_OP_CONV);
+    tn_init(&t, SQZ_OP_CONV, "test", 1);
     TN_INTS(&t, "strides", 2, 2);
     TN_INTS(&t, "pads", 1, 0, 1, 0);
     sqz_shape in2[2] = {SHP(1, 1, 7, 5), SHP(1, 1, 3, 3)};
@@ -398,7 +340,7 @@ static void check_conv_case(tu_rng *rng, const conv_case *cc) {
         for (size_t i = 0; i < ny; i++) want[i] = fminf(fmaxf(want[i], -0.5f), 0.75f);
 
     tnode t;
-    tn_init(&t, SQZ_OP_CONV);
+    tn_init(&t, SQZ_OP_CONV, "test", 1);
     tn_int(&t, "group", cc->G);
     tn_ints(&t, "strides", cc->nd, cc->s);
     tn_ints(&t, "dilations", cc->nd, cc->d);
@@ -482,22 +424,22 @@ static void test_conv_refusals(void **state) {
     (void)state;
     tnode t;
     sqz_shape in[2] = {SHP(1, 4, 5, 5), SHP(2, 4, 3, 3)};
-    tn_init(&t, SQZ_OP_CONV);
+    tn_init(&t, SQZ_OP_CONV, "test", 1);
     tn_int(&t, "group", 3);
     expect_fail(&t, 2, in, 1, "group=3");
-    tn_init(&t, SQZ_OP_CONV);
+    tn_init(&t, SQZ_OP_CONV, "test", 1);
     tn_str(&t, "auto_pad", "SAME_WEIRD");
     expect_fail(&t, 2, in, 1, "auto_pad");
-    tn_init(&t, SQZ_OP_CONV);
+    tn_init(&t, SQZ_OP_CONV, "test", 1);
     TN_INTS(&t, "kernel_shape", 5, 5);
     expect_fail(&t, 2, in, 1, "kernel_shape");
-    tn_init(&t, SQZ_OP_CONV);
+    tn_init(&t, SQZ_OP_CONV, "test", 1);
     TN_INTS(&t, "strides", 0, 1);
     expect_fail(&t, 2, in, 1, "strides");
-    tn_init(&t, SQZ_OP_CONV);
+    tn_init(&t, SQZ_OP_CONV, "test", 1);
     tn_int(&t, "sqz_act", 99);
     expect_fail(&t, 2, in, 1, "sqz_act");
-    tn_init(&t, SQZ_OP_CONV);
+    tn_init(&t, SQZ_OP_CONV, "test", 1);
     expect_fail(&t, 1, in, 1, "inputs");
 }
 
@@ -561,7 +503,7 @@ static void test_conv_transpose(void **state) {
     float *b = rand_buf(&rng, 6, -1, 1), *want = rand_buf(&rng, ny, 0, 0);
     naive_convt(&g, x, w, b, want);
     tnode t;
-    tn_init(&t, SQZ_OP_CONV_TRANSPOSE);
+    tn_init(&t, SQZ_OP_CONV_TRANSPOSE, "test", 1);
     tn_int(&t, "group", 2);
     tn_ints(&t, "strides", 2, s);
     tn_ints(&t, "dilations", 2, d);
@@ -589,7 +531,7 @@ static void test_conv_transpose(void **state) {
     for (int i = 0; i < 18; i++) w1[i] = 1.0f;
     static const float want1[25] = {0,  1,  3, 3,  2,  3,  8,  15, 12, 7,  9,  21, 36,
                                     27, 15, 9, 20, 33, 24, 13, 6,  13, 21, 15, 8};
-    tn_init(&t, SQZ_OP_CONV_TRANSPOSE);
+    tn_init(&t, SQZ_OP_CONV_TRANSPOSE, "test", 1);
     sqz_shape in1[2] = {SHP(1, 1, 3, 3), SHP(1, 2, 3, 3)};
     const float *d1[2] = {x1, w1};
     run_op(&t, 2, in1, d1, 1, &r);
@@ -600,7 +542,7 @@ static void test_conv_transpose(void **state) {
     res_free(&r);
 
     /* output_shape larger than the natural size: the extra row/col is at the end */
-    tn_init(&t, SQZ_OP_CONV_TRANSPOSE);
+    tn_init(&t, SQZ_OP_CONV_TRANSPOSE, "test", 1);
     TN_INTS(&t, "strides", 3, 2);
     TN_INTS(&t, "output_shape", 10, 8);
     run_op(&t, 2, in1, d1, 1, &r);
@@ -613,7 +555,7 @@ static void test_conv_transpose(void **state) {
     res_free(&r);
 
     /* SAME_UPPER with stride 2: output = in * stride, cropping at the end */
-    tn_init(&t, SQZ_OP_CONV_TRANSPOSE);
+    tn_init(&t, SQZ_OP_CONV_TRANSPOSE, "test", 1);
     TN_INTS(&t, "strides", 2, 2);
     tn_str(&t, "auto_pad", "SAME_UPPER");
     run_op(&t, 2, in1, d1, 1, &r);
@@ -655,7 +597,7 @@ static void test_gemm(void **state) {
                         if (want[m * N + n] < 0) want[m * N + n] = 0;
                     }
                 tnode t;
-                tn_init(&t, SQZ_OP_GEMM);
+                tn_init(&t, SQZ_OP_GEMM, "test", 1);
                 tn_float(&t, "alpha", 0.5f);
                 tn_float(&t, "beta", -2.0f);
                 tn_int(&t, "transA", ta);
@@ -673,7 +615,7 @@ static void test_gemm(void **state) {
                 res_free(&r);
             }
     tnode t;
-    tn_init(&t, SQZ_OP_GEMM);
+    tn_init(&t, SQZ_OP_GEMM, "test", 1);
     sqz_shape bad[3] = {SHP(3, 5), SHP(5, 4), SHP(2, 4)};
     expect_fail(&t, 3, bad, 1, "broadcast");
     sqz_shape bad2[2] = {SHP(3, 5), SHP(4, 4)};
@@ -701,7 +643,7 @@ static void test_matmul(void **state) {
     run_res r;
     /* [2,1,3,4] x [3,4,5] -> [2,3,3,5]; a broadcast over dim 1, b over dim 0 */
     {
-        tn_init(&t, SQZ_OP_MATMUL);
+        tn_init(&t, SQZ_OP_MATMUL, "test", 1);
         sqz_shape in[2] = {SHP(2, 1, 3, 4), SHP(3, 4, 5)};
         const float *data[2] = {a, b};
         run_op(&t, 2, in, data, 1, &r);
@@ -717,7 +659,7 @@ static void test_matmul(void **state) {
     }
     /* 1-D x 2-D: [4] x [4,5] -> [5] */
     {
-        tn_init(&t, SQZ_OP_MATMUL);
+        tn_init(&t, SQZ_OP_MATMUL, "test", 1);
         sqz_shape in[2] = {SHP(4), SHP(4, 5)};
         const float *data[2] = {a, b};
         run_op(&t, 2, in, data, 1, &r);
@@ -730,7 +672,7 @@ static void test_matmul(void **state) {
     }
     /* 3-D x 1-D: [2,3,4] x [4] -> [2,3] */
     {
-        tn_init(&t, SQZ_OP_MATMUL);
+        tn_init(&t, SQZ_OP_MATMUL, "test", 1);
         sqz_shape in[2] = {SHP(2, 3, 4), SHP(4)};
         const float *data[2] = {a, b};
         run_op(&t, 2, in, data, 1, &r);
@@ -743,7 +685,7 @@ static void test_matmul(void **state) {
     }
     /* 1-D x 1-D: dot product -> scalar */
     {
-        tn_init(&t, SQZ_OP_MATMUL);
+        tn_init(&t, SQZ_OP_MATMUL, "test", 1);
         sqz_shape in[2] = {SHP(4), SHP(4)};
         const float *data[2] = {a, b};
         run_op(&t, 2, in, data, 1, &r);
@@ -754,7 +696,7 @@ static void test_matmul(void **state) {
         assert_true(fabsf(r.out[0][0] - want) < 1e-6f);
         res_free(&r);
     }
-    tn_init(&t, SQZ_OP_MATMUL);
+    tn_init(&t, SQZ_OP_MATMUL, "test", 1);
     sqz_shape bad[2] = {SHP(2, 3, 4), SHP(3, 4, 5)};
     expect_fail(&t, 2, bad, 1, "broadcast");
     free(a);
@@ -779,54 +721,54 @@ static void test_unary(void **state) {
     const float x[6] = {-4.0f, -1.0f, -0.25f, 0.0f, 0.5f, 5.0f};
     float y[6];
     tnode t;
-    tn_init(&t, SQZ_OP_RELU);
+    tn_init(&t, SQZ_OP_RELU, "test", 1);
     run_unary(&t, x, 6, y);
     assert_close(y, (const float[]){0, 0, 0, 0, 0.5f, 5}, 6, 0);
-    tn_init(&t, SQZ_OP_LEAKY_RELU);
+    tn_init(&t, SQZ_OP_LEAKY_RELU, "test", 1);
     run_unary(&t, x, 6, y);
     assert_close(y, (const float[]){-0.04f, -0.01f, -0.0025f, 0, 0.5f, 5}, 6, 1e-7);
-    tn_init(&t, SQZ_OP_LEAKY_RELU);
+    tn_init(&t, SQZ_OP_LEAKY_RELU, "test", 1);
     tn_float(&t, "alpha", 0.5f);
     run_unary(&t, x, 6, y);
     assert_close(y, (const float[]){-2, -0.5f, -0.125f, 0, 0.5f, 5}, 6, 0);
-    tn_init(&t, SQZ_OP_CLIP); /* unbounded */
+    tn_init(&t, SQZ_OP_CLIP, "test", 1); /* unbounded */
     run_unary(&t, x, 6, y);
     assert_close(y, x, 6, 0);
-    tn_init(&t, SQZ_OP_CLIP);
+    tn_init(&t, SQZ_OP_CLIP, "test", 1);
     tn_float(&t, "min", -1.0f);
     run_unary(&t, x, 6, y);
     assert_close(y, (const float[]){-1, -1, -0.25f, 0, 0.5f, 5}, 6, 0);
-    tn_init(&t, SQZ_OP_CLIP);
+    tn_init(&t, SQZ_OP_CLIP, "test", 1);
     tn_float(&t, "min", 0.0f);
     tn_float(&t, "max", 0.4f);
     run_unary(&t, x, 6, y);
     assert_close(y, (const float[]){0, 0, 0, 0, 0.4f, 0.4f}, 6, 0);
-    tn_init(&t, SQZ_OP_SIGMOID);
+    tn_init(&t, SQZ_OP_SIGMOID, "test", 1);
     run_unary(&t, x, 6, y);
     for (int i = 0; i < 6; i++) assert_true(fabs(y[i] - 1.0 / (1.0 + exp(-x[i]))) < 1e-6);
-    tn_init(&t, SQZ_OP_HARD_SIGMOID);
+    tn_init(&t, SQZ_OP_HARD_SIGMOID, "test", 1);
     run_unary(&t, x, 6, y);
     assert_close(y, (const float[]){0, 0.3f, 0.45f, 0.5f, 0.6f, 1}, 6, 1e-6);
-    tn_init(&t, SQZ_OP_HARD_SWISH);
+    tn_init(&t, SQZ_OP_HARD_SWISH, "test", 1);
     run_unary(&t, x, 6, y);
     /* x * clamp(x/6 + 1/2, 0, 1) */
     assert_close(y,
                  (const float[]){0, -1.0f / 3.0f, -0.25f * (0.5f - 0.25f / 6.0f), 0,
                                  0.5f * (0.5f + 0.5f / 6.0f), 5},
                  6, 1e-6);
-    tn_init(&t, SQZ_OP_TANH);
+    tn_init(&t, SQZ_OP_TANH, "test", 1);
     run_unary(&t, x, 6, y);
     for (int i = 0; i < 6; i++) assert_true(fabs(y[i] - tanh(x[i])) < 1e-6);
     const float sx[4] = {0, 1, 4, 2.25f};
-    tn_init(&t, SQZ_OP_SQRT);
+    tn_init(&t, SQZ_OP_SQRT, "test", 1);
     run_unary(&t, sx, 4, y);
     assert_close(y, (const float[]){0, 1, 2, 1.5f}, 4, 0);
-    tn_init(&t, SQZ_OP_IDENTITY);
+    tn_init(&t, SQZ_OP_IDENTITY, "test", 1);
     run_unary(&t, x, 6, y);
     assert_close(y, x, 6, 0);
     /* sigmoid does not overflow for large magnitudes */
     const float big[2] = {-100.0f, 100.0f};
-    tn_init(&t, SQZ_OP_SIGMOID);
+    tn_init(&t, SQZ_OP_SIGMOID, "test", 1);
     run_unary(&t, big, 2, y);
     assert_true(y[0] >= 0.0f && y[0] < 1e-30f);
     assert_true(y[1] == 1.0f);
@@ -842,7 +784,7 @@ static void test_binary_broadcast(void **state) {
     for (int oi = 0; oi < 5; oi++)
         for (int rev = 0; rev < 2; rev++) {
             tnode t;
-            tn_init(&t, ops[oi]);
+            tn_init(&t, ops[oi], "test", 1);
             sqz_shape in[2] = {SHP(2, 3, 4), SHP(3, 1)};
             if (rev) {
                 sqz_shape tmp = in[0];
@@ -875,7 +817,7 @@ static void test_binary_broadcast(void **state) {
     /* [2,1,4] + [1,3,1] -> [2,3,4]; scalar + tensor; identical shapes */
     {
         tnode t;
-        tn_init(&t, SQZ_OP_ADD);
+        tn_init(&t, SQZ_OP_ADD, "test", 1);
         sqz_shape in[2] = {SHP(2, 1, 4), SHP(1, 3, 1)};
         const float *data[2] = {a, b};
         run_res r;
@@ -890,7 +832,7 @@ static void test_binary_broadcast(void **state) {
         sqz_shape in2[2] = {SHP(1), SHP(2, 3, 4)};
         in2[0].ndim = 0;
         const float *data2[2] = {b, a};
-        tn_init(&t, SQZ_OP_SUB);
+        tn_init(&t, SQZ_OP_SUB, "test", 1);
         run_op(&t, 2, in2, data2, 1, &r);
         assert_int_equal(r.rc, 0);
         ASSERT_SHAPE(&r.shape[0], 2, 3, 4);
@@ -898,13 +840,13 @@ static void test_binary_broadcast(void **state) {
         res_free(&r);
         sqz_shape in3[2] = {SHP(4, 6), SHP(4, 6)};
         const float *data3[2] = {a, a};
-        tn_init(&t, SQZ_OP_MUL);
+        tn_init(&t, SQZ_OP_MUL, "test", 1);
         run_op(&t, 2, in3, data3, 1, &r);
         assert_int_equal(r.rc, 0);
         for (int i = 0; i < 24; i++) assert_true(r.out[0][i] == a[i] * a[i]);
         res_free(&r);
         sqz_shape bad[2] = {SHP(2, 3), SHP(4)};
-        tn_init(&t, SQZ_OP_ADD);
+        tn_init(&t, SQZ_OP_ADD, "test", 1);
         expect_fail(&t, 2, bad, 1, "broadcast");
     }
     free(a);
@@ -917,7 +859,7 @@ static void test_prelu_batchnorm(void **state) {
     float x[12], slope[3] = {0.1f, 0.2f, 0.3f};
     for (int i = 0; i < 12; i++) x[i] = (float)(i - 6);
     tnode t;
-    tn_init(&t, SQZ_OP_PRELU);
+    tn_init(&t, SQZ_OP_PRELU, "test", 1);
     sqz_shape in[2] = {SHP(2, 3, 2), SHP(3, 1)};
     const float *data[2] = {x, slope};
     run_res r;
@@ -935,7 +877,7 @@ static void test_prelu_batchnorm(void **state) {
     /* BatchNorm: X [1,2,1,3] */
     float bx[6] = {-1, 0, 1, 2, 3, 4}, sc[2] = {1.0f, 2.0f}, bb[2] = {0.0f, 1.0f},
           mean[2] = {0.0f, 3.0f}, var[2] = {1.0f, 4.0f};
-    tn_init(&t, SQZ_OP_BATCHNORM);
+    tn_init(&t, SQZ_OP_BATCHNORM, "test", 1);
     tn_float(&t, "epsilon", 0.0f);
     sqz_shape bin[5] = {SHP(1, 2, 1, 3), SHP(2), SHP(2), SHP(2), SHP(2)};
     const float *bdata[5] = {bx, sc, bb, mean, var};
@@ -944,15 +886,15 @@ static void test_prelu_batchnorm(void **state) {
     ASSERT_SHAPE(&r.shape[0], 1, 2, 1, 3);
     assert_close(r.out[0], (const float[]){-1, 0, 1, 0, 1, 2}, 6, 1e-6);
     res_free(&r);
-    tn_init(&t, SQZ_OP_BATCHNORM); /* default epsilon 1e-5 */
+    tn_init(&t, SQZ_OP_BATCHNORM, "test", 1); /* default epsilon 1e-5 */
     run_op(&t, 5, bin, bdata, 1, &r);
     assert_int_equal(r.rc, 0);
     assert_true(fabsf(r.out[0][0] - (float)(-1.0 / sqrt(1.0 + 1e-5))) < 1e-6f);
     res_free(&r);
-    tn_init(&t, SQZ_OP_BATCHNORM);
+    tn_init(&t, SQZ_OP_BATCHNORM, "test", 1);
     tn_int(&t, "training_mode", 1);
     expect_fail(&t, 5, bin, 1, "training_mode");
-    tn_init(&t, SQZ_OP_BATCHNORM);
+    tn_init(&t, SQZ_OP_BATCHNORM, "test", 1);
     expect_fail(&t, 5, bin, 3, "outputs");
 }
 
@@ -963,7 +905,7 @@ static void test_concat_split(void **state) {
     float a[6] = {1, 2, 3, 4, 5, 6}, b[4] = {7, 8, 9, 10};
     tnode t;
     run_res r;
-    tn_init(&t, SQZ_OP_CONCAT);
+    tn_init(&t, SQZ_OP_CONCAT, "test", 1);
     tn_int(&t, "axis", -1);
     sqz_shape in[2] = {SHP(2, 3), SHP(2, 2)};
     const float *data[2] = {a, b};
@@ -972,7 +914,7 @@ static void test_concat_split(void **state) {
     ASSERT_SHAPE(&r.shape[0], 2, 5);
     assert_close(r.out[0], (const float[]){1, 2, 3, 7, 8, 4, 5, 6, 9, 10}, 10, 0);
     res_free(&r);
-    tn_init(&t, SQZ_OP_CONCAT);
+    tn_init(&t, SQZ_OP_CONCAT, "test", 1);
     tn_int(&t, "axis", 0);
     sqz_shape in0[2] = {SHP(3, 2), SHP(2, 2)};
     run_op(&t, 2, in0, data, 1, &r);
@@ -981,7 +923,7 @@ static void test_concat_split(void **state) {
     assert_close(r.out[0], (const float[]){1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 10, 0);
     res_free(&r);
     expect_fail(&t, 2, in, 1, "dim");
-    tn_init(&t, SQZ_OP_CONCAT);
+    tn_init(&t, SQZ_OP_CONCAT, "test", 1);
     expect_fail(&t, 2, in0, 1, "axis");
 
     /* Split: explicit split along axis 1 */
@@ -989,7 +931,7 @@ static void test_concat_split(void **state) {
     for (int i = 0; i < 12; i++) x[i] = (float)i;
     sqz_shape xs[1] = {SHP(2, 6)};
     const float *xd[1] = {x};
-    tn_init(&t, SQZ_OP_SPLIT);
+    tn_init(&t, SQZ_OP_SPLIT, "test", 1);
     tn_int(&t, "axis", 1);
     TN_INTS(&t, "split", 1, 2, 3);
     run_op(&t, 1, xs, xd, 3, &r);
@@ -1002,7 +944,7 @@ static void test_concat_split(void **state) {
     assert_close(r.out[2], (const float[]){3, 4, 5, 9, 10, 11}, 6, 0);
     res_free(&r);
     /* equal split by output count, negative axis */
-    tn_init(&t, SQZ_OP_SPLIT);
+    tn_init(&t, SQZ_OP_SPLIT, "test", 1);
     tn_int(&t, "axis", -1);
     run_op(&t, 1, xs, xd, 2, &r);
     assert_int_equal(r.rc, 0);
@@ -1011,7 +953,7 @@ static void test_concat_split(void **state) {
     res_free(&r);
     /* num_outputs with a remainder: 7 into 3 -> ceil(7/3) = 3, 3, then the rest (1) */
     sqz_shape x7[1] = {SHP(7)};
-    tn_init(&t, SQZ_OP_SPLIT);
+    tn_init(&t, SQZ_OP_SPLIT, "test", 1);
     tn_int(&t, "num_outputs", 3);
     run_op(&t, 1, x7, xd, 3, &r);
     assert_int_equal(r.rc, 0);
@@ -1021,7 +963,7 @@ static void test_concat_split(void **state) {
     assert_close(r.out[2], (const float[]){6}, 1, 0);
     res_free(&r);
     /* zero-size parts */
-    tn_init(&t, SQZ_OP_SPLIT);
+    tn_init(&t, SQZ_OP_SPLIT, "test", 1);
     TN_INTS(&t, "split", 0, 7, 0);
     run_op(&t, 1, x7, xd, 3, &r);
     assert_int_equal(r.rc, 0);
@@ -1029,9 +971,9 @@ static void test_concat_split(void **state) {
     ASSERT_SHAPE(&r.shape[1], 7);
     assert_close(r.out[1], x, 7, 0);
     res_free(&r);
-    tn_init(&t, SQZ_OP_SPLIT);
+    tn_init(&t, SQZ_OP_SPLIT, "test", 1);
     expect_fail(&t, 1, x7, 2, "divisible");
-    tn_init(&t, SQZ_OP_SPLIT);
+    tn_init(&t, SQZ_OP_SPLIT, "test", 1);
     TN_INTS(&t, "split", 3, 3);
     expect_fail(&t, 1, x7, 2, "split");
 }
@@ -1045,7 +987,7 @@ static void test_slice(void **state) {
     tnode t;
     run_res r;
     /* rows 1..2, cols 0..2 */
-    tn_init(&t, SQZ_OP_SLICE);
+    tn_init(&t, SQZ_OP_SLICE, "test", 1);
     TN_INTS(&t, "starts", 1, 0);
     TN_INTS(&t, "ends", 3, 3);
     run_op(&t, 1, xs, xd, 1, &r);
@@ -1054,7 +996,7 @@ static void test_slice(void **state) {
     assert_close(r.out[0], (const float[]){5, 6, 7, 10, 11, 12}, 6, 0);
     res_free(&r);
     /* negative steps: reverse everything with INT64_MIN-ish ends */
-    tn_init(&t, SQZ_OP_SLICE);
+    tn_init(&t, SQZ_OP_SLICE, "test", 1);
     TN_INTS(&t, "starts", -1, 20);
     TN_INTS(&t, "ends", INT64_MIN, -1000);
     TN_INTS(&t, "axes", 0, -1);
@@ -1065,7 +1007,7 @@ static void test_slice(void **state) {
     assert_close(r.out[0], (const float[]){19, 17, 15, 14, 12, 10, 9, 7, 5, 4, 2, 0}, 12, 0);
     res_free(&r);
     /* INT64_MAX end, step 2 on axis 1 only, out-of-range start on axis 0 -> empty */
-    tn_init(&t, SQZ_OP_SLICE);
+    tn_init(&t, SQZ_OP_SLICE, "test", 1);
     TN_INTS(&t, "starts", 1);
     TN_INTS(&t, "ends", INT64_MAX);
     TN_INTS(&t, "axes", 1);
@@ -1075,7 +1017,7 @@ static void test_slice(void **state) {
     ASSERT_SHAPE(&r.shape[0], 4, 2);
     assert_close(r.out[0], (const float[]){1, 3, 6, 8, 11, 13, 16, 18}, 8, 0);
     res_free(&r);
-    tn_init(&t, SQZ_OP_SLICE);
+    tn_init(&t, SQZ_OP_SLICE, "test", 1);
     TN_INTS(&t, "starts", 1000);
     TN_INTS(&t, "ends", 1001);
     run_op(&t, 1, xs, xd, 1, &r);
@@ -1083,7 +1025,7 @@ static void test_slice(void **state) {
     ASSERT_SHAPE(&r.shape[0], 0, 5);
     res_free(&r);
     /* negative step from the middle: x[2:0:-1, 3] */
-    tn_init(&t, SQZ_OP_SLICE);
+    tn_init(&t, SQZ_OP_SLICE, "test", 1);
     TN_INTS(&t, "starts", 2, 3);
     TN_INTS(&t, "ends", 0, 4);
     TN_INTS(&t, "steps", -1, 1);
@@ -1092,7 +1034,7 @@ static void test_slice(void **state) {
     ASSERT_SHAPE(&r.shape[0], 2, 1);
     assert_close(r.out[0], (const float[]){13, 8}, 2, 0);
     res_free(&r);
-    tn_init(&t, SQZ_OP_SLICE);
+    tn_init(&t, SQZ_OP_SLICE, "test", 1);
     TN_INTS(&t, "starts", 0);
     TN_INTS(&t, "ends", 2);
     TN_INTS(&t, "steps", 0);
@@ -1107,7 +1049,7 @@ static void test_transpose_reshape(void **state) {
     const float *xd[1] = {x};
     tnode t;
     run_res r;
-    tn_init(&t, SQZ_OP_TRANSPOSE);
+    tn_init(&t, SQZ_OP_TRANSPOSE, "test", 1);
     run_op(&t, 1, xs, xd, 1, &r);
     assert_int_equal(r.rc, 0);
     ASSERT_SHAPE(&r.shape[0], 4, 3, 2);
@@ -1116,7 +1058,7 @@ static void test_transpose_reshape(void **state) {
             for (int k = 0; k < 4; k++)
                 assert_true(r.out[0][(k * 3 + j) * 2 + i] == x[(i * 3 + j) * 4 + k]);
     res_free(&r);
-    tn_init(&t, SQZ_OP_TRANSPOSE);
+    tn_init(&t, SQZ_OP_TRANSPOSE, "test", 1);
     TN_INTS(&t, "perm", 1, 2, 0);
     run_op(&t, 1, xs, xd, 1, &r);
     assert_int_equal(r.rc, 0);
@@ -1126,19 +1068,19 @@ static void test_transpose_reshape(void **state) {
             for (int k = 0; k < 4; k++)
                 assert_true(r.out[0][(j * 4 + k) * 2 + i] == x[(i * 3 + j) * 4 + k]);
     res_free(&r);
-    tn_init(&t, SQZ_OP_TRANSPOSE);
+    tn_init(&t, SQZ_OP_TRANSPOSE, "test", 1);
     TN_INTS(&t, "perm", 1, 1, 0);
     expect_fail(&t, 1, xs, 1, "perm");
 
     /* Reshape: 0 copies, -1 infers */
-    tn_init(&t, SQZ_OP_RESHAPE);
+    tn_init(&t, SQZ_OP_RESHAPE, "test", 1);
     TN_INTS(&t, "shape", 0, -1);
     run_op(&t, 1, xs, xd, 1, &r);
     assert_int_equal(r.rc, 0);
     ASSERT_SHAPE(&r.shape[0], 2, 12);
     assert_close(r.out[0], x, 24, 0);
     res_free(&r);
-    tn_init(&t, SQZ_OP_RESHAPE);
+    tn_init(&t, SQZ_OP_RESHAPE, "test", 1);
     TN_INTS(&t, "shape", 4, 0, -1, 1);
     run_op(&t, 1, xs, xd, 1, &r);
     assert_int_equal(r.rc, 0);
@@ -1146,20 +1088,20 @@ static void test_transpose_reshape(void **state) {
     res_free(&r);
     /* allowzero=1: a 0 is a real zero-size dim */
     sqz_shape zs[1] = {SHP(0, 3, 4)};
-    tn_init(&t, SQZ_OP_RESHAPE);
+    tn_init(&t, SQZ_OP_RESHAPE, "test", 1);
     TN_INTS(&t, "shape", 3, 4, 0);
     tn_int(&t, "allowzero", 1);
     run_op(&t, 1, zs, xd, 1, &r);
     assert_int_equal(r.rc, 0);
     ASSERT_SHAPE(&r.shape[0], 3, 4, 0);
     res_free(&r);
-    tn_init(&t, SQZ_OP_RESHAPE);
+    tn_init(&t, SQZ_OP_RESHAPE, "test", 1);
     TN_INTS(&t, "shape", -1, -1);
     expect_fail(&t, 1, xs, 1, "-1");
-    tn_init(&t, SQZ_OP_RESHAPE);
+    tn_init(&t, SQZ_OP_RESHAPE, "test", 1);
     TN_INTS(&t, "shape", 5, -1);
     expect_fail(&t, 1, xs, 1, "infer");
-    tn_init(&t, SQZ_OP_RESHAPE);
+    tn_init(&t, SQZ_OP_RESHAPE, "test", 1);
     TN_INTS(&t, "shape", 0, -1);
     tn_int(&t, "allowzero", 1);
     expect_fail(&t, 1, xs, 1, "allowzero");
@@ -1167,7 +1109,7 @@ static void test_transpose_reshape(void **state) {
     /* Flatten */
     static const int64_t fl[][3] = {{0, 1, 24}, {1, 2, 12}, {3, 24, 1}, {-1, 6, 4}, {-3, 1, 24}};
     for (int i = 0; i < 5; i++) {
-        tn_init(&t, SQZ_OP_FLATTEN);
+        tn_init(&t, SQZ_OP_FLATTEN, "test", 1);
         tn_int(&t, "axis", fl[i][0]);
         run_op(&t, 1, xs, xd, 1, &r);
         assert_int_equal(r.rc, 0);
@@ -1175,31 +1117,31 @@ static void test_transpose_reshape(void **state) {
         assert_close(r.out[0], x, 24, 0);
         res_free(&r);
     }
-    tn_init(&t, SQZ_OP_FLATTEN);
+    tn_init(&t, SQZ_OP_FLATTEN, "test", 1);
     tn_int(&t, "axis", 4);
     expect_fail(&t, 1, xs, 1, "axis=4");
 
     /* Squeeze / Unsqueeze */
     sqz_shape s1[1] = {SHP(1, 3, 1, 4)};
-    tn_init(&t, SQZ_OP_SQUEEZE);
+    tn_init(&t, SQZ_OP_SQUEEZE, "test", 1);
     run_op(&t, 1, s1, xd, 1, &r);
     assert_int_equal(r.rc, 0);
     ASSERT_SHAPE(&r.shape[0], 3, 4);
     res_free(&r);
-    tn_init(&t, SQZ_OP_SQUEEZE);
+    tn_init(&t, SQZ_OP_SQUEEZE, "test", 1);
     TN_INTS(&t, "axes", -2);
     run_op(&t, 1, s1, xd, 1, &r);
     assert_int_equal(r.rc, 0);
     ASSERT_SHAPE(&r.shape[0], 1, 3, 4);
     assert_close(r.out[0], x, 12, 0);
     res_free(&r);
-    tn_init(&t, SQZ_OP_SQUEEZE);
+    tn_init(&t, SQZ_OP_SQUEEZE, "test", 1);
     TN_INTS(&t, "axes", 1);
     expect_fail(&t, 1, s1, 1, "axes=1");
-    tn_init(&t, SQZ_OP_UNSQUEEZE);
+    tn_init(&t, SQZ_OP_UNSQUEEZE, "test", 1);
     TN_INTS(&t, "axes", 4, 0, -2); /* output rank 6: -2 is 4 again */
     expect_fail(&t, 1, xs, 1, "duplicate");
-    tn_init(&t, SQZ_OP_UNSQUEEZE);
+    tn_init(&t, SQZ_OP_UNSQUEEZE, "test", 1);
     TN_INTS(&t, "axes", 5, 0, -3);
     run_op(&t, 1, xs, xd, 1, &r);
     assert_int_equal(r.rc, 0);
@@ -1218,7 +1160,7 @@ static void test_pool_ceil_examples(void **state) {
     const float *xd[1] = {x};
     tnode t;
     run_res r;
-    tn_init(&t, SQZ_OP_MAXPOOL);
+    tn_init(&t, SQZ_OP_MAXPOOL, "test", 1);
     TN_INTS(&t, "kernel_shape", 3, 3);
     TN_INTS(&t, "strides", 2, 2);
     tn_int(&t, "ceil_mode", 1);
@@ -1227,7 +1169,7 @@ static void test_pool_ceil_examples(void **state) {
     ASSERT_SHAPE(&r.shape[0], 1, 1, 2, 2);
     assert_close(r.out[0], (const float[]){11, 12, 15, 16}, 4, 0);
     res_free(&r);
-    tn_init(&t, SQZ_OP_AVGPOOL);
+    tn_init(&t, SQZ_OP_AVGPOOL, "test", 1);
     TN_INTS(&t, "kernel_shape", 3, 3);
     TN_INTS(&t, "strides", 2, 2);
     tn_int(&t, "ceil_mode", 1);
@@ -1240,7 +1182,7 @@ static void test_pool_ceil_examples(void **state) {
      * in 5, k 2, s 2, pads 1/1: ceil((5+2-2)/2)+1 = 4 windows; the 4th starts
      * at 5 (= in + pb - 1 + 1 ... beyond the input) -> 3 */
     sqz_shape x5[1] = {SHP(1, 1, 1, 5)};
-    tn_init(&t, SQZ_OP_MAXPOOL);
+    tn_init(&t, SQZ_OP_MAXPOOL, "test", 1);
     TN_INTS(&t, "kernel_shape", 1, 2);
     TN_INTS(&t, "strides", 1, 2);
     TN_INTS(&t, "pads", 0, 1, 0, 1);
@@ -1250,10 +1192,10 @@ static void test_pool_ceil_examples(void **state) {
     ASSERT_SHAPE(&r.shape[0], 1, 1, 1, 3);
     assert_close(r.out[0], (const float[]){1, 3, 5}, 3, 0);
     res_free(&r);
-    tn_init(&t, SQZ_OP_MAXPOOL);
+    tn_init(&t, SQZ_OP_MAXPOOL, "test", 1);
     TN_INTS(&t, "kernel_shape", 2, 2);
     expect_fail(&t, 1, xs, 2, "MaxPool Indices output not supported");
-    tn_init(&t, SQZ_OP_AVGPOOL);
+    tn_init(&t, SQZ_OP_AVGPOOL, "test", 1);
     expect_fail(&t, 1, xs, 1, "kernel_shape");
 }
 
@@ -1302,7 +1244,7 @@ static void test_pool_vs_naive(void **state) {
             size_t nx = (size_t)(2 * 3 * c->H * c->W);
             float *x = rand_buf(&rng, nx, -2, 2);
             tnode t;
-            tn_init(&t, is_max ? SQZ_OP_MAXPOOL : SQZ_OP_AVGPOOL);
+            tn_init(&t, is_max ? SQZ_OP_MAXPOOL : SQZ_OP_AVGPOOL, "test", 1);
             tn_ints(&t, "kernel_shape", 2, c->k);
             tn_ints(&t, "strides", 2, c->s);
             if (is_max) tn_ints(&t, "dilations", 2, c->d);
@@ -1348,14 +1290,14 @@ static void test_gap_reduce_mean(void **state) {
     const float *xd[1] = {x};
     tnode t;
     run_res r;
-    tn_init(&t, SQZ_OP_GLOBAL_AVGPOOL);
+    tn_init(&t, SQZ_OP_GLOBAL_AVGPOOL, "test", 1);
     run_op(&t, 1, xs, xd, 1, &r);
     assert_int_equal(r.rc, 0);
     ASSERT_SHAPE(&r.shape[0], 2, 3, 1);
     assert_close(r.out[0], (const float[]){1.5f, 5.5f, 9.5f, 13.5f, 17.5f, 21.5f}, 6, 1e-6);
     res_free(&r);
 
-    tn_init(&t, SQZ_OP_REDUCE_MEAN);
+    tn_init(&t, SQZ_OP_REDUCE_MEAN, "test", 1);
     TN_INTS(&t, "axes", 0, -1);
     run_op(&t, 1, xs, xd, 1, &r);
     assert_int_equal(r.rc, 0);
@@ -1363,7 +1305,7 @@ static void test_gap_reduce_mean(void **state) {
     /* mean over i in {0,1}, k in 0..3 of 12i + 4j + k = 6 + 4j + 1.5 */
     assert_close(r.out[0], (const float[]){7.5f, 11.5f, 15.5f}, 3, 1e-6);
     res_free(&r);
-    tn_init(&t, SQZ_OP_REDUCE_MEAN);
+    tn_init(&t, SQZ_OP_REDUCE_MEAN, "test", 1);
     TN_INTS(&t, "axes", 1);
     tn_int(&t, "keepdims", 0);
     run_op(&t, 1, xs, xd, 1, &r);
@@ -1371,21 +1313,21 @@ static void test_gap_reduce_mean(void **state) {
     ASSERT_SHAPE(&r.shape[0], 2, 4);
     assert_close(r.out[0], (const float[]){4, 5, 6, 7, 16, 17, 18, 19}, 8, 1e-6);
     res_free(&r);
-    tn_init(&t, SQZ_OP_REDUCE_MEAN); /* no axes: everything */
+    tn_init(&t, SQZ_OP_REDUCE_MEAN, "test", 1); /* no axes: everything */
     tn_int(&t, "keepdims", 0);
     run_op(&t, 1, xs, xd, 1, &r);
     assert_int_equal(r.rc, 0);
     assert_int_equal(r.shape[0].ndim, 0);
     assert_close(r.out[0], (const float[]){11.5f}, 1, 1e-6);
     res_free(&r);
-    tn_init(&t, SQZ_OP_REDUCE_MEAN);
+    tn_init(&t, SQZ_OP_REDUCE_MEAN, "test", 1);
     tn_int(&t, "noop_with_empty_axes", 1);
     run_op(&t, 1, xs, xd, 1, &r);
     assert_int_equal(r.rc, 0);
     ASSERT_SHAPE(&r.shape[0], 2, 3, 4);
     assert_close(r.out[0], x, 24, 0);
     res_free(&r);
-    tn_init(&t, SQZ_OP_REDUCE_MEAN);
+    tn_init(&t, SQZ_OP_REDUCE_MEAN, "test", 1);
     TN_INTS(&t, "axes", 3);
     expect_fail(&t, 1, xs, 1, "axes=3");
 }
@@ -1402,7 +1344,7 @@ static void test_softmax(void **state) {
         /* 0: default (axis -1), 1: axis=1, 2: legacy default (axis 1, coerced 2-D),
          * 3: legacy axis=2 */
         tnode t;
-        tn_init(&t, SQZ_OP_SOFTMAX);
+        tn_init(&t, SQZ_OP_SOFTMAX, "test", 1);
         if (mode == 1) tn_int(&t, "axis", 1);
         if (mode >= 2) tn_int(&t, "legacy", 1);
         if (mode == 3) tn_int(&t, "axis", 2);
@@ -1444,7 +1386,7 @@ static void test_resize_examples(void **state) {
     tnode t;
     run_res r;
     /* ONNX resize_upsample_scales_linear (half_pixel) */
-    tn_init(&t, SQZ_OP_RESIZE);
+    tn_init(&t, SQZ_OP_RESIZE, "test", 1);
     tn_str(&t, "mode", "linear");
     tn_floats(&t, "scales", 4, (const float[]){1, 1, 2, 2});
     run_op(&t, 1, xs, xd, 1, &r);
@@ -1456,7 +1398,7 @@ static void test_resize_examples(void **state) {
                  16, 1e-6);
     res_free(&r);
     /* align_corners */
-    tn_init(&t, SQZ_OP_RESIZE);
+    tn_init(&t, SQZ_OP_RESIZE, "test", 1);
     tn_str(&t, "mode", "linear");
     tn_str(&t, "coordinate_transformation_mode", "align_corners");
     tn_floats(&t, "scales", 4, (const float[]){1, 1, 2, 2});
@@ -1468,7 +1410,7 @@ static void test_resize_examples(void **state) {
                  16, 1e-6);
     res_free(&r);
     /* nearest, default (half_pixel + round_prefer_floor), scales 2 on the last dims */
-    tn_init(&t, SQZ_OP_RESIZE);
+    tn_init(&t, SQZ_OP_RESIZE, "test", 1);
     tn_floats(&t, "scales", 2, (const float[]){2, 3});
     TN_INTS(&t, "axes", 2, 3);
     run_op(&t, 1, xs, xd, 1, &r);
@@ -1483,7 +1425,7 @@ static void test_resize_examples(void **state) {
     const float x8[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     sqz_shape x8s[1] = {SHP(1, 1, 2, 4)};
     const float *x8d[1] = {x8};
-    tn_init(&t, SQZ_OP_RESIZE);
+    tn_init(&t, SQZ_OP_RESIZE, "test", 1);
     TN_INTS(&t, "sizes", 1, 1, 1, 2);
     run_op(&t, 1, x8s, x8d, 1, &r);
     assert_int_equal(r.rc, 0);
@@ -1491,7 +1433,7 @@ static void test_resize_examples(void **state) {
     assert_close(r.out[0], (const float[]){1, 3}, 2, 0);
     res_free(&r);
     /* downsample scales linear (ONNX): scales 0.6 -> [1,1,1,2] = {2.6666665, 4.3333335} */
-    tn_init(&t, SQZ_OP_RESIZE);
+    tn_init(&t, SQZ_OP_RESIZE, "test", 1);
     tn_str(&t, "mode", "linear");
     tn_floats(&t, "scales", 4, (const float[]){1, 1, 0.6f, 0.6f});
     run_op(&t, 1, x8s, x8d, 1, &r);
@@ -1501,7 +1443,7 @@ static void test_resize_examples(void **state) {
     res_free(&r);
     /* align_corners with scales measures the resized length as in * scale (2.4 here,
      * not the floored 2): ONNX resize_downsample_scales_linear_align_corners */
-    tn_init(&t, SQZ_OP_RESIZE);
+    tn_init(&t, SQZ_OP_RESIZE, "test", 1);
     tn_str(&t, "mode", "linear");
     tn_str(&t, "coordinate_transformation_mode", "align_corners");
     tn_floats(&t, "scales", 4, (const float[]){1, 1, 0.6f, 0.6f});
@@ -1515,7 +1457,7 @@ static void test_resize_examples(void **state) {
     for (int i = 0; i < 16; i++) x16[i] = (float)(i + 1);
     sqz_shape x16s[1] = {SHP(1, 1, 4, 4)};
     const float *x16d[1] = {x16};
-    tn_init(&t, SQZ_OP_RESIZE);
+    tn_init(&t, SQZ_OP_RESIZE, "test", 1);
     tn_str(&t, "coordinate_transformation_mode", "tf_half_pixel_for_nn");
     TN_INTS(&t, "sizes", 1, 1, 3, 2);
     run_op(&t, 1, x16s, x16d, 1, &r);
@@ -1524,7 +1466,7 @@ static void test_resize_examples(void **state) {
     res_free(&r);
     /* asymmetric + round_prefer_ceil, sizes 1x1x3x3 from 2x2 (scale 1.5):
      * x/1.5 = 0, .667, 1.333 -> 0, 1, 1 */
-    tn_init(&t, SQZ_OP_RESIZE);
+    tn_init(&t, SQZ_OP_RESIZE, "test", 1);
     tn_str(&t, "coordinate_transformation_mode", "asymmetric");
     tn_str(&t, "nearest_mode", "round_prefer_ceil");
     TN_INTS(&t, "sizes", 1, 1, 3, 3);
@@ -1533,19 +1475,19 @@ static void test_resize_examples(void **state) {
     assert_close(r.out[0], (const float[]){1, 2, 2, 3, 4, 4, 3, 4, 4}, 9, 0);
     res_free(&r);
     /* refusals */
-    tn_init(&t, SQZ_OP_RESIZE);
+    tn_init(&t, SQZ_OP_RESIZE, "test", 1);
     tn_str(&t, "mode", "cubic");
     tn_floats(&t, "scales", 4, (const float[]){1, 1, 2, 2});
     expect_fail(&t, 1, xs, 1, "mode=\"cubic\"");
-    tn_init(&t, SQZ_OP_RESIZE);
+    tn_init(&t, SQZ_OP_RESIZE, "test", 1);
     tn_str(&t, "coordinate_transformation_mode", "tf_crop_and_resize");
     tn_floats(&t, "scales", 4, (const float[]){1, 1, 2, 2});
     expect_fail(&t, 1, xs, 1, "tf_crop_and_resize");
-    tn_init(&t, SQZ_OP_RESIZE);
+    tn_init(&t, SQZ_OP_RESIZE, "test", 1);
     tn_int(&t, "antialias", 1);
     tn_floats(&t, "scales", 4, (const float[]){1, 1, 2, 2});
     expect_fail(&t, 1, xs, 1, "antialias");
-    tn_init(&t, SQZ_OP_RESIZE);
+    tn_init(&t, SQZ_OP_RESIZE, "test", 1);
     expect_fail(&t, 1, xs, 1, "scales");
 }
 
@@ -1560,7 +1502,7 @@ static void test_resize_linear_vs_naive(void **state) {
     float *x = rand_buf(&rng, (size_t)(2 * H * W), -1, 1);
     for (int ci = 0; ci < 4; ci++) {
         tnode t;
-        tn_init(&t, SQZ_OP_RESIZE);
+        tn_init(&t, SQZ_OP_RESIZE, "test", 1);
         tn_str(&t, "mode", "linear");
         tn_str(&t, "coordinate_transformation_mode", cts[ci]);
         TN_INTS(&t, "sizes", 2, 1, OH, OW);
@@ -1608,7 +1550,7 @@ static void test_pad(void **state) {
     const float *xd[1] = {x};
     tnode t;
     run_res r;
-    tn_init(&t, SQZ_OP_PAD);
+    tn_init(&t, SQZ_OP_PAD, "test", 1);
     TN_INTS(&t, "pads", 1, 0, 0, 2);
     tn_float(&t, "value", 9.0f);
     run_op(&t, 1, xs, xd, 1, &r);
@@ -1616,7 +1558,7 @@ static void test_pad(void **state) {
     ASSERT_SHAPE(&r.shape[0], 3, 5);
     assert_close(r.out[0], (const float[]){9, 9, 9, 9, 9, 1, 2, 3, 9, 9, 4, 5, 6, 9, 9}, 15, 0);
     res_free(&r);
-    tn_init(&t, SQZ_OP_PAD);
+    tn_init(&t, SQZ_OP_PAD, "test", 1);
     tn_str(&t, "mode", "reflect");
     TN_INTS(&t, "pads", 0, 2, 0, 1);
     run_op(&t, 1, xs, xd, 1, &r);
@@ -1624,7 +1566,7 @@ static void test_pad(void **state) {
     ASSERT_SHAPE(&r.shape[0], 2, 6);
     assert_close(r.out[0], (const float[]){3, 2, 1, 2, 3, 2, 6, 5, 4, 5, 6, 5}, 12, 0);
     res_free(&r);
-    tn_init(&t, SQZ_OP_PAD);
+    tn_init(&t, SQZ_OP_PAD, "test", 1);
     tn_str(&t, "mode", "edge");
     TN_INTS(&t, "pads", 1, 1, 0, 1);
     run_op(&t, 1, xs, xd, 1, &r);
@@ -1633,7 +1575,7 @@ static void test_pad(void **state) {
     assert_close(r.out[0], (const float[]){1, 1, 2, 3, 3, 1, 1, 2, 3, 3, 4, 4, 5, 6, 6}, 15, 0);
     res_free(&r);
     /* negative pads crop; axes restricts to the last dim */
-    tn_init(&t, SQZ_OP_PAD);
+    tn_init(&t, SQZ_OP_PAD, "test", 1);
     TN_INTS(&t, "pads", -1, 1);
     TN_INTS(&t, "axes", -1);
     run_op(&t, 1, xs, xd, 1, &r);
@@ -1641,7 +1583,7 @@ static void test_pad(void **state) {
     ASSERT_SHAPE(&r.shape[0], 2, 3);
     assert_close(r.out[0], (const float[]){2, 3, 0, 5, 6, 0}, 6, 0);
     res_free(&r);
-    tn_init(&t, SQZ_OP_PAD);
+    tn_init(&t, SQZ_OP_PAD, "test", 1);
     tn_str(&t, "mode", "wrap");
     TN_INTS(&t, "pads", 0, 1, 0, 2);
     run_op(&t, 1, xs, xd, 1, &r);
@@ -1649,11 +1591,11 @@ static void test_pad(void **state) {
     ASSERT_SHAPE(&r.shape[0], 2, 6);
     assert_close(r.out[0], (const float[]){3, 1, 2, 3, 1, 2, 6, 4, 5, 6, 4, 5}, 12, 0);
     res_free(&r);
-    tn_init(&t, SQZ_OP_PAD);
+    tn_init(&t, SQZ_OP_PAD, "test", 1);
     tn_str(&t, "mode", "mirror");
     TN_INTS(&t, "pads", 0, 1, 0, 2);
     expect_fail(&t, 1, xs, 1, "mode=\"mirror\"");
-    tn_init(&t, SQZ_OP_PAD);
+    tn_init(&t, SQZ_OP_PAD, "test", 1);
     TN_INTS(&t, "pads", 0, 1);
     expect_fail(&t, 1, xs, 1, "pads");
 }
@@ -1663,32 +1605,32 @@ static void test_hostile_attrs(void **state) {
     (void)state;
     tnode t;
     sqz_shape xs[1] = {SHP(1, 1, 4, 4)};
-    tn_init(&t, SQZ_OP_RESIZE);
+    tn_init(&t, SQZ_OP_RESIZE, "test", 1);
     tn_floats(&t, "scales", 4, (const float[]){1, 1, 1e30f, 1e30f});
     expect_fail(&t, 1, xs, 1, "scales");
-    tn_init(&t, SQZ_OP_RESIZE);
+    tn_init(&t, SQZ_OP_RESIZE, "test", 1);
     tn_floats(&t, "scales", 4, (const float[]){1, 1, NAN, 2});
     expect_fail(&t, 1, xs, 1, "scales");
-    tn_init(&t, SQZ_OP_PAD);
+    tn_init(&t, SQZ_OP_PAD, "test", 1);
     TN_INTS(&t, "pads", 0, 0, 0, INT64_MAX, 0, 0, 0, INT64_MAX);
     expect_fail(&t, 1, xs, 1, "pads");
-    tn_init(&t, SQZ_OP_RESHAPE);
+    tn_init(&t, SQZ_OP_RESHAPE, "test", 1);
     TN_INTS(&t, "shape", INT64_MAX, INT64_MAX, 0);
     tn_int(&t, "allowzero", 1);
     expect_fail(&t, 1, xs, 1, "shape");
-    tn_init(&t, SQZ_OP_MAXPOOL);
+    tn_init(&t, SQZ_OP_MAXPOOL, "test", 1);
     TN_INTS(&t, "kernel_shape", 2, 2);
     TN_INTS(&t, "dilations", INT64_MAX, 1);
     expect_fail(&t, 1, xs, 1, "range");
     sqz_shape cs[2] = {SHP(1, 1, 4, 4), SHP(1, 1, 3, 3)};
-    tn_init(&t, SQZ_OP_CONV_TRANSPOSE);
+    tn_init(&t, SQZ_OP_CONV_TRANSPOSE, "test", 1);
     TN_INTS(&t, "strides", INT64_MAX / 2, 1);
     expect_fail(&t, 2, cs, 1, "range");
-    tn_init(&t, SQZ_OP_CONV_TRANSPOSE);
+    tn_init(&t, SQZ_OP_CONV_TRANSPOSE, "test", 1);
     TN_INTS(&t, "output_shape", INT64_MAX, 5);
     expect_fail(&t, 2, cs, 1, "output_shape");
     sqz_shape big[1] = {SHP(INT64_MAX, 4)};
-    tn_init(&t, SQZ_OP_RELU);
+    tn_init(&t, SQZ_OP_RELU, "test", 1);
     expect_fail(&t, 1, big, 1, "too large");
 }
 
