@@ -183,4 +183,55 @@ static uint8_t *sb_build(const sb_tensor *t, int nt, const sb_node *nodes, int n
     return out.p;
 }
 
+/* The first five tensors of X f32 -> QuantizeLinear -> Xq -> Conv 3x3
+ * (W i8 per output channel, B i32) -> Yq, which the int8 model tests share,
+ * at t[0 .. 4] in that order: "x" (graph input, 1 x cin x hw x hw), "x_q",
+ * "conv.w", "conv.b", "y_q" (1 x cout x hw x hw); sw, zw and b hold cout
+ * values, w cout x cin x 3 x 3. The caller adds the rest. */
+static inline void sb_qconv_tensors(sb_tensor *t, int cin, int cout, int hw_, const float *sx,
+                                    const int32_t *zx, const float *sy, const int32_t *zy,
+                                    const float *sw, const int32_t *zw, const int8_t *w,
+                                    const int32_t *b) {
+    const int64_t ci = cin, co = cout, hw = hw_;
+    t[0] = (sb_tensor){.name = "x",
+                       .dtype = SQZ_DT_F32,
+                       .flags = SQZ_TF_INPUT,
+                       .ndim = 4,
+                       .dims = {1, ci, hw, hw}};
+    t[1] = (sb_tensor){.name = "x_q",
+                       .dtype = SQZ_DT_I8,
+                       .quant = SQZ_QUANT_PER_TENSOR,
+                       .ndim = 4,
+                       .dims = {1, ci, hw, hw},
+                       .nq = 1,
+                       .scale = sx,
+                       .zp = zx};
+    t[2] = (sb_tensor){.name = "conv.w",
+                       .dtype = SQZ_DT_I8,
+                       .flags = SQZ_TF_CONST,
+                       .quant = SQZ_QUANT_PER_CHANNEL,
+                       .ndim = 4,
+                       .dims = {co, ci, 3, 3},
+                       .nq = (uint32_t)co,
+                       .scale = sw,
+                       .zp = zw,
+                       .data = w,
+                       .data_bytes = (size_t)(co * ci * 9)};
+    t[3] = (sb_tensor){.name = "conv.b",
+                       .dtype = SQZ_DT_I32,
+                       .flags = SQZ_TF_CONST,
+                       .ndim = 1,
+                       .dims = {co},
+                       .data = b,
+                       .data_bytes = (size_t)co * sizeof(int32_t)};
+    t[4] = (sb_tensor){.name = "y_q",
+                       .dtype = SQZ_DT_I8,
+                       .quant = SQZ_QUANT_PER_TENSOR,
+                       .ndim = 4,
+                       .dims = {1, co, hw, hw},
+                       .nq = 1,
+                       .scale = sy,
+                       .zp = zy};
+}
+
 #endif

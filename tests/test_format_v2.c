@@ -73,45 +73,7 @@ static const int64_t k_pads[4] = {1, 1, 1, 1}, k_ks[2] = {3, 3};
 static uint8_t *build_raw(const model *m, size_t *size) {
     sb_tensor t[NT];
     memset(t, 0, sizeof t);
-    t[T_X] = (sb_tensor){.name = "x",
-                         .dtype = SQZ_DT_F32,
-                         .flags = SQZ_TF_INPUT,
-                         .ndim = 4,
-                         .dims = {1, CIN, HW, HW}};
-    t[T_XQ] = (sb_tensor){.name = "x_q",
-                          .dtype = SQZ_DT_I8,
-                          .quant = SQZ_QUANT_PER_TENSOR,
-                          .ndim = 4,
-                          .dims = {1, CIN, HW, HW},
-                          .nq = 1,
-                          .scale = &m->sx,
-                          .zp = &m->zx};
-    t[T_W] = (sb_tensor){.name = "conv.w",
-                         .dtype = SQZ_DT_I8,
-                         .flags = SQZ_TF_CONST,
-                         .quant = SQZ_QUANT_PER_CHANNEL,
-                         .ndim = 4,
-                         .dims = {COUT, CIN, 3, 3},
-                         .nq = COUT,
-                         .scale = m->sw,
-                         .zp = m->zw,
-                         .data = m->w,
-                         .data_bytes = sizeof m->w};
-    t[T_B] = (sb_tensor){.name = "conv.b",
-                         .dtype = SQZ_DT_I32,
-                         .flags = SQZ_TF_CONST,
-                         .ndim = 1,
-                         .dims = {COUT},
-                         .data = m->b,
-                         .data_bytes = sizeof m->b};
-    t[T_YQ] = (sb_tensor){.name = "y_q",
-                          .dtype = SQZ_DT_I8,
-                          .quant = SQZ_QUANT_PER_TENSOR,
-                          .ndim = 4,
-                          .dims = {1, COUT, HW, HW},
-                          .nq = 1,
-                          .scale = &m->sy,
-                          .zp = &m->zy};
+    sb_qconv_tensors(t, CIN, COUT, HW, &m->sx, &m->zx, &m->sy, &m->zy, m->sw, m->zw, m->w, m->b);
     t[T_Y] = (sb_tensor){.name = "y", .dtype = SQZ_DT_F32, .ndim = 4, .dims = {1, COUT, HW, HW}};
     t[T_S] = (sb_tensor){.name = "s",
                          .dtype = SQZ_DT_F32,
