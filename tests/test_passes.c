@@ -17,6 +17,7 @@
 #include "sqzc/passes.h"
 #include "sqzc/writer.h"
 #include "testutil.h"
+#include "test_graph.h"
 
 static sqz_shape shp(int nd, int64_t a, int64_t b, int64_t c, int64_t d) {
     sqz_shape s = {nd, {a, b, c, d}};
@@ -93,33 +94,11 @@ static sqzc_graph *make_graph(void) {
 /* Serialize, load, run on input; returns malloc'd output (n elements). */
 static float *run_graph(const sqzc_graph *g, const float *in, size_t n_in, size_t *n_out,
                         size_t *arena, size_t *naive) {
-    uint8_t *buf;
-    size_t size;
-    char err[256];
-    int rc = sqzc_serialize(g, &buf, &size, err, sizeof err);
-    if (rc != 0) fail_msg("serialize: %s", err);
-    sqz_model *m;
-    sqz_status st;
-    if (sqz_model_load_buffer(buf, size, &m, &st) != SQZ_OK) fail_msg("load: %s", st.msg);
-    free(buf);
-    sqz_session *s;
-    if (sqz_session_create(m, NULL, &s, &st) != SQZ_OK) fail_msg("session: %s", st.msg);
-    assert_int_equal(sqz_session_set_input(s, 0, in, n_in, &st), SQZ_OK);
-    assert_int_equal(sqz_session_run(s, &st), SQZ_OK);
-    const float *o;
-    sqz_shape os;
-    assert_int_equal(sqz_session_output(s, 0, &o, &os, &st), SQZ_OK);
-    *n_out = (size_t)sqz_shape_numel(&os);
-    float *copy = malloc(*n_out * sizeof *copy);
-    assert_non_null(copy);
-    memcpy(copy, o, *n_out * sizeof *copy);
     sqz_memory_info mi;
-    sqz_session_memory(s, &mi);
+    float *copy = tg_run_mem(g, in, n_in, n_out, &mi);
     *arena = mi.arena_bytes;
     *naive = mi.naive_bytes;
     assert_true(mi.lower_bound_bytes <= mi.arena_bytes);
-    sqz_session_free(s);
-    sqz_model_free(m);
     return copy;
 }
 

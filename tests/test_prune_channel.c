@@ -27,81 +27,15 @@
 #include "sqzc/passes.h"
 #include "sqzc/writer.h"
 #include "testutil.h"
+#include "test_graph.h"
 
 static char g_fix[1024];
 static int g_have_fix;
 
 static int setup(void **state) {
     (void)state;
-    snprintf(g_fix, sizeof g_fix, "%s/prune_fixtures", tu_binary_dir());
-    char probe[1200];
-    snprintf(probe, sizeof probe, "%s/prune_concat.onnx", g_fix);
-    if (access(probe, R_OK) == 0) {
-        g_have_fix = 1;
-        return 0;
-    }
-    if (access("/usr/bin/python3", X_OK) != 0) return 0;
-    char cmd[3000];
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 %s/tests/fixtures/make_prune_fixtures.py %s >/dev/null 2>&1",
-             tu_source_dir(), g_fix);
-    g_have_fix = system(cmd) == 0 && access(probe, R_OK) == 0;
+    g_have_fix = tg_prune_fixtures(g_fix, sizeof g_fix);
     return 0;
-}
-
-/* Import + optimize (BN gammas captured before folding when bn != NULL). */
-static sqzc_graph *load(const char *path, sqzc_bn_gammas **bn) {
-    sqzc_import_options o;
-    memset(&o, 0, sizeof o);
-    o.default_batch = 1;
-    sqzc_graph *g = NULL;
-    char err[512];
-    if (sqzc_import_onnx(path, &o, &g, err, sizeof err) != 0) {
-        print_error("import %s: %s\n", path, err);
-        fail();
-    }
-    if (bn) assert_int_equal(sqzc_bn_gammas_capture(g, bn), 0);
-    if (sqzc_optimize(g, err, sizeof err) != 0) {
-        print_error("optimize %s: %s\n", path, err);
-        fail();
-    }
-    return g;
-}
-
-/* Run g on x through the runtime; returns the first output (malloc'd). */
-static float *run(sqzc_graph *g, const float *x, size_t nx, size_t *ny) {
-    uint8_t *buf = NULL;
-    size_t size = 0;
-    char err[512];
-    if (sqzc_serialize(g, &buf, &size, err, sizeof err) != 0) {
-        print_error("serialize: %s\n", err);
-        fail();
-    }
-    sqz_model *m = NULL;
-    sqz_session *s = NULL;
-    sqz_status st;
-    memset(&st, 0, sizeof st);
-    if (sqz_model_load_buffer(buf, size, &m, &st) != SQZ_OK) {
-        print_error("load: %s\n", st.msg);
-        fail();
-    }
-    free(buf);
-    sqz_session_options so;
-    sqz_session_options_init(&so);
-    so.num_threads = 1;
-    assert_int_equal(sqz_session_create(m, &so, &s, &st), SQZ_OK);
-    assert_int_equal(sqz_session_set_input(s, 0, x, nx, &st), SQZ_OK);
-    assert_int_equal(sqz_session_run(s, &st), SQZ_OK);
-    const float *y;
-    sqz_shape ys;
-    assert_int_equal(sqz_session_output(s, 0, &y, &ys, &st), SQZ_OK);
-    *ny = (size_t)sqz_shape_numel(&ys);
-    float *out = malloc(*ny * sizeof *out);
-    assert_non_null(out);
-    memcpy(out, y, *ny * sizeof *out);
-    sqz_session_free(s);
-    sqz_model_free(m);
-    return out;
 }
 
 static size_t input_numel(const sqzc_graph *g) {
@@ -120,7 +54,7 @@ static case_result check_exact(const char *path, int criterion, int global, floa
     case_result r;
     memset(&r, 0, sizeof r);
     sqzc_bn_gammas *bn1 = NULL, *bn2 = NULL;
-    sqzc_graph *gp = load(path, &bn1), *gz = load(path, &bn2), *g0 = load(path, NULL);
+    sqzc_graph *gp = tg_load(path, &bn1), *gz = tg_load(path, &bn2), *g0 = tg_load(path, NULL);
     char err[512];
     sqzc_channel_analysis *ap = NULL, *az = NULL;
     if (sqzc_channel_analyze(gp, criterion, bn1, &ap, err, sizeof err) != 0) {
@@ -180,7 +114,8 @@ static case_result check_exact(const char *path, int criterion, int global, floa
     for (int trial = 0; trial < 3; trial++) {
         tu_fill_uniform(&rng, x, nx, -2.0f, 2.0f);
         size_t n1, n2, n0;
-        float *yp = run(gp, x, nx, &n1), *yz = run(gz, x, nx, &n2), *y0 = run(g0, x, nx, &n0);
+        float *yp = tg_run(gp, x, nx, &n1), *yz = tg_run(gz, x, nx, &n2),
+              *y0 = tg_run(g0, x, nx, &n0);
         assert_int_equal(n1, n2);
         assert_int_equal(n1, n0);
         double d = tu_max_abs_diff(yp, yz, n1), m = tu_max_abs_diff(yp, y0, n1);
@@ -247,7 +182,7 @@ static void test_fixture_concat(void **state) {
     fixture_path(p, sizeof p, "prune_concat");
     check_all_modes(p, 1);
     /* the Sigmoid gate and the logits layer are reported, by name, with a reason */
-    sqzc_graph *g = load(p, NULL);
+    sqzc_graph *g = tg_load(p, NULL);
     sqzc_channel_analysis *a = NULL;
     char err[512];
     assert_int_equal(sqzc_channel_analyze(g, SQZC_CRIT_L1, NULL, &a, err, sizeof err), 0);

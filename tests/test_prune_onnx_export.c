@@ -24,6 +24,7 @@
 #include "sqzc/prune.h"
 #include "sqzc/writer.h"
 #include "testutil.h"
+#include "test_graph.h"
 
 static char g_fix[1024];
 static int g_have_fix;
@@ -32,17 +33,7 @@ static char *g_tmp;
 static int setup(void **state) {
     (void)state;
     g_tmp = tu_make_temp_dir();
-    snprintf(g_fix, sizeof g_fix, "%s/prune_fixtures", tu_binary_dir());
-    char probe[1200];
-    snprintf(probe, sizeof probe, "%s/prune_concat.onnx", g_fix);
-    if (access(probe, R_OK) != 0 && access("/usr/bin/python3", X_OK) == 0) {
-        char cmd[3000];
-        snprintf(cmd, sizeof cmd,
-                 "/usr/bin/python3 %s/tests/fixtures/make_prune_fixtures.py %s >/dev/null 2>&1",
-                 tu_source_dir(), g_fix);
-        if (system(cmd) != 0) print_message("fixture generation failed\n");
-    }
-    g_have_fix = access(probe, R_OK) == 0;
+    g_have_fix = tg_prune_fixtures(g_fix, sizeof g_fix);
     return 0;
 }
 
@@ -55,60 +46,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-static sqzc_graph *load(const char *path) {
-    sqzc_import_options o;
-    memset(&o, 0, sizeof o);
-    o.default_batch = 1;
-    sqzc_graph *g = NULL;
-    char err[512];
-    if (sqzc_import_onnx(path, &o, &g, err, sizeof err) != 0 ||
-        sqzc_optimize(g, err, sizeof err) != 0) {
-        print_error("%s: %s\n", path, err);
-        fail();
-    }
-    return g;
-}
-
-static float *run(sqzc_graph *g, const float *x, size_t nx, size_t *ny) {
-    uint8_t *buf = NULL;
-    size_t size = 0;
-    char err[512];
-    assert_int_equal(sqzc_serialize(g, &buf, &size, err, sizeof err), 0);
-    sqz_model *m = NULL;
-    sqz_session *s = NULL;
-    sqz_status st;
-    memset(&st, 0, sizeof st);
-    assert_int_equal(sqz_model_load_buffer(buf, size, &m, &st), SQZ_OK);
-    free(buf);
-    sqz_session_options so;
-    sqz_session_options_init(&so);
-    so.num_threads = 1;
-    assert_int_equal(sqz_session_create(m, &so, &s, &st), SQZ_OK);
-    assert_int_equal(sqz_session_set_input(s, 0, x, nx, &st), SQZ_OK);
-    assert_int_equal(sqz_session_run(s, &st), SQZ_OK);
-    const float *y;
-    sqz_shape ys;
-    assert_int_equal(sqz_session_output(s, 0, &y, &ys, &st), SQZ_OK);
-    *ny = (size_t)sqz_shape_numel(&ys);
-    float *out = malloc(*ny * sizeof *out);
-    assert_non_null(out);
-    memcpy(out, y, *ny * sizeof *out);
-    sqz_session_free(s);
-    sqz_model_free(m);
-    return out;
-}
-
-static int64_t count_zeros(const sqzc_graph *g) {
-    int64_t z = 0;
-    for (int i = 0; i < g->n_nodes; i++) {
-        int t = sqzc_layer_weight(g, i);
-        if (t < 0) continue;
-        int64_t n = sqz_shape_numel(&g->tensors[t].shape);
-        for (int64_t k = 0; k < n; k++) z += g->tensors[t].f32[k] == 0.0f;
-    }
-    return z;
-}
-
 /* export g, re-import, compare outputs and weight zeros */
 static void roundtrip(sqzc_graph *g, const char *tag) {
     char path[1400], err[512];
@@ -117,8 +54,8 @@ static void roundtrip(sqzc_graph *g, const char *tag) {
         print_error("%s: export: %s\n", tag, err);
         fail();
     }
-    sqzc_graph *h = load(path);
-    assert_int_equal(count_zeros(g), count_zeros(h));
+    sqzc_graph *h = tg_load(path, NULL);
+    assert_int_equal(tg_zero_weights(g), tg_zero_weights(h));
     tu_rng r;
     tu_rng_seed(&r, 3);
     size_t nx = (size_t)sqz_shape_numel(&g->tensors[g->inputs[0]].shape);
@@ -127,7 +64,7 @@ static void roundtrip(sqzc_graph *g, const char *tag) {
     assert_non_null(x);
     tu_fill_uniform(&r, x, nx, -2.0f, 2.0f);
     size_t n1, n2;
-    float *y1 = run(g, x, nx, &n1), *y2 = run(h, x, nx, &n2);
+    float *y1 = tg_run(g, x, nx, &n1), *y2 = tg_run(h, x, nx, &n2);
     assert_int_equal(n1, n2);
     double d = tu_max_abs_diff(y1, y2, n1);
     if (d > 1e-5) print_error("%s: max diff %g\n", tag, d);
@@ -146,7 +83,7 @@ static void test_reference_models(void **state) {
         char p[1200];
         snprintf(p, sizeof p, "%s/tools/models/%s.onnx", tu_source_dir(), names[i]);
         if (access(p, R_OK) != 0) continue;
-        sqzc_graph *g = load(p);
+        sqzc_graph *g = tg_load(p, NULL);
         roundtrip(g, names[i]);
         /* magnitude-pruned: the zeros (the mask) survive export */
         sqzc_prune_options po;
@@ -154,7 +91,7 @@ static void test_reference_models(void **state) {
         po.sparsity = 0.8f;
         char err[256];
         assert_int_equal(sqzc_prune_magnitude(g, &po, err, sizeof err), 0);
-        assert_true(count_zeros(g) > 0);
+        assert_true(tg_zero_weights(g) > 0);
         char tag[64];
         snprintf(tag, sizeof tag, "%s_sparse", names[i]);
         roundtrip(g, tag);
@@ -171,7 +108,7 @@ static void test_pruned_fixtures(void **state) {
     for (int i = 0; i < 3; i++) {
         char p[1200], err[512];
         snprintf(p, sizeof p, "%s/%s.onnx", g_fix, names[i]);
-        sqzc_graph *g = load(p);
+        sqzc_graph *g = tg_load(p, NULL);
         roundtrip(g, names[i]);
         sqzc_channel_analysis *a = NULL;
         assert_int_equal(sqzc_channel_analyze(g, SQZC_CRIT_L1, NULL, &a, err, sizeof err), 0);

@@ -23,60 +23,7 @@
 #include "sqzc/prune_refit.h"
 #include "sqzc/writer.h"
 #include "testutil.h"
-
-static sqzc_graph *load(const char *path) {
-    sqzc_import_options o;
-    memset(&o, 0, sizeof o);
-    o.default_batch = 1;
-    sqzc_graph *g = NULL;
-    char err[512];
-    if (sqzc_import_onnx(path, &o, &g, err, sizeof err) != 0 ||
-        sqzc_optimize(g, err, sizeof err) != 0) {
-        print_error("%s: %s\n", path, err);
-        fail();
-    }
-    return g;
-}
-
-static float *run(sqzc_graph *g, const float *x, size_t nx, size_t *ny) {
-    uint8_t *buf = NULL;
-    size_t size = 0;
-    char err[512];
-    assert_int_equal(sqzc_serialize(g, &buf, &size, err, sizeof err), 0);
-    sqz_model *m = NULL;
-    sqz_session *s = NULL;
-    sqz_status st;
-    memset(&st, 0, sizeof st);
-    assert_int_equal(sqz_model_load_buffer(buf, size, &m, &st), SQZ_OK);
-    free(buf);
-    sqz_session_options so;
-    sqz_session_options_init(&so);
-    so.num_threads = 1;
-    assert_int_equal(sqz_session_create(m, &so, &s, &st), SQZ_OK);
-    assert_int_equal(sqz_session_set_input(s, 0, x, nx, &st), SQZ_OK);
-    assert_int_equal(sqz_session_run(s, &st), SQZ_OK);
-    const float *y;
-    sqz_shape ys;
-    assert_int_equal(sqz_session_output(s, 0, &y, &ys, &st), SQZ_OK);
-    *ny = (size_t)sqz_shape_numel(&ys);
-    float *out = malloc(*ny * sizeof *out);
-    assert_non_null(out);
-    memcpy(out, y, *ny * sizeof *out);
-    sqz_session_free(s);
-    sqz_model_free(m);
-    return out;
-}
-
-static int64_t zeros(const sqzc_graph *g) {
-    int64_t z = 0;
-    for (int i = 0; i < g->n_nodes; i++) {
-        int t = sqzc_layer_weight(g, i);
-        if (t < 0) continue;
-        for (int64_t k = 0; k < sqz_shape_numel(&g->tensors[t].shape); k++)
-            z += g->tensors[t].f32[k] == 0.0f;
-    }
-    return z;
-}
+#include "test_graph.h"
 
 /* mean squared output difference of a and b over the samples */
 static double mse(sqzc_graph *a, sqzc_graph *b, const float *x, int n, size_t per) {
@@ -84,8 +31,8 @@ static double mse(sqzc_graph *a, sqzc_graph *b, const float *x, int n, size_t pe
     size_t cnt = 0;
     for (int i = 0; i < n; i++) {
         size_t na, nb;
-        float *ya = run(a, x + (size_t)i * per, per, &na),
-              *yb = run(b, x + (size_t)i * per, per, &nb);
+        float *ya = tg_run(a, x + (size_t)i * per, per, &na),
+              *yb = tg_run(b, x + (size_t)i * per, per, &nb);
         assert_int_equal(na, nb);
         for (size_t k = 0; k < na; k++) s += ((double)ya[k] - yb[k]) * ((double)ya[k] - yb[k]);
         cnt += na;
@@ -115,14 +62,14 @@ static void test_unstructured(void **state) {
     char p[1200];
     snprintf(p, sizeof p, "%s/tools/models/lenet300.onnx", tu_source_dir());
     for (int mode = 1; mode <= 3; mode++) { /* 0 (plain refit) is the same code minus remask */
-        sqzc_graph *orig = load(p), *g = load(p);
+        sqzc_graph *orig = tg_load(p, NULL), *g = tg_load(p, NULL);
         size_t per = (size_t)sqz_shape_numel(&g->tensors[g->inputs[0]].shape);
         sqzc_prune_options po;
         memset(&po, 0, sizeof po);
         po.sparsity = 0.8f;
         char err[512];
         assert_int_equal(sqzc_prune_magnitude(g, &po, err, sizeof err), 0);
-        int64_t z = zeros(g);
+        int64_t z = tg_zero_weights(g);
         float *cal = inputs(100, per, 1), *held = inputs(8, per, 2);
         double before = mse(g, orig, held, 8, per);
         sqzc_refit_options ro;
@@ -136,7 +83,7 @@ static void test_unstructured(void **state) {
         }
         double after = mse(g, orig, held, 8, per);
         print_message("mode %d: output mse %.4g -> %.4g\n", mode, before, after);
-        assert_int_equal(zeros(g), z);
+        assert_int_equal(tg_zero_weights(g), z);
         assert_true(after < 0.5 * before);
         free(cal);
         free(held);
@@ -150,7 +97,7 @@ static void test_channels(void **state) {
     char p[1200];
     snprintf(p, sizeof p, "%s/tools/models/mobilenet.onnx", tu_source_dir());
     if (access(p, R_OK) != 0) skip(); /* reference model not committed yet */
-    sqzc_graph *orig = load(p), *g = load(p), *gz = NULL;
+    sqzc_graph *orig = tg_load(p, NULL), *g = tg_load(p, NULL), *gz = NULL;
     size_t per = (size_t)sqz_shape_numel(&g->tensors[g->inputs[0]].shape);
     char err[512];
     sqzc_channel_analysis *a = NULL;
@@ -174,7 +121,7 @@ static void test_channels(void **state) {
     print_message("channels: output mse %.4g -> %.4g\n", before, after);
     assert_true(after < before);
     /* removal of the refit, zeroed net still equals it exactly */
-    gz = load(p);
+    gz = tg_load(p, NULL);
     sqzc_channel_analysis *az = NULL;
     assert_int_equal(sqzc_channel_analyze(gz, SQZC_CRIT_L1, NULL, &az, err, sizeof err), 0);
     for (int t = 0; t < g->n_tensors; t++) /* copy refit weights into gz */
@@ -183,7 +130,7 @@ static void test_channels(void **state) {
                    (size_t)sqz_shape_numel(&g->tensors[t].shape) * sizeof(float));
     assert_int_equal(sqzc_channel_apply(g, a, rm, err, sizeof err), 0);
     size_t n1, n2;
-    float *y1 = run(g, held, per, &n1), *y2 = run(gz, held, per, &n2);
+    float *y1 = tg_run(g, held, per, &n1), *y2 = tg_run(gz, held, per, &n2);
     assert_int_equal(n1, n2);
     assert_true(tu_max_abs_diff(y1, y2, n1) <= 1e-5);
     free(y1);
