@@ -60,6 +60,19 @@ static void conv_attrs(sqzc_graph *g, int n, int k, int group, int act) {
     }
 }
 
+/* one input x, one output out, shapes inferred */
+static sqzc_graph *finish_graph(sqzc_graph *g, int x, int out) {
+    g->inputs = malloc(sizeof(int32_t));
+    g->outputs = malloc(sizeof(int32_t));
+    assert_true(g->inputs && g->outputs);
+    g->inputs[0] = x;
+    g->outputs[0] = out;
+    g->n_inputs = g->n_outputs = 1;
+    char err[256];
+    assert_int_equal(sqzc_infer_shapes(g, err, sizeof err), 0);
+    return g;
+}
+
 /* add_relu: a Relu after the Add (a residual join), else the Add feeds the
  * pooling directly */
 static sqzc_graph *make_graph_opt(int add_relu) {
@@ -105,14 +118,7 @@ static sqzc_graph *make_graph_opt(int add_relu) {
     n = sqzc_add_node(g, SQZ_OP_FLATTEN, "flat", 1, (int32_t[]){y5}, 1, (int32_t[]){y6});
     n = sqzc_add_node(g, SQZ_OP_GEMM, "fc", 3, (int32_t[]){y6, w4, b4}, 1, (int32_t[]){out});
     assert_int_equal(sqzc_node_set_int(g, n, "transB", 1), 0);
-    g->inputs = malloc(sizeof(int32_t));
-    g->outputs = malloc(sizeof(int32_t));
-    g->inputs[0] = x;
-    g->outputs[0] = out;
-    g->n_inputs = g->n_outputs = 1;
-    char err[256];
-    assert_int_equal(sqzc_infer_shapes(g, err, sizeof err), 0);
-    return g;
+    return finish_graph(g, x, out);
 }
 
 static sqzc_graph *make_graph(void) {
@@ -790,14 +796,7 @@ static sqzc_graph *make_concat_graph(void) {
     sqzc_add_node(g, SQZ_OP_FLATTEN, "flat", 1, &t[4], 1, &t[5]);
     n = sqzc_add_node(g, SQZ_OP_GEMM, "fc", 3, (int32_t[]){t[5], w4, b4}, 1, &t[6]);
     assert_int_equal(sqzc_node_set_int(g, n, "transB", 1), 0);
-    g->inputs = malloc(sizeof(int32_t));
-    g->outputs = malloc(sizeof(int32_t));
-    g->inputs[0] = x;
-    g->outputs[0] = t[6];
-    g->n_inputs = g->n_outputs = 1;
-    char err[256];
-    assert_int_equal(sqzc_infer_shapes(g, err, sizeof err), 0);
-    return g;
+    return finish_graph(g, x, t[6]);
 }
 
 static void test_quantize_concat(void **state) {
@@ -890,14 +889,7 @@ static sqzc_graph *make_se_graph(void) {
     sqzc_add_node(g, SQZ_OP_FLATTEN, "flat", 1, &t[9], 1, &t[10]);
     n = sqzc_add_node(g, SQZ_OP_GEMM, "fc", 3, (int32_t[]){t[10], w4, b4}, 1, &t[11]);
     assert_int_equal(sqzc_node_set_int(g, n, "transB", 1), 0);
-    g->inputs = malloc(sizeof(int32_t));
-    g->outputs = malloc(sizeof(int32_t));
-    g->inputs[0] = x;
-    g->outputs[0] = t[11];
-    g->n_inputs = g->n_outputs = 1;
-    char err[256];
-    assert_int_equal(sqzc_infer_shapes(g, err, sizeof err), 0);
-    return g;
+    return finish_graph(g, x, t[11]);
 }
 
 static void test_quantize_se_block(void **state) {
