@@ -8,11 +8,11 @@
 #include <string.h>
 #include <strings.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qwait.h"
 #include "sqzc/npy.h"
 
 #define MANIFEST_MAX_BYTES (64u << 20)
@@ -26,8 +26,10 @@ struct sqzc_calib_check {
     char *msg;          /* its message, or the colour mismatch's */
     int finished;       /* sqzc_calib_set_check_finish ran: result in rc / msg */
     int rc;
-    atomic_uchar *done; /* [n_items] ITEM_*: the item's check is over (a loader
-                         * waits for it, sqzc_calib_set_load_many) */
+    atomic_uchar *done;  /* [n_items] ITEM_*: the item's check is over (a loader
+                          * waits for it, sqzc_calib_set_load_many) */
+    atomic_int marks;    /* items marked in done (a waiting loader sleeps on it) */
+    atomic_int sleepers; /* loaders asleep (qwait.h) */
 };
 
 /* an item's check: not over (claimed or not), passed, failed or not made
@@ -493,6 +495,8 @@ int sqzc_calib_set_parse(const char *manifest, size_t decode_bytes, sqzc_calib_s
     s->check->done = malloc(sizeof *s->check->done * (size_t)s->n_items);
     if (!s->check->done) goto oom;
     for (int i = 0; i < s->n_items; i++) atomic_init(&s->check->done[i], ITEM_PENDING);
+    atomic_init(&s->check->marks, 0);
+    atomic_init(&s->check->sleepers, 0);
     /* one mean / std value applies to every channel */
     if (nmean == 1) s->prep.mean[1] = s->prep.mean[2] = s->prep.mean[0];
     if (nstd == 1) s->prep.std[1] = s->prep.std[2] = s->prep.std[0];
@@ -524,6 +528,8 @@ static int check_next(const sqzc_calib_set *s) {
     bad = c->bad_item;
     if (bad >= 0 && i > bad) {
         atomic_store_explicit(&c->done[i], ITEM_BAD, memory_order_release);
+        atomic_fetch_add(&c->marks, 1);
+        q_wake(&c->marks, &c->sleepers);
         return 1;
     }
     sqzc_calib_item *it = &s->items[i];
@@ -549,6 +555,8 @@ static int check_next(const sqzc_calib_set *s) {
     }
     /* (release: the decoded image and channels before the mark) */
     atomic_store_explicit(&c->done[i], ok ? ITEM_OK : ITEM_BAD, memory_order_release);
+    atomic_fetch_add(&c->marks, 1);
+    q_wake(&c->marks, &c->sleepers);
     return 1;
 }
 
@@ -582,9 +590,14 @@ static int await_items(const sqzc_calib_set *s, int first, int count) {
     }
     for (int i = first; i < first + count; i++) {
         int st;
-        /* (another thread is decoding it: a few microseconds) */
-        while ((st = atomic_load_explicit(&c->done[i], memory_order_acquire)) == ITEM_PENDING)
-            sched_yield();
+        /* (another thread is decoding it: a few microseconds, unless that
+         * thread lost its CPU: then asleep until an item is marked) */
+        for (;;) {
+            const int seen = atomic_load(&c->marks);
+            st = atomic_load_explicit(&c->done[i], memory_order_acquire);
+            if (st != ITEM_PENDING) break;
+            q_sleep(&c->marks, seen, &c->sleepers);
+        }
         if (st != ITEM_OK) return -1;
     }
     return 0;

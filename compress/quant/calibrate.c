@@ -6,7 +6,6 @@
 #define _DEFAULT_SOURCE 1
 #include <limits.h>
 #include <math.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #endif
 
 #include "qinternal.h"
+#include "qwait.h"
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
@@ -426,23 +426,26 @@ typedef int (*qtensor_fn)(qctx *q, const qrunner *r, int i, void *user);
  * round's batches whose statistics of tensor i are done; batch j of the
  * round adds its own when turn[i] == j. */
 typedef struct qturns {
-    atomic_int *turn; /* [n_obs] */
-    atomic_int book;  /* batches whose cache copy and progress are done */
-    atomic_int fail;  /* the first batch that failed (INT_MAX: none): the later
-                       * ones stop; earlier ones go on (a bad image in one of
-                       * them is the one reported) */
+    atomic_int *turn;    /* [n_obs] */
+    atomic_int book;     /* batches whose cache copy and progress are done */
+    atomic_int fail;     /* the first batch that failed (INT_MAX: none): the later
+                          * ones stop; earlier ones go on (a bad image in one of
+                          * them is the one reported) */
+    atomic_int sleepers; /* threads asleep in wait_turn (qwait.h) */
+    int n;               /* counters in turn */
 } qturns;
 
 /* Wait until *ctr == want (0), or a batch before batch `want` failed (-1).
  * The batch before is usually a tensor's statistics ahead (microseconds):
- * spin ~2 us, then give the core away (on a loaded machine the other thread
- * may be descheduled: 4096 spins first cost CPU for nothing, 2 threads
- * sharing the cores with other jobs: lenet5 minmax 18.7 -> 16.9 ms, resnet
- * 128.4 -> 123.6 ms CPU; the same wall time when the cores are free). */
-static int wait_turn(atomic_int *ctr, int want, atomic_int *fail) {
+ * spin ~2 us, then sleep until the counter moves (qwait.h; on a loaded
+ * machine the other thread may be descheduled: 4096 spins first cost CPU for
+ * nothing, 2 threads sharing the cores with other jobs: lenet5 minmax 18.7 ->
+ * 16.9 ms CPU; the same wall time when the cores are free). */
+static int wait_turn(atomic_int *ctr, int want, qturns *t) {
     for (unsigned spins = 0;; spins++) {
-        if (atomic_load_explicit(ctr, memory_order_acquire) == want) return 0;
-        if (atomic_load_explicit(fail, memory_order_relaxed) < want) return -1;
+        const int v = atomic_load_explicit(ctr, memory_order_acquire);
+        if (v == want) return 0;
+        if (atomic_load_explicit(&t->fail, memory_order_relaxed) < want) return -1;
 #if defined(__SSE2__)
         if (spins < 64) {
             _mm_pause();
@@ -451,8 +454,14 @@ static int wait_turn(atomic_int *ctr, int want, atomic_int *fail) {
 #else
         if (spins < 64) continue;
 #endif
-        sched_yield();
+        q_sleep(ctr, v, &t->sleepers);
     }
+}
+
+/* *ctr = v, waking its sleepers */
+static void turn_set(atomic_int *ctr, int v, qturns *t) {
+    atomic_store(ctr, v);
+    q_wake(ctr, &t->sleepers);
 }
 
 /* Batch j failed: t->fail = min(t->fail, j) */
@@ -460,6 +469,9 @@ static void turns_fail(qturns *t, int j) {
     int cur = atomic_load(&t->fail);
     while (j < cur && !atomic_compare_exchange_weak(&t->fail, &cur, j)) {
     }
+    /* (the sleepers see the failure) */
+    for (int i = 0; i < t->n; i++) q_wake(&t->turn[i], &t->sleepers);
+    q_wake(&t->book, &t->sleepers);
 }
 
 /* Batch j of a round (images i0.., cnt of them) just run by r on this
@@ -483,16 +495,16 @@ static int batch_ordered(qctx *q, qrunner *r, qturns *t, int j, int i0, int cnt,
     float *pd = pre > 0 ? c->blk + (size_t)i0 * (size_t)c->per_img : NULL;
     int cerr = 0;
     for (int i = 0; i < q->n_obs; i++) {
-        if (wait_turn(&t->turn[i], j, &t->fail) != 0) return -1;
+        if (wait_turn(&t->turn[i], j, t) != 0) return -1;
         const int rc = tfn(q, r, i, user);
-        atomic_store_explicit(&t->turn[i], j + 1, memory_order_release);
+        turn_set(&t->turn[i], j + 1, t);
         if (rc != 0) {
             snprintf(err, err_len, "no output for tensor '%s'", q->g->tensors[q->obs[i]].name);
             return -1;
         }
         if (pre > 0 && !cerr) cerr = cache_copy(q, r, i, pd, cnt, pre);
     }
-    if (wait_turn(&t->book, j, &t->fail) != 0) return -1;
+    if (wait_turn(&t->book, j, t) != 0) return -1;
     int rc = 0;
     const int keep = pre > 0 ? 0 : cache_takes(c, i0, cnt);
     if (cerr || (pre > 0 && c->images == i0 && cache_record(c, i0, pre, pd) != 0) ||
@@ -501,7 +513,7 @@ static int batch_ordered(qctx *q, qrunner *r, qturns *t, int j, int i0, int cnt,
         rc = -1;
     }
     if (rc == 0) progress(q, label, i0 + cnt, n);
-    atomic_store_explicit(&t->book, j + 1, memory_order_release);
+    turn_set(&t->book, j + 1, t);
     return rc;
 }
 
@@ -629,6 +641,8 @@ static int for_batches(qctx *q, int n, const char *label, qbatch_fn fn, qtensor_
             for (int i = 0; i < q->n_obs; i++) atomic_init(&turns.turn[i], 0);
             atomic_init(&turns.book, 0);
             atomic_init(&turns.fail, INT_MAX);
+            atomic_init(&turns.sleepers, 0);
+            turns.n = q->n_obs;
             int ebat[Q_MAX_RUNNERS];
             for (int k = 0; k < nr; k++) {
                 ebat[k] = -1;
@@ -708,6 +722,8 @@ static int for_batches(qctx *q, int n, const char *label, qbatch_fn fn, qtensor_
                 for (int i = 0; i < q->n_obs; i++) atomic_init(&turns.turn[i], 0);
                 atomic_init(&turns.book, 0);
                 atomic_init(&turns.fail, INT_MAX);
+                atomic_init(&turns.sleepers, 0);
+                turns.n = q->n_obs;
             }
             int bad = 0;
             t0 = q_now();

@@ -2253,6 +2253,56 @@ static int big_layer(const qstate *S, int ni) {
     return sqz_shape_numel(&g->tensors[g->nodes[ni].in[1]].shape) >= Q_WPAR_MIN;
 }
 
+/* weights and bias correction of compute node i (not done yet: sequential
+ * GPTQ's are); 0 ok, -1 out of memory */
+static int layer_weights(qstate *S, int i) {
+    if (S->kind[i] != K_COMPUTE || !S->L[i].ok || S->L[i].wq) return 0;
+    return quantize_weights(S, i, NULL, NULL) != 0 || correct_bias(S, i) != 0 ? -1 : 0;
+}
+
+/* the large layers one after another, each split over the threads */
+static int quantize_big_layers(qstate *S) {
+    int rc = 0;
+    for (int i = 0; i < S->q.g->n_nodes; i++)
+        if (S->kind[i] == K_COMPUTE && big_layer(S, i) && layer_weights(S, i) != 0) rc = -1;
+    return rc;
+}
+
+/* observed tensor i's range and int8 parameters (when it has its own) */
+static void tensor_range(qstate *S, int i) {
+    qctx *q = &S->q;
+    const int t = q->obs[i];
+    if (S->src[t] != t) return;
+    const int st = consumed_stats(S, t);
+    sqzc_qstat_range(&q->st[st], q->o->method, q->o->percentile, &S->lo[t], &S->hi[t]);
+    sqzc_qparams_from_range(S->lo[t], S->hi[t], &S->scale[t], &S->zp[t]);
+}
+
+/* what: 1 the ranges and the small layers, 0 the ranges, 2 the small
+ * layers; one task per thread at a time, each writing its own tensor's or
+ * layer's state (the results do not depend on the threads). 0 ok, -1 out
+ * of memory. */
+static int ranges_and_layers(qstate *S, int what) {
+    qctx *q = &S->q;
+    const int nr = what == 2 ? 0 : q->n_obs, nl = what == 0 ? 0 : q->g->n_nodes;
+    int oom = 0;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(q_threads(q)) if (q_threads(q) > 1)
+#endif
+    for (int k = 0; k < nr + nl; k++) {
+        if (k < nr) {
+            tensor_range(S, k);
+        } else if (S->kind[k - nr] == K_COMPUTE && !big_layer(S, k - nr) &&
+                   layer_weights(S, k - nr) != 0) {
+#if defined(_OPENMP)
+#pragma omp atomic write
+#endif
+            oom = 1;
+        }
+    }
+    return oom ? -1 : 0;
+}
+
 /* Steps 3-6 on S->q.g with the statistics in S->q; S's per-node state
  * prepared for that graph. 0 ok, -1 with q->err. */
 static int finish(qstate *S, const sqzc_quant_options *o, sqzc_quant_report *rep) {
@@ -2318,44 +2368,26 @@ static int finish(qstate *S, const sqzc_quant_options *o, sqzc_quant_report *rep
             S->src[x] = y;
         }
     }
-    /* tensors that share another's parameters (views, MaxPool, the above) need
-     * no range of their own */
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(dynamic, 1) num_threads(q_threads(q)) if (q_threads(q) > 1)
-#endif
-    for (int i = 0; i < q->n_obs; i++) {
-        int t = q->obs[i];
-        if (S->src[t] != t) continue;
-        int st = consumed_stats(S, t);
-        sqzc_qstat_range(&q->st[st], o->method, o->percentile, &S->lo[t], &S->hi[t]);
-        sqzc_qparams_from_range(S->lo[t], S->hi[t], &S->scale[t], &S->zp[t]);
-    }
-    q_prof("ranges", &t_p);
-    /* 4. weights, bias correction (one layer per thread: each writes its own
-     * qlayer only) */
+    /* 3. ranges (tensors that share another's parameters: views, MaxPool, the
+     * above, need none of their own) and 4. weights and bias correction (a
+     * layer's read its weights and pass 1's channel sums only, never a
+     * range): rounding to nearest runs them together, the large layers one
+     * after another, each split over the threads, then the ranges and the
+     * other layers, one per thread (LeNet-300-100 kl at 2 threads: its four
+     * KL searches were two rounds of two, then the layers). GPTQ's rounding
+     * reads the data (gptq_prepare), sequential GPTQ the ranges: the ranges
+     * first, then the layers. */
+    const int together = o->rounding == SQZC_QR_NEAREST;
     int w_oom = 0;
-    /* large layers one after another, each split over the threads; then the
-     * others, a layer per thread */
     q_wthreads = q_threads(q);
-    if (o->rounding == SQZC_QR_GPTQ && gptq_prepare(S) != 0) return -1;
-    if (o->rounding == SQZC_QR_GPTQ_SEQ && seq_gptq(S, o->range_search) != 0) return -1;
-    q_prof("gptq statistics", &t_p);
-    for (int i = 0; i < nn; i++) {
-        if (S->kind[i] != K_COMPUTE || !S->L[i].ok || !big_layer(S, i)) continue;
-        if (S->L[i].wq) continue; /* (sequential GPTQ's) */
-        if (quantize_weights(S, i, NULL, NULL) != 0 || correct_bias(S, i) != 0) w_oom = 1;
-    }
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(dynamic, 1) num_threads(q_threads(q)) if (q_threads(q) > 1)
-#endif
-    for (int i = 0; i < nn; i++) {
-        if (S->kind[i] != K_COMPUTE || !S->L[i].ok || big_layer(S, i) || S->L[i].wq) continue;
-        if (quantize_weights(S, i, NULL, NULL) != 0 || correct_bias(S, i) != 0) {
-#if defined(_OPENMP)
-#pragma omp atomic write
-#endif
-            w_oom = 1;
-        }
+    if (together && quantize_big_layers(S) != 0) w_oom = 1;
+    if (ranges_and_layers(S, together) != 0) w_oom = 1;
+    q_prof(together ? "ranges, weights, bias" : "ranges", &t_p);
+    if (!together) {
+        if (o->rounding == SQZC_QR_GPTQ && gptq_prepare(S) != 0) return -1;
+        if (o->rounding == SQZC_QR_GPTQ_SEQ && seq_gptq(S, o->range_search) != 0) return -1;
+        q_prof("gptq statistics", &t_p);
+        if (quantize_big_layers(S) != 0 || ranges_and_layers(S, 2) != 0) w_oom = 1;
     }
     if (w_oom) {
         snprintf(err, err_len, "out of memory");
