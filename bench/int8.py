@@ -12,7 +12,7 @@ total vs quantize_static, each method, medians of --calib-reps interleaved round
 sqz both from the PNGs and from the same images pre-decoded into one .npy, the
 arrays ORT is given; the load average; --calib-only: these timings only), latency (median ms, batch 1) of sqz int8,
 sqz fp32 and ORT int8 at 1 and 2 threads; paired counts of sqz auto vs ORT's best on the test
-images; with --holdout N, top-1 changes vs fp32 on N train images outside the calibration set.
+images, and each one's top-1 changes vs fp32 there (flips); with --holdout N, top-1 changes vs fp32 on N train images outside the calibration set.
 Bench-only code."""
 import argparse
 import contextlib
@@ -599,6 +599,15 @@ def main():
                                  for i in range(0, na, 100)])
             r["paired"] = {"sqz_only": int(((ap == y[:na]) & (bp != y[:na])).sum()),
                            "ort_only": int(((ap != y[:na]) & (bp == y[:na])).sum())}
+            # fidelity on the same test images: top-1 changes vs the fp32 model (an int8 model
+            # that reproduced fp32 exactly would score fp32's accuracy, so accuracy above fp32
+            # is chance; flips say how close each quantizer stays)
+            fp = sqz_preds(a.sqz, fp32, os.path.join(a.work, "%s.fp32.test.pred" % m))[:na]
+            bsk = r["best_sqz_any"]
+            bsp = sqz_preds(a.sqz, os.path.join(a.work, "%s.%s.int8.sqz" % (
+                m, bsk.replace("+", "-"))), os.path.join(a.work, "%s.best.test.pred" % m))[:na]
+            r["flips"] = {"auto": int((ap != fp).sum()), "best": int((bsp != fp).sum()),
+                          "ort": int((bp != fp).sum())}
         if hold:  # fidelity on held-out train images: top-1 changes vs fp32 (fewer: closer)
             hd, hx, hy = hold
             f32 = sqz_preds(a.sqz, fp32, os.path.join(a.work, "%s.fp32.hold.pred" % m), hd)
@@ -635,20 +644,22 @@ def main():
           "rounding chosen on training images only (--select: %d outside the calibration set), "
           "by int8-vs-fp32 output SQNR; ORT best: the best of its methods on the test set itself"
           % SELECT_N)
-    print("(paired: test images sqz auto gets right and ORT best wrong / the reverse)")
-    print("%-10s %7s | %-40s | %-22s | %-27s | %7s %7s | %9s" % (
+    print("(paired: test images sqz auto gets right and ORT best wrong / the reverse; flips: test "
+          "images whose top-1 differs from fp32's, sqz auto / sqz best-on-test / ORT best)")
+    print("%-10s %7s | %-40s | %-22s | %-27s | %7s %7s | %9s | %14s" % (
         "model", "fp32", "sqz auto (drop)", "sqz best-on-test", "ORT best (drop)", "auto-ORT",
-        "best-ORT", "paired"))
+        "best-ORT", "paired", "flips vs fp32"))
     for r in rows:
         bs, bo = r["best_sqz_any"], r["best_ort"]
         sa = r["sqz"][bs]["acc"]
         oa = r["ort"][bo]["acc"] if bo else float("nan")
         aa = r["auto"]["acc"]
-        pc = r.get("paired")
+        pc, fl = r.get("paired"), r.get("flips")
         print("%-10s %7.2f | %-24s %6.2f (%+5.2f) | %-15s %6.2f | %-12s %6.2f (%+5.2f) | %+7.2f %+7.2f"
-              " | %9s" % (r["model"], r["fp32_acc"], r["auto"]["chose"], aa, aa - r["fp32_acc"], bs,
-                          sa, str(bo), oa, oa - r["fp32_acc"], aa - oa, sa - oa,
-                          "%d/%d" % (pc["sqz_only"], pc["ort_only"]) if pc else "-"))
+              " | %9s | %14s" % (r["model"], r["fp32_acc"], r["auto"]["chose"], aa,
+                                 aa - r["fp32_acc"], bs, sa, str(bo), oa, oa - r["fp32_acc"], aa - oa,
+                                 sa - oa, "%d/%d" % (pc["sqz_only"], pc["ort_only"]) if pc else "-",
+                                 "%d/%d/%d" % (fl["auto"], fl["best"], fl["ort"]) if fl else "-"))
     if hold:
         print("\nfidelity on %d train images outside the calibration set (never the test split): "
               "accuracy %% (top-1 changes vs fp32: fewer is closer to fp32; the models were "
