@@ -1082,6 +1082,53 @@ static void test_isa_cap(void **state) {
 #endif
 }
 
+/* The px tiles' next-panel hint (epi->pf_next, pf_lines up to 2 K lines):
+ * prefetches only, the outputs stay the scalar twin's (two rows, partial
+ * panels, odd K). */
+static void test_px_prefetch_hint(void **state) {
+    (void)state;
+    collect_isas();
+    static const size_t ks[] = {1, 5, 37};
+    for (int ii = 0; ii < n_isas; ii++) {
+        const sqz_gemm_kernel *k = isas[ii].k;
+        if (!k->px) continue;
+        tu_rng rng;
+        tu_rng_seed(&rng, 777 + (uint64_t)ii);
+        const int PM = k->px_m, PP = k->px_p;
+        for (size_t ki = 0; ki < sizeof(ks) / sizeof(ks[0]); ki++) {
+            const size_t K = ks[ki], nl = 2 * K;
+            float *w = falloc(K * (size_t)PM), *x = falloc(K * 32 + 32), *nx = falloc(nl * 16);
+            int64_t *xoff = malloc(K * sizeof *xoff);
+            assert_non_null(xoff);
+            tu_fill_uniform(&rng, w, K * (size_t)PM, -1, 1);
+            tu_fill_uniform(&rng, x, K * 32 + 32, -1, 1);
+            tu_fill_uniform(&rng, nx, nl * 16, -1, 1);
+            for (size_t kk = 0; kk < K; kk++) xoff[kk] = (int64_t)(kk * 32);
+            for (size_t lines = 0; lines <= nl; lines += (nl + 2) / 3) {
+                int rows = 1 + (int)(lines % 2), np = rows == 2 ? PP / 2 : PP - 1;
+                size_t m = (size_t)PM - 1 - lines % 3;
+                sqz_gemm_epi e;
+                memset(&e, 0, sizeof(e));
+                e.pf_next = nx;
+                e.pf_lines = lines;
+                e.act = SQZ_ACT_RELU;
+                float got[64 * 16], want[64 * 16];
+                for (size_t i = 0; i < 64 * 16; i++) got[i] = want[i] = 5.0f;
+                k->px(K, w, x, xoff, 7, (size_t)np, (size_t)rows, got, 16, m, &e);
+                sqz_gemm_px_ref(PM, K, w, x, xoff, 7, (size_t)np, (size_t)rows, want, 16, m, &e);
+                for (size_t i = 0; i < 64 * 16; i++)
+                    if (!close_enough(got[i], want[i], (int64_t)K))
+                        fail_msg("%s px hint K=%zu lines=%zu: [%zu] %g vs %g", isas[ii].name, K,
+                                 lines, i, (double)got[i], (double)want[i]);
+            }
+            free(w);
+            free(x);
+            free(nx);
+            free(xoff);
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_isa_cap),         cmocka_unit_test(test_gemm_driver),
@@ -1091,7 +1138,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_ops),      cmocka_unit_test(test_px_kernel),
         cmocka_unit_test(test_band_plane),      cmocka_unit_test(test_conv_px),
         cmocka_unit_test(test_gemv_kernel),     cmocka_unit_test(test_gemv_pack),
-        cmocka_unit_test(test_gemv_ops),
+        cmocka_unit_test(test_gemv_ops),        cmocka_unit_test(test_px_prefetch_hint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,6 +70,11 @@ typedef struct sqz_gemm_epi {
     float alpha, beta;   /* activation parameters (ref_act semantics) */
     int prefetch_a;      /* hint: A is cold (streams from memory), prefetch it ahead */
     const int32_t *cdst; /* column map (see above), or NULL */
+    /* hint (px kernels): fetch pf_lines (<= 2 * K) 64-byte lines from pf_next
+     * into L2 during the k loop (the next weight panel while this one is used;
+     * NULL: none) */
+    const float *pf_next;
+    size_t pf_lines;
 } sqz_gemm_epi;
 
 typedef void (*sqz_gemm_ukernel_fn)(size_t kc, const float *a, const float *b, float *c, size_t ldc,
@@ -86,8 +91,8 @@ typedef void (*sqz_gemm_ukernel_ind_fn)(size_t kc, const float *a, const float *
  *   c[ch*ldc + p] = act(bias[ch] + sum_{k<K} w[k*px_m + ch] * x[xoff[k] + xp(p)])
  *   xp(p) = p for p < np, xrow + (p - np) for the second row
  * (bias = epi->bias[ch] or 0; epi->act a SIMD-cheap kind; epi->prefetch_a:
- * w is cold, fetch it ahead; epi->accumulate and epi->cdst unused; w: one panel of
- * sqz_gemm_pack_px, channels past the matrix edge 0; ldc * px_m < 2^31). Output pixels are
+ * w is cold, fetch it ahead; epi->pf_next: see above; epi->accumulate and epi->cdst unused; w: one
+ * panel of sqz_gemm_pack_px, channels past the matrix edge 0; ldc * px_m < 2^31). Output pixels are
  * consecutive: with two rows the tile is two whole output rows. Twin: sqz_gemm_px_ref. */
 typedef void (*sqz_gemm_px_fn)(size_t K, const float *w, const float *x, const int64_t *xoff,
                                int64_t xrow, size_t np, size_t rows, float *c, size_t ldc, size_t m,

@@ -924,8 +924,20 @@ static void px_direct_part(void *arg, int t) {
                 int64_t m0 = j * PM;
                 size_t mm = (size_t)(p->Mg - m0 < PM ? p->Mg - m0 : PM);
                 epi.bias = B ? B + g * p->Mg + m0 : NULL;
+                /* the tiles of panel j fetch panel j + 1 into L2 meanwhile, a
+                 * share each (a model's weights come from L3 / DRAM on every
+                 * run; MNASNet 1.0 / MobileNetV2 1x1 convs @7x7 and @14x14, 1
+                 * thread, per node: 3-10% faster, see the commit) */
+                const size_t pfl = (size_t)(PM * p->K) * sizeof(float) / 64;
+                const size_t nti = (size_t)(i1 - i0);
                 for (int64_t i = i0; i < i1; i++) {
-                    epi.prefetch_a = cold && i == i0;
+                    epi.prefetch_a = cold && i == i0 && j == j0;
+                    epi.pf_next = NULL;
+                    if (j + 1 < j1) {
+                        size_t t = (size_t)(i - i0), l0 = pfl * t / nti, l1 = pfl * (t + 1) / nti;
+                        epi.pf_next = wg + (size_t)(j + 1) * (size_t)(PM * p->K) + l0 * 16;
+                        epi.pf_lines = l1 - l0;
+                    }
                     int64_t c0 = p->out_sp * i / nc, c1 = p->out_sp * (i + 1) / nc;
                     k->px((size_t)p->K, wg + (size_t)j * (size_t)(PM * p->K), xg + c0, p->off, 0,
                           (size_t)(c1 - c0), 1, y + m0 * p->out_sp + c0, (size_t)p->out_sp, mm,

@@ -280,7 +280,9 @@ static void ukernel_ind_avx512(size_t kc, const float *a, const float *b, const 
  * of pixels for the store. */
 #define PX_M 32
 #define PX_P 14
+#ifndef PX_PF
 #define PX_PF 24
+#endif
 #ifndef PX_XPF
 #define PX_XPF 32
 #endif
@@ -324,7 +326,12 @@ SQZ_INLINE void px_tile(size_t K, const float *w, const float *x, const int64_t 
     SQZ_UNROLL for (int p = 0; p < PX_P; p++) SQZ_UNROLL for (int v = 0; v < 2; v++) acc[p][v] =
         _mm512_setzero_ps();
     const int pf = e->prefetch_a;
+    const char *pn = (const char *)e->pf_next;
+    const size_t pnl = pn ? e->pf_lines : 0;
     for (size_t k = 0; k < K; k++) {
+        /* epi->pf_next: a line a k step, two while more than K are left */
+        if (k < pnl) _mm_prefetch(pn + 64 * k, _MM_HINT_T1);
+        if (K + k < pnl) _mm_prefetch(pn + 64 * (K + k), _MM_HINT_T1);
         /* cold weights (epi->prefetch_a): the panel's lines PX_PF k steps ahead */
         if (pf) {
             _mm_prefetch((const char *)(w + (k + PX_PF) * PX_M), _MM_HINT_T0);
