@@ -325,6 +325,21 @@ static void test_depthwise_bit_exact(void **state) {
             {1, 3, 6, 90, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1},
             /* ... and with acc * m past 2^30 possible: the 32-output loop */
             {1, 3, 6, 90, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 4, 1},
+            /* 3-row kernel (3 x <= 4 kernels, 9..16 output columns): 9 and
+             * 16 columns, 1 / 2 / 3 rows past the last four, pads 0 and 2
+             * (asymmetric), 3x1 / 3x2 / 3x4, stride 2 along h only and
+             * along both (31 and 33 input columns), one output row */
+            {1, 5, 13, 9, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1},
+            {1, 4, 18, 18, 4, 4, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 2, 1, 1, 2},
+            {2, 3, 10, 12, 3, 3, 3, 3, 1, 1, 2, 2, 0, 1, 1, 1, 0, 1, 0, 1},
+            {1, 6, 11, 15, 6, 6, 3, 1, 1, 1, 1, 0, 1, 0, 1, 1, 1, 1, 0, 1},
+            {1, 3, 9, 14, 3, 3, 3, 2, 1, 1, 1, 1, 1, 0, 1, 1, 0, 1, 1, 1},
+            {1, 3, 7, 16, 3, 3, 3, 4, 2, 1, 0, 2, 1, 1, 1, 1, 2, 1, 0, 1},
+            {1, 5, 15, 12, 5, 5, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1},
+            {1, 4, 21, 31, 4, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2, 1, 4, 2},
+            {1, 3, 6, 33, 3, 3, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 0, 1, 2, 1},
+            {1, 3, 1, 12, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1},
+            {1, 7, 14, 14, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 4, 1},
         };
         int compared = 0, expected = 0;
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
@@ -339,6 +354,19 @@ static void test_depthwise_bit_exact(void **state) {
         }
         assert_int_equal(compared, expected);
         assert_true(compared >= 50);
+#if !defined(__aarch64__)
+        if (dws[s].impl == &sqz_i8_dwconv_vnni) {
+            /* the same shapes on the kernels before the 3-row one (gather) */
+            setenv("SQZ_I8_DW_ROWS", "0", 1);
+            int n0 = 0, e0 = 0;
+            for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+                e0 += fixed[i].dw == 1;
+                n0 += conv_case(&fixed[i], dws[s].impl, &g, dws[s].name) == 0;
+            }
+            unsetenv("SQZ_I8_DW_ROWS");
+            assert_int_equal(n0, e0);
+        }
+#endif
         /* a non-depthwise conv is declined */
         cconv c = {1, 4, 5, 5, 8, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1};
         assert_int_equal(conv_case(&c, dws[s].impl, &g, dws[s].name), 1);

@@ -196,6 +196,31 @@ typedef struct sqz_i8_dw_gather {
 } sqz_i8_dw_gather;
 /* planes [pl0, pl1) of X / Y (channel = plane % n_co). */
 void sqz_i8_dw_gather_vbmi(const sqz_i8_dw_gather *a, int64_t pl0, int64_t pl1);
+/* Depthwise 3-row kernels on output rows of 9..16 columns (AVX-512 VBMI +
+ * VNNI; int8_avx512.c): kernel 3 x (<= 4) columns, stride along h 1 or 2,
+ * input rows of <= 63 bytes. One vector per output row (lane ow); the tap
+ * quads of an input row (lane ow: the 4 bytes its kernel row reads, u8 x +
+ * 128, zb at borders and past kw) are one vpermb of the row by the index
+ * idx (127: zb), made once and used by the up to 3
+ * output rows that read that input row, where the gather kernel permutes
+ * once per tap quad and output group: 14x14 3x3 stride 1, 14 instead of 42
+ * permutes a plane. Four rows share an epilogue; cidx packs their OW
+ * outputs (byte k < 4 OW: 16 (k / OW) + k % OW). */
+typedef struct sqz_i8_dw_rows {
+    uint8_t idx[64], cidx[64];
+    int64_t H, W, OH, OW, sh, pt;
+    const int8_t *w; /* [n_co][3][4], zero past kw */
+    const int32_t *off;
+    const sqz_i8_rqv *rq;
+    int32_t zp, lo, hi;
+    uint8_t zb;
+    int iclamp; /* sqz_i8_epi.iclamp */
+    int64_t n_co, in_sp, out_sp;
+    const int8_t *X;
+    int8_t *Y;
+} sqz_i8_dw_rows;
+/* planes [pl0, pl1) (channel = plane % n_co). */
+void sqz_i8_dw_rows_vbmi(const sqz_i8_dw_rows *a, int64_t pl0, int64_t pl1);
 /* dst[j] = src[2 j], j < n (vpmovwb of 64-byte loads; reads src[0 .. 2 n - 2]
  * only; AVX-512 BW; int8_avx512.c). */
 void sqz_i8_even_bytes_avx512(const int8_t *src, int64_t n, int8_t *dst);

@@ -36,6 +36,9 @@ typedef struct i8dw {
     int32_t *g_band;     /* its tables (owned) */
     uint8_t *g_idx;
     int8_t *g_w;
+    int rows;          /* VBMI 3-row kernel (x86) */
+    sqz_i8_dw_rows rw; /* its arguments but the tensors */
+    int8_t *r_w;       /* its weights (owned) */
 #endif
     int32_t *off;
     sqz_i8_rqv *rq;
@@ -56,6 +59,7 @@ static void i8dw_release(void *p) {
     free(q->g_band);
     free(q->g_idx);
     free(q->g_w);
+    free(q->r_w);
 #endif
     free(q);
 }
@@ -71,6 +75,17 @@ static size_t plane_bytes(const i8dw *p) {
 }
 
 #if defined(__x86_64__) || defined(_M_X64)
+/* 1 when |acc s| < 2^30 for every accumulator the layer can produce
+ * (sqz_i8_epi.iclamp): |acc| <= |bias| + 255 * 127 * taps (int8.h). */
+static int dw_iclamp(const i8dw *p) {
+    for (int64_t c = 0; c < p->li.n_co; c++)
+        if (!((fabs((double)p->li.bias[c]) + 255.0 * 127.0 * (double)p->taps) *
+                  (double)p->li.rq[c].s <
+              1073741824.0))
+            return 0;
+    return 1;
+}
+
 /* The gather kernel's plan (int8_simd.h sqz_i8_dw_gather): bands of R
  * output rows, R the largest with R * OW <= 64 whose every band reads at
  * most 127 input bytes (byte 127 stays free for the border value). 1 built, 0 not applicable, -1
@@ -144,12 +159,46 @@ static int gather_plan(i8dw *p) {
     a->zp = li->zp_y, a->lo = li->lo, a->hi = li->hi, a->zb = (uint8_t)(li->zp_x + 128);
     a->n_co = li->n_co, a->in_sp = li->in_sp, a->out_sp = li->out_sp;
     a->g1 = R * OW <= 16 ? R * OW : 0;
-    a->iclamp = 1; /* |acc| <= |bias| + 255 * 127 * taps (int8.h) */
-    for (int64_t c = 0; c < li->n_co; c++)
-        if (!((fabs((double)li->bias[c]) + 255.0 * 127.0 * (double)p->taps) * (double)li->rq[c].s <
-              1073741824.0))
-            a->iclamp = 0;
+    a->iclamp = dw_iclamp(p);
     p->gather = 1;
+    return 1;
+}
+#endif
+
+#if defined(__x86_64__) || defined(_M_X64)
+/* The 3-row kernel (int8_simd.h sqz_i8_dw_rows) when the layer fits it:
+ * 3 x (<= 4) kernel, dilation 1 along h, stride 1 or 2 along h, 9..16
+ * output columns (narrower rows: the gather kernel packs several in a
+ * vector), input rows of <= 63 bytes. SQZ_I8_DW_ROWS=0: never (A/B; read
+ * at each prepare). 1 taken, 0 not, -1 out of memory. */
+static int rows_plan(i8dw *p) {
+    const sqz_i8_linear *li = &p->li;
+    const ref_geom *g = &li->g;
+    const char *e = getenv("SQZ_I8_DW_ROWS");
+    if ((e && *e == '0') || g->nd != 2 || g->k[1] != 3 || g->k[2] > 4 || g->d[1] != 1 ||
+        g->s[1] > 2 || g->out[2] < 9 || g->out[2] > 16 || g->in[2] > 63 || g->in[1] < 1)
+        return 0;
+    const int64_t W = g->in[2], OW = g->out[2], kw = g->k[2];
+    sqz_i8_dw_rows *a = &p->rw;
+    memset(a->idx, 127, sizeof a->idx);
+    memset(a->cidx, 0, sizeof a->cidx);
+    for (int64_t ow = 0; ow < OW; ow++)
+        for (int64_t j = 0; j < kw; j++) {
+            const int64_t iw = ow * g->s[2] - g->pb[2] + j * g->d[2];
+            if (iw >= 0 && iw < W) a->idx[4 * ow + j] = (uint8_t)iw;
+        }
+    for (int64_t k = 0; k < 4 * OW; k++) a->cidx[k] = (uint8_t)(16 * (k / OW) + k % OW);
+    p->r_w = calloc((size_t)li->n_co * 12, 1);
+    if (!p->r_w) return -1;
+    for (int64_t c = 0; c < li->n_co; c++)
+        for (int64_t t = 0; t < 3 * kw; t++)
+            p->r_w[c * 12 + t / kw * 4 + t % kw] = li->w[c * p->taps + t];
+    a->H = g->in[1], a->W = W, a->OH = g->out[1], a->OW = OW, a->sh = g->s[1], a->pt = g->pb[1];
+    a->w = p->r_w, a->off = p->off, a->rq = p->rq;
+    a->zp = li->zp_y, a->lo = li->lo, a->hi = li->hi, a->zb = (uint8_t)(li->zp_x + 128);
+    a->iclamp = dw_iclamp(p);
+    a->n_co = li->n_co, a->in_sp = li->in_sp, a->out_sp = li->out_sp;
+    p->rows = 1;
     return 1;
 }
 #endif
@@ -243,7 +292,8 @@ static int dw_prepare(sqz_op_ctx *ctx, sqz_i8_dw_plane plane, int vnni) {
 #endif
 #if defined(__x86_64__) || defined(_M_X64)
     if (vnni && sqz_cpu_has_avx512_vbmi()) {
-        int rc = gather_plan(p);
+        int rc = rows_plan(p);
+        if (rc == 0) rc = gather_plan(p);
         if (rc < 0) {
             i8dw_release(p);
             return sqz_op_fail(ctx, "Conv: out of memory");
@@ -350,6 +400,15 @@ static void dw_small_part(const sqz_op_ctx *ctx, int64_t p0, int64_t p1, int tid
 #endif
 
 #if defined(__x86_64__) || defined(_M_X64)
+static void dw_rows_part(const sqz_op_ctx *ctx, int64_t p0, int64_t p1, int tid) {
+    (void)tid;
+    const i8dw *p = ctx->params;
+    sqz_i8_dw_rows a = p->rw;
+    a.X = (const int8_t *)ctx->in_data[0];
+    a.Y = (int8_t *)ctx->out_data[0];
+    sqz_i8_dw_rows_vbmi(&a, p0, p1);
+}
+
 static void dw_gather_part(const sqz_op_ctx *ctx, int64_t p0, int64_t p1, int tid) {
     (void)tid;
     const i8dw *p = ctx->params;
@@ -372,6 +431,10 @@ static void dw_run(const sqz_op_ctx *ctx) {
     const sqz_i8_linear *li = &p->li;
     int64_t planes = li->batch * li->n_co;
 #if defined(__x86_64__) || defined(_M_X64)
+    if (p->rows) {
+        dw_par(ctx, p, planes, dw_rows_part);
+        return;
+    }
     if (p->gather) {
         dw_par(ctx, p, planes, dw_gather_part);
         return;
@@ -398,6 +461,10 @@ void sqz_i8_dw_part(const sqz_op_ctx *ctx, void *scratch, int t, int parts) {
     sqz_i8_cut(t, parts, p->cut_mr, p->cut_nblk, p->li.batch * p->li.n_co, &c0, &c1);
     if (c1 <= c0) return;
 #if defined(__x86_64__) || defined(_M_X64)
+    if (p->rows) {
+        dw_rows_part(&c, c0, c1, t);
+        return;
+    }
     if (p->gather) {
         dw_gather_part(&c, c0, c1, t);
         return;
@@ -420,9 +487,9 @@ int sqz_i8_dw_chsplit(const sqz_op_impl *impl, sqz_op_ctx *ctx, int nt, int64_t 
     p->nt = nt;
     p->cut_mr = mr;
     p->cut_nblk = nblk;
-    /* the gather kernel needs no scratch; the others a slice a part */
+    /* the gather and 3-row kernels need no scratch; the others a slice a part */
 #if defined(__x86_64__) || defined(_M_X64)
-    if (p->gather) return 1;
+    if (p->gather || p->rows) return 1;
 #endif
     ctx->scratch_bytes = (size_t)nt * p->thread_bytes;
     return 1;

@@ -1011,6 +1011,105 @@ __attribute__((target("avx512vbmi"))) void sqz_i8_dw_gather_vbmi(const sqz_i8_dw
     }
 }
 
+/* ------------------------------- depthwise 3-row kernels, rows of <= 16 */
+
+/* The tap quads of input row ih of plane x (zb outside the plane): lane ow
+ * holds the bytes ix[4 ow .. 4 ow + 3] of the row (u8 x + 128; index 127
+ * -> byte 63, past the row's <= 63 bytes: zb). */
+static inline __attribute__((always_inline, target("avx512vbmi"))) __m512i
+row_quads(const int8_t *x, int64_t ih, int64_t H, int64_t W, __mmask64 m0, __m512i ix, __m512i zx,
+          __m512i zu) {
+    if (ih < 0 || ih >= H) return zu;
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    return _mm512_permutexvar_epi8(
+        ix, _mm512_xor_si512(_mm512_mask_loadu_epi8(zx, m0, x + ih * W), flip));
+}
+
+static inline __attribute__((always_inline, target("avx512vbmi"))) void
+dw_rows_planes(const sqz_i8_dw_rows *a, int64_t pl0, int64_t pl1, const int SH, const int IC) {
+    const int64_t H = a->H, W = a->W, OH = a->OH, OW = a->OW, pt = a->pt;
+    const __mmask64 m0 = ((__mmask64)1 << W) - 1; /* W <= 63 */
+    const __m512i ix = _mm512_loadu_si512(a->idx), cidx = _mm512_loadu_si512(a->cidx);
+    const __m512i zx = _mm512_set1_epi8((char)(a->zb ^ 0x80)), zu = _mm512_set1_epi8((char)a->zb);
+    const __m512i zp16 = _mm512_set1_epi16((short)a->zp);
+    const __m512i lo8 = _mm512_set1_epi8((char)a->lo), hi8 = _mm512_set1_epi8((char)a->hi);
+    const __m512 flo = _mm512_set1_ps((float)(a->lo - a->zp)),
+                 fhi = _mm512_set1_ps((float)(a->hi - a->zp));
+    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    int64_t c = pl0 % a->n_co;
+    for (int64_t pl = pl0; pl < pl1; pl++, c = c + 1 == a->n_co ? 0 : c + 1) {
+        const int8_t *x = a->X + pl * a->in_sp;
+        int8_t *y = a->Y + pl * a->out_sp;
+        const int8_t *wc = a->w + c * 12;
+        const __m512i w0 = bcast4(wc), w1 = bcast4(wc + 4), w2 = bcast4(wc + 8);
+        const __m512i o = _mm512_set1_epi32(a->off[c]);
+        const __m512 sv = _mm512_set1_ps(a->rq[c].s);
+        /* q0, q1: the quads of input rows oh SH - pt and + 1 (SH 1) */
+        __m512i q0 = row_quads(x, -pt, H, W, m0, ix, zx, zu), q1 = q0;
+        if (SH == 1) q1 = row_quads(x, 1 - pt, H, W, m0, ix, zx, zu);
+        for (int64_t oh0 = 0; oh0 < OH; oh0 += 4) {
+            __m512i acc[4];
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                const int64_t oh = oh0 + j;
+                if (oh >= OH) {
+                    acc[j] = o;
+                    continue;
+                }
+                __m512i q2;
+                if (SH == 1) {
+                    q2 = row_quads(x, oh + 2 - pt, H, W, m0, ix, zx, zu);
+                } else {
+                    q1 = row_quads(x, 2 * oh + 1 - pt, H, W, m0, ix, zx, zu);
+                    q2 = row_quads(x, 2 * oh + 2 - pt, H, W, m0, ix, zx, zu);
+                }
+                __m512i s = o;
+                DPB(s, q0, w0);
+                DPB(s, q1, w1);
+                DPB(s, q2, w2);
+                acc[j] = s;
+                if (SH == 1)
+                    q0 = q1, q1 = q2;
+                else
+                    q0 = q2;
+            }
+            /* the gather kernel's four one-row bands: byte 16 j + i after
+             * perm is output i of row oh0 + j; cidx packs the rows */
+            __m512i v;
+            if (IC) {
+#define RQI(t) _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(t), sv))
+                const __m512i h01 =
+                    _mm512_adds_epi16(_mm512_packs_epi32(RQI(acc[0]), RQI(acc[1])), zp16);
+                const __m512i h23 =
+                    _mm512_adds_epi16(_mm512_packs_epi32(RQI(acc[2]), RQI(acc[3])), zp16);
+#undef RQI
+                v = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(h01, h23), lo8), hi8);
+            } else {
+                const __m512i h01 = _mm512_add_epi16(
+                    _mm512_packs_epi32(rqf16(acc[0], sv, flo, fhi), rqf16(acc[1], sv, flo, fhi)),
+                    zp16);
+                const __m512i h23 = _mm512_add_epi16(
+                    _mm512_packs_epi32(rqf16(acc[2], sv, flo, fhi), rqf16(acc[3], sv, flo, fhi)),
+                    zp16);
+                v = _mm512_packs_epi16(h01, h23);
+            }
+            v = _mm512_permutexvar_epi32(perm, v);
+            if (OW < 16) v = _mm512_permutexvar_epi8(cidx, v);
+            const int64_t n = (OH - oh0 < 4 ? OH - oh0 : 4) * OW;
+            _mm512_mask_storeu_epi8(y + oh0 * OW,
+                                    n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1), v);
+        }
+    }
+}
+
+__attribute__((target("avx512vbmi"))) void sqz_i8_dw_rows_vbmi(const sqz_i8_dw_rows *a, int64_t pl0,
+                                                               int64_t pl1) {
+    if (a->sh == 1)
+        a->iclamp ? dw_rows_planes(a, pl0, pl1, 1, 1) : dw_rows_planes(a, pl0, pl1, 1, 0);
+    else
+        a->iclamp ? dw_rows_planes(a, pl0, pl1, 2, 1) : dw_rows_planes(a, pl0, pl1, 2, 0);
+}
+
 void sqz_i8_even_bytes_avx512(const int8_t *src, int64_t n, int8_t *dst) {
     int64_t j = 0;
     for (; j + 32 < n; j += 32) /* reads src[2 j .. 2 j + 63], 2 j + 63 <= 2 n - 2 */
