@@ -198,6 +198,11 @@ static void test_conv_bit_exact(void **state) {
             {1, 5, 23, 19, 9, 1, 5, 3, 3, 2, 2, 1, 0, 2, 2, 1, 0, 1, 0, 1},
             /* 1x1 stride 2 (a downsample) */
             {2, 16, 15, 17, 12, 1, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 0, 1, 0, 1},
+            /* pointwise maps of > 256 pixels in one tile (interleaved tile
+             * <= 16 KiB): 16 -> 32 @28x28, and 783 pixels, batch 2 (the last
+             * plane's rows copied), 2 threads */
+            {1, 16, 28, 28, 32, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2, 1, 0, 1},
+            {2, 5, 27, 29, 11, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 3, 2},
             /* one tile of pixels at 2 threads: output channels split into chunks */
             {1, 256, 7, 7, 160, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 2},
             {1, 64, 7, 7, 72, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 0, 2},

@@ -274,6 +274,10 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
      * columns instead of 2 x 128; MobileNetV2's 14x14 1x1 convs at 1 thread
      * 2-5% faster (SQZ_PROFILE=1 node minima, 4 rounds interleaved, load ~9) */
     if (p->pointwise && p->npix <= 256) T = p->npix;
+    /* ... and larger maps whose whole interleaved tile stays within 16 KiB
+     * (L1): the small MobileNet's 16 -> 32 @28x28, 7 tiles of 128 -> one,
+     * 3.4 -> 3.1 us (SQZ_PROFILE=1 node minima, 3 rounds interleaved) */
+    if (p->pointwise && (li->K + 3) / 4 * 4 * ((p->npix + 31) / 32 * 32) <= 16384) T = p->npix;
     /* pointwise maps of >= 2048 pixels (56x56, 112x112) in tiles of 256:
      * half the per-tile setup and microkernel calls (8+ tiles: still even
      * parts at 2 threads). MobileNetV2 at 1 thread, node minima of 4
