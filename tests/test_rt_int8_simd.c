@@ -203,6 +203,12 @@ static void test_conv_bit_exact(void **state) {
              * plane's rows copied), 2 threads */
             {1, 16, 28, 28, 32, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2, 1, 0, 1},
             {2, 5, 27, 29, 11, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 3, 2},
+            /* pointwise tiles ending in 1..4 single pixels (VNNI: rows
+             * transposed per pixel block): 14x14 (192 + 4), 5x10 (48 + 2),
+             * 3x11 (32 + 1), blocks of 13 and 21 channels */
+            {1, 24, 14, 14, 13, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2, 1, 0, 1},
+            {1, 9, 5, 10, 7, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1, 4, 1},
+            {1, 20, 3, 11, 21, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 1, 1},
             /* one tile of pixels at 2 threads: output channels split into chunks */
             {1, 256, 7, 7, 160, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 2},
             {1, 64, 7, 7, 72, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 0, 2},

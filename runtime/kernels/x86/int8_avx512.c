@@ -250,14 +250,27 @@ static void conv_vnni_px(const uint8_t *xb, int64_t kstride, int64_t kq, const i
     const __m256 s = _mm256_maskz_loadu_ps(mm, &e->rq[0].s);
     const __m256 flo = _mm256_set1_ps((float)(e->lo - e->zp)),
                  fhi = _mm256_set1_ps((float)(e->hi - e->zp));
-    for (int p = 0; p < np; p++) {
+    for (int p = 0; p < 4; p++) {
+        if (p >= np) {
+            acc[p] = _mm256_setzero_si256();
+            continue;
+        }
         __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[p]), s);
         v = _mm256_min_ps(_mm256_max_ps(v, flo), fhi);
-        const __m256i iv = _mm256_add_epi32(_mm256_cvtps_epi32(v), _mm256_set1_epi32(e->zp));
-        int8_t b[16];
-        _mm_storeu_si128((__m128i *)(void *)b, _mm256_cvtepi32_epi8(iv));
-        for (int r = 0; r < mr; r++) y[r * ys + j0 + p] = b[r];
+        acc[p] = _mm256_add_epi32(_mm256_cvtps_epi32(v), _mm256_set1_epi32(e->zp));
     }
+    /* transposed to rows: values in [lo, hi] (the packs are exact); after
+     * them 128-bit lane h holds rows 4 h .. 4 h + 3 of pixel p at bytes 4 p
+     * .., the shuffle puts row r's np pixels in dword r: one store a row */
+    const __m256i tr = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4,
+                                        8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const __m256i b = _mm256_shuffle_epi8(
+        _mm256_packs_epi16(_mm256_packs_epi32(acc[0], acc[1]), _mm256_packs_epi32(acc[2], acc[3])),
+        tr);
+    int32_t rw[8];
+    _mm256_storeu_si256((__m256i *)(void *)rw, b);
+    const __mmask16 pm = (__mmask16)((1u << np) - 1);
+    for (int r = 0; r < mr; r++) _mm_mask_storeu_epi8(y + r * ys + j0, pm, _mm_set1_epi32(rw[r]));
 }
 
 /* A tile's npx pixels: vectors of 32, the last <= 4 as single pixels (a
