@@ -290,8 +290,11 @@ void sqz_i8_lut256_vbmi(const int8_t *t, const int8_t *x, int8_t *y, int64_t n);
  * formula and its x * rcp estimate (rcp = RN(1 / s), nonzero only when that
  * estimate is sound), 16 lanes a step. */
 void sqz_i8_quantize_avx512(const float *x, int64_t n, float s, float rcp, int32_t zp, int8_t *y);
-/* sum of x[0..n) (AVX-512 BW vpsadbw; int8_avx512.c). */
-int64_t sqz_i8_sum_avx512(const int8_t *x, int64_t n);
+/* GlobalAveragePool of np planes of sp (< 2^23) bytes at x + i sp into
+ * y[i]: the int8.h formula of sum - sp zp_x with multiplier s, output zp_y,
+ * clamp [-128, 127] (int8_avx512.c). */
+void sqz_i8_gap_planes_avx512(const int8_t *x, int64_t sp, int64_t np, int32_t zp_x, float s,
+                              int32_t zp_y, int8_t *y);
 /* One output row of a 2x2 stride-2 unpadded MaxPool from input rows x0, x1
  * (2 OW bytes each; AVX-512 BW; int8_avx512.c). */
 void sqz_i8_maxpool2_row_avx512(const int8_t *x0, const int8_t *x1, int64_t OW, int8_t *y);

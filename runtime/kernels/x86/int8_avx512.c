@@ -1588,23 +1588,65 @@ void sqz_i8_quantize_avx512(const float *x, int64_t n, float s, float rcp, int32
     }
 }
 
-/* sum of x[0..n) (vpsadbw of x + 128 against 0: sums of 8 bytes in 64-bit
- * lanes, exact for any n) */
-int64_t sqz_i8_sum_avx512(const int8_t *x, int64_t n) {
+/* GlobalAveragePool of np planes of sp bytes at x + i sp (16 at a time):
+ * each plane's vpsadbw sums (x + 128, bytes past the plane loaded as 0x80:
+ * 0 after the flip) as 8 qwords, narrowed to dwords, then summed by three
+ * rounds of two vpermt2d + add that halve the partial sums and double the
+ * planes a vector (16 planes x 1 sum in natural order at the end); then the
+ * int8.h formula 16 planes at a time. */
+void sqz_i8_gap_planes_avx512(const int8_t *x, int64_t sp, int64_t np, int32_t zp_x, float s,
+                              int32_t zp_y, int8_t *y) {
     const __m512i flip = _mm512_set1_epi8((char)0x80), z = _mm512_setzero_si512();
-    __m512i acc = _mm512_setzero_si512();
-    int64_t i = 0;
-    for (; i + 64 <= n; i += 64)
-        acc = _mm512_add_epi64(
-            acc, _mm512_sad_epu8(_mm512_xor_si512(_mm512_loadu_si512(x + i), flip), z));
-    int64_t cnt = i; /* bytes summed, each with its + 128 */
-    if (i < n) {     /* masked-off bytes load as 0: + 128 each after the flip */
-        __mmask64 m = ((__mmask64)1 << (n - i)) - 1;
-        acc = _mm512_add_epi64(
-            acc, _mm512_sad_epu8(_mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + i), flip), z));
-        cnt += 64;
+    const __mmask64 mt = sp % 64 ? (((__mmask64)1 << (sp % 64)) - 1) : ~(__mmask64)0;
+    /* round r (P planes x Q partials a vector -> 2P x Q / 2): lane p Q / 2 +
+     * q of the result = (p < P ? A : B)[(p % P) Q + q] + the same + Q / 2 */
+    __m512i i1[3], i2[3];
+    for (int r = 0, P = 2, Q = 8; r < 3; r++, P *= 2, Q /= 2) {
+        int32_t a[16], b[16];
+        for (int l = 0; l < 16; l++) {
+            int p = l / (Q / 2), q = l % (Q / 2);
+            a[l] = (p >= P ? 16 : 0) + (p % P) * Q + q;
+            b[l] = a[l] + Q / 2;
+        }
+        i1[r] = _mm512_loadu_si512(a);
+        i2[r] = _mm512_loadu_si512(b);
     }
-    return _mm512_reduce_add_epi64(acc) - 128 * cnt;
+    const __m512 sv = _mm512_set1_ps(s), flo = _mm512_set1_ps((float)(-128 - zp_y)),
+                 fhi = _mm512_set1_ps((float)(127 - zp_y));
+    const __m512i off = _mm512_set1_epi32((int32_t)(sp * (128 + (int64_t)zp_x)));
+    for (int64_t i0 = 0; i0 < np; i0 += 16) {
+        const int64_t n = np - i0 < 16 ? np - i0 : 16;
+        __m256i h[16];
+        for (int64_t j = 0; j < 16; j++) {
+            __m512i acc = z;
+            if (j < n) {
+                const int8_t *xp = x + (i0 + j) * sp;
+                int64_t k = 0;
+                for (; k + 64 <= sp; k += 64)
+                    acc = _mm512_add_epi64(
+                        acc,
+                        _mm512_sad_epu8(_mm512_xor_si512(_mm512_loadu_si512(xp + k), flip), z));
+                if (k < sp)
+                    acc = _mm512_add_epi64(
+                        acc,
+                        _mm512_sad_epu8(
+                            _mm512_xor_si512(_mm512_mask_loadu_epi8(flip, mt, xp + k), flip), z));
+            }
+            h[j] = _mm512_cvtepi64_epi32(acc); /* < 2^31: sp < 2^23 */
+        }
+        __m512i v[8];
+        for (int j = 0; j < 8; j++)
+            v[j] = _mm512_inserti64x4(_mm512_castsi256_si512(h[2 * j]), h[2 * j + 1], 1);
+        for (int r = 0, m = 8; r < 3; r++, m /= 2)
+            for (int j = 0; j < m / 2; j++)
+                v[j] = _mm512_add_epi32(_mm512_permutex2var_epi32(v[2 * j], i1[r], v[2 * j + 1]),
+                                        _mm512_permutex2var_epi32(v[2 * j], i2[r], v[2 * j + 1]));
+        const __m512i acc = _mm512_sub_epi32(v[0], off); /* sum - sp zp_x */
+        __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), sv);
+        f = _mm512_min_ps(_mm512_max_ps(f, flo), fhi);
+        const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), _mm512_set1_epi32(zp_y));
+        _mm_mask_storeu_epi8(y + i0, (__mmask16)((1u << n) - 1), _mm512_cvtepi32_epi8(q));
+    }
 }
 
 /* ------------------------------------------------------------- MaxPool */
