@@ -205,7 +205,8 @@ void sqz_i8_dw_gather_vbmi(const sqz_i8_dw_gather *a, int64_t pl0, int64_t pl1);
  * output rows that read that input row, where the gather kernel permutes
  * once per tap quad and output group: 14x14 3x3 stride 1, 14 instead of 42
  * permutes a plane. Four rows share an epilogue; cidx packs their OW
- * outputs (byte k < 4 OW: 16 (k / OW) + k % OW). */
+ * outputs (byte k < 4 OW: output i = k % OW of row j = k / OW, at byte
+ * 16 (i / 4) + 4 j + i % 4 after the two packs). */
 typedef struct sqz_i8_dw_rows {
     uint8_t idx[64], cidx[64];
     int64_t H, W, OH, OW, sh, pt;

@@ -187,7 +187,8 @@ static int rows_plan(i8dw *p) {
             const int64_t iw = ow * g->s[2] - g->pb[2] + j * g->d[2];
             if (iw >= 0 && iw < W) a->idx[4 * ow + j] = (uint8_t)iw;
         }
-    for (int64_t k = 0; k < 4 * OW; k++) a->cidx[k] = (uint8_t)(16 * (k / OW) + k % OW);
+    for (int64_t k = 0; k < 4 * OW; k++) /* int8_simd.h; row j = k / OW, output i = k % OW */
+        a->cidx[k] = (uint8_t)(16 * (k % OW / 4) + 4 * (k / OW) + k % OW % 4);
     p->r_w = calloc((size_t)li->n_co * 12, 1);
     if (!p->r_w) return -1;
     for (int64_t c = 0; c < li->n_co; c++)

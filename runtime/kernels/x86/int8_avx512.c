@@ -953,16 +953,17 @@ __attribute__((target("avx512vbmi"))) void sqz_i8_dw_gather_vbmi(const sqz_i8_dw
     const __m512i flip = _mm512_set1_epi8((char)0x80), zx = _mm512_set1_epi8((char)(a->zb ^ 0x80));
     const __m512i zp16 = _mm512_set1_epi16((short)a->zp);
     const __m512i lo8 = _mm512_set1_epi8((char)a->lo), hi8 = _mm512_set1_epi8((char)a->hi);
-    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    /* four one-group bands: output i of band j sits at byte 16 j + i after
-     * perm; cidx gathers the 4 g1 outputs into consecutive bytes */
+    /* four one-group bands: after the packs, output i of band j sits at
+     * byte 16 (i / 4) + 4 j + i % 4; cidx gathers the 4 g1 outputs into
+     * consecutive bytes (the other groups' perm and the compaction in one) */
     const int64_t g1 = a->iclamp && a->g1 > 0 && a->g1 <= 16 ? a->g1 : 0;
     int64_t b0 = 0; /* the bands before b0 go four at a time (the same for every plane) */
     if (g1)
         while (b0 + 4 <= a->nb && a->band[5 * (b0 + 3) + 3] == g1) b0 += 4;
     if (b0 > 0) {
         uint8_t cb[64];
-        for (int k = 0; k < 64; k++) cb[k] = (uint8_t)(16 * (k / g1 % 4) + k % g1);
+        for (int k = 0; k < 64; k++)
+            cb[k] = (uint8_t)(16 * (k % g1 / 4) + 4 * (k / g1 % 4) + k % g1 % 4);
         const __m512i cidx = _mm512_loadu_si512(cb);
         const __mmask64 m4 = g1 == 16 ? ~(__mmask64)0 : (((__mmask64)1 << (4 * g1)) - 1);
         for (int64_t pl = pl0; pl < pl1; pl++) {
@@ -984,9 +985,8 @@ __attribute__((target("avx512vbmi"))) void sqz_i8_dw_gather_vbmi(const sqz_i8_dw
                 const __m512i h01 = _mm512_adds_epi16(_mm512_packs_epi32(RQI(a0), RQI(a1)), zp16);
                 const __m512i h23 = _mm512_adds_epi16(_mm512_packs_epi32(RQI(a2), RQI(a3)), zp16);
 #undef RQI
-                __m512i v = _mm512_permutexvar_epi32(
-                    perm, _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(h01, h23), lo8), hi8));
-                if (g1 < 16) v = _mm512_permutexvar_epi8(cidx, v);
+                const __m512i v = _mm512_permutexvar_epi8(
+                    cidx, _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(h01, h23), lo8), hi8));
                 _mm512_mask_storeu_epi8(y + bd[2], m4, v);
             }
         }
@@ -1048,7 +1048,6 @@ dw_rows_planes(const sqz_i8_dw_rows *a, int64_t pl0, int64_t pl1, const int SH, 
     const __m512i lo8 = _mm512_set1_epi8((char)a->lo), hi8 = _mm512_set1_epi8((char)a->hi);
     const __m512 flo = _mm512_set1_ps((float)(a->lo - a->zp)),
                  fhi = _mm512_set1_ps((float)(a->hi - a->zp));
-    const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     int64_t c = pl0 % a->n_co;
     for (int64_t pl = pl0; pl < pl1; pl++, c = c + 1 == a->n_co ? 0 : c + 1) {
         const int8_t *x = a->X + pl * a->in_sp;
@@ -1086,8 +1085,9 @@ dw_rows_planes(const sqz_i8_dw_rows *a, int64_t pl0, int64_t pl1, const int SH, 
                 else
                     q0 = q2;
             }
-            /* the gather kernel's four one-row bands: byte 16 j + i after
-             * perm is output i of row oh0 + j; cidx packs the rows */
+            /* the gather kernel's four one-row bands: cidx puts output i
+             * of row oh0 + j (byte 16 (i / 4) + 4 j + i % 4 after the packs)
+             * at byte j OW + i */
             __m512i v;
             if (IC) {
 #define RQI(t) _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(t), sv))
@@ -1106,8 +1106,7 @@ dw_rows_planes(const sqz_i8_dw_rows *a, int64_t pl0, int64_t pl1, const int SH, 
                     zp16);
                 v = _mm512_packs_epi16(h01, h23);
             }
-            v = _mm512_permutexvar_epi32(perm, v);
-            if (OW < 16) v = _mm512_permutexvar_epi8(cidx, v);
+            v = _mm512_permutexvar_epi8(cidx, v);
             const int64_t n = (OH - oh0 < 4 ? OH - oh0 : 4) * OW;
             _mm512_mask_storeu_epi8(y + oh0 * OW,
                                     n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1), v);
