@@ -351,6 +351,14 @@ static void test_depthwise_bit_exact(void **state) {
             {1, 3, 6, 33, 3, 3, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1, 0, 1, 2, 1},
             {1, 3, 1, 12, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1},
             {1, 7, 14, 14, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 4, 1},
+            /* its two-row form (<= 8 columns, planes <= 63 bytes, stride 1
+             * along h): 8 x 8 outputs (one full store), 63-byte planes and 9
+             * rows (two stores), stride 2 along w, 3x2 and 3x4, one row */
+            {1, 5, 6, 8, 5, 5, 3, 3, 1, 1, 2, 1, 2, 1, 1, 1, 1, 1, 0, 1},
+            {1, 4, 9, 7, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 2},
+            {2, 3, 5, 12, 3, 3, 3, 3, 1, 2, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1},
+            {1, 6, 4, 4, 6, 6, 3, 2, 1, 1, 0, 1, 1, 0, 1, 1, 1, 0, 4, 1},
+            {1, 3, 1, 5, 3, 3, 3, 4, 1, 1, 1, 2, 1, 1, 1, 1, 0, 1, 0, 1},
         };
         int compared = 0, expected = 0;
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {

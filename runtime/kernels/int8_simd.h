@@ -209,6 +209,11 @@ void sqz_i8_dw_gather_vbmi(const sqz_i8_dw_gather *a, int64_t pl0, int64_t pl1);
  * 16 (i / 4) + 4 j + i % 4 after the two packs). */
 typedef struct sqz_i8_dw_rows {
     uint8_t idx[64], cidx[64];
+    /* not NULL: two output rows of <= 8 columns a vector, stride 1 along
+     * h, planes of <= 63 bytes; table m (m <= 2 ceil(OH / 2)): the quads of
+     * input rows m - pt (lanes 0..7) and m + 1 - pt (lanes 8..15); cidx
+     * then packs 8 rows (output ow of row 2 j + h: lane 8 h + ow, group j) */
+    const uint8_t *pidx;
     int64_t H, W, OH, OW, sh, pt;
     const int8_t *w; /* [n_co][3][4], zero past kw */
     const int32_t *off;

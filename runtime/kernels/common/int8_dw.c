@@ -39,6 +39,7 @@ typedef struct i8dw {
     int rows;          /* VBMI 3-row kernel (x86) */
     sqz_i8_dw_rows rw; /* its arguments but the tensors */
     int8_t *r_w;       /* its weights (owned) */
+    uint8_t *r_pidx;   /* its two-row tables (owned) */
 #endif
     int32_t *off;
     sqz_i8_rqv *rq;
@@ -60,6 +61,7 @@ static void i8dw_release(void *p) {
     free(q->g_idx);
     free(q->g_w);
     free(q->r_w);
+    free(q->r_pidx);
 #endif
     free(q);
 }
@@ -169,16 +171,20 @@ static int gather_plan(i8dw *p) {
 /* The 3-row kernel (int8_simd.h sqz_i8_dw_rows) when the layer fits it:
  * 3 x (<= 4) kernel, dilation 1 along h, stride 1 or 2 along h, 9..16
  * output columns (narrower rows: the gather kernel packs several in a
- * vector), input rows of <= 63 bytes. SQZ_I8_DW_ROWS=0: never (A/B; read
+ * vector), input rows of <= 63 bytes; or its two-row form (stride 1 along
+ * h, <= 8 columns, planes of <= 63 bytes). SQZ_I8_DW_ROWS=0: never (A/B; read
  * at each prepare). 1 taken, 0 not, -1 out of memory. */
 static int rows_plan(i8dw *p) {
     const sqz_i8_linear *li = &p->li;
     const ref_geom *g = &li->g;
     const char *e = getenv("SQZ_I8_DW_ROWS");
-    if ((e && *e == '0') || g->nd != 2 || g->k[1] != 3 || g->k[2] > 4 || g->d[1] != 1 ||
-        g->s[1] > 2 || g->out[2] < 9 || g->out[2] > 16 || g->in[2] > 63 || g->in[1] < 1)
+    const int64_t H = g->in[1], W = g->in[2], OH = g->out[1], OW = g->out[2], kw = g->k[2];
+    /* two rows a vector: 7x7 planes (3x3 s1: 8 permutes a plane, the
+     * gather kernel's 12) */
+    const int two = g->s[1] == 1 && OW <= 8 && H * W <= 63;
+    if ((e && *e == '0') || g->nd != 2 || g->k[1] != 3 || kw > 4 || g->d[1] != 1 || g->s[1] > 2 ||
+        (!two && (OW < 9 || OW > 16)) || W > 63 || H < 1 || OW < 1)
         return 0;
-    const int64_t W = g->in[2], OW = g->out[2], kw = g->k[2];
     sqz_i8_dw_rows *a = &p->rw;
     memset(a->idx, 127, sizeof a->idx);
     memset(a->cidx, 0, sizeof a->cidx);
@@ -187,14 +193,35 @@ static int rows_plan(i8dw *p) {
             const int64_t iw = ow * g->s[2] - g->pb[2] + j * g->d[2];
             if (iw >= 0 && iw < W) a->idx[4 * ow + j] = (uint8_t)iw;
         }
-    for (int64_t k = 0; k < 4 * OW; k++) /* int8_simd.h; row j = k / OW, output i = k % OW */
+    /* int8_simd.h: output i of row j at byte 16 (i / 4) + 4 j + i % 4 */
+    for (int64_t k = 0; !two && k < 4 * OW; k++)
         a->cidx[k] = (uint8_t)(16 * (k % OW / 4) + 4 * (k / OW) + k % OW % 4);
+    for (int64_t k = 0; two && k < 8 * OW; k++) { /* row 2 j + h: lane 8 h + ow of group j */
+        const int64_t oh = k / OW, ow = k % OW, i = 8 * (oh % 2) + ow;
+        a->cidx[k] = (uint8_t)(16 * (i / 4) + 4 * (oh / 2) + i % 4);
+    }
+    if (two) {
+        const int64_t nt = 2 * ((OH + 1) / 2) + 1;
+        uint8_t *t = malloc((size_t)nt * 64);
+        if (!t) return -1;
+        memset(t, 127, (size_t)nt * 64);
+        for (int64_t m = 0; m < nt; m++)
+            for (int64_t l = 0; l < 16; l++) {
+                const int64_t ih = m + l / 8 - g->pb[1], ow = l % 8;
+                for (int64_t j = 0; j < kw && ow < OW && ih >= 0 && ih < H; j++) {
+                    const int64_t iw = ow * g->s[2] - g->pb[2] + j * g->d[2];
+                    if (iw >= 0 && iw < W) t[64 * m + 4 * l + j] = (uint8_t)(ih * W + iw);
+                }
+            }
+        p->r_pidx = t;
+    }
+    a->pidx = p->r_pidx;
     p->r_w = calloc((size_t)li->n_co * 12, 1);
     if (!p->r_w) return -1;
     for (int64_t c = 0; c < li->n_co; c++)
         for (int64_t t = 0; t < 3 * kw; t++)
             p->r_w[c * 12 + t / kw * 4 + t % kw] = li->w[c * p->taps + t];
-    a->H = g->in[1], a->W = W, a->OH = g->out[1], a->OW = OW, a->sh = g->s[1], a->pt = g->pb[1];
+    a->H = H, a->W = W, a->OH = OH, a->OW = OW, a->sh = g->s[1], a->pt = g->pb[1];
     a->w = p->r_w, a->off = p->off, a->rq = p->rq;
     a->zp = li->zp_y, a->lo = li->lo, a->hi = li->hi, a->zb = (uint8_t)(li->zp_x + 128);
     a->iclamp = dw_iclamp(p);

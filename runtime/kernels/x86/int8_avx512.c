@@ -1114,9 +1114,82 @@ dw_rows_planes(const sqz_i8_dw_rows *a, int64_t pl0, int64_t pl1, const int SH, 
     }
 }
 
+/* Two output rows a vector (sqz_i8_dw_rows.pidx): the whole plane (<= 63
+ * bytes) in one register, the quads of input rows m - pt, m + 1 - pt one
+ * vpermb of it by table m; output rows 2 g, 2 g + 1 read tables 2 g,
+ * 2 g + 1, 2 g + 2 (table 2 g + 2 serves the next pair too). */
+static inline __attribute__((always_inline, target("avx512vbmi"))) void
+dw_rows2_planes(const sqz_i8_dw_rows *a, int64_t pl0, int64_t pl1, const int IC) {
+    const int64_t OH = a->OH, OW = a->OW;
+    const __mmask64 mx = ((__mmask64)1 << (a->H * a->W)) - 1; /* <= 63 bytes */
+    const __m512i cidx = _mm512_loadu_si512(a->cidx), flip = _mm512_set1_epi8((char)0x80);
+    const __m512i zx = _mm512_set1_epi8((char)(a->zb ^ 0x80));
+    const __m512i zp16 = _mm512_set1_epi16((short)a->zp);
+    const __m512i lo8 = _mm512_set1_epi8((char)a->lo), hi8 = _mm512_set1_epi8((char)a->hi);
+    const __m512 flo = _mm512_set1_ps((float)(a->lo - a->zp)),
+                 fhi = _mm512_set1_ps((float)(a->hi - a->zp));
+    const uint8_t *pt = a->pidx;
+    int64_t c = pl0 % a->n_co;
+    for (int64_t pl = pl0; pl < pl1; pl++, c = c + 1 == a->n_co ? 0 : c + 1) {
+        const __m512i xv =
+            _mm512_xor_si512(_mm512_mask_loadu_epi8(zx, mx, a->X + pl * a->in_sp), flip);
+        int8_t *y = a->Y + pl * a->out_sp;
+        const int8_t *wc = a->w + c * 12;
+        const __m512i w0 = bcast4(wc), w1 = bcast4(wc + 4), w2 = bcast4(wc + 8);
+        const __m512i o = _mm512_set1_epi32(a->off[c]);
+        const __m512 sv = _mm512_set1_ps(a->rq[c].s);
+        __m512i q0 = _mm512_permutexvar_epi8(_mm512_loadu_si512(pt), xv);
+        for (int64_t oh0 = 0; oh0 < OH; oh0 += 8) {
+            __m512i acc[4];
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                const int64_t g = oh0 / 2 + j;
+                if (2 * g >= OH) {
+                    acc[j] = o;
+                    continue;
+                }
+                const __m512i q1 =
+                    _mm512_permutexvar_epi8(_mm512_loadu_si512(pt + 64 * (2 * g + 1)), xv);
+                const __m512i q2 =
+                    _mm512_permutexvar_epi8(_mm512_loadu_si512(pt + 64 * (2 * g + 2)), xv);
+                __m512i sum = o;
+                DPB(sum, q0, w0);
+                DPB(sum, q1, w1);
+                DPB(sum, q2, w2);
+                acc[j] = sum;
+                q0 = q2;
+            }
+            __m512i v;
+            if (IC) {
+#define RQI(t) _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(t), sv))
+                const __m512i h01 =
+                    _mm512_adds_epi16(_mm512_packs_epi32(RQI(acc[0]), RQI(acc[1])), zp16);
+                const __m512i h23 =
+                    _mm512_adds_epi16(_mm512_packs_epi32(RQI(acc[2]), RQI(acc[3])), zp16);
+#undef RQI
+                v = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(h01, h23), lo8), hi8);
+            } else {
+                const __m512i h01 = _mm512_add_epi16(
+                    _mm512_packs_epi32(rqf16(acc[0], sv, flo, fhi), rqf16(acc[1], sv, flo, fhi)),
+                    zp16);
+                const __m512i h23 = _mm512_add_epi16(
+                    _mm512_packs_epi32(rqf16(acc[2], sv, flo, fhi), rqf16(acc[3], sv, flo, fhi)),
+                    zp16);
+                v = _mm512_packs_epi16(h01, h23);
+            }
+            v = _mm512_permutexvar_epi8(cidx, v);
+            const int64_t n = (OH - oh0 < 8 ? OH - oh0 : 8) * OW;
+            _mm512_mask_storeu_epi8(y + oh0 * OW, n >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << n) - 1,
+                                    v);
+        }
+    }
+}
+
 __attribute__((target("avx512vbmi"))) void sqz_i8_dw_rows_vbmi(const sqz_i8_dw_rows *a, int64_t pl0,
                                                                int64_t pl1) {
-    if (a->sh == 1)
+    if (a->pidx)
+        a->iclamp ? dw_rows2_planes(a, pl0, pl1, 1) : dw_rows2_planes(a, pl0, pl1, 0);
+    else if (a->sh == 1)
         a->iclamp ? dw_rows_planes(a, pl0, pl1, 1, 1) : dw_rows_planes(a, pl0, pl1, 1, 0);
     else
         a->iclamp ? dw_rows_planes(a, pl0, pl1, 2, 1) : dw_rows_planes(a, pl0, pl1, 2, 0);
