@@ -820,6 +820,7 @@ int cmd_quant(int argc, char **argv) {
             rc = CLI_ERUNTIME;
             goto done;
         }
+        prof("json commit", &tp);
     }
     if (o.quiet) sqzc_quant_report_summary(&rep, stdout);
     printf("%s -> %s: %lld bytes (%s, %.2f s calibration, %.2f s total)\n", o.in, o.out,

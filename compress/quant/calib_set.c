@@ -592,11 +592,14 @@ static int await_items(const sqzc_calib_set *s, int first, int count) {
         int st;
         /* (another thread is decoding it: a few microseconds, unless that
          * thread lost its CPU: then asleep until an item is marked) */
-        for (;;) {
+        for (unsigned spins = 0;; spins++) {
             const int seen = atomic_load(&c->marks);
             st = atomic_load_explicit(&c->done[i], memory_order_acquire);
             if (st != ITEM_PENDING) break;
-            q_sleep(&c->marks, seen, &c->sleepers);
+            if (spins < Q_SPINS)
+                q_pause();
+            else
+                q_sleep(&c->marks, seen, &c->sleepers);
         }
         if (st != ITEM_OK) return -1;
     }

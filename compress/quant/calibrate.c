@@ -437,23 +437,17 @@ typedef struct qturns {
 
 /* Wait until *ctr == want (0), or a batch before batch `want` failed (-1).
  * The batch before is usually a tensor's statistics ahead (microseconds):
- * spin ~2 us, then sleep until the counter moves (qwait.h; on a loaded
- * machine the other thread may be descheduled: 4096 spins first cost CPU for
- * nothing, 2 threads sharing the cores with other jobs: lenet5 minmax 18.7 ->
- * 16.9 ms CPU; the same wall time when the cores are free). */
+ * spin, then sleep until the counter moves (qwait.h: on a loaded machine the
+ * other thread may be descheduled for milliseconds). */
 static int wait_turn(atomic_int *ctr, int want, qturns *t) {
     for (unsigned spins = 0;; spins++) {
         const int v = atomic_load_explicit(ctr, memory_order_acquire);
         if (v == want) return 0;
         if (atomic_load_explicit(&t->fail, memory_order_relaxed) < want) return -1;
-#if defined(__SSE2__)
-        if (spins < 64) {
-            _mm_pause();
+        if (spins < Q_SPINS) {
+            q_pause();
             continue;
         }
-#else
-        if (spins < 64) continue;
-#endif
         q_sleep(ctr, v, &t->sleepers);
     }
 }
