@@ -1082,9 +1082,53 @@ static void test_isa_cap(void **state) {
 #endif
 }
 
+/* The gemv panels with the cold-weights hint (epi->prefetch_a, prefetches
+ * past the panel's end): the outputs stay the scalar twin's (1 and 2 rows,
+ * every panel width, partial last vectors, odd K). */
+static void check_gemv_cold(void) {
+    static const int64_t ks[] = {1, 7, 300};
+    for (int ii = 0; ii < n_isas; ii++) {
+        const sqz_gemm_kernel *k = isas[ii].k;
+        if (!k->gemv) continue;
+        const int VL = k->gemv_vl;
+        tu_rng rng;
+        tu_rng_seed(&rng, 31 + (uint64_t)ii);
+        for (size_t ki = 0; ki < sizeof(ks) / sizeof(ks[0]); ki++)
+            for (int nv = 1; nv <= SQZ_GEMV_MAXV; nv++)
+                for (int m = 1; m <= 2; m++) {
+                    const int64_t K = ks[ki];
+                    const size_t n = (size_t)(nv - 1) * (size_t)VL + 1 + (size_t)(K % VL);
+                    const size_t pw = (size_t)nv * (size_t)VL, ldx = (size_t)K + 1, ldy = n + 2;
+                    float *x = falloc(ldx * 2), *w = falloc((size_t)K * pw), *b = falloc(pw);
+                    float *y = falloc(ldy * 2), *yr = falloc(ldy * 2);
+                    tu_fill_uniform(&rng, x, ldx * 2, -1, 1);
+                    tu_fill_uniform(&rng, w, (size_t)K * pw, -1, 1);
+                    tu_fill_uniform(&rng, b, pw, -1, 1);
+                    for (size_t i = 0; i < ldy * 2; i++) y[i] = yr[i] = 777.0f;
+                    sqz_gemm_epi e;
+                    memset(&e, 0, sizeof(e));
+                    e.act = SQZ_ACT_RELU;
+                    e.prefetch_a = 1;
+                    k->gemv((size_t)K, x, ldx, (size_t)m, w, (size_t)nv, n, b, y, ldy, &e);
+                    sqz_gemv_ref(VL, (size_t)K, x, ldx, (size_t)m, w, (size_t)nv, n, b, yr, ldy,
+                                 &e);
+                    for (size_t i = 0; i < ldy * 2; i++)
+                        if (!close_enough(y[i], yr[i], K))
+                            fail_msg("%s gemv cold K=%lld nv=%d m=%d: [%zu] %g vs %g",
+                                     isas[ii].name, (long long)K, nv, m, i, (double)y[i],
+                                     (double)yr[i]);
+                    free(x);
+                    free(w);
+                    free(b);
+                    free(y);
+                    free(yr);
+                }
+    }
+}
+
 /* The px tiles' next-panel hint (epi->pf_next, pf_lines up to 2 K lines):
  * prefetches only, the outputs stay the scalar twin's (two rows, partial
- * panels, odd K). */
+ * panels, odd K); and the gemv's cold hint (check_gemv_cold). */
 static void test_px_prefetch_hint(void **state) {
     (void)state;
     collect_isas();
@@ -1127,6 +1171,7 @@ static void test_px_prefetch_hint(void **state) {
             free(xoff);
         }
     }
+    check_gemv_cold();
 }
 
 int main(void) {

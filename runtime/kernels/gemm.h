@@ -116,8 +116,9 @@ void sqz_gemm_band_ref(const float *xc, int64_t IH, int64_t IW, int64_t ih0, int
  * with constant weights and at most two rows (batch-1 classifiers, MLPs):
  *   y[r*ldy + j] = act(bias[j] + sum_{k<K} x[r*ldx + k] * w[k*nv*VL + j])
  * for r < m (1 or 2) and j < n, (nv-1)*VL < n <= nv*VL, nv <= SQZ_GEMV_MAXV,
- * VL = kernel->gemv_vl (bias NULL: 0; epi->act a SIMD-cheap kind; the
- * other epi fields unused). The weights stream once, in the order packed:
+ * VL = kernel->gemv_vl (bias NULL: 0; epi->act a SIMD-cheap kind;
+ * epi->prefetch_a: w is cold, fetch it further ahead; the other epi fields
+ * unused). The weights stream once, in the order packed:
  * no per-run packing of either operand. Twin: sqz_gemv_ref. */
 #define SQZ_GEMV_MAXV 4
 typedef void (*sqz_gemv_fn)(size_t K, const float *x, size_t ldx, size_t m, const float *w,

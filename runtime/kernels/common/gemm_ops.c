@@ -1321,6 +1321,8 @@ static void mm_args(const gop *p, sqz_gemm_args *a, int num_threads) {
  * parts are claimed one by one, so a helper that starts late costs nothing
  * but the parts it takes (SQZ_GEMV_PAR_MIN=N overrides) */
 #define GEMV_PAR_MIN (1 << 16)
+/* packed gemv weights above this many bytes are taken to be cold each run */
+#define GV_COLD_W (1 << 20)
 
 static int64_t env_int(const char *name, int64_t dflt) {
     const char *e = getenv(name);
@@ -1397,6 +1399,8 @@ static void gv_part(void *arg, int part) {
         epi.alpha = p->act.alpha;
         epi.beta = p->act.beta;
     }
+    /* weights beyond L2 come from L3 / DRAM on every run */
+    epi.prefetch_a = p->wpk_elems * sizeof(float) > GV_COLD_W;
     const float *w = p->wpk + j0 * p->gK;
     const float *bias = p->gv_bias ? p->gv_bias + j0 : NULL;
     for (int64_t r = 0; r < p->gv_rows; r += 2)
