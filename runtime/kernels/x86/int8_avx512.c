@@ -1038,6 +1038,26 @@ row_quads(const int8_t *x, int64_t ih, int64_t H, int64_t W, __mmask64 m0, __m51
         ix, _mm512_xor_si512(_mm512_mask_loadu_epi8(zx, m0, x + ih * W), flip));
 }
 
+/* The 3-row kernels' four accumulator vectors requantized and packed to
+ * bytes (lanes in pack order): IC, the integer-clamp form (round, add the
+ * zero point, saturate, clamp to [lo8, hi8]); else rqf16's float clamp. */
+static inline __attribute__((always_inline)) __m512i
+dw_rows_requant4(const __m512i acc[4], const int IC, __m512 sv, __m512i zp16, __m512i lo8,
+                 __m512i hi8, __m512 flo, __m512 fhi) {
+    if (IC) {
+#define RQI(t) _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(t), sv))
+        const __m512i h01 = _mm512_adds_epi16(_mm512_packs_epi32(RQI(acc[0]), RQI(acc[1])), zp16);
+        const __m512i h23 = _mm512_adds_epi16(_mm512_packs_epi32(RQI(acc[2]), RQI(acc[3])), zp16);
+#undef RQI
+        return _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(h01, h23), lo8), hi8);
+    }
+    const __m512i h01 = _mm512_add_epi16(
+        _mm512_packs_epi32(rqf16(acc[0], sv, flo, fhi), rqf16(acc[1], sv, flo, fhi)), zp16);
+    const __m512i h23 = _mm512_add_epi16(
+        _mm512_packs_epi32(rqf16(acc[2], sv, flo, fhi), rqf16(acc[3], sv, flo, fhi)), zp16);
+    return _mm512_packs_epi16(h01, h23);
+}
+
 static inline __attribute__((always_inline, target("avx512vbmi"))) void
 dw_rows_planes(const sqz_i8_dw_rows *a, int64_t pl0, int64_t pl1, const int SH, const int IC) {
     const int64_t H = a->H, W = a->W, OH = a->OH, OW = a->OW, pt = a->pt;
@@ -1088,25 +1108,8 @@ dw_rows_planes(const sqz_i8_dw_rows *a, int64_t pl0, int64_t pl1, const int SH, 
             /* the gather kernel's four one-row bands: cidx puts output i
              * of row oh0 + j (byte 16 (i / 4) + 4 j + i % 4 after the packs)
              * at byte j OW + i */
-            __m512i v;
-            if (IC) {
-#define RQI(t) _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(t), sv))
-                const __m512i h01 =
-                    _mm512_adds_epi16(_mm512_packs_epi32(RQI(acc[0]), RQI(acc[1])), zp16);
-                const __m512i h23 =
-                    _mm512_adds_epi16(_mm512_packs_epi32(RQI(acc[2]), RQI(acc[3])), zp16);
-#undef RQI
-                v = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(h01, h23), lo8), hi8);
-            } else {
-                const __m512i h01 = _mm512_add_epi16(
-                    _mm512_packs_epi32(rqf16(acc[0], sv, flo, fhi), rqf16(acc[1], sv, flo, fhi)),
-                    zp16);
-                const __m512i h23 = _mm512_add_epi16(
-                    _mm512_packs_epi32(rqf16(acc[2], sv, flo, fhi), rqf16(acc[3], sv, flo, fhi)),
-                    zp16);
-                v = _mm512_packs_epi16(h01, h23);
-            }
-            v = _mm512_permutexvar_epi8(cidx, v);
+            const __m512i v = _mm512_permutexvar_epi8(
+                cidx, dw_rows_requant4(acc, IC, sv, zp16, lo8, hi8, flo, fhi));
             const int64_t n = (OH - oh0 < 4 ? OH - oh0 : 4) * OW;
             _mm512_mask_storeu_epi8(y + oh0 * OW,
                                     n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1), v);
@@ -1159,25 +1162,8 @@ dw_rows2_planes(const sqz_i8_dw_rows *a, int64_t pl0, int64_t pl1, const int IC)
                 acc[j] = sum;
                 q0 = q2;
             }
-            __m512i v;
-            if (IC) {
-#define RQI(t) _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(t), sv))
-                const __m512i h01 =
-                    _mm512_adds_epi16(_mm512_packs_epi32(RQI(acc[0]), RQI(acc[1])), zp16);
-                const __m512i h23 =
-                    _mm512_adds_epi16(_mm512_packs_epi32(RQI(acc[2]), RQI(acc[3])), zp16);
-#undef RQI
-                v = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(h01, h23), lo8), hi8);
-            } else {
-                const __m512i h01 = _mm512_add_epi16(
-                    _mm512_packs_epi32(rqf16(acc[0], sv, flo, fhi), rqf16(acc[1], sv, flo, fhi)),
-                    zp16);
-                const __m512i h23 = _mm512_add_epi16(
-                    _mm512_packs_epi32(rqf16(acc[2], sv, flo, fhi), rqf16(acc[3], sv, flo, fhi)),
-                    zp16);
-                v = _mm512_packs_epi16(h01, h23);
-            }
-            v = _mm512_permutexvar_epi8(cidx, v);
+            const __m512i v = _mm512_permutexvar_epi8(
+                cidx, dw_rows_requant4(acc, IC, sv, zp16, lo8, hi8, flo, fhi));
             const int64_t n = (OH - oh0 < 8 ? OH - oh0 : 8) * OW;
             _mm512_mask_storeu_epi8(y + oh0 * OW, n >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << n) - 1,
                                     v);
