@@ -87,7 +87,8 @@ def png_decode(path):
     return out
 
 
-def calib_images(manifest):
+def calib_spec(manifest):
+    """(image paths, scale, mean, std) of a gray calibration manifest"""
     d = os.path.dirname(manifest)
     keys, paths = {}, []
     for line in open(manifest):
@@ -101,6 +102,11 @@ def calib_images(manifest):
             paths.append(os.path.join(d, line))
     scale, mean, std = float(keys.get("scale", 1 / 255)), float(keys.get("mean", 0)), float(
         keys.get("std", 1))
+    return paths, scale, mean, std
+
+
+def calib_images(manifest):
+    paths, scale, mean, std = calib_spec(manifest)
     return [((png_decode(p).astype(np.float32) * np.float32(scale) - np.float32(mean)) /
              np.float32(std)).reshape(1, 1, 28, 28) for p in paths]
 
@@ -260,6 +266,36 @@ class Reader:
         self.i = 0
 
 
+class PngReader:
+    """A calibration reader that opens, decodes (Pillow) and preprocesses each image file when
+    quantize_static asks for it, so decoding the PNGs happens inside the call, as it does
+    inside sqz quant."""
+    def __init__(self, name, paths, scale, mean, std):
+        from PIL import Image
+        self.open, self.name, self.paths, self.i = Image.open, name, paths, 0
+        self.scale, self.mean, self.std = np.float32(scale), np.float32(mean), np.float32(std)
+
+    def get_next(self):
+        if self.i >= len(self.paths):
+            return None
+        with self.open(self.paths[self.i]) as im:
+            x = np.asarray(im.convert("L"), dtype=np.float32)
+        self.i += 1
+        x = (x * self.scale - self.mean) / self.std
+        return {self.name: x.reshape(1, 1, x.shape[0], x.shape[1])}
+
+    def rewind(self):
+        self.i = 0
+
+
+def have_pillow():
+    try:
+        import PIL.Image  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
 def ort_session(path, threads):
     import onnxruntime as ort
     so = ort.SessionOptions()
@@ -328,16 +364,18 @@ def ort_passive_sessions():
 
 
 def ort_quantize(src, dst, images, method):
+    """images: decoded arrays, or a (paths, scale, mean, std) tuple for a PngReader"""
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     name = ort_session(src, 1).get_inputs()[0].name
+    reader = PngReader(name, *images) if isinstance(images, tuple) else Reader(name, images)
     cm = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
           "percentile": CalibrationMethod.Percentile,
           "distribution": CalibrationMethod.Distribution}[method]
     t0, c0 = time.perf_counter(), time.process_time()
     # its progress lines ("Collecting tensor data ...") are not ours to print: dropped
     with contextlib.redirect_stdout(io.StringIO()), ort_passive_sessions():
-        quantize_static(src, dst, Reader(name, images), quant_format=QuantFormat.QDQ,
+        quantize_static(src, dst, reader, quant_format=QuantFormat.QDQ,
                         per_channel=True, weight_type=QuantType.QInt8,
                         activation_type=QuantType.QInt8, calibrate_method=cm)
     return time.perf_counter() - t0, time.process_time() - c0
@@ -358,26 +396,30 @@ def sqz_timed(binary, args):
 
 def time_calibration(a, m, onnx_p, manifest, npy_manifest, images):
     """Calibration wall / CPU time of each method pair, a.calib_reps rounds. A round times, per
-    pair, sqz from the PNGs, sqz from the pre-decoded .npy and ORT's quantize_static, one after
-    the other in an order rotated every round (no tool always runs first, after the same other
-    or in the same part of a load swing); figures are medians over the rounds. Every sqz run
-    must write the same bytes as the first (no state carried between runs)."""
+    pair, sqz from the PNGs, sqz from the pre-decoded .npy, ORT's quantize_static given the
+    decoded arrays and (with Pillow) ORT's quantize_static with a reader that decodes the PNGs,
+    one after the other in an order rotated every round (no tool always runs first, after the
+    same other or in the same part of a load swing); figures are medians over the rounds. Every
+    sqz run must write the same bytes as the first (no state carried between runs)."""
     sq = {sm: {"png": [], "npy": [], "same_reps": True} for sm, _ in PAIRS}
     ort = {om: [] for _, om in PAIRS}
+    ort_png = {om: [] for _, om in PAIRS}
     ort_err = {}
+    spec = calib_spec(manifest) if have_pillow() else None
     for rnd in range(a.calib_reps):
         for sm, om in PAIRS:
             out = os.path.join(a.work, "%s.%s.int8.sqz" % (m, sm))
             out_n = os.path.join(a.work, "%s.%s.npy.int8.sqz" % (m, sm))
-            jobs = ["png", "npy", "ort"]
-            jobs = jobs[rnd % 3:] + jobs[:rnd % 3]
+            jobs = ["png", "npy", "ort"] + (["ort_png"] if spec else [])
+            jobs = jobs[rnd % len(jobs):] + jobs[:rnd % len(jobs)]
             for j in jobs:
-                if j == "ort":
+                if j in ("ort", "ort_png"):
                     if om in ort_err:
                         continue
                     try:
-                        ort[om].append(ort_quantize(onnx_p, os.path.join(
-                            a.work, "%s.ort.%s.onnx" % (m, om)), images, om))
+                        (ort if j == "ort" else ort_png)[om].append(ort_quantize(
+                            onnx_p, os.path.join(a.work, "%s.%s.%s.onnx" % (m, j, om)),
+                            images if j == "ort" else spec, om))
                     except Exception as ex:  # report, keep going
                         ort_err[om] = str(ex).splitlines()[0][:200]
                         log("  ort %s failed: %s" % (om, ort_err[om]))
@@ -409,6 +451,13 @@ def time_calibration(a, m, onnx_p, manifest, npy_manifest, images):
         else:
             res_o[om] = {"wall_s": med(ort[om], 0), "cpu_s": med(ort[om], 1),
                          "wall_min_s": min(x[0] for x in ort[om]), "runs": ort[om]}
+            if ort_png[om]:
+                # same images, same model expected: Pillow's decode equals ours
+                same_o = open(os.path.join(a.work, "%s.ort.%s.onnx" % (m, om)), "rb").read() == \
+                    open(os.path.join(a.work, "%s.ort_png.%s.onnx" % (m, om)), "rb").read()
+                res_o[om].update({"png_wall_s": med(ort_png[om], 0),
+                                  "png_cpu_s": med(ort_png[om], 1),
+                                  "png_same_model": same_o, "png_runs": ort_png[om]})
         log("  %-10s sqz %.3f s (pre-decoded %.3f s%s%s), ORT %-12s %s" % (
             sm, res_s[sm]["wall_s"], res_s[sm]["npy_wall_s"], "" if same else ", MODEL DIFFERS",
             "" if sq[sm]["same_reps"] else ", RUNS DIFFER", om,
@@ -418,7 +467,8 @@ def time_calibration(a, m, onnx_p, manifest, npy_manifest, images):
 
 def print_calib_tables(rows, a, n_images, start_s):
     print("calibration time on the same %d images, seconds: median of %d interleaved rounds "
-          "(per round and method: sqz from the PNGs, sqz from the .npy and ORT, the order rotated "
+          "(per round and method: sqz from the PNGs, sqz from the .npy, ORT from arrays and ORT "
+          "from the PNGs, the order rotated "
           "each round), wall and CPU; ratio sqz / ORT per method pair (minmax-minmax, "
           "percentile-percentile, kl-entropy, mse-distribution)" % (n_images, a.calib_reps))
     print("sqz: the whole sqz quant process, --threads %d, OMP_WAIT_POLICY=%s (exec, import, PNG "
@@ -433,26 +483,38 @@ def print_calib_tables(rows, a, n_images, start_s):
           "'npy_batch: calib_predecoded.npy'; no PNG decoding, as ORT is given arrays): ratio "
           "sqz / ORT; 'same model': the .sqz written is byte-identical to the one from the PNGs")
     print_calib_ratios(rows, PAIRS, "npy_wall_s", "npy_cpu_s", True)
+    if any("png_wall_s" in o for r in rows for o in r["ort"].values()):
+        print("\nthe same, both from the PNG files: sqz from the PNGs (first table) over ORT's "
+              "quantize_static with a reader that opens, decodes (Pillow) and preprocesses each "
+              "PNG in get_next, so that the decoding falls inside the call as it does in sqz "
+              "quant (ORT's own example reader decodes every image before the call instead); "
+              "'MODEL DIFFERS': ORT's model differs from the one made from the arrays")
+        print_calib_ratios(rows, PAIRS, "wall_s", "cpu_s", False, True)
+    else:
+        print("\n(no Pillow in the venv: ORT with a PNG-decoding reader not measured)")
     bad = ["%s %s" % (r["model"], sm) for r in rows for sm, _ in PAIRS
            if not r["sqz"][sm]["same_every_run"]]
     if bad:
         print("WARNING: sqz wrote different bytes across runs for: %s" % ", ".join(bad))
 
 
-def print_calib_ratios(rows, pairs, wall_key, cpu_key, check_same):
+def print_calib_ratios(rows, pairs, wall_key, cpu_key, check_same, ort_png=False):
     """One line per model: sqz's calibration (wall_key / cpu_key of its runs) over ORT's per method
-    pair; check_same flags a pre-decoded run whose model differs from the PNG one."""
+    pair (ort_png: ORT's runs whose reader decoded the PNGs); check_same flags a pre-decoded run
+    whose model differs from the PNG one."""
+    ow, oc = ("png_wall_s", "png_cpu_s") if ort_png else ("wall_s", "cpu_s")
     for r in rows:
         cells = []
         for sm, om in pairs:
             so, oo = r["sqz"][sm], r["ort"].get(om, {})
-            if "wall_s" not in oo:
+            if ow not in oo:
                 cells.append("%s/%s: ORT failed" % (sm, om))
                 continue
+            differs = (check_same and not so["npy_same_model"]) or (
+                ort_png and not oo["png_same_model"])
             cells.append("%s/%s wall %.3f/%.3f=%.3f cpu %.3f/%.3f=%.3f%s" % (
-                sm, om, so[wall_key], oo["wall_s"], so[wall_key] / oo["wall_s"], so[cpu_key],
-                oo["cpu_s"], so[cpu_key] / max(oo["cpu_s"], 1e-9),
-                " (MODEL DIFFERS)" if check_same and not so["npy_same_model"] else ""))
+                sm, om, so[wall_key], oo[ow], so[wall_key] / oo[ow], so[cpu_key],
+                oo[oc], so[cpu_key] / max(oo[oc], 1e-9), " (MODEL DIFFERS)" if differs else ""))
         print("%-10s %s" % (r["model"], "\n           ".join(cells)))
 
 

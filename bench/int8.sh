@@ -8,7 +8,7 @@
 #                      [--holdout N] [--calib-reps R] [--calib-only] [--json out.json]
 #
 # Builds sqz Release (build/release, incremental) unless SQZ_BIN is set. Creates its own
-# venv build/int8-venv (PyPI onnxruntime, onnx, numpy; not Debian's onnx 1.12, which is too
+# venv build/int8-venv (PyPI onnxruntime, onnx, numpy, pillow; not Debian's onnx 1.12, which is too
 # old for onnxruntime.quantization) once.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,5 +38,10 @@ if ! "$VENV/bin/python" -c 'import onnxruntime.quantization, onnx, numpy' 2>/dev
   rm -rf "$VENV"
   /usr/bin/python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q onnxruntime onnx numpy
+fi
+# Pillow: ORT's calibration reader decoding the PNGs itself (one of the timing comparisons;
+# skipped, with a line saying so, when it cannot be installed)
+if ! "$VENV/bin/python" -c 'import PIL.Image' 2>/dev/null; then
+  "$VENV/bin/pip" install -q pillow >&2 || echo "int8.sh: pillow not installed" >&2
 fi
 exec "$VENV/bin/python" "$ROOT/bench/int8.py" --sqz "$SQZ" --work "$WORK" "$@"
