@@ -4,6 +4,7 @@
 #include "sqz/sqz.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -408,6 +409,120 @@ int cli_opt_table(int argc, char **argv, int *i, const char *const *names, int n
             return -2;
         }
         if (m > 0) return k;
+    }
+    return -1;
+}
+
+/* index of v in the comma list `choices`, -1 when absent */
+static int choice_index(const char *choices, const char *v) {
+    size_t n = strlen(v);
+    int k = 0;
+    for (const char *c = choices; *c; k++) {
+        const char *e = strchr(c, ',');
+        size_t l = e ? (size_t)(e - c) : strlen(c);
+        if (l == n && strncmp(c, v, n) == 0) return k;
+        if (!e) break;
+        c = e + 1;
+    }
+    return -1;
+}
+
+/* "unknown --x 'v' (a, b, c)": the choices with a space after each comma */
+static void bad_choice(const char *cmd, const cli_opt *o, const char *v) {
+    char list[256];
+    size_t j = 0;
+    for (const char *c = o->choices; *c && j + 3 < sizeof list; c++) {
+        list[j++] = *c;
+        if (*c == ',') list[j++] = ' ';
+    }
+    list[j] = '\0';
+    cli_error(cmd, "unknown %s '%s' (%s)", o->name, v, list);
+}
+
+static int store_value(const char *cmd, const cli_opt *o, const char *v) {
+    long long n = 0;
+    float f = 0;
+    int k;
+    char err[512];
+    switch (o->kind) {
+    case CLI_FLAG:
+        break;
+    case CLI_STR:
+        if (o->choices && choice_index(o->choices, v) < 0) {
+            bad_choice(cmd, o, v);
+            return -1;
+        }
+        *(const char **)o->dst = v;
+        return 0;
+    case CLI_INT:
+    case CLI_INT32:
+        if (cli_parse_int(v, o->lo, o->hi, &n) != 0) {
+            if (o->hi == LLONG_MAX)
+                cli_error(cmd, "bad %s '%s' (expected an integer >= %lld)", o->name, v, o->lo);
+            else
+                cli_error(cmd, "bad %s '%s' (expected an integer in %lld..%lld)", o->name, v, o->lo,
+                          o->hi);
+            return -1;
+        }
+        if (o->clamp > 0 && n > o->clamp) n = o->clamp;
+        if (o->kind == CLI_INT)
+            *(long long *)o->dst = n;
+        else
+            *(int *)o->dst = (int)n;
+        return 0;
+    case CLI_FLOAT:
+        if (cli_parse_float(v, &f) != 0 || !((o->open & CLI_LO_OPEN ? f > o->flo : f >= o->flo) &&
+                                             (o->open & CLI_HI_OPEN ? f < o->fhi : f <= o->fhi))) {
+            if (isinf(o->flo) && isinf(o->fhi))
+                cli_error(cmd, "bad %s '%s' (expected a number)", o->name, v);
+            else if (isinf(o->fhi))
+                cli_error(cmd, "bad %s '%s' (expected a number %s %g)", o->name, v,
+                          o->open & CLI_LO_OPEN ? ">" : ">=", (double)o->flo);
+            else
+                cli_error(cmd, "bad %s '%s' (expected a number in %c%g, %g%c)", o->name, v,
+                          o->open & CLI_LO_OPEN ? '(' : '[', (double)o->flo, (double)o->fhi,
+                          o->open & CLI_HI_OPEN ? ')' : ']');
+            return -1;
+        }
+        *(float *)o->dst = f;
+        return 0;
+    case CLI_CHOICE:
+        k = choice_index(o->choices, v);
+        if (k < 0) {
+            bad_choice(cmd, o, v);
+            return -1;
+        }
+        *(int *)o->dst = o->values ? o->values[k] : k;
+        return 0;
+    case CLI_SHAPES:
+        if (cli_shapes_add((cli_shapes *)o->dst, v, err, sizeof err) != 0) {
+            cli_error(cmd, "%s", err);
+            return -1;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+int cli_opt_parse(const char *cmd, int argc, char **argv, int *i, const cli_opt *opts, int n) {
+    const char *a = argv[*i], *v = NULL;
+    for (int k = 0; k < n; k++) {
+        const cli_opt *o = &opts[k];
+        if (o->kind == CLI_FLAG) {
+            if (strcmp(a, o->name) != 0 && !(o->alias && strcmp(a, o->alias) == 0)) continue;
+            *(int *)o->dst = (int)o->lo;
+        } else {
+            int m = cli_opt_value(argc, argv, i, o->name, &v);
+            if (m == 0 && o->alias) m = cli_opt_value(argc, argv, i, o->alias, &v);
+            if (m == 0) continue;
+            if (m < 0) {
+                cli_error(cmd, "%s needs a value", a);
+                return -2;
+            }
+            if (store_value(cmd, o, v) != 0) return -2;
+        }
+        if (o->given) *o->given = 1;
+        return k;
     }
     return -1;
 }

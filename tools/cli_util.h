@@ -35,6 +35,40 @@ int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **
 int cli_opt_table(int argc, char **argv, int *i, const char *const *names, int n_names,
                   const char *cmd, const char **val);
 
+/* A command's options, as a table: cli_opt_parse matches argv[*i] against it,
+ * checks the value and stores it, so that every command checks its values the
+ * same way and says what is wrong with them in the same words. */
+typedef enum {
+    CLI_FLAG,   /* no value: *(int *)dst = (int)lo */
+    CLI_STR,    /* const char **dst = the value (one of `choices` when set) */
+    CLI_INT,    /* long long *dst, an integer in [lo, hi], then at most `clamp` (if > 0) */
+    CLI_INT32,  /* int *dst, the same */
+    CLI_FLOAT,  /* float *dst, a number in [flo, fhi] (open ends: CLI_LO_OPEN / CLI_HI_OPEN) */
+    CLI_CHOICE, /* int *dst = values[k] (or k) for the k-th of `choices` */
+    CLI_SHAPES  /* cli_shapes *dst, one "name:d0,d1,..." appended */
+} cli_kind;
+enum { CLI_LO_OPEN = 1, CLI_HI_OPEN = 2 };
+
+typedef struct cli_opt {
+    const char *name;  /* "--threads" */
+    const char *alias; /* "-o", or NULL */
+    cli_kind kind;
+    void *dst;
+    long long lo, hi, clamp; /* CLI_INT / CLI_INT32; CLI_FLAG: lo is the value stored */
+    float flo, fhi;          /* CLI_FLOAT */
+    unsigned open;           /* CLI_FLOAT: CLI_LO_OPEN | CLI_HI_OPEN */
+    const char *choices;     /* CLI_CHOICE / CLI_STR: "none,analytic,empirical" */
+    const int *values;       /* CLI_CHOICE: the value of each choice (NULL: its index) */
+    int *given;              /* set to 1 when the option is given (may be NULL) */
+} cli_opt;
+
+/* Returns the index in opts of the option argv[*i] is (its value checked and
+ * stored, *i advanced past a separate value), -1 when it is none of them, -2
+ * after printing the error: "<name> needs a value", "bad <name> '<v>' (expected
+ * an integer in 1..1024)", "bad <name> '<v>' (expected a number in (50, 100])",
+ * "unknown <name> '<v>' (a, b, c)" or the shape parser's message. */
+int cli_opt_parse(const char *cmd, int argc, char **argv, int *i, const cli_opt *opts, int n);
+
 /* An argument that is no known option: stores it in *slot (the command's one
  * positional argument). Returns -1 after printing an error when it looks like
  * an option ("unknown option ... (try sqz <cmd> --help)") or when *slot is

@@ -82,62 +82,25 @@ typedef struct bench_opts {
 
 /* 0 ok, 1 help printed, -1 error printed. */
 static int parse_args(int argc, char **argv, bench_opts *o) {
+    const cli_opt opts[] = {
+        {.name = "--threads", .kind = CLI_INT, .dst = &o->threads, .lo = 1, .hi = MAX_THREADS},
+        {.name = "--runs", .kind = CLI_INT, .dst = &o->runs, .lo = 1, .hi = MAX_RUNS},
+        {.name = "--warmup", .kind = CLI_INT, .dst = &o->warmup, .lo = 0, .hi = MAX_RUNS},
+        {.name = "--seed", .kind = CLI_INT, .dst = &o->seed, .lo = 0, .hi = INT64_MAX},
+        {.name = "--input-shape", .kind = CLI_SHAPES, .dst = &o->shapes},
+        {.name = "--input", .kind = CLI_STR, .dst = &o->input},
+        {.name = "--output", .kind = CLI_STR, .dst = &o->output},
+        {.name = "--json", .kind = CLI_FLAG, .dst = &o->json, .lo = 1},
+    };
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        char err[512];
+        const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             cmd_bench_usage(stdout);
             return 1;
         }
-        if (strcmp(a, "--json") == 0) {
-            o->json = 1;
-            continue;
-        }
-        static const char *const kValued[] = {"--threads", "--runs",   "--warmup", "--input-shape",
-                                              "--input",   "--output", "--seed"};
-        int which = cli_opt_table(argc, argv, &i, kValued,
-                                  (int)(sizeof kValued / sizeof kValued[0]), CMD, &v);
+        int which = cli_opt_parse(CMD, argc, argv, &i, opts, (int)(sizeof opts / sizeof opts[0]));
         if (which == -2) return -1;
-        switch (which) {
-        case 0:
-            if (cli_parse_int(v, 1, MAX_THREADS, &o->threads) != 0) {
-                cli_error(CMD, "bad --threads '%s' (expected 1..%lld)", v, MAX_THREADS);
-                return -1;
-            }
-            break;
-        case 1:
-            if (cli_parse_int(v, 1, MAX_RUNS, &o->runs) != 0) {
-                cli_error(CMD, "bad --runs '%s' (expected 1..%lld)", v, MAX_RUNS);
-                return -1;
-            }
-            break;
-        case 2:
-            if (cli_parse_int(v, 0, MAX_RUNS, &o->warmup) != 0) {
-                cli_error(CMD, "bad --warmup '%s' (expected 0..%lld)", v, MAX_RUNS);
-                return -1;
-            }
-            break;
-        case 3:
-            if (cli_shapes_add(&o->shapes, v, err, sizeof err) != 0) {
-                cli_error(CMD, "%s", err);
-                return -1;
-            }
-            break;
-        case 4:
-            o->input = v;
-            break;
-        case 5:
-            o->output = v;
-            break;
-        case 6:
-            if (cli_parse_int(v, 0, INT64_MAX, &o->seed) != 0) {
-                cli_error(CMD, "bad --seed '%s' (expected a non-negative integer)", v);
-                return -1;
-            }
-            break;
-        default:
-            if (cli_positional(CMD, a, &o->model) != 0) return -1;
-        }
+        if (which < 0 && cli_positional(CMD, a, &o->model) != 0) return -1;
     }
     if (!o->model) {
         cli_error(CMD, "missing model.sqz (try sqz bench --help)");

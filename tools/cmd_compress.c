@@ -101,7 +101,7 @@ typedef struct copts {
     kv_arg *kv;
     int n_kv;
     long long select, sens, batch, threads, refine;
-    double z;
+    float z; /* --confidence */
     int json, verbose, magnitude, strip, lsq;
 } copts;
 
@@ -137,32 +137,31 @@ static int parse_args(int argc, char **argv, copts *o) {
                      {"--bits", "share.bits"},         {"--bits-conv", "share.bits.conv"},
                      {"--bits-fc", "share.bits.fc"},   {"--target-drop", "target.drop"},
                      {"--bias-bits", "bias.bits"}};
+    const cli_opt opts[] = {
+        {.name = "--output", .alias = "-o", .kind = CLI_STR, .dst = &o->out},
+        {.name = "--recipe", .kind = CLI_STR, .dst = &o->recipe},
+        {.name = "--data", .kind = CLI_STR, .dst = &o->dataset},
+        {.name = "--data-dir", .kind = CLI_STR, .dst = &o->data_dir},
+        {.name = "--select", .kind = CLI_INT, .dst = &o->select, .lo = 1, .hi = 1 << 30},
+        {.name = "--batch", .kind = CLI_INT, .dst = &o->batch, .lo = 1, .hi = 65536},
+        {.name = "--threads", .kind = CLI_INT, .dst = &o->threads, .lo = 1, .hi = 1024},
+        {.name = "--input-shape", .kind = CLI_SHAPES, .dst = &o->shapes},
+        {.name = "--sens-images", .kind = CLI_INT, .dst = &o->sens, .lo = 1, .hi = 1 << 30},
+        {.name = "--unencoded", .kind = CLI_STR, .dst = &o->unencoded},
+        {.name = "--refine", .kind = CLI_INT, .dst = &o->refine, .lo = 0, .hi = 1000},
+        {.name = "--confidence", .kind = CLI_FLOAT, .dst = &o->z, .flo = 0, .fhi = 10},
+        {.name = "--json", .kind = CLI_FLAG, .dst = &o->json, .lo = 1},
+        {.name = "--verbose", .kind = CLI_FLAG, .dst = &o->verbose, .lo = 1},
+        {.name = "--magnitude-only", .kind = CLI_FLAG, .dst = &o->magnitude, .lo = 1},
+        {.name = "--strip", .kind = CLI_FLAG, .dst = &o->strip, .lo = 1},
+        {.name = "--lsq", .kind = CLI_FLAG, .dst = &o->lsq, .lo = 1},
+    };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         int m;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             cmd_compress_usage(stdout);
             return 1;
-        }
-        if (strcmp(a, "--json") == 0) {
-            o->json = 1;
-            continue;
-        }
-        if (strcmp(a, "--verbose") == 0) {
-            o->verbose = 1;
-            continue;
-        }
-        if (strcmp(a, "--magnitude-only") == 0) {
-            o->magnitude = 1;
-            continue;
-        }
-        if (strcmp(a, "--strip") == 0) {
-            o->strip = 1;
-            continue;
-        }
-        if (strcmp(a, "--lsq") == 0) {
-            o->lsq = 1;
-            continue;
         }
         if (strcmp(a, "--grid") == 0) {
             if (push_kv(o, "share.grid", "1", a) != 0) goto oom;
@@ -205,70 +204,9 @@ static int parse_args(int argc, char **argv, copts *o) {
             o->kv[o->n_kv - 1].owned = key;
             continue;
         }
-        static const char *const kValued[] = {
-            "-o",          "--output", "--recipe",    "--data",        "--data-dir",
-            "--select",    "--batch",  "--threads",   "--input-shape", "--sens-images",
-            "--unencoded", "--refine", "--confidence"};
-        int which = cli_opt_table(argc, argv, &i, kValued,
-                                  (int)(sizeof kValued / sizeof kValued[0]), CMD, &v);
+        int which = cli_opt_parse(CMD, argc, argv, &i, opts, (int)(sizeof opts / sizeof opts[0]));
         if (which == -2) return -1;
-        if (which < 0) {
-            if (cli_positional(CMD, a, &o->in) != 0) return -1;
-            continue;
-        }
-        int bad = 0;
-        char err[256];
-        switch (which) {
-        case 0:
-        case 1:
-            o->out = v;
-            break;
-        case 2:
-            o->recipe = v;
-            break;
-        case 3:
-            o->dataset = v;
-            break;
-        case 4:
-            o->data_dir = v;
-            break;
-        case 5:
-            bad = cli_parse_int(v, 1, 1 << 30, &o->select) != 0;
-            break;
-        case 6:
-            bad = cli_parse_int(v, 1, 65536, &o->batch) != 0;
-            break;
-        case 7:
-            bad = cli_parse_int(v, 1, 1024, &o->threads) != 0;
-            break;
-        case 8:
-            if (cli_shapes_add(&o->shapes, v, err, sizeof err) != 0) {
-                cli_error(CMD, "%s", err);
-                return -1;
-            }
-            break;
-        case 9:
-            bad = cli_parse_int(v, 1, 1 << 30, &o->sens) != 0;
-            break;
-        case 10:
-            o->unencoded = v;
-            break;
-        case 11:
-            bad = cli_parse_int(v, 0, 1000, &o->refine) != 0;
-            break;
-        case 12: {
-            float z;
-            bad = cli_parse_float(v, &z) != 0 || !(z >= 0.0f && z <= 10.0f);
-            o->z = z;
-            break;
-        }
-        default:
-            break;
-        }
-        if (bad) {
-            cli_error(CMD, "bad value '%s' for %s", v, kValued[which]);
-            return -1;
-        }
+        if (which < 0 && cli_positional(CMD, a, &o->in) != 0) return -1;
     }
     if (!o->in) {
         cli_error(CMD, "missing input model.onnx (try sqz compress --help)");

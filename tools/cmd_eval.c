@@ -2,6 +2,7 @@
 #include "cmd_eval.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,70 +41,37 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
     o->limit = -1;
     o->batch = 1;
     o->threads = 1;
+    const cli_opt opts[] = {
+        {.name = "--dataset", .kind = CLI_STR, .dst = &o->dataset},
+        {.name = "--data-dir", .kind = CLI_STR, .dst = &o->data_dir},
+        {.name = "--limit", .kind = CLI_INT, .dst = &o->limit, .lo = 1, .hi = 1LL << 31},
+        {.name = "--batch", .kind = CLI_INT, .dst = &o->batch, .lo = 1, .hi = 65536},
+        {.name = "--threads", .kind = CLI_INT, .dst = &o->threads, .lo = 1, .hi = 1024},
+        {.name = "--mean",
+         .kind = CLI_FLOAT,
+         .dst = &o->mean,
+         .flo = -INFINITY,
+         .fhi = INFINITY,
+         .given = &o->have_mean},
+        {.name = "--std",
+         .kind = CLI_FLOAT,
+         .dst = &o->std,
+         .flo = 0,
+         .fhi = INFINITY,
+         .open = CLI_LO_OPEN,
+         .given = &o->have_std},
+        {.name = "--predictions", .kind = CLI_STR, .dst = &o->predictions},
+        {.name = "--json", .kind = CLI_FLAG, .dst = &o->json, .lo = 1},
+    };
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
+        const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             cmd_eval_usage(stdout);
             return 1;
         }
-        if (strcmp(a, "--json") == 0) {
-            o->json = 1;
-            continue;
-        }
-        static const char *const kValued[] = {"--dataset", "--data-dir",   "--limit",
-                                              "--batch",   "--threads",    "--mean",
-                                              "--std",     "--predictions"};
-        int which = -1;
-        for (int k = 0; k < (int)(sizeof kValued / sizeof kValued[0]); k++) {
-            int m = cli_opt_value(argc, argv, &i, kValued[k], &v);
-            if (m < 0) {
-                cli_error(CMD, "%s needs a value", kValued[k]);
-                return -1;
-            }
-            if (m > 0) {
-                which = k;
-                break;
-            }
-        }
-        if (which < 0) {
-            if (cli_positional(CMD, a, &o->model) != 0) return -1;
-            continue;
-        }
-        int bad = 0;
-        switch (which) {
-        case 0:
-            o->dataset = v;
-            break;
-        case 1:
-            o->data_dir = v;
-            break;
-        case 2:
-            bad = cli_parse_int(v, 1, 1LL << 31, &o->limit) != 0;
-            break;
-        case 3:
-            bad = cli_parse_int(v, 1, 65536, &o->batch) != 0;
-            break;
-        case 4:
-            bad = cli_parse_int(v, 1, 1024, &o->threads) != 0;
-            break;
-        case 5:
-            bad = cli_parse_float(v, &o->mean) != 0;
-            o->have_mean = 1;
-            break;
-        case 6:
-            bad = cli_parse_float(v, &o->std) != 0 || !(o->std != 0.0f);
-            o->have_std = 1;
-            break;
-        case 7:
-            o->predictions = v;
-            break;
-        default:
-            break;
-        }
-        if (bad) {
-            cli_error(CMD, "bad value '%s' for %s", v, kValued[which]);
-            return -1;
-        }
+        int which = cli_opt_parse(CMD, argc, argv, &i, opts, (int)(sizeof opts / sizeof opts[0]));
+        if (which == -2) return -1;
+        if (which < 0 && cli_positional(CMD, a, &o->model) != 0) return -1;
     }
     if (!o->model) {
         cli_error(CMD, "missing model.sqz (try sqz eval --help)");

@@ -53,40 +53,21 @@ int cmd_import(int argc, char **argv) {
     sqzc_named_shape *named = NULL;
     sqzc_graph *g = NULL;
 
+    const cli_opt cli[] = {
+        {.name = "--output", .alias = "-o", .kind = CLI_STR, .dst = &out},
+        {.name = "--input-shape", .kind = CLI_SHAPES, .dst = &shapes},
+        {.name = "--no-optimize", .kind = CLI_FLAG, .dst = &optimize, .lo = 0},
+    };
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int m;
+        const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             cmd_import_usage(stdout);
             cli_shapes_free(&shapes);
             return CLI_OK;
-        } else if ((m = cli_opt_value(argc, argv, &i, "-o", &v)) != 0 ||
-                   (m = cli_opt_value(argc, argv, &i, "--output", &v)) != 0) {
-            if (m < 0) {
-                cli_error(CMD, "%s needs a value", a);
-                goto done;
-            }
-            out = v;
-        } else if ((m = cli_opt_value(argc, argv, &i, "--input-shape", &v)) != 0) {
-            if (m < 0) {
-                cli_error(CMD, "--input-shape needs a value (name:d0,d1,...)");
-                goto done;
-            }
-            if (cli_shapes_add(&shapes, v, err, sizeof err) != 0) {
-                cli_error(CMD, "%s", err);
-                goto done;
-            }
-        } else if (strcmp(a, "--no-optimize") == 0) {
-            optimize = 0;
-        } else if (a[0] == '-' && a[1] != '\0') {
-            cli_error(CMD, "unknown option '%s' (try sqz import --help)", a);
-            goto done;
-        } else if (!in) {
-            in = a;
-        } else {
-            cli_error(CMD, "unexpected argument '%s'", a);
-            goto done;
         }
+        int which = cli_opt_parse(CMD, argc, argv, &i, cli, (int)(sizeof cli / sizeof cli[0]));
+        if (which == -2) goto done;
+        if (which < 0 && cli_positional(CMD, a, &in) != 0) goto done;
     }
     if (!in) {
         cli_error(CMD, "missing input model.onnx (try sqz import --help)");

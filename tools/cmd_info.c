@@ -179,41 +179,26 @@ int cmd_info(int argc, char **argv) {
     const char *path = NULL;
     int json = 0, memory = 0, rc = CLI_EUSAGE;
     cli_shapes shapes = {0};
-    char err[512];
     sqz_model *m = NULL;
     sqz_session *s = NULL;
     sqz_node_info *info = NULL;
     io_desc *ins = NULL, *outs = NULL;
 
+    const cli_opt cli[] = {
+        {.name = "--input-shape", .kind = CLI_SHAPES, .dst = &shapes},
+        {.name = "--json", .kind = CLI_FLAG, .dst = &json, .lo = 1},
+        {.name = "--memory", .kind = CLI_FLAG, .dst = &memory, .lo = 1},
+    };
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int mm;
+        const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             cmd_info_usage(stdout);
             cli_shapes_free(&shapes);
             return CLI_OK;
-        } else if ((mm = cli_opt_value(argc, argv, &i, "--input-shape", &v)) != 0) {
-            if (mm < 0) {
-                cli_error(CMD, "--input-shape needs a value (name:d0,d1,...)");
-                goto done;
-            }
-            if (cli_shapes_add(&shapes, v, err, sizeof err) != 0) {
-                cli_error(CMD, "%s", err);
-                goto done;
-            }
-        } else if (strcmp(a, "--json") == 0) {
-            json = 1;
-        } else if (strcmp(a, "--memory") == 0) {
-            memory = 1;
-        } else if (a[0] == '-' && a[1] != '\0') {
-            cli_error(CMD, "unknown option '%s' (try sqz info --help)", a);
-            goto done;
-        } else if (!path) {
-            path = a;
-        } else {
-            cli_error(CMD, "unexpected argument '%s'", a);
-            goto done;
         }
+        int which = cli_opt_parse(CMD, argc, argv, &i, cli, (int)(sizeof cli / sizeof cli[0]));
+        if (which == -2) goto done;
+        if (which < 0 && cli_positional(CMD, a, &path) != 0) goto done;
     }
     if (!path) {
         cli_error(CMD, "missing model.sqz (try sqz info --help)");

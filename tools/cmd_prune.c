@@ -767,156 +767,92 @@ static int parse_args(int argc, char **argv, popts *o) {
     o->scope = -1;
     o->criterion = SQZC_CRIT_L1;
     o->method = SENS_SPARSITY;
-    static const char *const kValued[] = {"-o",
-                                          "--output",
-                                          "--channels",
-                                          "--sparsity",
-                                          "--target-macs",
-                                          "--target-params",
-                                          "--criterion",
-                                          "--scope",
-                                          "--pattern",
-                                          "--layer",
-                                          "--max-drop",
-                                          "--method",
-                                          "--ratios",
-                                          "--data",
-                                          "--data-dir",
-                                          "--select",
-                                          "--batch",
-                                          "--threads",
-                                          "--input-shape",
-                                          "--limit",
-                                          "--refit",
-                                          "--sens-refit",
-                                          "--refit-mask"};
+    static const int kRefitMask[] = {1, 2, 3}; /* sqzc_refit_options.remask values */
+    const cli_opt opts[] = {
+        {.name = "--output", .alias = "-o", .kind = CLI_STR, .dst = &o->out},
+        {.name = "--channels",
+         .kind = CLI_FLOAT,
+         .dst = &o->channels,
+         .fhi = 1,
+         .open = CLI_HI_OPEN,
+         .given = &o->have_channels},
+        {.name = "--sparsity",
+         .kind = CLI_FLOAT,
+         .dst = &o->sparsity,
+         .fhi = 1,
+         .open = CLI_HI_OPEN,
+         .given = &o->have_sparsity},
+        {.name = "--target-macs",
+         .kind = CLI_INT,
+         .dst = &o->target_macs,
+         .lo = 1,
+         .hi = 1LL << 62},
+        {.name = "--target-params",
+         .kind = CLI_INT,
+         .dst = &o->target_params,
+         .lo = 1,
+         .hi = 1LL << 62},
+        {.name = "--criterion", .kind = CLI_CHOICE, .dst = &o->criterion, .choices = "l1,l2,bn"},
+        {.name = "--scope", .kind = CLI_CHOICE, .dst = &o->scope, .choices = "layer,global"},
+        {.name = "--max-drop",
+         .kind = CLI_FLOAT,
+         .dst = &o->max_drop,
+         .fhi = INFINITY,
+         .given = &o->have_max_drop},
+        {.name = "--method", .kind = CLI_CHOICE, .dst = &o->method, .choices = "sparsity,channels"},
+        {.name = "--data", .kind = CLI_STR, .dst = &o->dataset},
+        {.name = "--data-dir", .kind = CLI_STR, .dst = &o->data_dir},
+        {.name = "--select", .kind = CLI_INT, .dst = &o->select, .lo = 1, .hi = 1 << 30},
+        {.name = "--batch", .kind = CLI_INT, .dst = &o->batch, .lo = 1, .hi = 1 << 20},
+        {.name = "--threads", .kind = CLI_INT, .dst = &o->threads, .lo = 1, .hi = 1024},
+        {.name = "--input-shape", .kind = CLI_SHAPES, .dst = &o->shapes},
+        {.name = "--limit", .kind = CLI_INT, .dst = &o->limit, .lo = 1, .hi = 1 << 30},
+        {.name = "--refit", .kind = CLI_INT, .dst = &o->refit, .lo = 1, .hi = 1 << 20},
+        {.name = "--sens-refit", .kind = CLI_INT, .dst = &o->sens_refit, .lo = 1, .hi = 1 << 20},
+        {.name = "--refit-mask",
+         .kind = CLI_CHOICE,
+         .dst = &o->refit_mask,
+         .choices = "obs,once,gradual",
+         .values = kRefitMask},
+        {.name = "--json", .kind = CLI_FLAG, .dst = &o->json, .lo = 1},
+        {.name = "--sensitivity", .kind = CLI_FLAG, .dst = &o->sens, .lo = 1},
+    };
+    static const char *const kValued[] = {"--pattern", "--layer", "--ratios"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             cmd_prune_usage(stdout);
             return 1;
         }
-        if (strcmp(a, "--json") == 0) {
-            o->json = 1;
-            continue;
-        }
-        if (strcmp(a, "--sensitivity") == 0) {
-            o->sens = 1;
-            continue;
-        }
-        int which = -1;
-        for (int k = 0; k < (int)(sizeof kValued / sizeof kValued[0]); k++) {
-            int m = cli_opt_value(argc, argv, &i, kValued[k], &v);
-            if (m < 0) {
-                cli_error(CMD, "%s needs a value", kValued[k]);
-                return -1;
-            }
-            if (m > 0) {
-                which = k;
-                break;
-            }
-        }
+        int which = cli_opt_parse(CMD, argc, argv, &i, opts, (int)(sizeof opts / sizeof opts[0]));
+        if (which == -2) return -1;
+        if (which >= 0) continue;
+        which = cli_opt_table(argc, argv, &i, kValued, (int)(sizeof kValued / sizeof kValued[0]),
+                              CMD, &v);
+        if (which == -2) return -1;
         if (which < 0) {
             if (cli_positional(CMD, a, &o->in) != 0) return -1;
             continue;
         }
-        const char *opt = kValued[which];
         int bad = 0;
-        char err[256];
         switch (which) {
         case 0:
-        case 1:
-            o->out = v;
-            break;
-        case 2:
-            bad = cli_parse_float(v, &o->channels) != 0 || !(o->channels >= 0 && o->channels < 1);
-            o->have_channels = 1;
-            break;
-        case 3:
-            bad = cli_parse_float(v, &o->sparsity) != 0 || !(o->sparsity >= 0 && o->sparsity < 1);
-            o->have_sparsity = 1;
-            break;
-        case 4:
-            bad = cli_parse_int(v, 1, (long long)1 << 62, &o->target_macs) != 0;
-            break;
-        case 5:
-            bad = cli_parse_int(v, 1, (long long)1 << 62, &o->target_params) != 0;
-            break;
-        case 6:
-            o->criterion = strcmp(v, "l1") == 0   ? SQZC_CRIT_L1
-                           : strcmp(v, "l2") == 0 ? SQZC_CRIT_L2
-                           : strcmp(v, "bn") == 0 ? SQZC_CRIT_BN
-                                                  : -1;
-            bad = o->criterion < 0;
-            break;
-        case 7:
-            o->scope = strcmp(v, "global") == 0 ? 1 : strcmp(v, "layer") == 0 ? 0 : -2;
-            bad = o->scope < -1;
-            break;
-        case 8:
             o->pattern = sqzc_prune_pattern_parse(v);
             bad = o->pattern < 0;
             break;
-        case 9:
+        case 1:
             if (add_layer(o, v) != 0) return -1;
             break;
-        case 10:
-            bad = cli_parse_float(v, &o->max_drop) != 0 || !(o->max_drop >= 0);
-            o->have_max_drop = 1;
-            break;
-        case 11:
-            o->method = strcmp(v, "channels") == 0   ? SENS_CHANNELS
-                        : strcmp(v, "sparsity") == 0 ? SENS_SPARSITY
-                                                     : -1;
-            bad = o->method < 0;
-            break;
-        case 12:
+        case 2:
             o->n_ratios = cli_parse_float_list(v, o->ratios, 32);
             bad = o->n_ratios <= 0;
             for (int k = 0; k < o->n_ratios && !bad; k++)
                 bad = !(o->ratios[k] > 0 && o->ratios[k] < 1) ||
                       (k > 0 && o->ratios[k] <= o->ratios[k - 1]);
             break;
-        case 13:
-            o->dataset = v;
-            break;
-        case 14:
-            o->data_dir = v;
-            break;
-        case 15:
-            bad = cli_parse_int(v, 1, 1 << 30, &o->select) != 0;
-            break;
-        case 16:
-            bad = cli_parse_int(v, 1, 1 << 20, &o->batch) != 0;
-            break;
-        case 17:
-            bad = cli_parse_int(v, 1, 1024, &o->threads) != 0;
-            break;
-        case 18:
-            if (cli_shapes_add(&o->shapes, v, err, sizeof err) != 0) {
-                cli_error(CMD, "%s", err);
-                return -1;
-            }
-            break;
-        case 19:
-            bad = cli_parse_int(v, 1, 1 << 30, &o->limit) != 0;
-            break;
-        case 20:
-            bad = cli_parse_int(v, 1, 1 << 20, &o->refit) != 0;
-            break;
-        case 21:
-            bad = cli_parse_int(v, 1, 1 << 20, &o->sens_refit) != 0;
-            break;
-        case 22: /* sqzc_refit_options.remask values */
-            o->refit_mask = strcmp(v, "gradual") == 0 ? 3
-                            : strcmp(v, "once") == 0  ? 2
-                            : strcmp(v, "obs") == 0   ? 1
-                                                      : -1;
-            bad = o->refit_mask < 0;
-            break;
         }
         if (bad) {
-            cli_error(CMD, "%s: bad value '%s' (try sqz prune --help)", opt, v);
+            cli_error(CMD, "%s: bad value '%s' (try sqz prune --help)", kValued[which], v);
             return -1;
         }
     }

@@ -151,162 +151,96 @@ typedef struct qopts {
 } qopts;
 
 static int parse(int argc, char **argv, qopts *o) {
-    char err[512];
+    static const int kMethods[] = {SQZC_QM_KL, SQZC_QM_MINMAX, SQZC_QM_PERCENTILE, SQZC_QM_MSE,
+                                   -1 /* auto */};
+    static const int kRounding[] = {SQZC_QR_NEAREST, SQZC_QR_GPTQ, SQZC_QR_GPTQ_SEQ};
+    int method = o->q.method;
+    /* floats, read as before (a given value is the float the option parser reads), stored
+     * only when given: the double defaults stay exact */
+    float pct = 0, sqnr = 0;
+    int pct_given = 0, sqnr_given = 0;
+    const cli_opt opts[] = {
+        {.name = "--output", .alias = "-o", .kind = CLI_STR, .dst = &o->out},
+        {.name = "--calib", .kind = CLI_STR, .dst = &o->calib},
+        {.name = "--method",
+         .kind = CLI_CHOICE,
+         .dst = &method,
+         .choices = "kl,minmax,percentile,mse,auto",
+         .values = kMethods},
+        {.name = "--percentile",
+         .kind = CLI_FLOAT,
+         .dst = &pct,
+         .flo = 50,
+         .fhi = 100,
+         .open = CLI_LO_OPEN,
+         .given = &pct_given},
+        {.name = "--json", .kind = CLI_STR, .dst = &o->json},
+        {.name = "--min-sqnr",
+         .kind = CLI_FLOAT,
+         .dst = &sqnr,
+         .flo = 0,
+         .fhi = 200,
+         .open = CLI_HI_OPEN,
+         .given = &sqnr_given},
+        {.name = "--max-images",
+         .kind = CLI_INT32,
+         .dst = &o->q.max_images,
+         .lo = 1,
+         .hi = 1 << 30},
+        {.name = "--batch",
+         .kind = CLI_INT32,
+         .dst = &o->q.batch,
+         .lo = 1,
+         .hi = 1 << 30,
+         .clamp = 4096},
+        {.name = "--threads", .kind = CLI_INT32, .dst = &o->q.num_threads, .lo = 1, .hi = 1024},
+        {.name = "--input-shape", .kind = CLI_SHAPES, .dst = &o->shapes},
+        {.name = "--report-images",
+         .kind = CLI_INT32,
+         .dst = &o->q.report_images,
+         .lo = 0,
+         .hi = 1 << 30},
+        {.name = "--onnx-qdq", .kind = CLI_STR, .dst = &o->qdq},
+        {.name = "--bias-correction",
+         .kind = CLI_CHOICE,
+         .dst = &o->q.bias_correction,
+         .choices = "none,analytic,empirical",
+         .given = &o->bc_given},
+        {.name = "--no-bias-correction",
+         .kind = CLI_FLAG,
+         .dst = &o->q.bias_correction,
+         .lo = 0,
+         .given = &o->bc_given},
+        {.name = "--weight-scale",
+         .kind = CLI_CHOICE,
+         .dst = &o->q.weight_mse,
+         .choices = "max,mse",
+         .given = &o->ws_given},
+        {.name = "--rounding",
+         .kind = CLI_CHOICE,
+         .dst = &o->q.rounding,
+         .choices = "nearest,gptq,gptq-seq",
+         .values = kRounding,
+         .given = &o->rd_given},
+        {.name = "--select", .kind = CLI_STR, .dst = &o->select},
+        {.name = "--quiet", .alias = "-q", .kind = CLI_FLAG, .dst = &o->quiet, .lo = 1},
+        {.name = "--no-equalize", .kind = CLI_FLAG, .dst = &o->q.cle, .lo = 0},
+        {.name = "--range-search", .kind = CLI_FLAG, .dst = &o->q.range_search, .lo = 1},
+    };
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
+        const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             cmd_quant_usage(stdout);
             return 1;
         }
-        if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
-            o->quiet = 1;
-            continue;
-        }
-        if (strcmp(a, "--no-equalize") == 0) {
-            o->q.cle = 0;
-            continue;
-        }
-        if (strcmp(a, "--range-search") == 0) {
-            o->q.range_search = 1;
-            continue;
-        }
-        if (strcmp(a, "--no-bias-correction") == 0) {
-            o->q.bias_correction = 0;
-            o->bc_given = 1;
-            continue;
-        }
-        static const char *const kValued[] = {"-o",         "--output",          "--calib",
-                                              "--method",   "--percentile",      "--json",
-                                              "--min-sqnr", "--max-images",      "--batch",
-                                              "--threads",  "--input-shape",     "--report-images",
-                                              "--onnx-qdq", "--bias-correction", "--weight-scale",
-                                              "--rounding", "--select"};
-        int which = -1;
-        for (int k = 0; k < (int)(sizeof kValued / sizeof kValued[0]); k++) {
-            int m = cli_opt_value(argc, argv, &i, kValued[k], &v);
-            if (m < 0) {
-                cli_error(CMD, "%s needs a value", kValued[k]);
-                return -1;
-            }
-            if (m > 0) {
-                which = k;
-                break;
-            }
-        }
-        if (which < 0) {
-            if (a[0] == '-' && a[1] != '\0') {
-                cli_error(CMD, "unknown option '%s' (try sqz quant --help)", a);
-                return -1;
-            }
-            if (o->in) {
-                cli_error(CMD, "unexpected argument '%s'", a);
-                return -1;
-            }
-            o->in = a;
-            continue;
-        }
-        long long n = 0;
-        float f = 0;
-        switch (which) {
-        case 0:
-        case 1:
-            o->out = v;
-            break;
-        case 2:
-            o->calib = v;
-            break;
-        case 3:
-            o->auto_method = strcmp(v, "auto") == 0;
-            if (o->auto_method) break;
-            o->q.method = sqzc_qmethod_parse(v);
-            if (o->q.method < 0) {
-                cli_error(CMD, "unknown --method '%s' (kl, minmax, percentile, mse, auto)", v);
-                return -1;
-            }
-            break;
-        case 4:
-            if (cli_parse_float(v, &f) != 0 || !(f > 50.0f && f <= 100.0f)) {
-                cli_error(CMD, "--percentile '%s' is not a number in (50, 100]", v);
-                return -1;
-            }
-            o->q.percentile = f;
-            break;
-        case 5:
-            o->json = v;
-            break;
-        case 6:
-            if (cli_parse_float(v, &f) != 0 || !(f >= 0.0f && f < 200.0f)) {
-                cli_error(CMD, "--min-sqnr '%s' is not a number of dB in [0, 200)", v);
-                return -1;
-            }
-            o->q.min_sqnr_db = f;
-            break;
-        case 7:
-        case 8:
-        case 9:
-        case 11:
-            if (cli_parse_int(v, which == 11 ? 0 : 1, 1 << 30, &n) != 0) {
-                cli_error(CMD, "%s '%s' is not a valid count", kValued[which], v);
-                return -1;
-            }
-            if (which == 7) o->q.max_images = (int)n;
-            if (which == 8) o->q.batch = (int)(n > 4096 ? 4096 : n);
-            if (which == 9) o->q.num_threads = (int)(n > 1024 ? 1024 : n);
-            if (which == 11) o->q.report_images = (int)n;
-            break;
-        case 12:
-            o->qdq = v;
-            break;
-        case 13:
-            o->bc_given = 1;
-            if (strcmp(v, "none") == 0)
-                o->q.bias_correction = 0;
-            else if (strcmp(v, "analytic") == 0)
-                o->q.bias_correction = 1;
-            else if (strcmp(v, "empirical") == 0)
-                o->q.bias_correction = 2;
-            else {
-                cli_error(CMD, "unknown --bias-correction '%s' (none, analytic, empirical)", v);
-                return -1;
-            }
-            break;
-        case 14:
-            if (strcmp(v, "max") == 0)
-                o->q.weight_mse = 0;
-            else if (strcmp(v, "mse") == 0)
-                o->q.weight_mse = 1;
-            else {
-                cli_error(CMD, "unknown --weight-scale '%s' (max, mse)", v);
-                return -1;
-            }
-            o->ws_given = 1;
-            break;
-        case 16:
-            o->select = v;
-            break;
-        case 15:
-            if (strcmp(v, "nearest") == 0)
-                o->q.rounding = SQZC_QR_NEAREST;
-            else if (strcmp(v, "gptq") == 0)
-                o->q.rounding = SQZC_QR_GPTQ;
-            else if (strcmp(v, "gptq-seq") == 0)
-                o->q.rounding = SQZC_QR_GPTQ_SEQ;
-            else {
-                cli_error(CMD, "unknown --rounding '%s' (nearest, gptq, gptq-seq)", v);
-                return -1;
-            }
-            o->rd_given = 1;
-            break;
-        case 10:
-            if (cli_shapes_add(&o->shapes, v, err, sizeof err) != 0) {
-                cli_error(CMD, "%s", err);
-                return -1;
-            }
-            break;
-        default:
-            break;
-        }
+        int which = cli_opt_parse(CMD, argc, argv, &i, opts, (int)(sizeof opts / sizeof opts[0]));
+        if (which == -2) return -1;
+        if (which < 0 && cli_positional(CMD, a, &o->in) != 0) return -1;
     }
+    o->auto_method = method < 0;
+    if (method >= 0) o->q.method = method;
+    if (pct_given) o->q.percentile = pct;
+    if (sqnr_given) o->q.min_sqnr_db = sqnr;
     if (!o->in) {
         cli_error(CMD, "missing input model.onnx or model.sqz (try sqz quant --help)");
         return -1;

@@ -245,15 +245,23 @@ static int parse_args(int argc, char **argv, ropts *o) {
     o->threads = 1;
     o->split = "t10k";
     o->search_drop = 0.5;
+    const cli_opt opts[] = {
+        {.name = "--output", .alias = "-o", .kind = CLI_STR, .dst = &o->out},
+        {.name = "--recipe", .kind = CLI_STR, .dst = &o->recipe},
+        {.name = "--data", .kind = CLI_STR, .dst = &o->dataset},
+        {.name = "--data-dir", .kind = CLI_STR, .dst = &o->data_dir},
+        {.name = "--split", .kind = CLI_STR, .dst = &o->split, .choices = "t10k,train"},
+        {.name = "--limit", .kind = CLI_INT, .dst = &o->limit, .lo = 1, .hi = 1 << 30},
+        {.name = "--batch", .kind = CLI_INT, .dst = &o->batch, .lo = 1, .hi = 65536},
+        {.name = "--threads", .kind = CLI_INT, .dst = &o->threads, .lo = 1, .hi = 1024},
+        {.name = "--input-shape", .kind = CLI_SHAPES, .dst = &o->shapes},
+        {.name = "--search", .kind = CLI_FLAG, .dst = &o->search, .lo = 1},
+    };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             cmd_report_usage(stdout);
             return 1;
-        }
-        if (strcmp(a, "--search") == 0) {
-            o->search = 1;
-            continue;
         }
         if (strcmp(a, "--merge") == 0) {
             free(o->merge);
@@ -270,64 +278,28 @@ static int parse_args(int argc, char **argv, ropts *o) {
             }
             continue;
         }
-        static const char *const kValued[] = {
-            "-o",      "--output",  "--recipe", "--data",        "--data-dir", "--split", "--limit",
-            "--batch", "--threads", "--shard",  "--input-shape", "--sweep",    "--set"};
-        int which = cli_opt_table(argc, argv, &i, kValued,
-                                  (int)(sizeof kValued / sizeof kValued[0]), CMD, &v);
+        int which = cli_opt_parse(CMD, argc, argv, &i, opts, (int)(sizeof opts / sizeof opts[0]));
+        if (which == -2) return -1;
+        if (which >= 0) continue;
+        static const char *const kValued[] = {"--shard", "--sweep", "--set"};
+        which = cli_opt_table(argc, argv, &i, kValued, (int)(sizeof kValued / sizeof kValued[0]),
+                              CMD, &v);
         if (which == -2) return -1;
         if (which < 0) {
             if (cli_positional(CMD, a, &o->in) != 0) return -1;
             continue;
         }
-        int bad = 0;
-        char err[256];
         switch (which) {
         case 0:
-        case 1:
-            o->out = v;
-            break;
-        case 2:
-            o->recipe = v;
-            break;
-        case 3:
-            o->dataset = v;
-            break;
-        case 4:
-            o->data_dir = v;
-            break;
-        case 5:
-            if (strcmp(v, "t10k") != 0 && strcmp(v, "train") != 0) {
-                cli_error(CMD, "--split '%s': t10k or train", v);
-                return -1;
-            }
-            o->split = v;
-            break;
-        case 6:
-            bad = cli_parse_int(v, 1, 1 << 30, &o->limit) != 0;
-            break;
-        case 7:
-            bad = cli_parse_int(v, 1, 65536, &o->batch) != 0;
-            break;
-        case 8:
-            bad = cli_parse_int(v, 1, 1024, &o->threads) != 0;
-            break;
-        case 9:
             if (parse_shard(v, &o->shard_i, &o->shard_n) != 0) {
                 cli_error(CMD, "--shard '%s': expected I/N with 1 <= I <= N <= %d", v, MAX_POINTS);
                 return -1;
             }
             break;
-        case 10:
-            if (cli_shapes_add(&o->shapes, v, err, sizeof err) != 0) {
-                cli_error(CMD, "%s", err);
-                return -1;
-            }
-            break;
-        case 11:
+        case 1:
             if (add_sweep(o, v) != 0) return -1;
             break;
-        case 12: {
+        case 2: {
             const char *eq = strchr(v, '=');
             if (!eq || eq == v || !eq[1]) {
                 cli_error(CMD, "--set '%s': expected KEY=VALUE", v);
@@ -351,10 +323,6 @@ static int parse_args(int argc, char **argv, ropts *o) {
         }
         default:
             break;
-        }
-        if (bad) {
-            cli_error(CMD, "bad value '%s' for %s", v, kValued[which]);
-            return -1;
         }
     }
     if (o->n_merge > 0) {

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -72,9 +73,31 @@ static int parse_args(int argc, char **argv, run_opts *o) {
     o->top_k = -1;
     o->threads = 1;
     image_prep_init(&o->prep);
+    static const int kLayouts[] = {IMAGE_NCHW, IMAGE_NCHW, IMAGE_NHWC, IMAGE_NHWC};
+    const cli_opt opts[] = {
+        {.name = "--input", .kind = CLI_STR, .dst = &o->input},
+        {.name = "--input-name", .kind = CLI_STR, .dst = &o->input_name},
+        {.name = "--output", .alias = "-o", .kind = CLI_STR, .dst = &o->output},
+        {.name = "--top-k", .kind = CLI_INT32, .dst = &o->top_k, .lo = 1, .hi = 1000000},
+        {.name = "--threads", .kind = CLI_INT32, .dst = &o->threads, .lo = 1, .hi = 1024},
+        {.name = "--labels", .kind = CLI_STR, .dst = &o->labels},
+        {.name = "--scale",
+         .kind = CLI_FLOAT,
+         .dst = &o->prep.scale,
+         .flo = -INFINITY,
+         .fhi = INFINITY,
+         .given = &o->png_opts},
+        {.name = "--layout",
+         .kind = CLI_CHOICE,
+         .dst = &o->prep.layout,
+         .choices = "nchw,NCHW,nhwc,NHWC",
+         .values = kLayouts,
+         .given = &o->png_opts},
+    };
+    /* the image options with a value of their own syntax */
+    static const char *const kValued[] = {"--resize", "--crop", "--mean", "--std"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
-        long long n;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             cmd_run_usage(stdout);
             return 1;
@@ -89,72 +112,25 @@ static int parse_args(int argc, char **argv, run_opts *o) {
             o->png_opts = 1;
             continue;
         }
-        static const char *const kValued[] = {
-            "--input", "--input-name", "--output", "--top-k",  "--threads", "--resize", "--crop",
-            "--mean",  "--std",        "--scale",  "--layout", "--labels",  "-o",
-        };
-        int which = cli_opt_table(argc, argv, &i, kValued,
-                                  (int)(sizeof kValued / sizeof kValued[0]), CMD, &v);
+        int which = cli_opt_parse(CMD, argc, argv, &i, opts, (int)(sizeof opts / sizeof opts[0]));
+        if (which == -2) return -1;
+        if (which >= 0) continue;
+        which = cli_opt_table(argc, argv, &i, kValued, (int)(sizeof kValued / sizeof kValued[0]),
+                              CMD, &v);
         if (which == -2) return -1;
         if (which < 0) {
             if (cli_positional(CMD, a, &o->model) != 0) return -1;
             continue;
         }
-        const char *name = kValued[which];
-        int bad = 0;
-        switch (which) {
-        case 0:
-            o->input = v;
-            break;
-        case 1:
-            o->input_name = v;
-            break;
-        case 2:
-        case 12:
-            o->output = v;
-            break;
-        case 3:
-            bad = cli_parse_int(v, 1, 1000000, &n) != 0;
-            o->top_k = (int)n;
-            break;
-        case 4:
-            bad = cli_parse_int(v, 1, 1024, &n) != 0;
-            o->threads = (int)n;
-            break;
-        case 5:
-            bad = parse_hw(v, &o->prep.resize_h, &o->prep.resize_w) != 0;
-            break;
-        case 6:
-            bad = parse_hw(v, &o->prep.crop_h, &o->prep.crop_w) != 0;
-            break;
-        case 7:
-            bad = parse_chan(v, o->prep.mean, 0) != 0;
-            break;
-        case 8:
-            bad = parse_chan(v, o->prep.std, 1) != 0;
-            break;
-        case 9:
-            bad = cli_parse_float(v, &o->prep.scale) != 0;
-            break;
-        case 10:
-            if (strcmp(v, "nchw") == 0 || strcmp(v, "NCHW") == 0)
-                o->prep.layout = IMAGE_NCHW;
-            else if (strcmp(v, "nhwc") == 0 || strcmp(v, "NHWC") == 0)
-                o->prep.layout = IMAGE_NHWC;
-            else
-                bad = 1;
-            break;
-        case 11:
-            o->labels = v;
-            break;
-        default:
-            break;
-        }
+        int bad = which == 0   ? parse_hw(v, &o->prep.resize_h, &o->prep.resize_w) != 0
+                  : which == 1 ? parse_hw(v, &o->prep.crop_h, &o->prep.crop_w) != 0
+                  : which == 2 ? parse_chan(v, o->prep.mean, 0) != 0
+                               : parse_chan(v, o->prep.std, 1) != 0;
         if (bad) {
-            cli_error(CMD, "bad value '%s' for %s", v, name);
+            cli_error(CMD, "bad value '%s' for %s", v, kValued[which]);
             return -1;
         }
-        if (which >= 5 && which <= 10) o->png_opts = 1;
+        o->png_opts = 1;
     }
     if (!o->model) {
         cli_error(CMD, "missing model.sqz (try sqz run --help)");

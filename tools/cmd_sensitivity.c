@@ -38,9 +38,17 @@ int cmd_sensitivity(int argc, char **argv) {
     cli_shapes shapes;
     memset(&shapes, 0, sizeof shapes);
     int rc = CLI_EUSAGE;
-    static const char *const kValued[] = {"--data",   "--data-dir",  "--method",
-                                          "--ratios", "--criterion", "--select",
-                                          "--batch",  "--threads",   "--input-shape"};
+    const cli_opt opts[] = {
+        {.name = "--data", .kind = CLI_STR, .dst = &dataset},
+        {.name = "--data-dir", .kind = CLI_STR, .dst = &data_dir},
+        {.name = "--method", .kind = CLI_CHOICE, .dst = &method, .choices = "sparsity,channels"},
+        {.name = "--criterion", .kind = CLI_CHOICE, .dst = &criterion, .choices = "l1,l2,bn"},
+        {.name = "--select", .kind = CLI_INT, .dst = &select, .lo = 1, .hi = 1 << 30},
+        {.name = "--batch", .kind = CLI_INT, .dst = &batch, .lo = 1, .hi = 1 << 20},
+        {.name = "--threads", .kind = CLI_INT, .dst = &threads, .lo = 1, .hi = 1024},
+        {.name = "--input-shape", .kind = CLI_SHAPES, .dst = &shapes},
+        {.name = "--json", .kind = CLI_FLAG, .dst = &json, .lo = 1},
+    };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -48,76 +56,23 @@ int cmd_sensitivity(int argc, char **argv) {
             cli_shapes_free(&shapes);
             return CLI_OK;
         }
-        if (strcmp(a, "--json") == 0) {
-            json = 1;
+        int which = cli_opt_parse(CMD, argc, argv, &i, opts, (int)(sizeof opts / sizeof opts[0]));
+        if (which == -2) goto done;
+        if (which >= 0) continue;
+        int m = cli_opt_value(argc, argv, &i, "--ratios", &v);
+        if (m < 0) {
+            cli_error(CMD, "--ratios needs a value");
+            goto done;
+        }
+        if (m == 0) {
+            if (cli_positional(CMD, a, &in) != 0) goto done;
             continue;
         }
-        int which = -1;
-        for (int k = 0; k < (int)(sizeof kValued / sizeof kValued[0]); k++) {
-            int m = cli_opt_value(argc, argv, &i, kValued[k], &v);
-            if (m < 0) {
-                cli_error(CMD, "%s needs a value", kValued[k]);
-                goto done;
-            }
-            if (m > 0) {
-                which = k;
-                break;
-            }
-        }
-        if (which < 0) {
-            if ((a[0] == '-' && a[1] != '\0') || in) {
-                cli_error(CMD, "%s '%s' (try sqz sensitivity --help)",
-                          a[0] == '-' ? "unknown option" : "unexpected argument", a);
-                goto done;
-            }
-            in = a;
-            continue;
-        }
-        int bad = 0;
-        char err[256];
-        switch (which) {
-        case 0:
-            dataset = v;
-            break;
-        case 1:
-            data_dir = v;
-            break;
-        case 2:
-            method = strcmp(v, "channels") == 0   ? SENS_CHANNELS
-                     : strcmp(v, "sparsity") == 0 ? SENS_SPARSITY
-                                                  : -1;
-            bad = method < 0;
-            break;
-        case 3:
-            nr = cli_parse_float_list(v, ratios, 32);
-            bad = nr <= 0;
-            for (int k = 0; k < nr && !bad; k++) bad = !(ratios[k] > 0 && ratios[k] < 1);
-            break;
-        case 4:
-            criterion = strcmp(v, "l1") == 0   ? SQZC_CRIT_L1
-                        : strcmp(v, "l2") == 0 ? SQZC_CRIT_L2
-                        : strcmp(v, "bn") == 0 ? SQZC_CRIT_BN
-                                               : -1;
-            bad = criterion < 0;
-            break;
-        case 5:
-            bad = cli_parse_int(v, 1, 1 << 30, &select) != 0;
-            break;
-        case 6:
-            bad = cli_parse_int(v, 1, 1 << 20, &batch) != 0;
-            break;
-        case 7:
-            bad = cli_parse_int(v, 1, 1024, &threads) != 0;
-            break;
-        case 8:
-            if (cli_shapes_add(&shapes, v, err, sizeof err) != 0) {
-                cli_error(CMD, "%s", err);
-                goto done;
-            }
-            break;
-        }
+        nr = cli_parse_float_list(v, ratios, 32);
+        int bad = nr <= 0;
+        for (int k = 0; k < nr && !bad; k++) bad = !(ratios[k] > 0 && ratios[k] < 1);
         if (bad) {
-            cli_error(CMD, "%s: bad value '%s'", kValued[which], v);
+            cli_error(CMD, "--ratios: bad value '%s'", v);
             goto done;
         }
     }
