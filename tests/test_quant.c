@@ -562,6 +562,88 @@ static void test_threads_same_result(void **state) {
     sqzc_calib_set_free(&set);
 }
 
+/* graph_done: called once with the finished graph (the one sqzc_quantize
+ * leaves, byte for byte), while the report is computed beside it (kept
+ * images, 2 threads); the model and the report are those of a run without
+ * it; an error it returns fails sqzc_quantize with its message. */
+typedef struct done_rec {
+    int calls, fail;
+    uint8_t *bytes;
+    size_t n;
+} done_rec;
+
+static int on_done(const sqzc_graph *g, void *user, char *err, size_t err_len) {
+    done_rec *d = user;
+    d->calls++;
+    if (d->fail) {
+        snprintf(err, err_len, "graph_done refused");
+        return -1;
+    }
+    free(d->bytes);
+    return sqzc_serialize(g, &d->bytes, &d->n, err, err_len);
+}
+
+static void test_graph_done_same_result(void **state) {
+    (void)state;
+    sqzc_calib_set set;
+    char err[512];
+    assert_int_equal(sqzc_calib_set_read(g_manifest, &set, err, sizeof err), 0);
+    for (int method = SQZC_QM_MINMAX; method <= SQZC_QM_MSE; method++)
+        for (int threads = 1; threads <= 2; threads++) {
+            sqzc_graph *a = make_graph_opt(1), *b = make_graph_opt(1);
+            sqzc_quant_options o;
+            sqzc_quant_options_init(&o);
+            o.method = method;
+            o.batch = 7;
+            o.num_threads = threads;
+            sqzc_quant_report ra, rb;
+            if (sqzc_quantize(a, &set, &o, &ra, err, sizeof err) != 0) fail_msg("%s", err);
+            done_rec d = {0, 0, NULL, 0};
+            o.graph_done = on_done;
+            o.graph_done_user = &d;
+            if (sqzc_quantize(b, &set, &o, &rb, err, sizeof err) != 0) fail_msg("%s", err);
+            assert_int_equal(d.calls, 1);
+            uint8_t *ba, *bb;
+            size_t na, nb;
+            assert_int_equal(sqzc_serialize(a, &ba, &na, err, sizeof err), 0);
+            assert_int_equal(sqzc_serialize(b, &bb, &nb, err, sizeof err), 0);
+            assert_int_equal(na, nb);
+            assert_memory_equal(ba, bb, na);
+            assert_int_equal(d.n, na);
+            assert_memory_equal(d.bytes, ba, na);
+            assert_int_equal(ra.n_layers, rb.n_layers);
+            assert_int_equal(ra.n_quantize, rb.n_quantize);
+            assert_int_equal(ra.n_dequantize, rb.n_dequantize);
+            int measured = 0;
+            for (int k = 0; k < ra.n_layers; k++) {
+                const sqzc_quant_layer *x = &ra.layers[k], *y = &rb.layers[k];
+                assert_string_equal(x->tensor, y->tensor);
+                assert_true(isnan(x->sqnr_db) == isnan(y->sqnr_db));
+                if (isnan(x->sqnr_db)) continue;
+                measured++;
+                assert_true(x->sqnr_db == y->sqnr_db && x->cosine == y->cosine);
+            }
+            assert_true(measured >= 5);
+            free(ba);
+            free(bb);
+            sqzc_quant_report_free(&ra);
+            sqzc_quant_report_free(&rb);
+            /* a failing graph_done fails the quantization, its message kept */
+            sqzc_graph *c = make_graph_opt(1);
+            d.fail = 1;
+            d.calls = 0;
+            err[0] = '\0';
+            assert_int_not_equal(sqzc_quantize(c, &set, &o, NULL, err, sizeof err), 0);
+            assert_int_equal(d.calls, 1);
+            assert_string_equal(err, "graph_done refused");
+            free(d.bytes);
+            sqzc_graph_free(a);
+            sqzc_graph_free(b);
+            sqzc_graph_free(c);
+        }
+    sqzc_calib_set_free(&set);
+}
+
 /* --weight-scale mse: per output channel, the squared error of the int8
  * weights (q * scale against the fp32 weights) is at most max-abs scaling's
  * (max-abs is one of its candidates), the scales at most max-abs's, the
@@ -1350,6 +1432,7 @@ int main(void) {
         cmocka_unit_test(test_quantize_model),
         cmocka_unit_test(test_cache_same_result),
         cmocka_unit_test(test_threads_same_result),
+        cmocka_unit_test(test_graph_done_same_result),
         cmocka_unit_test(test_pending_set),
         cmocka_unit_test(test_quantize_concat),
         cmocka_unit_test(test_empirical_bias_correction),

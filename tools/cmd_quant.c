@@ -638,6 +638,27 @@ out:
     return rc;
 }
 
+/* sqzc_quantize's graph_done: the .sqz written as soon as the graph is
+ * final (the per-layer report's simulation meanwhile on the other threads) */
+typedef struct qwrite {
+    const char *path;
+    struct timespec *tp;
+    int written; /* the file is in place (removed on a later failure: all outputs or none) */
+    int failed;  /* the write failed (its message in err) */
+} qwrite;
+
+static int write_graph(const sqzc_graph *g, void *user, char *err, size_t err_len) {
+    qwrite *w = user;
+    prof("quantize", w->tp);
+    if (sqzc_write_sqz(g, w->path, err, err_len) != 0) {
+        w->failed = 1;
+        return -1;
+    }
+    w->written = 1;
+    prof("write", w->tp);
+    return 0;
+}
+
 int cmd_quant(int argc, char **argv) {
     qopts o;
     memset(&o, 0, sizeof o);
@@ -715,9 +736,21 @@ int cmd_quant(int argc, char **argv) {
         }
         have_js = 1;
     }
+    /* (--method auto writes the graph it keeps after its candidates) */
+    qwrite wr = {o.out, &tp, 0, 0};
+    if (!o.auto_method) {
+        o.q.graph_done = write_graph;
+        o.q.graph_done_user = &wr;
+    }
     if (o.auto_method ? quant_auto(&o, &set, &g, &rep, err, sizeof err) != 0
                       : sqzc_quantize(g, &set, &o.q, &rep, err, sizeof err) != 0) {
         char serr[1024];
+        if (wr.written) unlink(o.out);
+        if (wr.failed) {
+            cli_error(CMD, "%s", err);
+            rc = CLI_ERUNTIME;
+            goto done;
+        }
         if (sqzc_calib_set_check_finish(&set, serr, sizeof serr) != 0)
             cli_error(CMD, "%s", serr); /* the set's error (first bad file) */
         else
@@ -725,20 +758,21 @@ int cmd_quant(int argc, char **argv) {
         rc = CLI_EUSAGE;
         goto done;
     }
-    prof("quantize", &tp);
+    prof(wr.written ? "quantize (after the write)" : "quantize", &tp);
     if (!o.quiet) sqzc_quant_report_print(&rep, stdout);
     if (have_js && sqzc_quant_report_json(&rep, js.f) != 0) {
         cli_error(CMD, "%s: write failed", o.json);
+        if (wr.written) unlink(o.out);
         rc = CLI_ERUNTIME;
         goto done;
     }
     prof("report print / json", &tp);
-    if (sqzc_write_sqz(g, o.out, err, sizeof err) != 0) {
+    if (!wr.written && sqzc_write_sqz(g, o.out, err, sizeof err) != 0) {
         cli_error(CMD, "%s", err);
         rc = CLI_ERUNTIME;
         goto done;
     }
-    prof("write", &tp);
+    if (!wr.written) prof("write", &tp);
     if (o.qdq && sqzc_write_onnx_qdq(g, o.qdq, err, sizeof err) != 0) {
         cli_error(CMD, "%s: %s", o.qdq, err);
         unlink(o.out); /* all outputs or none */

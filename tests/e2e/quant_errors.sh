@@ -133,6 +133,36 @@ expect_fail "model missing" "nomodel.onnx" "$SQZ" quant "$W/nomodel.onnx" --cali
 expect_fail "output directory missing" "nodir" "$SQZ" quant "$MODEL" --calib "$W/good.txt" \
     -o "$W/nodir/x.sqz"
 expect_fail "report directory missing" "nodir" Q --calib "$W/good.txt" --json "$W/nodir/r.json"
+# 2 threads: the set's files are checked and decoded on the second thread
+# while the first imports the model and opens the sessions, and the model is
+# written while the report is simulated: the same errors, nothing left behind
+# (late.txt: the bad file well after the first batches)
+i=0
+: >"$W/late.txt"
+while [ $i -lt 70 ]; do echo gray.png >>"$W/late.txt"; i=$((i + 1)); done
+echo missing.png >>"$W/late.txt"
+mkdir -p "$W/adir"
+expect_fail "2 threads: empty calibration set" "empty calibration set" Q --calib "$W/empty.txt" \
+    --threads 2
+expect_fail "2 threads: listed path missing" "missing.txt:2: cannot open" Q --calib \
+    "$W/missing.txt" --threads 2
+expect_fail "2 threads: late path missing" "late.txt:71: cannot open" Q --calib "$W/late.txt" \
+    --threads 2
+expect_fail "2 threads: non-PNG file" "is not a PNG file" Q --calib "$W/nonpng.txt" --threads 2
+expect_fail "2 threads: unreadable entry" "is not a regular file" Q --calib "$W/dir.txt" --threads 2
+expect_fail "2 threads: RGB image in a gray set" "colour image but the manifest says color: gray" \
+    Q --calib "$W/mixed.txt" --threads 2
+expect_fail "2 threads: RGB image, 1-channel model" "colour image but the model input has 1" \
+    Q --calib "$W/rgbauto.txt" --threads 2
+expect_fail "2 threads: truncated PNG" "trunc.png" Q --calib "$W/trunc.txt" --threads 2
+expect_fail "2 threads: npy_batch file cut short" "bcut.txt:1:" Q --calib "$W/bcut.txt" --threads 2
+expect_fail "2 threads: model missing" "nomodel.onnx" "$SQZ" quant "$W/nomodel.onnx" --calib \
+    "$W/good.txt" -o "$OUT" --threads 2
+for t in 1 2; do
+    expect_fail "$t thread(s): output path is a directory" "adir" Q --calib "$W/good.txt" \
+        -o "$W/adir" --threads $t
+    [ -d "$W/adir" ] || fail "output path is a directory: the directory is gone"
+done
 # and the good set works, writing both files
 if Q --calib "$W/good.txt" -q >"$W/stdout" 2>"$W/stderr" && [ -s "$OUT" ] && [ -s "$JS" ]; then
     PASSES=$((PASSES + 1))

@@ -104,6 +104,14 @@ typedef struct sqzc_quant_options {
                           * 99.999, mse, kl) and scalings of the best by 0.8-1.25: the
                           * one whose int8 values are closest to the fp32 model's
                           * (squared error); 0: every tensor by `method` */
+    /* sqzc_quantize calls graph_done(g, graph_done_user, ...) once with the
+     * finished int8 graph before it returns (sqz quant writes it there),
+     * possibly while the per-layer report is still computed on other
+     * threads (its numbers are then not in the report yet); g must not be
+     * changed. 0 ok; -1 with err fails sqzc_quantize with that message.
+     * NULL: none. (sqzc_quantize_calibrated does not call it.) */
+    int (*graph_done)(const sqzc_graph *g, void *user, char *err, size_t err_len);
+    void *graph_done_user;
 } sqzc_quant_options;
 
 enum { SQZC_QR_NEAREST = 0, SQZC_QR_GPTQ = 1, SQZC_QR_GPTQ_SEQ = 2 };
