@@ -162,6 +162,9 @@ for t in 1 2; do
     expect_fail "$t thread(s): output path is a directory" "adir" Q --calib "$W/good.txt" \
         -o "$W/adir" --threads $t
     [ -d "$W/adir" ] || fail "output path is a directory: the directory is gone"
+    # (the model is in place before the QDQ export fails: removed)
+    expect_fail "$t thread(s): QDQ directory missing" "nodir" Q --calib "$W/good.txt" \
+        --onnx-qdq "$W/nodir/q.onnx" --threads $t
 done
 # and the good set works, writing both files
 if Q --calib "$W/good.txt" -q >"$W/stdout" 2>"$W/stderr" && [ -s "$OUT" ] && [ -s "$JS" ]; then
