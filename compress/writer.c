@@ -113,21 +113,22 @@ static int all_f16(const float *v, int64_t n) {
 
 /* Payload of an i8 / i32 constant (sqz/format.h DATA): the smallest of raw,
  * (i32) zigzag varints, and a Huffman stream over the raw (i8) / varint
- * (i32) bytes. Returns the encoding byte; -1 on OOM. */
-static int put_int_payload(bytebuf *data, const sqzc_tensor *x, int64_t n) {
+ * (i32) bytes, its code counted and written on up to `threads` threads.
+ * Returns the encoding byte; -1 on OOM. */
+static int put_int_payload(bytebuf *data, const sqzc_tensor *x, int64_t n, int threads) {
     bytebuf v = {0};
-    if (x->i8) {
-        bb_put(&v, x->i8, (size_t)n);
-    } else {
+    if (!x->i8)
         for (int64_t i = 0; i < n; i++) bb_zvar(&v, x->i32[i]);
-    }
     if (v.oom) return -1;
+    /* the bytes Huffman codes: i8 values as they are (no copy) */
+    const uint8_t *vb = x->i8 ? (const uint8_t *)x->i8 : v.p;
+    const size_t vn = x->i8 ? (size_t)n : v.n;
     const uint64_t raw = (uint64_t)n * (x->i8 ? 1u : 4u);
     uint64_t best = x->i8 ? raw : (v.n < raw ? v.n : raw);
     int enc = x->i8 || v.n >= raw ? SQZ_ENC_RAW : SQZ_ENC_VARINT;
     sqzc_huff_code hc;
     uint64_t hsize = UINT64_MAX, prefix = 0;
-    if (n > 0 && sqzc_huff_code_build(&hc, v.p, v.n, 8) == 0) {
+    if (n > 0 && sqzc_huff_code_build_mt(&hc, vb, vn, 8, threads) == 0) {
         bytebuf pre = {0};
         if (!x->i8) bb_var(&pre, v.n);
         prefix = pre.n;
@@ -139,7 +140,7 @@ static int put_int_payload(bytebuf *data, const sqzc_tensor *x, int64_t n) {
         if (!x->i8) bb_var(data, v.n);
         bb_reserve(data, (size_t)hc.stream_bytes);
         if (!data->oom) {
-            if (sqzc_huff_write(&hc, v.p, v.n, data->p + data->n, (size_t)hc.stream_bytes) != 0) {
+            if (sqzc_huff_write(&hc, vb, vn, data->p + data->n, (size_t)hc.stream_bytes) != 0) {
                 free(v.p);
                 data->n = at;
                 return -1;
@@ -262,7 +263,7 @@ static uint32_t section_crc(const uint8_t *p, size_t n) {
     return (uint32_t)c;
 }
 
-static int serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *err,
+static int serialize(const sqzc_graph *g, int threads, uint8_t **out, size_t *out_size, char *err,
                      size_t err_len) {
     bytebuf str = {0}, ten = {0}, gr = {0}, data = {0}, meta = {0};
     strtab stab = {0};
@@ -364,7 +365,7 @@ static int serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char 
         const size_t at = data.n;
         int enc_byte = enc_st.encoding;
         if (x->i8 || x->i32) {
-            enc_byte = put_int_payload(&data, x, ne);
+            enc_byte = put_int_payload(&data, x, ne, threads);
             if (enc_byte < 0) {
                 snprintf(err, err_len, "out of memory while serializing");
                 goto fail;
@@ -525,7 +526,7 @@ fail:
 
 int sqzc_serialize(const sqzc_graph *g, uint8_t **out, size_t *out_size, char *err,
                    size_t err_len) {
-    return serialize(g, out, out_size, err, err_len);
+    return serialize(g, 1, out, out_size, err, err_len);
 }
 
 /* ------------------------------------------------------------ in-memory model
@@ -793,9 +794,14 @@ int sqzc_write_file_atomic(const char *path, const void *data, size_t size, char
 }
 
 int sqzc_write_sqz(const sqzc_graph *g, const char *path, char *err, size_t err_len) {
+    return sqzc_write_sqz_mt(g, path, 1, err, err_len);
+}
+
+int sqzc_write_sqz_mt(const sqzc_graph *g, const char *path, int threads, char *err,
+                      size_t err_len) {
     uint8_t *buf;
     size_t size;
-    if (sqzc_serialize(g, &buf, &size, err, err_len) != 0) return -1;
+    if (serialize(g, threads, &buf, &size, err, err_len) != 0) return -1;
     int rc = sqzc_write_file_atomic(path, buf, size, err, err_len);
     free(buf);
     return rc;

@@ -767,7 +767,9 @@ int cmd_quant(int argc, char **argv) {
         goto done;
     }
     prof("report print / json", &tp);
-    if (!wr.written && sqzc_write_sqz(g, o.out, err, sizeof err) != 0) {
+    /* (the weights' Huffman streams on the quantizer's threads here: same bytes;
+     * write_graph's write shares them with the report) */
+    if (!wr.written && sqzc_write_sqz_mt(g, o.out, o.q.num_threads, err, sizeof err) != 0) {
         cli_error(CMD, "%s", err);
         rc = CLI_ERUNTIME;
         goto done;

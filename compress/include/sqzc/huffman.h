@@ -18,6 +18,11 @@ extern "C" {
 
 #define SQZC_HUFF_MAX_LEN 15
 #define SQZC_HUFF_MAX_SYMS 256
+/* sqzc_huff_code_build_mt: at most this many parts, each at least
+ * SQZC_HUFF_PART_MIN symbols (a smaller part codes in less time than a
+ * sleeping thread takes to wake: ~0.3 ns a symbol, tens of us) */
+#define SQZC_HUFF_MAX_PARTS 4
+#define SQZC_HUFF_PART_MIN ((size_t)1 << 16)
 
 /* Code lengths for the symbol frequencies freq[0..n_syms), each at most
  * max_len (1..SQZC_HUFF_MAX_LEN; max_len must allow 2^max_len >= number of
@@ -34,18 +39,32 @@ typedef struct sqzc_huff_code {
     uint16_t rev[SQZC_HUFF_MAX_SYMS]; /* canonical code, bit-reversed (LSB-first) */
     uint64_t payload_bits;            /* bits of the coded symbols */
     uint64_t stream_bytes;            /* whole stream: 2 + table + ceil(bits/8) */
+    /* the symbols cut into n_parts runs (1 from sqzc_huff_code_build, 0
+     * from _from_lengths: unknown) that sqzc_huff_write codes on a thread
+     * each: run i ends at symbol part_end[i] and takes part_bits[i] bits */
+    unsigned n_parts;
+    size_t part_end[SQZC_HUFF_MAX_PARTS];
+    uint64_t part_bits[SQZC_HUFF_MAX_PARTS];
 } sqzc_huff_code;
 
 /* Build the code for syms[0..n) (each < 2^alphabet_bits, alphabet_bits 1..8)
  * and compute the stream size. 0 ok, -1 bad arguments or a symbol too big. */
 int sqzc_huff_code_build(sqzc_huff_code *c, const uint8_t *syms, size_t n, unsigned alphabet_bits);
+/* The same code, counted on up to `threads` OpenMP threads, and the stream
+ * cut into that many parts for sqzc_huff_write (fewer when parts would get
+ * under SQZC_HUFF_PART_MIN symbols). The written bytes do not depend on the
+ * parts: each part's first bit is known from the code lengths and the
+ * parts' symbol counts, and the byte two parts share is merged. */
+int sqzc_huff_code_build_mt(sqzc_huff_code *c, const uint8_t *syms, size_t n,
+                            unsigned alphabet_bits, int threads);
 
 /* Same from code lengths (for tests: any valid length set). 0 ok, -1 invalid. */
 int sqzc_huff_code_from_lengths(sqzc_huff_code *c, const uint8_t *lens, unsigned n_lens,
                                 unsigned alphabet_bits);
 
 /* Write the whole stream (c->stream_bytes bytes, as computed for these same
- * symbols) into dst. 0 ok, -1 if a symbol has no code or sizes disagree. */
+ * symbols) into dst, the parts of c (if more than one) on a thread each.
+ * 0 ok, -1 if a symbol has no code or sizes disagree. */
 int sqzc_huff_write(const sqzc_huff_code *c, const uint8_t *syms, size_t n, uint8_t *dst,
                     size_t dst_len);
 

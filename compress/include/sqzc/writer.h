@@ -23,6 +23,10 @@ int sqzc_model_build(const sqzc_graph *g, sqz_model **m, char *err, size_t err_l
 /* Write atomically: to path.tmp.XXXXXX (fsync when SQZ_FSYNC=1), rename. No partial file on
  * failure. */
 int sqzc_write_sqz(const sqzc_graph *g, const char *path, char *err, size_t err_len);
+/* The same, large Huffman streams coded on up to `threads` OpenMP threads
+ * (the same bytes whatever the count). */
+int sqzc_write_sqz_mt(const sqzc_graph *g, const char *path, int threads, char *err,
+                      size_t err_len);
 /* Write size bytes atomically the same way (any file: .sqz, .npy, reports). */
 int sqzc_write_file_atomic(const char *path, const void *data, size_t size, char *err,
                            size_t err_len);
