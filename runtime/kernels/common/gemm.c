@@ -6,6 +6,9 @@
 #include "gemm.h"
 #include "par.h"
 #include "ref/ref.h"
+#if defined(__SSE2__)
+#include <emmintrin.h> /* pack_b_strided's 4x4 transposes (x86-64 baseline) */
+#endif
 #if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
 #include "cpu.h"
 #endif
@@ -267,7 +270,37 @@ static void pack_b_strided(const void *ctx, int64_t k0, int64_t kc, int64_t n0, 
                 memcpy(dst + k * 16, row, 16 * sizeof(float));
         return;
     }
-    for (int64_t k = 0; k < kc; k++) {
+    int64_t k = 0;
+#if defined(__SSE2__)
+    /* a transposed source (rs 1: column n is src[n cs ..], a weight stored
+     * [N, K] as Gemm's transB gives it): 4 x 4 blocks through registers (4
+     * loads, a transpose, 4 stores) instead of a strided load per float,
+     * which was most of a calibration session's start (LeNet-300-100's
+     * 784 x 300 weight: ~150 us); the columns past the last 4 below */
+    const int64_t nr4 = s->rs == 1 && s->cs != 1 ? nr & ~(int64_t)3 : 0;
+    if (nr4 > 0) {
+        const int64_t cs = s->cs;
+        for (; k + 4 <= kc; k += 4) {
+            const float *col = s->src + k0 + k + n0 * cs;
+            float *d = dst + k * NR;
+            for (int64_t j = 0; j < nr4; j += 4, col += 4 * cs) {
+                __m128 a = _mm_loadu_ps(col), b = _mm_loadu_ps(col + cs);
+                __m128 c = _mm_loadu_ps(col + 2 * cs), e = _mm_loadu_ps(col + 3 * cs);
+                _MM_TRANSPOSE4_PS(a, b, c, e);
+                _mm_storeu_ps(d + j, a);
+                _mm_storeu_ps(d + NR + j, b);
+                _mm_storeu_ps(d + 2 * NR + j, c);
+                _mm_storeu_ps(d + 3 * NR + j, e);
+            }
+            for (int kk = 0; kk < 4; kk++) {
+                const float *row = s->src + k0 + k + kk + n0 * cs;
+                for (int64_t j = nr4; j < nr; j++) d[kk * NR + j] = row[j * cs];
+                for (int64_t j = nr; j < NR; j++) d[kk * NR + j] = 0.0f;
+            }
+        }
+    }
+#endif
+    for (; k < kc; k++) {
         const float *row = s->src + (k0 + k) * s->rs + n0 * s->cs;
         float *d = dst + k * NR;
         if (s->cs == 1) {
