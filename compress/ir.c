@@ -197,13 +197,8 @@ static int shape_bytes(const sqz_shape *s, size_t elem, size_t *out) {
 /* Replace t's constant data with a copy of numel(shape) elements of `dtype`
  * (one owned array per dtype; the others are freed). 0 ok, -1 on overflow or
  * out of memory (t unchanged). */
-static int tensor_set_data(sqzc_graph *g, int t, const sqz_shape *shape, int dtype, size_t elem,
-                           const void *data) {
-    size_t bytes;
-    if (shape_bytes(shape, elem, &bytes) != 0) return -1;
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) return -1;
-    if (bytes) memcpy(p, data, bytes);
+/* tensor t's data becomes p (owned) */
+static void tensor_put_data(sqzc_graph *g, int t, const sqz_shape *shape, int dtype, void *p) {
     sqzc_tensor *x = &g->tensors[t];
     free(x->f32);
     free(x->i64);
@@ -216,6 +211,23 @@ static int tensor_set_data(sqzc_graph *g, int t, const sqz_shape *shape, int dty
     x->dtype = dtype;
     x->shape = *shape;
     x->has_shape = 1;
+}
+
+static int tensor_set_data(sqzc_graph *g, int t, const sqz_shape *shape, int dtype, size_t elem,
+                           const void *data) {
+    size_t bytes;
+    if (shape_bytes(shape, elem, &bytes) != 0) return -1;
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) return -1;
+    if (bytes) memcpy(p, data, bytes);
+    tensor_put_data(g, t, shape, dtype, p);
+    return 0;
+}
+
+int sqzc_tensor_take_f32(sqzc_graph *g, int t, const sqz_shape *shape, float *data) {
+    size_t bytes;
+    if (!data || shape_bytes(shape, sizeof(float), &bytes) != 0) return -1;
+    tensor_put_data(g, t, shape, SQZC_F32, data);
     return 0;
 }
 

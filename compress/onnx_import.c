@@ -119,16 +119,16 @@ static int check_opts(ox_ctx *c, const Onnx__GraphProto *gp) {
 static int load_initializers(ox_ctx *c, const Onnx__GraphProto *gp) {
     char msg[512];
     for (size_t i = 0; i < gp->n_initializer; i++) {
-        const Onnx__TensorProto *tp = gp->initializer[i];
+        Onnx__TensorProto *tp = gp->initializer[i]; /* its raw_data taken (read once) */
         const char *name = ox_s(tp->name);
         if (!name[0]) return ox_fail(c, "initializer #%zu has no name", i);
         if (sqzc_find_tensor(c->g, name) >= 0)
             return ox_fail(c, "initializer '%s' defined twice", name);
         ox_val v;
-        if (ox_tensor_decode(tp, c->dir, c->path, &v, msg, sizeof msg) != 0)
+        if (ox_tensor_decode_take(tp, c->dir, c->path, &v, msg, sizeof msg) != 0)
             return ox_fail(c, "initializer %s", msg);
         int t = sqzc_tensor_get_or_add(c->g, name);
-        int rc = t < 0 ? -1 : ox_store(c->g, t, &v);
+        int rc = t < 0 ? -1 : ox_store_take(c->g, t, &v);
         ox_val_free(&v);
         if (rc != 0) return ox_fail(c, "out of memory");
     }

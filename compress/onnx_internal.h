@@ -69,6 +69,10 @@ int64_t ox_numel(const sqz_shape *s);
  * refuse it). what names the tensor in messages. 0 ok, -1 with err. */
 int ox_tensor_decode(const Onnx__TensorProto *t, const char *dir, const char *path, ox_val *v,
                      char *err, size_t err_len);
+/* The same, except that float raw_data of the host's byte order becomes v's
+ * data (taken from t, which keeps no raw_data) instead of being copied. */
+int ox_tensor_decode_take(Onnx__TensorProto *t, const char *dir, const char *path, ox_val *v,
+                          char *err, size_t err_len);
 void ox_val_free(ox_val *v);
 /* ONNX dtype class: 1 float, 2 integer/bool, 0 unsupported. */
 int ox_dtype_class(int onnx_dtype);
@@ -77,8 +81,10 @@ const char *ox_dtype_name(int onnx_dtype);
 uint8_t *ox_read_file(const char *path, size_t *len, char *err, size_t err_len);
 /* Directory part of path ("." when none); malloc'd, NULL on OOM. */
 char *ox_dirname(const char *path);
-/* Store v into graph tensor t (copies). 0 / -1 (OOM). */
+/* Store v into graph tensor t (copies; ox_store_take: moves v's data, v is
+ * left empty). 0 / -1 (OOM). */
 int ox_store(sqzc_graph *g, int t, const ox_val *v);
+int ox_store_take(sqzc_graph *g, int t, ox_val *v);
 
 /* ---- onnx_fold.c */
 /* Evaluate an import-only or integer op on constant inputs. Returns 1 when

@@ -119,6 +119,9 @@ int sqzc_tensor_set_f32(sqzc_graph *g, int t, const sqz_shape *shape, const floa
 int sqzc_tensor_set_i64(sqzc_graph *g, int t, const sqz_shape *shape, const int64_t *data);
 int sqzc_tensor_set_i8(sqzc_graph *g, int t, const sqz_shape *shape, const int8_t *data);
 int sqzc_tensor_set_i32(sqzc_graph *g, int t, const sqz_shape *shape, const int32_t *data);
+/* Set f32 constant data by taking data (malloc'd, numel(shape) floats; freed
+ * with the graph): no copy. 0, -1 on a bad shape (data not taken). */
+int sqzc_tensor_take_f32(sqzc_graph *g, int t, const sqz_shape *shape, float *data);
 /* Set quantization parameters (copied): kind SQZC_Q_TENSOR with n == 1, or
  * SQZC_Q_CHANNEL along axis with n pairs; SQZC_Q_NONE clears. 0 ok, -1 OOM. */
 int sqzc_tensor_set_qparams(sqzc_graph *g, int t, int kind, int axis, int n, const float *scale,
