@@ -255,6 +255,19 @@ static void test_conv_bit_exact(void **state) {
             {1, 21, 5, 61, 10, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2, 1, 4, 1},
             {1, 300, 7, 7, 2, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1, 3, 1},
             {1, 5, 7, 7, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 1},
+            /* channels along the lanes (VNNI + VBMI, output rows of <= 16
+             * columns, 17+ channels, 16+ k-quads): the small ResNet's 32 ->
+             * 64 s2 into 7x7, s2 into 14x14 with blocks of 32 + 1, rows cut
+             * 6 + 5 (batch 2) and 8 + 8, a partial second vector, grouped
+             * (18 channels a group), 3 columns of a 5x5, dilation 2,
+             * extremes, ties, 2 threads */
+            {1, 32, 14, 14, 64, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1},
+            {1, 16, 27, 27, 33, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 2},
+            {2, 20, 13, 11, 40, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1},
+            {1, 12, 9, 16, 24, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 3, 1},
+            {1, 32, 8, 6, 36, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 4, 2},
+            {1, 8, 5, 3, 17, 1, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 2, 1, 2, 1},
+            {1, 16, 9, 9, 20, 1, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1, 1, 0, 1},
         };
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
             assert_int_equal(conv_case(&fixed[i], k_isas[s].conv, &g, k_isas[s].name), 0);

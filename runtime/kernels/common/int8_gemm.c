@@ -94,6 +94,7 @@ typedef struct i8lin {
      * plane a channel of Q[b] = padded bytes b .. b + 3, k-quad (ci, kernel
      * row, 4 taps of it; zero weights past kw) */
     int quad;
+    int rowk;            /* quad 1 on sqz_i8_conv_rows_vnni (blocks of 32 channels, one tile) */
     size_t qtmp_off;     /* quad 2: a bordered u8 plane per part (scratch) */
     uint8_t *gidx;       /* per 32 wide pixels: output byte order (sqz_i8_conv_q_vnni) */
     int32_t *gout;       /* per 32 wide pixels: first output, count */
@@ -264,6 +265,26 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
             p->quad = 2;
     }
 #endif
+#if defined(__x86_64__) || defined(_M_X64)
+    {
+        /* output rows of <= 16 columns (7x7, 14x14: 63 / 224 wide pixels for
+         * 49 / 196 outputs), 17+ channels and 16+ k-quads a pixel: channels
+         * along the lanes (sqz_i8_conv_rows_vnni). The small ResNet at 1
+         * thread (SQZ_PROFILE=cpu node minima): 64 -> 64 @7x7 11.8 -> 9.6 us,
+         * 32 -> 64 s2 7.5 -> 6.5, 32 -> 32 @14x14 10.5 -> 9.7, 16 -> 32 s2
+         * 6.8 -> 6.6; not taken: 16 -> 16 @28x28 (one vector of channels:
+         * 10.6 either way) and the 1x1 s2 projections (4..8 k-quads: 1.8 ->
+         * 2.1 us). SQZ_I8_ROWS=0: off (A/B). */
+        const char *e = getenv("SQZ_I8_ROWS");
+        if (p->quad == 1 && li->mpg > 16 && g->out[2] <= 16 && taps * ((li->cpg + 3) / 4) >= 16 &&
+            !(e && *e == '0')) {
+            p->rowk = 1;
+            mr = 32;
+            p->nblk = (li->mpg + mr - 1) / mr;
+            nb = (size_t)(li->group * p->nblk);
+        }
+    }
+#endif
     if (p->quad) {
         /* no per-tile interleave: tiles up to 256 pixels, as few as cover them */
         int64_t nt0 = (p->npix + 255) / 256;
@@ -342,6 +363,7 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
                 p->qoff[t * p->CQ + cq] = (int64_t)p->qplane * cq + 4 * sh_off;
         }
     p->ntiles = (p->npix + T - 1) / T;
+    if (p->rowk) p->ntiles = 1; /* whole planes a call (the slack below keeps T's) */
     if (p->quad) {
         /* output order of each 32 wide pixels (sqz_i8_conv_q_vnni): pixel v
          * of a row sits at byte 16 (v % 16 / 4) + 4 (v / 16) + v % 4 of the
@@ -679,6 +701,21 @@ static void conv_task(const sqz_op_ctx *ctx, int64_t task0, int tid, const void 
                 n = task / (p->ntiles * li->group);
         int64_t p0 = t * p->T, npx = p->npix - p0 < p->T ? p->npix - p0 : p->T;
 #if defined(__x86_64__) || defined(_M_X64)
+        if (p->rowk) {
+            const uint8_t *qb =
+                (const uint8_t *)scr + (size_t)((n * li->group + gi) * p->CQ) * p->qplane;
+            for (int64_t b = b0; b < b1; b++) {
+                int64_t c0 = b * 32, co = gi * li->mpg + c0;
+                sqz_i8_epi e = {p->off + co, p->rq + co, li->zp_y, li->lo, li->hi, p->iclamp};
+                const int8_t *wb = (const int8_t *)((const char *)p->wp +
+                                                    (size_t)(gi * p->nblk + b) * p->wblk_bytes);
+                sqz_i8_conv_rows_vnni(qb, p->qoff, p->qkq, wb,
+                                      (int)(li->mpg - c0 < 32 ? li->mpg - c0 : 32), li->g.out[1],
+                                      li->g.out[2], p->PW, Y + (n * li->n_co + co) * li->out_sp,
+                                      li->out_sp, &e);
+            }
+            return;
+        }
         if (p->quad) {
             const uint8_t *qb = (const uint8_t *)scr +
                                 (size_t)((n * li->group + gi) * p->CQ) * p->qplane + 4 * (size_t)p0;

@@ -396,6 +396,114 @@ sqz_i8_conv_q_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int
         conv_q_body(xb, qoff, kq, wp, mr, npx, gidx, gout, y, ys, e, MR);
 }
 
+/* Output channels along the lanes (sqz_i8_conv_rows_vnni): output columns
+ * [ow0, ow0 + P) of every row, the block's 32 channels in two vectors
+ * (weights [kq][32][4]). Per k-quad: the two weight vectors, then each
+ * pixel's activation quad broadcast into two vpdpbusd. Every index is a
+ * constant after unrolling, so the accumulators stay in registers (DPB). */
+static inline __attribute__((always_inline, target("avx512vbmi"))) void
+conv_rows_body(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp, int nco,
+               int64_t OH, int64_t OW, int64_t PW, int64_t ow0, int8_t *y, int64_t ys,
+               const sqz_i8_epi *e, const int P) {
+    /* byte 8 c + p of a transposed pair (c < 16 channels, p < 8 pixels) =
+     * byte 16 p + c of the pixels' 16-channel byte vectors, 4 a register */
+    uint8_t tb[128];
+    for (int c = 0; c < 16; c++)
+        for (int q = 0; q < 8; q++) tb[8 * c + q] = (uint8_t)(16 * q + c);
+    const __m512i t0 = _mm512_loadu_si512(tb), t1 = _mm512_loadu_si512(tb + 64);
+    const __m512 flo = _mm512_set1_ps((float)(e->lo - e->zp)),
+                 fhi = _mm512_set1_ps((float)(e->hi - e->zp));
+    const __m512i zp = _mm512_set1_epi32(e->zp);
+    __mmask16 mk[2];
+    for (int v = 0; v < 2; v++) {
+        const int n = nco - 16 * v;
+        mk[v] = n >= 16 ? (__mmask16)0xFFFF : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
+    }
+    const __m512i o0 = _mm512_maskz_loadu_epi32(mk[0], e->off),
+                  o1 = _mm512_maskz_loadu_epi32(mk[1], e->off + 16);
+    for (int64_t oh = 0; oh < OH; oh++) {
+        __m512i acc[2][8];
+#pragma GCC unroll 8
+        for (int p = 0; p < P; p++) acc[0][p] = o0, acc[1][p] = o1;
+        const uint8_t *xr = xb + 4 * (oh * PW + ow0);
+        const int8_t *wk = wp;
+        for (int64_t k = 0; k < kq; k++, wk += 128) {
+            const __m512i w0 = _mm512_loadu_si512(wk);
+            const __m512i w1 = _mm512_loadu_si512(wk + 64);
+            const uint8_t *xk = xr + qoff[k];
+#pragma GCC unroll 8
+            for (int p = 0; p < P; p++) {
+                const __m512i b = bcast4(xk + 4 * p);
+                DPB(acc[0][p], b, w0);
+                DPB(acc[1][p], b, w1);
+            }
+        }
+#pragma GCC unroll 2
+        for (int v = 0; v < 2; v++) {
+            const int n = nco - 16 * v;
+            if (n <= 0) continue;
+            const __m512 sv = _mm512_maskz_loadu_ps(mk[v], &e->rq[16 * v].s);
+            __m128i px[8];
+#pragma GCC unroll 8
+            for (int q = 0; q < 8; q++)
+                px[q] =
+                    q < P
+                        ? _mm512_cvtepi32_epi8(_mm512_add_epi32(rqf16(acc[v][q], sv, flo, fhi), zp))
+                        : _mm_setzero_si128();
+            __m512i a = _mm512_castsi128_si512(px[0]), b = _mm512_castsi128_si512(px[4]);
+            a = _mm512_inserti32x4(a, px[1], 1);
+            a = _mm512_inserti32x4(a, px[2], 2);
+            a = _mm512_inserti32x4(a, px[3], 3);
+            b = _mm512_inserti32x4(b, px[5], 1);
+            b = _mm512_inserti32x4(b, px[6], 2);
+            b = _mm512_inserti32x4(b, px[7], 3);
+            /* channel c's P bytes at byte 8 c of (c0, c1) */
+            const __m512i c0 = _mm512_permutex2var_epi8(a, t0, b),
+                          c1 = _mm512_permutex2var_epi8(a, t1, b);
+            const __mmask16 pm = (__mmask16)((1u << P) - 1);
+            int8_t *yo = y + (16 * v) * ys + oh * OW + ow0;
+#pragma GCC unroll 8
+            for (int c = 0; c < 16; c += 2) {
+                if (c >= n) break;
+                const __m512i src = c < 8 ? c0 : c1;
+                const __m128i l = (c % 8) / 2 == 0   ? _mm512_castsi512_si128(src)
+                                  : (c % 8) / 2 == 1 ? _mm512_extracti32x4_epi32(src, 1)
+                                  : (c % 8) / 2 == 2 ? _mm512_extracti32x4_epi32(src, 2)
+                                                     : _mm512_extracti32x4_epi32(src, 3);
+                _mm_mask_storeu_epi8(yo + c * ys, pm, l);
+                if (c + 1 < n) _mm_mask_storeu_epi8(yo + (c + 1) * ys, pm, _mm_bsrli_si128(l, 8));
+            }
+        }
+    }
+}
+
+#define ROWS_CASE(P)                                                                               \
+    case P:                                                                                        \
+        conv_rows_body(xb, qoff, kq, wp, nco, OH, OW, PW, ow0, y, ys, e, P);                       \
+        break;
+
+__attribute__((target("avx512vbmi"))) void
+sqz_i8_conv_rows_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp, int nco,
+                      int64_t OH, int64_t OW, int64_t PW, int8_t *y, int64_t ys,
+                      const sqz_i8_epi *e) {
+    /* rows cut into equal segments of <= 8 columns (14: 7 + 7) */
+    const int64_t nseg = (OW + 7) / 8, P = (OW + nseg - 1) / nseg;
+    for (int64_t ow0 = 0; ow0 < OW; ow0 += P) {
+        switch (OW - ow0 < P ? OW - ow0 : P) {
+            ROWS_CASE(1)
+            ROWS_CASE(2)
+            ROWS_CASE(3)
+            ROWS_CASE(4)
+            ROWS_CASE(5)
+            ROWS_CASE(6)
+            ROWS_CASE(7)
+        default:
+            conv_rows_body(xb, qoff, kq, wp, nco, OH, OW, PW, ow0, y, ys, e, 8);
+        }
+    }
+}
+#undef ROWS_CASE
+
 /* rows[k][0..T) int8 -> [k/4][T][4] u8 (x + 128): 4 rows interleaved bytewise. */
 static void interleave_vnni(const int8_t *const *rows, int64_t Kp, int64_t T, void *xpv) {
     uint8_t *xp = xpv;
