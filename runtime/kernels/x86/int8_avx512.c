@@ -405,15 +405,22 @@ static inline __attribute__((always_inline, target("avx512vbmi"))) void
 conv_rows_body(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp, int nco,
                int64_t OH, int64_t OW, int64_t PW, int64_t ow0, int8_t *y, int64_t ys,
                const sqz_i8_epi *e, const int P) {
-    /* byte 8 c + p of a transposed pair (c < 16 channels, p < 8 pixels) =
-     * byte 16 p + c of the pixels' 16-channel byte vectors, 4 a register */
+    /* after the packs (below), the 16 channels' bytes of pixels 0..3 of a
+     * segment are at byte 16 (c / 4) + 4 q + c % 4 of one register, of
+     * pixels 4..7 at the same places of another: byte 8 c + q of the
+     * transposed pair (channel c's pixels at byte 8 c) comes from there */
     uint8_t tb[128];
     for (int c = 0; c < 16; c++)
-        for (int q = 0; q < 8; q++) tb[8 * c + q] = (uint8_t)(16 * q + c);
+        for (int q = 0; q < 8; q++)
+            tb[8 * c + q] = (uint8_t)((q < 4 ? 0 : 64) + 16 * (c / 4) + 4 * (q % 4) + c % 4);
     const __m512i t0 = _mm512_loadu_si512(tb), t1 = _mm512_loadu_si512(tb + 64);
     const __m512 flo = _mm512_set1_ps((float)(e->lo - e->zp)),
                  fhi = _mm512_set1_ps((float)(e->hi - e->zp));
-    const __m512i zp = _mm512_set1_epi32(e->zp);
+    const __m512i zp16 = _mm512_set1_epi16((short)e->zp);
+    const __m512i lo8 = _mm512_set1_epi8((char)e->lo), hi8 = _mm512_set1_epi8((char)e->hi);
+    /* the int8 clamp: only after the iclamp packs, and only for bounds
+     * narrower than their saturation (a fused activation) */
+    const int c8 = e->iclamp && (e->lo > -128 || e->hi < 127);
     __mmask16 mk[2];
     for (int v = 0; v < 2; v++) {
         const int n = nco - 16 * v;
@@ -443,20 +450,24 @@ conv_rows_body(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t 
             const int n = nco - 16 * v;
             if (n <= 0) continue;
             const __m512 sv = _mm512_maskz_loadu_ps(mk[v], &e->rq[16 * v].s);
-            __m128i px[8];
+            /* requantized (int8.h; as conv_q_body), packed with saturation
+             * to int16, zero point added, packed to int8 */
+            __m512i v32[8];
 #pragma GCC unroll 8
             for (int q = 0; q < 8; q++)
-                px[q] =
-                    q < P
-                        ? _mm512_cvtepi32_epi8(_mm512_add_epi32(rqf16(acc[v][q], sv, flo, fhi), zp))
-                        : _mm_setzero_si128();
-            __m512i a = _mm512_castsi128_si512(px[0]), b = _mm512_castsi128_si512(px[4]);
-            a = _mm512_inserti32x4(a, px[1], 1);
-            a = _mm512_inserti32x4(a, px[2], 2);
-            a = _mm512_inserti32x4(a, px[3], 3);
-            b = _mm512_inserti32x4(b, px[5], 1);
-            b = _mm512_inserti32x4(b, px[6], 2);
-            b = _mm512_inserti32x4(b, px[7], 3);
+                v32[q] = q >= P ? _mm512_setzero_si512()
+                         : e->iclamp
+                             ? _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[v][q]), sv))
+                             : rqf16(acc[v][q], sv, flo, fhi);
+            __m512i h[4];
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++)
+                h[i] = _mm512_adds_epi16(_mm512_packs_epi32(v32[2 * i], v32[2 * i + 1]), zp16);
+            __m512i a = _mm512_packs_epi16(h[0], h[1]), b = _mm512_packs_epi16(h[2], h[3]);
+            if (c8) {
+                a = _mm512_min_epi8(_mm512_max_epi8(a, lo8), hi8);
+                b = _mm512_min_epi8(_mm512_max_epi8(b, lo8), hi8);
+            }
             /* channel c's P bytes at byte 8 c of (c0, c1) */
             const __m512i c0 = _mm512_permutex2var_epi8(a, t0, b),
                           c1 = _mm512_permutex2var_epi8(a, t1, b);
