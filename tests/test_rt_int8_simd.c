@@ -268,6 +268,15 @@ static void test_conv_bit_exact(void **state) {
             {1, 32, 8, 6, 36, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 4, 2},
             {1, 8, 5, 3, 17, 1, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 2, 1, 2, 1},
             {1, 16, 9, 9, 20, 1, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1, 1, 0, 1},
+            /* ... in pixel pairs (<= 16 channels, rows of <= 32): 13 columns
+             * (a last odd pixel), 15 + 15 (odd segment start) with 5
+             * channels, grouped (6 a group), a 1x1 s2 of 16 k-quads, s2
+             * into rows of 16 + 16, extremes, ties, 2 threads */
+            {1, 16, 13, 13, 16, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1},
+            {1, 8, 9, 30, 5, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 3, 2},
+            {2, 16, 7, 20, 12, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 4, 1},
+            {1, 64, 13, 17, 12, 1, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 0, 1, 2, 1},
+            {1, 12, 12, 64, 16, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 2},
         };
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
             assert_int_equal(conv_case(&fixed[i], k_isas[s].conv, &g, k_isas[s].name), 0);

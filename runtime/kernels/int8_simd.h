@@ -271,6 +271,14 @@ void sqz_i8_conv_q_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, cons
 void sqz_i8_conv_rows_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp,
                            int nco, int64_t OH, int64_t OW, int64_t PW, int8_t *y, int64_t ys,
                            const sqz_i8_epi *e);
+/* The same for blocks of <= 16 channels (nco of them real): lane 2 i + j
+ * of the two vectors holds channel i (8 + i) of the odd / even pixel j of
+ * a pair, so one 8-byte broadcast (two wide pixels' quads) feeds both
+ * vectors; wp packed [kq][2][8][2][4] (each channel's quad twice); rows cut
+ * into equal segments of <= 16 columns. */
+void sqz_i8_conv_pairs_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp,
+                            int nco, int64_t OH, int64_t OW, int64_t PW, int8_t *y, int64_t ys,
+                            const sqz_i8_epi *e);
 /* rows rows of n bytes: src (row stride ss) -> dst (row stride ds)
  * (AVX-512 BW; int8_avx512.c). */
 void sqz_i8_copy_rows_avx512(const int8_t *src, int64_t ss, int8_t *dst, int64_t ds, int rows,

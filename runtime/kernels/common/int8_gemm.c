@@ -94,7 +94,8 @@ typedef struct i8lin {
      * plane a channel of Q[b] = padded bytes b .. b + 3, k-quad (ci, kernel
      * row, 4 taps of it; zero weights past kw) */
     int quad;
-    int rowk;            /* quad 1 on sqz_i8_conv_rows_vnni (blocks of 32 channels, one tile) */
+    int rowk; /* quad 1 on sqz_i8_conv_rows_vnni (1: blocks of 32 channels) or _pairs_vnni (2:
+               * of 16); one tile */
     size_t qtmp_off;     /* quad 2: a bordered u8 plane per part (scratch) */
     uint8_t *gidx;       /* per 32 wide pixels: output byte order (sqz_i8_conv_q_vnni) */
     int32_t *gout;       /* per 32 wide pixels: first output, count */
@@ -276,10 +277,12 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
          * 10.6 either way) and the 1x1 s2 projections (4..8 k-quads: 1.8 ->
          * 2.1 us). SQZ_I8_ROWS=0: off (A/B). */
         const char *e = getenv("SQZ_I8_ROWS");
-        if (p->quad == 1 && li->mpg > 16 && g->out[2] <= 16 && taps * ((li->cpg + 3) / 4) >= 16 &&
-            !(e && *e == '0')) {
-            p->rowk = 1;
-            mr = 32;
+        if (p->quad == 1 && g->out[2] <= (li->mpg > 16 ? 16 : 32) &&
+            taps * ((li->cpg + 3) / 4) >= 16 && !(e && *e == '0')) {
+            /* 16 channels or fewer: pixel pairs (the small ResNet's 16 -> 16
+             * @28x28: 27 groups of 32 wide pixels for 28 rows of 28) */
+            p->rowk = li->mpg > 16 ? 1 : 2;
+            mr = p->rowk == 1 ? 32 : 16;
             p->nblk = (li->mpg + mr - 1) / mr;
             nb = (size_t)(li->group * p->nblk);
         }
@@ -319,7 +322,7 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
     } else if (p->quad) {
         p->CQ = (li->cpg + 3) / 4;
         p->qkq = taps * p->CQ;
-        p->wblk_bytes = (size_t)(p->qkq * 4 * mr);
+        p->wblk_bytes = (size_t)(p->qkq * 4 * (p->rowk == 2 ? 32 : mr)); /* pairs: 32 lanes */
         p->qplane = (size_t)(g->s[1] * g->s[2] * p->pp) * 4;
         p->qoff = malloc((size_t)p->qkq * sizeof *p->qoff + 8);
     } else {
@@ -345,7 +348,12 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
                         kk =
                             ((k / taps * g->k[1] + k % taps / g->k[2]) * ng + k % g->k[2] / 4) * 4 +
                             k % g->k[2] % 4;
-                    put_w(p, gi * p->nblk + b, mr, kk, r, li->w[co * li->K + k]);
+                    if (p->rowk == 2) { /* lanes 16 (r / 8) + 2 (r % 8) + 0, 1 */
+                        for (int j = 0; j < 2; j++)
+                            put_w(p, gi * p->nblk + b, 32, kk, 16 * (r / 8) + 2 * (r % 8) + j,
+                                  li->w[co * li->K + k]);
+                    } else
+                        put_w(p, gi * p->nblk + b, mr, kk, r, li->w[co * li->K + k]);
                 }
             }
     if (p->quad == 2)
@@ -704,15 +712,16 @@ static void conv_task(const sqz_op_ctx *ctx, int64_t task0, int tid, const void 
         if (p->rowk) {
             const uint8_t *qb =
                 (const uint8_t *)scr + (size_t)((n * li->group + gi) * p->CQ) * p->qplane;
+            const int64_t bw = p->rowk == 1 ? 32 : 16;
             for (int64_t b = b0; b < b1; b++) {
-                int64_t c0 = b * 32, co = gi * li->mpg + c0;
+                int64_t c0 = b * bw, co = gi * li->mpg + c0;
                 sqz_i8_epi e = {p->off + co, p->rq + co, li->zp_y, li->lo, li->hi, p->iclamp};
                 const int8_t *wb = (const int8_t *)((const char *)p->wp +
                                                     (size_t)(gi * p->nblk + b) * p->wblk_bytes);
-                sqz_i8_conv_rows_vnni(qb, p->qoff, p->qkq, wb,
-                                      (int)(li->mpg - c0 < 32 ? li->mpg - c0 : 32), li->g.out[1],
-                                      li->g.out[2], p->PW, Y + (n * li->n_co + co) * li->out_sp,
-                                      li->out_sp, &e);
+                (p->rowk == 1 ? sqz_i8_conv_rows_vnni : sqz_i8_conv_pairs_vnni)(
+                    qb, p->qoff, p->qkq, wb, (int)(li->mpg - c0 < bw ? li->mpg - c0 : bw),
+                    li->g.out[1], li->g.out[2], p->PW, Y + (n * li->n_co + co) * li->out_sp,
+                    li->out_sp, &e);
             }
             return;
         }

@@ -396,6 +396,47 @@ sqz_i8_conv_q_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int
         conv_q_body(xb, qoff, kq, wp, mr, npx, gidx, gout, y, ys, e, MR);
 }
 
+/* The end of the channels-along-lanes kernels' epilogue (conv_rows_body,
+ * conv_pairs_body): 8 vectors of 16 requantized int32 (with tables t0, t1
+ * locating each (channel, pixel) after the packs) packed with saturation
+ * to int16, zero point added, packed to int8 (the integer clamp too when
+ * c8), transposed to channel rows by two vpermt2b (channel c's pixels at
+ * byte 8 c) and stored: np <= 8 bytes for each channel c < n (<= 16) at
+ * yo + c ys. */
+static inline __attribute__((always_inline, target("avx512vbmi"))) void
+rows_store8(const __m512i v32[8], __m512i t0, __m512i t1, __m512i zp16, __m512i lo8, __m512i hi8,
+            int c8, int n, int np, int8_t *yo, int64_t ys) {
+    __m512i h[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        h[i] = _mm512_adds_epi16(_mm512_packs_epi32(v32[2 * i], v32[2 * i + 1]), zp16);
+    __m512i a = _mm512_packs_epi16(h[0], h[1]), b = _mm512_packs_epi16(h[2], h[3]);
+    if (c8) {
+        a = _mm512_min_epi8(_mm512_max_epi8(a, lo8), hi8);
+        b = _mm512_min_epi8(_mm512_max_epi8(b, lo8), hi8);
+    }
+    const __m512i c0 = _mm512_permutex2var_epi8(a, t0, b), c1 = _mm512_permutex2var_epi8(a, t1, b);
+    const __mmask16 pm = (__mmask16)((1u << np) - 1);
+#pragma GCC unroll 8
+    for (int c = 0; c < 16; c += 2) {
+        if (c >= n) break;
+        const __m512i src = c < 8 ? c0 : c1;
+        const __m128i l = (c % 8) / 2 == 0   ? _mm512_castsi512_si128(src)
+                          : (c % 8) / 2 == 1 ? _mm512_extracti32x4_epi32(src, 1)
+                          : (c % 8) / 2 == 2 ? _mm512_extracti32x4_epi32(src, 2)
+                                             : _mm512_extracti32x4_epi32(src, 3);
+        _mm_mask_storeu_epi8(yo + c * ys, pm, l);
+        if (c + 1 < n) _mm_mask_storeu_epi8(yo + (c + 1) * ys, pm, _mm_bsrli_si128(l, 8));
+    }
+}
+
+/* requantized lanes (int8.h, before the zero point; as conv_q_body) */
+static inline __attribute__((always_inline)) __m512i rows_rq(__m512i acc, __m512 s, __m512 flo,
+                                                             __m512 fhi, int iclamp) {
+    return iclamp ? _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), s))
+                  : rqf16(acc, s, flo, fhi);
+}
+
 /* Output channels along the lanes (sqz_i8_conv_rows_vnni): output columns
  * [ow0, ow0 + P) of every row, the block's 32 channels in two vectors
  * (weights [kq][32][4]). Per k-quad: the two weight vectors, then each
@@ -450,40 +491,83 @@ conv_rows_body(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t 
             const int n = nco - 16 * v;
             if (n <= 0) continue;
             const __m512 sv = _mm512_maskz_loadu_ps(mk[v], &e->rq[16 * v].s);
-            /* requantized (int8.h; as conv_q_body), packed with saturation
-             * to int16, zero point added, packed to int8 */
             __m512i v32[8];
 #pragma GCC unroll 8
             for (int q = 0; q < 8; q++)
-                v32[q] = q >= P ? _mm512_setzero_si512()
-                         : e->iclamp
-                             ? _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[v][q]), sv))
-                             : rqf16(acc[v][q], sv, flo, fhi);
-            __m512i h[4];
-#pragma GCC unroll 4
-            for (int i = 0; i < 4; i++)
-                h[i] = _mm512_adds_epi16(_mm512_packs_epi32(v32[2 * i], v32[2 * i + 1]), zp16);
-            __m512i a = _mm512_packs_epi16(h[0], h[1]), b = _mm512_packs_epi16(h[2], h[3]);
-            if (c8) {
-                a = _mm512_min_epi8(_mm512_max_epi8(a, lo8), hi8);
-                b = _mm512_min_epi8(_mm512_max_epi8(b, lo8), hi8);
-            }
-            /* channel c's P bytes at byte 8 c of (c0, c1) */
-            const __m512i c0 = _mm512_permutex2var_epi8(a, t0, b),
-                          c1 = _mm512_permutex2var_epi8(a, t1, b);
-            const __mmask16 pm = (__mmask16)((1u << P) - 1);
-            int8_t *yo = y + (16 * v) * ys + oh * OW + ow0;
+                v32[q] =
+                    q < P ? rows_rq(acc[v][q], sv, flo, fhi, e->iclamp) : _mm512_setzero_si512();
+            rows_store8(v32, t0, t1, zp16, lo8, hi8, c8, n, P, y + (16 * v) * ys + oh * OW + ow0,
+                        ys);
+        }
+    }
+}
+
+/* conv_rows_body for blocks of <= 16 channels: lane 2 i + j of the two
+ * vectors holds channel i (first vector; 8 + i second) of pixel 2 u + j of
+ * pixel pair u, so one 8-byte broadcast (two wide pixels' quads) feeds both
+ * vectors (weights [kq][2][8][2][4]: each channel's quad twice). Output
+ * columns [ow0, ow0 + np) of every row in U = ceil(np / 2) pairs (a last
+ * odd pixel's partner computed, not stored). */
+static inline __attribute__((always_inline, target("avx512vbmi"))) void
+conv_pairs_body(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp, int nco,
+                int64_t OH, int64_t OW, int64_t PW, int64_t ow0, int np, int8_t *y, int64_t ys,
+                const sqz_i8_epi *e, const int U) {
+    /* after rows_store8's packs, lane m of pair q (< 4) of the first vector
+     * is at byte 16 (m / 4) + 4 q + m % 4, of the second 64 further */
+    uint8_t tb[128], dup[32];
+    for (int c = 0; c < 16; c++)
+        for (int j = 0; j < 8; j++) {
+            const int m = 2 * (c % 8) + j % 2;
+            tb[8 * c + j] = (uint8_t)((c < 8 ? 0 : 64) + 16 * (m / 4) + 4 * (j / 2) + m % 4);
+        }
+    for (int l = 0; l < 32; l++) dup[l] = (uint8_t)(l / 2); /* lane -> channel */
+    const __m512i t0 = _mm512_loadu_si512(tb), t1 = _mm512_loadu_si512(tb + 64);
+    const __m512i d0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)dup)),
+                  d1 = _mm512_cvtepu8_epi32(
+                      _mm_loadu_si128((const __m128i *)(const void *)(dup + 16)));
+    const __m512 flo = _mm512_set1_ps((float)(e->lo - e->zp)),
+                 fhi = _mm512_set1_ps((float)(e->hi - e->zp));
+    const __m512i zp16 = _mm512_set1_epi16((short)e->zp);
+    const __m512i lo8 = _mm512_set1_epi8((char)e->lo), hi8 = _mm512_set1_epi8((char)e->hi);
+    const int c8 = e->iclamp && (e->lo > -128 || e->hi < 127);
+    const __mmask16 mk = nco >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nco) - 1);
+    const __m512i off = _mm512_maskz_loadu_epi32(mk, e->off);
+    const __m512 sc = _mm512_maskz_loadu_ps(mk, &e->rq[0].s);
+    const __m512i o0 = _mm512_permutexvar_epi32(d0, off), o1 = _mm512_permutexvar_epi32(d1, off);
+    const __m512 s0 = _mm512_permutexvar_ps(d0, sc), s1 = _mm512_permutexvar_ps(d1, sc);
+    for (int64_t oh = 0; oh < OH; oh++) {
+        __m512i acc[2][8];
 #pragma GCC unroll 8
-            for (int c = 0; c < 16; c += 2) {
-                if (c >= n) break;
-                const __m512i src = c < 8 ? c0 : c1;
-                const __m128i l = (c % 8) / 2 == 0   ? _mm512_castsi512_si128(src)
-                                  : (c % 8) / 2 == 1 ? _mm512_extracti32x4_epi32(src, 1)
-                                  : (c % 8) / 2 == 2 ? _mm512_extracti32x4_epi32(src, 2)
-                                                     : _mm512_extracti32x4_epi32(src, 3);
-                _mm_mask_storeu_epi8(yo + c * ys, pm, l);
-                if (c + 1 < n) _mm_mask_storeu_epi8(yo + (c + 1) * ys, pm, _mm_bsrli_si128(l, 8));
+        for (int u = 0; u < U; u++) acc[0][u] = o0, acc[1][u] = o1;
+        const uint8_t *xr = xb + 4 * (oh * PW + ow0);
+        const int8_t *wk = wp;
+        for (int64_t k = 0; k < kq; k++, wk += 128) {
+            const __m512i w0 = _mm512_loadu_si512(wk);
+            const __m512i w1 = _mm512_loadu_si512(wk + 64);
+            const uint8_t *xk = xr + qoff[k];
+#pragma GCC unroll 8
+            for (int u = 0; u < U; u++) {
+                int64_t q2;
+                memcpy(&q2, xk + 8 * u, 8);
+                const __m512i b = _mm512_set1_epi64(q2);
+                DPB(acc[0][u], b, w0);
+                DPB(acc[1][u], b, w1);
             }
+        }
+#pragma GCC unroll 2
+        for (int hf = 0; hf < 2; hf++) {
+            if (4 * hf >= U) continue;
+            __m512i v32[8];
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) {
+                const int u = 4 * hf + q;
+                v32[q] =
+                    u < U ? rows_rq(acc[0][u], s0, flo, fhi, e->iclamp) : _mm512_setzero_si512();
+                v32[4 + q] =
+                    u < U ? rows_rq(acc[1][u], s1, flo, fhi, e->iclamp) : _mm512_setzero_si512();
+            }
+            const int nh = np - 8 * hf < 8 ? np - 8 * hf : 8;
+            rows_store8(v32, t0, t1, zp16, lo8, hi8, c8, nco, nh, y + oh * OW + ow0 + 8 * hf, ys);
         }
     }
 }
@@ -514,6 +598,34 @@ sqz_i8_conv_rows_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const 
     }
 }
 #undef ROWS_CASE
+
+#define PAIRS_CASE(U)                                                                              \
+    case U:                                                                                        \
+        conv_pairs_body(xb, qoff, kq, wp, nco, OH, OW, PW, ow0, np, y, ys, e, U);                  \
+        break;
+
+__attribute__((target("avx512vbmi"))) void
+sqz_i8_conv_pairs_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp,
+                       int nco, int64_t OH, int64_t OW, int64_t PW, int8_t *y, int64_t ys,
+                       const sqz_i8_epi *e) {
+    /* rows cut into equal segments of <= 16 columns (28: 14 + 14) */
+    const int64_t nseg = (OW + 15) / 16, P = (OW + nseg - 1) / nseg;
+    for (int64_t ow0 = 0; ow0 < OW; ow0 += P) {
+        const int np = (int)(OW - ow0 < P ? OW - ow0 : P);
+        switch ((np + 1) / 2) {
+            PAIRS_CASE(1)
+            PAIRS_CASE(2)
+            PAIRS_CASE(3)
+            PAIRS_CASE(4)
+            PAIRS_CASE(5)
+            PAIRS_CASE(6)
+            PAIRS_CASE(7)
+        default:
+            conv_pairs_body(xb, qoff, kq, wp, nco, OH, OW, PW, ow0, np, y, ys, e, 8);
+        }
+    }
+}
+#undef PAIRS_CASE
 
 /* rows[k][0..T) int8 -> [k/4][T][4] u8 (x + 128): 4 rows interleaved bytewise. */
 static void interleave_vnni(const int8_t *const *rows, int64_t Kp, int64_t T, void *xpv) {
