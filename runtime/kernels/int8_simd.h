@@ -264,21 +264,21 @@ void sqz_i8_conv_q_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, cons
  * VBMI; int8_avx512.c): no lanes for the wide columns (7x7 maps: 63 wide
  * pixels in two 32-pixel groups for 49 outputs). A block of 32 channels
  * (wp packed [kq][32][4]; the first nco <= 32 real) in two vectors, each
- * output row cut into equal segments of <= 8 columns; per k-quad each
+ * output row oh0 <= oh < oh1 cut into equal segments of <= 8 columns; per k-quad each
  * pixel's activation quad (at xb + qoff[k] + 4 (oh PW + ow)) is broadcast
  * into two vpdpbusd. A segment's bytes are transposed to channel rows by
  * vpermt2b and stored at y[c ys + oh OW + ow]. */
 void sqz_i8_conv_rows_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp,
-                           int nco, int64_t OH, int64_t OW, int64_t PW, int8_t *y, int64_t ys,
-                           const sqz_i8_epi *e);
+                           int nco, int64_t oh0, int64_t oh1, int64_t OW, int64_t PW, int8_t *y,
+                           int64_t ys, const sqz_i8_epi *e);
 /* The same for blocks of <= 16 channels (nco of them real): lane 2 i + j
  * of the two vectors holds channel i (8 + i) of the odd / even pixel j of
  * a pair, so one 8-byte broadcast (two wide pixels' quads) feeds both
  * vectors; wp packed [kq][2][8][2][4] (each channel's quad twice); rows cut
  * into equal segments of <= 16 columns. */
 void sqz_i8_conv_pairs_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp,
-                            int nco, int64_t OH, int64_t OW, int64_t PW, int8_t *y, int64_t ys,
-                            const sqz_i8_epi *e);
+                            int nco, int64_t oh0, int64_t oh1, int64_t OW, int64_t PW, int8_t *y,
+                            int64_t ys, const sqz_i8_epi *e);
 /* rows rows of n bytes: src (row stride ss) -> dst (row stride ds)
  * (AVX-512 BW; int8_avx512.c). */
 void sqz_i8_copy_rows_avx512(const int8_t *src, int64_t ss, int8_t *dst, int64_t ds, int rows,

@@ -94,8 +94,9 @@ typedef struct i8lin {
      * plane a channel of Q[b] = padded bytes b .. b + 3, k-quad (ci, kernel
      * row, 4 taps of it; zero weights past kw) */
     int quad;
-    int rowk; /* quad 1 on sqz_i8_conv_rows_vnni (1: blocks of 32 channels) or _pairs_vnni (2:
-               * of 16); one tile */
+    int rowk; /* quad 1 on sqz_i8_conv_rows_vnni (1: blocks of 32 channels) or _pairs_vnni
+               * (2: of 16); tiles of rrows output rows */
+    int64_t rrows;
     size_t qtmp_off;     /* quad 2: a bordered u8 plane per part (scratch) */
     uint8_t *gidx;       /* per 32 wide pixels: output byte order (sqz_i8_conv_q_vnni) */
     int32_t *gout;       /* per 32 wide pixels: first output, count */
@@ -371,7 +372,14 @@ static int conv_prepare(sqz_op_ctx *ctx, const sqz_i8_isa *isa) {
                 p->qoff[t * p->CQ + cq] = (int64_t)p->qplane * cq + 4 * sh_off;
         }
     p->ntiles = (p->npix + T - 1) / T;
-    if (p->rowk) p->ntiles = 1; /* whole planes a call (the slack below keeps T's) */
+    if (p->rowk) {
+        /* whole planes a call; split nodes with fewer channel blocks than
+         * threads (16 / 32 channels) split their rows instead: bands of
+         * rrows, as conv_fill's */
+        p->ntiles = 1;
+        if (p->nt > 1 && p->nblk < p->nt && g->out[1] >= p->nt) p->ntiles = p->nt;
+        p->rrows = (g->out[1] + p->ntiles - 1) / p->ntiles;
+    }
     if (p->quad) {
         /* output order of each 32 wide pixels (sqz_i8_conv_q_vnni): pixel v
          * of a row sits at byte 16 (v % 16 / 4) + 4 (v / 16) + v % 4 of the
@@ -578,7 +586,7 @@ static int fill_bands(const sqz_op_ctx *ctx, const i8lin *p) {
  * row); PH for b = nb. */
 static int64_t band_row(const i8lin *p, int64_t b, int64_t nb) {
     if (b >= nb) return p->PH;
-    int64_t r = b * p->ntiles / nb * p->T / p->PW;
+    int64_t r = p->rowk ? b * p->ntiles / nb * p->rrows : b * p->ntiles / nb * p->T / p->PW;
     return r < p->PH ? r : p->PH;
 }
 
@@ -718,10 +726,11 @@ static void conv_task(const sqz_op_ctx *ctx, int64_t task0, int tid, const void 
                 sqz_i8_epi e = {p->off + co, p->rq + co, li->zp_y, li->lo, li->hi, p->iclamp};
                 const int8_t *wb = (const int8_t *)((const char *)p->wp +
                                                     (size_t)(gi * p->nblk + b) * p->wblk_bytes);
+                const int64_t oh0 = t * p->rrows,
+                              oh1 = oh0 + p->rrows < li->g.out[1] ? oh0 + p->rrows : li->g.out[1];
                 (p->rowk == 1 ? sqz_i8_conv_rows_vnni : sqz_i8_conv_pairs_vnni)(
-                    qb, p->qoff, p->qkq, wb, (int)(li->mpg - c0 < bw ? li->mpg - c0 : bw),
-                    li->g.out[1], li->g.out[2], p->PW, Y + (n * li->n_co + co) * li->out_sp,
-                    li->out_sp, &e);
+                    qb, p->qoff, p->qkq, wb, (int)(li->mpg - c0 < bw ? li->mpg - c0 : bw), oh0, oh1,
+                    li->g.out[2], p->PW, Y + (n * li->n_co + co) * li->out_sp, li->out_sp, &e);
             }
             return;
         }

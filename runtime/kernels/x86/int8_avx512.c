@@ -444,7 +444,7 @@ static inline __attribute__((always_inline)) __m512i rows_rq(__m512i acc, __m512
  * constant after unrolling, so the accumulators stay in registers (DPB). */
 static inline __attribute__((always_inline, target("avx512vbmi"))) void
 conv_rows_body(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp, int nco,
-               int64_t OH, int64_t OW, int64_t PW, int64_t ow0, int8_t *y, int64_t ys,
+               int64_t oh0, int64_t oh1, int64_t OW, int64_t PW, int64_t ow0, int8_t *y, int64_t ys,
                const sqz_i8_epi *e, const int P) {
     /* after the packs (below), the 16 channels' bytes of pixels 0..3 of a
      * segment are at byte 16 (c / 4) + 4 q + c % 4 of one register, of
@@ -469,7 +469,7 @@ conv_rows_body(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t 
     }
     const __m512i o0 = _mm512_maskz_loadu_epi32(mk[0], e->off),
                   o1 = _mm512_maskz_loadu_epi32(mk[1], e->off + 16);
-    for (int64_t oh = 0; oh < OH; oh++) {
+    for (int64_t oh = oh0; oh < oh1; oh++) {
         __m512i acc[2][8];
 #pragma GCC unroll 8
         for (int p = 0; p < P; p++) acc[0][p] = o0, acc[1][p] = o1;
@@ -510,8 +510,8 @@ conv_rows_body(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t 
  * odd pixel's partner computed, not stored). */
 static inline __attribute__((always_inline, target("avx512vbmi"))) void
 conv_pairs_body(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp, int nco,
-                int64_t OH, int64_t OW, int64_t PW, int64_t ow0, int np, int8_t *y, int64_t ys,
-                const sqz_i8_epi *e, const int U) {
+                int64_t oh0, int64_t oh1, int64_t OW, int64_t PW, int64_t ow0, int np, int8_t *y,
+                int64_t ys, const sqz_i8_epi *e, const int U) {
     /* after rows_store8's packs, lane m of pair q (< 4) of the first vector
      * is at byte 16 (m / 4) + 4 q + m % 4, of the second 64 further */
     uint8_t tb[128], dup[32];
@@ -535,7 +535,7 @@ conv_pairs_body(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t
     const __m512 sc = _mm512_maskz_loadu_ps(mk, &e->rq[0].s);
     const __m512i o0 = _mm512_permutexvar_epi32(d0, off), o1 = _mm512_permutexvar_epi32(d1, off);
     const __m512 s0 = _mm512_permutexvar_ps(d0, sc), s1 = _mm512_permutexvar_ps(d1, sc);
-    for (int64_t oh = 0; oh < OH; oh++) {
+    for (int64_t oh = oh0; oh < oh1; oh++) {
         __m512i acc[2][8];
 #pragma GCC unroll 8
         for (int u = 0; u < U; u++) acc[0][u] = o0, acc[1][u] = o1;
@@ -574,12 +574,12 @@ conv_pairs_body(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t
 
 #define ROWS_CASE(P)                                                                               \
     case P:                                                                                        \
-        conv_rows_body(xb, qoff, kq, wp, nco, OH, OW, PW, ow0, y, ys, e, P);                       \
+        conv_rows_body(xb, qoff, kq, wp, nco, oh0, oh1, OW, PW, ow0, y, ys, e, P);                 \
         break;
 
 __attribute__((target("avx512vbmi"))) void
 sqz_i8_conv_rows_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp, int nco,
-                      int64_t OH, int64_t OW, int64_t PW, int8_t *y, int64_t ys,
+                      int64_t oh0, int64_t oh1, int64_t OW, int64_t PW, int8_t *y, int64_t ys,
                       const sqz_i8_epi *e) {
     /* rows cut into equal segments of <= 8 columns (14: 7 + 7) */
     const int64_t nseg = (OW + 7) / 8, P = (OW + nseg - 1) / nseg;
@@ -593,7 +593,7 @@ sqz_i8_conv_rows_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const 
             ROWS_CASE(6)
             ROWS_CASE(7)
         default:
-            conv_rows_body(xb, qoff, kq, wp, nco, OH, OW, PW, ow0, y, ys, e, 8);
+            conv_rows_body(xb, qoff, kq, wp, nco, oh0, oh1, OW, PW, ow0, y, ys, e, 8);
         }
     }
 }
@@ -601,13 +601,13 @@ sqz_i8_conv_rows_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const 
 
 #define PAIRS_CASE(U)                                                                              \
     case U:                                                                                        \
-        conv_pairs_body(xb, qoff, kq, wp, nco, OH, OW, PW, ow0, np, y, ys, e, U);                  \
+        conv_pairs_body(xb, qoff, kq, wp, nco, oh0, oh1, OW, PW, ow0, np, y, ys, e, U);            \
         break;
 
 __attribute__((target("avx512vbmi"))) void
 sqz_i8_conv_pairs_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const int8_t *wp,
-                       int nco, int64_t OH, int64_t OW, int64_t PW, int8_t *y, int64_t ys,
-                       const sqz_i8_epi *e) {
+                       int nco, int64_t oh0, int64_t oh1, int64_t OW, int64_t PW, int8_t *y,
+                       int64_t ys, const sqz_i8_epi *e) {
     /* rows cut into equal segments of <= 16 columns (28: 14 + 14) */
     const int64_t nseg = (OW + 15) / 16, P = (OW + nseg - 1) / nseg;
     for (int64_t ow0 = 0; ow0 < OW; ow0 += P) {
@@ -621,7 +621,7 @@ sqz_i8_conv_pairs_vnni(const uint8_t *xb, const int64_t *qoff, int64_t kq, const
             PAIRS_CASE(6)
             PAIRS_CASE(7)
         default:
-            conv_pairs_body(xb, qoff, kq, wp, nco, OH, OW, PW, ow0, np, y, ys, e, 8);
+            conv_pairs_body(xb, qoff, kq, wp, nco, oh0, oh1, OW, PW, ow0, np, y, ys, e, 8);
         }
     }
 }
