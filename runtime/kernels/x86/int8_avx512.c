@@ -1471,6 +1471,72 @@ sqz_i8_quad_plane_vbmi(const int8_t *const x[4], int64_t H, int64_t W, int64_t s
     int64_t j1 = (W + pl - fw + sw - 1) / sw;
     if (j1 > PW) j1 = PW;
     const int64_t j0 = j0r > j1 ? j1 : j0r;
+    if (PW <= 32) {
+        /* rows of <= 32 quads (7x7 .. 30x30 planes; one call per channel
+         * quad and phase, so no table set-up per call): one vpermt2b gathers
+         * the row's columns of channels 0 and 1 (2 and 3) into lanes 0..L-1
+         * and L..2L-1 (L = 16 or 32), one more a 16-quad vector interleaves
+         * the four into quads */
+        static const uint8_t k_iota[64] = {
+            0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+            22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
+            44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
+        /* out byte 4 j + c (quad j) = lane j (c 0, 2) or L + j (c 1, 3) of
+         * v01 / v23 (+ 64): L 16, and L 32 (quads 0..15; 16..31: + 16) */
+        static const uint8_t k_fq16[64] = {
+            0,  16, 64, 80, 1,  17, 65, 81, 2,  18, 66, 82, 3,  19, 67, 83, 4,  20, 68, 84, 5,  21,
+            69, 85, 6,  22, 70, 86, 7,  23, 71, 87, 8,  24, 72, 88, 9,  25, 73, 89, 10, 26, 74, 90,
+            11, 27, 75, 91, 12, 28, 76, 92, 13, 29, 77, 93, 14, 30, 78, 94, 15, 31, 79, 95};
+        static const uint8_t k_fq32[128] = {
+            0,  32, 64, 96,  1,  33, 65, 97,  2,  34, 66, 98,  3,  35, 67, 99,  4,  36, 68, 100,
+            5,  37, 69, 101, 6,  38, 70, 102, 7,  39, 71, 103, 8,  40, 72, 104, 9,  41, 73, 105,
+            10, 42, 74, 106, 11, 43, 75, 107, 12, 44, 76, 108, 13, 45, 77, 109, 14, 46, 78, 110,
+            15, 47, 79, 111, 16, 48, 80, 112, 17, 49, 81, 113, 18, 50, 82, 114, 19, 51, 83, 115,
+            20, 52, 84, 116, 21, 53, 85, 117, 22, 54, 86, 118, 23, 55, 87, 119, 24, 56, 88, 120,
+            25, 57, 89, 121, 26, 58, 90, 122, 27, 59, 91, 123, 28, 60, 92, 124, 29, 61, 93, 125,
+            30, 62, 94, 126, 31, 63, 95, 127};
+        const int64_t L = PW <= 16 ? 16 : 32;
+        const __m512i iota = _mm512_loadu_si512(k_iota);
+        const __m512i fq0 = _mm512_loadu_si512(L == 16 ? k_fq16 : k_fq32),
+                      fq1 = _mm512_loadu_si512(k_fq32 + 64);
+        __m512i jj = _mm512_sub_epi8(_mm512_and_si512(iota, _mm512_set1_epi8((char)(L - 1))),
+                                     _mm512_set1_epi8((char)j0));
+        if (sw == 2) jj = _mm512_add_epi8(jj, jj);
+        /* lane l < 2L: byte (l % L - j0) sw of channel a (l < L) or b (+ 64) */
+        const __mmask64 mhi = L == 16 ? (__mmask64)0xFFFF0000u : ~(__mmask64)0xFFFFFFFFu;
+        const __m512i gidx = _mm512_mask_add_epi8(jj, mhi, jj, _mm512_set1_epi8(64));
+        const uint64_t vl = j1 > j0 ? (((uint64_t)1 << j1) - 1) & ~(((uint64_t)1 << j0) - 1) : 0;
+        const __mmask64 vm = (__mmask64)(vl | vl << L);
+        const int64_t nb = j1 > j0 ? (j1 - j0 - 1) * sw + 1 : 0; /* <= 63 */
+        const __mmask64 m0 = ((__mmask64)1 << nb) - 1;
+        const int64_t q0 = PW < 16 ? PW : 16; /* quads in the first vector */
+        const __mmask64 mo0 = q0 == 16 ? ~(__mmask64)0 : ((__mmask64)1 << (4 * q0)) - 1;
+        const __mmask64 mo1 = PW >= 32  ? ~(__mmask64)0
+                              : PW > 16 ? ((__mmask64)1 << (4 * (PW - 16))) - 1
+                                        : 0;
+        for (int64_t i = 0; i < PH; i++) {
+            uint8_t *o = d + i * PW * 4;
+            const int64_t h = i * sh + fh - pt;
+            if (h < 0 || h >= H || !vm) {
+                _mm512_mask_storeu_epi8(o, mo0, zb);
+                if (mo1) _mm512_mask_storeu_epi8(o + 64, mo1, zb);
+                continue;
+            }
+            __m512i r[4];
+            for (int c = 0; c < 4; c++)
+                r[c] = x[c] ? _mm512_maskz_loadu_epi8(m0, x[c] + h * W + j0 * sw + fw - pl) : zv;
+            const __m512i v01 =
+                _mm512_mask_mov_epi8(zv, vm, _mm512_permutex2var_epi8(r[0], gidx, r[1]));
+            const __m512i v23 =
+                _mm512_mask_mov_epi8(zv, vm, _mm512_permutex2var_epi8(r[2], gidx, r[3]));
+            _mm512_mask_storeu_epi8(
+                o, mo0, _mm512_xor_si512(_mm512_permutex2var_epi8(v01, fq0, v23), flip));
+            if (mo1)
+                _mm512_mask_storeu_epi8(
+                    o + 64, mo1, _mm512_xor_si512(_mm512_permutex2var_epi8(v01, fq1, v23), flip));
+        }
+        return;
+    }
     /* two levels of vpermt2b: byte pairs (a, b) / (c, d) of pixels 0..31
      * (ab: 32 + for 32..63), then quads of pixels 0..15 (q0) / 16..31 (q1) */
     uint8_t tab[4][64], io[64];
