@@ -601,6 +601,24 @@ static void round_row(const float *restrict p, float s, const float *restrict sc
 #undef ROUND_LOOP
 }
 
+/* max |p[j]| over a row of cols (exact in any order) */
+static inline float row_maxabs(const float *p, int64_t cols) {
+    float m8[8] = {0, 0, 0, 0, 0, 0, 0, 0}; /* 8 lanes: vectorizes */
+    int64_t j = 0;
+    for (; j + 8 <= cols; j += 8)
+        for (int l = 0; l < 8; l++) {
+            const float a = fabsf(p[j + l]);
+            m8[l] = a > m8[l] ? a : m8[l];
+        }
+    float m = 0;
+    for (; j < cols; j++) {
+        const float a = fabsf(p[j]);
+        m = a > m ? a : m;
+    }
+    for (int l = 0; l < 8; l++) m = m8[l] > m ? m8[l] : m;
+    return m;
+}
+
 /* L->sw, L->wq, L->wdq of compute node ni from the weights wsrc (NULL: the
  * node's own), rounded by GPTQ with G (NULL: q->gptq[ni] when rounding is
  * gptq, else to nearest) */
@@ -625,23 +643,7 @@ static int quantize_weights(qstate *s, int ni, const float *wsrc, const qgptq *G
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
 #endif
-        for (int64_t r = 0; r < rows; r++) {
-            const float *p = wf + r * cols;
-            float m8[8] = {0, 0, 0, 0, 0, 0, 0, 0}; /* 8 lanes: vectorizes */
-            int64_t j = 0;
-            for (; j + 8 <= cols; j += 8)
-                for (int l = 0; l < 8; l++) {
-                    const float a = fabsf(p[j + l]);
-                    m8[l] = a > m8[l] ? a : m8[l];
-                }
-            float m = 0;
-            for (; j < cols; j++) {
-                const float a = fabsf(p[j]);
-                m = a > m ? a : m;
-            }
-            for (int l = 0; l < 8; l++) m = m8[l] > m ? m8[l] : m;
-            L->sw[r] = m;
-        }
+        for (int64_t r = 0; r < rows; r++) L->sw[r] = row_maxabs(wf + r * cols, cols);
     } else {
         float *restrict sw = L->sw;
         for (int c = 0; c < L->nc; c++) sw[c] = 0;
@@ -772,6 +774,101 @@ static int correct_bias(qstate *s, int ni) {
         free(d);
     }
     return 0;
+}
+
+/* Row sums of nr (1 or 4) rows of cols weights p (dq: dequantized, a row
+ * apart), each in element order as quantize_weights' and correct_bias'
+ * loops: fs[l] += p^2, fn[l] += (dq - p)^2 in float and, with ex,
+ * d[l] += ((double)dq - p) * ex[j] * inv. The rows' chains of dependent
+ * additions interleave: four rows cost about what one did. */
+static inline void rows_sums(int nr, const float *restrict p, const float *restrict dq,
+                             int64_t cols, const double *restrict ex, double inv, float *fs,
+                             float *fn, double *d) {
+    float s4[4] = {0, 0, 0, 0}, n4[4] = {0, 0, 0, 0};
+    double d4[4] = {0, 0, 0, 0};
+    for (int64_t j = 0; j < cols; j++)
+        for (int l = 0; l < nr; l++) {
+            const float w = p[l * cols + j], e = dq[l * cols + j] - w;
+            s4[l] += w * w;
+            n4[l] += e * e;
+            if (ex) d4[l] += ((double)dq[l * cols + j] - w) * ex[j] * inv;
+        }
+    for (int l = 0; l < nr; l++) {
+        fs[l] = s4[l];
+        fn[l] = n4[l];
+        d[l] = d4[l];
+    }
+}
+
+/* A Gemm layer with a channel a row (transB: W [N, K]) rounded to nearest
+ * with max-abs scales: its max |w|, scale, int8 and dequantized values,
+ * signal / noise sums and bias correction are all per row, so one parallel
+ * loop over blocks of four rows does quantize_weights' and correct_bias'
+ * work (one thread hand-off instead of three, each row read while in L1),
+ * with the same values. 1 done, 0 not such a layer, -1 out of memory. */
+static int gemm_rows_fused(qstate *s, int ni) {
+    sqzc_graph *g = s->q.g;
+    const sqzc_node *nd = &g->nodes[ni];
+    qlayer *L = &s->L[ni];
+    const sqzc_quant_options *o = s->q.o;
+    if (nd->op != SQZ_OP_GEMM || L->axis != 0 || o->weight_mse || o->rounding != SQZC_QR_NEAREST)
+        return 0;
+    const sqzc_tensor *w = &g->tensors[nd->in[1]];
+    const int64_t rows = L->nc, cols = w->shape.dims[1];
+    L->sw = malloc(sizeof *L->sw * (size_t)rows);
+    L->wq = malloc((size_t)(rows * cols));
+    L->wdq = malloc(sizeof *L->wdq * (size_t)(rows * cols));
+    L->bias = calloc((size_t)rows, sizeof *L->bias);
+    float *rs = malloc(sizeof *rs * 2 * (size_t)rows);
+    if (!L->sw || !L->wq || !L->wdq || !L->bias || !rs) {
+        free(rs);
+        return -1;
+    }
+    if (nd->n_in > 2 && nd->in[2] >= 0)
+        memcpy(L->bias, g->tensors[nd->in[2]].f32, sizeof *L->bias * (size_t)rows);
+    /* correct_bias' conditions */
+    const int oi = s->q.obs_of[nd->in[0]];
+    const qchan *ch = oi >= 0 ? &s->q.ch[oi] : NULL;
+    const int bc = o->bias_correction && ch && ch->c > 0 && ch->per_channel && cols == ch->c;
+    const double *ex = bc ? ch->sum : NULL, inv = bc ? 1.0 / (double)ch->per_channel : 0;
+    const float *wf = w->f32;
+    float *restrict sw = L->sw, *restrict wdq = L->wdq, *restrict bias = L->bias;
+    int8_t *restrict wq = L->wq;
+    const int nt = wthreads(L, rows * cols);
+    (void)nt; /* unused without OpenMP */
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+    for (int64_t b = 0; b < (rows + 3) / 4; b++) {
+        const int64_t r0 = 4 * b, nr = rows - r0 < 4 ? rows - r0 : 4;
+        for (int64_t r = r0; r < r0 + nr; r++) {
+            /* (quantize_weights' scale: fp16-exact, 2^-14 for a zero row) */
+            const float m = row_maxabs(wf + r * cols, cols);
+            sw[r] = m > 0 ? f16_ceil(m / 127.0f) : 0x1p-14f;
+            round_row(wf + r * cols, sw[r], NULL, 0, cols, wq + r * cols, wdq + r * cols);
+        }
+        float fs[4], fn[4];
+        double d[4];
+        if (nr == 4)
+            rows_sums(4, wf + r0 * cols, wdq + r0 * cols, cols, ex, inv, fs, fn, d);
+        else
+            for (int64_t l = 0; l < nr; l++)
+                rows_sums(1, wf + (r0 + l) * cols, wdq + (r0 + l) * cols, cols, ex, inv, fs + l,
+                          fn + l, d + l);
+        for (int64_t l = 0; l < nr; l++) {
+            rs[2 * (r0 + l)] = fs[l];
+            rs[2 * (r0 + l) + 1] = fn[l];
+            if (bc) bias[r0 + l] -= (float)d[l];
+        }
+    }
+    double sig = 0, noise = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        sig += rs[2 * r];
+        noise += rs[2 * r + 1];
+    }
+    free(rs);
+    L->w_sqnr = noise > 0 ? 10 * log10(sig / noise) : INFINITY;
+    return 1;
 }
 
 /* ---- domains: which nodes run in int8 ---- */
@@ -2385,6 +2482,8 @@ static int big_layer(const qstate *S, int ni) {
  * GPTQ's are); 0 ok, -1 out of memory */
 static int layer_weights(qstate *S, int i) {
     if (S->kind[i] != K_COMPUTE || !S->L[i].ok || S->L[i].wq) return 0;
+    const int f = gemm_rows_fused(S, i);
+    if (f != 0) return f < 0 ? -1 : 0;
     return quantize_weights(S, i, NULL, NULL) != 0 || correct_bias(S, i) != 0 ? -1 : 0;
 }
 
