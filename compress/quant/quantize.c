@@ -802,26 +802,37 @@ static inline void rows_sums(int nr, const float *restrict p, const float *restr
 
 /* A Gemm layer with a channel a row (transB: W [N, K]) rounded to nearest
  * with max-abs scales: its max |w|, scale, int8 and dequantized values,
- * signal / noise sums and bias correction are all per row, so one parallel
- * loop over blocks of four rows does quantize_weights' and correct_bias'
- * work (one thread hand-off instead of three, each row read while in L1),
- * with the same values. 1 done, 0 not such a layer, -1 out of memory. */
-static int gemm_rows_fused(qstate *s, int ni) {
+ * signal / noise sums and bias correction are all per row, so one loop over
+ * blocks of four rows does quantize_weights' and correct_bias' work (each
+ * row read while in L1), with the same values: fused_begin (the arrays,
+ * correct_bias' conditions), fused_rows on any split of the blocks over the
+ * threads, fused_end (the layer's SQNR, row sums in row order). */
+typedef struct qfused {
+    int ni;
+    int bc; /* bias corrected */
+    double inv;
+    const double *ex; /* input channel sums */
+    float *rs;        /* per row: signal, noise sums */
+} qfused;
+
+/* 1 such a layer (begun), 0 not, -1 out of memory */
+static int fused_begin(qstate *s, int ni, qfused *f) {
     sqzc_graph *g = s->q.g;
     const sqzc_node *nd = &g->nodes[ni];
     qlayer *L = &s->L[ni];
     const sqzc_quant_options *o = s->q.o;
     if (nd->op != SQZ_OP_GEMM || L->axis != 0 || o->weight_mse || o->rounding != SQZC_QR_NEAREST)
         return 0;
-    const sqzc_tensor *w = &g->tensors[nd->in[1]];
-    const int64_t rows = L->nc, cols = w->shape.dims[1];
+    const int64_t rows = L->nc, n = rows * g->tensors[nd->in[1]].shape.dims[1];
+    f->ni = ni;
     L->sw = malloc(sizeof *L->sw * (size_t)rows);
-    L->wq = malloc((size_t)(rows * cols));
-    L->wdq = malloc(sizeof *L->wdq * (size_t)(rows * cols));
+    L->wq = malloc((size_t)n);
+    L->wdq = malloc(sizeof *L->wdq * (size_t)n);
     L->bias = calloc((size_t)rows, sizeof *L->bias);
-    float *rs = malloc(sizeof *rs * 2 * (size_t)rows);
-    if (!L->sw || !L->wq || !L->wdq || !L->bias || !rs) {
-        free(rs);
+    f->rs = malloc(sizeof *f->rs * 2 * (size_t)rows);
+    if (!L->sw || !L->wq || !L->wdq || !L->bias || !f->rs) {
+        free(f->rs);
+        f->rs = NULL;
         return -1;
     }
     if (nd->n_in > 2 && nd->in[2] >= 0)
@@ -829,45 +840,75 @@ static int gemm_rows_fused(qstate *s, int ni) {
     /* correct_bias' conditions */
     const int oi = s->q.obs_of[nd->in[0]];
     const qchan *ch = oi >= 0 ? &s->q.ch[oi] : NULL;
-    const int bc = o->bias_correction && ch && ch->c > 0 && ch->per_channel && cols == ch->c;
-    const double *ex = bc ? ch->sum : NULL, inv = bc ? 1.0 / (double)ch->per_channel : 0;
+    f->bc = o->bias_correction && ch && ch->c > 0 && ch->per_channel && n / rows == ch->c;
+    f->ex = f->bc ? ch->sum : NULL;
+    f->inv = f->bc ? 1.0 / (double)ch->per_channel : 0;
+    return 1;
+}
+
+/* blocks [b0, b1) of four rows (the last block: the rows left) */
+static void fused_rows(qstate *s, const qfused *f, int64_t b0, int64_t b1) {
+    const sqzc_graph *g = s->q.g;
+    qlayer *L = &s->L[f->ni];
+    const sqzc_tensor *w = &g->tensors[g->nodes[f->ni].in[1]];
+    const int64_t rows = L->nc, cols = w->shape.dims[1];
     const float *wf = w->f32;
-    float *restrict sw = L->sw, *restrict wdq = L->wdq, *restrict bias = L->bias;
-    int8_t *restrict wq = L->wq;
-    const int nt = wthreads(L, rows * cols);
-    (void)nt; /* unused without OpenMP */
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (int64_t b = 0; b < (rows + 3) / 4; b++) {
+    for (int64_t b = b0; b < b1; b++) {
         const int64_t r0 = 4 * b, nr = rows - r0 < 4 ? rows - r0 : 4;
         for (int64_t r = r0; r < r0 + nr; r++) {
             /* (quantize_weights' scale: fp16-exact, 2^-14 for a zero row) */
             const float m = row_maxabs(wf + r * cols, cols);
-            sw[r] = m > 0 ? f16_ceil(m / 127.0f) : 0x1p-14f;
-            round_row(wf + r * cols, sw[r], NULL, 0, cols, wq + r * cols, wdq + r * cols);
+            L->sw[r] = m > 0 ? f16_ceil(m / 127.0f) : 0x1p-14f;
+            round_row(wf + r * cols, L->sw[r], NULL, 0, cols, L->wq + r * cols, L->wdq + r * cols);
         }
         float fs[4], fn[4];
         double d[4];
+        const float *p = wf + r0 * cols, *dq = L->wdq + r0 * cols;
         if (nr == 4)
-            rows_sums(4, wf + r0 * cols, wdq + r0 * cols, cols, ex, inv, fs, fn, d);
+            rows_sums(4, p, dq, cols, f->ex, f->inv, fs, fn, d);
         else
             for (int64_t l = 0; l < nr; l++)
-                rows_sums(1, wf + (r0 + l) * cols, wdq + (r0 + l) * cols, cols, ex, inv, fs + l,
-                          fn + l, d + l);
+                rows_sums(1, p + l * cols, dq + l * cols, cols, f->ex, f->inv, fs + l, fn + l,
+                          d + l);
         for (int64_t l = 0; l < nr; l++) {
-            rs[2 * (r0 + l)] = fs[l];
-            rs[2 * (r0 + l) + 1] = fn[l];
-            if (bc) bias[r0 + l] -= (float)d[l];
+            f->rs[2 * (r0 + l)] = fs[l];
+            f->rs[2 * (r0 + l) + 1] = fn[l];
+            if (f->bc) L->bias[r0 + l] -= (float)d[l];
         }
     }
+}
+
+static int64_t fused_blocks(const qstate *s, const qfused *f) {
+    return (s->L[f->ni].nc + 3) / 4;
+}
+
+static void fused_end(qstate *s, qfused *f) {
+    qlayer *L = &s->L[f->ni];
     double sig = 0, noise = 0;
-    for (int64_t r = 0; r < rows; r++) {
-        sig += rs[2 * r];
-        noise += rs[2 * r + 1];
+    for (int64_t r = 0; r < L->nc; r++) {
+        sig += f->rs[2 * r];
+        noise += f->rs[2 * r + 1];
     }
-    free(rs);
+    free(f->rs);
+    f->rs = NULL;
     L->w_sqnr = noise > 0 ? 10 * log10(sig / noise) : INFINITY;
+}
+
+/* such a layer on its own, its blocks split over the threads (1 done, 0 not
+ * such a layer, -1 out of memory) */
+static int gemm_rows_fused(qstate *s, int ni) {
+    qfused f;
+    const int rc = fused_begin(s, ni, &f);
+    if (rc != 1) return rc;
+    const int64_t nb = fused_blocks(s, &f);
+    const int nt =
+        wthreads(&s->L[ni], sqz_shape_numel(&s->q.g->tensors[s->q.g->nodes[ni].in[1]].shape));
+    (void)nt; /* unused without OpenMP */
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+    for (int64_t b = 0; b < nb; b++) fused_rows(s, &f, b, b + 1);
+    fused_end(s, &f);
     return 1;
 }
 
@@ -2505,28 +2546,82 @@ static void tensor_range(qstate *S, int i) {
     sqzc_qparams_from_range(S->lo[t], S->hi[t], &S->scale[t], &S->zp[t]);
 }
 
-/* what: 1 the ranges and the small layers, 0 the ranges, 2 the small
- * layers; one task per thread at a time, each writing its own tensor's or
- * layer's state (the results do not depend on the threads). 0 ok, -1 out
- * of memory. */
-static int ranges_and_layers(qstate *S, int what) {
+/* The large fused layers (fused_begin) of a pool: their blocks of rows as
+ * tasks of Q_FUSED_CHUNK blocks (LeNet-300-100's 784 x 300: 10 tasks of 32
+ * rows) beside the ranges, instead of a parallel loop of their own before
+ * them (a thread hand-off less; the threads' loads even out). */
+#define Q_FUSED_CHUNK 8
+typedef struct qpool {
+    qfused *f;
+    int nf;
+    int *task;     /* per task: layer (index into f) */
+    int64_t *blk0; /* per task: first block */
+    int nt;
+} qpool;
+
+static void qpool_free(qpool *P) {
+    for (int i = 0; i < P->nf; i++) free(P->f[i].rs);
+    free(P->f);
+    free(P->task);
+    free(P->blk0);
+    memset(P, 0, sizeof *P);
+}
+
+/* 0 ok, -1 out of memory */
+static int qpool_begin(qstate *S, qpool *P) {
+    const int nn = S->q.g->n_nodes;
+    memset(P, 0, sizeof *P);
+    P->f = malloc(sizeof *P->f * (size_t)nn);
+    if (!P->f) return -1;
+    int64_t ntask = 0;
+    for (int i = 0; i < nn; i++) {
+        if (S->kind[i] != K_COMPUTE || !S->L[i].ok || S->L[i].wq || !big_layer(S, i)) continue;
+        const int rc = fused_begin(S, i, &P->f[P->nf]);
+        if (rc < 0) return -1;
+        if (rc == 0) continue;
+        ntask += (fused_blocks(S, &P->f[P->nf]) + Q_FUSED_CHUNK - 1) / Q_FUSED_CHUNK;
+        P->nf++;
+    }
+    P->task = malloc(sizeof *P->task * (size_t)(ntask + 1));
+    P->blk0 = malloc(sizeof *P->blk0 * (size_t)(ntask + 1));
+    if (!P->task || !P->blk0) return -1;
+    for (int i = 0; i < P->nf; i++)
+        for (int64_t b = 0; b < fused_blocks(S, &P->f[i]); b += Q_FUSED_CHUNK) {
+            P->task[P->nt] = i;
+            P->blk0[P->nt++] = b;
+        }
+    return 0;
+}
+
+/* what: 1 the ranges and the small layers (and P's tasks), 0 the ranges, 2
+ * the small layers; one task per thread at a time, each writing its own
+ * tensor's or layer's state (the results do not depend on the threads). 0
+ * ok, -1 out of memory. */
+static int ranges_and_layers(qstate *S, int what, qpool *P) {
     qctx *q = &S->q;
     const int nr = what == 2 ? 0 : q->n_obs, nl = what == 0 ? 0 : q->g->n_nodes;
+    const int np = P ? P->nt : 0;
     int oom = 0;
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(dynamic, 1) num_threads(q_threads(q)) if (q_threads(q) > 1)
 #endif
-    for (int k = 0; k < nr + nl; k++) {
+    for (int k = 0; k < nr + np + nl; k++) {
         if (k < nr) {
             tensor_range(S, k);
-        } else if (S->kind[k - nr] == K_COMPUTE && !big_layer(S, k - nr) &&
-                   layer_weights(S, k - nr) != 0) {
+        } else if (k < nr + np) {
+            const qfused *f = &P->f[P->task[k - nr]];
+            const int64_t b0 = P->blk0[k - nr], nb = fused_blocks(S, f);
+            fused_rows(S, f, b0, b0 + Q_FUSED_CHUNK < nb ? b0 + Q_FUSED_CHUNK : nb);
+        } else if (S->kind[k - nr - np] == K_COMPUTE && !big_layer(S, k - nr - np) &&
+                   layer_weights(S, k - nr - np) != 0) {
 #if defined(_OPENMP)
 #pragma omp atomic write
 #endif
             oom = 1;
         }
     }
+    if (P)
+        for (int i = 0; i < P->nf; i++) fused_end(S, &P->f[i]);
     return oom ? -1 : 0;
 }
 
@@ -2624,14 +2719,16 @@ static int finish(qstate *S, const sqzc_quant_options *o, sqzc_quant_report *rep
     const int together = o->rounding == SQZC_QR_NEAREST;
     int w_oom = 0;
     q_wthreads = q_threads(q);
-    if (together && quantize_big_layers(S) != 0) w_oom = 1;
-    if (ranges_and_layers(S, together) != 0) w_oom = 1;
+    qpool pool;
+    if (together && (qpool_begin(S, &pool) != 0 || quantize_big_layers(S) != 0)) w_oom = 1;
+    if (!w_oom && ranges_and_layers(S, together, together ? &pool : NULL) != 0) w_oom = 1;
+    if (together) qpool_free(&pool);
     q_prof(together ? "ranges, weights, bias" : "ranges", &t_p);
     if (!together) {
         if (o->rounding == SQZC_QR_GPTQ && gptq_prepare(S) != 0) return -1;
         if (o->rounding == SQZC_QR_GPTQ_SEQ && seq_gptq(S, o->range_search) != 0) return -1;
         q_prof("gptq statistics", &t_p);
-        if (quantize_big_layers(S) != 0 || ranges_and_layers(S, 2) != 0) w_oom = 1;
+        if (quantize_big_layers(S) != 0 || ranges_and_layers(S, 2, NULL) != 0) w_oom = 1;
     }
     if (w_oom) {
         snprintf(err, err_len, "out of memory");
