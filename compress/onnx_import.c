@@ -565,11 +565,9 @@ int sqzc_import_onnx(const char *path, const sqzc_import_options *opts, sqzc_gra
     c.err = err;
     c.err_len = err_len;
     size_t len;
-    const uint8_t *map = ox_map_file(path, &len);
-    uint8_t *buf = map ? NULL : ox_read_file(path, &len, err, err_len);
-    if (!map && !buf) return -1;
-    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, map ? map : buf);
-    ox_unmap_file(map, len);
+    uint8_t *buf = ox_read_file(path, &len, err, err_len);
+    if (!buf) return -1;
+    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
     free(buf);
     if (!m) return ox_fail(&c, "not a valid ONNX model (truncated or corrupt protobuf)");
     char *dir = ox_dirname(path);

@@ -79,14 +79,6 @@ int ox_dtype_class(int onnx_dtype);
 const char *ox_dtype_name(int onnx_dtype);
 /* Read a whole file (bounded); returns malloc'd buffer or NULL with err. */
 uint8_t *ox_read_file(const char *path, size_t *len, char *err, size_t err_len);
-/* A regular file of at least OX_MAP_MIN bytes (bounded) mapped read-only
- * (ox_unmap_file), or NULL (then ox_read_file, which also names the error).
- * No copy into fresh memory: LeNet-300-100's 1 MB read cost ~0.25 ms of
- * sqz quant's import, mostly page faults on the heap. (A file truncated
- * while mapped would raise SIGBUS on access; a file is read once, at once.) */
-#define OX_MAP_MIN ((int64_t)1 << 16)
-const uint8_t *ox_map_file(const char *path, size_t *len);
-void ox_unmap_file(const uint8_t *p, size_t len);
 /* Directory part of path ("." when none); malloc'd, NULL on OOM. */
 char *ox_dirname(const char *path);
 /* Store v into graph tensor t (copies; ox_store_take: moves v's data, v is

@@ -8,11 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#if defined(__linux__)
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <unistd.h>
-#endif
 
 enum {
     DT_FLOAT = 1,
@@ -481,35 +476,6 @@ static int decode(const Onnx__TensorProto *t, Onnx__TensorProto *take, const cha
 fail:
     ox_val_free(v);
     return -1;
-}
-
-const uint8_t *ox_map_file(const char *path, size_t *len) {
-#if defined(__linux__)
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return NULL;
-    struct stat st;
-    void *p = MAP_FAILED;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= OX_MAP_MIN &&
-        (uint64_t)st.st_size < OX_MAX_FILE)
-        p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED) return NULL;
-    *len = (size_t)st.st_size;
-    return p;
-#else
-    (void)path;
-    (void)len;
-    return NULL;
-#endif
-}
-
-void ox_unmap_file(const uint8_t *p, size_t len) {
-#if defined(__linux__)
-    if (p) munmap((void *)(uintptr_t)p, len);
-#else
-    (void)p;
-    (void)len;
-#endif
 }
 
 uint8_t *ox_read_file(const char *path, size_t *len, char *err, size_t err_len) {
