@@ -1,6 +1,5 @@
 /* image.c - PNG loading (libpng) and preprocessing. */
 #include "sqzc/image.h"
-#include "sqzc/zinflate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -302,8 +301,14 @@ static int png_fast(const uint8_t *buf, size_t len, png_arena *arena, uint8_t **
     z.zalloc = z_arena_alloc;
     z.zfree = z_arena_free;
     z.opaque = arena;
-    size_t pos = 33, out_total = 0;
-    int ok = 0, ended = 0, n_idat = 0, z_on = 0;
+    if (inflateInit(&z) != Z_OK) {
+        free(raw);
+        return 0;
+    }
+    z.next_out = raw;
+    z.avail_out = (uInt)(raw_len + slack);
+    size_t pos = 33;
+    int ok = 0, ended = 0, n_idat = 0;
     for (;;) {
         if (len - pos < 12) break;
         const uint32_t n = be32(buf + pos);
@@ -320,28 +325,9 @@ static int png_fast(const uint8_t *buf, size_t len, png_arena *arena, uint8_t **
             if (n_idat++ == 0 && ((type[4] & 15) != 8 || type[4] >> 4 > 7 ||
                                   (type[4] >> 4 < 7 && raw_len > (size_t)256 << (type[4] >> 4))))
                 break;
-            /* one IDAT, then IEND: sqzc_zinflate (sqzc/zinflate.h: ~2x
-             * faster on a small image); what it refuses goes to zlib, whose
-             * verdict stands */
-            size_t got = 0;
-            if (n_idat == 1 && len - pos - 12 - n >= 12 && !memcmp(type + 8 + n + 4, "IEND", 4) &&
-                sqzc_zinflate(type + 4, n, raw, raw_len + slack, &got) == 0) {
-                if (got > raw_len) break;
-                out_total = got;
-                ended = 1;
-                pos += 12 + (size_t)n;
-                continue;
-            }
-            if (!z_on) {
-                if (inflateInit(&z) != Z_OK) break;
-                z_on = 1;
-                z.next_out = raw;
-                z.avail_out = (uInt)(raw_len + slack);
-            }
             z.next_in = (Bytef *)(uintptr_t)(type + 4);
             z.avail_in = n;
             const int zr = inflate(&z, Z_FINISH);
-            out_total = z.total_out;
             if (z.total_out > raw_len) break; /* more output than the image */
             if (zr == Z_STREAM_END)
                 ended = 1;
@@ -349,14 +335,14 @@ static int png_fast(const uint8_t *buf, size_t len, png_arena *arena, uint8_t **
                 break; /* an error */
             if (z.avail_in != 0) break;
         } else if (!memcmp(type, "IEND", 4)) {
-            ok = ended && n == 0 && out_total == raw_len && pos + 12 == len;
+            ok = ended && n == 0 && z.total_out == raw_len && pos + 12 == len;
             break;
         } else {
             break;
         }
         pos += 12 + (size_t)n;
     }
-    if (z_on) inflateEnd(&z);
+    inflateEnd(&z);
     if (!ok || png_unfilter(raw, h, rb, bpp) != 0) {
         free(raw);
         return 0;
