@@ -126,6 +126,20 @@ static sqzc_graph *make_graph(void) {
 }
 
 /* outputs of a graph through the runtime for input x (fp32 in and out) */
+/* Serialized, a and b are the same bytes: returns a's bytes (the caller frees them) and their
+ * count in *n. */
+static uint8_t *assert_same_serialized(const sqzc_graph *a, const sqzc_graph *b, size_t *n) {
+    char err[256];
+    uint8_t *ba, *bb;
+    size_t nb;
+    assert_int_equal(sqzc_serialize(a, &ba, n, err, sizeof err), 0);
+    assert_int_equal(sqzc_serialize(b, &bb, &nb, err, sizeof err), 0);
+    assert_int_equal(*n, nb);
+    assert_memory_equal(ba, bb, nb);
+    free(bb);
+    return ba;
+}
+
 static void run_graph(const sqzc_graph *g, const float *x, float *y, int ny) {
     uint8_t *buf;
     size_t size;
@@ -481,14 +495,8 @@ static void test_pending_set(void **state) {
     assert_true(sqzc_calib_set_pending(&pend));
     if (sqzc_quantize(b, &pend, &o, NULL, err, sizeof err) != 0) fail_msg("%s", err);
     assert_false(sqzc_calib_set_pending(&pend));
-    uint8_t *ba, *bb;
-    size_t na, nb;
-    assert_int_equal(sqzc_serialize(a, &ba, &na, err, sizeof err), 0);
-    assert_int_equal(sqzc_serialize(b, &bb, &nb, err, sizeof err), 0);
-    assert_int_equal(na, nb);
-    assert_memory_equal(ba, bb, na);
-    free(ba);
-    free(bb);
+    size_t na;
+    free(assert_same_serialized(a, b, &na));
     assert_int_equal(sqzc_calib_set_check_done(&pend, err, sizeof err), 0);
     sqzc_calib_set_free(&pend);
     sqzc_calib_set_free(&set);
@@ -603,12 +611,8 @@ static void test_graph_done_same_result(void **state) {
             o.graph_done_user = &d;
             if (sqzc_quantize(b, &set, &o, &rb, err, sizeof err) != 0) fail_msg("%s", err);
             assert_int_equal(d.calls, 1);
-            uint8_t *ba, *bb;
-            size_t na, nb;
-            assert_int_equal(sqzc_serialize(a, &ba, &na, err, sizeof err), 0);
-            assert_int_equal(sqzc_serialize(b, &bb, &nb, err, sizeof err), 0);
-            assert_int_equal(na, nb);
-            assert_memory_equal(ba, bb, na);
+            size_t na;
+            uint8_t *ba = assert_same_serialized(a, b, &na);
             assert_int_equal(d.n, na);
             assert_memory_equal(d.bytes, ba, na);
             assert_int_equal(ra.n_layers, rb.n_layers);
@@ -625,7 +629,6 @@ static void test_graph_done_same_result(void **state) {
             }
             assert_true(measured >= 5);
             free(ba);
-            free(bb);
             sqzc_quant_report_free(&ra);
             sqzc_quant_report_free(&rb);
             /* a failing graph_done fails the quantization, its message kept */
